@@ -1,0 +1,132 @@
+# liveflow: one non-recursive Makefile for every process, tool and test.
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
+            -Wmissing-prototypes -Wwrite-strings -Wno-format-nonliteral -Werror
+CPPFLAGS += -Ilib -I$(GEN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOURCE
+override CFLAGS += -std=c11 -pthread $(WARN)
+LDFLAGS  += -pthread
+BUILD    ?= build
+ifeq ($(SAN),1)
+BUILD    := build/san
+override CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+export ASAN_OPTIONS := abort_on_error=1:detect_leaks=1
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/fixtures/lsan.supp
+endif
+OBJ      := $(BUILD)/obj
+GEN      := $(BUILD)/gen
+BIN      := $(BUILD)/bin
+
+# Every system library the shared lib may call; each program links only what it lists.
+LIB_PKGS := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb libcurl
+pkg_cflags = $(shell pkg-config --cflags $(1))
+pkg_libs   = $(shell pkg-config --libs $(1))
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS)) $(OBJ)/gen/schemas.o
+LIB_A    := $(OBJ)/libliveflow.a
+
+# Program table: name, source folder, pkg-config packages.
+receiver_DIR    := callback-receiver
+receiver_PKGS   := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb
+consumer_DIR    := consumers
+consumer_PKGS   := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb libcurl
+settlement_DIR  := settlement-worker
+settlement_PKGS := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb
+stats_DIR       := stats-worker
+stats_PKGS      := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb
+devbroker_DIR   := ops/devbroker
+devbroker_PKGS  := rdkafka
+migrate_DIR     := ops/migrate
+migrate_PKGS    := libmariadb
+
+PROGRAMS := receiver consumer devbroker migrate
+PROGRAMS += $(if $(wildcard settlement-worker/*.c),settlement)
+PROGRAMS += $(if $(wildcard stats-worker/*.c),stats)
+BINS     := $(foreach p,$(PROGRAMS),$(BIN)/liveflow-$(p))
+
+prog_srcs = $(wildcard $($(1)_DIR)/*.c)
+prog_objs = $(patsubst %.c,$(OBJ)/%.o,$(call prog_srcs,$(1)))
+# A program's modules without its main.c: what its tests link.
+prog_mods = $(filter-out $(OBJ)/$($(1)_DIR)/main.o,$(call prog_objs,$(1)))
+
+.PHONY: all deps run stop test bench fuzz format clean check-config
+all: $(BINS)
+
+$(GEN)/schemas.c: $(sort $(wildcard schemas/*.avsc)) ops/embed-schemas.sh
+	@mkdir -p $(@D)
+	sh ops/embed-schemas.sh $(sort $(wildcard schemas/*.avsc)) > $@
+
+$(OBJ)/gen/schemas.o: $(GEN)/schemas.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(OBJ)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(call pkg_cflags,$(LIB_PKGS)) $(CFLAGS) -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+define PROGRAM_RULES
+$(OBJ)/$($(1)_DIR)/%.o: $($(1)_DIR)/%.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(CPPFLAGS) -I$($(1)_DIR) $$(call pkg_cflags,$($(1)_PKGS)) $$(CFLAGS) -c -o $$@ $$<
+
+$(BIN)/liveflow-$(1): $(call prog_objs,$(1)) $(LIB_A)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(call pkg_libs,$($(1)_PKGS))
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$(p))))
+
+# Tests mirror the tree: tests/<folder>/test_<module>.c links the shared lib and
+# the modules of the program that lives in <folder>.
+TEST_SRCS := $(wildcard tests/lib/test_*.c) \
+             $(foreach p,$(PROGRAMS),$(wildcard tests/$($(p)_DIR)/test_*.c))
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/test/%,$(TEST_SRCS))
+test_prog  = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter tests/$($(p)_DIR)/%,$(1)),$(p))))
+
+$(OBJ)/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests $(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
+
+define TEST_RULES
+$(BUILD)/test/$(patsubst tests/%.c,%,$(1)): $(OBJ)/$(patsubst %.c,%.o,$(1)) $(OBJ)/tests/support.o \
+		$(if $(call test_prog,$(1)),$(call prog_mods,$(call test_prog,$(1)))) $(LIB_A)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(call pkg_libs,$(LIB_PKGS) criterion)
+endef
+$(foreach t,$(TEST_SRCS),$(eval $(call TEST_RULES,$(t))))
+
+$(OBJ)/tests/support.o: tests/support.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests $(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
+
+# ---------------------------------------------------------------- commands
+
+deps:
+	@sh ops/deps.sh
+
+run: deps all
+	@sh ops/stack.sh start $(BUILD)
+
+stop:
+	@sh ops/stack.sh stop
+
+test: deps all $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+bench: deps all
+	@BUILD=$(BUILD) sh ops/bench/run.sh
+
+format:
+	clang-format --dry-run -Werror $(LIB_SRCS) $(wildcard lib/*.h */*.c */*.h ops/*/*.c tests/*/*.c)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

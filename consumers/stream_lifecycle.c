@@ -1,0 +1,405 @@
+/* stream_lifecycle.c: stream begin, end and forced close into live_streams and the live Redis keys. */
+#include "stream_lifecycle.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "ids.h"
+#include "log.h"
+#include "redis_conn.h"
+#include "settings.h"
+
+static const char *const stream_topics[] = {"live.stream", NULL};
+
+struct stream_state {
+        struct db *db;
+        struct redis_conn *redis;
+        struct ids *ids;
+        long long live_ttl_s;
+        struct db_stmt *insert_event, *set_outcome, *lock_row, *insert_live, *new_session,
+                *late_begin, *insert_ended, *end_session, *project;
+};
+
+/* The stream's row as it is now, read under FOR UPDATE. */
+struct stream_row {
+        bool found;
+        char vendor_session[129];
+        char status[8];
+        long long started_ms; /* -1 when NULL */
+        long long ended_ms;   /* -1 when NULL */
+        long long session_id;
+};
+
+/* What one event means, taken from the envelope and its payload. */
+struct stream_event {
+        const struct event *ev;
+        const char *sequence;   /* NULL for forced closes and vendors without one */
+        long long push_duration_ms; /* -1 when unknown */
+        int close_method;
+        bool is_begin;
+};
+
+/* Ends with the keys of the Lua script below; one round trip, atomic per stream. */
+static const char project_script[] =
+        "if ARGV[2] == 'live' then\n"
+        "  redis.call('SADD', KEYS[1], ARGV[1])\n"
+        "  if KEYS[2] ~= '' then\n"
+        "    redis.call('HSET', KEYS[2], 'status', 'live', 'stream_id', ARGV[1], 'session_id', ARGV[3], 'started_at', ARGV[4])\n"
+        "  end\n"
+        "  redis.call('HSET', KEYS[3], 'session_id', ARGV[3], 'started_at', ARGV[4], 'anchor_id', ARGV[6], 'room_id', ARGV[7])\n"
+        "  redis.call('EXPIRE', KEYS[3], ARGV[5])\n"
+        "else\n"
+        "  redis.call('SREM', KEYS[1], ARGV[1])\n"
+        "  if KEYS[2] ~= '' and redis.call('HGET', KEYS[2], 'stream_id') == ARGV[1] then\n"
+        "    redis.call('HSET', KEYS[2], 'status', 'offline')\n"
+        "    redis.call('HDEL', KEYS[2], 'stream_id', 'session_id', 'started_at')\n"
+        "  end\n"
+        "  redis.call('DEL', KEYS[3])\n"
+        "end\n"
+        "return 1\n";
+
+#define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
+
+static int prepare(struct stream_state *st)
+{
+        struct db *db = st->db;
+
+        st->insert_event = db_stmt(db,
+                "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, stream_id, "
+                "trace_id, event_time, received_at, kafka_topic, kafka_partition, kafka_offset) "
+                "VALUES ('stream', ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?)");
+        st->set_outcome = db_stmt(db, "UPDATE live_events SET outcome = ? WHERE consumer = 'stream' AND event_id = ?");
+        st->lock_row = db_stmt(db,
+                "SELECT vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS("ended_at")
+                ", session_id FROM live_streams WHERE stream_id = ? FOR UPDATE");
+        st->insert_live = db_stmt(db,
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
+                "status, started_at, last_event_at) VALUES (?, ?, ?, ?, ?, ?, 'live', FROM_UNIXTIME(? / 1000), NOW(3))");
+        st->new_session = db_stmt(db,
+                "UPDATE live_streams SET anchor_id = ?, room_id = ?, session_id = ?, vendor = ?, vendor_session = ?, "
+                "status = 'live', started_at = FROM_UNIXTIME(? / 1000), ended_at = NULL, duration_s = NULL, "
+                "close_method = NULL, last_event_at = NOW(3) WHERE stream_id = ?");
+        /* The end came first: the begin supplies the real start and so the real duration. */
+        st->late_begin = db_stmt(db,
+                "UPDATE live_streams SET started_at = FROM_UNIXTIME(? / 1000), "
+                "duration_s = GREATEST(0, TIMESTAMPDIFF(SECOND, FROM_UNIXTIME(? / 1000), ended_at)), "
+                "anchor_id = COALESCE(anchor_id, ?), room_id = COALESCE(room_id, ?), last_event_at = NOW(3) "
+                "WHERE stream_id = ?");
+        st->insert_ended = db_stmt(db,
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
+                "status, started_at, ended_at, duration_s, close_method, last_event_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, 'ended', FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, NOW(3)) "
+                "ON DUPLICATE KEY UPDATE anchor_id = VALUES(anchor_id), room_id = VALUES(room_id), "
+                "session_id = VALUES(session_id), vendor = VALUES(vendor), vendor_session = VALUES(vendor_session), "
+                "status = 'ended', started_at = VALUES(started_at), ended_at = VALUES(ended_at), "
+                "duration_s = VALUES(duration_s), close_method = VALUES(close_method), last_event_at = NOW(3)");
+        st->end_session = db_stmt(db,
+                "UPDATE live_streams SET status = 'ended', ended_at = FROM_UNIXTIME(? / 1000), duration_s = ?, "
+                "close_method = ?, last_event_at = NOW(3) WHERE stream_id = ?");
+        st->project = db_stmt(db,
+                "SELECT status, anchor_id, room_id, session_id, " EPOCH_MS("started_at")
+                " FROM live_streams WHERE stream_id = ?");
+        return st->insert_event && st->set_outcome && st->lock_row && st->insert_live && st->new_session &&
+                               st->late_begin && st->insert_ended && st->end_session && st->project
+                       ? 0
+                       : -1;
+}
+
+static int stream_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
+{
+        struct stream_state *st = calloc(1, sizeof(*st));
+
+        if (!st || !(st->ids = ids_new(ids_worker_from(env->settings->instance_id)))) {
+                free(st);
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        st->db = env->db;
+        st->redis = env->redis;
+        st->live_ttl_s = env->settings->live_ttl_s;
+        if (prepare(st) == -1) {
+                ids_destroy(st->ids);
+                free(st);
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        *state = st;
+        return 0;
+}
+
+static void stream_close(void *state)
+{
+        struct stream_state *st = state;
+
+        ids_destroy(st->ids);
+        free(st);
+}
+
+/* ------------------------------------------------------------------ reading the event */
+
+static const char *payload_str(const struct event *ev, const char *key)
+{
+        return json_string_value(json_object_get(ev->payload, key));
+}
+
+static long long payload_int(const struct event *ev, const char *key, long long dflt)
+{
+        json_t *v = json_object_get(ev->payload, key);
+
+        return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+}
+
+static int read_event(const struct event *ev, struct stream_event *se, char *errstr,
+                      size_t errstr_size)
+{
+        memset(se, 0, sizeof(*se));
+        se->ev = ev;
+        if (!ev->stream_id || !*ev->stream_id) {
+                snprintf(errstr, errstr_size, "event %s has no stream_id", ev->event_type);
+                return -1;
+        }
+        if (strcmp(ev->event_type, "stream.begin") == 0 && ev->payload_name &&
+            strcmp(ev->payload_name, "StreamBegin") == 0) {
+                se->is_begin = true;
+        } else if ((strcmp(ev->event_type, "stream.end") == 0 || strcmp(ev->event_type, "stream.close") == 0) &&
+                   ev->payload_name && strcmp(ev->payload_name, "StreamEnd") == 0) {
+                se->close_method = (int)payload_int(ev, "close_method", 1);
+                if (se->close_method < 1 || se->close_method > 3) {
+                        snprintf(errstr, errstr_size, "close_method %d is not 1, 2 or 3", se->close_method);
+                        return -1;
+                }
+        } else {
+                snprintf(errstr, errstr_size, "event_type %s with payload %s is not a stream event",
+                         ev->event_type, ev->payload_name ? ev->payload_name : "null");
+                return -1;
+        }
+        se->sequence = payload_str(ev, "sequence");
+        se->push_duration_ms = payload_int(ev, "push_duration_ms", -1);
+        return 0;
+}
+
+/* ------------------------------------------------------------------ applying */
+
+static enum apply_result from_db(enum db_result r)
+{
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+}
+
+static enum db_result lock_row(struct stream_state *st, const char *stream_id, struct stream_row *row,
+                               char *errstr, size_t errstr_size)
+{
+        struct db_param p[] = {DB_STR(stream_id)};
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR, .s = row->vendor_session, .s_size = sizeof(row->vendor_session)},
+                {.type = DB_PARAM_STR, .s = row->status, .s_size = sizeof(row->status)},
+                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+        };
+        enum db_result r = db_query_row(st->db, st->lock_row, p, 1, cols, 5, &row->found, errstr, errstr_size);
+
+        row->started_ms = cols[2].is_null ? -1 : cols[2].i;
+        row->ended_ms = cols[3].is_null ? -1 : cols[3].i;
+        row->session_id = cols[4].is_null ? 0 : cols[4].i;
+        if (cols[0].is_null)
+                row->vendor_session[0] = '\0';
+        return r;
+}
+
+static bool same_session(const struct stream_row *row, const char *sequence)
+{
+        return sequence && row->vendor_session[0] && strcmp(row->vendor_session, sequence) == 0;
+}
+
+static enum db_result begin_new(struct stream_state *st, const struct stream_event *se, bool exists,
+                                char *errstr, size_t errstr_size)
+{
+        const struct event *ev = se->ev;
+        long long session = (long long)ids_next(st->ids);
+
+        if (!exists) {
+                struct db_param p[] = {DB_STR(ev->stream_id), DB_STR(ev->anchor_id), DB_STR(ev->room_id),
+                                       DB_I64(session), DB_STR(ev->vendor), DB_STR(se->sequence),
+                                       DB_I64(ev->event_time_ms)};
+
+                return db_exec(st->db, st->insert_live, p, 7, NULL, NULL, errstr, errstr_size);
+        }
+        struct db_param p[] = {DB_STR(ev->anchor_id), DB_STR(ev->room_id), DB_I64(session),
+                               DB_STR(ev->vendor), DB_STR(se->sequence), DB_I64(ev->event_time_ms),
+                               DB_STR(ev->stream_id)};
+
+        return db_exec(st->db, st->new_session, p, 7, NULL, NULL, errstr, errstr_size);
+}
+
+/* Decides what a begin means given the row; returns the outcome recorded in live_events. */
+static const char *apply_begin(struct stream_state *st, const struct stream_event *se,
+                               const struct stream_row *row, enum db_result *r, char *errstr,
+                               size_t errstr_size)
+{
+        const struct event *ev = se->ev;
+        long long newest = row->ended_ms > row->started_ms ? row->ended_ms : row->started_ms;
+
+        if (!row->found || (!same_session(row, se->sequence) && ev->event_time_ms >= newest)) {
+                *r = begin_new(st, se, row->found, errstr, errstr_size);
+                return "applied";
+        }
+        if (same_session(row, se->sequence) && strcmp(row->status, "ended") == 0) {
+                struct db_param p[] = {DB_I64(ev->event_time_ms), DB_I64(ev->event_time_ms),
+                                       DB_STR(ev->anchor_id), DB_STR(ev->room_id), DB_STR(ev->stream_id)};
+
+                *r = db_exec(st->db, st->late_begin, p, 5, NULL, NULL, errstr, errstr_size);
+                return "late_begin";
+        }
+        *r = DB_OK;
+        return same_session(row, se->sequence) ? "already_live" : "stale";
+}
+
+static long long duration_s(const struct stream_event *se, long long started_ms)
+{
+        long long d;
+
+        if (started_ms >= 0)
+                d = (se->ev->event_time_ms - started_ms) / 1000;
+        else
+                d = se->push_duration_ms >= 0 ? se->push_duration_ms / 1000 : 0;
+        return d < 0 ? 0 : d;
+}
+
+static enum db_result insert_ended(struct stream_state *st, const struct stream_event *se,
+                                   char *errstr, size_t errstr_size)
+{
+        const struct event *ev = se->ev;
+        struct db_param started = se->push_duration_ms >= 0 ? DB_I64(ev->event_time_ms - se->push_duration_ms)
+                                                              : DB_NULL;
+        struct db_param p[] = {DB_STR(ev->stream_id), DB_STR(ev->anchor_id), DB_STR(ev->room_id),
+                               DB_I64(ids_next(st->ids)), DB_STR(ev->vendor), DB_STR(se->sequence),
+                               started, DB_I64(ev->event_time_ms), DB_I64(duration_s(se, -1)),
+                               DB_I64(se->close_method)};
+
+        return db_exec(st->db, st->insert_ended, p, 10, NULL, NULL, errstr, errstr_size);
+}
+
+static const char *apply_end(struct stream_state *st, const struct stream_event *se,
+                             const struct stream_row *row, enum db_result *r, char *errstr,
+                             size_t errstr_size)
+{
+        const struct event *ev = se->ev;
+        bool live = row->found && strcmp(row->status, "live") == 0;
+
+        *r = DB_OK;
+        if (!row->found) {
+                *r = insert_ended(st, se, errstr, errstr_size);
+                return "end_before_begin";
+        }
+        if (live && (!se->sequence || same_session(row, se->sequence) || ev->event_time_ms >= row->started_ms)) {
+                struct db_param p[] = {DB_I64(ev->event_time_ms), DB_I64(duration_s(se, row->started_ms)),
+                                       DB_I64(se->close_method), DB_STR(ev->stream_id)};
+
+                *r = db_exec(st->db, st->end_session, p, 4, NULL, NULL, errstr, errstr_size);
+                return "applied";
+        }
+        if (!live && se->sequence && !same_session(row, se->sequence) && ev->event_time_ms > row->ended_ms &&
+            ev->event_time_ms > row->started_ms) {
+                *r = insert_ended(st, se, errstr, errstr_size);
+                return "end_before_begin";
+        }
+        return live ? "stale" : "already_ended";
+}
+
+static enum db_result record_event(struct stream_state *st, const struct consumer_record *rec,
+                                   bool *first, char *errstr, size_t errstr_size)
+{
+        const struct event *ev = &rec->ev;
+        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->vendor), DB_STR(ev->event_type),
+                               DB_STR(ev->stream_id), DB_STR(ev->trace_id), DB_I64(ev->event_time_ms),
+                               DB_I64(ev->receive_time_ms), DB_STR(rec->topic), DB_I64(rec->partition),
+                               DB_I64(rec->offset)};
+        unsigned long long affected = 0;
+        enum db_result r = db_exec(st->db, st->insert_event, p, 10, &affected, NULL, errstr, errstr_size);
+
+        *first = r == DB_OK && affected == 1;
+        return r;
+}
+
+static enum apply_result stream_apply(void *state, struct consumer_record *rec, char *errstr,
+                                      size_t errstr_size)
+{
+        struct stream_state *st = state;
+        struct stream_event se;
+        struct stream_row row;
+        enum db_result r;
+        const char *outcome;
+        bool first;
+
+        if (read_event(&rec->ev, &se, errstr, errstr_size) == -1)
+                return APPLY_PERMANENT;
+        if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
+                return from_db(r);
+        rec->publish = true; /* a replay re-projects Redis from MySQL: harmless and self-healing */
+        if (!first) {
+                log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id, rec->ev.stream_id);
+                return APPLY_DONE;
+        }
+        if ((r = lock_row(st, rec->ev.stream_id, &row, errstr, errstr_size)) != DB_OK)
+                return from_db(r);
+        outcome = se.is_begin ? apply_begin(st, &se, &row, &r, errstr, errstr_size)
+                              : apply_end(st, &se, &row, &r, errstr, errstr_size);
+        if (r != DB_OK)
+                return from_db(r);
+        if (strcmp(outcome, "applied") != 0) {
+                struct db_param p[] = {DB_STR(outcome), DB_STR(rec->ev.event_id)};
+
+                if ((r = db_exec(st->db, st->set_outcome, p, 2, NULL, NULL, errstr, errstr_size)) != DB_OK)
+                        return from_db(r);
+        }
+        log_info(rec->trace_id, "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",
+                 rec->ev.event_type, rec->ev.stream_id, outcome, rec->topic, rec->partition, rec->offset);
+        return APPLY_DONE;
+}
+
+/* ------------------------------------------------------------------ Redis projection */
+
+/* Makes Redis say what MySQL says about the stream, whatever Redis said before. */
+static int stream_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+{
+        struct stream_state *st = state;
+        char status[8] = "", anchor[65] = "", room[65] = "", session[24], started[24], ttl[24];
+        char k_online[] = "set:live:online", k_anchor[96] = "", k_temp[300];
+        struct db_param p[] = {DB_STR(rec->ev.stream_id)};
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
+                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
+                                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
+                                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+        bool found;
+        redisReply *reply;
+
+        if (db_query_row(st->db, st->project, p, 1, cols, 5, &found, errstr, errstr_size) != DB_OK)
+                return -1;
+        if (!found)
+                return 0;
+        snprintf(session, sizeof(session), "%lld", cols[3].is_null ? 0 : cols[3].i);
+        snprintf(started, sizeof(started), "%lld", cols[4].is_null ? 0 : cols[4].i / 1000);
+        snprintf(ttl, sizeof(ttl), "%lld", st->live_ttl_s);
+        if (!cols[1].is_null && anchor[0])
+                snprintf(k_anchor, sizeof(k_anchor), "hash:anchor:status:%s", anchor);
+        snprintf(k_temp, sizeof(k_temp), "temp:live:%s", rec->ev.stream_id);
+        const char *keys[] = {k_online, k_anchor, k_temp};
+        const char *args[] = {rec->ev.stream_id, status, session, started, ttl, anchor, room};
+
+        reply = redis_conn_eval(st->redis, project_script, 3, keys, 7, args, errstr, errstr_size);
+        if (!reply)
+                return -1;
+        freeReplyObject(reply);
+        return 0;
+}
+
+const struct consumer_role stream_lifecycle_role = {
+        .name = "stream",
+        .topics = stream_topics,
+        .open = stream_open,
+        .apply = stream_apply,
+        .publish = stream_publish,
+        .tick = NULL,
+        .close = stream_close,
+};

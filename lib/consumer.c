@@ -1,0 +1,757 @@
+/* consumer.c: at-least-once batches with idempotent effects, three tries, then the DLQ. */
+#include "consumer.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis_conn.h"
+#include "settings.h"
+#include "signals.h"
+
+#define MAX_ATTEMPTS 3
+
+enum item_state {
+        ITEM_PENDING,  /* not yet applied */
+        ITEM_APPLIED,  /* applied in the open transaction; publish may be due */
+        ITEM_DONE,     /* effects durable */
+        ITEM_DEAD,     /* to be dead-lettered */
+        ITEM_STOPPED,  /* a retry was cut short by a stop: neither done nor dead-lettered */
+};
+
+enum error_class { ERROR_TRANSIENT, ERROR_PERMANENT };
+
+struct item {
+        rd_kafka_message_t *rkm;
+        struct consumer_record rec;
+        enum item_state state;
+        bool decoded;
+        enum error_class error_class;
+        int attempts;
+        char error[512];
+};
+
+/* Per (topic, partition) figures for lag metrics. */
+struct partition_stat {
+        char topic[128];
+        int partition;
+        long long last_ts_ms;
+        struct metric *lag_records;
+        struct metric *lag_seconds;
+};
+
+struct consumer {
+        const struct consumer_role *role;
+        const struct settings *settings;
+        void *state;
+        struct role_env env;
+        rd_kafka_t *rk;
+        rd_kafka_t *producer;
+        struct db *db;
+        struct redis_conn *redis;
+        struct codec *codec;
+        struct metrics *metrics;
+        char group[96];
+        struct item *items;
+        size_t item_cnt, item_cap;
+        int assigned;
+        volatile bool draining; /* read by the admin thread */
+        long long last_tick_ms;
+        /* metrics */
+        struct metric *m_done, *m_dead, *m_retried, *m_batch, *m_out_of_range,
+                *m_consumer_errors, *m_assigned;
+        struct partition_stat *parts;
+        size_t part_cnt;
+};
+
+static long long now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long long ms)
+{
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+        nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------ metrics */
+
+static void register_metrics(struct consumer *c)
+{
+        char l[160];
+
+        snprintf(l, sizeof(l), "role=\"%s\",outcome=\"applied\"", c->role->name);
+        c->m_done = metrics_counter(c->metrics, "liveflow_consumer_records_total",
+                                    "Records processed, by outcome", l);
+        snprintf(l, sizeof(l), "role=\"%s\",outcome=\"dead_lettered\"", c->role->name);
+        c->m_dead = metrics_counter(c->metrics, "liveflow_consumer_records_total", NULL, l);
+        snprintf(l, sizeof(l), "role=\"%s\"", c->role->name);
+        c->m_retried = metrics_counter(c->metrics, "liveflow_consumer_retries_total",
+                                       "Attempts repeated after a transient failure", l);
+        c->m_batch = metrics_histogram(c->metrics, "liveflow_consumer_batch_seconds",
+                                       "Time to process one batch", l, metrics_latency_bounds,
+                                       metrics_latency_bound_cnt);
+        c->m_out_of_range = metrics_counter(c->metrics, "liveflow_consumer_offset_out_of_range_total",
+                                            "Offsets the broker no longer had (records lost to retention)", l);
+        c->m_consumer_errors = metrics_counter(c->metrics, "liveflow_consumer_errors_total",
+                                               "Consumer errors reported by librdkafka", l);
+        c->m_assigned = metrics_gauge(c->metrics, "liveflow_consumer_assigned_partitions",
+                                      "Partitions assigned to this instance", l);
+}
+
+static struct partition_stat *partition_stat(struct consumer *c, const char *topic, int partition)
+{
+        char l[256];
+
+        for (size_t i = 0; i < c->part_cnt; i++)
+                if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0)
+                        return &c->parts[i];
+        struct partition_stat *n = realloc(c->parts, (c->part_cnt + 1) * sizeof(*n));
+
+        if (!n)
+                return NULL;
+        c->parts = n;
+        n = &c->parts[c->part_cnt++];
+        memset(n, 0, sizeof(*n));
+        snprintf(n->topic, sizeof(n->topic), "%s", topic);
+        n->partition = partition;
+        snprintf(l, sizeof(l), "role=\"%s\",topic=\"%s\",partition=\"%d\"", c->role->name, topic, partition);
+        n->lag_records = metrics_gauge(c->metrics, "liveflow_consumer_lag_records",
+                                       "Records behind the partition's end", l);
+        n->lag_seconds = metrics_gauge(c->metrics, "liveflow_consumer_lag_seconds",
+                                       "Age of the last processed record while behind", l);
+        return n;
+}
+
+/* librdkafka statistics: consumer_lag per assigned partition. Runs on the poll thread. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+        struct consumer *c = opaque;
+        json_t *root = json_loadb(json, len, 0, NULL), *topics, *t, *parts, *p;
+        const char *tname, *pname;
+
+        (void)rk;
+        if (!root)
+                return 0;
+        topics = json_object_get(root, "topics");
+        json_object_foreach(topics, tname, t)
+        {
+                parts = json_object_get(t, "partitions");
+                json_object_foreach(parts, pname, p)
+                {
+                        long long lag = json_integer_value(json_object_get(p, "consumer_lag"));
+                        int pid = atoi(pname);
+                        struct partition_stat *ps;
+
+                        if (pid < 0 || !json_is_integer(json_object_get(p, "consumer_lag")) || lag < 0 ||
+                            !(ps = partition_stat(c, tname, pid)))
+                                continue;
+                        metric_set(ps->lag_records, lag);
+                        metric_set(ps->lag_seconds,
+                                   lag > 0 && ps->last_ts_ms ? (now_ms() - ps->last_ts_ms) / 1000 : 0);
+                }
+        }
+        json_decref(root);
+        return 0; /* librdkafka frees json */
+}
+
+/* ------------------------------------------------------------------ batch collection */
+
+static void item_fini(struct item *it)
+{
+        event_fini(&it->rec.ev);
+        if (it->rkm)
+                rd_kafka_message_destroy(it->rkm);
+        memset(it, 0, sizeof(*it));
+}
+
+static void batch_clear(struct consumer *c)
+{
+        for (size_t i = 0; i < c->item_cnt; i++)
+                item_fini(&c->items[i]);
+        c->item_cnt = 0;
+}
+
+static void on_consumer_error(struct consumer *c, const rd_kafka_message_t *rkm)
+{
+        const char *topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-";
+
+        metric_add(c->m_consumer_errors, 1);
+        if (rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+            rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                /* The broker dropped records this group had not consumed yet: say it loudly. */
+                metric_add(c->m_out_of_range, 1);
+                log_error(NULL, "offset out of range topic=%s partition=%d offset=%lld: records lost to "
+                          "retention: %s", topic, (int)rkm->partition, (long long)rkm->offset,
+                          rd_kafka_message_errstr(rkm));
+                return;
+        }
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                return;
+        log_warn(NULL, "consumer: topic=%s partition=%d: %s", topic, (int)rkm->partition,
+                 rd_kafka_message_errstr(rkm));
+}
+
+static int batch_add(struct consumer *c, rd_kafka_message_t *rkm)
+{
+        if (c->item_cnt == c->item_cap) {
+                size_t cap = c->item_cap ? c->item_cap * 2 : 64;
+                struct item *n = realloc(c->items, cap * sizeof(*n));
+
+                if (!n)
+                        return -1;
+                c->items = n;
+                c->item_cap = cap;
+        }
+        struct item *it = &c->items[c->item_cnt++];
+
+        memset(it, 0, sizeof(*it));
+        it->rkm = rkm;
+        it->rec.topic = rd_kafka_topic_name(rkm->rkt);
+        it->rec.partition = (int)rkm->partition;
+        it->rec.offset = (long long)rkm->offset;
+        it->rec.timestamp_ms = (long long)rd_kafka_message_timestamp(rkm, NULL);
+        return 0;
+}
+
+/* Polls until the batch is full or batch_wait_ms passed since its first record. */
+static size_t collect(struct consumer *c)
+{
+        long long first = 0;
+
+        while (!signals_stop_requested() && c->item_cnt < (size_t)c->settings->batch_max) {
+                int wait = first ? (int)(first + c->settings->batch_wait_ms - now_ms()) : 100;
+                rd_kafka_message_t *rkm;
+
+                if (first && wait <= 0)
+                        break;
+                rkm = rd_kafka_consumer_poll(c->rk, wait > 0 ? wait : 0);
+                if (!rkm) {
+                        if (!first)
+                                break; /* idle: let the caller tick */
+                        continue;
+                }
+                if (rkm->err) {
+                        on_consumer_error(c, rkm);
+                        rd_kafka_message_destroy(rkm);
+                        continue;
+                }
+                if (batch_add(c, rkm) == -1) {
+                        rd_kafka_message_destroy(rkm);
+                        break; /* out of memory: process what we have; the record comes back */
+                }
+                if (!first)
+                        first = now_ms();
+        }
+        return c->item_cnt;
+}
+
+/* ------------------------------------------------------------------ decoding */
+
+static void decode(struct consumer *c, struct item *it)
+{
+        static const char unknown[] = "-";
+        char trace[80];
+
+        if (codec_decode(c->codec, it->rkm->payload, it->rkm->len, &it->rec.ev, it->error,
+                         sizeof(it->error)) == -1) {
+                it->state = ITEM_DEAD;
+                it->error_class = ERROR_PERMANENT;
+                it->rec.trace_id = unknown;
+                log_warn(NULL, "undecodable record topic=%s partition=%d offset=%lld: %s",
+                         it->rec.topic, it->rec.partition, it->rec.offset, it->error);
+                return;
+        }
+        it->decoded = true;
+        /* The header wins: it is what the receiver logged; fall back to the envelope. */
+        if (kafka_header_get(it->rkm, "trace_id", trace, sizeof(trace)) == 0 && trace[0] &&
+            strcmp(trace, it->rec.ev.trace_id) != 0)
+                log_debug(it->rec.ev.trace_id, "trace_id header %s differs from the envelope", trace);
+        it->rec.trace_id = it->rec.ev.trace_id;
+}
+
+/* ------------------------------------------------------------------ applying */
+
+static enum apply_result apply_one(struct consumer *c, struct item *it)
+{
+        enum apply_result r;
+
+        it->error[0] = '\0';
+        it->rec.publish = false;
+        r = c->role->apply(c->state, &it->rec, it->error, sizeof(it->error));
+        if (r == APPLY_PERMANENT) {
+                it->state = ITEM_DEAD;
+                it->error_class = ERROR_PERMANENT;
+                log_warn(it->rec.trace_id, "permanent failure topic=%s partition=%d offset=%lld: %s",
+                         it->rec.topic, it->rec.partition, it->rec.offset, it->error);
+        } else if (r == APPLY_DONE) {
+                it->state = ITEM_APPLIED;
+        }
+        return r;
+}
+
+static bool savepoint(struct consumer *c, const char *verb, char *err, size_t err_size)
+{
+        return db_sql(c->db, verb, NULL, err, err_size) == DB_OK;
+}
+
+/*
+ * The fast path: the whole batch in one transaction, a savepoint per record so that a
+ * permanent failure drops only its own record. @returns false when a transient failure
+ * rolled everything back (the caller then goes one record at a time).
+ */
+static bool apply_batch(struct consumer *c)
+{
+        char err[512];
+
+        if (db_begin(c->db, err, sizeof(err)) != DB_OK)
+                goto transient;
+        for (size_t i = 0; i < c->item_cnt; i++) {
+                struct item *it = &c->items[i];
+                enum apply_result r;
+
+                if (it->state != ITEM_PENDING)
+                        continue;
+                if (!savepoint(c, "SAVEPOINT rec", err, sizeof(err)))
+                        goto rollback;
+                r = apply_one(c, it);
+                if (r == APPLY_RETRY) {
+                        snprintf(err, sizeof(err), "%s", it->error);
+                        goto rollback;
+                }
+                if (r == APPLY_PERMANENT && !savepoint(c, "ROLLBACK TO SAVEPOINT rec", err, sizeof(err)))
+                        goto rollback;
+        }
+        if (db_commit(c->db, err, sizeof(err)) != DB_OK)
+                goto rollback;
+        for (size_t i = 0; i < c->item_cnt; i++)
+                if (c->items[i].state == ITEM_APPLIED && !c->items[i].rec.publish)
+                        c->items[i].state = ITEM_DONE;
+        return true;
+rollback:
+        db_rollback(c->db);
+transient:
+        log_warn(NULL, "batch of %zu rolled back, retrying one record at a time: %s", c->item_cnt, err);
+        for (size_t i = 0; i < c->item_cnt; i++)
+                if (c->items[i].state == ITEM_APPLIED || c->items[i].state == ITEM_PENDING)
+                        c->items[i].state = ITEM_PENDING;
+        return false;
+}
+
+static long long backoff_ms(const struct consumer *c, int attempt)
+{
+        return c->settings->retry_backoff_ms << (attempt > 1 ? attempt - 1 : 0);
+}
+
+/* Waits before the next attempt; false when a stop was requested meanwhile. */
+static bool backoff(struct consumer *c, int attempt)
+{
+        long long until = now_ms() + backoff_ms(c, attempt);
+
+        while (now_ms() < until) {
+                if (signals_stop_requested())
+                        return false;
+                /* Keep the group membership alive while we hold the partition. */
+                rd_kafka_poll(c->producer, 0);
+                sleep_ms(20);
+        }
+        return true;
+}
+
+/* One record, in its own transaction, three attempts. */
+static void apply_single(struct consumer *c, struct item *it)
+{
+        char err[512];
+
+        for (it->attempts = 1;; it->attempts++) {
+                enum apply_result r = APPLY_RETRY;
+
+                if (db_begin(c->db, err, sizeof(err)) != DB_OK) {
+                        snprintf(it->error, sizeof(it->error), "%s", err);
+                } else if ((r = apply_one(c, it)) == APPLY_DONE &&
+                           db_commit(c->db, err, sizeof(err)) != DB_OK) {
+                        snprintf(it->error, sizeof(it->error), "%s", err);
+                        r = APPLY_RETRY;
+                }
+                if (r == APPLY_DONE) {
+                        it->state = it->rec.publish ? ITEM_APPLIED : ITEM_DONE;
+                        return;
+                }
+                db_rollback(c->db);
+                if (r == APPLY_PERMANENT)
+                        return;
+                log_warn(it->rec.trace_id, "attempt %d/%d failed topic=%s partition=%d offset=%lld: %s",
+                         it->attempts, MAX_ATTEMPTS, it->rec.topic, it->rec.partition, it->rec.offset,
+                         it->error);
+                if (it->attempts >= MAX_ATTEMPTS) {
+                        it->state = ITEM_DEAD;
+                        it->error_class = ERROR_TRANSIENT;
+                        return;
+                }
+                metric_add(c->m_retried, 1);
+                if (!backoff(c, it->attempts)) {
+                        it->state = ITEM_STOPPED;
+                        return;
+                }
+        }
+}
+
+/* Publish (Redis) effects after the commit, with the same three attempts. */
+static void publish_one(struct consumer *c, struct item *it)
+{
+        for (int attempt = 1;; attempt++) {
+                if (c->role->publish(c->state, &it->rec, it->error, sizeof(it->error)) == 0) {
+                        it->state = ITEM_DONE;
+                        return;
+                }
+                log_warn(it->rec.trace_id, "publish attempt %d/%d failed topic=%s partition=%d offset=%lld: %s",
+                         attempt, MAX_ATTEMPTS, it->rec.topic, it->rec.partition, it->rec.offset, it->error);
+                if (attempt >= MAX_ATTEMPTS) {
+                        /* MySQL has it; replaying the DLQ record re-runs this idempotent step. */
+                        it->state = ITEM_DEAD;
+                        it->error_class = ERROR_TRANSIENT;
+                        return;
+                }
+                metric_add(c->m_retried, 1);
+                if (!backoff(c, attempt)) {
+                        it->state = ITEM_STOPPED;
+                        return;
+                }
+        }
+}
+
+/* ------------------------------------------------------------------ dead letters */
+
+struct dlq_wait {
+        int pending;
+        int failed;
+        char error[256];
+};
+
+static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        struct dlq_wait *w = rkm->_private;
+
+        (void)rk;
+        (void)opaque;
+        if (!w)
+                return;
+        if (rkm->err) {
+                w->failed++;
+                snprintf(w->error, sizeof(w->error), "%s", rd_kafka_err2str(rkm->err));
+        }
+        w->pending--;
+}
+
+static rd_kafka_headers_t *dlq_headers(const struct consumer *c, const struct item *it)
+{
+        rd_kafka_headers_t *orig = NULL, *h;
+        char buf[64];
+
+        h = rd_kafka_message_headers(it->rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR
+                    ? rd_kafka_headers_copy(orig)
+                    : rd_kafka_headers_new(10);
+        rd_kafka_header_add(h, "dlq.topic", -1, it->rec.topic, -1);
+        snprintf(buf, sizeof(buf), "%d", it->rec.partition);
+        rd_kafka_header_add(h, "dlq.partition", -1, buf, -1);
+        snprintf(buf, sizeof(buf), "%lld", it->rec.offset);
+        rd_kafka_header_add(h, "dlq.offset", -1, buf, -1);
+        snprintf(buf, sizeof(buf), "%lld", now_ms());
+        rd_kafka_header_add(h, "dlq.timestamp", -1, buf, -1);
+        rd_kafka_header_add(h, "dlq.group", -1, c->group, -1);
+        snprintf(buf, sizeof(buf), "%d", it->attempts ? it->attempts : 1);
+        rd_kafka_header_add(h, "dlq.attempts", -1, buf, -1);
+        rd_kafka_header_add(h, "dlq.error.class", -1,
+                            it->error_class == ERROR_TRANSIENT ? "transient" : "permanent", -1);
+        rd_kafka_header_add(h, "dlq.error.message", -1, it->error, -1);
+        return h;
+}
+
+static int dlq_produce(struct consumer *c, struct item *it, struct dlq_wait *w)
+{
+        char topic[300];
+        rd_kafka_resp_err_t err;
+        rd_kafka_headers_t *h = dlq_headers(c, it);
+
+        snprintf(topic, sizeof(topic), "%s.dlq", it->rec.topic);
+        err = rd_kafka_producev(c->producer, RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_KEY(it->rkm->key, it->rkm->key_len),
+                                RD_KAFKA_V_VALUE(it->rkm->payload, it->rkm->len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                                RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+        if (err) {
+                rd_kafka_headers_destroy(h); /* not handed over on failure */
+                snprintf(w->error, sizeof(w->error), "%s", rd_kafka_err2str(err));
+                return -1;
+        }
+        w->pending++;
+        return 0;
+}
+
+/*
+ * Sends every dead item to its .dlq topic and waits for the acks. Until they are acked the
+ * items stay unfinished, so their offsets are not stored: if the DLQ write fails, nothing moves.
+ */
+static void dead_letter(struct consumer *c)
+{
+        for (int attempt = 1;; attempt++) {
+                struct dlq_wait w = {0};
+                size_t n = 0;
+
+                for (size_t i = 0; i < c->item_cnt; i++) {
+                        if (c->items[i].state != ITEM_DEAD)
+                                continue;
+                        n++;
+                        if (dlq_produce(c, &c->items[i], &w) == -1)
+                                w.failed++;
+                }
+                if (!n)
+                        return;
+                while (w.pending > 0)
+                        rd_kafka_poll(c->producer, 100);
+                if (!w.failed) {
+                        for (size_t i = 0; i < c->item_cnt; i++) {
+                                struct item *it = &c->items[i];
+
+                                if (it->state != ITEM_DEAD)
+                                        continue;
+                                it->state = ITEM_DONE;
+                                metric_add(c->m_dead, 1);
+                                log_warn(it->rec.trace_id, "dead-lettered topic=%s partition=%d offset=%lld "
+                                         "class=%s: %s", it->rec.topic, it->rec.partition, it->rec.offset,
+                                         it->error_class == ERROR_TRANSIENT ? "transient" : "permanent",
+                                         it->error);
+                        }
+                        return;
+                }
+                log_error(NULL, "dead-letter write failed (%d of %zu), not moving on: %s", w.failed, n, w.error);
+                if (!backoff(c, attempt > 5 ? 5 : attempt)) {
+                        for (size_t i = 0; i < c->item_cnt; i++)
+                                if (c->items[i].state == ITEM_DEAD)
+                                        c->items[i].state = ITEM_STOPPED;
+                        return;
+                }
+        }
+}
+
+/* ------------------------------------------------------------------ offsets */
+
+/* Stores offsets in order; a partition stops at its first unfinished record. */
+static void store_offsets(struct consumer *c)
+{
+        for (size_t i = 0; i < c->item_cnt; i++) {
+                struct item *it = &c->items[i];
+                bool blocked = it->state != ITEM_DONE;
+
+                for (size_t j = 0; j < i && !blocked; j++)
+                        blocked = c->items[j].state != ITEM_DONE &&
+                                  c->items[j].rec.partition == it->rec.partition &&
+                                  strcmp(c->items[j].rec.topic, it->rec.topic) == 0;
+                if (blocked)
+                        continue;
+                rd_kafka_resp_err_t err = rd_kafka_offset_store(it->rkm->rkt, it->rkm->partition,
+                                                                it->rkm->offset);
+                struct partition_stat *ps = partition_stat(c, it->rec.topic, it->rec.partition);
+
+                if (ps)
+                        ps->last_ts_ms = it->rec.timestamp_ms;
+                if (err)
+                        log_warn(it->rec.trace_id, "offset store topic=%s partition=%d offset=%lld: %s "
+                                 "(partition revoked? the record will be seen again)", it->rec.topic,
+                                 it->rec.partition, it->rec.offset, rd_kafka_err2str(err));
+        }
+}
+
+/* ------------------------------------------------------------------ the batch */
+
+static void process_batch(struct consumer *c)
+{
+        long long t0 = now_ms();
+        size_t applied = 0;
+
+        for (size_t i = 0; i < c->item_cnt; i++)
+                decode(c, &c->items[i]);
+        if (!apply_batch(c)) {
+                for (size_t i = 0; i < c->item_cnt; i++) {
+                        if (c->items[i].state == ITEM_PENDING)
+                                apply_single(c, &c->items[i]);
+                        if (c->items[i].state == ITEM_STOPPED)
+                                break; /* stop requested: leave the rest for next time */
+                }
+        }
+        for (size_t i = 0; i < c->item_cnt; i++)
+                if (c->items[i].state == ITEM_APPLIED) {
+                        if (c->role->publish)
+                                publish_one(c, &c->items[i]);
+                        else
+                                c->items[i].state = ITEM_DONE;
+                }
+        for (size_t i = 0; i < c->item_cnt; i++)
+                applied += c->items[i].state == ITEM_DONE;
+        dead_letter(c);
+        store_offsets(c);
+        metric_add(c->m_done, (long long)applied);
+        metric_observe(c->m_batch, (double)(now_ms() - t0) / 1000.0);
+        log_debug(NULL, "batch records=%zu applied=%zu ms=%lld", c->item_cnt, applied, now_ms() - t0);
+        batch_clear(c);
+}
+
+/* ------------------------------------------------------------------ rebalance */
+
+/* Revocation drains first: the current batch is already finished (we are inside poll only
+ * between batches), so commit what is stored before giving the partitions away. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        struct consumer *c = opaque;
+        rd_kafka_error_t *error = NULL;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                error = rd_kafka_incremental_assign(rk, parts);
+                c->assigned += parts->cnt;
+                log_info(NULL, "assigned %d partition(s), %d in all", parts->cnt, c->assigned);
+        } else {
+                if (c->item_cnt)
+                        process_batch(c);
+                rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+
+                if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        log_warn(NULL, "commit on revoke: %s (the records will be seen again)",
+                                 rd_kafka_err2str(cerr));
+                error = rd_kafka_incremental_unassign(rk, parts);
+                c->assigned -= parts->cnt;
+                if (c->assigned < 0)
+                        c->assigned = 0;
+                log_info(NULL, "revoked %d partition(s), %d left", parts->cnt, c->assigned);
+        }
+        metric_set(c->m_assigned, c->assigned);
+        if (error) {
+                log_error(NULL, "rebalance: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+}
+
+/* ------------------------------------------------------------------ life cycle */
+
+static int open_stores(struct consumer *c, char *errstr, size_t errstr_size)
+{
+        const struct settings *s = c->settings;
+
+        if (!(c->codec = codec_new(errstr, errstr_size)))
+                return -1;
+        if (!(c->db = db_new(s->mysql_url, (int)s->mysql_timeout_s, errstr, errstr_size)))
+                return -1;
+        if (!(c->redis = redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, errstr, errstr_size)))
+                return -1;
+        if (!(c->producer = kafka_producer_new(s, c->group, on_dlq_delivery, c, errstr, errstr_size)))
+                return -1;
+        return 0;
+}
+
+struct consumer *consumer_new(const struct consumer_role *role, const struct settings *s,
+                              struct metrics *metrics, char *errstr, size_t errstr_size)
+{
+        struct consumer *c = calloc(1, sizeof(*c));
+
+        if (!c) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        c->role = role;
+        c->settings = s;
+        c->metrics = metrics;
+        snprintf(c->group, sizeof(c->group), "liveflow.%s", role->name);
+        register_metrics(c);
+        if (open_stores(c, errstr, errstr_size) == -1)
+                goto fail;
+        c->env = (struct role_env){s, c->db, c->redis, metrics, c->producer, role->name};
+        if (role->open && role->open(&c->env, &c->state, errstr, errstr_size) == -1)
+                goto fail;
+        if (!(c->rk = kafka_consumer_new(s, c->group, role->topics, on_rebalance, on_stats, 5000, c,
+                                         errstr, errstr_size)))
+                goto fail;
+        return c;
+fail:
+        consumer_destroy(c);
+        return NULL;
+}
+
+void consumer_run(struct consumer *c)
+{
+        while (!signals_stop_requested()) {
+                long long now;
+
+                if (collect(c))
+                        process_batch(c);
+                rd_kafka_poll(c->producer, 0);
+                now = now_ms();
+                if (c->role->tick && now - c->last_tick_ms >= 1000) {
+                        c->last_tick_ms = now;
+                        c->role->tick(c->state, now);
+                }
+        }
+}
+
+int consumer_drain(struct consumer *c, int timeout_ms)
+{
+        rd_kafka_resp_err_t err;
+        int rc = 0;
+
+        c->draining = true;
+        log_info(NULL, "draining: committing offsets and leaving group %s", c->group);
+        if (c->item_cnt) /* records polled but not processed: they will be seen again */
+                batch_clear(c);
+        err = rd_kafka_consumer_close(c->rk);
+        if (err) {
+                log_error(NULL, "consumer close: %s", rd_kafka_err2str(err));
+                rc = -1;
+        }
+        if (rd_kafka_flush(c->producer, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            rd_kafka_outq_len(c->producer) > 0) {
+                log_error(NULL, "%d produced record(s) not delivered at the deadline",
+                          rd_kafka_outq_len(c->producer));
+                rc = -1;
+        }
+        return rc;
+}
+
+void consumer_destroy(struct consumer *c)
+{
+        if (!c)
+                return;
+        batch_clear(c);
+        if (c->state && c->role->close)
+                c->role->close(c->state);
+        if (c->rk)
+                rd_kafka_destroy(c->rk);
+        if (c->producer)
+                rd_kafka_destroy(c->producer);
+        db_destroy(c->db);
+        redis_conn_destroy(c->redis);
+        codec_destroy(c->codec);
+        free(c->items);
+        free(c->parts);
+        free(c);
+}
+
+bool consumer_is_ready(void *arg, char *why, size_t why_size)
+{
+        struct consumer *c = arg;
+
+        if (c->draining) {
+                snprintf(why, why_size, "draining");
+                return false;
+        }
+        return true;
+}

@@ -1,0 +1,88 @@
+/* consumer.h: the runtime every liveflow consumer role runs on (batches, retries, DLQ, drain). */
+#ifndef LIVEFLOW_CONSUMER_H
+#define LIVEFLOW_CONSUMER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "codec.h"
+
+struct db;
+struct redis_conn;
+struct metrics;
+struct settings;
+
+/* What a role's apply() says about one record. */
+enum apply_result {
+        APPLY_DONE,       /* effects written in the open transaction (or already there) */
+        APPLY_RETRY,      /* transient: the store is unreachable, a deadlock, a lock wait */
+        APPLY_PERMANENT,  /* the record can never succeed: to the dead-letter topic at once */
+};
+
+/* One Kafka record as a role sees it. */
+struct consumer_record {
+        const char *topic;
+        int partition;
+        long long offset;
+        long long timestamp_ms;   /* the Kafka record timestamp */
+        const char *trace_id;     /* from the trace_id header, else the envelope; never NULL */
+        struct event ev;          /* the decoded envelope */
+        bool publish;             /* set by apply(): run publish() after the commit */
+        long long note;           /* free for the role: carried from apply() to publish() */
+};
+
+/* What a role gets to work with; all owned by the runtime. */
+struct role_env {
+        const struct settings *settings;
+        struct db *db;
+        struct redis_conn *redis;
+        struct metrics *metrics;
+        rd_kafka_t *producer;     /* idempotent producer (hand-offs, DLQ) */
+        const char *role;
+};
+
+/*
+ * A consumer role: a handler on the shared runtime. apply() runs inside the batch's MySQL
+ * transaction and must be idempotent (keyed by the event); publish() runs after the commit
+ * for records whose apply() set rec->publish, and must be idempotent too (it may run again
+ * after a crash between commit and offset commit).
+ */
+struct consumer_role {
+        const char *name;                 /* group liveflow.<name> */
+        const char *const *topics;        /* NULL-terminated */
+        int (*open)(const struct role_env *env, void **state, char *errstr, size_t errstr_size);
+        enum apply_result (*apply)(void *state, struct consumer_record *rec, char *errstr,
+                                   size_t errstr_size);
+        /* @returns 0, or -1 (transient, retried) with errstr. NULL when the role has none. */
+        int (*publish)(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size);
+        /* Called about once a second between batches (sweeps, periodic flushes); may be NULL. */
+        void (*tick)(void *state, long long now_ms);
+        void (*close)(void *state);
+};
+
+struct consumer;
+
+/**
+ * @brief Connects MySQL, Redis and Kafka, opens the role and joins group liveflow.<role>.
+ * @returns NULL with errstr naming what failed (e.g. "mysql 127.0.0.1:3306: ...").
+ */
+struct consumer *consumer_new(const struct consumer_role *role, const struct settings *s,
+                              struct metrics *metrics, char *errstr, size_t errstr_size);
+
+/** @brief Processes batches until a stop is requested; returns after the current batch. */
+void consumer_run(struct consumer *c);
+
+/**
+ * @brief Drain: commits the stored offsets, leaves the group, flushes the producer.
+ * @returns 0 when everything was committed and delivered, -1 otherwise.
+ */
+int consumer_drain(struct consumer *c, int timeout_ms);
+
+/** @brief Frees everything; NULL is fine. */
+void consumer_destroy(struct consumer *c);
+
+/** @brief For /readyz: connected, assigned and not draining. */
+bool consumer_is_ready(void *c, char *why, size_t why_size);
+
+#endif

@@ -1,0 +1,30 @@
+/* crypto.h: the hashes and MACs liveflow's signatures need, on OpenSSL. */
+#ifndef LIVEFLOW_CRYPTO_H
+#define LIVEFLOW_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/** @brief Lowercase hex MD5 of data; out must hold 33 bytes. */
+void crypto_md5_hex(const void *data, size_t len, char *out);
+
+/** @brief Lowercase hex SHA-256 of data; out must hold 65 bytes. */
+void crypto_sha256_hex(const void *data, size_t len, char *out);
+
+/** @brief HMAC-SHA256 of the concatenation of n parts; mac receives 32 bytes. @returns 0 or -1. */
+int crypto_hmac_sha256(const void *key, size_t key_len, const void *const parts[],
+                       const size_t part_lens[], size_t n, unsigned char mac[32]);
+
+/** @brief Standard base64 of data into out (NUL-terminated); out_size >= 4*ceil(len/3)+1. */
+void crypto_base64_encode(const void *data, size_t len, char *out, size_t out_size);
+
+/** @brief Decodes standard base64; @returns the decoded length, or -1 when malformed or too long. */
+int crypto_base64_decode(const char *s, size_t len, unsigned char *out, size_t out_size);
+
+/** @brief Constant-time equality of two byte strings of the same length. */
+bool crypto_equal(const void *a, const void *b, size_t len);
+
+/** @brief Constant-time, case-insensitive equality of two hex strings of length len. */
+bool crypto_hex_equal_nocase(const char *a, const char *b, size_t len);
+
+#endif

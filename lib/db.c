@@ -1,0 +1,376 @@
+/* db.c: MySQL access with retry classification; statements re-prepared after reconnects. */
+#include "db.h"
+
+#include <errmsg.h>
+#include <mysqld_error.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "url.h"
+
+struct db_stmt {
+        struct db_stmt *next;
+        char *sql;
+        MYSQL_STMT *stmt;   /* NULL until prepared on the current connection */
+};
+
+struct db {
+        MYSQL *mysql;
+        struct mysql_url url;
+        int timeout_s;
+        struct db_stmt *stmts;
+        bool connected;
+};
+
+enum db_result db_classify(unsigned int e)
+{
+        switch (e) {
+        case 0:
+                return DB_OK;
+        case ER_DUP_ENTRY:
+        case ER_DUP_KEY:
+                return DB_DUPLICATE;
+        case CR_SERVER_GONE_ERROR:
+        case CR_SERVER_LOST:
+        case CR_CONNECTION_ERROR:
+        case CR_CONN_HOST_ERROR:
+        case CR_SERVER_LOST_EXTENDED:
+        case ER_LOCK_DEADLOCK:
+        case ER_LOCK_WAIT_TIMEOUT:
+        case ER_SERVER_SHUTDOWN:
+        case ER_CON_COUNT_ERROR:
+        case ER_QUERY_INTERRUPTED:
+        case CR_COMMANDS_OUT_OF_SYNC:
+                return DB_RETRY;
+        default:
+                return DB_FATAL;
+        }
+}
+
+const char *db_result_name(enum db_result r)
+{
+        static const char *const names[] = {"ok", "duplicate", "retry", "fatal"};
+
+        return r <= DB_FATAL ? names[r] : "?";
+}
+
+static void where(const struct db *db, char *out, size_t n)
+{
+        if (db->url.socket[0])
+                snprintf(out, n, "mysql %s", db->url.socket);
+        else
+                snprintf(out, n, "mysql %s:%u", db->url.host, db->url.port);
+}
+
+static void forget_statements(struct db *db)
+{
+        for (struct db_stmt *st = db->stmts; st; st = st->next) {
+                if (st->stmt)
+                        mysql_stmt_close(st->stmt);
+                st->stmt = NULL;
+        }
+}
+
+static void disconnect(struct db *db)
+{
+        forget_statements(db);
+        if (db->mysql)
+                mysql_close(db->mysql);
+        db->mysql = NULL;
+        db->connected = false;
+}
+
+static int connect_db(struct db *db, char *errstr, size_t errstr_size)
+{
+        unsigned int t = (unsigned int)db->timeout_s;
+        char w[300];
+        my_bool off = 0;
+
+        disconnect(db);
+        if (!(db->mysql = mysql_init(NULL))) {
+                snprintf(errstr, errstr_size, "mysql: out of memory");
+                return -1;
+        }
+        mysql_options(db->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &t);
+        mysql_options(db->mysql, MYSQL_OPT_READ_TIMEOUT, &t);
+        mysql_options(db->mysql, MYSQL_OPT_WRITE_TIMEOUT, &t);
+        mysql_options(db->mysql, MYSQL_OPT_RECONNECT, &off); /* we reconnect and re-prepare ourselves */
+        mysql_options(db->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+        mysql_options(db->mysql, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+        if (!mysql_real_connect(db->mysql, db->url.socket[0] ? NULL : db->url.host, db->url.user,
+                                db->url.password, db->url.database, db->url.port,
+                                db->url.socket[0] ? db->url.socket : NULL, 0)) {
+                where(db, w, sizeof(w));
+                snprintf(errstr, errstr_size, "%s: %s", w, mysql_error(db->mysql));
+                return -1;
+        }
+        db->connected = true;
+        return 0;
+}
+
+struct db *db_new(const char *url, int timeout_s, char *errstr, size_t errstr_size)
+{
+        struct db *db = calloc(1, sizeof(*db));
+
+        if (!db) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        db->timeout_s = timeout_s;
+        if (url_parse_mysql(url, &db->url, errstr, errstr_size) == -1 ||
+            connect_db(db, errstr, errstr_size) == -1) {
+                db_destroy(db);
+                return NULL;
+        }
+        return db;
+}
+
+void db_destroy(struct db *db)
+{
+        struct db_stmt *st, *next;
+
+        if (!db)
+                return;
+        disconnect(db);
+        for (st = db->stmts; st; st = next) {
+                next = st->next;
+                free(st->sql);
+                free(st);
+        }
+        free(db);
+}
+
+struct db_stmt *db_stmt(struct db *db, const char *sql)
+{
+        struct db_stmt *st = calloc(1, sizeof(*st));
+
+        if (!st || !(st->sql = strdup(sql))) {
+                free(st);
+                return NULL;
+        }
+        st->next = db->stmts;
+        db->stmts = st;
+        return st;
+}
+
+/* Records the error and, when the connection is gone, drops it so the next call reconnects. */
+static enum db_result fail(struct db *db, unsigned int e, const char *msg, char *errstr,
+                           size_t errstr_size)
+{
+        enum db_result r = db_classify(e);
+        char w[300];
+
+        where(db, w, sizeof(w));
+        snprintf(errstr, errstr_size, "%s: %s (%u)", w, msg, e);
+        if (r == DB_RETRY && (e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
+                              e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
+                              e == CR_SERVER_LOST_EXTENDED || e == ER_SERVER_SHUTDOWN ||
+                              e == CR_COMMANDS_OUT_OF_SYNC))
+                disconnect(db);
+        return r;
+}
+
+static enum db_result ensure_connected(struct db *db, char *errstr, size_t errstr_size)
+{
+        if (db->connected)
+                return DB_OK;
+        return connect_db(db, errstr, errstr_size) == 0 ? DB_OK : DB_RETRY;
+}
+
+static enum db_result prepare(struct db *db, struct db_stmt *st, char *errstr, size_t errstr_size)
+{
+        enum db_result r = ensure_connected(db, errstr, errstr_size);
+
+        if (r != DB_OK || st->stmt)
+                return r;
+        if (!(st->stmt = mysql_stmt_init(db->mysql)))
+                return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr, errstr_size);
+        if (mysql_stmt_prepare(st->stmt, st->sql, strlen(st->sql)) != 0) {
+                unsigned int e = mysql_stmt_errno(st->stmt);
+                char msg[512];
+
+                snprintf(msg, sizeof(msg), "prepare \"%.80s\": %s", st->sql, mysql_stmt_error(st->stmt));
+                mysql_stmt_close(st->stmt);
+                st->stmt = NULL;
+                return fail(db, e, msg, errstr, errstr_size);
+        }
+        return DB_OK;
+}
+
+static void bind_params(MYSQL_BIND *b, const struct db_param *p, size_t n, my_bool *nulls)
+{
+        for (size_t i = 0; i < n; i++) {
+                memset(&b[i], 0, sizeof(b[i]));
+                nulls[i] = p[i].type == DB_PARAM_NULL;
+                b[i].is_null = &nulls[i];
+                if (p[i].type == DB_PARAM_I64) {
+                        b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+                        b[i].buffer = (void *)&p[i].i;
+                } else if (p[i].type == DB_PARAM_STR) {
+                        b[i].buffer_type = MYSQL_TYPE_STRING;
+                        b[i].buffer = (void *)p[i].s;
+                        b[i].buffer_length = p[i].len;
+                } else {
+                        b[i].buffer_type = MYSQL_TYPE_NULL;
+                }
+        }
+}
+
+static enum db_result stmt_fail(struct db *db, struct db_stmt *st, char *errstr, size_t errstr_size)
+{
+        return fail(db, mysql_stmt_errno(st->stmt), mysql_stmt_error(st->stmt), errstr, errstr_size);
+}
+
+#define DB_MAX_PARAMS 64
+
+static enum db_result execute(struct db *db, struct db_stmt *st, const struct db_param *params,
+                              size_t n, char *errstr, size_t errstr_size)
+{
+        MYSQL_BIND b[DB_MAX_PARAMS];
+        my_bool nulls[DB_MAX_PARAMS];
+        enum db_result r;
+
+        if (n > DB_MAX_PARAMS) {
+                snprintf(errstr, errstr_size, "too many parameters (%zu)", n);
+                return DB_FATAL;
+        }
+        if ((r = prepare(db, st, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (mysql_stmt_param_count(st->stmt) != n) {
+                snprintf(errstr, errstr_size, "\"%.80s\" takes %lu parameters, got %zu", st->sql,
+                         mysql_stmt_param_count(st->stmt), n);
+                return DB_FATAL;
+        }
+        bind_params(b, params, n, nulls);
+        if ((n && mysql_stmt_bind_param(st->stmt, b)) || mysql_stmt_execute(st->stmt))
+                return stmt_fail(db, st, errstr, errstr_size);
+        return DB_OK;
+}
+
+enum db_result db_exec(struct db *db, struct db_stmt *st, const struct db_param *params, size_t n,
+                       unsigned long long *affected, unsigned long long *last_id, char *errstr,
+                       size_t errstr_size)
+{
+        enum db_result r = execute(db, st, params, n, errstr, errstr_size);
+
+        if (r != DB_OK)
+                return r;
+        if (affected)
+                *affected = (unsigned long long)mysql_stmt_affected_rows(st->stmt);
+        if (last_id)
+                *last_id = (unsigned long long)mysql_stmt_insert_id(st->stmt);
+        return DB_OK;
+}
+
+static void bind_results(MYSQL_BIND *b, struct db_col *cols, size_t ncols, my_bool *nulls,
+                         unsigned long *lens)
+{
+        for (size_t i = 0; i < ncols; i++) {
+                memset(&b[i], 0, sizeof(b[i]));
+                b[i].is_null = &nulls[i];
+                b[i].length = &lens[i];
+                if (cols[i].type == DB_PARAM_I64) {
+                        b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+                        b[i].buffer = &cols[i].i;
+                } else {
+                        b[i].buffer_type = MYSQL_TYPE_STRING;
+                        b[i].buffer = cols[i].s;
+                        b[i].buffer_length = cols[i].s_size ? cols[i].s_size - 1 : 0;
+                }
+        }
+}
+
+enum db_result db_query_row(struct db *db, struct db_stmt *st, const struct db_param *params,
+                            size_t n, struct db_col *cols, size_t ncols, bool *found, char *errstr,
+                            size_t errstr_size)
+{
+        MYSQL_BIND b[DB_MAX_PARAMS];
+        my_bool nulls[DB_MAX_PARAMS];
+        unsigned long lens[DB_MAX_PARAMS];
+        enum db_result r;
+        int fr;
+
+        *found = false;
+        if (ncols > DB_MAX_PARAMS || (r = execute(db, st, params, n, errstr, errstr_size)) != DB_OK)
+                return ncols > DB_MAX_PARAMS ? DB_FATAL : r;
+        bind_results(b, cols, ncols, nulls, lens);
+        if (mysql_stmt_bind_result(st->stmt, b))
+                return stmt_fail(db, st, errstr, errstr_size);
+        fr = mysql_stmt_fetch(st->stmt);
+        if (fr == 1) {
+                r = stmt_fail(db, st, errstr, errstr_size);
+                mysql_stmt_free_result(st->stmt);
+                return r;
+        }
+        if (fr != MYSQL_NO_DATA) {
+                *found = true; /* MYSQL_DATA_TRUNCATED keeps the prefix that fits */
+                for (size_t i = 0; i < ncols; i++) {
+                        cols[i].is_null = nulls[i];
+                        if (cols[i].type == DB_PARAM_STR && cols[i].s_size) {
+                                size_t l = lens[i] < cols[i].s_size - 1 ? lens[i] : cols[i].s_size - 1;
+
+                                cols[i].s[nulls[i] ? 0 : l] = '\0';
+                        }
+                }
+        }
+        mysql_stmt_free_result(st->stmt);
+        return DB_OK;
+}
+
+enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affected, char *errstr,
+                      size_t errstr_size)
+{
+        enum db_result r = ensure_connected(db, errstr, errstr_size);
+
+        if (r != DB_OK)
+                return r;
+        if (mysql_real_query(db->mysql, sql, strlen(sql)) != 0)
+                return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr, errstr_size);
+        MYSQL_RES *res = mysql_store_result(db->mysql);
+
+        if (res)
+                mysql_free_result(res);
+        if (affected)
+                *affected = (unsigned long long)mysql_affected_rows(db->mysql);
+        return DB_OK;
+}
+
+enum db_result db_begin(struct db *db, char *errstr, size_t errstr_size)
+{
+        return db_sql(db, "START TRANSACTION", NULL, errstr, errstr_size);
+}
+
+enum db_result db_commit(struct db *db, char *errstr, size_t errstr_size)
+{
+        return db_sql(db, "COMMIT", NULL, errstr, errstr_size);
+}
+
+void db_rollback(struct db *db)
+{
+        char err[256];
+
+        if (db->connected && db_sql(db, "ROLLBACK", NULL, err, sizeof(err)) != DB_OK)
+                log_warn(NULL, "rollback: %s", err);
+}
+
+void db_escape(struct db *db, char *out, const char *s, size_t len)
+{
+        if (db->mysql)
+                mysql_real_escape_string(db->mysql, out, s, (unsigned long)len);
+        else
+                mysql_escape_string(out, s, (unsigned long)len);
+}
+
+enum db_result db_ping(struct db *db, char *errstr, size_t errstr_size)
+{
+        if (ensure_connected(db, errstr, errstr_size) != DB_OK)
+                return DB_RETRY;
+        if (mysql_ping(db->mysql) != 0) {
+                fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr, errstr_size);
+                disconnect(db);
+                return DB_RETRY;
+        }
+        return DB_OK;
+}

@@ -1,0 +1,105 @@
+/* db.h: a MySQL/MariaDB connection with prepared statements that survive reconnects. */
+#ifndef LIVEFLOW_DB_H
+#define LIVEFLOW_DB_H
+
+#include <mysql.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the caller should do about a result. */
+enum db_result {
+        DB_OK = 0,
+        DB_DUPLICATE,  /* ER_DUP_ENTRY: an idempotent insert already happened */
+        DB_RETRY,      /* transient: connection lost, deadlock, lock wait timeout; try again */
+        DB_FATAL,      /* anything else: the statement or the data is wrong */
+};
+
+enum db_param_type { DB_PARAM_NULL, DB_PARAM_I64, DB_PARAM_STR };
+
+struct db_param {
+        enum db_param_type type;
+        long long i;
+        const char *s;  /* borrowed */
+        size_t len;
+};
+
+#define DB_I64(v) ((struct db_param){.type = DB_PARAM_I64, .i = (long long)(v)})
+#define DB_STR(v) db_param_str(v)
+#define DB_NULL   ((struct db_param){.type = DB_PARAM_NULL})
+
+/** @brief A string parameter, or NULL when s is NULL. */
+static inline struct db_param db_param_str(const char *s)
+{
+        struct db_param p = {.type = s ? DB_PARAM_STR : DB_PARAM_NULL, .s = s, .len = 0};
+
+        if (s)
+                for (const char *q = s; *q; q++)
+                        p.len++;
+        return p;
+}
+
+/* One output column of a query: integers and strings (a NULL leaves is_null set). */
+struct db_col {
+        enum db_param_type type; /* DB_PARAM_I64 or DB_PARAM_STR */
+        long long i;
+        char *s;                 /* caller's buffer for strings */
+        size_t s_size;
+        bool is_null;
+};
+
+struct db;
+struct db_stmt;
+
+/**
+ * @brief Connects to the mysql:// URL (utf8mb4, UTC session time zone, autocommit on).
+ * @returns NULL with errstr naming the host or socket and MySQL's reason.
+ */
+struct db *db_new(const char *url, int timeout_s, char *errstr, size_t errstr_size);
+
+/** @brief Closes the connection and frees every statement; NULL is fine. */
+void db_destroy(struct db *db);
+
+/**
+ * @brief A statement prepared lazily and again after each reconnect; owned by db.
+ * @returns NULL only when out of memory.
+ */
+struct db_stmt *db_stmt(struct db *db, const char *sql);
+
+/**
+ * @brief Executes a statement with n parameters. affected (may be NULL) receives the
+ * affected-row count; last_id (may be NULL) the auto-increment id.
+ */
+enum db_result db_exec(struct db *db, struct db_stmt *st, const struct db_param *params, size_t n,
+                       unsigned long long *affected, unsigned long long *last_id, char *errstr,
+                       size_t errstr_size);
+
+/**
+ * @brief Runs a query and copies the first row into cols. *found says whether a row was there.
+ */
+enum db_result db_query_row(struct db *db, struct db_stmt *st, const struct db_param *params,
+                            size_t n, struct db_col *cols, size_t ncols, bool *found, char *errstr,
+                            size_t errstr_size);
+
+/** @brief Runs a text statement (no result set), e.g. "BEGIN", "COMMIT" or a multi-row insert. */
+enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affected, char *errstr,
+                      size_t errstr_size);
+
+enum db_result db_begin(struct db *db, char *errstr, size_t errstr_size);
+enum db_result db_commit(struct db *db, char *errstr, size_t errstr_size);
+/** @brief Rolls back; errors are logged, since a lost connection has rolled back already. */
+void db_rollback(struct db *db);
+
+/** @brief Escapes s (len bytes) for a quoted SQL literal into out (>= 2*len+1). */
+void db_escape(struct db *db, char *out, const char *s, size_t len);
+
+/** @brief Pings and reconnects if needed. @returns DB_OK or DB_RETRY. */
+enum db_result db_ping(struct db *db, char *errstr, size_t errstr_size);
+
+/** @brief Maps a MySQL error number to what the caller should do. */
+enum db_result db_classify(unsigned int mysql_errno);
+
+/** @brief A readable name of a result ("ok", "duplicate", "retry", "fatal"). */
+const char *db_result_name(enum db_result r);
+
+#endif

@@ -1,0 +1,205 @@
+/* kafka.c: one place that knows how liveflow configures librdkafka producers and consumers. */
+#include "kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "settings.h"
+#include "signals.h"
+
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                   size_t errstr_size)
+{
+        char why[256];
+
+        if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+                snprintf(errstr, errstr_size, "kafka property %s=%s: %s", name, value, why);
+                return -1;
+        }
+        return 0;
+}
+
+/* librdkafka's own lines go through our logger, so one format covers the process. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+        (void)rk;
+        if (level <= 3)
+                log_error(NULL, "kafka %s: %s", fac, buf);
+        else if (level <= 5)
+                log_warn(NULL, "kafka %s: %s", fac, buf);
+        else
+                log_debug(NULL, "kafka %s: %s", fac, buf);
+}
+
+/* Everything but a fatal error is recovered by librdkafka itself. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        (void)opaque;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char why[512];
+
+                rd_kafka_fatal_error(rk, why, sizeof(why));
+                log_error(NULL, "kafka fatal error: %s; stopping", why);
+                signals_request_stop();
+                return;
+        }
+        log_warn(NULL, "kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+rd_kafka_conf_t *kafka_conf_new(const struct settings *s, const char *client_id, char *errstr,
+                                size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+        if (kafka_conf_set(conf, "bootstrap.servers", s->kafka_bootstrap, errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "client.id", client_id, errstr, errstr_size) == -1) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        rd_kafka_conf_set_log_cb(conf, on_log);
+        rd_kafka_conf_set_error_cb(conf, on_error);
+        return conf;
+}
+
+static int apply_operator_props(rd_kafka_conf_t *conf, const struct settings *s, char *errstr,
+                                size_t errstr_size)
+{
+        for (size_t i = 0; i < s->kafka_prop_cnt; i++)
+                if (kafka_conf_set(conf, s->kafka_props[i].name, s->kafka_props[i].value, errstr,
+                                   errstr_size) == -1)
+                        return -1;
+        return 0;
+}
+
+static rd_kafka_t *create(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                          size_t errstr_size)
+{
+        char why[512];
+        rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+
+        if (!rk) {
+                snprintf(errstr, errstr_size, "kafka client: %s", why);
+                rd_kafka_conf_destroy(conf);
+        }
+        return rk; /* on success conf is owned by rk */
+}
+
+rd_kafka_t *kafka_producer_new(const struct settings *s, const char *client_id,
+                               void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                               void *opaque, char *errstr, size_t errstr_size)
+{
+        /* Durable before 200: every write waits for all in-sync replicas; idempotence keeps
+         * librdkafka's internal retries from duplicating or reordering records. */
+        static const char *const defaults[][2] = {
+                {"enable.idempotence", "true"}, {"acks", "all"},
+                {"linger.ms", "2"},             {"compression.type", "lz4"},
+                {"message.timeout.ms", "30000"}, {"queue.buffering.max.messages", "200000"},
+        };
+        rd_kafka_conf_t *conf = kafka_conf_new(s, client_id, errstr, errstr_size);
+
+        if (!conf)
+                return NULL;
+        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+                if (kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size) == -1)
+                        goto fail;
+        if (apply_operator_props(conf, s, errstr, errstr_size) == -1)
+                goto fail;
+        if (dr_cb)
+                rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        rd_kafka_conf_set_opaque(conf, opaque);
+        return create(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+fail:
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}
+
+static int consumer_defaults(rd_kafka_conf_t *conf, const struct settings *s, const char *group,
+                             int stats_interval_ms, char *errstr, size_t errstr_size)
+{
+        char session[32], stats[32];
+
+        snprintf(session, sizeof(session), "%lld", s->session_timeout_ms);
+        snprintf(stats, sizeof(stats), "%d", stats_interval_ms);
+        if (kafka_conf_set(conf, "group.id", group, errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr,
+                           errstr_size) == -1 ||
+            kafka_conf_set(conf, "session.timeout.ms", session, errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "statistics.interval.ms", stats, errstr, errstr_size) == -1)
+                return -1;
+        /* Static membership: a restarted instance gets its partitions back without a rebalance. */
+        if (s->instance_id && kafka_conf_set(conf, "group.instance.id", s->instance_id, errstr,
+                                             errstr_size) == -1)
+                return -1;
+        return 0;
+}
+
+static int subscribe(rd_kafka_t *rk, const char *const topics[], char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+        rd_kafka_resp_err_t err;
+
+        for (size_t i = 0; topics[i]; i++)
+                rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(rk, list);
+        rd_kafka_topic_partition_list_destroy(list);
+        if (err) {
+                snprintf(errstr, errstr_size, "kafka subscribe: %s", rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
+rd_kafka_t *kafka_consumer_new(const struct settings *s, const char *group,
+                               const char *const topics[],
+                               void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                    rd_kafka_topic_partition_list_t *, void *),
+                               int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
+                               int stats_interval_ms, void *opaque, char *errstr,
+                               size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = kafka_conf_new(s, group, errstr, errstr_size);
+        rd_kafka_t *rk;
+
+        if (!conf)
+                return NULL;
+        if (consumer_defaults(conf, s, group, stats_cb ? stats_interval_ms : 0, errstr,
+                              errstr_size) == -1 ||
+            apply_operator_props(conf, s, errstr, errstr_size) == -1) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        if (rebalance_cb)
+                rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        if (stats_cb)
+                rd_kafka_conf_set_stats_cb(conf, stats_cb);
+        rd_kafka_conf_set_opaque(conf, opaque);
+        if (!(rk = create(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+                return NULL;
+        rd_kafka_poll_set_consumer(rk);
+        if (subscribe(rk, topics, errstr, errstr_size) == -1) {
+                rd_kafka_destroy(rk);
+                return NULL;
+        }
+        return rk;
+}
+
+int kafka_header_get(const rd_kafka_message_t *rkm, const char *name, char *out, size_t out_size)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *val;
+        size_t len;
+
+        if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || !val)
+                return -1;
+        if (len >= out_size)
+                len = out_size - 1;
+        memcpy(out, val, len);
+        out[len] = '\0';
+        return 0;
+}

@@ -1,0 +1,33 @@
+/* log.h: one structured line per event on stderr, carrying the trace id. */
+#ifndef LIVEFLOW_LOG_H
+#define LIVEFLOW_LOG_H
+
+enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+extern enum log_level log_current_level;
+
+/** @brief Names the process in every line; safe to call again. */
+void log_init(const char *process, enum log_level level);
+
+/** @brief Parses "error", "warn", "info" or "debug"; -1 on anything else. */
+int log_level_parse(const char *s);
+
+/**
+ * @brief Formats and writes one line: time, process[pid], level, trace=<id or ->, message.
+ * trace_id may be NULL. Newlines and control bytes in the message are escaped so a
+ * line is always one line. Thread-safe: one write(2) per line.
+ */
+void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+#define LOG_AT(lvl, trace, ...)                                                             \
+        do {                                                                                \
+                if ((lvl) <= log_current_level)                                             \
+                        log_write((lvl), (trace), __VA_ARGS__);                             \
+        } while (0)
+#define log_error(trace, ...) LOG_AT(LOG_LEVEL_ERROR, trace, __VA_ARGS__)
+#define log_warn(trace, ...)  LOG_AT(LOG_LEVEL_WARN, trace, __VA_ARGS__)
+#define log_info(trace, ...)  LOG_AT(LOG_LEVEL_INFO, trace, __VA_ARGS__)
+#define log_debug(trace, ...) LOG_AT(LOG_LEVEL_DEBUG, trace, __VA_ARGS__)
+
+#endif

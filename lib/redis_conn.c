@@ -1,0 +1,199 @@
+/* redis_conn.c: reconnect-on-error wrapper over hiredis 0.14 (no redisOptions there). */
+#include "redis_conn.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "crypto.h"
+#include "url.h"
+
+struct redis_conn {
+        redisContext *redis;
+        struct redis_url url;
+        int timeout_ms;
+};
+
+static struct timeval to_tv(int ms)
+{
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+        return tv;
+}
+
+static int run_setup(struct redis_conn *rc, const char *cmd, const char *arg, char *errstr,
+                     size_t errstr_size)
+{
+        redisReply *r = redisCommand(rc->redis, "%s %s", cmd, arg);
+        int ok = r && r->type != REDIS_REPLY_ERROR;
+
+        if (!ok)
+                snprintf(errstr, errstr_size, "redis %s:%d: %s failed: %s", rc->url.host, rc->url.port,
+                         cmd, r ? r->str : rc->redis->errstr);
+        if (r)
+                freeReplyObject(r);
+        return ok ? 0 : -1;
+}
+
+static int connect_redis(struct redis_conn *rc, char *errstr, size_t errstr_size)
+{
+        char db[16];
+
+        if (rc->redis)
+                redisFree(rc->redis);
+        rc->redis = redisConnectWithTimeout(rc->url.host, rc->url.port, to_tv(rc->timeout_ms));
+        if (!rc->redis || rc->redis->err) {
+                snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port,
+                         rc->redis ? rc->redis->errstr : "out of memory");
+                if (rc->redis)
+                        redisFree(rc->redis);
+                rc->redis = NULL;
+                return -1;
+        }
+        redisSetTimeout(rc->redis, to_tv(rc->timeout_ms));
+        snprintf(db, sizeof(db), "%d", rc->url.db);
+        if ((rc->url.password[0] && run_setup(rc, "AUTH", rc->url.password, errstr, errstr_size) == -1) ||
+            (rc->url.db && run_setup(rc, "SELECT", db, errstr, errstr_size) == -1)) {
+                redisFree(rc->redis);
+                rc->redis = NULL;
+                return -1;
+        }
+        return 0;
+}
+
+struct redis_conn *redis_conn_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size)
+{
+        struct redis_conn *rc = calloc(1, sizeof(*rc));
+
+        if (!rc) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        rc->timeout_ms = timeout_ms;
+        if (url_parse_redis(url, &rc->url, errstr, errstr_size) == -1 ||
+            connect_redis(rc, errstr, errstr_size) == -1) {
+                redis_conn_destroy(rc);
+                return NULL;
+        }
+        return rc;
+}
+
+void redis_conn_destroy(struct redis_conn *rc)
+{
+        if (!rc)
+                return;
+        if (rc->redis)
+                redisFree(rc->redis);
+        free(rc);
+}
+
+static int ensure(struct redis_conn *rc, char *errstr, size_t errstr_size)
+{
+        if (rc->redis && !rc->redis->err)
+                return 0;
+        return connect_redis(rc, errstr, errstr_size);
+}
+
+/* A NULL reply means the context is dead; an error reply is freed and reported. */
+static redisReply *check(struct redis_conn *rc, redisReply *r, char *errstr, size_t errstr_size)
+{
+        if (!r) {
+                snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port,
+                         rc->redis->errstr[0] ? rc->redis->errstr : "connection lost");
+                if (!rc->redis->err)
+                        rc->redis->err = REDIS_ERR_IO;
+                return NULL;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+                snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port, r->str);
+                freeReplyObject(r);
+                return NULL;
+        }
+        return r;
+}
+
+redisReply *redis_conn_cmd(struct redis_conn *rc, int argc, const char **argv, const size_t *lens,
+                           char *errstr, size_t errstr_size)
+{
+        if (ensure(rc, errstr, errstr_size) == -1)
+                return NULL;
+        return check(rc, redisCommandArgv(rc->redis, argc, argv, lens), errstr, errstr_size);
+}
+
+int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const char **const *cmds,
+                        char *errstr, size_t errstr_size)
+{
+        int rc_ = 0;
+
+        if (ensure(rc, errstr, errstr_size) == -1)
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                if (redisAppendCommandArgv(rc->redis, argcs[i], (const char **)cmds[i], NULL) != REDIS_OK) {
+                        snprintf(errstr, errstr_size, "redis: out of memory");
+                        rc->redis->err = REDIS_ERR_OOM;
+                        return -1;
+                }
+        /* Read every reply even after an error, so the connection stays in step. */
+        for (size_t i = 0; i < n; i++) {
+                void *reply = NULL;
+
+                if (redisGetReply(rc->redis, &reply) != REDIS_OK) {
+                        check(rc, NULL, errstr, errstr_size);
+                        return -1;
+                }
+                redisReply *r = check(rc, reply, errstr, errstr_size);
+
+                if (!r)
+                        rc_ = -1;
+                else
+                        freeReplyObject(r);
+        }
+        return rc_;
+}
+
+redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys,
+                            const char **keys, int nargs, const char **args, char *errstr,
+                            size_t errstr_size)
+{
+        const char *argv[64];
+        unsigned char sha[EVP_MAX_MD_SIZE];
+        char hex[41], n[16];
+        unsigned int shalen = 0;
+        int argc = 0;
+
+        if (3 + nkeys + nargs > 64) {
+                snprintf(errstr, errstr_size, "redis eval: too many arguments");
+                return NULL;
+        }
+        EVP_Digest(script, strlen(script), sha, &shalen, EVP_sha1(), NULL);
+        for (unsigned int i = 0; i < 20; i++)
+                snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+        snprintf(n, sizeof(n), "%d", nkeys);
+        argv[argc++] = "EVALSHA";
+        argv[argc++] = hex;
+        argv[argc++] = n;
+        for (int i = 0; i < nkeys; i++)
+                argv[argc++] = keys[i];
+        for (int i = 0; i < nargs; i++)
+                argv[argc++] = args[i];
+        redisReply *r = redis_conn_cmd(rc, argc, argv, NULL, errstr, errstr_size);
+
+        if (r || strstr(errstr, "NOSCRIPT") == NULL)
+                return r;
+        argv[0] = "EVAL"; /* not cached on this server yet: EVAL caches it for the next call */
+        argv[1] = script;
+        return redis_conn_cmd(rc, argc, argv, NULL, errstr, errstr_size);
+}
+
+int redis_conn_ping(struct redis_conn *rc, char *errstr, size_t errstr_size)
+{
+        const char *argv[] = {"PING"};
+        redisReply *r = redis_conn_cmd(rc, 1, argv, NULL, errstr, errstr_size);
+
+        if (!r)
+                return -1;
+        freeReplyObject(r);
+        return 0;
+}

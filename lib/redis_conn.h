@@ -1,0 +1,48 @@
+/* redis_conn.h: a hiredis connection that reconnects after errors instead of dying. */
+#ifndef LIVEFLOW_REDIS_CONN_H
+#define LIVEFLOW_REDIS_CONN_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+struct redis_conn;
+
+/**
+ * @brief Connects to the redis:// URL (AUTH and SELECT as the URL says). A server that is
+ * down at start is an error here; later outages are handled by reconnecting.
+ * @returns NULL with errstr naming host:port and the reason.
+ */
+struct redis_conn *redis_conn_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size);
+
+/** @brief Closes and frees; NULL is fine. */
+void redis_conn_destroy(struct redis_conn *rc);
+
+/**
+ * @brief Runs one command (argv form, binary-safe). Reconnects first if the last command
+ * broke the context (a hiredis context with err set is dead). @returns the reply, which the
+ * caller frees with freeReplyObject(), or NULL with errstr set (connection problem or a Redis
+ * error reply, which is also freed).
+ */
+redisReply *redis_conn_cmd(struct redis_conn *rc, int argc, const char **argv, const size_t *lens,
+                           char *errstr, size_t errstr_size);
+
+/**
+ * @brief Sends `n` commands in one round trip (pipelining) and checks every reply.
+ * cmds[i] is an argv array of argcs[i] NUL-terminated strings. @returns 0, or -1 with errstr
+ * when the connection failed or any reply was an error.
+ */
+int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const char **const *cmds,
+                        char *errstr, size_t errstr_size);
+
+/**
+ * @brief EVALSHA of a script loaded once per connection (loaded again after a reconnect or a
+ * NOSCRIPT). keys and args are NUL-terminated strings. Same return rules as redis_conn_cmd.
+ */
+redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys,
+                            const char **keys, int nargs, const char **args, char *errstr,
+                            size_t errstr_size);
+
+/** @brief Ensures a live connection (PING). @returns 0 or -1. */
+int redis_conn_ping(struct redis_conn *rc, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,42 @@
+/* support.h: helpers shared by the test suites (fixture lookup, temp names, child processes). */
+#ifndef LIVEFLOW_TEST_SUPPORT_H
+#define LIVEFLOW_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/**
+ * @brief Returns the value of a fixture variable (e.g. "LIVEFLOW_TEST_MYSQL_URL"). When it is
+ * unset the current test is skipped, or failed when FIXTURES_REQUIRED is set (CI), so a
+ * missing service never passes unnoticed.
+ */
+const char *support_fixture(const char *name);
+
+/** @brief A name unique to this test process: prefix + pid + counter, e.g. "t_4711_3". */
+void support_unique_name(const char *prefix, char *out, size_t out_size);
+
+/** @brief Path of a built binary: $LIVEFLOW_TEST_BUILD/bin/<name> (default build/bin/<name>). */
+void support_bin_path(const char *name, char *out, size_t out_size);
+
+/**
+ * @brief Starts argv[0] with the current environment plus the NULL-terminated "K=V"
+ * list in env_add; stdout and stderr go to log_path (appended). @returns the child pid.
+ */
+pid_t support_spawn(char *const argv[], char *const env_add[], const char *log_path);
+
+/**
+ * @brief Waits up to timeout_ms for pid to exit. @returns its exit status (0..255),
+ * 128+signal when killed, or -1 on timeout (the child is then left running).
+ */
+int support_wait_exit(pid_t pid, int timeout_ms);
+
+/** @brief Reads a whole file into a NUL-terminated malloc'd buffer; NULL on error. */
+char *support_read_file(const char *path, size_t *len);
+
+/** @brief Milliseconds of a monotonic clock. */
+long long support_now_ms(void);
+
+/** @brief Sleeps for ms milliseconds. */
+void support_sleep_ms(int ms);
+
+#endif
