@@ -85,7 +85,7 @@ $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$(p))))
 
 # Tests mirror the tree: tests/<folder>/test_<module>.c links the shared lib and
 # the modules of the program that lives in <folder>.
-TEST_SRCS := $(wildcard tests/lib/test_*.c) \
+TEST_SRCS := $(wildcard tests/lib/test_*.c tests/e2e/test_*.c) \
              $(foreach p,$(PROGRAMS),$(wildcard tests/$($(p)_DIR)/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 test_prog  = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter tests/$($(p)_DIR)/%,$(1)),$(p))))

@@ -39,4 +39,25 @@ long long support_now_ms(void);
 /** @brief Sleeps for ms milliseconds. */
 void support_sleep_ms(int ms);
 
+
+#ifndef LIVEFLOW_TEST_SUPPORT_DB
+#define LIVEFLOW_TEST_SUPPORT_DB
+/**
+ * @brief Creates a fresh database named after the test process on the fixture MariaDB and
+ * applies sql/ with liveflow-migrate. url receives its mysql:// URL.
+ */
+void support_create_database(char *url, size_t url_size);
+
+/** @brief A TCP port on 127.0.0.1 that was free a moment ago. */
+int support_free_port(void);
+
+/**
+ * @brief Polls GET http://127.0.0.1:port/readyz until 200 or timeout_ms. @returns 0 when ready.
+ */
+int support_wait_ready(int port, int timeout_ms);
+
+/** @brief Runs a shell command; @returns its exit status. */
+int support_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
+
 #endif

@@ -1,0 +1,329 @@
+/* test_stream_lifecycle.c: the stream role, run as its binary against the real fixtures. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "support.h"
+#include "url.h"
+
+struct fixture {
+        char mysql_url[512];
+        char log_path[256];
+        int admin_port;
+        pid_t pid;
+        rd_kafka_t *producer;
+        struct codec *codec;
+        MYSQL *mysql;
+        redisContext *redis;
+        char prefix[48];
+};
+
+static struct fixture fx;
+
+static void connect_mysql(void)
+{
+        struct mysql_url u;
+        char err[256];
+
+        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
+        fx.mysql = mysql_init(NULL);
+        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
+                  "%s", mysql_error(fx.mysql));
+        mysql_query(fx.mysql, "SET time_zone = '+00:00'");
+}
+
+static void start_consumer(void)
+{
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64];
+        char *argv[] = {bin, (char *)"stream", NULL};
+        char *env[] = {e_boot, e_mysql, e_redis, e_admin, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+
+        support_bin_path("liveflow-consumer", bin, sizeof(bin));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        fx.admin_port = support_free_port();
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
+        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
+        fx.pid = support_spawn(argv, env, fx.log_path);
+        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
+}
+
+static void setup(void)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const char *redis_port = support_fixture("LIVEFLOW_TEST_REDIS_PORT");
+
+        support_unique_name("st", fx.prefix, sizeof(fx.prefix));
+        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
+        connect_mysql();
+        fx.redis = redisConnect("127.0.0.1", atoi(redis_port));
+        cr_assert(fx.redis && !fx.redis->err);
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
+                                    err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        cr_assert(fx.producer, "%s", err);
+        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        start_consumer();
+}
+
+static void teardown(void)
+{
+        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
+                kill(fx.pid, SIGKILL);
+                support_wait_exit(fx.pid, 5000);
+        }
+        if (fx.producer)
+                rd_kafka_destroy(fx.producer);
+        codec_destroy(fx.codec);
+        if (fx.mysql)
+                mysql_close(fx.mysql);
+        if (fx.redis)
+                redisFree(fx.redis);
+        memset(&fx, 0, sizeof(fx));
+}
+
+/* Produces one raw value to live.stream keyed by the stream, and waits for the ack. */
+static void produce_raw(const char *stream_id, const void *value, size_t len)
+{
+        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
+                                    RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
+                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                                    RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
+}
+
+/* A stream event as the receiver would make it; the event id follows vendor, type, sequence. */
+static void produce_event(const char *stream_id, bool begin, const char *sequence, long long event_time_s,
+                          int close_method, long long push_duration_ms)
+{
+        char key[256], event_id[65], err[256];
+        json_t *payload;
+        void *buf;
+        size_t len;
+
+        snprintf(key, sizeof(key), "tencent|%d|%s", begin ? 1 : 0, sequence);
+        crypto_sha256_hex(key, strlen(key), event_id);
+        if (begin)
+                payload = json_pack("{s:s}", "sequence", sequence);
+        else
+                payload = json_pack("{s:s,s:i}", "sequence", sequence, "close_method", close_method);
+        if (!begin && push_duration_ms >= 0)
+                json_object_set_new(payload, "push_duration_ms", json_integer(push_duration_ms));
+        struct envelope env = {
+                .event_id = event_id, .vendor = "tencent", .event_type = begin ? "stream.begin" : "stream.end",
+                .stream_id = stream_id, .anchor_id = "anchor-7", .room_id = "room-7",
+                .event_time_ms = event_time_s * 1000, .receive_time_ms = event_time_s * 1000 + 5,
+                .trace_id = "0123456789abcdef0123456789abcdef", .raw = "{}", .raw_len = 2,
+        };
+        cr_assert(codec_encode(fx.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf, &len, err,
+                               sizeof(err)) == 0, "%s", err);
+        json_decref(payload);
+        produce_raw(stream_id, buf, len);
+        free(buf);
+}
+
+/* First column of the first row as text, or "" when there is no row or it is NULL. */
+static void query1(char *out, size_t out_size, const char *fmt, ...)
+{
+        char sql[1024];
+        va_list ap;
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        out[0] = '\0';
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
+        res = mysql_store_result(fx.mysql);
+        if (res && (row = mysql_fetch_row(res)) && row[0])
+                snprintf(out, out_size, "%s", row[0]);
+        if (res)
+                mysql_free_result(res);
+}
+
+/* Waits until the stream's status column reads `want`. */
+static void wait_status(const char *stream_id, const char *want)
+{
+        char got[32] = "";
+        long long deadline = support_now_ms() + 20000;
+
+        while (support_now_ms() < deadline) {
+                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
+                if (strcmp(got, want) == 0)
+                        return;
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("stream %s status is \"%s\", want \"%s\" (consumer log: %s)", stream_id, got, want,
+                       fx.log_path);
+}
+
+/* Waits until the role has recorded n events for the stream (applied, stale or duplicate). */
+static void wait_events(const char *stream_id, int n)
+{
+        char got[32] = "";
+        long long deadline = support_now_ms() + 20000;
+
+        while (support_now_ms() < deadline) {
+                query1(got, sizeof(got), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", stream_id);
+                if (atoi(got) >= n)
+                        return;
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("stream %s has %s events, want %d (log: %s)", stream_id, got, n, fx.log_path);
+}
+
+static bool is_online(const char *stream_id)
+{
+        redisReply *r = redisCommand(fx.redis, "SISMEMBER set:live:online %s", stream_id);
+        bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+        freeReplyObject(r);
+        return yes;
+}
+
+static void stop_consumer_expect_clean_exit(void)
+{
+        cr_assert(kill(fx.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s",
+                  fx.log_path);
+        fx.pid = 0;
+}
+
+TestSuite(stream_lifecycle, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(stream_lifecycle, begin_then_end_sets_live_then_ended_and_redis)
+{
+        char s[64], v[64];
+
+        snprintf(s, sizeof(s), "%s_a", fx.prefix);
+        produce_event(s, true, "9001", 1703731478, 0, -1);
+        wait_status(s, "live");
+        cr_assert(is_online(s), "%s not in set:live:online", s);
+        redisReply *r = redisCommand(fx.redis, "HGET hash:anchor:status:anchor-7 stream_id");
+        cr_assert(r && r->type == REDIS_REPLY_STRING);
+        cr_assert_str_eq(r->str, s);
+        freeReplyObject(r);
+        query1(v, sizeof(v), "SELECT session_id IS NOT NULL FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "1");
+
+        produce_event(s, false, "9001", 1703735203, 1, 3725118);
+        wait_status(s, "ended");
+        query1(v, sizeof(v), "SELECT duration_s FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "3725");
+        query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "1");
+        cr_assert(!is_online(s), "%s still in set:live:online", s);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(stream_lifecycle, duplicates_and_reordering_leave_one_correct_session)
+{
+        char a[64], b[64], c[64], v[64], session[32];
+
+        snprintf(a, sizeof(a), "%s_dup", fx.prefix);
+        snprintf(b, sizeof(b), "%s_late", fx.prefix);
+        snprintf(c, sizeof(c), "%s_stale", fx.prefix);
+
+        /* a: begin, begin again (vendor retry), end, end again. */
+        produce_event(a, true, "1", 1000, 0, -1);
+        produce_event(a, true, "1", 1000, 0, -1);
+        produce_event(a, false, "1", 1060, 1, 60000);
+        produce_event(a, false, "1", 1060, 1, 60000);
+        /* b: the end overtakes the begin. */
+        produce_event(b, false, "2", 2100, 1, -1);
+        produce_event(b, true, "2", 2000, 0, -1);
+        /* c: a newer session, then a stale begin of an older one. */
+        produce_event(c, true, "31", 3000, 0, -1);
+        produce_event(c, true, "30", 2500, 0, -1);
+
+        wait_events(a, 2);
+        wait_events(b, 2);
+        wait_events(c, 2);
+        wait_status(a, "ended");
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", a);
+        cr_assert_str_eq(v, "2", "duplicates must be recorded once");
+        query1(v, sizeof(v), "SELECT duration_s FROM live_streams WHERE stream_id = '%s'", a);
+        cr_assert_str_eq(v, "60");
+
+        wait_status(b, "ended");
+        query1(v, sizeof(v), "SELECT duration_s FROM live_streams WHERE stream_id = '%s'", b);
+        cr_assert_str_eq(v, "100", "the late begin must supply the start");
+        cr_assert(!is_online(b));
+
+        query1(v, sizeof(v), "SELECT vendor_session FROM live_streams WHERE stream_id = '%s'", c);
+        cr_assert_str_eq(v, "31", "a stale begin must not replace the newer session");
+        query1(session, sizeof(session), "SELECT session_id FROM live_streams WHERE stream_id = '%s'", c);
+        cr_assert(is_online(c));
+        stop_consumer_expect_clean_exit();
+}
+
+static bool consume_dlq(const char *key, char *class_out, size_t class_size)
+{
+        char err[256], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_t *rk;
+        bool found = false;
+        long long deadline = support_now_ms() + 20000;
+
+        support_unique_name("dlqcheck", group, sizeof(group));
+        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
+        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        cr_assert(rk);
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(t, "live.stream.dlq", RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(rk, t);
+        rd_kafka_topic_partition_list_destroy(t);
+        while (!found && support_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+                rd_kafka_headers_t *h = NULL;
+                const void *val;
+                size_t len;
+
+                if (!m)
+                        continue;
+                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0 &&
+                    rd_kafka_message_headers(m, &h) == 0 &&
+                    rd_kafka_header_get_last(h, "dlq.error.class", &val, &len) == 0) {
+                        snprintf(class_out, class_size, "%.*s", (int)len, (const char *)val);
+                        found = rd_kafka_header_get_last(h, "dlq.topic", &val, &len) == 0 &&
+                                rd_kafka_header_get_last(h, "dlq.group", &val, &len) == 0 &&
+                                rd_kafka_header_get_last(h, "dlq.offset", &val, &len) == 0 &&
+                                rd_kafka_header_get_last(h, "trace_id", &val, &len) == 0;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return found;
+}
+
+Test(stream_lifecycle, undecodable_record_goes_to_dlq_and_the_partition_moves_on)
+{
+        char bad[64], cls[32] = "";
+
+        /* Same key, so same partition: the good record must not be held behind the bad one. */
+        snprintf(bad, sizeof(bad), "%s_bad", fx.prefix);
+        produce_raw(bad, "\xc3\x01garbage", 9);
+        produce_event(bad, true, "77", 5000, 0, -1);
+        wait_status(bad, "live");
+        cr_assert(consume_dlq(bad, cls, sizeof(cls)), "no DLQ record for %s with dlq.* headers", bad);
+        cr_assert_str_eq(cls, "permanent");
+        stop_consumer_expect_clean_exit();
+}

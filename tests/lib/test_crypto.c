@@ -1,0 +1,57 @@
+/* test_crypto.c: known-answer tests of the signature primitives. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "crypto.h"
+
+Test(crypto, md5_hex_matches_rfc1321)
+{
+        char out[33];
+
+        crypto_md5_hex("abc", 3, out);
+        cr_assert_str_eq(out, "900150983cd24fb0d6963f7d28e17f72");
+}
+
+/* Standard Webhooks reference vector (vendor-callbacks.md 5.1). */
+Test(crypto, hmac_sha256_base64_matches_standard_webhooks_vector)
+{
+        const char *secret_b64 = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        const char *id = "msg_p5jXN8AQM9LWM0D4loKWxJek", *ts = "1614265330", *body = "{\"test\": 2432232314}";
+        unsigned char key[64], mac[32];
+        char b64[64];
+        int klen = crypto_base64_decode(secret_b64, strlen(secret_b64), key, sizeof(key));
+        const void *parts[] = {id, ".", ts, ".", body};
+        const size_t lens[] = {strlen(id), 1, strlen(ts), 1, strlen(body)};
+
+        cr_assert_gt(klen, 0);
+        cr_assert_eq(crypto_hmac_sha256(key, (size_t)klen, parts, lens, 5, mac), 0);
+        crypto_base64_encode(mac, 32, b64, sizeof(b64));
+        cr_assert_str_eq(b64, "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+Test(crypto, base64_decode_rejects_malformed_input)
+{
+        unsigned char out[64];
+
+        cr_assert_eq(crypto_base64_decode("abc", 3, out, sizeof(out)), -1);
+        cr_assert_eq(crypto_base64_decode("ab!d", 4, out, sizeof(out)), -1);
+        cr_assert_eq(crypto_base64_decode("a=bc", 4, out, sizeof(out)), -1);
+        cr_assert_eq(crypto_base64_decode("YQ==", 4, out, sizeof(out)), 1);
+        cr_assert_eq(out[0], 'a');
+}
+
+Test(crypto, hex_compare_ignores_case_but_not_content)
+{
+        cr_assert(crypto_hex_equal_nocase("ab12ef", "AB12EF", 6));
+        cr_assert_not(crypto_hex_equal_nocase("ab12ef", "ab12ee", 6));
+        cr_assert(crypto_equal("same", "same", 4));
+        cr_assert_not(crypto_equal("same", "sane", 4));
+}
+
+Test(crypto, sha256_hex_matches_fips180_vector)
+{
+        char out[65];
+
+        crypto_sha256_hex("abc", 3, out);
+        cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
