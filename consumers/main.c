@@ -74,8 +74,9 @@ int main(int argc, char **argv)
                 log_error(NULL, "startup failed: %s", metrics ? errstr : "out of memory");
                 goto out;
         }
-        log_info(NULL, "ready role=%s group=liveflow.%s admin=%s:%lld librdkafka=%s", role->name,
-                 role->name, s.admin_addr, s.admin_port, rd_kafka_version_str());
+        log_info(NULL, "ready role=%s group=%s%s admin=%s:%lld librdkafka=%s", role->name,
+                 s.group_id ? "" : "liveflow.", s.group_id ? s.group_id : role->name, s.admin_addr,
+                 s.admin_port, rd_kafka_version_str());
 
         consumer_run(c);                                                       /* loop */
 

@@ -1,10 +1,10 @@
 /*
  * avro_sof.c: Avro single-object encoding framing and schema fingerprints: the Parsing
  * Canonical Form of a schema and its CRC-64-AVRO (Rabin) fingerprint, both as the Avro
- * specification defines them. This is the one hand-written algorithm in liveflow: no Debian
- * library offers it (avro-c 1.11.1 has neither a canonical form nor a fingerprint, and its
- * avro_schema_to_json() is not canonical), so it is kept small and tested against the
- * specification's own test data (share/test/data/schema-tests.txt).
+ * specification defines them. Hand-written on purpose, because no Debian library offers it
+ * (avro-c 1.11.1 has neither a canonical form nor a fingerprint, and its avro_schema_to_json()
+ * is not canonical); it is kept small and tested against the specification's own test data
+ * (apache/avro share/test/data/schema-tests.txt) and against python3-avro.
  */
 #include "avro_sof.h"
 
@@ -28,8 +28,8 @@ static json_t *canon_schema(const json_t *schema, const char *ns, int depth, cha
 
 static int is_primitive(const char *type)
 {
-        static const char *const names[] = {"null",   "boolean", "int",   "long",
-                                            "float",  "double",  "bytes", "string"};
+        static const char *const names[] = {"null",  "boolean", "int",   "long",
+                                            "float", "double",  "bytes", "string"};
 
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
                 if (strcmp(type, names[i]) == 0)
@@ -92,7 +92,7 @@ static json_t *canon_fields(const json_t *record, const char *fullname, int dept
                 snprintf(errstr, errstr_size, "%s: record without a \"fields\" array", fullname);
                 goto fail;
         }
-        json_array_foreach(fields, i, field) {
+        json_array_foreach (fields, i, field) {
                 const json_t *name = json_object_get(field, "name");
                 json_t *type;
 
@@ -127,7 +127,7 @@ static json_t *canon_symbols(const json_t *symbols, char *errstr, size_t errstr_
                 snprintf(errstr, errstr_size, "enum without a \"symbols\" array");
                 return NULL;
         }
-        json_array_foreach(symbols, i, symbol) {
+        json_array_foreach (symbols, i, symbol) {
                 if (!json_is_string(symbol)) {
                         snprintf(errstr, errstr_size, "enum symbol %zu is not a string", i);
                         return NULL;
@@ -186,8 +186,8 @@ static json_t *canon_named(const json_t *schema, const char *type, const char *n
 static json_t *canon_container(const json_t *schema, const char *type, const char *key,
                                const char *ns, int depth, char *errstr, size_t errstr_size)
 {
-        json_t *inner = canon_schema(json_object_get(schema, key), ns, depth + 1, errstr,
-                                     errstr_size);
+        json_t *inner =
+                canon_schema(json_object_get(schema, key), ns, depth + 1, errstr, errstr_size);
 
         if (!inner)
                 return NULL;
@@ -223,7 +223,7 @@ static json_t *canon_union(const json_t *branches, const char *ns, int depth, ch
         const json_t *branch;
         size_t i;
 
-        json_array_foreach(branches, i, branch) {
+        json_array_foreach (branches, i, branch) {
                 json_t *b = canon_schema(branch, ns, depth + 1, errstr, errstr_size);
 
                 if (!b || json_array_append_new(out, b)) {
@@ -255,8 +255,7 @@ static json_t *canon_schema(const json_t *schema, const char *ns, int depth, cha
         return NULL;
 }
 
-int avro_sof_canonical_form(const char *schema_json, char **out, char *errstr,
-                            size_t errstr_size)
+int avro_sof_canonical_form(const char *schema_json, char **out, char *errstr, size_t errstr_size)
 {
         json_error_t jerr;
         json_t *schema, *canon = NULL;
@@ -309,8 +308,7 @@ uint64_t avro_sof_crc64(const void *data, size_t len)
         return fp;
 }
 
-int avro_sof_fingerprint(const char *schema_json, uint64_t *fp, char *errstr,
-                         size_t errstr_size)
+int avro_sof_fingerprint(const char *schema_json, uint64_t *fp, char *errstr, size_t errstr_size)
 {
         char *canon;
 

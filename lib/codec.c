@@ -1,8 +1,11 @@
 /*
  * codec.c: encodes and decodes the event envelope (schemas/event.avsc) with avro-c, framed as
  * Avro single-object encoding. Before avro-c reads a body, the body is walked against the
- * schema here, because avro-c 1.11.1 trusts declared lengths (a negative string length
- * writes before its buffer, a huge one allocates it) and the input comes off the network.
+ * schema here, because the input comes off the network and avro-c 1.11.1 trusts declared
+ * lengths: it mallocs a string or bytes value at the declared size before it looks at how
+ * much input is left (2^40 from a 6-byte varint aborts an ASan build; 1 GiB is simply
+ * allocated), and it has no sign check (a negative length only fails because malloc(0)
+ * happens to return NULL in its allocator).
  */
 #include "codec.h"
 
@@ -18,7 +21,7 @@
 #define EVENT_SCHEMA "event"
 /* The event schema nests three levels (Event, payload union, payload record, nullable field). */
 #define CHECK_MAX_DEPTH 16
-#define PATH_MAX_LEN 160
+#define PATH_MAX_LEN    160
 
 enum envelope_field {
         FIELD_EVENT_ID,
@@ -36,13 +39,13 @@ enum envelope_field {
 };
 
 static const char *const envelope_field_names[FIELD_COUNT] = {
-        "event_id",  "vendor",     "event_type",   "stream_id", "anchor_id", "room_id",
-        "event_time", "receive_time", "trace_id", "raw",       "payload",
+        "event_id",   "vendor",       "event_type", "stream_id", "anchor_id", "room_id",
+        "event_time", "receive_time", "trace_id",   "raw",       "payload",
 };
 
 /* The envelope fields carried as strings (the last three nullable). */
 static const enum envelope_field string_fields[] = {
-        FIELD_EVENT_ID, FIELD_VENDOR,    FIELD_EVENT_TYPE, FIELD_TRACE_ID,
+        FIELD_EVENT_ID,  FIELD_VENDOR,    FIELD_EVENT_TYPE, FIELD_TRACE_ID,
         FIELD_STREAM_ID, FIELD_ANCHOR_ID, FIELD_ROOM_ID,
 };
 
@@ -55,7 +58,6 @@ struct codec {
         avro_schema_t schema;
         avro_value_iface_t *iface;
         avro_value_t value; /* reused by every encode and decode */
-        int has_value;
         avro_reader_t reader;
         avro_writer_t writer;
         size_t field_index[FIELD_COUNT];
@@ -104,7 +106,8 @@ static int is_clean_utf8(const unsigned char *s, size_t n)
                                 return 0;
                         cp = (cp << 6) | (s[i + k] & 0x3f);
                 }
-                if (len > 1 && (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
+                if (len > 1 &&
+                    (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
                         return 0;
                 i += len;
         }
@@ -150,10 +153,15 @@ static int check_schema_supported(avro_schema_t s, const char *where, char *errs
                                   size_t errstr_size)
 {
         switch (avro_typeof(s)) {
-        case AVRO_NULL: case AVRO_BOOLEAN: case AVRO_INT32: case AVRO_INT64:
-        case AVRO_FLOAT: case AVRO_DOUBLE: case AVRO_STRING: case AVRO_BYTES:
-        case AVRO_LINK:
-                return 0;
+        case AVRO_NULL:
+        case AVRO_BOOLEAN:
+        case AVRO_INT32:
+        case AVRO_INT64:
+        case AVRO_FLOAT:
+        case AVRO_DOUBLE:
+        case AVRO_STRING:
+        case AVRO_BYTES:
+        case AVRO_LINK: return 0;
         case AVRO_UNION:
                 for (size_t i = 0; i < avro_schema_union_size(s); i++)
                         if (check_schema_supported(avro_schema_union_branch(s, (int)i), where,
@@ -163,8 +171,8 @@ static int check_schema_supported(avro_schema_t s, const char *where, char *errs
         case AVRO_RECORD:
                 for (size_t i = 0; i < avro_schema_record_size(s); i++)
                         if (check_schema_supported(avro_schema_record_field_get_by_index(s, (int)i),
-                                                   avro_schema_record_field_name(s, (int)i),
-                                                   errstr, errstr_size) == -1)
+                                                   avro_schema_record_field_name(s, (int)i), errstr,
+                                                   errstr_size) == -1)
                                 return -1;
                 return 0;
         default:
@@ -225,7 +233,6 @@ struct codec *codec_new(char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
                 goto fail;
         }
-        c->has_value = 1;
         return c;
 
 fail:
@@ -263,6 +270,12 @@ static int avro_failed(const char *path, char *errstr, size_t errstr_size)
         return -1;
 }
 
+/* 0 when an avro-c call returned 0; otherwise -1 with avro-c's reason. */
+static int avro_checked(int rval, const char *path, char *errstr, size_t errstr_size)
+{
+        return rval ? avro_failed(path, errstr, errstr_size) : 0;
+}
+
 static int field_of(struct codec *c, enum envelope_field f, avro_value_t *out)
 {
         return avro_value_get_by_index(&c->value, c->field_index[f], out, NULL);
@@ -282,7 +295,7 @@ static int set_c_string(avro_value_t *v, const char *path, const char *s, char *
                 return set_c_string(&branch, path, s, errstr, errstr_size);
         }
         if (avro_value_get_type(v) == AVRO_NULL)
-                return avro_value_set_null(v) ? avro_failed(path, errstr, errstr_size) : 0;
+                return avro_checked(avro_value_set_null(v), path, errstr, errstr_size);
         if (!s) {
                 snprintf(errstr, errstr_size, "%s: required", path);
                 return -1;
@@ -291,11 +304,11 @@ static int set_c_string(avro_value_t *v, const char *path, const char *s, char *
                 snprintf(errstr, errstr_size, "%s: not valid UTF-8", path);
                 return -1;
         }
-        return avro_value_set_string(v, s) ? avro_failed(path, errstr, errstr_size) : 0;
+        return avro_checked(avro_value_set_string(v, s), path, errstr, errstr_size);
 }
 
-static int set_envelope_string(struct codec *c, enum envelope_field f, const char *s,
-                               char *errstr, size_t errstr_size)
+static int set_envelope_string(struct codec *c, enum envelope_field f, const char *s, char *errstr,
+                               size_t errstr_size)
 {
         avro_value_t v;
 
@@ -339,9 +352,9 @@ static int set_envelope(struct codec *c, const struct envelope *env, char *errst
                         size_t errstr_size)
 {
         const char *strings[FIELD_COUNT] = {
-                [FIELD_EVENT_ID] = env->event_id,   [FIELD_VENDOR] = env->vendor,
+                [FIELD_EVENT_ID] = env->event_id,     [FIELD_VENDOR] = env->vendor,
                 [FIELD_EVENT_TYPE] = env->event_type, [FIELD_STREAM_ID] = env->stream_id,
-                [FIELD_ANCHOR_ID] = env->anchor_id, [FIELD_ROOM_ID] = env->room_id,
+                [FIELD_ANCHOR_ID] = env->anchor_id,   [FIELD_ROOM_ID] = env->room_id,
                 [FIELD_TRACE_ID] = env->trace_id,
         };
 
@@ -356,8 +369,10 @@ static int set_envelope(struct codec *c, const struct envelope *env, char *errst
                 if (set_envelope_string(c, f, strings[f], errstr, errstr_size) == -1)
                         return -1;
         }
-        if (set_envelope_long(c, FIELD_EVENT_TIME, env->event_time_ms, errstr, errstr_size) == -1 ||
-            set_envelope_long(c, FIELD_RECEIVE_TIME, env->receive_time_ms, errstr, errstr_size) == -1)
+        if (set_envelope_long(c, FIELD_EVENT_TIME, env->event_time_ms, errstr, errstr_size) == -1)
+                return -1;
+        if (set_envelope_long(c, FIELD_RECEIVE_TIME, env->receive_time_ms, errstr, errstr_size) ==
+            -1)
                 return -1;
         return set_envelope_raw(c, env->raw, env->raw_len, errstr, errstr_size);
 }
@@ -373,9 +388,12 @@ static const char *json_spelling(avro_type_t type)
         switch (type) {
         case AVRO_NULL: return "null";
         case AVRO_BOOLEAN: return "true or false";
-        case AVRO_INT32: case AVRO_INT64: return "integer";
-        case AVRO_FLOAT: case AVRO_DOUBLE: return "number";
-        case AVRO_STRING: case AVRO_BYTES: return "string";
+        case AVRO_INT32:
+        case AVRO_INT64: return "integer";
+        case AVRO_FLOAT:
+        case AVRO_DOUBLE: return "number";
+        case AVRO_STRING:
+        case AVRO_BYTES: return "string";
         case AVRO_RECORD: return "object";
         default: return "a supported type";
         }
@@ -385,9 +403,12 @@ static int json_fits(const json_t *j, avro_type_t type)
 {
         switch (type) {
         case AVRO_BOOLEAN: return json_is_boolean(j);
-        case AVRO_INT32: case AVRO_INT64: return json_is_integer(j);
-        case AVRO_FLOAT: case AVRO_DOUBLE: return json_is_number(j);
-        case AVRO_STRING: case AVRO_BYTES: return json_is_string(j);
+        case AVRO_INT32:
+        case AVRO_INT64: return json_is_integer(j);
+        case AVRO_FLOAT:
+        case AVRO_DOUBLE: return json_is_number(j);
+        case AVRO_STRING:
+        case AVRO_BYTES: return json_is_string(j);
         case AVRO_RECORD: return json_is_object(j);
         default: return 0;
         }
@@ -431,8 +452,8 @@ static int set_union_from_json(avro_value_t *v, const json_t *j, const char *pat
         return set_from_json(&branch, j, path, errstr, errstr_size);
 }
 
-static int set_integer_from_json(avro_value_t *v, const json_t *j, const char *path,
-                                 char *errstr, size_t errstr_size)
+static int set_integer_from_json(avro_value_t *v, const json_t *j, const char *path, char *errstr,
+                                 size_t errstr_size)
 {
         json_int_t n;
 
@@ -440,17 +461,17 @@ static int set_integer_from_json(avro_value_t *v, const json_t *j, const char *p
                 return expected(path, "integer", errstr, errstr_size);
         n = json_integer_value(j);
         if (avro_value_get_type(v) == AVRO_INT64)
-                return avro_value_set_long(v, n) ? avro_failed(path, errstr, errstr_size) : 0;
+                return avro_checked(avro_value_set_long(v, n), path, errstr, errstr_size);
         if (n < INT32_MIN || n > INT32_MAX) {
-                snprintf(errstr, errstr_size, "%s: %" JSON_INTEGER_FORMAT " is out of range for int",
-                         path, n);
+                snprintf(errstr, errstr_size,
+                         "%s: %" JSON_INTEGER_FORMAT " is out of range for int", path, n);
                 return -1;
         }
-        return avro_value_set_int(v, (int32_t)n) ? avro_failed(path, errstr, errstr_size) : 0;
+        return avro_checked(avro_value_set_int(v, (int32_t)n), path, errstr, errstr_size);
 }
 
-static int set_string_from_json(avro_value_t *v, const json_t *j, const char *path,
-                                char *errstr, size_t errstr_size)
+static int set_string_from_json(avro_value_t *v, const json_t *j, const char *path, char *errstr,
+                                size_t errstr_size)
 {
         const char *s = json_string_value(j);
 
@@ -462,17 +483,17 @@ static int set_string_from_json(avro_value_t *v, const json_t *j, const char *pa
                 return -1;
         }
         if (avro_value_get_type(v) == AVRO_BYTES)
-                return avro_value_set_bytes(v, (void *)s, json_string_length(j))
-                               ? avro_failed(path, errstr, errstr_size) : 0;
-        return avro_value_set_string(v, s) ? avro_failed(path, errstr, errstr_size) : 0;
+                return avro_checked(avro_value_set_bytes(v, (void *)s, json_string_length(j)), path,
+                                    errstr, errstr_size);
+        return avro_checked(avro_value_set_string(v, s), path, errstr, errstr_size);
 }
 
 /*
  * jansson's object iterator takes a non-const json_t *, though it does not modify the
  * object; the cast is confined here.
  */
-static int check_known_keys(avro_schema_t record, const json_t *obj, const char *path,
-                            char *errstr, size_t errstr_size)
+static int check_known_keys(avro_schema_t record, const json_t *obj, const char *path, char *errstr,
+                            size_t errstr_size)
 {
         for (void *it = json_object_iter((json_t *)obj); it;
              it = json_object_iter_next((json_t *)obj, it)) {
@@ -487,8 +508,8 @@ static int check_known_keys(avro_schema_t record, const json_t *obj, const char 
 }
 
 /* A record from a JSON object: absent keys are null (or missing, when not nullable). */
-static int set_record_from_json(avro_value_t *v, const json_t *obj, const char *path,
-                                char *errstr, size_t errstr_size)
+static int set_record_from_json(avro_value_t *v, const json_t *obj, const char *path, char *errstr,
+                                size_t errstr_size)
 {
         avro_schema_t record = avro_value_get_schema(v);
 
@@ -523,28 +544,31 @@ static int set_from_json(avro_value_t *v, const json_t *j, const char *path, cha
         if (type == AVRO_NULL && j && !json_is_null(j))
                 return expected(path, "null", errstr, errstr_size);
         if (type == AVRO_NULL)
-                return avro_value_set_null(v) ? avro_failed(path, errstr, errstr_size) : 0;
+                return avro_checked(avro_value_set_null(v), path, errstr, errstr_size);
         if (!j || json_is_null(j)) {
                 snprintf(errstr, errstr_size, "%s: missing required field", path);
                 return -1;
         }
         switch (type) {
-        case AVRO_INT32: case AVRO_INT64:
-                return set_integer_from_json(v, j, path, errstr, errstr_size);
-        case AVRO_STRING: case AVRO_BYTES:
-                return set_string_from_json(v, j, path, errstr, errstr_size);
+        case AVRO_INT32:
+        case AVRO_INT64: return set_integer_from_json(v, j, path, errstr, errstr_size);
+        case AVRO_STRING:
+        case AVRO_BYTES: return set_string_from_json(v, j, path, errstr, errstr_size);
         case AVRO_BOOLEAN:
                 if (!json_is_boolean(j))
                         return expected(path, "true or false", errstr, errstr_size);
-                return avro_value_set_boolean(v, json_is_true(j)) ? avro_failed(path, errstr, errstr_size) : 0;
-        case AVRO_FLOAT: case AVRO_DOUBLE:
+                return avro_checked(avro_value_set_boolean(v, json_is_true(j)), path, errstr,
+                                    errstr_size);
+        case AVRO_FLOAT:
+        case AVRO_DOUBLE:
                 if (!json_is_number(j))
                         return expected(path, "number", errstr, errstr_size);
-                return (type == AVRO_FLOAT ? avro_value_set_float(v, (float)json_number_value(j))
-                                           : avro_value_set_double(v, json_number_value(j)))
-                               ? avro_failed(path, errstr, errstr_size) : 0;
-        default:
-                return expected(path, json_spelling(type), errstr, errstr_size);
+                if (type == AVRO_FLOAT)
+                        return avro_checked(avro_value_set_float(v, (float)json_number_value(j)),
+                                            path, errstr, errstr_size);
+                return avro_checked(avro_value_set_double(v, json_number_value(j)), path, errstr,
+                                    errstr_size);
+        default: return expected(path, json_spelling(type), errstr, errstr_size);
         }
 }
 
@@ -563,8 +587,9 @@ static int set_payload(struct codec *c, const char *payload_name, const json_t *
                         return -1;
                 }
                 index = union_branch_of_type(avro_value_get_schema(&v), AVRO_NULL);
-                return index < 0 || avro_value_set_branch(&v, index, &branch) || avro_value_set_null(&branch)
-                               ? avro_failed("payload", errstr, errstr_size) : 0;
+                return avro_checked(index < 0 || avro_value_set_branch(&v, index, &branch) ||
+                                            avro_value_set_null(&branch),
+                                    "payload", errstr, errstr_size);
         }
         if ((index = union_branch_named(avro_value_get_schema(&v), payload_name)) < 0) {
                 snprintf(errstr, errstr_size, "payload: unknown payload type \"%s\"", payload_name);
@@ -592,13 +617,15 @@ static int write_single_object(struct codec *c, void **out, size_t *out_len, cha
         if (avro_value_sizeof(&c->value, &size))
                 return avro_failed("event", errstr, errstr_size);
         if (!(buf = malloc(AVRO_SOF_HEADER_SIZE + size))) {
-                snprintf(errstr, errstr_size, "out of memory (%zu bytes)", AVRO_SOF_HEADER_SIZE + size);
+                snprintf(errstr, errstr_size, "out of memory (%zu bytes)",
+                         AVRO_SOF_HEADER_SIZE + size);
                 return -1;
         }
         avro_sof_write_header(buf, c->fingerprint);
         avro_writer_memory_set_dest(c->writer, (const char *)buf + AVRO_SOF_HEADER_SIZE,
                                     (int64_t)size);
-        if (avro_value_write(c->writer, &c->value) || avro_writer_tell(c->writer) != (int64_t)size) {
+        if (avro_value_write(c->writer, &c->value) ||
+            avro_writer_tell(c->writer) != (int64_t)size) {
                 free(buf);
                 return avro_failed("event", errstr, errstr_size);
         }
@@ -625,12 +652,13 @@ int codec_encode(struct codec *c, const struct envelope *env, const char *payloa
 
 /* ------------------------------------------------------------ decode: body check */
 
-static int body_error(const struct cursor *cur, const char *field, const char *what,
-                      char *errstr, size_t errstr_size)
+/* Names the field and the body offset where its value starts; "truncated" when input ran out. */
+static int body_error(const struct cursor *cur, const unsigned char *at, const char *field,
+                      const char *what, char *errstr, size_t errstr_size)
 {
         snprintf(errstr, errstr_size, "%s body at byte %zu (field %s): %s",
-                 cur->p >= cur->end ? "truncated" : "corrupt", (size_t)(cur->p - cur->start),
-                 field, what);
+                 cur->p >= cur->end ? "truncated" : "corrupt", (size_t)(at - cur->start), field,
+                 what);
         return -1;
 }
 
@@ -657,21 +685,22 @@ static int read_varint(struct cursor *cur, int64_t *out)
 }
 
 /* A length prefix that the rest of the body can actually hold; then skips that many bytes. */
-static int check_length_prefixed(struct cursor *cur, int is_string, const char *field,
-                                 char *errstr, size_t errstr_size)
+static int check_length_prefixed(struct cursor *cur, int is_string, const char *field, char *errstr,
+                                 size_t errstr_size)
 {
         const unsigned char *at = cur->p;
         int64_t len;
 
         if (read_varint(cur, &len) == -1)
-                return body_error(cur, field, "bad length", errstr, errstr_size);
-        if (len < 0 || (uint64_t)len > (uint64_t)(cur->end - cur->p)) {
-                cur->p = len < 0 ? at : cur->end;
-                return body_error(cur, field, len < 0 ? "negative length" : "length past the end",
-                                  errstr, errstr_size);
+                return body_error(cur, at, field, "bad length", errstr, errstr_size);
+        if (len < 0)
+                return body_error(cur, at, field, "negative length", errstr, errstr_size);
+        if ((uint64_t)len > (uint64_t)(cur->end - cur->p)) {
+                cur->p = cur->end;
+                return body_error(cur, at, field, "length past the end", errstr, errstr_size);
         }
         if (is_string && !is_clean_utf8(cur->p, (size_t)len))
-                return body_error(cur, field, "string is not UTF-8 or contains NUL", errstr,
+                return body_error(cur, at, field, "string is not UTF-8 or contains NUL", errstr,
                                   errstr_size);
         cur->p += len;
         return 0;
@@ -694,12 +723,13 @@ static int check_record(avro_schema_t s, struct cursor *cur, int depth, char *er
 static int check_union(avro_schema_t s, struct cursor *cur, const char *field, int depth,
                        char *errstr, size_t errstr_size)
 {
+        const unsigned char *at = cur->p;
         int64_t index;
 
         if (read_varint(cur, &index) == -1)
-                return body_error(cur, field, "bad union index", errstr, errstr_size);
+                return body_error(cur, at, field, "bad union index", errstr, errstr_size);
         if (index < 0 || (uint64_t)index >= avro_schema_union_size(s))
-                return body_error(cur, field, "union index out of range", errstr, errstr_size);
+                return body_error(cur, at, field, "union index out of range", errstr, errstr_size);
         return check_value(avro_schema_union_branch(s, (int)index), cur, field, depth + 1, errstr,
                            errstr_size);
 }
@@ -707,9 +737,11 @@ static int check_union(avro_schema_t s, struct cursor *cur, const char *field, i
 static int check_fixed_size(struct cursor *cur, size_t size, const char *field, char *errstr,
                             size_t errstr_size)
 {
+        const unsigned char *at = cur->p;
+
         if ((size_t)(cur->end - cur->p) < size) {
                 cur->p = cur->end;
-                return body_error(cur, field, "value past the end", errstr, errstr_size);
+                return body_error(cur, at, field, "value past the end", errstr, errstr_size);
         }
         cur->p += size;
         return 0;
@@ -719,39 +751,39 @@ static int check_fixed_size(struct cursor *cur, size_t size, const char *field, 
 static int check_value(avro_schema_t s, struct cursor *cur, const char *field, int depth,
                        char *errstr, size_t errstr_size)
 {
+        const unsigned char *at = cur->p;
         int64_t n;
 
         if (depth > CHECK_MAX_DEPTH)
-                return body_error(cur, field, "nested too deep", errstr, errstr_size);
+                return body_error(cur, at, field, "nested too deep", errstr, errstr_size);
         switch (avro_typeof(s)) {
-        case AVRO_NULL:
-                return 0;
+        case AVRO_NULL: return 0;
         case AVRO_BOOLEAN:
-                if (cur->p < cur->end && *cur->p > 1)
-                        return body_error(cur, field, "boolean is neither 0 nor 1", errstr, errstr_size);
+                if (cur->p < cur->end && cur->p[0] > 1)
+                        return body_error(cur, at, field, "boolean is neither 0 nor 1", errstr,
+                                          errstr_size);
                 return check_fixed_size(cur, 1, field, errstr, errstr_size);
-        case AVRO_INT32: case AVRO_INT64:
+        case AVRO_INT32:
+        case AVRO_INT64:
                 if (read_varint(cur, &n) == -1)
-                        return body_error(cur, field, "bad varint", errstr, errstr_size);
+                        return body_error(cur, at, field, "bad varint", errstr, errstr_size);
                 if (avro_typeof(s) == AVRO_INT32 && (n < INT32_MIN || n > INT32_MAX))
-                        return body_error(cur, field, "int out of range", errstr, errstr_size);
+                        return body_error(cur, at, field, "int out of range", errstr, errstr_size);
                 return 0;
-        case AVRO_FLOAT:
-                return check_fixed_size(cur, 4, field, errstr, errstr_size);
-        case AVRO_DOUBLE:
-                return check_fixed_size(cur, 8, field, errstr, errstr_size);
-        case AVRO_STRING: case AVRO_BYTES:
+        case AVRO_FLOAT: return check_fixed_size(cur, 4, field, errstr, errstr_size);
+        case AVRO_DOUBLE: return check_fixed_size(cur, 8, field, errstr, errstr_size);
+        case AVRO_STRING:
+        case AVRO_BYTES:
                 return check_length_prefixed(cur, avro_typeof(s) == AVRO_STRING, field, errstr,
                                              errstr_size);
-        case AVRO_RECORD:
-                return check_record(s, cur, depth, errstr, errstr_size);
-        case AVRO_UNION:
-                return check_union(s, cur, field, depth, errstr, errstr_size);
+        case AVRO_RECORD: return check_record(s, cur, depth, errstr, errstr_size);
+        case AVRO_UNION: return check_union(s, cur, field, depth, errstr, errstr_size);
         case AVRO_LINK:
                 return check_value(avro_schema_link_target(s), cur, field, depth + 1, errstr,
                                    errstr_size);
         default:
-                return body_error(cur, field, "type not supported by the codec", errstr, errstr_size);
+                return body_error(cur, at, field, "type not supported by the codec", errstr,
+                                  errstr_size);
         }
 }
 
@@ -882,9 +914,9 @@ static int get_payload(struct codec *c, struct event *ev)
 static int event_from_value(struct codec *c, struct event *ev)
 {
         char **strings[FIELD_COUNT] = {
-                [FIELD_EVENT_ID] = &ev->event_id,   [FIELD_VENDOR] = &ev->vendor,
+                [FIELD_EVENT_ID] = &ev->event_id,     [FIELD_VENDOR] = &ev->vendor,
                 [FIELD_EVENT_TYPE] = &ev->event_type, [FIELD_STREAM_ID] = &ev->stream_id,
-                [FIELD_ANCHOR_ID] = &ev->anchor_id, [FIELD_ROOM_ID] = &ev->room_id,
+                [FIELD_ANCHOR_ID] = &ev->anchor_id,   [FIELD_ROOM_ID] = &ev->room_id,
                 [FIELD_TRACE_ID] = &ev->trace_id,
         };
 

@@ -1,4 +1,4 @@
-/* codec.h: the liveflow event envelope (schemas/event.avsc) to and from Avro single-object encoding. */
+/* codec.h: the event envelope (schemas/event.avsc) to and from Avro single-object encoding. */
 #ifndef LIVEFLOW_CODEC_H
 #define LIVEFLOW_CODEC_H
 
@@ -66,11 +66,9 @@ uint64_t codec_fingerprint(const struct codec *c);
  *        librdkafka with RD_KAFKA_MSG_F_FREE). Untouched on error.
  * @returns 0 on success, -1 with the reason in errstr.
  */
-__attribute__((warn_unused_result)) int codec_encode(struct codec *c, const struct envelope *env,
-                                                     const char *payload_name,
-                                                     const json_t *payload, void **out,
-                                                     size_t *out_len, char *errstr,
-                                                     size_t errstr_size);
+__attribute__((warn_unused_result)) int
+codec_encode(struct codec *c, const struct envelope *env, const char *payload_name,
+             const json_t *payload, void **out, size_t *out_len, char *errstr, size_t errstr_size);
 
 /**
  * @brief Decodes one single-object encoding into ev, which the caller later passes to
@@ -80,8 +78,8 @@ __attribute__((warn_unused_result)) int codec_encode(struct codec *c, const stru
  * @returns 0 on success; -1 with the reason in errstr (too short, bad magic, unknown
  * fingerprint in hex, truncated or corrupt body), ev then zeroed and owning nothing.
  */
-__attribute__((warn_unused_result)) int codec_decode(struct codec *c, const void *data,
-                                                     size_t len, struct event *ev, char *errstr,
+__attribute__((warn_unused_result)) int codec_decode(struct codec *c, const void *data, size_t len,
+                                                     struct event *ev, char *errstr,
                                                      size_t errstr_size);
 
 /** @brief Frees what ev owns and zeroes it; safe on a zeroed or already finished event. */

@@ -671,7 +671,10 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         c->role = role;
         c->settings = s;
         c->metrics = metrics;
-        snprintf(c->group, sizeof(c->group), "liveflow.%s", role->name);
+        if (s->group_id)
+                snprintf(c->group, sizeof(c->group), "%s", s->group_id);
+        else
+                snprintf(c->group, sizeof(c->group), "liveflow.%s", role->name);
         register_metrics(c);
         if (open_stores(c, errstr, errstr_size) == -1)
                 goto fail;

@@ -117,9 +117,11 @@ fail:
 static int consumer_defaults(rd_kafka_conf_t *conf, const struct settings *s, const char *group,
                              int stats_interval_ms, char *errstr, size_t errstr_size)
 {
-        char session[32], stats[32];
+        char session[32], heartbeat[32], stats[32];
 
         snprintf(session, sizeof(session), "%lld", s->session_timeout_ms);
+        /* The default 3 s heartbeat would let a short (dev) session time out between beats. */
+        snprintf(heartbeat, sizeof(heartbeat), "%lld", s->session_timeout_ms / 3 < 3000 ? s->session_timeout_ms / 3 : 3000);
         snprintf(stats, sizeof(stats), "%d", stats_interval_ms);
         if (kafka_conf_set(conf, "group.id", group, errstr, errstr_size) == -1 ||
             kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) == -1 ||
@@ -129,6 +131,7 @@ static int consumer_defaults(rd_kafka_conf_t *conf, const struct settings *s, co
             kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr,
                            errstr_size) == -1 ||
             kafka_conf_set(conf, "session.timeout.ms", session, errstr, errstr_size) == -1 ||
+            kafka_conf_set(conf, "heartbeat.interval.ms", heartbeat, errstr, errstr_size) == -1 ||
             kafka_conf_set(conf, "statistics.interval.ms", stats, errstr, errstr_size) == -1)
                 return -1;
         /* Static membership: a restarted instance gets its partitions back without a rebalance. */

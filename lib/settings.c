@@ -57,6 +57,7 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_WEBHOOK_TOLERANCE_S", SETTING_INT, "300", 1, 3600, OFF(webhook_tolerance_s), R, "webhook-timestamp tolerance, both ways"},
         {"LIVEFLOW_MAX_AMOUNT", SETTING_INT, "100000000", 1, 9000000000000000000LL, OFF(max_amount), R, "largest tip or withdrawal, minor units"},
         {"LIVEFLOW_ROLE", SETTING_STR, NULL, 0, 0, OFF(role), SETTINGS_CONSUMER, "consumer role (or the first argument)"},
+        {"LIVEFLOW_GROUP_ID", SETTING_STR, NULL, 0, 0, OFF(group_id), W, "consumer group; default liveflow.<role>"},
         {"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS", SETTING_INT, "45000", 1000, 3600000, OFF(session_timeout_ms), W, "consumer group session timeout"},
         {"LIVEFLOW_BATCH_MAX", SETTING_INT, "500", 1, 100000, OFF(batch_max), W, "records per batch transaction"},
         {"LIVEFLOW_BATCH_WAIT_MS", SETTING_INT, "20", 0, 10000, OFF(batch_wait_ms), W, "how long to fill a batch"},

@@ -53,6 +53,7 @@ struct settings {
         long long max_amount;
         /* consumers and workers */
         char *role;
+        char *group_id;           /* overrides liveflow.<role> (shadow or test consumers) */
         long long session_timeout_ms;
         long long batch_max;
         long long batch_wait_ms;

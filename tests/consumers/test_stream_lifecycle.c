@@ -42,9 +42,9 @@ static void connect_mysql(void)
 
 static void start_consumer(void)
 {
-        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64];
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[96];
         char *argv[] = {bin, (char *)"stream", NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
                        (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
 
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
@@ -52,6 +52,8 @@ static void start_consumer(void)
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         fx.admin_port = support_free_port();
+        /* Tests run in parallel: each needs every partition, so each gets its own group. */
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s", fx.prefix);
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
         snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
         fx.pid = support_spawn(argv, env, fx.log_path);
@@ -108,12 +110,13 @@ static void produce_raw(const char *stream_id, const void *value, size_t len)
 static void produce_event(const char *stream_id, bool begin, const char *sequence, long long event_time_s,
                           int close_method, long long push_duration_ms)
 {
-        char key[256], event_id[65], err[256];
+        char key[256], event_id[65], err[256], anchor[64];
         json_t *payload;
         void *buf;
         size_t len;
 
-        snprintf(key, sizeof(key), "tencent|%d|%s", begin ? 1 : 0, sequence);
+        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
+        snprintf(key, sizeof(key), "tencent|%d|%s|%s", begin ? 1 : 0, stream_id, sequence);
         crypto_sha256_hex(key, strlen(key), event_id);
         if (begin)
                 payload = json_pack("{s:s}", "sequence", sequence);
@@ -123,7 +126,7 @@ static void produce_event(const char *stream_id, bool begin, const char *sequenc
                 json_object_set_new(payload, "push_duration_ms", json_integer(push_duration_ms));
         struct envelope env = {
                 .event_id = event_id, .vendor = "tencent", .event_type = begin ? "stream.begin" : "stream.end",
-                .stream_id = stream_id, .anchor_id = "anchor-7", .room_id = "room-7",
+                .stream_id = stream_id, .anchor_id = anchor, .room_id = anchor,
                 .event_time_ms = event_time_s * 1000, .receive_time_ms = event_time_s * 1000 + 5,
                 .trace_id = "0123456789abcdef0123456789abcdef", .raw = "{}", .raw_len = 2,
         };
@@ -194,6 +197,16 @@ static bool is_online(const char *stream_id)
         return yes;
 }
 
+/* Redis follows MySQL right after the commit: wait for it rather than race it. */
+static bool wait_online(const char *stream_id, bool want)
+{
+        long long deadline = support_now_ms() + 10000;
+
+        while (is_online(stream_id) != want && support_now_ms() < deadline)
+                support_sleep_ms(20);
+        return is_online(stream_id) == want;
+}
+
 static void stop_consumer_expect_clean_exit(void)
 {
         cr_assert(kill(fx.pid, SIGTERM) == 0);
@@ -211,8 +224,8 @@ Test(stream_lifecycle, begin_then_end_sets_live_then_ended_and_redis)
         snprintf(s, sizeof(s), "%s_a", fx.prefix);
         produce_event(s, true, "9001", 1703731478, 0, -1);
         wait_status(s, "live");
-        cr_assert(is_online(s), "%s not in set:live:online", s);
-        redisReply *r = redisCommand(fx.redis, "HGET hash:anchor:status:anchor-7 stream_id");
+        cr_assert(wait_online(s, true), "%s not in set:live:online", s);
+        redisReply *r = redisCommand(fx.redis, "HGET hash:anchor:status:anchor_%s stream_id", fx.prefix);
         cr_assert(r && r->type == REDIS_REPLY_STRING);
         cr_assert_str_eq(r->str, s);
         freeReplyObject(r);
@@ -225,7 +238,7 @@ Test(stream_lifecycle, begin_then_end_sets_live_then_ended_and_redis)
         cr_assert_str_eq(v, "3725");
         query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1");
-        cr_assert(!is_online(s), "%s still in set:live:online", s);
+        cr_assert(wait_online(s, false), "%s still in set:live:online", s);
         stop_consumer_expect_clean_exit();
 }
 
@@ -261,12 +274,12 @@ Test(stream_lifecycle, duplicates_and_reordering_leave_one_correct_session)
         wait_status(b, "ended");
         query1(v, sizeof(v), "SELECT duration_s FROM live_streams WHERE stream_id = '%s'", b);
         cr_assert_str_eq(v, "100", "the late begin must supply the start");
-        cr_assert(!is_online(b));
+        cr_assert(wait_online(b, false));
 
         query1(v, sizeof(v), "SELECT vendor_session FROM live_streams WHERE stream_id = '%s'", c);
         cr_assert_str_eq(v, "31", "a stale begin must not replace the newer session");
         query1(session, sizeof(session), "SELECT session_id FROM live_streams WHERE stream_id = '%s'", c);
-        cr_assert(is_online(c));
+        cr_assert(wait_online(c, true));
         stop_consumer_expect_clean_exit();
 }
 
