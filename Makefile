@@ -90,9 +90,10 @@ TEST_SRCS := $(wildcard tests/lib/test_*.c tests/e2e/test_*.c) \
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 test_prog  = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter tests/$($(p)_DIR)/%,$(1)),$(p))))
 
+# A test of tests/<folder>/ also sees <folder>'s headers (its program's modules).
 $(OBJ)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests $(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -Itests -I$(patsubst tests/%/,%,$(dir $<)) $(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
 
 define TEST_RULES
 $(BUILD)/test/$(patsubst tests/%.c,%,$(1)): $(OBJ)/$(patsubst %.c,%.o,$(1)) $(OBJ)/tests/support.o \

@@ -79,50 +79,66 @@ static int parse_authority(const char *a, size_t n, char *user, size_t user_size
         return 0;
 }
 
+/* Copies url with any password replaced by "***", so error messages never leak it. */
+static const char *redact(const char *url, char *out, size_t out_size)
+{
+        const char *scheme = url ? strstr(url, "://") : NULL;
+        const char *at, *colon;
+
+        snprintf(out, out_size, "%s", url ? url : "");
+        if (!scheme || !(at = strchr(scheme + 3, '@')))
+                return out;
+        colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
+        if (colon)
+                snprintf(out, out_size, "%.*s***%s", (int)(colon + 1 - url), url, at);
+        return out;
+}
+
 int url_parse_mysql(const char *url, struct mysql_url *out, char *errstr, size_t errstr_size)
 {
         static const char scheme[] = "mysql://";
         const char *p, *slash, *query;
+        char shown[512];
 
         memset(out, 0, sizeof(*out));
         out->port = 3306;
         if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-                snprintf(errstr, errstr_size, "\"%s\" is not a mysql:// URL", url ? url : "");
+                snprintf(errstr, errstr_size, "\"%s\" is not a mysql:// URL", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         p = url + sizeof(scheme) - 1;
         slash = strchr(p, '/');
         if (!slash) {
-                snprintf(errstr, errstr_size, "\"%s\" names no database (mysql://user:pass@host:port/db)", url);
+                snprintf(errstr, errstr_size, "\"%s\" names no database (mysql://user:pass@host:port/db)", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         if (parse_authority(p, (size_t)(slash - p), out->user, sizeof(out->user), out->password,
                             sizeof(out->password), out->host, sizeof(out->host), &out->port) == -1) {
-                snprintf(errstr, errstr_size, "\"%s\": bad user, host or port", url);
+                snprintf(errstr, errstr_size, "\"%s\": bad user, host or port", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         query = strchr(slash, '?');
         size_t dbn = query ? (size_t)(query - slash - 1) : strlen(slash + 1);
 
         if (dbn == 0 || copy_decoded(out->database, sizeof(out->database), slash + 1, dbn) == -1) {
-                snprintf(errstr, errstr_size, "\"%s\": bad or missing database name", url);
+                snprintf(errstr, errstr_size, "\"%s\": bad or missing database name", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         if (query) {
                 if (strncmp(query, "?socket=", 8) != 0 ||
                     copy_decoded(out->socket, sizeof(out->socket), query + 8, strlen(query + 8)) == -1 ||
                     out->socket[0] != '/') {
-                        snprintf(errstr, errstr_size, "\"%s\": only ?socket=/absolute/path is understood", url);
+                        snprintf(errstr, errstr_size, "\"%s\": only ?socket=/absolute/path is understood", redact(url, shown, sizeof(shown)));
                         return -1;
                 }
                 out->port = 0;
         }
         if (!out->socket[0] && !out->host[0]) {
-                snprintf(errstr, errstr_size, "\"%s\" names neither a host nor a socket", url);
+                snprintf(errstr, errstr_size, "\"%s\" names neither a host nor a socket", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         if (!out->user[0]) {
-                snprintf(errstr, errstr_size, "\"%s\" names no user", url);
+                snprintf(errstr, errstr_size, "\"%s\" names no user", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         return 0;
@@ -131,13 +147,13 @@ int url_parse_mysql(const char *url, struct mysql_url *out, char *errstr, size_t
 int url_parse_redis(const char *url, struct redis_url *out, char *errstr, size_t errstr_size)
 {
         static const char scheme[] = "redis://";
-        char user[64] = "";
+        char user[64] = "", shown[512];
         unsigned int port = 6379;
         const char *p, *slash;
 
         memset(out, 0, sizeof(*out));
         if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-                snprintf(errstr, errstr_size, "\"%s\" is not a redis:// URL", url ? url : "");
+                snprintf(errstr, errstr_size, "\"%s\" is not a redis:// URL", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         p = url + sizeof(scheme) - 1;
@@ -146,7 +162,7 @@ int url_parse_redis(const char *url, struct redis_url *out, char *errstr, size_t
 
         if (parse_authority(p, an, user, sizeof(user), out->password, sizeof(out->password),
                             out->host, sizeof(out->host), &port) == -1 || !out->host[0]) {
-                snprintf(errstr, errstr_size, "\"%s\": bad host or port", url);
+                snprintf(errstr, errstr_size, "\"%s\": bad host or port", redact(url, shown, sizeof(shown)));
                 return -1;
         }
         out->port = (int)port;
@@ -155,7 +171,7 @@ int url_parse_redis(const char *url, struct redis_url *out, char *errstr, size_t
                 long db = strtol(slash + 1, &end, 10);
 
                 if (*end || db < 0 || db > 15) {
-                        snprintf(errstr, errstr_size, "\"%s\": database must be 0..15", url);
+                        snprintf(errstr, errstr_size, "\"%s\": database must be 0..15", redact(url, shown, sizeof(shown)));
                         return -1;
                 }
                 out->db = (int)db;

@@ -57,3 +57,13 @@ Test(url, redis_forms)
         cr_assert_eq(url_parse_redis("redis://cache/16", &u, err, sizeof(err)), -1);
         cr_assert_eq(url_parse_redis("http://cache", &u, err, sizeof(err)), -1);
 }
+
+Test(url, errors_never_show_the_password)
+{
+        struct mysql_url u;
+        char err[256];
+
+        cr_assert_eq(url_parse_mysql("mysql://u:hunter2@host:99999/db", &u, err, sizeof(err)), -1);
+        cr_assert_null(strstr(err, "hunter2"), "%s", err);
+        cr_assert_not_null(strstr(err, "mysql://u:***@host:99999/db"), "%s", err);
+}
