@@ -1,0 +1,300 @@
+/*
+ * delivery.c: the receiver's producer and the list of connections waiting for their acks.
+ * The HTTP threads produce; the main thread serves delivery reports and resumes connections.
+ * A request state is borrowed by its message only while its connection is suspended, and a
+ * connection is suspended only while its ticket is on the list, so whoever unlinks a ticket
+ * (the delivery report, a failed produce, or the drain) is the one that resumes it.
+ */
+#include "delivery.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "settings.h"
+
+#define TOPICS_MAX 16
+
+struct delivery {
+        rd_kafka_t *rk;
+        rd_kafka_topic_t *topics[TOPICS_MAX]; /* held so their metadata stays fresh */
+        pthread_mutex_t lock; /* guards the list and the two flags */
+        struct delivery_ticket *head;
+        size_t waiting;
+        bool is_closed;   /* draining: no new sends */
+        bool is_detached; /* past the drain deadline: report opaques may be freed */
+        struct metric *inflight;
+        struct metric *ack_seconds;
+        struct metric *errors;
+};
+
+static long long now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Both run under d->lock. */
+static void link_ticket(struct delivery *d, struct delivery_ticket *t)
+{
+        t->prev = NULL;
+        t->next = d->head;
+        if (d->head)
+                d->head->prev = t;
+        d->head = t;
+        t->is_waiting = true;
+        d->waiting++;
+        metric_add(d->inflight, 1);
+}
+
+static void unlink_ticket(struct delivery *d, struct delivery_ticket *t)
+{
+        if (t->prev)
+                t->prev->next = t->next;
+        else
+                d->head = t->next;
+        if (t->next)
+                t->next->prev = t->prev;
+        t->prev = t->next = NULL;
+        t->is_waiting = false;
+        d->waiting--;
+        metric_add(d->inflight, -1);
+}
+
+/* Runs on the thread that calls rd_kafka_poll()/rd_kafka_flush(): the main thread. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        struct delivery *d = opaque;
+        struct delivery_ticket *t = rkm->_private;
+
+        (void)rk;
+        if (rkm->err)
+                metric_add(d->errors, 1);
+        pthread_mutex_lock(&d->lock);
+        /* Detached first: after the drain deadline t may point to freed memory. */
+        if (d->is_detached || !t || !t->is_waiting) {
+                pthread_mutex_unlock(&d->lock);
+                if (rkm->err)
+                        log_warn(NULL, "late delivery failure topic=%s: %s",
+                                 rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+                return;
+        }
+        unlink_ticket(d, t);
+        pthread_mutex_unlock(&d->lock);
+        t->err = rkm->err;
+        t->partition = rkm->partition;
+        t->offset = rkm->offset;
+        metric_observe(d->ack_seconds, (double)(now_us() - t->produced_us) / 1e6);
+        if (rkm->err)
+                log_warn(t->trace_id, "delivery failed topic=%s partition=%d: %s",
+                         rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
+                         rd_kafka_err2str(rkm->err));
+        MHD_resume_connection(t->conn); /* the connection is suspended until this call */
+}
+
+static double queue_length(void *arg)
+{
+        struct delivery *d = arg;
+
+        return d->rk ? (double)rd_kafka_outq_len(d->rk) : 0;
+}
+
+/*
+ * The ack timeout becomes librdkafka's message.timeout.ms, appended after the operator's
+ * LIVEFLOW_KAFKA_PROP_* so that it wins: a longer timeout would hold connections beyond
+ * the ack timeout. The settings are copied shallowly with a longer property list.
+ */
+static rd_kafka_t *producer_new(const struct settings *s, struct delivery *d, char *errstr,
+                                size_t errstr_size)
+{
+        char name[] = "message.timeout.ms", value[24];
+        struct settings with_timeout = *s;
+        struct kafka_prop *props = calloc(s->kafka_prop_cnt + 1, sizeof(*props));
+        rd_kafka_t *rk;
+
+        if (!props) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        for (size_t i = 0; i < s->kafka_prop_cnt; i++) {
+                props[i] = s->kafka_props[i];
+                if (strcmp(props[i].name, name) == 0)
+                        log_warn(NULL, "LIVEFLOW_KAFKA_PROP_MESSAGE_TIMEOUT_MS is replaced by "
+                                       "LIVEFLOW_ACK_TIMEOUT_MS=%lld", s->ack_timeout_ms);
+        }
+        snprintf(value, sizeof(value), "%lld", s->ack_timeout_ms);
+        props[s->kafka_prop_cnt] = (struct kafka_prop){name, value};
+        with_timeout.kafka_props = props;
+        with_timeout.kafka_prop_cnt = s->kafka_prop_cnt + 1;
+        rk = kafka_producer_new(&with_timeout, "liveflow-receiver", on_delivery, d, errstr,
+                                errstr_size);
+        free(props);
+        return rk;
+}
+
+/*
+ * A topic handle makes librdkafka fetch the topic's metadata in the background: without it
+ * the first request waits up to a second for the next metadata scan.
+ */
+static void hold_topics(struct delivery *d, const char *const topics[])
+{
+        for (size_t i = 0; topics && topics[i] && i < TOPICS_MAX; i++)
+                d->topics[i] = rd_kafka_topic_new(d->rk, topics[i], NULL);
+}
+
+struct delivery *delivery_new(const struct settings *s, const char *const topics[],
+                              struct metrics *metrics, char *errstr, size_t errstr_size)
+{
+        struct delivery *d = calloc(1, sizeof(*d));
+
+        if (!d) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        pthread_mutex_init(&d->lock, NULL);
+        d->inflight = metrics_gauge(metrics, "liveflow_receiver_inflight",
+                                    "Requests waiting for the broker's ack", NULL);
+        d->ack_seconds = metrics_histogram(metrics, "liveflow_receiver_ack_seconds",
+                                           "Time from produce to the delivery report", NULL,
+                                           metrics_latency_bounds, metrics_latency_bound_cnt);
+        d->errors = metrics_counter(metrics, "liveflow_receiver_delivery_errors_total",
+                                    "Messages the broker did not acknowledge", NULL);
+        if (!(d->rk = producer_new(s, d, errstr, errstr_size))) {
+                delivery_destroy(d);
+                return NULL;
+        }
+        hold_topics(d, topics);
+        metrics_gauge_fn(metrics, "liveflow_receiver_producer_queue",
+                         "Messages in librdkafka's queue (rd_kafka_outq_len)", NULL, queue_length, d);
+        return d;
+}
+
+void delivery_destroy(struct delivery *d)
+{
+        if (!d)
+                return;
+        pthread_mutex_lock(&d->lock);
+        d->is_detached = true; /* rd_kafka_destroy() may still serve reports */
+        pthread_mutex_unlock(&d->lock);
+        for (size_t i = 0; i < TOPICS_MAX; i++)
+                if (d->topics[i])
+                        rd_kafka_topic_destroy(d->topics[i]);
+        if (d->rk)
+                rd_kafka_destroy(d->rk);
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+}
+
+/* A produce that failed at once: unlink and resume, unless the drain already did. */
+static void fail_at_once(struct delivery *d, struct delivery_ticket *t, rd_kafka_resp_err_t err)
+{
+        bool was_waiting;
+
+        t->err = err;
+        pthread_mutex_lock(&d->lock);
+        if ((was_waiting = t->is_waiting))
+                unlink_ticket(d, t);
+        pthread_mutex_unlock(&d->lock);
+        metric_add(d->errors, 1);
+        log_warn(t->trace_id, "produce failed: %s", rd_kafka_err2str(err));
+        if (was_waiting)
+                MHD_resume_connection(t->conn);
+}
+
+int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct delivery_message *msg)
+{
+        rd_kafka_resp_err_t err;
+
+        /*
+         * Suspend before producing, and under the lock: a delivery report (or the drain) may
+         * resume the connection as soon as the message exists, and resuming a connection that
+         * is not suspended yet is undefined in libmicrohttpd.
+         */
+        pthread_mutex_lock(&d->lock);
+        if (d->is_closed) {
+                pthread_mutex_unlock(&d->lock);
+                free(msg->value);
+                return -1;
+        }
+        t->produced_us = now_us();
+        link_ticket(d, t);
+        MHD_suspend_connection(t->conn);
+        pthread_mutex_unlock(&d->lock);
+        err = rd_kafka_producev(
+                d->rk, RD_KAFKA_V_TOPIC(msg->topic),
+                RD_KAFKA_V_KEY(msg->key, msg->key ? strlen(msg->key) : 0),
+                RD_KAFKA_V_VALUE(msg->value, msg->value_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), /* librdkafka frees the value */
+                RD_KAFKA_V_HEADER("trace_id", msg->trace_id, -1),
+                RD_KAFKA_V_HEADER("event_type", msg->event_type, -1),
+                RD_KAFKA_V_HEADER("vendor", msg->vendor, -1),
+                RD_KAFKA_V_HEADER("event_id", msg->event_id, -1), RD_KAFKA_V_OPAQUE(t),
+                RD_KAFKA_V_END);
+        if (err) {
+                free(msg->value); /* on failure the value stays ours, F_FREE or not */
+                fail_at_once(d, t, err);
+        }
+        return 0;
+}
+
+void delivery_poll(struct delivery *d, int timeout_ms)
+{
+        rd_kafka_poll(d->rk, timeout_ms);
+}
+
+size_t delivery_waiting(struct delivery *d)
+{
+        size_t n;
+
+        pthread_mutex_lock(&d->lock);
+        n = d->waiting;
+        pthread_mutex_unlock(&d->lock);
+        return n;
+}
+
+void delivery_close(struct delivery *d)
+{
+        pthread_mutex_lock(&d->lock);
+        d->is_closed = true;
+        pthread_mutex_unlock(&d->lock);
+}
+
+size_t delivery_abandon(struct delivery *d)
+{
+        struct delivery_ticket *list, *t, *next;
+        size_t n = 0;
+
+        pthread_mutex_lock(&d->lock);
+        d->is_closed = true;
+        d->is_detached = true;
+        list = d->head;
+        for (t = list; t; t = t->next) { /* they stay chained for the walk below */
+                t->is_waiting = false;
+                metric_add(d->inflight, -1);
+                n++;
+        }
+        d->head = NULL;
+        d->waiting = 0;
+        pthread_mutex_unlock(&d->lock);
+        /* Resumed outside the lock; these connections stay suspended until resumed here. */
+        for (t = list; t; t = next) {
+                next = t->next;
+                t->prev = t->next = NULL;
+                t->err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+                MHD_resume_connection(t->conn);
+        }
+        return n;
+}
+
+int delivery_flush(struct delivery *d, int timeout_ms)
+{
+        rd_kafka_flush(d->rk, timeout_ms);
+        return rd_kafka_outq_len(d->rk);
+}

@@ -1,0 +1,94 @@
+/*
+ * delivery.h: publishes a request's event to Kafka and parks its HTTP connection until the
+ * broker acknowledged it (or librdkafka gave up), so the answer can wait for durability.
+ */
+#ifndef LIVEFLOW_RECEIVER_DELIVERY_H
+#define LIVEFLOW_RECEIVER_DELIVERY_H
+
+#include <librdkafka/rdkafka.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct metrics;
+struct settings;
+
+/*
+ * One request's claim on a delivery report, embedded in the request state. The caller sets
+ * conn and trace_id; the result fields are written before the connection is resumed and
+ * may be read once libmicrohttpd calls the handler again. The links are private.
+ */
+struct delivery_ticket {
+        struct MHD_Connection *conn;
+        const char *trace_id;
+        /* result */
+        rd_kafka_resp_err_t err; /* 0: acknowledged by the broker (acks=all) */
+        int32_t partition;
+        int64_t offset;
+        /* private */
+        long long produced_us;
+        bool is_waiting;
+        struct delivery_ticket *prev, *next;
+};
+
+/* What to produce. Strings are borrowed for the call; value is taken (see delivery_send). */
+struct delivery_message {
+        const char *topic;
+        const char *key; /* NULL: no key */
+        void *value;     /* malloc'd */
+        size_t value_len;
+        const char *trace_id;
+        const char *event_type;
+        const char *vendor;
+        const char *event_id;
+};
+
+struct delivery;
+
+/**
+ * @brief Makes the idempotent acks=all producer. Its message timeout is ack_timeout_ms, so
+ * every produced message gets a delivery report within about that time, and a suspended
+ * connection is always resumed. topics (NULL-terminated, borrowed) are the topics it will
+ * produce to: their metadata is fetched now rather than on the first request. Registers
+ * liveflow_receiver_inflight, _producer_queue, _ack_seconds and _delivery_errors_total in
+ * metrics (borrowed; it must outlive the delivery).
+ * @returns NULL with errstr set on a bad Kafka property.
+ */
+struct delivery *delivery_new(const struct settings *s, const char *const topics[],
+                              struct metrics *metrics, char *errstr, size_t errstr_size);
+
+/** @brief Destroys the producer (call delivery_flush() first to keep messages); NULL is fine. */
+void delivery_destroy(struct delivery *d);
+
+/**
+ * @brief From the access handler: suspends t->conn, then produces msg with the headers
+ * trace_id, event_type, vendor and event_id and t as the message's opaque. The delivery
+ * report fills t's result and resumes the connection. If producing fails at once (queue
+ * full, unknown topic), t->err says why and the connection is resumed before this returns.
+ * Takes msg->value in every case.
+ * @returns 0 when the connection was suspended (the handler will be called again and should
+ * answer from t), or -1 when the delivery is closed (draining): nothing suspended, answer 503.
+ */
+int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct delivery_message *msg);
+
+/** @brief Serves delivery reports for up to timeout_ms (the main thread's loop). */
+void delivery_poll(struct delivery *d, int timeout_ms);
+
+/** @brief How many connections wait for a delivery report. Thread-safe. */
+size_t delivery_waiting(struct delivery *d);
+
+/** @brief Refuses every later delivery_send() (the start of a drain). Thread-safe. */
+void delivery_close(struct delivery *d);
+
+/**
+ * @brief At the drain deadline: resumes every waiting connection with t->err =
+ * RD_KAFKA_RESP_ERR__TIMED_OUT, and from then on ignores the opaque of delivery reports
+ * (the request states may be freed). Main thread only. @returns how many were resumed.
+ */
+size_t delivery_abandon(struct delivery *d);
+
+/** @brief rd_kafka_flush() for up to timeout_ms. @returns the messages still not delivered. */
+int delivery_flush(struct delivery *d, int timeout_ms);
+
+#endif

@@ -1,0 +1,747 @@
+/*
+ * receiver.c: the HTTP side of the receiver. libmicrohttpd's threads run the handler: route,
+ * early checks, body, vendor verification, encoding, then delivery_send() suspends the
+ * connection until the delivery report (served by the main thread) resumes it and the
+ * handler, called again, answers 200 or 503. The request state is made on the first
+ * handler call and freed only in the completion callback.
+ */
+#include "receiver.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "admin_http.h"
+#include "allowlist.h"
+#include "crypto.h"
+#include "delivery.h"
+#include "encoder.h"
+#include "http_reply.h"
+#include "log.h"
+#include "metrics.h"
+#include "routes.h"
+#include "settings.h"
+#include "tencent.h"
+#include "trace.h"
+#include "webhook.h"
+
+#define STATS_INTERVAL_MS 60000
+#define RESPONSE_GRACE_MS 1000 /* after the drain deadline, for the last answers to be written */
+
+struct receiver {
+        const struct settings *s;
+        struct metrics *metrics;
+        struct admin_http *admin;
+        struct tencent *tencent;
+        struct allowlist *tencent_allow;
+        struct encoder *encoder;
+        struct delivery *delivery;
+        struct MHD_Daemon *daemon;
+        atomic_bool is_draining;
+        atomic_int open_requests; /* request states alive: made, not yet completed */
+        /* for the stats line */
+        atomic_llong received, accepted, rejected, failed;
+        long long next_stats_ms;
+};
+
+/* One HTTP request, owned by its connection (see the file comment). */
+struct request {
+        struct receiver *rcv;
+        struct MHD_Connection *conn;
+        const struct route *route; /* NULL: no such endpoint */
+        char trace_id[TRACE_ID_MAX + 1];
+        char method[16];
+        char path[160];
+        int64_t receive_ms;  /* wall clock, for the envelope */
+        long long start_us;  /* monotonic, for the duration */
+        unsigned int status; /* the status queued; 0 until then */
+        bool is_early;       /* answered before the body was read */
+        bool is_too_large;
+        bool is_sent;        /* handed to delivery_send(): the next call answers from the ticket */
+        char *body;
+        size_t body_len, body_cap;
+        struct webhook_event ev;
+        struct delivery_ticket ticket;
+};
+
+static long long now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ metrics and logs */
+
+static void count_request(const struct request *req)
+{
+        char labels[256];
+
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\",vendor=\"%s\",event_type=\"%s\",status=\"%u\"",
+                 req->route ? req->route->endpoint : "unknown", req->route ? req->route->vendor : "-",
+                 req->ev.event_type ? req->ev.event_type : "none", req->status);
+        metric_add(metrics_counter(req->rcv->metrics, "liveflow_receiver_requests_total",
+                                   "HTTP requests by endpoint, vendor, event type and status", labels),
+                   1);
+}
+
+static void count_signature_failure(struct receiver *rcv, const char *vendor, const char *reason)
+{
+        char labels[128];
+
+        snprintf(labels, sizeof(labels), "vendor=\"%s\",reason=\"%s\"", vendor, reason);
+        metric_add(metrics_counter(rcv->metrics, "liveflow_receiver_signature_failures_total",
+                                   "Callbacks refused for their signature", labels),
+                   1);
+}
+
+static const char *termination_name(enum MHD_RequestTerminationCode toe)
+{
+        switch (toe) {
+        case MHD_REQUEST_TERMINATED_COMPLETED_OK: return NULL;
+        case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
+        case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+        case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
+        case MHD_REQUEST_TERMINATED_READ_ERROR: return "read-error";
+        case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client-abort";
+        }
+        return "unknown";
+}
+
+/* One line per request; probes only at debug, so scrapes do not drown the traffic. */
+static void log_request(const struct request *req, enum MHD_RequestTerminationCode toe)
+{
+        const char *aborted = termination_name(toe);
+        char delivered[96] = "";
+        double ms = (double)(now_us() - req->start_us) / 1000.0;
+
+        if (req->is_sent && !req->ticket.err)
+                snprintf(delivered, sizeof(delivered), " topic=%s partition=%d offset=%lld",
+                         req->ev.topic, (int)req->ticket.partition, (long long)req->ticket.offset);
+        if (req->route && !strcmp(req->route->vendor, "-") && !aborted) {
+                log_debug(req->trace_id, "%s %s status=%u ms=%.1f", req->method, req->path,
+                          req->status, ms);
+                return;
+        }
+        log_info(req->trace_id, "%s %s status=%u event_type=%s event_id=%s%s ms=%.1f%s%s",
+                 req->method, req->path, req->status, req->ev.event_type ? req->ev.event_type : "-",
+                 req->ev.event_type ? req->ev.event_id : "-", delivered, ms,
+                 aborted ? " aborted=" : "", aborted ? aborted : "");
+}
+
+static void count_stats(struct receiver *rcv, unsigned int status)
+{
+        atomic_fetch_add(&rcv->received, 1);
+        if (status == 200)
+                atomic_fetch_add(&rcv->accepted, 1);
+        else if (status >= 400 && status < 500)
+                atomic_fetch_add(&rcv->rejected, 1);
+        else
+                atomic_fetch_add(&rcv->failed, 1);
+}
+
+/* ------------------------------------------------------------ answers */
+
+static enum MHD_Result request_reply(struct request *req, unsigned int status, const char *message)
+{
+        /* An early answer leaves the body unread: the connection cannot be reused. */
+        struct http_reply_opts opts = {.trace_id = req->trace_id, .must_close = req->is_early};
+
+        req->status = status;
+        return http_reply_json(req->conn, status, message, &opts);
+}
+
+static enum MHD_Result request_reply_early(struct request *req, unsigned int status,
+                                           const char *message)
+{
+        req->is_early = true;
+        return request_reply(req, status, message);
+}
+
+static enum MHD_Result reply_method_not_allowed(struct request *req)
+{
+        struct http_reply_opts opts = {.trace_id = req->trace_id, .allow = req->route->allow,
+                                       .must_close = true};
+
+        req->is_early = true;
+        req->status = 405;
+        return http_reply_json(req->conn, 405, "method not allowed", &opts);
+}
+
+static bool is_ready(void *arg, char *why, size_t why_size)
+{
+        struct receiver *rcv = arg;
+
+        if (atomic_load(&rcv->is_draining)) {
+                snprintf(why, why_size, "draining");
+                return false;
+        }
+        return true;
+}
+
+/* The probes on the traffic port answer as the admin port does. */
+static enum MHD_Result serve_probe(struct request *req)
+{
+        struct http_reply_opts opts = {.trace_id = req->trace_id};
+        char why[64] = "", body[160];
+        size_t len;
+        char *text;
+
+        switch (req->route->id) {
+        case ROUTE_METRICS:
+                if (!(text = metrics_render(req->rcv->metrics, &len)))
+                        return request_reply(req, 500, "out of memory");
+                req->status = 200;
+                return http_reply_raw(req->conn, 200, "text/plain; version=0.0.4", text, len,
+                                      MHD_RESPMEM_MUST_FREE, &opts);
+        case ROUTE_READYZ:
+                if (!is_ready(req->rcv, why, sizeof(why))) {
+                        len = (size_t)snprintf(body, sizeof(body),
+                                               "{\"status\":\"not ready\",\"reason\":\"%s\"}\n", why);
+                        req->status = 503;
+                        return http_reply_raw(req->conn, 503, "application/json", body, len,
+                                              MHD_RESPMEM_MUST_COPY, &opts);
+                }
+                len = (size_t)snprintf(body, sizeof(body), "{\"status\":\"ready\"}\n");
+                break;
+        default:
+                len = (size_t)snprintf(body, sizeof(body), "{\"status\":\"ok\"}\n");
+                break;
+        }
+        req->status = 200;
+        return http_reply_raw(req->conn, 200, "application/json", body, len, MHD_RESPMEM_MUST_COPY,
+                              &opts);
+}
+
+/* ------------------------------------------------------------ first call: headers only */
+
+static struct request *request_new(struct receiver *rcv, struct MHD_Connection *conn,
+                                   const char *url, const char *method)
+{
+        struct request *req = calloc(1, sizeof(*req));
+        const char *id;
+
+        if (!req)
+                return NULL;
+        req->rcv = rcv;
+        req->conn = conn;
+        req->start_us = now_us();
+        req->receive_ms = wall_ms();
+        snprintf(req->method, sizeof(req->method), "%s", method);
+        snprintf(req->path, sizeof(req->path), "%s", url);
+        id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (trace_id_is_valid(id))
+                snprintf(req->trace_id, sizeof(req->trace_id), "%s", id);
+        else
+                trace_id_new(req->trace_id);
+        atomic_fetch_add(&rcv->open_requests, 1);
+        return req;
+}
+
+/* The secret path token of a route: compared in constant time, absent when not configured. */
+static bool token_matches(const struct receiver *rcv, const struct route *r, const char *token)
+{
+        const char *want = r->id == ROUTE_TENCENT ? rcv->s->tencent_path_token : NULL;
+        size_t len = strlen(token);
+
+        if (!want || !*want)
+                return len == 0;
+        return len == strlen(want) && crypto_equal(token, want, len);
+}
+
+/* application/json or any type/subtype+json; parameters (charset) are ignored. */
+static bool is_json_media_type(const char *content_type)
+{
+        size_t len = strcspn(content_type, ";");
+
+        while (len > 0 && (content_type[len - 1] == ' ' || content_type[len - 1] == '\t'))
+                len--;
+        if (len == 16 && strncasecmp(content_type, "application/json", 16) == 0)
+                return true;
+        return len > 5 && memchr(content_type, '/', len) &&
+               strncasecmp(content_type + len - 5, "+json", 5) == 0;
+}
+
+static bool is_allowed_source(const struct request *req)
+{
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        return allowlist_allows(req->rcv->tencent_allow, info ? info->client_addr : NULL);
+}
+
+/* Everything that can be refused before reading the body is refused before reading it. */
+static enum MHD_Result check_upload(struct request *req)
+{
+        const struct settings *s = req->rcv->s;
+        const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+        char message[96];
+
+        if (!is_allowed_source(req))
+                return request_reply_early(req, 403, "source address not allowed");
+        /* Tencent does not document its Content-Type, so only a wrong one is refused. */
+        if (type && !is_json_media_type(type))
+                return request_reply_early(req, 415, "Content-Type: expected application/json");
+        if (declared > (unsigned long long)s->max_body_bytes) {
+                snprintf(message, sizeof(message), "body: larger than %lld bytes", s->max_body_bytes);
+                return request_reply_early(req, 413, message);
+        }
+        if (atomic_load(&req->rcv->is_draining))
+                return request_reply_early(req, 503, "shutting down; retry");
+        if (declared && !(req->body = malloc(declared))) /* the usual case: one allocation */
+                return request_reply_early(req, 503, "out of memory; retry");
+        req->body_cap = declared;
+        return MHD_YES;
+}
+
+static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection *conn,
+                                     const char *url, const char *method, void **req_cls)
+{
+        struct request *req = request_new(rcv, conn, url, method);
+        const char *token = "";
+
+        if (!req)
+                return MHD_NO; /* out of memory: close the connection */
+        *req_cls = req;
+        req->route = routes_match(url, &token);
+        if (req->route && !token_matches(rcv, req->route, token))
+                req->route = NULL; /* a wrong token looks like no endpoint at all */
+        if (!req->route)
+                return request_reply_early(req, 404, "no such endpoint");
+        if (!route_allows(req->route, method))
+                return reply_method_not_allowed(req);
+        if (req->route->id != ROUTE_TENCENT)
+                return serve_probe(req);
+        return check_upload(req);
+}
+
+/* ------------------------------------------------------------ body */
+
+static enum MHD_Result read_body(struct request *req, const char *data, size_t *size)
+{
+        size_t max = (size_t)req->rcv->s->max_body_bytes, n = *size;
+
+        *size = 0; /* consumed, whether kept or not */
+        if (req->is_too_large)
+                return MHD_YES;
+        if (n > max - req->body_len) { /* only a chunked body gets here: Content-Length was checked */
+                req->is_too_large = true;
+                free(req->body);
+                req->body = NULL;
+                req->body_len = req->body_cap = 0;
+                return MHD_YES;
+        }
+        if (req->body_len + n > req->body_cap) {
+                size_t cap = req->body_cap ? req->body_cap * 2 : 4096;
+                char *grown;
+
+                while (cap < req->body_len + n)
+                        cap *= 2;
+                if (cap > max)
+                        cap = max;
+                if (!(grown = realloc(req->body, cap)))
+                        return MHD_NO;
+                req->body = grown;
+                req->body_cap = cap;
+        }
+        memcpy(req->body + req->body_len, data, n);
+        req->body_len += n;
+        return MHD_YES;
+}
+
+/* ------------------------------------------------------------ last call: verify, encode, produce */
+
+static int map_callback(struct request *req, struct webhook_verdict *v)
+{
+        switch (req->route->id) {
+        case ROUTE_TENCENT:
+                return tencent_map(req->rcv->tencent, req->body, req->body_len, req->receive_ms,
+                                   &req->ev, v);
+        default:
+                return webhook_refuse(v, 404, NULL, "no such endpoint");
+        }
+}
+
+/* The envelope borrows from req; msg receives the encoded value and borrows the rest. */
+static int encode(struct request *req, struct delivery_message *msg, char *errstr,
+                  size_t errstr_size)
+{
+        const struct webhook_event *ev = &req->ev;
+        const struct envelope env = {
+                .event_id = ev->event_id,
+                .vendor = ev->vendor,
+                .event_type = ev->event_type,
+                .stream_id = ev->stream_id,
+                .anchor_id = ev->anchor_id,
+                .room_id = ev->room_id,
+                .event_time_ms = ev->event_time_ms,
+                .receive_time_ms = req->receive_ms,
+                .trace_id = req->trace_id,
+                .raw = req->body,
+                .raw_len = req->body_len,
+        };
+
+        *msg = (struct delivery_message){
+                .topic = ev->topic,
+                .key = ev->key,
+                .trace_id = req->trace_id,
+                .event_type = ev->event_type,
+                .vendor = ev->vendor,
+                .event_id = ev->event_id,
+        };
+        return encoder_encode(req->rcv->encoder, &env, ev->payload_name, ev->payload, &msg->value,
+                              &msg->value_len, errstr, errstr_size);
+}
+
+static enum MHD_Result publish(struct request *req)
+{
+        struct receiver *rcv = req->rcv;
+        struct webhook_verdict v = {0};
+        struct delivery_message msg;
+        char errstr[256];
+
+        if (req->is_too_large) {
+                snprintf(errstr, sizeof(errstr), "body: larger than %lld bytes", rcv->s->max_body_bytes);
+                return request_reply(req, 413, errstr);
+        }
+        if (map_callback(req, &v) == -1) {
+                if (v.auth_failure)
+                        count_signature_failure(rcv, req->route->vendor, v.auth_failure);
+                return request_reply(req, v.status, v.message);
+        }
+        if (encode(req, &msg, errstr, sizeof(errstr)) == -1) {
+                log_error(req->trace_id, "encoding %s event_id=%s: %s", req->ev.event_type,
+                          req->ev.event_id, errstr);
+                return request_reply(req, 500, "cannot encode the event");
+        }
+        free(req->body); /* the encoded value carries the raw body from here on */
+        req->body = NULL;
+        req->ticket.conn = req->conn;
+        req->ticket.trace_id = req->trace_id;
+        req->is_sent = true;
+        if (delivery_send(rcv->delivery, &req->ticket, &msg) == -1) {
+                req->is_sent = false;
+                return request_reply(req, 503, "shutting down; retry");
+        }
+        return MHD_YES; /* suspended: called again once the delivery report is in */
+}
+
+/* Called again after the resume: the ticket holds the broker's answer. */
+static enum MHD_Result reply_delivery(struct request *req)
+{
+        char message[160];
+
+        if (!req->ticket.err)
+                return request_reply(req, 200, NULL);
+        snprintf(message, sizeof(message), "event not stored (%s); retry",
+                 rd_kafka_err2str(req->ticket.err));
+        return request_reply(req, 503, message);
+}
+
+/* ------------------------------------------------------------ libmicrohttpd callbacks */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+        struct request *req = *req_cls;
+
+        (void)version;
+        if (!req)
+                return request_start(cls, conn, url, method, req_cls);
+        if (req->status) { /* answered already: discard whatever is still coming */
+                *upload_size = 0;
+                return MHD_YES;
+        }
+        if (*upload_size)
+                return read_body(req, upload, upload_size);
+        if (req->is_sent)
+                return reply_delivery(req);
+        return publish(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        struct receiver *rcv = cls;
+        struct request *req = *req_cls;
+
+        (void)conn;
+        if (!req)
+                return;
+        count_request(req);
+        if (!req->route || req->route->id == ROUTE_TENCENT) /* probes are not traffic */
+                count_stats(rcv, req->status);
+        log_request(req, toe);
+        webhook_event_fini(&req->ev);
+        free(req->body);
+        free(req);
+        *req_cls = NULL;
+        atomic_fetch_sub(&rcv->open_requests, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        char line[512];
+
+        (void)cls;
+        vsnprintf(line, sizeof(line), fmt, ap);
+        log_warn(NULL, "http: %s", line);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int parse_listen_addr(const char *key, const char *addr, long long port,
+                             struct sockaddr_storage *ss, char *errstr, size_t errstr_size)
+{
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+        memset(ss, 0, sizeof(*ss));
+        if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+                sin->sin_family = AF_INET;
+                sin->sin_port = htons((uint16_t)port);
+                return 0;
+        }
+        if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+                sin6->sin6_family = AF_INET6;
+                sin6->sin6_port = htons((uint16_t)port);
+                return 0;
+        }
+        snprintf(errstr, errstr_size, "%s: \"%s\" is not an IP address", key, addr);
+        return -1;
+}
+
+int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_size)
+{
+        struct sockaddr_storage ss;
+        struct tencent *tc;
+        struct allowlist *al;
+
+        if (log_level_parse(s->log_level) == -1) {
+                snprintf(errstr, errstr_size, "LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug",
+                         s->log_level);
+                return -1;
+        }
+        if (parse_listen_addr("LIVEFLOW_HTTP_ADDR", s->http_addr, s->http_port, &ss, errstr,
+                              errstr_size) == -1)
+                return -1;
+        if (inet_pton(AF_INET, s->admin_addr, &((struct sockaddr_in *)&ss)->sin_addr) != 1) {
+                snprintf(errstr, errstr_size, "LIVEFLOW_ADMIN_ADDR: \"%s\" is not an IPv4 address",
+                         s->admin_addr);
+                return -1;
+        }
+        if (!(tc = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)))
+                return -1;
+        tencent_destroy(tc);
+        if (!(al = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips, errstr,
+                                 errstr_size)))
+                return -1;
+        allowlist_destroy(al);
+        return 0;
+}
+
+static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
+{
+        const struct settings *s = rcv->s;
+        struct sockaddr_storage ss;
+        unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+                             MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+
+        if (parse_listen_addr("LIVEFLOW_HTTP_ADDR", s->http_addr, s->http_port, &ss, errstr,
+                              errstr_size) == -1)
+                return -1;
+        if (ss.ss_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        /* The logger comes first so that libmicrohttpd reports option errors through it. */
+        rcv->daemon = MHD_start_daemon(
+                flags, (uint16_t)s->http_port, NULL, NULL, on_request, rcv,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, rcv,
+                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->http_threads,
+                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->http_timeout_s,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->http_max_connections,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, rcv,
+                MHD_OPTION_END);
+        if (!rcv->daemon) {
+                snprintf(errstr, errstr_size, "http %s:%lld: cannot listen (address in use?)",
+                         s->http_addr, s->http_port);
+                return -1;
+        }
+        return 0;
+}
+
+/* The probes also answer on the traffic port, so one shared port needs no second server. */
+static int start_admin(struct receiver *rcv, char *errstr, size_t errstr_size)
+{
+        const struct settings *s = rcv->s;
+
+        if (s->admin_port == s->http_port &&
+            (!strcmp(s->admin_addr, s->http_addr) || !strcmp(s->http_addr, "0.0.0.0")))
+                return 0;
+        rcv->admin = admin_http_start(s->admin_addr, (int)s->admin_port, rcv->metrics, is_ready,
+                                      rcv, errstr, errstr_size);
+        return rcv->admin ? 0 : -1;
+}
+
+/* librdkafka's and libmicrohttpd's threads inherit this mask, so SIGTERM reaches main. */
+static void block_stop_signals(sigset_t *old)
+{
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
+{
+        const struct settings *s = rcv->s;
+
+        if (!(rcv->metrics = metrics_new())) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        if (!(rcv->tencent = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)) ||
+            !(rcv->tencent_allow = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips,
+                                                 errstr, errstr_size)) ||
+            !(rcv->encoder = encoder_new(errstr, errstr_size)) ||
+            !(rcv->delivery = delivery_new(s, tencent_topics, rcv->metrics, errstr, errstr_size)))
+                return -1;
+        if (start_http(rcv, errstr, errstr_size) == -1 || start_admin(rcv, errstr, errstr_size) == -1)
+                return -1;
+        return 0;
+}
+
+struct receiver *receiver_new(const struct settings *s, char *errstr, size_t errstr_size)
+{
+        struct receiver *rcv = calloc(1, sizeof(*rcv));
+        sigset_t old;
+        int rc;
+
+        if (!rcv) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        rcv->s = s;
+        block_stop_signals(&old);
+        rc = start(rcv, errstr, errstr_size);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc == -1) {
+                receiver_destroy(rcv);
+                return NULL;
+        }
+        if (!tencent_key_count(rcv->tencent))
+                log_warn(NULL, "LIVEFLOW_TENCENT_KEY is not set: /callbacks/tencent answers 503");
+        rcv->next_stats_ms = wall_ms() + STATS_INTERVAL_MS;
+        return rcv;
+}
+
+void receiver_describe(const struct receiver *rcv, char *out, size_t out_size)
+{
+        const struct settings *s = rcv->s;
+
+        snprintf(out, out_size,
+                 "http=%s:%lld admin=%s:%lld threads=%lld kafka=%s librdkafka=%s libmicrohttpd=%s "
+                 "tencent_keys=%zu",
+                 s->http_addr, s->http_port, rcv->admin ? s->admin_addr : s->http_addr,
+                 rcv->admin ? s->admin_port : s->http_port, s->http_threads, s->kafka_bootstrap,
+                 rd_kafka_version_str(), MHD_get_version(), tencent_key_count(rcv->tencent));
+}
+
+static void log_stats(struct receiver *rcv)
+{
+        log_info(NULL, "stats received=%lld accepted=%lld rejected=%lld failed=%lld waiting=%zu",
+                 atomic_load(&rcv->received), atomic_load(&rcv->accepted),
+                 atomic_load(&rcv->rejected), atomic_load(&rcv->failed),
+                 delivery_waiting(rcv->delivery));
+}
+
+void receiver_serve(struct receiver *rcv, int timeout_ms)
+{
+        delivery_poll(rcv->delivery, timeout_ms);
+        if (wall_ms() >= rcv->next_stats_ms) {
+                log_stats(rcv);
+                rcv->next_stats_ms += STATS_INTERVAL_MS;
+        }
+}
+
+/* Serves delivery reports until no request is open or the deadline (monotonic ms) passes. */
+static void wait_for_requests(struct receiver *rcv, long long deadline_us)
+{
+        while (atomic_load(&rcv->open_requests) > 0 && now_us() < deadline_us)
+                delivery_poll(rcv->delivery, 10);
+}
+
+int receiver_drain(struct receiver *rcv, long long timeout_ms)
+{
+        long long deadline_us = now_us() + timeout_ms * 1000, left_ms;
+        MHD_socket listen_fd;
+        size_t abandoned;
+        int undelivered;
+
+        log_info(NULL, "draining: open=%d waiting=%zu timeout_ms=%lld",
+                 atomic_load(&rcv->open_requests), delivery_waiting(rcv->delivery), timeout_ms);
+        atomic_store(&rcv->is_draining, true);
+        delivery_close(rcv->delivery);
+        listen_fd = MHD_quiesce_daemon(rcv->daemon);
+        /* Each delivery report resumes its connection, which then writes 200 or 503. */
+        wait_for_requests(rcv, deadline_us);
+        /* MHD_stop_daemon() with suspended connections is an API violation: answer them now. */
+        if ((abandoned = delivery_abandon(rcv->delivery)) > 0)
+                log_warn(NULL, "drain deadline: answered 503 to %zu requests still waiting for acks",
+                         abandoned);
+        wait_for_requests(rcv, now_us() + RESPONSE_GRACE_MS * 1000);
+        MHD_stop_daemon(rcv->daemon);
+        rcv->daemon = NULL;
+        if (listen_fd != MHD_INVALID_SOCKET)
+                close(listen_fd); /* only now: MHD's threads may use it until they stop */
+        left_ms = (deadline_us - now_us()) / 1000;
+        undelivered = delivery_flush(rcv->delivery, left_ms > 0 ? (int)left_ms : 0);
+        log_stats(rcv);
+        if (undelivered > 0) {
+                log_error(NULL, "drained with %d messages not delivered", undelivered);
+                return -1;
+        }
+        log_info(NULL, "drained");
+        return 0;
+}
+
+void receiver_destroy(struct receiver *rcv)
+{
+        if (!rcv)
+                return;
+        admin_http_stop(rcv->admin);
+        if (rcv->daemon)
+                MHD_stop_daemon(rcv->daemon); /* startup failure: nothing is suspended */
+        delivery_destroy(rcv->delivery);
+        encoder_destroy(rcv->encoder);
+        allowlist_destroy(rcv->tencent_allow);
+        tencent_destroy(rcv->tencent);
+        metrics_destroy(rcv->metrics);
+        free(rcv);
+}

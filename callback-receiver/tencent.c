@@ -1,0 +1,515 @@
+/*
+ * tencent.c: turns a Tencent Cloud CSS callback body into a liveflow event. Field facts come
+ * from docs/vendor-callbacks §1: `t` is the expiry, `sign` = MD5(key + decimal text of t),
+ * integers may be sent as numbers or as text, and there is no event id, so one is derived
+ * from the natural key of each callback type.
+ */
+#include "tencent.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+
+#define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
+#define SIGN_LEN     32 /* hex MD5 */
+
+enum tencent_type { TENCENT_STREAM_END = 0, TENCENT_STREAM_BEGIN = 1 };
+
+#define TOPIC_STREAM "live.stream"
+#define TOPIC_OTHER  "live.other"
+
+const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_OTHER, NULL};
+
+struct tencent {
+        char **keys;
+        size_t key_cnt;
+        long long grace_s;
+};
+
+/*
+ * Natural keys of the types liveflow does not map yet (vendor-callbacks §1.6). Each part
+ * lists alternative field names; when a part is missing, the id falls back to the body.
+ */
+struct natural_key {
+        long long type;
+        const char *parts[3][2];
+};
+
+static const struct natural_key natural_keys[] = {
+        {100, {{"record_file_id", "file_id"}, {"start_time", NULL}}},
+        {332, {{"seq", NULL}}},
+        {200, {{"pic_url", "pic_full_url"}}},
+        {317, {{"streamId", "stream_id"}, {"img", NULL}, {"screenshotTime", NULL}}},
+        {321, {{"sequence", NULL}, {"data_time", NULL}}},
+        {314, {{"task_id", NULL}, {"callback_event", NULL}, {"msg", NULL}}},
+};
+
+/* ------------------------------------------------------------ the verifier */
+
+void tencent_destroy(struct tencent *tc)
+{
+        if (!tc)
+                return;
+        for (size_t i = 0; i < tc->key_cnt; i++) {
+                explicit_bzero(tc->keys[i], strlen(tc->keys[i]));
+                free(tc->keys[i]);
+        }
+        free(tc->keys);
+        free(tc);
+}
+
+static int add_key(struct tencent *tc, const char *key, size_t len, char *errstr,
+                   size_t errstr_size)
+{
+        char **keys;
+
+        if (len > TENCENT_KEY_MAX) {
+                snprintf(errstr, errstr_size, "LIVEFLOW_TENCENT_KEY: key %zu is longer than %d bytes",
+                         tc->key_cnt + 1, TENCENT_KEY_MAX);
+                return -1;
+        }
+        if (!(keys = realloc(tc->keys, (tc->key_cnt + 1) * sizeof(*keys))) ||
+            !(keys[tc->key_cnt] = strndup(key, len))) {
+                if (keys)
+                        tc->keys = keys;
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        tc->keys = keys;
+        tc->key_cnt++;
+        return 0;
+}
+
+struct tencent *tencent_new(const char *keys, long long grace_s, char *errstr,
+                            size_t errstr_size)
+{
+        struct tencent *tc = calloc(1, sizeof(*tc));
+        const char *p = keys;
+
+        if (!tc) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        tc->grace_s = grace_s;
+        while (p && *p) {
+                size_t len = strcspn(p, ",");
+                const char *start = p, *end = p + len;
+
+                p = *end ? end + 1 : end;
+                while (start < end && isspace((unsigned char)*start))
+                        start++;
+                while (end > start && isspace((unsigned char)end[-1]))
+                        end--;
+                if (end > start && add_key(tc, start, (size_t)(end - start), errstr, errstr_size) == -1) {
+                        tencent_destroy(tc);
+                        return NULL;
+                }
+        }
+        return tc;
+}
+
+size_t tencent_key_count(const struct tencent *tc)
+{
+        return tc ? tc->key_cnt : 0;
+}
+
+/* ------------------------------------------------------------ reading fields */
+
+/* Strict decimal text: optional '-', digits only, within int64. */
+static int parse_decimal(const char *s, int64_t *out)
+{
+        char *end;
+        long long n;
+
+        if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
+                return -1;
+        errno = 0;
+        n = strtoll(s, &end, 10);
+        if (errno || *end)
+                return -1;
+        *out = n;
+        return 0;
+}
+
+/* An integer sent as a JSON number or as decimal text ("1703732078"). */
+static int read_int64(const json_t *v, int64_t *out)
+{
+        if (json_is_integer(v)) {
+                *out = json_integer_value(v);
+                return 0;
+        }
+        return json_is_string(v) ? parse_decimal(json_string_value(v), out) : -1;
+}
+
+/* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */
+static const char *read_text(const json_t *v, char *buf, size_t size)
+{
+        if (json_is_string(v))
+                return json_string_value(v);
+        if (json_is_integer(v)) {
+                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                return buf;
+        }
+        return NULL;
+}
+
+/* Copies root[from] into payload[to] as a string when it is text or an integer. */
+static void copy_text(json_t *payload, const char *to, const json_t *root, const char *from)
+{
+        char buf[TEXT_INT_MAX];
+        const char *s = read_text(json_object_get(root, from), buf, sizeof(buf));
+
+        if (s)
+                json_object_set_new(payload, to, json_string(s));
+}
+
+/* Copies root[from] into payload[to] as an integer when it is one (number or text). */
+static void copy_int(json_t *payload, const char *to, const json_t *root, const char *from)
+{
+        int64_t n;
+
+        if (read_int64(json_object_get(root, from), &n) == 0)
+                json_object_set_new(payload, to, json_integer(n));
+}
+
+/* ------------------------------------------------------------ signature */
+
+/* Checks every key without stopping at a match, so timing says nothing about which matched. */
+static bool sign_matches(const struct tencent *tc, const char *t_text, const char *sign)
+{
+        char msg[TENCENT_KEY_MAX + TEXT_INT_MAX], md5[SIGN_LEN + 1];
+        size_t t_len = strlen(t_text);
+        bool is_match = false;
+
+        for (size_t i = 0; i < tc->key_cnt; i++) {
+                size_t key_len = strlen(tc->keys[i]);
+
+                memcpy(msg, tc->keys[i], key_len);
+                memcpy(msg + key_len, t_text, t_len);
+                crypto_md5_hex(msg, key_len + t_len, md5);
+                is_match |= crypto_hex_equal_nocase(md5, sign, SIGN_LEN);
+        }
+        explicit_bzero(msg, sizeof(msg));
+        return is_match;
+}
+
+static int verify(const struct tencent *tc, const json_t *root, int64_t now_ms,
+                  struct webhook_verdict *v)
+{
+        const json_t *sign = json_object_get(root, "sign"), *t = json_object_get(root, "t");
+        char buf[TEXT_INT_MAX];
+        const char *t_text;
+        int64_t expiry, now_s = now_ms / 1000;
+
+        if (!sign || !t)
+                return webhook_refuse(v, 401, "missing", "%s is missing", sign ? "t" : "sign");
+        /* The signed text is t exactly as sent; a number's text is its decimal form. */
+        if (read_int64(t, &expiry) == -1 || !(t_text = read_text(t, buf, sizeof(buf))))
+                return webhook_refuse(v, 401, "missing", "t: expected a Unix time in seconds");
+        if (!json_is_string(sign) || json_string_length(sign) != SIGN_LEN)
+                return webhook_refuse(v, 401, "mismatch", "sign: expected %d hex digits", SIGN_LEN);
+        if (!sign_matches(tc, t_text, json_string_value(sign)))
+                return webhook_refuse(v, 401, "mismatch", "sign does not match");
+        /* Written as a subtraction from now so that a huge t cannot overflow. */
+        if (expiry < now_s - tc->grace_s)
+                return webhook_refuse(v, 401, "expired", "t expired %" PRId64 " s ago",
+                                      now_s - expiry);
+        return 0;
+}
+
+/* ------------------------------------------------------------ ids */
+
+/* event_id = lowercase hex SHA-256 of "tencent|<type>|<key>" (key: "<stream_id>|<sequence>" for 0/1). */
+static void event_id_of(char out[WEBHOOK_EVENT_ID_LEN + 1], long long type, const char *key)
+{
+        char *s = NULL;
+        int n = asprintf(&s, "tencent|%lld|%s", type, key);
+
+        if (n < 0) { /* out of memory: an id from the type alone is still deterministic */
+                n = 0;
+                s = NULL;
+        }
+        crypto_sha256_hex(s ? s : "", (size_t)n, out);
+        free(s);
+}
+
+/* The body without t and sign, keys sorted: what stays the same when Tencent re-signs. */
+static char *unsigned_body(const json_t *root)
+{
+        json_t *copy = json_copy((json_t *)root); /* shallow: values are shared, not changed */
+        char *s;
+
+        if (!copy)
+                return NULL;
+        json_object_del(copy, "t");
+        json_object_del(copy, "sign");
+        s = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
+        json_decref(copy);
+        return s;
+}
+
+/* The first present alternative of one natural-key part, as text; NULL when none is. */
+static const char *natural_part(const json_t *root, const char *const names[2], char *buf,
+                                size_t size)
+{
+        for (int i = 0; i < 2 && names[i]; i++) {
+                const char *s = read_text(json_object_get(root, names[i]), buf, size);
+
+                if (s)
+                        return s;
+        }
+        return NULL;
+}
+
+/* The natural key as a compact JSON array of texts (unambiguous); NULL when a part is absent. */
+static char *natural_key(const json_t *root, long long type)
+{
+        const struct natural_key *nk = NULL;
+        json_t *parts;
+        char *s;
+
+        for (size_t i = 0; i < sizeof(natural_keys) / sizeof(natural_keys[0]); i++)
+                if (natural_keys[i].type == type)
+                        nk = &natural_keys[i];
+        if (!nk || !(parts = json_array()))
+                return NULL;
+        for (int i = 0; i < 3 && nk->parts[i][0]; i++) {
+                char buf[TEXT_INT_MAX];
+                const char *text = natural_part(root, nk->parts[i], buf, sizeof(buf));
+
+                if (!text || json_array_append_new(parts, json_string(text)) == -1) {
+                        json_decref(parts);
+                        return NULL;
+                }
+        }
+        s = json_dumps(parts, JSON_COMPACT);
+        json_decref(parts);
+        return s;
+}
+
+/*
+ * Push and interrupt of one session share `sequence`, so the type is part of the key;
+ * other types use their natural key, and the signature-free body when they have none.
+ */
+static void make_event_id(struct webhook_event *ev, const json_t *root, long long type)
+{
+        char buf[TEXT_INT_MAX], *key = NULL;
+        const char *sequence = NULL;
+
+        if (type == TENCENT_STREAM_BEGIN || type == TENCENT_STREAM_END)
+                sequence = read_text(json_object_get(root, "sequence"), buf, sizeof(buf));
+        if (sequence && *sequence) {
+                /* A sequence is one push session of one stream: the stream makes it unique. */
+                const char *stream = json_string_value(json_object_get(root, "stream_id"));
+                char *both = NULL;
+
+                if (asprintf(&both, "%s|%s", stream ? stream : "", sequence) < 0)
+                        both = NULL;
+                event_id_of(ev->event_id, type, both ? both : sequence);
+                free(both);
+                return;
+        }
+        /* A natural key is a JSON array and the body an object: the two cannot collide. */
+        if (!(key = natural_key(root, type)))
+                key = unsigned_body(root);
+        event_id_of(ev->event_id, type, key ? key : "");
+        free(key);
+}
+
+/* ------------------------------------------------------------ ids of the stream, anchor, room */
+
+/* Percent-decodes a form value; keeps the raw text when the result would not be clean UTF-8. */
+static char *decode_form_value(const char *s, size_t len)
+{
+        char *out = malloc(len + 1);
+        size_t n = 0;
+        json_t *check;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
+                    isxdigit((unsigned char)s[i + 2])) {
+                        char hex[3] = {s[i + 1], s[i + 2], '\0'};
+
+                        out[n++] = (char)strtol(hex, NULL, 16);
+                        i += 2;
+                } else {
+                        out[n++] = s[i] == '+' ? ' ' : s[i];
+                }
+        }
+        out[n] = '\0';
+        /* jansson validates UTF-8 when it makes a string; Avro strings may not hold NUL. */
+        if (memchr(out, '\0', n) || !(check = json_stringn(out, n))) {
+                memcpy(out, s, len);
+                out[len] = '\0';
+                return out;
+        }
+        json_decref(check);
+        return out;
+}
+
+/* The decoded value of key in a query string ("a=1&b=2", a leading '?' allowed); NULL when absent or empty. */
+static char *query_value(const char *qs, const char *key)
+{
+        size_t key_len = strlen(key);
+
+        if (*qs == '?')
+                qs++;
+        while (*qs) {
+                size_t len = strcspn(qs, "&");
+
+                if (len > key_len + 1 && qs[key_len] == '=' && memcmp(qs, key, key_len) == 0)
+                        return decode_form_value(qs + key_len + 1, len - key_len - 1);
+                qs += len;
+                if (*qs == '&')
+                        qs++;
+        }
+        return NULL;
+}
+
+/* stream_id, or the other spellings Tencent uses (317 sends streamId; channel_id is an alias). */
+static int read_stream_id(const json_t *root, struct webhook_event *ev, struct webhook_verdict *v)
+{
+        static const char *const names[] = {"stream_id", "streamId", "channel_id", "channelId"};
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                const json_t *field = json_object_get(root, names[i]);
+                char buf[TEXT_INT_MAX];
+                const char *s;
+
+                if (!field)
+                        continue;
+                if (!(s = read_text(field, buf, sizeof(buf))) || !*s)
+                        return webhook_refuse(v, 400, NULL, "%s: expected a non-empty string",
+                                              names[i]);
+                if (!(ev->stream_id = strdup(s)))
+                        return webhook_refuse(v, 500, NULL, "out of memory");
+                return 0;
+        }
+        return 0;
+}
+
+/* anchor_id and room_id come from the push URL's query string; the room defaults to the anchor. */
+static int read_anchor_room(const json_t *root, struct webhook_event *ev, struct webhook_verdict *v)
+{
+        const char *qs = json_string_value(json_object_get(root, "stream_param"));
+
+        if (!qs)
+                return 0;
+        ev->anchor_id = query_value(qs, "anchor_id");
+        ev->room_id = query_value(qs, "room_id");
+        if (!ev->room_id && ev->anchor_id && !(ev->room_id = strdup(ev->anchor_id)))
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
+}
+
+/* ------------------------------------------------------------ payloads */
+
+static int map_stream_begin(const json_t *root, struct webhook_event *ev)
+{
+        json_t *p = json_object();
+
+        if (!p)
+                return -1;
+        copy_text(p, "sequence", root, "sequence");
+        copy_text(p, "client_ip", root, "user_ip");
+        copy_text(p, "stream_param", root, "stream_param");
+        copy_text(p, "app", root, "app");
+        copy_text(p, "node", root, "node");
+        ev->event_type = "stream.begin";
+        ev->topic = TOPIC_STREAM;
+        ev->payload_name = "StreamBegin";
+        ev->payload = p;
+        return 0;
+}
+
+static int map_stream_end(const json_t *root, struct webhook_event *ev)
+{
+        json_t *p = json_object();
+
+        if (!p)
+                return -1;
+        copy_text(p, "sequence", root, "sequence");
+        copy_int(p, "push_duration_ms", root, "push_duration"); /* ms, documented as a string */
+        copy_int(p, "errcode", root, "errcode");
+        copy_text(p, "errmsg", root, "errmsg");
+        json_object_set_new(p, "close_method", json_integer(1)); /* ended by the stream */
+        ev->event_type = "stream.end";
+        ev->topic = TOPIC_STREAM;
+        ev->payload_name = "StreamEnd";
+        ev->payload = p;
+        return 0;
+}
+
+/* Kept, not acted on yet: the consumers of live.other read the raw body. */
+static int map_other(struct webhook_event *ev)
+{
+        ev->event_type = "other";
+        ev->topic = TOPIC_OTHER;
+        return 0;
+}
+
+/* ------------------------------------------------------------ the verb */
+
+static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *ev,
+                      struct webhook_verdict *v)
+{
+        const json_t *type_field = json_object_get(root, "event_type");
+        int64_t type, event_time;
+        int rc;
+
+        if (!type_field)
+                return webhook_refuse(v, 400, NULL, "event_type is missing");
+        if (read_int64(type_field, &type) == -1)
+                return webhook_refuse(v, 400, NULL, "event_type: expected an integer");
+        if (read_stream_id(root, ev, v) == -1 || read_anchor_room(root, ev, v) == -1)
+                return -1;
+        if ((type == TENCENT_STREAM_BEGIN || type == TENCENT_STREAM_END) && !ev->stream_id)
+                return webhook_refuse(v, 400, NULL, "stream_id is missing");
+        /* A malformed event_time is not worth losing the event over: use the receive time. */
+        ev->event_time_ms = read_int64(json_object_get(root, "event_time"), &event_time) == 0 &&
+                                            event_time > 0 && event_time < INT64_MAX / 1000
+                                    ? event_time * 1000
+                                    : now_ms;
+        ev->vendor = "tencent";
+        ev->key = ev->stream_id;
+        make_event_id(ev, root, (long long)type);
+        if (type == TENCENT_STREAM_BEGIN)
+                rc = map_stream_begin(root, ev);
+        else if (type == TENCENT_STREAM_END)
+                rc = map_stream_end(root, ev);
+        else
+                rc = map_other(ev);
+        return rc == -1 ? webhook_refuse(v, 500, NULL, "out of memory") : 0;
+}
+
+int tencent_map(const struct tencent *tc, const void *body, size_t len, int64_t now_ms,
+                struct webhook_event *ev, struct webhook_verdict *v)
+{
+        json_error_t jerr;
+        json_t *root;
+        int rc;
+
+        if (!tc->key_cnt)
+                return webhook_refuse(v, 503, NULL,
+                                      "no Tencent callback key is configured (LIVEFLOW_TENCENT_KEY)");
+        /* Duplicate keys are refused: two "sign" fields must not be read two ways. */
+        if (!(root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)))
+                return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
+                                      jerr.line, jerr.column, jerr.text);
+        if (!json_is_object(root))
+                rc = webhook_refuse(v, 400, NULL, "body: expected a JSON object");
+        else if ((rc = verify(tc, root, now_ms, v)) == 0)
+                rc = map_fields(root, now_ms, ev, v);
+        json_decref(root);
+        if (rc == -1)
+                webhook_event_fini(ev);
+        return rc;
+}

@@ -1,0 +1,31 @@
+/* webhook.c: the vendor-neutral result of reading one callback (see webhook.h). */
+#include "webhook.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void webhook_event_fini(struct webhook_event *ev)
+{
+        if (!ev)
+                return;
+        json_decref(ev->payload);
+        free(ev->stream_id);
+        free(ev->anchor_id);
+        free(ev->room_id);
+        memset(ev, 0, sizeof(*ev));
+}
+
+int webhook_refuse(struct webhook_verdict *v, unsigned int status, const char *auth_failure,
+                   const char *fmt, ...)
+{
+        va_list ap;
+
+        v->status = status;
+        v->auth_failure = auth_failure;
+        va_start(ap, fmt);
+        vsnprintf(v->message, sizeof(v->message), fmt, ap);
+        va_end(ap);
+        return -1;
+}

@@ -1,0 +1,49 @@
+/* webhook.h: what a vendor module makes of one callback, handed to the receiver to publish. */
+#ifndef LIVEFLOW_RECEIVER_WEBHOOK_H
+#define LIVEFLOW_RECEIVER_WEBHOOK_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define WEBHOOK_EVENT_ID_LEN 64 /* lowercase hex SHA-256 */
+
+/*
+ * One accepted callback, ready to encode and produce. Zero it before the vendor module fills
+ * it, and release it with webhook_event_fini(). The const char pointers are static strings
+ * of the vendor module; the char pointers and the payload are owned.
+ */
+struct webhook_event {
+        char event_id[WEBHOOK_EVENT_ID_LEN + 1];
+        const char *vendor;       /* "tencent" */
+        const char *event_type;   /* "stream.begin", ..., "other" */
+        const char *topic;        /* "live.stream", "live.other", ... */
+        const char *payload_name; /* a payload record of schemas/event.avsc, or NULL (null payload) */
+        json_t *payload;          /* that record's fields; NULL with a null payload */
+        char *stream_id;          /* NULL when the callback names no stream */
+        char *anchor_id;          /* NULL when unknown */
+        char *room_id;            /* NULL when unknown */
+        const char *key;          /* the Kafka key: borrows one of the ids above; NULL for none */
+        int64_t event_time_ms;    /* the vendor's event time, or the receive time */
+};
+
+/*
+ * Why a callback was refused. status is the HTTP status to answer (400, 401, 503, ...);
+ * message names the field or the check that failed and is safe to return to the caller.
+ */
+struct webhook_verdict {
+        unsigned int status;
+        const char *auth_failure; /* "missing", "mismatch" or "expired" for a signature; else NULL */
+        char message[200];
+};
+
+/** @brief Frees what ev owns and zeroes it; safe on a zeroed or already finished event. */
+void webhook_event_fini(struct webhook_event *ev);
+
+/**
+ * @brief Fills v with status, auth_failure (may be NULL) and a printf-style message.
+ * @returns -1, so a vendor module can write `return webhook_refuse(v, 400, NULL, ...)`.
+ */
+int webhook_refuse(struct webhook_verdict *v, unsigned int status, const char *auth_failure,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,504 @@
+/*
+ * test_receiver_e2e.c: the built liveflow-receiver against the fixture Kafka broker: signed
+ * Tencent callbacks over HTTP come out of live.stream as Avro events; refused ones do not;
+ * SIGTERM drains and exits 0.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "support.h"
+
+#define KEY            "e2e-tencent-key"
+#define PATH_TOKEN     "s3cr3t-path-token"
+#define MAX_BODY_BYTES 4096
+#define PARTITIONS     6 /* the fixture broker's topics */
+
+/* The Tencent push sample (shared/payloads/tencent-css/push.json) without t and sign. */
+static const char push_sample[] =
+        "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\","
+        "\"channel_id\":\"test_stream\",\"errcode\":0,\"errmsg\":\"ok\",\"event_time\":1703731478,"
+        "\"event_type\":1,\"height\":0,\"idc_id\":34,\"node\":\"42.81.194.37\","
+        "\"sequence\":\"2210464508206756938\",\"set_id\":2,\"stream_id\":\"test_stream\","
+        "\"stream_param\":\"stream_param=test\",\"user_ip\":\"1.1.1.1\",\"width\":0}";
+
+static struct {
+        pid_t pid;
+        int port;
+        char log_path[512];
+} rcv;
+
+/* What one HTTP exchange returned. */
+struct reply {
+        long status;
+        char body[8192];
+        char request_id[128];
+        char retry_after[16];
+        char allow[64];
+};
+
+/* ------------------------------------------------------------ the receiver process */
+
+static void start_receiver_with(const char *bootstrap, const char *const extra_env[])
+{
+        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
+        char *argv[] = {bin, NULL};
+        char *env[16];
+        int n = 0;
+
+        support_bin_path("liveflow-receiver", bin, sizeof(bin));
+        support_unique_name("receiver", name, sizeof(name));
+        snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
+        rcv.port = support_free_port();
+        snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
+        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", support_free_port());
+        snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", bootstrap);
+        env[n++] = port_env;
+        env[n++] = admin_env;
+        env[n++] = boot_env;
+        env[n++] = (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1";
+        env[n++] = (char *)"LIVEFLOW_TENCENT_KEY=" KEY;
+        env[n++] = (char *)"LIVEFLOW_MAX_BODY_BYTES=4096";
+        env[n++] = (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000";
+        for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
+                env[n++] = (char *)extra_env[i];
+        env[n] = NULL;
+        rcv.pid = support_spawn(argv, env, rcv.log_path);
+        cr_assert(rcv.pid > 0);
+        cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0),
+                  "receiver not ready; log: %s", rcv.log_path);
+}
+
+static void start_receiver(const char *const extra_env[])
+{
+        start_receiver_with(support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), extra_env);
+}
+
+/* SIGTERM, then the drain must end with exit 0. */
+static void stop_receiver_expect_clean_exit(void)
+{
+        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
+        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
+                  rcv.log_path);
+        rcv.pid = 0;
+        unlink(rcv.log_path); /* kept only when something failed */
+}
+
+static void setup(void)
+{
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        memset(&rcv, 0, sizeof(rcv));
+}
+
+static void teardown(void)
+{
+        if (rcv.pid > 0) { /* a failed test: do not leave the process behind */
+                kill(rcv.pid, SIGKILL);
+                support_wait_exit(rcv.pid, 5000);
+        }
+        curl_global_cleanup();
+}
+
+TestSuite(receiver_e2e, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ------------------------------------------------------------ HTTP */
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+        struct reply *r = arg;
+        size_t have = strlen(r->body), len = size * n;
+
+        if (len > sizeof(r->body) - 1 - have) /* keep what fits */
+                len = sizeof(r->body) - 1 - have;
+        memcpy(r->body + have, p, len);
+        r->body[have + len] = '\0';
+        return size * n;
+}
+
+static void keep_header(const char *line, size_t len, const char *name, char *out, size_t size)
+{
+        size_t name_len = strlen(name);
+
+        if (len > name_len + 1 && strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
+                const char *v = line + name_len + 1;
+                size_t vlen = len - name_len - 1;
+
+                while (vlen && (*v == ' ')) {
+                        v++;
+                        vlen--;
+                }
+                while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+                        vlen--;
+                snprintf(out, size, "%.*s", (int)vlen, v);
+        }
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+        struct reply *r = arg;
+
+        keep_header(line, size * n, "X-Request-Id", r->request_id, sizeof(r->request_id));
+        keep_header(line, size * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
+        keep_header(line, size * n, "Allow", r->allow, sizeof(r->allow));
+        return size * n;
+}
+
+/* method "POST" sends body (may be NULL); content_type NULL sends none; trace_id NULL sends none. */
+static struct reply http(const char *method, const char *path, const char *body,
+                         const char *content_type, const char *trace_id)
+{
+        struct reply r = {0};
+        struct curl_slist *headers = NULL;
+        char url[512], h[256];
+        CURL *curl = curl_easy_init();
+        CURLcode rc;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", rcv.port, path);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r);
+        /* libcurl would add a form Content-Type to a POST: the default is "none". */
+        snprintf(h, sizeof(h), "Content-Type:%s%s", content_type ? " " : "",
+                 content_type ? content_type : "");
+        headers = curl_slist_append(headers, h);
+        headers = curl_slist_append(headers, "Expect:");
+        if (trace_id) {
+                snprintf(h, sizeof(h), "X-Request-Id: %s", trace_id);
+                headers = curl_slist_append(headers, h);
+        }
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        if (strcmp(method, "POST") == 0) {
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+        } else if (strcmp(method, "GET") != 0) {
+                curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        }
+        rc = curl_easy_perform(curl);
+        cr_assert(eq(int, rc, CURLE_OK), "%s %s: %s; log: %s", method, path,
+                  curl_easy_strerror(rc), rcv.log_path);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(curl);
+        return r;
+}
+
+static struct reply post_json(const char *path, const char *body, const char *trace_id)
+{
+        return http("POST", path, body, "application/json", trace_id);
+}
+
+/* ------------------------------------------------------------ bodies */
+
+/* The push sample for stream_id, with t = now + t_offset_s and sign = MD5(key + t). */
+static char *signed_push(const char *stream_id, const char *key, long long t_offset_s)
+{
+        json_t *root = json_loads(push_sample, 0, NULL);
+        long long t = (long long)time(NULL) + t_offset_s;
+        char msg[128], sign[33], *s;
+
+        cr_assert(root != NULL);
+        snprintf(msg, sizeof(msg), "%s%lld", key, t);
+        crypto_md5_hex(msg, strlen(msg), sign);
+        json_object_set_new(root, "stream_id", json_string(stream_id));
+        json_object_set_new(root, "stream_param",
+                            json_string("txSecret=x&anchor_id=anchor%2042&room_id=room-7"));
+        json_object_set_new(root, "t", json_integer(t));
+        json_object_set_new(root, "sign", json_string(sign));
+        s = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        return s;
+}
+
+/* ------------------------------------------------------------ Kafka */
+
+struct topic_reader {
+        rd_kafka_t *rk;
+        int64_t start[PARTITIONS]; /* high watermarks before the test's requests */
+};
+
+static void reader_open(struct topic_reader *tr, const char *topic)
+{
+        char errstr[512], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+        support_unique_name("e2e_group", group, sizeof(group));
+        cr_assert(eq(int, rd_kafka_conf_set(conf, "bootstrap.servers",
+                                            support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
+                                            sizeof(errstr)), RD_KAFKA_CONF_OK), "%s", errstr);
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+        tr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        cr_assert(tr->rk != NULL, "%s", errstr);
+        for (int p = 0; p < PARTITIONS; p++) {
+                int64_t low, high;
+                rd_kafka_resp_err_t err =
+                        rd_kafka_query_watermark_offsets(tr->rk, topic, p, &low, &high, 10000);
+
+                cr_assert(eq(int, err, 0), "watermarks %s[%d]: %s", topic, p, rd_kafka_err2str(err));
+                tr->start[p] = high;
+        }
+}
+
+/* Reads every partition from where it stood at reader_open(). */
+static void reader_assign(struct topic_reader *tr, const char *topic)
+{
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+
+        for (int p = 0; p < PARTITIONS; p++)
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset = tr->start[p];
+        cr_assert(eq(int, rd_kafka_assign(tr->rk, parts), 0));
+        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void reader_close(struct topic_reader *tr)
+{
+        rd_kafka_consumer_close(tr->rk);
+        rd_kafka_destroy(tr->rk);
+}
+
+static int header(const rd_kafka_message_t *rkm, const char *name, char *out, size_t size)
+{
+        rd_kafka_headers_t *hdrs;
+        const void *v;
+        size_t len;
+
+        if (rd_kafka_message_headers(rkm, &hdrs) || rd_kafka_header_get_last(hdrs, name, &v, &len))
+                return -1;
+        snprintf(out, size, "%.*s", (int)len, (const char *)v);
+        return 0;
+}
+
+/*
+ * Polls until a record whose trace_id header is `until` arrives (returned, the caller
+ * destroys it) or timeout_ms passes (NULL). Sets *saw_other when a record with trace_id
+ * `forbidden` (may be NULL) goes by.
+ */
+static rd_kafka_message_t *read_until(struct topic_reader *tr, const char *until,
+                                      const char *forbidden, bool *saw_other, int timeout_ms)
+{
+        long long deadline = support_now_ms() + timeout_ms;
+
+        while (support_now_ms() < deadline) {
+                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(tr->rk, 200);
+                char trace[128];
+
+                if (!rkm)
+                        continue;
+                if (rkm->err || header(rkm, "trace_id", trace, sizeof(trace)) == -1) {
+                        rd_kafka_message_destroy(rkm);
+                        continue;
+                }
+                if (forbidden && saw_other && !strcmp(trace, forbidden))
+                        *saw_other = true;
+                if (!strcmp(trace, until))
+                        return rkm;
+                rd_kafka_message_destroy(rkm);
+        }
+        return NULL;
+}
+
+/* ------------------------------------------------------------ tests */
+
+Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
+{
+        struct topic_reader tr;
+        char stream[64], trace[64], want_id[65], errstr[256], value[128];
+        struct codec *codec = codec_new(errstr, sizeof(errstr));
+        struct event ev = {0};
+        rd_kafka_message_t *rkm;
+        struct reply r;
+        char *body;
+
+        cr_assert(codec != NULL, "%s", errstr);
+        support_unique_name("e2e_stream", stream, sizeof(stream));
+        support_unique_name("e2e-trace-push", trace, sizeof(trace));
+        reader_open(&tr, "live.stream");
+        start_receiver(NULL);
+        body = signed_push(stream, KEY, 600);
+        r = post_json("/callbacks/tencent", body, trace);
+        cr_assert(eq(long, r.status, 200), "body %s; log %s", r.body, rcv.log_path);
+        cr_assert_str_eq(r.body, "{\"code\":0}");
+        cr_assert_str_eq(r.request_id, trace);
+
+        reader_assign(&tr, "live.stream");
+        rkm = read_until(&tr, trace, NULL, NULL, 20000);
+        cr_assert(rkm != NULL, "no record with trace_id %s in live.stream", trace);
+        cr_assert(eq(sz, rkm->key_len, strlen(stream)));
+        cr_assert(eq(int, memcmp(rkm->key, stream, rkm->key_len), 0));
+        cr_assert(eq(int, header(rkm, "event_type", value, sizeof(value)), 0));
+        cr_assert_str_eq(value, "stream.begin");
+        cr_assert(eq(int, header(rkm, "vendor", value, sizeof(value)), 0));
+        cr_assert_str_eq(value, "tencent");
+        crypto_sha256_hex("tencent|1|2210464508206756938", 29, want_id);
+        cr_assert(eq(int, header(rkm, "event_id", value, sizeof(value)), 0));
+        cr_assert_str_eq(value, want_id);
+
+        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev, errstr, sizeof(errstr)),
+                     0), "%s", errstr);
+        cr_assert_str_eq(ev.event_id, want_id);
+        cr_assert_str_eq(ev.vendor, "tencent");
+        cr_assert_str_eq(ev.event_type, "stream.begin");
+        cr_assert_str_eq(ev.stream_id, stream);
+        cr_assert_str_eq(ev.anchor_id, "anchor 42");
+        cr_assert_str_eq(ev.room_id, "room-7");
+        cr_assert_str_eq(ev.trace_id, trace);
+        cr_assert(eq(i64, ev.event_time_ms, 1703731478000LL));
+        cr_assert(ev.receive_time_ms > 1703731478000LL);
+        cr_assert(eq(sz, ev.raw_len, strlen(body)));
+        cr_assert(eq(int, memcmp(ev.raw, body, ev.raw_len), 0));
+        cr_assert_str_eq(ev.payload_name, "StreamBegin");
+        cr_assert_str_eq(json_string_value(json_object_get(ev.payload, "sequence")),
+                         "2210464508206756938");
+        cr_assert_str_eq(json_string_value(json_object_get(ev.payload, "client_ip")), "1.1.1.1");
+
+        event_fini(&ev);
+        rd_kafka_message_destroy(rkm);
+        reader_close(&tr);
+        codec_destroy(codec);
+        free(body);
+        stop_receiver_expect_clean_exit();
+}
+
+Test(receiver_e2e, bad_sign_is_401_and_never_published)
+{
+        struct topic_reader tr;
+        char stream[64], bad_trace[64], good_trace[64];
+        char *bad = NULL, *good;
+        bool saw_bad = false;
+        rd_kafka_message_t *rkm;
+        struct reply r;
+
+        support_unique_name("e2e_stream", stream, sizeof(stream));
+        support_unique_name("e2e-trace-bad", bad_trace, sizeof(bad_trace));
+        support_unique_name("e2e-trace-good", good_trace, sizeof(good_trace));
+        reader_open(&tr, "live.stream");
+        start_receiver(NULL);
+        bad = signed_push(stream, "not-the-key", 600);
+        r = post_json("/callbacks/tencent", bad, bad_trace);
+        cr_assert(eq(long, r.status, 401), "body %s", r.body);
+        cr_assert(strstr(r.body, "\"code\":401") != NULL, "%s", r.body);
+        cr_assert(strstr(r.body, "sign") != NULL, "%s", r.body);
+
+        /* Same stream, same partition: had the bad one been written, it would come first. */
+        good = signed_push(stream, KEY, 600);
+        cr_assert(eq(long, post_json("/callbacks/tencent", good, good_trace).status, 200));
+        reader_assign(&tr, "live.stream");
+        rkm = read_until(&tr, good_trace, bad_trace, &saw_bad, 20000);
+        cr_assert(rkm != NULL, "the accepted record never arrived");
+        cr_assert(not(saw_bad), "the refused callback reached Kafka");
+        rd_kafka_message_destroy(rkm);
+        reader_close(&tr);
+        free(bad);
+        free(good);
+        stop_receiver_expect_clean_exit();
+}
+
+Test(receiver_e2e, refusals_answer_json_with_the_right_status)
+{
+        char stream[64], big[MAX_BODY_BYTES + 64];
+        char *expired, *body;
+        struct reply r;
+
+        support_unique_name("e2e_stream", stream, sizeof(stream));
+        start_receiver(NULL);
+
+        expired = signed_push(stream, KEY, -3600); /* beyond the 900 s grace */
+        r = post_json("/callbacks/tencent", expired, NULL);
+        cr_assert(eq(long, r.status, 401), "%s", r.body);
+        cr_assert(strstr(r.body, "expired") != NULL, "%s", r.body);
+        cr_assert(eq(sz, strlen(r.request_id), 32), "a trace id is made when none is sent");
+
+        r = post_json("/callbacks/tencent", "{\"event_type\":1,", NULL);
+        cr_assert(eq(long, r.status, 400), "%s", r.body);
+        cr_assert(strstr(r.body, "\"code\":400,\"message\":\"") != NULL, "%s", r.body);
+
+        r = post_json("/callbacks/nobody", "{}", NULL);
+        cr_assert(eq(long, r.status, 404), "%s", r.body);
+        cr_assert(strstr(r.body, "\"code\":404") != NULL, "%s", r.body);
+
+        r = http("GET", "/callbacks/tencent", NULL, NULL, NULL);
+        cr_assert(eq(long, r.status, 405), "%s", r.body);
+        cr_assert_str_eq(r.allow, "POST");
+
+        memset(big, ' ', sizeof(big) - 1);
+        big[0] = '{';
+        big[sizeof(big) - 2] = '}';
+        big[sizeof(big) - 1] = '\0';
+        r = post_json("/callbacks/tencent", big, NULL);
+        cr_assert(eq(long, r.status, 413), "%s", r.body);
+
+        body = signed_push(stream, KEY, 600);
+        r = http("POST", "/callbacks/tencent", body, "text/plain", NULL);
+        cr_assert(eq(long, r.status, 415), "%s", r.body);
+        r = http("POST", "/callbacks/tencent", body, "application/vnd.tencent+json; charset=utf-8",
+                 NULL);
+        cr_assert(eq(long, r.status, 200), "a */*+json type is JSON: %s", r.body);
+        r = http("POST", "/callbacks/tencent", body, NULL, NULL);
+        cr_assert(eq(long, r.status, 200), "no Content-Type is accepted: %s", r.body);
+
+        free(expired);
+        free(body);
+        stop_receiver_expect_clean_exit();
+}
+
+Test(receiver_e2e, path_token_is_required_when_configured)
+{
+        const char *const env[] = {"LIVEFLOW_TENCENT_PATH_TOKEN=" PATH_TOKEN, NULL};
+        char stream[64], *body;
+
+        support_unique_name("e2e_stream", stream, sizeof(stream));
+        start_receiver(env);
+        body = signed_push(stream, KEY, 600);
+        cr_assert(eq(long, post_json("/callbacks/tencent", body, NULL).status, 404));
+        cr_assert(eq(long, post_json("/callbacks/tencent/wrong-token", body, NULL).status, 404));
+        cr_assert(eq(long, post_json("/callbacks/tencent/" PATH_TOKEN, body, NULL).status, 200));
+        free(body);
+        stop_receiver_expect_clean_exit();
+}
+
+Test(receiver_e2e, probes_answer_on_the_traffic_port)
+{
+        struct reply r;
+
+        start_receiver(NULL);
+        r = http("GET", "/healthz", NULL, NULL, NULL);
+        cr_assert(eq(long, r.status, 200));
+        r = http("GET", "/readyz", NULL, NULL, NULL);
+        cr_assert(eq(long, r.status, 200));
+        r = http("GET", "/metrics", NULL, NULL, NULL);
+        cr_assert(eq(long, r.status, 200));
+        cr_assert(strstr(r.body, "liveflow_receiver_inflight") != NULL, "%s", r.body);
+        stop_receiver_expect_clean_exit();
+}
+
+Test(receiver_e2e, unreachable_broker_answers_503_with_retry_after)
+{
+        const char *const env[] = {"LIVEFLOW_ACK_TIMEOUT_MS=500", NULL};
+        char stream[64], *body;
+        struct reply r;
+
+        support_unique_name("e2e_stream", stream, sizeof(stream));
+        start_receiver_with("127.0.0.1:1", env); /* nothing listens on port 1 */
+        body = signed_push(stream, KEY, 600);
+        r = post_json("/callbacks/tencent", body, NULL);
+        cr_assert(eq(long, r.status, 503), "%s", r.body);
+        cr_assert_str_eq(r.retry_after, "1");
+        cr_assert(strstr(r.body, "\"code\":503") != NULL, "%s", r.body);
+        free(body);
+        /* The message timed out, so nothing is left to flush: the drain still exits 0. */
+        stop_receiver_expect_clean_exit();
+}
