@@ -343,7 +343,12 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
         cr_assert_str_eq(value, "stream.begin");
         cr_assert(eq(int, header(rkm, "vendor", value, sizeof(value)), 0));
         cr_assert_str_eq(value, "tencent");
-        crypto_sha256_hex("tencent|1|2210464508206756938", 29, want_id);
+        {
+                char key[160];
+                int n = snprintf(key, sizeof(key), "tencent|1|%s|2210464508206756938", stream);
+
+                crypto_sha256_hex(key, (size_t)n, want_id);
+        }
         cr_assert(eq(int, header(rkm, "event_id", value, sizeof(value)), 0));
         cr_assert_str_eq(value, want_id);
 

@@ -356,7 +356,7 @@ Test(tencent, push_maps_to_stream_begin)
         cr_assert_str_eq(payload_str("stream_param"), "stream_param=test");
         cr_assert_str_eq(payload_str("app"), "test.domain.com");
         cr_assert_str_eq(payload_str("node"), "42.81.194.37");
-        expected_id("tencent|1|2210464508206756938", id);
+        expected_id("tencent|1|test_stream|2210464508206756938", id);
         cr_assert_str_eq(ev.event_id, id);
         cr_assert_null(ev.anchor_id);
         cr_assert_null(ev.room_id);
@@ -375,7 +375,7 @@ Test(tencent, interrupt_maps_to_stream_end)
         cr_assert(eq(i64, payload_int("errcode"), 1));
         cr_assert_str_eq(payload_str("errmsg"), "recv rtmp deleteStream");
         cr_assert(eq(i64, payload_int("close_method"), 1));
-        expected_id("tencent|0|2210464508206756938", id);
+        expected_id("tencent|0|test_stream|2210464508206756938", id);
         cr_assert_str_eq(ev.event_id, id);
 }
 
@@ -400,7 +400,7 @@ Test(tencent, numbers_as_strings_are_accepted)
         cr_assert_str_eq(ev.event_type, "stream.end");
         cr_assert(eq(i64, ev.event_time_ms, 1703735203000LL));
         cr_assert_str_eq(payload_str("sequence"), "77");
-        expected_id("tencent|0|77", id);
+        expected_id("tencent|0|test_stream|77", id);
         cr_assert_str_eq(ev.event_id, id);
         free(a);
         free(b);
