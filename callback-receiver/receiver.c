@@ -66,6 +66,7 @@ struct request {
         long long start_us;  /* monotonic, for the duration */
         unsigned int status; /* the status queued; 0 until then */
         bool is_early;       /* answered before the body was read */
+        bool has_body;       /* Content-Length > 0 or chunked */
         bool is_too_large;
         bool is_sent;        /* handed to delivery_send(): the next call answers from the ticket */
         char *body;
@@ -164,7 +165,8 @@ static void count_stats(struct receiver *rcv, unsigned int status)
 static enum MHD_Result request_reply(struct request *req, unsigned int status, const char *message)
 {
         /* An early answer leaves the body unread: the connection cannot be reused. */
-        struct http_reply_opts opts = {.trace_id = req->trace_id, .must_close = req->is_early};
+        struct http_reply_opts opts = {.trace_id = req->trace_id,
+                                       .must_close = req->is_early && req->has_body};
 
         req->status = status;
         return http_reply_json(req->conn, status, message, &opts);
@@ -180,7 +182,7 @@ static enum MHD_Result request_reply_early(struct request *req, unsigned int sta
 static enum MHD_Result reply_method_not_allowed(struct request *req)
 {
         struct http_reply_opts opts = {.trace_id = req->trace_id, .allow = req->route->allow,
-                                       .must_close = true};
+                                       .must_close = req->has_body};
 
         req->is_early = true;
         req->status = 405;
@@ -234,6 +236,15 @@ static enum MHD_Result serve_probe(struct request *req)
 
 /* ------------------------------------------------------------ first call: headers only */
 
+/* The declared body length; 0 when absent (libmicrohttpd already refused a malformed one). */
+static unsigned long long content_length(struct MHD_Connection *conn)
+{
+        const char *s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+        return s ? strtoull(s, NULL, 10) : 0;
+}
+
 static struct request *request_new(struct receiver *rcv, struct MHD_Connection *conn,
                                    const char *url, const char *method)
 {
@@ -248,6 +259,9 @@ static struct request *request_new(struct receiver *rcv, struct MHD_Connection *
         req->receive_ms = wall_ms();
         snprintf(req->method, sizeof(req->method), "%s", method);
         snprintf(req->path, sizeof(req->path), "%s", url);
+        req->has_body = content_length(conn) > 0 ||
+                        MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_TRANSFER_ENCODING);
         id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (trace_id_is_valid(id))
                 snprintf(req->trace_id, sizeof(req->trace_id), "%s", id);
@@ -295,9 +309,7 @@ static enum MHD_Result check_upload(struct request *req)
         const struct settings *s = req->rcv->s;
         const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_CONTENT_TYPE);
-        const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+        unsigned long long declared = content_length(req->conn);
         char message[96];
 
         if (!is_allowed_source(req))
@@ -327,6 +339,8 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
                 return MHD_NO; /* out of memory: close the connection */
         *req_cls = req;
         req->route = routes_match(url, &token);
+        if (req->route && *token) /* a path token is a secret: keep it out of the logs */
+                snprintf(req->path, sizeof(req->path), "%s/<token>", req->route->path);
         if (req->route && !token_matches(rcv, req->route, token))
                 req->route = NULL; /* a wrong token looks like no endpoint at all */
         if (!req->route)

@@ -225,7 +225,7 @@ static int verify(const struct tencent *tc, const json_t *root, int64_t now_ms,
 
 /* ------------------------------------------------------------ ids */
 
-/* event_id = lowercase hex SHA-256 of "tencent|<type>|<key>" (key: "<stream_id>|<sequence>" for 0/1). */
+/* event_id = lowercase hex SHA-256 of "tencent|<type>|<key>". */
 static void event_id_of(char out[WEBHOOK_EVENT_ID_LEN + 1], long long type, const char *key)
 {
         char *s = NULL;
@@ -294,8 +294,9 @@ static char *natural_key(const json_t *root, long long type)
 }
 
 /*
- * Push and interrupt of one session share `sequence`, so the type is part of the key;
- * other types use their natural key, and the signature-free body when they have none.
+ * Push and interrupt of one session share `sequence`, so the type is part of the key, and
+ * so is the stream: a sequence names one push session of one stream. Other types use their
+ * natural key, and the signature-free body when they have none. Call after read_stream_id().
  */
 static void make_event_id(struct webhook_event *ev, const json_t *root, long long type)
 {
@@ -305,14 +306,10 @@ static void make_event_id(struct webhook_event *ev, const json_t *root, long lon
         if (type == TENCENT_STREAM_BEGIN || type == TENCENT_STREAM_END)
                 sequence = read_text(json_object_get(root, "sequence"), buf, sizeof(buf));
         if (sequence && *sequence) {
-                /* A sequence is one push session of one stream: the stream makes it unique. */
-                const char *stream = json_string_value(json_object_get(root, "stream_id"));
-                char *both = NULL;
-
-                if (asprintf(&both, "%s|%s", stream ? stream : "", sequence) < 0)
-                        both = NULL;
-                event_id_of(ev->event_id, type, both ? both : sequence);
-                free(both);
+                if (asprintf(&key, "%s|%s", ev->stream_id ? ev->stream_id : "", sequence) < 0)
+                        key = NULL;
+                event_id_of(ev->event_id, type, key ? key : sequence);
+                free(key);
                 return;
         }
         /* A natural key is a JSON array and the body an object: the two cannot collide. */

@@ -36,8 +36,10 @@ size_t tencent_key_count(const struct tencent *tc);
  * @brief Reads one callback body (the exact bytes received), checks its signature against
  * every key, and fills ev: event 1 becomes stream.begin (payload StreamBegin) and 0
  * stream.end (StreamEnd) on live.stream; every other type becomes "other" with a null
- * payload on live.other. event_id is the SHA-256 of "tencent|<type>|<natural key>", so a
- * retry with a new t and sign keeps its id. Integers may arrive as numbers or decimal text.
+ * payload on live.other. event_id is the lowercase hex SHA-256 of "tencent|<type>|<key>",
+ * key being "<stream_id>|<sequence>" for 0 and 1, the natural key of vendor-callbacks §1.6
+ * (a JSON array of texts) for the others, else the body without t and sign (sorted, compact);
+ * so a retry with a new t and sign keeps its id. Integers may come as numbers or decimal text.
  * @param now_ms the receive time (Unix ms): checks t's expiry, and is the event time when
  *        the body has no event_time.
  * @param ev zeroed by the caller; on success owns what it points to (webhook_event_fini()),

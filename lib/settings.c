@@ -323,7 +323,7 @@ void settings_fini(struct settings *s)
         char *base = (char *)s;
 
         for (size_t i = 0; i < TABLE_LEN; i++) {
-                if (settings_table[i].type != SETTING_INT && settings_table[i].offset) {
+                if (settings_table[i].type != SETTING_INT && settings_table[i].users) {
                         char **p = (char **)(base + settings_table[i].offset);
 
                         free(*p);

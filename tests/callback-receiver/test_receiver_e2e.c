@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -506,4 +507,67 @@ Test(receiver_e2e, unreachable_broker_answers_503_with_retry_after)
         free(body);
         /* The message timed out, so nothing is left to flush: the drain still exits 0. */
         stop_receiver_expect_clean_exit();
+}
+
+struct pending_post {
+        const char *body;
+        struct reply r;
+};
+
+static void *post_in_background(void *arg)
+{
+        struct pending_post *pp = arg;
+
+        pp->r = post_json("/callbacks/tencent", pp->body, NULL);
+        return NULL;
+}
+
+Test(receiver_e2e, drain_deadline_answers_waiting_requests_503_and_exits_1)
+{
+        const char *const env[] = {"LIVEFLOW_ACK_TIMEOUT_MS=19000", "LIVEFLOW_DRAIN_TIMEOUT_MS=500",
+                                   NULL};
+        char stream[64], *body;
+        struct pending_post pp;
+        pthread_t thread;
+
+        support_unique_name("e2e_stream", stream, sizeof(stream));
+        start_receiver_with("127.0.0.1:1", env); /* no broker: the request waits for its ack */
+        body = signed_push(stream, KEY, 600);
+        pp.body = body;
+        cr_assert(eq(int, pthread_create(&thread, NULL, post_in_background, &pp), 0));
+        support_sleep_ms(300); /* the request is suspended by now */
+        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
+        pthread_join(thread, NULL);
+        cr_assert(eq(long, pp.r.status, 503), "%s", pp.r.body);
+        cr_assert_str_eq(pp.r.retry_after, "1");
+        /* The message is still queued: the drain must say so with exit 1. */
+        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 1), "log: %s", rcv.log_path);
+        rcv.pid = 0;
+        unlink(rcv.log_path);
+        free(body);
+}
+
+/* --check-config: 0 on a valid configuration, 2 naming the key on a bad one; no broker needed. */
+static int check_config(const char *bad_setting)
+{
+        char bin[256], name[64], log_path[512];
+        char *argv[] = {bin, (char *)"--check-config", NULL};
+        char *env[] = {(char *)"LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1", (char *)bad_setting, NULL};
+        int rc;
+
+        support_bin_path("liveflow-receiver", bin, sizeof(bin));
+        support_unique_name("check", name, sizeof(name));
+        snprintf(log_path, sizeof(log_path), "/tmp/liveflow_e2e_%s.log", name);
+        rc = support_wait_exit(support_spawn(argv, env, log_path), 10000);
+        unlink(log_path);
+        return rc;
+}
+
+Test(receiver_e2e, check_config_exits_0_or_2)
+{
+        cr_assert(eq(int, check_config(NULL), 0));
+        cr_assert(eq(int, check_config("LIVEFLOW_HTTP_PORT=80x"), 2));
+        cr_assert(eq(int, check_config("LIVEFLOW_TENCENT_ALLOW_IPS=10.0.0.0/40"), 2));
+        cr_assert(eq(int, check_config("LIVEFLOW_HTTP_ADDR=localhost"), 2));
+        cr_assert(eq(int, check_config("LIVEFLOW_LOG_LEVEL=loud"), 2));
 }

@@ -497,6 +497,18 @@ Test(tencent, retry_with_new_t_and_sign_keeps_the_event_id)
         free(retry);
 }
 
+Test(tencent, same_sequence_on_another_stream_differs)
+{
+        char first[65], *other = edit(push_json, "stream_id", json_string("other_stream"));
+
+        cr_assert(eq(int, map_at(push_json, PUSH_T - 1), 0), "%s", verdict.message);
+        memcpy(first, ev.event_id, sizeof(first));
+        webhook_event_fini(&ev);
+        cr_assert(eq(int, map_at(other, PUSH_T - 1), 0), "%s", verdict.message);
+        cr_assert_str_neq(ev.event_id, first);
+        free(other);
+}
+
 Test(tencent, push_and_interrupt_of_one_sequence_differ)
 {
         char push_id[65];
