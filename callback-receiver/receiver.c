@@ -27,15 +27,22 @@
 #include "delivery.h"
 #include "encoder.h"
 #include "http_reply.h"
+#include "internal.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
 #include "settings.h"
+#include "srs.h"
 #include "tencent.h"
 #include "trace.h"
 #include "webhook.h"
 
 #define STATS_INTERVAL_MS 60000
+
+/* Every topic an endpoint may produce to: their metadata is fetched at startup. */
+static const char *const receiver_topics[] = {"live.stream",  "live.record",     "live.snapshot",
+                                              "live.audit",   "live.reward",     "live.withdrawal",
+                                              "live.viewer",  "live.other",      NULL};
 #define RESPONSE_GRACE_MS 1000 /* after the drain deadline, for the last answers to be written */
 
 struct receiver {
@@ -44,6 +51,8 @@ struct receiver {
         struct admin_http *admin;
         struct tencent *tencent;
         struct allowlist *tencent_allow;
+        struct srs *srs;
+        struct internal *internal;
         struct encoder *encoder;
         struct delivery *delivery;
         struct MHD_Daemon *daemon;
@@ -62,6 +71,7 @@ struct request {
         char trace_id[TRACE_ID_MAX + 1];
         char method[16];
         char path[160];
+        char path_arg[320];  /* ROUTE_SUBPATH: what follows the route's path + "/" */
         int64_t receive_ms;  /* wall clock, for the envelope */
         long long start_us;  /* monotonic, for the duration */
         unsigned int status; /* the status queued; 0 until then */
@@ -282,6 +292,27 @@ static bool token_matches(const struct receiver *rcv, const struct route *r, con
         return len == strlen(want) && crypto_equal(token, want, len);
 }
 
+/* SRS cannot sign: its http_hooks URL carries ?token=, compared in constant time. */
+static enum MHD_Result check_srs_token(struct request *req)
+{
+        const char *want = req->rcv->s->srs_token;
+        const char *got = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "token");
+        size_t len = got ? strlen(got) : 0;
+
+        if (!want || !*want)
+                return request_reply_early(req, 503, "LIVEFLOW_SRS_TOKEN is not configured");
+        if (!got || len != strlen(want) || !crypto_equal(got, want, len)) {
+                count_signature_failure(req->rcv, "srs", got ? "mismatch" : "missing");
+                return request_reply_early(req, 401, got ? "token: mismatch" : "token: missing");
+        }
+        return MHD_YES;
+}
+
+static bool is_probe(const struct route *r)
+{
+        return r->id == ROUTE_HEALTHZ || r->id == ROUTE_READYZ || r->id == ROUTE_METRICS;
+}
+
 /* application/json or any type/subtype+json; parameters (charset) are ignored. */
 static bool is_json_media_type(const char *content_type)
 {
@@ -312,8 +343,14 @@ static enum MHD_Result check_upload(struct request *req)
         unsigned long long declared = content_length(req->conn);
         char message[96];
 
-        if (!is_allowed_source(req))
+        if (req->route->id == ROUTE_TENCENT && !is_allowed_source(req))
                 return request_reply_early(req, 403, "source address not allowed");
+        if (req->route->id == ROUTE_SRS) {
+                enum MHD_Result rc = check_srs_token(req);
+
+                if (req->status) /* refused */
+                        return rc;
+        }
         /* Tencent does not document its Content-Type, so only a wrong one is refused. */
         if (type && !is_json_media_type(type))
                 return request_reply_early(req, 415, "Content-Type: expected application/json");
@@ -333,21 +370,27 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
                                      const char *url, const char *method, void **req_cls)
 {
         struct request *req = request_new(rcv, conn, url, method);
-        const char *token = "";
+        const char *suffix = "";
 
         if (!req)
                 return MHD_NO; /* out of memory: close the connection */
         *req_cls = req;
-        req->route = routes_match(url, &token);
-        if (req->route && *token) /* a path token is a secret: keep it out of the logs */
+        req->route = routes_match(url, &suffix);
+        if (req->route && req->route->suffix == ROUTE_SUBPATH) {
+                if (strlen(suffix) >= sizeof(req->path_arg))
+                        return request_reply_early(req, 414, "path: too long");
+                snprintf(req->path_arg, sizeof(req->path_arg), "%s", suffix);
+                suffix = "";
+        }
+        if (req->route && *suffix) /* a path token is a secret: keep it out of the logs */
                 snprintf(req->path, sizeof(req->path), "%s/<token>", req->route->path);
-        if (req->route && !token_matches(rcv, req->route, token))
+        if (req->route && !token_matches(rcv, req->route, suffix))
                 req->route = NULL; /* a wrong token looks like no endpoint at all */
         if (!req->route)
                 return request_reply_early(req, 404, "no such endpoint");
         if (!route_allows(req->route, method))
                 return reply_method_not_allowed(req);
-        if (req->route->id != ROUTE_TENCENT)
+        if (is_probe(req->route))
                 return serve_probe(req);
         return check_upload(req);
 }
@@ -388,14 +431,65 @@ static enum MHD_Result read_body(struct request *req, const char *data, size_t *
 
 /* ------------------------------------------------------------ last call: verify, encode, produce */
 
+static const char *lookup_value(void *ctx, enum webhook_lookup kind, const char *name)
+{
+        struct request *req = ctx;
+
+        return MHD_lookup_connection_value(req->conn,
+                                           kind == WEBHOOK_HEADER ? MHD_HEADER_KIND
+                                                                  : MHD_GET_ARGUMENT_KIND,
+                                           name);
+}
+
+/* The request as the vendor modules see it (body NULL once it was handed to Kafka). */
+static struct webhook_request webhook_request_of(struct request *req)
+{
+        return (struct webhook_request){
+                .body = req->body,
+                .len = req->body_len,
+                .now_ms = req->receive_ms,
+                .path_arg = req->path_arg,
+                .trace_id = req->trace_id,
+                .lookup = lookup_value,
+                .ctx = req,
+        };
+}
+
 static int map_callback(struct request *req, struct webhook_verdict *v)
 {
+        struct receiver *rcv = req->rcv;
+        struct webhook_request wr = webhook_request_of(req);
+
         switch (req->route->id) {
         case ROUTE_TENCENT:
-                return tencent_map(req->rcv->tencent, req->body, req->body_len, req->receive_ms,
+                return tencent_map(rcv->tencent, req->body, req->body_len, req->receive_ms,
                                    &req->ev, v);
+        case ROUTE_SRS:
+                return srs_map(rcv->srs, &wr, &req->ev, v);
+        case ROUTE_REWARDS:
+                return internal_map(rcv->internal, INTERNAL_REWARDS, &wr, &req->ev, v);
+        case ROUTE_WITHDRAWALS:
+                return internal_map(rcv->internal, INTERNAL_WITHDRAWALS, &wr, &req->ev, v);
+        case ROUTE_ADMIN:
+                return internal_map(rcv->internal, INTERNAL_ADMIN, &wr, &req->ev, v);
         default:
                 return webhook_refuse(v, 404, NULL, "no such endpoint");
+        }
+}
+
+/* After the broker's ack: what an endpoint remembers of an accepted request. */
+static void note_delivered(struct request *req)
+{
+        struct webhook_request wr = webhook_request_of(req);
+
+        switch (req->route->id) {
+        case ROUTE_REWARDS:
+        case ROUTE_WITHDRAWALS:
+        case ROUTE_ADMIN:
+                internal_acked(req->rcv->internal, &wr, &req->ev);
+                break;
+        default:
+                break;
         }
 }
 
@@ -468,8 +562,10 @@ static enum MHD_Result reply_delivery(struct request *req)
 {
         char message[160];
 
-        if (!req->ticket.err)
+        if (!req->ticket.err) {
+                note_delivered(req);
                 return request_reply(req, 200, NULL);
+        }
         snprintf(message, sizeof(message), "event not stored (%s); retry",
                  rd_kafka_err2str(req->ticket.err));
         return request_reply(req, 503, message);
@@ -507,7 +603,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         if (!req)
                 return;
         count_request(req);
-        if (!req->route || req->route->id == ROUTE_TENCENT) /* probes are not traffic */
+        if (!req->route || !is_probe(req->route)) /* probes are not traffic */
                 count_stats(rcv, req->status);
         log_request(req, toe);
         webhook_event_fini(&req->ev);
@@ -643,8 +739,10 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
         if (!(rcv->tencent = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)) ||
             !(rcv->tencent_allow = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips,
                                                  errstr, errstr_size)) ||
+            !(rcv->srs = srs_new(s, rcv->metrics, errstr, errstr_size)) ||
+            !(rcv->internal = internal_new(s, rcv->metrics, errstr, errstr_size)) ||
             !(rcv->encoder = encoder_new(errstr, errstr_size)) ||
-            !(rcv->delivery = delivery_new(s, tencent_topics, rcv->metrics, errstr, errstr_size)))
+            !(rcv->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
         if (start_http(rcv, errstr, errstr_size) == -1 || start_admin(rcv, errstr, errstr_size) == -1)
                 return -1;
@@ -755,6 +853,8 @@ void receiver_destroy(struct receiver *rcv)
         delivery_destroy(rcv->delivery);
         encoder_destroy(rcv->encoder);
         allowlist_destroy(rcv->tencent_allow);
+        internal_destroy(rcv->internal);
+        srs_destroy(rcv->srs);
         tencent_destroy(rcv->tencent);
         metrics_destroy(rcv->metrics);
         free(rcv);

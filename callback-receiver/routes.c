@@ -4,13 +4,17 @@
 #include <string.h>
 
 static const struct route routes[] = {
-        {"/callbacks/tencent", true, "POST", "tencent", "tencent", ROUTE_TENCENT},
-        {"/healthz", false, "GET, HEAD", "healthz", "-", ROUTE_HEALTHZ},
-        {"/readyz", false, "GET, HEAD", "readyz", "-", ROUTE_READYZ},
-        {"/metrics", false, "GET, HEAD", "metrics", "-", ROUTE_METRICS},
+        {"/callbacks/tencent", ROUTE_TOKEN, "POST", "tencent", "tencent", ROUTE_TENCENT},
+        {"/callbacks/srs", ROUTE_EXACT, "POST", "srs", "srs", ROUTE_SRS},
+        {"/v1/rewards", ROUTE_EXACT, "POST", "rewards", "internal", ROUTE_REWARDS},
+        {"/v1/withdrawals", ROUTE_EXACT, "POST", "withdrawals", "internal", ROUTE_WITHDRAWALS},
+        {"/v1/admin", ROUTE_SUBPATH, "POST", "admin", "admin", ROUTE_ADMIN},
+        {"/healthz", ROUTE_EXACT, "GET, HEAD", "healthz", "-", ROUTE_HEALTHZ},
+        {"/readyz", ROUTE_EXACT, "GET, HEAD", "readyz", "-", ROUTE_READYZ},
+        {"/metrics", ROUTE_EXACT, "GET, HEAD", "metrics", "-", ROUTE_METRICS},
 };
 
-const struct route *routes_match(const char *url, const char **token)
+const struct route *routes_match(const char *url, const char **suffix)
 {
         for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
                 const struct route *r = &routes[i];
@@ -18,9 +22,9 @@ const struct route *routes_match(const char *url, const char **token)
 
                 if (strncmp(url, r->path, len) != 0)
                         continue;
-                if (url[len] == '\0' || (r->has_token && url[len] == '/')) {
-                        if (token)
-                                *token = url[len] ? url + len + 1 : "";
+                if (url[len] == '\0' || (r->suffix != ROUTE_EXACT && url[len] == '/')) {
+                        if (suffix)
+                                *suffix = url[len] ? url + len + 1 : "";
                         return r;
                 }
         }

@@ -6,15 +6,26 @@
 
 /* What the receiver does with a matched request. */
 enum route_id {
-        ROUTE_TENCENT, /* a Tencent CSS callback */
+        ROUTE_TENCENT,     /* a Tencent CSS callback */
+        ROUTE_SRS,         /* an SRS http_hooks callback */
+        ROUTE_REWARDS,     /* a tip from the tip service (Standard Webhooks) */
+        ROUTE_WITHDRAWALS, /* a withdrawal request (Standard Webhooks) */
+        ROUTE_ADMIN,       /* an operator's command under /v1/admin/ (Standard Webhooks) */
         ROUTE_HEALTHZ,
         ROUTE_READYZ,
         ROUTE_METRICS,
 };
 
+/* What may follow a route's path. */
+enum route_suffix {
+        ROUTE_EXACT,   /* nothing: the path is matched exactly */
+        ROUTE_TOKEN,   /* optionally "/" + a secret path token (kept out of the logs) */
+        ROUTE_SUBPATH, /* "/" + the rest of the path, handed to the endpoint (e.g. /v1/admin/...) */
+};
+
 struct route {
-        const char *path;     /* matched exactly */
-        bool has_token;       /* also matches path + "/" + token (a secret in the URL) */
+        const char *path;     /* matched exactly, or as the prefix of suffix */
+        enum route_suffix suffix;
         const char *allow;    /* accepted methods, as the Allow header lists them */
         const char *endpoint; /* the endpoint label of liveflow_receiver_requests_total */
         const char *vendor;   /* the vendor label, or "-" for the probes */
@@ -23,11 +34,11 @@ struct route {
 
 /**
  * @brief Finds the route of url (a path: libmicrohttpd has already split off the query).
- * @param token receives, for a has_token route, what follows path + "/" ("" when nothing
- *        does); it points into url. May be NULL.
+ * @param suffix receives, for a ROUTE_TOKEN or ROUTE_SUBPATH route, what follows path + "/"
+ *        ("" when nothing does); it points into url. May be NULL.
  * @returns a row of the static table, or NULL when no route matches (404).
  */
-const struct route *routes_match(const char *url, const char **token);
+const struct route *routes_match(const char *url, const char **suffix);
 
 /** @brief True when r accepts method; HEAD is accepted wherever GET is. */
 bool route_allows(const struct route *r, const char *method);

@@ -29,3 +29,13 @@ int webhook_refuse(struct webhook_verdict *v, unsigned int status, const char *a
         va_end(ap);
         return -1;
 }
+
+const char *webhook_header(const struct webhook_request *req, const char *name)
+{
+        return req->lookup ? req->lookup(req->ctx, WEBHOOK_HEADER, name) : NULL;
+}
+
+const char *webhook_query(const struct webhook_request *req, const char *name)
+{
+        return req->lookup ? req->lookup(req->ctx, WEBHOOK_QUERY, name) : NULL;
+}

@@ -26,9 +26,38 @@ struct webhook_event {
         int64_t event_time_ms;    /* the vendor's event time, or the receive time */
 };
 
+/* What webhook_request_lookup() looks up. */
+enum webhook_lookup {
+        WEBHOOK_HEADER, /* a request header, by case-insensitive name */
+        WEBHOOK_QUERY,  /* a query-string argument, URL-decoded */
+};
+
+/*
+ * One request as a vendor module sees it, independent of the HTTP server (so the modules
+ * are tested and fuzzed without one). Everything is borrowed for the call.
+ */
+struct webhook_request {
+        const char *body;     /* the exact bytes received (not NUL-terminated) */
+        size_t len;
+        int64_t now_ms;       /* receive time, Unix ms */
+        const char *path_arg; /* what follows the route's path + "/" (ROUTE_SUBPATH), else "" */
+        const char *trace_id; /* the request's trace id, for logs */
+        /* Returns the value or NULL when absent; the value lives as long as the request. */
+        const char *(*lookup)(void *ctx, enum webhook_lookup kind, const char *name);
+        void *ctx;
+};
+
+/** @brief A header of req (case-insensitive name) or NULL. */
+const char *webhook_header(const struct webhook_request *req, const char *name);
+
+/** @brief A query argument of req or NULL. */
+const char *webhook_query(const struct webhook_request *req, const char *name);
+
 /*
  * Why a callback was refused. status is the HTTP status to answer (400, 401, 503, ...);
  * message names the field or the check that failed and is safe to return to the caller.
+ * A status of 200 means "accepted already": a replay of a request that was acknowledged
+ * before, answered 200 {"code":0} without producing a second event.
  */
 struct webhook_verdict {
         unsigned int status;

@@ -38,6 +38,26 @@ Test(routes, probe_paths_take_no_token)
         cr_assert_null(routes_match("/metrics/x", NULL));
 }
 
+Test(routes, admin_commands_hand_the_rest_of_the_path_over)
+{
+        const char *rest = NULL;
+        const struct route *r = routes_match("/v1/admin/streams/s1/close", &rest);
+
+        cr_assert_not_null(r);
+        cr_assert(eq(int, r->id, ROUTE_ADMIN));
+        cr_assert_str_eq(rest, "streams/s1/close");
+        cr_assert_null(routes_match("/v1/adminx", NULL));
+}
+
+Test(routes, internal_and_srs_paths_are_exact)
+{
+        cr_assert(eq(int, routes_match("/v1/rewards", NULL)->id, ROUTE_REWARDS));
+        cr_assert(eq(int, routes_match("/v1/withdrawals", NULL)->id, ROUTE_WITHDRAWALS));
+        cr_assert(eq(int, routes_match("/callbacks/srs", NULL)->id, ROUTE_SRS));
+        cr_assert_null(routes_match("/v1/rewards/x", NULL));
+        cr_assert_null(routes_match("/callbacks/srs/x", NULL));
+}
+
 Test(routes, unknown_path_has_no_route)
 {
         cr_assert_null(routes_match("/", NULL));
