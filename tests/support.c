@@ -1,13 +1,25 @@
 /* support.c: helpers shared by the test suites. */
 #include "support.h"
 
+#include "url.h"
+
 #include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <mysql.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,4 +225,315 @@ int support_sh(const char *fmt, ...)
         va_end(ap);
         st = system(cmd);
         return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ------------------------------------------------------------ TCP relay */
+
+#define PROXY_MAX_PAIRS 64
+
+struct support_proxy {
+        pthread_t thread;
+        pthread_mutex_t lock;
+        int upstream_port, port, listen_fd, wake[2];
+        int pairs[PROXY_MAX_PAIRS][2]; /* client, upstream; -1 when free */
+        bool is_stopping;
+};
+
+static int proxy_listen(int port)
+{
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd == -1)
+                return -1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 || listen(fd, 64) == -1) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static void proxy_accept(struct support_proxy *p)
+{
+        struct sockaddr_in up = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->upstream_port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int client = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC), server;
+
+        if (client == -1)
+                return;
+        server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (server == -1 || connect(server, (struct sockaddr *)&up, sizeof(up)) == -1) {
+                close(client);
+                if (server != -1)
+                        close(server);
+                return;
+        }
+        for (int i = 0; i < PROXY_MAX_PAIRS; i++) {
+                if (p->pairs[i][0] == -1) {
+                        p->pairs[i][0] = client;
+                        p->pairs[i][1] = server;
+                        return;
+                }
+        }
+        close(client);
+        close(server);
+}
+
+static void proxy_close_pair(struct support_proxy *p, int i)
+{
+        close(p->pairs[i][0]);
+        close(p->pairs[i][1]);
+        p->pairs[i][0] = p->pairs[i][1] = -1;
+}
+
+static void *proxy_run(void *arg)
+{
+        struct support_proxy *p = arg;
+        char buf[16384];
+
+        for (;;) {
+                struct pollfd fds[2 + 2 * PROXY_MAX_PAIRS];
+                int map[2 + 2 * PROXY_MAX_PAIRS], n = 0;
+
+                pthread_mutex_lock(&p->lock);
+                if (p->is_stopping) {
+                        pthread_mutex_unlock(&p->lock);
+                        return NULL;
+                }
+                fds[n] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
+                map[n++] = -1;
+                if (p->listen_fd != -1) {
+                        fds[n] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+                        map[n++] = -2;
+                }
+                for (int i = 0; i < PROXY_MAX_PAIRS; i++) {
+                        for (int side = 0; side < 2 && p->pairs[i][0] != -1; side++) {
+                                fds[n] = (struct pollfd){.fd = p->pairs[i][side], .events = POLLIN};
+                                map[n++] = i * 2 + side;
+                        }
+                }
+                pthread_mutex_unlock(&p->lock);
+                if (poll(fds, (nfds_t)n, 1000) <= 0)
+                        continue;
+                pthread_mutex_lock(&p->lock);
+                for (int k = 0; k < n; k++) {
+                        if (!fds[k].revents)
+                                continue;
+                        if (map[k] == -1) {
+                                while (read(p->wake[0], buf, sizeof(buf)) > 0)
+                                        ;
+                                break; /* the sets changed: poll again */
+                        }
+                        if (map[k] == -2) {
+                                proxy_accept(p);
+                                continue;
+                        }
+                        int i = map[k] / 2, side = map[k] % 2;
+                        ssize_t got;
+
+                        if (p->pairs[i][0] == -1)
+                                continue;
+                        got = read(p->pairs[i][side], buf, sizeof(buf));
+                        if (got <= 0 || write(p->pairs[i][!side], buf, (size_t)got) != got)
+                                proxy_close_pair(p, i);
+                }
+                pthread_mutex_unlock(&p->lock);
+        }
+}
+
+static void proxy_wake(struct support_proxy *p)
+{
+        char c = 1;
+
+        if (write(p->wake[1], &c, 1) != 1) {
+                /* the pipe is full: the thread wakes anyway */
+        }
+}
+
+struct support_proxy *support_proxy_start(int upstream_port)
+{
+        struct support_proxy *p = calloc(1, sizeof(*p));
+
+        cr_assert_not_null(p);
+        p->upstream_port = upstream_port;
+        for (int i = 0; i < PROXY_MAX_PAIRS; i++)
+                p->pairs[i][0] = p->pairs[i][1] = -1;
+        pthread_mutex_init(&p->lock, NULL);
+        cr_assert(pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) == 0);
+        for (int attempt = 0; attempt < 5 && p->listen_fd <= 0; attempt++) {
+                p->port = support_free_port();
+                p->listen_fd = proxy_listen(p->port);
+        }
+        cr_assert(p->listen_fd > 0, "proxy: cannot listen");
+        cr_assert(pthread_create(&p->thread, NULL, proxy_run, p) == 0);
+        return p;
+}
+
+int support_proxy_port(const struct support_proxy *p)
+{
+        return p->port;
+}
+
+void support_proxy_cut(struct support_proxy *p)
+{
+        pthread_mutex_lock(&p->lock);
+        if (p->listen_fd != -1)
+                close(p->listen_fd);
+        p->listen_fd = -1;
+        for (int i = 0; i < PROXY_MAX_PAIRS; i++)
+                if (p->pairs[i][0] != -1)
+                        proxy_close_pair(p, i);
+        pthread_mutex_unlock(&p->lock);
+        proxy_wake(p);
+}
+
+void support_proxy_restore(struct support_proxy *p)
+{
+        pthread_mutex_lock(&p->lock);
+        if (p->listen_fd == -1)
+                p->listen_fd = proxy_listen(p->port);
+        pthread_mutex_unlock(&p->lock);
+        cr_assert(p->listen_fd != -1, "proxy: cannot listen on %d again", p->port);
+        proxy_wake(p);
+}
+
+void support_proxy_stop(struct support_proxy *p)
+{
+        if (!p)
+                return;
+        support_proxy_cut(p);
+        pthread_mutex_lock(&p->lock);
+        p->is_stopping = true;
+        pthread_mutex_unlock(&p->lock);
+        proxy_wake(p);
+        pthread_join(p->thread, NULL);
+        close(p->wake[0]);
+        close(p->wake[1]);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+/* ------------------------------------------------------------ stores and Kafka */
+
+MYSQL *support_mysql_connect(const char *url)
+{
+        struct mysql_url u;
+        char err[256];
+        MYSQL *mysql = mysql_init(NULL);
+
+        cr_assert(url_parse_mysql(url, &u, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(mysql_real_connect(mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
+                  "%s", mysql_error(mysql));
+        cr_assert(mysql_query(mysql, "SET time_zone = '+00:00'") == 0);
+        return mysql;
+}
+
+static void query1v(MYSQL *mysql, char *out, size_t out_size, const char *fmt, va_list ap)
+{
+        char sql[2048];
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        out[0] = '\0';
+        cr_assert(mysql_query(mysql, sql) == 0, "%s: %s", sql, mysql_error(mysql));
+        res = mysql_store_result(mysql);
+        if (res && (row = mysql_fetch_row(res)) && row[0])
+                snprintf(out, out_size, "%s", row[0]);
+        if (res)
+                mysql_free_result(res);
+}
+
+void support_query1(MYSQL *mysql, char *out, size_t out_size, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        query1v(mysql, out, out_size, fmt, ap);
+        va_end(ap);
+}
+
+long long support_query_int(MYSQL *mysql, const char *fmt, ...)
+{
+        char v[64];
+        va_list ap;
+
+        va_start(ap, fmt);
+        query1v(mysql, v, sizeof(v), fmt, ap);
+        va_end(ap);
+        return atoll(v);
+}
+
+rd_kafka_t *support_producer(void)
+{
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_t *rk;
+
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
+                                    err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        cr_assert(rk, "%s", err);
+        return rk;
+}
+
+void support_produce(rd_kafka_t *producer, const char *topic, const char *key, const void *value,
+                     size_t len, const char *event_type)
+{
+        cr_assert(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                    RD_KAFKA_V_VALUE((void *)value, len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                                    RD_KAFKA_V_HEADER("event_type", event_type, -1),
+                                    RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_flush(producer, 10000) == 0);
+}
+
+int support_count_records(const char *topic, const char *key, const char *header_name,
+                          char *header_out, size_t header_size, int timeout_ms, int want)
+{
+        char err[256], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+        long long deadline = support_now_ms() + timeout_ms;
+        rd_kafka_t *rk;
+        int count = 0;
+
+        support_unique_name("count", group, sizeof(group));
+        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
+        rd_kafka_conf_set(conf, "heartbeat.interval.ms", "500", err, sizeof(err));
+        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s", err);
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(rk, t);
+        rd_kafka_topic_partition_list_destroy(t);
+        if (header_out && header_size)
+                header_out[0] = '\0';
+        while (support_now_ms() < deadline && (want < 0 || count < want)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+                rd_kafka_headers_t *h = NULL;
+                const void *val;
+                size_t len;
+
+                if (!m)
+                        continue;
+                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0) {
+                        count++;
+                        if (header_name && rd_kafka_message_headers(m, &h) == 0 &&
+                            rd_kafka_header_get_last(h, header_name, &val, &len) == 0)
+                                snprintf(header_out, header_size, "%.*s", (int)len, (const char *)val);
+                }
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return count;
 }

@@ -60,4 +60,60 @@ int support_wait_ready(int port, int timeout_ms);
 int support_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #endif
 
+/* ------------------------------------------------------------ stores and Kafka */
+
+typedef struct st_mysql MYSQL;
+typedef struct rd_kafka_s rd_kafka_t;
+
+/** @brief Connects to a mysql:// URL (session time zone UTC); fails the test otherwise. */
+MYSQL *support_mysql_connect(const char *url);
+
+/**
+ * @brief Runs a query and writes the first column of its first row into out ("" when there
+ * is no row or it is NULL); fails the test on a SQL error.
+ */
+void support_query1(MYSQL *mysql, char *out, size_t out_size, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/** @brief support_query1() read as an integer (0 for "" ). */
+long long support_query_int(MYSQL *mysql, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** @brief A producer on the fixture broker (acks=all). */
+rd_kafka_t *support_producer(void);
+
+/** @brief Produces one record with headers trace_id and event_type; waits for its ack. */
+void support_produce(rd_kafka_t *producer, const char *topic, const char *key, const void *value,
+                     size_t len, const char *event_type);
+
+/**
+ * @brief Reads `topic` from the beginning for up to timeout_ms and returns how many records
+ * have `key`; with header_name set, also copies that header of the last of them into
+ * header_out.
+ */
+int support_count_records(const char *topic, const char *key, const char *header_name,
+                          char *header_out, size_t header_size, int timeout_ms, int want);
+
+/*
+ * A TCP relay in front of a real server, to take the server away from one client without
+ * stopping it for the other tests: support_proxy_cut() closes every relayed connection and
+ * stops listening (new connections are refused); support_proxy_restore() listens again on
+ * the same port.
+ */
+struct support_proxy;
+
+/** @brief Starts relaying 127.0.0.1:<returned port> to 127.0.0.1:upstream_port. */
+struct support_proxy *support_proxy_start(int upstream_port);
+
+/** @brief The port the relay listens on. */
+int support_proxy_port(const struct support_proxy *p);
+
+/** @brief Closes every relayed connection and the listener. */
+void support_proxy_cut(struct support_proxy *p);
+
+/** @brief Listens again on the same port. */
+void support_proxy_restore(struct support_proxy *p);
+
+/** @brief Stops the relay and frees it; NULL is fine. */
+void support_proxy_stop(struct support_proxy *p);
+
 #endif
