@@ -16,6 +16,13 @@ export ASAN_OPTIONS := abort_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/fixtures/lsan.supp
 endif
+# FUZZ=1: clang with libFuzzer's coverage and ASan+UBSan, for `make fuzz` (build/fuzz).
+ifeq ($(FUZZ),1)
+BUILD    := build/fuzz
+CC       := clang
+override CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
 OBJ      := $(BUILD)/obj
 GEN      := $(BUILD)/gen
 BIN      := $(BUILD)/bin
@@ -123,6 +130,25 @@ test: deps all $(TEST_BINS)
 
 bench: deps all
 	@BUILD=$(BUILD) sh ops/bench/run.sh
+
+# Fuzzing: each tests/fuzz/fuzz_<name>.c is a libFuzzer target, run for FUZZ_SECONDS on
+# the seeds in tests/fuzz/corpus/<name>/ (new inputs go to build/fuzz/corpus/, not the tree).
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-targets
+	@sh tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+.PHONY: fuzz-targets
+fuzz-targets: $(patsubst %,$(BIN)/%,$(FUZZ_TARGETS))
+
+$(OBJ)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -I$(receiver_DIR) $(call pkg_cflags,$(LIB_PKGS)) $(CFLAGS) -c -o $@ $<
+
+$(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(call prog_mods,receiver) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(LIB_PKGS))
 
 format:
 	clang-format --dry-run -Werror $(LIB_SRCS) $(wildcard lib/*.h */*.c */*.h ops/*/*.c tests/*/*.c)

@@ -1,0 +1,198 @@
+/*
+ * fuzz_receiver.c: libFuzzer target for what the receiver does with a request's bytes:
+ * verification and mapping of every endpoint (Tencent, SRS, rewards, withdrawals, admin).
+ *
+ * Input: one selector byte, then "path_arg \n webhook-id \n webhook-timestamp \n body".
+ * Each input runs twice: as given (the refusals: signature, expiry, malformed headers) and
+ * correctly signed by the harness (so the fuzzer spends its time in the body parsers). An
+ * accepted request must encode into an envelope that the schema takes: a request that maps
+ * but cannot be encoded would be a 500 in the receiver, which is a bug.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "encoder.h"
+#include "internal.h"
+#include "settings.h"
+#include "srs.h"
+#include "tencent.h"
+#include "webhook.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define TENCENT_KEY "fuzz-tencent-key"
+/* whsec_ + base64("fuzz-hmac-secret-32-bytes-long!!") */
+#define HMAC_SECRET "whsec_ZnV6ei1obWFjLXNlY3JldC0zMi1ieXRlcy1sb25nISE="
+#define HMAC_KEY "fuzz-hmac-secret-32-bytes-long!!"
+#define NOW_MS 1764000000000LL
+
+static struct settings settings;
+static struct tencent *tencent;
+static struct srs *srs;
+static struct internal *internal;
+static struct encoder *encoder;
+
+/* The request's headers and query as the harness made them. */
+struct fake {
+        const char *id, *timestamp, *signature, *token;
+};
+
+static const char *fake_lookup(void *ctx, enum webhook_lookup kind, const char *name)
+{
+        const struct fake *f = ctx;
+
+        if (kind == WEBHOOK_QUERY)
+                return strcmp(name, "token") == 0 ? f->token : NULL;
+        if (strcasecmp(name, "webhook-id") == 0)
+                return f->id;
+        if (strcasecmp(name, "webhook-timestamp") == 0)
+                return f->timestamp;
+        if (strcasecmp(name, "webhook-signature") == 0)
+                return f->signature;
+        return NULL;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        char errstr[256];
+
+        (void)argc;
+        (void)argv;
+        settings.srs_token = strdup("fuzz-srs-token");
+        settings.hmac_secrets = strdup(HMAC_SECRET);
+        settings.webhook_tolerance_s = 300;
+        settings.max_amount = 100000000;
+        settings.redis_timeout_ms = 10;
+        if (!(tencent = tencent_new(TENCENT_KEY, 900, errstr, sizeof(errstr))) ||
+            !(srs = srs_new(&settings, NULL, errstr, sizeof(errstr))) ||
+            !(internal = internal_new(&settings, NULL, errstr, sizeof(errstr))) ||
+            !(encoder = encoder_new(errstr, sizeof(errstr)))) {
+                fprintf(stderr, "fuzz_receiver: %s\n", errstr);
+                abort();
+        }
+        return 0;
+}
+
+/* Splits off the text up to the next '\n' into a NUL-terminated copy (at most cap - 1 bytes). */
+static void take_line(const char **p, const char *end, char *out, size_t cap)
+{
+        const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+        size_t n = (size_t)((nl ? nl : end) - *p);
+
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), *p);
+        *p = nl ? nl + 1 : end;
+}
+
+/* An accepted request must make an envelope the schema takes. */
+static void check_encodes(const struct webhook_event *ev, const char *body, size_t len)
+{
+        const struct envelope env = {
+                .event_id = ev->event_id, .vendor = ev->vendor, .event_type = ev->event_type,
+                .stream_id = ev->stream_id, .anchor_id = ev->anchor_id, .room_id = ev->room_id,
+                .event_time_ms = ev->event_time_ms, .receive_time_ms = NOW_MS,
+                .trace_id = "0123456789abcdef0123456789abcdef", .raw = body, .raw_len = len,
+        };
+        char errstr[256];
+        void *out = NULL;
+        size_t out_len;
+
+        if (!ev->topic || !ev->vendor || !ev->event_type || strlen(ev->event_id) != WEBHOOK_EVENT_ID_LEN) {
+                fprintf(stderr, "accepted event without topic, vendor, type or id\n");
+                abort();
+        }
+        if (encoder_encode(encoder, &env, ev->payload_name, ev->payload, &out, &out_len, errstr,
+                           sizeof(errstr)) == -1) {
+                fprintf(stderr, "accepted %s cannot be encoded: %s\n", ev->event_type, errstr);
+                abort();
+        }
+        free(out);
+}
+
+static void run(unsigned selector, const struct webhook_request *req)
+{
+        struct webhook_event ev = {0};
+        struct webhook_verdict v = {0};
+        int rc;
+
+        switch (selector % 5) {
+        case 0: rc = tencent_map(tencent, req->body, req->len, req->now_ms, &ev, &v); break;
+        case 1: rc = srs_map(srs, req, &ev, &v); break;
+        case 2: rc = internal_map(internal, INTERNAL_REWARDS, req, &ev, &v); break;
+        case 3: rc = internal_map(internal, INTERNAL_WITHDRAWALS, req, &ev, &v); break;
+        default: rc = internal_map(internal, INTERNAL_ADMIN, req, &ev, &v); break;
+        }
+        if (rc == 0)
+                check_encodes(&ev, req->body, req->len);
+        else if (v.status < 200 || v.status > 599)
+                abort(); /* every refusal carries an HTTP status */
+        webhook_event_fini(&ev);
+}
+
+/* A Tencent body with a fresh t and its sign, when the input is a JSON object. */
+static char *tencent_signed(const char *body, size_t len)
+{
+        json_t *root = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+        char t[32], sign[33], keyed[64];
+        char *out = NULL;
+
+        if (json_is_object(root)) {
+                snprintf(t, sizeof(t), "%lld", NOW_MS / 1000 + 600);
+                snprintf(keyed, sizeof(keyed), "%s%s", TENCENT_KEY, t);
+                crypto_md5_hex(keyed, strlen(keyed), sign);
+                json_object_set_new(root, "t", json_string(t));
+                json_object_set_new(root, "sign", json_string(sign));
+                out = json_dumps(root, JSON_COMPACT);
+        }
+        json_decref(root);
+        return out;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        char path_arg[320], id[128], timestamp[32], signature[128], ts_now[32];
+        const char *p = (const char *)data + (size ? 1 : 0), *end = (const char *)data + size;
+        unsigned selector = size ? data[0] : 0;
+        struct fake f = {.id = id, .timestamp = timestamp, .signature = signature, .token = "fuzz-srs-token"};
+        struct webhook_request req = {.now_ms = NOW_MS, .path_arg = path_arg, .trace_id = "fuzz",
+                                      .lookup = fake_lookup, .ctx = &f};
+
+        take_line(&p, end, path_arg, sizeof(path_arg));
+        take_line(&p, end, id, sizeof(id));
+        take_line(&p, end, timestamp, sizeof(timestamp));
+        req.body = p;
+        req.len = (size_t)(end - p);
+        signature[0] = '\0';
+        run(selector, &req); /* as given: unsigned, or signed wrong */
+
+        if (selector % 5 == 0) {
+                char *body = tencent_signed(req.body, req.len);
+
+                if (body) {
+                        req.body = body;
+                        req.len = strlen(body);
+                        run(selector, &req);
+                        free(body);
+                }
+        } else if (selector % 5 >= 2) {
+                /* Standard Webhooks: sign id.timestamp.body with the configured secret. */
+                unsigned char mac[32];
+                char b64[64];
+                const void *parts[] = {id, ".", ts_now, ".", req.body};
+                size_t lens[] = {strlen(id), 1, 0, 1, req.len};
+
+                snprintf(ts_now, sizeof(ts_now), "%lld", NOW_MS / 1000);
+                lens[2] = strlen(ts_now);
+                f.timestamp = ts_now;
+                if (crypto_hmac_sha256(HMAC_KEY, strlen(HMAC_KEY), parts, lens, 5, mac) == 0) {
+                        crypto_base64_encode(mac, sizeof(mac), b64, sizeof(b64));
+                        snprintf(signature, sizeof(signature), "v1,%s", b64);
+                        run(selector, &req);
+                }
+        }
+        return 0;
+}
