@@ -44,6 +44,7 @@ struct devbroker {
 static const char *const contract_topics[] = {
         "live.stream", "live.record",     "live.snapshot", "live.audit",
         "live.reward", "live.withdrawal", "live.viewer",   "live.other",
+        "live.session", /* liveflow's own hand-off: sessions closed by the stream role */
 };
 
 /* ------------------------------------------------------------------ configuration */
