@@ -571,3 +571,160 @@ Test(receiver_e2e, check_config_exits_0_or_2)
         cr_assert(eq(int, check_config("LIVEFLOW_HTTP_ADDR=localhost"), 2));
         cr_assert(eq(int, check_config("LIVEFLOW_LOG_LEVEL=loud"), 2));
 }
+
+/* ------------------------------------------------------------ broker outage */
+
+#define OUTAGE_POSTS 12
+
+/* A dev broker of this test's own, so taking it down touches no other test. */
+static pid_t start_private_broker(char *bootstrap, size_t bootstrap_size)
+{
+        char bin[256], name[64], file[256], file_env[300], log_path[300];
+        char *argv[] = {bin, NULL};
+        char *env[] = {file_env, (char *)"LIVEFLOW_DEVBROKER_TOPICS=live.stream", NULL};
+        long long deadline = support_now_ms() + 20000;
+        char *text = NULL;
+        pid_t pid;
+
+        support_bin_path("liveflow-devbroker", bin, sizeof(bin));
+        support_unique_name("broker", name, sizeof(name));
+        snprintf(file, sizeof(file), "/tmp/liveflow_e2e_%s.bootstrap", name);
+        snprintf(log_path, sizeof(log_path), "/tmp/liveflow_e2e_%s.log", name);
+        snprintf(file_env, sizeof(file_env), "LIVEFLOW_DEVBROKER_BOOTSTRAP_FILE=%s", file);
+        pid = support_spawn(argv, env, log_path);
+        while (support_now_ms() < deadline && !(text = support_read_file(file, NULL)))
+                support_sleep_ms(50);
+        cr_assert_not_null(text, "dev broker wrote no bootstrap file; log: %s", log_path);
+        snprintf(bootstrap, bootstrap_size, "%.*s", (int)strcspn(text, "\r\n"), text);
+        free(text);
+        unlink(file);
+        return pid;
+}
+
+/* How many records of topic on bootstrap have each key: reads every partition to its end. */
+static void count_keys(const char *bootstrap, char keys[][64], int key_cnt, int counts[])
+{
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+        long long deadline = support_now_ms() + 20000;
+        int eofs = 0;
+        rd_kafka_t *rk;
+
+        memset(counts, 0, sizeof(int) * (size_t)key_cnt);
+        rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", "outage-check", err, sizeof(err));
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        cr_assert_not_null(rk, "%s", err);
+        rd_kafka_poll_set_consumer(rk);
+        for (int p = 0; p < PARTITIONS; p++)
+                rd_kafka_topic_partition_list_add(parts, "live.stream", p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        cr_assert(eq(int, rd_kafka_assign(rk, parts), 0));
+        rd_kafka_topic_partition_list_destroy(parts);
+        while (eofs < PARTITIONS && support_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+
+                if (!m)
+                        continue;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        eofs++;
+                for (int i = 0; !m->err && i < key_cnt; i++)
+                        if (m->key_len == strlen(keys[i]) && memcmp(m->key, keys[i], m->key_len) == 0)
+                                counts[i]++;
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        cr_assert(eq(int, eofs, PARTITIONS), "did not read live.stream to its end");
+}
+
+struct outage_post {
+        char stream[64];
+        char *body;
+        struct reply r;
+        long long ms;
+};
+
+static void *outage_post_run(void *arg)
+{
+        struct outage_post *op = arg;
+        long long t0 = support_now_ms();
+
+        op->r = post_json("/callbacks/tencent", op->body, NULL);
+        op->ms = support_now_ms() - t0;
+        return NULL;
+}
+
+/* Posts n callbacks at once, each for a stream of its own. */
+static void post_batch(struct outage_post *ops, int n)
+{
+        pthread_t threads[OUTAGE_POSTS];
+
+        for (int i = 0; i < n; i++) {
+                support_unique_name("outage", ops[i].stream, sizeof(ops[i].stream));
+                ops[i].body = signed_push(ops[i].stream, KEY, 600);
+                cr_assert(eq(int, pthread_create(&threads[i], NULL, outage_post_run, &ops[i]), 0));
+        }
+        for (int i = 0; i < n; i++) {
+                pthread_join(threads[i], NULL);
+                free(ops[i].body);
+        }
+}
+
+Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_once, .timeout = 120)
+{
+        const char *const env[] = {"LIVEFLOW_ACK_TIMEOUT_MS=1500", NULL};
+        static struct outage_post before[OUTAGE_POSTS], during[OUTAGE_POSTS], after[OUTAGE_POSTS];
+        static char keys[3 * OUTAGE_POSTS][64];
+        int counts[3 * OUTAGE_POSTS], n = 0, ok_after = 0;
+        char bootstrap[256];
+        pid_t broker = start_private_broker(bootstrap, sizeof(bootstrap));
+
+        start_receiver_with(bootstrap, env);
+        post_batch(before, OUTAGE_POSTS);
+        for (int i = 0; i < OUTAGE_POSTS; i++)
+                cr_assert(eq(long, before[i].r.status, 200), "before the outage: %s", before[i].r.body);
+
+        cr_assert(eq(int, kill(broker, SIGUSR1), 0)); /* every broker down */
+        support_sleep_ms(500);
+        post_batch(during, OUTAGE_POSTS);
+        for (int i = 0; i < OUTAGE_POSTS; i++) {
+                cr_assert(eq(long, during[i].r.status, 503), "during the outage: %ld %s", during[i].r.status,
+                          during[i].r.body);
+                cr_assert_str_eq(during[i].r.retry_after, "1");
+                /* The bound: the ack timeout, plus scheduling slack on a loaded machine. */
+                cr_assert(lt(i64, during[i].ms, 1500 + 2000), "503 after %lld ms", during[i].ms);
+        }
+
+        cr_assert(eq(int, kill(broker, SIGUSR2), 0)); /* back */
+        for (int round = 0; round < 20 && ok_after < OUTAGE_POSTS; round++) {
+                post_batch(after, OUTAGE_POSTS);
+                ok_after = 0;
+                for (int i = 0; i < OUTAGE_POSTS; i++)
+                        ok_after += after[i].r.status == 200;
+                if (ok_after < OUTAGE_POSTS)
+                        support_sleep_ms(500); /* the producer reconnects; the caller retries */
+        }
+        cr_assert(eq(int, ok_after, OUTAGE_POSTS), "the receiver did not recover after the broker came back");
+        stop_receiver_expect_clean_exit();
+
+        for (int i = 0; i < OUTAGE_POSTS; i++) {
+                snprintf(keys[n++], 64, "%s", before[i].stream);
+                snprintf(keys[n++], 64, "%s", during[i].stream);
+                snprintf(keys[n++], 64, "%s", after[i].stream);
+        }
+        count_keys(bootstrap, keys, n, counts);
+        for (int i = 0; i < n; i++) {
+                bool got_200 = i % 3 != 1; /* before and after: 200; during: 503 */
+
+                if (got_200)
+                        cr_assert(eq(int, counts[i], 1), "%s answered 200 but is in Kafka %d times", keys[i],
+                                  counts[i]);
+                else
+                        cr_assert(le(int, counts[i], 1), "%s is in Kafka %d times", keys[i], counts[i]);
+        }
+        kill(broker, SIGTERM);
+        support_wait_exit(broker, 10000);
+}
