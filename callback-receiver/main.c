@@ -26,14 +26,6 @@ static int parse_args(int argc, char **argv, bool *is_check_only)
         return 0;
 }
 
-/* settings_fini() skips the field at offset 0 (log_level): drop this once lib frees it. */
-static void settings_release(struct settings *s)
-{
-        free(s->log_level);
-        s->log_level = NULL;
-        settings_fini(s);
-}
-
 int main(int argc, char **argv)
 {
         struct settings s = {0};
@@ -47,12 +39,12 @@ int main(int argc, char **argv)
         if (settings_load(&s, SETTINGS_RECEIVER, errstr, sizeof(errstr)) == -1 ||
             receiver_check_config(&s, errstr, sizeof(errstr)) == -1) {
                 fprintf(stderr, "liveflow-receiver: %s\n", errstr);
-                settings_release(&s);
+                settings_fini(&s);
                 return EXIT_CONFIG;
         }
         if (is_check_only) {
                 printf("liveflow-receiver: configuration ok\n");
-                settings_release(&s);
+                settings_fini(&s);
                 return EXIT_SUCCESS;
         }
         log_init("receiver", (enum log_level)log_level_parse(s.log_level));
@@ -72,6 +64,6 @@ int main(int argc, char **argv)
                 status = EXIT_SUCCESS;
 out:
         receiver_destroy(rcv);
-        settings_release(&s);
+        settings_fini(&s);
         return status;
 }
