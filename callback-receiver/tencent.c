@@ -19,12 +19,25 @@
 #define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
 #define SIGN_LEN     32 /* hex MD5 */
 
-enum tencent_type { TENCENT_STREAM_END = 0, TENCENT_STREAM_BEGIN = 1 };
+/* Tencent's event_type values (vendor-callbacks §1.3). */
+enum tencent_type {
+        TENCENT_STREAM_END = 0,
+        TENCENT_STREAM_BEGIN = 1,
+        TENCENT_RECORD_FILE = 100,
+        TENCENT_SNAPSHOT = 200,
+        TENCENT_AUDIT_AUDIO = 315,
+        TENCENT_AUDIT_IMAGE = 317,
+        TENCENT_RECORD_STATUS = 332,
+};
 
-#define TOPIC_STREAM "live.stream"
-#define TOPIC_OTHER  "live.other"
+#define TOPIC_STREAM   "live.stream"
+#define TOPIC_RECORD   "live.record"
+#define TOPIC_SNAPSHOT "live.snapshot"
+#define TOPIC_AUDIT    "live.audit"
+#define TOPIC_OTHER    "live.other"
 
-const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_OTHER, NULL};
+const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_SNAPSHOT, TOPIC_AUDIT,
+                                      TOPIC_OTHER,  NULL};
 
 struct tencent {
         char **keys;
@@ -33,8 +46,8 @@ struct tencent {
 };
 
 /*
- * Natural keys of the types liveflow does not map yet (vendor-callbacks §1.6). Each part
- * lists alternative field names; when a part is missing, the id falls back to the body.
+ * Natural keys of the types other than 0 and 1 (vendor-callbacks §1.6). Each part lists
+ * alternative field names; when a part is missing, the id falls back to the body.
  */
 struct natural_key {
         long long type;
@@ -407,84 +420,338 @@ static int read_anchor_room(const json_t *root, struct webhook_event *ev, struct
         return 0;
 }
 
+/* ------------------------------------------------------------ payload fields */
+
+/* Sets payload[to] to the text s; 500 when out of memory. */
+static int set_text(json_t *payload, const char *to, const char *s, struct webhook_verdict *v)
+{
+        if (json_object_set_new(payload, to, json_string(s)) == -1)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
+}
+
+/* Refuses a required field: "x is missing" when absent, else "x: expected <what>". */
+static int refuse_field(struct webhook_verdict *v, const json_t *root, const char *name,
+                        const char *what)
+{
+        if (!json_object_get(root, name))
+                return webhook_refuse(v, 400, NULL, "%s is missing", name);
+        return webhook_refuse(v, 400, NULL, "%s: expected %s", name, what);
+}
+
+/*
+ * Copies into payload[to] the first of root[name] and root[alt] (alt may be NULL) that is
+ * non-empty text or an integer; when neither is, refuses with 400 naming `name`.
+ */
+static int require_text(json_t *payload, const char *to, const json_t *root, const char *name,
+                        const char *alt, struct webhook_verdict *v)
+{
+        const char *const names[2] = {name, alt};
+
+        for (int i = 0; i < 2 && names[i]; i++) {
+                char buf[TEXT_INT_MAX];
+                const char *s = read_text(json_object_get(root, names[i]), buf, sizeof(buf));
+
+                if (s && *s)
+                        return set_text(payload, to, s, v);
+        }
+        if (alt && !json_object_get(root, name) && json_object_get(root, alt))
+                name = alt; /* the alternative was sent, and it is the one that is wrong */
+        return refuse_field(v, root, name, "a non-empty string");
+}
+
+/* Like copy_text(), but an empty text counts as absent. */
+static void copy_nonempty_text(json_t *payload, const char *to, const json_t *root,
+                               const char *from)
+{
+        char buf[TEXT_INT_MAX];
+        const char *s = read_text(json_object_get(root, from), buf, sizeof(buf));
+
+        if (s && *s)
+                json_object_set_new(payload, to, json_string(s));
+}
+
+/* Copies root[from] into payload[to] in ASCII lower case ("MP4" and "mp4" are one format). */
+static void copy_lower_text(json_t *payload, const char *to, const json_t *root, const char *from)
+{
+        const char *s = json_string_value(json_object_get(root, from));
+        char *lower;
+
+        if (!s || !*s || !(lower = strdup(s)))
+                return;
+        for (char *c = lower; *c; c++)
+                *c = (char)tolower((unsigned char)*c); /* ASCII only: UTF-8 bytes stay as they are */
+        json_object_set_new(payload, to, json_string(lower));
+        free(lower);
+}
+
+/*
+ * Unix seconds in root[name] as ms, plus the microseconds in root[usec_name] when that is
+ * sent and in range (usec_name may be NULL); -1 when absent, malformed or out of range.
+ */
+static int64_t read_time_ms(const json_t *root, const char *name, const char *usec_name)
+{
+        int64_t s, usec;
+
+        if (read_int64(json_object_get(root, name), &s) == -1 || s <= 0 || s >= INT64_MAX / 1000 - 1)
+                return -1;
+        if (!usec_name || read_int64(json_object_get(root, usec_name), &usec) == -1 || usec < 0 ||
+            usec > 999999)
+                usec = 0;
+        return s * 1000 + usec / 1000;
+}
+
+/* Sets payload[to] to ms unless it is -1 (unknown). */
+static void set_time_ms(json_t *payload, const char *to, int64_t ms)
+{
+        if (ms >= 0)
+                json_object_set_new(payload, to, json_integer(ms));
+}
+
+/* The moderation score: an integer, or the highest of an array of them (317 types it Array). */
+static void copy_score(json_t *payload, const json_t *root, const char *from)
+{
+        const json_t *scores = json_object_get(root, from), *item;
+        int64_t n, best = -1;
+        size_t i;
+
+        if (!json_is_array(scores)) {
+                copy_int(payload, "score", root, from);
+                return;
+        }
+        json_array_foreach(scores, i, item)
+                if (read_int64(item, &n) == 0 && n > best)
+                        best = n;
+        if (best >= 0)
+                json_object_set_new(payload, "score", json_integer(best));
+}
+
+/*
+ * The recording session of a 100: callback_ext is a JSON object encoded as a string, with a
+ * session_id ("do not rely on it", vendor-callbacks §1.4), so a bad one is simply ignored.
+ */
+static void copy_record_session(json_t *payload, const json_t *root)
+{
+        const json_t *ext = json_object_get(root, "callback_ext");
+        json_t *parsed = NULL;
+
+        if (json_is_string(ext))
+                ext = parsed = json_loads(json_string_value(ext), JSON_REJECT_DUPLICATES, NULL);
+        if (json_is_object(ext))
+                copy_nonempty_text(payload, "session_key", ext, "session_id");
+        json_decref(parsed);
+}
+
 /* ------------------------------------------------------------ payloads */
 
-static int map_stream_begin(const json_t *root, struct webhook_event *ev)
+static int fill_stream_begin(const json_t *root, json_t *p, struct webhook_verdict *v)
 {
-        json_t *p = json_object();
-
-        if (!p)
-                return -1;
+        (void)v;
         copy_text(p, "sequence", root, "sequence");
         copy_text(p, "client_ip", root, "user_ip");
         copy_text(p, "stream_param", root, "stream_param");
         copy_text(p, "app", root, "app");
         copy_text(p, "node", root, "node");
-        ev->event_type = "stream.begin";
-        ev->topic = TOPIC_STREAM;
-        ev->payload_name = "StreamBegin";
-        ev->payload = p;
         return 0;
 }
 
-static int map_stream_end(const json_t *root, struct webhook_event *ev)
+static int fill_stream_end(const json_t *root, json_t *p, struct webhook_verdict *v)
 {
-        json_t *p = json_object();
-
-        if (!p)
-                return -1;
+        (void)v;
         copy_text(p, "sequence", root, "sequence");
         copy_int(p, "push_duration_ms", root, "push_duration"); /* ms, documented as a string */
         copy_int(p, "errcode", root, "errcode");
         copy_text(p, "errmsg", root, "errmsg");
         json_object_set_new(p, "close_method", json_integer(1)); /* ended by the stream */
-        ev->event_type = "stream.end";
-        ev->topic = TOPIC_STREAM;
-        ev->payload_name = "StreamEnd";
-        ev->payload = p;
         return 0;
 }
 
-/* Kept, not acted on yet: the consumers of live.other read the raw body. */
-static int map_other(struct webhook_event *ev)
+/* 100: file_id is the VOD file id, record_file_id the recording's; either names the file. */
+static int fill_record_file(const json_t *root, json_t *p, struct webhook_verdict *v)
 {
-        ev->event_type = "other";
-        ev->topic = TOPIC_OTHER;
+        int64_t start_ms = read_time_ms(root, "start_time", "start_time_usec");
+        int64_t end_ms = read_time_ms(root, "end_time", "end_time_usec");
+        int64_t duration_s;
+
+        if (require_text(p, "file_id", root, "file_id", "record_file_id", v) == -1 ||
+            require_text(p, "video_url", root, "video_url", NULL, v) == -1)
+                return -1;
+        copy_lower_text(p, "file_format", root, "file_format");
+        copy_int(p, "duration_s", root, "duration");
+        copy_int(p, "file_size", root, "file_size");
+        /* vendor-callbacks §1.4: the file starts at end_time - duration. */
+        if (start_ms == -1 && end_ms != -1 &&
+            read_int64(json_object_get(root, "duration"), &duration_s) == 0 && duration_s >= 0 &&
+            duration_s < end_ms / 1000)
+                start_ms = end_ms - duration_s * 1000;
+        set_time_ms(p, "start_time_ms", start_ms);
+        set_time_ms(p, "end_time_ms", end_ms);
+        copy_record_session(p, root);
+        return 0;
+}
+
+/* 332: one table of the doc spells the state field recordevent, the samples record_event. */
+static int fill_record_status(const json_t *root, json_t *p, struct webhook_verdict *v)
+{
+        if (require_text(p, "record_event", root, "record_event", "recordevent", v) == -1)
+                return -1;
+        copy_nonempty_text(p, "session_key", root, "session_id");
+        copy_nonempty_text(p, "seq", root, "seq");
+        return 0;
+}
+
+/* 200: pic_url is a path without the domain, pic_full_url the whole URL (not in the legacy doc). */
+static int fill_snapshot(const json_t *root, json_t *p, struct webhook_verdict *v)
+{
+        int64_t created_ms = read_time_ms(root, "create_time", NULL);
+
+        if (require_text(p, "pic_url", root, "pic_url", "pic_full_url", v) == -1)
+                return -1;
+        if (created_ms == -1)
+                return refuse_field(v, root, "create_time", "a Unix time in seconds");
+        json_object_set_new(p, "create_time_ms", json_integer(created_ms));
+        copy_nonempty_text(p, "pic_full_url", root, "pic_full_url");
+        copy_int(p, "width", root, "width");
+        copy_int(p, "height", root, "height");
+        copy_int(p, "file_size", root, "file_size");
+        return 0;
+}
+
+/* 317: camelCase names; the verdict is `suggestion` (Block, Review or Pass). */
+static int fill_audit_image(const json_t *root, json_t *p, struct webhook_verdict *v)
+{
+        if (require_text(p, "suggestion", root, "suggestion", NULL, v) == -1 ||
+            set_text(p, "source", "tencent.image", v) == -1)
+                return -1;
+        copy_nonempty_text(p, "label", root, "label");
+        copy_nonempty_text(p, "sub_label", root, "subLabel");
+        copy_nonempty_text(p, "img", root, "img");
+        copy_nonempty_text(p, "reason", root, "ocrMsg");
+        copy_score(p, root, "score");
+        return 0;
+}
+
+/*
+ * 315: the documented verdict is HitFlag (0/1) with Score and label; no suggestion is
+ * documented. A vendor suggestion is kept when one is sent; otherwise a hit becomes "Review"
+ * (a person decides; nothing is punished on a flag alone) and no hit "Pass".
+ */
+static int fill_audit_audio(const json_t *root, json_t *p, struct webhook_verdict *v)
+{
+        int64_t hit;
+
+        if (set_text(p, "source", "tencent.audio", v) == -1)
+                return -1;
+        copy_nonempty_text(p, "suggestion", root, "suggestion");
+        if (!json_object_get(p, "suggestion")) {
+                if (read_int64(json_object_get(root, "HitFlag"), &hit) == -1 || (hit != 0 && hit != 1))
+                        return refuse_field(v, root, "HitFlag", "0 or 1");
+                if (set_text(p, "suggestion", hit ? "Review" : "Pass", v) == -1)
+                        return -1;
+        }
+        copy_nonempty_text(p, "label", root, "label");
+        copy_nonempty_text(p, "sub_label", root, "SubTag");
+        copy_nonempty_text(p, "reason", root, "asr_text");
+        copy_score(p, root, "Score");
+        return 0;
+}
+
+/* What one Tencent type becomes. */
+struct mapping {
+        long long type;
+        const char *event_type;
+        const char *topic;
+        const char *payload_name; /* a payload record of schemas/event.avsc; NULL: null payload */
+        const char *stream_field; /* the name a missing stream is refused under; NULL: optional */
+        const char *time_field;   /* Unix seconds standing in for a missing event_time; or NULL */
+        /* Adds the payload's fields to p, or refuses (400 naming the field, 500). */
+        int (*fill)(const json_t *root, json_t *p, struct webhook_verdict *v);
+};
+
+static const struct mapping mappings[] = {
+        {TENCENT_STREAM_BEGIN, "stream.begin", TOPIC_STREAM, "StreamBegin", "stream_id", NULL,
+         fill_stream_begin},
+        {TENCENT_STREAM_END, "stream.end", TOPIC_STREAM, "StreamEnd", "stream_id", NULL,
+         fill_stream_end},
+        {TENCENT_RECORD_FILE, "record.file", TOPIC_RECORD, "RecordFile", "stream_id", "end_time",
+         fill_record_file},
+        {TENCENT_RECORD_STATUS, "record.status", TOPIC_RECORD, "RecordStatus", "stream_id", NULL,
+         fill_record_status},
+        {TENCENT_SNAPSHOT, "snapshot", TOPIC_SNAPSHOT, "Snapshot", "stream_id", "create_time",
+         fill_snapshot},
+        {TENCENT_AUDIT_IMAGE, "audit.image", TOPIC_AUDIT, "AuditVerdict", "streamId",
+         "screenshotTime", fill_audit_image},
+        {TENCENT_AUDIT_AUDIO, "audit.audio", TOPIC_AUDIT, "AuditVerdict", "stream_id", NULL,
+         fill_audit_audio},
+};
+
+/*
+ * Kept, not acted on yet (321 push abnormal, 314 relay, 348 live summary, unknown types):
+ * the consumers of live.other read the raw body.
+ */
+static const struct mapping other_mapping = {-1, "other", TOPIC_OTHER, NULL, NULL, NULL, NULL};
+
+static const struct mapping *mapping_of(long long type)
+{
+        for (size_t i = 0; i < sizeof(mappings) / sizeof(mappings[0]); i++)
+                if (mappings[i].type == type)
+                        return &mappings[i];
+        return &other_mapping;
+}
+
+static int map_payload(const json_t *root, const struct mapping *m, struct webhook_event *ev,
+                       struct webhook_verdict *v)
+{
+        json_t *p;
+
+        ev->event_type = m->event_type;
+        ev->topic = m->topic;
+        ev->payload_name = m->payload_name;
+        if (!m->fill)
+                return 0;
+        if (!(p = json_object()))
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        if (m->fill(root, p, v) == -1) {
+                json_decref(p);
+                return -1;
+        }
+        ev->payload = p;
         return 0;
 }
 
 /* ------------------------------------------------------------ the verb */
 
+/* event_time, else the type's own time field; a malformed one is not worth losing the event over. */
+static int64_t event_time_of(const json_t *root, const struct mapping *m, int64_t now_ms)
+{
+        int64_t ms = read_time_ms(root, "event_time", NULL);
+
+        if (ms == -1 && m->time_field)
+                ms = read_time_ms(root, m->time_field, NULL);
+        return ms == -1 ? now_ms : ms;
+}
+
 static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *ev,
                       struct webhook_verdict *v)
 {
         const json_t *type_field = json_object_get(root, "event_type");
-        int64_t type, event_time;
-        int rc;
+        const struct mapping *m;
+        int64_t type;
 
         if (!type_field)
                 return webhook_refuse(v, 400, NULL, "event_type is missing");
         if (read_int64(type_field, &type) == -1)
                 return webhook_refuse(v, 400, NULL, "event_type: expected an integer");
+        m = mapping_of((long long)type);
         if (read_stream_id(root, ev, v) == -1 || read_anchor_room(root, ev, v) == -1)
                 return -1;
-        if ((type == TENCENT_STREAM_BEGIN || type == TENCENT_STREAM_END) && !ev->stream_id)
-                return webhook_refuse(v, 400, NULL, "stream_id is missing");
-        /* A malformed event_time is not worth losing the event over: use the receive time. */
-        ev->event_time_ms = read_int64(json_object_get(root, "event_time"), &event_time) == 0 &&
-                                            event_time > 0 && event_time < INT64_MAX / 1000
-                                    ? event_time * 1000
-                                    : now_ms;
+        if (m->stream_field && !ev->stream_id)
+                return webhook_refuse(v, 400, NULL, "%s is missing", m->stream_field);
+        ev->event_time_ms = event_time_of(root, m, now_ms);
         ev->vendor = "tencent";
         ev->key = ev->stream_id;
         make_event_id(ev, root, (long long)type);
-        if (type == TENCENT_STREAM_BEGIN)
-                rc = map_stream_begin(root, ev);
-        else if (type == TENCENT_STREAM_END)
-                rc = map_stream_end(root, ev);
-        else
-                rc = map_other(ev);
-        return rc == -1 ? webhook_refuse(v, 500, NULL, "out of memory") : 0;
+        return map_payload(root, m, ev, v);
 }
 
 int tencent_map(const struct tencent *tc, const void *body, size_t len, int64_t now_ms,

@@ -34,14 +34,25 @@ size_t tencent_key_count(const struct tencent *tc);
 
 /**
  * @brief Reads one callback body (the exact bytes received), checks its signature against
- * every key, and fills ev: event 1 becomes stream.begin (payload StreamBegin) and 0
- * stream.end (StreamEnd) on live.stream; every other type becomes "other" with a null
- * payload on live.other. event_id is the lowercase hex SHA-256 of "tencent|<type>|<key>",
+ * every key (every type must carry t and sign), and fills ev:
+ *   1 stream.begin (StreamBegin) and 0 stream.end (StreamEnd) on live.stream;
+ *   100 record.file (RecordFile) and 332 record.status (RecordStatus) on live.record;
+ *   200 snapshot (Snapshot) on live.snapshot;
+ *   317 audit.image and 315 audit.audio (AuditVerdict, source tencent.image / tencent.audio)
+ *   on live.audit; 315 documents no suggestion, so HitFlag 1 becomes "Review", 0 "Pass";
+ *   every other type (321, 314, 348, unknown) "other" with a null payload on live.other.
+ * The typed ones need their stream (stream_id; streamId for 317) and their payload's required
+ * fields (100: file_id or record_file_id, video_url; 332: record_event; 200: pic_url or
+ * pic_full_url, create_time; 317: suggestion; 315: HitFlag or suggestion); optional fields
+ * that are malformed are left out, the raw body keeps them. Vendor times in seconds become
+ * ms. The event time is event_time, else the file's end_time (100), create_time (200) or
+ * screenshotTime (317), else now_ms. anchor_id and room_id come from stream_param's query
+ * string. event_id is the lowercase hex SHA-256 of "tencent|<type>|<key>",
  * key being "<stream_id>|<sequence>" for 0 and 1, the natural key of vendor-callbacks §1.6
  * (a JSON array of texts) for the others, else the body without t and sign (sorted, compact);
  * so a retry with a new t and sign keeps its id. Integers may come as numbers or decimal text.
  * @param now_ms the receive time (Unix ms): checks t's expiry, and is the event time when
- *        the body has no event_time.
+ *        the body has no time of its own.
  * @param ev zeroed by the caller; on success owns what it points to (webhook_event_fini()),
  *        on failure is left zeroed. ev->raw is not set: the caller keeps the body.
  * @param v on failure: 400 (malformed JSON, a missing or malformed field, named), 401 (sign

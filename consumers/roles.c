@@ -3,10 +3,14 @@
 
 #include <string.h>
 
+#include "record.h"
+#include "snapshot.h"
 #include "stream_lifecycle.h"
 
 const struct consumer_role *const roles_all[] = {
         &stream_lifecycle_role,
+        &record_role,
+        &snapshot_role,
         NULL,
 };
 

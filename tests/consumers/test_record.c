@@ -1,0 +1,487 @@
+/* test_record.c: the record role, run as its binary against the real fixtures. */
+#include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "support.h"
+#include "url.h"
+
+#define TOPIC "live.record"
+#define TRACE "0123456789abcdef0123456789abcdef"
+#define T0_S  1700000000LL /* a session's start in these tests */
+
+struct fixture {
+        char mysql_url[512];
+        char log_path[256];
+        char group[96];
+        int admin_port;
+        pid_t pid;
+        rd_kafka_t *producer;
+        struct codec *codec;
+        MYSQL *mysql;
+        char prefix[48];
+};
+
+static struct fixture fx;
+
+static void connect_mysql(void)
+{
+        struct mysql_url u;
+        char err[256];
+
+        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
+        fx.mysql = mysql_init(NULL);
+        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
+                  "%s", mysql_error(fx.mysql));
+        mysql_query(fx.mysql, "SET time_zone = '+00:00'");
+}
+
+static void start_consumer(void)
+{
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128];
+        char *argv[] = {bin, (char *)"record", NULL};
+        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+
+        support_bin_path("liveflow-consumer", bin, sizeof(bin));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        fx.admin_port = support_free_port();
+        /* Tests run in parallel: each needs every partition, so each gets its own group. */
+        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.group);
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
+        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
+        fx.pid = support_spawn(argv, env, fx.log_path);
+        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
+}
+
+static void setup(void)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+        support_unique_name("rec", fx.prefix, sizeof(fx.prefix));
+        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
+        connect_mysql();
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
+                                    err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        cr_assert(fx.producer, "%s", err);
+        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        start_consumer();
+}
+
+static void teardown(void)
+{
+        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
+                kill(fx.pid, SIGKILL);
+                support_wait_exit(fx.pid, 5000);
+        }
+        if (fx.producer)
+                rd_kafka_destroy(fx.producer);
+        codec_destroy(fx.codec);
+        if (fx.mysql)
+                mysql_close(fx.mysql);
+        memset(&fx, 0, sizeof(fx));
+}
+
+TestSuite(record, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Produces one raw value to live.record with the given key, and waits for the ack. */
+static void produce_raw(const char *key, const void *value, size_t len)
+{
+        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
+                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
+                                    RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
+}
+
+/*
+ * An event as the receiver would make it, keyed by `key`, with the event id derived from
+ * event_key (the same event_key is the same event). Takes the payload reference.
+ */
+static void produce_event(const char *key, const char *stream_id, const char *event_key, const char *event_type,
+                          const char *payload_name, json_t *payload)
+{
+        char event_id[65], err[256];
+        void *buf;
+        size_t len;
+
+        crypto_sha256_hex(event_key, strlen(event_key), event_id);
+        struct envelope env = {
+                .event_id = event_id, .vendor = "tencent", .event_type = event_type, .stream_id = stream_id,
+                .event_time_ms = (T0_S + 3600) * 1000, .receive_time_ms = (T0_S + 3600) * 1000 + 5,
+                .trace_id = TRACE, .raw = "{}", .raw_len = 2,
+        };
+        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s",
+                  err);
+        json_decref(payload);
+        produce_raw(key, buf, len);
+        free(buf);
+}
+
+/* A record.file of stream_id starting at start_s and lasting 154 s. */
+static void produce_file(const char *stream_id, const char *event_key, const char *file_id, const char *video_url,
+                         long long start_s)
+{
+        json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:i,s:I}", "file_id", file_id, "video_url", video_url,
+                              "file_format", "hls", "session_key", "2918085116267032069", "start_time_ms",
+                              (json_int_t)(start_s * 1000 + 316), "end_time_ms",
+                              (json_int_t)((start_s + 154) * 1000 + 618), "duration_s", 154, "file_size",
+                              (json_int_t)277941079);
+
+        produce_event(stream_id, stream_id, event_key, "record.file", "RecordFile", p);
+}
+
+static void produce_status(const char *stream_id, const char *event_key, const char *record_event)
+{
+        json_t *p = json_pack("{s:s,s:s,s:s}", "record_event", record_event, "session_key", "2918085116267032069",
+                              "seq", event_key);
+
+        produce_event(stream_id, stream_id, event_key, "record.status", "RecordStatus", p);
+}
+
+/* First column of the first row as text, or "" when there is no row or it is NULL. */
+static void query1(char *out, size_t out_size, const char *fmt, ...)
+{
+        char sql[1024];
+        va_list ap;
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        out[0] = '\0';
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
+        res = mysql_store_result(fx.mysql);
+        if (res && (row = mysql_fetch_row(res)) && row[0])
+                snprintf(out, out_size, "%s", row[0]);
+        if (res)
+                mysql_free_result(res);
+}
+
+/* Waits until the query's first value reads `want`. */
+static void wait_value(const char *want, const char *sql)
+{
+        char got[256] = "";
+        long long deadline = support_now_ms() + 25000;
+
+        while (support_now_ms() < deadline) {
+                query1(got, sizeof(got), "%s", sql);
+                if (strcmp(got, want) == 0)
+                        return;
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("%s gives \"%s\", want \"%s\" (consumer log: %s)", sql, got, want, fx.log_path);
+}
+
+/* Waits until the role recorded n events of the stream in live_events. */
+static void wait_events(const char *stream_id, int n)
+{
+        char sql[512], want[16];
+
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_events WHERE consumer = 'record' AND stream_id = '%s'",
+                 stream_id);
+        snprintf(want, sizeof(want), "%d", n);
+        wait_value(want, sql);
+}
+
+/* A session id no other test process uses (live_streams.session_id is unique). */
+static long long unique_session(void)
+{
+        static int counter;
+
+        return (long long)getpid() * 1000 + ++counter;
+}
+
+/* A live_streams row as the stream role leaves it; ended_s -1 leaves the session open. */
+static void insert_stream(const char *stream_id, long long session, long long started_s, long long ended_s)
+{
+        char sql[1024], ended[64];
+
+        if (ended_s >= 0)
+                snprintf(ended, sizeof(ended), "FROM_UNIXTIME(%lld)", ended_s);
+        else
+                snprintf(ended, sizeof(ended), "NULL");
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
+                 "status, started_at, ended_at, last_event_at) VALUES ('%s', 'a1', 'a1', %lld, 'tencent', 's1', "
+                 "'%s', FROM_UNIXTIME(%lld), %s, NOW(3))",
+                 stream_id, session, ended_s >= 0 ? "ended" : "live", started_s, ended);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+}
+
+static void stop_consumer_expect_clean_exit(void)
+{
+        cr_assert(kill(fx.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s", fx.log_path);
+        fx.pid = 0;
+}
+
+/* One dead letter: its error class and message. */
+struct dead_letter {
+        char error_class[32];
+        char message[512];
+        bool has_coordinates; /* dlq.topic, dlq.partition, dlq.offset, dlq.group and trace_id */
+};
+
+static bool header(rd_kafka_headers_t *h, const char *name, char *out, size_t out_size)
+{
+        const void *val;
+        size_t len;
+
+        if (rd_kafka_header_get_last(h, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return false;
+        snprintf(out, out_size, "%.*s", (int)len, (const char *)val);
+        return true;
+}
+
+static bool is_ours(rd_kafka_message_t *m)
+{
+        rd_kafka_headers_t *h = NULL;
+        char group[128];
+
+        return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+               header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0;
+}
+
+static void read_dead_letter(rd_kafka_message_t *m, struct dead_letter *d)
+{
+        rd_kafka_headers_t *h = NULL;
+        char topic[64] = "", group[128] = "", part[16], offset[32], trace[64];
+
+        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR, "dead letter without headers");
+        header(h, "dlq.error.class", d->error_class, sizeof(d->error_class));
+        header(h, "dlq.error.message", d->message, sizeof(d->message));
+        d->has_coordinates = header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
+                             header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
+                             header(h, "dlq.partition", part, sizeof(part)) &&
+                             header(h, "dlq.offset", offset, sizeof(offset)) &&
+                             header(h, "trace_id", trace, sizeof(trace));
+}
+
+/*
+ * Reads live.record.dlq from the start until `want` records keyed `key` and dead-lettered by
+ * this test's group arrived (or 25 s). Every group reads the whole topic, so the consumers of
+ * tests running beside this one dead-letter these records too, under their own group.
+ */
+static size_t consume_dlq(const char *key, struct dead_letter *out, size_t want)
+{
+        char err[256], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+        long long deadline = support_now_ms() + 25000;
+        size_t n = 0;
+        rd_kafka_t *rk;
+
+        support_unique_name("dlqcheck", group, sizeof(group));
+        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
+        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        cr_assert(rk, "%s", err);
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_topic_partition_list_add(t, TOPIC ".dlq", RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(rk, t);
+        rd_kafka_topic_partition_list_destroy(t);
+        while (n < want && support_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+
+                if (!m)
+                        continue;
+                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0 &&
+                    is_ours(m))
+                        read_dead_letter(m, &out[n++]);
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+Test(record, file_is_stored_and_linked_to_the_session_that_holds_it)
+{
+        char s[64], file[96], v[512], sql[512];
+        long long session = unique_session();
+
+        snprintf(s, sizeof(s), "%s_a", fx.prefix);
+        snprintf(file, sizeof(file), "%s_file", fx.prefix);
+        insert_stream(s, session, T0_S, T0_S + 3600);
+        produce_file(s, file, file, "http://vod.example/a.m3u8", T0_S + 60);
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", file);
+        wait_value("1", sql);
+
+        query1(v, sizeof(v), "SELECT CONCAT_WS('|', stream_id, vendor, video_url, file_format, duration_s, "
+               "file_size, session_key, trace_id) FROM live_records WHERE file_id = '%s'", file);
+        snprintf(sql, sizeof(sql), "%s|tencent|http://vod.example/a.m3u8|hls|154|277941079|2918085116267032069|%s", s,
+                 TRACE);
+        cr_assert_str_eq(v, sql);
+        query1(v, sizeof(v), "SELECT CONCAT_WS('|', UNIX_TIMESTAMP(start_time), UNIX_TIMESTAMP(end_time)) "
+               "FROM live_records WHERE file_id = '%s'", file);
+        snprintf(sql, sizeof(sql), "%lld.316|%lld.618", T0_S + 60, T0_S + 60 + 154);
+        cr_assert_str_eq(v, sql);
+        query1(v, sizeof(v), "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
+        snprintf(sql, sizeof(sql), "%lld", session);
+        cr_assert_str_eq(v, sql, "the file starts inside the session");
+        query1(v, sizeof(v), "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
+               "WHERE consumer = 'record' AND stream_id = '%s'", s);
+        cr_assert_str_eq(v, "record.file|applied|live.record");
+        stop_consumer_expect_clean_exit();
+}
+
+Test(record, file_outside_the_stream_session_is_not_linked_to_it)
+{
+        char s[64], inside[96], outside[96], v[64];
+        long long session = unique_session();
+
+        snprintf(s, sizeof(s), "%s_out", fx.prefix);
+        snprintf(inside, sizeof(inside), "%s_in", fx.prefix);
+        snprintf(outside, sizeof(outside), "%s_later", fx.prefix);
+        insert_stream(s, session, T0_S, T0_S + 600);
+        /* A file of a later session, whose begin this database has not seen. */
+        produce_file(s, outside, outside, "http://vod.example/later.m3u8", T0_S + 86400);
+        produce_file(s, inside, inside, "http://vod.example/in.m3u8", T0_S + 300);
+        wait_events(s, 2);
+        query1(v, sizeof(v), "SELECT session_id IS NULL FROM live_records WHERE file_id = '%s'", outside);
+        cr_assert_str_eq(v, "1");
+        query1(v, sizeof(v), "SELECT outcome FROM live_events WHERE consumer = 'record' AND stream_id = '%s' "
+               "ORDER BY id LIMIT 1", s);
+        cr_assert_str_eq(v, "no_session");
+        query1(v, sizeof(v), "SELECT session_id = %lld FROM live_records WHERE file_id = '%s'", session, inside);
+        cr_assert_str_eq(v, "1");
+        stop_consumer_expect_clean_exit();
+}
+
+Test(record, file_before_its_session_is_linked_once_the_session_exists)
+{
+        char s[64], file[96], sql[512], want[32];
+        long long session = unique_session();
+
+        snprintf(s, sizeof(s), "%s_early", fx.prefix);
+        snprintf(file, sizeof(file), "%s_early_file", fx.prefix);
+        produce_file(s, file, file, "http://vod.example/early.m3u8", T0_S + 60);
+        snprintf(sql, sizeof(sql), "SELECT CONCAT(COUNT(*), ':', COALESCE(MAX(session_id), 'null')) FROM live_records "
+                 "WHERE file_id = '%s'", file);
+        wait_value("1:null", sql);
+
+        /* The stream role catches up: the row of the session that holds the file appears. */
+        insert_stream(s, session, T0_S, -1);
+        snprintf(sql, sizeof(sql), "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
+        snprintf(want, sizeof(want), "%lld", session);
+        wait_value(want, sql);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
+{
+        char s[64], file[96], again[96], barrier[96], v[256];
+
+        snprintf(s, sizeof(s), "%s_dup", fx.prefix);
+        snprintf(file, sizeof(file), "%s_dup_file", fx.prefix);
+        snprintf(again, sizeof(again), "%s_dup_again", fx.prefix);
+        snprintf(barrier, sizeof(barrier), "%s_dup_barrier", fx.prefix);
+        /* The vendor's retry: the same event twice. */
+        produce_file(s, file, file, "http://vod.example/first.m3u8", T0_S);
+        produce_file(s, file, file, "http://vod.example/first.m3u8", T0_S);
+        wait_events(s, 1);
+        /* A replay of the same event after it was applied, and another event naming the same file. */
+        produce_file(s, file, file, "http://vod.example/first.m3u8", T0_S);
+        produce_file(s, again, file, "http://vod.example/second.m3u8", T0_S + 5);
+        /* Same key, same partition: once the barrier is in, everything before it was applied. */
+        produce_status(s, barrier, "record_ended");
+        wait_events(s, 3);
+
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "1");
+        query1(v, sizeof(v), "SELECT CONCAT_WS('|', video_url, UNIX_TIMESTAMP(start_time)) FROM live_records "
+               "WHERE file_id = '%s'", file);
+        snprintf(barrier, sizeof(barrier), "http://vod.example/first.m3u8|%lld.316", T0_S);
+        cr_assert_str_eq(v, barrier, "a later event must not change a stored file");
+        query1(v, sizeof(v), "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'record' "
+               "AND stream_id = '%s'", s);
+        cr_assert_str_eq(v, "no_session,duplicate_file,applied");
+        stop_consumer_expect_clean_exit();
+}
+
+Test(record, status_is_recorded_in_live_events_only)
+{
+        char s[64], key[96], v[128];
+
+        snprintf(s, sizeof(s), "%s_status", fx.prefix);
+        snprintf(key, sizeof(key), "%s_status_1", fx.prefix);
+        produce_status(s, key, "record_start_succeeded");
+        wait_events(s, 1);
+        query1(v, sizeof(v), "SELECT CONCAT_WS('|', event_type, outcome, vendor) FROM live_events "
+               "WHERE consumer = 'record' AND stream_id = '%s'", s);
+        cr_assert_str_eq(v, "record.status|applied|tencent");
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "0");
+        stop_consumer_expect_clean_exit();
+}
+
+Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
+{
+        static const char *const why[] = {
+                "", /* undecodable: the codec's own words */
+                "event_type record.file with payload Snapshot is not a recording event",
+                "event_type record.status with payload RecordFile is not a recording event",
+                "RecordFile.file_id is missing or empty",
+                "RecordFile.video_url is missing or empty",
+                "event record.file has no stream_id",
+        };
+        struct dead_letter dead[6];
+        char s[64], key[96], v[64];
+
+        snprintf(s, sizeof(s), "%s_bad", fx.prefix);
+        produce_raw(s, "\xc3\x01garbage", 9);
+        snprintf(key, sizeof(key), "%s_bad_1", fx.prefix);
+        produce_event(s, s, key, "record.file", "Snapshot",
+                      json_pack("{s:s,s:I}", "pic_url", "/a.jpg", "create_time_ms", (json_int_t)T0_S * 1000));
+        snprintf(key, sizeof(key), "%s_bad_2", fx.prefix);
+        produce_event(s, s, key, "record.status", "RecordFile",
+                      json_pack("{s:s,s:s}", "file_id", "f", "video_url", "http://vod.example/x"));
+        snprintf(key, sizeof(key), "%s_bad_3", fx.prefix);
+        produce_event(s, s, key, "record.file", "RecordFile",
+                      json_pack("{s:s,s:s}", "file_id", "", "video_url", "http://vod.example/x"));
+        snprintf(key, sizeof(key), "%s_bad_4", fx.prefix);
+        produce_event(s, s, key, "record.file", "RecordFile", json_pack("{s:s,s:s}", "file_id", "f", "video_url", ""));
+        snprintf(key, sizeof(key), "%s_bad_5", fx.prefix);
+        produce_event(s, NULL, key, "record.file", "RecordFile",
+                      json_pack("{s:s,s:s}", "file_id", "f", "video_url", "http://vod.example/x"));
+        /* Same key, so same partition: the good record must not be held behind the bad ones. */
+        snprintf(key, sizeof(key), "%s_good", fx.prefix);
+        produce_file(s, key, key, "http://vod.example/good.m3u8", T0_S);
+        wait_events(s, 1);
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", key);
+        cr_assert_str_eq(v, "1");
+
+        cr_assert_eq(consume_dlq(s, dead, 6), 6, "want 6 dead letters keyed %s", s);
+        for (size_t i = 0; i < 6; i++) {
+                cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
+                cr_assert(dead[i].has_coordinates, "dead letter %zu lacks dlq.* or trace_id headers", i);
+                cr_assert(strstr(dead[i].message, why[i]) != NULL, "dead letter %zu says \"%s\", want \"%s\"", i,
+                          dead[i].message, why[i]);
+        }
+        cr_assert(strlen(dead[0].message) > 0);
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s' AND file_id <> '%s'", s, key);
+        cr_assert_str_eq(v, "0", "no invalid record may leave a row");
+        stop_consumer_expect_clean_exit();
+}

@@ -1,0 +1,497 @@
+/* test_snapshot.c: the snapshot role, run as its binary against the real fixtures. */
+#include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "support.h"
+#include "url.h"
+
+#define TOPIC "live.snapshot"
+#define TRACE "0123456789abcdef0123456789abcdef"
+#define T0_S  1700000000LL /* a stream's start in these tests */
+
+struct fixture {
+        char mysql_url[512];
+        char log_path[256];
+        char group[96];
+        int admin_port;
+        pid_t pid;
+        rd_kafka_t *producer;
+        struct codec *codec;
+        MYSQL *mysql;
+        char prefix[48];
+};
+
+static struct fixture fx;
+
+static void connect_mysql(void)
+{
+        struct mysql_url u;
+        char err[256];
+
+        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
+        fx.mysql = mysql_init(NULL);
+        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
+                  "%s", mysql_error(fx.mysql));
+        mysql_query(fx.mysql, "SET time_zone = '+00:00'");
+}
+
+static void start_consumer(void)
+{
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128];
+        char *argv[] = {bin, (char *)"snapshot", NULL};
+        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+
+        support_bin_path("liveflow-consumer", bin, sizeof(bin));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        fx.admin_port = support_free_port();
+        /* Tests run in parallel: each needs every partition, so each gets its own group. */
+        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.group);
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
+        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
+        fx.pid = support_spawn(argv, env, fx.log_path);
+        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
+}
+
+static void setup(void)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+        support_unique_name("snap", fx.prefix, sizeof(fx.prefix));
+        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
+        connect_mysql();
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
+                                    err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        cr_assert(fx.producer, "%s", err);
+        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        start_consumer();
+}
+
+static void teardown(void)
+{
+        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
+                kill(fx.pid, SIGKILL);
+                support_wait_exit(fx.pid, 5000);
+        }
+        if (fx.producer)
+                rd_kafka_destroy(fx.producer);
+        codec_destroy(fx.codec);
+        if (fx.mysql)
+                mysql_close(fx.mysql);
+        memset(&fx, 0, sizeof(fx));
+}
+
+TestSuite(snapshot, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Produces one raw value to live.snapshot with the given key, and waits for the ack. */
+static void produce_raw(const char *key, const void *value, size_t len)
+{
+        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
+                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
+                                    RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
+}
+
+/*
+ * An event as the receiver would make it, keyed by `key`, with the event id derived from
+ * event_key (the same event_key is the same event). Takes the payload reference.
+ */
+static void produce_event(const char *key, const char *stream_id, const char *event_key, const char *event_type,
+                          const char *payload_name, json_t *payload)
+{
+        char event_id[65], err[256];
+        void *buf;
+        size_t len;
+
+        crypto_sha256_hex(event_key, strlen(event_key), event_id);
+        struct envelope env = {
+                .event_id = event_id, .vendor = "tencent", .event_type = event_type, .stream_id = stream_id,
+                .event_time_ms = (T0_S + 3600) * 1000, .receive_time_ms = (T0_S + 3600) * 1000 + 5,
+                .trace_id = TRACE, .raw = "{}", .raw_len = 2,
+        };
+        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s",
+                  err);
+        json_decref(payload);
+        produce_raw(key, buf, len);
+        free(buf);
+}
+
+/* A screenshot of stream_id taken at taken_s; full_url NULL leaves pic_full_url out. */
+static void produce_snapshot(const char *stream_id, const char *event_key, const char *pic_url, const char *full_url,
+                             long long taken_s)
+{
+        json_t *p = json_pack("{s:s,s:I,s:i,s:i,s:i}", "pic_url", pic_url, "create_time_ms",
+                              (json_int_t)(taken_s * 1000), "width", 1280, "height", 720, "file_size", 30670);
+
+        if (full_url)
+                json_object_set_new(p, "pic_full_url", json_string(full_url));
+        produce_event(stream_id, stream_id, event_key, "snapshot", "Snapshot", p);
+}
+
+/* First column of the first row as text, or "" when there is no row or it is NULL. */
+static void query1(char *out, size_t out_size, const char *fmt, ...)
+{
+        char sql[1024];
+        va_list ap;
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        out[0] = '\0';
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
+        res = mysql_store_result(fx.mysql);
+        if (res && (row = mysql_fetch_row(res)) && row[0])
+                snprintf(out, out_size, "%s", row[0]);
+        if (res)
+                mysql_free_result(res);
+}
+
+/* Waits until the query's first value reads `want`. */
+static void wait_value(const char *want, const char *sql)
+{
+        char got[256] = "";
+        long long deadline = support_now_ms() + 25000;
+
+        while (support_now_ms() < deadline) {
+                query1(got, sizeof(got), "%s", sql);
+                if (strcmp(got, want) == 0)
+                        return;
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("%s gives \"%s\", want \"%s\" (consumer log: %s)", sql, got, want, fx.log_path);
+}
+
+/* Waits until the role recorded n events of the stream in live_events. */
+static void wait_events(const char *stream_id, int n)
+{
+        char sql[512], want[16];
+
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_events WHERE consumer = 'snapshot' AND stream_id = '%s'",
+                 stream_id);
+        snprintf(want, sizeof(want), "%d", n);
+        wait_value(want, sql);
+}
+
+/* A session id no other test process uses (live_streams.session_id is unique). */
+static long long unique_session(void)
+{
+        static int counter;
+
+        return (long long)getpid() * 1000 + ++counter;
+}
+
+/* A live stream's row as the stream role leaves it, without a cover. */
+static void insert_stream(const char *stream_id)
+{
+        char sql[1024];
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
+                 "status, started_at, last_event_at) VALUES ('%s', 'a1', 'a1', %lld, 'tencent', 's1', 'live', "
+                 "FROM_UNIXTIME(%lld), NOW(3))",
+                 stream_id, unique_session(), T0_S);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+}
+
+static void stop_consumer_expect_clean_exit(void)
+{
+        cr_assert(kill(fx.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s", fx.log_path);
+        fx.pid = 0;
+}
+
+/* One dead letter: its error class and message. */
+struct dead_letter {
+        char error_class[32];
+        char message[512];
+        bool has_coordinates; /* dlq.topic, dlq.partition, dlq.offset, dlq.group and trace_id */
+};
+
+static bool header(rd_kafka_headers_t *h, const char *name, char *out, size_t out_size)
+{
+        const void *val;
+        size_t len;
+
+        if (rd_kafka_header_get_last(h, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return false;
+        snprintf(out, out_size, "%.*s", (int)len, (const char *)val);
+        return true;
+}
+
+static bool is_ours(rd_kafka_message_t *m)
+{
+        rd_kafka_headers_t *h = NULL;
+        char group[128];
+
+        return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+               header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0;
+}
+
+static void read_dead_letter(rd_kafka_message_t *m, struct dead_letter *d)
+{
+        rd_kafka_headers_t *h = NULL;
+        char topic[64] = "", group[128] = "", part[16], offset[32], trace[64];
+
+        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR, "dead letter without headers");
+        header(h, "dlq.error.class", d->error_class, sizeof(d->error_class));
+        header(h, "dlq.error.message", d->message, sizeof(d->message));
+        d->has_coordinates = header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
+                             header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
+                             header(h, "dlq.partition", part, sizeof(part)) &&
+                             header(h, "dlq.offset", offset, sizeof(offset)) &&
+                             header(h, "trace_id", trace, sizeof(trace));
+}
+
+/*
+ * Reads live.snapshot.dlq from the start until `want` records keyed `key` and dead-lettered by
+ * this test's group arrived (or 25 s). Every group reads the whole topic, so the consumers of
+ * tests running beside this one dead-letter these records too, under their own group.
+ */
+static size_t consume_dlq(const char *key, struct dead_letter *out, size_t want)
+{
+        char err[256], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+        long long deadline = support_now_ms() + 25000;
+        size_t n = 0;
+        rd_kafka_t *rk;
+
+        support_unique_name("dlqcheck", group, sizeof(group));
+        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
+        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        cr_assert(rk, "%s", err);
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_topic_partition_list_add(t, TOPIC ".dlq", RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(rk, t);
+        rd_kafka_topic_partition_list_destroy(t);
+        while (n < want && support_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+
+                if (!m)
+                        continue;
+                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0 &&
+                    is_ours(m))
+                        read_dead_letter(m, &out[n++]);
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* The stream's cover as "url|unix time", or "" while it has none. */
+static void cover_of(const char *stream_id, char *out, size_t out_size)
+{
+        query1(out, out_size, "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
+               "WHERE stream_id = '%s' AND cover_url IS NOT NULL", stream_id);
+}
+
+static void expect_cover(const char *stream_id, const char *url, long long taken_s)
+{
+        char got[512], want[512];
+
+        cover_of(stream_id, got, sizeof(got));
+        snprintf(want, sizeof(want), "%s|%lld.000", url, taken_s);
+        cr_assert_str_eq(got, want, "cover of %s", stream_id);
+}
+
+Test(snapshot, screenshot_is_kept_and_becomes_the_cover)
+{
+        char s[64], key[96], v[512], want[512];
+
+        snprintf(s, sizeof(s), "%s_a", fx.prefix);
+        snprintf(key, sizeof(key), "%s_a_1", fx.prefix);
+        insert_stream(s);
+        produce_snapshot(s, key, "/a/1.jpg", "http://cos.example/a/1.jpg", T0_S + 10);
+        wait_events(s, 1);
+
+        expect_cover(s, "http://cos.example/a/1.jpg", T0_S + 10);
+        query1(v, sizeof(v), "SELECT CONCAT_WS('|', pic_url, pic_full_url, width, height, file_size, "
+               "UNIX_TIMESTAMP(taken_at), COALESCE(cover_pending, 'settled')) FROM live_snapshots WHERE stream_id = '%s'",
+               s);
+        snprintf(want, sizeof(want), "/a/1.jpg|http://cos.example/a/1.jpg|1280|720|30670|%lld.000|settled", T0_S + 10);
+        cr_assert_str_eq(v, want);
+        query1(v, sizeof(v), "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
+               "WHERE consumer = 'snapshot' AND stream_id = '%s'", s);
+        cr_assert_str_eq(v, "snapshot|applied|live.snapshot");
+        stop_consumer_expect_clean_exit();
+}
+
+Test(snapshot, an_older_screenshot_arriving_late_keeps_the_newer_cover)
+{
+        char s[64], newer[96], older[96], newest[96], v[256];
+
+        snprintf(s, sizeof(s), "%s_order", fx.prefix);
+        snprintf(newer, sizeof(newer), "%s_order_2", fx.prefix);
+        snprintf(older, sizeof(older), "%s_order_1", fx.prefix);
+        snprintf(newest, sizeof(newest), "%s_order_3", fx.prefix);
+        insert_stream(s);
+        produce_snapshot(s, newer, "/o/2.jpg", "http://cos.example/o/2.jpg", T0_S + 20);
+        produce_snapshot(s, older, "/o/1.jpg", "http://cos.example/o/1.jpg", T0_S + 10);
+        wait_events(s, 2);
+        expect_cover(s, "http://cos.example/o/2.jpg", T0_S + 20);
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "2", "every screenshot is kept, whatever the cover");
+        query1(v, sizeof(v), "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'snapshot' "
+               "AND stream_id = '%s'", s);
+        cr_assert_str_eq(v, "applied,older_than_cover");
+
+        /* A newer one still moves the cover; without pic_full_url the cover is pic_url. */
+        produce_snapshot(s, newest, "/o/3.jpg", NULL, T0_S + 30);
+        wait_events(s, 3);
+        expect_cover(s, "/o/3.jpg", T0_S + 30);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(snapshot, equal_times_end_on_the_same_cover_in_either_order)
+{
+        char a[64], b[64], key[96];
+
+        snprintf(a, sizeof(a), "%s_tie_a", fx.prefix);
+        snprintf(b, sizeof(b), "%s_tie_b", fx.prefix);
+        insert_stream(a);
+        insert_stream(b);
+        snprintf(key, sizeof(key), "%s_x", a);
+        produce_snapshot(a, key, "/t/x.jpg", NULL, T0_S);
+        snprintf(key, sizeof(key), "%s_y", a);
+        produce_snapshot(a, key, "/t/y.jpg", NULL, T0_S);
+        snprintf(key, sizeof(key), "%s_y", b);
+        produce_snapshot(b, key, "/t/y.jpg", NULL, T0_S);
+        snprintf(key, sizeof(key), "%s_x", b);
+        produce_snapshot(b, key, "/t/x.jpg", NULL, T0_S);
+        wait_events(a, 2);
+        wait_events(b, 2);
+        expect_cover(a, "/t/y.jpg", T0_S);
+        expect_cover(b, "/t/y.jpg", T0_S);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(snapshot, duplicates_and_replays_keep_one_row)
+{
+        char s[64], key[96], barrier[96], v[64];
+
+        snprintf(s, sizeof(s), "%s_dup", fx.prefix);
+        snprintf(key, sizeof(key), "%s_dup_1", fx.prefix);
+        snprintf(barrier, sizeof(barrier), "%s_dup_barrier", fx.prefix);
+        insert_stream(s);
+        produce_snapshot(s, key, "/d/1.jpg", "http://cos.example/d/1.jpg", T0_S + 10);
+        produce_snapshot(s, key, "/d/1.jpg", "http://cos.example/d/1.jpg", T0_S + 10);
+        wait_events(s, 1);
+        produce_snapshot(s, key, "/d/1.jpg", "http://cos.example/d/1.jpg", T0_S + 10);
+        /* Same key, same partition: once the barrier is in, the replay before it was applied. */
+        produce_snapshot(s, barrier, "/d/0.jpg", NULL, T0_S);
+        wait_events(s, 2);
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s' AND pic_url = '/d/1.jpg'", s);
+        cr_assert_str_eq(v, "1");
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "2");
+        expect_cover(s, "http://cos.example/d/1.jpg", T0_S + 10);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(snapshot, screenshots_before_the_stream_row_give_it_the_newest_cover_once_it_exists)
+{
+        char s[64], newer[96], older[96], sql[512], want[512];
+
+        snprintf(s, sizeof(s), "%s_early", fx.prefix);
+        snprintf(newer, sizeof(newer), "%s_early_2", fx.prefix);
+        snprintf(older, sizeof(older), "%s_early_1", fx.prefix);
+        produce_snapshot(s, newer, "/e/2.jpg", "http://cos.example/e/2.jpg", T0_S + 20);
+        produce_snapshot(s, older, "/e/1.jpg", "http://cos.example/e/1.jpg", T0_S + 10);
+        wait_events(s, 2);
+        snprintf(sql, sizeof(sql), "SELECT CONCAT(COUNT(*), ':', SUM(cover_pending)) FROM live_snapshots "
+                 "WHERE stream_id = '%s'", s);
+        wait_value("2:2", sql);
+        snprintf(sql, sizeof(sql), "SELECT GROUP_CONCAT(outcome) FROM live_events WHERE consumer = 'snapshot' "
+                 "AND stream_id = '%s'", s);
+        wait_value("no_stream,no_stream", sql);
+
+        /* The stream role catches up: the row appears without a cover. */
+        insert_stream(s);
+        snprintf(sql, sizeof(sql), "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
+                 "WHERE stream_id = '%s' AND cover_url IS NOT NULL", s);
+        snprintf(want, sizeof(want), "http://cos.example/e/2.jpg|%lld.000", T0_S + 20);
+        wait_value(want, sql);
+        snprintf(sql, sizeof(sql), "SELECT COUNT(cover_pending) FROM live_snapshots WHERE stream_id = '%s'", s);
+        wait_value("0", sql);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(snapshot, invalid_snapshots_go_to_the_dlq_and_the_partition_moves_on)
+{
+        static const char *const why[] = {
+                "", /* undecodable: the codec's own words */
+                "event_type snapshot with payload RecordFile is not a snapshot",
+                "event_type record.file with payload Snapshot is not a snapshot",
+                "Snapshot.pic_url is missing or empty",
+                "Snapshot.create_time_ms 0 is not a time",
+                "Snapshot.create_time_ms 4102444800000 is not a time",
+                "event snapshot has no stream_id",
+        };
+        struct dead_letter dead[7];
+        char s[64], key[96], v[64];
+
+        snprintf(s, sizeof(s), "%s_bad", fx.prefix);
+        insert_stream(s);
+        produce_raw(s, "\xc3\x01garbage", 9);
+        snprintf(key, sizeof(key), "%s_bad_1", fx.prefix);
+        produce_event(s, s, key, "snapshot", "RecordFile",
+                      json_pack("{s:s,s:s}", "file_id", "f", "video_url", "http://vod.example/x"));
+        snprintf(key, sizeof(key), "%s_bad_2", fx.prefix);
+        produce_event(s, s, key, "record.file", "Snapshot",
+                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms", (json_int_t)T0_S * 1000));
+        snprintf(key, sizeof(key), "%s_bad_3", fx.prefix);
+        produce_event(s, s, key, "snapshot", "Snapshot",
+                      json_pack("{s:s,s:I}", "pic_url", "", "create_time_ms", (json_int_t)T0_S * 1000));
+        snprintf(key, sizeof(key), "%s_bad_4", fx.prefix);
+        produce_event(s, s, key, "snapshot", "Snapshot", json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms",
+                                                                   (json_int_t)0));
+        snprintf(key, sizeof(key), "%s_bad_5", fx.prefix);
+        produce_event(s, s, key, "snapshot", "Snapshot", json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms",
+                                                                   (json_int_t)4102444800000LL)); /* 2100 */
+        snprintf(key, sizeof(key), "%s_bad_6", fx.prefix);
+        produce_event(s, NULL, key, "snapshot", "Snapshot",
+                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms", (json_int_t)T0_S * 1000));
+        /* Same key, so same partition: the good record must not be held behind the bad ones. */
+        snprintf(key, sizeof(key), "%s_good", fx.prefix);
+        produce_snapshot(s, key, "/g.jpg", NULL, T0_S);
+        wait_events(s, 1);
+        expect_cover(s, "/g.jpg", T0_S);
+
+        cr_assert_eq(consume_dlq(s, dead, 7), 7, "want 7 dead letters keyed %s", s);
+        for (size_t i = 0; i < 7; i++) {
+                cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
+                cr_assert(dead[i].has_coordinates, "dead letter %zu lacks dlq.* or trace_id headers", i);
+                cr_assert(strstr(dead[i].message, why[i]) != NULL, "dead letter %zu says \"%s\", want \"%s\"", i,
+                          dead[i].message, why[i]);
+        }
+        cr_assert(strlen(dead[0].message) > 0);
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "1", "no invalid record may leave a row");
+        stop_consumer_expect_clean_exit();
+}
