@@ -128,8 +128,18 @@ stop:
 test: deps all $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
 
-bench: deps all
+bench: deps all bench-tools
 	@BUILD=$(BUILD) sh ops/bench/run.sh
+
+# make bench's helpers (ops/bench/): the no-op HTTP ceiling and the Kafka record counter.
+.PHONY: bench-tools
+bench-tools: $(BIN)/liveflow-bench-noop $(BIN)/liveflow-bench-count
+$(BIN)/liveflow-bench-noop: ops/bench/noop_server.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(call pkg_cflags,libmicrohttpd) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg_libs,libmicrohttpd)
+$(BIN)/liveflow-bench-count: ops/bench/count_topic.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(call pkg_cflags,rdkafka) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg_libs,rdkafka)
 
 # Fuzzing: each tests/fuzz/fuzz_<name>.c is a libFuzzer target, run for FUZZ_SECONDS on
 # the seeds in tests/fuzz/corpus/<name>/ (new inputs go to build/fuzz/corpus/, not the tree).
