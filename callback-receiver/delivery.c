@@ -79,11 +79,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                 metric_add(d->errors, 1);
         pthread_mutex_lock(&d->lock);
         /* Detached first: after the drain deadline t may point to freed memory. */
-        if (d->is_detached || !t || !t->is_waiting) {
+        if (d->is_detached || !t || (!t->is_sync && !t->is_waiting)) {
                 pthread_mutex_unlock(&d->lock);
                 if (rkm->err)
                         log_warn(NULL, "late delivery failure topic=%s: %s",
                                  rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+                return;
+        }
+        if (t->is_sync) { /* alive until its report: delivery_send_sync() waits for it */
+                pthread_mutex_unlock(&d->lock);
+                t->err = rkm->err;
+                t->is_done = true;
                 return;
         }
         unlink_ticket(d, t);
@@ -242,6 +248,54 @@ int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct de
                 fail_at_once(d, t, err);
         }
         return 0;
+}
+
+size_t delivery_send_sync(struct delivery *d, const struct delivery_message *msgs, size_t n)
+{
+        struct delivery_ticket *tickets = calloc(n ? n : 1, sizeof(*tickets));
+        size_t produced = 0, acked = 0;
+
+        if (!tickets)
+                return 0;
+        for (; produced < n; produced++) {
+                const struct delivery_message *m = &msgs[produced];
+                struct delivery_ticket *t = &tickets[produced];
+                rd_kafka_resp_err_t err;
+
+                t->is_sync = true;
+                t->trace_id = m->trace_id;
+                t->produced_us = now_us();
+                err = rd_kafka_producev(
+                        d->rk, RD_KAFKA_V_TOPIC(m->topic),
+                        RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
+                        RD_KAFKA_V_VALUE(m->value, m->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_HEADER("trace_id", m->trace_id, -1),
+                        RD_KAFKA_V_HEADER("event_type", m->event_type, -1),
+                        RD_KAFKA_V_HEADER("vendor", m->vendor, -1),
+                        RD_KAFKA_V_HEADER("event_id", m->event_id, -1), RD_KAFKA_V_OPAQUE(t),
+                        RD_KAFKA_V_END);
+                if (err) {
+                        log_warn(m->trace_id, "replay produce failed: %s", rd_kafka_err2str(err));
+                        break;
+                }
+        }
+        /*
+         * Every produced message gets its report within message.timeout.ms (the ack timeout);
+         * reports are served on this thread, so is_done needs no lock.
+         */
+        for (;;) {
+                size_t pending = 0;
+
+                for (size_t i = 0; i < produced; i++)
+                        pending += !tickets[i].is_done;
+                if (!pending)
+                        break;
+                rd_kafka_poll(d->rk, 100);
+        }
+        while (acked < produced && !tickets[acked].err)
+                acked++;
+        free(tickets);
+        return acked;
 }
 
 void delivery_poll(struct delivery *d, int timeout_ms)

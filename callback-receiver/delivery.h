@@ -28,6 +28,8 @@ struct delivery_ticket {
         int64_t offset;
         /* private */
         long long produced_us;
+        bool is_sync;    /* a delivery_send_sync() message: no connection to resume */
+        bool is_done;    /* is_sync: the report is in */
         bool is_waiting;
         struct delivery_ticket *prev, *next;
 };
@@ -71,6 +73,13 @@ void delivery_destroy(struct delivery *d);
  * answer from t), or -1 when the delivery is closed (draining): nothing suspended, answer 503.
  */
 int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct delivery_message *msg);
+
+/**
+ * @brief Main thread only: produces msgs[0..n) (values borrowed, copied by librdkafka) and
+ * serves delivery reports until every one is in (within about the ack timeout).
+ * @returns how many of the leading messages the broker acknowledged (0..n).
+ */
+size_t delivery_send_sync(struct delivery *d, const struct delivery_message *msgs, size_t n);
 
 /** @brief Serves delivery reports for up to timeout_ms (the main thread's loop). */
 void delivery_poll(struct delivery *d, int timeout_ms);

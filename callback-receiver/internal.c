@@ -1,44 +1,629 @@
-/* internal.c: the platform's own endpoints (see internal.h). */
+/*
+ * internal.c: the platform's own endpoints (see internal.h). A request is verified the
+ * Standard Webhooks way (stdwebhooks.c), answered 200 without an event when its webhook-id was
+ * acknowledged within the window (replay.c), then its body and path are validated strictly
+ * (the senders are ours) and mapped to one event whose id is derived from the business key,
+ * so a replay that reaches another receiver instance is still deduplicated downstream.
+ */
 #include "internal.h"
 
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-const char *const internal_topics[] = {"live.reward", "live.withdrawal", "live.stream", "live.audit",
+#include "crypto.h"
+#include "log.h"
+#include "metrics.h"
+#include "replay.h"
+#include "settings.h"
+#include "stdwebhooks.h"
+
+#define TOPIC_REWARD     "live.reward"
+#define TOPIC_WITHDRAWAL "live.withdrawal"
+#define TOPIC_STREAM     "live.stream"
+#define TOPIC_AUDIT      "live.audit"
+
+#define BODY_ID_MAX    64                /* ids in a body, in bytes */
+#define PATH_ID_MAX    255               /* ids in an admin path, in bytes */
+#define REASON_MAX     1024              /* an operator's reason, in bytes */
+#define GIFT_COUNT_MAX 2147483647LL
+#define TS_MIN_MS      946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
+#define TS_MAX_MS      253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define CLOSE_BY_OPERATOR 2              /* StreamEnd.close_method */
+#define REPLAY_MAX_DEFAULT 100000        /* LIVEFLOW_WEBHOOK_REPLAY_MAX's default */
+
+const char *const internal_topics[] = {TOPIC_REWARD, TOPIC_WITHDRAWAL, TOPIC_STREAM, TOPIC_AUDIT,
                                        NULL};
 
 struct internal {
-        int unused;
+        struct stdwebhooks *sw;
+        struct replay *replay;
+        struct metrics *metrics;
+        struct metric *replay_entries; /* gauge */
+        long long tolerance_s;
+        long long max_amount;
 };
+
+/* What a body field must be. */
+enum field_kind {
+        FIELD_ID,            /* a string of 1..BODY_ID_MAX bytes without control characters */
+        FIELD_AMOUNT,        /* an integer from 1 to LIVEFLOW_MAX_AMOUNT */
+        FIELD_COUNT,         /* an integer from 1 to GIFT_COUNT_MAX */
+        FIELD_TIME_MS,       /* an integer from TS_MIN_MS to TS_MAX_MS */
+        FIELD_GENDER,        /* male, female or unknown */
+        FIELD_AUDIENCE_TYPE, /* registered or guest */
+};
+
+struct field {
+        const char *name; /* in the body */
+        const char *to;   /* in the payload record */
+        enum field_kind kind;
+        bool is_required; /* else absent or null is fine */
+};
+
+/* CONTRACT §2 Reward body -> schemas/event.avsc Reward. */
+static const struct field reward_fields[] = {
+        {"trace_id", "tip_id", FIELD_ID, true},
+        {"audience_id", "audience_id", FIELD_ID, true},
+        {"anchor_id", "anchor_id", FIELD_ID, true},
+        {"room_id", "room_id", FIELD_ID, true},
+        {"amount", "amount", FIELD_AMOUNT, true},
+        {"gift_id", "gift_id", FIELD_ID, true},
+        {"gift_count", "gift_count", FIELD_COUNT, true},
+        {"ts", "ts_ms", FIELD_TIME_MS, true},
+        {"audience_gender", "audience_gender", FIELD_GENDER, false},
+        {"anchor_gender", "anchor_gender", FIELD_GENDER, false},
+        {"audience_type", "audience_type", FIELD_AUDIENCE_TYPE, false},
+};
+
+/* CONTRACT §2 Withdrawal body -> Withdrawal. */
+static const struct field withdrawal_fields[] = {
+        {"request_id", "request_id", FIELD_ID, true},
+        {"anchor_id", "anchor_id", FIELD_ID, true},
+        {"amount", "amount", FIELD_AMOUNT, true},
+};
+
+static const char *const genders[] = {"male", "female", "unknown", NULL};
+static const char *const audience_types[] = {"registered", "guest", NULL};
+
+/* An operator's command: POST /v1/admin/<resource>/<id>/<action>. */
+struct admin_command {
+        bool is_stream;      /* the path's id is a stream (else an anchor) */
+        const char *resource;
+        const char *action;
+        const char *id_name; /* how messages name the path's id */
+        const char *event_type;
+        const char *topic;
+        const char *payload_name;
+};
+
+static const struct admin_command admin_commands[] = {
+        {true, "streams", "close", "stream_id", "stream.close", TOPIC_STREAM, "StreamEnd"},
+        {false, "anchors", "ban", "anchor_id", "audit.admin", TOPIC_AUDIT, "AuditVerdict"},
+        {false, "anchors", "unban", "anchor_id", "audit.admin", TOPIC_AUDIT, "AuditVerdict"},
+};
+
+/* ------------------------------------------------------------ lifecycle */
+
+int internal_check_config(const struct settings *s, char *errstr, size_t errstr_size)
+{
+        struct stdwebhooks *sw = stdwebhooks_new(s->hmac_secrets, s->webhook_tolerance_s, errstr,
+                                                 errstr_size);
+
+        stdwebhooks_destroy(sw);
+        return sw ? 0 : -1;
+}
 
 struct internal *internal_new(const struct settings *s, struct metrics *metrics, char *errstr,
                               size_t errstr_size)
 {
-        (void)s;
-        (void)metrics;
-        (void)errstr;
-        (void)errstr_size;
-        return calloc(1, sizeof(struct internal));
+        struct internal *in = calloc(1, sizeof(*in));
+        /* settings_load() never gives 0; a struct settings made by hand (a test) may. */
+        long long replay_max = s->webhook_replay_max ? s->webhook_replay_max : REPLAY_MAX_DEFAULT;
+
+        if (!in) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        in->metrics = metrics;
+        in->tolerance_s = s->webhook_tolerance_s;
+        in->max_amount = s->max_amount;
+        if (!(in->sw = stdwebhooks_new(s->hmac_secrets, s->webhook_tolerance_s, errstr, errstr_size)))
+                goto fail;
+        if (replay_max < 1 || !(in->replay = replay_new((size_t)replay_max))) {
+                snprintf(errstr, errstr_size, "LIVEFLOW_WEBHOOK_REPLAY_MAX: cannot hold %lld ids",
+                         replay_max);
+                goto fail;
+        }
+        in->replay_entries = metrics_gauge(metrics, "liveflow_receiver_webhook_replay_entries",
+                                           "webhook-ids held by the replay memory", NULL);
+        if (!stdwebhooks_secret_count(in->sw))
+                log_warn(NULL, "LIVEFLOW_HMAC_SECRET is not set: /v1/rewards, /v1/withdrawals and "
+                               "/v1/admin answer 503");
+        return in;
+
+fail:
+        internal_destroy(in);
+        return NULL;
 }
 
 void internal_destroy(struct internal *in)
 {
+        if (!in)
+                return;
+        replay_destroy(in->replay);
+        stdwebhooks_destroy(in->sw);
         free(in);
 }
 
-int internal_map(struct internal *in, enum internal_endpoint ep, const struct webhook_request *req,
-                 struct webhook_event *ev, struct webhook_verdict *v)
+/* ------------------------------------------------------------ refusals and metrics */
+
+static const char *endpoint_name(enum internal_endpoint ep)
 {
-        (void)in;
-        (void)ep;
-        (void)req;
-        (void)ev;
-        return webhook_refuse(v, 501, NULL, "not served yet");
+        switch (ep) {
+        case INTERNAL_REWARDS: return "rewards";
+        case INTERNAL_WITHDRAWALS: return "withdrawals";
+        case INTERNAL_ADMIN: return "admin";
+        }
+        return "unknown";
+}
+
+static void count(struct internal *in, const char *name, const char *help, const char *labels)
+{
+        metric_add(metrics_counter(in->metrics, name, help, labels), 1);
+}
+
+/* A 400 naming field, counted by endpoint and field (both from our own static tables). */
+static int refuse_field(struct internal *in, const char *endpoint, const char *field,
+                        struct webhook_verdict *v, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+
+static int refuse_field(struct internal *in, const char *endpoint, const char *field,
+                        struct webhook_verdict *v, const char *fmt, ...)
+{
+        char labels[128], message[sizeof(v->message)];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof(message), fmt, ap);
+        va_end(ap);
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\",field=\"%s\"", endpoint, field);
+        count(in, "liveflow_receiver_invalid_requests_total",
+              "Internal requests refused with 400, by endpoint and field", labels);
+        return webhook_refuse(v, 400, NULL, "%s", message);
+}
+
+/* ------------------------------------------------------------ authentication and replays */
+
+static int authenticate(const struct internal *in, const struct webhook_request *req,
+                        struct webhook_verdict *v)
+{
+        char why[sizeof(v->message)];
+        enum stdwebhooks_result r = stdwebhooks_verify(
+                in->sw, webhook_header(req, "webhook-id"), webhook_header(req, "webhook-timestamp"),
+                webhook_header(req, "webhook-signature"), req->body, req->len, req->now_ms / 1000,
+                why, sizeof(why));
+
+        if (r == STDWEBHOOKS_OK)
+                return 0;
+        return webhook_refuse(v, 401, stdwebhooks_result_name(r), "%s", why);
+}
+
+/* True (v set to 200) when the request's webhook-id was acknowledged within the window. */
+static bool is_replay(struct internal *in, const char *endpoint, const struct webhook_request *req,
+                      struct webhook_verdict *v)
+{
+        char labels[64];
+
+        if (!replay_contains(in->replay, webhook_header(req, "webhook-id"), req->now_ms))
+                return false;
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", endpoint);
+        count(in, "liveflow_receiver_webhook_replays_total",
+              "Requests answered 200 without an event: their webhook-id was acknowledged already",
+              labels);
+        webhook_refuse(v, 200, NULL, "webhook-id: acknowledged already");
+        return true;
 }
 
 void internal_acked(struct internal *in, const struct webhook_request *req,
                     const struct webhook_event *ev)
 {
-        (void)in;
-        (void)req;
+        const char *id = webhook_header(req, "webhook-id");
+        const char *ts_text = webhook_header(req, "webhook-timestamp");
+        int64_t ts_s, from_s, now_s = req->now_ms / 1000;
+
         (void)ev;
+        if (!id || !ts_text || stdwebhooks_parse_timestamp(ts_text, &ts_s) == -1)
+                return; /* cannot happen after a successful internal_map() */
+        /* A captured request verifies until ts + tolerance (ts was at most now + tolerance);
+         * a sender's retry carries a new ts, so the window also runs from the receive time. */
+        from_s = ts_s > now_s ? ts_s : now_s;
+        if (from_s > now_s + in->tolerance_s)
+                from_s = now_s + in->tolerance_s;
+        switch (replay_remember(in->replay, id, (from_s + in->tolerance_s) * 1000, req->now_ms)) {
+        case 1:
+                count(in, "liveflow_receiver_webhook_replay_evictions_total",
+                      "webhook-ids forgotten before their window ended (LIVEFLOW_WEBHOOK_REPLAY_MAX)",
+                      NULL);
+                break;
+        case -1:
+                log_warn(req->trace_id, "out of memory: webhook-id not remembered against replays");
+                break;
+        default:
+                break;
+        }
+        metric_set(in->replay_entries, (long long)replay_count(in->replay));
+}
+
+/* ------------------------------------------------------------ field checks */
+
+/* 1..max bytes, no control characters (UTF-8 validity is jansson's or the caller's check). */
+static bool is_clean_id(const char *s, size_t len, size_t max)
+{
+        if (len == 0 || len > max)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c < 0x20 || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+static bool is_in_set(const char *s, const char *const set[])
+{
+        for (size_t i = 0; set[i]; i++)
+                if (strcmp(s, set[i]) == 0)
+                        return true;
+        return false;
+}
+
+static bool is_integer_between(const json_t *value, long long min, long long max)
+{
+        /* Only a JSON integer: 100.0 or "100" is refused, money is never rounded or parsed. */
+        return json_is_integer(value) && json_integer_value(value) >= min &&
+               json_integer_value(value) <= max;
+}
+
+/*
+ * Checks one present field: false with the reason (what was expected) in why, else true with
+ * its payload value in *out (NULL when out of memory, which the caller's set reports).
+ */
+static bool convert(const struct internal *in, const struct field *f, const json_t *value,
+                    json_t **out, char *why, size_t why_size)
+{
+        const char *s = json_string_value(value);
+
+        switch (f->kind) {
+        case FIELD_ID:
+                if (s && is_clean_id(s, json_string_length(value), BODY_ID_MAX))
+                        return (*out = json_stringn(s, json_string_length(value)), true);
+                snprintf(why, why_size, "expected a string of 1 to %d bytes without control characters",
+                         BODY_ID_MAX);
+                return false;
+        case FIELD_AMOUNT:
+                if (is_integer_between(value, 1, in->max_amount))
+                        return (*out = json_integer(json_integer_value(value)), true);
+                snprintf(why, why_size, "expected an integer from 1 to %lld (minor units)",
+                         in->max_amount);
+                return false;
+        case FIELD_COUNT:
+                if (is_integer_between(value, 1, GIFT_COUNT_MAX))
+                        return (*out = json_integer(json_integer_value(value)), true);
+                snprintf(why, why_size, "expected an integer from 1 to %lld", GIFT_COUNT_MAX);
+                return false;
+        case FIELD_TIME_MS:
+                if (is_integer_between(value, TS_MIN_MS, TS_MAX_MS))
+                        return (*out = json_integer(json_integer_value(value)), true);
+                snprintf(why, why_size, "expected Unix milliseconds, an integer from %lld to %lld",
+                         TS_MIN_MS, TS_MAX_MS);
+                return false;
+        case FIELD_GENDER:
+                if (s && is_in_set(s, genders))
+                        return (*out = json_string(s), true);
+                snprintf(why, why_size, "expected male, female or unknown");
+                return false;
+        case FIELD_AUDIENCE_TYPE:
+                if (s && is_in_set(s, audience_types))
+                        return (*out = json_string(s), true);
+                snprintf(why, why_size, "expected registered or guest");
+                return false;
+        }
+        snprintf(why, why_size, "unknown field kind");
+        return false;
+}
+
+/* Checks every field of the table in obj and copies it, converted, into payload. */
+static int read_fields(struct internal *in, const char *endpoint, const json_t *obj,
+                       const struct field *fields, size_t n, json_t *payload,
+                       struct webhook_verdict *v)
+{
+        for (size_t i = 0; i < n; i++) {
+                const struct field *f = &fields[i];
+                const json_t *value = json_object_get(obj, f->name);
+                char why[128];
+                json_t *converted = NULL;
+
+                if (!value || json_is_null(value)) {
+                        if (f->is_required)
+                                return refuse_field(in, endpoint, f->name, v, "%s is missing",
+                                                    f->name);
+                        continue;
+                }
+                if (!convert(in, f, value, &converted, why, sizeof(why)))
+                        return refuse_field(in, endpoint, f->name, v, "%s: %s", f->name, why);
+                if (json_object_set_new(payload, f->to, converted) == -1) /* NULL: out of memory */
+                        return webhook_refuse(v, 500, NULL, "out of memory");
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------ bodies */
+
+/*
+ * The body as a JSON object in *root (the caller frees it). An empty body gives *root NULL
+ * when may_be_empty. Duplicate keys are refused: one field must not be read two ways.
+ */
+static int parse_body(struct internal *in, const char *endpoint, const struct webhook_request *req,
+                      bool may_be_empty, json_t **root, struct webhook_verdict *v)
+{
+        json_error_t jerr;
+
+        *root = NULL;
+        if (req->len == 0) {
+                if (may_be_empty)
+                        return 0;
+                return refuse_field(in, endpoint, "body", v, "body: expected a JSON object");
+        }
+        if (!(*root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr)))
+                return refuse_field(in, endpoint, "body", v,
+                                    "body: malformed JSON at line %d column %d: %s", jerr.line,
+                                    jerr.column, jerr.text);
+        if (!json_is_object(*root)) {
+                json_decref(*root);
+                *root = NULL;
+                return refuse_field(in, endpoint, "body", v, "body: expected a JSON object");
+        }
+        return 0;
+}
+
+/* The object holding the fields: the body, or its "data" object (Standard Webhooks payload). */
+static const json_t *fields_of(const json_t *root)
+{
+        const json_t *data = json_object_get(root, "data");
+
+        return json_is_object(data) ? data : root;
+}
+
+/* event_id = lowercase hex SHA-256 of "<prefix>|<key>". */
+static void event_id_of(char out[WEBHOOK_EVENT_ID_LEN + 1], const char *prefix, const char *key)
+{
+        char text[64 + STDWEBHOOKS_ID_MAX + 1];
+        int n = snprintf(text, sizeof(text), "%s|%s", prefix, key);
+
+        /* Keys are at most STDWEBHOOKS_ID_MAX bytes (checked), so nothing is cut. */
+        crypto_sha256_hex(text, n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1, out);
+}
+
+static int dup_or_refuse(char **out, const char *s, struct webhook_verdict *v)
+{
+        if (!(*out = strdup(s)))
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
+}
+
+static int map_reward(struct internal *in, const json_t *obj, struct webhook_event *ev,
+                      struct webhook_verdict *v)
+{
+        json_t *p = json_object();
+
+        if (!p)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        ev->payload = p; /* owned by ev from here: webhook_event_fini() frees it on failure */
+        if (read_fields(in, "rewards", obj, reward_fields,
+                        sizeof(reward_fields) / sizeof(reward_fields[0]), p, v) == -1 ||
+            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) == -1 ||
+            dup_or_refuse(&ev->room_id, json_string_value(json_object_get(p, "room_id")), v) == -1)
+                return -1;
+        event_id_of(ev->event_id, "internal|reward", json_string_value(json_object_get(p, "tip_id")));
+        ev->vendor = "internal";
+        ev->event_type = "reward";
+        ev->topic = TOPIC_REWARD;
+        ev->payload_name = "Reward";
+        ev->key = ev->anchor_id;
+        ev->event_time_ms = json_integer_value(json_object_get(p, "ts_ms"));
+        return 0;
+}
+
+static int map_withdrawal(struct internal *in, const json_t *obj, int64_t now_ms,
+                          struct webhook_event *ev, struct webhook_verdict *v)
+{
+        json_t *p = json_object();
+
+        if (!p)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        ev->payload = p;
+        if (read_fields(in, "withdrawals", obj, withdrawal_fields,
+                        sizeof(withdrawal_fields) / sizeof(withdrawal_fields[0]), p, v) == -1 ||
+            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) == -1)
+                return -1;
+        event_id_of(ev->event_id, "internal|withdrawal",
+                    json_string_value(json_object_get(p, "request_id")));
+        ev->vendor = "internal";
+        ev->event_type = "withdrawal";
+        ev->topic = TOPIC_WITHDRAWAL;
+        ev->payload_name = "Withdrawal";
+        ev->key = ev->anchor_id;
+        ev->event_time_ms = now_ms; /* the body has no time of its own */
+        return 0;
+}
+
+static int map_body(struct internal *in, enum internal_endpoint ep,
+                    const struct webhook_request *req, struct webhook_event *ev,
+                    struct webhook_verdict *v)
+{
+        const char *endpoint = endpoint_name(ep);
+        json_t *root;
+        int rc;
+
+        if (parse_body(in, endpoint, req, false, &root, v) == -1)
+                return -1;
+        if (ep == INTERNAL_REWARDS)
+                rc = map_reward(in, fields_of(root), ev, v);
+        else
+                rc = map_withdrawal(in, fields_of(root), req->now_ms, ev, v);
+        json_decref(root);
+        return rc;
+}
+
+/* ------------------------------------------------------------ admin commands */
+
+/* The command of "<resource>/<id>/<action>"; *id and *id_len locate the id in path. */
+static const struct admin_command *find_command(const char *path, const char **id, size_t *id_len)
+{
+        const char *first = strchr(path, '/'), *last = strrchr(path, '/');
+
+        if (!first || first == last)
+                return NULL;
+        for (size_t i = 0; i < sizeof(admin_commands) / sizeof(admin_commands[0]); i++) {
+                const struct admin_command *c = &admin_commands[i];
+
+                if (strlen(c->resource) == (size_t)(first - path) &&
+                    strncmp(path, c->resource, (size_t)(first - path)) == 0 &&
+                    strcmp(last + 1, c->action) == 0) {
+                        *id = first + 1;
+                        *id_len = (size_t)(last - first - 1);
+                        return c;
+                }
+        }
+        return NULL;
+}
+
+/*
+ * An id from a path (libmicrohttpd has already percent-decoded it) or from an admin body:
+ * 1..PATH_ID_MAX bytes of UTF-8 (jansson's check), no '/', no control characters.
+ */
+static int read_path_id(struct internal *in, const char *name, const char *s, size_t len,
+                        char **out, struct webhook_verdict *v)
+{
+        json_t *check;
+
+        if (memchr(s, '/', len))
+                return refuse_field(in, "admin", name, v, "%s: must not contain '/'", name);
+        if (!is_clean_id(s, len, PATH_ID_MAX) || !(check = json_stringn(s, len)))
+                return refuse_field(in, "admin", name, v,
+                                    "%s: expected 1 to %d bytes of UTF-8 without control characters",
+                                    name, PATH_ID_MAX);
+        json_decref(check);
+        if (!(*out = strndup(s, len)))
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
+}
+
+/* The optional "reason" of an admin body, copied into payload. */
+static int read_reason(struct internal *in, const json_t *body, json_t *payload,
+                       struct webhook_verdict *v)
+{
+        const json_t *reason = json_object_get(body, "reason");
+
+        if (!reason || json_is_null(reason))
+                return 0;
+        if (!json_is_string(reason) || json_string_length(reason) > REASON_MAX)
+                return refuse_field(in, "admin", "reason", v,
+                                    "reason: expected a string of at most %d bytes", REASON_MAX);
+        if (json_object_set_new(payload, "reason", json_stringn(json_string_value(reason),
+                                                                json_string_length(reason))) == -1)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
+}
+
+/* A ban may name the stream it was issued from; the event is still keyed by the anchor. */
+static int read_body_stream_id(struct internal *in, const json_t *body, struct webhook_event *ev,
+                               struct webhook_verdict *v)
+{
+        const json_t *stream = json_object_get(body, "stream_id");
+
+        if (!stream || json_is_null(stream))
+                return 0;
+        if (!json_is_string(stream))
+                return refuse_field(in, "admin", "stream_id", v, "stream_id: expected a string");
+        return read_path_id(in, "stream_id", json_string_value(stream), json_string_length(stream),
+                            &ev->stream_id, v);
+}
+
+/* The payload of c: StreamEnd for a close, AuditVerdict for a ban or unban. */
+static int admin_payload(struct internal *in, const struct admin_command *c, const json_t *body,
+                         struct webhook_event *ev, struct webhook_verdict *v)
+{
+        json_t *p = json_object();
+        int rc;
+
+        if (!p)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        ev->payload = p;
+        /* json_object_set_new() takes the value even when it fails, and fails on NULL. */
+        if (c->is_stream)
+                rc = json_object_set_new(p, "close_method", json_integer(CLOSE_BY_OPERATOR));
+        else if ((rc = json_object_set_new(p, "source", json_string("admin"))) == 0)
+                rc = json_object_set_new(p, "action", json_string(c->action));
+        if (rc == -1)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        if (!c->is_stream && read_body_stream_id(in, body, ev, v) == -1)
+                return -1;
+        return read_reason(in, body, p, v);
+}
+
+static int map_admin(struct internal *in, const struct webhook_request *req,
+                     struct webhook_event *ev, struct webhook_verdict *v)
+{
+        const struct admin_command *c;
+        const char *id;
+        size_t id_len;
+        char **target;
+        json_t *body;
+        int rc;
+
+        if (!(c = find_command(req->path_arg ? req->path_arg : "", &id, &id_len)))
+                return webhook_refuse(v, 404, NULL, "no such admin command");
+        target = c->is_stream ? &ev->stream_id : &ev->anchor_id;
+        if (read_path_id(in, c->id_name, id, id_len, target, v) == -1 ||
+            parse_body(in, "admin", req, true, &body, v) == -1)
+                return -1;
+        rc = admin_payload(in, c, body, ev, v);
+        json_decref(body);
+        if (rc == -1)
+                return -1;
+        /* The webhook-id names the command: a replay to another path keeps the event id. */
+        event_id_of(ev->event_id, "admin", webhook_header(req, "webhook-id"));
+        ev->vendor = "admin";
+        ev->event_type = c->event_type;
+        ev->topic = c->topic;
+        ev->payload_name = c->payload_name;
+        ev->key = *target; /* a ban and its unban share the anchor's partition, so stay in order */
+        ev->event_time_ms = req->now_ms;
+        return 0;
+}
+
+/* ------------------------------------------------------------ the verb */
+
+int internal_map(struct internal *in, enum internal_endpoint ep, const struct webhook_request *req,
+                 struct webhook_event *ev, struct webhook_verdict *v)
+{
+        int rc;
+
+        if (!stdwebhooks_secret_count(in->sw))
+                return webhook_refuse(v, 503, NULL,
+                                      "no webhook secret is configured (LIVEFLOW_HMAC_SECRET)");
+        if (authenticate(in, req, v) == -1 || is_replay(in, endpoint_name(ep), req, v))
+                return -1;
+        if (ep == INTERNAL_ADMIN)
+                rc = map_admin(in, req, ev, v);
+        else
+                rc = map_body(in, ep, req, ev, v);
+        if (rc == -1)
+                webhook_event_fini(ev);
+        return rc;
 }

@@ -23,12 +23,22 @@ enum internal_endpoint {
         INTERNAL_ADMIN, /* req->path_arg is the rest of the path */
 };
 
+/* The endpoints' state: the secrets, the replay memory, the limits. Thread-safe. */
 struct internal;
 
 /**
+ * @brief Validates the settings internal_new() reads (LIVEFLOW_HMAC_SECRET: see
+ * stdwebhooks_new()), for --check-config. @returns 0, or -1 with errstr naming the key.
+ */
+__attribute__((warn_unused_result)) int internal_check_config(const struct settings *s,
+                                                              char *errstr, size_t errstr_size);
+
+/**
  * @brief Makes the endpoints from s (LIVEFLOW_HMAC_SECRET, LIVEFLOW_WEBHOOK_TOLERANCE_S,
- * LIVEFLOW_MAX_AMOUNT, ...). s and metrics are borrowed and must outlive it.
- * @returns NULL with errstr set on a bad setting.
+ * LIVEFLOW_WEBHOOK_REPLAY_MAX, LIVEFLOW_MAX_AMOUNT). s and metrics are borrowed and must
+ * outlive it; metrics may be NULL. Without a secret every request is answered 503 (a warning
+ * is logged here). A webhook_replay_max of 0 (a hand-made struct) means the default, 100000.
+ * @returns NULL with errstr set on a bad setting or out of memory.
  */
 struct internal *internal_new(const struct settings *s, struct metrics *metrics, char *errstr,
                               size_t errstr_size);
@@ -37,7 +47,23 @@ struct internal *internal_new(const struct settings *s, struct metrics *metrics,
 void internal_destroy(struct internal *in);
 
 /**
- * @brief Verifies one request and fills ev, as tencent_map() does (see webhook.h).
+ * @brief Verifies one request and fills ev, as tencent_map() does (see webhook.h). In order:
+ * 503 without a secret; 401 when the Standard Webhooks headers fail (auth_failure "missing",
+ * "mismatch" or "expired", the message naming the header); 200 when the webhook-id was
+ * acknowledged within the window (a replay: nothing to produce); then the body or path:
+ *  - INTERNAL_REWARDS: the Reward body of CONTRACT §2, at the top level or in a "data" object
+ *    (the Standard Webhooks payload structure) -> live.reward, key anchor_id, "reward",
+ *    event_time ts, event_id = hex SHA-256 of "internal|reward|<trace_id>";
+ *  - INTERNAL_WITHDRAWALS: request_id, anchor_id, amount (also at the top level or in "data")
+ *    -> live.withdrawal, key anchor_id, "withdrawal", event_time the receive time, event_id
+ *    from "internal|withdrawal|<request_id>";
+ *  - INTERNAL_ADMIN: streams/<id>/close -> live.stream (StreamEnd, close_method 2),
+ *    anchors/<id>/ban and /unban -> live.audit keyed by the anchor (AuditVerdict, source
+ *    "admin"); body empty or {"reason", "stream_id"}; event_id from "admin|<webhook-id>".
+ * Ids in a body are 1..64 bytes, in a path 1..255, without control characters; amounts are
+ * JSON integers from 1 to LIVEFLOW_MAX_AMOUNT. A refusal is 400 naming the field, or 404 for
+ * an unknown admin path. Unknown body fields are ignored (the raw body travels with the event).
+ * @param ev zeroed by the caller; on success owns what it points to, on failure left zeroed.
  * @returns 0, or -1 with v set (v->status 200: a replay of an acknowledged request).
  * Thread-safe.
  */
@@ -48,8 +74,9 @@ __attribute__((warn_unused_result)) int internal_map(struct internal *in, enum i
 
 /**
  * @brief Called once the broker acknowledged ev (the request was answered 200): remembers
- * its webhook-id for the tolerance window, so a replay is answered 200 without a second
- * event. Thread-safe.
+ * its webhook-id until the tolerance window has passed both since its webhook-timestamp and
+ * since the request was received, so a replay is answered 200 without a second event. Reads
+ * only req's headers and now_ms (the body may be gone). ev may be NULL. Thread-safe.
  */
 void internal_acked(struct internal *in, const struct webhook_request *req,
                     const struct webhook_event *ev);

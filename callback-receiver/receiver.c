@@ -667,11 +667,13 @@ int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_
         if (!(tc = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)))
                 return -1;
         tencent_destroy(tc);
+        if (internal_check_config(s, errstr, errstr_size) == -1)
+                return -1;
         if (!(al = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips, errstr,
                                  errstr_size)))
                 return -1;
         allowlist_destroy(al);
-        return 0;
+        return srs_check_config(s, errstr, errstr_size);
 }
 
 static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)

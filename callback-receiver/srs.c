@@ -1,34 +1,1114 @@
-/* srs.c: SRS http_hooks callbacks (see srs.h). */
+/*
+ * srs.c: turns an SRS http_hooks body into a liveflow event and decides on_publish. Field
+ * facts come from vendor-callbacks §2: SRS signs nothing and never retries, client_id is a
+ * number in SRS 3 and a string later, server_id and service_id appear in SRS 4 and 5,
+ * `param` keeps its leading '?', and no hook carries a time.
+ *
+ * The stream id is SRS's `stream`, without vhost and app: liveflow pushes to one app, the
+ * admin API names a stream in a URL path (no '/' allowed), and Tencent's stream ids are bare
+ * names too, so one anchor's stream keeps its id across vendors. SRS's own `stream_id`
+ * (vid-xxxxxxx) is a statistics id that is absent without stats: not used.
+ *
+ * Anchor lookups run on the HTTP thread that serves the hook. Each thread has its own Redis
+ * and MySQL connection, opened on its first lookup; a store that failed is skipped for
+ * LIVEFLOW_SRS_STORE_RETRY_MS, so an outage costs each thread one timeout per period rather
+ * than one per publish.
+ */
 #include "srs.h"
 
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-const char *const srs_topics[] = {"live.stream", "live.record", "live.viewer", "live.other", NULL};
+#include <microhttpd.h>
+
+#include "crypto.h"
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis_conn.h"
+#include "settings.h"
+#include "url.h"
+
+#define TOPIC_STREAM "live.stream"
+#define TOPIC_RECORD "live.record"
+#define TOPIC_VIEWER "live.viewer"
+#define TOPIC_OTHER  "live.other"
+
+const char *const srs_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_VIEWER, TOPIC_OTHER, NULL};
+
+#define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
+#define SECRET_LEN   32 /* hex MD5 */
+#define TX_TIME_MAX  16 /* hex digits of a 64-bit time */
+#define UTF8_MAX     4  /* bytes per character */
+
+/* Longest ids, in characters: what the consumers' columns hold (sql/001_core.sql). */
+#define STREAM_MAX_CHARS 255  /* live_streams.stream_id */
+#define CLIENT_MAX_CHARS 128  /* live_streams.vendor_session */
+#define ANCHOR_MAX_CHARS 64   /* anchors.anchor_id, live_streams.room_id */
+#define URL_MAX_CHARS    2048 /* live_records.video_url */
+
+#define ANCHOR_KEY_PREFIX "hash:anchor:status:"
+#define ANCHOR_SQL                                                                                 \
+        "SELECT status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS SIGNED) FROM anchors "     \
+        "WHERE anchor_id = ?"
+
+/* ------------------------------------------------------------ actions */
+
+enum action_kind { ACTION_PUBLISH, ACTION_UNPUBLISH, ACTION_PLAY, ACTION_STOP, ACTION_DVR, ACTION_OTHER };
+
+#define KEY_PARTS_MAX 8
+
+struct action_rule {
+        const char *name;
+        enum action_kind kind;
+        bool is_publisher;                  /* param is the publisher's: anchor_id, room_id */
+        const char *key[KEY_PARTS_MAX + 1]; /* the event id's natural key, NULL-terminated */
+};
+
+/* One connection's session on one stream; SRS 3 has no server_id or service_id (""). */
+#define SESSION_KEY "server_id", "service_id", "client_id", "vhost", "app", "stream"
+
+static const struct action_rule action_rules[] = {
+        {"on_publish", ACTION_PUBLISH, true, {SESSION_KEY, NULL}},
+        {"on_unpublish", ACTION_UNPUBLISH, true, {SESSION_KEY, NULL}},
+        {"on_play", ACTION_PLAY, false, {SESSION_KEY, NULL}},
+        {"on_stop", ACTION_STOP, false, {SESSION_KEY, NULL}},
+        {"on_dvr", ACTION_DVR, true, {SESSION_KEY, "file", NULL}},
+        {"on_hls", ACTION_OTHER, true, {SESSION_KEY, "file", "seq_no", NULL}},
+        {"on_forward", ACTION_OTHER, true, {SESSION_KEY, NULL}},
+        {"on_connect", ACTION_OTHER, false, {SESSION_KEY, NULL}},
+        {"on_close", ACTION_OTHER, false, {"server_id", "service_id", "client_id", "vhost", "app", NULL}},
+};
+
+/* The fields liveflow reads must be strings, or absent; these two may also be integers. */
+static const char *const text_fields[] = {"ip",        "vhost",      "app",  "stream", "param",
+                                          "server_id", "service_id", "file", "url",    "cwd"};
+static const char *const int_or_text_fields[] = {"client_id", "seq_no"};
+
+/* What liveflow reads of one hook; the strings are borrowed from the JSON body. */
+struct hook {
+        const json_t *root;
+        const struct action_rule *rule; /* NULL: an action liveflow does not know */
+        const char *action;
+        const char *stream;    /* NULL when absent or empty */
+        const char *client_id; /* NULL when absent or empty */
+        const char *param;     /* without its leading '?'; NULL when absent or empty */
+        char client_buf[TEXT_INT_MAX];
+};
+
+/* ------------------------------------------------------------ decisions */
+
+/* Allows first, then refusals: is_refusal() compares with DENY_BANNED. */
+enum decision {
+        ALLOW_ACTIVE,
+        ALLOW_SUSPENSION_OVER,
+        ALLOW_NO_ANCHOR,
+        ALLOW_CHECKS_OFF,
+        ALLOW_STORES_DOWN,
+        DENY_BANNED,
+        DENY_SUSPENDED,
+        DENY_NO_ANCHOR,
+        DENY_STORES_DOWN,
+        DENY_SIGNATURE_MISSING,
+        DENY_SIGNATURE_MISMATCH,
+        DENY_SIGNATURE_EXPIRED,
+        DECISION_CNT
+};
+
+static const char *const decision_labels[DECISION_CNT] = {
+        [ALLOW_ACTIVE] = "decision=\"allow\",reason=\"active\"",
+        [ALLOW_SUSPENSION_OVER] = "decision=\"allow\",reason=\"suspension_over\"",
+        [ALLOW_NO_ANCHOR] = "decision=\"allow\",reason=\"no_anchor\"",
+        [ALLOW_CHECKS_OFF] = "decision=\"allow\",reason=\"checks_off\"",
+        [ALLOW_STORES_DOWN] = "decision=\"allow\",reason=\"stores_down\"",
+        [DENY_BANNED] = "decision=\"deny\",reason=\"banned\"",
+        [DENY_SUSPENDED] = "decision=\"deny\",reason=\"suspended\"",
+        [DENY_NO_ANCHOR] = "decision=\"deny\",reason=\"no_anchor\"",
+        [DENY_STORES_DOWN] = "decision=\"deny\",reason=\"stores_down\"",
+        [DENY_SIGNATURE_MISSING] = "decision=\"deny\",reason=\"signature_missing\"",
+        [DENY_SIGNATURE_MISMATCH] = "decision=\"deny\",reason=\"signature_mismatch\"",
+        [DENY_SIGNATURE_EXPIRED] = "decision=\"deny\",reason=\"signature_expired\"",
+};
+
+static bool is_refusal(enum decision d)
+{
+        return d >= DENY_BANNED;
+}
+
+/* ------------------------------------------------------------ the endpoint */
+
+enum store { STORE_REDIS, STORE_MYSQL, STORE_CNT };
+
+static const char *const store_names[STORE_CNT] = {"redis", "mysql"};
+
+/* One HTTP thread's connections to the anchor status stores. */
+struct conns {
+        struct redis_conn *redis; /* NULL until the first lookup, or after a failed connect */
+        struct db *db;
+        struct db_stmt *anchor_stmt;
+        long long retry_us[STORE_CNT]; /* monotonic: a store that failed is skipped until then */
+        struct conns *next;
+};
 
 struct srs {
-        int unused;
+        unsigned long long id; /* tells this endpoint's thread-local connections from another's */
+        char **keys;
+        size_t key_cnt;
+        bool is_fail_open;
+        bool is_anchor_required;
+        long long store_retry_us;
+        const char *redis_url; /* borrowed from the settings; NULL when unset */
+        const char *mysql_url;
+        int redis_timeout_ms;
+        int mysql_timeout_s;
+        struct srs_lookup lookup; /* fn NULL: anchor checks are off */
+        struct metric *decisions[DECISION_CNT];
+        struct metric *lookup_seconds[STORE_CNT];
+        struct metric *store_errors[STORE_CNT];
+        pthread_mutex_t lock; /* guards conns; taken once per thread, not per lookup */
+        struct conns *conns;
 };
+
+/* Ids are never reused, so connections cached for a destroyed endpoint are never taken. */
+static atomic_ullong next_srs_id = 1;
+
+static _Thread_local struct {
+        unsigned long long srs_id;
+        struct conns *conns;
+} thread_conns;
+
+static long long mono_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool is_set(const char *s)
+{
+        return s && *s;
+}
+
+/* ------------------------------------------------------------ configuration */
+
+static void free_keys(char **keys, size_t cnt)
+{
+        for (size_t i = 0; i < cnt; i++) {
+                explicit_bzero(keys[i], strlen(keys[i]));
+                free(keys[i]);
+        }
+        free(keys);
+}
+
+static int add_key(struct srs *srs, const char *key, size_t len, char *errstr, size_t errstr_size)
+{
+        char **keys;
+
+        if (len > SRS_KEY_MAX) {
+                snprintf(errstr, errstr_size, "LIVEFLOW_SRS_PUBLISH_KEY: key %zu is longer than %d bytes",
+                         srs->key_cnt + 1, SRS_KEY_MAX);
+                return -1;
+        }
+        if (!(keys = realloc(srs->keys, (srs->key_cnt + 1) * sizeof(*keys)))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        srs->keys = keys;
+        if (!(keys[srs->key_cnt] = strndup(key, len))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        srs->key_cnt++;
+        return 0;
+}
+
+/* "k1, k2": comma-separated, blanks around each key ignored, empty entries skipped. */
+static int parse_keys(struct srs *srs, const char *list, char *errstr, size_t errstr_size)
+{
+        const char *p = list;
+
+        while (p && *p) {
+                size_t len = strcspn(p, ",");
+                const char *start = p, *end = p + len;
+
+                p = *end ? end + 1 : end;
+                start += strspn(start, " \t");
+                while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+                        end--;
+                if (end > start && add_key(srs, start, (size_t)(end - start), errstr, errstr_size) == -1)
+                        return -1;
+        }
+        return 0;
+}
+
+/* The URLs are parsed here only to be checked: each thread parses them again to connect. */
+static int check_store_urls(const struct settings *s, char *errstr, size_t errstr_size)
+{
+        struct redis_url ru;
+        struct mysql_url mu;
+        char why[256];
+        int rc = 0;
+
+        if (is_set(s->redis_url) && url_parse_redis(s->redis_url, &ru, why, sizeof(why)) == -1) {
+                snprintf(errstr, errstr_size, "LIVEFLOW_REDIS_URL: %s", why);
+                rc = -1;
+        } else if (is_set(s->mysql_url) && url_parse_mysql(s->mysql_url, &mu, why, sizeof(why)) == -1) {
+                snprintf(errstr, errstr_size, "LIVEFLOW_MYSQL_URL: %s", why);
+                rc = -1;
+        }
+        explicit_bzero(&ru, sizeof(ru)); /* the passwords */
+        explicit_bzero(&mu, sizeof(mu));
+        return rc;
+}
+
+int srs_check_config(const struct settings *s, char *errstr, size_t errstr_size)
+{
+        struct srs probe = {0}; /* only its key list is used */
+        int rc = parse_keys(&probe, s->srs_publish_keys, errstr, errstr_size);
+
+        free_keys(probe.keys, probe.key_cnt);
+        return rc == -1 ? -1 : check_store_urls(s, errstr, errstr_size);
+}
+
+static void register_metrics(struct srs *srs, struct metrics *metrics)
+{
+        char labels[32];
+
+        for (int d = 0; d < DECISION_CNT; d++)
+                srs->decisions[d] = metrics_counter(metrics, "liveflow_receiver_srs_publish_decisions_total",
+                                                    "SRS on_publish authorizations by decision and reason",
+                                                    decision_labels[d]);
+        for (int st = 0; st < STORE_CNT; st++) {
+                snprintf(labels, sizeof(labels), "store=\"%s\"", store_names[st]);
+                srs->lookup_seconds[st] = metrics_histogram(
+                        metrics, "liveflow_receiver_srs_anchor_lookup_seconds",
+                        "Time to read an anchor's status for on_publish, by store", labels,
+                        metrics_latency_bounds, metrics_latency_bound_cnt);
+                srs->store_errors[st] = metrics_counter(metrics, "liveflow_receiver_srs_store_errors_total",
+                                                        "Anchor status reads that failed, by store",
+                                                        labels);
+        }
+}
+
+static enum srs_lookup_result store_lookup(void *ctx, const char *anchor_id, const char *trace_id,
+                                           struct srs_anchor *anchor);
+
+/* Says at startup which on_publish checks are off, when the SRS endpoint is enabled. */
+static void log_checks(const struct srs *srs, const struct settings *s)
+{
+        if (!is_set(s->srs_token))
+                return;
+        if (!srs->key_cnt)
+                log_info(NULL, "srs: LIVEFLOW_SRS_PUBLISH_KEY is not set: on_publish checks no "
+                               "anti-leech signature");
+        if (!srs->lookup.fn)
+                log_warn(NULL, "srs: neither LIVEFLOW_REDIS_URL nor LIVEFLOW_MYSQL_URL is set: "
+                               "on_publish does not check the anchor's status");
+}
 
 struct srs *srs_new(const struct settings *s, struct metrics *metrics, char *errstr,
                     size_t errstr_size)
 {
-        (void)s;
-        (void)metrics;
-        (void)errstr;
-        (void)errstr_size;
-        return calloc(1, sizeof(struct srs));
+        struct srs *srs = calloc(1, sizeof(*srs));
+
+        if (!srs) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        srs->id = atomic_fetch_add(&next_srs_id, 1);
+        pthread_mutex_init(&srs->lock, NULL);
+        srs->is_fail_open = s->srs_fail_open != 0;
+        srs->is_anchor_required = s->srs_require_anchor != 0;
+        srs->store_retry_us = s->srs_store_retry_ms * 1000;
+        srs->redis_url = is_set(s->redis_url) ? s->redis_url : NULL;
+        srs->mysql_url = is_set(s->mysql_url) ? s->mysql_url : NULL;
+        srs->redis_timeout_ms = (int)s->redis_timeout_ms;
+        srs->mysql_timeout_s = (int)s->mysql_timeout_s;
+        if (parse_keys(srs, s->srs_publish_keys, errstr, errstr_size) == -1 ||
+            check_store_urls(s, errstr, errstr_size) == -1)
+                goto fail;
+        /* mysql_init() would do this on the first lookup, from several threads at once. */
+        if (srs->mysql_url && mysql_library_init(0, NULL, NULL) != 0) {
+                snprintf(errstr, errstr_size, "mysql_library_init failed");
+                goto fail;
+        }
+        if (srs->redis_url || srs->mysql_url)
+                srs->lookup = (struct srs_lookup){.fn = store_lookup, .ctx = srs};
+        register_metrics(srs, metrics);
+        log_checks(srs, s);
+        return srs;
+
+fail:
+        srs_destroy(srs);
+        return NULL;
 }
 
 void srs_destroy(struct srs *srs)
 {
+        struct conns *c, *next;
+
+        if (!srs)
+                return;
+        for (c = srs->conns; c; c = next) {
+                next = c->next;
+                redis_conn_destroy(c->redis);
+                db_destroy(c->db);
+                free(c);
+        }
+        if (thread_conns.srs_id == srs->id)
+                thread_conns.srs_id = 0;
+        free_keys(srs->keys, srs->key_cnt);
+        pthread_mutex_destroy(&srs->lock);
         free(srs);
+}
+
+void srs_set_lookup(struct srs *srs, const struct srs_lookup *lookup)
+{
+        srs->lookup = lookup ? *lookup : (struct srs_lookup){0};
+}
+
+/* ------------------------------------------------------------ anchor status stores */
+
+/* What one store said. */
+enum store_answer {
+        STORE_FOUND,     /* the anchor's status */
+        STORE_NO_RECORD, /* Redis: the hash has no anchor_status field */
+        STORE_BAD_VALUE, /* a value that cannot be read: this anchor's record is broken */
+        STORE_FAILED,    /* unreachable or an error: the store is skipped for a while */
+};
+
+static struct conns *conns_for_thread(struct srs *srs)
+{
+        struct conns *c;
+
+        if (thread_conns.srs_id == srs->id)
+                return thread_conns.conns;
+        if (!(c = calloc(1, sizeof(*c))))
+                return NULL;
+        pthread_mutex_lock(&srs->lock);
+        c->next = srs->conns;
+        srs->conns = c;
+        pthread_mutex_unlock(&srs->lock);
+        thread_conns.srs_id = srs->id;
+        thread_conns.conns = c;
+        return c;
+}
+
+static int parse_status(const char *s, size_t len, enum srs_anchor_status *out)
+{
+        static const char *const names[] = {[SRS_ANCHOR_ACTIVE] = "active",
+                                            [SRS_ANCHOR_SUSPENDED] = "suspended",
+                                            [SRS_ANCHOR_BANNED] = "banned"};
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                if (strlen(names[i]) == len && memcmp(s, names[i], len) == 0) {
+                        *out = (enum srs_anchor_status)i;
+                        return 0;
+                }
+        return -1;
+}
+
+/* Strict decimal: digits only, no sign or blanks, within int64. */
+static int parse_ms(const char *s, size_t len, int64_t *out)
+{
+        int64_t n = 0;
+
+        if (len == 0 || len > 18) /* 18 digits cannot overflow */
+                return -1;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -1;
+                n = n * 10 + (s[i] - '0');
+        }
+        *out = n;
+        return 0;
+}
+
+/* HMGET anchor_status suspended_until: [status or nil, Unix ms or nil]. */
+static enum store_answer read_hmget(const redisReply *r, struct srs_anchor *a, char *errstr,
+                                    size_t errstr_size)
+{
+        const redisReply *status, *until;
+
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                snprintf(errstr, errstr_size, "HMGET: unexpected reply type %d", r->type);
+                return STORE_FAILED;
+        }
+        status = r->element[0];
+        until = r->element[1];
+        if (status->type == REDIS_REPLY_NIL)
+                return STORE_NO_RECORD;
+        if (status->type != REDIS_REPLY_STRING ||
+            parse_status(status->str, status->len, &a->status) == -1) {
+                snprintf(errstr, errstr_size, "anchor_status is not active, suspended or banned");
+                return STORE_BAD_VALUE;
+        }
+        a->suspended_until_ms = 0;
+        if (until->type == REDIS_REPLY_STRING && until->len > 0 &&
+            parse_ms(until->str, until->len, &a->suspended_until_ms) == -1) {
+                snprintf(errstr, errstr_size, "suspended_until is not Unix milliseconds");
+                return STORE_BAD_VALUE;
+        }
+        a->store = store_names[STORE_REDIS];
+        return STORE_FOUND;
+}
+
+static enum store_answer redis_anchor(struct srs *srs, struct conns *c, const char *anchor_id,
+                                      struct srs_anchor *a, char *errstr, size_t errstr_size)
+{
+        char key[sizeof(ANCHOR_KEY_PREFIX) + ANCHOR_MAX_CHARS * UTF8_MAX];
+        const char *argv[] = {"HMGET", key, "anchor_status", "suspended_until"};
+        enum store_answer answer;
+        redisReply *r;
+
+        snprintf(key, sizeof(key), ANCHOR_KEY_PREFIX "%s", anchor_id);
+        if (!c->redis && !(c->redis = redis_conn_new(srs->redis_url, srs->redis_timeout_ms, errstr,
+                                                     errstr_size)))
+                return STORE_FAILED;
+        if (!(r = redis_conn_cmd(c->redis, 4, argv, NULL, errstr, errstr_size)))
+                return STORE_FAILED;
+        answer = read_hmget(r, a, errstr, errstr_size);
+        freeReplyObject(r);
+        return answer;
+}
+
+static int open_db(struct srs *srs, struct conns *c, char *errstr, size_t errstr_size)
+{
+        if (!(c->db = db_new(srs->mysql_url, srs->mysql_timeout_s, errstr, errstr_size)))
+                return -1;
+        if (!(c->anchor_stmt = db_stmt(c->db, ANCHOR_SQL))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                db_destroy(c->db);
+                c->db = NULL;
+                return -1;
+        }
+        return 0;
+}
+
+/* The anchors row; no row is an active anchor (the table lists those with a history). */
+static enum store_answer mysql_anchor(struct srs *srs, struct conns *c, const char *anchor_id,
+                                      struct srs_anchor *a, char *errstr, size_t errstr_size)
+{
+        char status[16];
+        struct db_param p[] = {DB_STR(anchor_id)};
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
+                                {.type = DB_PARAM_I64}};
+        bool found;
+
+        if (!c->db && open_db(srs, c, errstr, errstr_size) == -1)
+                return STORE_FAILED;
+        if (db_query_row(c->db, c->anchor_stmt, p, 1, cols, 2, &found, errstr, errstr_size) != DB_OK)
+                return STORE_FAILED;
+        a->store = store_names[STORE_MYSQL];
+        a->status = SRS_ANCHOR_ACTIVE;
+        a->suspended_until_ms = 0;
+        if (!found)
+                return STORE_FOUND;
+        if (cols[0].is_null || parse_status(status, strlen(status), &a->status) == -1) {
+                snprintf(errstr, errstr_size, "anchors.status \"%s\" is not active, suspended or banned",
+                         status);
+                return STORE_BAD_VALUE;
+        }
+        a->suspended_until_ms = cols[1].is_null || cols[1].i < 0 ? 0 : cols[1].i;
+        return STORE_FOUND;
+}
+
+/* One store, timed and counted; a store failure makes this thread skip it for a while. */
+static enum store_answer ask_store(struct srs *srs, struct conns *c, enum store st,
+                                   const char *anchor_id, const char *trace_id,
+                                   struct srs_anchor *a)
+{
+        long long start_us = mono_us();
+        char errstr[512] = "";
+        enum store_answer answer;
+
+        if (start_us < c->retry_us[st])
+                return STORE_FAILED; /* failed a moment ago: not worth a timeout yet */
+        answer = st == STORE_REDIS ? redis_anchor(srs, c, anchor_id, a, errstr, sizeof(errstr))
+                                   : mysql_anchor(srs, c, anchor_id, a, errstr, sizeof(errstr));
+        metric_observe(srs->lookup_seconds[st], (double)(mono_us() - start_us) / 1e6);
+        if (answer == STORE_FOUND || answer == STORE_NO_RECORD)
+                return answer;
+        metric_add(srs->store_errors[st], 1);
+        if (answer == STORE_BAD_VALUE) {
+                log_warn(trace_id, "srs: anchor %s status from %s: %s", anchor_id, store_names[st],
+                         errstr);
+                return answer;
+        }
+        c->retry_us[st] = mono_us() + srs->store_retry_us;
+        log_warn(trace_id, "srs: anchor %s status from %s: %s; %s skipped for %lld ms", anchor_id,
+                 store_names[st], errstr, store_names[st], srs->store_retry_us / 1000);
+        return answer;
+}
+
+/* Redis first (the audit consumer's projection), MySQL when Redis has no answer. */
+static enum srs_lookup_result store_lookup(void *ctx, const char *anchor_id, const char *trace_id,
+                                           struct srs_anchor *a)
+{
+        struct srs *srs = ctx;
+        struct conns *c = conns_for_thread(srs);
+        enum store_answer from_redis = STORE_FAILED;
+
+        if (!c)
+                return SRS_LOOKUP_UNAVAILABLE;
+        if (srs->redis_url &&
+            (from_redis = ask_store(srs, c, STORE_REDIS, anchor_id, trace_id, a)) == STORE_FOUND)
+                return SRS_LOOKUP_FOUND;
+        if (srs->mysql_url && ask_store(srs, c, STORE_MYSQL, anchor_id, trace_id, a) == STORE_FOUND)
+                return SRS_LOOKUP_FOUND;
+        /* Redis is the only store, and it holds nothing against the anchor. */
+        if (!srs->mysql_url && from_redis == STORE_NO_RECORD) {
+                *a = (struct srs_anchor){.status = SRS_ANCHOR_ACTIVE, .store = "redis"};
+                return SRS_LOOKUP_FOUND;
+        }
+        return SRS_LOOKUP_UNAVAILABLE;
+}
+
+/* ------------------------------------------------------------ reading fields */
+
+/* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */
+static const char *read_text(const json_t *v, char *buf, size_t size)
+{
+        if (json_is_string(v))
+                return json_string_value(v);
+        if (json_is_integer(v)) {
+                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                return buf;
+        }
+        return NULL;
+}
+
+/* A field that must be text when present: NULL when absent, null or empty. */
+static const char *text_of(const json_t *root, const char *name)
+{
+        const char *s = json_string_value(json_object_get(root, name));
+
+        return s && *s ? s : NULL;
+}
+
+/* Characters of a UTF-8 string (jansson has validated it). */
+static size_t utf8_chars(const char *s)
+{
+        size_t n = 0;
+
+        for (; *s; s++)
+                n += ((unsigned char)*s & 0xC0) != 0x80;
+        return n;
+}
+
+/* A field of another type than liveflow reads is named, null being the same as absent. */
+static int check_types(const json_t *root, struct webhook_verdict *v)
+{
+        for (size_t i = 0; i < sizeof(text_fields) / sizeof(text_fields[0]); i++) {
+                const json_t *f = json_object_get(root, text_fields[i]);
+
+                if (f && !json_is_null(f) && !json_is_string(f))
+                        return webhook_refuse(v, 400, NULL, "%s: expected a string", text_fields[i]);
+        }
+        for (size_t i = 0; i < sizeof(int_or_text_fields) / sizeof(int_or_text_fields[0]); i++) {
+                const json_t *f = json_object_get(root, int_or_text_fields[i]);
+
+                if (f && !json_is_null(f) && !json_is_string(f) && !json_is_integer(f))
+                        return webhook_refuse(v, 400, NULL, "%s: expected a string or an integer",
+                                              int_or_text_fields[i]);
+        }
+        return 0;
+}
+
+/* The field, which must be present, non-empty and at most max_chars long. */
+static int require_text(const char *name, const char *s, size_t max_chars, struct webhook_verdict *v)
+{
+        if (!s)
+                return webhook_refuse(v, 400, NULL, "%s is missing", name);
+        if (utf8_chars(s) > max_chars)
+                return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", name, max_chars);
+        return 0;
+}
+
+static const struct action_rule *rule_of(const char *action)
+{
+        for (size_t i = 0; i < sizeof(action_rules) / sizeof(action_rules[0]); i++)
+                if (strcmp(action_rules[i].name, action) == 0)
+                        return &action_rules[i];
+        return NULL;
+}
+
+/* The stream hooks name a stream and the connection; a recording names its file. */
+static int check_required(const struct hook *h, struct webhook_verdict *v)
+{
+        const char *file = text_of(h->root, "file"), *url = text_of(h->root, "url");
+
+        if (!h->rule || h->rule->kind == ACTION_OTHER)
+                return 0;
+        if (require_text("stream", h->stream, STREAM_MAX_CHARS, v) == -1 ||
+            require_text("client_id", h->client_id, CLIENT_MAX_CHARS, v) == -1)
+                return -1;
+        if (h->rule->kind != ACTION_DVR)
+                return 0;
+        if (require_text("file", file, URL_MAX_CHARS, v) == -1 ||
+            (url && require_text("url", url, URL_MAX_CHARS, v) == -1))
+                return -1;
+        return 0;
+}
+
+static int read_hook(const json_t *root, struct hook *h, struct webhook_verdict *v)
+{
+        const json_t *action = json_object_get(root, "action");
+        const char *param;
+
+        h->root = root;
+        if (!action || json_is_null(action))
+                return webhook_refuse(v, 400, NULL, "action is missing");
+        if (!json_is_string(action) || !*json_string_value(action))
+                return webhook_refuse(v, 400, NULL, "action: expected a non-empty string");
+        if (check_types(root, v) == -1)
+                return -1;
+        h->action = json_string_value(action);
+        h->rule = rule_of(h->action);
+        h->stream = text_of(root, "stream");
+        h->client_id = read_text(json_object_get(root, "client_id"), h->client_buf,
+                                 sizeof(h->client_buf));
+        if (h->client_id && !*h->client_id)
+                h->client_id = NULL;
+        /* SRS sends the query string with its '?'; StreamBegin keeps it without, as Tencent does. */
+        if ((param = text_of(root, "param")) && *param == '?')
+                param++;
+        h->param = param && *param ? param : NULL;
+        if (h->stream && utf8_chars(h->stream) > STREAM_MAX_CHARS)
+                return webhook_refuse(v, 400, NULL, "stream: longer than %d characters",
+                                      STREAM_MAX_CHARS);
+        return check_required(h, v);
+}
+
+/* ------------------------------------------------------------ param, the push URL's query */
+
+/* The raw value of key in a query string ("a=1&b=2"), the first if repeated; NULL when absent. */
+static const char *query_find(const char *qs, const char *key, size_t *len)
+{
+        size_t key_len = strlen(key);
+
+        while (qs && *qs) {
+                size_t n = strcspn(qs, "&");
+
+                if (n > key_len && qs[key_len] == '=' && memcmp(qs, key, key_len) == 0) {
+                        *len = n - key_len - 1;
+                        return qs + key_len + 1;
+                }
+                qs += n;
+                qs += *qs == '&';
+        }
+        return NULL;
+}
+
+/*
+ * The form-decoded value of key ('+' is a space, %HH a byte); NULL when absent or empty.
+ * A value that would decode to a NUL or to invalid UTF-8 is kept as sent. -1: out of memory.
+ */
+static int query_value(const char *qs, const char *key, char **out)
+{
+        size_t len = 0, n;
+        const char *raw = query_find(qs, key, &len);
+        json_t *check;
+        char *s;
+
+        *out = NULL;
+        if (!raw || len == 0)
+                return 0;
+        if (!(s = strndup(raw, len)))
+                return -1;
+        for (char *p = s; *p; p++)
+                if (*p == '+')
+                        *p = ' ';
+        n = MHD_http_unescape(s); /* in place; leaves a malformed %-sequence as it is */
+        if (n == 0 || strlen(s) != n || !(check = json_stringn(s, n))) {
+                memcpy(s, raw, len);
+                s[len] = '\0';
+        } else {
+                json_decref(check);
+        }
+        *out = s;
+        return 0;
+}
+
+/* anchor_id and room_id of the publisher's push URL; the room defaults to the anchor. */
+static int read_anchor_room(const struct hook *h, struct webhook_event *ev, struct webhook_verdict *v)
+{
+        if (!h->rule || !h->rule->is_publisher || !h->param)
+                return 0;
+        if (query_value(h->param, "anchor_id", &ev->anchor_id) == -1 ||
+            query_value(h->param, "room_id", &ev->room_id) == -1)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        if ((ev->anchor_id && utf8_chars(ev->anchor_id) > ANCHOR_MAX_CHARS) ||
+            (ev->room_id && utf8_chars(ev->room_id) > ANCHOR_MAX_CHARS))
+                return webhook_refuse(v, 400, NULL, "param: %s longer than %d characters",
+                                      ev->room_id && utf8_chars(ev->room_id) > ANCHOR_MAX_CHARS
+                                              ? "room_id"
+                                              : "anchor_id",
+                                      ANCHOR_MAX_CHARS);
+        if (!ev->room_id && ev->anchor_id && !(ev->room_id = strdup(ev->anchor_id)))
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
+}
+
+/* ------------------------------------------------------------ anti-leech signature */
+
+/* txTime: 1 to 16 hex digits, the Unix time the push URL expires. */
+static int parse_tx_time(const char *s, size_t len, uint64_t *out)
+{
+        uint64_t t = 0;
+
+        if (len == 0 || len > TX_TIME_MAX)
+                return -1;
+        for (size_t i = 0; i < len; i++) {
+                char c = s[i];
+                int digit = c >= '0' && c <= '9'   ? c - '0'
+                            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                   : -1;
+
+                if (digit < 0)
+                        return -1;
+                t = t << 4 | (uint64_t)digit;
+        }
+        *out = t;
+        return 0;
+}
+
+/* Checks every key without stopping at a match, so timing says nothing about which matched. */
+static bool secret_matches(const struct srs *srs, const char *stream, const char *tx_time,
+                           size_t tx_time_len, const char *secret)
+{
+        char msg[SRS_KEY_MAX + STREAM_MAX_CHARS * UTF8_MAX + TX_TIME_MAX], md5[SECRET_LEN + 1];
+        size_t stream_len = strlen(stream); /* bounded by read_hook() */
+        bool is_match = false;
+
+        for (size_t i = 0; i < srs->key_cnt; i++) {
+                size_t key_len = strlen(srs->keys[i]);
+
+                memcpy(msg, srs->keys[i], key_len);
+                memcpy(msg + key_len, stream, stream_len);
+                memcpy(msg + key_len + stream_len, tx_time, tx_time_len);
+                crypto_md5_hex(msg, key_len + stream_len + tx_time_len, md5);
+                is_match |= crypto_hex_equal_nocase(md5, secret, SECRET_LEN);
+        }
+        explicit_bzero(msg, sizeof(msg));
+        return is_match;
+}
+
+/* txSecret = MD5(key + stream + txTime) with txTime exactly as sent, and txTime not past. */
+static int check_signature(const struct srs *srs, const struct hook *h, int64_t now_ms,
+                           enum decision *d, struct webhook_verdict *v)
+{
+        size_t secret_len = 0, time_len = 0;
+        const char *secret = query_find(h->param, "txSecret", &secret_len);
+        const char *tx_time = query_find(h->param, "txTime", &time_len);
+        int64_t now_s = now_ms / 1000;
+        uint64_t expiry;
+
+        if (!secret || !tx_time) {
+                *d = DENY_SIGNATURE_MISSING;
+                return webhook_refuse(v, 403, "missing", "param: %s is missing",
+                                      secret ? "txTime" : "txSecret");
+        }
+        if (parse_tx_time(tx_time, time_len, &expiry) == -1) {
+                *d = DENY_SIGNATURE_MISSING;
+                return webhook_refuse(v, 403, "missing", "param: txTime: expected a hex Unix time");
+        }
+        if (secret_len != SECRET_LEN || !secret_matches(srs, h->stream, tx_time, time_len, secret)) {
+                *d = DENY_SIGNATURE_MISMATCH;
+                return webhook_refuse(v, 403, "mismatch", "param: txSecret does not match");
+        }
+        if (now_s > 0 && expiry < (uint64_t)now_s) {
+                *d = DENY_SIGNATURE_EXPIRED;
+                return webhook_refuse(v, 403, "expired", "param: txTime expired %" PRIu64 " s ago",
+                                      (uint64_t)now_s - expiry);
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------ the on_publish decision */
+
+static enum decision judge(const struct srs_anchor *a, int64_t now_ms)
+{
+        switch (a->status) {
+        case SRS_ANCHOR_BANNED:
+                return DENY_BANNED;
+        case SRS_ANCHOR_SUSPENDED:
+                /* A suspension with no recorded end lasts until it is lifted. */
+                return a->suspended_until_ms == 0 || a->suspended_until_ms > now_ms
+                               ? DENY_SUSPENDED
+                               : ALLOW_SUSPENSION_OVER;
+        case SRS_ANCHOR_ACTIVE:
+                break;
+        }
+        return ALLOW_ACTIVE;
+}
+
+static enum decision decide_anchor(const struct srs *srs, const struct webhook_request *req,
+                                   const char *anchor_id, struct srs_anchor *a)
+{
+        if (!srs->lookup.fn)
+                return ALLOW_CHECKS_OFF;
+        if (!anchor_id)
+                return srs->is_anchor_required ? DENY_NO_ANCHOR : ALLOW_NO_ANCHOR;
+        if (srs->lookup.fn(srs->lookup.ctx, anchor_id, req->trace_id, a) == SRS_LOOKUP_FOUND)
+                return judge(a, req->now_ms);
+        return srs->is_fail_open ? ALLOW_STORES_DOWN : DENY_STORES_DOWN;
+}
+
+/* The refusal of an anchor decision (a signature refusal is written by check_signature()). */
+static int refuse_anchor(enum decision d, const char *anchor_id, const struct srs_anchor *a,
+                         struct webhook_verdict *v)
+{
+        switch (d) {
+        case DENY_BANNED:
+                return webhook_refuse(v, 403, NULL, "anchor %s is banned", anchor_id);
+        case DENY_SUSPENDED:
+                if (a->suspended_until_ms)
+                        return webhook_refuse(v, 403, NULL, "anchor %s is suspended until %" PRId64
+                                              " (Unix ms)", anchor_id, a->suspended_until_ms);
+                return webhook_refuse(v, 403, NULL, "anchor %s is suspended", anchor_id);
+        case DENY_NO_ANCHOR:
+                return webhook_refuse(v, 400, NULL, "param: anchor_id is missing");
+        default: /* DENY_STORES_DOWN: our fault, not the publisher's */
+                return webhook_refuse(v, 503, NULL, "anchor status unavailable; retry");
+        }
+}
+
+static void note_decision(struct srs *srs, const struct webhook_request *req, const struct hook *h,
+                          const char *anchor_id, enum decision d, const struct webhook_verdict *v)
+{
+        metric_add(srs->decisions[d], 1);
+        if (d == ALLOW_STORES_DOWN)
+                log_warn(req->trace_id, "srs on_publish stream=%s anchor=%s allowed unchecked: no "
+                                        "anchor status store answered (LIVEFLOW_SRS_FAIL_OPEN=1)",
+                         h->stream, anchor_id);
+        else if (is_refusal(d))
+                log_info(req->trace_id, "srs on_publish stream=%s anchor=%s refused: %s", h->stream,
+                         anchor_id ? anchor_id : "-", v->message);
+}
+
+/* Anti-leech signature first (it needs no store), then the anchor's status. */
+static int authorize_publish(struct srs *srs, const struct webhook_request *req, const struct hook *h,
+                             const struct webhook_event *ev, struct webhook_verdict *v)
+{
+        struct srs_anchor a = {.status = SRS_ANCHOR_ACTIVE};
+        enum decision d;
+        int rc = 0;
+
+        if (srs->key_cnt && check_signature(srs, h, req->now_ms, &d, v) == -1)
+                rc = -1;
+        else if (is_refusal(d = decide_anchor(srs, req, ev->anchor_id, &a)))
+                rc = refuse_anchor(d, ev->anchor_id, &a, v);
+        note_decision(srs, req, h, ev->anchor_id, d, v);
+        return rc;
+}
+
+/* ------------------------------------------------------------ ids */
+
+/* A compact JSON array of the texts of fields (absent ones as ""); NULL when out of memory. */
+static char *key_of(const json_t *root, const char *const fields[], const char *prefix)
+{
+        json_t *parts = json_array();
+        char *s = NULL;
+        bool is_ok = parts != NULL;
+
+        for (size_t i = 0; is_ok && fields[i]; i++) {
+                char buf[TEXT_INT_MAX];
+                const char *text = read_text(json_object_get(root, fields[i]), buf, sizeof(buf));
+
+                is_ok = json_array_append_new(parts, json_string(text ? text : "")) == 0;
+        }
+        if (is_ok) {
+                char *array = json_dumps(parts, JSON_COMPACT);
+
+                if (array && asprintf(&s, "%s%s", prefix, array) < 0)
+                        s = NULL;
+                free(array);
+        }
+        json_decref(parts);
+        return s;
+}
+
+/* event_id = SHA-256 of "srs|<action>|<natural key>"; an unknown action's key is its body. */
+static int make_event_id(const struct hook *h, struct webhook_event *ev)
+{
+        char *prefix = NULL, *text;
+
+        if (asprintf(&prefix, "srs|%s|", h->action) < 0)
+                return -1;
+        if (h->rule) {
+                text = key_of(h->root, h->rule->key, prefix);
+        } else {
+                char *body = json_dumps(h->root, JSON_SORT_KEYS | JSON_COMPACT);
+
+                if (!body || asprintf(&text, "%s%s", prefix, body) < 0)
+                        text = NULL;
+                free(body);
+        }
+        free(prefix);
+        if (!text)
+                return -1;
+        crypto_sha256_hex(text, strlen(text), ev->event_id);
+        free(text);
+        return 0;
+}
+
+/* ------------------------------------------------------------ payloads */
+
+/* Sets p[name] to text unless text is NULL. @returns -1 when out of memory. */
+static int put(json_t *p, const char *name, const char *text)
+{
+        return text ? json_object_set_new(p, name, json_string(text)) : 0;
+}
+
+static int put_field(json_t *p, const char *name, const json_t *root, const char *field)
+{
+        return put(p, name, text_of(root, field));
+}
+
+/* Each filler returns non-zero when out of memory. */
+static int stream_begin(const struct hook *h, json_t *p)
+{
+        return put(p, "sequence", h->client_id) || put_field(p, "client_ip", h->root, "ip") ||
+               put(p, "stream_param", h->param) || put_field(p, "app", h->root, "app") ||
+               put_field(p, "node", h->root, "server_id");
+}
+
+static int stream_end(const struct hook *h, json_t *p)
+{
+        return put(p, "sequence", h->client_id) ||
+               json_object_set_new(p, "close_method", json_integer(1)); /* ended by the stream */
+}
+
+static int viewer(const struct hook *h, json_t *p, const char *action)
+{
+        return put(p, "action", action) || put(p, "client_id", h->client_id) ||
+               put_field(p, "ip", h->root, "ip") || put_field(p, "server_id", h->root, "server_id") ||
+               put_field(p, "service_id", h->root, "service_id");
+}
+
+/* The container from the file's extension: flv, mp4, ts; m3u8 is "hls". NULL when none. */
+static const char *file_format(const char *file, char *buf, size_t size)
+{
+        const char *base = strrchr(file, '/'), *dot;
+        size_t len;
+
+        base = base ? base + 1 : file;
+        if (!(dot = strrchr(base, '.')) || dot == base || (len = strlen(dot + 1)) == 0 || len >= size)
+                return NULL;
+        for (size_t i = 0; i <= len; i++) {
+                char c = dot[1 + i];
+
+                if (c && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+                        return NULL;
+                buf[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        }
+        return strcmp(buf, "m3u8") == 0 ? "hls" : buf;
+}
+
+/* file_id: SHA-256 of the file's place, [server_id, cwd, file]; video_url: url, else file. */
+static int record_file(const struct hook *h, json_t *p)
+{
+        static const char *const place[] = {"server_id", "cwd", "file", NULL};
+        const char *file = text_of(h->root, "file"), *url = text_of(h->root, "url");
+        char *key = key_of(h->root, place, "srs|file|"), file_id[65], format[9];
+
+        if (!key)
+                return -1;
+        crypto_sha256_hex(key, strlen(key), file_id);
+        free(key);
+        return put(p, "file_id", file_id) || put(p, "video_url", url ? url : file) ||
+               put(p, "file_format", file_format(file, format, sizeof(format))) ||
+               put(p, "session_key", h->client_id); /* the publishing session's connection */
+}
+
+static int fill_payload(const struct hook *h, struct webhook_event *ev)
+{
+        static const struct {
+                const char *event_type, *topic, *payload_name;
+        } kinds[] = {
+                [ACTION_PUBLISH] = {"stream.begin", TOPIC_STREAM, "StreamBegin"},
+                [ACTION_UNPUBLISH] = {"stream.end", TOPIC_STREAM, "StreamEnd"},
+                [ACTION_PLAY] = {"viewer.join", TOPIC_VIEWER, "Viewer"},
+                [ACTION_STOP] = {"viewer.leave", TOPIC_VIEWER, "Viewer"},
+                [ACTION_DVR] = {"record.file", TOPIC_RECORD, "RecordFile"},
+                [ACTION_OTHER] = {"other", TOPIC_OTHER, NULL},
+        };
+        enum action_kind kind = h->rule ? h->rule->kind : ACTION_OTHER;
+        json_t *p;
+        int rc = 0;
+
+        ev->event_type = kinds[kind].event_type;
+        ev->topic = kinds[kind].topic;
+        ev->payload_name = kinds[kind].payload_name;
+        if (kind == ACTION_OTHER) /* kept, not acted on yet: consumers read the raw body */
+                return 0;
+        if (!(p = ev->payload = json_object()))
+                return -1;
+        switch (kind) {
+        case ACTION_PUBLISH: rc = stream_begin(h, p); break;
+        case ACTION_UNPUBLISH: rc = stream_end(h, p); break;
+        case ACTION_PLAY: rc = viewer(h, p, "join"); break;
+        case ACTION_STOP: rc = viewer(h, p, "leave"); break;
+        case ACTION_DVR: rc = record_file(h, p); break;
+        case ACTION_OTHER: break;
+        }
+        return rc ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ the verb */
+
+static int map_hook(struct srs *srs, const struct webhook_request *req, const json_t *root,
+                    struct webhook_event *ev, struct webhook_verdict *v)
+{
+        struct hook h = {0};
+
+        if (read_hook(root, &h, v) == -1 || read_anchor_room(&h, ev, v) == -1)
+                return -1;
+        if (h.stream && !(ev->stream_id = strdup(h.stream)))
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        ev->vendor = "srs";
+        ev->key = ev->stream_id;
+        ev->event_time_ms = req->now_ms; /* SRS sends no time */
+        if (make_event_id(&h, ev) == -1)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        if (h.rule && h.rule->kind == ACTION_PUBLISH && authorize_publish(srs, req, &h, ev, v) == -1)
+                return -1;
+        if (fill_payload(&h, ev) == -1)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
 }
 
 int srs_map(struct srs *srs, const struct webhook_request *req, struct webhook_event *ev,
             struct webhook_verdict *v)
 {
-        (void)srs;
-        (void)req;
-        (void)ev;
-        return webhook_refuse(v, 501, NULL, "SRS callbacks are not served yet");
+        json_error_t jerr;
+        json_t *root;
+        int rc;
+
+        if (!req->body || req->len == 0)
+                return webhook_refuse(v, 400, NULL, "body: empty, expected a JSON object");
+        /* Duplicate keys are refused: two "action" fields must not be read two ways. */
+        if (!(root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr))) {
+                if (json_error_code(&jerr) == json_error_out_of_memory)
+                        return webhook_refuse(v, 500, NULL, "out of memory");
+                return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
+                                      jerr.line, jerr.column, jerr.text);
+        }
+        if (!json_is_object(root))
+                rc = webhook_refuse(v, 400, NULL, "body: expected a JSON object");
+        else
+                rc = map_hook(srs, req, root, ev, v);
+        json_decref(root);
+        if (rc == -1)
+                webhook_event_fini(ev);
+        return rc;
 }

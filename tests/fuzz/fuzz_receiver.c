@@ -66,6 +66,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         settings.srs_token = strdup("fuzz-srs-token");
         settings.hmac_secrets = strdup(HMAC_SECRET);
         settings.webhook_tolerance_s = 300;
+        settings.webhook_replay_max = 1000;
         settings.max_amount = 100000000;
         settings.redis_timeout_ms = 10;
         if (!(tencent = tencent_new(TENCENT_KEY, 900, errstr, sizeof(errstr))) ||
