@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "routes.h"
 #include "settings.h"
+#include "spool.h"
 #include "srs.h"
 #include "tencent.h"
 #include "trace.h"
@@ -53,6 +54,9 @@ struct receiver {
         struct allowlist *tencent_allow;
         struct srs *srs;
         struct internal *internal;
+        struct spool *spool; /* NULL: LIVEFLOW_SPOOL_DIR unset */
+        struct metric *m_spooled, *m_replayed;
+        long long next_replay_ms;
         struct encoder *encoder;
         struct delivery *delivery;
         struct MHD_Daemon *daemon;
@@ -83,6 +87,8 @@ struct request {
         size_t body_len, body_cap;
         struct webhook_event ev;
         struct delivery_ticket ticket;
+        void *spool_copy; /* SRS: the encoded value, kept for the spool should Kafka fail */
+        size_t spool_copy_len;
 };
 
 static long long now_us(void)
@@ -493,6 +499,39 @@ static void note_delivered(struct request *req)
         }
 }
 
+static double spool_length(void *arg)
+{
+        return (double)spool_pending(arg);
+}
+
+/*
+ * SRS never retries a hook: when Kafka could not take its event, the event is made durable in
+ * the local spool instead (replayed by receiver_serve()), and SRS gets its 200.
+ */
+static bool spool_event(struct request *req, const char *why)
+{
+        struct receiver *rcv = req->rcv;
+        const struct webhook_event *ev = &req->ev;
+        const struct spool_record rec = {
+                .topic = ev->topic, .key = ev->key, .trace_id = req->trace_id,
+                .event_type = ev->event_type, .vendor = ev->vendor, .event_id = ev->event_id,
+                .value = req->spool_copy, .value_len = req->spool_copy_len,
+        };
+        char errstr[256];
+
+        if (!req->spool_copy)
+                return false;
+        if (spool_append(rcv->spool, &rec, errstr, sizeof(errstr)) == -1) {
+                log_error(req->trace_id, "cannot spool %s event_id=%s: %s", ev->event_type, ev->event_id,
+                          errstr);
+                return false;
+        }
+        metric_add(rcv->m_spooled, 1);
+        log_warn(req->trace_id, "spooled %s event_id=%s to replay later: %s", ev->event_type, ev->event_id,
+                 why);
+        return true;
+}
+
 /* The envelope borrows from req; msg receives the encoded value and borrows the rest. */
 static int encode(struct request *req, struct delivery_message *msg, char *errstr,
                   size_t errstr_size)
@@ -547,11 +586,18 @@ static enum MHD_Result publish(struct request *req)
         }
         free(req->body); /* the encoded value carries the raw body from here on */
         req->body = NULL;
+        if (rcv->spool && req->route->id == ROUTE_SRS &&
+            (req->spool_copy = malloc(msg.value_len ? msg.value_len : 1))) {
+                memcpy(req->spool_copy, msg.value, msg.value_len);
+                req->spool_copy_len = msg.value_len;
+        }
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
         req->is_sent = true;
         if (delivery_send(rcv->delivery, &req->ticket, &msg) == -1) {
                 req->is_sent = false;
+                if (spool_event(req, "shutting down"))
+                        return request_reply(req, 200, NULL);
                 return request_reply(req, 503, "shutting down; retry");
         }
         return MHD_YES; /* suspended: called again once the delivery report is in */
@@ -566,6 +612,8 @@ static enum MHD_Result reply_delivery(struct request *req)
                 note_delivered(req);
                 return request_reply(req, 200, NULL);
         }
+        if (spool_event(req, rd_kafka_err2str(req->ticket.err)))
+                return request_reply(req, 200, NULL);
         snprintf(message, sizeof(message), "event not stored (%s); retry",
                  rd_kafka_err2str(req->ticket.err));
         return request_reply(req, 503, message);
@@ -608,6 +656,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         log_request(req, toe);
         webhook_event_fini(&req->ev);
         free(req->body);
+        free(req->spool_copy);
         free(req);
         *req_cls = NULL;
         atomic_fetch_sub(&rcv->open_requests, 1);
@@ -746,6 +795,19 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
             !(rcv->encoder = encoder_new(errstr, errstr_size)) ||
             !(rcv->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
+        if (s->spool_dir) {
+                if (!(rcv->spool = spool_open(s->spool_dir, s->spool_max_bytes, errstr, errstr_size)))
+                        return -1;
+                rcv->m_spooled = metrics_counter(rcv->metrics, "liveflow_receiver_spooled_total",
+                                                 "SRS events spooled locally because Kafka could not take them", NULL);
+                rcv->m_replayed = metrics_counter(rcv->metrics, "liveflow_receiver_spool_replayed_total",
+                                                  "Spooled events replayed to Kafka", NULL);
+                metrics_gauge_fn(rcv->metrics, "liveflow_receiver_spool_records",
+                                 "Events in the local spool waiting for Kafka", NULL, spool_length, rcv->spool);
+                if (spool_pending(rcv->spool))
+                        log_warn(NULL, "spool %s holds %zu events from an earlier run: replaying",
+                                 s->spool_dir, spool_pending(rcv->spool));
+        }
         if (start_http(rcv, errstr, errstr_size) == -1 || start_admin(rcv, errstr, errstr_size) == -1)
                 return -1;
         return 0;
@@ -795,9 +857,49 @@ static void log_stats(struct receiver *rcv)
                  delivery_waiting(rcv->delivery));
 }
 
+#define REPLAY_INTERVAL_MS 2000
+#define REPLAY_BATCH 500
+
+static size_t replay_send(void *arg, const struct spool_record *recs, size_t n)
+{
+        struct receiver *rcv = arg;
+        struct delivery_message msgs[REPLAY_BATCH];
+
+        if (n > REPLAY_BATCH)
+                n = REPLAY_BATCH;
+        for (size_t i = 0; i < n; i++)
+                msgs[i] = (struct delivery_message){
+                        .topic = recs[i].topic, .key = recs[i].key, .value = (void *)recs[i].value,
+                        .value_len = recs[i].value_len, .trace_id = recs[i].trace_id,
+                        .event_type = recs[i].event_type, .vendor = recs[i].vendor,
+                        .event_id = recs[i].event_id,
+                };
+        return delivery_send_sync(rcv->delivery, msgs, n);
+}
+
+/* Replays the spool to Kafka every couple of seconds while it holds anything. */
+static void replay_spool(struct receiver *rcv)
+{
+        char errstr[256];
+        long n;
+
+        if (!rcv->spool || wall_ms() < rcv->next_replay_ms || spool_pending(rcv->spool) == 0)
+                return;
+        rcv->next_replay_ms = wall_ms() + REPLAY_INTERVAL_MS;
+        n = spool_replay(rcv->spool, replay_send, rcv, errstr, sizeof(errstr));
+        if (n < 0) {
+                log_error(NULL, "spool replay: %s", errstr);
+                return;
+        }
+        metric_add(rcv->m_replayed, n);
+        if (n > 0)
+                log_info(NULL, "spool replay: %ld events now in Kafka, %zu left", n, spool_pending(rcv->spool));
+}
+
 void receiver_serve(struct receiver *rcv, int timeout_ms)
 {
         delivery_poll(rcv->delivery, timeout_ms);
+        replay_spool(rcv);
         if (wall_ms() >= rcv->next_stats_ms) {
                 log_stats(rcv);
                 rcv->next_stats_ms += STATS_INTERVAL_MS;
@@ -857,6 +959,7 @@ void receiver_destroy(struct receiver *rcv)
         allowlist_destroy(rcv->tencent_allow);
         internal_destroy(rcv->internal);
         srs_destroy(rcv->srs);
+        spool_close(rcv->spool);
         tencent_destroy(rcv->tencent);
         metrics_destroy(rcv->metrics);
         free(rcv);

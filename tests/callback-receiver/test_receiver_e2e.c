@@ -111,7 +111,7 @@ static void teardown(void)
         curl_global_cleanup();
 }
 
-TestSuite(receiver_e2e, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(receiver_e2e, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------------ HTTP */
 
@@ -602,7 +602,7 @@ static pid_t start_private_broker(char *bootstrap, size_t bootstrap_size)
 }
 
 /* How many records of topic on bootstrap have each key: reads every partition to its end. */
-static void count_keys(const char *bootstrap, char keys[][64], int key_cnt, int counts[])
+static void count_keys(const char *bootstrap, const char *topic, char keys[][64], int key_cnt, int counts[])
 {
         char err[256];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -620,7 +620,7 @@ static void count_keys(const char *bootstrap, char keys[][64], int key_cnt, int 
         cr_assert_not_null(rk, "%s", err);
         rd_kafka_poll_set_consumer(rk);
         for (int p = 0; p < PARTITIONS; p++)
-                rd_kafka_topic_partition_list_add(parts, "live.stream", p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
         cr_assert(eq(int, rd_kafka_assign(rk, parts), 0));
         rd_kafka_topic_partition_list_destroy(parts);
         while (eofs < PARTITIONS && support_now_ms() < deadline) {
@@ -637,7 +637,7 @@ static void count_keys(const char *bootstrap, char keys[][64], int key_cnt, int 
         }
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
-        cr_assert(eq(int, eofs, PARTITIONS), "did not read live.stream to its end");
+        cr_assert(eq(int, eofs, PARTITIONS), "did not read %s to its end", topic);
 }
 
 struct outage_post {
@@ -673,7 +673,7 @@ static void post_batch(struct outage_post *ops, int n)
         }
 }
 
-Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_once, .timeout = 120)
+Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_once)
 {
         const char *const env[] = {"LIVEFLOW_ACK_TIMEOUT_MS=1500", NULL};
         static struct outage_post before[OUTAGE_POSTS], during[OUTAGE_POSTS], after[OUTAGE_POSTS];
@@ -715,7 +715,7 @@ Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_
                 snprintf(keys[n++], 64, "%s", during[i].stream);
                 snprintf(keys[n++], 64, "%s", after[i].stream);
         }
-        count_keys(bootstrap, keys, n, counts);
+        count_keys(bootstrap, "live.stream", keys, n, counts);
         for (int i = 0; i < n; i++) {
                 bool got_200 = i % 3 != 1; /* before and after: 200; during: 503 */
 
@@ -727,4 +727,58 @@ Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_
         }
         kill(broker, SIGTERM);
         support_wait_exit(broker, 10000);
+}
+
+/* ------------------------------------------------------------ SRS spool */
+
+/* The first value of a /metrics series on the receiver's traffic port, or -1. */
+static long long scrape_metric(const char *series)
+{
+        struct reply r = http("GET", "/metrics", NULL, NULL, NULL);
+        const char *p = r.body;
+
+        while ((p = strstr(p, series)) != NULL) {
+                if ((p == r.body || p[-1] == '\n') && p[strlen(series)] == ' ')
+                        return atoll(p + strlen(series) + 1);
+                p += strlen(series);
+        }
+        return -1;
+}
+
+Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_it_is_back)
+{
+        char spool_dir[] = "/tmp/liveflow_e2e_spool_XXXXXX", spool_env[128], bootstrap[256], body[512];
+        char keys[1][64];
+        int counts[1] = {0};
+        const char *env[] = {"LIVEFLOW_ACK_TIMEOUT_MS=1000", "LIVEFLOW_SRS_TOKEN=spool-token", spool_env, NULL};
+        pid_t broker = start_private_broker(bootstrap, sizeof(bootstrap));
+        struct reply r;
+
+        cr_assert_not_null(mkdtemp(spool_dir));
+        snprintf(spool_env, sizeof(spool_env), "LIVEFLOW_SPOOL_DIR=%s", spool_dir);
+        start_receiver_with(bootstrap, env);
+        support_unique_name("spooled", keys[0], sizeof(keys[0]));
+        snprintf(body, sizeof(body),
+                 "{\"server_id\":\"vid-1\",\"service_id\":\"s1\",\"action\":\"on_play\",\"client_id\":\"c1\","
+                 "\"ip\":\"192.168.1.11\",\"vhost\":\"__defaultVhost__\",\"app\":\"live\",\"stream\":\"%s\"}",
+                 keys[0]);
+
+        cr_assert(eq(int, kill(broker, SIGUSR1), 0)); /* every broker down */
+        support_sleep_ms(500);
+        r = post_json("/callbacks/srs?token=spool-token", body, NULL);
+        cr_assert(eq(long, r.status, 200), "SRS never retries: a spooled hook is accepted; %s", r.body);
+        cr_assert(eq(i64, scrape_metric("liveflow_receiver_spooled_total"), 1));
+        cr_assert(eq(i64, scrape_metric("liveflow_receiver_spool_records"), 1));
+
+        cr_assert(eq(int, kill(broker, SIGUSR2), 0)); /* back: the spool is replayed */
+        long long deadline = support_now_ms() + 30000;
+        while (scrape_metric("liveflow_receiver_spool_replayed_total") < 1 && support_now_ms() < deadline)
+                support_sleep_ms(200);
+        cr_assert(eq(i64, scrape_metric("liveflow_receiver_spool_records"), 0), "log: %s", rcv.log_path);
+        stop_receiver_expect_clean_exit();
+        count_keys(bootstrap, "live.viewer", keys, 1, counts);
+        cr_assert(eq(int, counts[0], 1), "the spooled hook is in Kafka once");
+        kill(broker, SIGTERM);
+        support_wait_exit(broker, 10000);
+        support_sh("rm -rf %s", spool_dir);
 }
