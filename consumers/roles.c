@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "audit.h"
 #include "record.h"
 #include "snapshot.h"
 #include "stream_lifecycle.h"
@@ -11,6 +12,7 @@ const struct consumer_role *const roles_all[] = {
         &stream_lifecycle_role,
         &record_role,
         &snapshot_role,
+        &audit_role,
         NULL,
 };
 

@@ -1,0 +1,778 @@
+/* audit.c: moderation verdicts and operator bans into live_audit_logs, anchors, Redis and closes. */
+#include "audit.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+#include "redis_conn.h"
+#include "settings.h"
+#include "signals.h"
+
+#define CLOSE_TOPIC            "live.stream"
+#define CLOSE_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
+#define MAX_SUSPEND_S          (10LL * 365 * 86400)
+
+#define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
+
+static const char *const audit_topics[] = {"live.audit", NULL};
+
+struct audit_state {
+        struct db *db;
+        struct redis_conn *redis;
+        struct codec *codec;
+        /*
+         * Our own producer for the stream.close records: publish() may return only once the
+         * record is acknowledged, and the runtime's producer reports deliveries to the runtime.
+         */
+        rd_kafka_t *producer;
+        uint64_t close_seq;          /* the record publish() is waiting for */
+        bool has_report;
+        rd_kafka_resp_err_t report_err;
+        struct audit_policy policy;
+        long long suspend_s, warn_escalate, warn_window_s;
+        struct db_stmt *insert_log, *stream_anchor, *upsert_anchor, *lock_anchor, *window, *set_log,
+                *set_anchor, *live_stream, *project;
+};
+
+/* One record's verdict, read from the envelope and its AuditVerdict payload. */
+struct verdict {
+        const struct event *ev;
+        const char *source, *action, *suggestion, *label, *reason;
+        long long score;     /* -1 when absent */
+        long long suspend_s; /* -1 when absent */
+        bool is_admin;
+        enum audit_grade severity;
+};
+
+/* The anchors row under FOR UPDATE. */
+struct anchor_row {
+        char status[16];
+        long long until_ms;    /* -1 when NULL */
+        long long admin_at_ms; /* -1 when NULL */
+};
+
+/* What applying a verdict decided: written to its log row and to the anchors row. */
+struct decision {
+        enum audit_grade punishment;
+        const char *outcome;
+        const char *status;   /* the anchor's new status; NULL leaves it */
+        long long until_ms;   /* the new suspended_until when status is set; -1 for NULL */
+        long long admin_at_ms; /* -1 leaves admin_at */
+        int warnings;         /* added to warning_count */
+        int close_method;     /* 0: nothing to close */
+        char close_stream[256];
+};
+
+static long long now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ grading */
+
+const char *audit_grade_name(enum audit_grade g)
+{
+        static const char *const names[] = {"none", "warn", "suspend", "ban", "unban"};
+
+        return (unsigned)g < sizeof(names) / sizeof(names[0]) ? names[g] : "none";
+}
+
+static bool label_is_listed(const char *list, const char *label)
+{
+        size_t n = label ? strlen(label) : 0;
+
+        for (const char *p = list; n && p && *p;) {
+                const char *end = strchr(p, ','), *b = p, *e = end ? end : p + strlen(p);
+
+                while (b < e && (*b == ' ' || *b == '\t'))
+                        b++;
+                while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                        e--;
+                if ((size_t)(e - b) == n && strncasecmp(b, label, n) == 0)
+                        return true;
+                p = end ? end + 1 : NULL;
+        }
+        return false;
+}
+
+enum audit_grade audit_grade_verdict(const struct audit_policy *p, const char *suggestion,
+                                     const char *label, long long score)
+{
+        bool is_block = suggestion && strcasecmp(suggestion, "Block") == 0;
+
+        if ((suggestion && strcasecmp(suggestion, "Pass") == 0) || (!suggestion && score < 0) ||
+            (score >= 0 && score < p->warn_score))
+                return AUDIT_NONE;
+        if (is_block && label_is_listed(p->ban_labels, label))
+                return AUDIT_BAN;
+        if (is_block && (score < 0 || score >= p->suspend_score))
+                return AUDIT_SUSPEND;
+        return AUDIT_WARN;
+}
+
+/* ------------------------------------------------------------------ reading the record */
+
+static const char *payload_str(const struct event *ev, const char *key)
+{
+        return json_string_value(json_object_get(ev->payload, key));
+}
+
+static long long payload_int(const struct event *ev, const char *key)
+{
+        json_t *v = json_object_get(ev->payload, key);
+
+        return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* Characters of a UTF-8 string (the codec has checked it is UTF-8), as VARCHAR(n) counts them. */
+static size_t utf8_chars(const char *s)
+{
+        size_t n = 0;
+
+        for (; s && *s; s++)
+                n += ((unsigned char)*s & 0xc0) != 0x80;
+        return n;
+}
+
+/* The column limits of live_audit_logs and anchors: longer values are malformed, not cut. */
+static int check_lengths(const struct verdict *v, char *errstr, size_t errstr_size)
+{
+        const struct { const char *name, *value; size_t max; } f[] = {
+                {"anchor_id", v->ev->anchor_id, 64}, {"stream_id", v->ev->stream_id, 255},
+                {"source", v->source, 32},           {"suggestion", v->suggestion, 32},
+                {"label", v->label, 64},             {"reason", v->reason, 255},
+        };
+
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+                if (utf8_chars(f[i].value) > f[i].max) {
+                        snprintf(errstr, errstr_size, "%s is longer than %zu characters", f[i].name, f[i].max);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+static int read_admin(struct verdict *v, char *errstr, size_t errstr_size)
+{
+        if (!v->ev->anchor_id || !*v->ev->anchor_id) {
+                snprintf(errstr, errstr_size, "audit.admin without anchor_id");
+                return -1;
+        }
+        if (!v->action || (strcmp(v->action, "ban") != 0 && strcmp(v->action, "unban") != 0)) {
+                snprintf(errstr, errstr_size, "audit.admin action \"%s\" is not ban or unban",
+                         v->action ? v->action : "(null)");
+                return -1;
+        }
+        if (json_is_integer(json_object_get(v->ev->payload, "suspend_s")) &&
+            (v->suspend_s < 1 || v->suspend_s > MAX_SUSPEND_S)) {
+                snprintf(errstr, errstr_size, "suspend_s %lld is outside 1..%lld", v->suspend_s, MAX_SUSPEND_S);
+                return -1;
+        }
+        if (strcmp(v->action, "unban") == 0)
+                v->severity = AUDIT_UNBAN;
+        else
+                v->severity = v->suspend_s > 0 ? AUDIT_SUSPEND : AUDIT_BAN;
+        return 0;
+}
+
+static int read_moderation(struct verdict *v, const struct audit_policy *p, char *errstr,
+                           size_t errstr_size)
+{
+        const char *sg = v->suggestion;
+
+        if ((!v->ev->stream_id || !*v->ev->stream_id) && (!v->ev->anchor_id || !*v->ev->anchor_id)) {
+                snprintf(errstr, errstr_size, "%s has neither stream_id nor anchor_id", v->ev->event_type);
+                return -1;
+        }
+        if (json_is_integer(json_object_get(v->ev->payload, "score")) && (v->score < 0 || v->score > 100)) {
+                snprintf(errstr, errstr_size, "score %lld is outside 0..100", v->score);
+                return -1;
+        }
+        if (sg && strcasecmp(sg, "Pass") != 0 && strcasecmp(sg, "Review") != 0 && strcasecmp(sg, "Block") != 0) {
+                snprintf(errstr, errstr_size, "suggestion \"%s\" is not Pass, Review or Block", sg);
+                return -1;
+        }
+        v->severity = audit_grade_verdict(p, sg, v->label, v->score);
+        return 0;
+}
+
+static int read_verdict(const struct event *ev, const struct audit_policy *p, struct verdict *v,
+                        char *errstr, size_t errstr_size)
+{
+        memset(v, 0, sizeof(*v));
+        v->ev = ev;
+        if (!ev->payload_name || strcmp(ev->payload_name, "AuditVerdict") != 0) {
+                snprintf(errstr, errstr_size, "event_type %s with payload %s is not a verdict", ev->event_type,
+                         ev->payload_name ? ev->payload_name : "null");
+                return -1;
+        }
+        v->is_admin = strcmp(ev->event_type, "audit.admin") == 0;
+        if (!v->is_admin && strcmp(ev->event_type, "audit.image") != 0 && strcmp(ev->event_type, "audit.audio") != 0) {
+                snprintf(errstr, errstr_size, "event_type %s is not audit.image, audit.audio or audit.admin",
+                         ev->event_type);
+                return -1;
+        }
+        v->source = payload_str(ev, "source");
+        v->action = payload_str(ev, "action");
+        v->suggestion = payload_str(ev, "suggestion");
+        v->label = payload_str(ev, "label");
+        v->reason = payload_str(ev, "reason");
+        v->score = payload_int(ev, "score");
+        v->suspend_s = payload_int(ev, "suspend_s");
+        if (!v->source || check_lengths(v, errstr, errstr_size) == -1) {
+                if (!v->source)
+                        snprintf(errstr, errstr_size, "AuditVerdict without source");
+                return -1;
+        }
+        return v->is_admin ? read_admin(v, errstr, errstr_size) : read_moderation(v, p, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------------ statements */
+
+static int prepare(struct audit_state *st)
+{
+        struct db *db = st->db;
+
+        st->insert_log = db_stmt(db,
+                "INSERT INTO live_audit_logs (event_id, event_type, event_time, trace_id, stream_id, anchor_id, "
+                "source, suggestion, label, score, reason, punishment, severity, outcome) VALUES "
+                "(?, ?, FROM_UNIXTIME(? / 1000), ?, ?, ?, ?, ?, ?, ?, ?, 'none', ?, 'pending')");
+        st->stream_anchor = db_stmt(db, "SELECT anchor_id FROM live_streams WHERE stream_id = ?");
+        /* Takes the row's exclusive lock at once (INSERT IGNORE would take a shared one first). */
+        st->upsert_anchor = db_stmt(db,
+                "INSERT INTO anchors (anchor_id) VALUES (?) ON DUPLICATE KEY UPDATE anchor_id = anchor_id");
+        st->lock_anchor = db_stmt(db,
+                "SELECT status, " EPOCH_MS("suspended_until") ", " EPOCH_MS("admin_at")
+                " FROM anchors WHERE anchor_id = ? FOR UPDATE");
+        /*
+         * The fullest window of warnings that holds the verdict at t: every window of length W
+         * holding t can start at its earliest warning a, with t - W < a <= t. A locking read, so
+         * that what another instance committed for the anchor is seen whatever our snapshot.
+         */
+        st->window = db_stmt(db,
+                "SELECT COUNT(*), " EPOCH_MS("MAX(b.event_time)") " FROM live_audit_logs a "
+                "JOIN live_audit_logs b ON b.anchor_id = a.anchor_id AND b.severity = 'warn' "
+                "AND b.event_time >= a.event_time AND b.event_time < a.event_time + INTERVAL ? SECOND "
+                "WHERE a.anchor_id = ? AND a.severity = 'warn' "
+                "AND a.event_time > FROM_UNIXTIME(? / 1000) - INTERVAL ? SECOND "
+                "AND a.event_time <= FROM_UNIXTIME(? / 1000) "
+                "AND a.event_time > COALESCE(FROM_UNIXTIME(? / 1000), '1000-01-01') "
+                "GROUP BY a.id ORDER BY 1 DESC, 2 DESC LIMIT 1 LOCK IN SHARE MODE");
+        st->set_log = db_stmt(db,
+                "UPDATE live_audit_logs SET punishment = ?, outcome = ?, suspended_until = FROM_UNIXTIME(? / 1000), "
+                "close_stream_id = ?, close_method = ? WHERE event_id = ?");
+        st->set_anchor = db_stmt(db,
+                "UPDATE anchors SET status = COALESCE(?, status), "
+                "suspended_until = IF(? IS NULL, suspended_until, FROM_UNIXTIME(? / 1000)), "
+                "admin_at = COALESCE(FROM_UNIXTIME(? / 1000), admin_at), warning_count = warning_count + ? "
+                "WHERE anchor_id = ?");
+        st->live_stream = db_stmt(db,
+                "SELECT stream_id FROM live_streams WHERE status = 'live' AND (stream_id = ? OR anchor_id = ?) "
+                "ORDER BY stream_id = ? DESC, started_at DESC LIMIT 1");
+        st->project = db_stmt(db,
+                "SELECT l.anchor_id, l.close_stream_id, l.close_method, COALESCE(l.label, l.reason), "
+                EPOCH_MS("l.created_at") ", l.punishment, a.status, " EPOCH_MS("a.suspended_until") ", "
+                EPOCH_MS("a.updated_at") " FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
+                "WHERE l.event_id = ?");
+        return st->insert_log && st->stream_anchor && st->upsert_anchor && st->lock_anchor && st->window &&
+                               st->set_log && st->set_anchor && st->live_stream && st->project
+                       ? 0
+                       : -1;
+}
+
+/* ------------------------------------------------------------------ life cycle */
+
+static void on_close_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        struct audit_state *st = opaque;
+
+        (void)rk;
+        /* The opaque is a sequence number, not a pointer: a late report of a record an earlier
+         * wait gave up on cannot be taken for the current one, nor touch freed memory. */
+        if ((uint64_t)(uintptr_t)rkm->_private != st->close_seq)
+                return;
+        st->has_report = true;
+        st->report_err = rkm->err;
+}
+
+static void audit_close(void *state)
+{
+        struct audit_state *st = state;
+
+        if (!st)
+                return;
+        if (st->producer) {
+                rd_kafka_flush(st->producer, 5000);
+                rd_kafka_destroy(st->producer);
+        }
+        codec_destroy(st->codec);
+        free(st);
+}
+
+static int audit_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
+{
+        const struct settings *s = env->settings;
+        struct audit_state *st = calloc(1, sizeof(*st));
+
+        if (!st) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        st->db = env->db;
+        st->redis = env->redis;
+        st->policy = (struct audit_policy){s->audit_warn_score, s->audit_suspend_score, s->audit_ban_labels};
+        st->suspend_s = s->audit_suspend_s;
+        st->warn_escalate = s->audit_warn_escalate;
+        st->warn_window_s = s->audit_warn_window_s;
+        if (prepare(st) == -1) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        if (!(st->codec = codec_new(errstr, errstr_size)) ||
+            !(st->producer = kafka_producer_new(s, "liveflow.audit.close", on_close_delivery, st, errstr,
+                                                errstr_size)))
+                goto fail;
+        *state = st;
+        return 0;
+fail:
+        audit_close(st);
+        return -1;
+}
+
+/* ------------------------------------------------------------------ applying */
+
+static enum apply_result from_db(enum db_result r)
+{
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+}
+
+static struct db_param opt_ms(long long ms)
+{
+        return ms >= 0 ? DB_I64(ms) : DB_NULL;
+}
+
+/* The anchor of the verdict: the envelope's, else the one live_streams knows for its stream. */
+static enum db_result resolve_anchor(struct audit_state *st, const struct verdict *v, char *anchor,
+                                     size_t anchor_size, char *errstr, size_t errstr_size)
+{
+        struct db_param p[] = {DB_STR(v->ev->stream_id)};
+        struct db_col col = {.type = DB_PARAM_STR, .s = anchor, .s_size = anchor_size};
+        bool found = false;
+        enum db_result r;
+
+        anchor[0] = '\0';
+        if (v->ev->anchor_id && *v->ev->anchor_id) {
+                snprintf(anchor, anchor_size, "%s", v->ev->anchor_id);
+                return DB_OK;
+        }
+        r = db_query_row(st->db, st->stream_anchor, p, 1, &col, 1, &found, errstr, errstr_size);
+        if (r != DB_OK || !found || col.is_null)
+                anchor[0] = '\0';
+        return r;
+}
+
+/* Creates the anchors row if needed and locks it: one anchor's verdicts apply one at a time. */
+static enum db_result lock_anchor(struct audit_state *st, const char *anchor, struct anchor_row *a,
+                                  char *errstr, size_t errstr_size)
+{
+        struct db_param p[] = {DB_STR(anchor)};
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = a->status, .s_size = sizeof(a->status)},
+                                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+        bool found = false;
+        enum db_result r = db_exec(st->db, st->upsert_anchor, p, 1, NULL, NULL, errstr, errstr_size);
+
+        if (r != DB_OK)
+                return r;
+        if ((r = db_query_row(st->db, st->lock_anchor, p, 1, cols, 3, &found, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (!found) {
+                snprintf(errstr, errstr_size, "anchors row %s vanished under its lock", anchor);
+                return DB_RETRY;
+        }
+        a->until_ms = cols[1].is_null ? -1 : cols[1].i;
+        a->admin_at_ms = cols[2].is_null ? -1 : cols[2].i;
+        return DB_OK;
+}
+
+/* The log row first: its unique event_id makes a duplicate or a replay a no-op. */
+static enum db_result insert_log(struct audit_state *st, const struct consumer_record *rec,
+                                 const struct verdict *v, const char *anchor, bool *first, char *errstr,
+                                 size_t errstr_size)
+{
+        const struct event *ev = &rec->ev;
+        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->event_type), DB_I64(ev->event_time_ms),
+                               DB_STR(rec->trace_id), DB_STR(ev->stream_id), DB_STR(anchor[0] ? anchor : NULL),
+                               DB_STR(v->source), DB_STR(v->suggestion), DB_STR(v->label),
+                               v->score >= 0 ? DB_I64(v->score) : DB_NULL, DB_STR(v->reason),
+                               DB_STR(audit_grade_name(v->severity))};
+        enum db_result r = db_exec(st->db, st->insert_log, p, 12, NULL, NULL, errstr, errstr_size);
+
+        *first = r == DB_OK;
+        return r == DB_DUPLICATE ? DB_OK : r;
+}
+
+/* The stream to close: the verdict's own if it is live, else the anchor's newest live one. */
+static enum db_result find_live_stream(struct audit_state *st, const struct verdict *v, const char *anchor,
+                                       struct decision *d, char *errstr, size_t errstr_size)
+{
+        struct db_param p[] = {DB_STR(v->ev->stream_id), DB_STR(anchor), DB_STR(v->ev->stream_id)};
+        struct db_col col = {.type = DB_PARAM_STR, .s = d->close_stream, .s_size = sizeof(d->close_stream)};
+        bool found = false;
+        enum db_result r = db_query_row(st->db, st->live_stream, p, 3, &col, 1, &found, errstr, errstr_size);
+
+        if (r != DB_OK || !found || col.is_null)
+                d->close_stream[0] = '\0';
+        return r;
+}
+
+/* A suspension until until_ms, extending (never shortening) one in force; a ban stays a ban. */
+static void suspend(const struct anchor_row *a, struct decision *d, long long until_ms)
+{
+        if (strcmp(a->status, "banned") == 0) {
+                d->outcome = "already_banned";
+                return;
+        }
+        if (strcmp(a->status, "suspended") == 0 && a->until_ms > until_ms)
+                until_ms = a->until_ms;
+        d->punishment = AUDIT_SUSPEND;
+        d->status = "suspended";
+        d->until_ms = until_ms;
+}
+
+static void ban(struct decision *d)
+{
+        d->punishment = AUDIT_BAN;
+        d->status = "banned";
+        d->until_ms = -1;
+}
+
+/* An operator's decision applies as given, and becomes the anchor's admin_at. */
+static void decide_admin(const struct verdict *v, struct decision *d)
+{
+        long long t = v->ev->event_time_ms;
+
+        d->admin_at_ms = t;
+        d->close_method = 2;
+        if (v->severity == AUDIT_UNBAN) {
+                d->punishment = AUDIT_UNBAN;
+                d->status = "active";
+                d->until_ms = -1;
+        } else if (v->severity == AUDIT_SUSPEND) {
+                d->punishment = AUDIT_SUSPEND;
+                d->status = "suspended";
+                d->until_ms = t + v->suspend_s * 1000;
+        } else {
+                ban(d);
+        }
+}
+
+/* A warning, counted; enough of them within the window suspend from the latest of them. */
+static enum db_result decide_warning(struct audit_state *st, const struct verdict *v, const char *anchor,
+                                     const struct anchor_row *a, struct decision *d, char *errstr,
+                                     size_t errstr_size)
+{
+        long long t = v->ev->event_time_ms;
+        struct db_param p[] = {DB_I64(st->warn_window_s), DB_STR(anchor), DB_I64(t), DB_I64(st->warn_window_s),
+                               DB_I64(t), opt_ms(a->admin_at_ms)};
+        struct db_col cols[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+        bool found = false;
+        enum db_result r = db_query_row(st->db, st->window, p, 6, cols, 2, &found, errstr, errstr_size);
+
+        if (r != DB_OK)
+                return r;
+        d->punishment = AUDIT_WARN;
+        d->warnings = 1;
+        if (found && cols[0].i >= st->warn_escalate) {
+                /* From the window's latest warning: the same until whatever order they came in. */
+                suspend(a, d, (cols[1].is_null ? t : cols[1].i) + st->suspend_s * 1000);
+                if (d->punishment == AUDIT_SUSPEND)
+                        d->outcome = "escalated";
+        }
+        return DB_OK;
+}
+
+static enum db_result decide(struct audit_state *st, const struct verdict *v, const char *anchor,
+                             const struct anchor_row *a, struct decision *d, char *errstr,
+                             size_t errstr_size)
+{
+        long long t = v->ev->event_time_ms;
+        enum db_result r = DB_OK;
+
+        memset(d, 0, sizeof(*d));
+        d->punishment = AUDIT_NONE;
+        d->outcome = "applied";
+        d->until_ms = -1;
+        d->admin_at_ms = -1;
+        if (!anchor[0]) {
+                d->outcome = "no_anchor";
+                return DB_OK;
+        }
+        if (v->severity == AUDIT_NONE)
+                return DB_OK;
+        if (a->admin_at_ms >= 0 && t < a->admin_at_ms) {
+                /* An operator decided later than this verdict: it stands. */
+                d->outcome = v->is_admin ? "stale" : "superseded";
+                return DB_OK;
+        }
+        if (v->is_admin)
+                decide_admin(v, d);
+        else if (v->severity == AUDIT_WARN)
+                r = decide_warning(st, v, anchor, a, d, errstr, errstr_size);
+        else if (v->severity == AUDIT_SUSPEND)
+                suspend(a, d, t + st->suspend_s * 1000);
+        else
+                ban(d);
+        if (r != DB_OK)
+                return r;
+        /* Close only what a punishment in force forbids: an expired suspension is no suspension. */
+        if (d->punishment == AUDIT_BAN || strcmp(d->outcome, "already_banned") == 0 ||
+            (d->punishment == AUDIT_SUSPEND && d->until_ms > now_ms())) {
+                if (!d->close_method)
+                        d->close_method = 3;
+                r = find_live_stream(st, v, anchor, d, errstr, errstr_size);
+        }
+        if (!d->close_stream[0])
+                d->close_method = 0;
+        return r;
+}
+
+static enum db_result record_decision(struct audit_state *st, const struct consumer_record *rec,
+                                      const char *anchor, const struct decision *d, char *errstr,
+                                      size_t errstr_size)
+{
+        bool sets_until = d->status != NULL;
+        struct db_param lp[] = {DB_STR(audit_grade_name(d->punishment)), DB_STR(d->outcome),
+                                d->status && strcmp(d->status, "suspended") == 0 ? DB_I64(d->until_ms) : DB_NULL,
+                                DB_STR(d->close_stream[0] ? d->close_stream : NULL),
+                                d->close_method ? DB_I64(d->close_method) : DB_NULL, DB_STR(rec->ev.event_id)};
+        /* suspended_until: untouched (NULL flag), set to a time, or cleared (flag set, time NULL). */
+        struct db_param ap[] = {DB_STR(d->status), sets_until ? DB_I64(1) : DB_NULL, opt_ms(d->until_ms),
+                                opt_ms(d->admin_at_ms), DB_I64(d->warnings), DB_STR(anchor)};
+        enum db_result r = db_exec(st->db, st->set_log, lp, 6, NULL, NULL, errstr, errstr_size);
+
+        if (r != DB_OK || !anchor[0] || (!d->status && !d->warnings && d->admin_at_ms < 0))
+                return r;
+        return db_exec(st->db, st->set_anchor, ap, 6, NULL, NULL, errstr, errstr_size);
+}
+
+static enum apply_result audit_apply(void *state, struct consumer_record *rec, char *errstr,
+                                     size_t errstr_size)
+{
+        struct audit_state *st = state;
+        struct anchor_row a = {.status = "active", .until_ms = -1, .admin_at_ms = -1};
+        struct verdict v;
+        struct decision d;
+        char anchor[65];
+        enum db_result r;
+        bool first;
+
+        if (read_verdict(&rec->ev, &st->policy, &v, errstr, errstr_size) == -1)
+                return APPLY_PERMANENT;
+        if ((r = resolve_anchor(st, &v, anchor, sizeof(anchor), errstr, errstr_size)) != DB_OK ||
+            (anchor[0] && (r = lock_anchor(st, anchor, &a, errstr, errstr_size)) != DB_OK) ||
+            (r = insert_log(st, rec, &v, anchor, &first, errstr, errstr_size)) != DB_OK)
+                return from_db(r);
+        rec->publish = true; /* a replay re-projects Redis and re-sends the same close: both idempotent */
+        if (!first) {
+                log_debug(rec->trace_id, "duplicate verdict %s stream=%s", rec->ev.event_id,
+                          rec->ev.stream_id ? rec->ev.stream_id : "-");
+                return APPLY_DONE;
+        }
+        if ((r = decide(st, &v, anchor, &a, &d, errstr, errstr_size)) != DB_OK ||
+            (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
+                return from_db(r);
+        log_info(rec->trace_id, "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
+                 "topic=%s partition=%d offset=%lld", rec->ev.event_type,
+                 rec->ev.stream_id ? rec->ev.stream_id : "-", anchor[0] ? anchor : "-",
+                 audit_grade_name(v.severity), audit_grade_name(d.punishment), d.outcome,
+                 d.close_stream[0] ? d.close_stream : "-", rec->topic, rec->partition, rec->offset);
+        return APPLY_DONE;
+}
+
+/* ------------------------------------------------------------------ after the commit */
+
+/* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
+struct projection {
+        char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
+        int close_method;       /* 0: nothing to close */
+        long long decided_ms;   /* the log row's created_at: when the punishment was decided */
+        long long until_ms;     /* 0 when NULL */
+        long long version_ms;   /* anchors.updated_at */
+        bool has_anchor_row;
+};
+
+static enum db_result read_projection(struct audit_state *st, const char *event_id, struct projection *pj,
+                                      bool *found, char *errstr, size_t errstr_size)
+{
+        struct db_param p[] = {DB_STR(event_id)};
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR, .s = pj->anchor, .s_size = sizeof(pj->anchor)},
+                {.type = DB_PARAM_STR, .s = pj->close_stream, .s_size = sizeof(pj->close_stream)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = pj->reason, .s_size = sizeof(pj->reason)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = pj->punishment, .s_size = sizeof(pj->punishment)},
+                {.type = DB_PARAM_STR, .s = pj->status, .s_size = sizeof(pj->status)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+        };
+        enum db_result r;
+
+        memset(pj, 0, sizeof(*pj));
+        r = db_query_row(st->db, st->project, p, 1, cols, 9, found, errstr, errstr_size);
+        if (cols[0].is_null)
+                pj->anchor[0] = '\0';
+        if (cols[1].is_null || cols[2].is_null)
+                pj->close_stream[0] = '\0';
+        if (cols[3].is_null)
+                pj->reason[0] = '\0';
+        pj->close_method = pj->close_stream[0] ? (int)cols[2].i : 0;
+        pj->decided_ms = cols[4].is_null ? 0 : cols[4].i;
+        pj->has_anchor_row = !cols[6].is_null && pj->anchor[0];
+        pj->until_ms = cols[7].is_null ? 0 : cols[7].i;
+        pj->version_ms = cols[8].is_null ? 0 : cols[8].i;
+        return r;
+}
+
+/*
+ * Only the anchor_status and suspended_until fields: status, stream_id, session_id and
+ * started_at belong to the stream role. The version (anchors.updated_at) keeps an older
+ * projection from another instance from overwriting a newer one.
+ */
+static const char project_script[] =
+        "local v = redis.call('HGET', KEYS[1], 'anchor_status_version')\n"
+        "if v and tonumber(v) > tonumber(ARGV[3]) then return 0 end\n"
+        "redis.call('HSET', KEYS[1], 'anchor_status', ARGV[1], 'suspended_until', ARGV[2], "
+        "'anchor_status_version', ARGV[3])\n"
+        "return 1\n";
+
+static int project_anchor(struct audit_state *st, const struct projection *pj, char *errstr,
+                          size_t errstr_size)
+{
+        char key[96], until[24], version[24];
+        const char *keys[] = {key};
+        const char *args[] = {pj->status, until, version};
+        redisReply *reply;
+
+        snprintf(key, sizeof(key), "hash:anchor:status:%s", pj->anchor);
+        snprintf(until, sizeof(until), "%lld", pj->until_ms);
+        snprintf(version, sizeof(version), "%lld", pj->version_ms);
+        if (!(reply = redis_conn_eval(st->redis, project_script, 1, keys, 3, args, errstr, errstr_size)))
+                return -1;
+        freeReplyObject(reply);
+        return 0;
+}
+
+/* The close's event id: derived from the verdict's, so a replayed verdict sends the same close. */
+static void close_event_id(const char *verdict_event_id, char out[65])
+{
+        char key[160];
+        int n = snprintf(key, sizeof(key), "audit.close|%s", verdict_event_id);
+
+        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, out);
+}
+
+static int encode_close(struct audit_state *st, const struct consumer_record *rec, const struct projection *pj,
+                        const char *event_id, void **buf, size_t *len, char *errstr, size_t errstr_size)
+{
+        json_t *payload = json_pack("{s:i,s:s?}", "close_method", pj->close_method, "reason",
+                                    pj->reason[0] ? pj->reason : NULL);
+        json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment", pj->punishment);
+        char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
+        struct envelope env = {
+                .event_id = event_id, .vendor = "internal", .event_type = "stream.close",
+                .stream_id = pj->close_stream, .anchor_id = pj->anchor, .room_id = NULL,
+                .event_time_ms = pj->decided_ms, .receive_time_ms = now_ms(), .trace_id = rec->trace_id,
+                .raw = raw_text, .raw_len = raw_text ? strlen(raw_text) : 0,
+        };
+        int rc = -1;
+
+        if (!payload || !raw_text)
+                snprintf(errstr, errstr_size, "out of memory");
+        else
+                rc = codec_encode(st->codec, &env, "StreamEnd", payload, buf, len, errstr, errstr_size);
+        json_decref(payload);
+        json_decref(raw);
+        free(raw_text);
+        return rc;
+}
+
+/* Produces the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
+static int produce_close(struct audit_state *st, const struct consumer_record *rec, const struct projection *pj,
+                         char *errstr, size_t errstr_size)
+{
+        char event_id[65];
+        void *buf = NULL;
+        size_t len = 0;
+        rd_kafka_resp_err_t err;
+        long long deadline = now_ms() + CLOSE_DELIVERY_WAIT_MS;
+
+        close_event_id(rec->ev.event_id, event_id);
+        if (encode_close(st, rec, pj, event_id, &buf, &len, errstr, errstr_size) == -1)
+                return -1;
+        st->has_report = false;
+        st->close_seq++;
+        err = rd_kafka_producev(st->producer, RD_KAFKA_V_TOPIC(CLOSE_TOPIC),
+                                RD_KAFKA_V_KEY(pj->close_stream, strlen(pj->close_stream)),
+                                RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                RD_KAFKA_V_HEADER("trace_id", rec->trace_id, -1),
+                                RD_KAFKA_V_HEADER("event_type", "stream.close", -1),
+                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->close_seq), RD_KAFKA_V_END);
+        if (err) {
+                free(buf); /* not handed over on failure */
+                snprintf(errstr, errstr_size, "produce %s: %s", CLOSE_TOPIC, rd_kafka_err2str(err));
+                return -1;
+        }
+        buf = NULL; /* librdkafka frees it (RD_KAFKA_MSG_F_FREE) */
+        while (!st->has_report && now_ms() < deadline && !signals_stop_requested())
+                rd_kafka_poll(st->producer, 100);
+        if (!st->has_report || st->report_err) {
+                snprintf(errstr, errstr_size, "stream.close for %s not acknowledged: %s", pj->close_stream,
+                         st->has_report ? rd_kafka_err2str(st->report_err) : "no delivery report yet");
+                return -1;
+        }
+        log_info(rec->trace_id, "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",
+                 pj->close_stream, pj->anchor, pj->close_method, event_id);
+        return 0;
+}
+
+/* Makes Redis say what the anchors row says, then closes the stream the verdict closes. */
+static int audit_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+{
+        struct audit_state *st = state;
+        struct projection pj;
+        bool found = false;
+
+        if (read_projection(st, rec->ev.event_id, &pj, &found, errstr, errstr_size) != DB_OK)
+                return -1;
+        if (!found)
+                return 0;
+        if (pj.has_anchor_row && project_anchor(st, &pj, errstr, errstr_size) == -1)
+                return -1;
+        if (pj.close_method && produce_close(st, rec, &pj, errstr, errstr_size) == -1)
+                return -1;
+        return 0;
+}
+
+const struct consumer_role audit_role = {
+        .name = "audit",
+        .topics = audit_topics,
+        .open = audit_open,
+        .apply = audit_apply,
+        .publish = audit_publish,
+        .tick = NULL,
+        .close = audit_close,
+};
