@@ -10,17 +10,24 @@
 #include "ids.h"
 #include "log.h"
 #include "redis_conn.h"
+#include "session_handoff.h"
 #include "settings.h"
+#include "vendor_api.h"
 
 static const char *const stream_topics[] = {"live.stream", NULL};
+
+/* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor. */
+#define NOTE_VENDOR_DROP 1
 
 struct stream_state {
         struct db *db;
         struct redis_conn *redis;
         struct ids *ids;
+        struct vendor_api *vendor;
+        struct session_handoff *handoff; /* session.end records to live.session */
         long long live_ttl_s;
         struct db_stmt *insert_event, *set_outcome, *lock_row, *insert_live, *new_session,
-                *late_begin, *insert_ended, *end_session, *project;
+                *late_begin, *insert_ended, *end_session, *project, *event_outcome;
 };
 
 /* The stream's row as it is now, read under FOR UPDATE. */
@@ -101,9 +108,11 @@ static int prepare(struct stream_state *st)
                 "close_method = ?, last_event_at = NOW(3) WHERE stream_id = ?");
         st->project = db_stmt(db,
                 "SELECT status, anchor_id, room_id, session_id, " EPOCH_MS("started_at")
-                " FROM live_streams WHERE stream_id = ?");
+                ", vendor FROM live_streams WHERE stream_id = ?");
+        st->event_outcome = db_stmt(db, "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = ?");
         return st->insert_event && st->set_outcome && st->lock_row && st->insert_live && st->new_session &&
-                               st->late_begin && st->insert_ended && st->end_session && st->project
+                               st->late_begin && st->insert_ended && st->end_session && st->project &&
+                               st->event_outcome
                        ? 0
                        : -1;
 }
@@ -117,13 +126,25 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
+        if (!(st->vendor = vendor_api_new(env->settings, errstr, errstr_size))) {
+                ids_destroy(st->ids);
+                free(st);
+                return -1;
+        }
         st->db = env->db;
         st->redis = env->redis;
         st->live_ttl_s = env->settings->live_ttl_s;
         if (prepare(st) == -1) {
+                vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        if (!(st->handoff = session_handoff_new(env->settings, env->db, errstr, errstr_size))) {
+                vendor_api_destroy(st->vendor);
+                ids_destroy(st->ids);
+                free(st);
                 return -1;
         }
         *state = st;
@@ -134,6 +155,8 @@ static void stream_close(void *state)
 {
         struct stream_state *st = state;
 
+        session_handoff_destroy(st->handoff);
+        vendor_api_destroy(st->vendor);
         ids_destroy(st->ids);
         free(st);
 }
@@ -322,6 +345,33 @@ static enum db_result record_event(struct stream_state *st, const struct consume
         return r;
 }
 
+/*
+ * A forced close seen again (a replay, or a redelivery after a crash between the commit and
+ * the vendor call) repeats the vendor drop when the first time ended a live session.
+ */
+static enum db_result replayed_close(struct stream_state *st, struct consumer_record *rec,
+                                     const struct stream_event *se, char *errstr, size_t errstr_size)
+{
+        char outcome[33] = "";
+        struct db_param p[] = {DB_STR(rec->ev.event_id)};
+        struct db_col col = {.type = DB_PARAM_STR, .s = outcome, .s_size = sizeof(outcome)};
+        bool found = false;
+        enum db_result r;
+
+        if (se->close_method < 2)
+                return DB_OK;
+        r = db_query_row(st->db, st->event_outcome, p, 1, &col, 1, &found, errstr, errstr_size);
+        if (r == DB_OK && found && !col.is_null && strcmp(outcome, "applied") == 0)
+                rec->note = NOTE_VENDOR_DROP;
+        return r;
+}
+
+/* An end that ended a live session, or a begin that supplied the start of an ended one. */
+static bool ends_session(const struct stream_event *se, const char *outcome)
+{
+        return strcmp(outcome, se->is_begin ? "late_begin" : "applied") == 0;
+}
+
 static enum apply_result stream_apply(void *state, struct consumer_record *rec, char *errstr,
                                       size_t errstr_size)
 {
@@ -337,15 +387,21 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         rec->publish = true; /* a replay re-projects Redis from MySQL: harmless and self-healing */
+        rec->note = 0;
         if (!first) {
                 log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id, rec->ev.stream_id);
-                return APPLY_DONE;
+                return from_db(replayed_close(st, rec, &se, errstr, errstr_size));
         }
         if ((r = lock_row(st, rec->ev.stream_id, &row, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         outcome = se.is_begin ? apply_begin(st, &se, &row, &r, errstr, errstr_size)
                               : apply_end(st, &se, &row, &r, errstr, errstr_size);
         if (r != DB_OK)
+                return from_db(r);
+        if (!se.is_begin && se.close_method >= 2 && strcmp(outcome, "applied") == 0)
+                rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
+        if (ends_session(&se, outcome) &&
+            (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (strcmp(outcome, "applied") != 0) {
                 struct db_param p[] = {DB_STR(outcome), DB_STR(rec->ev.event_id)};
@@ -360,21 +416,36 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
 
 /* ------------------------------------------------------------------ Redis projection */
 
-/* Makes Redis say what MySQL says about the stream, whatever Redis said before. */
+/* Cuts the push at the vendor; a stream the vendor no longer has, or no API for it, is fine. */
+static int drop_at_vendor(struct stream_state *st, const struct consumer_record *rec, const char *vendor,
+                          char *errstr, size_t errstr_size)
+{
+        enum vendor_drop r = vendor_api_drop_stream(st->vendor, vendor, rec->ev.stream_id, rec->trace_id,
+                                                    errstr, errstr_size);
+
+        return r == VENDOR_DROP_RETRY || r == VENDOR_DROP_FAILED ? -1 : 0;
+}
+
+/*
+ * Makes Redis say what MySQL says about the stream, whatever Redis said before; then, for a
+ * forced close that ended a live session, has the vendor cut the push (unless the stream is
+ * live again by now: a newer session must not be cut).
+ */
 static int stream_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
 {
         struct stream_state *st = state;
-        char status[8] = "", anchor[65] = "", room[65] = "", session[24], started[24], ttl[24];
+        char status[8] = "", anchor[65] = "", room[65] = "", vendor[17] = "", session[24], started[24], ttl[24];
         char k_online[] = "set:live:online", k_anchor[96] = "", k_temp[300];
         struct db_param p[] = {DB_STR(rec->ev.stream_id)};
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
                                 {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
                                 {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
-                                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+                                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)}};
         bool found;
         redisReply *reply;
 
-        if (db_query_row(st->db, st->project, p, 1, cols, 5, &found, errstr, errstr_size) != DB_OK)
+        if (db_query_row(st->db, st->project, p, 1, cols, 6, &found, errstr, errstr_size) != DB_OK)
                 return -1;
         if (!found)
                 return 0;
@@ -391,6 +462,10 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
         if (!reply)
                 return -1;
         freeReplyObject(reply);
+        if (session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id, errstr, errstr_size) == -1)
+                return -1; /* a replayed or retried event sends the same session.end again */
+        if (rec->note == NOTE_VENDOR_DROP && strcmp(status, "live") != 0)
+                return drop_at_vendor(st, rec, vendor, errstr, errstr_size);
         return 0;
 }
 

@@ -9,7 +9,8 @@
  * callbacks: every event is recorded once in live_events (unique per consumer and event id),
  * the stream row is locked and the event applied only when it is newer than what the row
  * holds; Redis (set:live:online, hash:anchor:status:{anchor_id}, temp:live:{stream_id}) is
- * then made to match the row.
+ * then made to match the row. An event that ends a live session (or supplies the start of
+ * one that ended first) hands it to live.session as a session.end record (session_handoff.h).
  */
 extern const struct consumer_role stream_lifecycle_role;
 

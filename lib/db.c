@@ -282,6 +282,20 @@ static void bind_results(MYSQL_BIND *b, struct db_col *cols, size_t ncols, my_bo
         }
 }
 
+/* Copies the null flags of a fetched row and NUL-terminates its strings. */
+static void finish_row(struct db_col *cols, size_t ncols, const my_bool *nulls,
+                       const unsigned long *lens)
+{
+        for (size_t i = 0; i < ncols; i++) {
+                cols[i].is_null = nulls[i];
+                if (cols[i].type == DB_PARAM_STR && cols[i].s_size) {
+                        size_t l = lens[i] < cols[i].s_size - 1 ? lens[i] : cols[i].s_size - 1;
+
+                        cols[i].s[nulls[i] ? 0 : l] = '\0';
+                }
+        }
+}
+
 enum db_result db_query_row(struct db *db, struct db_stmt *st, const struct db_param *params,
                             size_t n, struct db_col *cols, size_t ncols, bool *found, char *errstr,
                             size_t errstr_size)
@@ -306,17 +320,42 @@ enum db_result db_query_row(struct db *db, struct db_stmt *st, const struct db_p
         }
         if (fr != MYSQL_NO_DATA) {
                 *found = true; /* MYSQL_DATA_TRUNCATED keeps the prefix that fits */
-                for (size_t i = 0; i < ncols; i++) {
-                        cols[i].is_null = nulls[i];
-                        if (cols[i].type == DB_PARAM_STR && cols[i].s_size) {
-                                size_t l = lens[i] < cols[i].s_size - 1 ? lens[i] : cols[i].s_size - 1;
-
-                                cols[i].s[nulls[i] ? 0 : l] = '\0';
-                        }
-                }
+                finish_row(cols, ncols, nulls, lens);
         }
         mysql_stmt_free_result(st->stmt);
         return DB_OK;
+}
+
+enum db_result db_query_each(struct db *db, struct db_stmt *st, const struct db_param *params,
+                             size_t n, struct db_col *cols, size_t ncols,
+                             void (*on_row)(const struct db_col *cols, void *arg), void *arg,
+                             char *errstr, size_t errstr_size)
+{
+        MYSQL_BIND b[DB_MAX_PARAMS];
+        my_bool nulls[DB_MAX_PARAMS];
+        unsigned long lens[DB_MAX_PARAMS];
+        enum db_result r;
+        int fr;
+
+        if (ncols > DB_MAX_PARAMS) {
+                snprintf(errstr, errstr_size, "too many columns (%zu)", ncols);
+                return DB_FATAL;
+        }
+        if ((r = execute(db, st, params, n, errstr, errstr_size)) != DB_OK)
+                return r;
+        bind_results(b, cols, ncols, nulls, lens);
+        /* Stored client-side: the server is free while on_row works. */
+        if (mysql_stmt_bind_result(st->stmt, b) || mysql_stmt_store_result(st->stmt))
+                return stmt_fail(db, st, errstr, errstr_size);
+        while ((fr = mysql_stmt_fetch(st->stmt)) == 0 || fr == MYSQL_DATA_TRUNCATED) {
+                finish_row(cols, ncols, nulls, lens);
+                on_row(cols, arg);
+        }
+        if (fr == 1)
+                r = stmt_fail(db, st, errstr, errstr_size);
+        if (st->stmt) /* a lost connection has closed it already */
+                mysql_stmt_free_result(st->stmt);
+        return r;
 }
 
 enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affected, char *errstr,

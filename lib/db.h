@@ -81,6 +81,16 @@ enum db_result db_query_row(struct db *db, struct db_stmt *st, const struct db_p
                             size_t n, struct db_col *cols, size_t ncols, bool *found, char *errstr,
                             size_t errstr_size);
 
+/**
+ * @brief Runs a query and calls on_row(cols, arg) once per row, cols filled as by
+ * db_query_row() (the same array each time: copy what must outlive the call). The whole
+ * result is read before the first call; on_row must not use db.
+ */
+enum db_result db_query_each(struct db *db, struct db_stmt *st, const struct db_param *params,
+                             size_t n, struct db_col *cols, size_t ncols,
+                             void (*on_row)(const struct db_col *cols, void *arg), void *arg,
+                             char *errstr, size_t errstr_size);
+
 /** @brief Runs a text statement (no result set), e.g. "BEGIN", "COMMIT" or a multi-row insert. */
 enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affected, char *errstr,
                       size_t errstr_size);

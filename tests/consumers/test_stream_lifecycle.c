@@ -340,3 +340,134 @@ Test(stream_lifecycle, undecodable_record_goes_to_dlq_and_the_partition_moves_on
         cr_assert_str_eq(cls, "permanent");
         stop_consumer_expect_clean_exit();
 }
+
+/* One session.end record of live.session as the test reads it back. */
+struct session_end {
+        char event_id_header[80];
+        char event_type_header[32];
+        char event_id[80];
+        long long session_id, started_at_ms, ended_at_ms, duration_s, close_method;
+};
+
+static void read_session_end(struct codec *codec, const rd_kafka_message_t *m, struct session_end *se)
+{
+        rd_kafka_headers_t *h = NULL;
+        struct event ev = {0};
+        const void *val;
+        size_t len;
+        char err[256];
+
+        memset(se, 0, sizeof(*se));
+        cr_assert(rd_kafka_message_headers(m, &h) == 0, "a session.end record without headers");
+        if (rd_kafka_header_get_last(h, "event_id", &val, &len) == 0)
+                snprintf(se->event_id_header, sizeof(se->event_id_header), "%.*s", (int)len, (const char *)val);
+        if (rd_kafka_header_get_last(h, "event_type", &val, &len) == 0)
+                snprintf(se->event_type_header, sizeof(se->event_type_header), "%.*s", (int)len, (const char *)val);
+        cr_assert(codec_decode(codec, m->payload, m->len, &ev, err, sizeof(err)) == 0, "%s", err);
+        cr_assert_str_eq(ev.payload_name, "SessionEnd");
+        snprintf(se->event_id, sizeof(se->event_id), "%s", ev.event_id);
+        se->session_id = json_integer_value(json_object_get(ev.payload, "session_id"));
+        se->started_at_ms = json_integer_value(json_object_get(ev.payload, "started_at_ms"));
+        se->ended_at_ms = json_integer_value(json_object_get(ev.payload, "ended_at_ms"));
+        se->duration_s = json_integer_value(json_object_get(ev.payload, "duration_s"));
+        se->close_method = json_integer_value(json_object_get(ev.payload, "close_method"));
+        event_fini(&ev);
+}
+
+/*
+ * Reads every partition of live.session from the start for timeout_ms, or until `want`
+ * session.end records of `session` keyed `key` were seen (want < 0: the whole time). Every
+ * test's consumer reads every test's streams into its own database and hands off its own
+ * sessions, so only this test's session id tells its records apart. Partitions are
+ * assigned, not subscribed, so no group rebalance delays the read. @returns how many.
+ */
+static int read_session_ends(const char *key, long long session, struct session_end *out, int max, int want,
+                             int timeout_ms)
+{
+        char err[256], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+        long long deadline = support_now_ms() + timeout_ms;
+        rd_kafka_topic_t *rkt;
+        rd_kafka_t *rk;
+        int n = 0;
+
+        support_unique_name("sessread", group, sizeof(group));
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+                                    sizeof(err)) == RD_KAFKA_CONF_OK);
+        /* assign() wants a group id; it never joins the group, so nothing waits for a rebalance. */
+        cr_assert(rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s", err);
+        rd_kafka_poll_set_consumer(rk);
+        rkt = rd_kafka_topic_new(rk, "live.session", NULL);
+        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
+                  md->topics[0].partition_cnt > 0, "no metadata for live.session");
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+                rd_kafka_topic_partition_list_add(parts, "live.session", md->topics[0].partitions[i].id)->offset =
+                        RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        cr_assert(rd_kafka_assign(rk, parts) == 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+        while (support_now_ms() < deadline && (want < 0 || n < want)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+                if (!m)
+                        continue;
+                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0) {
+                        struct session_end se;
+
+                        read_session_end(fx.codec, m, &se);
+                        if (se.session_id == session && n < max)
+                                out[n] = se;
+                        n += se.session_id == session;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n;
+}
+
+Test(stream_lifecycle, an_ended_session_is_handed_off_once_and_a_replay_repeats_its_event_id)
+{
+        const long long begin_s = 1703731478, end_s = 1703735203;
+        struct session_end got[4];
+        char s[64], key[64], want_id[65];
+        long long session;
+        int n;
+
+        snprintf(s, sizeof(s), "%s_handoff", fx.prefix);
+        produce_event(s, true, "4242", begin_s, 0, -1);
+        produce_event(s, false, "4242", end_s, 1, -1);
+        wait_status(s, "ended");
+        session = support_query_int(fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+        snprintf(key, sizeof(key), "session.end|%lld", session);
+        crypto_sha256_hex(key, strlen(key), want_id);
+
+        cr_assert_eq(read_session_ends(s, session, got, 4, 1, 20000), 1, "no session.end for %s (log %s)", s,
+                  fx.log_path);
+        /* Read again for a while: the begin and the end must have made exactly one record. */
+        n = read_session_ends(s, session, got, 4, -1, 3000);
+        cr_assert_eq(n, 1, "begin + end must make exactly one session.end, not %d", n);
+        cr_assert_eq(got[0].session_id, session);
+        cr_assert_eq(got[0].started_at_ms, begin_s * 1000);
+        cr_assert_eq(got[0].ended_at_ms, end_s * 1000);
+        cr_assert_eq(got[0].duration_s, end_s - begin_s);
+        cr_assert_eq(got[0].close_method, 1);
+        cr_assert_str_eq(got[0].event_type_header, "session.end");
+        cr_assert_str_eq(got[0].event_id_header, want_id);
+        cr_assert_str_eq(got[0].event_id, want_id);
+
+        /* The same end again (a vendor retry or a replay): the same session.end once more. */
+        produce_event(s, false, "4242", end_s, 1, -1);
+        cr_assert_eq(read_session_ends(s, session, got, 4, 2, 20000), 2, "the replayed end sent nothing");
+        cr_assert_eq(read_session_ends(s, session, got, 4, -1, 3000), 2, "one replay must make one more");
+        cr_assert_str_eq(got[1].event_id_header, want_id);
+        cr_assert_str_eq(got[1].event_id, want_id);
+        cr_assert_eq(got[1].session_id, session);
+        cr_assert_eq(got[1].duration_s, end_s - begin_s);
+        stop_consumer_expect_clean_exit();
+}

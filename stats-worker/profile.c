@@ -1,0 +1,264 @@
+/* profile.c: the periodic audience_profile run, one instance per period, swapped in whole. */
+#include "profile.h"
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis_conn.h"
+#include "settings.h"
+#include "trace.h"
+
+#define PROFILE_RETRY_MS 30000 /* a failed run is tried again this much later, or a period later */
+
+/* Deletes the lock only while it still holds our token: an expired lock that another
+ * instance took since is not ours to release. */
+static const char release_script[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+        "return 0\n";
+
+struct profile {
+        struct db *db; /* ours: its timeout is the lock's TTL */
+        struct redis_conn *redis;
+        long long interval_s, high_pct, mid_pct, lock_ttl_s;
+        char instance[128];
+        long long done_period; /* the last period known to be done; -1 at start */
+        long long retry_at_ms; /* after a failure, no new attempt before this */
+        struct db_stmt *is_done, *stage, *record_run;
+        struct metric *m_done, *m_failed, *m_superseded, *m_busy;
+};
+
+enum lock_result { LOCK_TAKEN, LOCK_BUSY, LOCK_ERROR };
+
+static long long now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int prepare(struct profile *p)
+{
+        p->is_done = db_stmt(p->db, "SELECT COUNT(*) FROM stats_profile_run WHERE interval_s = ? AND period = ?");
+        /* at_most counts the spenders whose total is at most this one (ties included). */
+        p->stage = db_stmt(p->db,
+                "INSERT INTO stats_profile_stage (audience_id, total_amount, percentile, level, period_start) "
+                "SELECT audience_id, total, ROUND(100 * at_most / spenders, 3), "
+                "CASE WHEN 100 * at_most > ? * spenders THEN 'high' WHEN 100 * at_most > ? * spenders THEN 'mid' "
+                "ELSE 'low' END, FROM_UNIXTIME(?) FROM ("
+                " SELECT audience_id, total, COUNT(*) OVER (ORDER BY total RANGE BETWEEN UNBOUNDED PRECEDING "
+                " AND CURRENT ROW) AS at_most, COUNT(*) OVER () AS spenders FROM ("
+                "  SELECT audience_id, SUM(amount) AS total FROM stats_tip GROUP BY audience_id) t) r");
+        p->record_run = db_stmt(p->db,
+                "INSERT INTO stats_profile_run (interval_s, period, period_start, instance, audiences, started_at) "
+                "VALUES (?, ?, FROM_UNIXTIME(?), ?, ?, FROM_UNIXTIME(? / 1000))");
+        return p->is_done && p->stage && p->record_run ? 0 : -1;
+}
+
+static void register_metrics(struct profile *p, struct metrics *metrics)
+{
+        static const char runs[] = "liveflow_stats_profile_runs_total";
+
+        p->m_done = metrics_counter(metrics, runs, "audience_profile runs, by outcome", "outcome=\"done\"");
+        p->m_failed = metrics_counter(metrics, runs, NULL, "outcome=\"failed\"");
+        p->m_superseded = metrics_counter(metrics, runs, NULL, "outcome=\"superseded\"");
+        p->m_busy = metrics_counter(metrics, "liveflow_stats_profile_lock_busy_total",
+                                    "Ticks that found the period's profiling lock held by another instance", NULL);
+}
+
+struct profile *profile_new(const struct settings *s, struct redis_conn *redis, struct metrics *metrics,
+                            char *errstr, size_t errstr_size)
+{
+        struct profile *p = calloc(1, sizeof(*p));
+        char host[64] = "";
+
+        if (!p) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        p->redis = redis;
+        p->interval_s = s->stats_profile_interval_s;
+        p->high_pct = s->stats_profile_high_pct;
+        p->mid_pct = s->stats_profile_mid_pct;
+        p->lock_ttl_s = s->stats_profile_lock_ttl_s;
+        p->done_period = -1;
+        if (gethostname(host, sizeof(host) - 1) == -1)
+                snprintf(host, sizeof(host), "localhost");
+        snprintf(p->instance, sizeof(p->instance), "%s:%d", s->instance_id ? s->instance_id : host, (int)getpid());
+        register_metrics(p, metrics);
+        if (!(p->db = db_new(s->mysql_url, (int)p->lock_ttl_s, errstr, errstr_size)))
+                goto fail;
+        if (prepare(p) == -1) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        return p;
+fail:
+        profile_destroy(p);
+        return NULL;
+}
+
+void profile_destroy(struct profile *p)
+{
+        if (!p)
+                return;
+        db_destroy(p->db);
+        free(p);
+}
+
+/* ------------------------------------------------------------------ the lock */
+
+static enum lock_result lock_take(struct profile *p, const char *key, const char *token, char *errstr,
+                                  size_t errstr_size)
+{
+        char ttl[24];
+        const char *argv[] = {"SET", key, token, "NX", "EX", ttl};
+        redisReply *reply;
+        enum lock_result r;
+
+        snprintf(ttl, sizeof(ttl), "%lld", p->lock_ttl_s);
+        if (!(reply = redis_conn_cmd(p->redis, 6, argv, NULL, errstr, errstr_size)))
+                return LOCK_ERROR;
+        r = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0 ? LOCK_TAKEN : LOCK_BUSY;
+        freeReplyObject(reply);
+        return r;
+}
+
+static void lock_release(struct profile *p, const char *key, const char *token)
+{
+        const char *keys[] = {key}, *args[] = {token};
+        char errstr[256];
+        redisReply *reply = redis_conn_eval(p->redis, release_script, 1, keys, 1, args, errstr, sizeof(errstr));
+
+        if (!reply) {
+                log_warn(NULL, "profile: releasing %s: %s (it expires by itself)", key, errstr);
+                return;
+        }
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+                log_warn(NULL, "profile: %s had expired before the run ended (LIVEFLOW_STATS_PROFILE_LOCK_TTL_S)", key);
+        freeReplyObject(reply);
+}
+
+/* ------------------------------------------------------------------ the run */
+
+static enum db_result is_done(struct profile *p, long long period, bool *done, char *errstr, size_t errstr_size)
+{
+        struct db_param prm[] = {DB_I64(p->interval_s), DB_I64(period)};
+        struct db_col col = {.type = DB_PARAM_I64};
+        bool found = false;
+        enum db_result r = db_query_row(p->db, p->is_done, prm, 2, &col, 1, &found, errstr, errstr_size);
+
+        *done = r == DB_OK && found && col.i > 0;
+        return r;
+}
+
+/* READ COMMITTED, so that reading the whole ledger takes no locks that would hold up tips. */
+static enum db_result read_committed(struct profile *p, char *errstr, size_t errstr_size)
+{
+        return db_sql(p->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr, errstr_size);
+}
+
+/* Computes every spender's row into stats_profile_stage; *staged receives how many. */
+static enum db_result stage(struct profile *p, long long period, long long *staged, char *errstr,
+                            size_t errstr_size)
+{
+        struct db_param prm[] = {DB_I64(p->high_pct), DB_I64(p->mid_pct), DB_I64(period)};
+        unsigned long long affected = 0;
+        enum db_result r;
+
+        if ((r = db_sql(p->db, "DELETE FROM stats_profile_stage", NULL, errstr, errstr_size)) != DB_OK ||
+            (r = read_committed(p, errstr, errstr_size)) != DB_OK ||
+            (r = db_exec(p->db, p->stage, prm, 3, &affected, NULL, errstr, errstr_size)) != DB_OK)
+                return r;
+        *staged = (long long)affected;
+        return DB_OK;
+}
+
+/* Records the run and replaces audience_profile with the stage, all or nothing. */
+static enum db_result swap(struct profile *p, long long period, long long staged, long long started_ms,
+                           char *errstr, size_t errstr_size)
+{
+        struct db_param prm[] = {DB_I64(p->interval_s), DB_I64(period), DB_I64(period), DB_STR(p->instance),
+                                 DB_I64(staged), DB_I64(started_ms)};
+        enum db_result r;
+
+        if ((r = read_committed(p, errstr, errstr_size)) != DB_OK || (r = db_begin(p->db, errstr, errstr_size)) != DB_OK)
+                return r;
+        if ((r = db_exec(p->db, p->record_run, prm, 6, NULL, NULL, errstr, errstr_size)) != DB_OK ||
+            (r = db_sql(p->db, "DELETE FROM audience_profile", NULL, errstr, errstr_size)) != DB_OK ||
+            (r = db_sql(p->db, "INSERT INTO audience_profile (audience_id, total_amount, percentile, level, "
+                        "period_start, computed_at) SELECT audience_id, total_amount, percentile, level, period_start, "
+                        "NOW(3) FROM stats_profile_stage", NULL, errstr, errstr_size)) != DB_OK ||
+            (r = db_commit(p->db, errstr, errstr_size)) != DB_OK) {
+                db_rollback(p->db);
+                return r;
+        }
+        return DB_OK;
+}
+
+/* @returns 0 when the period is done (by this run or an earlier one), -1 with errstr. */
+static int run_unless_done(struct profile *p, long long period, char *errstr, size_t errstr_size)
+{
+        long long started_ms = now_ms(), staged = 0;
+        bool done = false;
+        enum db_result r;
+
+        /* Checked under the lock: a run that finished has recorded itself before releasing it. */
+        if (is_done(p, period, &done, errstr, errstr_size) != DB_OK)
+                return -1;
+        if (done)
+                return 0;
+        log_info(NULL, "profile run started period=%lld interval_s=%lld instance=%s", period, p->interval_s,
+                 p->instance);
+        if (stage(p, period, &staged, errstr, errstr_size) != DB_OK)
+                return -1;
+        if ((r = swap(p, period, staged, started_ms, errstr, errstr_size)) == DB_DUPLICATE) {
+                metric_add(p->m_superseded, 1);
+                log_warn(NULL, "profile period=%lld was recorded by another run meanwhile; this one is dropped", period);
+                return 0;
+        }
+        if (r != DB_OK)
+                return -1;
+        metric_add(p->m_done, 1);
+        log_info(NULL, "profile run done period=%lld audiences=%lld ms=%lld", period, staged, now_ms() - started_ms);
+        return 0;
+}
+
+void profile_tick(struct profile *p, long long now)
+{
+        long long period = now / 1000 / p->interval_s * p->interval_s;
+        long long retry_ms = p->interval_s * 1000 < PROFILE_RETRY_MS ? p->interval_s * 1000 : PROFILE_RETRY_MS;
+        char key[64], token[33], errstr[512];
+
+        if (period == p->done_period || now < p->retry_at_ms)
+                return;
+        snprintf(key, sizeof(key), "lock:stats:profile:%lld", period);
+        trace_id_new(token);
+        switch (lock_take(p, key, token, errstr, sizeof(errstr))) {
+        case LOCK_BUSY:
+                metric_add(p->m_busy, 1); /* another instance runs it: look again next tick */
+                return;
+        case LOCK_ERROR:
+                log_warn(NULL, "profile period=%lld: no lock: %s", period, errstr);
+                p->retry_at_ms = now + retry_ms;
+                return;
+        case LOCK_TAKEN:
+                break;
+        }
+        if (run_unless_done(p, period, errstr, sizeof(errstr)) == 0) {
+                p->done_period = period;
+        } else {
+                metric_add(p->m_failed, 1);
+                log_error(NULL, "profile run failed period=%lld, the previous profile stays: %s", period, errstr);
+                p->retry_at_ms = now + retry_ms;
+        }
+        lock_release(p, key, token);
+}

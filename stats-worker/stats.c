@@ -1,0 +1,108 @@
+/* stats.c: the stats role on the consumer runtime: routes each record, runs the periodic work. */
+#include "stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "profile.h"
+#include "sessions.h"
+#include "settings.h"
+#include "tips.h"
+
+#define REFRESH_MAX 100 /* sessions whose live_statistics one tick computes at most */
+
+static const char *const stats_topics[] = {"live.reward", "live.viewer", "live.session", NULL};
+
+struct stats_state {
+        struct tips *tips;
+        struct sessions *sessions;
+        struct profile *profile;
+};
+
+static void stats_close(void *state)
+{
+        struct stats_state *st = state;
+
+        if (!st)
+                return;
+        profile_destroy(st->profile);
+        sessions_destroy(st->sessions);
+        tips_destroy(st->tips);
+        free(st);
+}
+
+static int stats_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
+{
+        struct stats_state *st = calloc(1, sizeof(*st));
+
+        if (!st || !(st->tips = tips_new(env->db)) ||
+            !(st->sessions = sessions_new(env->db, env->metrics, env->settings->stats_late_s))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                stats_close(st);
+                return -1;
+        }
+        if (!(st->profile = profile_new(env->settings, env->redis, env->metrics, errstr, errstr_size))) {
+                stats_close(st);
+                return -1;
+        }
+        *state = st;
+        return 0;
+}
+
+/* A new tip may belong to a session that has ended already: its figures are due again. */
+static enum apply_result apply_tip(struct stats_state *st, const struct consumer_record *rec, char *errstr,
+                                   size_t errstr_size)
+{
+        struct tip tip;
+        bool is_new = false;
+        enum apply_result r = tips_apply(st->tips, &rec->ev, &tip, &is_new, errstr, errstr_size);
+
+        if (r == APPLY_DONE && is_new)
+                r = sessions_note_tip(st->sessions, tip.room_id, tip.ts_ms, errstr, errstr_size);
+        if (r == APPLY_DONE)
+                log_debug(rec->trace_id, "tip %s %s topic=%s partition=%d offset=%lld", tip.tip_id,
+                          is_new ? "recorded" : "seen before", rec->topic, rec->partition, rec->offset);
+        return r;
+}
+
+static enum apply_result stats_apply(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+{
+        struct stats_state *st = state;
+        const char *type = rec->ev.event_type;
+
+        if (strcmp(type, "reward") == 0)
+                return apply_tip(st, rec, errstr, errstr_size);
+        if (strcmp(type, "viewer.join") == 0 || strcmp(type, "viewer.leave") == 0)
+                return sessions_apply_viewer(st->sessions, &rec->ev, errstr, errstr_size);
+        if (strcmp(type, "session.end") == 0) {
+                log_info(rec->trace_id, "session.end stream=%s topic=%s partition=%d offset=%lld",
+                         rec->ev.stream_id ? rec->ev.stream_id : "-", rec->topic, rec->partition, rec->offset);
+                return sessions_apply_end(st->sessions, &rec->ev, errstr, errstr_size);
+        }
+        /* Not an error: the topics may carry more kinds of events than this role needs. */
+        log_info(rec->trace_id, "skipped event_type=%s topic=%s partition=%d offset=%lld", type, rec->topic,
+                 rec->partition, rec->offset);
+        return APPLY_DONE;
+}
+
+static void stats_tick(void *state, long long now_ms)
+{
+        struct stats_state *st = state;
+        char errstr[512];
+
+        if (sessions_refresh(st->sessions, REFRESH_MAX, errstr, sizeof(errstr)) == -1)
+                log_warn(NULL, "live_statistics: %s (tried again next tick)", errstr);
+        profile_tick(st->profile, now_ms);
+}
+
+const struct consumer_role stats_role = {
+        .name = "stats",
+        .topics = stats_topics,
+        .open = stats_open,
+        .apply = stats_apply,
+        .publish = NULL,
+        .tick = stats_tick,
+        .close = stats_close,
+};
