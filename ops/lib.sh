@@ -200,10 +200,12 @@ start_mariadb() {
         shift 5
         mariadb_install "$datadir" "$logfile.install" || return 1
         mkdir -p "$(dirname "$socket")"
+        # Its own temp dir: a shared /tmp may be cleaned under a running server's feet.
+        mkdir -p "$datadir-tmp" && chmod 0700 "$datadir-tmp" && chown --reference="$datadir" "$datadir-tmp"
         # shellcheck disable=SC2046 # root_arg is one word or none
         spawn "$pidfile" "$logfile" mariadbd --no-defaults $(root_arg) --datadir="$datadir" \
                 --socket="$socket" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
-                --pid-file="$datadir/mariadbd.pid" --log-error="$logfile" \
+                --pid-file="$datadir/mariadbd.pid" --log-error="$logfile" --tmpdir="$datadir-tmp" \
                 --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci "$@"
         wait_for 60 "$(cat "$pidfile")" mariadb-admin --no-defaults --socket="$socket" -uroot ping
         rc=$?

@@ -126,6 +126,7 @@ load_secrets() {
 }
 
 write_env() {
+        mkdir -p "$RUN/spool" || fail_start "cannot make $RUN/spool"
         (
                 umask 077
                 cat >"$RUN/env.tmp" <<EOF
@@ -139,6 +140,7 @@ export LIVEFLOW_TENCENT_KEY=$STACK_TENCENT_KEY
 export LIVEFLOW_HMAC_SECRET=$STACK_HMAC_SECRET
 export LIVEFLOW_SRS_TOKEN=$STACK_SRS_TOKEN
 export LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=6000
+export LIVEFLOW_SPOOL_DIR=$RUN/spool
 export LIVEFLOW_LOG_LEVEL=info
 EOF
         ) && mv "$RUN/env.tmp" "$RUN/env" || fail_start "cannot write $RUN/env"
