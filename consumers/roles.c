@@ -5,6 +5,7 @@
 
 #include "audit.h"
 #include "record.h"
+#include "reward_sync.h"
 #include "snapshot.h"
 #include "stream_lifecycle.h"
 
@@ -13,6 +14,7 @@ const struct consumer_role *const roles_all[] = {
         &record_role,
         &snapshot_role,
         &audit_role,
+        &reward_sync_role,
         NULL,
 };
 

@@ -315,7 +315,8 @@ enum db_result db_query_row(struct db *db, struct db_stmt *st, const struct db_p
         fr = mysql_stmt_fetch(st->stmt);
         if (fr == 1) {
                 r = stmt_fail(db, st, errstr, errstr_size);
-                mysql_stmt_free_result(st->stmt);
+                if (st->stmt) /* a lost connection has closed it already */
+                        mysql_stmt_free_result(st->stmt);
                 return r;
         }
         if (fr != MYSQL_NO_DATA) {

@@ -40,6 +40,8 @@ static struct {
         char log_path[512];
 } rcv;
 
+static pid_t private_broker; /* a test's own dev broker, stopped by teardown */
+
 /* What one HTTP exchange returned. */
 struct reply {
         long status;
@@ -107,6 +109,12 @@ static void teardown(void)
         if (rcv.pid > 0) { /* a failed test: do not leave the process behind */
                 kill(rcv.pid, SIGKILL);
                 support_wait_exit(rcv.pid, 5000);
+        }
+        if (private_broker > 0) {
+                kill(private_broker, SIGTERM);
+                if (support_wait_exit(private_broker, 10000) == -1)
+                        kill(private_broker, SIGKILL);
+                private_broker = 0;
         }
         curl_global_cleanup();
 }
@@ -591,7 +599,7 @@ static pid_t start_private_broker(char *bootstrap, size_t bootstrap_size)
         snprintf(file, sizeof(file), "/tmp/liveflow_e2e_%s.bootstrap", name);
         snprintf(log_path, sizeof(log_path), "/tmp/liveflow_e2e_%s.log", name);
         snprintf(file_env, sizeof(file_env), "LIVEFLOW_DEVBROKER_BOOTSTRAP_FILE=%s", file);
-        pid = support_spawn(argv, env, log_path);
+        pid = private_broker = support_spawn(argv, env, log_path);
         while (support_now_ms() < deadline && !(text = support_read_file(file, NULL)))
                 support_sleep_ms(50);
         cr_assert_not_null(text, "dev broker wrote no bootstrap file; log: %s", log_path);
@@ -725,8 +733,6 @@ Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_
                 else
                         cr_assert(le(int, counts[i], 1), "%s is in Kafka %d times", keys[i], counts[i]);
         }
-        kill(broker, SIGTERM);
-        support_wait_exit(broker, 10000);
 }
 
 /* ------------------------------------------------------------ SRS spool */
@@ -778,7 +784,5 @@ Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_i
         stop_receiver_expect_clean_exit();
         count_keys(bootstrap, "live.viewer", keys, 1, counts);
         cr_assert(eq(int, counts[0], 1), "the spooled hook is in Kafka once");
-        kill(broker, SIGTERM);
-        support_wait_exit(broker, 10000);
         support_sh("rm -rf %s", spool_dir);
 }
