@@ -89,11 +89,16 @@ rd_kafka_t *kafka_producer_new(const struct settings *s, const char *client_id,
                                void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                                void *opaque, char *errstr, size_t errstr_size)
 {
-        /* Durable before 200: every write waits for all in-sync replicas; idempotence keeps
-         * librdkafka's internal retries from duplicating or reordering records. */
+        /*
+         * Durable before 200: every write waits for all in-sync replicas; idempotence keeps
+         * librdkafka's internal retries from duplicating or reordering records. No linger:
+         * every caller waits for its ack, and under load batches form by themselves while
+         * earlier requests are in flight (measured: at 8 connections linger.ms=2 costs 3 ms
+         * of every answer, at 64 it buys nothing). LIVEFLOW_KAFKA_PROP_LINGER_MS overrides.
+         */
         static const char *const defaults[][2] = {
                 {"enable.idempotence", "true"}, {"acks", "all"},
-                {"linger.ms", "2"},             {"compression.type", "lz4"},
+                {"linger.ms", "0"},             {"compression.type", "lz4"},
                 {"message.timeout.ms", "30000"}, {"queue.buffering.max.messages", "200000"},
         };
         rd_kafka_conf_t *conf = kafka_conf_new(s, client_id, errstr, errstr_size);
