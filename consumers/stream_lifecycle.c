@@ -6,18 +6,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "db.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis_conn.h"
 #include "session_handoff.h"
 #include "settings.h"
+#include "signals.h"
+#include "stream_close.h"
 #include "vendor_api.h"
 
 static const char *const stream_topics[] = {"live.stream", NULL};
 
 /* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor. */
 #define NOTE_VENDOR_DROP 1
+/* consumer_record.note: this begin made a banned (suspended) anchor live; publish() cuts it off. */
+#define NOTE_CUTOFF_BANNED    2
+#define NOTE_CUTOFF_SUSPENDED 3
+
+/* The live_events outcome of such a begin, so that a replay of it cuts off again. */
+#define OUTCOME_CUTOFF_BANNED    "cutoff_banned"
+#define OUTCOME_CUTOFF_SUSPENDED "cutoff_suspended"
+
+#define GHOST_SWEEP_LIMIT 300 /* streams closed per sweep at most; the next sweep takes the rest */
+#define STR_(x)           #x
+#define STR(x)            STR_(x)
+#define GHOST_LIMIT_SQL   STR(GHOST_SWEEP_LIMIT)
 
 struct stream_state {
         struct db *db;
@@ -25,9 +41,31 @@ struct stream_state {
         struct ids *ids;
         struct vendor_api *vendor;
         struct session_handoff *handoff; /* session.end records to live.session */
+        struct stream_close *closer;     /* our own stream.close records (ghosts, cut-offs) */
+        struct metric *ghosts_closed, *cutoffs;
         long long live_ttl_s;
+        long long ghost_silence_s;       /* 0: no ghost sweep */
+        long long sweep_interval_ms;
+        long long last_sweep_ms;
         struct db_stmt *insert_event, *set_outcome, *lock_row, *insert_live, *new_session,
-                *late_begin, *insert_ended, *end_session, *project, *event_outcome;
+                *late_begin, *insert_ended, *end_session, *project, *event_outcome, *anchor_state,
+                *touch, *ghosts;
+};
+
+/* A live stream the sweep found silent. */
+struct ghost {
+        char stream_id[256];
+        char anchor_id[65];
+        char room_id[65];
+        char vendor_session[129];
+        long long session_id;
+        long long silent_s;
+};
+
+/* db_query_each()'s collector for the sweep. */
+struct ghost_list {
+        struct ghost *items;
+        size_t n, cap;
 };
 
 /* The stream's row as it is now, read under FOR UPDATE. */
@@ -108,11 +146,22 @@ static int prepare(struct stream_state *st)
                 "close_method = ?, last_event_at = NOW(3) WHERE stream_id = ?");
         st->project = db_stmt(db,
                 "SELECT status, anchor_id, room_id, session_id, " EPOCH_MS("started_at")
-                ", vendor FROM live_streams WHERE stream_id = ?");
+                ", vendor FROM live_streams WHERE stream_id = ? FOR UPDATE");
         st->event_outcome = db_stmt(db, "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = ?");
+        /* No row is an active anchor; a suspension is judged at the begin's event time. */
+        st->anchor_state = db_stmt(db,
+                "SELECT status = 'banned', status = 'suspended' AND suspended_until IS NOT NULL AND "
+                "suspended_until > FROM_UNIXTIME(? / 1000) FROM anchors WHERE anchor_id = ?");
+        st->touch = db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) WHERE stream_id = ?");
+        /* Served by live_streams_status (status, last_event_at). */
+        st->ghosts = db_stmt(db,
+                "SELECT stream_id, anchor_id, room_id, vendor_session, session_id, "
+                "TIMESTAMPDIFF(SECOND, last_event_at, NOW(3)) FROM live_streams "
+                "WHERE status = 'live' AND last_event_at < NOW(3) - INTERVAL ? SECOND "
+                "ORDER BY last_event_at LIMIT " GHOST_LIMIT_SQL);
         return st->insert_event && st->set_outcome && st->lock_row && st->insert_live && st->new_session &&
                                st->late_begin && st->insert_ended && st->end_session && st->project &&
-                               st->event_outcome
+                               st->event_outcome && st->anchor_state && st->touch && st->ghosts
                        ? 0
                        : -1;
 }
@@ -134,6 +183,12 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
         st->db = env->db;
         st->redis = env->redis;
         st->live_ttl_s = env->settings->live_ttl_s;
+        st->ghost_silence_s = env->settings->stream_ghost_silence_s;
+        st->sweep_interval_ms = env->settings->stream_sweep_interval_s * 1000;
+        st->ghosts_closed = metrics_counter(env->metrics, "liveflow_stream_ghosts_closed_total",
+                                            "Live streams the ghost sweep closed after a silence", NULL);
+        st->cutoffs = metrics_counter(env->metrics, "liveflow_stream_anchor_cutoffs_total",
+                                      "Streams of banned or suspended anchors closed at their begin", NULL);
         if (prepare(st) == -1) {
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
@@ -147,14 +202,22 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
                 free(st);
                 return -1;
         }
+        if (!(st->closer = stream_close_new(env->settings, "liveflow.stream.close", errstr, errstr_size))) {
+                session_handoff_destroy(st->handoff);
+                vendor_api_destroy(st->vendor);
+                ids_destroy(st->ids);
+                free(st);
+                return -1;
+        }
         *state = st;
         return 0;
 }
 
-static void stream_close(void *state)
+static void stream_role_close(void *state)
 {
         struct stream_state *st = state;
 
+        stream_close_destroy(st->closer);
         session_handoff_destroy(st->handoff);
         vendor_api_destroy(st->vendor);
         ids_destroy(st->ids);
@@ -347,9 +410,11 @@ static enum db_result record_event(struct stream_state *st, const struct consume
 
 /*
  * A forced close seen again (a replay, or a redelivery after a crash between the commit and
- * the vendor call) repeats the vendor drop when the first time ended a live session.
+ * the vendor call) repeats the vendor drop when the first time ended a live session; a begin
+ * that made a banned or suspended anchor live repeats the cut-off (publish() sends it only
+ * while the stream is still live).
  */
-static enum db_result replayed_close(struct stream_state *st, struct consumer_record *rec,
+static enum db_result replayed_event(struct stream_state *st, struct consumer_record *rec,
                                      const struct stream_event *se, char *errstr, size_t errstr_size)
 {
         char outcome[33] = "";
@@ -358,12 +423,48 @@ static enum db_result replayed_close(struct stream_state *st, struct consumer_re
         bool found = false;
         enum db_result r;
 
-        if (se->close_method < 2)
+        if (!se->is_begin && se->close_method < 2)
                 return DB_OK;
         r = db_query_row(st->db, st->event_outcome, p, 1, &col, 1, &found, errstr, errstr_size);
-        if (r == DB_OK && found && !col.is_null && strcmp(outcome, "applied") == 0)
+        if (r != DB_OK || !found || col.is_null)
+                return r;
+        if (!se->is_begin && strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP;
+        else if (se->is_begin && strcmp(outcome, OUTCOME_CUTOFF_BANNED) == 0)
+                rec->note = NOTE_CUTOFF_BANNED;
+        else if (se->is_begin && strcmp(outcome, OUTCOME_CUTOFF_SUSPENDED) == 0)
+                rec->note = NOTE_CUTOFF_SUSPENDED;
         return r;
+}
+
+/*
+ * For a begin that made the stream live: the anchor's standing in this transaction. A
+ * banned anchor, or one suspended beyond the begin's event time, is to be cut off; no
+ * anchors row is an active anchor. @returns the outcome to record instead of "applied".
+ */
+static const char *check_anchor(struct stream_state *st, struct consumer_record *rec, enum db_result *r,
+                                char *errstr, size_t errstr_size)
+{
+        const struct event *ev = &rec->ev;
+        struct db_param p[] = {DB_I64(ev->event_time_ms), DB_STR(ev->anchor_id)};
+        struct db_col cols[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+        bool found = false;
+
+        *r = DB_OK;
+        if (!ev->anchor_id || !*ev->anchor_id)
+                return "applied";
+        if ((*r = db_query_row(st->db, st->anchor_state, p, 2, cols, 2, &found, errstr, errstr_size)) != DB_OK ||
+            !found)
+                return "applied";
+        if (!cols[0].is_null && cols[0].i) {
+                rec->note = NOTE_CUTOFF_BANNED;
+                return OUTCOME_CUTOFF_BANNED;
+        }
+        if (!cols[1].is_null && cols[1].i) {
+                rec->note = NOTE_CUTOFF_SUSPENDED;
+                return OUTCOME_CUTOFF_SUSPENDED;
+        }
+        return "applied";
 }
 
 /* An end that ended a live session, or a begin that supplied the start of an ended one. */
@@ -390,7 +491,7 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         rec->note = 0;
         if (!first) {
                 log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id, rec->ev.stream_id);
-                return from_db(replayed_close(st, rec, &se, errstr, errstr_size));
+                return from_db(replayed_event(st, rec, &se, errstr, errstr_size));
         }
         if ((r = lock_row(st, rec->ev.stream_id, &row, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
@@ -398,6 +499,18 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                               : apply_end(st, &se, &row, &r, errstr, errstr_size);
         if (r != DB_OK)
                 return from_db(r);
+        if (se.is_begin && strcmp(outcome, "applied") == 0) {
+                outcome = check_anchor(st, rec, &r, errstr, errstr_size);
+                if (r != DB_OK)
+                        return from_db(r);
+        }
+        if (se.is_begin && strcmp(outcome, "already_live") == 0) {
+                /* The vendor said the session is live again: not a ghost. */
+                struct db_param p[] = {DB_STR(rec->ev.stream_id)};
+
+                if ((r = db_exec(st->db, st->touch, p, 1, NULL, NULL, errstr, errstr_size)) != DB_OK)
+                        return from_db(r);
+        }
         if (!se.is_begin && se.close_method >= 2 && strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
         if (ends_session(&se, outcome) &&
@@ -427,10 +540,45 @@ static int drop_at_vendor(struct stream_state *st, const struct consumer_record 
 }
 
 /*
+ * Closes the stream a banned or suspended anchor made live: the close carries the begin's
+ * sequence and event time, so it ends that session and no newer one, and its event id is
+ * derived from the begin's, so a replayed begin sends the same close.
+ */
+static int cut_off(struct stream_state *st, const struct consumer_record *rec, char *errstr, size_t errstr_size)
+{
+        const struct event *ev = &rec->ev;
+        const char *reason = rec->note == NOTE_CUTOFF_BANNED ? "anchor banned" : "anchor suspended";
+        char key[160], event_id[65];
+        int n = snprintf(key, sizeof(key), "cutoff|%s", ev->event_id);
+
+        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, event_id);
+        struct stream_close_msg m = {
+                .event_id = event_id, .stream_id = ev->stream_id, .anchor_id = ev->anchor_id,
+                .room_id = ev->room_id, .sequence = payload_str(ev, "sequence"), .trace_id = rec->trace_id,
+                .event_time_ms = ev->event_time_ms, .close_method = 3, .reason = reason, .cause = "cutoff",
+        };
+
+        if (stream_close_send(st->closer, &m, errstr, errstr_size) == -1)
+                return -1;
+        metric_add(st->cutoffs, 1);
+        log_warn(rec->trace_id, "anchor cut off stream=%s anchor=%s reason=\"%s\" begin=%s event_id=%s", ev->stream_id,
+                 ev->anchor_id ? ev->anchor_id : "-", reason, ev->event_id, event_id);
+        return 0;
+}
+
+/*
  * Makes Redis say what MySQL says about the stream, whatever Redis said before; then, for a
  * forced close that ended a live session, has the vendor cut the push (unless the stream is
  * live again by now: a newer session must not be cut).
  */
+/* Ends the publish transaction after a failure; the failure's own message is what counts. */
+static void rollback(struct db *db)
+{
+        char ignored[256];
+
+        db_sql(db, "ROLLBACK", NULL, ignored, sizeof(ignored));
+}
+
 static int stream_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
 {
         struct stream_state *st = state;
@@ -445,10 +593,19 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
         bool found;
         redisReply *reply;
 
-        if (db_query_row(st->db, st->project, p, 1, cols, 6, &found, errstr, errstr_size) != DB_OK)
+        /*
+         * The row is read and Redis written under the row's lock: another copy of the role
+         * (after a rebalance) that changes the stream waits for this projection to finish,
+         * and projects its own change after it, so Redis never goes back to an older state.
+         */
+        if (db_sql(st->db, "START TRANSACTION", NULL, errstr, errstr_size) != DB_OK)
                 return -1;
+        if (db_query_row(st->db, st->project, p, 1, cols, 6, &found, errstr, errstr_size) != DB_OK) {
+                rollback(st->db);
+                return -1;
+        }
         if (!found)
-                return 0;
+                return db_sql(st->db, "COMMIT", NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
         snprintf(session, sizeof(session), "%lld", cols[3].is_null ? 0 : cols[3].i);
         snprintf(started, sizeof(started), "%lld", cols[4].is_null ? 0 : cols[4].i / 1000);
         snprintf(ttl, sizeof(ttl), "%lld", st->live_ttl_s);
@@ -459,14 +616,111 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
         const char *args[] = {rec->ev.stream_id, status, session, started, ttl, anchor, room};
 
         reply = redis_conn_eval(st->redis, project_script, 3, keys, 7, args, errstr, errstr_size);
-        if (!reply)
+        if (!reply) {
+                rollback(st->db);
                 return -1;
+        }
         freeReplyObject(reply);
+        if (db_sql(st->db, "COMMIT", NULL, errstr, errstr_size) != DB_OK)
+                return -1;
         if (session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id, errstr, errstr_size) == -1)
                 return -1; /* a replayed or retried event sends the same session.end again */
         if (rec->note == NOTE_VENDOR_DROP && strcmp(status, "live") != 0)
                 return drop_at_vendor(st, rec, vendor, errstr, errstr_size);
+        if ((rec->note == NOTE_CUTOFF_BANNED || rec->note == NOTE_CUTOFF_SUSPENDED) && strcmp(status, "live") == 0)
+                return cut_off(st, rec, errstr, errstr_size);
         return 0;
+}
+
+/* ------------------------------------------------------------------ ghost sweep */
+
+static void collect_ghost(const struct db_col *cols, void *arg)
+{
+        struct ghost_list *gl = arg;
+        struct ghost *g;
+
+        if (gl->n == gl->cap)
+                return; /* sized for the LIMIT: cannot happen */
+        g = &gl->items[gl->n++];
+        snprintf(g->stream_id, sizeof(g->stream_id), "%s", cols[0].s);
+        snprintf(g->anchor_id, sizeof(g->anchor_id), "%s", cols[1].is_null ? "" : cols[1].s);
+        snprintf(g->room_id, sizeof(g->room_id), "%s", cols[2].is_null ? "" : cols[2].s);
+        snprintf(g->vendor_session, sizeof(g->vendor_session), "%s", cols[3].is_null ? "" : cols[3].s);
+        g->session_id = cols[4].is_null ? 0 : cols[4].i;
+        g->silent_s = cols[5].is_null ? 0 : cols[5].i;
+}
+
+/* Asks the stream role (every instance, this one included) to end one silent stream. */
+static int close_ghost(struct stream_state *st, const struct ghost *g, long long now, char *errstr,
+                       size_t errstr_size)
+{
+        char key[320], event_id[65], trace_id[33], reason[64];
+        int n = snprintf(key, sizeof(key), "ghost|%s|%lld", g->stream_id, g->session_id);
+
+        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, event_id);
+        snprintf(trace_id, sizeof(trace_id), "%.32s", event_id);
+        snprintf(reason, sizeof(reason), "ghost: no event for %lld s", g->silent_s);
+        struct stream_close_msg m = {
+                .event_id = event_id, .stream_id = g->stream_id,
+                .anchor_id = g->anchor_id[0] ? g->anchor_id : NULL, .room_id = g->room_id[0] ? g->room_id : NULL,
+                .sequence = g->vendor_session[0] ? g->vendor_session : NULL, .trace_id = trace_id,
+                .event_time_ms = now, .close_method = 1, .reason = reason, .cause = "ghost",
+        };
+
+        if (stream_close_send(st->closer, &m, errstr, errstr_size) == -1)
+                return -1;
+        metric_add(st->ghosts_closed, 1);
+        log_warn(trace_id, "ghost stream closed stream=%s session=%lld anchor=%s silent_s=%lld event_id=%s",
+                 g->stream_id, g->session_id, g->anchor_id[0] ? g->anchor_id : "-", g->silent_s, event_id);
+        return 0;
+}
+
+/*
+ * At most every sweep interval: a stream.close for each live stream silent longer than the
+ * ghost silence. Several instances may sweep at once: their closes share an event id per
+ * session, and the stream role records an event id once.
+ */
+static void stream_tick(void *state, long long now_ms)
+{
+        struct stream_state *st = state;
+        struct ghost_list gl = {0};
+        struct db_param p[1];
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR},
+                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+        };
+        char s_stream[256], s_anchor[65], s_room[65], s_session[129], err[512];
+        size_t closed = 0;
+
+        if (st->ghost_silence_s <= 0 || (st->last_sweep_ms && now_ms - st->last_sweep_ms < st->sweep_interval_ms))
+                return;
+        st->last_sweep_ms = now_ms;
+        cols[0].s = s_stream, cols[0].s_size = sizeof(s_stream);
+        cols[1].s = s_anchor, cols[1].s_size = sizeof(s_anchor);
+        cols[2].s = s_room, cols[2].s_size = sizeof(s_room);
+        cols[3].s = s_session, cols[3].s_size = sizeof(s_session);
+        p[0] = DB_I64(st->ghost_silence_s);
+        if (!(gl.items = calloc(GHOST_SWEEP_LIMIT, sizeof(*gl.items)))) {
+                log_error(NULL, "ghost sweep: out of memory");
+                return;
+        }
+        gl.cap = GHOST_SWEEP_LIMIT;
+        if (db_query_each(st->db, st->ghosts, p, 1, cols, 6, collect_ghost, &gl, err, sizeof(err)) != DB_OK) {
+                log_warn(NULL, "ghost sweep: %s", err);
+                free(gl.items);
+                return;
+        }
+        /* A failure leaves the stream live: the next sweep tries it again. */
+        for (size_t i = 0; i < gl.n && !signals_stop_requested(); i++) {
+                if (close_ghost(st, &gl.items[i], now_ms, err, sizeof(err)) == -1)
+                        log_warn(NULL, "ghost sweep: stream %s: %s", gl.items[i].stream_id, err);
+                else
+                        closed++;
+        }
+        if (gl.n)
+                log_info(NULL, "ghost sweep: %zu of %zu silent streams closed (silence %lld s)", closed, gl.n,
+                         st->ghost_silence_s);
+        free(gl.items);
 }
 
 const struct consumer_role stream_lifecycle_role = {
@@ -475,6 +729,6 @@ const struct consumer_role stream_lifecycle_role = {
         .open = stream_open,
         .apply = stream_apply,
         .publish = stream_publish,
-        .tick = NULL,
-        .close = stream_close,
+        .tick = stream_tick,
+        .close = stream_role_close,
 };

@@ -80,6 +80,8 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_AUDIT_SUSPEND_S", SETTING_INT, "86400", 60, 31536000, OFF(audit_suspend_s), C, "length of a suspension"},
         {"LIVEFLOW_AUDIT_WARN_ESCALATE", SETTING_INT, "3", 1, 1000, OFF(audit_warn_escalate), C, "warnings within the window that suspend"},
         {"LIVEFLOW_AUDIT_WARN_WINDOW_S", SETTING_INT, "86400", 60, 31536000, OFF(audit_warn_window_s), C, "window of the warning count, by event time"},
+        {"LIVEFLOW_STREAM_GHOST_SILENCE_S", SETTING_INT, "21600", 0, 31536000, OFF(stream_ghost_silence_s), C, "stream role: close a live stream with no stream event for this long; 0: never"},
+        {"LIVEFLOW_STREAM_SWEEP_INTERVAL_S", SETTING_INT, "60", 1, 86400, OFF(stream_sweep_interval_s), C, "stream role: how often the ghost sweep runs"},
         /* vendor APIs: dropping a force-closed stream (consumers/vendor_api.h); unset skips the drop */
         {"LIVEFLOW_TENCENT_API_ENDPOINT", SETTING_STR, "https://live.tencentcloudapi.com", 0, 0, OFF(tencent_api_endpoint), C, "Tencent Cloud API 3.0 endpoint of CSS"},
         {"LIVEFLOW_TENCENT_SECRET_ID", SETTING_SECRET, NULL, 0, 0, OFF(tencent_secret_id), C, "Tencent Cloud API SecretId"},

@@ -73,6 +73,9 @@ struct settings {
         long long audit_suspend_s;        /* length of a suspension */
         long long audit_warn_escalate;    /* this many warnings within the window suspend */
         long long audit_warn_window_s;
+        /* stream role: the ghost sweep (consumers/stream_lifecycle.h) */
+        long long stream_ghost_silence_s;  /* close a live stream silent this long; 0: never */
+        long long stream_sweep_interval_s; /* how often the sweep looks */
         /* vendor APIs the stream role calls to drop a stream it force-closed */
         char *tencent_api_endpoint;
         char *tencent_secret_id;

@@ -40,12 +40,20 @@ static void connect_mysql(void)
         mysql_query(fx.mysql, "SET time_zone = '+00:00'");
 }
 
-static void start_consumer(void)
+/* Starts the stream role with the fixed test environment plus extra "K=V" entries (NULL-terminated; NULL for none). */
+static void start_consumer_with(const char *const *extra)
 {
         char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[96];
         char *argv[] = {bin, (char *)"stream", NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
-                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+        char *env[16] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                         (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+        size_t n = 8;
+
+        for (size_t i = 0; extra && extra[i]; i++) {
+                cr_assert(n + 1 < sizeof(env) / sizeof(env[0]), "too many extra variables");
+                env[n++] = (char *)extra[i];
+        }
+        env[n] = NULL;
 
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
         snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
@@ -60,7 +68,13 @@ static void start_consumer(void)
         cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
 }
 
-static void setup(void)
+static void start_consumer(void)
+{
+        start_consumer_with(NULL);
+}
+
+/* Everything but the consumer, which a test then starts with the environment it needs. */
+static void setup_stores(void)
 {
         char err[512];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -76,6 +90,11 @@ static void setup(void)
         fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(fx.producer, "%s", err);
         cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+}
+
+static void setup(void)
+{
+        setup_stores();
         start_consumer();
 }
 
@@ -106,18 +125,25 @@ static void produce_raw(const char *stream_id, const void *value, size_t len)
         cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
 }
 
-/* A stream event as the receiver would make it; the event id follows vendor, type, sequence. */
-static void produce_event(const char *stream_id, bool begin, const char *sequence, long long event_time_s,
-                          int close_method, long long push_duration_ms)
+/* The event id produce_event() gives a stream event: it follows vendor, type, stream, sequence. */
+static void stream_event_id(const char *stream_id, bool begin, const char *sequence, char out[65])
 {
-        char key[256], event_id[65], err[256], anchor[64];
+        char key[256];
+
+        snprintf(key, sizeof(key), "tencent|%d|%s|%s", begin ? 1 : 0, stream_id, sequence);
+        crypto_sha256_hex(key, strlen(key), out);
+}
+
+/* A stream event of `anchor` as the receiver would make it. */
+static void produce_event_of(const char *anchor, const char *stream_id, bool begin, const char *sequence,
+                             long long event_time_s, int close_method, long long push_duration_ms)
+{
+        char event_id[65], err[256];
         json_t *payload;
         void *buf;
         size_t len;
 
-        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
-        snprintf(key, sizeof(key), "tencent|%d|%s|%s", begin ? 1 : 0, stream_id, sequence);
-        crypto_sha256_hex(key, strlen(key), event_id);
+        stream_event_id(stream_id, begin, sequence, event_id);
         if (begin)
                 payload = json_pack("{s:s}", "sequence", sequence);
         else
@@ -135,6 +161,16 @@ static void produce_event(const char *stream_id, bool begin, const char *sequenc
         json_decref(payload);
         produce_raw(stream_id, buf, len);
         free(buf);
+}
+
+/* A stream event of this test's anchor, anchor_<prefix>. */
+static void produce_event(const char *stream_id, bool begin, const char *sequence, long long event_time_s,
+                          int close_method, long long push_duration_ms)
+{
+        char anchor[64];
+
+        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
+        produce_event_of(anchor, stream_id, begin, sequence, event_time_s, close_method, push_duration_ms);
 }
 
 /* First column of the first row as text, or "" when there is no row or it is NULL. */
@@ -215,7 +251,18 @@ static void stop_consumer_expect_clean_exit(void)
         fx.pid = 0;
 }
 
-TestSuite(stream_lifecycle, .init = setup, .fini = teardown, .timeout = 120);
+/*
+ * The ghost sweep's consumer closes every stream it sees silent, the streams of tests running
+ * beside it included: its suite runs in test_stream_sweep.c, a binary of its own (binaries
+ * run one after another), which compiles this file with STREAM_SWEEP_ONLY.
+ */
+#ifdef STREAM_SWEEP_ONLY
+#define IS_SWEEP_BINARY true
+#else
+#define IS_SWEEP_BINARY false
+#endif
+
+TestSuite(stream_lifecycle, .init = setup, .fini = teardown, .timeout = 120, .disabled = IS_SWEEP_BINARY);
 
 Test(stream_lifecycle, begin_then_end_sets_live_then_ended_and_redis)
 {
@@ -469,5 +516,170 @@ Test(stream_lifecycle, an_ended_session_is_handed_off_once_and_a_replay_repeats_
         cr_assert_str_eq(got[1].event_id, want_id);
         cr_assert_eq(got[1].session_id, session);
         cr_assert_eq(got[1].duration_s, end_s - begin_s);
+        stop_consumer_expect_clean_exit();
+}
+
+/* Whether the consumer's log has a line containing every one of the NULL-terminated needles. */
+static bool log_has_line(const char *const *needles)
+{
+        size_t len;
+        char *text = support_read_file(fx.log_path, &len);
+        bool found = false;
+
+        for (char *line = text, *next; line && *line && !found; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                found = true;
+                for (size_t i = 0; needles[i] && found; i++)
+                        found = strstr(line, needles[i]) != NULL;
+        }
+        free(text);
+        return found;
+}
+
+/* The close_method and event_type of the stream's recorded event `event_id` ("" when absent). */
+static void recorded_close(const char *event_id, char *type, size_t type_size)
+{
+        query1(type, type_size, "SELECT CONCAT(event_type, '/', vendor) FROM live_events WHERE consumer = 'stream' "
+               "AND event_id = '%s'", event_id);
+}
+
+Test(stream_lifecycle, a_banned_anchor_who_pushes_is_cut_off_with_close_method_3)
+{
+        char s[64], anchor[64], sql[256], begin_id[65], key[128], want_id[65], v[64];
+
+        snprintf(s, sizeof(s), "%s_banned", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "anchor_%s_b", fx.prefix);
+        snprintf(sql, sizeof(sql), "INSERT INTO anchors (anchor_id, status) VALUES ('%s', 'banned')", anchor);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        produce_event_of(anchor, s, true, "6001", 1703731478, 0, -1);
+        wait_status(s, "ended");
+        query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "3");
+        cr_assert(wait_online(s, false), "%s still in set:live:online", s);
+
+        stream_event_id(s, true, "6001", begin_id);
+        query1(v, sizeof(v), "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = '%s'", begin_id);
+        cr_assert_str_eq(v, "cutoff_banned");
+        snprintf(key, sizeof(key), "cutoff|%s", begin_id);
+        crypto_sha256_hex(key, strlen(key), want_id);
+        recorded_close(want_id, v, sizeof(v));
+        cr_assert_str_eq(v, "stream.close/liveflow", "the cut-off close must be the one the role ended it with");
+        /* The begin's own event time: a session of zero seconds. */
+        query1(v, sizeof(v), "SELECT duration_s FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "0");
+        cr_assert(log_has_line((const char *const[]){"anchor cut off", s, "anchor banned", NULL}),
+                  "no cut-off log line for %s in %s", s, fx.log_path);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(stream_lifecycle, a_suspension_counts_only_until_it_runs_out)
+{
+        const long long begin_s = 1703731478;
+        char past[64], future[64], a_past[64], a_future[64], sql[512], v[64], begin_id[65], key[128], cut_id[65];
+
+        snprintf(past, sizeof(past), "%s_susp_past", fx.prefix);
+        snprintf(future, sizeof(future), "%s_susp_now", fx.prefix);
+        snprintf(a_past, sizeof(a_past), "anchor_%s_p", fx.prefix);
+        snprintf(a_future, sizeof(a_future), "anchor_%s_f", fx.prefix);
+        /* Judged at the begin's event time: an hour before it has run out, an hour after has not. */
+        snprintf(sql, sizeof(sql), "INSERT INTO anchors (anchor_id, status, suspended_until) VALUES "
+                 "('%s', 'suspended', FROM_UNIXTIME(%lld)), ('%s', 'suspended', FROM_UNIXTIME(%lld))",
+                 a_past, begin_s - 3600, a_future, begin_s + 3600);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+
+        produce_event_of(a_past, past, true, "7001", begin_s, 0, -1);
+        produce_event_of(a_future, future, true, "7002", begin_s, 0, -1);
+        wait_status(future, "ended");
+        query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", future);
+        cr_assert_str_eq(v, "3");
+        cr_assert(wait_online(future, false));
+        cr_assert(log_has_line((const char *const[]){"anchor cut off", future, "anchor suspended", NULL}));
+
+        /* Both begins went to the role before the close of the second; the first stays live. */
+        wait_status(past, "live");
+        cr_assert(wait_online(past, true));
+        stream_event_id(past, true, "7001", begin_id);
+        query1(v, sizeof(v), "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = '%s'", begin_id);
+        cr_assert_str_eq(v, "applied");
+        snprintf(key, sizeof(key), "cutoff|%s", begin_id);
+        crypto_sha256_hex(key, strlen(key), cut_id);
+        support_sleep_ms(2000); /* a close would have followed its begin's publish by now */
+        recorded_close(cut_id, v, sizeof(v));
+        cr_assert_str_eq(v, "", "an expired suspension must not cut the stream off");
+        query1(v, sizeof(v), "SELECT status FROM live_streams WHERE stream_id = '%s'", past);
+        cr_assert_str_eq(v, "live");
+        stop_consumer_expect_clean_exit();
+}
+
+/*
+ * The ghost sweep runs in a consumer of its own with a short silence. It reads from the end
+ * of live.stream, not the beginning, so that it does not sweep every stream the other tests
+ * left live; streams of tests running at the same time may still be closed by it, which is
+ * what the sweep is for, and their tests look at them well within the silence.
+ */
+TestSuite(stream_sweep, .init = setup_stores, .fini = teardown, .timeout = 120, .disabled = !IS_SWEEP_BINARY);
+
+Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
+{
+        static const char *const ghost_env[] = {"LIVEFLOW_STREAM_GHOST_SILENCE_S=2",
+                                                "LIVEFLOW_STREAM_SWEEP_INTERVAL_S=1",
+                                                "LIVEFLOW_KAFKA_PROP_AUTO_OFFSET_RESET=latest", NULL};
+        struct session_end got[2];
+        char s[64], v[64], key[320], want_id[65];
+        long long session, t0;
+
+        start_consumer_with(ghost_env);
+        snprintf(s, sizeof(s), "%s_ghost", fx.prefix);
+        /* "latest" is resolved after the assignment: resend (the same event id) until it is seen. */
+        for (int i = 0; i < 10; i++) {
+                produce_event(s, true, "8001", 1703731478, 0, -1);
+                t0 = support_now_ms();
+                while (support_now_ms() - t0 < 2000 &&
+                       support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s) == 0)
+                        support_sleep_ms(50);
+                if (support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s) > 0)
+                        break;
+        }
+        session = support_query_int(fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert(session > 0, "the begin of %s was never applied (log %s)", s, fx.log_path);
+        t0 = support_now_ms();
+        wait_status(s, "ended");
+        cr_assert(support_now_ms() - t0 < 12000, "closed after %lld ms, want about silence + interval",
+                  support_now_ms() - t0);
+        query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "1");
+        cr_assert(wait_online(s, false), "%s still in set:live:online", s);
+
+        snprintf(key, sizeof(key), "ghost|%s|%lld", s, session);
+        crypto_sha256_hex(key, strlen(key), want_id);
+        recorded_close(want_id, v, sizeof(v));
+        cr_assert_str_eq(v, "stream.close/liveflow", "the ghost close must be the one the role ended it with");
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "2", "a begin and one ghost close, however many sweeps ran");
+        cr_assert(log_has_line((const char *const[]){"ghost stream closed", s, NULL}), "no ghost log line in %s",
+                  fx.log_path);
+        /* It ended through the normal path: its session is handed off, ended by the stream. */
+        cr_assert_eq(read_session_ends(s, session, got, 2, 1, 20000), 1, "no session.end for %s", s);
+        cr_assert_eq(got[0].close_method, 1);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(stream_sweep, a_zero_silence_sweeps_nothing)
+{
+        static const char *const off_env[] = {"LIVEFLOW_STREAM_GHOST_SILENCE_S=0",
+                                              "LIVEFLOW_STREAM_SWEEP_INTERVAL_S=1", NULL};
+        char s[64], v[64];
+
+        start_consumer_with(off_env);
+        snprintf(s, sizeof(s), "%s_noghost", fx.prefix);
+        produce_event(s, true, "8101", 1703731478, 0, -1);
+        wait_status(s, "live");
+        cr_assert(mysql_query(fx.mysql, "UPDATE live_streams SET last_event_at = NOW(3) - INTERVAL 1 DAY") == 0,
+                  "%s", mysql_error(fx.mysql));
+        support_sleep_ms(3000);
+        query1(v, sizeof(v), "SELECT status FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "live", "the sweep is off");
         stop_consumer_expect_clean_exit();
 }
