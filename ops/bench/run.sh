@@ -629,8 +629,21 @@ printf 'consumer stream: %s records in %s s = %s rec/s (after %s s of start-up a
         "$base_streams_rate" "$(fmt_ratio "$consumer_rate" "$base_streams_rate")"
 printf ' (with live_events rows: %s rec/s; ratio %s)\n' "$base_both_rate" \
         "$(fmt_ratio "$consumer_rate" "$base_both_rate")"
+
+# ------------------------------------------------------------------ money (ops/bench/money.sh)
+
+# Tips through reward-sync and settlement at a fixed rate, in this same stack (its own
+# database, receiver and workers); BENCH_MONEY=0 skips it. Its figures follow the summary.
+MONEY_RC=0
+if [ "${BENCH_MONEY:-1}" != 0 ]; then
+        MONEY_STACK_DIR=$TMP BUILD=$BUILD BENCH_THREADS=$THREADS BENCH_LOG_LEVEL=$LOG_LEVEL \
+                sh "$ROOT/ops/bench/money.sh"
+        MONEY_RC=$?
+        [ "$MONEY_RC" -eq 3 ] && FAILED=1
+fi
 if [ "$FAILED" -ne 0 ]; then
         note "correctness failure: see MISMATCH above"
         exit 3
 fi
+[ "$MONEY_RC" -eq 0 ] || die "the money benchmark could not run (exit $MONEY_RC)"
 exit 0

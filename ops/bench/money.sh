@@ -1,0 +1,467 @@
+#!/bin/sh
+# ops/bench/money.sh: the money benchmark. BENCH_TIPS signed tips (POST /v1/rewards,
+# Standard Webhooks) are offered to the receiver at BENCH_TIPS_RATE per second while
+# liveflow-consumer reward-sync, liveflow-settlement and liveflow-stats run against the
+# same stack; it reports the tips/s each role put into MariaDB, the delay from the
+# receiver's 200 to the tip's balance row, and checks the money adds up.
+#
+# Run by ops/bench/run.sh (make bench) at its end with MONEY_STACK_DIR set to its temp
+# directory: the MariaDB, Redis and dev broker already up there are reused (with a
+# database of its own, liveflow_money). Standalone (no MONEY_STACK_DIR) it starts its own
+# with tests/fixtures/services.sh in a mktemp directory and stops them at the end.
+#
+# What is measured, per tip (all clocks are this machine's wall clock):
+#   ack     when wrk got the receiver's 200 (rewards.lua; matched by the X-Request-Id echo)
+#   recv    live_events.received_at of consumer 'settlement': the envelope's receive time,
+#           taken by the receiver when the request arrived (so recv <= ack)
+#   synced  recharge.created_at (NOW(3) of reward-sync's INSERT)
+#   settled settlement_detail.created_at (NOW(3) of settlement's INSERT, in the same
+#           transaction as the settlement balance credit)
+# "200 -> balance" is settled - ack. created_at is the time of the INSERT statement; the
+# transaction (a batch of up to LIVEFLOW_BATCH_MAX records) commits a little later, so
+# this is a lower bound of the moment a reader can see the balance; the time to drain
+# (last 200 to the moment a poll sees every row) bounds it from the other side.
+#
+# Environment: BENCH_TIPS (20000), BENCH_TIPS_RATE (1000), BENCH_TIPS_CONNECTIONS (64),
+# BENCH_THREADS (2), BENCH_LOG_LEVEL (info), BENCH_KEEP=1 (standalone: keep the temp
+# directory), BUILD (build).
+#
+# Exit 0 after printing the figures; 1 when the bench could not run; 3 on a correctness
+# failure (a tip not 200, a row missing, sums that do not agree, reconcile not OK).
+set -u
+export LC_ALL=C
+
+LF_PROG=money
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/ops/lib.sh"
+
+case "${BUILD:-build}" in
+/*) BUILD=${BUILD:-build} ;;
+*) BUILD=$ROOT/${BUILD:-build} ;;
+esac
+BIN=$BUILD/bin
+LUA=$ROOT/ops/bench/rewards.lua
+PY=/usr/bin/python3
+
+TIPS=${BENCH_TIPS:-20000}
+RATE=${BENCH_TIPS_RATE:-1000}
+CONNS=${BENCH_TIPS_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+ANCHORS=50
+AUDIENCES=2000
+
+FAILED=0
+TMP=""
+OWN_STACK=0
+SERVICES_UP=0
+WORK=""
+BG_PIDS=""
+
+die() {
+        note "$*"
+        exit 1
+}
+
+check_int() {
+        case "$2" in
+        '' | *[!0-9]*) die "$1: \"$2\" is not a whole number" ;;
+        esac
+        [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || die "$1: $2 is not within $3..$4"
+}
+
+mismatch() {
+        echo "  MISMATCH: $*"
+        FAILED=1
+}
+
+for v in $(env | sed -n 's/^\(LIVEFLOW_[A-Za-z0-9_]*\)=.*/\1/p'); do
+        unset "$v"
+done
+
+cleanup() {
+        local rc=$? pid
+        trap - EXIT INT TERM HUP
+        for pid in $BG_PIDS; do
+                kill -TERM "$pid" 2>/dev/null
+                wait "$pid" 2>/dev/null
+        done
+        if [ -n "$WORK" ] && [ -d "$WORK/pid" ]; then
+                stop_pidfiles 15 "$WORK"/pid/*.pid 2>>"$WORK/log/stop.log"
+        fi
+        if [ "$OWN_STACK" -eq 1 ] && [ -n "$TMP" ]; then
+                [ "$SERVICES_UP" -eq 1 ] &&
+                        BUILD=$BUILD sh "$ROOT/tests/fixtures/services.sh" stop "$TMP" 2>>"$WORK/log/stop.log"
+                if [ "${BENCH_KEEP:-0}" = 1 ]; then
+                        note "logs and data kept in $TMP (remove it when done)"
+                else
+                        rm -rf "$TMP"
+                fi
+        fi
+        [ -n "$WORK" ] && [ -f "$WORK/log/stop.log" ] &&
+                grep -v ' in [0-9]* ms$' "$WORK/log/stop.log" | sed 's/^/money: /' >&2
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'note "interrupted; stopping what was started"; exit 130' INT TERM HUP
+
+sql() {
+        MYSQL_PWD=$LIVEFLOW_TEST_MYSQL_PASSWORD mariadb --no-defaults -h 127.0.0.1 \
+                -P "$LIVEFLOW_TEST_MYSQL_PORT" -u liveflow --batch --skip-column-names "$DB" \
+                -e "SET time_zone = '+00:00'; $1"
+}
+
+two_free_ports() {
+        PORT_A=$(free_port) || die "no free port"
+        PORT_B=$(free_port) || die "no free port"
+        while [ "$PORT_B" = "$PORT_A" ]; do PORT_B=$(free_port) || die "no free port"; done
+}
+
+# pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE, one a line.
+pct() {
+        sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit }
+                i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f\n", v[i] }'
+}
+
+# wait_ready NAME PID ADMIN_PORT
+wait_ready() {
+        wait_for 60 "$2" curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$3/readyz" || {
+                log_tail "$WORK/log/$1.log"
+                die "$1 did not become ready"
+        }
+}
+
+# ------------------------------------------------------------------ set-up
+
+check_int BENCH_TIPS "$TIPS" 1 200000
+check_int BENCH_TIPS_RATE "$RATE" 1 100000
+check_int BENCH_TIPS_CONNECTIONS "$CONNS" 1 1000
+check_int BENCH_THREADS "$THREADS" 1 64
+[ "$CONNS" -ge "$THREADS" ] || THREADS=$CONNS
+command -v wrk >/dev/null 2>&1 || die "wrk is missing (make deps installs it)"
+[ -x "$PY" ] || die "$PY is missing"
+for b in liveflow-receiver liveflow-consumer liveflow-settlement liveflow-stats liveflow-devbroker \
+        liveflow-migrate; do
+        [ -x "$BIN/$b" ] || die "$BIN/$b is missing; run make BUILD=... bench"
+done
+
+if [ -n "${MONEY_STACK_DIR:-}" ]; then
+        TMP=$MONEY_STACK_DIR
+        [ -f "$TMP/env" ] || die "$TMP/env is missing (MONEY_STACK_DIR must be a services.sh directory)"
+        WORK=$TMP/money
+        mkdir -p "$WORK/pid" "$WORK/log" "$WORK/done" || die "cannot write to $WORK"
+else
+        OWN_STACK=1
+        TMP=$(mktemp -d /tmp/lfm.XXXXXX) || die "mktemp failed"
+        WORK=$TMP/money
+        mkdir -p "$WORK/pid" "$WORK/log" "$WORK/done" || die "cannot write to $TMP"
+        BUILD=$BUILD sh "$ROOT/tests/fixtures/services.sh" start "$TMP" 2>>"$WORK/log/services.log" || {
+                log_tail "$WORK/log/services.log"
+                die "the services did not start"
+        }
+        SERVICES_UP=1
+fi
+. "$TMP/env"
+DB=liveflow_money
+MYSQL_URL=mysql://liveflow:$LIVEFLOW_TEST_MYSQL_PASSWORD@127.0.0.1:$LIVEFLOW_TEST_MYSQL_PORT/$DB
+KAFKA=$LIVEFLOW_TEST_KAFKA_BOOTSTRAP
+REDIS_URL=$LIVEFLOW_TEST_REDIS_URL
+LIVEFLOW_MYSQL_URL=$MYSQL_URL "$BIN/liveflow-migrate" --create-database --dir "$ROOT/sql" \
+        >"$WORK/log/migrate.log" 2>&1 || {
+        log_tail "$WORK/log/migrate.log"
+        die "migrations failed"
+}
+[ "$(sql "SELECT COUNT(*) FROM recharge")" = 0 ] || die "$DB.recharge is not empty"
+
+RUN=$(date +%s)$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+SECRET_RAW=$(openssl rand -base64 32) || die "openssl rand failed"
+SECRET=whsec_$SECRET_RAW
+
+echo
+echo "money: $TIPS tips at $RATE/s offered (wrk -t$THREADS -c$CONNS) through receiver → live.reward →" \
+        "reward-sync, settlement, stats; $ANCHORS anchors/rooms, $AUDIENCES audiences; log level $LOG_LEVEL"
+
+# Some anchors get their own revenue share (odd ratios, so floor() matters); the others
+# the default 5000 bp.
+sql "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES $(
+        awk -v run="$RUN" -v n="$ANCHORS" 'BEGIN { for (a = 0; a < n; a += 2)
+                printf "%s(\"anchor-%s-%d\", NOW(3) - INTERVAL 1 DAY, %d)", (a ? "," : ""), run, a, 3001 + (a * 137) % 5000 }')" ||
+        die "cannot write revenue_share"
+
+# ------------------------------------------------------------------ the workers
+
+# spawn_role NAME ADMIN_PORT COMMAND...: NAME.pid / NAME.log under $WORK.
+spawn_role() {
+        local name=$1 port=$2
+        shift 2
+        spawn "$WORK/pid/$name.pid" "$WORK/log/$name.log" env LIVEFLOW_KAFKA_BOOTSTRAP="$KAFKA" \
+                LIVEFLOW_MYSQL_URL="$MYSQL_URL" LIVEFLOW_REDIS_URL="$REDIS_URL" LIVEFLOW_ADMIN_PORT="$port" \
+                LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" "$@"
+}
+
+two_free_ports
+RECEIVER_PORT=$PORT_A
+RECEIVER_ADMIN=$PORT_B
+spawn_role receiver "$RECEIVER_ADMIN" LIVEFLOW_HTTP_ADDR=127.0.0.1 LIVEFLOW_HTTP_PORT="$RECEIVER_PORT" \
+        LIVEFLOW_HMAC_SECRET="$SECRET" LIVEFLOW_TENCENT_KEY="$(openssl rand -hex 16)" \
+        LIVEFLOW_SRS_TOKEN="$(openssl rand -hex 16)" "$BIN/liveflow-receiver"
+two_free_ports
+SYNC_ADMIN=$PORT_A
+SETTLE_ADMIN=$PORT_B
+spawn_role consumer-reward-sync "$SYNC_ADMIN" "$BIN/liveflow-consumer" reward-sync
+spawn_role settlement "$SETTLE_ADMIN" "$BIN/liveflow-settlement"
+STATS_ADMIN=$(free_port) || die "no free port"
+while [ "$STATS_ADMIN" = "$SYNC_ADMIN" ] || [ "$STATS_ADMIN" = "$SETTLE_ADMIN" ] ||
+        [ "$STATS_ADMIN" = "$RECEIVER_PORT" ] || [ "$STATS_ADMIN" = "$RECEIVER_ADMIN" ]; do
+        STATS_ADMIN=$(free_port) || die "no free port"
+done
+spawn_role stats "$STATS_ADMIN" "$BIN/liveflow-stats"
+t_ready0=$(now_ms)
+wait_ready receiver "$(cat "$WORK/pid/receiver.pid")" "$RECEIVER_ADMIN"
+wait_ready consumer-reward-sync "$(cat "$WORK/pid/consumer-reward-sync.pid")" "$SYNC_ADMIN"
+wait_ready settlement "$(cat "$WORK/pid/settlement.pid")" "$SETTLE_ADMIN"
+wait_ready stats "$(cat "$WORK/pid/stats.pid")" "$STATS_ADMIN"
+# /readyz comes before the group join (a rebalance round of the dev broker takes
+# session.timeout.ms - 1 s): the tips must not wait for it, so wait until each role holds
+# partitions and the count has not moved for 1 s.
+assigned() {
+        curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
+                awk '$1 == "liveflow_consumer_assigned_partitions" || index($1, "liveflow_consumer_assigned_partitions{") == 1 { n += $NF }
+                     END { printf "%d\n", n }'
+}
+wait_assigned() {
+        local name=$1 port=$2 deadline prev=-1 since n
+        deadline=$(($(now_ms) + 60000))
+        since=$(now_ms)
+        while :; do
+                n=$(assigned "$port")
+                [ "$n" != "$prev" ] && since=$(now_ms)
+                prev=$n
+                [ "$n" -gt 0 ] && [ $(($(now_ms) - since)) -ge 1000 ] && break
+                [ "$(now_ms)" -lt "$deadline" ] || die "$name holds no partition after 60 s (see $WORK/log/$name.log)"
+                sleep 0.1
+        done
+        ASSIGNED="$ASSIGNED $name=$n"
+}
+ASSIGNED=""
+wait_assigned consumer-reward-sync "$SYNC_ADMIN"
+wait_assigned settlement "$SETTLE_ADMIN"
+wait_assigned stats "$STATS_ADMIN"
+echo "  receiver, reward-sync, settlement, stats ready and assigned ($ASSIGNED partitions) in $(($(now_ms) - t_ready0)) ms"
+
+# ------------------------------------------------------------------ the tips
+
+# Generated and signed just before the run (5-minute tolerance). Prints "count sum".
+REQS=$WORK/rewards.tsv
+gen=$(MONEY_SECRET=$SECRET_RAW "$PY" - "$REQS" "$TIPS" "$RUN" "$ANCHORS" "$AUDIENCES" <<'EOF'
+import base64, hashlib, hmac, json, os, random, sys, time
+out, n, run, anchors, audiences = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+key = base64.b64decode(os.environ["MONEY_SECRET"])
+rnd = random.Random(int(run))
+now_s = int(time.time())
+total = 0
+genders = ["male", "female", "unknown"]
+with open(out, "w") as f:
+    for i in range(n):
+        a = rnd.randrange(anchors)
+        amount = rnd.choice([1, 7, 10, 99, 100, 520, 1314, 9999]) * rnd.randint(1, 9) + rnd.randrange(3)
+        total += amount
+        trace = "tip-%s-%07d" % (run, i)
+        body = json.dumps({
+            "trace_id": trace,
+            "audience_id": "aud-%s-%d" % (run, rnd.randrange(audiences)),
+            "anchor_id": "anchor-%s-%d" % (run, a),
+            "room_id": "room-%s-%d" % (run, a),
+            "amount": amount,
+            "gift_id": "gift-%d" % rnd.randrange(20),
+            "gift_count": rnd.randint(1, 5),
+            "ts": now_s * 1000 + i % 1000,
+            "audience_gender": genders[rnd.randrange(3)],
+            "anchor_gender": genders[a % 3],
+            "audience_type": "registered" if rnd.randrange(4) else "guest",
+        }, separators=(",", ":"))
+        wid = "msg_%s_%07d" % (run, i)
+        ts = str(now_s)
+        sig = base64.b64encode(hmac.new(key, ("%s.%s.%s" % (wid, ts, body)).encode(), hashlib.sha256).digest()).decode()
+        f.write("%s\t%s\t%s\tv1,%s\t%s\n" % (trace, wid, ts, sig, body))
+print(n, total)
+EOF
+) || die "the generator failed"
+SENT_SUM=${gen#* }
+echo "  generated and signed $TIPS tips in $REQS, sum of amounts $SENT_SUM"
+
+URL=http://127.0.0.1:$RECEIVER_PORT/v1/rewards
+OUT=$WORK/log/wrk.out
+DONE_DIR=$WORK/done
+cap=$((60 + TIPS * 3 / RATE))
+t_load0=$(now_ms)
+BENCH_REWARDS_FILE=$REQS BENCH_THREADS=$THREADS BENCH_RATE=$RATE BENCH_DONE_DIR=$DONE_DIR \
+        wrk -t "$THREADS" -c "$CONNS" -d "$((cap + 10))s" --timeout 10s -s "$LUA" "$URL" >"$OUT" 2>&1 &
+WRK_PID=$!
+BG_PIDS=$WRK_PID
+deadline=$((t_load0 + cap * 1000))
+sleep $((TIPS / RATE))
+while [ "$(ls "$DONE_DIR" | grep -c '^thread-')" -lt "$THREADS" ] && pid_alive "$WRK_PID" &&
+        [ "$(now_ms)" -lt "$deadline" ]; do
+        sleep 0.05
+done
+WRK_CLEAN=0
+[ "$(ls "$DONE_DIR" | grep -c '^thread-')" -ge "$THREADS" ] && WRK_CLEAN=1
+kill -INT "$WRK_PID" 2>/dev/null
+wait "$WRK_PID"
+BG_PIDS=""
+t_load1=$(now_ms)
+grep -q '^BENCH errors' "$OUT" || die "wrk failed (see $OUT): $(tail -n 3 "$OUT")"
+[ "$WRK_CLEAN" -eq 1 ] || mismatch "wrk did not get every answer within $cap s: $(grep '^BENCH sent' "$OUT")"
+wv() { sed -n "s/^BENCH.* $1=\([0-9][0-9]*\).*/\1/p" "$OUT" | head -n 1; }
+W_SENT=$(wv sent)
+W_OK=$(wv ok)
+W_WIN=$(wv window_us)
+OTHER=$(sed -n 's/^BENCH status \([0-9]*\) \([0-9]*\)$/\1:\2/p' "$OUT" | tr '\n' ' ' | sed 's/ $//')
+ACHIEVED=$(awk -v n="$W_SENT" -v us="$W_WIN" 'BEGIN { if (us > 0) printf "%.0f", n * 1e6 / us; else print "n/a" }')
+echo "  wrk: sent=$W_SENT 200s=$W_OK other=${OTHER:-none} in $((W_WIN / 1000)) ms (achieved $ACHIEVED/s);" \
+        "ack latency p50 $(awk -v v="$(wv p50)" 'BEGIN { printf "%.1f", v / 1000 }') ms" \
+        "p99 $(awk -v v="$(wv p99)" 'BEGIN { printf "%.1f", v / 1000 }') ms;" \
+        "socket errors: $(sed -n 's/^BENCH errors //p' "$OUT")"
+[ "$W_SENT" -eq "$TIPS" ] || mismatch "wrk sent $W_SENT of $TIPS tips"
+[ "$W_OK" -eq "$TIPS" ] || mismatch "$W_OK of $TIPS tips answered 200"
+ACKS=$WORK/acks.tsv
+cat "$DONE_DIR"/acks-*.tsv 2>/dev/null | awk -F'\t' '$2 == 200' | sort >"$ACKS"
+[ "$(wc -l <"$ACKS")" -eq "$W_OK" ] || mismatch "$(wc -l <"$ACKS") 200s matched to a tip by X-Request-Id, wrk counted $W_OK"
+
+# ------------------------------------------------------------------ drain
+
+# Polls until recharge and settlement_detail hold every tip answered 200 (and stats has
+# counted them), or nothing moved for 60 s.
+EXPECT=$W_OK
+last_move=$(now_ms)
+prev=""
+t_sync_all=""
+t_settle_all=""
+while :; do
+        counts=$(sql "SELECT (SELECT COUNT(*) FROM recharge), (SELECT COUNT(*) FROM settlement_detail),
+                (SELECT COALESCE(SUM(reward_count), 0) FROM hourly_reward_stats)") || die "cannot count the rows"
+        set -- $counts
+        now=$(now_ms)
+        [ -z "$t_sync_all" ] && [ "$1" -ge "$EXPECT" ] && t_sync_all=$now
+        [ -z "$t_settle_all" ] && [ "$2" -ge "$EXPECT" ] && t_settle_all=$now
+        [ "$1" -ge "$EXPECT" ] && [ "$2" -ge "$EXPECT" ] && [ "$3" -ge "$EXPECT" ] && break
+        [ "$counts" != "$prev" ] && last_move=$now
+        prev=$counts
+        [ $((now - last_move)) -lt 60000 ] || break
+        sleep 0.1
+done
+N_SYNC=$1
+N_SETTLE=$2
+N_STATS=$3
+ms_after() { [ -n "$1" ] && echo "$(($1 - t_load1)) ms after the last answer" || echo "never"; }
+echo "  rows: recharge $N_SYNC ($(ms_after "$t_sync_all")), settlement_detail $N_SETTLE" \
+        "($(ms_after "$t_settle_all")), hourly_reward_stats count $N_STATS"
+[ "$N_SYNC" -eq "$EXPECT" ] || mismatch "recharge holds $N_SYNC tips, $EXPECT were answered 200"
+[ "$N_SETTLE" -eq "$EXPECT" ] || mismatch "settlement_detail holds $N_SETTLE tips, $EXPECT were answered 200"
+[ "$N_STATS" -eq "$EXPECT" ] || mismatch "hourly_reward_stats counts $N_STATS tips, $EXPECT were answered 200"
+
+# ------------------------------------------------------------------ throughput
+
+# rate TABLE: rows/s from the first row's created_at to the last one's.
+rate_of() {
+        sql "SELECT CASE WHEN COUNT(*) > 1 AND MAX(created_at) > MIN(created_at)
+                THEN ROUND((COUNT(*) - 1) / TIMESTAMPDIFF(MICROSECOND, MIN(created_at), MAX(created_at)) * 1e6)
+                ELSE 'n/a' END, TIMESTAMPDIFF(MICROSECOND, MIN(created_at), MAX(created_at)) DIV 1000 FROM $1"
+}
+set -- $(rate_of recharge)
+SYNC_RATE=$1
+SYNC_SPAN=$2
+set -- $(rate_of settlement_detail)
+SETTLE_RATE=$1
+SETTLE_SPAN=$2
+echo "  throughput (first to last row's created_at): reward-sync $SYNC_RATE tips/s over $SYNC_SPAN ms," \
+        "settlement $SETTLE_RATE tips/s over $SETTLE_SPAN ms (bounded by the $ACHIEVED/s offered)"
+
+# ------------------------------------------------------------------ delays
+
+# Per tip, in ms: ack and send from wrk; received_at, recharge and settlement_detail
+# created_at from MariaDB (UTC session, Unix microseconds).
+ROWS=$WORK/rows.tsv
+sql "SELECT d.trace_id, ROUND(UNIX_TIMESTAMP(d.created_at) * 1000000), ROUND(UNIX_TIMESTAMP(r.created_at) * 1000000),
+        COALESCE(ROUND(UNIX_TIMESTAMP(e.received_at) * 1000000), 0)
+        FROM settlement_detail d JOIN recharge r ON r.trace_id = d.trace_id
+        LEFT JOIN live_events e ON e.consumer = 'settlement' AND e.trace_id = d.trace_id" | sort >"$ROWS" ||
+        die "cannot read the rows"
+# joined: trace ack_us send_us settled_us synced_us recv_us
+join -t "$(printf '\t')" -o 1.1,1.3,1.4,2.2,2.3,2.4 "$ACKS" "$ROWS" >"$WORK/joined.tsv"
+NJ=$(wc -l <"$WORK/joined.tsv")
+[ "$NJ" -eq "$EXPECT" ] || mismatch "$NJ tips have a 200, a recharge and a settlement_detail row; $EXPECT expected"
+awk -F'\t' '{ printf "%.3f\n", ($4 - $2) / 1000 }' "$WORK/joined.tsv" >"$WORK/d-balance"
+awk -F'\t' '{ printf "%.3f\n", ($5 - $2) / 1000 }' "$WORK/joined.tsv" >"$WORK/d-recharge"
+awk -F'\t' '$6 > 0 { printf "%.3f\n", ($4 - $6) / 1000 }' "$WORK/joined.tsv" >"$WORK/d-recv"
+awk -F'\t' '$6 > 0 { printf "%.3f\n", ($2 - $6) / 1000 }' "$WORK/joined.tsv" >"$WORK/d-ack"
+NRECV=$(wc -l <"$WORK/d-recv")
+[ "$NRECV" -eq "$NJ" ] || note "$((NJ - NRECV)) tips have no live_events row of settlement (receive time unknown)"
+fmt_p() { printf 'p50 %s ms p99 %s ms max %s ms' "$(pct "$1" 50)" "$(pct "$1" 99)" "$(pct "$1" 100)"; }
+B50=$(pct "$WORK/d-balance" 50)
+B99=$(pct "$WORK/d-balance" 99)
+echo "  200 → settlement_detail/balance insert (settlement_detail.created_at − wrk's 200): $(fmt_p "$WORK/d-balance")"
+echo "  200 → recharge insert (recharge.created_at − wrk's 200):                 $(fmt_p "$WORK/d-recharge")"
+echo "  receive → settlement insert (created_at − live_events.received_at):      $(fmt_p "$WORK/d-recv")"
+echo "  receive → 200 at wrk (the ack, for reference):                           $(fmt_p "$WORK/d-ack")"
+NEG=$(awk '$1 < 0' "$WORK/d-balance" | wc -l)
+[ "$NEG" -eq 0 ] || note "$NEG tips have settlement_detail.created_at before wrk saw their 200" \
+        "(the insert can precede the client reading the 200: the answer is sent after the ack, and the" \
+        "worker may consume the record first)"
+
+# ------------------------------------------------------------------ money
+
+set -- $(sql "SELECT (SELECT COALESCE(SUM(amount), 0) FROM recharge),
+        (SELECT COALESCE(SUM(amount), 0) FROM settlement_detail),
+        (SELECT COALESCE(SUM(anchor_amount), 0) FROM settlement_detail),
+        (SELECT COUNT(*) FROM settlement_detail WHERE anchor_amount + platform_amount <> amount),
+        (SELECT COUNT(*) FROM settlement_detail d LEFT JOIN revenue_share s ON s.anchor_id = d.anchor_id
+                WHERE d.anchor_amount <> FLOOR(d.amount * COALESCE(s.ratio_bp, 5000) / 10000)),
+        (SELECT COALESCE(SUM(total_amount), 0) FROM settlement),
+        (SELECT COALESCE(SUM(available_amount), 0) FROM settlement),
+        (SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats),
+        (SELECT COUNT(*) FROM recharge r LEFT JOIN settlement_detail d ON d.trace_id = r.trace_id
+                WHERE d.trace_id IS NULL OR d.amount <> r.amount OR d.anchor_id <> r.anchor_id)")
+S_RECH=$1 S_DET=$2 S_ANCH=$3 BAD_SPLIT=$4 BAD_RATIO=$5 S_TOTAL=$6 S_AVAIL=$7 S_HOURLY=$8 BAD_PAIR=$9
+# The receiver may have refused some tips: the sum expected is that of the tips answered 200.
+ACK_SUM=$(awk -F'\t' 'NR == FNR { ok[$1] = 1; next } ($1 in ok) { if (match($5, /"amount":[0-9]+/)) s += substr($5, RSTART + 9, RLENGTH - 9) } END { printf "%d\n", s }' \
+        "$ACKS" "$REQS")
+echo "  sums: sent $SENT_SUM (answered 200: $ACK_SUM), recharge $S_RECH, settlement_detail $S_DET," \
+        "hourly_reward_stats $S_HOURLY; anchors' share $S_ANCH = settlement total $S_TOTAL (available $S_AVAIL)"
+SUMS=OK
+[ "$S_RECH" = "$ACK_SUM" ] && [ "$S_DET" = "$ACK_SUM" ] && [ "$S_HOURLY" = "$ACK_SUM" ] || SUMS=MISMATCH
+[ "$ACK_SUM" = "$SENT_SUM" ] || SUMS=MISMATCH
+[ "$S_ANCH" = "$S_TOTAL" ] && [ "$S_ANCH" = "$S_AVAIL" ] || SUMS=MISMATCH
+[ "$BAD_SPLIT" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_SPLIT rows with anchor_amount + platform_amount <> amount"; }
+[ "$BAD_RATIO" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_RATIO rows whose anchor_amount is not floor(amount × ratio_bp / 10000)"; }
+[ "$BAD_PAIR" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_PAIR recharge rows without an equal settlement_detail row"; }
+[ "$SUMS" = OK ] || mismatch "the money does not add up (see above)"
+
+# Reconcile over the run: from 10 minutes before the tips' ts to 10 minutes after now (it
+# widens to whole hours itself; its default range would leave the current hour out).
+FROM_S=$(($(head -n 1 "$REQS" | cut -f3) - 600))
+TO_S=$(($(date +%s) + 600))
+LIVEFLOW_MYSQL_URL=$MYSQL_URL LIVEFLOW_REDIS_URL=$REDIS_URL "$BIN/liveflow-settlement" reconcile \
+        --from "$FROM_S" --to "$TO_S" >"$WORK/log/reconcile.out" 2>&1
+RC=$?
+if [ "$RC" -eq 0 ]; then
+        RECON=OK
+else
+        RECON="FAILED (exit $RC)"
+        mismatch "liveflow-settlement reconcile --from $FROM_S --to $TO_S exited $RC:"
+        sed 's/^/    /' "$WORK/log/reconcile.out" | head -n 40
+fi
+echo "  reconcile --from $FROM_S --to $TO_S: exit $RC"
+for n in receiver consumer-reward-sync settlement stats; do
+        echo "  $n log: $(grep -c ' ERROR trace=' "$WORK/log/$n.log") ERROR, $(grep -c ' WARN trace=' "$WORK/log/$n.log") WARN lines"
+done
+
+echo "money: $TIPS tips at $RATE/s offered (achieved $ACHIEVED/s): 200s=$W_OK${OTHER:+ other=$OTHER};" \
+        "reward-sync $SYNC_RATE tips/s, settlement $SETTLE_RATE tips/s; 200 → balance p50 $B50 ms p99 $B99 ms;" \
+        "sums $SUMS; reconcile $RECON"
+if [ "$FAILED" -ne 0 ]; then
+        note "correctness failure: see MISMATCH above"
+        exit 3
+fi
+exit 0
