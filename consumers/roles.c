@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "other.h"
 #include "record.h"
 #include "reward_sync.h"
 #include "snapshot.h"
@@ -15,6 +16,7 @@ const struct consumer_role *const roles_all[] = {
         &snapshot_role,
         &audit_role,
         &reward_sync_role,
+        &other_role,
         NULL,
 };
 
