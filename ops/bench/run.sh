@@ -8,12 +8,19 @@
 #     started and timed until every row is in live_streams and its offsets are
 #     committed; the baseline is MariaDB's own 500-row multi-row INSERT rate on the same
 #     server for rows of the same shape;
+#     then the same for each other role of BENCH_ROLES that consumes Tencent callbacks
+#     (record: 100 record-file callbacks into live.record, rows in live_records;
+#     snapshot: 200 into live.snapshot, live_snapshots; audit: 317 image moderation into
+#     live.audit, live_audit_logs), each role alone in its own group liveflow.<role>,
+#     each reported against the same MariaDB baseline;
 #  2. the receiver at each of BENCH_CONNECTIONS: wrk with ops/bench/tencent.lua for
 #     BENCH_DURATION_S, then the same script against the no-op server (the ceiling of
 #     this HTTP stack on this machine); every 200 must be a record in live.stream.
 #
 # Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONNECTIONS ("64 8"),
-# BENCH_THREADS (wrk threads, 2), BENCH_RECORDS (20000), BENCH_LOG_LEVEL (info: the
+# BENCH_THREADS (wrk threads, 2), BENCH_RECORDS (20000 per role: each role's topic must stay
+# well within the dev broker's ~5 MiB per partition), BENCH_ROLES ("stream record snapshot
+# audit": the consumer roles measured), BENCH_LOG_LEVEL (info: the
 # processes log as in production), BENCH_KEEP=1 keeps the temp directory and its logs,
 # BENCH_RECEIVER_ENV / BENCH_CONSUMER_ENV: extra VAR=VALUE words for that process (to
 # compare settings, e.g. BENCH_RECEIVER_ENV=LIVEFLOW_KAFKA_PROP_LINGER_MS=0).
@@ -44,6 +51,10 @@ BATCH_ROWS=500            # rows per INSERT of the MariaDB baseline: the consume
 PRELOAD_CONNECTIONS=8
 HTTP_THREADS=2            # the receiver's LIVEFLOW_HTTP_THREADS default, given to the no-op server too
 GROUP=bench.stream
+ROLES=${BENCH_ROLES-stream record snapshot audit}
+EVENT_TYPE=1              # BENCH_EVENT_TYPE of tencent.lua: 1 stream-begin, except in a role's preload
+SETTLE_TOPIC=live.stream  # the topic settle_receiver compares the receiver's 200s with
+ROLE_RESULTS=""           # "role rows span_us startup_ms" lines, for the summary
 
 FAILED=0                  # set to 1 by a correctness failure: exit 3 after the summary
 TMP=""
@@ -133,10 +144,10 @@ kafka_count() {
         "$BIN/liveflow-bench-count" "$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" "$@" 2>>"$LOGS/count.log"
 }
 
-# kafka_high: records ever appended to live.stream (sum of high watermarks).
+# kafka_high [TOPIC]: records ever appended to TOPIC (live.stream; sum of high watermarks).
 kafka_high() {
-        local line
-        line=$(kafka_count live.stream) || die "cannot read the watermarks of live.stream (see $LOGS/count.log)"
+        local line topic="${1:-live.stream}"
+        line=$(kafka_count "$topic") || die "cannot read the watermarks of $topic (see $LOGS/count.log)"
         echo "$line" | sed -n 's/.* high=\([0-9]*\).*/\1/p'
 }
 
@@ -238,7 +249,7 @@ run_wrk() {
                 cap=$((seconds + 20))
         fi
         rm -rf "$DONE_DIR" && mkdir -p "$DONE_DIR" || die "cannot write to $DONE_DIR"
-        BENCH_TENCENT_T=$TENCENT_T BENCH_TENCENT_SIGN=$TENCENT_SIGN BENCH_RUN=$tag \
+        BENCH_TENCENT_T=$TENCENT_T BENCH_TENCENT_SIGN=$TENCENT_SIGN BENCH_RUN=$tag BENCH_EVENT_TYPE=$EVENT_TYPE \
                 BENCH_THREADS=$threads BENCH_SECONDS=$seconds BENCH_QUOTA=$quota BENCH_DONE_DIR=$DONE_DIR \
                 wrk -t "$threads" -c "$conns" -d "$((cap + 10))s" --timeout 10s -s "$LUA" "$url" >"$out" 2>&1 &
         WRK_PID=$!
@@ -263,14 +274,14 @@ run_wrk() {
 
 # settle_receiver BASE_OK BASE_KAFKA: waits until every request the receiver took has
 # been answered or refused, which is when its 200 count equals the records added to
-# live.stream and neither moved for 0.3 s (15 s at most: the ack timeout is 5 s). Sets
+# SETTLE_TOPIC (live.stream) and neither moved for 0.3 s (15 s at most: the ack timeout is 5 s). Sets
 # RCV_OK and KAFKA_NEW to the two counts since the bases.
 settle_receiver() {
         local deadline prev="" now
         deadline=$(($(now_ms) + 15000))
         while :; do
                 RCV_OK=$(receiver_ok)
-                KAFKA_NEW=$(kafka_high) || exit 1
+                KAFKA_NEW=$(kafka_high "$SETTLE_TOPIC") || exit 1
                 RCV_OK=$((RCV_OK - $1))
                 KAFKA_NEW=$((KAFKA_NEW - $2))
                 now="$RCV_OK $KAFKA_NEW"
@@ -287,6 +298,12 @@ check_int BENCH_DURATION_S "$DURATION" 1 3600
 check_int BENCH_WARMUP_S "$WARMUP" 0 600
 check_int BENCH_THREADS "$THREADS" 1 64
 check_int BENCH_RECORDS "$RECORDS" 1 50000
+for r in $ROLES; do
+        case "$r" in
+        stream | record | snapshot | audit) ;;
+        *) die "BENCH_ROLES: \"$r\" is not one of stream record snapshot audit (the roles fed by Tencent callbacks)" ;;
+        esac
+done
 for c in $CONNECTIONS; do check_int BENCH_CONNECTIONS "$c" 1 1000; done
 [ -n "$CONNECTIONS" ] || die "BENCH_CONNECTIONS is empty"
 command -v wrk >/dev/null 2>&1 || die "wrk is missing (make deps installs it)"
@@ -304,7 +321,7 @@ mkdir -p "$PIDS" "$LOGS" "$DONE_DIR" || die "cannot write to $TMP"
 
 echo "liveflow bench, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  wrk -t$THREADS, ${DURATION} s per run after ${WARMUP} s of warm-up, connections: $CONNECTIONS;" \
-        "consumer: $RECORDS records; log level $LOG_LEVEL"
+        "consumer: $RECORDS records per role ($ROLES); log level $LOG_LEVEL"
 [ -z "${BENCH_RECEIVER_ENV:-}" ] || echo "  receiver started with: $BENCH_RECEIVER_ENV"
 [ -z "${BENCH_CONSUMER_ENV:-}" ] || echo "  consumer started with: $BENCH_CONSUMER_ENV"
 
@@ -364,119 +381,273 @@ echo "  stack up in $(($(now_ms) - started)) ms: mariadb :$LIVEFLOW_TEST_MYSQL_P
 
 # The consumer runs first, on a live.stream holding exactly its records (the receiver
 # runs add far more than the dev broker's retention keeps).
-echo
-echo "consumer stream: preloading $RECORDS stream-begin callbacks through the receiver"
-base_ok=$(receiver_ok)
-base_kafka=$(kafka_high) || exit 1
-[ "$base_kafka" -eq 0 ] || die "live.stream is not empty before the preload ($base_kafka records)"
-preload_out=$LOGS/wrk-preload.out
-t0=$(now_ms)
-run_wrk pre "$PRELOAD_CONNECTIONS" "$RECEIVER_URL" "$preload_out" quota "$RECORDS"
-preload_ms=$(($(now_ms) - t0))
-[ "$WRK_CLEAN" -eq 1 ] || die "the preload did not finish"
-settle_receiver "$base_ok" "$base_kafka" || true
-preload_ok=$(wrk_value "$preload_out" ok)
-preload_sent=$(wrk_value "$preload_out" sent)
-echo "  $preload_sent callbacks in $preload_ms ms: 200s=$preload_ok" \
-        "other=$(wrk_other_statuses "$preload_out") receiver-200s=$RCV_OK kafka=$KAFKA_NEW"
-if [ "$preload_ok" -ne "$KAFKA_NEW" ] || [ "$RCV_OK" -ne "$KAFKA_NEW" ]; then
-        echo "  MISMATCH: the preload's 200s are not the records in live.stream"
-        FAILED=1
-fi
-TARGET=$KAFKA_NEW
-[ "$TARGET" -gt 0 ] || die "the preload put no record in live.stream"
-# The dev broker drops a partition's oldest batches beyond ~5 MiB: all must still be there.
-case "$(kafka_count live.stream)" in
-*" low=0") ;;
-*) die "the dev broker's retention dropped preloaded records ($(kafka_count live.stream)): lower BENCH_RECORDS" ;;
-esac
+bench_stream() {
+        echo
+        echo "consumer stream: preloading $RECORDS stream-begin callbacks through the receiver"
+        base_ok=$(receiver_ok)
+        base_kafka=$(kafka_high) || exit 1
+        [ "$base_kafka" -eq 0 ] || die "live.stream is not empty before the preload ($base_kafka records)"
+        preload_out=$LOGS/wrk-preload.out
+        t0=$(now_ms)
+        run_wrk pre "$PRELOAD_CONNECTIONS" "$RECEIVER_URL" "$preload_out" quota "$RECORDS"
+        preload_ms=$(($(now_ms) - t0))
+        [ "$WRK_CLEAN" -eq 1 ] || die "the preload did not finish"
+        settle_receiver "$base_ok" "$base_kafka" || true
+        preload_ok=$(wrk_value "$preload_out" ok)
+        preload_sent=$(wrk_value "$preload_out" sent)
+        echo "  $preload_sent callbacks in $preload_ms ms: 200s=$preload_ok" \
+                "other=$(wrk_other_statuses "$preload_out") receiver-200s=$RCV_OK kafka=$KAFKA_NEW"
+        if [ "$preload_ok" -ne "$KAFKA_NEW" ] || [ "$RCV_OK" -ne "$KAFKA_NEW" ]; then
+                echo "  MISMATCH: the preload's 200s are not the records in live.stream"
+                FAILED=1
+        fi
+        TARGET=$KAFKA_NEW
+        [ "$TARGET" -gt 0 ] || die "the preload put no record in live.stream"
+        # The dev broker drops a partition's oldest batches beyond ~5 MiB: all must still be there.
+        case "$(kafka_count live.stream)" in
+        *" low=0") ;;
+        *) die "the dev broker's retention dropped preloaded records ($(kafka_count live.stream)): lower BENCH_RECORDS" ;;
+        esac
 
-two_free_ports
-CONSUMER_ADMIN=$PORT_A
-echo "consumer stream: consuming $TARGET records"
-t_start=$(now_ms)
-# shellcheck disable=SC2086 # BENCH_CONSUMER_ENV is split into words on purpose
-spawn "$PIDS/consumer-stream.pid" "$LOGS/consumer.log" env \
-        LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
-        LIVEFLOW_REDIS_URL="$LIVEFLOW_TEST_REDIS_URL" LIVEFLOW_ADMIN_PORT="$CONSUMER_ADMIN" \
-        LIVEFLOW_GROUP_ID="$GROUP" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
-        LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" stream
-CONSUMER_PID=$(cat "$PIDS/consumer-stream.pid")
-mysql_status "$TMP/bench/mysql.before" || die "cannot read MariaDB's status"
-redis_status "$TMP/bench/redis.before" || die "cannot read Redis's status"
-polls=0
-# Polled every 0.25 s only to know when it is over; the rate comes from the rows' own
-# timestamps (updated_at, set by MariaDB when each row is inserted).
-deadline=$((t_start + (120 + TARGET / 20) * 1000))
-rows=0
-last_rows=0
-last_move=$t_start
-while :; do
-        rows=$(sql "SELECT COUNT(*) FROM live_streams") || die "cannot count live_streams"
-        polls=$((polls + 1))
-        [ "$rows" -ge "$TARGET" ] && break
-        now=$(now_ms)
-        if [ "$rows" -ne "$last_rows" ]; then
-                last_rows=$rows
-                last_move=$now
-        fi
-        if ! pid_alive "$CONSUMER_PID"; then
-                log_tail "$LOGS/consumer.log"
-                die "the consumer exited with $rows of $TARGET rows applied"
-        fi
-        if [ "$now" -ge "$deadline" ] || { [ "$rows" -gt 0 ] && [ $((now - last_move)) -gt 60000 ]; }; then
-                log_tail "$LOGS/consumer.log"
-                die "the consumer applied only $rows of $TARGET rows in $(((now - t_start) / 1000)) s"
-        fi
-        sleep 0.25
-done
-t_rows=$(now_ms)
-# Offsets are committed every second after they are stored: wait for lag 0.
-committed_line=""
-deadline=$(($(now_ms) + 30000))
-while :; do
-        committed_line=$(kafka_count live.stream "$GROUP") || die "cannot read the group's offsets"
-        case "$committed_line" in *" lag=0") break ;; esac
-        [ "$(now_ms)" -lt "$deadline" ] || break
-        sleep 0.2
-done
-t_committed=$(now_ms)
-# After the commit, so that the last batch is in the figures too: what the consumer asked
-# of MariaDB and Redis (less this script's own polls), and its batches from its /metrics.
-mysql_status "$TMP/bench/mysql.after" || die "cannot read MariaDB's status"
-redis_status "$TMP/bench/redis.after" || die "cannot read Redis's status"
-consumer_metrics=http://127.0.0.1:$CONSUMER_ADMIN/metrics
-batches=$(metric_sum "$consumer_metrics" liveflow_consumer_batch_seconds_count)
-batch_s=$(metric_sum "$consumer_metrics" liveflow_consumer_batch_seconds_sum)
-stop_pidfiles 15 "$PIDS/consumer-stream.pid" 2>>"$LOGS/stop.log"
-committed_after=$(kafka_count live.stream "$GROUP") || die "cannot read the group's offsets"
+        two_free_ports
+        CONSUMER_ADMIN=$PORT_A
+        echo "consumer stream: consuming $TARGET records"
+        t_start=$(now_ms)
+        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV is split into words on purpose
+        spawn "$PIDS/consumer-stream.pid" "$LOGS/consumer.log" env \
+                LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
+                LIVEFLOW_REDIS_URL="$LIVEFLOW_TEST_REDIS_URL" LIVEFLOW_ADMIN_PORT="$CONSUMER_ADMIN" \
+                LIVEFLOW_GROUP_ID="$GROUP" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
+                LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" stream
+        CONSUMER_PID=$(cat "$PIDS/consumer-stream.pid")
+        mysql_status "$TMP/bench/mysql.before" || die "cannot read MariaDB's status"
+        redis_status "$TMP/bench/redis.before" || die "cannot read Redis's status"
+        polls=0
+        # Polled every 0.25 s only to know when it is over; the rate comes from the rows' own
+        # timestamps (updated_at, set by MariaDB when each row is inserted).
+        deadline=$((t_start + (120 + TARGET / 20) * 1000))
+        rows=0
+        last_rows=0
+        last_move=$t_start
+        while :; do
+                rows=$(sql "SELECT COUNT(*) FROM live_streams") || die "cannot count live_streams"
+                polls=$((polls + 1))
+                [ "$rows" -ge "$TARGET" ] && break
+                now=$(now_ms)
+                if [ "$rows" -ne "$last_rows" ]; then
+                        last_rows=$rows
+                        last_move=$now
+                fi
+                if ! pid_alive "$CONSUMER_PID"; then
+                        log_tail "$LOGS/consumer.log"
+                        die "the consumer exited with $rows of $TARGET rows applied"
+                fi
+                if [ "$now" -ge "$deadline" ] || { [ "$rows" -gt 0 ] && [ $((now - last_move)) -gt 60000 ]; }; then
+                        log_tail "$LOGS/consumer.log"
+                        die "the consumer applied only $rows of $TARGET rows in $(((now - t_start) / 1000)) s"
+                fi
+                sleep 0.25
+        done
+        t_rows=$(now_ms)
+        # Offsets are committed every second after they are stored: wait for lag 0.
+        committed_line=""
+        deadline=$(($(now_ms) + 30000))
+        while :; do
+                committed_line=$(kafka_count live.stream "$GROUP") || die "cannot read the group's offsets"
+                case "$committed_line" in *" lag=0") break ;; esac
+                [ "$(now_ms)" -lt "$deadline" ] || break
+                sleep 0.2
+        done
+        t_committed=$(now_ms)
+        # After the commit, so that the last batch is in the figures too: what the consumer asked
+        # of MariaDB and Redis (less this script's own polls), and its batches from its /metrics.
+        mysql_status "$TMP/bench/mysql.after" || die "cannot read MariaDB's status"
+        redis_status "$TMP/bench/redis.after" || die "cannot read Redis's status"
+        consumer_metrics=http://127.0.0.1:$CONSUMER_ADMIN/metrics
+        batches=$(metric_sum "$consumer_metrics" liveflow_consumer_batch_seconds_count)
+        batch_s=$(metric_sum "$consumer_metrics" liveflow_consumer_batch_seconds_sum)
+        stop_pidfiles 15 "$PIDS/consumer-stream.pid" 2>>"$LOGS/stop.log"
+        committed_after=$(kafka_count live.stream "$GROUP") || die "cannot read the group's offsets"
 
-# First to last row, from MariaDB's clock: the apply rate without the start-up.
-span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), MAX(updated_at)) FROM live_streams")
-first_row_ms=$(sql "SELECT CAST(UNIX_TIMESTAMP(MIN(updated_at)) * 1000 AS SIGNED) FROM live_streams")
-events=$(sql "SELECT COUNT(*) FROM live_events WHERE consumer = 'stream'")
-online=$(redis-cli -h 127.0.0.1 -p "$LIVEFLOW_TEST_REDIS_PORT" SCARD set:live:online)
-consumer_rate=$(fmt_rate $((rows - 1)) "$span_us")
-consumer_log=$(log_counts "$LOGS/consumer.log")
-echo "  $rows rows: first row $((first_row_ms - t_start)) ms after the start (group join)," \
-        "last $(fmt_ms "$span_us") ms later, offsets committed $((t_committed - t_rows)) ms after that"
-echo "  $(awk -v b="$batches" -v s="$batch_s" -v r="$rows" 'BEGIN {
-        printf "%d batches of %.0f records on average, %.0f ms each", b, (b > 0 ? r / b : 0), (b > 0 ? s * 1000 / b : 0) }')"
-echo "  MariaDB per record: $(per_record "$TMP/bench/mysql.before" "$TMP/bench/mysql.after" "$rows" \
-        "Questions=$((polls + 1)) Com_select=$polls Com_show_status=1")"
-echo "  Redis per record: $(per_record "$TMP/bench/redis.before" "$TMP/bench/redis.after" "$rows" "info=1")"
-echo "  live_events=$events set:live:online=$online offsets: $committed_after; its log: $consumer_log"
-if [ "$rows" -ne "$TARGET" ] || [ "$events" -ne "$TARGET" ] || [ "$online" -ne "$TARGET" ]; then
-        echo "  MISMATCH: $TARGET records in Kafka, $rows rows, $events events, $online online"
-        FAILED=1
-fi
-case "$committed_after" in
-*" lag=0") ;;
-*)
-        echo "  MISMATCH: offsets not all committed after the drain: $committed_after"
-        FAILED=1
-        ;;
-esac
+        # First to last row, from MariaDB's clock: the apply rate without the start-up.
+        span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), MAX(updated_at)) FROM live_streams")
+        first_row_ms=$(sql "SELECT CAST(UNIX_TIMESTAMP(MIN(updated_at)) * 1000 AS SIGNED) FROM live_streams")
+        events=$(sql "SELECT COUNT(*) FROM live_events WHERE consumer = 'stream'")
+        online=$(redis-cli -h 127.0.0.1 -p "$LIVEFLOW_TEST_REDIS_PORT" SCARD set:live:online)
+        consumer_rate=$(fmt_rate $((rows - 1)) "$span_us")
+        consumer_log=$(log_counts "$LOGS/consumer.log")
+        echo "  $rows rows: first row $((first_row_ms - t_start)) ms after the start (group join)," \
+                "last $(fmt_ms "$span_us") ms later, offsets committed $((t_committed - t_rows)) ms after that"
+        echo "  $(awk -v b="$batches" -v s="$batch_s" -v r="$rows" 'BEGIN {
+                printf "%d batches of %.0f records on average, %.0f ms each", b, (b > 0 ? r / b : 0), (b > 0 ? s * 1000 / b : 0) }')"
+        echo "  MariaDB per record: $(per_record "$TMP/bench/mysql.before" "$TMP/bench/mysql.after" "$rows" \
+                "Questions=$((polls + 1)) Com_select=$polls Com_show_status=1")"
+        echo "  Redis per record: $(per_record "$TMP/bench/redis.before" "$TMP/bench/redis.after" "$rows" "info=1")"
+        echo "  live_events=$events set:live:online=$online offsets: $committed_after; its log: $consumer_log"
+        if [ "$rows" -ne "$TARGET" ] || [ "$events" -ne "$TARGET" ] || [ "$online" -ne "$TARGET" ]; then
+                echo "  MISMATCH: $TARGET records in Kafka, $rows rows, $events events, $online online"
+                FAILED=1
+        fi
+        case "$committed_after" in
+        *" lag=0") ;;
+        *)
+                echo "  MISMATCH: offsets not all committed after the drain: $committed_after"
+                FAILED=1
+                ;;
+        esac
+}
+
+# role_info ROLE: sets ROLE_TYPE (Tencent event_type), ROLE_TOPIC, ROLE_TABLE and ROLE_TS
+# (its column set by MariaDB when the row is inserted; empty: time the rows by polling).
+role_info() {
+        case "$1" in
+        record) ROLE_TYPE=100 ROLE_TOPIC=live.record ROLE_TABLE=live_records ROLE_TS=created_at ;;
+        snapshot) ROLE_TYPE=200 ROLE_TOPIC=live.snapshot ROLE_TABLE=live_snapshots ROLE_TS=created_at ;;
+        audit) ROLE_TYPE=317 ROLE_TOPIC=live.audit ROLE_TABLE=live_audit_logs ROLE_TS=created_at ;;
+        *) die "role_info: no Tencent topic for $1" ;;
+        esac
+}
+
+# bench_role ROLE: the consumer figures of one role other than stream, on a topic holding
+# exactly RECORDS callbacks of its type sent through the receiver; its result line is added
+# to ROLE_RESULTS.
+bench_role() {
+        local role="$1" group="liveflow.$1" out="$LOGS/wrk-preload-$1.out" base_ok base_kafka t0 ms
+        local ok sent target admin pid log="$LOGS/consumer-$1.log" t_start deadline rows last_rows last_move
+        local now polls first_poll_ms last_poll_ms t_rows committed_line committed_after span_us first_ms
+        local rate dead dlq batches batch_s t_committed
+        role_info "$role"
+        echo
+        echo "consumer $role: preloading $RECORDS event_type $ROLE_TYPE callbacks through the receiver into $ROLE_TOPIC"
+        SETTLE_TOPIC=$ROLE_TOPIC
+        EVENT_TYPE=$ROLE_TYPE
+        base_ok=$(receiver_ok)
+        base_kafka=$(kafka_high "$ROLE_TOPIC") || exit 1
+        [ "$base_kafka" -eq 0 ] || die "$ROLE_TOPIC is not empty before the preload ($base_kafka records)"
+        t0=$(now_ms)
+        run_wrk "pre-$role" "$PRELOAD_CONNECTIONS" "$RECEIVER_URL" "$out" quota "$RECORDS"
+        ms=$(($(now_ms) - t0))
+        [ "$WRK_CLEAN" -eq 1 ] || die "the $role preload did not finish"
+        settle_receiver "$base_ok" "$base_kafka" || true
+        EVENT_TYPE=1
+        SETTLE_TOPIC=live.stream
+        ok=$(wrk_value "$out" ok)
+        sent=$(wrk_value "$out" sent)
+        echo "  $sent callbacks in $ms ms: 200s=$ok other=$(wrk_other_statuses "$out")" \
+                "receiver-200s=$RCV_OK kafka=$KAFKA_NEW"
+        if [ "$ok" -ne "$KAFKA_NEW" ] || [ "$RCV_OK" -ne "$KAFKA_NEW" ]; then
+                echo "  MISMATCH: the preload's 200s are not the records in $ROLE_TOPIC"
+                FAILED=1
+        fi
+        target=$KAFKA_NEW
+        [ "$target" -gt 0 ] || die "the $role preload put no record in $ROLE_TOPIC (see $LOGS/receiver.log)"
+        case "$(kafka_count "$ROLE_TOPIC")" in
+        *" low=0") ;;
+        *) die "the dev broker's retention dropped preloaded records ($(kafka_count "$ROLE_TOPIC")): lower BENCH_RECORDS" ;;
+        esac
+
+        two_free_ports
+        admin=$PORT_A
+        echo "consumer $role: consuming $target records (group $group)"
+        t_start=$(now_ms)
+        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV is split into words on purpose
+        spawn "$PIDS/consumer-$role.pid" "$log" env \
+                LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
+                LIVEFLOW_REDIS_URL="$LIVEFLOW_TEST_REDIS_URL" LIVEFLOW_ADMIN_PORT="$admin" \
+                LIVEFLOW_GROUP_ID="$group" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
+                LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" "$role"
+        pid=$(cat "$PIDS/consumer-$role.pid")
+        # Done when every record's row is in the table and the group's offsets are all
+        # committed (a record dead-lettered leaves no row: the offsets end the wait then).
+        deadline=$((t_start + (120 + target / 20) * 1000))
+        rows=0 last_rows=0 last_move=$t_start polls=0 first_poll_ms=0 last_poll_ms=0
+        committed_line=""
+        while :; do
+                rows=$(sql "SELECT COUNT(*) FROM $ROLE_TABLE") || die "cannot count $ROLE_TABLE"
+                now=$(now_ms)
+                polls=$((polls + 1))
+                [ "$rows" -gt 0 ] && [ "$first_poll_ms" -eq 0 ] && first_poll_ms=$now
+                if [ "$rows" -ne "$last_rows" ]; then
+                        last_rows=$rows
+                        last_move=$now
+                        last_poll_ms=$now
+                fi
+                if [ "$rows" -ge "$target" ]; then
+                        break
+                fi
+                committed_line=$(kafka_count "$ROLE_TOPIC" "$group") || die "cannot read the offsets of $group"
+                case "$committed_line" in *" lag=0") break ;; esac
+                if ! pid_alive "$pid"; then
+                        log_tail "$log"
+                        die "the $role consumer exited with $rows of $target rows applied"
+                fi
+                if [ "$now" -ge "$deadline" ] || { [ "$rows" -gt 0 ] && [ $((now - last_move)) -gt 60000 ]; }; then
+                        log_tail "$log"
+                        die "the $role consumer applied only $rows of $target rows in $(((now - t_start) / 1000)) s"
+                fi
+                sleep 0.25
+        done
+        t_rows=$(now_ms)
+        deadline=$((t_rows + 30000))
+        while :; do
+                committed_line=$(kafka_count "$ROLE_TOPIC" "$group") || die "cannot read the offsets of $group"
+                case "$committed_line" in *" lag=0") break ;; esac
+                [ "$(now_ms)" -lt "$deadline" ] || break
+                sleep 0.2
+        done
+        t_committed=$(now_ms)
+        rows=$(sql "SELECT COUNT(*) FROM $ROLE_TABLE") || die "cannot count $ROLE_TABLE"
+        batches=$(metric_sum "http://127.0.0.1:$admin/metrics" liveflow_consumer_batch_seconds_count)
+        batch_s=$(metric_sum "http://127.0.0.1:$admin/metrics" liveflow_consumer_batch_seconds_sum)
+        dead=$(curl -fsS --max-time 5 "http://127.0.0.1:$admin/metrics" |
+                awk '/^liveflow_consumer_records_total\{/ && /outcome="dead_lettered"/ { n += $NF } END { printf "%d\n", n }')
+        stop_pidfiles 15 "$PIDS/consumer-$role.pid" 2>>"$LOGS/stop.log"
+        committed_after=$(kafka_count "$ROLE_TOPIC" "$group") || die "cannot read the offsets of $group"
+        dlq=$(kafka_count "$ROLE_TOPIC.dlq" 2>/dev/null | sed -n 's/.* high=\([0-9]*\).*/\1/p')
+        if [ -n "$ROLE_TS" ]; then
+                # First to last row, from MariaDB's clock: the apply rate without the start-up.
+                span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN($ROLE_TS), MAX($ROLE_TS)) FROM $ROLE_TABLE")
+                first_ms=$(sql "SELECT CAST(UNIX_TIMESTAMP(MIN($ROLE_TS)) * 1000 AS SIGNED) FROM $ROLE_TABLE")
+        else
+                # From the polls: first seen to last seen moving (0.25 s resolution).
+                span_us=$(((last_poll_ms - first_poll_ms) * 1000))
+                first_ms=$first_poll_ms
+        fi
+        case "$span_us" in '' | NULL) span_us=0 ;; esac
+        case "$first_ms" in '' | NULL) first_ms=$t_start ;; esac
+        rate=$(fmt_rate $((rows - 1)) "$span_us")
+        echo "  $rows rows: first row $((first_ms - t_start)) ms after the start (group join)," \
+                "last $(fmt_ms "$span_us") ms later (${ROLE_TS:-polling}), offsets committed $((t_committed - t_rows)) ms after that"
+        echo "  $(awk -v b="$batches" -v s="$batch_s" -v r="$target" 'BEGIN {
+                printf "%d batches of %.0f records on average, %.0f ms each", b, (b > 0 ? r / b : 0), (b > 0 ? s * 1000 / b : 0) }')"
+        echo "  dead-lettered=$dead $ROLE_TOPIC.dlq=${dlq:-0} offsets: $committed_after; its log: $(log_counts "$log")"
+        if [ "$rows" -ne "$target" ] || [ "$dead" -ne 0 ] || [ "${dlq:-0}" -ne 0 ]; then
+                echo "  MISMATCH: $target records in $ROLE_TOPIC, $rows rows in $ROLE_TABLE, $dead dead-lettered (${dlq:-0} in $ROLE_TOPIC.dlq)"
+                FAILED=1
+        fi
+        case "$committed_after" in
+        *" lag=0") ;;
+        *)
+                echo "  MISMATCH: offsets not all committed after the drain: $committed_after"
+                FAILED=1
+                ;;
+        esac
+        ROLE_RESULTS="${ROLE_RESULTS}$role $rows $span_us $((first_ms - t_start))
+"
+}
+
+# has_role ROLE: true when BENCH_ROLES names it.
+has_role() {
+        case " $ROLES " in *" $1 "*) return 0 ;; esac
+        return 1
+}
+
+# The baseline's row count: the stream role's records, or BENCH_RECORDS without it.
+TARGET=$RECORDS
+has_role stream && bench_stream
+for r in $ROLES; do
+        [ "$r" = stream ] || bench_role "$r"
+done
 
 # ------------------------------------------------------------------ MariaDB baseline
 
@@ -623,12 +794,22 @@ echo "  the receiver's log: $(log_counts "$LOGS/receiver.log")"
 echo
 echo "== summary ($(nproc) cores shared by the load generator and the servers; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%s' "$SUMMARY"
-printf 'consumer stream: %s records in %s s = %s rec/s (after %s s of start-up and group join); MariaDB multi-row baseline %s rows/s; ratio %s' \
-        "$rows" "$(awk -v us="$span_us" 'BEGIN { printf "%.1f", us / 1e6 }')" "$consumer_rate" \
-        "$(awk -v ms="$((first_row_ms - t_start))" 'BEGIN { printf "%.1f", ms / 1000 }')" \
-        "$base_streams_rate" "$(fmt_ratio "$consumer_rate" "$base_streams_rate")"
-printf ' (with live_events rows: %s rec/s; ratio %s)\n' "$base_both_rate" \
-        "$(fmt_ratio "$consumer_rate" "$base_both_rate")"
+if has_role stream; then
+        printf 'consumer stream: %s records in %s s = %s rec/s (after %s s of start-up and group join); MariaDB multi-row baseline %s rows/s; ratio %s' \
+                "$rows" "$(awk -v us="$span_us" 'BEGIN { printf "%.1f", us / 1e6 }')" "$consumer_rate" \
+                "$(awk -v ms="$((first_row_ms - t_start))" 'BEGIN { printf "%.1f", ms / 1000 }')" \
+                "$base_streams_rate" "$(fmt_ratio "$consumer_rate" "$base_streams_rate")"
+        printf ' (with live_events rows: %s rec/s; ratio %s)\n' "$base_both_rate" \
+                "$(fmt_ratio "$consumer_rate" "$base_both_rate")"
+fi
+# One line per other role, against the same live_streams baseline.
+printf '%s' "$ROLE_RESULTS" | while read -r r_role r_rows r_span r_startup; do
+        r_rate=$(fmt_rate $((r_rows - 1)) "$r_span")
+        printf 'consumer %s: %s records in %s s = %s rec/s (after %s s of start-up and group join); MariaDB multi-row baseline %s rows/s; ratio %s\n' \
+                "$r_role" "$r_rows" "$(awk -v us="$r_span" 'BEGIN { printf "%.1f", us / 1e6 }')" "$r_rate" \
+                "$(awk -v ms="$r_startup" 'BEGIN { printf "%.1f", ms / 1000 }')" \
+                "$base_streams_rate" "$(fmt_ratio "$r_rate" "$base_streams_rate")"
+done
 
 # ------------------------------------------------------------------ money (ops/bench/money.sh)
 

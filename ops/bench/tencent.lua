@@ -1,7 +1,14 @@
 -- ops/bench/tencent.lua: the wrk script of make bench (ops/bench/run.sh). Each request is
--- a signed Tencent CSS stream-begin callback (event_type 1, about 600 bytes, shaped like
--- shared/payloads/tencent-css/push.json) with its own stream_id, sequence and anchor, so
--- keys spread over every partition of live.stream and every callback is a distinct event.
+-- a signed Tencent CSS callback of type BENCH_EVENT_TYPE with its own stream_id (and
+-- anchor), so keys spread over every partition of its topic and every callback is a
+-- distinct event (its own event id, and its own row in the consumer's table):
+--   1   stream begin (default; about 600 bytes, shaped like
+--       shared/payloads/tencent-css/push.json), live.stream: own sequence;
+--   100 record file (record.json), live.record: own file_id / record_file_id, video_url;
+--   200 snapshot (screenshot.json), live.snapshot: own pic_url / pic_full_url;
+--   317 image moderation (moderation-image.json, one entry per result list),
+--       live.audit: own streamId / img.
+-- Every time field (start/end, create_time, screenshotTime) is the thread's start time.
 --
 -- A run ends cleanly: once a thread is past its deadline (BENCH_SECONDS after its first
 -- request) or has sent its share of BENCH_QUOTA, request() returns an empty string, which
@@ -15,6 +22,7 @@
 --   BENCH_TENCENT_T, BENCH_TENCENT_SIGN  t (a future Unix second) and MD5(key .. t) in hex,
 --                                        computed once for the run
 --   BENCH_RUN                            tag in every stream_id, distinct per wrk run
+--   BENCH_EVENT_TYPE                     1 (default), 100, 200 or 317: see above
 --   BENCH_THREADS                        wrk's -t, to share BENCH_QUOTA between threads
 --   BENCH_SECONDS                        how long each thread sends callbacks (timed run)
 --   BENCH_QUOTA                          > 0: send exactly that many callbacks in all
@@ -52,6 +60,10 @@ function init(args)
    first_us, last_us = 0, 0
    finished = false
    run = os.getenv("BENCH_RUN") or "run"
+   event_type = tonumber(os.getenv("BENCH_EVENT_TYPE") or "1")
+   if not templates[event_type] then
+      error("BENCH_EVENT_TYPE must be 1, 100, 200 or 317, not " .. tostring(os.getenv("BENCH_EVENT_TYPE")))
+   end
    t = os.getenv("BENCH_TENCENT_T")
    sign = os.getenv("BENCH_TENCENT_SIGN")
    done_dir = os.getenv("BENCH_DONE_DIR")
@@ -83,11 +95,66 @@ local body_format = '{"app":"push.bench.liveflow.test","appid":1250000001,"appna
    .. '&os=android-14&net=wifi&codec=h264&fps=30&res=1920x1080&kbps=4500",'
    .. '"t":%s,"user_ip":"127.0.0.1","width":1920}'
 
+-- 100 (record.json); callback_ext carries a distinct session_id.
+local record_format = '{"event_type":100,"appid":12345678,"app":"test.domain.com",'
+   .. '"callback_ext":"{\\"video_codec\\":\\"h264\\",\\"resolution\\":\\"640x480\\",'
+   .. '\\"session_id\\":\\"%d%012d\\"}","appname":"live","stream_id":"%s","channel_id":"%s",'
+   .. '"file_id":"%s","record_file_id":"%s","record_temp_id":"","file_format":"hls","task_id":"",'
+   .. '"start_time":%d,"end_time":%d,"start_time_usec":316441,"end_time_usec":618577,'
+   .. '"duration":154,"file_size":277941079,'
+   .. '"stream_param":"stream_param=test&anchor_id=%s&room_id=%s",'
+   .. '"video_url":"http://12345678.vod2.myqcloud.com/bench/%s/%s.m3u8","media_start_time":135802,'
+   .. '"record_bps":0,"sign":"%s","t":%s}'
+
+-- 200 (screenshot.json)
+local snapshot_format = '{"app":"test.domain.com","appname":"live","channel_id":"%s",'
+   .. '"create_time":%d,"event_type":200,"file_size":30670,"height":720,'
+   .. '"pic_full_url":"http://your.cos.region.myqcloud.com/%s/%s-screenshot-10-12-05-1280x720.jpg",'
+   .. '"pic_url":"/%s/%s-screenshot-10-12-05-1280x720.jpg","sign":"%s","stream_id":"%s",'
+   .. '"stream_param":"txSecret=ca3e25e5dc17a6f9909a9ae7281e300d&txTime=60B83800'
+   .. '&anchor_id=%s&room_id=%s","t":%s,"width":1280}'
+
+-- 317 (moderation-image.json, the hit entry of each result list kept)
+local audit_format = '{"ocrMsg":"","type":[1],"score":[99],"screenshotTime":%d,'
+   .. '"img":"http://1.1.1.1/download/porn/%s.jpg","sendTime":%d,"suggestion":"Block",'
+   .. '"label":"Porn","subLabel":"PornHigh","labelResults":[{"HitFlag":1,"Scene":"Porn",'
+   .. '"Suggestion":"Block","Label":"Porn","SubLabel":"PornHigh","Score":99,"Details":['
+   .. '{"Id":0,"Name":"PornHigh","Score":99}]}],"objectResults":[{"HitFlag":0,"Scene":"QrCode",'
+   .. '"Suggestion":"Pass","Label":"Normal","SubLabel":"","Score":0,"Names":[],"Details":[]}],'
+   .. '"ocrResults":[{"HitFlag":0,"Scene":"OCR","Suggestion":"Pass","Label":"Normal",'
+   .. '"SubLabel":"","Score":0,"Text":"","Details":[]}],"libResults":[],"streamId":"%s",'
+   .. '"channelId":"%s","stream_param":"txSecret=40f38f69f574fd51126c421a3d96c374&txTime=5DEBEC80'
+   .. '&anchor_id=%s&room_id=%s","app":"test.domain.com","appname":"live","appid":12345678,'
+   .. '"event_type":317,"sign":"%s","t":%s}'
+
+-- templates[type](n): the body of callback n of this thread.
+templates = {
+   [1] = function(n)
+      local stream = string.format("bench-%s-%d-%d", run, id, n)
+      return string.format(body_format, stream, event_time, id, n, sign, stream,
+                           run, id, n, run, id, n, t)
+   end,
+   [100] = function(n)
+      local stream = string.format("bench-%s-%d-%d", run, id, n)
+      local file = string.format("%s-%d-%d", run, id, n)
+      return string.format(record_format, id, n, stream, stream, file, file,
+                           event_time - 154, event_time, "anchor-" .. stream, "room-" .. stream,
+                           stream, file, sign, t)
+   end,
+   [200] = function(n)
+      local stream = string.format("bench-%s-%d-%d", run, id, n)
+      return string.format(snapshot_format, stream, event_time, stream, stream, stream, stream,
+                           sign, stream, "anchor-" .. stream, "room-" .. stream, t)
+   end,
+   [317] = function(n)
+      local stream = string.format("bench-%s-%d-%d", run, id, n)
+      return string.format(audit_format, event_time, stream, event_time, stream, stream,
+                           "anchor-" .. stream, "room-" .. stream, sign, t)
+   end,
+}
+
 local function callback(n)
-   local stream = string.format("bench-%s-%d-%d", run, id, n)
-   local body = string.format(body_format, stream, event_time, id, n, sign, stream,
-                              run, id, n, run, id, n, t)
-   return wrk.format("POST", nil, headers, body)
+   return wrk.format("POST", nil, headers, templates[event_type](n))
 end
 
 -- True once this thread must send no more callbacks.
