@@ -33,6 +33,7 @@
 #include "metrics.h"
 #include "redis_conn.h"
 #include "settings.h"
+#include "strlist.h"
 #include "url.h"
 
 #define TOPIC_STREAM "live.stream"
@@ -229,23 +230,26 @@ static int add_key(struct srs *srs, const char *key, size_t len, char *errstr, s
         return 0;
 }
 
+/* strlist_each()'s view of add_key(). */
+struct key_adder {
+        struct srs *srs;
+        char *errstr;
+        size_t errstr_size;
+};
+
+static int add_listed_key(const char *key, size_t len, void *arg)
+{
+        struct key_adder *a = arg;
+
+        return add_key(a->srs, key, len, a->errstr, a->errstr_size);
+}
+
 /* "k1, k2": comma-separated, blanks around each key ignored, empty entries skipped. */
 static int parse_keys(struct srs *srs, const char *list, char *errstr, size_t errstr_size)
 {
-        const char *p = list;
+        struct key_adder adder = {srs, errstr, errstr_size};
 
-        while (p && *p) {
-                size_t len = strcspn(p, ",");
-                const char *start = p, *end = p + len;
-
-                p = *end ? end + 1 : end;
-                start += strspn(start, " \t");
-                while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-                        end--;
-                if (end > start && add_key(srs, start, (size_t)(end - start), errstr, errstr_size) == -1)
-                        return -1;
-        }
-        return 0;
+        return strlist_each(list, add_listed_key, &adder);
 }
 
 /* The URLs are parsed here only to be checked: each thread parses them again to connect. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "strlist.h"
 
 #define SECRET_PREFIX   "whsec_"
 #define SECRET_TEXT_MAX 128 /* base64 of STDWEBHOOKS_KEY_MAX bytes is 88 characters */
@@ -82,30 +83,34 @@ static int add_secret(struct stdwebhooks *sw, const char *s, size_t len, char *e
         return 0;
 }
 
+/* strlist_each()'s view of add_secret(). */
+struct secret_adder {
+        struct stdwebhooks *sw;
+        char *errstr;
+        size_t errstr_size;
+};
+
+static int add_listed_secret(const char *secret, size_t len, void *arg)
+{
+        struct secret_adder *a = arg;
+
+        return add_secret(a->sw, secret, len, a->errstr, a->errstr_size);
+}
+
 struct stdwebhooks *stdwebhooks_new(const char *secrets, long long tolerance_s, char *errstr,
                                     size_t errstr_size)
 {
         struct stdwebhooks *sw = calloc(1, sizeof(*sw));
-        const char *p = secrets;
+        struct secret_adder adder = {sw, errstr, errstr_size};
 
         if (!sw) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
         sw->tolerance_s = tolerance_s;
-        while (p && *p) {
-                size_t len = strcspn(p, ",");
-                const char *start = p, *end = p + len;
-
-                p = *end ? end + 1 : end;
-                while (start < end && isspace((unsigned char)*start))
-                        start++;
-                while (end > start && isspace((unsigned char)end[-1]))
-                        end--;
-                if (end > start && add_secret(sw, start, (size_t)(end - start), errstr, errstr_size) == -1) {
-                        stdwebhooks_destroy(sw);
-                        return NULL;
-                }
+        if (strlist_each(secrets, add_listed_secret, &adder) == -1) {
+                stdwebhooks_destroy(sw);
+                return NULL;
         }
         return sw;
 }

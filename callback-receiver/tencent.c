@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "strlist.h"
 
 #define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
 #define SIGN_LEN     32 /* hex MD5 */
@@ -99,30 +100,34 @@ static int add_key(struct tencent *tc, const char *key, size_t len, char *errstr
         return 0;
 }
 
+/* strlist_each()'s view of add_key(). */
+struct key_adder {
+        struct tencent *tc;
+        char *errstr;
+        size_t errstr_size;
+};
+
+static int add_listed_key(const char *key, size_t len, void *arg)
+{
+        struct key_adder *a = arg;
+
+        return add_key(a->tc, key, len, a->errstr, a->errstr_size);
+}
+
 struct tencent *tencent_new(const char *keys, long long grace_s, char *errstr,
                             size_t errstr_size)
 {
         struct tencent *tc = calloc(1, sizeof(*tc));
-        const char *p = keys;
+        struct key_adder adder = {tc, errstr, errstr_size};
 
         if (!tc) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
         tc->grace_s = grace_s;
-        while (p && *p) {
-                size_t len = strcspn(p, ",");
-                const char *start = p, *end = p + len;
-
-                p = *end ? end + 1 : end;
-                while (start < end && isspace((unsigned char)*start))
-                        start++;
-                while (end > start && isspace((unsigned char)end[-1]))
-                        end--;
-                if (end > start && add_key(tc, start, (size_t)(end - start), errstr, errstr_size) == -1) {
-                        tencent_destroy(tc);
-                        return NULL;
-                }
+        if (strlist_each(keys, add_listed_key, &adder) == -1) {
+                tencent_destroy(tc);
+                return NULL;
         }
         return tc;
 }
