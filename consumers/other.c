@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -18,7 +19,7 @@ static const char *const other_topics[] = {"live.other", NULL};
 struct other_state {
         struct db *db;
         struct metrics *metrics;
-        struct db_stmt *insert_event;
+        struct ledger *ledger;
 };
 
 static int other_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
@@ -31,11 +32,7 @@ static int other_open(const struct role_env *env, void **state, char *errstr, si
         }
         st->db = env->db;
         st->metrics = env->metrics;
-        st->insert_event = db_stmt(st->db,
-                "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, stream_id, "
-                "trace_id, event_time, received_at, outcome, kafka_topic, kafka_partition, kafka_offset) "
-                "VALUES ('other', ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?, ?)");
-        if (!st->insert_event) {
+        if (!(st->ledger = ledger_new(st->db, "other"))) {
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -46,7 +43,10 @@ static int other_open(const struct role_env *env, void **state, char *errstr, si
 
 static void other_close(void *state)
 {
-        free(state);
+        struct other_state *st = state;
+
+        ledger_destroy(st->ledger);
+        free(st);
 }
 
 /*
@@ -78,8 +78,8 @@ static enum apply_result other_apply(void *state, struct consumer_record *rec, c
         struct other_state *st = state;
         const struct event *ev = &rec->ev;
         char outcome[OUTCOME_MAX + 1], labels[64];
-        unsigned long long affected = 0;
         enum db_result r;
+        bool first;
 
         if (ev->event_time_ms < 0 || ev->event_time_ms > TIME_MAX_MS || ev->receive_time_ms < 0 ||
             ev->receive_time_ms > TIME_MAX_MS) {
@@ -88,17 +88,14 @@ static enum apply_result other_apply(void *state, struct consumer_record *rec, c
                 return APPLY_PERMANENT;
         }
         vendor_type(ev, outcome, sizeof(outcome));
-        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->vendor), DB_STR(ev->event_type),
-                               DB_STR(ev->stream_id), DB_STR(ev->trace_id), DB_I64(ev->event_time_ms),
-                               DB_I64(ev->receive_time_ms), DB_STR(outcome), DB_STR(rec->topic),
-                               DB_I64(rec->partition), DB_I64(rec->offset)};
-
-        r = db_exec(st->db, st->insert_event, p, 11, &affected, NULL, errstr, errstr_size);
+        r = ledger_record(st->ledger, rec, &first, errstr, errstr_size);
+        if (r == DB_OK && first)
+                r = ledger_set_outcome(st->ledger, ev->event_id, outcome, errstr, errstr_size);
         if (r == DB_RETRY)
                 return APPLY_RETRY;
         if (r != DB_OK && r != DB_DUPLICATE)
                 return APPLY_PERMANENT;
-        if (affected == 0) {
+        if (!first) {
                 log_debug(rec->trace_id, "duplicate event %s (%s)", ev->event_id, outcome);
                 return APPLY_DONE;
         }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ledger.h"
 #include "log.h"
 
 static const char *const record_topics[] = {"live.record", NULL};
@@ -26,7 +27,8 @@ static const char *const record_topics[] = {"live.record", NULL};
 struct record_state {
         struct db *db;
         long long last_sweep_ms;
-        struct db_stmt *insert_event, *set_outcome, *find_session, *upsert_file, *link_sweep;
+        struct ledger *ledger;
+        struct db_stmt *find_session, *upsert_file, *link_sweep;
 };
 
 /* A record.file as its RecordFile payload gives it; numbers are -1 when unknown. */
@@ -42,11 +44,7 @@ static int prepare(struct record_state *st)
 {
         struct db *db = st->db;
 
-        st->insert_event = db_stmt(db,
-                "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, stream_id, "
-                "trace_id, event_time, received_at, kafka_topic, kafka_partition, kafka_offset) "
-                "VALUES ('record', ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?)");
-        st->set_outcome = db_stmt(db, "UPDATE live_events SET outcome = ? WHERE consumer = 'record' AND event_id = ?");
+        st->ledger = ledger_new(db, "record");
         st->find_session = db_stmt(db,
                 "SELECT s.session_id FROM live_streams s WHERE s.stream_id = ? AND "
                 SESSION_HOLDS("FROM_UNIXTIME(? / 1000)"));
@@ -63,7 +61,7 @@ static int prepare(struct record_state *st)
                 "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
                 "AND r.created_at > NOW(3) - INTERVAL 1 DAY AND "
                 SESSION_HOLDS("COALESCE(r.start_time, r.end_time, r.created_at)"));
-        return st->insert_event && st->set_outcome && st->find_session && st->upsert_file && st->link_sweep
+        return st->ledger && st->find_session && st->upsert_file && st->link_sweep
                        ? 0
                        : -1;
 }
@@ -78,6 +76,7 @@ static int record_open(const struct role_env *env, void **state, char *errstr, s
         }
         st->db = env->db;
         if (prepare(st) == -1) {
+                ledger_destroy(st->ledger);
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -88,7 +87,10 @@ static int record_open(const struct role_env *env, void **state, char *errstr, s
 
 static void record_close(void *state)
 {
-        free(state);
+        struct record_state *st = state;
+
+        ledger_destroy(st->ledger);
+        free(st);
 }
 
 /* ------------------------------------------------------------------ reading the event */
@@ -199,19 +201,10 @@ static enum db_result store_file(struct record_state *st, const struct consumer_
         return DB_OK;
 }
 
-static enum db_result record_event(struct record_state *st, const struct consumer_record *rec,
-                                   bool *first, char *errstr, size_t errstr_size)
+static enum db_result record_event(struct record_state *st, const struct consumer_record *rec, bool *first,
+                                   char *errstr, size_t errstr_size)
 {
-        const struct event *ev = &rec->ev;
-        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->vendor), DB_STR(ev->event_type),
-                               DB_STR(ev->stream_id), DB_STR(ev->trace_id), DB_I64(ev->event_time_ms),
-                               DB_I64(ev->receive_time_ms), DB_STR(rec->topic), DB_I64(rec->partition),
-                               DB_I64(rec->offset)};
-        unsigned long long affected = 0;
-        enum db_result r = db_exec(st->db, st->insert_event, p, 10, &affected, NULL, errstr, errstr_size);
-
-        *first = r == DB_OK && affected == 1;
-        return r;
+        return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
 
 static enum apply_result record_apply(void *state, struct consumer_record *rec, char *errstr,
@@ -236,9 +229,7 @@ static enum apply_result record_apply(void *state, struct consumer_record *rec, 
         if (is_file && (r = store_file(st, rec, &f, &outcome, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (strcmp(outcome, "applied") != 0) {
-                struct db_param p[] = {DB_STR(outcome), DB_STR(rec->ev.event_id)};
-
-                if ((r = db_exec(st->db, st->set_outcome, p, 2, NULL, NULL, errstr, errstr_size)) != DB_OK)
+                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr, errstr_size)) != DB_OK)
                         return from_db(r);
         }
         log_info(rec->trace_id, "%s stream=%s file=%s outcome=%s topic=%s partition=%d offset=%lld",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ledger.h"
 #include "log.h"
 
 static const char *const snapshot_topics[] = {"live.snapshot", NULL};
@@ -18,7 +19,8 @@ static const char *const snapshot_topics[] = {"live.snapshot", NULL};
 struct snapshot_state {
         struct db *db;
         long long last_sweep_ms;
-        struct db_stmt *insert_event, *set_outcome, *set_cover, *stream_exists, *insert_snapshot,
+        struct ledger *ledger;
+        struct db_stmt *set_cover, *stream_exists, *insert_snapshot,
                 *sweep_cover, *sweep_settle, *sweep_expire;
 };
 
@@ -34,11 +36,7 @@ static int prepare(struct snapshot_state *st)
 {
         struct db *db = st->db;
 
-        st->insert_event = db_stmt(db,
-                "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, stream_id, "
-                "trace_id, event_time, received_at, kafka_topic, kafka_partition, kafka_offset) "
-                "VALUES ('snapshot', ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?)");
-        st->set_outcome = db_stmt(db, "UPDATE live_events SET outcome = ? WHERE consumer = 'snapshot' AND event_id = ?");
+        st->ledger = ledger_new(db, "snapshot");
         /* Newer by the picture's time; at equal times the greater URL, so any order ends the same. */
         st->set_cover = db_stmt(db,
                 "UPDATE live_streams SET cover_url = ?, cover_time = FROM_UNIXTIME(? / 1000) "
@@ -65,7 +63,7 @@ static int prepare(struct snapshot_state *st)
         st->sweep_expire = db_stmt(db,
                 "UPDATE live_snapshots SET cover_pending = NULL "
                 "WHERE cover_pending = 1 AND created_at < NOW(3) - INTERVAL 1 DAY");
-        return st->insert_event && st->set_outcome && st->set_cover && st->stream_exists &&
+        return st->ledger && st->set_cover && st->stream_exists &&
                                st->insert_snapshot && st->sweep_cover && st->sweep_settle && st->sweep_expire
                        ? 0
                        : -1;
@@ -81,6 +79,7 @@ static int snapshot_open(const struct role_env *env, void **state, char *errstr,
         }
         st->db = env->db;
         if (prepare(st) == -1) {
+                ledger_destroy(st->ledger);
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -91,7 +90,10 @@ static int snapshot_open(const struct role_env *env, void **state, char *errstr,
 
 static void snapshot_close(void *state)
 {
-        free(state);
+        struct snapshot_state *st = state;
+
+        ledger_destroy(st->ledger);
+        free(st);
 }
 
 /* ------------------------------------------------------------------ reading the event */
@@ -197,19 +199,10 @@ static enum db_result insert_snapshot(struct snapshot_state *st, const struct ev
         return db_exec(st->db, st->insert_snapshot, p, 9, NULL, NULL, errstr, errstr_size);
 }
 
-static enum db_result record_event(struct snapshot_state *st, const struct consumer_record *rec,
-                                   bool *first, char *errstr, size_t errstr_size)
+static enum db_result record_event(struct snapshot_state *st, const struct consumer_record *rec, bool *first,
+                                   char *errstr, size_t errstr_size)
 {
-        const struct event *ev = &rec->ev;
-        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->vendor), DB_STR(ev->event_type),
-                               DB_STR(ev->stream_id), DB_STR(ev->trace_id), DB_I64(ev->event_time_ms),
-                               DB_I64(ev->receive_time_ms), DB_STR(rec->topic), DB_I64(rec->partition),
-                               DB_I64(rec->offset)};
-        unsigned long long affected = 0;
-        enum db_result r = db_exec(st->db, st->insert_event, p, 10, &affected, NULL, errstr, errstr_size);
-
-        *first = r == DB_OK && affected == 1;
-        return r;
+        return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
 
 static enum apply_result snapshot_apply(void *state, struct consumer_record *rec, char *errstr,
@@ -234,9 +227,7 @@ static enum apply_result snapshot_apply(void *state, struct consumer_record *rec
                                  errstr_size)) != DB_OK)
                 return from_db(r);
         if (strcmp(outcome, "applied") != 0) {
-                struct db_param p[] = {DB_STR(outcome), DB_STR(rec->ev.event_id)};
-
-                if ((r = db_exec(st->db, st->set_outcome, p, 2, NULL, NULL, errstr, errstr_size)) != DB_OK)
+                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr, errstr_size)) != DB_OK)
                         return from_db(r);
         }
         log_info(rec->trace_id, "snapshot stream=%s taken_ms=%lld outcome=%s topic=%s partition=%d offset=%lld",

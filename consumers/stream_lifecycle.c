@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "ids.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis_conn.h"
@@ -47,7 +48,8 @@ struct stream_state {
         long long ghost_silence_s;       /* 0: no ghost sweep */
         long long sweep_interval_ms;
         long long last_sweep_ms;
-        struct db_stmt *insert_event, *set_outcome, *lock_row, *insert_live, *new_session,
+        struct ledger *ledger;
+        struct db_stmt *lock_row, *insert_live, *new_session,
                 *late_begin, *insert_ended, *end_session, *project, *event_outcome, *anchor_state,
                 *touch, *ghosts;
 };
@@ -112,11 +114,7 @@ static int prepare(struct stream_state *st)
 {
         struct db *db = st->db;
 
-        st->insert_event = db_stmt(db,
-                "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, stream_id, "
-                "trace_id, event_time, received_at, kafka_topic, kafka_partition, kafka_offset) "
-                "VALUES ('stream', ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?)");
-        st->set_outcome = db_stmt(db, "UPDATE live_events SET outcome = ? WHERE consumer = 'stream' AND event_id = ?");
+        st->ledger = ledger_new(db, "stream");
         st->lock_row = db_stmt(db,
                 "SELECT vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS("ended_at")
                 ", session_id FROM live_streams WHERE stream_id = ? FOR UPDATE");
@@ -159,7 +157,7 @@ static int prepare(struct stream_state *st)
                 "TIMESTAMPDIFF(SECOND, last_event_at, NOW(3)) FROM live_streams "
                 "WHERE status = 'live' AND last_event_at < NOW(3) - INTERVAL ? SECOND "
                 "ORDER BY last_event_at LIMIT " GHOST_LIMIT_SQL);
-        return st->insert_event && st->set_outcome && st->lock_row && st->insert_live && st->new_session &&
+        return st->ledger && st->lock_row && st->insert_live && st->new_session &&
                                st->late_begin && st->insert_ended && st->end_session && st->project &&
                                st->event_outcome && st->anchor_state && st->touch && st->ghosts
                        ? 0
@@ -192,6 +190,7 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
         if (prepare(st) == -1) {
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
+                ledger_destroy(st->ledger);
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -221,6 +220,7 @@ static void stream_role_close(void *state)
         session_handoff_destroy(st->handoff);
         vendor_api_destroy(st->vendor);
         ids_destroy(st->ids);
+        ledger_destroy(st->ledger);
         free(st);
 }
 
@@ -393,19 +393,10 @@ static const char *apply_end(struct stream_state *st, const struct stream_event 
         return live ? "stale" : "already_ended";
 }
 
-static enum db_result record_event(struct stream_state *st, const struct consumer_record *rec,
-                                   bool *first, char *errstr, size_t errstr_size)
+static enum db_result record_event(struct stream_state *st, const struct consumer_record *rec, bool *first,
+                                   char *errstr, size_t errstr_size)
 {
-        const struct event *ev = &rec->ev;
-        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->vendor), DB_STR(ev->event_type),
-                               DB_STR(ev->stream_id), DB_STR(ev->trace_id), DB_I64(ev->event_time_ms),
-                               DB_I64(ev->receive_time_ms), DB_STR(rec->topic), DB_I64(rec->partition),
-                               DB_I64(rec->offset)};
-        unsigned long long affected = 0;
-        enum db_result r = db_exec(st->db, st->insert_event, p, 10, &affected, NULL, errstr, errstr_size);
-
-        *first = r == DB_OK && affected == 1;
-        return r;
+        return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
 
 /*
@@ -517,9 +508,7 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
             (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (strcmp(outcome, "applied") != 0) {
-                struct db_param p[] = {DB_STR(outcome), DB_STR(rec->ev.event_id)};
-
-                if ((r = db_exec(st->db, st->set_outcome, p, 2, NULL, NULL, errstr, errstr_size)) != DB_OK)
+                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr, errstr_size)) != DB_OK)
                         return from_db(r);
         }
         log_info(rec->trace_id, "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",

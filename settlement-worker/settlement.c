@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "settings.h"
@@ -46,7 +47,8 @@ struct settlement_state {
         long long sweep_ms;
         long long last_sweep_ms;
         struct metric *counted[NOTE_COUNT];
-        struct db_stmt *insert_event, *set_outcome, *find_ratio, *insert_detail, *find_detail, *credit,
+        struct ledger *ledger;
+        struct db_stmt *find_ratio, *insert_detail, *find_detail, *credit,
                 *claim_request, *debit, *find_available, *decide_request, *upsert_session, *sum_session,
                 *sweep_sessions;
 };
@@ -73,11 +75,7 @@ static int prepare(struct settlement_state *st)
 {
         struct db *db = st->db;
 
-        st->insert_event = db_stmt(db,
-                "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, stream_id, "
-                "trace_id, event_time, received_at, kafka_topic, kafka_partition, kafka_offset) "
-                "VALUES ('settlement', ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?)");
-        st->set_outcome = db_stmt(db, "UPDATE live_events SET outcome = ? WHERE consumer = 'settlement' AND event_id = ?");
+        st->ledger = ledger_new(db, "settlement");
         st->find_ratio = db_stmt(db,
                 "SELECT ratio_bp FROM revenue_share WHERE anchor_id = ? AND effective_at <= FROM_UNIXTIME(? / 1000) "
                 "ORDER BY effective_at DESC LIMIT 1");
@@ -111,7 +109,7 @@ static int prepare(struct settlement_state *st)
                 "started_at = VALUES(started_at), ended_at = VALUES(ended_at)");
         st->sum_session = db_stmt(db, SESSION_SUMS("s.session_id = ?"));
         st->sweep_sessions = db_stmt(db, SESSION_SUMS("s.ended_at >= NOW(3) - INTERVAL ? SECOND"));
-        return st->insert_event && st->set_outcome && st->find_ratio && st->insert_detail && st->find_detail &&
+        return st->ledger && st->find_ratio && st->insert_detail && st->find_detail &&
                                st->credit && st->claim_request && st->debit && st->find_available &&
                                st->decide_request && st->upsert_session && st->sum_session && st->sweep_sessions
                        ? 0
@@ -160,6 +158,7 @@ static int settlement_open(const struct role_env *env, void **state, char *errst
         register_metrics(st, env->metrics);
         if (prepare(st) == -1) {
                 snprintf(errstr, errstr_size, "out of memory");
+                ledger_destroy(st->ledger);
                 free(st);
                 return -1;
         }
@@ -173,7 +172,10 @@ static int settlement_open(const struct role_env *env, void **state, char *errst
 
 static void settlement_close(void *state)
 {
-        free(state);
+        struct settlement_state *st = state;
+
+        ledger_destroy(st->ledger);
+        free(st);
 }
 
 /* ------------------------------------------------------------------ the split */
@@ -286,24 +288,13 @@ static enum apply_result from_db(enum db_result r)
 static enum db_result record_event(struct settlement_state *st, const struct consumer_record *rec, bool *first,
                                    char *errstr, size_t errstr_size)
 {
-        const struct event *ev = &rec->ev;
-        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->vendor), DB_STR(ev->event_type),
-                               DB_STR(ev->stream_id), DB_STR(ev->trace_id), DB_I64(ev->event_time_ms),
-                               DB_I64(ev->receive_time_ms), DB_STR(rec->topic), DB_I64(rec->partition),
-                               DB_I64(rec->offset)};
-        unsigned long long affected = 0;
-        enum db_result r = db_exec(st->db, st->insert_event, p, 10, &affected, NULL, errstr, errstr_size);
-
-        *first = r == DB_OK && affected == 1;
-        return r;
+        return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
 
 static enum db_result set_outcome(struct settlement_state *st, const struct consumer_record *rec,
                                   const char *outcome, char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(outcome), DB_STR(rec->ev.event_id)};
-
-        return db_exec(st->db, st->set_outcome, p, 2, NULL, NULL, errstr, errstr_size);
+        return ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------ tips */
