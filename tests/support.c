@@ -537,3 +537,96 @@ int support_count_records(const char *topic, const char *key, const char *header
         rd_kafka_destroy(rk);
         return count;
 }
+
+/* ------------------------------------------------------------ topic reader */
+
+#define READER_MAX_PARTITIONS 64
+
+struct support_reader {
+        rd_kafka_t *rk;
+};
+
+struct support_reader *support_reader_open(const char *topic)
+{
+        char errstr[512], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        struct support_reader *r = calloc(1, sizeof(*r));
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_partition_list_t *parts;
+        rd_kafka_topic_t *rkt;
+        int cnt;
+
+        cr_assert_not_null(r);
+        support_unique_name("reader", group, sizeof(group));
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
+                                    errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK, "%s", errstr);
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+        r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        cr_assert_not_null(r->rk, "%s", errstr);
+        rkt = rd_kafka_topic_new(r->rk, topic, NULL);
+        cr_assert(rd_kafka_metadata(r->rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1,
+                  "no metadata for %s", topic);
+        cnt = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        cr_assert(cnt > 0 && cnt <= READER_MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
+        parts = rd_kafka_topic_partition_list_new(cnt);
+        for (int p = 0; p < cnt; p++) {
+                int64_t low, high;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(r->rk, topic, p, &low, &high, 10000);
+
+                cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks %s[%d]: %s", topic, p, rd_kafka_err2str(err));
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset = high;
+        }
+        cr_assert(rd_kafka_assign(r->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_topic_partition_list_destroy(parts);
+        return r;
+}
+
+int support_header(const rd_kafka_message_t *m, const char *name, char *out, size_t size)
+{
+        rd_kafka_headers_t *hdrs;
+        const void *v;
+        size_t len;
+
+        if (rd_kafka_message_headers(m, &hdrs) || rd_kafka_header_get_last(hdrs, name, &v, &len))
+                return -1;
+        snprintf(out, size, "%.*s", (int)len, (const char *)v);
+        return 0;
+}
+
+rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *trace_id,
+                                         const char *count_header, const char *count_value, int *count,
+                                         int timeout_ms)
+{
+        long long deadline = support_now_ms() + timeout_ms;
+
+        while (support_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 200);
+                char trace[128], value[256];
+
+                if (!m)
+                        continue;
+                if (m->err || support_header(m, "trace_id", trace, sizeof(trace)) == -1) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (count && count_header && support_header(m, count_header, value, sizeof(value)) == 0 &&
+                    strcmp(value, count_value) == 0)
+                        (*count)++;
+                if (strcmp(trace, trace_id) == 0)
+                        return m;
+                rd_kafka_message_destroy(m);
+        }
+        return NULL;
+}
+
+void support_reader_close(struct support_reader *r)
+{
+        if (!r)
+                return;
+        rd_kafka_consumer_close(r->rk);
+        rd_kafka_destroy(r->rk);
+        free(r);
+}

@@ -94,6 +94,31 @@ int support_count_records(const char *topic, const char *key, const char *header
                           char *header_out, size_t header_size, int timeout_ms, int want);
 
 /*
+ * A reader of one topic of the fixture broker from where every partition ends at
+ * support_reader_open(): it sees exactly what is produced after that moment.
+ */
+struct support_reader;
+typedef struct rd_kafka_message_s rd_kafka_message_t;
+
+/** @brief Opens a reader of topic (all its partitions) from their current ends. */
+struct support_reader *support_reader_open(const char *topic);
+
+/**
+ * @brief Polls until the record whose trace_id header is trace_id (returned: the caller
+ * destroys it) or timeout_ms (NULL). On the way, counts in *count (when not NULL) the records
+ * whose header count_header equals count_value.
+ */
+rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *trace_id,
+                                         const char *count_header, const char *count_value, int *count,
+                                         int timeout_ms);
+
+/** @brief Closes the reader; NULL is fine. */
+void support_reader_close(struct support_reader *r);
+
+/** @brief Copies header name of m into out. @returns 0, or -1 when m has no such header. */
+int support_header(const rd_kafka_message_t *m, const char *name, char *out, size_t size);
+
+/*
  * A TCP relay in front of a real server, to take the server away from one client without
  * stopping it for the other tests: support_proxy_cut() closes every relayed connection and
  * stops listening (new connections are refused); support_proxy_restore() listens again on

@@ -959,89 +959,6 @@ static char *reward_for(const char *tip, const char *anchor)
 
 /* ------------------------------------------------------------ Kafka */
 
-struct topic_reader {
-        rd_kafka_t *rk;
-        int64_t start[PARTITIONS]; /* high watermarks before the test's requests */
-};
-
-static void reader_open(struct topic_reader *tr, const char *topic)
-{
-        char errstr[512], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-        support_unique_name("internal_group", group, sizeof(group));
-        cr_assert(eq(int, rd_kafka_conf_set(conf, "bootstrap.servers",
-                                            support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
-                                            sizeof(errstr)), RD_KAFKA_CONF_OK), "%s", errstr);
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-        tr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        cr_assert(tr->rk != NULL, "%s", errstr);
-        for (int p = 0; p < PARTITIONS; p++) {
-                int64_t low, high;
-                rd_kafka_resp_err_t err =
-                        rd_kafka_query_watermark_offsets(tr->rk, topic, p, &low, &high, 10000);
-
-                cr_assert(eq(int, err, 0), "watermarks %s[%d]: %s", topic, p, rd_kafka_err2str(err));
-                tr->start[p] = high;
-        }
-        {
-                rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-
-                for (int p = 0; p < PARTITIONS; p++)
-                        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = tr->start[p];
-                cr_assert(eq(int, rd_kafka_assign(tr->rk, parts), 0));
-                rd_kafka_topic_partition_list_destroy(parts);
-        }
-}
-
-static void reader_close(struct topic_reader *tr)
-{
-        rd_kafka_consumer_close(tr->rk);
-        rd_kafka_destroy(tr->rk);
-}
-
-static int header(const rd_kafka_message_t *rkm, const char *name, char *out, size_t size)
-{
-        rd_kafka_headers_t *hdrs;
-        const void *v;
-        size_t len;
-
-        if (rd_kafka_message_headers(rkm, &hdrs) || rd_kafka_header_get_last(hdrs, name, &v, &len))
-                return -1;
-        snprintf(out, size, "%.*s", (int)len, (const char *)v);
-        return 0;
-}
-
-/*
- * Polls until the record whose trace_id header is `until` (returned; the caller destroys it)
- * or 20 s (NULL). Counts on the way, in *seen, the records whose event_id header is event_id.
- */
-static rd_kafka_message_t *read_until(struct topic_reader *tr, const char *until,
-                                      const char *event_id, int *seen)
-{
-        long long deadline = support_now_ms() + 20000;
-
-        while (support_now_ms() < deadline) {
-                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(tr->rk, 200);
-                char trace[128], id[128];
-
-                if (!rkm)
-                        continue;
-                if (rkm->err || header(rkm, "trace_id", trace, sizeof(trace)) == -1) {
-                        rd_kafka_message_destroy(rkm);
-                        continue;
-                }
-                if (event_id && seen && header(rkm, "event_id", id, sizeof(id)) == 0 &&
-                    !strcmp(id, event_id))
-                        (*seen)++;
-                if (!strcmp(trace, until))
-                        return rkm;
-                rd_kafka_message_destroy(rkm);
-        }
-        return NULL;
-}
-
 static void assert_key(const rd_kafka_message_t *rkm, const char *key)
 {
         cr_assert(eq(sz, rkm->key_len, strlen(key)), "key %.*s, want %s", (int)rkm->key_len,
@@ -1053,7 +970,7 @@ static void assert_header(const rd_kafka_message_t *rkm, const char *name, const
 {
         char value[256];
 
-        cr_assert(eq(int, header(rkm, name, value, sizeof(value)), 0), "no %s header", name);
+        cr_assert(eq(int, support_header(rkm, name, value, sizeof(value)), 0), "no %s header", name);
         cr_assert_str_eq(value, want);
 }
 
@@ -1075,7 +992,7 @@ Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
         char tip[64], anchor[64], first[64], replay[64], sentinel[64], msg_id[64], want_id[65];
         char *body, *sentinel_body;
         struct signed_headers h;
-        struct topic_reader tr;
+        struct support_reader *tr;
         rd_kafka_message_t *rkm;
         struct reply r;
         int seen = 0;
@@ -1086,7 +1003,7 @@ Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
         support_unique_name("trace-replay", replay, sizeof(replay));
         support_unique_name("trace-sentinel", sentinel, sizeof(sentinel));
         support_unique_name("msg", msg_id, sizeof(msg_id));
-        reader_open(&tr, "live.reward");
+        tr = support_reader_open("live.reward");
         start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
 
         body = reward_for(tip, anchor);
@@ -1103,11 +1020,11 @@ Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
         cr_assert(eq(long, post_signed("/v1/rewards", sentinel_body, "msg_sentinel", sentinel).status,
                      200));
         sha256_of("internal|reward", tip, want_id);
-        rkm = read_until(&tr, sentinel, want_id, &seen);
+        rkm = support_reader_until(tr, sentinel, "event_id", want_id, &seen, 20000);
         cr_assert(rkm != NULL, "the sentinel never arrived");
         cr_assert(eq(int, seen, 1), "records of the tip: %d", seen);
         rd_kafka_message_destroy(rkm);
-        reader_close(&tr);
+        support_reader_close(tr);
 
         r = get_metrics();
         cr_assert(strstr(r.body, "liveflow_receiver_webhook_replays_total{endpoint=\"rewards\"} 1") != NULL,
@@ -1120,7 +1037,7 @@ Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
 Test(internal_e2e, reward_record_carries_key_headers_and_payload)
 {
         char tip[64], anchor[64], trace[64], want_id[65];
-        struct topic_reader tr;
+        struct support_reader *tr;
         struct event out = {0};
         rd_kafka_message_t *rkm;
         char *body;
@@ -1128,11 +1045,11 @@ Test(internal_e2e, reward_record_carries_key_headers_and_payload)
         support_unique_name("tip", tip, sizeof(tip));
         support_unique_name("anchor", anchor, sizeof(anchor));
         support_unique_name("trace", trace, sizeof(trace));
-        reader_open(&tr, "live.reward");
+        tr = support_reader_open("live.reward");
         start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
         body = reward_for(tip, anchor);
         cr_assert(eq(long, post_signed("/v1/rewards", body, "msg_1", trace).status, 200));
-        rkm = read_until(&tr, trace, NULL, NULL);
+        rkm = support_reader_until(tr, trace, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL);
         sha256_of("internal|reward", tip, want_id);
         assert_key(rkm, anchor);
@@ -1149,7 +1066,7 @@ Test(internal_e2e, reward_record_carries_key_headers_and_payload)
         cr_assert(eq(i64, payload_int(&out, "amount"), 29700));
         event_fini(&out);
         rd_kafka_message_destroy(rkm);
-        reader_close(&tr);
+        support_reader_close(tr);
         free(body);
         stop_receiver_expect_clean_exit();
 }
@@ -1157,7 +1074,7 @@ Test(internal_e2e, reward_record_carries_key_headers_and_payload)
 Test(internal_e2e, the_same_tip_under_two_webhook_ids_is_two_records_with_one_event_id)
 {
         char tip[64], anchor[64], t1[64], t2[64], id1[128], id2[128];
-        struct topic_reader tr;
+        struct support_reader *tr;
         rd_kafka_message_t *a, *b;
         char *body;
 
@@ -1165,21 +1082,21 @@ Test(internal_e2e, the_same_tip_under_two_webhook_ids_is_two_records_with_one_ev
         support_unique_name("anchor", anchor, sizeof(anchor));
         support_unique_name("trace-1", t1, sizeof(t1));
         support_unique_name("trace-2", t2, sizeof(t2));
-        reader_open(&tr, "live.reward");
+        tr = support_reader_open("live.reward");
         start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
         body = reward_for(tip, anchor);
         cr_assert(eq(long, post_signed("/v1/rewards", body, "msg_first", t1).status, 200));
         cr_assert(eq(long, post_signed("/v1/rewards", body, "msg_second", t2).status, 200));
-        a = read_until(&tr, t1, NULL, NULL);
+        a = support_reader_until(tr, t1, NULL, NULL, NULL, 20000);
         cr_assert(a != NULL);
-        b = read_until(&tr, t2, NULL, NULL);
+        b = support_reader_until(tr, t2, NULL, NULL, NULL, 20000);
         cr_assert(b != NULL);
-        cr_assert(eq(int, header(a, "event_id", id1, sizeof(id1)), 0));
-        cr_assert(eq(int, header(b, "event_id", id2, sizeof(id2)), 0));
+        cr_assert(eq(int, support_header(a, "event_id", id1, sizeof(id1)), 0));
+        cr_assert(eq(int, support_header(b, "event_id", id2, sizeof(id2)), 0));
         cr_assert_str_eq(id1, id2);
         rd_kafka_message_destroy(a);
         rd_kafka_message_destroy(b);
-        reader_close(&tr);
+        support_reader_close(tr);
         free(body);
         stop_receiver_expect_clean_exit();
 }
@@ -1187,7 +1104,7 @@ Test(internal_e2e, the_same_tip_under_two_webhook_ids_is_two_records_with_one_ev
 Test(internal_e2e, withdrawal_reaches_live_withdrawal_keyed_by_anchor)
 {
         char anchor[64], trace[64], body[256];
-        struct topic_reader tr;
+        struct support_reader *tr;
         struct event out = {0};
         rd_kafka_message_t *rkm;
 
@@ -1195,10 +1112,10 @@ Test(internal_e2e, withdrawal_reaches_live_withdrawal_keyed_by_anchor)
         support_unique_name("trace", trace, sizeof(trace));
         snprintf(body, sizeof(body), "{\"request_id\":\"wd-%s\",\"anchor_id\":\"%s\",\"amount\":5000}",
                  trace, anchor);
-        reader_open(&tr, "live.withdrawal");
+        tr = support_reader_open("live.withdrawal");
         start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
         cr_assert(eq(long, post_signed("/v1/withdrawals", body, "msg_wd", trace).status, 200));
-        rkm = read_until(&tr, trace, NULL, NULL);
+        rkm = support_reader_until(tr, trace, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL);
         assert_key(rkm, anchor);
         assert_header(rkm, "event_type", "withdrawal");
@@ -1207,14 +1124,14 @@ Test(internal_e2e, withdrawal_reaches_live_withdrawal_keyed_by_anchor)
         cr_assert(eq(i64, payload_int(&out, "amount"), 5000));
         event_fini(&out);
         rd_kafka_message_destroy(rkm);
-        reader_close(&tr);
+        support_reader_close(tr);
         stop_receiver_expect_clean_exit();
 }
 
 Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
 {
         char stream[64], anchor[64], t_close[64], t_ban[64], t_unban[64], path[256], body[256];
-        struct topic_reader streams, audits;
+        struct support_reader *streams, *audits;
         struct event out = {0};
         rd_kafka_message_t *rkm;
 
@@ -1223,8 +1140,8 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
         support_unique_name("trace-close", t_close, sizeof(t_close));
         support_unique_name("trace-ban", t_ban, sizeof(t_ban));
         support_unique_name("trace-unban", t_unban, sizeof(t_unban));
-        reader_open(&streams, "live.stream");
-        reader_open(&audits, "live.audit");
+        streams = support_reader_open("live.stream");
+        audits = support_reader_open("live.audit");
         start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
 
         /* The path is percent-decoded once: "%20" is a blank in the stream id. */
@@ -1236,7 +1153,7 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
         snprintf(path, sizeof(path), "/v1/admin/anchors/%s/unban", anchor);
         cr_assert(eq(long, post_signed(path, "", "msg_unban", t_unban).status, 200));
 
-        rkm = read_until(&streams, t_close, NULL, NULL);
+        rkm = support_reader_until(streams, t_close, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL, "no close in live.stream");
         {
                 char want[80];
@@ -1253,7 +1170,7 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
         event_fini(&out);
         rd_kafka_message_destroy(rkm);
 
-        rkm = read_until(&audits, t_ban, NULL, NULL);
+        rkm = support_reader_until(audits, t_ban, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL, "no ban in live.audit");
         assert_key(rkm, anchor);
         assert_header(rkm, "event_type", "audit.admin");
@@ -1266,7 +1183,7 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
         event_fini(&out);
         rd_kafka_message_destroy(rkm);
 
-        rkm = read_until(&audits, t_unban, NULL, NULL); /* same key, same partition, after the ban */
+        rkm = support_reader_until(audits, t_unban, NULL, NULL, NULL, 20000); /* same key, same partition, after the ban */
         cr_assert(rkm != NULL, "no unban in live.audit");
         assert_key(rkm, anchor);
         decode(rkm, &out);
@@ -1274,8 +1191,8 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
         event_fini(&out);
         rd_kafka_message_destroy(rkm);
 
-        reader_close(&streams);
-        reader_close(&audits);
+        support_reader_close(streams);
+        support_reader_close(audits);
         stop_receiver_expect_clean_exit();
 }
 

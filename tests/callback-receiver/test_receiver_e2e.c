@@ -234,97 +234,11 @@ static char *signed_push(const char *stream_id, const char *key, long long t_off
 
 /* ------------------------------------------------------------ Kafka */
 
-struct topic_reader {
-        rd_kafka_t *rk;
-        int64_t start[PARTITIONS]; /* high watermarks before the test's requests */
-};
-
-static void reader_open(struct topic_reader *tr, const char *topic)
-{
-        char errstr[512], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-        support_unique_name("e2e_group", group, sizeof(group));
-        cr_assert(eq(int, rd_kafka_conf_set(conf, "bootstrap.servers",
-                                            support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
-                                            sizeof(errstr)), RD_KAFKA_CONF_OK), "%s", errstr);
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-        tr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        cr_assert(tr->rk != NULL, "%s", errstr);
-        for (int p = 0; p < PARTITIONS; p++) {
-                int64_t low, high;
-                rd_kafka_resp_err_t err =
-                        rd_kafka_query_watermark_offsets(tr->rk, topic, p, &low, &high, 10000);
-
-                cr_assert(eq(int, err, 0), "watermarks %s[%d]: %s", topic, p, rd_kafka_err2str(err));
-                tr->start[p] = high;
-        }
-}
-
-/* Reads every partition from where it stood at reader_open(). */
-static void reader_assign(struct topic_reader *tr, const char *topic)
-{
-        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-
-        for (int p = 0; p < PARTITIONS; p++)
-                rd_kafka_topic_partition_list_add(parts, topic, p)->offset = tr->start[p];
-        cr_assert(eq(int, rd_kafka_assign(tr->rk, parts), 0));
-        rd_kafka_topic_partition_list_destroy(parts);
-}
-
-static void reader_close(struct topic_reader *tr)
-{
-        rd_kafka_consumer_close(tr->rk);
-        rd_kafka_destroy(tr->rk);
-}
-
-static int header(const rd_kafka_message_t *rkm, const char *name, char *out, size_t size)
-{
-        rd_kafka_headers_t *hdrs;
-        const void *v;
-        size_t len;
-
-        if (rd_kafka_message_headers(rkm, &hdrs) || rd_kafka_header_get_last(hdrs, name, &v, &len))
-                return -1;
-        snprintf(out, size, "%.*s", (int)len, (const char *)v);
-        return 0;
-}
-
-/*
- * Polls until a record whose trace_id header is `until` arrives (returned, the caller
- * destroys it) or timeout_ms passes (NULL). Sets *saw_other when a record with trace_id
- * `forbidden` (may be NULL) goes by.
- */
-static rd_kafka_message_t *read_until(struct topic_reader *tr, const char *until,
-                                      const char *forbidden, bool *saw_other, int timeout_ms)
-{
-        long long deadline = support_now_ms() + timeout_ms;
-
-        while (support_now_ms() < deadline) {
-                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(tr->rk, 200);
-                char trace[128];
-
-                if (!rkm)
-                        continue;
-                if (rkm->err || header(rkm, "trace_id", trace, sizeof(trace)) == -1) {
-                        rd_kafka_message_destroy(rkm);
-                        continue;
-                }
-                if (forbidden && saw_other && !strcmp(trace, forbidden))
-                        *saw_other = true;
-                if (!strcmp(trace, until))
-                        return rkm;
-                rd_kafka_message_destroy(rkm);
-        }
-        return NULL;
-}
-
 /* ------------------------------------------------------------ tests */
 
 Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
 {
-        struct topic_reader tr;
+        struct support_reader *tr;
         char stream[64], trace[64], want_id[65], errstr[256], value[128];
         struct codec *codec = codec_new(errstr, sizeof(errstr));
         struct event ev = {0};
@@ -335,7 +249,7 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
         cr_assert(codec != NULL, "%s", errstr);
         support_unique_name("e2e_stream", stream, sizeof(stream));
         support_unique_name("e2e-trace-push", trace, sizeof(trace));
-        reader_open(&tr, "live.stream");
+        tr = support_reader_open("live.stream");
         start_receiver(NULL);
         body = signed_push(stream, KEY, 600);
         r = post_json("/callbacks/tencent", body, trace);
@@ -343,14 +257,13 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
         cr_assert_str_eq(r.body, "{\"code\":0}");
         cr_assert_str_eq(r.request_id, trace);
 
-        reader_assign(&tr, "live.stream");
-        rkm = read_until(&tr, trace, NULL, NULL, 20000);
+        rkm = support_reader_until(tr, trace, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL, "no record with trace_id %s in live.stream", trace);
         cr_assert(eq(sz, rkm->key_len, strlen(stream)));
         cr_assert(eq(int, memcmp(rkm->key, stream, rkm->key_len), 0));
-        cr_assert(eq(int, header(rkm, "event_type", value, sizeof(value)), 0));
+        cr_assert(eq(int, support_header(rkm, "event_type", value, sizeof(value)), 0));
         cr_assert_str_eq(value, "stream.begin");
-        cr_assert(eq(int, header(rkm, "vendor", value, sizeof(value)), 0));
+        cr_assert(eq(int, support_header(rkm, "vendor", value, sizeof(value)), 0));
         cr_assert_str_eq(value, "tencent");
         {
                 char key[160];
@@ -358,7 +271,7 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
 
                 crypto_sha256_hex(key, (size_t)n, want_id);
         }
-        cr_assert(eq(int, header(rkm, "event_id", value, sizeof(value)), 0));
+        cr_assert(eq(int, support_header(rkm, "event_id", value, sizeof(value)), 0));
         cr_assert_str_eq(value, want_id);
 
         cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev, errstr, sizeof(errstr)),
@@ -381,7 +294,7 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
 
         event_fini(&ev);
         rd_kafka_message_destroy(rkm);
-        reader_close(&tr);
+        support_reader_close(tr);
         codec_destroy(codec);
         free(body);
         stop_receiver_expect_clean_exit();
@@ -389,17 +302,17 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
 
 Test(receiver_e2e, bad_sign_is_401_and_never_published)
 {
-        struct topic_reader tr;
+        struct support_reader *tr;
         char stream[64], bad_trace[64], good_trace[64];
         char *bad = NULL, *good;
-        bool saw_bad = false;
+        int saw_bad = 0;
         rd_kafka_message_t *rkm;
         struct reply r;
 
         support_unique_name("e2e_stream", stream, sizeof(stream));
         support_unique_name("e2e-trace-bad", bad_trace, sizeof(bad_trace));
         support_unique_name("e2e-trace-good", good_trace, sizeof(good_trace));
-        reader_open(&tr, "live.stream");
+        tr = support_reader_open("live.stream");
         start_receiver(NULL);
         bad = signed_push(stream, "not-the-key", 600);
         r = post_json("/callbacks/tencent", bad, bad_trace);
@@ -410,12 +323,11 @@ Test(receiver_e2e, bad_sign_is_401_and_never_published)
         /* Same stream, same partition: had the bad one been written, it would come first. */
         good = signed_push(stream, KEY, 600);
         cr_assert(eq(long, post_json("/callbacks/tencent", good, good_trace).status, 200));
-        reader_assign(&tr, "live.stream");
-        rkm = read_until(&tr, good_trace, bad_trace, &saw_bad, 20000);
+        rkm = support_reader_until(tr, good_trace, "trace_id", bad_trace, &saw_bad, 20000);
         cr_assert(rkm != NULL, "the accepted record never arrived");
-        cr_assert(not(saw_bad), "the refused callback reached Kafka");
+        cr_assert(eq(int, saw_bad, 0), "the refused callback reached Kafka");
         rd_kafka_message_destroy(rkm);
-        reader_close(&tr);
+        support_reader_close(tr);
         free(bad);
         free(good);
         stop_receiver_expect_clean_exit();

@@ -1325,91 +1325,6 @@ static void redis_ok(const char *fmt, const char *a, const char *b, const char *
 
 /* ---------------------------------------------------- Kafka */
 
-struct topic_reader {
-        rd_kafka_t *rk;
-        int64_t start[PARTITIONS]; /* high watermarks before the test's requests */
-};
-
-static void reader_open(struct topic_reader *tr, const char *topic)
-{
-        char errstr[512], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-        support_unique_name("srs_group", group, sizeof(group));
-        cr_assert(eq(int, rd_kafka_conf_set(conf, "bootstrap.servers",
-                                            support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
-                                            sizeof(errstr)), RD_KAFKA_CONF_OK), "%s", errstr);
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-        tr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        cr_assert(tr->rk != NULL, "%s", errstr);
-        for (int p = 0; p < PARTITIONS; p++) {
-                int64_t low, high;
-                rd_kafka_resp_err_t err =
-                        rd_kafka_query_watermark_offsets(tr->rk, topic, p, &low, &high, 10000);
-
-                cr_assert(eq(int, err, 0), "watermarks %s[%d]: %s", topic, p, rd_kafka_err2str(err));
-                tr->start[p] = high;
-        }
-}
-
-static void reader_assign(struct topic_reader *tr, const char *topic)
-{
-        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-
-        for (int p = 0; p < PARTITIONS; p++)
-                rd_kafka_topic_partition_list_add(parts, topic, p)->offset = tr->start[p];
-        cr_assert(eq(int, rd_kafka_assign(tr->rk, parts), 0));
-        rd_kafka_topic_partition_list_destroy(parts);
-}
-
-static void reader_close(struct topic_reader *tr)
-{
-        rd_kafka_consumer_close(tr->rk);
-        rd_kafka_destroy(tr->rk);
-}
-
-static int header(const rd_kafka_message_t *rkm, const char *name, char *out, size_t size)
-{
-        rd_kafka_headers_t *hdrs;
-        const void *v;
-        size_t len;
-
-        if (rd_kafka_message_headers(rkm, &hdrs) || rd_kafka_header_get_last(hdrs, name, &v, &len))
-                return -1;
-        snprintf(out, size, "%.*s", (int)len, (const char *)v);
-        return 0;
-}
-
-/*
- * Polls until a record whose trace_id header is `until` arrives (returned, the caller
- * destroys it) or timeout_ms passes (NULL). Sets *saw_forbidden when a record with trace_id
- * `forbidden` (may be NULL) goes by.
- */
-static rd_kafka_message_t *read_until(struct topic_reader *tr, const char *until,
-                                      const char *forbidden, bool *saw_forbidden, int timeout_ms)
-{
-        long long deadline = support_now_ms() + timeout_ms;
-
-        while (support_now_ms() < deadline) {
-                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(tr->rk, 200);
-                char trace[128];
-
-                if (!rkm)
-                        continue;
-                if (rkm->err || header(rkm, "trace_id", trace, sizeof(trace)) == -1) {
-                        rd_kafka_message_destroy(rkm);
-                        continue;
-                }
-                if (forbidden && !strcmp(trace, forbidden))
-                        *saw_forbidden = true;
-                if (!strcmp(trace, until))
-                        return rkm;
-                rd_kafka_message_destroy(rkm);
-        }
-        return NULL;
-}
-
 /* ---------------------------------------------------- tests */
 
 Test(srs_e2e, wrong_or_missing_token_is_401)
@@ -1429,13 +1344,13 @@ Test(srs_e2e, wrong_or_missing_token_is_401)
 
 Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
 {
-        struct topic_reader tr;
+        struct support_reader *tr;
         char stream[64], banned[64], active[64], key[128], refused_trace[64], allowed_trace[64];
         char errstr[256];
         char *refused_body, *allowed_body;
         struct codec *codec = codec_new(errstr, sizeof(errstr));
         struct event ev_read = {0};
-        bool saw_refused = false;
+        int saw_refused = 0;
         rd_kafka_message_t *rkm;
         struct reply r;
 
@@ -1448,7 +1363,7 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
         support_unique_name("srs-e2e-allowed", allowed_trace, sizeof(allowed_trace));
         snprintf(key, sizeof(key), "hash:anchor:status:%s", banned);
         redis_ok("HSET %s anchor_status %s suspended_until %s", key, "banned", "0");
-        reader_open(&tr, "live.stream");
+        tr = support_reader_open("live.stream");
         start_receiver();
 
         refused_body = publish_of(stream, banned);
@@ -1462,10 +1377,9 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
         r = hook(allowed_body, allowed_trace);
         cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.log_path);
         cr_assert_str_eq(r.body, "{\"code\":0}");
-        reader_assign(&tr, "live.stream");
-        rkm = read_until(&tr, allowed_trace, refused_trace, &saw_refused, 20000);
+        rkm = support_reader_until(tr, allowed_trace, "trace_id", refused_trace, &saw_refused, 20000);
         cr_assert(rkm != NULL, "the allowed publish never reached live.stream");
-        cr_assert(not(saw_refused), "the refused publish reached Kafka");
+        cr_assert(eq(int, saw_refused, 0), "the refused publish reached Kafka");
         cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr,
                                        sizeof(errstr)), 0), "%s", errstr);
         cr_assert_str_eq(ev_read.event_type, "stream.begin");
@@ -1482,7 +1396,7 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
         event_fini(&ev_read);
         codec_destroy(codec);
         rd_kafka_message_destroy(rkm);
-        reader_close(&tr);
+        support_reader_close(tr);
         free(refused_body);
         free(allowed_body);
         stop_receiver_expect_clean_exit();
@@ -1548,7 +1462,7 @@ Test(srs_e2e, mysql_answers_when_redis_has_no_anchor_status)
 
 Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
 {
-        struct topic_reader tr;
+        struct support_reader *tr;
         char stream[64], trace[64], value[128], errstr[256];
         struct codec *codec = codec_new(errstr, sizeof(errstr));
         struct event ev_read = {0};
@@ -1560,21 +1474,20 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
         connect_stores();
         support_unique_name("srs_stream", stream, sizeof(stream));
         support_unique_name("srs-e2e-play", trace, sizeof(trace));
-        reader_open(&tr, "live.viewer");
+        tr = support_reader_open("live.viewer");
         start_receiver();
         body = edit(play_json, "stream", json_string(stream));
         r = hook(body, trace);
         cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.log_path);
         cr_assert_str_eq(r.body, "{\"code\":0}");
 
-        reader_assign(&tr, "live.viewer");
-        rkm = read_until(&tr, trace, NULL, NULL, 20000);
+        rkm = support_reader_until(tr, trace, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL, "no record with trace_id %s in live.viewer", trace);
         cr_assert(eq(sz, rkm->key_len, strlen(stream)));
         cr_assert(eq(int, memcmp(rkm->key, stream, rkm->key_len), 0));
-        cr_assert(eq(int, header(rkm, "trace_id", value, sizeof(value)), 0));
+        cr_assert(eq(int, support_header(rkm, "trace_id", value, sizeof(value)), 0));
         cr_assert_str_eq(value, trace);
-        cr_assert(eq(int, header(rkm, "event_type", value, sizeof(value)), 0));
+        cr_assert(eq(int, support_header(rkm, "event_type", value, sizeof(value)), 0));
         cr_assert_str_eq(value, "viewer.join");
         cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr,
                                        sizeof(errstr)), 0), "%s", errstr);
@@ -1587,7 +1500,7 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
 
         event_fini(&ev_read);
         rd_kafka_message_destroy(rkm);
-        reader_close(&tr);
+        support_reader_close(tr);
         codec_destroy(codec);
         free(body);
         stop_receiver_expect_clean_exit();
