@@ -630,3 +630,44 @@ void support_reader_close(struct support_reader *r)
         rd_kafka_destroy(r->rk);
         free(r);
 }
+
+/* ------------------------------------------------------------ worker processes */
+
+#define WORKER_ENV_MAX 32
+
+pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url, const char *group,
+                           const char *const extra_env[], const char *log_path, int *admin_port)
+{
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[160];
+        char *argv[] = {bin, (char *)role, NULL};
+        char *env[WORKER_ENV_MAX];
+        int n = 0;
+        pid_t pid;
+
+        support_bin_path(binary, bin, sizeof(bin));
+        *admin_port = support_free_port();
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", mysql_url);
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", *admin_port);
+        env[n++] = e_boot;
+        env[n++] = e_mysql;
+        env[n++] = e_redis;
+        env[n++] = e_admin;
+        env[n++] = (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000";
+        env[n++] = (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50";
+        if (group) {
+                snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", group);
+                env[n++] = e_group;
+        }
+        for (int i = 0; extra_env && extra_env[i]; i++) {
+                cr_assert(n < WORKER_ENV_MAX - 1, "too many variables for %s", binary);
+                env[n++] = (char *)extra_env[i];
+        }
+        env[n] = NULL;
+        pid = support_spawn(argv, env, log_path);
+        cr_assert(pid > 0);
+        cr_assert(support_wait_ready(*admin_port, 20000) == 0, "%s %s not ready; see %s", binary, role ? role : "",
+                  log_path);
+        return pid;
+}

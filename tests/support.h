@@ -93,6 +93,17 @@ void support_produce(rd_kafka_t *producer, const char *topic, const char *key, c
 int support_count_records(const char *topic, const char *key, const char *header_name,
                           char *header_out, size_t header_size, int timeout_ms, int want);
 
+/**
+ * @brief Starts $LIVEFLOW_TEST_BUILD/bin/<binary> [role] against the fixtures: the fixture
+ * broker and Redis, mysql_url, LIVEFLOW_GROUP_ID=group (unless NULL: tests run in parallel and
+ * each needs every partition), a free admin port (written to *admin_port), a 3 s session
+ * timeout and a 50 ms retry backoff, then extra_env (NULL-terminated "K=V", may be NULL; later
+ * entries win). Output goes to log_path. Waits for /readyz; fails the test otherwise.
+ * @returns the child's pid.
+ */
+pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url, const char *group,
+                           const char *const extra_env[], const char *log_path, int *admin_port);
+
 /*
  * A reader of one topic of the fixture broker from where every partition ends at
  * support_reader_open(): it sees exactly what is produced after that moment.

@@ -14,6 +14,7 @@
 static struct {
         char mysql_url[512];
         char prefix[48];
+        char group[96];
         char log_path[256];
         pid_t pid;
         rd_kafka_t *producer;
@@ -23,26 +24,18 @@ static struct {
 
 static void setup(void)
 {
-        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128], err[256];
-        char *argv[] = {bin, (char *)"other", NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
-                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", NULL};
-        int admin_port = support_free_port();
+        char err[256];
+        int admin_port;
 
         support_unique_name("ot", fx.prefix, sizeof(fx.prefix));
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
         fx.mysql = support_mysql_connect(fx.mysql_url);
         fx.producer = support_producer();
         cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
-        support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
-        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", admin_port);
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s", fx.prefix);
+        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
         snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        fx.pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
+        fx.pid = support_start_worker("liveflow-consumer", "other", fx.mysql_url, fx.group, NULL, fx.log_path,
+                                      &admin_port);
 }
 
 static void teardown(void)

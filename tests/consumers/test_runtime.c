@@ -77,23 +77,12 @@ TestSuite(runtime, .init = setup, .fini = teardown, .timeout = 240);
 
 static void start_copy(int i)
 {
-        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128], e_inst[96];
-        char *argv[] = {bin, (char *)"stream", NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, e_inst,
-                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000", (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
-                       (char *)"LIVEFLOW_MYSQL_TIMEOUT_S=2", (char *)"LIVEFLOW_BATCH_MAX=50", NULL};
+        char instance[96];
+        const char *const env[] = {instance, "LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_BATCH_MAX=50", NULL};
 
-        support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.consumer_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
-        fx.copies[i].admin_port = support_free_port();
-        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.copies[i].admin_port);
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.group);
-        snprintf(e_inst, sizeof(e_inst), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
-        fx.copies[i].pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(fx.copies[i].admin_port, 20000) == 0, "copy %d not ready; see %s", i,
-                  fx.log_path);
+        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
+        fx.copies[i].pid = support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
+                                                fx.log_path, &fx.copies[i].admin_port);
 }
 
 /* A stream event as the receiver makes it: the id follows vendor, type, stream and sequence. */

@@ -33,51 +33,25 @@ struct fixture {
 
 static struct fixture fx;
 
-static void connect_mysql(void)
-{
-        struct mysql_url u;
-        char err[256];
-
-        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
-        fx.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
-                  "%s", mysql_error(fx.mysql));
-        mysql_query(fx.mysql, "SET time_zone = '+00:00'");
-}
-
 static void start_consumer(void)
 {
-        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128];
-        char *argv[] = {bin, (char *)"snapshot", NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
-                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+        static const char *const env[] = {"LIVEFLOW_LOG_LEVEL=debug", NULL};
 
-        support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
-        fx.admin_port = support_free_port();
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
         snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.group);
-        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
         snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        fx.pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
+        fx.pid = support_start_worker("liveflow-consumer", "snapshot", fx.mysql_url, fx.group, env, fx.log_path,
+                                      &fx.admin_port);
 }
 
 static void setup(void)
 {
         char err[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
         support_unique_name("snap", fx.prefix, sizeof(fx.prefix));
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        connect_mysql();
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
-                                    err, sizeof(err)) == RD_KAFKA_CONF_OK);
-        fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        cr_assert(fx.producer, "%s", err);
+        fx.mysql = support_mysql_connect(fx.mysql_url);
+        fx.producer = support_producer();
         cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
         start_consumer();
 }
