@@ -62,6 +62,7 @@ struct consumer {
         size_t item_cnt, item_cap;
         int assigned;
         volatile bool draining; /* read by the admin thread */
+        volatile bool joined;   /* a first assignment (maybe empty) came: read by the admin thread */
         long long last_tick_ms;
         /* metrics */
         struct metric *m_done, *m_dead, *m_retried, *m_batch, *m_out_of_range,
@@ -619,6 +620,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 error = rd_kafka_incremental_assign(rk, parts);
+                c->joined = true;
                 c->assigned += parts->cnt;
                 log_info(NULL, "assigned %d partition(s), %d in all", parts->cnt, c->assigned);
         } else {
@@ -754,6 +756,10 @@ bool consumer_is_ready(void *arg, char *why, size_t why_size)
 
         if (c->draining) {
                 snprintf(why, why_size, "draining");
+                return false;
+        }
+        if (!c->joined) { /* until then, records produced now would wait for the join */
+                snprintf(why, why_size, "joining group %s", c->group);
                 return false;
         }
         return true;

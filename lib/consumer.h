@@ -82,7 +82,7 @@ int consumer_drain(struct consumer *c, int timeout_ms);
 /** @brief Frees everything; NULL is fine. */
 void consumer_destroy(struct consumer *c);
 
-/** @brief For /readyz: connected, assigned and not draining. */
+/** @brief For /readyz: joined its group (a first assignment came, maybe empty) and not draining. */
 bool consumer_is_ready(void *c, char *why, size_t why_size);
 
 #endif
