@@ -129,7 +129,8 @@ static void use_redis_db(int db)
 }
 
 /* Starts worker i with the fixtures' settings plus the NULL-terminated "K=V" list extra. */
-static void start_worker(int i, const char *const extra[])
+/* Starts worker i without waiting for it: its first profile run may start before it is ready. */
+static void spawn_worker(int i, const char *const extra[])
 {
         struct worker *w = &fx.workers[i];
         char bin[512], e_boot[320], e_mysql[600], e_redis[300], e_admin[64], e_inst[96], log[sizeof(w->log)];
@@ -155,7 +156,13 @@ static void start_worker(int i, const char *const extra[])
         snprintf(log, sizeof(log), "/tmp/%s.stats%d.%d.log", fx.prefix, i, ++starts);
         memcpy(w->log, log, sizeof(w->log)); /* copied: -Wrestrict sees fx on both sides of one snprintf */
         w->pid = support_spawn(argv, env, w->log);
-        cr_assert(support_wait_ready(w->admin_port, 30000) == 0, "stats worker %d not ready; see %s", i, w->log);
+}
+
+static void start_worker(int i, const char *const extra[])
+{
+        spawn_worker(i, extra);
+        cr_assert(support_wait_ready(fx.workers[i].admin_port, 30000) == 0, "stats worker %d not ready; see %s", i,
+                  fx.workers[i].log);
 }
 
 /* Waits until `needle` is in the log file. */
@@ -717,8 +724,11 @@ Test(stats, a_run_killed_halfway_leaves_the_previous_profile_whole)
         profile_text(before, sizeof(before));
         want_sum = fill_ledger(rows, audiences);
 
-        /* A short lock TTL, so that the next instance need not wait long for the dead one's lock. */
-        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=3", NULL});
+        /*
+         * A short lock TTL, so that the next instance need not wait long for the dead one's lock.
+         * Not waiting for /readyz (the group join): the run starts meanwhile and is killed in it.
+         */
+        spawn_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=3", NULL});
         cr_assert(wait_log(fx.workers[0].log, "profile run started", 20000), "no run started (log %s)",
                   fx.workers[0].log);
         cr_assert(kill(fx.workers[0].pid, SIGKILL) == 0);
