@@ -4,7 +4,35 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <string.h>
+
+/*
+ * OpenSSL 3 looks an algorithm up in its provider store (under a lock) on every use of
+ * EVP_md5() and friends; fetching each once keeps that lookup off the request path.
+ */
+static EVP_MD *md5_alg, *sha256_alg;
+static EVP_MAC *hmac_alg;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algorithms(void)
+{
+        md5_alg = EVP_MD_fetch(NULL, "MD5", NULL);
+        sha256_alg = EVP_MD_fetch(NULL, "SHA256", NULL);
+        hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static const EVP_MD *md5_md(void)
+{
+        pthread_once(&fetch_once, fetch_algorithms);
+        return md5_alg ? md5_alg : EVP_md5();
+}
+
+static const EVP_MD *sha256_md(void)
+{
+        pthread_once(&fetch_once, fetch_algorithms);
+        return sha256_alg ? sha256_alg : EVP_sha256();
+}
 
 static void to_hex(const unsigned char *d, size_t n, char *out)
 {
@@ -31,24 +59,25 @@ static void digest_hex(const EVP_MD *md, const void *data, size_t len, char *out
 
 void crypto_md5_hex(const void *data, size_t len, char *out)
 {
-        digest_hex(EVP_md5(), data, len, out);
+        digest_hex(md5_md(), data, len, out);
 }
 
 void crypto_sha256_hex(const void *data, size_t len, char *out)
 {
-        digest_hex(EVP_sha256(), data, len, out);
+        digest_hex(sha256_md(), data, len, out);
 }
 
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *const parts[],
                        const size_t part_lens[], size_t n, unsigned char mac[32])
 {
-        EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
+        EVP_MAC_CTX *ctx;
         OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
                                OSSL_PARAM_construct_end()};
         size_t out_len = 0;
         int rc = -1;
 
+        pthread_once(&fetch_once, fetch_algorithms);
+        ctx = hmac_alg ? EVP_MAC_CTX_new(hmac_alg) : NULL;
         if (!ctx || EVP_MAC_init(ctx, key, key_len, params) != 1)
                 goto out;
         for (size_t i = 0; i < n; i++)
@@ -58,7 +87,6 @@ int crypto_hmac_sha256(const void *key, size_t key_len, const void *const parts[
                 rc = 0;
 out:
         EVP_MAC_CTX_free(ctx);
-        EVP_MAC_free(alg);
         return rc;
 }
 

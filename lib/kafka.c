@@ -95,10 +95,13 @@ rd_kafka_t *kafka_producer_new(const struct settings *s, const char *client_id,
          * every caller waits for its ack, and under load batches form by themselves while
          * earlier requests are in flight (measured: at 8 connections linger.ms=2 costs 3 ms
          * of every answer, at 64 it buys nothing). LIVEFLOW_KAFKA_PROP_LINGER_MS overrides.
+         * Snappy rather than lz4: librdkafka builds a fresh LZ4 frame context (a 64 KiB
+         * memset) for every batch, which made the producer thread 3x dearer per message at
+         * the small batches of linger 0 (callgrind: 74 k vs 47 k instructions per message).
          */
         static const char *const defaults[][2] = {
                 {"enable.idempotence", "true"}, {"acks", "all"},
-                {"linger.ms", "0"},             {"compression.type", "lz4"},
+                {"linger.ms", "0"},             {"compression.type", "snappy"},
                 {"message.timeout.ms", "30000"}, {"queue.buffering.max.messages", "200000"},
         };
         rd_kafka_conf_t *conf = kafka_conf_new(s, client_id, errstr, errstr_size);

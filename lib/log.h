@@ -6,8 +6,15 @@ enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_
 
 extern enum log_level log_current_level;
 
-/** @brief Names the process in every line; safe to call again. */
+/**
+ * @brief Names the process in every line; safe to call again. From the first call on,
+ * info and debug lines are written in batches at most about 50 ms late (warnings and
+ * errors at once, with everything before them); see log_flush().
+ */
 void log_init(const char *process, enum log_level level);
+
+/** @brief Writes the lines still gathered (also run at exit). Thread-safe. */
+void log_flush(void);
 
 /** @brief Parses "error", "warn", "info" or "debug"; -1 on anything else. */
 int log_level_parse(const char *s);
@@ -15,7 +22,7 @@ int log_level_parse(const char *s);
 /**
  * @brief Formats and writes one line: time, process[pid], level, trace=<id or ->, message.
  * trace_id may be NULL. Newlines and control bytes in the message are escaped so a
- * line is always one line. Thread-safe: one write(2) per line.
+ * line is always one line. Thread-safe; lines are never interleaved.
  */
 void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

@@ -93,6 +93,7 @@ int main(int argc, char **argv)
                                   MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
                                   MHD_OPTION_CONNECTION_TIMEOUT, 30u,
                                   MHD_OPTION_CONNECTION_LIMIT, 1024u,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), /* as the receiver */
                                   MHD_OPTION_END);
         if (!daemon) {
                 fprintf(stderr, "liveflow-bench-noop: cannot listen on 127.0.0.1:%ld\n", port);
