@@ -57,8 +57,8 @@ static int parse_cidr(const char *text, struct cidr *c)
 }
 
 /* Adds the entry p[0..len), blanks trimmed; an empty entry is skipped. */
-static int add_entry(struct allowlist *al, const char *key, const char *p, size_t len,
-                     char *errstr, size_t errstr_size)
+static int add_entry(struct allowlist *al, const char *key, const char *p, size_t len, char *errstr,
+                     size_t errstr_size)
 {
         char entry[64];
         size_t start = 0, end = len;

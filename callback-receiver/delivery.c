@@ -23,7 +23,7 @@
 struct delivery {
         rd_kafka_t *rk;
         rd_kafka_topic_t *topics[TOPICS_MAX]; /* held so their metadata stays fresh */
-        pthread_mutex_t lock; /* guards the list and the two flags */
+        pthread_mutex_t lock;                 /* guards the list and the two flags */
         struct delivery_ticket *head;
         size_t waiting;
         bool is_closed;   /* draining: no new sends */
@@ -132,8 +132,10 @@ static rd_kafka_t *producer_new(const struct settings *s, struct delivery *d, ch
         for (size_t i = 0; i < s->kafka_prop_cnt; i++) {
                 props[i] = s->kafka_props[i];
                 if (strcmp(props[i].name, name) == 0)
-                        log_warn(NULL, "LIVEFLOW_KAFKA_PROP_MESSAGE_TIMEOUT_MS is replaced by "
-                                       "LIVEFLOW_ACK_TIMEOUT_MS=%lld", s->ack_timeout_ms);
+                        log_warn(NULL,
+                                 "LIVEFLOW_KAFKA_PROP_MESSAGE_TIMEOUT_MS is replaced by "
+                                 "LIVEFLOW_ACK_TIMEOUT_MS=%lld",
+                                 s->ack_timeout_ms);
         }
         snprintf(value, sizeof(value), "%lld", s->ack_timeout_ms);
         props[s->kafka_prop_cnt] = (struct kafka_prop){name, value};
@@ -178,7 +180,8 @@ struct delivery *delivery_new(const struct settings *s, const char *const topics
         }
         hold_topics(d, topics);
         metrics_gauge_fn(metrics, "liveflow_receiver_producer_queue",
-                         "Messages in librdkafka's queue (rd_kafka_outq_len)", NULL, queue_length, d);
+                         "Messages in librdkafka's queue (rd_kafka_outq_len)", NULL, queue_length,
+                         d);
         return d;
 }
 
@@ -265,15 +268,15 @@ size_t delivery_send_sync(struct delivery *d, const struct delivery_message *msg
                 t->is_sync = true;
                 t->trace_id = m->trace_id;
                 t->produced_us = now_us();
-                err = rd_kafka_producev(
-                        d->rk, RD_KAFKA_V_TOPIC(m->topic),
-                        RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
-                        RD_KAFKA_V_VALUE(m->value, m->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                        RD_KAFKA_V_HEADER("trace_id", m->trace_id, -1),
-                        RD_KAFKA_V_HEADER("event_type", m->event_type, -1),
-                        RD_KAFKA_V_HEADER("vendor", m->vendor, -1),
-                        RD_KAFKA_V_HEADER("event_id", m->event_id, -1), RD_KAFKA_V_OPAQUE(t),
-                        RD_KAFKA_V_END);
+                err = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(m->topic),
+                                        RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
+                                        RD_KAFKA_V_VALUE(m->value, m->value_len),
+                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_HEADER("trace_id", m->trace_id, -1),
+                                        RD_KAFKA_V_HEADER("event_type", m->event_type, -1),
+                                        RD_KAFKA_V_HEADER("vendor", m->vendor, -1),
+                                        RD_KAFKA_V_HEADER("event_id", m->event_id, -1),
+                                        RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
                 if (err) {
                         log_warn(m->trace_id, "replay produce failed: %s", rd_kafka_err2str(err));
                         break;

@@ -28,8 +28,8 @@ struct delivery_ticket {
         int64_t offset;
         /* private */
         long long produced_us;
-        bool is_sync;    /* a delivery_send_sync() message: no connection to resume */
-        bool is_done;    /* is_sync: the report is in */
+        bool is_sync; /* a delivery_send_sync() message: no connection to resume */
+        bool is_done; /* is_sync: the report is in */
         bool is_waiting;
         struct delivery_ticket *prev, *next;
 };
@@ -72,7 +72,8 @@ void delivery_destroy(struct delivery *d);
  * @returns 0 when the connection was suspended (the handler will be called again and should
  * answer from t), or -1 when the delivery is closed (draining): nothing suspended, answer 503.
  */
-int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct delivery_message *msg);
+int delivery_send(struct delivery *d, struct delivery_ticket *t,
+                  const struct delivery_message *msg);
 
 /**
  * @brief Main thread only: produces msgs[0..n) (values borrowed, copied by librdkafka) and

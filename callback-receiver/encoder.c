@@ -15,8 +15,8 @@ struct codec_node {
 };
 
 struct encoder {
-        unsigned long long id;   /* tells this encoder's thread-local codec from another's */
-        pthread_mutex_t lock;    /* guards codecs; taken once per thread, not per request */
+        unsigned long long id; /* tells this encoder's thread-local codec from another's */
+        pthread_mutex_t lock;  /* guards codecs; taken once per thread, not per request */
         struct codec_node *codecs;
 };
 

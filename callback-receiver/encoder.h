@@ -1,4 +1,5 @@
-/* encoder.h: Avro encoding from many HTTP threads, each with its own codec (codecs are not thread-safe). */
+/* encoder.h: Avro encoding from many HTTP threads, each with its own codec (codecs are not
+ * thread-safe). */
 #ifndef LIVEFLOW_RECEIVER_ENCODER_H
 #define LIVEFLOW_RECEIVER_ENCODER_H
 
@@ -24,11 +25,9 @@ void encoder_destroy(struct encoder *enc);
  * @brief codec_encode() on the calling thread's codec, made on the thread's first call.
  * Thread-safe. Ownership of *out as for codec_encode(). @returns 0, or -1 with errstr.
  */
-__attribute__((warn_unused_result)) int encoder_encode(struct encoder *enc,
-                                                       const struct envelope *env,
-                                                       const char *payload_name,
-                                                       const json_t *payload, void **out,
-                                                       size_t *out_len, char *errstr,
-                                                       size_t errstr_size);
+__attribute__((warn_unused_result)) int
+encoder_encode(struct encoder *enc, const struct envelope *env, const char *payload_name,
+               const json_t *payload, void **out, size_t *out_len, char *errstr,
+               size_t errstr_size);
 
 #endif

@@ -63,8 +63,7 @@ static void add_headers(struct MHD_Response *rsp, unsigned int status,
 
 enum MHD_Result http_reply_raw(struct MHD_Connection *conn, unsigned int status,
                                const char *content_type, void *body, size_t len,
-                               enum MHD_ResponseMemoryMode mode,
-                               const struct http_reply_opts *opts)
+                               enum MHD_ResponseMemoryMode mode, const struct http_reply_opts *opts)
 {
         struct MHD_Response *rsp = MHD_create_response_from_buffer(len, body, mode);
         enum MHD_Result ret;

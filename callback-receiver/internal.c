@@ -25,14 +25,14 @@
 #define TOPIC_STREAM     "live.stream"
 #define TOPIC_AUDIT      "live.audit"
 
-#define BODY_ID_MAX    64                /* ids in a body, in bytes */
-#define PATH_ID_MAX    255               /* ids in an admin path, in bytes */
-#define REASON_MAX     1024              /* an operator's reason, in bytes */
-#define GIFT_COUNT_MAX 2147483647LL
-#define TS_MIN_MS      946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
-#define TS_MAX_MS      253402300799999LL /* 9999-12-31T23:59:59.999Z */
-#define CLOSE_BY_OPERATOR 2              /* StreamEnd.close_method */
-#define REPLAY_MAX_DEFAULT 100000        /* LIVEFLOW_WEBHOOK_REPLAY_MAX's default */
+#define BODY_ID_MAX        64   /* ids in a body, in bytes */
+#define PATH_ID_MAX        255  /* ids in an admin path, in bytes */
+#define REASON_MAX         1024 /* an operator's reason, in bytes */
+#define GIFT_COUNT_MAX     2147483647LL
+#define TS_MIN_MS          946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
+#define TS_MAX_MS          253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define CLOSE_BY_OPERATOR  2                 /* StreamEnd.close_method */
+#define REPLAY_MAX_DEFAULT 100000            /* LIVEFLOW_WEBHOOK_REPLAY_MAX's default */
 
 const char *const internal_topics[] = {TOPIC_REWARD, TOPIC_WITHDRAWAL, TOPIC_STREAM, TOPIC_AUDIT,
                                        NULL};
@@ -90,7 +90,7 @@ static const char *const audience_types[] = {"registered", "guest", NULL};
 
 /* An operator's command: POST /v1/admin/<resource>/<id>/<action>. */
 struct admin_command {
-        bool is_stream;      /* the path's id is a stream (else an anchor) */
+        bool is_stream; /* the path's id is a stream (else an anchor) */
         const char *resource;
         const char *action;
         const char *id_name; /* how messages name the path's id */
@@ -109,8 +109,8 @@ static const struct admin_command admin_commands[] = {
 
 int internal_check_config(const struct settings *s, char *errstr, size_t errstr_size)
 {
-        struct stdwebhooks *sw = stdwebhooks_new(s->hmac_secrets, s->webhook_tolerance_s, errstr,
-                                                 errstr_size);
+        struct stdwebhooks *sw =
+                stdwebhooks_new(s->hmac_secrets, s->webhook_tolerance_s, errstr, errstr_size);
 
         stdwebhooks_destroy(sw);
         return sw ? 0 : -1;
@@ -130,7 +130,8 @@ struct internal *internal_new(const struct settings *s, struct metrics *metrics,
         in->metrics = metrics;
         in->tolerance_s = s->webhook_tolerance_s;
         in->max_amount = s->max_amount;
-        if (!(in->sw = stdwebhooks_new(s->hmac_secrets, s->webhook_tolerance_s, errstr, errstr_size)))
+        if (!(in->sw = stdwebhooks_new(s->hmac_secrets, s->webhook_tolerance_s, errstr,
+                                       errstr_size)))
                 goto fail;
         if (replay_max < 1 || !(in->replay = replay_new((size_t)replay_max))) {
                 snprintf(errstr, errstr_size, "LIVEFLOW_WEBHOOK_REPLAY_MAX: cannot hold %lld ids",
@@ -163,9 +164,12 @@ void internal_destroy(struct internal *in)
 static const char *endpoint_name(enum internal_endpoint ep)
 {
         switch (ep) {
-        case INTERNAL_REWARDS: return "rewards";
-        case INTERNAL_WITHDRAWALS: return "withdrawals";
-        case INTERNAL_ADMIN: return "admin";
+        case INTERNAL_REWARDS:
+                return "rewards";
+        case INTERNAL_WITHDRAWALS:
+                return "withdrawals";
+        case INTERNAL_ADMIN:
+                return "admin";
         }
         return "unknown";
 }
@@ -301,7 +305,8 @@ static bool convert(const struct internal *in, const struct field *f, const json
         case FIELD_ID:
                 if (s && is_clean_id(s, json_string_length(value), BODY_ID_MAX))
                         return (*out = json_stringn(s, json_string_length(value)), true);
-                snprintf(why, why_size, "expected a string of 1 to %d bytes without control characters",
+                snprintf(why, why_size,
+                         "expected a string of 1 to %d bytes without control characters",
                          BODY_ID_MAX);
                 return false;
         case FIELD_AMOUNT:
@@ -425,10 +430,12 @@ static int map_reward(struct internal *in, const json_t *obj, struct webhook_eve
         ev->payload = p; /* owned by ev from here: webhook_event_fini() frees it on failure */
         if (read_fields(in, "rewards", obj, reward_fields,
                         sizeof(reward_fields) / sizeof(reward_fields[0]), p, v) == -1 ||
-            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) == -1 ||
+            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) ==
+                    -1 ||
             dup_or_refuse(&ev->room_id, json_string_value(json_object_get(p, "room_id")), v) == -1)
                 return -1;
-        event_id_of(ev->event_id, "internal|reward", json_string_value(json_object_get(p, "tip_id")));
+        event_id_of(ev->event_id, "internal|reward",
+                    json_string_value(json_object_get(p, "tip_id")));
         ev->vendor = "internal";
         ev->event_type = "reward";
         ev->topic = TOPIC_REWARD;
@@ -448,7 +455,8 @@ static int map_withdrawal(struct internal *in, const json_t *obj, int64_t now_ms
         ev->payload = p;
         if (read_fields(in, "withdrawals", obj, withdrawal_fields,
                         sizeof(withdrawal_fields) / sizeof(withdrawal_fields[0]), p, v) == -1 ||
-            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) == -1)
+            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) ==
+                    -1)
                 return -1;
         event_id_of(ev->event_id, "internal|withdrawal",
                     json_string_value(json_object_get(p, "request_id")));
@@ -514,9 +522,10 @@ static int read_path_id(struct internal *in, const char *name, const char *s, si
         if (memchr(s, '/', len))
                 return refuse_field(in, "admin", name, v, "%s: must not contain '/'", name);
         if (!is_clean_id(s, len, PATH_ID_MAX) || !(check = json_stringn(s, len)))
-                return refuse_field(in, "admin", name, v,
-                                    "%s: expected 1 to %d bytes of UTF-8 without control characters",
-                                    name, PATH_ID_MAX);
+                return refuse_field(
+                        in, "admin", name, v,
+                        "%s: expected 1 to %d bytes of UTF-8 without control characters", name,
+                        PATH_ID_MAX);
         json_decref(check);
         if (!(*out = strndup(s, len)))
                 return webhook_refuse(v, 500, NULL, "out of memory");
@@ -534,8 +543,9 @@ static int read_reason(struct internal *in, const json_t *body, json_t *payload,
         if (!json_is_string(reason) || json_string_length(reason) > REASON_MAX)
                 return refuse_field(in, "admin", "reason", v,
                                     "reason: expected a string of at most %d bytes", REASON_MAX);
-        if (json_object_set_new(payload, "reason", json_stringn(json_string_value(reason),
-                                                                json_string_length(reason))) == -1)
+        if (json_object_set_new(
+                    payload, "reason",
+                    json_stringn(json_string_value(reason), json_string_length(reason))) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
         return 0;
 }

@@ -16,8 +16,9 @@ static int parse_args(int argc, char **argv, bool *is_check_only)
         *is_check_only = false;
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--check-config") != 0) {
-                        fprintf(stderr, "usage: %s [--check-config]\n"
-                                        "configuration: LIVEFLOW_* environment variables\n",
+                        fprintf(stderr,
+                                "usage: %s [--check-config]\n"
+                                "configuration: LIVEFLOW_* environment variables\n",
                                 argv[0]);
                         return -1;
                 }
@@ -34,7 +35,7 @@ int main(int argc, char **argv)
         bool is_check_only;
         int status = EXIT_FAILURE;
 
-        if (parse_args(argc, argv, &is_check_only) == -1)                       /* config */
+        if (parse_args(argc, argv, &is_check_only) == -1) /* config */
                 return EXIT_CONFIG;
         if (settings_load(&s, SETTINGS_RECEIVER, errstr, sizeof(errstr)) == -1 ||
             receiver_check_config(&s, errstr, sizeof(errstr)) == -1) {
@@ -50,17 +51,17 @@ int main(int argc, char **argv)
         log_init("receiver", (enum log_level)log_level_parse(s.log_level));
         signals_install();
 
-        if (!(rcv = receiver_new(&s, errstr, sizeof(errstr)))) {               /* connect */
+        if (!(rcv = receiver_new(&s, errstr, sizeof(errstr)))) { /* connect */
                 log_error(NULL, "startup failed: %s", errstr);
                 goto out;
         }
         receiver_describe(rcv, about, sizeof(about));
         log_info(NULL, "ready %s", about);
 
-        while (!signals_stop_requested())                                       /* loop */
+        while (!signals_stop_requested()) /* loop */
                 receiver_serve(rcv, 100 /* ms */);
 
-        if (receiver_drain(rcv, s.drain_timeout_ms) == 0)                       /* drain */
+        if (receiver_drain(rcv, s.drain_timeout_ms) == 0) /* drain */
                 status = EXIT_SUCCESS;
 out:
         receiver_destroy(rcv);

@@ -41,17 +41,19 @@
 #define STATS_INTERVAL_MS 60000
 
 /* Every topic an endpoint may produce to: their metadata is fetched at startup. */
-static const char *const receiver_topics[] = {"live.stream",  "live.record",     "live.snapshot",
-                                              "live.audit",   "live.reward",     "live.withdrawal",
-                                              "live.viewer",  "live.other",      NULL};
+static const char *const receiver_topics[] = {"live.stream", "live.record", "live.snapshot",
+                                              "live.audit",  "live.reward", "live.withdrawal",
+                                              "live.viewer", "live.other",  NULL};
+/* After the drain deadline, for the last answers to be written. */
 #define RESPONSE_GRACE_MS 1000
+
 /*
  * libmicrohttpd's memory per connection (headers, read and write buffers), cleared between
  * the requests of a keep-alive connection: its default of 32 KiB costs a 32 KiB memset per
  * request. Callbacks carry a few hundred bytes of headers; a larger body is handed over in
  * pieces, so 16 KiB is plenty.
  */
-#define HTTP_CONNECTION_MEMORY (16 * 1024) /* after the drain deadline, for the last answers to be written */
+#define HTTP_CONNECTION_MEMORY (16 * 1024)
 
 struct receiver {
         const struct settings *s;
@@ -89,7 +91,7 @@ struct request {
         bool is_early;       /* answered before the body was read */
         bool has_body;       /* Content-Length > 0 or chunked */
         bool is_too_large;
-        bool is_sent;        /* handed to delivery_send(): the next call answers from the ticket */
+        bool is_sent; /* handed to delivery_send(): the next call answers from the ticket */
         char *body;
         size_t body_len, body_cap;
         struct webhook_event ev;
@@ -120,11 +122,14 @@ static void count_request(const struct request *req)
 {
         char labels[256];
 
-        snprintf(labels, sizeof(labels), "endpoint=\"%s\",vendor=\"%s\",event_type=\"%s\",status=\"%u\"",
-                 req->route ? req->route->endpoint : "unknown", req->route ? req->route->vendor : "-",
+        snprintf(labels, sizeof(labels),
+                 "endpoint=\"%s\",vendor=\"%s\",event_type=\"%s\",status=\"%u\"",
+                 req->route ? req->route->endpoint : "unknown",
+                 req->route ? req->route->vendor : "-",
                  req->ev.event_type ? req->ev.event_type : "none", req->status);
         metric_add(metrics_counter(req->rcv->metrics, "liveflow_receiver_requests_total",
-                                   "HTTP requests by endpoint, vendor, event type and status", labels),
+                                   "HTTP requests by endpoint, vendor, event type and status",
+                                   labels),
                    1);
 }
 
@@ -141,12 +146,18 @@ static void count_signature_failure(struct receiver *rcv, const char *vendor, co
 static const char *termination_name(enum MHD_RequestTerminationCode toe)
 {
         switch (toe) {
-        case MHD_REQUEST_TERMINATED_COMPLETED_OK: return NULL;
-        case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
-        case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
-        case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
-        case MHD_REQUEST_TERMINATED_READ_ERROR: return "read-error";
-        case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client-abort";
+        case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+                return NULL;
+        case MHD_REQUEST_TERMINATED_WITH_ERROR:
+                return "error";
+        case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+                return "timeout";
+        case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+                return "shutdown";
+        case MHD_REQUEST_TERMINATED_READ_ERROR:
+                return "read-error";
+        case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+                return "client-abort";
         }
         return "unknown";
 }
@@ -204,8 +215,8 @@ static enum MHD_Result request_reply_early(struct request *req, unsigned int sta
 
 static enum MHD_Result reply_method_not_allowed(struct request *req)
 {
-        struct http_reply_opts opts = {.trace_id = req->trace_id, .allow = req->route->allow,
-                                       .must_close = req->has_body};
+        struct http_reply_opts opts = {
+                .trace_id = req->trace_id, .allow = req->route->allow, .must_close = req->has_body};
 
         req->is_early = true;
         req->status = 405;
@@ -241,7 +252,8 @@ static enum MHD_Result serve_probe(struct request *req)
         case ROUTE_READYZ:
                 if (!is_ready(req->rcv, why, sizeof(why))) {
                         len = (size_t)snprintf(body, sizeof(body),
-                                               "{\"status\":\"not ready\",\"reason\":\"%s\"}\n", why);
+                                               "{\"status\":\"not ready\",\"reason\":\"%s\"}\n",
+                                               why);
                         req->status = 503;
                         return http_reply_raw(req->conn, 503, "application/json", body, len,
                                               MHD_RESPMEM_MUST_COPY, &opts);
@@ -262,8 +274,8 @@ static enum MHD_Result serve_probe(struct request *req)
 /* The declared body length; 0 when absent (libmicrohttpd already refused a malformed one). */
 static unsigned long long content_length(struct MHD_Connection *conn)
 {
-        const char *s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *s =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
         return s ? strtoull(s, NULL, 10) : 0;
 }
@@ -368,7 +380,8 @@ static enum MHD_Result check_upload(struct request *req)
         if (type && !is_json_media_type(type))
                 return request_reply_early(req, 415, "Content-Type: expected application/json");
         if (declared > (unsigned long long)s->max_body_bytes) {
-                snprintf(message, sizeof(message), "body: larger than %lld bytes", s->max_body_bytes);
+                snprintf(message, sizeof(message), "body: larger than %lld bytes",
+                         s->max_body_bytes);
                 return request_reply_early(req, 413, message);
         }
         if (atomic_load(&req->rcv->is_draining))
@@ -417,7 +430,8 @@ static enum MHD_Result read_body(struct request *req, const char *data, size_t *
         *size = 0; /* consumed, whether kept or not */
         if (req->is_too_large)
                 return MHD_YES;
-        if (n > max - req->body_len) { /* only a chunked body gets here: Content-Length was checked */
+        if (n >
+            max - req->body_len) { /* only a chunked body gets here: Content-Length was checked */
                 req->is_too_large = true;
                 free(req->body);
                 req->body = NULL;
@@ -442,16 +456,15 @@ static enum MHD_Result read_body(struct request *req, const char *data, size_t *
         return MHD_YES;
 }
 
-/* ------------------------------------------------------------ last call: verify, encode, produce */
+/* ------------------------------------------------------------ last call: verify, encode, produce
+ */
 
 static const char *lookup_value(void *ctx, enum webhook_lookup kind, const char *name)
 {
         struct request *req = ctx;
 
-        return MHD_lookup_connection_value(req->conn,
-                                           kind == WEBHOOK_HEADER ? MHD_HEADER_KIND
-                                                                  : MHD_GET_ARGUMENT_KIND,
-                                           name);
+        return MHD_lookup_connection_value(
+                req->conn, kind == WEBHOOK_HEADER ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND, name);
 }
 
 /* The request as the vendor modules see it (body NULL once it was handed to Kafka). */
@@ -520,22 +533,27 @@ static bool spool_event(struct request *req, const char *why)
         struct receiver *rcv = req->rcv;
         const struct webhook_event *ev = &req->ev;
         const struct spool_record rec = {
-                .topic = ev->topic, .key = ev->key, .trace_id = req->trace_id,
-                .event_type = ev->event_type, .vendor = ev->vendor, .event_id = ev->event_id,
-                .value = req->spool_copy, .value_len = req->spool_copy_len,
+                .topic = ev->topic,
+                .key = ev->key,
+                .trace_id = req->trace_id,
+                .event_type = ev->event_type,
+                .vendor = ev->vendor,
+                .event_id = ev->event_id,
+                .value = req->spool_copy,
+                .value_len = req->spool_copy_len,
         };
         char errstr[256];
 
         if (!req->spool_copy)
                 return false;
         if (spool_append(rcv->spool, &rec, errstr, sizeof(errstr)) == -1) {
-                log_error(req->trace_id, "cannot spool %s event_id=%s: %s", ev->event_type, ev->event_id,
-                          errstr);
+                log_error(req->trace_id, "cannot spool %s event_id=%s: %s", ev->event_type,
+                          ev->event_id, errstr);
                 return false;
         }
         metric_add(rcv->m_spooled, 1);
-        log_warn(req->trace_id, "spooled %s event_id=%s to replay later: %s", ev->event_type, ev->event_id,
-                 why);
+        log_warn(req->trace_id, "spooled %s event_id=%s to replay later: %s", ev->event_type,
+                 ev->event_id, why);
         return true;
 }
 
@@ -578,7 +596,8 @@ static enum MHD_Result publish(struct request *req)
         char errstr[256];
 
         if (req->is_too_large) {
-                snprintf(errstr, sizeof(errstr), "body: larger than %lld bytes", rcv->s->max_body_bytes);
+                snprintf(errstr, sizeof(errstr), "body: larger than %lld bytes",
+                         rcv->s->max_body_bytes);
                 return request_reply(req, 413, errstr);
         }
         if (map_callback(req, &v) == -1) {
@@ -708,7 +727,8 @@ int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_
         struct allowlist *al;
 
         if (log_level_parse(s->log_level) == -1) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug",
+                snprintf(errstr, errstr_size,
+                         "LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug",
                          s->log_level);
                 return -1;
         }
@@ -753,14 +773,12 @@ static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
         /* The logger comes first so that libmicrohttpd reports option errors through it. */
         rcv->daemon = MHD_start_daemon(
                 flags, (uint16_t)s->http_port, NULL, NULL, on_request, rcv,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, rcv,
-                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->http_threads,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, rcv, MHD_OPTION_SOCK_ADDR,
+                (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->http_threads,
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->http_timeout_s,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->http_max_connections,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, rcv,
-                MHD_OPTION_END);
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, rcv, MHD_OPTION_END);
         if (!rcv->daemon) {
                 snprintf(errstr, errstr_size, "http %s:%lld: cannot listen (address in use?)",
                          s->http_addr, s->http_port);
@@ -801,7 +819,8 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
-        if (!(rcv->tencent = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)) ||
+        if (!(rcv->tencent =
+                      tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)) ||
             !(rcv->tencent_allow = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips,
                                                  errstr, errstr_size)) ||
             !(rcv->srs = srs_new(s, rcv->metrics, errstr, errstr_size)) ||
@@ -810,19 +829,24 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
             !(rcv->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
         if (s->spool_dir) {
-                if (!(rcv->spool = spool_open(s->spool_dir, s->spool_max_bytes, errstr, errstr_size)))
+                if (!(rcv->spool =
+                              spool_open(s->spool_dir, s->spool_max_bytes, errstr, errstr_size)))
                         return -1;
-                rcv->m_spooled = metrics_counter(rcv->metrics, "liveflow_receiver_spooled_total",
-                                                 "SRS events spooled locally because Kafka could not take them", NULL);
-                rcv->m_replayed = metrics_counter(rcv->metrics, "liveflow_receiver_spool_replayed_total",
-                                                  "Spooled events replayed to Kafka", NULL);
+                rcv->m_spooled = metrics_counter(
+                        rcv->metrics, "liveflow_receiver_spooled_total",
+                        "SRS events spooled locally because Kafka could not take them", NULL);
+                rcv->m_replayed =
+                        metrics_counter(rcv->metrics, "liveflow_receiver_spool_replayed_total",
+                                        "Spooled events replayed to Kafka", NULL);
                 metrics_gauge_fn(rcv->metrics, "liveflow_receiver_spool_records",
-                                 "Events in the local spool waiting for Kafka", NULL, spool_length, rcv->spool);
+                                 "Events in the local spool waiting for Kafka", NULL, spool_length,
+                                 rcv->spool);
                 if (spool_pending(rcv->spool))
                         log_warn(NULL, "spool %s holds %zu events from an earlier run: replaying",
                                  s->spool_dir, spool_pending(rcv->spool));
         }
-        if (start_http(rcv, errstr, errstr_size) == -1 || start_admin(rcv, errstr, errstr_size) == -1)
+        if (start_http(rcv, errstr, errstr_size) == -1 ||
+            start_admin(rcv, errstr, errstr_size) == -1)
                 return -1;
         return 0;
 }
@@ -872,7 +896,7 @@ static void log_stats(struct receiver *rcv)
 }
 
 #define REPLAY_INTERVAL_MS 2000
-#define REPLAY_BATCH 500
+#define REPLAY_BATCH       500
 
 static size_t replay_send(void *arg, const struct spool_record *recs, size_t n)
 {
@@ -883,9 +907,13 @@ static size_t replay_send(void *arg, const struct spool_record *recs, size_t n)
                 n = REPLAY_BATCH;
         for (size_t i = 0; i < n; i++)
                 msgs[i] = (struct delivery_message){
-                        .topic = recs[i].topic, .key = recs[i].key, .value = (void *)recs[i].value,
-                        .value_len = recs[i].value_len, .trace_id = recs[i].trace_id,
-                        .event_type = recs[i].event_type, .vendor = recs[i].vendor,
+                        .topic = recs[i].topic,
+                        .key = recs[i].key,
+                        .value = (void *)recs[i].value,
+                        .value_len = recs[i].value_len,
+                        .trace_id = recs[i].trace_id,
+                        .event_type = recs[i].event_type,
+                        .vendor = recs[i].vendor,
                         .event_id = recs[i].event_id,
                 };
         return delivery_send_sync(rcv->delivery, msgs, n);
@@ -907,7 +935,8 @@ static void replay_spool(struct receiver *rcv)
         }
         metric_add(rcv->m_replayed, n);
         if (n > 0)
-                log_info(NULL, "spool replay: %ld events now in Kafka, %zu left", n, spool_pending(rcv->spool));
+                log_info(NULL, "spool replay: %ld events now in Kafka, %zu left", n,
+                         spool_pending(rcv->spool));
 }
 
 void receiver_serve(struct receiver *rcv, int timeout_ms)
@@ -943,7 +972,8 @@ int receiver_drain(struct receiver *rcv, long long timeout_ms)
         wait_for_requests(rcv, deadline_us);
         /* MHD_stop_daemon() with suspended connections is an API violation: answer them now. */
         if ((abandoned = delivery_abandon(rcv->delivery)) > 0)
-                log_warn(NULL, "drain deadline: answered 503 to %zu requests still waiting for acks",
+                log_warn(NULL,
+                         "drain deadline: answered 503 to %zu requests still waiting for acks",
                          abandoned);
         wait_for_requests(rcv, now_us() + RESPONSE_GRACE_MS * 1000);
         MHD_stop_daemon(rcv->daemon);

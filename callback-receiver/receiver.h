@@ -1,4 +1,5 @@
-/* receiver.h: the callback receiver: HTTP in, verified events out to Kafka, 200 only once durable. */
+/* receiver.h: the callback receiver: HTTP in, verified events out to Kafka, 200 only once durable.
+ */
 #ifndef LIVEFLOW_RECEIVER_RECEIVER_H
 #define LIVEFLOW_RECEIVER_RECEIVER_H
 

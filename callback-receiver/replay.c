@@ -22,8 +22,8 @@ struct replay {
         pthread_mutex_t lock;
         struct replay_entry *ring; /* cap entries; the live ones are head .. head + count - 1 */
         size_t cap, head, count;
-        uint32_t *slots;           /* ring position + 1; 0 is an empty slot */
-        size_t slot_mask;          /* slot count - 1; at least twice cap, a power of two */
+        uint32_t *slots;  /* ring position + 1; 0 is an empty slot */
+        size_t slot_mask; /* slot count - 1; at least twice cap, a power of two */
 };
 
 /* FNV-1a, 64 bits. */

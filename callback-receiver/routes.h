@@ -24,7 +24,7 @@ enum route_suffix {
 };
 
 struct route {
-        const char *path;     /* matched exactly, or as the prefix of suffix */
+        const char *path; /* matched exactly, or as the prefix of suffix */
         enum route_suffix suffix;
         const char *allow;    /* accepted methods, as the Allow header lists them */
         const char *endpoint; /* the endpoint label of liveflow_receiver_requests_total */

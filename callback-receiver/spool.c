@@ -22,10 +22,10 @@
 
 #include "log.h"
 
-#define MAGIC "LFS1"
+#define MAGIC       "LFS1"
 #define HEADER_SIZE 16 /* magic, length, checksum */
-#define FIELDS 7
-#define NULL_LEN 0xffffffffu
+#define FIELDS      7
+#define NULL_LEN    0xffffffffu
 
 struct spool {
         pthread_mutex_t lock;
@@ -60,8 +60,8 @@ static void checksum(const unsigned char *body, size_t len, unsigned char out[8]
 /* The record's fields in file order. */
 static void fields_of(const struct spool_record *rec, const void *ptrs[FIELDS], size_t lens[FIELDS])
 {
-        const char *strs[FIELDS - 1] = {rec->topic, rec->key, rec->trace_id, rec->event_type,
-                                        rec->vendor, rec->event_id};
+        const char *strs[FIELDS - 1] = {rec->topic,      rec->key,    rec->trace_id,
+                                        rec->event_type, rec->vendor, rec->event_id};
 
         for (int i = 0; i < FIELDS - 1; i++) {
                 ptrs[i] = strs[i];
@@ -134,8 +134,8 @@ static size_t decode(const unsigned char *data, size_t len, struct spool_record 
         }
         if (off != HEADER_SIZE + body_len || !(text = malloc(text_len)))
                 return 0;
-        const char **dst[FIELDS - 1] = {&rec->topic, &rec->key, &rec->trace_id, &rec->event_type,
-                                        &rec->vendor, &rec->event_id};
+        const char **dst[FIELDS - 1] = {&rec->topic,      &rec->key,    &rec->trace_id,
+                                        &rec->event_type, &rec->vendor, &rec->event_id};
         size_t at = 0;
 
         for (int i = 0; i < FIELDS; i++) {
@@ -197,8 +197,8 @@ static int scan(struct spool *sp, char *errstr, size_t errstr_size)
         }
         free(data);
         if (off < len) {
-                log_warn(NULL, "spool %s: cutting %zu bytes of a torn record at offset %zu", sp->path,
-                         len - off, off);
+                log_warn(NULL, "spool %s: cutting %zu bytes of a torn record at offset %zu",
+                         sp->path, len - off, off);
                 if (ftruncate(sp->fd, (off_t)off) == -1 || fsync(sp->fd) == -1) {
                         snprintf(errstr, errstr_size, "%s: cannot cut the torn tail: %s", sp->path,
                                  strerror(errno));
@@ -332,7 +332,8 @@ long spool_replay(struct spool *sp, spool_send_fn send, void *arg, char *errstr,
                 return 0;
         }
         if (!(data = read_all(sp->fd, &len)) || !(recs = calloc(sp->pending, sizeof(*recs))) ||
-            !(strs = calloc(sp->pending, sizeof(*strs))) || !(ends = calloc(sp->pending, sizeof(*ends)))) {
+            !(strs = calloc(sp->pending, sizeof(*strs))) ||
+            !(ends = calloc(sp->pending, sizeof(*ends)))) {
                 snprintf(errstr, errstr_size, "%s: cannot read or out of memory", sp->path);
                 goto out;
         }

@@ -38,7 +38,8 @@ void spool_close(struct spool *sp);
  * @brief Appends rec and fsyncs it: on 0 the record survives a crash. Thread-safe.
  * @returns 0, or -1 with errstr (full, I/O error).
  */
-int spool_append(struct spool *sp, const struct spool_record *rec, char *errstr, size_t errstr_size);
+int spool_append(struct spool *sp, const struct spool_record *rec, char *errstr,
+                 size_t errstr_size);
 
 /** @brief Records in the spool now. Thread-safe. */
 size_t spool_pending(struct spool *sp);
@@ -53,6 +54,7 @@ typedef size_t (*spool_send_fn)(void *arg, const struct spool_record *recs, size
  * @brief Hands every spooled record to send, oldest first, and removes durably the ones it
  * reports sent. Thread-safe. @returns how many were removed, or -1 with errstr on an I/O error.
  */
-long spool_replay(struct spool *sp, spool_send_fn send, void *arg, char *errstr, size_t errstr_size);
+long spool_replay(struct spool *sp, spool_send_fn send, void *arg, char *errstr,
+                  size_t errstr_size);
 
 #endif

@@ -56,12 +56,19 @@ const char *const srs_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_VIEWER, TOPI
 
 #define ANCHOR_KEY_PREFIX "hash:anchor:status:"
 #define ANCHOR_SQL                                                                                 \
-        "SELECT status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS SIGNED) FROM anchors "     \
+        "SELECT status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS SIGNED) FROM anchors "      \
         "WHERE anchor_id = ?"
 
 /* ------------------------------------------------------------ actions */
 
-enum action_kind { ACTION_PUBLISH, ACTION_UNPUBLISH, ACTION_PLAY, ACTION_STOP, ACTION_DVR, ACTION_OTHER };
+enum action_kind {
+        ACTION_PUBLISH,
+        ACTION_UNPUBLISH,
+        ACTION_PLAY,
+        ACTION_STOP,
+        ACTION_DVR,
+        ACTION_OTHER
+};
 
 #define KEY_PARTS_MAX 8
 
@@ -84,7 +91,10 @@ static const struct action_rule action_rules[] = {
         {"on_hls", ACTION_OTHER, true, {SESSION_KEY, "file", "seq_no", NULL}},
         {"on_forward", ACTION_OTHER, true, {SESSION_KEY, NULL}},
         {"on_connect", ACTION_OTHER, false, {SESSION_KEY, NULL}},
-        {"on_close", ACTION_OTHER, false, {"server_id", "service_id", "client_id", "vhost", "app", NULL}},
+        {"on_close",
+         ACTION_OTHER,
+         false,
+         {"server_id", "service_id", "client_id", "vhost", "app", NULL}},
 };
 
 /* The fields liveflow reads must be strings, or absent; these two may also be integers. */
@@ -213,7 +223,8 @@ static int add_key(struct srs *srs, const char *key, size_t len, char *errstr, s
         char **keys;
 
         if (len > SRS_KEY_MAX) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_SRS_PUBLISH_KEY: key %zu is longer than %d bytes",
+                snprintf(errstr, errstr_size,
+                         "LIVEFLOW_SRS_PUBLISH_KEY: key %zu is longer than %d bytes",
                          srs->key_cnt + 1, SRS_KEY_MAX);
                 return -1;
         }
@@ -263,7 +274,8 @@ static int check_store_urls(const struct settings *s, char *errstr, size_t errst
         if (is_set(s->redis_url) && url_parse_redis(s->redis_url, &ru, why, sizeof(why)) == -1) {
                 snprintf(errstr, errstr_size, "LIVEFLOW_REDIS_URL: %s", why);
                 rc = -1;
-        } else if (is_set(s->mysql_url) && url_parse_mysql(s->mysql_url, &mu, why, sizeof(why)) == -1) {
+        } else if (is_set(s->mysql_url) &&
+                   url_parse_mysql(s->mysql_url, &mu, why, sizeof(why)) == -1) {
                 snprintf(errstr, errstr_size, "LIVEFLOW_MYSQL_URL: %s", why);
                 rc = -1;
         }
@@ -286,18 +298,18 @@ static void register_metrics(struct srs *srs, struct metrics *metrics)
         char labels[32];
 
         for (int d = 0; d < DECISION_CNT; d++)
-                srs->decisions[d] = metrics_counter(metrics, "liveflow_receiver_srs_publish_decisions_total",
-                                                    "SRS on_publish authorizations by decision and reason",
-                                                    decision_labels[d]);
+                srs->decisions[d] = metrics_counter(
+                        metrics, "liveflow_receiver_srs_publish_decisions_total",
+                        "SRS on_publish authorizations by decision and reason", decision_labels[d]);
         for (int st = 0; st < STORE_CNT; st++) {
                 snprintf(labels, sizeof(labels), "store=\"%s\"", store_names[st]);
                 srs->lookup_seconds[st] = metrics_histogram(
                         metrics, "liveflow_receiver_srs_anchor_lookup_seconds",
                         "Time to read an anchor's status for on_publish, by store", labels,
                         metrics_latency_bounds, metrics_latency_bound_cnt);
-                srs->store_errors[st] = metrics_counter(metrics, "liveflow_receiver_srs_store_errors_total",
-                                                        "Anchor status reads that failed, by store",
-                                                        labels);
+                srs->store_errors[st] =
+                        metrics_counter(metrics, "liveflow_receiver_srs_store_errors_total",
+                                        "Anchor status reads that failed, by store", labels);
         }
 }
 
@@ -508,7 +520,8 @@ static enum store_answer mysql_anchor(struct srs *srs, struct conns *c, const ch
 
         if (!c->db && open_db(srs, c, errstr, errstr_size) == -1)
                 return STORE_FAILED;
-        if (db_query_row(c->db, c->anchor_stmt, p, 1, cols, 2, &found, errstr, errstr_size) != DB_OK)
+        if (db_query_row(c->db, c->anchor_stmt, p, 1, cols, 2, &found, errstr, errstr_size) !=
+            DB_OK)
                 return STORE_FAILED;
         a->store = store_names[STORE_MYSQL];
         a->status = SRS_ANCHOR_ACTIVE;
@@ -516,8 +529,8 @@ static enum store_answer mysql_anchor(struct srs *srs, struct conns *c, const ch
         if (!found)
                 return STORE_FOUND;
         if (cols[0].is_null || parse_status(status, strlen(status), &a->status) == -1) {
-                snprintf(errstr, errstr_size, "anchors.status \"%s\" is not active, suspended or banned",
-                         status);
+                snprintf(errstr, errstr_size,
+                         "anchors.status \"%s\" is not active, suspended or banned", status);
                 return STORE_BAD_VALUE;
         }
         a->suspended_until_ms = cols[1].is_null || cols[1].i < 0 ? 0 : cols[1].i;
@@ -614,7 +627,8 @@ static int check_types(const json_t *root, struct webhook_verdict *v)
                 const json_t *f = json_object_get(root, text_fields[i]);
 
                 if (f && !json_is_null(f) && !json_is_string(f))
-                        return webhook_refuse(v, 400, NULL, "%s: expected a string", text_fields[i]);
+                        return webhook_refuse(v, 400, NULL, "%s: expected a string",
+                                              text_fields[i]);
         }
         for (size_t i = 0; i < sizeof(int_or_text_fields) / sizeof(int_or_text_fields[0]); i++) {
                 const json_t *f = json_object_get(root, int_or_text_fields[i]);
@@ -627,12 +641,14 @@ static int check_types(const json_t *root, struct webhook_verdict *v)
 }
 
 /* The field, which must be present, non-empty and at most max_chars long. */
-static int require_text(const char *name, const char *s, size_t max_chars, struct webhook_verdict *v)
+static int require_text(const char *name, const char *s, size_t max_chars,
+                        struct webhook_verdict *v)
 {
         if (!s)
                 return webhook_refuse(v, 400, NULL, "%s is missing", name);
         if (utf8_chars(s) > max_chars)
-                return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", name, max_chars);
+                return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", name,
+                                      max_chars);
         return 0;
 }
 
@@ -677,11 +693,12 @@ static int read_hook(const json_t *root, struct hook *h, struct webhook_verdict 
         h->action = json_string_value(action);
         h->rule = rule_of(h->action);
         h->stream = text_of(root, "stream");
-        h->client_id = read_text(json_object_get(root, "client_id"), h->client_buf,
-                                 sizeof(h->client_buf));
+        h->client_id =
+                read_text(json_object_get(root, "client_id"), h->client_buf, sizeof(h->client_buf));
         if (h->client_id && !*h->client_id)
                 h->client_id = NULL;
-        /* SRS sends the query string with its '?'; StreamBegin keeps it without, as Tencent does. */
+        /* SRS sends the query string with its '?'; StreamBegin keeps it without, as Tencent does.
+         */
         if ((param = text_of(root, "param")) && *param == '?')
                 param++;
         h->param = param && *param ? param : NULL;
@@ -742,7 +759,8 @@ static int query_value(const char *qs, const char *key, char **out)
 }
 
 /* anchor_id and room_id of the publisher's push URL; the room defaults to the anchor. */
-static int read_anchor_room(const struct hook *h, struct webhook_event *ev, struct webhook_verdict *v)
+static int read_anchor_room(const struct hook *h, struct webhook_event *ev,
+                            struct webhook_verdict *v)
 {
         if (!h->rule || !h->rule->is_publisher || !h->param)
                 return 0;
@@ -825,7 +843,8 @@ static int check_signature(const struct srs *srs, const struct hook *h, int64_t 
                 *d = DENY_SIGNATURE_MISSING;
                 return webhook_refuse(v, 403, "missing", "param: txTime: expected a hex Unix time");
         }
-        if (secret_len != SECRET_LEN || !secret_matches(srs, h->stream, tx_time, time_len, secret)) {
+        if (secret_len != SECRET_LEN ||
+            !secret_matches(srs, h->stream, tx_time, time_len, secret)) {
                 *d = DENY_SIGNATURE_MISMATCH;
                 return webhook_refuse(v, 403, "mismatch", "param: txSecret does not match");
         }
@@ -876,8 +895,9 @@ static int refuse_anchor(enum decision d, const char *anchor_id, const struct sr
                 return webhook_refuse(v, 403, NULL, "anchor %s is banned", anchor_id);
         case DENY_SUSPENDED:
                 if (a->suspended_until_ms)
-                        return webhook_refuse(v, 403, NULL, "anchor %s is suspended until %" PRId64
-                                              " (Unix ms)", anchor_id, a->suspended_until_ms);
+                        return webhook_refuse(v, 403, NULL,
+                                              "anchor %s is suspended until %" PRId64 " (Unix ms)",
+                                              anchor_id, a->suspended_until_ms);
                 return webhook_refuse(v, 403, NULL, "anchor %s is suspended", anchor_id);
         case DENY_NO_ANCHOR:
                 return webhook_refuse(v, 400, NULL, "param: anchor_id is missing");
@@ -891,8 +911,9 @@ static void note_decision(struct srs *srs, const struct webhook_request *req, co
 {
         metric_add(srs->decisions[d], 1);
         if (d == ALLOW_STORES_DOWN)
-                log_warn(req->trace_id, "srs on_publish stream=%s anchor=%s allowed unchecked: no "
-                                        "anchor status store answered (LIVEFLOW_SRS_FAIL_OPEN=1)",
+                log_warn(req->trace_id,
+                         "srs on_publish stream=%s anchor=%s allowed unchecked: no "
+                         "anchor status store answered (LIVEFLOW_SRS_FAIL_OPEN=1)",
                          h->stream, anchor_id);
         else if (is_refusal(d))
                 log_info(req->trace_id, "srs on_publish stream=%s anchor=%s refused: %s", h->stream,
@@ -900,8 +921,9 @@ static void note_decision(struct srs *srs, const struct webhook_request *req, co
 }
 
 /* Anti-leech signature first (it needs no store), then the anchor's status. */
-static int authorize_publish(struct srs *srs, const struct webhook_request *req, const struct hook *h,
-                             const struct webhook_event *ev, struct webhook_verdict *v)
+static int authorize_publish(struct srs *srs, const struct webhook_request *req,
+                             const struct hook *h, const struct webhook_event *ev,
+                             struct webhook_verdict *v)
 {
         struct srs_anchor a = {.status = SRS_ANCHOR_ACTIVE};
         enum decision d;
@@ -995,7 +1017,8 @@ static int stream_end(const struct hook *h, json_t *p)
 static int viewer(const struct hook *h, json_t *p, const char *action)
 {
         return put(p, "action", action) || put(p, "client_id", h->client_id) ||
-               put_field(p, "ip", h->root, "ip") || put_field(p, "server_id", h->root, "server_id") ||
+               put_field(p, "ip", h->root, "ip") ||
+               put_field(p, "server_id", h->root, "server_id") ||
                put_field(p, "service_id", h->root, "service_id");
 }
 
@@ -1006,12 +1029,14 @@ static const char *file_format(const char *file, char *buf, size_t size)
         size_t len;
 
         base = base ? base + 1 : file;
-        if (!(dot = strrchr(base, '.')) || dot == base || (len = strlen(dot + 1)) == 0 || len >= size)
+        if (!(dot = strrchr(base, '.')) || dot == base || (len = strlen(dot + 1)) == 0 ||
+            len >= size)
                 return NULL;
         for (size_t i = 0; i <= len; i++) {
                 char c = dot[1 + i];
 
-                if (c && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+                if (c &&
+                    !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
                         return NULL;
                 buf[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
         }
@@ -1058,12 +1083,23 @@ static int fill_payload(const struct hook *h, struct webhook_event *ev)
         if (!(p = ev->payload = json_object()))
                 return -1;
         switch (kind) {
-        case ACTION_PUBLISH: rc = stream_begin(h, p); break;
-        case ACTION_UNPUBLISH: rc = stream_end(h, p); break;
-        case ACTION_PLAY: rc = viewer(h, p, "join"); break;
-        case ACTION_STOP: rc = viewer(h, p, "leave"); break;
-        case ACTION_DVR: rc = record_file(h, p); break;
-        case ACTION_OTHER: break;
+        case ACTION_PUBLISH:
+                rc = stream_begin(h, p);
+                break;
+        case ACTION_UNPUBLISH:
+                rc = stream_end(h, p);
+                break;
+        case ACTION_PLAY:
+                rc = viewer(h, p, "join");
+                break;
+        case ACTION_STOP:
+                rc = viewer(h, p, "leave");
+                break;
+        case ACTION_DVR:
+                rc = record_file(h, p);
+                break;
+        case ACTION_OTHER:
+                break;
         }
         return rc ? -1 : 0;
 }
@@ -1084,7 +1120,8 @@ static int map_hook(struct srs *srs, const struct webhook_request *req, const js
         ev->event_time_ms = req->now_ms; /* SRS sends no time */
         if (make_event_id(&h, ev) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
-        if (h.rule && h.rule->kind == ACTION_PUBLISH && authorize_publish(srs, req, &h, ev, v) == -1)
+        if (h.rule && h.rule->kind == ACTION_PUBLISH &&
+            authorize_publish(srs, req, &h, ev, v) == -1)
                 return -1;
         if (fill_payload(&h, ev) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");

@@ -34,7 +34,7 @@ struct srs_anchor {
 
 /* What an anchor lookup could say. */
 enum srs_lookup_result {
-        SRS_LOOKUP_FOUND,       /* *anchor is filled; an anchor no store has a record of is active */
+        SRS_LOOKUP_FOUND, /* *anchor is filled; an anchor no store has a record of is active */
         SRS_LOOKUP_UNAVAILABLE, /* no store could answer: LIVEFLOW_SRS_FAIL_OPEN decides */
 };
 

@@ -19,8 +19,8 @@
 #define SECRET_PREFIX   "whsec_"
 #define SECRET_TEXT_MAX 128 /* base64 of STDWEBHOOKS_KEY_MAX bytes is 88 characters */
 #define MAC_LEN         32
-#define SIG_TEXT_MAX    64  /* base64 of a 32-byte MAC is 44 characters */
-#define TIMESTAMP_MAX   19  /* digits of INT64_MAX */
+#define SIG_TEXT_MAX    64 /* base64 of a 32-byte MAC is 44 characters */
+#define TIMESTAMP_MAX   19 /* digits of INT64_MAX */
 
 struct stdwebhooks_key {
         unsigned char bytes[STDWEBHOOKS_KEY_MAX];
@@ -71,9 +71,10 @@ static int add_secret(struct stdwebhooks *sw, const char *s, size_t len, char *e
         }
         if (n < STDWEBHOOKS_KEY_MIN || n > STDWEBHOOKS_KEY_MAX) {
                 explicit_bzero(bytes, sizeof(bytes));
-                snprintf(errstr, errstr_size,
-                         "LIVEFLOW_HMAC_SECRET: secret %zu is not whsec_ + base64 of %d to %d bytes",
-                         sw->key_cnt + 1, STDWEBHOOKS_KEY_MIN, STDWEBHOOKS_KEY_MAX);
+                snprintf(
+                        errstr, errstr_size,
+                        "LIVEFLOW_HMAC_SECRET: secret %zu is not whsec_ + base64 of %d to %d bytes",
+                        sw->key_cnt + 1, STDWEBHOOKS_KEY_MIN, STDWEBHOOKS_KEY_MAX);
                 return -1;
         }
         memcpy(sw->keys[sw->key_cnt].bytes, bytes, (size_t)n);
@@ -218,7 +219,8 @@ static enum stdwebhooks_result check_age(const struct stdwebhooks *sw, int64_t t
                 return STDWEBHOOKS_EXPIRED;
         }
         if (ts > now_s + sw->tolerance_s) {
-                snprintf(why, why_size, "webhook-timestamp: %" PRId64 " s in the future, tolerance %lld s",
+                snprintf(why, why_size,
+                         "webhook-timestamp: %" PRId64 " s in the future, tolerance %lld s",
                          ts - now_s, sw->tolerance_s);
                 return STDWEBHOOKS_EXPIRED;
         }
@@ -227,8 +229,8 @@ static enum stdwebhooks_result check_age(const struct stdwebhooks *sw, int64_t t
 
 enum stdwebhooks_result stdwebhooks_verify(const struct stdwebhooks *sw, const char *id,
                                            const char *timestamp, const char *signature,
-                                           const void *body, size_t len, int64_t now_s,
-                                           char *why, size_t why_size)
+                                           const void *body, size_t len, int64_t now_s, char *why,
+                                           size_t why_size)
 {
         unsigned char macs[STDWEBHOOKS_SECRETS_MAX][MAC_LEN];
         bool is_match;
@@ -268,10 +270,14 @@ enum stdwebhooks_result stdwebhooks_verify(const struct stdwebhooks *sw, const c
 const char *stdwebhooks_result_name(enum stdwebhooks_result r)
 {
         switch (r) {
-        case STDWEBHOOKS_MISSING: return "missing";
-        case STDWEBHOOKS_MISMATCH: return "mismatch";
-        case STDWEBHOOKS_EXPIRED: return "expired";
-        case STDWEBHOOKS_OK: break;
+        case STDWEBHOOKS_MISSING:
+                return "missing";
+        case STDWEBHOOKS_MISMATCH:
+                return "mismatch";
+        case STDWEBHOOKS_EXPIRED:
+                return "expired";
+        case STDWEBHOOKS_OK:
+                break;
         }
         return NULL;
 }

@@ -8,15 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STDWEBHOOKS_SECRETS_MAX 8   /* secrets valid at once (a rotation needs two or three) */
-#define STDWEBHOOKS_KEY_MIN     24  /* decoded key bytes, as the spec asks */
+#define STDWEBHOOKS_SECRETS_MAX 8  /* secrets valid at once (a rotation needs two or three) */
+#define STDWEBHOOKS_KEY_MIN     24 /* decoded key bytes, as the spec asks */
 #define STDWEBHOOKS_KEY_MAX     64
 #define STDWEBHOOKS_ID_MAX      255 /* longest accepted webhook-id, in bytes */
 
 /* The outcome of stdwebhooks_verify(). */
 enum stdwebhooks_result {
         STDWEBHOOKS_OK,
-        STDWEBHOOKS_MISSING,  /* webhook-id, webhook-timestamp or webhook-signature absent or empty */
+        STDWEBHOOKS_MISSING,  /* webhook-id, webhook-timestamp or webhook-signature absent or empty
+                               */
         STDWEBHOOKS_MISMATCH, /* a malformed header, or no v1 signature matches any secret */
         STDWEBHOOKS_EXPIRED,  /* a matching signature, but the timestamp is outside the tolerance */
 };
@@ -56,8 +57,8 @@ size_t stdwebhooks_secret_count(const struct stdwebhooks *sw);
  */
 enum stdwebhooks_result stdwebhooks_verify(const struct stdwebhooks *sw, const char *id,
                                            const char *timestamp, const char *signature,
-                                           const void *body, size_t len, int64_t now_s,
-                                           char *why, size_t why_size);
+                                           const void *body, size_t len, int64_t now_s, char *why,
+                                           size_t why_size);
 
 /** @brief "missing", "mismatch" or "expired" (the auth_failure of a verdict); NULL for OK. */
 const char *stdwebhooks_result_name(enum stdwebhooks_result r);

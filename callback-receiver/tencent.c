@@ -37,8 +37,8 @@ enum tencent_type {
 #define TOPIC_AUDIT    "live.audit"
 #define TOPIC_OTHER    "live.other"
 
-const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_SNAPSHOT, TOPIC_AUDIT,
-                                      TOPIC_OTHER,  NULL};
+const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_SNAPSHOT,
+                                      TOPIC_AUDIT,  TOPIC_OTHER,  NULL};
 
 struct tencent {
         char **keys;
@@ -84,8 +84,9 @@ static int add_key(struct tencent *tc, const char *key, size_t len, char *errstr
         char **keys;
 
         if (len > TENCENT_KEY_MAX) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_TENCENT_KEY: key %zu is longer than %d bytes",
-                         tc->key_cnt + 1, TENCENT_KEY_MAX);
+                snprintf(errstr, errstr_size,
+                         "LIVEFLOW_TENCENT_KEY: key %zu is longer than %d bytes", tc->key_cnt + 1,
+                         TENCENT_KEY_MAX);
                 return -1;
         }
         if (!(keys = realloc(tc->keys, (tc->key_cnt + 1) * sizeof(*keys))) ||
@@ -114,8 +115,7 @@ static int add_listed_key(const char *key, size_t len, void *arg)
         return add_key(a->tc, key, len, a->errstr, a->errstr_size);
 }
 
-struct tencent *tencent_new(const char *keys, long long grace_s, char *errstr,
-                            size_t errstr_size)
+struct tencent *tencent_new(const char *keys, long long grace_s, char *errstr, size_t errstr_size)
 {
         struct tencent *tc = calloc(1, sizeof(*tc));
         struct key_adder adder = {tc, errstr, errstr_size};
@@ -370,7 +370,8 @@ static char *decode_form_value(const char *s, size_t len)
         return out;
 }
 
-/* The decoded value of key in a query string ("a=1&b=2", a leading '?' allowed); NULL when absent or empty. */
+/* The decoded value of key in a query string ("a=1&b=2", a leading '?' allowed); NULL when absent
+ * or empty. */
 static char *query_value(const char *qs, const char *key)
 {
         size_t key_len = strlen(key);
@@ -485,7 +486,8 @@ static void copy_lower_text(json_t *payload, const char *to, const json_t *root,
         if (!s || !*s || !(lower = strdup(s)))
                 return;
         for (char *c = lower; *c; c++)
-                *c = (char)tolower((unsigned char)*c); /* ASCII only: UTF-8 bytes stay as they are */
+                *c = (char)tolower(
+                        (unsigned char)*c); /* ASCII only: UTF-8 bytes stay as they are */
         json_object_set_new(payload, to, json_string(lower));
         free(lower);
 }
@@ -498,7 +500,8 @@ static int64_t read_time_ms(const json_t *root, const char *name, const char *us
 {
         int64_t s, usec;
 
-        if (read_int64(json_object_get(root, name), &s) == -1 || s <= 0 || s >= INT64_MAX / 1000 - 1)
+        if (read_int64(json_object_get(root, name), &s) == -1 || s <= 0 ||
+            s >= INT64_MAX / 1000 - 1)
                 return -1;
         if (!usec_name || read_int64(json_object_get(root, usec_name), &usec) == -1 || usec < 0 ||
             usec > 999999)
@@ -524,9 +527,7 @@ static void copy_score(json_t *payload, const json_t *root, const char *from)
                 copy_int(payload, "score", root, from);
                 return;
         }
-        json_array_foreach(scores, i, item)
-                if (read_int64(item, &n) == 0 && n > best)
-                        best = n;
+        json_array_foreach(scores, i, item) if (read_int64(item, &n) == 0 && n > best) best = n;
         if (best >= 0)
                 json_object_set_new(payload, "score", json_integer(best));
 }
@@ -649,7 +650,8 @@ static int fill_audit_audio(const json_t *root, json_t *p, struct webhook_verdic
                 return -1;
         copy_nonempty_text(p, "suggestion", root, "suggestion");
         if (!json_object_get(p, "suggestion")) {
-                if (read_int64(json_object_get(root, "HitFlag"), &hit) == -1 || (hit != 0 && hit != 1))
+                if (read_int64(json_object_get(root, "HitFlag"), &hit) == -1 ||
+                    (hit != 0 && hit != 1))
                         return refuse_field(v, root, "HitFlag", "0 or 1");
                 if (set_text(p, "suggestion", hit ? "Review" : "Pass", v) == -1)
                         return -1;
@@ -726,7 +728,8 @@ static int map_payload(const json_t *root, const struct mapping *m, struct webho
 
 /* ------------------------------------------------------------ the verb */
 
-/* event_time, else the type's own time field; a malformed one is not worth losing the event over. */
+/* event_time, else the type's own time field; a malformed one is not worth losing the event over.
+ */
 static int64_t event_time_of(const json_t *root, const struct mapping *m, int64_t now_ms)
 {
         int64_t ms = read_time_ms(root, "event_time", NULL);
@@ -767,8 +770,9 @@ int tencent_map(const struct tencent *tc, const void *body, size_t len, int64_t 
         int rc;
 
         if (!tc->key_cnt)
-                return webhook_refuse(v, 503, NULL,
-                                      "no Tencent callback key is configured (LIVEFLOW_TENCENT_KEY)");
+                return webhook_refuse(
+                        v, 503, NULL,
+                        "no Tencent callback key is configured (LIVEFLOW_TENCENT_KEY)");
         /* Duplicate keys are refused: two "sign" fields must not be read two ways. */
         if (!(root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)))
                 return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",

@@ -1,4 +1,5 @@
-/* tencent.h: Tencent Cloud CSS callbacks: parse, verify (sign = MD5(key + t)) and map to an event. */
+/* tencent.h: Tencent Cloud CSS callbacks: parse, verify (sign = MD5(key + t)) and map to an event.
+ */
 #ifndef LIVEFLOW_RECEIVER_TENCENT_H
 #define LIVEFLOW_RECEIVER_TENCENT_H
 
@@ -23,8 +24,7 @@ struct tencent;
  * @returns the verifier (the caller frees it with tencent_destroy()), or NULL with errstr set
  * (a key longer than TENCENT_KEY_MAX, out of memory). keys is copied.
  */
-struct tencent *tencent_new(const char *keys, long long grace_s, char *errstr,
-                            size_t errstr_size);
+struct tencent *tencent_new(const char *keys, long long grace_s, char *errstr, size_t errstr_size);
 
 /** @brief Frees the verifier and wipes its keys; NULL is fine. */
 void tencent_destroy(struct tencent *tc);

@@ -14,16 +14,17 @@
  */
 struct webhook_event {
         char event_id[WEBHOOK_EVENT_ID_LEN + 1];
-        const char *vendor;       /* "tencent" */
-        const char *event_type;   /* "stream.begin", ..., "other" */
-        const char *topic;        /* "live.stream", "live.other", ... */
-        const char *payload_name; /* a payload record of schemas/event.avsc, or NULL (null payload) */
-        json_t *payload;          /* that record's fields; NULL with a null payload */
-        char *stream_id;          /* NULL when the callback names no stream */
-        char *anchor_id;          /* NULL when unknown */
-        char *room_id;            /* NULL when unknown */
-        const char *key;          /* the Kafka key: borrows one of the ids above; NULL for none */
-        int64_t event_time_ms;    /* the vendor's event time, or the receive time */
+        const char *vendor;     /* "tencent" */
+        const char *event_type; /* "stream.begin", ..., "other" */
+        const char *topic;      /* "live.stream", "live.other", ... */
+        const char
+                *payload_name; /* a payload record of schemas/event.avsc, or NULL (null payload) */
+        json_t *payload;       /* that record's fields; NULL with a null payload */
+        char *stream_id;       /* NULL when the callback names no stream */
+        char *anchor_id;       /* NULL when unknown */
+        char *room_id;         /* NULL when unknown */
+        const char *key;       /* the Kafka key: borrows one of the ids above; NULL for none */
+        int64_t event_time_ms; /* the vendor's event time, or the receive time */
 };
 
 /* What webhook_request_lookup() looks up. */
@@ -37,7 +38,7 @@ enum webhook_lookup {
  * are tested and fuzzed without one). Everything is borrowed for the call.
  */
 struct webhook_request {
-        const char *body;     /* the exact bytes received (not NUL-terminated) */
+        const char *body; /* the exact bytes received (not NUL-terminated) */
         size_t len;
         int64_t now_ms;       /* receive time, Unix ms */
         const char *path_arg; /* what follows the route's path + "/" (ROUTE_SUBPATH), else "" */
@@ -61,7 +62,8 @@ const char *webhook_query(const struct webhook_request *req, const char *name);
  */
 struct webhook_verdict {
         unsigned int status;
-        const char *auth_failure; /* "missing", "mismatch" or "expired" for a signature; else NULL */
+        const char
+                *auth_failure; /* "missing", "mismatch" or "expired" for a signature; else NULL */
         char message[200];
 };
 

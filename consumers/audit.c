@@ -1,4 +1,5 @@
-/* audit.c: moderation verdicts and operator bans into live_audit_logs, anchors, Redis and closes. */
+/* audit.c: moderation verdicts and operator bans into live_audit_logs, anchors, Redis and closes.
+ */
 #include "audit.h"
 
 #include <jansson.h>
@@ -35,7 +36,7 @@ struct audit_state {
          * record is acknowledged, and the runtime's producer reports deliveries to the runtime.
          */
         rd_kafka_t *producer;
-        uint64_t close_seq;          /* the record publish() is waiting for */
+        uint64_t close_seq; /* the record publish() is waiting for */
         bool has_report;
         rd_kafka_resp_err_t report_err;
         struct audit_policy policy;
@@ -65,11 +66,11 @@ struct anchor_row {
 struct decision {
         enum audit_grade punishment;
         const char *outcome;
-        const char *status;   /* the anchor's new status; NULL leaves it */
-        long long until_ms;   /* the new suspended_until when status is set; -1 for NULL */
+        const char *status;    /* the anchor's new status; NULL leaves it */
+        long long until_ms;    /* the new suspended_until when status is set; -1 for NULL */
         long long admin_at_ms; /* -1 leaves admin_at */
-        int warnings;         /* added to warning_count */
-        int close_method;     /* 0: nothing to close */
+        int warnings;          /* added to warning_count */
+        int close_method;      /* 0: nothing to close */
         char close_stream[256];
 };
 
@@ -150,15 +151,22 @@ static size_t utf8_chars(const char *s)
 /* The column limits of live_audit_logs and anchors: longer values are malformed, not cut. */
 static int check_lengths(const struct verdict *v, char *errstr, size_t errstr_size)
 {
-        const struct { const char *name, *value; size_t max; } f[] = {
-                {"anchor_id", v->ev->anchor_id, 64}, {"stream_id", v->ev->stream_id, 255},
-                {"source", v->source, 32},           {"suggestion", v->suggestion, 32},
-                {"label", v->label, 64},             {"reason", v->reason, 255},
+        const struct {
+                const char *name, *value;
+                size_t max;
+        } f[] = {
+                {"anchor_id", v->ev->anchor_id, 64},
+                {"stream_id", v->ev->stream_id, 255},
+                {"source", v->source, 32},
+                {"suggestion", v->suggestion, 32},
+                {"label", v->label, 64},
+                {"reason", v->reason, 255},
         };
 
         for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
                 if (utf8_chars(f[i].value) > f[i].max) {
-                        snprintf(errstr, errstr_size, "%s is longer than %zu characters", f[i].name, f[i].max);
+                        snprintf(errstr, errstr_size, "%s is longer than %zu characters", f[i].name,
+                                 f[i].max);
                         return -1;
                 }
         }
@@ -178,7 +186,8 @@ static int read_admin(struct verdict *v, char *errstr, size_t errstr_size)
         }
         if (json_is_integer(json_object_get(v->ev->payload, "suspend_s")) &&
             (v->suspend_s < 1 || v->suspend_s > MAX_SUSPEND_S)) {
-                snprintf(errstr, errstr_size, "suspend_s %lld is outside 1..%lld", v->suspend_s, MAX_SUSPEND_S);
+                snprintf(errstr, errstr_size, "suspend_s %lld is outside 1..%lld", v->suspend_s,
+                         MAX_SUSPEND_S);
                 return -1;
         }
         if (strcmp(v->action, "unban") == 0)
@@ -193,15 +202,19 @@ static int read_moderation(struct verdict *v, const struct audit_policy *p, char
 {
         const char *sg = v->suggestion;
 
-        if ((!v->ev->stream_id || !*v->ev->stream_id) && (!v->ev->anchor_id || !*v->ev->anchor_id)) {
-                snprintf(errstr, errstr_size, "%s has neither stream_id nor anchor_id", v->ev->event_type);
+        if ((!v->ev->stream_id || !*v->ev->stream_id) &&
+            (!v->ev->anchor_id || !*v->ev->anchor_id)) {
+                snprintf(errstr, errstr_size, "%s has neither stream_id nor anchor_id",
+                         v->ev->event_type);
                 return -1;
         }
-        if (json_is_integer(json_object_get(v->ev->payload, "score")) && (v->score < 0 || v->score > 100)) {
+        if (json_is_integer(json_object_get(v->ev->payload, "score")) &&
+            (v->score < 0 || v->score > 100)) {
                 snprintf(errstr, errstr_size, "score %lld is outside 0..100", v->score);
                 return -1;
         }
-        if (sg && strcasecmp(sg, "Pass") != 0 && strcasecmp(sg, "Review") != 0 && strcasecmp(sg, "Block") != 0) {
+        if (sg && strcasecmp(sg, "Pass") != 0 && strcasecmp(sg, "Review") != 0 &&
+            strcasecmp(sg, "Block") != 0) {
                 snprintf(errstr, errstr_size, "suggestion \"%s\" is not Pass, Review or Block", sg);
                 return -1;
         }
@@ -215,13 +228,15 @@ static int read_verdict(const struct event *ev, const struct audit_policy *p, st
         memset(v, 0, sizeof(*v));
         v->ev = ev;
         if (!ev->payload_name || strcmp(ev->payload_name, "AuditVerdict") != 0) {
-                snprintf(errstr, errstr_size, "event_type %s with payload %s is not a verdict", ev->event_type,
-                         ev->payload_name ? ev->payload_name : "null");
+                snprintf(errstr, errstr_size, "event_type %s with payload %s is not a verdict",
+                         ev->event_type, ev->payload_name ? ev->payload_name : "null");
                 return -1;
         }
         v->is_admin = strcmp(ev->event_type, "audit.admin") == 0;
-        if (!v->is_admin && strcmp(ev->event_type, "audit.image") != 0 && strcmp(ev->event_type, "audit.audio") != 0) {
-                snprintf(errstr, errstr_size, "event_type %s is not audit.image, audit.audio or audit.admin",
+        if (!v->is_admin && strcmp(ev->event_type, "audit.image") != 0 &&
+            strcmp(ev->event_type, "audit.audio") != 0) {
+                snprintf(errstr, errstr_size,
+                         "event_type %s is not audit.image, audit.audio or audit.admin",
                          ev->event_type);
                 return -1;
         }
@@ -237,7 +252,8 @@ static int read_verdict(const struct event *ev, const struct audit_policy *p, st
                         snprintf(errstr, errstr_size, "AuditVerdict without source");
                 return -1;
         }
-        return v->is_admin ? read_admin(v, errstr, errstr_size) : read_moderation(v, p, errstr, errstr_size);
+        return v->is_admin ? read_admin(v, errstr, errstr_size)
+                           : read_moderation(v, p, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------ statements */
@@ -246,49 +262,57 @@ static int prepare(struct audit_state *st)
 {
         struct db *db = st->db;
 
-        st->insert_log = db_stmt(db,
+        st->insert_log = db_stmt(
+                db,
                 "INSERT INTO live_audit_logs (event_id, event_type, event_time, trace_id, stream_id, anchor_id, "
                 "source, suggestion, label, score, reason, punishment, severity, outcome) VALUES "
                 "(?, ?, FROM_UNIXTIME(? / 1000), ?, ?, ?, ?, ?, ?, ?, ?, 'none', ?, 'pending')");
         st->stream_anchor = db_stmt(db, "SELECT anchor_id FROM live_streams WHERE stream_id = ?");
         /* Takes the row's exclusive lock at once (INSERT IGNORE would take a shared one first). */
-        st->upsert_anchor = db_stmt(db,
+        st->upsert_anchor = db_stmt(
+                db,
                 "INSERT INTO anchors (anchor_id) VALUES (?) ON DUPLICATE KEY UPDATE anchor_id = anchor_id");
-        st->lock_anchor = db_stmt(db,
-                "SELECT status, " EPOCH_MS("suspended_until") ", " EPOCH_MS("admin_at")
-                " FROM anchors WHERE anchor_id = ? FOR UPDATE");
+        st->lock_anchor =
+                db_stmt(db, "SELECT status, " EPOCH_MS("suspended_until") ", " EPOCH_MS(
+                                    "admin_at") " FROM anchors WHERE anchor_id = ? FOR UPDATE");
         /*
          * The fullest window of warnings that holds the verdict at t: every window of length W
          * holding t can start at its earliest warning a, with t - W < a <= t. A locking read, so
          * that what another instance committed for the anchor is seen whatever our snapshot.
          */
-        st->window = db_stmt(db,
-                "SELECT COUNT(*), " EPOCH_MS("MAX(b.event_time)") " FROM live_audit_logs a "
-                "JOIN live_audit_logs b ON b.anchor_id = a.anchor_id AND b.severity = 'warn' "
-                "AND b.event_time >= a.event_time AND b.event_time < a.event_time + INTERVAL ? SECOND "
-                "WHERE a.anchor_id = ? AND a.severity = 'warn' "
-                "AND a.event_time > FROM_UNIXTIME(? / 1000) - INTERVAL ? SECOND "
-                "AND a.event_time <= FROM_UNIXTIME(? / 1000) "
-                "AND a.event_time > COALESCE(FROM_UNIXTIME(? / 1000), '1000-01-01') "
-                "GROUP BY a.id ORDER BY 1 DESC, 2 DESC LIMIT 1 LOCK IN SHARE MODE");
-        st->set_log = db_stmt(db,
+        st->window = db_stmt(
+                db,
+                "SELECT COUNT(*), " EPOCH_MS(
+                        "MAX(b.event_time)") " FROM live_audit_logs a "
+                                             "JOIN live_audit_logs b ON b.anchor_id = a.anchor_id AND b.severity = 'warn' "
+                                             "AND b.event_time >= a.event_time AND b.event_time < a.event_time + INTERVAL ? SECOND "
+                                             "WHERE a.anchor_id = ? AND a.severity = 'warn' "
+                                             "AND a.event_time > FROM_UNIXTIME(? / 1000) - INTERVAL ? SECOND "
+                                             "AND a.event_time <= FROM_UNIXTIME(? / 1000) "
+                                             "AND a.event_time > COALESCE(FROM_UNIXTIME(? / 1000), '1000-01-01') "
+                                             "GROUP BY a.id ORDER BY 1 DESC, 2 DESC LIMIT 1 LOCK IN SHARE MODE");
+        st->set_log = db_stmt(
+                db,
                 "UPDATE live_audit_logs SET punishment = ?, outcome = ?, suspended_until = FROM_UNIXTIME(? / 1000), "
                 "close_stream_id = ?, close_method = ? WHERE event_id = ?");
-        st->set_anchor = db_stmt(db,
+        st->set_anchor = db_stmt(
+                db,
                 "UPDATE anchors SET status = COALESCE(?, status), "
                 "suspended_until = IF(? IS NULL, suspended_until, FROM_UNIXTIME(? / 1000)), "
                 "admin_at = COALESCE(FROM_UNIXTIME(? / 1000), admin_at), warning_count = warning_count + ? "
                 "WHERE anchor_id = ?");
-        st->live_stream = db_stmt(db,
+        st->live_stream = db_stmt(
+                db,
                 "SELECT stream_id FROM live_streams WHERE status = 'live' AND (stream_id = ? OR anchor_id = ?) "
                 "ORDER BY stream_id = ? DESC, started_at DESC LIMIT 1");
-        st->project = db_stmt(db,
-                "SELECT l.anchor_id, l.close_stream_id, l.close_method, COALESCE(l.label, l.reason), "
-                EPOCH_MS("l.created_at") ", l.punishment, a.status, " EPOCH_MS("a.suspended_until") ", "
-                EPOCH_MS("a.updated_at") " FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
-                "WHERE l.event_id = ?");
-        return st->insert_log && st->stream_anchor && st->upsert_anchor && st->lock_anchor && st->window &&
-                               st->set_log && st->set_anchor && st->live_stream && st->project
+        st->project = db_stmt(
+                db,
+                "SELECT l.anchor_id, l.close_stream_id, l.close_method, COALESCE(l.label, l.reason), " EPOCH_MS("l.created_at") ", l.punishment, a.status, " EPOCH_MS(
+                        "a.suspended_until") ", " EPOCH_MS("a.updated_at") " FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
+                                                                           "WHERE l.event_id = ?");
+        return st->insert_log && st->stream_anchor && st->upsert_anchor && st->lock_anchor &&
+                               st->window && st->set_log && st->set_anchor && st->live_stream &&
+                               st->project
                        ? 0
                        : -1;
 }
@@ -333,7 +357,8 @@ static int audit_open(const struct role_env *env, void **state, char *errstr, si
         }
         st->db = env->db;
         st->redis = env->redis;
-        st->policy = (struct audit_policy){s->audit_warn_score, s->audit_suspend_score, s->audit_ban_labels};
+        st->policy = (struct audit_policy){s->audit_warn_score, s->audit_suspend_score,
+                                           s->audit_ban_labels};
         st->suspend_s = s->audit_suspend_s;
         st->warn_escalate = s->audit_warn_escalate;
         st->warn_window_s = s->audit_warn_window_s;
@@ -342,8 +367,8 @@ static int audit_open(const struct role_env *env, void **state, char *errstr, si
                 goto fail;
         }
         if (!(st->codec = codec_new(errstr, errstr_size)) ||
-            !(st->producer = kafka_producer_new(s, "liveflow.audit.close", on_close_delivery, st, errstr,
-                                                errstr_size)))
+            !(st->producer = kafka_producer_new(s, "liveflow.audit.close", on_close_delivery, st,
+                                                errstr, errstr_size)))
                 goto fail;
         *state = st;
         return 0;
@@ -356,7 +381,9 @@ fail:
 
 static enum apply_result from_db(enum db_result r)
 {
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
+               : r == DB_RETRY                 ? APPLY_RETRY
+                                               : APPLY_PERMANENT;
 }
 
 static struct db_param opt_ms(long long ms)
@@ -390,13 +417,16 @@ static enum db_result lock_anchor(struct audit_state *st, const char *anchor, st
 {
         struct db_param p[] = {DB_STR(anchor)};
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = a->status, .s_size = sizeof(a->status)},
-                                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64}};
         bool found = false;
-        enum db_result r = db_exec(st->db, st->upsert_anchor, p, 1, NULL, NULL, errstr, errstr_size);
+        enum db_result r =
+                db_exec(st->db, st->upsert_anchor, p, 1, NULL, NULL, errstr, errstr_size);
 
         if (r != DB_OK)
                 return r;
-        if ((r = db_query_row(st->db, st->lock_anchor, p, 1, cols, 3, &found, errstr, errstr_size)) != DB_OK)
+        if ((r = db_query_row(st->db, st->lock_anchor, p, 1, cols, 3, &found, errstr,
+                              errstr_size)) != DB_OK)
                 return r;
         if (!found) {
                 snprintf(errstr, errstr_size, "anchors row %s vanished under its lock", anchor);
@@ -409,15 +439,17 @@ static enum db_result lock_anchor(struct audit_state *st, const char *anchor, st
 
 /* The log row first: its unique event_id makes a duplicate or a replay a no-op. */
 static enum db_result insert_log(struct audit_state *st, const struct consumer_record *rec,
-                                 const struct verdict *v, const char *anchor, bool *first, char *errstr,
-                                 size_t errstr_size)
+                                 const struct verdict *v, const char *anchor, bool *first,
+                                 char *errstr, size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
-        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->event_type), DB_I64(ev->event_time_ms),
-                               DB_STR(rec->trace_id), DB_STR(ev->stream_id), DB_STR(anchor[0] ? anchor : NULL),
-                               DB_STR(v->source), DB_STR(v->suggestion), DB_STR(v->label),
-                               v->score >= 0 ? DB_I64(v->score) : DB_NULL, DB_STR(v->reason),
-                               DB_STR(audit_grade_name(v->severity))};
+        struct db_param p[] = {
+                DB_STR(ev->event_id),      DB_STR(ev->event_type),
+                DB_I64(ev->event_time_ms), DB_STR(rec->trace_id),
+                DB_STR(ev->stream_id),     DB_STR(anchor[0] ? anchor : NULL),
+                DB_STR(v->source),         DB_STR(v->suggestion),
+                DB_STR(v->label),          v->score >= 0 ? DB_I64(v->score) : DB_NULL,
+                DB_STR(v->reason),         DB_STR(audit_grade_name(v->severity))};
         enum db_result r = db_exec(st->db, st->insert_log, p, 12, NULL, NULL, errstr, errstr_size);
 
         *first = r == DB_OK;
@@ -425,13 +457,16 @@ static enum db_result insert_log(struct audit_state *st, const struct consumer_r
 }
 
 /* The stream to close: the verdict's own if it is live, else the anchor's newest live one. */
-static enum db_result find_live_stream(struct audit_state *st, const struct verdict *v, const char *anchor,
-                                       struct decision *d, char *errstr, size_t errstr_size)
+static enum db_result find_live_stream(struct audit_state *st, const struct verdict *v,
+                                       const char *anchor, struct decision *d, char *errstr,
+                                       size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(v->ev->stream_id), DB_STR(anchor), DB_STR(v->ev->stream_id)};
-        struct db_col col = {.type = DB_PARAM_STR, .s = d->close_stream, .s_size = sizeof(d->close_stream)};
+        struct db_col col = {
+                .type = DB_PARAM_STR, .s = d->close_stream, .s_size = sizeof(d->close_stream)};
         bool found = false;
-        enum db_result r = db_query_row(st->db, st->live_stream, p, 3, &col, 1, &found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(st->db, st->live_stream, p, 3, &col, 1, &found, errstr, errstr_size);
 
         if (r != DB_OK || !found || col.is_null)
                 d->close_stream[0] = '\0';
@@ -480,16 +515,17 @@ static void decide_admin(const struct verdict *v, struct decision *d)
 }
 
 /* A warning, counted; enough of them within the window suspend from the latest of them. */
-static enum db_result decide_warning(struct audit_state *st, const struct verdict *v, const char *anchor,
-                                     const struct anchor_row *a, struct decision *d, char *errstr,
-                                     size_t errstr_size)
+static enum db_result decide_warning(struct audit_state *st, const struct verdict *v,
+                                     const char *anchor, const struct anchor_row *a,
+                                     struct decision *d, char *errstr, size_t errstr_size)
 {
         long long t = v->ev->event_time_ms;
-        struct db_param p[] = {DB_I64(st->warn_window_s), DB_STR(anchor), DB_I64(t), DB_I64(st->warn_window_s),
-                               DB_I64(t), opt_ms(a->admin_at_ms)};
+        struct db_param p[] = {DB_I64(st->warn_window_s), DB_STR(anchor), DB_I64(t),
+                               DB_I64(st->warn_window_s), DB_I64(t),      opt_ms(a->admin_at_ms)};
         struct db_col cols[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
         bool found = false;
-        enum db_result r = db_query_row(st->db, st->window, p, 6, cols, 2, &found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(st->db, st->window, p, 6, cols, 2, &found, errstr, errstr_size);
 
         if (r != DB_OK)
                 return r;
@@ -554,13 +590,18 @@ static enum db_result record_decision(struct audit_state *st, const struct consu
                                       size_t errstr_size)
 {
         bool sets_until = d->status != NULL;
-        struct db_param lp[] = {DB_STR(audit_grade_name(d->punishment)), DB_STR(d->outcome),
-                                d->status && strcmp(d->status, "suspended") == 0 ? DB_I64(d->until_ms) : DB_NULL,
-                                DB_STR(d->close_stream[0] ? d->close_stream : NULL),
-                                d->close_method ? DB_I64(d->close_method) : DB_NULL, DB_STR(rec->ev.event_id)};
-        /* suspended_until: untouched (NULL flag), set to a time, or cleared (flag set, time NULL). */
-        struct db_param ap[] = {DB_STR(d->status), sets_until ? DB_I64(1) : DB_NULL, opt_ms(d->until_ms),
-                                opt_ms(d->admin_at_ms), DB_I64(d->warnings), DB_STR(anchor)};
+        struct db_param lp[] = {
+                DB_STR(audit_grade_name(d->punishment)),
+                DB_STR(d->outcome),
+                d->status && strcmp(d->status, "suspended") == 0 ? DB_I64(d->until_ms) : DB_NULL,
+                DB_STR(d->close_stream[0] ? d->close_stream : NULL),
+                d->close_method ? DB_I64(d->close_method) : DB_NULL,
+                DB_STR(rec->ev.event_id)};
+        /* suspended_until: untouched (NULL flag), set to a time, or cleared (flag set, time NULL).
+         */
+        struct db_param ap[] = {DB_STR(d->status),   sets_until ? DB_I64(1) : DB_NULL,
+                                opt_ms(d->until_ms), opt_ms(d->admin_at_ms),
+                                DB_I64(d->warnings), DB_STR(anchor)};
         enum db_result r = db_exec(st->db, st->set_log, lp, 6, NULL, NULL, errstr, errstr_size);
 
         if (r != DB_OK || !anchor[0] || (!d->status && !d->warnings && d->admin_at_ms < 0))
@@ -585,7 +626,8 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
             (anchor[0] && (r = lock_anchor(st, anchor, &a, errstr, errstr_size)) != DB_OK) ||
             (r = insert_log(st, rec, &v, anchor, &first, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
-        rec->publish = true; /* a replay re-projects Redis and re-sends the same close: both idempotent */
+        rec->publish =
+                true; /* a replay re-projects Redis and re-sends the same close: both idempotent */
         if (!first) {
                 log_debug(rec->trace_id, "duplicate verdict %s stream=%s", rec->ev.event_id,
                           rec->ev.stream_id ? rec->ev.stream_id : "-");
@@ -594,10 +636,12 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
         if ((r = decide(st, &v, anchor, &a, &d, errstr, errstr_size)) != DB_OK ||
             (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
-        log_info(rec->trace_id, "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
-                 "topic=%s partition=%d offset=%lld", rec->ev.event_type,
-                 rec->ev.stream_id ? rec->ev.stream_id : "-", anchor[0] ? anchor : "-",
-                 audit_grade_name(v.severity), audit_grade_name(d.punishment), d.outcome,
+        log_info(rec->trace_id,
+                 "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
+                 "topic=%s partition=%d offset=%lld",
+                 rec->ev.event_type, rec->ev.stream_id ? rec->ev.stream_id : "-",
+                 anchor[0] ? anchor : "-", audit_grade_name(v.severity),
+                 audit_grade_name(d.punishment), d.outcome,
                  d.close_stream[0] ? d.close_stream : "-", rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
@@ -607,15 +651,16 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
 /* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
 struct projection {
         char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
-        int close_method;       /* 0: nothing to close */
-        long long decided_ms;   /* the log row's created_at: when the punishment was decided */
-        long long until_ms;     /* 0 when NULL */
-        long long version_ms;   /* anchors.updated_at */
+        int close_method;     /* 0: nothing to close */
+        long long decided_ms; /* the log row's created_at: when the punishment was decided */
+        long long until_ms;   /* 0 when NULL */
+        long long version_ms; /* anchors.updated_at */
         bool has_anchor_row;
 };
 
-static enum db_result read_projection(struct audit_state *st, const char *event_id, struct projection *pj,
-                                      bool *found, char *errstr, size_t errstr_size)
+static enum db_result read_projection(struct audit_state *st, const char *event_id,
+                                      struct projection *pj, bool *found, char *errstr,
+                                      size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(event_id)};
         struct db_col cols[] = {
@@ -670,7 +715,8 @@ static int project_anchor(struct audit_state *st, const struct projection *pj, c
         snprintf(key, sizeof(key), "hash:anchor:status:%s", pj->anchor);
         snprintf(until, sizeof(until), "%lld", pj->until_ms);
         snprintf(version, sizeof(version), "%lld", pj->version_ms);
-        if (!(reply = redis_conn_eval(st->redis, project_script, 1, keys, 3, args, errstr, errstr_size)))
+        if (!(reply = redis_conn_eval(st->redis, project_script, 1, keys, 3, args, errstr,
+                                      errstr_size)))
                 return -1;
         freeReplyObject(reply);
         return 0;
@@ -685,25 +731,35 @@ static void close_event_id(const char *verdict_event_id, char out[65])
         crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, out);
 }
 
-static int encode_close(struct audit_state *st, const struct consumer_record *rec, const struct projection *pj,
-                        const char *event_id, void **buf, size_t *len, char *errstr, size_t errstr_size)
+static int encode_close(struct audit_state *st, const struct consumer_record *rec,
+                        const struct projection *pj, const char *event_id, void **buf, size_t *len,
+                        char *errstr, size_t errstr_size)
 {
         json_t *payload = json_pack("{s:i,s:s?}", "close_method", pj->close_method, "reason",
                                     pj->reason[0] ? pj->reason : NULL);
-        json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment", pj->punishment);
+        json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
+                                pj->punishment);
         char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
         struct envelope env = {
-                .event_id = event_id, .vendor = "internal", .event_type = "stream.close",
-                .stream_id = pj->close_stream, .anchor_id = pj->anchor, .room_id = NULL,
-                .event_time_ms = pj->decided_ms, .receive_time_ms = now_ms(), .trace_id = rec->trace_id,
-                .raw = raw_text, .raw_len = raw_text ? strlen(raw_text) : 0,
+                .event_id = event_id,
+                .vendor = "internal",
+                .event_type = "stream.close",
+                .stream_id = pj->close_stream,
+                .anchor_id = pj->anchor,
+                .room_id = NULL,
+                .event_time_ms = pj->decided_ms,
+                .receive_time_ms = now_ms(),
+                .trace_id = rec->trace_id,
+                .raw = raw_text,
+                .raw_len = raw_text ? strlen(raw_text) : 0,
         };
         int rc = -1;
 
         if (!payload || !raw_text)
                 snprintf(errstr, errstr_size, "out of memory");
         else
-                rc = codec_encode(st->codec, &env, "StreamEnd", payload, buf, len, errstr, errstr_size);
+                rc = codec_encode(st->codec, &env, "StreamEnd", payload, buf, len, errstr,
+                                  errstr_size);
         json_decref(payload);
         json_decref(raw);
         free(raw_text);
@@ -711,8 +767,8 @@ static int encode_close(struct audit_state *st, const struct consumer_record *re
 }
 
 /* Produces the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
-static int produce_close(struct audit_state *st, const struct consumer_record *rec, const struct projection *pj,
-                         char *errstr, size_t errstr_size)
+static int produce_close(struct audit_state *st, const struct consumer_record *rec,
+                         const struct projection *pj, char *errstr, size_t errstr_size)
 {
         char event_id[65];
         void *buf = NULL;
@@ -725,12 +781,13 @@ static int produce_close(struct audit_state *st, const struct consumer_record *r
                 return -1;
         st->has_report = false;
         st->close_seq++;
-        err = rd_kafka_producev(st->producer, RD_KAFKA_V_TOPIC(CLOSE_TOPIC),
-                                RD_KAFKA_V_KEY(pj->close_stream, strlen(pj->close_stream)),
-                                RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                RD_KAFKA_V_HEADER("trace_id", rec->trace_id, -1),
-                                RD_KAFKA_V_HEADER("event_type", "stream.close", -1),
-                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->close_seq), RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+                st->producer, RD_KAFKA_V_TOPIC(CLOSE_TOPIC),
+                RD_KAFKA_V_KEY(pj->close_stream, strlen(pj->close_stream)),
+                RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                RD_KAFKA_V_HEADER("trace_id", rec->trace_id, -1),
+                RD_KAFKA_V_HEADER("event_type", "stream.close", -1),
+                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->close_seq), RD_KAFKA_V_END);
         if (err) {
                 free(buf); /* not handed over on failure */
                 snprintf(errstr, errstr_size, "produce %s: %s", CLOSE_TOPIC, rd_kafka_err2str(err));
@@ -740,8 +797,10 @@ static int produce_close(struct audit_state *st, const struct consumer_record *r
         while (!st->has_report && now_ms() < deadline && !signals_stop_requested())
                 rd_kafka_poll(st->producer, 100);
         if (!st->has_report || st->report_err) {
-                snprintf(errstr, errstr_size, "stream.close for %s not acknowledged: %s", pj->close_stream,
-                         st->has_report ? rd_kafka_err2str(st->report_err) : "no delivery report yet");
+                snprintf(errstr, errstr_size, "stream.close for %s not acknowledged: %s",
+                         pj->close_stream,
+                         st->has_report ? rd_kafka_err2str(st->report_err)
+                                        : "no delivery report yet");
                 return -1;
         }
         log_info(rec->trace_id, "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",

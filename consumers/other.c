@@ -103,8 +103,9 @@ static enum apply_result other_apply(void *state, struct consumer_record *rec, c
         metric_add(metrics_counter(st->metrics, "liveflow_other_events_total",
                                    "Callbacks kept without acting on them, by vendor", labels),
                    1);
-        log_info(rec->trace_id, "kept %s stream=%s event_id=%s topic=%s partition=%d offset=%lld", outcome,
-                 ev->stream_id ? ev->stream_id : "-", ev->event_id, rec->topic, rec->partition, rec->offset);
+        log_info(rec->trace_id, "kept %s stream=%s event_id=%s topic=%s partition=%d offset=%lld",
+                 outcome, ev->stream_id ? ev->stream_id : "-", ev->event_id, rec->topic,
+                 rec->partition, rec->offset);
         return APPLY_DONE;
 }
 

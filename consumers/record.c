@@ -1,4 +1,5 @@
-/* record.c: recording files and recording states (live.record) into live_records and live_events. */
+/* record.c: recording files and recording states (live.record) into live_records and live_events.
+ */
 #include "record.h"
 
 #include <jansson.h>
@@ -17,9 +18,9 @@ static const char *const record_topics[] = {"live.record", NULL};
  * stamped a little after the recording started, and the last file of a session is often
  * reported a little after the interrupt, hence the slack on each side.
  */
-#define SESSION_HOLDS(t)                                                                          \
-        "s.session_id IS NOT NULL AND s.started_at IS NOT NULL AND " t                            \
-        " >= s.started_at - INTERVAL 5 SECOND AND (s.ended_at IS NULL OR " t                      \
+#define SESSION_HOLDS(t)                                                                           \
+        "s.session_id IS NOT NULL AND s.started_at IS NOT NULL AND " t                             \
+        " >= s.started_at - INTERVAL 5 SECOND AND (s.ended_at IS NULL OR " t                       \
         " <= s.ended_at + INTERVAL 60 SECOND)"
 
 #define SWEEP_EVERY_MS 5000
@@ -45,25 +46,27 @@ static int prepare(struct record_state *st)
         struct db *db = st->db;
 
         st->ledger = ledger_new(db, "record");
-        st->find_session = db_stmt(db,
-                "SELECT s.session_id FROM live_streams s WHERE s.stream_id = ? AND "
-                SESSION_HOLDS("FROM_UNIXTIME(? / 1000)"));
+        st->find_session = db_stmt(
+                db,
+                "SELECT s.session_id FROM live_streams s WHERE s.stream_id = ? AND " SESSION_HOLDS(
+                        "FROM_UNIXTIME(? / 1000)"));
         /* A known file keeps what it has; only a session it lacked may be filled in. */
-        st->upsert_file = db_stmt(db,
+        st->upsert_file = db_stmt(
+                db,
                 "INSERT INTO live_records (file_id, stream_id, session_id, session_key, vendor, video_url, "
                 "file_format, duration_s, file_size, start_time, end_time, trace_id) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?) "
                 "ON DUPLICATE KEY UPDATE session_id = IF(stream_id = VALUES(stream_id), "
                 "COALESCE(session_id, VALUES(session_id)), session_id)");
-        /* Files that came before their session's begin; the receive time stands in for a file without times. */
-        st->link_sweep = db_stmt(db,
+        /* Files that came before their session's begin; the receive time stands in for a file
+         * without times. */
+        st->link_sweep = db_stmt(
+                db,
                 "UPDATE live_records r STRAIGHT_JOIN live_streams s ON s.stream_id = r.stream_id "
                 "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
-                "AND r.created_at > NOW(3) - INTERVAL 1 DAY AND "
-                SESSION_HOLDS("COALESCE(r.start_time, r.end_time, r.created_at)"));
-        return st->ledger && st->find_session && st->upsert_file && st->link_sweep
-                       ? 0
-                       : -1;
+                "AND r.created_at > NOW(3) - INTERVAL 1 DAY AND " SESSION_HOLDS(
+                        "COALESCE(r.start_time, r.end_time, r.created_at)"));
+        return st->ledger && st->find_session && st->upsert_file && st->link_sweep ? 0 : -1;
 }
 
 static int record_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
@@ -105,7 +108,8 @@ static long long payload_count(const struct event *ev, const char *key)
 {
         json_t *v = json_object_get(ev->payload, key);
 
-        return json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v) : -1;
+        return json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v)
+                                                                : -1;
 }
 
 static bool is_event(const struct event *ev, const char *event_type, const char *payload_name)
@@ -123,14 +127,16 @@ static int read_event(const struct event *ev, bool *is_file, char *errstr, size_
         }
         *is_file = is_event(ev, "record.file", "RecordFile");
         if (!*is_file && !is_event(ev, "record.status", "RecordStatus")) {
-                snprintf(errstr, errstr_size, "event_type %s with payload %s is not a recording event",
-                         ev->event_type, ev->payload_name ? ev->payload_name : "null");
+                snprintf(errstr, errstr_size,
+                         "event_type %s with payload %s is not a recording event", ev->event_type,
+                         ev->payload_name ? ev->payload_name : "null");
                 return -1;
         }
         return 0;
 }
 
-static int read_file(const struct event *ev, struct record_file *f, char *errstr, size_t errstr_size)
+static int read_file(const struct event *ev, struct record_file *f, char *errstr,
+                     size_t errstr_size)
 {
         memset(f, 0, sizeof(*f));
         f->file_id = payload_str(ev, "file_id");
@@ -153,7 +159,9 @@ static int read_file(const struct event *ev, struct record_file *f, char *errstr
 
 static enum apply_result from_db(enum db_result r)
 {
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
+               : r == DB_RETRY                 ? APPLY_RETRY
+                                               : APPLY_PERMANENT;
 }
 
 static struct db_param count_param(long long v)
@@ -168,7 +176,8 @@ static enum db_result find_session(struct record_state *st, const char *stream_i
         struct db_param p[] = {DB_STR(stream_id), DB_I64(t_ms), DB_I64(t_ms)};
         struct db_col col = {.type = DB_PARAM_I64};
         bool found;
-        enum db_result r = db_query_row(st->db, st->find_session, p, 3, &col, 1, &found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(st->db, st->find_session, p, 3, &col, 1, &found, errstr, errstr_size);
 
         *session = r == DB_OK && found && !col.is_null ? col.i : 0;
         return r;
@@ -180,29 +189,40 @@ static enum db_result store_file(struct record_state *st, const struct consumer_
                                  size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
-        /* Where the file sits in time: its start, else its end, else when the vendor reported it. */
-        long long t_ms = f->start_ms >= 0 ? f->start_ms : f->end_ms >= 0 ? f->end_ms : ev->event_time_ms;
+        /* Where the file sits in time: its start, else its end, else when the vendor reported it.
+         */
+        long long t_ms = f->start_ms >= 0 ? f->start_ms
+                         : f->end_ms >= 0 ? f->end_ms
+                                          : ev->event_time_ms;
         long long session;
         unsigned long long affected = 0;
         enum db_result r;
 
         if ((r = find_session(st, ev->stream_id, t_ms, &session, errstr, errstr_size)) != DB_OK)
                 return r;
-        struct db_param p[] = {DB_STR(f->file_id), DB_STR(ev->stream_id),
-                               session ? DB_I64(session) : DB_NULL, DB_STR(f->session_key),
-                               DB_STR(ev->vendor), DB_STR(f->video_url), DB_STR(f->file_format),
-                               count_param(f->duration_s), count_param(f->file_size),
-                               count_param(f->start_ms), count_param(f->end_ms), DB_STR(ev->trace_id)};
+        struct db_param p[] = {DB_STR(f->file_id),
+                               DB_STR(ev->stream_id),
+                               session ? DB_I64(session) : DB_NULL,
+                               DB_STR(f->session_key),
+                               DB_STR(ev->vendor),
+                               DB_STR(f->video_url),
+                               DB_STR(f->file_format),
+                               count_param(f->duration_s),
+                               count_param(f->file_size),
+                               count_param(f->start_ms),
+                               count_param(f->end_ms),
+                               DB_STR(ev->trace_id)};
 
-        if ((r = db_exec(st->db, st->upsert_file, p, 12, &affected, NULL, errstr, errstr_size)) != DB_OK)
+        if ((r = db_exec(st->db, st->upsert_file, p, 12, &affected, NULL, errstr, errstr_size)) !=
+            DB_OK)
                 return r;
         /* Affected rows: 1 inserted, 2 a known file got its session, 0 a known file as it was. */
         *outcome = affected != 1 ? "duplicate_file" : session ? "applied" : "no_session";
         return DB_OK;
 }
 
-static enum db_result record_event(struct record_state *st, const struct consumer_record *rec, bool *first,
-                                   char *errstr, size_t errstr_size)
+static enum db_result record_event(struct record_state *st, const struct consumer_record *rec,
+                                   bool *first, char *errstr, size_t errstr_size)
 {
         return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
@@ -222,19 +242,21 @@ static enum apply_result record_apply(void *state, struct consumer_record *rec, 
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (!first) {
-                log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id, rec->ev.stream_id);
+                log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
+                          rec->ev.stream_id);
                 return APPLY_DONE;
         }
         /* A recording state is kept in live_events only: nothing acts on it yet. */
         if (is_file && (r = store_file(st, rec, &f, &outcome, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (strcmp(outcome, "applied") != 0) {
-                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr, errstr_size)) != DB_OK)
+                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr,
+                                            errstr_size)) != DB_OK)
                         return from_db(r);
         }
         log_info(rec->trace_id, "%s stream=%s file=%s outcome=%s topic=%s partition=%d offset=%lld",
-                 rec->ev.event_type, rec->ev.stream_id, is_file ? f.file_id : "-", outcome, rec->topic,
-                 rec->partition, rec->offset);
+                 rec->ev.event_type, rec->ev.stream_id, is_file ? f.file_id : "-", outcome,
+                 rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
 
@@ -250,9 +272,10 @@ static void record_tick(void *state, long long now_ms)
         if (now_ms - st->last_sweep_ms < SWEEP_EVERY_MS)
                 return;
         st->last_sweep_ms = now_ms;
-        if (db_exec(st->db, st->link_sweep, NULL, 0, &linked, NULL, errstr, sizeof(errstr)) != DB_OK)
-                log_warn(NULL, "linking recordings to their sessions: %s (next try in %d s)", errstr,
-                         SWEEP_EVERY_MS / 1000);
+        if (db_exec(st->db, st->link_sweep, NULL, 0, &linked, NULL, errstr, sizeof(errstr)) !=
+            DB_OK)
+                log_warn(NULL, "linking recordings to their sessions: %s (next try in %d s)",
+                         errstr, SWEEP_EVERY_MS / 1000);
         else if (linked)
                 log_info(NULL, "linked %llu recording(s) to their session", linked);
 }

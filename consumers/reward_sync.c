@@ -1,4 +1,5 @@
-/* reward_sync.c: tips into recharge, Redis room figures (rebuilt after outages) and live_room_realtime. */
+/* reward_sync.c: tips into recharge, Redis room figures (rebuilt after outages) and
+ * live_room_realtime. */
 #include "reward_sync.h"
 
 #include <jansson.h>
@@ -17,9 +18,9 @@
 
 static const char *const reward_topics[] = {"live.reward", NULL};
 
-#define ID_MAX 64            /* the VARCHAR(64) of recharge's id columns */
-#define KEY_MAX 96           /* the longest key prefix plus ID_MAX */
-#define STAGE_CHUNK 128      /* members per ZADD / SADD while a rebuild stages a key */
+#define ID_MAX          64   /* the VARCHAR(64) of recharge's id columns */
+#define KEY_MAX         96   /* the longest key prefix plus ID_MAX */
+#define STAGE_CHUNK     128  /* members per ZADD / SADD while a rebuild stages a key */
 #define TICK_REBUILD_MS 1000 /* rebuild work per tick before the partitions get their turn */
 
 /* The statements, prepared lazily by db; see sql/004_reward_sync.sql for the tables. */
@@ -46,12 +47,14 @@ static const struct {
          "VALUES (?, LAST_INSERT_ID(1), ?, 1, NOW(3)) ON DUPLICATE KEY UPDATE tip_seq = LAST_INSERT_ID(tip_seq + 1), "
          "earnings_pending = earnings_pending + VALUES(earnings_pending), count_pending = count_pending + 1, "
          "pending_since = COALESCE(pending_since, VALUES(pending_since))"},
-        {offsetof(struct reward_sql, set_seq), "UPDATE recharge SET room_seq = ? WHERE trace_id = ?"},
+        {offsetof(struct reward_sql, set_seq),
+         "UPDATE recharge SET room_seq = ? WHERE trace_id = ?"},
         {offsetof(struct reward_sql, tip_row),
          "SELECT audience_id, room_id, session_id, amount, gift_count, room_seq FROM recharge WHERE trace_id = ?"},
         {offsetof(struct reward_sql, mark_room),
          "INSERT IGNORE INTO live_room_rebuild (room_id, session_id) VALUES (?, ?)"},
-        {offsetof(struct reward_sql, lock_room), "SELECT tip_seq FROM live_room_sync WHERE room_id = ? FOR UPDATE"},
+        {offsetof(struct reward_sql, lock_room),
+         "SELECT tip_seq FROM live_room_sync WHERE room_id = ? FOR UPDATE"},
         {offsetof(struct reward_sql, marked_sessions),
          "SELECT session_id FROM live_room_rebuild WHERE room_id = ? FOR UPDATE"},
         {offsetof(struct reward_sql, room_sums),
@@ -64,7 +67,8 @@ static const struct {
          "WHERE room_id = ? AND room_seq BETWEEN 1 AND ? AND session_id = ?"},
         {offsetof(struct reward_sql, session_payers),
          "SELECT DISTINCT audience_id FROM recharge WHERE room_id = ? AND room_seq BETWEEN 1 AND ? AND session_id = ?"},
-        {offsetof(struct reward_sql, clear_marks), "DELETE FROM live_room_rebuild WHERE room_id = ?"},
+        {offsetof(struct reward_sql, clear_marks),
+         "DELETE FROM live_room_rebuild WHERE room_id = ?"},
         {offsetof(struct reward_sql, next_marked),
          "SELECT room_id FROM live_room_rebuild WHERE room_id > ? ORDER BY room_id LIMIT 1"},
         /* The fold: flag the due rooms (locking them), add their deltas, zero them. */
@@ -174,7 +178,8 @@ static void key_of(char *out, const char *prefix, const char *id)
 static int prepare(struct reward_state *st)
 {
         for (size_t i = 0; i < sizeof(reward_statements) / sizeof(reward_statements[0]); i++) {
-                struct db_stmt **slot = (struct db_stmt **)((char *)&st->sql + reward_statements[i].offset);
+                struct db_stmt **slot =
+                        (struct db_stmt **)((char *)&st->sql + reward_statements[i].offset);
 
                 if (!(*slot = db_stmt(st->db, reward_statements[i].sql)))
                         return -1;
@@ -184,15 +189,17 @@ static int prepare(struct reward_state *st)
 
 static void register_metrics(struct reward_state *st, struct metrics *m)
 {
-        st->m_degraded = metrics_counter(m, "liveflow_reward_redis_degraded_total",
-                                         "Tips kept in MySQL only because Redis failed; their rooms are rebuilt",
-                                         NULL);
+        st->m_degraded = metrics_counter(
+                m, "liveflow_reward_redis_degraded_total",
+                "Tips kept in MySQL only because Redis failed; their rooms are rebuilt", NULL);
         st->m_degraded_now = metrics_gauge(m, "liveflow_reward_redis_degraded",
                                            "1 while Redis is failing and tips skip it", NULL);
-        st->m_rebuilt = metrics_counter(m, "liveflow_reward_rooms_rebuilt_total",
-                                        "Rooms whose Redis figures were rebuilt from recharge", NULL);
-        st->m_folded = metrics_counter(m, "liveflow_reward_realtime_folds_total",
-                                       "Rooms whose pending tips were folded into live_room_realtime", NULL);
+        st->m_rebuilt =
+                metrics_counter(m, "liveflow_reward_rooms_rebuilt_total",
+                                "Rooms whose Redis figures were rebuilt from recharge", NULL);
+        st->m_folded = metrics_counter(
+                m, "liveflow_reward_realtime_folds_total",
+                "Rooms whose pending tips were folded into live_room_realtime", NULL);
 }
 
 static int reward_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
@@ -216,8 +223,11 @@ static int reward_open(const struct role_env *env, void **state, char *errstr, s
                 return -1;
         }
         register_metrics(st, env->metrics);
-        log_info(NULL, "reward-sync: live_room_realtime folds at %lld tips or %lld s; tips are remembered "
-                 "in Redis for %lld s", st->flush_tips, st->flush_s, st->dedup_ttl_s);
+        log_info(
+                NULL,
+                "reward-sync: live_room_realtime folds at %lld tips or %lld s; tips are remembered "
+                "in Redis for %lld s",
+                st->flush_tips, st->flush_s, st->dedup_ttl_s);
         *state = st;
         return 0;
 }
@@ -244,7 +254,8 @@ static int payload_int(const struct event *ev, const char *key, long long *out)
         return 0;
 }
 
-static int check_id(const char *name, const char *v, bool is_required, char *errstr, size_t errstr_size)
+static int check_id(const char *name, const char *v, bool is_required, char *errstr,
+                    size_t errstr_size)
 {
         if (!v || !*v) {
                 if (!is_required)
@@ -280,7 +291,8 @@ static int check_numbers(const struct event *ev, struct tip *t, char *errstr, si
         }
         if (payload_int(ev, "gift_count", &t->gift_count) == -1 || t->gift_count < 1 ||
             t->gift_count > INT32_MAX) {
-                snprintf(errstr, errstr_size, "gift_count must be an integer from 1 to %ld", (long)INT32_MAX);
+                snprintf(errstr, errstr_size, "gift_count must be an integer from 1 to %ld",
+                         (long)INT32_MAX);
                 return -1;
         }
         if (payload_int(ev, "ts_ms", &t->ts_ms) == -1 || t->ts_ms <= 0) {
@@ -297,8 +309,8 @@ static int read_tip(const struct event *ev, struct tip *t, char *errstr, size_t 
 
         if (strcmp(ev->event_type, "reward") != 0 || !ev->payload_name ||
             strcmp(ev->payload_name, "Reward") != 0) {
-                snprintf(errstr, errstr_size, "event_type %s with payload %s is not a tip", ev->event_type,
-                         ev->payload_name ? ev->payload_name : "null");
+                snprintf(errstr, errstr_size, "event_type %s with payload %s is not a tip",
+                         ev->event_type, ev->payload_name ? ev->payload_name : "null");
                 return -1;
         }
         memset(t, 0, sizeof(*t));
@@ -317,7 +329,8 @@ static int read_tip(const struct event *ev, struct tip *t, char *errstr, size_t 
             check_id("gift_id", t->gift_id, false, errstr, errstr_size) == -1 ||
             check_word("audience_gender", t->audience_gender, genders, errstr, errstr_size) == -1 ||
             check_word("anchor_gender", t->anchor_gender, genders, errstr, errstr_size) == -1 ||
-            check_word("audience_type", t->audience_type, audience_types, errstr, errstr_size) == -1)
+            check_word("audience_type", t->audience_type, audience_types, errstr, errstr_size) ==
+                    -1)
                 return -1;
         return check_numbers(ev, t, errstr, errstr_size);
 }
@@ -326,17 +339,20 @@ static int read_tip(const struct event *ev, struct tip *t, char *errstr, size_t 
 
 static enum apply_result from_db(enum db_result r)
 {
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
+               : r == DB_RETRY                 ? APPLY_RETRY
+                                               : APPLY_PERMANENT;
 }
 
 /* The room's live session, or 0. */
-static enum db_result live_session(struct reward_state *st, const char *room_id, long long *session_id,
-                                   char *errstr, size_t errstr_size)
+static enum db_result live_session(struct reward_state *st, const char *room_id,
+                                   long long *session_id, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(room_id)};
         struct db_col col = {.type = DB_PARAM_I64};
         bool found;
-        enum db_result r = db_query_row(st->db, st->sql.live_session, p, 1, &col, 1, &found, errstr, errstr_size);
+        enum db_result r = db_query_row(st->db, st->sql.live_session, p, 1, &col, 1, &found, errstr,
+                                        errstr_size);
 
         *session_id = r == DB_OK && found && !col.is_null ? col.i : 0;
         return r;
@@ -346,30 +362,40 @@ static enum db_result insert_tip(struct reward_state *st, const struct tip *t, l
                                  bool *is_new, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {
-                DB_STR(t->tip_id), DB_STR(t->audience_id), DB_STR(t->anchor_id), DB_STR(t->room_id),
-                session_id ? DB_I64(session_id) : DB_NULL, DB_I64(t->amount), DB_STR(t->gift_id),
-                DB_I64(t->gift_count), DB_STR(t->audience_gender ? t->audience_gender : "unknown"),
-                DB_STR(t->anchor_gender ? t->anchor_gender : "unknown"), DB_STR(t->audience_type),
+                DB_STR(t->tip_id),
+                DB_STR(t->audience_id),
+                DB_STR(t->anchor_id),
+                DB_STR(t->room_id),
+                session_id ? DB_I64(session_id) : DB_NULL,
+                DB_I64(t->amount),
+                DB_STR(t->gift_id),
+                DB_I64(t->gift_count),
+                DB_STR(t->audience_gender ? t->audience_gender : "unknown"),
+                DB_STR(t->anchor_gender ? t->anchor_gender : "unknown"),
+                DB_STR(t->audience_type),
                 DB_I64(t->ts_ms),
         };
-        enum db_result r = db_exec(st->db, st->sql.insert_tip, p, 12, NULL, NULL, errstr, errstr_size);
+        enum db_result r =
+                db_exec(st->db, st->sql.insert_tip, p, 12, NULL, NULL, errstr, errstr_size);
 
         *is_new = r == DB_OK;
         return r == DB_DUPLICATE ? DB_OK : r;
 }
 
 /* Numbers a new tip in its room and adds it to the room's pending delta, under the room's lock. */
-static enum db_result number_tip(struct reward_state *st, const struct tip *t, long long *seq, char *errstr,
-                                 size_t errstr_size)
+static enum db_result number_tip(struct reward_state *st, const struct tip *t, long long *seq,
+                                 char *errstr, size_t errstr_size)
 {
         struct db_param room[] = {DB_STR(t->room_id), DB_I64(t->amount)};
         unsigned long long id = 0;
-        enum db_result r = db_exec(st->db, st->sql.number_tip, room, 2, NULL, &id, errstr, errstr_size);
+        enum db_result r =
+                db_exec(st->db, st->sql.number_tip, room, 2, NULL, &id, errstr, errstr_size);
 
         if (r != DB_OK)
                 return r;
         if (id == 0) {
-                snprintf(errstr, errstr_size, "live_room_sync gave room %s no tip number", t->room_id);
+                snprintf(errstr, errstr_size, "live_room_sync gave room %s no tip number",
+                         t->room_id);
                 return DB_FATAL;
         }
         *seq = (long long)id;
@@ -395,9 +421,11 @@ static enum apply_result reward_apply(void *state, struct consumer_record *rec, 
                 return from_db(r);
         /* Duplicates too: the first copy may have committed without reaching Redis. */
         rec->publish = true;
-        log_info(rec->trace_id, "reward tip=%s room=%s amount=%lld session=%lld seq=%lld outcome=%s topic=%s "
-                 "partition=%d offset=%lld", t.tip_id, t.room_id, t.amount, session_id, seq,
-                 is_new ? "applied" : "duplicate", rec->topic, rec->partition, rec->offset);
+        log_info(rec->trace_id,
+                 "reward tip=%s room=%s amount=%lld session=%lld seq=%lld outcome=%s topic=%s "
+                 "partition=%d offset=%lld",
+                 t.tip_id, t.room_id, t.amount, session_id, seq, is_new ? "applied" : "duplicate",
+                 rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
 
@@ -407,23 +435,29 @@ static enum apply_result reward_apply(void *state, struct consumer_record *rec, 
 static void redis_failed(struct reward_state *st, const char *why)
 {
         if (!st->is_degraded)
-                log_warn(NULL, "redis degraded: %s; tips are kept in MySQL only and their rooms are rebuilt "
-                         "from it once Redis answers", why);
+                log_warn(
+                        NULL,
+                        "redis degraded: %s; tips are kept in MySQL only and their rooms are rebuilt "
+                        "from it once Redis answers",
+                        why);
         st->is_degraded = true;
         metric_set(st->m_degraded_now, 1);
 }
 
-static redisReply *redis_eval(struct reward_state *st, const char *script, int nkeys, const char **keys,
-                              int nargs, const char **args, char *errstr, size_t errstr_size)
+static redisReply *redis_eval(struct reward_state *st, const char *script, int nkeys,
+                              const char **keys, int nargs, const char **args, char *errstr,
+                              size_t errstr_size)
 {
-        redisReply *reply = redis_conn_eval(st->redis, script, nkeys, keys, nargs, args, errstr, errstr_size);
+        redisReply *reply =
+                redis_conn_eval(st->redis, script, nkeys, keys, nargs, args, errstr, errstr_size);
 
         if (!reply)
                 redis_failed(st, errstr);
         return reply;
 }
 
-static int redis_run(struct reward_state *st, int argc, const char **argv, char *errstr, size_t errstr_size)
+static int redis_run(struct reward_state *st, int argc, const char **argv, char *errstr,
+                     size_t errstr_size)
 {
         redisReply *reply = redis_conn_cmd(st->redis, argc, argv, NULL, errstr, errstr_size);
 
@@ -444,9 +478,13 @@ static enum db_result read_tip_row(struct reward_state *st, const char *tip_id, 
         struct db_col cols[] = {
                 {.type = DB_PARAM_STR, .s = row->audience_id, .s_size = sizeof(row->audience_id)},
                 {.type = DB_PARAM_STR, .s = row->room_id, .s_size = sizeof(row->room_id)},
-                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
         };
-        enum db_result r = db_query_row(st->db, st->sql.tip_row, p, 1, cols, 6, found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(st->db, st->sql.tip_row, p, 1, cols, 6, found, errstr, errstr_size);
 
         row->session_id = cols[2].is_null ? 0 : cols[2].i;
         row->amount = cols[3].i;
@@ -455,8 +493,9 @@ static enum db_result read_tip_row(struct reward_state *st, const char *tip_id, 
         return r;
 }
 
-static int project_tip(struct reward_state *st, const struct consumer_record *rec, const char *tip_id,
-                       const struct tip_row *row, char *errstr, size_t errstr_size)
+static int project_tip(struct reward_state *st, const struct consumer_record *rec,
+                       const char *tip_id, const struct tip_row *row, char *errstr,
+                       size_t errstr_size)
 {
         char k_mark[KEY_MAX], k_earn[KEY_MAX], k_count[KEY_MAX], k_top[KEY_MAX], k_room_wm[KEY_MAX];
         char k_stats[KEY_MAX] = "", k_payers[KEY_MAX] = "", k_session_wm[KEY_MAX] = "", session[24];
@@ -479,26 +518,34 @@ static int project_tip(struct reward_state *st, const struct consumer_record *re
         snprintf(seq, sizeof(seq), "%lld", row->room_seq);
         snprintf(gifts, sizeof(gifts), "%lld", row->gift_count);
         snprintf(stats_ttl, sizeof(stats_ttl), "%lld", st->stats_ttl_s);
-        const char *keys[] = {k_mark, k_earn, k_count, k_top, k_room_wm, k_stats, k_payers, k_session_wm};
+        const char *keys[] = {k_mark,    k_earn,  k_count,  k_top,
+                              k_room_wm, k_stats, k_payers, k_session_wm};
         const char *args[] = {ttl, amount, row->audience_id, seq, gifts, stats_ttl};
 
         if (!(reply = redis_eval(st, tip_script, 8, keys, 6, args, errstr, errstr_size)))
                 return -1;
         log_debug(rec->trace_id, "tip %s room=%s redis=%s", tip_id, row->room_id,
-                  reply->integer == 0 ? "already counted" : reply->integer == 1 ? "in a rebuild" : "counted");
+                  reply->integer == 0   ? "already counted"
+                  : reply->integer == 1 ? "in a rebuild"
+                                        : "counted");
         freeReplyObject(reply);
         return 0;
 }
 
-/* Leaves the tip's room (and session) for the rebuild, in its own statement (no transaction is open). */
-static int mark_for_rebuild(struct reward_state *st, const struct tip_row *row, char *errstr, size_t errstr_size)
+/* Leaves the tip's room (and session) for the rebuild, in its own statement (no transaction is
+ * open). */
+static int mark_for_rebuild(struct reward_state *st, const struct tip_row *row, char *errstr,
+                            size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(row->room_id), DB_I64(row->session_id)};
 
-        return db_exec(st->db, st->sql.mark_room, p, 2, NULL, NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
+        return db_exec(st->db, st->sql.mark_room, p, 2, NULL, NULL, errstr, errstr_size) == DB_OK
+                       ? 0
+                       : -1;
 }
 
-static int reward_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+static int reward_publish(void *state, struct consumer_record *rec, char *errstr,
+                          size_t errstr_size)
 {
         struct reward_state *st = state;
         const char *tip_id = payload_str(&rec->ev, "tip_id");
@@ -582,8 +629,8 @@ static int stage(struct reward_state *st, struct db_stmt *query, const struct db
         sg->key = key;
         sg->is_scored = is_scored;
         if (redis_run(st, 2, del, errstr, errstr_size) == 0 &&
-            db_query_each(st->db, query, p, n, cols, is_scored ? 2 : 1, stage_row, sg, errstr, errstr_size) ==
-                    DB_OK) {
+            db_query_each(st->db, query, p, n, cols, is_scored ? 2 : 1, stage_row, sg, errstr,
+                          errstr_size) == DB_OK) {
                 stage_send(sg);
                 rc = sg->has_failed ? -1 : 0;
                 if (sg->has_failed)
@@ -593,8 +640,8 @@ static int stage(struct reward_state *st, struct db_stmt *query, const struct db
         return rc;
 }
 
-static int rebuild_room_figures(struct reward_state *st, const char *room_id, long long seq, char *errstr,
-                                size_t errstr_size)
+static int rebuild_room_figures(struct reward_state *st, const char *room_id, long long seq,
+                                char *errstr, size_t errstr_size)
 {
         char k_earn[KEY_MAX], k_count[KEY_MAX], k_top[KEY_MAX], k_staged[KEY_MAX], k_wm[KEY_MAX];
         char earnings[24], count[24], through[24];
@@ -603,7 +650,8 @@ static int rebuild_room_figures(struct reward_state *st, const char *room_id, lo
         bool found;
         redisReply *reply;
 
-        if (db_query_row(st->db, st->sql.room_sums, p, 2, sums, 2, &found, errstr, errstr_size) != DB_OK)
+        if (db_query_row(st->db, st->sql.room_sums, p, 2, sums, 2, &found, errstr, errstr_size) !=
+            DB_OK)
                 return -1;
         key_of(k_staged, "live:rebuild:top:", room_id);
         if (stage(st, st->sql.room_top, p, 2, k_staged, true, errstr, errstr_size) == -1)
@@ -624,17 +672,19 @@ static int rebuild_room_figures(struct reward_state *st, const char *room_id, lo
         return 0;
 }
 
-static int rebuild_session(struct reward_state *st, const char *room_id, long long seq, long long session_id,
-                           char *errstr, size_t errstr_size)
+static int rebuild_session(struct reward_state *st, const char *room_id, long long seq,
+                           long long session_id, char *errstr, size_t errstr_size)
 {
         char session[24], k_stats[KEY_MAX], k_payers[KEY_MAX], k_staged[KEY_MAX], k_wm[KEY_MAX];
         char amount[24], gifts[24], tips[24], through[24], ttl[24];
         struct db_param p[] = {DB_STR(room_id), DB_I64(seq), DB_I64(session_id)};
-        struct db_col sums[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+        struct db_col sums[] = {
+                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
         bool found;
         redisReply *reply;
 
-        if (db_query_row(st->db, st->sql.session_sums, p, 3, sums, 3, &found, errstr, errstr_size) != DB_OK)
+        if (db_query_row(st->db, st->sql.session_sums, p, 3, sums, 3, &found, errstr,
+                         errstr_size) != DB_OK)
                 return -1;
         snprintf(session, sizeof(session), "%lld", session_id);
         key_of(k_staged, "live:rebuild:payers:", session);
@@ -685,18 +735,19 @@ static void add_session(const struct db_col *cols, void *arg)
 }
 
 /* Locks the room's counter row (no tip of the room commits until we do) and its marks. */
-static int lock_room(struct reward_state *st, const char *room_id, long long *seq, struct session_list *sessions,
-                     char *errstr, size_t errstr_size)
+static int lock_room(struct reward_state *st, const char *room_id, long long *seq,
+                     struct session_list *sessions, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(room_id)};
         struct db_col col = {.type = DB_PARAM_I64};
         bool found;
 
-        if (db_query_row(st->db, st->sql.lock_room, p, 1, &col, 1, &found, errstr, errstr_size) != DB_OK)
+        if (db_query_row(st->db, st->sql.lock_room, p, 1, &col, 1, &found, errstr, errstr_size) !=
+            DB_OK)
                 return -1;
         *seq = found ? col.i : 0;
-        if (db_query_each(st->db, st->sql.marked_sessions, p, 1, &col, 1, add_session, sessions, errstr,
-                          errstr_size) != DB_OK)
+        if (db_query_each(st->db, st->sql.marked_sessions, p, 1, &col, 1, add_session, sessions,
+                          errstr, errstr_size) != DB_OK)
                 return -1;
         if (sessions->is_oom) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -715,11 +766,15 @@ static int rebuild_locked(struct reward_state *st, const char *room_id, long lon
         for (size_t i = 0; i < sessions->n; i++)
                 if (rebuild_session(st, room_id, seq, sessions->ids[i], errstr, errstr_size) == -1)
                         return -1;
-        return db_exec(st->db, st->sql.clear_marks, p, 1, NULL, NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
+        return db_exec(st->db, st->sql.clear_marks, p, 1, NULL, NULL, errstr, errstr_size) == DB_OK
+                       ? 0
+                       : -1;
 }
 
-/* Makes the room's Redis figures (and its marked sessions') those of recharge, in one transaction. */
-static int rebuild_room(struct reward_state *st, const char *room_id, char *errstr, size_t errstr_size)
+/* Makes the room's Redis figures (and its marked sessions') those of recharge, in one transaction.
+ */
+static int rebuild_room(struct reward_state *st, const char *room_id, char *errstr,
+                        size_t errstr_size)
 {
         struct session_list sessions = {0};
         long long seq = 0;
@@ -735,14 +790,16 @@ static int rebuild_room(struct reward_state *st, const char *room_id, char *errs
                 db_rollback(st->db);
         if (rc == 0) {
                 metric_add(st->m_rebuilt, 1);
-                log_info(NULL, "rebuilt room %s in Redis from recharge through tip %lld, %zu session(s)", room_id,
-                         seq, sessions.n);
+                log_info(NULL,
+                         "rebuilt room %s in Redis from recharge through tip %lld, %zu session(s)",
+                         room_id, seq, sessions.n);
         }
         free(sessions.ids);
         return rc;
 }
 
-/* Replaces room_id with the next marked room after it in key order; *found says whether there is one. */
+/* Replaces room_id with the next marked room after it in key order; *found says whether there is
+ * one. */
 static enum db_result next_marked(struct reward_state *st, char *room_id, bool *found, char *errstr,
                                   size_t errstr_size)
 {
@@ -771,7 +828,8 @@ static void rebuild_marked(struct reward_state *st)
                 if (!found)
                         return;
                 if (rebuild_room(st, room_id, err, sizeof(err)) == -1) {
-                        log_warn(NULL, "rebuild of room %s: %s (tried again in a second)", room_id, err);
+                        log_warn(NULL, "rebuild of room %s: %s (tried again in a second)", room_id,
+                                 err);
                         return;
                 }
         }
@@ -789,8 +847,9 @@ static void fold_realtime(struct reward_state *st)
         if (db_begin(st->db, err, sizeof(err)) != DB_OK)
                 goto fail;
         if (db_exec(st->db, st->sql.flag_due, p, 2, &rooms, NULL, err, sizeof(err)) != DB_OK ||
-            (rooms && (db_exec(st->db, st->sql.fold_due, NULL, 0, NULL, NULL, err, sizeof(err)) != DB_OK ||
-                       db_exec(st->db, st->sql.unflag, NULL, 0, NULL, NULL, err, sizeof(err)) != DB_OK)) ||
+            (rooms &&
+             (db_exec(st->db, st->sql.fold_due, NULL, 0, NULL, NULL, err, sizeof(err)) != DB_OK ||
+              db_exec(st->db, st->sql.unflag, NULL, 0, NULL, NULL, err, sizeof(err)) != DB_OK)) ||
             db_commit(st->db, err, sizeof(err)) != DB_OK)
                 goto rollback;
         if (rooms) {

@@ -1,4 +1,5 @@
-/* reward_sync.h: the "reward-sync" role: tips into recharge, Redis room figures and live_room_realtime. */
+/* reward_sync.h: the "reward-sync" role: tips into recharge, Redis room figures and
+ * live_room_realtime. */
 #ifndef LIVEFLOW_REWARD_SYNC_H
 #define LIVEFLOW_REWARD_SYNC_H
 

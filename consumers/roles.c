@@ -11,13 +11,8 @@
 #include "stream_lifecycle.h"
 
 const struct consumer_role *const roles_all[] = {
-        &stream_lifecycle_role,
-        &record_role,
-        &snapshot_role,
-        &audit_role,
-        &reward_sync_role,
-        &other_role,
-        NULL,
+        &stream_lifecycle_role, &record_role, &snapshot_role, &audit_role,
+        &reward_sync_role,      &other_role,  NULL,
 };
 
 const struct consumer_role *roles_find(const char *name)

@@ -1,4 +1,5 @@
-/* session_handoff.c: session.end records for live.session, kept in a MySQL outbox until acknowledged. */
+/* session_handoff.c: session.end records for live.session, kept in a MySQL outbox until
+ * acknowledged. */
 #include "session_handoff.h"
 
 #include <jansson.h>
@@ -83,20 +84,23 @@ struct session_handoff *session_handoff_new(const struct settings *s, struct db 
         }
         h->db = db;
         /* The row is read in the transaction that ended the session, so it is that session. */
-        h->record = db_stmt(db,
+        h->record = db_stmt(
+                db,
                 "INSERT INTO session_handoff (event_id, session_id, stream_id, anchor_id, room_id, started_at, "
                 "ended_at, duration_s, close_method) SELECT ?, session_id, stream_id, anchor_id, room_id, "
                 "started_at, ended_at, duration_s, COALESCE(close_method, 1) FROM live_streams "
                 "WHERE stream_id = ? AND status = 'ended' AND session_id IS NOT NULL AND ended_at IS NOT NULL");
-        h->read = db_stmt(db,
-                "SELECT session_id, stream_id, anchor_id, room_id, " EPOCH_MS("started_at") ", "
-                EPOCH_MS("ended_at") ", duration_s, close_method FROM session_handoff WHERE event_id = ?");
+        h->read = db_stmt(
+                db,
+                "SELECT session_id, stream_id, anchor_id, room_id, " EPOCH_MS("started_at") ", " EPOCH_MS(
+                        "ended_at") ", duration_s, close_method FROM session_handoff WHERE event_id = ?");
         if (!h->record || !h->read) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
         if (!(h->codec = codec_new(errstr, errstr_size)) ||
-            !(h->producer = kafka_producer_new(s, "liveflow.stream.session", on_delivery, h, errstr, errstr_size)))
+            !(h->producer = kafka_producer_new(s, "liveflow.stream.session", on_delivery, h, errstr,
+                                               errstr_size)))
                 goto fail;
         return h;
 fail:
@@ -116,8 +120,8 @@ void session_handoff_destroy(struct session_handoff *h)
         free(h);
 }
 
-enum db_result session_handoff_record(struct session_handoff *h, const char *event_id, const char *stream_id,
-                                      char *errstr, size_t errstr_size)
+enum db_result session_handoff_record(struct session_handoff *h, const char *event_id,
+                                      const char *stream_id, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(event_id), DB_STR(stream_id)};
         unsigned long long affected = 0;
@@ -126,14 +130,16 @@ enum db_result session_handoff_record(struct session_handoff *h, const char *eve
         if (r == DB_DUPLICATE)
                 return DB_OK; /* recorded by an earlier attempt that committed */
         if (r == DB_OK && affected == 0)
-                log_warn(NULL, "session hand-off: stream %s has no ended session to hand off", stream_id);
+                log_warn(NULL, "session hand-off: stream %s has no ended session to hand off",
+                         stream_id);
         return r;
 }
 
 /* ------------------------------------------------------------------ sending */
 
-static enum db_result read_session(struct session_handoff *h, const char *event_id, struct ended_session *es,
-                                   bool *found, char *errstr, size_t errstr_size)
+static enum db_result read_session(struct session_handoff *h, const char *event_id,
+                                   struct ended_session *es, bool *found, char *errstr,
+                                   size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(event_id)};
         struct db_col cols[] = {
@@ -141,7 +147,10 @@ static enum db_result read_session(struct session_handoff *h, const char *event_
                 {.type = DB_PARAM_STR, .s = es->stream_id, .s_size = sizeof(es->stream_id)},
                 {.type = DB_PARAM_STR, .s = es->anchor_id, .s_size = sizeof(es->anchor_id)},
                 {.type = DB_PARAM_STR, .s = es->room_id, .s_size = sizeof(es->room_id)},
-                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
         };
         enum db_result r = db_query_row(h->db, h->read, p, 1, cols, 8, found, errstr, errstr_size);
 
@@ -168,26 +177,33 @@ static void handoff_event_id(long long session_id, char out[65])
 /* The SessionEnd payload as a JSON object, or NULL when out of memory. */
 static json_t *session_payload(const struct ended_session *es)
 {
-        return json_pack("{s:I,s:o,s:I,s:o,s:I}", "session_id", (json_int_t)es->session_id, "started_at_ms",
-                         es->started_ms >= 0 ? json_integer(es->started_ms) : json_null(), "ended_at_ms",
-                         (json_int_t)es->ended_ms, "duration_s",
-                         es->duration_s >= 0 ? json_integer(es->duration_s) : json_null(), "close_method",
-                         (json_int_t)es->close_method);
+        return json_pack("{s:I,s:o,s:I,s:o,s:I}", "session_id", (json_int_t)es->session_id,
+                         "started_at_ms",
+                         es->started_ms >= 0 ? json_integer(es->started_ms) : json_null(),
+                         "ended_at_ms", (json_int_t)es->ended_ms, "duration_s",
+                         es->duration_s >= 0 ? json_integer(es->duration_s) : json_null(),
+                         "close_method", (json_int_t)es->close_method);
 }
 
 /* @returns 0 with a malloc'd encoding in *buf, or -1 with errstr. */
 static int encode(struct session_handoff *h, const struct ended_session *es, const char *event_id,
-                  const char *source_event_id, const char *trace_id, void **buf, size_t *len, char *errstr,
-                  size_t errstr_size)
+                  const char *source_event_id, const char *trace_id, void **buf, size_t *len,
+                  char *errstr, size_t errstr_size)
 {
         json_t *payload = session_payload(es);
         json_t *raw = json_pack("{s:s}", "ended_by", source_event_id);
         char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
         struct envelope env = {
-                .event_id = event_id, .vendor = "liveflow", .event_type = HANDOFF_EVENT_TYPE,
-                .stream_id = es->stream_id, .anchor_id = es->anchor_id[0] ? es->anchor_id : NULL,
-                .room_id = es->room_id[0] ? es->room_id : NULL, .event_time_ms = es->ended_ms,
-                .receive_time_ms = now_ms(), .trace_id = trace_id, .raw = raw_text,
+                .event_id = event_id,
+                .vendor = "liveflow",
+                .event_type = HANDOFF_EVENT_TYPE,
+                .stream_id = es->stream_id,
+                .anchor_id = es->anchor_id[0] ? es->anchor_id : NULL,
+                .room_id = es->room_id[0] ? es->room_id : NULL,
+                .event_time_ms = es->ended_ms,
+                .receive_time_ms = now_ms(),
+                .trace_id = trace_id,
+                .raw = raw_text,
                 .raw_len = raw_text ? strlen(raw_text) : 0,
         };
         int rc = -1;
@@ -195,7 +211,8 @@ static int encode(struct session_handoff *h, const struct ended_session *es, con
         if (!payload || !raw_text)
                 snprintf(errstr, errstr_size, "out of memory");
         else
-                rc = codec_encode(h->codec, &env, "SessionEnd", payload, buf, len, errstr, errstr_size);
+                rc = codec_encode(h->codec, &env, "SessionEnd", payload, buf, len, errstr,
+                                  errstr_size);
         json_decref(payload);
         json_decref(raw);
         free(raw_text);
@@ -203,8 +220,9 @@ static int encode(struct session_handoff *h, const struct ended_session *es, con
 }
 
 /* Produces one encoded record and waits for its report. @returns 0, or -1 with errstr. */
-static int produce_and_wait(struct session_handoff *h, const struct ended_session *es, const char *event_id,
-                            const char *trace_id, void *buf, size_t len, char *errstr, size_t errstr_size)
+static int produce_and_wait(struct session_handoff *h, const struct ended_session *es,
+                            const char *event_id, const char *trace_id, void *buf, size_t len,
+                            char *errstr, size_t errstr_size)
 {
         long long deadline = now_ms() + HANDOFF_DELIVERY_WAIT_MS;
         rd_kafka_resp_err_t err;
@@ -212,29 +230,34 @@ static int produce_and_wait(struct session_handoff *h, const struct ended_sessio
         h->has_report = false;
         h->seq++;
         err = rd_kafka_producev(h->producer, RD_KAFKA_V_TOPIC(HANDOFF_TOPIC),
-                                RD_KAFKA_V_KEY(es->stream_id, strlen(es->stream_id)), RD_KAFKA_V_VALUE(buf, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADER("trace_id", trace_id, -1),
+                                RD_KAFKA_V_KEY(es->stream_id, strlen(es->stream_id)),
+                                RD_KAFKA_V_VALUE(buf, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                RD_KAFKA_V_HEADER("trace_id", trace_id, -1),
                                 RD_KAFKA_V_HEADER("event_type", HANDOFF_EVENT_TYPE, -1),
                                 RD_KAFKA_V_HEADER("event_id", event_id, -1),
                                 RD_KAFKA_V_OPAQUE((void *)(uintptr_t)h->seq), RD_KAFKA_V_END);
         if (err) {
                 free(buf); /* not handed over on failure */
-                snprintf(errstr, errstr_size, "produce %s: %s", HANDOFF_TOPIC, rd_kafka_err2str(err));
+                snprintf(errstr, errstr_size, "produce %s: %s", HANDOFF_TOPIC,
+                         rd_kafka_err2str(err));
                 return -1;
         }
         /* buf is librdkafka's from here (RD_KAFKA_MSG_F_FREE). */
         while (!h->has_report && now_ms() < deadline && !signals_stop_requested())
                 rd_kafka_poll(h->producer, 100);
         if (!h->has_report || h->report_err) {
-                snprintf(errstr, errstr_size, "session.end of session %lld not acknowledged: %s", es->session_id,
-                         h->has_report ? rd_kafka_err2str(h->report_err) : "no delivery report yet");
+                snprintf(errstr, errstr_size, "session.end of session %lld not acknowledged: %s",
+                         es->session_id,
+                         h->has_report ? rd_kafka_err2str(h->report_err)
+                                       : "no delivery report yet");
                 return -1;
         }
         return 0;
 }
 
-int session_handoff_send(struct session_handoff *h, const char *event_id, const char *trace_id, char *errstr,
-                         size_t errstr_size)
+int session_handoff_send(struct session_handoff *h, const char *event_id, const char *trace_id,
+                         char *errstr, size_t errstr_size)
 {
         struct ended_session es;
         char handoff_id[65];
@@ -251,8 +274,10 @@ int session_handoff_send(struct session_handoff *h, const char *event_id, const 
                 return -1;
         if (produce_and_wait(h, &es, handoff_id, trace_id, buf, len, errstr, errstr_size) == -1)
                 return -1;
-        log_info(trace_id, "session.end sent session=%lld stream=%s duration_s=%lld event_id=%s topic=%s "
-                 "partition=%d offset=%lld", es.session_id, es.stream_id, es.duration_s, handoff_id, HANDOFF_TOPIC,
+        log_info(trace_id,
+                 "session.end sent session=%lld stream=%s duration_s=%lld event_id=%s topic=%s "
+                 "partition=%d offset=%lld",
+                 es.session_id, es.stream_id, es.duration_s, handoff_id, HANDOFF_TOPIC,
                  h->report_partition, h->report_offset);
         return 0;
 }

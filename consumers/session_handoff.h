@@ -1,4 +1,5 @@
-/* session_handoff.h: the stream role's session.end records on live.session, through a MySQL outbox. */
+/* session_handoff.h: the stream role's session.end records on live.session, through a MySQL outbox.
+ */
 #ifndef LIVEFLOW_SESSION_HANDOFF_H
 #define LIVEFLOW_SESSION_HANDOFF_H
 
@@ -36,8 +37,8 @@ void session_handoff_destroy(struct session_handoff *h);
  * event was recorded already.
  */
 __attribute__((warn_unused_result)) enum db_result
-session_handoff_record(struct session_handoff *h, const char *event_id, const char *stream_id, char *errstr,
-                       size_t errstr_size);
+session_handoff_record(struct session_handoff *h, const char *event_id, const char *stream_id,
+                       char *errstr, size_t errstr_size);
 
 /**
  * @brief After the commit: when event_id ended a session, produces its session.end record
@@ -45,7 +46,8 @@ session_handoff_record(struct session_handoff *h, const char *event_id, const ch
  * acknowledgement. Any other event_id is nothing to do.
  * @returns 0, or -1 with errstr (transient: the caller tries again).
  */
-__attribute__((warn_unused_result)) int session_handoff_send(struct session_handoff *h, const char *event_id,
+__attribute__((warn_unused_result)) int session_handoff_send(struct session_handoff *h,
+                                                             const char *event_id,
                                                              const char *trace_id, char *errstr,
                                                              size_t errstr_size);
 

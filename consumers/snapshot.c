@@ -1,4 +1,5 @@
-/* snapshot.c: screenshots (live.snapshot) into live_snapshots, and the newest one as the stream's cover. */
+/* snapshot.c: screenshots (live.snapshot) into live_snapshots, and the newest one as the stream's
+ * cover. */
 #include "snapshot.h"
 
 #include <jansson.h>
@@ -20,8 +21,8 @@ struct snapshot_state {
         struct db *db;
         long long last_sweep_ms;
         struct ledger *ledger;
-        struct db_stmt *set_cover, *stream_exists, *insert_snapshot,
-                *sweep_cover, *sweep_settle, *sweep_expire;
+        struct db_stmt *set_cover, *stream_exists, *insert_snapshot, *sweep_cover, *sweep_settle,
+                *sweep_expire;
 };
 
 /* A snapshot as its Snapshot payload gives it; numbers are -1 when unknown. */
@@ -37,18 +38,22 @@ static int prepare(struct snapshot_state *st)
         struct db *db = st->db;
 
         st->ledger = ledger_new(db, "snapshot");
-        /* Newer by the picture's time; at equal times the greater URL, so any order ends the same. */
-        st->set_cover = db_stmt(db,
+        /* Newer by the picture's time; at equal times the greater URL, so any order ends the same.
+         */
+        st->set_cover = db_stmt(
+                db,
                 "UPDATE live_streams SET cover_url = ?, cover_time = FROM_UNIXTIME(? / 1000) "
                 "WHERE stream_id = ? AND (cover_time IS NULL OR cover_time < FROM_UNIXTIME(? / 1000) "
                 "OR (cover_time = FROM_UNIXTIME(? / 1000) AND cover_url < ?))");
         st->stream_exists = db_stmt(db, "SELECT 1 FROM live_streams WHERE stream_id = ?");
-        st->insert_snapshot = db_stmt(db,
+        st->insert_snapshot = db_stmt(
+                db,
                 "INSERT INTO live_snapshots (stream_id, pic_url, pic_full_url, width, height, file_size, "
                 "taken_at, event_id, cover_pending) VALUES (?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), ?, ?) "
                 "ON DUPLICATE KEY UPDATE id = id");
         /* The newest snapshot of each stream that now has a row, if it is still pending. */
-        st->sweep_cover = db_stmt(db,
+        st->sweep_cover = db_stmt(
+                db,
                 "UPDATE live_snapshots p STRAIGHT_JOIN live_streams s ON s.stream_id = p.stream_id "
                 "SET s.cover_url = COALESCE(p.pic_full_url, p.pic_url), s.cover_time = p.taken_at "
                 "WHERE p.cover_pending = 1 AND (s.cover_time IS NULL OR s.cover_time < p.taken_at) "
@@ -57,14 +62,15 @@ static int prepare(struct snapshot_state *st)
          * Settled: the cover is at least as new as the snapshot. A row that appeared after the
          * statement above has no such cover yet, so its snapshots wait for the next sweep.
          */
-        st->sweep_settle = db_stmt(db,
+        st->sweep_settle = db_stmt(
+                db,
                 "UPDATE live_snapshots p STRAIGHT_JOIN live_streams s ON s.stream_id = p.stream_id "
                 "SET p.cover_pending = NULL WHERE p.cover_pending = 1 AND s.cover_time >= p.taken_at");
-        st->sweep_expire = db_stmt(db,
-                "UPDATE live_snapshots SET cover_pending = NULL "
-                "WHERE cover_pending = 1 AND created_at < NOW(3) - INTERVAL 1 DAY");
-        return st->ledger && st->set_cover && st->stream_exists &&
-                               st->insert_snapshot && st->sweep_cover && st->sweep_settle && st->sweep_expire
+        st->sweep_expire =
+                db_stmt(db, "UPDATE live_snapshots SET cover_pending = NULL "
+                            "WHERE cover_pending = 1 AND created_at < NOW(3) - INTERVAL 1 DAY");
+        return st->ledger && st->set_cover && st->stream_exists && st->insert_snapshot &&
+                               st->sweep_cover && st->sweep_settle && st->sweep_expire
                        ? 0
                        : -1;
 }
@@ -134,8 +140,10 @@ static int read_event(const struct event *ev, struct snapshot *sn, char *errstr,
         }
         sn->taken_ms = json_is_integer(taken) ? (long long)json_integer_value(taken) : -1;
         if (sn->taken_ms <= 0 || sn->taken_ms > TIME_MAX_MS) {
-                snprintf(errstr, errstr_size, "Snapshot.create_time_ms %lld is not a time MySQL can store "
-                         "(1970 to 2038)", sn->taken_ms);
+                snprintf(errstr, errstr_size,
+                         "Snapshot.create_time_ms %lld is not a time MySQL can store "
+                         "(1970 to 2038)",
+                         sn->taken_ms);
                 return -1;
         }
         sn->pic_full_url = payload_str(ev, "pic_full_url");
@@ -151,7 +159,9 @@ static int read_event(const struct event *ev, struct snapshot *sn, char *errstr,
 
 static enum apply_result from_db(enum db_result r)
 {
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
+               : r == DB_RETRY                 ? APPLY_RETRY
+                                               : APPLY_PERMANENT;
 }
 
 static struct db_param count_param(long long v)
@@ -168,7 +178,7 @@ static enum db_result offer_cover(struct snapshot_state *st, const struct event 
                                   size_t errstr_size)
 {
         const char *url = sn->pic_full_url ? sn->pic_full_url : sn->pic_url;
-        struct db_param p[] = {DB_STR(url), DB_I64(sn->taken_ms), DB_STR(ev->stream_id),
+        struct db_param p[] = {DB_STR(url),          DB_I64(sn->taken_ms), DB_STR(ev->stream_id),
                                DB_I64(sn->taken_ms), DB_I64(sn->taken_ms), DB_STR(url)};
         struct db_param q[] = {DB_STR(ev->stream_id)};
         struct db_col col = {.type = DB_PARAM_I64};
@@ -176,13 +186,15 @@ static enum db_result offer_cover(struct snapshot_state *st, const struct event 
         bool found;
         enum db_result r;
 
-        if ((r = db_exec(st->db, st->set_cover, p, 6, &affected, NULL, errstr, errstr_size)) != DB_OK)
+        if ((r = db_exec(st->db, st->set_cover, p, 6, &affected, NULL, errstr, errstr_size)) !=
+            DB_OK)
                 return r;
         if (affected) {
                 *outcome = "applied";
                 return DB_OK;
         }
-        if ((r = db_query_row(st->db, st->stream_exists, q, 1, &col, 1, &found, errstr, errstr_size)) != DB_OK)
+        if ((r = db_query_row(st->db, st->stream_exists, q, 1, &col, 1, &found, errstr,
+                              errstr_size)) != DB_OK)
                 return r;
         *outcome = found ? "older_than_cover" : "no_stream";
         return DB_OK;
@@ -192,15 +204,16 @@ static enum db_result insert_snapshot(struct snapshot_state *st, const struct ev
                                       const struct snapshot *sn, bool is_pending, char *errstr,
                                       size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(ev->stream_id), DB_STR(sn->pic_url), DB_STR(sn->pic_full_url),
-                               count_param(sn->width), count_param(sn->height), count_param(sn->file_size),
-                               DB_I64(sn->taken_ms), DB_STR(ev->event_id), is_pending ? DB_I64(1) : DB_NULL};
+        struct db_param p[] = {
+                DB_STR(ev->stream_id),  DB_STR(sn->pic_url),     DB_STR(sn->pic_full_url),
+                count_param(sn->width), count_param(sn->height), count_param(sn->file_size),
+                DB_I64(sn->taken_ms),   DB_STR(ev->event_id),    is_pending ? DB_I64(1) : DB_NULL};
 
         return db_exec(st->db, st->insert_snapshot, p, 9, NULL, NULL, errstr, errstr_size);
 }
 
-static enum db_result record_event(struct snapshot_state *st, const struct consumer_record *rec, bool *first,
-                                   char *errstr, size_t errstr_size)
+static enum db_result record_event(struct snapshot_state *st, const struct consumer_record *rec,
+                                   bool *first, char *errstr, size_t errstr_size)
 {
         return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
@@ -219,7 +232,8 @@ static enum apply_result snapshot_apply(void *state, struct consumer_record *rec
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (!first) {
-                log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id, rec->ev.stream_id);
+                log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
+                          rec->ev.stream_id);
                 return APPLY_DONE;
         }
         if ((r = offer_cover(st, &rec->ev, &sn, &outcome, errstr, errstr_size)) != DB_OK ||
@@ -227,10 +241,12 @@ static enum apply_result snapshot_apply(void *state, struct consumer_record *rec
                                  errstr_size)) != DB_OK)
                 return from_db(r);
         if (strcmp(outcome, "applied") != 0) {
-                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr, errstr_size)) != DB_OK)
+                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr,
+                                            errstr_size)) != DB_OK)
                         return from_db(r);
         }
-        log_info(rec->trace_id, "snapshot stream=%s taken_ms=%lld outcome=%s topic=%s partition=%d offset=%lld",
+        log_info(rec->trace_id,
+                 "snapshot stream=%s taken_ms=%lld outcome=%s topic=%s partition=%d offset=%lld",
                  rec->ev.stream_id, sn.taken_ms, outcome, rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
@@ -249,14 +265,18 @@ static void snapshot_tick(void *state, long long now_ms)
                 return;
         st->last_sweep_ms = now_ms;
         for (size_t i = 0; i < 3; i++) {
-                if (db_exec(st->db, steps[i], NULL, 0, &affected[i], NULL, errstr, sizeof(errstr)) != DB_OK) {
-                        log_warn(NULL, "pending covers: %s (next try in %d s)", errstr, SWEEP_EVERY_MS / 1000);
+                if (db_exec(st->db, steps[i], NULL, 0, &affected[i], NULL, errstr,
+                            sizeof(errstr)) != DB_OK) {
+                        log_warn(NULL, "pending covers: %s (next try in %d s)", errstr,
+                                 SWEEP_EVERY_MS / 1000);
                         return;
                 }
         }
         if (affected[0] || affected[2])
-                log_info(NULL, "pending covers: %llu stream(s) got a cover, %llu snapshot(s) gave up waiting",
-                         affected[0], affected[2]);
+                log_info(
+                        NULL,
+                        "pending covers: %llu stream(s) got a cover, %llu snapshot(s) gave up waiting",
+                        affected[0], affected[2]);
 }
 
 const struct consumer_role snapshot_role = {

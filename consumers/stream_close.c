@@ -58,7 +58,8 @@ struct stream_close *stream_close_new(const struct settings *s, const char *clie
                 return NULL;
         }
         if (!(sc->codec = codec_new(errstr, errstr_size)) ||
-            !(sc->producer = kafka_producer_new(s, client_id, on_delivery, sc, errstr, errstr_size))) {
+            !(sc->producer =
+                      kafka_producer_new(s, client_id, on_delivery, sc, errstr, errstr_size))) {
                 stream_close_destroy(sc);
                 return NULL;
         }
@@ -77,32 +78,41 @@ void stream_close_destroy(struct stream_close *sc)
         free(sc);
 }
 
-static int encode(struct stream_close *sc, const struct stream_close_msg *m, void **buf, size_t *len, char *errstr,
-                  size_t errstr_size)
+static int encode(struct stream_close *sc, const struct stream_close_msg *m, void **buf,
+                  size_t *len, char *errstr, size_t errstr_size)
 {
-        json_t *payload = json_pack("{s:s?,s:i,s:s?}", "sequence", m->sequence, "close_method", m->close_method,
-                                    "reason", m->reason);
+        json_t *payload = json_pack("{s:s?,s:i,s:s?}", "sequence", m->sequence, "close_method",
+                                    m->close_method, "reason", m->reason);
         json_t *raw = json_pack("{s:s}", "cause", m->cause);
         char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
         struct envelope env = {
-                .event_id = m->event_id, .vendor = "liveflow", .event_type = CLOSE_EVENT_TYPE,
-                .stream_id = m->stream_id, .anchor_id = m->anchor_id, .room_id = m->room_id,
-                .event_time_ms = m->event_time_ms, .receive_time_ms = now_ms(), .trace_id = m->trace_id,
-                .raw = raw_text, .raw_len = raw_text ? strlen(raw_text) : 0,
+                .event_id = m->event_id,
+                .vendor = "liveflow",
+                .event_type = CLOSE_EVENT_TYPE,
+                .stream_id = m->stream_id,
+                .anchor_id = m->anchor_id,
+                .room_id = m->room_id,
+                .event_time_ms = m->event_time_ms,
+                .receive_time_ms = now_ms(),
+                .trace_id = m->trace_id,
+                .raw = raw_text,
+                .raw_len = raw_text ? strlen(raw_text) : 0,
         };
         int rc = -1;
 
         if (!payload || !raw_text)
                 snprintf(errstr, errstr_size, "out of memory");
         else
-                rc = codec_encode(sc->codec, &env, "StreamEnd", payload, buf, len, errstr, errstr_size);
+                rc = codec_encode(sc->codec, &env, "StreamEnd", payload, buf, len, errstr,
+                                  errstr_size);
         json_decref(payload);
         json_decref(raw);
         free(raw_text);
         return rc;
 }
 
-int stream_close_send(struct stream_close *sc, const struct stream_close_msg *m, char *errstr, size_t errstr_size)
+int stream_close_send(struct stream_close *sc, const struct stream_close_msg *m, char *errstr,
+                      size_t errstr_size)
 {
         void *buf = NULL;
         size_t len = 0;
@@ -114,8 +124,10 @@ int stream_close_send(struct stream_close *sc, const struct stream_close_msg *m,
         sc->has_report = false;
         sc->seq++;
         err = rd_kafka_producev(sc->producer, RD_KAFKA_V_TOPIC(CLOSE_TOPIC),
-                                RD_KAFKA_V_KEY(m->stream_id, strlen(m->stream_id)), RD_KAFKA_V_VALUE(buf, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADER("trace_id", m->trace_id, -1),
+                                RD_KAFKA_V_KEY(m->stream_id, strlen(m->stream_id)),
+                                RD_KAFKA_V_VALUE(buf, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                RD_KAFKA_V_HEADER("trace_id", m->trace_id, -1),
                                 RD_KAFKA_V_HEADER("event_type", CLOSE_EVENT_TYPE, -1),
                                 RD_KAFKA_V_HEADER("event_id", m->event_id, -1),
                                 RD_KAFKA_V_OPAQUE((void *)(uintptr_t)sc->seq), RD_KAFKA_V_END);
@@ -128,8 +140,10 @@ int stream_close_send(struct stream_close *sc, const struct stream_close_msg *m,
         while (!sc->has_report && now_ms() < deadline && !signals_stop_requested())
                 rd_kafka_poll(sc->producer, 100);
         if (!sc->has_report || sc->report_err) {
-                snprintf(errstr, errstr_size, "stream.close for %s not acknowledged: %s", m->stream_id,
-                         sc->has_report ? rd_kafka_err2str(sc->report_err) : "no delivery report yet");
+                snprintf(errstr, errstr_size, "stream.close for %s not acknowledged: %s",
+                         m->stream_id,
+                         sc->has_report ? rd_kafka_err2str(sc->report_err)
+                                        : "no delivery report yet");
                 return -1;
         }
         return 0;

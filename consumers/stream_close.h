@@ -1,4 +1,5 @@
-/* stream_close.h: produce one stream.close record to live.stream and wait for its acknowledgement. */
+/* stream_close.h: produce one stream.close record to live.stream and wait for its acknowledgement.
+ */
 #ifndef LIVEFLOW_STREAM_CLOSE_H
 #define LIVEFLOW_STREAM_CLOSE_H
 
@@ -14,23 +15,24 @@ struct settings;
  * duplicate (live_events is unique per event id).
  */
 struct stream_close_msg {
-        const char *event_id;    /* 64 hex digits, deterministic */
+        const char *event_id; /* 64 hex digits, deterministic */
         const char *stream_id;
-        const char *anchor_id;   /* NULL when unknown */
-        const char *room_id;     /* NULL when unknown */
-        const char *sequence;    /* the session's vendor sequence, NULL when none */
+        const char *anchor_id; /* NULL when unknown */
+        const char *room_id;   /* NULL when unknown */
+        const char *sequence;  /* the session's vendor sequence, NULL when none */
         const char *trace_id;
         long long event_time_ms;
-        int close_method;        /* 1 ended by stream, 2 forced by operator, 3 punishment */
-        const char *reason;      /* NULL for none */
-        const char *cause;       /* why, for the envelope's raw field (e.g. "ghost"); not NULL */
+        int close_method;   /* 1 ended by stream, 2 forced by operator, 3 punishment */
+        const char *reason; /* NULL for none */
+        const char *cause;  /* why, for the envelope's raw field (e.g. "ghost"); not NULL */
 };
 
 struct stream_close;
 
 /**
  * @brief Makes a producer of its own (client id client_id), so that send() can wait for its
- * record's acknowledgement. @returns a sender freed with stream_close_destroy(), or NULL with errstr.
+ * record's acknowledgement. @returns a sender freed with stream_close_destroy(), or NULL with
+ * errstr.
  */
 struct stream_close *stream_close_new(const struct settings *s, const char *client_id, char *errstr,
                                       size_t errstr_size);
@@ -42,7 +44,8 @@ void stream_close_destroy(struct stream_close *sc);
  * @brief Produces the stream.close and waits for the broker's acknowledgement (at most 40 s,
  * less when a stop is requested). @returns 0, or -1 with errstr (transient: try again).
  */
-__attribute__((warn_unused_result)) int stream_close_send(struct stream_close *sc, const struct stream_close_msg *m,
+__attribute__((warn_unused_result)) int stream_close_send(struct stream_close *sc,
+                                                          const struct stream_close_msg *m,
                                                           char *errstr, size_t errstr_size);
 
 #endif

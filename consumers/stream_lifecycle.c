@@ -1,4 +1,5 @@
-/* stream_lifecycle.c: stream begin, end and forced close into live_streams and the live Redis keys. */
+/* stream_lifecycle.c: stream begin, end and forced close into live_streams and the live Redis keys.
+ */
 #include "stream_lifecycle.h"
 
 #include <jansson.h>
@@ -21,7 +22,8 @@
 
 static const char *const stream_topics[] = {"live.stream", NULL};
 
-/* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor. */
+/* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor.
+ */
 #define NOTE_VENDOR_DROP 1
 /* consumer_record.note: this begin made a banned (suspended) anchor live; publish() cuts it off. */
 #define NOTE_CUTOFF_BANNED    2
@@ -31,7 +33,8 @@ static const char *const stream_topics[] = {"live.stream", NULL};
 #define OUTCOME_CUTOFF_BANNED    "cutoff_banned"
 #define OUTCOME_CUTOFF_SUSPENDED "cutoff_suspended"
 
-#define GHOST_SWEEP_LIMIT 300 /* streams closed per sweep at most; the next sweep takes the rest */
+/* Streams closed per sweep at most; the next sweep takes the rest. */
+#define GHOST_SWEEP_LIMIT 300
 #define STR_(x)           #x
 #define STR(x)            STR_(x)
 #define GHOST_LIMIT_SQL   STR(GHOST_SWEEP_LIMIT)
@@ -45,13 +48,12 @@ struct stream_state {
         struct stream_close *closer;     /* our own stream.close records (ghosts, cut-offs) */
         struct metric *ghosts_closed, *cutoffs;
         long long live_ttl_s;
-        long long ghost_silence_s;       /* 0: no ghost sweep */
+        long long ghost_silence_s; /* 0: no ghost sweep */
         long long sweep_interval_ms;
         long long last_sweep_ms;
         struct ledger *ledger;
-        struct db_stmt *lock_row, *insert_live, *new_session,
-                *late_begin, *insert_ended, *end_session, *project, *event_outcome, *anchor_state,
-                *touch, *ghosts;
+        struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
+                *end_session, *project, *event_outcome, *anchor_state, *touch, *ghosts;
 };
 
 /* A live stream the sweep found silent. */
@@ -83,7 +85,7 @@ struct stream_row {
 /* What one event means, taken from the envelope and its payload. */
 struct stream_event {
         const struct event *ev;
-        const char *sequence;   /* NULL for forced closes and vendors without one */
+        const char *sequence;       /* NULL for forced closes and vendors without one */
         long long push_duration_ms; /* -1 when unknown */
         int close_method;
         bool is_begin;
@@ -115,23 +117,28 @@ static int prepare(struct stream_state *st)
         struct db *db = st->db;
 
         st->ledger = ledger_new(db, "stream");
-        st->lock_row = db_stmt(db,
-                "SELECT vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS("ended_at")
-                ", session_id FROM live_streams WHERE stream_id = ? FOR UPDATE");
-        st->insert_live = db_stmt(db,
+        st->lock_row = db_stmt(
+                db,
+                "SELECT vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
+                        "ended_at") ", session_id FROM live_streams WHERE stream_id = ? FOR UPDATE");
+        st->insert_live = db_stmt(
+                db,
                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
                 "status, started_at, last_event_at) VALUES (?, ?, ?, ?, ?, ?, 'live', FROM_UNIXTIME(? / 1000), NOW(3))");
-        st->new_session = db_stmt(db,
+        st->new_session = db_stmt(
+                db,
                 "UPDATE live_streams SET anchor_id = ?, room_id = ?, session_id = ?, vendor = ?, vendor_session = ?, "
                 "status = 'live', started_at = FROM_UNIXTIME(? / 1000), ended_at = NULL, duration_s = NULL, "
                 "close_method = NULL, last_event_at = NOW(3) WHERE stream_id = ?");
         /* The end came first: the begin supplies the real start and so the real duration. */
-        st->late_begin = db_stmt(db,
+        st->late_begin = db_stmt(
+                db,
                 "UPDATE live_streams SET started_at = FROM_UNIXTIME(? / 1000), "
                 "duration_s = GREATEST(0, TIMESTAMPDIFF(SECOND, FROM_UNIXTIME(? / 1000), ended_at)), "
                 "anchor_id = COALESCE(anchor_id, ?), room_id = COALESCE(room_id, ?), last_event_at = NOW(3) "
                 "WHERE stream_id = ?");
-        st->insert_ended = db_stmt(db,
+        st->insert_ended = db_stmt(
+                db,
                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
                 "status, started_at, ended_at, duration_s, close_method, last_event_at) VALUES "
                 "(?, ?, ?, ?, ?, ?, 'ended', FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, NOW(3)) "
@@ -139,26 +146,31 @@ static int prepare(struct stream_state *st)
                 "session_id = VALUES(session_id), vendor = VALUES(vendor), vendor_session = VALUES(vendor_session), "
                 "status = 'ended', started_at = VALUES(started_at), ended_at = VALUES(ended_at), "
                 "duration_s = VALUES(duration_s), close_method = VALUES(close_method), last_event_at = NOW(3)");
-        st->end_session = db_stmt(db,
+        st->end_session = db_stmt(
+                db,
                 "UPDATE live_streams SET status = 'ended', ended_at = FROM_UNIXTIME(? / 1000), duration_s = ?, "
                 "close_method = ?, last_event_at = NOW(3) WHERE stream_id = ?");
-        st->project = db_stmt(db,
-                "SELECT status, anchor_id, room_id, session_id, " EPOCH_MS("started_at")
-                ", vendor FROM live_streams WHERE stream_id = ? FOR UPDATE");
-        st->event_outcome = db_stmt(db, "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = ?");
+        st->project = db_stmt(
+                db,
+                "SELECT status, anchor_id, room_id, session_id, " EPOCH_MS(
+                        "started_at") ", vendor FROM live_streams WHERE stream_id = ? FOR UPDATE");
+        st->event_outcome = db_stmt(
+                db, "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = ?");
         /* No row is an active anchor; a suspension is judged at the begin's event time. */
-        st->anchor_state = db_stmt(db,
+        st->anchor_state = db_stmt(
+                db,
                 "SELECT status = 'banned', status = 'suspended' AND suspended_until IS NOT NULL AND "
                 "suspended_until > FROM_UNIXTIME(? / 1000) FROM anchors WHERE anchor_id = ?");
-        st->touch = db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) WHERE stream_id = ?");
+        st->touch =
+                db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) WHERE stream_id = ?");
         /* Served by live_streams_status (status, last_event_at). */
-        st->ghosts = db_stmt(db,
-                "SELECT stream_id, anchor_id, room_id, vendor_session, session_id, "
-                "TIMESTAMPDIFF(SECOND, last_event_at, NOW(3)) FROM live_streams "
-                "WHERE status = 'live' AND last_event_at < NOW(3) - INTERVAL ? SECOND "
-                "ORDER BY last_event_at LIMIT " GHOST_LIMIT_SQL);
-        return st->ledger && st->lock_row && st->insert_live && st->new_session &&
-                               st->late_begin && st->insert_ended && st->end_session && st->project &&
+        st->ghosts =
+                db_stmt(db, "SELECT stream_id, anchor_id, room_id, vendor_session, session_id, "
+                            "TIMESTAMPDIFF(SECOND, last_event_at, NOW(3)) FROM live_streams "
+                            "WHERE status = 'live' AND last_event_at < NOW(3) - INTERVAL ? SECOND "
+                            "ORDER BY last_event_at LIMIT " GHOST_LIMIT_SQL);
+        return st->ledger && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
+                               st->insert_ended && st->end_session && st->project &&
                                st->event_outcome && st->anchor_state && st->touch && st->ghosts
                        ? 0
                        : -1;
@@ -183,10 +195,12 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
         st->live_ttl_s = env->settings->live_ttl_s;
         st->ghost_silence_s = env->settings->stream_ghost_silence_s;
         st->sweep_interval_ms = env->settings->stream_sweep_interval_s * 1000;
-        st->ghosts_closed = metrics_counter(env->metrics, "liveflow_stream_ghosts_closed_total",
-                                            "Live streams the ghost sweep closed after a silence", NULL);
-        st->cutoffs = metrics_counter(env->metrics, "liveflow_stream_anchor_cutoffs_total",
-                                      "Streams of banned or suspended anchors closed at their begin", NULL);
+        st->ghosts_closed =
+                metrics_counter(env->metrics, "liveflow_stream_ghosts_closed_total",
+                                "Live streams the ghost sweep closed after a silence", NULL);
+        st->cutoffs = metrics_counter(
+                env->metrics, "liveflow_stream_anchor_cutoffs_total",
+                "Streams of banned or suspended anchors closed at their begin", NULL);
         if (prepare(st) == -1) {
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
@@ -201,7 +215,8 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
                 free(st);
                 return -1;
         }
-        if (!(st->closer = stream_close_new(env->settings, "liveflow.stream.close", errstr, errstr_size))) {
+        if (!(st->closer = stream_close_new(env->settings, "liveflow.stream.close", errstr,
+                                            errstr_size))) {
                 session_handoff_destroy(st->handoff);
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
@@ -250,11 +265,13 @@ static int read_event(const struct event *ev, struct stream_event *se, char *err
         if (strcmp(ev->event_type, "stream.begin") == 0 && ev->payload_name &&
             strcmp(ev->payload_name, "StreamBegin") == 0) {
                 se->is_begin = true;
-        } else if ((strcmp(ev->event_type, "stream.end") == 0 || strcmp(ev->event_type, "stream.close") == 0) &&
+        } else if ((strcmp(ev->event_type, "stream.end") == 0 ||
+                    strcmp(ev->event_type, "stream.close") == 0) &&
                    ev->payload_name && strcmp(ev->payload_name, "StreamEnd") == 0) {
                 se->close_method = (int)payload_int(ev, "close_method", 1);
                 if (se->close_method < 1 || se->close_method > 3) {
-                        snprintf(errstr, errstr_size, "close_method %d is not 1, 2 or 3", se->close_method);
+                        snprintf(errstr, errstr_size, "close_method %d is not 1, 2 or 3",
+                                 se->close_method);
                         return -1;
                 }
         } else {
@@ -271,19 +288,26 @@ static int read_event(const struct event *ev, struct stream_event *se, char *err
 
 static enum apply_result from_db(enum db_result r)
 {
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
+               : r == DB_RETRY                 ? APPLY_RETRY
+                                               : APPLY_PERMANENT;
 }
 
-static enum db_result lock_row(struct stream_state *st, const char *stream_id, struct stream_row *row,
-                               char *errstr, size_t errstr_size)
+static enum db_result lock_row(struct stream_state *st, const char *stream_id,
+                               struct stream_row *row, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(stream_id)};
         struct db_col cols[] = {
-                {.type = DB_PARAM_STR, .s = row->vendor_session, .s_size = sizeof(row->vendor_session)},
+                {.type = DB_PARAM_STR,
+                 .s = row->vendor_session,
+                 .s_size = sizeof(row->vendor_session)},
                 {.type = DB_PARAM_STR, .s = row->status, .s_size = sizeof(row->status)},
-                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
         };
-        enum db_result r = db_query_row(st->db, st->lock_row, p, 1, cols, 5, &row->found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(st->db, st->lock_row, p, 1, cols, 5, &row->found, errstr, errstr_size);
 
         row->started_ms = cols[2].is_null ? -1 : cols[2].i;
         row->ended_ms = cols[3].is_null ? -1 : cols[3].i;
@@ -305,14 +329,16 @@ static enum db_result begin_new(struct stream_state *st, const struct stream_eve
         long long session = (long long)ids_next(st->ids);
 
         if (!exists) {
-                struct db_param p[] = {DB_STR(ev->stream_id), DB_STR(ev->anchor_id), DB_STR(ev->room_id),
-                                       DB_I64(session), DB_STR(ev->vendor), DB_STR(se->sequence),
+                struct db_param p[] = {DB_STR(ev->stream_id),    DB_STR(ev->anchor_id),
+                                       DB_STR(ev->room_id),      DB_I64(session),
+                                       DB_STR(ev->vendor),       DB_STR(se->sequence),
                                        DB_I64(ev->event_time_ms)};
 
                 return db_exec(st->db, st->insert_live, p, 7, NULL, NULL, errstr, errstr_size);
         }
-        struct db_param p[] = {DB_STR(ev->anchor_id), DB_STR(ev->room_id), DB_I64(session),
-                               DB_STR(ev->vendor), DB_STR(se->sequence), DB_I64(ev->event_time_ms),
+        struct db_param p[] = {DB_STR(ev->anchor_id), DB_STR(ev->room_id),
+                               DB_I64(session),       DB_STR(ev->vendor),
+                               DB_STR(se->sequence),  DB_I64(ev->event_time_ms),
                                DB_STR(ev->stream_id)};
 
         return db_exec(st->db, st->new_session, p, 7, NULL, NULL, errstr, errstr_size);
@@ -332,7 +358,8 @@ static const char *apply_begin(struct stream_state *st, const struct stream_even
         }
         if (same_session(row, se->sequence) && strcmp(row->status, "ended") == 0) {
                 struct db_param p[] = {DB_I64(ev->event_time_ms), DB_I64(ev->event_time_ms),
-                                       DB_STR(ev->anchor_id), DB_STR(ev->room_id), DB_STR(ev->stream_id)};
+                                       DB_STR(ev->anchor_id), DB_STR(ev->room_id),
+                                       DB_STR(ev->stream_id)};
 
                 *r = db_exec(st->db, st->late_begin, p, 5, NULL, NULL, errstr, errstr_size);
                 return "late_begin";
@@ -356,11 +383,18 @@ static enum db_result insert_ended(struct stream_state *st, const struct stream_
                                    char *errstr, size_t errstr_size)
 {
         const struct event *ev = se->ev;
-        struct db_param started = se->push_duration_ms >= 0 ? DB_I64(ev->event_time_ms - se->push_duration_ms)
-                                                              : DB_NULL;
-        struct db_param p[] = {DB_STR(ev->stream_id), DB_STR(ev->anchor_id), DB_STR(ev->room_id),
-                               DB_I64(ids_next(st->ids)), DB_STR(ev->vendor), DB_STR(se->sequence),
-                               started, DB_I64(ev->event_time_ms), DB_I64(duration_s(se, -1)),
+        struct db_param started = se->push_duration_ms >= 0
+                                          ? DB_I64(ev->event_time_ms - se->push_duration_ms)
+                                          : DB_NULL;
+        struct db_param p[] = {DB_STR(ev->stream_id),
+                               DB_STR(ev->anchor_id),
+                               DB_STR(ev->room_id),
+                               DB_I64(ids_next(st->ids)),
+                               DB_STR(ev->vendor),
+                               DB_STR(se->sequence),
+                               started,
+                               DB_I64(ev->event_time_ms),
+                               DB_I64(duration_s(se, -1)),
                                DB_I64(se->close_method)};
 
         return db_exec(st->db, st->insert_ended, p, 10, NULL, NULL, errstr, errstr_size);
@@ -378,23 +412,25 @@ static const char *apply_end(struct stream_state *st, const struct stream_event 
                 *r = insert_ended(st, se, errstr, errstr_size);
                 return "end_before_begin";
         }
-        if (live && (!se->sequence || same_session(row, se->sequence) || ev->event_time_ms >= row->started_ms)) {
-                struct db_param p[] = {DB_I64(ev->event_time_ms), DB_I64(duration_s(se, row->started_ms)),
+        if (live && (!se->sequence || same_session(row, se->sequence) ||
+                     ev->event_time_ms >= row->started_ms)) {
+                struct db_param p[] = {DB_I64(ev->event_time_ms),
+                                       DB_I64(duration_s(se, row->started_ms)),
                                        DB_I64(se->close_method), DB_STR(ev->stream_id)};
 
                 *r = db_exec(st->db, st->end_session, p, 4, NULL, NULL, errstr, errstr_size);
                 return "applied";
         }
-        if (!live && se->sequence && !same_session(row, se->sequence) && ev->event_time_ms > row->ended_ms &&
-            ev->event_time_ms > row->started_ms) {
+        if (!live && se->sequence && !same_session(row, se->sequence) &&
+            ev->event_time_ms > row->ended_ms && ev->event_time_ms > row->started_ms) {
                 *r = insert_ended(st, se, errstr, errstr_size);
                 return "end_before_begin";
         }
         return live ? "stale" : "already_ended";
 }
 
-static enum db_result record_event(struct stream_state *st, const struct consumer_record *rec, bool *first,
-                                   char *errstr, size_t errstr_size)
+static enum db_result record_event(struct stream_state *st, const struct consumer_record *rec,
+                                   bool *first, char *errstr, size_t errstr_size)
 {
         return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
@@ -406,7 +442,8 @@ static enum db_result record_event(struct stream_state *st, const struct consume
  * while the stream is still live).
  */
 static enum db_result replayed_event(struct stream_state *st, struct consumer_record *rec,
-                                     const struct stream_event *se, char *errstr, size_t errstr_size)
+                                     const struct stream_event *se, char *errstr,
+                                     size_t errstr_size)
 {
         char outcome[33] = "";
         struct db_param p[] = {DB_STR(rec->ev.event_id)};
@@ -433,8 +470,8 @@ static enum db_result replayed_event(struct stream_state *st, struct consumer_re
  * banned anchor, or one suspended beyond the begin's event time, is to be cut off; no
  * anchors row is an active anchor. @returns the outcome to record instead of "applied".
  */
-static const char *check_anchor(struct stream_state *st, struct consumer_record *rec, enum db_result *r,
-                                char *errstr, size_t errstr_size)
+static const char *check_anchor(struct stream_state *st, struct consumer_record *rec,
+                                enum db_result *r, char *errstr, size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
         struct db_param p[] = {DB_I64(ev->event_time_ms), DB_STR(ev->anchor_id)};
@@ -444,7 +481,8 @@ static const char *check_anchor(struct stream_state *st, struct consumer_record 
         *r = DB_OK;
         if (!ev->anchor_id || !*ev->anchor_id)
                 return "applied";
-        if ((*r = db_query_row(st->db, st->anchor_state, p, 2, cols, 2, &found, errstr, errstr_size)) != DB_OK ||
+        if ((*r = db_query_row(st->db, st->anchor_state, p, 2, cols, 2, &found, errstr,
+                               errstr_size)) != DB_OK ||
             !found)
                 return "applied";
         if (!cols[0].is_null && cols[0].i) {
@@ -481,7 +519,8 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         rec->publish = true; /* a replay re-projects Redis from MySQL: harmless and self-healing */
         rec->note = 0;
         if (!first) {
-                log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id, rec->ev.stream_id);
+                log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
+                          rec->ev.stream_id);
                 return from_db(replayed_event(st, rec, &se, errstr, errstr_size));
         }
         if ((r = lock_row(st, rec->ev.stream_id, &row, errstr, errstr_size)) != DB_OK)
@@ -499,31 +538,35 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                 /* The vendor said the session is live again: not a ghost. */
                 struct db_param p[] = {DB_STR(rec->ev.stream_id)};
 
-                if ((r = db_exec(st->db, st->touch, p, 1, NULL, NULL, errstr, errstr_size)) != DB_OK)
+                if ((r = db_exec(st->db, st->touch, p, 1, NULL, NULL, errstr, errstr_size)) !=
+                    DB_OK)
                         return from_db(r);
         }
         if (!se.is_begin && se.close_method >= 2 && strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
         if (ends_session(&se, outcome) &&
-            (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr, errstr_size)) != DB_OK)
+            (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr,
+                                        errstr_size)) != DB_OK)
                 return from_db(r);
         if (strcmp(outcome, "applied") != 0) {
-                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr, errstr_size)) != DB_OK)
+                if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr,
+                                            errstr_size)) != DB_OK)
                         return from_db(r);
         }
         log_info(rec->trace_id, "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",
-                 rec->ev.event_type, rec->ev.stream_id, outcome, rec->topic, rec->partition, rec->offset);
+                 rec->ev.event_type, rec->ev.stream_id, outcome, rec->topic, rec->partition,
+                 rec->offset);
         return APPLY_DONE;
 }
 
 /* ------------------------------------------------------------------ Redis projection */
 
 /* Cuts the push at the vendor; a stream the vendor no longer has, or no API for it, is fine. */
-static int drop_at_vendor(struct stream_state *st, const struct consumer_record *rec, const char *vendor,
-                          char *errstr, size_t errstr_size)
+static int drop_at_vendor(struct stream_state *st, const struct consumer_record *rec,
+                          const char *vendor, char *errstr, size_t errstr_size)
 {
-        enum vendor_drop r = vendor_api_drop_stream(st->vendor, vendor, rec->ev.stream_id, rec->trace_id,
-                                                    errstr, errstr_size);
+        enum vendor_drop r = vendor_api_drop_stream(st->vendor, vendor, rec->ev.stream_id,
+                                                    rec->trace_id, errstr, errstr_size);
 
         return r == VENDOR_DROP_RETRY || r == VENDOR_DROP_FAILED ? -1 : 0;
 }
@@ -533,7 +576,8 @@ static int drop_at_vendor(struct stream_state *st, const struct consumer_record 
  * sequence and event time, so it ends that session and no newer one, and its event id is
  * derived from the begin's, so a replayed begin sends the same close.
  */
-static int cut_off(struct stream_state *st, const struct consumer_record *rec, char *errstr, size_t errstr_size)
+static int cut_off(struct stream_state *st, const struct consumer_record *rec, char *errstr,
+                   size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
         const char *reason = rec->note == NOTE_CUTOFF_BANNED ? "anchor banned" : "anchor suspended";
@@ -542,16 +586,25 @@ static int cut_off(struct stream_state *st, const struct consumer_record *rec, c
 
         crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, event_id);
         struct stream_close_msg m = {
-                .event_id = event_id, .stream_id = ev->stream_id, .anchor_id = ev->anchor_id,
-                .room_id = ev->room_id, .sequence = payload_str(ev, "sequence"), .trace_id = rec->trace_id,
-                .event_time_ms = ev->event_time_ms, .close_method = 3, .reason = reason, .cause = "cutoff",
+                .event_id = event_id,
+                .stream_id = ev->stream_id,
+                .anchor_id = ev->anchor_id,
+                .room_id = ev->room_id,
+                .sequence = payload_str(ev, "sequence"),
+                .trace_id = rec->trace_id,
+                .event_time_ms = ev->event_time_ms,
+                .close_method = 3,
+                .reason = reason,
+                .cause = "cutoff",
         };
 
         if (stream_close_send(st->closer, &m, errstr, errstr_size) == -1)
                 return -1;
         metric_add(st->cutoffs, 1);
-        log_warn(rec->trace_id, "anchor cut off stream=%s anchor=%s reason=\"%s\" begin=%s event_id=%s", ev->stream_id,
-                 ev->anchor_id ? ev->anchor_id : "-", reason, ev->event_id, event_id);
+        log_warn(rec->trace_id,
+                 "anchor cut off stream=%s anchor=%s reason=\"%s\" begin=%s event_id=%s",
+                 ev->stream_id, ev->anchor_id ? ev->anchor_id : "-", reason, ev->event_id,
+                 event_id);
         return 0;
 }
 
@@ -568,16 +621,19 @@ static void rollback(struct db *db)
         db_sql(db, "ROLLBACK", NULL, ignored, sizeof(ignored));
 }
 
-static int stream_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+static int stream_publish(void *state, struct consumer_record *rec, char *errstr,
+                          size_t errstr_size)
 {
         struct stream_state *st = state;
-        char status[8] = "", anchor[65] = "", room[65] = "", vendor[17] = "", session[24], started[24], ttl[24];
+        char status[8] = "", anchor[65] = "", room[65] = "", vendor[17] = "", session[24],
+             started[24], ttl[24];
         char k_online[] = "set:live:online", k_anchor[96] = "", k_temp[300];
         struct db_param p[] = {DB_STR(rec->ev.stream_id)};
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
                                 {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
                                 {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
-                                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)}};
         bool found;
         redisReply *reply;
@@ -589,7 +645,8 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
          */
         if (db_sql(st->db, "START TRANSACTION", NULL, errstr, errstr_size) != DB_OK)
                 return -1;
-        if (db_query_row(st->db, st->project, p, 1, cols, 6, &found, errstr, errstr_size) != DB_OK) {
+        if (db_query_row(st->db, st->project, p, 1, cols, 6, &found, errstr, errstr_size) !=
+            DB_OK) {
                 rollback(st->db);
                 return -1;
         }
@@ -612,11 +669,13 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
         freeReplyObject(reply);
         if (db_sql(st->db, "COMMIT", NULL, errstr, errstr_size) != DB_OK)
                 return -1;
-        if (session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id, errstr, errstr_size) == -1)
+        if (session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id, errstr,
+                                 errstr_size) == -1)
                 return -1; /* a replayed or retried event sends the same session.end again */
         if (rec->note == NOTE_VENDOR_DROP && strcmp(status, "live") != 0)
                 return drop_at_vendor(st, rec, vendor, errstr, errstr_size);
-        if ((rec->note == NOTE_CUTOFF_BANNED || rec->note == NOTE_CUTOFF_SUSPENDED) && strcmp(status, "live") == 0)
+        if ((rec->note == NOTE_CUTOFF_BANNED || rec->note == NOTE_CUTOFF_SUSPENDED) &&
+            strcmp(status, "live") == 0)
                 return cut_off(st, rec, errstr, errstr_size);
         return 0;
 }
@@ -634,7 +693,8 @@ static void collect_ghost(const struct db_col *cols, void *arg)
         snprintf(g->stream_id, sizeof(g->stream_id), "%s", cols[0].s);
         snprintf(g->anchor_id, sizeof(g->anchor_id), "%s", cols[1].is_null ? "" : cols[1].s);
         snprintf(g->room_id, sizeof(g->room_id), "%s", cols[2].is_null ? "" : cols[2].s);
-        snprintf(g->vendor_session, sizeof(g->vendor_session), "%s", cols[3].is_null ? "" : cols[3].s);
+        snprintf(g->vendor_session, sizeof(g->vendor_session), "%s",
+                 cols[3].is_null ? "" : cols[3].s);
         g->session_id = cols[4].is_null ? 0 : cols[4].i;
         g->silent_s = cols[5].is_null ? 0 : cols[5].i;
 }
@@ -650,17 +710,25 @@ static int close_ghost(struct stream_state *st, const struct ghost *g, long long
         snprintf(trace_id, sizeof(trace_id), "%.32s", event_id);
         snprintf(reason, sizeof(reason), "ghost: no event for %lld s", g->silent_s);
         struct stream_close_msg m = {
-                .event_id = event_id, .stream_id = g->stream_id,
-                .anchor_id = g->anchor_id[0] ? g->anchor_id : NULL, .room_id = g->room_id[0] ? g->room_id : NULL,
-                .sequence = g->vendor_session[0] ? g->vendor_session : NULL, .trace_id = trace_id,
-                .event_time_ms = now, .close_method = 1, .reason = reason, .cause = "ghost",
+                .event_id = event_id,
+                .stream_id = g->stream_id,
+                .anchor_id = g->anchor_id[0] ? g->anchor_id : NULL,
+                .room_id = g->room_id[0] ? g->room_id : NULL,
+                .sequence = g->vendor_session[0] ? g->vendor_session : NULL,
+                .trace_id = trace_id,
+                .event_time_ms = now,
+                .close_method = 1,
+                .reason = reason,
+                .cause = "ghost",
         };
 
         if (stream_close_send(st->closer, &m, errstr, errstr_size) == -1)
                 return -1;
         metric_add(st->ghosts_closed, 1);
-        log_warn(trace_id, "ghost stream closed stream=%s session=%lld anchor=%s silent_s=%lld event_id=%s",
-                 g->stream_id, g->session_id, g->anchor_id[0] ? g->anchor_id : "-", g->silent_s, event_id);
+        log_warn(trace_id,
+                 "ghost stream closed stream=%s session=%lld anchor=%s silent_s=%lld event_id=%s",
+                 g->stream_id, g->session_id, g->anchor_id[0] ? g->anchor_id : "-", g->silent_s,
+                 event_id);
         return 0;
 }
 
@@ -675,13 +743,14 @@ static void stream_tick(void *state, long long now_ms)
         struct ghost_list gl = {0};
         struct db_param p[1];
         struct db_col cols[] = {
-                {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR},
-                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR},
+                {.type = DB_PARAM_STR}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
         };
         char s_stream[256], s_anchor[65], s_room[65], s_session[129], err[512];
         size_t closed = 0;
 
-        if (st->ghost_silence_s <= 0 || (st->last_sweep_ms && now_ms - st->last_sweep_ms < st->sweep_interval_ms))
+        if (st->ghost_silence_s <= 0 ||
+            (st->last_sweep_ms && now_ms - st->last_sweep_ms < st->sweep_interval_ms))
                 return;
         st->last_sweep_ms = now_ms;
         cols[0].s = s_stream, cols[0].s_size = sizeof(s_stream);
@@ -694,7 +763,8 @@ static void stream_tick(void *state, long long now_ms)
                 return;
         }
         gl.cap = GHOST_SWEEP_LIMIT;
-        if (db_query_each(st->db, st->ghosts, p, 1, cols, 6, collect_ghost, &gl, err, sizeof(err)) != DB_OK) {
+        if (db_query_each(st->db, st->ghosts, p, 1, cols, 6, collect_ghost, &gl, err,
+                          sizeof(err)) != DB_OK) {
                 log_warn(NULL, "ghost sweep: %s", err);
                 free(gl.items);
                 return;
@@ -707,8 +777,8 @@ static void stream_tick(void *state, long long now_ms)
                         closed++;
         }
         if (gl.n)
-                log_info(NULL, "ghost sweep: %zu of %zu silent streams closed (silence %lld s)", closed, gl.n,
-                         st->ghost_silence_s);
+                log_info(NULL, "ghost sweep: %zu of %zu silent streams closed (silence %lld s)",
+                         closed, gl.n, st->ghost_silence_s);
         free(gl.items);
 }
 

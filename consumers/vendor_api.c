@@ -1,4 +1,5 @@
-/* vendor_api.c: cuts a force-closed stream at its vendor (Tencent DropLiveStream, SRS client kick). */
+/* vendor_api.c: cuts a force-closed stream at its vendor (Tencent DropLiveStream, SRS client kick).
+ */
 #include "vendor_api.h"
 
 #include <ctype.h>
@@ -177,7 +178,8 @@ static int tc3_signing_key(const char *secret_key, const char *date, const char 
         int rc = -1;
 
         if (n > 0 && (size_t)n < sizeof(first) && hmac(first, (size_t)n, date, k_date) == 0 &&
-            hmac(k_date, 32, service, k_service) == 0 && hmac(k_service, 32, "tc3_request", key) == 0)
+            hmac(k_date, 32, service, k_service) == 0 &&
+            hmac(k_service, 32, "tc3_request", key) == 0)
                 rc = 0;
         OPENSSL_cleanse(first, sizeof(first));
         OPENSSL_cleanse(k_date, sizeof(k_date));
@@ -197,20 +199,24 @@ int vendor_api_tc3_authorization(const struct tc3_request *rq, char *out, size_t
                 return -1;
         crypto_sha256_hex(rq->payload, rq->payload_len, payload_hash);
         /* Method, URI, query, headers (lower case, sorted), signed header names, payload hash. */
-        n = snprintf(canonical, sizeof(canonical), "POST\n/\n\ncontent-type:%s\nhost:%s\n\ncontent-type;host\n%s",
+        n = snprintf(canonical, sizeof(canonical),
+                     "POST\n/\n\ncontent-type:%s\nhost:%s\n\ncontent-type;host\n%s",
                      rq->content_type, rq->host, payload_hash);
         if (n < 0 || (size_t)n >= sizeof(canonical))
                 return -1;
         crypto_sha256_hex(canonical, (size_t)n, canonical_hash);
-        n = snprintf(to_sign, sizeof(to_sign), "TC3-HMAC-SHA256\n%lld\n%s/%s/tc3_request\n%s", rq->timestamp,
-                     date, rq->service, canonical_hash);
+        n = snprintf(to_sign, sizeof(to_sign), "TC3-HMAC-SHA256\n%lld\n%s/%s/tc3_request\n%s",
+                     rq->timestamp, date, rq->service, canonical_hash);
         if (n < 0 || (size_t)n >= sizeof(to_sign) ||
-            tc3_signing_key(rq->secret_key, date, rq->service, key) == -1 || hmac(key, 32, to_sign, mac) == -1)
+            tc3_signing_key(rq->secret_key, date, rq->service, key) == -1 ||
+            hmac(key, 32, to_sign, mac) == -1)
                 return -1;
         OPENSSL_cleanse(key, sizeof(key));
         to_hex(mac, 32, sig);
-        n = snprintf(out, out_size, "TC3-HMAC-SHA256 Credential=%s/%s/%s/tc3_request, "
-                     "SignedHeaders=content-type;host, Signature=%s", rq->secret_id, date, rq->service, sig);
+        n = snprintf(out, out_size,
+                     "TC3-HMAC-SHA256 Credential=%s/%s/%s/tc3_request, "
+                     "SignedHeaders=content-type;host, Signature=%s",
+                     rq->secret_id, date, rq->service, sig);
         return n < 0 || (size_t)n >= out_size ? -1 : 0;
 }
 
@@ -218,15 +224,21 @@ int vendor_api_tc3_authorization(const struct tc3_request *rq, char *out, size_t
 
 /* Error codes saying the stream is not pushing (any more): the drop has nothing left to do. */
 static const char *const tencent_not_live_codes[] = {
-        "ResourceNotFound.StreamNotAlive", "ResourceUnavailable.StreamNotExist",
-        "FailedOperation.StreamNotExist",  "FailedOperation.HasNotLivingStream",
+        "ResourceNotFound.StreamNotAlive",  "ResourceUnavailable.StreamNotExist",
+        "FailedOperation.StreamNotExist",   "FailedOperation.HasNotLivingStream",
         "InternalError.HasNotLivingStream", NULL,
 };
 
 /* Error code prefixes of failures that may pass on a later try. */
 static const char *const tencent_transient_prefixes[] = {
-        "InternalError", "RequestLimitExceeded", "LimitExceeded", "ResourceUnavailable",
-        "ResourceInsufficient", "FailedOperation.CallOtherSvr", "FailedOperation.NetworkError", NULL,
+        "InternalError",
+        "RequestLimitExceeded",
+        "LimitExceeded",
+        "ResourceUnavailable",
+        "ResourceInsufficient",
+        "FailedOperation.CallOtherSvr",
+        "FailedOperation.NetworkError",
+        NULL,
 };
 
 static bool tencent_is_configured(const struct settings *s)
@@ -247,7 +259,8 @@ static int url_host(const char *url, char *host, size_t host_size)
                 /* Without CURLU_DEFAULT_PORT this fails when the URL has no explicit port. */
                 if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
                         port = NULL;
-                n = port ? snprintf(host, host_size, "%s:%s", h, port) : snprintf(host, host_size, "%s", h);
+                n = port ? snprintf(host, host_size, "%s:%s", h, port)
+                         : snprintf(host, host_size, "%s", h);
         }
         curl_free(h);
         curl_free(port);
@@ -262,13 +275,15 @@ static int url_host(const char *url, char *host, size_t host_size)
 static bool code_is_in(const char *code, const char *const list[], bool as_prefix)
 {
         for (size_t i = 0; list[i]; i++)
-                if (as_prefix ? strncmp(code, list[i], strlen(list[i])) == 0 : strcmp(code, list[i]) == 0)
+                if (as_prefix ? strncmp(code, list[i], strlen(list[i])) == 0
+                              : strcmp(code, list[i]) == 0)
                         return true;
         return false;
 }
 
 /* API 3.0 answers 200 with {"Response": {"RequestId": ..., "Error": {"Code", "Message"}}}. */
-static enum vendor_drop tencent_outcome(const struct http_reply *rp, char *errstr, size_t errstr_size)
+static enum vendor_drop tencent_outcome(const struct http_reply *rp, char *errstr,
+                                        size_t errstr_size)
 {
         json_t *root, *response, *error;
         const char *code, *request_id;
@@ -284,7 +299,8 @@ static enum vendor_drop tencent_outcome(const struct http_reply *rp, char *errst
         code = json_string_value(json_object_get(error, "Code"));
         request_id = json_string_value(json_object_get(response, "RequestId"));
         if (!json_is_object(response) || (error && !code)) {
-                snprintf(errstr, errstr_size, "DropLiveStream: unreadable reply (%zu bytes)", rp->len);
+                snprintf(errstr, errstr_size, "DropLiveStream: unreadable reply (%zu bytes)",
+                         rp->len);
                 r = VENDOR_DROP_RETRY;
         } else if (!error) {
                 r = VENDOR_DROP_DONE;
@@ -295,7 +311,8 @@ static enum vendor_drop tencent_outcome(const struct http_reply *rp, char *errst
 
                 snprintf(errstr, errstr_size, "DropLiveStream: %s: %s (RequestId %s)", code,
                          message ? message : "", request_id ? request_id : "-");
-                r = code_is_in(code, tencent_transient_prefixes, true) ? VENDOR_DROP_RETRY : VENDOR_DROP_FAILED;
+                r = code_is_in(code, tencent_transient_prefixes, true) ? VENDOR_DROP_RETRY
+                                                                       : VENDOR_DROP_FAILED;
         }
         json_decref(root);
         return r;
@@ -312,13 +329,18 @@ static struct curl_slist *append_or_free(struct curl_slist *h, const char *line)
 }
 
 /* Headers of one signed call; @returns NULL when out of memory or the request cannot be signed. */
-static struct curl_slist *tencent_headers(const struct settings *s, const char *host, const char *body,
-                                          long long now_s)
+static struct curl_slist *tencent_headers(const struct settings *s, const char *host,
+                                          const char *body, long long now_s)
 {
         struct tc3_request rq = {
-                .secret_id = s->tencent_secret_id, .secret_key = s->tencent_secret_key,
-                .service = TENCENT_SERVICE, .host = host, .content_type = TENCENT_CONTENT_TYPE,
-                .payload = body, .payload_len = strlen(body), .timestamp = now_s,
+                .secret_id = s->tencent_secret_id,
+                .secret_key = s->tencent_secret_key,
+                .service = TENCENT_SERVICE,
+                .host = host,
+                .content_type = TENCENT_CONTENT_TYPE,
+                .payload = body,
+                .payload_len = strlen(body),
+                .timestamp = now_s,
         };
         char auth[512], line[640];
         struct curl_slist *h;
@@ -361,8 +383,10 @@ static enum vendor_drop tencent_drop(struct vendor_api *va, const char *stream_i
                          s->tencent_api_endpoint);
                 r = VENDOR_DROP_FAILED;
         } else if (!body || !(headers = tencent_headers(s, host, body, (long long)time(NULL)))) {
-                snprintf(errstr, errstr_size, "DropLiveStream: cannot build the request (out of memory?)");
-        } else if (http_do(va, "POST", s->tencent_api_endpoint, headers, body, &rp, errstr, errstr_size) == 0) {
+                snprintf(errstr, errstr_size,
+                         "DropLiveStream: cannot build the request (out of memory?)");
+        } else if (http_do(va, "POST", s->tencent_api_endpoint, headers, body, &rp, errstr,
+                           errstr_size) == 0) {
                 r = tencent_outcome(&rp, errstr, errstr_size);
                 http_reply_fini(&rp);
         }
@@ -398,7 +422,8 @@ static bool srs_is_publisher(const json_t *client, const char *stream_id)
                 return false;
         if (name && strcmp(name, stream_id) == 0)
                 return true;
-        return url && ulen > n && url[ulen - n - 1] == '/' && strcmp(url + ulen - n, stream_id) == 0;
+        return url && ulen > n && url[ulen - n - 1] == '/' &&
+               strcmp(url + ulen - n, stream_id) == 0;
 }
 
 /* The client id, a string since SRS 4 and an integer before. */
@@ -416,16 +441,18 @@ static int srs_client_id(const json_t *client, char *id, size_t id_size)
 
 /* Looks through one page; *count receives its length. @returns DONE with id, NOT_LIVE or RETRY. */
 static enum vendor_drop srs_scan_page(const struct http_reply *rp, const char *stream_id, char *id,
-                                      size_t id_size, size_t *count, char *errstr, size_t errstr_size)
+                                      size_t id_size, size_t *count, char *errstr,
+                                      size_t errstr_size)
 {
         json_t *root = json_loads(rp->body ? rp->body : "", 0, NULL), *clients, *client;
         enum vendor_drop r = VENDOR_DROP_NOT_LIVE;
         size_t i;
 
         clients = json_object_get(root, "clients");
-        if (!json_is_integer(json_object_get(root, "code")) || json_integer_value(json_object_get(root, "code")) != 0 ||
-            !json_is_array(clients)) {
-                snprintf(errstr, errstr_size, "SRS /api/v1/clients: unreadable reply (%zu bytes)", rp->len);
+        if (!json_is_integer(json_object_get(root, "code")) ||
+            json_integer_value(json_object_get(root, "code")) != 0 || !json_is_array(clients)) {
+                snprintf(errstr, errstr_size, "SRS /api/v1/clients: unreadable reply (%zu bytes)",
+                         rp->len);
                 json_decref(root);
                 return VENDOR_DROP_RETRY;
         }
@@ -435,7 +462,8 @@ static enum vendor_drop srs_scan_page(const struct http_reply *rp, const char *s
                 if (!srs_is_publisher(client, stream_id))
                         continue;
                 if (srs_client_id(client, id, id_size) == -1) {
-                        snprintf(errstr, errstr_size, "SRS /api/v1/clients: publisher of %s has no usable id",
+                        snprintf(errstr, errstr_size,
+                                 "SRS /api/v1/clients: publisher of %s has no usable id",
                                  stream_id);
                         r = VENDOR_DROP_RETRY;
                 } else {
@@ -459,8 +487,8 @@ static enum vendor_drop srs_find_publisher(struct vendor_api *va, const char *st
                 enum vendor_drop r;
                 size_t count = 0;
 
-                snprintf(url, sizeof(url), "%.*s/api/v1/clients?start=%d&count=%d", base_len(ep), ep,
-                         page * SRS_PAGE, SRS_PAGE);
+                snprintf(url, sizeof(url), "%.*s/api/v1/clients?start=%d&count=%d", base_len(ep),
+                         ep, page * SRS_PAGE, SRS_PAGE);
                 if (http_do(va, "GET", url, NULL, NULL, &rp, errstr, errstr_size) == -1)
                         return VENDOR_DROP_RETRY;
                 if (rp.status != 200) {
@@ -482,7 +510,8 @@ static enum vendor_drop srs_find_publisher(struct vendor_api *va, const char *st
 
 #define SRS_ERROR_CLIENT_NOT_FOUND 2049 /* ERROR_RTMP_CLIENT_NOT_FOUND in srs_kernel_error.hpp */
 
-static enum vendor_drop srs_kick(struct vendor_api *va, const char *id, char *errstr, size_t errstr_size)
+static enum vendor_drop srs_kick(struct vendor_api *va, const char *id, char *errstr,
+                                 size_t errstr_size)
 {
         const char *ep = va->s->srs_api_endpoint;
         char *escaped = curl_easy_escape(va->curl, id, 0), url[1024];
@@ -500,7 +529,9 @@ static enum vendor_drop srs_kick(struct vendor_api *va, const char *id, char *er
         if (http_do(va, "DELETE", url, NULL, NULL, &rp, errstr, errstr_size) == -1)
                 return VENDOR_DROP_RETRY;
         root = json_loads(rp.body ? rp.body : "", 0, NULL);
-        code = json_is_integer(json_object_get(root, "code")) ? json_integer_value(json_object_get(root, "code")) : -1;
+        code = json_is_integer(json_object_get(root, "code"))
+                       ? json_integer_value(json_object_get(root, "code"))
+                       : -1;
         json_decref(root);
         status = rp.status;
         http_reply_fini(&rp);
@@ -509,7 +540,8 @@ static enum vendor_drop srs_kick(struct vendor_api *va, const char *id, char *er
         if (status == 200 && code == 0)
                 return VENDOR_DROP_DONE;
         snprintf(errstr, errstr_size, "DELETE %s: HTTP %ld code %lld", url, status, code);
-        return is_transient_status(status) || status == 200 ? VENDOR_DROP_RETRY : VENDOR_DROP_FAILED;
+        return is_transient_status(status) || status == 200 ? VENDOR_DROP_RETRY
+                                                            : VENDOR_DROP_FAILED;
 }
 
 static enum vendor_drop srs_drop(struct vendor_api *va, const char *stream_id, char *errstr,
@@ -528,7 +560,8 @@ static enum vendor_drop skip(bool *has_warned, const char *trace_id, const char 
                              const char *stream_id, const char *why)
 {
         if (!*has_warned)
-                log_warn(trace_id, "vendor drop skipped for vendor %s (stream=%s): %s; this is said once",
+                log_warn(trace_id,
+                         "vendor drop skipped for vendor %s (stream=%s): %s; this is said once",
                          vendor, stream_id, why);
         else
                 log_debug(trace_id, "vendor drop skipped vendor=%s stream=%s", vendor, stream_id);
@@ -562,7 +595,7 @@ enum vendor_drop vendor_api_drop_stream(struct vendor_api *va, const char *vendo
                 log_info(trace_id, "vendor drop vendor=%s stream=%s outcome=%s", vendor, stream_id,
                          vendor_drop_name(r));
         else
-                log_warn(trace_id, "vendor drop vendor=%s stream=%s outcome=%s: %s", vendor, stream_id,
-                         vendor_drop_name(r), errstr);
+                log_warn(trace_id, "vendor drop vendor=%s stream=%s outcome=%s: %s", vendor,
+                         stream_id, vendor_drop_name(r), errstr);
         return r;
 }

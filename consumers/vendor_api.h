@@ -53,7 +53,7 @@ struct tc3_request {
         const char *content_type; /* the Content-Type header as sent */
         const char *payload;      /* the request body */
         size_t payload_len;
-        long long timestamp;      /* X-TC-Timestamp, Unix seconds; its UTC date is in the scope */
+        long long timestamp; /* X-TC-Timestamp, Unix seconds; its UTC date is in the scope */
 };
 
 /**

@@ -98,20 +98,22 @@ struct admin_http *admin_http_start(const char *addr, int port, struct metrics *
                 return NULL;
         }
         if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_ADMIN_ADDR: \"%s\" is not an IPv4 address", addr);
+                snprintf(errstr, errstr_size, "LIVEFLOW_ADMIN_ADDR: \"%s\" is not an IPv4 address",
+                         addr);
                 free(ah);
                 return NULL;
         }
         ah->metrics = metrics;
         ah->ready = ready;
         ah->ready_arg = ready_arg;
-        ah->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY,
-                                      (uint16_t)port, NULL, NULL, on_request, ah,
-                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+        ah->daemon = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, (uint16_t)port, NULL,
+                NULL, on_request, ah, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
+                (unsigned int)64, MHD_OPTION_END);
         if (!ah->daemon) {
-                snprintf(errstr, errstr_size, "admin endpoint %s:%d: cannot listen (port in use?)", addr, port);
+                snprintf(errstr, errstr_size, "admin endpoint %s:%d: cannot listen (port in use?)",
+                         addr, port);
                 free(ah);
                 return NULL;
         }

@@ -92,7 +92,8 @@ static json_t *canon_fields(const json_t *record, const char *fullname, int dept
                 snprintf(errstr, errstr_size, "%s: record without a \"fields\" array", fullname);
                 goto fail;
         }
-        json_array_foreach (fields, i, field) {
+        json_array_foreach(fields, i, field)
+        {
                 const json_t *name = json_object_get(field, "name");
                 json_t *type;
 
@@ -127,7 +128,8 @@ static json_t *canon_symbols(const json_t *symbols, char *errstr, size_t errstr_
                 snprintf(errstr, errstr_size, "enum without a \"symbols\" array");
                 return NULL;
         }
-        json_array_foreach (symbols, i, symbol) {
+        json_array_foreach(symbols, i, symbol)
+        {
                 if (!json_is_string(symbol)) {
                         snprintf(errstr, errstr_size, "enum symbol %zu is not a string", i);
                         return NULL;
@@ -223,7 +225,8 @@ static json_t *canon_union(const json_t *branches, const char *ns, int depth, ch
         const json_t *branch;
         size_t i;
 
-        json_array_foreach (branches, i, branch) {
+        json_array_foreach(branches, i, branch)
+        {
                 json_t *b = canon_schema(branch, ns, depth + 1, errstr, errstr_size);
 
                 if (!b || json_array_append_new(out, b)) {

@@ -161,7 +161,8 @@ static int check_schema_supported(avro_schema_t s, const char *where, char *errs
         case AVRO_DOUBLE:
         case AVRO_STRING:
         case AVRO_BYTES:
-        case AVRO_LINK: return 0;
+        case AVRO_LINK:
+                return 0;
         case AVRO_UNION:
                 for (size_t i = 0; i < avro_schema_union_size(s); i++)
                         if (check_schema_supported(avro_schema_union_branch(s, (int)i), where,
@@ -386,31 +387,44 @@ static int set_from_json(avro_value_t *v, const json_t *j, const char *path, cha
 static const char *json_spelling(avro_type_t type)
 {
         switch (type) {
-        case AVRO_NULL: return "null";
-        case AVRO_BOOLEAN: return "true or false";
+        case AVRO_NULL:
+                return "null";
+        case AVRO_BOOLEAN:
+                return "true or false";
         case AVRO_INT32:
-        case AVRO_INT64: return "integer";
+        case AVRO_INT64:
+                return "integer";
         case AVRO_FLOAT:
-        case AVRO_DOUBLE: return "number";
+        case AVRO_DOUBLE:
+                return "number";
         case AVRO_STRING:
-        case AVRO_BYTES: return "string";
-        case AVRO_RECORD: return "object";
-        default: return "a supported type";
+        case AVRO_BYTES:
+                return "string";
+        case AVRO_RECORD:
+                return "object";
+        default:
+                return "a supported type";
         }
 }
 
 static int json_fits(const json_t *j, avro_type_t type)
 {
         switch (type) {
-        case AVRO_BOOLEAN: return json_is_boolean(j);
+        case AVRO_BOOLEAN:
+                return json_is_boolean(j);
         case AVRO_INT32:
-        case AVRO_INT64: return json_is_integer(j);
+        case AVRO_INT64:
+                return json_is_integer(j);
         case AVRO_FLOAT:
-        case AVRO_DOUBLE: return json_is_number(j);
+        case AVRO_DOUBLE:
+                return json_is_number(j);
         case AVRO_STRING:
-        case AVRO_BYTES: return json_is_string(j);
-        case AVRO_RECORD: return json_is_object(j);
-        default: return 0;
+        case AVRO_BYTES:
+                return json_is_string(j);
+        case AVRO_RECORD:
+                return json_is_object(j);
+        default:
+                return 0;
         }
 }
 
@@ -551,9 +565,11 @@ static int set_from_json(avro_value_t *v, const json_t *j, const char *path, cha
         }
         switch (type) {
         case AVRO_INT32:
-        case AVRO_INT64: return set_integer_from_json(v, j, path, errstr, errstr_size);
+        case AVRO_INT64:
+                return set_integer_from_json(v, j, path, errstr, errstr_size);
         case AVRO_STRING:
-        case AVRO_BYTES: return set_string_from_json(v, j, path, errstr, errstr_size);
+        case AVRO_BYTES:
+                return set_string_from_json(v, j, path, errstr, errstr_size);
         case AVRO_BOOLEAN:
                 if (!json_is_boolean(j))
                         return expected(path, "true or false", errstr, errstr_size);
@@ -568,7 +584,8 @@ static int set_from_json(avro_value_t *v, const json_t *j, const char *path, cha
                                             path, errstr, errstr_size);
                 return avro_checked(avro_value_set_double(v, json_number_value(j)), path, errstr,
                                     errstr_size);
-        default: return expected(path, json_spelling(type), errstr, errstr_size);
+        default:
+                return expected(path, json_spelling(type), errstr, errstr_size);
         }
 }
 
@@ -757,7 +774,8 @@ static int check_value(avro_schema_t s, struct cursor *cur, const char *field, i
         if (depth > CHECK_MAX_DEPTH)
                 return body_error(cur, at, field, "nested too deep", errstr, errstr_size);
         switch (avro_typeof(s)) {
-        case AVRO_NULL: return 0;
+        case AVRO_NULL:
+                return 0;
         case AVRO_BOOLEAN:
                 if (cur->p < cur->end && cur->p[0] > 1)
                         return body_error(cur, at, field, "boolean is neither 0 nor 1", errstr,
@@ -770,14 +788,18 @@ static int check_value(avro_schema_t s, struct cursor *cur, const char *field, i
                 if (avro_typeof(s) == AVRO_INT32 && (n < INT32_MIN || n > INT32_MAX))
                         return body_error(cur, at, field, "int out of range", errstr, errstr_size);
                 return 0;
-        case AVRO_FLOAT: return check_fixed_size(cur, 4, field, errstr, errstr_size);
-        case AVRO_DOUBLE: return check_fixed_size(cur, 8, field, errstr, errstr_size);
+        case AVRO_FLOAT:
+                return check_fixed_size(cur, 4, field, errstr, errstr_size);
+        case AVRO_DOUBLE:
+                return check_fixed_size(cur, 8, field, errstr, errstr_size);
         case AVRO_STRING:
         case AVRO_BYTES:
                 return check_length_prefixed(cur, avro_typeof(s) == AVRO_STRING, field, errstr,
                                              errstr_size);
-        case AVRO_RECORD: return check_record(s, cur, depth, errstr, errstr_size);
-        case AVRO_UNION: return check_union(s, cur, field, depth, errstr, errstr_size);
+        case AVRO_RECORD:
+                return check_record(s, cur, depth, errstr, errstr_size);
+        case AVRO_UNION:
+                return check_union(s, cur, field, depth, errstr, errstr_size);
         case AVRO_LINK:
                 return check_value(avro_schema_link_target(s), cur, field, depth + 1, errstr,
                                    errstr_size);
@@ -838,19 +860,28 @@ static json_t *value_to_json(avro_value_t *v)
         float f;
 
         switch (avro_value_get_type(v)) {
-        case AVRO_NULL: return json_null();
-        case AVRO_BOOLEAN: return avro_value_get_boolean(v, &b) ? NULL : json_boolean(b);
-        case AVRO_INT32: return avro_value_get_int(v, &i) ? NULL : json_integer(i);
-        case AVRO_INT64: return avro_value_get_long(v, &l) ? NULL : json_integer(l);
-        case AVRO_FLOAT: return avro_value_get_float(v, &f) ? NULL : json_real(f);
-        case AVRO_DOUBLE: return avro_value_get_double(v, &d) ? NULL : json_real(d);
-        case AVRO_STRING: return avro_value_get_string(v, &s, &size) ? NULL : json_string(s);
+        case AVRO_NULL:
+                return json_null();
+        case AVRO_BOOLEAN:
+                return avro_value_get_boolean(v, &b) ? NULL : json_boolean(b);
+        case AVRO_INT32:
+                return avro_value_get_int(v, &i) ? NULL : json_integer(i);
+        case AVRO_INT64:
+                return avro_value_get_long(v, &l) ? NULL : json_integer(l);
+        case AVRO_FLOAT:
+                return avro_value_get_float(v, &f) ? NULL : json_real(f);
+        case AVRO_DOUBLE:
+                return avro_value_get_double(v, &d) ? NULL : json_real(d);
+        case AVRO_STRING:
+                return avro_value_get_string(v, &s, &size) ? NULL : json_string(s);
         case AVRO_BYTES:
                 return avro_value_get_bytes(v, &buf, &size) ? NULL : json_stringn(buf, size);
         case AVRO_UNION:
                 return avro_value_get_current_branch(v, &branch) ? NULL : value_to_json(&branch);
-        case AVRO_RECORD: return record_to_json(v);
-        default: return NULL;
+        case AVRO_RECORD:
+                return record_to_json(v);
+        default:
+                return NULL;
         }
 }
 

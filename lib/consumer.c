@@ -18,11 +18,11 @@
 #define MAX_ATTEMPTS 3
 
 enum item_state {
-        ITEM_PENDING,  /* not yet applied */
-        ITEM_APPLIED,  /* applied in the open transaction; publish may be due */
-        ITEM_DONE,     /* effects durable */
-        ITEM_DEAD,     /* to be dead-lettered */
-        ITEM_STOPPED,  /* a retry was cut short by a stop: neither done nor dead-lettered */
+        ITEM_PENDING, /* not yet applied */
+        ITEM_APPLIED, /* applied in the open transaction; publish may be due */
+        ITEM_DONE,    /* effects durable */
+        ITEM_DEAD,    /* to be dead-lettered */
+        ITEM_STOPPED, /* a retry was cut short by a stop: neither done nor dead-lettered */
 };
 
 enum error_class { ERROR_TRANSIENT, ERROR_PERMANENT };
@@ -62,11 +62,11 @@ struct consumer {
         size_t item_cnt, item_cap;
         int assigned;
         volatile bool draining; /* read by the admin thread */
-        volatile bool joined;   /* a first assignment (maybe empty) came: read by the admin thread */
+        volatile bool joined; /* a first assignment (maybe empty) came: read by the admin thread */
         long long last_tick_ms;
         /* metrics */
-        struct metric *m_done, *m_dead, *m_retried, *m_batch, *m_out_of_range,
-                *m_consumer_errors, *m_assigned;
+        struct metric *m_done, *m_dead, *m_retried, *m_batch, *m_out_of_range, *m_consumer_errors,
+                *m_assigned;
         struct partition_stat *parts;
         size_t part_cnt;
 };
@@ -103,8 +103,9 @@ static void register_metrics(struct consumer *c)
         c->m_batch = metrics_histogram(c->metrics, "liveflow_consumer_batch_seconds",
                                        "Time to process one batch", l, metrics_latency_bounds,
                                        metrics_latency_bound_cnt);
-        c->m_out_of_range = metrics_counter(c->metrics, "liveflow_consumer_offset_out_of_range_total",
-                                            "Offsets the broker no longer had (records lost to retention)", l);
+        c->m_out_of_range =
+                metrics_counter(c->metrics, "liveflow_consumer_offset_out_of_range_total",
+                                "Offsets the broker no longer had (records lost to retention)", l);
         c->m_consumer_errors = metrics_counter(c->metrics, "liveflow_consumer_errors_total",
                                                "Consumer errors reported by librdkafka", l);
         c->m_assigned = metrics_gauge(c->metrics, "liveflow_consumer_assigned_partitions",
@@ -127,7 +128,8 @@ static struct partition_stat *partition_stat(struct consumer *c, const char *top
         memset(n, 0, sizeof(*n));
         snprintf(n->topic, sizeof(n->topic), "%s", topic);
         n->partition = partition;
-        snprintf(l, sizeof(l), "role=\"%s\",topic=\"%s\",partition=\"%d\"", c->role->name, topic, partition);
+        snprintf(l, sizeof(l), "role=\"%s\",topic=\"%s\",partition=\"%d\"", c->role->name, topic,
+                 partition);
         n->lag_records = metrics_gauge(c->metrics, "liveflow_consumer_lag_records",
                                        "Records behind the partition's end", l);
         n->lag_seconds = metrics_gauge(c->metrics, "liveflow_consumer_lag_seconds",
@@ -155,12 +157,13 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
                         int pid = atoi(pname);
                         struct partition_stat *ps;
 
-                        if (pid < 0 || !json_is_integer(json_object_get(p, "consumer_lag")) || lag < 0 ||
-                            !(ps = partition_stat(c, tname, pid)))
+                        if (pid < 0 || !json_is_integer(json_object_get(p, "consumer_lag")) ||
+                            lag < 0 || !(ps = partition_stat(c, tname, pid)))
                                 continue;
                         metric_set(ps->lag_records, lag);
-                        metric_set(ps->lag_seconds,
-                                   lag > 0 && ps->last_ts_ms ? (now_ms() - ps->last_ts_ms) / 1000 : 0);
+                        metric_set(ps->lag_seconds, lag > 0 && ps->last_ts_ms
+                                                            ? (now_ms() - ps->last_ts_ms) / 1000
+                                                            : 0);
                 }
         }
         json_decref(root);
@@ -193,8 +196,10 @@ static void on_consumer_error(struct consumer *c, const rd_kafka_message_t *rkm)
             rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
                 /* The broker dropped records this group had not consumed yet: say it loudly. */
                 metric_add(c->m_out_of_range, 1);
-                log_error(NULL, "offset out of range topic=%s partition=%d offset=%lld: records lost to "
-                          "retention: %s", topic, (int)rkm->partition, (long long)rkm->offset,
+                log_error(NULL,
+                          "offset out of range topic=%s partition=%d offset=%lld: records lost to "
+                          "retention: %s",
+                          topic, (int)rkm->partition, (long long)rkm->offset,
                           rd_kafka_message_errstr(rkm));
                 return;
         }
@@ -278,7 +283,8 @@ static void decode(struct consumer *c, struct item *it)
         /* The header wins: it is what the receiver logged; fall back to the envelope. */
         if (kafka_header_get(it->rkm, "trace_id", trace, sizeof(trace)) == 0 && trace[0] &&
             strcmp(trace, it->rec.ev.trace_id) != 0)
-                log_debug(it->rec.ev.trace_id, "trace_id header %s differs from the envelope", trace);
+                log_debug(it->rec.ev.trace_id, "trace_id header %s differs from the envelope",
+                          trace);
         it->rec.trace_id = it->rec.ev.trace_id;
 }
 
@@ -294,8 +300,9 @@ static enum apply_result apply_one(struct consumer *c, struct item *it)
         if (r == APPLY_PERMANENT) {
                 it->state = ITEM_DEAD;
                 it->error_class = ERROR_PERMANENT;
-                log_warn(it->rec.trace_id, "permanent failure topic=%s partition=%d offset=%lld: %s",
-                         it->rec.topic, it->rec.partition, it->rec.offset, it->error);
+                log_warn(it->rec.trace_id,
+                         "permanent failure topic=%s partition=%d offset=%lld: %s", it->rec.topic,
+                         it->rec.partition, it->rec.offset, it->error);
         } else if (r == APPLY_DONE) {
                 it->state = ITEM_APPLIED;
         }
@@ -331,7 +338,8 @@ static bool apply_batch(struct consumer *c)
                         snprintf(err, sizeof(err), "%s", it->error);
                         goto rollback;
                 }
-                if (r == APPLY_PERMANENT && !savepoint(c, "ROLLBACK TO SAVEPOINT rec", err, sizeof(err)))
+                if (r == APPLY_PERMANENT &&
+                    !savepoint(c, "ROLLBACK TO SAVEPOINT rec", err, sizeof(err)))
                         goto rollback;
         }
         if (db_commit(c->db, err, sizeof(err)) != DB_OK)
@@ -343,7 +351,8 @@ static bool apply_batch(struct consumer *c)
 rollback:
         db_rollback(c->db);
 transient:
-        log_warn(NULL, "batch of %zu rolled back, retrying one record at a time: %s", c->item_cnt, err);
+        log_warn(NULL, "batch of %zu rolled back, retrying one record at a time: %s", c->item_cnt,
+                 err);
         for (size_t i = 0; i < c->item_cnt; i++)
                 if (c->items[i].state == ITEM_APPLIED || c->items[i].state == ITEM_PENDING)
                         c->items[i].state = ITEM_PENDING;
@@ -392,9 +401,9 @@ static void apply_single(struct consumer *c, struct item *it)
                 db_rollback(c->db);
                 if (r == APPLY_PERMANENT)
                         return;
-                log_warn(it->rec.trace_id, "attempt %d/%d failed topic=%s partition=%d offset=%lld: %s",
-                         it->attempts, MAX_ATTEMPTS, it->rec.topic, it->rec.partition, it->rec.offset,
-                         it->error);
+                log_warn(it->rec.trace_id,
+                         "attempt %d/%d failed topic=%s partition=%d offset=%lld: %s", it->attempts,
+                         MAX_ATTEMPTS, it->rec.topic, it->rec.partition, it->rec.offset, it->error);
                 if (it->attempts >= MAX_ATTEMPTS) {
                         it->state = ITEM_DEAD;
                         it->error_class = ERROR_TRANSIENT;
@@ -416,8 +425,10 @@ static void publish_one(struct consumer *c, struct item *it)
                         it->state = ITEM_DONE;
                         return;
                 }
-                log_warn(it->rec.trace_id, "publish attempt %d/%d failed topic=%s partition=%d offset=%lld: %s",
-                         attempt, MAX_ATTEMPTS, it->rec.topic, it->rec.partition, it->rec.offset, it->error);
+                log_warn(it->rec.trace_id,
+                         "publish attempt %d/%d failed topic=%s partition=%d offset=%lld: %s",
+                         attempt, MAX_ATTEMPTS, it->rec.topic, it->rec.partition, it->rec.offset,
+                         it->error);
                 if (attempt >= MAX_ATTEMPTS) {
                         /* MySQL has it; replaying the DLQ record re-runs this idempotent step. */
                         it->state = ITEM_DEAD;
@@ -529,14 +540,18 @@ static void dead_letter(struct consumer *c)
                                         continue;
                                 it->state = ITEM_DONE;
                                 metric_add(c->m_dead, 1);
-                                log_warn(it->rec.trace_id, "dead-lettered topic=%s partition=%d offset=%lld "
-                                         "class=%s: %s", it->rec.topic, it->rec.partition, it->rec.offset,
-                                         it->error_class == ERROR_TRANSIENT ? "transient" : "permanent",
+                                log_warn(it->rec.trace_id,
+                                         "dead-lettered topic=%s partition=%d offset=%lld "
+                                         "class=%s: %s",
+                                         it->rec.topic, it->rec.partition, it->rec.offset,
+                                         it->error_class == ERROR_TRANSIENT ? "transient"
+                                                                            : "permanent",
                                          it->error);
                         }
                         return;
                 }
-                log_error(NULL, "dead-letter write failed (%d of %zu), not moving on: %s", w.failed, n, w.error);
+                log_error(NULL, "dead-letter write failed (%d of %zu), not moving on: %s", w.failed,
+                          n, w.error);
                 if (!backoff(c, attempt > 5 ? 5 : attempt)) {
                         for (size_t i = 0; i < c->item_cnt; i++)
                                 if (c->items[i].state == ITEM_DEAD)
@@ -561,16 +576,18 @@ static void store_offsets(struct consumer *c)
                                   strcmp(c->items[j].rec.topic, it->rec.topic) == 0;
                 if (blocked)
                         continue;
-                rd_kafka_resp_err_t err = rd_kafka_offset_store(it->rkm->rkt, it->rkm->partition,
-                                                                it->rkm->offset);
+                rd_kafka_resp_err_t err =
+                        rd_kafka_offset_store(it->rkm->rkt, it->rkm->partition, it->rkm->offset);
                 struct partition_stat *ps = partition_stat(c, it->rec.topic, it->rec.partition);
 
                 if (ps)
                         ps->last_ts_ms = it->rec.timestamp_ms;
                 if (err)
-                        log_warn(it->rec.trace_id, "offset store topic=%s partition=%d offset=%lld: %s "
-                                 "(partition revoked? the record will be seen again)", it->rec.topic,
-                                 it->rec.partition, it->rec.offset, rd_kafka_err2str(err));
+                        log_warn(it->rec.trace_id,
+                                 "offset store topic=%s partition=%d offset=%lld: %s "
+                                 "(partition revoked? the record will be seen again)",
+                                 it->rec.topic, it->rec.partition, it->rec.offset,
+                                 rd_kafka_err2str(err));
         }
 }
 
@@ -604,7 +621,8 @@ static void process_batch(struct consumer *c)
         store_offsets(c);
         metric_add(c->m_done, (long long)applied);
         metric_observe(c->m_batch, (double)(now_ms() - t0) / 1000.0);
-        log_debug(NULL, "batch records=%zu applied=%zu ms=%lld", c->item_cnt, applied, now_ms() - t0);
+        log_debug(NULL, "batch records=%zu applied=%zu ms=%lld", c->item_cnt, applied,
+                  now_ms() - t0);
         batch_clear(c);
 }
 
@@ -654,9 +672,11 @@ static int open_stores(struct consumer *c, char *errstr, size_t errstr_size)
                 return -1;
         if (!(c->db = db_new(s->mysql_url, (int)s->mysql_timeout_s, errstr, errstr_size)))
                 return -1;
-        if (!(c->redis = redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, errstr, errstr_size)))
+        if (!(c->redis =
+                      redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, errstr, errstr_size)))
                 return -1;
-        if (!(c->producer = kafka_producer_new(s, c->group, on_dlq_delivery, c, errstr, errstr_size)))
+        if (!(c->producer =
+                      kafka_producer_new(s, c->group, on_dlq_delivery, c, errstr, errstr_size)))
                 return -1;
         return 0;
 }

@@ -15,9 +15,9 @@ struct settings;
 
 /* What a role's apply() says about one record. */
 enum apply_result {
-        APPLY_DONE,       /* effects written in the open transaction (or already there) */
-        APPLY_RETRY,      /* transient: the store is unreachable, a deadlock, a lock wait */
-        APPLY_PERMANENT,  /* the record can never succeed: to the dead-letter topic at once */
+        APPLY_DONE,      /* effects written in the open transaction (or already there) */
+        APPLY_RETRY,     /* transient: the store is unreachable, a deadlock, a lock wait */
+        APPLY_PERMANENT, /* the record can never succeed: to the dead-letter topic at once */
 };
 
 /* One Kafka record as a role sees it. */
@@ -25,11 +25,11 @@ struct consumer_record {
         const char *topic;
         int partition;
         long long offset;
-        long long timestamp_ms;   /* the Kafka record timestamp */
-        const char *trace_id;     /* from the trace_id header, else the envelope; never NULL */
-        struct event ev;          /* the decoded envelope */
-        bool publish;             /* set by apply(): run publish() after the commit */
-        long long note;           /* free for the role: carried from apply() to publish() */
+        long long timestamp_ms; /* the Kafka record timestamp */
+        const char *trace_id;   /* from the trace_id header, else the envelope; never NULL */
+        struct event ev;        /* the decoded envelope */
+        bool publish;           /* set by apply(): run publish() after the commit */
+        long long note;         /* free for the role: carried from apply() to publish() */
 };
 
 /* What a role gets to work with; all owned by the runtime. */
@@ -38,7 +38,7 @@ struct role_env {
         struct db *db;
         struct redis_conn *redis;
         struct metrics *metrics;
-        rd_kafka_t *producer;     /* idempotent producer (hand-offs, DLQ) */
+        rd_kafka_t *producer; /* idempotent producer (hand-offs, DLQ) */
         const char *role;
 };
 
@@ -49,8 +49,8 @@ struct role_env {
  * after a crash between commit and offset commit).
  */
 struct consumer_role {
-        const char *name;                 /* group liveflow.<name> */
-        const char *const *topics;        /* NULL-terminated */
+        const char *name;          /* group liveflow.<name> */
+        const char *const *topics; /* NULL-terminated */
         int (*open)(const struct role_env *env, void **state, char *errstr, size_t errstr_size);
         enum apply_result (*apply)(void *state, struct consumer_record *rec, char *errstr,
                                    size_t errstr_size);

@@ -114,7 +114,8 @@ int crypto_base64_decode(const char *s, size_t len, unsigned char *out, size_t o
                                 return -1;
                         pad++;
                 } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                             (c >= '0' && c <= '9') || c == '+' || c == '/') || pad) {
+                             (c >= '0' && c <= '9') || c == '+' || c == '/') ||
+                           pad) {
                         return -1;
                 }
         }

@@ -18,7 +18,8 @@ int crypto_hmac_sha256(const void *key, size_t key_len, const void *const parts[
 /** @brief Standard base64 of data into out (NUL-terminated); out_size >= 4*ceil(len/3)+1. */
 void crypto_base64_encode(const void *data, size_t len, char *out, size_t out_size);
 
-/** @brief Decodes standard base64; @returns the decoded length, or -1 when malformed or too long. */
+/** @brief Decodes standard base64; @returns the decoded length, or -1 when malformed or too long.
+ */
 int crypto_base64_decode(const char *s, size_t len, unsigned char *out, size_t out_size);
 
 /** @brief Constant-time equality of two byte strings of the same length. */

@@ -13,7 +13,7 @@
 struct db_stmt {
         struct db_stmt *next;
         char *sql;
-        MYSQL_STMT *stmt;   /* NULL until prepared on the current connection */
+        MYSQL_STMT *stmt; /* NULL until prepared on the current connection */
 };
 
 struct db {
@@ -96,7 +96,8 @@ static int connect_db(struct db *db, char *errstr, size_t errstr_size)
         mysql_options(db->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &t);
         mysql_options(db->mysql, MYSQL_OPT_READ_TIMEOUT, &t);
         mysql_options(db->mysql, MYSQL_OPT_WRITE_TIMEOUT, &t);
-        mysql_options(db->mysql, MYSQL_OPT_RECONNECT, &off); /* we reconnect and re-prepare ourselves */
+        mysql_options(db->mysql, MYSQL_OPT_RECONNECT,
+                      &off); /* we reconnect and re-prepare ourselves */
         mysql_options(db->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
         mysql_options(db->mysql, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
         if (!mysql_real_connect(db->mysql, db->url.socket[0] ? NULL : db->url.host, db->url.user,
@@ -164,10 +165,10 @@ static enum db_result fail(struct db *db, unsigned int e, const char *msg, char 
 
         where(db, w, sizeof(w));
         snprintf(errstr, errstr_size, "%s: %s (%u)", w, msg, e);
-        if (r == DB_RETRY && (e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
-                              e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
-                              e == CR_SERVER_LOST_EXTENDED || e == ER_SERVER_SHUTDOWN ||
-                              e == CR_COMMANDS_OUT_OF_SYNC))
+        if (r == DB_RETRY &&
+            (e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST || e == CR_CONNECTION_ERROR ||
+             e == CR_CONN_HOST_ERROR || e == CR_SERVER_LOST_EXTENDED || e == ER_SERVER_SHUTDOWN ||
+             e == CR_COMMANDS_OUT_OF_SYNC))
                 disconnect(db);
         return r;
 }
@@ -186,12 +187,14 @@ static enum db_result prepare(struct db *db, struct db_stmt *st, char *errstr, s
         if (r != DB_OK || st->stmt)
                 return r;
         if (!(st->stmt = mysql_stmt_init(db->mysql)))
-                return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr, errstr_size);
+                return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr,
+                            errstr_size);
         if (mysql_stmt_prepare(st->stmt, st->sql, strlen(st->sql)) != 0) {
                 unsigned int e = mysql_stmt_errno(st->stmt);
                 char msg[512];
 
-                snprintf(msg, sizeof(msg), "prepare \"%.80s\": %s", st->sql, mysql_stmt_error(st->stmt));
+                snprintf(msg, sizeof(msg), "prepare \"%.80s\": %s", st->sql,
+                         mysql_stmt_error(st->stmt));
                 mysql_stmt_close(st->stmt);
                 st->stmt = NULL;
                 return fail(db, e, msg, errstr, errstr_size);
@@ -220,7 +223,8 @@ static void bind_params(MYSQL_BIND *b, const struct db_param *p, size_t n, my_bo
 
 static enum db_result stmt_fail(struct db *db, struct db_stmt *st, char *errstr, size_t errstr_size)
 {
-        return fail(db, mysql_stmt_errno(st->stmt), mysql_stmt_error(st->stmt), errstr, errstr_size);
+        return fail(db, mysql_stmt_errno(st->stmt), mysql_stmt_error(st->stmt), errstr,
+                    errstr_size);
 }
 
 #define DB_MAX_PARAMS 64
@@ -367,7 +371,8 @@ enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affect
         if (r != DB_OK)
                 return r;
         if (mysql_real_query(db->mysql, sql, strlen(sql)) != 0)
-                return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr, errstr_size);
+                return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr,
+                            errstr_size);
         MYSQL_RES *res = mysql_store_result(db->mysql);
 
         if (res)

@@ -10,9 +10,9 @@
 /* What the caller should do about a result. */
 enum db_result {
         DB_OK = 0,
-        DB_DUPLICATE,  /* ER_DUP_ENTRY: an idempotent insert already happened */
-        DB_RETRY,      /* transient: connection lost, deadlock, lock wait timeout; try again */
-        DB_FATAL,      /* anything else: the statement or the data is wrong */
+        DB_DUPLICATE, /* ER_DUP_ENTRY: an idempotent insert already happened */
+        DB_RETRY,     /* transient: connection lost, deadlock, lock wait timeout; try again */
+        DB_FATAL,     /* anything else: the statement or the data is wrong */
 };
 
 enum db_param_type { DB_PARAM_NULL, DB_PARAM_I64, DB_PARAM_STR };
@@ -20,7 +20,7 @@ enum db_param_type { DB_PARAM_NULL, DB_PARAM_I64, DB_PARAM_STR };
 struct db_param {
         enum db_param_type type;
         long long i;
-        const char *s;  /* borrowed */
+        const char *s; /* borrowed */
         size_t len;
 };
 
@@ -43,7 +43,7 @@ static inline struct db_param db_param_str(const char *s)
 struct db_col {
         enum db_param_type type; /* DB_PARAM_I64 or DB_PARAM_STR */
         long long i;
-        char *s;                 /* caller's buffer for strings */
+        char *s; /* caller's buffer for strings */
         size_t s_size;
         bool is_null;
 };

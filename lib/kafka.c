@@ -52,7 +52,8 @@ rd_kafka_conf_t *kafka_conf_new(const struct settings *s, const char *client_id,
 {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-        if (kafka_conf_set(conf, "bootstrap.servers", s->kafka_bootstrap, errstr, errstr_size) == -1 ||
+        if (kafka_conf_set(conf, "bootstrap.servers", s->kafka_bootstrap, errstr, errstr_size) ==
+                    -1 ||
             kafka_conf_set(conf, "client.id", client_id, errstr, errstr_size) == -1) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
@@ -100,9 +101,12 @@ rd_kafka_t *kafka_producer_new(const struct settings *s, const char *client_id,
          * the small batches of linger 0 (callgrind: 74 k vs 47 k instructions per message).
          */
         static const char *const defaults[][2] = {
-                {"enable.idempotence", "true"}, {"acks", "all"},
-                {"linger.ms", "0"},             {"compression.type", "snappy"},
-                {"message.timeout.ms", "30000"}, {"queue.buffering.max.messages", "200000"},
+                {"enable.idempotence", "true"},
+                {"acks", "all"},
+                {"linger.ms", "0"},
+                {"compression.type", "snappy"},
+                {"message.timeout.ms", "30000"},
+                {"queue.buffering.max.messages", "200000"},
         };
         rd_kafka_conf_t *conf = kafka_conf_new(s, client_id, errstr, errstr_size);
 
@@ -129,7 +133,8 @@ static int consumer_defaults(rd_kafka_conf_t *conf, const struct settings *s, co
 
         snprintf(session, sizeof(session), "%lld", s->session_timeout_ms);
         /* The default 3 s heartbeat would let a short (dev) session time out between beats. */
-        snprintf(heartbeat, sizeof(heartbeat), "%lld", s->session_timeout_ms / 3 < 3000 ? s->session_timeout_ms / 3 : 3000);
+        snprintf(heartbeat, sizeof(heartbeat), "%lld",
+                 s->session_timeout_ms / 3 < 3000 ? s->session_timeout_ms / 3 : 3000);
         snprintf(stats, sizeof(stats), "%d", stats_interval_ms);
         if (kafka_conf_set(conf, "group.id", group, errstr, errstr_size) == -1 ||
             kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) == -1 ||
@@ -143,8 +148,8 @@ static int consumer_defaults(rd_kafka_conf_t *conf, const struct settings *s, co
             kafka_conf_set(conf, "statistics.interval.ms", stats, errstr, errstr_size) == -1)
                 return -1;
         /* Static membership: a restarted instance gets its partitions back without a rebalance. */
-        if (s->instance_id && kafka_conf_set(conf, "group.instance.id", s->instance_id, errstr,
-                                             errstr_size) == -1)
+        if (s->instance_id &&
+            kafka_conf_set(conf, "group.instance.id", s->instance_id, errstr, errstr_size) == -1)
                 return -1;
         return 0;
 }

@@ -1,4 +1,5 @@
-/* kafka.h: librdkafka clients configured the liveflow way (idempotent producer, manual offset store). */
+/* kafka.h: librdkafka clients configured the liveflow way (idempotent producer, manual offset
+ * store). */
 #ifndef LIVEFLOW_KAFKA_H
 #define LIVEFLOW_KAFKA_H
 

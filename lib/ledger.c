@@ -18,11 +18,13 @@ struct ledger *ledger_new(struct db *db, const char *consumer)
                 return NULL;
         l->db = db;
         snprintf(l->consumer, sizeof(l->consumer), "%s", consumer);
-        l->insert = db_stmt(db,
+        l->insert = db_stmt(
+                db,
                 "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, stream_id, "
                 "trace_id, event_time, received_at, kafka_topic, kafka_partition, kafka_offset) "
                 "VALUES (?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?)");
-        l->set_outcome = db_stmt(db, "UPDATE live_events SET outcome = ? WHERE consumer = ? AND event_id = ?");
+        l->set_outcome = db_stmt(
+                db, "UPDATE live_events SET outcome = ? WHERE consumer = ? AND event_id = ?");
         if (!l->insert || !l->set_outcome) {
                 free(l);
                 return NULL;
@@ -39,10 +41,11 @@ enum db_result ledger_record(struct ledger *l, const struct consumer_record *rec
                              char *errstr, size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
-        struct db_param p[] = {DB_STR(l->consumer), DB_STR(ev->event_id), DB_STR(ev->vendor),
-                               DB_STR(ev->event_type), DB_STR(ev->stream_id), DB_STR(ev->trace_id),
-                               DB_I64(ev->event_time_ms), DB_I64(ev->receive_time_ms),
-                               DB_STR(rec->topic), DB_I64(rec->partition), DB_I64(rec->offset)};
+        struct db_param p[] = {
+                DB_STR(l->consumer),       DB_STR(ev->event_id),        DB_STR(ev->vendor),
+                DB_STR(ev->event_type),    DB_STR(ev->stream_id),       DB_STR(ev->trace_id),
+                DB_I64(ev->event_time_ms), DB_I64(ev->receive_time_ms), DB_STR(rec->topic),
+                DB_I64(rec->partition),    DB_I64(rec->offset)};
         unsigned long long affected = 0;
         enum db_result r = db_exec(l->db, l->insert, p, 11, &affected, NULL, errstr, errstr_size);
 

@@ -26,7 +26,7 @@ static pid_t log_pid; /* getpid() is a system call each time: taken once */
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 #define LOG_BUFFER_BYTES (64 * 1024)
-#define LOG_FLUSH_MS 50
+#define LOG_FLUSH_MS     50
 
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
 static char buf[LOG_BUFFER_BYTES];

@@ -27,10 +27,10 @@ int log_level_parse(const char *s);
 void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-#define LOG_AT(lvl, trace, ...)                                                             \
-        do {                                                                                \
-                if ((lvl) <= log_current_level)                                             \
-                        log_write((lvl), (trace), __VA_ARGS__);                             \
+#define LOG_AT(lvl, trace, ...)                                                                    \
+        do {                                                                                       \
+                if ((lvl) <= log_current_level)                                                    \
+                        log_write((lvl), (trace), __VA_ARGS__);                                    \
         } while (0)
 #define log_error(trace, ...) LOG_AT(LOG_LEVEL_ERROR, trace, __VA_ARGS__)
 #define log_warn(trace, ...)  LOG_AT(LOG_LEVEL_WARN, trace, __VA_ARGS__)

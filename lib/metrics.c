@@ -19,26 +19,26 @@ struct metric {
         enum metric_type type;
         char *name;
         char *help;
-        char *labels;              /* "" when none */
+        char *labels; /* "" when none */
         atomic_llong value;
         /* histograms */
         double *bounds;
         size_t bound_cnt;
-        atomic_ullong *buckets;    /* bound_cnt + 1 (the last is +Inf) */
-        atomic_ullong sum_micros;  /* sum of observations, in millionths */
+        atomic_ullong *buckets;   /* bound_cnt + 1 (the last is +Inf) */
+        atomic_ullong sum_micros; /* sum of observations, in millionths */
         /* callback gauges */
         double (*fn)(void *arg);
         void *arg;
 };
 
 struct metrics {
-        pthread_mutex_t lock;      /* serializes creation only */
+        pthread_mutex_t lock; /* serializes creation only */
         _Atomic(struct metric *) head;
         struct metric *tail;
 };
 
-const double metrics_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                         0.05,   0.1,   0.25,   0.5,   1,    2.5, 5, 10};
+const double metrics_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 const size_t metrics_latency_bound_cnt = sizeof(metrics_latency_bounds) / sizeof(double);
 
 struct metrics *metrics_new(void)
@@ -78,7 +78,8 @@ void metrics_destroy(struct metrics *m)
 
 static struct metric *find(struct metrics *m, const char *name, const char *labels)
 {
-        for (struct metric *mt = atomic_load_explicit(&m->head, memory_order_acquire); mt; mt = mt->next)
+        for (struct metric *mt = atomic_load_explicit(&m->head, memory_order_acquire); mt;
+             mt = mt->next)
                 if (strcmp(mt->name, name) == 0 && strcmp(mt->labels, labels) == 0)
                         return mt;
         return NULL;
@@ -120,8 +121,8 @@ static struct metric *make(const char *name, const char *help, const char *label
 
 /* Appends at the tail so families render in registration order; readers never block. */
 static struct metric *get_or_create(struct metrics *m, const char *name, const char *help,
-                                    const char *labels, enum metric_type type,
-                                    const double *bounds, size_t bound_cnt)
+                                    const char *labels, enum metric_type type, const double *bounds,
+                                    size_t bound_cnt)
 {
         struct metric *mt;
 
@@ -199,7 +200,8 @@ void metric_observe(struct metric *mt, double value)
         while (i < mt->bound_cnt && value > mt->bounds[i])
                 i++;
         atomic_fetch_add_explicit(&mt->buckets[i], 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&mt->sum_micros, (unsigned long long)(value > 0 ? value * 1e6 : 0),
+        atomic_fetch_add_explicit(&mt->sum_micros,
+                                  (unsigned long long)(value > 0 ? value * 1e6 : 0),
                                   memory_order_relaxed);
 }
 
@@ -251,7 +253,8 @@ static void render_histogram(struct out *o, const struct metric *mt)
                         out_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", mt->name, mt->labels, sep,
                                    mt->bounds[i], cum);
                 else
-                        out_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", mt->name, mt->labels, sep, cum);
+                        out_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", mt->name, mt->labels,
+                                   sep, cum);
         }
         out_printf(o, "%s_sum%s%s%s %.6f\n", mt->name, mt->labels[0] ? "{" : "", mt->labels,
                    mt->labels[0] ? "}" : "", (double)atomic_load(&mt->sum_micros) / 1e6);

@@ -30,8 +30,8 @@ static int run_setup(struct redis_conn *rc, const char *cmd, const char *arg, ch
         int ok = r && r->type != REDIS_REPLY_ERROR;
 
         if (!ok)
-                snprintf(errstr, errstr_size, "redis %s:%d: %s failed: %s", rc->url.host, rc->url.port,
-                         cmd, r ? r->str : rc->redis->errstr);
+                snprintf(errstr, errstr_size, "redis %s:%d: %s failed: %s", rc->url.host,
+                         rc->url.port, cmd, r ? r->str : rc->redis->errstr);
         if (r)
                 freeReplyObject(r);
         return ok ? 0 : -1;
@@ -54,7 +54,8 @@ static int connect_redis(struct redis_conn *rc, char *errstr, size_t errstr_size
         }
         redisSetTimeout(rc->redis, to_tv(rc->timeout_ms));
         snprintf(db, sizeof(db), "%d", rc->url.db);
-        if ((rc->url.password[0] && run_setup(rc, "AUTH", rc->url.password, errstr, errstr_size) == -1) ||
+        if ((rc->url.password[0] &&
+             run_setup(rc, "AUTH", rc->url.password, errstr, errstr_size) == -1) ||
             (rc->url.db && run_setup(rc, "SELECT", db, errstr, errstr_size) == -1)) {
                 redisFree(rc->redis);
                 rc->redis = NULL;
@@ -107,7 +108,8 @@ static redisReply *check(struct redis_conn *rc, redisReply *r, char *errstr, siz
                 return NULL;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-                snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port, r->str);
+                snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port,
+                         r->str);
                 freeReplyObject(r);
                 return NULL;
         }
@@ -130,7 +132,8 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
         if (ensure(rc, errstr, errstr_size) == -1)
                 return -1;
         for (size_t i = 0; i < n; i++)
-                if (redisAppendCommandArgv(rc->redis, argcs[i], (const char **)cmds[i], NULL) != REDIS_OK) {
+                if (redisAppendCommandArgv(rc->redis, argcs[i], (const char **)cmds[i], NULL) !=
+                    REDIS_OK) {
                         snprintf(errstr, errstr_size, "redis: out of memory");
                         rc->redis->err = REDIS_ERR_OOM;
                         return -1;
@@ -153,9 +156,8 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
         return rc_;
 }
 
-redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys,
-                            const char **keys, int nargs, const char **args, char *errstr,
-                            size_t errstr_size)
+redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys, const char **keys,
+                            int nargs, const char **args, char *errstr, size_t errstr_size)
 {
         const char *argv[64];
         unsigned char sha[EVP_MAX_MD_SIZE];

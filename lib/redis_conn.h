@@ -12,7 +12,8 @@ struct redis_conn;
  * down at start is an error here; later outages are handled by reconnecting.
  * @returns NULL with errstr naming host:port and the reason.
  */
-struct redis_conn *redis_conn_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size);
+struct redis_conn *redis_conn_new(const char *url, int timeout_ms, char *errstr,
+                                  size_t errstr_size);
 
 /** @brief Closes and frees; NULL is fine. */
 void redis_conn_destroy(struct redis_conn *rc);
@@ -38,9 +39,8 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
  * @brief EVALSHA of a script loaded once per connection (loaded again after a reconnect or a
  * NOSCRIPT). keys and args are NUL-terminated strings. Same return rules as redis_conn_cmd.
  */
-redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys,
-                            const char **keys, int nargs, const char **args, char *errstr,
-                            size_t errstr_size);
+redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys, const char **keys,
+                            int nargs, const char **args, char *errstr, size_t errstr_size);
 
 /** @brief Ensures a live connection (PING). @returns 0 or -1. */
 int redis_conn_ping(struct redis_conn *rc, char *errstr, size_t errstr_size);

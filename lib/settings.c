@@ -15,7 +15,8 @@ enum setting_type { SETTING_STR, SETTING_INT, SETTING_SECRET };
 struct setting {
         const char *name;
         enum setting_type type;
-        const char *def; /* NULL: unset by default; REQUIRED: must be given; WORKERS_REQUIRE: by workers */
+        const char *def; /* NULL: unset by default; REQUIRED: must be given; WORKERS_REQUIRE: by
+                            workers */
         long long min, max;
         size_t offset;
         unsigned users;
@@ -27,85 +28,162 @@ static const char REQUIRED[] = "";
 static const char WORKERS_REQUIRE[] = "required by the workers";
 
 #define OFF(f) offsetof(struct settings, f)
-#define R SETTINGS_RECEIVER
-#define W SETTINGS_WORKERS
-#define A SETTINGS_ALL
-#define C SETTINGS_CONSUMER
+#define R      SETTINGS_RECEIVER
+#define W      SETTINGS_WORKERS
+#define A      SETTINGS_ALL
+#define C      SETTINGS_CONSUMER
 
 /* One row per key: name, type, default, bounds, field, users, description. */
 static const struct setting settings_table[] = {
-        {"LIVEFLOW_LOG_LEVEL", SETTING_STR, "info", 0, 0, OFF(log_level), A, "error, warn, info or debug"},
-        {"LIVEFLOW_ADMIN_ADDR", SETTING_STR, "127.0.0.1", 0, 0, OFF(admin_addr), A, "address of /metrics, /healthz, /readyz"},
-        {"LIVEFLOW_ADMIN_PORT", SETTING_INT, "9100", 1, 65535, OFF(admin_port), A, "port of /metrics, /healthz, /readyz"},
-        {"LIVEFLOW_KAFKA_BOOTSTRAP", SETTING_STR, REQUIRED, 0, 0, OFF(kafka_bootstrap), A, "Kafka bootstrap servers"},
-        {"LIVEFLOW_INSTANCE_ID", SETTING_STR, NULL, 0, 0, OFF(instance_id), A, "stable instance name (static group membership, ids)"},
-        {"LIVEFLOW_DRAIN_TIMEOUT_MS", SETTING_INT, "10000", 100, 600000, OFF(drain_timeout_ms), A, "deadline of the SIGTERM drain"},
-        {"LIVEFLOW_MYSQL_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(mysql_url), W | R, "mysql://user:pass@host:port/db"},
-        {"LIVEFLOW_REDIS_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(redis_url), W | R, "redis://host:port/db"},
-        {"LIVEFLOW_MYSQL_TIMEOUT_S", SETTING_INT, "5", 1, 300, OFF(mysql_timeout_s), W | R, "MySQL connect/read/write timeout"},
-        {"LIVEFLOW_REDIS_TIMEOUT_MS", SETTING_INT, "2000", 10, 60000, OFF(redis_timeout_ms), A, "Redis connect and command timeout"},
-        {"LIVEFLOW_HTTP_ADDR", SETTING_STR, "0.0.0.0", 0, 0, OFF(http_addr), R, "address the receiver listens on"},
-        {"LIVEFLOW_HTTP_PORT", SETTING_INT, "8080", 1, 65535, OFF(http_port), R, "port the receiver listens on"},
-        {"LIVEFLOW_HTTP_THREADS", SETTING_INT, "2", 1, 64, OFF(http_threads), R, "HTTP worker threads"},
-        {"LIVEFLOW_HTTP_MAX_CONNECTIONS", SETTING_INT, "1024", 1, 100000, OFF(http_max_connections), R, "concurrent connection limit"},
-        {"LIVEFLOW_HTTP_TIMEOUT_S", SETTING_INT, "30", 1, 3600, OFF(http_timeout_s), R, "idle and slow-client timeout"},
-        {"LIVEFLOW_MAX_BODY_BYTES", SETTING_INT, "65536", 256, 16777216, OFF(max_body_bytes), R, "request body limit (413 above)"},
-        {"LIVEFLOW_ACK_TIMEOUT_MS", SETTING_INT, "5000", 50, 19000, OFF(ack_timeout_ms), R, "wait for the broker ack before 503"},
-        {"LIVEFLOW_SPOOL_DIR", SETTING_STR, NULL, 0, 0, OFF(spool_dir), R, "durable spool for SRS events Kafka could not take; unset: 503 instead"},
-        {"LIVEFLOW_SPOOL_MAX_BYTES", SETTING_INT, "268435456", 65536, 1099511627776LL, OFF(spool_max_bytes), R, "bound of the spool file"},
-        {"LIVEFLOW_TENCENT_KEY", SETTING_SECRET, NULL, 0, 0, OFF(tencent_keys), R, "Tencent callback key(s), comma-separated"},
-        {"LIVEFLOW_TENCENT_GRACE_S", SETTING_INT, "900", 0, 86400, OFF(tencent_grace_s), R, "accept an expired t for this long (vendor retries)"},
-        {"LIVEFLOW_TENCENT_PATH_TOKEN", SETTING_SECRET, NULL, 0, 0, OFF(tencent_path_token), R, "require /callbacks/tencent/<token>"},
-        {"LIVEFLOW_TENCENT_ALLOW_IPS", SETTING_STR, NULL, 0, 0, OFF(tencent_allow_ips), R, "source CIDR allowlist, comma-separated"},
-        {"LIVEFLOW_SRS_TOKEN", SETTING_SECRET, NULL, 0, 0, OFF(srs_token), R, "?token= expected from SRS"},
-        {"LIVEFLOW_SRS_PUBLISH_KEY", SETTING_SECRET, NULL, 0, 0, OFF(srs_publish_keys), R, "on_publish anti-leech key(s) of txSecret, comma-separated; unset: no check"},
-        {"LIVEFLOW_SRS_FAIL_OPEN", SETTING_INT, "1", 0, 1, OFF(srs_fail_open), R, "1: allow on_publish when no anchor status store answers; 0: refuse (503)"},
-        {"LIVEFLOW_SRS_REQUIRE_ANCHOR", SETTING_INT, "0", 0, 1, OFF(srs_require_anchor), R, "1: refuse an on_publish without anchor_id while anchor checks are on"},
-        {"LIVEFLOW_SRS_STORE_RETRY_MS", SETTING_INT, "1000", 0, 600000, OFF(srs_store_retry_ms), R, "after a store failed, skip it this long before reconnecting"},
-        {"LIVEFLOW_HMAC_SECRET", SETTING_SECRET, NULL, 0, 0, OFF(hmac_secrets), R, "Standard Webhooks whsec_ secret(s), comma-separated"},
-        {"LIVEFLOW_WEBHOOK_TOLERANCE_S", SETTING_INT, "300", 1, 3600, OFF(webhook_tolerance_s), R, "webhook-timestamp tolerance, both ways"},
-        {"LIVEFLOW_WEBHOOK_REPLAY_MAX", SETTING_INT, "100000", 1, 10000000, OFF(webhook_replay_max), R, "webhook-ids remembered against replays"},
-        {"LIVEFLOW_MAX_AMOUNT", SETTING_INT, "100000000", 1, 9000000000000000000LL, OFF(max_amount), R, "largest tip or withdrawal, minor units"},
-        {"LIVEFLOW_ROLE", SETTING_STR, NULL, 0, 0, OFF(role), SETTINGS_CONSUMER, "consumer role (or the first argument)"},
-        {"LIVEFLOW_GROUP_ID", SETTING_STR, NULL, 0, 0, OFF(group_id), W, "consumer group; default liveflow.<role>"},
-        {"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS", SETTING_INT, "45000", 1000, 3600000, OFF(session_timeout_ms), W, "consumer group session timeout"},
-        {"LIVEFLOW_BATCH_MAX", SETTING_INT, "500", 1, 100000, OFF(batch_max), W, "records per batch transaction"},
-        {"LIVEFLOW_BATCH_WAIT_MS", SETTING_INT, "20", 0, 10000, OFF(batch_wait_ms), W, "how long to fill a batch"},
-        {"LIVEFLOW_RETRY_BACKOFF_MS", SETTING_INT, "200", 0, 60000, OFF(retry_backoff_ms), W, "first retry delay, doubled per attempt"},
-        {"LIVEFLOW_LIVE_TTL_S", SETTING_INT, "86400", 60, 31536000, OFF(live_ttl_s), W, "TTL of temp:live:{stream_id}"},
+        {"LIVEFLOW_LOG_LEVEL", SETTING_STR, "info", 0, 0, OFF(log_level), A,
+         "error, warn, info or debug"},
+        {"LIVEFLOW_ADMIN_ADDR", SETTING_STR, "127.0.0.1", 0, 0, OFF(admin_addr), A,
+         "address of /metrics, /healthz, /readyz"},
+        {"LIVEFLOW_ADMIN_PORT", SETTING_INT, "9100", 1, 65535, OFF(admin_port), A,
+         "port of /metrics, /healthz, /readyz"},
+        {"LIVEFLOW_KAFKA_BOOTSTRAP", SETTING_STR, REQUIRED, 0, 0, OFF(kafka_bootstrap), A,
+         "Kafka bootstrap servers"},
+        {"LIVEFLOW_INSTANCE_ID", SETTING_STR, NULL, 0, 0, OFF(instance_id), A,
+         "stable instance name (static group membership, ids)"},
+        {"LIVEFLOW_DRAIN_TIMEOUT_MS", SETTING_INT, "10000", 100, 600000, OFF(drain_timeout_ms), A,
+         "deadline of the SIGTERM drain"},
+        {"LIVEFLOW_MYSQL_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(mysql_url), W | R,
+         "mysql://user:pass@host:port/db"},
+        {"LIVEFLOW_REDIS_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(redis_url), W | R,
+         "redis://host:port/db"},
+        {"LIVEFLOW_MYSQL_TIMEOUT_S", SETTING_INT, "5", 1, 300, OFF(mysql_timeout_s), W | R,
+         "MySQL connect/read/write timeout"},
+        {"LIVEFLOW_REDIS_TIMEOUT_MS", SETTING_INT, "2000", 10, 60000, OFF(redis_timeout_ms), A,
+         "Redis connect and command timeout"},
+        {"LIVEFLOW_HTTP_ADDR", SETTING_STR, "0.0.0.0", 0, 0, OFF(http_addr), R,
+         "address the receiver listens on"},
+        {"LIVEFLOW_HTTP_PORT", SETTING_INT, "8080", 1, 65535, OFF(http_port), R,
+         "port the receiver listens on"},
+        {"LIVEFLOW_HTTP_THREADS", SETTING_INT, "2", 1, 64, OFF(http_threads), R,
+         "HTTP worker threads"},
+        {"LIVEFLOW_HTTP_MAX_CONNECTIONS", SETTING_INT, "1024", 1, 100000, OFF(http_max_connections),
+         R, "concurrent connection limit"},
+        {"LIVEFLOW_HTTP_TIMEOUT_S", SETTING_INT, "30", 1, 3600, OFF(http_timeout_s), R,
+         "idle and slow-client timeout"},
+        {"LIVEFLOW_MAX_BODY_BYTES", SETTING_INT, "65536", 256, 16777216, OFF(max_body_bytes), R,
+         "request body limit (413 above)"},
+        {"LIVEFLOW_ACK_TIMEOUT_MS", SETTING_INT, "5000", 50, 19000, OFF(ack_timeout_ms), R,
+         "wait for the broker ack before 503"},
+        {"LIVEFLOW_SPOOL_DIR", SETTING_STR, NULL, 0, 0, OFF(spool_dir), R,
+         "durable spool for SRS events Kafka could not take; unset: 503 instead"},
+        {"LIVEFLOW_SPOOL_MAX_BYTES", SETTING_INT, "268435456", 65536, 1099511627776LL,
+         OFF(spool_max_bytes), R, "bound of the spool file"},
+        {"LIVEFLOW_TENCENT_KEY", SETTING_SECRET, NULL, 0, 0, OFF(tencent_keys), R,
+         "Tencent callback key(s), comma-separated"},
+        {"LIVEFLOW_TENCENT_GRACE_S", SETTING_INT, "900", 0, 86400, OFF(tencent_grace_s), R,
+         "accept an expired t for this long (vendor retries)"},
+        {"LIVEFLOW_TENCENT_PATH_TOKEN", SETTING_SECRET, NULL, 0, 0, OFF(tencent_path_token), R,
+         "require /callbacks/tencent/<token>"},
+        {"LIVEFLOW_TENCENT_ALLOW_IPS", SETTING_STR, NULL, 0, 0, OFF(tencent_allow_ips), R,
+         "source CIDR allowlist, comma-separated"},
+        {"LIVEFLOW_SRS_TOKEN", SETTING_SECRET, NULL, 0, 0, OFF(srs_token), R,
+         "?token= expected from SRS"},
+        {"LIVEFLOW_SRS_PUBLISH_KEY", SETTING_SECRET, NULL, 0, 0, OFF(srs_publish_keys), R,
+         "on_publish anti-leech key(s) of txSecret, comma-separated; unset: no check"},
+        {"LIVEFLOW_SRS_FAIL_OPEN", SETTING_INT, "1", 0, 1, OFF(srs_fail_open), R,
+         "1: allow on_publish when no anchor status store answers; 0: refuse (503)"},
+        {"LIVEFLOW_SRS_REQUIRE_ANCHOR", SETTING_INT, "0", 0, 1, OFF(srs_require_anchor), R,
+         "1: refuse an on_publish without anchor_id while anchor checks are on"},
+        {"LIVEFLOW_SRS_STORE_RETRY_MS", SETTING_INT, "1000", 0, 600000, OFF(srs_store_retry_ms), R,
+         "after a store failed, skip it this long before reconnecting"},
+        {"LIVEFLOW_HMAC_SECRET", SETTING_SECRET, NULL, 0, 0, OFF(hmac_secrets), R,
+         "Standard Webhooks whsec_ secret(s), comma-separated"},
+        {"LIVEFLOW_WEBHOOK_TOLERANCE_S", SETTING_INT, "300", 1, 3600, OFF(webhook_tolerance_s), R,
+         "webhook-timestamp tolerance, both ways"},
+        {"LIVEFLOW_WEBHOOK_REPLAY_MAX", SETTING_INT, "100000", 1, 10000000, OFF(webhook_replay_max),
+         R, "webhook-ids remembered against replays"},
+        {"LIVEFLOW_MAX_AMOUNT", SETTING_INT, "100000000", 1, 9000000000000000000LL, OFF(max_amount),
+         R, "largest tip or withdrawal, minor units"},
+        {"LIVEFLOW_ROLE", SETTING_STR, NULL, 0, 0, OFF(role), SETTINGS_CONSUMER,
+         "consumer role (or the first argument)"},
+        {"LIVEFLOW_GROUP_ID", SETTING_STR, NULL, 0, 0, OFF(group_id), W,
+         "consumer group; default liveflow.<role>"},
+        {"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS", SETTING_INT, "45000", 1000, 3600000,
+         OFF(session_timeout_ms), W, "consumer group session timeout"},
+        {"LIVEFLOW_BATCH_MAX", SETTING_INT, "500", 1, 100000, OFF(batch_max), W,
+         "records per batch transaction"},
+        {"LIVEFLOW_BATCH_WAIT_MS", SETTING_INT, "20", 0, 10000, OFF(batch_wait_ms), W,
+         "how long to fill a batch"},
+        {"LIVEFLOW_RETRY_BACKOFF_MS", SETTING_INT, "200", 0, 60000, OFF(retry_backoff_ms), W,
+         "first retry delay, doubled per attempt"},
+        {"LIVEFLOW_LIVE_TTL_S", SETTING_INT, "86400", 60, 31536000, OFF(live_ttl_s), W,
+         "TTL of temp:live:{stream_id}"},
         /* audit role: a verdict's grade from its suggestion, score and label (consumers/audit.h) */
-        {"LIVEFLOW_AUDIT_WARN_SCORE", SETTING_INT, "60", 0, 100, OFF(audit_warn_score), C, "verdicts scoring below this are not punished"},
-        {"LIVEFLOW_AUDIT_SUSPEND_SCORE", SETTING_INT, "90", 0, 100, OFF(audit_suspend_score), C, "a Block scoring at least this suspends"},
-        {"LIVEFLOW_AUDIT_BAN_LABELS", SETTING_STR, "Polity,Terror", 0, 0, OFF(audit_ban_labels), C, "labels whose Block bans for good, comma-separated"},
-        {"LIVEFLOW_AUDIT_SUSPEND_S", SETTING_INT, "86400", 60, 31536000, OFF(audit_suspend_s), C, "length of a suspension"},
-        {"LIVEFLOW_AUDIT_WARN_ESCALATE", SETTING_INT, "3", 1, 1000, OFF(audit_warn_escalate), C, "warnings within the window that suspend"},
-        {"LIVEFLOW_AUDIT_WARN_WINDOW_S", SETTING_INT, "86400", 60, 31536000, OFF(audit_warn_window_s), C, "window of the warning count, by event time"},
-        {"LIVEFLOW_STREAM_GHOST_SILENCE_S", SETTING_INT, "21600", 0, 31536000, OFF(stream_ghost_silence_s), C, "stream role: close a live stream with no stream event for this long; 0: never"},
-        {"LIVEFLOW_STREAM_SWEEP_INTERVAL_S", SETTING_INT, "60", 1, 86400, OFF(stream_sweep_interval_s), C, "stream role: how often the ghost sweep runs"},
-        /* vendor APIs: dropping a force-closed stream (consumers/vendor_api.h); unset skips the drop */
-        {"LIVEFLOW_TENCENT_API_ENDPOINT", SETTING_STR, "https://live.tencentcloudapi.com", 0, 0, OFF(tencent_api_endpoint), C, "Tencent Cloud API 3.0 endpoint of CSS"},
-        {"LIVEFLOW_TENCENT_SECRET_ID", SETTING_SECRET, NULL, 0, 0, OFF(tencent_secret_id), C, "Tencent Cloud API SecretId"},
-        {"LIVEFLOW_TENCENT_SECRET_KEY", SETTING_SECRET, NULL, 0, 0, OFF(tencent_secret_key), C, "Tencent Cloud API SecretKey"},
-        {"LIVEFLOW_TENCENT_REGION", SETTING_STR, NULL, 0, 0, OFF(tencent_region), C, "X-TC-Region of API calls (optional for CSS)"},
-        {"LIVEFLOW_TENCENT_PUSH_DOMAIN", SETTING_STR, NULL, 0, 0, OFF(tencent_push_domain), C, "push domain (DomainName of DropLiveStream)"},
-        {"LIVEFLOW_TENCENT_APP", SETTING_STR, "live", 0, 0, OFF(tencent_app), C, "push path (AppName of DropLiveStream)"},
-        {"LIVEFLOW_SRS_API_ENDPOINT", SETTING_STR, NULL, 0, 0, OFF(srs_api_endpoint), C, "SRS HTTP API, e.g. http://127.0.0.1:1985"},
-        {"LIVEFLOW_VENDOR_API_TIMEOUT_MS", SETTING_INT, "5000", 100, 60000, OFF(vendor_api_timeout_ms), C, "whole-call timeout of a vendor API request"},
+        {"LIVEFLOW_AUDIT_WARN_SCORE", SETTING_INT, "60", 0, 100, OFF(audit_warn_score), C,
+         "verdicts scoring below this are not punished"},
+        {"LIVEFLOW_AUDIT_SUSPEND_SCORE", SETTING_INT, "90", 0, 100, OFF(audit_suspend_score), C,
+         "a Block scoring at least this suspends"},
+        {"LIVEFLOW_AUDIT_BAN_LABELS", SETTING_STR, "Polity,Terror", 0, 0, OFF(audit_ban_labels), C,
+         "labels whose Block bans for good, comma-separated"},
+        {"LIVEFLOW_AUDIT_SUSPEND_S", SETTING_INT, "86400", 60, 31536000, OFF(audit_suspend_s), C,
+         "length of a suspension"},
+        {"LIVEFLOW_AUDIT_WARN_ESCALATE", SETTING_INT, "3", 1, 1000, OFF(audit_warn_escalate), C,
+         "warnings within the window that suspend"},
+        {"LIVEFLOW_AUDIT_WARN_WINDOW_S", SETTING_INT, "86400", 60, 31536000,
+         OFF(audit_warn_window_s), C, "window of the warning count, by event time"},
+        {"LIVEFLOW_STREAM_GHOST_SILENCE_S", SETTING_INT, "21600", 0, 31536000,
+         OFF(stream_ghost_silence_s), C,
+         "stream role: close a live stream with no stream event for this long; 0: never"},
+        {"LIVEFLOW_STREAM_SWEEP_INTERVAL_S", SETTING_INT, "60", 1, 86400,
+         OFF(stream_sweep_interval_s), C, "stream role: how often the ghost sweep runs"},
+        /* vendor APIs: dropping a force-closed stream (consumers/vendor_api.h); unset skips the
+           drop */
+        {"LIVEFLOW_TENCENT_API_ENDPOINT", SETTING_STR, "https://live.tencentcloudapi.com", 0, 0,
+         OFF(tencent_api_endpoint), C, "Tencent Cloud API 3.0 endpoint of CSS"},
+        {"LIVEFLOW_TENCENT_SECRET_ID", SETTING_SECRET, NULL, 0, 0, OFF(tencent_secret_id), C,
+         "Tencent Cloud API SecretId"},
+        {"LIVEFLOW_TENCENT_SECRET_KEY", SETTING_SECRET, NULL, 0, 0, OFF(tencent_secret_key), C,
+         "Tencent Cloud API SecretKey"},
+        {"LIVEFLOW_TENCENT_REGION", SETTING_STR, NULL, 0, 0, OFF(tencent_region), C,
+         "X-TC-Region of API calls (optional for CSS)"},
+        {"LIVEFLOW_TENCENT_PUSH_DOMAIN", SETTING_STR, NULL, 0, 0, OFF(tencent_push_domain), C,
+         "push domain (DomainName of DropLiveStream)"},
+        {"LIVEFLOW_TENCENT_APP", SETTING_STR, "live", 0, 0, OFF(tencent_app), C,
+         "push path (AppName of DropLiveStream)"},
+        {"LIVEFLOW_SRS_API_ENDPOINT", SETTING_STR, NULL, 0, 0, OFF(srs_api_endpoint), C,
+         "SRS HTTP API, e.g. http://127.0.0.1:1985"},
+        {"LIVEFLOW_VENDOR_API_TIMEOUT_MS", SETTING_INT, "5000", 100, 60000,
+         OFF(vendor_api_timeout_ms), C, "whole-call timeout of a vendor API request"},
         /* reward-sync role (consumers/reward_sync.h) */
-        {"LIVEFLOW_REWARD_FLUSH_TIPS", SETTING_INT, "100", 1, 1000000, OFF(reward_flush_tips), C, "fold a room's tips into live_room_realtime at this many"},
-        {"LIVEFLOW_REWARD_FLUSH_S", SETTING_INT, "300", 1, 86400, OFF(reward_flush_s), C, "... or once its oldest unfolded tip is this old"},
-        {"LIVEFLOW_REWARD_DEDUP_TTL_S", SETTING_INT, "604800", 60, 31536000, OFF(reward_dedup_ttl_s), C, "how long Redis remembers that a tip was counted"},
-        {"LIVEFLOW_REWARD_STATS_TTL_S", SETTING_INT, "604800", 60, 31536000, OFF(reward_stats_ttl_s), C, "live:stats:{session_id} expires this long after its last tip"},
-        /* settlement worker: revenue split and session summaries (settlement-worker/settlement.h) */
-        {"LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP", SETTING_INT, "5000", 0, 10000, OFF(settlement_default_ratio_bp), SETTINGS_SETTLEMENT, "anchor's share in basis points when revenue_share has no row"},
-        {"LIVEFLOW_SETTLEMENT_RECOMPUTE_S", SETTING_INT, "900", 0, 604800, OFF(settlement_recompute_s), SETTINGS_SETTLEMENT, "sessions ended within this many seconds are summed again (late recharge rows); 0: never"},
-        {"LIVEFLOW_SETTLEMENT_SWEEP_MS", SETTING_INT, "10000", 100, 3600000, OFF(settlement_sweep_ms), SETTINGS_SETTLEMENT, "how often the session summaries are summed again"},
-        /* stats worker: hourly tips, audience profiles, session statistics (stats-worker/stats.h) */
-        {"LIVEFLOW_STATS_PROFILE_INTERVAL_S", SETTING_INT, "7200", 1, 2678400, OFF(stats_profile_interval_s), SETTINGS_STATS, "audience_profile is computed once per period of this length"},
-        {"LIVEFLOW_STATS_PROFILE_HIGH_PCT", SETTING_INT, "90", 1, 99, OFF(stats_profile_high_pct), SETTINGS_STATS, "spenders above this percentile are high"},
-        {"LIVEFLOW_STATS_PROFILE_MID_PCT", SETTING_INT, "50", 0, 98, OFF(stats_profile_mid_pct), SETTINGS_STATS, "... above this one mid, the rest low"},
-        {"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S", SETTING_INT, "600", 1, 86400, OFF(stats_profile_lock_ttl_s), SETTINGS_STATS, "lifetime of a period's profiling lock; also the longest a profiling statement may run"},
-        {"LIVEFLOW_STATS_LATE_S", SETTING_INT, "3600", 0, 604800, OFF(stats_late_s), SETTINGS_STATS, "tips and viewers arriving this long after their session's end still update live_statistics"},
+        {"LIVEFLOW_REWARD_FLUSH_TIPS", SETTING_INT, "100", 1, 1000000, OFF(reward_flush_tips), C,
+         "fold a room's tips into live_room_realtime at this many"},
+        {"LIVEFLOW_REWARD_FLUSH_S", SETTING_INT, "300", 1, 86400, OFF(reward_flush_s), C,
+         "... or once its oldest unfolded tip is this old"},
+        {"LIVEFLOW_REWARD_DEDUP_TTL_S", SETTING_INT, "604800", 60, 31536000,
+         OFF(reward_dedup_ttl_s), C, "how long Redis remembers that a tip was counted"},
+        {"LIVEFLOW_REWARD_STATS_TTL_S", SETTING_INT, "604800", 60, 31536000,
+         OFF(reward_stats_ttl_s), C,
+         "live:stats:{session_id} expires this long after its last tip"},
+        /* settlement worker: revenue split and session summaries (settlement-worker/settlement.h)
+         */
+        {"LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP", SETTING_INT, "5000", 0, 10000,
+         OFF(settlement_default_ratio_bp), SETTINGS_SETTLEMENT,
+         "anchor's share in basis points when revenue_share has no row"},
+        {"LIVEFLOW_SETTLEMENT_RECOMPUTE_S", SETTING_INT, "900", 0, 604800,
+         OFF(settlement_recompute_s), SETTINGS_SETTLEMENT,
+         "sessions ended within this many seconds are summed again (late recharge rows); 0: never"},
+        {"LIVEFLOW_SETTLEMENT_SWEEP_MS", SETTING_INT, "10000", 100, 3600000,
+         OFF(settlement_sweep_ms), SETTINGS_SETTLEMENT,
+         "how often the session summaries are summed again"},
+        /* stats worker: hourly tips, audience profiles, session statistics (stats-worker/stats.h)
+         */
+        {"LIVEFLOW_STATS_PROFILE_INTERVAL_S", SETTING_INT, "7200", 1, 2678400,
+         OFF(stats_profile_interval_s), SETTINGS_STATS,
+         "audience_profile is computed once per period of this length"},
+        {"LIVEFLOW_STATS_PROFILE_HIGH_PCT", SETTING_INT, "90", 1, 99, OFF(stats_profile_high_pct),
+         SETTINGS_STATS, "spenders above this percentile are high"},
+        {"LIVEFLOW_STATS_PROFILE_MID_PCT", SETTING_INT, "50", 0, 98, OFF(stats_profile_mid_pct),
+         SETTINGS_STATS, "... above this one mid, the rest low"},
+        {"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S", SETTING_INT, "600", 1, 86400,
+         OFF(stats_profile_lock_ttl_s), SETTINGS_STATS,
+         "lifetime of a period's profiling lock; also the longest a profiling statement may run"},
+        {"LIVEFLOW_STATS_LATE_S", SETTING_INT, "3600", 0, 604800, OFF(stats_late_s), SETTINGS_STATS,
+         "tips and viewers arriving this long after their session's end still update live_statistics"},
         {"LIVEFLOW_CONFIG_FILE", SETTING_STR, NULL, 0, 0, 0, 0, "optional KEY = value file"},
 };
 
@@ -114,7 +192,7 @@ static const struct setting settings_table[] = {
 #undef A
 #undef C
 
-#define TABLE_LEN (sizeof(settings_table) / sizeof(settings_table[0]))
+#define TABLE_LEN   (sizeof(settings_table) / sizeof(settings_table[0]))
 #define PROP_PREFIX "LIVEFLOW_KAFKA_PROP_"
 
 extern char **environ;
@@ -172,7 +250,8 @@ static int source_read_file(struct source *src, const char *path, char *errstr, 
         int lineno = 0;
 
         if (!f) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_CONFIG_FILE: %s: %s", path, strerror(errno));
+                snprintf(errstr, errstr_size, "LIVEFLOW_CONFIG_FILE: %s: %s", path,
+                         strerror(errno));
                 return -1;
         }
         while (fgets(line, sizeof(line), f)) {
@@ -182,7 +261,8 @@ static int source_read_file(struct source *src, const char *path, char *errstr, 
                 if (!*s || *s == '#')
                         continue;
                 if (!(eq = strchr(s, '=')) || strncmp(s, "LIVEFLOW_", 9) != 0) {
-                        snprintf(errstr, errstr_size, "%s:%d: expected LIVEFLOW_KEY = value", path, lineno);
+                        snprintf(errstr, errstr_size, "%s:%d: expected LIVEFLOW_KEY = value", path,
+                                 lineno);
                         fclose(f);
                         return -1;
                 }
@@ -263,7 +343,8 @@ static int load_table(struct settings *s, const struct source *src, unsigned use
                 if (!v || !*v) {
                         if (k->def == REQUIRED ||
                             (k->def == WORKERS_REQUIRE && (user & SETTINGS_WORKERS))) {
-                                snprintf(errstr, errstr_size, "%s is not set (%s)", k->name, k->desc);
+                                snprintf(errstr, errstr_size, "%s is not set (%s)", k->name,
+                                         k->desc);
                                 return -1;
                         }
                         if (k->def == WORKERS_REQUIRE || !(v = k->def))
@@ -303,7 +384,8 @@ static bool is_known_key(const char *key)
                 if (strcmp(settings_table[i].name, key) == 0)
                         return true;
         return strncmp(key, PROP_PREFIX, strlen(PROP_PREFIX)) == 0 ||
-               strncmp(key, "LIVEFLOW_STACK_", 15) == 0 || strncmp(key, "LIVEFLOW_TEST_", 14) == 0 ||
+               strncmp(key, "LIVEFLOW_STACK_", 15) == 0 ||
+               strncmp(key, "LIVEFLOW_TEST_", 14) == 0 ||
                strncmp(key, "LIVEFLOW_DEVBROKER_", 19) == 0 ||
                strcmp(key, "LIVEFLOW_RECEIVER_URL") == 0;
 }
@@ -320,7 +402,8 @@ static int scan_keys(struct settings *s, const struct source *src, char *errstr,
                         continue;
                 memcpy(key, *e, n);
                 key[n] = '\0';
-                if (strncmp(key, PROP_PREFIX, strlen(PROP_PREFIX)) == 0 && n > strlen(PROP_PREFIX)) {
+                if (strncmp(key, PROP_PREFIX, strlen(PROP_PREFIX)) == 0 &&
+                    n > strlen(PROP_PREFIX)) {
                         if (add_kafka_prop(s, key, eq + 1) == -1) {
                                 snprintf(errstr, errstr_size, "out of memory");
                                 return -1;
@@ -331,7 +414,8 @@ static int scan_keys(struct settings *s, const struct source *src, char *errstr,
         }
         for (size_t i = 0; i < src->file_cnt; i++) {
                 if (strncmp(src->file[i].key, PROP_PREFIX, strlen(PROP_PREFIX)) == 0 &&
-                    !getenv(src->file[i].key) && add_kafka_prop(s, src->file[i].key, src->file[i].value) == -1)
+                    !getenv(src->file[i].key) &&
+                    add_kafka_prop(s, src->file[i].key, src->file[i].value) == -1)
                         return -1;
                 if (!is_known_key(src->file[i].key))
                         log_warn(NULL, "unknown configuration key %s ignored", src->file[i].key);
@@ -340,16 +424,21 @@ static int scan_keys(struct settings *s, const struct source *src, char *errstr,
 }
 
 /* Rules between keys that the table's per-key bounds cannot say. */
-static int check_relations(const struct settings *s, unsigned user, char *errstr, size_t errstr_size)
+static int check_relations(const struct settings *s, unsigned user, char *errstr,
+                           size_t errstr_size)
 {
         if ((user & SETTINGS_CONSUMER) && s->audit_suspend_score < s->audit_warn_score) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_AUDIT_SUSPEND_SCORE: %lld is below LIVEFLOW_AUDIT_WARN_SCORE %lld",
-                         s->audit_suspend_score, s->audit_warn_score);
+                snprintf(
+                        errstr, errstr_size,
+                        "LIVEFLOW_AUDIT_SUSPEND_SCORE: %lld is below LIVEFLOW_AUDIT_WARN_SCORE %lld",
+                        s->audit_suspend_score, s->audit_warn_score);
                 return -1;
         }
         if ((user & SETTINGS_STATS) && s->stats_profile_mid_pct >= s->stats_profile_high_pct) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_STATS_PROFILE_MID_PCT: %lld is not below LIVEFLOW_STATS_PROFILE_HIGH_PCT %lld",
-                         s->stats_profile_mid_pct, s->stats_profile_high_pct);
+                snprintf(
+                        errstr, errstr_size,
+                        "LIVEFLOW_STATS_PROFILE_MID_PCT: %lld is not below LIVEFLOW_STATS_PROFILE_HIGH_PCT %lld",
+                        s->stats_profile_mid_pct, s->stats_profile_high_pct);
                 return -1;
         }
         return 0;
@@ -367,7 +456,8 @@ int settings_load(struct settings *s, unsigned user, char *errstr, size_t errstr
         if (load_table(s, &src, user, errstr, errstr_size) == -1)
                 goto out;
         if (log_level_parse(s->log_level) == -1) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug",
+                snprintf(errstr, errstr_size,
+                         "LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug",
                          s->log_level);
                 goto out;
         }
@@ -421,7 +511,9 @@ void settings_dump(const struct settings *s, unsigned user, char *out, size_t ou
                         const char *v = *(char *const *)(base + k->offset);
 
                         n = snprintf(out + o, out_size - o, "%s=%s\n", k->name,
-                                     !v ? "" : k->type == SETTING_SECRET ? "***" : v);
+                                     !v                          ? ""
+                                     : k->type == SETTING_SECRET ? "***"
+                                                                 : v);
                 }
                 if (n < 0)
                         return;

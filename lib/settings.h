@@ -15,7 +15,7 @@ enum settings_user {
 };
 
 struct kafka_prop {
-        char *name;  /* librdkafka property, e.g. "security.protocol" */
+        char *name; /* librdkafka property, e.g. "security.protocol" */
         char *value;
 };
 
@@ -43,35 +43,35 @@ struct settings {
         long long http_timeout_s;
         long long max_body_bytes;
         long long ack_timeout_ms;
-        char *spool_dir;          /* NULL: no spool */
+        char *spool_dir; /* NULL: no spool */
         long long spool_max_bytes;
-        char *tencent_keys;       /* comma-separated: several may be valid during rotation */
+        char *tencent_keys; /* comma-separated: several may be valid during rotation */
         long long tencent_grace_s;
         char *tencent_path_token;
         char *tencent_allow_ips;
         char *srs_token;
-        char *srs_publish_keys;   /* comma-separated txSecret keys; NULL: no anti-leech check */
-        long long srs_fail_open;  /* 1: allow on_publish when no anchor status store answers */
+        char *srs_publish_keys;       /* comma-separated txSecret keys; NULL: no anti-leech check */
+        long long srs_fail_open;      /* 1: allow on_publish when no anchor status store answers */
         long long srs_require_anchor; /* 1: refuse on_publish without anchor_id (checks on) */
         long long srs_store_retry_ms; /* skip a failed store this long before reconnecting */
-        char *hmac_secrets;       /* comma-separated whsec_ secrets */
+        char *hmac_secrets;           /* comma-separated whsec_ secrets */
         long long webhook_tolerance_s;
         long long webhook_replay_max;
         long long max_amount;
         /* consumers and workers */
         char *role;
-        char *group_id;           /* overrides liveflow.<role> (shadow or test consumers) */
+        char *group_id; /* overrides liveflow.<role> (shadow or test consumers) */
         long long session_timeout_ms;
         long long batch_max;
         long long batch_wait_ms;
         long long retry_backoff_ms;
         long long live_ttl_s;
         /* audit role: graded punishment of moderation verdicts */
-        long long audit_warn_score;       /* a verdict scoring at least this is a warning */
-        long long audit_suspend_score;    /* a Block scoring at least this suspends */
-        char *audit_ban_labels;           /* comma-separated labels whose Block bans for good */
-        long long audit_suspend_s;        /* length of a suspension */
-        long long audit_warn_escalate;    /* this many warnings within the window suspend */
+        long long audit_warn_score;    /* a verdict scoring at least this is a warning */
+        long long audit_suspend_score; /* a Block scoring at least this suspends */
+        char *audit_ban_labels;        /* comma-separated labels whose Block bans for good */
+        long long audit_suspend_s;     /* length of a suspension */
+        long long audit_warn_escalate; /* this many warnings within the window suspend */
         long long audit_warn_window_s;
         /* stream role: the ghost sweep (consumers/stream_lifecycle.h) */
         long long stream_ghost_silence_s;  /* close a live stream silent this long; 0: never */
@@ -80,26 +80,27 @@ struct settings {
         char *tencent_api_endpoint;
         char *tencent_secret_id;
         char *tencent_secret_key;
-        char *tencent_region;             /* X-TC-Region; omitted when unset */
+        char *tencent_region; /* X-TC-Region; omitted when unset */
         char *tencent_push_domain;
         char *tencent_app;
         char *srs_api_endpoint;
         long long vendor_api_timeout_ms;
         /* reward-sync role: tips into recharge, room figures in Redis, live_room_realtime */
-        long long reward_flush_tips;      /* fold a room into live_room_realtime at this many tips */
-        long long reward_flush_s;         /* ... or when its oldest unfolded tip is this old */
-        long long reward_dedup_ttl_s;     /* lifetime of a tip's applied marker in Redis */
-        long long reward_stats_ttl_s;     /* live:stats:{session_id} lives this long after a tip */
+        long long reward_flush_tips;  /* fold a room into live_room_realtime at this many tips */
+        long long reward_flush_s;     /* ... or when its oldest unfolded tip is this old */
+        long long reward_dedup_ttl_s; /* lifetime of a tip's applied marker in Redis */
+        long long reward_stats_ttl_s; /* live:stats:{session_id} lives this long after a tip */
         /* settlement worker (settlement-worker/settlement.h) */
         long long settlement_default_ratio_bp; /* anchor's share when revenue_share has no row */
         long long settlement_recompute_s;      /* sessions ended this recently are summed again */
         long long settlement_sweep_ms;         /* how often that sweep runs */
         /* stats worker (stats-worker/stats.h) */
-        long long stats_profile_interval_s;    /* one audience_profile run per period this long */
-        long long stats_profile_high_pct;      /* percentile above which a spender is high */
-        long long stats_profile_mid_pct;       /* ... mid; low at or below it */
-        long long stats_profile_lock_ttl_s;    /* lock:stats:profile:{period} lifetime, run time bound */
-        long long stats_late_s;                /* late tips/viewers update sessions ended this recently */
+        long long stats_profile_interval_s; /* one audience_profile run per period this long */
+        long long stats_profile_high_pct;   /* percentile above which a spender is high */
+        long long stats_profile_mid_pct;    /* ... mid; low at or below it */
+        long long
+                stats_profile_lock_ttl_s; /* lock:stats:profile:{period} lifetime, run time bound */
+        long long stats_late_s; /* late tips/viewers update sessions ended this recently */
 };
 
 /**

@@ -61,8 +61,8 @@ static int parse_authority(const char *a, size_t n, char *user, size_t user_size
 
                 if (copy_decoded(user, user_size, a, un) == -1)
                         return -1;
-                if (colon && copy_decoded(pass, pass_size, colon + 1,
-                                          (size_t)(at - colon - 1)) == -1)
+                if (colon &&
+                    copy_decoded(pass, pass_size, colon + 1, (size_t)(at - colon - 1)) == -1)
                         return -1;
                 hp = at + 1;
                 hn = n - (size_t)(hp - a);
@@ -103,42 +103,53 @@ int url_parse_mysql(const char *url, struct mysql_url *out, char *errstr, size_t
         memset(out, 0, sizeof(*out));
         out->port = 3306;
         if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-                snprintf(errstr, errstr_size, "\"%s\" is not a mysql:// URL", redact(url, shown, sizeof(shown)));
+                snprintf(errstr, errstr_size, "\"%s\" is not a mysql:// URL",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         p = url + sizeof(scheme) - 1;
         slash = strchr(p, '/');
         if (!slash) {
-                snprintf(errstr, errstr_size, "\"%s\" names no database (mysql://user:pass@host:port/db)", redact(url, shown, sizeof(shown)));
+                snprintf(errstr, errstr_size,
+                         "\"%s\" names no database (mysql://user:pass@host:port/db)",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         if (parse_authority(p, (size_t)(slash - p), out->user, sizeof(out->user), out->password,
-                            sizeof(out->password), out->host, sizeof(out->host), &out->port) == -1) {
-                snprintf(errstr, errstr_size, "\"%s\": bad user, host or port", redact(url, shown, sizeof(shown)));
+                            sizeof(out->password), out->host, sizeof(out->host),
+                            &out->port) == -1) {
+                snprintf(errstr, errstr_size, "\"%s\": bad user, host or port",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         query = strchr(slash, '?');
         size_t dbn = query ? (size_t)(query - slash - 1) : strlen(slash + 1);
 
         if (dbn == 0 || copy_decoded(out->database, sizeof(out->database), slash + 1, dbn) == -1) {
-                snprintf(errstr, errstr_size, "\"%s\": bad or missing database name", redact(url, shown, sizeof(shown)));
+                snprintf(errstr, errstr_size, "\"%s\": bad or missing database name",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         if (query) {
                 if (strncmp(query, "?socket=", 8) != 0 ||
-                    copy_decoded(out->socket, sizeof(out->socket), query + 8, strlen(query + 8)) == -1 ||
+                    copy_decoded(out->socket, sizeof(out->socket), query + 8, strlen(query + 8)) ==
+                            -1 ||
                     out->socket[0] != '/') {
-                        snprintf(errstr, errstr_size, "\"%s\": only ?socket=/absolute/path is understood", redact(url, shown, sizeof(shown)));
+                        snprintf(errstr, errstr_size,
+                                 "\"%s\": only ?socket=/absolute/path is understood",
+                                 redact(url, shown, sizeof(shown)));
                         return -1;
                 }
                 out->port = 0;
         }
         if (!out->socket[0] && !out->host[0]) {
-                snprintf(errstr, errstr_size, "\"%s\" names neither a host nor a socket", redact(url, shown, sizeof(shown)));
+                snprintf(errstr, errstr_size, "\"%s\" names neither a host nor a socket",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         if (!out->user[0]) {
-                snprintf(errstr, errstr_size, "\"%s\" names no user", redact(url, shown, sizeof(shown)));
+                snprintf(errstr, errstr_size, "\"%s\" names no user",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         return 0;
@@ -153,7 +164,8 @@ int url_parse_redis(const char *url, struct redis_url *out, char *errstr, size_t
 
         memset(out, 0, sizeof(*out));
         if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-                snprintf(errstr, errstr_size, "\"%s\" is not a redis:// URL", redact(url, shown, sizeof(shown)));
+                snprintf(errstr, errstr_size, "\"%s\" is not a redis:// URL",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         p = url + sizeof(scheme) - 1;
@@ -161,8 +173,10 @@ int url_parse_redis(const char *url, struct redis_url *out, char *errstr, size_t
         size_t an = slash ? (size_t)(slash - p) : strlen(p);
 
         if (parse_authority(p, an, user, sizeof(user), out->password, sizeof(out->password),
-                            out->host, sizeof(out->host), &port) == -1 || !out->host[0]) {
-                snprintf(errstr, errstr_size, "\"%s\": bad host or port", redact(url, shown, sizeof(shown)));
+                            out->host, sizeof(out->host), &port) == -1 ||
+            !out->host[0]) {
+                snprintf(errstr, errstr_size, "\"%s\": bad host or port",
+                         redact(url, shown, sizeof(shown)));
                 return -1;
         }
         out->port = (int)port;
@@ -171,7 +185,8 @@ int url_parse_redis(const char *url, struct redis_url *out, char *errstr, size_t
                 long db = strtol(slash + 1, &end, 10);
 
                 if (*end || db < 0 || db > 15) {
-                        snprintf(errstr, errstr_size, "\"%s\": database must be 0..15", redact(url, shown, sizeof(shown)));
+                        snprintf(errstr, errstr_size, "\"%s\": database must be 0..15",
+                                 redact(url, shown, sizeof(shown)));
                         return -1;
                 }
                 out->db = (int)db;

@@ -10,7 +10,7 @@ struct mysql_url {
         char host[256];
         unsigned int port; /* 0 when a socket is used */
         char database[64];
-        char socket[108];  /* from ?socket=, empty otherwise */
+        char socket[108]; /* from ?socket=, empty otherwise */
 };
 
 struct redis_url {

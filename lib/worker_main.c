@@ -33,7 +33,8 @@ static void usage(const char *prog, const struct consumer_role *const roles[])
         fprintf(stderr, "\nconfiguration: LIVEFLOW_* environment variables\n");
 }
 
-static const struct consumer_role *find_role(const struct consumer_role *const roles[], const char *name)
+static const struct consumer_role *find_role(const struct consumer_role *const roles[],
+                                             const char *name)
 {
         for (size_t i = 0; roles[i]; i++)
                 if (strcmp(roles[i]->name, name) == 0)
@@ -42,8 +43,9 @@ static const struct consumer_role *find_role(const struct consumer_role *const r
 }
 
 /* @returns 0, or -1 on an unknown option or role (usage printed). */
-static int parse_args(const char *prog, const struct consumer_role *const roles[], int argc, char **argv,
-                      const struct settings *s, const struct consumer_role **role, bool *check_only)
+static int parse_args(const char *prog, const struct consumer_role *const roles[], int argc,
+                      char **argv, const struct settings *s, const struct consumer_role **role,
+                      bool *check_only)
 {
         const char *name = s->role;
 
@@ -90,7 +92,8 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
                 goto out;
         }
         if (log_level_parse(s.log_level) == -1) {
-                fprintf(stderr, "%s: LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug\n", prog,
+                fprintf(stderr,
+                        "%s: LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug\n", prog,
                         s.log_level);
                 goto out;
         }
@@ -104,10 +107,10 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
         log_init(role->name, (enum log_level)log_level_parse(s.log_level));
         signals_install();
         status = EXIT_FAILURE;
-        if (!(metrics = metrics_new()) ||                                      /* connect */
+        if (!(metrics = metrics_new()) || /* connect */
             !(c = consumer_new(role, &s, metrics, errstr, sizeof(errstr))) ||
-            !(admin = admin_http_start(s.admin_addr, (int)s.admin_port, metrics, consumer_is_ready, c,
-                                       errstr, sizeof(errstr)))) {
+            !(admin = admin_http_start(s.admin_addr, (int)s.admin_port, metrics, consumer_is_ready,
+                                       c, errstr, sizeof(errstr)))) {
                 log_error(NULL, "startup failed: %s", metrics ? errstr : "out of memory");
                 goto out;
         }
@@ -115,10 +118,10 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
                  s.group_id ? "" : "liveflow.", s.group_id ? s.group_id : role->name, s.admin_addr,
                  s.admin_port, rd_kafka_version_str());
 
-        consumer_run(c);                                                       /* loop */
+        consumer_run(c); /* loop */
 
         log_info(NULL, "draining");
-        if (consumer_drain(c, (int)s.drain_timeout_ms) == 0)                  /* drain */
+        if (consumer_drain(c, (int)s.drain_timeout_ms) == 0) /* drain */
                 status = 0;
         log_info(NULL, "stopped status=%d", status);
 out:

@@ -1,4 +1,5 @@
-/* worker_main.h: the skeleton of every process that runs consumer roles (config, connect, loop, drain). */
+/* worker_main.h: the skeleton of every process that runs consumer roles (config, connect, loop,
+ * drain). */
 #ifndef LIVEFLOW_WORKER_MAIN_H
 #define LIVEFLOW_WORKER_MAIN_H
 

@@ -15,5 +15,6 @@ int main(int argc, char **argv)
 {
         if (argc > 1 && strcmp(argv[1], "reconcile") == 0)
                 return reconcile_main(argc - 1, argv + 1);
-        return worker_main("liveflow-settlement", settlement_roles, SETTINGS_SETTLEMENT, argc, argv);
+        return worker_main("liveflow-settlement", settlement_roles, SETTINGS_SETTLEMENT, argc,
+                           argv);
 }

@@ -1,4 +1,5 @@
-/* reconcile.c: recharge, settlement_detail, hourly_reward_stats, settlement and Redis compared; the differences printed. */
+/* reconcile.c: recharge, settlement_detail, hourly_reward_stats, settlement and Redis compared; the
+ * differences printed. */
 #include "reconcile.h"
 
 #include <ctype.h>
@@ -12,15 +13,15 @@
 #include "redis_conn.h"
 #include "url.h"
 
-#define PROG "liveflow-settlement reconcile"
-#define DEFAULT_LIMIT 20
-#define HOUR_S 3600LL
-#define DAY_S (24 * HOUR_S)
+#define PROG                    "liveflow-settlement reconcile"
+#define DEFAULT_LIMIT           20
+#define HOUR_S                  3600LL
+#define DAY_S                   (24 * HOUR_S)
 #define MYSQL_CONNECT_TIMEOUT_S 10
-#define MYSQL_READ_TIMEOUT_S 600   /* the all-time sums read whole tables */
-#define REDIS_TIMEOUT_MS 5000
-#define REDIS_BATCH 128             /* rooms per MGET */
-#define ROOM_KEY_MAX 128            /* "live:room:recharge_count:" + a 64-byte room_id */
+#define MYSQL_READ_TIMEOUT_S    600 /* the all-time sums read whole tables */
+#define REDIS_TIMEOUT_MS        5000
+#define REDIS_BATCH             128 /* rooms per MGET */
+#define ROOM_KEY_MAX            128 /* "live:room:recharge_count:" + a 64-byte room_id */
 
 static const char earnings_prefix[] = "live:room:earnings:";
 static const char count_prefix[] = "live:room:recharge_count:";
@@ -35,10 +36,10 @@ struct options {
 
 struct reconcile {
         MYSQL *mysql;
-        struct redis_conn *redis;     /* NULL with --no-redis */
-        long long from_s, to_s;       /* the range [from, to) in Unix seconds */
-        long long limit;              /* lines listed per finding kind */
-        long long differences;        /* findings across all checks */
+        struct redis_conn *redis; /* NULL with --no-redis */
+        long long from_s, to_s;   /* the range [from, to) in Unix seconds */
+        long long limit;          /* lines listed per finding kind */
+        long long differences;    /* findings across all checks */
 };
 
 /* ------------------------------------------------------------------ times */
@@ -109,8 +110,8 @@ static int parse_iso(const char *s, long long *unix_s)
                         for (p++; isdigit((unsigned char)*p); p++)
                                 ; /* fractions of a second: the range is in whole seconds */
         }
-        if (parse_zone(p, &offset_s) == -1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-            mi > 59 || sec > 59)
+        if (parse_zone(p, &offset_s) == -1 || mo < 1 || mo > 12 || d < 1 ||
+            d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
                 return -1;
         tm.tm_year = y - 1900;
         tm.tm_mon = mo - 1;
@@ -182,10 +183,10 @@ static MYSQL *mysql_connect_url(const char *url)
         mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &read_s);
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
         mysql_options(mysql, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
-        if (!mysql_real_connect(mysql, u.socket[0] ? NULL : u.host, u.user, u.password, u.database, u.port,
-                                u.socket[0] ? u.socket : NULL, 0)) {
-                fprintf(stderr, "%s: mysql %s:%u: %s\n", PROG, u.socket[0] ? u.socket : u.host, u.port,
-                        mysql_error(mysql));
+        if (!mysql_real_connect(mysql, u.socket[0] ? NULL : u.host, u.user, u.password, u.database,
+                                u.port, u.socket[0] ? u.socket : NULL, 0)) {
+                fprintf(stderr, "%s: mysql %s:%u: %s\n", PROG, u.socket[0] ? u.socket : u.host,
+                        u.port, mysql_error(mysql));
                 mysql_close(mysql);
                 return NULL;
         }
@@ -206,10 +207,14 @@ static int begin_snapshot(struct reconcile *rc)
         format_time(rc->to_s, "%Y-%m-%d %H:%M:%S", to, sizeof(to));
         format_time(rc->from_s / HOUR_S * HOUR_S, "%Y-%m-%d %H:%M:%S", hfrom, sizeof(hfrom));
         format_time(hour_to, "%Y-%m-%d %H:%M:%S", hto, sizeof(hto));
-        snprintf(sql, sizeof(sql), "SET @from = CAST('%s' AS DATETIME(3)), @to = CAST('%s' AS DATETIME(3)), "
-                 "@hfrom = CAST('%s' AS DATETIME(3)), @hto = CAST('%s' AS DATETIME(3))", from, to, hfrom, hto);
-        return exec(rc, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") == 0 && exec(rc, sql) == 0 &&
-                               exec(rc, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY") == 0
+        snprintf(sql, sizeof(sql),
+                 "SET @from = CAST('%s' AS DATETIME(3)), @to = CAST('%s' AS DATETIME(3)), "
+                 "@hfrom = CAST('%s' AS DATETIME(3)), @hto = CAST('%s' AS DATETIME(3))",
+                 from, to, hfrom, hto);
+        return exec(rc, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") == 0 &&
+                               exec(rc, sql) == 0 &&
+                               exec(rc, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY") ==
+                                       0
                        ? 0
                        : -1;
 }
@@ -227,7 +232,8 @@ static bool is_true(const MYSQL_ROW row, int i)
 }
 
 /* Prints up to rc->limit rows of res through print, then how many were left out; frees res. */
-static long long list_rows(const struct reconcile *rc, MYSQL_RES *res, void (*print)(const MYSQL_ROW row))
+static long long list_rows(const struct reconcile *rc, MYSQL_RES *res,
+                           void (*print)(const MYSQL_ROW row))
 {
         long long n = (long long)mysql_num_rows(res), shown = 0;
         MYSQL_ROW row;
@@ -263,7 +269,8 @@ static int verdict(struct reconcile *rc, long long found)
 }
 
 /* Adds the findings of one query to *found; false (and *found = -1) on a query error. */
-static bool add_findings(struct reconcile *rc, long long *found, const char *sql, void (*print)(const MYSQL_ROW row))
+static bool add_findings(struct reconcile *rc, long long *found, const char *sql,
+                         void (*print)(const MYSQL_ROW row))
 {
         long long n = findings(rc, sql, print);
 
@@ -275,54 +282,60 @@ static bool add_findings(struct reconcile *rc, long long *found, const char *sql
         return true;
 }
 
-/* ------------------------------------------------------------------ 1. recharge vs settlement_detail */
+/* ------------------------------------------------------------------ 1. recharge vs
+ * settlement_detail */
 
 #define RANGE(c) c " >= @from AND " c " < @to"
 
 static const char details_totals_sql[] =
         "SELECT rc, ra, dc, da, rc = dc AND ra = da FROM (SELECT "
-        "(SELECT COUNT(*) FROM recharge WHERE " RANGE("tipped_at") ") rc, "
-        "(SELECT COALESCE(SUM(amount), 0) FROM recharge WHERE " RANGE("tipped_at") ") ra, "
-        "(SELECT COUNT(*) FROM settlement_detail WHERE " RANGE("tipped_at") ") dc, "
-        "(SELECT COALESCE(SUM(amount), 0) FROM settlement_detail WHERE " RANGE("tipped_at") ") da) x";
+        "(SELECT COUNT(*) FROM recharge WHERE " RANGE(
+                "tipped_at") ") rc, "
+                             "(SELECT COALESCE(SUM(amount), 0) FROM recharge WHERE " RANGE(
+                                     "tipped_at") ") ra, "
+                                                  "(SELECT COUNT(*) FROM settlement_detail WHERE " RANGE(
+                                                          "tipped_at") ") dc, "
+                                                                       "(SELECT COALESCE(SUM(amount), 0) FROM settlement_detail WHERE " RANGE(
+                                                                               "tipped_at") ") da) x";
 
 static const char details_by_anchor_sql[] =
         "SELECT anchor_id, SUM(rc), SUM(ra), SUM(dc), SUM(da) FROM ("
-        "SELECT anchor_id, COUNT(*) rc, SUM(amount) ra, 0 dc, 0 da FROM recharge WHERE " RANGE("tipped_at")
-        " GROUP BY anchor_id UNION ALL "
-        "SELECT anchor_id, 0, 0, COUNT(*), SUM(amount) FROM settlement_detail WHERE " RANGE("tipped_at")
-        " GROUP BY anchor_id) x GROUP BY anchor_id HAVING SUM(rc) <> SUM(dc) OR SUM(ra) <> SUM(da) ORDER BY anchor_id";
+        "SELECT anchor_id, COUNT(*) rc, SUM(amount) ra, 0 dc, 0 da FROM recharge WHERE " RANGE(
+                "tipped_at") " GROUP BY anchor_id UNION ALL "
+                             "SELECT anchor_id, 0, 0, COUNT(*), SUM(amount) FROM settlement_detail WHERE " RANGE(
+                                     "tipped_at") " GROUP BY anchor_id) x GROUP BY anchor_id HAVING SUM(rc) <> SUM(dc) OR SUM(ra) <> SUM(da) ORDER BY anchor_id";
 
 static const char details_by_tip_sql[] =
         "SELECT r.trace_id, r.anchor_id, r.amount, d.anchor_id, d.amount FROM recharge r "
-        "LEFT JOIN settlement_detail d ON d.trace_id = r.trace_id WHERE " RANGE("r.tipped_at")
-        " AND (d.trace_id IS NULL OR d.anchor_id <> r.anchor_id OR d.amount <> r.amount) UNION ALL "
-        "SELECT d.trace_id, NULL, NULL, d.anchor_id, d.amount FROM settlement_detail d "
-        "LEFT JOIN recharge r ON r.trace_id = d.trace_id WHERE " RANGE("d.tipped_at")
-        " AND r.trace_id IS NULL ORDER BY 1";
+        "LEFT JOIN settlement_detail d ON d.trace_id = r.trace_id WHERE " RANGE(
+                "r.tipped_at") " AND (d.trace_id IS NULL OR d.anchor_id <> r.anchor_id OR d.amount <> r.amount) UNION ALL "
+                               "SELECT d.trace_id, NULL, NULL, d.anchor_id, d.amount FROM settlement_detail d "
+                               "LEFT JOIN recharge r ON r.trace_id = d.trace_id WHERE " RANGE(
+                                       "d.tipped_at") " AND r.trace_id IS NULL ORDER BY 1";
 
 /* The worker's rounding rule (settlement_split): anchor gets floor(amount * ratio_bp / 10000). */
 static const char details_split_sql[] =
         "SELECT trace_id, anchor_id, amount, ratio_bp, anchor_amount, platform_amount, rule FROM ("
         "SELECT trace_id, anchor_id, amount, ratio_bp, anchor_amount, platform_amount, "
         "(amount DIV 10000) * CAST(ratio_bp AS SIGNED) + ((amount MOD 10000) * CAST(ratio_bp AS SIGNED)) DIV 10000 rule "
-        "FROM settlement_detail WHERE " RANGE("tipped_at") ") x WHERE ratio_bp > 10000 OR anchor_amount <> rule "
-        "OR CAST(anchor_amount AS DECIMAL(21, 0)) + platform_amount <> amount ORDER BY trace_id";
+        "FROM settlement_detail WHERE " RANGE(
+                "tipped_at") ") x WHERE ratio_bp > 10000 OR anchor_amount <> rule "
+                             "OR CAST(anchor_amount AS DECIMAL(21, 0)) + platform_amount <> amount ORDER BY trace_id";
 
 static void print_anchor_totals(const MYSQL_ROW row)
 {
-        printf("    anchor %s: recharge %s tips sum %s, settlement_detail %s tips sum %s\n", col(row, 0), col(row, 1),
-               col(row, 2), col(row, 3), col(row, 4));
+        printf("    anchor %s: recharge %s tips sum %s, settlement_detail %s tips sum %s\n",
+               col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4));
 }
 
 static void print_tip(const MYSQL_ROW row)
 {
         if (!row[1])
-                printf("    tip %s (anchor %s, amount %s): in settlement_detail, missing from recharge\n", col(row, 0),
-                       col(row, 3), col(row, 4));
+                printf("    tip %s (anchor %s, amount %s): in settlement_detail, missing from recharge\n",
+                       col(row, 0), col(row, 3), col(row, 4));
         else if (!row[3])
-                printf("    tip %s (anchor %s, amount %s): in recharge, missing from settlement_detail\n", col(row, 0),
-                       col(row, 1), col(row, 2));
+                printf("    tip %s (anchor %s, amount %s): in recharge, missing from settlement_detail\n",
+                       col(row, 0), col(row, 1), col(row, 2));
         else
                 printf("    tip %s: recharge has anchor %s amount %s, settlement_detail anchor %s amount %s\n",
                        col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4));
@@ -331,7 +344,8 @@ static void print_tip(const MYSQL_ROW row)
 static void print_split(const MYSQL_ROW row)
 {
         printf("    tip %s (anchor %s): amount %s at ratio_bp %s split %s + %s, the rule gives the anchor %s\n",
-               col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4), col(row, 5), col(row, 6));
+               col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4), col(row, 5),
+               col(row, 6));
 }
 
 static int check_details(struct reconcile *rc)
@@ -344,8 +358,8 @@ static int check_details(struct reconcile *rc)
         if (!(res = query(rc, details_totals_sql)))
                 return -1;
         if ((row = mysql_fetch_row(res))) {
-                printf("    recharge %s tips sum %s, settlement_detail %s tips sum %s\n", col(row, 0), col(row, 1),
-                       col(row, 2), col(row, 3));
+                printf("    recharge %s tips sum %s, settlement_detail %s tips sum %s\n",
+                       col(row, 0), col(row, 1), col(row, 2), col(row, 3));
                 found += !is_true(row, 4);
         }
         mysql_free_result(res);
@@ -355,30 +369,38 @@ static int check_details(struct reconcile *rc)
         return verdict(rc, found);
 }
 
-/* ------------------------------------------------------------------ 2. recharge vs hourly_reward_stats */
+/* ------------------------------------------------------------------ 2. recharge vs
+ * hourly_reward_stats */
 
 #define HOURS(c) c " >= @hfrom AND " c " < @hto"
 
 static const char hourly_totals_sql[] =
         "SELECT rc, ra, sc, sa, sr, rc = sc AND ra = sa FROM (SELECT "
-        "(SELECT COUNT(*) FROM recharge WHERE " HOURS("tipped_at") ") rc, "
-        "(SELECT COALESCE(SUM(amount), 0) FROM recharge WHERE " HOURS("tipped_at") ") ra, "
-        "(SELECT COALESCE(SUM(reward_count), 0) FROM hourly_reward_stats WHERE " HOURS("hour") ") sc, "
-        "(SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats WHERE " HOURS("hour") ") sa, "
-        "(SELECT COUNT(*) FROM hourly_reward_stats WHERE " HOURS("hour") ") sr) x";
+        "(SELECT COUNT(*) FROM recharge WHERE " HOURS(
+                "tipped_at") ") rc, "
+                             "(SELECT COALESCE(SUM(amount), 0) FROM recharge WHERE " HOURS(
+                                     "tipped_at") ") ra, "
+                                                  "(SELECT COALESCE(SUM(reward_count), 0) FROM hourly_reward_stats WHERE " HOURS(
+                                                          "hour") ") sc, "
+                                                                  "(SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats WHERE " HOURS(
+                                                                          "hour") ") sa, "
+                                                                                  "(SELECT COUNT(*) FROM hourly_reward_stats WHERE " HOURS(
+                                                                                          "hour") ") sr) x";
 
 static const char hourly_by_anchor_sql[] =
         "SELECT h, anchor_id, SUM(rc), SUM(ra), SUM(sc), SUM(sa) FROM ("
         "SELECT DATE_FORMAT(tipped_at, '%Y-%m-%dT%H:00Z') h, anchor_id, COUNT(*) rc, SUM(amount) ra, 0 sc, 0 sa "
-        "FROM recharge WHERE " HOURS("tipped_at") " GROUP BY h, anchor_id UNION ALL "
-        "SELECT DATE_FORMAT(hour, '%Y-%m-%dT%H:00Z'), anchor_id, 0, 0, SUM(reward_count), SUM(amount_sum) "
-        "FROM hourly_reward_stats WHERE " HOURS("hour") " GROUP BY hour, anchor_id) x "
-        "GROUP BY h, anchor_id HAVING SUM(rc) <> SUM(sc) OR SUM(ra) <> SUM(sa) ORDER BY h, anchor_id";
+        "FROM recharge WHERE " HOURS(
+                "tipped_at") " GROUP BY h, anchor_id UNION ALL "
+                             "SELECT DATE_FORMAT(hour, '%Y-%m-%dT%H:00Z'), anchor_id, 0, 0, SUM(reward_count), SUM(amount_sum) "
+                             "FROM hourly_reward_stats WHERE " HOURS(
+                                     "hour") " GROUP BY hour, anchor_id) x "
+                                             "GROUP BY h, anchor_id HAVING SUM(rc) <> SUM(sc) OR SUM(ra) <> SUM(sa) ORDER BY h, anchor_id";
 
 static void print_hour(const MYSQL_ROW row)
 {
-        printf("    hour %s anchor %s: recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n", col(row, 0),
-               col(row, 1), col(row, 2), col(row, 3), col(row, 4), col(row, 5));
+        printf("    hour %s anchor %s: recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n",
+               col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4), col(row, 5));
 }
 
 static int check_hourly(struct reconcile *rc)
@@ -389,13 +411,14 @@ static int check_hourly(struct reconcile *rc)
         long long found = 0;
 
         format_time(rc->from_s / HOUR_S * HOUR_S, "%Y-%m-%dT%H:%M:%SZ", hfrom, sizeof(hfrom));
-        format_time((rc->to_s + HOUR_S - 1) / HOUR_S * HOUR_S, "%Y-%m-%dT%H:%M:%SZ", hto, sizeof(hto));
+        format_time((rc->to_s + HOUR_S - 1) / HOUR_S * HOUR_S, "%Y-%m-%dT%H:%M:%SZ", hto,
+                    sizeof(hto));
         printf("[2] recharge vs hourly_reward_stats, whole hours [%s, %s)\n", hfrom, hto);
         if (!(res = query(rc, hourly_totals_sql)))
                 return -1;
         if ((row = mysql_fetch_row(res))) {
-                printf("    recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n", col(row, 0), col(row, 1),
-                       col(row, 2), col(row, 3));
+                printf("    recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n",
+                       col(row, 0), col(row, 1), col(row, 2), col(row, 3));
                 if (strcmp(col(row, 4), "0") == 0 && strcmp(col(row, 0), "0") != 0)
                         printf("    hourly_reward_stats has no row for these hours (is the stats worker running?)\n");
                 found += !is_true(row, 5);
@@ -432,21 +455,22 @@ static void print_balance(const MYSQL_ROW row)
 
         if (!is_true(row, 1)) {
                 printf("    anchor %s: no settlement row, but SUM(settlement_detail.anchor_amount) %s and "
-                       "succeeded withdrawals %s\n", a, col(row, 5), col(row, 6));
+                       "succeeded withdrawals %s\n",
+                       a, col(row, 5), col(row, 6));
                 return;
         }
         if (is_true(row, 7))
-                printf("    anchor %s: total_amount %s != SUM(settlement_detail.anchor_amount) %s\n", a, col(row, 2),
-                       col(row, 5));
+                printf("    anchor %s: total_amount %s != SUM(settlement_detail.anchor_amount) %s\n",
+                       a, col(row, 2), col(row, 5));
         if (is_true(row, 8))
-                printf("    anchor %s: withdrawn_amount %s != SUM(succeeded withdrawal.amount) %s\n", a, col(row, 3),
-                       col(row, 6));
+                printf("    anchor %s: withdrawn_amount %s != SUM(succeeded withdrawal.amount) %s\n",
+                       a, col(row, 3), col(row, 6));
         if (is_true(row, 9))
-                printf("    anchor %s: available_amount %s != total_amount %s - withdrawn_amount %s\n", a,
-                       col(row, 4), col(row, 2), col(row, 3));
+                printf("    anchor %s: available_amount %s != total_amount %s - withdrawn_amount %s\n",
+                       a, col(row, 4), col(row, 2), col(row, 3));
         if (is_true(row, 10))
-                printf("    anchor %s: negative figure: total %s withdrawn %s available %s\n", a, col(row, 2),
-                       col(row, 3), col(row, 4));
+                printf("    anchor %s: negative figure: total %s withdrawn %s available %s\n", a,
+                       col(row, 2), col(row, 3), col(row, 4));
 }
 
 static int check_balances(struct reconcile *rc)
@@ -473,7 +497,7 @@ static const char rooms_sql[] =
 /* The rooms of rooms_sql, kept for the reverse check (pointers into the result set). */
 struct rooms {
         MYSQL_RES *res;
-        const char **ids;   /* sorted with strcmp */
+        const char **ids; /* sorted with strcmp */
         size_t cnt;
 };
 
@@ -494,8 +518,8 @@ static const char *reply_str(const redisReply *r, char *buf, size_t buf_size)
 }
 
 /* Compares one room's row with its two values in an MGET reply. @returns the findings (0..1). */
-static long long compare_room(const struct reconcile *rc, const MYSQL_ROW row, const redisReply *earnings,
-                              const redisReply *count, long long shown)
+static long long compare_room(const struct reconcile *rc, const MYSQL_ROW row,
+                              const redisReply *earnings, const redisReply *count, long long shown)
 {
         char b1[32], b2[32];
         const char *e = reply_str(earnings, b1, sizeof(b1)), *c = reply_str(count, b2, sizeof(b2));
@@ -503,8 +527,8 @@ static long long compare_room(const struct reconcile *rc, const MYSQL_ROW row, c
         if (e && c && strcmp(e, col(row, 1)) == 0 && strcmp(c, col(row, 2)) == 0)
                 return 0;
         if (shown < rc->limit)
-                printf("    room %s: Redis earnings %s recharge_count %s, recharge sum %s count %s\n", col(row, 0),
-                       e ? e : "missing", c ? c : "missing", col(row, 1), col(row, 2));
+                printf("    room %s: Redis earnings %s recharge_count %s, recharge sum %s count %s\n",
+                       col(row, 0), e ? e : "missing", c ? c : "missing", col(row, 1), col(row, 2));
         return 1;
 }
 
@@ -529,7 +553,8 @@ static long long compare_batch(struct reconcile *rc, MYSQL_ROW *rows, size_t n, 
         }
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 * n)
                 for (size_t i = 0; i < n; i++)
-                        found += compare_room(rc, rows[i], r->element[2 * i], r->element[2 * i + 1], shown + found);
+                        found += compare_room(rc, rows[i], r->element[2 * i], r->element[2 * i + 1],
+                                              shown + found);
         else
                 found = -1;
         freeReplyObject(r);
@@ -594,7 +619,8 @@ static long long orphan_keys(struct reconcile *rc, const struct rooms *rooms, lo
                         fprintf(stderr, "%s: %s\n", PROG, err);
                         return -1;
                 }
-                if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+                if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                    r->element[0]->type != REDIS_REPLY_STRING ||
                     r->element[1]->type != REDIS_REPLY_ARRAY) {
                         freeReplyObject(r);
                         fprintf(stderr, "%s: redis: unexpected SCAN reply\n", PROG);
@@ -603,12 +629,15 @@ static long long orphan_keys(struct reconcile *rc, const struct rooms *rooms, lo
                 snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
                 for (size_t i = 0; i < r->element[1]->elements; i++) {
                         const redisReply *k = r->element[1]->element[i];
-                        const char *room = k->type == REDIS_REPLY_STRING ? room_of_key(k->str) : NULL;
+                        const char *room =
+                                k->type == REDIS_REPLY_STRING ? room_of_key(k->str) : NULL;
 
-                        if (!room || bsearch(&room, rooms->ids, rooms->cnt, sizeof(*rooms->ids), compare_ids))
+                        if (!room || bsearch(&room, rooms->ids, rooms->cnt, sizeof(*rooms->ids),
+                                             compare_ids))
                                 continue;
                         if (shown + found++ < rc->limit)
-                                printf("    room %s: Redis has %s, recharge has no tip for the room\n", room, k->str);
+                                printf("    room %s: Redis has %s, recharge has no tip for the room\n",
+                                       room, k->str);
                 }
                 freeReplyObject(r);
         } while (strcmp(cursor, "0") != 0);
@@ -716,7 +745,8 @@ static int resolve_range(const struct options *o, struct reconcile *rc)
 
 static int connect_stores(const struct options *o, struct reconcile *rc)
 {
-        const char *mysql_url = getenv("LIVEFLOW_MYSQL_URL"), *redis_url = getenv("LIVEFLOW_REDIS_URL");
+        const char *mysql_url = getenv("LIVEFLOW_MYSQL_URL"),
+                   *redis_url = getenv("LIVEFLOW_REDIS_URL");
         char err[256];
 
         if (!mysql_url || !*mysql_url || (!o->no_redis && (!redis_url || !*redis_url))) {
@@ -727,7 +757,8 @@ static int connect_stores(const struct options *o, struct reconcile *rc)
         }
         if (!(rc->mysql = mysql_connect_url(mysql_url)))
                 return -1;
-        if (!o->no_redis && !(rc->redis = redis_conn_new(redis_url, REDIS_TIMEOUT_MS, err, sizeof(err)))) {
+        if (!o->no_redis &&
+            !(rc->redis = redis_conn_new(redis_url, REDIS_TIMEOUT_MS, err, sizeof(err)))) {
                 fprintf(stderr, "%s: %s\n", PROG, err);
                 return -1;
         }

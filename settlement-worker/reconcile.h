@@ -1,4 +1,5 @@
-/* reconcile.h: `liveflow-settlement reconcile`: the money tables checked against each other and Redis. */
+/* reconcile.h: `liveflow-settlement reconcile`: the money tables checked against each other and
+ * Redis. */
 #ifndef LIVEFLOW_RECONCILE_H
 #define LIVEFLOW_RECONCILE_H
 

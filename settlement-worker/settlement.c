@@ -1,4 +1,5 @@
-/* settlement.c: tips into settlement_detail and the anchor's balance, withdrawals against it, session summaries. */
+/* settlement.c: tips into settlement_detail and the anchor's balance, withdrawals against it,
+ * session summaries. */
 #include "settlement.h"
 
 #include <jansson.h>
@@ -12,7 +13,8 @@
 #include "metrics.h"
 #include "settings.h"
 
-static const char *const settlement_topics[] = {"live.reward", "live.withdrawal", "live.session", NULL};
+static const char *const settlement_topics[] = {"live.reward", "live.withdrawal", "live.session",
+                                                NULL};
 
 #define ID_MAX 64 /* trace_id, request_id and anchor_id are VARCHAR(64) */
 
@@ -32,12 +34,12 @@ enum settlement_kind { KIND_TIP, KIND_WITHDRAWAL, KIND_SESSION_END };
 /* What one record asks for, read from its envelope and payload (borrowed from the event). */
 struct settlement_event {
         enum settlement_kind kind;
-        const char *id;         /* tip_id or request_id */
+        const char *id; /* tip_id or request_id */
         const char *anchor_id;
         long long amount;
-        long long time_ms;      /* tip: ts_ms; withdrawal: event time; session: ended_at_ms */
+        long long time_ms; /* tip: ts_ms; withdrawal: event time; session: ended_at_ms */
         long long session_id;
-        long long started_ms;   /* session: -1 when unknown */
+        long long started_ms; /* session: -1 when unknown */
 };
 
 struct settlement_state {
@@ -48,9 +50,8 @@ struct settlement_state {
         long long last_sweep_ms;
         struct metric *counted[NOTE_COUNT];
         struct ledger *ledger;
-        struct db_stmt *find_ratio, *insert_detail, *find_detail, *credit,
-                *claim_request, *debit, *find_available, *decide_request, *upsert_session, *sum_session,
-                *sweep_sessions;
+        struct db_stmt *find_ratio, *insert_detail, *find_detail, *credit, *claim_request, *debit,
+                *find_available, *decide_request, *upsert_session, *sum_session, *sweep_sessions;
 };
 
 /*
@@ -58,17 +59,17 @@ struct settlement_state {
  * recharge rows, joined to settlement_detail for the shares. Grouping on s gives every picked
  * session a row, zeros when reward-sync has recorded none of its tips yet.
  */
-#define SESSION_SUMS(where)                                                                        \
+#define SESSION_SUMS(where)                                                                           \
         "INSERT INTO settlement_session (session_id, ended_at, gross, anchor_share, platform_share, " \
-        "tips, settled_tips, paying_audience, computed_at) "                                       \
-        "SELECT s.session_id, s.ended_at, COALESCE(SUM(r.amount), 0), "                            \
-        "COALESCE(SUM(d.anchor_amount), 0), COALESCE(SUM(d.platform_amount), 0), "                 \
-        "COUNT(r.trace_id), COUNT(d.trace_id), COUNT(DISTINCT r.audience_id), NOW(3) "             \
-        "FROM settlement_session s LEFT JOIN recharge r ON r.session_id = s.session_id "           \
-        "LEFT JOIN settlement_detail d ON d.trace_id = r.trace_id WHERE " where " "                \
-        "GROUP BY s.session_id, s.ended_at ON DUPLICATE KEY UPDATE gross = VALUES(gross), "        \
-        "anchor_share = VALUES(anchor_share), platform_share = VALUES(platform_share), "           \
-        "tips = VALUES(tips), settled_tips = VALUES(settled_tips), "                               \
+        "tips, settled_tips, paying_audience, computed_at) "                                          \
+        "SELECT s.session_id, s.ended_at, COALESCE(SUM(r.amount), 0), "                               \
+        "COALESCE(SUM(d.anchor_amount), 0), COALESCE(SUM(d.platform_amount), 0), "                    \
+        "COUNT(r.trace_id), COUNT(d.trace_id), COUNT(DISTINCT r.audience_id), NOW(3) "                \
+        "FROM settlement_session s LEFT JOIN recharge r ON r.session_id = s.session_id "              \
+        "LEFT JOIN settlement_detail d ON d.trace_id = r.trace_id WHERE " where " "                   \
+        "GROUP BY s.session_id, s.ended_at ON DUPLICATE KEY UPDATE gross = VALUES(gross), "           \
+        "anchor_share = VALUES(anchor_share), platform_share = VALUES(platform_share), "              \
+        "tips = VALUES(tips), settled_tips = VALUES(settled_tips), "                                  \
         "paying_audience = VALUES(paying_audience), computed_at = VALUES(computed_at)"
 
 static int prepare(struct settlement_state *st)
@@ -76,74 +77,91 @@ static int prepare(struct settlement_state *st)
         struct db *db = st->db;
 
         st->ledger = ledger_new(db, "settlement");
-        st->find_ratio = db_stmt(db,
+        st->find_ratio = db_stmt(
+                db,
                 "SELECT ratio_bp FROM revenue_share WHERE anchor_id = ? AND effective_at <= FROM_UNIXTIME(? / 1000) "
                 "ORDER BY effective_at DESC LIMIT 1");
         /*
          * A plain INSERT, not INSERT IGNORE: IGNORE would also turn a failed CHECK or a
          * truncation into "0 rows", which would then pass for a tip settled before.
          */
-        st->insert_detail = db_stmt(db,
+        st->insert_detail = db_stmt(
+                db,
                 "INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, anchor_amount, "
                 "platform_amount, tipped_at) VALUES (?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000))");
         /* A locking read: the row may have been committed after this transaction's snapshot. */
-        st->find_detail = db_stmt(db,
+        st->find_detail = db_stmt(
+                db,
                 "SELECT anchor_id, amount FROM settlement_detail WHERE trace_id = ? LOCK IN SHARE MODE");
-        st->credit = db_stmt(db,
+        st->credit = db_stmt(
+                db,
                 "INSERT INTO settlement (anchor_id, total_amount, withdrawn_amount, available_amount) "
                 "VALUES (?, ?, 0, ?) ON DUPLICATE KEY UPDATE total_amount = total_amount + VALUES(total_amount), "
                 "available_amount = available_amount + VALUES(available_amount)");
-        st->claim_request = db_stmt(db,
+        st->claim_request = db_stmt(
+                db,
                 "INSERT INTO withdrawal (request_id, anchor_id, amount, status, reason, requested_at) "
                 "VALUES (?, ?, ?, 'rejected', 'deciding', FROM_UNIXTIME(? / 1000))");
-        st->debit = db_stmt(db,
+        st->debit = db_stmt(
+                db,
                 "UPDATE settlement SET withdrawn_amount = withdrawn_amount + ?, "
                 "available_amount = available_amount - ? WHERE anchor_id = ? AND available_amount >= ?");
-        st->find_available = db_stmt(db,
+        st->find_available = db_stmt(
+                db,
                 "SELECT available_amount FROM settlement WHERE anchor_id = ? LOCK IN SHARE MODE");
-        st->decide_request = db_stmt(db, "UPDATE withdrawal SET status = ?, reason = ? WHERE request_id = ?");
-        st->upsert_session = db_stmt(db,
+        st->decide_request =
+                db_stmt(db, "UPDATE withdrawal SET status = ?, reason = ? WHERE request_id = ?");
+        st->upsert_session = db_stmt(
+                db,
                 "INSERT INTO settlement_session (session_id, anchor_id, room_id, stream_id, started_at, ended_at) "
                 "VALUES (?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000)) ON DUPLICATE KEY UPDATE "
                 "anchor_id = VALUES(anchor_id), room_id = VALUES(room_id), stream_id = VALUES(stream_id), "
                 "started_at = VALUES(started_at), ended_at = VALUES(ended_at)");
         st->sum_session = db_stmt(db, SESSION_SUMS("s.session_id = ?"));
         st->sweep_sessions = db_stmt(db, SESSION_SUMS("s.ended_at >= NOW(3) - INTERVAL ? SECOND"));
-        return st->ledger && st->find_ratio && st->insert_detail && st->find_detail &&
-                               st->credit && st->claim_request && st->debit && st->find_available &&
-                               st->decide_request && st->upsert_session && st->sum_session && st->sweep_sessions
+        return st->ledger && st->find_ratio && st->insert_detail && st->find_detail && st->credit &&
+                               st->claim_request && st->debit && st->find_available &&
+                               st->decide_request && st->upsert_session && st->sum_session &&
+                               st->sweep_sessions
                        ? 0
                        : -1;
 }
 
 static void register_metrics(struct settlement_state *st, struct metrics *m)
 {
-        st->counted[NOTE_TIP_SETTLED] = metrics_counter(m, "liveflow_settlement_tips_total",
-                                                        "Tips settled, by outcome", "outcome=\"settled\"");
-        st->counted[NOTE_TIP_DUPLICATE] = metrics_counter(m, "liveflow_settlement_tips_total", NULL,
-                                                          "outcome=\"duplicate\"");
-        st->counted[NOTE_WITHDRAWAL_SUCCEEDED] = metrics_counter(m, "liveflow_settlement_withdrawals_total",
-                                                                 "Withdrawals decided, by status",
-                                                                 "status=\"succeeded\"");
-        st->counted[NOTE_WITHDRAWAL_REJECTED] = metrics_counter(m, "liveflow_settlement_withdrawals_total", NULL,
-                                                                "status=\"rejected\"");
-        st->counted[NOTE_SESSION_SUMMED] = metrics_counter(m, "liveflow_settlement_sessions_total",
-                                                           "Session summaries written on session.end", NULL);
+        st->counted[NOTE_TIP_SETTLED] =
+                metrics_counter(m, "liveflow_settlement_tips_total", "Tips settled, by outcome",
+                                "outcome=\"settled\"");
+        st->counted[NOTE_TIP_DUPLICATE] =
+                metrics_counter(m, "liveflow_settlement_tips_total", NULL, "outcome=\"duplicate\"");
+        st->counted[NOTE_WITHDRAWAL_SUCCEEDED] =
+                metrics_counter(m, "liveflow_settlement_withdrawals_total",
+                                "Withdrawals decided, by status", "status=\"succeeded\"");
+        st->counted[NOTE_WITHDRAWAL_REJECTED] = metrics_counter(
+                m, "liveflow_settlement_withdrawals_total", NULL, "status=\"rejected\"");
+        st->counted[NOTE_SESSION_SUMMED] =
+                metrics_counter(m, "liveflow_settlement_sessions_total",
+                                "Session summaries written on session.end", NULL);
 }
 
-/* The tables this role writes must exist: a missing migration is a startup error, not a DLQ flood. */
+/* The tables this role writes must exist: a missing migration is a startup error, not a DLQ flood.
+ */
 static int check_schema(struct db *db, char *errstr, size_t errstr_size)
 {
         char err[512];
 
-        if (db_sql(db, "SELECT 1 FROM settlement_session, settlement_detail, settlement, withdrawal, "
-                       "revenue_share, recharge, live_events LIMIT 0", NULL, err, sizeof(err)) == DB_OK)
+        if (db_sql(db,
+                   "SELECT 1 FROM settlement_session, settlement_detail, settlement, withdrawal, "
+                   "revenue_share, recharge, live_events LIMIT 0",
+                   NULL, err, sizeof(err)) == DB_OK)
                 return 0;
-        snprintf(errstr, errstr_size, "%s (are the sql/ migrations applied? liveflow-migrate)", err);
+        snprintf(errstr, errstr_size, "%s (are the sql/ migrations applied? liveflow-migrate)",
+                 err);
         return -1;
 }
 
-static int settlement_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
+static int settlement_open(const struct role_env *env, void **state, char *errstr,
+                           size_t errstr_size)
 {
         struct settlement_state *st = calloc(1, sizeof(*st));
 
@@ -221,28 +239,32 @@ static bool is_event(const struct event *ev, const char *event_type, const char 
                strcmp(ev->payload_name, payload_name) == 0;
 }
 
-static int read_money(const struct event *ev, const char *id_key, struct settlement_event *se, char *errstr,
-                      size_t errstr_size)
+static int read_money(const struct event *ev, const char *id_key, struct settlement_event *se,
+                      char *errstr, size_t errstr_size)
 {
         se->id = payload_str(ev, id_key);
         se->anchor_id = payload_str(ev, "anchor_id");
         if (!is_id(se->id) || !is_id(se->anchor_id)) {
-                snprintf(errstr, errstr_size, "%s and anchor_id must be strings of 1 to %d bytes", id_key, ID_MAX);
+                snprintf(errstr, errstr_size, "%s and anchor_id must be strings of 1 to %d bytes",
+                         id_key, ID_MAX);
                 return -1;
         }
         if (!payload_int(ev, "amount", &se->amount) || se->amount <= 0) {
-                snprintf(errstr, errstr_size, "%s %s: amount %lld is not a positive number of minor units", id_key,
+                snprintf(errstr, errstr_size,
+                         "%s %s: amount %lld is not a positive number of minor units", id_key,
                          se->id, se->amount);
                 return -1;
         }
         return 0;
 }
 
-static int read_session_end(const struct event *ev, struct settlement_event *se, char *errstr, size_t errstr_size)
+static int read_session_end(const struct event *ev, struct settlement_event *se, char *errstr,
+                            size_t errstr_size)
 {
         if (!payload_int(ev, "session_id", &se->session_id) || se->session_id <= 0 ||
             !payload_int(ev, "ended_at_ms", &se->time_ms) || se->time_ms <= 0) {
-                snprintf(errstr, errstr_size, "session.end needs a positive session_id and ended_at_ms");
+                snprintf(errstr, errstr_size,
+                         "session.end needs a positive session_id and ended_at_ms");
                 return -1;
         }
         if (!payload_int(ev, "started_at_ms", &se->started_ms) || se->started_ms <= 0)
@@ -251,7 +273,8 @@ static int read_session_end(const struct event *ev, struct settlement_event *se,
 }
 
 /* @returns 0, or -1 with errstr when the record can never be settled. */
-static int read_event(const struct event *ev, struct settlement_event *se, char *errstr, size_t errstr_size)
+static int read_event(const struct event *ev, struct settlement_event *se, char *errstr,
+                      size_t errstr_size)
 {
         memset(se, 0, sizeof(*se));
         if (is_event(ev, "reward", "Reward")) {
@@ -259,7 +282,8 @@ static int read_event(const struct event *ev, struct settlement_event *se, char 
                 if (read_money(ev, "tip_id", se, errstr, errstr_size) == -1)
                         return -1;
                 if (!payload_int(ev, "ts_ms", &se->time_ms) || se->time_ms <= 0) {
-                        snprintf(errstr, errstr_size, "tip %s: ts_ms is missing or not positive", se->id);
+                        snprintf(errstr, errstr_size, "tip %s: ts_ms is missing or not positive",
+                                 se->id);
                         return -1;
                 }
                 return 0;
@@ -273,7 +297,8 @@ static int read_event(const struct event *ev, struct settlement_event *se, char 
                 se->kind = KIND_SESSION_END;
                 return read_session_end(ev, se, errstr, errstr_size);
         }
-        snprintf(errstr, errstr_size, "event_type %s with payload %s is not a tip, withdrawal or session.end",
+        snprintf(errstr, errstr_size,
+                 "event_type %s with payload %s is not a tip, withdrawal or session.end",
                  ev->event_type, ev->payload_name ? ev->payload_name : "null");
         return -1;
 }
@@ -282,11 +307,13 @@ static int read_event(const struct event *ev, struct settlement_event *se, char 
 
 static enum apply_result from_db(enum db_result r)
 {
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
+               : r == DB_RETRY                 ? APPLY_RETRY
+                                               : APPLY_PERMANENT;
 }
 
-static enum db_result record_event(struct settlement_state *st, const struct consumer_record *rec, bool *first,
-                                   char *errstr, size_t errstr_size)
+static enum db_result record_event(struct settlement_state *st, const struct consumer_record *rec,
+                                   bool *first, char *errstr, size_t errstr_size)
 {
         return ledger_record(st->ledger, rec, first, errstr, errstr_size);
 }
@@ -306,24 +333,27 @@ static enum db_result find_ratio(struct settlement_state *st, const struct settl
         struct db_param p[] = {DB_STR(se->anchor_id), DB_I64(se->time_ms)};
         struct db_col col = {.type = DB_PARAM_I64};
         bool found = false;
-        enum db_result r = db_query_row(st->db, st->find_ratio, p, 2, &col, 1, &found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(st->db, st->find_ratio, p, 2, &col, 1, &found, errstr, errstr_size);
 
         *ratio_bp = found && !col.is_null ? col.i : st->default_ratio_bp;
         return r;
 }
 
 static enum db_result insert_detail(struct settlement_state *st, const struct settlement_event *se,
-                                    long long ratio_bp, const struct settlement_split *split, char *errstr,
-                                    size_t errstr_size)
+                                    long long ratio_bp, const struct settlement_split *split,
+                                    char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(se->id), DB_STR(se->anchor_id), DB_I64(se->amount), DB_I64(ratio_bp),
-                               DB_I64(split->anchor_amount), DB_I64(split->platform_amount), DB_I64(se->time_ms)};
+        struct db_param p[] = {
+                DB_STR(se->id),     DB_STR(se->anchor_id),        DB_I64(se->amount),
+                DB_I64(ratio_bp),   DB_I64(split->anchor_amount), DB_I64(split->platform_amount),
+                DB_I64(se->time_ms)};
 
         return db_exec(st->db, st->insert_detail, p, 7, NULL, NULL, errstr, errstr_size);
 }
 
-static enum db_result credit(struct settlement_state *st, const char *anchor_id, long long anchor_amount,
-                             char *errstr, size_t errstr_size)
+static enum db_result credit(struct settlement_state *st, const char *anchor_id,
+                             long long anchor_amount, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(anchor_id), DB_I64(anchor_amount), DB_I64(anchor_amount)};
 
@@ -335,34 +365,40 @@ static enum db_result credit(struct settlement_state *st, const char *anchor_id,
  * the same tip; a different anchor or amount under one tip_id is an upstream error.
  */
 static enum apply_result settled_before(struct settlement_state *st, struct consumer_record *rec,
-                                        const struct settlement_event *se, char *errstr, size_t errstr_size)
+                                        const struct settlement_event *se, char *errstr,
+                                        size_t errstr_size)
 {
         char anchor[ID_MAX + 1] = "";
         struct db_param p[] = {DB_STR(se->id)};
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
                                 {.type = DB_PARAM_I64}};
         bool found = false;
-        enum db_result r = db_query_row(st->db, st->find_detail, p, 1, cols, 2, &found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(st->db, st->find_detail, p, 1, cols, 2, &found, errstr, errstr_size);
 
         if (r != DB_OK)
                 return from_db(r);
         if (!found) {
-                snprintf(errstr, errstr_size, "tip %s: duplicate key but no settlement_detail row", se->id);
+                snprintf(errstr, errstr_size, "tip %s: duplicate key but no settlement_detail row",
+                         se->id);
                 return APPLY_RETRY;
         }
         if (strcmp(anchor, se->anchor_id) != 0 || cols[1].i != se->amount) {
-                snprintf(errstr, errstr_size, "tip %s was settled as anchor %s amount %lld, this one says anchor %s "
-                         "amount %lld", se->id, anchor, cols[1].i, se->anchor_id, se->amount);
+                snprintf(errstr, errstr_size,
+                         "tip %s was settled as anchor %s amount %lld, this one says anchor %s "
+                         "amount %lld",
+                         se->id, anchor, cols[1].i, se->anchor_id, se->amount);
                 return APPLY_PERMANENT;
         }
         rec->note = NOTE_TIP_DUPLICATE;
-        log_info(rec->trace_id, "tip %s settled before anchor=%s topic=%s partition=%d offset=%lld", se->id,
-                 se->anchor_id, rec->topic, rec->partition, rec->offset);
+        log_info(rec->trace_id, "tip %s settled before anchor=%s topic=%s partition=%d offset=%lld",
+                 se->id, se->anchor_id, rec->topic, rec->partition, rec->offset);
         return from_db(set_outcome(st, rec, "duplicate_tip", errstr, errstr_size));
 }
 
 static enum apply_result apply_tip(struct settlement_state *st, struct consumer_record *rec,
-                                   const struct settlement_event *se, char *errstr, size_t errstr_size)
+                                   const struct settlement_event *se, char *errstr,
+                                   size_t errstr_size)
 {
         struct settlement_split split;
         long long ratio_bp;
@@ -371,20 +407,24 @@ static enum apply_result apply_tip(struct settlement_state *st, struct consumer_
         if ((r = find_ratio(st, se, &ratio_bp, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (settlement_split(se->amount, ratio_bp, &split) == -1) {
-                snprintf(errstr, errstr_size, "revenue_share.ratio_bp %lld of anchor %s is outside 0..%lld",
-                         ratio_bp, se->anchor_id, SETTLEMENT_BP_WHOLE);
+                snprintf(errstr, errstr_size,
+                         "revenue_share.ratio_bp %lld of anchor %s is outside 0..%lld", ratio_bp,
+                         se->anchor_id, SETTLEMENT_BP_WHOLE);
                 return APPLY_PERMANENT;
         }
         r = insert_detail(st, se, ratio_bp, &split, errstr, errstr_size);
         if (r == DB_DUPLICATE)
                 return settled_before(st, rec, se, errstr, errstr_size);
         /* Credited only with a new detail row, in the same transaction: a replay adds nothing. */
-        if (r != DB_OK || (r = credit(st, se->anchor_id, split.anchor_amount, errstr, errstr_size)) != DB_OK)
+        if (r != DB_OK ||
+            (r = credit(st, se->anchor_id, split.anchor_amount, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         rec->note = NOTE_TIP_SETTLED;
-        log_info(rec->trace_id, "tip %s anchor=%s amount=%lld ratio_bp=%lld anchor_amount=%lld "
-                 "platform_amount=%lld topic=%s partition=%d offset=%lld", se->id, se->anchor_id, se->amount,
-                 ratio_bp, split.anchor_amount, split.platform_amount, rec->topic, rec->partition, rec->offset);
+        log_info(rec->trace_id,
+                 "tip %s anchor=%s amount=%lld ratio_bp=%lld anchor_amount=%lld "
+                 "platform_amount=%lld topic=%s partition=%d offset=%lld",
+                 se->id, se->anchor_id, se->amount, ratio_bp, split.anchor_amount,
+                 split.platform_amount, rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
 
@@ -398,7 +438,8 @@ static enum apply_result apply_tip(struct settlement_state *st, struct consumer_
 static enum db_result claim_request(struct settlement_state *st, const struct settlement_event *se,
                                     char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(se->id), DB_STR(se->anchor_id), DB_I64(se->amount), DB_I64(se->time_ms)};
+        struct db_param p[] = {DB_STR(se->id), DB_STR(se->anchor_id), DB_I64(se->amount),
+                               DB_I64(se->time_ms)};
 
         return db_exec(st->db, st->claim_request, p, 4, NULL, NULL, errstr, errstr_size);
 }
@@ -407,10 +448,11 @@ static enum db_result claim_request(struct settlement_state *st, const struct se
  * One conditional UPDATE: InnoDB re-reads the row under its lock, so however many copies
  * and requests race, a debit happens only while the balance covers it.
  */
-static enum db_result debit(struct settlement_state *st, const struct settlement_event *se, bool *is_done,
-                            char *errstr, size_t errstr_size)
+static enum db_result debit(struct settlement_state *st, const struct settlement_event *se,
+                            bool *is_done, char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_I64(se->amount), DB_I64(se->amount), DB_STR(se->anchor_id), DB_I64(se->amount)};
+        struct db_param p[] = {DB_I64(se->amount), DB_I64(se->amount), DB_STR(se->anchor_id),
+                               DB_I64(se->amount)};
         unsigned long long affected = 0;
         enum db_result r = db_exec(st->db, st->debit, p, 4, &affected, NULL, errstr, errstr_size);
 
@@ -418,48 +460,55 @@ static enum db_result debit(struct settlement_state *st, const struct settlement
         return r;
 }
 
-static enum db_result rejection_reason(struct settlement_state *st, const struct settlement_event *se,
-                                       char *reason, size_t reason_size, char *errstr, size_t errstr_size)
+static enum db_result rejection_reason(struct settlement_state *st,
+                                       const struct settlement_event *se, char *reason,
+                                       size_t reason_size, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(se->anchor_id)};
         struct db_col col = {.type = DB_PARAM_I64};
         bool found = false;
-        enum db_result r = db_query_row(st->db, st->find_available, p, 1, &col, 1, &found, errstr, errstr_size);
+        enum db_result r = db_query_row(st->db, st->find_available, p, 1, &col, 1, &found, errstr,
+                                        errstr_size);
 
         if (found)
-                snprintf(reason, reason_size, "insufficient balance: available %lld, requested %lld", col.i,
-                         se->amount);
+                snprintf(reason, reason_size,
+                         "insufficient balance: available %lld, requested %lld", col.i, se->amount);
         else
                 snprintf(reason, reason_size, "no settled earnings: requested %lld", se->amount);
         return r;
 }
 
 static enum apply_result apply_withdrawal(struct settlement_state *st, struct consumer_record *rec,
-                                          const struct settlement_event *se, char *errstr, size_t errstr_size)
+                                          const struct settlement_event *se, char *errstr,
+                                          size_t errstr_size)
 {
         char reason[160] = "";
         bool is_done = false;
         enum db_result r = claim_request(st, se, errstr, errstr_size);
 
         if (r == DB_DUPLICATE) {
-                log_info(rec->trace_id, "withdrawal %s decided before anchor=%s topic=%s partition=%d offset=%lld",
+                log_info(rec->trace_id,
+                         "withdrawal %s decided before anchor=%s topic=%s partition=%d offset=%lld",
                          se->id, se->anchor_id, rec->topic, rec->partition, rec->offset);
                 return from_db(set_outcome(st, rec, "duplicate_request", errstr, errstr_size));
         }
         if (r != DB_OK || (r = debit(st, se, &is_done, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
-        if (!is_done && (r = rejection_reason(st, se, reason, sizeof(reason), errstr, errstr_size)) != DB_OK)
+        if (!is_done &&
+            (r = rejection_reason(st, se, reason, sizeof(reason), errstr, errstr_size)) != DB_OK)
                 return from_db(r);
-        struct db_param p[] = {DB_STR(is_done ? "succeeded" : "rejected"), is_done ? DB_NULL : DB_STR(reason),
-                               DB_STR(se->id)};
+        struct db_param p[] = {DB_STR(is_done ? "succeeded" : "rejected"),
+                               is_done ? DB_NULL : DB_STR(reason), DB_STR(se->id)};
 
-        if ((r = db_exec(st->db, st->decide_request, p, 3, NULL, NULL, errstr, errstr_size)) != DB_OK ||
+        if ((r = db_exec(st->db, st->decide_request, p, 3, NULL, NULL, errstr, errstr_size)) !=
+                    DB_OK ||
             (!is_done && (r = set_outcome(st, rec, "rejected", errstr, errstr_size)) != DB_OK))
                 return from_db(r);
         rec->note = is_done ? NOTE_WITHDRAWAL_SUCCEEDED : NOTE_WITHDRAWAL_REJECTED;
-        log_info(rec->trace_id, "withdrawal %s anchor=%s amount=%lld %s%s%s topic=%s partition=%d offset=%lld",
-                 se->id, se->anchor_id, se->amount, is_done ? "succeeded" : "rejected", is_done ? "" : ": ",
-                 reason, rec->topic, rec->partition, rec->offset);
+        log_info(rec->trace_id,
+                 "withdrawal %s anchor=%s amount=%lld %s%s%s topic=%s partition=%d offset=%lld",
+                 se->id, se->anchor_id, se->amount, is_done ? "succeeded" : "rejected",
+                 is_done ? "" : ": ", reason, rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
 
@@ -470,22 +519,28 @@ static enum apply_result apply_withdrawal(struct settlement_state *st, struct co
  * yet are missing here. tick() sums recently ended sessions again to pick them up.
  */
 static enum apply_result apply_session_end(struct settlement_state *st, struct consumer_record *rec,
-                                           const struct settlement_event *se, char *errstr, size_t errstr_size)
+                                           const struct settlement_event *se, char *errstr,
+                                           size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
-        struct db_param p[] = {DB_I64(se->session_id), DB_STR(ev->anchor_id), DB_STR(ev->room_id),
-                               DB_STR(ev->stream_id), se->started_ms > 0 ? DB_I64(se->started_ms) : DB_NULL,
+        struct db_param p[] = {DB_I64(se->session_id),
+                               DB_STR(ev->anchor_id),
+                               DB_STR(ev->room_id),
+                               DB_STR(ev->stream_id),
+                               se->started_ms > 0 ? DB_I64(se->started_ms) : DB_NULL,
                                DB_I64(se->time_ms)};
         struct db_param id[] = {DB_I64(se->session_id)};
         enum db_result r;
 
-        if ((r = db_exec(st->db, st->upsert_session, p, 6, NULL, NULL, errstr, errstr_size)) != DB_OK ||
+        if ((r = db_exec(st->db, st->upsert_session, p, 6, NULL, NULL, errstr, errstr_size)) !=
+                    DB_OK ||
             (r = db_exec(st->db, st->sum_session, id, 1, NULL, NULL, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         rec->note = NOTE_SESSION_SUMMED;
-        log_info(rec->trace_id, "session %lld summed anchor=%s room=%s topic=%s partition=%d offset=%lld",
-                 se->session_id, ev->anchor_id ? ev->anchor_id : "-", ev->room_id ? ev->room_id : "-", rec->topic,
-                 rec->partition, rec->offset);
+        log_info(rec->trace_id,
+                 "session %lld summed anchor=%s room=%s topic=%s partition=%d offset=%lld",
+                 se->session_id, ev->anchor_id ? ev->anchor_id : "-",
+                 ev->room_id ? ev->room_id : "-", rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
 
@@ -501,10 +556,11 @@ static enum apply_result settlement_apply(void *state, struct consumer_record *r
         bool first;
 
         rec->note = NOTE_NONE;
-        if (strcmp(rec->topic, "live.session") == 0 && strcmp(rec->ev.event_type, "session.end") != 0) {
+        if (strcmp(rec->topic, "live.session") == 0 &&
+            strcmp(rec->ev.event_type, "session.end") != 0) {
                 /* The hand-off topic may carry more than this role acts on. */
-                log_debug(rec->trace_id, "%s ignored topic=%s partition=%d offset=%lld", rec->ev.event_type,
-                          rec->topic, rec->partition, rec->offset);
+                log_debug(rec->trace_id, "%s ignored topic=%s partition=%d offset=%lld",
+                          rec->ev.event_type, rec->topic, rec->partition, rec->offset);
                 return APPLY_DONE;
         }
         if (read_event(&rec->ev, &se, errstr, errstr_size) == -1)
@@ -512,7 +568,8 @@ static enum apply_result settlement_apply(void *state, struct consumer_record *r
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         if (se.kind == KIND_SESSION_END)
-                ar = apply_session_end(st, rec, &se, errstr, errstr_size); /* a recompute: again is fine */
+                ar = apply_session_end(st, rec, &se, errstr,
+                                       errstr_size); /* a recompute: again is fine */
         else if (!first)
                 ar = APPLY_DONE; /* this very event was applied before */
         else if (se.kind == KIND_TIP)
@@ -524,7 +581,8 @@ static enum apply_result settlement_apply(void *state, struct consumer_record *r
 }
 
 /* No Redis effects: publish() only counts what the commit made true. */
-static int settlement_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+static int settlement_publish(void *state, struct consumer_record *rec, char *errstr,
+                              size_t errstr_size)
 {
         struct settlement_state *st = state;
 

@@ -1,4 +1,5 @@
-/* settlement.h: the settlement role: tips split between anchor and platform, withdrawals, session summaries. */
+/* settlement.h: the settlement role: tips split between anchor and platform, withdrawals, session
+ * summaries. */
 #ifndef LIVEFLOW_SETTLEMENT_H
 #define LIVEFLOW_SETTLEMENT_H
 

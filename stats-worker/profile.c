@@ -16,7 +16,8 @@
 #include "settings.h"
 #include "trace.h"
 
-#define PROFILE_RETRY_MS 30000 /* a failed run is tried again this much later, or a period later */
+/* A failed run is tried again this much later, or a period later. */
+#define PROFILE_RETRY_MS 30000
 
 /* Deletes the lock only while it still holds our token: an expired lock that another
  * instance took since is not ours to release. */
@@ -47,9 +48,12 @@ static long long now_ms(void)
 
 static int prepare(struct profile *p)
 {
-        p->is_done = db_stmt(p->db, "SELECT COUNT(*) FROM stats_profile_run WHERE interval_s = ? AND period = ?");
+        p->is_done = db_stmt(
+                p->db,
+                "SELECT COUNT(*) FROM stats_profile_run WHERE interval_s = ? AND period = ?");
         /* at_most counts the spenders whose total is at most this one (ties included). */
-        p->stage = db_stmt(p->db,
+        p->stage = db_stmt(
+                p->db,
                 "INSERT INTO stats_profile_stage (audience_id, total_amount, percentile, level, period_start) "
                 "SELECT audience_id, total, ROUND(100 * at_most / spenders, 3), "
                 "CASE WHEN 100 * at_most > ? * spenders THEN 'high' WHEN 100 * at_most > ? * spenders THEN 'mid' "
@@ -57,7 +61,8 @@ static int prepare(struct profile *p)
                 " SELECT audience_id, total, COUNT(*) OVER (ORDER BY total RANGE BETWEEN UNBOUNDED PRECEDING "
                 " AND CURRENT ROW) AS at_most, COUNT(*) OVER () AS spenders FROM ("
                 "  SELECT audience_id, SUM(amount) AS total FROM stats_tip GROUP BY audience_id) t) r");
-        p->record_run = db_stmt(p->db,
+        p->record_run = db_stmt(
+                p->db,
                 "INSERT INTO stats_profile_run (interval_s, period, period_start, instance, audiences, started_at) "
                 "VALUES (?, ?, FROM_UNIXTIME(?), ?, ?, FROM_UNIXTIME(? / 1000))");
         return p->is_done && p->stage && p->record_run ? 0 : -1;
@@ -67,15 +72,17 @@ static void register_metrics(struct profile *p, struct metrics *metrics)
 {
         static const char runs[] = "liveflow_stats_profile_runs_total";
 
-        p->m_done = metrics_counter(metrics, runs, "audience_profile runs, by outcome", "outcome=\"done\"");
+        p->m_done = metrics_counter(metrics, runs, "audience_profile runs, by outcome",
+                                    "outcome=\"done\"");
         p->m_failed = metrics_counter(metrics, runs, NULL, "outcome=\"failed\"");
         p->m_superseded = metrics_counter(metrics, runs, NULL, "outcome=\"superseded\"");
-        p->m_busy = metrics_counter(metrics, "liveflow_stats_profile_lock_busy_total",
-                                    "Ticks that found the period's profiling lock held by another instance", NULL);
+        p->m_busy = metrics_counter(
+                metrics, "liveflow_stats_profile_lock_busy_total",
+                "Ticks that found the period's profiling lock held by another instance", NULL);
 }
 
-struct profile *profile_new(const struct settings *s, struct redis_conn *redis, struct metrics *metrics,
-                            char *errstr, size_t errstr_size)
+struct profile *profile_new(const struct settings *s, struct redis_conn *redis,
+                            struct metrics *metrics, char *errstr, size_t errstr_size)
 {
         struct profile *p = calloc(1, sizeof(*p));
         char host[64] = "";
@@ -92,7 +99,8 @@ struct profile *profile_new(const struct settings *s, struct redis_conn *redis, 
         p->done_period = -1;
         if (gethostname(host, sizeof(host) - 1) == -1)
                 snprintf(host, sizeof(host), "localhost");
-        snprintf(p->instance, sizeof(p->instance), "%s:%d", s->instance_id ? s->instance_id : host, (int)getpid());
+        snprintf(p->instance, sizeof(p->instance), "%s:%d", s->instance_id ? s->instance_id : host,
+                 (int)getpid());
         register_metrics(p, metrics);
         if (!(p->db = db_new(s->mysql_url, (int)p->lock_ttl_s, errstr, errstr_size)))
                 goto fail;
@@ -116,8 +124,8 @@ void profile_destroy(struct profile *p)
 
 /* ------------------------------------------------------------------ the lock */
 
-static enum lock_result lock_take(struct profile *p, const char *key, const char *token, char *errstr,
-                                  size_t errstr_size)
+static enum lock_result lock_take(struct profile *p, const char *key, const char *token,
+                                  char *errstr, size_t errstr_size)
 {
         char ttl[24];
         const char *argv[] = {"SET", key, token, "NX", "EX", ttl};
@@ -127,7 +135,8 @@ static enum lock_result lock_take(struct profile *p, const char *key, const char
         snprintf(ttl, sizeof(ttl), "%lld", p->lock_ttl_s);
         if (!(reply = redis_conn_cmd(p->redis, 6, argv, NULL, errstr, errstr_size)))
                 return LOCK_ERROR;
-        r = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0 ? LOCK_TAKEN : LOCK_BUSY;
+        r = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0 ? LOCK_TAKEN
+                                                                               : LOCK_BUSY;
         freeReplyObject(reply);
         return r;
 }
@@ -136,25 +145,31 @@ static void lock_release(struct profile *p, const char *key, const char *token)
 {
         const char *keys[] = {key}, *args[] = {token};
         char errstr[256];
-        redisReply *reply = redis_conn_eval(p->redis, release_script, 1, keys, 1, args, errstr, sizeof(errstr));
+        redisReply *reply =
+                redis_conn_eval(p->redis, release_script, 1, keys, 1, args, errstr, sizeof(errstr));
 
         if (!reply) {
                 log_warn(NULL, "profile: releasing %s: %s (it expires by itself)", key, errstr);
                 return;
         }
         if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
-                log_warn(NULL, "profile: %s had expired before the run ended (LIVEFLOW_STATS_PROFILE_LOCK_TTL_S)", key);
+                log_warn(
+                        NULL,
+                        "profile: %s had expired before the run ended (LIVEFLOW_STATS_PROFILE_LOCK_TTL_S)",
+                        key);
         freeReplyObject(reply);
 }
 
 /* ------------------------------------------------------------------ the run */
 
-static enum db_result is_done(struct profile *p, long long period, bool *done, char *errstr, size_t errstr_size)
+static enum db_result is_done(struct profile *p, long long period, bool *done, char *errstr,
+                              size_t errstr_size)
 {
         struct db_param prm[] = {DB_I64(p->interval_s), DB_I64(period)};
         struct db_col col = {.type = DB_PARAM_I64};
         bool found = false;
-        enum db_result r = db_query_row(p->db, p->is_done, prm, 2, &col, 1, &found, errstr, errstr_size);
+        enum db_result r =
+                db_query_row(p->db, p->is_done, prm, 2, &col, 1, &found, errstr, errstr_size);
 
         *done = r == DB_OK && found && col.i > 0;
         return r;
@@ -163,7 +178,8 @@ static enum db_result is_done(struct profile *p, long long period, bool *done, c
 /* READ COMMITTED, so that reading the whole ledger takes no locks that would hold up tips. */
 static enum db_result read_committed(struct profile *p, char *errstr, size_t errstr_size)
 {
-        return db_sql(p->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr, errstr_size);
+        return db_sql(p->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr,
+                      errstr_size);
 }
 
 /* Computes every spender's row into stats_profile_stage; *staged receives how many. */
@@ -174,7 +190,8 @@ static enum db_result stage(struct profile *p, long long period, long long *stag
         unsigned long long affected = 0;
         enum db_result r;
 
-        if ((r = db_sql(p->db, "DELETE FROM stats_profile_stage", NULL, errstr, errstr_size)) != DB_OK ||
+        if ((r = db_sql(p->db, "DELETE FROM stats_profile_stage", NULL, errstr, errstr_size)) !=
+                    DB_OK ||
             (r = read_committed(p, errstr, errstr_size)) != DB_OK ||
             (r = db_exec(p->db, p->stage, prm, 3, &affected, NULL, errstr, errstr_size)) != DB_OK)
                 return r;
@@ -183,20 +200,25 @@ static enum db_result stage(struct profile *p, long long period, long long *stag
 }
 
 /* Records the run and replaces audience_profile with the stage, all or nothing. */
-static enum db_result swap(struct profile *p, long long period, long long staged, long long started_ms,
-                           char *errstr, size_t errstr_size)
+static enum db_result swap(struct profile *p, long long period, long long staged,
+                           long long started_ms, char *errstr, size_t errstr_size)
 {
-        struct db_param prm[] = {DB_I64(p->interval_s), DB_I64(period), DB_I64(period), DB_STR(p->instance),
-                                 DB_I64(staged), DB_I64(started_ms)};
+        struct db_param prm[] = {DB_I64(p->interval_s), DB_I64(period), DB_I64(period),
+                                 DB_STR(p->instance),   DB_I64(staged), DB_I64(started_ms)};
         enum db_result r;
 
-        if ((r = read_committed(p, errstr, errstr_size)) != DB_OK || (r = db_begin(p->db, errstr, errstr_size)) != DB_OK)
+        if ((r = read_committed(p, errstr, errstr_size)) != DB_OK ||
+            (r = db_begin(p->db, errstr, errstr_size)) != DB_OK)
                 return r;
         if ((r = db_exec(p->db, p->record_run, prm, 6, NULL, NULL, errstr, errstr_size)) != DB_OK ||
-            (r = db_sql(p->db, "DELETE FROM audience_profile", NULL, errstr, errstr_size)) != DB_OK ||
-            (r = db_sql(p->db, "INSERT INTO audience_profile (audience_id, total_amount, percentile, level, "
-                        "period_start, computed_at) SELECT audience_id, total_amount, percentile, level, period_start, "
-                        "NOW(3) FROM stats_profile_stage", NULL, errstr, errstr_size)) != DB_OK ||
+            (r = db_sql(p->db, "DELETE FROM audience_profile", NULL, errstr, errstr_size)) !=
+                    DB_OK ||
+            (r = db_sql(
+                     p->db,
+                     "INSERT INTO audience_profile (audience_id, total_amount, percentile, level, "
+                     "period_start, computed_at) SELECT audience_id, total_amount, percentile, level, period_start, "
+                     "NOW(3) FROM stats_profile_stage",
+                     NULL, errstr, errstr_size)) != DB_OK ||
             (r = db_commit(p->db, errstr, errstr_size)) != DB_OK) {
                 db_rollback(p->db);
                 return r;
@@ -216,26 +238,31 @@ static int run_unless_done(struct profile *p, long long period, char *errstr, si
                 return -1;
         if (done)
                 return 0;
-        log_info(NULL, "profile run started period=%lld interval_s=%lld instance=%s", period, p->interval_s,
-                 p->instance);
+        log_info(NULL, "profile run started period=%lld interval_s=%lld instance=%s", period,
+                 p->interval_s, p->instance);
         if (stage(p, period, &staged, errstr, errstr_size) != DB_OK)
                 return -1;
         if ((r = swap(p, period, staged, started_ms, errstr, errstr_size)) == DB_DUPLICATE) {
                 metric_add(p->m_superseded, 1);
-                log_warn(NULL, "profile period=%lld was recorded by another run meanwhile; this one is dropped", period);
+                log_warn(
+                        NULL,
+                        "profile period=%lld was recorded by another run meanwhile; this one is dropped",
+                        period);
                 return 0;
         }
         if (r != DB_OK)
                 return -1;
         metric_add(p->m_done, 1);
-        log_info(NULL, "profile run done period=%lld audiences=%lld ms=%lld", period, staged, now_ms() - started_ms);
+        log_info(NULL, "profile run done period=%lld audiences=%lld ms=%lld", period, staged,
+                 now_ms() - started_ms);
         return 0;
 }
 
 void profile_tick(struct profile *p, long long now)
 {
         long long period = now / 1000 / p->interval_s * p->interval_s;
-        long long retry_ms = p->interval_s * 1000 < PROFILE_RETRY_MS ? p->interval_s * 1000 : PROFILE_RETRY_MS;
+        long long retry_ms =
+                p->interval_s * 1000 < PROFILE_RETRY_MS ? p->interval_s * 1000 : PROFILE_RETRY_MS;
         char key[64], token[33], errstr[512];
 
         if (period == p->done_period || now < p->retry_at_ms)
@@ -257,7 +284,8 @@ void profile_tick(struct profile *p, long long now)
                 p->done_period = period;
         } else {
                 metric_add(p->m_failed, 1);
-                log_error(NULL, "profile run failed period=%lld, the previous profile stays: %s", period, errstr);
+                log_error(NULL, "profile run failed period=%lld, the previous profile stays: %s",
+                          period, errstr);
                 p->retry_at_ms = now + retry_ms;
         }
         lock_release(p, key, token);

@@ -35,8 +35,8 @@ struct profile;
  * keys of s. redis and metrics are borrowed and must outlive the profile.
  * @returns a profile the caller frees with profile_destroy(), or NULL with errstr set.
  */
-struct profile *profile_new(const struct settings *s, struct redis_conn *redis, struct metrics *metrics,
-                            char *errstr, size_t errstr_size);
+struct profile *profile_new(const struct settings *s, struct redis_conn *redis,
+                            struct metrics *metrics, char *errstr, size_t errstr_size);
 
 /** @brief Closes the connection and frees the profile; NULL is fine. */
 void profile_destroy(struct profile *p);

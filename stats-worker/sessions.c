@@ -14,15 +14,16 @@
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
 /* A late record marks the ended sessions whose window holds it, seen ended late_s ago at most. */
-#define LATE_WINDOW "started_at <= FROM_UNIXTIME(? / 1000) AND ended_at >= FROM_UNIXTIME(? / 1000) " \
-                    "AND closed_at >= NOW(3) - INTERVAL ? SECOND"
+#define LATE_WINDOW                                                                                \
+        "started_at <= FROM_UNIXTIME(? / 1000) AND ended_at >= FROM_UNIXTIME(? / 1000) "           \
+        "AND closed_at >= NOW(3) - INTERVAL ? SECOND"
 
 struct sessions {
         struct db *db;
         long long late_s;
         struct metric *m_computed;
-        struct db_stmt *insert_viewer, *dirty_by_stream, *dirty_by_room, *upsert_session, *next_dirty,
-                *lock_session, *gifts, *viewers, *peak, *upsert_stats, *clean;
+        struct db_stmt *insert_viewer, *dirty_by_stream, *dirty_by_room, *upsert_session,
+                *next_dirty, *lock_session, *gifts, *viewers, *peak, *upsert_stats, *clean;
 };
 
 /* One session's figures, as computed into live_statistics. */
@@ -34,26 +35,34 @@ static int prepare(struct sessions *s)
 {
         struct db *db = s->db;
 
-        s->insert_viewer = db_stmt(db,
+        s->insert_viewer = db_stmt(
+                db,
                 "INSERT INTO stats_viewer_event (event_id, stream_id, client_id, action, at) "
                 "VALUES (?, ?, ?, ?, FROM_UNIXTIME(? / 1000)) ON DUPLICATE KEY UPDATE event_id = event_id");
-        s->dirty_by_stream = db_stmt(db, "UPDATE stats_session SET dirty = 1 WHERE stream_id = ? AND " LATE_WINDOW);
-        s->dirty_by_room = db_stmt(db, "UPDATE stats_session SET dirty = 1 WHERE room_id = ? AND " LATE_WINDOW);
-        s->upsert_session = db_stmt(db,
+        s->dirty_by_stream = db_stmt(
+                db, "UPDATE stats_session SET dirty = 1 WHERE stream_id = ? AND " LATE_WINDOW);
+        s->dirty_by_room = db_stmt(
+                db, "UPDATE stats_session SET dirty = 1 WHERE room_id = ? AND " LATE_WINDOW);
+        s->upsert_session = db_stmt(
+                db,
                 "INSERT INTO stats_session (session_id, stream_id, anchor_id, room_id, started_at, ended_at, "
                 "duration_s, close_method, dirty) VALUES (?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), "
                 "?, ?, 1) ON DUPLICATE KEY UPDATE stream_id = VALUES(stream_id), anchor_id = VALUES(anchor_id), "
                 "room_id = VALUES(room_id), started_at = VALUES(started_at), ended_at = VALUES(ended_at), "
                 "duration_s = VALUES(duration_s), close_method = VALUES(close_method), dirty = 1");
-        s->next_dirty = db_stmt(db,
+        s->next_dirty = db_stmt(
+                db,
                 "SELECT session_id FROM stats_session WHERE dirty = 1 AND session_id > ? ORDER BY session_id LIMIT 1");
-        s->lock_session = db_stmt(db,
+        s->lock_session = db_stmt(
+                db,
                 "SELECT stream_id, anchor_id, duration_s FROM stats_session WHERE session_id = ? AND dirty = 1 FOR UPDATE");
-        s->gifts = db_stmt(db,
+        s->gifts = db_stmt(
+                db,
                 "SELECT CAST(COALESCE(SUM(t.amount), 0) AS SIGNED), COUNT(*), COUNT(DISTINCT t.audience_id) "
                 "FROM stats_session s JOIN stats_tip t ON t.room_id = s.room_id "
                 "AND t.tipped_at BETWEEN s.started_at AND s.ended_at WHERE s.session_id = ?");
-        s->viewers = db_stmt(db,
+        s->viewers = db_stmt(
+                db,
                 "SELECT COUNT(DISTINCT v.client_id) FROM stats_session s JOIN stats_viewer_event v "
                 "ON v.stream_id = s.stream_id AND v.at BETWEEN s.started_at AND s.ended_at "
                 "WHERE s.session_id = ? AND v.action = 'join'");
@@ -62,7 +71,8 @@ static int prepare(struct sessions *s)
          * leave or first, a leave after a join), then the running sum of +1/-1 in time
          * order, leaves first within a millisecond; its maximum is the peak.
          */
-        s->peak = db_stmt(db,
+        s->peak = db_stmt(
+                db,
                 "SELECT CAST(COALESCE(MAX(online), 0) AS SIGNED) FROM ("
                 " SELECT SUM(delta) OVER (ORDER BY at, delta, event_id ROWS UNBOUNDED PRECEDING) AS online FROM ("
                 "  SELECT v.at, v.event_id, v.action, IF(v.action = 'join', 1, -1) AS delta,"
@@ -71,7 +81,8 @@ static int prepare(struct sessions *s)
                 "   AND v.at BETWEEN s.started_at AND s.ended_at WHERE s.session_id = ?"
                 " ) e WHERE e.action <> COALESCE(e.prev, 'leave')"
                 ") r");
-        s->upsert_stats = db_stmt(db,
+        s->upsert_stats = db_stmt(
+                db,
                 "INSERT INTO live_statistics (session_id, stream_id, anchor_id, duration_s, gift_amount, gift_count, "
                 "paying_users, unique_viewers, peak_online, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(3)) "
                 "ON DUPLICATE KEY UPDATE stream_id = VALUES(stream_id), anchor_id = VALUES(anchor_id), "
@@ -79,8 +90,9 @@ static int prepare(struct sessions *s)
                 "paying_users = VALUES(paying_users), unique_viewers = VALUES(unique_viewers), "
                 "peak_online = VALUES(peak_online), computed_at = NOW(3)");
         s->clean = db_stmt(db, "UPDATE stats_session SET dirty = 0 WHERE session_id = ?");
-        return s->insert_viewer && s->dirty_by_stream && s->dirty_by_room && s->upsert_session && s->next_dirty &&
-                               s->lock_session && s->gifts && s->viewers && s->peak && s->upsert_stats && s->clean
+        return s->insert_viewer && s->dirty_by_stream && s->dirty_by_room && s->upsert_session &&
+                               s->next_dirty && s->lock_session && s->gifts && s->viewers &&
+                               s->peak && s->upsert_stats && s->clean
                        ? 0
                        : -1;
 }
@@ -93,8 +105,9 @@ struct sessions *sessions_new(struct db *db, struct metrics *metrics, long long 
                 return NULL;
         s->db = db;
         s->late_s = late_s;
-        s->m_computed = metrics_counter(metrics, "liveflow_stats_sessions_computed_total",
-                                        "Sessions whose live_statistics row was computed (again)", NULL);
+        s->m_computed =
+                metrics_counter(metrics, "liveflow_stats_sessions_computed_total",
+                                "Sessions whose live_statistics row was computed (again)", NULL);
         if (prepare(s) == -1) {
                 sessions_destroy(s);
                 return NULL;
@@ -109,7 +122,9 @@ void sessions_destroy(struct sessions *s)
 
 static enum apply_result from_db(enum db_result r)
 {
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE : r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
+               : r == DB_RETRY                 ? APPLY_RETRY
+                                               : APPLY_PERMANENT;
 }
 
 static bool has_payload(const struct event *ev, const char *name, char *errstr, size_t errstr_size)
@@ -122,8 +137,8 @@ static bool has_payload(const struct event *ev, const char *name, char *errstr, 
 }
 
 /* Marks the ended sessions of a stream or room whose window holds at_ms dirty. */
-static enum apply_result mark_late(struct sessions *s, struct db_stmt *st, const char *key, long long at_ms,
-                                   char *errstr, size_t errstr_size)
+static enum apply_result mark_late(struct sessions *s, struct db_stmt *st, const char *key,
+                                   long long at_ms, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(key), DB_I64(at_ms), DB_I64(at_ms), DB_I64(s->late_s)};
 
@@ -144,21 +159,24 @@ enum apply_result sessions_apply_viewer(struct sessions *s, const struct event *
         action = json_string_value(json_object_get(ev->payload, "action"));
         client = json_string_value(json_object_get(ev->payload, "client_id"));
         if (!ev->stream_id || !*ev->stream_id || !client || !*client || !action ||
-            (strcmp(action, "join") != 0 && strcmp(action, "leave") != 0) || ev->event_time_ms <= 0) {
-                snprintf(errstr, errstr_size, "viewer event without stream_id, client_id, join/leave or time");
+            (strcmp(action, "join") != 0 && strcmp(action, "leave") != 0) ||
+            ev->event_time_ms <= 0) {
+                snprintf(errstr, errstr_size,
+                         "viewer event without stream_id, client_id, join/leave or time");
                 return APPLY_PERMANENT;
         }
-        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->stream_id), DB_STR(client), DB_STR(action),
-                               DB_I64(ev->event_time_ms)};
+        struct db_param p[] = {DB_STR(ev->event_id), DB_STR(ev->stream_id), DB_STR(client),
+                               DB_STR(action), DB_I64(ev->event_time_ms)};
 
         r = db_exec(s->db, s->insert_viewer, p, 5, &affected, NULL, errstr, errstr_size);
         if (r != DB_OK || affected != 1)
                 return from_db(r); /* a replay, or a failure */
-        return mark_late(s, s->dirty_by_stream, ev->stream_id, ev->event_time_ms, errstr, errstr_size);
+        return mark_late(s, s->dirty_by_stream, ev->stream_id, ev->event_time_ms, errstr,
+                         errstr_size);
 }
 
-enum apply_result sessions_note_tip(struct sessions *s, const char *room_id, long long ts_ms, char *errstr,
-                                    size_t errstr_size)
+enum apply_result sessions_note_tip(struct sessions *s, const char *room_id, long long ts_ms,
+                                    char *errstr, size_t errstr_size)
 {
         return mark_late(s, s->dirty_by_room, room_id, ts_ms, errstr, errstr_size);
 }
@@ -170,7 +188,8 @@ static long long payload_int(const struct event *ev, const char *key, long long 
         return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
 }
 
-enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev, char *errstr, size_t errstr_size)
+enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev, char *errstr,
+                                     size_t errstr_size)
 {
         long long session, started_ms, ended_ms, duration_s;
         const char *room;
@@ -181,45 +200,51 @@ enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev,
         ended_ms = payload_int(ev, "ended_at_ms", 0);
         duration_s = payload_int(ev, "duration_s", -1);
         /* Unknown ends of the window: from the duration, else an empty window at the end. */
-        started_ms = payload_int(ev, "started_at_ms", duration_s >= 0 ? ended_ms - duration_s * 1000 : ended_ms);
+        started_ms = payload_int(ev, "started_at_ms",
+                                 duration_s >= 0 ? ended_ms - duration_s * 1000 : ended_ms);
         if (duration_s < 0)
                 duration_s = (ended_ms - started_ms) / 1000;
-        if (session <= 0 || ended_ms <= 0 || started_ms <= 0 || started_ms > ended_ms || !ev->stream_id ||
-            !*ev->stream_id) {
-                snprintf(errstr, errstr_size, "session.end without stream_id, session_id or a valid window");
+        if (session <= 0 || ended_ms <= 0 || started_ms <= 0 || started_ms > ended_ms ||
+            !ev->stream_id || !*ev->stream_id) {
+                snprintf(errstr, errstr_size,
+                         "session.end without stream_id, session_id or a valid window");
                 return APPLY_PERMANENT;
         }
         /* The contract's rooms default to the anchor; an unknown room counts no tips. */
         room = ev->room_id ? ev->room_id : ev->anchor_id ? ev->anchor_id : "";
-        struct db_param p[] = {DB_I64(session), DB_STR(ev->stream_id), DB_STR(ev->anchor_id), DB_STR(room),
-                               DB_I64(started_ms), DB_I64(ended_ms), DB_I64(duration_s),
-                               DB_I64(payload_int(ev, "close_method", 1))};
+        struct db_param p[] = {DB_I64(session),       DB_STR(ev->stream_id),
+                               DB_STR(ev->anchor_id), DB_STR(room),
+                               DB_I64(started_ms),    DB_I64(ended_ms),
+                               DB_I64(duration_s),    DB_I64(payload_int(ev, "close_method", 1))};
 
         return from_db(db_exec(s->db, s->upsert_session, p, 8, NULL, NULL, errstr, errstr_size));
 }
 
 /* ------------------------------------------------------------------ computing */
 
-static enum db_result read_figures(struct sessions *s, long long session, struct figures *f, char *errstr,
-                                   size_t errstr_size)
+static enum db_result read_figures(struct sessions *s, long long session, struct figures *f,
+                                   char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_I64(session)};
-        struct db_col g[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+        struct db_col g[] = {
+                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
         struct db_col v = {.type = DB_PARAM_I64}, pk = {.type = DB_PARAM_I64};
         bool found;
         enum db_result r;
 
         if ((r = db_query_row(s->db, s->gifts, p, 1, g, 3, &found, errstr, errstr_size)) != DB_OK ||
-            (r = db_query_row(s->db, s->viewers, p, 1, &v, 1, &found, errstr, errstr_size)) != DB_OK ||
+            (r = db_query_row(s->db, s->viewers, p, 1, &v, 1, &found, errstr, errstr_size)) !=
+                    DB_OK ||
             (r = db_query_row(s->db, s->peak, p, 1, &pk, 1, &found, errstr, errstr_size)) != DB_OK)
                 return r;
         *f = (struct figures){g[0].i, g[1].i, g[2].i, v.i, pk.i};
         return DB_OK;
 }
 
-/* Computes one session under its row lock; a session no longer dirty (*computed false) is left alone. */
-static enum db_result compute_locked(struct sessions *s, long long session, bool *computed, char *errstr,
-                                     size_t errstr_size)
+/* Computes one session under its row lock; a session no longer dirty (*computed false) is left
+ * alone. */
+static enum db_result compute_locked(struct sessions *s, long long session, bool *computed,
+                                     char *errstr, size_t errstr_size)
 {
         char stream[1024] = "", anchor[257] = "";
         struct db_param p[] = {DB_I64(session)};
@@ -231,21 +256,33 @@ static enum db_result compute_locked(struct sessions *s, long long session, bool
         enum db_result r;
 
         *computed = false;
-        if ((r = db_query_row(s->db, s->lock_session, p, 1, cols, 3, &found, errstr, errstr_size)) != DB_OK || !found)
+        if ((r = db_query_row(s->db, s->lock_session, p, 1, cols, 3, &found, errstr,
+                              errstr_size)) != DB_OK ||
+            !found)
                 return r;
         if ((r = read_figures(s, session, &f, errstr, errstr_size)) != DB_OK)
                 return r;
-        struct db_param row[] = {DB_I64(session), DB_STR(stream), cols[1].is_null ? DB_NULL : DB_STR(anchor),
-                                 DB_I64(cols[2].i), DB_I64(f.gift_amount), DB_I64(f.gift_count),
-                                 DB_I64(f.paying_users), DB_I64(f.unique_viewers), DB_I64(f.peak_online)};
+        struct db_param row[] = {DB_I64(session),
+                                 DB_STR(stream),
+                                 cols[1].is_null ? DB_NULL : DB_STR(anchor),
+                                 DB_I64(cols[2].i),
+                                 DB_I64(f.gift_amount),
+                                 DB_I64(f.gift_count),
+                                 DB_I64(f.paying_users),
+                                 DB_I64(f.unique_viewers),
+                                 DB_I64(f.peak_online)};
 
-        if ((r = db_exec(s->db, s->upsert_stats, row, 9, NULL, NULL, errstr, errstr_size)) != DB_OK ||
+        if ((r = db_exec(s->db, s->upsert_stats, row, 9, NULL, NULL, errstr, errstr_size)) !=
+                    DB_OK ||
             (r = db_exec(s->db, s->clean, p, 1, NULL, NULL, errstr, errstr_size)) != DB_OK)
                 return r;
         *computed = true;
-        log_info(NULL, "live_statistics session=%lld stream=%s gift_amount=%lld gift_count=%lld paying_users=%lld "
-                 "unique_viewers=%lld peak_online=%lld", session, stream, f.gift_amount, f.gift_count,
-                 f.paying_users, f.unique_viewers, f.peak_online);
+        log_info(
+                NULL,
+                "live_statistics session=%lld stream=%s gift_amount=%lld gift_count=%lld paying_users=%lld "
+                "unique_viewers=%lld peak_online=%lld",
+                session, stream, f.gift_amount, f.gift_count, f.paying_users, f.unique_viewers,
+                f.peak_online);
         return DB_OK;
 }
 
@@ -259,7 +296,8 @@ static enum db_result compute(struct sessions *s, long long session, bool *compu
 {
         enum db_result r;
 
-        if ((r = db_sql(s->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr, errstr_size)) != DB_OK ||
+        if ((r = db_sql(s->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr,
+                        errstr_size)) != DB_OK ||
             (r = db_begin(s->db, errstr, errstr_size)) != DB_OK)
                 return r;
         if ((r = compute_locked(s, session, computed, errstr, errstr_size)) != DB_OK ||
@@ -281,7 +319,8 @@ int sessions_refresh(struct sessions *s, int max, char *errstr, size_t errstr_si
                 struct db_param p[] = {DB_I64(after)};
                 struct db_col col = {.type = DB_PARAM_I64};
                 bool found = false, computed = false;
-                enum db_result r = db_query_row(s->db, s->next_dirty, p, 1, &col, 1, &found, errstr, errstr_size);
+                enum db_result r = db_query_row(s->db, s->next_dirty, p, 1, &col, 1, &found, errstr,
+                                                errstr_size);
 
                 if (r != DB_OK)
                         return -1;
@@ -291,7 +330,8 @@ int sessions_refresh(struct sessions *s, int max, char *errstr, size_t errstr_si
                 if ((r = compute(s, after, &computed, errstr, errstr_size)) == DB_RETRY)
                         return -1;
                 if (r != DB_OK) {
-                        log_error(NULL, "live_statistics session=%lld: %s (tried again later)", after, errstr);
+                        log_error(NULL, "live_statistics session=%lld: %s (tried again later)",
+                                  after, errstr);
                         continue;
                 }
                 if (computed) {

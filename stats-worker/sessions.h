@@ -45,14 +45,15 @@ enum apply_result sessions_apply_viewer(struct sessions *s, const struct event *
  * @brief In the apply transaction: records a session.end (again: the newest one wins) and
  * marks the session dirty. @returns as sessions_apply_viewer().
  */
-enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev, char *errstr, size_t errstr_size);
+enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev, char *errstr,
+                                     size_t errstr_size);
 
 /**
  * @brief In the apply transaction: a tip of room_id at ts_ms was just recorded; marks the
  * ended sessions of that room whose window holds it dirty. @returns as sessions_apply_viewer().
  */
-enum apply_result sessions_note_tip(struct sessions *s, const char *room_id, long long ts_ms, char *errstr,
-                                    size_t errstr_size);
+enum apply_result sessions_note_tip(struct sessions *s, const char *room_id, long long ts_ms,
+                                    char *errstr, size_t errstr_size);
 
 /**
  * @brief Outside any transaction: computes up to max dirty sessions again, each in its own

@@ -43,7 +43,8 @@ static int stats_open(const struct role_env *env, void **state, char *errstr, si
                 stats_close(st);
                 return -1;
         }
-        if (!(st->profile = profile_new(env->settings, env->redis, env->metrics, errstr, errstr_size))) {
+        if (!(st->profile =
+                      profile_new(env->settings, env->redis, env->metrics, errstr, errstr_size))) {
                 stats_close(st);
                 return -1;
         }
@@ -52,8 +53,8 @@ static int stats_open(const struct role_env *env, void **state, char *errstr, si
 }
 
 /* A new tip may belong to a session that has ended already: its figures are due again. */
-static enum apply_result apply_tip(struct stats_state *st, const struct consumer_record *rec, char *errstr,
-                                   size_t errstr_size)
+static enum apply_result apply_tip(struct stats_state *st, const struct consumer_record *rec,
+                                   char *errstr, size_t errstr_size)
 {
         struct tip tip;
         bool is_new = false;
@@ -63,11 +64,13 @@ static enum apply_result apply_tip(struct stats_state *st, const struct consumer
                 r = sessions_note_tip(st->sessions, tip.room_id, tip.ts_ms, errstr, errstr_size);
         if (r == APPLY_DONE)
                 log_debug(rec->trace_id, "tip %s %s topic=%s partition=%d offset=%lld", tip.tip_id,
-                          is_new ? "recorded" : "seen before", rec->topic, rec->partition, rec->offset);
+                          is_new ? "recorded" : "seen before", rec->topic, rec->partition,
+                          rec->offset);
         return r;
 }
 
-static enum apply_result stats_apply(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+static enum apply_result stats_apply(void *state, struct consumer_record *rec, char *errstr,
+                                     size_t errstr_size)
 {
         struct stats_state *st = state;
         const char *type = rec->ev.event_type;
@@ -78,12 +81,13 @@ static enum apply_result stats_apply(void *state, struct consumer_record *rec, c
                 return sessions_apply_viewer(st->sessions, &rec->ev, errstr, errstr_size);
         if (strcmp(type, "session.end") == 0) {
                 log_info(rec->trace_id, "session.end stream=%s topic=%s partition=%d offset=%lld",
-                         rec->ev.stream_id ? rec->ev.stream_id : "-", rec->topic, rec->partition, rec->offset);
+                         rec->ev.stream_id ? rec->ev.stream_id : "-", rec->topic, rec->partition,
+                         rec->offset);
                 return sessions_apply_end(st->sessions, &rec->ev, errstr, errstr_size);
         }
         /* Not an error: the topics may carry more kinds of events than this role needs. */
-        log_info(rec->trace_id, "skipped event_type=%s topic=%s partition=%d offset=%lld", type, rec->topic,
-                 rec->partition, rec->offset);
+        log_info(rec->trace_id, "skipped event_type=%s topic=%s partition=%d offset=%lld", type,
+                 rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
 

@@ -1,4 +1,5 @@
-/* tips.h: the stats worker's tip ledger and hourly_reward_stats, both kept in the apply transaction. */
+/* tips.h: the stats worker's tip ledger and hourly_reward_stats, both kept in the apply
+ * transaction. */
 #ifndef LIVEFLOW_STATS_TIPS_H
 #define LIVEFLOW_STATS_TIPS_H
 
@@ -40,7 +41,7 @@ void tips_destroy(struct tips *t);
  * @returns APPLY_DONE, APPLY_RETRY (transient MySQL failure) or APPLY_PERMANENT (not a valid
  * Reward, or MySQL refused the data), with errstr set on failure.
  */
-enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip *tip, bool *is_new, char *errstr,
-                             size_t errstr_size);
+enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip *tip, bool *is_new,
+                             char *errstr, size_t errstr_size);
 
 #endif

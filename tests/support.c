@@ -241,7 +241,8 @@ struct support_proxy {
 
 static int proxy_listen(int port)
 {
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in sin = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -257,7 +258,8 @@ static int proxy_listen(int port)
 
 static void proxy_accept(struct support_proxy *p)
 {
-        struct sockaddr_in up = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->upstream_port),
+        struct sockaddr_in up = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)p->upstream_port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int client = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC), server;
 
@@ -424,8 +426,9 @@ MYSQL *support_mysql_connect(const char *url)
         MYSQL *mysql = mysql_init(NULL);
 
         cr_assert(url_parse_mysql(url, &u, err, sizeof(err)) == 0, "%s", err);
-        cr_assert(mysql_real_connect(mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
-                  "%s", mysql_error(mysql));
+        cr_assert(
+                mysql_real_connect(mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
+                "%s", mysql_error(mysql));
         cr_assert(mysql_query(mysql, "SET time_zone = '+00:00'") == 0);
         return mysql;
 }
@@ -472,8 +475,9 @@ rd_kafka_t *support_producer(void)
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_t *rk;
 
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
-                                    err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+                                    sizeof(err)) == RD_KAFKA_CONF_OK);
         cr_assert(rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) == RD_KAFKA_CONF_OK);
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(rk, "%s", err);
@@ -483,12 +487,12 @@ rd_kafka_t *support_producer(void)
 void support_produce(rd_kafka_t *producer, const char *topic, const char *key, const void *value,
                      size_t len, const char *event_type)
 {
-        cr_assert(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE((void *)value, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
-                                    RD_KAFKA_V_HEADER("event_type", event_type, -1),
-                                    RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                          RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
         cr_assert(rd_kafka_flush(producer, 10000) == 0);
 }
 
@@ -503,14 +507,15 @@ int support_count_records(const char *topic, const char *key, const char *header
         int count = 0;
 
         support_unique_name("count", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
-                          sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
         rd_kafka_conf_set(conf, "heartbeat.interval.ms", "500", err, sizeof(err));
-        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s", err);
+        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s",
+                  err);
         rd_kafka_poll_set_consumer(rk);
         rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(rk, t);
@@ -529,7 +534,8 @@ int support_count_records(const char *topic, const char *key, const char *header
                         count++;
                         if (header_name && rd_kafka_message_headers(m, &h) == 0 &&
                             rd_kafka_header_get_last(h, header_name, &val, &len) == 0)
-                                snprintf(header_out, header_size, "%.*s", (int)len, (const char *)val);
+                                snprintf(header_out, header_size, "%.*s", (int)len,
+                                         (const char *)val);
                 }
                 rd_kafka_message_destroy(m);
         }
@@ -558,14 +564,17 @@ struct support_reader *support_reader_open(const char *topic)
 
         cr_assert_not_null(r);
         support_unique_name("reader", group, sizeof(group));
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
-                                    errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK, "%s", errstr);
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
+                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
+                  "%s", errstr);
         rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
         r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
         cr_assert_not_null(r->rk, "%s", errstr);
         rkt = rd_kafka_topic_new(r->rk, topic, NULL);
-        cr_assert(rd_kafka_metadata(r->rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1,
+        cr_assert(rd_kafka_metadata(r->rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                          md->topic_cnt == 1,
                   "no metadata for %s", topic);
         cnt = md->topics[0].partition_cnt;
         rd_kafka_metadata_destroy(md);
@@ -574,9 +583,11 @@ struct support_reader *support_reader_open(const char *topic)
         parts = rd_kafka_topic_partition_list_new(cnt);
         for (int p = 0; p < cnt; p++) {
                 int64_t low, high;
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(r->rk, topic, p, &low, &high, 10000);
+                rd_kafka_resp_err_t err =
+                        rd_kafka_query_watermark_offsets(r->rk, topic, p, &low, &high, 10000);
 
-                cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks %s[%d]: %s", topic, p, rd_kafka_err2str(err));
+                cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks %s[%d]: %s", topic, p,
+                          rd_kafka_err2str(err));
                 rd_kafka_topic_partition_list_add(parts, topic, p)->offset = high;
         }
         cr_assert(rd_kafka_assign(r->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -597,8 +608,8 @@ int support_header(const rd_kafka_message_t *m, const char *name, char *out, siz
 }
 
 rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *trace_id,
-                                         const char *count_header, const char *count_value, int *count,
-                                         int timeout_ms)
+                                         const char *count_header, const char *count_value,
+                                         int *count, int timeout_ms)
 {
         long long deadline = support_now_ms() + timeout_ms;
 
@@ -612,7 +623,8 @@ rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *t
                         rd_kafka_message_destroy(m);
                         continue;
                 }
-                if (count && count_header && support_header(m, count_header, value, sizeof(value)) == 0 &&
+                if (count && count_header &&
+                    support_header(m, count_header, value, sizeof(value)) == 0 &&
                     strcmp(value, count_value) == 0)
                         (*count)++;
                 if (strcmp(trace, trace_id) == 0)
@@ -635,8 +647,9 @@ void support_reader_close(struct support_reader *r)
 
 #define WORKER_ENV_MAX 32
 
-pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url, const char *group,
-                           const char *const extra_env[], const char *log_path, int *admin_port)
+pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url,
+                           const char *group, const char *const extra_env[], const char *log_path,
+                           int *admin_port)
 {
         char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[160];
         char *argv[] = {bin, (char *)role, NULL};
@@ -646,9 +659,11 @@ pid_t support_start_worker(const char *binary, const char *role, const char *mys
 
         support_bin_path(binary, bin, sizeof(bin));
         *admin_port = support_free_port();
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", *admin_port);
         env[n++] = e_boot;
         env[n++] = e_mysql;
@@ -667,7 +682,7 @@ pid_t support_start_worker(const char *binary, const char *role, const char *mys
         env[n] = NULL;
         pid = support_spawn(argv, env, log_path);
         cr_assert(pid > 0);
-        cr_assert(support_wait_ready(*admin_port, 20000) == 0, "%s %s not ready; see %s", binary, role ? role : "",
-                  log_path);
+        cr_assert(support_wait_ready(*admin_port, 20000) == 0, "%s %s not ready; see %s", binary,
+                  role ? role : "", log_path);
         return pid;
 }

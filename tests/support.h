@@ -39,7 +39,6 @@ long long support_now_ms(void);
 /** @brief Sleeps for ms milliseconds. */
 void support_sleep_ms(int ms);
 
-
 #ifndef LIVEFLOW_TEST_SUPPORT_DB
 #define LIVEFLOW_TEST_SUPPORT_DB
 /**
@@ -76,7 +75,8 @@ void support_query1(MYSQL *mysql, char *out, size_t out_size, const char *fmt, .
         __attribute__((format(printf, 4, 5)));
 
 /** @brief support_query1() read as an integer (0 for "" ). */
-long long support_query_int(MYSQL *mysql, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long long support_query_int(MYSQL *mysql, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
 /** @brief A producer on the fixture broker (acks=all). */
 rd_kafka_t *support_producer(void);
@@ -101,8 +101,9 @@ int support_count_records(const char *topic, const char *key, const char *header
  * entries win). Output goes to log_path. Waits for /readyz; fails the test otherwise.
  * @returns the child's pid.
  */
-pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url, const char *group,
-                           const char *const extra_env[], const char *log_path, int *admin_port);
+pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url,
+                           const char *group, const char *const extra_env[], const char *log_path,
+                           int *admin_port);
 
 /*
  * A reader of one topic of the fixture broker from where every partition ends at
@@ -120,8 +121,8 @@ struct support_reader *support_reader_open(const char *topic);
  * whose header count_header equals count_value.
  */
 rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *trace_id,
-                                         const char *count_header, const char *count_value, int *count,
-                                         int timeout_ms);
+                                         const char *count_header, const char *count_value,
+                                         int *count, int timeout_ms);
 
 /** @brief Closes the reader; NULL is fine. */
 void support_reader_close(struct support_reader *r);

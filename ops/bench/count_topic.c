@@ -29,11 +29,14 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, const char *bootstrap, const
         char errstr[512];
         rd_kafka_t *rk;
 
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-            rd_kafka_conf_set(conf, "client.id", "liveflow-bench-count", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-            (group && rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) ||
-            (group && rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) !=
-                              RD_KAFKA_CONF_OK)) {
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr)) !=
+                    RD_KAFKA_CONF_OK ||
+            rd_kafka_conf_set(conf, "client.id", "liveflow-bench-count", errstr, sizeof(errstr)) !=
+                    RD_KAFKA_CONF_OK ||
+            (group && rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) !=
+                              RD_KAFKA_CONF_OK) ||
+            (group && rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                                        sizeof(errstr)) != RD_KAFKA_CONF_OK)) {
                 fprintf(stderr, "liveflow-bench-count: %s\n", errstr);
                 rd_kafka_conf_destroy(conf);
                 return NULL;
@@ -57,10 +60,12 @@ static int partition_count(rd_kafka_t *rk, const char *topic)
                 return -1;
         err = rd_kafka_metadata(rk, 0, rkt, &md, TIMEOUT_MS);
         if (err)
-                fprintf(stderr, "liveflow-bench-count: metadata of %s: %s\n", topic, rd_kafka_err2str(err));
+                fprintf(stderr, "liveflow-bench-count: metadata of %s: %s\n", topic,
+                        rd_kafka_err2str(err));
         else if (md->topic_cnt != 1 || md->topics[0].err)
                 fprintf(stderr, "liveflow-bench-count: topic %s: %s\n", topic,
-                        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in the metadata");
+                        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                      : "not in the metadata");
         else
                 n = md->topics[0].partition_cnt;
         if (md)
@@ -95,8 +100,8 @@ static int committed_sum(const char *bootstrap, const char *group, const char *t
                 int64_t off = tp->offset >= 0 ? tp->offset : low[tp->partition];
 
                 if (tp->err) {
-                        fprintf(stderr, "liveflow-bench-count: committed offset of %s [%d]: %s\n", topic,
-                                (int)tp->partition, rd_kafka_err2str(tp->err));
+                        fprintf(stderr, "liveflow-bench-count: committed offset of %s [%d]: %s\n",
+                                topic, (int)tp->partition, rd_kafka_err2str(tp->err));
                         goto out;
                 }
                 *committed += off;
@@ -127,17 +132,18 @@ int main(int argc, char **argv)
                 return 1;
         if ((n = partition_count(rk, topic)) <= 0)
                 goto out;
-        if (!(low = calloc((size_t)n, sizeof(*low))) || !(high = calloc((size_t)n, sizeof(*high)))) {
+        if (!(low = calloc((size_t)n, sizeof(*low))) ||
+            !(high = calloc((size_t)n, sizeof(*high)))) {
                 fprintf(stderr, "liveflow-bench-count: out of memory\n");
                 goto out;
         }
         for (int p = 0; p < n; p++) {
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &low[p], &high[p],
-                                                                           TIMEOUT_MS);
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &low[p],
+                                                                           &high[p], TIMEOUT_MS);
 
                 if (err) {
-                        fprintf(stderr, "liveflow-bench-count: watermarks of %s [%d]: %s\n", topic, p,
-                                rd_kafka_err2str(err));
+                        fprintf(stderr, "liveflow-bench-count: watermarks of %s [%d]: %s\n", topic,
+                                p, rd_kafka_err2str(err));
                         goto out;
                 }
                 low_sum += low[p];

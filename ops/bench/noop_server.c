@@ -83,18 +83,18 @@ int main(int argc, char **argv)
 
         reply = MHD_create_response_from_buffer(strlen(reply_body), (void *)reply_body,
                                                 MHD_RESPMEM_PERSISTENT);
-        if (!reply || MHD_add_response_header(reply, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") == MHD_NO) {
+        if (!reply || MHD_add_response_header(reply, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                              "application/json") == MHD_NO) {
                 fprintf(stderr, "liveflow-bench-noop: cannot make the response\n");
                 return 1;
         }
-        daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ERROR_LOG,
-                                  (uint16_t)port, NULL, NULL, on_request, NULL,
-                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                  MHD_OPTION_CONNECTION_LIMIT, 1024u,
-                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), /* as the receiver */
-                                  MHD_OPTION_END);
+        daemon = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ERROR_LOG,
+                (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
+                (struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+                MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1024u,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), /* as the receiver */
+                MHD_OPTION_END);
         if (!daemon) {
                 fprintf(stderr, "liveflow-bench-noop: cannot listen on 127.0.0.1:%ld\n", port);
                 MHD_destroy_response(reply);

@@ -41,10 +41,13 @@ struct devbroker {
 };
 
 /* The topics of the contract (CONTRACT.md §3); each also gets a "<topic>.dlq". */
-static const char *const contract_topics[] = {
-        "live.stream", "live.record",     "live.snapshot", "live.audit",
-        "live.reward", "live.withdrawal", "live.viewer",   "live.other",
-        "live.session", /* liveflow's own hand-off: sessions closed by the stream role */
+static const char
+        *const contract_topics[] =
+                {
+                        "live.stream",  "live.record",     "live.snapshot", "live.audit",
+                        "live.reward",  "live.withdrawal", "live.viewer",   "live.other",
+                        "live.session", /* liveflow's own hand-off: sessions closed by the stream
+                                           role */
 };
 
 /* ------------------------------------------------------------------ configuration */
@@ -130,8 +133,8 @@ static int add_contract_topics(struct devbroker_config *cfg, char *errstr, size_
 }
 
 /* Adds one "name" or "name:partitions" item of LIVEFLOW_DEVBROKER_TOPICS. */
-static int add_extra_topic(struct devbroker_config *cfg, const char *item, size_t n,
-                           char *errstr, size_t errstr_size)
+static int add_extra_topic(struct devbroker_config *cfg, const char *item, size_t n, char *errstr,
+                           size_t errstr_size)
 {
         const char *colon = memchr(item, ':', n);
         size_t name_len = colon ? (size_t)(colon - item) : n;
@@ -193,8 +196,8 @@ int devbroker_config_load(struct devbroker_config *cfg, char *errstr, size_t err
         const char *file = getenv("LIVEFLOW_DEVBROKER_BOOTSTRAP_FILE");
 
         memset(cfg, 0, sizeof(*cfg));
-        if (env_int("LIVEFLOW_DEVBROKER_BROKERS", 1, 1, 5, &cfg->brokers, errstr,
-                    errstr_size) == -1 ||
+        if (env_int("LIVEFLOW_DEVBROKER_BROKERS", 1, 1, 5, &cfg->brokers, errstr, errstr_size) ==
+                    -1 ||
             env_int("LIVEFLOW_DEVBROKER_PARTITIONS", 6, 1, 64, &cfg->partitions, errstr,
                     errstr_size) == -1 ||
             log_level_load(&cfg->log_level, errstr, errstr_size) == -1)

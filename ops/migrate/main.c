@@ -48,10 +48,18 @@ static int options_parse(struct options *opt, int argc, char **argv, char *errst
         opt->dir = "sql";
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 switch (c) {
-                case 'd': opt->dir = optarg; break;
-                case 'c': opt->create_database = true; break;
-                case 's': opt->status_only = true; break;
-                case 'h': opt->help = true; break;
+                case 'd':
+                        opt->dir = optarg;
+                        break;
+                case 'c':
+                        opt->create_database = true;
+                        break;
+                case 's':
+                        opt->status_only = true;
+                        break;
+                case 'h':
+                        opt->help = true;
+                        break;
                 default:
                         snprintf(errstr, errstr_size, "bad option (see --help)");
                         return -1;
@@ -65,8 +73,7 @@ static int options_parse(struct options *opt, int argc, char **argv, char *errst
 }
 
 /* Options first, then the environment; every message names what is wrong. */
-static int config_load(struct options *opt, int argc, char **argv, char *errstr,
-                       size_t errstr_size)
+static int config_load(struct options *opt, int argc, char **argv, char *errstr, size_t errstr_size)
 {
         const char *url = getenv("LIVEFLOW_MYSQL_URL");
         const char *level = getenv("LIVEFLOW_LOG_LEVEL");

@@ -83,8 +83,8 @@ static int check_unique(const struct migration_dir *md, char *errstr, size_t err
 {
         for (int i = 1; i < md->cnt; i++) {
                 if (md->migrations[i].version == md->migrations[i - 1].version) {
-                        snprintf(errstr, errstr_size, "%s: %s and %s share version %d",
-                                 md->path, md->migrations[i - 1].name, md->migrations[i].name,
+                        snprintf(errstr, errstr_size, "%s: %s and %s share version %d", md->path,
+                                 md->migrations[i - 1].name, md->migrations[i].name,
                                  md->migrations[i].version);
                         return -1;
                 }
@@ -92,8 +92,7 @@ static int check_unique(const struct migration_dir *md, char *errstr, size_t err
         return 0;
 }
 
-int migration_dir_init(struct migration_dir *md, const char *dir, char *errstr,
-                       size_t errstr_size)
+int migration_dir_init(struct migration_dir *md, const char *dir, char *errstr, size_t errstr_size)
 {
         DIR *d;
         int rc;
@@ -115,8 +114,8 @@ int migration_dir_init(struct migration_dir *md, const char *dir, char *errstr,
         return rc;
 }
 
-char *migration_dir_read(const struct migration_dir *md, const struct migration *m,
-                         size_t *len, char *errstr, size_t errstr_size)
+char *migration_dir_read(const struct migration_dir *md, const struct migration *m, size_t *len,
+                         char *errstr, size_t errstr_size)
 {
         char path[4096];
         char *buf = NULL;

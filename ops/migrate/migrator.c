@@ -30,25 +30,23 @@ struct applied {
 
 struct migrator {
         MYSQL *mysql;
-        char where[512];   /* "host:port/db" or "socket/db", for messages */
+        char where[512]; /* "host:port/db" or "socket/db", for messages */
         char database[64];
         bool has_lock;
         int applied_cnt;
         struct applied *applied; /* rows of schema_migrations, by version */
 };
 
-static const char create_table_sql[] =
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INT NOT NULL PRIMARY KEY,"
-        " name VARCHAR(255) NOT NULL,"
-        " checksum CHAR(64) NOT NULL,"
-        " applied_at DATETIME(3) NOT NULL"
-        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                       " version INT NOT NULL PRIMARY KEY,"
+                                       " name VARCHAR(255) NOT NULL,"
+                                       " checksum CHAR(64) NOT NULL,"
+                                       " applied_at DATETIME(3) NOT NULL"
+                                       ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 
 /* ------------------------------------------------------------------ helpers */
 
-static int fail_mysql(const struct migrator *mg, const char *what, char *errstr,
-                      size_t errstr_size)
+static int fail_mysql(const struct migrator *mg, const char *what, char *errstr, size_t errstr_size)
 {
         snprintf(errstr, errstr_size, "mysql %s: %s: %s", mg->where, what,
                  mg->mysql ? mysql_error(mg->mysql) : "out of memory");
@@ -78,8 +76,7 @@ static int exec(struct migrator *mg, const char *sql, const char *what, char *er
 
 /* Runs a one-row, one-column query and copies the value to out ("" and *is_null on NULL). */
 static int query_scalar(struct migrator *mg, const char *sql, size_t sql_len, const char *what,
-                        char *out, size_t out_size, bool *is_null, char *errstr,
-                        size_t errstr_size)
+                        char *out, size_t out_size, bool *is_null, char *errstr, size_t errstr_size)
 {
         MYSQL_RES *res;
         MYSQL_ROW row;
@@ -99,8 +96,8 @@ static int query_scalar(struct migrator *mg, const char *sql, size_t sql_len, co
 }
 
 /* The lowercase hex SHA-256 of buf, computed by the server; _binary keeps the bytes as-is. */
-static int checksum(struct migrator *mg, const char *buf, size_t len, char hex[65],
-                    char *errstr, size_t errstr_size)
+static int checksum(struct migrator *mg, const char *buf, size_t len, char hex[65], char *errstr,
+                    size_t errstr_size)
 {
         static const char head[] = "SELECT SHA2(_binary'", tail[] = "', 256)";
         char *sql = malloc(sizeof(head) + 2 * len + sizeof(tail));
@@ -132,8 +129,7 @@ static int checksum(struct migrator *mg, const char *buf, size_t len, char hex[6
 }
 
 static int file_checksum(struct migrator *mg, const struct migration_dir *md,
-                         const struct migration *m, char hex[65], char *errstr,
-                         size_t errstr_size)
+                         const struct migration *m, char hex[65], char *errstr, size_t errstr_size)
 {
         size_t len;
         char *buf = migration_dir_read(md, m, &len, errstr, errstr_size);
@@ -198,8 +194,8 @@ static bool has_file(const struct migration_dir *md, int version)
 }
 
 /* The name is safe to quote as it is: migration_dir accepts only [A-Za-z0-9_.-]. */
-static int record(struct migrator *mg, const struct migration *m, const char *hex,
-                  char *errstr, size_t errstr_size)
+static int record(struct migrator *mg, const struct migration *m, const char *hex, char *errstr,
+                  size_t errstr_size)
 {
         char sql[512];
 
@@ -216,9 +212,8 @@ static int record(struct migrator *mg, const struct migration *m, const char *he
  * Sends a whole file and reads every result, because the connection takes no other query
  * until all are read; counts statements so that an error names the one that failed.
  */
-static int exec_file(struct migrator *mg, const struct migration_dir *md,
-                     const struct migration *m, const char *sql, size_t len, char *errstr,
-                     size_t errstr_size)
+static int exec_file(struct migrator *mg, const struct migration_dir *md, const struct migration *m,
+                     const char *sql, size_t len, char *errstr, size_t errstr_size)
 {
         int stmt_no = 1;
         int rc = mysql_real_query(mg->mysql, sql, (unsigned long)len);
@@ -249,8 +244,8 @@ static int exec_file(struct migrator *mg, const struct migration_dir *md,
         return -1;
 }
 
-static int apply_one(struct migrator *mg, const struct migration_dir *md,
-                     const struct migration *m, char *errstr, size_t errstr_size)
+static int apply_one(struct migrator *mg, const struct migration_dir *md, const struct migration *m,
+                     char *errstr, size_t errstr_size)
 {
         char hex[65];
         size_t len;
@@ -270,8 +265,7 @@ static int apply_one(struct migrator *mg, const struct migration_dir *md,
         if (rc == 0)
                 rc = record(mg, m, hex, errstr, errstr_size);
         if (rc == 0)
-                log_info(NULL, "applied %s/%s in %ld ms", md->path, m->name,
-                         now_ms() - started_ms);
+                log_info(NULL, "applied %s/%s in %ld ms", md->path, m->name, now_ms() - started_ms);
         return rc;
 }
 
@@ -320,8 +314,8 @@ int migrator_apply(struct migrator *mg, const struct migration_dir *md, char *er
                 if (!has_file(md, mg->applied[i].version))
                         log_warn(NULL, "%s (version %d) was applied but its file is gone",
                                  mg->applied[i].name, mg->applied[i].version);
-        log_info(NULL, "%s: %d applied now, %d already applied, %d files in %s", mg->where,
-                 done, mg->applied_cnt, md->cnt, md->path);
+        log_info(NULL, "%s: %d applied now, %d already applied, %d files in %s", mg->where, done,
+                 mg->applied_cnt, md->cnt, md->path);
         return 0;
 }
 
@@ -347,8 +341,8 @@ static int status_line(struct migrator *mg, const struct migration_dir *md,
         return 0;
 }
 
-int migrator_status(struct migrator *mg, const struct migration_dir *md, FILE *out,
-                    char *errstr, size_t errstr_size)
+int migrator_status(struct migrator *mg, const struct migration_dir *md, FILE *out, char *errstr,
+                    size_t errstr_size)
 {
         int changed = 0;
         bool is_changed;
@@ -420,8 +414,8 @@ static void describe(struct migrator *mg, const struct mysql_url *url)
         snprintf(mg->database, sizeof(mg->database), "%s", url->database);
 }
 
-static int connect_server(struct migrator *mg, const struct mysql_url *url,
-                          bool create_database, char *errstr, size_t errstr_size)
+static int connect_server(struct migrator *mg, const struct mysql_url *url, bool create_database,
+                          char *errstr, size_t errstr_size)
 {
         unsigned int timeout_s = 10;
         bool has_socket = url->socket[0] != '\0';
@@ -430,10 +424,9 @@ static int connect_server(struct migrator *mg, const struct mysql_url *url,
                 return fail_mysql(mg, "mysql_init", errstr, errstr_size);
         mysql_options(mg->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
         mysql_options(mg->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
-        if (mysql_real_connect(mg->mysql, has_socket ? NULL : url->host, url->user,
-                               url->password, create_database ? NULL : url->database,
-                               url->port, has_socket ? url->socket : NULL,
-                               CLIENT_MULTI_STATEMENTS))
+        if (mysql_real_connect(mg->mysql, has_socket ? NULL : url->host, url->user, url->password,
+                               create_database ? NULL : url->database, url->port,
+                               has_socket ? url->socket : NULL, CLIENT_MULTI_STATEMENTS))
                 return 0;
         fail_mysql(mg, "connect", errstr, errstr_size);
         if (mysql_errno(mg->mysql) == ER_BAD_DB_ERROR) {
@@ -476,8 +469,7 @@ int migrator_lock(struct migrator *mg, int timeout_s, char *errstr, size_t errst
                 return -1;
         if (is_null || strcmp(got, "1") != 0) {
                 snprintf(errstr, errstr_size,
-                         "mysql %s: another liveflow-migrate held lock '" LOCK_NAME
-                         "' for %d s",
+                         "mysql %s: another liveflow-migrate held lock '" LOCK_NAME "' for %d s",
                          mg->where, timeout_s);
                 return -1;
         }
@@ -492,9 +484,8 @@ void migrator_destroy(struct migrator *mg)
         if (!mg)
                 return;
         /* Closing the connection would release it too; releasing says we are done. */
-        if (mg->has_lock &&
-            exec(mg, "SELECT RELEASE_LOCK('" LOCK_NAME "')", "RELEASE_LOCK", errstr,
-                 sizeof(errstr)) == -1)
+        if (mg->has_lock && exec(mg, "SELECT RELEASE_LOCK('" LOCK_NAME "')", "RELEASE_LOCK", errstr,
+                                 sizeof(errstr)) == -1)
                 log_warn(NULL, "%s", errstr);
         if (mg->mysql)
                 mysql_close(mg->mysql);

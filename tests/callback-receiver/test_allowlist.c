@@ -45,8 +45,8 @@ Test(allowlist, empty_list_allows_everyone)
 Test(allowlist, cidr_blocks_and_single_addresses_match)
 {
         char errstr[128];
-        struct allowlist *al = allowlist_new("K", "10.1.0.0/16, 192.0.2.7 ,2001:db8::/32", errstr,
-                                             sizeof(errstr));
+        struct allowlist *al =
+                allowlist_new("K", "10.1.0.0/16, 192.0.2.7 ,2001:db8::/32", errstr, sizeof(errstr));
 
         cr_assert(al != NULL, "%s", errstr);
         cr_assert(allows(al, "10.1.255.3"));

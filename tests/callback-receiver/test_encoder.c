@@ -14,9 +14,14 @@ static struct encoder *enc;
 
 static void *encode_many(void *arg)
 {
-        const struct envelope env = {.event_id = "e", .vendor = "tencent", .event_type = "other",
-                                     .event_time_ms = 1, .receive_time_ms = 2, .trace_id = "t",
-                                     .raw = "{}", .raw_len = 2};
+        const struct envelope env = {.event_id = "e",
+                                     .vendor = "tencent",
+                                     .event_type = "other",
+                                     .event_time_ms = 1,
+                                     .receive_time_ms = 2,
+                                     .trace_id = "t",
+                                     .raw = "{}",
+                                     .raw_len = 2};
         char errstr[256];
         long failures = 0;
 
@@ -25,7 +30,8 @@ static void *encode_many(void *arg)
                 void *buf = NULL;
                 size_t len = 0;
 
-                if (encoder_encode(enc, &env, NULL, NULL, &buf, &len, errstr, sizeof(errstr)) == -1 ||
+                if (encoder_encode(enc, &env, NULL, NULL, &buf, &len, errstr, sizeof(errstr)) ==
+                            -1 ||
                     len < 10)
                         failures++;
                 free(buf);
@@ -53,8 +59,8 @@ Test(encoder, threads_encode_at_once_each_on_its_own_codec)
 
 Test(encoder, a_new_encoder_does_not_reuse_a_destroyed_ones_codec)
 {
-        const struct envelope env = {.event_id = "e", .vendor = "v", .event_type = "other",
-                                     .trace_id = "t"};
+        const struct envelope env = {
+                .event_id = "e", .vendor = "v", .event_type = "other", .trace_id = "t"};
         char errstr[256];
         void *buf = NULL;
         size_t len;
@@ -62,7 +68,8 @@ Test(encoder, a_new_encoder_does_not_reuse_a_destroyed_ones_codec)
         encoder_destroy(encoder_new(errstr, sizeof(errstr)));
         enc = encoder_new(errstr, sizeof(errstr));
         cr_assert(enc != NULL, "%s", errstr);
-        cr_assert(eq(int, encoder_encode(enc, &env, NULL, NULL, &buf, &len, errstr, sizeof(errstr)), 0),
+        cr_assert(eq(int, encoder_encode(enc, &env, NULL, NULL, &buf, &len, errstr, sizeof(errstr)),
+                     0),
                   "%s", errstr);
         free(buf);
         encoder_destroy(enc);

@@ -1,4 +1,5 @@
-/* test_http_reply.c: the JSON bodies of the receiver's responses (callback-receiver/http_reply.c). */
+/* test_http_reply.c: the JSON bodies of the receiver's responses (callback-receiver/http_reply.c).
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <jansson.h>
@@ -39,7 +40,8 @@ Test(http_reply, message_is_escaped_into_valid_json)
         root = json_loads(body, 0, NULL);
         cr_assert(root != NULL, "not JSON: %s", body);
         cr_assert(eq(int, (int)json_integer_value(json_object_get(root, "code")), 400));
-        cr_assert_str_eq(json_string_value(json_object_get(root, "message")), "body: \"x\\\" near '?\?'?");
+        cr_assert_str_eq(json_string_value(json_object_get(root, "message")),
+                         "body: \"x\\\" near '?\?'?");
         json_decref(root);
 }
 

@@ -59,7 +59,8 @@ static void sign(const char *key_b64, const char *id, const char *ts, const char
         key_len -= (int)(strlen(key_b64) - strcspn(key_b64, "="));
         snprintf(content, n + 1, "%s.%s.", id, ts);
         memcpy(content + id_len + ts_len + 2, body, body_len);
-        cr_assert(HMAC(EVP_sha256(), key, key_len, (unsigned char *)content, n, mac, &mac_len) != NULL);
+        cr_assert(HMAC(EVP_sha256(), key, key_len, (unsigned char *)content, n, mac, &mac_len) !=
+                  NULL);
         memcpy(out, "v1,", 3);
         EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
         free(content);
@@ -144,8 +145,11 @@ static void prepare(const char *path_arg, const char *body, const char *id, long
         call.values[1] = call.ts;
         call.names[2] = "webhook-signature";
         call.values[2] = call.sig;
-        call.req = (struct webhook_request){.body = body, .len = len, .now_ms = now_s * 1000 + 250,
-                                            .path_arg = path_arg, .trace_id = "test-trace",
+        call.req = (struct webhook_request){.body = body,
+                                            .len = len,
+                                            .now_ms = now_s * 1000 + 250,
+                                            .path_arg = path_arg,
+                                            .trace_id = "test-trace",
                                             .lookup = fake_lookup};
 }
 
@@ -193,7 +197,8 @@ static void assert_refused(int rc, unsigned int status, const char *auth_failure
                            const char *in_message)
 {
         cr_assert(eq(int, rc, -1));
-        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status, verdict.message);
+        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status,
+                  verdict.message);
         if (auth_failure)
                 cr_assert_str_eq(verdict.auth_failure, auth_failure);
         else
@@ -211,18 +216,26 @@ static void roundtrip(struct event *out)
 {
         char errstr[256];
         struct codec *codec = codec_new(errstr, sizeof(errstr));
-        const struct envelope env = {.event_id = ev.event_id, .vendor = ev.vendor,
-                                     .event_type = ev.event_type, .stream_id = ev.stream_id,
-                                     .anchor_id = ev.anchor_id, .room_id = ev.room_id,
+        const struct envelope env = {.event_id = ev.event_id,
+                                     .vendor = ev.vendor,
+                                     .event_type = ev.event_type,
+                                     .stream_id = ev.stream_id,
+                                     .anchor_id = ev.anchor_id,
+                                     .room_id = ev.room_id,
                                      .event_time_ms = ev.event_time_ms,
-                                     .receive_time_ms = call.req.now_ms, .trace_id = "test-trace",
-                                     .raw = call.req.body, .raw_len = call.req.len};
+                                     .receive_time_ms = call.req.now_ms,
+                                     .trace_id = "test-trace",
+                                     .raw = call.req.body,
+                                     .raw_len = call.req.len};
         void *value = NULL;
         size_t len = 0;
 
         cr_assert(codec != NULL, "%s", errstr);
-        cr_assert(eq(int, codec_encode(codec, &env, ev.payload_name, ev.payload, &value, &len, errstr,
-                                       sizeof(errstr)), 0), "%s", errstr);
+        cr_assert(eq(int,
+                     codec_encode(codec, &env, ev.payload_name, ev.payload, &value, &len, errstr,
+                                  sizeof(errstr)),
+                     0),
+                  "%s", errstr);
         cr_assert(eq(int, codec_decode(codec, value, len, out, errstr, sizeof(errstr)), 0), "%s",
                   errstr);
         free(value);
@@ -239,7 +252,8 @@ static long long payload_int(const struct event *e, const char *name)
         return (long long)json_integer_value(json_object_get(e->payload, name));
 }
 
-/* A nullable payload field decoded as null (jansson's json_is_null is a macro Criterion cannot take). */
+/* A nullable payload field decoded as null (jansson's json_is_null is a macro Criterion cannot
+ * take). */
 static bool is_null_field(const struct event *e, const char *name)
 {
         return json_is_null(json_object_get(e->payload, name));
@@ -308,9 +322,10 @@ Test(internal, reward_inside_a_standard_webhooks_data_object_is_the_same_event)
 
         cr_assert(eq(int, map(INTERNAL_REWARDS, "", reward_json), 0), "%s", verdict.message);
         memcpy(flat_id, ev.event_id, sizeof(flat_id));
-        snprintf(body, sizeof(body),
-                 "{\"type\":\"reward.tip.created\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"data\":%s}",
-                 reward_json);
+        snprintf(
+                body, sizeof(body),
+                "{\"type\":\"reward.tip.created\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"data\":%s}",
+                reward_json);
         cr_assert(eq(int, map(INTERNAL_REWARDS, "", body), 0), "%s", verdict.message);
         cr_assert_str_eq(ev.event_id, flat_id);
         cr_assert_str_eq(ev.key, "a_2002");
@@ -333,9 +348,11 @@ Test(internal, same_tip_under_a_new_webhook_id_keeps_its_event_id)
 {
         char first[65];
 
-        cr_assert(eq(int, map_as(INTERNAL_REWARDS, "", reward_json, "msg_a"), 0), "%s", verdict.message);
+        cr_assert(eq(int, map_as(INTERNAL_REWARDS, "", reward_json, "msg_a"), 0), "%s",
+                  verdict.message);
         memcpy(first, ev.event_id, sizeof(first));
-        cr_assert(eq(int, map_as(INTERNAL_REWARDS, "", reward_json, "msg_b"), 0), "%s", verdict.message);
+        cr_assert(eq(int, map_as(INTERNAL_REWARDS, "", reward_json, "msg_b"), 0), "%s",
+                  verdict.message);
         cr_assert_str_eq(ev.event_id, first);
 }
 
@@ -352,7 +369,8 @@ static void assert_each_refused(enum internal_endpoint ep, const char *sample,
         for (size_t i = 0; i < n; i++) {
                 char *body = edit(sample, cases[i].field, cases[i].value);
 
-                cr_log_info("%s = %s", cases[i].field, cases[i].value ? cases[i].value : "(removed)");
+                cr_log_info("%s = %s", cases[i].field,
+                            cases[i].value ? cases[i].value : "(removed)");
                 assert_refused(map(ep, "", body), 400, NULL, cases[i].in_message);
                 free(body);
         }
@@ -382,7 +400,8 @@ Test(internal, each_malformed_reward_field_is_a_400_naming_it)
                 {"trace_id", "\"\"", "trace_id: expected a string of 1 to 64 bytes"},
                 {"trace_id", "12345", "trace_id: expected a string"},
                 {"audience_id", "\"u\\u0001\"", "audience_id: expected a string"},
-                {"anchor_id", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+                {"anchor_id",
+                 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
                  "anchor_id: expected a string of 1 to 64 bytes"},
                 {"room_id", "[\"r_7\"]", "room_id: expected a string"},
                 {"gift_id", "{}", "gift_id: expected a string"},
@@ -398,7 +417,8 @@ Test(internal, each_malformed_reward_field_is_a_400_naming_it)
                 {"ts", "1714564800", "ts: expected Unix milliseconds"}, /* seconds, not ms */
                 {"ts", "\"1714564800123\"", "ts: expected Unix milliseconds"},
                 {"ts", "1714564800123.5", "ts: expected Unix milliseconds"},
-                {"audience_gender", "\"other\"", "audience_gender: expected male, female or unknown"},
+                {"audience_gender", "\"other\"",
+                 "audience_gender: expected male, female or unknown"},
                 {"anchor_gender", "\"MALE\"", "anchor_gender: expected male, female or unknown"},
                 {"audience_type", "\"vip\"", "audience_type: expected registered or guest"},
                 {"audience_type", "1", "audience_type: expected registered or guest"},
@@ -448,12 +468,18 @@ Test(internal, refusals_are_counted_by_endpoint_and_field)
         assert_refused(map(INTERNAL_REWARDS, "", body), 400, NULL, "amount");
         assert_refused(map(INTERNAL_REWARDS, "", body), 400, NULL, "amount");
         assert_refused(map(INTERNAL_REWARDS, "", "[]"), 400, NULL, "body");
-        cr_assert(eq(i64, counter("liveflow_receiver_invalid_requests_total",
-                                  "endpoint=\"rewards\",field=\"amount\""), 2));
-        cr_assert(eq(i64, counter("liveflow_receiver_invalid_requests_total",
-                                  "endpoint=\"rewards\",field=\"body\""), 1));
-        cr_assert(eq(i64, counter("liveflow_receiver_invalid_requests_total",
-                                  "endpoint=\"withdrawals\",field=\"amount\""), 0));
+        cr_assert(eq(i64,
+                     counter("liveflow_receiver_invalid_requests_total",
+                             "endpoint=\"rewards\",field=\"amount\""),
+                     2));
+        cr_assert(eq(i64,
+                     counter("liveflow_receiver_invalid_requests_total",
+                             "endpoint=\"rewards\",field=\"body\""),
+                     1));
+        cr_assert(eq(i64,
+                     counter("liveflow_receiver_invalid_requests_total",
+                             "endpoint=\"withdrawals\",field=\"amount\""),
+                     0));
         free(body);
 }
 
@@ -464,7 +490,8 @@ Test(internal, withdrawal_becomes_a_withdrawal_event_keyed_by_anchor)
         struct event out = {0};
         char want_id[65];
 
-        cr_assert(eq(int, map(INTERNAL_WITHDRAWALS, "", withdrawal_json), 0), "%s", verdict.message);
+        cr_assert(eq(int, map(INTERNAL_WITHDRAWALS, "", withdrawal_json), 0), "%s",
+                  verdict.message);
         sha256_of("internal|withdrawal", "wd-0001", want_id);
         cr_assert_str_eq(ev.event_id, want_id);
         cr_assert_str_eq(ev.vendor, "internal");
@@ -505,8 +532,11 @@ Test(internal, close_becomes_a_forced_stream_end_on_live_stream)
         struct event out = {0};
         char want_id[65];
 
-        cr_assert(eq(int, map_as(INTERNAL_ADMIN, "streams/s 42/close", "{\"reason\":\"tos\"}",
-                                 "msg_close_1"), 0), "%s", verdict.message);
+        cr_assert(eq(int,
+                     map_as(INTERNAL_ADMIN, "streams/s 42/close", "{\"reason\":\"tos\"}",
+                            "msg_close_1"),
+                     0),
+                  "%s", verdict.message);
         sha256_of("admin", "msg_close_1", want_id);
         cr_assert_str_eq(ev.event_id, want_id);
         cr_assert_str_eq(ev.vendor, "admin");
@@ -526,8 +556,10 @@ Test(internal, ban_and_unban_become_admin_verdicts_keyed_by_anchor)
 {
         struct event out = {0};
 
-        cr_assert(eq(int, map_as(INTERNAL_ADMIN, "anchors/a_2002/ban",
-                                 "{\"reason\":\"spam\",\"stream_id\":\"s_9\"}", "msg_ban_1"), 0),
+        cr_assert(eq(int,
+                     map_as(INTERNAL_ADMIN, "anchors/a_2002/ban",
+                            "{\"reason\":\"spam\",\"stream_id\":\"s_9\"}", "msg_ban_1"),
+                     0),
                   "%s", verdict.message);
         cr_assert_str_eq(ev.event_type, "audit.admin");
         cr_assert_str_eq(ev.topic, "live.audit");
@@ -555,7 +587,8 @@ Test(internal, admin_bodies_may_be_empty_or_an_object_without_a_reason)
 {
         cr_assert(eq(int, map(INTERNAL_ADMIN, "streams/s_1/close", ""), 0), "%s", verdict.message);
         cr_assert_null(json_object_get(ev.payload, "reason"));
-        cr_assert(eq(int, map(INTERNAL_ADMIN, "streams/s_1/close", "{}"), 0), "%s", verdict.message);
+        cr_assert(eq(int, map(INTERNAL_ADMIN, "streams/s_1/close", "{}"), 0), "%s",
+                  verdict.message);
         cr_assert(eq(int, map(INTERNAL_ADMIN, "anchors/a_1/ban", "{\"reason\":null,\"x\":1}"), 0),
                   "%s", verdict.message);
 }
@@ -586,14 +619,24 @@ Test(internal, bad_admin_bodies_are_a_400_naming_the_field)
 Test(internal, unknown_admin_paths_are_404)
 {
         static const char *const paths[] = {
-                "", "streams", "streams/s_1", "streams/s_1/open", "anchors/a_1/close",
-                "streams/s_1/ban", "users/u_1/ban", "streams/s_1/close/", "/streams/s_1/close",
-                "STREAMS/s_1/close", "anchors/a_1/ban/now", "streamsx/s_1/close",
+                "",
+                "streams",
+                "streams/s_1",
+                "streams/s_1/open",
+                "anchors/a_1/close",
+                "streams/s_1/ban",
+                "users/u_1/ban",
+                "streams/s_1/close/",
+                "/streams/s_1/close",
+                "STREAMS/s_1/close",
+                "anchors/a_1/ban/now",
+                "streamsx/s_1/close",
         };
 
         for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
                 cr_log_info("path %s", paths[i]);
-                assert_refused(map(INTERNAL_ADMIN, paths[i], ""), 404, NULL, "no such admin command");
+                assert_refused(map(INTERNAL_ADMIN, paths[i], ""), 404, NULL,
+                               "no such admin command");
         }
 }
 
@@ -601,8 +644,10 @@ Test(internal, admin_path_ids_are_validated_and_named)
 {
         char path[400], id[300];
 
-        assert_refused(map(INTERNAL_ADMIN, "streams//close", ""), 400, NULL, "stream_id: expected 1 to 255");
-        assert_refused(map(INTERNAL_ADMIN, "anchors//ban", ""), 400, NULL, "anchor_id: expected 1 to 255");
+        assert_refused(map(INTERNAL_ADMIN, "streams//close", ""), 400, NULL,
+                       "stream_id: expected 1 to 255");
+        assert_refused(map(INTERNAL_ADMIN, "anchors//ban", ""), 400, NULL,
+                       "anchor_id: expected 1 to 255");
         assert_refused(map(INTERNAL_ADMIN, "streams/a/b/close", ""), 400, NULL,
                        "stream_id: must not contain '/'");
         assert_refused(map(INTERNAL_ADMIN, "anchors/a\x01/ban", ""), 400, NULL, "anchor_id");
@@ -614,7 +659,8 @@ Test(internal, admin_path_ids_are_validated_and_named)
         assert_refused(map(INTERNAL_ADMIN, path, ""), 400, NULL, "stream_id: expected 1 to 255");
         id[255] = '\0';
         snprintf(path, sizeof(path), "streams/%s/close", id);
-        cr_assert(eq(int, map(INTERNAL_ADMIN, path, ""), 0), "255 bytes is fine: %s", verdict.message);
+        cr_assert(eq(int, map(INTERNAL_ADMIN, path, ""), 0), "255 bytes is fine: %s",
+                  verdict.message);
         cr_assert(eq(int, map(INTERNAL_ADMIN, "anchors/\xe4\xb8\xbb\xe6\x92\xad/ban", ""), 0),
                   "UTF-8 is fine: %s", verdict.message);
         cr_assert_str_eq(ev.key, "\xe4\xb8\xbb\xe6\x92\xad");
@@ -639,7 +685,8 @@ Test(internal, without_a_secret_every_request_is_503)
 {
         make_internal(NULL, 10);
         assert_refused(map(INTERNAL_REWARDS, "", reward_json), 503, NULL, "LIVEFLOW_HMAC_SECRET");
-        assert_refused(map(INTERNAL_ADMIN, "streams/s/close", ""), 503, NULL, "LIVEFLOW_HMAC_SECRET");
+        assert_refused(map(INTERNAL_ADMIN, "streams/s/close", ""), 503, NULL,
+                       "LIVEFLOW_HMAC_SECRET");
 }
 
 Test(internal, signature_failures_are_401_with_the_reason_and_the_header)
@@ -683,7 +730,8 @@ Test(internal, authentication_comes_before_paths_and_bodies)
 Test(internal, check_config_names_a_malformed_secret)
 {
         char errstr[256];
-        struct settings s = {.hmac_secrets = (char *)SECRET ",whsec_***", .webhook_tolerance_s = 300};
+        struct settings s = {.hmac_secrets = (char *)SECRET ",whsec_***",
+                             .webhook_tolerance_s = 300};
 
         cr_assert(eq(int, internal_check_config(&s, errstr, sizeof(errstr)), -1));
         cr_assert(strstr(errstr, "LIVEFLOW_HMAC_SECRET: secret 2") != NULL, "%s", errstr);
@@ -711,9 +759,13 @@ Test(internal, an_acknowledged_webhook_id_is_answered_200_without_an_event)
         cr_assert_null(verdict.auth_failure);
         cr_assert_null(ev.payload);
         cr_assert_null(ev.topic);
-        cr_assert(eq(i64, counter("liveflow_receiver_webhook_replays_total", "endpoint=\"rewards\""), 1));
-        cr_assert(eq(i64, metric_value(metrics_gauge(metrics, "liveflow_receiver_webhook_replay_entries",
-                                                     "", NULL)), 1));
+        cr_assert(eq(i64,
+                     counter("liveflow_receiver_webhook_replays_total", "endpoint=\"rewards\""),
+                     1));
+        cr_assert(eq(i64,
+                     metric_value(metrics_gauge(metrics, "liveflow_receiver_webhook_replay_entries",
+                                                "", NULL)),
+                     1));
 
         /* The sender's own retry: same id, new timestamp and signature, a minute later. */
         prepare("", reward_json, "msg_replay", NOW_S + 60, NOW_S + 60, SECRET_B64);
@@ -744,7 +796,8 @@ Test(internal, an_acknowledged_admin_command_replayed_to_another_path_writes_not
         call.req.path_arg = "anchors/a_1/unban"; /* same signed headers, other path */
         cr_assert(eq(int, run(INTERNAL_ADMIN), -1));
         cr_assert(eq(u32, verdict.status, 200), "%s", verdict.message);
-        cr_assert(eq(i64, counter("liveflow_receiver_webhook_replays_total", "endpoint=\"admin\""), 1));
+        cr_assert(eq(i64, counter("liveflow_receiver_webhook_replays_total", "endpoint=\"admin\""),
+                     1));
 }
 
 Test(internal, the_memory_forgets_after_the_window)
@@ -806,8 +859,13 @@ static void start_receiver(const char *secret_env)
 {
         char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
         char *argv[] = {bin, NULL};
-        char *env[] = {port_env, admin_env, boot_env, (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
-                       (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000", (char *)secret_env, NULL};
+        char *env[] = {port_env,
+                       admin_env,
+                       boot_env,
+                       (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                       (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
+                       (char *)secret_env,
+                       NULL};
 
         support_bin_path("liveflow-receiver", bin, sizeof(bin));
         support_unique_name("internal", name, sizeof(name));
@@ -970,7 +1028,8 @@ static void assert_header(const rd_kafka_message_t *rkm, const char *name, const
 {
         char value[256];
 
-        cr_assert(eq(int, support_header(rkm, name, value, sizeof(value)), 0), "no %s header", name);
+        cr_assert(eq(int, support_header(rkm, name, value, sizeof(value)), 0), "no %s header",
+                  name);
         cr_assert_str_eq(value, want);
 }
 
@@ -980,7 +1039,8 @@ static void decode(const rd_kafka_message_t *rkm, struct event *out)
         struct codec *codec = codec_new(errstr, sizeof(errstr));
 
         cr_assert(codec != NULL, "%s", errstr);
-        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, out, errstr, sizeof(errstr)), 0),
+        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, out, errstr, sizeof(errstr)),
+                     0),
                   "%s", errstr);
         codec_destroy(codec);
 }
@@ -1017,7 +1077,8 @@ Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
 
         /* Same anchor, same partition: had the replay been written, it would come first. */
         sentinel_body = reward_for("sentinel-tip", anchor);
-        cr_assert(eq(long, post_signed("/v1/rewards", sentinel_body, "msg_sentinel", sentinel).status,
+        cr_assert(eq(long,
+                     post_signed("/v1/rewards", sentinel_body, "msg_sentinel", sentinel).status,
                      200));
         sha256_of("internal|reward", tip, want_id);
         rkm = support_reader_until(tr, sentinel, "event_id", want_id, &seen, 20000);
@@ -1027,7 +1088,8 @@ Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
         support_reader_close(tr);
 
         r = get_metrics();
-        cr_assert(strstr(r.body, "liveflow_receiver_webhook_replays_total{endpoint=\"rewards\"} 1") != NULL,
+        cr_assert(strstr(r.body,
+                         "liveflow_receiver_webhook_replays_total{endpoint=\"rewards\"} 1") != NULL,
                   "%s", r.body);
         free(body);
         free(sentinel_body);
@@ -1110,8 +1172,8 @@ Test(internal_e2e, withdrawal_reaches_live_withdrawal_keyed_by_anchor)
 
         support_unique_name("anchor", anchor, sizeof(anchor));
         support_unique_name("trace", trace, sizeof(trace));
-        snprintf(body, sizeof(body), "{\"request_id\":\"wd-%s\",\"anchor_id\":\"%s\",\"amount\":5000}",
-                 trace, anchor);
+        snprintf(body, sizeof(body),
+                 "{\"request_id\":\"wd-%s\",\"anchor_id\":\"%s\",\"amount\":5000}", trace, anchor);
         tr = support_reader_open("live.withdrawal");
         start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
         cr_assert(eq(long, post_signed("/v1/withdrawals", body, "msg_wd", trace).status, 200));
@@ -1146,7 +1208,8 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
 
         /* The path is percent-decoded once: "%20" is a blank in the stream id. */
         snprintf(path, sizeof(path), "/v1/admin/streams/%s%%20x/close", stream);
-        cr_assert(eq(long, post_signed(path, "{\"reason\":\"tos\"}", "msg_close", t_close).status, 200));
+        cr_assert(eq(long, post_signed(path, "{\"reason\":\"tos\"}", "msg_close", t_close).status,
+                     200));
         snprintf(path, sizeof(path), "/v1/admin/anchors/%s/ban", anchor);
         snprintf(body, sizeof(body), "{\"reason\":\"spam\",\"stream_id\":\"%s\"}", stream);
         cr_assert(eq(long, post_signed(path, body, "msg_ban", t_ban).status, 200));
@@ -1183,7 +1246,8 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
         event_fini(&out);
         rd_kafka_message_destroy(rkm);
 
-        rkm = support_reader_until(audits, t_unban, NULL, NULL, NULL, 20000); /* same key, same partition, after the ban */
+        rkm = support_reader_until(audits, t_unban, NULL, NULL, NULL,
+                                   20000); /* same key, same partition, after the ban */
         cr_assert(rkm != NULL, "no unban in live.audit");
         assert_key(rkm, anchor);
         decode(rkm, &out);
@@ -1233,10 +1297,16 @@ Test(internal_e2e, refusals_name_the_header_or_the_field)
         cr_assert(strstr(r.body, "stream_id") != NULL, "%s", r.body);
 
         r = get_metrics();
-        cr_assert(strstr(r.body, "liveflow_receiver_signature_failures_total{vendor=\"internal\",reason=\"mismatch\"} 1") != NULL,
-                  "%s", r.body);
-        cr_assert(strstr(r.body, "liveflow_receiver_invalid_requests_total{endpoint=\"rewards\",field=\"amount\"} 1") != NULL,
-                  "%s", r.body);
+        cr_assert(
+                strstr(r.body,
+                       "liveflow_receiver_signature_failures_total{vendor=\"internal\",reason=\"mismatch\"} 1") !=
+                        NULL,
+                "%s", r.body);
+        cr_assert(
+                strstr(r.body,
+                       "liveflow_receiver_invalid_requests_total{endpoint=\"rewards\",field=\"amount\"} 1") !=
+                        NULL,
+                "%s", r.body);
         free(bad);
         stop_receiver_expect_clean_exit();
 }

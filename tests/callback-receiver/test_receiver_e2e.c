@@ -79,8 +79,8 @@ static void start_receiver_with(const char *bootstrap, const char *const extra_e
         env[n] = NULL;
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0),
-                  "receiver not ready; log: %s", rcv.log_path);
+        cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0), "receiver not ready; log: %s",
+                  rcv.log_path);
 }
 
 static void start_receiver(const char *const extra_env[])
@@ -163,7 +163,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
         return size * n;
 }
 
-/* method "POST" sends body (may be NULL); content_type NULL sends none; trace_id NULL sends none. */
+/* method "POST" sends body (may be NULL); content_type NULL sends none; trace_id NULL sends none.
+ */
 static struct reply http(const char *method, const char *path, const char *body,
                          const char *content_type, const char *trace_id)
 {
@@ -197,8 +198,8 @@ static struct reply http(const char *method, const char *path, const char *body,
                 curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
         }
         rc = curl_easy_perform(curl);
-        cr_assert(eq(int, rc, CURLE_OK), "%s %s: %s; log: %s", method, path,
-                  curl_easy_strerror(rc), rcv.log_path);
+        cr_assert(eq(int, rc, CURLE_OK), "%s %s: %s; log: %s", method, path, curl_easy_strerror(rc),
+                  rcv.log_path);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
@@ -275,7 +276,8 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
         cr_assert_str_eq(value, want_id);
 
         cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev, errstr, sizeof(errstr)),
-                     0), "%s", errstr);
+                     0),
+                  "%s", errstr);
         cr_assert_str_eq(ev.event_id, want_id);
         cr_assert_str_eq(ev.vendor, "tencent");
         cr_assert_str_eq(ev.event_type, "stream.begin");
@@ -522,7 +524,8 @@ static pid_t start_private_broker(char *bootstrap, size_t bootstrap_size)
 }
 
 /* How many records of topic on bootstrap have each key: reads every partition to its end. */
-static void count_keys(const char *bootstrap, const char *topic, char keys[][64], int key_cnt, int counts[])
+static void count_keys(const char *bootstrap, const char *topic, char keys[][64], int key_cnt,
+                       int counts[])
 {
         char err[256];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -540,7 +543,8 @@ static void count_keys(const char *bootstrap, const char *topic, char keys[][64]
         cr_assert_not_null(rk, "%s", err);
         rd_kafka_poll_set_consumer(rk);
         for (int p = 0; p < PARTITIONS; p++)
-                rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+                        RD_KAFKA_OFFSET_BEGINNING;
         cr_assert(eq(int, rd_kafka_assign(rk, parts), 0));
         rd_kafka_topic_partition_list_destroy(parts);
         while (eofs < PARTITIONS && support_now_ms() < deadline) {
@@ -551,7 +555,8 @@ static void count_keys(const char *bootstrap, const char *topic, char keys[][64]
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         eofs++;
                 for (int i = 0; !m->err && i < key_cnt; i++)
-                        if (m->key_len == strlen(keys[i]) && memcmp(m->key, keys[i], m->key_len) == 0)
+                        if (m->key_len == strlen(keys[i]) &&
+                            memcmp(m->key, keys[i], m->key_len) == 0)
                                 counts[i]++;
                 rd_kafka_message_destroy(m);
         }
@@ -605,14 +610,15 @@ Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_
         start_receiver_with(bootstrap, env);
         post_batch(before, OUTAGE_POSTS);
         for (int i = 0; i < OUTAGE_POSTS; i++)
-                cr_assert(eq(long, before[i].r.status, 200), "before the outage: %s", before[i].r.body);
+                cr_assert(eq(long, before[i].r.status, 200), "before the outage: %s",
+                          before[i].r.body);
 
         cr_assert(eq(int, kill(broker, SIGUSR1), 0)); /* every broker down */
         support_sleep_ms(500);
         post_batch(during, OUTAGE_POSTS);
         for (int i = 0; i < OUTAGE_POSTS; i++) {
-                cr_assert(eq(long, during[i].r.status, 503), "during the outage: %ld %s", during[i].r.status,
-                          during[i].r.body);
+                cr_assert(eq(long, during[i].r.status, 503), "during the outage: %ld %s",
+                          during[i].r.status, during[i].r.body);
                 cr_assert_str_eq(during[i].r.retry_after, "1");
                 /* The bound: the ack timeout, plus scheduling slack on a loaded machine. */
                 cr_assert(lt(i64, during[i].ms, 1500 + 2000), "503 after %lld ms", during[i].ms);
@@ -627,7 +633,8 @@ Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_
                 if (ok_after < OUTAGE_POSTS)
                         support_sleep_ms(500); /* the producer reconnects; the caller retries */
         }
-        cr_assert(eq(int, ok_after, OUTAGE_POSTS), "the receiver did not recover after the broker came back");
+        cr_assert(eq(int, ok_after, OUTAGE_POSTS),
+                  "the receiver did not recover after the broker came back");
         stop_receiver_expect_clean_exit();
 
         for (int i = 0; i < OUTAGE_POSTS; i++) {
@@ -640,10 +647,11 @@ Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_
                 bool got_200 = i % 3 != 1; /* before and after: 200; during: 503 */
 
                 if (got_200)
-                        cr_assert(eq(int, counts[i], 1), "%s answered 200 but is in Kafka %d times", keys[i],
-                                  counts[i]);
+                        cr_assert(eq(int, counts[i], 1), "%s answered 200 but is in Kafka %d times",
+                                  keys[i], counts[i]);
                 else
-                        cr_assert(le(int, counts[i], 1), "%s is in Kafka %d times", keys[i], counts[i]);
+                        cr_assert(le(int, counts[i], 1), "%s is in Kafka %d times", keys[i],
+                                  counts[i]);
         }
 }
 
@@ -665,10 +673,12 @@ static long long scrape_metric(const char *series)
 
 Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_it_is_back)
 {
-        char spool_dir[] = "/tmp/liveflow_e2e_spool_XXXXXX", spool_env[128], bootstrap[256], body[512];
+        char spool_dir[] = "/tmp/liveflow_e2e_spool_XXXXXX", spool_env[128], bootstrap[256],
+             body[512];
         char keys[1][64];
         int counts[1] = {0};
-        const char *env[] = {"LIVEFLOW_ACK_TIMEOUT_MS=1000", "LIVEFLOW_SRS_TOKEN=spool-token", spool_env, NULL};
+        const char *env[] = {"LIVEFLOW_ACK_TIMEOUT_MS=1000", "LIVEFLOW_SRS_TOKEN=spool-token",
+                             spool_env, NULL};
         pid_t broker = start_private_broker(bootstrap, sizeof(bootstrap));
         struct reply r;
 
@@ -676,23 +686,27 @@ Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_i
         snprintf(spool_env, sizeof(spool_env), "LIVEFLOW_SPOOL_DIR=%s", spool_dir);
         start_receiver_with(bootstrap, env);
         support_unique_name("spooled", keys[0], sizeof(keys[0]));
-        snprintf(body, sizeof(body),
-                 "{\"server_id\":\"vid-1\",\"service_id\":\"s1\",\"action\":\"on_play\",\"client_id\":\"c1\","
-                 "\"ip\":\"192.168.1.11\",\"vhost\":\"__defaultVhost__\",\"app\":\"live\",\"stream\":\"%s\"}",
-                 keys[0]);
+        snprintf(
+                body, sizeof(body),
+                "{\"server_id\":\"vid-1\",\"service_id\":\"s1\",\"action\":\"on_play\",\"client_id\":\"c1\","
+                "\"ip\":\"192.168.1.11\",\"vhost\":\"__defaultVhost__\",\"app\":\"live\",\"stream\":\"%s\"}",
+                keys[0]);
 
         cr_assert(eq(int, kill(broker, SIGUSR1), 0)); /* every broker down */
         support_sleep_ms(500);
         r = post_json("/callbacks/srs?token=spool-token", body, NULL);
-        cr_assert(eq(long, r.status, 200), "SRS never retries: a spooled hook is accepted; %s", r.body);
+        cr_assert(eq(long, r.status, 200), "SRS never retries: a spooled hook is accepted; %s",
+                  r.body);
         cr_assert(eq(i64, scrape_metric("liveflow_receiver_spooled_total"), 1));
         cr_assert(eq(i64, scrape_metric("liveflow_receiver_spool_records"), 1));
 
         cr_assert(eq(int, kill(broker, SIGUSR2), 0)); /* back: the spool is replayed */
         long long deadline = support_now_ms() + 30000;
-        while (scrape_metric("liveflow_receiver_spool_replayed_total") < 1 && support_now_ms() < deadline)
+        while (scrape_metric("liveflow_receiver_spool_replayed_total") < 1 &&
+               support_now_ms() < deadline)
                 support_sleep_ms(200);
-        cr_assert(eq(i64, scrape_metric("liveflow_receiver_spool_records"), 0), "log: %s", rcv.log_path);
+        cr_assert(eq(i64, scrape_metric("liveflow_receiver_spool_records"), 0), "log: %s",
+                  rcv.log_path);
         stop_receiver_expect_clean_exit();
         count_keys(bootstrap, "live.viewer", keys, 1, counts);
         cr_assert(eq(int, counts[0], 1), "the spooled hook is in Kafka once");

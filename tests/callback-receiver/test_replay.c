@@ -165,7 +165,8 @@ Test(replay, matches_a_simple_model_over_many_random_operations)
                         long long expires = now + 20 + (long long)((op >> 16) % 60);
 
                         cr_assert(eq(int, replay_remember(r, id, expires, now),
-                                     model_remember(&m, id, expires, now)), "step %d", step);
+                                     model_remember(&m, id, expires, now)),
+                                  "step %d", step);
                 } else {
                         cr_assert(eq(int, replay_contains(r, id, now), model_contains(&m, id, now)),
                                   "step %d id %s", step, id);
@@ -176,13 +177,14 @@ Test(replay, matches_a_simple_model_over_many_random_operations)
                 char id[16];
 
                 snprintf(id, sizeof(id), "id%d", i);
-                cr_assert(eq(int, replay_contains(r, id, now), model_contains(&m, id, now)), "%s", id);
+                cr_assert(eq(int, replay_contains(r, id, now), model_contains(&m, id, now)), "%s",
+                          id);
         }
 }
 
 /* ------------------------------------------------------------ threads */
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 5000
 
 static void *hammer(void *arg)

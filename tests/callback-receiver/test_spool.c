@@ -1,4 +1,5 @@
-/* test_spool.c: the receiver's durable spool: survives reopen, replays in order, cuts torn tails. */
+/* test_spool.c: the receiver's durable spool: survives reopen, replays in order, cuts torn tails.
+ */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -57,9 +58,14 @@ static size_t record_sends(void *arg, const struct spool_record *recs, size_t n)
 
 static void append(struct spool *sp, const char *key, const void *value, size_t len)
 {
-        const struct spool_record rec = {.topic = "live.viewer", .key = key, .trace_id = "t1",
-                                         .event_type = "viewer.join", .vendor = "srs",
-                                         .event_id = "e1", .value = value, .value_len = len};
+        const struct spool_record rec = {.topic = "live.viewer",
+                                         .key = key,
+                                         .trace_id = "t1",
+                                         .event_type = "viewer.join",
+                                         .vendor = "srs",
+                                         .event_id = "e1",
+                                         .value = value,
+                                         .value_len = len};
 
         cr_assert_eq(spool_append(sp, &rec, errstr, sizeof(errstr)), 0, "%s", errstr);
 }
@@ -143,7 +149,12 @@ Test(spool, a_torn_append_is_cut_at_open)
         snprintf(path, sizeof(path), "%s/receiver.spool", dir);
         fd = open(path, O_WRONLY | O_APPEND);
         cr_assert(fd >= 0);
-        cr_assert_eq(write(fd, "LFS1\x40\x00\x00\x00" "12345678" "\x01\x00", 18), 18);
+        cr_assert_eq(write(fd,
+                           "LFS1\x40\x00\x00\x00"
+                           "12345678"
+                           "\x01\x00",
+                           18),
+                     18);
         close(fd);
 
         sp = spool_open(dir, MAX_BYTES, errstr, sizeof(errstr));
@@ -166,8 +177,10 @@ Test(spool, appends_beyond_the_bound_fail_and_nothing_is_sent_when_send_refuses)
         cr_assert_not_null(sp, "%s", errstr);
         memset(big, 'x', sizeof(big));
         for (int i = 0; i < 4; i++) {
-                const struct spool_record rec = {.topic = "live.viewer", .key = "k",
-                                                 .event_type = "viewer.join", .value = big,
+                const struct spool_record rec = {.topic = "live.viewer",
+                                                 .key = "k",
+                                                 .event_type = "viewer.join",
+                                                 .value = big,
                                                  .value_len = sizeof(big)};
 
                 ok += spool_append(sp, &rec, errstr, sizeof(errstr)) == 0;

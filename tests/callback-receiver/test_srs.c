@@ -100,12 +100,12 @@ static const char play_v3_json[] =
         "\"vhost\":\"__defaultVhost__\",\"app\":\"live\",\"stream\":\"livestream\",\"param\":\"\","
         "\"pageUrl\":\"\"}";
 
-#define NOW_MS   1700000000000LL /* the receive time of every unit test */
-#define NOW_S    (NOW_MS / 1000)
+#define NOW_MS 1700000000000LL /* the receive time of every unit test */
+#define NOW_S  (NOW_MS / 1000)
 #define SAMPLE_ID_KEY                                                                              \
         "[\"vid-0xk989d\",\"kd8q2ml1\",\"341w361a\",\"__defaultVhost__\",\"live\",\"livestream\"]"
-#define KEY_A    "srs-publish-key"
-#define KEY_B    "srs-publish-key-2026"
+#define KEY_A "srs-publish-key"
+#define KEY_B "srs-publish-key-2026"
 
 /* ------------------------------------------------------------ unit fixture */
 
@@ -180,8 +180,11 @@ TestSuite(srs, .init = setup, .fini = teardown);
 
 static int map_len(const char *body, size_t len)
 {
-        const struct webhook_request req = {.body = body, .len = len, .now_ms = NOW_MS,
-                                            .path_arg = "", .trace_id = "test-trace"};
+        const struct webhook_request req = {.body = body,
+                                            .len = len,
+                                            .now_ms = NOW_MS,
+                                            .path_arg = "",
+                                            .trace_id = "test-trace"};
 
         webhook_event_fini(&ev);
         memset(&verdict, 0, sizeof(verdict));
@@ -268,7 +271,8 @@ static void assert_refused(int rc, unsigned int status, const char *auth_failure
                            const char *in_message)
 {
         cr_assert(eq(int, rc, -1));
-        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status, verdict.message);
+        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status,
+                  verdict.message);
         if (auth_failure)
                 cr_assert_str_eq(verdict.auth_failure, auth_failure);
         else
@@ -285,8 +289,8 @@ static long long decisions(const char *decision, const char *reason)
         char labels[128];
 
         snprintf(labels, sizeof(labels), "decision=\"%s\",reason=\"%s\"", decision, reason);
-        return metric_value(metrics_counter(metrics, "liveflow_receiver_srs_publish_decisions_total",
-                                            NULL, labels));
+        return metric_value(metrics_counter(
+                metrics, "liveflow_receiver_srs_publish_decisions_total", NULL, labels));
 }
 
 /* ------------------------------------------------------------ mapping */
@@ -413,8 +417,9 @@ Test(srs, dvr_maps_to_record_file)
                          "./objs/nginx/html/live/livestream.1420254068776.flv");
         cr_assert_str_eq(payload_str("file_format"), "flv");
         cr_assert_str_eq(payload_str("session_key"), "341w361a");
-        assert_id_of("srs|on_dvr|[\"vid-0xk989d\",\"kd8q2ml1\",\"341w361a\",\"__defaultVhost__\","
-                     "\"live\",\"livestream\",\"./objs/nginx/html/live/livestream.1420254068776.flv\"]");
+        assert_id_of(
+                "srs|on_dvr|[\"vid-0xk989d\",\"kd8q2ml1\",\"341w361a\",\"__defaultVhost__\","
+                "\"live\",\"livestream\",\"./objs/nginx/html/live/livestream.1420254068776.flv\"]");
 }
 
 Test(srs, dvr_prefers_url_and_reads_the_format_from_the_extension)
@@ -437,7 +442,8 @@ Test(srs, dvr_prefers_url_and_reads_the_format_from_the_extension)
 
 Test(srs, two_dvr_files_of_one_session_have_two_ids)
 {
-        char *other = edit(dvr_json, "file", json_string("./objs/nginx/html/live/livestream.2.flv"));
+        char *other =
+                edit(dvr_json, "file", json_string("./objs/nginx/html/live/livestream.2.flv"));
         char first_id[65], first_file[65];
 
         assert_mapped(map(dvr_json));
@@ -457,8 +463,9 @@ Test(srs, hls_is_kept_on_live_other_with_a_null_payload)
         cr_assert_null(ev.payload_name);
         cr_assert_null(ev.payload);
         cr_assert_str_eq(ev.key, "livestream");
-        assert_id_of("srs|on_hls|[\"vid-0xk989d\",\"kd8q2ml1\",\"341w361a\",\"__defaultVhost__\","
-                     "\"live\",\"livestream\",\"./objs/nginx/html/live/livestream-100.ts\",\"100\"]");
+        assert_id_of(
+                "srs|on_hls|[\"vid-0xk989d\",\"kd8q2ml1\",\"341w361a\",\"__defaultVhost__\","
+                "\"live\",\"livestream\",\"./objs/nginx/html/live/livestream-100.ts\",\"100\"]");
 }
 
 Test(srs, connect_and_forward_are_kept_on_live_other)
@@ -500,7 +507,8 @@ Test(srs, srs3_numeric_client_id_and_missing_server_id)
         cr_assert_str_eq(payload_str("sequence"), "107");
         cr_assert_null(json_object_get(ev.payload, "node"));
         cr_assert_str_eq(ev.anchor_id, "a1");
-        assert_id_of("srs|on_publish|[\"\",\"\",\"107\",\"__defaultVhost__\",\"live\",\"livestream\"]");
+        assert_id_of(
+                "srs|on_publish|[\"\",\"\",\"107\",\"__defaultVhost__\",\"live\",\"livestream\"]");
         assert_mapped(map(play_v3_json));
         cr_assert_str_eq(payload_str("client_id"), "108");
         cr_assert_null(json_object_get(ev.payload, "server_id"));
@@ -520,8 +528,10 @@ Test(srs, client_id_as_number_or_text_gives_one_id)
 
 Test(srs, replayed_body_keeps_its_id_at_another_time)
 {
-        const struct webhook_request later = {.body = publish_json, .len = strlen(publish_json),
-                                              .now_ms = NOW_MS + 86400000, .trace_id = "t2"};
+        const struct webhook_request later = {.body = publish_json,
+                                              .len = strlen(publish_json),
+                                              .now_ms = NOW_MS + 86400000,
+                                              .trace_id = "t2"};
         char first[65];
 
         assert_mapped(map(publish_json));
@@ -584,7 +594,8 @@ static char *repeat(const char *unit, size_t n)
 
 Test(srs, stream_is_limited_in_characters_not_bytes)
 {
-        char *ok_ascii = repeat("s", 255), *long_ascii = repeat("s", 256), *ok_cjk = repeat("流", 255);
+        char *ok_ascii = repeat("s", 255), *long_ascii = repeat("s", 256),
+             *ok_cjk = repeat("流", 255);
         char *a = edit(play_json, "stream", json_string(ok_ascii));
         char *b = edit(play_json, "stream", json_string(long_ascii));
         char *c = edit(play_json, "stream", json_string(ok_cjk));
@@ -665,7 +676,8 @@ Test(srs, duplicate_keys_are_400)
 
 Test(srs, invalid_utf8_and_nul_bytes_are_400)
 {
-        static const char nul_inside[] = "{\"action\":\"on_play\",\"stream\":\"a\0b\",\"client_id\":\"c\"}";
+        static const char nul_inside[] =
+                "{\"action\":\"on_play\",\"stream\":\"a\0b\",\"client_id\":\"c\"}";
 
         assert_refused(map("{\"action\":\"on_play\",\"stream\":\"\xff\xfe\",\"client_id\":\"c\"}"),
                        400, NULL, "JSON");
@@ -695,7 +707,8 @@ Test(srs, action_that_is_not_a_string_is_named)
 
 Test(srs, stream_actions_need_a_stream)
 {
-        const char *const samples[] = {publish_json, unpublish_json, play_json, stop_json, dvr_json};
+        const char *const samples[] = {publish_json, unpublish_json, play_json, stop_json,
+                                       dvr_json};
 
         for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
                 char *missing = edit(samples[i], "stream", json_null());
@@ -882,7 +895,8 @@ Test(srs, missing_or_malformed_signature_parts_are_refused)
 {
         char *no_secret = with_param(publish_json, "?txTime=6553F100");
         char *no_time = with_param(publish_json, "?txSecret=5a785ce3671462f600795b1fb1f7cf62");
-        char *bad_time = with_param(publish_json, "?txSecret=5a785ce3671462f600795b1fb1f7cf62&txTime=-6553F1");
+        char *bad_time = with_param(publish_json,
+                                    "?txSecret=5a785ce3671462f600795b1fb1f7cf62&txTime=-6553F1");
         char *long_time = with_param(publish_json, "?txSecret=5a785ce3671462f600795b1fb1f7cf62"
                                                    "&txTime=00000000000000001");
         char *short_secret = with_param(publish_json, "?txSecret=5a785ce3&txTime=6553F100");
@@ -1067,8 +1081,8 @@ static long long store_errors(const char *store)
         char labels[32];
 
         snprintf(labels, sizeof(labels), "store=\"%s\"", store);
-        return metric_value(metrics_counter(metrics, "liveflow_receiver_srs_store_errors_total", NULL,
-                                            labels));
+        return metric_value(
+                metrics_counter(metrics, "liveflow_receiver_srs_store_errors_total", NULL, labels));
 }
 
 Test(srs, unreachable_redis_fails_open_and_is_skipped_for_a_while)
@@ -1191,7 +1205,8 @@ static void connect_stores(void)
         e2e.redis = redisConnect("127.0.0.1", atoi(port));
         cr_assert(e2e.redis && !e2e.redis->err, "redis 127.0.0.1:%s", port);
         support_create_database(e2e.mysql_url, sizeof(e2e.mysql_url));
-        cr_assert(eq(int, url_parse_mysql(e2e.mysql_url, &mu, errstr, sizeof(errstr)), 0), "%s", errstr);
+        cr_assert(eq(int, url_parse_mysql(e2e.mysql_url, &mu, errstr, sizeof(errstr)), 0), "%s",
+                  errstr);
         e2e.mysql = mysql_init(NULL);
         cr_assert(mysql_real_connect(e2e.mysql, mu.host, mu.user, mu.password, mu.database, mu.port,
                                      NULL, 0) != NULL,
@@ -1203,7 +1218,11 @@ static void start_receiver(void)
         char bin[256], name[64], port_env[64], admin_env[64], boot_env[512], redis_env[512],
                 mysql_env[600];
         char *argv[] = {bin, NULL};
-        char *env[] = {port_env, admin_env, boot_env, redis_env, mysql_env,
+        char *env[] = {port_env,
+                       admin_env,
+                       boot_env,
+                       redis_env,
+                       mysql_env,
                        (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
                        (char *)"LIVEFLOW_SRS_TOKEN=" HOOK_TOKEN,
                        (char *)"LIVEFLOW_SRS_FAIL_OPEN=0",
@@ -1377,11 +1396,14 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
         r = hook(allowed_body, allowed_trace);
         cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.log_path);
         cr_assert_str_eq(r.body, "{\"code\":0}");
-        rkm = support_reader_until(tr, allowed_trace, "trace_id", refused_trace, &saw_refused, 20000);
+        rkm = support_reader_until(tr, allowed_trace, "trace_id", refused_trace, &saw_refused,
+                                   20000);
         cr_assert(rkm != NULL, "the allowed publish never reached live.stream");
         cr_assert(eq(int, saw_refused, 0), "the refused publish reached Kafka");
-        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr,
-                                       sizeof(errstr)), 0), "%s", errstr);
+        cr_assert(eq(int,
+                     codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr, sizeof(errstr)),
+                     0),
+                  "%s", errstr);
         cr_assert_str_eq(ev_read.event_type, "stream.begin");
         cr_assert_str_eq(ev_read.stream_id, stream);
         cr_assert_str_eq(ev_read.anchor_id, active);
@@ -1390,9 +1412,12 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
 
         r = get("/metrics");
         cr_assert(strstr(r.body, "liveflow_receiver_srs_publish_decisions_total{decision=\"deny\","
-                                 "reason=\"banned\"} 1") != NULL, "%s", r.body);
-        cr_assert(strstr(r.body, "liveflow_receiver_srs_anchor_lookup_seconds_count{store=\"redis\"} 2")
-                          != NULL, "%s", r.body);
+                                 "reason=\"banned\"} 1") != NULL,
+                  "%s", r.body);
+        cr_assert(strstr(r.body,
+                         "liveflow_receiver_srs_anchor_lookup_seconds_count{store=\"redis\"} 2") !=
+                          NULL,
+                  "%s", r.body);
         event_fini(&ev_read);
         codec_destroy(codec);
         rd_kafka_message_destroy(rkm);
@@ -1441,8 +1466,8 @@ Test(srs_e2e, mysql_answers_when_redis_has_no_anchor_status)
         /* The stream consumer's fields only: no anchor_status. */
         snprintf(key, sizeof(key), "hash:anchor:status:%s", anchor);
         redis_ok("HSET %s status %s stream_id %s", key, "offline", stream);
-        snprintf(sql, sizeof(sql), "INSERT INTO anchors (anchor_id, status) VALUES ('%s', 'banned')",
-                 anchor);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO anchors (anchor_id, status) VALUES ('%s', 'banned')", anchor);
         cr_assert(eq(int, mysql_query(e2e.mysql, sql), 0), "%s", mysql_error(e2e.mysql));
         start_receiver();
         body = publish_of(stream, anchor);
@@ -1489,13 +1514,16 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
         cr_assert_str_eq(value, trace);
         cr_assert(eq(int, support_header(rkm, "event_type", value, sizeof(value)), 0));
         cr_assert_str_eq(value, "viewer.join");
-        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr,
-                                       sizeof(errstr)), 0), "%s", errstr);
+        cr_assert(eq(int,
+                     codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr, sizeof(errstr)),
+                     0),
+                  "%s", errstr);
         cr_assert_str_eq(ev_read.vendor, "srs");
         cr_assert_str_eq(ev_read.stream_id, stream);
         cr_assert_str_eq(ev_read.payload_name, "Viewer");
         cr_assert_str_eq(json_string_value(json_object_get(ev_read.payload, "action")), "join");
-        cr_assert_str_eq(json_string_value(json_object_get(ev_read.payload, "client_id")), "341w361a");
+        cr_assert_str_eq(json_string_value(json_object_get(ev_read.payload, "client_id")),
+                         "341w361a");
         cr_assert(eq(sz, ev_read.raw_len, strlen(body)));
 
         event_fini(&ev_read);

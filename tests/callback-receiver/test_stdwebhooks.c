@@ -136,8 +136,9 @@ Test(stdwebhooks, any_change_to_id_timestamp_or_body_is_a_mismatch)
                       STDWEBHOOKS_MISMATCH, "webhook-signature");
         assert_result(verify(LIB_ID, LIB_TS, LIB_SIGNATURE, "{\"test\":2432232314}", LIB_NOW),
                       STDWEBHOOKS_MISMATCH, "webhook-signature");
-        assert_result(verify("msg_p5jXN8AQM9LWM0D4loKWxJeK", LIB_TS, LIB_SIGNATURE, LIB_BODY, LIB_NOW),
-                      STDWEBHOOKS_MISMATCH, "webhook-signature");
+        assert_result(
+                verify("msg_p5jXN8AQM9LWM0D4loKWxJeK", LIB_TS, LIB_SIGNATURE, LIB_BODY, LIB_NOW),
+                STDWEBHOOKS_MISMATCH, "webhook-signature");
         assert_result(verify(LIB_ID, "1614265331", LIB_SIGNATURE, LIB_BODY, LIB_NOW),
                       STDWEBHOOKS_MISMATCH, "webhook-signature");
 }
@@ -145,8 +146,8 @@ Test(stdwebhooks, any_change_to_id_timestamp_or_body_is_a_mismatch)
 Test(stdwebhooks, wrong_secret_is_a_mismatch)
 {
         sw = make(OTHER_SECRET);
-        assert_result(verify(LIB_ID, LIB_TS, LIB_SIGNATURE, LIB_BODY, LIB_NOW), STDWEBHOOKS_MISMATCH,
-                      "no v1 signature matches");
+        assert_result(verify(LIB_ID, LIB_TS, LIB_SIGNATURE, LIB_BODY, LIB_NOW),
+                      STDWEBHOOKS_MISMATCH, "no v1 signature matches");
 }
 
 /* ------------------------------------------------------------ tolerance */
@@ -171,7 +172,8 @@ Test(stdwebhooks, timestamp_within_the_tolerance_both_ways_is_accepted)
 Test(stdwebhooks, timestamp_beyond_the_tolerance_either_way_is_expired)
 {
         sw = make(LIB_SECRET);
-        assert_result(verify_at_offset(-TOLERANCE_S - 1), STDWEBHOOKS_EXPIRED, "webhook-timestamp: 301 s old");
+        assert_result(verify_at_offset(-TOLERANCE_S - 1), STDWEBHOOKS_EXPIRED,
+                      "webhook-timestamp: 301 s old");
         assert_result(verify_at_offset(TOLERANCE_S + 1), STDWEBHOOKS_EXPIRED,
                       "webhook-timestamp: 301 s in the future");
         assert_result(verify_at_offset(-86400LL * 365), STDWEBHOOKS_EXPIRED, "webhook-timestamp");
@@ -180,7 +182,8 @@ Test(stdwebhooks, timestamp_beyond_the_tolerance_either_way_is_expired)
 Test(stdwebhooks, a_forged_old_request_is_a_mismatch_not_expired)
 {
         sw = make(OTHER_SECRET);
-        /* Signed with another key and outside the window: "expired" is only said of genuine ones. */
+        /* Signed with another key and outside the window: "expired" is only said of genuine ones.
+         */
         assert_result(verify_at_offset(-3600), STDWEBHOOKS_MISMATCH, "webhook-signature");
 }
 
@@ -210,7 +213,8 @@ Test(stdwebhooks, one_valid_signature_among_several_is_enough)
 
         sw = make(LIB_SECRET);
         for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-                cr_assert(eq(int, verify(LIB_ID, LIB_TS, lists[i], LIB_BODY, LIB_NOW), STDWEBHOOKS_OK),
+                cr_assert(eq(int, verify(LIB_ID, LIB_TS, lists[i], LIB_BODY, LIB_NOW),
+                             STDWEBHOOKS_OK),
                           "list \"%s\": %s", lists[i], why);
 }
 
@@ -218,11 +222,11 @@ Test(stdwebhooks, only_v1_is_read)
 {
         sw = make(LIB_SECRET);
         /* The right bytes under another version name do not count. */
-        assert_result(verify(LIB_ID, LIB_TS, "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-                             LIB_BODY, LIB_NOW),
+        assert_result(verify(LIB_ID, LIB_TS,
+                             "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", LIB_BODY, LIB_NOW),
                       STDWEBHOOKS_MISMATCH, "webhook-signature: no v1 signature");
-        assert_result(verify(LIB_ID, LIB_TS, "V1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-                             LIB_BODY, LIB_NOW),
+        assert_result(verify(LIB_ID, LIB_TS,
+                             "V1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", LIB_BODY, LIB_NOW),
                       STDWEBHOOKS_MISMATCH, "webhook-signature");
 }
 
@@ -232,7 +236,7 @@ Test(stdwebhooks, malformed_signatures_are_mismatches)
                 "v1,",
                 "v1",
                 "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE",  /* unpadded */
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE",   /* unpadded */
                 "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE==", /* one char too many */
                 "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1O==",  /* 31 bytes */
                 "v1,g0hM9SsE-OTPJTGt_tmIKtSyZlE3uFJELVlNIOLJ1OE=",  /* base64url */
@@ -258,7 +262,8 @@ Test(stdwebhooks, a_long_signature_header_is_read_to_the_end)
                 p += sprintf(p, "v1,Zm9yZ2VkLXNpZ25hdHVyZS1vZi0zMi1ieXRlcyEhISE= ");
         strcpy(p, LIB_SIGNATURE);
         sw = make(LIB_SECRET);
-        cr_assert(eq(int, verify(LIB_ID, LIB_TS, list, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s", why);
+        cr_assert(eq(int, verify(LIB_ID, LIB_TS, list, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s",
+                  why);
         free(list);
 }
 
@@ -283,16 +288,17 @@ Test(stdwebhooks, absent_or_empty_headers_are_missing_and_named)
 
 Test(stdwebhooks, malformed_timestamps_are_refused_even_when_signed)
 {
-        const char *const stamps[] = {"+1614265330", "-1614265330", " 1614265330", "1614265330 ",
-                                      "01614265330", "1614265330.0", "1.6e9", "0x603a6b72",
-                                      "abc", "16142653300000000000"};
+        const char *const stamps[] = {
+                "+1614265330", "-1614265330",         " 1614265330", "1614265330 ",
+                "01614265330", "1614265330.0",        "1.6e9",       "0x603a6b72",
+                "abc",         "16142653300000000000"};
         char sig[64];
 
         sw = make(LIB_SECRET);
         for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
                 sign(LIB_KEY_B64, LIB_ID, stamps[i], LIB_BODY, sig); /* a signature over them */
-                assert_result(verify(LIB_ID, stamps[i], sig, LIB_BODY, LIB_NOW), STDWEBHOOKS_MISMATCH,
-                              "webhook-timestamp");
+                assert_result(verify(LIB_ID, stamps[i], sig, LIB_BODY, LIB_NOW),
+                              STDWEBHOOKS_MISMATCH, "webhook-timestamp");
         }
 }
 
@@ -311,7 +317,8 @@ Test(stdwebhooks, ids_with_dots_blanks_or_over_255_bytes_are_refused_even_when_s
         }
         long_id[255] = '\0'; /* 255 bytes is the limit, and fine */
         sign(LIB_KEY_B64, long_id, LIB_TS, LIB_BODY, sig);
-        cr_assert(eq(int, verify(long_id, LIB_TS, sig, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s", why);
+        cr_assert(eq(int, verify(long_id, LIB_TS, sig, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s",
+                  why);
 }
 
 Test(stdwebhooks, empty_body_is_signed_as_nothing)
@@ -320,9 +327,11 @@ Test(stdwebhooks, empty_body_is_signed_as_nothing)
 
         sw = make(LIB_SECRET);
         sign(LIB_KEY_B64, LIB_ID, LIB_TS, "", sig);
-        cr_assert(eq(int, stdwebhooks_verify(sw, LIB_ID, LIB_TS, sig, NULL, 0, LIB_NOW, why,
-                                             sizeof(why)),
-                     STDWEBHOOKS_OK), "%s", why);
+        cr_assert(
+                eq(int,
+                   stdwebhooks_verify(sw, LIB_ID, LIB_TS, sig, NULL, 0, LIB_NOW, why, sizeof(why)),
+                   STDWEBHOOKS_OK),
+                "%s", why);
 }
 
 /* ------------------------------------------------------------ secrets */
@@ -336,11 +345,13 @@ Test(stdwebhooks, rotated_secrets_each_verify_in_any_order)
         cr_assert(eq(int, verify(LIB_ID, LIB_TS, LIB_SIGNATURE, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK),
                   "%s", why);
         sign(OTHER_SECRET + strlen("whsec_"), LIB_ID, LIB_TS, LIB_BODY, sig);
-        cr_assert(eq(int, verify(LIB_ID, LIB_TS, sig, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s", why);
+        cr_assert(eq(int, verify(LIB_ID, LIB_TS, sig, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s",
+                  why);
         stdwebhooks_destroy(sw);
         sw = make(" " LIB_SECRET " ,," OTHER_SECRET ",");
         cr_assert(eq(sz, stdwebhooks_secret_count(sw), 2));
-        cr_assert(eq(int, verify(LIB_ID, LIB_TS, sig, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s", why);
+        cr_assert(eq(int, verify(LIB_ID, LIB_TS, sig, LIB_BODY, LIB_NOW), STDWEBHOOKS_OK), "%s",
+                  why);
 }
 
 Test(stdwebhooks, secret_without_prefix_or_padding_is_decoded_as_the_reference_libraries_do)
@@ -359,7 +370,8 @@ Test(stdwebhooks, bad_secrets_are_refused_by_position_without_their_value)
         const char *const bad[] = {
                 LIB_SECRET ",whsec_not*base64*at*all*here*!!!!!",
                 LIB_SECRET ",whsec_c2hvcnQta2V5LTE2Ynl0ZQ==", /* 16 bytes: below 24 */
-                LIB_SECRET ",whsec_" /* 65 bytes: above 64 */
+                LIB_SECRET
+                ",whsec_" /* 65 bytes: above 64 */
                 "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
                 LIB_SECRET ",whsec_",
                 LIB_SECRET ",whsec_A",
@@ -367,7 +379,8 @@ Test(stdwebhooks, bad_secrets_are_refused_by_position_without_their_value)
         char errstr[256];
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                struct stdwebhooks *made = stdwebhooks_new(bad[i], TOLERANCE_S, errstr, sizeof(errstr));
+                struct stdwebhooks *made =
+                        stdwebhooks_new(bad[i], TOLERANCE_S, errstr, sizeof(errstr));
 
                 cr_assert_null(made, "\"%s\" should be refused", bad[i]);
                 cr_assert(strstr(errstr, "LIVEFLOW_HMAC_SECRET: secret 2") != NULL, "%s", errstr);
@@ -393,8 +406,8 @@ Test(stdwebhooks, no_secret_verifies_nothing)
 {
         sw = make(NULL);
         cr_assert(eq(sz, stdwebhooks_secret_count(sw), 0));
-        assert_result(verify(LIB_ID, LIB_TS, LIB_SIGNATURE, LIB_BODY, LIB_NOW), STDWEBHOOKS_MISMATCH,
-                      "webhook-signature");
+        assert_result(verify(LIB_ID, LIB_TS, LIB_SIGNATURE, LIB_BODY, LIB_NOW),
+                      STDWEBHOOKS_MISMATCH, "webhook-signature");
         stdwebhooks_destroy(sw);
         sw = make(" , ");
         cr_assert(eq(sz, stdwebhooks_secret_count(sw), 0));

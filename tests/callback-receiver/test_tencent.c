@@ -1,4 +1,5 @@
-/* test_tencent.c: parsing, signature checks and mapping of Tencent CSS callbacks (callback-receiver/tencent.c). */
+/* test_tencent.c: parsing, signature checks and mapping of Tencent CSS callbacks
+ * (callback-receiver/tencent.c). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <jansson.h>
@@ -179,8 +180,7 @@ static char *signed_body(const char *sample, const char *key, json_t *t)
 {
         char msg[512], sign[33], *with_t, *s;
 
-        snprintf(msg, sizeof(msg), "%s%s", key,
-                 json_is_string(t) ? json_string_value(t) : "");
+        snprintf(msg, sizeof(msg), "%s%s", key, json_is_string(t) ? json_string_value(t) : "");
         if (json_is_integer(t))
                 snprintf(msg, sizeof(msg), "%s%lld", key, (long long)json_integer_value(t));
         crypto_md5_hex(msg, strlen(msg), sign);
@@ -209,7 +209,8 @@ static void assert_refused(int rc, unsigned int status, const char *auth_failure
                            const char *in_message)
 {
         cr_assert(eq(int, rc, -1));
-        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status, verdict.message);
+        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status,
+                  verdict.message);
         if (auth_failure)
                 cr_assert_str_eq(verdict.auth_failure, auth_failure);
         else
@@ -664,10 +665,11 @@ Test(tencent, record_file_maps_to_live_record)
         cr_assert_str_eq(ev.stream_id, "test_stream");
         cr_assert_str_eq(ev.key, "test_stream");
         cr_assert_str_eq(payload_str("file_id"), "387702304138941858");
-        cr_assert_str_eq(payload_str("video_url"), "http://12345678.vod2.myqcloud.com/xxxx/yyyy/zzzz.m3u8");
+        cr_assert_str_eq(payload_str("video_url"),
+                         "http://12345678.vod2.myqcloud.com/xxxx/yyyy/zzzz.m3u8");
         cr_assert_str_eq(payload_str("file_format"), "hls");
         cr_assert_str_eq(payload_str("session_key"), "2918085116267032069"); /* from callback_ext */
-        cr_assert(eq(i64, payload_int("start_time_ms"), 1642089445316LL));  /* + start_time_usec */
+        cr_assert(eq(i64, payload_int("start_time_ms"), 1642089445316LL));   /* + start_time_usec */
         cr_assert(eq(i64, payload_int("end_time_ms"), 1642089598618LL));
         cr_assert(eq(i64, payload_int("duration_s"), 154));
         cr_assert(eq(i64, payload_int("file_size"), 277941079));
@@ -677,15 +679,16 @@ Test(tencent, record_file_maps_to_live_record)
 
 Test(tencent, record_numbers_as_strings_are_accepted)
 {
-        static const char *const fields[] = {"event_type", "start_time", "end_time", "start_time_usec",
-                                             "duration", "file_size"};
+        static const char *const fields[] = {"event_type",      "start_time", "end_time",
+                                             "start_time_usec", "duration",   "file_size"};
         char *body = strdup(record_json), *next;
 
         for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
                 json_t *root = json_loads(body, 0, NULL);
                 char text[32];
 
-                snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(json_object_get(root, fields[i])));
+                snprintf(text, sizeof(text), "%lld",
+                         (long long)json_integer_value(json_object_get(root, fields[i])));
                 json_decref(root);
                 next = edit(body, fields[i], json_string(text));
                 free(body);
@@ -702,8 +705,8 @@ Test(tencent, record_numbers_as_strings_are_accepted)
 
 Test(tencent, record_file_format_is_lower_cased)
 {
-        cr_assert(eq(int, map_edited(record_json, RECORD_T, "file_format", json_string("MP4")), 0), "%s",
-                  verdict.message);
+        cr_assert(eq(int, map_edited(record_json, RECORD_T, "file_format", json_string("MP4")), 0),
+                  "%s", verdict.message);
         cr_assert_str_eq(payload_str("file_format"), "mp4");
 }
 
@@ -736,7 +739,8 @@ Test(tencent, record_with_an_empty_file_id_is_400)
 
 Test(tencent, record_without_video_url_is_400)
 {
-        assert_refused_edit(record_json, RECORD_T, "video_url", json_null(), "video_url is missing");
+        assert_refused_edit(record_json, RECORD_T, "video_url", json_null(),
+                            "video_url is missing");
 }
 
 Test(tencent, record_with_a_video_url_that_is_not_text_is_400)
@@ -805,7 +809,8 @@ Test(tencent, record_status_spelled_recordevent_is_accepted)
 
 Test(tencent, record_status_without_record_event_is_400)
 {
-        assert_refused_edit(record_status_json, STATUS_T, "record_event", json_null(), "record_event is missing");
+        assert_refused_edit(record_status_json, STATUS_T, "record_event", json_null(),
+                            "record_event is missing");
 }
 
 Test(tencent, screenshot_maps_to_live_snapshot)
@@ -817,15 +822,18 @@ Test(tencent, screenshot_maps_to_live_snapshot)
         cr_assert_str_eq(ev.topic, "live.snapshot");
         cr_assert_str_eq(ev.payload_name, "Snapshot");
         cr_assert_str_eq(ev.key, "test_stream");
-        cr_assert_str_eq(payload_str("pic_url"), "/test_stream/test_stream-screenshot-10-12-05-1280x720.jpg");
-        cr_assert_str_eq(payload_str("pic_full_url"), "http://your.cos.region.myqcloud.com/test_stream/"
-                                                      "test_stream-screenshot-10-12-05-1280x720.jpg");
+        cr_assert_str_eq(payload_str("pic_url"),
+                         "/test_stream/test_stream-screenshot-10-12-05-1280x720.jpg");
+        cr_assert_str_eq(payload_str("pic_full_url"),
+                         "http://your.cos.region.myqcloud.com/test_stream/"
+                         "test_stream-screenshot-10-12-05-1280x720.jpg");
         cr_assert(eq(i64, payload_int("create_time_ms"), 1622599925000LL));
         cr_assert(eq(i64, payload_int("width"), 1280));
         cr_assert(eq(i64, payload_int("height"), 720));
         cr_assert(eq(i64, payload_int("file_size"), 30670));
         cr_assert(eq(i64, ev.event_time_ms, 1622599925000LL)); /* the picture's own time */
-        expected_id("tencent|200|[\"/test_stream/test_stream-screenshot-10-12-05-1280x720.jpg\"]", id);
+        expected_id("tencent|200|[\"/test_stream/test_stream-screenshot-10-12-05-1280x720.jpg\"]",
+                    id);
         cr_assert_str_eq(ev.event_id, id);
 }
 
@@ -846,8 +854,10 @@ Test(tencent, screenshot_numbers_as_strings_are_accepted)
 
 Test(tencent, screenshot_gives_anchor_and_room_from_stream_param)
 {
-        cr_assert(eq(int, map_edited(screenshot_json, SNAP_T, "stream_param",
-                                     json_string("txSecret=x&anchor_id=a7&room_id=r9")), 0),
+        cr_assert(eq(int,
+                     map_edited(screenshot_json, SNAP_T, "stream_param",
+                                json_string("txSecret=x&anchor_id=a7&room_id=r9")),
+                     0),
                   "%s", verdict.message);
         cr_assert_str_eq(ev.anchor_id, "a7");
         cr_assert_str_eq(ev.room_id, "r9");
@@ -855,7 +865,8 @@ Test(tencent, screenshot_gives_anchor_and_room_from_stream_param)
 
 Test(tencent, screenshot_without_create_time_is_400)
 {
-        assert_refused_edit(screenshot_json, SNAP_T, "create_time", json_null(), "create_time is missing");
+        assert_refused_edit(screenshot_json, SNAP_T, "create_time", json_null(),
+                            "create_time is missing");
 }
 
 Test(tencent, screenshot_with_a_malformed_create_time_is_400)
@@ -895,10 +906,11 @@ Test(tencent, image_moderation_maps_to_live_audit)
         cr_assert_str_eq(payload_str("sub_label"), "PornHigh");
         cr_assert_str_eq(payload_str("img"), "http://1.1.1.1/download/porn/test.jpg");
         cr_assert(eq(i64, payload_int("score"), 99));
-        cr_assert_not(payload_has("reason")); /* ocrMsg is empty */
+        cr_assert_not(payload_has("reason"));                  /* ocrMsg is empty */
         cr_assert(eq(i64, ev.event_time_ms, 1610640000000LL)); /* screenshotTime */
         expected_id("tencent|317|[\"test_stream\",\"http://1.1.1.1/download/porn/test.jpg\","
-                    "\"1610640000\"]", id);
+                    "\"1610640000\"]",
+                    id);
         cr_assert_str_eq(ev.event_id, id);
 }
 
@@ -906,7 +918,8 @@ Test(tencent, image_moderation_score_is_the_highest_of_the_array)
 {
         json_t *scores = json_pack("[i,s,i]", 40, "87", 12);
 
-        cr_assert(eq(int, map_edited(image_json, IMAGE_T, "score", scores), 0), "%s", verdict.message);
+        cr_assert(eq(int, map_edited(image_json, IMAGE_T, "score", scores), 0), "%s",
+                  verdict.message);
         cr_assert(eq(i64, payload_int("score"), 87));
 }
 
@@ -927,7 +940,8 @@ Test(tencent, image_moderation_without_stream_is_400_naming_stream_id)
 
 Test(tencent, image_moderation_without_suggestion_is_400)
 {
-        assert_refused_edit(image_json, IMAGE_T, "suggestion", json_null(), "suggestion is missing");
+        assert_refused_edit(image_json, IMAGE_T, "suggestion", json_null(),
+                            "suggestion is missing");
 }
 
 Test(tencent, audio_moderation_maps_to_live_audit)
@@ -955,8 +969,8 @@ Test(tencent, audio_moderation_without_a_hit_passes)
 
 Test(tencent, audio_moderation_vendor_suggestion_wins)
 {
-        cr_assert(eq(int, map_edited(audio_json, AUDIO_T, "suggestion", json_string("Block")), 0), "%s",
-                  verdict.message);
+        cr_assert(eq(int, map_edited(audio_json, AUDIO_T, "suggestion", json_string("Block")), 0),
+                  "%s", verdict.message);
         cr_assert_str_eq(payload_str("suggestion"), "Block");
 }
 
@@ -967,7 +981,8 @@ Test(tencent, audio_moderation_without_hit_flag_is_400)
 
 Test(tencent, audio_moderation_hit_flag_out_of_range_is_400)
 {
-        assert_refused_edit(audio_json, AUDIO_T, "HitFlag", json_integer(2), "HitFlag: expected 0 or 1");
+        assert_refused_edit(audio_json, AUDIO_T, "HitFlag", json_integer(2),
+                            "HitFlag: expected 0 or 1");
 }
 
 /* The untyped types keep going to live.other, once they are signed. */
@@ -1037,11 +1052,11 @@ static const struct sample samples[] = {
 Test(tencent, every_sample_resigned_keeps_its_event_id)
 {
         for (size_t i = 0; i < SAMPLE_CNT; i++) {
-                char first[65], *retry = signed_body(samples[i].json, PROBE_KEY,
-                                                     json_string("1999999999"));
+                char first[65],
+                        *retry = signed_body(samples[i].json, PROBE_KEY, json_string("1999999999"));
 
-                cr_assert(eq(int, map_at(samples[i].json, samples[i].t - 1), 0), "sample %zu: %s", i,
-                          verdict.message);
+                cr_assert(eq(int, map_at(samples[i].json, samples[i].t - 1), 0), "sample %zu: %s",
+                          i, verdict.message);
                 cr_assert_str_eq(ev.topic, samples[i].topic, "sample %zu", i);
                 memcpy(first, ev.event_id, sizeof(first));
                 webhook_event_fini(&ev);
@@ -1058,8 +1073,8 @@ Test(tencent, every_topic_chosen_is_listed_in_tencent_topics)
         for (size_t i = 0; i < SAMPLE_CNT; i++) {
                 bool is_listed = false;
 
-                cr_assert(eq(int, map_at(samples[i].json, samples[i].t - 1), 0), "sample %zu: %s", i,
-                          verdict.message);
+                cr_assert(eq(int, map_at(samples[i].json, samples[i].t - 1), 0), "sample %zu: %s",
+                          i, verdict.message);
                 for (size_t j = 0; tencent_topics[j]; j++)
                         is_listed |= strcmp(tencent_topics[j], ev.topic) == 0;
                 cr_assert(is_listed, "sample %zu: %s is not in tencent_topics", i, ev.topic);
@@ -1072,8 +1087,8 @@ Test(tencent, typed_samples_have_distinct_event_ids)
         char ids[SAMPLE_CNT][65];
 
         for (size_t i = 0; i < SAMPLE_CNT; i++) {
-                cr_assert(eq(int, map_at(samples[i].json, samples[i].t - 1), 0), "sample %zu: %s", i,
-                          verdict.message);
+                cr_assert(eq(int, map_at(samples[i].json, samples[i].t - 1), 0), "sample %zu: %s",
+                          i, verdict.message);
                 memcpy(ids[i], ev.event_id, sizeof(ids[i]));
                 webhook_event_fini(&ev);
                 for (size_t j = 0; j < i; j++)
@@ -1091,7 +1106,8 @@ Test(tencent, every_typed_sample_refuses_a_missing_stream)
 
                 cr_assert(eq(int, map_at(body, samples[i].t - 1), -1), "sample %zu", i);
                 cr_assert(eq(u32, verdict.status, 400), "sample %zu", i);
-                cr_assert(strstr(verdict.message, "is missing") != NULL, "sample %zu: %s", i, verdict.message);
+                cr_assert(strstr(verdict.message, "is missing") != NULL, "sample %zu: %s", i,
+                          verdict.message);
                 cr_assert_null(ev.payload);
                 free(a);
                 free(b);
@@ -1100,7 +1116,8 @@ Test(tencent, every_typed_sample_refuses_a_missing_stream)
         }
 }
 
-/* ------------------------------------------------------------ the codec takes what the module makes */
+/* ------------------------------------------------------------ the codec takes what the module
+ * makes */
 
 static void assert_encodes(const char *body, long long now_s)
 {
@@ -1113,14 +1130,24 @@ static void assert_encodes(const char *body, long long now_s)
 
         cr_assert(c != NULL, "%s", errstr);
         cr_assert(eq(int, map_at(body, now_s), 0), "%s", verdict.message);
-        env = (struct envelope){.event_id = ev.event_id, .vendor = ev.vendor,
-                                .event_type = ev.event_type, .stream_id = ev.stream_id,
-                                .anchor_id = ev.anchor_id, .room_id = ev.room_id,
-                                .event_time_ms = ev.event_time_ms, .receive_time_ms = now_s * 1000,
-                                .trace_id = "0123456789abcdef", .raw = body, .raw_len = strlen(body)};
-        cr_assert(eq(int, codec_encode(c, &env, ev.payload_name, ev.payload, &buf, &len, errstr,
-                                       sizeof(errstr)), 0), "%s", errstr);
-        cr_assert(eq(int, codec_decode(c, buf, len, &out, errstr, sizeof(errstr)), 0), "%s", errstr);
+        env = (struct envelope){.event_id = ev.event_id,
+                                .vendor = ev.vendor,
+                                .event_type = ev.event_type,
+                                .stream_id = ev.stream_id,
+                                .anchor_id = ev.anchor_id,
+                                .room_id = ev.room_id,
+                                .event_time_ms = ev.event_time_ms,
+                                .receive_time_ms = now_s * 1000,
+                                .trace_id = "0123456789abcdef",
+                                .raw = body,
+                                .raw_len = strlen(body)};
+        cr_assert(eq(int,
+                     codec_encode(c, &env, ev.payload_name, ev.payload, &buf, &len, errstr,
+                                  sizeof(errstr)),
+                     0),
+                  "%s", errstr);
+        cr_assert(eq(int, codec_decode(c, buf, len, &out, errstr, sizeof(errstr)), 0), "%s",
+                  errstr);
         cr_assert_str_eq(out.event_type, ev.event_type);
         cr_assert(eq(sz, out.raw_len, strlen(body)));
         if (ev.payload_name)
@@ -1165,8 +1192,9 @@ Test(tencent, other_type_fits_the_schema)
 
 Test(tencent, record_without_optional_fields_fits_the_schema)
 {
-        static const char *const optional[] = {"file_format", "start_time", "end_time", "duration",
-                                               "file_size", "callback_ext", "record_file_id"};
+        static const char *const optional[] = {"file_format",   "start_time", "end_time",
+                                               "duration",      "file_size",  "callback_ext",
+                                               "record_file_id"};
         char *body = strdup(record_json), *next;
 
         for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {

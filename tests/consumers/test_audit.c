@@ -1,4 +1,5 @@
-/* test_audit.c: the audit role, run as its binary against the real fixtures (and with the stream role). */
+/* test_audit.c: the audit role, run as its binary against the real fixtures (and with the stream
+ * role). */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -17,9 +18,9 @@
 #include "support.h"
 #include "url.h"
 
-#define TRACE_ID     "feedfacefeedfacefeedfacefeedface"
-#define SUSPEND_S    86400LL
-#define MAX_CLOSES   8
+#define TRACE_ID   "feedfacefeedfacefeedfacefeedface"
+#define SUSPEND_S  86400LL
+#define MAX_CLOSES 8
 
 struct fixture {
         char mysql_url[512], log_path[256], prefix[48];
@@ -39,29 +40,41 @@ static pid_t start_role(const char *role, const char *group)
 {
         char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128];
         char *argv[] = {bin, (char *)role, NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
-                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug",
-                       (char *)"LIVEFLOW_AUDIT_WARN_ESCALATE=3", (char *)"LIVEFLOW_AUDIT_WARN_WINDOW_S=86400",
-                       (char *)"LIVEFLOW_AUDIT_SUSPEND_S=86400", NULL};
+        char *env[] = {e_boot,
+                       e_mysql,
+                       e_redis,
+                       e_admin,
+                       e_group,
+                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
+                       (char *)"LIVEFLOW_LOG_LEVEL=debug",
+                       (char *)"LIVEFLOW_AUDIT_WARN_ESCALATE=3",
+                       (char *)"LIVEFLOW_AUDIT_WARN_WINDOW_S=86400",
+                       (char *)"LIVEFLOW_AUDIT_SUSPEND_S=86400",
+                       NULL};
         int admin_port = support_free_port();
         pid_t pid;
 
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", admin_port);
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
         snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s.%s", fx.prefix, group);
         pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(admin_port, 20000) == 0, "%s not ready; see %s", role, fx.log_path);
+        cr_assert(support_wait_ready(admin_port, 20000) == 0, "%s not ready; see %s", role,
+                  fx.log_path);
         return pid;
 }
 
 static void stop_cleanly(pid_t *pid)
 {
         cr_assert(kill(*pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(*pid, 20000), 0, "consumer did not drain cleanly; see %s", fx.log_path);
+        cr_assert_eq(support_wait_exit(*pid, 20000), 0, "consumer did not drain cleanly; see %s",
+                     fx.log_path);
         *pid = 0;
 }
 
@@ -74,12 +87,14 @@ static void connect_stores(void)
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
         cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
         fx.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0), "%s",
-                  mysql_error(fx.mysql));
+        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
+                                     0),
+                  "%s", mysql_error(fx.mysql));
         cr_assert(mysql_query(fx.mysql, "SET time_zone = '+00:00'") == 0);
         fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
         cr_assert(fx.redis && !fx.redis->err);
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
                                     sizeof(err)) == RD_KAFKA_CONF_OK);
         fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(fx.producer, "%s", err);
@@ -119,12 +134,15 @@ static void teardown(void)
 
 /* ------------------------------------------------------------------ producing */
 
-static void produce_raw(const char *topic, const char *key, const void *value, size_t len, const char *event_type)
+static void produce_raw(const char *topic, const char *key, const void *value, size_t len,
+                        const char *event_type)
 {
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", TRACE_ID, -1),
-                                    RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", TRACE_ID, -1),
+                          RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
         cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
 }
 
@@ -133,7 +151,7 @@ struct vspec {
         const char *id;         /* unique in the test: the event id derives from it */
         const char *event_type; /* default audit.image */
         const char *stream, *anchor;
-        long long at_s;         /* event time: t0 + at_s */
+        long long at_s; /* event time: t0 + at_s */
         const char *action, *suggestion, *label, *reason;
         int score;
         long long suspend_s;
@@ -147,13 +165,16 @@ static void event_id_of(const char *id, char out[65])
         crypto_sha256_hex(key, strlen(key), out);
 }
 
-static void encode_and_send(const struct envelope *env, const char *payload_name, json_t *payload, const char *key)
+static void encode_and_send(const struct envelope *env, const char *payload_name, json_t *payload,
+                            const char *key)
 {
         char err[256];
         void *buf;
         size_t len;
 
-        cr_assert(codec_encode(fx.codec, env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, env, payload_name, payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
         produce_raw("live.audit", key, buf, len, env->event_type);
         free(buf);
 }
@@ -165,10 +186,17 @@ static void verdict(const struct vspec *v)
         json_t *payload = json_pack("{s:s}", "source", is_admin ? "admin" : "tencent.image");
         char event_id[65];
         struct envelope env = {
-                .event_id = event_id, .vendor = is_admin ? "admin" : "tencent", .event_type = type,
-                .stream_id = v->stream, .anchor_id = v->anchor, .room_id = NULL,
-                .event_time_ms = fx.t0_ms + v->at_s * 1000, .receive_time_ms = fx.t0_ms + v->at_s * 1000 + 3,
-                .trace_id = TRACE_ID, .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = is_admin ? "admin" : "tencent",
+                .event_type = type,
+                .stream_id = v->stream,
+                .anchor_id = v->anchor,
+                .room_id = NULL,
+                .event_time_ms = fx.t0_ms + v->at_s * 1000,
+                .receive_time_ms = fx.t0_ms + v->at_s * 1000 + 3,
+                .trace_id = TRACE_ID,
+                .raw = "{}",
+                .raw_len = 2,
         };
 
         event_id_of(v->id, event_id);
@@ -227,7 +255,8 @@ static void log_col(char *out, size_t out_size, const char *id, const char *col)
         char event_id[65];
 
         event_id_of(id, event_id);
-        query1(out, out_size, "SELECT %s FROM live_audit_logs WHERE event_id = '%s'", col, event_id);
+        query1(out, out_size, "SELECT %s FROM live_audit_logs WHERE event_id = '%s'", col,
+               event_id);
 }
 
 static void wait_logged(const char *id)
@@ -237,7 +266,8 @@ static void wait_logged(const char *id)
 
         event_id_of(id, event_id);
         while (support_now_ms() < deadline) {
-                if (query_int("SELECT COUNT(*) FROM live_audit_logs WHERE event_id = '%s'", event_id) == 1)
+                if (query_int("SELECT COUNT(*) FROM live_audit_logs WHERE event_id = '%s'",
+                              event_id) == 1)
                         return;
                 support_sleep_ms(50);
         }
@@ -259,14 +289,17 @@ static void expect_log(const char *id, const char *punishment, const char *outco
         cr_assert_str_eq(got, outcome, "verdict %s", id);
 }
 
-static void expect_anchor(const char *anchor, const char *status, long long until_ms, long long warnings)
+static void expect_anchor(const char *anchor, const char *status, long long until_ms,
+                          long long warnings)
 {
         char got[64];
 
         anchor_col(got, sizeof(got), anchor, "status");
         cr_assert_str_eq(got, status, "anchor %s", anchor);
-        anchor_col(got, sizeof(got), anchor, "CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS SIGNED)");
-        cr_assert_eq(atoll(got), until_ms, "anchor %s suspended_until %s, want %lld", anchor, got, until_ms);
+        anchor_col(got, sizeof(got), anchor,
+                   "CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS SIGNED)");
+        cr_assert_eq(atoll(got), until_ms, "anchor %s suspended_until %s, want %lld", anchor, got,
+                     until_ms);
         anchor_col(got, sizeof(got), anchor, "warning_count");
         cr_assert_eq(atoll(got), warnings, "anchor %s warning_count %s", anchor, got);
 }
@@ -295,8 +328,8 @@ static void expect_redis(const char *anchor, const char *status, long long until
                         return;
                 support_sleep_ms(20);
         } while (support_now_ms() < deadline);
-        cr_assert_fail("hash:anchor:status:%s has anchor_status=%s suspended_until=%s, want %s %s", anchor, got,
-                       until, status, want_until);
+        cr_assert_fail("hash:anchor:status:%s has anchor_status=%s suspended_until=%s, want %s %s",
+                       anchor, got, until, status, want_until);
 }
 
 static void name(char *out, size_t out_size, const char *what)
@@ -310,20 +343,27 @@ TestSuite(audit, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(audit_grade, suggestion_score_and_label_grade_a_verdict)
 {
-        struct audit_policy p = {.warn_score = 60, .suspend_score = 90, .ban_labels = "Polity, terror"};
+        struct audit_policy p = {
+                .warn_score = 60, .suspend_score = 90, .ban_labels = "Polity, terror"};
 
         cr_assert_eq(audit_grade_verdict(&p, "Pass", "Porn", 99), AUDIT_NONE);
-        cr_assert_eq(audit_grade_verdict(&p, "Block", "Porn", 59), AUDIT_NONE, "below the warn score");
+        cr_assert_eq(audit_grade_verdict(&p, "Block", "Porn", 59), AUDIT_NONE,
+                     "below the warn score");
         cr_assert_eq(audit_grade_verdict(&p, NULL, NULL, -1), AUDIT_NONE, "nothing to go on");
         cr_assert_eq(audit_grade_verdict(&p, "Review", "Porn", 60), AUDIT_WARN);
-        cr_assert_eq(audit_grade_verdict(&p, "Review", "Polity", 99), AUDIT_WARN, "only a Block bans");
-        cr_assert_eq(audit_grade_verdict(&p, NULL, "Abuse", 92), AUDIT_WARN, "a bare score (audio)");
+        cr_assert_eq(audit_grade_verdict(&p, "Review", "Polity", 99), AUDIT_WARN,
+                     "only a Block bans");
+        cr_assert_eq(audit_grade_verdict(&p, NULL, "Abuse", 92), AUDIT_WARN,
+                     "a bare score (audio)");
         cr_assert_eq(audit_grade_verdict(&p, "Block", "Porn", 89), AUDIT_WARN, "a weak Block");
         cr_assert_eq(audit_grade_verdict(&p, "block", "Porn", 90), AUDIT_SUSPEND);
-        cr_assert_eq(audit_grade_verdict(&p, "Block", "Porn", -1), AUDIT_SUSPEND, "a Block without a score");
-        cr_assert_eq(audit_grade_verdict(&p, "Block", "Terror", 61), AUDIT_BAN, "labels compare without case");
+        cr_assert_eq(audit_grade_verdict(&p, "Block", "Porn", -1), AUDIT_SUSPEND,
+                     "a Block without a score");
+        cr_assert_eq(audit_grade_verdict(&p, "Block", "Terror", 61), AUDIT_BAN,
+                     "labels compare without case");
         cr_assert_eq(audit_grade_verdict(&p, "Block", "Polity", 99), AUDIT_BAN);
-        cr_assert_eq(audit_grade_verdict(&p, "Block", "Politybis", 99), AUDIT_SUSPEND, "whole labels only");
+        cr_assert_eq(audit_grade_verdict(&p, "Block", "Politybis", 99), AUDIT_SUSPEND,
+                     "whole labels only");
 }
 
 Test(audit_grade, a_suspend_score_below_the_warn_score_is_a_configuration_error)
@@ -331,12 +371,20 @@ Test(audit_grade, a_suspend_score_below_the_warn_score_is_a_configuration_error)
         char bin[512];
 
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        cr_assert_eq(support_sh("LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:9 LIVEFLOW_MYSQL_URL=mysql://u:p@127.0.0.1:9/d "
-                                "LIVEFLOW_REDIS_URL=redis://127.0.0.1:9/0 LIVEFLOW_AUDIT_WARN_SCORE=80 "
-                                "LIVEFLOW_AUDIT_SUSPEND_SCORE=70 '%s' --check-config audit 2>/dev/null", bin), 2);
-        cr_assert_eq(support_sh("LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:9 LIVEFLOW_MYSQL_URL=mysql://u:p@127.0.0.1:9/d "
-                                "LIVEFLOW_REDIS_URL=redis://127.0.0.1:9/0 LIVEFLOW_AUDIT_WARN_SCORE=70 "
-                                "LIVEFLOW_AUDIT_SUSPEND_SCORE=70 '%s' --check-config audit >/dev/null", bin), 0);
+        cr_assert_eq(
+                support_sh(
+                        "LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:9 LIVEFLOW_MYSQL_URL=mysql://u:p@127.0.0.1:9/d "
+                        "LIVEFLOW_REDIS_URL=redis://127.0.0.1:9/0 LIVEFLOW_AUDIT_WARN_SCORE=80 "
+                        "LIVEFLOW_AUDIT_SUSPEND_SCORE=70 '%s' --check-config audit 2>/dev/null",
+                        bin),
+                2);
+        cr_assert_eq(
+                support_sh(
+                        "LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:9 LIVEFLOW_MYSQL_URL=mysql://u:p@127.0.0.1:9/d "
+                        "LIVEFLOW_REDIS_URL=redis://127.0.0.1:9/0 LIVEFLOW_AUDIT_WARN_SCORE=70 "
+                        "LIVEFLOW_AUDIT_SUSPEND_SCORE=70 '%s' --check-config audit >/dev/null",
+                        bin),
+                0);
 }
 
 Test(audit, verdicts_are_graded_logged_and_projected_to_redis)
@@ -351,18 +399,40 @@ Test(audit, verdicts_are_graded_logged_and_projected_to_redis)
         name(susp, sizeof(susp), "susp");
         name(ban, sizeof(ban), "ban");
         /* The stream role's fields of the same hash must survive the audit role's writes. */
-        r = redisCommand(fx.redis, "HSET hash:anchor:status:%s status live stream_id s_%s", susp, susp);
+        r = redisCommand(fx.redis, "HSET hash:anchor:status:%s status live stream_id s_%s", susp,
+                         susp);
         freeReplyObject(r);
-        verdict(&(struct vspec){.id = "pass", .stream = pass, .anchor = pass, .suggestion = "Pass",
-                                .label = "Porn", .score = 99});
-        verdict(&(struct vspec){.id = "low", .stream = low, .anchor = low, .suggestion = "Review",
-                                .label = "Porn", .score = 30});
-        verdict(&(struct vspec){.id = "warn", .stream = warn, .anchor = warn, .suggestion = "Review",
-                                .label = "Porn", .score = 70});
-        verdict(&(struct vspec){.id = "susp", .stream = susp, .anchor = susp, .at_s = 10, .suggestion = "Block",
-                                .label = "Porn", .score = 95});
-        verdict(&(struct vspec){.id = "ban", .stream = ban, .anchor = ban, .suggestion = "Block",
-                                .label = "Polity", .score = 80});
+        verdict(&(struct vspec){.id = "pass",
+                                .stream = pass,
+                                .anchor = pass,
+                                .suggestion = "Pass",
+                                .label = "Porn",
+                                .score = 99});
+        verdict(&(struct vspec){.id = "low",
+                                .stream = low,
+                                .anchor = low,
+                                .suggestion = "Review",
+                                .label = "Porn",
+                                .score = 30});
+        verdict(&(struct vspec){.id = "warn",
+                                .stream = warn,
+                                .anchor = warn,
+                                .suggestion = "Review",
+                                .label = "Porn",
+                                .score = 70});
+        verdict(&(struct vspec){.id = "susp",
+                                .stream = susp,
+                                .anchor = susp,
+                                .at_s = 10,
+                                .suggestion = "Block",
+                                .label = "Porn",
+                                .score = 95});
+        verdict(&(struct vspec){.id = "ban",
+                                .stream = ban,
+                                .anchor = ban,
+                                .suggestion = "Block",
+                                .label = "Polity",
+                                .score = 80});
         wait_logged("pass");
         wait_logged("low");
         wait_logged("warn");
@@ -374,7 +444,8 @@ Test(audit, verdicts_are_graded_logged_and_projected_to_redis)
         expect_log("warn", "warn", "applied");
         expect_log("susp", "suspend", "applied");
         expect_log("ban", "ban", "applied");
-        log_col(got, sizeof(got), "susp", "CONCAT_WS('/', stream_id, anchor_id, source, suggestion, label, score)");
+        log_col(got, sizeof(got), "susp",
+                "CONCAT_WS('/', stream_id, anchor_id, source, suggestion, label, score)");
         cr_assert(strstr(got, "tencent.image/Block/Porn/95"), "%s", got);
         expect_anchor(pass, "active", 0, 0);
         expect_anchor(warn, "active", 0, 1);
@@ -397,18 +468,45 @@ Test(audit, warnings_escalate_within_the_window_whatever_their_order)
         name(esc, sizeof(esc), "esc");
         name(far, sizeof(far), "far");
         /* Three warnings within a minute, arriving latest first. */
-        verdict(&(struct vspec){.id = "w3", .stream = esc, .anchor = esc, .at_s = 120, .suggestion = "Review",
-                                .label = "Porn", .score = 70});
-        verdict(&(struct vspec){.id = "w1", .stream = esc, .anchor = esc, .at_s = 0, .suggestion = "Review",
-                                .label = "Porn", .score = 70});
-        verdict(&(struct vspec){.id = "w2", .stream = esc, .anchor = esc, .at_s = 60, .suggestion = "Review",
-                                .label = "Ad", .score = 75});
+        verdict(&(struct vspec){.id = "w3",
+                                .stream = esc,
+                                .anchor = esc,
+                                .at_s = 120,
+                                .suggestion = "Review",
+                                .label = "Porn",
+                                .score = 70});
+        verdict(&(struct vspec){.id = "w1",
+                                .stream = esc,
+                                .anchor = esc,
+                                .at_s = 0,
+                                .suggestion = "Review",
+                                .label = "Porn",
+                                .score = 70});
+        verdict(&(struct vspec){.id = "w2",
+                                .stream = esc,
+                                .anchor = esc,
+                                .at_s = 60,
+                                .suggestion = "Review",
+                                .label = "Ad",
+                                .score = 75});
         /* Three warnings more than a window apart from each other. */
-        verdict(&(struct vspec){.id = "f1", .stream = far, .anchor = far, .at_s = -200000,
-                                .suggestion = "Review", .score = 70});
-        verdict(&(struct vspec){.id = "f2", .stream = far, .anchor = far, .at_s = -100000,
-                                .suggestion = "Review", .score = 70});
-        verdict(&(struct vspec){.id = "f3", .stream = far, .anchor = far, .at_s = 0, .suggestion = "Review",
+        verdict(&(struct vspec){.id = "f1",
+                                .stream = far,
+                                .anchor = far,
+                                .at_s = -200000,
+                                .suggestion = "Review",
+                                .score = 70});
+        verdict(&(struct vspec){.id = "f2",
+                                .stream = far,
+                                .anchor = far,
+                                .at_s = -100000,
+                                .suggestion = "Review",
+                                .score = 70});
+        verdict(&(struct vspec){.id = "f3",
+                                .stream = far,
+                                .anchor = far,
+                                .at_s = 0,
+                                .suggestion = "Review",
                                 .score = 70});
         wait_logged("w2");
         wait_logged("f3");
@@ -422,7 +520,11 @@ Test(audit, warnings_escalate_within_the_window_whatever_their_order)
         expect_anchor(esc, "suspended", fx.t0_ms + 120 * 1000 + SUSPEND_S * 1000, 3);
         expect_redis(esc, "suspended", fx.t0_ms + 120 * 1000 + SUSPEND_S * 1000);
         expect_anchor(far, "active", 0, 3);
-        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id = '%s' AND punishment = 'warn'", far), 3);
+        cr_assert_eq(
+                query_int(
+                        "SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id = '%s' AND punishment = 'warn'",
+                        far),
+                3);
         stop_cleanly(&fx.audit_pid);
 }
 
@@ -431,14 +533,22 @@ Test(audit, a_duplicate_verdict_is_logged_and_counted_once)
         char dup[64];
 
         name(dup, sizeof(dup), "dup");
-        verdict(&(struct vspec){.id = "d1", .stream = dup, .anchor = dup, .suggestion = "Review", .score = 70});
-        verdict(&(struct vspec){.id = "d1", .stream = dup, .anchor = dup, .suggestion = "Review", .score = 70});
-        verdict(&(struct vspec){.id = "d1", .stream = dup, .anchor = dup, .suggestion = "Review", .score = 70});
+        verdict(&(struct vspec){
+                .id = "d1", .stream = dup, .anchor = dup, .suggestion = "Review", .score = 70});
+        verdict(&(struct vspec){
+                .id = "d1", .stream = dup, .anchor = dup, .suggestion = "Review", .score = 70});
+        verdict(&(struct vspec){
+                .id = "d1", .stream = dup, .anchor = dup, .suggestion = "Review", .score = 70});
         /* Same key, same partition: once d2 is in, the copies of d1 were consumed before it. */
-        verdict(&(struct vspec){.id = "d2", .stream = dup, .anchor = dup, .at_s = 5, .suggestion = "Review",
+        verdict(&(struct vspec){.id = "d2",
+                                .stream = dup,
+                                .anchor = dup,
+                                .at_s = 5,
+                                .suggestion = "Review",
                                 .score = 70});
         wait_logged("d2");
-        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id = '%s'", dup), 2);
+        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id = '%s'", dup),
+                     2);
         expect_anchor(dup, "active", 0, 2);
         stop_cleanly(&fx.audit_pid);
 }
@@ -449,21 +559,39 @@ Test(audit, an_operators_unban_stands_against_older_decisions)
         long long until = fx.t0_ms + 90 * 1000 + 600 * 1000;
 
         name(op, sizeof(op), "op");
-        verdict(&(struct vspec){.id = "ban", .event_type = "audit.admin", .anchor = op, .action = "ban",
+        verdict(&(struct vspec){.id = "ban",
+                                .event_type = "audit.admin",
+                                .anchor = op,
+                                .action = "ban",
                                 .reason = "spam"});
         wait_logged("ban");
         expect_anchor(op, "banned", 0, 0);
         expect_redis(op, "banned", 0);
 
-        verdict(&(struct vspec){.id = "unban", .event_type = "audit.admin", .anchor = op, .at_s = 60,
+        verdict(&(struct vspec){.id = "unban",
+                                .event_type = "audit.admin",
+                                .anchor = op,
+                                .at_s = 60,
                                 .action = "unban"});
         /* Late arrivals from before the unban: an operator's ban and two moderation verdicts. */
-        verdict(&(struct vspec){.id = "late_ban", .event_type = "audit.admin", .anchor = op, .at_s = 30,
+        verdict(&(struct vspec){.id = "late_ban",
+                                .event_type = "audit.admin",
+                                .anchor = op,
+                                .at_s = 30,
                                 .action = "ban"});
-        verdict(&(struct vspec){.id = "late_block", .stream = op, .anchor = op, .at_s = 10,
-                                .suggestion = "Block", .label = "Porn", .score = 95});
-        verdict(&(struct vspec){.id = "late_warn", .stream = op, .anchor = op, .at_s = 20,
-                                .suggestion = "Review", .score = 70});
+        verdict(&(struct vspec){.id = "late_block",
+                                .stream = op,
+                                .anchor = op,
+                                .at_s = 10,
+                                .suggestion = "Block",
+                                .label = "Porn",
+                                .score = 95});
+        verdict(&(struct vspec){.id = "late_warn",
+                                .stream = op,
+                                .anchor = op,
+                                .at_s = 20,
+                                .suggestion = "Review",
+                                .score = 70});
         wait_logged("late_warn");
         wait_logged("late_ban");
         expect_log("unban", "unban", "applied");
@@ -474,8 +602,12 @@ Test(audit, an_operators_unban_stands_against_older_decisions)
         expect_redis(op, "active", 0);
 
         /* An operator's ban with suspend_s is a suspension of that length. */
-        verdict(&(struct vspec){.id = "timed", .event_type = "audit.admin", .anchor = op, .at_s = 90,
-                                .action = "ban", .suspend_s = 600});
+        verdict(&(struct vspec){.id = "timed",
+                                .event_type = "audit.admin",
+                                .anchor = op,
+                                .at_s = 90,
+                                .action = "ban",
+                                .suspend_s = 600});
         wait_logged("timed");
         expect_log("timed", "suspend", "applied");
         expect_anchor(op, "suspended", until, 0);
@@ -494,13 +626,22 @@ Test(audit, the_anchor_comes_from_the_stream_else_the_verdict_is_only_logged)
         {
                 char sql[512];
 
-                snprintf(sql, sizeof(sql), "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, "
-                         "last_event_at) VALUES ('%s', '%s', 'tencent', 'ended', NOW(3))", known, anchor);
+                snprintf(sql, sizeof(sql),
+                         "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, "
+                         "last_event_at) VALUES ('%s', '%s', 'tencent', 'ended', NOW(3))",
+                         known, anchor);
                 cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
         }
-        verdict(&(struct vspec){.id = "by_stream", .stream = known, .suggestion = "Block", .label = "Porn",
+        verdict(&(struct vspec){.id = "by_stream",
+                                .stream = known,
+                                .suggestion = "Block",
+                                .label = "Porn",
                                 .score = 95});
-        verdict(&(struct vspec){.id = "nobody", .stream = anon, .suggestion = "Block", .label = "Polity", .score = 99});
+        verdict(&(struct vspec){.id = "nobody",
+                                .stream = anon,
+                                .suggestion = "Block",
+                                .label = "Polity",
+                                .score = 99});
         wait_logged("by_stream");
         wait_logged("nobody");
         log_col(got, sizeof(got), "by_stream", "anchor_id");
@@ -523,12 +664,19 @@ Test(audit, only_a_punishment_in_force_closes_the_anchors_live_stream)
         name(anchor, sizeof(anchor), "pun");
         name(live, sizeof(live), "pun_live");
         name(other, sizeof(other), "pun_clip");
-        snprintf(sql, sizeof(sql), "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, started_at, "
-                 "last_event_at) VALUES ('%s', '%s', 'tencent', 'live', NOW(3), NOW(3))", live, anchor);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, started_at, "
+                 "last_event_at) VALUES ('%s', '%s', 'tencent', 'live', NOW(3), NOW(3))",
+                 live, anchor);
         cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
         /* A suspension that ran out days ago is logged, but there is nothing to enforce. */
-        verdict(&(struct vspec){.id = "old", .stream = other, .anchor = anchor, .at_s = old_at_s, .suggestion = "Block",
-                                .label = "Porn", .score = 95});
+        verdict(&(struct vspec){.id = "old",
+                                .stream = other,
+                                .anchor = anchor,
+                                .at_s = old_at_s,
+                                .suggestion = "Block",
+                                .label = "Porn",
+                                .score = 95});
         wait_logged("old");
         expect_log("old", "suspend", "applied");
         log_col(got, sizeof(got), "old", "COALESCE(close_stream_id, 'NULL')");
@@ -536,11 +684,16 @@ Test(audit, only_a_punishment_in_force_closes_the_anchors_live_stream)
         expect_anchor(anchor, "suspended", fx.t0_ms + (old_at_s + SUSPEND_S) * 1000, 0);
 
         /* One in force closes the anchor's live stream, though the verdict named another. */
-        verdict(&(struct vspec){.id = "fresh", .stream = other, .anchor = anchor, .suggestion = "Block", .label = "Porn",
+        verdict(&(struct vspec){.id = "fresh",
+                                .stream = other,
+                                .anchor = anchor,
+                                .suggestion = "Block",
+                                .label = "Porn",
                                 .score = 95});
         wait_logged("fresh");
         log_col(got, sizeof(got), "fresh", "CONCAT(close_stream_id, '/', close_method)");
-        cr_assert(strncmp(got, live, strlen(live)) == 0 && strcmp(got + strlen(live), "/3") == 0, "%s", got);
+        cr_assert(strncmp(got, live, strlen(live)) == 0 && strcmp(got + strlen(live), "/3") == 0,
+                  "%s", got);
         expect_anchor(anchor, "suspended", fx.t0_ms + SUSPEND_S * 1000, 0);
         expect_redis(anchor, "suspended", fx.t0_ms + SUSPEND_S * 1000);
         stop_cleanly(&fx.audit_pid);
@@ -561,10 +714,12 @@ static bool on_dlq(const rd_kafka_message_t *m, void *arg)
         const void *v;
         size_t len;
 
-        if (rd_kafka_message_headers(m, &h) != 0 || rd_kafka_header_get_last(h, "dlq.group", &v, &len) != 0 ||
-            len != strlen(d->group) || memcmp(v, d->group, len) != 0)
+        if (rd_kafka_message_headers(m, &h) != 0 ||
+            rd_kafka_header_get_last(h, "dlq.group", &v, &len) != 0 || len != strlen(d->group) ||
+            memcmp(v, d->group, len) != 0)
                 return false;
-        if (rd_kafka_header_get_last(h, "dlq.error.class", &v, &len) == 0 && len == 9 && memcmp(v, "permanent", 9) == 0)
+        if (rd_kafka_header_get_last(h, "dlq.error.class", &v, &len) == 0 && len == 9 &&
+            memcmp(v, "permanent", 9) == 0)
                 d->permanent++;
         d->with_headers += rd_kafka_header_get_last(h, "dlq.topic", &v, &len) == 0 && len == 10 &&
                            memcmp(v, "live.audit", 10) == 0 &&
@@ -582,8 +737,8 @@ static bool on_dlq(const rd_kafka_message_t *m, void *arg)
  * Reads topic from its start for up to 20 s, handing each record keyed `key` to each(), until
  * `want` of them were counted (each() says whether a record counts).
  */
-static int scan_topic(const char *topic, const char *key, int want, bool (*each)(const rd_kafka_message_t *, void *),
-                      void *arg)
+static int scan_topic(const char *topic, const char *key, int want,
+                      bool (*each)(const rd_kafka_message_t *, void *), void *arg)
 {
         char err[256], group[64];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -593,7 +748,8 @@ static int scan_topic(const char *topic, const char *key, int want, bool (*each)
         int n = 0;
 
         support_unique_name("scan", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
@@ -623,9 +779,16 @@ Test(audit, malformed_verdicts_go_to_the_dlq_and_the_partition_moves_on)
         struct dlq_seen d;
         json_t *payload;
         struct envelope env = {
-                .event_id = event_id, .vendor = "tencent", .event_type = "audit.image", .stream_id = key,
-                .anchor_id = key, .event_time_ms = fx.t0_ms, .receive_time_ms = fx.t0_ms, .trace_id = TRACE_ID,
-                .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "tencent",
+                .event_type = "audit.image",
+                .stream_id = key,
+                .anchor_id = key,
+                .event_time_ms = fx.t0_ms,
+                .receive_time_ms = fx.t0_ms,
+                .trace_id = TRACE_ID,
+                .raw = "{}",
+                .raw_len = 2,
         };
 
         name(key, sizeof(key), "bad");
@@ -636,19 +799,36 @@ Test(audit, malformed_verdicts_go_to_the_dlq_and_the_partition_moves_on)
         payload = json_pack("{s:s}", "sequence", "1");
         encode_and_send(&env, "StreamBegin", payload, key);
         json_decref(payload);
-        verdict(&(struct vspec){.id = "video", .event_type = "audit.video", .stream = key, .anchor = key,
+        verdict(&(struct vspec){.id = "video",
+                                .event_type = "audit.video",
+                                .stream = key,
+                                .anchor = key,
                                 .suggestion = "Block"});
-        verdict(&(struct vspec){.id = "score", .stream = key, .anchor = key, .suggestion = "Block", .score = 150});
-        verdict(&(struct vspec){.id = "suggestion", .stream = key, .anchor = key, .suggestion = "Maybe", .score = 90});
-        verdict(&(struct vspec){.id = "admin", .event_type = "audit.admin", .stream = key, .action = "ban"});
-        verdict(&(struct vspec){.id = "action", .event_type = "audit.admin", .stream = key, .anchor = key,
+        verdict(&(struct vspec){
+                .id = "score", .stream = key, .anchor = key, .suggestion = "Block", .score = 150});
+        verdict(&(struct vspec){.id = "suggestion",
+                                .stream = key,
+                                .anchor = key,
+                                .suggestion = "Maybe",
+                                .score = 90});
+        verdict(&(struct vspec){
+                .id = "admin", .event_type = "audit.admin", .stream = key, .action = "ban"});
+        verdict(&(struct vspec){.id = "action",
+                                .event_type = "audit.admin",
+                                .stream = key,
+                                .anchor = key,
                                 .action = "mute"});
-        verdict(&(struct vspec){.id = "good", .stream = key, .anchor = key, .suggestion = "Review", .score = 70});
+        verdict(&(struct vspec){
+                .id = "good", .stream = key, .anchor = key, .suggestion = "Review", .score = 70});
         wait_logged("good");
-        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE stream_id = '%s' OR anchor_id = '%s'", key, key), 1,
-                     "only the good verdict may leave a row");
+        cr_assert_eq(
+                query_int(
+                        "SELECT COUNT(*) FROM live_audit_logs WHERE stream_id = '%s' OR anchor_id = '%s'",
+                        key, key),
+                1, "only the good verdict may leave a row");
         expect_anchor(key, "active", 0, 1);
-        cr_assert_eq(scan_topic("live.audit.dlq", key, 7, on_dlq, &d), 7, "want 7 dead letters of %s", d.group);
+        cr_assert_eq(scan_topic("live.audit.dlq", key, 7, on_dlq, &d), 7,
+                     "want 7 dead letters of %s", d.group);
         cr_assert_eq(d.permanent, 7);
         cr_assert_eq(d.with_headers, 7, "dlq.* and trace_id headers missing");
         stop_cleanly(&fx.audit_pid);
@@ -673,20 +853,24 @@ static bool on_close(const rd_kafka_message_t *m, void *arg)
         const void *v;
         size_t len;
 
-        if (rd_kafka_message_headers(m, &h) != 0 || rd_kafka_header_get_last(h, "event_type", &v, &len) != 0 ||
-            len != 12 || memcmp(v, "stream.close", 12) != 0)
+        if (rd_kafka_message_headers(m, &h) != 0 ||
+            rd_kafka_header_get_last(h, "event_type", &v, &len) != 0 || len != 12 ||
+            memcmp(v, "stream.close", 12) != 0)
                 return false;
         snprintf(c->header_type, sizeof(c->header_type), "%.*s", (int)len, (const char *)v);
-        cr_assert(codec_decode(fx.codec, m->payload, m->len, &ev, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_decode(fx.codec, m->payload, m->len, &ev, err, sizeof(err)) == 0, "%s",
+                  err);
         if (c->count < MAX_CLOSES)
                 snprintf(c->event_ids[c->count], 65, "%s", ev.event_id);
         c->count++;
         c->close_method = json_integer_value(json_object_get(ev.payload, "close_method"));
-        snprintf(c->reason, sizeof(c->reason), "%s", json_string_value(json_object_get(ev.payload, "reason")));
+        snprintf(c->reason, sizeof(c->reason), "%s",
+                 json_string_value(json_object_get(ev.payload, "reason")));
         snprintf(c->vendor, sizeof(c->vendor), "%s", ev.vendor);
         snprintf(c->trace_id, sizeof(c->trace_id), "%s", ev.trace_id);
         if (rd_kafka_header_get_last(h, "trace_id", &v, &len) == 0)
-                snprintf(c->header_trace, sizeof(c->header_trace), "%.*s", (int)len, (const char *)v);
+                snprintf(c->header_trace, sizeof(c->header_trace), "%.*s", (int)len,
+                         (const char *)v);
         event_fini(&ev);
         return true;
 }
@@ -696,9 +880,17 @@ static void stream_begin(const char *stream_id, const char *anchor)
         char key[128], event_id[65];
         json_t *payload = json_pack("{s:s}", "sequence", "7001");
         struct envelope env = {
-                .event_id = event_id, .vendor = "tencent", .event_type = "stream.begin", .stream_id = stream_id,
-                .anchor_id = anchor, .room_id = anchor, .event_time_ms = fx.t0_ms, .receive_time_ms = fx.t0_ms,
-                .trace_id = TRACE_ID, .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "tencent",
+                .event_type = "stream.begin",
+                .stream_id = stream_id,
+                .anchor_id = anchor,
+                .room_id = anchor,
+                .event_time_ms = fx.t0_ms,
+                .receive_time_ms = fx.t0_ms,
+                .trace_id = TRACE_ID,
+                .raw = "{}",
+                .raw_len = 2,
         };
         char err[256];
         void *buf;
@@ -706,7 +898,9 @@ static void stream_begin(const char *stream_id, const char *anchor)
 
         snprintf(key, sizeof(key), "tencent|1|%s|7001", stream_id);
         crypto_sha256_hex(key, strlen(key), event_id);
-        cr_assert(codec_encode(fx.codec, &env, "StreamBegin", payload, &buf, &len, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, &env, "StreamBegin", payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
         produce_raw("live.stream", stream_id, buf, len, "stream.begin");
         free(buf);
@@ -718,12 +912,14 @@ static void wait_stream_status(const char *stream_id, const char *want)
         long long deadline = support_now_ms() + 20000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
+                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
+                       stream_id);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(50);
         }
-        cr_assert_fail("stream %s is \"%s\", want \"%s\" (log %s)", stream_id, got, want, fx.log_path);
+        cr_assert_fail("stream %s is \"%s\", want \"%s\" (log %s)", stream_id, got, want,
+                       fx.log_path);
 }
 
 static bool is_online(const char *stream_id)
@@ -782,10 +978,16 @@ Test(audit, a_severe_verdict_ends_the_live_stream_through_the_stream_role_once)
         wait_stream_status(stream, "live");
         cr_assert(wait_online(stream, true));
 
-        verdict(&(struct vspec){.id = "terror", .stream = stream, .anchor = anchor, .at_s = 5,
-                                .suggestion = "Block", .label = "Terror", .score = 99});
+        verdict(&(struct vspec){.id = "terror",
+                                .stream = stream,
+                                .anchor = anchor,
+                                .at_s = 5,
+                                .suggestion = "Block",
+                                .label = "Terror",
+                                .score = 99});
         wait_stream_status(stream, "ended");
-        query1(got, sizeof(got), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", stream);
+        query1(got, sizeof(got), "SELECT close_method FROM live_streams WHERE stream_id = '%s'",
+               stream);
         cr_assert_str_eq(got, "3");
         cr_assert(wait_online(stream, false), "%s still in set:live:online", stream);
         expect_anchor(anchor, "banned", 0, 0);
@@ -796,8 +998,10 @@ Test(audit, a_severe_verdict_ends_the_live_stream_through_the_stream_role_once)
         /* A replay of live.audit (a new group reads it again) sends the very same close. */
         stop_cleanly(&fx.audit_pid);
         fx.audit_pid = start_role("audit", "audit.replay");
-        cr_assert_eq(scan_topic("live.stream", stream, 2, on_close, &c), 2, "want two closes of %s", stream);
-        cr_assert_str_eq(c.event_ids[0], c.event_ids[1], "a replayed verdict must yield the same close event id");
+        cr_assert_eq(scan_topic("live.stream", stream, 2, on_close, &c), 2, "want two closes of %s",
+                     stream);
+        cr_assert_str_eq(c.event_ids[0], c.event_ids[1],
+                         "a replayed verdict must yield the same close event id");
         cr_assert_eq(c.close_method, 3);
         cr_assert_str_eq(c.reason, "Terror");
         cr_assert_str_eq(c.vendor, "internal");
@@ -805,9 +1009,11 @@ Test(audit, a_severe_verdict_ends_the_live_stream_through_the_stream_role_once)
         cr_assert_str_eq(c.header_type, "stream.close");
         cr_assert_str_eq(c.header_trace, TRACE_ID);
         wait_in_log("duplicate event", c.event_ids[0]);
-        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", stream), 2,
-                     "the stream role must record the close once");
-        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id = '%s'", anchor), 1);
+        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", stream),
+                     2, "the stream role must record the close once");
+        cr_assert_eq(
+                query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id = '%s'", anchor),
+                1);
         expect_anchor(anchor, "banned", 0, 0);
         stop_cleanly(&fx.audit_pid);
         stop_cleanly(&fx.stream_pid);

@@ -40,8 +40,8 @@ static void start_consumer(void)
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
         snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
         snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        fx.pid = support_start_worker("liveflow-consumer", "record", fx.mysql_url, fx.group, env, fx.log_path,
-                                      &fx.admin_port);
+        fx.pid = support_start_worker("liveflow-consumer", "record", fx.mysql_url, fx.group, env,
+                                      fx.log_path, &fx.admin_port);
 }
 
 static void setup(void)
@@ -77,10 +77,12 @@ TestSuite(record, .init = setup, .fini = teardown, .timeout = 120);
 /* Produces one raw value to live.record with the given key, and waits for the ack. */
 static void produce_raw(const char *key, const void *value, size_t len)
 {
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
-                                    RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
+                          RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
         cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
 }
 
@@ -88,8 +90,8 @@ static void produce_raw(const char *key, const void *value, size_t len)
  * An event as the receiver would make it, keyed by `key`, with the event id derived from
  * event_key (the same event_key is the same event). Takes the payload reference.
  */
-static void produce_event(const char *key, const char *stream_id, const char *event_key, const char *event_type,
-                          const char *payload_name, json_t *payload)
+static void produce_event(const char *key, const char *stream_id, const char *event_key,
+                          const char *event_type, const char *payload_name, json_t *payload)
 {
         char event_id[65], err[256];
         void *buf;
@@ -97,34 +99,41 @@ static void produce_event(const char *key, const char *stream_id, const char *ev
 
         crypto_sha256_hex(event_key, strlen(event_key), event_id);
         struct envelope env = {
-                .event_id = event_id, .vendor = "tencent", .event_type = event_type, .stream_id = stream_id,
-                .event_time_ms = (T0_S + 3600) * 1000, .receive_time_ms = (T0_S + 3600) * 1000 + 5,
-                .trace_id = TRACE, .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "tencent",
+                .event_type = event_type,
+                .stream_id = stream_id,
+                .event_time_ms = (T0_S + 3600) * 1000,
+                .receive_time_ms = (T0_S + 3600) * 1000 + 5,
+                .trace_id = TRACE,
+                .raw = "{}",
+                .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s",
-                  err);
+        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
         produce_raw(key, buf, len);
         free(buf);
 }
 
 /* A record.file of stream_id starting at start_s and lasting 154 s. */
-static void produce_file(const char *stream_id, const char *event_key, const char *file_id, const char *video_url,
-                         long long start_s)
+static void produce_file(const char *stream_id, const char *event_key, const char *file_id,
+                         const char *video_url, long long start_s)
 {
-        json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:i,s:I}", "file_id", file_id, "video_url", video_url,
-                              "file_format", "hls", "session_key", "2918085116267032069", "start_time_ms",
-                              (json_int_t)(start_s * 1000 + 316), "end_time_ms",
-                              (json_int_t)((start_s + 154) * 1000 + 618), "duration_s", 154, "file_size",
-                              (json_int_t)277941079);
+        json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:i,s:I}", "file_id", file_id, "video_url",
+                              video_url, "file_format", "hls", "session_key", "2918085116267032069",
+                              "start_time_ms", (json_int_t)(start_s * 1000 + 316), "end_time_ms",
+                              (json_int_t)((start_s + 154) * 1000 + 618), "duration_s", 154,
+                              "file_size", (json_int_t)277941079);
 
         produce_event(stream_id, stream_id, event_key, "record.file", "RecordFile", p);
 }
 
 static void produce_status(const char *stream_id, const char *event_key, const char *record_event)
 {
-        json_t *p = json_pack("{s:s,s:s,s:s}", "record_event", record_event, "session_key", "2918085116267032069",
-                              "seq", event_key);
+        json_t *p = json_pack("{s:s,s:s,s:s}", "record_event", record_event, "session_key",
+                              "2918085116267032069", "seq", event_key);
 
         produce_event(stream_id, stream_id, event_key, "record.status", "RecordStatus", p);
 }
@@ -161,7 +170,8 @@ static void wait_value(const char *want, const char *sql)
                         return;
                 support_sleep_ms(50);
         }
-        cr_assert_fail("%s gives \"%s\", want \"%s\" (consumer log: %s)", sql, got, want, fx.log_path);
+        cr_assert_fail("%s gives \"%s\", want \"%s\" (consumer log: %s)", sql, got, want,
+                       fx.log_path);
 }
 
 /* Waits until the role recorded n events of the stream in live_events. */
@@ -169,7 +179,8 @@ static void wait_events(const char *stream_id, int n)
 {
         char sql[512], want[16];
 
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_events WHERE consumer = 'record' AND stream_id = '%s'",
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM live_events WHERE consumer = 'record' AND stream_id = '%s'",
                  stream_id);
         snprintf(want, sizeof(want), "%d", n);
         wait_value(want, sql);
@@ -184,7 +195,8 @@ static long long unique_session(void)
 }
 
 /* A live_streams row as the stream role leaves it; ended_s -1 leaves the session open. */
-static void insert_stream(const char *stream_id, long long session, long long started_s, long long ended_s)
+static void insert_stream(const char *stream_id, long long session, long long started_s,
+                          long long ended_s)
 {
         char sql[1024], ended[64];
 
@@ -192,18 +204,20 @@ static void insert_stream(const char *stream_id, long long session, long long st
                 snprintf(ended, sizeof(ended), "FROM_UNIXTIME(%lld)", ended_s);
         else
                 snprintf(ended, sizeof(ended), "NULL");
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
-                 "status, started_at, ended_at, last_event_at) VALUES ('%s', 'a1', 'a1', %lld, 'tencent', 's1', "
-                 "'%s', FROM_UNIXTIME(%lld), %s, NOW(3))",
-                 stream_id, session, ended_s >= 0 ? "ended" : "live", started_s, ended);
+        snprintf(
+                sql, sizeof(sql),
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
+                "status, started_at, ended_at, last_event_at) VALUES ('%s', 'a1', 'a1', %lld, 'tencent', 's1', "
+                "'%s', FROM_UNIXTIME(%lld), %s, NOW(3))",
+                stream_id, session, ended_s >= 0 ? "ended" : "live", started_s, ended);
         cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
 }
 
 static void stop_consumer_expect_clean_exit(void)
 {
         cr_assert(kill(fx.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s", fx.log_path);
+        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s",
+                     fx.log_path);
         fx.pid = 0;
 }
 
@@ -239,14 +253,16 @@ static void read_dead_letter(rd_kafka_message_t *m, struct dead_letter *d)
         rd_kafka_headers_t *h = NULL;
         char topic[64] = "", group[128] = "", part[16], offset[32], trace[64];
 
-        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR, "dead letter without headers");
+        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  "dead letter without headers");
         header(h, "dlq.error.class", d->error_class, sizeof(d->error_class));
         header(h, "dlq.error.message", d->message, sizeof(d->message));
-        d->has_coordinates = header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
-                             header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
-                             header(h, "dlq.partition", part, sizeof(part)) &&
-                             header(h, "dlq.offset", offset, sizeof(offset)) &&
-                             header(h, "trace_id", trace, sizeof(trace));
+        d->has_coordinates =
+                header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
+                header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
+                header(h, "dlq.partition", part, sizeof(part)) &&
+                header(h, "dlq.offset", offset, sizeof(offset)) &&
+                header(h, "trace_id", trace, sizeof(trace));
 }
 
 /*
@@ -264,7 +280,8 @@ static size_t consume_dlq(const char *key, struct dead_letter *out, size_t want)
         rd_kafka_t *rk;
 
         support_unique_name("dlqcheck", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
@@ -303,20 +320,27 @@ Test(record, file_is_stored_and_linked_to_the_session_that_holds_it)
         snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", file);
         wait_value("1", sql);
 
-        query1(v, sizeof(v), "SELECT CONCAT_WS('|', stream_id, vendor, video_url, file_format, duration_s, "
-               "file_size, session_key, trace_id) FROM live_records WHERE file_id = '%s'", file);
-        snprintf(sql, sizeof(sql), "%s|tencent|http://vod.example/a.m3u8|hls|154|277941079|2918085116267032069|%s", s,
+        query1(v, sizeof(v),
+               "SELECT CONCAT_WS('|', stream_id, vendor, video_url, file_format, duration_s, "
+               "file_size, session_key, trace_id) FROM live_records WHERE file_id = '%s'",
+               file);
+        snprintf(sql, sizeof(sql),
+                 "%s|tencent|http://vod.example/a.m3u8|hls|154|277941079|2918085116267032069|%s", s,
                  TRACE);
         cr_assert_str_eq(v, sql);
-        query1(v, sizeof(v), "SELECT CONCAT_WS('|', UNIX_TIMESTAMP(start_time), UNIX_TIMESTAMP(end_time)) "
-               "FROM live_records WHERE file_id = '%s'", file);
+        query1(v, sizeof(v),
+               "SELECT CONCAT_WS('|', UNIX_TIMESTAMP(start_time), UNIX_TIMESTAMP(end_time)) "
+               "FROM live_records WHERE file_id = '%s'",
+               file);
         snprintf(sql, sizeof(sql), "%lld.316|%lld.618", T0_S + 60, T0_S + 60 + 154);
         cr_assert_str_eq(v, sql);
         query1(v, sizeof(v), "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
         snprintf(sql, sizeof(sql), "%lld", session);
         cr_assert_str_eq(v, sql, "the file starts inside the session");
-        query1(v, sizeof(v), "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
-               "WHERE consumer = 'record' AND stream_id = '%s'", s);
+        query1(v, sizeof(v),
+               "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
+               "WHERE consumer = 'record' AND stream_id = '%s'",
+               s);
         cr_assert_str_eq(v, "record.file|applied|live.record");
         stop_consumer_expect_clean_exit();
 }
@@ -334,12 +358,16 @@ Test(record, file_outside_the_stream_session_is_not_linked_to_it)
         produce_file(s, outside, outside, "http://vod.example/later.m3u8", T0_S + 86400);
         produce_file(s, inside, inside, "http://vod.example/in.m3u8", T0_S + 300);
         wait_events(s, 2);
-        query1(v, sizeof(v), "SELECT session_id IS NULL FROM live_records WHERE file_id = '%s'", outside);
+        query1(v, sizeof(v), "SELECT session_id IS NULL FROM live_records WHERE file_id = '%s'",
+               outside);
         cr_assert_str_eq(v, "1");
-        query1(v, sizeof(v), "SELECT outcome FROM live_events WHERE consumer = 'record' AND stream_id = '%s' "
-               "ORDER BY id LIMIT 1", s);
+        query1(v, sizeof(v),
+               "SELECT outcome FROM live_events WHERE consumer = 'record' AND stream_id = '%s' "
+               "ORDER BY id LIMIT 1",
+               s);
         cr_assert_str_eq(v, "no_session");
-        query1(v, sizeof(v), "SELECT session_id = %lld FROM live_records WHERE file_id = '%s'", session, inside);
+        query1(v, sizeof(v), "SELECT session_id = %lld FROM live_records WHERE file_id = '%s'",
+               session, inside);
         cr_assert_str_eq(v, "1");
         stop_consumer_expect_clean_exit();
 }
@@ -352,13 +380,17 @@ Test(record, file_before_its_session_is_linked_once_the_session_exists)
         snprintf(s, sizeof(s), "%s_early", fx.prefix);
         snprintf(file, sizeof(file), "%s_early_file", fx.prefix);
         produce_file(s, file, file, "http://vod.example/early.m3u8", T0_S + 60);
-        snprintf(sql, sizeof(sql), "SELECT CONCAT(COUNT(*), ':', COALESCE(MAX(session_id), 'null')) FROM live_records "
-                 "WHERE file_id = '%s'", file);
+        snprintf(
+                sql, sizeof(sql),
+                "SELECT CONCAT(COUNT(*), ':', COALESCE(MAX(session_id), 'null')) FROM live_records "
+                "WHERE file_id = '%s'",
+                file);
         wait_value("1:null", sql);
 
         /* The stream role catches up: the row of the session that holds the file appears. */
         insert_stream(s, session, T0_S, -1);
-        snprintf(sql, sizeof(sql), "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
+        snprintf(sql, sizeof(sql), "SELECT session_id FROM live_records WHERE file_id = '%s'",
+                 file);
         snprintf(want, sizeof(want), "%lld", session);
         wait_value(want, sql);
         stop_consumer_expect_clean_exit();
@@ -376,7 +408,8 @@ Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
         produce_file(s, file, file, "http://vod.example/first.m3u8", T0_S);
         produce_file(s, file, file, "http://vod.example/first.m3u8", T0_S);
         wait_events(s, 1);
-        /* A replay of the same event after it was applied, and another event naming the same file. */
+        /* A replay of the same event after it was applied, and another event naming the same file.
+         */
         produce_file(s, file, file, "http://vod.example/first.m3u8", T0_S);
         produce_file(s, again, file, "http://vod.example/second.m3u8", T0_S + 5);
         /* Same key, same partition: once the barrier is in, everything before it was applied. */
@@ -385,12 +418,16 @@ Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
 
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1");
-        query1(v, sizeof(v), "SELECT CONCAT_WS('|', video_url, UNIX_TIMESTAMP(start_time)) FROM live_records "
-               "WHERE file_id = '%s'", file);
+        query1(v, sizeof(v),
+               "SELECT CONCAT_WS('|', video_url, UNIX_TIMESTAMP(start_time)) FROM live_records "
+               "WHERE file_id = '%s'",
+               file);
         snprintf(barrier, sizeof(barrier), "http://vod.example/first.m3u8|%lld.316", T0_S);
         cr_assert_str_eq(v, barrier, "a later event must not change a stored file");
-        query1(v, sizeof(v), "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'record' "
-               "AND stream_id = '%s'", s);
+        query1(v, sizeof(v),
+               "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'record' "
+               "AND stream_id = '%s'",
+               s);
         cr_assert_str_eq(v, "no_session,duplicate_file,applied");
         stop_consumer_expect_clean_exit();
 }
@@ -403,8 +440,10 @@ Test(record, status_is_recorded_in_live_events_only)
         snprintf(key, sizeof(key), "%s_status_1", fx.prefix);
         produce_status(s, key, "record_start_succeeded");
         wait_events(s, 1);
-        query1(v, sizeof(v), "SELECT CONCAT_WS('|', event_type, outcome, vendor) FROM live_events "
-               "WHERE consumer = 'record' AND stream_id = '%s'", s);
+        query1(v, sizeof(v),
+               "SELECT CONCAT_WS('|', event_type, outcome, vendor) FROM live_events "
+               "WHERE consumer = 'record' AND stream_id = '%s'",
+               s);
         cr_assert_str_eq(v, "record.status|applied|tencent");
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
@@ -428,7 +467,8 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
         produce_raw(s, "\xc3\x01garbage", 9);
         snprintf(key, sizeof(key), "%s_bad_1", fx.prefix);
         produce_event(s, s, key, "record.file", "Snapshot",
-                      json_pack("{s:s,s:I}", "pic_url", "/a.jpg", "create_time_ms", (json_int_t)T0_S * 1000));
+                      json_pack("{s:s,s:I}", "pic_url", "/a.jpg", "create_time_ms",
+                                (json_int_t)T0_S * 1000));
         snprintf(key, sizeof(key), "%s_bad_2", fx.prefix);
         produce_event(s, s, key, "record.status", "RecordFile",
                       json_pack("{s:s,s:s}", "file_id", "f", "video_url", "http://vod.example/x"));
@@ -436,7 +476,8 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
         produce_event(s, s, key, "record.file", "RecordFile",
                       json_pack("{s:s,s:s}", "file_id", "", "video_url", "http://vod.example/x"));
         snprintf(key, sizeof(key), "%s_bad_4", fx.prefix);
-        produce_event(s, s, key, "record.file", "RecordFile", json_pack("{s:s,s:s}", "file_id", "f", "video_url", ""));
+        produce_event(s, s, key, "record.file", "RecordFile",
+                      json_pack("{s:s,s:s}", "file_id", "f", "video_url", ""));
         snprintf(key, sizeof(key), "%s_bad_5", fx.prefix);
         produce_event(s, NULL, key, "record.file", "RecordFile",
                       json_pack("{s:s,s:s}", "file_id", "f", "video_url", "http://vod.example/x"));
@@ -450,12 +491,15 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
         cr_assert_eq(consume_dlq(s, dead, 6), 6, "want 6 dead letters keyed %s", s);
         for (size_t i = 0; i < 6; i++) {
                 cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
-                cr_assert(dead[i].has_coordinates, "dead letter %zu lacks dlq.* or trace_id headers", i);
-                cr_assert(strstr(dead[i].message, why[i]) != NULL, "dead letter %zu says \"%s\", want \"%s\"", i,
-                          dead[i].message, why[i]);
+                cr_assert(dead[i].has_coordinates,
+                          "dead letter %zu lacks dlq.* or trace_id headers", i);
+                cr_assert(strstr(dead[i].message, why[i]) != NULL,
+                          "dead letter %zu says \"%s\", want \"%s\"", i, dead[i].message, why[i]);
         }
         cr_assert(strlen(dead[0].message) > 0);
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s' AND file_id <> '%s'", s, key);
+        query1(v, sizeof(v),
+               "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s' AND file_id <> '%s'", s,
+               key);
         cr_assert_str_eq(v, "0", "no invalid record may leave a row");
         stop_consumer_expect_clean_exit();
 }

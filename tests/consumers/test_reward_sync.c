@@ -21,10 +21,10 @@
 #include "crypto.h"
 #include "support.h"
 
-#define MAX_ROOMS 4
+#define MAX_ROOMS     4
 #define MAX_AUDIENCES 20
-#define MAX_TIPS 700
-#define WAIT_MS 60000
+#define MAX_TIPS      700
+#define WAIT_MS       60000
 
 /* One tip as the test sends it; room and audience index fx's names. */
 struct sent_tip {
@@ -46,7 +46,7 @@ static struct {
         char group[96];
         char log_path[256];
         char mysql_url[512];
-        char redis_url[300]; /* what the consumer connects to (maybe through the relay) */
+        char redis_url[300];           /* what the consumer connects to (maybe through the relay) */
         long long sessions[MAX_ROOMS]; /* the room's live session; 0: not live */
         unsigned rand_state;
         pid_t pid;
@@ -138,12 +138,22 @@ static void start_consumer(long long flush_tips, long long flush_s)
         char bin[512], e_boot[512], e_mysql[600], e_redis[340], e_admin[64], e_group[128];
         char e_tips[64], e_secs[64];
         char *argv[] = {bin, (char *)"reward-sync", NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, e_tips, e_secs,
-                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000", (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
-                       (char *)"LIVEFLOW_REDIS_TIMEOUT_MS=1000", (char *)"LIVEFLOW_BATCH_MAX=100", NULL};
+        char *env[] = {e_boot,
+                       e_mysql,
+                       e_redis,
+                       e_admin,
+                       e_group,
+                       e_tips,
+                       e_secs,
+                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
+                       (char *)"LIVEFLOW_REDIS_TIMEOUT_MS=1000",
+                       (char *)"LIVEFLOW_BATCH_MAX=100",
+                       NULL};
 
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", fx.redis_url);
         fx.admin_port = support_free_port();
@@ -153,13 +163,15 @@ static void start_consumer(long long flush_tips, long long flush_s)
         snprintf(e_tips, sizeof(e_tips), "LIVEFLOW_REWARD_FLUSH_TIPS=%lld", flush_tips);
         snprintf(e_secs, sizeof(e_secs), "LIVEFLOW_REWARD_FLUSH_S=%lld", flush_s);
         fx.pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
+        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s",
+                  fx.log_path);
 }
 
 static void stop_consumer_expect_clean_exit(void)
 {
         cr_assert(kill(fx.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s", fx.log_path);
+        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s",
+                     fx.log_path);
         fx.pid = 0;
 }
 
@@ -169,13 +181,14 @@ static void make_live(int room)
         long long ended = (long long)getpid() * 100 + room * 2 + 1, live = ended + 1;
         char sql[1024];
 
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, started_at, "
-                 "ended_at, last_event_at) VALUES ('%s_old', '%s', '%s', %lld, 'tencent', 'ended', "
-                 "NOW(3) - INTERVAL 2 HOUR, NOW(3) - INTERVAL 1 HOUR, NOW(3)), ('%s_now', '%s', '%s', %lld, "
-                 "'tencent', 'live', NOW(3) - INTERVAL 10 MINUTE, NULL, NOW(3))",
-                 ids.rooms[room], ids.anchors[room], ids.rooms[room], ended, ids.rooms[room], ids.anchors[room],
-                 ids.rooms[room], live);
+        snprintf(
+                sql, sizeof(sql),
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, started_at, "
+                "ended_at, last_event_at) VALUES ('%s_old', '%s', '%s', %lld, 'tencent', 'ended', "
+                "NOW(3) - INTERVAL 2 HOUR, NOW(3) - INTERVAL 1 HOUR, NOW(3)), ('%s_now', '%s', '%s', %lld, "
+                "'tencent', 'live', NOW(3) - INTERVAL 10 MINUTE, NULL, NOW(3))",
+                ids.rooms[room], ids.anchors[room], ids.rooms[room], ended, ids.rooms[room],
+                ids.anchors[room], ids.rooms[room], live);
         cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
         fx.sessions[room] = live;
 }
@@ -214,33 +227,43 @@ static struct sent_tip *new_tip(int room, int audience)
 static void encode_tip(const struct sent_tip *t, void **buf, size_t *len)
 {
         char key[128], event_id[65], err[256];
-        json_t *payload = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I,s:s?,s:s?,s:s?}", "tip_id", t->tip_id,
-                                    "audience_id", ids.audiences[t->audience], "anchor_id", ids.anchors[t->room],
-                                    "room_id", ids.rooms[t->room], "amount", (json_int_t)t->amount, "gift_id",
-                                    "rose", "gift_count", (json_int_t)t->gift_count, "ts_ms", (json_int_t)t->ts_ms,
-                                    "audience_gender", t->audience_gender, "anchor_gender", t->anchor_gender,
-                                    "audience_type", t->audience_type);
+        json_t *payload = json_pack(
+                "{s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I,s:s?,s:s?,s:s?}", "tip_id", t->tip_id,
+                "audience_id", ids.audiences[t->audience], "anchor_id", ids.anchors[t->room],
+                "room_id", ids.rooms[t->room], "amount", (json_int_t)t->amount, "gift_id", "rose",
+                "gift_count", (json_int_t)t->gift_count, "ts_ms", (json_int_t)t->ts_ms,
+                "audience_gender", t->audience_gender, "anchor_gender", t->anchor_gender,
+                "audience_type", t->audience_type);
 
         cr_assert(payload);
         snprintf(key, sizeof(key), "internal|reward|%s", t->tip_id);
         crypto_sha256_hex(key, strlen(key), event_id);
         struct envelope env = {
-                .event_id = event_id, .vendor = "internal", .event_type = "reward",
-                .anchor_id = ids.anchors[t->room], .room_id = ids.rooms[t->room], .event_time_ms = t->ts_ms,
-                .receive_time_ms = t->ts_ms + 5, .trace_id = "0123456789abcdef0123456789abcdef", .raw = "{}",
+                .event_id = event_id,
+                .vendor = "internal",
+                .event_type = "reward",
+                .anchor_id = ids.anchors[t->room],
+                .room_id = ids.rooms[t->room],
+                .event_time_ms = t->ts_ms,
+                .receive_time_ms = t->ts_ms + 5,
+                .trace_id = "0123456789abcdef0123456789abcdef",
+                .raw = "{}",
                 .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, "Reward", payload, buf, len, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, &env, "Reward", payload, buf, len, err, sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
 }
 
 /* Produces a value keyed like the receiver (anchor_id), without waiting for the ack. */
 static void produce_raw(const char *key, const void *value, size_t len, const char *event_type)
 {
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC("live.reward"), RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
-                                    RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC("live.reward"),
+                          RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                          RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
 }
 
 static void send_tip(const struct sent_tip *t)
@@ -264,7 +287,8 @@ static int send_new_tips(int n, int rooms, int audiences)
         int first = sent.tip_cnt;
 
         for (int i = 0; i < n; i++)
-                send_tip(new_tip(i % rooms, (int)((unsigned)(i * 7 + i / 3) % (unsigned)audiences)));
+                send_tip(
+                        new_tip(i % rooms, (int)((unsigned)(i * 7 + i / 3) % (unsigned)audiences)));
         flush();
         return first;
 }
@@ -293,7 +317,9 @@ static long long redis_int(const char *fmt, const char *arg)
         long long v;
 
         cr_assert(r, "redis: %s", fx.redis->errstr);
-        v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        v = r->type == REDIS_REPLY_STRING    ? atoll(r->str)
+            : r->type == REDIS_REPLY_INTEGER ? r->integer
+                                             : 0;
         freeReplyObject(r);
         return v;
 }
@@ -310,7 +336,8 @@ static bool top10_matches(int room, const struct room_want *w, char *why, size_t
 {
         long long sums[MAX_AUDIENCES];
         int n = 0;
-        redisReply *r = redisCommand(fx.redis, "ZREVRANGE live:room:top:%s 0 9 WITHSCORES", ids.rooms[room]);
+        redisReply *r = redisCommand(fx.redis, "ZREVRANGE live:room:top:%s 0 9 WITHSCORES",
+                                     ids.rooms[room]);
         bool ok;
 
         for (int a = 0; a < MAX_AUDIENCES; a++)
@@ -329,15 +356,16 @@ static bool top10_matches(int room, const struct room_want *w, char *why, size_t
                      atoll(r->element[i + 1]->str) == sums[i / 2];
         }
         if (!ok)
-                snprintf(why, why_size, "room %d top10 has %zu entries, want the %d highest of %d", room,
-                         r->elements / 2, n < 10 ? n : 10, n);
+                snprintf(why, why_size, "room %d top10 has %zu entries, want the %d highest of %d",
+                         room, r->elements / 2, n < 10 ? n : 10, n);
         freeReplyObject(r);
         return ok;
 }
 
 static long long zscore(int room, int audience)
 {
-        redisReply *r = redisCommand(fx.redis, "ZSCORE live:room:top:%s %s", ids.rooms[room], ids.audiences[audience]);
+        redisReply *r = redisCommand(fx.redis, "ZSCORE live:room:top:%s %s", ids.rooms[room],
+                                     ids.audiences[audience]);
         long long v;
 
         cr_assert(r, "redis: %s", fx.redis->errstr);
@@ -355,8 +383,8 @@ static bool room_matches(int room, const struct room_want *w, char *why, size_t 
         int want_members = 0;
 
         if (earnings != w->earnings || count != w->count) {
-                snprintf(why, why_size, "room %d: earnings %lld count %lld, want %lld and %lld", room, earnings, count,
-                         w->earnings, w->count);
+                snprintf(why, why_size, "room %d: earnings %lld count %lld, want %lld and %lld",
+                         room, earnings, count, w->earnings, w->count);
                 return false;
         }
         for (int a = 0; a < MAX_AUDIENCES; a++) {
@@ -366,13 +394,14 @@ static bool room_matches(int room, const struct room_want *w, char *why, size_t 
                         continue;
                 want_members++;
                 if ((score = zscore(room, a)) != w->by_audience[a]) {
-                        snprintf(why, why_size, "room %d: audience %d scores %lld, want %lld", room, a, score,
-                                 w->by_audience[a]);
+                        snprintf(why, why_size, "room %d: audience %d scores %lld, want %lld", room,
+                                 a, score, w->by_audience[a]);
                         return false;
                 }
         }
         if (members != want_members) {
-                snprintf(why, why_size, "room %d: %lld audiences in top, want %d", room, members, want_members);
+                snprintf(why, why_size, "room %d: %lld audiences in top, want %d", room, members,
+                         want_members);
                 return false;
         }
         return top10_matches(room, w, why, why_size);
@@ -390,8 +419,11 @@ static bool session_matches(int room, const struct room_want *w, char *why, size
         payers = redis_int("HGET %s paying_users", key);
         if (amount == w->earnings && gifts == w->gifts && tips == w->count && payers == w->payers)
                 return true;
-        snprintf(why, why_size, "%s: gift_amount %lld gift_count %lld tip_count %lld paying_users %lld, want %lld %lld "
-                 "%lld %d", key, amount, gifts, tips, payers, w->earnings, w->gifts, w->count, w->payers);
+        snprintf(
+                why, why_size,
+                "%s: gift_amount %lld gift_count %lld tip_count %lld paying_users %lld, want %lld %lld "
+                "%lld %d",
+                key, amount, gifts, tips, payers, w->earnings, w->gifts, w->count, w->payers);
         return false;
 }
 
@@ -421,7 +453,8 @@ static void expect_redis(int rooms)
 
 static long long recharge_rows(void)
 {
-        return support_query_int(fx.mysql, "SELECT COUNT(*) FROM recharge WHERE room_id LIKE '%s\\_%%'", fx.prefix);
+        return support_query_int(
+                fx.mysql, "SELECT COUNT(*) FROM recharge WHERE room_id LIKE '%s\\_%%'", fx.prefix);
 }
 
 static void wait_recharge_rows(long long want)
@@ -443,9 +476,13 @@ static void expect_recharge(int rooms)
         for (int i = 0; i < rooms; i++) {
                 const char *room = ids.rooms[i];
 
-                cr_assert_eq(support_query_int(fx.mysql, "SELECT SUM(amount) FROM recharge WHERE room_id = '%s'", room),
+                cr_assert_eq(support_query_int(
+                                     fx.mysql,
+                                     "SELECT SUM(amount) FROM recharge WHERE room_id = '%s'", room),
                              want[i].earnings, "room %d recharge sum", i);
-                cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM recharge WHERE room_id = '%s'", room),
+                cr_assert_eq(support_query_int(fx.mysql,
+                                               "SELECT COUNT(*) FROM recharge WHERE room_id = '%s'",
+                                               room),
                              want[i].count, "room %d recharge rows", i);
         }
 }
@@ -453,10 +490,12 @@ static void expect_recharge(int rooms)
 /* live_room_realtime's row for a room; 0 and 0 without one. */
 static void realtime_row(int room, long long *earnings, long long *count)
 {
-        *earnings = support_query_int(fx.mysql, "SELECT earnings FROM live_room_realtime WHERE room_id = '%s'",
-                                      ids.rooms[room]);
-        *count = support_query_int(fx.mysql, "SELECT recharge_count FROM live_room_realtime WHERE room_id = '%s'",
-                                   ids.rooms[room]);
+        *earnings = support_query_int(
+                fx.mysql, "SELECT earnings FROM live_room_realtime WHERE room_id = '%s'",
+                ids.rooms[room]);
+        *count = support_query_int(
+                fx.mysql, "SELECT recharge_count FROM live_room_realtime WHERE room_id = '%s'",
+                ids.rooms[room]);
 }
 
 /* Waits until live_room_realtime counts at least `count` tips of the room. */
@@ -471,7 +510,8 @@ static void wait_folded(int room, long long at_least, long long *earnings, long 
         }
 }
 
-/* The amounts of the first n tips sent to a room: one key per room, so they were numbered in this order. */
+/* The amounts of the first n tips sent to a room: one key per room, so they were numbered in this
+ * order. */
 static long long first_tips_sum(int room, long long n)
 {
         long long sum = 0;
@@ -506,7 +546,8 @@ static void expect_realtime(int rooms)
                 else
                         support_sleep_ms(200);
         }
-        cr_assert_eq(i, rooms, "live_room_realtime of room %d is not its recharge sums (log %s)", i, fx.log_path);
+        cr_assert_eq(i, rooms, "live_room_realtime of room %d is not its recharge sums (log %s)", i,
+                     fx.log_path);
 }
 
 /* The counter of the consumer's /metrics line that starts with `series`, or -1. */
@@ -515,9 +556,10 @@ static long long scrape(const char *series)
         char cmd[256], out[64] = "";
         FILE *p;
 
-        snprintf(cmd, sizeof(cmd),
-                 "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s ' | awk '{print $2}'",
-                 fx.admin_port, series);
+        snprintf(
+                cmd, sizeof(cmd),
+                "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s ' | awk '{print $2}'",
+                fx.admin_port, series);
         if (!(p = popen(cmd, "r")))
                 return -1;
         if (!fgets(out, sizeof(out), p))
@@ -547,7 +589,8 @@ static void header(rd_kafka_message_t *m, const char *name, char *out, size_t ou
         const void *v;
         size_t len;
 
-        if (rd_kafka_message_headers(m, &h) == 0 && rd_kafka_header_get_last(h, name, &v, &len) == 0)
+        if (rd_kafka_message_headers(m, &h) == 0 &&
+            rd_kafka_header_get_last(h, name, &v, &len) == 0)
                 snprintf(out, out_size, "%.*s", (int)len, (const char *)v);
 }
 
@@ -566,13 +609,14 @@ static void read_dead_letters(struct dead_letter *dl, int n, int timeout_ms)
         int missing = n;
 
         support_unique_name("dlq", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
-                          sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
         rd_kafka_conf_set(conf, "heartbeat.interval.ms", "500", err, sizeof(err));
-        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s", err);
+        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s",
+                  err);
         rd_kafka_poll_set_consumer(rk);
         rd_kafka_topic_partition_list_add(t, "live.reward.dlq", RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(rk, t);
@@ -604,7 +648,8 @@ static void read_dead_letters(struct dead_letter *dl, int n, int timeout_ms)
 }
 
 /* A malformed record keyed `key`: a valid tip with `field` replaced, or another payload type. */
-static void send_bad_tip(const char *key, const char *field, json_t *value, const char *payload_name)
+static void send_bad_tip(const char *key, const char *field, json_t *value,
+                         const char *payload_name)
 {
         char tip_id[96], err[256], event_id[65];
         json_t *payload;
@@ -613,10 +658,11 @@ static void send_bad_tip(const char *key, const char *field, json_t *value, cons
 
         snprintf(tip_id, sizeof(tip_id), "%s_tip", key);
         if (strcmp(payload_name, "Reward") == 0)
-                payload = json_pack("{s:s,s:s,s:s,s:s,s:I,s:n,s:I,s:I}", "tip_id", tip_id, "audience_id",
-                                    ids.audiences[0], "anchor_id", key, "room_id", ids.rooms[0], "amount",
-                                    (json_int_t)100, "gift_id", "gift_count", (json_int_t)1, "ts_ms",
-                                    (json_int_t)1700000000000LL);
+                payload =
+                        json_pack("{s:s,s:s,s:s,s:s,s:I,s:n,s:I,s:I}", "tip_id", tip_id,
+                                  "audience_id", ids.audiences[0], "anchor_id", key, "room_id",
+                                  ids.rooms[0], "amount", (json_int_t)100, "gift_id", "gift_count",
+                                  (json_int_t)1, "ts_ms", (json_int_t)1700000000000LL);
         else
                 payload = json_object(); /* e.g. a StreamBegin: every field optional */
         cr_assert(payload);
@@ -624,11 +670,20 @@ static void send_bad_tip(const char *key, const char *field, json_t *value, cons
                 json_object_set_new(payload, field, value);
         crypto_sha256_hex(tip_id, strlen(tip_id), event_id);
         struct envelope env = {
-                .event_id = event_id, .vendor = "internal", .event_type = "reward", .anchor_id = key,
-                .room_id = ids.rooms[0], .event_time_ms = 1700000000000LL, .receive_time_ms = 1700000000005LL,
-                .trace_id = "0123456789abcdef0123456789abcdef", .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "internal",
+                .event_type = "reward",
+                .anchor_id = key,
+                .room_id = ids.rooms[0],
+                .event_time_ms = 1700000000000LL,
+                .receive_time_ms = 1700000000005LL,
+                .trace_id = "0123456789abcdef0123456789abcdef",
+                .raw = "{}",
+                .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
         produce_raw(key, buf, len, "reward");
         free(buf);
@@ -652,16 +707,18 @@ Test(reward_sync, figures_equal_the_sums_of_the_tips_sent)
 
                 if (fx.sessions[t->room])
                         snprintf(session, sizeof(session), "%lld", fx.sessions[t->room]);
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT CONCAT_WS('|', audience_id, anchor_id, room_id, IFNULL(session_id, '-'), amount, "
-                               "gift_id, gift_count, audience_gender, anchor_gender, IFNULL(audience_type, '-'), "
-                               "CAST(UNIX_TIMESTAMP(tipped_at) * 1000 AS SIGNED)) FROM recharge WHERE trace_id = '%s'",
-                               t->tip_id);
-                snprintf(want, sizeof(want), "%s|%s|%s|%s|%lld|rose|%lld|%s|%s|%s|%lld", ids.audiences[t->audience],
-                         ids.anchors[t->room], ids.rooms[t->room], session, t->amount, t->gift_count,
+                support_query1(
+                        fx.mysql, got, sizeof(got),
+                        "SELECT CONCAT_WS('|', audience_id, anchor_id, room_id, IFNULL(session_id, '-'), amount, "
+                        "gift_id, gift_count, audience_gender, anchor_gender, IFNULL(audience_type, '-'), "
+                        "CAST(UNIX_TIMESTAMP(tipped_at) * 1000 AS SIGNED)) FROM recharge WHERE trace_id = '%s'",
+                        t->tip_id);
+                snprintf(want, sizeof(want), "%s|%s|%s|%s|%lld|rose|%lld|%s|%s|%s|%lld",
+                         ids.audiences[t->audience], ids.anchors[t->room], ids.rooms[t->room],
+                         session, t->amount, t->gift_count,
                          t->audience_gender ? t->audience_gender : "unknown",
-                         t->anchor_gender ? t->anchor_gender : "unknown", t->audience_type ? t->audience_type : "-",
-                         t->ts_ms);
+                         t->anchor_gender ? t->anchor_gender : "unknown",
+                         t->audience_type ? t->audience_type : "-", t->ts_ms);
                 cr_assert_str_eq(got, want, "tip %d", i);
         }
         stop_consumer_expect_clean_exit();
@@ -697,7 +754,9 @@ Test(reward_sync, a_tip_posted_twice_or_replayed_counts_once)
         flush();
         expect_redis(1);
         expect_recharge(1);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT amount FROM recharge WHERE trace_id = '%s'", first->tip_id),
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT amount FROM recharge WHERE trace_id = '%s'",
+                                       first->tip_id),
                      first->amount, "the first post's amount stays");
         stop_consumer_expect_clean_exit();
 }
@@ -709,8 +768,8 @@ Test(reward_sync, tips_across_rooms_give_exact_top10_and_live_room_realtime_fold
 
         use_redis(3, false);
         start_consumer(fold_at, 3600);
-        send_new_tips(180, 3, 14); /* 60 tips per room from 14 audiences: TOP10 leaves 4 out */
-        for (int i = 0; i < 5; i++)  /* a fourth room stays below the fold threshold */
+        send_new_tips(180, 3, 14);  /* 60 tips per room from 14 audiences: TOP10 leaves 4 out */
+        for (int i = 0; i < 5; i++) /* a fourth room stays below the fold threshold */
                 send_tip(new_tip(3, i));
         flush();
         expect_recharge(4);
@@ -723,14 +782,18 @@ Test(reward_sync, tips_across_rooms_give_exact_top10_and_live_room_realtime_fold
                 long long earnings, count;
 
                 wait_folded(i, want[i].count - (fold_at - 1), &earnings, &count);
-                cr_assert_geq(count, want[i].count - (fold_at - 1), "room %d folded %lld of %lld tips (log %s)", i,
-                              count, want[i].count, fx.log_path);
-                cr_assert_eq(earnings, first_tips_sum(i, count), "room %d: the first %lld tips", i, count);
+                cr_assert_geq(count, want[i].count - (fold_at - 1),
+                              "room %d folded %lld of %lld tips (log %s)", i, count, want[i].count,
+                              fx.log_path);
+                cr_assert_eq(earnings, first_tips_sum(i, count), "room %d: the first %lld tips", i,
+                             count);
         }
         support_sleep_ms(2500); /* two more ticks: the small room must still wait */
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_room_realtime WHERE room_id = '%s'",
-                                       ids.rooms[3]),
-                     0, "a room with %d tips was folded before FLUSH_TIPS or FLUSH_S", 5);
+        cr_assert_eq(
+                support_query_int(fx.mysql,
+                                  "SELECT COUNT(*) FROM live_room_realtime WHERE room_id = '%s'",
+                                  ids.rooms[3]),
+                0, "a room with %d tips was folded before FLUSH_TIPS or FLUSH_S", 5);
 
         /* With FLUSH_S=1 everything pending is folded: live_room_realtime equals recharge. */
         stop_consumer_expect_clean_exit();
@@ -764,10 +827,12 @@ Test(reward_sync, redis_outage_keeps_tips_out_of_the_dlq_and_ends_in_a_rebuild)
         wait_recharge_rows(sent.tip_cnt);
         read_dead_letters(dl, 2, WAIT_MS);
         for (int i = 0; i < 2; i++) {
-                cr_assert(dl[i].is_found, "%s: the malformed tip is not in the DLQ (log %s)", ids.anchors[i],
-                          fx.log_path);
-                cr_assert_eq(dl[i].count, 1, "%s: %d dead letters, want only the malformed one; the last says "
-                             "\"%s\" (log %s)", ids.anchors[i], dl[i].count, dl[i].message, fx.log_path);
+                cr_assert(dl[i].is_found, "%s: the malformed tip is not in the DLQ (log %s)",
+                          ids.anchors[i], fx.log_path);
+                cr_assert_eq(dl[i].count, 1,
+                             "%s: %d dead letters, want only the malformed one; the last says "
+                             "\"%s\" (log %s)",
+                             ids.anchors[i], dl[i].count, dl[i].message, fx.log_path);
         }
         /* Redis saw none of them. */
         cr_assert_eq(redis_int("GET live:room:earnings:%s", ids.rooms[0]), before[0].earnings);
@@ -822,7 +887,8 @@ Test(reward_sync, malformed_tips_go_to_the_dlq_and_valid_ones_still_land)
 {
         char keys[6][96];
         struct dead_letter dl[6];
-        const char *const why[] = {"fingerprint", "amount", "amount", "audience_id", "not a tip", "audience_gender"};
+        const char *const why[] = {"fingerprint", "amount",    "amount",
+                                   "audience_id", "not a tip", "audience_gender"};
 
         use_redis(6, false);
         start_consumer(100, 300);
@@ -842,12 +908,15 @@ Test(reward_sync, malformed_tips_go_to_the_dlq_and_valid_ones_still_land)
 
         read_dead_letters(dl, 6, WAIT_MS);
         for (int i = 0; i < 6; i++) {
-                cr_assert(dl[i].is_found, "%s: no dead letter naming \"%s\"; the last of %d says \"%s\" (log %s)",
+                cr_assert(dl[i].is_found,
+                          "%s: no dead letter naming \"%s\"; the last of %d says \"%s\" (log %s)",
                           keys[i], why[i], dl[i].count, dl[i].message, fx.log_path);
                 cr_assert_str_eq(dl[i].error_class, "permanent", "%s", keys[i]);
         }
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM recharge WHERE anchor_id LIKE '%s\\_bad%%'",
-                                       fx.prefix),
-                     0);
+        cr_assert_eq(
+                support_query_int(fx.mysql,
+                                  "SELECT COUNT(*) FROM recharge WHERE anchor_id LIKE '%s\\_bad%%'",
+                                  fx.prefix),
+                0);
         stop_consumer_expect_clean_exit();
 }

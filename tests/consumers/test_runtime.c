@@ -25,7 +25,7 @@ struct copy {
 };
 
 static struct {
-        char mysql_url[512];  /* the test's database */
+        char mysql_url[512];    /* the test's database */
         char consumer_url[512]; /* what the consumers connect to (maybe through the relay) */
         char prefix[48];
         char group[96];
@@ -78,15 +78,18 @@ TestSuite(runtime, .init = setup, .fini = teardown, .timeout = 240);
 static void start_copy(int i)
 {
         char instance[96];
-        const char *const env[] = {instance, "LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_BATCH_MAX=50", NULL};
+        const char *const env[] = {instance, "LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_BATCH_MAX=50",
+                                   NULL};
 
         snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
-        fx.copies[i].pid = support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
-                                                fx.log_path, &fx.copies[i].admin_port);
+        fx.copies[i].pid =
+                support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
+                                     fx.log_path, &fx.copies[i].admin_port);
 }
 
 /* A stream event as the receiver makes it: the id follows vendor, type, stream and sequence. */
-static void produce_event(const char *stream_id, bool begin, long long sequence, long long event_time_s)
+static void produce_event(const char *stream_id, bool begin, long long sequence,
+                          long long event_time_s)
 {
         char key[256], seq[32], event_id[65], err[256], anchor[96];
         json_t *payload;
@@ -100,19 +103,29 @@ static void produce_event(const char *stream_id, bool begin, long long sequence,
         payload = begin ? json_pack("{s:s}", "sequence", seq)
                         : json_pack("{s:s,s:i}", "sequence", seq, "close_method", 1);
         struct envelope env = {
-                .event_id = event_id, .vendor = "tencent", .event_type = begin ? "stream.begin" : "stream.end",
-                .stream_id = stream_id, .anchor_id = anchor, .room_id = anchor,
-                .event_time_ms = event_time_s * 1000, .receive_time_ms = event_time_s * 1000 + 5,
-                .trace_id = "0123456789abcdef0123456789abcdef", .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "tencent",
+                .event_type = begin ? "stream.begin" : "stream.end",
+                .stream_id = stream_id,
+                .anchor_id = anchor,
+                .room_id = anchor,
+                .event_time_ms = event_time_s * 1000,
+                .receive_time_ms = event_time_s * 1000 + 5,
+                .trace_id = "0123456789abcdef0123456789abcdef",
+                .raw = "{}",
+                .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf, &len, err,
-                               sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
+                               &len, err, sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
-                                    RD_KAFKA_V_KEY(stream_id, strlen(stream_id)), RD_KAFKA_V_VALUE(buf, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                    RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
-                                    RD_KAFKA_V_HEADER("event_type", env.event_type, -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
+                          RD_KAFKA_V_KEY(stream_id, strlen(stream_id)), RD_KAFKA_V_VALUE(buf, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                          RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                          RD_KAFKA_V_HEADER("event_type", env.event_type, -1),
+                          RD_KAFKA_V_END) == 0);
 }
 
 static void flush(void)
@@ -122,7 +135,8 @@ static void flush(void)
 
 static long long count_events(void)
 {
-        return support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_events WHERE stream_id LIKE '%s%%'",
+        return support_query_int(fx.mysql,
+                                 "SELECT COUNT(*) FROM live_events WHERE stream_id LIKE '%s%%'",
                                  fx.prefix);
 }
 
@@ -141,8 +155,8 @@ static void wait_status(const char *stream_id, const char *want)
         long long deadline = support_now_ms() + 20000;
 
         while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
-                               stream_id);
+                support_query1(fx.mysql, got, sizeof(got),
+                               "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(50);
@@ -156,8 +170,10 @@ static long long scrape(int port, const char *series)
         char cmd[256], out[64] = "";
         FILE *p;
 
-        snprintf(cmd, sizeof(cmd), "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s' | awk '{print $2}'", port,
-                 series);
+        snprintf(
+                cmd, sizeof(cmd),
+                "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s' | awk '{print $2}'",
+                port, series);
         if (!(p = popen(cmd, "r")))
                 return -1;
         if (!fgets(out, sizeof(out), p))
@@ -174,7 +190,9 @@ static long long records_in_live_stream(void)
         for (int p = 0; p < 6; p++) {
                 int64_t lo = 0, hi = 0;
 
-                cr_assert_eq(rd_kafka_query_watermark_offsets(fx.producer, "live.stream", p, &lo, &hi, 10000), 0);
+                cr_assert_eq(rd_kafka_query_watermark_offsets(fx.producer, "live.stream", p, &lo,
+                                                              &hi, 10000),
+                             0);
                 total += hi - lo;
         }
         return total;
@@ -190,29 +208,33 @@ static void wait_caught_up(int i)
         long long deadline = support_now_ms() + 60000;
 
         while (support_now_ms() < deadline) {
-                long long applied = scrape(fx.copies[i].admin_port,
-                                           "liveflow_consumer_records_total{role=\"stream\",outcome=\"applied\"}");
-                long long dead = scrape(fx.copies[i].admin_port,
-                                        "liveflow_consumer_records_total{role=\"stream\",outcome=\"dead_lettered\"}");
+                long long applied = scrape(
+                        fx.copies[i].admin_port,
+                        "liveflow_consumer_records_total{role=\"stream\",outcome=\"applied\"}");
+                long long dead = scrape(
+                        fx.copies[i].admin_port,
+                        "liveflow_consumer_records_total{role=\"stream\",outcome=\"dead_lettered\"}");
 
                 seen = (applied > 0 ? applied : 0) + (dead > 0 ? dead : 0);
                 if (seen >= want)
                         return;
                 support_sleep_ms(200);
         }
-        cr_assert_fail("copy %d has processed %lld of %lld records (log %s)", i, seen, want, fx.log_path);
+        cr_assert_fail("copy %d has processed %lld of %lld records (log %s)", i, seen, want,
+                       fx.log_path);
 }
 
 Test(runtime, mysql_outage_dead_letters_after_three_attempts_and_the_partition_moves_on)
 {
-        char url_err[256], first[128], lost[128], after[128], attempts[16] = "", cls[32] = "", offset[32] = "";
+        char url_err[256], first[128], lost[128], after[128], attempts[16] = "", cls[32] = "",
+                                                              offset[32] = "";
         struct mysql_url u;
 
         /* The consumer reaches MySQL through a relay, so the outage is its alone. */
         cr_assert(url_parse_mysql(fx.mysql_url, &u, url_err, sizeof(url_err)) == 0, "%s", url_err);
         fx.proxy = support_proxy_start(u.port);
-        snprintf(fx.consumer_url, sizeof(fx.consumer_url), "mysql://%s:%s@127.0.0.1:%d/%s", u.user, u.password,
-                 support_proxy_port(fx.proxy), u.database);
+        snprintf(fx.consumer_url, sizeof(fx.consumer_url), "mysql://%s:%s@127.0.0.1:%d/%s", u.user,
+                 u.password, support_proxy_port(fx.proxy), u.database);
         start_copy(0);
 
         snprintf(first, sizeof(first), "%s_first", fx.prefix);
@@ -226,13 +248,15 @@ Test(runtime, mysql_outage_dead_letters_after_three_attempts_and_the_partition_m
         support_proxy_cut(fx.proxy);
         produce_event(lost, true, 2, 2000);
         flush();
-        cr_assert_eq(support_count_records("live.stream.dlq", lost, "dlq.attempts", attempts, sizeof(attempts),
-                                           30000, 1),
+        cr_assert_eq(support_count_records("live.stream.dlq", lost, "dlq.attempts", attempts,
+                                           sizeof(attempts), 30000, 1),
                      1, "no DLQ record for %s (log %s)", lost, fx.log_path);
         cr_assert_str_eq(attempts, "3");
-        support_count_records("live.stream.dlq", lost, "dlq.error.class", cls, sizeof(cls), 10000, 1);
+        support_count_records("live.stream.dlq", lost, "dlq.error.class", cls, sizeof(cls), 10000,
+                              1);
         cr_assert_str_eq(cls, "transient");
-        support_count_records("live.stream.dlq", lost, "dlq.offset", offset, sizeof(offset), 10000, 1);
+        support_count_records("live.stream.dlq", lost, "dlq.offset", offset, sizeof(offset), 10000,
+                              1);
         cr_assert(offset[0] != '\0', "dlq.offset missing");
         /* >= : tests run in parallel, and this group also reads the other tests' records. */
         cr_assert_geq(scrape(fx.copies[0].admin_port, "liveflow_consumer_retries_total"), 2,
@@ -243,10 +267,14 @@ Test(runtime, mysql_outage_dead_letters_after_three_attempts_and_the_partition_m
         produce_event(after, true, 3, 3000);
         flush();
         wait_status(after, "live");
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", lost), 0);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'",
+                                       lost),
+                     0);
 
         cr_assert(kill(fx.copies[0].pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.copies[0].pid, 20000), 0, "no clean drain; see %s", fx.log_path);
+        cr_assert_eq(support_wait_exit(fx.copies[0].pid, 20000), 0, "no clean drain; see %s",
+                     fx.log_path);
         fx.copies[0].pid = 0;
 }
 
@@ -273,18 +301,22 @@ static int produce_sessions(int from, int to)
 static void expect_every_session_once(int streams)
 {
         /* Two distinct events per stream: the duplicate begin shares its id with the first. */
-        cr_assert(wait_events(2LL * streams, 60000), "live_events has %lld, want %d (log %s)", count_events(),
-                  2 * streams, fx.log_path);
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT COUNT(*) FROM live_streams WHERE stream_id LIKE '%s_s%%' AND "
-                                       "status = 'ended' AND duration_s = 60 + CAST(SUBSTRING_INDEX(stream_id, "
-                                       "'_s', -1) AS SIGNED) %% 7",
-                                       fx.prefix),
-                     streams, "every stream ends once with the duration it was sent");
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id LIKE '%s_s%%'",
-                                       fx.prefix),
-                     streams);
+        cr_assert(wait_events(2LL * streams, 60000), "live_events has %lld, want %d (log %s)",
+                  count_events(), 2 * streams, fx.log_path);
+        cr_assert_eq(
+                support_query_int(
+                        fx.mysql,
+                        "SELECT COUNT(*) FROM live_streams WHERE stream_id LIKE '%s_s%%' AND "
+                        "status = 'ended' AND duration_s = 60 + CAST(SUBSTRING_INDEX(stream_id, "
+                        "'_s', -1) AS SIGNED) %% 7",
+                        fx.prefix),
+                streams, "every stream ends once with the duration it was sent");
+        cr_assert_eq(
+                support_query_int(
+                        fx.mysql,
+                        "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id LIKE '%s_s%%'",
+                        fx.prefix),
+                streams);
         /* Redis follows each commit (publish runs after it): give it a moment to converge. */
         char stale[128] = "";
         long long deadline = support_now_ms() + 15000;
@@ -301,7 +333,8 @@ static void expect_every_session_once(int streams)
                 if (stale[0])
                         support_sleep_ms(100);
         } while (stale[0] && support_now_ms() < deadline);
-        cr_assert(stale[0] == '\0', "%s is still online after its end (log %s)", stale, fx.log_path);
+        cr_assert(stale[0] == '\0', "%s is still online after its end (log %s)", stale,
+                  fx.log_path);
 }
 
 Test(runtime, kill_9_under_load_then_restart_processes_every_record_once)
@@ -321,7 +354,8 @@ Test(runtime, kill_9_under_load_then_restart_processes_every_record_once)
         start_copy(0);
         expect_every_session_once(streams);
         cr_assert(kill(fx.copies[0].pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.copies[0].pid, 20000), 0, "no clean drain; see %s", fx.log_path);
+        cr_assert_eq(support_wait_exit(fx.copies[0].pid, 20000), 0, "no clean drain; see %s",
+                     fx.log_path);
         fx.copies[0].pid = 0;
 }
 
@@ -347,8 +381,8 @@ Test(runtime, two_then_three_copies_share_partitions_and_lose_nothing)
         cr_assert_eq(total, 6, "the 6 partitions of live.stream are shared, each held once");
         for (int i = 0; i < MAX_COPIES; i++) {
                 cr_assert(kill(fx.copies[i].pid, SIGTERM) == 0);
-                cr_assert_eq(support_wait_exit(fx.copies[i].pid, 30000), 0, "copy %d: no clean drain; see %s", i,
-                             fx.log_path);
+                cr_assert_eq(support_wait_exit(fx.copies[i].pid, 30000), 0,
+                             "copy %d: no clean drain; see %s", i, fx.log_path);
                 fx.copies[i].pid = 0;
         }
 }

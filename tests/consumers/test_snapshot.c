@@ -40,8 +40,8 @@ static void start_consumer(void)
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
         snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
         snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        fx.pid = support_start_worker("liveflow-consumer", "snapshot", fx.mysql_url, fx.group, env, fx.log_path,
-                                      &fx.admin_port);
+        fx.pid = support_start_worker("liveflow-consumer", "snapshot", fx.mysql_url, fx.group, env,
+                                      fx.log_path, &fx.admin_port);
 }
 
 static void setup(void)
@@ -77,10 +77,12 @@ TestSuite(snapshot, .init = setup, .fini = teardown, .timeout = 120);
 /* Produces one raw value to live.snapshot with the given key, and waits for the ack. */
 static void produce_raw(const char *key, const void *value, size_t len)
 {
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
-                                    RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
+                          RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
         cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
 }
 
@@ -88,8 +90,8 @@ static void produce_raw(const char *key, const void *value, size_t len)
  * An event as the receiver would make it, keyed by `key`, with the event id derived from
  * event_key (the same event_key is the same event). Takes the payload reference.
  */
-static void produce_event(const char *key, const char *stream_id, const char *event_key, const char *event_type,
-                          const char *payload_name, json_t *payload)
+static void produce_event(const char *key, const char *stream_id, const char *event_key,
+                          const char *event_type, const char *payload_name, json_t *payload)
 {
         char event_id[65], err[256];
         void *buf;
@@ -97,23 +99,31 @@ static void produce_event(const char *key, const char *stream_id, const char *ev
 
         crypto_sha256_hex(event_key, strlen(event_key), event_id);
         struct envelope env = {
-                .event_id = event_id, .vendor = "tencent", .event_type = event_type, .stream_id = stream_id,
-                .event_time_ms = (T0_S + 3600) * 1000, .receive_time_ms = (T0_S + 3600) * 1000 + 5,
-                .trace_id = TRACE, .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "tencent",
+                .event_type = event_type,
+                .stream_id = stream_id,
+                .event_time_ms = (T0_S + 3600) * 1000,
+                .receive_time_ms = (T0_S + 3600) * 1000 + 5,
+                .trace_id = TRACE,
+                .raw = "{}",
+                .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s",
-                  err);
+        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
         produce_raw(key, buf, len);
         free(buf);
 }
 
 /* A screenshot of stream_id taken at taken_s; full_url NULL leaves pic_full_url out. */
-static void produce_snapshot(const char *stream_id, const char *event_key, const char *pic_url, const char *full_url,
-                             long long taken_s)
+static void produce_snapshot(const char *stream_id, const char *event_key, const char *pic_url,
+                             const char *full_url, long long taken_s)
 {
         json_t *p = json_pack("{s:s,s:I,s:i,s:i,s:i}", "pic_url", pic_url, "create_time_ms",
-                              (json_int_t)(taken_s * 1000), "width", 1280, "height", 720, "file_size", 30670);
+                              (json_int_t)(taken_s * 1000), "width", 1280, "height", 720,
+                              "file_size", 30670);
 
         if (full_url)
                 json_object_set_new(p, "pic_full_url", json_string(full_url));
@@ -152,7 +162,8 @@ static void wait_value(const char *want, const char *sql)
                         return;
                 support_sleep_ms(50);
         }
-        cr_assert_fail("%s gives \"%s\", want \"%s\" (consumer log: %s)", sql, got, want, fx.log_path);
+        cr_assert_fail("%s gives \"%s\", want \"%s\" (consumer log: %s)", sql, got, want,
+                       fx.log_path);
 }
 
 /* Waits until the role recorded n events of the stream in live_events. */
@@ -160,8 +171,10 @@ static void wait_events(const char *stream_id, int n)
 {
         char sql[512], want[16];
 
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_events WHERE consumer = 'snapshot' AND stream_id = '%s'",
-                 stream_id);
+        snprintf(
+                sql, sizeof(sql),
+                "SELECT COUNT(*) FROM live_events WHERE consumer = 'snapshot' AND stream_id = '%s'",
+                stream_id);
         snprintf(want, sizeof(want), "%d", n);
         wait_value(want, sql);
 }
@@ -179,18 +192,20 @@ static void insert_stream(const char *stream_id)
 {
         char sql[1024];
 
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
-                 "status, started_at, last_event_at) VALUES ('%s', 'a1', 'a1', %lld, 'tencent', 's1', 'live', "
-                 "FROM_UNIXTIME(%lld), NOW(3))",
-                 stream_id, unique_session(), T0_S);
+        snprintf(
+                sql, sizeof(sql),
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
+                "status, started_at, last_event_at) VALUES ('%s', 'a1', 'a1', %lld, 'tencent', 's1', 'live', "
+                "FROM_UNIXTIME(%lld), NOW(3))",
+                stream_id, unique_session(), T0_S);
         cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
 }
 
 static void stop_consumer_expect_clean_exit(void)
 {
         cr_assert(kill(fx.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s", fx.log_path);
+        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s",
+                     fx.log_path);
         fx.pid = 0;
 }
 
@@ -226,14 +241,16 @@ static void read_dead_letter(rd_kafka_message_t *m, struct dead_letter *d)
         rd_kafka_headers_t *h = NULL;
         char topic[64] = "", group[128] = "", part[16], offset[32], trace[64];
 
-        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR, "dead letter without headers");
+        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  "dead letter without headers");
         header(h, "dlq.error.class", d->error_class, sizeof(d->error_class));
         header(h, "dlq.error.message", d->message, sizeof(d->message));
-        d->has_coordinates = header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
-                             header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
-                             header(h, "dlq.partition", part, sizeof(part)) &&
-                             header(h, "dlq.offset", offset, sizeof(offset)) &&
-                             header(h, "trace_id", trace, sizeof(trace));
+        d->has_coordinates =
+                header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
+                header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
+                header(h, "dlq.partition", part, sizeof(part)) &&
+                header(h, "dlq.offset", offset, sizeof(offset)) &&
+                header(h, "trace_id", trace, sizeof(trace));
 }
 
 /*
@@ -251,7 +268,8 @@ static size_t consume_dlq(const char *key, struct dead_letter *out, size_t want)
         rd_kafka_t *rk;
 
         support_unique_name("dlqcheck", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
@@ -281,8 +299,10 @@ static size_t consume_dlq(const char *key, struct dead_letter *out, size_t want)
 /* The stream's cover as "url|unix time", or "" while it has none. */
 static void cover_of(const char *stream_id, char *out, size_t out_size)
 {
-        query1(out, out_size, "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
-               "WHERE stream_id = '%s' AND cover_url IS NOT NULL", stream_id);
+        query1(out, out_size,
+               "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
+               "WHERE stream_id = '%s' AND cover_url IS NOT NULL",
+               stream_id);
 }
 
 static void expect_cover(const char *stream_id, const char *url, long long taken_s)
@@ -305,13 +325,17 @@ Test(snapshot, screenshot_is_kept_and_becomes_the_cover)
         wait_events(s, 1);
 
         expect_cover(s, "http://cos.example/a/1.jpg", T0_S + 10);
-        query1(v, sizeof(v), "SELECT CONCAT_WS('|', pic_url, pic_full_url, width, height, file_size, "
+        query1(v, sizeof(v),
+               "SELECT CONCAT_WS('|', pic_url, pic_full_url, width, height, file_size, "
                "UNIX_TIMESTAMP(taken_at), COALESCE(cover_pending, 'settled')) FROM live_snapshots WHERE stream_id = '%s'",
                s);
-        snprintf(want, sizeof(want), "/a/1.jpg|http://cos.example/a/1.jpg|1280|720|30670|%lld.000|settled", T0_S + 10);
+        snprintf(want, sizeof(want),
+                 "/a/1.jpg|http://cos.example/a/1.jpg|1280|720|30670|%lld.000|settled", T0_S + 10);
         cr_assert_str_eq(v, want);
-        query1(v, sizeof(v), "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
-               "WHERE consumer = 'snapshot' AND stream_id = '%s'", s);
+        query1(v, sizeof(v),
+               "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
+               "WHERE consumer = 'snapshot' AND stream_id = '%s'",
+               s);
         cr_assert_str_eq(v, "snapshot|applied|live.snapshot");
         stop_consumer_expect_clean_exit();
 }
@@ -331,8 +355,10 @@ Test(snapshot, an_older_screenshot_arriving_late_keeps_the_newer_cover)
         expect_cover(s, "http://cos.example/o/2.jpg", T0_S + 20);
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2", "every screenshot is kept, whatever the cover");
-        query1(v, sizeof(v), "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'snapshot' "
-               "AND stream_id = '%s'", s);
+        query1(v, sizeof(v),
+               "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'snapshot' "
+               "AND stream_id = '%s'",
+               s);
         cr_assert_str_eq(v, "applied,older_than_cover");
 
         /* A newer one still moves the cover; without pic_full_url the cover is pic_url. */
@@ -380,7 +406,9 @@ Test(snapshot, duplicates_and_replays_keep_one_row)
         /* Same key, same partition: once the barrier is in, the replay before it was applied. */
         produce_snapshot(s, barrier, "/d/0.jpg", NULL, T0_S);
         wait_events(s, 2);
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s' AND pic_url = '/d/1.jpg'", s);
+        query1(v, sizeof(v),
+               "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s' AND pic_url = '/d/1.jpg'",
+               s);
         cr_assert_str_eq(v, "1");
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2");
@@ -398,20 +426,27 @@ Test(snapshot, screenshots_before_the_stream_row_give_it_the_newest_cover_once_i
         produce_snapshot(s, newer, "/e/2.jpg", "http://cos.example/e/2.jpg", T0_S + 20);
         produce_snapshot(s, older, "/e/1.jpg", "http://cos.example/e/1.jpg", T0_S + 10);
         wait_events(s, 2);
-        snprintf(sql, sizeof(sql), "SELECT CONCAT(COUNT(*), ':', SUM(cover_pending)) FROM live_snapshots "
-                 "WHERE stream_id = '%s'", s);
+        snprintf(sql, sizeof(sql),
+                 "SELECT CONCAT(COUNT(*), ':', SUM(cover_pending)) FROM live_snapshots "
+                 "WHERE stream_id = '%s'",
+                 s);
         wait_value("2:2", sql);
-        snprintf(sql, sizeof(sql), "SELECT GROUP_CONCAT(outcome) FROM live_events WHERE consumer = 'snapshot' "
-                 "AND stream_id = '%s'", s);
+        snprintf(sql, sizeof(sql),
+                 "SELECT GROUP_CONCAT(outcome) FROM live_events WHERE consumer = 'snapshot' "
+                 "AND stream_id = '%s'",
+                 s);
         wait_value("no_stream,no_stream", sql);
 
         /* The stream role catches up: the row appears without a cover. */
         insert_stream(s);
-        snprintf(sql, sizeof(sql), "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
-                 "WHERE stream_id = '%s' AND cover_url IS NOT NULL", s);
+        snprintf(sql, sizeof(sql),
+                 "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
+                 "WHERE stream_id = '%s' AND cover_url IS NOT NULL",
+                 s);
         snprintf(want, sizeof(want), "http://cos.example/e/2.jpg|%lld.000", T0_S + 20);
         wait_value(want, sql);
-        snprintf(sql, sizeof(sql), "SELECT COUNT(cover_pending) FROM live_snapshots WHERE stream_id = '%s'", s);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(cover_pending) FROM live_snapshots WHERE stream_id = '%s'", s);
         wait_value("0", sql);
         stop_consumer_expect_clean_exit();
 }
@@ -438,19 +473,23 @@ Test(snapshot, invalid_snapshots_go_to_the_dlq_and_the_partition_moves_on)
                       json_pack("{s:s,s:s}", "file_id", "f", "video_url", "http://vod.example/x"));
         snprintf(key, sizeof(key), "%s_bad_2", fx.prefix);
         produce_event(s, s, key, "record.file", "Snapshot",
-                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms", (json_int_t)T0_S * 1000));
+                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms",
+                                (json_int_t)T0_S * 1000));
         snprintf(key, sizeof(key), "%s_bad_3", fx.prefix);
-        produce_event(s, s, key, "snapshot", "Snapshot",
-                      json_pack("{s:s,s:I}", "pic_url", "", "create_time_ms", (json_int_t)T0_S * 1000));
+        produce_event(
+                s, s, key, "snapshot", "Snapshot",
+                json_pack("{s:s,s:I}", "pic_url", "", "create_time_ms", (json_int_t)T0_S * 1000));
         snprintf(key, sizeof(key), "%s_bad_4", fx.prefix);
-        produce_event(s, s, key, "snapshot", "Snapshot", json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms",
-                                                                   (json_int_t)0));
+        produce_event(s, s, key, "snapshot", "Snapshot",
+                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms", (json_int_t)0));
         snprintf(key, sizeof(key), "%s_bad_5", fx.prefix);
-        produce_event(s, s, key, "snapshot", "Snapshot", json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms",
-                                                                   (json_int_t)4102444800000LL)); /* 2100 */
+        produce_event(s, s, key, "snapshot", "Snapshot",
+                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms",
+                                (json_int_t)4102444800000LL)); /* 2100 */
         snprintf(key, sizeof(key), "%s_bad_6", fx.prefix);
         produce_event(s, NULL, key, "snapshot", "Snapshot",
-                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms", (json_int_t)T0_S * 1000));
+                      json_pack("{s:s,s:I}", "pic_url", "/b.jpg", "create_time_ms",
+                                (json_int_t)T0_S * 1000));
         /* Same key, so same partition: the good record must not be held behind the bad ones. */
         snprintf(key, sizeof(key), "%s_good", fx.prefix);
         produce_snapshot(s, key, "/g.jpg", NULL, T0_S);
@@ -460,9 +499,10 @@ Test(snapshot, invalid_snapshots_go_to_the_dlq_and_the_partition_moves_on)
         cr_assert_eq(consume_dlq(s, dead, 7), 7, "want 7 dead letters keyed %s", s);
         for (size_t i = 0; i < 7; i++) {
                 cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
-                cr_assert(dead[i].has_coordinates, "dead letter %zu lacks dlq.* or trace_id headers", i);
-                cr_assert(strstr(dead[i].message, why[i]) != NULL, "dead letter %zu says \"%s\", want \"%s\"", i,
-                          dead[i].message, why[i]);
+                cr_assert(dead[i].has_coordinates,
+                          "dead letter %zu lacks dlq.* or trace_id headers", i);
+                cr_assert(strstr(dead[i].message, why[i]) != NULL,
+                          "dead letter %zu says \"%s\", want \"%s\"", i, dead[i].message, why[i]);
         }
         cr_assert(strlen(dead[0].message) > 0);
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);

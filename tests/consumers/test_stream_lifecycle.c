@@ -35,18 +35,27 @@ static void connect_mysql(void)
 
         cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
         fx.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0),
+        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
+                                     0),
                   "%s", mysql_error(fx.mysql));
         mysql_query(fx.mysql, "SET time_zone = '+00:00'");
 }
 
-/* Starts the stream role with the fixed test environment plus extra "K=V" entries (NULL-terminated; NULL for none). */
+/* Starts the stream role with the fixed test environment plus extra "K=V" entries (NULL-terminated;
+ * NULL for none). */
 static void start_consumer_with(const char *const *extra)
 {
         char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[96];
         char *argv[] = {bin, (char *)"stream", NULL};
-        char *env[16] = {e_boot, e_mysql, e_redis, e_admin, e_group, (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
-                         (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50", (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+        char *env[16] = {e_boot,
+                         e_mysql,
+                         e_redis,
+                         e_admin,
+                         e_group,
+                         (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                         (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
+                         (char *)"LIVEFLOW_LOG_LEVEL=debug",
+                         NULL};
         size_t n = 8;
 
         for (size_t i = 0; extra && extra[i]; i++) {
@@ -56,16 +65,19 @@ static void start_consumer_with(const char *const *extra)
         env[n] = NULL;
 
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         fx.admin_port = support_free_port();
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
         snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s", fx.prefix);
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
         snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
         fx.pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s", fx.log_path);
+        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s",
+                  fx.log_path);
 }
 
 static void start_consumer(void)
@@ -85,8 +97,9 @@ static void setup_stores(void)
         connect_mysql();
         fx.redis = redisConnect("127.0.0.1", atoi(redis_port));
         cr_assert(fx.redis && !fx.redis->err);
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
-                                    err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+                                    sizeof(err)) == RD_KAFKA_CONF_OK);
         fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(fx.producer, "%s", err);
         cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
@@ -117,11 +130,13 @@ static void teardown(void)
 /* Produces one raw value to live.stream keyed by the stream, and waits for the ack. */
 static void produce_raw(const char *stream_id, const void *value, size_t len)
 {
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
-                                    RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
-                                    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
-                                    RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
+                          RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
+                          RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                          RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
         cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
 }
 
@@ -135,8 +150,9 @@ static void stream_event_id(const char *stream_id, bool begin, const char *seque
 }
 
 /* A stream event of `anchor` as the receiver would make it. */
-static void produce_event_of(const char *anchor, const char *stream_id, bool begin, const char *sequence,
-                             long long event_time_s, int close_method, long long push_duration_ms)
+static void produce_event_of(const char *anchor, const char *stream_id, bool begin,
+                             const char *sequence, long long event_time_s, int close_method,
+                             long long push_duration_ms)
 {
         char event_id[65], err[256];
         json_t *payload;
@@ -147,30 +163,40 @@ static void produce_event_of(const char *anchor, const char *stream_id, bool beg
         if (begin)
                 payload = json_pack("{s:s}", "sequence", sequence);
         else
-                payload = json_pack("{s:s,s:i}", "sequence", sequence, "close_method", close_method);
+                payload =
+                        json_pack("{s:s,s:i}", "sequence", sequence, "close_method", close_method);
         if (!begin && push_duration_ms >= 0)
                 json_object_set_new(payload, "push_duration_ms", json_integer(push_duration_ms));
         struct envelope env = {
-                .event_id = event_id, .vendor = "tencent", .event_type = begin ? "stream.begin" : "stream.end",
-                .stream_id = stream_id, .anchor_id = anchor, .room_id = anchor,
-                .event_time_ms = event_time_s * 1000, .receive_time_ms = event_time_s * 1000 + 5,
-                .trace_id = "0123456789abcdef0123456789abcdef", .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "tencent",
+                .event_type = begin ? "stream.begin" : "stream.end",
+                .stream_id = stream_id,
+                .anchor_id = anchor,
+                .room_id = anchor,
+                .event_time_ms = event_time_s * 1000,
+                .receive_time_ms = event_time_s * 1000 + 5,
+                .trace_id = "0123456789abcdef0123456789abcdef",
+                .raw = "{}",
+                .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf, &len, err,
-                               sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
+                               &len, err, sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
         produce_raw(stream_id, buf, len);
         free(buf);
 }
 
 /* A stream event of this test's anchor, anchor_<prefix>. */
-static void produce_event(const char *stream_id, bool begin, const char *sequence, long long event_time_s,
-                          int close_method, long long push_duration_ms)
+static void produce_event(const char *stream_id, bool begin, const char *sequence,
+                          long long event_time_s, int close_method, long long push_duration_ms)
 {
         char anchor[64];
 
         snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
-        produce_event_of(anchor, stream_id, begin, sequence, event_time_s, close_method, push_duration_ms);
+        produce_event_of(anchor, stream_id, begin, sequence, event_time_s, close_method,
+                         push_duration_ms);
 }
 
 /* First column of the first row as text, or "" when there is no row or it is NULL. */
@@ -200,13 +226,14 @@ static void wait_status(const char *stream_id, const char *want)
         long long deadline = support_now_ms() + 20000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
+                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
+                       stream_id);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(50);
         }
-        cr_assert_fail("stream %s status is \"%s\", want \"%s\" (consumer log: %s)", stream_id, got, want,
-                       fx.log_path);
+        cr_assert_fail("stream %s status is \"%s\", want \"%s\" (consumer log: %s)", stream_id, got,
+                       want, fx.log_path);
 }
 
 /* Waits until the role has recorded n events for the stream (applied, stale or duplicate). */
@@ -216,12 +243,14 @@ static void wait_events(const char *stream_id, int n)
         long long deadline = support_now_ms() + 20000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", stream_id);
+                query1(got, sizeof(got), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'",
+                       stream_id);
                 if (atoi(got) >= n)
                         return;
                 support_sleep_ms(50);
         }
-        cr_assert_fail("stream %s has %s events, want %d (log: %s)", stream_id, got, n, fx.log_path);
+        cr_assert_fail("stream %s has %s events, want %d (log: %s)", stream_id, got, n,
+                       fx.log_path);
 }
 
 static bool is_online(const char *stream_id)
@@ -247,7 +276,7 @@ static void stop_consumer_expect_clean_exit(void)
 {
         cr_assert(kill(fx.pid, SIGTERM) == 0);
         cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s",
-                  fx.log_path);
+                     fx.log_path);
         fx.pid = 0;
 }
 
@@ -262,7 +291,8 @@ static void stop_consumer_expect_clean_exit(void)
 #define IS_SWEEP_BINARY false
 #endif
 
-TestSuite(stream_lifecycle, .init = setup, .fini = teardown, .timeout = 120, .disabled = IS_SWEEP_BINARY);
+TestSuite(stream_lifecycle, .init = setup, .fini = teardown, .timeout = 120,
+          .disabled = IS_SWEEP_BINARY);
 
 Test(stream_lifecycle, begin_then_end_sets_live_then_ended_and_redis)
 {
@@ -272,11 +302,13 @@ Test(stream_lifecycle, begin_then_end_sets_live_then_ended_and_redis)
         produce_event(s, true, "9001", 1703731478, 0, -1);
         wait_status(s, "live");
         cr_assert(wait_online(s, true), "%s not in set:live:online", s);
-        redisReply *r = redisCommand(fx.redis, "HGET hash:anchor:status:anchor_%s stream_id", fx.prefix);
+        redisReply *r =
+                redisCommand(fx.redis, "HGET hash:anchor:status:anchor_%s stream_id", fx.prefix);
         cr_assert(r && r->type == REDIS_REPLY_STRING);
         cr_assert_str_eq(r->str, s);
         freeReplyObject(r);
-        query1(v, sizeof(v), "SELECT session_id IS NOT NULL FROM live_streams WHERE stream_id = '%s'", s);
+        query1(v, sizeof(v),
+               "SELECT session_id IS NOT NULL FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1");
 
         produce_event(s, false, "9001", 1703735203, 1, 3725118);
@@ -325,7 +357,8 @@ Test(stream_lifecycle, duplicates_and_reordering_leave_one_correct_session)
 
         query1(v, sizeof(v), "SELECT vendor_session FROM live_streams WHERE stream_id = '%s'", c);
         cr_assert_str_eq(v, "31", "a stale begin must not replace the newer session");
-        query1(session, sizeof(session), "SELECT session_id FROM live_streams WHERE stream_id = '%s'", c);
+        query1(session, sizeof(session),
+               "SELECT session_id FROM live_streams WHERE stream_id = '%s'", c);
         cr_assert(wait_online(c, true));
         stop_consumer_expect_clean_exit();
 }
@@ -339,7 +372,8 @@ static bool consume_dlq(const char *key, char *class_out, size_t class_size)
         long long deadline = support_now_ms() + 20000;
 
         support_unique_name("dlqcheck", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
@@ -383,7 +417,8 @@ Test(stream_lifecycle, undecodable_record_goes_to_dlq_and_the_partition_moves_on
         produce_raw(bad, "\xc3\x01garbage", 9);
         produce_event(bad, true, "77", 5000, 0, -1);
         wait_status(bad, "live");
-        cr_assert(consume_dlq(bad, cls, sizeof(cls)), "no DLQ record for %s with dlq.* headers", bad);
+        cr_assert(consume_dlq(bad, cls, sizeof(cls)), "no DLQ record for %s with dlq.* headers",
+                  bad);
         cr_assert_str_eq(cls, "permanent");
         stop_consumer_expect_clean_exit();
 }
@@ -396,7 +431,8 @@ struct session_end {
         long long session_id, started_at_ms, ended_at_ms, duration_s, close_method;
 };
 
-static void read_session_end(struct codec *codec, const rd_kafka_message_t *m, struct session_end *se)
+static void read_session_end(struct codec *codec, const rd_kafka_message_t *m,
+                             struct session_end *se)
 {
         rd_kafka_headers_t *h = NULL;
         struct event ev = {0};
@@ -407,9 +443,11 @@ static void read_session_end(struct codec *codec, const rd_kafka_message_t *m, s
         memset(se, 0, sizeof(*se));
         cr_assert(rd_kafka_message_headers(m, &h) == 0, "a session.end record without headers");
         if (rd_kafka_header_get_last(h, "event_id", &val, &len) == 0)
-                snprintf(se->event_id_header, sizeof(se->event_id_header), "%.*s", (int)len, (const char *)val);
+                snprintf(se->event_id_header, sizeof(se->event_id_header), "%.*s", (int)len,
+                         (const char *)val);
         if (rd_kafka_header_get_last(h, "event_type", &val, &len) == 0)
-                snprintf(se->event_type_header, sizeof(se->event_type_header), "%.*s", (int)len, (const char *)val);
+                snprintf(se->event_type_header, sizeof(se->event_type_header), "%.*s", (int)len,
+                         (const char *)val);
         cr_assert(codec_decode(codec, m->payload, m->len, &ev, err, sizeof(err)) == 0, "%s", err);
         cr_assert_str_eq(ev.payload_name, "SessionEnd");
         snprintf(se->event_id, sizeof(se->event_id), "%s", ev.event_id);
@@ -428,8 +466,8 @@ static void read_session_end(struct codec *codec, const rd_kafka_message_t *m, s
  * sessions, so only this test's session id tells its records apart. Partitions are
  * assigned, not subscribed, so no group rebalance delays the read. @returns how many.
  */
-static int read_session_ends(const char *key, long long session, struct session_end *out, int max, int want,
-                             int timeout_ms)
+static int read_session_ends(const char *key, long long session, struct session_end *out, int max,
+                             int want, int timeout_ms)
 {
         char err[256], group[64];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -441,19 +479,24 @@ static int read_session_ends(const char *key, long long session, struct session_
         int n = 0;
 
         support_unique_name("sessread", group, sizeof(group));
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
                                     sizeof(err)) == RD_KAFKA_CONF_OK);
         /* assign() wants a group id; it never joins the group, so nothing waits for a rebalance. */
         cr_assert(rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) == RD_KAFKA_CONF_OK);
-        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) == RD_KAFKA_CONF_OK);
-        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s", err);
+        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ==
+                  RD_KAFKA_CONF_OK);
+        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s",
+                  err);
         rd_kafka_poll_set_consumer(rk);
         rkt = rd_kafka_topic_new(rk, "live.session", NULL);
         cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
-                  md->topics[0].partition_cnt > 0, "no metadata for live.session");
+                          md->topics[0].partition_cnt > 0,
+                  "no metadata for live.session");
         for (int i = 0; i < md->topics[0].partition_cnt; i++)
-                rd_kafka_topic_partition_list_add(parts, "live.session", md->topics[0].partitions[i].id)->offset =
-                        RD_KAFKA_OFFSET_BEGINNING;
+                rd_kafka_topic_partition_list_add(parts, "live.session",
+                                                  md->topics[0].partitions[i].id)
+                        ->offset = RD_KAFKA_OFFSET_BEGINNING;
         rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
         cr_assert(rd_kafka_assign(rk, parts) == 0);
@@ -490,12 +533,13 @@ Test(stream_lifecycle, an_ended_session_is_handed_off_once_and_a_replay_repeats_
         produce_event(s, true, "4242", begin_s, 0, -1);
         produce_event(s, false, "4242", end_s, 1, -1);
         wait_status(s, "ended");
-        session = support_query_int(fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+        session = support_query_int(
+                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
         snprintf(key, sizeof(key), "session.end|%lld", session);
         crypto_sha256_hex(key, strlen(key), want_id);
 
-        cr_assert_eq(read_session_ends(s, session, got, 4, 1, 20000), 1, "no session.end for %s (log %s)", s,
-                  fx.log_path);
+        cr_assert_eq(read_session_ends(s, session, got, 4, 1, 20000), 1,
+                     "no session.end for %s (log %s)", s, fx.log_path);
         /* Read again for a while: the begin and the end must have made exactly one record. */
         n = read_session_ends(s, session, got, 4, -1, 3000);
         cr_assert_eq(n, 1, "begin + end must make exactly one session.end, not %d", n);
@@ -510,8 +554,10 @@ Test(stream_lifecycle, an_ended_session_is_handed_off_once_and_a_replay_repeats_
 
         /* The same end again (a vendor retry or a replay): the same session.end once more. */
         produce_event(s, false, "4242", end_s, 1, -1);
-        cr_assert_eq(read_session_ends(s, session, got, 4, 2, 20000), 2, "the replayed end sent nothing");
-        cr_assert_eq(read_session_ends(s, session, got, 4, -1, 3000), 2, "one replay must make one more");
+        cr_assert_eq(read_session_ends(s, session, got, 4, 2, 20000), 2,
+                     "the replayed end sent nothing");
+        cr_assert_eq(read_session_ends(s, session, got, 4, -1, 3000), 2,
+                     "one replay must make one more");
         cr_assert_str_eq(got[1].event_id_header, want_id);
         cr_assert_str_eq(got[1].event_id, want_id);
         cr_assert_eq(got[1].session_id, session);
@@ -541,8 +587,10 @@ static bool log_has_line(const char *const *needles)
 /* The close_method and event_type of the stream's recorded event `event_id` ("" when absent). */
 static void recorded_close(const char *event_id, char *type, size_t type_size)
 {
-        query1(type, type_size, "SELECT CONCAT(event_type, '/', vendor) FROM live_events WHERE consumer = 'stream' "
-               "AND event_id = '%s'", event_id);
+        query1(type, type_size,
+               "SELECT CONCAT(event_type, '/', vendor) FROM live_events WHERE consumer = 'stream' "
+               "AND event_id = '%s'",
+               event_id);
 }
 
 Test(stream_lifecycle, a_banned_anchor_who_pushes_is_cut_off_with_close_method_3)
@@ -551,7 +599,8 @@ Test(stream_lifecycle, a_banned_anchor_who_pushes_is_cut_off_with_close_method_3
 
         snprintf(s, sizeof(s), "%s_banned", fx.prefix);
         snprintf(anchor, sizeof(anchor), "anchor_%s_b", fx.prefix);
-        snprintf(sql, sizeof(sql), "INSERT INTO anchors (anchor_id, status) VALUES ('%s', 'banned')", anchor);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO anchors (anchor_id, status) VALUES ('%s', 'banned')", anchor);
         cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
         produce_event_of(anchor, s, true, "6001", 1703731478, 0, -1);
         wait_status(s, "ended");
@@ -560,12 +609,15 @@ Test(stream_lifecycle, a_banned_anchor_who_pushes_is_cut_off_with_close_method_3
         cr_assert(wait_online(s, false), "%s still in set:live:online", s);
 
         stream_event_id(s, true, "6001", begin_id);
-        query1(v, sizeof(v), "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = '%s'", begin_id);
+        query1(v, sizeof(v),
+               "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = '%s'",
+               begin_id);
         cr_assert_str_eq(v, "cutoff_banned");
         snprintf(key, sizeof(key), "cutoff|%s", begin_id);
         crypto_sha256_hex(key, strlen(key), want_id);
         recorded_close(want_id, v, sizeof(v));
-        cr_assert_str_eq(v, "stream.close/liveflow", "the cut-off close must be the one the role ended it with");
+        cr_assert_str_eq(v, "stream.close/liveflow",
+                         "the cut-off close must be the one the role ended it with");
         /* The begin's own event time: a session of zero seconds. */
         query1(v, sizeof(v), "SELECT duration_s FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
@@ -577,31 +629,39 @@ Test(stream_lifecycle, a_banned_anchor_who_pushes_is_cut_off_with_close_method_3
 Test(stream_lifecycle, a_suspension_counts_only_until_it_runs_out)
 {
         const long long begin_s = 1703731478;
-        char past[64], future[64], a_past[64], a_future[64], sql[512], v[64], begin_id[65], key[128], cut_id[65];
+        char past[64], future[64], a_past[64], a_future[64], sql[512], v[64], begin_id[65],
+                key[128], cut_id[65];
 
         snprintf(past, sizeof(past), "%s_susp_past", fx.prefix);
         snprintf(future, sizeof(future), "%s_susp_now", fx.prefix);
         snprintf(a_past, sizeof(a_past), "anchor_%s_p", fx.prefix);
         snprintf(a_future, sizeof(a_future), "anchor_%s_f", fx.prefix);
-        /* Judged at the begin's event time: an hour before it has run out, an hour after has not. */
-        snprintf(sql, sizeof(sql), "INSERT INTO anchors (anchor_id, status, suspended_until) VALUES "
-                 "('%s', 'suspended', FROM_UNIXTIME(%lld)), ('%s', 'suspended', FROM_UNIXTIME(%lld))",
-                 a_past, begin_s - 3600, a_future, begin_s + 3600);
+        /* Judged at the begin's event time: an hour before it has run out, an hour after has not.
+         */
+        snprintf(
+                sql, sizeof(sql),
+                "INSERT INTO anchors (anchor_id, status, suspended_until) VALUES "
+                "('%s', 'suspended', FROM_UNIXTIME(%lld)), ('%s', 'suspended', FROM_UNIXTIME(%lld))",
+                a_past, begin_s - 3600, a_future, begin_s + 3600);
         cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
 
         produce_event_of(a_past, past, true, "7001", begin_s, 0, -1);
         produce_event_of(a_future, future, true, "7002", begin_s, 0, -1);
         wait_status(future, "ended");
-        query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", future);
+        query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'",
+               future);
         cr_assert_str_eq(v, "3");
         cr_assert(wait_online(future, false));
-        cr_assert(log_has_line((const char *const[]){"anchor cut off", future, "anchor suspended", NULL}));
+        cr_assert(log_has_line(
+                (const char *const[]){"anchor cut off", future, "anchor suspended", NULL}));
 
         /* Both begins went to the role before the close of the second; the first stays live. */
         wait_status(past, "live");
         cr_assert(wait_online(past, true));
         stream_event_id(past, true, "7001", begin_id);
-        query1(v, sizeof(v), "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = '%s'", begin_id);
+        query1(v, sizeof(v),
+               "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = '%s'",
+               begin_id);
         cr_assert_str_eq(v, "applied");
         snprintf(key, sizeof(key), "cutoff|%s", begin_id);
         crypto_sha256_hex(key, strlen(key), cut_id);
@@ -619,35 +679,42 @@ Test(stream_lifecycle, a_suspension_counts_only_until_it_runs_out)
  * left live; streams of tests running at the same time may still be closed by it, which is
  * what the sweep is for, and their tests look at them well within the silence.
  */
-TestSuite(stream_sweep, .init = setup_stores, .fini = teardown, .timeout = 120, .disabled = !IS_SWEEP_BINARY);
+TestSuite(stream_sweep, .init = setup_stores, .fini = teardown, .timeout = 120,
+          .disabled = !IS_SWEEP_BINARY);
 
 Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
 {
-        static const char *const ghost_env[] = {"LIVEFLOW_STREAM_GHOST_SILENCE_S=2",
-                                                "LIVEFLOW_STREAM_SWEEP_INTERVAL_S=1",
-                                                "LIVEFLOW_KAFKA_PROP_AUTO_OFFSET_RESET=latest", NULL};
+        static const char *const ghost_env[] = {
+                "LIVEFLOW_STREAM_GHOST_SILENCE_S=2", "LIVEFLOW_STREAM_SWEEP_INTERVAL_S=1",
+                "LIVEFLOW_KAFKA_PROP_AUTO_OFFSET_RESET=latest", NULL};
         struct session_end got[2];
         char s[64], v[64], key[320], want_id[65];
         long long session, t0;
 
         start_consumer_with(ghost_env);
         snprintf(s, sizeof(s), "%s_ghost", fx.prefix);
-        /* "latest" is resolved after the assignment: resend (the same event id) until it is seen. */
+        /* "latest" is resolved after the assignment: resend (the same event id) until it is seen.
+         */
         for (int i = 0; i < 10; i++) {
                 produce_event(s, true, "8001", 1703731478, 0, -1);
                 t0 = support_now_ms();
                 while (support_now_ms() - t0 < 2000 &&
-                       support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s) == 0)
+                       support_query_int(fx.mysql,
+                                         "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'",
+                                         s) == 0)
                         support_sleep_ms(50);
-                if (support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s) > 0)
+                if (support_query_int(fx.mysql,
+                                      "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'",
+                                      s) > 0)
                         break;
         }
-        session = support_query_int(fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+        session = support_query_int(
+                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert(session > 0, "the begin of %s was never applied (log %s)", s, fx.log_path);
         t0 = support_now_ms();
         wait_status(s, "ended");
-        cr_assert(support_now_ms() - t0 < 12000, "closed after %lld ms, want about silence + interval",
-                  support_now_ms() - t0);
+        cr_assert(support_now_ms() - t0 < 12000,
+                  "closed after %lld ms, want about silence + interval", support_now_ms() - t0);
         query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1");
         cr_assert(wait_online(s, false), "%s still in set:live:online", s);
@@ -655,13 +722,15 @@ Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
         snprintf(key, sizeof(key), "ghost|%s|%lld", s, session);
         crypto_sha256_hex(key, strlen(key), want_id);
         recorded_close(want_id, v, sizeof(v));
-        cr_assert_str_eq(v, "stream.close/liveflow", "the ghost close must be the one the role ended it with");
+        cr_assert_str_eq(v, "stream.close/liveflow",
+                         "the ghost close must be the one the role ended it with");
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2", "a begin and one ghost close, however many sweeps ran");
-        cr_assert(log_has_line((const char *const[]){"ghost stream closed", s, NULL}), "no ghost log line in %s",
-                  fx.log_path);
+        cr_assert(log_has_line((const char *const[]){"ghost stream closed", s, NULL}),
+                  "no ghost log line in %s", fx.log_path);
         /* It ended through the normal path: its session is handed off, ended by the stream. */
-        cr_assert_eq(read_session_ends(s, session, got, 2, 1, 20000), 1, "no session.end for %s", s);
+        cr_assert_eq(read_session_ends(s, session, got, 2, 1, 20000), 1, "no session.end for %s",
+                     s);
         cr_assert_eq(got[0].close_method, 1);
         stop_consumer_expect_clean_exit();
 }
@@ -676,7 +745,9 @@ Test(stream_sweep, a_zero_silence_sweeps_nothing)
         snprintf(s, sizeof(s), "%s_noghost", fx.prefix);
         produce_event(s, true, "8101", 1703731478, 0, -1);
         wait_status(s, "live");
-        cr_assert(mysql_query(fx.mysql, "UPDATE live_streams SET last_event_at = NOW(3) - INTERVAL 1 DAY") == 0,
+        cr_assert(mysql_query(fx.mysql,
+                              "UPDATE live_streams SET last_event_at = NOW(3) - INTERVAL 1 DAY") ==
+                          0,
                   "%s", mysql_error(fx.mysql));
         support_sleep_ms(3000);
         query1(v, sizeof(v), "SELECT status FROM live_streams WHERE stream_id = '%s'", s);

@@ -66,8 +66,8 @@ static void copy_header(struct MHD_Connection *conn, const char *name, char *out
 
 static enum MHD_Result answer(struct MHD_Connection *conn, int status, const char *body)
 {
-        struct MHD_Response *rsp = MHD_create_response_from_buffer(strlen(body), (void *)body,
-                                                                   MHD_RESPMEM_MUST_COPY);
+        struct MHD_Response *rsp =
+                MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
         enum MHD_Result ret;
 
         MHD_add_response_header(rsp, "Content-Type", "application/json");
@@ -115,7 +115,8 @@ static enum MHD_Result route(struct MHD_Connection *conn, const struct seen *s)
                 return answer(conn, srv.tencent_status, srv.tencent_body);
         }
         if (strcmp(s->method, "GET") == 0 && strcmp(s->path, "/api/v1/clients") == 0) {
-                const char *count = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "count");
+                const char *count =
+                        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "count");
                 char *page = srs_clients_page(atoi(s->start), count ? atoi(count) : 10);
                 enum MHD_Result ret = answer(conn, 200, page);
 
@@ -127,8 +128,9 @@ static enum MHD_Result route(struct MHD_Connection *conn, const struct seen *s)
         return answer(conn, 404, "{\"code\":404}");
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *data, size_t *data_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *data_size, void **con_cls)
 {
         struct upload *up = *con_cls;
         struct seen s;
@@ -141,7 +143,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return *con_cls ? MHD_YES : MHD_NO;
         }
         if (*data_size) {
-                size_t n = *data_size < sizeof(up->body) - 1 - up->len ? *data_size : sizeof(up->body) - 1 - up->len;
+                size_t n = *data_size < sizeof(up->body) - 1 - up->len
+                                   ? *data_size
+                                   : sizeof(up->body) - 1 - up->len;
 
                 memcpy(up->body + up->len, data, n);
                 up->len += n;
@@ -188,9 +192,9 @@ static void server_start(void)
         srv.srs_publisher = -1;
         srv.delete_status = 200;
         srv.delete_body = "{\"code\":0}";
-        srv.daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
-                                      NULL, on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                      MHD_OPTION_END);
+        srv.daemon = MHD_start_daemon(
+                MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
         cr_assert(srv.daemon, "cannot start the test HTTP server");
         info = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
         srv.port = info->port;
@@ -246,8 +250,8 @@ static void load_settings(struct settings *s, bool tencent, bool srs)
         cr_assert_eq(settings_load(s, SETTINGS_CONSUMER, err, sizeof(err)), 0, "%s", err);
 }
 
-static enum vendor_drop drop(const struct settings *s, const char *vendor, const char *stream_id, char *err,
-                             size_t err_size)
+static enum vendor_drop drop(const struct settings *s, const char *vendor, const char *stream_id,
+                             char *err, size_t err_size)
 {
         char e[256];
         struct vendor_api *va = vendor_api_new(s, e, sizeof(e));
@@ -275,15 +279,18 @@ static void expected_authorization(const struct seen *s, char *out, size_t out_s
         gmtime_r(&ts, &tm);
         strftime(date, sizeof(date), "%Y-%m-%d", &tm);
         crypto_sha256_hex(s->body, strlen(s->body), body_hash);
-        snprintf(canonical, sizeof(canonical), "POST\n/\n\ncontent-type:%s\nhost:%s\n\ncontent-type;host\n%s",
-                 s->content_type, s->host, body_hash);
+        snprintf(canonical, sizeof(canonical),
+                 "POST\n/\n\ncontent-type:%s\nhost:%s\n\ncontent-type;host\n%s", s->content_type,
+                 s->host, body_hash);
         crypto_sha256_hex(canonical, strlen(canonical), canonical_hash);
-        snprintf(to_sign, sizeof(to_sign), "TC3-HMAC-SHA256\n%s\n%s/live/tc3_request\n%s", s->timestamp, date,
-                 canonical_hash);
+        snprintf(to_sign, sizeof(to_sign), "TC3-HMAC-SHA256\n%s\n%s/live/tc3_request\n%s",
+                 s->timestamp, date, canonical_hash);
         snprintf(first, sizeof(first), "TC3%s", SECRET_KEY);
         {
-                const void *p1[] = {date}, *p2[] = {"live"}, *p3[] = {"tc3_request"}, *p4[] = {to_sign};
-                const size_t l1[] = {strlen(date)}, l2[] = {4}, l3[] = {11}, l4[] = {strlen(to_sign)};
+                const void *p1[] = {date}, *p2[] = {"live"}, *p3[] = {"tc3_request"},
+                           *p4[] = {to_sign};
+                const size_t l1[] = {strlen(date)}, l2[] = {4}, l3[] = {11},
+                             l4[] = {strlen(to_sign)};
 
                 cr_assert(crypto_hmac_sha256(first, strlen(first), p1, l1, 1, k_date) == 0);
                 cr_assert(crypto_hmac_sha256(k_date, 32, p2, l2, 1, k_service) == 0);
@@ -292,8 +299,11 @@ static void expected_authorization(const struct seen *s, char *out, size_t out_s
         }
         for (int i = 0; i < 32; i++)
                 snprintf(hex + 2 * i, 3, "%02x", sig[i]);
-        snprintf(out, out_size, "TC3-HMAC-SHA256 Credential=%s/%s/live/tc3_request, SignedHeaders=content-type;host, "
-                 "Signature=%s", SECRET_ID, date, hex);
+        snprintf(
+                out, out_size,
+                "TC3-HMAC-SHA256 Credential=%s/%s/live/tc3_request, SignedHeaders=content-type;host, "
+                "Signature=%s",
+                SECRET_ID, date, hex);
 }
 
 TestSuite(vendor_api, .init = server_start, .fini = server_stop, .timeout = 60);
@@ -309,19 +319,26 @@ Test(vendor_api, tc3_signature_matches_tencents_documented_example)
         static const char payload[] =
                 "{\"Limit\": 1, \"Filters\": [{\"Values\": [\"\\u672a\\u547d\\u540d\"], \"Name\": \"instance-name\"}]}";
         struct tc3_request rq = {
-                .secret_id = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", .secret_key = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
-                .service = "cvm", .host = "cvm.tencentcloudapi.com",
-                .content_type = "application/json; charset=utf-8", .payload = payload,
-                .payload_len = sizeof(payload) - 1, .timestamp = 1551113065,
+                .secret_id = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+                .secret_key = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+                .service = "cvm",
+                .host = "cvm.tencentcloudapi.com",
+                .content_type = "application/json; charset=utf-8",
+                .payload = payload,
+                .payload_len = sizeof(payload) - 1,
+                .timestamp = 1551113065,
         };
         char auth[512];
 
         cr_assert_eq(vendor_api_tc3_authorization(&rq, auth, sizeof(auth)), 0);
         /* 1551113065 is 2019-02-26 00:44 in UTC+8: the scope must carry the UTC date. */
-        cr_assert_str_eq(auth, "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2019-02-25/cvm/tc3_request, "
-                               "SignedHeaders=content-type;host, "
-                               "Signature=72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168");
-        cr_assert_eq(vendor_api_tc3_authorization(&rq, auth, 40), -1, "a short buffer must fail, not truncate");
+        cr_assert_str_eq(
+                auth,
+                "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2019-02-25/cvm/tc3_request, "
+                "SignedHeaders=content-type;host, "
+                "Signature=72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168");
+        cr_assert_eq(vendor_api_tc3_authorization(&rq, auth, 40), -1,
+                     "a short buffer must fail, not truncate");
 }
 
 Test(vendor_api, tencent_drop_is_a_signed_droplivestream_call)
@@ -342,11 +359,13 @@ Test(vendor_api, tencent_drop_is_a_signed_droplivestream_call)
         cr_assert_str_eq(got.version, "2018-08-01");
         cr_assert_str_eq(got.region, "ap-guangzhou");
         cr_assert_str_eq(got.content_type, "application/json; charset=utf-8");
-        cr_assert(llabs(atoll(got.timestamp) - now) <= 5, "X-TC-Timestamp %s is not now", got.timestamp);
+        cr_assert(llabs(atoll(got.timestamp) - now) <= 5, "X-TC-Timestamp %s is not now",
+                  got.timestamp);
         body = json_loads(got.body, 0, NULL);
         cr_assert(body, "body is not JSON: %s", got.body);
         cr_assert_str_eq(json_string_value(json_object_get(body, "StreamName")), "room_42");
-        cr_assert_str_eq(json_string_value(json_object_get(body, "DomainName")), "push.example.com");
+        cr_assert_str_eq(json_string_value(json_object_get(body, "DomainName")),
+                         "push.example.com");
         cr_assert_str_eq(json_string_value(json_object_get(body, "AppName")), "live");
         json_decref(body);
         expected_authorization(&got, want, sizeof(want));
@@ -362,7 +381,8 @@ Test(vendor_api, tencent_stream_not_alive_counts_as_done)
         srv.tencent_body = "{\"Response\":{\"Error\":{\"Code\":\"ResourceNotFound.StreamNotAlive\","
                            "\"Message\":\"stream not alive\"},\"RequestId\":\"req-2\"}}";
         load_settings(&s, true, false);
-        cr_assert_eq(drop(&s, "tencent", "room_gone", err, sizeof(err)), VENDOR_DROP_NOT_LIVE, "%s", err);
+        cr_assert_eq(drop(&s, "tencent", "room_gone", err, sizeof(err)), VENDOR_DROP_NOT_LIVE, "%s",
+                     err);
         settings_fini(&s);
 }
 
@@ -372,19 +392,23 @@ Test(vendor_api, tencent_transient_errors_are_retried_and_refusals_fail)
         char err[256];
 
         load_settings(&s, true, false);
-        srv.tencent_body = "{\"Response\":{\"Error\":{\"Code\":\"InternalError.SystemError\",\"Message\":\"x\"},"
-                           "\"RequestId\":\"req-3\"}}";
+        srv.tencent_body =
+                "{\"Response\":{\"Error\":{\"Code\":\"InternalError.SystemError\",\"Message\":\"x\"},"
+                "\"RequestId\":\"req-3\"}}";
         cr_assert_eq(drop(&s, "tencent", "room_1", err, sizeof(err)), VENDOR_DROP_RETRY);
         cr_assert(strstr(err, "InternalError.SystemError") && strstr(err, "req-3"), "%s", err);
-        srv.tencent_body = "{\"Response\":{\"Error\":{\"Code\":\"RequestLimitExceeded\",\"Message\":\"x\"}}}";
+        srv.tencent_body =
+                "{\"Response\":{\"Error\":{\"Code\":\"RequestLimitExceeded\",\"Message\":\"x\"}}}";
         cr_assert_eq(drop(&s, "tencent", "room_1", err, sizeof(err)), VENDOR_DROP_RETRY);
         srv.tencent_status = 502;
         srv.tencent_body = "<html>bad gateway</html>";
         cr_assert_eq(drop(&s, "tencent", "room_1", err, sizeof(err)), VENDOR_DROP_RETRY);
         srv.tencent_status = 200;
         srv.tencent_body = "{\"Resp";
-        cr_assert_eq(drop(&s, "tencent", "room_1", err, sizeof(err)), VENDOR_DROP_RETRY, "a garbled reply");
-        srv.tencent_body = "{\"Response\":{\"Error\":{\"Code\":\"AuthFailure.SignatureFailure\",\"Message\":\"x\"}}}";
+        cr_assert_eq(drop(&s, "tencent", "room_1", err, sizeof(err)), VENDOR_DROP_RETRY,
+                     "a garbled reply");
+        srv.tencent_body =
+                "{\"Response\":{\"Error\":{\"Code\":\"AuthFailure.SignatureFailure\",\"Message\":\"x\"}}}";
         cr_assert_eq(drop(&s, "tencent", "room_1", err, sizeof(err)), VENDOR_DROP_FAILED);
         cr_assert(strstr(err, "AuthFailure.SignatureFailure"), "%s", err);
         settings_fini(&s);
@@ -441,7 +465,8 @@ Test(vendor_api, srs_kicks_the_publisher_found_on_a_later_page)
         cr_assert_str_eq(seen_at(0).start, "0");
         cr_assert_str_eq(seen_at(1).start, "100");
         cr_assert_str_eq(seen_at(2).method, "DELETE");
-        cr_assert_str_eq(seen_at(2).path, "/api/v1/clients/c130", "the player c129 must not be kicked");
+        cr_assert_str_eq(seen_at(2).path, "/api/v1/clients/c130",
+                         "the player c129 must not be kicked");
         settings_fini(&s);
 }
 
@@ -468,13 +493,15 @@ Test(vendor_api, srs_without_a_publisher_or_with_one_gone_is_not_live)
         srv.srs_total = 4;
         srv.srs_stream = "room_none";
         load_settings(&s, false, true);
-        cr_assert_eq(drop(&s, "srs", "room_none", err, sizeof(err)), VENDOR_DROP_NOT_LIVE, "%s", err);
+        cr_assert_eq(drop(&s, "srs", "room_none", err, sizeof(err)), VENDOR_DROP_NOT_LIVE, "%s",
+                     err);
         cr_assert_eq(seen_count(), 1, "nothing to kick");
 
         srv.srs_publisher = 2;
         srv.delete_status = 404;
         srv.delete_body = "{\"code\":2049}";
-        cr_assert_eq(drop(&s, "srs", "room_none", err, sizeof(err)), VENDOR_DROP_NOT_LIVE, "%s", err);
+        cr_assert_eq(drop(&s, "srs", "room_none", err, sizeof(err)), VENDOR_DROP_NOT_LIVE, "%s",
+                     err);
         srv.delete_status = 500;
         srv.delete_body = "{\"code\":1}";
         cr_assert_eq(drop(&s, "srs", "room_none", err, sizeof(err)), VENDOR_DROP_RETRY);
@@ -497,11 +524,19 @@ static void start_stream_role(void)
 {
         char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[96], e_ep[96];
         char *argv[] = {bin, (char *)"stream", NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, e_ep,
-                       (char *)"LIVEFLOW_TENCENT_SECRET_ID=" SECRET_ID, (char *)"LIVEFLOW_TENCENT_SECRET_KEY=" SECRET_KEY,
+        char *env[] = {e_boot,
+                       e_mysql,
+                       e_redis,
+                       e_admin,
+                       e_group,
+                       e_ep,
+                       (char *)"LIVEFLOW_TENCENT_SECRET_ID=" SECRET_ID,
+                       (char *)"LIVEFLOW_TENCENT_SECRET_KEY=" SECRET_KEY,
                        (char *)"LIVEFLOW_TENCENT_PUSH_DOMAIN=push.example.com",
-                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000", (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
-                       (char *)"LIVEFLOW_LOG_LEVEL=debug", NULL};
+                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
+                       (char *)"LIVEFLOW_LOG_LEVEL=debug",
+                       NULL};
         int admin_port = support_free_port();
         rd_kafka_conf_t *conf;
         struct mysql_url u;
@@ -511,21 +546,27 @@ static void start_stream_role(void)
         support_create_database(rf.mysql_url, sizeof(rf.mysql_url));
         cr_assert(url_parse_mysql(rf.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
         rf.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(rf.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0), "%s",
-                  mysql_error(rf.mysql));
+        cr_assert(mysql_real_connect(rf.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
+                                     0),
+                  "%s", mysql_error(rf.mysql));
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", rf.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", admin_port);
         snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s", rf.prefix);
         snprintf(e_ep, sizeof(e_ep), "LIVEFLOW_TENCENT_API_ENDPOINT=http://127.0.0.1:%d", srv.port);
         snprintf(rf.log_path, sizeof(rf.log_path), "/tmp/%s.consumer.log", rf.prefix);
         rf.pid = support_spawn(argv, env, rf.log_path);
-        cr_assert(support_wait_ready(admin_port, 20000) == 0, "consumer not ready; see %s", rf.log_path);
+        cr_assert(support_wait_ready(admin_port, 20000) == 0, "consumer not ready; see %s",
+                  rf.log_path);
         conf = rd_kafka_conf_new();
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
-                                    err, sizeof(err)) == RD_KAFKA_CONF_OK, "%s", err);
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+                                    sizeof(err)) == RD_KAFKA_CONF_OK,
+                  "%s", err);
         rf.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(rf.producer, "%s", err);
         cr_assert((rf.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
@@ -546,31 +587,43 @@ static void stop_stream_role(void)
 }
 
 /* A stream event on live.stream; an end carries close_method (2 and 3 are forced closes). */
-static void produce_stream_event(const char *stream_id, bool begin, long long time_s, int close_method)
+static void produce_stream_event(const char *stream_id, bool begin, long long time_s,
+                                 int close_method)
 {
         char key[256], event_id[65], err[256];
         json_t *payload = begin ? json_pack("{s:s}", "sequence", "1")
                                 : json_pack("{s:i}", "close_method", close_method);
         struct envelope env = {
-                .event_id = event_id, .vendor = begin ? "tencent" : "internal",
-                .event_type = begin ? "stream.begin" : close_method == 1 ? "stream.end" : "stream.close",
-                .stream_id = stream_id, .anchor_id = "anchor_va", .room_id = "anchor_va",
-                .event_time_ms = time_s * 1000, .receive_time_ms = time_s * 1000,
-                .trace_id = "0123456789abcdef0123456789abcdef", .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = begin ? "tencent" : "internal",
+                .event_type = begin               ? "stream.begin"
+                              : close_method == 1 ? "stream.end"
+                                                  : "stream.close",
+                .stream_id = stream_id,
+                .anchor_id = "anchor_va",
+                .room_id = "anchor_va",
+                .event_time_ms = time_s * 1000,
+                .receive_time_ms = time_s * 1000,
+                .trace_id = "0123456789abcdef0123456789abcdef",
+                .raw = "{}",
+                .raw_len = 2,
         };
         void *buf;
         size_t len;
 
         snprintf(key, sizeof(key), "%s|%d|%d", stream_id, begin, close_method);
         crypto_sha256_hex(key, strlen(key), event_id);
-        cr_assert(codec_encode(rf.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf, &len, err,
-                               sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(rf.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
+                               &len, err, sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
-        cr_assert(rd_kafka_producev(rf.producer, RD_KAFKA_V_TOPIC("live.stream"),
-                                    RD_KAFKA_V_KEY(stream_id, strlen(stream_id)), RD_KAFKA_V_VALUE(buf, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                    RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
-                                    RD_KAFKA_V_HEADER("event_type", env.event_type, -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          rf.producer, RD_KAFKA_V_TOPIC("live.stream"),
+                          RD_KAFKA_V_KEY(stream_id, strlen(stream_id)), RD_KAFKA_V_VALUE(buf, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                          RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                          RD_KAFKA_V_HEADER("event_type", env.event_type, -1),
+                          RD_KAFKA_V_END) == 0);
         cr_assert(rd_kafka_flush(rf.producer, 10000) == 0);
 }
 
@@ -622,7 +675,8 @@ static bool has_drop(const char *stream_id)
 
 static bool has_two_events(const char *stream_id)
 {
-        return count_rows("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", stream_id) >= 2;
+        return count_rows("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", stream_id) >=
+               2;
 }
 
 Test(vendor_api, stream_role_drops_a_forced_close_of_a_live_stream_only, .fini = stop_stream_role)
@@ -648,9 +702,12 @@ Test(vendor_api, stream_role_drops_a_forced_close_of_a_live_stream_only, .fini =
         support_sleep_ms(500);
         cr_assert_eq(drops_of(ended), 0, "a stream the anchor ended must not be dropped");
         cr_assert_eq(drops_of(never), 0, "a stream that was no longer live must not be dropped");
-        cr_assert_eq(count_rows("SELECT close_method FROM live_streams WHERE stream_id = '%s'", forced), 2);
+        cr_assert_eq(
+                count_rows("SELECT close_method FROM live_streams WHERE stream_id = '%s'", forced),
+                2);
 
-        /* A replay of the close (redelivery after a crash) repeats the drop: the vendor is idempotent. */
+        /* A replay of the close (redelivery after a crash) repeats the drop: the vendor is
+         * idempotent. */
         produce_stream_event(forced, false, 1090, 2);
         {
                 long long deadline = support_now_ms() + 20000;
@@ -658,9 +715,12 @@ Test(vendor_api, stream_role_drops_a_forced_close_of_a_live_stream_only, .fini =
                 while (drops_of(forced) < 2 && support_now_ms() < deadline)
                         support_sleep_ms(50);
         }
-        cr_assert_eq(drops_of(forced), 2, "the replayed close was not dropped again (log %s)", rf.log_path);
-        cr_assert_eq(count_rows("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", forced), 2);
+        cr_assert_eq(drops_of(forced), 2, "the replayed close was not dropped again (log %s)",
+                     rf.log_path);
+        cr_assert_eq(count_rows("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", forced),
+                     2);
         cr_assert(kill(rf.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(rf.pid, 20000), 0, "consumer did not drain cleanly; see %s", rf.log_path);
+        cr_assert_eq(support_wait_exit(rf.pid, 20000), 0, "consumer did not drain cleanly; see %s",
+                     rf.log_path);
         rf.pid = 0;
 }

@@ -86,14 +86,16 @@ struct tip {
         char id[40];
         int anchor, audience;
         long long amount, gift_count, ts_ms;
-        long long ratio_bp, share; /* the ratio in force at ts_ms and the anchor's share, by the test */
-        bool is_gender_absent;     /* an "unknown" audience leaves the field out */
+        long long ratio_bp,
+                share;         /* the ratio in force at ts_ms and the anchor's share, by the test */
+        bool is_gender_absent; /* an "unknown" audience leaves the field out */
         const char *audience_type; /* NULL: absent */
 };
 
 enum post_kind {
         POST_ONCE,
-        POST_THEN_REPLAY, /* then the identical request again: same webhook-id, timestamp, signature */
+        POST_THEN_REPLAY, /* then the identical request again: same webhook-id, timestamp, signature
+                           */
         POST_THEN_RETRY,  /* then the same webhook-id with a fresh timestamp, as a sender's retry */
         POST_AGAIN,       /* the tip service posts the tip a second time under a new webhook-id */
 };
@@ -106,7 +108,8 @@ struct post {
 
 enum ask_kind {
         ASK_SAFE,   /* covered by the tips settled before any withdrawal was sent: must succeed */
-        ASK_RACE,   /* depends on how far the tips are settled: either outcome, checked for consistency */
+        ASK_RACE,   /* depends on how far the tips are settled: either outcome, checked for
+                       consistency */
         ASK_BIG,    /* more than the anchor will ever earn: must be refused */
         ASK_NOBODY, /* an anchor without earnings: must be refused */
 };
@@ -249,12 +252,14 @@ static void plan_ratios(void)
                 if (a % 3 == 0)
                         add_ratio(a, fx.mid_ms, 2000 + (a * 379) % 7000, true);
         }
-        add_ratio(7, fx.mid_ms + 1, 9500, true); /* a millisecond later: a tip at mid_ms keeps the old one */
+        add_ratio(7, fx.mid_ms + 1, 9500,
+                  true); /* a millisecond later: a tip at mid_ms keeps the old one */
 }
 
 static void plan_tips(void)
 {
-        static const long long prices[] = {1, 1, 3, 10, 10, 52, 99, 99, 520, 1314, 9999, 10001, 33333};
+        static const long long prices[] = {1,  1,   3,    10,   10,    52,   99,
+                                           99, 520, 1314, 9999, 10001, 33333};
         static const char *const types[] = {"registered", "guest", NULL};
 
         fx.tips = calloc((size_t)fx.tip_cnt, sizeof(*fx.tips));
@@ -267,14 +272,17 @@ static void plan_tips(void)
                 t->anchor = rnd(2) ? (int)rnd(ANCHORS) : (int)rnd(8);
                 t->audience = (int)rnd(AUDIENCES);
                 t->gift_count = rnd(4) ? 1 : 1 + rnd(5);
-                t->amount = prices[rnd(sizeof(prices) / sizeof(prices[0]))] * t->gift_count + (rnd(7) ? 0 : rnd(100));
+                t->amount = prices[rnd(sizeof(prices) / sizeof(prices[0]))] * t->gift_count +
+                            (rnd(7) ? 0 : rnd(100));
                 t->ts_ms = fx.start_ms + i * EVENING_MS / fx.tip_cnt;
                 t->is_gender_absent = rnd(2);
                 t->audience_type = types[rnd(3)];
-                snprintf(t->id, sizeof(t->id), "%s-%c-%d", fx.prefix, i < fx.phase_a ? 'a' : 'b', i);
+                snprintf(t->id, sizeof(t->id), "%s-%c-%d", fx.prefix, i < fx.phase_a ? 'a' : 'b',
+                         i);
         }
         if (fx.tip_cnt % 2 == 0)
-                fx.tips[fx.tip_cnt / 2].anchor = 0; /* ts == mid_ms exactly: effective_at itself counts */
+                fx.tips[fx.tip_cnt / 2].anchor =
+                        0; /* ts == mid_ms exactly: effective_at itself counts */
         for (int a = 0; a < ANCHORS; a++)
                 fx.tips[fx.tip_cnt - ANCHORS + a].anchor = a; /* the closing tips: one per anchor */
         for (int i = 0; i < fx.tip_cnt; i++) {
@@ -328,7 +336,8 @@ static void plan_posts(void)
         }
         qsort(fx.posts, (size_t)fx.post_cnt, sizeof(*fx.posts), by_order);
         fx.last_posts = fx.post_cnt - ANCHORS;
-        for (fx.gate = 0; fx.gate < fx.post_cnt && fx.tips[fx.posts[fx.gate].tip].ts_ms < fx.mid_ms; fx.gate++)
+        for (fx.gate = 0; fx.gate < fx.post_cnt && fx.tips[fx.posts[fx.gate].tip].ts_ms < fx.mid_ms;
+             fx.gate++)
                 ;
         cr_assert_lt(fx.gate, fx.post_cnt);
 }
@@ -339,7 +348,8 @@ static struct ask *new_ask(int anchor, enum ask_kind kind, long long amount)
         static const enum ask_dup dups[] = {DUP_NONE, DUP_NONE,   DUP_NONE, DUP_AGAIN, DUP_NONE,
                                             DUP_NONE, DUP_REPLAY, DUP_NONE, DUP_LATE,  DUP_NONE};
 
-        *w = (struct ask){.anchor = anchor, .amount = amount, .kind = kind, .dup = dups[fx.ask_cnt % 10]};
+        *w = (struct ask){
+                .anchor = anchor, .amount = amount, .kind = kind, .dup = dups[fx.ask_cnt % 10]};
         snprintf(w->id, sizeof(w->id), "%s-w%d", fx.prefix, fx.ask_cnt);
         fx.ask_cnt++;
         return w;
@@ -353,7 +363,8 @@ static struct ask *new_ask(int anchor, enum ask_kind kind, long long amount)
  */
 static void plan_asks(void)
 {
-        static const enum ask_kind rounds[ROUNDS] = {ASK_SAFE, ASK_SAFE, ASK_RACE, ASK_BIG, ASK_RACE, ASK_RACE};
+        static const enum ask_kind rounds[ROUNDS] = {ASK_SAFE, ASK_SAFE, ASK_RACE,
+                                                     ASK_BIG,  ASK_RACE, ASK_RACE};
         long long asked[ANCHORS] = {0};
         int order[ANCHORS];
 
@@ -373,7 +384,8 @@ static void plan_asks(void)
                         enum ask_kind kind = rounds[r];
                         long long amount = fx.guaranteed[a] / 10;
 
-                        if (kind == ASK_SAFE && (amount < 1 || amount > fx.guaranteed[a] - asked[a]))
+                        if (kind == ASK_SAFE &&
+                            (amount < 1 || amount > fx.guaranteed[a] - asked[a]))
                                 kind = ASK_RACE;
                         if (kind == ASK_RACE)
                                 amount = 1 + fx.total[a] * (5 + rnd(30)) / 100;
@@ -389,7 +401,8 @@ static void plan_asks(void)
         /* The closing ones, after every other post (the late copies included): all refused. */
         fx.last_asks = fx.ask_cnt;
         for (int a = 0; a <= ANCHORS; a++)
-                new_ask(a, a < ANCHORS ? ASK_BIG : ASK_NOBODY, a < ANCHORS ? fx.total[a] + 1 : 1)->dup = DUP_NONE;
+                new_ask(a, a < ANCHORS ? ASK_BIG : ASK_NOBODY, a < ANCHORS ? fx.total[a] + 1 : 1)
+                        ->dup = DUP_NONE;
 }
 
 static void plan_evening(void)
@@ -403,10 +416,11 @@ static void plan_evening(void)
         plan_tips();
         plan_posts();
         plan_asks();
-        cr_log_info("%s: seed %llu; %d distinct tips in %d posts (at most %d/s) over %d anchors and %d audiences, "
-                    "%d withdrawals; %d revenue_share rows, the midway ones written before post %d",
-                    fx.prefix, fx.seed, fx.tip_cnt, fx.post_cnt, fx.rate, ANCHORS, AUDIENCES, fx.ask_cnt, fx.ratio_cnt,
-                    fx.gate);
+        cr_log_info(
+                "%s: seed %llu; %d distinct tips in %d posts (at most %d/s) over %d anchors and %d audiences, "
+                "%d withdrawals; %d revenue_share rows, the midway ones written before post %d",
+                fx.prefix, fx.seed, fx.tip_cnt, fx.post_cnt, fx.rate, ANCHORS, AUDIENCES,
+                fx.ask_cnt, fx.ratio_cnt, fx.gate);
 }
 
 /* ------------------------------------------------------------------ the fixture */
@@ -433,9 +447,11 @@ static void proc_env(struct proc *p, const char *fmt, ...)
 /* The variables every worker gets; Redis through the relay, so it can be cut away. */
 static void worker_env(struct proc *p, const char *group)
 {
-        proc_env(p, "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        proc_env(p, "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         proc_env(p, "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        proc_env(p, "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%d/%d", support_proxy_port(fx.proxy), REDIS_DB);
+        proc_env(p, "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%d/%d", support_proxy_port(fx.proxy),
+                 REDIS_DB);
         proc_env(p, "LIVEFLOW_GROUP_ID=%s", group);
         proc_env(p, "LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000");
         proc_env(p, "LIVEFLOW_RETRY_BACKOFF_MS=50");
@@ -462,7 +478,8 @@ static void proc_spawn(struct proc *p)
 
 static void proc_wait_ready(struct proc *p)
 {
-        cr_assert(support_wait_ready(p->admin_port, READY_MS) == 0, "%s is not ready; see %s", p->name, p->log);
+        cr_assert(support_wait_ready(p->admin_port, READY_MS) == 0, "%s is not ready; see %s",
+                  p->name, p->log);
 }
 
 static void proc_kill(struct proc *p)
@@ -485,7 +502,8 @@ static void setup(void)
         char b64[64];
 
         snprintf(fx.prefix, sizeof(fx.prefix), "ev%d", (int)getpid());
-        fx.tip_cnt = (int)env_int("LIVEFLOW_TEST_EVENING_TIPS", IS_SANITIZED ? 10000 : 20000, 100, 100000);
+        fx.tip_cnt = (int)env_int("LIVEFLOW_TEST_EVENING_TIPS", IS_SANITIZED ? 10000 : 20000, 100,
+                                  100000);
         fx.rate = (int)env_int("LIVEFLOW_TEST_EVENING_RATE", 1000, 1, 100000);
         fx.seed = (unsigned long long)env_int("LIVEFLOW_TEST_EVENING_SEED", getpid(), 0, 1LL << 62);
         base64(KEY_RAW, strlen(KEY_RAW), b64, sizeof(b64));
@@ -537,7 +555,8 @@ static void teardown(void)
 
 TestSuite(money_evening, .init = setup, .fini = teardown, .timeout = 600);
 
-/* This test's Redis database, emptied; the test reads it directly, the workers through the relay. */
+/* This test's Redis database, emptied; the test reads it directly, the workers through the relay.
+ */
 static void use_redis(void)
 {
         int port = atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT"));
@@ -572,15 +591,16 @@ static void add_ends(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partition
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         int cnt;
 
-        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
-                          md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
+        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
                   "no metadata for %s", topic);
         cnt = md->topics[0].partition_cnt;
         rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
         for (int p = 0; p < cnt; p++) {
                 int64_t low, high;
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, 10000);
+                rd_kafka_resp_err_t err =
+                        rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, 10000);
 
                 cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s[%d]: %s", topic, p,
                           rd_kafka_err2str(err));
@@ -595,33 +615,39 @@ static void add_ends(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partition
  */
 static void start_group_at_the_end(const char *group)
 {
-        static const char *const topics[] = {"live.reward", "live.withdrawal", "live.session", "live.viewer"};
+        static const char *const topics[] = {"live.reward", "live.withdrawal", "live.session",
+                                             "live.viewer"};
         rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_new(32), *check;
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         char errstr[512];
         rd_kafka_t *rk;
 
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
                                     sizeof(errstr)) == RD_KAFKA_CONF_OK,
                   "%s", errstr);
-        cr_assert(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
-        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ==
+                  RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ==
+                  RD_KAFKA_CONF_OK);
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
         cr_assert(rk != NULL, "%s", errstr);
         for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++)
                 add_ends(rk, topics[t], ends);
-        for (int attempt = 0; attempt < 20; attempt++) { /* the coordinator may not be known at once */
+        for (int attempt = 0; attempt < 20;
+             attempt++) { /* the coordinator may not be known at once */
                 if ((err = rd_kafka_commit(rk, ends, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR)
                         break;
                 support_sleep_ms(250);
         }
-        cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "commit for %s: %s", group, rd_kafka_err2str(err));
+        cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "commit for %s: %s", group,
+                  rd_kafka_err2str(err));
         check = rd_kafka_topic_partition_list_copy(ends);
         cr_assert(rd_kafka_committed(rk, check, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
         for (int i = 0; i < check->cnt; i++)
-                cr_assert(eq(i64, check->elems[i].offset, ends->elems[i].offset), "%s: %s[%d]", group,
-                          check->elems[i].topic, check->elems[i].partition);
+                cr_assert(eq(i64, check->elems[i].offset, ends->elems[i].offset), "%s: %s[%d]",
+                          group, check->elems[i].topic, check->elems[i].partition);
         rd_kafka_topic_partition_list_destroy(check);
         rd_kafka_topic_partition_list_destroy(ends);
         rd_kafka_destroy(rk);
@@ -641,7 +667,8 @@ static void start_pipeline(void)
 
         proc_init(&fx.receiver, "receiver", "liveflow-receiver", NULL);
         fx.http_port = support_free_port();
-        proc_env(&fx.receiver, "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        proc_env(&fx.receiver, "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         proc_env(&fx.receiver, "LIVEFLOW_HTTP_ADDR=127.0.0.1");
         proc_env(&fx.receiver, "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
         proc_env(&fx.receiver, "LIVEFLOW_HMAC_SECRET=%s", fx.secret);
@@ -705,12 +732,14 @@ static void sign(const char *msg_id, long long ts_s, const char *body, char *out
         unsigned int mac_len = 0;
         int n = snprintf(text, sizeof(text), "%s.%lld.%s", msg_id, ts_s, body);
 
-        HMAC(EVP_sha256(), KEY_RAW, (int)strlen(KEY_RAW), (const unsigned char *)text, (size_t)n, mac, &mac_len);
+        HMAC(EVP_sha256(), KEY_RAW, (int)strlen(KEY_RAW), (const unsigned char *)text, (size_t)n,
+             mac, &mac_len);
         base64(mac, mac_len, out, out_size);
 }
 
 /* One signed POST. @returns the HTTP status, or -1 when no answer came. */
-static long post_signed(CURL *curl, const char *path, const char *msg_id, long long ts_s, const char *body, char *reply)
+static long post_signed(CURL *curl, const char *path, const char *msg_id, long long ts_s,
+                        const char *body, char *reply)
 {
         char url[96], h_id[128], h_ts[64], h_sig[128], sig[64];
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -743,7 +772,8 @@ static long post_signed(CURL *curl, const char *path, const char *msg_id, long l
  * Posts until a 200, as the platform would: a 503 (Kafka did not acknowledge in time) or no
  * answer is retried with the same webhook-id and a fresh timestamp; anything else fails.
  */
-static void deliver(CURL *curl, const char *path, const char *msg_id, long long ts_s, const char *body)
+static void deliver(CURL *curl, const char *path, const char *msg_id, long long ts_s,
+                    const char *body)
 {
         char reply[256];
         long status = -1;
@@ -768,14 +798,17 @@ static void tip_body(const struct tip *t, char *out, size_t out_size)
         char gender[48] = "", type[48] = "";
 
         if (t->audience % 3 != 2 || !t->is_gender_absent)
-                snprintf(gender, sizeof(gender), ",\"audience_gender\":\"%s\"", genders[t->audience % 3]);
+                snprintf(gender, sizeof(gender), ",\"audience_gender\":\"%s\"",
+                         genders[t->audience % 3]);
         if (t->audience_type)
                 snprintf(type, sizeof(type), ",\"audience_type\":\"%s\"", t->audience_type);
-        snprintf(out, out_size,
-                 "{\"trace_id\":\"%s\",\"audience_id\":\"%s\",\"anchor_id\":\"%s\",\"room_id\":\"%s\",\"amount\":%lld,"
-                 "\"gift_id\":\"gift%lld\",\"gift_count\":%lld,\"ts\":%lld,\"anchor_gender\":\"%s\"%s%s}",
-                 t->id, ids.audiences[t->audience], ids.anchors[t->anchor], ids.rooms[t->anchor], t->amount,
-                 t->amount % 13, t->gift_count, t->ts_ms, genders[t->anchor % 3], gender, type);
+        snprintf(
+                out, out_size,
+                "{\"trace_id\":\"%s\",\"audience_id\":\"%s\",\"anchor_id\":\"%s\",\"room_id\":\"%s\",\"amount\":%lld,"
+                "\"gift_id\":\"gift%lld\",\"gift_count\":%lld,\"ts\":%lld,\"anchor_gender\":\"%s\"%s%s}",
+                t->id, ids.audiences[t->audience], ids.anchors[t->anchor], ids.rooms[t->anchor],
+                t->amount, t->amount % 13, t->gift_count, t->ts_ms, genders[t->anchor % 3], gender,
+                type);
 }
 
 static void post_tip(CURL *curl, const struct post *p)
@@ -799,9 +832,11 @@ static void pass_gate(int p)
         pthread_mutex_lock(&run.lock);
         if (p == fx.gate) {
                 for (int i = 0; i < fx.ratio_cnt; i++) {
-                        if (fx.ratios[i].is_midway && insert_ratio(run.gate_mysql, &fx.ratios[i]) != 0) {
+                        if (fx.ratios[i].is_midway &&
+                            insert_ratio(run.gate_mysql, &fx.ratios[i]) != 0) {
                                 pthread_mutex_unlock(&run.lock);
-                                thread_fail("midway ratio of %s: %s", ids.anchors[fx.ratios[i].anchor],
+                                thread_fail("midway ratio of %s: %s",
+                                            ids.anchors[fx.ratios[i].anchor],
                                             mysql_error(run.gate_mysql));
                                 pthread_mutex_lock(&run.lock);
                         }
@@ -833,7 +868,8 @@ static void *sender_main(void *arg)
                         support_sleep_ms((int)(due - now));
                 if (p >= fx.gate)
                         pass_gate(p);
-                while (p >= fx.last_posts && atomic_load(&run.posts_done) < fx.last_posts && !is_stopping())
+                while (p >= fx.last_posts && atomic_load(&run.posts_done) < fx.last_posts &&
+                       !is_stopping())
                         support_sleep_ms(5);
                 post_tip(curl, &fx.posts[p]);
                 atomic_fetch_add(&run.posts_done, 1);
@@ -846,8 +882,8 @@ static void post_ask(CURL *curl, const struct ask *w, int copy, long long ts_s)
 {
         char body[256], msg_id[80];
 
-        snprintf(body, sizeof(body), "{\"request_id\":\"%s\",\"anchor_id\":\"%s\",\"amount\":%lld}", w->id,
-                 ids.anchors[w->anchor], w->amount);
+        snprintf(body, sizeof(body), "{\"request_id\":\"%s\",\"anchor_id\":\"%s\",\"amount\":%lld}",
+                 w->id, ids.anchors[w->anchor], w->amount);
         snprintf(msg_id, sizeof(msg_id), "msg_%s_%d", w->id, copy);
         deliver(curl, "/v1/withdrawals", msg_id, ts_s, body);
 }
@@ -912,15 +948,16 @@ static void start_posting(void)
 /* Phase A is settled: the withdrawals start, spread over most of what remains of the posting. */
 static void start_asking(void)
 {
-        long long left_ms = (long long)(fx.post_cnt - atomic_load(&run.posts_done)) * 1000 / fx.rate;
+        long long left_ms =
+                (long long)(fx.post_cnt - atomic_load(&run.posts_done)) * 1000 / fx.rate;
 
         pthread_mutex_lock(&run.lock);
         run.ask_spacing_ms = left_ms * 6 / 10 / (fx.ask_cnt + fx.ask_cnt / 5);
         run.is_asking = true;
         pthread_cond_broadcast(&run.cond);
         pthread_mutex_unlock(&run.lock);
-        cr_log_info("phase A (%d tips) settled after %lld ms: withdrawals start, one every %lld ms", fx.phase_a,
-                    support_now_ms() - run.t0_ms, run.ask_spacing_ms);
+        cr_log_info("phase A (%d tips) settled after %lld ms: withdrawals start, one every %lld ms",
+                    fx.phase_a, support_now_ms() - run.t0_ms, run.ask_spacing_ms);
 }
 
 /* ------------------------------------------------------------------ the evening */
@@ -961,7 +998,8 @@ static long long scrape(const struct proc *p, const char *series)
                 for (char *line = body, *next; line; line = next) {
                         if ((next = strchr(line, '\n')))
                                 *next++ = '\0';
-                        if (strncmp(line, series, strlen(series)) == 0 && line[strlen(series)] == ' ')
+                        if (strncmp(line, series, strlen(series)) == 0 &&
+                            line[strlen(series)] == ' ')
                                 value = atoll(line + strlen(series) + 1);
                 }
         }
@@ -973,18 +1011,20 @@ static long long scrape(const struct proc *p, const char *series)
 /* SIGKILL, then the same worker again (not waited for: the evening goes on meanwhile). */
 static void kill_9(struct proc *p, long long done, const char *what)
 {
-        cr_assert_lt(done, fx.tip_cnt, "%s had handled every tip before its kill: nothing was tested", p->name);
+        cr_assert_lt(done, fx.tip_cnt,
+                     "%s had handled every tip before its kill: nothing was tested", p->name);
         cr_assert(kill(p->pid, SIGKILL) == 0);
         cr_assert(eq(int, support_wait_exit(p->pid, 10000), 128 + SIGKILL), "%s", p->name);
         proc_spawn(p);
-        cr_log_info("%s killed with SIGKILL after %lld of %d tips %s, %lld ms after the first post", p->name, done,
-                    fx.tip_cnt, what, support_now_ms() - run.t0_ms);
+        cr_log_info("%s killed with SIGKILL after %lld of %d tips %s, %lld ms after the first post",
+                    p->name, done, fx.tip_cnt, what, support_now_ms() - run.t0_ms);
 }
 
 static bool is_back(struct proc *p, long long since_ms)
 {
         if (support_wait_ready(p->admin_port, 0) != 0) {
-                cr_assert_lt(support_now_ms() - since_ms, READY_MS, "%s is not ready again; see %s", p->name, p->log);
+                cr_assert_lt(support_now_ms() - since_ms, READY_MS, "%s is not ready again; see %s",
+                             p->name, p->log);
                 return false;
         }
         cr_log_info("%s ready again %lld ms after its kill", p->name, support_now_ms() - since_ms);
@@ -992,7 +1032,15 @@ static bool is_back(struct proc *p, long long since_ms)
 }
 
 /* What happens to the workers during the evening, in this order, at shares of the posts. */
-enum chaos_step { KILL_SYNC, SYNC_BACK, KILL_SETTLE, SETTLE_BACK, CUT_REDIS, RESTORE_REDIS, CHAOS_DONE };
+enum chaos_step {
+        KILL_SYNC,
+        SYNC_BACK,
+        KILL_SETTLE,
+        SETTLE_BACK,
+        CUT_REDIS,
+        RESTORE_REDIS,
+        CHAOS_DONE
+};
 
 struct chaos {
         enum chaos_step step;
@@ -1032,13 +1080,16 @@ static void chaos_step(struct chaos *c, long long posted, long long synced, long
                 c->synced = synced;
                 break;
         case RESTORE_REDIS:
-                /* Until a twentieth of the tips went by reward-sync without Redis (20 s at most). */
-                if ((synced - c->synced < fx.tip_cnt / 20 || now - c->since_ms < 3000) && now - c->since_ms < 20000)
+                /* Until a twentieth of the tips went by reward-sync without Redis (20 s at most).
+                 */
+                if ((synced - c->synced < fx.tip_cnt / 20 || now - c->since_ms < 3000) &&
+                    now - c->since_ms < 20000)
                         return;
                 support_proxy_restore(fx.proxy);
-                cr_log_info("Redis cut away from the workers for %lld ms, from %lld ms after the first post, while "
-                            "%lld tips went into recharge",
-                            now - c->since_ms, c->since_ms - run.t0_ms, synced - c->synced);
+                cr_log_info(
+                        "Redis cut away from the workers for %lld ms, from %lld ms after the first post, while "
+                        "%lld tips went into recharge",
+                        now - c->since_ms, c->since_ms - run.t0_ms, synced - c->synced);
                 break;
         case CHAOS_DONE:
                 return;
@@ -1049,8 +1100,9 @@ static void chaos_step(struct chaos *c, long long posted, long long synced, long
 
 static bool phase_a_settled(const char *like_a)
 {
-        long long n =
-                support_query_int(fx.mysql, "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'", like_a);
+        long long n = support_query_int(
+                fx.mysql, "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'",
+                like_a);
 
         return n == fx.phase_a;
 }
@@ -1077,8 +1129,8 @@ static void run_evening(void)
                 cr_assert_lt(support_now_ms(), deadline,
                              "the evening is not over after %d s: step %d, %lld of %d posts, "
                              "%d of %d withdrawals, %lld in recharge, %lld settled",
-                             RUN_MS / 1000, (int)chaos.step, posted, fx.post_cnt, atomic_load(&run.asks_done),
-                             fx.ask_cnt, synced, settled);
+                             RUN_MS / 1000, (int)chaos.step, posted, fx.post_cnt,
+                             atomic_load(&run.asks_done), fx.ask_cnt, synced, settled);
                 support_sleep_ms(100);
         }
         stop_threads();
@@ -1097,8 +1149,9 @@ static void wait_for(const char *what, long long want, const char *sql)
                         last = got;
                         moved_ms = support_now_ms();
                 }
-                cr_assert_lt(support_now_ms() - moved_ms, STALL_MS, "%s: %lld of %lld, stuck for %d s (logs %s %s %s)",
-                             what, got, want, STALL_MS / 1000, fx.sync.log, fx.settle.log, fx.stats.log);
+                cr_assert_lt(support_now_ms() - moved_ms, STALL_MS,
+                             "%s: %lld of %lld, stuck for %d s (logs %s %s %s)", what, got, want,
+                             STALL_MS / 1000, fx.sync.log, fx.settle.log, fx.stats.log);
                 support_sleep_ms(200);
         }
         cr_assert(eq(i64, got, want), "%s", what);
@@ -1125,8 +1178,9 @@ static int room_off(char *why, size_t why_size)
                 long long want_count = fx.tips_of[a] ? fx.tips_of[a] : -1;
 
                 if (earnings != want_earnings || count != want_count) {
-                        snprintf(why, why_size, "room %s: earnings %lld count %lld, want %lld and %lld", ids.rooms[a],
-                                 earnings, count, want_earnings, want_count);
+                        snprintf(why, why_size,
+                                 "room %s: earnings %lld count %lld, want %lld and %lld",
+                                 ids.rooms[a], earnings, count, want_earnings, want_count);
                         return a;
                 }
         }
@@ -1201,7 +1255,8 @@ static int gender_index(const char *g)
 /* recharge holds each distinct tip once, as sent; per anchor, its count and sum are the test's. */
 static void check_recharge(void)
 {
-        MYSQL_RES *res = rows_of("SELECT trace_id, anchor_id, room_id, audience_id, amount FROM recharge");
+        MYSQL_RES *res =
+                rows_of("SELECT trace_id, anchor_id, room_id, audience_id, amount FROM recharge");
         MYSQL_ROW row;
         int n = 0;
 
@@ -1223,7 +1278,8 @@ static void check_recharge(void)
         while ((row = mysql_fetch_row(res))) {
                 int a = anchor_index(row[0]);
 
-                cr_assert(a >= 0 && a < ANCHORS && fx.tips_of[a] > 0, "recharge has anchor %s", row[0]);
+                cr_assert(a >= 0 && a < ANCHORS && fx.tips_of[a] > 0, "recharge has anchor %s",
+                          row[0]);
                 cr_assert(eq(i64, atoll(row[1]), fx.tips_of[a]), "recharge count of %s", row[0]);
                 cr_assert(eq(i64, atoll(row[2]), fx.gross[a]), "recharge sum of %s", row[0]);
                 n++;
@@ -1234,11 +1290,13 @@ static void check_recharge(void)
         cr_assert(eq(int, n, 0), "anchors in recharge");
 }
 
-/* Each tip split at the ratio in force at its ts, the anchor's share floored, the rest the platform's. */
+/* Each tip split at the ratio in force at its ts, the anchor's share floored, the rest the
+ * platform's. */
 static void check_details(void)
 {
-        MYSQL_RES *res = rows_of("SELECT trace_id, anchor_id, amount, ratio_bp, anchor_amount, platform_amount FROM "
-                                 "settlement_detail");
+        MYSQL_RES *res = rows_of(
+                "SELECT trace_id, anchor_id, amount, ratio_bp, anchor_amount, platform_amount FROM "
+                "settlement_detail");
         MYSQL_ROW row;
         int n = 0, changed = 0;
 
@@ -1249,18 +1307,23 @@ static void check_details(void)
                 cr_assert(t != NULL, "settlement_detail has a tip the test never sent: %s", row[0]);
                 cr_assert_str_eq(row[1], ids.anchors[t->anchor], "anchor of %s", t->id);
                 cr_assert(eq(i64, atoll(row[2]), t->amount), "amount of %s", t->id);
-                cr_assert(eq(i64, atoll(row[3]), t->ratio_bp), "ratio_bp of %s (ts %lld, anchor %s)", t->id, t->ts_ms,
+                cr_assert(eq(i64, atoll(row[3]), t->ratio_bp),
+                          "ratio_bp of %s (ts %lld, anchor %s)", t->id, t->ts_ms,
                           ids.anchors[t->anchor]);
-                cr_assert(eq(i64, atoll(row[4]), t->share), "anchor_amount of %s: %lld at %lld bp", t->id, t->amount,
-                          t->ratio_bp);
-                cr_assert(eq(i64, atoll(row[5]), t->amount - t->share), "platform_amount of %s", t->id);
-                changed += t->ts_ms >= fx.mid_ms && t->ratio_bp != ratio_at(t->anchor, fx.mid_ms - 1);
+                cr_assert(eq(i64, atoll(row[4]), t->share), "anchor_amount of %s: %lld at %lld bp",
+                          t->id, t->amount, t->ratio_bp);
+                cr_assert(eq(i64, atoll(row[5]), t->amount - t->share), "platform_amount of %s",
+                          t->id);
+                changed +=
+                        t->ts_ms >= fx.mid_ms && t->ratio_bp != ratio_at(t->anchor, fx.mid_ms - 1);
                 n++;
         }
         mysql_free_result(res);
         cr_assert(eq(int, n, fx.tip_cnt));
-        cr_assert_gt(changed, 0, "no tip was settled at a ratio changed midway: nothing was tested");
-        cr_log_info("%d tips were settled at a ratio that changed in the middle of the evening", changed);
+        cr_assert_gt(changed, 0,
+                     "no tip was settled at a ratio changed midway: nothing was tested");
+        cr_log_info("%d tips were settled at a ratio that changed in the middle of the evening",
+                    changed);
 }
 
 /*
@@ -1269,7 +1332,8 @@ static void check_details(void)
  */
 static void read_outcomes(bool *is_ok)
 {
-        MYSQL_RES *res = rows_of("SELECT request_id, anchor_id, amount, status, COALESCE(reason, '') FROM withdrawal");
+        MYSQL_RES *res = rows_of(
+                "SELECT request_id, anchor_id, amount, status, COALESCE(reason, '') FROM withdrawal");
         MYSQL_ROW row;
         int n = 0;
 
@@ -1280,11 +1344,14 @@ static void read_outcomes(bool *is_ok)
                 cr_assert(w != NULL, "withdrawal has a request the test never sent: %s", row[0]);
                 cr_assert_str_eq(row[1], ids.anchors[w->anchor], "anchor of %s", w->id);
                 cr_assert(eq(i64, atoll(row[2]), w->amount), "amount of %s", w->id);
-                cr_assert(strcmp(row[3], "succeeded") == 0 || strcmp(row[3], "rejected") == 0, "%s: %s", w->id, row[3]);
+                cr_assert(strcmp(row[3], "succeeded") == 0 || strcmp(row[3], "rejected") == 0,
+                          "%s: %s", w->id, row[3]);
                 if (w->kind == ASK_BIG)
-                        cr_assert(strstr(row[4], "insufficient balance") != NULL, "%s: %s %s", w->id, row[3], row[4]);
+                        cr_assert(strstr(row[4], "insufficient balance") != NULL, "%s: %s %s",
+                                  w->id, row[3], row[4]);
                 else if (w->kind == ASK_NOBODY)
-                        cr_assert(strstr(row[4], "no settled earnings") != NULL, "%s: %s %s", w->id, row[3], row[4]);
+                        cr_assert(strstr(row[4], "no settled earnings") != NULL, "%s: %s %s", w->id,
+                                  row[3], row[4]);
                 is_ok[k] = strcmp(row[3], "succeeded") == 0;
                 n++;
         }
@@ -1309,13 +1376,17 @@ static void check_withdrawals(long long withdrawn[ANCHORS + 1])
         memset(withdrawn, 0, (ANCHORS + 1) * sizeof(*withdrawn));
         for (int k = 0; k < fx.ask_cnt; k++) {
                 const struct ask *w = &fx.asks[k];
-                long long available = w->anchor < ANCHORS ? fx.guaranteed[w->anchor] - withdrawn[w->anchor] : 0;
+                long long available =
+                        w->anchor < ANCHORS ? fx.guaranteed[w->anchor] - withdrawn[w->anchor] : 0;
 
                 if (w->kind == ASK_SAFE)
-                        cr_assert(is_ok[k], "%s (%lld of anchor %d) was refused though phase A alone covers it", w->id,
-                                  w->amount, w->anchor);
+                        cr_assert(
+                                is_ok[k],
+                                "%s (%lld of anchor %d) was refused though phase A alone covers it",
+                                w->id, w->amount, w->anchor);
                 if (w->kind == ASK_BIG || w->kind == ASK_NOBODY)
-                        cr_assert(is_ok[k] == false, "%s (%lld of anchor %d) succeeded", w->id, w->amount, w->anchor);
+                        cr_assert(is_ok[k] == false, "%s (%lld of anchor %d) succeeded", w->id,
+                                  w->amount, w->anchor);
                 if (!is_ok[k]) {
                         cr_assert_gt(w->amount, available,
                                      "%s (%lld) refused, though anchor %d had %lld available "
@@ -1323,8 +1394,8 @@ static void check_withdrawals(long long withdrawn[ANCHORS + 1])
                                      w->id, w->amount, w->anchor, available);
                         continue;
                 }
-                cr_assert_leq(w->amount, fx.total[w->anchor] - withdrawn[w->anchor], "%s overdraws anchor %d", w->id,
-                              w->anchor);
+                cr_assert_leq(w->amount, fx.total[w->anchor] - withdrawn[w->anchor],
+                              "%s overdraws anchor %d", w->id, w->anchor);
                 withdrawn[w->anchor] += w->amount;
                 succeeded++;
         }
@@ -1332,7 +1403,8 @@ static void check_withdrawals(long long withdrawn[ANCHORS + 1])
         cr_log_info("withdrawals: %d succeeded, %d refused", succeeded, fx.ask_cnt - succeeded);
 }
 
-/* total = the anchor's shares, withdrawn = its successes, available = the difference, never negative. */
+/* total = the anchor's shares, withdrawn = its successes, available = the difference, never
+ * negative. */
 static void check_balances(void)
 {
         long long withdrawn[ANCHORS + 1];
@@ -1341,18 +1413,21 @@ static void check_balances(void)
         int n = 0;
 
         check_withdrawals(withdrawn);
-        res = rows_of("SELECT anchor_id, total_amount, withdrawn_amount, available_amount FROM settlement");
+        res = rows_of(
+                "SELECT anchor_id, total_amount, withdrawn_amount, available_amount FROM settlement");
         while ((row = mysql_fetch_row(res))) {
                 int a = anchor_index(row[0]);
 
                 cr_assert(a >= 0, "settlement has anchor %s", row[0]);
                 if (a == ANCHORS) { /* no tip: nothing to hold */
-                        cr_assert(atoll(row[1]) == 0 && atoll(row[2]) == 0 && atoll(row[3]) == 0, "%s", row[0]);
+                        cr_assert(atoll(row[1]) == 0 && atoll(row[2]) == 0 && atoll(row[3]) == 0,
+                                  "%s", row[0]);
                         continue;
                 }
                 cr_assert(eq(i64, atoll(row[1]), fx.total[a]), "total_amount of %s", row[0]);
                 cr_assert(eq(i64, atoll(row[2]), withdrawn[a]), "withdrawn_amount of %s", row[0]);
-                cr_assert(eq(i64, atoll(row[3]), fx.total[a] - withdrawn[a]), "available_amount of %s", row[0]);
+                cr_assert(eq(i64, atoll(row[3]), fx.total[a] - withdrawn[a]),
+                          "available_amount of %s", row[0]);
                 cr_assert_geq(atoll(row[3]), 0, "%s", row[0]);
                 n++;
         }
@@ -1385,16 +1460,17 @@ static void check_hourly(void)
                 "SELECT UNIX_TIMESTAMP(hour), anchor_id, anchor_gender, audience_gender, amount_sum, reward_count "
                 "FROM hourly_reward_stats");
         while ((row = mysql_fetch_row(res))) {
-                int h = (int)(atoll(row[0]) * 1000 / HOUR_MS - first_hour), a = anchor_index(row[1]);
+                int h = (int)(atoll(row[0]) * 1000 / HOUR_MS - first_hour),
+                    a = anchor_index(row[1]);
                 int ag = gender_index(row[2]), g = gender_index(row[3]);
 
-                cr_assert(h >= 0 && h < HOURS && a >= 0 && a < ANCHORS && g >= 0, "hourly_reward_stats row %s %s %s %s",
-                          row[0], row[1], row[2], row[3]);
+                cr_assert(h >= 0 && h < HOURS && a >= 0 && a < ANCHORS && g >= 0,
+                          "hourly_reward_stats row %s %s %s %s", row[0], row[1], row[2], row[3]);
                 cr_assert(eq(int, ag, a % 3), "anchor_gender of %s", row[1]);
-                cr_assert(eq(i64, atoll(row[4]), want_sum[h][a][g]), "amount_sum of hour %d anchor %s audience %s", h,
-                          row[1], row[3]);
-                cr_assert(eq(i64, atoll(row[5]), want_cnt[h][a][g]), "reward_count of hour %d anchor %s audience %s", h,
-                          row[1], row[3]);
+                cr_assert(eq(i64, atoll(row[4]), want_sum[h][a][g]),
+                          "amount_sum of hour %d anchor %s audience %s", h, row[1], row[3]);
+                cr_assert(eq(i64, atoll(row[5]), want_cnt[h][a][g]),
+                          "reward_count of hour %d anchor %s audience %s", h, row[1], row[3]);
                 n++;
         }
         mysql_free_result(res);
@@ -1431,7 +1507,8 @@ static void reconcile_ok(void)
         snprintf(log, sizeof(log), "/tmp/%s.reconcile.log", fx.prefix);
         status = support_wait_exit(support_spawn(argv, env, log), 120000);
         out = support_read_file(log, NULL);
-        cr_log_info("reconcile --from %s --to %s exited %d:\n%s", from, to, status, out ? out : "(no output)");
+        cr_log_info("reconcile --from %s --to %s exited %d:\n%s", from, to, status,
+                    out ? out : "(no output)");
         cr_assert(eq(int, status, 0), "reconcile: %s", out ? out : log);
         cr_assert(out && strstr(out, "all agree"), "%s", out ? out : log);
         free(out);
@@ -1440,14 +1517,16 @@ static void reconcile_ok(void)
 static void stop_cleanly(struct proc *p)
 {
         cr_assert(kill(p->pid, SIGTERM) == 0);
-        cr_assert(eq(int, support_wait_exit(p->pid, 30000), 0), "%s did not drain cleanly; see %s", p->name, p->log);
+        cr_assert(eq(int, support_wait_exit(p->pid, 30000), 0), "%s did not drain cleanly; see %s",
+                  p->name, p->log);
         p->pid = 0;
 }
 
 /* Only once the test passed: a failure leaves them to read. */
 static void remove_logs(void)
 {
-        static const char *const names[] = {"receiver", "reward-sync", "settlement", "stats", "reconcile"};
+        static const char *const names[] = {"receiver", "reward-sync", "settlement", "stats",
+                                            "reconcile"};
         char path[256];
 
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -1468,14 +1547,16 @@ Test(money_evening, tips_duplicates_a_ratio_change_withdrawals_kills_and_an_outa
         plan_evening();
         for (int i = 0; i < fx.ratio_cnt; i++)
                 if (!fx.ratios[i].is_midway)
-                        cr_assert(insert_ratio(fx.mysql, &fx.ratios[i]) == 0, "%s", mysql_error(fx.mysql));
+                        cr_assert(insert_ratio(fx.mysql, &fx.ratios[i]) == 0, "%s",
+                                  mysql_error(fx.mysql));
         start_pipeline();
         cr_log_info("pipeline ready in %lld ms", support_now_ms() - t0);
 
         run_evening();
         posted_ms = support_now_ms() - run.t0_ms;
-        cr_log_info("%d posts and %d withdrawals answered 200 in %lld ms (%d retried after a 503 or no answer)",
-                    fx.post_cnt, fx.ask_cnt, posted_ms, atomic_load(&run.retries));
+        cr_log_info(
+                "%d posts and %d withdrawals answered 200 in %lld ms (%d retried after a 503 or no answer)",
+                fx.post_cnt, fx.ask_cnt, posted_ms, atomic_load(&run.retries));
         wait_caught_up();
 
         check_recharge();
@@ -1485,8 +1566,10 @@ Test(money_evening, tips_duplicates_a_ratio_change_withdrawals_kills_and_an_outa
         check_redis_rooms();
         reconcile_ok();
 
-        cr_log_info("the receiver counted %lld replayed webhook-ids (answered 200 without a second event)",
-                    scrape(&fx.receiver, "liveflow_receiver_webhook_replays_total{endpoint=\"rewards\"}"));
+        cr_log_info(
+                "the receiver counted %lld replayed webhook-ids (answered 200 without a second event)",
+                scrape(&fx.receiver,
+                       "liveflow_receiver_webhook_replays_total{endpoint=\"rewards\"}"));
         stop_cleanly(&fx.receiver);
         stop_cleanly(&fx.sync);
         stop_cleanly(&fx.settle);

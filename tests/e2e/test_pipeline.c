@@ -1,4 +1,5 @@
-/* test_pipeline.c: a signed Tencent callback through receiver, Kafka and the stream role into MySQL and Redis. */
+/* test_pipeline.c: a signed Tencent callback through receiver, Kafka and the stream role into MySQL
+ * and Redis. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
@@ -34,21 +35,32 @@ static struct {
 static void start(struct proc *p, const char *name, char *const argv[], char *extra_env)
 {
         char e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_http[64], e_group[96];
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_http, e_group, extra_env,
-                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000", (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
-                       (char *)"LIVEFLOW_TENCENT_KEY=" TENCENT_KEY, NULL};
+        char *env[] = {e_boot,
+                       e_mysql,
+                       e_redis,
+                       e_admin,
+                       e_http,
+                       e_group,
+                       extra_env,
+                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                       (char *)"LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
+                       NULL};
 
         p->admin_port = support_free_port();
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", p->admin_port);
         snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
         /* Parallel tests each need every partition of live.stream: one group each. */
         snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=e2e.%s", fx.prefix);
         snprintf(p->log, sizeof(p->log), "/tmp/%s.%s.log", fx.prefix, name);
         p->pid = support_spawn(argv, env, p->log);
-        cr_assert(support_wait_ready(p->admin_port, 20000) == 0, "%s not ready; see %s", name, p->log);
+        cr_assert(support_wait_ready(p->admin_port, 20000) == 0, "%s not ready; see %s", name,
+                  p->log);
 }
 
 static void setup(void)
@@ -62,7 +74,8 @@ static void setup(void)
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
         cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
         fx.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL, 0));
+        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
+                                     0));
         fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
         cr_assert(fx.redis && !fx.redis->err);
         fx.http_port = support_free_port();
@@ -109,14 +122,15 @@ static long post_tencent(const char *stream_id, int event_type, long long t, con
 
         snprintf(signed_text, sizeof(signed_text), "%s%lld", key, t);
         crypto_md5_hex(signed_text, strlen(signed_text), sign);
-        snprintf(body, sizeof(body),
-                 "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\",\"channel_id\":\"%s\","
-                 "\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,\"event_type\":%d,\"node\":\"42.81.194.37\","
-                 "\"sequence\":\"2210464508206756938\",\"sign\":\"%s\",\"stream_id\":\"%s\","
-                 "\"stream_param\":\"anchor_id=a_%s&room_id=r_%s\",\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
-                 stream_id, event_type ? 0 : 1, event_type ? "ok" : "recv rtmp deleteStream",
-                 event_type ? 1703731478LL : 1703735203LL, event_type, sign, stream_id, fx.prefix, fx.prefix, t,
-                 event_type ? "" : ",\"push_duration\":\"3725118\"");
+        snprintf(
+                body, sizeof(body),
+                "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\",\"channel_id\":\"%s\","
+                "\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,\"event_type\":%d,\"node\":\"42.81.194.37\","
+                "\"sequence\":\"2210464508206756938\",\"sign\":\"%s\",\"stream_id\":\"%s\","
+                "\"stream_param\":\"anchor_id=a_%s&room_id=r_%s\",\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
+                stream_id, event_type ? 0 : 1, event_type ? "ok" : "recv rtmp deleteStream",
+                event_type ? 1703731478LL : 1703735203LL, event_type, sign, stream_id, fx.prefix,
+                fx.prefix, t, event_type ? "" : ",\"push_duration\":\"3725118\"");
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/callbacks/tencent", fx.http_port);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -165,13 +179,15 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
         long long deadline = support_now_ms() + 5000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
+                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
+                       stream_id);
                 if (strcmp(got, status) == 0 && online(stream_id) == in_set)
                         return;
                 support_sleep_ms(20);
         }
-        cr_assert_fail("stream %s: status \"%s\" online=%d, want \"%s\" online=%d (logs %s %s)", stream_id, got,
-                       online(stream_id), status, in_set, fx.receiver.log, fx.consumer.log);
+        cr_assert_fail("stream %s: status \"%s\" online=%d, want \"%s\" online=%d (logs %s %s)",
+                       stream_id, got, online(stream_id), status, in_set, fx.receiver.log,
+                       fx.consumer.log);
 }
 
 TestSuite(pipeline, .init = setup, .fini = teardown, .timeout = 120);
@@ -191,14 +207,18 @@ Test(pipeline, signed_push_then_interrupt_reach_mysql_and_redis)
         cr_assert_eq(post_tencent(s, 1, t + 60, TENCENT_KEY), 200);
         cr_assert_eq(post_tencent(s, 0, t + 120, TENCENT_KEY), 200);
         wait_state(s, "ended", false);
-        query1(v, sizeof(v), "SELECT CONCAT(duration_s, '/', close_method) FROM live_streams WHERE stream_id = '%s'", s);
+        query1(v, sizeof(v),
+               "SELECT CONCAT(duration_s, '/', close_method) FROM live_streams WHERE stream_id = '%s'",
+               s);
         cr_assert_str_eq(v, "3725/1");
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2", "the retried push must be absorbed");
 
         cr_assert(kill(fx.receiver.pid, SIGTERM) == 0 && kill(fx.consumer.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.receiver.pid, 20000), 0, "receiver drain; see %s", fx.receiver.log);
-        cr_assert_eq(support_wait_exit(fx.consumer.pid, 20000), 0, "consumer drain; see %s", fx.consumer.log);
+        cr_assert_eq(support_wait_exit(fx.receiver.pid, 20000), 0, "receiver drain; see %s",
+                     fx.receiver.log);
+        cr_assert_eq(support_wait_exit(fx.consumer.pid, 20000), 0, "consumer drain; see %s",
+                     fx.consumer.log);
         fx.receiver.pid = fx.consumer.pid = 0;
 }
 

@@ -28,8 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define TENCENT_KEY "fuzz-tencent-key"
 /* whsec_ + base64("fuzz-hmac-secret-32-bytes-long!!") */
 #define HMAC_SECRET "whsec_ZnV6ei1obWFjLXNlY3JldC0zMi1ieXRlcy1sb25nISE="
-#define HMAC_KEY "fuzz-hmac-secret-32-bytes-long!!"
-#define NOW_MS 1764000000000LL
+#define HMAC_KEY    "fuzz-hmac-secret-32-bytes-long!!"
+#define NOW_MS      1764000000000LL
 
 static struct settings settings;
 static struct tencent *tencent;
@@ -93,16 +93,24 @@ static void take_line(const char **p, const char *end, char *out, size_t cap)
 static void check_encodes(const struct webhook_event *ev, const char *body, size_t len)
 {
         const struct envelope env = {
-                .event_id = ev->event_id, .vendor = ev->vendor, .event_type = ev->event_type,
-                .stream_id = ev->stream_id, .anchor_id = ev->anchor_id, .room_id = ev->room_id,
-                .event_time_ms = ev->event_time_ms, .receive_time_ms = NOW_MS,
-                .trace_id = "0123456789abcdef0123456789abcdef", .raw = body, .raw_len = len,
+                .event_id = ev->event_id,
+                .vendor = ev->vendor,
+                .event_type = ev->event_type,
+                .stream_id = ev->stream_id,
+                .anchor_id = ev->anchor_id,
+                .room_id = ev->room_id,
+                .event_time_ms = ev->event_time_ms,
+                .receive_time_ms = NOW_MS,
+                .trace_id = "0123456789abcdef0123456789abcdef",
+                .raw = body,
+                .raw_len = len,
         };
         char errstr[256];
         void *out = NULL;
         size_t out_len;
 
-        if (!ev->topic || !ev->vendor || !ev->event_type || strlen(ev->event_id) != WEBHOOK_EVENT_ID_LEN) {
+        if (!ev->topic || !ev->vendor || !ev->event_type ||
+            strlen(ev->event_id) != WEBHOOK_EVENT_ID_LEN) {
                 fprintf(stderr, "accepted event without topic, vendor, type or id\n");
                 abort();
         }
@@ -121,11 +129,21 @@ static void run(unsigned selector, const struct webhook_request *req)
         int rc;
 
         switch (selector % 5) {
-        case 0: rc = tencent_map(tencent, req->body, req->len, req->now_ms, &ev, &v); break;
-        case 1: rc = srs_map(srs, req, &ev, &v); break;
-        case 2: rc = internal_map(internal, INTERNAL_REWARDS, req, &ev, &v); break;
-        case 3: rc = internal_map(internal, INTERNAL_WITHDRAWALS, req, &ev, &v); break;
-        default: rc = internal_map(internal, INTERNAL_ADMIN, req, &ev, &v); break;
+        case 0:
+                rc = tencent_map(tencent, req->body, req->len, req->now_ms, &ev, &v);
+                break;
+        case 1:
+                rc = srs_map(srs, req, &ev, &v);
+                break;
+        case 2:
+                rc = internal_map(internal, INTERNAL_REWARDS, req, &ev, &v);
+                break;
+        case 3:
+                rc = internal_map(internal, INTERNAL_WITHDRAWALS, req, &ev, &v);
+                break;
+        default:
+                rc = internal_map(internal, INTERNAL_ADMIN, req, &ev, &v);
+                break;
         }
         if (rc == 0)
                 check_encodes(&ev, req->body, req->len);
@@ -158,9 +176,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char path_arg[320], id[128], timestamp[32], signature[128], ts_now[32];
         const char *p = (const char *)data + (size ? 1 : 0), *end = (const char *)data + size;
         unsigned selector = size ? data[0] : 0;
-        struct fake f = {.id = id, .timestamp = timestamp, .signature = signature, .token = "fuzz-srs-token"};
-        struct webhook_request req = {.now_ms = NOW_MS, .path_arg = path_arg, .trace_id = "fuzz",
-                                      .lookup = fake_lookup, .ctx = &f};
+        struct fake f = {.id = id,
+                         .timestamp = timestamp,
+                         .signature = signature,
+                         .token = "fuzz-srs-token"};
+        struct webhook_request req = {.now_ms = NOW_MS,
+                                      .path_arg = path_arg,
+                                      .trace_id = "fuzz",
+                                      .lookup = fake_lookup,
+                                      .ctx = &f};
 
         take_line(&p, end, path_arg, sizeof(path_arg));
         take_line(&p, end, id, sizeof(id));

@@ -16,7 +16,8 @@ Test(crypto, md5_hex_matches_rfc1321)
 Test(crypto, hmac_sha256_base64_matches_standard_webhooks_vector)
 {
         const char *secret_b64 = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        const char *id = "msg_p5jXN8AQM9LWM0D4loKWxJek", *ts = "1614265330", *body = "{\"test\": 2432232314}";
+        const char *id = "msg_p5jXN8AQM9LWM0D4loKWxJek", *ts = "1614265330",
+                   *body = "{\"test\": 2432232314}";
         unsigned char key[64], mac[32];
         char b64[64];
         int klen = crypto_base64_decode(secret_b64, strlen(secret_b64), key, sizeof(key));

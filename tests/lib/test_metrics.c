@@ -15,12 +15,14 @@ Test(metrics, counter_renders_help_type_and_labels)
 
         metric_add(a, 3);
         metric_add(b, 1);
-        cr_assert_eq(metrics_counter(m, "x_total", "Things", "k=\"a\""), a, "same series, same pointer");
+        cr_assert_eq(metrics_counter(m, "x_total", "Things", "k=\"a\""), a,
+                     "same series, same pointer");
         text = metrics_render(m, NULL);
         cr_assert(strstr(text, "# HELP x_total Things\n# TYPE x_total counter\n"), "%s", text);
         cr_assert(strstr(text, "x_total{k=\"a\"} 3\n"), "%s", text);
         cr_assert(strstr(text, "x_total{k=\"b\"} 1\n"), "%s", text);
-        cr_assert_eq(strstr(strstr(text, "# TYPE") + 1, "# TYPE"), NULL, "one TYPE line per family");
+        cr_assert_eq(strstr(strstr(text, "# TYPE") + 1, "# TYPE"), NULL,
+                     "one TYPE line per family");
         free(text);
         metrics_destroy(m);
 }
@@ -59,7 +61,8 @@ static void *add_many(void *arg)
         struct metrics *m = arg;
 
         for (int i = 0; i < 100000; i++)
-                metric_add(metrics_counter(m, "c_total", "C", i % 2 ? "p=\"odd\"" : "p=\"even\""), 1);
+                metric_add(metrics_counter(m, "c_total", "C", i % 2 ? "p=\"odd\"" : "p=\"even\""),
+                           1);
         return NULL;
 }
 

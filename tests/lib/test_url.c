@@ -9,7 +9,9 @@ Test(url, mysql_tcp_form)
         struct mysql_url u;
         char err[256];
 
-        cr_assert_eq(url_parse_mysql("mysql://live%40flow:p%3Ass@db.example:3307/liveflow", &u, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(url_parse_mysql("mysql://live%40flow:p%3Ass@db.example:3307/liveflow", &u, err,
+                                     sizeof(err)),
+                     0, "%s", err);
         cr_assert_str_eq(u.user, "live@flow");
         cr_assert_str_eq(u.password, "p:ss");
         cr_assert_str_eq(u.host, "db.example");
@@ -23,7 +25,9 @@ Test(url, mysql_socket_form)
         struct mysql_url u;
         char err[256];
 
-        cr_assert_eq(url_parse_mysql("mysql://root:pw@/liveflow?socket=/tmp/my.sock", &u, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(url_parse_mysql("mysql://root:pw@/liveflow?socket=/tmp/my.sock", &u, err,
+                                     sizeof(err)),
+                     0, "%s", err);
         cr_assert_str_eq(u.socket, "/tmp/my.sock");
         cr_assert_eq(u.port, 0);
 }
@@ -47,7 +51,8 @@ Test(url, redis_forms)
         struct redis_url u;
         char err[256];
 
-        cr_assert_eq(url_parse_redis("redis://127.0.0.1:6380/3", &u, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(url_parse_redis("redis://127.0.0.1:6380/3", &u, err, sizeof(err)), 0, "%s",
+                     err);
         cr_assert_str_eq(u.host, "127.0.0.1");
         cr_assert_eq(u.port, 6380);
         cr_assert_eq(u.db, 3);

@@ -16,10 +16,10 @@
 #include "reconcile.h"
 #include "support.h"
 
-#define BASE_S 1767225600LL /* 2026-01-01T00:00:00Z */
-#define ANCHORS 3
-#define TIPS 30
-#define TIP_GAP_S 600       /* so the tips cover five hours */
+#define BASE_S    1767225600LL /* 2026-01-01T00:00:00Z */
+#define ANCHORS   3
+#define TIPS      30
+#define TIP_GAP_S 600 /* so the tips cover five hours */
 
 /* ------------------------------------------------------------------ parsing times */
 
@@ -28,8 +28,14 @@ TestSuite(reconcile_time);
 Test(reconcile_time, reads_unix_seconds_and_iso_8601)
 {
         static const char *const same[] = {
-                "1767225600", "2026-01-01T00:00:00Z", "2026-01-01", "2026-01-01 00:00", "2026-01-01T00:00:00.999Z",
-                "2026-01-01T08:00:00+08:00", "2025-12-31T19:00:00-0500", "2026-01-01T00:00:00+00",
+                "1767225600",
+                "2026-01-01T00:00:00Z",
+                "2026-01-01",
+                "2026-01-01 00:00",
+                "2026-01-01T00:00:00.999Z",
+                "2026-01-01T08:00:00+08:00",
+                "2025-12-31T19:00:00-0500",
+                "2026-01-01T00:00:00+00",
         };
 
         for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
@@ -47,8 +53,18 @@ Test(reconcile_time, reads_unix_seconds_and_iso_8601)
 Test(reconcile_time, refuses_what_is_neither)
 {
         static const char *const bad[] = {
-                "", "yesterday", "2026-13-01", "2026-02-29", "2026-01-32", "2026-01-01T24:00:00Z", "2026-01-01T00:60Z",
-                "2026-1-01", "2026-01-01T00:00:00+0x", "2026-01-01T00:00:00Z junk", "-5", "12345678901234",
+                "",
+                "yesterday",
+                "2026-13-01",
+                "2026-02-29",
+                "2026-01-32",
+                "2026-01-01T24:00:00Z",
+                "2026-01-01T00:60Z",
+                "2026-1-01",
+                "2026-01-01T00:00:00+0x",
+                "2026-01-01T00:00:00Z junk",
+                "-5",
+                "12345678901234",
         };
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -67,7 +83,7 @@ static struct {
         char prefix[48];
         char anchor[ANCHORS][64];
         char room[ANCHORS][64];
-        char *out;            /* the last run's stdout and stderr */
+        char *out; /* the last run's stdout and stderr */
         MYSQL *mysql;
         redisContext *redis;
 } fx;
@@ -115,7 +131,8 @@ static void redis_cmd(const char *fmt, ...)
         va_start(ap, fmt);
         r = redisvCommand(fx.redis, fmt, ap);
         va_end(ap);
-        cr_assert(r && r->type != REDIS_REPLY_ERROR, "redis %s: %s", fmt, r ? r->str : fx.redis->errstr);
+        cr_assert(r && r->type != REDIS_REPLY_ERROR, "redis %s: %s", fmt,
+                  r ? r->str : fx.redis->errstr);
         freeReplyObject(r);
 }
 
@@ -154,21 +171,25 @@ static void seed(int redis_db)
         use_redis_db(redis_db);
         for (int k = 0; k < TIPS; k++) {
                 int a = k % ANCHORS;
-                long long amount = tip_amount(k), ratio_bp = 3000 + a * 1111, ts = BASE_S + k * TIP_GAP_S;
+                long long amount = tip_amount(k), ratio_bp = 3000 + a * 1111,
+                          ts = BASE_S + k * TIP_GAP_S;
                 long long share = (long long)((__int128)amount * ratio_bp / 10000);
                 char tip[96];
 
                 tip_id(k, tip, sizeof(tip));
-                exec_sql("INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) VALUES "
-                         "('%s', 'u%d', '%s', '%s', %lld, FROM_UNIXTIME(%lld))", tip, k % 4, fx.anchor[a], fx.room[a],
-                         amount, ts);
-                exec_sql("INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, anchor_amount, "
-                         "platform_amount, tipped_at) VALUES ('%s', '%s', %lld, %lld, %lld, %lld, FROM_UNIXTIME(%lld))",
-                         tip, fx.anchor[a], amount, ratio_bp, share, amount - share, ts);
-                exec_sql("INSERT INTO hourly_reward_stats (hour, anchor_id, anchor_gender, audience_gender, amount_sum, "
-                         "reward_count) VALUES (FROM_UNIXTIME(%lld), '%s', 'unknown', 'unknown', %lld, 1) ON DUPLICATE "
-                         "KEY UPDATE amount_sum = amount_sum + VALUES(amount_sum), reward_count = reward_count + 1",
-                         ts / 3600 * 3600, fx.anchor[a], amount);
+                exec_sql(
+                        "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) VALUES "
+                        "('%s', 'u%d', '%s', '%s', %lld, FROM_UNIXTIME(%lld))",
+                        tip, k % 4, fx.anchor[a], fx.room[a], amount, ts);
+                exec_sql(
+                        "INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, anchor_amount, "
+                        "platform_amount, tipped_at) VALUES ('%s', '%s', %lld, %lld, %lld, %lld, FROM_UNIXTIME(%lld))",
+                        tip, fx.anchor[a], amount, ratio_bp, share, amount - share, ts);
+                exec_sql(
+                        "INSERT INTO hourly_reward_stats (hour, anchor_id, anchor_gender, audience_gender, amount_sum, "
+                        "reward_count) VALUES (FROM_UNIXTIME(%lld), '%s', 'unknown', 'unknown', %lld, 1) ON DUPLICATE "
+                        "KEY UPDATE amount_sum = amount_sum + VALUES(amount_sum), reward_count = reward_count + 1",
+                        ts / 3600 * 3600, fx.anchor[a], amount);
                 total[a] += share;
                 earnings[a] += amount;
                 count[a]++;
@@ -176,11 +197,15 @@ static void seed(int redis_db)
         for (int a = 0; a < ANCHORS; a++) {
                 long long withdrawn = total[a] / 3;
 
-                exec_sql("INSERT INTO withdrawal (request_id, anchor_id, amount, status, requested_at) VALUES "
-                         "('%s_w%d_ok', '%s', %lld, 'succeeded', NOW()), ('%s_w%d_no', '%s', %lld, 'rejected', NOW())",
-                         fx.prefix, a, fx.anchor[a], withdrawn, fx.prefix, a, fx.anchor[a], total[a] * 10);
-                exec_sql("INSERT INTO settlement (anchor_id, total_amount, withdrawn_amount, available_amount) VALUES "
-                         "('%s', %lld, %lld, %lld)", fx.anchor[a], total[a], withdrawn, total[a] - withdrawn);
+                exec_sql(
+                        "INSERT INTO withdrawal (request_id, anchor_id, amount, status, requested_at) VALUES "
+                        "('%s_w%d_ok', '%s', %lld, 'succeeded', NOW()), ('%s_w%d_no', '%s', %lld, 'rejected', NOW())",
+                        fx.prefix, a, fx.anchor[a], withdrawn, fx.prefix, a, fx.anchor[a],
+                        total[a] * 10);
+                exec_sql(
+                        "INSERT INTO settlement (anchor_id, total_amount, withdrawn_amount, available_amount) VALUES "
+                        "('%s', %lld, %lld, %lld)",
+                        fx.anchor[a], total[a], withdrawn, total[a] - withdrawn);
                 redis_cmd("SET live:room:earnings:%s %lld", fx.room[a], earnings[a]);
                 redis_cmd("SET live:room:recharge_count:%s %lld", fx.room[a], count[a]);
         }
@@ -215,7 +240,8 @@ static int run_with(const char *mysql_url, const char *redis_url, const char *co
 /* The range of the data set, one end as ISO 8601 and the other as Unix seconds. */
 static int run(void)
 {
-        static const char *const args[] = {"--from", "2026-01-01T00:00:00Z", "--to", "1767243600", NULL};
+        static const char *const args[] = {"--from", "2026-01-01T00:00:00Z", "--to", "1767243600",
+                                           NULL};
 
         return run_with(fx.mysql_url, fx.redis_url, args);
 }
@@ -247,8 +273,10 @@ Test(reconcile, consistent_data_exits_0)
                 gross += tip_amount(k);
         seed(10);
         cr_assert(eq(int, run(), RECONCILE_AGREE));
-        expect_line("recharge %d tips sum %lld, settlement_detail %d tips sum %lld", TIPS, gross, TIPS, gross);
-        expect_line("recharge %d tips sum %lld, hourly_reward_stats %d tips sum %lld", TIPS, gross, TIPS, gross);
+        expect_line("recharge %d tips sum %lld, settlement_detail %d tips sum %lld", TIPS, gross,
+                    TIPS, gross);
+        expect_line("recharge %d tips sum %lld, hourly_reward_stats %d tips sum %lld", TIPS, gross,
+                    TIPS, gross);
         expect_line("result: all agree");
         expect_no("DIFFERENT");
 }
@@ -256,7 +284,8 @@ Test(reconcile, consistent_data_exits_0)
 Test(reconcile, a_corrupted_balance_exits_1_naming_the_anchor)
 {
         seed(11);
-        exec_sql("UPDATE settlement SET total_amount = total_amount + 1 WHERE anchor_id = '%s'", fx.anchor[1]);
+        exec_sql("UPDATE settlement SET total_amount = total_amount + 1 WHERE anchor_id = '%s'",
+                 fx.anchor[1]);
         cr_assert(eq(int, run(), RECONCILE_DIFFER));
         expect_line("anchor %s: total_amount", fx.anchor[1]);
         expect_line("anchor %s: available_amount", fx.anchor[1]);
@@ -274,10 +303,11 @@ Test(reconcile, a_missing_detail_exits_1_naming_the_tip_and_its_anchor)
         tip_id(4, tip, sizeof(tip)); /* anchor 4 % ANCHORS */
         exec_sql("DELETE FROM settlement_detail WHERE trace_id = '%s'", tip);
         cr_assert(eq(int, run(), RECONCILE_DIFFER));
-        expect_line("tip %s (anchor %s, amount %lld): in recharge, missing from settlement_detail", tip,
-                    fx.anchor[4 % ANCHORS], tip_amount(4));
+        expect_line("tip %s (anchor %s, amount %lld): in recharge, missing from settlement_detail",
+                    tip, fx.anchor[4 % ANCHORS], tip_amount(4));
         expect_line("anchor %s: recharge %d tips sum", fx.anchor[4 % ANCHORS], TIPS / ANCHORS);
-        expect_line("anchor %s: total_amount", fx.anchor[4 % ANCHORS]); /* the balance no longer adds up either */
+        expect_line("anchor %s: total_amount",
+                    fx.anchor[4 % ANCHORS]); /* the balance no longer adds up either */
 }
 
 Test(reconcile, a_split_off_the_rule_exits_1_naming_the_tip)
@@ -287,10 +317,13 @@ Test(reconcile, a_split_off_the_rule_exits_1_naming_the_tip)
         seed(13);
         tip_id(5, tip, sizeof(tip));
         /* Still adds up to the amount, so only the rule (and the balance) can tell. */
-        exec_sql("UPDATE settlement_detail SET anchor_amount = anchor_amount + 1, platform_amount = platform_amount - 1 "
-                 "WHERE trace_id = '%s'", tip);
+        exec_sql(
+                "UPDATE settlement_detail SET anchor_amount = anchor_amount + 1, platform_amount = platform_amount - 1 "
+                "WHERE trace_id = '%s'",
+                tip);
         cr_assert(eq(int, run(), RECONCILE_DIFFER));
-        expect_line("tip %s (anchor %s): amount %lld at ratio_bp", tip, fx.anchor[5 % ANCHORS], tip_amount(5));
+        expect_line("tip %s (anchor %s): amount %lld at ratio_bp", tip, fx.anchor[5 % ANCHORS],
+                    tip_amount(5));
 }
 
 Test(reconcile, redis_drift_exits_1_naming_the_room)
@@ -300,7 +333,8 @@ Test(reconcile, redis_drift_exits_1_naming_the_room)
         redis_cmd("SET live:room:recharge_count:%s_ghost 3", fx.prefix);
         cr_assert(eq(int, run(), RECONCILE_DIFFER));
         expect_line("room %s: Redis earnings", fx.room[2]);
-        expect_line("room %s_ghost: Redis has live:room:recharge_count:%s_ghost", fx.prefix, fx.prefix);
+        expect_line("room %s_ghost: Redis has live:room:recharge_count:%s_ghost", fx.prefix,
+                    fx.prefix);
         expect_no(fx.room[0]);
 }
 
@@ -321,19 +355,28 @@ Test(reconcile, usage_and_connection_errors_exit_2)
         static const char *const no_redis[] = {"--no-redis", NULL};
         char unreachable[128];
 
-        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", bad_time), RECONCILE_ERROR));
+        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", bad_time),
+                     RECONCILE_ERROR));
         expect_line("--from noon");
-        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", reversed), RECONCILE_ERROR));
-        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", unknown), RECONCILE_ERROR));
+        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", reversed),
+                     RECONCILE_ERROR));
+        cr_assert(
+                eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", unknown), RECONCILE_ERROR));
         expect_line("usage:");
-        snprintf(unreachable, sizeof(unreachable), "mysql://u:p@127.0.0.1:%d/db", support_free_port());
-        cr_assert(eq(int, run_with(unreachable, "redis://127.0.0.1:1/0", no_redis), RECONCILE_ERROR));
+        snprintf(unreachable, sizeof(unreachable), "mysql://u:p@127.0.0.1:%d/db",
+                 support_free_port());
+        cr_assert(
+                eq(int, run_with(unreachable, "redis://127.0.0.1:1/0", no_redis), RECONCILE_ERROR));
         expect_line("mysql 127.0.0.1:");
-        cr_assert(eq(int, run_with(fx.mysql_url, "", (const char *const[]){NULL}), RECONCILE_ERROR));
+        cr_assert(
+                eq(int, run_with(fx.mysql_url, "", (const char *const[]){NULL}), RECONCILE_ERROR));
         expect_line("LIVEFLOW_REDIS_URL is not set");
-        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", (const char *const[]){NULL}),
-                     RECONCILE_ERROR), "Redis unreachable");
+        cr_assert(eq(int,
+                     run_with(fx.mysql_url, "redis://127.0.0.1:1/0", (const char *const[]){NULL}),
+                     RECONCILE_ERROR),
+                  "Redis unreachable");
         /* An empty, migrated database without Redis: nothing to disagree about. */
-        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", no_redis), RECONCILE_AGREE));
+        cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", no_redis),
+                     RECONCILE_AGREE));
         expect_line("skipped (--no-redis)");
 }

@@ -23,8 +23,8 @@
 #include "support.h"
 
 #define MAX_COPIES 2
-#define BASE_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
-#define TRACE "0123456789abcdef0123456789abcdef"
+#define BASE_MS    1767225600000LL /* 2026-01-01T00:00:00Z */
+#define TRACE      "0123456789abcdef0123456789abcdef"
 
 /* The rule, independently of settlement_split(): the anchor's share, floored, in 128 bits. */
 static long long anchor_share(long long amount, long long ratio_bp)
@@ -38,8 +38,8 @@ TestSuite(split);
 
 Test(split, anchor_gets_the_floor_and_the_platform_the_rest_for_awkward_amounts)
 {
-        static const long long amounts[] = {0, 1, 3, 9999, 10000, 10001, 99999999, 100000000,
-                                            9000000000000000000LL, LLONG_MAX};
+        static const long long amounts[] = {
+                0, 1, 3, 9999, 10000, 10001, 99999999, 100000000, 9000000000000000000LL, LLONG_MAX};
         static const long long ratios[] = {0, 1, 3333, 5000, 6667, 9999, 10000};
 
         for (size_t i = 0; i < sizeof(amounts) / sizeof(amounts[0]); i++) {
@@ -48,9 +48,10 @@ Test(split, anchor_gets_the_floor_and_the_platform_the_rest_for_awkward_amounts)
                         long long want = anchor_share(amounts[i], ratios[j]);
 
                         cr_assert(eq(int, settlement_split(amounts[i], ratios[j], &s), 0));
-                        cr_assert(eq(i64, s.anchor_amount, want), "amount %lld ratio %lld", amounts[i], ratios[j]);
-                        cr_assert(eq(i64, s.platform_amount, amounts[i] - want), "amount %lld ratio %lld",
+                        cr_assert(eq(i64, s.anchor_amount, want), "amount %lld ratio %lld",
                                   amounts[i], ratios[j]);
+                        cr_assert(eq(i64, s.platform_amount, amounts[i] - want),
+                                  "amount %lld ratio %lld", amounts[i], ratios[j]);
                 }
         }
 }
@@ -74,7 +75,7 @@ struct copy {
 
 static struct {
         char mysql_url[512];
-        char prefix[48];        /* unique per test: ids, the group */
+        char prefix[48]; /* unique per test: ids, the group */
         char group[96];
         char log_path[256];
         struct copy copies[MAX_COPIES];
@@ -118,31 +119,42 @@ TestSuite(settlement, .init = setup, .fini = teardown, .timeout = 240);
 /* Starts copy i of the worker; extra is one more "K=V" or NULL. */
 static void start_copy(int i, const char *extra)
 {
-        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128], e_inst[96];
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128],
+                e_inst[96];
         char *argv[] = {bin, NULL};
-        char *env[] = {e_boot, e_mysql, e_redis, e_admin, e_group, e_inst,
-                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000", (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
-                       (char *)"LIVEFLOW_BATCH_MAX=50", (char *)"LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP=4500",
-                       (char *)extra, NULL};
+        char *env[] = {e_boot,
+                       e_mysql,
+                       e_redis,
+                       e_admin,
+                       e_group,
+                       e_inst,
+                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
+                       (char *)"LIVEFLOW_BATCH_MAX=50",
+                       (char *)"LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP=4500",
+                       (char *)extra,
+                       NULL};
 
         support_bin_path("liveflow-settlement", bin, sizeof(bin));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         fx.copies[i].admin_port = support_free_port();
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.copies[i].admin_port);
         snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.group);
         snprintf(e_inst, sizeof(e_inst), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
         fx.copies[i].pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(fx.copies[i].admin_port, 20000) == 0, "copy %d not ready; see %s", i,
-                  fx.log_path);
+        cr_assert(support_wait_ready(fx.copies[i].admin_port, 20000) == 0,
+                  "copy %d not ready; see %s", i, fx.log_path);
 }
 
 static void stop_copy(int i)
 {
         cr_assert(kill(fx.copies[i].pid, SIGTERM) == 0);
-        cr_assert(eq(int, support_wait_exit(fx.copies[i].pid, 30000), 0), "copy %d: no clean drain; see %s", i,
-                  fx.log_path);
+        cr_assert(eq(int, support_wait_exit(fx.copies[i].pid, 30000), 0),
+                  "copy %d: no clean drain; see %s", i, fx.log_path);
         fx.copies[i].pid = 0;
 }
 
@@ -150,39 +162,51 @@ static void stop_copy(int i)
 
 /* Encodes and queues one event; id_key makes the event id, as the receiver's ids are made. */
 static void produce(const char *topic, const char *key, const char *event_type, const char *id_key,
-                    const char *anchor, const char *room, long long time_ms, const char *payload_name,
-                    json_t *payload)
+                    const char *anchor, const char *room, long long time_ms,
+                    const char *payload_name, json_t *payload)
 {
         char event_id[65], err[256];
         void *buf;
         size_t len;
         struct envelope env = {
-                .event_id = event_id, .vendor = "internal", .event_type = event_type, .anchor_id = anchor,
-                .room_id = room, .event_time_ms = time_ms, .receive_time_ms = time_ms + 5, .trace_id = TRACE,
-                .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "internal",
+                .event_type = event_type,
+                .anchor_id = anchor,
+                .room_id = room,
+                .event_time_ms = time_ms,
+                .receive_time_ms = time_ms + 5,
+                .trace_id = TRACE,
+                .raw = "{}",
+                .raw_len = 2,
         };
 
         crypto_sha256_hex(id_key, strlen(id_key), event_id);
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                    RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
-                                    RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                          RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
+                          RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
 }
 
 /* A tip as the receiver produces it; `copy` > 0 makes a different event id for the same tip. */
-static void produce_tip_as(const char *anchor, const char *tip_id, long long amount, long long ts_ms,
-                           const char *audience, int copy)
+static void produce_tip_as(const char *anchor, const char *tip_id, long long amount,
+                           long long ts_ms, const char *audience, int copy)
 {
         char id_key[160], room[96];
 
-        snprintf(id_key, sizeof(id_key), copy ? "internal|reward|%s|copy%d" : "internal|reward|%s", tip_id, copy);
+        snprintf(id_key, sizeof(id_key), copy ? "internal|reward|%s|copy%d" : "internal|reward|%s",
+                 tip_id, copy);
         snprintf(room, sizeof(room), "room_%s", anchor);
         produce("live.reward", anchor, "reward", id_key, anchor, room, ts_ms, "Reward",
-                json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip_id, "audience_id", audience, "anchor_id",
-                          anchor, "room_id", room, "amount", (json_int_t)amount, "gift_count", (json_int_t)1,
-                          "ts_ms", (json_int_t)ts_ms));
+                json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip_id, "audience_id",
+                          audience, "anchor_id", anchor, "room_id", room, "amount",
+                          (json_int_t)amount, "gift_count", (json_int_t)1, "ts_ms",
+                          (json_int_t)ts_ms));
 }
 
 static void produce_tip(const char *anchor, const char *tip_id, long long amount, long long ts_ms)
@@ -190,13 +214,14 @@ static void produce_tip(const char *anchor, const char *tip_id, long long amount
         produce_tip_as(anchor, tip_id, amount, ts_ms, "aud", 0);
 }
 
-static void produce_withdrawal_as(const char *key, const char *anchor, const char *request_id, long long amount,
-                                  int copy)
+static void produce_withdrawal_as(const char *key, const char *anchor, const char *request_id,
+                                  long long amount, int copy)
 {
         char id_key[160];
 
-        snprintf(id_key, sizeof(id_key), copy ? "internal|withdrawal|%s|copy%d" : "internal|withdrawal|%s",
-                 request_id, copy);
+        snprintf(id_key, sizeof(id_key),
+                 copy ? "internal|withdrawal|%s|copy%d" : "internal|withdrawal|%s", request_id,
+                 copy);
         produce("live.withdrawal", key, "withdrawal", id_key, anchor, NULL, BASE_MS, "Withdrawal",
                 json_pack("{s:s,s:s,s:I}", "request_id", request_id, "anchor_id", anchor, "amount",
                           (json_int_t)amount));
@@ -207,16 +232,17 @@ static void produce_withdrawal(const char *anchor, const char *request_id, long 
         produce_withdrawal_as(anchor, anchor, request_id, amount, 0);
 }
 
-static void produce_session_end(long long session_id, const char *anchor, const char *room, long long started_ms,
-                                long long ended_ms)
+static void produce_session_end(long long session_id, const char *anchor, const char *room,
+                                long long started_ms, long long ended_ms)
 {
         char id_key[64], stream[96];
 
         snprintf(id_key, sizeof(id_key), "session.end|%lld", session_id);
         snprintf(stream, sizeof(stream), "stream_%s", anchor);
         produce("live.session", stream, "session.end", id_key, anchor, room, ended_ms, "SessionEnd",
-                json_pack("{s:I,s:I,s:I,s:I,s:i}", "session_id", (json_int_t)session_id, "started_at_ms",
-                          (json_int_t)started_ms, "ended_at_ms", (json_int_t)ended_ms, "duration_s",
+                json_pack("{s:I,s:I,s:I,s:I,s:i}", "session_id", (json_int_t)session_id,
+                          "started_at_ms", (json_int_t)started_ms, "ended_at_ms",
+                          (json_int_t)ended_ms, "duration_s",
                           (json_int_t)((ended_ms - started_ms) / 1000), "close_method", 1));
 }
 
@@ -240,7 +266,8 @@ static long long query_int(const char *fmt, ...)
 }
 
 /* Polls until the query returns want; @returns the last value seen. */
-static long long wait_int(long long want, int timeout_ms, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 static long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
 {
         char sql[2048];
@@ -250,7 +277,8 @@ static long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(sql, sizeof(sql), fmt, ap);
         va_end(ap);
-        while ((got = support_query_int(fx.mysql, "%s", sql)) != want && support_now_ms() < deadline)
+        while ((got = support_query_int(fx.mysql, "%s", sql)) != want &&
+               support_now_ms() < deadline)
                 support_sleep_ms(100);
         return got;
 }
@@ -269,25 +297,37 @@ static void exec_sql(const char *fmt, ...)
 
 static void set_ratio(const char *anchor, long long effective_ms, long long ratio_bp)
 {
-        exec_sql("INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES ('%s', FROM_UNIXTIME(%lld / 1000), %lld)",
-                 anchor, effective_ms, ratio_bp);
+        exec_sql(
+                "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES ('%s', FROM_UNIXTIME(%lld / 1000), %lld)",
+                anchor, effective_ms, ratio_bp);
 }
 
 static void wait_details(const char *like, long long want)
 {
-        long long got = wait_int(want, 60000, "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'", like);
+        long long got =
+                wait_int(want, 60000,
+                         "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'", like);
 
         cr_assert(eq(i64, got, want), "settlement_detail rows like %s (log %s)", like, fx.log_path);
 }
 
 static void expect_balance(const char *anchor, long long total, long long withdrawn)
 {
-        cr_assert(eq(i64, query_int("SELECT total_amount FROM settlement WHERE anchor_id = '%s'", anchor), total),
-                  "total of %s", anchor);
-        cr_assert(eq(i64, query_int("SELECT withdrawn_amount FROM settlement WHERE anchor_id = '%s'", anchor), withdrawn),
+        cr_assert(
+                eq(i64,
+                   query_int("SELECT total_amount FROM settlement WHERE anchor_id = '%s'", anchor),
+                   total),
+                "total of %s", anchor);
+        cr_assert(eq(i64,
+                     query_int("SELECT withdrawn_amount FROM settlement WHERE anchor_id = '%s'",
+                               anchor),
+                     withdrawn),
                   "withdrawn of %s", anchor);
-        cr_assert(eq(i64, query_int("SELECT available_amount FROM settlement WHERE anchor_id = '%s'", anchor),
-                     total - withdrawn), "available of %s", anchor);
+        cr_assert(eq(i64,
+                     query_int("SELECT available_amount FROM settlement WHERE anchor_id = '%s'",
+                               anchor),
+                     total - withdrawn),
+                  "available of %s", anchor);
 }
 
 /* The counter of one copy's /metrics line that starts with `series`, or -1. */
@@ -296,8 +336,10 @@ static long long scrape(int port, const char *series)
         char cmd[300], out[64] = "";
         FILE *p;
 
-        snprintf(cmd, sizeof(cmd), "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s' | awk '{print $2}'",
-                 port, series);
+        snprintf(
+                cmd, sizeof(cmd),
+                "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s' | awk '{print $2}'",
+                port, series);
         if (!(p = popen(cmd, "r")))
                 return -1;
         if (!fgets(out, sizeof(out), p))
@@ -314,15 +356,14 @@ Test(settlement, each_tip_takes_the_ratio_in_force_at_its_own_time)
         const long long t1 = BASE_MS + 10000, t2 = BASE_MS + 20000;
         struct {
                 const char *anchor;
-                long long ts_ms, amount, ratio_bp; /* ratio_bp: what the revenue_share rows below mean */
+                long long ts_ms, amount,
+                        ratio_bp; /* ratio_bp: what the revenue_share rows below mean */
         } tips[] = {
-                {a, BASE_MS, 1001, 4500},      /* before any row: LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP */
-                {a, t1 - 1, 1003, 4500},
-                {a, t1, 1007, 3000},           /* effective_at itself counts */
-                {a, t2 - 1, 9999, 3000},
-                {a, t2, 9999, 7000},
-                {a, t2 + 3600000, 12345, 7000},
-                {b, t1, 501, 4500},            /* b's own row starts later: another anchor's ratio is not b's */
+                {a, BASE_MS, 1001, 4500}, /* before any row: LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP */
+                {a, t1 - 1, 1003, 4500},  {a, t1, 1007, 3000}, /* effective_at itself counts */
+                {a, t2 - 1, 9999, 3000},  {a, t2, 9999, 7000}, {a, t2 + 3600000, 12345, 7000},
+                {b, t1, 501, 4500}, /* b's own row starts later: another anchor's ratio is not b's
+                                     */
                 {b, t2 + 1, 501, 9000},
         };
         const size_t n = sizeof(tips) / sizeof(tips[0]);
@@ -349,12 +390,26 @@ Test(settlement, each_tip_takes_the_ratio_in_force_at_its_own_time)
                 char tip[96];
 
                 snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
-                cr_assert(eq(i64, query_int("SELECT ratio_bp FROM settlement_detail WHERE trace_id = '%s'", tip),
-                             tips[i].ratio_bp), "ratio of tip %zu", i);
-                cr_assert(eq(i64, query_int("SELECT anchor_amount FROM settlement_detail WHERE trace_id = '%s'", tip),
-                             share), "anchor_amount of tip %zu", i);
-                cr_assert(eq(i64, query_int("SELECT platform_amount FROM settlement_detail WHERE trace_id = '%s'", tip),
-                             tips[i].amount - share), "platform_amount of tip %zu", i);
+                cr_assert(
+                        eq(i64,
+                           query_int("SELECT ratio_bp FROM settlement_detail WHERE trace_id = '%s'",
+                                     tip),
+                           tips[i].ratio_bp),
+                        "ratio of tip %zu", i);
+                cr_assert(
+                        eq(i64,
+                           query_int(
+                                   "SELECT anchor_amount FROM settlement_detail WHERE trace_id = '%s'",
+                                   tip),
+                           share),
+                        "anchor_amount of tip %zu", i);
+                cr_assert(
+                        eq(i64,
+                           query_int(
+                                   "SELECT platform_amount FROM settlement_detail WHERE trace_id = '%s'",
+                                   tip),
+                           tips[i].amount - share),
+                        "platform_amount of tip %zu", i);
                 *(tips[i].anchor == a ? &total_a : &total_b) += share;
         }
         expect_balance(a, total_a, 0);
@@ -365,7 +420,8 @@ Test(settlement, each_tip_takes_the_ratio_in_force_at_its_own_time)
 Test(settlement, anchor_and_platform_add_up_exactly_for_awkward_amounts)
 {
         /* 100000000 is LIVEFLOW_MAX_AMOUNT's default, 9e18 the most it may be set to. */
-        static const long long amounts[] = {1, 3, 9999, 10001, 99999999, 100000000, 9000000000000000000LL};
+        static const long long amounts[] = {
+                1, 3, 9999, 10001, 99999999, 100000000, 9000000000000000000LL};
         const long long ratio_bp = 3333;
         const size_t n = sizeof(amounts) / sizeof(amounts[0]);
         char anchor[64], big[64], like[80], bad[96], dlq_class[32] = "";
@@ -399,25 +455,49 @@ Test(settlement, anchor_and_platform_add_up_exactly_for_awkward_amounts)
                 char tip[96];
 
                 snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
-                cr_assert(eq(i64, query_int("SELECT anchor_amount FROM settlement_detail WHERE trace_id = '%s'", tip),
-                             share), "amount %lld", amounts[i]);
-                cr_assert(eq(i64, query_int("SELECT platform_amount FROM settlement_detail WHERE trace_id = '%s'", tip),
-                             amounts[i] - share), "amount %lld", amounts[i]);
+                cr_assert(
+                        eq(i64,
+                           query_int(
+                                   "SELECT anchor_amount FROM settlement_detail WHERE trace_id = '%s'",
+                                   tip),
+                           share),
+                        "amount %lld", amounts[i]);
+                cr_assert(
+                        eq(i64,
+                           query_int(
+                                   "SELECT platform_amount FROM settlement_detail WHERE trace_id = '%s'",
+                                   tip),
+                           amounts[i] - share),
+                        "amount %lld", amounts[i]);
                 total += share;
         }
-        cr_assert(eq(i64, query_int("SELECT COUNT(*) FROM settlement_detail WHERE anchor_id = '%s' AND "
-                                    "anchor_amount + platform_amount <> amount", anchor), 0));
+        cr_assert(eq(i64,
+                     query_int("SELECT COUNT(*) FROM settlement_detail WHERE anchor_id = '%s' AND "
+                               "anchor_amount + platform_amount <> amount",
+                               anchor),
+                     0));
         expect_balance(anchor, total, 0);
-        cr_assert(eq(int, support_count_records("live.reward.dlq", anchor, "dlq.error.class", dlq_class,
-                                                sizeof(dlq_class), 30000, 1), 1), "the zero tip is dead-lettered");
+        cr_assert(eq(int,
+                     support_count_records("live.reward.dlq", anchor, "dlq.error.class", dlq_class,
+                                           sizeof(dlq_class), 30000, 1),
+                     1),
+                  "the zero tip is dead-lettered");
         cr_assert_str_eq(dlq_class, "permanent");
-        cr_assert(eq(i64, query_int("SELECT COUNT(*) FROM settlement_detail WHERE trace_id = '%s'", bad), 0));
-        cr_assert(eq(int, support_count_records("live.reward.dlq", big, "dlq.error.class", dlq_class,
-                                                sizeof(dlq_class), 30000, 1), 1), "the overflowing tip is dead-lettered");
+        cr_assert(eq(i64,
+                     query_int("SELECT COUNT(*) FROM settlement_detail WHERE trace_id = '%s'", bad),
+                     0));
+        cr_assert(eq(int,
+                     support_count_records("live.reward.dlq", big, "dlq.error.class", dlq_class,
+                                           sizeof(dlq_class), 30000, 1),
+                     1),
+                  "the overflowing tip is dead-lettered");
         cr_assert_str_eq(dlq_class, "permanent");
         expect_balance(big, 9000000000000000000LL, 0);
-        cr_assert(eq(i64, query_int("SELECT COUNT(*) FROM settlement_detail WHERE anchor_id = '%s'", big), 1),
-                  "the dead-lettered tip left no detail row");
+        cr_assert(
+                eq(i64,
+                   query_int("SELECT COUNT(*) FROM settlement_detail WHERE anchor_id = '%s'", big),
+                   1),
+                "the dead-lettered tip left no detail row");
         stop_copy(0);
 }
 
@@ -431,16 +511,23 @@ Test(settlement, a_replayed_tip_is_settled_once)
         snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
         start_copy(0, NULL);
         produce_tip(anchor, tip, 777, BASE_MS);
-        produce_tip(anchor, tip, 777, BASE_MS);          /* the same record again (a Kafka replay) */
-        produce_tip_as(anchor, tip, 777, BASE_MS, "aud", 1); /* the same tip under another event id */
-        produce_tip_as(anchor, tip, 778, BASE_MS, "aud", 2); /* one tip_id, another amount: refused */
-        produce_tip(anchor, last, 50, BASE_MS + 1);      /* same partition, so processed after them */
+        produce_tip(anchor, tip, 777, BASE_MS); /* the same record again (a Kafka replay) */
+        produce_tip_as(anchor, tip, 777, BASE_MS, "aud",
+                       1); /* the same tip under another event id */
+        produce_tip_as(anchor, tip, 778, BASE_MS, "aud",
+                       2);                          /* one tip_id, another amount: refused */
+        produce_tip(anchor, last, 50, BASE_MS + 1); /* same partition, so processed after them */
         flush();
         wait_details(like, 2);
         expect_balance(anchor, anchor_share(777, 4500) + anchor_share(50, 4500), 0);
-        cr_assert(eq(i64, query_int("SELECT amount FROM settlement_detail WHERE trace_id = '%s'", tip), 777));
-        cr_assert(eq(int, support_count_records("live.reward.dlq", anchor, "dlq.error.message", dlq_msg,
-                                                sizeof(dlq_msg), 30000, 1), 1), "the conflicting tip is dead-lettered");
+        cr_assert(eq(i64,
+                     query_int("SELECT amount FROM settlement_detail WHERE trace_id = '%s'", tip),
+                     777));
+        cr_assert(eq(int,
+                     support_count_records("live.reward.dlq", anchor, "dlq.error.message", dlq_msg,
+                                           sizeof(dlq_msg), 30000, 1),
+                     1),
+                  "the conflicting tip is dead-lettered");
         cr_assert(strstr(dlq_msg, tip) != NULL, "the DLQ message names the tip: %s", dlq_msg);
         stop_copy(0);
 }
@@ -475,25 +562,38 @@ Test(settlement, withdrawals_succeed_reject_and_replay_once)
                 withdrawn += is_ok[i] ? asks[i] : 0;
                 produce_withdrawal(anchor, rid[i], asks[i]);
                 if (i == 0) {
-                        produce_withdrawal(anchor, rid[0], asks[0]);          /* replayed record */
-                        produce_withdrawal_as(anchor, anchor, rid[0], asks[0], 1); /* same request, new event */
+                        produce_withdrawal(anchor, rid[0], asks[0]); /* replayed record */
+                        produce_withdrawal_as(anchor, anchor, rid[0], asks[0],
+                                              1); /* same request, new event */
                 }
         }
-        produce_withdrawal(anchor, rid[4], 0);   /* never valid: dead-lettered */
+        produce_withdrawal(anchor, rid[4], 0); /* never valid: dead-lettered */
         produce_withdrawal(anchor, rid[5], -5);
         produce_withdrawal(stranger, rid[6], 10);
         flush();
-        cr_assert(eq(i64, wait_int(5, 60000, "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like), 5),
+        cr_assert(eq(i64,
+                     wait_int(5, 60000,
+                              "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like),
+                     5),
                   "log %s", fx.log_path);
         for (int i = 0; i < 4; i++)
-                cr_assert(eq(i64, query_int("SELECT status = 'succeeded' FROM withdrawal WHERE request_id = '%s'", rid[i]),
-                             is_ok[i] ? 1 : 0), "withdrawal %d of %lld", i, asks[i]);
+                cr_assert(
+                        eq(i64,
+                           query_int(
+                                   "SELECT status = 'succeeded' FROM withdrawal WHERE request_id = '%s'",
+                                   rid[i]),
+                           is_ok[i] ? 1 : 0),
+                        "withdrawal %d of %lld", i, asks[i]);
         expect_balance(anchor, balance, withdrawn);
-        support_query1(fx.mysql, reason, sizeof(reason), "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[1]);
+        support_query1(fx.mysql, reason, sizeof(reason),
+                       "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[1]);
         cr_assert(strstr(reason, "insufficient") != NULL, "reason: %s", reason);
-        support_query1(fx.mysql, reason, sizeof(reason), "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[6]);
+        support_query1(fx.mysql, reason, sizeof(reason),
+                       "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[6]);
         cr_assert(strstr(reason, "no settled earnings") != NULL, "reason: %s", reason);
-        cr_assert(eq(int, support_count_records("live.withdrawal.dlq", anchor, NULL, NULL, 0, 30000, 2), 2),
+        cr_assert(eq(int,
+                     support_count_records("live.withdrawal.dlq", anchor, NULL, NULL, 0, 30000, 2),
+                     2),
                   "amounts 0 and -5 are dead-lettered");
         stop_copy(0);
 }
@@ -534,7 +634,8 @@ Test(settlement, two_copies_and_concurrent_withdrawals_never_overdraw_one_anchor
         }
         flush();
         wait_details(like_t, TIPS);
-        /* Keyed by request, not anchor: the requests spread over partitions and both copies race. */
+        /* Keyed by request, not anchor: the requests spread over partitions and both copies race.
+         */
         ask = balance / 7 + 1;
         want_ok = balance / ask < WITHDRAWALS ? balance / ask : WITHDRAWALS;
         for (int i = 0; i < WITHDRAWALS; i++) {
@@ -544,17 +645,33 @@ Test(settlement, two_copies_and_concurrent_withdrawals_never_overdraw_one_anchor
                 produce_withdrawal_as(rid, anchor, rid, ask, 0);
         }
         flush();
-        cr_assert(eq(i64, wait_int(WITHDRAWALS, 60000, "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'",
-                                   like_w), WITHDRAWALS), "log %s", fx.log_path);
-        cr_assert(eq(i64, query_int("SELECT COUNT(DISTINCT kafka_partition) > 1 FROM live_events WHERE consumer = "
-                                    "'settlement' AND event_type = 'withdrawal' AND kafka_topic = 'live.withdrawal' AND "
-                                    "event_id IN (SELECT SHA2(CONCAT('internal|withdrawal|', request_id), 256) FROM "
-                                    "withdrawal WHERE request_id LIKE '%s')", like_w), 1),
-                  "the requests were spread over partitions");
-        cr_assert(eq(i64, query_int("SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s' AND status = 'succeeded'",
-                                    like_w), want_ok));
+        cr_assert(eq(i64,
+                     wait_int(WITHDRAWALS, 60000,
+                              "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like_w),
+                     WITHDRAWALS),
+                  "log %s", fx.log_path);
+        cr_assert(
+                eq(i64,
+                   query_int(
+                           "SELECT COUNT(DISTINCT kafka_partition) > 1 FROM live_events WHERE consumer = "
+                           "'settlement' AND event_type = 'withdrawal' AND kafka_topic = 'live.withdrawal' AND "
+                           "event_id IN (SELECT SHA2(CONCAT('internal|withdrawal|', request_id), 256) FROM "
+                           "withdrawal WHERE request_id LIKE '%s')",
+                           like_w),
+                   1),
+                "the requests were spread over partitions");
+        cr_assert(eq(
+                i64,
+                query_int(
+                        "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s' AND status = 'succeeded'",
+                        like_w),
+                want_ok));
         expect_balance(anchor, balance, want_ok * ask);
-        cr_assert(eq(i64, query_int("SELECT available_amount >= 0 FROM settlement WHERE anchor_id = '%s'", anchor), 1));
+        cr_assert(
+                eq(i64,
+                   query_int("SELECT available_amount >= 0 FROM settlement WHERE anchor_id = '%s'",
+                             anchor),
+                   1));
         stop_copy(0);
         stop_copy(1);
 }
@@ -570,9 +687,10 @@ struct ledger {
 static void kill_9_when(long long after, const char *what, const char *like)
 {
         long long deadline = support_now_ms() + 60000, seen;
-        const char *sql = strcmp(what, "tips") == 0
-                                  ? "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'"
-                                  : "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'";
+        const char *sql =
+                strcmp(what, "tips") == 0
+                        ? "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'"
+                        : "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'";
 
         while ((seen = query_int(sql, like)) < after && support_now_ms() < deadline)
                 support_sleep_ms(5);
@@ -621,7 +739,8 @@ Test(settlement, kill_9_mid_run_then_every_balance_is_exact)
         for (int k = 0; k < ASKS; k++) {
                 for (int a = 0; a < ANCHORS; a++) {
                         char anchor[64], id[96];
-                        /* About a fifth of the balance each: the first few pass, the rest are refused. */
+                        /* About a fifth of the balance each: the first few pass, the rest are
+                         * refused. */
                         long long ask = want[a].total / 5 + (k * 31 + a * 17) % 1000;
 
                         snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
@@ -638,17 +757,30 @@ Test(settlement, kill_9_mid_run_then_every_balance_is_exact)
         flush();
         cr_assert(gt(i64, rejected, 0), "the test asks for more than some balances hold");
         kill_9_when(ANCHORS * ASKS / 10, "withdrawals", like_w);
-        cr_assert(eq(i64, wait_int(ANCHORS * ASKS, 60000, "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'",
-                                   like_w), ANCHORS * ASKS), "log %s", fx.log_path);
+        cr_assert(eq(i64,
+                     wait_int(ANCHORS * ASKS, 60000,
+                              "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like_w),
+                     ANCHORS * ASKS),
+                  "log %s", fx.log_path);
         for (int a = 0; a < ANCHORS; a++) {
                 char anchor[64];
 
                 snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
                 expect_balance(anchor, want[a].total, want[a].withdrawn);
-                cr_assert(eq(i64, query_int("SELECT COUNT(*) FROM withdrawal WHERE anchor_id = '%s' AND status = 'succeeded'",
-                                            anchor), want[a].succeeded), "succeeded withdrawals of %s", anchor);
-                cr_assert(eq(i64, query_int("SELECT SUM(anchor_amount) FROM settlement_detail WHERE anchor_id = '%s'",
-                                            anchor), want[a].total), "details of %s", anchor);
+                cr_assert(
+                        eq(i64,
+                           query_int(
+                                   "SELECT COUNT(*) FROM withdrawal WHERE anchor_id = '%s' AND status = 'succeeded'",
+                                   anchor),
+                           want[a].succeeded),
+                        "succeeded withdrawals of %s", anchor);
+                cr_assert(
+                        eq(i64,
+                           query_int(
+                                   "SELECT SUM(anchor_amount) FROM settlement_detail WHERE anchor_id = '%s'",
+                                   anchor),
+                           want[a].total),
+                        "details of %s", anchor);
         }
         stop_copy(0);
 }
@@ -662,12 +794,13 @@ static long long unique_session(int n)
 }
 
 /* A row of recharge as reward-sync writes it. */
-static void insert_recharge(const char *tip_id, const char *audience, const char *anchor, long long session_id,
-                            long long amount, long long ts_ms)
+static void insert_recharge(const char *tip_id, const char *audience, const char *anchor,
+                            long long session_id, long long amount, long long ts_ms)
 {
-        exec_sql("INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, session_id, amount, tipped_at) "
-                 "VALUES ('%s', '%s', '%s', 'room_%s', %lld, %lld, FROM_UNIXTIME(%lld / 1000))",
-                 tip_id, audience, anchor, anchor, session_id, amount, ts_ms);
+        exec_sql(
+                "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, session_id, amount, tipped_at) "
+                "VALUES ('%s', '%s', '%s', 'room_%s', %lld, %lld, FROM_UNIXTIME(%lld / 1000))",
+                tip_id, audience, anchor, anchor, session_id, amount, ts_ms);
 }
 
 Test(settlement, session_end_sums_the_sessions_recharge_rows)
@@ -691,30 +824,61 @@ Test(settlement, session_end_sums_the_sessions_recharge_rows)
 
                 snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
                 snprintf(audience, sizeof(audience), "%s_u%d", fx.prefix, tips[i].audience);
-                insert_recharge(tip, audience, anchor, session, tips[i].amount, BASE_MS + (long long)i);
+                insert_recharge(tip, audience, anchor, session, tips[i].amount,
+                                BASE_MS + (long long)i);
                 produce_tip_as(anchor, tip, tips[i].amount, BASE_MS + (long long)i, audience, 0);
                 gross += tips[i].amount;
                 share += anchor_share(tips[i].amount, ratio_bp);
         }
         snprintf(other_tip, sizeof(other_tip), "%s_t_other", fx.prefix);
-        insert_recharge(other_tip, "someone", anchor, other, 5000, BASE_MS + 100); /* another session's tip */
+        insert_recharge(other_tip, "someone", anchor, other, 5000,
+                        BASE_MS + 100); /* another session's tip */
         produce_tip(anchor, other_tip, 5000, BASE_MS + 100);
         flush();
         wait_details(like, (long long)n + 1);
         produce_session_end(session, anchor, room, BASE_MS - 60000, BASE_MS + 3600000);
         flush();
-        cr_assert(eq(i64, wait_int(1, 30000, "SELECT COUNT(*) FROM settlement_session WHERE session_id = %lld", session), 1),
+        cr_assert(eq(i64,
+                     wait_int(1, 30000,
+                              "SELECT COUNT(*) FROM settlement_session WHERE session_id = %lld",
+                              session),
+                     1),
                   "log %s", fx.log_path);
-        cr_assert(eq(i64, query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", session), gross));
-        cr_assert(eq(i64, query_int("SELECT anchor_share FROM settlement_session WHERE session_id = %lld", session), share));
-        cr_assert(eq(i64, query_int("SELECT platform_share FROM settlement_session WHERE session_id = %lld", session),
-                     gross - share));
-        cr_assert(eq(i64, query_int("SELECT tips FROM settlement_session WHERE session_id = %lld", session), (long long)n));
-        cr_assert(eq(i64, query_int("SELECT settled_tips FROM settlement_session WHERE session_id = %lld", session),
-                     (long long)n));
-        cr_assert(eq(i64, query_int("SELECT paying_audience FROM settlement_session WHERE session_id = %lld", session), 3));
-        cr_assert(eq(i64, query_int("SELECT anchor_id = '%s' AND room_id = '%s' FROM settlement_session WHERE "
-                                    "session_id = %lld", anchor, room, session), 1));
+        cr_assert(eq(
+                i64,
+                query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", session),
+                gross));
+        cr_assert(
+                eq(i64,
+                   query_int("SELECT anchor_share FROM settlement_session WHERE session_id = %lld",
+                             session),
+                   share));
+        cr_assert(eq(
+                i64,
+                query_int("SELECT platform_share FROM settlement_session WHERE session_id = %lld",
+                          session),
+                gross - share));
+        cr_assert(eq(
+                i64,
+                query_int("SELECT tips FROM settlement_session WHERE session_id = %lld", session),
+                (long long)n));
+        cr_assert(
+                eq(i64,
+                   query_int("SELECT settled_tips FROM settlement_session WHERE session_id = %lld",
+                             session),
+                   (long long)n));
+        cr_assert(eq(
+                i64,
+                query_int("SELECT paying_audience FROM settlement_session WHERE session_id = %lld",
+                          session),
+                3));
+        cr_assert(eq(
+                i64,
+                query_int(
+                        "SELECT anchor_id = '%s' AND room_id = '%s' FROM settlement_session WHERE "
+                        "session_id = %lld",
+                        anchor, room, session),
+                1));
         stop_copy(0);
 }
 
@@ -737,23 +901,41 @@ Test(settlement, recharge_rows_that_come_late_are_summed_by_the_sweep)
         snprintf(tip, sizeof(tip), "%s_t1", fx.prefix);
         snprintf(old_tip, sizeof(old_tip), "%s_t2", fx.prefix);
         start_copy(0, "LIVEFLOW_SETTLEMENT_SWEEP_MS=300");
-        /* Ended now and two hours ago; the default window (LIVEFLOW_SETTLEMENT_RECOMPUTE_S) is 15 minutes. */
+        /* Ended now and two hours ago; the default window (LIVEFLOW_SETTLEMENT_RECOMPUTE_S) is 15
+         * minutes. */
         produce_session_end(recent, anchor, room, now - 60000, now);
         produce_session_end(old, anchor, room, now - 7260000, now - 7200000);
         flush();
-        cr_assert(eq(i64, wait_int(2, 30000, "SELECT COUNT(*) FROM settlement_session WHERE session_id IN (%lld, %lld) "
-                                   "AND tips = 0", recent, old), 2), "log %s", fx.log_path);
+        cr_assert(
+                eq(i64,
+                   wait_int(
+                           2, 30000,
+                           "SELECT COUNT(*) FROM settlement_session WHERE session_id IN (%lld, %lld) "
+                           "AND tips = 0",
+                           recent, old),
+                   2),
+                "log %s", fx.log_path);
         /* reward-sync catches up only now. */
         insert_recharge(tip, "late", anchor, recent, amount, now - 1000);
         insert_recharge(old_tip, "late", anchor, old, amount, now - 7201000);
         produce_tip(anchor, tip, amount, now - 1000);
         produce_tip(anchor, old_tip, amount, now - 7201000);
         flush();
-        cr_assert(eq(i64, wait_int(anchor_share(amount, 4500), 30000, "SELECT anchor_share FROM settlement_session "
-                                   "WHERE session_id = %lld", recent), anchor_share(amount, 4500)), "log %s", fx.log_path);
-        cr_assert(eq(i64, query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", recent), amount));
+        cr_assert(eq(i64,
+                     wait_int(anchor_share(amount, 4500), 30000,
+                              "SELECT anchor_share FROM settlement_session "
+                              "WHERE session_id = %lld",
+                              recent),
+                     anchor_share(amount, 4500)),
+                  "log %s", fx.log_path);
+        cr_assert(eq(
+                i64,
+                query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", recent),
+                amount));
         support_sleep_ms(1500); /* several sweeps */
-        cr_assert(eq(i64, query_int("SELECT tips FROM settlement_session WHERE session_id = %lld", old), 0),
+        cr_assert(eq(i64,
+                     query_int("SELECT tips FROM settlement_session WHERE session_id = %lld", old),
+                     0),
                   "a session outside the window is left as it was");
         stop_copy(0);
 }

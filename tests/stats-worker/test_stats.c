@@ -62,15 +62,18 @@ static void setup(void)
         fx.mysql = support_mysql_connect(fx.mysql_url);
         fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
         cr_assert(fx.redis && !fx.redis->err);
-        cr_assert((fx.mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) != NULL, "%s", err);
+        cr_assert((fx.mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) != NULL,
+                  "%s", err);
         cr_assert((fx.mc = rd_kafka_mock_cluster_new(fx.mock_rk, 1)) != NULL);
         snprintf(fx.bootstrap, sizeof(fx.bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(fx.mc));
         for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
                 cr_assert(rd_kafka_mock_topic_create(fx.mc, topics[i], 3, 1) == 0);
         conf = rd_kafka_conf_new();
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", fx.bootstrap, err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers", fx.bootstrap, err, sizeof(err)) ==
+                  RD_KAFKA_CONF_OK);
         cr_assert(rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) == RD_KAFKA_CONF_OK);
-        cr_assert((fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) != NULL, "%s", err);
+        cr_assert((fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) != NULL,
+                  "%s", err);
         cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
 }
 
@@ -133,11 +136,17 @@ static void use_redis_db(int db)
 static void spawn_worker(int i, const char *const extra[])
 {
         struct worker *w = &fx.workers[i];
-        char bin[512], e_boot[320], e_mysql[600], e_redis[300], e_admin[64], e_inst[96], log[sizeof(w->log)];
+        char bin[512], e_boot[320], e_mysql[600], e_redis[300], e_admin[64], e_inst[96],
+                log[sizeof(w->log)];
         char *argv[] = {bin, NULL};
         static int starts; /* a restarted worker gets a log of its own */
-        char *env[MAX_ENV] = {e_boot, e_mysql, e_redis, e_admin, e_inst,
-                              (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000", (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50"};
+        char *env[MAX_ENV] = {e_boot,
+                              e_mysql,
+                              e_redis,
+                              e_admin,
+                              e_inst,
+                              (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                              (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50"};
         size_t n = 7;
 
         for (size_t k = 0; extra && extra[k]; k++) {
@@ -154,15 +163,16 @@ static void spawn_worker(int i, const char *const extra[])
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", w->admin_port);
         snprintf(e_inst, sizeof(e_inst), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
         snprintf(log, sizeof(log), "/tmp/%s.stats%d.%d.log", fx.prefix, i, ++starts);
-        memcpy(w->log, log, sizeof(w->log)); /* copied: -Wrestrict sees fx on both sides of one snprintf */
+        memcpy(w->log, log,
+               sizeof(w->log)); /* copied: -Wrestrict sees fx on both sides of one snprintf */
         w->pid = support_spawn(argv, env, w->log);
 }
 
 static void start_worker(int i, const char *const extra[])
 {
         spawn_worker(i, extra);
-        cr_assert(support_wait_ready(fx.workers[i].admin_port, 30000) == 0, "stats worker %d not ready; see %s", i,
-                  fx.workers[i].log);
+        cr_assert(support_wait_ready(fx.workers[i].admin_port, 30000) == 0,
+                  "stats worker %d not ready; see %s", i, fx.workers[i].log);
 }
 
 /* Waits until `needle` is in the log file. */
@@ -188,9 +198,11 @@ static void stop_worker_expect_clean_exit(int i)
 
         /* librdkafka 2.0.2 aborts when a cooperative-sticky consumer is destroyed before its
          * first assignment (librdkafka #4312, fixed in 2.3.0): stop only an assigned worker. */
-        cr_assert(wait_log(w->log, "assigned ", 30000), "stats worker %d never got partitions; see %s", i, w->log);
+        cr_assert(wait_log(w->log, "assigned ", 30000),
+                  "stats worker %d never got partitions; see %s", i, w->log);
         cr_assert(kill(w->pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(w->pid, 20000), 0, "stats worker %d did not drain cleanly; see %s", i, w->log);
+        cr_assert_eq(support_wait_exit(w->pid, 20000), 0,
+                     "stats worker %d did not drain cleanly; see %s", i, w->log);
         w->pid = 0;
 }
 
@@ -200,8 +212,10 @@ static long long scrape(int i, const char *series)
         char cmd[512], out[64] = "";
         FILE *p;
 
-        snprintf(cmd, sizeof(cmd), "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s' | awk '{print $2}'",
-                 fx.workers[i].admin_port, series);
+        snprintf(
+                cmd, sizeof(cmd),
+                "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s' | awk '{print $2}'",
+                fx.workers[i].admin_port, series);
         if (!(p = popen(cmd, "r")))
                 return -1;
         if (!fgets(out, sizeof(out), p))
@@ -239,19 +253,23 @@ static void wait_at_least(long long want, int timeout_ms, const char *what, cons
 
 /* ------------------------------------------------------------------ producing */
 
-static void produce(const char *topic, const char *key, const struct envelope *env, const char *payload_name,
-                    json_t *payload)
+static void produce(const char *topic, const char *key, const struct envelope *env,
+                    const char *payload_name, json_t *payload)
 {
         char err[256];
         void *buf;
         size_t len;
 
-        cr_assert(codec_encode(fx.codec, env, payload_name, payload, &buf, &len, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(codec_encode(fx.codec, env, payload_name, payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
         json_decref(payload);
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                                     RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
-                                    RD_KAFKA_V_HEADER("event_type", env->event_type, -1), RD_KAFKA_V_END) == 0);
+                                    RD_KAFKA_V_HEADER("event_type", env->event_type, -1),
+                                    RD_KAFKA_V_END) == 0);
 }
 
 static void flush(void)
@@ -277,18 +295,25 @@ static void produce_tip(const struct tip_spec *t, const char *room_suffix)
         id_of(room, sizeof(room), room_suffix ? room_suffix : t->anchor);
         snprintf(key, sizeof(key), "reward|%s", tip);
         crypto_sha256_hex(key, strlen(key), event_id);
-        p = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip, "audience_id", audience, "anchor_id", anchor,
-                      "room_id", room, "amount", (json_int_t)t->amount, "gift_count", (json_int_t)1, "ts_ms",
-                      (json_int_t)t->ts_ms);
+        p = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip, "audience_id", audience,
+                      "anchor_id", anchor, "room_id", room, "amount", (json_int_t)t->amount,
+                      "gift_count", (json_int_t)1, "ts_ms", (json_int_t)t->ts_ms);
         cr_assert(p);
         if (t->anchor_gender)
                 json_object_set_new(p, "anchor_gender", json_string(t->anchor_gender));
         if (t->audience_gender)
                 json_object_set_new(p, "audience_gender", json_string(t->audience_gender));
         struct envelope env = {
-                .event_id = event_id, .vendor = "internal", .event_type = "reward", .anchor_id = anchor,
-                .room_id = room, .event_time_ms = t->ts_ms, .receive_time_ms = t->ts_ms + 5, .trace_id = TRACE,
-                .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "internal",
+                .event_type = "reward",
+                .anchor_id = anchor,
+                .room_id = room,
+                .event_time_ms = t->ts_ms,
+                .receive_time_ms = t->ts_ms + 5,
+                .trace_id = TRACE,
+                .raw = "{}",
+                .raw_len = 2,
         };
         produce("live.reward", anchor, &env, "Reward", p);
 }
@@ -310,28 +335,45 @@ static void produce_viewer(const char *stream, const struct viewer_spec *v)
         snprintf(key, sizeof(key), "srs|%s|%s|%s|%d", type, stream, client, v->n);
         crypto_sha256_hex(key, strlen(key), event_id);
         struct envelope env = {
-                .event_id = event_id, .vendor = "srs", .event_type = type, .stream_id = stream,
-                .event_time_ms = v->at_ms, .receive_time_ms = v->at_ms + 5, .trace_id = TRACE, .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "srs",
+                .event_type = type,
+                .stream_id = stream,
+                .event_time_ms = v->at_ms,
+                .receive_time_ms = v->at_ms + 5,
+                .trace_id = TRACE,
+                .raw = "{}",
+                .raw_len = 2,
         };
         produce("live.viewer", stream, &env, "Viewer",
-                json_pack("{s:s,s:s}", "action", v->is_join ? "join" : "leave", "client_id", client));
+                json_pack("{s:s,s:s}", "action", v->is_join ? "join" : "leave", "client_id",
+                          client));
 }
 
-static void produce_session_end(const char *stream, const char *anchor, long long session, long long started_ms,
-                                long long ended_ms)
+static void produce_session_end(const char *stream, const char *anchor, long long session,
+                                long long started_ms, long long ended_ms)
 {
         char key[64], event_id[65];
 
         snprintf(key, sizeof(key), "session.end|%lld", session);
         crypto_sha256_hex(key, strlen(key), event_id);
         struct envelope env = {
-                .event_id = event_id, .vendor = "liveflow", .event_type = "session.end", .stream_id = stream,
-                .anchor_id = anchor, .room_id = anchor, .event_time_ms = ended_ms, .receive_time_ms = ended_ms,
-                .trace_id = TRACE, .raw = "{}", .raw_len = 2,
+                .event_id = event_id,
+                .vendor = "liveflow",
+                .event_type = "session.end",
+                .stream_id = stream,
+                .anchor_id = anchor,
+                .room_id = anchor,
+                .event_time_ms = ended_ms,
+                .receive_time_ms = ended_ms,
+                .trace_id = TRACE,
+                .raw = "{}",
+                .raw_len = 2,
         };
         produce("live.session", stream, &env, "SessionEnd",
-                json_pack("{s:I,s:I,s:I,s:I,s:i}", "session_id", (json_int_t)session, "started_at_ms",
-                          (json_int_t)started_ms, "ended_at_ms", (json_int_t)ended_ms, "duration_s",
+                json_pack("{s:I,s:I,s:I,s:I,s:i}", "session_id", (json_int_t)session,
+                          "started_at_ms", (json_int_t)started_ms, "ended_at_ms",
+                          (json_int_t)ended_ms, "duration_s",
                           (json_int_t)((ended_ms - started_ms) / 1000), "close_method", 1));
 }
 
@@ -367,17 +409,20 @@ struct hour_row {
  * for that audience's later tips; the test sends those to one anchor, so one partition keeps
  * their order): hour of ts_ms, the tip's gender when male/female, else the file's, else unknown.
  */
-static size_t expect_hours(const struct tip_spec *tips, size_t n, const struct on_file *anchors, size_t anchor_cnt,
-                           struct on_file *audiences, size_t audience_cnt, size_t audience_cap, struct hour_row *rows)
+static size_t expect_hours(const struct tip_spec *tips, size_t n, const struct on_file *anchors,
+                           size_t anchor_cnt, struct on_file *audiences, size_t audience_cnt,
+                           size_t audience_cap, struct hour_row *rows)
 {
         size_t row_cnt = 0;
 
         for (size_t i = 0; i < n; i++) {
                 const struct tip_spec *t = &tips[i];
-                const char *ag = is_stated(t->anchor_gender) ? t->anchor_gender
-                                                             : file_gender(anchors, anchor_cnt, t->anchor);
-                const char *ug = is_stated(t->audience_gender) ? t->audience_gender
-                                                               : file_gender(audiences, audience_cnt, t->audience);
+                const char *ag = is_stated(t->anchor_gender)
+                                         ? t->anchor_gender
+                                         : file_gender(anchors, anchor_cnt, t->anchor);
+                const char *ug = is_stated(t->audience_gender)
+                                         ? t->audience_gender
+                                         : file_gender(audiences, audience_cnt, t->audience);
                 long long hour_s = t->ts_ms / HOUR_MS * 3600;
                 size_t r = 0;
 
@@ -388,9 +433,10 @@ static size_t expect_hours(const struct tip_spec *tips, size_t n, const struct o
                         audiences[0] = (struct on_file){t->audience, t->audience_gender};
                         audience_cnt++;
                 }
-                while (r < row_cnt && !(rows[r].hour_s == hour_s && strcmp(rows[r].anchor, t->anchor) == 0 &&
-                                        strcmp(rows[r].anchor_gender, ag) == 0 &&
-                                        strcmp(rows[r].audience_gender, ug) == 0))
+                while (r < row_cnt &&
+                       !(rows[r].hour_s == hour_s && strcmp(rows[r].anchor, t->anchor) == 0 &&
+                         strcmp(rows[r].anchor_gender, ag) == 0 &&
+                         strcmp(rows[r].audience_gender, ug) == 0))
                         r++;
                 if (r == row_cnt)
                         rows[row_cnt++] = (struct hour_row){hour_s, t->anchor, ag, ug, 0, 0};
@@ -404,18 +450,20 @@ static void assert_hours(const struct hour_row *rows, size_t n)
 {
         char anchor[96], got[64], want[64];
 
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM hourly_reward_stats"), (long long)n,
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM hourly_reward_stats"),
+                     (long long)n,
                      "hourly_reward_stats has another number of rows than the %zu expected", n);
         for (size_t i = 0; i < n; i++) {
                 id_of(anchor, sizeof(anchor), rows[i].anchor);
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT CONCAT(amount_sum, '/', reward_count) FROM hourly_reward_stats WHERE "
-                               "hour = FROM_UNIXTIME(%lld) AND anchor_id = '%s' AND anchor_gender = '%s' AND "
-                               "audience_gender = '%s'",
-                               rows[i].hour_s, anchor, rows[i].anchor_gender, rows[i].audience_gender);
+                support_query1(
+                        fx.mysql, got, sizeof(got),
+                        "SELECT CONCAT(amount_sum, '/', reward_count) FROM hourly_reward_stats WHERE "
+                        "hour = FROM_UNIXTIME(%lld) AND anchor_id = '%s' AND anchor_gender = '%s' AND "
+                        "audience_gender = '%s'",
+                        rows[i].hour_s, anchor, rows[i].anchor_gender, rows[i].audience_gender);
                 snprintf(want, sizeof(want), "%lld/%lld", rows[i].amount_sum, rows[i].reward_count);
-                cr_assert_str_eq(got, want, "hour %lld anchor %s %s/%s", rows[i].hour_s, rows[i].anchor,
-                                 rows[i].anchor_gender, rows[i].audience_gender);
+                cr_assert_str_eq(got, want, "hour %lld anchor %s %s/%s", rows[i].hour_s,
+                                 rows[i].anchor, rows[i].anchor_gender, rows[i].audience_gender);
         }
 }
 
@@ -423,13 +471,13 @@ Test(stats, hourly_sums_are_exact_across_hours_and_genders_and_a_replay_changes_
 {
         const long long h = 1767225600000LL; /* 2026-01-01T00:00:00Z */
         const struct tip_spec tips[] = {
-                {"t1", "um", "af", 100, h + 10 * 60000, NULL, NULL},        /* genders from file / file */
-                {"t2", "ux", "af", 250, h + HOUR_MS - 1, NULL, "female"},   /* last ms of the hour */
-                {"t3", "ux", "af", 7, h + HOUR_MS, NULL, NULL},             /* first ms of the next; learned */
+                {"t1", "um", "af", 100, h + 10 * 60000, NULL, NULL}, /* genders from file / file */
+                {"t2", "ux", "af", 250, h + HOUR_MS - 1, NULL, "female"}, /* last ms of the hour */
+                {"t3", "ux", "af", 7, h + HOUR_MS, NULL, NULL}, /* first ms of the next; learned */
                 {"t4", "uy", "an", 1000, h + HOUR_MS + 1800000, "male", "unknown"},
-                {"t5", "um", "an", 40, h + 2 * HOUR_MS - 1, NULL, NULL},    /* anchor not on file */
+                {"t5", "um", "an", 40, h + 2 * HOUR_MS - 1, NULL, NULL}, /* anchor not on file */
                 {"t6", "um", "an", 60, h + HOUR_MS + 300000, NULL, NULL},
-                {"t7", "uz", "af", 5, h + 10 * 60000, "male", NULL},        /* the tip beats the file */
+                {"t7", "uz", "af", 5, h + 10 * 60000, "male", NULL}, /* the tip beats the file */
                 {"t8", "uw", "an", 3, h + 3 * HOUR_MS, "female", "female"},
                 /* After the replay below, so that their arrival says the replay was applied. */
                 {"s1", "um", "af", 11, h + 3 * HOUR_MS, NULL, NULL},
@@ -452,7 +500,8 @@ Test(stats, hourly_sums_are_exact_across_hours_and_genders_and_a_replay_changes_
         for (size_t i = 0; i < first; i++)
                 produce_tip(&tips[i], NULL);
         flush();
-        wait_at_least((long long)first, 30000, "tips in the ledger", "SELECT COUNT(*) FROM stats_tip");
+        wait_at_least((long long)first, 30000, "tips in the ledger",
+                      "SELECT COUNT(*) FROM stats_tip");
         n = expect_hours(tips, first, anchors, 1, audiences, 1, 16, rows);
         assert_hours(rows, n);
 
@@ -462,7 +511,8 @@ Test(stats, hourly_sums_are_exact_across_hours_and_genders_and_a_replay_changes_
         for (size_t i = first; i < all; i++)
                 produce_tip(&tips[i], NULL);
         flush();
-        wait_at_least((long long)all, 30000, "tips in the ledger", "SELECT COUNT(*) FROM stats_tip");
+        wait_at_least((long long)all, 30000, "tips in the ledger",
+                      "SELECT COUNT(*) FROM stats_tip");
         audiences[0] = (struct on_file){"um", "male"};
         n = expect_hours(tips, all, anchors, 1, audiences, 1, 16, rows);
         assert_hours(rows, n);
@@ -477,7 +527,8 @@ struct spender {
         long long total;
 };
 
-static const char *expected_level(long long at_most, long long spenders, long long high_pct, long long mid_pct)
+static const char *expected_level(long long at_most, long long spenders, long long high_pct,
+                                  long long mid_pct)
 {
         if (100 * at_most > high_pct * spenders)
                 return "high";
@@ -487,28 +538,36 @@ static const char *expected_level(long long at_most, long long spenders, long lo
 /* Checks every spender's row by the rule of profile.h. */
 static void assert_profile(const struct spender *s, size_t n, long long high_pct, long long mid_pct)
 {
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile"), (long long)n);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile"),
+                     (long long)n);
         for (size_t i = 0; i < n; i++) {
                 long long at_most = 0;
                 char level[16], pct[32];
 
                 for (size_t j = 0; j < n; j++)
                         at_most += s[j].total <= s[i].total;
-                cr_assert_eq(support_query_int(fx.mysql, "SELECT total_amount FROM audience_profile WHERE audience_id = '%s'",
-                                               s[i].audience), s[i].total, "%s", s[i].audience);
-                support_query1(fx.mysql, level, sizeof(level), "SELECT level FROM audience_profile WHERE audience_id = '%s'",
+                cr_assert_eq(
+                        support_query_int(
+                                fx.mysql,
+                                "SELECT total_amount FROM audience_profile WHERE audience_id = '%s'",
+                                s[i].audience),
+                        s[i].total, "%s", s[i].audience);
+                support_query1(fx.mysql, level, sizeof(level),
+                               "SELECT level FROM audience_profile WHERE audience_id = '%s'",
                                s[i].audience);
-                cr_assert_str_eq(level, expected_level(at_most, (long long)n, high_pct, mid_pct), "%s total %lld",
-                                 s[i].audience, s[i].total);
-                support_query1(fx.mysql, pct, sizeof(pct), "SELECT percentile FROM audience_profile WHERE audience_id = '%s'",
+                cr_assert_str_eq(level, expected_level(at_most, (long long)n, high_pct, mid_pct),
+                                 "%s total %lld", s[i].audience, s[i].total);
+                support_query1(fx.mysql, pct, sizeof(pct),
+                               "SELECT percentile FROM audience_profile WHERE audience_id = '%s'",
                                s[i].audience);
-                cr_assert(fabs(atof(pct) - 100.0 * (double)at_most / (double)n) < 0.0006, "%s percentile %s",
-                          s[i].audience, pct);
+                cr_assert(fabs(atof(pct) - 100.0 * (double)at_most / (double)n) < 0.0006,
+                          "%s percentile %s", s[i].audience, pct);
         }
 }
 
 /* Sends each spender's total as two tips to one of three anchors; returns the tip count. */
-static size_t produce_spenders(struct spender *s, const long long *totals, size_t n, const char *tag)
+static size_t produce_spenders(struct spender *s, const long long *totals, size_t n,
+                               const char *tag)
 {
         size_t tips = 0;
 
@@ -521,10 +580,12 @@ static size_t produce_spenders(struct spender *s, const long long *totals, size_
                 snprintf(tip_b, sizeof(tip_b), "%s%02zu_b", tag, i);
                 id_of(s[i].audience, sizeof(s[i].audience), audience);
                 s[i].total = totals[i];
-                produce_tip(&(struct tip_spec){tip_a, audience, anchor, totals[i] / 2, 1767225600000LL + (long long)i,
-                                               NULL, NULL}, NULL);
+                produce_tip(&(struct tip_spec){tip_a, audience, anchor, totals[i] / 2,
+                                               1767225600000LL + (long long)i, NULL, NULL},
+                            NULL);
                 produce_tip(&(struct tip_spec){tip_b, audience, anchor, totals[i] - totals[i] / 2,
-                                               1767229200000LL + (long long)i, NULL, NULL}, NULL);
+                                               1767229200000LL + (long long)i, NULL, NULL},
+                            NULL);
                 tips += 2;
         }
         flush();
@@ -536,8 +597,10 @@ static void wait_run_after(long long after_ms, int timeout_ms)
 {
         char sql[256];
 
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM stats_profile_run WHERE started_at >= FROM_UNIXTIME(%lld / 1000)",
-                 after_ms);
+        snprintf(
+                sql, sizeof(sql),
+                "SELECT COUNT(*) FROM stats_profile_run WHERE started_at >= FROM_UNIXTIME(%lld / 1000)",
+                after_ms);
         wait_at_least(1, timeout_ms, "profile runs after the ledger was complete", sql);
 }
 
@@ -551,10 +614,12 @@ Test(stats, profile_levels_follow_the_percentile_bands)
         size_t tips;
 
         use_redis_db(2);
-        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=2", "LIVEFLOW_STATS_PROFILE_HIGH_PCT=80",
+        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=2",
+                                              "LIVEFLOW_STATS_PROFILE_HIGH_PCT=80",
                                               "LIVEFLOW_STATS_PROFILE_MID_PCT=40", NULL});
         tips = produce_spenders(s, totals, n, "p");
-        wait_at_least((long long)tips, 30000, "tips in the ledger", "SELECT COUNT(*) FROM stats_tip");
+        wait_at_least((long long)tips, 30000, "tips in the ledger",
+                      "SELECT COUNT(*) FROM stats_tip");
         wait_run_after(wall_ms(), 20000);
         assert_profile(s, n, 80, 40);
         stop_worker_expect_clean_exit(0);
@@ -578,10 +643,11 @@ static long long fill_ledger(long long rows, long long audiences)
 {
         long long sum = 0;
 
-        exec_sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, gift_count, "
-                 "anchor_gender, audience_gender, tipped_at, hour) SELECT CONCAT('k', seq), 'x', CONCAT('%s_u', seq %% %lld), "
-                 "'x', 'x', 1 + (seq * 7919) %% 10000, 1, 'unknown', 'unknown', NOW(3), NOW() FROM seq_1_to_%lld",
-                 fx.prefix, audiences, rows);
+        exec_sql(
+                "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, gift_count, "
+                "anchor_gender, audience_gender, tipped_at, hour) SELECT CONCAT('k', seq), 'x', CONCAT('%s_u', seq %% %lld), "
+                "'x', 'x', 1 + (seq * 7919) %% 10000, 1, 'unknown', 'unknown', NOW(3), NOW() FROM seq_1_to_%lld",
+                fx.prefix, audiences, rows);
         for (long long seq = 1; seq <= rows; seq++)
                 sum += 1 + (seq * 7919) % 10000;
         return sum;
@@ -589,7 +655,8 @@ static long long fill_ledger(long long rows, long long audiences)
 
 Test(stats, two_instances_run_each_period_once)
 {
-        const char *const env[] = {"LIVEFLOW_STATS_PROFILE_INTERVAL_S=4", "LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=30", NULL};
+        const char *const env[] = {"LIVEFLOW_STATS_PROFILE_INTERVAL_S=4",
+                                   "LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=30", NULL};
         long long runs, span, started = 0, failed = 0, done = 0, busy = 0;
 
         use_redis_db(3);
@@ -610,9 +677,10 @@ Test(stats, two_instances_run_each_period_once)
                 done += count_log_lines(i, "profile run done");
         }
         runs = support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_profile_run");
-        span = support_query_int(fx.mysql, "SELECT MAX(period) - MIN(period) FROM stats_profile_run");
-        cr_assert(runs >= 3, "%lld runs in 14 s of 4 s periods (logs %s, %s)", runs, fx.workers[0].log,
-                  fx.workers[1].log);
+        span = support_query_int(fx.mysql,
+                                 "SELECT MAX(period) - MIN(period) FROM stats_profile_run");
+        cr_assert(runs >= 3, "%lld runs in 14 s of 4 s periods (logs %s, %s)", runs,
+                  fx.workers[0].log, fx.workers[1].log);
         cr_assert(busy > 0, "the instances never met at the lock");
         /*
          * Every period between the first and the last ran, and apart from runs that failed
@@ -620,7 +688,8 @@ Test(stats, two_instances_run_each_period_once)
          * the other one ran: such a run would end superseded, neither done nor failed.
          */
         cr_assert_eq(span, (runs - 1) * 4, "periods skipped: %lld runs over %lld s", runs, span);
-        cr_assert_eq(started - failed, runs, "%lld runs started and %lld failed for %lld periods (logs %s, %s)", started,
+        cr_assert_eq(started - failed, runs,
+                     "%lld runs started and %lld failed for %lld periods (logs %s, %s)", started,
                      failed, runs, fx.workers[0].log, fx.workers[1].log);
         cr_assert_eq(done, runs);
 }
@@ -643,7 +712,9 @@ Test(stats, a_period_whose_lock_is_held_elsewhere_waits_for_it)
         cr_assert(r && r->type == REDIS_REPLY_STATUS, "the lock was taken already");
         freeReplyObject(r);
         support_sleep_ms((int)(period * 1000 + 3000 - wall_ms()));
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_profile_run WHERE period = %lld", period),
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM stats_profile_run WHERE period = %lld",
+                                       period),
                      0, "period %lld ran although its lock was held", period);
         cr_assert(scrape(0, "liveflow_stats_profile_lock_busy_total") > 0);
 
@@ -651,7 +722,8 @@ Test(stats, a_period_whose_lock_is_held_elsewhere_waits_for_it)
         freeReplyObject(r);
         char sql[128];
 
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM stats_profile_run WHERE period = %lld", period);
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM stats_profile_run WHERE period = %lld",
+                 period);
         wait_at_least(1, 2500, "the period's run once the lock was free", sql);
         stop_worker_expect_clean_exit(0);
 }
@@ -659,9 +731,10 @@ Test(stats, a_period_whose_lock_is_held_elsewhere_waits_for_it)
 /* The profile as one comparable string (computed_at aside, which every run renews). */
 static void profile_text(char *out, size_t out_size)
 {
-        support_query1(fx.mysql, out, out_size,
-                       "SELECT CONCAT(COUNT(*), ':', COALESCE(GROUP_CONCAT(audience_id, '=', total_amount, '/', level, "
-                       "'/', percentile ORDER BY audience_id SEPARATOR ','), '')) FROM audience_profile");
+        support_query1(
+                fx.mysql, out, out_size,
+                "SELECT CONCAT(COUNT(*), ':', COALESCE(GROUP_CONCAT(audience_id, '=', total_amount, '/', level, "
+                "'/', percentile ORDER BY audience_id SEPARATOR ','), '')) FROM audience_profile");
 }
 
 Test(stats, a_failed_run_leaves_the_previous_profile_and_a_later_one_replaces_it)
@@ -675,16 +748,19 @@ Test(stats, a_failed_run_leaves_the_previous_profile_and_a_later_one_replaces_it
         use_redis_db(5);
         start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=2", NULL});
         tips = produce_spenders(s, totals, 5, "f");
-        wait_at_least((long long)tips, 30000, "tips in the ledger", "SELECT COUNT(*) FROM stats_tip");
+        wait_at_least((long long)tips, 30000, "tips in the ledger",
+                      "SELECT COUNT(*) FROM stats_tip");
         wait_run_after(wall_ms(), 20000);
         assert_profile(s, 5, 90, 50);
         profile_text(before, sizeof(before));
 
         /* Two tips whose sum no BIGINT holds: the staging insert fails (strict mode). */
         id_of(bad, sizeof(bad), "bad");
-        exec_sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, gift_count, "
-                 "anchor_gender, audience_gender, tipped_at, hour) SELECT CONCAT('%s', seq), 'x', '%s', 'x', 'x', "
-                 "5000000000000000000, 1, 'unknown', 'unknown', NOW(3), NOW() FROM seq_1_to_2", bad, bad);
+        exec_sql(
+                "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, gift_count, "
+                "anchor_gender, audience_gender, tipped_at, hour) SELECT CONCAT('%s', seq), 'x', '%s', 'x', 'x', "
+                "5000000000000000000, 1, 'unknown', 'unknown', NOW(3), NOW() FROM seq_1_to_2",
+                bad, bad);
         injected_ms = wall_ms();
         {
                 long long deadline = support_now_ms() + 20000;
@@ -695,15 +771,20 @@ Test(stats, a_failed_run_leaves_the_previous_profile_and_a_later_one_replaces_it
         }
         cr_assert(scrape(0, "liveflow_stats_profile_runs_total{outcome=\"failed\"}") >= 2,
                   "the poisoned ledger did not fail two runs (log %s)", fx.workers[0].log);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_profile_run WHERE started_at >= "
-                                                 "FROM_UNIXTIME(%lld / 1000)", injected_ms), 0);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM stats_profile_run WHERE started_at >= "
+                                       "FROM_UNIXTIME(%lld / 1000)",
+                                       injected_ms),
+                     0);
         profile_text(after, sizeof(after));
         cr_assert_str_eq(after, before, "a failed run changed the profile");
 
         /* Repaired, the next period's run goes through: the failures left no lock behind. */
         exec_sql("DELETE FROM stats_tip WHERE audience_id = '%s'", bad);
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM stats_profile_run WHERE started_at >= FROM_UNIXTIME(%lld / 1000)",
-                 wall_ms());
+        snprintf(
+                sql, sizeof(sql),
+                "SELECT COUNT(*) FROM stats_profile_run WHERE started_at >= FROM_UNIXTIME(%lld / 1000)",
+                wall_ms());
         wait_at_least(1, 20000, "a run after the repair", sql);
         assert_profile(s, 5, 90, 50);
         stop_worker_expect_clean_exit(0);
@@ -719,8 +800,10 @@ Test(stats, a_run_killed_halfway_leaves_the_previous_profile_whole)
         /* The previous profile, and a ledger big enough that computing a new one takes a while. */
         id_of(prev_a, sizeof(prev_a), "prev_a");
         id_of(prev_b, sizeof(prev_b), "prev_b");
-        exec_sql("INSERT INTO audience_profile (audience_id, total_amount, percentile, level, period_start) VALUES "
-                 "('%s', 10, 50, 'low', NOW(3)), ('%s', 20, 100, 'high', NOW(3))", prev_a, prev_b);
+        exec_sql(
+                "INSERT INTO audience_profile (audience_id, total_amount, percentile, level, period_start) VALUES "
+                "('%s', 10, 50, 'low', NOW(3)), ('%s', 20, 100, 'high', NOW(3))",
+                prev_a, prev_b);
         profile_text(before, sizeof(before));
         want_sum = fill_ledger(rows, audiences);
 
@@ -729,8 +812,8 @@ Test(stats, a_run_killed_halfway_leaves_the_previous_profile_whole)
          * Not waiting for /readyz (the group join): the run starts meanwhile and is killed in it.
          */
         spawn_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=3", NULL});
-        cr_assert(wait_log(fx.workers[0].log, "profile run started", 20000), "no run started (log %s)",
-                  fx.workers[0].log);
+        cr_assert(wait_log(fx.workers[0].log, "profile run started", 20000),
+                  "no run started (log %s)", fx.workers[0].log);
         cr_assert(kill(fx.workers[0].pid, SIGKILL) == 0);
         cr_assert_eq(support_wait_exit(fx.workers[0].pid, 10000), 128 + SIGKILL);
         fx.workers[0].pid = 0;
@@ -741,11 +824,18 @@ Test(stats, a_run_killed_halfway_leaves_the_previous_profile_whole)
 
         /* The next instance runs the period once the dead one's lock has expired. */
         start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=3", NULL});
-        wait_at_least(1, 60000, "the period's run by the next instance", "SELECT COUNT(*) FROM stats_profile_run");
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile"), audiences);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT SUM(total_amount) FROM audience_profile"), want_sum);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile WHERE audience_id IN ('%s', '%s')",
-                                       prev_a, prev_b), 0);
+        wait_at_least(1, 60000, "the period's run by the next instance",
+                      "SELECT COUNT(*) FROM stats_profile_run");
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile"),
+                     audiences);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT SUM(total_amount) FROM audience_profile"),
+                     want_sum);
+        cr_assert_eq(
+                support_query_int(
+                        fx.mysql,
+                        "SELECT COUNT(*) FROM audience_profile WHERE audience_id IN ('%s', '%s')",
+                        prev_a, prev_b),
+                0);
         stop_worker_expect_clean_exit(0);
 }
 
@@ -765,8 +855,8 @@ static int by_time_leaves_first(const void *a, const void *b)
 }
 
 /* The viewer figures by the rule of sessions.h: the window's events in time order, leaves first. */
-static void expect_viewers(const struct viewer_spec *events, size_t n, long long from_ms, long long to_ms,
-                           struct session_figures *f)
+static void expect_viewers(const struct viewer_spec *events, size_t n, long long from_ms,
+                           long long to_ms, struct session_figures *f)
 {
         struct viewer_spec in[32];
         const char *online[32], *joined[32];
@@ -788,7 +878,8 @@ static void expect_viewers(const struct viewer_spec *events, size_t n, long long
                         online[j] = online[--online_cnt];
                 if ((long long)online_cnt > f->peak_online)
                         f->peak_online = (long long)online_cnt;
-                for (j = 0; in[i].is_join && j < joined_cnt && strcmp(joined[j], in[i].client) != 0; j++)
+                for (j = 0; in[i].is_join && j < joined_cnt && strcmp(joined[j], in[i].client) != 0;
+                     j++)
                         ;
                 if (in[i].is_join && j == joined_cnt)
                         joined[joined_cnt++] = in[i].client;
@@ -797,8 +888,9 @@ static void expect_viewers(const struct viewer_spec *events, size_t n, long long
 }
 
 /* The gift figures: the room's tips in the window. */
-static void expect_gifts(const struct tip_spec *tips, const char *const *rooms, size_t n, const char *room,
-                         long long from_ms, long long to_ms, struct session_figures *f)
+static void expect_gifts(const struct tip_spec *tips, const char *const *rooms, size_t n,
+                         const char *room, long long from_ms, long long to_ms,
+                         struct session_figures *f)
 {
         const char *payers[32];
         size_t payer_cnt = 0;
@@ -825,24 +917,27 @@ static void wait_figures(long long session, const struct session_figures *f)
         char want[160], got[160] = "";
         long long deadline = support_now_ms() + 30000;
 
-        snprintf(want, sizeof(want), "%lld/%lld/%lld/%lld/%lld", f->gift_amount, f->gift_count, f->paying_users,
-                 f->unique_viewers, f->peak_online);
+        snprintf(want, sizeof(want), "%lld/%lld/%lld/%lld/%lld", f->gift_amount, f->gift_count,
+                 f->paying_users, f->unique_viewers, f->peak_online);
         while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT CONCAT_WS('/', gift_amount, gift_count, paying_users, unique_viewers, peak_online) "
-                               "FROM live_statistics WHERE session_id = %lld", session);
+                support_query1(
+                        fx.mysql, got, sizeof(got),
+                        "SELECT CONCAT_WS('/', gift_amount, gift_count, paying_users, unique_viewers, peak_online) "
+                        "FROM live_statistics WHERE session_id = %lld",
+                        session);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(100);
         }
-        cr_assert_fail("live_statistics of %lld: %s, want %s (amount/count/payers/viewers/peak; log %s)", session, got,
-                       want, fx.workers[0].log);
+        cr_assert_fail(
+                "live_statistics of %lld: %s, want %s (amount/count/payers/viewers/peak; log %s)",
+                session, got, want, fx.workers[0].log);
 }
 
 /* The session's figures with the first n tips and viewer events. */
 static void expect_figures(const struct tip_spec *tips, const char *const *rooms, size_t tip_cnt,
-                           const struct viewer_spec *viewers, size_t viewer_cnt, long long t0, long long t1,
-                           struct session_figures *f)
+                           const struct viewer_spec *viewers, size_t viewer_cnt, long long t0,
+                           long long t1, struct session_figures *f)
 {
         struct session_figures v;
 
@@ -857,18 +952,24 @@ Test(stats, session_statistics_count_the_window_and_catch_up_with_late_records)
         const long long t0 = 1767229200000LL, t1 = t0 + 600000; /* a 10-minute session */
         const long long session = (long long)getpid() * 1000 + 7, late_s = 10;
         const struct viewer_spec viewers[] = {
-                {"c1", true, t0 + 10000, 1},  {"c2", true, t0 + 20000, 1},  {"c2", true, t0 + 25000, 2},
-                {"c3", true, t0 + 30000, 1},  {"c1", false, t0 + 40000, 1}, {"c4", false, t0 + 50000, 1},
-                {"c4", true, t0 + 60000, 1},  {"c5", true, t0 + 60000, 1},  {"c1", true, t0 + 70000, 2},
-                {"c3", false, t0 + 80000, 1}, {"c6", true, t0 - 100000, 1}, {"c7", true, t1 + 100000, 1},
+                {"c1", true, t0 + 10000, 1},  {"c2", true, t0 + 20000, 1},
+                {"c2", true, t0 + 25000, 2},  {"c3", true, t0 + 30000, 1},
+                {"c1", false, t0 + 40000, 1}, {"c4", false, t0 + 50000, 1},
+                {"c4", true, t0 + 60000, 1},  {"c5", true, t0 + 60000, 1},
+                {"c1", true, t0 + 70000, 2},  {"c3", false, t0 + 80000, 1},
+                {"c6", true, t0 - 100000, 1}, {"c7", true, t1 + 100000, 1},
                 {"c8", true, t0 + 65000, 1}, /* late: after the session.end */
         };
         const struct tip_spec tips[] = {
-                {"g1", "u1", "sa", 100, t0 + 5000, NULL, NULL}, {"g2", "u2", "sa", 50, t0 + 100000, NULL, NULL},
-                {"g3", "u1", "sa", 25, t1, NULL, NULL},          {"g4", "u3", "sa", 10, t0 - 1, NULL, NULL},
-                {"g5", "u4", "sa", 999, t1 + 1, NULL, NULL},     {"g6", "u5", "ob", 70, t0 + 100000, NULL, NULL},
+                {"g1", "u1", "sa", 100, t0 + 5000, NULL, NULL},
+                {"g2", "u2", "sa", 50, t0 + 100000, NULL, NULL},
+                {"g3", "u1", "sa", 25, t1, NULL, NULL},
+                {"g4", "u3", "sa", 10, t0 - 1, NULL, NULL},
+                {"g5", "u4", "sa", 999, t1 + 1, NULL, NULL},
+                {"g6", "u5", "ob", 70, t0 + 100000, NULL, NULL},
                 {"g7", "u6", "sa", 70, t0 + 300000, NULL, NULL}, /* late */
-                {"g8", "u7", "sa", 40, t0 + 400000, NULL, NULL}, /* later than LIVEFLOW_STATS_LATE_S */
+                {"g8", "u7", "sa", 40, t0 + 400000, NULL, NULL}, /* later than LIVEFLOW_STATS_LATE_S
+                                                                  */
         };
         const char *const rooms[] = {"sa", "sa", "sa", "sa", "sa", "ob", "sa", "sa"};
         const size_t viewer_first = 12, tip_first = 6;
@@ -886,15 +987,19 @@ Test(stats, session_statistics_count_the_window_and_catch_up_with_late_records)
         for (size_t i = 0; i < tip_first; i++)
                 produce_tip(&tips[i], rooms[i]);
         flush();
-        wait_at_least((long long)tip_first, 30000, "tips in the ledger", "SELECT COUNT(*) FROM stats_tip");
+        wait_at_least((long long)tip_first, 30000, "tips in the ledger",
+                      "SELECT COUNT(*) FROM stats_tip");
         wait_at_least((long long)viewer_first, 30000, "viewer events in the ledger",
                       "SELECT COUNT(*) FROM stats_viewer_event");
         produce_session_end(stream, anchor, session, t0, t1);
         flush();
         expect_figures(tips, rooms, tip_first, viewers, viewer_first, t0, t1, &f);
         wait_figures(session, &f);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT duration_s FROM live_statistics WHERE session_id = %lld", session),
-                     (t1 - t0) / 1000);
+        cr_assert_eq(
+                support_query_int(fx.mysql,
+                                  "SELECT duration_s FROM live_statistics WHERE session_id = %lld",
+                                  session),
+                (t1 - t0) / 1000);
 
         /* A tip and a viewer of the window that arrive after the end, within late_s of it. */
         produce_tip(&tips[tip_first], rooms[tip_first]);
@@ -904,13 +1009,15 @@ Test(stats, session_statistics_count_the_window_and_catch_up_with_late_records)
         wait_figures(session, &f);
 
         /* The session.end again: computed again, to the same figures. */
-        support_query1(fx.mysql, computed, sizeof(computed), "SELECT computed_at FROM live_statistics WHERE session_id = %lld",
-                       session);
+        support_query1(fx.mysql, computed, sizeof(computed),
+                       "SELECT computed_at FROM live_statistics WHERE session_id = %lld", session);
         produce_session_end(stream, anchor, session, t0, t1);
         flush();
-        for (long long deadline = support_now_ms() + 20000; support_now_ms() < deadline; support_sleep_ms(100)) {
+        for (long long deadline = support_now_ms() + 20000; support_now_ms() < deadline;
+             support_sleep_ms(100)) {
                 support_query1(fx.mysql, again, sizeof(again),
-                               "SELECT computed_at FROM live_statistics WHERE session_id = %lld", session);
+                               "SELECT computed_at FROM live_statistics WHERE session_id = %lld",
+                               session);
                 if (strcmp(again, computed) != 0)
                         break;
         }
@@ -918,15 +1025,20 @@ Test(stats, session_statistics_count_the_window_and_catch_up_with_late_records)
         wait_figures(session, &f);
 
         /* Past late_s after the worker saw the end, a tip of the window no longer counts. */
-        closed_ms = support_query_int(fx.mysql, "SELECT CAST(UNIX_TIMESTAMP(closed_at) * 1000 AS SIGNED) FROM "
-                                                "stats_session WHERE session_id = %lld", session);
+        closed_ms =
+                support_query_int(fx.mysql,
+                                  "SELECT CAST(UNIX_TIMESTAMP(closed_at) * 1000 AS SIGNED) FROM "
+                                  "stats_session WHERE session_id = %lld",
+                                  session);
         if (closed_ms + late_s * 1000 + 1000 > wall_ms())
                 support_sleep_ms((int)(closed_ms + late_s * 1000 + 1000 - wall_ms()));
         produce_tip(&tips[tip_first + 1], rooms[tip_first + 1]);
         flush();
-        wait_at_least((long long)tip_first + 2, 30000, "tips in the ledger", "SELECT COUNT(*) FROM stats_tip");
+        wait_at_least((long long)tip_first + 2, 30000, "tips in the ledger",
+                      "SELECT COUNT(*) FROM stats_tip");
         support_sleep_ms(2500); /* two ticks: time enough to compute, had it been marked */
-        snprintf(sql, sizeof(sql), "SELECT dirty FROM stats_session WHERE session_id = %lld", session);
+        snprintf(sql, sizeof(sql), "SELECT dirty FROM stats_session WHERE session_id = %lld",
+                 session);
         cr_assert_eq(support_query_int(fx.mysql, "%s", sql), 0);
         wait_figures(session, &f);
         stop_worker_expect_clean_exit(0);
@@ -937,13 +1049,21 @@ Test(stats, session_statistics_count_the_window_and_catch_up_with_late_records)
 Test(stats_config, refuses_a_mid_band_not_below_the_high_one)
 {
         char bin[512];
-        const char *base = "LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1 LIVEFLOW_MYSQL_URL=mysql://u:p@127.0.0.1:1/d "
-                           "LIVEFLOW_REDIS_URL=redis://127.0.0.1:1/0";
+        const char *base =
+                "LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1 LIVEFLOW_MYSQL_URL=mysql://u:p@127.0.0.1:1/d "
+                "LIVEFLOW_REDIS_URL=redis://127.0.0.1:1/0";
 
         support_bin_path("liveflow-stats", bin, sizeof(bin));
         cr_assert_eq(support_sh("%s '%s' --check-config >/dev/null 2>&1", base, bin), 0);
-        cr_assert_eq(support_sh("%s LIVEFLOW_STATS_PROFILE_MID_PCT=90 LIVEFLOW_STATS_PROFILE_HIGH_PCT=90 '%s' "
-                                "--check-config >/dev/null 2>&1", base, bin), 2);
-        cr_assert_eq(support_sh("%s LIVEFLOW_STATS_PROFILE_INTERVAL_S=0 '%s' --check-config >/dev/null 2>&1", base, bin),
-                     2);
+        cr_assert_eq(
+                support_sh(
+                        "%s LIVEFLOW_STATS_PROFILE_MID_PCT=90 LIVEFLOW_STATS_PROFILE_HIGH_PCT=90 '%s' "
+                        "--check-config >/dev/null 2>&1",
+                        base, bin),
+                2);
+        cr_assert_eq(
+                support_sh(
+                        "%s LIVEFLOW_STATS_PROFILE_INTERVAL_S=0 '%s' --check-config >/dev/null 2>&1",
+                        base, bin),
+                2);
 }
