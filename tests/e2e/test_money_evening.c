@@ -8,8 +8,10 @@
  * with a fresh timestamp. Halfway through the evening the revenue share of some anchors
  * changes (the ratio in force at each tip's own time counts). Withdrawals (POST
  * /v1/withdrawals) race the tips: some can only succeed, some can only be refused, some are
- * duplicated. Meanwhile reward-sync and settlement are each killed with SIGKILL and started
- * again, and Redis is cut away from the workers for a while (a TCP relay), then given back.
+ * duplicated. Meanwhile each worker is killed with SIGKILL mid-run, having handled some tips
+ * but not all, and started again (reward-sync at a fifth of the posts, settlement at two
+ * fifths, stats at half), and Redis is cut away from the workers for a while (a TCP relay),
+ * then given back.
  *
  * At the end every figure must equal what the test computes from what it sent, with its own
  * copy of the rule (anchor gets floor(amount * ratio_bp / 10000) with the ratio in force at the
@@ -1008,9 +1010,14 @@ static long long scrape(const struct proc *p, const char *series)
         return value;
 }
 
-/* SIGKILL, then the same worker again (not waited for: the evening goes on meanwhile). */
+/*
+ * SIGKILL mid-run, once the worker has handled some tips and before it has them all, then the
+ * same worker again (not waited for: the evening goes on meanwhile).
+ */
 static void kill_9(struct proc *p, long long done, const char *what)
 {
+        cr_assert_gt(done, 0, "%s had handled no tip before its kill: nothing was tested; see %s",
+                     p->name, p->log);
         cr_assert_lt(done, fx.tip_cnt,
                      "%s had handled every tip before its kill: nothing was tested", p->name);
         cr_assert(kill(p->pid, SIGKILL) == 0);
@@ -1037,6 +1044,8 @@ enum chaos_step {
         SYNC_BACK,
         KILL_SETTLE,
         SETTLE_BACK,
+        KILL_STATS,
+        STATS_BACK,
         CUT_REDIS,
         RESTORE_REDIS,
         CHAOS_DONE
@@ -1048,8 +1057,12 @@ struct chaos {
         long long synced;   /* recharge rows when Redis was cut */
 };
 
-/* Takes the next step when it is due; the posting still runs, so every worker has work left. */
-static void chaos_step(struct chaos *c, long long posted, long long synced, long long settled)
+/*
+ * Takes the next step when it is due; the posting still runs, so every worker has work left.
+ * synced, settled and counted: the tips in recharge, settlement_detail and hourly_reward_stats.
+ */
+static void chaos_step(struct chaos *c, long long posted, long long synced, long long settled,
+                       long long counted)
 {
         long long now = support_now_ms();
 
@@ -1070,6 +1083,15 @@ static void chaos_step(struct chaos *c, long long posted, long long synced, long
                 break;
         case SETTLE_BACK:
                 if (!is_back(&fx.settle, c->since_ms))
+                        return;
+                break;
+        case KILL_STATS:
+                if (posted < fx.post_cnt / 2)
+                        return;
+                kill_9(&fx.stats, counted, "in hourly_reward_stats");
+                break;
+        case STATS_BACK:
+                if (!is_back(&fx.stats, c->since_ms))
                         return;
                 break;
         case CUT_REDIS:
@@ -1121,16 +1143,18 @@ static void run_evening(void)
                 long long posted = atomic_load(&run.posts_done);
                 long long synced = count_rows("SELECT COUNT(*) FROM recharge");
                 long long settled = count_rows("SELECT COUNT(*) FROM settlement_detail");
+                long long counted = count_rows(
+                        "SELECT COALESCE(SUM(reward_count), 0) FROM hourly_reward_stats");
 
                 cr_assert(eq(int, atomic_load(&run.failures), 0), "%s", run.failure);
                 if (!run.is_asking && phase_a_settled(like_a))
                         start_asking();
-                chaos_step(&chaos, posted, synced, settled);
+                chaos_step(&chaos, posted, synced, settled, counted);
                 cr_assert_lt(support_now_ms(), deadline,
                              "the evening is not over after %d s: step %d, %lld of %d posts, "
-                             "%d of %d withdrawals, %lld in recharge, %lld settled",
+                             "%d of %d withdrawals, %lld in recharge, %lld settled, %lld counted",
                              RUN_MS / 1000, (int)chaos.step, posted, fx.post_cnt,
-                             atomic_load(&run.asks_done), fx.ask_cnt, synced, settled);
+                             atomic_load(&run.asks_done), fx.ask_cnt, synced, settled, counted);
                 support_sleep_ms(100);
         }
         stop_threads();
