@@ -181,9 +181,14 @@ static const char *read_text(const json_t *v, char *buf, size_t size)
 static void copy_text(json_t *payload, const char *to, const json_t *root, const char *from)
 {
         char buf[TEXT_INT_MAX];
-        const char *s = read_text(json_object_get(root, from), buf, sizeof(buf));
+        json_t *v = json_object_get(root, from);
+        const char *s;
 
-        if (s)
+        if (json_is_string(v)) { /* shared, not copied: the payload outlives root by a reference */
+                json_object_set(payload, to, v);
+                return;
+        }
+        if ((s = read_text(v, buf, sizeof(buf))))
                 json_object_set_new(payload, to, json_string(s));
 }
 
