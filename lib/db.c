@@ -3,6 +3,7 @@
 
 #include <errmsg.h>
 #include <mysqld_error.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +380,168 @@ enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affect
                 mysql_free_result(res);
         if (affected)
                 *affected = (unsigned long long)mysql_affected_rows(db->mysql);
+        return DB_OK;
+}
+
+/* ------------------------------------------------------------------ text statements */
+
+void db_text_reset(struct db_text *t)
+{
+        t->len = 0;
+        t->is_oom = false;
+        if (t->s)
+                t->s[0] = '\0';
+}
+
+void db_text_free(struct db_text *t)
+{
+        free(t->s);
+        *t = (struct db_text){0};
+}
+
+/* Makes room for `more` bytes and the NUL; false (and is_oom) when out of memory. */
+static bool text_grow(struct db_text *t, size_t more)
+{
+        size_t cap = t->cap ? t->cap : 1024;
+        char *s;
+
+        if (t->is_oom)
+                return false;
+        if (t->len + more + 1 <= t->cap)
+                return true;
+        while (cap < t->len + more + 1)
+                cap *= 2;
+        if (!(s = realloc(t->s, cap))) {
+                t->is_oom = true;
+                return false;
+        }
+        t->s = s;
+        t->cap = cap;
+        return true;
+}
+
+void db_text_add(struct db_text *t, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n < 0 || !text_grow(t, (size_t)n)) {
+                t->is_oom = true;
+                return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        t->len += (size_t)n;
+}
+
+void db_text_str(struct db *db, struct db_text *t, const char *s)
+{
+        size_t len;
+
+        if (!s) {
+                db_text_add(t, "NULL");
+                return;
+        }
+        len = strlen(s);
+        if (!text_grow(t, 2 * len + 2))
+                return;
+        t->s[t->len++] = '\'';
+        db_escape(db, t->s + t->len, s, len);
+        t->len += strlen(t->s + t->len);
+        t->s[t->len++] = '\'';
+        t->s[t->len] = '\0';
+}
+
+void db_text_i64(struct db_text *t, long long v)
+{
+        db_text_add(t, "%lld", v);
+}
+
+/* Sends t; the caller reads (or frees) the result, if any. */
+static enum db_result text_send(struct db *db, const struct db_text *t, char *errstr,
+                                size_t errstr_size)
+{
+        enum db_result r;
+
+        if (t->is_oom || !t->s) {
+                snprintf(errstr, errstr_size, "out of memory building a statement");
+                return DB_FATAL;
+        }
+        if ((r = ensure_connected(db, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (mysql_real_query(db->mysql, t->s, t->len) != 0)
+                return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr,
+                            errstr_size);
+        return DB_OK;
+}
+
+enum db_result db_text_exec(struct db *db, const struct db_text *t, unsigned long long *affected,
+                            char *errstr, size_t errstr_size)
+{
+        enum db_result r = text_send(db, t, errstr, errstr_size);
+        MYSQL_RES *res;
+
+        if (r != DB_OK)
+                return r;
+        if ((res = mysql_store_result(db->mysql)))
+                mysql_free_result(res);
+        if (affected)
+                *affected = (unsigned long long)mysql_affected_rows(db->mysql);
+        return DB_OK;
+}
+
+/* Copies one text-protocol row into cols (strings truncated to their buffers). */
+static void text_row(struct db_col *cols, size_t ncols, MYSQL_ROW row, const unsigned long *lens)
+{
+        for (size_t i = 0; i < ncols; i++) {
+                cols[i].is_null = row[i] == NULL;
+                if (cols[i].type == DB_PARAM_I64) {
+                        cols[i].i = row[i] ? strtoll(row[i], NULL, 10) : 0;
+                } else if (cols[i].s_size) {
+                        size_t l = row[i] && lens[i] < cols[i].s_size - 1 ? lens[i]
+                                   : row[i]                               ? cols[i].s_size - 1
+                                                                          : 0;
+
+                        if (l)
+                                memcpy(cols[i].s, row[i], l);
+                        cols[i].s[l] = '\0';
+                }
+        }
+}
+
+enum db_result db_text_query(struct db *db, const struct db_text *t, struct db_col *cols,
+                             size_t ncols, void (*on_row)(const struct db_col *cols, void *arg),
+                             void *arg, char *errstr, size_t errstr_size)
+{
+        enum db_result r = text_send(db, t, errstr, errstr_size);
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        if (r != DB_OK)
+                return r;
+        /* Stored client-side, as db_query_each(): the server is free while on_row works. */
+        if (!(res = mysql_store_result(db->mysql))) {
+                if (mysql_errno(db->mysql))
+                        return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr,
+                                    errstr_size);
+                snprintf(errstr, errstr_size, "\"%.80s\" returned no result set", t->s);
+                return DB_FATAL;
+        }
+        if (mysql_num_fields(res) < ncols) {
+                snprintf(errstr, errstr_size, "\"%.80s\" returned %u columns, %zu expected", t->s,
+                         mysql_num_fields(res), ncols);
+                mysql_free_result(res);
+                return DB_FATAL;
+        }
+        while ((row = mysql_fetch_row(res))) {
+                text_row(cols, ncols, row, mysql_fetch_lengths(res));
+                on_row(cols, arg);
+        }
+        mysql_free_result(res);
         return DB_OK;
 }
 

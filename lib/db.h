@@ -100,6 +100,46 @@ enum db_result db_commit(struct db *db, char *errstr, size_t errstr_size);
 /** @brief Rolls back; errors are logged, since a lost connection has rolled back already. */
 void db_rollback(struct db *db);
 
+/*
+ * A text statement built piece by piece: the set-based statements of a batch, whose number of
+ * rows (and so of values) changes from one batch to the next, go as one text query each (one
+ * round trip, no prepared statement per row count). Strings are escaped for the connection's
+ * character set. An allocation failure is remembered and reported by db_text_exec() /
+ * db_text_query(), so a caller appends without checking each step.
+ */
+struct db_text {
+        char *s;
+        size_t len, cap;
+        bool is_oom;
+};
+
+/** @brief Empties t for a new statement (keeps its buffer). */
+void db_text_reset(struct db_text *t);
+
+/** @brief Frees t's buffer; t may be reused after db_text_reset(). */
+void db_text_free(struct db_text *t);
+
+/** @brief Appends SQL text (printf format; never user data: use db_text_str for that). */
+void db_text_add(struct db_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** @brief Appends s as a quoted, escaped string literal, or NULL when s is NULL. */
+void db_text_str(struct db *db, struct db_text *t, const char *s);
+
+/** @brief Appends an integer literal. */
+void db_text_i64(struct db_text *t, long long v);
+
+/** @brief Runs t as a statement without a result set (as db_sql()). */
+enum db_result db_text_exec(struct db *db, const struct db_text *t, unsigned long long *affected,
+                            char *errstr, size_t errstr_size);
+
+/**
+ * @brief Runs t as a query and calls on_row(cols, arg) once per row, cols typed and filled as
+ * by db_query_each() (integers parsed from the text protocol, NULL leaves is_null set).
+ */
+enum db_result db_text_query(struct db *db, const struct db_text *t, struct db_col *cols,
+                             size_t ncols, void (*on_row)(const struct db_col *cols, void *arg),
+                             void *arg, char *errstr, size_t errstr_size);
+
 /** @brief Escapes s (len bytes) for a quoted SQL literal into out (>= 2*len+1). */
 void db_escape(struct db *db, char *out, const char *s, size_t len);
 
