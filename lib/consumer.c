@@ -60,6 +60,10 @@ struct consumer {
         char group[96];
         struct item *items;
         size_t item_cnt, item_cap;
+        /* apply_many / publish_many arguments, item_cap long */
+        struct apply_slot *slots;
+        struct consumer_record **recs;
+        size_t slot_cap;
         int assigned;
         volatile bool draining; /* read by the admin thread */
         volatile bool joined; /* a first assignment (maybe empty) came: read by the admin thread */
@@ -290,6 +294,14 @@ static void decode(struct consumer *c, struct item *it)
 
 /* ------------------------------------------------------------------ applying */
 
+static void mark_permanent(struct item *it)
+{
+        it->state = ITEM_DEAD;
+        it->error_class = ERROR_PERMANENT;
+        log_warn(it->rec.trace_id, "permanent failure topic=%s partition=%d offset=%lld: %s",
+                 it->rec.topic, it->rec.partition, it->rec.offset, it->error);
+}
+
 static enum apply_result apply_one(struct consumer *c, struct item *it)
 {
         enum apply_result r;
@@ -297,21 +309,100 @@ static enum apply_result apply_one(struct consumer *c, struct item *it)
         it->error[0] = '\0';
         it->rec.publish = false;
         r = c->role->apply(c->state, &it->rec, it->error, sizeof(it->error));
-        if (r == APPLY_PERMANENT) {
-                it->state = ITEM_DEAD;
-                it->error_class = ERROR_PERMANENT;
-                log_warn(it->rec.trace_id,
-                         "permanent failure topic=%s partition=%d offset=%lld: %s", it->rec.topic,
-                         it->rec.partition, it->rec.offset, it->error);
-        } else if (r == APPLY_DONE) {
+        if (r == APPLY_PERMANENT)
+                mark_permanent(it);
+        else if (r == APPLY_DONE)
                 it->state = ITEM_APPLIED;
-        }
         return r;
 }
 
 static bool savepoint(struct consumer *c, const char *verb, char *err, size_t err_size)
 {
         return db_sql(c->db, verb, NULL, err, err_size) == DB_OK;
+}
+
+/* Sizes the apply_many / publish_many arguments for the batch; false when out of memory. */
+static bool reserve_slots(struct consumer *c)
+{
+        struct apply_slot *slots;
+        struct consumer_record **recs;
+
+        if (c->slot_cap >= c->item_cnt)
+                return true;
+        if (!(slots = realloc(c->slots, c->item_cap * sizeof(*slots))))
+                return false;
+        c->slots = slots;
+        if (!(recs = realloc(c->recs, c->item_cap * sizeof(*recs))))
+                return false;
+        c->recs = recs;
+        c->slot_cap = c->item_cap;
+        return true;
+}
+
+/* Every pending record, in batch order, as apply_many() slots. @returns how many. */
+static size_t fill_slots(struct consumer *c)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < c->item_cnt; i++) {
+                struct item *it = &c->items[i];
+
+                if (it->state != ITEM_PENDING)
+                        continue;
+                it->error[0] = '\0';
+                it->rec.publish = false;
+                c->slots[n++] =
+                        (struct apply_slot){&it->rec, APPLY_DONE, it->error, sizeof(it->error)};
+        }
+        return n;
+}
+
+/* After the commit: the slots' results, in the order fill_slots() took the items. */
+static void take_slot_results(struct consumer *c)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < c->item_cnt; i++) {
+                struct item *it = &c->items[i];
+
+                if (it->state != ITEM_PENDING)
+                        continue;
+                if (c->slots[n++].result == APPLY_PERMANENT)
+                        mark_permanent(it);
+                else
+                        it->state = it->rec.publish ? ITEM_APPLIED : ITEM_DONE;
+        }
+}
+
+/*
+ * The set-based fast path (roles with apply_many): the whole batch in one transaction and a
+ * few statements. @returns false when it rolled everything back (the caller then goes one
+ * record at a time, which also pins a permanent failure on its own record).
+ */
+static bool apply_batch_many(struct consumer *c)
+{
+        char err[512] = "";
+        size_t n;
+
+        if (!reserve_slots(c)) {
+                snprintf(err, sizeof(err), "out of memory");
+                goto fallback;
+        }
+        if (!(n = fill_slots(c)))
+                return true;
+        if (db_begin(c->db, err, sizeof(err)) != DB_OK)
+                goto fallback;
+        if (c->role->apply_many(c->state, c->slots, n, err, sizeof(err)) != APPLY_DONE ||
+            db_commit(c->db, err, sizeof(err)) != DB_OK) {
+                db_rollback(c->db);
+                goto fallback;
+        }
+        take_slot_results(c);
+        return true;
+fallback:
+        log_warn(NULL, "batch of %zu rolled back, retrying one record at a time: %s", c->item_cnt,
+                 err);
+        return false;
 }
 
 /*
@@ -323,6 +414,8 @@ static bool apply_batch(struct consumer *c)
 {
         char err[512];
 
+        if (c->role->apply_many)
+                return apply_batch_many(c);
         if (db_begin(c->db, err, sizeof(err)) != DB_OK)
                 goto transient;
         for (size_t i = 0; i < c->item_cnt; i++) {
@@ -441,6 +534,35 @@ static void publish_one(struct consumer *c, struct item *it)
                         return;
                 }
         }
+}
+
+/* The publish step of every applied record: all at once when the role can, else one by one. */
+static void publish_batch(struct consumer *c)
+{
+        char err[512];
+        size_t n = 0;
+
+        for (size_t i = 0; i < c->item_cnt; i++)
+                if (c->items[i].state == ITEM_APPLIED && !c->role->publish)
+                        c->items[i].state = ITEM_DONE;
+        if (c->role->publish_many && reserve_slots(c)) {
+                for (size_t i = 0; i < c->item_cnt; i++)
+                        if (c->items[i].state == ITEM_APPLIED)
+                                c->recs[n++] = &c->items[i].rec;
+                if (!n)
+                        return;
+                if (c->role->publish_many(c->state, c->recs, n, err, sizeof(err)) == 0) {
+                        for (size_t i = 0; i < c->item_cnt; i++)
+                                if (c->items[i].state == ITEM_APPLIED)
+                                        c->items[i].state = ITEM_DONE;
+                        return;
+                }
+                log_warn(NULL, "publishing %zu record(s) at once failed, one at a time now: %s", n,
+                         err);
+        }
+        for (size_t i = 0; i < c->item_cnt; i++)
+                if (c->items[i].state == ITEM_APPLIED)
+                        publish_one(c, &c->items[i]);
 }
 
 /* ------------------------------------------------------------------ dead letters */
@@ -608,13 +730,7 @@ static void process_batch(struct consumer *c)
                                 break; /* stop requested: leave the rest for next time */
                 }
         }
-        for (size_t i = 0; i < c->item_cnt; i++)
-                if (c->items[i].state == ITEM_APPLIED) {
-                        if (c->role->publish)
-                                publish_one(c, &c->items[i]);
-                        else
-                                c->items[i].state = ITEM_DONE;
-                }
+        publish_batch(c);
         for (size_t i = 0; i < c->item_cnt; i++)
                 applied += c->items[i].state == ITEM_DONE;
         dead_letter(c);
@@ -766,6 +882,8 @@ void consumer_destroy(struct consumer *c)
         redis_conn_destroy(c->redis);
         codec_destroy(c->codec);
         free(c->items);
+        free(c->slots);
+        free(c->recs);
         free(c->parts);
         free(c);
 }

@@ -32,6 +32,14 @@ struct consumer_record {
         long long note;         /* free for the role: carried from apply() to publish() */
 };
 
+/* One record of a set-based apply (see consumer_role.apply_many). */
+struct apply_slot {
+        struct consumer_record *rec;
+        enum apply_result result; /* set by apply_many(): APPLY_DONE or APPLY_PERMANENT */
+        char *error;              /* apply_many() writes why a record is APPLY_PERMANENT */
+        size_t error_size;
+};
+
 /* What a role gets to work with; all owned by the runtime. */
 struct role_env {
         const struct settings *settings;
@@ -56,6 +64,24 @@ struct consumer_role {
                                    size_t errstr_size);
         /* @returns 0, or -1 (transient, retried) with errstr. NULL when the role has none. */
         int (*publish)(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size);
+        /*
+         * Optional set-based fast path, for throughput: applies every record of the batch with
+         * a few statements in the batch's transaction (no savepoint per record), with the same
+         * effects as apply() on each record in turn. It sets each slot's result: APPLY_DONE, or
+         * APPLY_PERMANENT for a record refused before anything was written for it. It
+         * @returns APPLY_DONE when every slot is set; anything else (a transient failure, or a
+         * failure it cannot pin on one record) rolls the batch back, and the runtime applies
+         * the records one at a time with apply(), which sorts them out.
+         */
+        enum apply_result (*apply_many)(void *state, struct apply_slot *slots, size_t n,
+                                        char *errstr, size_t errstr_size);
+        /*
+         * Optional: publish() for n records at once (after the commit). @returns 0 when every
+         * record is published, or -1 with errstr: the runtime then runs publish() on each
+         * record, so publish_many() may have done any part of the work.
+         */
+        int (*publish_many)(void *state, struct consumer_record *const *recs, size_t n,
+                            char *errstr, size_t errstr_size);
         /* Called about once a second between batches (sweeps, periodic flushes); may be NULL. */
         void (*tick)(void *state, long long now_ms);
         void (*close)(void *state);
