@@ -15,7 +15,10 @@
 #     each reported against the same MariaDB baseline;
 #  2. the receiver at each of BENCH_CONNECTIONS: wrk with ops/bench/tencent.lua for
 #     BENCH_DURATION_S, then the same script against the no-op server (the ceiling of
-#     this HTTP stack on this machine); every 200 must be a record in live.stream.
+#     this HTTP stack on this machine); every 200 must be a record in live.stream;
+#  3. the money path (ops/bench/money.sh, its BENCH_TIPS* knobs apply; BENCH_MONEY=0 skips
+#     it). `sh ops/bench/money.sh` alone runs only this part on a stack of its own, and
+#     BENCH_TIPS_BACKLOG=1 measures what reward-sync and settlement drain, not what is offered.
 #
 # Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONNECTIONS ("64 8"),
 # BENCH_THREADS (wrk threads, 2), BENCH_RECORDS (20000 per role: each role's topic must stay
