@@ -584,8 +584,11 @@ static int cmp_str_ptr(const void *a, const void *b)
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The rooms of the new tips, each with its count and amount, in room_id order. */
-static void collect_rooms(struct reward_batch *b, const char **ids)
+/*
+ * The rooms of the new tips, each with its count and amount, in room_id order. @returns false
+ * when a room's amounts overflow (number_tip() refuses the tip that does, one at a time).
+ */
+static bool collect_rooms(struct reward_batch *b, const char **ids)
 {
         size_t n = 0;
 
@@ -603,8 +606,10 @@ static void collect_rooms(struct reward_batch *b, const char **ids)
                         continue;
                 room = find_room(b, b->tips[i].t.room_id);
                 room->tips++;
-                room->amount += b->tips[i].t.amount;
+                if (__builtin_add_overflow(room->amount, b->tips[i].t.amount, &room->amount))
+                        return false;
         }
+        return true;
 }
 
 /* Appends "(r1, r2, ...)" of the batch's rooms. */
@@ -814,10 +819,12 @@ static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_s
                 return APPLY_DONE;
         if ((r = find_new_tips(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
                 r = mismatch(errstr, errstr_size);
-        if (r == DB_OK) {
-                collect_rooms(b, b->room_ids);
-                r = write_new_tips(b, errstr, errstr_size);
+        if (r == DB_OK && !collect_rooms(b, b->room_ids)) {
+                snprintf(errstr, errstr_size, "a room's amounts overflow");
+                r = DB_FATAL;
         }
+        if (r == DB_OK)
+                r = write_new_tips(b, errstr, errstr_size);
         if (r != DB_OK)
                 return r == DB_DUPLICATE ? APPLY_RETRY : from_db(r);
         for (size_t i = 0; i < b->n; i++)

@@ -931,7 +931,12 @@ static enum db_result credit_run(struct tip_run *run, char *errstr, size_t errst
                 long long share = 0;
 
                 for (; i < m && strcmp(run->sorted[i]->se.anchor_id, anchor) == 0; i++)
-                        share += run->sorted[i]->split.anchor_amount;
+                        if (__builtin_add_overflow(share, run->sorted[i]->split.anchor_amount,
+                                                   &share)) {
+                                /* credit() refuses the tip that overflows, one at a time */
+                                snprintf(errstr, errstr_size, "anchor %s: shares overflow", anchor);
+                                return DB_FATAL;
+                        }
                 db_text_add(&run->sql, rows ? ", (" : "(");
                 db_text_str(run->st->db, &run->sql, anchor);
                 db_text_add(&run->sql, ", %lld, 0, %lld)", share, share);
