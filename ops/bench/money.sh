@@ -26,7 +26,8 @@
 # BENCH_THREADS (2), BENCH_LOG_LEVEL (info), BENCH_KEEP=1 (standalone: keep the temp
 # directory), BENCH_TIPS_BACKLOG=1 (the workers start only after the last 200, so their
 # tips/s are what they drain at, not what is offered; the delays then include the wait),
-# BUILD (build).
+# BENCH_TIPS_WORKER_ENV (extra VAR=VALUE words for reward-sync, settlement and stats, to
+# compare settings, e.g. LIVEFLOW_BATCH_WAIT_MS=5), BUILD (build).
 #
 # Exit 0 after printing the figures; 1 when the bench could not run; 3 on a correctness
 # failure (a tip not 200, a row missing, sums that do not agree, reconcile not OK).
@@ -51,6 +52,7 @@ CONNS=${BENCH_TIPS_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BACKLOG=${BENCH_TIPS_BACKLOG:-0}
+WORKER_ENV=${BENCH_TIPS_WORKER_ENV:-}
 ANCHORS=50
 AUDIENCES=2000
 
@@ -184,6 +186,7 @@ SECRET=whsec_$SECRET_RAW
 echo
 echo "money: $TIPS tips at $RATE/s offered (wrk -t$THREADS -c$CONNS) through receiver → live.reward →" \
         "reward-sync, settlement, stats; $ANCHORS anchors/rooms, $AUDIENCES audiences; log level $LOG_LEVEL"
+[ -z "$WORKER_ENV" ] || echo "  reward-sync, settlement and stats started with: $WORKER_ENV"
 
 # Some anchors get their own revenue share (odd ratios, so floor() matters); the others
 # the default 5000 bp.
@@ -238,14 +241,17 @@ start_workers() {
         two_free_ports
         SYNC_ADMIN=$PORT_A
         SETTLE_ADMIN=$PORT_B
-        spawn_role consumer-reward-sync "$SYNC_ADMIN" "$BIN/liveflow-consumer" reward-sync
-        spawn_role settlement "$SETTLE_ADMIN" "$BIN/liveflow-settlement"
+        # shellcheck disable=SC2086 # BENCH_TIPS_WORKER_ENV is split into words on purpose
+        spawn_role consumer-reward-sync "$SYNC_ADMIN" $WORKER_ENV "$BIN/liveflow-consumer" reward-sync
+        # shellcheck disable=SC2086
+        spawn_role settlement "$SETTLE_ADMIN" $WORKER_ENV "$BIN/liveflow-settlement"
         STATS_ADMIN=$(free_port) || die "no free port"
         while [ "$STATS_ADMIN" = "$SYNC_ADMIN" ] || [ "$STATS_ADMIN" = "$SETTLE_ADMIN" ] ||
                 [ "$STATS_ADMIN" = "$RECEIVER_PORT" ] || [ "$STATS_ADMIN" = "$RECEIVER_ADMIN" ]; do
                 STATS_ADMIN=$(free_port) || die "no free port"
         done
-        spawn_role stats "$STATS_ADMIN" "$BIN/liveflow-stats"
+        # shellcheck disable=SC2086
+        spawn_role stats "$STATS_ADMIN" $WORKER_ENV "$BIN/liveflow-stats"
         t0=$(now_ms)
         wait_ready consumer-reward-sync "$(cat "$WORK/pid/consumer-reward-sync.pid")" "$SYNC_ADMIN"
         wait_ready settlement "$(cat "$WORK/pid/settlement.pid")" "$SETTLE_ADMIN"
