@@ -11,7 +11,8 @@
  * duplicated. Meanwhile each worker is killed with SIGKILL mid-run, having handled some tips
  * but not all, and started again (reward-sync at a fifth of the posts, settlement at two
  * fifths, stats at half), and Redis is cut away from the workers for a while (a TCP relay),
- * then given back.
+ * then given back. The posting waits a little past each of these shares until its step was
+ * taken, so a slow build (restarts under the sanitizers) still has them all land mid-evening.
  *
  * At the end every figure must equal what the test computes from what it sent, with its own
  * copy of the rule (anchor gets floor(amount * ratio_bp / 10000) with the ratio in force at the
@@ -180,6 +181,7 @@ static struct {
         pthread_cond_t cond;
         bool is_gate_open, is_asking, is_stopping;
         atomic_int next_post, posts_done, asks_done, failures, retries;
+        atomic_int post_limit; /* no post from this index on until the chaos caught up */
         atomic_bool is_asker_done;
         char failure[512];
         long long t0_ms, ask_spacing_ms;
@@ -873,6 +875,8 @@ static void *sender_main(void *arg)
                 while (p >= fx.last_posts && atomic_load(&run.posts_done) < fx.last_posts &&
                        !is_stopping())
                         support_sleep_ms(5);
+                while (p >= atomic_load(&run.post_limit) && !is_stopping())
+                        support_sleep_ms(5);
                 post_tip(curl, &fx.posts[p]);
                 atomic_fetch_add(&run.posts_done, 1);
         }
@@ -1051,6 +1055,23 @@ enum chaos_step {
         CHAOS_DONE
 };
 
+/*
+ * The share of the posts at which a step is taken (for a worker coming back: the next step's).
+ * A slow build (sanitizers) restarts the workers slowly: the posting waits a little past the
+ * pending step's share, so that every kill and the outage still land mid-evening, with work left.
+ */
+static int post_limit_of(enum chaos_step step)
+{
+        static const int share_pct[] = {
+                [KILL_SYNC] = 20,   [SYNC_BACK] = 40,      [KILL_SETTLE] = 40,
+                [SETTLE_BACK] = 50, [KILL_STATS] = 50,     [STATS_BACK] = 60,
+                [CUT_REDIS] = 60,   [RESTORE_REDIS] = 100, [CHAOS_DONE] = 100,
+        };
+        int pct = share_pct[step];
+
+        return pct >= 100 ? fx.post_cnt : fx.post_cnt * pct / 100 + fx.post_cnt / 20;
+}
+
 struct chaos {
         enum chaos_step step;
         long long since_ms; /* when the last step was taken */
@@ -1118,6 +1139,7 @@ static void chaos_step(struct chaos *c, long long posted, long long synced, long
         }
         c->step++;
         c->since_ms = now;
+        atomic_store(&run.post_limit, post_limit_of(c->step));
 }
 
 static bool phase_a_settled(const char *like_a)
@@ -1137,6 +1159,7 @@ static void run_evening(void)
         char like_a[64];
 
         snprintf(like_a, sizeof(like_a), "%s-a-%%", fx.prefix);
+        atomic_store(&run.post_limit, post_limit_of(chaos.step));
         start_posting();
         while (chaos.step != CHAOS_DONE || atomic_load(&run.posts_done) < fx.post_cnt ||
                !atomic_load(&run.is_asker_done)) {
