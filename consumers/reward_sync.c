@@ -800,12 +800,19 @@ static void log_batch_tips(const struct reward_batch *b)
 
                 if (!bt->is_valid)
                         continue;
+                if (!bt->is_new) { /* its session and number are the first copy's, not read here */
+                        log_info(rec->trace_id,
+                                 "reward tip=%s room=%s amount=%lld outcome=duplicate topic=%s "
+                                 "partition=%d offset=%lld",
+                                 bt->t.tip_id, bt->t.room_id, bt->t.amount, rec->topic,
+                                 rec->partition, rec->offset);
+                        continue;
+                }
                 log_info(rec->trace_id,
-                         "reward tip=%s room=%s amount=%lld session=%lld seq=%lld outcome=%s "
+                         "reward tip=%s room=%s amount=%lld session=%lld seq=%lld outcome=applied "
                          "topic=%s partition=%d offset=%lld",
                          bt->t.tip_id, bt->t.room_id, bt->t.amount, bt->session_id, bt->seq,
-                         bt->is_new ? "applied" : "duplicate", rec->topic, rec->partition,
-                         rec->offset);
+                         rec->topic, rec->partition, rec->offset);
         }
 }
 
