@@ -181,6 +181,42 @@ enum apply_result sessions_note_tip(struct sessions *s, const char *room_id, lon
         return mark_late(s, s->dirty_by_room, room_id, ts_ms, errstr, errstr_size);
 }
 
+/* The late-window condition of mark_late() for one tip, as SQL text. */
+static void add_tip_window(struct sessions *s, struct db_text *sql, const struct tip *tip)
+{
+        db_text_add(sql, "(room_id = ");
+        db_text_str(s->db, sql, tip->room_id);
+        db_text_add(sql,
+                    " AND started_at <= FROM_UNIXTIME(%lld / 1000) AND ended_at >= "
+                    "FROM_UNIXTIME(%lld / 1000))",
+                    tip->ts_ms, tip->ts_ms);
+}
+
+enum apply_result sessions_note_tips(struct sessions *s, const struct tip *tips, const bool *is_new,
+                                     size_t n, char *errstr, size_t errstr_size)
+{
+        struct db_text sql = {0};
+        size_t cnt = 0;
+        enum db_result r = DB_OK;
+
+        db_text_add(&sql,
+                    "UPDATE stats_session SET dirty = 1 WHERE closed_at >= NOW(3) - INTERVAL %lld "
+                    "SECOND AND (",
+                    s->late_s);
+        for (size_t i = 0; i < n; i++) {
+                if (!is_new[i])
+                        continue;
+                if (cnt++)
+                        db_text_add(&sql, " OR ");
+                add_tip_window(s, &sql, &tips[i]);
+        }
+        db_text_add(&sql, ")");
+        if (cnt)
+                r = db_text_exec(s->db, &sql, NULL, errstr, errstr_size);
+        db_text_free(&sql);
+        return from_db(r);
+}
+
 static long long payload_int(const struct event *ev, const char *key, long long dflt)
 {
         json_t *v = json_object_get(ev->payload, key);

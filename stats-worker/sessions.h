@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "consumer.h"
+#include "tips.h"
 
 struct db;
 struct metrics;
@@ -54,6 +55,13 @@ enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev,
  */
 enum apply_result sessions_note_tip(struct sessions *s, const char *room_id, long long ts_ms,
                                     char *errstr, size_t errstr_size);
+
+/**
+ * @brief sessions_note_tip() for the tips of a batch whose is_new[i] is set, in one statement.
+ * @returns as sessions_apply_viewer().
+ */
+enum apply_result sessions_note_tips(struct sessions *s, const struct tip *tips, const bool *is_new,
+                                     size_t n, char *errstr, size_t errstr_size);
 
 /**
  * @brief Outside any transaction: computes up to max dirty sessions again, each in its own

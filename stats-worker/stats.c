@@ -91,6 +91,80 @@ static enum apply_result stats_apply(void *state, struct consumer_record *rec, c
         return APPLY_DONE;
 }
 
+/* ------------------------------------------------------------------ a batch at once */
+
+/* The batch's tips, as tips_apply_many() takes them, and what it says of each. */
+struct tip_run {
+        struct apply_slot **slots;
+        struct tip *tips;
+        bool *is_new;
+        size_t n;
+};
+
+static void log_tips(const struct tip_run *run)
+{
+        for (size_t i = 0; i < run->n; i++) {
+                const struct consumer_record *rec = run->slots[i]->rec;
+
+                if (run->slots[i]->result != APPLY_DONE)
+                        continue;
+                log_debug(rec->trace_id, "tip %s %s topic=%s partition=%d offset=%lld",
+                          run->tips[i].tip_id, run->is_new[i] ? "recorded" : "seen before",
+                          rec->topic, rec->partition, rec->offset);
+        }
+}
+
+/*
+ * The batch's other records one at a time, then its tips set-based (tips_apply_many() and
+ * sessions_note_tips()). Tips touch no table the other records write, and a session.end marks
+ * its session dirty whichever comes first, so the order changes nothing. A record other than a
+ * tip that fails is not pinned on itself (it may have written something): the batch goes back
+ * to stats_apply() one record at a time.
+ */
+static enum apply_result apply_run(struct stats_state *st, struct tip_run *run,
+                                   struct apply_slot *slots, size_t n, char *errstr,
+                                   size_t errstr_size)
+{
+        enum apply_result r;
+
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(slots[i].rec->ev.event_type, "reward") == 0) {
+                        run->slots[run->n++] = &slots[i];
+                        continue;
+                }
+                if ((r = stats_apply(st, slots[i].rec, errstr, errstr_size)) != APPLY_DONE)
+                        return r;
+        }
+        if (!run->n)
+                return APPLY_DONE;
+        if ((r = tips_apply_many(st->tips, run->slots, run->n, run->tips, run->is_new, errstr,
+                                 errstr_size)) != APPLY_DONE ||
+            (r = sessions_note_tips(st->sessions, run->tips, run->is_new, run->n, errstr,
+                                    errstr_size)) != APPLY_DONE)
+                return r;
+        log_tips(run);
+        return APPLY_DONE;
+}
+
+static enum apply_result stats_apply_many(void *state, struct apply_slot *slots, size_t n,
+                                          char *errstr, size_t errstr_size)
+{
+        struct tip_run run = {0};
+        enum apply_result r = APPLY_RETRY;
+
+        run.slots = calloc(n ? n : 1, sizeof(*run.slots));
+        run.tips = calloc(n ? n : 1, sizeof(*run.tips));
+        run.is_new = calloc(n ? n : 1, sizeof(*run.is_new));
+        if (run.slots && run.tips && run.is_new)
+                r = apply_run(state, &run, slots, n, errstr, errstr_size);
+        else
+                snprintf(errstr, errstr_size, "out of memory");
+        free(run.slots);
+        free(run.tips);
+        free(run.is_new);
+        return r;
+}
+
 static void stats_tick(void *state, long long now_ms)
 {
         struct stats_state *st = state;
@@ -107,6 +181,7 @@ const struct consumer_role stats_role = {
         .open = stats_open,
         .apply = stats_apply,
         .publish = NULL,
+        .apply_many = stats_apply_many,
         .tick = stats_tick,
         .close = stats_close,
 };

@@ -12,7 +12,8 @@
  * Other event types on these topics are logged and skipped. About once a second, tick()
  * brings dirty sessions' live_statistics up to date and runs the period's audience_profile
  * when it is due (profile.h). Replays change nothing: every write is keyed by the tip, the
- * viewer event or the session.
+ * viewer event or the session. A batch's tips go set-based (tips_apply_many(),
+ * sessions_note_tips()), its other records one at a time, in the batch's transaction.
  */
 extern const struct consumer_role stats_role;
 

@@ -203,3 +203,537 @@ enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip 
         }
         return APPLY_DONE;
 }
+
+/* ------------------------------------------------------------------ a batch at once */
+
+/*
+ * tips_apply() for a whole batch in up to six statements instead of up to five per tip: which
+ * tips stats_tip holds already, the genders on file of the anchors and audiences the new tips
+ * do not state, one multi-row INSERT of the new tips, one upsert of the hourly sums grouped
+ * here per (hour, anchor, genders), and one upsert of the audience genders the new tips state.
+ * Ids are matched byte for byte; ids that MySQL's collation could match to one another, an id
+ * MySQL returns in another spelling, a tip recorded meanwhile, an overflowing sum or any
+ * statement error roll the batch back to tips_apply() per tip.
+ */
+#define BATCH_ID_MAX (64 * 4) /* VARCHAR(64) in utf8mb4, in bytes */
+
+struct batch_tip {
+        struct reward rw;
+        const struct event *ev;
+        size_t index; /* batch order: ties keep it */
+        bool is_valid, is_known, is_new;
+        const char *anchor_gender, *audience_gender; /* resolved, for the new ones */
+        char audience_on_file[16];                   /* audience_gender when the tip states none */
+};
+
+/* An anchor or audience id of the new tips, with its gender (on file, then learned). */
+struct batch_id {
+        const char *id;
+        char gender[16];
+        bool is_learned; /* a new tip stated it: it goes on file */
+};
+
+/* A row of hourly_reward_stats and what the new tips add to it. */
+struct batch_hour {
+        long long hour_s, amount, count;
+        const char *anchor_id, *anchor_gender, *audience_gender;
+};
+
+struct tip_batch {
+        struct tips *t;
+        struct batch_tip *tips;
+        struct batch_tip **by_id; /* valid tips by tip_id, then batch order */
+        struct batch_id *anchors, *audiences;
+        struct batch_hour *hours;
+        const char **scratch; /* n: ids to sort */
+        size_t n, valid, anchor_cnt, audience_cnt, hour_cnt;
+        bool is_mismatch; /* MySQL returned an id we cannot match byte for byte */
+        struct db_text sql;
+};
+
+static int cmp_tip_id(const void *a, const void *b)
+{
+        const struct batch_tip *x = *(struct batch_tip *const *)a,
+                               *y = *(struct batch_tip *const *)b;
+        int c = strcmp(x->rw.tip_id, y->rw.tip_id);
+
+        return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* The first valid tip of the batch with this tip_id, or NULL. */
+static struct batch_tip *find_tip(const struct tip_batch *b, const char *tip_id)
+{
+        size_t lo = 0, hi = b->valid;
+
+        while (lo < hi) { /* the lower bound: the first of equal ids is the earliest */
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strcmp(b->by_id[mid]->rw.tip_id, tip_id) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < b->valid && strcmp(b->by_id[lo]->rw.tip_id, tip_id) == 0 ? b->by_id[lo] : NULL;
+}
+
+/* Reads every tip; invalid ones are refused at once (nothing was written for them). */
+static void read_batch(struct tip_batch *b, struct apply_slot *const *slots)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_tip *bt = &b->tips[i];
+
+                bt->ev = &slots[i]->rec->ev;
+                bt->index = i;
+                if (read_reward(bt->ev, &bt->rw, slots[i]->error, slots[i]->error_size) == -1) {
+                        slots[i]->result = APPLY_PERMANENT;
+                        continue;
+                }
+                bt->is_valid = true;
+                b->by_id[b->valid++] = bt;
+        }
+        qsort(b->by_id, b->valid, sizeof(*b->by_id), cmp_tip_id);
+}
+
+static void on_known_tip(const struct db_col *cols, void *arg)
+{
+        struct tip_batch *b = arg;
+        struct batch_tip *bt = find_tip(b, cols[0].s);
+
+        if (bt)
+                bt->is_known = true;
+        else
+                b->is_mismatch = true;
+}
+
+/* Which tips stats_tip holds already; the first copy of each other tip_id is new. */
+static enum db_result find_new_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
+{
+        char id[BATCH_ID_MAX + 1];
+        struct db_col col = {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)};
+        enum db_result r;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT trace_id FROM stats_tip WHERE trace_id IN (");
+        for (size_t i = 0; i < b->valid; i++) {
+                if (i && strcmp(b->by_id[i]->rw.tip_id, b->by_id[i - 1]->rw.tip_id) == 0)
+                        continue;
+                db_text_add(&b->sql, i ? ", " : "");
+                db_text_str(b->t->db, &b->sql, b->by_id[i]->rw.tip_id);
+        }
+        db_text_add(&b->sql, ")");
+        if ((r = db_text_query(b->t->db, &b->sql, &col, 1, on_known_tip, b, errstr, errstr_size)) !=
+            DB_OK)
+                return r;
+        for (size_t i = 0; i < b->valid; i++) {
+                struct batch_tip *bt = b->by_id[i];
+                bool is_first = i == 0 || strcmp(bt->rw.tip_id, b->by_id[i - 1]->rw.tip_id) != 0;
+
+                /* by_id sorts copies of one tip_id in batch order: the first is the new one. */
+                bt->is_new = is_first && !find_tip(b, bt->rw.tip_id)->is_known;
+        }
+        return DB_OK;
+}
+
+/* ------------------------------------------------------------------ batch genders */
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Length of s without trailing spaces (PAD SPACE collations ignore them). */
+static size_t padless_len(const char *s)
+{
+        size_t len = strlen(s);
+
+        while (len && s[len - 1] == ' ')
+                len--;
+        return len;
+}
+
+/* Orders ids as a case-insensitive, PAD SPACE collation could: equal when it might be. */
+static int cmp_folded(const void *a, const void *b)
+{
+        const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+        size_t lx = padless_len(x), ly = padless_len(y);
+
+        for (size_t i = 0; i < lx && i < ly; i++) {
+                int cx = x[i] >= 'A' && x[i] <= 'Z' ? x[i] + 32 : (unsigned char)x[i];
+                int cy = y[i] >= 'A' && y[i] <= 'Z' ? y[i] + 32 : (unsigned char)y[i];
+
+                if (cx != cy)
+                        return cx - cy;
+        }
+        return (lx > ly) - (lx < ly);
+}
+
+/* Printable ASCII only: outside it, collations fold accents, ignore controls and more. */
+static bool is_plain(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+                        return false;
+        return true;
+}
+
+/*
+ * Whether two of the n distinct ids (sorted by bytes) might be one id to MySQL. Errs on the
+ * side of yes: the batch then goes one tip at a time, which MySQL sorts out.
+ */
+static bool may_collide(const char **ids, size_t n)
+{
+        for (size_t i = 0; i < n && n > 1; i++)
+                if (!is_plain(ids[i]))
+                        return true;
+        qsort(ids, n, sizeof(*ids), cmp_folded);
+        for (size_t i = 1; i < n; i++)
+                if (cmp_folded(&ids[i - 1], &ids[i]) == 0)
+                        return true;
+        return false;
+}
+
+static int cmp_id_key(const void *key, const void *elem)
+{
+        return strcmp(key, ((const struct batch_id *)elem)->id);
+}
+
+static struct batch_id *find_id(struct batch_id *ids, size_t n, const char *id)
+{
+        return bsearch(id, ids, n, sizeof(*ids), cmp_id_key);
+}
+
+/* The distinct ids the scratch holds (cnt of them), in byte order, each "unknown" for now. */
+static size_t collect_ids(struct tip_batch *b, size_t cnt, struct batch_id *out)
+{
+        size_t n = 0;
+
+        qsort(b->scratch, cnt, sizeof(*b->scratch), cmp_str_ptr);
+        for (size_t i = 0; i < cnt; i++)
+                if (i == 0 || strcmp(b->scratch[i], b->scratch[i - 1]) != 0)
+                        out[n++] = (struct batch_id){.id = b->scratch[i], .gender = "unknown"};
+        for (size_t i = 0; i < n; i++)
+                b->scratch[i] = out[i].id;
+        return n;
+}
+
+/*
+ * The anchors whose gender the new tips do not state, and the audiences they do not state or
+ * put on file. @returns false when two of either might be one id to MySQL.
+ */
+static bool collect_genders(struct tip_batch *b)
+{
+        size_t cnt = 0;
+
+        for (size_t i = 0; i < b->n; i++)
+                if (b->tips[i].is_new && !is_stated(b->tips[i].rw.anchor_gender))
+                        b->scratch[cnt++] = b->tips[i].rw.anchor_id;
+        b->anchor_cnt = collect_ids(b, cnt, b->anchors);
+        if (may_collide(b->scratch, b->anchor_cnt))
+                return false;
+        cnt = 0;
+        for (size_t i = 0; i < b->n; i++)
+                if (b->tips[i].is_new)
+                        b->scratch[cnt++] = b->tips[i].rw.audience_id;
+        b->audience_cnt = collect_ids(b, cnt, b->audiences);
+        return !may_collide(b->scratch, b->audience_cnt);
+}
+
+struct gender_rows {
+        struct tip_batch *b;
+        struct batch_id *ids;
+        size_t n;
+};
+
+static void on_gender(const struct db_col *cols, void *arg)
+{
+        struct gender_rows *g = arg;
+        struct batch_id *id = find_id(g->ids, g->n, cols[0].s);
+
+        if (!id) {
+                g->b->is_mismatch = true;
+                return;
+        }
+        if (!cols[1].is_null && *cols[1].s)
+                snprintf(id->gender, sizeof(id->gender), "%s", cols[1].s);
+}
+
+/* gender_on_file() for n ids at once: SELECT id_col, gender FROM table WHERE id_col IN (...). */
+static enum db_result genders_on_file(struct tip_batch *b, const char *table, const char *id_col,
+                                      struct batch_id *ids, size_t n, char *errstr,
+                                      size_t errstr_size)
+{
+        char id[BATCH_ID_MAX + 1], gender[16];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = gender, .s_size = sizeof(gender)}};
+        struct gender_rows g = {b, ids, n};
+
+        if (!n)
+                return DB_OK;
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT %s, gender FROM %s WHERE %s IN (", id_col, table, id_col);
+        for (size_t i = 0; i < n; i++) {
+                db_text_add(&b->sql, i ? ", " : "");
+                db_text_str(b->t->db, &b->sql, ids[i].id);
+        }
+        db_text_add(&b->sql, ")");
+        return db_text_query(b->t->db, &b->sql, cols, 2, on_gender, &g, errstr, errstr_size);
+}
+
+/*
+ * resolve_gender() for every new tip in batch order: an audience gender a new tip states goes
+ * on file at once, so a later tip of that audience that states none takes it, as one at a time.
+ */
+static void resolve_genders(struct tip_batch *b)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_tip *bt = &b->tips[i];
+                struct batch_id *aud;
+
+                if (!bt->is_new)
+                        continue;
+                bt->anchor_gender =
+                        is_stated(bt->rw.anchor_gender)
+                                ? bt->rw.anchor_gender
+                                : find_id(b->anchors, b->anchor_cnt, bt->rw.anchor_id)->gender;
+                aud = find_id(b->audiences, b->audience_cnt, bt->rw.audience_id);
+                if (is_stated(bt->rw.audience_gender)) {
+                        snprintf(aud->gender, sizeof(aud->gender), "%s", bt->rw.audience_gender);
+                        aud->is_learned = true;
+                        bt->audience_gender = bt->rw.audience_gender;
+                } else { /* a copy: a later tip of the batch may state another gender */
+                        snprintf(bt->audience_on_file, sizeof(bt->audience_on_file), "%s",
+                                 aud->gender);
+                        bt->audience_gender = bt->audience_on_file;
+                }
+        }
+}
+
+/* ------------------------------------------------------------------ batch writes */
+
+/* One row of insert_tip. */
+static void add_tip_row(struct tip_batch *b, const struct batch_tip *bt)
+{
+        struct db *db = b->t->db;
+        const struct reward *rw = &bt->rw;
+
+        db_text_add(&b->sql, "(");
+        db_text_str(db, &b->sql, rw->tip_id);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, bt->ev->event_id);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, rw->audience_id);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, rw->anchor_id);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, rw->room_id);
+        db_text_add(&b->sql, ", %lld, %lld, ", rw->amount, rw->gift_count);
+        db_text_str(db, &b->sql, bt->anchor_gender);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, bt->audience_gender);
+        db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000), FROM_UNIXTIME(%lld))", rw->ts_ms,
+                    rw->ts_ms / HOUR_MS * (HOUR_MS / 1000));
+}
+
+/* insert_tip for every new tip. A plain INSERT: a duplicate key means another transaction
+ * recorded one of the tips meanwhile (or MySQL matched two ids), and the batch goes one tip at
+ * a time. */
+static enum db_result insert_new_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
+{
+        bool is_first = true;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, "
+                             "room_id, amount, gift_count, anchor_gender, audience_gender, "
+                             "tipped_at, hour) VALUES ");
+        for (size_t i = 0; i < b->n; i++) {
+                if (!b->tips[i].is_new)
+                        continue;
+                db_text_add(&b->sql, is_first ? "" : ", ");
+                is_first = false;
+                add_tip_row(b, &b->tips[i]);
+        }
+        return db_text_exec(b->t->db, &b->sql, NULL, errstr, errstr_size);
+}
+
+static int cmp_hour(const void *a, const void *b)
+{
+        const struct batch_hour *x = a, *y = b;
+        int c;
+
+        if (x->hour_s != y->hour_s)
+                return (x->hour_s > y->hour_s) - (x->hour_s < y->hour_s);
+        if ((c = strcmp(x->anchor_id, y->anchor_id)) ||
+            (c = strcmp(x->anchor_gender, y->anchor_gender)))
+                return c;
+        return strcmp(x->audience_gender, y->audience_gender);
+}
+
+/*
+ * The hourly rows of the new tips, each with its sum and count, in key order (so that copies
+ * lock them in one order). @returns false when a row's sum overflows (add_hourly refuses the
+ * tip that does, one at a time).
+ */
+static bool collect_hours(struct tip_batch *b)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < b->n; i++) {
+                const struct batch_tip *bt = &b->tips[i];
+
+                if (bt->is_new)
+                        b->hours[n++] =
+                                (struct batch_hour){bt->rw.ts_ms / HOUR_MS * (HOUR_MS / 1000),
+                                                    bt->rw.amount,
+                                                    1,
+                                                    bt->rw.anchor_id,
+                                                    bt->anchor_gender,
+                                                    bt->audience_gender};
+        }
+        qsort(b->hours, n, sizeof(*b->hours), cmp_hour);
+        b->hour_cnt = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct batch_hour *last = b->hour_cnt ? &b->hours[b->hour_cnt - 1] : NULL;
+
+                if (!last || cmp_hour(last, &b->hours[i]) != 0) {
+                        b->hours[b->hour_cnt++] = b->hours[i];
+                        continue;
+                }
+                last->count++;
+                if (__builtin_add_overflow(last->amount, b->hours[i].amount, &last->amount))
+                        return false;
+        }
+        return true;
+}
+
+/* add_hourly for every row at once. */
+static enum db_result add_to_hours(struct tip_batch *b, char *errstr, size_t errstr_size)
+{
+        struct db *db = b->t->db;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT INTO hourly_reward_stats (hour, anchor_id, anchor_gender, "
+                             "audience_gender, amount_sum, reward_count) VALUES ");
+        for (size_t i = 0; i < b->hour_cnt; i++) {
+                const struct batch_hour *h = &b->hours[i];
+
+                db_text_add(&b->sql, "%s(FROM_UNIXTIME(%lld), ", i ? ", " : "", h->hour_s);
+                db_text_str(db, &b->sql, h->anchor_id);
+                db_text_add(&b->sql, ", ");
+                db_text_str(db, &b->sql, h->anchor_gender);
+                db_text_add(&b->sql, ", ");
+                db_text_str(db, &b->sql, h->audience_gender);
+                db_text_add(&b->sql, ", %lld, %lld)", h->amount, h->count);
+        }
+        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE amount_sum = amount_sum + "
+                             "VALUES(amount_sum), reward_count = reward_count + "
+                             "VALUES(reward_count)");
+        return db_text_exec(db, &b->sql, NULL, errstr, errstr_size);
+}
+
+/* learn_gender for every audience whose gender a new tip states (the last one stated). */
+static enum db_result learn_genders(struct tip_batch *b, char *errstr, size_t errstr_size)
+{
+        bool is_first = true;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT INTO audiences (audience_id, gender) VALUES ");
+        for (size_t i = 0; i < b->audience_cnt; i++) {
+                if (!b->audiences[i].is_learned)
+                        continue;
+                db_text_add(&b->sql, is_first ? "(" : ", (");
+                is_first = false;
+                db_text_str(b->t->db, &b->sql, b->audiences[i].id);
+                db_text_add(&b->sql, ", ");
+                db_text_str(b->t->db, &b->sql, b->audiences[i].gender);
+                db_text_add(&b->sql, ")");
+        }
+        if (is_first)
+                return DB_OK;
+        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE gender = VALUES(gender)");
+        return db_text_exec(b->t->db, &b->sql, NULL, errstr, errstr_size);
+}
+
+/* Ids MySQL may match other than byte for byte: tips_apply() per tip handles them. */
+static enum db_result mismatch(char *errstr, size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "ids that MySQL may match other than byte for byte");
+        return DB_RETRY;
+}
+
+/* Everything after find_new_tips(), when some tip is new. */
+static enum db_result write_new_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+
+        if (!collect_genders(b))
+                return mismatch(errstr, errstr_size);
+        if ((r = genders_on_file(b, "anchors", "anchor_id", b->anchors, b->anchor_cnt, errstr,
+                                 errstr_size)) != DB_OK ||
+            (r = genders_on_file(b, "audiences", "audience_id", b->audiences, b->audience_cnt,
+                                 errstr, errstr_size)) != DB_OK)
+                return r;
+        if (b->is_mismatch)
+                return mismatch(errstr, errstr_size);
+        resolve_genders(b);
+        if (!collect_hours(b)) {
+                snprintf(errstr, errstr_size, "an hour's amounts overflow");
+                return DB_FATAL;
+        }
+        if ((r = insert_new_tips(b, errstr, errstr_size)) != DB_OK ||
+            (r = add_to_hours(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        return learn_genders(b, errstr, errstr_size);
+}
+
+static enum apply_result apply_batch(struct tip_batch *b, struct apply_slot *const *slots,
+                                     struct tip *tips, bool *is_new, char *errstr,
+                                     size_t errstr_size)
+{
+        enum db_result r;
+        bool any_new = false;
+
+        read_batch(b, slots);
+        if (!b->valid)
+                return APPLY_DONE;
+        if ((r = find_new_tips(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
+                r = mismatch(errstr, errstr_size);
+        for (size_t i = 0; i < b->n && r == DB_OK; i++)
+                any_new |= b->tips[i].is_new;
+        if (r == DB_OK && any_new)
+                r = write_new_tips(b, errstr, errstr_size);
+        if (r != DB_OK)
+                return r == DB_DUPLICATE ? APPLY_RETRY : from_db(r);
+        for (size_t i = 0; i < b->n; i++) {
+                const struct reward *rw = &b->tips[i].rw;
+
+                tips[i] = (struct tip){rw->tip_id, rw->room_id, rw->ts_ms};
+                is_new[i] = b->tips[i].is_new;
+        }
+        return APPLY_DONE;
+}
+
+enum apply_result tips_apply_many(struct tips *t, struct apply_slot *const *slots, size_t n,
+                                  struct tip *tips, bool *is_new, char *errstr, size_t errstr_size)
+{
+        struct tip_batch b = {.t = t, .n = n};
+        enum apply_result r = APPLY_RETRY;
+
+        b.tips = calloc(n, sizeof(*b.tips));
+        b.by_id = calloc(n, sizeof(*b.by_id));
+        b.anchors = calloc(n, sizeof(*b.anchors));
+        b.audiences = calloc(n, sizeof(*b.audiences));
+        b.hours = calloc(n, sizeof(*b.hours));
+        b.scratch = calloc(n, sizeof(*b.scratch));
+        if (b.tips && b.by_id && b.anchors && b.audiences && b.hours && b.scratch)
+                r = apply_batch(&b, slots, tips, is_new, errstr, errstr_size);
+        else
+                snprintf(errstr, errstr_size, "out of memory");
+        db_text_free(&b.sql);
+        free(b.tips);
+        free(b.by_id);
+        free(b.anchors);
+        free(b.audiences);
+        free(b.hours);
+        free(b.scratch);
+        return r;
+}

@@ -44,4 +44,17 @@ void tips_destroy(struct tips *t);
 enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip *tip, bool *is_new,
                              char *errstr, size_t errstr_size);
 
+/**
+ * @brief tips_apply() on n reward records at once, in a few set-based statements in the open
+ * transaction, with the same effects as tips_apply() on each in turn. A tip that is not a valid
+ * Reward gets APPLY_PERMANENT in its slot (nothing is written for it); tips[i] and is_new[i]
+ * receive slots[i]'s fields and whether it was recorded here. Ids are matched byte for byte:
+ * ids MySQL's collation may match otherwise, a tip recorded meanwhile by another transaction,
+ * an overflowing sum or any MySQL failure make it return APPLY_RETRY or APPLY_PERMANENT with
+ * errstr, and the caller rolls back and goes one tip at a time.
+ * @returns APPLY_DONE when every slot is set.
+ */
+enum apply_result tips_apply_many(struct tips *t, struct apply_slot *const *slots, size_t n,
+                                  struct tip *tips, bool *is_new, char *errstr, size_t errstr_size);
+
 #endif
