@@ -251,6 +251,564 @@ static enum apply_result snapshot_apply(void *state, struct consumer_record *rec
         return APPLY_DONE;
 }
 
+/* ------------------------------------------------------------------ a batch at once */
+
+/*
+ * snapshot_apply() for a whole batch in five statements instead of four to six per record:
+ * which events the ledger holds already, the streams of the new screenshots with their covers
+ * (locked, in key order), one multi-row ledger insert with each record's outcome, one
+ * multi-row live_snapshots insert, and one update of every cover the batch moves. The outcomes
+ * are worked out here in batch order, as one record at a time would. Ids are matched byte for
+ * byte; ids that MySQL's collation could match to one another, an id MySQL returns in another
+ * spelling, an event recorded meanwhile, a screenshot as old as the cover it meets (the URLs
+ * would be compared in MySQL's collation) or any statement error roll the batch back to
+ * snapshot_apply() per record.
+ */
+#define BATCH_ID_MAX (255 * 4) /* stream_id: VARCHAR(255) in utf8mb4, in bytes */
+
+struct batch_shot {
+        struct snapshot sn;
+        struct apply_slot *slot;
+        size_t index; /* batch order: ties keep it */
+        bool is_valid, is_known, is_new;
+        const char *outcome; /* for the new ones */
+};
+
+/* A stream of the new screenshots: its row and cover as locked, then as the batch leaves it. */
+struct batch_stream {
+        const char *stream_id;
+        bool exists, has_cover, is_moved;
+        long long cover_ms;
+        const struct batch_shot *cover; /* the batch's screenshot that is the cover now */
+};
+
+struct snapshot_batch {
+        struct snapshot_state *st;
+        struct batch_shot *shots;
+        struct batch_shot **by_id;    /* valid records by event_id, then batch order */
+        struct batch_stream *streams; /* streams of the new records, by stream_id */
+        const char **scratch;         /* n: ids to sort */
+        size_t n, valid, fresh, stream_cnt, moved;
+        bool is_mismatch; /* MySQL returned an id we cannot match byte for byte */
+        struct db_text sql;
+};
+
+static const char *event_id_of(const struct batch_shot *bs)
+{
+        return bs->slot->rec->ev.event_id;
+}
+
+static const char *stream_of(const struct batch_shot *bs)
+{
+        return bs->slot->rec->ev.stream_id;
+}
+
+static int cmp_event_id(const void *a, const void *b)
+{
+        const struct batch_shot *x = *(struct batch_shot *const *)a,
+                                *y = *(struct batch_shot *const *)b;
+        int c = strcmp(event_id_of(x), event_id_of(y));
+
+        return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Length of s without trailing spaces (PAD SPACE collations ignore them). */
+static size_t padless_len(const char *s)
+{
+        size_t len = strlen(s);
+
+        while (len && s[len - 1] == ' ')
+                len--;
+        return len;
+}
+
+/* Orders ids as a case-insensitive, PAD SPACE collation could: equal when it might be. */
+static int cmp_folded(const void *a, const void *b)
+{
+        const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+        size_t lx = padless_len(x), ly = padless_len(y);
+
+        for (size_t i = 0; i < lx && i < ly; i++) {
+                int cx = x[i] >= 'A' && x[i] <= 'Z' ? x[i] + 32 : (unsigned char)x[i];
+                int cy = y[i] >= 'A' && y[i] <= 'Z' ? y[i] + 32 : (unsigned char)y[i];
+
+                if (cx != cy)
+                        return cx - cy;
+        }
+        return (lx > ly) - (lx < ly);
+}
+
+/* Printable ASCII only: outside it, collations fold accents, ignore controls and more. */
+static bool is_plain(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+                        return false;
+        return true;
+}
+
+/*
+ * Whether two of the n distinct ids might be one id to MySQL (sorts them). Errs on the side
+ * of yes: the batch then goes one record at a time, which MySQL sorts out.
+ */
+static bool may_collide(const char **ids, size_t n)
+{
+        for (size_t i = 0; i < n && n > 1; i++)
+                if (!is_plain(ids[i]))
+                        return true;
+        qsort(ids, n, sizeof(*ids), cmp_folded);
+        for (size_t i = 1; i < n; i++)
+                if (cmp_folded(&ids[i - 1], &ids[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* The first valid record of the batch with this event id, or NULL. */
+static struct batch_shot *find_shot(const struct snapshot_batch *b, const char *event_id)
+{
+        size_t lo = 0, hi = b->valid;
+
+        while (lo < hi) { /* the lower bound: the first of equal ids is the earliest */
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strcmp(event_id_of(b->by_id[mid]), event_id) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < b->valid && strcmp(event_id_of(b->by_id[lo]), event_id) == 0 ? b->by_id[lo]
+                                                                                 : NULL;
+}
+
+static int cmp_stream_key(const void *key, const void *elem)
+{
+        return strcmp(key, ((const struct batch_stream *)elem)->stream_id);
+}
+
+static struct batch_stream *find_stream(const struct snapshot_batch *b, const char *stream_id)
+{
+        return bsearch(stream_id, b->streams, b->stream_cnt, sizeof(*b->streams), cmp_stream_key);
+}
+
+/* Reads every record; malformed ones are refused at once (nothing was written for them). */
+static void read_batch(struct snapshot_batch *b, struct apply_slot *slots)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_shot *bs = &b->shots[i];
+
+                bs->slot = &slots[i];
+                bs->index = i;
+                if (read_event(&slots[i].rec->ev, &bs->sn, slots[i].error, slots[i].error_size) ==
+                    -1) {
+                        slots[i].result = APPLY_PERMANENT;
+                        continue;
+                }
+                bs->is_valid = true;
+                b->by_id[b->valid++] = bs;
+        }
+        qsort(b->by_id, b->valid, sizeof(*b->by_id), cmp_event_id);
+}
+
+/* The distinct event ids of the batch into the scratch; false when two might be one. */
+static bool event_ids_collide(struct snapshot_batch *b)
+{
+        size_t cnt = 0;
+
+        for (size_t i = 0; i < b->valid; i++)
+                if (i == 0 || strcmp(event_id_of(b->by_id[i]), event_id_of(b->by_id[i - 1])) != 0)
+                        b->scratch[cnt++] = event_id_of(b->by_id[i]);
+        return may_collide(b->scratch, cnt);
+}
+
+static void on_known_event(const struct db_col *cols, void *arg)
+{
+        struct snapshot_batch *b = arg;
+        struct batch_shot *bs = find_shot(b, cols[0].s);
+
+        if (bs)
+                bs->is_known = true;
+        else
+                b->is_mismatch = true;
+}
+
+/* Which events the ledger holds already; the first copy of each other event id is new. */
+static enum db_result find_new_shots(struct snapshot_batch *b, char *errstr, size_t errstr_size)
+{
+        char id[BATCH_ID_MAX + 1];
+        struct db_col col = {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)};
+        enum db_result r;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT event_id FROM live_events WHERE consumer = 'snapshot' AND "
+                             "event_id IN (");
+        for (size_t i = 0; i < b->valid; i++) {
+                if (i && strcmp(event_id_of(b->by_id[i]), event_id_of(b->by_id[i - 1])) == 0)
+                        continue;
+                db_text_add(&b->sql, i ? ", " : "");
+                db_text_str(b->st->db, &b->sql, event_id_of(b->by_id[i]));
+        }
+        db_text_add(&b->sql, ")");
+        if ((r = db_text_query(b->st->db, &b->sql, &col, 1, on_known_event, b, errstr,
+                               errstr_size)) != DB_OK)
+                return r;
+        for (size_t i = 0; i < b->valid; i++) {
+                struct batch_shot *bs = b->by_id[i];
+                bool is_first =
+                        i == 0 || strcmp(event_id_of(bs), event_id_of(b->by_id[i - 1])) != 0;
+
+                /* by_id sorts copies of one event id in batch order: the first is the new one. */
+                bs->is_new = is_first && !find_shot(b, event_id_of(bs))->is_known;
+                b->fresh += bs->is_new;
+        }
+        return DB_OK;
+}
+
+/* The distinct streams of the new records, by stream_id; false when two might be one. */
+static bool collect_streams(struct snapshot_batch *b)
+{
+        size_t cnt = 0;
+
+        for (size_t i = 0; i < b->n; i++)
+                if (b->shots[i].is_new)
+                        b->scratch[cnt++] = stream_of(&b->shots[i]);
+        qsort(b->scratch, cnt, sizeof(*b->scratch), cmp_str_ptr);
+        for (size_t i = 0; i < cnt; i++)
+                if (i == 0 || strcmp(b->scratch[i], b->scratch[i - 1]) != 0)
+                        b->streams[b->stream_cnt++] =
+                                (struct batch_stream){.stream_id = b->scratch[i]};
+        for (size_t i = 0; i < b->stream_cnt; i++)
+                b->scratch[i] = b->streams[i].stream_id;
+        return !may_collide(b->scratch, b->stream_cnt);
+}
+
+/* Appends "(s1, s2, ...)" of the given streams (all of them, or only the moved ones). */
+static void add_stream_ids(struct snapshot_batch *b, bool only_moved)
+{
+        bool is_first = true;
+
+        db_text_add(&b->sql, "(");
+        for (size_t i = 0; i < b->stream_cnt; i++) {
+                if (only_moved && !b->streams[i].is_moved)
+                        continue;
+                db_text_add(&b->sql, is_first ? "" : ", ");
+                is_first = false;
+                db_text_str(b->st->db, &b->sql, b->streams[i].stream_id);
+        }
+        db_text_add(&b->sql, ")");
+}
+
+static void on_stream(const struct db_col *cols, void *arg)
+{
+        struct snapshot_batch *b = arg;
+        struct batch_stream *bst = find_stream(b, cols[0].s);
+
+        if (!bst || bst->exists) {
+                b->is_mismatch = true;
+                return;
+        }
+        bst->exists = true;
+        bst->has_cover = !cols[1].is_null;
+        bst->cover_ms = cols[1].i;
+}
+
+/*
+ * The rows and covers of the batch's streams, locked until the commit (in key order, so that
+ * copies lock them in one order), as offer_cover()'s update would lock them one at a time.
+ */
+static enum db_result lock_streams(struct snapshot_batch *b, char *errstr, size_t errstr_size)
+{
+        char id[BATCH_ID_MAX + 1];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_I64}};
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT stream_id, CAST(UNIX_TIMESTAMP(cover_time) * 1000 AS SIGNED) "
+                             "FROM live_streams WHERE stream_id IN ");
+        add_stream_ids(b, false);
+        db_text_add(&b->sql, " ORDER BY stream_id FOR UPDATE");
+        return db_text_query(b->st->db, &b->sql, cols, 2, on_stream, b, errstr, errstr_size);
+}
+
+/*
+ * offer_cover() for every new record in batch order, on the covers as locked. @returns false
+ * at a screenshot as old as the cover it meets: which one wins is MySQL's URL comparison.
+ */
+static bool offer_covers(struct snapshot_batch *b)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_shot *bs = &b->shots[i];
+                struct batch_stream *bst;
+
+                if (!bs->is_new)
+                        continue;
+                bst = find_stream(b, stream_of(bs));
+                if (!bst->exists) {
+                        bs->outcome = "no_stream";
+                        continue;
+                }
+                if (bst->has_cover && bs->sn.taken_ms == bst->cover_ms)
+                        return false;
+                if (bst->has_cover && bs->sn.taken_ms < bst->cover_ms) {
+                        bs->outcome = "older_than_cover";
+                        continue;
+                }
+                bs->outcome = "applied";
+                b->moved += !bst->is_moved;
+                bst->is_moved = bst->has_cover = true;
+                bst->cover_ms = bs->sn.taken_ms;
+                bst->cover = bs;
+        }
+        return true;
+}
+
+/* One row of the ledger's insert (see ledger_record()), with its outcome. */
+static void add_ledger_row(struct snapshot_batch *b, const struct batch_shot *bs)
+{
+        struct db *db = b->st->db;
+        const struct consumer_record *rec = bs->slot->rec;
+        const struct event *ev = &rec->ev;
+
+        db_text_add(&b->sql, "('snapshot', ");
+        db_text_str(db, &b->sql, ev->event_id);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, ev->vendor);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, ev->event_type);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, ev->stream_id);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, ev->trace_id);
+        db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000), FROM_UNIXTIME(%lld / 1000), ",
+                    (long long)ev->event_time_ms, (long long)ev->receive_time_ms);
+        db_text_str(db, &b->sql, rec->topic);
+        db_text_add(&b->sql, ", %d, %lld, ", rec->partition, rec->offset);
+        db_text_str(db, &b->sql, bs->outcome);
+        db_text_add(&b->sql, ")");
+}
+
+/*
+ * ledger_record() and ledger_set_outcome() for every new record. INSERT IGNORE as there; a row
+ * it skips means another transaction recorded one of the events meanwhile (or MySQL matched
+ * two ids), and the batch goes one record at a time.
+ */
+static enum db_result record_events(struct snapshot_batch *b, char *errstr, size_t errstr_size)
+{
+        unsigned long long affected = 0;
+        bool is_first = true;
+        enum db_result r;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT IGNORE INTO live_events (consumer, event_id, vendor, "
+                             "event_type, stream_id, trace_id, event_time, received_at, "
+                             "kafka_topic, kafka_partition, kafka_offset, outcome) VALUES ");
+        for (size_t i = 0; i < b->n; i++) {
+                if (!b->shots[i].is_new)
+                        continue;
+                db_text_add(&b->sql, is_first ? "" : ", ");
+                is_first = false;
+                add_ledger_row(b, &b->shots[i]);
+        }
+        if ((r = db_text_exec(b->st->db, &b->sql, &affected, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (affected != b->fresh) {
+                snprintf(errstr, errstr_size, "%llu of %zu events recorded meanwhile",
+                         b->fresh - affected, b->fresh);
+                return DB_DUPLICATE;
+        }
+        return DB_OK;
+}
+
+/* One row of insert_snapshot. */
+static void add_snapshot_row(struct snapshot_batch *b, const struct batch_shot *bs)
+{
+        struct db *db = b->st->db;
+        const struct snapshot *sn = &bs->sn;
+        const long long counts[] = {sn->width, sn->height, sn->file_size};
+
+        db_text_add(&b->sql, "(");
+        db_text_str(db, &b->sql, stream_of(bs));
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, sn->pic_url);
+        db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, sn->pic_full_url);
+        for (size_t i = 0; i < 3; i++) {
+                db_text_add(&b->sql, ", ");
+                if (counts[i] >= 0)
+                        db_text_i64(&b->sql, counts[i]);
+                else
+                        db_text_add(&b->sql, "NULL");
+        }
+        db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000), ", sn->taken_ms);
+        db_text_str(db, &b->sql, event_id_of(bs));
+        db_text_add(&b->sql, strcmp(bs->outcome, "no_stream") == 0 ? ", 1)" : ", NULL)");
+}
+
+/* insert_snapshot() for every new record. */
+static enum db_result insert_snapshots(struct snapshot_batch *b, char *errstr, size_t errstr_size)
+{
+        bool is_first = true;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT INTO live_snapshots (stream_id, pic_url, pic_full_url, width, "
+                             "height, file_size, taken_at, event_id, cover_pending) VALUES ");
+        for (size_t i = 0; i < b->n; i++) {
+                if (!b->shots[i].is_new)
+                        continue;
+                db_text_add(&b->sql, is_first ? "" : ", ");
+                is_first = false;
+                add_snapshot_row(b, &b->shots[i]);
+        }
+        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE id = id");
+        return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
+}
+
+/* Appends "CASE stream_id WHEN s1 THEN v1 ... END" of the moved streams' new covers. */
+static void add_cover_case(struct snapshot_batch *b, bool is_time)
+{
+        struct db *db = b->st->db;
+
+        db_text_add(&b->sql, "CASE stream_id");
+        for (size_t i = 0; i < b->stream_cnt; i++) {
+                const struct batch_stream *bst = &b->streams[i];
+                const struct snapshot *sn;
+
+                if (!bst->is_moved)
+                        continue;
+                sn = &bst->cover->sn;
+                db_text_add(&b->sql, " WHEN ");
+                db_text_str(db, &b->sql, bst->stream_id);
+                db_text_add(&b->sql, " THEN ");
+                if (is_time)
+                        db_text_add(&b->sql, "FROM_UNIXTIME(%lld / 1000)", sn->taken_ms);
+                else
+                        db_text_str(db, &b->sql, sn->pic_full_url ? sn->pic_full_url : sn->pic_url);
+        }
+        db_text_add(&b->sql, " END");
+}
+
+/* The covers the batch moves, each to its newest screenshot, in one update. */
+static enum db_result move_covers(struct snapshot_batch *b, char *errstr, size_t errstr_size)
+{
+        unsigned long long affected = 0;
+        enum db_result r;
+
+        if (!b->moved)
+                return DB_OK;
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "UPDATE live_streams SET cover_url = ");
+        add_cover_case(b, false);
+        db_text_add(&b->sql, ", cover_time = ");
+        add_cover_case(b, true);
+        db_text_add(&b->sql, " WHERE stream_id IN ");
+        add_stream_ids(b, true);
+        if ((r = db_text_exec(b->st->db, &b->sql, &affected, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (affected != b->moved) {
+                snprintf(errstr, errstr_size, "%llu of %zu covers moved", affected, b->moved);
+                return DB_RETRY;
+        }
+        return DB_OK;
+}
+
+/* A batch the set-based path cannot pin on one record: snapshot_apply() per record. */
+static enum db_result fall_back(const char *why, char *errstr, size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "%s", why);
+        return DB_RETRY;
+}
+
+/* Everything after find_new_shots(), when some record is new. */
+static enum db_result write_new_shots(struct snapshot_batch *b, char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+
+        if (!collect_streams(b))
+                return fall_back("stream ids that MySQL may match other than byte for byte", errstr,
+                                 errstr_size);
+        if ((r = lock_streams(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (b->is_mismatch)
+                return fall_back("stream ids that MySQL matches other than byte for byte", errstr,
+                                 errstr_size);
+        if (!offer_covers(b))
+                return fall_back("a screenshot as old as its stream's cover", errstr, errstr_size);
+        if ((r = record_events(b, errstr, errstr_size)) != DB_OK ||
+            (r = insert_snapshots(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        return move_covers(b, errstr, errstr_size);
+}
+
+/* The per-record log lines of snapshot_apply(), for the batch. */
+static void log_batch(const struct snapshot_batch *b)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                const struct batch_shot *bs = &b->shots[i];
+                const struct consumer_record *rec = bs->slot->rec;
+
+                if (!bs->is_valid)
+                        continue;
+                if (!bs->is_new) {
+                        log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
+                                  rec->ev.stream_id);
+                        continue;
+                }
+                log_info(rec->trace_id,
+                         "snapshot stream=%s taken_ms=%lld outcome=%s topic=%s partition=%d "
+                         "offset=%lld",
+                         rec->ev.stream_id, bs->sn.taken_ms, bs->outcome, rec->topic,
+                         rec->partition, rec->offset);
+        }
+}
+
+static enum apply_result apply_batch(struct snapshot_batch *b, struct apply_slot *slots,
+                                     char *errstr, size_t errstr_size)
+{
+        enum db_result r = DB_OK;
+
+        read_batch(b, slots);
+        if (!b->valid)
+                return APPLY_DONE;
+        if (event_ids_collide(b))
+                r = fall_back("event ids that MySQL may match other than byte for byte", errstr,
+                              errstr_size);
+        if (r == DB_OK && (r = find_new_shots(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
+                r = fall_back("event ids that MySQL matches other than byte for byte", errstr,
+                              errstr_size);
+        if (r == DB_OK && b->fresh)
+                r = write_new_shots(b, errstr, errstr_size);
+        if (r != DB_OK)
+                return r == DB_DUPLICATE ? APPLY_RETRY : from_db(r);
+        log_batch(b);
+        return APPLY_DONE;
+}
+
+static enum apply_result snapshot_apply_many(void *state, struct apply_slot *slots, size_t n,
+                                             char *errstr, size_t errstr_size)
+{
+        struct snapshot_batch b = {.st = state, .n = n};
+        enum apply_result r = APPLY_RETRY;
+
+        b.shots = calloc(n, sizeof(*b.shots));
+        b.by_id = calloc(n, sizeof(*b.by_id));
+        b.streams = calloc(n, sizeof(*b.streams));
+        b.scratch = calloc(n, sizeof(*b.scratch));
+        if (b.shots && b.by_id && b.streams && b.scratch)
+                r = apply_batch(&b, slots, errstr, errstr_size);
+        else
+                snprintf(errstr, errstr_size, "out of memory");
+        db_text_free(&b.sql);
+        free(b.shots);
+        free(b.by_id);
+        free(b.streams);
+        free(b.scratch);
+        return r;
+}
+
 /* ------------------------------------------------------------------ the sweep */
 
 /* Covers for the streams whose row appeared after their snapshots; runs outside any batch. */
@@ -284,6 +842,7 @@ const struct consumer_role snapshot_role = {
         .topics = snapshot_topics,
         .open = snapshot_open,
         .apply = snapshot_apply,
+        .apply_many = snapshot_apply_many,
         .publish = NULL,
         .tick = snapshot_tick,
         .close = snapshot_close,

@@ -14,7 +14,9 @@
  * kept with cover_pending = 1; a sweep about every 5 s offers the newest pending one to the
  * row once it exists, and gives up a day after arrival. Anything but event_type "snapshot"
  * with a Snapshot payload, an empty pic_url or a create time outside what MySQL's
- * FROM_UNIXTIME takes (1970 to 2038) is permanent (to live.snapshot.dlq).
+ * FROM_UNIXTIME takes (1970 to 2038) is permanent (to live.snapshot.dlq). A batch is applied
+ * set-based (apply_many: five statements for the whole batch, with the same outcomes); what
+ * that path cannot pin on one record rolls the batch back to one record at a time.
  */
 extern const struct consumer_role snapshot_role;
 
