@@ -686,3 +686,69 @@ pid_t support_start_worker(const char *binary, const char *role, const char *mys
                   role ? role : "", log_path);
         return pid;
 }
+
+/* ------------------------------------------------------------ consumer groups */
+
+/* Adds every partition of topic to ends, at its current end (high watermark). */
+static void add_ends_of(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partition_list_t *ends)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        int cnt;
+
+        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  "no metadata for %s", topic);
+        cnt = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        for (int p = 0; p < cnt; p++) {
+                int64_t low, high;
+                rd_kafka_resp_err_t err =
+                        rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, 10000);
+
+                cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s[%d]: %s", topic, p,
+                          rd_kafka_err2str(err));
+                rd_kafka_topic_partition_list_add(ends, topic, p)->offset = high;
+        }
+}
+
+void support_group_at_end(const char *group, const char *const topics[])
+{
+        rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_new(32), *check;
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        char errstr[512];
+        rd_kafka_t *rk;
+
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
+                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
+                  "%s", errstr);
+        cr_assert(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ==
+                  RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ==
+                  RD_KAFKA_CONF_OK);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        cr_assert(rk != NULL, "%s", errstr);
+        for (size_t t = 0; topics[t]; t++)
+                add_ends_of(rk, topics[t], ends);
+        for (int attempt = 0; attempt < 20;
+             attempt++) { /* the coordinator may not be known at once */
+                if ((err = rd_kafka_commit(rk, ends, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                        break;
+                support_sleep_ms(250);
+        }
+        cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "commit for %s: %s", group,
+                  rd_kafka_err2str(err));
+        check = rd_kafka_topic_partition_list_copy(ends);
+        cr_assert(rd_kafka_committed(rk, check, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+        for (int i = 0; i < check->cnt; i++)
+                cr_assert(check->elems[i].offset == ends->elems[i].offset,
+                          "%s: %s[%d] committed at %lld, not %lld", group, check->elems[i].topic,
+                          check->elems[i].partition, (long long)check->elems[i].offset,
+                          (long long)ends->elems[i].offset);
+        rd_kafka_topic_partition_list_destroy(check);
+        rd_kafka_topic_partition_list_destroy(ends);
+        rd_kafka_destroy(rk);
+}

@@ -153,4 +153,12 @@ void support_proxy_restore(struct support_proxy *p);
 /** @brief Stops the relay and frees it; NULL is fine. */
 void support_proxy_stop(struct support_proxy *p);
 
+/*
+ * Every suite shares one dev broker, so a topic holds what earlier suites wrote; a worker's new
+ * group starts at the earliest record. support_group_at_end() commits, for group, the current
+ * end of every partition of topics (NULL-terminated) and reads the commit back, so the group
+ * starts there: call it before the worker joins, and produce only after.
+ */
+void support_group_at_end(const char *group, const char *const topics[]);
+
 #endif

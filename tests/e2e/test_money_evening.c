@@ -588,74 +588,9 @@ static int insert_ratio(MYSQL *mysql, const struct ratio_row *r)
         return mysql_query(mysql, sql);
 }
 
-/* Adds every partition of topic to ends, at its current end (high watermark). */
-static void add_ends(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partition_list_t *ends)
-{
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        int cnt;
-
-        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  "no metadata for %s", topic);
-        cnt = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        for (int p = 0; p < cnt; p++) {
-                int64_t low, high;
-                rd_kafka_resp_err_t err =
-                        rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, 10000);
-
-                cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s[%d]: %s", topic, p,
-                          rd_kafka_err2str(err));
-                rd_kafka_topic_partition_list_add(ends, topic, p)->offset = high;
-        }
-}
-
-/*
- * Commits for group the current end of every partition of every topic the workers read, so
- * the new group starts there rather than at the earliest record (the workers' reset policy),
- * and reads the commit back.
- */
-static void start_group_at_the_end(const char *group)
-{
-        static const char *const topics[] = {"live.reward", "live.withdrawal", "live.session",
-                                             "live.viewer"};
-        rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_new(32), *check;
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        char errstr[512];
-        rd_kafka_t *rk;
-
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
-                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
-                  "%s", errstr);
-        cr_assert(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ==
-                  RD_KAFKA_CONF_OK);
-        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ==
-                  RD_KAFKA_CONF_OK);
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        cr_assert(rk != NULL, "%s", errstr);
-        for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++)
-                add_ends(rk, topics[t], ends);
-        for (int attempt = 0; attempt < 20;
-             attempt++) { /* the coordinator may not be known at once */
-                if ((err = rd_kafka_commit(rk, ends, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR)
-                        break;
-                support_sleep_ms(250);
-        }
-        cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "commit for %s: %s", group,
-                  rd_kafka_err2str(err));
-        check = rd_kafka_topic_partition_list_copy(ends);
-        cr_assert(rd_kafka_committed(rk, check, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
-        for (int i = 0; i < check->cnt; i++)
-                cr_assert(eq(i64, check->elems[i].offset, ends->elems[i].offset), "%s: %s[%d]",
-                          group, check->elems[i].topic, check->elems[i].partition);
-        rd_kafka_topic_partition_list_destroy(check);
-        rd_kafka_topic_partition_list_destroy(ends);
-        rd_kafka_destroy(rk);
-}
+/* The topics the money workers read: their new groups start at the current end of each. */
+static const char *const worker_topics[] = {"live.reward", "live.withdrawal", "live.session",
+                                            "live.viewer", NULL};
 
 /* The receiver, reward-sync, settlement and stats, each ready (stats and the consumers: joined). */
 static void start_pipeline(void)
@@ -667,7 +602,7 @@ static void start_pipeline(void)
         snprintf(groups[1], sizeof(groups[1]), "evening.%s.settlement", fx.prefix);
         snprintf(groups[2], sizeof(groups[2]), "evening.%s.stats", fx.prefix);
         for (int i = 0; i < 3; i++)
-                start_group_at_the_end(groups[i]);
+                support_group_at_end(groups[i], worker_topics);
 
         proc_init(&fx.receiver, "receiver", "liveflow-receiver", NULL);
         fx.http_port = support_free_port();

@@ -66,7 +66,9 @@ static void start(struct proc *p, const char *name, char *const argv[], char *ex
 static void setup(void)
 {
         char rbin[512], cbin[512];
+        static const char *const stream_topics[] = {"live.stream", NULL};
         char *rargv[] = {rbin, NULL}, *cargv[] = {cbin, (char *)"stream", NULL};
+        char group[96];
         struct mysql_url u;
         char err[256];
 
@@ -82,6 +84,9 @@ static void setup(void)
         support_bin_path("liveflow-receiver", rbin, sizeof(rbin));
         support_bin_path("liveflow-consumer", cbin, sizeof(cbin));
         start(&fx.receiver, "receiver", rargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
+        /* The stream group starts past what earlier suites left on live.stream. */
+        snprintf(group, sizeof(group), "e2e.%s", fx.prefix);
+        support_group_at_end(group, stream_topics);
         start(&fx.consumer, "consumer", cargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
 }
 
