@@ -60,8 +60,11 @@ prog_objs = $(patsubst %.c,$(OBJ)/%.o,$(call prog_srcs,$(1)))
 # A program's modules without its main.c: what its tests link.
 prog_mods = $(filter-out $(OBJ)/$($(1)_DIR)/main.o,$(call prog_objs,$(1)))
 
-.PHONY: all deps run stop test bench fuzz format clean check-config
+.PHONY: all deps run stop test tests-build bench fuzz format clean check-config
 all: $(BINS)
+
+# Every program and every test binary, without running anything (what a landing builds).
+tests-build: all $(TEST_BINS)
 
 $(GEN)/schemas.c: $(sort $(wildcard schemas/*.avsc)) ops/embed-schemas.sh
 	@mkdir -p $(@D)
