@@ -63,8 +63,6 @@ prog_mods = $(filter-out $(OBJ)/$($(1)_DIR)/main.o,$(call prog_objs,$(1)))
 .PHONY: all deps run stop test tests-build bench fuzz format clean check-config
 all: $(BINS)
 
-# Every program and every test binary, without running anything (what a landing builds).
-tests-build: all $(TEST_BINS)
 
 $(GEN)/schemas.c: $(sort $(wildcard schemas/*.avsc)) ops/embed-schemas.sh
 	@mkdir -p $(@D)
@@ -102,6 +100,10 @@ TEST_SRCS := $(wildcard tests/lib/test_*.c) \
              $(wildcard tests/e2e/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 test_prog  = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter tests/$($(p)_DIR)/%,$(1)),$(p))))
+
+# Every program and every test binary, without running anything (what a landing builds).
+# After TEST_BINS: a prerequisite list is expanded where the rule is read.
+tests-build: all $(TEST_BINS)
 
 # A test of tests/<folder>/ also sees <folder>'s headers (its program's modules).
 $(OBJ)/tests/%.o: tests/%.c

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "crypto.h"
 #include "log.h"
 #include "metrics.h"
@@ -20,10 +21,10 @@
 #include "settings.h"
 #include "stdwebhooks.h"
 
-#define TOPIC_REWARD     "live.reward"
-#define TOPIC_WITHDRAWAL "live.withdrawal"
-#define TOPIC_STREAM     "live.stream"
-#define TOPIC_AUDIT      "live.audit"
+#define TOPIC_REWARD     LF_TOPIC_REWARD
+#define TOPIC_WITHDRAWAL LF_TOPIC_WITHDRAWAL
+#define TOPIC_STREAM     LF_TOPIC_STREAM
+#define TOPIC_AUDIT      LF_TOPIC_AUDIT
 
 #define BODY_ID_MAX        64   /* ids in a body, in bytes */
 #define PATH_ID_MAX        255  /* ids in an admin path, in bytes */

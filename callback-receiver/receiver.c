@@ -23,6 +23,7 @@
 
 #include "admin_http.h"
 #include "allowlist.h"
+#include "contract.h"
 #include "crypto.h"
 #include "delivery.h"
 #include "encoder.h"
@@ -41,9 +42,9 @@
 #define STATS_INTERVAL_MS 60000
 
 /* Every topic an endpoint may produce to: their metadata is fetched at startup. */
-static const char *const receiver_topics[] = {"live.stream", "live.record", "live.snapshot",
-                                              "live.audit",  "live.reward", "live.withdrawal",
-                                              "live.viewer", "live.other",  NULL};
+static const char *const receiver_topics[] = {LF_TOPIC_STREAM, LF_TOPIC_RECORD, LF_TOPIC_SNAPSHOT,
+                                              LF_TOPIC_AUDIT,  LF_TOPIC_REWARD, LF_TOPIC_WITHDRAWAL,
+                                              LF_TOPIC_VIEWER, LF_TOPIC_OTHER,  NULL};
 /* After the drain deadline, for the last answers to be written. */
 #define RESPONSE_GRACE_MS 1000
 

@@ -27,6 +27,7 @@
 
 #include <microhttpd.h>
 
+#include "contract.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -36,10 +37,10 @@
 #include "strlist.h"
 #include "url.h"
 
-#define TOPIC_STREAM "live.stream"
-#define TOPIC_RECORD "live.record"
-#define TOPIC_VIEWER "live.viewer"
-#define TOPIC_OTHER  "live.other"
+#define TOPIC_STREAM LF_TOPIC_STREAM
+#define TOPIC_RECORD LF_TOPIC_RECORD
+#define TOPIC_VIEWER LF_TOPIC_VIEWER
+#define TOPIC_OTHER  LF_TOPIC_OTHER
 
 const char *const srs_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_VIEWER, TOPIC_OTHER, NULL};
 
@@ -54,7 +55,7 @@ const char *const srs_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_VIEWER, TOPI
 #define ANCHOR_MAX_CHARS 64   /* anchors.anchor_id, live_streams.room_id */
 #define URL_MAX_CHARS    2048 /* live_records.video_url */
 
-#define ANCHOR_KEY_PREFIX "hash:anchor:status:"
+#define ANCHOR_KEY_PREFIX LF_KEY_ANCHOR_STATUS
 #define ANCHOR_SQL                                                                                 \
         "SELECT status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS SIGNED) FROM anchors "      \
         "WHERE anchor_id = ?"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "crypto.h"
 #include "strlist.h"
 
@@ -31,11 +32,11 @@ enum tencent_type {
         TENCENT_RECORD_STATUS = 332,
 };
 
-#define TOPIC_STREAM   "live.stream"
-#define TOPIC_RECORD   "live.record"
-#define TOPIC_SNAPSHOT "live.snapshot"
-#define TOPIC_AUDIT    "live.audit"
-#define TOPIC_OTHER    "live.other"
+#define TOPIC_STREAM   LF_TOPIC_STREAM
+#define TOPIC_RECORD   LF_TOPIC_RECORD
+#define TOPIC_SNAPSHOT LF_TOPIC_SNAPSHOT
+#define TOPIC_AUDIT    LF_TOPIC_AUDIT
+#define TOPIC_OTHER    LF_TOPIC_OTHER
 
 const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_SNAPSHOT,
                                       TOPIC_AUDIT,  TOPIC_OTHER,  NULL};

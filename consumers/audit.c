@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "contract.h"
 #include "crypto.h"
 #include "db.h"
 #include "kafka.h"
@@ -19,13 +20,13 @@
 #include "settings.h"
 #include "signals.h"
 
-#define CLOSE_TOPIC            "live.stream"
+#define CLOSE_TOPIC            LF_TOPIC_STREAM
 #define CLOSE_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
 #define MAX_SUSPEND_S          (10LL * 365 * 86400)
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
-static const char *const audit_topics[] = {"live.audit", NULL};
+static const char *const audit_topics[] = {LF_TOPIC_AUDIT, NULL};
 
 struct audit_state {
         struct db *db;
@@ -367,8 +368,8 @@ static int audit_open(const struct role_env *env, void **state, char *errstr, si
                 goto fail;
         }
         if (!(st->codec = codec_new(errstr, errstr_size)) ||
-            !(st->producer = kafka_producer_new(s, "liveflow.audit.close", on_close_delivery, st,
-                                                errstr, errstr_size)))
+            !(st->producer = kafka_producer_new(s, LF_GROUP_PREFIX "audit.close", on_close_delivery,
+                                                st, errstr, errstr_size)))
                 goto fail;
         *state = st;
         return 0;
@@ -712,7 +713,7 @@ static int project_anchor(struct audit_state *st, const struct projection *pj, c
         const char *args[] = {pj->status, until, version};
         redisReply *reply;
 
-        snprintf(key, sizeof(key), "hash:anchor:status:%s", pj->anchor);
+        snprintf(key, sizeof(key), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
         snprintf(until, sizeof(until), "%lld", pj->until_ms);
         snprintf(version, sizeof(version), "%lld", pj->version_ms);
         if (!(reply = redis_conn_eval(st->redis, project_script, 1, keys, 3, args, errstr,

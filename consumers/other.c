@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "db.h"
 #include "ledger.h"
 #include "log.h"
@@ -14,7 +15,7 @@
 #define TIME_MAX_MS 2147483647000LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
 #define OUTCOME_MAX 32              /* live_events.outcome */
 
-static const char *const other_topics[] = {"live.other", NULL};
+static const char *const other_topics[] = {LF_TOPIC_OTHER, NULL};
 
 struct other_state {
         struct db *db;

@@ -7,11 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "db.h"
 #include "ledger.h"
 #include "log.h"
 
-static const char *const record_topics[] = {"live.record", NULL};
+static const char *const record_topics[] = {LF_TOPIC_RECORD, NULL};
 
 /*
  * A file belongs to the session whose span holds its time t. The begin callback may be

@@ -11,13 +11,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "contract.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis_conn.h"
 #include "settings.h"
 
-static const char *const reward_topics[] = {"live.reward", NULL};
+static const char *const reward_topics[] = {LF_TOPIC_REWARD, NULL};
 
 #define ID_MAX          64   /* the VARCHAR(64) of recharge's id columns */
 #define KEY_MAX         96   /* the longest key prefix plus ID_MAX */
@@ -942,16 +943,16 @@ static void tip_call_fill(const struct reward_state *st, const char *tip_id,
         char session[24];
 
         key_of(c->k_mark, "live:tip:applied:", tip_id);
-        key_of(c->k_earn, "live:room:earnings:", row->room_id);
-        key_of(c->k_count, "live:room:recharge_count:", row->room_id);
-        key_of(c->k_top, "live:room:top:", row->room_id);
-        key_of(c->k_room_wm, "live:room:rebuilt:", row->room_id);
+        key_of(c->k_earn, LF_KEY_ROOM_EARNINGS, row->room_id);
+        key_of(c->k_count, LF_KEY_ROOM_RECHARGE_COUNT, row->room_id);
+        key_of(c->k_top, LF_KEY_ROOM_TOP, row->room_id);
+        key_of(c->k_room_wm, LF_KEY_ROOM_REBUILT, row->room_id);
         c->k_stats[0] = c->k_payers[0] = c->k_session_wm[0] = '\0';
         if (row->session_id) {
                 snprintf(session, sizeof(session), "%lld", row->session_id);
-                key_of(c->k_stats, "live:stats:", session);
-                key_of(c->k_payers, "live:stats:payers:", session);
-                key_of(c->k_session_wm, "live:stats:rebuilt:", session);
+                key_of(c->k_stats, LF_KEY_SESSION_STATS, session);
+                key_of(c->k_payers, LF_KEY_SESSION_PAYERS, session);
+                key_of(c->k_session_wm, LF_KEY_SESSION_REBUILT, session);
         }
         snprintf(c->ttl, sizeof(c->ttl), "%lld", st->dedup_ttl_s);
         snprintf(c->amount, sizeof(c->amount), "%lld", row->amount);
@@ -1333,10 +1334,10 @@ static int rebuild_room_figures(struct reward_state *st, const char *room_id, lo
         key_of(k_staged, "live:rebuild:top:", room_id);
         if (stage(st, st->sql.room_top, p, 2, k_staged, true, errstr, errstr_size) == -1)
                 return -1;
-        key_of(k_earn, "live:room:earnings:", room_id);
-        key_of(k_count, "live:room:recharge_count:", room_id);
-        key_of(k_top, "live:room:top:", room_id);
-        key_of(k_wm, "live:room:rebuilt:", room_id);
+        key_of(k_earn, LF_KEY_ROOM_EARNINGS, room_id);
+        key_of(k_count, LF_KEY_ROOM_RECHARGE_COUNT, room_id);
+        key_of(k_top, LF_KEY_ROOM_TOP, room_id);
+        key_of(k_wm, LF_KEY_ROOM_REBUILT, room_id);
         snprintf(earnings, sizeof(earnings), "%lld", sums[0].i);
         snprintf(count, sizeof(count), "%lld", sums[1].i);
         snprintf(through, sizeof(through), "%lld", seq);
@@ -1367,9 +1368,9 @@ static int rebuild_session(struct reward_state *st, const char *room_id, long lo
         key_of(k_staged, "live:rebuild:payers:", session);
         if (stage(st, st->sql.session_payers, p, 3, k_staged, false, errstr, errstr_size) == -1)
                 return -1;
-        key_of(k_stats, "live:stats:", session);
-        key_of(k_payers, "live:stats:payers:", session);
-        key_of(k_wm, "live:stats:rebuilt:", session);
+        key_of(k_stats, LF_KEY_SESSION_STATS, session);
+        key_of(k_payers, LF_KEY_SESSION_PAYERS, session);
+        key_of(k_wm, LF_KEY_SESSION_REBUILT, session);
         snprintf(amount, sizeof(amount), "%lld", sums[0].i);
         snprintf(gifts, sizeof(gifts), "%lld", sums[1].i);
         snprintf(tips, sizeof(tips), "%lld", sums[2].i);

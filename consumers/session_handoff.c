@@ -13,12 +13,13 @@
 #include <librdkafka/rdkafka.h>
 
 #include "codec.h"
+#include "contract.h"
 #include "crypto.h"
 #include "kafka.h"
 #include "log.h"
 #include "signals.h"
 
-#define HANDOFF_TOPIC            "live.session"
+#define HANDOFF_TOPIC            LF_TOPIC_SESSION
 #define HANDOFF_EVENT_TYPE       "session.end"
 #define HANDOFF_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
 
@@ -99,8 +100,8 @@ struct session_handoff *session_handoff_new(const struct settings *s, struct db 
                 goto fail;
         }
         if (!(h->codec = codec_new(errstr, errstr_size)) ||
-            !(h->producer = kafka_producer_new(s, "liveflow.stream.session", on_delivery, h, errstr,
-                                               errstr_size)))
+            !(h->producer = kafka_producer_new(s, LF_GROUP_PREFIX "stream.session", on_delivery, h,
+                                               errstr, errstr_size)))
                 goto fail;
         return h;
 fail:

@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "db.h"
 #include "ledger.h"
 #include "log.h"
 
-static const char *const snapshot_topics[] = {"live.snapshot", NULL};
+static const char *const snapshot_topics[] = {LF_TOPIC_SNAPSHOT, NULL};
 
 #define TIME_MAX_MS    2147483647000LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
 #define SWEEP_EVERY_MS 5000

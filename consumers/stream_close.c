@@ -12,10 +12,11 @@
 #include <librdkafka/rdkafka.h>
 
 #include "codec.h"
+#include "contract.h"
 #include "kafka.h"
 #include "signals.h"
 
-#define CLOSE_TOPIC            "live.stream"
+#define CLOSE_TOPIC            LF_TOPIC_STREAM
 #define CLOSE_EVENT_TYPE       "stream.close"
 #define CLOSE_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
 

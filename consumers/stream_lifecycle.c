@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "crypto.h"
 #include "db.h"
 #include "ids.h"
@@ -20,7 +21,7 @@
 #include "stream_close.h"
 #include "vendor_api.h"
 
-static const char *const stream_topics[] = {"live.stream", NULL};
+static const char *const stream_topics[] = {LF_TOPIC_STREAM, NULL};
 
 /* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor.
  */
@@ -215,7 +216,7 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
                 free(st);
                 return -1;
         }
-        if (!(st->closer = stream_close_new(env->settings, "liveflow.stream.close", errstr,
+        if (!(st->closer = stream_close_new(env->settings, LF_GROUP_PREFIX "stream.close", errstr,
                                             errstr_size))) {
                 session_handoff_destroy(st->handoff);
                 vendor_api_destroy(st->vendor);
@@ -627,7 +628,7 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
         struct stream_state *st = state;
         char status[8] = "", anchor[65] = "", room[65] = "", vendor[17] = "", session[24],
              started[24], ttl[24];
-        char k_online[] = "set:live:online", k_anchor[96] = "", k_temp[300];
+        char k_online[] = LF_KEY_ONLINE, k_anchor[96] = "", k_temp[300];
         struct db_param p[] = {DB_STR(rec->ev.stream_id)};
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
                                 {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
@@ -656,8 +657,8 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
         snprintf(started, sizeof(started), "%lld", cols[4].is_null ? 0 : cols[4].i / 1000);
         snprintf(ttl, sizeof(ttl), "%lld", st->live_ttl_s);
         if (!cols[1].is_null && anchor[0])
-                snprintf(k_anchor, sizeof(k_anchor), "hash:anchor:status:%s", anchor);
-        snprintf(k_temp, sizeof(k_temp), "temp:live:%s", rec->ev.stream_id);
+                snprintf(k_anchor, sizeof(k_anchor), LF_KEY_ANCHOR_STATUS "%s", anchor);
+        snprintf(k_temp, sizeof(k_temp), LF_KEY_STREAM_TEMP "%s", rec->ev.stream_id);
         const char *keys[] = {k_online, k_anchor, k_temp};
         const char *args[] = {rec->ev.stream_id, status, session, started, ttl, anchor, room};
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "contract.h"
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
@@ -618,7 +619,7 @@ static int dlq_produce(struct consumer *c, struct item *it, struct dlq_wait *w)
         rd_kafka_resp_err_t err;
         rd_kafka_headers_t *h = dlq_headers(c, it);
 
-        snprintf(topic, sizeof(topic), "%s.dlq", it->rec.topic);
+        snprintf(topic, sizeof(topic), "%s" LF_DLQ_SUFFIX, it->rec.topic);
         err = rd_kafka_producev(c->producer, RD_KAFKA_V_TOPIC(topic),
                                 RD_KAFKA_V_KEY(it->rkm->key, it->rkm->key_len),
                                 RD_KAFKA_V_VALUE(it->rkm->payload, it->rkm->len),
@@ -812,7 +813,7 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         if (s->group_id)
                 snprintf(c->group, sizeof(c->group), "%s", s->group_id);
         else
-                snprintf(c->group, sizeof(c->group), "liveflow.%s", role->name);
+                snprintf(c->group, sizeof(c->group), LF_GROUP_PREFIX "%s", role->name);
         register_metrics(c);
         if (open_stores(c, errstr, errstr_size) == -1)
                 goto fail;

@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "admin_http.h"
+#include "contract.h"
 #include "log.h"
 #include "metrics.h"
 #include "settings.h"
@@ -115,8 +116,8 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
                 goto out;
         }
         log_info(NULL, "ready role=%s group=%s%s admin=%s:%lld librdkafka=%s", role->name,
-                 s.group_id ? "" : "liveflow.", s.group_id ? s.group_id : role->name, s.admin_addr,
-                 s.admin_port, rd_kafka_version_str());
+                 s.group_id ? "" : LF_GROUP_PREFIX, s.group_id ? s.group_id : role->name,
+                 s.admin_addr, s.admin_port, rd_kafka_version_str());
 
         consumer_run(c); /* loop */
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "contract.h"
 #include "redis_conn.h"
 #include "url.h"
 
@@ -21,10 +22,10 @@
 #define MYSQL_READ_TIMEOUT_S    600 /* the all-time sums read whole tables */
 #define REDIS_TIMEOUT_MS        5000
 #define REDIS_BATCH             128 /* rooms per MGET */
-#define ROOM_KEY_MAX            128 /* "live:room:recharge_count:" + a 64-byte room_id */
+#define ROOM_KEY_MAX            128 /* LF_KEY_ROOM_RECHARGE_COUNT + a 64-byte room_id */
 
-static const char earnings_prefix[] = "live:room:earnings:";
-static const char count_prefix[] = "live:room:recharge_count:";
+static const char earnings_prefix[] = LF_KEY_ROOM_EARNINGS;
+static const char count_prefix[] = LF_KEY_ROOM_RECHARGE_COUNT;
 
 struct options {
         const char *from;

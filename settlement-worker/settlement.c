@@ -7,14 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "db.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "settings.h"
 
-static const char *const settlement_topics[] = {"live.reward", "live.withdrawal", "live.session",
-                                                NULL};
+static const char *const settlement_topics[] = {LF_TOPIC_REWARD, LF_TOPIC_WITHDRAWAL,
+                                                LF_TOPIC_SESSION, NULL};
 
 #define ID_MAX 64 /* trace_id, request_id and anchor_id are VARCHAR(64) */
 
@@ -549,7 +550,7 @@ static enum apply_result apply_session_end(struct settlement_state *st, struct c
 /* The hand-off topic may carry more than this role acts on. */
 static bool is_ignored(const struct consumer_record *rec)
 {
-        if (strcmp(rec->topic, "live.session") != 0 ||
+        if (strcmp(rec->topic, LF_TOPIC_SESSION) != 0 ||
             strcmp(rec->ev.event_type, "session.end") == 0)
                 return false;
         log_debug(rec->trace_id, "%s ignored topic=%s partition=%d offset=%lld", rec->ev.event_type,

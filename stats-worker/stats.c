@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "log.h"
 #include "profile.h"
 #include "sessions.h"
@@ -13,7 +14,8 @@
 
 #define REFRESH_MAX 100 /* sessions whose live_statistics one tick computes at most */
 
-static const char *const stats_topics[] = {"live.reward", "live.viewer", "live.session", NULL};
+static const char *const stats_topics[] = {LF_TOPIC_REWARD, LF_TOPIC_VIEWER, LF_TOPIC_SESSION,
+                                           NULL};
 
 struct stats_state {
         struct tips *tips;

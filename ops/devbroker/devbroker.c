@@ -32,6 +32,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "contract.h"
 #include "log.h"
 
 struct devbroker {
@@ -40,14 +41,11 @@ struct devbroker {
         int brokers;
 };
 
-/* The topics of the contract (CONTRACT.md §3); each also gets a "<topic>.dlq". */
-static const char
-        *const contract_topics[] =
-                {
-                        "live.stream",  "live.record",     "live.snapshot", "live.audit",
-                        "live.reward",  "live.withdrawal", "live.viewer",   "live.other",
-                        "live.session", /* liveflow's own hand-off: sessions closed by the stream
-                                           role */
+/* The topics of the contract (CONTRACT.md §3), and live.session, liveflow's own hand-off of
+ * the sessions the stream role closed; each also gets a "<topic>.dlq". */
+static const char *const contract_topics[] = {
+        LF_TOPIC_STREAM,     LF_TOPIC_RECORD, LF_TOPIC_SNAPSHOT, LF_TOPIC_AUDIT,   LF_TOPIC_REWARD,
+        LF_TOPIC_WITHDRAWAL, LF_TOPIC_VIEWER, LF_TOPIC_OTHER,    LF_TOPIC_SESSION,
 };
 
 /* ------------------------------------------------------------------ configuration */
@@ -124,7 +122,7 @@ static int add_contract_topics(struct devbroker_config *cfg, char *errstr, size_
         for (size_t i = 0; i < cnt; i++) {
                 const char *t = contract_topics[i];
 
-                snprintf(dlq, sizeof(dlq), "%s.dlq", t);
+                snprintf(dlq, sizeof(dlq), "%s" LF_DLQ_SUFFIX, t);
                 if (add_topic(cfg, t, strlen(t), cfg->partitions, errstr, errstr_size) == -1 ||
                     add_topic(cfg, dlq, strlen(dlq), cfg->partitions, errstr, errstr_size) == -1)
                         return -1;
