@@ -49,8 +49,10 @@ devbroker_DIR   := ops/devbroker
 devbroker_PKGS  := rdkafka
 migrate_DIR     := ops/migrate
 migrate_PKGS    := libmariadb
+ctl_DIR         := ops/ctl
+ctl_PKGS        := rdkafka hiredis avro-c jansson libcrypto libmariadb
 
-PROGRAMS := receiver consumer devbroker migrate
+PROGRAMS := receiver consumer devbroker migrate ctl
 PROGRAMS += $(if $(wildcard settlement-worker/*.c),settlement)
 PROGRAMS += $(if $(wildcard stats-worker/*.c),stats)
 BINS     := $(foreach p,$(PROGRAMS),$(BIN)/liveflow-$(p))

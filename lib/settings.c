@@ -32,6 +32,7 @@ static const char WORKERS_REQUIRE[] = "required by the workers";
 #define W      SETTINGS_WORKERS
 #define A      SETTINGS_ALL
 #define C      SETTINGS_CONSUMER
+#define T      SETTINGS_CTL
 
 /* One row per key: name, type, default, bounds, field, users, description. */
 static const struct setting settings_table[] = {
@@ -47,11 +48,11 @@ static const struct setting settings_table[] = {
          "stable instance name (static group membership, ids)"},
         {"LIVEFLOW_DRAIN_TIMEOUT_MS", SETTING_INT, "10000", 100, 600000, OFF(drain_timeout_ms), A,
          "deadline of the SIGTERM drain"},
-        {"LIVEFLOW_MYSQL_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(mysql_url), W | R,
+        {"LIVEFLOW_MYSQL_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(mysql_url), W | R | T,
          "mysql://user:pass@host:port/db"},
-        {"LIVEFLOW_REDIS_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(redis_url), W | R,
+        {"LIVEFLOW_REDIS_URL", SETTING_SECRET, WORKERS_REQUIRE, 0, 0, OFF(redis_url), W | R | T,
          "redis://host:port/db"},
-        {"LIVEFLOW_MYSQL_TIMEOUT_S", SETTING_INT, "5", 1, 300, OFF(mysql_timeout_s), W | R,
+        {"LIVEFLOW_MYSQL_TIMEOUT_S", SETTING_INT, "5", 1, 300, OFF(mysql_timeout_s), W | R | T,
          "MySQL connect/read/write timeout"},
         {"LIVEFLOW_REDIS_TIMEOUT_MS", SETTING_INT, "2000", 10, 60000, OFF(redis_timeout_ms), A,
          "Redis connect and command timeout"},
@@ -104,7 +105,7 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_GROUP_ID", SETTING_STR, NULL, 0, 0, OFF(group_id), W,
          "consumer group; default liveflow.<role>"},
         {"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS", SETTING_INT, "45000", 1000, 3600000,
-         OFF(session_timeout_ms), W, "consumer group session timeout"},
+         OFF(session_timeout_ms), W | T, "consumer group session timeout"},
         {"LIVEFLOW_BATCH_MAX", SETTING_INT, "500", 1, 100000, OFF(batch_max), W,
          "records per batch transaction"},
         {"LIVEFLOW_BATCH_WAIT_MS", SETTING_INT, "20", 0, 10000, OFF(batch_wait_ms), W,
@@ -184,6 +185,23 @@ static const struct setting settings_table[] = {
          "lifetime of a period's profiling lock; also the longest a profiling statement may run"},
         {"LIVEFLOW_STATS_LATE_S", SETTING_INT, "3600", 0, 604800, OFF(stats_late_s), SETTINGS_STATS,
          "tips and viewers arriving this long after their session's end still update live_statistics"},
+        /* liveflow-ctl: broker waits, dlq replay progress, topics create (ops/ctl/) */
+        {"LIVEFLOW_CTL_TIMEOUT_MS", SETTING_INT, "10000", 100, 600000, OFF(ctl_timeout_ms), T,
+         "how long liveflow-ctl waits for one broker request"},
+        {"LIVEFLOW_CTL_REPLAY_GROUP", SETTING_STR, "liveflow.ctl.dlq-replay", 0, 0,
+         OFF(ctl_replay_group), T, "group whose committed offsets are the dlq replay progress"},
+        {"LIVEFLOW_TOPIC_PARTITIONS", SETTING_INT, "6", 1, 10000, OFF(topic_partitions), T,
+         "partitions of a topic liveflow-ctl creates"},
+        {"LIVEFLOW_TOPIC_REPLICATION_FACTOR", SETTING_INT, "3", 1, 32, OFF(topic_replication), T,
+         "replication factor of a topic liveflow-ctl creates"},
+        {"LIVEFLOW_TOPIC_MIN_INSYNC_REPLICAS", SETTING_INT, "2", 1, 32, OFF(topic_min_insync), T,
+         "min.insync.replicas of a topic liveflow-ctl creates (acks=all waits for these)"},
+        {"LIVEFLOW_TOPIC_RETENTION_MS", SETTING_INT, "604800000", 60000, 31536000000LL,
+         OFF(topic_retention_ms), T, "retention.ms of the event topics"},
+        {"LIVEFLOW_DLQ_RETENTION_MS", SETTING_INT, "2592000000", 60000, 31536000000LL,
+         OFF(topic_dlq_retention_ms), T, "retention.ms of the .dlq topics"},
+        {"LIVEFLOW_ENV_FILE", SETTING_STR, NULL, 0, 0, 0, 0,
+         "liveflow-ctl: file of export LIVEFLOW_...= lines (default .run/env when present)"},
         {"LIVEFLOW_CONFIG_FILE", SETTING_STR, NULL, 0, 0, 0, 0, "optional KEY = value file"},
 };
 
@@ -191,6 +209,7 @@ static const struct setting settings_table[] = {
 #undef W
 #undef A
 #undef C
+#undef T
 
 #define TABLE_LEN   (sizeof(settings_table) / sizeof(settings_table[0]))
 #define PROP_PREFIX "LIVEFLOW_KAFKA_PROP_"
@@ -519,4 +538,43 @@ void settings_dump(const struct settings *s, unsigned user, char *out, size_t ou
                         return;
                 o += (size_t)n;
         }
+}
+
+/* Removes one level of matching single or double quotes around a shell value. */
+static char *unquote(char *v)
+{
+        size_t n = strlen(v);
+
+        if (n >= 2 && (v[0] == '\'' || v[0] == '"') && v[n - 1] == v[0]) {
+                v[n - 1] = '\0';
+                return v + 1;
+        }
+        return v;
+}
+
+int settings_import_env_file(const char *path, char *errstr, size_t errstr_size)
+{
+        FILE *f = fopen(path, "r");
+        char line[4096];
+
+        if (!f) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return -1;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                char *s = trim(line), *eq;
+
+                if (strncmp(s, "export ", 7) == 0)
+                        s = trim(s + 7);
+                if (strncmp(s, "LIVEFLOW_", 9) != 0 || !(eq = strchr(s, '=')))
+                        continue;
+                *eq = '\0';
+                if (setenv(trim(s), unquote(trim(eq + 1)), 0) == -1) {
+                        snprintf(errstr, errstr_size, "%s: %s: %s", path, s, strerror(errno));
+                        fclose(f);
+                        return -1;
+                }
+        }
+        fclose(f);
+        return 0;
 }

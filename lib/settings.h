@@ -10,6 +10,7 @@ enum settings_user {
         SETTINGS_CONSUMER = 1 << 1,
         SETTINGS_SETTLEMENT = 1 << 2,
         SETTINGS_STATS = 1 << 3,
+        SETTINGS_CTL = 1 << 4, /* liveflow-ctl, the operator's tool */
         SETTINGS_WORKERS = SETTINGS_CONSUMER | SETTINGS_SETTLEMENT | SETTINGS_STATS,
         SETTINGS_ALL = 0xff,
 };
@@ -101,6 +102,14 @@ struct settings {
         long long
                 stats_profile_lock_ttl_s; /* lock:stats:profile:{period} lifetime, run time bound */
         long long stats_late_s; /* late tips/viewers update sessions ended this recently */
+        /* liveflow-ctl (ops/ctl/) */
+        long long ctl_timeout_ms;         /* how long a broker request may take */
+        char *ctl_replay_group;           /* progress of dlq replay, one offset per partition */
+        long long topic_partitions;       /* topics create: partitions of a new topic */
+        long long topic_replication;      /* ... its replication factor */
+        long long topic_min_insync;       /* ... min.insync.replicas */
+        long long topic_retention_ms;     /* ... retention.ms of the event topics */
+        long long topic_dlq_retention_ms; /* ... retention.ms of the .dlq twins */
 };
 
 /**
@@ -111,6 +120,14 @@ struct settings {
  */
 __attribute__((warn_unused_result)) int settings_load(struct settings *s, unsigned user,
                                                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief Reads a shell-sourceable file of `[export ]LIVEFLOW_KEY=value` lines (what `make run`
+ * writes to .run/env) into the environment, without overriding a variable already set, so the
+ * operator's environment wins. Other lines are ignored. @returns 0, or -1 with errstr.
+ */
+__attribute__((warn_unused_result)) int settings_import_env_file(const char *path, char *errstr,
+                                                                 size_t errstr_size);
 
 /** @brief Frees what settings_load() allocated; safe on a zeroed or half-loaded struct. */
 void settings_fini(struct settings *s);

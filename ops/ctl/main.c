@@ -1,0 +1,40 @@
+/*
+ * liveflow-ctl: the operator's tool. One table of subcommands; each lives in its own module
+ * (dlq.c, group.c, topics.c, ...) and shares the plumbing of ctl.c: LIVEFLOW_* configuration
+ * and .run/env, --help, --json, dry runs, exit codes 0 done / 1 something left / 2 usage or
+ * connection error.
+ */
+#include "ctl.h"
+#include "log.h"
+
+static const char usage[] =
+        "usage: liveflow-ctl [--json] COMMAND [SUBCOMMAND] [OPTIONS]\n"
+        "  the operator's tool for liveflow: dead letters, consumer groups, topics, stores.\n"
+        "  Configuration: LIVEFLOW_* variables, then .run/env (or LIVEFLOW_ENV_FILE) for the\n"
+        "  ones not set. Anything that changes something is a dry run without --execute.\n";
+
+static const char config_usage[] =
+        "usage: liveflow-ctl config [--json]\n"
+        "  prints the configuration liveflow-ctl runs with (secrets masked)\n";
+
+/* One row per subcommand: name, one-line summary, usage, function (or a table of its own). */
+static const struct ctl_command commands[] = {
+        {"config", "the configuration in effect", config_usage, ctl_config_run, NULL},
+        {NULL, NULL, NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+        static const struct ctl_command top[] = {
+                {"liveflow-ctl", "the operator's tool", usage, NULL, commands},
+                {NULL, NULL, NULL, NULL, NULL},
+        };
+        struct ctl ctl = {0};
+        int rc;
+
+        argv[0] = (char *)"liveflow-ctl";
+        rc = ctl_dispatch(&ctl, "", top, argc, argv);
+        log_flush();
+        ctl_fini(&ctl);
+        return rc;
+}
