@@ -217,9 +217,12 @@ static void fail_at_once(struct delivery *d, struct delivery_ticket *t, rd_kafka
                 MHD_resume_connection(t->conn);
 }
 
-int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct delivery_message *msg)
+int delivery_send(struct delivery *d, struct delivery_ticket *t, struct webhook_event *ev)
 {
+        void *value = ev->value;
         rd_kafka_resp_err_t err;
+
+        ev->value = NULL; /* taken: librdkafka frees it, or this function does */
 
         /*
          * Suspend before producing, and under the lock: a delivery report (or the drain) may
@@ -229,7 +232,7 @@ int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct de
         pthread_mutex_lock(&d->lock);
         if (d->is_closed) {
                 pthread_mutex_unlock(&d->lock);
-                free(msg->value);
+                free(value);
                 return -1;
         }
         t->produced_us = now_us();
@@ -237,23 +240,23 @@ int delivery_send(struct delivery *d, struct delivery_ticket *t, const struct de
         MHD_suspend_connection(t->conn);
         pthread_mutex_unlock(&d->lock);
         err = rd_kafka_producev(
-                d->rk, RD_KAFKA_V_TOPIC(msg->topic),
-                RD_KAFKA_V_KEY(msg->key, msg->key ? strlen(msg->key) : 0),
-                RD_KAFKA_V_VALUE(msg->value, msg->value_len),
+                d->rk, RD_KAFKA_V_TOPIC(ev->topic),
+                RD_KAFKA_V_KEY(ev->key, ev->key ? strlen(ev->key) : 0),
+                RD_KAFKA_V_VALUE(value, ev->value_len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), /* librdkafka frees the value */
-                RD_KAFKA_V_HEADER("trace_id", msg->trace_id, -1),
-                RD_KAFKA_V_HEADER("event_type", msg->event_type, -1),
-                RD_KAFKA_V_HEADER("vendor", msg->vendor, -1),
-                RD_KAFKA_V_HEADER("event_id", msg->event_id, -1), RD_KAFKA_V_OPAQUE(t),
+                RD_KAFKA_V_HEADER("trace_id", ev->trace_id, -1),
+                RD_KAFKA_V_HEADER("event_type", ev->event_type, -1),
+                RD_KAFKA_V_HEADER("vendor", ev->vendor, -1),
+                RD_KAFKA_V_HEADER("event_id", ev->event_id, -1), RD_KAFKA_V_OPAQUE(t),
                 RD_KAFKA_V_END);
         if (err) {
-                free(msg->value); /* on failure the value stays ours, F_FREE or not */
+                free(value); /* on failure the value stays ours, F_FREE or not */
                 fail_at_once(d, t, err);
         }
         return 0;
 }
 
-size_t delivery_send_sync(struct delivery *d, const struct delivery_message *msgs, size_t n)
+size_t delivery_send_sync(struct delivery *d, const struct webhook_event *evs, size_t n)
 {
         struct delivery_ticket *tickets = calloc(n ? n : 1, sizeof(*tickets));
         size_t produced = 0, acked = 0;
@@ -261,7 +264,7 @@ size_t delivery_send_sync(struct delivery *d, const struct delivery_message *msg
         if (!tickets)
                 return 0;
         for (; produced < n; produced++) {
-                const struct delivery_message *m = &msgs[produced];
+                const struct webhook_event *m = &evs[produced];
                 struct delivery_ticket *t = &tickets[produced];
                 rd_kafka_resp_err_t err;
 

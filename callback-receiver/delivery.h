@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "webhook.h"
+
 struct metrics;
 struct settings;
 
@@ -34,18 +36,6 @@ struct delivery_ticket {
         struct delivery_ticket *prev, *next;
 };
 
-/* What to produce. Strings are borrowed for the call; value is taken (see delivery_send). */
-struct delivery_message {
-        const char *topic;
-        const char *key; /* NULL: no key */
-        void *value;     /* malloc'd */
-        size_t value_len;
-        const char *trace_id;
-        const char *event_type;
-        const char *vendor;
-        const char *event_id;
-};
-
 struct delivery;
 
 /**
@@ -64,23 +54,22 @@ struct delivery *delivery_new(const struct settings *s, const char *const topics
 void delivery_destroy(struct delivery *d);
 
 /**
- * @brief From the access handler: suspends t->conn, then produces msg with the headers
- * trace_id, event_type, vendor and event_id and t as the message's opaque. The delivery
- * report fills t's result and resumes the connection. If producing fails at once (queue
- * full, unknown topic), t->err says why and the connection is resumed before this returns.
- * Takes msg->value in every case.
+ * @brief From the access handler: suspends t->conn, then produces ev (topic, key, value)
+ * with the headers trace_id, event_type, vendor and event_id and t as the message's opaque.
+ * The delivery report fills t's result and resumes the connection. If producing fails at
+ * once (queue full, unknown topic), t->err says why and the connection is resumed before
+ * this returns. Takes ev->value in every case (ev->value is NULL on return).
  * @returns 0 when the connection was suspended (the handler will be called again and should
  * answer from t), or -1 when the delivery is closed (draining): nothing suspended, answer 503.
  */
-int delivery_send(struct delivery *d, struct delivery_ticket *t,
-                  const struct delivery_message *msg);
+int delivery_send(struct delivery *d, struct delivery_ticket *t, struct webhook_event *ev);
 
 /**
- * @brief Main thread only: produces msgs[0..n) (values borrowed, copied by librdkafka) and
+ * @brief Main thread only: produces evs[0..n) (values borrowed, copied by librdkafka) and
  * serves delivery reports until every one is in (within about the ack timeout).
  * @returns how many of the leading messages the broker acknowledged (0..n).
  */
-size_t delivery_send_sync(struct delivery *d, const struct delivery_message *msgs, size_t n);
+size_t delivery_send_sync(struct delivery *d, const struct webhook_event *evs, size_t n);
 
 /** @brief Serves delivery reports for up to timeout_ms (the main thread's loop). */
 void delivery_poll(struct delivery *d, int timeout_ms);

@@ -620,8 +620,9 @@ static int map_admin(struct internal *in, const struct webhook_request *req,
 
 /* ------------------------------------------------------------ the verb */
 
-int internal_map(struct internal *in, enum internal_endpoint ep, const struct webhook_request *req,
-                 struct webhook_event *ev, struct webhook_verdict *v)
+static int map_endpoint(struct internal *in, enum internal_endpoint ep,
+                        const struct webhook_request *req, struct webhook_event *ev,
+                        struct webhook_verdict *v)
 {
         int rc;
 
@@ -637,4 +638,22 @@ int internal_map(struct internal *in, enum internal_endpoint ep, const struct we
         if (rc == -1)
                 webhook_event_fini(ev);
         return rc;
+}
+
+int internal_map_rewards(struct internal *in, const struct webhook_request *req,
+                         struct webhook_event *ev, struct webhook_verdict *v)
+{
+        return map_endpoint(in, INTERNAL_REWARDS, req, ev, v);
+}
+
+int internal_map_withdrawals(struct internal *in, const struct webhook_request *req,
+                             struct webhook_event *ev, struct webhook_verdict *v)
+{
+        return map_endpoint(in, INTERNAL_WITHDRAWALS, req, ev, v);
+}
+
+int internal_map_admin(struct internal *in, const struct webhook_request *req,
+                       struct webhook_event *ev, struct webhook_verdict *v)
+{
+        return map_endpoint(in, INTERNAL_ADMIN, req, ev, v);
 }

@@ -47,7 +47,9 @@ struct internal *internal_new(const struct settings *s, struct metrics *metrics,
 void internal_destroy(struct internal *in);
 
 /**
- * @brief Verifies one request and fills ev, as tencent_map() does (see webhook.h). In order:
+ * @brief (internal_map_rewards(), _withdrawals(), _admin(): one per endpoint, the same
+ * signature as every vendor's map.) Verifies one request and fills ev, as tencent_map()
+ * does (see webhook.h). In order:
  * 503 without a secret; 401 when the Standard Webhooks headers fail (auth_failure "missing",
  * "mismatch" or "expired", the message naming the header); 200 when the webhook-id was
  * acknowledged within the window (a replay: nothing to produce); then the body or path:
@@ -67,10 +69,21 @@ void internal_destroy(struct internal *in);
  * @returns 0, or -1 with v set (v->status 200: a replay of an acknowledged request).
  * Thread-safe.
  */
-__attribute__((warn_unused_result)) int internal_map(struct internal *in, enum internal_endpoint ep,
-                                                     const struct webhook_request *req,
-                                                     struct webhook_event *ev,
-                                                     struct webhook_verdict *v);
+__attribute__((warn_unused_result)) int internal_map_rewards(struct internal *in,
+                                                             const struct webhook_request *req,
+                                                             struct webhook_event *ev,
+                                                             struct webhook_verdict *v);
+
+/** @brief INTERNAL_WITHDRAWALS of the verification and mapping above. */
+__attribute__((warn_unused_result)) int
+internal_map_withdrawals(struct internal *in, const struct webhook_request *req,
+                         struct webhook_event *ev, struct webhook_verdict *v);
+
+/** @brief INTERNAL_ADMIN of the verification and mapping above (req->path_arg: the rest of the path). */
+__attribute__((warn_unused_result)) int internal_map_admin(struct internal *in,
+                                                           const struct webhook_request *req,
+                                                           struct webhook_event *ev,
+                                                           struct webhook_verdict *v);
 
 /**
  * @brief Called once the broker acknowledged ev (the request was answered 200): remembers

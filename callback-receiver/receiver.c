@@ -22,21 +22,18 @@
 #include <microhttpd.h>
 
 #include "admin_http.h"
-#include "allowlist.h"
 #include "contract.h"
 #include "crypto.h"
 #include "delivery.h"
 #include "encoder.h"
 #include "http_reply.h"
-#include "internal.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
 #include "settings.h"
 #include "spool.h"
-#include "srs.h"
-#include "tencent.h"
 #include "trace.h"
+#include "vendor.h"
 #include "webhook.h"
 
 #define STATS_INTERVAL_MS 60000
@@ -56,14 +53,14 @@ static const char *const receiver_topics[] = {LF_TOPIC_STREAM, LF_TOPIC_RECORD, 
  */
 #define HTTP_CONNECTION_MEMORY (16 * 1024)
 
+/* More vendor modules than vendor_modules[] may list. */
+#define VENDOR_MODULES_MAX 16
+
 struct receiver {
         const struct settings *s;
         struct metrics *metrics;
         struct admin_http *admin;
-        struct tencent *tencent;
-        struct allowlist *tencent_allow;
-        struct srs *srs;
-        struct internal *internal;
+        void *vendor_states[VENDOR_MODULES_MAX]; /* by vendor_module_index() */
         struct spool *spool; /* NULL: LIVEFLOW_SPOOL_DIR unset */
         struct metric *m_spooled, *m_replayed;
         long long next_replay_ms;
@@ -81,7 +78,8 @@ struct receiver {
 struct request {
         struct receiver *rcv;
         struct MHD_Connection *conn;
-        const struct route *route; /* NULL: no such endpoint */
+        const struct route *route;   /* NULL: no such endpoint */
+        const struct vendor *vendor; /* route's row; NULL for a probe */
         char trace_id[TRACE_ID_MAX + 1];
         char method[16];
         char path[160];
@@ -95,10 +93,8 @@ struct request {
         bool is_sent; /* handed to delivery_send(): the next call answers from the ticket */
         char *body;
         size_t body_len, body_cap;
-        struct webhook_event ev;
+        struct webhook_event ev; /* ev.value: after the send, a copy kept for the spool */
         struct delivery_ticket ticket;
-        void *spool_copy; /* SRS: the encoded value, kept for the spool should Kafka fail */
-        size_t spool_copy_len;
 };
 
 static long long now_us(void)
@@ -204,6 +200,10 @@ static enum MHD_Result request_reply(struct request *req, unsigned int status, c
                                        .must_close = req->is_early && req->has_body};
 
         req->status = status;
+        if (status == 200 && req->vendor && req->vendor->ok_body)
+                return http_reply_raw(req->conn, 200, "application/json",
+                                      (void *)req->vendor->ok_body, strlen(req->vendor->ok_body),
+                                      MHD_RESPMEM_PERSISTENT, &opts);
         return http_reply_json(req->conn, status, message, &opts);
 }
 
@@ -308,9 +308,9 @@ static struct request *request_new(struct receiver *rcv, struct MHD_Connection *
 }
 
 /* The secret path token of a route: compared in constant time, absent when not configured. */
-static bool token_matches(const struct receiver *rcv, const struct route *r, const char *token)
+static bool token_matches(const struct receiver *rcv, const struct vendor *vd, const char *token)
 {
-        const char *want = r->id == ROUTE_TENCENT ? rcv->s->tencent_path_token : NULL;
+        const char *want = vd && vd->path_token ? vd->path_token(rcv->s) : NULL;
         size_t len = strlen(token);
 
         if (!want || !*want)
@@ -318,25 +318,9 @@ static bool token_matches(const struct receiver *rcv, const struct route *r, con
         return len == strlen(want) && crypto_equal(token, want, len);
 }
 
-/* SRS cannot sign: its http_hooks URL carries ?token=, compared in constant time. */
-static enum MHD_Result check_srs_token(struct request *req)
-{
-        const char *want = req->rcv->s->srs_token;
-        const char *got = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "token");
-        size_t len = got ? strlen(got) : 0;
-
-        if (!want || !*want)
-                return request_reply_early(req, 503, "LIVEFLOW_SRS_TOKEN is not configured");
-        if (!got || len != strlen(want) || !crypto_equal(got, want, len)) {
-                count_signature_failure(req->rcv, "srs", got ? "mismatch" : "missing");
-                return request_reply_early(req, 401, got ? "token: mismatch" : "token: missing");
-        }
-        return MHD_YES;
-}
-
 static bool is_probe(const struct route *r)
 {
-        return r->id == ROUTE_HEALTHZ || r->id == ROUTE_READYZ || r->id == ROUTE_METRICS;
+        return r->id != ROUTE_VENDOR;
 }
 
 /* application/json or any type/subtype+json; parameters (charset) are ignored. */
@@ -352,12 +336,44 @@ static bool is_json_media_type(const char *content_type)
                strncasecmp(content_type + len - 5, "+json", 5) == 0;
 }
 
-static bool is_allowed_source(const struct request *req)
+static const char *lookup_value(void *ctx, enum webhook_lookup kind, const char *name);
+
+static void *vendor_state(const struct receiver *rcv, const struct vendor *vd)
+{
+        return rcv->vendor_states[vendor_module_index(vd->module)];
+}
+
+/* The request as the vendor modules see it (body NULL before it is read and once sent). */
+static struct webhook_request webhook_request_of(struct request *req)
 {
         const union MHD_ConnectionInfo *info =
                 MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
-        return allowlist_allows(req->rcv->tencent_allow, info ? info->client_addr : NULL);
+        return (struct webhook_request){
+                .body = req->body_len ? req->body : NULL,
+                .len = req->body_len,
+                .now_ms = req->receive_ms,
+                .path_arg = req->path_arg,
+                .trace_id = req->trace_id,
+                .client_addr = info ? info->client_addr : NULL,
+                .lookup = lookup_value,
+                .ctx = req,
+        };
+}
+
+/* The row's own checks of headers, query and source; a refusal is answered at once. */
+static int admit(struct request *req)
+{
+        struct webhook_request wr = webhook_request_of(req);
+        struct webhook_verdict v = {0};
+
+        if (!req->vendor->admit || req->vendor->admit(vendor_state(req->rcv, req->vendor), &wr,
+                                                       &v) == 0)
+                return 0;
+        if (v.auth_failure)
+                count_signature_failure(req->rcv, req->route->vendor, v.auth_failure);
+        request_reply_early(req, v.status, v.message);
+        return -1;
 }
 
 /* Everything that can be refused before reading the body is refused before reading it. */
@@ -369,14 +385,8 @@ static enum MHD_Result check_upload(struct request *req)
         unsigned long long declared = content_length(req->conn);
         char message[96];
 
-        if (req->route->id == ROUTE_TENCENT && !is_allowed_source(req))
-                return request_reply_early(req, 403, "source address not allowed");
-        if (req->route->id == ROUTE_SRS) {
-                enum MHD_Result rc = check_srs_token(req);
-
-                if (req->status) /* refused */
-                        return rc;
-        }
+        if (admit(req) == -1)
+                return MHD_YES; /* answered */
         /* Tencent does not document its Content-Type, so only a wrong one is refused. */
         if (type && !is_json_media_type(type))
                 return request_reply_early(req, 415, "Content-Type: expected application/json");
@@ -403,6 +413,7 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
                 return MHD_NO; /* out of memory: close the connection */
         *req_cls = req;
         req->route = routes_match(url, &suffix);
+        req->vendor = vendor_of(req->route);
         if (req->route && req->route->suffix == ROUTE_SUBPATH) {
                 if (strlen(suffix) >= sizeof(req->path_arg))
                         return request_reply_early(req, 414, "path: too long");
@@ -411,8 +422,8 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
         }
         if (req->route && *suffix) /* a path token is a secret: keep it out of the logs */
                 snprintf(req->path, sizeof(req->path), "%s/<token>", req->route->path);
-        if (req->route && !token_matches(rcv, req->route, suffix))
-                req->route = NULL; /* a wrong token looks like no endpoint at all */
+        if (req->route && !token_matches(rcv, req->vendor, suffix))
+                req->route = NULL, req->vendor = NULL; /* a wrong token looks like no endpoint */
         if (!req->route)
                 return request_reply_early(req, 404, "no such endpoint");
         if (!route_allows(req->route, method))
@@ -468,40 +479,11 @@ static const char *lookup_value(void *ctx, enum webhook_lookup kind, const char 
                 req->conn, kind == WEBHOOK_HEADER ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* The request as the vendor modules see it (body NULL once it was handed to Kafka). */
-static struct webhook_request webhook_request_of(struct request *req)
-{
-        return (struct webhook_request){
-                .body = req->body,
-                .len = req->body_len,
-                .now_ms = req->receive_ms,
-                .path_arg = req->path_arg,
-                .trace_id = req->trace_id,
-                .lookup = lookup_value,
-                .ctx = req,
-        };
-}
-
 static int map_callback(struct request *req, struct webhook_verdict *v)
 {
-        struct receiver *rcv = req->rcv;
         struct webhook_request wr = webhook_request_of(req);
 
-        switch (req->route->id) {
-        case ROUTE_TENCENT:
-                return tencent_map(rcv->tencent, req->body, req->body_len, req->receive_ms,
-                                   &req->ev, v);
-        case ROUTE_SRS:
-                return srs_map(rcv->srs, &wr, &req->ev, v);
-        case ROUTE_REWARDS:
-                return internal_map(rcv->internal, INTERNAL_REWARDS, &wr, &req->ev, v);
-        case ROUTE_WITHDRAWALS:
-                return internal_map(rcv->internal, INTERNAL_WITHDRAWALS, &wr, &req->ev, v);
-        case ROUTE_ADMIN:
-                return internal_map(rcv->internal, INTERNAL_ADMIN, &wr, &req->ev, v);
-        default:
-                return webhook_refuse(v, 404, NULL, "no such endpoint");
-        }
+        return req->vendor->map(vendor_state(req->rcv, req->vendor), &wr, &req->ev, v);
 }
 
 /* After the broker's ack: what an endpoint remembers of an accepted request. */
@@ -509,15 +491,8 @@ static void note_delivered(struct request *req)
 {
         struct webhook_request wr = webhook_request_of(req);
 
-        switch (req->route->id) {
-        case ROUTE_REWARDS:
-        case ROUTE_WITHDRAWALS:
-        case ROUTE_ADMIN:
-                internal_acked(req->rcv->internal, &wr, &req->ev);
-                break;
-        default:
-                break;
-        }
+        if (req->vendor->acked)
+                req->vendor->acked(vendor_state(req->rcv, req->vendor), &wr, &req->ev);
 }
 
 static double spool_length(void *arg)
@@ -526,28 +501,18 @@ static double spool_length(void *arg)
 }
 
 /*
- * SRS never retries a hook: when Kafka could not take its event, the event is made durable in
- * the local spool instead (replayed by receiver_serve()), and SRS gets its 200.
+ * A caller that never retries (SRS): when Kafka could not take its event, the event is made
+ * durable in the local spool instead (replayed by receiver_serve()), and the caller gets 200.
  */
 static bool spool_event(struct request *req, const char *why)
 {
         struct receiver *rcv = req->rcv;
         const struct webhook_event *ev = &req->ev;
-        const struct spool_record rec = {
-                .topic = ev->topic,
-                .key = ev->key,
-                .trace_id = req->trace_id,
-                .event_type = ev->event_type,
-                .vendor = ev->vendor,
-                .event_id = ev->event_id,
-                .value = req->spool_copy,
-                .value_len = req->spool_copy_len,
-        };
         char errstr[256];
 
-        if (!req->spool_copy)
+        if (!ev->value) /* not a spooling endpoint, or no copy could be made */
                 return false;
-        if (spool_append(rcv->spool, &rec, errstr, sizeof(errstr)) == -1) {
+        if (spool_append(rcv->spool, ev, errstr, sizeof(errstr)) == -1) {
                 log_error(req->trace_id, "cannot spool %s event_id=%s: %s", ev->event_type,
                           ev->event_id, errstr);
                 return false;
@@ -558,11 +523,10 @@ static bool spool_event(struct request *req, const char *why)
         return true;
 }
 
-/* The envelope borrows from req; msg receives the encoded value and borrows the rest. */
-static int encode(struct request *req, struct delivery_message *msg, char *errstr,
-                  size_t errstr_size)
+/* Encodes req->ev into its value; the envelope borrows from req. */
+static int encode(struct request *req, char *errstr, size_t errstr_size)
 {
-        const struct webhook_event *ev = &req->ev;
+        struct webhook_event *ev = &req->ev;
         const struct envelope env = {
                 .event_id = ev->event_id,
                 .vendor = ev->vendor,
@@ -577,24 +541,31 @@ static int encode(struct request *req, struct delivery_message *msg, char *errst
                 .raw_len = req->body_len,
         };
 
-        *msg = (struct delivery_message){
-                .topic = ev->topic,
-                .key = ev->key,
-                .trace_id = req->trace_id,
-                .event_type = ev->event_type,
-                .vendor = ev->vendor,
-                .event_id = ev->event_id,
-        };
-        return encoder_encode(req->rcv->encoder, &env, ev->payload_name, ev->payload, &msg->value,
-                              &msg->value_len, errstr, errstr_size);
+        ev->trace_id = req->trace_id;
+        return encoder_encode(req->rcv->encoder, &env, ev->payload_name, ev->payload, &ev->value,
+                              &ev->value_len, errstr, errstr_size);
+}
+
+/* A copy of the encoded value for the spool (delivery_send() takes the value); NULL: none. */
+static void *spool_copy(const struct request *req)
+{
+        const struct webhook_event *ev = &req->ev;
+        void *copy;
+
+        if (!req->rcv->spool || req->vendor->when_kafka_down != VENDOR_SPOOL ||
+            !(copy = malloc(ev->value_len ? ev->value_len : 1)))
+                return NULL;
+        memcpy(copy, ev->value, ev->value_len);
+        return copy;
 }
 
 static enum MHD_Result publish(struct request *req)
 {
         struct receiver *rcv = req->rcv;
         struct webhook_verdict v = {0};
-        struct delivery_message msg;
         char errstr[256];
+        void *copy;
+        int rc;
 
         if (req->is_too_large) {
                 snprintf(errstr, sizeof(errstr), "body: larger than %lld bytes",
@@ -606,22 +577,21 @@ static enum MHD_Result publish(struct request *req)
                         count_signature_failure(rcv, req->route->vendor, v.auth_failure);
                 return request_reply(req, v.status, v.message);
         }
-        if (encode(req, &msg, errstr, sizeof(errstr)) == -1) {
+        if (encode(req, errstr, sizeof(errstr)) == -1) {
                 log_error(req->trace_id, "encoding %s event_id=%s: %s", req->ev.event_type,
                           req->ev.event_id, errstr);
                 return request_reply(req, 500, "cannot encode the event");
         }
         free(req->body); /* the encoded value carries the raw body from here on */
         req->body = NULL;
-        if (rcv->spool && req->route->id == ROUTE_SRS &&
-            (req->spool_copy = malloc(msg.value_len ? msg.value_len : 1))) {
-                memcpy(req->spool_copy, msg.value, msg.value_len);
-                req->spool_copy_len = msg.value_len;
-        }
+        req->body_len = 0;
+        copy = spool_copy(req);
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
         req->is_sent = true;
-        if (delivery_send(rcv->delivery, &req->ticket, &msg) == -1) {
+        rc = delivery_send(rcv->delivery, &req->ticket, &req->ev);
+        req->ev.value = copy; /* delivery_send() took the value; the copy stays for the spool */
+        if (rc == -1) {
                 req->is_sent = false;
                 if (spool_event(req, "shutting down"))
                         return request_reply(req, 200, NULL);
@@ -683,7 +653,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         log_request(req, toe);
         webhook_event_fini(&req->ev);
         free(req->body);
-        free(req->spool_copy);
         free(req);
         *req_cls = NULL;
         atomic_fetch_sub(&rcv->open_requests, 1);
@@ -724,8 +693,6 @@ static int parse_listen_addr(const char *key, const char *addr, long long port,
 int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_size)
 {
         struct sockaddr_storage ss;
-        struct tencent *tc;
-        struct allowlist *al;
 
         if (log_level_parse(s->log_level) == -1) {
                 snprintf(errstr, errstr_size,
@@ -741,16 +708,11 @@ int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_
                          s->admin_addr);
                 return -1;
         }
-        if (!(tc = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)))
-                return -1;
-        tencent_destroy(tc);
-        if (internal_check_config(s, errstr, errstr_size) == -1)
-                return -1;
-        if (!(al = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips, errstr,
-                                 errstr_size)))
-                return -1;
-        allowlist_destroy(al);
-        return srs_check_config(s, errstr, errstr_size);
+        for (size_t i = 0; vendor_modules[i]; i++)
+                if (vendor_modules[i]->check_config &&
+                    vendor_modules[i]->check_config(s, errstr, errstr_size) == -1)
+                        return -1;
+        return 0;
 }
 
 static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
@@ -820,13 +782,17 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
-        if (!(rcv->tencent =
-                      tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)) ||
-            !(rcv->tencent_allow = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips,
-                                                 errstr, errstr_size)) ||
-            !(rcv->srs = srs_new(s, rcv->metrics, errstr, errstr_size)) ||
-            !(rcv->internal = internal_new(s, rcv->metrics, errstr, errstr_size)) ||
-            !(rcv->encoder = encoder_new(errstr, errstr_size)) ||
+        for (size_t i = 0; vendor_modules[i]; i++) {
+                if (i >= VENDOR_MODULES_MAX) {
+                        snprintf(errstr, errstr_size, "more than %d vendor modules",
+                                 VENDOR_MODULES_MAX);
+                        return -1;
+                }
+                if (!(rcv->vendor_states[i] =
+                              vendor_modules[i]->open(s, rcv->metrics, errstr, errstr_size)))
+                        return -1;
+        }
+        if (!(rcv->encoder = encoder_new(errstr, errstr_size)) ||
             !(rcv->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
         if (s->spool_dir) {
@@ -870,8 +836,6 @@ struct receiver *receiver_new(const struct settings *s, char *errstr, size_t err
                 receiver_destroy(rcv);
                 return NULL;
         }
-        if (!tencent_key_count(rcv->tencent))
-                log_warn(NULL, "LIVEFLOW_TENCENT_KEY is not set: /callbacks/tencent answers 503");
         rcv->next_stats_ms = wall_ms() + STATS_INTERVAL_MS;
         return rcv;
 }
@@ -879,13 +843,20 @@ struct receiver *receiver_new(const struct settings *s, char *errstr, size_t err
 void receiver_describe(const struct receiver *rcv, char *out, size_t out_size)
 {
         const struct settings *s = rcv->s;
+        size_t len;
 
-        snprintf(out, out_size,
-                 "http=%s:%lld admin=%s:%lld threads=%lld kafka=%s librdkafka=%s libmicrohttpd=%s "
-                 "tencent_keys=%zu",
-                 s->http_addr, s->http_port, rcv->admin ? s->admin_addr : s->http_addr,
-                 rcv->admin ? s->admin_port : s->http_port, s->http_threads, s->kafka_bootstrap,
-                 rd_kafka_version_str(), MHD_get_version(), tencent_key_count(rcv->tencent));
+        len = (size_t)snprintf(
+                out, out_size,
+                "http=%s:%lld admin=%s:%lld threads=%lld kafka=%s librdkafka=%s libmicrohttpd=%s",
+                s->http_addr, s->http_port, rcv->admin ? s->admin_addr : s->http_addr,
+                rcv->admin ? s->admin_port : s->http_port, s->http_threads, s->kafka_bootstrap,
+                rd_kafka_version_str(), MHD_get_version());
+        for (size_t i = 0; vendor_modules[i] && len < out_size; i++) {
+                if (!vendor_modules[i]->describe)
+                        continue;
+                vendor_modules[i]->describe(rcv->vendor_states[i], out + len, out_size - len);
+                len += strlen(out + len);
+        }
 }
 
 static void log_stats(struct receiver *rcv)
@@ -899,25 +870,11 @@ static void log_stats(struct receiver *rcv)
 #define REPLAY_INTERVAL_MS 2000
 #define REPLAY_BATCH       500
 
-static size_t replay_send(void *arg, const struct spool_record *recs, size_t n)
+static size_t replay_send(void *arg, const struct webhook_event *recs, size_t n)
 {
         struct receiver *rcv = arg;
-        struct delivery_message msgs[REPLAY_BATCH];
 
-        if (n > REPLAY_BATCH)
-                n = REPLAY_BATCH;
-        for (size_t i = 0; i < n; i++)
-                msgs[i] = (struct delivery_message){
-                        .topic = recs[i].topic,
-                        .key = recs[i].key,
-                        .value = (void *)recs[i].value,
-                        .value_len = recs[i].value_len,
-                        .trace_id = recs[i].trace_id,
-                        .event_type = recs[i].event_type,
-                        .vendor = recs[i].vendor,
-                        .event_id = recs[i].event_id,
-                };
-        return delivery_send_sync(rcv->delivery, msgs, n);
+        return delivery_send_sync(rcv->delivery, recs, n < REPLAY_BATCH ? n : REPLAY_BATCH);
 }
 
 /* Replays the spool to Kafka every couple of seconds while it holds anything. */
@@ -1001,11 +958,10 @@ void receiver_destroy(struct receiver *rcv)
                 MHD_stop_daemon(rcv->daemon); /* startup failure: nothing is suspended */
         delivery_destroy(rcv->delivery);
         encoder_destroy(rcv->encoder);
-        allowlist_destroy(rcv->tencent_allow);
-        internal_destroy(rcv->internal);
-        srs_destroy(rcv->srs);
+        for (size_t i = 0; i < VENDOR_MODULES_MAX && vendor_modules[i]; i++)
+                if (rcv->vendor_states[i])
+                        vendor_modules[i]->close(rcv->vendor_states[i]);
         spool_close(rcv->spool);
-        tencent_destroy(rcv->tencent);
         metrics_destroy(rcv->metrics);
         free(rcv);
 }

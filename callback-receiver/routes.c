@@ -1,33 +1,38 @@
-/* routes.c: the table of the receiver's endpoints; a new vendor is one row here. */
+/* routes.c: URL matching over the callers' endpoints (vendor_table[]) and the probes. */
 #include "routes.h"
 
 #include <string.h>
 
-static const struct route routes[] = {
-        {"/callbacks/tencent", ROUTE_TOKEN, "POST", "tencent", "tencent", ROUTE_TENCENT},
-        {"/callbacks/srs", ROUTE_EXACT, "POST", "srs", "srs", ROUTE_SRS},
-        {"/v1/rewards", ROUTE_EXACT, "POST", "rewards", "internal", ROUTE_REWARDS},
-        {"/v1/withdrawals", ROUTE_EXACT, "POST", "withdrawals", "internal", ROUTE_WITHDRAWALS},
-        {"/v1/admin", ROUTE_SUBPATH, "POST", "admin", "admin", ROUTE_ADMIN},
+#include "vendor.h"
+
+static const struct route probes[] = {
         {"/healthz", ROUTE_EXACT, "GET, HEAD", "healthz", "-", ROUTE_HEALTHZ},
         {"/readyz", ROUTE_EXACT, "GET, HEAD", "readyz", "-", ROUTE_READYZ},
         {"/metrics", ROUTE_EXACT, "GET, HEAD", "metrics", "-", ROUTE_METRICS},
 };
 
+static bool route_matches(const struct route *r, const char *url, const char **suffix)
+{
+        size_t len = strlen(r->path);
+
+        if (strncmp(url, r->path, len) != 0)
+                return false;
+        if (url[len] == '\0' || (r->suffix != ROUTE_EXACT && url[len] == '/')) {
+                if (suffix)
+                        *suffix = url[len] ? url + len + 1 : "";
+                return true;
+        }
+        return false;
+}
+
 const struct route *routes_match(const char *url, const char **suffix)
 {
-        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-                const struct route *r = &routes[i];
-                size_t len = strlen(r->path);
-
-                if (strncmp(url, r->path, len) != 0)
-                        continue;
-                if (url[len] == '\0' || (r->suffix != ROUTE_EXACT && url[len] == '/')) {
-                        if (suffix)
-                                *suffix = url[len] ? url + len + 1 : "";
-                        return r;
-                }
-        }
+        for (size_t i = 0; i < vendor_count; i++)
+                if (route_matches(&vendor_table[i].route, url, suffix))
+                        return &vendor_table[i].route;
+        for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
+                if (route_matches(&probes[i], url, suffix))
+                        return &probes[i];
         return NULL;
 }
 

@@ -1,4 +1,7 @@
-/* routes.h: the receiver's URL table: which paths exist, their methods and metric labels. */
+/*
+ * routes.h: the receiver's URL matching: the callers' endpoints (vendor_table[]) and the
+ * probes, their methods and metric labels.
+ */
 #ifndef LIVEFLOW_RECEIVER_ROUTES_H
 #define LIVEFLOW_RECEIVER_ROUTES_H
 
@@ -6,11 +9,7 @@
 
 /* What the receiver does with a matched request. */
 enum route_id {
-        ROUTE_TENCENT,     /* a Tencent CSS callback */
-        ROUTE_SRS,         /* an SRS http_hooks callback */
-        ROUTE_REWARDS,     /* a tip from the tip service (Standard Webhooks) */
-        ROUTE_WITHDRAWALS, /* a withdrawal request (Standard Webhooks) */
-        ROUTE_ADMIN,       /* an operator's command under /v1/admin/ (Standard Webhooks) */
+        ROUTE_VENDOR, /* a caller's endpoint: a row of vendor_table[] (vendor.h) */
         ROUTE_HEALTHZ,
         ROUTE_READYZ,
         ROUTE_METRICS,
@@ -36,7 +35,7 @@ struct route {
  * @brief Finds the route of url (a path: libmicrohttpd has already split off the query).
  * @param suffix receives, for a ROUTE_TOKEN or ROUTE_SUBPATH route, what follows path + "/"
  *        ("" when nothing does); it points into url. May be NULL.
- * @returns a row of the static table, or NULL when no route matches (404).
+ * @returns a vendor row's route or a probe's, or NULL when no route matches (404).
  */
 const struct route *routes_match(const char *url, const char **suffix);
 

@@ -58,7 +58,7 @@ static void checksum(const unsigned char *body, size_t len, unsigned char out[8]
 }
 
 /* The record's fields in file order. */
-static void fields_of(const struct spool_record *rec, const void *ptrs[FIELDS], size_t lens[FIELDS])
+static void fields_of(const struct webhook_event *rec, const void *ptrs[FIELDS], size_t lens[FIELDS])
 {
         const char *strs[FIELDS - 1] = {rec->topic,      rec->key,    rec->trace_id,
                                         rec->event_type, rec->vendor, rec->event_id};
@@ -72,7 +72,7 @@ static void fields_of(const struct spool_record *rec, const void *ptrs[FIELDS], 
 }
 
 /* Encodes rec as one whole record; *out is malloc'd. */
-static int encode(const struct spool_record *rec, unsigned char **out, size_t *out_len)
+static int encode(const struct webhook_event *rec, unsigned char **out, size_t *out_len)
 {
         const void *ptrs[FIELDS];
         size_t lens[FIELDS], body_len = 0, off = HEADER_SIZE;
@@ -103,7 +103,7 @@ static int encode(const struct spool_record *rec, unsigned char **out, size_t *o
  * Decodes the record at data[0..len) into rec (its strings are copied into strs, one
  * allocation). @returns the record's size, 0 when the bytes are not a whole valid record.
  */
-static size_t decode(const unsigned char *data, size_t len, struct spool_record *rec, char **strs)
+static size_t decode(const unsigned char *data, size_t len, struct webhook_event *rec, char **strs)
 {
         const char *ptrs[FIELDS];
         size_t lens[FIELDS], body_len, off = HEADER_SIZE, text_len = 0;
@@ -134,17 +134,21 @@ static size_t decode(const unsigned char *data, size_t len, struct spool_record 
         }
         if (off != HEADER_SIZE + body_len || !(text = malloc(text_len)))
                 return 0;
+        /* The event id is the event's own array; NULL stands for it in the file order. */
         const char **dst[FIELDS - 1] = {&rec->topic,      &rec->key,    &rec->trace_id,
-                                        &rec->event_type, &rec->vendor, &rec->event_id};
+                                        &rec->event_type, &rec->vendor, NULL};
         size_t at = 0;
 
+        memset(rec, 0, sizeof(*rec));
         for (int i = 0; i < FIELDS; i++) {
                 memcpy(text + at, ptrs[i] ? ptrs[i] : "", lens[i]);
                 text[at + lens[i]] = '\0';
-                if (i < FIELDS - 1)
+                if (i == FIELDS - 1)
+                        rec->value = text + at;
+                else if (dst[i])
                         *dst[i] = ptrs[i] ? text + at : NULL;
                 else
-                        rec->value = text + at;
+                        snprintf(rec->event_id, sizeof(rec->event_id), "%s", text + at);
                 at += lens[i] + 1;
         }
         rec->value_len = lens[FIELDS - 1];
@@ -185,7 +189,7 @@ static int scan(struct spool *sp, char *errstr, size_t errstr_size)
         }
         sp->pending = 0;
         while (off < len) {
-                struct spool_record rec;
+                struct webhook_event rec;
                 char *strs = NULL;
                 size_t n = decode(data + off, len - off, &rec, &strs);
 
@@ -258,7 +262,7 @@ static int write_all(int fd, const unsigned char *p, size_t len)
         return 0;
 }
 
-int spool_append(struct spool *sp, const struct spool_record *rec, char *errstr, size_t errstr_size)
+int spool_append(struct spool *sp, const struct webhook_event *rec, char *errstr, size_t errstr_size)
 {
         unsigned char *buf;
         size_t len;
@@ -320,7 +324,7 @@ static int keep_tail(struct spool *sp, const unsigned char *data, size_t from, s
 
 long spool_replay(struct spool *sp, spool_send_fn send, void *arg, char *errstr, size_t errstr_size)
 {
-        struct spool_record *recs = NULL;
+        struct webhook_event *recs = NULL;
         char **strs = NULL;
         size_t *ends = NULL, len = 0, off = 0, n = 0, sent = 0;
         unsigned char *data = NULL;

@@ -10,17 +10,7 @@
 
 #include <stddef.h>
 
-/* One spooled Kafka record; NULL strings are kept as NULL. */
-struct spool_record {
-        const char *topic;
-        const char *key;
-        const char *trace_id;
-        const char *event_type;
-        const char *vendor;
-        const char *event_id;
-        const void *value;
-        size_t value_len;
-};
+#include "webhook.h"
 
 struct spool;
 
@@ -35,20 +25,21 @@ struct spool *spool_open(const char *dir, long long max_bytes, char *errstr, siz
 void spool_close(struct spool *sp);
 
 /**
- * @brief Appends rec and fsyncs it: on 0 the record survives a crash. Thread-safe.
+ * @brief Appends rec (its topic, key, trace_id, event_type, vendor, event_id and value;
+ * NULL strings are kept as NULL) and fsyncs it: on 0 the record survives a crash. Thread-safe.
  * @returns 0, or -1 with errstr (full, I/O error).
  */
-int spool_append(struct spool *sp, const struct spool_record *rec, char *errstr,
+int spool_append(struct spool *sp, const struct webhook_event *rec, char *errstr,
                  size_t errstr_size);
 
 /** @brief Records in the spool now. Thread-safe. */
 size_t spool_pending(struct spool *sp);
 
 /**
- * Sends recs[0..n) and returns how many of the leading ones are durable elsewhere (0..n).
+ * Sends recs[0..n) (events that borrow everything from the spool, for the call) and returns how many of the leading ones are durable elsewhere (0..n).
  * Called with the spool locked: appends wait until it returns.
  */
-typedef size_t (*spool_send_fn)(void *arg, const struct spool_record *recs, size_t n);
+typedef size_t (*spool_send_fn)(void *arg, const struct webhook_event *recs, size_t n);
 
 /**
  * @brief Hands every spooled record to send, oldest first, and removes durably the ones it

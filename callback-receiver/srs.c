@@ -9,33 +9,25 @@
  * names too, so one anchor's stream keeps its id across vendors. SRS's own `stream_id`
  * (vid-xxxxxxx) is a statistics id that is absent without stats: not used.
  *
- * Anchor lookups run on the HTTP thread that serves the hook. Each thread has its own Redis
- * and MySQL connection, opened on its first lookup; a store that failed is skipped for
- * LIVEFLOW_SRS_STORE_RETRY_MS, so an outage costs each thread one timeout per period rather
- * than one per publish.
+ * Anchor lookups run on the HTTP thread that serves the hook (anchor_store.c).
  */
 #include "srs.h"
 
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <microhttpd.h>
 
+#include "anchor_store.h"
 #include "contract.h"
 #include "crypto.h"
-#include "db.h"
 #include "log.h"
 #include "metrics.h"
-#include "redis_conn.h"
 #include "settings.h"
 #include "strlist.h"
-#include "url.h"
 
 #define TOPIC_STREAM LF_TOPIC_STREAM
 #define TOPIC_RECORD LF_TOPIC_RECORD
@@ -54,11 +46,6 @@ const char *const srs_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_VIEWER, TOPI
 #define CLIENT_MAX_CHARS 128  /* live_streams.vendor_session */
 #define ANCHOR_MAX_CHARS 64   /* anchors.anchor_id, live_streams.room_id */
 #define URL_MAX_CHARS    2048 /* live_records.video_url */
-
-#define ANCHOR_KEY_PREFIX LF_KEY_ANCHOR_STATUS
-#define ANCHOR_SQL                                                                                 \
-        "SELECT status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS SIGNED) FROM anchors "      \
-        "WHERE anchor_id = ?"
 
 /* ------------------------------------------------------------ actions */
 
@@ -155,53 +142,16 @@ static bool is_refusal(enum decision d)
 
 /* ------------------------------------------------------------ the endpoint */
 
-enum store { STORE_REDIS, STORE_MYSQL, STORE_CNT };
-
-static const char *const store_names[STORE_CNT] = {"redis", "mysql"};
-
-/* One HTTP thread's connections to the anchor status stores. */
-struct conns {
-        struct redis_conn *redis; /* NULL until the first lookup, or after a failed connect */
-        struct db *db;
-        struct db_stmt *anchor_stmt;
-        long long retry_us[STORE_CNT]; /* monotonic: a store that failed is skipped until then */
-        struct conns *next;
-};
-
+/* The SRS endpoint. */
 struct srs {
-        unsigned long long id; /* tells this endpoint's thread-local connections from another's */
         char **keys;
         size_t key_cnt;
         bool is_fail_open;
         bool is_anchor_required;
-        long long store_retry_us;
-        const char *redis_url; /* borrowed from the settings; NULL when unset */
-        const char *mysql_url;
-        int redis_timeout_ms;
-        int mysql_timeout_s;
-        struct srs_lookup lookup; /* fn NULL: anchor checks are off */
+        struct anchor_store *store;  /* NULL: neither LIVEFLOW_REDIS_URL nor _MYSQL_URL set */
+        struct anchor_lookup lookup; /* fn NULL: anchor checks are off */
         struct metric *decisions[DECISION_CNT];
-        struct metric *lookup_seconds[STORE_CNT];
-        struct metric *store_errors[STORE_CNT];
-        pthread_mutex_t lock; /* guards conns; taken once per thread, not per lookup */
-        struct conns *conns;
 };
-
-/* Ids are never reused, so connections cached for a destroyed endpoint are never taken. */
-static atomic_ullong next_srs_id = 1;
-
-static _Thread_local struct {
-        unsigned long long srs_id;
-        struct conns *conns;
-} thread_conns;
-
-static long long mono_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static bool is_set(const char *s)
 {
@@ -264,58 +214,22 @@ static int parse_keys(struct srs *srs, const char *list, char *errstr, size_t er
         return strlist_each(list, add_listed_key, &adder);
 }
 
-/* The URLs are parsed here only to be checked: each thread parses them again to connect. */
-static int check_store_urls(const struct settings *s, char *errstr, size_t errstr_size)
-{
-        struct redis_url ru;
-        struct mysql_url mu;
-        char why[256];
-        int rc = 0;
-
-        if (is_set(s->redis_url) && url_parse_redis(s->redis_url, &ru, why, sizeof(why)) == -1) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_REDIS_URL: %s", why);
-                rc = -1;
-        } else if (is_set(s->mysql_url) &&
-                   url_parse_mysql(s->mysql_url, &mu, why, sizeof(why)) == -1) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_MYSQL_URL: %s", why);
-                rc = -1;
-        }
-        explicit_bzero(&ru, sizeof(ru)); /* the passwords */
-        explicit_bzero(&mu, sizeof(mu));
-        return rc;
-}
-
 int srs_check_config(const struct settings *s, char *errstr, size_t errstr_size)
 {
         struct srs probe = {0}; /* only its key list is used */
         int rc = parse_keys(&probe, s->srs_publish_keys, errstr, errstr_size);
 
         free_keys(probe.keys, probe.key_cnt);
-        return rc == -1 ? -1 : check_store_urls(s, errstr, errstr_size);
+        return rc == -1 ? -1 : anchor_store_check_config(s, errstr, errstr_size);
 }
 
 static void register_metrics(struct srs *srs, struct metrics *metrics)
 {
-        char labels[32];
-
         for (int d = 0; d < DECISION_CNT; d++)
                 srs->decisions[d] = metrics_counter(
                         metrics, "liveflow_receiver_srs_publish_decisions_total",
                         "SRS on_publish authorizations by decision and reason", decision_labels[d]);
-        for (int st = 0; st < STORE_CNT; st++) {
-                snprintf(labels, sizeof(labels), "store=\"%s\"", store_names[st]);
-                srs->lookup_seconds[st] = metrics_histogram(
-                        metrics, "liveflow_receiver_srs_anchor_lookup_seconds",
-                        "Time to read an anchor's status for on_publish, by store", labels,
-                        metrics_latency_bounds, metrics_latency_bound_cnt);
-                srs->store_errors[st] =
-                        metrics_counter(metrics, "liveflow_receiver_srs_store_errors_total",
-                                        "Anchor status reads that failed, by store", labels);
-        }
 }
-
-static enum srs_lookup_result store_lookup(void *ctx, const char *anchor_id, const char *trace_id,
-                                           struct srs_anchor *anchor);
 
 /* Says at startup which on_publish checks are off, when the SRS endpoint is enabled. */
 static void log_checks(const struct srs *srs, const struct settings *s)
@@ -339,25 +253,13 @@ struct srs *srs_new(const struct settings *s, struct metrics *metrics, char *err
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        srs->id = atomic_fetch_add(&next_srs_id, 1);
-        pthread_mutex_init(&srs->lock, NULL);
         srs->is_fail_open = s->srs_fail_open != 0;
         srs->is_anchor_required = s->srs_require_anchor != 0;
-        srs->store_retry_us = s->srs_store_retry_ms * 1000;
-        srs->redis_url = is_set(s->redis_url) ? s->redis_url : NULL;
-        srs->mysql_url = is_set(s->mysql_url) ? s->mysql_url : NULL;
-        srs->redis_timeout_ms = (int)s->redis_timeout_ms;
-        srs->mysql_timeout_s = (int)s->mysql_timeout_s;
         if (parse_keys(srs, s->srs_publish_keys, errstr, errstr_size) == -1 ||
-            check_store_urls(s, errstr, errstr_size) == -1)
+            !(srs->store = anchor_store_new(s, metrics, errstr, errstr_size)))
                 goto fail;
-        /* mysql_init() would do this on the first lookup, from several threads at once. */
-        if (srs->mysql_url && mysql_library_init(0, NULL, NULL) != 0) {
-                snprintf(errstr, errstr_size, "mysql_library_init failed");
-                goto fail;
-        }
-        if (srs->redis_url || srs->mysql_url)
-                srs->lookup = (struct srs_lookup){.fn = store_lookup, .ctx = srs};
+        if (anchor_store_is_configured(srs->store))
+                srs->lookup = anchor_store_lookup(srs->store);
         register_metrics(srs, metrics);
         log_checks(srs, s);
         return srs;
@@ -369,224 +271,16 @@ fail:
 
 void srs_destroy(struct srs *srs)
 {
-        struct conns *c, *next;
-
         if (!srs)
                 return;
-        for (c = srs->conns; c; c = next) {
-                next = c->next;
-                redis_conn_destroy(c->redis);
-                db_destroy(c->db);
-                free(c);
-        }
-        if (thread_conns.srs_id == srs->id)
-                thread_conns.srs_id = 0;
+        anchor_store_destroy(srs->store);
         free_keys(srs->keys, srs->key_cnt);
-        pthread_mutex_destroy(&srs->lock);
         free(srs);
 }
 
-void srs_set_lookup(struct srs *srs, const struct srs_lookup *lookup)
+void srs_set_lookup(struct srs *srs, const struct anchor_lookup *lookup)
 {
-        srs->lookup = lookup ? *lookup : (struct srs_lookup){0};
-}
-
-/* ------------------------------------------------------------ anchor status stores */
-
-/* What one store said. */
-enum store_answer {
-        STORE_FOUND,     /* the anchor's status */
-        STORE_NO_RECORD, /* Redis: the hash has no anchor_status field */
-        STORE_BAD_VALUE, /* a value that cannot be read: this anchor's record is broken */
-        STORE_FAILED,    /* unreachable or an error: the store is skipped for a while */
-};
-
-static struct conns *conns_for_thread(struct srs *srs)
-{
-        struct conns *c;
-
-        if (thread_conns.srs_id == srs->id)
-                return thread_conns.conns;
-        if (!(c = calloc(1, sizeof(*c))))
-                return NULL;
-        pthread_mutex_lock(&srs->lock);
-        c->next = srs->conns;
-        srs->conns = c;
-        pthread_mutex_unlock(&srs->lock);
-        thread_conns.srs_id = srs->id;
-        thread_conns.conns = c;
-        return c;
-}
-
-static int parse_status(const char *s, size_t len, enum srs_anchor_status *out)
-{
-        static const char *const names[] = {[SRS_ANCHOR_ACTIVE] = "active",
-                                            [SRS_ANCHOR_SUSPENDED] = "suspended",
-                                            [SRS_ANCHOR_BANNED] = "banned"};
-
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-                if (strlen(names[i]) == len && memcmp(s, names[i], len) == 0) {
-                        *out = (enum srs_anchor_status)i;
-                        return 0;
-                }
-        return -1;
-}
-
-/* Strict decimal: digits only, no sign or blanks, within int64. */
-static int parse_ms(const char *s, size_t len, int64_t *out)
-{
-        int64_t n = 0;
-
-        if (len == 0 || len > 18) /* 18 digits cannot overflow */
-                return -1;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -1;
-                n = n * 10 + (s[i] - '0');
-        }
-        *out = n;
-        return 0;
-}
-
-/* HMGET anchor_status suspended_until: [status or nil, Unix ms or nil]. */
-static enum store_answer read_hmget(const redisReply *r, struct srs_anchor *a, char *errstr,
-                                    size_t errstr_size)
-{
-        const redisReply *status, *until;
-
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                snprintf(errstr, errstr_size, "HMGET: unexpected reply type %d", r->type);
-                return STORE_FAILED;
-        }
-        status = r->element[0];
-        until = r->element[1];
-        if (status->type == REDIS_REPLY_NIL)
-                return STORE_NO_RECORD;
-        if (status->type != REDIS_REPLY_STRING ||
-            parse_status(status->str, status->len, &a->status) == -1) {
-                snprintf(errstr, errstr_size, "anchor_status is not active, suspended or banned");
-                return STORE_BAD_VALUE;
-        }
-        a->suspended_until_ms = 0;
-        if (until->type == REDIS_REPLY_STRING && until->len > 0 &&
-            parse_ms(until->str, until->len, &a->suspended_until_ms) == -1) {
-                snprintf(errstr, errstr_size, "suspended_until is not Unix milliseconds");
-                return STORE_BAD_VALUE;
-        }
-        a->store = store_names[STORE_REDIS];
-        return STORE_FOUND;
-}
-
-static enum store_answer redis_anchor(struct srs *srs, struct conns *c, const char *anchor_id,
-                                      struct srs_anchor *a, char *errstr, size_t errstr_size)
-{
-        char key[sizeof(ANCHOR_KEY_PREFIX) + ANCHOR_MAX_CHARS * UTF8_MAX];
-        const char *argv[] = {"HMGET", key, "anchor_status", "suspended_until"};
-        enum store_answer answer;
-        redisReply *r;
-
-        snprintf(key, sizeof(key), ANCHOR_KEY_PREFIX "%s", anchor_id);
-        if (!c->redis && !(c->redis = redis_conn_new(srs->redis_url, srs->redis_timeout_ms, errstr,
-                                                     errstr_size)))
-                return STORE_FAILED;
-        if (!(r = redis_conn_cmd(c->redis, 4, argv, NULL, errstr, errstr_size)))
-                return STORE_FAILED;
-        answer = read_hmget(r, a, errstr, errstr_size);
-        freeReplyObject(r);
-        return answer;
-}
-
-static int open_db(struct srs *srs, struct conns *c, char *errstr, size_t errstr_size)
-{
-        if (!(c->db = db_new(srs->mysql_url, srs->mysql_timeout_s, errstr, errstr_size)))
-                return -1;
-        if (!(c->anchor_stmt = db_stmt(c->db, ANCHOR_SQL))) {
-                snprintf(errstr, errstr_size, "out of memory");
-                db_destroy(c->db);
-                c->db = NULL;
-                return -1;
-        }
-        return 0;
-}
-
-/* The anchors row; no row is an active anchor (the table lists those with a history). */
-static enum store_answer mysql_anchor(struct srs *srs, struct conns *c, const char *anchor_id,
-                                      struct srs_anchor *a, char *errstr, size_t errstr_size)
-{
-        char status[16];
-        struct db_param p[] = {DB_STR(anchor_id)};
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
-                                {.type = DB_PARAM_I64}};
-        bool found;
-
-        if (!c->db && open_db(srs, c, errstr, errstr_size) == -1)
-                return STORE_FAILED;
-        if (db_query_row(c->db, c->anchor_stmt, p, 1, cols, 2, &found, errstr, errstr_size) !=
-            DB_OK)
-                return STORE_FAILED;
-        a->store = store_names[STORE_MYSQL];
-        a->status = SRS_ANCHOR_ACTIVE;
-        a->suspended_until_ms = 0;
-        if (!found)
-                return STORE_FOUND;
-        if (cols[0].is_null || parse_status(status, strlen(status), &a->status) == -1) {
-                snprintf(errstr, errstr_size,
-                         "anchors.status \"%s\" is not active, suspended or banned", status);
-                return STORE_BAD_VALUE;
-        }
-        a->suspended_until_ms = cols[1].is_null || cols[1].i < 0 ? 0 : cols[1].i;
-        return STORE_FOUND;
-}
-
-/* One store, timed and counted; a store failure makes this thread skip it for a while. */
-static enum store_answer ask_store(struct srs *srs, struct conns *c, enum store st,
-                                   const char *anchor_id, const char *trace_id,
-                                   struct srs_anchor *a)
-{
-        long long start_us = mono_us();
-        char errstr[512] = "";
-        enum store_answer answer;
-
-        if (start_us < c->retry_us[st])
-                return STORE_FAILED; /* failed a moment ago: not worth a timeout yet */
-        answer = st == STORE_REDIS ? redis_anchor(srs, c, anchor_id, a, errstr, sizeof(errstr))
-                                   : mysql_anchor(srs, c, anchor_id, a, errstr, sizeof(errstr));
-        metric_observe(srs->lookup_seconds[st], (double)(mono_us() - start_us) / 1e6);
-        if (answer == STORE_FOUND || answer == STORE_NO_RECORD)
-                return answer;
-        metric_add(srs->store_errors[st], 1);
-        if (answer == STORE_BAD_VALUE) {
-                log_warn(trace_id, "srs: anchor %s status from %s: %s", anchor_id, store_names[st],
-                         errstr);
-                return answer;
-        }
-        c->retry_us[st] = mono_us() + srs->store_retry_us;
-        log_warn(trace_id, "srs: anchor %s status from %s: %s; %s skipped for %lld ms", anchor_id,
-                 store_names[st], errstr, store_names[st], srs->store_retry_us / 1000);
-        return answer;
-}
-
-/* Redis first (the audit consumer's projection), MySQL when Redis has no answer. */
-static enum srs_lookup_result store_lookup(void *ctx, const char *anchor_id, const char *trace_id,
-                                           struct srs_anchor *a)
-{
-        struct srs *srs = ctx;
-        struct conns *c = conns_for_thread(srs);
-        enum store_answer from_redis = STORE_FAILED;
-
-        if (!c)
-                return SRS_LOOKUP_UNAVAILABLE;
-        if (srs->redis_url &&
-            (from_redis = ask_store(srs, c, STORE_REDIS, anchor_id, trace_id, a)) == STORE_FOUND)
-                return SRS_LOOKUP_FOUND;
-        if (srs->mysql_url && ask_store(srs, c, STORE_MYSQL, anchor_id, trace_id, a) == STORE_FOUND)
-                return SRS_LOOKUP_FOUND;
-        /* Redis is the only store, and it holds nothing against the anchor. */
-        if (!srs->mysql_url && from_redis == STORE_NO_RECORD) {
-                *a = (struct srs_anchor){.status = SRS_ANCHOR_ACTIVE, .store = "redis"};
-                return SRS_LOOKUP_FOUND;
-        }
-        return SRS_LOOKUP_UNAVAILABLE;
+        srs->lookup = lookup ? *lookup : (struct anchor_lookup){0};
 }
 
 /* ------------------------------------------------------------ reading fields */
@@ -859,36 +553,36 @@ static int check_signature(const struct srs *srs, const struct hook *h, int64_t 
 
 /* ------------------------------------------------------------ the on_publish decision */
 
-static enum decision judge(const struct srs_anchor *a, int64_t now_ms)
+static enum decision judge(const struct anchor_record *a, int64_t now_ms)
 {
         switch (a->status) {
-        case SRS_ANCHOR_BANNED:
+        case ANCHOR_BANNED:
                 return DENY_BANNED;
-        case SRS_ANCHOR_SUSPENDED:
+        case ANCHOR_SUSPENDED:
                 /* A suspension with no recorded end lasts until it is lifted. */
                 return a->suspended_until_ms == 0 || a->suspended_until_ms > now_ms
                                ? DENY_SUSPENDED
                                : ALLOW_SUSPENSION_OVER;
-        case SRS_ANCHOR_ACTIVE:
+        case ANCHOR_ACTIVE:
                 break;
         }
         return ALLOW_ACTIVE;
 }
 
 static enum decision decide_anchor(const struct srs *srs, const struct webhook_request *req,
-                                   const char *anchor_id, struct srs_anchor *a)
+                                   const char *anchor_id, struct anchor_record *a)
 {
         if (!srs->lookup.fn)
                 return ALLOW_CHECKS_OFF;
         if (!anchor_id)
                 return srs->is_anchor_required ? DENY_NO_ANCHOR : ALLOW_NO_ANCHOR;
-        if (srs->lookup.fn(srs->lookup.ctx, anchor_id, req->trace_id, a) == SRS_LOOKUP_FOUND)
+        if (srs->lookup.fn(srs->lookup.ctx, anchor_id, req->trace_id, a) == ANCHOR_LOOKUP_FOUND)
                 return judge(a, req->now_ms);
         return srs->is_fail_open ? ALLOW_STORES_DOWN : DENY_STORES_DOWN;
 }
 
 /* The refusal of an anchor decision (a signature refusal is written by check_signature()). */
-static int refuse_anchor(enum decision d, const char *anchor_id, const struct srs_anchor *a,
+static int refuse_anchor(enum decision d, const char *anchor_id, const struct anchor_record *a,
                          struct webhook_verdict *v)
 {
         switch (d) {
@@ -926,7 +620,7 @@ static int authorize_publish(struct srs *srs, const struct webhook_request *req,
                              const struct hook *h, const struct webhook_event *ev,
                              struct webhook_verdict *v)
 {
-        struct srs_anchor a = {.status = SRS_ANCHOR_ACTIVE};
+        struct anchor_record a = {.status = ANCHOR_ACTIVE};
         enum decision d;
         int rc = 0;
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "anchor_store.h"
 #include "webhook.h"
 
 struct settings;
@@ -18,35 +19,6 @@ struct metrics;
 
 /* Every topic srs_map() may choose, NULL-terminated. */
 extern const char *const srs_topics[];
-
-/* An anchor's standing as the audit consumer records it (Redis, then MySQL `anchors`). */
-enum srs_anchor_status {
-        SRS_ANCHOR_ACTIVE,
-        SRS_ANCHOR_SUSPENDED,
-        SRS_ANCHOR_BANNED,
-};
-
-struct srs_anchor {
-        enum srs_anchor_status status;
-        int64_t suspended_until_ms; /* Unix ms; 0: no end recorded */
-        const char *store;          /* who answered, for logs: a static string ("redis") */
-};
-
-/* What an anchor lookup could say. */
-enum srs_lookup_result {
-        SRS_LOOKUP_FOUND, /* *anchor is filled; an anchor no store has a record of is active */
-        SRS_LOOKUP_UNAVAILABLE, /* no store could answer: LIVEFLOW_SRS_FAIL_OPEN decides */
-};
-
-/*
- * How srs_map() learns an anchor's status. fn is called from the HTTP threads at once, so
- * it must be thread-safe; anchor_id and trace_id (for logs, may be NULL) are borrowed.
- */
-struct srs_lookup {
-        enum srs_lookup_result (*fn)(void *ctx, const char *anchor_id, const char *trace_id,
-                                     struct srs_anchor *anchor);
-        void *ctx;
-};
 
 /* The SRS endpoint: the anti-leech keys, the anchor lookup and its connections, the metrics. */
 struct srs;
@@ -62,12 +34,9 @@ __attribute__((warn_unused_result)) int srs_check_config(const struct settings *
 /**
  * @brief Makes the SRS endpoint from s: LIVEFLOW_SRS_PUBLISH_KEY (comma-separated, blanks
  * around a key ignored, all valid at once during a rotation; unset: no anti-leech check),
- * LIVEFLOW_SRS_FAIL_OPEN, LIVEFLOW_SRS_REQUIRE_ANCHOR, LIVEFLOW_SRS_STORE_RETRY_MS, and the
- * anchor status stores LIVEFLOW_REDIS_URL (LIVEFLOW_REDIS_TIMEOUT_MS) and LIVEFLOW_MYSQL_URL
- * (LIVEFLOW_MYSQL_TIMEOUT_S). Neither store set: anchor checks are off (logged). Connects
- * nothing: each HTTP thread opens its own connections on its first lookup. Registers
- * liveflow_receiver_srs_publish_decisions_total, _srs_anchor_lookup_seconds and
- * _srs_store_errors_total in metrics. s and metrics are borrowed and must outlive it.
+ * LIVEFLOW_SRS_FAIL_OPEN, LIVEFLOW_SRS_REQUIRE_ANCHOR, and the anchor status stores
+ * (anchor_store_new()). Neither store set: anchor checks are off (logged). Connects
+ * nothing. Registers liveflow_receiver_srs_publish_decisions_total in metrics. s and metrics are borrowed and must outlive it.
  * @returns the endpoint (srs_destroy() frees it), or NULL with errstr set on a bad setting.
  */
 struct srs *srs_new(const struct settings *s, struct metrics *metrics, char *errstr,
@@ -84,7 +53,7 @@ void srs_destroy(struct srs *srs);
  * anchor checks off. Call before the first srs_map(). The connections made so far stay
  * until srs_destroy().
  */
-void srs_set_lookup(struct srs *srs, const struct srs_lookup *lookup);
+void srs_set_lookup(struct srs *srs, const struct anchor_lookup *lookup);
 
 /**
  * @brief Reads one SRS hook body (req->body, the exact bytes received) and fills ev.

@@ -768,9 +768,10 @@ static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *
         return map_payload(root, m, ev, v);
 }
 
-int tencent_map(const struct tencent *tc, const void *body, size_t len, int64_t now_ms,
+int tencent_map(const struct tencent *tc, const struct webhook_request *req,
                 struct webhook_event *ev, struct webhook_verdict *v)
 {
+        const int64_t now_ms = req->now_ms;
         json_error_t jerr;
         json_t *root;
         int rc;
@@ -780,7 +781,7 @@ int tencent_map(const struct tencent *tc, const void *body, size_t len, int64_t 
                         v, 503, NULL,
                         "no Tencent callback key is configured (LIVEFLOW_TENCENT_KEY)");
         /* Duplicate keys are refused: two "sign" fields must not be read two ways. */
-        if (!(root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)))
+        if (!(root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr)))
                 return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
                                       jerr.line, jerr.column, jerr.text);
         if (!json_is_object(root))

@@ -33,7 +33,7 @@ void tencent_destroy(struct tencent *tc);
 size_t tencent_key_count(const struct tencent *tc);
 
 /**
- * @brief Reads one callback body (the exact bytes received), checks its signature against
+ * @brief Reads one callback body (req->body, the exact bytes received), checks its signature against
  * every key (every type must carry t and sign), and fills ev:
  *   1 stream.begin (StreamBegin) and 0 stream.end (StreamEnd) on live.stream;
  *   100 record.file (RecordFile) and 332 record.status (RecordStatus) on live.record;
@@ -51,8 +51,8 @@ size_t tencent_key_count(const struct tencent *tc);
  * key being "<stream_id>|<sequence>" for 0 and 1, the natural key of vendor-callbacks §1.6
  * (a JSON array of texts) for the others, else the body without t and sign (sorted, compact);
  * so a retry with a new t and sign keeps its id. Integers may come as numbers or decimal text.
- * @param now_ms the receive time (Unix ms): checks t's expiry, and is the event time when
- *        the body has no time of its own.
+ * req->now_ms, the receive time (Unix ms), checks t's expiry, and is the event time when
+ * the body has no time of its own. Only the body and now_ms of req are read.
  * @param ev zeroed by the caller; on success owns what it points to (webhook_event_fini()),
  *        on failure is left zeroed. ev->raw is not set: the caller keeps the body.
  * @param v on failure: 400 (malformed JSON, a missing or malformed field, named), 401 (sign
@@ -60,8 +60,8 @@ size_t tencent_key_count(const struct tencent *tc);
  *        or 500 (out of memory). Untouched on success.
  * @returns 0 or -1. Thread-safe.
  */
-__attribute__((warn_unused_result)) int tencent_map(const struct tencent *tc, const void *body,
-                                                    size_t len, int64_t now_ms,
+__attribute__((warn_unused_result)) int tencent_map(const struct tencent *tc,
+                                                    const struct webhook_request *req,
                                                     struct webhook_event *ev,
                                                     struct webhook_verdict *v);
 

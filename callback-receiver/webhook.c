@@ -14,6 +14,7 @@ void webhook_event_fini(struct webhook_event *ev)
         free(ev->stream_id);
         free(ev->anchor_id);
         free(ev->room_id);
+        free(ev->value);
         memset(ev, 0, sizeof(*ev));
 }
 

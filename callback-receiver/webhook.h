@@ -5,12 +5,16 @@
 #include <jansson.h>
 #include <stdint.h>
 
+struct sockaddr;
+
 #define WEBHOOK_EVENT_ID_LEN 64 /* lowercase hex SHA-256 */
 
 /*
- * One accepted callback, ready to encode and produce. Zero it before the vendor module fills
+ * One accepted callback, end to end: a vendor module fills it, the receiver encodes it into
+ * value, delivery produces it and the spool keeps it. Zero it before the vendor module fills
  * it, and release it with webhook_event_fini(). The const char pointers are static strings
- * of the vendor module; the char pointers and the payload are owned.
+ * of the vendor module (or borrowed, see trace_id); the char pointers, the payload and the
+ * value are owned. An event read back from the spool borrows everything and is not finished.
  */
 struct webhook_event {
         char event_id[WEBHOOK_EVENT_ID_LEN + 1];
@@ -25,6 +29,10 @@ struct webhook_event {
         char *room_id;         /* NULL when unknown */
         const char *key;       /* the Kafka key: borrows one of the ids above; NULL for none */
         int64_t event_time_ms; /* the vendor's event time, or the receive time */
+        /* Set by the receiver, not the vendor module: */
+        const char *trace_id; /* borrowed from the request */
+        void *value;          /* the encoded Avro value (malloc'd), NULL until encoded */
+        size_t value_len;
 };
 
 /* What webhook_request_lookup() looks up. */
@@ -43,6 +51,7 @@ struct webhook_request {
         int64_t now_ms;       /* receive time, Unix ms */
         const char *path_arg; /* what follows the route's path + "/" (ROUTE_SUBPATH), else "" */
         const char *trace_id; /* the request's trace id, for logs */
+        const struct sockaddr *client_addr; /* the peer's address; NULL when unknown */
         /* Returns the value or NULL when absent; the value lives as long as the request. */
         const char *(*lookup)(void *ctx, enum webhook_lookup kind, const char *name);
         void *ctx;

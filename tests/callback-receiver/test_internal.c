@@ -157,7 +157,14 @@ static int run(enum internal_endpoint ep)
 {
         webhook_event_fini(&ev);
         memset(&verdict, 0, sizeof(verdict));
-        return internal_map(in, ep, &call.req, &ev, &verdict);
+        switch (ep) {
+        case INTERNAL_REWARDS:
+                return internal_map_rewards(in, &call.req, &ev, &verdict);
+        case INTERNAL_WITHDRAWALS:
+                return internal_map_withdrawals(in, &call.req, &ev, &verdict);
+        default:
+                return internal_map_admin(in, &call.req, &ev, &verdict);
+        }
 }
 
 /* Signs and maps body (to path_arg for admin) under id, received at the signing time. */

@@ -42,7 +42,7 @@ static void teardown(void)
 
 TestSuite(spool, .init = setup, .fini = teardown);
 
-static size_t record_sends(void *arg, const struct spool_record *recs, size_t n)
+static size_t record_sends(void *arg, const struct webhook_event *recs, size_t n)
 {
         (void)arg;
         for (size_t i = 0; i < n && got.seen < 16; i++, got.seen++) {
@@ -58,13 +58,13 @@ static size_t record_sends(void *arg, const struct spool_record *recs, size_t n)
 
 static void append(struct spool *sp, const char *key, const void *value, size_t len)
 {
-        const struct spool_record rec = {.topic = "live.viewer",
+        const struct webhook_event rec = {.topic = "live.viewer",
                                          .key = key,
                                          .trace_id = "t1",
                                          .event_type = "viewer.join",
                                          .vendor = "srs",
                                          .event_id = "e1",
-                                         .value = value,
+                                         .value = (void *)value,
                                          .value_len = len};
 
         cr_assert_eq(spool_append(sp, &rec, errstr, sizeof(errstr)), 0, "%s", errstr);
@@ -177,7 +177,7 @@ Test(spool, appends_beyond_the_bound_fail_and_nothing_is_sent_when_send_refuses)
         cr_assert_not_null(sp, "%s", errstr);
         memset(big, 'x', sizeof(big));
         for (int i = 0; i < 4; i++) {
-                const struct spool_record rec = {.topic = "live.viewer",
+                const struct webhook_event rec = {.topic = "live.viewer",
                                                  .key = "k",
                                                  .event_type = "viewer.join",
                                                  .value = big,

@@ -111,8 +111,8 @@ static const char play_v3_json[] =
 
 /* The fake anchor lookup: answers `result` with `anchor`, remembers what it was asked. */
 static struct {
-        enum srs_lookup_result result;
-        struct srs_anchor anchor;
+        enum anchor_lookup_result result;
+        struct anchor_record anchor;
         int calls;
         char asked[256];
 } fake;
@@ -123,8 +123,8 @@ static struct srs *srs;
 static struct webhook_event ev;
 static struct webhook_verdict verdict;
 
-static enum srs_lookup_result fake_lookup(void *ctx, const char *anchor_id, const char *trace_id,
-                                          struct srs_anchor *anchor)
+static enum anchor_lookup_result fake_lookup(void *ctx, const char *anchor_id, const char *trace_id,
+                                          struct anchor_record *anchor)
 {
         (void)ctx;
         (void)trace_id;
@@ -134,7 +134,7 @@ static enum srs_lookup_result fake_lookup(void *ctx, const char *anchor_id, cons
         return fake.result;
 }
 
-static const struct srs_lookup fake_lookup_fn = {.fn = fake_lookup, .ctx = NULL};
+static const struct anchor_lookup fake_lookup_fn = {.fn = fake_lookup, .ctx = NULL};
 
 /* Makes the endpoint from cfg; with_fake installs the fake lookup. */
 static void make_srs(bool with_fake)
@@ -159,8 +159,8 @@ static void setup(void)
         cfg.srs_store_retry_ms = 60000;
         cfg.redis_timeout_ms = 200;
         cfg.mysql_timeout_s = 1;
-        fake.result = SRS_LOOKUP_FOUND;
-        fake.anchor = (struct srs_anchor){.status = SRS_ANCHOR_ACTIVE, .store = "fake"};
+        fake.result = ANCHOR_LOOKUP_FOUND;
+        fake.anchor = (struct anchor_record){.status = ANCHOR_ACTIVE, .store = "fake"};
         metrics = metrics_new();
         cr_assert(metrics != NULL);
         srs = NULL;
@@ -971,7 +971,7 @@ Test(srs, banned_anchor_is_refused)
 {
         char *body = publish_by("anchor-b");
 
-        fake.anchor.status = SRS_ANCHOR_BANNED;
+        fake.anchor.status = ANCHOR_BANNED;
         assert_refused(map(body), 403, NULL, "banned");
         cr_assert(strstr(verdict.message, "anchor-b") != NULL, "%s", verdict.message);
         cr_assert_str_eq(fake.asked, "anchor-b");
@@ -984,7 +984,7 @@ Test(srs, suspended_anchor_is_refused_until_the_end)
 {
         char *body = publish_by("anchor-s");
 
-        fake.anchor.status = SRS_ANCHOR_SUSPENDED;
+        fake.anchor.status = ANCHOR_SUSPENDED;
         fake.anchor.suspended_until_ms = NOW_MS + 1;
         assert_refused(map(body), 403, NULL, "suspended");
         cr_assert(eq(i64, decisions("deny", "suspended"), 1));
@@ -998,7 +998,7 @@ Test(srs, suspension_without_an_end_is_refused)
 {
         char *body = publish_by("anchor-s");
 
-        fake.anchor.status = SRS_ANCHOR_SUSPENDED;
+        fake.anchor.status = ANCHOR_SUSPENDED;
         fake.anchor.suspended_until_ms = 0;
         assert_refused(map(body), 403, NULL, "suspended");
         free(body);
@@ -1019,7 +1019,7 @@ Test(srs, unavailable_stores_allow_when_fail_open)
 {
         char *body = publish_by("anchor-x");
 
-        fake.result = SRS_LOOKUP_UNAVAILABLE;
+        fake.result = ANCHOR_LOOKUP_UNAVAILABLE;
         assert_mapped(map(body));
         cr_assert(eq(i64, decisions("allow", "stores_down"), 1));
         free(body);
@@ -1031,7 +1031,7 @@ Test(srs, unavailable_stores_answer_503_when_fail_closed)
 
         cfg.srs_fail_open = 0;
         make_srs(true);
-        fake.result = SRS_LOOKUP_UNAVAILABLE;
+        fake.result = ANCHOR_LOOKUP_UNAVAILABLE;
         assert_refused(map(body), 503, NULL, "unavailable");
         cr_assert(eq(i64, decisions("deny", "stores_down"), 1));
         free(body);
@@ -1053,7 +1053,7 @@ Test(srs, only_publish_is_authorized)
         char *unpublish = with_param(unpublish_json, "?anchor_id=anchor-b");
         char *dvr = with_param(dvr_json, "?anchor_id=anchor-b");
 
-        fake.anchor.status = SRS_ANCHOR_BANNED;
+        fake.anchor.status = ANCHOR_BANNED;
         assert_mapped(map(unpublish)); /* the end of a stream is recorded whoever pushed it */
         assert_mapped(map(dvr));
         assert_mapped(map(play_json));
@@ -1067,7 +1067,7 @@ Test(srs, checks_are_off_without_stores)
         char *body = publish_by("anchor-b");
 
         make_srs(false);
-        fake.anchor.status = SRS_ANCHOR_BANNED;
+        fake.anchor.status = ANCHOR_BANNED;
         assert_mapped(map(body));
         cr_assert(eq(int, fake.calls, 0));
         cr_assert(eq(i64, decisions("allow", "checks_off"), 1));

@@ -153,9 +153,16 @@ TestSuite(tencent, .init = setup, .fini = teardown);
 
 /* ------------------------------------------------------------ helpers */
 
+static int map_at_ms(const char *body, long long now_ms)
+{
+        const struct webhook_request req = {.body = body, .len = strlen(body), .now_ms = now_ms};
+
+        return tencent_map(tc, &req, &ev, &verdict);
+}
+
 static int map_at(const char *body, long long now_s)
 {
-        return tencent_map(tc, body, strlen(body), now_s * 1000, &ev, &verdict);
+        return map_at_ms(body, now_s * 1000);
 }
 
 /* The sample with `field` replaced (json_null(): removed); the caller frees the text. */
@@ -492,7 +499,7 @@ Test(tencent, missing_event_time_is_the_receive_time)
 {
         char *body = edit(push_json, "event_time", json_null());
 
-        cr_assert(eq(int, tencent_map(tc, body, strlen(body), 1703732000123LL, &ev, &verdict), 0),
+        cr_assert(eq(int, map_at_ms(body, 1703732000123LL), 0),
                   "%s", verdict.message);
         cr_assert(eq(i64, ev.event_time_ms, 1703732000123LL));
         free(body);

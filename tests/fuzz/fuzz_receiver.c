@@ -130,19 +130,19 @@ static void run(unsigned selector, const struct webhook_request *req)
 
         switch (selector % 5) {
         case 0:
-                rc = tencent_map(tencent, req->body, req->len, req->now_ms, &ev, &v);
+                rc = tencent_map(tencent, req, &ev, &v);
                 break;
         case 1:
                 rc = srs_map(srs, req, &ev, &v);
                 break;
         case 2:
-                rc = internal_map(internal, INTERNAL_REWARDS, req, &ev, &v);
+                rc = internal_map_rewards(internal, req, &ev, &v);
                 break;
         case 3:
-                rc = internal_map(internal, INTERNAL_WITHDRAWALS, req, &ev, &v);
+                rc = internal_map_withdrawals(internal, req, &ev, &v);
                 break;
         default:
-                rc = internal_map(internal, INTERNAL_ADMIN, req, &ev, &v);
+                rc = internal_map_admin(internal, req, &ev, &v);
                 break;
         }
         if (rc == 0)

@@ -1,0 +1,289 @@
+/*
+ * vendors.c: the table of the receiver's callers (vendor.h): one row per endpoint, one
+ * module per vendor, and the thin adapters that give each module the table's signatures.
+ */
+#include "vendor.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allowlist.h"
+#include "crypto.h"
+#include "internal.h"
+#include "log.h"
+#include "settings.h"
+#include "srs.h"
+#include "tencent.h"
+
+/* ------------------------------------------------------------ Tencent CSS */
+
+/* The verifier and the optional source allowlist. */
+struct tencent_endpoint {
+        struct tencent *tc;
+        struct allowlist *allow;
+};
+
+static int tencent_check(const struct settings *s, char *errstr, size_t errstr_size)
+{
+        struct tencent *tc = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size);
+        struct allowlist *al;
+
+        if (!tc)
+                return -1;
+        tencent_destroy(tc);
+        if (!(al = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips, errstr,
+                                 errstr_size)))
+                return -1;
+        allowlist_destroy(al);
+        return 0;
+}
+
+static void tencent_close(void *state)
+{
+        struct tencent_endpoint *te = state;
+
+        if (!te)
+                return;
+        tencent_destroy(te->tc);
+        allowlist_destroy(te->allow);
+        free(te);
+}
+
+static void *tencent_open(const struct settings *s, struct metrics *metrics, char *errstr,
+                          size_t errstr_size)
+{
+        struct tencent_endpoint *te = calloc(1, sizeof(*te));
+
+        (void)metrics;
+        if (!te) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        if (!(te->tc = tencent_new(s->tencent_keys, s->tencent_grace_s, errstr, errstr_size)) ||
+            !(te->allow = allowlist_new("LIVEFLOW_TENCENT_ALLOW_IPS", s->tencent_allow_ips, errstr,
+                                        errstr_size))) {
+                tencent_close(te);
+                return NULL;
+        }
+        if (!tencent_key_count(te->tc))
+                log_warn(NULL, "LIVEFLOW_TENCENT_KEY is not set: /callbacks/tencent answers 503");
+        return te;
+}
+
+static void tencent_describe(const void *state, char *out, size_t out_size)
+{
+        const struct tencent_endpoint *te = state;
+
+        snprintf(out, out_size, " tencent_keys=%zu", tencent_key_count(te->tc));
+}
+
+static const char *tencent_path_token(const struct settings *s)
+{
+        return s->tencent_path_token;
+}
+
+static int tencent_admit(void *state, const struct webhook_request *req, struct webhook_verdict *v)
+{
+        const struct tencent_endpoint *te = state;
+
+        if (!allowlist_allows(te->allow, req->client_addr))
+                return webhook_refuse(v, 403, NULL, "source address not allowed");
+        return 0;
+}
+
+static int tencent_map_any(void *state, const struct webhook_request *req,
+                           struct webhook_event *ev, struct webhook_verdict *v)
+{
+        const struct tencent_endpoint *te = state;
+
+        return tencent_map(te->tc, req, ev, v);
+}
+
+static const struct vendor_module tencent_module = {
+        .name = "tencent",
+        .check_config = tencent_check,
+        .open = tencent_open,
+        .close = tencent_close,
+        .describe = tencent_describe,
+};
+
+/* ------------------------------------------------------------ SRS */
+
+/* SRS cannot sign: its http_hooks URL carries ?token=, compared in constant time. */
+struct srs_endpoint {
+        struct srs *srs;
+        const char *token; /* borrowed from the settings; NULL or "": the endpoint answers 503 */
+};
+
+static void srs_close(void *state)
+{
+        struct srs_endpoint *se = state;
+
+        if (!se)
+                return;
+        srs_destroy(se->srs);
+        free(se);
+}
+
+static void *srs_open(const struct settings *s, struct metrics *metrics, char *errstr,
+                      size_t errstr_size)
+{
+        struct srs_endpoint *se = calloc(1, sizeof(*se));
+
+        if (!se) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        se->token = s->srs_token;
+        if (!(se->srs = srs_new(s, metrics, errstr, errstr_size))) {
+                srs_close(se);
+                return NULL;
+        }
+        return se;
+}
+
+static int srs_admit(void *state, const struct webhook_request *req, struct webhook_verdict *v)
+{
+        const struct srs_endpoint *se = state;
+        const char *got = webhook_query(req, "token");
+        size_t len = got ? strlen(got) : 0;
+
+        if (!se->token || !*se->token)
+                return webhook_refuse(v, 503, NULL, "LIVEFLOW_SRS_TOKEN is not configured");
+        if (!got)
+                return webhook_refuse(v, 401, "missing", "token: missing");
+        if (len != strlen(se->token) || !crypto_equal(got, se->token, len))
+                return webhook_refuse(v, 401, "mismatch", "token: mismatch");
+        return 0;
+}
+
+static int srs_map_any(void *state, const struct webhook_request *req, struct webhook_event *ev,
+                       struct webhook_verdict *v)
+{
+        struct srs_endpoint *se = state;
+
+        return srs_map(se->srs, req, ev, v);
+}
+
+static const struct vendor_module srs_module = {
+        .name = "srs",
+        .check_config = srs_check_config,
+        .open = srs_open,
+        .close = srs_close,
+};
+
+/* ------------------------------------------------------------ the platform's own endpoints */
+
+static void *internal_open(const struct settings *s, struct metrics *metrics, char *errstr,
+                           size_t errstr_size)
+{
+        return internal_new(s, metrics, errstr, errstr_size);
+}
+
+static void internal_close(void *state)
+{
+        internal_destroy(state);
+}
+
+static int rewards_map(void *state, const struct webhook_request *req, struct webhook_event *ev,
+                       struct webhook_verdict *v)
+{
+        return internal_map_rewards(state, req, ev, v);
+}
+
+static int withdrawals_map(void *state, const struct webhook_request *req,
+                           struct webhook_event *ev, struct webhook_verdict *v)
+{
+        return internal_map_withdrawals(state, req, ev, v);
+}
+
+static int admin_map(void *state, const struct webhook_request *req, struct webhook_event *ev,
+                     struct webhook_verdict *v)
+{
+        return internal_map_admin(state, req, ev, v);
+}
+
+static void internal_acked_any(void *state, const struct webhook_request *req,
+                               const struct webhook_event *ev)
+{
+        internal_acked(state, req, ev);
+}
+
+static const struct vendor_module internal_module = {
+        .name = "internal",
+        .check_config = internal_check_config,
+        .open = internal_open,
+        .close = internal_close,
+};
+
+/* ------------------------------------------------------------ the tables */
+
+const struct vendor_module *const vendor_modules[] = {
+        &tencent_module,
+        &srs_module,
+        &internal_module,
+        NULL,
+};
+
+#define ROUTE(path, suffix, allow, endpoint, vendor)                                               \
+        {path, suffix, allow, endpoint, vendor, ROUTE_VENDOR}
+
+const struct vendor vendor_table[] = {
+        {
+                .route = ROUTE("/callbacks/tencent", ROUTE_TOKEN, "POST", "tencent", "tencent"),
+                .module = &tencent_module,
+                .path_token = tencent_path_token,
+                .admit = tencent_admit,
+                .map = tencent_map_any,
+                .when_kafka_down = VENDOR_ANSWER_503,
+        },
+        {
+                .route = ROUTE("/callbacks/srs", ROUTE_EXACT, "POST", "srs", "srs"),
+                .module = &srs_module,
+                .admit = srs_admit,
+                .map = srs_map_any,
+                .when_kafka_down = VENDOR_SPOOL,
+        },
+        {
+                .route = ROUTE("/v1/rewards", ROUTE_EXACT, "POST", "rewards", "internal"),
+                .module = &internal_module,
+                .map = rewards_map,
+                .acked = internal_acked_any,
+                .when_kafka_down = VENDOR_ANSWER_503,
+        },
+        {
+                .route = ROUTE("/v1/withdrawals", ROUTE_EXACT, "POST", "withdrawals", "internal"),
+                .module = &internal_module,
+                .map = withdrawals_map,
+                .acked = internal_acked_any,
+                .when_kafka_down = VENDOR_ANSWER_503,
+        },
+        {
+                .route = ROUTE("/v1/admin", ROUTE_SUBPATH, "POST", "admin", "admin"),
+                .module = &internal_module,
+                .map = admin_map,
+                .acked = internal_acked_any,
+                .when_kafka_down = VENDOR_ANSWER_503,
+        },
+};
+
+const size_t vendor_count = sizeof(vendor_table) / sizeof(vendor_table[0]);
+
+const struct vendor *vendor_of(const struct route *r)
+{
+        if (!r || r->id != ROUTE_VENDOR)
+                return NULL;
+        return (const struct vendor *)(const void *)((const char *)r -
+                                                     offsetof(struct vendor, route));
+}
+
+size_t vendor_module_index(const struct vendor_module *m)
+{
+        size_t i = 0;
+
+        while (vendor_modules[i] && vendor_modules[i] != m)
+                i++;
+        return i;
+}
