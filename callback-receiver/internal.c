@@ -15,6 +15,7 @@
 
 #include "contract.h"
 #include "crypto.h"
+#include "field_limits.h"
 #include "log.h"
 #include "metrics.h"
 #include "replay.h"
@@ -27,8 +28,8 @@
 #define TOPIC_AUDIT      LF_TOPIC_AUDIT
 
 #define BODY_ID_MAX        64   /* ids in a body, in bytes */
-#define PATH_ID_MAX        255  /* ids in an admin path, in bytes */
-#define REASON_MAX         1024 /* an operator's reason, in bytes */
+#define REASON_MAX         FIELD_MAX_REASON /* an operator's reason, in characters */
+#define SUSPEND_MAX_S      (10LL * 365 * 86400) /* the audit role's longest suspension */
 #define GIFT_COUNT_MAX     2147483647LL
 #define TS_MIN_MS          946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
 #define TS_MAX_MS          253402300799999LL /* 9999-12-31T23:59:59.999Z */
@@ -94,16 +95,20 @@ struct admin_command {
         bool is_stream; /* the path's id is a stream (else an anchor) */
         const char *resource;
         const char *action;
-        const char *id_name; /* how messages name the path's id */
+        const char *id_name; /* how the body and messages name the path's id */
+        size_t id_max;       /* its column's width (field_limits.h) */
         const char *event_type;
         const char *topic;
         const char *payload_name;
 };
 
 static const struct admin_command admin_commands[] = {
-        {true, "streams", "close", "stream_id", "stream.close", TOPIC_STREAM, "StreamEnd"},
-        {false, "anchors", "ban", "anchor_id", "audit.admin", TOPIC_AUDIT, "AuditVerdict"},
-        {false, "anchors", "unban", "anchor_id", "audit.admin", TOPIC_AUDIT, "AuditVerdict"},
+        {true, "streams", "close", "stream_id", FIELD_MAX_STREAM_ID, "stream.close", TOPIC_STREAM,
+         "StreamEnd"},
+        {false, "anchors", "ban", "anchor_id", FIELD_MAX_ANCHOR_ID, "audit.admin", TOPIC_AUDIT,
+         "AuditVerdict"},
+        {false, "anchors", "unban", "anchor_id", FIELD_MAX_ANCHOR_ID, "audit.admin", TOPIC_AUDIT,
+         "AuditVerdict"},
 };
 
 /* ------------------------------------------------------------ lifecycle */
@@ -264,10 +269,13 @@ void internal_acked(struct internal *in, const struct webhook_request *req,
 
 /* ------------------------------------------------------------ field checks */
 
-/* 1..max bytes, no control characters (UTF-8 validity is jansson's or the caller's check). */
+/*
+ * 1..max characters (field_limits.h: the width of its column), no control characters (UTF-8
+ * validity is jansson's or the caller's check).
+ */
 static bool is_clean_id(const char *s, size_t len, size_t max)
 {
-        if (len == 0 || len > max)
+        if (len == 0 || !field_fits(s, len, max))
                 return false;
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char)s[i];
@@ -294,6 +302,29 @@ static bool is_integer_between(const json_t *value, long long min, long long max
 }
 
 /*
+ * An id field: a JSON string of 1..max characters without control characters, or a JSON
+ * integer, which means its decimal text (platforms with BIGINT ids send them as numbers).
+ * True with the text as a new JSON string in *out (NULL when out of memory, which the
+ * caller's set reports).
+ */
+static bool id_text(const json_t *value, size_t max, json_t **out)
+{
+        char digits[24];
+
+        if (json_is_integer(value)) {
+                snprintf(digits, sizeof(digits), "%" JSON_INTEGER_FORMAT,
+                         json_integer_value(value));
+                *out = json_string(digits);
+                return true;
+        }
+        if (!json_is_string(value) ||
+            !is_clean_id(json_string_value(value), json_string_length(value), max))
+                return false;
+        *out = json_stringn(json_string_value(value), json_string_length(value));
+        return true;
+}
+
+/*
  * Checks one present field: false with the reason (what was expected) in why, else true with
  * its payload value in *out (NULL when out of memory, which the caller's set reports).
  */
@@ -304,10 +335,11 @@ static bool convert(const struct internal *in, const struct field *f, const json
 
         switch (f->kind) {
         case FIELD_ID:
-                if (s && is_clean_id(s, json_string_length(value), BODY_ID_MAX))
-                        return (*out = json_stringn(s, json_string_length(value)), true);
+                if (id_text(value, BODY_ID_MAX, out))
+                        return true;
                 snprintf(why, why_size,
-                         "expected a string of 1 to %d bytes without control characters",
+                         "expected a string of 1 to %d characters without control characters, "
+                         "or an integer",
                          BODY_ID_MAX);
                 return false;
         case FIELD_AMOUNT:
@@ -513,20 +545,20 @@ static const struct admin_command *find_command(const char *path, const char **i
 
 /*
  * An id from a path (libmicrohttpd has already percent-decoded it) or from an admin body:
- * 1..PATH_ID_MAX bytes of UTF-8 (jansson's check), no '/', no control characters.
+ * 1..max characters of UTF-8 (jansson's check), no '/', no control characters.
  */
 static int read_path_id(struct internal *in, const char *name, const char *s, size_t len,
-                        char **out, struct webhook_verdict *v)
+                        size_t max, char **out, struct webhook_verdict *v)
 {
         json_t *check;
 
         if (memchr(s, '/', len))
                 return refuse_field(in, "admin", name, v, "%s: must not contain '/'", name);
-        if (!is_clean_id(s, len, PATH_ID_MAX) || !(check = json_stringn(s, len)))
+        if (!is_clean_id(s, len, max) || !(check = json_stringn(s, len)))
                 return refuse_field(
                         in, "admin", name, v,
-                        "%s: expected 1 to %d bytes of UTF-8 without control characters", name,
-                        PATH_ID_MAX);
+                        "%s: expected 1 to %zu characters of UTF-8 without control characters",
+                        name, max);
         json_decref(check);
         if (!(*out = strndup(s, len)))
                 return webhook_refuse(v, 500, NULL, "out of memory");
@@ -541,9 +573,11 @@ static int read_reason(struct internal *in, const json_t *body, json_t *payload,
 
         if (!reason || json_is_null(reason))
                 return 0;
-        if (!json_is_string(reason) || json_string_length(reason) > REASON_MAX)
+        if (!json_is_string(reason) ||
+            !field_fits(json_string_value(reason), json_string_length(reason), REASON_MAX))
                 return refuse_field(in, "admin", "reason", v,
-                                    "reason: expected a string of at most %d bytes", REASON_MAX);
+                                    "reason: expected a string of at most %d characters",
+                                    REASON_MAX);
         if (json_object_set_new(
                     payload, "reason",
                     json_stringn(json_string_value(reason), json_string_length(reason))) == -1)
@@ -556,18 +590,89 @@ static int read_body_stream_id(struct internal *in, const json_t *body, struct w
                                struct webhook_verdict *v)
 {
         const json_t *stream = json_object_get(body, "stream_id");
+        json_t *text = NULL;
+        int rc;
 
         if (!stream || json_is_null(stream))
                 return 0;
+        if (json_is_integer(stream)) {
+                if (!id_text(stream, FIELD_MAX_STREAM_ID, &text) || !text)
+                        return webhook_refuse(v, 500, NULL, "out of memory");
+                rc = read_path_id(in, "stream_id", json_string_value(text),
+                                  json_string_length(text), FIELD_MAX_STREAM_ID, &ev->stream_id,
+                                  v);
+                json_decref(text);
+                return rc;
+        }
         if (!json_is_string(stream))
-                return refuse_field(in, "admin", "stream_id", v, "stream_id: expected a string");
+                return refuse_field(in, "admin", "stream_id",
+                                    v, "stream_id: expected a string or an integer");
         return read_path_id(in, "stream_id", json_string_value(stream), json_string_length(stream),
-                            &ev->stream_id, v);
+                            FIELD_MAX_STREAM_ID, &ev->stream_id, v);
+}
+
+/* A ban's optional "until" (Unix s): a suspension of until - now seconds instead of a ban. */
+static int read_until(struct internal *in, const json_t *body, int64_t now_ms, json_t *payload,
+                      struct webhook_verdict *v)
+{
+        const json_t *until = json_object_get(body, "until");
+        long long now_s = now_ms / 1000;
+
+        if (!until || json_is_null(until))
+                return 0;
+        if (!is_integer_between(until, now_s + 1, now_s + SUSPEND_MAX_S))
+                return refuse_field(in, "admin", "until", v,
+                                    "until: expected Unix seconds in the future, at most %lld s "
+                                    "ahead",
+                                    SUSPEND_MAX_S);
+        if (json_object_set_new(payload, "suspend_s",
+                                json_integer(json_integer_value(until) - now_s)) == -1)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        return 0;
+}
+
+/*
+ * The signature covers the body but not the path, so the body must name the command and its
+ * target (CONTRACT §2), and both must be the path's: a signed "ban X" can then not be replayed
+ * as a close, or as a ban of someone else. id is the path's id, already checked.
+ */
+static int check_binding(struct internal *in, const struct admin_command *c, const json_t *body,
+                         const char *id, struct webhook_verdict *v)
+{
+        const json_t *action = json_object_get(body, "action");
+        const json_t *target = json_object_get(body, c->id_name);
+        json_t *text = NULL;
+        bool is_same;
+
+        if (!action || json_is_null(action))
+                return refuse_field(in, "admin", "action", v,
+                                    "action is missing: the body must name the command (\"%s\")",
+                                    c->action);
+        if (!json_is_string(action) || strcmp(json_string_value(action), c->action) != 0)
+                return refuse_field(in, "admin", "action", v,
+                                    "action: expected \"%s\", the path's command", c->action);
+        if (!target || json_is_null(target))
+                return refuse_field(in, "admin", c->id_name, v,
+                                    "%s is missing: the body must name the path's target",
+                                    c->id_name);
+        if (!id_text(target, c->id_max, &text))
+                return refuse_field(in, "admin", c->id_name, v,
+                                    "%s: expected a string of 1 to %zu characters, or an integer",
+                                    c->id_name, c->id_max);
+        if (!text)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        is_same = json_string_length(text) == strlen(id) &&
+                  memcmp(json_string_value(text), id, strlen(id)) == 0;
+        json_decref(text);
+        if (!is_same)
+                return refuse_field(in, "admin", c->id_name, v,
+                                    "%s: differs from the path's %s", c->id_name, c->id_name);
+        return 0;
 }
 
 /* The payload of c: StreamEnd for a close, AuditVerdict for a ban or unban. */
 static int admin_payload(struct internal *in, const struct admin_command *c, const json_t *body,
-                         struct webhook_event *ev, struct webhook_verdict *v)
+                         int64_t now_ms, struct webhook_event *ev, struct webhook_verdict *v)
 {
         json_t *p = json_object();
         int rc;
@@ -584,12 +689,29 @@ static int admin_payload(struct internal *in, const struct admin_command *c, con
                 return webhook_refuse(v, 500, NULL, "out of memory");
         if (!c->is_stream && read_body_stream_id(in, body, ev, v) == -1)
                 return -1;
+        if (!strcmp(c->action, "ban") && read_until(in, body, now_ms, p, v) == -1)
+                return -1;
         return read_reason(in, body, p, v);
+}
+
+/*
+ * event_id = hex SHA-256 of "admin|<path>|<webhook-id>": a webhook-id is one command, and the
+ * path is part of it, so one id sent to two paths is never one event with two meanings.
+ */
+static void admin_event_id(char out[WEBHOOK_EVENT_ID_LEN + 1], const char *path,
+                           const char *webhook_id)
+{
+        char text[16 + 320 + STDWEBHOOKS_ID_MAX];
+        int n = snprintf(text, sizeof(text), "admin|%s|%s", path, webhook_id);
+
+        /* The path is shorter than 320 bytes (the receiver's buffer), so nothing is cut. */
+        crypto_sha256_hex(text, n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1, out);
 }
 
 static int map_admin(struct internal *in, const struct webhook_request *req,
                      struct webhook_event *ev, struct webhook_verdict *v)
 {
+        const char *path = req->path_arg ? req->path_arg : "";
         const struct admin_command *c;
         const char *id;
         size_t id_len;
@@ -597,18 +719,19 @@ static int map_admin(struct internal *in, const struct webhook_request *req,
         json_t *body;
         int rc;
 
-        if (!(c = find_command(req->path_arg ? req->path_arg : "", &id, &id_len)))
+        if (!(c = find_command(path, &id, &id_len)))
                 return webhook_refuse(v, 404, NULL, "no such admin command");
         target = c->is_stream ? &ev->stream_id : &ev->anchor_id;
-        if (read_path_id(in, c->id_name, id, id_len, target, v) == -1 ||
-            parse_body(in, "admin", req, true, &body, v) == -1)
+        if (read_path_id(in, c->id_name, id, id_len, c->id_max, target, v) == -1 ||
+            parse_body(in, "admin", req, false, &body, v) == -1)
                 return -1;
-        rc = admin_payload(in, c, body, ev, v);
+        rc = check_binding(in, c, body, *target, v);
+        if (rc == 0)
+                rc = admin_payload(in, c, body, req->now_ms, ev, v);
         json_decref(body);
         if (rc == -1)
                 return -1;
-        /* The webhook-id names the command: a replay to another path keeps the event id. */
-        event_id_of(ev->event_id, "admin", webhook_header(req, "webhook-id"));
+        admin_event_id(ev->event_id, path, webhook_header(req, "webhook-id"));
         ev->vendor = "admin";
         ev->event_type = c->event_type;
         ev->topic = c->topic;
@@ -629,12 +752,15 @@ static int map_endpoint(struct internal *in, enum internal_endpoint ep,
         if (!stdwebhooks_secret_count(in->sw))
                 return webhook_refuse(v, 503, NULL,
                                       "no webhook secret is configured (LIVEFLOW_HMAC_SECRET)");
-        if (authenticate(in, req, v) == -1 || is_replay(in, endpoint_name(ep), req, v))
+        if (authenticate(in, req, v) == -1)
                 return -1;
+        /* The body and path first: a signed command moved to another path is a 400. */
         if (ep == INTERNAL_ADMIN)
                 rc = map_admin(in, req, ev, v);
         else
                 rc = map_body(in, ep, req, ev, v);
+        if (rc == 0 && is_replay(in, endpoint_name(ep), req, v))
+                rc = -1;
         if (rc == -1)
                 webhook_event_fini(ev);
         return rc;

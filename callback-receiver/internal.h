@@ -51,8 +51,7 @@ void internal_destroy(struct internal *in);
  * signature as every vendor's map.) Verifies one request and fills ev, as tencent_map()
  * does (see webhook.h). In order:
  * 503 without a secret; 401 when the Standard Webhooks headers fail (auth_failure "missing",
- * "mismatch" or "expired", the message naming the header); 200 when the webhook-id was
- * acknowledged within the window (a replay: nothing to produce); then the body or path:
+ * "mismatch" or "expired", the message naming the header); then the body or path:
  *  - INTERNAL_REWARDS: the Reward body of CONTRACT §2, at the top level or in a "data" object
  *    (the Standard Webhooks payload structure) -> live.reward, key anchor_id, "reward",
  *    event_time ts, event_id = hex SHA-256 of "internal|reward|<trace_id>";
@@ -61,8 +60,13 @@ void internal_destroy(struct internal *in);
  *    from "internal|withdrawal|<request_id>";
  *  - INTERNAL_ADMIN: streams/<id>/close -> live.stream (StreamEnd, close_method 2),
  *    anchors/<id>/ban and /unban -> live.audit keyed by the anchor (AuditVerdict, source
- *    "admin"); body empty or {"reason", "stream_id"}; event_id from "admin|<webhook-id>".
- * Ids in a body are 1..64 bytes, in a path 1..255, without control characters; amounts are
+ *    "admin"). The signature does not cover the path, so the body must name the command and
+ *    its target as the path does ({"action":"ban","anchor_id":"X"}, CONTRACT §2), else 400;
+ *    optional "reason", a ban's "stream_id" and "until" (Unix s: a suspension, suspend_s);
+ *    event_id from "admin|<path>|<webhook-id>".
+ * Then 200 when the webhook-id was acknowledged within the window (a replay: nothing to
+ * produce). Ids may be JSON strings or integers (their decimal text) and must fit their
+ * column (field_limits.h, in characters), without control characters; amounts are
  * JSON integers from 1 to LIVEFLOW_MAX_AMOUNT. A refusal is 400 naming the field, or 404 for
  * an unknown admin path. Unknown body fields are ignored (the raw body travels with the event).
  * @param ev zeroed by the caller; on success owns what it points to, on failure left zeroed.

@@ -22,6 +22,7 @@
 #include <microhttpd.h>
 
 #include "admin_http.h"
+#include "claim.h"
 #include "contract.h"
 #include "crypto.h"
 #include "delivery.h"
@@ -61,6 +62,7 @@ struct receiver {
         struct metrics *metrics;
         struct admin_http *admin;
         void *vendor_states[VENDOR_MODULES_MAX]; /* by vendor_module_index() */
+        struct claim *claim; /* lock:callback:{event_key} */
         struct spool *spool; /* NULL: LIVEFLOW_SPOOL_DIR unset */
         struct metric *m_spooled, *m_replayed;
         long long next_replay_ms;
@@ -95,6 +97,7 @@ struct request {
         size_t body_len, body_cap;
         struct webhook_event ev; /* ev.value: after the send, a copy kept for the spool */
         struct delivery_ticket ticket;
+        struct claim_ticket claim;
 };
 
 static long long now_us(void)
@@ -523,6 +526,46 @@ static bool spool_event(struct request *req, const char *why)
         return true;
 }
 
+static const char errstr_busy[] = "a request with this id is being stored; retry";
+
+/*
+ * lock:callback:{event_key}, CONTRACT §5: a signed internal call is its endpoint and
+ * webhook-id, a vendor callback its vendor, event type and event id (which joins the vendor's
+ * sequence or natural key). False when the request is answered already: req->status is 200
+ * (stored before, by this or another receiver) or 503 (another request holds it right now).
+ */
+static bool take_claim(struct request *req)
+{
+        const struct settings *s = req->rcv->s;
+        const char *webhook_id =
+                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "webhook-id");
+        bool is_internal = !strcmp(req->route->vendor, "internal") ||
+                           !strcmp(req->route->vendor, "admin");
+        long long done_ttl_ms;
+        char key[400];
+
+        if (is_internal && webhook_id) {
+                snprintf(key, sizeof(key), "%s:%s", req->route->endpoint, webhook_id);
+                done_ttl_ms = 2 * s->webhook_tolerance_s * 1000; /* ts may be now + tolerance */
+        } else {
+                snprintf(key, sizeof(key), "%s:%s:%s", req->ev.vendor, req->ev.event_type,
+                         req->ev.event_id);
+                done_ttl_ms = s->callback_lock_ttl_s * 1000;
+        }
+        switch (claim_take(req->rcv->claim, key, done_ttl_ms, req->trace_id, &req->claim)) {
+        case CLAIM_DONE:
+                log_info(req->trace_id, "%s event_id=%s stored already: answered without an event",
+                         req->ev.event_type, req->ev.event_id);
+                req->status = 200;
+                return false;
+        case CLAIM_BUSY:
+                req->status = 503;
+                return false;
+        default:
+                return true;
+        }
+}
+
 /* Encodes req->ev into its value; the envelope borrows from req. */
 static int encode(struct request *req, char *errstr, size_t errstr_size)
 {
@@ -577,9 +620,12 @@ static enum MHD_Result publish(struct request *req)
                         count_signature_failure(rcv, req->route->vendor, v.auth_failure);
                 return request_reply(req, v.status, v.message);
         }
+        if (!take_claim(req))
+                return request_reply(req, req->status, req->status == 200 ? NULL : errstr_busy);
         if (encode(req, errstr, sizeof(errstr)) == -1) {
                 log_error(req->trace_id, "encoding %s event_id=%s: %s", req->ev.event_type,
                           req->ev.event_id, errstr);
+                claim_release(rcv->claim, &req->claim);
                 return request_reply(req, 500, "cannot encode the event");
         }
         free(req->body); /* the encoded value carries the raw body from here on */
@@ -593,8 +639,11 @@ static enum MHD_Result publish(struct request *req)
         req->ev.value = copy; /* delivery_send() took the value; the copy stays for the spool */
         if (rc == -1) {
                 req->is_sent = false;
-                if (spool_event(req, "shutting down"))
+                if (spool_event(req, "shutting down")) {
+                        claim_confirm(rcv->claim, &req->claim);
                         return request_reply(req, 200, NULL);
+                }
+                claim_release(rcv->claim, &req->claim);
                 return request_reply(req, 503, "shutting down; retry");
         }
         return MHD_YES; /* suspended: called again once the delivery report is in */
@@ -607,10 +656,14 @@ static enum MHD_Result reply_delivery(struct request *req)
 
         if (!req->ticket.err) {
                 note_delivered(req);
+                claim_confirm(req->rcv->claim, &req->claim);
                 return request_reply(req, 200, NULL);
         }
-        if (spool_event(req, rd_kafka_err2str(req->ticket.err)))
+        if (spool_event(req, rd_kafka_err2str(req->ticket.err))) {
+                claim_confirm(req->rcv->claim, &req->claim);
                 return request_reply(req, 200, NULL);
+        }
+        claim_release(req->rcv->claim, &req->claim);
         snprintf(message, sizeof(message), "event not stored (%s); retry",
                  rd_kafka_err2str(req->ticket.err));
         return request_reply(req, 503, message);
@@ -651,6 +704,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         if (!req->route || !is_probe(req->route)) /* probes are not traffic */
                 count_stats(rcv, req->status);
         log_request(req, toe);
+        claim_release(rcv->claim, &req->claim); /* answered without a verdict on the event */
         webhook_event_fini(&req->ev);
         free(req->body);
         free(req);
@@ -792,7 +846,10 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
                               vendor_modules[i]->open(s, rcv->metrics, errstr, errstr_size)))
                         return -1;
         }
-        if (!(rcv->encoder = encoder_new(errstr, errstr_size)) ||
+        if (!(rcv->claim = claim_new(s->redis_url, (int)s->callback_lock_timeout_ms, 1000,
+                                     s->ack_timeout_ms + 5000, (int)s->http_threads + 1,
+                                     rcv->metrics)) ||
+            !(rcv->encoder = encoder_new(errstr, errstr_size)) ||
             !(rcv->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
         if (s->spool_dir) {
@@ -961,6 +1018,7 @@ void receiver_destroy(struct receiver *rcv)
         for (size_t i = 0; i < VENDOR_MODULES_MAX && vendor_modules[i]; i++)
                 if (rcv->vendor_states[i])
                         vendor_modules[i]->close(rcv->vendor_states[i]);
+        claim_destroy(rcv->claim);
         spool_close(rcv->spool);
         metrics_destroy(rcv->metrics);
         free(rcv);

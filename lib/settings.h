@@ -58,6 +58,8 @@ struct settings {
         char *hmac_secrets;           /* comma-separated whsec_ secrets */
         long long webhook_tolerance_s;
         long long webhook_replay_max;
+        long long callback_lock_timeout_ms; /* Redis deadline of lock:callback:* */
+        long long callback_lock_ttl_s;      /* how long a vendor callback's key says "done" */
         long long max_amount;
         /* consumers and workers */
         char *role;

@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,12 +405,12 @@ Test(internal, each_missing_reward_field_is_a_400_naming_it)
 Test(internal, each_malformed_reward_field_is_a_400_naming_it)
 {
         static const struct bad_field cases[] = {
-                {"trace_id", "\"\"", "trace_id: expected a string of 1 to 64 bytes"},
-                {"trace_id", "12345", "trace_id: expected a string"},
+                {"trace_id", "\"\"", "trace_id: expected a string of 1 to 64 characters"},
+                {"trace_id", "12.5", "trace_id: expected a string"},
                 {"audience_id", "\"u\\u0001\"", "audience_id: expected a string"},
                 {"anchor_id",
                  "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
-                 "anchor_id: expected a string of 1 to 64 bytes"},
+                 "anchor_id: expected a string of 1 to 64 characters"},
                 {"room_id", "[\"r_7\"]", "room_id: expected a string"},
                 {"gift_id", "{}", "gift_id: expected a string"},
                 {"amount", "\"29700\"", "amount: expected an integer from 1 to 100000000"},
@@ -445,6 +446,46 @@ Test(internal, ids_of_64_bytes_and_the_max_amount_are_accepted)
         free(a);
         free(b);
         free(c);
+}
+
+Test(internal, ids_sent_as_json_integers_are_their_decimal_text)
+{
+        char *a = edit(reward_json, "anchor_id", "9001"), *b = edit(a, "audience_id", "-42"),
+             *c = edit(b, "trace_id", "9223372036854775807"), *d = edit(c, "room_id", "0");
+        char *w = edit(withdrawal_json, "request_id", "77");
+
+        cr_assert(eq(int, map(INTERNAL_REWARDS, "", d), 0), "%s", verdict.message);
+        cr_assert_str_eq(ev.anchor_id, "9001");
+        cr_assert_str_eq(ev.key, "9001");
+        cr_assert_str_eq(json_string_value(json_object_get(ev.payload, "audience_id")), "-42");
+        cr_assert_str_eq(json_string_value(json_object_get(ev.payload, "tip_id")),
+                         "9223372036854775807");
+        cr_assert_str_eq(ev.room_id, "0");
+        cr_assert(eq(int, map(INTERNAL_WITHDRAWALS, "", w), 0), "%s", verdict.message);
+        cr_assert_str_eq(json_string_value(json_object_get(ev.payload, "request_id")), "77");
+        free(a);
+        free(b);
+        free(c);
+        free(d);
+        free(w);
+}
+
+Test(internal, ids_are_measured_in_characters_as_their_columns_are)
+{
+        /* 64 CJK characters (192 bytes) fit VARCHAR(64) in utf8mb4; 65 do not. */
+        char id[300] = "\"", *a, *b;
+
+        for (int i = 0; i < 64; i++)
+                strcat(id, "\xe4\xb8\xbb");
+        strcat(id, "\"");
+        a = edit(reward_json, "anchor_id", id);
+        cr_assert(eq(int, map(INTERNAL_REWARDS, "", a), 0), "%s", verdict.message);
+        id[strlen(id) - 1] = '\0';
+        strcat(id, "x\"");
+        b = edit(reward_json, "anchor_id", id);
+        assert_refused(map(INTERNAL_REWARDS, "", b), 400, NULL, "anchor_id: expected a string");
+        free(a);
+        free(b);
 }
 
 Test(internal, a_body_that_is_not_a_json_object_is_a_400_naming_the_body)
@@ -521,7 +562,7 @@ Test(internal, each_bad_withdrawal_field_is_a_400_naming_it)
                 {"anchor_id", NULL, "anchor_id is missing"},
                 {"amount", NULL, "amount is missing"},
                 {"request_id", "\"\"", "request_id: expected a string"},
-                {"anchor_id", "7", "anchor_id: expected a string"},
+                {"anchor_id", "true", "anchor_id: expected a string"},
                 {"amount", "0", "amount: expected an integer from 1 to 100000000"},
                 {"amount", "50.5", "amount: expected an integer"},
                 {"amount", "\"5000\"", "amount: expected an integer"},
@@ -540,11 +581,12 @@ Test(internal, close_becomes_a_forced_stream_end_on_live_stream)
         char want_id[65];
 
         cr_assert(eq(int,
-                     map_as(INTERNAL_ADMIN, "streams/s 42/close", "{\"reason\":\"tos\"}",
+                     map_as(INTERNAL_ADMIN, "streams/s 42/close",
+                            "{\"action\":\"close\",\"stream_id\":\"s 42\",\"reason\":\"tos\"}",
                             "msg_close_1"),
                      0),
                   "%s", verdict.message);
-        sha256_of("admin", "msg_close_1", want_id);
+        sha256_of("admin", "streams/s 42/close|msg_close_1", want_id);
         cr_assert_str_eq(ev.event_id, want_id);
         cr_assert_str_eq(ev.vendor, "admin");
         cr_assert_str_eq(ev.event_type, "stream.close");
@@ -565,7 +607,9 @@ Test(internal, ban_and_unban_become_admin_verdicts_keyed_by_anchor)
 
         cr_assert(eq(int,
                      map_as(INTERNAL_ADMIN, "anchors/a_2002/ban",
-                            "{\"reason\":\"spam\",\"stream_id\":\"s_9\"}", "msg_ban_1"),
+                            "{\"action\":\"ban\",\"anchor_id\":\"a_2002\",\"reason\":\"spam\","
+                            "\"stream_id\":\"s_9\"}",
+                            "msg_ban_1"),
                      0),
                   "%s", verdict.message);
         cr_assert_str_eq(ev.event_type, "audit.admin");
@@ -578,9 +622,13 @@ Test(internal, ban_and_unban_become_admin_verdicts_keyed_by_anchor)
         cr_assert_str_eq(payload_str(&out, "source"), "admin");
         cr_assert_str_eq(payload_str(&out, "action"), "ban");
         cr_assert_str_eq(payload_str(&out, "reason"), "spam");
+        cr_assert(is_null_field(&out, "suspend_s"), "no until: a ban for good");
         event_fini(&out);
 
-        cr_assert(eq(int, map_as(INTERNAL_ADMIN, "anchors/a_2002/unban", "", "msg_unban_1"), 0),
+        cr_assert(eq(int,
+                     map_as(INTERNAL_ADMIN, "anchors/a_2002/unban",
+                            "{\"action\":\"unban\",\"anchor_id\":\"a_2002\"}", "msg_unban_1"),
+                     0),
                   "%s", verdict.message);
         cr_assert_str_eq(ev.key, "a_2002");
         cr_assert_null(ev.stream_id);
@@ -590,33 +638,107 @@ Test(internal, ban_and_unban_become_admin_verdicts_keyed_by_anchor)
         event_fini(&out);
 }
 
-Test(internal, admin_bodies_may_be_empty_or_an_object_without_a_reason)
+Test(internal, a_ban_until_a_time_is_a_suspension_of_that_length)
 {
-        cr_assert(eq(int, map(INTERNAL_ADMIN, "streams/s_1/close", ""), 0), "%s", verdict.message);
-        cr_assert_null(json_object_get(ev.payload, "reason"));
-        cr_assert(eq(int, map(INTERNAL_ADMIN, "streams/s_1/close", "{}"), 0), "%s",
+        char body[160];
+
+        snprintf(body, sizeof(body), "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"until\":%lld}",
+                 NOW_S + 3600);
+        cr_assert(eq(int, map(INTERNAL_ADMIN, "anchors/a_1/ban", body), 0), "%s",
                   verdict.message);
-        cr_assert(eq(int, map(INTERNAL_ADMIN, "anchors/a_1/ban", "{\"reason\":null,\"x\":1}"), 0),
+        /* Received 250 ms after NOW_S: whole seconds from then. */
+        cr_assert(eq(i64, json_integer_value(json_object_get(ev.payload, "suspend_s")), 3600));
+        snprintf(body, sizeof(body), "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"until\":%lld}",
+                 NOW_S - 1);
+        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban", body), 400, NULL, "until");
+        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban",
+                           "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"until\":\"tomorrow\"}"),
+                       400, NULL, "until");
+}
+
+Test(internal, admin_bodies_may_omit_the_reason)
+{
+        cr_assert(eq(int,
+                     map(INTERNAL_ADMIN, "streams/s_1/close",
+                         "{\"action\":\"close\",\"stream_id\":\"s_1\"}"),
+                     0),
                   "%s", verdict.message);
+        cr_assert_null(json_object_get(ev.payload, "reason"));
+        cr_assert(eq(int,
+                     map(INTERNAL_ADMIN, "anchors/a_1/ban",
+                         "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"reason\":null,\"x\":1}"),
+                     0),
+                  "%s", verdict.message);
+}
+
+Test(internal, an_admin_body_must_name_the_paths_command_and_target)
+{
+        static const struct {
+                const char *path, *body, *message;
+        } cases[] = {
+                {"anchors/a_1/ban", "", "body: expected a JSON object"},
+                {"anchors/a_1/ban", "{}", "action is missing"},
+                {"anchors/a_1/ban", "{\"anchor_id\":\"a_1\"}", "action is missing"},
+                {"anchors/a_1/ban", "{\"action\":\"ban\"}", "anchor_id is missing"},
+                {"anchors/a_1/ban", "{\"action\":\"unban\",\"anchor_id\":\"a_1\"}",
+                 "action: expected \"ban\""},
+                {"anchors/a_1/ban", "{\"action\":\"BAN\",\"anchor_id\":\"a_1\"}",
+                 "action: expected \"ban\""},
+                {"anchors/a_1/ban", "{\"action\":\"ban\",\"anchor_id\":\"a_2\"}",
+                 "anchor_id: differs from the path"},
+                {"anchors/a_1/ban", "{\"action\":\"ban\",\"anchor_id\":\"a_1 \"}",
+                 "anchor_id: differs from the path"},
+                {"anchors/a_1/ban", "{\"action\":\"ban\",\"anchor_id\":true}", "anchor_id: expected"},
+                /* one signed ban replayed as a close, or onto another anchor */
+                {"streams/s_1/close", "{\"action\":\"ban\",\"anchor_id\":\"a_1\"}",
+                 "action: expected \"close\""},
+                {"streams/a_1/close", "{\"action\":\"close\",\"anchor_id\":\"a_1\"}",
+                 "stream_id is missing"},
+                {"anchors/a_1/unban", "{\"action\":\"ban\",\"anchor_id\":\"a_1\"}",
+                 "action: expected \"unban\""},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                cr_log_info("%s %s", cases[i].path, cases[i].body);
+                assert_refused(map(INTERNAL_ADMIN, cases[i].path, cases[i].body), 400, NULL,
+                               cases[i].message);
+        }
+        /* An integer target means its decimal text. */
+        cr_assert(eq(int,
+                     map(INTERNAL_ADMIN, "anchors/9001/ban",
+                         "{\"action\":\"ban\",\"anchor_id\":9001}"),
+                     0),
+                  "%s", verdict.message);
+        cr_assert_str_eq(ev.anchor_id, "9001");
 }
 
 Test(internal, bad_admin_bodies_are_a_400_naming_the_field)
 {
-        char reason[1100], body[1200];
+        char reason[300], body[400];
 
-        assert_refused(map(INTERNAL_ADMIN, "streams/s_1/close", "{\"reason\":5}"), 400, NULL,
-                       "reason: expected a string");
-        memset(reason, 'r', 1025);
-        reason[1025] = '\0';
-        snprintf(body, sizeof(body), "{\"reason\":\"%s\"}", reason);
+        assert_refused(map(INTERNAL_ADMIN, "streams/s_1/close",
+                           "{\"action\":\"close\",\"stream_id\":\"s_1\",\"reason\":5}"),
+                       400, NULL, "reason: expected a string");
+        memset(reason, 'r', 256);
+        reason[256] = '\0';
+        snprintf(body, sizeof(body),
+                 "{\"action\":\"close\",\"stream_id\":\"s_1\",\"reason\":\"%s\"}", reason);
         assert_refused(map(INTERNAL_ADMIN, "streams/s_1/close", body), 400, NULL,
-                       "reason: expected a string of at most 1024 bytes");
-        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban", "{\"stream_id\":7}"), 400, NULL,
-                       "stream_id: expected a string");
-        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban", "{\"stream_id\":\"\"}"), 400, NULL,
-                       "stream_id: expected 1 to 255 bytes");
-        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban", "{\"stream_id\":\"a/b\"}"), 400, NULL,
-                       "stream_id: must not contain '/'");
+                       "reason: expected a string of at most 255 characters");
+        reason[255] = '\0';
+        snprintf(body, sizeof(body),
+                 "{\"action\":\"close\",\"stream_id\":\"s_1\",\"reason\":\"%s\"}", reason);
+        cr_assert(eq(int, map(INTERNAL_ADMIN, "streams/s_1/close", body), 0),
+                  "255 fits live_audit_logs.reason: %s", verdict.message);
+        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban",
+                           "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"stream_id\":[7]}"),
+                       400, NULL, "stream_id: expected a string");
+        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban",
+                           "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"stream_id\":\"\"}"),
+                       400, NULL, "stream_id: expected 1 to 255");
+        assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/ban",
+                           "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"stream_id\":\"a/b\"}"),
+                       400, NULL, "stream_id: must not contain '/'");
         assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/unban", "reason=spam"), 400, NULL,
                        "body: malformed JSON");
         assert_refused(map(INTERNAL_ADMIN, "anchors/a_1/unban", "[\"spam\"]"), 400, NULL,
@@ -647,43 +769,65 @@ Test(internal, unknown_admin_paths_are_404)
         }
 }
 
-Test(internal, admin_path_ids_are_validated_and_named)
+/* Maps a close of the stream id given (its body names it) under msg_test_1. */
+static int map_close_of(const char *id)
+{
+        char path[400], body[400];
+
+        snprintf(path, sizeof(path), "streams/%s/close", id);
+        snprintf(body, sizeof(body), "{\"action\":\"close\",\"stream_id\":\"%s\"}", id);
+        return map(INTERNAL_ADMIN, path, body);
+}
+
+Test(internal, admin_path_ids_are_validated_against_their_columns)
 {
         char path[400], id[300];
 
         assert_refused(map(INTERNAL_ADMIN, "streams//close", ""), 400, NULL,
                        "stream_id: expected 1 to 255");
         assert_refused(map(INTERNAL_ADMIN, "anchors//ban", ""), 400, NULL,
-                       "anchor_id: expected 1 to 255");
+                       "anchor_id: expected 1 to 64");
         assert_refused(map(INTERNAL_ADMIN, "streams/a/b/close", ""), 400, NULL,
                        "stream_id: must not contain '/'");
         assert_refused(map(INTERNAL_ADMIN, "anchors/a\x01/ban", ""), 400, NULL, "anchor_id");
         assert_refused(map(INTERNAL_ADMIN, "anchors/a\xff\xfe/ban", ""), 400, NULL,
-                       "anchor_id: expected 1 to 255 bytes of UTF-8");
+                       "anchor_id: expected 1 to 64 characters of UTF-8");
         memset(id, 'x', 256);
         id[256] = '\0';
-        snprintf(path, sizeof(path), "streams/%s/close", id);
-        assert_refused(map(INTERNAL_ADMIN, path, ""), 400, NULL, "stream_id: expected 1 to 255");
+        assert_refused(map_close_of(id), 400, NULL, "stream_id: expected 1 to 255");
         id[255] = '\0';
-        snprintf(path, sizeof(path), "streams/%s/close", id);
-        cr_assert(eq(int, map(INTERNAL_ADMIN, path, ""), 0), "255 bytes is fine: %s",
+        cr_assert(eq(int, map_close_of(id), 0), "255 fits live_streams.stream_id: %s",
                   verdict.message);
-        cr_assert(eq(int, map(INTERNAL_ADMIN, "anchors/\xe4\xb8\xbb\xe6\x92\xad/ban", ""), 0),
+        /* anchors.anchor_id is VARCHAR(64): 65 characters would be a 200 and then a DLQ. */
+        memset(id, 'a', 65);
+        id[65] = '\0';
+        snprintf(path, sizeof(path), "anchors/%s/ban", id);
+        assert_refused(map(INTERNAL_ADMIN, path, ""), 400, NULL, "anchor_id: expected 1 to 64");
+        cr_assert(eq(int,
+                     map(INTERNAL_ADMIN, "anchors/\xe4\xb8\xbb\xe6\x92\xad/ban",
+                         "{\"action\":\"ban\",\"anchor_id\":\"\xe4\xb8\xbb\xe6\x92\xad\"}"),
+                     0),
                   "UTF-8 is fine: %s", verdict.message);
         cr_assert_str_eq(ev.key, "\xe4\xb8\xbb\xe6\x92\xad");
 }
 
-Test(internal, one_webhook_id_is_one_admin_event_whatever_the_path)
+Test(internal, one_webhook_id_at_two_paths_is_two_event_ids)
 {
         char first[65];
 
-        /* The path is not signed: a captured request replayed to another path keeps its id. */
-        cr_assert(eq(int, map_as(INTERNAL_ADMIN, "anchors/a_1/ban", "", "msg_cmd"), 0), "%s",
-                  verdict.message);
+        /* The path is part of the command: the id covers it. */
+        cr_assert(eq(int,
+                     map_as(INTERNAL_ADMIN, "anchors/a_1/ban",
+                            "{\"action\":\"ban\",\"anchor_id\":\"a_1\"}", "msg_cmd"),
+                     0),
+                  "%s", verdict.message);
         memcpy(first, ev.event_id, sizeof(first));
-        cr_assert(eq(int, map_as(INTERNAL_ADMIN, "anchors/a_2/unban", "", "msg_cmd"), 0), "%s",
-                  verdict.message);
-        cr_assert_str_eq(ev.event_id, first);
+        cr_assert(eq(int,
+                     map_as(INTERNAL_ADMIN, "anchors/a_2/ban",
+                            "{\"action\":\"ban\",\"anchor_id\":\"a_2\"}", "msg_cmd"),
+                     0),
+                  "%s", verdict.message);
+        cr_assert(strcmp(ev.event_id, first) != 0);
 }
 
 /* ------------------------------------------------------------ authentication */
@@ -796,11 +940,17 @@ Test(internal, a_replay_needs_a_valid_signature_first)
         assert_refused(run(INTERNAL_REWARDS), 401, "mismatch", "webhook-signature");
 }
 
-Test(internal, an_acknowledged_admin_command_replayed_to_another_path_writes_nothing)
+Test(internal, an_acknowledged_admin_command_replayed_to_another_path_is_a_400)
 {
-        prepare("anchors/a_1/ban", "", "msg_cmd", NOW_S, NOW_S, SECRET_B64);
+        const char *ban = "{\"action\":\"ban\",\"anchor_id\":\"a_1\"}";
+
+        prepare("anchors/a_1/ban", ban, "msg_cmd", NOW_S, NOW_S, SECRET_B64);
         map_and_ack(INTERNAL_ADMIN);
-        call.req.path_arg = "anchors/a_1/unban"; /* same signed headers, other path */
+        call.req.path_arg = "anchors/a_2/ban"; /* same signed headers and body, other target */
+        assert_refused(run(INTERNAL_ADMIN), 400, NULL, "anchor_id: differs from the path");
+        call.req.path_arg = "streams/a_1/close";
+        assert_refused(run(INTERNAL_ADMIN), 400, NULL, "action: expected \"close\"");
+        call.req.path_arg = "anchors/a_1/ban"; /* the very same request: acknowledged already */
         cr_assert(eq(int, run(INTERNAL_ADMIN), -1));
         cr_assert(eq(u32, verdict.status, 200), "%s", verdict.message);
         cr_assert(eq(i64, counter("liveflow_receiver_webhook_replays_total", "endpoint=\"admin\""),
@@ -862,7 +1012,12 @@ struct reply {
         char body[8192];
 };
 
-static void start_receiver(const char *secret_env)
+/* A second receiver of a test (two sharing Redis); the teardown kills it too. */
+static struct {
+        pid_t pid;
+} other;
+
+static void start_receiver_with(const char *secret_env, const char *extra_env)
 {
         char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
         char *argv[] = {bin, NULL};
@@ -872,6 +1027,7 @@ static void start_receiver(const char *secret_env)
                        (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
                        (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
                        (char *)secret_env,
+                       (char *)extra_env,
                        NULL};
 
         support_bin_path("liveflow-receiver", bin, sizeof(bin));
@@ -886,6 +1042,11 @@ static void start_receiver(const char *secret_env)
         cr_assert(rcv.pid > 0);
         cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0), "receiver not ready; log: %s",
                   rcv.log_path);
+}
+
+static void start_receiver(const char *secret_env)
+{
+        start_receiver_with(secret_env, NULL);
 }
 
 static void stop_receiver_expect_clean_exit(void)
@@ -908,6 +1069,11 @@ static void e2e_teardown(void)
         if (rcv.pid > 0) {
                 kill(rcv.pid, SIGKILL);
                 support_wait_exit(rcv.pid, 5000);
+        }
+        if (other.pid > 0) {
+                kill(other.pid, SIGKILL);
+                support_wait_exit(other.pid, 5000);
+                other.pid = 0;
         }
         curl_global_cleanup();
 }
@@ -942,9 +1108,9 @@ static struct signed_headers sign_now(const char *id, const char *body, long lon
         return h;
 }
 
-/* POSTs body as JSON with the headers h (NULL: unsigned) and X-Request-Id trace_id. */
-static struct reply post(const char *path, const char *body, const struct signed_headers *h,
-                         const char *trace_id)
+/* POSTs body as JSON to port with the headers h (NULL: unsigned), X-Request-Id trace_id. */
+static struct reply post_at(int port, const char *path, const char *body,
+                            const struct signed_headers *h, const char *trace_id)
 {
         struct reply r = {0};
         struct curl_slist *headers = NULL;
@@ -952,7 +1118,7 @@ static struct reply post(const char *path, const char *body, const struct signed
         CURL *curl = curl_easy_init();
         CURLcode rc;
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", rcv.port, path);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
         headers = curl_slist_append(headers, "Content-Type: application/json");
         headers = curl_slist_append(headers, "Expect:");
         if (h) {
@@ -981,6 +1147,12 @@ static struct reply post(const char *path, const char *body, const struct signed
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
         return r;
+}
+
+static struct reply post(const char *path, const char *body, const struct signed_headers *h,
+                         const char *trace_id)
+{
+        return post_at(rcv.port, path, body, h, trace_id);
 }
 
 /* Signs body now with the test secret under id and POSTs it. */
@@ -1215,13 +1387,18 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
 
         /* The path is percent-decoded once: "%20" is a blank in the stream id. */
         snprintf(path, sizeof(path), "/v1/admin/streams/%s%%20x/close", stream);
-        cr_assert(eq(long, post_signed(path, "{\"reason\":\"tos\"}", "msg_close", t_close).status,
-                     200));
+        snprintf(body, sizeof(body),
+                 "{\"action\":\"close\",\"stream_id\":\"%s x\",\"reason\":\"tos\"}", stream);
+        cr_assert(eq(long, post_signed(path, body, "msg_close", t_close).status, 200));
         snprintf(path, sizeof(path), "/v1/admin/anchors/%s/ban", anchor);
-        snprintf(body, sizeof(body), "{\"reason\":\"spam\",\"stream_id\":\"%s\"}", stream);
+        snprintf(body, sizeof(body),
+                 "{\"action\":\"ban\",\"anchor_id\":\"%s\",\"reason\":\"spam\","
+                 "\"stream_id\":\"%s\"}",
+                 anchor, stream);
         cr_assert(eq(long, post_signed(path, body, "msg_ban", t_ban).status, 200));
         snprintf(path, sizeof(path), "/v1/admin/anchors/%s/unban", anchor);
-        cr_assert(eq(long, post_signed(path, "", "msg_unban", t_unban).status, 200));
+        snprintf(body, sizeof(body), "{\"action\":\"unban\",\"anchor_id\":\"%s\"}", anchor);
+        cr_assert(eq(long, post_signed(path, body, "msg_unban", t_unban).status, 200));
 
         rkm = support_reader_until(streams, t_close, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL, "no close in live.stream");
@@ -1264,6 +1441,178 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
 
         support_reader_close(streams);
         support_reader_close(audits);
+        stop_receiver_expect_clean_exit();
+}
+
+/* ------------------------------------------------------------ commands bound to their target */
+
+/* One POST run on its own thread, so that two land at once. */
+struct shot {
+        int port;
+        const char *path, *body, *trace_id;
+        struct signed_headers h;
+        struct reply r;
+};
+
+static void *shoot(void *arg)
+{
+        struct shot *s = arg;
+        s->r = post_at(s->port, s->path, s->body, &s->h, s->trace_id);
+        return NULL;
+}
+
+/* Fires a and b at the same moment and waits for both answers. */
+static void shoot_both(struct shot *a, struct shot *b)
+{
+        pthread_t ta, tb;
+
+        cr_assert(eq(int, pthread_create(&ta, NULL, shoot, a), 0));
+        cr_assert(eq(int, pthread_create(&tb, NULL, shoot, b), 0));
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+}
+
+/*
+ * Posts a sentinel ban of anchor (same key, so same partition, after everything before it)
+ * and counts, up to it, the live.audit records of reader whose event_type is audit.admin and
+ * key anchor: the commands the receivers wrote for that anchor.
+ */
+static int bans_written(struct support_reader *reader, int port, const char *anchor)
+{
+        char path[256], body[256], sentinel[64], msg[64];
+        rd_kafka_message_t *rkm;
+        struct reply r;
+        int seen = 0;
+
+        support_unique_name("trace-sentinel", sentinel, sizeof(sentinel));
+        support_unique_name("msg-sentinel", msg, sizeof(msg));
+        snprintf(path, sizeof(path), "/v1/admin/anchors/%s/unban", anchor);
+        snprintf(body, sizeof(body), "{\"action\":\"unban\",\"anchor_id\":\"%s\"}", anchor);
+        {
+                struct signed_headers h = sign_now(msg, body, 0, SECRET_B64);
+
+                r = post_at(port, path, body, &h, sentinel);
+        }
+        cr_assert(eq(long, r.status, 200), "%s", r.body);
+        rkm = support_reader_until(reader, sentinel, "event_type", "audit.admin", &seen, 20000);
+        cr_assert(rkm != NULL, "the sentinel never arrived");
+        rd_kafka_message_destroy(rkm);
+        return seen - 1; /* the sentinel itself is one */
+}
+
+Test(internal_e2e, one_signed_ban_sent_to_ban_and_close_at_once_only_bans)
+{
+        char anchor[64], body[256], ban_path[256], close_path[256], msg[64];
+        struct support_reader *audits;
+        struct shot ban = {0}, close_ = {0};
+
+        support_unique_name("anchor", anchor, sizeof(anchor));
+        support_unique_name("msg", msg, sizeof(msg));
+        audits = support_reader_open("live.audit");
+        start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
+        snprintf(body, sizeof(body), "{\"action\":\"ban\",\"anchor_id\":\"%s\"}", anchor);
+        snprintf(ban_path, sizeof(ban_path), "/v1/admin/anchors/%s/ban", anchor);
+        snprintf(close_path, sizeof(close_path), "/v1/admin/streams/%s/close", anchor);
+        ban = (struct shot){.port = rcv.port, .path = ban_path, .body = body, .h = sign_now(msg, body, 0, SECRET_B64)};
+        close_ = ban;
+        close_.path = close_path;
+        shoot_both(&ban, &close_);
+        cr_assert(eq(long, ban.r.status, 200), "%s", ban.r.body);
+        cr_assert(eq(long, close_.r.status, 400), "%s", close_.r.body);
+        cr_assert(strstr(close_.r.body, "action: expected \\\"close\\\"") != NULL, "%s",
+                  close_.r.body);
+        /* Raced onto another anchor: refused, whatever the timing. */
+        close_.path = "/v1/admin/anchors/someone-else/ban";
+        cr_assert(eq(long, post_at(rcv.port, close_.path, body, &close_.h, NULL).status, 400));
+        cr_assert(eq(int, bans_written(audits, rcv.port, anchor), 1));
+        support_reader_close(audits);
+        stop_receiver_expect_clean_exit();
+}
+
+/* Starts a receiver sharing the fixture Redis; its pid, port and log in *out. */
+static void start_sharing_redis(char *redis_env, size_t size)
+{
+        snprintf(redis_env, size, "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, redis_env);
+}
+
+Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
+{
+        char anchor[64], body[256], path[256], close_path[256], msg[64], redis_env[256];
+        struct support_reader *audits;
+        struct shot a, b;
+        pid_t first_pid;
+        int first_port, ok = 0;
+        char first_log[512];
+
+        support_unique_name("anchor", anchor, sizeof(anchor));
+        audits = support_reader_open("live.audit");
+        start_sharing_redis(redis_env, sizeof(redis_env));
+        first_pid = rcv.pid;
+        first_port = rcv.port;
+        snprintf(first_log, sizeof(first_log), "%s", rcv.log_path);
+        start_sharing_redis(redis_env, sizeof(redis_env));
+        other.pid = first_pid; /* the teardown stops both */
+
+        snprintf(body, sizeof(body), "{\"action\":\"ban\",\"anchor_id\":\"%s\"}", anchor);
+        snprintf(path, sizeof(path), "/v1/admin/anchors/%s/ban", anchor);
+        snprintf(close_path, sizeof(close_path), "/v1/admin/streams/%s/close", anchor);
+
+        /* Acknowledged by the first, replayed to the second: no second event. */
+        support_unique_name("msg", msg, sizeof(msg));
+        a = (struct shot){.port = first_port, .path = path, .body = body, .h = sign_now(msg, body, 0, SECRET_B64)};
+        cr_assert(eq(long, post_at(first_port, path, body, &a.h, NULL).status, 200));
+        b = a;
+        b.r = post_at(rcv.port, path, body, &b.h, NULL);
+        cr_assert(eq(long, b.r.status, 200), "%s", b.r.body);
+        cr_assert(eq(long, post_at(rcv.port, close_path, body, &b.h, NULL).status, 400));
+
+        /* A fresh command sent to both at once, four times: each is written once. */
+        for (int i = 0; i < 4; i++) {
+                support_unique_name("msg", msg, sizeof(msg));
+                a = (struct shot){.port = first_port, .path = path, .body = body, .h = sign_now(msg, body, 0, SECRET_B64)};
+                b = a;
+                b.port = rcv.port;
+                shoot_both(&a, &b);
+                cr_assert(a.r.status == 200 || a.r.status == 503, "%ld %s", a.r.status, a.r.body);
+                cr_assert(b.r.status == 200 || b.r.status == 503, "%ld %s", b.r.status, b.r.body);
+                ok += (a.r.status == 200) + (b.r.status == 200);
+        }
+        cr_assert(ok >= 4, "every command was acknowledged at least once");
+        cr_assert(eq(int, bans_written(audits, rcv.port, anchor), 5), "1 + 4 commands");
+        support_reader_close(audits);
+        stop_receiver_expect_clean_exit();
+        rcv.pid = first_pid;
+        rcv.port = first_port;
+        snprintf(rcv.log_path, sizeof(rcv.log_path), "%s", first_log);
+        other.pid = 0;
+        stop_receiver_expect_clean_exit();
+}
+
+Test(internal_e2e, with_redis_down_the_guard_fails_open_and_counts)
+{
+        char body[256], msg[64], anchor[64];
+        struct reply r;
+
+        support_unique_name("anchor", anchor, sizeof(anchor));
+        support_unique_name("msg", msg, sizeof(msg));
+        /* Nothing listens on port 1. */
+        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, "LIVEFLOW_REDIS_URL=redis://127.0.0.1:1/0");
+        snprintf(body, sizeof(body), "{\"action\":\"unban\",\"anchor_id\":\"%s\"}", anchor);
+        {
+                char path[256];
+
+                snprintf(path, sizeof(path), "/v1/admin/anchors/%s/unban", anchor);
+                r = post_signed(path, body, msg, NULL);
+        }
+        cr_assert(eq(long, r.status, 200), "%s", r.body);
+        r = get_metrics();
+        cr_assert(strstr(r.body, "liveflow_receiver_callback_lock_total{result=\"unguarded\"} 1") !=
+                          NULL,
+                  "%s", r.body);
+        cr_assert(strstr(r.body, "liveflow_receiver_callback_lock_errors_total 1") != NULL, "%s",
+                  r.body);
         stop_receiver_expect_clean_exit();
 }
 

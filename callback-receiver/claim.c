@@ -1,0 +1,194 @@
+/*
+ * claim.c: lock:callback:{event_key} in Redis (see claim.h). Each verb is one Lua script, so
+ * "take or tell what holds it", "done" and "release if still mine" are atomic. The pool holds a
+ * connection per concurrent caller; a caller takes the first free one. While Redis fails, it
+ * is skipped for retry_ms so that an outage costs the requests nothing but the guard.
+ */
+#include "claim.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "redis_conn.h"
+#include "trace.h"
+
+#define KEY_PREFIX "lock:callback:"
+
+static const char take_script[] =
+        "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end "
+        "if redis.call('GET', KEYS[1]) == 'done' then return 2 end "
+        "return 3";
+static const char confirm_script[] = "redis.call('SET', KEYS[1], 'done', 'PX', ARGV[1]) "
+                                     "return 1";
+static const char release_script[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+        "return 0";
+
+struct slot {
+        pthread_mutex_t lock;
+        struct redis_conn *rc; /* NULL until first used, or after a failed connect */
+};
+
+struct claim {
+        char *url; /* NULL: no Redis */
+        int timeout_ms, retry_ms;
+        long long pending_ttl_ms;
+        atomic_llong skip_until_ms; /* Redis failed: not asked before this (monotonic ms) */
+        struct slot *slots;
+        int slot_cnt;
+        struct metric *m_result[4];
+        struct metric *m_errors;
+};
+
+static const char *const result_names[] = {"taken", "done", "busy", "unguarded"};
+
+static long long mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
+                        long long pending_ttl_ms, int pool_size, struct metrics *metrics)
+{
+        struct claim *cl = calloc(1, sizeof(*cl));
+        char labels[64];
+
+        if (!cl)
+                return NULL;
+        cl->timeout_ms = timeout_ms;
+        cl->retry_ms = retry_ms;
+        cl->pending_ttl_ms = pending_ttl_ms;
+        cl->slot_cnt = pool_size > 0 ? pool_size : 1;
+        if ((redis_url && *redis_url && !(cl->url = strdup(redis_url))) ||
+            !(cl->slots = calloc((size_t)cl->slot_cnt, sizeof(*cl->slots)))) {
+                claim_destroy(cl);
+                return NULL;
+        }
+        for (int i = 0; i < cl->slot_cnt; i++)
+                pthread_mutex_init(&cl->slots[i].lock, NULL);
+        for (int i = 0; i < 4; i++) {
+                snprintf(labels, sizeof(labels), "result=\"%s\"", result_names[i]);
+                cl->m_result[i] = metrics_counter(
+                        metrics, "liveflow_receiver_callback_lock_total",
+                        "Duplicate-callback guard (lock:callback:*) outcomes; unguarded: no Redis "
+                        "answered, the consumers' ledgers dedup alone",
+                        labels);
+        }
+        cl->m_errors = metrics_counter(metrics, "liveflow_receiver_callback_lock_errors_total",
+                                       "Redis failures of the duplicate-callback guard", NULL);
+        return cl;
+}
+
+void claim_destroy(struct claim *cl)
+{
+        if (!cl)
+                return;
+        for (int i = 0; cl->slots && i < cl->slot_cnt; i++) {
+                redis_conn_destroy(cl->slots[i].rc);
+                pthread_mutex_destroy(&cl->slots[i].lock);
+        }
+        free(cl->slots);
+        free(cl->url);
+        free(cl);
+}
+
+/* A free slot, locked; waits on one when all are busy (more callers than the pool). */
+static struct slot *slot_acquire(struct claim *cl)
+{
+        static atomic_uint next;
+        struct slot *sl;
+
+        for (int i = 0; i < cl->slot_cnt; i++)
+                if (pthread_mutex_trylock(&cl->slots[i].lock) == 0)
+                        return &cl->slots[i];
+        sl = &cl->slots[atomic_fetch_add(&next, 1) % (unsigned)cl->slot_cnt];
+        pthread_mutex_lock(&sl->lock);
+        return sl;
+}
+
+/* Runs script on key; the integer reply, or -1 (logged, counted, Redis skipped a while). */
+static long long run(struct claim *cl, const char *script, const char *key, int nargs,
+                     const char **args, const char *trace_id)
+{
+        struct slot *sl;
+        redisReply *r = NULL;
+        char errstr[256] = "";
+        long long answer = -1;
+
+        if (!cl->url || mono_ms() < atomic_load(&cl->skip_until_ms))
+                return -1;
+        sl = slot_acquire(cl);
+        if (!sl->rc)
+                sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
+        if (sl->rc)
+                r = redis_conn_eval(sl->rc, script, 1, &key, nargs, args, errstr, sizeof(errstr));
+        if (r && r->type == REDIS_REPLY_INTEGER)
+                answer = r->integer;
+        else if (r)
+                snprintf(errstr, sizeof(errstr), "unexpected reply type %d", r->type);
+        if (r)
+                freeReplyObject(r);
+        pthread_mutex_unlock(&sl->lock);
+        if (answer == -1) {
+                metric_add(cl->m_errors, 1);
+                atomic_store(&cl->skip_until_ms, mono_ms() + cl->retry_ms);
+                log_warn(trace_id, "callback lock: %s; failing open for %d ms", errstr,
+                         cl->retry_ms);
+        }
+        return answer;
+}
+
+enum claim_result claim_take(struct claim *cl, const char *event_key, long long done_ttl_ms,
+                             const char *trace_id, struct claim_ticket *t)
+{
+        char ttl[24];
+        const char *args[2] = {t->token, ttl};
+        enum claim_result res;
+        long long answer;
+
+        memset(t, 0, sizeof(*t));
+        snprintf(t->key, sizeof(t->key), KEY_PREFIX "%s", event_key);
+        trace_id_new(t->token);
+        t->done_ttl_ms = done_ttl_ms;
+        snprintf(ttl, sizeof(ttl), "%lld", cl->pending_ttl_ms);
+        answer = run(cl, take_script, t->key, 2, args, trace_id);
+        res = answer == 1 ? CLAIM_TAKEN
+            : answer == 2 ? CLAIM_DONE
+            : answer == 3 ? CLAIM_BUSY
+                          : CLAIM_UNGUARDED;
+        t->is_taken = res == CLAIM_TAKEN;
+        metric_add(cl->m_result[res], 1);
+        return res;
+}
+
+void claim_confirm(struct claim *cl, struct claim_ticket *t)
+{
+        char ttl[24];
+        const char *args[1] = {ttl};
+
+        if (!t->is_taken)
+                return;
+        t->is_taken = 0;
+        snprintf(ttl, sizeof(ttl), "%lld", t->done_ttl_ms);
+        /* A failure here only shortens the guard to the pending TTL: the ledgers still hold. */
+        (void)run(cl, confirm_script, t->key, 1, args, NULL);
+}
+
+void claim_release(struct claim *cl, struct claim_ticket *t)
+{
+        const char *args[1] = {t->token};
+
+        if (!t->is_taken)
+                return;
+        t->is_taken = 0;
+        (void)run(cl, release_script, t->key, 1, args, NULL);
+}
