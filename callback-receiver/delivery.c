@@ -86,6 +86,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                                  rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
                 return;
         }
+        if (!t->is_sync && t->pending > 1) { /* a batch: its last report resumes the connection */
+                t->pending--;
+                if (rkm->err && !t->err)
+                        t->err = rkm->err;
+                pthread_mutex_unlock(&d->lock);
+                return;
+        }
         if (t->is_sync) { /* alive until its report: delivery_send_sync() waits for it */
                 pthread_mutex_unlock(&d->lock);
                 t->err = rkm->err;
@@ -93,8 +100,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                 return;
         }
         unlink_ticket(d, t);
+        t->pending = 0;
         pthread_mutex_unlock(&d->lock);
-        t->err = rkm->err;
+        if (!t->err) /* a batch keeps the first error of its messages */
+                t->err = rkm->err;
         t->partition = rkm->partition;
         t->offset = rkm->offset;
         metric_observe(d->ack_seconds, (double)(now_us() - t->produced_us) / 1e6);
@@ -253,6 +262,74 @@ int delivery_send(struct delivery *d, struct delivery_ticket *t, struct webhook_
                 free(value); /* on failure the value stays ours, F_FREE or not */
                 fail_at_once(d, t, err);
         }
+        return 0;
+}
+
+int delivery_send_many(struct delivery *d, struct delivery_ticket *t, struct webhook_event *evs,
+                       size_t n)
+{
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        bool was_waiting = false;
+        size_t i;
+
+        pthread_mutex_lock(&d->lock);
+        if (d->is_closed) {
+                pthread_mutex_unlock(&d->lock);
+                for (i = 0; i < n; i++) {
+                        free(evs[i].value);
+                        evs[i].value = NULL;
+                }
+                return -1;
+        }
+        t->produced_us = now_us();
+        t->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        t->pending = n; /* before any report can come */
+        link_ticket(d, t);
+        MHD_suspend_connection(t->conn);
+        pthread_mutex_unlock(&d->lock);
+        for (i = 0; i < n; i++) {
+                struct webhook_event *ev = &evs[i];
+                void *value = ev->value;
+
+                ev->value = NULL; /* taken: librdkafka frees it, or this function does */
+                err = rd_kafka_producev(
+                        d->rk, RD_KAFKA_V_TOPIC(ev->topic),
+                        RD_KAFKA_V_KEY(ev->key, ev->key ? strlen(ev->key) : 0),
+                        RD_KAFKA_V_VALUE(value, ev->value_len),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                        RD_KAFKA_V_HEADER("trace_id", ev->trace_id, -1),
+                        RD_KAFKA_V_HEADER("event_type", ev->event_type, -1),
+                        RD_KAFKA_V_HEADER("vendor", ev->vendor, -1),
+                        RD_KAFKA_V_HEADER("event_id", ev->event_id, -1), RD_KAFKA_V_OPAQUE(t),
+                        RD_KAFKA_V_END);
+                if (err) {
+                        free(value);
+                        break;
+                }
+        }
+        if (!err)
+                return 0;
+        for (size_t j = i + 1; j < n; j++) { /* never produced */
+                free(evs[j].value);
+                evs[j].value = NULL;
+        }
+        metric_add(d->errors, 1);
+        log_warn(t->trace_id, "produce failed at message %zu of %zu: %s", i + 1, n,
+                 rd_kafka_err2str(err));
+        pthread_mutex_lock(&d->lock);
+        if (!t->err)
+                t->err = err;
+        /* The n - i messages not produced never report; the drain may have resumed t already. */
+        if (t->is_waiting) {
+                t->pending -= n - i;
+                if (t->pending == 0) {
+                        unlink_ticket(d, t);
+                        was_waiting = true;
+                }
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (was_waiting)
+                MHD_resume_connection(t->conn);
         return 0;
 }
 

@@ -33,6 +33,7 @@ struct delivery_ticket {
         bool is_sync; /* a delivery_send_sync() message: no connection to resume */
         bool is_done; /* is_sync: the report is in */
         bool is_waiting;
+        size_t pending; /* delivery_send_many(): reports still to come */
         struct delivery_ticket *prev, *next;
 };
 
@@ -63,6 +64,17 @@ void delivery_destroy(struct delivery *d);
  * answer from t), or -1 when the delivery is closed (draining): nothing suspended, answer 503.
  */
 int delivery_send(struct delivery *d, struct delivery_ticket *t, struct webhook_event *ev);
+
+/**
+ * @brief delivery_send() for a batch: suspends t->conn once, produces evs[0..n) (n >= 1) with
+ * t as every message's opaque, and resumes the connection when the last report is in. t->err
+ * is then the first error of any message (0: the broker acknowledged every one); partition and
+ * offset are those of the last report. When a produce fails at once, the messages from it on
+ * are not produced and count as failed. Takes every evs[i].value.
+ * @returns as delivery_send().
+ */
+int delivery_send_many(struct delivery *d, struct delivery_ticket *t, struct webhook_event *evs,
+                       size_t n);
 
 /**
  * @brief Main thread only: produces evs[0..n) (values borrowed, copied by librdkafka) and

@@ -766,6 +766,17 @@ static int map_endpoint(struct internal *in, enum internal_endpoint ep,
         return rc;
 }
 
+int internal_verify(struct internal *in, const char *endpoint, const struct webhook_request *req,
+                    struct webhook_verdict *v)
+{
+        if (!stdwebhooks_secret_count(in->sw))
+                return webhook_refuse(v, 503, NULL,
+                                      "no webhook secret is configured (LIVEFLOW_HMAC_SECRET)");
+        if (authenticate(in, req, v) == -1 || is_replay(in, endpoint, req, v))
+                return -1;
+        return 0;
+}
+
 int internal_map_rewards(struct internal *in, const struct webhook_request *req,
                          struct webhook_event *ev, struct webhook_verdict *v)
 {

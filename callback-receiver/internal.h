@@ -90,6 +90,15 @@ __attribute__((warn_unused_result)) int internal_map_admin(struct internal *in,
                                                            struct webhook_verdict *v);
 
 /**
+ * @brief The checks every internal endpoint starts with, for endpoints mapped elsewhere
+ * (events.c): 503 without a secret, 401 on bad Standard Webhooks headers, 200 for a replay of
+ * an acknowledged webhook-id (counted under endpoint). @returns 0, or -1 with v set.
+ */
+__attribute__((warn_unused_result)) int internal_verify(struct internal *in, const char *endpoint,
+                                                        const struct webhook_request *req,
+                                                        struct webhook_verdict *v);
+
+/**
  * @brief Called once the broker acknowledged ev (the request was answered 200): remembers
  * its webhook-id until the tolerance window has passed both since its webhook-timestamp and
  * since the request was received, so a replay is answered 200 without a second event. Reads

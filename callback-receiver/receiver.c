@@ -42,7 +42,8 @@
 /* Every topic an endpoint may produce to: their metadata is fetched at startup. */
 static const char *const receiver_topics[] = {LF_TOPIC_STREAM, LF_TOPIC_RECORD, LF_TOPIC_SNAPSHOT,
                                               LF_TOPIC_AUDIT,  LF_TOPIC_REWARD, LF_TOPIC_WITHDRAWAL,
-                                              LF_TOPIC_VIEWER, LF_TOPIC_OTHER,  NULL};
+                                              LF_TOPIC_VIEWER, LF_TOPIC_OTHER,  LF_TOPIC_INTERACTION,
+                                              NULL};
 /* After the drain deadline, for the last answers to be written. */
 #define RESPONSE_GRACE_MS 1000
 
@@ -96,6 +97,7 @@ struct request {
         char *body;
         size_t body_len, body_cap;
         struct webhook_event ev; /* ev.value: after the send, a copy kept for the spool */
+        struct webhook_batch batch; /* a map_batch endpoint's events (ev then unused) */
         struct delivery_ticket ticket;
         struct claim_ticket claim;
 };
@@ -169,7 +171,7 @@ static void log_request(const struct request *req, enum MHD_RequestTerminationCo
         char delivered[96] = "";
         double ms = (double)(now_us() - req->start_us) / 1000.0;
 
-        if (req->is_sent && !req->ticket.err)
+        if (req->is_sent && !req->ticket.err && req->ev.topic)
                 snprintf(delivered, sizeof(delivered), " topic=%s partition=%d offset=%lld",
                          req->ev.topic, (int)req->ticket.partition, (long long)req->ticket.offset);
         if (req->route && !strcmp(req->route->vendor, "-") && !aborted) {
@@ -379,10 +381,17 @@ static int admit(struct request *req)
         return -1;
 }
 
+/* The body limit of req's endpoint: a batch of events may be larger than one callback. */
+static long long body_limit(const struct request *req)
+{
+        if (req->vendor && req->vendor->body_limit)
+                return req->vendor->body_limit(req->rcv->s);
+        return req->rcv->s->max_body_bytes;
+}
+
 /* Everything that can be refused before reading the body is refused before reading it. */
 static enum MHD_Result check_upload(struct request *req)
 {
-        const struct settings *s = req->rcv->s;
         const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_CONTENT_TYPE);
         unsigned long long declared = content_length(req->conn);
@@ -393,9 +402,9 @@ static enum MHD_Result check_upload(struct request *req)
         /* Tencent does not document its Content-Type, so only a wrong one is refused. */
         if (type && !is_json_media_type(type))
                 return request_reply_early(req, 415, "Content-Type: expected application/json");
-        if (declared > (unsigned long long)s->max_body_bytes) {
+        if (declared > (unsigned long long)body_limit(req)) {
                 snprintf(message, sizeof(message), "body: larger than %lld bytes",
-                         s->max_body_bytes);
+                         body_limit(req));
                 return request_reply_early(req, 413, message);
         }
         if (atomic_load(&req->rcv->is_draining))
@@ -440,7 +449,7 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
 
 static enum MHD_Result read_body(struct request *req, const char *data, size_t *size)
 {
-        size_t max = (size_t)req->rcv->s->max_body_bytes, n = *size;
+        size_t max = (size_t)body_limit(req), n = *size;
 
         *size = 0; /* consumed, whether kept or not */
         if (req->is_too_large)
@@ -602,6 +611,72 @@ static void *spool_copy(const struct request *req)
         return copy;
 }
 
+/*
+ * A map_batch endpoint (POST /v1/events): every event of the batch is encoded and produced,
+ * and the one answer waits for the last delivery report (delivery_send_many()): 200 only when
+ * the broker acknowledged them all. A batch answered 503 may be sent again whole: its events
+ * keep their ids.
+ */
+static enum MHD_Result publish_batch(struct request *req)
+{
+        struct receiver *rcv = req->rcv;
+        struct webhook_request wr = webhook_request_of(req);
+        struct webhook_verdict v = {0};
+        struct webhook_batch *b = &req->batch;
+        struct webhook_event *evs;
+        char errstr[256];
+
+        if (req->vendor->map_batch(vendor_state(rcv, req->vendor), &wr, b, &v) == -1) {
+                if (v.auth_failure)
+                        count_signature_failure(rcv, req->route->vendor, v.auth_failure);
+                return request_reply(req, v.status, v.message);
+        }
+        /* For the request's log line and labels: a batch has no single event id or topic. */
+        req->ev.event_type = "batch";
+        snprintf(req->ev.event_id, sizeof(req->ev.event_id), "%zu-events", b->n);
+        if (!(evs = calloc(b->n, sizeof(*evs))))
+                return request_reply(req, 503, "out of memory; retry");
+        for (size_t i = 0; i < b->n; i++) {
+                struct webhook_event *ev = &b->items[i].ev;
+                const struct envelope env = {
+                        .event_id = ev->event_id,
+                        .vendor = ev->vendor,
+                        .event_type = ev->event_type,
+                        .stream_id = ev->stream_id,
+                        .anchor_id = ev->anchor_id,
+                        .room_id = ev->room_id,
+                        .event_time_ms = ev->event_time_ms,
+                        .receive_time_ms = req->receive_ms,
+                        .trace_id = req->trace_id,
+                        .raw = b->items[i].raw,
+                        .raw_len = b->items[i].raw_len,
+                };
+
+                ev->trace_id = req->trace_id;
+                if (encoder_encode(rcv->encoder, &env, ev->payload_name, ev->payload, &ev->value,
+                                   &ev->value_len, errstr, sizeof(errstr)) == -1) {
+                        log_error(req->trace_id, "encoding event %zu %s event_id=%s: %s", i,
+                                  ev->event_type, ev->event_id, errstr);
+                        for (size_t j = 0; j < i; j++)
+                                free(evs[j].value);
+                        free(evs);
+                        return request_reply(req, 500, "cannot encode the event");
+                }
+                evs[i] = *ev; /* a shallow view: delivery takes the value, b keeps the rest */
+                ev->value = NULL;
+        }
+        req->ticket.conn = req->conn;
+        req->ticket.trace_id = req->trace_id;
+        req->is_sent = true;
+        if (delivery_send_many(rcv->delivery, &req->ticket, evs, b->n) == -1) {
+                free(evs);
+                req->is_sent = false;
+                return request_reply(req, 503, "shutting down; retry");
+        }
+        free(evs);
+        return MHD_YES; /* suspended: called again once the last delivery report is in */
+}
+
 static enum MHD_Result publish(struct request *req)
 {
         struct receiver *rcv = req->rcv;
@@ -611,10 +686,11 @@ static enum MHD_Result publish(struct request *req)
         int rc;
 
         if (req->is_too_large) {
-                snprintf(errstr, sizeof(errstr), "body: larger than %lld bytes",
-                         rcv->s->max_body_bytes);
+                snprintf(errstr, sizeof(errstr), "body: larger than %lld bytes", body_limit(req));
                 return request_reply(req, 413, errstr);
         }
+        if (req->vendor->map_batch)
+                return publish_batch(req);
         if (map_callback(req, &v) == -1) {
                 if (v.auth_failure)
                         count_signature_failure(rcv, req->route->vendor, v.auth_failure);
@@ -706,6 +782,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         log_request(req, toe);
         claim_release(rcv->claim, &req->claim); /* answered without a verdict on the event */
         webhook_event_fini(&req->ev);
+        webhook_batch_fini(&req->batch);
         free(req->body);
         free(req);
         *req_cls = NULL;

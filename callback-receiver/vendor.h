@@ -49,6 +49,15 @@ struct vendor {
         /** Verifies the whole request and fills ev (see webhook.h); 0, or -1 with v set. */
         int (*map)(void *state, const struct webhook_request *req, struct webhook_event *ev,
                    struct webhook_verdict *v);
+        /**
+         * Instead of map, for a request that carries several events (POST /v1/events): fills
+         * batch (each item's raw is its event's own text); 0, or -1 with v set. The one answer
+         * waits for the broker's ack of every event. NULL: the endpoint uses map.
+         */
+        int (*map_batch)(void *state, const struct webhook_request *req,
+                         struct webhook_batch *batch, struct webhook_verdict *v);
+        /** The endpoint's body limit from the settings; NULL: LIVEFLOW_MAX_BODY_BYTES. */
+        long long (*body_limit)(const struct settings *s);
         /** After the broker's ack of ev (the body may be gone); NULL: nothing to remember. */
         void (*acked)(void *state, const struct webhook_request *req,
                       const struct webhook_event *ev);

@@ -11,6 +11,7 @@
 
 #include "allowlist.h"
 #include "crypto.h"
+#include "events.h"
 #include "internal.h"
 #include "log.h"
 #include "settings.h"
@@ -218,12 +219,81 @@ static const struct vendor_module internal_module = {
         .close = internal_close,
 };
 
+/* ------------------------------------------------------------ the app gateway's events */
+
+/*
+ * POST /v1/events: verified as the internal endpoints (its own replay memory of webhook-ids,
+ * the same secrets), with the batch limits of its own.
+ */
+struct events_endpoint {
+        struct internal *in;
+        struct metrics *metrics;
+        long long max_batch;
+};
+
+static void events_close(void *state)
+{
+        struct events_endpoint *ee = state;
+
+        if (!ee)
+                return;
+        internal_destroy(ee->in);
+        free(ee);
+}
+
+static void *events_open(const struct settings *s, struct metrics *metrics, char *errstr,
+                         size_t errstr_size)
+{
+        struct events_endpoint *ee = calloc(1, sizeof(*ee));
+
+        if (!ee) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        ee->metrics = metrics;
+        ee->max_batch = s->events_max_batch;
+        if (!(ee->in = internal_new(s, metrics, errstr, errstr_size))) {
+                events_close(ee);
+                return NULL;
+        }
+        return ee;
+}
+
+static int events_map_any(void *state, const struct webhook_request *req,
+                          struct webhook_batch *batch, struct webhook_verdict *v)
+{
+        struct events_endpoint *ee = state;
+
+        return events_map(ee->in, ee->metrics, ee->max_batch, req, batch, v);
+}
+
+static void events_acked(void *state, const struct webhook_request *req,
+                         const struct webhook_event *ev)
+{
+        struct events_endpoint *ee = state;
+
+        internal_acked(ee->in, req, ev);
+}
+
+static long long events_body_limit(const struct settings *s)
+{
+        return s->events_max_body_bytes;
+}
+
+static const struct vendor_module events_module = {
+        .name = "events",
+        .check_config = internal_check_config,
+        .open = events_open,
+        .close = events_close,
+};
+
 /* ------------------------------------------------------------ the tables */
 
 const struct vendor_module *const vendor_modules[] = {
         &tencent_module,
         &srs_module,
         &internal_module,
+        &events_module,
         NULL,
 };
 
@@ -258,6 +328,14 @@ const struct vendor vendor_table[] = {
                 .module = &internal_module,
                 .map = withdrawals_map,
                 .acked = internal_acked_any,
+                .when_kafka_down = VENDOR_ANSWER_503,
+        },
+        {
+                .route = ROUTE("/v1/events", ROUTE_EXACT, "POST", "events", "internal"),
+                .module = &events_module,
+                .map_batch = events_map_any,
+                .body_limit = events_body_limit,
+                .acked = events_acked,
                 .when_kafka_down = VENDOR_ANSWER_503,
         },
         {

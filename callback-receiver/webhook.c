@@ -18,6 +18,17 @@ void webhook_event_fini(struct webhook_event *ev)
         memset(ev, 0, sizeof(*ev));
 }
 
+void webhook_batch_fini(struct webhook_batch *b)
+{
+        for (size_t i = 0; b->items && i < b->n; i++) {
+                webhook_event_fini(&b->items[i].ev);
+                free(b->items[i].raw);
+        }
+        free(b->items);
+        b->items = NULL;
+        b->n = 0;
+}
+
 int webhook_refuse(struct webhook_verdict *v, unsigned int status, const char *auth_failure,
                    const char *fmt, ...)
 {

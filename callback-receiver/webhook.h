@@ -35,6 +35,24 @@ struct webhook_event {
         size_t value_len;
 };
 
+/*
+ * A request that carries several events (POST /v1/events): items in body order, each event
+ * with its own raw text (the envelope's raw), owned. Release it with webhook_batch_fini().
+ */
+struct webhook_batch_item {
+        struct webhook_event ev;
+        char *raw;
+        size_t raw_len;
+};
+
+struct webhook_batch {
+        struct webhook_batch_item *items;
+        size_t n;
+};
+
+/** @brief Frees what b owns and zeroes it; safe on a zeroed batch. */
+void webhook_batch_fini(struct webhook_batch *b);
+
 /* What webhook_request_lookup() looks up. */
 enum webhook_lookup {
         WEBHOOK_HEADER, /* a request header, by case-insensitive name */

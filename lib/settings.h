@@ -61,6 +61,8 @@ struct settings {
         long long callback_lock_timeout_ms; /* Redis deadline of lock:callback:* */
         long long callback_lock_ttl_s;      /* how long a vendor callback's key says "done" */
         long long max_amount;
+        long long events_max_batch;      /* POST /v1/events: events per request */
+        long long events_max_body_bytes; /* POST /v1/events: body limit (413 above) */
         /* consumers and workers */
         char *role;
         char *group_id; /* overrides liveflow.<role> (shadow or test consumers) */

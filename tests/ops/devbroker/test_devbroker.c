@@ -19,7 +19,7 @@
 static const char *const contract_topics[] = {
         "live.stream", "live.record",     "live.snapshot", "live.audit",
         "live.reward", "live.withdrawal", "live.viewer",   "live.other",
-        "live.session",
+        "live.interaction", "live.session",
 };
 #define CONTRACT_TOPIC_CNT (sizeof(contract_topics) / sizeof(contract_topics[0]))
 
