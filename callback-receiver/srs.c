@@ -117,6 +117,7 @@ enum decision {
         DENY_SIGNATURE_MISSING,
         DENY_SIGNATURE_MISMATCH,
         DENY_SIGNATURE_EXPIRED,
+        DENY_UNSIGNED, /* no LIVEFLOW_SRS_PUBLISH_KEY and unsigned publishing not allowed */
         DECISION_CNT
 };
 
@@ -133,6 +134,7 @@ static const char *const decision_labels[DECISION_CNT] = {
         [DENY_SIGNATURE_MISSING] = "decision=\"deny\",reason=\"signature_missing\"",
         [DENY_SIGNATURE_MISMATCH] = "decision=\"deny\",reason=\"signature_mismatch\"",
         [DENY_SIGNATURE_EXPIRED] = "decision=\"deny\",reason=\"signature_expired\"",
+        [DENY_UNSIGNED] = "decision=\"deny\",reason=\"no_publish_key\"",
 };
 
 static bool is_refusal(enum decision d)
@@ -148,6 +150,7 @@ struct srs {
         size_t key_cnt;
         bool is_fail_open;
         bool is_anchor_required;
+        bool is_unsigned_allowed; /* LIVEFLOW_SRS_PUBLISH_UNSIGNED: no key is no check */
         struct anchor_store *store;  /* NULL: neither LIVEFLOW_REDIS_URL nor _MYSQL_URL set */
         struct anchor_lookup lookup; /* fn NULL: anchor checks are off */
         struct metric *decisions[DECISION_CNT];
@@ -236,9 +239,13 @@ static void log_checks(const struct srs *srs, const struct settings *s)
 {
         if (!is_set(s->srs_token))
                 return;
-        if (!srs->key_cnt)
-                log_info(NULL, "srs: LIVEFLOW_SRS_PUBLISH_KEY is not set: on_publish checks no "
-                               "anti-leech signature");
+        if (!srs->key_cnt && srs->is_unsigned_allowed)
+                log_warn(NULL, "srs: LIVEFLOW_SRS_PUBLISH_KEY is not set and "
+                               "LIVEFLOW_SRS_PUBLISH_UNSIGNED=1: on_publish trusts the anchor_id "
+                               "any publisher writes into its push URL");
+        else if (!srs->key_cnt)
+                log_warn(NULL, "srs: LIVEFLOW_SRS_PUBLISH_KEY is not set: every on_publish is "
+                               "refused (set it, or LIVEFLOW_SRS_PUBLISH_UNSIGNED=1)");
         if (!srs->lookup.fn)
                 log_warn(NULL, "srs: neither LIVEFLOW_REDIS_URL nor LIVEFLOW_MYSQL_URL is set: "
                                "on_publish does not check the anchor's status");
@@ -255,6 +262,7 @@ struct srs *srs_new(const struct settings *s, struct metrics *metrics, char *err
         }
         srs->is_fail_open = s->srs_fail_open != 0;
         srs->is_anchor_required = s->srs_require_anchor != 0;
+        srs->is_unsigned_allowed = s->srs_publish_unsigned != 0;
         if (parse_keys(srs, s->srs_publish_keys, errstr, errstr_size) == -1 ||
             !(srs->store = anchor_store_new(s, metrics, errstr, errstr_size)))
                 goto fail;
@@ -423,6 +431,19 @@ static const char *query_find(const char *qs, const char *key, size_t *len)
         return NULL;
 }
 
+/* How many times key appears in a query string. */
+static int query_count(const char *qs, const char *key)
+{
+        size_t len;
+        int n = 0;
+
+        while (qs && (qs = query_find(qs, key, &len)) != NULL) {
+                n++;
+                qs += len;
+        }
+        return n;
+}
+
 /*
  * The form-decoded value of key ('+' is a space, %HH a byte); NULL when absent or empty.
  * A value that would decode to a NUL or to invalid UTF-8 is kept as sent. -1: out of memory.
@@ -457,8 +478,21 @@ static int query_value(const char *qs, const char *key, char **out)
 static int read_anchor_room(const struct hook *h, struct webhook_event *ev,
                             struct webhook_verdict *v)
 {
+        size_t len = 0;
+
         if (!h->rule || !h->rule->is_publisher || !h->param)
                 return 0;
+        /* One value, read one way: a repeated or empty id could be read two ways downstream. */
+        if (query_count(h->param, "anchor_id") > 1 || query_count(h->param, "room_id") > 1)
+                return webhook_refuse(v, 400, NULL, "param: %s is repeated",
+                                      query_count(h->param, "anchor_id") > 1 ? "anchor_id"
+                                                                             : "room_id");
+        if ((query_find(h->param, "anchor_id", &len) && len == 0) ||
+            (query_find(h->param, "room_id", &len) && len == 0))
+                return webhook_refuse(v, 400, NULL, "param: %s is empty",
+                                      query_find(h->param, "anchor_id", &len) && len == 0
+                                              ? "anchor_id"
+                                              : "room_id");
         if (query_value(h->param, "anchor_id", &ev->anchor_id) == -1 ||
             query_value(h->param, "room_id", &ev->room_id) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
@@ -499,29 +533,41 @@ static int parse_tx_time(const char *s, size_t len, uint64_t *out)
 }
 
 /* Checks every key without stopping at a match, so timing says nothing about which matched. */
-static bool secret_matches(const struct srs *srs, const char *stream, const char *tx_time,
-                           size_t tx_time_len, const char *secret)
+static bool secret_matches(const struct srs *srs, const char *stream, const char *anchor_id,
+                           const char *tx_time, size_t tx_time_len, const char *secret)
 {
-        char msg[SRS_KEY_MAX + STREAM_MAX_CHARS * UTF8_MAX + TX_TIME_MAX], md5[SECRET_LEN + 1];
+        char msg[SRS_KEY_MAX + (STREAM_MAX_CHARS + ANCHOR_MAX_CHARS) * UTF8_MAX + TX_TIME_MAX];
+        char md5[SECRET_LEN + 1];
         size_t stream_len = strlen(stream); /* bounded by read_hook() */
+        size_t anchor_len = anchor_id ? strlen(anchor_id) : 0; /* by read_anchor_room() */
         bool is_match = false;
 
         for (size_t i = 0; i < srs->key_cnt; i++) {
-                size_t key_len = strlen(srs->keys[i]);
+                size_t key_len = strlen(srs->keys[i]), n = 0;
 
-                memcpy(msg, srs->keys[i], key_len);
-                memcpy(msg + key_len, stream, stream_len);
-                memcpy(msg + key_len + stream_len, tx_time, tx_time_len);
-                crypto_md5_hex(msg, key_len + stream_len + tx_time_len, md5);
+                memcpy(msg + n, srs->keys[i], key_len);
+                n += key_len;
+                memcpy(msg + n, stream, stream_len);
+                n += stream_len;
+                if (anchor_len)
+                        memcpy(msg + n, anchor_id, anchor_len);
+                n += anchor_len;
+                memcpy(msg + n, tx_time, tx_time_len);
+                n += tx_time_len;
+                crypto_md5_hex(msg, n, md5);
                 is_match |= crypto_hex_equal_nocase(md5, secret, SECRET_LEN);
         }
         explicit_bzero(msg, sizeof(msg));
         return is_match;
 }
 
-/* txSecret = MD5(key + stream + txTime) with txTime exactly as sent, and txTime not past. */
-static int check_signature(const struct srs *srs, const struct hook *h, int64_t now_ms,
-                           enum decision *d, struct webhook_verdict *v)
+/*
+ * txSecret = MD5(key + stream + anchor_id + txTime), anchor_id decoded ("" when the URL names
+ * none) and txTime exactly as sent, and txTime not past. The anchor id is signed so that a
+ * publisher cannot choose whose stream it is: without it a banned anchor could name another.
+ */
+static int check_signature(const struct srs *srs, const struct hook *h, const char *anchor_id,
+                           int64_t now_ms, enum decision *d, struct webhook_verdict *v)
 {
         size_t secret_len = 0, time_len = 0;
         const char *secret = query_find(h->param, "txSecret", &secret_len);
@@ -539,7 +585,7 @@ static int check_signature(const struct srs *srs, const struct hook *h, int64_t 
                 return webhook_refuse(v, 403, "missing", "param: txTime: expected a hex Unix time");
         }
         if (secret_len != SECRET_LEN ||
-            !secret_matches(srs, h->stream, tx_time, time_len, secret)) {
+            !secret_matches(srs, h->stream, anchor_id, tx_time, time_len, secret)) {
                 *d = DENY_SIGNATURE_MISMATCH;
                 return webhook_refuse(v, 403, "mismatch", "param: txSecret does not match");
         }
@@ -572,10 +618,10 @@ static enum decision judge(const struct anchor_record *a, int64_t now_ms)
 static enum decision decide_anchor(const struct srs *srs, const struct webhook_request *req,
                                    const char *anchor_id, struct anchor_record *a)
 {
-        if (!srs->lookup.fn)
-                return ALLOW_CHECKS_OFF;
         if (!anchor_id)
                 return srs->is_anchor_required ? DENY_NO_ANCHOR : ALLOW_NO_ANCHOR;
+        if (!srs->lookup.fn)
+                return ALLOW_CHECKS_OFF;
         if (srs->lookup.fn(srs->lookup.ctx, anchor_id, req->trace_id, a) == ANCHOR_LOOKUP_FOUND)
                 return judge(a, req->now_ms);
         return srs->is_fail_open ? ALLOW_STORES_DOWN : DENY_STORES_DOWN;
@@ -624,7 +670,12 @@ static int authorize_publish(struct srs *srs, const struct webhook_request *req,
         enum decision d;
         int rc = 0;
 
-        if (srs->key_cnt && check_signature(srs, h, req->now_ms, &d, v) == -1)
+        if (!srs->key_cnt && !srs->is_unsigned_allowed) {
+                d = DENY_UNSIGNED;
+                rc = webhook_refuse(v, 403, NULL,
+                                    "on_publish: no LIVEFLOW_SRS_PUBLISH_KEY is configured, so the "
+                                    "publisher cannot be identified");
+        } else if (srs->key_cnt && check_signature(srs, h, ev->anchor_id, req->now_ms, &d, v) == -1)
                 rc = -1;
         else if (is_refusal(d = decide_anchor(srs, req, ev->anchor_id, &a)))
                 rc = refuse_anchor(d, ev->anchor_id, &a, v);

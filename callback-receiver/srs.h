@@ -81,10 +81,13 @@ void srs_set_lookup(struct srs *srs, const struct anchor_lookup *lookup);
  * client_ids restart with the process and which sends no service_id). The event time is
  * req->now_ms: SRS sends no time.
  *
- * on_publish is authorized before anything is produced: the anti-leech signature of
- * `param` (txSecret = lowercase hex MD5(key + stream + txTime), txTime = hex Unix expiry)
- * against every key, then the anchor's status (banned, or suspended with suspended_until
- * 0 or in the future: refused). No anchor_id: allowed unless LIVEFLOW_SRS_REQUIRE_ANCHOR.
+ * on_publish is authorized before anything is produced. The publisher's identity is what
+ * the platform signed into its push URL: txSecret = lowercase hex MD5(key + stream +
+ * anchor_id + txTime), anchor_id decoded ("" when absent), txTime = hex Unix expiry, against
+ * every key; without a key every on_publish is refused (403) unless
+ * LIVEFLOW_SRS_PUBLISH_UNSIGNED=1. A repeated or empty anchor_id or room_id is a 400; a
+ * missing anchor_id is refused (400) unless LIVEFLOW_SRS_REQUIRE_ANCHOR=0. Then the anchor's
+ * status (banned, or suspended with suspended_until 0 or in the future: refused).
  *
  * @param ev zeroed by the caller; on success owns what it points to (webhook_event_fini()),
  *        on failure is left zeroed.

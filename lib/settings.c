@@ -88,8 +88,11 @@ static const struct setting settings_table[] = {
          "on_publish anti-leech key(s) of txSecret, comma-separated; unset: no check"},
         {"LIVEFLOW_SRS_FAIL_OPEN", SETTING_INT, "1", 0, 1, OFF(srs_fail_open), R,
          "1: allow on_publish when no anchor status store answers; 0: refuse (503)"},
-        {"LIVEFLOW_SRS_REQUIRE_ANCHOR", SETTING_INT, "0", 0, 1, OFF(srs_require_anchor), R,
-         "1: refuse an on_publish without anchor_id while anchor checks are on"},
+        {"LIVEFLOW_SRS_REQUIRE_ANCHOR", SETTING_INT, "1", 0, 1, OFF(srs_require_anchor), R,
+         "1: refuse an on_publish whose push URL names no anchor_id"},
+        {"LIVEFLOW_SRS_PUBLISH_UNSIGNED", SETTING_INT, "0", 0, 1, OFF(srs_publish_unsigned), R,
+         "1: without LIVEFLOW_SRS_PUBLISH_KEY allow on_publish unsigned (trusted networks only); "
+         "0: refuse it"},
         {"LIVEFLOW_SRS_STORE_RETRY_MS", SETTING_INT, "1000", 0, 600000, OFF(srs_store_retry_ms), R,
          "after a store failed, skip it this long before reconnecting"},
         {"LIVEFLOW_HMAC_SECRET", SETTING_SECRET, NULL, 0, 0, OFF(hmac_secrets), R,

@@ -53,7 +53,8 @@ struct settings {
         char *srs_token;
         char *srs_publish_keys;       /* comma-separated txSecret keys; NULL: no anti-leech check */
         long long srs_fail_open;      /* 1: allow on_publish when no anchor status store answers */
-        long long srs_require_anchor; /* 1: refuse on_publish without anchor_id (checks on) */
+        long long srs_require_anchor; /* 1: refuse on_publish without anchor_id */
+        long long srs_publish_unsigned; /* 1: no publish key means no signature check */
         long long srs_store_retry_ms; /* skip a failed store this long before reconnecting */
         char *hmac_secrets;           /* comma-separated whsec_ secrets */
         long long webhook_tolerance_s;

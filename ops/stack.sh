@@ -119,10 +119,16 @@ load_secrets() {
                                 echo "STACK_TENCENT_KEY=$(openssl rand -hex 16)"
                                 echo "STACK_HMAC_SECRET=whsec_$(openssl rand -base64 32)"
                                 echo "STACK_SRS_TOKEN=$(openssl rand -hex 16)"
+                                echo "STACK_SRS_PUBLISH_KEY=$(openssl rand -hex 16)"
                         } >"$RUN/secrets.tmp" && mv "$RUN/secrets.tmp" "$RUN/secrets"
                 ) || die "cannot write $RUN/secrets"
         fi
         . "$RUN/secrets"
+        if [ -z "${STACK_SRS_PUBLISH_KEY:-}" ]; then # a secrets file from before the key
+                STACK_SRS_PUBLISH_KEY=$(openssl rand -hex 16)
+                echo "STACK_SRS_PUBLISH_KEY=$STACK_SRS_PUBLISH_KEY" >>"$RUN/secrets" ||
+                        die "cannot write $RUN/secrets"
+        fi
 }
 
 write_env() {
@@ -139,6 +145,7 @@ export LIVEFLOW_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export LIVEFLOW_TENCENT_KEY=$STACK_TENCENT_KEY
 export LIVEFLOW_HMAC_SECRET=$STACK_HMAC_SECRET
 export LIVEFLOW_SRS_TOKEN=$STACK_SRS_TOKEN
+export LIVEFLOW_SRS_PUBLISH_KEY=$STACK_SRS_PUBLISH_KEY
 export LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=6000
 export LIVEFLOW_SPOOL_DIR=$RUN/spool
 export LIVEFLOW_LOG_LEVEL=info

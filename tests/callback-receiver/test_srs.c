@@ -156,6 +156,8 @@ static void setup(void)
         memset(&verdict, 0, sizeof(verdict));
         cfg.srs_token = (char *)"hook-token";
         cfg.srs_fail_open = 1;
+        /* The mapping tests run without a key; the identity tests below set the defaults. */
+        cfg.srs_publish_unsigned = 1;
         cfg.srs_store_retry_ms = 60000;
         cfg.redis_timeout_ms = 200;
         cfg.mysql_timeout_s = 1;
@@ -223,13 +225,19 @@ static char *with_param(const char *sample, const char *param)
         return edit(sample, "param", json_string(param));
 }
 
-/* "?txSecret=MD5(key + stream + tx_time)&txTime=tx_time" + extra. */
+/*
+ * "?txSecret=MD5(key + stream + anchor_id + tx_time)&txTime=tx_time" + extra, where anchor_id
+ * is what extra's "&anchor_id=" names (written plain in these tests), "" when it names none.
+ */
 static char *signed_param(const char *key, const char *stream, const char *tx_time,
                           const char *extra)
 {
-        char msg[1024], md5[33], *s;
+        char msg[1024], md5[33], anchor[128] = "", *s;
+        const char *a = strstr(extra, "anchor_id=");
 
-        snprintf(msg, sizeof(msg), "%s%s%s", key, stream, tx_time);
+        if (a)
+                snprintf(anchor, sizeof(anchor), "%.*s", (int)strcspn(a + 10, "&"), a + 10);
+        snprintf(msg, sizeof(msg), "%s%s%s%s", key, stream, anchor, tx_time);
         crypto_md5_hex(msg, strlen(msg), md5);
         cr_assert(asprintf(&s, "?txSecret=%s&txTime=%s%s", md5, tx_time, extra) > 0);
         return s;
@@ -802,8 +810,8 @@ static void use_keys(const char *keys)
 
 Test(srs, signature_matches_a_known_md5)
 {
-        /* MD5("srs-publish-key" "livestream" "6553F100"), computed with Python's hashlib. */
-        char *body = with_param(publish_json, "?txSecret=5a785ce3671462f600795b1fb1f7cf62"
+        /* MD5("srs-publish-key" "livestream" "a1" "6553F100"), computed with Python's hashlib. */
+        char *body = with_param(publish_json, "?txSecret=d4cb3a025ca8d3a5bf781ba9b169f3a0"
                                               "&txTime=6553F100&anchor_id=a1");
 
         use_keys(KEY_A);
@@ -1128,7 +1136,8 @@ Test(srs, receiver_settings_make_stores_optional)
         cr_assert_null(s.mysql_url);
         cr_assert_null(s.redis_url);
         cr_assert(eq(i64, s.srs_fail_open, 1));
-        cr_assert(eq(i64, s.srs_require_anchor, 0));
+        cr_assert(eq(i64, s.srs_require_anchor, 1));
+        cr_assert(eq(i64, s.srs_publish_unsigned, 0));
         cr_assert(eq(i64, s.srs_store_retry_ms, 1000));
         cr_assert(eq(i64, s.mysql_timeout_s, 5));
         settings_fini(&s);
@@ -1141,6 +1150,88 @@ Test(srs, receiver_settings_make_stores_optional)
         cr_assert(eq(int, settings_load(&s, SETTINGS_CONSUMER, err, sizeof(err)), -1));
         cr_assert(strstr(err, "LIVEFLOW_MYSQL_URL is not set") != NULL, "%s", err);
         settings_fini(&s);
+}
+
+/* ------------------------------------------------------------ the publisher's identity */
+
+/* The defaults of settings_load(): a key is required and so is the anchor. */
+static void make_default_srs(const char *keys)
+{
+        cfg.srs_publish_keys = (char *)keys;
+        cfg.srs_publish_unsigned = 0;
+        cfg.srs_require_anchor = 1;
+        make_srs(true);
+}
+
+Test(srs, without_a_publish_key_every_publish_is_refused_by_default)
+{
+        char *body = with_param(publish_json, "?anchor_id=a1");
+
+        make_default_srs(NULL);
+        assert_refused(map(body), 403, NULL, "LIVEFLOW_SRS_PUBLISH_KEY");
+        cr_assert(eq(i64, decisions("deny", "no_publish_key"), 1));
+        cr_assert(eq(int, fake.calls, 0));
+        /* The other hooks are not authorizations: they still map. */
+        assert_mapped(map(play_json));
+        free(body);
+}
+
+Test(srs, the_signature_covers_the_anchor_id)
+{
+        char *own = signed_publish(KEY_A, NOW_S + 600, "&anchor_id=a1");
+        char *t = hex_time(NOW_S + 600), *param = signed_param(KEY_A, "livestream", t, "&anchor_id=a1");
+        char *other = NULL, *body;
+
+        make_default_srs(KEY_A);
+        assert_mapped(map(own));
+        cr_assert_str_eq(ev.anchor_id, "a1");
+        /* A banned a2 holding a URL signed for a1 (or for nobody) cannot claim to be a1. */
+        cr_assert(asprintf(&other, "%.*sanchor_id=a2", (int)(strstr(param, "anchor_id=") - param),
+                           param) > 0);
+        body = with_param(publish_json, other);
+        assert_refused(map(body), 403, "mismatch", "txSecret");
+        free(body);
+        free(param);
+        param = signed_param(KEY_A, "livestream", t, "");
+        free(other);
+        cr_assert(asprintf(&other, "%s&anchor_id=a1", param) > 0);
+        body = with_param(publish_json, other);
+        assert_refused(map(body), 403, "mismatch", "txSecret");
+        free(body);
+        free(other);
+        free(param);
+        free(own);
+        free(t);
+}
+
+Test(srs, a_missing_empty_or_repeated_anchor_id_is_refused_by_default)
+{
+        static const char *const extras[] = {"", "&anchor_id=", "&anchor_id=a1&anchor_id=a2",
+                                             "&anchor_id=a1&room_id=r1&room_id=r2"};
+        static const char *const why[] = {"anchor_id is missing", "anchor_id is empty",
+                                          "anchor_id is repeated", "room_id is repeated"};
+
+        make_default_srs(KEY_A);
+        fake.anchor.status = ANCHOR_BANNED;
+        for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
+                char *body = signed_publish(KEY_A, NOW_S + 600, extras[i]);
+
+                cr_log_info("param extra %s", extras[i]);
+                assert_refused(map(body), 400, NULL, why[i]);
+                free(body);
+        }
+        cr_assert(eq(int, fake.calls, 0), "refused before any store lookup");
+}
+
+Test(srs, a_banned_anchor_is_refused_however_its_id_is_sent)
+{
+        char *body = signed_publish(KEY_A, NOW_S + 600, "&anchor_id=banned-1");
+
+        make_default_srs(KEY_A);
+        fake.anchor.status = ANCHOR_BANNED;
+        assert_refused(map(body), 403, NULL, "banned");
+        cr_assert_str_eq(fake.asked, "banned-1");
+        free(body);
 }
 
 Test(srs, fail_open_accepts_only_0_or_1)
@@ -1226,6 +1317,7 @@ static void start_receiver(void)
                        (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
                        (char *)"LIVEFLOW_SRS_TOKEN=" HOOK_TOKEN,
                        (char *)"LIVEFLOW_SRS_FAIL_OPEN=0",
+                       (char *)"LIVEFLOW_SRS_PUBLISH_UNSIGNED=1",
                        (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
                        NULL};
 
