@@ -99,6 +99,7 @@ $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$(p))))
 # worker suite that reads its topics from the start would otherwise wade through first.
 TEST_SRCS := $(wildcard tests/lib/test_*.c) \
              $(foreach p,$(PROGRAMS),$(wildcard tests/$($(p)_DIR)/test_*.c)) \
+             $(wildcard tests/ops/test_*.c) \
              $(wildcard tests/e2e/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 test_prog  = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter tests/$($(p)_DIR)/%,$(1)),$(p))))

@@ -9,7 +9,8 @@ PACKAGES="build-essential pkg-config clang
 librdkafka-dev libmicrohttpd-dev libhiredis-dev libavro-dev libjansson-dev libssl-dev
 libmariadb-dev libmariadb-dev-compat libcurl4-openssl-dev libcriterion-dev
 mariadb-server mariadb-client redis-server
-xxd curl kcat wrk python3-avro"
+xxd curl kcat wrk python3-avro
+prometheus chromium chromium-driver"
 
 POLICY=/usr/sbin/policy-rc.d
 

@@ -55,13 +55,15 @@ pid_matches() {
         return 1
 }
 
-# pid_command NAME: the command a PID file called NAME.pid belongs to.
+# pid_command NAME: the command a PID file called NAME.pid belongs to; NAME@N is the N-th
+# copy of NAME.
 pid_command() {
-        case "$1" in
+        case "${1%@*}" in
         mariadb) echo mariadbd ;;
         redis) echo redis-server ;;
+        prometheus) echo prometheus ;;
         consumer-*) echo liveflow-consumer ;;
-        *) echo "liveflow-$1" ;;
+        *) echo "liveflow-${1%@*}" ;;
         esac
 }
 

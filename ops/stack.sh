@@ -4,18 +4,26 @@
 #
 #   sh ops/stack.sh start [BUILD_DIR]   (make run)
 #   sh ops/stack.sh stop                (make stop)
-#   sh ops/stack.sh status
+#   sh ops/stack.sh status              (every process: up/down, PID, admin port)
 #
 # Ports: LIVEFLOW_STACK_MYSQL_PORT (3307), LIVEFLOW_STACK_REDIS_PORT (6380),
 # LIVEFLOW_STACK_HTTP_PORT (8080), LIVEFLOW_STACK_ADMIN_PORT (9100: the receiver's admin
-# port, then one more for each further process).
+# port, then one more for each further process), LIVEFLOW_STACK_PROMETHEUS_PORT (9090;
+# "off" starts no Prometheus; when left unset and 9090 is taken, the stack starts without it).
+# LIVEFLOW_STACK_COPIES_<ROLE>=N starts N copies of a worker role (ROLE upper case, '-' as
+# '_': LIVEFLOW_STACK_COPIES_REWARD_SYNC, LIVEFLOW_STACK_COPIES_SETTLEMENT, ...; 0 starts
+# none), each with its own admin port, LIVEFLOW_INSTANCE_ID and PID file (the first copy
+# consumer-record.pid, the next consumer-record@2.pid, ...).
+# LIVEFLOW_STACK_DIR moves the whole state (default .run/ in the repository);
+# LIVEFLOW_STACK_SCRAPE_INTERVAL sets Prometheus's scrape and rule interval (5s).
 set -u
 
 LF_PROG=stack
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/ops/lib.sh"
 
-RUN=$ROOT/.run
+RUN=${LIVEFLOW_STACK_DIR:-$ROOT/.run}
+case "$RUN" in /*) ;; *) RUN=$(pwd)/$RUN ;; esac
 PIDS=$RUN/pid
 LOGS=$RUN/log
 STARTED_MS=$(now_ms)
@@ -24,6 +32,9 @@ MYSQL_PORT=${LIVEFLOW_STACK_MYSQL_PORT:-3307}
 REDIS_PORT=${LIVEFLOW_STACK_REDIS_PORT:-6380}
 HTTP_PORT=${LIVEFLOW_STACK_HTTP_PORT:-8080}
 ADMIN_PORT=${LIVEFLOW_STACK_ADMIN_PORT:-9100}
+PROM_PORT=${LIVEFLOW_STACK_PROMETHEUS_PORT:-9090}
+SCRAPE_INTERVAL=${LIVEFLOW_STACK_SCRAPE_INTERVAL:-5s}
+PROM_DIR=$RUN/prometheus
 
 die() {
         note "$*"
@@ -54,12 +65,15 @@ require_free_port() {
 # MariaDB last because everything above may still write to it while draining; then any
 # PID file a newer version of this script may have added.
 stop_all() {
+        stop_pidfiles 15 "$PIDS/prometheus.pid"
         stop_pidfiles 15 "$PIDS/receiver.pid"
-        stop_pidfiles 15 "$PIDS"/consumer-*.pid "$PIDS/settlement.pid" "$PIDS/stats.pid"
+        stop_pidfiles 15 "$PIDS"/consumer-*.pid "$PIDS"/settlement*.pid "$PIDS"/stats*.pid
         stop_pidfiles 15 "$PIDS/devbroker.pid"
         stop_pidfiles 15 "$PIDS/redis.pid"
         stop_pidfiles 15 "$PIDS/mariadb.pid"
         stop_pidfiles 15 "$PIDS"/*.pid
+        rm -f "$PIDS"/*.port
+        write_targets
 }
 
 # fail_start MESSAGE: undoes a start that went wrong.
@@ -86,6 +100,12 @@ running_state() {
         if [ "$up" -eq 0 ]; then echo down; elif [ "$down" -eq 0 ]; then echo up; else echo partial; fi
 }
 
+# port_of NAME: the port a process was given (its admin port; MariaDB's, Redis's and
+# Prometheus's own), or "-".
+port_of() {
+        cat "$PIDS/$1.port" 2>/dev/null || echo -
+}
+
 show_status() {
         local f name pid
         for name in mariadb redis devbroker; do
@@ -95,14 +115,16 @@ show_status() {
                 [ -e "$f" ] || continue
                 name=$(basename "$f" .pid)
                 if pid=$(pidfile_running "$f"); then
-                        printf '  %-28s up    pid %s\n' "$name" "$pid"
+                        printf '  %-28s up    pid %-8s port %s\n' "$name" "$pid" "$(port_of "$name")"
                 else
-                        printf '  %-28s down  (stale PID file)\n' "$name"
+                        printf '  %-28s down  (stale PID file; port %s)\n' "$name" "$(port_of "$name")"
                 fi
         done
         if [ -f "$RUN/env" ] && [ "$(running_state)" != down ]; then
                 sed -n 's/^export LIVEFLOW_RECEIVER_URL=/  receiver URL: /p' "$RUN/env"
-                echo "  environment:  source .run/env"
+                [ -f "$PIDS/prometheus.pid" ] &&
+                        echo "  Prometheus:   http://127.0.0.1:$(port_of prometheus)  (console: /consoles/liveflow.html)"
+                echo "  environment:  source $RUN/env"
         fi
 }
 
@@ -168,14 +190,17 @@ start_services() {
                 mariadb_user "$MYSQL_SOCKET" liveflow "$STACK_MYSQL_PASSWORD" &&
                 mariadb_root "$MYSQL_SOCKET" "CREATE DATABASE IF NOT EXISTS liveflow" ||
                 fail_start "cannot create the liveflow user and database"
+        echo "$MYSQL_PORT" >"$PIDS/mariadb.port"
         note "mariadb up on 127.0.0.1:$MYSQL_PORT and $MYSQL_SOCKET ($(elapsed) ms)"
 
         start_redis "$REDIS_PORT" "$RUN/redis" "$PIDS/redis.pid" "$LOGS/redis.log" ||
                 fail_start "Redis did not start"
+        echo "$REDIS_PORT" >"$PIDS/redis.port"
         note "redis up on 127.0.0.1:$REDIS_PORT ($(elapsed) ms)"
 
         start_devbroker "$BUILD/bin/liveflow-devbroker" "$RUN/kafka.bootstrap" \
                 "$PIDS/devbroker.pid" "$LOGS/devbroker.log" || fail_start "the dev broker did not start"
+        sed 's/.*://' "$RUN/kafka.bootstrap" >"$PIDS/devbroker.port"
         note "devbroker up on $(cat "$RUN/kafka.bootstrap") ($(elapsed) ms)"
 }
 
@@ -194,14 +219,41 @@ migrate() {
 NEXT_ADMIN_PORT=$ADMIN_PORT
 APPS=""
 
-# start_app NAME BINARY [ARGS...]: one liveflow process with the next admin port.
+# start_app NAME BINARY [ARGS...]: one liveflow process with the next admin port, its
+# LIVEFLOW_INSTANCE_ID made from NAME (consumer-record@2 is consumer-record-2: Kafka allows
+# only [A-Za-z0-9._-] there). The target list is rewritten with it.
 start_app() {
-        local name=$1 port=$NEXT_ADMIN_PORT
+        local name=$1 port=$NEXT_ADMIN_PORT instance
         shift
         require_free_port "$port" LIVEFLOW_STACK_ADMIN_PORT
-        spawn "$PIDS/$name.pid" "$LOGS/$name.log" env LIVEFLOW_ADMIN_PORT="$port" "$@"
+        instance=$(printf '%s' "$name" | tr '@' '-')
+        spawn "$PIDS/$name.pid" "$LOGS/$name.log" env LIVEFLOW_ADMIN_PORT="$port" \
+                LIVEFLOW_INSTANCE_ID="$instance" "$@"
+        echo "$port" >"$PIDS/$name.port"
         APPS="$APPS $name:$port"
         NEXT_ADMIN_PORT=$((port + 1))
+        write_targets
+}
+
+# copies_of ROLE: how many copies of ROLE to start (LIVEFLOW_STACK_COPIES_<ROLE>, 1).
+copies_of() {
+        local var n
+        var=LIVEFLOW_STACK_COPIES_$(printf '%s' "$1" | tr 'a-z.-' 'A-Z__')
+        n=$(eval "printf '%s' \"\${$var:-1}\"")
+        case "$n" in '' | *[!0-9]*) fail_start "$var: \"$n\" is not a number of copies" ;; esac
+        [ "$n" -le 16 ] || fail_start "$var: $n copies is more than 16"
+        echo "$n"
+}
+
+# start_copies NAME BINARY [ARGS...]: the copies of one role: NAME, NAME@2, NAME@3, ...
+start_copies() {
+        local name=$1 n i=1
+        shift
+        n=$(copies_of "${name#consumer-}") || exit 1
+        while [ "$i" -le "$n" ]; do
+                if [ "$i" -eq 1 ]; then start_app "$name" "$@"; else start_app "$name@$i" "$@"; fi
+                i=$((i + 1))
+        done
 }
 
 # have_binary NAME: warns and fails when $BUILD/bin/NAME was not built.
@@ -224,12 +276,96 @@ start_apps() {
                         fail_start "liveflow-consumer --list-roles failed"
                 for role in $roles; do
                         case "$role" in *[!a-z0-9_.-]*) fail_start "bad consumer role \"$role\"" ;; esac
-                        start_app "consumer-$role" "$BUILD/bin/liveflow-consumer" "$role"
+                        start_copies "consumer-$role" "$BUILD/bin/liveflow-consumer" "$role"
                 done
         fi
-        [ -x "$BUILD/bin/liveflow-settlement" ] && start_app settlement "$BUILD/bin/liveflow-settlement"
-        [ -x "$BUILD/bin/liveflow-stats" ] && start_app stats "$BUILD/bin/liveflow-stats"
+        [ -x "$BUILD/bin/liveflow-settlement" ] && start_copies settlement "$BUILD/bin/liveflow-settlement"
+        [ -x "$BUILD/bin/liveflow-stats" ] && start_copies stats "$BUILD/bin/liveflow-stats"
         return 0
+}
+
+# ------------------------------------------------------------------- Prometheus
+
+# write_targets: Prometheus's file-based target list: every liveflow process with a PID
+# file and an admin port, labelled with its process name (consumer-record@2) and binary.
+# Prometheus rereads the file when it changes, so a copy started or stopped here is
+# scraped or dropped without a restart.
+write_targets() {
+        local f name first=1
+        [ -d "$PROM_DIR" ] || return 0
+        {
+                echo "["
+                for f in "$PIDS"/*.port; do
+                        [ -e "$f" ] || continue
+                        name=$(basename "$f" .port)
+                        case "$name" in mariadb | redis | devbroker | prometheus) continue ;; esac
+                        [ -f "$PIDS/$name.pid" ] || continue
+                        [ "$first" -eq 1 ] || echo ","
+                        first=0
+                        printf '  {"targets": ["127.0.0.1:%s"], "labels": {"process": "%s", "service": "%s"}}' \
+                                "$(cat "$f")" "$name" "$(pid_command "$name")"
+                done
+                echo
+                echo "]"
+        } >"$PROM_DIR/targets.json.tmp" && mv "$PROM_DIR/targets.json.tmp" "$PROM_DIR/targets.json"
+}
+
+# prometheus_wanted: true when a Prometheus is to be started (and its port is free).
+prometheus_wanted() {
+        [ "$PROM_PORT" != off ] || return 1
+        command -v prometheus >/dev/null 2>&1 || {
+                note "warning: prometheus is not installed (make deps); starting without it"
+                return 1
+        }
+        check_port_var LIVEFLOW_STACK_PROMETHEUS_PORT "$PROM_PORT"
+        if port_is_busy "$PROM_PORT"; then
+                [ -z "${LIVEFLOW_STACK_PROMETHEUS_PORT:-}" ] ||
+                        fail_start "port $PROM_PORT is in use by another process; set LIVEFLOW_STACK_PROMETHEUS_PORT to a free port"
+                note "warning: port $PROM_PORT is in use; starting without Prometheus (set LIVEFLOW_STACK_PROMETHEUS_PORT)"
+                return 1
+        fi
+}
+
+# start_prometheus: a private Prometheus on 127.0.0.1:PROM_PORT with liveflow's rules and
+# consoles, scraping the target list, its data under $PROM_DIR/data. Waited for later.
+start_prometheus() {
+        mkdir -p "$PROM_DIR/data" || fail_start "cannot make $PROM_DIR"
+        write_targets
+        cat >"$PROM_DIR/prometheus.yml" <<EOF || fail_start "cannot write $PROM_DIR/prometheus.yml"
+# Written by ops/stack.sh; the processes are listed in targets.json, kept current by it.
+global:
+  scrape_interval: $SCRAPE_INTERVAL
+  evaluation_interval: $SCRAPE_INTERVAL
+rule_files:
+  - $ROOT/ops/prometheus/rules/*.yml
+scrape_configs:
+  - job_name: liveflow
+    file_sd_configs:
+      - files: ['$PROM_DIR/targets.json']
+        refresh_interval: 5s
+  - job_name: prometheus
+    static_configs:
+      - targets: ['127.0.0.1:$PROM_PORT']
+EOF
+        spawn "$PIDS/prometheus.pid" "$LOGS/prometheus.log" prometheus \
+                --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+                --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$PROM_PORT" \
+                --web.console.templates="$ROOT/ops/prometheus/consoles" \
+                --web.console.libraries="$ROOT/ops/prometheus/console_libraries"
+        echo "$PROM_PORT" >"$PIDS/prometheus.port"
+}
+
+wait_prometheus_ready() {
+        local rc
+        wait_for 30 "$(cat "$PIDS/prometheus.pid")" \
+                curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PROM_PORT/-/ready"
+        rc=$?
+        if [ "$rc" -ne 0 ]; then
+                startup_failure "$rc" prometheus "answer on :$PROM_PORT/-/ready in 30 s"
+                log_tail "$LOGS/prometheus.log"
+                fail_start "Prometheus is not ready"
+        fi
+        note "prometheus ready on 127.0.0.1:$PROM_PORT ($(elapsed) ms)"
 }
 
 # wait_apps_ready: every process must answer 200 on /readyz within 30 s.
@@ -260,6 +396,10 @@ stack_start() {
         check_port_var LIVEFLOW_STACK_REDIS_PORT "$REDIS_PORT"
         check_port_var LIVEFLOW_STACK_HTTP_PORT "$HTTP_PORT"
         check_port_var LIVEFLOW_STACK_ADMIN_PORT "$ADMIN_PORT"
+        case "$SCRAPE_INTERVAL" in
+        [1-9]*s | [1-9]*m) ;;
+        *) die "LIVEFLOW_STACK_SCRAPE_INTERVAL: \"$SCRAPE_INTERVAL\" is not like 5s or 1m" ;;
+        esac
         mkdir -p "$PIDS" "$LOGS" || die "cannot create $RUN"
 
         case $(running_state) in
@@ -283,14 +423,22 @@ stack_start() {
         start_services
         migrate
         write_env
+        PROM=0
+        if prometheus_wanted; then
+                start_prometheus
+                PROM=1
+        fi
         start_apps
         wait_apps_ready
+        [ "$PROM" -eq 0 ] || wait_prometheus_ready
         trap - INT TERM HUP
 
         echo
         echo "liveflow is up in $(elapsed) ms"
         echo "  receiver URL: http://127.0.0.1:$HTTP_PORT"
-        echo "  environment:  source .run/env"
+        [ "$PROM" -eq 0 ] ||
+                echo "  Prometheus:   http://127.0.0.1:$PROM_PORT  (console: /consoles/liveflow.html)"
+        echo "  environment:  source $RUN/env"
         echo "  logs:         $LOGS/"
         echo "  stop:         make stop"
 }
