@@ -15,6 +15,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "rebuild.h"
 #include "redis_conn.h"
 #include "settings.h"
 
@@ -22,14 +23,12 @@ static const char *const reward_topics[] = {LF_TOPIC_REWARD, NULL};
 
 #define ID_MAX          64   /* the VARCHAR(64) of recharge's id columns */
 #define KEY_MAX         96   /* the longest key prefix plus ID_MAX */
-#define STAGE_CHUNK     128  /* members per ZADD / SADD while a rebuild stages a key */
 #define TICK_REBUILD_MS 1000 /* rebuild work per tick before the partitions get their turn */
 
 /* The statements, prepared lazily by db; see sql/004_reward_sync.sql for the tables. */
 struct reward_sql {
-        struct db_stmt *live_session, *insert_tip, *number_tip, *set_seq, *tip_row, *mark_room,
-                *lock_room, *marked_sessions, *room_sums, *room_top, *session_sums, *session_payers,
-                *clear_marks, *next_marked, *flag_due, *fold_due, *unflag;
+        struct db_stmt *live_session, *insert_tip, *number_tip, *set_seq, *tip_row, *flag_due,
+                *fold_due, *unflag;
 };
 
 static const struct {
@@ -53,26 +52,6 @@ static const struct {
          "UPDATE recharge SET room_seq = ? WHERE trace_id = ?"},
         {offsetof(struct reward_sql, tip_row),
          "SELECT audience_id, room_id, session_id, amount, gift_count, room_seq FROM recharge WHERE trace_id = ?"},
-        {offsetof(struct reward_sql, mark_room),
-         "INSERT IGNORE INTO live_room_rebuild (room_id, session_id) VALUES (?, ?)"},
-        {offsetof(struct reward_sql, lock_room),
-         "SELECT tip_seq FROM live_room_sync WHERE room_id = ? FOR UPDATE"},
-        {offsetof(struct reward_sql, marked_sessions),
-         "SELECT session_id FROM live_room_rebuild WHERE room_id = ? FOR UPDATE"},
-        {offsetof(struct reward_sql, room_sums),
-         "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM recharge WHERE room_id = ? AND room_seq BETWEEN 1 AND ?"},
-        {offsetof(struct reward_sql, room_top),
-         "SELECT audience_id, SUM(amount) FROM recharge WHERE room_id = ? AND room_seq BETWEEN 1 AND ? "
-         "GROUP BY audience_id"},
-        {offsetof(struct reward_sql, session_sums),
-         "SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(gift_count), 0), COUNT(*) FROM recharge "
-         "WHERE room_id = ? AND room_seq BETWEEN 1 AND ? AND session_id = ?"},
-        {offsetof(struct reward_sql, session_payers),
-         "SELECT DISTINCT audience_id FROM recharge WHERE room_id = ? AND room_seq BETWEEN 1 AND ? AND session_id = ?"},
-        {offsetof(struct reward_sql, clear_marks),
-         "DELETE FROM live_room_rebuild WHERE room_id = ?"},
-        {offsetof(struct reward_sql, next_marked),
-         "SELECT room_id FROM live_room_rebuild WHERE room_id > ? ORDER BY room_id LIMIT 1"},
         /* The fold: flag the due rooms (locking them), add their deltas, zero them. */
         {offsetof(struct reward_sql, flag_due),
          "UPDATE live_room_sync SET flushing = 1 WHERE pending_since IS NOT NULL AND "
@@ -92,9 +71,12 @@ struct reward_state {
         struct redis_conn *redis;
         struct reward_sql sql;
         long long flush_tips, flush_s, dedup_ttl_s, stats_ttl_s;
+        struct rebuild *rebuild; /* the room figures from recharge (lib/rebuild.c) */
         bool is_degraded; /* Redis failed: publish() skips it until tick() finds it answering */
+        char redis_epoch[33]; /* the Redis epoch last seen: a new one means Redis lost its data */
+        bool is_redis_lost;   /* ... and its rooms are still to be marked for the rebuild */
         char tip_sha[41]; /* SHA-1 of tip_script, for EVALSHA in a pipeline */
-        struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded;
+        struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost;
 };
 
 /* A tip as its payload gives it; the strings are borrowed from the event. */
@@ -140,29 +122,6 @@ static const char tip_script[] =
         "end\n"
         "return counted\n";
 
-/* Swaps in a rebuilt room. KEYS: earnings, count, top, staged top, room watermark.
- * ARGV: earnings, count, room_seq covered. */
-static const char room_script[] =
-        "redis.call('SET', KEYS[1], ARGV[1])\n"
-        "redis.call('SET', KEYS[2], ARGV[2])\n"
-        "if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('RENAME', KEYS[4], KEYS[3])\n"
-        "else redis.call('DEL', KEYS[3]) end\n"
-        "redis.call('SET', KEYS[5], ARGV[3])\n"
-        "return 1\n";
-
-/* Swaps in a rebuilt session; other roles' fields of the stats hash stay. KEYS: stats,
- * payers, staged payers, session watermark. ARGV: gift_amount, gift_count, tip_count,
- * room_seq covered, stats TTL. */
-static const char session_script[] =
-        "if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[2])\n"
-        "else redis.call('DEL', KEYS[2]) end\n"
-        "redis.call('HSET', KEYS[1], 'gift_amount', ARGV[1], 'gift_count', ARGV[2], 'tip_count', ARGV[3],\n"
-        "           'paying_users', redis.call('SCARD', KEYS[2]))\n"
-        "redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])\n"
-        "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
-        "redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
-        "return 1\n";
-
 static long long monotonic_ms(void)
 {
         struct timespec ts;
@@ -200,6 +159,11 @@ static void register_metrics(struct reward_state *st, struct metrics *m)
         st->m_rebuilt =
                 metrics_counter(m, "liveflow_reward_rooms_rebuilt_total",
                                 "Rooms whose Redis figures were rebuilt from recharge", NULL);
+        st->m_redis_lost = metrics_counter(
+                m, "liveflow_redis_data_lost_total",
+                "Times Redis was found without liveflow's data (restarted empty or flushed) and "
+                "a rebuild from MySQL was started",
+                NULL);
         st->m_folded = metrics_counter(
                 m, "liveflow_reward_realtime_folds_total",
                 "Rooms whose pending tips were folded into live_room_realtime", NULL);
@@ -230,7 +194,9 @@ static int reward_open(const struct role_env *env, void **state, char *errstr, s
         st->flush_s = s->reward_flush_s;
         st->dedup_ttl_s = s->reward_dedup_ttl_s;
         st->stats_ttl_s = s->reward_stats_ttl_s;
-        if (prepare(st) == -1) {
+        st->rebuild = rebuild_new(st->db, st->redis, s->live_ttl_s, st->stats_ttl_s);
+        if (!st->rebuild || prepare(st) == -1) {
+                rebuild_destroy(st->rebuild);
                 free(st); /* the statements made so far belong to db */
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -248,7 +214,10 @@ static int reward_open(const struct role_env *env, void **state, char *errstr, s
 
 static void reward_close(void *state)
 {
-        free(state);
+        struct reward_state *st = state;
+
+        rebuild_destroy(st->rebuild);
+        free(st);
 }
 
 /* ------------------------------------------------------------------ reading the tip */
@@ -891,19 +860,6 @@ static redisReply *redis_eval(struct reward_state *st, const char *script, int n
         return reply;
 }
 
-static int redis_run(struct reward_state *st, int argc, const char **argv, char *errstr,
-                     size_t errstr_size)
-{
-        redisReply *reply = redis_conn_cmd(st->redis, argc, argv, NULL, errstr, errstr_size);
-
-        if (!reply) {
-                redis_failed(st, errstr);
-                return -1;
-        }
-        freeReplyObject(reply);
-        return 0;
-}
-
 /* ------------------------------------------------------------------ publishing */
 
 static enum db_result read_tip_row(struct reward_state *st, const char *tip_id, struct tip_row *row,
@@ -990,11 +946,7 @@ static int project_tip(struct reward_state *st, const struct consumer_record *re
 static int mark_for_rebuild(struct reward_state *st, const struct tip_row *row, char *errstr,
                             size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(row->room_id), DB_I64(row->session_id)};
-
-        return db_exec(st->db, st->sql.mark_room, p, 2, NULL, NULL, errstr, errstr_size) == DB_OK
-                       ? 0
-                       : -1;
+        return rebuild_mark_room(st->rebuild, row->room_id, row->session_id, errstr, errstr_size);
 }
 
 static int reward_publish(void *state, struct consumer_record *rec, char *errstr,
@@ -1244,251 +1196,24 @@ static int reward_publish_many(void *state, struct consumer_record *const *recs,
 
 /* ------------------------------------------------------------------ rebuilding from MySQL */
 
-/* Copies a query's rows into a Redis key, STAGE_CHUNK members per ZADD (score, member) or SADD. */
-struct stage {
-        struct reward_state *st;
-        const char *key;
-        bool is_scored;
-        char member[STAGE_CHUNK][ID_MAX + 1];
-        char score[STAGE_CHUNK][24];
-        size_t rows;
-        bool has_failed;
-        char err[256];
-};
-
-static void stage_send(struct stage *sg)
+/* Makes the room's Redis figures (and its marked sessions') those of recharge (lib/rebuild.c). */
+static int rebuild_one_room(struct reward_state *st, const char *room_id, char *errstr,
+                            size_t errstr_size)
 {
-        const char *argv[2 + 2 * STAGE_CHUNK];
-        int argc = 0;
+        long long through = 0;
+        size_t sessions = 0;
 
-        if (!sg->rows || sg->has_failed)
-                return;
-        argv[argc++] = sg->is_scored ? "ZADD" : "SADD";
-        argv[argc++] = sg->key;
-        for (size_t i = 0; i < sg->rows; i++) {
-                if (sg->is_scored)
-                        argv[argc++] = sg->score[i];
-                argv[argc++] = sg->member[i];
-        }
-        sg->rows = 0;
-        if (redis_run(sg->st, argc, argv, sg->err, sizeof(sg->err)) == -1)
-                sg->has_failed = true;
-}
+        if (rebuild_room(st->rebuild, room_id, &through, &sessions, errstr, errstr_size) == -1) {
+                char ping_err[256];
 
-static void stage_row(const struct db_col *cols, void *arg)
-{
-        struct stage *sg = arg;
-
-        if (sg->has_failed)
-                return;
-        snprintf(sg->member[sg->rows], sizeof(sg->member[0]), "%s", cols[0].s);
-        if (sg->is_scored)
-                snprintf(sg->score[sg->rows], sizeof(sg->score[0]), "%lld", cols[1].i);
-        if (++sg->rows == STAGE_CHUNK)
-                stage_send(sg);
-}
-
-/* Fills key (emptied first) from query, whose first column is the member and second the score. */
-static int stage(struct reward_state *st, struct db_stmt *query, const struct db_param *p, size_t n,
-                 const char *key, bool is_scored, char *errstr, size_t errstr_size)
-{
-        struct stage *sg = calloc(1, sizeof(*sg));
-        char member[ID_MAX + 1];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = member, .s_size = sizeof(member)},
-                                {.type = DB_PARAM_I64}};
-        const char *del[] = {"DEL", key};
-        int rc = -1;
-
-        if (!sg) {
-                snprintf(errstr, errstr_size, "out of memory");
+                if (redis_conn_ping(st->redis, ping_err, sizeof(ping_err)) == -1)
+                        redis_failed(st, errstr);
                 return -1;
         }
-        sg->st = st;
-        sg->key = key;
-        sg->is_scored = is_scored;
-        if (redis_run(st, 2, del, errstr, errstr_size) == 0 &&
-            db_query_each(st->db, query, p, n, cols, is_scored ? 2 : 1, stage_row, sg, errstr,
-                          errstr_size) == DB_OK) {
-                stage_send(sg);
-                rc = sg->has_failed ? -1 : 0;
-                if (sg->has_failed)
-                        snprintf(errstr, errstr_size, "%s", sg->err);
-        }
-        free(sg);
-        return rc;
-}
-
-static int rebuild_room_figures(struct reward_state *st, const char *room_id, long long seq,
-                                char *errstr, size_t errstr_size)
-{
-        char k_earn[KEY_MAX], k_count[KEY_MAX], k_top[KEY_MAX], k_staged[KEY_MAX], k_wm[KEY_MAX];
-        char earnings[24], count[24], through[24];
-        struct db_param p[] = {DB_STR(room_id), DB_I64(seq)};
-        struct db_col sums[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
-        bool found;
-        redisReply *reply;
-
-        if (db_query_row(st->db, st->sql.room_sums, p, 2, sums, 2, &found, errstr, errstr_size) !=
-            DB_OK)
-                return -1;
-        key_of(k_staged, "live:rebuild:top:", room_id);
-        if (stage(st, st->sql.room_top, p, 2, k_staged, true, errstr, errstr_size) == -1)
-                return -1;
-        key_of(k_earn, LF_KEY_ROOM_EARNINGS, room_id);
-        key_of(k_count, LF_KEY_ROOM_RECHARGE_COUNT, room_id);
-        key_of(k_top, LF_KEY_ROOM_TOP, room_id);
-        key_of(k_wm, LF_KEY_ROOM_REBUILT, room_id);
-        snprintf(earnings, sizeof(earnings), "%lld", sums[0].i);
-        snprintf(count, sizeof(count), "%lld", sums[1].i);
-        snprintf(through, sizeof(through), "%lld", seq);
-        const char *keys[] = {k_earn, k_count, k_top, k_staged, k_wm};
-        const char *args[] = {earnings, count, through};
-
-        if (!(reply = redis_eval(st, room_script, 5, keys, 3, args, errstr, errstr_size)))
-                return -1;
-        freeReplyObject(reply);
+        metric_add(st->m_rebuilt, 1);
+        log_info(NULL, "rebuilt room %s in Redis from recharge through tip %lld, %zu session(s)",
+                 room_id, through, sessions);
         return 0;
-}
-
-static int rebuild_session(struct reward_state *st, const char *room_id, long long seq,
-                           long long session_id, char *errstr, size_t errstr_size)
-{
-        char session[24], k_stats[KEY_MAX], k_payers[KEY_MAX], k_staged[KEY_MAX], k_wm[KEY_MAX];
-        char amount[24], gifts[24], tips[24], through[24], ttl[24];
-        struct db_param p[] = {DB_STR(room_id), DB_I64(seq), DB_I64(session_id)};
-        struct db_col sums[] = {
-                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
-        bool found;
-        redisReply *reply;
-
-        if (db_query_row(st->db, st->sql.session_sums, p, 3, sums, 3, &found, errstr,
-                         errstr_size) != DB_OK)
-                return -1;
-        snprintf(session, sizeof(session), "%lld", session_id);
-        key_of(k_staged, "live:rebuild:payers:", session);
-        if (stage(st, st->sql.session_payers, p, 3, k_staged, false, errstr, errstr_size) == -1)
-                return -1;
-        key_of(k_stats, LF_KEY_SESSION_STATS, session);
-        key_of(k_payers, LF_KEY_SESSION_PAYERS, session);
-        key_of(k_wm, LF_KEY_SESSION_REBUILT, session);
-        snprintf(amount, sizeof(amount), "%lld", sums[0].i);
-        snprintf(gifts, sizeof(gifts), "%lld", sums[1].i);
-        snprintf(tips, sizeof(tips), "%lld", sums[2].i);
-        snprintf(through, sizeof(through), "%lld", seq);
-        snprintf(ttl, sizeof(ttl), "%lld", st->stats_ttl_s);
-        const char *keys[] = {k_stats, k_payers, k_staged, k_wm};
-        const char *args[] = {amount, gifts, tips, through, ttl};
-
-        if (!(reply = redis_eval(st, session_script, 4, keys, 5, args, errstr, errstr_size)))
-                return -1;
-        freeReplyObject(reply);
-        return 0;
-}
-
-/* The sessions marked for a room (0, the room alone, left out). */
-struct session_list {
-        long long *ids;
-        size_t n, cap;
-        bool is_oom;
-};
-
-static void add_session(const struct db_col *cols, void *arg)
-{
-        struct session_list *l = arg;
-
-        if (cols[0].i == 0 || l->is_oom)
-                return;
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? 2 * l->cap : 8;
-                long long *ids = realloc(l->ids, cap * sizeof(*ids));
-
-                if (!ids) {
-                        l->is_oom = true;
-                        return;
-                }
-                l->ids = ids;
-                l->cap = cap;
-        }
-        l->ids[l->n++] = cols[0].i;
-}
-
-/* Locks the room's counter row (no tip of the room commits until we do) and its marks. */
-static int lock_room(struct reward_state *st, const char *room_id, long long *seq,
-                     struct session_list *sessions, char *errstr, size_t errstr_size)
-{
-        struct db_param p[] = {DB_STR(room_id)};
-        struct db_col col = {.type = DB_PARAM_I64};
-        bool found;
-
-        if (db_query_row(st->db, st->sql.lock_room, p, 1, &col, 1, &found, errstr, errstr_size) !=
-            DB_OK)
-                return -1;
-        *seq = found ? col.i : 0;
-        if (db_query_each(st->db, st->sql.marked_sessions, p, 1, &col, 1, add_session, sessions,
-                          errstr, errstr_size) != DB_OK)
-                return -1;
-        if (sessions->is_oom) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return -1;
-        }
-        return 0;
-}
-
-static int rebuild_locked(struct reward_state *st, const char *room_id, long long seq,
-                          const struct session_list *sessions, char *errstr, size_t errstr_size)
-{
-        struct db_param p[] = {DB_STR(room_id)};
-
-        if (rebuild_room_figures(st, room_id, seq, errstr, errstr_size) == -1)
-                return -1;
-        for (size_t i = 0; i < sessions->n; i++)
-                if (rebuild_session(st, room_id, seq, sessions->ids[i], errstr, errstr_size) == -1)
-                        return -1;
-        return db_exec(st->db, st->sql.clear_marks, p, 1, NULL, NULL, errstr, errstr_size) == DB_OK
-                       ? 0
-                       : -1;
-}
-
-/* Makes the room's Redis figures (and its marked sessions') those of recharge, in one transaction.
- */
-static int rebuild_room(struct reward_state *st, const char *room_id, char *errstr,
-                        size_t errstr_size)
-{
-        struct session_list sessions = {0};
-        long long seq = 0;
-        int rc = -1;
-
-        if (db_begin(st->db, errstr, errstr_size) != DB_OK)
-                return -1;
-        if (lock_room(st, room_id, &seq, &sessions, errstr, errstr_size) == 0 &&
-            rebuild_locked(st, room_id, seq, &sessions, errstr, errstr_size) == 0 &&
-            db_commit(st->db, errstr, errstr_size) == DB_OK)
-                rc = 0;
-        else
-                db_rollback(st->db);
-        if (rc == 0) {
-                metric_add(st->m_rebuilt, 1);
-                log_info(NULL,
-                         "rebuilt room %s in Redis from recharge through tip %lld, %zu session(s)",
-                         room_id, seq, sessions.n);
-        }
-        free(sessions.ids);
-        return rc;
-}
-
-/* Replaces room_id with the next marked room after it in key order; *found says whether there is
- * one. */
-static enum db_result next_marked(struct reward_state *st, char *room_id, bool *found, char *errstr,
-                                  size_t errstr_size)
-{
-        char after[ID_MAX + 1];
-        struct db_col col = {.type = DB_PARAM_STR, .s = room_id, .s_size = ID_MAX + 1};
-
-        /* The key goes in from a copy: the same buffer receives the next room. */
-        snprintf(after, sizeof(after), "%s", room_id);
-        struct db_param p[] = {DB_STR(after)};
-
-        return db_query_row(st->db, st->sql.next_marked, p, 1, &col, 1, found, errstr, errstr_size);
 }
 
 /* Rebuilds marked rooms for up to TICK_REBUILD_MS; the rest wait for the next tick. */
@@ -1499,13 +1224,13 @@ static void rebuild_marked(struct reward_state *st)
         bool found;
 
         while (!st->is_degraded && monotonic_ms() < deadline) {
-                if (next_marked(st, room_id, &found, err, sizeof(err)) != DB_OK) {
+                if (rebuild_next_marked(st->rebuild, room_id, &found, err, sizeof(err)) == -1) {
                         log_warn(NULL, "rooms to rebuild: %s", err);
                         return;
                 }
                 if (!found)
                         return;
-                if (rebuild_room(st, room_id, err, sizeof(err)) == -1) {
+                if (rebuild_one_room(st, room_id, err, sizeof(err)) == -1) {
                         log_warn(NULL, "rebuild of room %s: %s (tried again in a second)", room_id,
                                  err);
                         return;
@@ -1541,6 +1266,35 @@ fail:
         log_warn(NULL, "live_room_realtime fold: %s (tried again in a second)", err);
 }
 
+/* Redis restarted empty or flushed: every room (and recent session) is rebuilt from recharge. */
+static void check_redis_epoch(struct reward_state *st)
+{
+        unsigned long long marked = 0;
+        bool is_lost = false;
+        char err[512];
+
+        if (rebuild_epoch_check(st->redis, st->redis_epoch, &is_lost, err, sizeof(err)) == -1) {
+                redis_failed(st, err);
+                return;
+        }
+        if (is_lost) {
+                st->is_redis_lost = true;
+                metric_add(st->m_redis_lost, 1);
+        }
+        if (!st->is_redis_lost)
+                return;
+        if (rebuild_mark_all_rooms(st->rebuild, &marked, err, sizeof(err)) == -1) {
+                log_warn(NULL, "redis lost its data, marking the rooms failed: %s (tried again)",
+                         err);
+                return;
+        }
+        st->is_redis_lost = false;
+        log_warn(NULL,
+                 "redis holds none of liveflow's data (new, restarted empty or flushed; epoch now "
+                 "%s): rebuilding %llu room(s) and session(s) from recharge",
+                 st->redis_epoch, marked);
+}
+
 static void reward_tick(void *state, long long now_ms)
 {
         struct reward_state *st = state;
@@ -1555,6 +1309,7 @@ static void reward_tick(void *state, long long now_ms)
                 metric_set(st->m_degraded_now, 0);
                 log_info(NULL, "redis answers again: rebuilding the marked rooms from recharge");
         }
+        check_redis_epoch(st);
         rebuild_marked(st);
 }
 

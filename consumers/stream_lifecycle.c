@@ -14,6 +14,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
+#include "rebuild.h"
 #include "redis_conn.h"
 #include "session_handoff.h"
 #include "settings.h"
@@ -54,7 +55,11 @@ struct stream_state {
         long long last_sweep_ms;
         struct ledger *ledger;
         struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
-                *end_session, *project, *event_outcome, *anchor_state, *touch, *ghosts;
+                *end_session, *event_outcome, *anchor_state, *touch, *ghosts;
+        struct rebuild *rebuild;  /* the Redis projection, shared with liveflow-ctl rebuild */
+        char redis_epoch[33];     /* the Redis epoch last seen: a new one means Redis lost its data */
+        bool is_redis_lost;       /* ... and the live streams are still to be projected again */
+        struct metric *redis_lost;
 };
 
 /* A live stream the sweep found silent. */
@@ -92,25 +97,6 @@ struct stream_event {
         bool is_begin;
 };
 
-/* Ends with the keys of the Lua script below; one round trip, atomic per stream. */
-static const char project_script[] =
-        "if ARGV[2] == 'live' then\n"
-        "  redis.call('SADD', KEYS[1], ARGV[1])\n"
-        "  if KEYS[2] ~= '' then\n"
-        "    redis.call('HSET', KEYS[2], 'status', 'live', 'stream_id', ARGV[1], 'session_id', ARGV[3], 'started_at', ARGV[4])\n"
-        "  end\n"
-        "  redis.call('HSET', KEYS[3], 'session_id', ARGV[3], 'started_at', ARGV[4], 'anchor_id', ARGV[6], 'room_id', ARGV[7])\n"
-        "  redis.call('EXPIRE', KEYS[3], ARGV[5])\n"
-        "else\n"
-        "  redis.call('SREM', KEYS[1], ARGV[1])\n"
-        "  if KEYS[2] ~= '' and redis.call('HGET', KEYS[2], 'stream_id') == ARGV[1] then\n"
-        "    redis.call('HSET', KEYS[2], 'status', 'offline')\n"
-        "    redis.call('HDEL', KEYS[2], 'stream_id', 'session_id', 'started_at')\n"
-        "  end\n"
-        "  redis.call('DEL', KEYS[3])\n"
-        "end\n"
-        "return 1\n";
-
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
 static int prepare(struct stream_state *st)
@@ -118,6 +104,8 @@ static int prepare(struct stream_state *st)
         struct db *db = st->db;
 
         st->ledger = ledger_new(db, "stream");
+        /* This role projects streams only: the session counters' TTL is not used. */
+        st->rebuild = rebuild_new(db, st->redis, st->live_ttl_s, 0);
         st->lock_row = db_stmt(
                 db,
                 "SELECT vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
@@ -151,10 +139,6 @@ static int prepare(struct stream_state *st)
                 db,
                 "UPDATE live_streams SET status = 'ended', ended_at = FROM_UNIXTIME(? / 1000), duration_s = ?, "
                 "close_method = ?, last_event_at = NOW(3) WHERE stream_id = ?");
-        st->project = db_stmt(
-                db,
-                "SELECT status, anchor_id, room_id, session_id, " EPOCH_MS(
-                        "started_at") ", vendor FROM live_streams WHERE stream_id = ? FOR UPDATE");
         st->event_outcome = db_stmt(
                 db, "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = ?");
         /* No row is an active anchor; a suspension is judged at the begin's event time. */
@@ -170,8 +154,8 @@ static int prepare(struct stream_state *st)
                             "TIMESTAMPDIFF(SECOND, last_event_at, NOW(3)) FROM live_streams "
                             "WHERE status = 'live' AND last_event_at < NOW(3) - INTERVAL ? SECOND "
                             "ORDER BY last_event_at LIMIT " GHOST_LIMIT_SQL);
-        return st->ledger && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
-                               st->insert_ended && st->end_session && st->project &&
+        return st->ledger && st->rebuild && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
+                               st->insert_ended && st->end_session &&
                                st->event_outcome && st->anchor_state && st->touch && st->ghosts
                        ? 0
                        : -1;
@@ -199,6 +183,11 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
         st->ghosts_closed =
                 metrics_counter(env->metrics, "liveflow_stream_ghosts_closed_total",
                                 "Live streams the ghost sweep closed after a silence", NULL);
+        st->redis_lost = metrics_counter(
+                env->metrics, "liveflow_redis_data_lost_total",
+                "Times Redis was found without liveflow's data (restarted empty or flushed) and "
+                "a rebuild from MySQL was started",
+                NULL);
         st->cutoffs = metrics_counter(
                 env->metrics, "liveflow_stream_anchor_cutoffs_total",
                 "Streams of banned or suspended anchors closed at their begin", NULL);
@@ -206,6 +195,7 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
                 ledger_destroy(st->ledger);
+                rebuild_destroy(st->rebuild);
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -237,6 +227,7 @@ static void stream_role_close(void *state)
         vendor_api_destroy(st->vendor);
         ids_destroy(st->ids);
         ledger_destroy(st->ledger);
+        rebuild_destroy(st->rebuild);
         free(st);
 }
 
@@ -610,73 +601,27 @@ static int cut_off(struct stream_state *st, const struct consumer_record *rec, c
 }
 
 /*
- * Makes Redis say what MySQL says about the stream, whatever Redis said before; then, for a
- * forced close that ended a live session, has the vendor cut the push (unless the stream is
- * live again by now: a newer session must not be cut).
+ * Makes Redis say what MySQL says about the stream, whatever Redis said before (lib/rebuild.c);
+ * then, for a forced close that ended a live session, has the vendor cut the push (unless the
+ * stream is live again by now: a newer session must not be cut).
  */
-/* Ends the publish transaction after a failure; the failure's own message is what counts. */
-static void rollback(struct db *db)
-{
-        char ignored[256];
-
-        db_sql(db, "ROLLBACK", NULL, ignored, sizeof(ignored));
-}
-
 static int stream_publish(void *state, struct consumer_record *rec, char *errstr,
                           size_t errstr_size)
 {
         struct stream_state *st = state;
-        char status[8] = "", anchor[65] = "", room[65] = "", vendor[17] = "", session[24],
-             started[24], ttl[24];
-        char k_online[] = LF_KEY_ONLINE, k_anchor[96] = "", k_temp[300];
-        struct db_param p[] = {DB_STR(rec->ev.stream_id)};
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
-                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
-                                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)}};
-        bool found;
-        redisReply *reply;
+        struct rebuild_stream row;
 
-        /*
-         * The row is read and Redis written under the row's lock: another copy of the role
-         * (after a rebalance) that changes the stream waits for this projection to finish,
-         * and projects its own change after it, so Redis never goes back to an older state.
-         */
-        if (db_sql(st->db, "START TRANSACTION", NULL, errstr, errstr_size) != DB_OK)
+        if (rebuild_project_stream(st->rebuild, rec->ev.stream_id, &row, errstr, errstr_size) == -1)
                 return -1;
-        if (db_query_row(st->db, st->project, p, 1, cols, 6, &found, errstr, errstr_size) !=
-            DB_OK) {
-                rollback(st->db);
-                return -1;
-        }
-        if (!found)
-                return db_sql(st->db, "COMMIT", NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
-        snprintf(session, sizeof(session), "%lld", cols[3].is_null ? 0 : cols[3].i);
-        snprintf(started, sizeof(started), "%lld", cols[4].is_null ? 0 : cols[4].i / 1000);
-        snprintf(ttl, sizeof(ttl), "%lld", st->live_ttl_s);
-        if (!cols[1].is_null && anchor[0])
-                snprintf(k_anchor, sizeof(k_anchor), LF_KEY_ANCHOR_STATUS "%s", anchor);
-        snprintf(k_temp, sizeof(k_temp), LF_KEY_STREAM_TEMP "%s", rec->ev.stream_id);
-        const char *keys[] = {k_online, k_anchor, k_temp};
-        const char *args[] = {rec->ev.stream_id, status, session, started, ttl, anchor, room};
-
-        reply = redis_conn_eval(st->redis, project_script, 3, keys, 7, args, errstr, errstr_size);
-        if (!reply) {
-                rollback(st->db);
-                return -1;
-        }
-        freeReplyObject(reply);
-        if (db_sql(st->db, "COMMIT", NULL, errstr, errstr_size) != DB_OK)
-                return -1;
+        if (!row.found)
+                return 0;
         if (session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id, errstr,
                                  errstr_size) == -1)
                 return -1; /* a replayed or retried event sends the same session.end again */
-        if (rec->note == NOTE_VENDOR_DROP && strcmp(status, "live") != 0)
-                return drop_at_vendor(st, rec, vendor, errstr, errstr_size);
+        if (rec->note == NOTE_VENDOR_DROP && strcmp(row.status, "live") != 0)
+                return drop_at_vendor(st, rec, row.vendor, errstr, errstr_size);
         if ((rec->note == NOTE_CUTOFF_BANNED || rec->note == NOTE_CUTOFF_SUSPENDED) &&
-            strcmp(status, "live") == 0)
+            strcmp(row.status, "live") == 0)
                 return cut_off(st, rec, errstr, errstr_size);
         return 0;
 }
@@ -733,6 +678,33 @@ static int close_ghost(struct stream_state *st, const struct ghost *g, long long
         return 0;
 }
 
+/* Redis restarted empty or flushed: every live stream is projected again from live_streams. */
+static void check_redis_epoch(struct stream_state *st)
+{
+        long long projected = 0;
+        bool is_lost = false;
+        char err[512];
+
+        if (rebuild_epoch_check(st->redis, st->redis_epoch, &is_lost, err, sizeof(err)) == -1)
+                return; /* Redis unreachable: the projections fail and retry meanwhile */
+        if (is_lost) {
+                st->is_redis_lost = true;
+                metric_add(st->redis_lost, 1);
+        }
+        if (!st->is_redis_lost)
+                return;
+        if (rebuild_streams(st->rebuild, &projected, err, sizeof(err)) == -1) {
+                log_warn(NULL, "redis lost its data, projecting the live streams failed: %s "
+                               "(tried again)", err);
+                return;
+        }
+        st->is_redis_lost = false;
+        log_warn(NULL,
+                 "redis held none of liveflow's data (new, restarted empty or flushed; epoch now "
+                 "%s): %lld stream(s) projected again from live_streams",
+                 st->redis_epoch, projected);
+}
+
 /*
  * At most every sweep interval: a stream.close for each live stream silent longer than the
  * ghost silence. Several instances may sweep at once: their closes share an event id per
@@ -750,6 +722,7 @@ static void stream_tick(void *state, long long now_ms)
         char s_stream[256], s_anchor[65], s_room[65], s_session[129], err[512];
         size_t closed = 0;
 
+        check_redis_epoch(st);
         if (st->ghost_silence_s <= 0 ||
             (st->last_sweep_ms && now_ms - st->last_sweep_ms < st->sweep_interval_ms))
                 return;

@@ -853,6 +853,38 @@ Test(reward_sync, redis_outage_keeps_tips_out_of_the_dlq_and_ends_in_a_rebuild)
         stop_consumer_expect_clean_exit();
 }
 
+Test(reward_sync, redis_flushed_under_the_worker_is_rebuilt_from_recharge)
+{
+        redisReply *r;
+        long long deadline;
+
+        use_redis(7, false);
+        make_live(0);
+        start_consumer(100, 300);
+        send_new_tips(20, 2, 6);
+        expect_redis(2);
+
+        /* Redis loses everything (a restart without persistence looks the same to liveflow). */
+        r = redisCommand(fx.redis, "FLUSHDB");
+        cr_assert(r && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        cr_assert_eq(redis_int("GET live:room:earnings:%s", ids.rooms[0]), 0);
+        expect_redis(2);
+        deadline = support_now_ms() + WAIT_MS;
+        while (scrape("liveflow_redis_data_lost_total") < 2 && support_now_ms() < deadline)
+                support_sleep_ms(100);
+        /* Once at start (a Redis database liveflow had not written yet), once for the flush. */
+        cr_assert_eq(scrape("liveflow_redis_data_lost_total"), 2, "(log %s)", fx.log_path);
+
+        /* Replays of counted tips add nothing; new tips count once, on top of the rebuild. */
+        for (int i = 0; i < 5; i++)
+                send_tip(&sent.tips[i]);
+        send_new_tips(10, 2, 9);
+        expect_redis(2);
+        expect_recharge(2);
+        stop_consumer_expect_clean_exit();
+}
+
 Test(reward_sync, kill_9_mid_run_then_restart_counts_every_tip_once)
 {
         long long seen, deadline;
