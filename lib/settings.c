@@ -523,6 +523,57 @@ void settings_fini(struct settings *s)
         s->kafka_prop_cnt = 0;
 }
 
+/* The processes that read a key, for the example file's comments. */
+static void users_text(unsigned users, char *out, size_t size)
+{
+        static const struct {
+                unsigned bit;
+                const char *name;
+        } names[] = {{SETTINGS_RECEIVER, "receiver"},
+                     {SETTINGS_CONSUMER, "consumer"},
+                     {SETTINGS_SETTLEMENT, "settlement"},
+                     {SETTINGS_STATS, "stats"},
+                     {SETTINGS_CTL, "ctl"}};
+        size_t o = 0;
+
+        out[0] = '\0';
+        if ((users & SETTINGS_ALL) == SETTINGS_ALL) {
+                snprintf(out, size, "every process");
+                return;
+        }
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && o < size; i++)
+                if (users & names[i].bit)
+                        o += (size_t)snprintf(out + o, size - o, "%s%s", o ? ", " : "",
+                                              names[i].name);
+}
+
+void settings_write_example(FILE *out)
+{
+        fprintf(out, "# liveflow environment file: every LIVEFLOW_* setting with its default.\n"
+                     "# Generated from lib/settings.c's table (tests/ops/test_deploy.c keeps it so).\n"
+                     "# Lines left commented keep the default; uncomment to change one. Keys left\n"
+                     "# open (KEY=) must be given. Any LIVEFLOW_KAFKA_PROP_<NAME> is passed to\n"
+                     "# librdkafka as <name>, '_' read as '.'.\n");
+        for (size_t i = 0; i < TABLE_LEN; i++) {
+                const struct setting *k = &settings_table[i];
+                char users[96];
+
+                users_text(k->users ? k->users : SETTINGS_ALL, users, sizeof(users));
+                fprintf(out, "\n# %s", k->desc);
+                if (k->type == SETTING_INT)
+                        fprintf(out, " [%lld..%lld]", k->min, k->max);
+                if (k->type == SETTING_SECRET)
+                        fprintf(out, " (secret)");
+                fprintf(out, "\n# read by: %s\n", users);
+                if (k->def == REQUIRED)
+                        fprintf(out, "%s=\n", k->name);
+                else if (k->def == WORKERS_REQUIRE)
+                        fprintf(out, "# required by the workers\n%s=\n", k->name);
+                else
+                        fprintf(out, "#%s=%s\n", k->name, k->def ? k->def : "");
+        }
+}
+
 void settings_dump(const struct settings *s, unsigned user, char *out, size_t out_size)
 {
         const char *base = (const char *)s;

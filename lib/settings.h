@@ -3,6 +3,7 @@
 #define LIVEFLOW_SETTINGS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Which processes read a key; a key is validated only by the processes that use it. */
 enum settings_user {
@@ -139,5 +140,12 @@ void settings_fini(struct settings *s);
 
 /** @brief Writes "KEY=value" for every key `user` reads, secrets masked, one per line. */
 void settings_dump(const struct settings *s, unsigned user, char *out, size_t out_size);
+
+/**
+ * @brief Writes an environment file (systemd EnvironmentFile=, shell) with every key of the table:
+ * a comment with its description, bounds and the processes that read it, then `KEY=default`
+ * commented out, or `KEY=` left open for a key that must be given.
+ */
+void settings_write_example(FILE *out);
 
 #endif
