@@ -12,6 +12,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "profile_run.h"
 #include "redis_conn.h"
 #include "settings.h"
 #include "trace.h"
@@ -32,7 +33,7 @@ struct profile {
         char instance[128];
         long long done_period; /* the last period known to be done; -1 at start */
         long long retry_at_ms; /* after a failure, no new attempt before this */
-        struct db_stmt *is_done, *stage, *record_run;
+        struct profile_run *run; /* the run itself, shared with liveflow-ctl (lib/) */
         struct metric *m_done, *m_failed, *m_superseded, *m_busy;
 };
 
@@ -44,28 +45,6 @@ static long long now_ms(void)
 
         clock_gettime(CLOCK_REALTIME, &ts);
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int prepare(struct profile *p)
-{
-        p->is_done = db_stmt(
-                p->db,
-                "SELECT COUNT(*) FROM stats_profile_run WHERE interval_s = ? AND period = ?");
-        /* at_most counts the spenders whose total is at most this one (ties included). */
-        p->stage = db_stmt(
-                p->db,
-                "INSERT INTO stats_profile_stage (audience_id, total_amount, percentile, level, period_start) "
-                "SELECT audience_id, total, ROUND(100 * at_most / spenders, 3), "
-                "CASE WHEN 100 * at_most > ? * spenders THEN 'high' WHEN 100 * at_most > ? * spenders THEN 'mid' "
-                "ELSE 'low' END, FROM_UNIXTIME(?) FROM ("
-                " SELECT audience_id, total, COUNT(*) OVER (ORDER BY total RANGE BETWEEN UNBOUNDED PRECEDING "
-                " AND CURRENT ROW) AS at_most, COUNT(*) OVER () AS spenders FROM ("
-                "  SELECT audience_id, SUM(amount) AS total FROM stats_tip GROUP BY audience_id) t) r");
-        p->record_run = db_stmt(
-                p->db,
-                "INSERT INTO stats_profile_run (interval_s, period, period_start, instance, audiences, started_at) "
-                "VALUES (?, ?, FROM_UNIXTIME(?), ?, ?, FROM_UNIXTIME(? / 1000))");
-        return p->is_done && p->stage && p->record_run ? 0 : -1;
 }
 
 static void register_metrics(struct profile *p, struct metrics *metrics)
@@ -104,7 +83,7 @@ struct profile *profile_new(const struct settings *s, struct redis_conn *redis,
         register_metrics(p, metrics);
         if (!(p->db = db_new(s->mysql_url, (int)p->lock_ttl_s, errstr, errstr_size)))
                 goto fail;
-        if (prepare(p) == -1) {
+        if (!(p->run = profile_run_new(p->db, p->interval_s, p->high_pct, p->mid_pct))) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -118,6 +97,7 @@ void profile_destroy(struct profile *p)
 {
         if (!p)
                 return;
+        profile_run_destroy(p->run);
         db_destroy(p->db);
         free(p);
 }
@@ -162,70 +142,6 @@ static void lock_release(struct profile *p, const char *key, const char *token)
 
 /* ------------------------------------------------------------------ the run */
 
-static enum db_result is_done(struct profile *p, long long period, bool *done, char *errstr,
-                              size_t errstr_size)
-{
-        struct db_param prm[] = {DB_I64(p->interval_s), DB_I64(period)};
-        struct db_col col = {.type = DB_PARAM_I64};
-        bool found = false;
-        enum db_result r =
-                db_query_row(p->db, p->is_done, prm, 2, &col, 1, &found, errstr, errstr_size);
-
-        *done = r == DB_OK && found && col.i > 0;
-        return r;
-}
-
-/* READ COMMITTED, so that reading the whole ledger takes no locks that would hold up tips. */
-static enum db_result read_committed(struct profile *p, char *errstr, size_t errstr_size)
-{
-        return db_sql(p->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr,
-                      errstr_size);
-}
-
-/* Computes every spender's row into stats_profile_stage; *staged receives how many. */
-static enum db_result stage(struct profile *p, long long period, long long *staged, char *errstr,
-                            size_t errstr_size)
-{
-        struct db_param prm[] = {DB_I64(p->high_pct), DB_I64(p->mid_pct), DB_I64(period)};
-        unsigned long long affected = 0;
-        enum db_result r;
-
-        if ((r = db_sql(p->db, "DELETE FROM stats_profile_stage", NULL, errstr, errstr_size)) !=
-                    DB_OK ||
-            (r = read_committed(p, errstr, errstr_size)) != DB_OK ||
-            (r = db_exec(p->db, p->stage, prm, 3, &affected, NULL, errstr, errstr_size)) != DB_OK)
-                return r;
-        *staged = (long long)affected;
-        return DB_OK;
-}
-
-/* Records the run and replaces audience_profile with the stage, all or nothing. */
-static enum db_result swap(struct profile *p, long long period, long long staged,
-                           long long started_ms, char *errstr, size_t errstr_size)
-{
-        struct db_param prm[] = {DB_I64(p->interval_s), DB_I64(period), DB_I64(period),
-                                 DB_STR(p->instance),   DB_I64(staged), DB_I64(started_ms)};
-        enum db_result r;
-
-        if ((r = read_committed(p, errstr, errstr_size)) != DB_OK ||
-            (r = db_begin(p->db, errstr, errstr_size)) != DB_OK)
-                return r;
-        if ((r = db_exec(p->db, p->record_run, prm, 6, NULL, NULL, errstr, errstr_size)) != DB_OK ||
-            (r = db_sql(p->db, "DELETE FROM audience_profile", NULL, errstr, errstr_size)) !=
-                    DB_OK ||
-            (r = db_sql(
-                     p->db,
-                     "INSERT INTO audience_profile (audience_id, total_amount, percentile, level, "
-                     "period_start, computed_at) SELECT audience_id, total_amount, percentile, level, period_start, "
-                     "NOW(3) FROM stats_profile_stage",
-                     NULL, errstr, errstr_size)) != DB_OK ||
-            (r = db_commit(p->db, errstr, errstr_size)) != DB_OK) {
-                db_rollback(p->db);
-                return r;
-        }
-        return DB_OK;
-}
-
 /* @returns 0 when the period is done (by this run or an earlier one), -1 with errstr. */
 static int run_unless_done(struct profile *p, long long period, char *errstr, size_t errstr_size)
 {
@@ -234,15 +150,16 @@ static int run_unless_done(struct profile *p, long long period, char *errstr, si
         enum db_result r;
 
         /* Checked under the lock: a run that finished has recorded itself before releasing it. */
-        if (is_done(p, period, &done, errstr, errstr_size) != DB_OK)
+        if (profile_run_is_done(p->run, period, &done, errstr, errstr_size) != DB_OK)
                 return -1;
         if (done)
                 return 0;
         log_info(NULL, "profile run started period=%lld interval_s=%lld instance=%s", period,
                  p->interval_s, p->instance);
-        if (stage(p, period, &staged, errstr, errstr_size) != DB_OK)
+        if (profile_run_stage(p->run, period, &staged, errstr, errstr_size) != DB_OK)
                 return -1;
-        if ((r = swap(p, period, staged, started_ms, errstr, errstr_size)) == DB_DUPLICATE) {
+        if ((r = profile_run_swap(p->run, period, staged, started_ms, p->instance, false, errstr,
+                                  errstr_size)) == DB_DUPLICATE) {
                 metric_add(p->m_superseded, 1);
                 log_warn(
                         NULL,

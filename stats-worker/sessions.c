@@ -10,6 +10,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "session_stats.h"
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
@@ -22,13 +23,9 @@ struct sessions {
         struct db *db;
         long long late_s;
         struct metric *m_computed;
+        struct session_stats *stats; /* the computation, shared with liveflow-ctl (lib/) */
         struct db_stmt *insert_viewer, *dirty_by_stream, *dirty_by_room, *upsert_session,
-                *next_dirty, *lock_session, *gifts, *viewers, *peak, *upsert_stats, *clean;
-};
-
-/* One session's figures, as computed into live_statistics. */
-struct figures {
-        long long gift_amount, gift_count, paying_users, unique_viewers, peak_online;
+                *next_dirty;
 };
 
 static int prepare(struct sessions *s)
@@ -53,46 +50,9 @@ static int prepare(struct sessions *s)
         s->next_dirty = db_stmt(
                 db,
                 "SELECT session_id FROM stats_session WHERE dirty = 1 AND session_id > ? ORDER BY session_id LIMIT 1");
-        s->lock_session = db_stmt(
-                db,
-                "SELECT stream_id, anchor_id, duration_s FROM stats_session WHERE session_id = ? AND dirty = 1 FOR UPDATE");
-        s->gifts = db_stmt(
-                db,
-                "SELECT CAST(COALESCE(SUM(t.amount), 0) AS SIGNED), COUNT(*), COUNT(DISTINCT t.audience_id) "
-                "FROM stats_session s JOIN stats_tip t ON t.room_id = s.room_id "
-                "AND t.tipped_at BETWEEN s.started_at AND s.ended_at WHERE s.session_id = ?");
-        s->viewers = db_stmt(
-                db,
-                "SELECT COUNT(DISTINCT v.client_id) FROM stats_session s JOIN stats_viewer_event v "
-                "ON v.stream_id = s.stream_id AND v.at BETWEEN s.started_at AND s.ended_at "
-                "WHERE s.session_id = ? AND v.action = 'join'");
-        /*
-         * Peak online: keep only the events that change a client's state (a join after a
-         * leave or first, a leave after a join), then the running sum of +1/-1 in time
-         * order, leaves first within a millisecond; its maximum is the peak.
-         */
-        s->peak = db_stmt(
-                db,
-                "SELECT CAST(COALESCE(MAX(online), 0) AS SIGNED) FROM ("
-                " SELECT SUM(delta) OVER (ORDER BY at, delta, event_id ROWS UNBOUNDED PRECEDING) AS online FROM ("
-                "  SELECT v.at, v.event_id, v.action, IF(v.action = 'join', 1, -1) AS delta,"
-                "   LAG(v.action) OVER (PARTITION BY v.client_id ORDER BY v.at, v.action, v.event_id) AS prev"
-                "  FROM stats_session s JOIN stats_viewer_event v ON v.stream_id = s.stream_id"
-                "   AND v.at BETWEEN s.started_at AND s.ended_at WHERE s.session_id = ?"
-                " ) e WHERE e.action <> COALESCE(e.prev, 'leave')"
-                ") r");
-        s->upsert_stats = db_stmt(
-                db,
-                "INSERT INTO live_statistics (session_id, stream_id, anchor_id, duration_s, gift_amount, gift_count, "
-                "paying_users, unique_viewers, peak_online, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(3)) "
-                "ON DUPLICATE KEY UPDATE stream_id = VALUES(stream_id), anchor_id = VALUES(anchor_id), "
-                "duration_s = VALUES(duration_s), gift_amount = VALUES(gift_amount), gift_count = VALUES(gift_count), "
-                "paying_users = VALUES(paying_users), unique_viewers = VALUES(unique_viewers), "
-                "peak_online = VALUES(peak_online), computed_at = NOW(3)");
-        s->clean = db_stmt(db, "UPDATE stats_session SET dirty = 0 WHERE session_id = ?");
+        s->stats = session_stats_new(db);
         return s->insert_viewer && s->dirty_by_stream && s->dirty_by_room && s->upsert_session &&
-                               s->next_dirty && s->lock_session && s->gifts && s->viewers &&
-                               s->peak && s->upsert_stats && s->clean
+                               s->next_dirty && s->stats
                        ? 0
                        : -1;
 }
@@ -117,6 +77,8 @@ struct sessions *sessions_new(struct db *db, struct metrics *metrics, long long 
 
 void sessions_destroy(struct sessions *s)
 {
+        if (s)
+                session_stats_destroy(s->stats);
         free(s); /* the statements belong to the db */
 }
 
@@ -258,92 +220,6 @@ enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev,
 
 /* ------------------------------------------------------------------ computing */
 
-static enum db_result read_figures(struct sessions *s, long long session, struct figures *f,
-                                   char *errstr, size_t errstr_size)
-{
-        struct db_param p[] = {DB_I64(session)};
-        struct db_col g[] = {
-                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
-        struct db_col v = {.type = DB_PARAM_I64}, pk = {.type = DB_PARAM_I64};
-        bool found;
-        enum db_result r;
-
-        if ((r = db_query_row(s->db, s->gifts, p, 1, g, 3, &found, errstr, errstr_size)) != DB_OK ||
-            (r = db_query_row(s->db, s->viewers, p, 1, &v, 1, &found, errstr, errstr_size)) !=
-                    DB_OK ||
-            (r = db_query_row(s->db, s->peak, p, 1, &pk, 1, &found, errstr, errstr_size)) != DB_OK)
-                return r;
-        *f = (struct figures){g[0].i, g[1].i, g[2].i, v.i, pk.i};
-        return DB_OK;
-}
-
-/* Computes one session under its row lock; a session no longer dirty (*computed false) is left
- * alone. */
-static enum db_result compute_locked(struct sessions *s, long long session, bool *computed,
-                                     char *errstr, size_t errstr_size)
-{
-        char stream[1024] = "", anchor[257] = "";
-        struct db_param p[] = {DB_I64(session)};
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
-                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
-                                {.type = DB_PARAM_I64}};
-        struct figures f;
-        bool found = false;
-        enum db_result r;
-
-        *computed = false;
-        if ((r = db_query_row(s->db, s->lock_session, p, 1, cols, 3, &found, errstr,
-                              errstr_size)) != DB_OK ||
-            !found)
-                return r;
-        if ((r = read_figures(s, session, &f, errstr, errstr_size)) != DB_OK)
-                return r;
-        struct db_param row[] = {DB_I64(session),
-                                 DB_STR(stream),
-                                 cols[1].is_null ? DB_NULL : DB_STR(anchor),
-                                 DB_I64(cols[2].i),
-                                 DB_I64(f.gift_amount),
-                                 DB_I64(f.gift_count),
-                                 DB_I64(f.paying_users),
-                                 DB_I64(f.unique_viewers),
-                                 DB_I64(f.peak_online)};
-
-        if ((r = db_exec(s->db, s->upsert_stats, row, 9, NULL, NULL, errstr, errstr_size)) !=
-                    DB_OK ||
-            (r = db_exec(s->db, s->clean, p, 1, NULL, NULL, errstr, errstr_size)) != DB_OK)
-                return r;
-        *computed = true;
-        log_info(
-                NULL,
-                "live_statistics session=%lld stream=%s gift_amount=%lld gift_count=%lld paying_users=%lld "
-                "unique_viewers=%lld peak_online=%lld",
-                session, stream, f.gift_amount, f.gift_count, f.paying_users, f.unique_viewers,
-                f.peak_online);
-        return DB_OK;
-}
-
-/*
- * One session in its own READ COMMITTED transaction: the FOR UPDATE on its row makes a tip
- * or viewer transaction that would mark it dirty wait for our commit (and mark it again
- * after), and each figure query then sees every such record committed before the lock.
- */
-static enum db_result compute(struct sessions *s, long long session, bool *computed, char *errstr,
-                              size_t errstr_size)
-{
-        enum db_result r;
-
-        if ((r = db_sql(s->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr,
-                        errstr_size)) != DB_OK ||
-            (r = db_begin(s->db, errstr, errstr_size)) != DB_OK)
-                return r;
-        if ((r = compute_locked(s, session, computed, errstr, errstr_size)) != DB_OK ||
-            (r = db_commit(s->db, errstr, errstr_size)) != DB_OK) {
-                db_rollback(s->db);
-                return r;
-        }
-        return DB_OK;
-}
-
 int sessions_refresh(struct sessions *s, int max, char *errstr, size_t errstr_size)
 {
         long long after = 0;
@@ -363,7 +239,8 @@ int sessions_refresh(struct sessions *s, int max, char *errstr, size_t errstr_si
                 if (!found)
                         break;
                 after = col.i;
-                if ((r = compute(s, after, &computed, errstr, errstr_size)) == DB_RETRY)
+                if ((r = session_stats_compute(s->stats, after, true, &computed, NULL, errstr,
+                                               errstr_size)) == DB_RETRY)
                         return -1;
                 if (r != DB_OK) {
                         log_error(NULL, "live_statistics session=%lld: %s (tried again later)",

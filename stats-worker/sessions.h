@@ -20,7 +20,8 @@ struct metrics;
  *
  * A session.end marks its stats_session row dirty; so do tips and viewer events that land
  * in an ended session's window up to late_s after the worker saw the end. sessions_refresh()
- * computes dirty sessions again, so live_statistics catches up with records that arrive
+ * computes dirty sessions again (lib/session_stats.c, the code liveflow-ctl rebuild session
+ * runs too), so live_statistics catches up with records that arrive
  * after the session.end. Later ones are not counted (LIVEFLOW_STATS_LATE_S).
  */
 struct sessions;

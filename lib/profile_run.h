@@ -1,0 +1,56 @@
+/* profile_run.h: one audience_profile run (stage, then swap); shared by liveflow-stats
+ * (stats-worker/profile.c, which decides when and under which lock) and
+ * `liveflow-ctl rebuild profile`. */
+#ifndef LIVEFLOW_PROFILE_RUN_H
+#define LIVEFLOW_PROFILE_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db.h"
+
+/*
+ * Each audience's total spend (the stats_tip ledger, all time) gets a percentile among all
+ * spenders and a level:
+ *
+ *   percentile = 100 * (spenders whose total <= this total) / spenders
+ *   high when percentile > high_pct, else mid when > mid_pct, else low.
+ *
+ * A run computes into stats_profile_stage, then in one transaction records itself in
+ * stats_profile_run (unique per interval and period) and replaces audience_profile with the
+ * stage: a run that fails or dies halfway leaves the previous profile whole.
+ */
+struct profile_run;
+
+/** @brief Prepares the statements on db (borrowed). @returns NULL when out of memory. */
+struct profile_run *profile_run_new(struct db *db, long long interval_s, long long high_pct,
+                                    long long mid_pct);
+
+/** @brief Frees it (the statements belong to db); NULL is fine. */
+void profile_run_destroy(struct profile_run *pr);
+
+/** @brief *done says whether a run of period (its start, Unix s) is recorded. */
+enum db_result profile_run_is_done(struct profile_run *pr, long long period, bool *done,
+                                   char *errstr, size_t errstr_size);
+
+/** @brief Computes every spender's row into stats_profile_stage; *staged receives how many. */
+enum db_result profile_run_stage(struct profile_run *pr, long long period, long long *staged,
+                                 char *errstr, size_t errstr_size);
+
+/**
+ * @brief After profile_run_stage(): how many audiences the swap would change (a new, changed
+ * or removed level, total or percentile). @returns DB_OK with *changed set.
+ */
+enum db_result profile_run_diff(struct profile_run *pr, long long *changed, char *errstr,
+                                size_t errstr_size);
+
+/**
+ * @brief Records the run (instance names who ran it) and replaces audience_profile with the
+ * stage, all or nothing. With replace, a run recorded for the period before is replaced;
+ * without it, such a run makes this one fail with DB_DUPLICATE (another instance was first).
+ */
+enum db_result profile_run_swap(struct profile_run *pr, long long period, long long staged,
+                                long long started_ms, const char *instance, bool replace,
+                                char *errstr, size_t errstr_size);
+
+#endif
