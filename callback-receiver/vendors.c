@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agora.h"
 #include "allowlist.h"
 #include "crypto.h"
 #include "events.h"
@@ -287,6 +288,43 @@ static const struct vendor_module events_module = {
         .close = events_close,
 };
 
+/* ------------------------------------------------------------ Agora NCS */
+
+static void *agora_open(const struct settings *s, struct metrics *metrics, char *errstr,
+                        size_t errstr_size)
+{
+        struct agora *ag = agora_new(s, errstr, errstr_size);
+
+        (void)metrics;
+        if (ag && !agora_secret_count(ag))
+                log_info(NULL, "LIVEFLOW_AGORA_SECRET is not set: /callbacks/agora answers 503");
+        return ag;
+}
+
+static void agora_close(void *state)
+{
+        agora_destroy(state);
+}
+
+static void agora_describe(const void *state, char *out, size_t out_size)
+{
+        snprintf(out, out_size, " agora_secrets=%zu", agora_secret_count(state));
+}
+
+static int agora_map_any(void *state, const struct webhook_request *req, struct webhook_event *ev,
+                         struct webhook_verdict *v)
+{
+        return agora_map(state, req, ev, v);
+}
+
+static const struct vendor_module agora_module = {
+        .name = "agora",
+        .check_config = agora_check_config,
+        .open = agora_open,
+        .close = agora_close,
+        .describe = agora_describe,
+};
+
 /* ------------------------------------------------------------ the tables */
 
 const struct vendor_module *const vendor_modules[] = {
@@ -294,6 +332,7 @@ const struct vendor_module *const vendor_modules[] = {
         &srs_module,
         &internal_module,
         &events_module,
+        &agora_module,
         NULL,
 };
 
@@ -315,6 +354,12 @@ const struct vendor vendor_table[] = {
                 .admit = srs_admit,
                 .map = srs_map_any,
                 .when_kafka_down = VENDOR_SPOOL,
+        },
+        {
+                .route = ROUTE("/callbacks/agora", ROUTE_EXACT, "POST", "agora", "agora"),
+                .module = &agora_module,
+                .map = agora_map_any,
+                .when_kafka_down = VENDOR_ANSWER_503,
         },
         {
                 .route = ROUTE("/v1/rewards", ROUTE_EXACT, "POST", "rewards", "internal"),

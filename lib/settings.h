@@ -57,6 +57,13 @@ struct settings {
         long long srs_require_anchor; /* 1: refuse on_publish without anchor_id */
         long long srs_publish_unsigned; /* 1: no publish key means no signature check */
         long long srs_store_retry_ms; /* skip a failed store this long before reconnecting */
+        char *agora_secrets;          /* comma-separated NCS secrets */
+        long long agora_accept_sha1;  /* 1: Agora-Signature (SHA1) is accepted too */
+        long long agora_max_age_s;    /* notifyMs freshness bound, both ways */
+        char *agora_anchor_from;      /* "channel" or "uid" */
+        char *alibaba_keys;           /* comma-separated callback auth keys */
+        char *alibaba_domains;        /* comma-separated ingest domains */
+        long long alibaba_max_skew_s; /* ALI-LIVE-TIMESTAMP tolerance, both ways */
         char *hmac_secrets;           /* comma-separated whsec_ secrets */
         long long webhook_tolerance_s;
         long long webhook_replay_max;
