@@ -55,7 +55,7 @@ struct stream_state {
         long long last_sweep_ms;
         struct ledger *ledger;
         struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
-                *end_session, *event_outcome, *anchor_state, *touch, *ghosts;
+                *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts;
         struct rebuild *rebuild;  /* the Redis projection, shared with liveflow-ctl rebuild */
         char redis_epoch[33];     /* the Redis epoch last seen: a new one means Redis lost its data */
         bool is_redis_lost;       /* ... and the live streams are still to be projected again */
@@ -95,6 +95,8 @@ struct stream_event {
         long long push_duration_ms; /* -1 when unknown */
         int close_method;
         bool is_begin;
+        bool is_join;  /* stream.join: a broadcaster joined a room (begins it when not live) */
+        bool is_leave; /* stream.leave: a broadcaster left; the room's session goes on */
 };
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
@@ -148,6 +150,9 @@ static int prepare(struct stream_state *st)
                 "suspended_until > FROM_UNIXTIME(? / 1000) FROM anchors WHERE anchor_id = ?");
         st->touch =
                 db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) WHERE stream_id = ?");
+        st->adopt_anchor = db_stmt(
+                db, "UPDATE live_streams SET anchor_id = COALESCE(anchor_id, ?), "
+                    "room_id = COALESCE(room_id, ?), last_event_at = NOW(3) WHERE stream_id = ?");
         /* Served by live_streams_status (status, last_event_at). */
         st->ghosts =
                 db_stmt(db, "SELECT stream_id, anchor_id, room_id, vendor_session, session_id, "
@@ -156,7 +161,8 @@ static int prepare(struct stream_state *st)
                             "ORDER BY last_event_at LIMIT " GHOST_LIMIT_SQL);
         return st->ledger && st->rebuild && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
                                st->insert_ended && st->end_session &&
-                               st->event_outcome && st->anchor_state && st->touch && st->ghosts
+                               st->event_outcome && st->anchor_state && st->touch &&
+                               st->adopt_anchor && st->ghosts
                        ? 0
                        : -1;
 }
@@ -254,11 +260,13 @@ static int read_event(const struct event *ev, struct stream_event *se, char *err
                 snprintf(errstr, errstr_size, "event %s has no stream_id", ev->event_type);
                 return -1;
         }
-        if (strcmp(ev->event_type, "stream.begin") == 0 && ev->payload_name &&
+        se->is_join = strcmp(ev->event_type, "stream.join") == 0;
+        se->is_leave = strcmp(ev->event_type, "stream.leave") == 0;
+        if ((strcmp(ev->event_type, "stream.begin") == 0 || se->is_join) && ev->payload_name &&
             strcmp(ev->payload_name, "StreamBegin") == 0) {
                 se->is_begin = true;
         } else if ((strcmp(ev->event_type, "stream.end") == 0 ||
-                    strcmp(ev->event_type, "stream.close") == 0) &&
+                    strcmp(ev->event_type, "stream.close") == 0 || se->is_leave) &&
                    ev->payload_name && strcmp(ev->payload_name, "StreamEnd") == 0) {
                 se->close_method = (int)payload_int(ev, "close_method", 1);
                 if (se->close_method < 1 || se->close_method > 3) {
@@ -344,6 +352,14 @@ static const char *apply_begin(struct stream_state *st, const struct stream_even
         const struct event *ev = se->ev;
         long long newest = row->ended_ms > row->started_ms ? row->ended_ms : row->started_ms;
 
+        if (se->is_join && row->found && strcmp(row->status, "live") == 0) {
+                /* A co-host in a live room: recorded; the room's anchor if it had none yet. */
+                struct db_param p[] = {DB_STR(ev->anchor_id), DB_STR(ev->room_id),
+                                       DB_STR(ev->stream_id)};
+
+                *r = db_exec(st->db, st->adopt_anchor, p, 3, NULL, NULL, errstr, errstr_size);
+                return "cohost_join";
+        }
         if (!row->found || (!same_session(row, se->sequence) && ev->event_time_ms >= newest)) {
                 *r = begin_new(st, se, row->found, errstr, errstr_size);
                 return "applied";
@@ -515,6 +531,9 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                           rec->ev.stream_id);
                 return from_db(replayed_event(st, rec, &se, errstr, errstr_size));
         }
+        if (se.is_leave) /* a co-host left: the room's session ends with the room */
+                return from_db(ledger_set_outcome(st->ledger, rec->ev.event_id, "cohost_leave",
+                                                  errstr, errstr_size));
         if ((r = lock_row(st, rec->ev.stream_id, &row, errstr, errstr_size)) != DB_OK)
                 return from_db(r);
         outcome = se.is_begin ? apply_begin(st, &se, &row, &r, errstr, errstr_size)

@@ -151,6 +151,12 @@ load_secrets() {
                 echo "STACK_SRS_PUBLISH_KEY=$STACK_SRS_PUBLISH_KEY" >>"$RUN/secrets" ||
                         die "cannot write $RUN/secrets"
         fi
+        if [ -z "${STACK_AGORA_SECRET:-}" ]; then # Agora NCS and Alibaba came later
+                STACK_AGORA_SECRET=$(openssl rand -hex 16)
+                STACK_ALIBABA_KEY=$(openssl rand -hex 16)
+                printf 'STACK_AGORA_SECRET=%s\nSTACK_ALIBABA_KEY=%s\n' "$STACK_AGORA_SECRET" \
+                        "$STACK_ALIBABA_KEY" >>"$RUN/secrets" || die "cannot write $RUN/secrets"
+        fi
 }
 
 write_env() {
@@ -168,6 +174,9 @@ export LIVEFLOW_TENCENT_KEY=$STACK_TENCENT_KEY
 export LIVEFLOW_HMAC_SECRET=$STACK_HMAC_SECRET
 export LIVEFLOW_SRS_TOKEN=$STACK_SRS_TOKEN
 export LIVEFLOW_SRS_PUBLISH_KEY=$STACK_SRS_PUBLISH_KEY
+export LIVEFLOW_AGORA_SECRET=$STACK_AGORA_SECRET
+export LIVEFLOW_ALIBABA_KEY=$STACK_ALIBABA_KEY
+export LIVEFLOW_ALIBABA_DOMAIN=${LIVEFLOW_STACK_ALIBABA_DOMAIN:-push.example.com}
 export LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=6000
 export LIVEFLOW_SPOOL_DIR=$RUN/spool
 export LIVEFLOW_LOG_LEVEL=info

@@ -1,0 +1,385 @@
+/*
+ * test_vendors.c: Agora and Alibaba callbacks through the receiver, Kafka and the stream role
+ * into MySQL and Redis, beside Tencent's.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "support.h"
+#include "url.h"
+
+#define TENCENT_KEY "e2e-callback-key"
+#define AGORA_SECRET "e2e-agora-secret"
+#define ALIBABA_KEY "e2e-alibaba-key"
+#define ALIBABA_DOMAIN "push.e2e.example.com"
+
+struct proc {
+        pid_t pid;
+        int admin_port;
+        char log[256];
+};
+
+static struct {
+        char mysql_url[512];
+        char prefix[48];
+        int http_port;
+        struct proc receiver, consumer;
+        MYSQL *mysql;
+        redisContext *redis;
+} fx;
+
+static void start(struct proc *p, const char *name, char *const argv[], char *extra_env)
+{
+        char e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_http[64], e_group[96];
+        char *env[] = {e_boot,
+                       e_mysql,
+                       e_redis,
+                       e_admin,
+                       e_http,
+                       e_group,
+                       extra_env,
+                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                       (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                       (char *)"LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
+                       (char *)"LIVEFLOW_AGORA_SECRET=" AGORA_SECRET,
+                       (char *)"LIVEFLOW_AGORA_ANCHOR_FROM=uid",
+                       (char *)"LIVEFLOW_ALIBABA_KEY=" ALIBABA_KEY,
+                       (char *)"LIVEFLOW_ALIBABA_DOMAIN=" ALIBABA_DOMAIN,
+                       NULL};
+
+        p->admin_port = support_free_port();
+        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", p->admin_port);
+        snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
+        /* Parallel tests each need every partition of live.stream: one group each. */
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=vendors.%s", fx.prefix);
+        snprintf(p->log, sizeof(p->log), "/tmp/%s.%s.log", fx.prefix, name);
+        p->pid = support_spawn(argv, env, p->log);
+        cr_assert(support_wait_ready(p->admin_port, 20000) == 0, "%s not ready; see %s", name,
+                  p->log);
+}
+
+static void setup(void)
+{
+        char rbin[512], cbin[512];
+        static const char *const stream_topics[] = {"live.stream", NULL};
+        char *rargv[] = {rbin, NULL}, *cargv[] = {cbin, (char *)"stream", NULL};
+        char group[96];
+        struct mysql_url u;
+        char err[256];
+
+        support_unique_name("vd", fx.prefix, sizeof(fx.prefix));
+        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
+        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
+        fx.mysql = mysql_init(NULL);
+        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
+                                     0));
+        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
+        cr_assert(fx.redis && !fx.redis->err);
+        fx.http_port = support_free_port();
+        support_bin_path("liveflow-receiver", rbin, sizeof(rbin));
+        support_bin_path("liveflow-consumer", cbin, sizeof(cbin));
+        start(&fx.receiver, "receiver", rargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
+        /* The stream group starts past what earlier suites left on live.stream. */
+        snprintf(group, sizeof(group), "vendors.%s", fx.prefix);
+        support_group_at_end(group, stream_topics);
+        start(&fx.consumer, "consumer", cargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
+}
+
+static void stop(struct proc *p)
+{
+        if (p->pid > 0 && support_wait_exit(p->pid, 0) == -1) {
+                kill(p->pid, SIGKILL);
+                support_wait_exit(p->pid, 5000);
+        }
+        p->pid = 0;
+}
+
+static void teardown(void)
+{
+        stop(&fx.receiver);
+        stop(&fx.consumer);
+        if (fx.mysql)
+                mysql_close(fx.mysql);
+        if (fx.redis)
+                redisFree(fx.redis);
+        memset(&fx, 0, sizeof(fx));
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+        (void)p;
+        (void)arg;
+        return size * n;
+}
+
+/* POSTs a Tencent body signed with key (or with a forged sign) and returns the status. */
+__attribute__((unused)) static long post_tencent(const char *stream_id, int event_type, long long t, const char *key)
+{
+        char body[2048], sign[33], signed_text[128], url[128];
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *curl = curl_easy_init();
+        long status = 0;
+
+        snprintf(signed_text, sizeof(signed_text), "%s%lld", key, t);
+        crypto_md5_hex(signed_text, strlen(signed_text), sign);
+        snprintf(
+                body, sizeof(body),
+                "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\",\"channel_id\":\"%s\","
+                "\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,\"event_type\":%d,\"node\":\"42.81.194.37\","
+                "\"sequence\":\"2210464508206756938\",\"sign\":\"%s\",\"stream_id\":\"%s\","
+                "\"stream_param\":\"anchor_id=a_%s&room_id=r_%s\",\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
+                stream_id, event_type ? 0 : 1, event_type ? "ok" : "recv rtmp deleteStream",
+                event_type ? 1703731478LL : 1703735203LL, event_type, sign, stream_id, fx.prefix,
+                fx.prefix, t, event_type ? "" : ",\"push_duration\":\"3725118\"");
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/callbacks/tencent", fx.http_port);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+        cr_assert(curl_easy_perform(curl) == CURLE_OK);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(h);
+        return status;
+}
+
+/* Sends method to path (with query) carrying body and the headers; returns the status. */
+static long http_send(const char *method, const char *path, const char *body,
+                 const char *const headers[])
+{
+        char url[1024];
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *curl = curl_easy_init();
+        long status = 0;
+
+        for (size_t i = 0; headers && headers[i]; i++)
+                h = curl_slist_append(h, headers[i]);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", fx.http_port, path);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        if (body)
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+        cr_assert(curl_easy_perform(curl) == CURLE_OK);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(h);
+        return status;
+}
+
+/* An NCS notice of product/type for the channel or stream, signed (V2) with secret. */
+static long post_agora_as(const char *secret, const char *notice_id, int product, int type,
+                          const char *payload)
+{
+        char body[2048], v2[65], header[128];
+        unsigned char mac[32];
+        const void *parts[1];
+        size_t lens[1];
+        const char *headers[] = {header, NULL};
+
+        snprintf(body, sizeof(body),
+                 "{\"noticeId\":\"%s-%s\",\"productId\":%d,\"eventType\":%d,"
+                 "\"notifyMs\":%lld,\"payload\":%s}",
+                 fx.prefix, notice_id, product, type, (long long)time(NULL) * 1000, payload);
+        parts[0] = body;
+        lens[0] = strlen(body);
+        cr_assert(crypto_hmac_sha256(secret, strlen(secret), parts, lens, 1, mac) == 0);
+        for (int i = 0; i < 32; i++)
+                sprintf(v2 + 2 * i, "%02x", mac[i]);
+        snprintf(header, sizeof(header), "Agora-Signature-V2: %s", v2);
+        return http_send("POST", "/callbacks/agora", body, headers);
+}
+
+static long post_agora(const char *notice_id, int product, int type, const char *payload)
+{
+        return post_agora_as(AGORA_SECRET, notice_id, product, type, payload);
+}
+
+static void query1(char *out, size_t out_size, const char *fmt, ...)
+{
+        char sql[1024];
+        va_list ap;
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        out[0] = '\0';
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
+        res = mysql_store_result(fx.mysql);
+        if (res && (row = mysql_fetch_row(res)) && row[0])
+                snprintf(out, out_size, "%s", row[0]);
+        if (res)
+                mysql_free_result(res);
+}
+
+static bool online(const char *stream_id)
+{
+        redisReply *r = redisCommand(fx.redis, "SISMEMBER set:live:online %s", stream_id);
+        bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+        freeReplyObject(r);
+        return yes;
+}
+
+/* Waits (up to 5 s) for the row's status and the set membership to say the same. */
+static void wait_state(const char *stream_id, const char *status, bool in_set)
+{
+        char got[16] = "";
+        long long deadline = support_now_ms() + 5000;
+
+        while (support_now_ms() < deadline) {
+                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
+                       stream_id);
+                if (strcmp(got, status) == 0 && online(stream_id) == in_set)
+                        return;
+                support_sleep_ms(20);
+        }
+        cr_assert_fail("stream %s: status \"%s\" online=%d, want \"%s\" online=%d (logs %s %s)",
+                       stream_id, got, online(stream_id), status, in_set, fx.receiver.log,
+                       fx.consumer.log);
+}
+
+/* The outcomes the stream role recorded for the stream, oldest first, joined by ','. */
+static void outcomes(const char *stream_id, char *out, size_t out_size)
+{
+        query1(out, out_size,
+               "SELECT GROUP_CONCAT(outcome ORDER BY received_at, event_id) FROM live_events "
+               "WHERE consumer = 'stream' AND stream_id = '%s'",
+               stream_id);
+}
+
+/* Waits until the stream role recorded n events for the stream. */
+static void wait_events(const char *stream_id, int n)
+{
+        char got[16] = "";
+        long long deadline = support_now_ms() + 10000;
+
+        while (support_now_ms() < deadline) {
+                query1(got, sizeof(got),
+                       "SELECT COUNT(*) FROM live_events WHERE consumer = 'stream' AND "
+                       "stream_id = '%s'",
+                       stream_id);
+                if (atoi(got) >= n)
+                        return;
+                support_sleep_ms(20);
+        }
+        cr_assert_fail("stream %s: %s events, want %d (logs %s %s)", stream_id, got, n,
+                       fx.receiver.log, fx.consumer.log);
+}
+
+static void rtc_payload(char *out, size_t size, const char *channel, long long uid, long long ts)
+{
+        if (uid)
+                snprintf(out, size,
+                         "{\"channelName\":\"%s\",\"uid\":%lld,\"platform\":1,"
+                         "\"clientSeq\":%lld,\"ts\":%lld}",
+                         channel, uid, ts * 1000, ts);
+        else
+                snprintf(out, size, "{\"channelName\":\"%s\",\"ts\":%lld}", channel, ts);
+}
+
+TestSuite(vendors, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(vendors, an_agora_room_is_one_session_with_its_cohosts_recorded)
+{
+        char room[64], p[256], v[256];
+        long long ts = (long long)time(NULL) - 100;
+
+        snprintf(room, sizeof(room), "%s_room", fx.prefix);
+        rtc_payload(p, sizeof(p), room, 0, ts);
+        cr_assert_eq(post_agora("create", 1, 101, p), 200);
+        wait_state(room, "live", true);
+        rtc_payload(p, sizeof(p), room, 1001, ts + 1);
+        cr_assert_eq(post_agora("join1", 1, 103, p), 200);
+        rtc_payload(p, sizeof(p), room, 1002, ts + 5);
+        cr_assert_eq(post_agora("join2", 1, 103, p), 200);
+        /* NCS may send a notice twice: the same noticeId is one event. */
+        cr_assert_eq(post_agora("join2", 1, 103, p), 200);
+        rtc_payload(p, sizeof(p), room, 1001, ts + 20);
+        cr_assert_eq(post_agora("leave1", 1, 104, p), 200);
+        wait_events(room, 4);
+        wait_state(room, "live", true); /* the host left, the co-host goes on */
+        rtc_payload(p, sizeof(p), room, 0, ts + 30);
+        cr_assert_eq(post_agora("destroy", 1, 102, p), 200);
+        wait_state(room, "ended", false);
+        outcomes(room, v, sizeof(v));
+        cr_assert_str_eq(v, "applied,cohost_join,cohost_join,cohost_leave,applied");
+        query1(v, sizeof(v),
+               "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
+               "FROM live_streams WHERE stream_id = '%s'",
+               room);
+        snprintf(p, sizeof(p), "agora/1001/%s/30", room);
+        cr_assert_str_eq(v, p, "the first broadcaster is the room's anchor (uid convention)");
+}
+
+Test(vendors, a_join_before_the_create_opens_the_session_once)
+{
+        char room[64], p[256], v[256];
+        long long ts = (long long)time(NULL) - 100;
+
+        snprintf(room, sizeof(room), "%s_early", fx.prefix);
+        rtc_payload(p, sizeof(p), room, 2001, ts + 2);
+        cr_assert_eq(post_agora("join", 1, 103, p), 200);
+        wait_state(room, "live", true);
+        rtc_payload(p, sizeof(p), room, 0, ts);
+        cr_assert_eq(post_agora("create", 1, 101, p), 200);
+        wait_events(room, 2);
+        query1(v, sizeof(v),
+               "SELECT CONCAT(status, '/', anchor_id, '/', CAST(UNIX_TIMESTAMP(started_at) AS SIGNED)) "
+               "FROM live_streams WHERE stream_id = '%s'",
+               room);
+        snprintf(p, sizeof(p), "live/2001/%lld", ts + 2);
+        cr_assert_str_eq(v, p);
+}
+
+Test(vendors, agora_broadcast_streaming_publish_start_and_end)
+{
+        char s[64], p[256], v[64];
+
+        snprintf(s, sizeof(s), "%s_bcast", fx.prefix);
+        snprintf(p, sizeof(p),
+                 "{\"eventName\":\"publish_start\",\"domain\":\"test.agora.io\","
+                 "\"entryPoint\":\"live\",\"streamName\":\"%s\",\"clientIp\":\"1.2.3.4\"}",
+                 s);
+        cr_assert_eq(post_agora("start", 7, 1, p), 200);
+        wait_state(s, "live", true);
+        cr_assert_eq(post_agora("end", 7, 2, p), 200);
+        wait_state(s, "ended", false);
+        query1(v, sizeof(v), "SELECT vendor FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "agora");
+}
+
+Test(vendors, forged_or_unsigned_agora_notices_get_401_and_no_row)
+{
+        char s[64], p[256], v[64];
+
+        snprintf(s, sizeof(s), "%s_forged", fx.prefix);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", s);
+        cr_assert_eq(post_agora_as("not-the-secret", "f1", 7, 1, p), 401);
+        cr_assert_eq(http_send("POST", "/callbacks/agora", "{}", NULL), 401);
+        snprintf(v, sizeof(v), "%s_ok", fx.prefix);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", v);
+        cr_assert_eq(post_agora("ok", 7, 1, p), 200);
+        wait_state(v, "live", true);
+        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "0");
+}
