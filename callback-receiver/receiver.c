@@ -23,6 +23,7 @@
 
 #include "admin_http.h"
 #include "claim.h"
+#include "conn_guard.h"
 #include "contract.h"
 #include "crypto.h"
 #include "delivery.h"
@@ -64,6 +65,12 @@ struct receiver {
         struct admin_http *admin;
         void *vendor_states[VENDOR_MODULES_MAX]; /* by vendor_module_index() */
         struct claim *claim; /* lock:callback:{event_key} */
+        struct conn_guard *guard; /* slow-client deadlines of the traffic port */
+        long long next_sweep_ms;
+        /* rate-limited lines: aborted requests and libmicrohttpd's own messages */
+        atomic_llong aborted_quiet, mhd_lines_quiet, mhd_window_start_ms;
+        atomic_int mhd_lines_in_window;
+        long long next_quiet_report_ms;
         struct spool *spool; /* NULL: LIVEFLOW_SPOOL_DIR unset */
         struct metric *m_spooled, *m_replayed;
         long long next_replay_ms;
@@ -174,6 +181,14 @@ static void log_request(const struct request *req, enum MHD_RequestTerminationCo
         if (req->is_sent && !req->ticket.err && req->ev.topic)
                 snprintf(delivered, sizeof(delivered), " topic=%s partition=%d offset=%lld",
                          req->ev.topic, (int)req->ticket.partition, (long long)req->ticket.offset);
+        if (aborted && !req->status) {
+                /* A client that left (or was closed) before its answer: a slow-client attack
+                 * makes thousands; counted, and summed up once in a while by the main loop. */
+                atomic_fetch_add(&req->rcv->aborted_quiet, 1);
+                log_debug(req->trace_id, "%s %s aborted=%s ms=%.1f", req->method, req->path,
+                          aborted, ms);
+                return;
+        }
         if (req->route && !strcmp(req->route->vendor, "-") && !aborted) {
                 log_debug(req->trace_id, "%s %s status=%u ms=%.1f", req->method, req->path,
                           req->status, ms);
@@ -200,6 +215,7 @@ static void count_stats(struct receiver *rcv, unsigned int status)
 
 static enum MHD_Result request_reply(struct request *req, unsigned int status, const char *message)
 {
+        conn_guard_busy(req->rcv->guard, req->conn);
         /* An early answer leaves the body unread: the connection cannot be reused. */
         struct http_reply_opts opts = {.trace_id = req->trace_id,
                                        .must_close = req->is_early && req->has_body};
@@ -754,8 +770,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct request *req = *req_cls;
 
         (void)version;
-        if (!req)
+        if (!req) {
+                conn_guard_reading(((struct receiver *)cls)->guard, conn);
                 return request_start(cls, conn, url, method, req_cls);
+        }
         if (req->status) { /* answered already: discard whatever is still coming */
                 *upload_size = 0;
                 return MHD_YES;
@@ -764,6 +782,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return read_body(req, upload, upload_size);
         if (req->is_sent)
                 return reply_delivery(req);
+        conn_guard_busy(req->rcv->guard, conn); /* read: the ack timeout bounds the rest */
         return publish(req);
 }
 
@@ -773,7 +792,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         struct receiver *rcv = cls;
         struct request *req = *req_cls;
 
-        (void)conn;
+        conn_guard_waiting(rcv->guard, conn); /* a keep-alive connection waits for the next */
         if (!req)
                 return;
         count_request(req);
@@ -789,13 +808,47 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         atomic_fetch_sub(&rcv->open_requests, 1);
 }
 
+#define MHD_LINES_PER_WINDOW 5
+#define QUIET_WINDOW_MS      10000
+
+/*
+ * libmicrohttpd's own messages ("connection limit reached", a client's protocol error) are
+ * written at most MHD_LINES_PER_WINDOW per QUIET_WINDOW_MS: a flood of bad clients must not
+ * become a flood of synchronous log lines. The rest are counted and summed up by the main loop.
+ */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+        struct receiver *rcv = cls;
+        long long now = now_us() / 1000, start = atomic_load(&rcv->mhd_window_start_ms);
         char line[512];
 
-        (void)cls;
+        if (now - start >= QUIET_WINDOW_MS &&
+            atomic_compare_exchange_strong(&rcv->mhd_window_start_ms, &start, now))
+                atomic_store(&rcv->mhd_lines_in_window, 0);
+        if (atomic_fetch_add(&rcv->mhd_lines_in_window, 1) >= MHD_LINES_PER_WINDOW) {
+                atomic_fetch_add(&rcv->mhd_lines_quiet, 1);
+                return;
+        }
         vsnprintf(line, sizeof(line), fmt, ap);
         log_warn(NULL, "http: %s", line);
+}
+
+/* The sums of what was not written line by line (on_mhd_log, log_request), once a window. */
+static void report_quiet(struct receiver *rcv)
+{
+        long long aborted, mhd;
+
+        if (now_us() / 1000 < rcv->next_quiet_report_ms)
+                return;
+        rcv->next_quiet_report_ms = now_us() / 1000 + QUIET_WINDOW_MS;
+        aborted = atomic_exchange(&rcv->aborted_quiet, 0);
+        mhd = atomic_exchange(&rcv->mhd_lines_quiet, 0);
+        if (aborted || mhd)
+                log_warn(NULL,
+                         "http: in the last %d s %lld requests ended before their answer (client "
+                         "gone or closed as too slow) and %lld libmicrohttpd messages were not "
+                         "logged",
+                         QUIET_WINDOW_MS / 1000, aborted, mhd);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -821,6 +874,33 @@ static int parse_listen_addr(const char *key, const char *addr, long long port,
         return -1;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+        if (ss->ss_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/*
+ * Tencent's signature covers only t: a captured (t, sign) verifies for the whole grace, so on a
+ * reachable address the path token or the source allowlist is what keeps forged callbacks
+ * (a moderation "Block" bans an anchor) out. Said at every start and by --check-config.
+ */
+static void warn_if_exposed(const struct settings *s, const struct sockaddr_storage *ss)
+{
+        bool has_token = s->tencent_path_token && *s->tencent_path_token;
+        bool has_allowlist = s->tencent_allow_ips && *s->tencent_allow_ips;
+
+        if (is_loopback(ss) || has_token || has_allowlist)
+                return;
+        fprintf(stderr,
+                "liveflow-receiver: warning: LIVEFLOW_HTTP_ADDR=%s is not loopback and neither "
+                "LIVEFLOW_TENCENT_PATH_TOKEN nor LIVEFLOW_TENCENT_ALLOW_IPS is set: a captured "
+                "Tencent callback can be replayed with other contents for "
+                "LIVEFLOW_TENCENT_GRACE_S=%lld s (see README, production)\n",
+                s->http_addr, s->tencent_grace_s);
+}
+
 int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_size)
 {
         struct sockaddr_storage ss;
@@ -834,6 +914,7 @@ int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_
         if (parse_listen_addr("LIVEFLOW_HTTP_ADDR", s->http_addr, s->http_port, &ss, errstr,
                               errstr_size) == -1)
                 return -1;
+        warn_if_exposed(s, &ss);
         if (inet_pton(AF_INET, s->admin_addr, &((struct sockaddr_in *)&ss)->sin_addr) != 1) {
                 snprintf(errstr, errstr_size, "LIVEFLOW_ADMIN_ADDR: \"%s\" is not an IPv4 address",
                          s->admin_addr);
@@ -864,6 +945,15 @@ static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
                 return -1;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
+        if (!(rcv->guard = conn_guard_new(
+                      &(struct conn_guard_config){
+                              .header_timeout_ms = s->http_header_timeout_ms,
+                              .request_timeout_ms = s->http_request_timeout_ms,
+                              .max_connections = (size_t)s->http_max_connections},
+                      rcv->metrics))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
         /* The logger comes first so that libmicrohttpd reports option errors through it. */
         rcv->daemon = MHD_start_daemon(
                 flags, (uint16_t)s->http_port, NULL, NULL, on_request, rcv,
@@ -871,7 +961,9 @@ static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
                 (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->http_threads,
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->http_timeout_s,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->http_max_connections,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->http_max_connections_per_ip,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+                MHD_OPTION_NOTIFY_CONNECTION, conn_guard_on_connection, rcv->guard,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, rcv, MHD_OPTION_END);
         if (!rcv->daemon) {
                 snprintf(errstr, errstr_size, "http %s:%lld: cannot listen (address in use?)",
@@ -1031,8 +1123,15 @@ static void replay_spool(struct receiver *rcv)
                          spool_pending(rcv->spool));
 }
 
+#define SWEEP_INTERVAL_MS 250
+
 void receiver_serve(struct receiver *rcv, int timeout_ms)
 {
+        if (now_us() / 1000 >= rcv->next_sweep_ms) {
+                conn_guard_sweep(rcv->guard);
+                report_quiet(rcv);
+                rcv->next_sweep_ms = now_us() / 1000 + SWEEP_INTERVAL_MS;
+        }
         delivery_poll(rcv->delivery, timeout_ms);
         replay_spool(rcv);
         if (wall_ms() >= rcv->next_stats_ms) {
@@ -1090,6 +1189,7 @@ void receiver_destroy(struct receiver *rcv)
         admin_http_stop(rcv->admin);
         if (rcv->daemon)
                 MHD_stop_daemon(rcv->daemon); /* startup failure: nothing is suspended */
+        conn_guard_destroy(rcv->guard); /* every connection was reported closed */
         delivery_destroy(rcv->delivery);
         encoder_destroy(rcv->encoder);
         for (size_t i = 0; i < VENDOR_MODULES_MAX && vendor_modules[i]; i++)
