@@ -3,6 +3,16 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "redis_conn.h"
+#include "trace.h"
+
+/* Deletes the lock only while it still holds our token: an expired lock that another
+ * instance took since is not ours to release. */
+static const char release_script[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+        "return 0\n";
 
 struct profile_run {
         struct db *db;
@@ -140,4 +150,42 @@ enum db_result profile_run_swap(struct profile_run *pr, long long period, long l
                 return r;
         }
         return DB_OK;
+}
+
+/* ------------------------------------------------------------------ the period's lock */
+
+enum profile_lock profile_run_lock(struct redis_conn *redis, long long period, long long ttl_s,
+                                   char token[33], char *errstr, size_t errstr_size)
+{
+        char key[64], ttl[24];
+        const char *argv[] = {"SET", key, token, "NX", "EX", ttl};
+        redisReply *reply;
+        enum profile_lock r;
+
+        snprintf(key, sizeof(key), "lock:stats:profile:%lld", period);
+        snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
+        trace_id_new(token);
+        if (!(reply = redis_conn_cmd(redis, 6, argv, NULL, errstr, errstr_size)))
+                return PROFILE_LOCK_ERROR;
+        r = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0 ? PROFILE_LOCK_TAKEN
+                                                                               : PROFILE_LOCK_BUSY;
+        freeReplyObject(reply);
+        return r;
+}
+
+int profile_run_unlock(struct redis_conn *redis, long long period, const char *token,
+                       char *errstr, size_t errstr_size)
+{
+        char key[64];
+        const char *keys[] = {key}, *args[] = {token};
+        redisReply *reply;
+        int r;
+
+        snprintf(key, sizeof(key), "lock:stats:profile:%lld", period);
+        if (!(reply = redis_conn_eval(redis, release_script, 1, keys, 1, args, errstr,
+                                      errstr_size)))
+                return -1;
+        r = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 ? 1 : 0;
+        freeReplyObject(reply);
+        return r;
 }

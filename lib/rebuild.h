@@ -109,4 +109,34 @@ int rebuild_streams(struct rebuild *rb, long long *projected, char *errstr, size
 int rebuild_epoch_check(struct redis_conn *redis, char seen[33], bool *lost, char *errstr,
                         size_t errstr_size);
 
+/* ------------------------------------------------------------------ differences (dry runs, reconcile) */
+
+/* One difference between Redis and what MySQL says Redis should hold. */
+struct rebuild_finding {
+        const char *what; /* "room" (figures), "top" (TOP10 set), "online" (set:live:online), "anchor" */
+        const char *id;   /* the room, stream or anchor */
+        char redis[384];  /* what Redis holds (cut to fit) */
+        char mysql[384];  /* what MySQL says (cut to fit) */
+};
+
+/* Called once per finding; f and its strings live for the call only. */
+typedef void (*rebuild_on_finding)(const struct rebuild_finding *f, void *arg);
+
+/**
+ * @brief Compares every room of live_room_sync with its Redis figures and TOP10 set (the sums
+ * of the room's numbered tips; a missing key reads as 0 / empty). Read-only. *checked receives
+ * the rooms compared. @returns 0 or -1 with errstr.
+ */
+int rebuild_diff_rooms(struct db *db, struct redis_conn *redis, rebuild_on_finding on, void *arg,
+                       long long *checked, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Compares set:live:online and hash:anchor:status:* with live_streams: every live stream
+ * is a member and its anchor's hash names it (status, stream_id, session_id, started_at);
+ * no other stream is a member, and no hash calls a stream live that is not. Read-only.
+ * *checked receives the live streams compared. @returns 0 or -1 with errstr.
+ */
+int rebuild_diff_streams(struct db *db, struct redis_conn *redis, rebuild_on_finding on, void *arg,
+                         long long *checked, char *errstr, size_t errstr_size);
+
 #endif

@@ -148,7 +148,7 @@ static const struct setting settings_table[] = {
          "how long to fill a batch"},
         {"LIVEFLOW_RETRY_BACKOFF_MS", SETTING_INT, "200", 0, 60000, OFF(retry_backoff_ms), W,
          "first retry delay, doubled per attempt"},
-        {"LIVEFLOW_LIVE_TTL_S", SETTING_INT, "86400", 60, 31536000, OFF(live_ttl_s), W,
+        {"LIVEFLOW_LIVE_TTL_S", SETTING_INT, "86400", 60, 31536000, OFF(live_ttl_s), W | T,
          "TTL of temp:live:{stream_id}"},
         /* audit role: a verdict's grade from its suggestion, score and label (consumers/audit.h) */
         {"LIVEFLOW_AUDIT_WARN_SCORE", SETTING_INT, "60", 0, 100, OFF(audit_warn_score), C,
@@ -194,7 +194,7 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_REWARD_DEDUP_TTL_S", SETTING_INT, "604800", 60, 31536000,
          OFF(reward_dedup_ttl_s), C, "how long Redis remembers that a tip was counted"},
         {"LIVEFLOW_REWARD_STATS_TTL_S", SETTING_INT, "604800", 60, 31536000,
-         OFF(reward_stats_ttl_s), C,
+         OFF(reward_stats_ttl_s), C | T,
          "live:stats:{session_id} expires this long after its last tip"},
         /* settlement worker: revenue split and session summaries (settlement-worker/settlement.h)
          */
@@ -210,14 +210,14 @@ static const struct setting settings_table[] = {
         /* stats worker: hourly tips, audience profiles, session statistics (stats-worker/stats.h)
          */
         {"LIVEFLOW_STATS_PROFILE_INTERVAL_S", SETTING_INT, "7200", 1, 2678400,
-         OFF(stats_profile_interval_s), SETTINGS_STATS,
+         OFF(stats_profile_interval_s), SETTINGS_STATS | T,
          "audience_profile is computed once per period of this length"},
         {"LIVEFLOW_STATS_PROFILE_HIGH_PCT", SETTING_INT, "90", 1, 99, OFF(stats_profile_high_pct),
-         SETTINGS_STATS, "spenders above this percentile are high"},
+         SETTINGS_STATS | T, "spenders above this percentile are high"},
         {"LIVEFLOW_STATS_PROFILE_MID_PCT", SETTING_INT, "50", 0, 98, OFF(stats_profile_mid_pct),
-         SETTINGS_STATS, "... above this one mid, the rest low"},
+         SETTINGS_STATS | T, "... above this one mid, the rest low"},
         {"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S", SETTING_INT, "600", 1, 86400,
-         OFF(stats_profile_lock_ttl_s), SETTINGS_STATS,
+         OFF(stats_profile_lock_ttl_s), SETTINGS_STATS | T,
          "lifetime of a period's profiling lock; also the longest a profiling statement may run"},
         {"LIVEFLOW_STATS_LATE_S", SETTING_INT, "3600", 0, 604800, OFF(stats_late_s), SETTINGS_STATS,
          "tips and viewers arriving this long after their session's end still update live_statistics"},

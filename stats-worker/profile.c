@@ -20,12 +20,6 @@
 /* A failed run is tried again this much later, or a period later. */
 #define PROFILE_RETRY_MS 30000
 
-/* Deletes the lock only while it still holds our token: an expired lock that another
- * instance took since is not ours to release. */
-static const char release_script[] =
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-        "return 0\n";
-
 struct profile {
         struct db *db; /* ours: its timeout is the lock's TTL */
         struct redis_conn *redis;
@@ -36,8 +30,6 @@ struct profile {
         struct profile_run *run; /* the run itself, shared with liveflow-ctl (lib/) */
         struct metric *m_done, *m_failed, *m_superseded, *m_busy;
 };
-
-enum lock_result { LOCK_TAKEN, LOCK_BUSY, LOCK_ERROR };
 
 static long long now_ms(void)
 {
@@ -104,40 +96,19 @@ void profile_destroy(struct profile *p)
 
 /* ------------------------------------------------------------------ the lock */
 
-static enum lock_result lock_take(struct profile *p, const char *key, const char *token,
-                                  char *errstr, size_t errstr_size)
+static void lock_release(struct profile *p, long long period, const char *token)
 {
-        char ttl[24];
-        const char *argv[] = {"SET", key, token, "NX", "EX", ttl};
-        redisReply *reply;
-        enum lock_result r;
-
-        snprintf(ttl, sizeof(ttl), "%lld", p->lock_ttl_s);
-        if (!(reply = redis_conn_cmd(p->redis, 6, argv, NULL, errstr, errstr_size)))
-                return LOCK_ERROR;
-        r = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0 ? LOCK_TAKEN
-                                                                               : LOCK_BUSY;
-        freeReplyObject(reply);
-        return r;
-}
-
-static void lock_release(struct profile *p, const char *key, const char *token)
-{
-        const char *keys[] = {key}, *args[] = {token};
         char errstr[256];
-        redisReply *reply =
-                redis_conn_eval(p->redis, release_script, 1, keys, 1, args, errstr, sizeof(errstr));
+        int r = profile_run_unlock(p->redis, period, token, errstr, sizeof(errstr));
 
-        if (!reply) {
-                log_warn(NULL, "profile: releasing %s: %s (it expires by itself)", key, errstr);
-                return;
-        }
-        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+        if (r == -1)
+                log_warn(NULL, "profile: releasing lock:stats:profile:%lld: %s (it expires by itself)",
+                         period, errstr);
+        else if (r == 0)
                 log_warn(
                         NULL,
-                        "profile: %s had expired before the run ended (LIVEFLOW_STATS_PROFILE_LOCK_TTL_S)",
-                        key);
-        freeReplyObject(reply);
+                        "profile: lock:stats:profile:%lld had expired before the run ended (LIVEFLOW_STATS_PROFILE_LOCK_TTL_S)",
+                        period);
 }
 
 /* ------------------------------------------------------------------ the run */
@@ -180,21 +151,19 @@ void profile_tick(struct profile *p, long long now)
         long long period = now / 1000 / p->interval_s * p->interval_s;
         long long retry_ms =
                 p->interval_s * 1000 < PROFILE_RETRY_MS ? p->interval_s * 1000 : PROFILE_RETRY_MS;
-        char key[64], token[33], errstr[512];
+        char token[33], errstr[512];
 
         if (period == p->done_period || now < p->retry_at_ms)
                 return;
-        snprintf(key, sizeof(key), "lock:stats:profile:%lld", period);
-        trace_id_new(token);
-        switch (lock_take(p, key, token, errstr, sizeof(errstr))) {
-        case LOCK_BUSY:
+        switch (profile_run_lock(p->redis, period, p->lock_ttl_s, token, errstr, sizeof(errstr))) {
+        case PROFILE_LOCK_BUSY:
                 metric_add(p->m_busy, 1); /* another instance runs it: look again next tick */
                 return;
-        case LOCK_ERROR:
+        case PROFILE_LOCK_ERROR:
                 log_warn(NULL, "profile period=%lld: no lock: %s", period, errstr);
                 p->retry_at_ms = now + retry_ms;
                 return;
-        case LOCK_TAKEN:
+        case PROFILE_LOCK_TAKEN:
                 break;
         }
         if (run_unless_done(p, period, errstr, sizeof(errstr)) == 0) {
@@ -205,5 +174,5 @@ void profile_tick(struct profile *p, long long now)
                           period, errstr);
                 p->retry_at_ms = now + retry_ms;
         }
-        lock_release(p, key, token);
+        lock_release(p, period, token);
 }

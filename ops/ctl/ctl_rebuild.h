@@ -1,0 +1,10 @@
+/* ctl_rebuild.h: `liveflow-ctl rebuild`: what the workers derive, derived again from MySQL. */
+#ifndef LIVEFLOW_CTL_REBUILD_H
+#define LIVEFLOW_CTL_REBUILD_H
+
+#include "ctl.h"
+
+/* redis, session, profile: the rows of `liveflow-ctl rebuild` (see each --help). */
+extern const struct ctl_command ctl_rebuild_commands[];
+
+#endif
