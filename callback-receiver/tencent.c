@@ -16,6 +16,7 @@
 
 #include "contract.h"
 #include "crypto.h"
+#include "field_limits.h"
 #include "strlist.h"
 
 #define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
@@ -411,6 +412,11 @@ static int read_stream_id(const json_t *root, struct webhook_event *ev, struct w
                 if (!(s = read_text(field, buf, sizeof(buf))) || !*s)
                         return webhook_refuse(v, 400, NULL, "%s: expected a non-empty string",
                                               names[i]);
+                /* Longer would be a 200 and then a permanent dead letter: Tencent would not
+                 * retry, the event would be lost. */
+                if (!field_fits(s, strlen(s), FIELD_MAX_STREAM_ID))
+                        return webhook_refuse(v, 400, NULL, "%s: longer than %d characters",
+                                              names[i], FIELD_MAX_STREAM_ID);
                 if (!(ev->stream_id = strdup(s)))
                         return webhook_refuse(v, 500, NULL, "out of memory");
                 return 0;
@@ -427,6 +433,14 @@ static int read_anchor_room(const json_t *root, struct webhook_event *ev, struct
                 return 0;
         ev->anchor_id = query_value(qs, "anchor_id");
         ev->room_id = query_value(qs, "room_id");
+        if (ev->anchor_id && !field_fits(ev->anchor_id, strlen(ev->anchor_id), FIELD_MAX_ANCHOR_ID))
+                return webhook_refuse(v, 400, NULL,
+                                      "stream_param: anchor_id longer than %d characters",
+                                      FIELD_MAX_ANCHOR_ID);
+        if (ev->room_id && !field_fits(ev->room_id, strlen(ev->room_id), FIELD_MAX_ROOM_ID))
+                return webhook_refuse(v, 400, NULL,
+                                      "stream_param: room_id longer than %d characters",
+                                      FIELD_MAX_ROOM_ID);
         if (!ev->room_id && ev->anchor_id && !(ev->room_id = strdup(ev->anchor_id)))
                 return webhook_refuse(v, 500, NULL, "out of memory");
         return 0;
@@ -745,6 +759,18 @@ static int64_t event_time_of(const json_t *root, const struct mapping *m, int64_
         return ms == -1 ? now_ms : ms;
 }
 
+/* sequence names the push session (live_streams.vendor_session): it must fit there. */
+static int check_sequence(const json_t *root, struct webhook_verdict *v)
+{
+        char buf[TEXT_INT_MAX];
+        const char *s = read_text(json_object_get(root, "sequence"), buf, sizeof(buf));
+
+        if (s && !field_fits(s, strlen(s), FIELD_MAX_SESSION))
+                return webhook_refuse(v, 400, NULL, "sequence: longer than %d characters",
+                                      FIELD_MAX_SESSION);
+        return 0;
+}
+
 static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *ev,
                       struct webhook_verdict *v)
 {
@@ -761,6 +787,8 @@ static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *
                 return -1;
         if (m->stream_field && !ev->stream_id)
                 return webhook_refuse(v, 400, NULL, "%s is missing", m->stream_field);
+        if (check_sequence(root, v) == -1)
+                return -1;
         ev->event_time_ms = event_time_of(root, m, now_ms);
         ev->vendor = "tencent";
         ev->key = ev->stream_id;

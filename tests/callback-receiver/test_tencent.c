@@ -525,16 +525,17 @@ Test(tencent, unicode_stream_id_is_kept)
         free(body);
 }
 
-Test(tencent, very_long_stream_id_is_kept)
+Test(tencent, a_stream_id_longer_than_its_column_is_a_400)
 {
         size_t len = 40000;
         char *name = malloc(len + 1), *body;
 
+        /* A 200 would end in a permanent dead letter ("Data too long"), and Tencent does not
+         * retry after a 200: the event would be lost. */
         memset(name, 's', len);
         name[len] = '\0';
         body = edit(push_json, "stream_id", json_string(name));
-        cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
-        cr_assert(eq(sz, strlen(ev.stream_id), len));
+        assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "stream_id: longer than 255");
         free(name);
         free(body);
 }
@@ -1212,4 +1213,56 @@ Test(tencent, record_without_optional_fields_fits_the_schema)
         assert_encodes(body, RECORD_T - 1);
         cr_assert_str_eq(ev.payload_name, "RecordFile");
         free(body);
+}
+
+/* ------------------------------------------------------------ what the columns hold */
+
+/* A string of n copies of unit (a UTF-8 character), for the length tests. */
+static json_t *repeated(const char *unit, int n)
+{
+        char buf[2048] = "";
+
+        for (int i = 0; i < n; i++)
+                strcat(buf, unit);
+        return json_string(buf);
+}
+
+static char *param_with(const char *name, const char *unit, int n)
+{
+        char buf[2048];
+
+        snprintf(buf, sizeof(buf), "%s=", name);
+        for (int i = 0; i < n; i++)
+                strcat(buf, unit);
+        return strdup(buf);
+}
+
+Test(tencent, every_id_that_fits_its_column_is_accepted_and_one_more_is_a_400)
+{
+        char *p;
+
+        /* live_streams.stream_id VARCHAR(255), in characters (utf8mb4) */
+        cr_assert(eq(int, map_edited(push_json, PUSH_T, "stream_id", repeated("\xe6\xb5\x81", 255)),
+                     0),
+                  "%s", verdict.message);
+        assert_refused_edit(push_json, PUSH_T, "stream_id", repeated("s", 256),
+                            "stream_id: longer than 255");
+        /* anchors.anchor_id and room ids VARCHAR(64), from stream_param */
+        p = param_with("anchor_id", "a", 64);
+        cr_assert(eq(int, map_edited(push_json, PUSH_T, "stream_param", json_string(p)), 0), "%s",
+                  verdict.message);
+        free(p);
+        p = param_with("anchor_id", "a", 65);
+        assert_refused_edit(push_json, PUSH_T, "stream_param", json_string(p),
+                            "stream_param: anchor_id longer than 64");
+        free(p);
+        p = param_with("room_id", "r", 65);
+        assert_refused_edit(push_json, PUSH_T, "stream_param", json_string(p),
+                            "stream_param: room_id longer than 64");
+        free(p);
+        /* live_streams.vendor_session VARCHAR(128) */
+        cr_assert(eq(int, map_edited(push_json, PUSH_T, "sequence", repeated("9", 128)), 0), "%s",
+                  verdict.message);
+        assert_refused_edit(push_json, PUSH_T, "sequence", repeated("9", 129),
+                            "sequence: longer than 128");
 }
