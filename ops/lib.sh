@@ -62,6 +62,7 @@ pid_command() {
         mariadb) echo mariadbd ;;
         redis) echo redis-server ;;
         prometheus) echo prometheus ;;
+        textfile) echo python3 ;;
         consumer-*) echo liveflow-consumer ;;
         *) echo "liveflow-${1%@*}" ;;
         esac

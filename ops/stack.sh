@@ -8,8 +8,10 @@
 #
 # Ports: LIVEFLOW_STACK_MYSQL_PORT (3307), LIVEFLOW_STACK_REDIS_PORT (6380),
 # LIVEFLOW_STACK_HTTP_PORT (8080), LIVEFLOW_STACK_ADMIN_PORT (9100: the receiver's admin
-# port, then one more for each further process), LIVEFLOW_STACK_PROMETHEUS_PORT (9090;
-# "off" starts no Prometheus; when left unset and 9090 is taken, the stack starts without it).
+# port, then one more for each further process), LIVEFLOW_STACK_PROMETHEUS_PORT (9190;
+# "off" starts no Prometheus; when left unset and 9190 is taken, the stack starts without it),
+# LIVEFLOW_STACK_TEXTFILE_PORT (the Prometheus port + 1: serves .run/prometheus/textfile/,
+# where ops/reconcile-metrics.sh records each reconciliation).
 # LIVEFLOW_STACK_COPIES_<ROLE>=N starts N copies of a worker role (ROLE upper case, '-' as
 # '_': LIVEFLOW_STACK_COPIES_REWARD_SYNC, LIVEFLOW_STACK_COPIES_SETTLEMENT, ...; 0 starts
 # none), each with its own admin port, LIVEFLOW_INSTANCE_ID and PID file (the first copy
@@ -32,9 +34,10 @@ MYSQL_PORT=${LIVEFLOW_STACK_MYSQL_PORT:-3307}
 REDIS_PORT=${LIVEFLOW_STACK_REDIS_PORT:-6380}
 HTTP_PORT=${LIVEFLOW_STACK_HTTP_PORT:-8080}
 ADMIN_PORT=${LIVEFLOW_STACK_ADMIN_PORT:-9100}
-PROM_PORT=${LIVEFLOW_STACK_PROMETHEUS_PORT:-9090}
+PROM_PORT=${LIVEFLOW_STACK_PROMETHEUS_PORT:-9190}
 SCRAPE_INTERVAL=${LIVEFLOW_STACK_SCRAPE_INTERVAL:-5s}
 PROM_DIR=$RUN/prometheus
+TEXTFILE_DIR=$PROM_DIR/textfile
 
 die() {
         note "$*"
@@ -65,7 +68,7 @@ require_free_port() {
 # MariaDB last because everything above may still write to it while draining; then any
 # PID file a newer version of this script may have added.
 stop_all() {
-        stop_pidfiles 15 "$PIDS/prometheus.pid"
+        stop_pidfiles 15 "$PIDS/prometheus.pid" "$PIDS/textfile.pid"
         stop_pidfiles 15 "$PIDS/receiver.pid"
         stop_pidfiles 15 "$PIDS"/consumer-*.pid "$PIDS"/settlement*.pid "$PIDS"/stats*.pid
         stop_pidfiles 15 "$PIDS/devbroker.pid"
@@ -307,7 +310,7 @@ write_targets() {
                 for f in "$PIDS"/*.port; do
                         [ -e "$f" ] || continue
                         name=$(basename "$f" .port)
-                        case "$name" in mariadb | redis | devbroker | prometheus) continue ;; esac
+                        case "$name" in mariadb | redis | devbroker | prometheus | textfile) continue ;; esac
                         [ -f "$PIDS/$name.pid" ] || continue
                         [ "$first" -eq 1 ] || echo ","
                         first=0
@@ -333,13 +336,20 @@ prometheus_wanted() {
                 note "warning: port $PROM_PORT is in use; starting without Prometheus (set LIVEFLOW_STACK_PROMETHEUS_PORT)"
                 return 1
         fi
+        TEXTFILE_PORT=${LIVEFLOW_STACK_TEXTFILE_PORT:-$((PROM_PORT + 1))}
+        check_port_var LIVEFLOW_STACK_TEXTFILE_PORT "$TEXTFILE_PORT"
+        require_free_port "$TEXTFILE_PORT" LIVEFLOW_STACK_TEXTFILE_PORT
 }
 
 # start_prometheus: a private Prometheus on 127.0.0.1:PROM_PORT with liveflow's rules and
-# consoles, scraping the target list, its data under $PROM_DIR/data. Waited for later.
+# consoles, scraping the target list, its data under $PROM_DIR/data; and what stands in for
+# node_exporter's textfile collector: $TEXTFILE_DIR served on TEXTFILE_PORT. Waited for later.
 start_prometheus() {
-        mkdir -p "$PROM_DIR/data" || fail_start "cannot make $PROM_DIR"
+        mkdir -p "$PROM_DIR/data" "$TEXTFILE_DIR" || fail_start "cannot make $PROM_DIR"
         write_targets
+        spawn "$PIDS/textfile.pid" "$LOGS/textfile.log" python3 -m http.server --bind 127.0.0.1 \
+                --directory "$TEXTFILE_DIR" "$TEXTFILE_PORT"
+        echo "$TEXTFILE_PORT" >"$PIDS/textfile.port"
         cat >"$PROM_DIR/prometheus.yml" <<EOF || fail_start "cannot write $PROM_DIR/prometheus.yml"
 # Written by ops/stack.sh; the processes are listed in targets.json, kept current by it.
 global:
@@ -355,6 +365,11 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ['127.0.0.1:$PROM_PORT']
+  # Cron jobs' results (ops/reconcile-metrics.sh), as node_exporter's textfile collector would.
+  - job_name: liveflow-textfile
+    metrics_path: /liveflow_reconcile.prom
+    static_configs:
+      - targets: ['127.0.0.1:$TEXTFILE_PORT']
 EOF
         spawn "$PIDS/prometheus.pid" "$LOGS/prometheus.log" prometheus \
                 --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
@@ -374,7 +389,26 @@ wait_prometheus_ready() {
                 log_tail "$LOGS/prometheus.log"
                 fail_start "Prometheus is not ready"
         fi
+        wait_for 10 "$(cat "$PIDS/textfile.pid")" \
+                curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$TEXTFILE_PORT/"
+        rc=$?
+        if [ "$rc" -ne 0 ]; then
+                startup_failure "$rc" "the textfile server" "answer on :$TEXTFILE_PORT in 10 s"
+                log_tail "$LOGS/textfile.log"
+                fail_start "the textfile server is not ready"
+        fi
         note "prometheus ready on 127.0.0.1:$PROM_PORT ($(elapsed) ms)"
+}
+
+# reconcile_once: a first reconciliation recorded for Prometheus, as the hourly cron line would.
+reconcile_once() {
+        [ -x "$BUILD/bin/liveflow-settlement" ] || return 0
+        if sh "$ROOT/ops/reconcile-metrics.sh" "$TEXTFILE_DIR" "$BUILD/bin/liveflow-settlement" \
+                reconcile >"$LOGS/reconcile.log" 2>&1; then
+                note "reconcile: the ledgers agree ($(elapsed) ms)"
+        else
+                note "warning: reconcile did not pass (see $LOGS/reconcile.log)"
+        fi
 }
 
 # wait_apps_ready: every process must answer 200 on /readyz within 30 s.
@@ -439,7 +473,10 @@ stack_start() {
         fi
         start_apps
         wait_apps_ready
-        [ "$PROM" -eq 0 ] || wait_prometheus_ready
+        if [ "$PROM" -ne 0 ]; then
+                wait_prometheus_ready
+                reconcile_once
+        fi
         trap - INT TERM HUP
 
         echo

@@ -52,6 +52,42 @@ Test(monitoring, rule_tests_catch_a_moved_threshold)
         support_sh("rm -rf %s", dir);
 }
 
+/* The committed dashboards are what ops/grafana/generate.py writes. */
+Test(monitoring, dashboards_are_what_the_generator_writes)
+{
+        char dir[] = "/tmp/lfdash.XXXXXX";
+
+        cr_assert(mkdtemp(dir));
+        cr_assert(support_sh("python3 ops/grafana/generate.py %s", dir) == 0);
+        cr_expect(support_sh("diff -r %s ops/grafana/dashboards >&2", dir) == 0,
+                  "ops/grafana/dashboards differs from what ops/grafana/generate.py writes");
+        support_sh("rm -rf %s", dir);
+}
+
+/* The cron wrapper records each outcome for Prometheus and passes the exit status on. */
+Test(monitoring, reconcile_metrics_records_the_outcome_and_keeps_the_status)
+{
+        char dir[] = "/tmp/lfrec.XXXXXX", path[64];
+        char *text;
+
+        cr_assert(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/liveflow_reconcile.prom", dir);
+        cr_assert_eq(support_sh("sh ops/reconcile-metrics.sh %s sh -c 'exit 1' 2>/dev/null", dir),
+                     1);
+        cr_assert((text = support_read_file(path, NULL)));
+        cr_expect(strstr(text, "\nliveflow_reconcile_exit_code 1\n"), "%s", text);
+        cr_expect(strstr(text, "\nliveflow_reconcile_agree 0\n"), "%s", text);
+        free(text);
+        cr_assert(support_sh("promtool check metrics <%s", path) == 0);
+        cr_assert_eq(support_sh("sh ops/reconcile-metrics.sh %s true", dir), 0);
+        cr_assert((text = support_read_file(path, NULL)));
+        cr_expect(strstr(text, "\nliveflow_reconcile_agree 1\n"), "%s", text);
+        free(text);
+        cr_expect_eq(support_sh("sh ops/reconcile-metrics.sh %s/missing true 2>/dev/null", dir),
+                     2);
+        support_sh("rm -rf %s", dir);
+}
+
 /* ------------------------------------------------------------------ HTTP and JSON */
 
 struct buf {
@@ -160,10 +196,11 @@ static void stack_start(void)
         cr_assert(support_sh("env -u LIVEFLOW_STACK_COPIES_RECORD LIVEFLOW_STACK_DIR=%s "
                              "LIVEFLOW_STACK_MYSQL_PORT=%d LIVEFLOW_STACK_REDIS_PORT=%d "
                              "LIVEFLOW_STACK_HTTP_PORT=%d LIVEFLOW_STACK_PROMETHEUS_PORT=%d "
+                             "LIVEFLOW_STACK_TEXTFILE_PORT=%d "
                              "LIVEFLOW_STACK_ADMIN_PORT=%d LIVEFLOW_STACK_SCRAPE_INTERVAL=1s "
                              "LIVEFLOW_STACK_COPIES_RECORD=2 "
                              "sh ops/stack.sh start %s >%s/start.log 2>&1",
-                             stk.dir, base, base + 1, stk.http_port, stk.prom_port, base + 4,
+                             stk.dir, base, base + 1, stk.http_port, stk.prom_port, base + 4, base + 5,
                              build && *build ? build : "build", stk.dir) == 0,
                   "ops/stack.sh start failed (see %s/start.log)", stk.dir);
 }
@@ -449,12 +486,12 @@ Test(monitoring, stack_prometheus_dashboards_and_console_show_every_process, .fi
         cr_assert(liveflow > 0);
         for (const char *const *w = (const char *const[]){"receiver ", "consumer-record@2 ",
                                                            "settlement ", "stats ", "prometheus ",
-                                                           "mariadb ", "redis ", "devbroker ",
-                                                           NULL};
+                                                           "textfile ", "mariadb ", "redis ",
+                                                           "devbroker ", NULL};
              *w; w++)
                 cr_expect(strstr(names, *w), "status lacks %s:\n%s", *w, names);
         liveflow += 4; /* record@2, settlement, stats, receiver */
-        cr_assert_eq(n, liveflow + 4, "status lists %d processes up:\n%s", n, names);
+        cr_assert_eq(n, liveflow + 5, "status lists %d processes up:\n%s", n, names);
         wait_targets_up(liveflow);
 
         /* Signed traffic in bursts a few scrapes apart, so that every counter has moved
@@ -477,6 +514,13 @@ Test(monitoring, stack_prometheus_dashboards_and_console_show_every_process, .fi
                 support_sleep_ms(500);
         }
         support_sleep_ms(2500); /* a rule evaluation after the last scrape */
+        {
+                char err[256];
+
+                /* make run's first reconciliation, recorded as the cron job records it. */
+                cr_expect(query_has_data("liveflow_reconcile_agree == 1", err, sizeof(err)) == 1,
+                          "no reconcile result in Prometheus");
+        }
 
         check_dashboards();
         check_console();
