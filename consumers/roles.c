@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "audience.h"
 #include "audit.h"
 #include "other.h"
 #include "record.h"
@@ -12,7 +13,7 @@
 
 const struct consumer_role *const roles_all[] = {
         &stream_lifecycle_role, &record_role, &snapshot_role, &audit_role,
-        &reward_sync_role,      &other_role,  NULL,
+        &reward_sync_role,      &other_role,  &audience_role, NULL,
 };
 
 const struct consumer_role *roles_find(const char *name)

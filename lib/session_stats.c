@@ -1,4 +1,4 @@
-/* session_stats.c: one session's live_statistics from stats_tip and stats_viewer_event. */
+/* session_stats.c: one session's live_statistics gift figures from stats_tip. */
 #include "session_stats.h"
 
 #include <stdio.h>
@@ -9,7 +9,7 @@
 
 struct session_stats {
         struct db *db;
-        struct db_stmt *lock_dirty, *lock_any, *window, *gifts, *viewers, *peak, *upsert_stats,
+        struct db_stmt *lock_dirty, *lock_any, *window, *gifts, *viewers, *upsert_stats,
                 *clean, *current;
 };
 
@@ -30,41 +30,25 @@ static int prepare(struct session_stats *ss)
                 "SELECT CAST(COALESCE(SUM(t.amount), 0) AS SIGNED), COUNT(*), COUNT(DISTINCT t.audience_id) "
                 "FROM stats_session s JOIN stats_tip t ON t.room_id = s.room_id "
                 "AND t.tipped_at BETWEEN s.started_at AND s.ended_at WHERE s.session_id = ?");
+        /* The viewer figures are the audience role's (consumers/audience.h): read as they are. */
         ss->viewers = db_stmt(
                 db,
-                "SELECT COUNT(DISTINCT v.client_id) FROM stats_session s JOIN stats_viewer_event v "
-                "ON v.stream_id = s.stream_id AND v.at BETWEEN s.started_at AND s.ended_at "
-                "WHERE s.session_id = ? AND v.action = 'join'");
-        /*
-         * Peak online: keep only the events that change a client's state (a join after a
-         * leave or first, a leave after a join), then the running sum of +1/-1 in time
-         * order, leaves first within a millisecond; its maximum is the peak.
-         */
-        ss->peak = db_stmt(
-                db,
-                "SELECT CAST(COALESCE(MAX(online), 0) AS SIGNED) FROM ("
-                " SELECT SUM(delta) OVER (ORDER BY at, delta, event_id ROWS UNBOUNDED PRECEDING) AS online FROM ("
-                "  SELECT v.at, v.event_id, v.action, IF(v.action = 'join', 1, -1) AS delta,"
-                "   LAG(v.action) OVER (PARTITION BY v.client_id ORDER BY v.at, v.action, v.event_id) AS prev"
-                "  FROM stats_session s JOIN stats_viewer_event v ON v.stream_id = s.stream_id"
-                "   AND v.at BETWEEN s.started_at AND s.ended_at WHERE s.session_id = ?"
-                " ) e WHERE e.action <> COALESCE(e.prev, 'leave')"
-                ") r");
+                "SELECT COALESCE(unique_viewers, -1), COALESCE(peak_online, -1) FROM live_statistics "
+                "WHERE session_id = ?");
         ss->upsert_stats = db_stmt(
                 db,
                 "INSERT INTO live_statistics (session_id, stream_id, anchor_id, duration_s, gift_amount, gift_count, "
-                "paying_users, unique_viewers, peak_online, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(3)) "
+                "paying_users, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, NOW(3)) "
                 "ON DUPLICATE KEY UPDATE stream_id = VALUES(stream_id), anchor_id = VALUES(anchor_id), "
                 "duration_s = VALUES(duration_s), gift_amount = VALUES(gift_amount), gift_count = VALUES(gift_count), "
-                "paying_users = VALUES(paying_users), unique_viewers = VALUES(unique_viewers), "
-                "peak_online = VALUES(peak_online), computed_at = NOW(3)");
+                "paying_users = VALUES(paying_users), computed_at = NOW(3)");
         ss->clean = db_stmt(db, "UPDATE stats_session SET dirty = 0 WHERE session_id = ?");
         ss->current = db_stmt(
                 db,
                 "SELECT stream_id, anchor_id, duration_s, gift_amount, gift_count, paying_users, "
                 "COALESCE(unique_viewers, -1), COALESCE(peak_online, -1) FROM live_statistics WHERE session_id = ?");
         return ss->lock_dirty && ss->lock_any && ss->window && ss->gifts && ss->viewers &&
-                               ss->peak && ss->upsert_stats && ss->clean && ss->current
+                               ss->upsert_stats && ss->clean && ss->current
                        ? 0
                        : -1;
 }
@@ -115,22 +99,20 @@ static enum db_result read_figures(struct session_stats *ss, long long session,
         struct db_param p[] = {DB_I64(session)};
         struct db_col g[] = {
                 {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
-        struct db_col v = {.type = DB_PARAM_I64}, pk = {.type = DB_PARAM_I64};
-        bool found;
+        struct db_col v[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+        bool found, has_row;
         enum db_result r;
 
         if ((r = db_query_row(ss->db, ss->gifts, p, 1, g, 3, &found, errstr, errstr_size)) !=
                     DB_OK ||
-            (r = db_query_row(ss->db, ss->viewers, p, 1, &v, 1, &found, errstr, errstr_size)) !=
-                    DB_OK ||
-            (r = db_query_row(ss->db, ss->peak, p, 1, &pk, 1, &found, errstr, errstr_size)) !=
+            (r = db_query_row(ss->db, ss->viewers, p, 1, v, 2, &has_row, errstr, errstr_size)) !=
                     DB_OK)
                 return r;
         f->gift_amount = g[0].i;
         f->gift_count = g[1].i;
         f->paying_users = g[2].i;
-        f->unique_viewers = v.i;
-        f->peak_online = pk.i;
+        f->unique_viewers = has_row ? v[0].i : -1;
+        f->peak_online = has_row ? v[1].i : -1;
         return DB_OK;
 }
 
@@ -145,12 +127,10 @@ static enum db_result write_figures(struct session_stats *ss, long long session,
                                  DB_I64(f->duration_s),
                                  DB_I64(f->gift_amount),
                                  DB_I64(f->gift_count),
-                                 DB_I64(f->paying_users),
-                                 DB_I64(f->unique_viewers),
-                                 DB_I64(f->peak_online)};
+                                 DB_I64(f->paying_users)};
         enum db_result r;
 
-        if ((r = db_exec(ss->db, ss->upsert_stats, row, 9, NULL, NULL, errstr, errstr_size)) !=
+        if ((r = db_exec(ss->db, ss->upsert_stats, row, 7, NULL, NULL, errstr, errstr_size)) !=
             DB_OK)
                 return r;
         return db_exec(ss->db, ss->clean, p, 1, NULL, NULL, errstr, errstr_size);

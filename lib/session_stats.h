@@ -11,10 +11,9 @@
 /*
  * A session's figures cover its stats_session window [started_at, ended_at], both ends
  * included: gift_amount, gift_count and paying_users are the stats_tip rows of its room
- * tipped in the window; unique_viewers counts the clients that joined its stream in the
- * window, and peak_online is the most clients online at once, replaying the window's joins
- * and leaves in time order (leaves first at the same millisecond; a second join or a leave of
- * a client not online changes nothing).
+ * tipped in the window. unique_viewers and peak_online are the audience role's
+ * (consumers/audience.h): never written here, read as live_statistics holds them (-1 for NULL:
+ * no source reported viewers), so a derived row never disagrees with the stored one on them.
  */
 struct session_figures {
         char stream_id[1024];

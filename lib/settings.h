@@ -107,6 +107,11 @@ struct settings {
         long long reward_flush_s;     /* ... or when its oldest unfolded tip is this old */
         long long reward_dedup_ttl_s; /* lifetime of a tip's applied marker in Redis */
         long long reward_stats_ttl_s; /* live:stats:{session_id} lives this long after a tip */
+        /* audience role (consumers/audience.h) */
+        long long audience_visit_timeout_s;  /* close a visit with no heartbeat for this long */
+        long long audience_sweep_interval_s; /* how often the timeout sweep looks */
+        long long audience_rank_interval_s;  /* live:rank:hot is recomputed this often */
+        long long audience_rank_size;        /* rooms kept in live:rank:hot */
         /* settlement worker (settlement-worker/settlement.h) */
         long long settlement_default_ratio_bp; /* anchor's share when revenue_share has no row */
         long long settlement_recompute_s;      /* sessions ended this recently are summed again */

@@ -13,10 +13,11 @@ struct metrics;
 /*
  * A session's figures cover its window [started_at, ended_at], both ends included:
  * gift_amount, gift_count and paying_users are the stats_tip rows of its room (the
- * session.end's room, else its anchor) tipped in the window; unique_viewers counts the
- * clients that joined its stream in the window, and peak_online is the most clients online
- * at once, replaying the window's joins and leaves in time order (leaves first at the same
- * millisecond; a second join or a leave of a client not online changes nothing).
+ * session.end's room, else its anchor) tipped in the window. The viewer columns
+ * (unique_viewers, peak_online, watch time, interactions) are the audience role's
+ * (consumers/audience.h): this worker never writes them, so they stay NULL for a session no
+ * source reported viewers for (a Tencent session, say) rather than reading 0. The viewer
+ * ledger (stats_viewer_event) is still kept.
  *
  * A session.end marks its stats_session row dirty; so do tips and viewer events that land
  * in an ended session's window up to late_s after the worker saw the end. sessions_refresh()

@@ -87,8 +87,9 @@ static enum apply_result stats_apply(void *state, struct consumer_record *rec, c
                          rec->offset);
                 return sessions_apply_end(st->sessions, &rec->ev, errstr, errstr_size);
         }
-        /* Not an error: the topics may carry more kinds of events than this role needs. */
-        log_info(rec->trace_id, "skipped event_type=%s topic=%s partition=%d offset=%lld", type,
+        /* Not an error: the topics carry more kinds of events (app viewer events by the
+         * thousand) than this role needs. */
+        log_debug(rec->trace_id, "skipped event_type=%s topic=%s partition=%d offset=%lld", type,
                  rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
