@@ -8,6 +8,7 @@
 #include "delivery.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,18 @@
 
 #define TOPICS_MAX 16
 
+/*
+ * Kafka reachability: a thread asks the cluster for its broker list (a metadata request, which
+ * needs a live broker connection) every PROBE_INTERVAL_MS; with no answer for DOWN_AFTER_MS the
+ * receiver is not ready and answers 503 (or spools) at once instead of holding each request for
+ * the whole ack timeout. librdkafka's reconnect back-off is capped at RECONNECT_MAX_MS (default
+ * 10 s) so that service resumes within about a second of the broker's return.
+ */
+#define PROBE_INTERVAL_MS 250
+#define PROBE_TIMEOUT_MS  1000
+#define DOWN_AFTER_MS     3000
+#define RECONNECT_MAX_MS  "500"
+
 struct delivery {
         rd_kafka_t *rk;
         rd_kafka_topic_t *topics[TOPICS_MAX]; /* held so their metadata stays fresh */
@@ -31,6 +44,10 @@ struct delivery {
         struct metric *inflight;
         struct metric *ack_seconds;
         struct metric *errors;
+        pthread_t probe;
+        bool has_probe;
+        atomic_bool stop_probe;
+        atomic_llong last_answer_ms; /* monotonic: the cluster's last metadata answer */
 };
 
 static long long now_us(void)
@@ -39,6 +56,44 @@ static long long now_us(void)
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *probe_run(void *arg)
+{
+        struct delivery *d = arg;
+        bool was_reachable = true;
+
+        while (!atomic_load(&d->stop_probe)) {
+                const struct rd_kafka_metadata *md = NULL;
+                long long start = now_us();
+                bool is_reachable;
+
+                if (rd_kafka_metadata(d->rk, 0, NULL, &md, PROBE_TIMEOUT_MS) ==
+                            RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    md->broker_cnt > 0)
+                        atomic_store(&d->last_answer_ms, now_us() / 1000);
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                is_reachable = delivery_is_reachable(d);
+                if (is_reachable != was_reachable)
+                        log_warn(NULL, is_reachable ? "kafka: a broker answers again: ready"
+                                                    : "kafka: no broker answered for %d ms: not "
+                                                      "ready, answering 503 (SRS: spooling) at once",
+                                 DOWN_AFTER_MS);
+                was_reachable = is_reachable;
+                for (long long left = PROBE_INTERVAL_MS - (now_us() - start) / 1000;
+                     left > 0 && !atomic_load(&d->stop_probe); left -= 50) {
+                        struct timespec ts = {0, 50 * 1000000L};
+
+                        nanosleep(&ts, NULL);
+                }
+        }
+        return NULL;
+}
+
+bool delivery_is_reachable(struct delivery *d)
+{
+        return now_us() / 1000 - atomic_load(&d->last_answer_ms) < DOWN_AFTER_MS;
 }
 
 /* Both run under d->lock. */
@@ -114,6 +169,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         MHD_resume_connection(t->conn); /* the connection is suspended until this call */
 }
 
+static double reachable_value(void *arg)
+{
+        return delivery_is_reachable(arg) ? 1 : 0;
+}
+
 static double queue_length(void *arg)
 {
         struct delivery *d = arg;
@@ -130,26 +190,30 @@ static rd_kafka_t *producer_new(const struct settings *s, struct delivery *d, ch
                                 size_t errstr_size)
 {
         char name[] = "message.timeout.ms", value[24];
+        char backoff_name[] = "reconnect.backoff.max.ms", backoff[] = RECONNECT_MAX_MS;
         struct settings with_timeout = *s;
-        struct kafka_prop *props = calloc(s->kafka_prop_cnt + 1, sizeof(*props));
+        struct kafka_prop *props = calloc(s->kafka_prop_cnt + 2, sizeof(*props));
+        size_t n = 0;
         rd_kafka_t *rk;
 
         if (!props) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
+        /* First, so that LIVEFLOW_KAFKA_PROP_RECONNECT_BACKOFF_MAX_MS may replace it. */
+        props[n++] = (struct kafka_prop){backoff_name, backoff};
         for (size_t i = 0; i < s->kafka_prop_cnt; i++) {
-                props[i] = s->kafka_props[i];
-                if (strcmp(props[i].name, name) == 0)
+                props[n++] = s->kafka_props[i];
+                if (strcmp(s->kafka_props[i].name, name) == 0)
                         log_warn(NULL,
                                  "LIVEFLOW_KAFKA_PROP_MESSAGE_TIMEOUT_MS is replaced by "
                                  "LIVEFLOW_ACK_TIMEOUT_MS=%lld",
                                  s->ack_timeout_ms);
         }
         snprintf(value, sizeof(value), "%lld", s->ack_timeout_ms);
-        props[s->kafka_prop_cnt] = (struct kafka_prop){name, value};
+        props[n++] = (struct kafka_prop){name, value};
         with_timeout.kafka_props = props;
-        with_timeout.kafka_prop_cnt = s->kafka_prop_cnt + 1;
+        with_timeout.kafka_prop_cnt = n;
         rk = kafka_producer_new(&with_timeout, "liveflow-receiver", on_delivery, d, errstr,
                                 errstr_size);
         free(props);
@@ -188,6 +252,11 @@ struct delivery *delivery_new(const struct settings *s, const char *const topics
                 return NULL;
         }
         hold_topics(d, topics);
+        metrics_gauge_fn(metrics, "liveflow_receiver_kafka_reachable",
+                         "1 while a broker answered within the last 3 s", NULL, reachable_value, d);
+        atomic_store(&d->last_answer_ms, now_us() / 1000); /* the first probe has 3 s */
+        if (pthread_create(&d->probe, NULL, probe_run, d) == 0)
+                d->has_probe = true;
         metrics_gauge_fn(metrics, "liveflow_receiver_producer_queue",
                          "Messages in librdkafka's queue (rd_kafka_outq_len)", NULL, queue_length,
                          d);
@@ -198,6 +267,9 @@ void delivery_destroy(struct delivery *d)
 {
         if (!d)
                 return;
+        atomic_store(&d->stop_probe, true);
+        if (d->has_probe)
+                pthread_join(d->probe, NULL);
         pthread_mutex_lock(&d->lock);
         d->is_detached = true; /* rd_kafka_destroy() may still serve reports */
         pthread_mutex_unlock(&d->lock);

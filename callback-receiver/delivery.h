@@ -83,6 +83,12 @@ int delivery_send_many(struct delivery *d, struct delivery_ticket *t, struct web
  */
 size_t delivery_send_sync(struct delivery *d, const struct webhook_event *evs, size_t n);
 
+/**
+ * @brief False once no broker has answered a metadata request for about 3 s (a background
+ * probe asks every 250 ms): the receiver is then not ready and answers at once. Thread-safe.
+ */
+bool delivery_is_reachable(struct delivery *d);
+
 /** @brief Serves delivery reports for up to timeout_ms (the main thread's loop). */
 void delivery_poll(struct delivery *d, int timeout_ms);
 

@@ -253,6 +253,10 @@ static bool is_ready(void *arg, char *why, size_t why_size)
                 snprintf(why, why_size, "draining");
                 return false;
         }
+        if (!delivery_is_reachable(rcv->delivery)) {
+                snprintf(why, why_size, "no Kafka broker answers");
+                return false;
+        }
         return true;
 }
 
@@ -681,6 +685,12 @@ static enum MHD_Result publish_batch(struct request *req)
                 evs[i] = *ev; /* a shallow view: delivery takes the value, b keeps the rest */
                 ev->value = NULL;
         }
+        if (!delivery_is_reachable(rcv->delivery)) {
+                for (size_t i = 0; i < b->n; i++)
+                        free(evs[i].value);
+                free(evs);
+                return request_reply(req, 503, "Kafka is unreachable; retry");
+        }
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
         req->is_sent = true;
@@ -691,6 +701,20 @@ static enum MHD_Result publish_batch(struct request *req)
         }
         free(evs);
         return MHD_YES; /* suspended: called again once the last delivery report is in */
+}
+
+/* The event was not handed to Kafka (why): spooled and 200 where the vendor spools, else 503. */
+static enum MHD_Result answer_unsent(struct request *req, const char *why)
+{
+        char message[96];
+
+        if (spool_event(req, why)) {
+                claim_confirm(req->rcv->claim, &req->claim);
+                return request_reply(req, 200, NULL);
+        }
+        claim_release(req->rcv->claim, &req->claim);
+        snprintf(message, sizeof(message), "%s; retry", why);
+        return request_reply(req, 503, message);
 }
 
 static enum MHD_Result publish(struct request *req)
@@ -724,6 +748,12 @@ static enum MHD_Result publish(struct request *req)
         req->body = NULL;
         req->body_len = 0;
         copy = spool_copy(req);
+        if (!delivery_is_reachable(rcv->delivery)) {
+                /* No broker answers: say so now rather than after the whole ack timeout. */
+                free(req->ev.value);
+                req->ev.value = copy;
+                return answer_unsent(req, "Kafka is unreachable");
+        }
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
         req->is_sent = true;
@@ -731,12 +761,7 @@ static enum MHD_Result publish(struct request *req)
         req->ev.value = copy; /* delivery_send() took the value; the copy stays for the spool */
         if (rc == -1) {
                 req->is_sent = false;
-                if (spool_event(req, "shutting down")) {
-                        claim_confirm(rcv->claim, &req->claim);
-                        return request_reply(req, 200, NULL);
-                }
-                claim_release(rcv->claim, &req->claim);
-                return request_reply(req, 503, "shutting down; retry");
+                return answer_unsent(req, "shutting down");
         }
         return MHD_YES; /* suspended: called again once the delivery report is in */
 }

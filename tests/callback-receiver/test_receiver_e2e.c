@@ -45,7 +45,7 @@ static pid_t private_broker; /* a test's own dev broker, stopped by teardown */
 /* What one HTTP exchange returned. */
 struct reply {
         long status;
-        char body[8192];
+        char body[65536];
         char request_id[128];
         char retry_after[16];
         char allow[64];
@@ -711,4 +711,63 @@ Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_i
         count_keys(bootstrap, "live.viewer", keys, 1, counts);
         cr_assert(eq(int, counts[0], 1), "the spooled hook is in Kafka once");
         support_sh("rm -rf %s", spool_dir);
+}
+
+/* ------------------------------------------------------------ readiness follows Kafka */
+
+/* Posts a signed push of a new stream; its status, *ms how long the answer took. */
+static long post_timed(long long *ms)
+{
+        char stream[64], *body;
+        long long t0 = support_now_ms();
+        struct reply r;
+
+        support_unique_name("ready-stream", stream, sizeof(stream));
+        body = signed_push(stream, KEY, 0);
+        r = post_json("/callbacks/tencent", body, NULL);
+        *ms = support_now_ms() - t0;
+        free(body);
+        return r.status;
+}
+
+Test(receiver_e2e, without_a_broker_readyz_is_503_and_callers_are_answered_at_once)
+{
+        long long down_at, up_at, ready_503_ms = -1, ms, fast_ms, back_ms = -1;
+        char bootstrap[256];
+        pid_t broker = start_private_broker(bootstrap, sizeof(bootstrap));
+
+        start_receiver_with(bootstrap, NULL); /* the ack timeout stays 5 s */
+        cr_assert(eq(long, post_timed(&ms), 200));
+
+        cr_assert(eq(int, kill(broker, SIGUSR1), 0)); /* every broker down */
+        down_at = support_now_ms();
+        while (support_now_ms() - down_at < 20000) {
+                if (http("GET", "/readyz", NULL, NULL, NULL).status == 503) {
+                        ready_503_ms = support_now_ms() - down_at;
+                        break;
+                }
+                support_sleep_ms(100);
+        }
+        cr_assert(ready_503_ms >= 0, "/readyz stayed 200 for 20 s without a broker");
+        cr_assert(eq(long, post_timed(&fast_ms), 503));
+        cr_assert(eq(i64, scrape_metric("liveflow_receiver_kafka_reachable"), 0));
+
+        cr_assert(eq(int, kill(broker, SIGUSR2), 0)); /* back */
+        up_at = support_now_ms();
+        while (support_now_ms() - up_at < 20000) {
+                if (post_timed(&ms) == 200) {
+                        back_ms = support_now_ms() - up_at;
+                        break;
+                }
+                support_sleep_ms(50);
+        }
+        fprintf(stderr,
+                "kafka outage: /readyz 503 after %lld ms, a callback then answered 503 in %lld ms "
+                "(ack timeout 5000 ms); after the broker's return the first 200 came %lld ms "
+                "later\n",
+                ready_503_ms, fast_ms, back_ms);
+        cr_assert(lt(i64, fast_ms, 2500), "503 took %lld ms: not at once", fast_ms);
+        cr_assert(back_ms >= 0, "no 200 within 20 s of the broker's return");
+        cr_assert(eq(long, http("GET", "/readyz", NULL, NULL, NULL).status, 200));
+        stop_receiver_expect_clean_exit();
 }
