@@ -100,7 +100,12 @@ d.add("timeseries", "requests/s by vendor and event type", [(f'sum by (vendor, e
 d.add("timeseries", "share answered 503", [(f'(sum(rate({REQ}{{status="503"}}[5m])) or vector(0)) / sum(rate({REQ}[5m]))', "503")], "percentunit",
       desc="503: Kafka did not acknowledge in time; alert above 1 %.")
 d.add("timeseries", "signature failures/s by vendor and reason", [(f'sum by (vendor, reason) (rate(liveflow_receiver_signature_failures_total[{R}]))', "{{vendor}} {{reason}}")], "ops")
-d.add("timeseries", "in flight", [('sum(liveflow_receiver_inflight)', "in flight")], "short")
+d.add("timeseries", "in flight and open connections", [('sum(liveflow_receiver_inflight)', "requests in flight"),
+                                                       ('sum(liveflow_receiver_connections)', "open connections")], "short")
+d.add("timeseries", "connections the receiver closed/s by reason", [(f'sum by (reason) (rate(liveflow_receiver_connections_closed_total[{R}]))', "{{reason}}")], "ops",
+      desc="header_timeout / request_timeout: slow or stalled clients; pressure: reclaimed near LIVEFLOW_HTTP_MAX_CONNECTIONS.")
+d.add("timeseries", "duplicate-callback guard (lock:callback:*) /s", [(f'sum by (result) (rate(liveflow_receiver_callback_lock_total[{R}]))', "{{result}}"),
+                                                                     (f'sum(rate(liveflow_receiver_callback_lock_errors_total[{R}]))', "Redis errors")], "ops")
 d.row("Kafka")
 d.add("timeseries", "broker ack latency", [(f'histogram_quantile(0.5, sum by (le) (rate(liveflow_receiver_ack_seconds_bucket[{R}])))', "p50"),
                                               (f'histogram_quantile(0.99, sum by (le) (rate(liveflow_receiver_ack_seconds_bucket[{R}])))', "p99")], "s")
@@ -159,6 +164,8 @@ d.add("timeseries", "reward-sync: room folds and rebuilds (/s)", [
     (f'sum(rate(liveflow_reward_realtime_folds_total[{R}]))', "live_room_realtime folds"),
     (f'sum(rate(liveflow_reward_rooms_rebuilt_total[{R}]))', "rooms rebuilt"),
     (f'sum(rate(liveflow_reward_redis_degraded_total[{R}]))', "degraded episodes")], "ops")
+d.add("timeseries", "Redis found empty and rebuilt (1 h)", [('sum by (process) (increase(liveflow_redis_data_lost_total[1h]))', "{{process}}")], "short",
+      desc="Times reward-sync or the stream role found Redis without liveflow's data and rebuilt it from MySQL.")
 d.add("timeseries", "money roles: dead-lettered in 15 min", [('sum by (role) (increase(liveflow_consumer_records_total{role=~"reward-sync|settlement|stats",outcome="dead_lettered"}[15m]))', "{{role}}")], "short")
 d.add("timeseries", "sessions summed (settlement, stats) /s", [
     (f'sum(rate(liveflow_settlement_sessions_total[{R}]))', "settlement"),
