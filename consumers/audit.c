@@ -10,18 +10,16 @@
 #include <strings.h>
 #include <time.h>
 
-#include "codec.h"
+#include "clock.h"
 #include "contract.h"
 #include "crypto.h"
 #include "db.h"
-#include "kafka.h"
 #include "log.h"
 #include "redis_conn.h"
+#include "role_kit.h"
 #include "settings.h"
-#include "signals.h"
+#include "stream_close.h"
 
-#define CLOSE_TOPIC            LF_TOPIC_STREAM
-#define CLOSE_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
 #define MAX_SUSPEND_S          (10LL * 365 * 86400)
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
@@ -31,15 +29,7 @@ static const char *const audit_topics[] = {LF_TOPIC_AUDIT, NULL};
 struct audit_state {
         struct db *db;
         struct redis_conn *redis;
-        struct codec *codec;
-        /*
-         * Our own producer for the stream.close records: publish() may return only once the
-         * record is acknowledged, and the runtime's producer reports deliveries to the runtime.
-         */
-        rd_kafka_t *producer;
-        uint64_t close_seq; /* the record publish() is waiting for */
-        bool has_report;
-        rd_kafka_resp_err_t report_err;
+        struct stream_close *closer; /* stream.close records, acknowledged before publish() ends */
         struct audit_policy policy;
         long long suspend_s, warn_escalate, warn_window_s;
         struct db_stmt *insert_log, *stream_anchor, *upsert_anchor, *lock_anchor, *window, *set_log,
@@ -74,14 +64,6 @@ struct decision {
         int close_method;      /* 0: nothing to close */
         char close_stream[256];
 };
-
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------ grading */
 
@@ -126,18 +108,6 @@ enum audit_grade audit_grade_verdict(const struct audit_policy *p, const char *s
 }
 
 /* ------------------------------------------------------------------ reading the record */
-
-static const char *payload_str(const struct event *ev, const char *key)
-{
-        return json_string_value(json_object_get(ev->payload, key));
-}
-
-static long long payload_int(const struct event *ev, const char *key)
-{
-        json_t *v = json_object_get(ev->payload, key);
-
-        return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-}
 
 /* Characters of a UTF-8 string (the codec has checked it is UTF-8), as VARCHAR(n) counts them. */
 static size_t utf8_chars(const char *s)
@@ -246,8 +216,8 @@ static int read_verdict(const struct event *ev, const struct audit_policy *p, st
         v->suggestion = payload_str(ev, "suggestion");
         v->label = payload_str(ev, "label");
         v->reason = payload_str(ev, "reason");
-        v->score = payload_int(ev, "score");
-        v->suspend_s = payload_int(ev, "suspend_s");
+        v->score = payload_int_or(ev, "score", -1);
+        v->suspend_s = payload_int_or(ev, "suspend_s", -1);
         if (!v->source || check_lengths(v, errstr, errstr_size) == -1) {
                 if (!v->source)
                         snprintf(errstr, errstr_size, "AuditVerdict without source");
@@ -320,30 +290,13 @@ static int prepare(struct audit_state *st)
 
 /* ------------------------------------------------------------------ life cycle */
 
-static void on_close_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
-{
-        struct audit_state *st = opaque;
-
-        (void)rk;
-        /* The opaque is a sequence number, not a pointer: a late report of a record an earlier
-         * wait gave up on cannot be taken for the current one, nor touch freed memory. */
-        if ((uint64_t)(uintptr_t)rkm->_private != st->close_seq)
-                return;
-        st->has_report = true;
-        st->report_err = rkm->err;
-}
-
 static void audit_close(void *state)
 {
         struct audit_state *st = state;
 
         if (!st)
                 return;
-        if (st->producer) {
-                rd_kafka_flush(st->producer, 5000);
-                rd_kafka_destroy(st->producer);
-        }
-        codec_destroy(st->codec);
+        stream_close_destroy(st->closer);
         free(st);
 }
 
@@ -367,9 +320,7 @@ static int audit_open(const struct role_env *env, void **state, char *errstr, si
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (!(st->codec = codec_new(errstr, errstr_size)) ||
-            !(st->producer = kafka_producer_new(s, LF_GROUP_PREFIX "audit.close", on_close_delivery,
-                                                st, errstr, errstr_size)))
+        if (!(st->closer = stream_close_new(env, errstr, errstr_size)))
                 goto fail;
         *state = st;
         return 0;
@@ -379,13 +330,6 @@ fail:
 }
 
 /* ------------------------------------------------------------------ applying */
-
-static enum apply_result from_db(enum db_result r)
-{
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
-               : r == DB_RETRY                 ? APPLY_RETRY
-                                               : APPLY_PERMANENT;
-}
 
 static struct db_param opt_ms(long long ms)
 {
@@ -576,7 +520,7 @@ static enum db_result decide(struct audit_state *st, const struct verdict *v, co
                 return r;
         /* Close only what a punishment in force forbids: an expired suspension is no suspension. */
         if (d->punishment == AUDIT_BAN || strcmp(d->outcome, "already_banned") == 0 ||
-            (d->punishment == AUDIT_SUSPEND && d->until_ms > now_ms())) {
+            (d->punishment == AUDIT_SUSPEND && d->until_ms > clock_wall_ms())) {
                 if (!d->close_method)
                         d->close_method = 3;
                 r = find_live_stream(st, v, anchor, d, errstr, errstr_size);
@@ -626,7 +570,7 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
         if ((r = resolve_anchor(st, &v, anchor, sizeof(anchor), errstr, errstr_size)) != DB_OK ||
             (anchor[0] && (r = lock_anchor(st, anchor, &a, errstr, errstr_size)) != DB_OK) ||
             (r = insert_log(st, rec, &v, anchor, &first, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         rec->publish =
                 true; /* a replay re-projects Redis and re-sends the same close: both idempotent */
         if (!first) {
@@ -636,7 +580,7 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
         }
         if ((r = decide(st, &v, anchor, &a, &d, errstr, errstr_size)) != DB_OK ||
             (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         log_info(rec->trace_id,
                  "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
                  "topic=%s partition=%d offset=%lld",
@@ -732,81 +676,39 @@ static void close_event_id(const char *verdict_event_id, char out[65])
         crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, out);
 }
 
-static int encode_close(struct audit_state *st, const struct consumer_record *rec,
-                        const struct projection *pj, const char *event_id, void **buf, size_t *len,
-                        char *errstr, size_t errstr_size)
-{
-        json_t *payload = json_pack("{s:i,s:s?}", "close_method", pj->close_method, "reason",
-                                    pj->reason[0] ? pj->reason : NULL);
-        json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
-                                pj->punishment);
-        char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
-        struct envelope env = {
-                .event_id = event_id,
-                .vendor = "internal",
-                .event_type = "stream.close",
-                .stream_id = pj->close_stream,
-                .anchor_id = pj->anchor,
-                .room_id = NULL,
-                .event_time_ms = pj->decided_ms,
-                .receive_time_ms = now_ms(),
-                .trace_id = rec->trace_id,
-                .raw = raw_text,
-                .raw_len = raw_text ? strlen(raw_text) : 0,
-        };
-        int rc = -1;
-
-        if (!payload || !raw_text)
-                snprintf(errstr, errstr_size, "out of memory");
-        else
-                rc = codec_encode(st->codec, &env, "StreamEnd", payload, buf, len, errstr,
-                                  errstr_size);
-        json_decref(payload);
-        json_decref(raw);
-        free(raw_text);
-        return rc;
-}
-
-/* Produces the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
+/* Sends the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
 static int produce_close(struct audit_state *st, const struct consumer_record *rec,
                          const struct projection *pj, char *errstr, size_t errstr_size)
 {
         char event_id[65];
-        void *buf = NULL;
-        size_t len = 0;
-        rd_kafka_resp_err_t err;
-        long long deadline = now_ms() + CLOSE_DELIVERY_WAIT_MS;
+        json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
+                                pj->punishment);
+        char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
+        struct stream_close_msg m = {
+                .event_id = event_id,
+                .stream_id = pj->close_stream,
+                .anchor_id = pj->anchor,
+                .trace_id = rec->trace_id,
+                .event_time_ms = pj->decided_ms,
+                .close_method = pj->close_method,
+                .reason = pj->reason[0] ? pj->reason : NULL,
+                .vendor = "internal",
+                .raw = raw_text,
+        };
+        int rc = -1;
 
         close_event_id(rec->ev.event_id, event_id);
-        if (encode_close(st, rec, pj, event_id, &buf, &len, errstr, errstr_size) == -1)
-                return -1;
-        st->has_report = false;
-        st->close_seq++;
-        err = rd_kafka_producev(
-                st->producer, RD_KAFKA_V_TOPIC(CLOSE_TOPIC),
-                RD_KAFKA_V_KEY(pj->close_stream, strlen(pj->close_stream)),
-                RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                RD_KAFKA_V_HEADER("trace_id", rec->trace_id, -1),
-                RD_KAFKA_V_HEADER("event_type", "stream.close", -1),
-                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->close_seq), RD_KAFKA_V_END);
-        if (err) {
-                free(buf); /* not handed over on failure */
-                snprintf(errstr, errstr_size, "produce %s: %s", CLOSE_TOPIC, rd_kafka_err2str(err));
-                return -1;
-        }
-        buf = NULL; /* librdkafka frees it (RD_KAFKA_MSG_F_FREE) */
-        while (!st->has_report && now_ms() < deadline && !signals_stop_requested())
-                rd_kafka_poll(st->producer, 100);
-        if (!st->has_report || st->report_err) {
-                snprintf(errstr, errstr_size, "stream.close for %s not acknowledged: %s",
-                         pj->close_stream,
-                         st->has_report ? rd_kafka_err2str(st->report_err)
-                                        : "no delivery report yet");
-                return -1;
-        }
-        log_info(rec->trace_id, "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",
-                 pj->close_stream, pj->anchor, pj->close_method, event_id);
-        return 0;
+        if (!raw_text)
+                snprintf(errstr, errstr_size, "out of memory");
+        else
+                rc = stream_close_send(st->closer, &m, errstr, errstr_size);
+        json_decref(raw);
+        free(raw_text);
+        if (rc == 0)
+                log_info(rec->trace_id,
+                         "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",
+                         pj->close_stream, pj->anchor, pj->close_method, event_id);
+        return rc;
 }
 
 /* Makes Redis say what the anchors row says, then closes the stream the verdict closes. */

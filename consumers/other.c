@@ -8,9 +8,11 @@
 
 #include "contract.h"
 #include "db.h"
+#include "keyset.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
+#include "role_kit.h"
 
 #define TIME_MAX_MS 2147483647000LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
 #define OUTCOME_MAX 32              /* live_events.outcome */
@@ -73,22 +75,46 @@ static void vendor_type(const struct event *ev, char *out, size_t out_size)
         snprintf(out, out_size, "%.8s %s", ev->vendor, type);
 }
 
+/* Checks the times MySQL must store; outcome gets vendor_type(). @returns 0 or -1 with errstr. */
+static int read_event(const struct event *ev, char outcome[OUTCOME_MAX + 1], char *errstr,
+                      size_t errstr_size)
+{
+        if (ev->event_time_ms < 0 || ev->event_time_ms > TIME_MAX_MS || ev->receive_time_ms < 0 ||
+            ev->receive_time_ms > TIME_MAX_MS) {
+                snprintf(errstr, errstr_size, "event time %lld or receive time %lld out of range",
+                         (long long)ev->event_time_ms, (long long)ev->receive_time_ms);
+                return -1;
+        }
+        vendor_type(ev, outcome, OUTCOME_MAX + 1);
+        return 0;
+}
+
+/* The metric and the log line of a callback kept for the first time. */
+static void kept(struct other_state *st, const struct consumer_record *rec, const char *outcome)
+{
+        const struct event *ev = &rec->ev;
+        char labels[64];
+
+        snprintf(labels, sizeof(labels), "vendor=\"%.16s\"", ev->vendor);
+        metric_add(metrics_counter(st->metrics, "liveflow_other_events_total",
+                                   "Callbacks kept without acting on them, by vendor", labels),
+                   1);
+        log_info(rec->trace_id, "kept %s stream=%s event_id=%s topic=%s partition=%d offset=%lld",
+                 outcome, ev->stream_id ? ev->stream_id : "-", ev->event_id, rec->topic,
+                 rec->partition, rec->offset);
+}
+
 static enum apply_result other_apply(void *state, struct consumer_record *rec, char *errstr,
                                      size_t errstr_size)
 {
         struct other_state *st = state;
         const struct event *ev = &rec->ev;
-        char outcome[OUTCOME_MAX + 1], labels[64];
+        char outcome[OUTCOME_MAX + 1];
         enum db_result r;
         bool first;
 
-        if (ev->event_time_ms < 0 || ev->event_time_ms > TIME_MAX_MS || ev->receive_time_ms < 0 ||
-            ev->receive_time_ms > TIME_MAX_MS) {
-                snprintf(errstr, errstr_size, "event time %lld or receive time %lld out of range",
-                         (long long)ev->event_time_ms, (long long)ev->receive_time_ms);
+        if (read_event(ev, outcome, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
-        }
-        vendor_type(ev, outcome, sizeof(outcome));
         r = ledger_record(st->ledger, rec, &first, errstr, errstr_size);
         if (r == DB_OK && first)
                 r = ledger_set_outcome(st->ledger, ev->event_id, outcome, errstr, errstr_size);
@@ -100,14 +126,91 @@ static enum apply_result other_apply(void *state, struct consumer_record *rec, c
                 log_debug(rec->trace_id, "duplicate event %s (%s)", ev->event_id, outcome);
                 return APPLY_DONE;
         }
-        snprintf(labels, sizeof(labels), "vendor=\"%.16s\"", ev->vendor);
-        metric_add(metrics_counter(st->metrics, "liveflow_other_events_total",
-                                   "Callbacks kept without acting on them, by vendor", labels),
-                   1);
-        log_info(rec->trace_id, "kept %s stream=%s event_id=%s topic=%s partition=%d offset=%lld",
-                 outcome, ev->stream_id ? ev->stream_id : "-", ev->event_id, rec->topic,
-                 rec->partition, rec->offset);
+        kept(st, rec, outcome);
         return APPLY_DONE;
+}
+
+/*
+ * other_apply() for a whole batch in two statements instead of two per record: which events
+ * the ledger holds already, and one multi-row ledger insert with each new callback's vendor
+ * type as its outcome. Event ids that MySQL's collation could match to one another, an id
+ * MySQL returns in another spelling, an event recorded meanwhile or any statement error roll
+ * the batch back to other_apply() per record.
+ */
+struct other_rec {
+        char outcome[OUTCOME_MAX + 1];
+        bool is_new;
+};
+
+static enum db_result other_batch(struct other_state *st, struct apply_slot *slots, size_t n,
+                                  struct other_rec *recs, struct keyset *ks, struct db_text *sql,
+                                  char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+        enum db_result r;
+
+        for (size_t i = 0; i < n; i++) {
+                if (read_event(&slots[i].rec->ev, recs[i].outcome, slots[i].error,
+                               slots[i].error_size) == -1)
+                        slots[i].result = APPLY_PERMANENT;
+                else
+                        keyset_add(ks, slots[i].rec->ev.event_id, i);
+        }
+        keyset_sort(ks);
+        if (!ks->n)
+                return DB_OK;
+        if (keyset_may_collide(ks)) {
+                snprintf(errstr, errstr_size,
+                         "event ids that MySQL may match other than byte "
+                         "for byte");
+                return DB_RETRY;
+        }
+        if ((r = ledger_find_known(st->ledger, ks, sql, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (ks->is_mismatch) {
+                snprintf(errstr, errstr_size,
+                         "event ids that MySQL matches other than byte for "
+                         "byte");
+                return DB_RETRY;
+        }
+        for (size_t i = 0; i < ks->n; i++)
+                recs[ks->items[i].index].is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
+        ledger_text_begin(sql);
+        for (size_t i = 0; i < n; i++)
+                if (recs[i].is_new)
+                        ledger_text_row(st->ledger, sql, slots[i].rec, recs[i].outcome,
+                                        rows++ == 0);
+        return ledger_text_exec(st->ledger, sql, rows, errstr, errstr_size);
+}
+
+static enum apply_result other_apply_many(void *state, struct apply_slot *slots, size_t n,
+                                          char *errstr, size_t errstr_size)
+{
+        struct other_state *st = state;
+        struct other_rec *recs = calloc(n, sizeof(*recs));
+        struct db_text sql = {0};
+        struct keyset ks;
+        enum db_result r = DB_RETRY;
+
+        if (keyset_init(&ks, n) == 0 && recs)
+                r = other_batch(st, slots, n, recs, &ks, &sql, errstr, errstr_size);
+        else
+                snprintf(errstr, errstr_size, "out of memory");
+        for (size_t i = 0; i < n && r == DB_OK; i++) {
+                const struct consumer_record *rec = slots[i].rec;
+
+                if (slots[i].result == APPLY_PERMANENT)
+                        continue;
+                if (recs[i].is_new)
+                        kept(st, rec, recs[i].outcome);
+                else
+                        log_debug(rec->trace_id, "duplicate event %s (%s)", rec->ev.event_id,
+                                  recs[i].outcome);
+        }
+        db_text_free(&sql);
+        keyset_free(&ks);
+        free(recs);
+        return r == DB_OK ? APPLY_DONE : r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
 }
 
 const struct consumer_role other_role = {
@@ -115,5 +218,6 @@ const struct consumer_role other_role = {
         .topics = other_topics,
         .open = other_open,
         .apply = other_apply,
+        .apply_many = other_apply_many,
         .close = other_close,
 };

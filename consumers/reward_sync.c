@@ -2,7 +2,6 @@
  * live_room_realtime. */
 #include "reward_sync.h"
 
-#include <jansson.h>
 #include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,12 +10,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "contract.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
 #include "rebuild.h"
 #include "redis_conn.h"
+#include "role_kit.h"
 #include "settings.h"
 
 static const char *const reward_topics[] = {LF_TOPIC_REWARD, NULL};
@@ -122,14 +123,6 @@ static const char tip_script[] =
         "end\n"
         "return counted\n";
 
-static long long monotonic_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void key_of(char *out, const char *prefix, const char *id)
 {
         snprintf(out, KEY_MAX, "%s%s", prefix, id);
@@ -222,21 +215,6 @@ static void reward_close(void *state)
 
 /* ------------------------------------------------------------------ reading the tip */
 
-static const char *payload_str(const struct event *ev, const char *key)
-{
-        return json_string_value(json_object_get(ev->payload, key));
-}
-
-static int payload_int(const struct event *ev, const char *key, long long *out)
-{
-        json_t *v = json_object_get(ev->payload, key);
-
-        if (!json_is_integer(v))
-                return -1;
-        *out = (long long)json_integer_value(v);
-        return 0;
-}
-
 static int check_id(const char *name, const char *v, bool is_required, char *errstr,
                     size_t errstr_size)
 {
@@ -268,17 +246,17 @@ static int check_word(const char *name, const char *v, const char *const *allowe
 
 static int check_numbers(const struct event *ev, struct tip *t, char *errstr, size_t errstr_size)
 {
-        if (payload_int(ev, "amount", &t->amount) == -1 || t->amount <= 0) {
+        if (!payload_int(ev, "amount", &t->amount) || t->amount <= 0) {
                 snprintf(errstr, errstr_size, "amount must be an integer > 0");
                 return -1;
         }
-        if (payload_int(ev, "gift_count", &t->gift_count) == -1 || t->gift_count < 1 ||
+        if (!payload_int(ev, "gift_count", &t->gift_count) || t->gift_count < 1 ||
             t->gift_count > INT32_MAX) {
                 snprintf(errstr, errstr_size, "gift_count must be an integer from 1 to %ld",
                          (long)INT32_MAX);
                 return -1;
         }
-        if (payload_int(ev, "ts_ms", &t->ts_ms) == -1 || t->ts_ms <= 0) {
+        if (!payload_int(ev, "ts_ms", &t->ts_ms) || t->ts_ms <= 0) {
                 snprintf(errstr, errstr_size, "ts_ms must be an integer > 0");
                 return -1;
         }
@@ -319,13 +297,6 @@ static int read_tip(const struct event *ev, struct tip *t, char *errstr, size_t 
 }
 
 /* ------------------------------------------------------------------ applying (MySQL) */
-
-static enum apply_result from_db(enum db_result r)
-{
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
-               : r == DB_RETRY                 ? APPLY_RETRY
-                                               : APPLY_PERMANENT;
-}
 
 /* The room's live session, or 0. */
 static enum db_result live_session(struct reward_state *st, const char *room_id,
@@ -401,7 +372,7 @@ static enum apply_result reward_apply(void *state, struct consumer_record *rec, 
         if ((r = live_session(st, t.room_id, &session_id, errstr, errstr_size)) != DB_OK ||
             (r = insert_tip(st, &t, session_id, &is_new, errstr, errstr_size)) != DB_OK ||
             (is_new && (r = number_tip(st, &t, &seq, errstr, errstr_size)) != DB_OK))
-                return from_db(r);
+                return apply_from_db(r);
         /* Duplicates too: the first copy may have committed without reaching Redis. */
         rec->publish = true;
         log_info(rec->trace_id,
@@ -803,7 +774,7 @@ static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_s
         if (r == DB_OK)
                 r = write_new_tips(b, errstr, errstr_size);
         if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : from_db(r);
+                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
         for (size_t i = 0; i < b->n; i++)
                 /* Duplicates too: the first copy may have committed without reaching Redis. */
                 b->tips[i].slot->rec->publish = b->tips[i].is_valid;
@@ -1220,10 +1191,10 @@ static int rebuild_one_room(struct reward_state *st, const char *room_id, char *
 static void rebuild_marked(struct reward_state *st)
 {
         char room_id[ID_MAX + 1] = "", err[512];
-        long long deadline = monotonic_ms() + TICK_REBUILD_MS;
+        long long deadline = clock_mono_ms() + TICK_REBUILD_MS;
         bool found;
 
-        while (!st->is_degraded && monotonic_ms() < deadline) {
+        while (!st->is_degraded && clock_mono_ms() < deadline) {
                 if (rebuild_next_marked(st->rebuild, room_id, &found, err, sizeof(err)) == -1) {
                         log_warn(NULL, "rooms to rebuild: %s", err);
                         return;

@@ -4,20 +4,17 @@
 
 #include <jansson.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <librdkafka/rdkafka.h>
-
+#include "clock.h"
 #include "codec.h"
+#include "consumer.h"
 #include "contract.h"
 #include "crypto.h"
-#include "kafka.h"
 #include "log.h"
-#include "signals.h"
+#include "produce.h"
 
 #define HANDOFF_TOPIC            LF_TOPIC_SESSION
 #define HANDOFF_EVENT_TYPE       "session.end"
@@ -28,16 +25,8 @@
 struct session_handoff {
         struct db *db;
         struct codec *codec;
-        /*
-         * Our own producer: send() may return only once its record is acknowledged, and the
-         * runtime's producer reports its deliveries to the runtime.
-         */
-        rd_kafka_t *producer;
-        uint64_t seq; /* the record send() is waiting for */
-        bool has_report;
-        rd_kafka_resp_err_t report_err;
-        int report_partition;
-        long long report_offset;
+        rd_kafka_t *producer; /* the runtime's: send() waits for its record's ack on it */
+        struct produce_ack *ack;
         struct db_stmt *record, *read;
 };
 
@@ -51,30 +40,7 @@ struct ended_session {
         long long close_method;
 };
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
-{
-        struct session_handoff *h = opaque;
-
-        (void)rk;
-        /* The opaque is a sequence number, not a pointer: a late report of a record an earlier
-         * wait gave up on cannot be taken for the current one. */
-        if ((uint64_t)(uintptr_t)rkm->_private != h->seq)
-                return;
-        h->has_report = true;
-        h->report_err = rkm->err;
-        h->report_partition = (int)rkm->partition;
-        h->report_offset = (long long)rkm->offset;
-}
-
-struct session_handoff *session_handoff_new(const struct settings *s, struct db *db, char *errstr,
+struct session_handoff *session_handoff_new(const struct role_env *env, char *errstr,
                                             size_t errstr_size)
 {
         struct session_handoff *h = calloc(1, sizeof(*h));
@@ -83,25 +49,25 @@ struct session_handoff *session_handoff_new(const struct settings *s, struct db 
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        h->db = db;
+        h->db = env->db;
+        h->producer = env->producer;
+        h->ack = env->ack;
         /* The row is read in the transaction that ended the session, so it is that session. */
         h->record = db_stmt(
-                db,
+                h->db,
                 "INSERT INTO session_handoff (event_id, session_id, stream_id, anchor_id, room_id, started_at, "
                 "ended_at, duration_s, close_method) SELECT ?, session_id, stream_id, anchor_id, room_id, "
                 "started_at, ended_at, duration_s, COALESCE(close_method, 1) FROM live_streams "
                 "WHERE stream_id = ? AND status = 'ended' AND session_id IS NOT NULL AND ended_at IS NOT NULL");
         h->read = db_stmt(
-                db,
+                h->db,
                 "SELECT session_id, stream_id, anchor_id, room_id, " EPOCH_MS("started_at") ", " EPOCH_MS(
                         "ended_at") ", duration_s, close_method FROM session_handoff WHERE event_id = ?");
         if (!h->record || !h->read) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (!(h->codec = codec_new(errstr, errstr_size)) ||
-            !(h->producer = kafka_producer_new(s, LF_GROUP_PREFIX "stream.session", on_delivery, h,
-                                               errstr, errstr_size)))
+        if (!(h->codec = codec_new(errstr, errstr_size)))
                 goto fail;
         return h;
 fail:
@@ -113,10 +79,6 @@ void session_handoff_destroy(struct session_handoff *h)
 {
         if (!h)
                 return;
-        if (h->producer) {
-                rd_kafka_flush(h->producer, 5000);
-                rd_kafka_destroy(h->producer);
-        }
         codec_destroy(h->codec);
         free(h);
 }
@@ -202,7 +164,7 @@ static int encode(struct session_handoff *h, const struct ended_session *es, con
                 .anchor_id = es->anchor_id[0] ? es->anchor_id : NULL,
                 .room_id = es->room_id[0] ? es->room_id : NULL,
                 .event_time_ms = es->ended_ms,
-                .receive_time_ms = now_ms(),
+                .receive_time_ms = clock_wall_ms(),
                 .trace_id = trace_id,
                 .raw = raw_text,
                 .raw_len = raw_text ? strlen(raw_text) : 0,
@@ -220,50 +182,15 @@ static int encode(struct session_handoff *h, const struct ended_session *es, con
         return rc;
 }
 
-/* Produces one encoded record and waits for its report. @returns 0, or -1 with errstr. */
-static int produce_and_wait(struct session_handoff *h, const struct ended_session *es,
-                            const char *event_id, const char *trace_id, void *buf, size_t len,
-                            char *errstr, size_t errstr_size)
-{
-        long long deadline = now_ms() + HANDOFF_DELIVERY_WAIT_MS;
-        rd_kafka_resp_err_t err;
-
-        h->has_report = false;
-        h->seq++;
-        err = rd_kafka_producev(h->producer, RD_KAFKA_V_TOPIC(HANDOFF_TOPIC),
-                                RD_KAFKA_V_KEY(es->stream_id, strlen(es->stream_id)),
-                                RD_KAFKA_V_VALUE(buf, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                RD_KAFKA_V_HEADER("trace_id", trace_id, -1),
-                                RD_KAFKA_V_HEADER("event_type", HANDOFF_EVENT_TYPE, -1),
-                                RD_KAFKA_V_HEADER("event_id", event_id, -1),
-                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)h->seq), RD_KAFKA_V_END);
-        if (err) {
-                free(buf); /* not handed over on failure */
-                snprintf(errstr, errstr_size, "produce %s: %s", HANDOFF_TOPIC,
-                         rd_kafka_err2str(err));
-                return -1;
-        }
-        /* buf is librdkafka's from here (RD_KAFKA_MSG_F_FREE). */
-        while (!h->has_report && now_ms() < deadline && !signals_stop_requested())
-                rd_kafka_poll(h->producer, 100);
-        if (!h->has_report || h->report_err) {
-                snprintf(errstr, errstr_size, "session.end of session %lld not acknowledged: %s",
-                         es->session_id,
-                         h->has_report ? rd_kafka_err2str(h->report_err)
-                                       : "no delivery report yet");
-                return -1;
-        }
-        return 0;
-}
-
 int session_handoff_send(struct session_handoff *h, const char *event_id, const char *trace_id,
                          char *errstr, size_t errstr_size)
 {
         struct ended_session es;
         char handoff_id[65];
-        void *buf = NULL;
-        size_t len = 0;
+        struct produce_msg pm = {.topic = HANDOFF_TOPIC,
+                                 .trace_id = trace_id,
+                                 .event_type = HANDOFF_EVENT_TYPE,
+                                 .event_id = handoff_id};
         bool found = false;
 
         if (read_session(h, event_id, &es, &found, errstr, errstr_size) != DB_OK)
@@ -271,14 +198,17 @@ int session_handoff_send(struct session_handoff *h, const char *event_id, const 
         if (!found)
                 return 0; /* this event ended no session */
         handoff_event_id(es.session_id, handoff_id);
-        if (encode(h, &es, handoff_id, event_id, trace_id, &buf, &len, errstr, errstr_size) == -1)
+        if (encode(h, &es, handoff_id, event_id, trace_id, &pm.value, &pm.len, errstr,
+                   errstr_size) == -1)
                 return -1;
-        if (produce_and_wait(h, &es, handoff_id, trace_id, buf, len, errstr, errstr_size) == -1)
+        pm.key = es.stream_id;
+        if (produce_acked(h->producer, h->ack, &pm, HANDOFF_DELIVERY_WAIT_MS, errstr,
+                          errstr_size) == -1)
                 return -1;
         log_info(trace_id,
                  "session.end sent session=%lld stream=%s duration_s=%lld event_id=%s topic=%s "
                  "partition=%d offset=%lld",
                  es.session_id, es.stream_id, es.duration_s, handoff_id, HANDOFF_TOPIC,
-                 h->report_partition, h->report_offset);
+                 h->ack->partition, h->ack->offset);
         return 0;
 }

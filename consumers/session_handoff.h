@@ -7,7 +7,7 @@
 
 #include "db.h"
 
-struct settings;
+struct role_env;
 
 /*
  * When a stream event ends a live session, apply() copies the session as its transaction
@@ -21,14 +21,14 @@ struct settings;
 struct session_handoff;
 
 /**
- * @brief Prepares the outbox statements on db (borrowed: it must outlive the hand-off) and
- * makes a producer of its own, so that send() can wait for its record's acknowledgement.
+ * @brief Prepares the outbox statements on env->db; send() produces on the runtime's producer
+ * (env->producer, waited for with env->ack). env is borrowed: it must outlive the hand-off.
  * @returns a hand-off the caller frees with session_handoff_destroy(), or NULL with errstr set.
  */
-struct session_handoff *session_handoff_new(const struct settings *s, struct db *db, char *errstr,
+struct session_handoff *session_handoff_new(const struct role_env *env, char *errstr,
                                             size_t errstr_size);
 
-/** @brief Flushes and frees the producer and the hand-off; NULL is fine. */
+/** @brief Frees the hand-off (the producer is the runtime's); NULL is fine. */
 void session_handoff_destroy(struct session_handoff *h);
 
 /**

@@ -10,8 +10,10 @@
 
 #include "contract.h"
 #include "db.h"
+#include "keyset.h"
 #include "ledger.h"
 #include "log.h"
+#include "role_kit.h"
 
 static const char *const snapshot_topics[] = {LF_TOPIC_SNAPSHOT, NULL};
 
@@ -105,20 +107,6 @@ static void snapshot_close(void *state)
 
 /* ------------------------------------------------------------------ reading the event */
 
-static const char *payload_str(const struct event *ev, const char *key)
-{
-        return json_string_value(json_object_get(ev->payload, key));
-}
-
-/* A non-negative integer of the payload no greater than max, or -1. */
-static long long payload_count(const struct event *ev, const char *key, long long max)
-{
-        json_t *v = json_object_get(ev->payload, key);
-        long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-
-        return n >= 0 && n <= max ? n : -1;
-}
-
 static int read_event(const struct event *ev, struct snapshot *sn, char *errstr, size_t errstr_size)
 {
         json_t *taken = json_object_get(ev->payload, "create_time_ms");
@@ -157,13 +145,6 @@ static int read_event(const struct event *ev, struct snapshot *sn, char *errstr,
 }
 
 /* ------------------------------------------------------------------ applying */
-
-static enum apply_result from_db(enum db_result r)
-{
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
-               : r == DB_RETRY                 ? APPLY_RETRY
-                                               : APPLY_PERMANENT;
-}
 
 static struct db_param count_param(long long v)
 {
@@ -231,7 +212,7 @@ static enum apply_result snapshot_apply(void *state, struct consumer_record *rec
         if (read_event(&rec->ev, &sn, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (!first) {
                 log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
                           rec->ev.stream_id);
@@ -240,11 +221,11 @@ static enum apply_result snapshot_apply(void *state, struct consumer_record *rec
         if ((r = offer_cover(st, &rec->ev, &sn, &outcome, errstr, errstr_size)) != DB_OK ||
             (r = insert_snapshot(st, &rec->ev, &sn, strcmp(outcome, "no_stream") == 0, errstr,
                                  errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (strcmp(outcome, "applied") != 0) {
                 if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr,
                                             errstr_size)) != DB_OK)
-                        return from_db(r);
+                        return apply_from_db(r);
         }
         log_info(rec->trace_id,
                  "snapshot stream=%s taken_ms=%lld outcome=%s topic=%s partition=%d offset=%lld",
@@ -265,13 +246,11 @@ static enum apply_result snapshot_apply(void *state, struct consumer_record *rec
  * would be compared in MySQL's collation) or any statement error roll the batch back to
  * snapshot_apply() per record.
  */
-#define BATCH_ID_MAX (255 * 4) /* stream_id: VARCHAR(255) in utf8mb4, in bytes */
-
 struct batch_shot {
         struct snapshot sn;
         struct apply_slot *slot;
         size_t index; /* batch order: ties keep it */
-        bool is_valid, is_known, is_new;
+        bool is_valid, is_new;
         const char *outcome; /* for the new ones */
 };
 
@@ -286,7 +265,7 @@ struct batch_stream {
 struct snapshot_batch {
         struct snapshot_state *st;
         struct batch_shot *shots;
-        struct batch_shot **by_id;    /* valid records by event_id, then batch order */
+        struct keyset ids;            /* event ids of the valid records */
         struct batch_stream *streams; /* streams of the new records, by stream_id */
         const char **scratch;         /* n: ids to sort */
         size_t n, valid, fresh, stream_cnt, moved;
@@ -304,86 +283,9 @@ static const char *stream_of(const struct batch_shot *bs)
         return bs->slot->rec->ev.stream_id;
 }
 
-static int cmp_event_id(const void *a, const void *b)
-{
-        const struct batch_shot *x = *(struct batch_shot *const *)a,
-                                *y = *(struct batch_shot *const *)b;
-        int c = strcmp(event_id_of(x), event_id_of(y));
-
-        return c ? c : (x->index > y->index) - (x->index < y->index);
-}
-
 static int cmp_str_ptr(const void *a, const void *b)
 {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Length of s without trailing spaces (PAD SPACE collations ignore them). */
-static size_t padless_len(const char *s)
-{
-        size_t len = strlen(s);
-
-        while (len && s[len - 1] == ' ')
-                len--;
-        return len;
-}
-
-/* Orders ids as a case-insensitive, PAD SPACE collation could: equal when it might be. */
-static int cmp_folded(const void *a, const void *b)
-{
-        const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-        size_t lx = padless_len(x), ly = padless_len(y);
-
-        for (size_t i = 0; i < lx && i < ly; i++) {
-                int cx = x[i] >= 'A' && x[i] <= 'Z' ? x[i] + 32 : (unsigned char)x[i];
-                int cy = y[i] >= 'A' && y[i] <= 'Z' ? y[i] + 32 : (unsigned char)y[i];
-
-                if (cx != cy)
-                        return cx - cy;
-        }
-        return (lx > ly) - (lx < ly);
-}
-
-/* Printable ASCII only: outside it, collations fold accents, ignore controls and more. */
-static bool is_plain(const char *s)
-{
-        for (; *s; s++)
-                if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-                        return false;
-        return true;
-}
-
-/*
- * Whether two of the n distinct ids might be one id to MySQL (sorts them). Errs on the side
- * of yes: the batch then goes one record at a time, which MySQL sorts out.
- */
-static bool may_collide(const char **ids, size_t n)
-{
-        for (size_t i = 0; i < n && n > 1; i++)
-                if (!is_plain(ids[i]))
-                        return true;
-        qsort(ids, n, sizeof(*ids), cmp_folded);
-        for (size_t i = 1; i < n; i++)
-                if (cmp_folded(&ids[i - 1], &ids[i]) == 0)
-                        return true;
-        return false;
-}
-
-/* The first valid record of the batch with this event id, or NULL. */
-static struct batch_shot *find_shot(const struct snapshot_batch *b, const char *event_id)
-{
-        size_t lo = 0, hi = b->valid;
-
-        while (lo < hi) { /* the lower bound: the first of equal ids is the earliest */
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (strcmp(event_id_of(b->by_id[mid]), event_id) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo < b->valid && strcmp(event_id_of(b->by_id[lo]), event_id) == 0 ? b->by_id[lo]
-                                                                                 : NULL;
 }
 
 static int cmp_stream_key(const void *key, const void *elem)
@@ -410,60 +312,31 @@ static void read_batch(struct snapshot_batch *b, struct apply_slot *slots)
                         continue;
                 }
                 bs->is_valid = true;
-                b->by_id[b->valid++] = bs;
+                b->valid++;
+                keyset_add(&b->ids, event_id_of(bs), i);
         }
-        qsort(b->by_id, b->valid, sizeof(*b->by_id), cmp_event_id);
+        keyset_sort(&b->ids);
 }
 
-/* The distinct event ids of the batch into the scratch; false when two might be one. */
-static bool event_ids_collide(struct snapshot_batch *b)
-{
-        size_t cnt = 0;
-
-        for (size_t i = 0; i < b->valid; i++)
-                if (i == 0 || strcmp(event_id_of(b->by_id[i]), event_id_of(b->by_id[i - 1])) != 0)
-                        b->scratch[cnt++] = event_id_of(b->by_id[i]);
-        return may_collide(b->scratch, cnt);
-}
-
-static void on_known_event(const struct db_col *cols, void *arg)
-{
-        struct snapshot_batch *b = arg;
-        struct batch_shot *bs = find_shot(b, cols[0].s);
-
-        if (bs)
-                bs->is_known = true;
-        else
-                b->is_mismatch = true;
-}
-
-/* Which events the ledger holds already; the first copy of each other event id is new. */
+/*
+ * Which events the ledger holds already; the first copy of each other event id is new. Copies
+ * of one event id sort in batch order: the first is the new one.
+ */
 static enum db_result find_new_shots(struct snapshot_batch *b, char *errstr, size_t errstr_size)
 {
-        char id[BATCH_ID_MAX + 1];
-        struct db_col col = {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)};
+        struct keyset *ks = &b->ids;
         enum db_result r;
+        bool is_known = false;
 
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT event_id FROM live_events WHERE consumer = 'snapshot' AND "
-                             "event_id IN (");
-        for (size_t i = 0; i < b->valid; i++) {
-                if (i && strcmp(event_id_of(b->by_id[i]), event_id_of(b->by_id[i - 1])) == 0)
-                        continue;
-                db_text_add(&b->sql, i ? ", " : "");
-                db_text_str(b->st->db, &b->sql, event_id_of(b->by_id[i]));
-        }
-        db_text_add(&b->sql, ")");
-        if ((r = db_text_query(b->st->db, &b->sql, &col, 1, on_known_event, b, errstr,
-                               errstr_size)) != DB_OK)
+        if ((r = ledger_find_known(b->st->ledger, ks, &b->sql, errstr, errstr_size)) != DB_OK)
                 return r;
-        for (size_t i = 0; i < b->valid; i++) {
-                struct batch_shot *bs = b->by_id[i];
-                bool is_first =
-                        i == 0 || strcmp(event_id_of(bs), event_id_of(b->by_id[i - 1])) != 0;
+        b->is_mismatch = ks->is_mismatch;
+        for (size_t i = 0; i < ks->n; i++) {
+                struct batch_shot *bs = &b->shots[ks->items[i].index];
 
-                /* by_id sorts copies of one event id in batch order: the first is the new one. */
-                bs->is_new = is_first && !find_shot(b, event_id_of(bs))->is_known;
+                if (keyset_is_first(ks, i))
+                        is_known = ks->items[i].is_known;
+                bs->is_new = keyset_is_first(ks, i) && !is_known;
                 b->fresh += bs->is_new;
         }
         return DB_OK;
@@ -484,7 +357,7 @@ static bool collect_streams(struct snapshot_batch *b)
                                 (struct batch_stream){.stream_id = b->scratch[i]};
         for (size_t i = 0; i < b->stream_cnt; i++)
                 b->scratch[i] = b->streams[i].stream_id;
-        return !may_collide(b->scratch, b->stream_cnt);
+        return !keys_may_collide(b->scratch, b->stream_cnt);
 }
 
 /* Appends "(s1, s2, ...)" of the given streams (all of them, or only the moved ones). */
@@ -523,7 +396,7 @@ static void on_stream(const struct db_col *cols, void *arg)
  */
 static enum db_result lock_streams(struct snapshot_batch *b, char *errstr, size_t errstr_size)
 {
-        char id[BATCH_ID_MAX + 1];
+        char id[KEYSET_ID_MAX + 1];
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
                                 {.type = DB_PARAM_I64}};
 
@@ -567,61 +440,21 @@ static bool offer_covers(struct snapshot_batch *b)
         return true;
 }
 
-/* One row of the ledger's insert (see ledger_record()), with its outcome. */
-static void add_ledger_row(struct snapshot_batch *b, const struct batch_shot *bs)
-{
-        struct db *db = b->st->db;
-        const struct consumer_record *rec = bs->slot->rec;
-        const struct event *ev = &rec->ev;
-
-        db_text_add(&b->sql, "('snapshot', ");
-        db_text_str(db, &b->sql, ev->event_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, ev->vendor);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, ev->event_type);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, ev->stream_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, ev->trace_id);
-        db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000), FROM_UNIXTIME(%lld / 1000), ",
-                    (long long)ev->event_time_ms, (long long)ev->receive_time_ms);
-        db_text_str(db, &b->sql, rec->topic);
-        db_text_add(&b->sql, ", %d, %lld, ", rec->partition, rec->offset);
-        db_text_str(db, &b->sql, bs->outcome);
-        db_text_add(&b->sql, ")");
-}
-
 /*
- * ledger_record() and ledger_set_outcome() for every new record. INSERT IGNORE as there; a row
- * it skips means another transaction recorded one of the events meanwhile (or MySQL matched
- * two ids), and the batch goes one record at a time.
+ * ledger_record() and ledger_set_outcome() for every new record in one insert. A row it skips
+ * means another transaction recorded one of the events meanwhile (or MySQL matched two ids),
+ * and the batch goes one record at a time.
  */
 static enum db_result record_events(struct snapshot_batch *b, char *errstr, size_t errstr_size)
 {
-        unsigned long long affected = 0;
-        bool is_first = true;
-        enum db_result r;
+        size_t rows = 0;
 
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "INSERT IGNORE INTO live_events (consumer, event_id, vendor, "
-                             "event_type, stream_id, trace_id, event_time, received_at, "
-                             "kafka_topic, kafka_partition, kafka_offset, outcome) VALUES ");
-        for (size_t i = 0; i < b->n; i++) {
-                if (!b->shots[i].is_new)
-                        continue;
-                db_text_add(&b->sql, is_first ? "" : ", ");
-                is_first = false;
-                add_ledger_row(b, &b->shots[i]);
-        }
-        if ((r = db_text_exec(b->st->db, &b->sql, &affected, errstr, errstr_size)) != DB_OK)
-                return r;
-        if (affected != b->fresh) {
-                snprintf(errstr, errstr_size, "%llu of %zu events recorded meanwhile",
-                         b->fresh - affected, b->fresh);
-                return DB_DUPLICATE;
-        }
-        return DB_OK;
+        ledger_text_begin(&b->sql);
+        for (size_t i = 0; i < b->n; i++)
+                if (b->shots[i].is_new)
+                        ledger_text_row(b->st->ledger, &b->sql, b->shots[i].slot->rec,
+                                        b->shots[i].outcome, rows++ == 0);
+        return ledger_text_exec(b->st->ledger, &b->sql, rows, errstr, errstr_size);
 }
 
 /* One row of insert_snapshot. */
@@ -774,7 +607,7 @@ static enum apply_result apply_batch(struct snapshot_batch *b, struct apply_slot
         read_batch(b, slots);
         if (!b->valid)
                 return APPLY_DONE;
-        if (event_ids_collide(b))
+        if (keyset_may_collide(&b->ids))
                 r = fall_back("event ids that MySQL may match other than byte for byte", errstr,
                               errstr_size);
         if (r == DB_OK && (r = find_new_shots(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
@@ -783,7 +616,7 @@ static enum apply_result apply_batch(struct snapshot_batch *b, struct apply_slot
         if (r == DB_OK && b->fresh)
                 r = write_new_shots(b, errstr, errstr_size);
         if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : from_db(r);
+                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
         log_batch(b);
         return APPLY_DONE;
 }
@@ -795,16 +628,15 @@ static enum apply_result snapshot_apply_many(void *state, struct apply_slot *slo
         enum apply_result r = APPLY_RETRY;
 
         b.shots = calloc(n, sizeof(*b.shots));
-        b.by_id = calloc(n, sizeof(*b.by_id));
         b.streams = calloc(n, sizeof(*b.streams));
         b.scratch = calloc(n, sizeof(*b.scratch));
-        if (b.shots && b.by_id && b.streams && b.scratch)
+        if (b.shots && b.streams && b.scratch && keyset_init(&b.ids, n) == 0)
                 r = apply_batch(&b, slots, errstr, errstr_size);
         else
                 snprintf(errstr, errstr_size, "out of memory");
         db_text_free(&b.sql);
         free(b.shots);
-        free(b.by_id);
+        keyset_free(&b.ids);
         free(b.streams);
         free(b.scratch);
         return r;

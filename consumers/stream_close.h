@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-struct settings;
+struct role_env;
 
 /*
  * A stream.close a role decides on its own (a sweep, a cut-off): an envelope with vendor
@@ -24,20 +24,20 @@ struct stream_close_msg {
         long long event_time_ms;
         int close_method;   /* 1 ended by stream, 2 forced by operator, 3 punishment */
         const char *reason; /* NULL for none */
-        const char *cause;  /* why, for the envelope's raw field (e.g. "ghost"); not NULL */
+        const char *cause;  /* why, for the envelope's raw field (e.g. "ghost") */
+        const char *vendor; /* the envelope's vendor; NULL for "liveflow" */
+        const char *raw;    /* the envelope's raw JSON; NULL for {"cause": cause} */
 };
 
 struct stream_close;
 
 /**
- * @brief Makes a producer of its own (client id client_id), so that send() can wait for its
- * record's acknowledgement. @returns a sender freed with stream_close_destroy(), or NULL with
- * errstr.
+ * @brief A sender on the runtime's producer (env->producer, waited for with env->ack), borrowed:
+ * env must outlive it. @returns a sender freed with stream_close_destroy(), or NULL with errstr.
  */
-struct stream_close *stream_close_new(const struct settings *s, const char *client_id, char *errstr,
-                                      size_t errstr_size);
+struct stream_close *stream_close_new(const struct role_env *env, char *errstr, size_t errstr_size);
 
-/** @brief Flushes and frees the producer; NULL is fine. */
+/** @brief Frees the sender (the producer is the runtime's); NULL is fine. */
 void stream_close_destroy(struct stream_close *sc);
 
 /**

@@ -2,7 +2,6 @@
  */
 #include "stream_lifecycle.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "metrics.h"
 #include "rebuild.h"
 #include "redis_conn.h"
+#include "role_kit.h"
 #include "session_handoff.h"
 #include "settings.h"
 #include "signals.h"
@@ -206,14 +206,13 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
-        if (!(st->handoff = session_handoff_new(env->settings, env->db, errstr, errstr_size))) {
+        if (!(st->handoff = session_handoff_new(env, errstr, errstr_size))) {
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
                 free(st);
                 return -1;
         }
-        if (!(st->closer = stream_close_new(env->settings, LF_GROUP_PREFIX "stream.close", errstr,
-                                            errstr_size))) {
+        if (!(st->closer = stream_close_new(env, errstr, errstr_size))) {
                 session_handoff_destroy(st->handoff);
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
@@ -239,18 +238,6 @@ static void stream_role_close(void *state)
 
 /* ------------------------------------------------------------------ reading the event */
 
-static const char *payload_str(const struct event *ev, const char *key)
-{
-        return json_string_value(json_object_get(ev->payload, key));
-}
-
-static long long payload_int(const struct event *ev, const char *key, long long dflt)
-{
-        json_t *v = json_object_get(ev->payload, key);
-
-        return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
-}
-
 static int read_event(const struct event *ev, struct stream_event *se, char *errstr,
                       size_t errstr_size)
 {
@@ -268,7 +255,7 @@ static int read_event(const struct event *ev, struct stream_event *se, char *err
         } else if ((strcmp(ev->event_type, "stream.end") == 0 ||
                     strcmp(ev->event_type, "stream.close") == 0 || se->is_leave) &&
                    ev->payload_name && strcmp(ev->payload_name, "StreamEnd") == 0) {
-                se->close_method = (int)payload_int(ev, "close_method", 1);
+                se->close_method = (int)payload_int_or(ev, "close_method", 1);
                 if (se->close_method < 1 || se->close_method > 3) {
                         snprintf(errstr, errstr_size, "close_method %d is not 1, 2 or 3",
                                  se->close_method);
@@ -280,18 +267,11 @@ static int read_event(const struct event *ev, struct stream_event *se, char *err
                 return -1;
         }
         se->sequence = payload_str(ev, "sequence");
-        se->push_duration_ms = payload_int(ev, "push_duration_ms", -1);
+        se->push_duration_ms = payload_int_or(ev, "push_duration_ms", -1);
         return 0;
 }
 
 /* ------------------------------------------------------------------ applying */
-
-static enum apply_result from_db(enum db_result r)
-{
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
-               : r == DB_RETRY                 ? APPLY_RETRY
-                                               : APPLY_PERMANENT;
-}
 
 static enum db_result lock_row(struct stream_state *st, const char *stream_id,
                                struct stream_row *row, char *errstr, size_t errstr_size)
@@ -523,27 +503,27 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         if (read_event(&rec->ev, &se, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         rec->publish = true; /* a replay re-projects Redis from MySQL: harmless and self-healing */
         rec->note = 0;
         if (!first) {
                 log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
                           rec->ev.stream_id);
-                return from_db(replayed_event(st, rec, &se, errstr, errstr_size));
+                return apply_from_db(replayed_event(st, rec, &se, errstr, errstr_size));
         }
         if (se.is_leave) /* a co-host left: the room's session ends with the room */
-                return from_db(ledger_set_outcome(st->ledger, rec->ev.event_id, "cohost_leave",
+                return apply_from_db(ledger_set_outcome(st->ledger, rec->ev.event_id, "cohost_leave",
                                                   errstr, errstr_size));
         if ((r = lock_row(st, rec->ev.stream_id, &row, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         outcome = se.is_begin ? apply_begin(st, &se, &row, &r, errstr, errstr_size)
                               : apply_end(st, &se, &row, &r, errstr, errstr_size);
         if (r != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (se.is_begin && strcmp(outcome, "applied") == 0) {
                 outcome = check_anchor(st, rec, &r, errstr, errstr_size);
                 if (r != DB_OK)
-                        return from_db(r);
+                        return apply_from_db(r);
         }
         if (se.is_begin && strcmp(outcome, "already_live") == 0) {
                 /* The vendor said the session is live again: not a ghost. */
@@ -551,18 +531,18 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
 
                 if ((r = db_exec(st->db, st->touch, p, 1, NULL, NULL, errstr, errstr_size)) !=
                     DB_OK)
-                        return from_db(r);
+                        return apply_from_db(r);
         }
         if (!se.is_begin && se.close_method >= 2 && strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
         if (ends_session(&se, outcome) &&
             (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr,
                                         errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (strcmp(outcome, "applied") != 0) {
                 if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr,
                                             errstr_size)) != DB_OK)
-                        return from_db(r);
+                        return apply_from_db(r);
         }
         log_info(rec->trace_id, "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",
                  rec->ev.event_type, rec->ev.stream_id, outcome, rec->topic, rec->partition,

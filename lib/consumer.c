@@ -12,6 +12,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "produce.h"
 #include "redis_conn.h"
 #include "settings.h"
 #include "signals.h"
@@ -54,6 +55,7 @@ struct consumer {
         struct role_env env;
         rd_kafka_t *rk;
         rd_kafka_t *producer;
+        struct produce_ack ack; /* the roles' produce_acked() records on producer */
         struct db *db;
         struct redis_conn *redis;
         struct codec *codec;
@@ -574,13 +576,14 @@ struct dlq_wait {
         char error[256];
 };
 
+/* The producer's delivery reports: a role's produce_acked() record, or a dead-letter record. */
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
+        struct consumer *c = opaque;
         struct dlq_wait *w = rkm->_private;
 
         (void)rk;
-        (void)opaque;
-        if (!w)
+        if (produce_ack_report(&c->ack, rkm) || !w)
                 return;
         if (rkm->err) {
                 w->failed++;
@@ -817,7 +820,7 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         register_metrics(c);
         if (open_stores(c, errstr, errstr_size) == -1)
                 goto fail;
-        c->env = (struct role_env){s, c->db, c->redis, metrics, c->producer, role->name};
+        c->env = (struct role_env){s, c->db, c->redis, metrics, c->producer, &c->ack, role->name};
         if (role->open && role->open(&c->env, &c->state, errstr, errstr_size) == -1)
                 goto fail;
         if (!(c->rk = kafka_consumer_new(s, c->group, role->topics, on_rebalance, on_stats, 5000, c,

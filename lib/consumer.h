@@ -9,6 +9,7 @@
 #include "codec.h"
 
 struct db;
+struct produce_ack;
 struct redis_conn;
 struct metrics;
 struct settings;
@@ -47,6 +48,7 @@ struct role_env {
         struct redis_conn *redis;
         struct metrics *metrics;
         rd_kafka_t *producer; /* idempotent producer (hand-offs, DLQ) */
+        struct produce_ack *ack; /* produce_acked() on producer (produce.h) */
         const char *role;
 };
 

@@ -11,6 +11,7 @@
 
 #include "consumer.h"
 #include "db.h"
+#include "keyset.h"
 
 struct ledger;
 
@@ -34,5 +35,32 @@ enum db_result ledger_record(struct ledger *l, const struct consumer_record *rec
 /** @brief Sets the outcome (at most 32 bytes) of an event recorded before. */
 enum db_result ledger_set_outcome(struct ledger *l, const char *event_id, const char *outcome,
                                   char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------------------ a batch at once */
+
+/**
+ * @brief Which of the set's event ids the ledger holds for this role, in one query (see
+ * keyset_find_known()); t is the caller's statement buffer.
+ */
+enum db_result ledger_find_known(struct ledger *l, struct keyset *ks, struct db_text *t,
+                                 char *errstr, size_t errstr_size);
+
+/**
+ * @brief Starts a multi-row ledger insert in t: "INSERT IGNORE INTO live_events (...) VALUES ".
+ * Add rows with ledger_text_row(); run it with ledger_text_exec().
+ */
+void ledger_text_begin(struct db_text *t);
+
+/** @brief Appends rec's row as ledger_record() writes it, with its outcome; first row or not. */
+void ledger_text_row(struct ledger *l, struct db_text *t, const struct consumer_record *rec,
+                     const char *outcome, bool is_first_row);
+
+/**
+ * @brief Runs the insert of `rows` rows. A row it skips means another transaction recorded one
+ * of the events meanwhile (or MySQL took two ids for one): @returns DB_DUPLICATE then, with
+ * errstr; the caller rolls the batch back and goes one record at a time.
+ */
+enum db_result ledger_text_exec(struct ledger *l, const struct db_text *t, size_t rows,
+                                char *errstr, size_t errstr_size);
 
 #endif

@@ -2,7 +2,6 @@
  * session summaries. */
 #include "settlement.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
+#include "role_kit.h"
 #include "settings.h"
 
 static const char *const settlement_topics[] = {LF_TOPIC_REWARD, LF_TOPIC_WITHDRAWAL,
@@ -214,30 +214,9 @@ int settlement_split(long long amount, long long ratio_bp, struct settlement_spl
 
 /* ------------------------------------------------------------------ reading the event */
 
-static const char *payload_str(const struct event *ev, const char *key)
-{
-        return json_string_value(json_object_get(ev->payload, key));
-}
-
-static bool payload_int(const struct event *ev, const char *key, long long *out)
-{
-        json_t *v = json_object_get(ev->payload, key);
-
-        if (!json_is_integer(v))
-                return false;
-        *out = (long long)json_integer_value(v);
-        return true;
-}
-
 static bool is_id(const char *s)
 {
         return s && *s && strlen(s) <= ID_MAX;
-}
-
-static bool is_event(const struct event *ev, const char *event_type, const char *payload_name)
-{
-        return strcmp(ev->event_type, event_type) == 0 && ev->payload_name &&
-               strcmp(ev->payload_name, payload_name) == 0;
 }
 
 static int read_money(const struct event *ev, const char *id_key, struct settlement_event *se,
@@ -278,7 +257,7 @@ static int read_event(const struct event *ev, struct settlement_event *se, char 
                       size_t errstr_size)
 {
         memset(se, 0, sizeof(*se));
-        if (is_event(ev, "reward", "Reward")) {
+        if (event_is(ev, "reward", "Reward")) {
                 se->kind = KIND_TIP;
                 if (read_money(ev, "tip_id", se, errstr, errstr_size) == -1)
                         return -1;
@@ -289,12 +268,12 @@ static int read_event(const struct event *ev, struct settlement_event *se, char 
                 }
                 return 0;
         }
-        if (is_event(ev, "withdrawal", "Withdrawal")) {
+        if (event_is(ev, "withdrawal", "Withdrawal")) {
                 se->kind = KIND_WITHDRAWAL;
                 se->time_ms = ev->event_time_ms;
                 return read_money(ev, "request_id", se, errstr, errstr_size);
         }
-        if (is_event(ev, "session.end", "SessionEnd")) {
+        if (event_is(ev, "session.end", "SessionEnd")) {
                 se->kind = KIND_SESSION_END;
                 return read_session_end(ev, se, errstr, errstr_size);
         }
@@ -305,13 +284,6 @@ static int read_event(const struct event *ev, struct settlement_event *se, char 
 }
 
 /* ------------------------------------------------------------------ the ledger */
-
-static enum apply_result from_db(enum db_result r)
-{
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
-               : r == DB_RETRY                 ? APPLY_RETRY
-                                               : APPLY_PERMANENT;
-}
 
 static enum db_result record_event(struct settlement_state *st, const struct consumer_record *rec,
                                    bool *first, char *errstr, size_t errstr_size)
@@ -378,7 +350,7 @@ static enum apply_result settled_before(struct settlement_state *st, struct cons
                 db_query_row(st->db, st->find_detail, p, 1, cols, 2, &found, errstr, errstr_size);
 
         if (r != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (!found) {
                 snprintf(errstr, errstr_size, "tip %s: duplicate key but no settlement_detail row",
                          se->id);
@@ -394,7 +366,7 @@ static enum apply_result settled_before(struct settlement_state *st, struct cons
         rec->note = NOTE_TIP_DUPLICATE;
         log_info(rec->trace_id, "tip %s settled before anchor=%s topic=%s partition=%d offset=%lld",
                  se->id, se->anchor_id, rec->topic, rec->partition, rec->offset);
-        return from_db(set_outcome(st, rec, "duplicate_tip", errstr, errstr_size));
+        return apply_from_db(set_outcome(st, rec, "duplicate_tip", errstr, errstr_size));
 }
 
 static enum apply_result apply_tip(struct settlement_state *st, struct consumer_record *rec,
@@ -406,7 +378,7 @@ static enum apply_result apply_tip(struct settlement_state *st, struct consumer_
         enum db_result r;
 
         if ((r = find_ratio(st, se, &ratio_bp, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (settlement_split(se->amount, ratio_bp, &split) == -1) {
                 snprintf(errstr, errstr_size,
                          "revenue_share.ratio_bp %lld of anchor %s is outside 0..%lld", ratio_bp,
@@ -419,7 +391,7 @@ static enum apply_result apply_tip(struct settlement_state *st, struct consumer_
         /* Credited only with a new detail row, in the same transaction: a replay adds nothing. */
         if (r != DB_OK ||
             (r = credit(st, se->anchor_id, split.anchor_amount, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         rec->note = NOTE_TIP_SETTLED;
         log_info(rec->trace_id,
                  "tip %s anchor=%s amount=%lld ratio_bp=%lld anchor_amount=%lld "
@@ -491,20 +463,21 @@ static enum apply_result apply_withdrawal(struct settlement_state *st, struct co
                 log_info(rec->trace_id,
                          "withdrawal %s decided before anchor=%s topic=%s partition=%d offset=%lld",
                          se->id, se->anchor_id, rec->topic, rec->partition, rec->offset);
-                return from_db(set_outcome(st, rec, "duplicate_request", errstr, errstr_size));
+                return apply_from_db(
+                        set_outcome(st, rec, "duplicate_request", errstr, errstr_size));
         }
         if (r != DB_OK || (r = debit(st, se, &is_done, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (!is_done &&
             (r = rejection_reason(st, se, reason, sizeof(reason), errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         struct db_param p[] = {DB_STR(is_done ? "succeeded" : "rejected"),
                                is_done ? DB_NULL : DB_STR(reason), DB_STR(se->id)};
 
         if ((r = db_exec(st->db, st->decide_request, p, 3, NULL, NULL, errstr, errstr_size)) !=
                     DB_OK ||
             (!is_done && (r = set_outcome(st, rec, "rejected", errstr, errstr_size)) != DB_OK))
-                return from_db(r);
+                return apply_from_db(r);
         rec->note = is_done ? NOTE_WITHDRAWAL_SUCCEEDED : NOTE_WITHDRAWAL_REJECTED;
         log_info(rec->trace_id,
                  "withdrawal %s anchor=%s amount=%lld %s%s%s topic=%s partition=%d offset=%lld",
@@ -536,7 +509,7 @@ static enum apply_result apply_session_end(struct settlement_state *st, struct c
         if ((r = db_exec(st->db, st->upsert_session, p, 6, NULL, NULL, errstr, errstr_size)) !=
                     DB_OK ||
             (r = db_exec(st->db, st->sum_session, id, 1, NULL, NULL, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         rec->note = NOTE_SESSION_SUMMED;
         log_info(rec->trace_id,
                  "session %lld summed anchor=%s room=%s topic=%s partition=%d offset=%lld",
@@ -568,7 +541,7 @@ static enum apply_result apply_event(struct settlement_state *st, struct consume
         bool first;
 
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (se->kind == KIND_SESSION_END)
                 ar = apply_session_end(st, rec, se, errstr,
                                        errstr_size); /* a recompute: again is fine */
@@ -830,58 +803,24 @@ static enum db_result find_ratios(struct tip_run *run, char *errstr, size_t errs
         return DB_OK;
 }
 
-/* One ledger row as ledger_record() writes it, with its final outcome. */
-static void add_ledger_row(struct tip_run *run, const struct run_tip *t)
-{
-        struct db *db = run->st->db;
-        const struct event *ev = &t->rec->ev;
-
-        db_text_add(&run->sql, "('settlement', ");
-        db_text_str(db, &run->sql, ev->event_id);
-        db_text_add(&run->sql, ", ");
-        db_text_str(db, &run->sql, ev->vendor);
-        db_text_add(&run->sql, ", ");
-        db_text_str(db, &run->sql, ev->event_type);
-        db_text_add(&run->sql, ", ");
-        db_text_str(db, &run->sql, ev->stream_id);
-        db_text_add(&run->sql, ", ");
-        db_text_str(db, &run->sql, ev->trace_id);
-        db_text_add(&run->sql, ", FROM_UNIXTIME(%lld / 1000), FROM_UNIXTIME(%lld / 1000), ",
-                    (long long)ev->event_time_ms, (long long)ev->receive_time_ms);
-        db_text_str(db, &run->sql, t->rec->topic);
-        db_text_add(&run->sql, ", %d, %lld, '%s')", t->rec->partition, t->rec->offset,
-                    t->is_settled ? "duplicate_tip" : "applied");
-}
-
 /*
- * ledger_record() for every event seen first in the run. INSERT IGNORE as the ledger does;
- * a row fewer than sent means another transaction recorded one of them meanwhile.
+ * ledger_record() for every event seen first in the run, with its final outcome, in one
+ * INSERT IGNORE; a row fewer than sent means another transaction recorded one of them
+ * meanwhile.
  */
 static enum db_result record_run(struct tip_run *run, char *errstr, size_t errstr_size)
 {
-        unsigned long long want = 0, affected = 0;
-        enum db_result r;
+        size_t rows = 0;
 
-        db_text_reset(&run->sql);
-        db_text_add(&run->sql, "INSERT IGNORE INTO live_events (consumer, event_id, vendor, "
-                               "event_type, stream_id, trace_id, event_time, received_at, "
-                               "kafka_topic, kafka_partition, kafka_offset, outcome) VALUES ");
+        ledger_text_begin(&run->sql);
         for (size_t i = 0; i < run->n; i++) {
-                if (run->tips[i].is_replay)
-                        continue;
-                db_text_add(&run->sql, want++ ? ", " : "");
-                add_ledger_row(run, &run->tips[i]);
+                const struct run_tip *t = &run->tips[i];
+
+                if (!t->is_replay)
+                        ledger_text_row(run->st->ledger, &run->sql, t->rec,
+                                        t->is_settled ? "duplicate_tip" : "applied", rows++ == 0);
         }
-        if (!want)
-                return DB_OK;
-        if ((r = db_text_exec(run->st->db, &run->sql, &affected, errstr, errstr_size)) != DB_OK)
-                return r;
-        if (affected != want) {
-                snprintf(errstr, errstr_size, "the ledger took %llu of %llu events", affected,
-                         want);
-                return DB_DUPLICATE;
-        }
-        return DB_OK;
+        return ledger_text_exec(run->st->ledger, &run->sql, rows, errstr, errstr_size);
 }
 
 /* insert_detail() for every new tip; a plain INSERT, as there. */
@@ -985,7 +924,7 @@ static enum apply_result write_run(struct tip_run *run, char *errstr, size_t err
         if ((r = find_replays(run, errstr, errstr_size)) != DB_OK ||
             (r = find_settled(run, errstr, errstr_size)) != DB_OK ||
             (r = find_ratios(run, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (run->is_mismatch) {
                 snprintf(errstr, errstr_size, "a tip to sort out one at a time");
                 return APPLY_RETRY;
@@ -994,7 +933,7 @@ static enum apply_result write_run(struct tip_run *run, char *errstr, size_t err
             (r = insert_details(run, &settled, errstr, errstr_size)) != DB_OK ||
             (settled && (r = credit_run(run, errstr, errstr_size)) != DB_OK))
                 /* a duplicate key: another transaction took a row since our reads */
-                return r == DB_DUPLICATE ? APPLY_RETRY : from_db(r);
+                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
         finish_run(run);
         return APPLY_DONE;
 }

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "role_kit.h"
 #include "session_stats.h"
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
@@ -82,13 +83,6 @@ void sessions_destroy(struct sessions *s)
         free(s); /* the statements belong to the db */
 }
 
-static enum apply_result from_db(enum db_result r)
-{
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
-               : r == DB_RETRY                 ? APPLY_RETRY
-                                               : APPLY_PERMANENT;
-}
-
 static bool has_payload(const struct event *ev, const char *name, char *errstr, size_t errstr_size)
 {
         if (ev->payload_name && strcmp(ev->payload_name, name) == 0)
@@ -104,7 +98,7 @@ static enum apply_result mark_late(struct sessions *s, struct db_stmt *st, const
 {
         struct db_param p[] = {DB_STR(key), DB_I64(at_ms), DB_I64(at_ms), DB_I64(s->late_s)};
 
-        return from_db(db_exec(s->db, st, p, 4, NULL, NULL, errstr, errstr_size));
+        return apply_from_db(db_exec(s->db, st, p, 4, NULL, NULL, errstr, errstr_size));
 }
 
 /* ------------------------------------------------------------------ applying */
@@ -132,7 +126,7 @@ enum apply_result sessions_apply_viewer(struct sessions *s, const struct event *
 
         r = db_exec(s->db, s->insert_viewer, p, 5, &affected, NULL, errstr, errstr_size);
         if (r != DB_OK || affected != 1)
-                return from_db(r); /* a replay, or a failure */
+                return apply_from_db(r); /* a replay, or a failure */
         return mark_late(s, s->dirty_by_stream, ev->stream_id, ev->event_time_ms, errstr,
                          errstr_size);
 }
@@ -176,14 +170,7 @@ enum apply_result sessions_note_tips(struct sessions *s, const struct tip *tips,
         if (cnt)
                 r = db_text_exec(s->db, &sql, NULL, errstr, errstr_size);
         db_text_free(&sql);
-        return from_db(r);
-}
-
-static long long payload_int(const struct event *ev, const char *key, long long dflt)
-{
-        json_t *v = json_object_get(ev->payload, key);
-
-        return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+        return apply_from_db(r);
 }
 
 enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev, char *errstr,
@@ -194,12 +181,12 @@ enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev,
 
         if (!has_payload(ev, "SessionEnd", errstr, errstr_size))
                 return APPLY_PERMANENT;
-        session = payload_int(ev, "session_id", 0);
-        ended_ms = payload_int(ev, "ended_at_ms", 0);
-        duration_s = payload_int(ev, "duration_s", -1);
+        session = payload_int_or(ev, "session_id", 0);
+        ended_ms = payload_int_or(ev, "ended_at_ms", 0);
+        duration_s = payload_int_or(ev, "duration_s", -1);
         /* Unknown ends of the window: from the duration, else an empty window at the end. */
-        started_ms = payload_int(ev, "started_at_ms",
-                                 duration_s >= 0 ? ended_ms - duration_s * 1000 : ended_ms);
+        started_ms = payload_int_or(ev, "started_at_ms",
+                                    duration_s >= 0 ? ended_ms - duration_s * 1000 : ended_ms);
         if (duration_s < 0)
                 duration_s = (ended_ms - started_ms) / 1000;
         if (session <= 0 || ended_ms <= 0 || started_ms <= 0 || started_ms > ended_ms ||
@@ -210,12 +197,14 @@ enum apply_result sessions_apply_end(struct sessions *s, const struct event *ev,
         }
         /* The contract's rooms default to the anchor; an unknown room counts no tips. */
         room = ev->room_id ? ev->room_id : ev->anchor_id ? ev->anchor_id : "";
-        struct db_param p[] = {DB_I64(session),       DB_STR(ev->stream_id),
-                               DB_STR(ev->anchor_id), DB_STR(room),
-                               DB_I64(started_ms),    DB_I64(ended_ms),
-                               DB_I64(duration_s),    DB_I64(payload_int(ev, "close_method", 1))};
+        struct db_param p[] = {
+                DB_I64(session),       DB_STR(ev->stream_id),
+                DB_STR(ev->anchor_id), DB_STR(room),
+                DB_I64(started_ms),    DB_I64(ended_ms),
+                DB_I64(duration_s),    DB_I64(payload_int_or(ev, "close_method", 1))};
 
-        return from_db(db_exec(s->db, s->upsert_session, p, 8, NULL, NULL, errstr, errstr_size));
+        return apply_from_db(
+                db_exec(s->db, s->upsert_session, p, 8, NULL, NULL, errstr, errstr_size));
 }
 
 /* ------------------------------------------------------------------ computing */

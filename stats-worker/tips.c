@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "db.h"
+#include "keyset.h"
+#include "role_kit.h"
 
 #define HOUR_MS 3600000LL
 
@@ -59,16 +61,9 @@ void tips_destroy(struct tips *t)
         free(t); /* the statements belong to the db */
 }
 
-static enum apply_result from_db(enum db_result r)
-{
-        return r == DB_OK || r == DB_DUPLICATE ? APPLY_DONE
-               : r == DB_RETRY                 ? APPLY_RETRY
-                                               : APPLY_PERMANENT;
-}
-
 /* ------------------------------------------------------------------ reading the event */
 
-static const char *payload_str(const struct event *ev, const char *key)
+static const char *payload_text(const struct event *ev, const char *key)
 {
         const char *s = json_string_value(json_object_get(ev->payload, key));
 
@@ -83,12 +78,12 @@ static int read_reward(const struct event *ev, struct reward *rw, char *errstr, 
                          ev->event_type, ev->payload_name ? ev->payload_name : "null");
                 return -1;
         }
-        rw->tip_id = payload_str(ev, "tip_id");
-        rw->audience_id = payload_str(ev, "audience_id");
-        rw->anchor_id = payload_str(ev, "anchor_id");
-        rw->room_id = payload_str(ev, "room_id");
-        rw->anchor_gender = payload_str(ev, "anchor_gender");
-        rw->audience_gender = payload_str(ev, "audience_gender");
+        rw->tip_id = payload_text(ev, "tip_id");
+        rw->audience_id = payload_text(ev, "audience_id");
+        rw->anchor_id = payload_text(ev, "anchor_id");
+        rw->room_id = payload_text(ev, "room_id");
+        rw->anchor_gender = payload_text(ev, "anchor_gender");
+        rw->audience_gender = payload_text(ev, "audience_gender");
         rw->amount = (long long)json_integer_value(json_object_get(ev->payload, "amount"));
         rw->gift_count = (long long)json_integer_value(json_object_get(ev->payload, "gift_count"));
         rw->ts_ms = (long long)json_integer_value(json_object_get(ev->payload, "ts_ms"));
@@ -189,17 +184,17 @@ enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip 
                     DB_OK ||
             (r = record_tip(t, ev, &rw, anchor_gender, audience_gender, is_new, errstr,
                             errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (!*is_new)
                 return APPLY_DONE; /* a replay: the hour has it already */
         if ((r = add_to_hour(t, &rw, anchor_gender, audience_gender, errstr, errstr_size)) != DB_OK)
-                return from_db(r);
+                return apply_from_db(r);
         if (is_stated(rw.audience_gender)) {
                 struct db_param p[] = {DB_STR(rw.audience_id), DB_STR(rw.audience_gender)};
 
                 if ((r = db_exec(t->db, t->learn_gender, p, 2, NULL, NULL, errstr, errstr_size)) !=
                     DB_OK)
-                        return from_db(r);
+                        return apply_from_db(r);
         }
         return APPLY_DONE;
 }
@@ -215,13 +210,10 @@ enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip 
  * MySQL returns in another spelling, a tip recorded meanwhile, an overflowing sum or any
  * statement error roll the batch back to tips_apply() per tip.
  */
-#define BATCH_ID_MAX (64 * 4) /* VARCHAR(64) in utf8mb4, in bytes */
-
 struct batch_tip {
         struct reward rw;
         const struct event *ev;
-        size_t index; /* batch order: ties keep it */
-        bool is_valid, is_known, is_new;
+        bool is_valid, is_new;
         const char *anchor_gender, *audience_gender; /* resolved, for the new ones */
         char audience_on_file[16];                   /* audience_gender when the tip states none */
 };
@@ -242,7 +234,7 @@ struct batch_hour {
 struct tip_batch {
         struct tips *t;
         struct batch_tip *tips;
-        struct batch_tip **by_id; /* valid tips by tip_id, then batch order */
+        struct keyset ids; /* tip_ids of the valid tips */
         struct batch_id *anchors, *audiences;
         struct batch_hour *hours;
         const char **scratch; /* n: ids to sort */
@@ -251,31 +243,6 @@ struct tip_batch {
         struct db_text sql;
 };
 
-static int cmp_tip_id(const void *a, const void *b)
-{
-        const struct batch_tip *x = *(struct batch_tip *const *)a,
-                               *y = *(struct batch_tip *const *)b;
-        int c = strcmp(x->rw.tip_id, y->rw.tip_id);
-
-        return c ? c : (x->index > y->index) - (x->index < y->index);
-}
-
-/* The first valid tip of the batch with this tip_id, or NULL. */
-static struct batch_tip *find_tip(const struct tip_batch *b, const char *tip_id)
-{
-        size_t lo = 0, hi = b->valid;
-
-        while (lo < hi) { /* the lower bound: the first of equal ids is the earliest */
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (strcmp(b->by_id[mid]->rw.tip_id, tip_id) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo < b->valid && strcmp(b->by_id[lo]->rw.tip_id, tip_id) == 0 ? b->by_id[lo] : NULL;
-}
-
 /* Reads every tip; invalid ones are refused at once (nothing was written for them). */
 static void read_batch(struct tip_batch *b, struct apply_slot *const *slots)
 {
@@ -283,54 +250,34 @@ static void read_batch(struct tip_batch *b, struct apply_slot *const *slots)
                 struct batch_tip *bt = &b->tips[i];
 
                 bt->ev = &slots[i]->rec->ev;
-                bt->index = i;
                 if (read_reward(bt->ev, &bt->rw, slots[i]->error, slots[i]->error_size) == -1) {
                         slots[i]->result = APPLY_PERMANENT;
                         continue;
                 }
                 bt->is_valid = true;
-                b->by_id[b->valid++] = bt;
+                b->valid++;
+                keyset_add(&b->ids, bt->rw.tip_id, i);
         }
-        qsort(b->by_id, b->valid, sizeof(*b->by_id), cmp_tip_id);
+        keyset_sort(&b->ids);
 }
 
-static void on_known_tip(const struct db_col *cols, void *arg)
-{
-        struct tip_batch *b = arg;
-        struct batch_tip *bt = find_tip(b, cols[0].s);
-
-        if (bt)
-                bt->is_known = true;
-        else
-                b->is_mismatch = true;
-}
-
-/* Which tips stats_tip holds already; the first copy of each other tip_id is new. */
+/*
+ * Which tips stats_tip holds already; the first copy of each other tip_id is new (copies of
+ * one tip_id sort in batch order).
+ */
 static enum db_result find_new_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
 {
-        char id[BATCH_ID_MAX + 1];
-        struct db_col col = {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)};
+        struct keyset *ks = &b->ids;
         enum db_result r;
 
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT trace_id FROM stats_tip WHERE trace_id IN (");
-        for (size_t i = 0; i < b->valid; i++) {
-                if (i && strcmp(b->by_id[i]->rw.tip_id, b->by_id[i - 1]->rw.tip_id) == 0)
-                        continue;
-                db_text_add(&b->sql, i ? ", " : "");
-                db_text_str(b->t->db, &b->sql, b->by_id[i]->rw.tip_id);
-        }
-        db_text_add(&b->sql, ")");
-        if ((r = db_text_query(b->t->db, &b->sql, &col, 1, on_known_tip, b, errstr, errstr_size)) !=
-            DB_OK)
+        if ((r = keyset_find_known(ks, b->t->db, &b->sql,
+                                   "SELECT trace_id FROM stats_tip WHERE trace_id IN ", errstr,
+                                   errstr_size)) != DB_OK)
                 return r;
-        for (size_t i = 0; i < b->valid; i++) {
-                struct batch_tip *bt = b->by_id[i];
-                bool is_first = i == 0 || strcmp(bt->rw.tip_id, b->by_id[i - 1]->rw.tip_id) != 0;
-
-                /* by_id sorts copies of one tip_id in batch order: the first is the new one. */
-                bt->is_new = is_first && !find_tip(b, bt->rw.tip_id)->is_known;
-        }
+        b->is_mismatch = ks->is_mismatch;
+        for (size_t i = 0; i < ks->n; i++)
+                b->tips[ks->items[i].index].is_new =
+                        keyset_is_first(ks, i) && !ks->items[i].is_known;
         return DB_OK;
 }
 
@@ -339,57 +286,6 @@ static enum db_result find_new_tips(struct tip_batch *b, char *errstr, size_t er
 static int cmp_str_ptr(const void *a, const void *b)
 {
         return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Length of s without trailing spaces (PAD SPACE collations ignore them). */
-static size_t padless_len(const char *s)
-{
-        size_t len = strlen(s);
-
-        while (len && s[len - 1] == ' ')
-                len--;
-        return len;
-}
-
-/* Orders ids as a case-insensitive, PAD SPACE collation could: equal when it might be. */
-static int cmp_folded(const void *a, const void *b)
-{
-        const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-        size_t lx = padless_len(x), ly = padless_len(y);
-
-        for (size_t i = 0; i < lx && i < ly; i++) {
-                int cx = x[i] >= 'A' && x[i] <= 'Z' ? x[i] + 32 : (unsigned char)x[i];
-                int cy = y[i] >= 'A' && y[i] <= 'Z' ? y[i] + 32 : (unsigned char)y[i];
-
-                if (cx != cy)
-                        return cx - cy;
-        }
-        return (lx > ly) - (lx < ly);
-}
-
-/* Printable ASCII only: outside it, collations fold accents, ignore controls and more. */
-static bool is_plain(const char *s)
-{
-        for (; *s; s++)
-                if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-                        return false;
-        return true;
-}
-
-/*
- * Whether two of the n distinct ids (sorted by bytes) might be one id to MySQL. Errs on the
- * side of yes: the batch then goes one tip at a time, which MySQL sorts out.
- */
-static bool may_collide(const char **ids, size_t n)
-{
-        for (size_t i = 0; i < n && n > 1; i++)
-                if (!is_plain(ids[i]))
-                        return true;
-        qsort(ids, n, sizeof(*ids), cmp_folded);
-        for (size_t i = 1; i < n; i++)
-                if (cmp_folded(&ids[i - 1], &ids[i]) == 0)
-                        return true;
-        return false;
 }
 
 static int cmp_id_key(const void *key, const void *elem)
@@ -428,14 +324,14 @@ static bool collect_genders(struct tip_batch *b)
                 if (b->tips[i].is_new && !is_stated(b->tips[i].rw.anchor_gender))
                         b->scratch[cnt++] = b->tips[i].rw.anchor_id;
         b->anchor_cnt = collect_ids(b, cnt, b->anchors);
-        if (may_collide(b->scratch, b->anchor_cnt))
+        if (keys_may_collide(b->scratch, b->anchor_cnt))
                 return false;
         cnt = 0;
         for (size_t i = 0; i < b->n; i++)
                 if (b->tips[i].is_new)
                         b->scratch[cnt++] = b->tips[i].rw.audience_id;
         b->audience_cnt = collect_ids(b, cnt, b->audiences);
-        return !may_collide(b->scratch, b->audience_cnt);
+        return !keys_may_collide(b->scratch, b->audience_cnt);
 }
 
 struct gender_rows {
@@ -462,7 +358,7 @@ static enum db_result genders_on_file(struct tip_batch *b, const char *table, co
                                       struct batch_id *ids, size_t n, char *errstr,
                                       size_t errstr_size)
 {
-        char id[BATCH_ID_MAX + 1], gender[16];
+        char id[KEYSET_ID_MAX + 1], gender[16];
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
                                 {.type = DB_PARAM_STR, .s = gender, .s_size = sizeof(gender)}};
         struct gender_rows g = {b, ids, n};
@@ -702,7 +598,7 @@ static enum apply_result apply_batch(struct tip_batch *b, struct apply_slot *con
         if (r == DB_OK && any_new)
                 r = write_new_tips(b, errstr, errstr_size);
         if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : from_db(r);
+                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
         for (size_t i = 0; i < b->n; i++) {
                 const struct reward *rw = &b->tips[i].rw;
 
@@ -719,18 +615,18 @@ enum apply_result tips_apply_many(struct tips *t, struct apply_slot *const *slot
         enum apply_result r = APPLY_RETRY;
 
         b.tips = calloc(n, sizeof(*b.tips));
-        b.by_id = calloc(n, sizeof(*b.by_id));
         b.anchors = calloc(n, sizeof(*b.anchors));
         b.audiences = calloc(n, sizeof(*b.audiences));
         b.hours = calloc(n, sizeof(*b.hours));
         b.scratch = calloc(n, sizeof(*b.scratch));
-        if (b.tips && b.by_id && b.anchors && b.audiences && b.hours && b.scratch)
+        if (b.tips && b.anchors && b.audiences && b.hours && b.scratch &&
+            keyset_init(&b.ids, n) == 0)
                 r = apply_batch(&b, slots, tips, is_new, errstr, errstr_size);
         else
                 snprintf(errstr, errstr_size, "out of memory");
         db_text_free(&b.sql);
         free(b.tips);
-        free(b.by_id);
+        keyset_free(&b.ids);
         free(b.anchors);
         free(b.audiences);
         free(b.hours);

@@ -1,0 +1,56 @@
+/*
+ * produce.h: produce one record on a shared producer and wait for its acknowledgement.
+ *
+ * The consumer runtime owns one producer per process (its dead-letter records use it too). A
+ * role that must know its record is on the broker before it moves on (a stream.close, a
+ * session.end) sends it with produce_acked() on that producer. The record's opaque is an odd
+ * number, the waiter's sequence, never a pointer: the producer's delivery callback hands
+ * every report to produce_ack_report() first, which takes the waiter's records and leaves the
+ * others (the dead-letter bookkeeping's) alone; a late report of a record an earlier wait gave
+ * up on is recognised and dropped.
+ */
+#ifndef LIVEFLOW_PRODUCE_H
+#define LIVEFLOW_PRODUCE_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The one record a producer's waiter waits for; zeroed to start. */
+struct produce_ack {
+        uint64_t seq; /* of the record waited for */
+        bool has_report;
+        rd_kafka_resp_err_t err;
+        int partition;
+        long long offset;
+};
+
+/* One record to produce. */
+struct produce_msg {
+        const char *topic;
+        const char *key; /* NUL-terminated */
+        void *value;     /* malloc'd; librdkafka frees it, also when produce fails */
+        size_t len;
+        const char *trace_id; /* the headers; event_id NULL for none */
+        const char *event_type;
+        const char *event_id;
+};
+
+/**
+ * @brief For the producer's delivery callback: @returns true when rkm is a record of
+ * produce_acked() (then it is taken: the caller must not treat it as its own).
+ */
+bool produce_ack_report(struct produce_ack *a, const rd_kafka_message_t *rkm);
+
+/**
+ * @brief Produces m on rk and polls rk until its delivery report comes (at most wait_ms on
+ * the monotonic clock, less when a stop is requested). rk's delivery callback must pass its
+ * reports to produce_ack_report(a, ...). @returns 0 when the broker acknowledged it, or -1
+ * with errstr (transient: try again).
+ */
+__attribute__((warn_unused_result)) int produce_acked(rd_kafka_t *rk, struct produce_ack *a,
+                                                      const struct produce_msg *m, int wait_ms,
+                                                      char *errstr, size_t errstr_size);
+
+#endif
