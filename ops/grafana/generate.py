@@ -75,6 +75,8 @@ d.row("Health")
 d.add("stat", "liveflow targets up", ['sum(up{job="liveflow"}) / count(up{job="liveflow"})'], "percentunit", w=6, h=4,
       desc="Share of liveflow processes Prometheus can scrape.")
 d.add("stat", "alerts firing", ['count(ALERTS{alertstate="firing",alertname=~"Liveflow.*"}) or vector(0)'], "short", w=6, h=4)
+d.add("stat", "receivers reaching Kafka", ['sum(liveflow_receiver_kafka_reachable) / count(liveflow_receiver_kafka_reachable)'], "percentunit", w=6, h=4,
+      desc="Share of receivers that reached a broker within the last 3 s (the others answer 503 at once).")
 d.add("stat", "tip success (5m)", [f'{TIPS_OK.replace(R, "5m")} / sum(rate({REQ}{{endpoint="rewards"}}[5m]))'], "percentunit", w=6, h=4,
       desc="Share of POST /v1/rewards answered 200; alert below 95 %.")
 d.add("stat", "largest lag", ['max(liveflow_consumer_lag_seconds)'], "s", w=6, h=4,
@@ -107,6 +109,8 @@ d.add("timeseries", "connections the receiver closed/s by reason", [(f'sum by (r
 d.add("timeseries", "duplicate-callback guard (lock:callback:*) /s", [(f'sum by (result) (rate(liveflow_receiver_callback_lock_total[{R}]))', "{{result}}"),
                                                                      (f'sum(rate(liveflow_receiver_callback_lock_errors_total[{R}]))', "Redis errors")], "ops")
 d.row("Kafka")
+d.add("timeseries", "Kafka reachable (1) per receiver", [('min by (process) (liveflow_receiver_kafka_reachable)', "{{process}}")], "short",
+      desc="0: no broker answered for 3 s; /readyz is 503 and requests are answered 503 at once.")
 d.add("timeseries", "broker ack latency", [(f'histogram_quantile(0.5, sum by (le) (rate(liveflow_receiver_ack_seconds_bucket[{R}])))', "p50"),
                                               (f'histogram_quantile(0.99, sum by (le) (rate(liveflow_receiver_ack_seconds_bucket[{R}])))', "p99")], "s")
 d.add("timeseries", "producer queue and delivery errors/s", [('sum(liveflow_receiver_producer_queue)', "queue"),
