@@ -140,6 +140,41 @@ static void count_request(const struct request *req)
                                    "HTTP requests by endpoint, vendor, event type and status",
                                    labels),
                    1);
+        if (!req->route || !req->status)
+                return; /* no answer: the client left, nothing to time */
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", req->route->endpoint);
+        metric_observe(metrics_histogram(req->rcv->metrics,
+                                         "liveflow_receiver_request_duration_seconds",
+                                         "From the request's headers to its answer, by endpoint",
+                                         labels, metrics_latency_bounds, metrics_latency_bound_cnt),
+                       (double)(now_us() - req->start_us) / 1e6);
+}
+
+/* Recording states that mean a recording is lost or never started (Tencent 332). */
+static const char *const recording_failures[] = {"record_start_failed", "record_error", NULL};
+
+/* Counts a recording failure an alert can fire on, once its event is durable. */
+static void count_recording_failure(const struct request *req)
+{
+        const char *state = json_string_value(json_object_get(req->ev.payload, "record_event"));
+        char labels[160];
+
+        if (!state || !req->ev.event_type || strcmp(req->ev.event_type, "record.status") != 0)
+                return;
+        for (size_t i = 0; recording_failures[i]; i++) {
+                if (strcmp(state, recording_failures[i]) != 0)
+                        continue;
+                snprintf(labels, sizeof(labels), "vendor=\"%s\",state=\"%s\"", req->ev.vendor,
+                         recording_failures[i]);
+                metric_add(metrics_counter(req->rcv->metrics,
+                                           "liveflow_receiver_recording_failures_total",
+                                           "Recordings reported failed by the vendor (Tencent 332 "
+                                           "record_start_failed, record_error)",
+                                           labels),
+                           1);
+                log_warn(req->trace_id, "recording failure stream=%s state=%s",
+                         req->ev.stream_id ? req->ev.stream_id : "-", state);
+        }
 }
 
 static void count_signature_failure(struct receiver *rcv, const char *vendor, const char *reason)
@@ -175,9 +210,13 @@ static const char *termination_name(enum MHD_RequestTerminationCode toe)
 static void log_request(const struct request *req, enum MHD_RequestTerminationCode toe)
 {
         const char *aborted = termination_name(toe);
-        char delivered[96] = "";
+        char delivered[96] = "", tip[96] = "";
         double ms = (double)(now_us() - req->start_us) / 1000.0;
+        const char *tip_id = json_string_value(json_object_get(req->ev.payload, "tip_id"));
 
+        /* A tip's own id, so that from the id the tip service knows the request is found. */
+        if (tip_id)
+                snprintf(tip, sizeof(tip), " tip_trace_id=%.64s", tip_id);
         if (req->is_sent && !req->ticket.err && req->ev.topic)
                 snprintf(delivered, sizeof(delivered), " topic=%s partition=%d offset=%lld",
                          req->ev.topic, (int)req->ticket.partition, (long long)req->ticket.offset);
@@ -194,9 +233,9 @@ static void log_request(const struct request *req, enum MHD_RequestTerminationCo
                           req->status, ms);
                 return;
         }
-        log_info(req->trace_id, "%s %s status=%u event_type=%s event_id=%s%s ms=%.1f%s%s",
+        log_info(req->trace_id, "%s %s status=%u event_type=%s event_id=%s%s%s ms=%.1f%s%s",
                  req->method, req->path, req->status, req->ev.event_type ? req->ev.event_type : "-",
-                 req->ev.event_type ? req->ev.event_id : "-", delivered, ms,
+                 req->ev.event_type ? req->ev.event_id : "-", tip, delivered, ms,
                  aborted ? " aborted=" : "", aborted ? aborted : "");
 }
 
@@ -323,7 +362,10 @@ static struct request *request_new(struct receiver *rcv, struct MHD_Connection *
         req->has_body = content_length(conn) > 0 ||
                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        /* The platform's tip service sends X-Trace-Id; others X-Request-Id. */
         id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (!trace_id_is_valid(id))
+                id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Trace-Id");
         if (trace_id_is_valid(id))
                 snprintf(req->trace_id, sizeof(req->trace_id), "%s", id);
         else
@@ -525,6 +567,7 @@ static void note_delivered(struct request *req)
 
         if (req->vendor->acked)
                 req->vendor->acked(vendor_state(req->rcv, req->vendor), &wr, &req->ev);
+        count_recording_failure(req);
 }
 
 static double spool_length(void *arg)

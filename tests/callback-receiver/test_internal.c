@@ -1058,6 +1058,15 @@ static void stop_receiver_expect_clean_exit(void)
         unlink(rcv.log_path); /* kept only when something failed */
 }
 
+/* As stop_receiver_expect_clean_exit(), but the log stays for the test to read. */
+static void stop_receiver_expect_clean_exit_keeping_log(void)
+{
+        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
+        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
+                  rcv.log_path);
+        rcv.pid = 0;
+}
+
 static void e2e_setup(void)
 {
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1108,6 +1117,9 @@ static struct signed_headers sign_now(const char *id, const char *body, long lon
         return h;
 }
 
+/* One more request header for the next posts ("Name: value"), NULL for none. */
+static const char *extra_header;
+
 /* POSTs body as JSON to port with the headers h (NULL: unsigned), X-Request-Id trace_id. */
 static struct reply post_at(int port, const char *path, const char *body,
                             const struct signed_headers *h, const char *trace_id)
@@ -1133,6 +1145,8 @@ static struct reply post_at(int port, const char *path, const char *body,
                 snprintf(line, sizeof(line), "X-Request-Id: %s", trace_id);
                 headers = curl_slist_append(headers, line);
         }
+        if (extra_header)
+                headers = curl_slist_append(headers, extra_header);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -1702,4 +1716,48 @@ Test(internal_e2e, check_config_exits_2_on_a_malformed_secret)
         cr_assert(strstr(log, "short") == NULL, "the secret leaked: %s", log);
         free(log);
         unlink(log_path);
+}
+
+Test(internal_e2e, the_tip_services_x_trace_id_is_the_trace_and_the_tip_id_is_logged)
+{
+        char tip[64], anchor[64], trace[64], header[128], msg[64];
+        struct support_reader *tr;
+        rd_kafka_message_t *rkm;
+        char *body, *log;
+        struct reply r;
+
+        support_unique_name("tip", tip, sizeof(tip));
+        support_unique_name("anchor", anchor, sizeof(anchor));
+        support_unique_name("x-trace", trace, sizeof(trace));
+        support_unique_name("msg", msg, sizeof(msg));
+        tr = support_reader_open("live.reward");
+        start_receiver("LIVEFLOW_HMAC_SECRET=" SECRET);
+        body = reward_for(tip, anchor);
+        snprintf(header, sizeof(header), "X-Trace-Id: %s", trace);
+        extra_header = header;
+        r = post_signed("/v1/rewards", body, msg, NULL);
+        extra_header = NULL;
+        cr_assert(eq(long, r.status, 200), "%s", r.body);
+        rkm = support_reader_until(tr, trace, NULL, NULL, NULL, 20000);
+        cr_assert(rkm != NULL, "no record carries the caller's X-Trace-Id as trace_id");
+        rd_kafka_message_destroy(rkm);
+        support_reader_close(tr);
+
+        r = get_metrics();
+        cr_assert(strstr(r.body, "liveflow_receiver_request_duration_seconds_count{endpoint=\"rewards\"} 1") != NULL,
+                  "%s", r.body);
+        stop_receiver_expect_clean_exit_keeping_log();
+        log = support_read_file(rcv.log_path, NULL);
+        cr_assert(log != NULL);
+        {
+                char want[160];
+
+                snprintf(want, sizeof(want), "trace=%s POST /v1/rewards status=200", trace);
+                cr_assert(strstr(log, want) != NULL, "%s", log);
+                snprintf(want, sizeof(want), "tip_trace_id=%s", tip);
+                cr_assert(strstr(log, want) != NULL, "%s", log);
+        }
+        free(log);
+        unlink(rcv.log_path);
+        free(body);
 }

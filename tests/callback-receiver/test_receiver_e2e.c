@@ -771,3 +771,49 @@ Test(receiver_e2e, without_a_broker_readyz_is_503_and_callers_are_answered_at_on
         cr_assert(eq(long, http("GET", "/readyz", NULL, NULL, NULL).status, 200));
         stop_receiver_expect_clean_exit();
 }
+
+/* ------------------------------------------------------------ recording failures */
+
+/* A signed 332 recording status of stream with record_event state. */
+static char *signed_record_status(const char *stream, const char *state)
+{
+        long long t = (long long)time(NULL) + 60;
+        char msg[128], sign[33], *s;
+
+        snprintf(msg, sizeof(msg), "%s%lld", KEY, t);
+        crypto_md5_hex(msg, strlen(msg), sign);
+        cr_assert(asprintf(&s,
+                           "{\"appid\":12345678,\"appname\":\"live\",\"domain\":\"d\","
+                           "\"event_time\":1700208529,\"event_type\":332,\"record_event\":\"%s\","
+                           "\"task_id\":\"task-1\",\"seq\":\"%s-%s\",\"session_id\":\"s1\","
+                           "\"stream_id\":\"%s\",\"t\":%lld,\"sign\":\"%s\"}",
+                           state, stream, state, stream, t, sign) > 0);
+        return s;
+}
+
+Test(receiver_e2e, recording_failures_are_counted_for_an_alert)
+{
+        char stream[64];
+        char *failed, *error, *ok;
+
+        support_unique_name("rec-stream", stream, sizeof(stream));
+        failed = signed_record_status(stream, "record_start_failed");
+        error = signed_record_status(stream, "record_error");
+        ok = signed_record_status(stream, "record_start_succeeded");
+        start_receiver(NULL);
+        cr_assert(eq(long, post_json("/callbacks/tencent", failed, NULL).status, 200));
+        cr_assert(eq(long, post_json("/callbacks/tencent", error, NULL).status, 200));
+        cr_assert(eq(long, post_json("/callbacks/tencent", ok, NULL).status, 200));
+        cr_assert(eq(i64,
+                     scrape_metric("liveflow_receiver_recording_failures_total{vendor=\"tencent\","
+                                   "state=\"record_start_failed\"}"),
+                     1));
+        cr_assert(eq(i64,
+                     scrape_metric("liveflow_receiver_recording_failures_total{vendor=\"tencent\","
+                                   "state=\"record_error\"}"),
+                     1));
+        stop_receiver_expect_clean_exit();
+        free(failed);
+        free(error);
+        free(ok);
+}
