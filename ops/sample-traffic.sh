@@ -1,7 +1,7 @@
 #!/bin/sh
 # ops/sample-traffic.sh: a little signed traffic for a running local stack, so that its
 # dashboards and consoles have something to show: Tencent stream begin / recording /
-# screenshot / end callbacks, SRS hooks, tips and a withdrawal, plus a few requests that
+# screenshot / end callbacks, SRS hooks, audience events, tips and a withdrawal, plus a few requests that
 # are refused on purpose (a forged signature, a malformed body).
 #
 #   sh ops/sample-traffic.sh [ENV_FILE] [ROUNDS]   (ENV_FILE defaults to .run/env, ROUNDS to 5)
@@ -74,6 +74,7 @@ while [ "$i" -lt "$ROUNDS" ]; do
         webhook 200 /v1/rewards '{"trace_id":"tip_'$s'_a","audience_id":"u_'$i'","anchor_id":"anchor_'$s'","room_id":"room_'$s'","amount":'$((100 + i))',"gift_id":"g1","gift_count":1,"ts":'$now'}'
         webhook 200 /v1/rewards '{"trace_id":"tip_'$s'_b","audience_id":"u_x","anchor_id":"anchor_'$s'","room_id":"room_'$s'","amount":50,"gift_id":"g2","gift_count":2,"ts":'$now'}'
         webhook 200 /v1/withdrawals '{"request_id":"wd_'$s'","anchor_id":"anchor_'$s'","amount":10}'
+        webhook 200 /v1/events '{"events":[{"event_id":"ev_'$s'_1","type":"enter","ts":'$now',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'"},{"event_id":"ev_'$s'_2","type":"chat","ts":'$((now + 1000))',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'"},{"event_id":"ev_'$s'_3","type":"like","ts":'$((now + 2000))',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'","count":3},{"event_id":"ev_'$s'_4","type":"exit","ts":'$((now + 3000))',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'"}]}'
         srs 200 on_stop "$s"
         tencent 200 0 "$s"
         # Refused on purpose: a forged sign, a forged webhook, a body that is not JSON.

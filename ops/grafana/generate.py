@@ -138,6 +138,12 @@ d.add("timeseries", "retries/s", [(f'sum by (role) (rate(liveflow_consumer_retri
 d.add("timeseries", "dead-lettered in 15 min", [('sum by (role) (increase(liveflow_consumer_records_total{role=~"$role",outcome="dead_lettered"}[15m]))', "{{role}}")], "short")
 d.add("timeseries", "consumer errors and out-of-range offsets (15 min)", [('sum by (role) (increase(liveflow_consumer_errors_total{role=~"$role"}[15m]))', "{{role}} errors"),
                                                                          ('sum by (role) (increase(liveflow_consumer_offset_out_of_range_total{role=~"$role"}[15m]))', "{{role}} out of range")], "short")
+d.row("Audience (live.viewer, live.interaction)")
+d.add("timeseries", "audience events/s: applied, changed nothing, visits timed out", [
+    (f'sum(rate(liveflow_audience_events_total[{R}]))', "applied"),
+    (f'sum(rate(liveflow_audience_skipped_total[{R}]))', "changed nothing"),
+    (f'sum(rate(liveflow_audience_visit_timeouts_total[{R}]))', "visits timed out")], "ops")
+d.add("timeseries", "rooms in live:rank:hot", [('max(liveflow_audience_rank_rooms)', "rooms")], "short")
 d.write()
 
 # ---------------------------------------------------------------- money path
