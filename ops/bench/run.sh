@@ -23,7 +23,8 @@
 # Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONNECTIONS ("64 8"),
 # BENCH_THREADS (wrk threads, 2), BENCH_RECORDS (20000 per role: each role's topic must stay
 # well within the dev broker's ~5 MiB per partition), BENCH_ROLES ("stream record snapshot
-# audit": the consumer roles measured), BENCH_LOG_LEVEL (info: the
+# audit other": the consumer roles measured, any subset), BENCH_RECEIVER (1; 0 skips the
+# receiver runs), BENCH_LOG_LEVEL (info: the
 # processes log as in production), BENCH_KEEP=1 keeps the temp directory and its logs,
 # BENCH_RECEIVER_ENV / BENCH_CONSUMER_ENV: extra VAR=VALUE words for that process (to
 # compare settings, e.g. BENCH_RECEIVER_ENV=LIVEFLOW_KAFKA_PROP_LINGER_MS=0).
@@ -54,10 +55,11 @@ BATCH_ROWS=500            # rows per INSERT of the MariaDB baseline: the consume
 PRELOAD_CONNECTIONS=8
 HTTP_THREADS=2            # the receiver's LIVEFLOW_HTTP_THREADS default, given to the no-op server too
 GROUP=bench.stream
-ROLES=${BENCH_ROLES-stream record snapshot audit}
+ROLES=${BENCH_ROLES-stream record snapshot audit other}
+RECEIVER_RUNS=${BENCH_RECEIVER:-1}  # 0: no receiver runs (only the consumer roles and the baseline)
 EVENT_TYPE=1              # BENCH_EVENT_TYPE of tencent.lua: 1 stream-begin, except in a role's preload
 SETTLE_TOPIC=live.stream  # the topic settle_receiver compares the receiver's 200s with
-ROLE_RESULTS=""           # "role rows span_us startup_ms" lines, for the summary
+ROLE_RESULTS=""           # "role rows span_us startup_ms stmts_per_record" lines, for the summary
 
 FAILED=0                  # set to 1 by a correctness failure: exit 3 after the summary
 TMP=""
@@ -202,6 +204,13 @@ per_record() {
                 sort -k2,2nr | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }'
 }
 
+# stmts_per_record BEFORE AFTER RECORDS OWN: MariaDB's statements (Questions) per record
+# between two mysql_status files, less OWN of this script's own.
+stmts_per_record() {
+        awk -v r="$3" -v own="$4" 'FNR == NR { if ($1 == "Questions") q0 = $2; next }
+        $1 == "Questions" { if (r > 0) printf "%.2f", ($2 - q0 - own) / r; else printf "n/a" }' "$1" "$2"
+}
+
 # metric_sum URL NAME: the sum of every sample of metric NAME (all label sets).
 metric_sum() {
         curl -fsS --max-time 5 "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { n += $NF } END { printf "%.6f\n", n }'
@@ -303,8 +312,8 @@ check_int BENCH_THREADS "$THREADS" 1 64
 check_int BENCH_RECORDS "$RECORDS" 1 50000
 for r in $ROLES; do
         case "$r" in
-        stream | record | snapshot | audit) ;;
-        *) die "BENCH_ROLES: \"$r\" is not one of stream record snapshot audit (the roles fed by Tencent callbacks)" ;;
+        stream | record | snapshot | audit | other) ;;
+        *) die "BENCH_ROLES: \"$r\" is not one of stream record snapshot audit other (the roles fed by Tencent callbacks)" ;;
         esac
 done
 for c in $CONNECTIONS; do check_int BENCH_CONNECTIONS "$c" 1 1000; done
@@ -486,6 +495,7 @@ bench_stream() {
         echo "  MariaDB per record: $(per_record "$TMP/bench/mysql.before" "$TMP/bench/mysql.after" "$rows" \
                 "Questions=$((polls + 1)) Com_select=$polls Com_show_status=1")"
         echo "  Redis per record: $(per_record "$TMP/bench/redis.before" "$TMP/bench/redis.after" "$rows" "info=1")"
+        STREAM_STMTS=$(stmts_per_record "$TMP/bench/mysql.before" "$TMP/bench/mysql.after" "$rows" $((polls + 1)))
         echo "  live_events=$events set:live:online=$online offsets: $committed_after; its log: $consumer_log"
         if [ "$rows" -ne "$TARGET" ] || [ "$events" -ne "$TARGET" ] || [ "$online" -ne "$TARGET" ]; then
                 echo "  MISMATCH: $TARGET records in Kafka, $rows rows, $events events, $online online"
@@ -498,6 +508,8 @@ bench_stream() {
                 FAILED=1
                 ;;
         esac
+        ROLE_RESULTS="${ROLE_RESULTS}stream $rows $span_us $((first_row_ms - t_start)) $STREAM_STMTS
+"
 }
 
 # role_info ROLE: sets ROLE_TYPE (Tencent event_type), ROLE_TOPIC, ROLE_TABLE and ROLE_TS
@@ -507,6 +519,8 @@ role_info() {
         record) ROLE_TYPE=100 ROLE_TOPIC=live.record ROLE_TABLE=live_records ROLE_TS=created_at ;;
         snapshot) ROLE_TYPE=200 ROLE_TOPIC=live.snapshot ROLE_TABLE=live_snapshots ROLE_TS=created_at ;;
         audit) ROLE_TYPE=317 ROLE_TOPIC=live.audit ROLE_TABLE=live_audit_logs ROLE_TS=created_at ;;
+        # live_events has no insert time: timed by the consumer's batch durations.
+        other) ROLE_TYPE=321 ROLE_TOPIC=live.other ROLE_TABLE="live_events WHERE consumer = 'other'" ROLE_TS="" ;;
         *) die "role_info: no Tencent topic for $1" ;;
         esac
 }
@@ -560,6 +574,7 @@ bench_role() {
                 LIVEFLOW_GROUP_ID="$group" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
                 LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" "$role"
         pid=$(cat "$PIDS/consumer-$role.pid")
+        mysql_status "$TMP/bench/mysql-$role.before" || die "cannot read MariaDB's status"
         # Done when every record's row is in the table and the group's offsets are all
         # committed (a record dead-lettered leaves no row: the offsets end the wait then).
         deadline=$((t_start + (120 + target / 20) * 1000))
@@ -599,6 +614,7 @@ bench_role() {
                 sleep 0.2
         done
         t_committed=$(now_ms)
+        mysql_status "$TMP/bench/mysql-$role.after" || die "cannot read MariaDB's status"
         rows=$(sql "SELECT COUNT(*) FROM $ROLE_TABLE") || die "cannot count $ROLE_TABLE"
         batches=$(metric_sum "http://127.0.0.1:$admin/metrics" liveflow_consumer_batch_seconds_count)
         batch_s=$(metric_sum "http://127.0.0.1:$admin/metrics" liveflow_consumer_batch_seconds_sum)
@@ -612,17 +628,21 @@ bench_role() {
                 span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN($ROLE_TS), MAX($ROLE_TS)) FROM $ROLE_TABLE")
                 first_ms=$(sql "SELECT CAST(UNIX_TIMESTAMP(MIN($ROLE_TS)) * 1000 AS SIGNED) FROM $ROLE_TABLE")
         else
-                # From the polls: first seen to last seen moving (0.25 s resolution).
-                span_us=$(((last_poll_ms - first_poll_ms) * 1000))
+                # No insert time: the time the consumer spent in its batches (apply, commit,
+                # publish), from its own metrics; polling is too coarse for a fast role.
+                span_us=$(awk -v s="$batch_s" 'BEGIN { printf "%.0f", s * 1e6 }')
                 first_ms=$first_poll_ms
         fi
         case "$span_us" in '' | NULL) span_us=0 ;; esac
         case "$first_ms" in '' | NULL) first_ms=$t_start ;; esac
         rate=$(fmt_rate $((rows - 1)) "$span_us")
         echo "  $rows rows: first row $((first_ms - t_start)) ms after the start (group join)," \
-                "last $(fmt_ms "$span_us") ms later (${ROLE_TS:-polling}), offsets committed $((t_committed - t_rows)) ms after that"
+                "last $(fmt_ms "$span_us") ms later (${ROLE_TS:-time in batches}), offsets committed $((t_committed - t_rows)) ms after that"
         echo "  $(awk -v b="$batches" -v s="$batch_s" -v r="$target" 'BEGIN {
                 printf "%d batches of %.0f records on average, %.0f ms each", b, (b > 0 ? r / b : 0), (b > 0 ? s * 1000 / b : 0) }')"
+        stmts=$(stmts_per_record "$TMP/bench/mysql-$role.before" "$TMP/bench/mysql-$role.after" "$target" $((polls + 1)))
+        echo "  MariaDB per record: $(per_record "$TMP/bench/mysql-$role.before" "$TMP/bench/mysql-$role.after" "$target" \
+                "Questions=$((polls + 1)) Com_select=$polls Com_show_status=1") ($stmts statements)"
         echo "  dead-lettered=$dead $ROLE_TOPIC.dlq=${dlq:-0} offsets: $committed_after; its log: $(log_counts "$log")"
         if [ "$rows" -ne "$target" ] || [ "$dead" -ne 0 ] || [ "${dlq:-0}" -ne 0 ]; then
                 echo "  MISMATCH: $target records in $ROLE_TOPIC, $rows rows in $ROLE_TABLE, $dead dead-lettered (${dlq:-0} in $ROLE_TOPIC.dlq)"
@@ -635,7 +655,7 @@ bench_role() {
                 FAILED=1
                 ;;
         esac
-        ROLE_RESULTS="${ROLE_RESULTS}$role $rows $span_us $((first_ms - t_start))
+        ROLE_RESULTS="${ROLE_RESULTS}$role $rows $span_us $((first_ms - t_start)) $stmts
 "
 }
 
@@ -784,34 +804,32 @@ bench_receiver() {
 "
 }
 
-echo
-echo "receiver: wrk -t$THREADS, ${DURATION} s per run, Tencent stream-begin callbacks of ~600 bytes"
-for c in $CONNECTIONS; do
-        bench_noop "$c"
-        bench_receiver "$c"
-done
-echo "  the receiver's log: $(log_counts "$LOGS/receiver.log")"
+if [ "$RECEIVER_RUNS" != 0 ]; then
+        echo
+        echo "receiver: wrk -t$THREADS, ${DURATION} s per run, Tencent stream-begin callbacks of ~600 bytes"
+        for c in $CONNECTIONS; do
+                bench_noop "$c"
+                bench_receiver "$c"
+        done
+        echo "  the receiver's log: $(log_counts "$LOGS/receiver.log")"
+fi
 
 # ------------------------------------------------------------------ summary
 
 echo
 echo "== summary ($(nproc) cores shared by the load generator and the servers; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%s' "$SUMMARY"
-if has_role stream; then
-        printf 'consumer stream: %s records in %s s = %s rec/s (after %s s of start-up and group join); MariaDB multi-row baseline %s rows/s; ratio %s' \
-                "$rows" "$(awk -v us="$span_us" 'BEGIN { printf "%.1f", us / 1e6 }')" "$consumer_rate" \
-                "$(awk -v ms="$((first_row_ms - t_start))" 'BEGIN { printf "%.1f", ms / 1000 }')" \
-                "$base_streams_rate" "$(fmt_ratio "$consumer_rate" "$base_streams_rate")"
-        printf ' (with live_events rows: %s rec/s; ratio %s)\n' "$base_both_rate" \
-                "$(fmt_ratio "$consumer_rate" "$base_both_rate")"
-fi
-# One line per other role, against the same live_streams baseline.
-printf '%s' "$ROLE_RESULTS" | while read -r r_role r_rows r_span r_startup; do
+# One table: every consumer role against the ceiling measured in this run (MariaDB's own
+# 500-row multi-row INSERT of live_streams rows), with MariaDB statements per record.
+echo
+echo "consumer roles against the ceiling: MariaDB's $BATCH_ROWS-row INSERT, $base_streams_rate rows/s" \
+        "(with live_events rows: $base_both_rate)"
+printf '%-10s %8s %10s %8s %9s %10s\n' role records "rec/s" ratio "stmts/rec" "start-up s"
+printf '%s' "$ROLE_RESULTS" | while read -r r_role r_rows r_span r_startup r_stmts; do
         r_rate=$(fmt_rate $((r_rows - 1)) "$r_span")
-        printf 'consumer %s: %s records in %s s = %s rec/s (after %s s of start-up and group join); MariaDB multi-row baseline %s rows/s; ratio %s\n' \
-                "$r_role" "$r_rows" "$(awk -v us="$r_span" 'BEGIN { printf "%.1f", us / 1e6 }')" "$r_rate" \
-                "$(awk -v ms="$r_startup" 'BEGIN { printf "%.1f", ms / 1000 }')" \
-                "$base_streams_rate" "$(fmt_ratio "$r_rate" "$base_streams_rate")"
+        printf '%-10s %8s %10s %8s %9s %10s\n' "$r_role" "$r_rows" "$r_rate" \
+                "$(fmt_ratio "$r_rate" "$base_streams_rate")" "$r_stmts" \
+                "$(awk -v ms="$r_startup" 'BEGIN { printf "%.1f", ms / 1000 }')"
 done
 
 # ------------------------------------------------------------------ money (ops/bench/money.sh)

@@ -62,7 +62,7 @@ function init(args)
    run = os.getenv("BENCH_RUN") or "run"
    event_type = tonumber(os.getenv("BENCH_EVENT_TYPE") or "1")
    if not templates[event_type] then
-      error("BENCH_EVENT_TYPE must be 1, 100, 200 or 317, not " .. tostring(os.getenv("BENCH_EVENT_TYPE")))
+      error("BENCH_EVENT_TYPE must be 1, 100, 200, 317 or 321, not " .. tostring(os.getenv("BENCH_EVENT_TYPE")))
    end
    t = os.getenv("BENCH_TENCENT_T")
    sign = os.getenv("BENCH_TENCENT_SIGN")
@@ -127,6 +127,11 @@ local audit_format = '{"ocrMsg":"","type":[1],"score":[99],"screenshotTime":%d,'
    .. '&anchor_id=%s&room_id=%s","app":"test.domain.com","appname":"live","appid":12345678,'
    .. '"event_type":317,"sign":"%s","t":%s}'
 
+-- 321 (push abnormal: kept on live.other, not acted on)
+local other_format = '{"event_type":321,"appid":12345678,"app":"test.domain.com","appname":"live",'
+   .. '"stream_id":"%s","channel_id":"%s","errcode":1,"errmsg":"push abnormal","event_time":%d,'
+   .. '"stream_param":"anchor_id=%s&room_id=%s","sign":"%s","t":%s}'
+
 -- templates[type](n): the body of callback n of this thread.
 templates = {
    [1] = function(n)
@@ -145,6 +150,11 @@ templates = {
       local stream = string.format("bench-%s-%d-%d", run, id, n)
       return string.format(snapshot_format, stream, event_time, stream, stream, stream, stream,
                            sign, stream, "anchor-" .. stream, "room-" .. stream, t)
+   end,
+   [321] = function(n)
+      local stream = string.format("bench-%s-%d-%d", run, id, n)
+      return string.format(other_format, stream, stream, event_time, "anchor-" .. stream,
+                           "room-" .. stream, sign, t)
    end,
    [317] = function(n)
       local stream = string.format("bench-%s-%d-%d", run, id, n)
