@@ -63,8 +63,8 @@ rd_kafka_conf_t *kafka_conf_new(const struct settings *s, const char *client_id,
         return conf;
 }
 
-static int apply_operator_props(rd_kafka_conf_t *conf, const struct settings *s, char *errstr,
-                                size_t errstr_size)
+int kafka_conf_apply_operator(rd_kafka_conf_t *conf, const struct settings *s, char *errstr,
+                              size_t errstr_size)
 {
         for (size_t i = 0; i < s->kafka_prop_cnt; i++)
                 if (kafka_conf_set(conf, s->kafka_props[i].name, s->kafka_props[i].value, errstr,
@@ -120,7 +120,7 @@ rd_kafka_t *kafka_producer_new(const struct settings *s, const char *client_id,
         for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
                 if (kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size) == -1)
                         goto fail;
-        if (apply_operator_props(conf, s, errstr, errstr_size) == -1)
+        if (kafka_conf_apply_operator(conf, s, errstr, errstr_size) == -1)
                 goto fail;
         if (dr_cb)
                 rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
@@ -197,7 +197,7 @@ rd_kafka_t *kafka_consumer_new(const struct settings *s, const char *group,
                 return NULL;
         if (consumer_defaults(conf, s, group, stats_cb ? stats_interval_ms : 0, errstr,
                               errstr_size) == -1 ||
-            apply_operator_props(conf, s, errstr, errstr_size) == -1) {
+            kafka_conf_apply_operator(conf, s, errstr, errstr_size) == -1) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }

@@ -21,6 +21,11 @@ __attribute__((warn_unused_result)) int kafka_conf_set(rd_kafka_conf_t *conf, co
                                                        const char *value, char *errstr,
                                                        size_t errstr_size);
 
+/** @brief Applies every LIVEFLOW_KAFKA_PROP_* (last, so it overrides). @returns 0 or -1. */
+__attribute__((warn_unused_result)) int kafka_conf_apply_operator(rd_kafka_conf_t *conf,
+                                                                  const struct settings *s,
+                                                                  char *errstr, size_t errstr_size);
+
 /**
  * @brief An idempotent, acks=all producer. dr_cb (may be NULL) receives every delivery report
  * from rd_kafka_poll(). Operator properties from the settings override the defaults.

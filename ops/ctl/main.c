@@ -6,6 +6,7 @@
  */
 #include "ctl.h"
 #include "ctl_rebuild.h"
+#include "dlq.h"
 #include "log.h"
 
 static const char usage[] =
@@ -21,6 +22,7 @@ static const char config_usage[] =
 /* One row per subcommand: name, one-line summary, usage, function (or a table of its own). */
 static const struct ctl_command commands[] = {
         {"config", "the configuration in effect", config_usage, ctl_config_run, NULL},
+        {"dlq", "dead letters: list, show, replay", NULL, NULL, dlq_commands},
         {"rebuild", "derive Redis, live_statistics or a profile again from MySQL", NULL, NULL,
          ctl_rebuild_commands},
         {NULL, NULL, NULL, NULL, NULL},
