@@ -25,6 +25,7 @@
 #include "contract.h"
 #include "crypto.h"
 #include "log.h"
+#include "lookup_deadline.h"
 #include "metrics.h"
 #include "settings.h"
 #include "strlist.h"
@@ -59,6 +60,10 @@ enum action_kind {
 };
 
 #define KEY_PARTS_MAX 8
+
+#define LOOKUP_WORKERS   2   /* threads that ask the stores */
+#define LOOKUP_QUEUE_MAX 256 /* lookups waiting for them; more are unavailable at once */
+#define LOOKUP_TIMEOUT_DEFAULT_MS 250
 
 struct action_rule {
         const char *name;
@@ -152,6 +157,7 @@ struct srs {
         bool is_anchor_required;
         bool is_unsigned_allowed; /* LIVEFLOW_SRS_PUBLISH_UNSIGNED: no key is no check */
         struct anchor_store *store;  /* NULL: neither LIVEFLOW_REDIS_URL nor _MYSQL_URL set */
+        struct lookup_deadline *deadline; /* the store's lookup, off the HTTP threads */
         struct anchor_lookup lookup; /* fn NULL: anchor checks are off */
         struct metric *decisions[DECISION_CNT];
 };
@@ -266,8 +272,21 @@ struct srs *srs_new(const struct settings *s, struct metrics *metrics, char *err
         if (parse_keys(srs, s->srs_publish_keys, errstr, errstr_size) == -1 ||
             !(srs->store = anchor_store_new(s, metrics, errstr, errstr_size)))
                 goto fail;
-        if (anchor_store_is_configured(srs->store))
-                srs->lookup = anchor_store_lookup(srs->store);
+        if (anchor_store_is_configured(srs->store)) {
+                struct anchor_lookup inner = anchor_store_lookup(srs->store);
+
+                /* settings_load() never gives 0; a struct settings made by hand (a test) may. */
+                int timeout_ms = s->srs_lookup_timeout_ms > 0 ? (int)s->srs_lookup_timeout_ms
+                                                              : LOOKUP_TIMEOUT_DEFAULT_MS;
+
+                if (!(srs->deadline = lookup_deadline_new(&inner, timeout_ms,
+                                                          LOOKUP_WORKERS, LOOKUP_QUEUE_MAX,
+                                                          metrics))) {
+                        snprintf(errstr, errstr_size, "cannot start the anchor lookup threads");
+                        goto fail;
+                }
+                srs->lookup = lookup_deadline_lookup(srs->deadline);
+        }
         register_metrics(srs, metrics);
         log_checks(srs, s);
         return srs;
@@ -281,6 +300,7 @@ void srs_destroy(struct srs *srs)
 {
         if (!srs)
                 return;
+        lookup_deadline_destroy(srs->deadline); /* its workers use the store */
         anchor_store_destroy(srs->store);
         free_keys(srs->keys, srs->key_cnt);
         free(srs);

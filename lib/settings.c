@@ -102,6 +102,10 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_SRS_PUBLISH_UNSIGNED", SETTING_INT, "0", 0, 1, OFF(srs_publish_unsigned), R,
          "1: without LIVEFLOW_SRS_PUBLISH_KEY allow on_publish unsigned (trusted networks only); "
          "0: refuse it"},
+        {"LIVEFLOW_SRS_LOOKUP_TIMEOUT_MS", SETTING_INT, "250", 10, 10000,
+         OFF(srs_lookup_timeout_ms), R,
+         "deadline of an on_publish anchor lookup (run off the HTTP threads); then "
+         "LIVEFLOW_SRS_FAIL_OPEN decides"},
         {"LIVEFLOW_SRS_STORE_RETRY_MS", SETTING_INT, "1000", 0, 600000, OFF(srs_store_retry_ms), R,
          "after a store failed, skip it this long before reconnecting"},
         {"LIVEFLOW_AGORA_SECRET", SETTING_SECRET, NULL, 0, 0, OFF(agora_secrets), R,

@@ -60,6 +60,7 @@ struct settings {
         long long srs_require_anchor; /* 1: refuse on_publish without anchor_id */
         long long srs_publish_unsigned; /* 1: no publish key means no signature check */
         long long srs_store_retry_ms; /* skip a failed store this long before reconnecting */
+        long long srs_lookup_timeout_ms; /* an on_publish anchor lookup's deadline */
         char *agora_secrets;          /* comma-separated NCS secrets */
         long long agora_accept_sha1;  /* 1: Agora-Signature (SHA1) is accepted too */
         long long agora_max_age_s;    /* notifyMs freshness bound, both ways */

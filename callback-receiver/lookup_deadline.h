@@ -1,0 +1,33 @@
+/*
+ * lookup_deadline.h: an anchor lookup with a deadline, run off the HTTP threads. The store's
+ * own lookup (Redis, then MySQL) runs on a small pool of worker threads; the HTTP thread that
+ * asked waits at most timeout_ms and then gets ANCHOR_LOOKUP_UNAVAILABLE (the caller's
+ * LIVEFLOW_SRS_FAIL_OPEN decides), counted. So a frozen store costs one request at most the
+ * deadline, never the store's connect and read timeouts, and the other connections of that
+ * thread wait no longer than that.
+ */
+#ifndef LIVEFLOW_RECEIVER_LOOKUP_DEADLINE_H
+#define LIVEFLOW_RECEIVER_LOOKUP_DEADLINE_H
+
+#include "anchor_store.h"
+
+struct metrics;
+
+struct lookup_deadline;
+
+/**
+ * @brief Starts workers threads (>= 1) running inner (copied; its fn must be thread-safe and
+ * may block). At most queue_max lookups wait for a worker; more are unavailable at once.
+ * Registers liveflow_receiver_srs_lookup_timeouts_total in metrics (borrowed, may be NULL).
+ * @returns the wrapper (lookup_deadline_destroy() stops and frees it) or NULL.
+ */
+struct lookup_deadline *lookup_deadline_new(const struct anchor_lookup *inner, int timeout_ms,
+                                            int workers, int queue_max, struct metrics *metrics);
+
+/** @brief Stops the workers (each finishes the lookup it runs) and frees it; NULL is fine. */
+void lookup_deadline_destroy(struct lookup_deadline *ld);
+
+/** @brief The lookup to hand to callers: fn = the deadline wrapper, ctx = ld. */
+struct anchor_lookup lookup_deadline_lookup(struct lookup_deadline *ld);
+
+#endif
