@@ -55,7 +55,8 @@ struct stream_state {
         long long last_sweep_ms;
         struct ledger *ledger;
         struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
-                *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts;
+                *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts,
+                *adopt_tips;
         struct rebuild *rebuild;  /* the Redis projection, shared with liveflow-ctl rebuild */
         char redis_epoch[33];     /* the Redis epoch last seen: a new one means Redis lost its data */
         bool is_redis_lost;       /* ... and the live streams are still to be projected again */
@@ -150,6 +151,11 @@ static int prepare(struct stream_state *st)
                 "suspended_until > FROM_UNIXTIME(? / 1000) FROM anchors WHERE anchor_id = ?");
         st->touch =
                 db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) WHERE stream_id = ?");
+        st->adopt_tips = db_stmt(
+                db, "UPDATE recharge r JOIN live_streams s ON s.stream_id = ? "
+                    "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
+                    "AND r.room_id = COALESCE(s.room_id, s.anchor_id) AND s.session_id IS NOT NULL "
+                    "AND s.started_at IS NOT NULL AND r.tipped_at BETWEEN s.started_at AND s.ended_at");
         st->adopt_anchor = db_stmt(
                 db, "UPDATE live_streams SET anchor_id = COALESCE(anchor_id, ?), "
                     "room_id = COALESCE(room_id, ?), last_event_at = NOW(3) WHERE stream_id = ?");
@@ -162,7 +168,7 @@ static int prepare(struct stream_state *st)
         return st->ledger && st->rebuild && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
                                st->insert_ended && st->end_session &&
                                st->event_outcome && st->anchor_state && st->touch &&
-                               st->adopt_anchor && st->ghosts
+                               st->adopt_anchor && st->ghosts && st->adopt_tips
                        ? 0
                        : -1;
 }
@@ -484,10 +490,30 @@ static const char *check_anchor(struct stream_state *st, struct consumer_record 
         return "applied";
 }
 
-/* An end that ended a live session, or a begin that supplied the start of an ended one. */
+/*
+ * An end that ended a live session, an end whose begin never came (the session is recorded
+ * ended, and is summarised with what is known), or a begin that supplied the start of an
+ * ended one.
+ */
 static bool ends_session(const struct stream_event *se, const char *outcome)
 {
-        return strcmp(outcome, se->is_begin ? "late_begin" : "applied") == 0;
+        if (se->is_begin)
+                return strcmp(outcome, "late_begin") == 0;
+        return strcmp(outcome, "applied") == 0 || strcmp(outcome, "end_before_begin") == 0;
+}
+
+/*
+ * A session recorded from its end alone (its begin never came): the room's tips that
+ * reward-sync could give no session, within the window the end's push duration gives, become
+ * the session's, so its settlement summary counts them. Tips recorded after this (reward-sync
+ * is a separate consumer) stay without a session.
+ */
+static enum db_result adopt_tips(struct stream_state *st, const char *stream_id, char *errstr,
+                                 size_t errstr_size)
+{
+        struct db_param p[] = {DB_STR(stream_id)};
+
+        return db_exec(st->db, st->adopt_tips, p, 1, NULL, NULL, errstr, errstr_size);
 }
 
 static enum apply_result stream_apply(void *state, struct consumer_record *rec, char *errstr,
@@ -498,7 +524,7 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         struct stream_row row;
         enum db_result r;
         const char *outcome;
-        bool first;
+        bool first, is_only_end;
 
         if (read_event(&rec->ev, &se, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
@@ -520,6 +546,7 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                               : apply_end(st, &se, &row, &r, errstr, errstr_size);
         if (r != DB_OK)
                 return apply_from_db(r);
+        is_only_end = !se.is_begin && strcmp(outcome, "end_before_begin") == 0;
         if (se.is_begin && strcmp(outcome, "applied") == 0) {
                 outcome = check_anchor(st, rec, &r, errstr, errstr_size);
                 if (r != DB_OK)
@@ -535,6 +562,9 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         }
         if (!se.is_begin && se.close_method >= 2 && strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
+        if (is_only_end &&
+            (r = adopt_tips(st, rec->ev.stream_id, errstr, errstr_size)) != DB_OK)
+                return apply_from_db(r);
         if (ends_session(&se, outcome) &&
             (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr,
                                         errstr_size)) != DB_OK)

@@ -565,6 +565,48 @@ Test(stream_lifecycle, an_ended_session_is_handed_off_once_and_a_replay_repeats_
         stop_consumer_expect_clean_exit();
 }
 
+Test(stream_lifecycle, an_end_without_its_begin_is_handed_off_and_adopts_the_room_tips)
+{
+        const long long end_s = 1703735203, push_ms = 3725118;
+        const long long start_ms = end_s * 1000 - push_ms;
+        struct session_end got[2];
+        char s[64], anchor[64], sql[1024];
+        long long session;
+
+        snprintf(s, sizeof(s), "%s_onlyend", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
+        /* Tips reward-sync could give no session: one in the window, one before, one elsewhere. */
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, "
+                 "tipped_at) VALUES ('%s_in', 'u1', '%s', '%s', 300, FROM_UNIXTIME(%lld)), "
+                 "('%s_before', 'u2', '%s', '%s', 50, FROM_UNIXTIME(%lld)), "
+                 "('%s_other', 'u3', '%s', 'other_%s', 70, FROM_UNIXTIME(%lld))",
+                 s, anchor, anchor, end_s - 100, s, anchor, anchor, start_ms / 1000 - 100, s,
+                 anchor, fx.prefix, end_s - 100);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        produce_event(s, false, "777", end_s, 1, push_ms);
+        wait_status(s, "ended");
+        session = support_query_int(
+                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert(session > 0);
+        cr_assert_eq(read_session_ends(s, session, got, 2, 1, 20000), 1,
+                     "no session.end for an end without its begin (log %s)", fx.log_path);
+        cr_assert_eq(got[0].started_at_ms, start_ms);
+        cr_assert_eq(got[0].ended_at_ms, end_s * 1000);
+        cr_assert_eq(got[0].duration_s, push_ms / 1000);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM recharge WHERE session_id = %lld "
+                                       "AND trace_id = '%s_in'",
+                                       session, s),
+                     1);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM recharge WHERE session_id IS NULL AND "
+                                       "trace_id IN ('%s_before', '%s_other')",
+                                       s, s),
+                     2);
+        stop_consumer_expect_clean_exit();
+}
+
 /* Whether the consumer's log has a line containing every one of the NULL-terminated needles. */
 static bool log_has_line(const char *const *needles)
 {
