@@ -423,6 +423,7 @@ static struct webhook_request webhook_request_of(struct request *req)
                 .path_arg = req->path_arg,
                 .trace_id = req->trace_id,
                 .client_addr = info ? info->client_addr : NULL,
+                .method = req->method,
                 .lookup = lookup_value,
                 .ctx = req,
         };
@@ -462,7 +463,7 @@ static enum MHD_Result check_upload(struct request *req)
         if (admit(req) == -1)
                 return MHD_YES; /* answered */
         /* Tencent does not document its Content-Type, so only a wrong one is refused. */
-        if (type && !is_json_media_type(type))
+        if (type && !req->vendor->is_any_content_type && !is_json_media_type(type))
                 return request_reply_early(req, 415, "Content-Type: expected application/json");
         if (declared > (unsigned long long)body_limit(req)) {
                 snprintf(message, sizeof(message), "body: larger than %lld bytes",
@@ -652,8 +653,8 @@ static int encode(struct request *req, char *errstr, size_t errstr_size)
                 .event_time_ms = ev->event_time_ms,
                 .receive_time_ms = req->receive_ms,
                 .trace_id = req->trace_id,
-                .raw = req->body,
-                .raw_len = req->body_len,
+                .raw = ev->raw ? ev->raw : req->body,
+                .raw_len = ev->raw ? ev->raw_len : req->body_len,
         };
 
         ev->trace_id = req->trace_id;

@@ -7,6 +7,7 @@
 #ifndef LIVEFLOW_RECEIVER_VENDOR_H
 #define LIVEFLOW_RECEIVER_VENDOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "routes.h"
@@ -62,6 +63,7 @@ struct vendor {
         void (*acked)(void *state, const struct webhook_request *req,
                       const struct webhook_event *ev);
         enum vendor_kafka_down when_kafka_down;
+        bool is_any_content_type; /* the vendor names no Content-Type: the body is JSON anyway */
         const char *ok_body; /* the JSON body of a 200; NULL: {"code":0} */
 };
 

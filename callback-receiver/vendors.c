@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agora.h"
+#include "alibaba.h"
 #include "allowlist.h"
 #include "crypto.h"
 #include "events.h"
@@ -325,6 +326,43 @@ static const struct vendor_module agora_module = {
         .describe = agora_describe,
 };
 
+/* ------------------------------------------------------------ Alibaba ApsaraVideo Live */
+
+static void *alibaba_open(const struct settings *s, struct metrics *metrics, char *errstr,
+                          size_t errstr_size)
+{
+        struct alibaba *al = alibaba_new(s, errstr, errstr_size);
+
+        (void)metrics;
+        if (al && !alibaba_key_count(al))
+                log_info(NULL, "LIVEFLOW_ALIBABA_KEY is not set: /callbacks/alibaba answers 503");
+        return al;
+}
+
+static void alibaba_close(void *state)
+{
+        alibaba_destroy(state);
+}
+
+static void alibaba_describe(const void *state, char *out, size_t out_size)
+{
+        snprintf(out, out_size, " alibaba_keys=%zu", alibaba_key_count(state));
+}
+
+static int alibaba_map_any(void *state, const struct webhook_request *req,
+                           struct webhook_event *ev, struct webhook_verdict *v)
+{
+        return alibaba_map(state, req, ev, v);
+}
+
+static const struct vendor_module alibaba_module = {
+        .name = "alibaba",
+        .check_config = alibaba_check_config,
+        .open = alibaba_open,
+        .close = alibaba_close,
+        .describe = alibaba_describe,
+};
+
 /* ------------------------------------------------------------ the tables */
 
 const struct vendor_module *const vendor_modules[] = {
@@ -333,6 +371,7 @@ const struct vendor_module *const vendor_modules[] = {
         &internal_module,
         &events_module,
         &agora_module,
+        &alibaba_module,
         NULL,
 };
 
@@ -360,6 +399,15 @@ const struct vendor vendor_table[] = {
                 .module = &agora_module,
                 .map = agora_map_any,
                 .when_kafka_down = VENDOR_ANSWER_503,
+        },
+        {
+                /* Ingest callbacks are GET with the event in the query; the rest POST JSON. */
+                .route = ROUTE("/callbacks/alibaba", ROUTE_EXACT, "GET, POST", "alibaba",
+                               "alibaba"),
+                .module = &alibaba_module,
+                .map = alibaba_map_any,
+                .when_kafka_down = VENDOR_ANSWER_503,
+                .is_any_content_type = true,
         },
         {
                 .route = ROUTE("/v1/rewards", ROUTE_EXACT, "POST", "rewards", "internal"),

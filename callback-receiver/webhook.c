@@ -15,6 +15,7 @@ void webhook_event_fini(struct webhook_event *ev)
         free(ev->anchor_id);
         free(ev->room_id);
         free(ev->value);
+        free(ev->raw);
         memset(ev, 0, sizeof(*ev));
 }
 

@@ -29,6 +29,9 @@ struct webhook_event {
         char *room_id;         /* NULL when unknown */
         const char *key;       /* the Kafka key: borrows one of the ids above; NULL for none */
         int64_t event_time_ms; /* the vendor's event time, or the receive time */
+        char *raw;             /* the envelope's raw text when not the body (a GET's query as
+                                  JSON); NULL: the request body */
+        size_t raw_len;
         /* Set by the receiver, not the vendor module: */
         const char *trace_id; /* borrowed from the request */
         void *value;          /* the encoded Avro value (malloc'd), NULL until encoded */
@@ -70,6 +73,7 @@ struct webhook_request {
         const char *path_arg; /* what follows the route's path + "/" (ROUTE_SUBPATH), else "" */
         const char *trace_id; /* the request's trace id, for logs */
         const struct sockaddr *client_addr; /* the peer's address; NULL when unknown */
+        const char *method;                 /* "GET", "POST"; NULL when unknown (tests) */
         /* Returns the value or NULL when absent; the value lives as long as the request. */
         const char *(*lookup)(void *ctx, enum webhook_lookup kind, const char *name);
         void *ctx;

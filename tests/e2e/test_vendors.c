@@ -383,3 +383,41 @@ Test(vendors, forged_or_unsigned_agora_notices_get_401_and_no_row)
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
 }
+
+/* An Alibaba ingest GET for the stream, signed with the ingest domain and key. */
+static long get_alibaba(const char *action, const char *stream_id, long long time_s,
+                        const char *key)
+{
+        char path[512], text[256], sig[33], h_ts[64], h_sig[64];
+        const char *headers[] = {h_ts, h_sig, NULL};
+        long long ts = (long long)time(NULL);
+
+        snprintf(path, sizeof(path),
+                 "/callbacks/alibaba?action=%s&ip=10.0.0.1&id=%s&app=" ALIBABA_DOMAIN
+                 "&appname=live&time=%lld&usrargs=anchor_id%%3Dal_%s%%26room_id%%3Dar_%s",
+                 action, stream_id, time_s, fx.prefix, fx.prefix);
+        snprintf(text, sizeof(text), ALIBABA_DOMAIN "|%lld|%s", ts, key);
+        crypto_md5_hex(text, strlen(text), sig);
+        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
+        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
+        return http_send("GET", path, NULL, headers);
+}
+
+Test(vendors, alibaba_ingest_get_publish_and_publish_done)
+{
+        char s[64], v[256], want[256];
+        long long t = (long long)time(NULL) - 60;
+
+        snprintf(s, sizeof(s), "%s_ali", fx.prefix);
+        cr_assert_eq(get_alibaba("publish", s, t, "not-the-key"), 401);
+        cr_assert_eq(get_alibaba("publish", s, t, ALIBABA_KEY), 200);
+        wait_state(s, "live", true);
+        cr_assert_eq(get_alibaba("publish_done", s, t + 42, ALIBABA_KEY), 200);
+        wait_state(s, "ended", false);
+        query1(v, sizeof(v),
+               "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
+               "FROM live_streams WHERE stream_id = '%s'",
+               s);
+        snprintf(want, sizeof(want), "alibaba/al_%s/ar_%s/42", fx.prefix, fx.prefix);
+        cr_assert_str_eq(v, want);
+}

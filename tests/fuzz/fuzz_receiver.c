@@ -1,8 +1,10 @@
 /*
  * fuzz_receiver.c: libFuzzer target for what the receiver does with a request's bytes:
- * verification and mapping of every endpoint (Tencent, SRS, rewards, withdrawals, admin).
+ * verification and mapping of every endpoint (Tencent, SRS, rewards, withdrawals, admin,
+ * Agora NCS, Alibaba as POST and as GET).
  *
- * Input: one selector byte, then "path_arg \n webhook-id \n webhook-timestamp \n body".
+ * Input: one selector byte, then "path_arg \n webhook-id \n webhook-timestamp \n body"
+ * (for an Alibaba GET, path_arg is the query string: "action=publish&id=s1&...").
  * Each input runs twice: as given (the refusals: signature, expiry, malformed headers) and
  * correctly signed by the harness (so the fuzzer spends its time in the body parsers). An
  * accepted request must encode into an envelope that the schema takes: a request that maps
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agora.h"
+#include "alibaba.h"
 #include "crypto.h"
 #include "encoder.h"
 #include "internal.h"
@@ -30,24 +34,62 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define HMAC_SECRET "whsec_ZnV6ei1obWFjLXNlY3JldC0zMi1ieXRlcy1sb25nISE="
 #define HMAC_KEY    "fuzz-hmac-secret-32-bytes-long!!"
 #define NOW_MS      1764000000000LL
+#define AGORA_KEY   "fuzz-agora-secret"
+#define ALI_KEY     "fuzz-alibaba-key"
+#define ALI_DOMAIN  "push.fuzz.example"
+#define SELECTORS   8 /* tencent, srs, rewards, withdrawals, admin, agora, alibaba POST, GET */
 
 static struct settings settings;
 static struct tencent *tencent;
 static struct srs *srs;
 static struct internal *internal;
 static struct encoder *encoder;
+static struct agora *agora;
+static struct alibaba *alibaba;
 
 /* The request's headers and query as the harness made them. */
 struct fake {
         const char *id, *timestamp, *signature, *token;
+        const char *query; /* "a=1&b=2": the Alibaba GET's arguments, not decoded */
+        const char *agora_v2, *ali_ts, *ali_sig;
 };
+
+/* The value of name in f->query, copied into a per-call buffer; NULL when absent. */
+static const char *query_arg(const struct fake *f, const char *name)
+{
+        static char buf[8][256];
+        static unsigned next;
+        size_t name_len = strlen(name);
+        const char *q = f->query;
+
+        while (q && *q) {
+                size_t len = strcspn(q, "&");
+
+                if (len > name_len && q[name_len] == '=' && strncmp(q, name, name_len) == 0) {
+                        char *out = buf[next++ % 8];
+
+                        snprintf(out, sizeof(buf[0]), "%.*s", (int)(len - name_len - 1),
+                                 q + name_len + 1);
+                        return out;
+                }
+                q += len;
+                q += *q == '&';
+        }
+        return NULL;
+}
 
 static const char *fake_lookup(void *ctx, enum webhook_lookup kind, const char *name)
 {
         const struct fake *f = ctx;
 
         if (kind == WEBHOOK_QUERY)
-                return strcmp(name, "token") == 0 ? f->token : NULL;
+                return strcmp(name, "token") == 0 ? f->token : query_arg(f, name);
+        if (strcasecmp(name, "Agora-Signature-V2") == 0)
+                return f->agora_v2;
+        if (strcasecmp(name, "ALI-LIVE-TIMESTAMP") == 0)
+                return f->ali_ts;
+        if (strcasecmp(name, "ALI-LIVE-SIGNATURE") == 0)
+                return f->ali_sig;
         if (strcasecmp(name, "webhook-id") == 0)
                 return f->id;
         if (strcasecmp(name, "webhook-timestamp") == 0)
@@ -68,10 +110,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         settings.webhook_tolerance_s = 300;
         settings.webhook_replay_max = 1000;
         settings.max_amount = 100000000;
+        settings.agora_secrets = strdup(AGORA_KEY);
+        settings.agora_max_age_s = 600;
+        settings.alibaba_keys = strdup(ALI_KEY);
+        settings.alibaba_domains = strdup(ALI_DOMAIN);
+        settings.alibaba_max_skew_s = 300;
         settings.redis_timeout_ms = 10;
         if (!(tencent = tencent_new(TENCENT_KEY, 900, errstr, sizeof(errstr))) ||
             !(srs = srs_new(&settings, NULL, errstr, sizeof(errstr))) ||
             !(internal = internal_new(&settings, NULL, errstr, sizeof(errstr))) ||
+            !(agora = agora_new(&settings, errstr, sizeof(errstr))) ||
+            !(alibaba = alibaba_new(&settings, errstr, sizeof(errstr))) ||
             !(encoder = encoder_new(errstr, sizeof(errstr)))) {
                 fprintf(stderr, "fuzz_receiver: %s\n", errstr);
                 abort();
@@ -102,8 +151,8 @@ static void check_encodes(const struct webhook_event *ev, const char *body, size
                 .event_time_ms = ev->event_time_ms,
                 .receive_time_ms = NOW_MS,
                 .trace_id = "0123456789abcdef0123456789abcdef",
-                .raw = body,
-                .raw_len = len,
+                .raw = ev->raw ? ev->raw : body,
+                .raw_len = ev->raw ? ev->raw_len : len,
         };
         char errstr[256];
         void *out = NULL;
@@ -128,7 +177,7 @@ static void run(unsigned selector, const struct webhook_request *req)
         struct webhook_verdict v = {0};
         int rc;
 
-        switch (selector % 5) {
+        switch (selector % SELECTORS) {
         case 0:
                 rc = tencent_map(tencent, req, &ev, &v);
                 break;
@@ -141,12 +190,18 @@ static void run(unsigned selector, const struct webhook_request *req)
         case 3:
                 rc = internal_map_withdrawals(internal, req, &ev, &v);
                 break;
-        default:
+        case 4:
                 rc = internal_map_admin(internal, req, &ev, &v);
+                break;
+        case 5:
+                rc = agora_map(agora, req, &ev, &v);
+                break;
+        default: /* 6: a POST, 7: a GET (req->method says which) */
+                rc = alibaba_map(alibaba, req, &ev, &v);
                 break;
         }
         if (rc == 0)
-                check_encodes(&ev, req->body, req->len);
+                check_encodes(&ev, req->body ? req->body : "", req->len);
         else if (v.status < 200 || v.status > 599)
                 abort(); /* every refusal carries an HTTP status */
         webhook_event_fini(&ev);
@@ -171,6 +226,33 @@ static char *tencent_signed(const char *body, size_t len)
         return out;
 }
 
+/* An NCS body with a fresh notifyMs and its Agora-Signature-V2, when it is a JSON object. */
+static char *agora_signed(const char *body, size_t len, struct fake *f)
+{
+        static char v2[65];
+        json_t *root = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+        unsigned char mac[32];
+        const void *parts[1];
+        size_t lens[1];
+        char *out = NULL;
+
+        if (json_is_object(root)) {
+                json_object_set_new(root, "notifyMs", json_integer(NOW_MS));
+                out = json_dumps(root, JSON_COMPACT);
+        }
+        json_decref(root);
+        if (!out)
+                return NULL;
+        parts[0] = out;
+        lens[0] = strlen(out);
+        if (crypto_hmac_sha256(AGORA_KEY, strlen(AGORA_KEY), parts, lens, 1, mac) == 0) {
+                for (int i = 0; i < 32; i++)
+                        snprintf(v2 + 2 * i, 3, "%02x", mac[i]);
+                f->agora_v2 = v2;
+        }
+        return out;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         char path_arg[320], id[128], timestamp[32], signature[128], ts_now[32];
@@ -192,9 +274,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.body = p;
         req.len = (size_t)(end - p);
         signature[0] = '\0';
+
+        if (selector % SELECTORS == 7) { /* an Alibaba GET: the query is path_arg, no body */
+                f.query = path_arg;
+                req.method = "GET";
+                req.body = NULL;
+                req.len = 0;
+        } else if (selector % SELECTORS == 6) {
+                req.method = "POST";
+        }
         run(selector, &req); /* as given: unsigned, or signed wrong */
 
-        if (selector % 5 == 0) {
+        if (selector % SELECTORS == 5) {
+                char *body = agora_signed(req.body, req.len, &f);
+
+                if (body) {
+                        req.body = body;
+                        req.len = strlen(body);
+                        run(selector, &req);
+                        free(body);
+                }
+        } else if (selector % SELECTORS >= 6) {
+                char text[128], sig[33];
+
+                snprintf(ts_now, sizeof(ts_now), "%lld", NOW_MS / 1000);
+                snprintf(text, sizeof(text), ALI_DOMAIN "|%s|" ALI_KEY, ts_now);
+                crypto_md5_hex(text, strlen(text), sig);
+                f.ali_ts = ts_now;
+                f.ali_sig = sig;
+                run(selector, &req);
+        } else if (selector % SELECTORS == 0) {
                 char *body = tencent_signed(req.body, req.len);
 
                 if (body) {
@@ -203,7 +312,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         run(selector, &req);
                         free(body);
                 }
-        } else if (selector % 5 >= 2) {
+        } else if (selector % SELECTORS >= 2) {
                 /* Standard Webhooks: sign id.timestamp.body with the configured secret. */
                 unsigned char mac[32];
                 char b64[64];
