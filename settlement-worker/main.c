@@ -1,6 +1,7 @@
 /*
  * liveflow-settlement: runs the settlement role (group liveflow.settlement) until SIGTERM;
- * `liveflow-settlement reconcile [--from T] [--to T]` instead compares the money tables once.
+ * `liveflow-settlement reconcile ...` is the same command as `liveflow-ctl reconcile`
+ * (lib/reconcile.c), kept for the cron lines that call it so.
  */
 #include <string.h>
 

@@ -8,6 +8,7 @@
 #include "ctl_rebuild.h"
 #include "dlq.h"
 #include "log.h"
+#include "reconcile.h"
 
 static const char usage[] =
         "usage: liveflow-ctl [--json] COMMAND [SUBCOMMAND] [OPTIONS]\n"
@@ -23,6 +24,8 @@ static const char config_usage[] =
 static const struct ctl_command commands[] = {
         {"config", "the configuration in effect", config_usage, ctl_config_run, NULL},
         {"dlq", "dead letters: list, show, replay", NULL, NULL, dlq_commands},
+        {"reconcile", "the money tables, Redis and live.reward checked against each other",
+         reconcile_usage, ctl_reconcile_run, NULL},
         {"rebuild", "derive Redis, live_statistics or a profile again from MySQL", NULL, NULL,
          ctl_rebuild_commands},
         {NULL, NULL, NULL, NULL, NULL},

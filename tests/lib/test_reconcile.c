@@ -7,12 +7,15 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <mysql.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "reconcile.h"
 #include "support.h"
 
@@ -379,4 +382,150 @@ Test(reconcile, usage_and_connection_errors_exit_2)
         cr_assert(eq(int, run_with(fx.mysql_url, "redis://127.0.0.1:1/0", no_redis),
                      RECONCILE_AGREE));
         expect_line("skipped (--no-redis)");
+}
+
+/* ------------------------------------------------------------------ what the tables alone miss */
+
+Test(reconcile, by_default_the_range_runs_up_to_now_and_json_is_one_document)
+{
+        static const char *const json_args[] = {"--json", NULL};
+        json_t *doc, *check;
+        json_error_t jerr;
+        size_t i;
+        bool found_tip = false;
+
+        use_redis_db(1);
+        /* A tip of this very minute that the settlement worker has not seen (yet). */
+        exec_sql("INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
+                 "VALUES ('%s_now', 'u', '%s', '%s', 42, NOW(3))",
+                 fx.prefix, fx.anchor[0], fx.room[0]);
+        cr_assert(eq(int, run_with(fx.mysql_url, fx.redis_url, json_args), RECONCILE_DIFFER));
+        doc = json_loadb(fx.out, strcspn(fx.out, "\n"), 0, &jerr);
+        cr_assert(doc != NULL, "not one JSON line (%s): %s", jerr.text, fx.out);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "result")), "differ");
+        cr_assert(json_integer_value(json_object_get(doc, "differences")) >= 1);
+        cr_assert(eq(sz, json_array_size(json_object_get(doc, "checks")), 6));
+        json_array_foreach(json_object_get(doc, "checks"), i, check) {
+                const json_t *line;
+                size_t j;
+
+                json_array_foreach(json_object_get(check, "lines"), j, line)
+                        found_tip |= strstr(json_string_value(line), "_now (anchor") != NULL;
+        }
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(
+                                 json_object_get(doc, "checks"), 4), "check")),
+                         "live_streams");
+        cr_assert(found_tip, "the tip of now is not named: %s", fx.out);
+        json_decref(doc);
+}
+
+Test(reconcile, live_stream_keys_that_disagree_with_live_streams_exit_1)
+{
+        static const char *const no_args[] = {NULL};
+
+        use_redis_db(2);
+        exec_sql("INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
+                 "started_at, last_event_at) VALUES ('%s_s1', '%s', '%s', 9, 'srs', 'live', NOW(3), NOW(3))",
+                 fx.prefix, fx.anchor[0], fx.room[0]);
+        redis_cmd("SADD set:live:online %s_gone", fx.prefix);
+        cr_assert(eq(int, run_with(fx.mysql_url, fx.redis_url, no_args), RECONCILE_DIFFER));
+        expect_line("[5] set:live:online and hash:anchor:status:* vs live_streams");
+        expect_line("online %s_s1: Redis not a member, live_streams says live", fx.prefix);
+        expect_line("online %s_gone: Redis a member, live_streams says not live", fx.prefix);
+        expect_line("anchor %s: Redis status (nil)", fx.anchor[0]);
+        /* Projected as the stream role does: agreed. */
+        redis_cmd("SREM set:live:online %s_gone", fx.prefix);
+        redis_cmd("SADD set:live:online %s_s1", fx.prefix);
+        redis_cmd("HSET hash:anchor:status:%s status live stream_id %s_s1 session_id 9 started_at "
+                  "%lld",
+                  fx.anchor[0], fx.prefix,
+                  support_query_int(fx.mysql, "SELECT CAST(UNIX_TIMESTAMP(started_at) * 1000 AS "
+                                              "SIGNED) DIV 1000 FROM live_streams"));
+        cr_assert(eq(int, run_with(fx.mysql_url, fx.redis_url, no_args), RECONCILE_AGREE));
+}
+
+/* Produces one tip (or, with group, its dead letter for that group) to topic. */
+static void produce_tip(rd_kafka_t *rk, struct codec *codec, const char *topic, const char *tip,
+                        long long ts_ms, const char *group)
+{
+        char err[256];
+        void *buf;
+        size_t len;
+        json_t *payload = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip, "audience_id",
+                                    "u1", "anchor_id", fx.anchor[0], "room_id", fx.room[0],
+                                    "amount", (json_int_t)77, "gift_count", (json_int_t)1, "ts_ms",
+                                    (json_int_t)ts_ms);
+        struct envelope env = {.event_id = tip,
+                               .vendor = "internal",
+                               .event_type = "reward",
+                               .anchor_id = fx.anchor[0],
+                               .room_id = fx.room[0],
+                               .event_time_ms = ts_ms,
+                               .receive_time_ms = ts_ms,
+                               .trace_id = tip,
+                               .raw = "{}",
+                               .raw_len = 2};
+
+        cr_assert(codec_encode(codec, &env, "Reward", payload, &buf, &len, err, sizeof(err)) == 0,
+                  "%s", err);
+        json_decref(payload);
+        cr_assert(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(fx.anchor[0], strlen(fx.anchor[0])),
+                                    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADER("dlq.group", group, (ssize_t)(group ? -1 : 0)),
+                                    RD_KAFKA_V_END) == 0);
+        free(buf);
+}
+
+Test(reconcile, every_tip_of_the_topic_is_in_each_ledger_or_named_in_the_dlq)
+{
+        static const char *const ledgers[] = {"recharge", "settlement_detail", "stats_tip"};
+        char topic[96], dlq[128], a[96], b[96], c[96], err[256];
+        const char *args[] = {"--from", "2026-01-01", "--to", "2026-01-02", "--no-redis",
+                              "--reward-topic", topic, NULL};
+        rd_kafka_t *rk = support_producer();
+        struct codec *codec = codec_new(err, sizeof(err));
+
+        cr_assert(codec != NULL, "%s", err);
+        snprintf(topic, sizeof(topic), "test.%s.reward", fx.prefix);
+        snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
+        snprintf(a, sizeof(a), "%s_a", fx.prefix);
+        snprintf(b, sizeof(b), "%s_b", fx.prefix);
+        snprintf(c, sizeof(c), "%s_c", fx.prefix);
+        produce_tip(rk, codec, topic, a, BASE_S * 1000 + 1000, NULL);
+        produce_tip(rk, codec, topic, b, BASE_S * 1000 + 2000, NULL);
+        produce_tip(rk, codec, topic, b, BASE_S * 1000 + 2000, NULL); /* posted twice: one tip */
+        produce_tip(rk, codec, topic, c, BASE_S * 1000 + 3000, NULL);
+        produce_tip(rk, codec, topic, "outside", BASE_S * 1000 + 2 * 86400000LL, NULL);
+        produce_tip(rk, codec, dlq, b, BASE_S * 1000 + 2000, "liveflow.settlement");
+        cr_assert(rd_kafka_flush(rk, 20000) == 0);
+        rd_kafka_destroy(rk);
+        codec_destroy(codec);
+        /* a in every ledger, b in recharge only (settlement dead-lettered it), c nowhere. */
+        exec_sql("INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
+                 "VALUES ('%s', 'u1', '%s', '%s', 77, FROM_UNIXTIME(%lld)), ('%s', 'u1', '%s', '%s', 77, "
+                 "FROM_UNIXTIME(%lld))",
+                 a, fx.anchor[0], fx.room[0], BASE_S + 1, b, fx.anchor[0], fx.room[0], BASE_S + 2);
+        exec_sql("INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, anchor_amount, "
+                 "platform_amount, tipped_at) VALUES ('%s', '%s', 77, 5000, 38, 39, FROM_UNIXTIME(%lld))",
+                 a, fx.anchor[0], BASE_S + 1);
+        exec_sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
+                 "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES ('%s', 'e', 'u1', "
+                 "'%s', '%s', 77, 1, 'unknown', 'unknown', FROM_UNIXTIME(%lld), FROM_UNIXTIME(%lld))",
+                 a, fx.anchor[0], fx.room[0], BASE_S + 1, BASE_S);
+
+        setenv("LIVEFLOW_KAFKA_BOOTSTRAP", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), 1);
+        cr_assert(eq(int, run_with(fx.mysql_url, "", args), RECONCILE_DIFFER));
+        expect_line("[6] every tip of %s in the range", topic);
+        expect_line("tip %s (amount 77, %s [", b, topic);
+        expect_line("not in settlement_detail, dead-lettered by liveflow.settlement at %s [", dlq);
+        expect_line("tip %s (amount 77, %s [", c, topic);
+        for (size_t l = 0; l < 3; l++)
+                expect_line("not in %s and not in %s for", ledgers[l], dlq);
+        expect_line("3 tip(s) on %s in the range, 1 dead letter(s)", topic);
+        expect_line("DIFFERENT: 5 finding(s)");
+        expect_no("outside");
+        /* Without a broker address the check says it was skipped. */
+        unsetenv("LIVEFLOW_KAFKA_BOOTSTRAP");
+        run_with(fx.mysql_url, "", args);
+        expect_line("skipped (--no-topic, or LIVEFLOW_KAFKA_BOOTSTRAP not set)");
 }

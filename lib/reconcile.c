@@ -1,8 +1,10 @@
 /* reconcile.c: recharge, settlement_detail, hourly_reward_stats, settlement and Redis compared; the
- * differences printed. */
+ * differences reported (text or --json). The live-stream and topic checks are in
+ * reconcile_live.c. */
 #include "reconcile.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <mysql.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,10 +13,12 @@
 #include <time.h>
 
 #include "contract.h"
+#include "db.h"
+#include "reconcile_check.h"
 #include "redis_conn.h"
 #include "url.h"
 
-#define PROG                    "liveflow-settlement reconcile"
+#define PROG                    "reconcile"
 #define DEFAULT_LIMIT           20
 #define HOUR_S                  3600LL
 #define DAY_S                   (24 * HOUR_S)
@@ -22,6 +26,8 @@
 #define MYSQL_READ_TIMEOUT_S    600 /* the all-time sums read whole tables */
 #define REDIS_TIMEOUT_MS        5000
 #define REDIS_BATCH             128 /* rooms per MGET */
+#define say     reconcile_say
+#define verdict reconcile_verdict
 #define ROOM_KEY_MAX            128 /* LF_KEY_ROOM_RECHARGE_COUNT + a 64-byte room_id */
 
 static const char earnings_prefix[] = LF_KEY_ROOM_EARNINGS;
@@ -30,17 +36,10 @@ static const char count_prefix[] = LF_KEY_ROOM_RECHARGE_COUNT;
 struct options {
         const char *from;
         const char *to;
+        const char *reward_topic;
         long long limit;
-        bool no_redis;
+        bool no_redis, no_topic, json;
         bool help;
-};
-
-struct reconcile {
-        MYSQL *mysql;
-        struct redis_conn *redis; /* NULL with --no-redis */
-        long long from_s, to_s;   /* the range [from, to) in Unix seconds */
-        long long limit;          /* lines listed per finding kind */
-        long long differences;    /* findings across all checks */
 };
 
 /* ------------------------------------------------------------------ times */
@@ -233,45 +232,88 @@ static bool is_true(const MYSQL_ROW row, int i)
 }
 
 /* Prints up to rc->limit rows of res through print, then how many were left out; frees res. */
-static long long list_rows(const struct reconcile *rc, MYSQL_RES *res,
-                           void (*print)(const MYSQL_ROW row))
+static long long list_rows(struct reconcile *rc, MYSQL_RES *res,
+                           void (*print)(struct reconcile *rc, const MYSQL_ROW row))
 {
         long long n = (long long)mysql_num_rows(res), shown = 0;
         MYSQL_ROW row;
 
         while (shown < rc->limit && (row = mysql_fetch_row(res))) {
-                print(row);
+                print(rc, row);
                 shown++;
         }
         if (n > shown)
-                printf("    ... and %lld more\n", n - shown);
+                say(rc, "... and %lld more\n", n - shown);
         mysql_free_result(res);
         return n;
 }
 
 /* Runs a query that lists one finding per row. @returns the number of findings, or -1. */
-static long long findings(struct reconcile *rc, const char *sql, void (*print)(const MYSQL_ROW row))
+static long long findings(struct reconcile *rc, const char *sql, void (*print)(struct reconcile *rc, const MYSQL_ROW row))
 {
         MYSQL_RES *res = query(rc, sql);
 
         return res ? list_rows(rc, res, print) : -1;
 }
 
-static int verdict(struct reconcile *rc, long long found)
+/* One line without its newline: what say() and heading() were given. */
+static void format_line(char *out, size_t out_size, const char *fmt, va_list ap)
+{
+        size_t n;
+
+        vsnprintf(out, out_size, fmt, ap);
+        n = strlen(out);
+        if (n && out[n - 1] == '\n')
+                out[n - 1] = '\0';
+}
+
+void reconcile_heading(struct reconcile *rc, int n, const char *name, const char *fmt, ...)
+{
+        char title[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        format_line(title, sizeof(title), fmt, ap);
+        va_end(ap);
+        if (!rc->json) {
+                printf("[%d] %s\n", n, title);
+                return;
+        }
+        rc->check = json_pack("{s:s,s:s,s:[]}", "check", name, "title", title, "lines");
+        json_array_append_new(rc->checks, rc->check);
+}
+
+void reconcile_say(struct reconcile *rc, const char *fmt, ...)
+{
+        char line[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        format_line(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        if (!rc->json)
+                printf("    %s\n", line);
+        else if (rc->check)
+                json_array_append_new(json_object_get(rc->check, "lines"), json_string(line));
+}
+
+int reconcile_verdict(struct reconcile *rc, long long found)
 {
         if (found < 0)
                 return -1;
         if (found == 0)
-                printf("    ok\n");
+                say(rc, "ok\n");
         else
-                printf("    DIFFERENT: %lld finding(s)\n", found);
+                say(rc, "DIFFERENT: %lld finding(s)\n", found);
+        if (rc->json && rc->check)
+                json_object_set_new(rc->check, "differences", json_integer(found));
         rc->differences += found;
         return 0;
 }
 
 /* Adds the findings of one query to *found; false (and *found = -1) on a query error. */
 static bool add_findings(struct reconcile *rc, long long *found, const char *sql,
-                         void (*print)(const MYSQL_ROW row))
+                         void (*print)(struct reconcile *rc, const MYSQL_ROW row))
 {
         long long n = findings(rc, sql, print);
 
@@ -323,28 +365,28 @@ static const char details_split_sql[] =
                 "tipped_at") ") x WHERE ratio_bp > 10000 OR anchor_amount <> rule "
                              "OR CAST(anchor_amount AS DECIMAL(21, 0)) + platform_amount <> amount ORDER BY trace_id";
 
-static void print_anchor_totals(const MYSQL_ROW row)
+static void print_anchor_totals(struct reconcile *rc, const MYSQL_ROW row)
 {
-        printf("    anchor %s: recharge %s tips sum %s, settlement_detail %s tips sum %s\n",
+        say(rc, "anchor %s: recharge %s tips sum %s, settlement_detail %s tips sum %s\n",
                col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4));
 }
 
-static void print_tip(const MYSQL_ROW row)
+static void print_tip(struct reconcile *rc, const MYSQL_ROW row)
 {
         if (!row[1])
-                printf("    tip %s (anchor %s, amount %s): in settlement_detail, missing from recharge\n",
+                say(rc, "tip %s (anchor %s, amount %s): in settlement_detail, missing from recharge\n",
                        col(row, 0), col(row, 3), col(row, 4));
         else if (!row[3])
-                printf("    tip %s (anchor %s, amount %s): in recharge, missing from settlement_detail\n",
+                say(rc, "tip %s (anchor %s, amount %s): in recharge, missing from settlement_detail\n",
                        col(row, 0), col(row, 1), col(row, 2));
         else
-                printf("    tip %s: recharge has anchor %s amount %s, settlement_detail anchor %s amount %s\n",
+                say(rc, "tip %s: recharge has anchor %s amount %s, settlement_detail anchor %s amount %s\n",
                        col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4));
 }
 
-static void print_split(const MYSQL_ROW row)
+static void print_split(struct reconcile *rc, const MYSQL_ROW row)
 {
-        printf("    tip %s (anchor %s): amount %s at ratio_bp %s split %s + %s, the rule gives the anchor %s\n",
+        say(rc, "tip %s (anchor %s): amount %s at ratio_bp %s split %s + %s, the rule gives the anchor %s\n",
                col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4), col(row, 5),
                col(row, 6));
 }
@@ -355,11 +397,11 @@ static int check_details(struct reconcile *rc)
         MYSQL_ROW row;
         long long found = 0;
 
-        printf("[1] recharge vs settlement_detail, tips in the range\n");
+        reconcile_heading(rc, 1, "details", "recharge vs settlement_detail, tips in the range\n");
         if (!(res = query(rc, details_totals_sql)))
                 return -1;
         if ((row = mysql_fetch_row(res))) {
-                printf("    recharge %s tips sum %s, settlement_detail %s tips sum %s\n",
+                say(rc, "recharge %s tips sum %s, settlement_detail %s tips sum %s\n",
                        col(row, 0), col(row, 1), col(row, 2), col(row, 3));
                 found += !is_true(row, 4);
         }
@@ -398,9 +440,9 @@ static const char hourly_by_anchor_sql[] =
                                      "hour") " GROUP BY hour, anchor_id) x "
                                              "GROUP BY h, anchor_id HAVING SUM(rc) <> SUM(sc) OR SUM(ra) <> SUM(sa) ORDER BY h, anchor_id";
 
-static void print_hour(const MYSQL_ROW row)
+static void print_hour(struct reconcile *rc, const MYSQL_ROW row)
 {
-        printf("    hour %s anchor %s: recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n",
+        say(rc, "hour %s anchor %s: recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n",
                col(row, 0), col(row, 1), col(row, 2), col(row, 3), col(row, 4), col(row, 5));
 }
 
@@ -414,14 +456,14 @@ static int check_hourly(struct reconcile *rc)
         format_time(rc->from_s / HOUR_S * HOUR_S, "%Y-%m-%dT%H:%M:%SZ", hfrom, sizeof(hfrom));
         format_time((rc->to_s + HOUR_S - 1) / HOUR_S * HOUR_S, "%Y-%m-%dT%H:%M:%SZ", hto,
                     sizeof(hto));
-        printf("[2] recharge vs hourly_reward_stats, whole hours [%s, %s)\n", hfrom, hto);
+        reconcile_heading(rc, 2, "hourly", "recharge vs hourly_reward_stats, whole hours [%s, %s)\n", hfrom, hto);
         if (!(res = query(rc, hourly_totals_sql)))
                 return -1;
         if ((row = mysql_fetch_row(res))) {
-                printf("    recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n",
+                say(rc, "recharge %s tips sum %s, hourly_reward_stats %s tips sum %s\n",
                        col(row, 0), col(row, 1), col(row, 2), col(row, 3));
                 if (strcmp(col(row, 4), "0") == 0 && strcmp(col(row, 0), "0") != 0)
-                        printf("    hourly_reward_stats has no row for these hours (is the stats worker running?)\n");
+                        say(rc, "hourly_reward_stats has no row for these hours (is the stats worker running?)\n");
                 found += !is_true(row, 5);
         }
         mysql_free_result(res);
@@ -450,27 +492,27 @@ static const char balances_sql[] =
         "OR s.available_amount <> CAST(s.total_amount AS DECIMAL(21, 0)) - s.withdrawn_amount "
         "OR s.total_amount < 0 OR s.withdrawn_amount < 0 OR s.available_amount < 0 ORDER BY a.anchor_id";
 
-static void print_balance(const MYSQL_ROW row)
+static void print_balance(struct reconcile *rc, const MYSQL_ROW row)
 {
         const char *a = col(row, 0);
 
         if (!is_true(row, 1)) {
-                printf("    anchor %s: no settlement row, but SUM(settlement_detail.anchor_amount) %s and "
+                say(rc, "anchor %s: no settlement row, but SUM(settlement_detail.anchor_amount) %s and "
                        "succeeded withdrawals %s\n",
                        a, col(row, 5), col(row, 6));
                 return;
         }
         if (is_true(row, 7))
-                printf("    anchor %s: total_amount %s != SUM(settlement_detail.anchor_amount) %s\n",
+                say(rc, "anchor %s: total_amount %s != SUM(settlement_detail.anchor_amount) %s\n",
                        a, col(row, 2), col(row, 5));
         if (is_true(row, 8))
-                printf("    anchor %s: withdrawn_amount %s != SUM(succeeded withdrawal.amount) %s\n",
+                say(rc, "anchor %s: withdrawn_amount %s != SUM(succeeded withdrawal.amount) %s\n",
                        a, col(row, 3), col(row, 6));
         if (is_true(row, 9))
-                printf("    anchor %s: available_amount %s != total_amount %s - withdrawn_amount %s\n",
+                say(rc, "anchor %s: available_amount %s != total_amount %s - withdrawn_amount %s\n",
                        a, col(row, 4), col(row, 2), col(row, 3));
         if (is_true(row, 10))
-                printf("    anchor %s: negative figure: total %s withdrawn %s available %s\n", a,
+                say(rc, "anchor %s: negative figure: total %s withdrawn %s available %s\n", a,
                        col(row, 2), col(row, 3), col(row, 4));
 }
 
@@ -483,7 +525,7 @@ static int check_balances(struct reconcile *rc)
         if (!(res = query(rc, "SELECT COUNT(*) FROM settlement")))
                 return -1;
         row = mysql_fetch_row(res);
-        printf("[3] settlement balances, all time (%s anchors)\n", row ? col(row, 0) : "?");
+        reconcile_heading(rc, 3, "balances", "settlement balances, all time (%s anchors)\n", row ? col(row, 0) : "?");
         mysql_free_result(res);
         found = findings(rc, balances_sql, print_balance);
         return verdict(rc, found);
@@ -519,7 +561,7 @@ static const char *reply_str(const redisReply *r, char *buf, size_t buf_size)
 }
 
 /* Compares one room's row with its two values in an MGET reply. @returns the findings (0..1). */
-static long long compare_room(const struct reconcile *rc, const MYSQL_ROW row,
+static long long compare_room(struct reconcile *rc, const MYSQL_ROW row,
                               const redisReply *earnings, const redisReply *count, long long shown)
 {
         char b1[32], b2[32];
@@ -528,7 +570,7 @@ static long long compare_room(const struct reconcile *rc, const MYSQL_ROW row,
         if (e && c && strcmp(e, col(row, 1)) == 0 && strcmp(c, col(row, 2)) == 0)
                 return 0;
         if (shown < rc->limit)
-                printf("    room %s: Redis earnings %s recharge_count %s, recharge sum %s count %s\n",
+                say(rc, "room %s: Redis earnings %s recharge_count %s, recharge sum %s count %s\n",
                        col(row, 0), e ? e : "missing", c ? c : "missing", col(row, 1), col(row, 2));
         return 1;
 }
@@ -637,7 +679,7 @@ static long long orphan_keys(struct reconcile *rc, const struct rooms *rooms, lo
                                              compare_ids))
                                 continue;
                         if (shown + found++ < rc->limit)
-                                printf("    room %s: Redis has %s, recharge has no tip for the room\n",
+                                say(rc, "room %s: Redis has %s, recharge has no tip for the room\n",
                                        room, k->str);
                 }
                 freeReplyObject(r);
@@ -650,9 +692,9 @@ static int check_redis(struct reconcile *rc)
         struct rooms rooms = {0};
         long long found, orphans = 0;
 
-        printf("[4] Redis room figures vs recharge, all time\n");
+        reconcile_heading(rc, 4, "redis_rooms", "Redis room figures vs recharge, all time\n");
         if (!rc->redis) {
-                printf("    skipped (--no-redis)\n");
+                say(rc, "skipped (--no-redis)\n");
                 return 0;
         }
         found = compare_rooms(rc, &rooms);
@@ -661,8 +703,8 @@ static int check_redis(struct reconcile *rc)
         else if (found >= 0)
                 found += orphans;
         if (found > rc->limit)
-                printf("    ... and %lld more\n", found - rc->limit);
-        printf("    %zu rooms in recharge\n", rooms.cnt);
+                say(rc, "... and %lld more\n", found - rc->limit);
+        say(rc, "%zu rooms in recharge\n", rooms.cnt);
         free(rooms.ids);
         if (rooms.res)
                 mysql_free_result(rooms.res);
@@ -671,14 +713,22 @@ static int check_redis(struct reconcile *rc)
 
 /* ------------------------------------------------------------------ the subcommand */
 
+const char reconcile_usage[] =
+        "usage: liveflow-ctl reconcile [--from T] [--to T] [--limit N] [--no-redis] [--no-topic]\n"
+        "                              [--reward-topic TOPIC] [--json]\n"
+        "       (liveflow-settlement reconcile is the same command)\n"
+        "  T: Unix seconds, or ISO 8601 (2026-01-01T08:00:00Z, 2026-01-01T16:00:00+08:00, 2026-01-01)\n"
+        "  default range: the 24 hours up to now; --from alone: until now\n"
+        "  checks: [1] recharge vs settlement_detail, [2] vs hourly_reward_stats, [3] balances,\n"
+        "  [4] Redis room figures, [5] set:live:online and hash:anchor:status:* vs live_streams,\n"
+        "  [6] every tip of live.reward in the range is in each ledger or its group's DLQ\n"
+        "  (needs LIVEFLOW_KAFKA_BOOTSTRAP; --no-topic skips it, --no-redis skips 4 and 5)\n"
+        "  reads LIVEFLOW_MYSQL_URL, LIVEFLOW_REDIS_URL, LIVEFLOW_KAFKA_BOOTSTRAP\n"
+        "  exit 0: everything agrees, 1: a difference (listed), 2: usage or connection error\n";
+
 static void usage(FILE *f)
 {
-        fprintf(f,
-                "usage: liveflow-settlement reconcile [--from T] [--to T] [--limit N] [--no-redis]\n"
-                "  T: Unix seconds, or ISO 8601 (2026-01-01T08:00:00Z, 2026-01-01T16:00:00+08:00, 2026-01-01)\n"
-                "  default range: the 24 whole hours before the current hour; --from alone: until then\n"
-                "  reads LIVEFLOW_MYSQL_URL and LIVEFLOW_REDIS_URL\n"
-                "  exit 0: everything agrees, 1: a difference (listed), 2: usage or connection error\n");
+        fputs(reconcile_usage, f);
 }
 
 /* "--name value" or "--name=value": *value set and *i advanced. */
@@ -698,20 +748,29 @@ static bool option_value(int argc, char **argv, int *i, const char *name, const 
         return true;
 }
 
+static bool flag(const char *arg, const char *name, bool *out)
+{
+        if (strcmp(arg, name) != 0)
+                return false;
+        *out = true;
+        return true;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
         const char *limit = NULL;
         char *end;
 
-        *o = (struct options){.limit = DEFAULT_LIMIT};
+        *o = (struct options){.limit = DEFAULT_LIMIT, .reward_topic = LF_TOPIC_REWARD};
         for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-                        o->help = true;
-                else if (strcmp(argv[i], "--no-redis") == 0)
-                        o->no_redis = true;
-                else if (!option_value(argc, argv, &i, "--from", &o->from) &&
-                         !option_value(argc, argv, &i, "--to", &o->to) &&
-                         !option_value(argc, argv, &i, "--limit", &limit)) {
+                if (!flag(argv[i], "--help", &o->help) && !flag(argv[i], "-h", &o->help) &&
+                    !flag(argv[i], "--no-redis", &o->no_redis) &&
+                    !flag(argv[i], "--no-topic", &o->no_topic) &&
+                    !flag(argv[i], "--json", &o->json) &&
+                    !option_value(argc, argv, &i, "--from", &o->from) &&
+                    !option_value(argc, argv, &i, "--to", &o->to) &&
+                    !option_value(argc, argv, &i, "--reward-topic", &o->reward_topic) &&
+                    !option_value(argc, argv, &i, "--limit", &limit)) {
                         fprintf(stderr, "%s: unknown or incomplete option %s\n", PROG, argv[i]);
                         return -1;
                 }
@@ -723,11 +782,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         return 0;
 }
 
+/* By default the 24 hours up to now: straight after an incident, the incident is in range. */
 static int resolve_range(const struct options *o, struct reconcile *rc)
 {
-        long long now_s = (long long)time(NULL);
-
-        rc->to_s = now_s / HOUR_S * HOUR_S;
+        rc->to_s = (long long)time(NULL) + 1;
         if (o->to && reconcile_parse_time(o->to, &rc->to_s) == -1) {
                 fprintf(stderr, "%s: --to %s is not Unix seconds or ISO 8601\n", PROG, o->to);
                 return -1;
@@ -747,7 +805,8 @@ static int resolve_range(const struct options *o, struct reconcile *rc)
 static int connect_stores(const struct options *o, struct reconcile *rc)
 {
         const char *mysql_url = getenv("LIVEFLOW_MYSQL_URL"),
-                   *redis_url = getenv("LIVEFLOW_REDIS_URL");
+                   *redis_url = getenv("LIVEFLOW_REDIS_URL"),
+                   *bootstrap = getenv("LIVEFLOW_KAFKA_BOOTSTRAP");
         char err[256];
 
         if (!mysql_url || !*mysql_url || (!o->no_redis && (!redis_url || !*redis_url))) {
@@ -758,29 +817,62 @@ static int connect_stores(const struct options *o, struct reconcile *rc)
         }
         if (!(rc->mysql = mysql_connect_url(mysql_url)))
                 return -1;
+        if (!(rc->db = db_new(mysql_url, MYSQL_CONNECT_TIMEOUT_S, err, sizeof(err)))) {
+                fprintf(stderr, "%s: %s\n", PROG, err);
+                return -1;
+        }
         if (!o->no_redis &&
             !(rc->redis = redis_conn_new(redis_url, REDIS_TIMEOUT_MS, err, sizeof(err)))) {
                 fprintf(stderr, "%s: %s\n", PROG, err);
                 return -1;
         }
+        rc->bootstrap = !o->no_topic && bootstrap && *bootstrap ? bootstrap : NULL;
+        rc->reward_topic = o->reward_topic;
         return 0;
 }
 
 static int run_checks(struct reconcile *rc)
 {
+        if (begin_snapshot(rc) == -1 || check_details(rc) == -1 || check_hourly(rc) == -1 ||
+            check_balances(rc) == -1 || check_redis(rc) == -1 ||
+            reconcile_check_streams(rc) == -1 || reconcile_check_topic(rc) == -1)
+                return RECONCILE_ERROR;
+        return rc->differences ? RECONCILE_DIFFER : RECONCILE_AGREE;
+}
+
+/* The text report's first and last lines, or the whole JSON document. */
+static void report_open(const struct reconcile *rc)
+{
         char from[24], to[24];
 
         format_time(rc->from_s, "%Y-%m-%dT%H:%M:%SZ", from, sizeof(from));
         format_time(rc->to_s, "%Y-%m-%dT%H:%M:%SZ", to, sizeof(to));
-        printf("liveflow reconcile: range [%s, %s)\n", from, to);
-        if (begin_snapshot(rc) == -1 || check_details(rc) == -1 || check_hourly(rc) == -1 ||
-            check_balances(rc) == -1 || check_redis(rc) == -1)
-                return RECONCILE_ERROR;
-        if (rc->differences)
-                printf("result: %lld difference(s)\n", rc->differences);
-        else
-                printf("result: all agree\n");
-        return rc->differences ? RECONCILE_DIFFER : RECONCILE_AGREE;
+        if (!rc->json)
+                printf("liveflow reconcile: range [%s, %s)\n", from, to);
+}
+
+static void report_close(const struct reconcile *rc, int status)
+{
+        static const char *const results[] = {"agree", "differ", "error"};
+        char from[24], to[24];
+        json_t *doc;
+
+        if (!rc->json) {
+                if (status == RECONCILE_AGREE)
+                        printf("result: all agree\n");
+                else if (status == RECONCILE_DIFFER)
+                        printf("result: %lld difference(s)\n", rc->differences);
+                else
+                        printf("result: error, see stderr\n");
+                return;
+        }
+        format_time(rc->from_s, "%Y-%m-%dT%H:%M:%SZ", from, sizeof(from));
+        format_time(rc->to_s, "%Y-%m-%dT%H:%M:%SZ", to, sizeof(to));
+        doc = json_pack("{s:s,s:s,s:s,s:I,s:O}", "from", from, "to", to, "result", results[status],
+                        "differences", (json_int_t)rc->differences, "checks", rc->checks);
+        json_dumpf(doc, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+        json_decref(doc);
 }
 
 int reconcile_main(int argc, char **argv)
@@ -798,14 +890,19 @@ int reconcile_main(int argc, char **argv)
                 return RECONCILE_AGREE;
         }
         rc.limit = o.limit;
-        if (resolve_range(&o, &rc) == 0 && connect_stores(&o, &rc) == 0)
-                status = run_checks(&rc);
-        if (status == RECONCILE_ERROR)
-                printf("result: error, see stderr\n");
+        rc.json = o.json;
+        rc.checks = json_array();
+        if (resolve_range(&o, &rc) == 0) {
+                report_open(&rc);
+                if (connect_stores(&o, &rc) == 0)
+                        status = run_checks(&rc);
+                report_close(&rc, status);
+        }
         fflush(stdout);
+        json_decref(rc.checks);
         if (rc.mysql)
                 mysql_close(rc.mysql);
+        db_destroy(rc.db);
         redis_conn_destroy(rc.redis);
-        mysql_library_end();
         return status;
 }
