@@ -372,9 +372,10 @@ static const char redis_usage[] =
 
 static const char session_usage[] =
         "usage: liveflow-ctl rebuild session SESSION_ID [--execute] [--json]\n"
-        "  computes the session's live_statistics row from the ledgers (stats_tip,\n"
-        "  stats_viewer_event) as liveflow-stats does and shows what would change;\n"
-        "  --execute writes it. exit 0 done, 1 the session is unknown, 2 usage or connection\n";
+        "  computes the session's live_statistics tip figures from the stats_tip ledger as\n"
+        "  liveflow-stats does (lib/session_stats.c; the viewer figures are the audience role's\n"
+        "  and stay) and shows what would change; --execute writes them.\n"
+        "  exit 0 done, 1 the session is unknown, 2 usage or connection error\n";
 
 static const char profile_usage[] =
         "usage: liveflow-ctl rebuild profile [PERIOD] [--execute] [--json]\n"
