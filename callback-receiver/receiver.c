@@ -8,6 +8,7 @@
 #include "receiver.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -453,6 +454,36 @@ static long long body_limit(const struct request *req)
 }
 
 /* Everything that can be refused before reading the body is refused before reading it. */
+/*
+ * How the body is framed and encoded, refused before it is read (RFC 9112 §6.1: a message with
+ * both Content-Length and Transfer-Encoding is a smuggling attempt, and the connection must be
+ * closed after answering). True when the request was answered.
+ */
+static bool refuse_framing(struct request *req)
+{
+        const char *te = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *ce = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_ENCODING);
+
+        if (te && cl) {
+                request_reply_early(req, 400,
+                                    "Content-Length with Transfer-Encoding: refused (RFC 9112)");
+                return true;
+        }
+        if (te && strcasecmp(te, "chunked") != 0) {
+                request_reply_early(req, 501, "Transfer-Encoding: only chunked is supported");
+                return true;
+        }
+        if (ce && *ce && strcasecmp(ce, "identity") != 0) {
+                request_reply_early(req, 415, "Content-Encoding: only identity is accepted");
+                return true;
+        }
+        return false;
+}
+
 static enum MHD_Result check_upload(struct request *req)
 {
         const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
@@ -460,6 +491,8 @@ static enum MHD_Result check_upload(struct request *req)
         unsigned long long declared = content_length(req->conn);
         char message[96];
 
+        if (refuse_framing(req))
+                return MHD_YES; /* answered */
         if (admit(req) == -1)
                 return MHD_YES; /* answered */
         /* Tencent does not document its Content-Type, so only a wrong one is refused. */
@@ -479,7 +512,8 @@ static enum MHD_Result check_upload(struct request *req)
 }
 
 static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection *conn,
-                                     const char *url, const char *method, void **req_cls)
+                                     const char *url, const char *method, bool is_bad_path,
+                                     void **req_cls)
 {
         struct request *req = request_new(rcv, conn, url, method);
         const char *suffix = "";
@@ -487,6 +521,10 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
         if (!req)
                 return MHD_NO; /* out of memory: close the connection */
         *req_cls = req;
+        if (is_bad_path)
+                return request_reply_early(req, 400,
+                                           "path: an escape that changes its meaning (%00, %2F, "
+                                           "a control character)");
         req->route = routes_match(url, &suffix);
         req->vendor = vendor_of(req->route);
         if (req->route && req->route->suffix == ROUTE_SUBPATH) {
@@ -832,6 +870,38 @@ static enum MHD_Result reply_delivery(struct request *req)
 
 /* ------------------------------------------------------------ libmicrohttpd callbacks */
 
+/* The *req_cls of a request whose raw path was refused by on_uri(), until request_start(). */
+static char bad_path_marker;
+
+/* True when the raw path holds an escape whose decoding changes what the path means. */
+static bool has_bad_escape(const char *uri)
+{
+        size_t len = strcspn(uri, "?");
+
+        for (size_t i = 0; i + 2 < len; i++) {
+                unsigned int c;
+
+                if (uri[i] != '%' || !isxdigit((unsigned char)uri[i + 1]) ||
+                    !isxdigit((unsigned char)uri[i + 2]) || sscanf(uri + i + 1, "%2x", &c) != 1)
+                        continue;
+                if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
+                        return true;
+        }
+        return false;
+}
+
+/*
+ * libmicrohttpd decodes the path before the handler sees it: "%00" would cut it short and
+ * "%2F" make one segment two. The raw path is checked here, first; what this returns becomes
+ * the request's *req_cls.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+        (void)cls;
+        (void)conn;
+        return has_bad_escape(uri) ? &bad_path_marker : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
@@ -839,9 +909,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct request *req = *req_cls;
 
         (void)version;
-        if (!req) {
+        if (!req || req == (void *)&bad_path_marker) {
                 conn_guard_reading(((struct receiver *)cls)->guard, conn);
-                return request_start(cls, conn, url, method, req_cls);
+                return request_start(cls, conn, url, method, req != NULL, req_cls);
         }
         if (req->status) { /* answered already: discard whatever is still coming */
                 *upload_size = 0;
@@ -862,8 +932,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         struct request *req = *req_cls;
 
         conn_guard_waiting(rcv->guard, conn); /* a keep-alive connection waits for the next */
-        if (!req)
+        if (!req || req == (void *)&bad_path_marker) {
+                *req_cls = NULL;
                 return;
+        }
         count_request(req);
         if (!req->route || !is_probe(req->route)) /* probes are not traffic */
                 count_stats(rcv, req->status);
@@ -1033,7 +1105,8 @@ static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->http_max_connections_per_ip,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
                 MHD_OPTION_NOTIFY_CONNECTION, conn_guard_on_connection, rcv->guard,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, rcv, MHD_OPTION_END);
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, rcv, MHD_OPTION_URI_LOG_CALLBACK,
+                on_uri, rcv, MHD_OPTION_END);
         if (!rcv->daemon) {
                 snprintf(errstr, errstr_size, "http %s:%lld: cannot listen (address in use?)",
                          s->http_addr, s->http_port);

@@ -8,12 +8,16 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -816,4 +820,101 @@ Test(receiver_e2e, recording_failures_are_counted_for_an_alert)
         free(failed);
         free(error);
         free(ok);
+}
+
+/* ------------------------------------------------------------ HTTP framing */
+
+/*
+ * Sends raw bytes on a new connection and reads what comes back until the receiver closes
+ * it or wait_ms passes; the text read (NUL-terminated) in out. @returns how long it took.
+ */
+static long long raw_exchange(const char *request, char *out, size_t out_size, int wait_ms)
+{
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rcv.port)};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        long long t0 = support_now_ms();
+        size_t have = 0;
+
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+        cr_assert(send(fd, request, strlen(request), MSG_NOSIGNAL) == (ssize_t)strlen(request));
+        while (support_now_ms() - t0 < wait_ms && have + 1 < out_size) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                ssize_t n;
+
+                if (poll(&p, 1, 100) <= 0)
+                        continue;
+                if ((n = recv(fd, out + have, out_size - 1 - have, 0)) <= 0)
+                        break;
+                have += (size_t)n;
+        }
+        out[have] = '\0';
+        close(fd);
+        return support_now_ms() - t0;
+}
+
+static int status_lines(const char *text)
+{
+        int n = 0;
+
+        for (const char *p = text; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+                n++;
+        return n;
+}
+
+Test(receiver_e2e, framing_that_could_smuggle_or_hang_is_refused_at_once)
+{
+        char out[8192];
+        long long ms;
+
+        start_receiver(NULL);
+        /* Both lengths: the tail would be a second request. One answer, then the close. */
+        ms = raw_exchange("POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Type: application/json\r\nContent-Length: 5\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                          "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                          out, sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s", out);
+        cr_assert(strstr(out, "RFC 9112") != NULL, "%s", out);
+        cr_assert(eq(int, status_lines(out), 1), "the tail was run as a request: %s", out);
+        cr_assert(lt(i64, ms, 4000), "the connection was not closed");
+
+        /* A coding the receiver cannot read: 501 at once, not a 30 s wait. */
+        ms = raw_exchange("POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\n"
+                          "Transfer-Encoding: gzip\r\n\r\nxxxx",
+                          out, sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 501", 12) == 0, "%s", out);
+        cr_assert(lt(i64, ms, 4000), "took %lld ms", ms);
+
+        ms = raw_exchange("POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",
+                          out, sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 415", 12) == 0, "%s", out);
+        cr_assert(strstr(out, "\"code\":415") != NULL, "%s", out);
+        stop_receiver_expect_clean_exit();
+}
+
+Test(receiver_e2e, a_path_whose_escapes_change_its_meaning_is_a_400)
+{
+        static const char *const paths[] = {"/v1/admin/anchors/a%00b/ban",
+                                            "/v1/admin/anchors/a%2Fb/ban",
+                                            "/v1/admin/anchors/a%2fb/ban",
+                                            "/callbacks/tencent%00", "/callbacks/tencent/%0a"};
+        char out[8192], request[512];
+
+        start_receiver(NULL);
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+                snprintf(request, sizeof(request),
+                         "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: "
+                         "close\r\n\r\n",
+                         paths[i]);
+                raw_exchange(request, out, sizeof(out), 5000);
+                cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s: %s", paths[i], out);
+                cr_assert(strstr(out, "path: an escape") != NULL, "%s: %s", paths[i], out);
+        }
+        /* An ordinary escape is fine: a blank in an id. */
+        raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", out,
+                     sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
+        stop_receiver_expect_clean_exit();
 }
