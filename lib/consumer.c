@@ -1,5 +1,5 @@
 /* consumer.c: at-least-once batches with idempotent effects, three tries, then the DLQ. */
-#include "consumer.h"
+#include "consumer_int.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "consumer_lag.h"
 #include "contract.h"
 #include "db.h"
 #include "kafka.h"
@@ -16,69 +17,9 @@
 #include "redis_conn.h"
 #include "settings.h"
 #include "signals.h"
+#include "store_breaker.h"
 
-#define MAX_ATTEMPTS 3
-
-enum item_state {
-        ITEM_PENDING, /* not yet applied */
-        ITEM_APPLIED, /* applied in the open transaction; publish may be due */
-        ITEM_DONE,    /* effects durable */
-        ITEM_DEAD,    /* to be dead-lettered */
-        ITEM_STOPPED, /* a retry was cut short by a stop: neither done nor dead-lettered */
-};
-
-enum error_class { ERROR_TRANSIENT, ERROR_PERMANENT };
-
-struct item {
-        rd_kafka_message_t *rkm;
-        struct consumer_record rec;
-        enum item_state state;
-        bool decoded;
-        enum error_class error_class;
-        int attempts;
-        char error[512];
-};
-
-/* Per (topic, partition) figures for lag metrics. */
-struct partition_stat {
-        char topic[128];
-        int partition;
-        long long last_ts_ms;
-        struct metric *lag_records;
-        struct metric *lag_seconds;
-};
-
-struct consumer {
-        const struct consumer_role *role;
-        const struct settings *settings;
-        void *state;
-        struct role_env env;
-        rd_kafka_t *rk;
-        rd_kafka_t *producer;
-        struct produce_ack ack; /* the roles' produce_acked() records on producer */
-        struct db *db;
-        struct redis_conn *redis;
-        struct codec *codec;
-        struct metrics *metrics;
-        char group[96];
-        struct item *items;
-        size_t item_cnt, item_cap;
-        /* apply_many / publish_many arguments, item_cap long */
-        struct apply_slot *slots;
-        struct consumer_record **recs;
-        size_t slot_cap;
-        int assigned;
-        volatile bool draining; /* read by the admin thread */
-        volatile bool joined; /* a first assignment (maybe empty) came: read by the admin thread */
-        long long last_tick_ms;
-        /* metrics */
-        struct metric *m_done, *m_dead, *m_retried, *m_batch, *m_out_of_range, *m_consumer_errors,
-                *m_assigned;
-        struct partition_stat *parts;
-        size_t part_cnt;
-};
-
-static long long now_ms(void)
+long long consumer_now_ms(void)
 {
         struct timespec ts;
 
@@ -117,31 +58,9 @@ static void register_metrics(struct consumer *c)
                                                "Consumer errors reported by librdkafka", l);
         c->m_assigned = metrics_gauge(c->metrics, "liveflow_consumer_assigned_partitions",
                                       "Partitions assigned to this instance", l);
-}
-
-static struct partition_stat *partition_stat(struct consumer *c, const char *topic, int partition)
-{
-        char l[256];
-
-        for (size_t i = 0; i < c->part_cnt; i++)
-                if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0)
-                        return &c->parts[i];
-        struct partition_stat *n = realloc(c->parts, (c->part_cnt + 1) * sizeof(*n));
-
-        if (!n)
-                return NULL;
-        c->parts = n;
-        n = &c->parts[c->part_cnt++];
-        memset(n, 0, sizeof(*n));
-        snprintf(n->topic, sizeof(n->topic), "%s", topic);
-        n->partition = partition;
-        snprintf(l, sizeof(l), "role=\"%s\",topic=\"%s\",partition=\"%d\"", c->role->name, topic,
-                 partition);
-        n->lag_records = metrics_gauge(c->metrics, "liveflow_consumer_lag_records",
-                                       "Records behind the partition's end", l);
-        n->lag_seconds = metrics_gauge(c->metrics, "liveflow_consumer_lag_seconds",
-                                       "Age of the last processed record while behind", l);
-        return n;
+        c->m_dlq_failed = metrics_counter(
+                c->metrics, "liveflow_consumer_dlq_write_failures_total",
+                "Dead-letter writes that failed (the partition is held until one succeeds)", l);
 }
 
 /* librdkafka statistics: consumer_lag per assigned partition. Runs on the poll thread. */
@@ -162,15 +81,11 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
                 {
                         long long lag = json_integer_value(json_object_get(p, "consumer_lag"));
                         int pid = atoi(pname);
-                        struct partition_stat *ps;
 
                         if (pid < 0 || !json_is_integer(json_object_get(p, "consumer_lag")) ||
-                            lag < 0 || !(ps = partition_stat(c, tname, pid)))
+                            lag < 0)
                                 continue;
-                        metric_set(ps->lag_records, lag);
-                        metric_set(ps->lag_seconds, lag > 0 && ps->last_ts_ms
-                                                            ? (now_ms() - ps->last_ts_ms) / 1000
-                                                            : 0);
+                        consumer_lag_records(c->lag, tname, pid, lag);
                 }
         }
         json_decref(root);
@@ -194,7 +109,7 @@ static void batch_clear(struct consumer *c)
         c->item_cnt = 0;
 }
 
-static void on_consumer_error(struct consumer *c, const rd_kafka_message_t *rkm)
+void consumer_on_error(struct consumer *c, const rd_kafka_message_t *rkm)
 {
         const char *topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-";
 
@@ -235,28 +150,37 @@ static int batch_add(struct consumer *c, rd_kafka_message_t *rkm)
         it->rec.partition = (int)rkm->partition;
         it->rec.offset = (long long)rkm->offset;
         it->rec.timestamp_ms = (long long)rd_kafka_message_timestamp(rkm, NULL);
+        consumer_lag_pending(c->lag, it->rec.topic, it->rec.partition, it->rec.offset,
+                             it->rec.timestamp_ms);
         return 0;
 }
+
+void consumer_put_back(struct consumer *c, rd_kafka_message_t *rkm);
 
 /* Polls until the batch is full or batch_wait_ms passed since its first record. */
 static size_t collect(struct consumer *c)
 {
         long long first = 0;
 
-        while (!signals_stop_requested() && c->item_cnt < (size_t)c->settings->batch_max) {
-                int wait = first ? (int)(first + c->settings->batch_wait_ms - now_ms()) : 100;
+        while (!signals_stop_requested() && c->item_cnt < (size_t)c->settings->batch_max &&
+               (!store_breaker_is_open(c->breaker) || c->is_probing)) {
+                int wait = first ? (int)(first + c->settings->batch_wait_ms - consumer_now_ms()) : 100;
                 rd_kafka_message_t *rkm;
 
                 if (first && wait <= 0)
                         break;
                 rkm = rd_kafka_consumer_poll(c->rk, wait > 0 ? wait : 0);
+                if (rkm && !rkm->err && store_breaker_is_open(c->breaker) && !c->is_probing) {
+                        consumer_put_back(c, rkm); /* a revocation's batch met an outage meanwhile */
+                        break;
+                }
                 if (!rkm) {
                         if (!first)
                                 break; /* idle: let the caller tick */
                         continue;
                 }
                 if (rkm->err) {
-                        on_consumer_error(c, rkm);
+                        consumer_on_error(c, rkm);
                         rd_kafka_message_destroy(rkm);
                         continue;
                 }
@@ -265,7 +189,7 @@ static size_t collect(struct consumer *c)
                         break; /* out of memory: process what we have; the record comes back */
                 }
                 if (!first)
-                        first = now_ms();
+                        first = consumer_now_ms();
         }
         return c->item_cnt;
 }
@@ -311,7 +235,12 @@ static enum apply_result apply_one(struct consumer *c, struct item *it)
 
         it->error[0] = '\0';
         it->rec.publish = false;
+        consumer_step_begins(c);
         r = c->role->apply(c->state, &it->rec, it->error, sizeof(it->error));
+        if (r != APPLY_DONE && consumer_outage_now(c)) {
+                it->state = ITEM_STOPPED;
+                return APPLY_RETRY;
+        }
         if (r == APPLY_PERMANENT)
                 mark_permanent(it);
         else if (r == APPLY_DONE)
@@ -461,11 +390,11 @@ static long long backoff_ms(const struct consumer *c, int attempt)
 }
 
 /* Waits before the next attempt; false when a stop was requested meanwhile. */
-static bool backoff(struct consumer *c, int attempt)
+bool consumer_backoff(struct consumer *c, int attempt)
 {
-        long long until = now_ms() + backoff_ms(c, attempt);
+        long long until = consumer_now_ms() + backoff_ms(c, attempt);
 
-        while (now_ms() < until) {
+        while (consumer_now_ms() < until) {
                 if (signals_stop_requested())
                         return false;
                 /* Keep the group membership alive while we hold the partition. */
@@ -483,10 +412,11 @@ static void apply_single(struct consumer *c, struct item *it)
         for (it->attempts = 1;; it->attempts++) {
                 enum apply_result r = APPLY_RETRY;
 
+                consumer_step_begins(c);
                 if (db_begin(c->db, err, sizeof(err)) != DB_OK) {
                         snprintf(it->error, sizeof(it->error), "%s", err);
                 } else if ((r = apply_one(c, it)) == APPLY_DONE &&
-                           db_commit(c->db, err, sizeof(err)) != DB_OK) {
+                           (consumer_step_begins(c), db_commit(c->db, err, sizeof(err)) != DB_OK)) {
                         snprintf(it->error, sizeof(it->error), "%s", err);
                         r = APPLY_RETRY;
                 }
@@ -495,6 +425,10 @@ static void apply_single(struct consumer *c, struct item *it)
                         return;
                 }
                 db_rollback(c->db);
+                if (consumer_outage_now(c)) { /* even a lost COMMIT: the record is tried again later */
+                        it->state = ITEM_STOPPED;
+                        return;
+                }
                 if (r == APPLY_PERMANENT)
                         return;
                 log_warn(it->rec.trace_id,
@@ -506,7 +440,7 @@ static void apply_single(struct consumer *c, struct item *it)
                         return;
                 }
                 metric_add(c->m_retried, 1);
-                if (!backoff(c, it->attempts)) {
+                if (!consumer_backoff(c, it->attempts)) {
                         it->state = ITEM_STOPPED;
                         return;
                 }
@@ -517,8 +451,14 @@ static void apply_single(struct consumer *c, struct item *it)
 static void publish_one(struct consumer *c, struct item *it)
 {
         for (int attempt = 1;; attempt++) {
+                it->attempts = attempt; /* what dlq.attempts says if this step gives up */
+                consumer_step_begins(c);
                 if (c->role->publish(c->state, &it->rec, it->error, sizeof(it->error)) == 0) {
                         it->state = ITEM_DONE;
+                        return;
+                }
+                if (consumer_outage_now(c)) {
+                        it->state = ITEM_STOPPED;
                         return;
                 }
                 log_warn(it->rec.trace_id,
@@ -532,7 +472,7 @@ static void publish_one(struct consumer *c, struct item *it)
                         return;
                 }
                 metric_add(c->m_retried, 1);
-                if (!backoff(c, attempt)) {
+                if (!consumer_backoff(c, attempt)) {
                         it->state = ITEM_STOPPED;
                         return;
                 }
@@ -554,137 +494,21 @@ static void publish_batch(struct consumer *c)
                                 c->recs[n++] = &c->items[i].rec;
                 if (!n)
                         return;
+                consumer_step_begins(c);
                 if (c->role->publish_many(c->state, c->recs, n, err, sizeof(err)) == 0) {
                         for (size_t i = 0; i < c->item_cnt; i++)
                                 if (c->items[i].state == ITEM_APPLIED)
                                         c->items[i].state = ITEM_DONE;
                         return;
                 }
+                if (consumer_outage_now(c))
+                        return;
                 log_warn(NULL, "publishing %zu record(s) at once failed, one at a time now: %s", n,
                          err);
         }
-        for (size_t i = 0; i < c->item_cnt; i++)
+        for (size_t i = 0; i < c->item_cnt && !c->is_outage; i++)
                 if (c->items[i].state == ITEM_APPLIED)
                         publish_one(c, &c->items[i]);
-}
-
-/* ------------------------------------------------------------------ dead letters */
-
-struct dlq_wait {
-        int pending;
-        int failed;
-        char error[256];
-};
-
-/* The producer's delivery reports: a role's produce_acked() record, or a dead-letter record. */
-static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
-{
-        struct consumer *c = opaque;
-        struct dlq_wait *w = rkm->_private;
-
-        (void)rk;
-        if (produce_ack_report(&c->ack, rkm) || !w)
-                return;
-        if (rkm->err) {
-                w->failed++;
-                snprintf(w->error, sizeof(w->error), "%s", rd_kafka_err2str(rkm->err));
-        }
-        w->pending--;
-}
-
-static rd_kafka_headers_t *dlq_headers(const struct consumer *c, const struct item *it)
-{
-        rd_kafka_headers_t *orig = NULL, *h;
-        char buf[64];
-
-        h = rd_kafka_message_headers(it->rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR
-                    ? rd_kafka_headers_copy(orig)
-                    : rd_kafka_headers_new(10);
-        rd_kafka_header_add(h, "dlq.topic", -1, it->rec.topic, -1);
-        snprintf(buf, sizeof(buf), "%d", it->rec.partition);
-        rd_kafka_header_add(h, "dlq.partition", -1, buf, -1);
-        snprintf(buf, sizeof(buf), "%lld", it->rec.offset);
-        rd_kafka_header_add(h, "dlq.offset", -1, buf, -1);
-        snprintf(buf, sizeof(buf), "%lld", now_ms());
-        rd_kafka_header_add(h, "dlq.timestamp", -1, buf, -1);
-        rd_kafka_header_add(h, "dlq.group", -1, c->group, -1);
-        snprintf(buf, sizeof(buf), "%d", it->attempts ? it->attempts : 1);
-        rd_kafka_header_add(h, "dlq.attempts", -1, buf, -1);
-        rd_kafka_header_add(h, "dlq.error.class", -1,
-                            it->error_class == ERROR_TRANSIENT ? "transient" : "permanent", -1);
-        rd_kafka_header_add(h, "dlq.error.message", -1, it->error, -1);
-        return h;
-}
-
-static int dlq_produce(struct consumer *c, struct item *it, struct dlq_wait *w)
-{
-        char topic[300];
-        rd_kafka_resp_err_t err;
-        rd_kafka_headers_t *h = dlq_headers(c, it);
-
-        snprintf(topic, sizeof(topic), "%s" LF_DLQ_SUFFIX, it->rec.topic);
-        err = rd_kafka_producev(c->producer, RD_KAFKA_V_TOPIC(topic),
-                                RD_KAFKA_V_KEY(it->rkm->key, it->rkm->key_len),
-                                RD_KAFKA_V_VALUE(it->rkm->payload, it->rkm->len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                                RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
-        if (err) {
-                rd_kafka_headers_destroy(h); /* not handed over on failure */
-                snprintf(w->error, sizeof(w->error), "%s", rd_kafka_err2str(err));
-                return -1;
-        }
-        w->pending++;
-        return 0;
-}
-
-/*
- * Sends every dead item to its .dlq topic and waits for the acks. Until they are acked the
- * items stay unfinished, so their offsets are not stored: if the DLQ write fails, nothing moves.
- */
-static void dead_letter(struct consumer *c)
-{
-        for (int attempt = 1;; attempt++) {
-                struct dlq_wait w = {0};
-                size_t n = 0;
-
-                for (size_t i = 0; i < c->item_cnt; i++) {
-                        if (c->items[i].state != ITEM_DEAD)
-                                continue;
-                        n++;
-                        if (dlq_produce(c, &c->items[i], &w) == -1)
-                                w.failed++;
-                }
-                if (!n)
-                        return;
-                while (w.pending > 0)
-                        rd_kafka_poll(c->producer, 100);
-                if (!w.failed) {
-                        for (size_t i = 0; i < c->item_cnt; i++) {
-                                struct item *it = &c->items[i];
-
-                                if (it->state != ITEM_DEAD)
-                                        continue;
-                                it->state = ITEM_DONE;
-                                metric_add(c->m_dead, 1);
-                                log_warn(it->rec.trace_id,
-                                         "dead-lettered topic=%s partition=%d offset=%lld "
-                                         "class=%s: %s",
-                                         it->rec.topic, it->rec.partition, it->rec.offset,
-                                         it->error_class == ERROR_TRANSIENT ? "transient"
-                                                                            : "permanent",
-                                         it->error);
-                        }
-                        return;
-                }
-                log_error(NULL, "dead-letter write failed (%d of %zu), not moving on: %s", w.failed,
-                          n, w.error);
-                if (!backoff(c, attempt > 5 ? 5 : attempt)) {
-                        for (size_t i = 0; i < c->item_cnt; i++)
-                                if (c->items[i].state == ITEM_DEAD)
-                                        c->items[i].state = ITEM_STOPPED;
-                        return;
-                }
-        }
 }
 
 /* ------------------------------------------------------------------ offsets */
@@ -704,10 +528,7 @@ static void store_offsets(struct consumer *c)
                         continue;
                 rd_kafka_resp_err_t err =
                         rd_kafka_offset_store(it->rkm->rkt, it->rkm->partition, it->rkm->offset);
-                struct partition_stat *ps = partition_stat(c, it->rec.topic, it->rec.partition);
 
-                if (ps)
-                        ps->last_ts_ms = it->rec.timestamp_ms;
                 if (err)
                         log_warn(it->rec.trace_id,
                                  "offset store topic=%s partition=%d offset=%lld: %s "
@@ -717,32 +538,72 @@ static void store_offsets(struct consumer *c)
         }
 }
 
+/* Each partition of the batch: where it stands now, for its lag (see consumer_lag.h). */
+static void report_lag(struct consumer *c)
+{
+        for (size_t i = 0; i < c->item_cnt; i++) {
+                const struct item *first = &c->items[i];
+                long long next = -1, unfinished_ts = 0, last_ts = 0;
+                bool is_seen = false;
+
+                for (size_t j = 0; j < i && !is_seen; j++)
+                        is_seen = c->items[j].rec.partition == first->rec.partition &&
+                                  strcmp(c->items[j].rec.topic, first->rec.topic) == 0;
+                if (is_seen)
+                        continue;
+                for (size_t j = i; j < c->item_cnt && !unfinished_ts; j++) {
+                        const struct item *it = &c->items[j];
+
+                        if (it->rec.partition != first->rec.partition ||
+                            strcmp(it->rec.topic, first->rec.topic) != 0)
+                                continue;
+                        next = it->rec.offset;
+                        if (it->state != ITEM_DONE)
+                                unfinished_ts = it->rec.timestamp_ms > 0 ? it->rec.timestamp_ms : 1;
+                        else
+                                last_ts = it->rec.timestamp_ms, next++;
+                }
+                consumer_lag_done(c->lag, first->rec.topic, first->rec.partition, next,
+                                  unfinished_ts, last_ts);
+        }
+}
+
 /* ------------------------------------------------------------------ the batch */
 
 static void process_batch(struct consumer *c)
 {
-        long long t0 = now_ms();
+        long long t0 = consumer_now_ms();
         size_t applied = 0;
 
+        c->is_outage = false;
+        consumer_step_begins(c);
         for (size_t i = 0; i < c->item_cnt; i++)
                 decode(c, &c->items[i]);
-        if (!apply_batch(c)) {
+        if (!apply_batch(c) && !consumer_outage_now(c)) {
                 for (size_t i = 0; i < c->item_cnt; i++) {
                         if (c->items[i].state == ITEM_PENDING)
                                 apply_single(c, &c->items[i]);
                         if (c->items[i].state == ITEM_STOPPED)
-                                break; /* stop requested: leave the rest for next time */
+                                break; /* a stop or an outage: leave the rest for next time */
                 }
         }
-        publish_batch(c);
+        if (!c->is_outage)
+                publish_batch(c);
+        if (c->is_outage)
+                consumer_hold(c);
+        else if (c->is_probing) {
+                c->is_probing = false;
+                store_breaker_close(c->breaker);
+        }
         for (size_t i = 0; i < c->item_cnt; i++)
                 applied += c->items[i].state == ITEM_DONE;
-        dead_letter(c);
+        consumer_dead_letter(c);
         store_offsets(c);
+        report_lag(c);
         metric_add(c->m_done, (long long)applied);
-        metric_observe(c->m_batch, (double)(now_ms() - t0) / 1000.0);
+        metric_observe(c->m_batch, (double)(consumer_now_ms() - t0) / 1000.0);
         log_debug(NULL, "batch records=%zu applied=%zu ms=%lld", c->item_cnt, applied,
-                  now_ms() - t0);
+                  consumer_now_ms() - t0);
         batch_clear(c);
 }
 
@@ -758,7 +619,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 error = rd_kafka_incremental_assign(rk, parts);
+                if (!error && store_breaker_is_open(c->breaker) && !c->is_probing)
+                        rd_kafka_pause_partitions(rk, parts); /* held like the others */
                 c->joined = true;
+                consumer_lag_assign(c->lag, parts);
                 c->assigned += parts->cnt;
                 log_info(NULL, "assigned %d partition(s), %d in all", parts->cnt, c->assigned);
         } else {
@@ -770,6 +634,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         log_warn(NULL, "commit on revoke: %s (the records will be seen again)",
                                  rd_kafka_err2str(cerr));
                 error = rd_kafka_incremental_unassign(rk, parts);
+                consumer_lag_revoke(c->lag, parts);
                 c->assigned -= parts->cnt;
                 if (c->assigned < 0)
                         c->assigned = 0;
@@ -796,7 +661,7 @@ static int open_stores(struct consumer *c, char *errstr, size_t errstr_size)
                       redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, errstr, errstr_size)))
                 return -1;
         if (!(c->producer =
-                      kafka_producer_new(s, c->group, on_dlq_delivery, c, errstr, errstr_size)))
+                      kafka_producer_new(s, c->group, consumer_on_dlq_delivery, c, errstr, errstr_size)))
                 return -1;
         return 0;
 }
@@ -818,6 +683,12 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         else
                 snprintf(c->group, sizeof(c->group), LF_GROUP_PREFIX "%s", role->name);
         register_metrics(c);
+        if (!(c->lag = consumer_lag_new(metrics, role->name)) ||
+            !(c->breaker = store_breaker_new(metrics, role->name, s->retry_backoff_ms,
+                                             s->store_backoff_max_ms))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
         if (open_stores(c, errstr, errstr_size) == -1)
                 goto fail;
         c->env = (struct role_env){s, c->db, c->redis, metrics, c->producer, &c->ack, role->name};
@@ -826,6 +697,7 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         if (!(c->rk = kafka_consumer_new(s, c->group, role->topics, on_rebalance, on_stats, 5000, c,
                                          errstr, errstr_size)))
                 goto fail;
+        consumer_lag_set_consumer(c->lag, c->rk);
         return c;
 fail:
         consumer_destroy(c);
@@ -837,10 +709,16 @@ void consumer_run(struct consumer *c)
         while (!signals_stop_requested()) {
                 long long now;
 
+                if (store_breaker_is_open(c->breaker) && !c->is_probing) {
+                        consumer_wait_for_store(c);
+                        continue;
+                }
                 if (collect(c))
                         process_batch(c);
+                else if (c->is_probing && consumer_now_ms() - c->probe_started_ms > 2000)
+                        process_batch(c); /* nothing came back to try (revoked?): the ping was it */
                 rd_kafka_poll(c->producer, 0);
-                now = now_ms();
+                now = consumer_now_ms();
                 if (c->role->tick && now - c->last_tick_ms >= 1000) {
                         c->last_tick_ms = now;
                         c->role->tick(c->state, now);
@@ -878,6 +756,7 @@ void consumer_destroy(struct consumer *c)
         batch_clear(c);
         if (c->state && c->role->close)
                 c->role->close(c->state);
+        consumer_lag_destroy(c->lag); /* before the consumer its scrapes read */
         if (c->rk)
                 rd_kafka_destroy(c->rk);
         if (c->producer)
@@ -885,10 +764,10 @@ void consumer_destroy(struct consumer *c)
         db_destroy(c->db);
         redis_conn_destroy(c->redis);
         codec_destroy(c->codec);
+        store_breaker_destroy(c->breaker);
         free(c->items);
         free(c->slots);
         free(c->recs);
-        free(c->parts);
         free(c);
 }
 
@@ -904,5 +783,5 @@ bool consumer_is_ready(void *arg, char *why, size_t why_size)
                 snprintf(why, why_size, "joining group %s", c->group);
                 return false;
         }
-        return true;
+        return store_breaker_ready(c->breaker, why, why_size);
 }

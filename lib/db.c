@@ -23,6 +23,8 @@ struct db {
         int timeout_s;
         struct db_stmt *stmts;
         bool connected;
+        unsigned int outage_errno; /* the last failure that was the store's, until cleared */
+        char outage_why[256];
 };
 
 enum db_result db_classify(unsigned int e)
@@ -47,6 +49,43 @@ enum db_result db_classify(unsigned int e)
                 return DB_RETRY;
         default:
                 return DB_FATAL;
+        }
+}
+
+bool db_is_outage_errno(unsigned int e)
+{
+        switch (e) {
+        /* the server is not there, or went away */
+        case CR_SERVER_GONE_ERROR:
+        case CR_SERVER_LOST:
+        case CR_CONNECTION_ERROR:
+        case CR_CONN_HOST_ERROR:
+        case CR_SERVER_LOST_EXTENDED:
+        case CR_UNKNOWN_HOST:
+        case CR_SERVER_HANDSHAKE_ERR:
+        case CR_COMMANDS_OUT_OF_SYNC:
+        case ER_SERVER_SHUTDOWN:
+        case ER_CONNECTION_KILLED:
+        case ER_CON_COUNT_ERROR:
+        case ER_TOO_MANY_USER_CONNECTIONS:
+        /* it is there but will not take writes: read-only, full disk */
+        case ER_OPTION_PREVENTS_STATEMENT:
+        case ER_READ_ONLY_MODE:
+        case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION:
+        case ER_RECORD_FILE_FULL:
+        case ER_DISK_FULL:
+        case ER_OUT_OF_RESOURCES:
+        /* the schema or the grants are not what the code expects (a bad deploy) */
+        case ER_NO_SUCH_TABLE:
+        case ER_NO_SUCH_TABLE_IN_ENGINE:
+        case ER_BAD_DB_ERROR:
+        case ER_BAD_FIELD_ERROR:
+        case ER_ACCESS_DENIED_ERROR:
+        case ER_DBACCESS_DENIED_ERROR:
+        case ER_TABLEACCESS_DENIED_ERROR:
+                return true;
+        default:
+                return false;
         }
 }
 
@@ -166,6 +205,10 @@ static enum db_result fail(struct db *db, unsigned int e, const char *msg, char 
 
         where(db, w, sizeof(w));
         snprintf(errstr, errstr_size, "%s: %s (%u)", w, msg, e);
+        if (db_is_outage_errno(e)) {
+                db->outage_errno = e;
+                snprintf(db->outage_why, sizeof(db->outage_why), "%s", errstr);
+        }
         if (r == DB_RETRY &&
             (e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST || e == CR_CONNECTION_ERROR ||
              e == CR_CONN_HOST_ERROR || e == CR_SERVER_LOST_EXTENDED || e == ER_SERVER_SHUTDOWN ||
@@ -178,7 +221,28 @@ static enum db_result ensure_connected(struct db *db, char *errstr, size_t errst
 {
         if (db->connected)
                 return DB_OK;
-        return connect_db(db, errstr, errstr_size) == 0 ? DB_OK : DB_RETRY;
+        if (connect_db(db, errstr, errstr_size) == 0)
+                return DB_OK;
+        /* Not reachable, or refusing us: either way the store's fault, not a statement's. */
+        db->outage_errno = db->mysql && mysql_errno(db->mysql) ? mysql_errno(db->mysql)
+                                                               : CR_CONNECTION_ERROR;
+        snprintf(db->outage_why, sizeof(db->outage_why), "%s", errstr);
+        return DB_RETRY;
+}
+
+bool db_store_unavailable(const struct db *db, char *why, size_t why_size)
+{
+        if (!db || !db->outage_errno)
+                return false;
+        if (why)
+                snprintf(why, why_size, "%s", db->outage_why);
+        return true;
+}
+
+void db_clear_unavailable(struct db *db)
+{
+        if (db)
+                db->outage_errno = 0;
 }
 
 static enum db_result prepare(struct db *db, struct db_stmt *st, char *errstr, size_t errstr_size)

@@ -149,6 +149,23 @@ enum db_result db_ping(struct db *db, char *errstr, size_t errstr_size);
 /** @brief Maps a MySQL error number to what the caller should do. */
 enum db_result db_classify(unsigned int mysql_errno);
 
+/**
+ * @brief True for the errors that are the store's and not a statement's: the server is
+ * unreachable or went away, will not take writes (read-only, disk full), or its schema or grants
+ * are not what the code expects (a table that does not exist). Retrying a record cannot help
+ * with these; waiting for the store can.
+ */
+bool db_is_outage_errno(unsigned int mysql_errno);
+
+/**
+ * @brief Whether a call since the last db_clear_unavailable() failed with an outage error (see
+ * db_is_outage_errno) or could not connect; why (may be NULL) receives that failure's message.
+ */
+bool db_store_unavailable(const struct db *db, char *why, size_t why_size);
+
+/** @brief Forgets the outage db_store_unavailable() reports; NULL is fine. */
+void db_clear_unavailable(struct db *db);
+
 /** @brief A readable name of a result ("ok", "duplicate", "retry", "fatal"). */
 const char *db_result_name(enum db_result r);
 

@@ -21,6 +21,7 @@ struct metric {
         char *help;
         char *labels; /* "" when none */
         atomic_llong value;
+        atomic_bool is_removed; /* not rendered until registered again */
         /* histograms */
         double *bounds;
         size_t bound_cnt;
@@ -129,8 +130,12 @@ static struct metric *get_or_create(struct metrics *m, const char *name, const c
         if (!m)
                 return NULL;
         labels = labels ? labels : "";
-        if ((mt = find(m, name, labels)))
-                return mt->type == type ? mt : NULL;
+        if ((mt = find(m, name, labels))) {
+                if (mt->type != type)
+                        return NULL;
+                atomic_store(&mt->is_removed, false); /* registered again: shown again */
+                return mt;
+        }
         pthread_mutex_lock(&m->lock);
         if (!(mt = find(m, name, labels)) && !name_has_other_type(m, name, type) &&
             (mt = make(name, help, labels, type, bounds, bound_cnt))) {
@@ -160,6 +165,32 @@ struct metric *metrics_histogram(struct metrics *m, const char *name, const char
                                  const char *labels, const double *bounds, size_t bound_cnt)
 {
         return get_or_create(m, name, help, labels, METRIC_HISTOGRAM, bounds, bound_cnt);
+}
+
+static struct metric *set_fn(struct metric *mt, double (*fn)(void *arg), void *arg)
+{
+        if (mt) {
+                mt->arg = arg;
+                mt->fn = fn;
+        }
+        return mt;
+}
+
+struct metric *metrics_counter_fn(struct metrics *m, const char *name, const char *help,
+                                  const char *labels, double (*fn)(void *arg), void *arg)
+{
+        return set_fn(get_or_create(m, name, help, labels, METRIC_COUNTER, NULL, 0), fn, arg);
+}
+
+void metrics_remove(struct metric *mt)
+{
+        if (!mt)
+                return;
+        atomic_store(&mt->is_removed, true);
+        atomic_store_explicit(&mt->value, 0, memory_order_relaxed);
+        for (size_t i = 0; mt->buckets && i <= mt->bound_cnt; i++)
+                atomic_store_explicit(&mt->buckets[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&mt->sum_micros, 0, memory_order_relaxed);
 }
 
 struct metric *metrics_gauge_fn(struct metrics *m, const char *name, const char *help,
@@ -264,10 +295,16 @@ static void render_histogram(struct out *o, const struct metric *mt)
 
 static void render_family(struct out *o, struct metric *first)
 {
+        bool is_shown = false;
+
+        for (struct metric *mt = first; mt && !is_shown; mt = mt->next)
+                is_shown = strcmp(mt->name, first->name) == 0 && !atomic_load(&mt->is_removed);
+        if (!is_shown)
+                return; /* every series of the family was removed */
         out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", first->name, first->help, first->name,
                    type_names[first->type]);
         for (struct metric *mt = first; mt; mt = mt->next) {
-                if (strcmp(mt->name, first->name) != 0)
+                if (strcmp(mt->name, first->name) != 0 || atomic_load(&mt->is_removed))
                         continue;
                 if (mt->type == METRIC_HISTOGRAM)
                         render_histogram(o, mt);

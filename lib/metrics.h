@@ -31,6 +31,18 @@ struct metric *metrics_histogram(struct metrics *m, const char *name, const char
 struct metric *metrics_gauge_fn(struct metrics *m, const char *name, const char *help,
                                 const char *labels, double (*fn)(void *arg), void *arg);
 
+/** @brief A counter whose value is read from fn(arg) at scrape time (e.g. CPU seconds). */
+struct metric *metrics_counter_fn(struct metrics *m, const char *name, const char *help,
+                                  const char *labels, double (*fn)(void *arg), void *arg);
+
+/**
+ * @brief Removes a series from the exposition (e.g. a partition this instance no longer
+ * owns): it is not rendered, and its value is reset, until the same name and labels are
+ * registered again, which returns the same pointer. The memory stays with the registry, so
+ * pointers held elsewhere stay valid; a removed series still accepts updates (not shown).
+ */
+void metrics_remove(struct metric *mt);
+
 void metric_add(struct metric *mt, long long delta);
 void metric_set(struct metric *mt, long long value);
 long long metric_value(const struct metric *mt);

@@ -2,6 +2,7 @@
 #include "redis_conn.h"
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,46 @@ struct redis_conn {
         redisContext *redis;
         struct redis_url url;
         int timeout_ms;
+        bool is_unavailable; /* a failure since the last clear was Redis's, not a command's */
+        char unavailable_why[256];
 };
+
+bool redis_conn_is_outage_reply(const char *msg)
+{
+        /* Redis is there but cannot serve: loading, a replica, no master, out of memory, a
+         * failed save that stops writes, a script that blocks it, a full client table, or a
+         * password it now wants. */
+        static const char *const prefixes[] = {"LOADING",    "READONLY", "MASTERDOWN", "OOM",
+                                               "MISCONF",    "BUSY",     "NOAUTH",     "WRONGPASS",
+                                               "CLUSTERDOWN", "TRYAGAIN",
+                                               "ERR max number of clients"};
+
+        for (size_t i = 0; msg && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+                if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
+                        return true;
+        return false;
+}
+
+static void mark_unavailable(struct redis_conn *rc, const char *why)
+{
+        rc->is_unavailable = true;
+        snprintf(rc->unavailable_why, sizeof(rc->unavailable_why), "%s", why);
+}
+
+bool redis_conn_unavailable(const struct redis_conn *rc, char *why, size_t why_size)
+{
+        if (!rc || !rc->is_unavailable)
+                return false;
+        if (why)
+                snprintf(why, why_size, "%s", rc->unavailable_why);
+        return true;
+}
+
+void redis_conn_clear_unavailable(struct redis_conn *rc)
+{
+        if (rc)
+                rc->is_unavailable = false;
+}
 
 static struct timeval to_tv(int ms)
 {
@@ -94,7 +134,10 @@ static int ensure(struct redis_conn *rc, char *errstr, size_t errstr_size)
 {
         if (rc->redis && !rc->redis->err)
                 return 0;
-        return connect_redis(rc, errstr, errstr_size);
+        if (connect_redis(rc, errstr, errstr_size) == 0)
+                return 0;
+        mark_unavailable(rc, errstr);
+        return -1;
 }
 
 /* A NULL reply means the context is dead; an error reply is freed and reported. */
@@ -105,11 +148,14 @@ static redisReply *check(struct redis_conn *rc, redisReply *r, char *errstr, siz
                          rc->redis->errstr[0] ? rc->redis->errstr : "connection lost");
                 if (!rc->redis->err)
                         rc->redis->err = REDIS_ERR_IO;
+                mark_unavailable(rc, errstr);
                 return NULL;
         }
         if (r->type == REDIS_REPLY_ERROR) {
                 snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port,
                          r->str);
+                if (redis_conn_is_outage_reply(r->str))
+                        mark_unavailable(rc, errstr);
                 freeReplyObject(r);
                 return NULL;
         }

@@ -3,6 +3,7 @@
 #define LIVEFLOW_REDIS_CONN_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct redis_conn;
@@ -41,6 +42,22 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
  */
 redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys, const char **keys,
                             int nargs, const char **args, char *errstr, size_t errstr_size);
+
+/**
+ * @brief True for an error reply that is Redis's state and not the command's (LOADING,
+ * READONLY, MASTERDOWN, OOM, MISCONF, BUSY, NOAUTH, a full client table, ...).
+ */
+bool redis_conn_is_outage_reply(const char *msg);
+
+/**
+ * @brief Whether a call since the last redis_conn_clear_unavailable() failed because Redis was
+ * unreachable, went away or could not serve (see redis_conn_is_outage_reply); why (may be NULL)
+ * receives that failure's message.
+ */
+bool redis_conn_unavailable(const struct redis_conn *rc, char *why, size_t why_size);
+
+/** @brief Forgets what redis_conn_unavailable() reports; NULL is fine. */
+void redis_conn_clear_unavailable(struct redis_conn *rc);
 
 /** @brief Ensures a live connection (PING). @returns 0 or -1. */
 int redis_conn_ping(struct redis_conn *rc, char *errstr, size_t errstr_size);

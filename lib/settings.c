@@ -152,6 +152,9 @@ static const struct setting settings_table[] = {
          "how long to fill a batch"},
         {"LIVEFLOW_RETRY_BACKOFF_MS", SETTING_INT, "200", 0, 60000, OFF(retry_backoff_ms), W,
          "first retry delay, doubled per attempt"},
+        {"LIVEFLOW_STORE_BACKOFF_MAX_MS", SETTING_INT, "5000", 10, 600000,
+         OFF(store_backoff_max_ms), W,
+         "longest wait between probes of an unavailable MySQL or Redis (partitions held)"},
         {"LIVEFLOW_LIVE_TTL_S", SETTING_INT, "86400", 60, 31536000, OFF(live_ttl_s), W | T,
          "TTL of temp:live:{stream_id}"},
         /* audit role: a verdict's grade from its suggestion, score and label (consumers/audit.h) */

@@ -235,11 +235,14 @@ struct support_proxy {
         pthread_t thread;
         pthread_mutex_t lock;
         int upstream_port, port, listen_fd, wake[2];
+        int parked_fd; /* while cut: holds the port without listening */
         int pairs[PROXY_MAX_PAIRS][2]; /* client, upstream; -1 when free */
         bool is_stopping;
 };
 
-static int proxy_listen(int port)
+/* A socket bound to port on loopback: listening, or (is_listening false) only holding the port,
+ * so connections are refused and no other test's relay can take the port meanwhile. */
+static int proxy_bind(int port, bool is_listening)
 {
         struct sockaddr_in sin = {.sin_family = AF_INET,
                                   .sin_port = htons((uint16_t)port),
@@ -249,11 +252,17 @@ static int proxy_listen(int port)
         if (fd == -1)
                 return -1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 || listen(fd, 64) == -1) {
+        if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+            (is_listening && listen(fd, 64) == -1)) {
                 close(fd);
                 return -1;
         }
         return fd;
+}
+
+static int proxy_listen(int port)
+{
+        return proxy_bind(port, true);
 }
 
 static void proxy_accept(struct support_proxy *p)
@@ -364,6 +373,7 @@ struct support_proxy *support_proxy_start(int upstream_port)
                 p->pairs[i][0] = p->pairs[i][1] = -1;
         pthread_mutex_init(&p->lock, NULL);
         cr_assert(pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) == 0);
+        p->parked_fd = -1;
         for (int attempt = 0; attempt < 5 && p->listen_fd <= 0; attempt++) {
                 p->port = support_free_port();
                 p->listen_fd = proxy_listen(p->port);
@@ -384,6 +394,8 @@ void support_proxy_cut(struct support_proxy *p)
         if (p->listen_fd != -1)
                 close(p->listen_fd);
         p->listen_fd = -1;
+        if (p->parked_fd == -1)
+                p->parked_fd = proxy_bind(p->port, false);
         for (int i = 0; i < PROXY_MAX_PAIRS; i++)
                 if (p->pairs[i][0] != -1)
                         proxy_close_pair(p, i);
@@ -394,6 +406,10 @@ void support_proxy_cut(struct support_proxy *p)
 void support_proxy_restore(struct support_proxy *p)
 {
         pthread_mutex_lock(&p->lock);
+        if (p->listen_fd == -1 && p->parked_fd != -1 && listen(p->parked_fd, 64) == 0) {
+                p->listen_fd = p->parked_fd;
+                p->parked_fd = -1;
+        }
         if (p->listen_fd == -1)
                 p->listen_fd = proxy_listen(p->port);
         pthread_mutex_unlock(&p->lock);
@@ -411,6 +427,8 @@ void support_proxy_stop(struct support_proxy *p)
         pthread_mutex_unlock(&p->lock);
         proxy_wake(p);
         pthread_join(p->thread, NULL);
+        if (p->parked_fd != -1)
+                close(p->parked_fd);
         close(p->wake[0]);
         close(p->wake[1]);
         pthread_mutex_destroy(&p->lock);

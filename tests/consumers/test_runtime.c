@@ -1,6 +1,7 @@
 /*
  * test_runtime.c: the consumer runtime's guarantees, through the stream role's binary on the
- * real fixtures: a MySQL outage dead-letters after three attempts and the partition moves on;
+ * real fixtures: a MySQL or Redis outage (connection lost, a table renamed away, a commit whose
+ * answer was lost) holds the partitions and dead-letters nothing, then resumes by itself;
  * kill -9 at any moment loses and doubles nothing; several copies of a role share the work.
  */
 #include <criterion/criterion.h>
@@ -36,6 +37,7 @@ static struct {
         MYSQL *mysql;
         redisContext *redis;
         struct support_proxy *proxy;
+        int redis_db; /* the worker's and fx.redis's Redis database */
 } fx;
 
 static void setup(void)
@@ -182,100 +184,289 @@ static long long scrape(int port, const char *series)
         return out[0] ? atoll(out) : -1;
 }
 
-/* Records in live.stream now (every test's): the sum over partitions of high - low watermarks. */
-static long long records_in_live_stream(void)
+/* GET /readyz of a copy: the HTTP status, or 0 when it does not answer. */
+static int readyz(int port)
 {
-        long long total = 0;
+        char cmd[160], out[16] = "";
+        FILE *p;
 
-        for (int p = 0; p < 6; p++) {
-                int64_t lo = 0, hi = 0;
-
-                cr_assert_eq(rd_kafka_query_watermark_offsets(fx.producer, "live.stream", p, &lo,
-                                                              &hi, 10000),
-                             0);
-                total += hi - lo;
-        }
-        return total;
+        snprintf(cmd, sizeof(cmd),
+                 "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/readyz", port);
+        if (!(p = popen(cmd, "r")))
+                return 0;
+        if (!fgets(out, sizeof(out), p))
+                out[0] = '\0';
+        pclose(p);
+        return atoi(out);
 }
 
-/*
- * Waits until copy i has been through every record of live.stream: a new group reads the
- * other tests' records too, and during an outage each of those would take three attempts.
- */
-static void wait_caught_up(int i)
+/* Waits until copy 0's series reads want; fails the test after 30 s. */
+static void wait_metric(const char *series, long long want)
 {
-        long long want = records_in_live_stream(), seen = 0;
-        long long deadline = support_now_ms() + 60000;
+        long long deadline = support_now_ms() + 30000, got = -1;
 
         while (support_now_ms() < deadline) {
-                long long applied = scrape(
-                        fx.copies[i].admin_port,
-                        "liveflow_consumer_records_total{role=\"stream\",outcome=\"applied\"}");
-                long long dead = scrape(
-                        fx.copies[i].admin_port,
-                        "liveflow_consumer_records_total{role=\"stream\",outcome=\"dead_lettered\"}");
-
-                seen = (applied > 0 ? applied : 0) + (dead > 0 ? dead : 0);
-                if (seen >= want)
+                if ((got = scrape(fx.copies[0].admin_port, series)) == want)
                         return;
-                support_sleep_ms(200);
+                support_sleep_ms(100);
         }
-        cr_assert_fail("copy %d has processed %lld of %lld records (log %s)", i, seen, want,
-                       fx.log_path);
+        cr_assert_fail("%s is %lld, want %lld (log %s)", series, got, want, fx.log_path);
 }
 
-Test(runtime, mysql_outage_dead_letters_after_three_attempts_and_the_partition_moves_on)
+#define STORE_DOWN(store)                                                                          \
+        "liveflow_consumer_store_unavailable{role=\"stream\",store=\"" store "\"}"
+
+/* A relay in front of MySQL (or Redis), so an outage is this test's consumer's alone. */
+static void relay_mysql(void)
 {
-        char url_err[256], first[128], lost[128], after[128], attempts[16] = "", cls[32] = "",
-                                                              offset[32] = "";
+        char url_err[256];
         struct mysql_url u;
 
-        /* The consumer reaches MySQL through a relay, so the outage is its alone. */
         cr_assert(url_parse_mysql(fx.mysql_url, &u, url_err, sizeof(url_err)) == 0, "%s", url_err);
         fx.proxy = support_proxy_start(u.port);
         snprintf(fx.consumer_url, sizeof(fx.consumer_url), "mysql://%s:%s@127.0.0.1:%d/%s", u.user,
                  u.password, support_proxy_port(fx.proxy), u.database);
-        start_copy(0);
+}
 
-        snprintf(first, sizeof(first), "%s_first", fx.prefix);
-        snprintf(lost, sizeof(lost), "%s_lost", fx.prefix);
-        snprintf(after, sizeof(after), "%s_after", fx.prefix);
-        produce_event(first, true, 1, 1000);
-        flush();
-        wait_status(first, "live");
-        wait_caught_up(0);
+/*
+ * Every test's worker reads every test's records of live.stream and projects them into Redis:
+ * a test that asserts what Redis lacks gives its worker a Redis database of its own (1..15).
+ */
+static void use_redis_db(int db)
+{
+        redisReply *r = redisCommand(fx.redis, "SELECT %d", db);
 
-        support_proxy_cut(fx.proxy);
-        produce_event(lost, true, 2, 2000);
-        flush();
-        cr_assert_eq(support_count_records("live.stream.dlq", lost, "dlq.attempts", attempts,
-                                           sizeof(attempts), 30000, 1),
-                     1, "no DLQ record for %s (log %s)", lost, fx.log_path);
-        cr_assert_str_eq(attempts, "3");
-        support_count_records("live.stream.dlq", lost, "dlq.error.class", cls, sizeof(cls), 10000,
-                              1);
-        cr_assert_str_eq(cls, "transient");
-        support_count_records("live.stream.dlq", lost, "dlq.offset", offset, sizeof(offset), 10000,
-                              1);
-        cr_assert(offset[0] != '\0', "dlq.offset missing");
-        /* >= : tests run in parallel, and this group also reads the other tests' records. */
-        cr_assert_geq(scrape(fx.copies[0].admin_port, "liveflow_consumer_retries_total"), 2,
-                      "the record was tried again after its first attempt");
+        cr_assert(r && r->type != REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+        fx.redis_db = db;
+}
 
-        /* Back again: the next record of the stream's partition is applied, the lost one is not. */
-        support_proxy_restore(fx.proxy);
-        produce_event(after, true, 3, 3000);
-        flush();
-        wait_status(after, "live");
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'",
-                                       lost),
-                     0);
+static void start_at_end(const char *const extra_env[])
+{
+        static const char *const topics[] = {"live.stream", NULL};
+        char instance[96], redis_url[160];
+        const char *env[9] = {instance, "LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_BATCH_MAX=50",
+                              "LIVEFLOW_STORE_BACKOFF_MAX_MS=500", redis_url};
+        int n = 5;
 
+        snprintf(redis_url, sizeof(redis_url), "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%s/%d",
+                 support_fixture("LIVEFLOW_TEST_REDIS_PORT"), fx.redis_db);
+        for (int i = 0; extra_env && extra_env[i] && n < 8; i++)
+                env[n++] = extra_env[i];
+        env[n] = NULL;
+        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-0", fx.prefix);
+        support_group_at_end(fx.group, topics);
+        fx.copies[0].pid = support_start_worker("liveflow-consumer", "stream", fx.consumer_url,
+                                                fx.group, env, fx.log_path, &fx.copies[0].admin_port);
+}
+
+static int dlq_records(const char *stream_id)
+{
+        return support_count_records("live.stream.dlq", stream_id, NULL, NULL, 0, 3000, 1);
+}
+
+static bool is_online(const char *stream_id)
+{
+        redisReply *r = redisCommand(fx.redis, "SISMEMBER set:live:online %s", stream_id);
+        bool yes;
+
+        cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+        yes = r->integer == 1;
+        freeReplyObject(r);
+        return yes;
+}
+
+static void wait_online(const char *stream_id)
+{
+        long long deadline = support_now_ms() + 30000;
+
+        while (!is_online(stream_id) && support_now_ms() < deadline)
+                support_sleep_ms(100);
+        cr_assert(is_online(stream_id), "%s never reached set:live:online (log %s)", stream_id,
+                  fx.log_path);
+}
+
+static void stop_copy0(void)
+{
         cr_assert(kill(fx.copies[0].pid, SIGTERM) == 0);
         cr_assert_eq(support_wait_exit(fx.copies[0].pid, 20000), 0, "no clean drain; see %s",
                      fx.log_path);
         fx.copies[0].pid = 0;
+}
+
+Test(runtime, mysql_outage_holds_the_partition_dead_letters_nothing_and_resumes)
+{
+        char first[128], held[128], after[128];
+
+        use_redis_db(2);
+        relay_mysql();
+        start_at_end(NULL);
+        snprintf(first, sizeof(first), "%s_first", fx.prefix);
+        snprintf(held, sizeof(held), "%s_held", fx.prefix);
+        snprintf(after, sizeof(after), "%s_after", fx.prefix);
+        produce_event(first, true, 1, 1000);
+        flush();
+        wait_status(first, "live");
+        cr_assert_eq(readyz(fx.copies[0].admin_port), 200);
+
+        support_proxy_cut(fx.proxy); /* connections lost, new ones refused */
+        produce_event(held, true, 2, 2000);
+        produce_event(after, true, 3, 3000);
+        flush();
+        wait_metric(STORE_DOWN("mysql"), 1);
+        cr_assert_eq(readyz(fx.copies[0].admin_port), 503, "/readyz says ready during the outage");
+        support_sleep_ms(2000); /* far longer than three attempts at the 50 ms back-off */
+        cr_assert_eq(dlq_records(held), 0, "a store outage sent %s to the DLQ (log %s)", held,
+                     fx.log_path);
+
+        support_proxy_restore(fx.proxy);
+        wait_status(held, "live");
+        wait_status(after, "live");
+        wait_online(held);
+        wait_metric(STORE_DOWN("mysql"), 0);
+        cr_assert_eq(scrape(fx.copies[0].admin_port, "liveflow_consumer_store_outages_total{role="
+                                                     "\"stream\",store=\"mysql\"}"),
+                     1);
+        cr_assert_eq(readyz(fx.copies[0].admin_port), 200);
+        cr_assert_eq(dlq_records(held) + dlq_records(after), 0);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM live_events WHERE stream_id LIKE '%s%%'",
+                                       fx.prefix),
+                     3, "each event recorded once");
+        stop_copy0();
+}
+
+Test(runtime, a_table_renamed_away_holds_the_partition_until_it_is_back)
+{
+        char first[128], held[128];
+
+        use_redis_db(3);
+        start_at_end(NULL);
+        snprintf(first, sizeof(first), "%s_first", fx.prefix);
+        snprintf(held, sizeof(held), "%s_held", fx.prefix);
+        produce_event(first, true, 1, 1000);
+        flush();
+        wait_status(first, "live");
+
+        cr_assert(mysql_query(fx.mysql, "RENAME TABLE live_events TO live_events_away") == 0, "%s",
+                  mysql_error(fx.mysql));
+        produce_event(held, true, 2, 2000);
+        flush();
+        wait_metric(STORE_DOWN("mysql"), 1);
+        cr_assert_eq(readyz(fx.copies[0].admin_port), 503);
+        support_sleep_ms(1500);
+        cr_assert_eq(dlq_records(held), 0, "a missing table sent %s to the DLQ (log %s)", held,
+                     fx.log_path);
+
+        cr_assert(mysql_query(fx.mysql, "RENAME TABLE live_events_away TO live_events") == 0, "%s",
+                  mysql_error(fx.mysql));
+        wait_status(held, "live");
+        wait_online(held);
+        wait_metric(STORE_DOWN("mysql"), 0);
+        cr_assert_eq(dlq_records(held), 0);
+        stop_copy0();
+}
+
+/*
+ * The COMMIT reaches MariaDB, which holds it (a backup lock); the client's connection is lost
+ * meanwhile, so it cannot know whether the commit happened; then the commit completes. The
+ * record must not be dead-lettered, and its Redis step must still run.
+ */
+Test(runtime, a_commit_lost_on_the_way_back_is_found_again_and_published)
+{
+        char first[128], amb[128], db[96] = "";
+        long long deadline;
+
+        use_redis_db(4);
+        relay_mysql();
+        start_at_end(NULL);
+        snprintf(first, sizeof(first), "%s_first", fx.prefix);
+        snprintf(amb, sizeof(amb), "%s_amb", fx.prefix);
+        produce_event(first, true, 1, 1000);
+        flush();
+        wait_status(first, "live");
+        support_query1(fx.mysql, db, sizeof(db), "SELECT DATABASE()");
+
+        cr_assert(mysql_query(fx.mysql, "BACKUP STAGE START") == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.mysql, "BACKUP STAGE BLOCK_COMMIT") == 0, "%s",
+                  mysql_error(fx.mysql));
+        produce_event(amb, true, 2, 2000);
+        flush();
+        deadline = support_now_ms() + 20000;
+        while (support_query_int(fx.mysql,
+                                 "SELECT COUNT(*) FROM information_schema.processlist WHERE db = "
+                                 "'%s' AND info = 'COMMIT'",
+                                 db) == 0 &&
+               support_now_ms() < deadline)
+                support_sleep_ms(20);
+        support_proxy_cut(fx.proxy); /* the answer to that COMMIT never comes back */
+        wait_metric(STORE_DOWN("mysql"), 1);
+        cr_assert(mysql_query(fx.mysql, "BACKUP STAGE END") == 0, "%s", mysql_error(fx.mysql));
+        /* The commit did happen; Redis has not heard of it. */
+        wait_status(amb, "live");
+        cr_assert(!is_online(amb));
+
+        support_proxy_restore(fx.proxy);
+        wait_online(amb);
+        wait_metric(STORE_DOWN("mysql"), 0);
+        cr_assert_eq(dlq_records(amb), 0, "an applied record was dead-lettered (log %s)",
+                     fx.log_path);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'",
+                                       amb),
+                     1);
+        stop_copy0();
+}
+
+Test(runtime, redis_outage_holds_the_stream_role_instead_of_dead_lettering)
+{
+        char first[128], held[128], redis_url[160];
+        const char *const env[] = {redis_url, NULL};
+
+        use_redis_db(5);
+        fx.proxy = support_proxy_start(atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
+        snprintf(redis_url, sizeof(redis_url), "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%d/5",
+                 support_proxy_port(fx.proxy));
+        start_at_end(env);
+        snprintf(first, sizeof(first), "%s_first", fx.prefix);
+        snprintf(held, sizeof(held), "%s_held", fx.prefix);
+        produce_event(first, true, 1, 1000);
+        flush();
+        wait_online(first);
+
+        support_proxy_cut(fx.proxy);
+        produce_event(held, true, 2, 2000);
+        flush();
+        wait_metric(STORE_DOWN("redis"), 1);
+        cr_assert_eq(readyz(fx.copies[0].admin_port), 503);
+        support_sleep_ms(1500);
+        cr_assert_eq(dlq_records(held), 0, "a Redis outage sent %s to the DLQ (log %s)", held,
+                     fx.log_path);
+
+        support_proxy_restore(fx.proxy);
+        wait_online(held);
+        wait_metric(STORE_DOWN("redis"), 0);
+        cr_assert_eq(dlq_records(held), 0);
+        stop_copy0();
+}
+
+/* A record whose content the role refuses still goes to the DLQ at once (not held). */
+Test(runtime, a_record_the_role_refuses_is_still_dead_lettered)
+{
+        char bad[128], attempts[16] = "", cls[32] = "";
+
+        start_at_end(NULL);
+        snprintf(bad, sizeof(bad), "%s_bad", fx.prefix);
+        support_produce(fx.producer, "live.stream", bad, "not avro", 8, "stream.begin");
+        cr_assert_eq(support_count_records("live.stream.dlq", bad, "dlq.error.class", cls,
+                                           sizeof(cls), 30000, 1),
+                     1, "no DLQ record for %s (log %s)", bad, fx.log_path);
+        cr_assert_str_eq(cls, "permanent");
+        support_count_records("live.stream.dlq", bad, "dlq.attempts", attempts, sizeof(attempts),
+                              10000, 1);
+        cr_assert_str_eq(attempts, "1");
+        cr_assert_eq(scrape(fx.copies[0].admin_port, STORE_DOWN("mysql")), 0);
+        stop_copy0();
 }
 
 /*
@@ -385,4 +576,127 @@ Test(runtime, two_then_three_copies_share_partitions_and_lose_nothing)
                              "copy %d: no clean drain; see %s", i, fx.log_path);
                 fx.copies[i].pid = 0;
         }
+}
+
+/*
+ * The lag series of one copy: how many partitions it reports, the largest age, and a bitmask of
+ * the live.stream partitions it reports.
+ */
+struct lag_view {
+        int series;
+        double max_seconds;
+        unsigned partitions;
+};
+
+static struct lag_view scrape_lag(int port)
+{
+        struct lag_view v = {0, 0, 0};
+        char cmd[256], line[512];
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd),
+                 "curl -sf http://127.0.0.1:%d/metrics | grep '^liveflow_consumer_lag_seconds{'",
+                 port);
+        cr_assert((p = popen(cmd, "r")) != NULL);
+        while (fgets(line, sizeof(line), p)) {
+                const char *part = strstr(line, "partition=\"");
+                const char *value = strrchr(line, ' ');
+                double seconds = value ? atof(value + 1) : 0;
+
+                v.series++;
+                if (part)
+                        v.partitions |= 1u << atoi(part + strlen("partition=\""));
+                if (seconds > v.max_seconds)
+                        v.max_seconds = seconds;
+        }
+        pclose(p);
+        return v;
+}
+
+Test(runtime, lag_seconds_is_the_age_of_the_oldest_unconsumed_record)
+{
+        char first[128], second[128];
+        long long applied_at, produced_at;
+        struct lag_view v;
+
+        start_at_end(NULL);
+        v = scrape_lag(fx.copies[0].admin_port);
+        cr_assert_eq(v.series, 6, "every assigned partition is reported from assignment on");
+        cr_assert(v.max_seconds == 0, "caught up: %g", v.max_seconds);
+        snprintf(first, sizeof(first), "%s_first", fx.prefix);
+        snprintf(second, sizeof(second), "%s_second", fx.prefix);
+        produce_event(first, true, 1, 1000);
+        flush();
+        wait_status(first, "live");
+        applied_at = support_now_ms();
+        support_sleep_ms(3000); /* a quiet gap: it must not count as lag */
+
+        cr_assert(mysql_query(fx.mysql, "LOCK TABLES live_events WRITE, live_streams WRITE") == 0,
+                  "%s", mysql_error(fx.mysql));
+        produced_at = support_now_ms();
+        produce_event(second, true, 2, 2000);
+        flush();
+        support_sleep_ms(2500);
+        v = scrape_lag(fx.copies[0].admin_port);
+        long long since_produced = support_now_ms() - produced_at;
+        long long since_applied = support_now_ms() - applied_at;
+
+        cr_assert(mysql_query(fx.mysql, "UNLOCK TABLES") == 0);
+        cr_assert_geq(v.max_seconds * 1000, since_produced - 1000,
+                      "lag %g s while the record waits %lld ms (log %s)", v.max_seconds,
+                      since_produced, fx.log_path);
+        cr_assert_lt(v.max_seconds * 1000, since_applied,
+                     "lag %g s counts the quiet gap before the record (log %s)", v.max_seconds,
+                     fx.log_path);
+        wait_status(second, "live");
+        long long deadline = support_now_ms() + 30000;
+
+        while ((v = scrape_lag(fx.copies[0].admin_port)).max_seconds > 0 &&
+               support_now_ms() < deadline)
+                support_sleep_ms(200);
+        cr_assert(v.max_seconds == 0, "caught up again, lag still %g s", v.max_seconds);
+        stop_copy0();
+}
+
+/* Waits until the copies in `which` report each partition exactly once between them. */
+static bool wait_partitions_once(const int *which, int n, int timeout_ms)
+{
+        long long deadline = support_now_ms() + timeout_ms;
+
+        do {
+                unsigned seen = 0;
+                int series = 0;
+                bool is_disjoint = true;
+
+                for (int i = 0; i < n; i++) {
+                        struct lag_view v = scrape_lag(fx.copies[which[i]].admin_port);
+
+                        is_disjoint = is_disjoint && !(seen & v.partitions);
+                        seen |= v.partitions;
+                        series += v.series;
+                }
+                if (is_disjoint && seen == 0x3f && series == 6)
+                        return true;
+                support_sleep_ms(200);
+        } while (support_now_ms() < deadline);
+        return false;
+}
+
+Test(runtime, scaling_one_two_one_leaves_no_stale_lag_series)
+{
+        static const int one[] = {0}, two[] = {0, 1};
+
+        start_at_end(NULL);
+        cr_assert(wait_partitions_once(one, 1, 30000), "one copy: 6 series, one per partition");
+        start_copy(1);
+        cr_assert(wait_partitions_once(two, 2, 60000),
+                  "two copies: each partition reported by exactly one of them (log %s)",
+                  fx.log_path);
+        cr_assert_gt(scrape_lag(fx.copies[1].admin_port).series, 0);
+        cr_assert(kill(fx.copies[1].pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.copies[1].pid, 30000), 0);
+        fx.copies[1].pid = 0;
+        cr_assert(wait_partitions_once(one, 1, 60000),
+                  "back to one copy: it reports every partition again, once (log %s)", fx.log_path);
+        stop_copy0();
 }

@@ -79,3 +79,52 @@ Test(metrics, concurrent_adds_are_not_lost)
         cr_assert_eq(metric_value(metrics_counter(m, "c_total", "C", "p=\"even\"")), 200000);
         metrics_destroy(m);
 }
+
+Test(metrics, a_removed_series_is_not_rendered_until_registered_again)
+{
+        struct metrics *m = metrics_new();
+        struct metric *a = metrics_gauge(m, "lag_seconds", "Lag", "partition=\"0\"");
+        struct metric *b = metrics_gauge(m, "lag_seconds", "Lag", "partition=\"1\"");
+        char *text;
+
+        metric_set(a, 7);
+        metric_set(b, 9);
+        metrics_remove(a);
+        text = metrics_render(m, NULL);
+        cr_assert_null(strstr(text, "partition=\"0\""), "%s", text);
+        cr_assert(strstr(text, "lag_seconds{partition=\"1\"} 9\n"), "%s", text);
+        free(text);
+
+        metrics_remove(b);
+        text = metrics_render(m, NULL);
+        cr_assert_null(strstr(text, "lag_seconds"), "no family without series: %s", text);
+        free(text);
+
+        cr_assert_eq(metrics_gauge(m, "lag_seconds", "Lag", "partition=\"0\""), a,
+                     "registered again: the same series");
+        text = metrics_render(m, NULL);
+        cr_assert(strstr(text, "lag_seconds{partition=\"0\"} 0\n"), "shown again, reset: %s",
+                  text);
+        cr_assert_null(strstr(text, "partition=\"1\""), "%s", text);
+        free(text);
+        metrics_destroy(m);
+}
+
+static double forty_two(void *arg)
+{
+        (void)arg;
+        return 42.5;
+}
+
+Test(metrics, a_counter_read_at_scrape_time)
+{
+        struct metrics *m = metrics_new();
+        char *text;
+
+        metrics_counter_fn(m, "cpu_seconds_total", "CPU", NULL, forty_two, NULL);
+        text = metrics_render(m, NULL);
+        cr_assert(strstr(text, "# TYPE cpu_seconds_total counter\ncpu_seconds_total 42.5\n"), "%s",
+                  text);
+        free(text);
+        metrics_destroy(m);
+}

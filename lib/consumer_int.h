@@ -1,0 +1,91 @@
+/*
+ * consumer_int.h: what the runtime's own files share (consumer.c: batches, applying, offsets,
+ * rebalances; consumer_hold.c: store outages; consumer_dlq.c: dead letters). Not for roles.
+ */
+#ifndef LIVEFLOW_CONSUMER_INT_H
+#define LIVEFLOW_CONSUMER_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+
+#include "consumer.h"
+#include "produce.h"
+#include "store_breaker.h"
+
+#define MAX_ATTEMPTS 3
+
+enum item_state {
+        ITEM_PENDING, /* not yet applied */
+        ITEM_APPLIED, /* applied in the open transaction; publish may be due */
+        ITEM_DONE,    /* effects durable */
+        ITEM_DEAD,    /* to be dead-lettered */
+        ITEM_STOPPED, /* a stop or a store outage cut it short: neither done nor dead-lettered,
+                         seen again */
+};
+
+enum error_class { ERROR_TRANSIENT, ERROR_PERMANENT };
+
+struct item {
+        rd_kafka_message_t *rkm;
+        struct consumer_record rec;
+        enum item_state state;
+        bool decoded;
+        enum error_class error_class;
+        int attempts;
+        char error[512];
+};
+
+struct consumer {
+        const struct consumer_role *role;
+        const struct settings *settings;
+        void *state;
+        struct role_env env;
+        rd_kafka_t *rk;
+        rd_kafka_t *producer;
+        struct produce_ack ack; /* the roles' produce_acked() records on producer */
+        struct db *db;
+        struct redis_conn *redis;
+        struct codec *codec;
+        struct metrics *metrics;
+        char group[96];
+        struct item *items;
+        size_t item_cnt, item_cap;
+        /* apply_many / publish_many arguments, item_cap long */
+        struct apply_slot *slots;
+        struct consumer_record **recs;
+        size_t slot_cap;
+        int assigned;
+        volatile bool draining; /* read by the admin thread */
+        volatile bool joined; /* a first assignment (maybe empty) came: read by the admin thread */
+        long long last_tick_ms;
+        /* a store outage: the batch is held (see hold()) and the breaker probes the store */
+        struct store_breaker *breaker;
+        bool is_outage;   /* this batch met one: stop trying its records */
+        bool is_probing;  /* partitions resumed after a probe; closed once a batch goes through */
+        long long probe_started_ms;
+        enum store_kind outage_store;
+        char outage_why[256];
+        /* metrics */
+        struct metric *m_done, *m_dead, *m_retried, *m_batch, *m_out_of_range, *m_consumer_errors,
+                *m_assigned, *m_dlq_failed;
+        struct consumer_lag *lag;
+};
+
+/* consumer.c */
+long long consumer_now_ms(void);
+/** @brief Waits before the next attempt; false when a stop was requested meanwhile. */
+bool consumer_backoff(struct consumer *c, int attempt);
+void consumer_on_error(struct consumer *c, const rd_kafka_message_t *rkm);
+
+/* consumer_hold.c: a store outage holds the batch's partitions (see consumer_hold()) */
+void consumer_step_begins(struct consumer *c);
+bool consumer_outage_now(struct consumer *c);
+void consumer_hold(struct consumer *c);
+void consumer_put_back(struct consumer *c, rd_kafka_message_t *rkm);
+void consumer_wait_for_store(struct consumer *c);
+
+/* consumer_dlq.c */
+void consumer_on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque);
+void consumer_dead_letter(struct consumer *c);
+
+#endif
