@@ -70,6 +70,18 @@ $(GEN)/schemas.c: $(sort $(wildcard schemas/*.avsc)) ops/embed-schemas.sh
 	@mkdir -p $(@D)
 	sh ops/embed-schemas.sh $(sort $(wildcard schemas/*.avsc)) > $@
 
+# --version: `git describe` of the checkout (a fresh clone without tags gives the commit's short
+# hash; outside git, "unknown"). The header changes only when the description does.
+LIVEFLOW_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+LIVEFLOW_COMMIT  := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+VERSION_H := $(GEN)/liveflow_version.h
+_ := $(shell mkdir -p $(GEN) && \
+	printf '\043define LIVEFLOW_VERSION "%s"\n\043define LIVEFLOW_COMMIT "%s"\n' \
+	'$(LIVEFLOW_VERSION)' '$(LIVEFLOW_COMMIT)' >$(VERSION_H).tmp && \
+	{ cmp -s $(VERSION_H).tmp $(VERSION_H) || mv $(VERSION_H).tmp $(VERSION_H); }; \
+	rm -f $(VERSION_H).tmp)
+$(OBJ)/lib/version.o: $(VERSION_H)
+
 $(OBJ)/gen/schemas.o: $(GEN)/schemas.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<

@@ -8,18 +8,30 @@
 #include "receiver.h"
 #include "settings.h"
 #include "signals.h"
+#include "version.h"
 
 #define EXIT_CONFIG 2
+
+static void usage(FILE *out, const char *prog)
+{
+        fprintf(out,
+                "usage: %s [--check-config] | --version | --help\n"
+                "Accepts vendor and platform webhooks on LIVEFLOW_HTTP_ADDR:LIVEFLOW_HTTP_PORT and "
+                "answers 200 once Kafka\nhas each event; /metrics /healthz /readyz on "
+                "LIVEFLOW_ADMIN_ADDR:LIVEFLOW_ADMIN_PORT; drains on SIGTERM.\n"
+                "configuration: LIVEFLOW_* environment variables (LIVEFLOW_KAFKA_BOOTSTRAP, "
+                "LIVEFLOW_TENCENT_KEY, LIVEFLOW_HMAC_SECRET, ...; see the README)\n"
+                "exit: 0 after a clean drain, 1 startup or drain failure, 2 bad configuration or "
+                "usage\n",
+                prog);
+}
 
 static int parse_args(int argc, char **argv, bool *is_check_only)
 {
         *is_check_only = false;
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--check-config") != 0) {
-                        fprintf(stderr,
-                                "usage: %s [--check-config]\n"
-                                "configuration: LIVEFLOW_* environment variables\n",
-                                argv[0]);
+                        usage(stderr, argv[0]);
                         return -1;
                 }
                 *is_check_only = true;
@@ -35,6 +47,12 @@ int main(int argc, char **argv)
         bool is_check_only;
         int status = EXIT_FAILURE;
 
+        if (version_requested("liveflow-receiver", argc, argv))
+                return EXIT_SUCCESS;
+        if (help_requested(argc, argv)) {
+                usage(stdout, argv[0]);
+                return EXIT_SUCCESS;
+        }
         if (parse_args(argc, argv, &is_check_only) == -1) /* config */
                 return EXIT_CONFIG;
         if (settings_load(&s, SETTINGS_RECEIVER, errstr, sizeof(errstr)) == -1 ||
@@ -43,11 +61,18 @@ int main(int argc, char **argv)
                 settings_fini(&s);
                 return EXIT_CONFIG;
         }
+        if (log_format_parse(s.log_format) == -1) {
+                fprintf(stderr, "liveflow-receiver: LIVEFLOW_LOG_FORMAT: \"%s\" is not text or json\n",
+                        s.log_format);
+                settings_fini(&s);
+                return EXIT_CONFIG;
+        }
         if (is_check_only) {
                 printf("liveflow-receiver: configuration ok\n");
                 settings_fini(&s);
                 return EXIT_SUCCESS;
         }
+        log_set_format((enum log_format)log_format_parse(s.log_format));
         log_init("receiver", (enum log_level)log_level_parse(s.log_level));
         signals_install();
 

@@ -35,6 +35,7 @@
 #include "routes.h"
 #include "settings.h"
 #include "spool.h"
+#include "process_metrics.h"
 #include "trace.h"
 #include "vendor.h"
 #include "webhook.h"
@@ -1147,6 +1148,7 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
+        process_metrics_register(rcv->metrics);
         for (size_t i = 0; vendor_modules[i]; i++) {
                 if (i >= VENDOR_MODULES_MAX) {
                         snprintf(errstr, errstr_size, "more than %d vendor modules",

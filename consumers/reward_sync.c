@@ -29,7 +29,7 @@ static const char *const reward_topics[] = {LF_TOPIC_REWARD, NULL};
 /* The statements, prepared lazily by db; see sql/004_reward_sync.sql for the tables. */
 struct reward_sql {
         struct db_stmt *live_session, *insert_tip, *number_tip, *set_seq, *tip_row, *flag_due,
-                *fold_due, *unflag;
+                *fold_due, *unflag, *pending;
 };
 
 static const struct {
@@ -65,6 +65,8 @@ static const struct {
         {offsetof(struct reward_sql, unflag),
          "UPDATE live_room_sync SET earnings_pending = 0, count_pending = 0, pending_since = NULL, flushing = 0 "
          "WHERE flushing = 1"},
+        {offsetof(struct reward_sql, pending),
+         "SELECT COALESCE(SUM(count_pending), 0) FROM live_room_sync WHERE pending_since IS NOT NULL"},
 };
 
 struct reward_state {
@@ -77,7 +79,8 @@ struct reward_state {
         char redis_epoch[33]; /* the Redis epoch last seen: a new one means Redis lost its data */
         bool is_redis_lost;   /* ... and its rooms are still to be marked for the rebuild */
         char tip_sha[41]; /* SHA-1 of tip_script, for EVALSHA in a pipeline */
-        struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost;
+        struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
+                *m_pending;
 };
 
 /* A tip as its payload gives it; the strings are borrowed from the event. */
@@ -156,6 +159,11 @@ static void register_metrics(struct reward_state *st, struct metrics *m)
                 m, "liveflow_redis_data_lost_total",
                 "Times Redis was found without liveflow's data (restarted empty or flushed) and "
                 "a rebuild from MySQL was started",
+                NULL);
+        st->m_pending = metrics_gauge(
+                m, "liveflow_reward_realtime_pending",
+                "Tips counted in Redis but not yet folded into live_room_realtime (the sync "
+                "backlog)",
                 NULL);
         st->m_folded = metrics_counter(
                 m, "liveflow_reward_realtime_folds_total",
@@ -1212,6 +1220,19 @@ static void rebuild_marked(struct reward_state *st)
 /* ------------------------------------------------------------------ live_room_realtime */
 
 /* Folds every due room's pending tips into live_room_realtime, in one transaction. */
+/* The tips still waiting for a fold, for liveflow_reward_realtime_pending. */
+static void count_pending(struct reward_state *st)
+{
+        struct db_col col = {.type = DB_PARAM_I64};
+        bool found = false;
+        char err[256];
+
+        if (db_query_row(st->db, st->sql.pending, NULL, 0, &col, 1, &found, err, sizeof(err)) ==
+                    DB_OK &&
+            found)
+                metric_set(st->m_pending, col.is_null ? 0 : col.i);
+}
+
 static void fold_realtime(struct reward_state *st)
 {
         struct db_param p[] = {DB_I64(st->flush_tips), DB_I64(st->flush_s)};
@@ -1230,6 +1251,7 @@ static void fold_realtime(struct reward_state *st)
                 metric_add(st->m_folded, (long long)rooms);
                 log_debug(NULL, "live_room_realtime: folded %llu room(s)", rooms);
         }
+        count_pending(st);
         return;
 rollback:
         db_rollback(st->db);

@@ -10,6 +10,7 @@
 #include "consumer_lag.h"
 #include "contract.h"
 #include "db.h"
+#include "dlq_headers.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,6 +37,45 @@ static void sleep_ms(long long ms)
 
 /* ------------------------------------------------------------------ metrics */
 
+/* End-to-end freshness: tens of milliseconds when all is well, minutes behind an outage. */
+static const double freshness_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                          2.5,  5,     10,   30,  60,   300, 900};
+
+/* Fetched and replayed records per topic of the role. @returns -1 when out of memory. */
+static int register_topic_metrics(struct consumer *c)
+{
+        size_t n = 0;
+        char l[256];
+
+        while (c->role->topics[n])
+                n++;
+        if (!(c->m_fetched = calloc(n + 1, sizeof(*c->m_fetched))) ||
+            !(c->m_replayed = calloc(n + 1, sizeof(*c->m_replayed))))
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                snprintf(l, sizeof(l), "role=\"%s\",topic=\"%s\"", c->role->name,
+                         c->role->topics[i]);
+                c->m_fetched[i] = metrics_counter(c->metrics, "liveflow_consumer_fetched_total",
+                                                  "Records fetched, by topic (replays included)",
+                                                  l);
+                c->m_replayed[i] = metrics_counter(
+                        c->metrics, "liveflow_consumer_replayed_total",
+                        "Records fetched that are dead letters written back (replay.time header)",
+                        l);
+        }
+        return 0;
+}
+
+/* The role topic's index for the per-topic metrics (its last slot, NULL, when unknown). */
+static size_t topic_index(const struct consumer *c, const char *topic)
+{
+        size_t i = 0;
+
+        while (c->role->topics[i] && strcmp(c->role->topics[i], topic) != 0)
+                i++;
+        return i;
+}
+
 static void register_metrics(struct consumer *c)
 {
         char l[160];
@@ -58,6 +98,11 @@ static void register_metrics(struct consumer *c)
                                                "Consumer errors reported by librdkafka", l);
         c->m_assigned = metrics_gauge(c->metrics, "liveflow_consumer_assigned_partitions",
                                       "Partitions assigned to this instance", l);
+        c->m_freshness = metrics_histogram(
+                c->metrics, "liveflow_consumer_freshness_seconds",
+                "From the receiver's receive_time to the record's effects applied (replays left "
+                "out)",
+                l, freshness_bounds, sizeof(freshness_bounds) / sizeof(freshness_bounds[0]));
         c->m_dlq_failed = metrics_counter(
                 c->metrics, "liveflow_consumer_dlq_write_failures_total",
                 "Dead-letter writes that failed (the partition is held until one succeeds)", l);
@@ -133,6 +178,8 @@ void consumer_on_error(struct consumer *c, const rd_kafka_message_t *rkm)
 
 static int batch_add(struct consumer *c, rd_kafka_message_t *rkm)
 {
+        char replay_time[32];
+
         if (c->item_cnt == c->item_cap) {
                 size_t cap = c->item_cap ? c->item_cap * 2 : 64;
                 struct item *n = realloc(c->items, cap * sizeof(*n));
@@ -150,6 +197,10 @@ static int batch_add(struct consumer *c, rd_kafka_message_t *rkm)
         it->rec.partition = (int)rkm->partition;
         it->rec.offset = (long long)rkm->offset;
         it->rec.timestamp_ms = (long long)rd_kafka_message_timestamp(rkm, NULL);
+        it->is_replay = kafka_header_get(rkm, REPLAY_TIME, replay_time, sizeof(replay_time)) == 0;
+        metric_add(c->m_fetched[topic_index(c, it->rec.topic)], 1);
+        if (it->is_replay)
+                metric_add(c->m_replayed[topic_index(c, it->rec.topic)], 1);
         consumer_lag_pending(c->lag, it->rec.topic, it->rec.partition, it->rec.offset,
                              it->rec.timestamp_ms);
         return 0;
@@ -205,8 +256,13 @@ static void decode(struct consumer *c, struct item *it)
                          sizeof(it->error)) == -1) {
                 it->state = ITEM_DEAD;
                 it->error_class = ERROR_PERMANENT;
-                it->rec.trace_id = unknown;
-                log_warn(NULL, "undecodable record topic=%s partition=%d offset=%lld: %s",
+                /* The receiver's trace id travels in a header too: the record can be found. */
+                it->rec.trace_id = kafka_header_get(it->rkm, "trace_id", it->trace_header,
+                                                    sizeof(it->trace_header)) == 0 &&
+                                                   it->trace_header[0]
+                                           ? it->trace_header
+                                           : unknown;
+                log_warn(it->rec.trace_id, "undecodable record topic=%s partition=%d offset=%lld: %s",
                          it->rec.topic, it->rec.partition, it->rec.offset, it->error);
                 return;
         }
@@ -570,6 +626,14 @@ static void report_lag(struct consumer *c)
 
 /* ------------------------------------------------------------------ the batch */
 
+static void observe_freshness(struct consumer *c, const struct item *it)
+{
+        long long received = it->decoded ? (long long)it->rec.ev.receive_time_ms : 0;
+
+        if (received > 0 && !it->is_replay)
+                metric_observe(c->m_freshness, (double)(consumer_now_ms() - received) / 1000.0);
+}
+
 static void process_batch(struct consumer *c)
 {
         long long t0 = consumer_now_ms();
@@ -596,7 +660,10 @@ static void process_batch(struct consumer *c)
                 store_breaker_close(c->breaker);
         }
         for (size_t i = 0; i < c->item_cnt; i++)
-                applied += c->items[i].state == ITEM_DONE;
+                if (c->items[i].state == ITEM_DONE) {
+                        applied++;
+                        observe_freshness(c, &c->items[i]);
+                }
         consumer_dead_letter(c);
         store_offsets(c);
         report_lag(c);
@@ -683,6 +750,10 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         else
                 snprintf(c->group, sizeof(c->group), LF_GROUP_PREFIX "%s", role->name);
         register_metrics(c);
+        if (register_topic_metrics(c) == -1) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
         if (!(c->lag = consumer_lag_new(metrics, role->name)) ||
             !(c->breaker = store_breaker_new(metrics, role->name, s->retry_backoff_ms,
                                              s->store_backoff_max_ms))) {
@@ -765,6 +836,8 @@ void consumer_destroy(struct consumer *c)
         redis_conn_destroy(c->redis);
         codec_destroy(c->codec);
         store_breaker_destroy(c->breaker);
+        free(c->m_fetched);
+        free(c->m_replayed);
         free(c->items);
         free(c->slots);
         free(c->recs);

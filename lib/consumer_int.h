@@ -30,6 +30,8 @@ struct item {
         struct consumer_record rec;
         enum item_state state;
         bool decoded;
+        bool is_replay; /* carries replay.time: a dead letter written back */
+        char trace_header[80]; /* an undecodable record's trace_id header */
         enum error_class error_class;
         int attempts;
         char error[512];
@@ -67,7 +69,9 @@ struct consumer {
         char outage_why[256];
         /* metrics */
         struct metric *m_done, *m_dead, *m_retried, *m_batch, *m_out_of_range, *m_consumer_errors,
-                *m_assigned, *m_dlq_failed;
+                *m_assigned, *m_dlq_failed, *m_freshness;
+        /* per topic of the role, in role->topics order */
+        struct metric **m_fetched, **m_replayed;
         struct consumer_lag *lag;
 };
 

@@ -1,10 +1,12 @@
 /* kafka.c: one place that knows how liveflow configures librdkafka producers and consumers. */
 #include "kafka.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "settings.h"
 #include "signals.h"
 
@@ -32,10 +34,71 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
                 log_debug(NULL, "kafka %s: %s", fac, buf);
 }
 
+/* Errors librdkafka reports through error_cb, by kind: what a "broker unreachable" alert reads. */
+enum kafka_error_kind {
+        KAFKA_ERR_TRANSPORT,        /* a broker connection failed or was lost */
+        KAFKA_ERR_ALL_BROKERS_DOWN, /* no broker reachable at all */
+        KAFKA_ERR_RESOLVE,          /* a bootstrap or broker name did not resolve */
+        KAFKA_ERR_AUTHENTICATION,   /* SASL or SSL refused us */
+        KAFKA_ERR_TIMED_OUT,        /* requests timed out */
+        KAFKA_ERR_FATAL,
+        KAFKA_ERR_OTHER,
+        KAFKA_ERR_KIND_CNT,
+};
+
+static const char *const kafka_error_kinds[] = {
+        "transport", "all_brokers_down", "resolve", "authentication", "timed_out", "fatal", "other",
+};
+
+/* Process-wide, like librdkafka's own error_cb: every client of the process counts here. */
+static atomic_llong kafka_errors[KAFKA_ERR_KIND_CNT];
+
+static enum kafka_error_kind error_kind(int err)
+{
+        switch (err) {
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+                return KAFKA_ERR_TRANSPORT;
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+                return KAFKA_ERR_ALL_BROKERS_DOWN;
+        case RD_KAFKA_RESP_ERR__RESOLVE:
+                return KAFKA_ERR_RESOLVE;
+        case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+        case RD_KAFKA_RESP_ERR__SSL:
+        case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+                return KAFKA_ERR_AUTHENTICATION;
+        case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+                return KAFKA_ERR_TIMED_OUT;
+        case RD_KAFKA_RESP_ERR__FATAL:
+                return KAFKA_ERR_FATAL;
+        default:
+                return KAFKA_ERR_OTHER;
+        }
+}
+
+static double errors_of_kind(void *arg)
+{
+        return (double)atomic_load((atomic_llong *)arg);
+}
+
+void kafka_register_metrics(struct metrics *m)
+{
+        char labels[64];
+
+        for (int k = 0; k < KAFKA_ERR_KIND_CNT; k++) {
+                snprintf(labels, sizeof(labels), "kind=\"%s\"", kafka_error_kinds[k]);
+                metrics_counter_fn(m, "liveflow_kafka_errors_total",
+                                   "Errors librdkafka reported (broker connections, name "
+                                   "resolution, authentication, ...), by kind",
+                                   labels, errors_of_kind, &kafka_errors[k]);
+        }
+}
+
 /* Everything but a fatal error is recovered by librdkafka itself. */
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         (void)opaque;
+        atomic_fetch_add(&kafka_errors[error_kind(err)], 1);
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
                 char why[512];
 

@@ -7,6 +7,14 @@
 #include <stddef.h>
 
 struct settings;
+struct metrics;
+
+/**
+ * @brief Registers liveflow_kafka_errors_total{kind}: what the error callback of every client
+ * of this process counted (transport, all_brokers_down, resolve, authentication, timed_out,
+ * fatal, other).
+ */
+void kafka_register_metrics(struct metrics *m);
 
 /**
  * @brief A configuration with the bootstrap servers, liveflow's logger as log_cb, an error_cb

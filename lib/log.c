@@ -24,6 +24,7 @@ static char log_process[32] = "liveflow";
 static pid_t log_pid; /* getpid() is a system call each time: taken once */
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+static enum log_format log_format = LOG_FORMAT_TEXT;
 
 #define LOG_BUFFER_BYTES (64 * 1024)
 #define LOG_FLUSH_MS     50
@@ -103,6 +104,20 @@ void log_init(const char *process, enum log_level level)
         pthread_once(&flusher_once, start_flusher);
 }
 
+void log_set_format(enum log_format format)
+{
+        log_format = format;
+}
+
+int log_format_parse(const char *s)
+{
+        if (strcasecmp(s, "text") == 0)
+                return LOG_FORMAT_TEXT;
+        if (strcasecmp(s, "json") == 0)
+                return LOG_FORMAT_JSON;
+        return -1;
+}
+
 int log_level_parse(const char *s)
 {
         static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -125,9 +140,54 @@ static void sanitize(char *s)
 static _Thread_local time_t second_at = -1;
 static _Thread_local char second_text[64];
 
+/* Appends s to out[*n..size) as the inside of a JSON string; stops short rather than overflow. */
+static void json_escape(char *out, size_t size, size_t *n, const char *s)
+{
+        for (; *s && *n + 7 < size; s++) {
+                unsigned char ch = (unsigned char)*s;
+
+                if (ch == '"' || ch == '\\') {
+                        out[(*n)++] = '\\';
+                        out[(*n)++] = (char)ch;
+                } else if (ch < 0x20 || ch == 0x7f) {
+                        *n += (size_t)snprintf(out + *n, size - *n, "\\u%04x", ch);
+                } else {
+                        out[(*n)++] = (char)ch;
+                }
+        }
+        out[*n] = '\0';
+}
+
+/* One JSON object with the text line's fields: time, process, pid, level, trace, msg. */
+static int format_json(char *line, size_t size, const char *when, enum log_level level,
+                       const char *trace, const char *msg)
+{
+        size_t n = 0;
+        int k = snprintf(line, size, "{\"time\":\"%s\",\"process\":\"", when);
+
+        if (k < 0 || (size_t)k >= size)
+                return -1;
+        n = (size_t)k;
+        json_escape(line, size, &n, log_process);
+        k = snprintf(line + n, size - n, "\",\"pid\":%d,\"level\":\"%s\",\"trace\":\"",
+                     (int)(log_pid ? log_pid : getpid()), level_names[level]);
+        if (k < 0 || (size_t)k >= size - n)
+                return -1;
+        n += (size_t)k;
+        json_escape(line, size, &n, trace);
+        if (n + 9 >= size)
+                return -1;
+        memcpy(line + n, "\",\"msg\":\"", 9);
+        n += 9;
+        json_escape(line, size - 3, &n, msg);
+        memcpy(line + n, "\"}", 3);
+        return (int)(n + 2);
+}
+
 void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
 {
-        char line[2048];
+        char line[4096], msg[2048], when[96];
+        const char *trace;
         struct timeval tv;
         struct tm tm;
         va_list ap;
@@ -141,18 +201,25 @@ void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
                          tm.tm_sec);
                 second_at = tv.tv_sec;
         }
-        n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%d] %s trace=%s ", second_text,
-                     (long)(tv.tv_usec / 1000), log_process, (int)(log_pid ? log_pid : getpid()),
-                     level_names[level], trace_id && *trace_id ? trace_id : "-");
-        if (n < 0 || (size_t)n >= sizeof(line))
-                return;
+        snprintf(when, sizeof(when), "%s.%03ldZ", second_text, (long)(tv.tv_usec / 1000));
         va_start(ap, fmt);
-        m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+        m = vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         if (m < 0)
                 return;
-        sanitize(line + n);
-        n = (int)strlen(line);
+        trace = trace_id && *trace_id ? trace_id : "-";
+        if (log_format == LOG_FORMAT_JSON) {
+                if ((n = format_json(line, sizeof(line) - 1, when, level, trace, msg)) < 0)
+                        return;
+        } else {
+                sanitize(msg);
+                n = snprintf(line, sizeof(line) - 1, "%s %s[%d] %s trace=%s %s", when, log_process,
+                             (int)(log_pid ? log_pid : getpid()), level_names[level], trace, msg);
+                if (n < 0)
+                        return;
+                if ((size_t)n >= sizeof(line) - 1)
+                        n = (int)sizeof(line) - 2; /* cut: one line still */
+        }
         line[n++] = '\n';
         if (!is_buffering) {
                 write_all(line, (size_t)n);

@@ -6,6 +6,17 @@ enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_
 
 extern enum log_level log_current_level;
 
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
+
+/**
+ * @brief Text (the default): `time process[pid] LEVEL trace=<id> message`. JSON: one object per
+ * line with the same fields, {"time","process","pid","level","trace","msg"}, for log shippers.
+ */
+void log_set_format(enum log_format format);
+
+/** @brief Parses "text" or "json"; -1 on anything else. */
+int log_format_parse(const char *s);
+
 /**
  * @brief Names the process in every line; safe to call again. From the first call on,
  * info and debug lines are written in batches at most about 50 ms late (warnings and

@@ -38,6 +38,8 @@ static const char WORKERS_REQUIRE[] = "required by the workers";
 static const struct setting settings_table[] = {
         {"LIVEFLOW_LOG_LEVEL", SETTING_STR, "info", 0, 0, OFF(log_level), A,
          "error, warn, info or debug"},
+        {"LIVEFLOW_LOG_FORMAT", SETTING_STR, "text", 0, 0, OFF(log_format), A,
+         "text (one key=value line per event) or json (one JSON object per line)"},
         {"LIVEFLOW_ADMIN_ADDR", SETTING_STR, "127.0.0.1", 0, 0, OFF(admin_addr), A,
          "address of /metrics, /healthz, /readyz"},
         {"LIVEFLOW_ADMIN_PORT", SETTING_INT, "9100", 1, 65535, OFF(admin_port), A,

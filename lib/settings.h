@@ -25,6 +25,7 @@ struct kafka_prop {
 struct settings {
         /* every process */
         char *log_level;
+        char *log_format; /* "text" or "json" */
         char *admin_addr;
         long long admin_port;
         char *kafka_bootstrap;

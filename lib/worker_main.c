@@ -11,8 +11,10 @@
 #include "contract.h"
 #include "log.h"
 #include "metrics.h"
+#include "process_metrics.h"
 #include "settings.h"
 #include "signals.h"
+#include "version.h"
 
 #define EXIT_CONFIG 2
 
@@ -25,13 +27,20 @@ static size_t role_count(const struct consumer_role *const roles[])
         return n;
 }
 
-static void usage(const char *prog, const struct consumer_role *const roles[])
+static void usage(FILE *out, const char *prog, const struct consumer_role *const roles[])
 {
-        fprintf(stderr, "usage: %s [--check-config] %s | --list-roles\nroles:", prog,
-                role_count(roles) == 1 ? "[ROLE]" : "ROLE");
+        fprintf(out,
+                "usage: %s [--check-config] %s | --list-roles | --version | --help\n"
+                "Runs a consumer role: reads its topics as group liveflow.<role>, applies each "
+                "record to MySQL and Redis,\nserves /metrics /healthz /readyz on "
+                "LIVEFLOW_ADMIN_ADDR:LIVEFLOW_ADMIN_PORT, drains on SIGTERM.\nroles:",
+                prog, role_count(roles) == 1 ? "[ROLE]" : "ROLE");
         for (size_t i = 0; roles[i]; i++)
-                fprintf(stderr, " %s", roles[i]->name);
-        fprintf(stderr, "\nconfiguration: LIVEFLOW_* environment variables\n");
+                fprintf(out, " %s", roles[i]->name);
+        fprintf(out, "\nconfiguration: LIVEFLOW_* environment variables (LIVEFLOW_KAFKA_BOOTSTRAP, "
+                     "LIVEFLOW_MYSQL_URL, LIVEFLOW_REDIS_URL, ...; see the README)\n"
+                     "exit: 0 after a clean drain, 1 startup or drain failure, 2 bad "
+                     "configuration or usage\n");
 }
 
 static const struct consumer_role *find_role(const struct consumer_role *const roles[],
@@ -54,7 +63,7 @@ static int parse_args(const char *prog, const struct consumer_role *const roles[
                 if (strcmp(argv[i], "--check-config") == 0) {
                         *check_only = true;
                 } else if (argv[i][0] == '-') {
-                        usage(prog, roles);
+                        usage(stderr, prog, roles);
                         return -1;
                 } else {
                         name = argv[i];
@@ -65,7 +74,7 @@ static int parse_args(const char *prog, const struct consumer_role *const roles[
         if (!name || !(*role = find_role(roles, name))) {
                 if (name)
                         fprintf(stderr, "%s: no role \"%s\"\n", prog, name);
-                usage(prog, roles);
+                usage(stderr, prog, roles);
                 return -1;
         }
         return 0;
@@ -83,6 +92,12 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
         bool check_only = false;
         int status = EXIT_CONFIG;
 
+        if (version_requested(prog, argc, argv))
+                return 0;
+        if (help_requested(argc, argv)) {
+                usage(stdout, prog, roles);
+                return 0;
+        }
         if (argc > 1 && strcmp(argv[1], "--list-roles") == 0) {
                 for (size_t i = 0; roles[i]; i++)
                         printf("%s\n", roles[i]->name);
@@ -98,6 +113,11 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
                         s.log_level);
                 goto out;
         }
+        if (log_format_parse(s.log_format) == -1) {
+                fprintf(stderr, "%s: LIVEFLOW_LOG_FORMAT: \"%s\" is not text or json\n", prog,
+                        s.log_format);
+                goto out;
+        }
         if (parse_args(prog, roles, argc, argv, &s, &role, &check_only) == -1)
                 goto out;
         if (check_only) {
@@ -105,17 +125,21 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
                 status = 0;
                 goto out;
         }
+        log_set_format((enum log_format)log_format_parse(s.log_format));
         log_init(role->name, (enum log_level)log_level_parse(s.log_level));
         signals_install();
         status = EXIT_FAILURE;
-        if (!(metrics = metrics_new()) || /* connect */
+        if ((metrics = metrics_new()))
+                process_metrics_register(metrics);
+        if (!metrics || /* connect */
             !(c = consumer_new(role, &s, metrics, errstr, sizeof(errstr))) ||
             !(admin = admin_http_start(s.admin_addr, (int)s.admin_port, metrics, consumer_is_ready,
                                        c, errstr, sizeof(errstr)))) {
                 log_error(NULL, "startup failed: %s", metrics ? errstr : "out of memory");
                 goto out;
         }
-        log_info(NULL, "ready role=%s group=%s%s admin=%s:%lld librdkafka=%s", role->name,
+        log_info(NULL, "ready role=%s version=%s group=%s%s admin=%s:%lld librdkafka=%s",
+                 role->name, liveflow_version,
                  s.group_id ? "" : LF_GROUP_PREFIX, s.group_id ? s.group_id : role->name,
                  s.admin_addr, s.admin_port, rd_kafka_version_str());
 

@@ -14,6 +14,7 @@
 #include "devbroker.h"
 #include "log.h"
 #include "signals.h"
+#include "version.h"
 
 /* The last of SIGUSR1 (down) and SIGUSR2 (up) wins; the main loop applies it. */
 static volatile sig_atomic_t brokers_wanted_up = 1;
@@ -89,13 +90,34 @@ static struct devbroker *start(const struct devbroker_config *cfg)
         return db;
 }
 
-int main(void)
+static void usage(FILE *out)
+{
+        fputs("usage: liveflow-devbroker [--version | --help]\n"
+              "An embedded Kafka-protocol broker (librdkafka's mock cluster) with liveflow's "
+              "topics, for the local\nstack and the tests; not for production. Writes its "
+              "bootstrap address to LIVEFLOW_DEVBROKER_BOOTSTRAP_FILE.\n"
+              "configuration: LIVEFLOW_DEVBROKER_* environment variables (see ops/devbroker)\n"
+              "exit: 0 on SIGTERM, 1 startup failure, 2 bad configuration or usage\n",
+              out);
+}
+
+int main(int argc, char **argv)
 {
         static struct devbroker_config cfg; /* static: its topic table is ~32 KiB */
         struct devbroker *db;
         char errstr[512];
         bool is_up = true;
 
+        if (version_requested("liveflow-devbroker", argc, argv))
+                return EXIT_SUCCESS;
+        if (help_requested(argc, argv)) {
+                usage(stdout);
+                return EXIT_SUCCESS;
+        }
+        if (argc > 1) {
+                usage(stderr);
+                return 2;
+        }
         if (devbroker_config_load(&cfg, errstr, sizeof(errstr)) == -1) {
                 fprintf(stderr, "liveflow-devbroker: %s\n", errstr);
                 return 2;

@@ -12,6 +12,7 @@
 #include "migration_dir.h"
 #include "migrator.h"
 #include "url.h"
+#include "version.h"
 
 #define LOCK_TIMEOUT_S 30
 
@@ -26,7 +27,7 @@ struct options {
 
 static void usage(FILE *out)
 {
-        fputs("usage: liveflow-migrate [--dir DIR] [--create-database] [--status]\n"
+        fputs("usage: liveflow-migrate [--dir DIR] [--create-database] [--status] | --version | --help\n"
               "  applies DIR/NNN_name.sql (default sql/) to the database of LIVEFLOW_MYSQL_URL\n"
               "  --create-database  CREATE DATABASE IF NOT EXISTS (utf8mb4) first\n"
               "  --status           list applied and pending migrations; change nothing\n",
@@ -117,6 +118,8 @@ int main(int argc, char **argv)
         char errstr[1024];
         int status = 1;
 
+        if (version_requested("liveflow-migrate", argc, argv))
+                return 0;
         if (config_load(&opt, argc, argv, errstr, sizeof(errstr)) == -1) {
                 fprintf(stderr, "liveflow-migrate: %s\n", errstr);
                 return 2;

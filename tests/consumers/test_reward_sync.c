@@ -789,6 +789,8 @@ Test(reward_sync, tips_across_rooms_give_exact_top10_and_live_room_realtime_fold
                              count);
         }
         support_sleep_ms(2500); /* two more ticks: the small room must still wait */
+        /* The sync backlog counts the small room's 5 tips (and whatever else the group read). */
+        cr_assert_geq(scrape("liveflow_reward_realtime_pending"), 5, "(log %s)", fx.log_path);
         cr_assert_eq(
                 support_query_int(fx.mysql,
                                   "SELECT COUNT(*) FROM live_room_realtime WHERE room_id = '%s'",

@@ -38,6 +38,7 @@ static struct {
         redisContext *redis;
         struct support_proxy *proxy;
         int redis_db; /* the worker's and fx.redis's Redis database */
+        const char *replay_header; /* produce_event() adds replay.time with this value */
 } fx;
 
 static void setup(void)
@@ -121,13 +122,17 @@ static void produce_event(const char *stream_id, bool begin, long long sequence,
                                &len, err, sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
-        cr_assert(rd_kafka_producev(
-                          fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
-                          RD_KAFKA_V_KEY(stream_id, strlen(stream_id)), RD_KAFKA_V_VALUE(buf, len),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                          RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
-                          RD_KAFKA_V_HEADER("event_type", env.event_type, -1),
-                          RD_KAFKA_V_END) == 0);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+
+        rd_kafka_header_add(h, "trace_id", -1, "0123456789abcdef0123456789abcdef", -1);
+        rd_kafka_header_add(h, "event_type", -1, env.event_type, -1);
+        if (fx.replay_header)
+                rd_kafka_header_add(h, "replay.time", -1, fx.replay_header, -1);
+        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
+                                    RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
+                                    RD_KAFKA_V_VALUE(buf, len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END) == 0);
 }
 
 static void flush(void)
@@ -466,6 +471,47 @@ Test(runtime, a_record_the_role_refuses_is_still_dead_lettered)
                               10000, 1);
         cr_assert_str_eq(attempts, "1");
         cr_assert_eq(scrape(fx.copies[0].admin_port, STORE_DOWN("mysql")), 0);
+        stop_copy0();
+        /* Logged with the trace id its header carries, so the request can be found. */
+        char *log = support_read_file(fx.log_path, NULL);
+
+        cr_assert_not_null(log);
+        cr_assert(strstr(log, "trace=0123456789abcdef0123456789abcdef undecodable record"),
+                  "the undecodable record is logged without its trace id (log %s)", fx.log_path);
+        free(log);
+}
+
+/* A dead letter written back (replay.time) is counted as a replay and kept out of freshness. */
+Test(runtime, replays_are_counted_apart_from_new_records)
+{
+        char replayed[128], fresh[128];
+
+        start_at_end(NULL);
+        snprintf(replayed, sizeof(replayed), "%s_replayed", fx.prefix);
+        snprintf(fresh, sizeof(fresh), "%s_fresh", fx.prefix);
+        produce_event(fresh, true, 1, 1000);
+        flush();
+        wait_status(fresh, "live");
+        long long fetched = scrape(fx.copies[0].admin_port,
+                                   "liveflow_consumer_fetched_total{role=\"stream\",topic=\"live.stream\"}");
+        long long fresh_count = scrape(fx.copies[0].admin_port,
+                                       "liveflow_consumer_freshness_seconds_count{role=\"stream\"}");
+
+        cr_assert_geq(fetched, 1);
+        cr_assert_geq(fresh_count, 1, "a new record's freshness is observed");
+        cr_assert_eq(scrape(fx.copies[0].admin_port, "liveflow_consumer_replayed_total{role="
+                                                     "\"stream\",topic=\"live.stream\"}"),
+                     0);
+
+        /* The same kind of record, written back by a replay. */
+        fx.replay_header = "1765000000000";
+        produce_event(replayed, true, 2, 2000);
+        fx.replay_header = NULL;
+        flush();
+        wait_status(replayed, "live");
+        cr_assert_eq(scrape(fx.copies[0].admin_port, "liveflow_consumer_replayed_total{role="
+                                                     "\"stream\",topic=\"live.stream\"}"),
+                     1, "(log %s)", fx.log_path);
         stop_copy0();
 }
 
