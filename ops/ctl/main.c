@@ -7,6 +7,7 @@
 #include "ctl.h"
 #include "ctl_rebuild.h"
 #include "dlq.h"
+#include "group.h"
 #include "log.h"
 #include "reconcile.h"
 
@@ -24,6 +25,7 @@ static const char config_usage[] =
 static const struct ctl_command commands[] = {
         {"config", "the configuration in effect", config_usage, ctl_config_run, NULL},
         {"dlq", "dead letters: list, show, replay", NULL, NULL, dlq_commands},
+        {"group", "consumer groups: status, rewind", NULL, NULL, group_commands},
         {"reconcile", "the money tables, Redis and live.reward checked against each other",
          reconcile_usage, ctl_reconcile_run, NULL},
         {"rebuild", "derive Redis, live_statistics or a profile again from MySQL", NULL, NULL,

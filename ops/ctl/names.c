@@ -47,6 +47,11 @@ const struct names_group *names_group_find(const char *group)
         return NULL;
 }
 
+bool names_group_known(const char *group)
+{
+        return names_group_find(group) != NULL;
+}
+
 bool names_is_dlq(const char *name)
 {
         size_t n = strlen(name), s = strlen(LF_DLQ_SUFFIX);

@@ -24,6 +24,9 @@ extern const struct names_group names_groups[];
 /** @brief The row of group, or NULL when liveflow does not know it. */
 const struct names_group *names_group_find(const char *group);
 
+/** @brief Whether liveflow knows the group. */
+bool names_group_known(const char *group);
+
 /** @brief Whether name ends with ".dlq". */
 bool names_is_dlq(const char *name);
 
