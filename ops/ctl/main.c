@@ -28,6 +28,8 @@ static const struct ctl_command commands[] = {
         {"group", "consumer groups: status, rewind", NULL, NULL, group_commands},
         {"reconcile", "the money tables, Redis and live.reward checked against each other",
          reconcile_usage, ctl_reconcile_run, NULL},
+        {"share", "revenue-share ratios: set (dry run unless --execute), list", NULL, NULL,
+         ctl_share_commands},
         {"rebuild", "derive Redis, live_statistics or a profile again from MySQL", NULL, NULL,
          ctl_rebuild_commands},
         {NULL, NULL, NULL, NULL, NULL},
