@@ -24,6 +24,7 @@
 #include "anchor_store.h"
 #include "contract.h"
 #include "crypto.h"
+#include "field_limits.h"
 #include "log.h"
 #include "lookup_deadline.h"
 #include "metrics.h"
@@ -894,6 +895,56 @@ static int map_hook(struct srs *srs, const struct webhook_request *req, const js
         return 0;
 }
 
+/* The query arguments SRS's hls_on_notify URL template may carry ([app], [stream], ...). */
+static const char *const notify_args[] = {"action", "vhost", "app", "stream", "ts_url", "param",
+                                          NULL};
+static const char *const notify_key[] = {"vhost", "app", "stream", "ts_url", NULL};
+
+/*
+ * on_hls_notify is a GET (SRS fills the URL template, no body): kept on live.other, with the
+ * query's arguments as the envelope's raw JSON. The id joins vhost, app, stream and ts_url,
+ * so a retried notify of one segment is one event.
+ */
+static int map_hls_notify(const struct webhook_request *req, struct webhook_event *ev,
+                          struct webhook_verdict *v)
+{
+        json_t *args = json_object();
+        const char *stream = webhook_query(req, "stream");
+        char *key = NULL;
+        int rc = 0;
+
+        if (!args)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        for (size_t i = 0; notify_args[i]; i++) {
+                const char *value = webhook_query(req, notify_args[i]);
+
+                if (value)
+                        json_object_set_new(args, notify_args[i], json_string(value));
+        }
+        if (!stream || !*stream || !field_fits(stream, strlen(stream), STREAM_MAX_CHARS))
+                rc = webhook_refuse(v, 400, NULL,
+                                    "stream: expected 1 to %d characters in the query",
+                                    STREAM_MAX_CHARS);
+        else if (!(key = key_of(args, notify_key, "srs|on_hls_notify|")) ||
+                 !(ev->raw = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS)) ||
+                 !(ev->stream_id = strdup(stream)))
+                rc = webhook_refuse(v, 500, NULL, "out of memory");
+        if (rc == 0) {
+                crypto_sha256_hex(key, strlen(key), ev->event_id);
+                ev->raw_len = strlen(ev->raw);
+                ev->vendor = "srs";
+                ev->event_type = "other";
+                ev->topic = TOPIC_OTHER;
+                ev->key = ev->stream_id;
+                ev->event_time_ms = req->now_ms;
+        }
+        free(key);
+        json_decref(args);
+        if (rc == -1)
+                webhook_event_fini(ev);
+        return rc;
+}
+
 int srs_map(struct srs *srs, const struct webhook_request *req, struct webhook_event *ev,
             struct webhook_verdict *v)
 {
@@ -901,6 +952,8 @@ int srs_map(struct srs *srs, const struct webhook_request *req, struct webhook_e
         json_t *root;
         int rc;
 
+        if (req->method && strcmp(req->method, "GET") == 0)
+                return map_hls_notify(req, ev, v);
         if (!req->body || req->len == 0)
                 return webhook_refuse(v, 400, NULL, "body: empty, expected a JSON object");
         /* Duplicate keys are refused: two "action" fields must not be read two ways. */

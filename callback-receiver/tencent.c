@@ -796,8 +796,24 @@ static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *
         return map_payload(root, m, ev, v);
 }
 
-int tencent_map(const struct tencent *tc, const struct webhook_request *req,
-                struct webhook_event *ev, struct webhook_verdict *v)
+/*
+ * Tencent sends 321 (push abnormal) and 314 (relay) without t and sign in its own samples.
+ * Such a callback is kept, marked "other.unverified", only when the caller's source was vouched
+ * for (path token or allowlist): nothing acts on live.other, and the mark keeps it so.
+ */
+static bool may_go_unsigned(const json_t *root, const struct webhook_verdict *v)
+{
+        int64_t type;
+
+        if (!v->auth_failure || strcmp(v->auth_failure, "missing") != 0 ||
+            json_object_get(root, "sign") || json_object_get(root, "t") ||
+            read_int64(json_object_get(root, "event_type"), &type) == -1)
+                return false;
+        return type == 321 || type == 314;
+}
+
+static int map_any(const struct tencent *tc, const struct webhook_request *req, bool is_vouched,
+                   struct webhook_event *ev, struct webhook_verdict *v)
 {
         const int64_t now_ms = req->now_ms;
         json_error_t jerr;
@@ -816,8 +832,25 @@ int tencent_map(const struct tencent *tc, const struct webhook_request *req,
                 rc = webhook_refuse(v, 400, NULL, "body: expected a JSON object");
         else if ((rc = verify(tc, root, now_ms, v)) == 0)
                 rc = map_fields(root, now_ms, ev, v);
+        else if (is_vouched && may_go_unsigned(root, v)) {
+                memset(v, 0, sizeof(*v));
+                if ((rc = map_fields(root, now_ms, ev, v)) == 0)
+                        ev->event_type = "other.unverified";
+        }
         json_decref(root);
         if (rc == -1)
                 webhook_event_fini(ev);
         return rc;
+}
+
+int tencent_map(const struct tencent *tc, const struct webhook_request *req,
+                struct webhook_event *ev, struct webhook_verdict *v)
+{
+        return map_any(tc, req, false, ev, v);
+}
+
+int tencent_map_vouched(const struct tencent *tc, const struct webhook_request *req,
+                        struct webhook_event *ev, struct webhook_verdict *v)
+{
+        return map_any(tc, req, true, ev, v);
 }

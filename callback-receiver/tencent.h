@@ -65,4 +65,15 @@ __attribute__((warn_unused_result)) int tencent_map(const struct tencent *tc,
                                                     struct webhook_event *ev,
                                                     struct webhook_verdict *v);
 
+/**
+ * @brief tencent_map() for a caller whose source was vouched for (a path token or a source
+ * allowlist is configured and was passed): a 321 (push abnormal) or 314 (relay) without t and
+ * sign, as Tencent sends them, is accepted to live.other with event_type "other.unverified";
+ * everything else is tencent_map(). @returns as tencent_map().
+ */
+__attribute__((warn_unused_result)) int tencent_map_vouched(const struct tencent *tc,
+                                                            const struct webhook_request *req,
+                                                            struct webhook_event *ev,
+                                                            struct webhook_verdict *v);
+
 #endif

@@ -26,6 +26,7 @@
 struct tencent_endpoint {
         struct tencent *tc;
         struct allowlist *allow;
+        bool is_vouched; /* a path token or an allowlist guards the route */
 };
 
 static int tencent_check(const struct settings *s, char *errstr, size_t errstr_size)
@@ -72,6 +73,8 @@ static void *tencent_open(const struct settings *s, struct metrics *metrics, cha
         }
         if (!tencent_key_count(te->tc))
                 log_warn(NULL, "LIVEFLOW_TENCENT_KEY is not set: /callbacks/tencent answers 503");
+        te->is_vouched = (s->tencent_path_token && *s->tencent_path_token) ||
+                         (s->tencent_allow_ips && *s->tencent_allow_ips);
         return te;
 }
 
@@ -101,7 +104,8 @@ static int tencent_map_any(void *state, const struct webhook_request *req,
 {
         const struct tencent_endpoint *te = state;
 
-        return tencent_map(te->tc, req, ev, v);
+        return te->is_vouched ? tencent_map_vouched(te->tc, req, ev, v)
+                              : tencent_map(te->tc, req, ev, v);
 }
 
 static const struct vendor_module tencent_module = {
@@ -388,7 +392,8 @@ const struct vendor vendor_table[] = {
                 .when_kafka_down = VENDOR_ANSWER_503,
         },
         {
-                .route = ROUTE("/callbacks/srs", ROUTE_EXACT, "POST", "srs", "srs"),
+                /* GET: on_hls_notify, whose URL template SRS fetches (srs.c) */
+                .route = ROUTE("/callbacks/srs", ROUTE_EXACT, "GET, POST", "srs", "srs"),
                 .module = &srs_module,
                 .admit = srs_admit,
                 .map = srs_map_any,

@@ -1655,3 +1655,43 @@ Test(srs_e2e, check_config_refuses_bad_srs_settings)
         free(long_key);
         free(setting);
 }
+
+/* ------------------------------------------------------------ on_hls_notify (a GET) */
+
+static const char *notify_query(void *ctx, enum webhook_lookup kind, const char *name)
+{
+        static const char *const args[][2] = {{"action", "on_hls_notify"},
+                                              {"app", "live"},
+                                              {"stream", "livestream"},
+                                              {"ts_url", "live/livestream-7.ts"},
+                                              {"token", "hook-token"}};
+
+        (void)ctx;
+        for (size_t i = 0; kind == WEBHOOK_QUERY && i < sizeof(args) / sizeof(args[0]); i++)
+                if (strcmp(args[i][0], name) == 0)
+                        return args[i][1];
+        return NULL;
+}
+
+Test(srs, hls_notify_is_a_get_kept_on_live_other)
+{
+        const struct webhook_request req = {.now_ms = NOW_MS,
+                                            .path_arg = "",
+                                            .trace_id = "test-trace",
+                                            .method = "GET",
+                                            .lookup = notify_query};
+        char first[65];
+
+        assert_mapped(srs_map(srs, &req, &ev, &verdict));
+        cr_assert_str_eq(ev.topic, "live.other");
+        cr_assert_str_eq(ev.event_type, "other");
+        cr_assert_str_eq(ev.stream_id, "livestream");
+        cr_assert_not_null(ev.raw);
+        cr_assert(strstr(ev.raw, "\"ts_url\":\"live/livestream-7.ts\"") != NULL, "%s", ev.raw);
+        cr_assert(strstr(ev.raw, "token") == NULL, "the hook token stays out: %s", ev.raw);
+        assert_id_of("srs|on_hls_notify|[\"\",\"live\",\"livestream\",\"live/livestream-7.ts\"]");
+        memcpy(first, ev.event_id, sizeof(first));
+        webhook_event_fini(&ev);
+        assert_mapped(srs_map(srs, &req, &ev, &verdict));
+        cr_assert_str_eq(ev.event_id, first, "a retried notify is one event");
+}

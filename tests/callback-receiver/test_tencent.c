@@ -1266,3 +1266,49 @@ Test(tencent, every_id_that_fits_its_column_is_accepted_and_one_more_is_a_400)
         assert_refused_edit(push_json, PUSH_T, "sequence", repeated("9", 129),
                             "sequence: longer than 128");
 }
+
+/* ------------------------------------------------------------ unsigned 321 and 314 */
+
+static int map_vouched(const char *body)
+{
+        const struct webhook_request req = {
+                .body = body, .len = strlen(body), .now_ms = 1700000000LL * 1000};
+
+        webhook_event_fini(&ev);
+        memset(&verdict, 0, sizeof(verdict));
+        return tencent_map_vouched(tc, &req, &ev, &verdict);
+}
+
+Test(tencent, unsigned_push_abnormal_and_relay_are_kept_unverified_when_the_source_is_vouched)
+{
+        cr_assert(eq(int, map_vouched(push_abnormal_json), 0), "%s", verdict.message);
+        cr_assert_str_eq(ev.topic, "live.other");
+        cr_assert_str_eq(ev.event_type, "other.unverified");
+        cr_assert_str_eq(ev.stream_id, "test_stream");
+        cr_assert(eq(int, map_vouched(relay_json), 0), "%s", verdict.message);
+        cr_assert_str_eq(ev.event_type, "other.unverified");
+        cr_assert_str_eq(ev.stream_id, "testvod");
+}
+
+Test(tencent, without_a_voucher_or_for_other_types_unsigned_stays_401)
+{
+        char *unsigned_push = edit(push_json, "sign", json_null()), *no_t;
+
+        webhook_event_fini(&ev);
+        assert_refused(map_at(relay_json, 1700000000), 401, "missing", "sign");
+        /* A stream begin acts on the stream: never unsigned, vouched or not. */
+        no_t = edit(unsigned_push, "t", json_null());
+        assert_refused(map_vouched(no_t), 401, "missing", "sign");
+        /* A 321 with a wrong signature is a forgery, not an unsigned sample. */
+        {
+                char *forged = edit(push_abnormal_json, "sign",
+                                    json_string("00000000000000000000000000000000"));
+                char *with_t = edit(forged, "t", json_integer(1700000600));
+
+                assert_refused(map_vouched(with_t), 401, "mismatch", "sign");
+                free(forged);
+                free(with_t);
+        }
+        free(unsigned_push);
+        free(no_t);
+}
