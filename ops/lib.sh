@@ -63,6 +63,7 @@ pid_command() {
         redis) echo redis-server ;;
         prometheus) echo prometheus ;;
         textfile) echo python3 ;;
+        cron) echo sh ;;
         consumer-*) echo liveflow-consumer ;;
         *) echo "liveflow-${1%@*}" ;;
         esac

@@ -11,7 +11,8 @@
 # port, then one more for each further process), LIVEFLOW_STACK_PROMETHEUS_PORT (9190;
 # "off" starts no Prometheus; when left unset and 9190 is taken, the stack starts without it),
 # LIVEFLOW_STACK_TEXTFILE_PORT (the Prometheus port + 1: serves .run/prometheus/textfile/,
-# where ops/reconcile-metrics.sh records each reconciliation).
+# where ops/reconcile-metrics.sh and ops/dlq-metrics.sh record the reconciliation and the
+# dead-letter topics, at start and every LIVEFLOW_STACK_CRON_INTERVAL_S, 300, as cron would).
 # LIVEFLOW_STACK_COPIES_<ROLE>=N starts N copies of a worker role (ROLE upper case, '-' as
 # '_': LIVEFLOW_STACK_COPIES_REWARD_SYNC, LIVEFLOW_STACK_COPIES_SETTLEMENT, ...; 0 starts
 # none), each with its own admin port, LIVEFLOW_INSTANCE_ID and PID file (the first copy
@@ -68,7 +69,7 @@ require_free_port() {
 # MariaDB last because everything above may still write to it while draining; then any
 # PID file a newer version of this script may have added.
 stop_all() {
-        stop_pidfiles 15 "$PIDS/prometheus.pid" "$PIDS/textfile.pid"
+        stop_pidfiles 15 "$PIDS/cron.pid" "$PIDS/prometheus.pid" "$PIDS/textfile.pid"
         stop_pidfiles 15 "$PIDS/receiver.pid"
         stop_pidfiles 15 "$PIDS"/consumer-*.pid "$PIDS"/settlement*.pid "$PIDS"/stats*.pid
         stop_pidfiles 15 "$PIDS/devbroker.pid"
@@ -310,7 +311,7 @@ write_targets() {
                 for f in "$PIDS"/*.port; do
                         [ -e "$f" ] || continue
                         name=$(basename "$f" .port)
-                        case "$name" in mariadb | redis | devbroker | prometheus | textfile) continue ;; esac
+                        case "$name" in mariadb | redis | devbroker | prometheus | textfile | cron) continue ;; esac
                         [ -f "$PIDS/$name.pid" ] || continue
                         [ "$first" -eq 1 ] || echo ","
                         first=0
@@ -365,9 +366,14 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ['127.0.0.1:$PROM_PORT']
-  # Cron jobs' results (ops/reconcile-metrics.sh), as node_exporter's textfile collector would.
-  - job_name: liveflow-textfile
+  # Cron jobs' results (ops/reconcile-metrics.sh, ops/dlq-metrics.sh), as node_exporter's
+  # textfile collector would serve them.
+  - job_name: liveflow-reconcile
     metrics_path: /liveflow_reconcile.prom
+    static_configs:
+      - targets: ['127.0.0.1:$TEXTFILE_PORT']
+  - job_name: liveflow-dlq
+    metrics_path: /liveflow_dlq.prom
     static_configs:
       - targets: ['127.0.0.1:$TEXTFILE_PORT']
 EOF
@@ -400,32 +406,46 @@ wait_prometheus_ready() {
         note "prometheus ready on 127.0.0.1:$PROM_PORT ($(elapsed) ms)"
 }
 
-# reconcile_once: a first reconciliation recorded for Prometheus, as the hourly cron line would.
-reconcile_once() {
-        [ -x "$BUILD/bin/liveflow-settlement" ] || return 0
-        if sh "$ROOT/ops/reconcile-metrics.sh" "$TEXTFILE_DIR" "$BUILD/bin/liveflow-settlement" \
-                reconcile >"$LOGS/reconcile.log" 2>&1; then
-                note "reconcile: the ledgers agree ($(elapsed) ms)"
-        else
-                note "warning: reconcile did not pass (see $LOGS/reconcile.log)"
+# cron_jobs: what an operator's crontab runs, recorded for Prometheus: the reconciliation
+# (ops/reconcile-metrics.sh) and the dead-letter topics (ops/dlq-metrics.sh). The
+# environment must be .run/env's.
+cron_jobs() {
+        local rc=0
+        if [ -x "$BUILD/bin/liveflow-settlement" ]; then
+                sh "$ROOT/ops/reconcile-metrics.sh" "$TEXTFILE_DIR" \
+                        "$BUILD/bin/liveflow-settlement" reconcile >"$LOGS/reconcile.log" 2>&1 || rc=1
         fi
+        if [ -x "$BUILD/bin/liveflow-ctl" ]; then
+                sh "$ROOT/ops/dlq-metrics.sh" "$TEXTFILE_DIR" "$BUILD/bin/liveflow-ctl" dlq list \
+                        --json >"$LOGS/dlq-list.log" 2>&1 || rc=1
+        fi
+        return "$rc"
 }
 
-# wait_apps_ready: every process must answer 200 on /readyz within 30 s.
-wait_apps_ready() {
-        local entry name port rc
-        for entry in $APPS; do
-                name=${entry%%:*}
-                port=${entry#*:}
-                wait_for 30 "$(cat "$PIDS/$name.pid")" \
-                        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz"
-                rc=$?
-                if [ "$rc" -ne 0 ]; then
-                        startup_failure "$rc" "$name" "answer 200 on :$port/readyz in 30 s"
-                        log_tail "$LOGS/$name.log"
-                        fail_start "$name is not ready"
-                fi
-                note "$name ready (admin :$port) ($(elapsed) ms)"
+# start_cron: runs the jobs once (make run waits for that), then every
+# LIVEFLOW_STACK_CRON_INTERVAL_S in a background loop that make stop ends.
+start_cron() {
+        if cron_jobs; then
+                note "cron jobs: the ledgers agree, the DLQ listed ($(elapsed) ms)"
+        else
+                note "warning: reconcile found differences or a job failed (see $LOGS/reconcile.log, $LOGS/dlq-list.log)"
+        fi
+        spawn "$PIDS/cron.pid" "$LOGS/cron.log" sh "$ROOT/ops/stack.sh" cron-loop "$BUILD"
+}
+
+# cron_loop BUILD_DIR: the background loop of start_cron (internal: `stack.sh cron-loop`).
+cron_loop() {
+        local interval=${LIVEFLOW_STACK_CRON_INTERVAL_S:-300} sleeper=""
+        BUILD=$1
+        case "$interval" in '' | *[!0-9]* | 0) interval=300 ;; esac
+        . "$RUN/env"
+        trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM INT HUP
+        while :; do
+                sleep "$interval" &
+                sleeper=$!
+                wait "$sleeper"
+                sleeper=""
+                cron_jobs || note "a job found differences or failed"
         done
 }
 
@@ -475,7 +495,7 @@ stack_start() {
         wait_apps_ready
         if [ "$PROM" -ne 0 ]; then
                 wait_prometheus_ready
-                reconcile_once
+                start_cron
         fi
         trap - INT TERM HUP
 
@@ -507,6 +527,9 @@ stop) stack_stop ;;
 status)
         echo "stack: $(running_state)"
         show_status
+        ;;
+cron-loop)
+        cron_loop "${2:-build}"
         ;;
 *)
         echo "usage: sh ops/stack.sh start [BUILD_DIR] | stop | status" >&2

@@ -136,6 +136,12 @@ d.row("Batches and failures")
 d.add("timeseries", "batch latency p99", [(f'histogram_quantile(0.99, sum by (role, le) (rate(liveflow_consumer_batch_seconds_bucket{{role=~"$role"}}[{R}])))', "{{role}}")], "s")
 d.add("timeseries", "retries/s", [(f'sum by (role) (rate(liveflow_consumer_retries_total{{role=~"$role"}}[{R}]))', "{{role}}")], "ops")
 d.add("timeseries", "dead-lettered in 15 min", [('sum by (role) (increase(liveflow_consumer_records_total{role=~"$role",outcome="dead_lettered"}[15m]))', "{{role}}")], "short")
+d.row("Dead-letter topics (ops/dlq-metrics.sh, every 5 minutes)")
+d.add("timeseries", "records in the DLQ by topic and error class", [('sum by (topic, class) (liveflow_dlq_records)', "{{topic}} {{class}}")], "short",
+      desc="What liveflow-ctl dlq list counts; transient ones can be replayed with --auto once the store answers.")
+d.add("timeseries", "records in the DLQ by consumer group", [('sum by (group) (liveflow_dlq_records_by_group)', "{{group}}")], "short")
+d.add("timeseries", "not yet replayed", [('sum by (topic) (liveflow_dlq_pending_records)', "{{topic}}")], "short")
+d.add("timeseries", "age of the oldest dead letter", [('time() - min by (topic) (liveflow_dlq_oldest_record_timestamp_seconds)', "{{topic}}")], "s")
 d.add("timeseries", "consumer errors and out-of-range offsets (15 min)", [('sum by (role) (increase(liveflow_consumer_errors_total{role=~"$role"}[15m]))', "{{role}} errors"),
                                                                          ('sum by (role) (increase(liveflow_consumer_offset_out_of_range_total{role=~"$role"}[15m]))', "{{role}} out of range")], "short")
 d.row("Audience (live.viewer, live.interaction)")

@@ -133,6 +133,13 @@ static json_t *get_json(const char *url, long *status)
 
 /* ------------------------------------------------------------------ the stack */
 
+static const char *build_dir(void)
+{
+        const char *b = getenv("LIVEFLOW_TEST_BUILD");
+
+        return b && *b ? b : "build";
+}
+
 static struct {
         char dir[64];
         int prom_port, http_port;
@@ -503,6 +510,20 @@ Test(monitoring, stack_prometheus_dashboards_and_console_show_every_process, .fi
                           stk.dir);
                 support_sleep_ms(2500);
         }
+        /* A record the audit role cannot decode goes to live.audit.dlq; the DLQ listing the
+         * cron job makes then counts it by class and group. */
+        cr_assert(support_sh(". %s/env && printf 'not avro' | kcat -P -b \"$LIVEFLOW_KAFKA_BOOTSTRAP\" "
+                             "-t live.audit -k lfmon-garbage",
+                             stk.dir) == 0,
+                  "kcat could not produce to the stack's broker");
+        cr_assert(support_sh(". %s/env && for i in $(seq 80); do "
+                             "sh ops/dlq-metrics.sh %s/prometheus/textfile '%s/bin/liveflow-ctl' dlq "
+                             "list --json >>%s/dlq.log 2>&1; grep -q "
+                             "'^liveflow_dlq_records{topic=\"live.audit.dlq\",class=\"permanent\"} [1-9]' "
+                             "%s/prometheus/textfile/liveflow_dlq.prom && exit 0; sleep 0.25; done; exit 1",
+                             stk.dir, stk.dir, build_dir(), stk.dir, stk.dir) == 0,
+                  "the undecodable record did not show in the DLQ listing (see %s/dlq.log)",
+                  stk.dir);
         for (long long deadline = support_now_ms() + 20000;;) {
                 char err[256];
 
