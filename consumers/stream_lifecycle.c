@@ -51,6 +51,8 @@ struct stream_state {
         struct metric *ghosts_closed, *cutoffs;
         long long live_ttl_s;
         long long ghost_silence_s; /* 0: no ghost sweep */
+        long long ghost_unverified_s;
+        struct metric *ghosts_alive, *ghosts_deferred, *ghosts_unverified;
         long long sweep_interval_ms;
         long long last_sweep_ms;
         struct ledger *ledger;
@@ -69,8 +71,9 @@ struct ghost {
         char anchor_id[65];
         char room_id[65];
         char vendor_session[129];
+        char vendor[17];
         long long session_id;
-        long long silent_s;
+        long long silent_s; /* since its last sign of life */
 };
 
 /* db_query_each()'s collector for the sweep. */
@@ -121,7 +124,7 @@ static int prepare(struct stream_state *st)
                 db,
                 "UPDATE live_streams SET anchor_id = ?, room_id = ?, session_id = ?, vendor = ?, vendor_session = ?, "
                 "status = 'live', started_at = FROM_UNIXTIME(? / 1000), ended_at = NULL, duration_s = NULL, "
-                "close_method = NULL, last_event_at = NOW(3) WHERE stream_id = ?");
+                "close_method = NULL, close_reason = NULL, last_event_at = NOW(3) WHERE stream_id = ?");
         /* The end came first: the begin supplies the real start and so the real duration. */
         st->late_begin = db_stmt(
                 db,
@@ -132,16 +135,17 @@ static int prepare(struct stream_state *st)
         st->insert_ended = db_stmt(
                 db,
                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
-                "status, started_at, ended_at, duration_s, close_method, last_event_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, 'ended', FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, NOW(3)) "
+                "status, started_at, ended_at, duration_s, close_method, close_reason, last_event_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, 'ended', FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?, ?, ?, NOW(3)) "
                 "ON DUPLICATE KEY UPDATE anchor_id = VALUES(anchor_id), room_id = VALUES(room_id), "
                 "session_id = VALUES(session_id), vendor = VALUES(vendor), vendor_session = VALUES(vendor_session), "
                 "status = 'ended', started_at = VALUES(started_at), ended_at = VALUES(ended_at), "
-                "duration_s = VALUES(duration_s), close_method = VALUES(close_method), last_event_at = NOW(3)");
+                "duration_s = VALUES(duration_s), close_method = VALUES(close_method), "
+                "close_reason = VALUES(close_reason), last_event_at = NOW(3)");
         st->end_session = db_stmt(
                 db,
                 "UPDATE live_streams SET status = 'ended', ended_at = FROM_UNIXTIME(? / 1000), duration_s = ?, "
-                "close_method = ?, last_event_at = NOW(3) WHERE stream_id = ?");
+                "close_method = ?, close_reason = ?, last_event_at = NOW(3) WHERE stream_id = ?");
         st->event_outcome = db_stmt(
                 db, "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = ?");
         /* No row is an active anchor; a suspension is judged at the begin's event time. */
@@ -160,11 +164,27 @@ static int prepare(struct stream_state *st)
                 db, "UPDATE live_streams SET anchor_id = COALESCE(anchor_id, ?), "
                     "room_id = COALESCE(room_id, ?), last_event_at = NOW(3) WHERE stream_id = ?");
         /* Served by live_streams_status (status, last_event_at). */
-        st->ghosts =
-                db_stmt(db, "SELECT stream_id, anchor_id, room_id, vendor_session, session_id, "
-                            "TIMESTAMPDIFF(SECOND, last_event_at, NOW(3)) FROM live_streams "
-                            "WHERE status = 'live' AND last_event_at < NOW(3) - INTERVAL ? SECOND "
-                            "ORDER BY last_event_at LIMIT " GHOST_LIMIT_SQL);
+        /*
+         * Silent streams: no stream event for the silence (live_streams_status) and no other
+         * sign of life for as long either: a screenshot, a recording, a viewer still watching, an
+         * interaction in the room.
+         */
+        st->ghosts = db_stmt(
+                db, "SELECT stream_id, anchor_id, room_id, vendor_session, session_id, "
+                    "TIMESTAMPDIFF(SECOND, sign, NOW(3)), vendor FROM (SELECT s.stream_id, "
+                    "s.anchor_id, s.room_id, s.vendor_session, s.session_id, s.vendor, "
+                    "GREATEST(s.last_event_at, "
+                    "COALESCE((SELECT MAX(p.taken_at) FROM live_snapshots p WHERE p.stream_id = "
+                    "s.stream_id), s.last_event_at), "
+                    "COALESCE((SELECT MAX(r.created_at) FROM live_records r WHERE r.stream_id = "
+                    "s.stream_id), s.last_event_at), "
+                    "COALESCE((SELECT MAX(v.last_seen_at) FROM audience_visit v WHERE "
+                    "v.stream_id = s.stream_id AND v.is_open = 1), s.last_event_at), "
+                    "COALESCE((SELECT MAX(m.minute) + INTERVAL 1 MINUTE FROM audience_room_minute "
+                    "m WHERE m.room_id = s.room_id), s.last_event_at)) AS sign "
+                    "FROM live_streams s WHERE s.status = 'live' AND s.last_event_at < NOW(3) - "
+                    "INTERVAL ? SECOND) g WHERE sign < NOW(3) - INTERVAL ? SECOND "
+                    "ORDER BY sign LIMIT " GHOST_LIMIT_SQL);
         return st->ledger && st->rebuild && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
                                st->insert_ended && st->end_session &&
                                st->event_outcome && st->anchor_state && st->touch &&
@@ -191,6 +211,16 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
         st->redis = env->redis;
         st->live_ttl_s = env->settings->live_ttl_s;
         st->ghost_silence_s = env->settings->stream_ghost_silence_s;
+        st->ghost_unverified_s = env->settings->stream_ghost_unverified_s;
+        st->ghosts_alive = metrics_counter(
+                env->metrics, "liveflow_stream_ghosts_alive_total",
+                "Silent streams kept live because their vendor said they are live", NULL);
+        st->ghosts_deferred = metrics_counter(
+                env->metrics, "liveflow_stream_ghosts_deferred_total",
+                "Silent streams kept because their vendor could not be asked (yet)", NULL);
+        st->ghosts_unverified = metrics_counter(
+                env->metrics, "liveflow_stream_ghosts_unverified_total",
+                "Silent streams closed without the vendor's word, after the longer silence", NULL);
         st->sweep_interval_ms = env->settings->stream_sweep_interval_s * 1000;
         st->ghosts_closed =
                 metrics_counter(env->metrics, "liveflow_stream_ghosts_closed_total",
@@ -373,6 +403,30 @@ static long long duration_s(const struct stream_event *se, long long started_ms)
         return d < 0 ? 0 : d;
 }
 
+/*
+ * live_streams.close_reason: the close's own reason (an operator's, moderation's, a ghost
+ * sweep's), else what its close_method says.
+ */
+static const char *close_reason(const struct stream_event *se)
+{
+        const char *reason = payload_str(se->ev, "reason");
+
+        if (reason && *reason)
+                return reason;
+        return se->close_method == 2   ? "closed by an operator"
+               : se->close_method == 3 ? "audit punishment"
+                                       : "ended by the stream";
+}
+
+/* A close the ghost sweep sent (it also drops the stream at the vendor). */
+static bool is_ghost_close(const struct event *ev)
+{
+        const char *reason = payload_str(ev, "reason");
+
+        return ev->vendor && strcmp(ev->vendor, "liveflow") == 0 && reason &&
+               strncmp(reason, "ghost", 5) == 0;
+}
+
 static enum db_result insert_ended(struct stream_state *st, const struct stream_event *se,
                                    char *errstr, size_t errstr_size)
 {
@@ -389,9 +443,10 @@ static enum db_result insert_ended(struct stream_state *st, const struct stream_
                                started,
                                DB_I64(ev->event_time_ms),
                                DB_I64(duration_s(se, -1)),
-                               DB_I64(se->close_method)};
+                               DB_I64(se->close_method),
+                               DB_STR(close_reason(se))};
 
-        return db_exec(st->db, st->insert_ended, p, 10, NULL, NULL, errstr, errstr_size);
+        return db_exec(st->db, st->insert_ended, p, 11, NULL, NULL, errstr, errstr_size);
 }
 
 static const char *apply_end(struct stream_state *st, const struct stream_event *se,
@@ -410,9 +465,10 @@ static const char *apply_end(struct stream_state *st, const struct stream_event 
                      ev->event_time_ms >= row->started_ms)) {
                 struct db_param p[] = {DB_I64(ev->event_time_ms),
                                        DB_I64(duration_s(se, row->started_ms)),
-                                       DB_I64(se->close_method), DB_STR(ev->stream_id)};
+                                       DB_I64(se->close_method), DB_STR(close_reason(se)),
+                                       DB_STR(ev->stream_id)};
 
-                *r = db_exec(st->db, st->end_session, p, 4, NULL, NULL, errstr, errstr_size);
+                *r = db_exec(st->db, st->end_session, p, 5, NULL, NULL, errstr, errstr_size);
                 return "applied";
         }
         if (!live && se->sequence && !same_session(row, se->sequence) &&
@@ -445,7 +501,7 @@ static enum db_result replayed_event(struct stream_state *st, struct consumer_re
         bool found = false;
         enum db_result r;
 
-        if (!se->is_begin && se->close_method < 2)
+        if (!se->is_begin && se->close_method < 2 && !is_ghost_close(&rec->ev))
                 return DB_OK;
         r = db_query_row(st->db, st->event_outcome, p, 1, &col, 1, &found, errstr, errstr_size);
         if (r != DB_OK || !found || col.is_null)
@@ -560,7 +616,8 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                     DB_OK)
                         return apply_from_db(r);
         }
-        if (!se.is_begin && se.close_method >= 2 && strcmp(outcome, "applied") == 0)
+        if (!se.is_begin && (se.close_method >= 2 || is_ghost_close(&rec->ev)) &&
+            strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
         if (is_only_end &&
             (r = adopt_tips(st, rec->ev.stream_id, errstr, errstr_size)) != DB_OK)
@@ -672,18 +729,18 @@ static void collect_ghost(const struct db_col *cols, void *arg)
                  cols[3].is_null ? "" : cols[3].s);
         g->session_id = cols[4].is_null ? 0 : cols[4].i;
         g->silent_s = cols[5].is_null ? 0 : cols[5].i;
+        snprintf(g->vendor, sizeof(g->vendor), "%s", cols[6].is_null ? "" : cols[6].s);
 }
 
 /* Asks the stream role (every instance, this one included) to end one silent stream. */
-static int close_ghost(struct stream_state *st, const struct ghost *g, long long now, char *errstr,
-                       size_t errstr_size)
+static int close_ghost(struct stream_state *st, const struct ghost *g, long long now,
+                       const char *reason, char *errstr, size_t errstr_size)
 {
-        char key[320], event_id[65], trace_id[33], reason[64];
+        char key[320], event_id[65], trace_id[33];
         int n = snprintf(key, sizeof(key), "ghost|%s|%lld", g->stream_id, g->session_id);
 
         crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, event_id);
         snprintf(trace_id, sizeof(trace_id), "%.32s", event_id);
-        snprintf(reason, sizeof(reason), "ghost: no event for %lld s", g->silent_s);
         struct stream_close_msg m = {
                 .event_id = event_id,
                 .stream_id = g->stream_id,
@@ -701,10 +758,50 @@ static int close_ghost(struct stream_state *st, const struct ghost *g, long long
                 return -1;
         metric_add(st->ghosts_closed, 1);
         log_warn(trace_id,
-                 "ghost stream closed stream=%s session=%lld anchor=%s silent_s=%lld event_id=%s",
+                 "ghost stream closed stream=%s session=%lld anchor=%s silent_s=%lld event_id=%s "
+                 "reason=\"%s\"",
                  g->stream_id, g->session_id, g->anchor_id[0] ? g->anchor_id : "-", g->silent_s,
-                 event_id);
+                 event_id, reason);
         return 0;
+}
+
+/*
+ * A silent stream: closed when its vendor says it is not live; left live (its silence starts
+ * again) when the vendor says it is; when the vendor cannot be asked, closed only after
+ * LIVEFLOW_STREAM_GHOST_UNVERIFIED_SILENCE_S. @returns 1 closed, 0 left live, -1 failed.
+ */
+static int judge_ghost(struct stream_state *st, const struct ghost *g, long long now, char *err,
+                       size_t err_size)
+{
+        char reason[600], why[400];
+        enum vendor_state vs =
+                vendor_api_stream_state(st->vendor, g->vendor, g->stream_id, NULL, why, sizeof(why));
+
+        if (vs == VENDOR_STATE_LIVE) {
+                struct db_param p[] = {DB_STR(g->stream_id)};
+
+                metric_add(st->ghosts_alive, 1);
+                log_info(NULL, "silent stream %s (%lld s) is live at %s: kept", g->stream_id,
+                         g->silent_s, g->vendor);
+                return db_exec(st->db, st->touch, p, 1, NULL, NULL, err, err_size) == DB_OK ? 0
+                                                                                             : -1;
+        }
+        if (vs == VENDOR_STATE_NOT_LIVE) {
+                snprintf(reason, sizeof(reason),
+                         "ghost: %s says not live after %lld s without a sign of life", g->vendor,
+                         g->silent_s);
+                return close_ghost(st, g, now, reason, err, err_size) == 0 ? 1 : -1;
+        }
+        if (g->silent_s < st->ghost_unverified_s) {
+                metric_add(st->ghosts_deferred, 1);
+                log_debug(NULL, "silent stream %s (%lld s) kept: %s", g->stream_id, g->silent_s,
+                          why);
+                return 0;
+        }
+        metric_add(st->ghosts_unverified, 1);
+        snprintf(reason, sizeof(reason), "ghost: %lld s without a sign of life, vendor not asked (%s)",
+                 g->silent_s, why);
+        return close_ghost(st, g, now, reason, err, err_size) == 0 ? 1 : -1;
 }
 
 /* Redis restarted empty or flushed: every live stream is projected again from live_streams. */
@@ -743,12 +840,13 @@ static void stream_tick(void *state, long long now_ms)
 {
         struct stream_state *st = state;
         struct ghost_list gl = {0};
-        struct db_param p[1];
+        struct db_param p[2];
         struct db_col cols[] = {
                 {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR},
                 {.type = DB_PARAM_STR}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR},
         };
-        char s_stream[256], s_anchor[65], s_room[65], s_session[129], err[512];
+        char s_stream[256], s_anchor[65], s_room[65], s_session[129], s_vendor[17], err[512];
         size_t closed = 0;
 
         check_redis_epoch(st);
@@ -760,13 +858,15 @@ static void stream_tick(void *state, long long now_ms)
         cols[1].s = s_anchor, cols[1].s_size = sizeof(s_anchor);
         cols[2].s = s_room, cols[2].s_size = sizeof(s_room);
         cols[3].s = s_session, cols[3].s_size = sizeof(s_session);
+        cols[6].s = s_vendor, cols[6].s_size = sizeof(s_vendor);
         p[0] = DB_I64(st->ghost_silence_s);
+        p[1] = DB_I64(st->ghost_silence_s);
         if (!(gl.items = calloc(GHOST_SWEEP_LIMIT, sizeof(*gl.items)))) {
                 log_error(NULL, "ghost sweep: out of memory");
                 return;
         }
         gl.cap = GHOST_SWEEP_LIMIT;
-        if (db_query_each(st->db, st->ghosts, p, 1, cols, 6, collect_ghost, &gl, err,
+        if (db_query_each(st->db, st->ghosts, p, 2, cols, 7, collect_ghost, &gl, err,
                           sizeof(err)) != DB_OK) {
                 log_warn(NULL, "ghost sweep: %s", err);
                 free(gl.items);
@@ -774,10 +874,12 @@ static void stream_tick(void *state, long long now_ms)
         }
         /* A failure leaves the stream live: the next sweep tries it again. */
         for (size_t i = 0; i < gl.n && !signals_stop_requested(); i++) {
-                if (close_ghost(st, &gl.items[i], now_ms, err, sizeof(err)) == -1)
+                int rc = judge_ghost(st, &gl.items[i], now_ms, err, sizeof(err));
+
+                if (rc == -1)
                         log_warn(NULL, "ghost sweep: stream %s: %s", gl.items[i].stream_id, err);
                 else
-                        closed++;
+                        closed += (size_t)rc;
         }
         if (gl.n)
                 log_info(NULL, "ghost sweep: %zu of %zu silent streams closed (silence %lld s)",

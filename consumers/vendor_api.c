@@ -328,9 +328,12 @@ static struct curl_slist *append_or_free(struct curl_slist *h, const char *line)
         return n;
 }
 
-/* Headers of one signed call; @returns NULL when out of memory or the request cannot be signed. */
-static struct curl_slist *tencent_headers(const struct settings *s, const char *host,
-                                          const char *body, long long now_s)
+/*
+ * Headers of one signed call of action; @returns NULL when out of memory or the request cannot
+ * be signed.
+ */
+static struct curl_slist *tencent_headers_of(const struct settings *s, const char *action,
+                                             const char *host, const char *body, long long now_s)
 {
         struct tc3_request rq = {
                 .secret_id = s->tencent_secret_id,
@@ -344,13 +347,15 @@ static struct curl_slist *tencent_headers(const struct settings *s, const char *
         };
         char auth[512], line[640];
         struct curl_slist *h;
-        const char *fixed[] = {"Content-Type: " TENCENT_CONTENT_TYPE, "X-TC-Action: DropLiveStream",
+        const char *fixed[] = {"Content-Type: " TENCENT_CONTENT_TYPE,
                                "X-TC-Version: " TENCENT_VERSION, "Expect:"};
 
         if (vendor_api_tc3_authorization(&rq, auth, sizeof(auth)) == -1)
                 return NULL;
         snprintf(line, sizeof(line), "Authorization: %s", auth);
         h = curl_slist_append(NULL, line);
+        snprintf(line, sizeof(line), "X-TC-Action: %s", action);
+        h = append_or_free(h, line);
         /* The Host sent must be the host signed, whatever libcurl would have written. */
         snprintf(line, sizeof(line), "Host: %s", host);
         h = append_or_free(h, line);
@@ -363,6 +368,12 @@ static struct curl_slist *tencent_headers(const struct settings *s, const char *
                 h = append_or_free(h, line);
         }
         return h;
+}
+
+static struct curl_slist *tencent_headers(const struct settings *s, const char *host,
+                                          const char *body, long long now_s)
+{
+        return tencent_headers_of(s, "DropLiveStream", host, body, now_s);
 }
 
 static enum vendor_drop tencent_drop(struct vendor_api *va, const char *stream_id, char *errstr,
@@ -597,5 +608,163 @@ enum vendor_drop vendor_api_drop_stream(struct vendor_api *va, const char *vendo
         else
                 log_warn(trace_id, "vendor drop vendor=%s stream=%s outcome=%s: %s", vendor,
                          stream_id, vendor_drop_name(r), errstr);
+        return r;
+}
+
+/* ------------------------------------------------------------------ is the stream live? */
+
+const char *vendor_state_name(enum vendor_state st)
+{
+        switch (st) {
+        case VENDOR_STATE_LIVE:
+                return "live";
+        case VENDOR_STATE_NOT_LIVE:
+                return "not_live";
+        case VENDOR_STATE_UNKNOWN:
+                return "unknown";
+        }
+        return "?";
+}
+
+/* DescribeLiveStreamState answers StreamState "active", "inactive" or "forbid". */
+static enum vendor_state tencent_state_of(const struct http_reply *rp, char *errstr,
+                                          size_t errstr_size)
+{
+        json_t *root, *response;
+        const char *state, *code;
+        enum vendor_state r = VENDOR_STATE_UNKNOWN;
+
+        if (rp->status != 200) {
+                snprintf(errstr, errstr_size, "DescribeLiveStreamState: HTTP %ld", rp->status);
+                return VENDOR_STATE_UNKNOWN;
+        }
+        root = json_loads(rp->body ? rp->body : "", 0, NULL);
+        response = json_object_get(root, "Response");
+        state = json_string_value(json_object_get(response, "StreamState"));
+        code = json_string_value(json_object_get(json_object_get(response, "Error"), "Code"));
+        if (state && strcmp(state, "active") == 0)
+                r = VENDOR_STATE_LIVE;
+        else if (state && (strcmp(state, "inactive") == 0 || strcmp(state, "forbid") == 0))
+                r = VENDOR_STATE_NOT_LIVE;
+        else if (code && code_is_in(code, tencent_not_live_codes, false))
+                r = VENDOR_STATE_NOT_LIVE;
+        else
+                snprintf(errstr, errstr_size, "DescribeLiveStreamState: %s",
+                         code ? code : "no StreamState in the reply");
+        json_decref(root);
+        return r;
+}
+
+static enum vendor_state tencent_state(struct vendor_api *va, const char *stream_id, char *errstr,
+                                       size_t errstr_size)
+{
+        const struct settings *s = va->s;
+        json_t *params = json_pack("{s:s,s:s,s:s}", "AppName", s->tencent_app, "DomainName",
+                                   s->tencent_push_domain, "StreamName", stream_id);
+        char *body = params ? json_dumps(params, JSON_COMPACT) : NULL;
+        struct curl_slist *headers = NULL;
+        enum vendor_state r = VENDOR_STATE_UNKNOWN;
+        struct http_reply rp;
+        char host[300];
+
+        json_decref(params);
+        if (url_host(s->tencent_api_endpoint, host, sizeof(host)) == -1)
+                snprintf(errstr, errstr_size, "LIVEFLOW_TENCENT_API_ENDPOINT: \"%s\" is not a URL",
+                         s->tencent_api_endpoint);
+        else if (!body || !(headers = tencent_headers_of(s, "DescribeLiveStreamState", host, body,
+                                                         (long long)time(NULL))))
+                snprintf(errstr, errstr_size, "DescribeLiveStreamState: cannot build the request");
+        else if (http_do(va, "POST", s->tencent_api_endpoint, headers, body, &rp, errstr,
+                         errstr_size) == 0) {
+                r = tencent_state_of(&rp, errstr, errstr_size);
+                http_reply_fini(&rp);
+        }
+        curl_slist_free_all(headers);
+        free(body);
+        return r;
+}
+
+/* Whether an entry of /api/v1/streams is stream_id with an active publisher. */
+static bool srs_stream_is(const json_t *stream, const char *stream_id)
+{
+        const char *name = json_string_value(json_object_get(stream, "name"));
+        const char *app = json_string_value(json_object_get(stream, "app"));
+        size_t app_len = app ? strlen(app) : 0;
+
+        if (!name)
+                return false;
+        return strcmp(name, stream_id) == 0 ||
+               (app && strncmp(stream_id, app, app_len) == 0 && stream_id[app_len] == '/' &&
+                strcmp(stream_id + app_len + 1, name) == 0);
+}
+
+/* Pages through GET /api/v1/streams: live when the stream is there with an active publisher. */
+static enum vendor_state srs_state(struct vendor_api *va, const char *stream_id, char *errstr,
+                                   size_t errstr_size)
+{
+        const char *ep = va->s->srs_api_endpoint;
+        char url[1024];
+
+        for (int page = 0; page < SRS_MAX_PAGES; page++) {
+                struct http_reply rp;
+                json_t *root, *streams, *st;
+                size_t i, count;
+                int found = 0; /* 1 live, -1 listed without an active publisher */
+
+                snprintf(url, sizeof(url), "%.*s/api/v1/streams?start=%d&count=%d", base_len(ep),
+                         ep, page * SRS_PAGE, SRS_PAGE);
+                if (http_do(va, "GET", url, NULL, NULL, &rp, errstr, errstr_size) == -1)
+                        return VENDOR_STATE_UNKNOWN;
+                root = rp.status == 200 ? json_loads(rp.body ? rp.body : "", 0, NULL) : NULL;
+                streams = json_object_get(root, "streams");
+                if (!json_is_array(streams) ||
+                    json_integer_value(json_object_get(root, "code")) != 0) {
+                        snprintf(errstr, errstr_size, "GET %s: HTTP %ld, no stream list", url,
+                                 rp.status);
+                        json_decref(root);
+                        http_reply_fini(&rp);
+                        return VENDOR_STATE_UNKNOWN;
+                }
+                count = json_array_size(streams);
+                json_array_foreach(streams, i, st)
+                {
+                        if (!srs_stream_is(st, stream_id))
+                                continue;
+                        found = json_is_true(json_object_get(
+                                        json_object_get(st, "publish"), "active"))
+                                        ? 1
+                                        : -1;
+                        break;
+                }
+                json_decref(root);
+                http_reply_fini(&rp);
+                if (found)
+                        return found > 0 ? VENDOR_STATE_LIVE : VENDOR_STATE_NOT_LIVE;
+                if (count < SRS_PAGE)
+                        return VENDOR_STATE_NOT_LIVE;
+        }
+        snprintf(errstr, errstr_size, "SRS lists more than %d streams", SRS_PAGE * SRS_MAX_PAGES);
+        return VENDOR_STATE_UNKNOWN;
+}
+
+enum vendor_state vendor_api_stream_state(struct vendor_api *va, const char *vendor,
+                                          const char *stream_id, const char *trace_id,
+                                          char *errstr, size_t errstr_size)
+{
+        enum vendor_state r;
+
+        errstr[0] = '\0';
+        if (vendor && strcmp(vendor, "tencent") == 0 && tencent_is_configured(va->s)) {
+                r = tencent_state(va, stream_id, errstr, errstr_size);
+        } else if (vendor && strcmp(vendor, "srs") == 0 && va->s->srs_api_endpoint &&
+                   *va->s->srs_api_endpoint) {
+                r = srs_state(va, stream_id, errstr, errstr_size);
+        } else {
+                snprintf(errstr, errstr_size, "no stream API of vendor %s is configured",
+                         vendor ? vendor : "(none)");
+                return VENDOR_STATE_UNKNOWN;
+        }
+        log_info(trace_id, "vendor state vendor=%s stream=%s state=%s%s%s", vendor, stream_id,
+                 vendor_state_name(r), *errstr ? ": " : "", errstr);
         return r;
 }

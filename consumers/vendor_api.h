@@ -41,6 +41,27 @@ __attribute__((warn_unused_result)) enum vendor_drop
 vendor_api_drop_stream(struct vendor_api *va, const char *vendor, const char *stream_id,
                        const char *trace_id, char *errstr, size_t errstr_size);
 
+/* What the vendor says of a stream. */
+enum vendor_state {
+        VENDOR_STATE_LIVE,     /* the vendor has a publisher on it now */
+        VENDOR_STATE_NOT_LIVE, /* the vendor says it is not live */
+        VENDOR_STATE_UNKNOWN,  /* not asked (no API configured for the vendor) or no answer */
+};
+
+/**
+ * @brief Asks `vendor` whether stream_id is live: Tencent Cloud API 3.0
+ * DescribeLiveStreamState (StreamState active / inactive / forbid), or SRS's GET
+ * /api/v1/streams (listed with an active publisher). Blocks for at most
+ * LIVEFLOW_VENDOR_API_TIMEOUT_MS per HTTP request. @returns the state; errstr says why for
+ * VENDOR_STATE_UNKNOWN.
+ */
+__attribute__((warn_unused_result)) enum vendor_state
+vendor_api_stream_state(struct vendor_api *va, const char *vendor, const char *stream_id,
+                        const char *trace_id, char *errstr, size_t errstr_size);
+
+/** @brief "live", "not_live" or "unknown". */
+const char *vendor_state_name(enum vendor_state st);
+
 /** @brief A readable name of an outcome ("done", "not_live", "skipped", "retry", "failed"). */
 const char *vendor_drop_name(enum vendor_drop r);
 

@@ -185,6 +185,9 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_STREAM_GHOST_SILENCE_S", SETTING_INT, "21600", 0, 31536000,
          OFF(stream_ghost_silence_s), C,
          "stream role: close a live stream with no stream event for this long; 0: never"},
+        {"LIVEFLOW_STREAM_GHOST_UNVERIFIED_SILENCE_S", SETTING_INT, "86400", 1, 31536000,
+         OFF(stream_ghost_unverified_s), C,
+         "stream role: a silent stream whose vendor cannot be asked is closed only after this"},
         {"LIVEFLOW_STREAM_SWEEP_INTERVAL_S", SETTING_INT, "60", 1, 86400,
          OFF(stream_sweep_interval_s), C, "stream role: how often the ghost sweep runs"},
         /* vendor APIs: dropping a force-closed stream (consumers/vendor_api.h); unset skips the

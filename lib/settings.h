@@ -96,6 +96,7 @@ struct settings {
         /* stream role: the ghost sweep (consumers/stream_lifecycle.h) */
         long long stream_ghost_silence_s;  /* close a live stream silent this long; 0: never */
         long long stream_sweep_interval_s; /* how often the sweep looks */
+        long long stream_ghost_unverified_s; /* close unasked only after this much silence */
         /* vendor APIs the stream role calls to drop a stream it force-closed */
         char *tencent_api_endpoint;
         char *tencent_secret_id;

@@ -854,8 +854,10 @@ TestSuite(stream_sweep, .init = setup_stores, .fini = teardown, .timeout = 120,
 
 Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
 {
+        /* No vendor API is configured: the stream is closed after the unverified silence. */
         static const char *const ghost_env[] = {
                 "LIVEFLOW_STREAM_GHOST_SILENCE_S=2", "LIVEFLOW_STREAM_SWEEP_INTERVAL_S=1",
+                "LIVEFLOW_STREAM_GHOST_UNVERIFIED_SILENCE_S=2",
                 "LIVEFLOW_KAFKA_PROP_AUTO_OFFSET_RESET=latest", NULL};
         struct session_end got[2];
         char s[64], v[64], key[320], want_id[65];
@@ -887,6 +889,11 @@ Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
                   "closed after %lld ms, want about silence + interval", support_now_ms() - t0);
         query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1");
+        query1(v, sizeof(v),
+               "SELECT close_reason LIKE 'ghost: %% without a sign of life, vendor not asked%%' "
+               "FROM live_streams WHERE stream_id = '%s'",
+               s);
+        cr_assert_str_eq(v, "1", "close_reason does not say an unverified ghost close");
         cr_assert(wait_online(s, false), "%s still in set:live:online", s);
 
         snprintf(key, sizeof(key), "ghost|%s|%lld", s, session);
@@ -902,6 +909,47 @@ Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
         cr_assert_eq(read_session_ends(s, session, got, 2, 1, 20000), 1, "no session.end for %s",
                      s);
         cr_assert_eq(got[0].close_method, 1);
+        stop_consumer_expect_clean_exit();
+}
+
+Test(stream_sweep, screenshots_and_viewers_are_signs_of_life)
+{
+        static const char *const ghost_env[] = {
+                "LIVEFLOW_STREAM_GHOST_SILENCE_S=2", "LIVEFLOW_STREAM_SWEEP_INTERVAL_S=1",
+                "LIVEFLOW_STREAM_GHOST_UNVERIFIED_SILENCE_S=2", NULL};
+        char shots[64], watched[64], silent[64], v[64], sql[1024];
+
+        start_consumer_with(ghost_env);
+        snprintf(shots, sizeof(shots), "%s_shots", fx.prefix);
+        snprintf(watched, sizeof(watched), "%s_watched", fx.prefix);
+        snprintf(silent, sizeof(silent), "%s_silent", fx.prefix);
+        produce_event(shots, true, "8201", 1703731478, 0, -1);
+        produce_event(watched, true, "8202", 1703731478, 0, -1);
+        produce_event(silent, true, "8203", 1703731478, 0, -1);
+        wait_status(shots, "live");
+        wait_status(watched, "live");
+        wait_status(silent, "live");
+        /* Hours without a stream event; a screenshot a minute, or a viewer still beating. */
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_snapshots (stream_id, pic_url, taken_at, event_id) VALUES "
+                 "('%s', 'p.jpg', NOW(3) + INTERVAL 1 HOUR, SHA2('%s', 256))",
+                 shots, shots);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO audience_visit (room_id, audience_key, is_open, stream_id, "
+                 "entered_at, last_seen_at) VALUES ('r', 'app:u1', 1, '%s', NOW(3) - INTERVAL 7 "
+                 "HOUR, NOW(3) + INTERVAL 1 HOUR)",
+                 watched);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.mysql, "UPDATE live_streams SET last_event_at = NOW(3) - "
+                                        "INTERVAL 7 HOUR") == 0,
+                  "%s", mysql_error(fx.mysql));
+        wait_status(silent, "ended"); /* the sweep runs */
+        support_sleep_ms(2500);       /* and runs again */
+        query1(v, sizeof(v), "SELECT status FROM live_streams WHERE stream_id = '%s'", shots);
+        cr_assert_str_eq(v, "live", "a stream with fresh screenshots is not a ghost");
+        query1(v, sizeof(v), "SELECT status FROM live_streams WHERE stream_id = '%s'", watched);
+        cr_assert_str_eq(v, "live", "a stream with a viewer still watching is not a ghost");
         stop_consumer_expect_clean_exit();
 }
 

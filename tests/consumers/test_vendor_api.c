@@ -109,6 +109,12 @@ static char *srs_clients_page(int start, int count)
 
 static enum MHD_Result route(struct MHD_Connection *conn, const struct seen *s)
 {
+        /* A stream whose name says "_alive" is live; any other is not. */
+        if (strcmp(s->method, "POST") == 0 && strcmp(s->action, "DescribeLiveStreamState") == 0)
+                return answer(conn, 200,
+                              strstr(s->body, "_alive")
+                                      ? "{\"Response\":{\"StreamState\":\"active\",\"RequestId\":\"r\"}}"
+                                      : "{\"Response\":{\"StreamState\":\"inactive\",\"RequestId\":\"r\"}}");
         if (strcmp(s->method, "POST") == 0) {
                 if (srv.delay_ms)
                         support_sleep_ms(srv.delay_ms);
@@ -520,23 +526,31 @@ struct role_fixture {
 
 static struct role_fixture rf;
 
+static void start_stream_role_with(const char *const *extra);
+
 static void start_stream_role(void)
+{
+        start_stream_role_with(NULL);
+}
+
+static void start_stream_role_with(const char *const *extra)
 {
         char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[96], e_ep[96];
         char *argv[] = {bin, (char *)"stream", NULL};
-        char *env[] = {e_boot,
-                       e_mysql,
-                       e_redis,
-                       e_admin,
-                       e_group,
-                       e_ep,
-                       (char *)"LIVEFLOW_TENCENT_SECRET_ID=" SECRET_ID,
-                       (char *)"LIVEFLOW_TENCENT_SECRET_KEY=" SECRET_KEY,
-                       (char *)"LIVEFLOW_TENCENT_PUSH_DOMAIN=push.example.com",
-                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
-                       (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
-                       (char *)"LIVEFLOW_LOG_LEVEL=debug",
-                       NULL};
+        char *env[20] = {e_boot,
+                         e_mysql,
+                         e_redis,
+                         e_admin,
+                         e_group,
+                         e_ep,
+                         (char *)"LIVEFLOW_TENCENT_SECRET_ID=" SECRET_ID,
+                         (char *)"LIVEFLOW_TENCENT_SECRET_KEY=" SECRET_KEY,
+                         (char *)"LIVEFLOW_TENCENT_PUSH_DOMAIN=push.example.com",
+                         (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
+                         (char *)"LIVEFLOW_RETRY_BACKOFF_MS=50",
+                         (char *)"LIVEFLOW_LOG_LEVEL=debug",
+                         NULL};
+        size_t n = 12;
         int admin_port = support_free_port();
         rd_kafka_conf_t *conf;
         struct mysql_url u;
@@ -559,6 +573,9 @@ static void start_stream_role(void)
         snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s", rf.prefix);
         snprintf(e_ep, sizeof(e_ep), "LIVEFLOW_TENCENT_API_ENDPOINT=http://127.0.0.1:%d", srv.port);
         snprintf(rf.log_path, sizeof(rf.log_path), "/tmp/%s.consumer.log", rf.prefix);
+        for (; extra && *extra && n < 19; extra++)
+                env[n++] = (char *)*extra;
+        env[n] = NULL;
         rf.pid = support_spawn(argv, env, rf.log_path);
         cr_assert(support_wait_ready(admin_port, 20000) == 0, "consumer not ready; see %s",
                   rf.log_path);
@@ -654,8 +671,11 @@ static int drops_of(const char *stream_id)
         int n = 0;
 
         snprintf(want, sizeof(want), "\"StreamName\":\"%s\"", stream_id);
-        for (int i = 0; i < seen_count(); i++)
-                n += strstr(seen_at(i).body, want) != NULL;
+        for (int i = 0; i < seen_count(); i++) {
+                struct seen s = seen_at(i);
+
+                n += strcmp(s.action, "DropLiveStream") == 0 && strstr(s.body, want) != NULL;
+        }
         return n;
 }
 
@@ -719,6 +739,77 @@ Test(vendor_api, stream_role_drops_a_forced_close_of_a_live_stream_only, .fini =
                      rf.log_path);
         cr_assert_eq(count_rows("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", forced),
                      2);
+        cr_assert(kill(rf.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(rf.pid, 20000), 0, "consumer did not drain cleanly; see %s",
+                     rf.log_path);
+        rf.pid = 0;
+}
+
+/* How many DescribeLiveStreamState calls named stream_id. */
+static int state_asks_of(const char *stream_id)
+{
+        char want[128];
+        int n = 0;
+
+        snprintf(want, sizeof(want), "\"StreamName\":\"%s\"", stream_id);
+        for (int i = 0; i < seen_count(); i++) {
+                struct seen s = seen_at(i);
+
+                n += strcmp(s.action, "DescribeLiveStreamState") == 0 &&
+                     strstr(s.body, want) != NULL;
+        }
+        return n;
+}
+
+static bool has_state_ask(const char *stream_id)
+{
+        return state_asks_of(stream_id) > 0;
+}
+
+static bool is_ended(const char *stream_id)
+{
+        return count_rows("SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND status = "
+                          "'ended'",
+                          stream_id) == 1;
+}
+
+Test(vendor_api, the_ghost_sweep_closes_only_what_the_vendor_says_is_not_live,
+     .fini = stop_stream_role)
+{
+        static const char *const ghost_env[] = {"LIVEFLOW_STREAM_GHOST_SILENCE_S=2",
+                                                "LIVEFLOW_STREAM_SWEEP_INTERVAL_S=1",
+                                                "LIVEFLOW_STREAM_GHOST_UNVERIFIED_SILENCE_S=3600",
+                                                NULL};
+        char alive[64], dead[64];
+
+        start_stream_role_with(ghost_env);
+        snprintf(alive, sizeof(alive), "%s_alive", rf.prefix);
+        snprintf(dead, sizeof(dead), "%s_dead", rf.prefix);
+        produce_stream_event(alive, true, 1000, 0);
+        produce_stream_event(dead, true, 1000, 0);
+        /* Silent for the sweep; the vendor is asked about each. */
+        wait_for(is_ended, dead, "the stream the vendor calls inactive was not closed:");
+        wait_for(has_drop, dead, "the ghost close was not dropped at the vendor:");
+        wait_for(has_state_ask, alive, "the vendor was not asked about");
+        cr_assert_eq(count_rows("SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND "
+                                "close_reason LIKE 'ghost: tencent says not live after %%'",
+                                dead),
+                     1);
+        /* The live one stays live however many sweeps run; the dead one is closed once. */
+        {
+                long long deadline = support_now_ms() + 20000;
+
+                while (state_asks_of(alive) < 2 && support_now_ms() < deadline)
+                        support_sleep_ms(50);
+        }
+        cr_assert(state_asks_of(alive) >= 2, "the live stream was asked about once only");
+        cr_assert_eq(count_rows("SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND "
+                                "status = 'live'",
+                                alive),
+                     1, "the stream the vendor calls active was closed (log %s)", rf.log_path);
+        cr_assert_eq(drops_of(alive), 0, "the live stream was dropped");
+        cr_assert_eq(count_rows("SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", dead),
+                     2, "a begin and one ghost close");
         cr_assert(kill(rf.pid, SIGTERM) == 0);
         cr_assert_eq(support_wait_exit(rf.pid, 20000), 0, "consumer did not drain cleanly; see %s",
                      rf.log_path);
