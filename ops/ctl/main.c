@@ -10,6 +10,7 @@
 #include "group.h"
 #include "log.h"
 #include "reconcile.h"
+#include "topics.h"
 
 static const char usage[] =
         "usage: liveflow-ctl [--json] COMMAND [SUBCOMMAND] [OPTIONS]\n"
@@ -32,6 +33,7 @@ static const struct ctl_command commands[] = {
          ctl_share_commands},
         {"rebuild", "derive Redis, live_statistics or a profile again from MySQL", NULL, NULL,
          ctl_rebuild_commands},
+        {"topics", "topics: plan, create", NULL, NULL, topics_commands},
         {NULL, NULL, NULL, NULL, NULL},
 };
 
