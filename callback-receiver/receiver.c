@@ -49,6 +49,8 @@ static const char *const receiver_topics[] = {LF_TOPIC_STREAM, LF_TOPIC_RECORD, 
                                               NULL};
 /* After the drain deadline, for the last answers to be written. */
 #define RESPONSE_GRACE_MS 1000
+/* While draining, the daemon stops once no request came for this long. */
+#define DRAIN_QUIET_MS 1000
 
 /*
  * libmicrohttpd's memory per connection (headers, read and write buffers), cleared between
@@ -80,7 +82,8 @@ struct receiver {
         struct delivery *delivery;
         struct MHD_Daemon *daemon;
         atomic_bool is_draining;
-        atomic_int open_requests; /* request states alive: made, not yet completed */
+        atomic_int open_requests;     /* request states alive: made, not yet completed */
+        atomic_llong last_request_us; /* monotonic: when the last request state was made */
         /* for the stats line */
         atomic_llong received, accepted, rejected, failed;
         long long next_stats_ms;
@@ -256,11 +259,16 @@ static void count_stats(struct receiver *rcv, unsigned int status)
 
 static enum MHD_Result request_reply(struct request *req, unsigned int status, const char *message)
 {
-        conn_guard_busy(req->rcv->guard, req->conn);
-        /* An early answer leaves the body unread: the connection cannot be reused. */
+        /*
+         * An early answer leaves the body unread: the connection cannot be reused. While
+         * draining, every answer closes its connection, so no client sends another request on
+         * it that the stopping daemon would drop unanswered.
+         */
         struct http_reply_opts opts = {.trace_id = req->trace_id,
-                                       .must_close = req->is_early && req->has_body};
+                                       .must_close = (req->is_early && req->has_body) ||
+                                                     atomic_load(&req->rcv->is_draining)};
 
+        conn_guard_busy(req->rcv->guard, req->conn);
         req->status = status;
         if (status == 200 && req->vendor && req->vendor->ok_body)
                 return http_reply_raw(req->conn, 200, "application/json",
@@ -373,6 +381,7 @@ static struct request *request_new(struct receiver *rcv, struct MHD_Connection *
         else
                 trace_id_new(req->trace_id);
         atomic_fetch_add(&rcv->open_requests, 1);
+        atomic_store(&rcv->last_request_us, req->start_us);
         return req;
 }
 
@@ -1291,6 +1300,19 @@ static void wait_for_requests(struct receiver *rcv, long long deadline_us)
                 delivery_poll(rcv->delivery, 10);
 }
 
+/*
+ * After the last in-flight answer, keep serving until no request has come for DRAIN_QUIET_MS
+ * (bounded by until_us): a request that arrives on a kept-alive connection meanwhile is read
+ * and answered 503 with Connection: close, instead of being dropped by MHD_stop_daemon().
+ */
+static void linger(struct receiver *rcv, long long until_us)
+{
+        while (now_us() < until_us &&
+               (atomic_load(&rcv->open_requests) > 0 ||
+                now_us() - atomic_load(&rcv->last_request_us) < DRAIN_QUIET_MS * 1000LL))
+                delivery_poll(rcv->delivery, 10);
+}
+
 int receiver_drain(struct receiver *rcv, long long timeout_ms)
 {
         long long deadline_us = now_us() + timeout_ms * 1000, left_ms;
@@ -1311,6 +1333,7 @@ int receiver_drain(struct receiver *rcv, long long timeout_ms)
                          "drain deadline: answered 503 to %zu requests still waiting for acks",
                          abandoned);
         wait_for_requests(rcv, now_us() + RESPONSE_GRACE_MS * 1000);
+        linger(rcv, deadline_us + RESPONSE_GRACE_MS * 1000);
         MHD_stop_daemon(rcv->daemon);
         rcv->daemon = NULL;
         if (listen_fd != MHD_INVALID_SOCKET)

@@ -918,3 +918,70 @@ Test(receiver_e2e, a_path_whose_escapes_change_its_meaning_is_a_400)
         cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
         stop_receiver_expect_clean_exit();
 }
+
+/* ------------------------------------------------------------ drain and kept-alive connections */
+
+/* Reads from fd until "\r\n\r\n" plus the body or wait_ms; the text in out. */
+static void read_answer(int fd, char *out, size_t out_size, int wait_ms)
+{
+        long long t0 = support_now_ms();
+        size_t have = 0;
+
+        out[0] = '\0';
+        while (support_now_ms() - t0 < wait_ms && have + 1 < out_size) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                ssize_t n;
+
+                if (poll(&p, 1, 100) <= 0)
+                        continue;
+                if ((n = recv(fd, out + have, out_size - 1 - have, 0)) <= 0)
+                        break;
+                have += (size_t)n;
+                out[have] = '\0';
+                if (strstr(out, "\r\n\r\n") && strstr(out, "}"))
+                        break;
+        }
+}
+
+Test(receiver_e2e, a_request_on_a_kept_alive_connection_during_the_drain_gets_503_and_close)
+{
+        struct sockaddr_in sin = {.sin_family = AF_INET};
+        char out[4096], stream[64], *body, request[2048];
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        start_receiver(NULL);
+        sin.sin_port = htons((uint16_t)rcv.port);
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+        support_unique_name("drain-stream", stream, sizeof(stream));
+        body = signed_push(stream, KEY, 0);
+        snprintf(request, sizeof(request),
+                 "POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 strlen(body), body);
+        free(body);
+        cr_assert(send(fd, request, strlen(request), MSG_NOSIGNAL) > 0);
+        read_answer(fd, out, sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
+        cr_assert(strcasestr(out, "Connection: close") == NULL, "not kept alive: %s", out);
+
+        /* The connection is idle and kept alive; the receiver starts draining. */
+        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
+        support_sleep_ms(300);
+        support_unique_name("drain-stream", stream, sizeof(stream));
+        body = signed_push(stream, KEY, 0);
+        snprintf(request, sizeof(request),
+                 "POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 strlen(body), body);
+        cr_assert(send(fd, request, strlen(request), MSG_NOSIGNAL) > 0);
+        read_answer(fd, out, sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 503", 12) == 0, "no answer during the drain: \"%s\"", out);
+        cr_assert(strcasestr(out, "Connection: close") != NULL, "%s", out);
+        close(fd);
+        free(body);
+        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
+                  rcv.log_path);
+        rcv.pid = 0;
+        unlink(rcv.log_path);
+}
