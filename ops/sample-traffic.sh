@@ -42,6 +42,7 @@ tencent() {
         sign=$(printf '%s%s' "$key" "$t" | md5sum | cut -d' ' -f1)
         case "$type" in
         100) extra=',"file_id":"f_'$stream'_'$t'","video_url":"http://v.example/'$stream'.mp4","duration":60,"file_size":1024,"start_time":'$((t - 700))',"end_time":'$((t - 640))'' ;;
+        332) extra=',"record_event":"record_start_failed","seq":"'$RUN_ID$stream'332","session_id":"sess_'$stream'","task_id":"task_'$stream'"' ;;
         200) extra=',"pic_url":"/'$stream'/'$t'.jpg","pic_full_url":"http://p.example/'$stream'/'$t'.jpg","create_time":'$((t - 650))'' ;;
         esac
         post "$want" /callbacks/tencent '{"app":"demo.example","appid":1,"appname":"live","channel_id":"'$stream'","errcode":0,"errmsg":"ok","event_time":'$((t - 600))',"event_type":'$type',"node":"127.0.0.1","sequence":"'$RUN_ID$stream$type'","sign":"'$sign'","stream_id":"'$stream'","stream_param":"anchor_id=anchor_'$stream'&room_id=room_'$stream'","t":'$t',"user_ip":"127.0.0.1"'$extra'}'
@@ -69,6 +70,7 @@ while [ "$i" -lt "$ROUNDS" ]; do
         tencent 200 1 "$s"
         tencent 200 200 "$s"
         tencent 200 100 "$s"
+        tencent 200 332 "$s"
         srs 200 on_play "$s"
         now=$(($(date +%s) * 1000))
         webhook 200 /v1/rewards '{"trace_id":"tip_'$s'_a","audience_id":"u_'$i'","anchor_id":"anchor_'$s'","room_id":"room_'$s'","amount":'$((100 + i))',"gift_id":"g1","gift_count":1,"ts":'$now'}'

@@ -38,8 +38,11 @@ class Dash:
         tg = []
         for i, t in enumerate(targets):
             expr, legend = (t if isinstance(t, tuple) else (t, ""))
-            tg.append({"refId": chr(65 + i), "datasource": DS, "expr": expr, "legendFormat": legend,
-                       "range": True, "instant": kind == "stat"})
+            t = {"refId": chr(65 + i), "datasource": DS, "expr": expr, "legendFormat": legend,
+                 "range": kind == "timeseries", "instant": kind != "timeseries"}
+            if kind == "table":
+                t["format"] = "table"
+            tg.append(t)
         p = {"id": s.id, "type": kind, "title": title, "description": desc, "datasource": DS,
              "gridPos": {"h": h, "w": w, "x": s.x, "y": s.y}, "targets": tg,
              "fieldConfig": {"defaults": {"unit": unit}, "overrides": []}, "options": {}}
@@ -85,13 +88,23 @@ d.row("Ingress")
 d.add("timeseries", "requests/s by endpoint", [(f'sum by (endpoint) (rate({REQ}[{R}]))', "{{endpoint}}")], "reqps")
 d.add("timeseries", "answers/s by status", [(f'sum by (status) (rate({REQ}[{R}]))', "{{status}}")], "reqps")
 d.row("Freshness and consumers")
+d.add("timeseries", "end-to-end freshness p99 by role (receive → applied)", [(f'histogram_quantile(0.99, sum by (role, le) (rate(liveflow_consumer_freshness_seconds_bucket[{R}])))', "{{role}}")], "s",
+      desc="From the receiver's receive_time to the record's effects applied, per role (replays left out).")
 d.add("timeseries", "records applied/s by role", [(f'sum by (role) (rate(liveflow_consumer_records_total{{outcome="applied"}}[{R}]))', "{{role}}")], "ops")
+d.add("timeseries", "request time p99 by endpoint (receiver)", [(f'histogram_quantile(0.99, sum by (endpoint, le) (rate(liveflow_receiver_request_duration_seconds_bucket[{R}])))', "{{endpoint}}")], "s")
 d.add("timeseries", "broker ack p99 (receiver)", [(f'histogram_quantile(0.99, sum by (le) (rate(liveflow_receiver_ack_seconds_bucket[{R}])))', "p99")], "s")
 d.row("Dead letters and lag")
 d.add("timeseries", "dead-lettered in 15 min by role", [('sum by (role) (increase(liveflow_consumer_records_total{outcome="dead_lettered"}[15m]))', "{{role}}")], "short")
 d.add("timeseries", "lag seconds by role", [('max by (role) (liveflow_consumer_lag_seconds)', "{{role}}")], "s")
 d.add("timeseries", "lag records by role", [('sum by (role) (liveflow_consumer_lag_records)', "{{role}}")], "short")
 d.add("timeseries", "SRS events in the spool", [('sum(liveflow_receiver_spool_records)', "spool")], "short")
+d.row("Processes")
+d.add("timeseries", "CPU per process", [(f'sum by (process) (rate(process_cpu_seconds_total{{job="liveflow"}}[{R}]))', "{{process}}")], "percentunit")
+d.add("timeseries", "resident memory per process", [('sum by (process) (process_resident_memory_bytes{job="liveflow"})', "{{process}}")], "bytes")
+d.add("timeseries", "open file descriptors (share of the limit)", [('max by (process) (process_open_fds{job="liveflow"} / process_max_fds{job="liveflow"})', "{{process}}")], "percentunit")
+d.add("table", "versions running", [('count by (version, commit) (liveflow_build_info)', "")], "short",
+      desc="Processes per build (git describe and commit): more than one row during a rolling upgrade.")
+d.add("timeseries", "uptime per process", [('time() - max by (process) (process_start_time_seconds{job="liveflow"})', "{{process}}")], "s")
 d.write()
 
 # ---------------------------------------------------------------- receiver
@@ -99,6 +112,10 @@ d = Dash("liveflow-receiver", "liveflow / receiver", "liveflow-receiver: request
 d.row("Requests")
 d.add("timeseries", "requests/s by endpoint and status", [(f'sum by (endpoint, status) (rate({REQ}[{R}]))', "{{endpoint}} {{status}}")], "reqps", w=24)
 d.add("timeseries", "requests/s by vendor and event type", [(f'sum by (vendor, event_type) (rate({REQ}[{R}]))', "{{vendor}} {{event_type}}")], "reqps")
+d.add("timeseries", "request time by endpoint (p50, p99)", [
+    (f'histogram_quantile(0.5, sum by (endpoint, le) (rate(liveflow_receiver_request_duration_seconds_bucket[{R}])))', "p50 {{endpoint}}"),
+    (f'histogram_quantile(0.99, sum by (endpoint, le) (rate(liveflow_receiver_request_duration_seconds_bucket[{R}])))', "p99 {{endpoint}}")], "s",
+      desc="From the request's headers to its answer; POST /v1/rewards p99 alerts above 500 ms.")
 d.add("timeseries", "share answered 503", [(f'(sum(rate({REQ}{{status="503"}}[5m])) or vector(0)) / sum(rate({REQ}[5m]))', "503")], "percentunit",
       desc="503: Kafka did not acknowledge in time; alert above 1 %.")
 d.add("timeseries", "signature failures/s by vendor and reason", [(f'sum by (vendor, reason) (rate(liveflow_receiver_signature_failures_total[{R}]))', "{{vendor}} {{reason}}")], "ops")
@@ -118,6 +135,9 @@ d.add("timeseries", "producer queue and delivery errors/s", [('sum(liveflow_rece
 d.add("timeseries", "SRS spool", [('sum(liveflow_receiver_spool_records)', "records waiting"),
                                   (f'sum(rate(liveflow_receiver_spooled_total[{R}]))', "spooled/s"),
                                   (f'sum(rate(liveflow_receiver_spool_replayed_total[{R}]))', "replayed/s")], "short")
+d.add("timeseries", "Kafka errors/s by kind (receiver)", [(f'sum by (kind) (rate(liveflow_kafka_errors_total{{service="liveflow-receiver"}}[{R}]))', "{{kind}}")], "ops")
+d.add("timeseries", "recordings the vendors reported failed (1 h)", [('sum by (vendor, state) (increase(liveflow_receiver_recording_failures_total[1h]))', "{{vendor}} {{state}}")], "short",
+      desc="Tencent 332 record_start_failed / record_error and the other vendors' equivalents.")
 d.add("timeseries", "SRS on_publish decisions/s", [(f'sum by (decision, reason) (rate(liveflow_receiver_srs_publish_decisions_total[{R}]))', "{{decision}} {{reason}}")], "ops")
 d.add("timeseries", "webhook ids remembered against replays", [('sum(liveflow_receiver_webhook_replay_entries)', "entries")], "short")
 d.write()
@@ -131,9 +151,19 @@ d.add("timeseries", "lag seconds per partition", [('max by (role, topic, partiti
 d.add("timeseries", "lag records per partition", [('sum by (role, topic, partition) (liveflow_consumer_lag_records{role=~"$role"})', "{{role}} {{topic}}[{{partition}}]")], "short")
 d.add("timeseries", "partitions assigned per copy", [('sum by (role, process) (liveflow_consumer_assigned_partitions{role=~"$role"})', "{{process}}")], "short",
       desc="A copy with 0 sits idle (more copies than partitions).")
+d.add("timeseries", "records fetched/s by topic, replays among them", [
+    (f'sum by (role, topic) (rate(liveflow_consumer_fetched_total{{role=~"$role"}}[{R}]))', "{{role}} {{topic}}"),
+    (f'sum by (role, topic) (rate(liveflow_consumer_replayed_total{{role=~"$role"}}[{R}]))', "{{role}} {{topic}} replays")], "ops")
+d.add("timeseries", "end-to-end freshness p99 (receive → applied)", [(f'histogram_quantile(0.99, sum by (role, le) (rate(liveflow_consumer_freshness_seconds_bucket{{role=~"$role"}}[{R}])))', "{{role}}")], "s")
 d.add("timeseries", "records/s by outcome", [(f'sum by (role, outcome) (rate(liveflow_consumer_records_total{{role=~"$role"}}[{R}]))', "{{role}} {{outcome}}")], "ops")
 d.row("Batches and failures")
 d.add("timeseries", "batch latency p99", [(f'histogram_quantile(0.99, sum by (role, le) (rate(liveflow_consumer_batch_seconds_bucket{{role=~"$role"}}[{R}])))', "{{role}}")], "s")
+d.add("timeseries", "paused: store unavailable (circuit breaker open)", [('max by (role, store) (liveflow_consumer_store_unavailable{role=~"$role"})', "{{role}} {{store}}")], "short",
+      desc="1 while the role holds its partitions because MySQL or Redis is unavailable; it resumes by itself.")
+d.add("timeseries", "store outages and DLQ write failures (1 h)", [
+    ('sum by (role, store) (increase(liveflow_consumer_store_outages_total{role=~"$role"}[1h]))', "{{role}} {{store}} outages"),
+    ('sum by (role) (increase(liveflow_consumer_dlq_write_failures_total{role=~"$role"}[1h]))', "{{role}} DLQ write failures")], "short")
+d.add("timeseries", "Kafka errors/s by kind (consumers)", [(f'sum by (kind) (rate(liveflow_kafka_errors_total{{service!="liveflow-receiver"}}[{R}]))', "{{kind}}")], "ops")
 d.add("timeseries", "retries/s", [(f'sum by (role) (rate(liveflow_consumer_retries_total{{role=~"$role"}}[{R}]))', "{{role}}")], "ops")
 d.add("timeseries", "dead-lettered in 15 min", [('sum by (role) (increase(liveflow_consumer_records_total{role=~"$role",outcome="dead_lettered"}[15m]))', "{{role}}")], "short")
 d.row("Dead-letter topics (ops/dlq-metrics.sh, every 5 minutes)")
@@ -162,6 +192,10 @@ d.add("timeseries", "tips/s: accepted, recorded, settled, counted", [
     (f'sum(rate(liveflow_settlement_tips_total{{outcome="settled"}}[{R}]))', "settled"),
     (f'sum(rate(liveflow_consumer_records_total{{role="stats",outcome="applied"}}[{R}]))', "stats applied")], "ops", w=24)
 d.add("stat", "tip success (5m)", [f'sum(rate({REQ}{{endpoint="rewards",status="200"}}[5m])) / sum(rate({REQ}{{endpoint="rewards"}}[5m]))'], "percentunit", w=8, h=5)
+d.add("stat", "tip response p99 (5m)", ['histogram_quantile(0.99, sum by (le) (rate(liveflow_receiver_request_duration_seconds_bucket{endpoint="rewards"}[5m])))'], "s", w=8, h=5,
+      desc="POST /v1/rewards, request in to answer out; alert above 500 ms.")
+d.add("stat", "sync backlog (tips not folded into live_room_realtime)", ['sum(liveflow_reward_realtime_pending)'], "short", w=8, h=5,
+      desc="Alert above 1 000.")
 d.add("stat", "reward-sync without Redis", ['max(liveflow_reward_redis_degraded)'], "short", w=8, h=5)
 d.add("stat", "money lag (largest, s)", ['max(liveflow_consumer_lag_seconds{role=~"reward-sync|settlement|stats"})'], "s", w=8, h=5)
 d.add("stat", "last reconcile", ['min(liveflow_reconcile_agree)'], "none", w=8, h=5,
@@ -172,6 +206,10 @@ d.add("stat", "last reconcile", ['min(liveflow_reconcile_agree)'], "none", w=8, 
              "thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": 1}]}})
 d.add("stat", "since the last reconcile", ['time() - max(liveflow_reconcile_last_run_timestamp_seconds)'], "s", w=8, h=5)
 d.add("stat", "last reconcile took", ['max(liveflow_reconcile_duration_seconds)'], "s", w=8, h=5)
+d.add("timeseries", "200 → applied (p50, p99): recharge (reward-sync), balance (settlement), hourly stats", [
+    (f'histogram_quantile(0.5, sum by (role, le) (rate(liveflow_consumer_freshness_seconds_bucket{{role=~"reward-sync|settlement|stats"}}[{R}])))', "p50 {{role}}"),
+    (f'histogram_quantile(0.99, sum by (role, le) (rate(liveflow_consumer_freshness_seconds_bucket{{role=~"reward-sync|settlement|stats"}}[{R}])))', "p99 {{role}}")], "s", w=24,
+      desc="From the receiver's receive_time (the tip's 200) to its effect applied: settlement is 200 → balance visible.")
 d.row("Ledgers")
 d.add("timeseries", "settlement: tips by outcome, withdrawals by status (/s)", [
     (f'sum by (outcome) (rate(liveflow_settlement_tips_total[{R}]))', "tips {{outcome}}"),
