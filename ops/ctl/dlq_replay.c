@@ -505,9 +505,8 @@ int dlq_replay_run(struct ctl *ctl, const struct dlq_opts *opts)
         if (opts->auto_mode && (rc = check_auto(&rp)) != CTL_EXIT_OK)
                 goto out;
         if (prepare(&rp) == -1) {
-                rc = rp.member || !rp.keep_progress || rp.progress ? CTL_EXIT_USAGE : CTL_EXIT_LEFT;
-                if (strstr(rp.errstr, "another member"))
-                        rc = CTL_EXIT_LEFT;
+                /* another run holding partitions is "something left"; the rest is connection */
+                rc = strstr(rp.errstr, "another member") ? CTL_EXIT_LEFT : CTL_EXIT_USAGE;
                 goto out;
         }
         if (ctlk_scan(rp.reader, rp.plan.ranges, rp.plan.range_cnt, replay_record, &rp,
