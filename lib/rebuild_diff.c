@@ -13,6 +13,19 @@
 #define STREAM_MAX 255
 #define KEY_MAX    320
 
+/* qsort() and bsearch() of n items; an empty array may have a NULL base, which they must not get. */
+static void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+        if (n > 1)
+                qsort(base, n, size, cmp);
+}
+
+static void *find_item(const void *key, const void *base, size_t n, size_t size,
+                       int (*cmp)(const void *, const void *))
+{
+        return n ? bsearch(key, base, n, size, cmp) : NULL;
+}
+
 /* ------------------------------------------------------------------ rows collected from MySQL */
 
 struct room_row {
@@ -186,8 +199,8 @@ static int diff_top(struct db *db, struct db_stmt *top_sql, struct redis_conn *r
         if (rc == 0) {
                 size_t i = 0;
 
-                qsort(want.lines, want.n, sizeof(*want.lines), cmp_line);
-                qsort(got.lines, got.n, sizeof(*got.lines), cmp_line);
+                sort_items(want.lines, want.n, sizeof(*want.lines), cmp_line);
+                sort_items(got.lines, got.n, sizeof(*got.lines), cmp_line);
                 while (i < want.n && i < got.n && strcmp(want.lines[i], got.lines[i]) == 0)
                         i++;
                 if (i < want.n || i < got.n)
@@ -278,7 +291,7 @@ static const struct stream_row *find_live(const struct rows *live, const char *s
         struct stream_row key;
 
         snprintf(key.stream, sizeof(key.stream), "%s", stream);
-        return bsearch(&key, live->items, live->n, sizeof(key), cmp_stream);
+        return find_item(&key, live->items, live->n, sizeof(key), cmp_stream);
 }
 
 /* A live stream: a member of set:live:online, and named by its anchor's hash. */
@@ -415,7 +428,7 @@ static int diff_reverse(struct redis_conn *redis, struct reverse *rv, char *errs
                 snprintf(errstr, errstr_size, "out of memory");
                 rc = -1;
         }
-        qsort(rv->anchor_keys.lines, rv->anchor_keys.n, sizeof(*rv->anchor_keys.lines), cmp_line);
+        sort_items(rv->anchor_keys.lines, rv->anchor_keys.n, sizeof(*rv->anchor_keys.lines), cmp_line);
         for (size_t i = 0; rc == 0 && i < rv->anchor_keys.n; i++) {
                 char *eq = strrchr(rv->anchor_keys.lines[i], '=');
 
@@ -445,7 +458,7 @@ int rebuild_diff_streams(struct db *db, struct redis_conn *redis, rebuild_on_fin
 
         /* strcmp order, as Redis compares members byte for byte. */
         if (rc == 0)
-                qsort(live.items, live.n, sizeof(struct stream_row), cmp_stream);
+                sort_items(live.items, live.n, sizeof(struct stream_row), cmp_stream);
         for (size_t i = 0; rc == 0 && i < live.n; i++)
                 rc = diff_live(redis, &live, (const struct stream_row *)live.items + i, on, arg,
                                errstr, errstr_size);

@@ -17,6 +17,19 @@
 #define READ_IDLE_MS     15000 /* a partition that gives nothing for this long is an error */
 #define ID_BATCH         500   /* tip ids per IN (...) */
 
+/* qsort() and bsearch() of n items; an empty array may have a NULL base, which they must not get. */
+static void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+        if (n > 1)
+                qsort(base, n, size, cmp);
+}
+
+static void *find_item(const void *key, const void *base, size_t n, size_t size,
+                       int (*cmp)(const void *, const void *))
+{
+        return n ? bsearch(key, base, n, size, cmp) : NULL;
+}
+
 /* ------------------------------------------------------------------ [5] live-stream keys */
 
 static void on_stream_finding(const struct rebuild_finding *f, void *arg)
@@ -297,7 +310,7 @@ static void mark_found(const struct db_col *cols, void *arg)
         struct seen_tip key = {0}, *t;
 
         snprintf(key.id, sizeof(key.id), "%s", cols[0].s);
-        if ((t = bsearch(&key, m->tips->items, m->tips->n, sizeof(key), cmp_tip)))
+        if ((t = find_item(&key, m->tips->items, m->tips->n, sizeof(key), cmp_tip)))
                 t->ledgers |= m->bit;
 }
 
@@ -340,7 +353,7 @@ static const struct seen_tip *in_dlq(const struct tip_set *dlq, const char *id, 
 
         snprintf(key.id, sizeof(key.id), "%s", id);
         snprintf(key.group, sizeof(key.group), "%s", group);
-        return bsearch(&key, dlq->items, dlq->n, sizeof(key), cmp_tip);
+        return find_item(&key, dlq->items, dlq->n, sizeof(key), cmp_tip);
 }
 
 /* One line per (tip, ledger) missing: dead-lettered (named) or lost. @returns the findings. */
@@ -384,7 +397,7 @@ static void dedupe(struct tip_set *ts)
 {
         size_t n = 0;
 
-        qsort(ts->items, ts->n, sizeof(*ts->items), cmp_tip);
+        sort_items(ts->items, ts->n, sizeof(*ts->items), cmp_tip);
         for (size_t i = 0; i < ts->n; i++)
                 if (!n || cmp_tip(&ts->items[n - 1], &ts->items[i]) != 0)
                         ts->items[n++] = ts->items[i];
