@@ -77,10 +77,12 @@ static void make_root(const char *root)
 {
         cr_assert(support_sh("mkdir -p %s/usr/local/bin %s/etc/systemd/system %s/lib/systemd "
                              "%s/bin && cp -a /lib/systemd/system %s/lib/systemd/ && "
-                             "cp ops/systemd/*.service ops/systemd/*.target %s/etc/systemd/system/ "
-                             "&& cp /bin/sh %s/bin/sh",
-                             root, root, root, root, root, root, root) == 0);
-        cr_assert(support_sh("for b in receiver consumer settlement stats; do "
+                             "cp ops/systemd/*.service ops/systemd/*.target ops/systemd/*.timer "
+                             "%s/etc/systemd/system/ && cp /bin/sh %s/bin/sh && "
+                             "mkdir -p %s/usr/local/share/liveflow && "
+                             "cp ops/reconcile-metrics.sh ops/dlq-metrics.sh %s/usr/local/share/liveflow/",
+                             root, root, root, root, root, root, root, root, root) == 0);
+        cr_assert(support_sh("for b in receiver consumer settlement stats ctl; do "
                              "cp %s/bin/liveflow-$b %s/usr/local/bin/ || exit 1; done",
                              build_dir(), root) == 0,
                   "the liveflow binaries are not built");
@@ -98,7 +100,9 @@ Test(deploy, systemd_units_pass_systemd_analyze_verify)
         cr_expect(support_sh("systemd-analyze verify --root=%s liveflow-receiver.service "
                              "liveflow-consumer@record.1.service "
                              "liveflow-consumer@reward-sync.2.service liveflow-settlement@1.service "
-                             "liveflow-stats@2.service liveflow.target >%s/verify.log 2>&1 && "
+                             "liveflow-stats@2.service liveflow.target liveflow-reconcile.service "
+                             "liveflow-reconcile.timer liveflow-dlq-metrics.service "
+                             "liveflow-dlq-metrics.timer >%s/verify.log 2>&1 && "
                              "! grep -q . %s/verify.log",
                              root, root, root) == 0,
                   "systemd-analyze verify is not clean");
