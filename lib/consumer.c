@@ -797,6 +797,32 @@ void consumer_run(struct consumer *c)
         }
 }
 
+/*
+ * A static member (group.instance.id) does not leave its group when it closes, so its
+ * partitions would sit unowned until its session times out. A planned stop leaves explicitly:
+ * unsubscribing sends the LeaveGroup (with the instance id) before the close, and the revocation
+ * commits what is stored, so the group hands the partitions over at once. A copy that comes back
+ * at once (a rolling restart) can keep them instead: LIVEFLOW_LEAVE_ON_STOP=0.
+ */
+static void leave_group(struct consumer *c, int timeout_ms)
+{
+        long long deadline = consumer_now_ms() + timeout_ms;
+        rd_kafka_resp_err_t err = rd_kafka_unsubscribe(c->rk);
+
+        if (err) {
+                log_warn(NULL, "leaving group %s: %s", c->group, rd_kafka_err2str(err));
+                return;
+        }
+        while (c->assigned > 0 && consumer_now_ms() < deadline) {
+                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 100); /* the revocation */
+
+                if (rkm) /* fetched before the revocation: the next owner reads it */
+                        rd_kafka_message_destroy(rkm);
+        }
+        log_info(NULL, "left group %s (static member %s), %d partition(s) still held", c->group,
+                 c->settings->instance_id, c->assigned);
+}
+
 int consumer_drain(struct consumer *c, int timeout_ms)
 {
         rd_kafka_resp_err_t err;
@@ -806,6 +832,8 @@ int consumer_drain(struct consumer *c, int timeout_ms)
         log_info(NULL, "draining: committing offsets and leaving group %s", c->group);
         if (c->item_cnt) /* records polled but not processed: they will be seen again */
                 batch_clear(c);
+        if (c->settings->instance_id && c->settings->leave_on_stop)
+                leave_group(c, timeout_ms);
         err = rd_kafka_consumer_close(c->rk);
         if (err) {
                 log_error(NULL, "consumer close: %s", rd_kafka_err2str(err));

@@ -154,6 +154,9 @@ static const struct setting settings_table[] = {
          "how long to fill a batch"},
         {"LIVEFLOW_RETRY_BACKOFF_MS", SETTING_INT, "200", 0, 60000, OFF(retry_backoff_ms), W,
          "first retry delay, doubled per attempt"},
+        {"LIVEFLOW_LEAVE_ON_STOP", SETTING_INT, "1", 0, 1, OFF(leave_on_stop), W,
+         "1: a copy with LIVEFLOW_INSTANCE_ID leaves its group on SIGTERM (partitions handed over at "
+         "once); 0: keeps them for its session timeout (rolling restarts)"},
         {"LIVEFLOW_STORE_BACKOFF_MAX_MS", SETTING_INT, "5000", 10, 600000,
          OFF(store_backoff_max_ms), W,
          "longest wait between probes of an unavailable MySQL or Redis (partitions held)"},
