@@ -294,6 +294,12 @@ static enum MHD_Result reply_method_not_allowed(struct request *req)
         return http_reply_json(req->conn, 405, "method not allowed", &opts);
 }
 
+static bool shares_admin_port(const struct settings *s)
+{
+        return s->admin_port == s->http_port &&
+               (!strcmp(s->admin_addr, s->http_addr) || !strcmp(s->http_addr, "0.0.0.0"));
+}
+
 static bool is_ready(void *arg, char *why, size_t why_size)
 {
         struct receiver *rcv = arg;
@@ -551,6 +557,8 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
                 return request_reply_early(req, 404, "no such endpoint");
         if (!route_allows(req->route, method))
                 return reply_method_not_allowed(req);
+        if (is_probe(req->route) && !rcv->s->http_probes && !shares_admin_port(rcv->s))
+                return request_reply_early(req, 404, "no such endpoint (probes: the admin port)");
         if (is_probe(req->route))
                 return serve_probe(req);
         return check_upload(req);
@@ -1125,13 +1133,15 @@ static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
         return 0;
 }
 
-/* The probes also answer on the traffic port, so one shared port needs no second server. */
+/*
+ * The probes are the admin listener's (loopback by default): the traffic port answers them only
+ * with LIVEFLOW_HTTP_PROBES=1, or when the two are configured as one port.
+ */
 static int start_admin(struct receiver *rcv, char *errstr, size_t errstr_size)
 {
         const struct settings *s = rcv->s;
 
-        if (s->admin_port == s->http_port &&
-            (!strcmp(s->admin_addr, s->http_addr) || !strcmp(s->http_addr, "0.0.0.0")))
+        if (shares_admin_port(s))
                 return 0;
         rcv->admin = admin_http_start(s->admin_addr, (int)s->admin_port, rcv->metrics, is_ready,
                                       rcv, errstr, errstr_size);

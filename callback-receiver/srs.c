@@ -62,7 +62,7 @@ enum action_kind {
 
 #define KEY_PARTS_MAX 8
 
-#define LOOKUP_WORKERS   2   /* threads that ask the stores */
+#define LOOKUP_WORKERS   1   /* the thread that asks the stores (it keeps one skip-after-failure state) */
 #define LOOKUP_QUEUE_MAX 256 /* lookups waiting for them; more are unavailable at once */
 #define LOOKUP_TIMEOUT_DEFAULT_MS 250
 

@@ -68,6 +68,8 @@ static const struct setting settings_table[] = {
          R, "concurrent connection limit"},
         {"LIVEFLOW_HTTP_TIMEOUT_S", SETTING_INT, "30", 1, 3600, OFF(http_timeout_s), R,
          "inactivity timeout of a connection"},
+        {"LIVEFLOW_HTTP_PROBES", SETTING_INT, "0", 0, 1, OFF(http_probes), R,
+         "1: also answer /metrics, /healthz, /readyz on the traffic port (default: admin only)"},
         {"LIVEFLOW_HTTP_MAX_CONNECTIONS_PER_IP", SETTING_INT, "256", 0, 100000,
          OFF(http_max_connections_per_ip), R,
          "concurrent connections from one address; 0: no limit (behind a proxy, raise it)"},

@@ -45,6 +45,7 @@ struct settings {
         long long http_max_connections;
         long long http_timeout_s;
         long long http_max_connections_per_ip;
+        long long http_probes; /* 1: /metrics, /healthz, /readyz also on the traffic port */
         long long http_header_timeout_ms;  /* accept or last answer -> complete headers */
         long long http_request_timeout_ms; /* complete headers -> complete body */
         long long max_body_bytes;

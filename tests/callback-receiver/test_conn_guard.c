@@ -40,7 +40,7 @@ static const char push_sample[] =
 
 static struct {
         pid_t pid;
-        int port;
+        int port, admin_port;
         char log_path[512];
 } rcv;
 
@@ -56,7 +56,8 @@ static void start_receiver(const char *const extra_env[])
         snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
         rcv.port = support_free_port();
         snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", support_free_port());
+        rcv.admin_port = support_free_port();
+        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
         snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         env[n++] = port_env;
@@ -69,7 +70,7 @@ static void start_receiver(const char *const extra_env[])
         env[n] = NULL;
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0), "receiver not ready; log: %s",
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0), "receiver not ready; log: %s",
                   rcv.log_path);
 }
 
@@ -321,7 +322,7 @@ static long long scrape(const char *series)
 
         snprintf(cmd, sizeof(cmd),
                  "curl -s http://127.0.0.1:%d/metrics | grep -F '%s ' | awk '{print $2}'",
-                 rcv.port, series);
+                 rcv.admin_port, series);
         p = popen(cmd, "r");
         cr_assert(p != NULL);
         if (!fgets(out, sizeof(out), p))

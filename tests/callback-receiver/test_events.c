@@ -343,7 +343,7 @@ Test(events, an_unsigned_batch_is_401_and_an_acknowledged_one_is_a_200_replay)
 
 static struct {
         pid_t pid;
-        int port;
+        int port, admin_port;
         char log_path[512];
 } rcv;
 
@@ -371,12 +371,14 @@ static void start_receiver(void)
         snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
         rcv.port = support_free_port();
         snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", support_free_port());
+        rcv.admin_port = support_free_port();
+        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
         snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0), "receiver not ready; log: %s",
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
+                  "receiver not ready; log: %s",
                   rcv.log_path);
 }
 

@@ -1003,7 +1003,7 @@ Test(internal, the_memory_is_bounded_and_counts_what_it_forgot_early)
 
 static struct {
         pid_t pid;
-        int port;
+        int port, admin_port;
         char log_path[512];
 } rcv;
 
@@ -1035,12 +1035,13 @@ static void start_receiver_with(const char *secret_env, const char *extra_env)
         snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
         rcv.port = support_free_port();
         snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", support_free_port());
+        rcv.admin_port = support_free_port();
+        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
         snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0), "receiver not ready; log: %s",
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0), "receiver not ready; log: %s",
                   rcv.log_path);
 }
 
@@ -1184,7 +1185,7 @@ static struct reply get_metrics(void)
         char url[256];
         CURL *curl = curl_easy_init();
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", rcv.port);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", rcv.admin_port);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
@@ -1561,7 +1562,7 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
         struct support_reader *audits;
         struct shot a, b;
         pid_t first_pid;
-        int first_port, ok = 0;
+        int first_port, first_admin_port, ok = 0;
         char first_log[512];
 
         support_unique_name("anchor", anchor, sizeof(anchor));
@@ -1569,6 +1570,7 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
         start_sharing_redis(redis_env, sizeof(redis_env));
         first_pid = rcv.pid;
         first_port = rcv.port;
+        first_admin_port = rcv.admin_port;
         snprintf(first_log, sizeof(first_log), "%s", rcv.log_path);
         start_sharing_redis(redis_env, sizeof(redis_env));
         other.pid = first_pid; /* the teardown stops both */
@@ -1605,6 +1607,7 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
         stop_receiver_expect_clean_exit();
         rcv.pid = first_pid;
         rcv.port = first_port;
+        rcv.admin_port = first_admin_port;
         snprintf(rcv.log_path, sizeof(rcv.log_path), "%s", first_log);
         other.pid = 0;
         stop_receiver_expect_clean_exit();

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static const char push_sample[] =
 
 static struct {
         pid_t pid;
-        int port;
+        int port, admin_port; /* the probes are on the admin port */
         char log_path[512];
 } rcv;
 
@@ -69,7 +70,8 @@ static void start_receiver_with(const char *bootstrap, const char *const extra_e
         snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
         rcv.port = support_free_port();
         snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", support_free_port());
+        rcv.admin_port = support_free_port();
+        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
         snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", bootstrap);
         env[n++] = port_env;
         env[n++] = admin_env;
@@ -83,7 +85,7 @@ static void start_receiver_with(const char *bootstrap, const char *const extra_e
         env[n] = NULL;
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.port, 10000), 0), "receiver not ready; log: %s",
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0), "receiver not ready; log: %s",
                   rcv.log_path);
 }
 
@@ -167,6 +169,14 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
         return size * n;
 }
 
+static long long raw_exchange(const char *request, char *out, size_t out_size, int wait_ms);
+
+/* The probes answer on the admin port only (LIVEFLOW_HTTP_PROBES=0, the default). */
+static bool is_probe_path(const char *path)
+{
+        return !strcmp(path, "/metrics") || !strcmp(path, "/healthz") || !strcmp(path, "/readyz");
+}
+
 /* method "POST" sends body (may be NULL); content_type NULL sends none; trace_id NULL sends none.
  */
 static struct reply http(const char *method, const char *path, const char *body,
@@ -178,7 +188,8 @@ static struct reply http(const char *method, const char *path, const char *body,
         CURL *curl = curl_easy_init();
         CURLcode rc;
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", rcv.port, path);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", is_probe_path(path) ? rcv.admin_port : rcv.port,
+                 path);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -402,11 +413,18 @@ Test(receiver_e2e, path_token_is_required_when_configured)
         stop_receiver_expect_clean_exit();
 }
 
-Test(receiver_e2e, probes_answer_on_the_traffic_port)
+Test(receiver_e2e, probes_answer_on_the_admin_port_only_by_default)
 {
+        char out[4096];
         struct reply r;
 
         start_receiver(NULL);
+        raw_exchange("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", out,
+                     sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 404", 12) == 0, "/metrics on the traffic port: %s", out);
+        raw_exchange("GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", out,
+                     sizeof(out), 5000);
+        cr_assert(strncmp(out, "HTTP/1.1 404", 12) == 0, "/readyz on the traffic port: %s", out);
         r = http("GET", "/healthz", NULL, NULL, NULL);
         cr_assert(eq(long, r.status, 200));
         r = http("GET", "/readyz", NULL, NULL, NULL);
@@ -913,9 +931,10 @@ Test(receiver_e2e, a_path_whose_escapes_change_its_meaning_is_a_400)
                 cr_assert(strstr(out, "path: an escape") != NULL, "%s: %s", paths[i], out);
         }
         /* An ordinary escape is fine: a blank in an id. */
-        raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", out,
+        raw_exchange("GET /no%20such%41 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", out,
                      sizeof(out), 5000);
-        cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
+        cr_assert(strncmp(out, "HTTP/1.1 404", 12) == 0, "%s", out);
+        cr_assert(strstr(out, "path: an escape") == NULL, "%s", out);
         stop_receiver_expect_clean_exit();
 }
 

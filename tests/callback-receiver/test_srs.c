@@ -1253,7 +1253,7 @@ Test(srs, fail_open_accepts_only_0_or_1)
 
 static struct {
         pid_t pid;
-        int port;
+        int port, admin_port;
         char log_path[512];
         char mysql_url[512];
         redisContext *redis;
@@ -1262,7 +1262,7 @@ static struct {
 
 struct reply {
         long status;
-        char body[4096];
+        char body[65536];
 };
 
 static void e2e_setup(void)
@@ -1326,7 +1326,8 @@ static void start_receiver(void)
         snprintf(e2e.log_path, sizeof(e2e.log_path), "/tmp/liveflow_e2e_%s.log", name);
         e2e.port = support_free_port();
         snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", e2e.port);
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", support_free_port());
+        e2e.admin_port = support_free_port();
+        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", e2e.admin_port);
         snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(redis_env, sizeof(redis_env), "LIVEFLOW_REDIS_URL=%s",
@@ -1334,7 +1335,7 @@ static void start_receiver(void)
         snprintf(mysql_env, sizeof(mysql_env), "LIVEFLOW_MYSQL_URL=%s", e2e.mysql_url);
         e2e.pid = support_spawn(argv, env, e2e.log_path);
         cr_assert(e2e.pid > 0);
-        cr_assert(eq(int, support_wait_ready(e2e.port, 10000), 0), "receiver not ready; log: %s",
+        cr_assert(eq(int, support_wait_ready(e2e.admin_port, 10000), 0), "receiver not ready; log: %s",
                   e2e.log_path);
 }
 
@@ -1396,7 +1397,9 @@ static struct reply get(const char *path)
         CURL *curl = curl_easy_init();
         CURLcode rc;
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e2e.port, path);
+        /* The probes are on the admin port. */
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s",
+                 strcmp(path, "/metrics") == 0 ? e2e.admin_port : e2e.port, path);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
