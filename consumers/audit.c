@@ -238,7 +238,9 @@ static int prepare(struct audit_state *st)
                 "INSERT INTO live_audit_logs (event_id, event_type, event_time, trace_id, stream_id, anchor_id, "
                 "source, suggestion, label, score, reason, punishment, severity, outcome) VALUES "
                 "(?, ?, FROM_UNIXTIME(? / 1000), ?, ?, ?, ?, ?, ?, ?, ?, 'none', ?, 'pending')");
-        st->stream_anchor = db_stmt(db, "SELECT anchor_id FROM live_streams WHERE stream_id = ?");
+        /* A stream id is unique per vendor: the verdict's vendor names whose stream it is. */
+        st->stream_anchor = db_stmt(
+                db, "SELECT anchor_id FROM live_streams WHERE vendor = ? AND stream_id = ?");
         /* Takes the row's exclusive lock at once (INSERT IGNORE would take a shared one first). */
         st->upsert_anchor = db_stmt(
                 db,
@@ -340,7 +342,7 @@ static struct db_param opt_ms(long long ms)
 static enum db_result resolve_anchor(struct audit_state *st, const struct verdict *v, char *anchor,
                                      size_t anchor_size, char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(v->ev->stream_id)};
+        struct db_param p[] = {DB_STR(v->ev->vendor), DB_STR(v->ev->stream_id)};
         struct db_col col = {.type = DB_PARAM_STR, .s = anchor, .s_size = anchor_size};
         bool found = false;
         enum db_result r;
@@ -350,7 +352,7 @@ static enum db_result resolve_anchor(struct audit_state *st, const struct verdic
                 snprintf(anchor, anchor_size, "%s", v->ev->anchor_id);
                 return DB_OK;
         }
-        r = db_query_row(st->db, st->stream_anchor, p, 1, &col, 1, &found, errstr, errstr_size);
+        r = db_query_row(st->db, st->stream_anchor, p, 2, &col, 1, &found, errstr, errstr_size);
         if (r != DB_OK || !found || col.is_null)
                 anchor[0] = '\0';
         return r;

@@ -52,7 +52,7 @@ static int prepare(struct record_state *st)
         st->ledger = ledger_new(db, "record");
         st->find_session = db_stmt(
                 db,
-                "SELECT s.session_id FROM live_streams s WHERE s.stream_id = ? AND " SESSION_HOLDS(
+                "SELECT s.session_id FROM live_streams s WHERE s.vendor = ? AND s.stream_id = ? AND " SESSION_HOLDS(
                         "FROM_UNIXTIME(? / 1000)"));
         /* A known file keeps what it has; only a session it lacked may be filled in. */
         st->upsert_file = db_stmt(
@@ -66,7 +66,8 @@ static int prepare(struct record_state *st)
          * without times. */
         st->link_sweep = db_stmt(
                 db,
-                "UPDATE live_records r STRAIGHT_JOIN live_streams s ON s.stream_id = r.stream_id "
+                "UPDATE live_records r STRAIGHT_JOIN live_streams s "
+                "ON s.vendor = r.vendor AND s.stream_id = r.stream_id "
                 "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
                 "AND r.created_at > NOW(3) - INTERVAL 1 DAY AND " SESSION_HOLDS(
                         "COALESCE(r.start_time, r.end_time, r.created_at)"));
@@ -147,14 +148,15 @@ static struct db_param count_param(long long v)
 }
 
 /* The session of the stream that holds t_ms; *session is 0 when none does. */
-static enum db_result find_session(struct record_state *st, const char *stream_id, long long t_ms,
+static enum db_result find_session(struct record_state *st, const struct event *ev, long long t_ms,
                                    long long *session, char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(stream_id), DB_I64(t_ms), DB_I64(t_ms)};
+        struct db_param p[] = {DB_STR(ev->vendor), DB_STR(ev->stream_id), DB_I64(t_ms),
+                               DB_I64(t_ms)};
         struct db_col col = {.type = DB_PARAM_I64};
         bool found;
         enum db_result r =
-                db_query_row(st->db, st->find_session, p, 3, &col, 1, &found, errstr, errstr_size);
+                db_query_row(st->db, st->find_session, p, 4, &col, 1, &found, errstr, errstr_size);
 
         *session = r == DB_OK && found && !col.is_null ? col.i : 0;
         return r;
@@ -177,7 +179,7 @@ static enum db_result store_file(struct record_state *st, const struct consumer_
         unsigned long long affected = 0;
         enum db_result r;
 
-        if ((r = find_session(st, ev->stream_id, t_ms, &session, errstr, errstr_size)) != DB_OK)
+        if ((r = find_session(st, ev, t_ms, &session, errstr, errstr_size)) != DB_OK)
                 return r;
         struct db_param p[] = {DB_STR(f->file_id),
                                DB_STR(ev->stream_id),
@@ -263,6 +265,7 @@ struct batch_rec {
 /* A stream of the new files and its session span (times in ms; -1 when NULL). */
 struct batch_stream {
         const char *stream_id;
+        const char *vendor; /* of the batch's files on it: a stream id is unique per vendor */
         long long session, started_ms, ended_ms;
 };
 
@@ -383,6 +386,18 @@ static bool collect_keys(struct record_batch *b)
                 b->streams[i] = (struct batch_stream){.stream_id = b->scratch[i]};
         if (keys_may_collide(b->scratch, b->stream_cnt))
                 return false;
+        /* Two vendors' streams of one id in a batch: the per-record path tells them apart. */
+        for (size_t i = 0; i < b->n; i++) {
+                const struct event *ev = &b->recs[i].slot->rec->ev;
+                struct batch_stream *bs;
+
+                if (!b->recs[i].is_new || !b->recs[i].is_file ||
+                    !(bs = find_stream(b, ev->stream_id)))
+                        continue;
+                if (bs->vendor && strcmp(bs->vendor, ev->vendor) != 0)
+                        return false;
+                bs->vendor = ev->vendor;
+        }
         cnt = 0;
         for (size_t i = 0; i < b->n; i++)
                 if (b->recs[i].is_new && b->recs[i].is_file)
@@ -414,6 +429,8 @@ static void on_stream(const struct db_col *cols, void *arg)
                 b->is_mismatch = true;
                 return;
         }
+        if (cols[4].is_null || !bs->vendor || strcmp(cols[4].s, bs->vendor) != 0)
+                return; /* another vendor's stream of the same id */
         bs->session = cols[1].is_null ? 0 : cols[1].i;
         bs->started_ms = cols[2].is_null ? -1 : cols[2].i;
         bs->ended_ms = cols[3].is_null ? -1 : cols[3].i;
@@ -422,21 +439,22 @@ static void on_stream(const struct db_col *cols, void *arg)
 /* The session span of every stream of the new files (find_session() reads the same row). */
 static enum db_result find_streams(struct record_batch *b, char *errstr, size_t errstr_size)
 {
-        char id[KEYSET_ID_MAX + 1];
+        char id[KEYSET_ID_MAX + 1], vendor[17];
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
                                 {.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64}};
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)}};
 
         for (size_t i = 0; i < b->stream_cnt; i++)
                 b->streams[i].session = 0;
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "SELECT stream_id, session_id, "
                              "CAST(UNIX_TIMESTAMP(started_at) * 1000 AS SIGNED), "
-                             "CAST(UNIX_TIMESTAMP(ended_at) * 1000 AS SIGNED) "
+                             "CAST(UNIX_TIMESTAMP(ended_at) * 1000 AS SIGNED), vendor "
                              "FROM live_streams WHERE stream_id IN ");
         add_list(b, b->stream_cnt, true);
-        return db_text_query(b->st->db, &b->sql, cols, 4, on_stream, b, errstr, errstr_size);
+        return db_text_query(b->st->db, &b->sql, cols, 5, on_stream, b, errstr, errstr_size);
 }
 
 static void on_file(const struct db_col *cols, void *arg)
@@ -626,8 +644,8 @@ static enum db_result write_new_records(struct record_batch *b, char *errstr, si
         enum db_result r;
 
         if (!collect_keys(b))
-                return fall_back("ids that MySQL may match other than byte for byte, or a time "
-                                 "out of MySQL's range",
+                return fall_back("ids that MySQL may match other than byte for byte, two "
+                                 "vendors' streams of one id, or a time out of MySQL's range",
                                  errstr, errstr_size);
         if (b->stream_cnt && ((r = find_streams(b, errstr, errstr_size)) != DB_OK ||
                               (r = find_files(b, errstr, errstr_size)) != DB_OK))

@@ -46,28 +46,35 @@ static int prepare(struct snapshot_state *st)
         st->set_cover = db_stmt(
                 db,
                 "UPDATE live_streams SET cover_url = ?, cover_time = FROM_UNIXTIME(? / 1000) "
-                "WHERE stream_id = ? AND (cover_time IS NULL OR cover_time < FROM_UNIXTIME(? / 1000) "
+                "WHERE vendor = ? AND stream_id = ? "
+                "AND (cover_time IS NULL OR cover_time < FROM_UNIXTIME(? / 1000) "
                 "OR (cover_time = FROM_UNIXTIME(? / 1000) AND cover_url < ?))");
-        st->stream_exists = db_stmt(db, "SELECT 1 FROM live_streams WHERE stream_id = ?");
+        /* A stream id is unique per vendor: the screenshot's vendor names whose stream. */
+        st->stream_exists =
+                db_stmt(db, "SELECT 1 FROM live_streams WHERE vendor = ? AND stream_id = ?");
         st->insert_snapshot = db_stmt(
                 db,
-                "INSERT INTO live_snapshots (stream_id, pic_url, pic_full_url, width, height, file_size, "
-                "taken_at, event_id, cover_pending) VALUES (?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), ?, ?) "
+                "INSERT INTO live_snapshots (stream_id, vendor, pic_url, pic_full_url, width, height, "
+                "file_size, taken_at, event_id, cover_pending) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), ?, ?) "
                 "ON DUPLICATE KEY UPDATE id = id");
         /* The newest snapshot of each stream that now has a row, if it is still pending. */
         st->sweep_cover = db_stmt(
                 db,
-                "UPDATE live_snapshots p STRAIGHT_JOIN live_streams s ON s.stream_id = p.stream_id "
+                "UPDATE live_snapshots p STRAIGHT_JOIN live_streams s "
+                "ON s.stream_id = p.stream_id AND s.vendor = p.vendor "
                 "SET s.cover_url = COALESCE(p.pic_full_url, p.pic_url), s.cover_time = p.taken_at "
                 "WHERE p.cover_pending = 1 AND (s.cover_time IS NULL OR s.cover_time < p.taken_at) "
-                "AND p.taken_at = (SELECT MAX(x.taken_at) FROM live_snapshots x WHERE x.stream_id = p.stream_id)");
+                "AND p.taken_at = (SELECT MAX(x.taken_at) FROM live_snapshots x "
+                "WHERE x.stream_id = p.stream_id AND x.vendor = p.vendor)");
         /*
          * Settled: the cover is at least as new as the snapshot. A row that appeared after the
          * statement above has no such cover yet, so its snapshots wait for the next sweep.
          */
         st->sweep_settle = db_stmt(
                 db,
-                "UPDATE live_snapshots p STRAIGHT_JOIN live_streams s ON s.stream_id = p.stream_id "
+                "UPDATE live_snapshots p STRAIGHT_JOIN live_streams s "
+                "ON s.stream_id = p.stream_id AND s.vendor = p.vendor "
                 "SET p.cover_pending = NULL WHERE p.cover_pending = 1 AND s.cover_time >= p.taken_at");
         st->sweep_expire =
                 db_stmt(db, "UPDATE live_snapshots SET cover_pending = NULL "
@@ -160,22 +167,23 @@ static enum db_result offer_cover(struct snapshot_state *st, const struct event 
                                   size_t errstr_size)
 {
         const char *url = sn->pic_full_url ? sn->pic_full_url : sn->pic_url;
-        struct db_param p[] = {DB_STR(url),          DB_I64(sn->taken_ms), DB_STR(ev->stream_id),
-                               DB_I64(sn->taken_ms), DB_I64(sn->taken_ms), DB_STR(url)};
-        struct db_param q[] = {DB_STR(ev->stream_id)};
+        struct db_param p[] = {DB_STR(url),          DB_I64(sn->taken_ms), DB_STR(ev->vendor),
+                               DB_STR(ev->stream_id), DB_I64(sn->taken_ms), DB_I64(sn->taken_ms),
+                               DB_STR(url)};
+        struct db_param q[] = {DB_STR(ev->vendor), DB_STR(ev->stream_id)};
         struct db_col col = {.type = DB_PARAM_I64};
         unsigned long long affected = 0;
         bool found;
         enum db_result r;
 
-        if ((r = db_exec(st->db, st->set_cover, p, 6, &affected, NULL, errstr, errstr_size)) !=
+        if ((r = db_exec(st->db, st->set_cover, p, 7, &affected, NULL, errstr, errstr_size)) !=
             DB_OK)
                 return r;
         if (affected) {
                 *outcome = "applied";
                 return DB_OK;
         }
-        if ((r = db_query_row(st->db, st->stream_exists, q, 1, &col, 1, &found, errstr,
+        if ((r = db_query_row(st->db, st->stream_exists, q, 2, &col, 1, &found, errstr,
                               errstr_size)) != DB_OK)
                 return r;
         *outcome = found ? "older_than_cover" : "no_stream";
@@ -187,11 +195,12 @@ static enum db_result insert_snapshot(struct snapshot_state *st, const struct ev
                                       size_t errstr_size)
 {
         struct db_param p[] = {
-                DB_STR(ev->stream_id),  DB_STR(sn->pic_url),     DB_STR(sn->pic_full_url),
-                count_param(sn->width), count_param(sn->height), count_param(sn->file_size),
-                DB_I64(sn->taken_ms),   DB_STR(ev->event_id),    is_pending ? DB_I64(1) : DB_NULL};
+                DB_STR(ev->stream_id),  DB_STR(ev->vendor),      DB_STR(sn->pic_url),
+                DB_STR(sn->pic_full_url), count_param(sn->width), count_param(sn->height),
+                count_param(sn->file_size), DB_I64(sn->taken_ms), DB_STR(ev->event_id),
+                is_pending ? DB_I64(1) : DB_NULL};
 
-        return db_exec(st->db, st->insert_snapshot, p, 9, NULL, NULL, errstr, errstr_size);
+        return db_exec(st->db, st->insert_snapshot, p, 10, NULL, NULL, errstr, errstr_size);
 }
 
 static enum db_result record_event(struct snapshot_state *st, const struct consumer_record *rec,
@@ -257,6 +266,7 @@ struct batch_shot {
 /* A stream of the new screenshots: its row and cover as locked, then as the batch leaves it. */
 struct batch_stream {
         const char *stream_id;
+        const char *vendor; /* of the batch's screenshots on it: a stream id is unique per vendor */
         bool exists, has_cover, is_moved;
         long long cover_ms;
         const struct batch_shot *cover; /* the batch's screenshot that is the cover now */
@@ -357,10 +367,23 @@ static bool collect_streams(struct snapshot_batch *b)
                                 (struct batch_stream){.stream_id = b->scratch[i]};
         for (size_t i = 0; i < b->stream_cnt; i++)
                 b->scratch[i] = b->streams[i].stream_id;
-        return !keys_may_collide(b->scratch, b->stream_cnt);
+        if (keys_may_collide(b->scratch, b->stream_cnt))
+                return false;
+        /* Two vendors' streams of one id in a batch: the per-record path tells them apart. */
+        for (size_t i = 0; i < b->n; i++) {
+                const struct event *ev = &b->shots[i].slot->rec->ev;
+                struct batch_stream *bst;
+
+                if (!b->shots[i].is_new || !(bst = find_stream(b, stream_of(&b->shots[i]))))
+                        continue;
+                if (bst->vendor && strcmp(bst->vendor, ev->vendor) != 0)
+                        return false;
+                bst->vendor = ev->vendor;
+        }
+        return true;
 }
 
-/* Appends "(s1, s2, ...)" of the given streams (all of them, or only the moved ones). */
+/* Appends "((v1, s1), (v2, s2), ...)" of the given streams (all, or only the moved ones). */
 static void add_stream_ids(struct snapshot_batch *b, bool only_moved)
 {
         bool is_first = true;
@@ -369,9 +392,12 @@ static void add_stream_ids(struct snapshot_batch *b, bool only_moved)
         for (size_t i = 0; i < b->stream_cnt; i++) {
                 if (only_moved && !b->streams[i].is_moved)
                         continue;
-                db_text_add(&b->sql, is_first ? "" : ", ");
+                db_text_add(&b->sql, is_first ? "(" : ", (");
                 is_first = false;
+                db_text_str(b->st->db, &b->sql, b->streams[i].vendor);
+                db_text_add(&b->sql, ", ");
                 db_text_str(b->st->db, &b->sql, b->streams[i].stream_id);
+                db_text_add(&b->sql, ")");
         }
         db_text_add(&b->sql, ")");
 }
@@ -402,7 +428,7 @@ static enum db_result lock_streams(struct snapshot_batch *b, char *errstr, size_
 
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "SELECT stream_id, CAST(UNIX_TIMESTAMP(cover_time) * 1000 AS SIGNED) "
-                             "FROM live_streams WHERE stream_id IN ");
+                             "FROM live_streams WHERE (vendor, stream_id) IN ");
         add_stream_ids(b, false);
         db_text_add(&b->sql, " ORDER BY stream_id FOR UPDATE");
         return db_text_query(b->st->db, &b->sql, cols, 2, on_stream, b, errstr, errstr_size);
@@ -467,6 +493,8 @@ static void add_snapshot_row(struct snapshot_batch *b, const struct batch_shot *
         db_text_add(&b->sql, "(");
         db_text_str(db, &b->sql, stream_of(bs));
         db_text_add(&b->sql, ", ");
+        db_text_str(db, &b->sql, bs->slot->rec->ev.vendor);
+        db_text_add(&b->sql, ", ");
         db_text_str(db, &b->sql, sn->pic_url);
         db_text_add(&b->sql, ", ");
         db_text_str(db, &b->sql, sn->pic_full_url);
@@ -488,8 +516,8 @@ static enum db_result insert_snapshots(struct snapshot_batch *b, char *errstr, s
         bool is_first = true;
 
         db_text_reset(&b->sql);
-        db_text_add(&b->sql, "INSERT INTO live_snapshots (stream_id, pic_url, pic_full_url, width, "
-                             "height, file_size, taken_at, event_id, cover_pending) VALUES ");
+        db_text_add(&b->sql, "INSERT INTO live_snapshots (stream_id, vendor, pic_url, pic_full_url, "
+                             "width, height, file_size, taken_at, event_id, cover_pending) VALUES ");
         for (size_t i = 0; i < b->n; i++) {
                 if (!b->shots[i].is_new)
                         continue;
@@ -538,7 +566,7 @@ static enum db_result move_covers(struct snapshot_batch *b, char *errstr, size_t
         add_cover_case(b, false);
         db_text_add(&b->sql, ", cover_time = ");
         add_cover_case(b, true);
-        db_text_add(&b->sql, " WHERE stream_id IN ");
+        db_text_add(&b->sql, " WHERE (vendor, stream_id) IN ");
         add_stream_ids(b, true);
         if ((r = db_text_exec(b->st->db, &b->sql, &affected, errstr, errstr_size)) != DB_OK)
                 return r;

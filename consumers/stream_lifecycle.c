@@ -58,7 +58,7 @@ struct stream_state {
         struct ledger *ledger;
         struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
                 *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts,
-                *adopt_tips;
+                *adopt_tips, *vendor_of;
         struct rebuild *rebuild;  /* the Redis projection, shared with liveflow-ctl rebuild */
         char redis_epoch[33];     /* the Redis epoch last seen: a new one means Redis lost its data */
         bool is_redis_lost;       /* ... and the live streams are still to be projected again */
@@ -101,6 +101,9 @@ struct stream_event {
         bool is_begin;
         bool is_join;  /* stream.join: a broadcaster joined a room (begins it when not live) */
         bool is_leave; /* stream.leave: a broadcaster left; the room's session goes on */
+        /* The stream's vendor: a stream id is unique per vendor, not globally. */
+        const char *vendor;
+        char vendor_buf[17];
 };
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
@@ -115,7 +118,7 @@ static int prepare(struct stream_state *st)
         st->lock_row = db_stmt(
                 db,
                 "SELECT vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
-                        "ended_at") ", session_id FROM live_streams WHERE stream_id = ? FOR UPDATE");
+                        "ended_at") ", session_id FROM live_streams WHERE vendor = ? AND stream_id = ? FOR UPDATE");
         st->insert_live = db_stmt(
                 db,
                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
@@ -124,14 +127,15 @@ static int prepare(struct stream_state *st)
                 db,
                 "UPDATE live_streams SET anchor_id = ?, room_id = ?, session_id = ?, vendor = ?, vendor_session = ?, "
                 "status = 'live', started_at = FROM_UNIXTIME(? / 1000), ended_at = NULL, duration_s = NULL, "
-                "close_method = NULL, close_reason = NULL, last_event_at = NOW(3) WHERE stream_id = ?");
+                "close_method = NULL, close_reason = NULL, last_event_at = NOW(3) "
+                "WHERE vendor = ? AND stream_id = ?");
         /* The end came first: the begin supplies the real start and so the real duration. */
         st->late_begin = db_stmt(
                 db,
                 "UPDATE live_streams SET started_at = FROM_UNIXTIME(? / 1000), "
                 "duration_s = GREATEST(0, TIMESTAMPDIFF(SECOND, FROM_UNIXTIME(? / 1000), ended_at)), "
                 "anchor_id = COALESCE(anchor_id, ?), room_id = COALESCE(room_id, ?), last_event_at = NOW(3) "
-                "WHERE stream_id = ?");
+                "WHERE vendor = ? AND stream_id = ?");
         st->insert_ended = db_stmt(
                 db,
                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, vendor_session, "
@@ -145,7 +149,8 @@ static int prepare(struct stream_state *st)
         st->end_session = db_stmt(
                 db,
                 "UPDATE live_streams SET status = 'ended', ended_at = FROM_UNIXTIME(? / 1000), duration_s = ?, "
-                "close_method = ?, close_reason = ?, last_event_at = NOW(3) WHERE stream_id = ?");
+                "close_method = ?, close_reason = ?, last_event_at = NOW(3) "
+                "WHERE vendor = ? AND stream_id = ?");
         st->event_outcome = db_stmt(
                 db, "SELECT outcome FROM live_events WHERE consumer = 'stream' AND event_id = ?");
         /* No row is an active anchor; a suspension is judged at the begin's event time. */
@@ -154,15 +159,17 @@ static int prepare(struct stream_state *st)
                 "SELECT status = 'banned', status = 'suspended' AND suspended_until IS NOT NULL AND "
                 "suspended_until > FROM_UNIXTIME(? / 1000) FROM anchors WHERE anchor_id = ?");
         st->touch =
-                db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) WHERE stream_id = ?");
+                db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) "
+                            "WHERE vendor = ? AND stream_id = ?");
         st->adopt_tips = db_stmt(
-                db, "UPDATE recharge r JOIN live_streams s ON s.stream_id = ? "
+                db, "UPDATE recharge r JOIN live_streams s ON s.vendor = ? AND s.stream_id = ? "
                     "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
                     "AND r.room_id = COALESCE(s.room_id, s.anchor_id) AND s.session_id IS NOT NULL "
                     "AND s.started_at IS NOT NULL AND r.tipped_at BETWEEN s.started_at AND s.ended_at");
         st->adopt_anchor = db_stmt(
                 db, "UPDATE live_streams SET anchor_id = COALESCE(anchor_id, ?), "
-                    "room_id = COALESCE(room_id, ?), last_event_at = NOW(3) WHERE stream_id = ?");
+                    "room_id = COALESCE(room_id, ?), last_event_at = NOW(3) "
+                    "WHERE vendor = ? AND stream_id = ?");
         /* Served by live_streams_status (status, last_event_at). */
         /*
          * Silent streams: no stream event for the silence (live_streams_status) and no other
@@ -185,10 +192,17 @@ static int prepare(struct stream_state *st)
                     "FROM live_streams s WHERE s.status = 'live' AND s.last_event_at < NOW(3) - "
                     "INTERVAL ? SECOND) g WHERE sign < NOW(3) - INTERVAL ? SECOND "
                     "ORDER BY sign LIMIT " GHOST_LIMIT_SQL);
+        /*
+         * The vendor of a stream named by liveflow itself or an operator (a forced close, a
+         * ghost, a cut-off): the stream live under that id, else the one touched last.
+         */
+        st->vendor_of = db_stmt(
+                db, "SELECT vendor FROM live_streams WHERE stream_id = ? "
+                    "ORDER BY status = 'live' DESC, last_event_at DESC LIMIT 1");
         return st->ledger && st->rebuild && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
                                st->insert_ended && st->end_session &&
                                st->event_outcome && st->anchor_state && st->touch &&
-                               st->adopt_anchor && st->ghosts && st->adopt_tips
+                               st->adopt_anchor && st->vendor_of && st->ghosts && st->adopt_tips
                        ? 0
                        : -1;
 }
@@ -309,10 +323,10 @@ static int read_event(const struct event *ev, struct stream_event *se, char *err
 
 /* ------------------------------------------------------------------ applying */
 
-static enum db_result lock_row(struct stream_state *st, const char *stream_id,
+static enum db_result lock_row(struct stream_state *st, const struct stream_event *se,
                                struct stream_row *row, char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(stream_id)};
+        struct db_param p[] = {DB_STR(se->vendor), DB_STR(se->ev->stream_id)};
         struct db_col cols[] = {
                 {.type = DB_PARAM_STR,
                  .s = row->vendor_session,
@@ -323,7 +337,7 @@ static enum db_result lock_row(struct stream_state *st, const char *stream_id,
                 {.type = DB_PARAM_I64},
         };
         enum db_result r =
-                db_query_row(st->db, st->lock_row, p, 1, cols, 5, &row->found, errstr, errstr_size);
+                db_query_row(st->db, st->lock_row, p, 2, cols, 5, &row->found, errstr, errstr_size);
 
         row->started_ms = cols[2].is_null ? -1 : cols[2].i;
         row->ended_ms = cols[3].is_null ? -1 : cols[3].i;
@@ -347,17 +361,17 @@ static enum db_result begin_new(struct stream_state *st, const struct stream_eve
         if (!exists) {
                 struct db_param p[] = {DB_STR(ev->stream_id),    DB_STR(ev->anchor_id),
                                        DB_STR(ev->room_id),      DB_I64(session),
-                                       DB_STR(ev->vendor),       DB_STR(se->sequence),
+                                       DB_STR(se->vendor),       DB_STR(se->sequence),
                                        DB_I64(ev->event_time_ms)};
 
                 return db_exec(st->db, st->insert_live, p, 7, NULL, NULL, errstr, errstr_size);
         }
         struct db_param p[] = {DB_STR(ev->anchor_id), DB_STR(ev->room_id),
-                               DB_I64(session),       DB_STR(ev->vendor),
+                               DB_I64(session),       DB_STR(se->vendor),
                                DB_STR(se->sequence),  DB_I64(ev->event_time_ms),
-                               DB_STR(ev->stream_id)};
+                               DB_STR(se->vendor),    DB_STR(ev->stream_id)};
 
-        return db_exec(st->db, st->new_session, p, 7, NULL, NULL, errstr, errstr_size);
+        return db_exec(st->db, st->new_session, p, 8, NULL, NULL, errstr, errstr_size);
 }
 
 /* Decides what a begin means given the row; returns the outcome recorded in live_events. */
@@ -371,9 +385,9 @@ static const char *apply_begin(struct stream_state *st, const struct stream_even
         if (se->is_join && row->found && strcmp(row->status, "live") == 0) {
                 /* A co-host in a live room: recorded; the room's anchor if it had none yet. */
                 struct db_param p[] = {DB_STR(ev->anchor_id), DB_STR(ev->room_id),
-                                       DB_STR(ev->stream_id)};
+                                       DB_STR(se->vendor), DB_STR(ev->stream_id)};
 
-                *r = db_exec(st->db, st->adopt_anchor, p, 3, NULL, NULL, errstr, errstr_size);
+                *r = db_exec(st->db, st->adopt_anchor, p, 4, NULL, NULL, errstr, errstr_size);
                 return "cohost_join";
         }
         if (!row->found || (!same_session(row, se->sequence) && ev->event_time_ms >= newest)) {
@@ -383,9 +397,9 @@ static const char *apply_begin(struct stream_state *st, const struct stream_even
         if (same_session(row, se->sequence) && strcmp(row->status, "ended") == 0) {
                 struct db_param p[] = {DB_I64(ev->event_time_ms), DB_I64(ev->event_time_ms),
                                        DB_STR(ev->anchor_id), DB_STR(ev->room_id),
-                                       DB_STR(ev->stream_id)};
+                                       DB_STR(se->vendor),    DB_STR(ev->stream_id)};
 
-                *r = db_exec(st->db, st->late_begin, p, 5, NULL, NULL, errstr, errstr_size);
+                *r = db_exec(st->db, st->late_begin, p, 6, NULL, NULL, errstr, errstr_size);
                 return "late_begin";
         }
         *r = DB_OK;
@@ -438,7 +452,7 @@ static enum db_result insert_ended(struct stream_state *st, const struct stream_
                                DB_STR(ev->anchor_id),
                                DB_STR(ev->room_id),
                                DB_I64(ids_next(st->ids)),
-                               DB_STR(ev->vendor),
+                               DB_STR(se->vendor),
                                DB_STR(se->sequence),
                                started,
                                DB_I64(ev->event_time_ms),
@@ -466,9 +480,10 @@ static const char *apply_end(struct stream_state *st, const struct stream_event 
                 struct db_param p[] = {DB_I64(ev->event_time_ms),
                                        DB_I64(duration_s(se, row->started_ms)),
                                        DB_I64(se->close_method), DB_STR(close_reason(se)),
+                                       DB_STR(se->vendor),
                                        DB_STR(ev->stream_id)};
 
-                *r = db_exec(st->db, st->end_session, p, 5, NULL, NULL, errstr, errstr_size);
+                *r = db_exec(st->db, st->end_session, p, 6, NULL, NULL, errstr, errstr_size);
                 return "applied";
         }
         if (!live && se->sequence && !same_session(row, se->sequence) &&
@@ -564,12 +579,42 @@ static bool ends_session(const struct stream_event *se, const char *outcome)
  * the session's, so its settlement summary counts them. Tips recorded after this (reward-sync
  * is a separate consumer) stay without a session.
  */
-static enum db_result adopt_tips(struct stream_state *st, const char *stream_id, char *errstr,
-                                 size_t errstr_size)
+static enum db_result adopt_tips(struct stream_state *st, const struct stream_event *se,
+                                 char *errstr, size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(stream_id)};
+        struct db_param p[] = {DB_STR(se->vendor), DB_STR(se->ev->stream_id)};
 
-        return db_exec(st->db, st->adopt_tips, p, 1, NULL, NULL, errstr, errstr_size);
+        return db_exec(st->db, st->adopt_tips, p, 2, NULL, NULL, errstr, errstr_size);
+}
+
+/* A vendor's own callbacks name their vendor; liveflow's and operators' closes do not. */
+static bool is_stream_vendor(const char *vendor)
+{
+        static const char *const others[] = {"liveflow", "admin", "internal"};
+
+        for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+                if (strcmp(vendor, others[i]) == 0)
+                        return false;
+        return true;
+}
+
+/* se->vendor: the event's own, or for a close by liveflow or an operator the stream's. */
+static enum db_result resolve_vendor(struct stream_state *st, struct stream_event *se,
+                                     char *errstr, size_t errstr_size)
+{
+        struct db_param p[] = {DB_STR(se->ev->stream_id)};
+        struct db_col col = {
+                .type = DB_PARAM_STR, .s = se->vendor_buf, .s_size = sizeof(se->vendor_buf)};
+        bool found = false;
+        enum db_result r;
+
+        se->vendor = se->ev->vendor;
+        if (is_stream_vendor(se->ev->vendor))
+                return DB_OK;
+        r = db_query_row(st->db, st->vendor_of, p, 1, &col, 1, &found, errstr, errstr_size);
+        if (r == DB_OK && found && !col.is_null)
+                se->vendor = se->vendor_buf;
+        return r;
 }
 
 static enum apply_result stream_apply(void *state, struct consumer_record *rec, char *errstr,
@@ -596,7 +641,8 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         if (se.is_leave) /* a co-host left: the room's session ends with the room */
                 return apply_from_db(ledger_set_outcome(st->ledger, rec->ev.event_id, "cohost_leave",
                                                   errstr, errstr_size));
-        if ((r = lock_row(st, rec->ev.stream_id, &row, errstr, errstr_size)) != DB_OK)
+        if ((r = resolve_vendor(st, &se, errstr, errstr_size)) != DB_OK ||
+            (r = lock_row(st, &se, &row, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
         outcome = se.is_begin ? apply_begin(st, &se, &row, &r, errstr, errstr_size)
                               : apply_end(st, &se, &row, &r, errstr, errstr_size);
@@ -610,9 +656,9 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         }
         if (se.is_begin && strcmp(outcome, "already_live") == 0) {
                 /* The vendor said the session is live again: not a ghost. */
-                struct db_param p[] = {DB_STR(rec->ev.stream_id)};
+                struct db_param p[] = {DB_STR(se.vendor), DB_STR(rec->ev.stream_id)};
 
-                if ((r = db_exec(st->db, st->touch, p, 1, NULL, NULL, errstr, errstr_size)) !=
+                if ((r = db_exec(st->db, st->touch, p, 2, NULL, NULL, errstr, errstr_size)) !=
                     DB_OK)
                         return apply_from_db(r);
         }
@@ -620,7 +666,7 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
             strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
         if (is_only_end &&
-            (r = adopt_tips(st, rec->ev.stream_id, errstr, errstr_size)) != DB_OK)
+            (r = adopt_tips(st, &se, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
         if (ends_session(&se, outcome) &&
             (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr,

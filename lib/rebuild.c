@@ -59,7 +59,9 @@ static const struct {
          "SELECT room_id FROM live_room_rebuild WHERE room_id > ? ORDER BY room_id LIMIT 1"},
         {offsetof(struct rebuild_sql, project),
          "SELECT status, anchor_id, room_id, session_id, " EPOCH_MS(
-                 "started_at") ", vendor FROM live_streams WHERE stream_id = ? FOR UPDATE"},
+                 "started_at") ", vendor FROM live_streams WHERE stream_id = ? "
+         /* Redis keys a stream by its id: live under any vendor, else the row touched last. */
+         "ORDER BY status = 'live' DESC, last_event_at DESC LIMIT 1 FOR UPDATE"},
         {offsetof(struct rebuild_sql, live_page),
          "SELECT stream_id FROM live_streams WHERE status = 'live' AND stream_id > ? ORDER BY stream_id LIMIT 200"},
         {offsetof(struct rebuild_sql, is_live),

