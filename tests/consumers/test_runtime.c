@@ -848,3 +848,34 @@ Test(runtime, a_planned_stop_hands_the_partitions_over_at_once)
                     up_ms, stop_ms, crash_ms);
         stop_copy0();
 }
+
+/*
+ * A publish (Redis) step that fails for the record's own reason (here a key of the wrong type)
+ * gets three attempts, then the DLQ, and dlq.attempts says 3: the publish attempts count.
+ */
+Test(runtime, a_publish_that_keeps_failing_is_dead_lettered_after_three_attempts)
+{
+        char bad[128], attempts[16] = "", cls[32] = "";
+        redisReply *r;
+
+        use_redis_db(6);
+        r = redisCommand(fx.redis, "SET set:live:online not-a-set");
+        cr_assert(r && r->type != REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+        start_at_end(NULL);
+        snprintf(bad, sizeof(bad), "%s_wrongtype", fx.prefix);
+        produce_event(bad, true, 1, 1000);
+        flush();
+        cr_assert_eq(support_count_records("live.stream.dlq", bad, "dlq.attempts", attempts,
+                                           sizeof(attempts), 30000, 1),
+                     1, "no DLQ record for %s (log %s)", bad, fx.log_path);
+        cr_assert_str_eq(attempts, "3");
+        support_count_records("live.stream.dlq", bad, "dlq.error.class", cls, sizeof(cls), 10000,
+                              1);
+        cr_assert_str_eq(cls, "transient");
+        cr_assert_eq(scrape(fx.copies[0].admin_port, STORE_DOWN("redis")), 0,
+                     "a command's error is not an outage");
+        r = redisCommand(fx.redis, "DEL set:live:online");
+        freeReplyObject(r);
+        stop_copy0();
+}
