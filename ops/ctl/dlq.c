@@ -77,14 +77,11 @@ static const struct option longopts[] = {
 
 static int add_topic(struct dlq_opts *o, const char *name)
 {
-        char *dlq = malloc(strlen(name) + sizeof(DLQ_SUFFIX));
-
-        if (o->topic_cnt == DLQ_MAX_TOPICS || !dlq) {
-                free(dlq);
+        if (o->topic_cnt == DLQ_MAX_TOPICS || strlen(name) + sizeof(DLQ_SUFFIX) > 256)
                 return -1;
-        }
-        names_dlq_of(name, dlq, strlen(name) + sizeof(DLQ_SUFFIX));
-        o->topics[o->topic_cnt++] = dlq; /* lives as long as the process */
+        names_dlq_of(name, o->names[o->topic_cnt], sizeof(o->names[o->topic_cnt]));
+        o->topics[o->topic_cnt] = o->names[o->topic_cnt];
+        o->topic_cnt++;
         return 0;
 }
 

@@ -17,7 +17,8 @@
 
 /* What `dlq list|show|replay` was asked. */
 struct dlq_opts {
-        const char *topics[DLQ_MAX_TOPICS]; /* .dlq names */
+        const char *topics[DLQ_MAX_TOPICS]; /* .dlq names, pointing into names */
+        char names[DLQ_MAX_TOPICS][256];
         int topic_cnt;
         struct dlq_filter filter;
         long long limit;   /* show: records shown; replay: records replayed; -1: no limit */
