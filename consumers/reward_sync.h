@@ -44,7 +44,12 @@
  * above W committed after the swap and is added by its own publish. Any Redis error
  * (also WRONGTYPE and the like) takes this path, and the rebuild repairs the keys.
  * A session's tips all belong to one room (the session is looked up by room), which is what
- * makes the room's numbers valid for its sessions.
+ * makes the room's numbers valid for its sessions. The rebuild is lib/rebuild.c, which
+ * liveflow-ctl rebuild redis runs too.
+ *
+ * Redis that lost its data. tick() also reads liveflow's epoch key (lib/rebuild.h): when
+ * Redis comes back empty or was flushed, every room and recent session is marked and rebuilt
+ * as above (liveflow_redis_data_lost_total, a WARN line).
  *
  * live_room_realtime. tick() folds, in one transaction, every room with at least
  * LIVEFLOW_REWARD_FLUSH_TIPS pending tips or whose oldest pending tip is

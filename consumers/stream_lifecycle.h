@@ -9,7 +9,9 @@
  * callbacks: every event is recorded once in live_events (unique per consumer and event id),
  * the stream row is locked and the event applied only when it is newer than what the row
  * holds; Redis (set:live:online, hash:anchor:status:{anchor_id}, temp:live:{stream_id}) is
- * then made to match the row. An event that ends a live session (or supplies the start of
+ * then made to match the row (lib/rebuild.c's projection, the one liveflow-ctl rebuild redis
+ * runs; tick() projects every live stream again when Redis lost its data, lib/rebuild.h's
+ * epoch). An event that ends a live session (or supplies the start of
  * one that ended first) hands it to live.session as a session.end record (session_handoff.h).
  *
  * Ghost sweep: a stream whose end never arrives is closed after LIVEFLOW_STREAM_GHOST_SILENCE_S
