@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "notify.h"
 #include "redis_conn.h"
 #include "role_kit.h"
 #include "settings.h"
@@ -30,6 +31,7 @@ struct audit_state {
         struct db *db;
         struct redis_conn *redis;
         struct stream_close *closer; /* stream.close records, acknowledged before publish() ends */
+        struct notify *notify; /* live.notify: anchor warned, suspended, banned */
         struct audit_policy policy;
         long long suspend_s, warn_escalate, warn_window_s;
         struct db_stmt *insert_log, *stream_anchor, *upsert_anchor, *lock_anchor, *window, *set_log,
@@ -298,6 +300,7 @@ static void audit_close(void *state)
 
         if (!st)
                 return;
+        notify_destroy(st->notify);
         stream_close_destroy(st->closer);
         free(st);
 }
@@ -322,7 +325,8 @@ static int audit_open(const struct role_env *env, void **state, char *errstr, si
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (!(st->closer = stream_close_new(env, errstr, errstr_size)))
+        if (!(st->closer = stream_close_new(env, errstr, errstr_size)) ||
+            !(st->notify = notify_new(env, errstr, errstr_size)))
                 goto fail;
         *state = st;
         return 0;
@@ -556,6 +560,31 @@ static enum db_result record_decision(struct audit_state *st, const struct consu
         return db_exec(st->db, st->set_anchor, ap, 6, NULL, NULL, errstr, errstr_size);
 }
 
+/* live.notify for a warning, suspension or ban in force from this verdict (once per verdict). */
+static enum db_result notify_punishment(struct audit_state *st, const struct consumer_record *rec,
+                                        const char *anchor, const struct decision *d,
+                                        char *errstr, size_t errstr_size)
+{
+        const char *kind = d->punishment == AUDIT_WARN      ? "anchor.warned"
+                           : d->punishment == AUDIT_SUSPEND ? "anchor.suspended"
+                           : d->punishment == AUDIT_BAN     ? "anchor.banned"
+                                                            : NULL;
+        const json_t *p = rec->ev.payload;
+        const char *label = json_string_value(json_object_get(p, "label"));
+        const char *reason = json_string_value(json_object_get(p, "reason"));
+        struct notify_msg m;
+
+        if (!kind || !anchor[0])
+                return DB_OK;
+        m = notify_msg_init(kind, rec->ev.event_id, rec->ev.event_time_ms);
+        m.anchor_id = anchor;
+        m.room_id = rec->ev.room_id;
+        m.stream_id = rec->ev.stream_id;
+        m.reason = label ? label : reason;
+        m.until_ms = d->punishment == AUDIT_SUSPEND ? d->until_ms : -1;
+        return notify_record(st->notify, &m, errstr, errstr_size);
+}
+
 static enum apply_result audit_apply(void *state, struct consumer_record *rec, char *errstr,
                                      size_t errstr_size)
 {
@@ -581,7 +610,8 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
                 return APPLY_DONE;
         }
         if ((r = decide(st, &v, anchor, &a, &d, errstr, errstr_size)) != DB_OK ||
-            (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
+            (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK ||
+            (r = notify_punishment(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
         log_info(rec->trace_id,
                  "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
@@ -720,6 +750,8 @@ static int audit_publish(void *state, struct consumer_record *rec, char *errstr,
         struct projection pj;
         bool found = false;
 
+        if (notify_flush(st->notify, false, errstr, errstr_size) == -1)
+                return -1;
         if (read_projection(st, rec->ev.event_id, &pj, &found, errstr, errstr_size) != DB_OK)
                 return -1;
         if (!found)

@@ -13,6 +13,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "rebuild.h"
 #include "redis_conn.h"
 #include "role_kit.h"
@@ -48,6 +49,7 @@ struct stream_state {
         struct vendor_api *vendor;
         struct session_handoff *handoff; /* session.end records to live.session */
         struct stream_close *closer;     /* our own stream.close records (ghosts, cut-offs) */
+        struct notify *notify;           /* live.notify: went live, ended */
         struct metric *ghosts_closed, *cutoffs;
         long long live_ttl_s;
         long long ghost_silence_s; /* 0: no ghost sweep */
@@ -262,7 +264,9 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
                 free(st);
                 return -1;
         }
-        if (!(st->closer = stream_close_new(env, errstr, errstr_size))) {
+        if (!(st->closer = stream_close_new(env, errstr, errstr_size)) ||
+            !(st->notify = notify_new(env, errstr, errstr_size))) {
+                stream_close_destroy(st->closer);
                 session_handoff_destroy(st->handoff);
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);
@@ -277,6 +281,7 @@ static void stream_role_close(void *state)
 {
         struct stream_state *st = state;
 
+        notify_destroy(st->notify);
         stream_close_destroy(st->closer);
         session_handoff_destroy(st->handoff);
         vendor_api_destroy(st->vendor);
@@ -672,6 +677,14 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
             (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr,
                                         errstr_size)) != DB_OK)
                 return apply_from_db(r);
+        /* live.notify: the fans' "went live" and the room's "closed", once per session. */
+        if ((se.is_begin && strcmp(outcome, "applied") == 0) ||
+            (!se.is_begin && ends_session(&se, outcome)))
+                r = notify_record_stream(st->notify, se.is_begin ? "stream.live" : "stream.ended",
+                                         rec->ev.stream_id, rec->ev.event_time_ms, errstr,
+                                         errstr_size);
+        if (r != DB_OK)
+                return apply_from_db(r);
         if (strcmp(outcome, "applied") != 0) {
                 if ((r = ledger_set_outcome(st->ledger, rec->ev.event_id, outcome, errstr,
                                             errstr_size)) != DB_OK)
@@ -750,6 +763,8 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
         if (session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id, errstr,
                                  errstr_size) == -1)
                 return -1; /* a replayed or retried event sends the same session.end again */
+        if (notify_flush(st->notify, false, errstr, errstr_size) == -1)
+                return -1;
         if (rec->note == NOTE_VENDOR_DROP && strcmp(row.status, "live") != 0)
                 return drop_at_vendor(st, rec, row.vendor, errstr, errstr_size);
         if ((rec->note == NOTE_CUTOFF_BANNED || rec->note == NOTE_CUTOFF_SUSPENDED) &&
@@ -896,6 +911,8 @@ static void stream_tick(void *state, long long now_ms)
         size_t closed = 0;
 
         check_redis_epoch(st);
+        if (notify_flush(st->notify, false, err, sizeof(err)) == -1)
+                log_warn(NULL, "live.notify: %s (tried again)", err);
         if (st->ghost_silence_s <= 0 ||
             (st->last_sweep_ms && now_ms - st->last_sweep_ms < st->sweep_interval_ms))
                 return;

@@ -9,6 +9,7 @@
 #include "contract.h"
 #include "db.h"
 #include "ledger.h"
+#include "notify.h"
 #include "log.h"
 #include "metrics.h"
 #include "role_kit.h"
@@ -51,6 +52,7 @@ struct settlement_state {
         long long last_sweep_ms;
         struct metric *counted[NOTE_COUNT];
         struct ledger *ledger;
+        struct notify *notify; /* live.notify: withdrawal succeeded / rejected */
         struct db_stmt *find_ratio, *insert_detail, *find_detail, *credit, *claim_request, *debit,
                 *find_available, *decide_request, *upsert_session, *sum_session, *sweep_sessions;
 };
@@ -181,7 +183,8 @@ static int settlement_open(const struct role_env *env, void **state, char *errst
                 free(st);
                 return -1;
         }
-        if (check_schema(st->db, errstr, errstr_size) == -1) {
+        if (check_schema(st->db, errstr, errstr_size) == -1 ||
+            !(st->notify = notify_new(env, errstr, errstr_size))) {
                 free(st); /* the statements belong to the db, which frees them */
                 return -1;
         }
@@ -193,6 +196,7 @@ static void settlement_close(void *state)
 {
         struct settlement_state *st = state;
 
+        notify_destroy(st->notify);
         ledger_destroy(st->ledger);
         free(st);
 }
@@ -479,6 +483,18 @@ static enum apply_result apply_withdrawal(struct settlement_state *st, struct co
             (!is_done && (r = set_outcome(st, rec, "rejected", errstr, errstr_size)) != DB_OK))
                 return apply_from_db(r);
         rec->note = is_done ? NOTE_WITHDRAWAL_SUCCEEDED : NOTE_WITHDRAWAL_REJECTED;
+        {
+                struct notify_msg m = notify_msg_init(
+                        is_done ? "withdrawal.succeeded" : "withdrawal.rejected", se->id,
+                        rec->ev.event_time_ms);
+
+                m.anchor_id = se->anchor_id;
+                m.request_id = se->id;
+                m.amount = se->amount;
+                m.reason = is_done ? NULL : reason;
+                if ((r = notify_record(st->notify, &m, errstr, errstr_size)) != DB_OK)
+                        return apply_from_db(r);
+        }
         log_info(rec->trace_id,
                  "withdrawal %s anchor=%s amount=%lld %s%s%s topic=%s partition=%d offset=%lld",
                  se->id, se->anchor_id, se->amount, is_done ? "succeeded" : "rejected",
@@ -1016,8 +1032,9 @@ static int settlement_publish(void *state, struct consumer_record *rec, char *er
 {
         struct settlement_state *st = state;
 
-        (void)errstr;
-        (void)errstr_size;
+        if ((rec->note == NOTE_WITHDRAWAL_SUCCEEDED || rec->note == NOTE_WITHDRAWAL_REJECTED) &&
+            notify_flush(st->notify, false, errstr, errstr_size) == -1)
+                return -1; /* counted when the notification is out: the retry counts it once */
         if (rec->note > NOTE_NONE && rec->note < NOTE_COUNT)
                 metric_add(st->counted[rec->note], 1);
         return 0;
@@ -1030,6 +1047,8 @@ static void settlement_tick(void *state, long long now_ms)
         struct db_param p[] = {DB_I64(st->recompute_s)};
         char err[512];
 
+        if (notify_flush(st->notify, false, err, sizeof(err)) == -1)
+                log_warn(NULL, "live.notify: %s (tried again)", err);
         if (st->recompute_s == 0 || now_ms - st->last_sweep_ms < st->sweep_ms)
                 return;
         st->last_sweep_ms = now_ms;

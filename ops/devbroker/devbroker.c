@@ -46,7 +46,7 @@ struct devbroker {
 static const char *const contract_topics[] = {
         LF_TOPIC_STREAM,     LF_TOPIC_RECORD, LF_TOPIC_SNAPSHOT, LF_TOPIC_AUDIT,   LF_TOPIC_REWARD,
         LF_TOPIC_WITHDRAWAL, LF_TOPIC_VIEWER, LF_TOPIC_OTHER,    LF_TOPIC_SESSION,
-        LF_TOPIC_INTERACTION,
+        LF_TOPIC_INTERACTION, LF_TOPIC_NOTIFY,
 };
 
 /* ------------------------------------------------------------------ configuration */

@@ -565,6 +565,101 @@ Test(stream_lifecycle, an_ended_session_is_handed_off_once_and_a_replay_repeats_
         stop_consumer_expect_clean_exit();
 }
 
+/*
+ * How many live.notify records keyed `key` carry the event id of kind for session, reading
+ * every partition from the start for timeout_ms (or until more than `want`). Every test's
+ * consumer sends its own sessions' notifications: the session id tells this test's apart.
+ */
+static int count_notify(const char *key, const char *kind, long long session, int want,
+                        int timeout_ms)
+{
+        char err[256], group[64], text[96], want_id[65];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+        long long deadline = support_now_ms() + timeout_ms;
+        rd_kafka_topic_t *rkt;
+        rd_kafka_t *rk;
+        int n = 0;
+
+        snprintf(text, sizeof(text), "notify|%s|%lld", kind, session);
+        crypto_sha256_hex(text, strlen(text), want_id);
+        support_unique_name("notifyread", group, sizeof(group));
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+                                    sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ==
+                  RD_KAFKA_CONF_OK);
+        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s",
+                  err);
+        rd_kafka_poll_set_consumer(rk);
+        rkt = rd_kafka_topic_new(rk, "live.notify", NULL);
+        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
+                          md->topics[0].partition_cnt > 0,
+                  "no metadata for live.notify");
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+                rd_kafka_topic_partition_list_add(parts, "live.notify",
+                                                  md->topics[0].partitions[i].id)
+                        ->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        cr_assert(rd_kafka_assign(rk, parts) == 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+        while (support_now_ms() < deadline && n <= want) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                rd_kafka_headers_t *h = NULL;
+                const void *val;
+                size_t len;
+
+                if (!m)
+                        continue;
+                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0 &&
+                    rd_kafka_message_headers(m, &h) == 0 &&
+                    rd_kafka_header_get_last(h, "event_id", &val, &len) == 0 && len == 64 &&
+                    memcmp(val, want_id, 64) == 0)
+                        n++;
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n;
+}
+
+Test(stream_lifecycle, going_live_and_ending_are_one_notify_record_each)
+{
+        const long long begin_s = 1703731478, end_s = 1703735203;
+        char s[64], anchor[64];
+        long long session;
+
+        snprintf(s, sizeof(s), "%s_notify", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
+        produce_event(s, true, "5151", begin_s, 0, -1);
+        produce_event(s, true, "5151", begin_s, 0, -1); /* a vendor retry */
+        produce_event(s, false, "5151", end_s, 1, 3725000);
+        produce_event(s, false, "5151", end_s, 1, 3725000); /* a replay */
+        wait_status(s, "ended");
+        session = support_query_int(
+                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+        /* Read for a while: a retried begin and a replayed end must add nothing. */
+        cr_assert_eq(count_notify(anchor, "stream.live", session, 1, 8000), 1,
+                     "stream.live records of session %lld (log %s)", session, fx.log_path);
+        cr_assert_eq(count_notify(anchor, "stream.ended", session, 1, 8000), 1,
+                     "stream.ended records of session %lld (log %s)", session, fx.log_path);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM notify_outbox WHERE stream_id = '%s' "
+                                       "AND sent_at IS NOT NULL",
+                                       s),
+                     2);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM notify_outbox WHERE stream_id = '%s' "
+                                       "AND kind = 'stream.ended' AND payload LIKE "
+                                       "'%%\"duration_s\":3725%%'",
+                                       s),
+                     1);
+        stop_consumer_expect_clean_exit();
+}
+
 Test(stream_lifecycle, an_end_without_its_begin_is_handed_off_and_adopts_the_room_tips)
 {
         const long long end_s = 1703735203, push_ms = 3725118;

@@ -595,6 +595,20 @@ Test(settlement, withdrawals_succeed_reject_and_replay_once)
                      support_count_records("live.withdrawal.dlq", anchor, NULL, NULL, 0, 30000, 2),
                      2),
                   "amounts 0 and -5 are dead-lettered");
+        /* live.notify: one outcome per request, the replays and the second event included. */
+        for (int i = 0; i < 4; i++)
+                cr_assert(eq(i64,
+                             wait_int(1, 30000,
+                                      "SELECT COUNT(*) FROM notify_outbox WHERE kind = '%s' "
+                                      "AND anchor_id = '%s' AND payload LIKE '%%\"request_id\":"
+                                      "\"%s\"%%' AND sent_at IS NOT NULL",
+                                      is_ok[i] ? "withdrawal.succeeded" : "withdrawal.rejected",
+                                      anchor, rid[i]),
+                             1),
+                          "notification of withdrawal %d (log %s)", i, fx.log_path);
+        cr_assert(eq(i64,
+                     query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s'", anchor),
+                     4));
         stop_copy(0);
 }
 

@@ -19,7 +19,7 @@
 static const char *const contract_topics[] = {
         "live.stream", "live.record",     "live.snapshot", "live.audit",
         "live.reward", "live.withdrawal", "live.viewer",   "live.other",
-        "live.interaction", "live.session",
+        "live.interaction", "live.notify", "live.session",
 };
 #define CONTRACT_TOPIC_CNT (sizeof(contract_topics) / sizeof(contract_topics[0]))
 

@@ -1,0 +1,72 @@
+/*
+ * notify.h: liveflow's outgoing events on live.notify (schemas/event.avsc Notify), through a
+ * MySQL outbox: a role records a notification in the transaction that makes the state change
+ * (notify_outbox, keyed by an id derived from the change, so a replayed change records
+ * nothing new), and after the commit notify_flush() sends what is recorded and not yet sent,
+ * waits for each acknowledgement and marks it sent. Several instances flush side by side
+ * without sending a row twice (rows are claimed FOR UPDATE SKIP LOCKED). A crash between an
+ * acknowledgement and its mark sends that one again, with the same event id.
+ */
+#ifndef LIVEFLOW_NOTIFY_H
+#define LIVEFLOW_NOTIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db.h"
+
+struct role_env;
+
+/* One change. Strings are borrowed for the call; NULL (or -1 for numbers) leaves a field out. */
+struct notify_msg {
+        const char *kind; /* stream.live, stream.ended, anchor.warned, anchor.suspended,
+                             anchor.banned, withdrawal.succeeded, withdrawal.rejected,
+                             record.ready */
+        const char *key;  /* what makes the change unique within its kind (a session, a verdict's
+                             event id, a request id, a file id) */
+        const char *anchor_id, *room_id, *stream_id;
+        long long session_id; /* 0: none */
+        long long at_ms;
+        const char *title, *cover_url, *reason, *request_id, *file_id, *playback_url;
+        long long duration_s, close_method, until_ms, amount; /* -1: none */
+};
+
+/** @brief A msg with every optional number at -1. */
+struct notify_msg notify_msg_init(const char *kind, const char *key, long long at_ms);
+
+struct notify;
+
+/**
+ * @brief Prepares the outbox on env's database and producer (borrowed from the runtime).
+ * @returns NULL with errstr when out of memory.
+ */
+struct notify *notify_new(const struct role_env *env, char *errstr, size_t errstr_size);
+
+/** @brief Frees it; NULL is fine. */
+void notify_destroy(struct notify *n);
+
+/**
+ * @brief In the caller's transaction: records m once (its event id is the hex SHA-256 of
+ * "notify|<kind>|<key>"). @returns what MySQL said (a repeat is DB_OK).
+ */
+__attribute__((warn_unused_result)) enum db_result
+notify_record(struct notify *n, const struct notify_msg *m, char *errstr, size_t errstr_size);
+
+/**
+ * @brief In the caller's transaction: records stream.live or stream.ended for the session
+ * live_streams holds for stream_id now (anchor, room, session, cover, duration, close method
+ * and reason from the row); keyed by the session. @returns what MySQL said.
+ */
+__attribute__((warn_unused_result)) enum db_result
+notify_record_stream(struct notify *n, const char *kind, const char *stream_id, long long at_ms,
+                     char *errstr, size_t errstr_size);
+
+/**
+ * @brief After the commit: sends every recorded notification not sent yet (when this instance
+ * recorded one since its last flush, or `always`). @returns 0, or -1 with errstr (transient:
+ * what was not sent stays for the next flush).
+ */
+__attribute__((warn_unused_result)) int notify_flush(struct notify *n, bool always, char *errstr,
+                                                     size_t errstr_size);
+
+#endif
