@@ -457,8 +457,19 @@ static void check_console(void)
                 graphs++;
         for (p = dom; (p = strstr(p, "<svg")); p++)
                 svgs++;
-        cr_assert(strstr(dom, "class=\"lf-role\" id=\"role-record\""),
+        /* The per-role table: the record role (two copies, traffic) has a figure in every cell. */
+        cr_assert((p = strstr(dom, "class=\"lf-role\" id=\"role-record\"")),
                   "the per-role table has no record row");
+        {
+                char *end = strstr(p, "</tr>");
+
+                cr_assert(end);
+                *end = '\0';
+                cr_expect(strstr(p, "<td>2</td>"), "the record row does not count 2 copies: %s", p);
+                cr_expect(strstr(p, "<td>-</td>") == NULL && strstr(p, "NaN") == NULL,
+                          "the record row lacks a figure: %s", p);
+                *end = '<';
+        }
         cr_assert(panels >= 10, "%d console panels", panels);
         cr_assert(graphs >= 4 && svgs >= graphs, "%d graphs, %d drawn", graphs, svgs);
         free(dom);
