@@ -20,7 +20,8 @@
 #include "names.h"
 #include "redis_conn.h"
 
-#define COMMIT_EVERY   100
+#define COMMIT_EVERY    100  /* records, */
+#define COMMIT_EVERY_MS 1000 /* or this long: what a crash can replay twice */
 #define RECORDS_SHOWN  1000
 
 struct replay {
@@ -34,7 +35,7 @@ struct replay {
         long long *counts; /* replayed per range */
         bool keep_progress;
         long long now_ms, started_mono_ms;
-        long long selected, passed, failed, uncommitted;
+        long long selected, passed, failed, uncommitted, settled_mono_ms;
         int inflight, delivery_failed;
         char delivery_error[256];
         json_t *records, *stops;
@@ -135,6 +136,7 @@ static int settle(struct replay *rp)
                 }
         }
         rp->uncommitted = 0;
+        rp->settled_mono_ms = mono_ms();
         return rp->keep_progress ? commit_progress(rp) : 0;
 }
 
@@ -286,7 +288,10 @@ static int replay_record(const rd_kafka_message_t *m, struct ctlk_range *r, void
                 rp->counts[i]++;
         }
         rp->next[i] = m->offset + 1;
-        if (rp->opts->execute && ++rp->uncommitted >= COMMIT_EVERY && settle(rp) == -1)
+        if (rp->opts->execute &&
+            (++rp->uncommitted >= COMMIT_EVERY ||
+             mono_ms() - rp->settled_mono_ms >= COMMIT_EVERY_MS) &&
+            settle(rp) == -1)
                 return -1;
         return 0;
 }
@@ -499,7 +504,7 @@ int dlq_replay_run(struct ctl *ctl, const struct dlq_opts *opts)
 
         rp.keep_progress = opts->execute && !opts->history && opts->filter.offset < 0;
         rp.now_ms = ctl_now_ms();
-        rp.started_mono_ms = mono_ms();
+        rp.started_mono_ms = rp.settled_mono_ms = mono_ms();
         rp.records = json_array();
         rp.stops = json_array();
         if (opts->auto_mode && (rc = check_auto(&rp)) != CTL_EXIT_OK)

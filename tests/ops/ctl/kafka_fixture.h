@@ -4,6 +4,9 @@
 
 #include <criterion/criterion.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +149,70 @@ static inline int fx_partitions(const char *topic)
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
         return n;
+}
+
+/* A member of a group that keeps polling, as a running role does (or a replay in progress). */
+struct fx_busy {
+        char group[64];
+        char topic[128];
+        bool cooperative;
+        atomic_bool stop;
+        atomic_int assigned;
+        pthread_t thread;
+};
+
+static inline void *fx_busy_run(void *arg)
+{
+        struct fx_busy *b = arg;
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_t *mine = NULL;
+        rd_kafka_t *rk;
+
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          getenv("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", b->group, err, sizeof(err));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
+        rd_kafka_conf_set(conf, "heartbeat.interval.ms", "500", err, sizeof(err));
+        rd_kafka_conf_set(conf, "partition.assignment.strategy",
+                          b->cooperative ? "cooperative-sticky" : "range", err, sizeof(err));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_topic_partition_list_add(sub, b->topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(rk, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        while (!atomic_load(&b->stop)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+                if (m)
+                        rd_kafka_message_destroy(m);
+                if (rd_kafka_assignment(rk, &mine) == 0) {
+                        atomic_store(&b->assigned, mine->cnt);
+                        rd_kafka_topic_partition_list_destroy(mine);
+                }
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return NULL;
+}
+
+/* Starts b (its group set by the caller) on topic; returns once it holds a partition. */
+static inline void fx_busy_start(struct fx_busy *b, const char *topic, bool cooperative)
+{
+        snprintf(b->topic, sizeof(b->topic), "%s", topic);
+        b->cooperative = cooperative;
+        pthread_create(&b->thread, NULL, fx_busy_run, b);
+        for (int i = 0; i < 300 && atomic_load(&b->assigned) == 0; i++)
+                support_sleep_ms(100);
+        cr_assert(atomic_load(&b->assigned) > 0, "the busy member got no partition");
+}
+
+static inline void fx_busy_stop(struct fx_busy *b)
+{
+        atomic_store(&b->stop, true);
+        pthread_join(b->thread, NULL);
 }
 
 #endif

@@ -7,8 +7,6 @@
 #include <criterion/new/assert.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -171,58 +169,10 @@ Test(group, status_of_every_role_group_works_on_the_dev_broker)
         cr_assert(eq(int, ctl_run(out, sizeof(out), "group status liveflow.nobody"), 2));
 }
 
-/* A member of another group that keeps polling, as a running role does. */
-struct busy {
-        char group[64];
-        atomic_bool stop;
-        atomic_int assigned;
-        pthread_t thread;
-};
-
-static void *busy_run(void *arg)
-{
-        struct busy *b = arg;
-        rd_kafka_t *rk = plain_consumer(b->group, true);
-        rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_t *mine = NULL;
-
-        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
-        rd_kafka_subscribe(rk, sub);
-        rd_kafka_topic_partition_list_destroy(sub);
-        while (!atomic_load(&b->stop)) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-
-                if (m)
-                        rd_kafka_message_destroy(m);
-                if (rd_kafka_assignment(rk, &mine) == 0) {
-                        atomic_store(&b->assigned, mine->cnt);
-                        rd_kafka_topic_partition_list_destroy(mine);
-                }
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        return NULL;
-}
-
-static void busy_start(struct busy *b)
-{
-        support_unique_name("liveflow.ctl-busy", b->group, sizeof(b->group));
-        pthread_create(&b->thread, NULL, busy_run, b);
-        for (int i = 0; i < 300 && atomic_load(&b->assigned) == 0; i++)
-                support_sleep_ms(100);
-        cr_assert(atomic_load(&b->assigned) > 0, "the busy member got no partition");
-}
-
-static void busy_stop(struct busy *b)
-{
-        atomic_store(&b->stop, true);
-        pthread_join(b->thread, NULL);
-}
-
 Test(group, rewind_to_time_searches_timestamps_and_the_group_rereads_from_there)
 {
         long long base = ctl_now_ms() - 3600000;
-        static struct busy other;
+        static struct fx_busy other;
         json_t *doc, *p;
         rd_kafka_t *rk;
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
@@ -230,7 +180,8 @@ Test(group, rewind_to_time_searches_timestamps_and_the_group_rereads_from_there)
 
         produce_at(10, base, 60000);
         commit_at(group, 10);
-        busy_start(&other);
+        support_unique_name("liveflow.ctl-busy", other.group, sizeof(other.group));
+        fx_busy_start(&other, topic, true);
         /* dry run: the plan, nothing committed */
         cr_assert(eq(int, ctl_run(out, sizeof(out),
                                   "group rewind %s --topic %s --partition 0 --to-time %lld --json",
@@ -264,7 +215,7 @@ Test(group, rewind_to_time_searches_timestamps_and_the_group_rereads_from_there)
                                   other.group, topic),
                      1));
         cr_assert(strstr(out, "other active members") != NULL, "%s", out);
-        busy_stop(&other);
+        fx_busy_stop(&other);
         /* the rewound group reads again from the record at that time */
         rk = plain_consumer(group, true);
         rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
