@@ -1245,12 +1245,14 @@ Test(tencent, every_id_that_fits_its_column_is_accepted_and_one_more_is_a_400)
         cr_assert(eq(int, map_edited(push_json, PUSH_T, "stream_id", repeated("\xe6\xb5\x81", 255)),
                      0),
                   "%s", verdict.message);
+        webhook_event_fini(&ev); /* map_at() does not finish the last event */
         assert_refused_edit(push_json, PUSH_T, "stream_id", repeated("s", 256),
                             "stream_id: longer than 255");
         /* anchors.anchor_id and room ids VARCHAR(64), from stream_param */
         p = param_with("anchor_id", "a", 64);
         cr_assert(eq(int, map_edited(push_json, PUSH_T, "stream_param", json_string(p)), 0), "%s",
                   verdict.message);
+        webhook_event_fini(&ev);
         free(p);
         p = param_with("anchor_id", "a", 65);
         assert_refused_edit(push_json, PUSH_T, "stream_param", json_string(p),
@@ -1263,6 +1265,7 @@ Test(tencent, every_id_that_fits_its_column_is_accepted_and_one_more_is_a_400)
         /* live_streams.vendor_session VARCHAR(128) */
         cr_assert(eq(int, map_edited(push_json, PUSH_T, "sequence", repeated("9", 128)), 0), "%s",
                   verdict.message);
+        webhook_event_fini(&ev);
         assert_refused_edit(push_json, PUSH_T, "sequence", repeated("9", 129),
                             "sequence: longer than 128");
 }
