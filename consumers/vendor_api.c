@@ -1,4 +1,6 @@
-/* vendor_api.c: cuts a force-closed stream at its vendor (Tencent DropLiveStream, SRS client kick).
+/*
+ * vendor_api.c: cuts a force-closed stream at its vendor (Tencent DropLiveStream, SRS client
+ * kick; Agora and Alibaba in agora_api.c and alibaba_api.c on this file's HTTP client).
  */
 #include "vendor_api.h"
 
@@ -15,6 +17,9 @@
 #include "crypto.h"
 #include "log.h"
 #include "settings.h"
+#include "vendor_http.h"
+#include "agora_api.h"
+#include "alibaba_api.h"
 
 #define TENCENT_SERVICE      "live"
 #define TENCENT_VERSION      "2018-08-01"
@@ -27,14 +32,8 @@ struct vendor_api {
         const struct settings *s;
         CURL *curl; /* one handle, reset per request, so connections are reused */
         char curl_error[CURL_ERROR_SIZE];
-        bool has_warned_tencent, has_warned_srs, has_warned_other;
-};
-
-/* One HTTP response, its body capped at MAX_REPLY_BYTES. */
-struct http_reply {
-        long status;
-        char *body; /* NUL-terminated once complete */
-        size_t len;
+        bool has_warned_tencent, has_warned_srs, has_warned_agora, has_warned_alibaba,
+                has_warned_other;
 };
 
 /* ------------------------------------------------------------------ life cycle */
@@ -145,6 +144,28 @@ static int http_do(struct vendor_api *va, const char *method, const char *url,
 static bool is_transient_status(long status)
 {
         return status == 408 || status == 429 || status >= 500;
+}
+
+int vendor_http_do(struct vendor_api *va, const char *method, const char *url,
+                   const struct curl_slist *headers, const char *body, struct http_reply *rp,
+                   char *errstr, size_t errstr_size)
+{
+        return http_do(va, method, url, headers, body, rp, errstr, errstr_size);
+}
+
+void vendor_http_reply_fini(struct http_reply *rp)
+{
+        http_reply_fini(rp);
+}
+
+bool vendor_http_is_transient(long status)
+{
+        return is_transient_status(status);
+}
+
+const struct settings *vendor_api_settings(const struct vendor_api *va)
+{
+        return va->s;
 }
 
 /* ------------------------------------------------------------------ TC3-HMAC-SHA256 */
@@ -598,6 +619,19 @@ enum vendor_drop vendor_api_drop_stream(struct vendor_api *va, const char *vendo
                         return skip(&va->has_warned_srs, trace_id, vendor, stream_id,
                                     "LIVEFLOW_SRS_API_ENDPOINT is not set");
                 r = srs_drop(va, stream_id, errstr, errstr_size);
+        } else if (vendor && strcmp(vendor, "agora") == 0) {
+                if (!agora_api_is_configured(va->s))
+                        return skip(&va->has_warned_agora, trace_id, vendor, stream_id,
+                                    "LIVEFLOW_AGORA_CUSTOMER_ID, LIVEFLOW_AGORA_CUSTOMER_SECRET and "
+                                    "LIVEFLOW_AGORA_APP_ID are not all set");
+                r = agora_api_kick(va, stream_id, errstr, errstr_size);
+        } else if (vendor && strcmp(vendor, "alibaba") == 0) {
+                if (!alibaba_api_is_configured(va->s))
+                        return skip(&va->has_warned_alibaba, trace_id, vendor, stream_id,
+                                    "LIVEFLOW_ALIBABA_ACCESS_KEY_ID, "
+                                    "LIVEFLOW_ALIBABA_ACCESS_KEY_SECRET and "
+                                    "LIVEFLOW_ALIBABA_PUSH_DOMAIN are not all set");
+                r = alibaba_api_forbid(va, stream_id, errstr, errstr_size);
         } else {
                 return skip(&va->has_warned_other, trace_id, vendor ? vendor : "(none)", stream_id,
                             "liveflow knows no stream API of this vendor");

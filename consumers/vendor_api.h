@@ -1,4 +1,7 @@
-/* vendor_api.h: asks the streaming vendor (Tencent CSS, SRS) to cut a stream liveflow closed. */
+/*
+ * vendor_api.h: asks the streaming vendor (Tencent CSS, SRS, Agora, Alibaba) to cut a stream
+ * liveflow closed.
+ */
 #ifndef LIVEFLOW_VENDOR_API_H
 #define LIVEFLOW_VENDOR_API_H
 
@@ -29,9 +32,10 @@ struct vendor_api *vendor_api_new(const struct settings *s, char *errstr, size_t
 void vendor_api_destroy(struct vendor_api *va);
 
 /**
- * @brief Asks `vendor` ("tencent" or "srs", the live_streams.vendor column) to cut the push of
- * stream_id: Tencent Cloud API 3.0 DropLiveStream, or SRS's GET /api/v1/clients to find the
- * publisher and DELETE /api/v1/clients/{id}. Blocks for at most LIVEFLOW_VENDOR_API_TIMEOUT_MS
+ * @brief Asks `vendor` ("tencent", "srs", "agora" or "alibaba", the live_streams.vendor column)
+ * to cut the push of stream_id: Tencent Cloud API 3.0 DropLiveStream; SRS's GET
+ * /api/v1/clients to find the publisher and DELETE /api/v1/clients/{id}; an Agora kicking rule
+ * on the channel (agora_api.h); Alibaba ForbidLiveStream (alibaba_api.h). Blocks for at most LIVEFLOW_VENDOR_API_TIMEOUT_MS
  * per HTTP request. Safe to repeat: a stream that is already gone is VENDOR_DROP_NOT_LIVE.
  * A vendor that is not configured (or unknown) is logged once and VENDOR_DROP_SKIPPED.
  * trace_id (may be NULL) goes into the log lines.

@@ -106,6 +106,17 @@ struct settings {
         char *tencent_region; /* X-TC-Region; omitted when unset */
         char *tencent_push_domain;
         char *tencent_app;
+        char *agora_api_endpoint;
+        char *agora_customer_id;
+        char *agora_customer_secret;
+        char *agora_app_id;
+        long long agora_kick_s; /* a forced close's kicking rule lasts this long; 0: cut only */
+        char *alibaba_api_endpoint;
+        char *alibaba_access_key_id;
+        char *alibaba_access_key_secret;
+        char *alibaba_push_domain;
+        char *alibaba_app;
+        char *alibaba_region;
         char *srs_api_endpoint;
         long long vendor_api_timeout_ms;
         /* reward-sync role: tips into recharge, room figures in Redis, live_room_realtime */

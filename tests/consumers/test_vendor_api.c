@@ -1,10 +1,13 @@
 /* test_vendor_api.c: vendor drops against a local HTTP server that records every request. */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <microhttpd.h>
 #include <mysql.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,16 +21,26 @@
 #include "settings.h"
 #include "support.h"
 #include "url.h"
+#include "agora_api.h"
+#include "alibaba_api.h"
 #include "vendor_api.h"
 
 #define MAX_REQUESTS 32
 #define SECRET_ID    "AKIDtestliveflow"
 #define SECRET_KEY   "test-secret-key-liveflow"
+#define AGORA_ID     "agora-customer-id"
+#define AGORA_SECRET "agora-customer-secret"
+#define ALI_KEY_ID   "LTAItestliveflow"
+#define ALI_SECRET   "alibaba-access-key-secret"
+#define ARGS_MAX     24
 
 /* One request as the server saw it. */
 struct seen {
         char method[8], path[256], start[16], authorization[512], host[128], content_type[96],
                 action[64], version[32], timestamp[32], region[32], body[1024];
+        /* the query's arguments, decoded (Alibaba's RPC calls carry everything there) */
+        char arg_names[ARGS_MAX][32], arg_values[ARGS_MAX][160];
+        int arg_cnt;
 };
 
 /* A local HTTP server standing in for Tencent's API and SRS's; answers are scripted per test. */
@@ -47,6 +60,11 @@ struct server {
         bool srs_v3; /* integer ids and no "name", as SRS 3 lists clients */
         int delete_status;
         const char *delete_body;
+        /* Agora's kicking-rule and Alibaba's RPC endpoint: scripted answers */
+        int agora_status;
+        const char *agora_body;
+        int alibaba_status;
+        const char *alibaba_body;
 };
 
 static struct server srv;
@@ -107,8 +125,20 @@ static char *srs_clients_page(int start, int count)
         return text;
 }
 
+static const char *arg_of(const struct seen *s, const char *name)
+{
+        for (int i = 0; i < s->arg_cnt; i++)
+                if (strcmp(s->arg_names[i], name) == 0)
+                        return s->arg_values[i];
+        return NULL;
+}
+
 static enum MHD_Result route(struct MHD_Connection *conn, const struct seen *s)
 {
+        if (strcmp(s->method, "POST") == 0 && strcmp(s->path, "/dev/v1/kicking-rule") == 0)
+                return answer(conn, srv.agora_status, srv.agora_body);
+        if (strcmp(s->method, "GET") == 0 && arg_of(s, "Action"))
+                return answer(conn, srv.alibaba_status, srv.alibaba_body);
         /* A stream whose name says "_alive" is live; any other is not. */
         if (strcmp(s->method, "POST") == 0 && strcmp(s->action, "DescribeLiveStreamState") == 0)
                 return answer(conn, 200,
@@ -132,6 +162,21 @@ static enum MHD_Result route(struct MHD_Connection *conn, const struct seen *s)
         if (strcmp(s->method, "DELETE") == 0)
                 return answer(conn, srv.delete_status, srv.delete_body);
         return answer(conn, 404, "{\"code\":404}");
+}
+
+static enum MHD_Result keep_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+        struct seen *s = cls;
+
+        (void)kind;
+        if (s->arg_cnt < ARGS_MAX) {
+                snprintf(s->arg_names[s->arg_cnt], sizeof(s->arg_names[0]), "%s", key);
+                snprintf(s->arg_values[s->arg_cnt], sizeof(s->arg_values[0]), "%s",
+                         value ? value : "");
+                s->arg_cnt++;
+        }
+        return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -171,6 +216,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         copy_header(conn, "X-TC-Timestamp", s.timestamp, sizeof(s.timestamp));
         copy_header(conn, "X-TC-Region", s.region, sizeof(s.region));
         memcpy(s.body, up->body, up->len + 1);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, keep_arg, &s);
         pthread_mutex_lock(&srv.lock);
         if (srv.seen_cnt < MAX_REQUESTS)
                 srv.seen[srv.seen_cnt++] = s;
@@ -198,6 +244,10 @@ static void server_start(void)
         srv.srs_publisher = -1;
         srv.delete_status = 200;
         srv.delete_body = "{\"code\":0}";
+        srv.agora_status = 200;
+        srv.agora_body = "{\"status\":\"success\",\"id\":1953}";
+        srv.alibaba_status = 200;
+        srv.alibaba_body = "{\"RequestId\":\"16BFE188-B193-4C3C-ADC5-79A7E31486EA\"}";
         srv.daemon = MHD_start_daemon(
                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
                 on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
@@ -254,6 +304,27 @@ static void load_settings(struct settings *s, bool tencent, bool srs)
         if (srs)
                 setenv("LIVEFLOW_SRS_API_ENDPOINT", url, 1);
         cr_assert_eq(settings_load(s, SETTINGS_CONSUMER, err, sizeof(err)), 0, "%s", err);
+}
+
+/* Settings with the Agora and/or Alibaba API keys pointing at the local server. */
+static void load_cloud_settings(struct settings *s, bool agora, bool alibaba)
+{
+        char url[64];
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+        if (agora) {
+                setenv("LIVEFLOW_AGORA_API_ENDPOINT", url, 1);
+                setenv("LIVEFLOW_AGORA_CUSTOMER_ID", AGORA_ID, 1);
+                setenv("LIVEFLOW_AGORA_CUSTOMER_SECRET", AGORA_SECRET, 1);
+                setenv("LIVEFLOW_AGORA_APP_ID", "4855xxxxxxxxxxxxxxxxxxxxxxxxeae2", 1);
+        }
+        if (alibaba) {
+                setenv("LIVEFLOW_ALIBABA_API_ENDPOINT", url, 1);
+                setenv("LIVEFLOW_ALIBABA_ACCESS_KEY_ID", ALI_KEY_ID, 1);
+                setenv("LIVEFLOW_ALIBABA_ACCESS_KEY_SECRET", ALI_SECRET, 1);
+                setenv("LIVEFLOW_ALIBABA_PUSH_DOMAIN", "push.example.com", 1);
+        }
+        load_settings(s, false, false);
 }
 
 static enum vendor_drop drop(const struct settings *s, const char *vendor, const char *stream_id,
@@ -814,4 +885,186 @@ Test(vendor_api, the_ghost_sweep_closes_only_what_the_vendor_says_is_not_live,
         cr_assert_eq(support_wait_exit(rf.pid, 20000), 0, "consumer did not drain cleanly; see %s",
                      rf.log_path);
         rf.pid = 0;
+}
+
+/* ------------------------------------------------------------------ Agora and Alibaba */
+
+/*
+ * Alibaba's worked example of an RPC signature (signature version 1.0, HMAC-SHA1): ECS
+ * DescribeRegions with AccessKeyId testid and secret testsecret, whose documented signature is
+ * OLeaidS1JvxuMvnyHOwuJ+uX5qY=.
+ */
+Test(vendor_api, alibaba_signature_matches_alibabas_documented_example)
+{
+        const struct alibaba_param params[] = {
+                {"Timestamp", "2016-02-23T12:46:24Z"},
+                {"Format", "XML"},
+                {"AccessKeyId", "testid"},
+                {"Action", "DescribeRegions"},
+                {"SignatureMethod", "HMAC-SHA1"},
+                {"SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"},
+                {"Version", "2014-05-26"},
+                {"SignatureVersion", "1.0"},
+        };
+        char query[1024];
+
+        cr_assert_eq(alibaba_api_signed_query("GET", params, 8, "testsecret", query, sizeof(query)),
+                     0);
+        cr_assert_str_eq(query,
+                         "AccessKeyId=testid&Action=DescribeRegions&Format=XML&"
+                         "SignatureMethod=HMAC-SHA1&SignatureNonce=3ee8c1b8-83d3-44af-a94f-"
+                         "4e0ad82fd6cf&SignatureVersion=1.0&Timestamp=2016-02-23T12%3A46%3A24Z&"
+                         "Version=2014-05-26&Signature=OLeaidS1JvxuMvnyHOwuJ%2BuX5qY%3D");
+        cr_assert_eq(alibaba_api_signed_query("GET", params, 8, "testsecret", query, 100), -1,
+                     "a short buffer must fail, not truncate");
+}
+
+Test(vendor_api, agora_drop_is_a_kicking_rule_with_basic_auth)
+{
+        struct settings s;
+        char err[256], b64[128], want[160];
+        struct seen got;
+        json_t *body, *privileges;
+
+        load_cloud_settings(&s, true, false);
+        cr_assert_eq(drop(&s, "agora", "room_7", err, sizeof(err)), VENDOR_DROP_DONE, "%s", err);
+        cr_assert_eq(seen_count(), 1);
+        got = seen_at(0);
+        cr_assert_str_eq(got.method, "POST");
+        cr_assert_str_eq(got.path, "/dev/v1/kicking-rule");
+        cr_assert_str_eq(got.content_type, "application/json");
+        crypto_base64_encode(AGORA_ID ":" AGORA_SECRET, strlen(AGORA_ID ":" AGORA_SECRET), b64,
+                             sizeof(b64));
+        snprintf(want, sizeof(want), "Basic %s", b64);
+        cr_assert_str_eq(got.authorization, want);
+        body = json_loads(got.body, 0, NULL);
+        cr_assert(body, "body is not JSON: %s", got.body);
+        cr_assert_str_eq(json_string_value(json_object_get(body, "appid")),
+                         "4855xxxxxxxxxxxxxxxxxxxxxxxxeae2");
+        cr_assert_str_eq(json_string_value(json_object_get(body, "cname")), "room_7");
+        cr_assert_eq(json_integer_value(json_object_get(body, "time_in_seconds")), 0);
+        privileges = json_object_get(body, "privileges");
+        cr_assert_eq(json_array_size(privileges), 1);
+        cr_assert_str_eq(json_string_value(json_array_get(privileges, 0)), "join_channel");
+        json_decref(body);
+        settings_fini(&s);
+}
+
+Test(vendor_api, agora_refusals_fail_and_trouble_is_retried)
+{
+        struct settings s;
+        char err[256];
+
+        load_cloud_settings(&s, true, false);
+        srv.agora_status = 401;
+        srv.agora_body = "{\"message\":\"Invalid authentication credentials\"}";
+        cr_assert_eq(drop(&s, "agora", "room_7", err, sizeof(err)), VENDOR_DROP_FAILED);
+        cr_assert(strstr(err, "401") != NULL, "%s", err);
+        srv.agora_status = 503;
+        srv.agora_body = "{}";
+        cr_assert_eq(drop(&s, "agora", "room_7", err, sizeof(err)), VENDOR_DROP_RETRY);
+        srv.agora_status = 200;
+        srv.agora_body = "not json";
+        cr_assert_eq(drop(&s, "agora", "room_7", err, sizeof(err)), VENDOR_DROP_RETRY);
+        settings_fini(&s);
+}
+
+/* Alibaba's signature of the request as the server received it, computed here independently. */
+static void alibaba_expected_signature(const struct seen *s, char *out, size_t out_size)
+{
+        char names[ARGS_MAX][32], query[4096] = "", to_sign[8192], key[64];
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        int n = 0;
+
+        for (int i = 0; i < s->arg_cnt; i++)
+                if (strcmp(s->arg_names[i], "Signature") != 0)
+                        snprintf(names[n++], sizeof(names[0]), "%s", s->arg_names[i]);
+        qsort(names, (size_t)n, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
+        for (int i = 0; i < n; i++) {
+                char *k = curl_easy_escape(NULL, names[i], 0);
+                char *v = curl_easy_escape(NULL, arg_of(s, names[i]), 0);
+
+                snprintf(query + strlen(query), sizeof(query) - strlen(query), "%s%s=%s",
+                         i ? "&" : "", k, v);
+                curl_free(k);
+                curl_free(v);
+        }
+        {
+                char *q = curl_easy_escape(NULL, query, 0);
+
+                snprintf(to_sign, sizeof(to_sign), "GET&%%2F&%s", q);
+                curl_free(q);
+        }
+        snprintf(key, sizeof(key), "%s&", ALI_SECRET);
+        HMAC(EVP_sha1(), key, (int)strlen(key), (const unsigned char *)to_sign, strlen(to_sign),
+             mac, &mac_len);
+        crypto_base64_encode(mac, mac_len, out, out_size);
+}
+
+Test(vendor_api, alibaba_drop_is_a_signed_forbidlivestream_call)
+{
+        struct settings s;
+        char err[256], want[64];
+        struct seen got;
+        time_t now = time(NULL);
+        struct tm tm;
+
+        load_cloud_settings(&s, false, true);
+        cr_assert_eq(drop(&s, "alibaba", "liveStream001", err, sizeof(err)), VENDOR_DROP_DONE, "%s",
+                     err);
+        cr_assert_eq(seen_count(), 1);
+        got = seen_at(0);
+        cr_assert_str_eq(got.method, "GET");
+        cr_assert_str_eq(got.path, "/");
+        cr_assert_str_eq(arg_of(&got, "Action"), "ForbidLiveStream");
+        cr_assert_str_eq(arg_of(&got, "DomainName"), "push.example.com");
+        cr_assert_str_eq(arg_of(&got, "AppName"), "live");
+        cr_assert_str_eq(arg_of(&got, "StreamName"), "liveStream001");
+        cr_assert_str_eq(arg_of(&got, "LiveStreamType"), "publisher");
+        cr_assert_str_eq(arg_of(&got, "Oneshot"), "yes");
+        cr_assert_str_eq(arg_of(&got, "Version"), "2016-11-01");
+        cr_assert_str_eq(arg_of(&got, "AccessKeyId"), ALI_KEY_ID);
+        cr_assert_str_eq(arg_of(&got, "SignatureMethod"), "HMAC-SHA1");
+        cr_assert_str_eq(arg_of(&got, "SignatureVersion"), "1.0");
+        cr_assert_eq(strlen(arg_of(&got, "SignatureNonce")), 32);
+        memset(&tm, 0, sizeof(tm));
+        cr_assert(strptime(arg_of(&got, "Timestamp"), "%Y-%m-%dT%H:%M:%SZ", &tm) != NULL,
+                  "Timestamp %s is not yyyy-MM-ddTHH:mm:ssZ", arg_of(&got, "Timestamp"));
+        cr_assert(labs((long)(timegm(&tm) - now)) <= 5, "Timestamp %s is not now (UTC)",
+                  arg_of(&got, "Timestamp"));
+        alibaba_expected_signature(&got, want, sizeof(want));
+        cr_assert_str_eq(arg_of(&got, "Signature"), want);
+        settings_fini(&s);
+}
+
+Test(vendor_api, alibaba_not_live_throttled_and_refused)
+{
+        struct settings s;
+        char err[256];
+
+        load_cloud_settings(&s, false, true);
+        srv.alibaba_status = 404;
+        srv.alibaba_body = "{\"Code\":\"InvalidStream.NotFound\",\"Message\":\"not found\"}";
+        cr_assert_eq(drop(&s, "alibaba", "s1", err, sizeof(err)), VENDOR_DROP_NOT_LIVE, "%s", err);
+        srv.alibaba_status = 400;
+        srv.alibaba_body = "{\"Code\":\"Throttling.User\",\"Message\":\"slow down\"}";
+        cr_assert_eq(drop(&s, "alibaba", "s1", err, sizeof(err)), VENDOR_DROP_RETRY, "%s", err);
+        srv.alibaba_status = 403;
+        srv.alibaba_body = "{\"Code\":\"Forbidden.RAM\",\"Message\":\"no permission\"}";
+        cr_assert_eq(drop(&s, "alibaba", "s1", err, sizeof(err)), VENDOR_DROP_FAILED);
+        cr_assert(strstr(err, "Forbidden.RAM") != NULL, "%s", err);
+        settings_fini(&s);
+}
+
+Test(vendor_api, unconfigured_agora_and_alibaba_are_skipped_without_a_request)
+{
+        struct settings s;
+        char err[256];
+
+        load_settings(&s, false, false);
+        cr_assert_eq(drop(&s, "agora", "room_7", err, sizeof(err)), VENDOR_DROP_SKIPPED);
+        cr_assert_eq(drop(&s, "alibaba", "s1", err, sizeof(err)), VENDOR_DROP_SKIPPED);
+        cr_assert_eq(seen_count(), 0);
+        settings_fini(&s);
 }
