@@ -23,7 +23,7 @@
 struct rebuild_sql {
         struct db_stmt *mark_room, *mark_rooms, *mark_sessions, *lock_room, *marked_sessions,
                 *room_sums, *room_top, *session_sums, *session_payers, *clear_marks, *next_marked,
-                *project, *live_page, *is_live;
+                *project, *live_page, *is_live, *has_room;
 };
 
 static const struct {
@@ -64,6 +64,8 @@ static const struct {
          "ORDER BY status = 'live' DESC, last_event_at DESC LIMIT 1 FOR UPDATE"},
         {offsetof(struct rebuild_sql, live_page),
          "SELECT stream_id FROM live_streams WHERE status = 'live' AND stream_id > ? ORDER BY stream_id LIMIT 200"},
+        {offsetof(struct rebuild_sql, has_room),
+         "SELECT COUNT(*) FROM live_room_sync WHERE room_id = ? COLLATE utf8mb4_bin"},
         {offsetof(struct rebuild_sql, is_live),
          "SELECT COUNT(*) FROM live_streams WHERE stream_id = ? AND status = 'live'"},
 };
@@ -440,6 +442,59 @@ int rebuild_room(struct rebuild *rb, const char *room_id, long long *through, si
         if (rc == 0 && sessions)
                 *sessions = marked.n;
         free(marked.ids);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ rooms without tips */
+
+const char *rebuild_room_of_key(const char *key)
+{
+        static const char *const prefixes[] = {LF_KEY_ROOM_EARNINGS, LF_KEY_ROOM_RECHARGE_COUNT,
+                                               LF_KEY_ROOM_TOP, LF_KEY_ROOM_REBUILT};
+
+        for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+                if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0)
+                        return key + strlen(prefixes[i]);
+        return NULL;
+}
+
+static int scan_step(struct rebuild *rb, const char *pattern, char cursor[32],
+                     int (*on_key)(struct rebuild *, const char *, long long *, char *, size_t),
+                     long long *count, char *errstr, size_t errstr_size);
+
+/* A room key whose room has no live_room_sync row goes. */
+static int on_room_key(struct rebuild *rb, const char *key, long long *deleted, char *errstr,
+                       size_t errstr_size)
+{
+        const char *room = rebuild_room_of_key(key);
+        const char *del[] = {"DEL", key};
+        struct db_col col = {.type = DB_PARAM_I64};
+        bool found = false;
+
+        if (!room)
+                return 0;
+        struct db_param p[] = {DB_STR(room)};
+
+        if (db_query_row(rb->db, rb->sql.has_room, p, 1, &col, 1, &found, errstr, errstr_size) !=
+            DB_OK)
+                return -1;
+        if (found && col.i > 0)
+                return 0;
+        (*deleted)++;
+        return redis_run(rb, 2, del, errstr, errstr_size);
+}
+
+int rebuild_orphan_rooms(struct rebuild *rb, long long *deleted, char *errstr, size_t errstr_size)
+{
+        char cursor[32] = "0";
+        long long n = 0;
+        int rc = 0;
+
+        do {
+                rc = scan_step(rb, "live:room:*", cursor, on_room_key, &n, errstr, errstr_size);
+        } while (rc == 0 && strcmp(cursor, "0") != 0);
+        if (deleted)
+                *deleted = n;
         return rc;
 }
 

@@ -68,6 +68,21 @@ int rebuild_next_marked(struct rebuild *rb, char *room_id, bool *found, char *er
 int rebuild_room(struct rebuild *rb, const char *room_id, long long *through, size_t *sessions,
                  char *errstr, size_t errstr_size);
 
+/**
+ * @brief Deletes the room keys (figures, TOP10, watermark) of rooms that live_room_sync does
+ * not know: no tip was ever recorded for them. A room's keys are written only after its first
+ * tip committed, so a room that is there when its key is seen keeps it. *deleted (may be NULL)
+ * receives how many keys went. @returns 0 or -1 with errstr.
+ */
+int rebuild_orphan_rooms(struct rebuild *rb, long long *deleted, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The room of a room-figure key (live:room:earnings:, live:room:recharge_count:,
+ * live:room:top:, live:room:rebuilt:), or NULL for any other key (live:room:online: is the
+ * audience role's). Points into key.
+ */
+const char *rebuild_room_of_key(const char *key);
+
 /* ------------------------------------------------------------------ live streams */
 
 /* What rebuild_project_stream() found in live_streams. */
@@ -124,7 +139,8 @@ typedef void (*rebuild_on_finding)(const struct rebuild_finding *f, void *arg);
 
 /**
  * @brief Compares every room of live_room_sync with its Redis figures and TOP10 set (the sums
- * of the room's numbered tips; a missing key reads as 0 / empty). Read-only. *checked receives
+ * of the room's numbered tips; a missing key reads as 0 / empty), and reports room keys of
+ * rooms it does not know ("orphan"). Read-only. *checked receives
  * the rooms compared. @returns 0 or -1 with errstr.
  */
 int rebuild_diff_rooms(struct db *db, struct redis_conn *redis, rebuild_on_finding on, void *arg,

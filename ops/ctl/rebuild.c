@@ -53,7 +53,7 @@ static int rebuild_all(const struct ctl *ctl, struct ctl_stores *st, json_t *doc
                                          ctl->settings.reward_stats_ttl_s);
         char room[65] = "";
         unsigned long long marked = 0;
-        long long rooms = 0, projected = 0;
+        long long rooms = 0, projected = 0, orphans = 0;
         bool found = true;
         int rc = -1;
 
@@ -69,10 +69,13 @@ static int rebuild_all(const struct ctl *ctl, struct ctl_stores *st, json_t *doc
                         goto done;
                 rooms += found;
         }
-        if (rebuild_streams(rb, &projected, errstr, errstr_size) == -1)
+        if (rebuild_orphan_rooms(rb, &orphans, errstr, errstr_size) == -1 ||
+            rebuild_streams(rb, &projected, errstr, errstr_size) == -1)
                 goto done;
-        log_info(NULL, "rebuild redis: %lld room(s) rebuilt from recharge, %lld stream(s) projected "
-                       "from live_streams, by %s", rooms, projected, ctl->who);
+        log_info(NULL, "rebuild redis: %lld room(s) rebuilt from recharge, %lld key(s) of rooms "
+                       "without tips deleted, %lld stream(s) projected from live_streams, by %s",
+                 rooms, orphans, projected, ctl->who);
+        json_object_set_new(doc, "orphan_keys_deleted", json_integer(orphans));
         json_object_set_new(doc, "rooms_rebuilt", json_integer(rooms));
         json_object_set_new(doc, "streams_projected", json_integer(projected));
         rc = 0;
@@ -93,8 +96,11 @@ static void redis_human(const json_t *doc, FILE *out)
                 (long long)json_integer_value(json_object_get(doc, "rooms")),
                 (long long)json_integer_value(json_object_get(doc, "live_streams")));
         if (executed)
-                fprintf(out, "  rebuilt %lld room(s), projected %lld stream(s); after it:\n",
+                fprintf(out,
+                        "  rebuilt %lld room(s), deleted %lld key(s) of rooms without tips, "
+                        "projected %lld stream(s); after it:\n",
                         (long long)json_integer_value(json_object_get(doc, "rooms_rebuilt")),
+                        (long long)json_integer_value(json_object_get(doc, "orphan_keys_deleted")),
                         (long long)json_integer_value(json_object_get(doc, "streams_projected")));
         json_array_foreach(json_object_get(doc, "findings"), i, f)
                 fprintf(out, "  %-6s %s: redis %s, mysql %s\n",
@@ -363,8 +369,9 @@ static int rebuild_profile_run(struct ctl *ctl, int argc, char **argv)
 static const char redis_usage[] =
         "usage: liveflow-ctl rebuild redis [--execute] [--limit N] [--json]\n"
         "  compares what liveflow keeps in Redis with MySQL: every room's live:room:earnings,\n"
-        "  live:room:recharge_count and live:room:top (the sums of recharge), set:live:online and\n"
-        "  hash:anchor:status:* (live_streams), and lists the differences (N per run, default 20).\n"
+        "  live:room:recharge_count and live:room:top (the sums of recharge; keys of rooms without\n"
+        "  a tip are \"orphan\"), set:live:online and hash:anchor:status:* (live_streams), and\n"
+        "  lists the differences (N per run, default 20).\n"
         "  --execute rebuilds them with the workers' code (every room and its recent sessions'\n"
         "  tip counters, every live stream, every stale member or hash), then compares again.\n"
         "  exit 0 Redis agrees (after the rebuild with --execute), 1 differences (listed),\n"

@@ -129,6 +129,9 @@ Test(ctl_rebuild, redis_dry_run_lists_what_differs_and_execute_repairs_it)
         snprintf(stale, sizeof(stale), "%s_s2", fx.prefix);
         redis_do("SET live:room:earnings:%s 7", room);
         redis_do("SADD set:live:online %s", stale);
+        /* A room that never had a tip, and the audience role's viewer count of it. */
+        redis_do("SET live:room:earnings:%s_ghost 5", fx.prefix);
+        redis_do("SET live:room:online:%s_ghost 3", fx.prefix);
 
         cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild redis"), 1, "%s", ctl_run_stderr);
         doc = ctl_json(out);
@@ -138,6 +141,8 @@ Test(ctl_rebuild, redis_dry_run_lists_what_differs_and_execute_repairs_it)
         cr_assert(has_finding(doc, "top", room), "%s", out);
         cr_assert(has_finding(doc, "online", live), "%s", out);
         cr_assert(has_finding(doc, "online", stale), "%s", out);
+        snprintf(v, sizeof(v), "%s_ghost", fx.prefix);
+        cr_assert(has_finding(doc, "orphan", v), "%s", out);
         cr_assert_geq(j_int(doc, "differences"), 4);
         json_decref(doc);
         /* A dry run changes nothing. */
@@ -149,7 +154,12 @@ Test(ctl_rebuild, redis_dry_run_lists_what_differs_and_execute_repairs_it)
         doc = ctl_json(out);
         cr_assert_eq(j_int(doc, "differences"), 0, "%s", out);
         cr_assert_eq(j_int(doc, "rooms_rebuilt"), 1);
+        cr_assert_eq(j_int(doc, "orphan_keys_deleted"), 1);
         json_decref(doc);
+        get("GET live:room:earnings:%s_ghost", fx.prefix, v, sizeof(v));
+        cr_assert_str_eq(v, "(nil)");
+        get("GET live:room:online:%s_ghost", fx.prefix, v, sizeof(v));
+        cr_assert_str_eq(v, "3");
         get("GET live:room:earnings:%s", room, v, sizeof(v));
         cr_assert_str_eq(v, "400");
         get("HGET hash:anchor:status:%s_a1 started_at", fx.prefix, v, sizeof(v));
