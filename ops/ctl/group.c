@@ -222,9 +222,11 @@ static void status_human(const json_t *doc, FILE *out)
 {
         json_t *g, *p;
         size_t i, j;
+        const char *said = NULL; /* the last reason members are unknown: said once */
 
         json_array_foreach(json_object_get(doc, "groups"), i, g) {
                 json_t *m = json_object_get(g, "members");
+                const char *why = json_string_value(json_object_get(m, "why"));
 
                 fprintf(out, "%s: lag %lld record(s), %.1f s%s; members: ",
                         json_string_value(json_object_get(g, "group")),
@@ -235,8 +237,10 @@ static void status_human(const json_t *doc, FILE *out)
                 if (json_is_true(json_object_get(m, "known")))
                         fprintf(out, "%zu (%s)\n", json_array_size(json_object_get(m, "members")),
                                 json_string_value(json_object_get(m, "state")));
+                else if (why && said && strcmp(why, said) == 0)
+                        fprintf(out, "unknown (as above)\n");
                 else
-                        fprintf(out, "unknown: %s\n", json_string_value(json_object_get(m, "why")));
+                        fprintf(out, "unknown: %s\n", (said = why) ? why : "");
                 json_array_foreach(json_object_get(g, "partitions"), j, p) {
                         if (json_integer_value(json_object_get(p, "lag")) == 0)
                                 continue;

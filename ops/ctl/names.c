@@ -18,13 +18,22 @@ static const char *const t_snapshot[] = {LF_TOPIC_SNAPSHOT, NULL};
 static const char *const t_audit[] = {LF_TOPIC_AUDIT, NULL};
 static const char *const t_reward[] = {LF_TOPIC_REWARD, NULL};
 static const char *const t_other[] = {LF_TOPIC_OTHER, NULL};
-static const char *const t_viewer[] = {LF_TOPIC_VIEWER, NULL};
-static const char *const t_interaction[] = {LF_TOPIC_INTERACTION, NULL};
+static const char *const t_audience[] = {LF_TOPIC_VIEWER, LF_TOPIC_INTERACTION, NULL};
 static const char *const t_settlement[] = {LF_TOPIC_REWARD, LF_TOPIC_WITHDRAWAL, LF_TOPIC_SESSION,
                                            NULL};
 static const char *const t_stats[] = {LF_TOPIC_REWARD, LF_TOPIC_VIEWER, LF_TOPIC_SESSION, NULL};
+#define DLQ(t) t LF_DLQ_SUFFIX
+static const char *const t_dlq[] = {
+        DLQ(LF_TOPIC_STREAM),      DLQ(LF_TOPIC_RECORD), DLQ(LF_TOPIC_SNAPSHOT), DLQ(LF_TOPIC_AUDIT),
+        DLQ(LF_TOPIC_REWARD),      DLQ(LF_TOPIC_WITHDRAWAL), DLQ(LF_TOPIC_VIEWER), DLQ(LF_TOPIC_OTHER),
+        DLQ(LF_TOPIC_INTERACTION), DLQ(LF_TOPIC_NOTIFY), DLQ(LF_TOPIC_SESSION), NULL,
+};
+#undef DLQ
 
-/* One row per role (consumers/roles.c, the workers' main.c). */
+/*
+ * One row per role (consumers/roles.c, the workers' roles), and the default progress group of
+ * `liveflow-ctl dlq replay`, whose lag is what no replay has looked at yet.
+ */
 const struct names_group names_groups[] = {
         {LF_GROUP_PREFIX "stream", t_stream},
         {LF_GROUP_PREFIX "record", t_record},
@@ -32,10 +41,10 @@ const struct names_group names_groups[] = {
         {LF_GROUP_PREFIX "audit", t_audit},
         {LF_GROUP_PREFIX "reward-sync", t_reward},
         {LF_GROUP_PREFIX "other", t_other},
-        {LF_GROUP_PREFIX "viewer", t_viewer},
-        {LF_GROUP_PREFIX "interaction", t_interaction},
+        {LF_GROUP_PREFIX "audience", t_audience},
         {LF_GROUP_PREFIX "settlement", t_settlement},
         {LF_GROUP_PREFIX "stats", t_stats},
+        {LF_GROUP_PREFIX "ctl.dlq-replay", t_dlq},
         {NULL, NULL},
 };
 
