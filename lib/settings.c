@@ -622,11 +622,12 @@ static void users_text(unsigned users, char *out, size_t size)
 
 void settings_write_example(FILE *out)
 {
-        fprintf(out, "# liveflow environment file: every LIVEFLOW_* setting with its default.\n"
-                     "# Generated from lib/settings.c's table (tests/ops/test_deploy.c keeps it so).\n"
-                     "# Lines left commented keep the default; uncomment to change one. Keys left\n"
-                     "# open (KEY=) must be given. Any LIVEFLOW_KAFKA_PROP_<NAME> is passed to\n"
-                     "# librdkafka as <name>, '_' read as '.'.\n");
+        fprintf(out,
+                "# liveflow environment file: every LIVEFLOW_* setting with its default.\n"
+                "# Generated from lib/settings.c's table (tests/ops/test_deploy.c keeps it so).\n"
+                "# Lines left commented keep the default; uncomment to change one. Keys left\n"
+                "# open (KEY=) must be given. Any LIVEFLOW_KAFKA_PROP_<NAME> is passed to\n"
+                "# librdkafka as <name>, '_' read as '.'.\n");
         for (size_t i = 0; i < TABLE_LEN; i++) {
                 const struct setting *k = &settings_table[i];
                 char users[96];

@@ -57,8 +57,8 @@ Test(deploy, env_example_is_the_settings_table)
 Test(deploy, env_example_names_every_key)
 {
         char *have = support_read_file("ops/systemd/liveflow.env.example", NULL);
-        static const char *const keys[] = {"LIVEFLOW_KAFKA_BOOTSTRAP", "LIVEFLOW_MYSQL_URL",
-                                           "LIVEFLOW_REDIS_URL",       "LIVEFLOW_ADMIN_PORT",
+        static const char *const keys[] = {"LIVEFLOW_KAFKA_BOOTSTRAP",  "LIVEFLOW_MYSQL_URL",
+                                           "LIVEFLOW_REDIS_URL",        "LIVEFLOW_ADMIN_PORT",
                                            "LIVEFLOW_DRAIN_TIMEOUT_MS", "LIVEFLOW_HMAC_SECRET",
                                            "LIVEFLOW_CONFIG_FILE"};
 
@@ -75,13 +75,15 @@ Test(deploy, env_example_names_every_key)
 /* A root with the units as shipped, the binaries where they point and systemd's own units. */
 static void make_root(const char *root)
 {
-        cr_assert(support_sh("mkdir -p %s/usr/local/bin %s/etc/systemd/system %s/lib/systemd "
-                             "%s/bin && cp -a /lib/systemd/system %s/lib/systemd/ && "
-                             "cp ops/systemd/*.service ops/systemd/*.target ops/systemd/*.timer "
-                             "%s/etc/systemd/system/ && cp /bin/sh %s/bin/sh && "
-                             "mkdir -p %s/usr/local/share/liveflow && "
-                             "cp ops/reconcile-metrics.sh ops/dlq-metrics.sh %s/usr/local/share/liveflow/",
-                             root, root, root, root, root, root, root, root, root) == 0);
+        cr_assert(
+                support_sh(
+                        "mkdir -p %s/usr/local/bin %s/etc/systemd/system %s/lib/systemd "
+                        "%s/bin && cp -a /lib/systemd/system %s/lib/systemd/ && "
+                        "cp ops/systemd/*.service ops/systemd/*.target ops/systemd/*.timer "
+                        "%s/etc/systemd/system/ && cp /bin/sh %s/bin/sh && "
+                        "mkdir -p %s/usr/local/share/liveflow && "
+                        "cp ops/reconcile-metrics.sh ops/dlq-metrics.sh %s/usr/local/share/liveflow/",
+                        root, root, root, root, root, root, root, root, root) == 0);
         cr_assert(support_sh("for b in receiver consumer settlement stats ctl; do "
                              "cp %s/bin/liveflow-$b %s/usr/local/bin/ || exit 1; done",
                              build_dir(), root) == 0,
@@ -97,15 +99,16 @@ Test(deploy, systemd_units_pass_systemd_analyze_verify)
         cr_assert(mkdtemp(root));
         make_root(root);
         /* Templates are verified through instances: two copies of a role whose name has a dash. */
-        cr_expect(support_sh("systemd-analyze verify --root=%s liveflow-receiver.service "
-                             "liveflow-consumer@record.1.service "
-                             "liveflow-consumer@reward-sync.2.service liveflow-settlement@1.service "
-                             "liveflow-stats@2.service liveflow.target liveflow-reconcile.service "
-                             "liveflow-reconcile.timer liveflow-dlq-metrics.service "
-                             "liveflow-dlq-metrics.timer >%s/verify.log 2>&1 && "
-                             "! grep -q . %s/verify.log",
-                             root, root, root) == 0,
-                  "systemd-analyze verify is not clean");
+        cr_expect(
+                support_sh("systemd-analyze verify --root=%s liveflow-receiver.service "
+                           "liveflow-consumer@record.1.service "
+                           "liveflow-consumer@reward-sync.2.service liveflow-settlement@1.service "
+                           "liveflow-stats@2.service liveflow.target liveflow-reconcile.service "
+                           "liveflow-reconcile.timer liveflow-dlq-metrics.service "
+                           "liveflow-dlq-metrics.timer >%s/verify.log 2>&1 && "
+                           "! grep -q . %s/verify.log",
+                           root, root, root) == 0,
+                "systemd-analyze verify is not clean");
         support_sh("cat %s/verify.log >&2", root);
         /* The check itself fails on a unit pointing at a missing binary. */
         cr_expect(support_sh("rm %s/usr/local/bin/liveflow-stats && systemd-analyze verify "
@@ -118,8 +121,8 @@ Test(deploy, systemd_units_pass_systemd_analyze_verify)
  * reward-sync.2, checks the configuration of the role reward-sync. */
 Test(deploy, consumer_template_runs_the_role_of_its_instance)
 {
-        char *unit = support_read_file("ops/systemd/liveflow-consumer@.service", NULL), *line,
-             *end, *bin, cmd[2048], out[] = "/tmp/lfunit-out.XXXXXX";
+        char *unit = support_read_file("ops/systemd/liveflow-consumer@.service", NULL), *line, *end,
+             *bin, cmd[2048], out[] = "/tmp/lfunit-out.XXXXXX";
         char expanded[1024];
         size_t o = 0;
         int fd, n;

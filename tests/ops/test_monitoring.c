@@ -12,12 +12,10 @@
 #include <dirent.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 TestSuite(monitoring, .timeout = 300);
@@ -83,8 +81,7 @@ Test(monitoring, reconcile_metrics_records_the_outcome_and_keeps_the_status)
         cr_assert((text = support_read_file(path, NULL)));
         cr_expect(strstr(text, "\nliveflow_reconcile_agree 1\n"), "%s", text);
         free(text);
-        cr_expect_eq(support_sh("sh ops/reconcile-metrics.sh %s/missing true 2>/dev/null", dir),
-                     2);
+        cr_expect_eq(support_sh("sh ops/reconcile-metrics.sh %s/missing true 2>/dev/null", dir), 2);
         support_sh("rm -rf %s", dir);
 }
 
@@ -146,7 +143,8 @@ static struct {
         int started;
 } stk;
 
-/* A run of n free loopback ports from 20000-32767 (below the ephemeral range). @returns the first. */
+/* A run of n free loopback ports from 20000-32767 (below the ephemeral range). @returns the first.
+ */
 static int free_port_run(int n)
 {
         for (int attempt = 0; attempt < 200; attempt++) {
@@ -191,12 +189,12 @@ static void stack_fini(void)
  * Prometheus scraping every second. */
 static void stack_start(void)
 {
-        const char *build = getenv("LIVEFLOW_TEST_BUILD");
-        int base = free_port_run(24);
+        int base;
 
+        srand((unsigned)getpid());
+        base = free_port_run(24);
         snprintf(stk.dir, sizeof(stk.dir), "/tmp/lfmon.XXXXXX");
         cr_assert(mkdtemp(stk.dir));
-        srand((unsigned)getpid());
         stk.prom_port = base + 3;
         stk.http_port = base + 2;
         stk.started = 1;
@@ -207,8 +205,8 @@ static void stack_start(void)
                              "LIVEFLOW_STACK_ADMIN_PORT=%d LIVEFLOW_STACK_SCRAPE_INTERVAL=1s "
                              "LIVEFLOW_STACK_COPIES_RECORD=2 "
                              "sh ops/stack.sh start %s >%s/start.log 2>&1",
-                             stk.dir, base, base + 1, stk.http_port, stk.prom_port, base + 4, base + 5,
-                             build && *build ? build : "build", stk.dir) == 0,
+                             stk.dir, base, base + 1, stk.http_port, stk.prom_port, base + 4,
+                             base + 5, build_dir(), stk.dir) == 0,
                   "ops/stack.sh start failed (see %s/start.log)", stk.dir);
 }
 
@@ -256,8 +254,8 @@ static void wait_targets_up(int want)
                 size_t i;
 
                 up = total = 0;
-                json_array_foreach(json_object_get(json_object_get(j, "data"), "activeTargets"),
-                                   i, t)
+                json_array_foreach(json_object_get(json_object_get(j, "data"), "activeTargets"), i,
+                                   t)
                 {
                         const char *job = json_string_value(
                                 json_object_get(json_object_get(t, "labels"), "job"));
@@ -325,8 +323,9 @@ static int query_has_data(const char *expr, char *err, size_t err_size)
 static void expand_vars(const char *in, char *out, size_t size)
 {
         static const char *const vars[][2] = {
-                {"$__rate_interval", "1m"}, {"${__rate_interval}", "1m"}, {"$__interval", "15s"},
-                {"$__range", "15m"},        {"${role}", ".+"},            {"$role", ".+"},
+                {"$__rate_interval", "1m"}, {"${__rate_interval}", "1m"},
+                {"$__interval", "15s"},     {"$__range", "15m"},
+                {"${role}", ".+"},          {"$role", ".+"},
                 {"${process}", ".+"},       {"$process", ".+"},
         };
         size_t o = 0;
@@ -489,9 +488,7 @@ Test(monitoring, stack_prometheus_dashboards_and_console_show_every_process, .fi
         n = stack_status(names, sizeof(names));
 
         /* Every role, the second copy of record, the workers, the receiver and the services. */
-        cr_assert(support_sh("'%s/bin/liveflow-consumer' --list-roles >%s/roles.txt",
-                             getenv("LIVEFLOW_TEST_BUILD") ? getenv("LIVEFLOW_TEST_BUILD")
-                                                           : "build",
+        cr_assert(support_sh("'%s/bin/liveflow-consumer' --list-roles >%s/roles.txt", build_dir(),
                              stk.dir) == 0);
         snprintf(expect, sizeof(expect), "%s/roles.txt", stk.dir);
         cr_assert((roles = fopen(expect, "r")));
@@ -502,10 +499,10 @@ Test(monitoring, stack_prometheus_dashboards_and_console_show_every_process, .fi
         }
         fclose(roles);
         cr_assert(liveflow > 0);
-        for (const char *const *w = (const char *const[]){"receiver ", "consumer-record@2 ",
-                                                           "settlement ", "stats ", "prometheus ",
-                                                           "textfile ", "mariadb ", "redis ",
-                                                           "devbroker ", NULL};
+        for (const char *const *w =
+                     (const char *const[]){"receiver ", "consumer-record@2 ", "settlement ",
+                                           "stats ", "prometheus ", "textfile ", "mariadb ",
+                                           "redis ", "devbroker ", NULL};
              *w; w++)
                 cr_expect(strstr(names, *w), "status lacks %s:\n%s", *w, names);
         liveflow += 4; /* record@2, settlement, stats, receiver */
@@ -523,18 +520,21 @@ Test(monitoring, stack_prometheus_dashboards_and_console_show_every_process, .fi
         }
         /* A record the audit role cannot decode goes to live.audit.dlq; the DLQ listing the
          * cron job makes then counts it by class and group. */
-        cr_assert(support_sh(". %s/env && printf 'not avro' | kcat -P -b \"$LIVEFLOW_KAFKA_BOOTSTRAP\" "
-                             "-t live.audit -k lfmon-garbage",
-                             stk.dir) == 0,
-                  "kcat could not produce to the stack's broker");
-        cr_assert(support_sh(". %s/env && for i in $(seq 80); do "
-                             "sh ops/dlq-metrics.sh %s/prometheus/textfile '%s/bin/liveflow-ctl' dlq "
-                             "list --json >>%s/dlq.log 2>&1; grep -q "
-                             "'^liveflow_dlq_records{topic=\"live.audit.dlq\",class=\"permanent\"} [1-9]' "
-                             "%s/prometheus/textfile/liveflow_dlq.prom && exit 0; sleep 0.25; done; exit 1",
-                             stk.dir, stk.dir, build_dir(), stk.dir, stk.dir) == 0,
-                  "the undecodable record did not show in the DLQ listing (see %s/dlq.log)",
-                  stk.dir);
+        cr_assert(
+                support_sh(
+                        ". %s/env && printf 'not avro' | kcat -P -b \"$LIVEFLOW_KAFKA_BOOTSTRAP\" "
+                        "-t live.audit -k lfmon-garbage",
+                        stk.dir) == 0,
+                "kcat could not produce to the stack's broker");
+        cr_assert(
+                support_sh(
+                        ". %s/env && for i in $(seq 80); do "
+                        "sh ops/dlq-metrics.sh %s/prometheus/textfile '%s/bin/liveflow-ctl' dlq "
+                        "list --json >>%s/dlq.log 2>&1; grep -q "
+                        "'^liveflow_dlq_records{topic=\"live.audit.dlq\",class=\"permanent\"} [1-9]' "
+                        "%s/prometheus/textfile/liveflow_dlq.prom && exit 0; sleep 0.25; done; exit 1",
+                        stk.dir, stk.dir, build_dir(), stk.dir, stk.dir) == 0,
+                "the undecodable record did not show in the DLQ listing (see %s/dlq.log)", stk.dir);
         for (long long deadline = support_now_ms() + 20000;;) {
                 char err[256];
 
