@@ -156,13 +156,16 @@ bench: deps all bench-tools
 
 # make bench's helpers (ops/bench/): the no-op HTTP ceiling and the Kafka record counter.
 .PHONY: bench-tools
-bench-tools: $(BIN)/liveflow-bench-noop $(BIN)/liveflow-bench-count
+bench-tools: $(BIN)/liveflow-bench-noop $(BIN)/liveflow-bench-count $(BIN)/liveflow-bench-audience
 $(BIN)/liveflow-bench-noop: ops/bench/noop_server.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(call pkg_cflags,libmicrohttpd) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg_libs,libmicrohttpd)
 $(BIN)/liveflow-bench-count: ops/bench/count_topic.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(call pkg_cflags,rdkafka) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg_libs,rdkafka)
+$(BIN)/liveflow-bench-audience: ops/bench/audience_load.c $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(call pkg_cflags,$(LIB_PKGS)) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(LIB_PKGS))
 
 # Fuzzing: each tests/fuzz/fuzz_<name>.c is a libFuzzer target, run for FUZZ_SECONDS on
 # the seeds in tests/fuzz/corpus/<name>/ (new inputs go to build/fuzz/corpus/, not the tree).

@@ -18,7 +18,9 @@
 #     this HTTP stack on this machine); every 200 must be a record in live.stream;
 #  3. the money path (ops/bench/money.sh, its BENCH_TIPS* knobs apply; BENCH_MONEY=0 skips
 #     it). `sh ops/bench/money.sh` alone runs only this part on a stack of its own, and
-#     BENCH_TIPS_BACKLOG=1 measures what reward-sync and settlement drain, not what is offered.
+#     BENCH_TIPS_BACKLOG=1 measures what reward-sync and settlement drain, not what is offered;
+#  4. the audience role (ops/bench/audience.sh, its BENCH_AUDIENCE_* knobs apply;
+#     BENCH_AUDIENCE=0 skips it): app events drained from a backlog, and their figures checked.
 #
 # Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONNECTIONS ("64 8"),
 # BENCH_THREADS (wrk threads, 2), BENCH_RECORDS (20000 per role: each role's topic must stay
@@ -843,9 +845,22 @@ if [ "${BENCH_MONEY:-1}" != 0 ]; then
         MONEY_RC=$?
         [ "$MONEY_RC" -eq 3 ] && FAILED=1
 fi
+
+# ------------------------------------------------------------------ audience (ops/bench/audience.sh)
+
+# App audience events drained by the audience role from a backlog, in this same stack (its
+# own database); BENCH_AUDIENCE=0 skips it.
+AUDIENCE_RC=0
+if [ "${BENCH_AUDIENCE:-1}" != 0 ]; then
+        AUDIENCE_STACK_DIR=$TMP BUILD=$BUILD BENCH_LOG_LEVEL=$LOG_LEVEL \
+                sh "$ROOT/ops/bench/audience.sh"
+        AUDIENCE_RC=$?
+        [ "$AUDIENCE_RC" -eq 3 ] && FAILED=1
+fi
 if [ "$FAILED" -ne 0 ]; then
         note "correctness failure: see MISMATCH above"
         exit 3
 fi
 [ "$MONEY_RC" -eq 0 ] || die "the money benchmark could not run (exit $MONEY_RC)"
+[ "$AUDIENCE_RC" -eq 0 ] || die "the audience benchmark could not run (exit $AUDIENCE_RC)"
 exit 0
