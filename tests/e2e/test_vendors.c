@@ -32,7 +32,7 @@ static struct {
         char mysql_url[512];
         char prefix[48];
         int http_port;
-        struct proc receiver, consumer;
+        struct proc receiver, consumer, roles[3]; /* roles: record, snapshot, audit */
         MYSQL *mysql;
         redisContext *redis;
 } fx;
@@ -65,7 +65,7 @@ static void start(struct proc *p, const char *name, char *const argv[], char *ex
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", p->admin_port);
         snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
         /* Parallel tests each need every partition of live.stream: one group each. */
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=vendors.%s", fx.prefix);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=vendors.%s.%s", fx.prefix, name);
         snprintf(p->log, sizeof(p->log), "/tmp/%s.%s.log", fx.prefix, name);
         p->pid = support_spawn(argv, env, p->log);
         cr_assert(support_wait_ready(p->admin_port, 20000) == 0, "%s not ready; see %s", name,
@@ -94,7 +94,7 @@ static void setup(void)
         support_bin_path("liveflow-consumer", cbin, sizeof(cbin));
         start(&fx.receiver, "receiver", rargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
         /* The stream group starts past what earlier suites left on live.stream. */
-        snprintf(group, sizeof(group), "vendors.%s", fx.prefix);
+        snprintf(group, sizeof(group), "vendors.%s.consumer", fx.prefix);
         support_group_at_end(group, stream_topics);
         start(&fx.consumer, "consumer", cargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
 }
@@ -112,6 +112,8 @@ static void teardown(void)
 {
         stop(&fx.receiver);
         stop(&fx.consumer);
+        for (int i = 0; i < 3; i++)
+                stop(&fx.roles[i]);
         if (fx.mysql)
                 mysql_close(fx.mysql);
         if (fx.redis)
@@ -460,4 +462,106 @@ Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
         query1(v, sizeof(v),
                "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND status = 'ended'", id);
         cr_assert_str_eq(v, "2");
+}
+
+/* Starts the record, snapshot and audit roles, each in its own group at its topic's end. */
+static void start_roles(void)
+{
+        static const char *const names[] = {"record", "snapshot", "audit"};
+        static const char *const topics[][2] = {{"live.record", NULL},
+                                                {"live.snapshot", NULL},
+                                                {"live.audit", NULL}};
+        char bin[512], group[128];
+
+        support_bin_path("liveflow-consumer", bin, sizeof(bin));
+        for (int i = 0; i < 3; i++) {
+                char *argv[] = {bin, (char *)names[i], NULL};
+
+                snprintf(group, sizeof(group), "vendors.%s.%s", fx.prefix, names[i]);
+                support_group_at_end(group, topics[i]);
+                start(&fx.roles[i], names[i], argv, (char *)"LIVEFLOW_LOG_LEVEL=info");
+        }
+}
+
+/* Waits (up to 10 s) until the query's first column reads want. */
+static void wait_value(const char *want, const char *sql)
+{
+        char got[512] = "";
+        long long deadline = support_now_ms() + 10000;
+
+        while (support_now_ms() < deadline) {
+                query1(got, sizeof(got), "%s", sql);
+                if (strcmp(got, want) == 0)
+                        return;
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("%s gave \"%s\", want \"%s\" (logs /tmp/%s.*.log)", sql, got, want,
+                       fx.prefix);
+}
+
+/* A POST to /callbacks/alibaba signed with the callback URL's host, as Alibaba signs it. */
+static long post_alibaba(const char *body)
+{
+        char text[256], sig[33], h_ts[64], h_sig[64];
+        const char *headers[] = {h_ts, h_sig, NULL};
+        long long ts = (long long)time(NULL);
+
+        snprintf(text, sizeof(text), "127.0.0.1|%lld|%s", ts, ALIBABA_KEY);
+        crypto_md5_hex(text, strlen(text), sig);
+        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
+        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
+        return http_send("POST", "/callbacks/alibaba", body, headers);
+}
+
+Test(vendors, agora_files_and_alibaba_verdicts_reach_the_same_tables_as_tencents)
+{
+        char s[64], a[64], p[512], sql[512], want[512], date[16], file[256];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        start_roles();
+
+        /* Agora Broadcast Streaming: a session, then its recording and its screenshot. */
+        snprintf(s, sizeof(s), "%s_files", fx.prefix);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", s);
+        cr_assert_eq(post_agora("files-start", 7, 1, p), 200);
+        wait_state(s, "live", true);
+        /* Files named for a time within the session (Agora names them by their UTC date). */
+        now = time(NULL);
+        gmtime_r(&now, &tm);
+        strftime(date, sizeof(date), "%Y%m%d%H%M%S", &tm);
+        snprintf(file, sizeof(file), "live/%s/sess9_20211122094718109_0_%s120.mp4", s, date);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\",\"fileName\":\"%s\"}", s, file);
+        cr_assert_eq(post_agora("files-rec", 7, 3, p), 200);
+        snprintf(sql, sizeof(sql),
+                 "SELECT CONCAT(r.vendor, '/', r.video_url, '/', r.session_id = s.session_id) "
+                 "FROM live_records r JOIN live_streams s ON s.vendor = r.vendor AND "
+                 "s.stream_id = r.stream_id WHERE r.stream_id = '%s'",
+                 s);
+        snprintf(want, sizeof(want), "agora/%s/1", file);
+        wait_value(want, sql);
+        snprintf(file, sizeof(file), "live/%s/sess9_20211122094718109_%s.jpg", s, date);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\",\"fileName\":\"%s\"}", s, file);
+        cr_assert_eq(post_agora("files-snap", 7, 4, p), 200);
+        snprintf(sql, sizeof(sql),
+                 "SELECT cover_url FROM live_streams WHERE vendor = 'agora' AND stream_id = '%s'",
+                 s);
+        wait_value(file, sql);
+
+        /* Alibaba: a pushed stream, then a blocking verdict: the anchor the push named. */
+        snprintf(a, sizeof(a), "%s_verdict", fx.prefix);
+        cr_assert_eq(get_alibaba("publish", a, (long long)now - 10, ALIBABA_KEY), 200);
+        wait_state(a, "live", true);
+        snprintf(p, sizeof(p),
+                 "{\"domain\":\"play.example.com\",\"app\":\"live\",\"stream\":\"%s\","
+                 "\"timestamp\":%lld,\"result\":[{\"scene\":\"antispam\",\"label\":\"abuse\","
+                 "\"suggestion\":\"block\",\"rate\":99.5,\"details\":[{\"text\":\"x\"}]}]}",
+                 a, (long long)now);
+        cr_assert_eq(post_alibaba(p), 200);
+        snprintf(sql, sizeof(sql),
+                 "SELECT CONCAT(anchor_id, '/', suggestion, '/', punishment <> 'none') "
+                 "FROM live_audit_logs WHERE stream_id = '%s'",
+                 a);
+        snprintf(want, sizeof(want), "al_%s/Block/1", fx.prefix);
+        wait_value(want, sql);
 }
