@@ -435,15 +435,14 @@ static void show_human(const json_t *doc, FILE *out)
 
         json_array_foreach(json_object_get(doc, "records"), i, rec) {
                 json_t *err = json_object_get(rec, "error");
-                char *body = json_dumps(json_object_get(rec, "envelope")
-                                                ? json_object_get(rec, "envelope")
-                                                : json_object_get(rec, "decode_error"),
-                                        JSON_INDENT(2));
+                json_t *env = json_object_get(rec, "envelope");
+                char *body = json_dumps(env ? env : json_object_get(rec, "value"),
+                                        JSON_INDENT(2) | JSON_ENCODE_ANY);
                 char *hdrs = json_dumps(json_object_get(rec, "headers"), JSON_COMPACT);
                 char *key = json_dumps(json_object_get(rec, "key"), JSON_ENCODE_ANY);
 
                 fprintf(out, "%s/%lld@%lld key=%s\n  error: %s (%s, group %s, %lld attempt(s))\n"
-                             "  headers: %s\n  envelope: %s\n",
+                             "  headers: %s\n  %s%s%s: %s\n",
                         json_string_value(json_object_get(rec, "topic")),
                         (long long)json_integer_value(json_object_get(rec, "partition")),
                         (long long)json_integer_value(json_object_get(rec, "offset")), key,
@@ -451,7 +450,9 @@ static void show_human(const json_t *doc, FILE *out)
                         json_string_value(json_object_get(err, "class")),
                         json_string_value(json_object_get(err, "group")),
                         (long long)json_integer_value(json_object_get(err, "attempts")), hdrs,
-                        body);
+                        env ? "envelope" : "value (not an envelope: ",
+                        env ? "" : json_string_value(json_object_get(rec, "decode_error")),
+                        env ? "" : ")", body);
                 free(body);
                 free(hdrs);
                 free(key);

@@ -36,9 +36,11 @@ struct replay {
         bool keep_progress;
         long long now_ms, started_mono_ms;
         long long selected, passed, failed, uncommitted, settled_mono_ms;
+        long long same_source; /* passed over: their source record was replayed by this run */
         int inflight, delivery_failed;
         char delivery_error[256];
         json_t *records, *stops;
+        json_t *seen; /* "topic/partition/offset" of the source records replayed by this run */
         char errstr[512];
 };
 
@@ -250,6 +252,24 @@ static void note_record(struct replay *rp, const struct dlq_record *rec, const c
                           rec->group));
 }
 
+/*
+ * One source record dead-lettered by several groups (live.reward by reward-sync, settlement
+ * and stats) is one replay: the source topic reaches every group again anyway.
+ */
+static bool replayed_already(struct replay *rp, const struct dlq_record *rec)
+{
+        char key[320];
+
+        if (rec->source_partition < 0 || rec->source_offset < 0)
+                return false;
+        snprintf(key, sizeof(key), "%s/%lld/%lld", rec->dlq_topic, rec->source_partition,
+                 rec->source_offset);
+        if (json_object_get(rp->seen, key))
+                return true;
+        json_object_set_new(rp->seen, key, json_true());
+        return false;
+}
+
 static int replay_record(const rd_kafka_message_t *m, struct ctlk_range *r, void *opaque)
 {
         struct replay *rp = opaque;
@@ -271,6 +291,11 @@ static int replay_record(const rd_kafka_message_t *m, struct ctlk_range *r, void
         if (rp->opts->limit > 0 && rp->selected >= rp->opts->limit) {
                 add_stop(rp, m, "--limit reached");
                 return -1;
+        }
+        if (replayed_already(rp, &rec)) {
+                rp->same_source++;
+                rp->next[i] = m->offset + 1;
+                return 0;
         }
         snprintf(target, sizeof(target), "%s", rec.dlq_topic);
         if (!*target) {
@@ -430,13 +455,15 @@ static void replay_human(const json_t *doc, FILE *out)
                         (long long)json_integer_value(json_object_get(v, "partition")),
                         (long long)json_integer_value(json_object_get(v, "offset")),
                         json_string_value(json_object_get(v, "reason")));
-        fprintf(out, "%s %lld record(s), passed over %lld, failed %lld%s%s\n",
+        fprintf(out,
+                "%s %lld record(s), passed over %lld, %lld more dead letter(s) of the same source "
+                "record(s), failed %lld%s\n",
                 dry ? "dry run: would replay" : "replayed",
                 (long long)json_integer_value(json_object_get(doc, "replayed")),
                 (long long)json_integer_value(json_object_get(doc, "passed_over")),
+                (long long)json_integer_value(json_object_get(doc, "same_source")),
                 (long long)json_integer_value(json_object_get(doc, "failed")),
-                dry ? " (--execute to replay)" : "",
-                json_is_string(json_object_get(doc, "error")) ? "" : "");
+                dry ? " (--execute to replay)" : "");
         if (json_is_string(json_object_get(doc, "error")))
                 fprintf(out, "error: %s\n", json_string_value(json_object_get(doc, "error")));
 }
@@ -450,6 +477,7 @@ static int finish(struct replay *rp, int rc)
                                 (json_int_t)rp->failed, "records", rp->records, "stopped",
                                 rp->stops, "progress", progress_json(rp));
 
+        json_object_set_new(doc, "same_source", json_integer(rp->same_source));
         if (rc != CTL_EXIT_OK)
                 json_object_set_new(doc, "error", json_string(rp->errstr));
         if (rp->progress)
@@ -481,6 +509,7 @@ static void replay_fini(struct replay *rp)
         dlq_plan_fini(&rp->plan);
         json_decref(rp->records);
         json_decref(rp->stops);
+        json_decref(rp->seen);
 }
 
 static int check_auto(struct replay *rp)
@@ -507,6 +536,7 @@ int dlq_replay_run(struct ctl *ctl, const struct dlq_opts *opts)
         rp.started_mono_ms = rp.settled_mono_ms = mono_ms();
         rp.records = json_array();
         rp.stops = json_array();
+        rp.seen = json_object();
         if (opts->auto_mode && (rc = check_auto(&rp)) != CTL_EXIT_OK)
                 goto out;
         if (prepare(&rp) == -1) {

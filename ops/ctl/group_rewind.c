@@ -300,22 +300,29 @@ out:
         return rc;
 }
 
+static const char *committed_text(const json_t *v, char *buf, size_t size)
+{
+        if (json_is_null(v))
+                return "none";
+        snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+        return buf;
+}
+
 static void rewind_human(const json_t *doc, FILE *out)
 {
         json_t *p;
         size_t i;
+        char buf[32];
 
         fprintf(out, "%s group %s:\n",
                 json_is_true(json_object_get(doc, "dry_run")) ? "plan (dry run, --execute to apply) for"
                                                               : "rewind of",
                 json_string_value(json_object_get(doc, "group")));
         json_array_foreach(json_object_get(doc, "plan"), i, p)
-                fprintf(out, "  %s/%lld: %lld -> %lld (%s)\n",
+                fprintf(out, "  %s/%lld: %s -> %lld (%s)\n",
                         json_string_value(json_object_get(p, "topic")),
                         (long long)json_integer_value(json_object_get(p, "partition")),
-                        json_is_null(json_object_get(p, "current"))
-                                ? -1LL
-                                : (long long)json_integer_value(json_object_get(p, "current")),
+                        committed_text(json_object_get(p, "current"), buf, sizeof(buf)),
                         (long long)json_integer_value(json_object_get(p, "target")),
                         json_string_value(json_object_get(p, "method")));
         if (json_is_string(json_object_get(doc, "refused")))

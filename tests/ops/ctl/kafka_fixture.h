@@ -23,15 +23,18 @@ struct fx_dead {
         const char *group;
         long long dead_at_ms;
         int partition;
+        long long source_offset; /* dlq.offset; 0: a new one per record */
 };
 
 static inline void fx_produce_dead(rd_kafka_t *p, const char *source, const struct fx_dead *d)
 {
-        char dlq[300], ts[32];
+        static long long next_offset = 1000;
+        char dlq[300], ts[32], off[32];
         size_t len = d->value_len ? d->value_len : strlen(d->value);
 
         snprintf(dlq, sizeof(dlq), "%s.dlq", source);
         snprintf(ts, sizeof(ts), "%lld", d->dead_at_ms);
+        snprintf(off, sizeof(off), "%lld", d->source_offset ? d->source_offset : next_offset++);
         cr_assert(rd_kafka_producev(
                           p, RD_KAFKA_V_TOPIC(dlq), RD_KAFKA_V_PARTITION(d->partition),
                           RD_KAFKA_V_KEY(d->key, strlen(d->key)),
@@ -41,7 +44,7 @@ static inline void fx_produce_dead(rd_kafka_t *p, const char *source, const stru
                           RD_KAFKA_V_HEADER("event_type", d->event_type, -1),
                           RD_KAFKA_V_HEADER("dlq.topic", source, -1),
                           RD_KAFKA_V_HEADER("dlq.partition", "1", -1),
-                          RD_KAFKA_V_HEADER("dlq.offset", "42", -1),
+                          RD_KAFKA_V_HEADER("dlq.offset", off, -1),
                           RD_KAFKA_V_HEADER("dlq.timestamp", ts, -1),
                           RD_KAFKA_V_HEADER("dlq.group", d->group, -1),
                           RD_KAFKA_V_HEADER("dlq.attempts", "3", -1),

@@ -466,3 +466,32 @@ Test(dlq, a_killed_replay_resumes_and_loses_nothing)
         cr_assert(n <= 30 + 12, "%d records for 30", n);
         fx_rec_fini(msgs, n);
 }
+
+Test(dlq, one_source_record_dead_lettered_by_several_groups_is_replayed_once)
+{
+        static struct fx_rec msgs[16];
+        json_t *doc;
+        int n;
+
+        for (int g = 0; g < 3; g++) {
+                static const char *const groups[] = {"liveflow.reward-sync", "liveflow.settlement",
+                                                     "liveflow.stats"};
+
+                fx_produce_dead(producer, source,
+                                &(struct fx_dead){.key = "anchor-5", .value = "v",
+                                                  .event_type = "reward",
+                                                  .error_class = "transient",
+                                                  .group = groups[g], .dead_at_ms = 1,
+                                                  .partition = g, .source_offset = 77});
+        }
+        cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json",
+                                  source),
+                     0));
+        doc = ctl_json(out);
+        cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
+        cr_assert(eq(i64, jint(doc, "same_source", NULL), 2));
+        json_decref(doc);
+        n = fx_read_all(source, msgs, 16);
+        cr_assert(eq(int, n, 1));
+        fx_rec_fini(msgs, n);
+}
