@@ -5,240 +5,12 @@
  * multi-row statement per table. Rows are locked (FOR UPDATE) in one statement per table, in
  * key order, so two instances of the role wait for each other rather than deadlock often.
  */
-#include "audience_batch.h"
+#include "audience_rows.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MINUTE_MS 60000LL
-
-/* ------------------------------------------------------------------ a string -> index map */
-
-struct strmap {
-        size_t *slots; /* index + 1; 0 is empty */
-        size_t cap;    /* a power of two */
-        size_t n;
-};
-
-static uint64_t hash_str(const char *s)
-{
-        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ULL;
-        }
-        return h;
-}
-
-static void strmap_clear(struct strmap *m)
-{
-        if (m->slots)
-                memset(m->slots, 0, m->cap * sizeof(*m->slots));
-        m->n = 0;
-}
-
-/*
- * The index of key, looked up with name(i) giving the key of entry i; when absent and add is
- * set, records next as its index and returns it. SIZE_MAX: absent (or out of memory).
- */
-static size_t strmap_find(struct strmap *m, const char *key, const char *(*name)(void *, size_t),
-                          void *arg, bool add, size_t next)
-{
-        size_t i;
-
-        if (add && (m->n + 1) * 2 > m->cap) {
-                size_t cap = m->cap ? m->cap * 2 : 64, *slots = calloc(cap, sizeof(*slots));
-
-                if (!slots)
-                        return SIZE_MAX;
-                for (size_t j = 0; j < m->cap; j++) {
-                        size_t k;
-
-                        if (!m->slots[j])
-                                continue;
-                        k = hash_str(name(arg, m->slots[j] - 1)) & (cap - 1);
-                        while (slots[k])
-                                k = (k + 1) & (cap - 1);
-                        slots[k] = m->slots[j];
-                }
-                free(m->slots);
-                m->slots = slots;
-                m->cap = cap;
-        }
-        if (!m->cap)
-                return SIZE_MAX;
-        for (i = hash_str(key) & (m->cap - 1); m->slots[i]; i = (i + 1) & (m->cap - 1))
-                if (strcmp(name(arg, m->slots[i] - 1), key) == 0)
-                        return m->slots[i] - 1;
-        if (!add)
-                return SIZE_MAX;
-        m->slots[i] = next + 1;
-        m->n++;
-        return next;
-}
-
-/* A growable array of fixed-size elements. */
-struct vec {
-        void *v;
-        size_t n, cap, size;
-};
-
-static void *vec_push(struct vec *a)
-{
-        if (a->n == a->cap) {
-                size_t cap = a->cap ? a->cap * 2 : 64;
-                void *v = realloc(a->v, cap * a->size);
-
-                if (!v)
-                        return NULL;
-                a->v = v;
-                a->cap = cap;
-        }
-        memset((char *)a->v + a->n * a->size, 0, a->size);
-        return (char *)a->v + a->n++ * a->size;
-}
-
-#define AT(a, type, i) (&((type *)(a).v)[i])
-
-/* ------------------------------------------------------------------ the rows */
-
-struct op_row {
-        struct aud_op op;
-        bool is_new;                     /* first copy of its event (or a timeout) */
-        char room[AUD_ROOM_MAX + 1];     /* resolved */
-        char stream[AUD_STREAM_MAX + 1]; /* resolved: the session's stream, else the event's */
-        long long session_id;            /* 0: none */
-};
-
-struct stream_row {
-        char key[AUD_STREAM_MAX + 1];
-        char room[AUD_ROOM_MAX + 1];
-        long long session_id, ended_ms;
-        bool is_live, found;
-};
-
-struct room_live_row {
-        char key[AUD_ROOM_MAX + 1];
-        char stream[AUD_STREAM_MAX + 1];
-        long long session_id; /* 0: not live */
-};
-
-struct visit_row {
-        char key[AUD_ROOM_MAX + AUD_KEY_MAX + 2]; /* room \x1f audience_key */
-        char room[AUD_ROOM_MAX + 1];
-        char akey[AUD_KEY_MAX + 1];
-        char visit_id[65];
-        char stream[AUD_STREAM_MAX + 1];
-        long long session_id, entered_ms, last_seen_ms, left_ms; /* 0: NULL */
-        bool is_open, dirty;
-};
-
-struct room_row {
-        char key[AUD_ROOM_MAX + 1];
-        long long online;
-        bool dirty;
-};
-
-struct session_row {
-        char key[24]; /* the id in decimal */
-        long long id;
-        char stream[AUD_STREAM_MAX + 1];
-        long long views, uv, chats, likes, follows, unfollows, shares, watch_s, watch_visits,
-                buckets[5], peak;
-        bool has_viewers, has_interactions;
-};
-
-struct pair_row {
-        char key[24 + AUD_KEY_MAX + 2]; /* session \x1f audience_key */
-        long long session_id;
-        char akey[AUD_KEY_MAX + 1];
-        bool exists, is_new;
-};
-
-struct history_row {
-        char visit_id[65];
-        char akey[AUD_KEY_MAX + 1];
-        char room[AUD_ROOM_MAX + 1];
-        char stream[AUD_STREAM_MAX + 1];
-        long long session_id, entered_ms, left_ms, seconds;
-        const char *reason;
-};
-
-struct minute_row {
-        char key[AUD_ROOM_MAX + 24];
-        char room[AUD_ROOM_MAX + 1];
-        long long minute_ms, chats, likes, follows, shares;
-};
-
-struct seen_row {
-        char key[65];
-};
-
-/* A table: its rows and their index. */
-struct table {
-        struct vec rows;
-        struct strmap map;
-};
-
-struct aud_batch {
-        struct db *db;
-        struct db_text t;
-        struct vec ops;
-        struct table seen, streams, room_lives, visits, rooms, sessions, pairs, minutes;
-        struct vec history;
-        struct table dirty_rooms, dirty_sessions; /* struct seen_row-sized keys; kept on reset */
-        size_t applied, closed;
-        bool is_oom;
-};
-
-static const char *row_key(void *arg, size_t i)
-{
-        struct vec *rows = arg;
-
-        /* Every row struct starts with its key. */
-        return (const char *)rows->v + i * rows->size;
-}
-
-/* The row of key in t, made (zeroed, key set) when absent and add is set; NULL otherwise. */
-static void *table_row(struct aud_batch *b, struct table *t, const char *key, bool add)
-{
-        size_t i = strmap_find(&t->map, key, row_key, &t->rows, add, t->rows.n);
-        char *row;
-
-        if (i == SIZE_MAX) {
-                if (add)
-                        b->is_oom = true;
-                return NULL;
-        }
-        if (i < t->rows.n)
-                return (char *)t->rows.v + i * t->rows.size;
-        if (!(row = vec_push(&t->rows))) {
-                b->is_oom = true;
-                return NULL;
-        }
-        memcpy(row, key, strlen(key) + 1); /* every key fits its row's key array */
-        return row;
-}
-
-static void table_clear(struct table *t)
-{
-        t->rows.n = 0;
-        strmap_clear(&t->map);
-}
-
-static void table_free(struct table *t)
-{
-        free(t->rows.v);
-        free(t->map.slots);
-}
-
-static void table_init(struct table *t, size_t size)
-{
-        t->rows.size = size;
-}
 
 struct aud_batch *aud_batch_new(struct db *db)
 {
@@ -249,16 +21,16 @@ struct aud_batch *aud_batch_new(struct db *db)
         b->db = db;
         b->ops.size = sizeof(struct op_row);
         b->history.size = sizeof(struct history_row);
-        table_init(&b->seen, sizeof(struct seen_row));
-        table_init(&b->streams, sizeof(struct stream_row));
-        table_init(&b->room_lives, sizeof(struct room_live_row));
-        table_init(&b->visits, sizeof(struct visit_row));
-        table_init(&b->rooms, sizeof(struct room_row));
-        table_init(&b->sessions, sizeof(struct session_row));
-        table_init(&b->pairs, sizeof(struct pair_row));
-        table_init(&b->minutes, sizeof(struct minute_row));
-        table_init(&b->dirty_rooms, sizeof(struct room_row));
-        table_init(&b->dirty_sessions, sizeof(struct seen_row));
+        aud_table_init(&b->seen, sizeof(struct seen_row));
+        aud_table_init(&b->streams, sizeof(struct stream_row));
+        aud_table_init(&b->room_lives, sizeof(struct room_live_row));
+        aud_table_init(&b->visits, sizeof(struct visit_row));
+        aud_table_init(&b->rooms, sizeof(struct room_row));
+        aud_table_init(&b->sessions, sizeof(struct session_row));
+        aud_table_init(&b->pairs, sizeof(struct pair_row));
+        aud_table_init(&b->minutes, sizeof(struct minute_row));
+        aud_table_init(&b->dirty_rooms, sizeof(struct room_row));
+        aud_table_init(&b->dirty_sessions, sizeof(struct seen_row));
         return b;
 }
 
@@ -271,7 +43,7 @@ void aud_batch_destroy(struct aud_batch *b)
         if (!b)
                 return;
         for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-                table_free(tables[i]);
+                aud_table_free(tables[i]);
         free(b->ops.v);
         free(b->history.v);
         db_text_free(&b->t);
@@ -284,7 +56,7 @@ void aud_batch_reset(struct aud_batch *b)
                                   &b->rooms, &b->sessions, &b->pairs,      &b->minutes};
 
         for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-                table_clear(tables[i]);
+                aud_table_clear(tables[i]);
         b->ops.n = 0;
         b->history.n = 0;
         b->applied = b->closed = 0;
@@ -293,7 +65,7 @@ void aud_batch_reset(struct aud_batch *b)
 
 int aud_batch_add(struct aud_batch *b, const struct aud_op *op)
 {
-        struct op_row *row = vec_push(&b->ops);
+        struct op_row *row = aud_vec_push(&b->ops);
 
         if (!row)
                 return -1;
@@ -328,30 +100,17 @@ size_t aud_batch_dirty_sessions(const struct aud_batch *b)
 
 void aud_batch_clear_dirty(struct aud_batch *b)
 {
-        table_clear(&b->dirty_rooms);
-        table_clear(&b->dirty_sessions);
+        aud_table_clear(&b->dirty_rooms);
+        aud_table_clear(&b->dirty_sessions);
 }
 
 /* ------------------------------------------------------------------ reading */
-
-static enum db_result oom(char *errstr, size_t errstr_size)
-{
-        snprintf(errstr, errstr_size, "out of memory");
-        return DB_RETRY;
-}
-
-/* Appends ", " between list items. */
-static void sep(struct db_text *t, size_t i)
-{
-        if (i)
-                db_text_add(t, ", ");
-}
 
 static void on_seen(const struct db_col *cols, void *arg)
 {
         struct aud_batch *b = arg;
 
-        table_row(b, &b->seen, cols[0].s, true);
+        aud_table_row(b, &b->seen, cols[0].s, true);
 }
 
 /* Marks each operation new or not: known to the ledger, or an earlier copy in this batch. */
@@ -369,7 +128,7 @@ static enum db_result read_ledger(struct aud_batch *b, char *errstr, size_t errs
 
                 if (!o->op.event_id[0])
                         continue;
-                sep(&b->t, listed++);
+                aud_sep(&b->t, listed++);
                 db_text_str(b->db, &b->t, o->op.event_id);
         }
         db_text_add(&b->t, ")");
@@ -383,36 +142,17 @@ static enum db_result read_ledger(struct aud_batch *b, char *errstr, size_t errs
                         o->is_new = true; /* a timeout */
                         continue;
                 }
-                o->is_new = !table_row(b, &b->seen, o->op.event_id, false);
-                if (o->is_new && !table_row(b, &b->seen, o->op.event_id, true))
-                        return oom(errstr, errstr_size);
+                o->is_new = !aud_table_row(b, &b->seen, o->op.event_id, false);
+                if (o->is_new && !aud_table_row(b, &b->seen, o->op.event_id, true))
+                        return aud_oom(errstr, errstr_size);
         }
-        return b->is_oom ? oom(errstr, errstr_size) : DB_OK;
-}
-
-static enum db_result write_ledger(struct aud_batch *b, char *errstr, size_t errstr_size)
-{
-        size_t listed = 0;
-
-        db_text_reset(&b->t);
-        db_text_add(&b->t, "INSERT INTO audience_event_seen (event_id) VALUES ");
-        for (size_t i = 0; i < b->ops.n; i++) {
-                struct op_row *o = AT(b->ops, struct op_row, i);
-
-                if (!o->is_new || !o->op.event_id[0])
-                        continue;
-                sep(&b->t, listed++);
-                db_text_add(&b->t, "(");
-                db_text_str(b->db, &b->t, o->op.event_id);
-                db_text_add(&b->t, ")");
-        }
-        return listed ? db_text_exec(b->db, &b->t, NULL, errstr, errstr_size) : DB_OK;
+        return b->is_oom ? aud_oom(errstr, errstr_size) : DB_OK;
 }
 
 static void on_stream(const struct db_col *cols, void *arg)
 {
         struct aud_batch *b = arg;
-        struct stream_row *s = table_row(b, &b->streams, cols[0].s, false);
+        struct stream_row *s = aud_table_row(b, &b->streams, cols[0].s, false);
 
         if (!s)
                 return;
@@ -426,7 +166,7 @@ static void on_stream(const struct db_col *cols, void *arg)
 static void on_room_live(const struct db_col *cols, void *arg)
 {
         struct aud_batch *b = arg;
-        struct room_live_row *r = table_row(b, &b->room_lives, cols[0].s, false);
+        struct room_live_row *r = aud_table_row(b, &b->room_lives, cols[0].s, false);
 
         if (!r) /* ordered by start: the newest live stream of the room is the last one */
                 return;
@@ -454,12 +194,12 @@ static enum db_result read_streams(struct aud_batch *b, char *errstr, size_t err
                 if (!o->is_new || o->op.kind == AUD_TIMEOUT)
                         continue;
                 if (o->op.stream_id[0])
-                        table_row(b, &b->streams, o->op.stream_id, true);
+                        aud_table_row(b, &b->streams, o->op.stream_id, true);
                 if (o->op.room_id[0])
-                        table_row(b, &b->room_lives, o->op.room_id, true);
+                        aud_table_row(b, &b->room_lives, o->op.room_id, true);
         }
         if (b->is_oom)
-                return oom(errstr, errstr_size);
+                return aud_oom(errstr, errstr_size);
         if (b->streams.rows.n) {
                 db_text_reset(&b->t);
                 db_text_add(&b->t,
@@ -467,7 +207,7 @@ static enum db_result read_streams(struct aud_batch *b, char *errstr, size_t err
                             "ROUND(UNIX_TIMESTAMP(ended_at) * 1000) FROM live_streams WHERE "
                             "stream_id IN (");
                 for (size_t i = 0; i < b->streams.rows.n; i++) {
-                        sep(&b->t, i);
+                        aud_sep(&b->t, i);
                         db_text_str(b->db, &b->t, AT(b->streams.rows, struct stream_row, i)->key);
                 }
                 db_text_add(&b->t, ")");
@@ -480,7 +220,7 @@ static enum db_result read_streams(struct aud_batch *b, char *errstr, size_t err
                 db_text_add(&b->t, "SELECT room_id, stream_id, session_id FROM live_streams WHERE "
                                    "status = 'live' AND session_id IS NOT NULL AND room_id IN (");
                 for (size_t i = 0; i < b->room_lives.rows.n; i++) {
-                        sep(&b->t, i);
+                        aud_sep(&b->t, i);
                         db_text_str(b->db, &b->t,
                                     AT(b->room_lives.rows, struct room_live_row, i)->key);
                 }
@@ -507,7 +247,7 @@ static void resolve(struct aud_batch *b)
                         continue;
                 }
                 if (o->op.stream_id[0])
-                        s = table_row(b, &b->streams, o->op.stream_id, false);
+                        s = aud_table_row(b, &b->streams, o->op.stream_id, false);
                 if (s && s->found) {
                         const char *room = s->room[0]      ? s->room
                                            : o->op.room_id[0] ? o->op.room_id
@@ -522,7 +262,7 @@ static void resolve(struct aud_batch *b)
                 }
                 if (o->op.room_id[0]) {
                         snprintf(o->room, sizeof(o->room), "%s", o->op.room_id);
-                        rl = table_row(b, &b->room_lives, o->op.room_id, false);
+                        rl = aud_table_row(b, &b->room_lives, o->op.room_id, false);
                         if (rl && rl->session_id) {
                                 o->session_id = rl->session_id;
                                 snprintf(o->stream, sizeof(o->stream), "%s", rl->stream);
@@ -550,7 +290,7 @@ static void on_visit(const struct db_col *cols, void *arg)
         struct visit_row *v;
 
         visit_key(key, sizeof(key), cols[0].s, cols[1].s);
-        if (!(v = table_row(b, &b->visits, key, false)))
+        if (!(v = aud_table_row(b, &b->visits, key, false)))
                 return;
         v->is_open = cols[2].i == 1;
         snprintf(v->visit_id, sizeof(v->visit_id), "%s", cols[3].is_null ? "" : cols[3].s);
@@ -564,7 +304,7 @@ static void on_visit(const struct db_col *cols, void *arg)
 static void on_room(const struct db_col *cols, void *arg)
 {
         struct aud_batch *b = arg;
-        struct room_row *r = table_row(b, &b->rooms, cols[0].s, false);
+        struct room_row *r = aud_table_row(b, &b->rooms, cols[0].s, false);
 
         if (r)
                 r->online = cols[1].i;
@@ -602,19 +342,19 @@ static enum db_result read_visits(struct aud_batch *b, char *errstr, size_t errs
                 if (!o->is_new || o->op.kind >= AUD_CHAT || !o->room[0])
                         continue;
                 visit_key(key, sizeof(key), o->room, o->op.audience_key);
-                if ((v = table_row(b, &b->visits, key, true))) {
+                if ((v = aud_table_row(b, &b->visits, key, true))) {
                         snprintf(v->room, sizeof(v->room), "%s", o->room);
                         snprintf(v->akey, sizeof(v->akey), "%s", o->op.audience_key);
                 }
-                table_row(b, &b->rooms, o->room, true);
+                aud_table_row(b, &b->rooms, o->room, true);
         }
         if (b->is_oom)
-                return oom(errstr, errstr_size);
+                return aud_oom(errstr, errstr_size);
         if (!b->visits.rows.n)
                 return DB_OK;
         /* Locks are taken in key order: copies sorted, the table's index left as it is. */
         if (!(sorted.v = malloc(b->visits.rows.n * sorted.size)))
-                return oom(errstr, errstr_size);
+                return aud_oom(errstr, errstr_size);
         memcpy(sorted.v, b->visits.rows.v, b->visits.rows.n * sorted.size);
         qsort(sorted.v, b->visits.rows.n, sorted.size, cmp_visit);
         db_text_reset(&b->t);
@@ -627,7 +367,7 @@ static enum db_result read_visits(struct aud_batch *b, char *errstr, size_t errs
         for (size_t i = 0; i < b->visits.rows.n; i++) {
                 struct visit_row *v = AT(sorted, struct visit_row, i);
 
-                sep(&b->t, i);
+                aud_sep(&b->t, i);
                 db_text_add(&b->t, "(");
                 db_text_str(b->db, &b->t, v->room);
                 db_text_add(&b->t, ", ");
@@ -641,7 +381,7 @@ static enum db_result read_visits(struct aud_batch *b, char *errstr, size_t errs
         db_text_reset(&b->t);
         db_text_add(&b->t, "SELECT room_id, online FROM audience_room WHERE room_id IN (");
         for (size_t i = 0; i < b->rooms.rows.n; i++) {
-                sep(&b->t, i);
+                aud_sep(&b->t, i);
                 db_text_str(b->db, &b->t, AT(b->rooms.rows, struct room_row, i)->key);
         }
         db_text_add(&b->t, ") ORDER BY room_id FOR UPDATE");
@@ -660,7 +400,7 @@ static void on_pair(const struct db_col *cols, void *arg)
         struct pair_row *p;
 
         pair_key(key, sizeof(key), cols[0].i, cols[1].s);
-        if ((p = table_row(b, &b->pairs, key, false)))
+        if ((p = aud_table_row(b, &b->pairs, key, false)))
                 p->exists = true;
 }
 
@@ -679,13 +419,13 @@ static enum db_result read_pairs(struct aud_batch *b, char *errstr, size_t errst
                     (o->op.kind != AUD_ENTER && o->op.kind != AUD_HEARTBEAT))
                         continue;
                 pair_key(key, sizeof(key), o->session_id, o->op.audience_key);
-                if ((p = table_row(b, &b->pairs, key, true))) {
+                if ((p = aud_table_row(b, &b->pairs, key, true))) {
                         p->session_id = o->session_id;
                         snprintf(p->akey, sizeof(p->akey), "%s", o->op.audience_key);
                 }
         }
         if (b->is_oom)
-                return oom(errstr, errstr_size);
+                return aud_oom(errstr, errstr_size);
         if (!b->pairs.rows.n)
                 return DB_OK;
         db_text_reset(&b->t);
@@ -694,7 +434,7 @@ static enum db_result read_pairs(struct aud_batch *b, char *errstr, size_t errst
         for (size_t i = 0; i < b->pairs.rows.n; i++) {
                 struct pair_row *p = AT(b->pairs.rows, struct pair_row, i);
 
-                sep(&b->t, i);
+                aud_sep(&b->t, i);
                 db_text_add(&b->t, "(");
                 db_text_i64(&b->t, p->session_id);
                 db_text_add(&b->t, ", ");
@@ -713,22 +453,22 @@ static struct session_row *session_of(struct aud_batch *b, long long id, const c
         struct session_row *s;
 
         snprintf(key, sizeof(key), "%lld", id);
-        if (!(s = table_row(b, &b->sessions, key, true)))
+        if (!(s = aud_table_row(b, &b->sessions, key, true)))
                 return NULL;
         s->id = id;
         if (!s->stream[0] && stream)
                 snprintf(s->stream, sizeof(s->stream), "%s", stream);
-        table_row(b, &b->dirty_sessions, key, true);
+        aud_table_row(b, &b->dirty_sessions, key, true);
         return s;
 }
 
 static struct room_row *room_of(struct aud_batch *b, const char *room)
 {
-        struct room_row *r = table_row(b, &b->rooms, room, true);
+        struct room_row *r = aud_table_row(b, &b->rooms, room, true);
 
         if (r) {
                 r->dirty = true;
-                table_row(b, &b->dirty_rooms, room, true);
+                aud_table_row(b, &b->dirty_rooms, room, true);
         }
         return r;
 }
@@ -741,7 +481,7 @@ static int bucket_of(long long seconds)
 static void close_visit(struct aud_batch *b, struct visit_row *v, long long at_ms,
                         const char *reason)
 {
-        struct history_row *h = vec_push(&b->history);
+        struct history_row *h = aud_vec_push(&b->history);
         struct room_row *r = room_of(b, v->room);
         long long seconds = at_ms > v->entered_ms ? (at_ms - v->entered_ms) / 1000 : 0;
 
@@ -807,7 +547,7 @@ static void open_visit(struct aud_batch *b, struct visit_row *v, const struct op
                 if (s->peak < r->online)
                         s->peak = r->online;
                 pair_key(key, sizeof(key), o->session_id, o->op.audience_key);
-                if ((p = table_row(b, &b->pairs, key, false)) && !p->exists && !p->is_new) {
+                if ((p = aud_table_row(b, &b->pairs, key, false)) && !p->exists && !p->is_new) {
                         p->is_new = true;
                         s->uv++;
                 }
@@ -824,7 +564,7 @@ static bool apply_viewer(struct aud_batch *b, const struct op_row *o)
         if (!o->room[0])
                 return false;
         visit_key(key, sizeof(key), o->room, o->op.audience_key);
-        if (!(v = table_row(b, &b->visits, key, false)))
+        if (!(v = aud_table_row(b, &b->visits, key, false)))
                 return false;
         switch (o->op.kind) {
         case AUD_ENTER:
@@ -874,7 +614,7 @@ static bool apply_interaction(struct aud_batch *b, const struct op_row *o)
                 return false;
         if (o->room[0]) {
                 snprintf(key, sizeof(key), "%s\x1f%lld", o->room, minute);
-                if ((m = table_row(b, &b->minutes, key, true))) {
+                if ((m = aud_table_row(b, &b->minutes, key, true))) {
                         snprintf(m->room, sizeof(m->room), "%s", o->room);
                         m->minute_ms = minute;
                 }
@@ -912,243 +652,12 @@ static bool apply_interaction(struct aud_batch *b, const struct op_row *o)
         return s || m;
 }
 
-/* ------------------------------------------------------------------ writing */
-
-static void add_time(struct db_text *t, long long ms)
-{
-        if (!ms) {
-                db_text_add(t, "NULL");
-                return;
-        }
-        db_text_add(t, "FROM_UNIXTIME(");
-        db_text_i64(t, ms);
-        db_text_add(t, " / 1000)");
-}
-
-static void add_id(struct db_text *t, long long id)
-{
-        if (id)
-                db_text_i64(t, id);
-        else
-                db_text_add(t, "NULL");
-}
-
-static void add_str_or_null(struct aud_batch *b, const char *s)
-{
-        db_text_str(b->db, &b->t, s[0] ? s : NULL);
-}
-
-static enum db_result write_visits(struct aud_batch *b, char *errstr, size_t errstr_size)
-{
-        size_t listed = 0;
-
-        db_text_reset(&b->t);
-        db_text_add(&b->t, "INSERT INTO audience_visit (room_id, audience_key, is_open, visit_id, "
-                           "session_id, stream_id, entered_at, last_seen_at, left_at) VALUES ");
-        for (size_t i = 0; i < b->visits.rows.n; i++) {
-                struct visit_row *v = AT(b->visits.rows, struct visit_row, i);
-
-                if (!v->dirty)
-                        continue;
-                sep(&b->t, listed++);
-                db_text_add(&b->t, "(");
-                db_text_str(b->db, &b->t, v->room);
-                db_text_add(&b->t, ", ");
-                db_text_str(b->db, &b->t, v->akey);
-                db_text_add(&b->t, ", %d, ", v->is_open ? 1 : 0);
-                add_str_or_null(b, v->visit_id);
-                db_text_add(&b->t, ", ");
-                add_id(&b->t, v->session_id);
-                db_text_add(&b->t, ", ");
-                add_str_or_null(b, v->stream);
-                db_text_add(&b->t, ", ");
-                add_time(&b->t, v->entered_ms);
-                db_text_add(&b->t, ", ");
-                add_time(&b->t, v->last_seen_ms);
-                db_text_add(&b->t, ", ");
-                add_time(&b->t, v->left_ms);
-                db_text_add(&b->t, ")");
-        }
-        db_text_add(&b->t, " ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), visit_id = "
-                           "VALUES(visit_id), session_id = VALUES(session_id), stream_id = "
-                           "VALUES(stream_id), entered_at = VALUES(entered_at), last_seen_at = "
-                           "VALUES(last_seen_at), left_at = VALUES(left_at)");
-        return listed ? db_text_exec(b->db, &b->t, NULL, errstr, errstr_size) : DB_OK;
-}
-
-static enum db_result write_history(struct aud_batch *b, char *errstr, size_t errstr_size)
-{
-        db_text_reset(&b->t);
-        db_text_add(&b->t, "INSERT IGNORE INTO live_watch_history (visit_id, audience_id, source, "
-                           "room_id, session_id, stream_id, entered_at, left_at, seconds, "
-                           "close_reason) VALUES ");
-        for (size_t i = 0; i < b->history.n; i++) {
-                struct history_row *h = AT(b->history, struct history_row, i);
-                const char *colon = strchr(h->akey, ':');
-                char source[8];
-
-                snprintf(source, sizeof(source), "%.*s",
-                         colon ? (int)(colon - h->akey) : 0, h->akey);
-                sep(&b->t, i);
-                db_text_add(&b->t, "(");
-                db_text_str(b->db, &b->t, h->visit_id);
-                db_text_add(&b->t, ", ");
-                db_text_str(b->db, &b->t, colon ? colon + 1 : h->akey);
-                db_text_add(&b->t, ", ");
-                db_text_str(b->db, &b->t, source);
-                db_text_add(&b->t, ", ");
-                db_text_str(b->db, &b->t, h->room);
-                db_text_add(&b->t, ", ");
-                add_id(&b->t, h->session_id);
-                db_text_add(&b->t, ", ");
-                add_str_or_null(b, h->stream);
-                db_text_add(&b->t, ", ");
-                add_time(&b->t, h->entered_ms ? h->entered_ms : h->left_ms);
-                db_text_add(&b->t, ", ");
-                add_time(&b->t, h->left_ms);
-                db_text_add(&b->t, ", %lld, '%s')", h->seconds, h->reason);
-        }
-        return b->history.n ? db_text_exec(b->db, &b->t, NULL, errstr, errstr_size) : DB_OK;
-}
-
-static enum db_result write_pairs(struct aud_batch *b, char *errstr, size_t errstr_size)
-{
-        size_t listed = 0;
-
-        db_text_reset(&b->t);
-        db_text_add(&b->t,
-                    "INSERT IGNORE INTO audience_session_viewer (session_id, audience_key) VALUES ");
-        for (size_t i = 0; i < b->pairs.rows.n; i++) {
-                struct pair_row *p = AT(b->pairs.rows, struct pair_row, i);
-
-                if (!p->is_new)
-                        continue;
-                sep(&b->t, listed++);
-                db_text_add(&b->t, "(");
-                db_text_i64(&b->t, p->session_id);
-                db_text_add(&b->t, ", ");
-                db_text_str(b->db, &b->t, p->akey);
-                db_text_add(&b->t, ")");
-        }
-        return listed ? db_text_exec(b->db, &b->t, NULL, errstr, errstr_size) : DB_OK;
-}
-
-static enum db_result write_rooms(struct aud_batch *b, char *errstr, size_t errstr_size)
-{
-        size_t listed = 0;
-
-        db_text_reset(&b->t);
-        db_text_add(&b->t, "INSERT INTO audience_room (room_id, online) VALUES ");
-        for (size_t i = 0; i < b->rooms.rows.n; i++) {
-                struct room_row *r = AT(b->rooms.rows, struct room_row, i);
-
-                if (!r->dirty)
-                        continue;
-                sep(&b->t, listed++);
-                db_text_add(&b->t, "(");
-                db_text_str(b->db, &b->t, r->key);
-                db_text_add(&b->t, ", %lld)", r->online);
-        }
-        db_text_add(&b->t, " ON DUPLICATE KEY UPDATE online = VALUES(online)");
-        return listed ? db_text_exec(b->db, &b->t, NULL, errstr, errstr_size) : DB_OK;
-}
-
-/* A viewer figure: the delta when the session had viewer events, else NULL (left as it is). */
-static void add_viewer_figure(struct db_text *t, const struct session_row *s, long long v)
-{
-        if (s->has_viewers)
-                db_text_i64(t, v);
-        else
-                db_text_add(t, "NULL");
-}
-
-static enum db_result write_sessions(struct aud_batch *b, char *errstr, size_t errstr_size)
-{
-        static const char *const viewer_cols[] = {"views",       "unique_viewers", "total_watch_s",
-                                                  "watch_visits", "watch_lt_1m",    "watch_1_5m",
-                                                  "watch_5_15m", "watch_15_60m",   "watch_gt_60m"};
-        static const char *const count_cols[] = {"chats", "likes", "follows", "unfollows",
-                                                 "shares"};
-
-        if (!b->sessions.rows.n)
-                return DB_OK;
-        db_text_reset(&b->t);
-        db_text_add(&b->t, "INSERT INTO live_statistics (session_id, stream_id, views, "
-                           "unique_viewers, total_watch_s, watch_visits, watch_lt_1m, watch_1_5m, "
-                           "watch_5_15m, watch_15_60m, watch_gt_60m, peak_online, avg_watch_s, "
-                           "chats, likes, follows, unfollows, shares) VALUES ");
-        for (size_t i = 0; i < b->sessions.rows.n; i++) {
-                struct session_row *s = AT(b->sessions.rows, struct session_row, i);
-                long long viewer[] = {s->views,      s->uv,         s->watch_s,
-                                      s->watch_visits, s->buckets[0], s->buckets[1],
-                                      s->buckets[2], s->buckets[3], s->buckets[4]};
-
-                sep(&b->t, i);
-                db_text_add(&b->t, "(");
-                db_text_i64(&b->t, s->id);
-                db_text_add(&b->t, ", ");
-                db_text_str(b->db, &b->t, s->stream);
-                for (size_t c = 0; c < sizeof(viewer) / sizeof(viewer[0]); c++) {
-                        db_text_add(&b->t, ", ");
-                        add_viewer_figure(&b->t, s, viewer[c]);
-                }
-                db_text_add(&b->t, ", ");
-                add_viewer_figure(&b->t, s, s->peak);
-                db_text_add(&b->t, ", ");
-                if (s->has_viewers && s->watch_visits)
-                        db_text_i64(&b->t, s->watch_s / s->watch_visits);
-                else
-                        db_text_add(&b->t, "NULL");
-                db_text_add(&b->t, ", %lld, %lld, %lld, %lld, %lld)", s->chats, s->likes,
-                            s->follows, s->unfollows, s->shares);
-        }
-        db_text_add(&b->t, " ON DUPLICATE KEY UPDATE ");
-        for (size_t c = 0; c < sizeof(viewer_cols) / sizeof(viewer_cols[0]); c++)
-                db_text_add(&b->t,
-                            "%s = IF(VALUES(%s) IS NULL, %s, COALESCE(%s, 0) + VALUES(%s)), ",
-                            viewer_cols[c], viewer_cols[c], viewer_cols[c], viewer_cols[c],
-                            viewer_cols[c]);
-        db_text_add(&b->t, "peak_online = IF(VALUES(peak_online) IS NULL, peak_online, "
-                           "GREATEST(COALESCE(peak_online, 0), VALUES(peak_online))), "
-                           "avg_watch_s = IF(watch_visits > 0, total_watch_s DIV watch_visits, "
-                           "avg_watch_s)");
-        for (size_t c = 0; c < sizeof(count_cols) / sizeof(count_cols[0]); c++)
-                db_text_add(&b->t, ", %s = COALESCE(%s, 0) + VALUES(%s)", count_cols[c],
-                            count_cols[c], count_cols[c]);
-        return db_text_exec(b->db, &b->t, NULL, errstr, errstr_size);
-}
-
-static enum db_result write_minutes(struct aud_batch *b, char *errstr, size_t errstr_size)
-{
-        if (!b->minutes.rows.n)
-                return DB_OK;
-        db_text_reset(&b->t);
-        db_text_add(&b->t, "INSERT INTO audience_room_minute (room_id, minute, chats, likes, "
-                           "follows, shares) VALUES ");
-        for (size_t i = 0; i < b->minutes.rows.n; i++) {
-                struct minute_row *m = AT(b->minutes.rows, struct minute_row, i);
-
-                sep(&b->t, i);
-                db_text_add(&b->t, "(");
-                db_text_str(b->db, &b->t, m->room);
-                db_text_add(&b->t, ", FROM_UNIXTIME(%lld), %lld, %lld, %lld, %lld)",
-                            m->minute_ms / 1000, m->chats, m->likes, m->follows, m->shares);
-        }
-        db_text_add(&b->t, " ON DUPLICATE KEY UPDATE chats = chats + VALUES(chats), likes = likes "
-                           "+ VALUES(likes), follows = follows + VALUES(follows), shares = shares "
-                           "+ VALUES(shares)");
-        return db_text_exec(b->db, &b->t, NULL, errstr, errstr_size);
-}
-
 /* ------------------------------------------------------------------ the verb */
 
 enum db_result aud_batch_apply(struct aud_batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result (*const readers[])(struct aud_batch *, char *, size_t) = {
                 read_ledger, read_streams, NULL, read_visits, read_pairs};
-        enum db_result (*const writers[])(struct aud_batch *, char *, size_t) = {
-                write_ledger, write_visits, write_history, write_pairs,
-                write_rooms,  write_sessions, write_minutes};
         enum db_result r;
 
         if (!b->ops.n)
@@ -1175,40 +684,6 @@ enum db_result aud_batch_apply(struct aud_batch *b, char *errstr, size_t errstr_
                         room_of(b, o->room);
         }
         if (b->is_oom)
-                return oom(errstr, errstr_size);
-        for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
-                if ((r = writers[i](b, errstr, errstr_size)) != DB_OK)
-                        return r;
-        return DB_OK;
-}
-
-/* ------------------------------------------------------------------ Redis projection queries */
-
-bool aud_batch_rooms_query(struct aud_batch *b, struct db_text *t)
-{
-        if (!b->dirty_rooms.rows.n)
-                return false;
-        db_text_reset(t);
-        db_text_add(t, "SELECT room_id, online FROM audience_room WHERE room_id IN (");
-        for (size_t i = 0; i < b->dirty_rooms.rows.n; i++) {
-                sep(t, i);
-                db_text_str(b->db, t, AT(b->dirty_rooms.rows, struct room_row, i)->key);
-        }
-        db_text_add(t, ")");
-        return true;
-}
-
-bool aud_batch_sessions_query(struct aud_batch *b, struct db_text *t)
-{
-        if (!b->dirty_sessions.rows.n)
-                return false;
-        db_text_reset(t);
-        db_text_add(t, "SELECT session_id, views, unique_viewers, peak_online, chats, likes, "
-                       "follows, shares FROM live_statistics WHERE session_id IN (");
-        for (size_t i = 0; i < b->dirty_sessions.rows.n; i++) {
-                sep(t, i);
-                db_text_add(t, "%s", AT(b->dirty_sessions.rows, struct seen_row, i)->key);
-        }
-        db_text_add(t, ")");
-        return true;
+                return aud_oom(errstr, errstr_size);
+        return aud_batch_write(b, errstr, errstr_size);
 }
