@@ -27,7 +27,7 @@ enum ctl_exit {
 struct ctl {
         struct settings settings;
         bool settings_loaded;
-        bool json; /* --json: one JSON document on stdout */
+        bool json;     /* --json: one JSON document on stdout */
         char who[160]; /* "user@host", for the records a subcommand writes */
 };
 

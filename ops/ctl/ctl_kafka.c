@@ -62,8 +62,7 @@ rd_kafka_t *ctlk_producer_new(const struct ctl *ctl,
                               void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                               char *errstr, size_t errstr_size)
 {
-        return kafka_producer_new(&ctl->settings, "liveflow-ctl", dr_cb, NULL, errstr,
-                                  errstr_size);
+        return kafka_producer_new(&ctl->settings, "liveflow-ctl", dr_cb, NULL, errstr, errstr_size);
 }
 
 int ctlk_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *cnt, char *errstr,
@@ -296,8 +295,8 @@ struct ctlk_member *ctlk_member_join(const struct ctl *ctl, const char *group,
 {
         struct ctlk_member *m = calloc(1, sizeof(*m));
         rd_kafka_conf_t *conf = member_conf(ctl, group, cooperative, errstr, errstr_size);
-        long long deadline = mono_ms() + 3 * ctl->settings.session_timeout_ms +
-                             ctl->settings.ctl_timeout_ms;
+        long long deadline =
+                mono_ms() + 3 * ctl->settings.session_timeout_ms + ctl->settings.ctl_timeout_ms;
 
         if (!m || !conf) {
                 if (conf)

@@ -14,9 +14,9 @@
         "  --topic T          a source topic or its .dlq (repeat; default every liveflow topic)\n" \
         "  --group G          records dead-lettered by consumer group G\n"                         \
         "  --error-class C    transient or permanent\n"                                            \
-        "  --since T, --until T  dead-lettered in this time range (Unix s or ms, 2026-12-05T20:00Z,\n" \
-        "                     -30m, now)\n"                                                        \
-        "  --key K            records with this key\n"                                            \
+        "  --since T, --until T  dead-lettered in this range (Unix s or ms,\n"                     \
+        "                     2026-12-05T20:00Z, -30m, now)\n"                                     \
+        "  --key K            records with this key\n"                                             \
         "  --event-type E     records whose event_type header is E\n"                              \
         "  --partition P [--offset O]  one partition of the .dlq topic, or one record of it\n"     \
         "                     (one --topic)\n"                                                     \
@@ -52,9 +52,23 @@ static const char replay_usage[] =
 
 /* ------------------------------------------------------------------ options */
 
-enum { OPT_TOPIC = 256, OPT_GROUP, OPT_CLASS, OPT_SINCE, OPT_UNTIL, OPT_KEY, OPT_EVENT,
-       OPT_PARTITION, OPT_OFFSET, OPT_LIMIT, OPT_EXECUTE, OPT_RATE, OPT_AUTO, OPT_MIN_AGE,
-       OPT_HISTORY };
+enum {
+        OPT_TOPIC = 256,
+        OPT_GROUP,
+        OPT_CLASS,
+        OPT_SINCE,
+        OPT_UNTIL,
+        OPT_KEY,
+        OPT_EVENT,
+        OPT_PARTITION,
+        OPT_OFFSET,
+        OPT_LIMIT,
+        OPT_EXECUTE,
+        OPT_RATE,
+        OPT_AUTO,
+        OPT_MIN_AGE,
+        OPT_HISTORY
+};
 
 static const struct option longopts[] = {
         {"topic", required_argument, NULL, OPT_TOPIC},
@@ -91,33 +105,51 @@ static int apply_opt(struct dlq_opts *o, int c, const char *v)
         long long n;
 
         switch (c) {
-        case OPT_TOPIC: return add_topic(o, v);
-        case OPT_GROUP: o->filter.group = v; return 0;
+        case OPT_TOPIC:
+                return add_topic(o, v);
+        case OPT_GROUP:
+                o->filter.group = v;
+                return 0;
         case OPT_CLASS:
                 o->filter.error_class = v;
                 return strcmp(v, DLQ_CLASS_TRANSIENT) == 0 || strcmp(v, DLQ_CLASS_PERMANENT) == 0
                                ? 0
                                : -1;
-        case OPT_SINCE: return ctl_parse_time(v, &o->filter.since_ms);
-        case OPT_UNTIL: return ctl_parse_time(v, &o->filter.until_ms);
-        case OPT_KEY: o->filter.key = v; return 0;
-        case OPT_EVENT: o->filter.event_type = v; return 0;
+        case OPT_SINCE:
+                return ctl_parse_time(v, &o->filter.since_ms);
+        case OPT_UNTIL:
+                return ctl_parse_time(v, &o->filter.until_ms);
+        case OPT_KEY:
+                o->filter.key = v;
+                return 0;
+        case OPT_EVENT:
+                o->filter.event_type = v;
+                return 0;
         case OPT_PARTITION:
                 if (ctl_parse_ll(v, 0, 100000, &n) == -1)
                         return -1;
                 o->filter.partition = (int)n;
                 return 0;
-        case OPT_OFFSET: return ctl_parse_ll(v, 0, INT64_MAX, &o->filter.offset);
-        case OPT_LIMIT: return ctl_parse_ll(v, 1, INT64_MAX, &o->limit);
-        case OPT_EXECUTE: o->execute = true; return 0;
+        case OPT_OFFSET:
+                return ctl_parse_ll(v, 0, INT64_MAX, &o->filter.offset);
+        case OPT_LIMIT:
+                return ctl_parse_ll(v, 1, INT64_MAX, &o->limit);
+        case OPT_EXECUTE:
+                o->execute = true;
+                return 0;
         case OPT_RATE:
                 if (ctl_parse_ll(v, 1, 1000000, &n) == -1)
                         return -1;
                 o->rate = (double)n;
                 return 0;
-        case OPT_AUTO: o->auto_mode = true; return 0;
-        case OPT_MIN_AGE: return ctl_parse_duration(v, &o->min_age_ms);
-        case OPT_HISTORY: o->history = true; return 0;
+        case OPT_AUTO:
+                o->auto_mode = true;
+                return 0;
+        case OPT_MIN_AGE:
+                return ctl_parse_duration(v, &o->min_age_ms);
+        case OPT_HISTORY:
+                o->history = true;
+                return 0;
         }
         return -1;
 }
@@ -171,8 +203,7 @@ int dlq_opts_parse(struct dlq_opts *o, const char *which, int argc, char **argv)
 /* ------------------------------------------------------------------ plan */
 
 static int plan_topic(struct dlq_plan *p, rd_kafka_t *rk, const char *topic,
-                      const struct dlq_filter *f, int timeout_ms, char *errstr,
-                      size_t errstr_size)
+                      const struct dlq_filter *f, int timeout_ms, char *errstr, size_t errstr_size)
 {
         int cnt;
 
@@ -200,8 +231,8 @@ static int plan_topic(struct dlq_plan *p, rd_kafka_t *rk, const char *topic,
         return 0;
 }
 
-int dlq_plan_build(struct dlq_plan *p, rd_kafka_t *rk, const struct dlq_opts *opts,
-                   int timeout_ms, char *errstr, size_t errstr_size)
+int dlq_plan_build(struct dlq_plan *p, rd_kafka_t *rk, const struct dlq_opts *opts, int timeout_ms,
+                   char *errstr, size_t errstr_size)
 {
         memset(p, 0, sizeof(*p));
         for (int i = 0; i < opts->topic_cnt; i++) {
@@ -297,7 +328,8 @@ static void print_counts(FILE *out, const char *label, json_t *obj)
         bool first = true;
 
         fprintf(out, "  %s:", label);
-        json_object_foreach(obj, k, v) {
+        json_object_foreach(obj, k, v)
+        {
                 fprintf(out, "%s %s=%lld", first ? "" : ",", k, (long long)json_integer_value(v));
                 first = false;
         }
@@ -309,7 +341,8 @@ static void list_human(const json_t *doc, FILE *out)
         json_t *t;
         size_t i;
 
-        json_array_foreach(json_object_get(doc, "topics"), i, t) {
+        json_array_foreach(json_object_get(doc, "topics"), i, t)
+        {
                 char oldest[40], newest[40];
 
                 ctl_format_time(json_is_null(json_object_get(t, "oldest_ms"))
@@ -320,7 +353,8 @@ static void list_human(const json_t *doc, FILE *out)
                                         ? -1
                                         : json_integer_value(json_object_get(t, "newest_ms")),
                                 newest, sizeof(newest));
-                fprintf(out, "%s: %lld record(s), %lld past the replay progress, oldest %s, newest %s\n",
+                fprintf(out,
+                        "%s: %lld record(s), %lld past the replay progress, oldest %s, newest %s\n",
                         json_string_value(json_object_get(t, "topic")),
                         (long long)json_integer_value(json_object_get(t, "count")),
                         (long long)json_integer_value(json_object_get(t, "pending")), oldest,
@@ -336,14 +370,13 @@ static void list_human(const json_t *doc, FILE *out)
 }
 
 rd_kafka_topic_partition_list_t *dlq_plan_progress(struct ctl *ctl, const struct dlq_plan *p,
-                                                      char *errstr, size_t errstr_size)
+                                                   char *errstr, size_t errstr_size)
 {
         rd_kafka_t *rk = ctlk_reader_new(ctl, ctl->settings.ctl_replay_group, errstr, errstr_size);
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
 
         for (size_t i = 0; i < p->range_cnt; i++)
-                rd_kafka_topic_partition_list_add(list, p->ranges[i].topic,
-                                                  p->ranges[i].partition);
+                rd_kafka_topic_partition_list_add(list, p->ranges[i].topic, p->ranges[i].partition);
         if (!rk || (list->cnt > 0 && ctlk_committed(rk, list, (int)ctl->settings.ctl_timeout_ms,
                                                     errstr, errstr_size) == -1)) {
                 rd_kafka_topic_partition_list_destroy(list);
@@ -433,7 +466,8 @@ static void show_human(const json_t *doc, FILE *out)
         json_t *rec;
         size_t i;
 
-        json_array_foreach(json_object_get(doc, "records"), i, rec) {
+        json_array_foreach(json_object_get(doc, "records"), i, rec)
+        {
                 json_t *err = json_object_get(rec, "error");
                 json_t *env = json_object_get(rec, "envelope");
                 char *body = json_dumps(env ? env : json_object_get(rec, "value"),
@@ -441,8 +475,9 @@ static void show_human(const json_t *doc, FILE *out)
                 char *hdrs = json_dumps(json_object_get(rec, "headers"), JSON_COMPACT);
                 char *key = json_dumps(json_object_get(rec, "key"), JSON_ENCODE_ANY);
 
-                fprintf(out, "%s/%lld@%lld key=%s\n  error: %s (%s, group %s, %lld attempt(s))\n"
-                             "  headers: %s\n  %s%s%s: %s\n",
+                fprintf(out,
+                        "%s/%lld@%lld key=%s\n  error: %s (%s, group %s, %lld attempt(s))\n"
+                        "  headers: %s\n  %s%s%s: %s\n",
                         json_string_value(json_object_get(rec, "topic")),
                         (long long)json_integer_value(json_object_get(rec, "partition")),
                         (long long)json_integer_value(json_object_get(rec, "offset")), key,

@@ -21,10 +21,10 @@ struct dlq_opts {
         char names[DLQ_MAX_TOPICS][256];
         int topic_cnt;
         struct dlq_filter filter;
-        long long limit;   /* show: records shown; replay: records replayed; -1: no limit */
-        bool execute;      /* replay: act (else a dry run) */
-        bool auto_mode;    /* replay: transient, older than min_age_ms, stores answering */
-        bool history;      /* replay: the records before the progress; the progress stays */
+        long long limit; /* show: records shown; replay: records replayed; -1: no limit */
+        bool execute;    /* replay: act (else a dry run) */
+        bool auto_mode;  /* replay: transient, older than min_age_ms, stores answering */
+        bool history;    /* replay: the records before the progress; the progress stays */
         long long min_age_ms;
         double rate; /* replay: records per second; 0: as fast as acks come */
 };
@@ -38,8 +38,8 @@ struct dlq_plan {
 };
 
 /** @brief Partitions and watermarks of every topic of opts. @returns 0 or -1 with errstr. */
-int dlq_plan_build(struct dlq_plan *p, rd_kafka_t *rk, const struct dlq_opts *opts,
-                   int timeout_ms, char *errstr, size_t errstr_size);
+int dlq_plan_build(struct dlq_plan *p, rd_kafka_t *rk, const struct dlq_opts *opts, int timeout_ms,
+                   char *errstr, size_t errstr_size);
 
 /**
  * @brief The committed offsets of LIVEFLOW_CTL_REPLAY_GROUP for every range of the plan

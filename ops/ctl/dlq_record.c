@@ -96,8 +96,8 @@ static json_t *headers_json(const rd_kafka_message_t *m)
         if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
                 return arr;
         for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &len); i++)
-                json_array_append_new(arr, json_pack("{s:s,s:o}", "name", name, "value",
-                                                     bytes_json(val, len)));
+                json_array_append_new(
+                        arr, json_pack("{s:s,s:o}", "name", name, "value", bytes_json(val, len)));
         return arr;
 }
 
@@ -108,13 +108,12 @@ static json_t *opt_str(const char *s)
 
 static json_t *envelope_json(const struct event *ev)
 {
-        json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I}", "event_id",
-                              opt_str(ev->event_id), "vendor", opt_str(ev->vendor), "event_type",
-                              opt_str(ev->event_type), "stream_id", opt_str(ev->stream_id),
-                              "anchor_id", opt_str(ev->anchor_id), "room_id", opt_str(ev->room_id),
-                              "trace_id", opt_str(ev->trace_id), "event_time_ms",
-                              (json_int_t)ev->event_time_ms, "receive_time_ms",
-                              (json_int_t)ev->receive_time_ms);
+        json_t *o = json_pack(
+                "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I}", "event_id", opt_str(ev->event_id),
+                "vendor", opt_str(ev->vendor), "event_type", opt_str(ev->event_type), "stream_id",
+                opt_str(ev->stream_id), "anchor_id", opt_str(ev->anchor_id), "room_id",
+                opt_str(ev->room_id), "trace_id", opt_str(ev->trace_id), "event_time_ms",
+                (json_int_t)ev->event_time_ms, "receive_time_ms", (json_int_t)ev->receive_time_ms);
         json_t *raw = json_loadb(ev->raw, ev->raw_len, 0, NULL);
 
         json_object_set_new(o, "raw", raw ? raw : bytes_json(ev->raw, ev->raw_len));

@@ -22,7 +22,7 @@
 
 #define COMMIT_EVERY    100  /* records, */
 #define COMMIT_EVERY_MS 1000 /* or this long: what a crash can replay twice */
-#define RECORDS_SHOWN  1000
+#define RECORDS_SHOWN   1000
 
 struct replay {
         struct ctl *ctl;
@@ -31,8 +31,8 @@ struct replay {
         rd_kafka_t *reader, *producer;
         struct ctlk_member *member;
         rd_kafka_topic_partition_list_t *progress; /* next offset per range, as committed */
-        int64_t *next;     /* next offset per range, as examined */
-        long long *counts; /* replayed per range */
+        int64_t *next;                             /* next offset per range, as examined */
+        long long *counts;                         /* replayed per range */
         bool keep_progress;
         long long now_ms, started_mono_ms;
         long long selected, passed, failed, uncommitted, settled_mono_ms;
@@ -189,12 +189,11 @@ static int produce(struct replay *rp, const rd_kafka_message_t *m, const char *t
 
         pace(rp);
         do {
-                err = rd_kafka_producev(rp->producer, RD_KAFKA_V_TOPIC(target),
-                                        RD_KAFKA_V_KEY(m->key, m->key_len),
-                                        RD_KAFKA_V_VALUE(m->payload, m->len),
-                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(rp),
-                                        RD_KAFKA_V_END);
+                err = rd_kafka_producev(
+                        rp->producer, RD_KAFKA_V_TOPIC(target), RD_KAFKA_V_KEY(m->key, m->key_len),
+                        RD_KAFKA_V_VALUE(m->payload, m->len),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                        RD_KAFKA_V_OPAQUE(rp), RD_KAFKA_V_END);
                 if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         rd_kafka_poll(rp->producer, 100);
         } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
@@ -242,14 +241,13 @@ static void note_record(struct replay *rp, const struct dlq_record *rec, const c
 
         if (json_array_size(rp->records) >= RECORDS_SHOWN)
                 return;
-        json_array_append_new(
-                rp->records,
-                json_pack("{s:s,s:i,s:I,s:s,s:s%,s:s,s:s,s:s}", "dlq_topic",
-                          rd_kafka_topic_name(m->rkt), "partition", (int)m->partition, "offset",
-                          (json_int_t)m->offset, "to_topic", target, "key",
-                          m->key ? (const char *)m->key : "", m->key ? m->key_len : 0,
-                          "event_type", rec->event_type, "error_class", rec->error_class, "group",
-                          rec->group));
+        json_array_append_new(rp->records,
+                              json_pack("{s:s,s:i,s:I,s:s,s:s%,s:s,s:s,s:s}", "dlq_topic",
+                                        rd_kafka_topic_name(m->rkt), "partition", (int)m->partition,
+                                        "offset", (json_int_t)m->offset, "to_topic", target, "key",
+                                        m->key ? (const char *)m->key : "", m->key ? m->key_len : 0,
+                                        "event_type", rec->event_type, "error_class",
+                                        rec->error_class, "group", rec->group));
 }
 
 /*
@@ -407,15 +405,15 @@ static void log_partitions(const struct replay *rp)
                 if (rp->counts[i] == 0 && rp->next[i] <= rp->progress->elems[i].offset)
                         continue;
                 if (rp->keep_progress)
-                        log_info(NULL, "dlq replay: %s/%d: replayed %lld record(s), progress now "
-                                       "%lld, on %s",
+                        log_info(NULL,
+                                 "dlq replay: %s/%d: replayed %lld record(s), progress now "
+                                 "%lld, on %s",
                                  r->topic, r->partition, rp->counts[i],
                                  (long long)rp->progress->elems[i].offset,
                                  rp->ctl->settings.kafka_bootstrap);
                 else if (rp->counts[i] > 0)
-                        log_info(NULL, "dlq replay: %s/%d: replayed %lld record(s) on %s",
-                                 r->topic, r->partition, rp->counts[i],
-                                 rp->ctl->settings.kafka_bootstrap);
+                        log_info(NULL, "dlq replay: %s/%d: replayed %lld record(s) on %s", r->topic,
+                                 r->partition, rp->counts[i], rp->ctl->settings.kafka_bootstrap);
         }
 }
 
@@ -424,11 +422,10 @@ static json_t *progress_json(const struct replay *rp)
         json_t *arr = json_array();
 
         for (size_t i = 0; rp->progress && i < rp->plan.range_cnt; i++)
-                json_array_append_new(arr, json_pack("{s:s,s:i,s:I}", "topic",
-                                                     rp->progress->elems[i].topic, "partition",
-                                                     (int)rp->progress->elems[i].partition,
-                                                     "offset",
-                                                     (json_int_t)rp->progress->elems[i].offset));
+                json_array_append_new(
+                        arr, json_pack("{s:s,s:i,s:I}", "topic", rp->progress->elems[i].topic,
+                                       "partition", (int)rp->progress->elems[i].partition, "offset",
+                                       (json_int_t)rp->progress->elems[i].offset));
         return arr;
 }
 
@@ -470,23 +467,24 @@ static void replay_human(const json_t *doc, FILE *out)
 
 static int finish(struct replay *rp, int rc)
 {
-        json_t *doc = json_pack("{s:b,s:b,s:b,s:I,s:I,s:I,s:O,s:O,s:o}", "dry_run",
-                                !rp->opts->execute, "auto", rp->opts->auto_mode, "history",
-                                rp->opts->history, "replayed", (json_int_t)rp->selected,
-                                "passed_over", (json_int_t)rp->passed, "failed",
-                                (json_int_t)rp->failed, "records", rp->records, "stopped",
-                                rp->stops, "progress", progress_json(rp));
+        json_t *doc =
+                json_pack("{s:b,s:b,s:b,s:I,s:I,s:I,s:O,s:O,s:o}", "dry_run", !rp->opts->execute,
+                          "auto", rp->opts->auto_mode, "history", rp->opts->history, "replayed",
+                          (json_int_t)rp->selected, "passed_over", (json_int_t)rp->passed, "failed",
+                          (json_int_t)rp->failed, "records", rp->records, "stopped", rp->stops,
+                          "progress", progress_json(rp));
 
         json_object_set_new(doc, "same_source", json_integer(rp->same_source));
         if (rc != CTL_EXIT_OK)
                 json_object_set_new(doc, "error", json_string(rp->errstr));
         if (rp->progress)
                 log_partitions(rp);
-        log_info(NULL, "dlq replay%s: %s %lld record(s), passed over %lld, failed %lld, from %d "
-                       ".dlq topic(s) on %s",
-                 rp->opts->auto_mode ? " --auto" : "", rp->opts->execute ? "replayed" : "would replay",
-                 rp->selected, rp->passed, rp->failed, rp->opts->topic_cnt,
-                 rp->ctl->settings.kafka_bootstrap);
+        log_info(NULL,
+                 "dlq replay%s: %s %lld record(s), passed over %lld, failed %lld, from %d "
+                 ".dlq topic(s) on %s",
+                 rp->opts->auto_mode ? " --auto" : "",
+                 rp->opts->execute ? "replayed" : "would replay", rp->selected, rp->passed,
+                 rp->failed, rp->opts->topic_cnt, rp->ctl->settings.kafka_bootstrap);
         if (rc != CTL_EXIT_OK)
                 log_error(NULL, "dlq replay: %s", rp->errstr);
         ctl_emit(rp->ctl, doc, replay_human);
@@ -522,8 +520,7 @@ static int check_auto(struct replay *rp)
                          "LIVEFLOW_REDIS_URL");
                 return CTL_EXIT_USAGE;
         }
-        return stores_answer(rp->ctl, rp->errstr, sizeof(rp->errstr)) ? CTL_EXIT_OK
-                                                                       : CTL_EXIT_LEFT;
+        return stores_answer(rp->ctl, rp->errstr, sizeof(rp->errstr)) ? CTL_EXIT_OK : CTL_EXIT_LEFT;
 }
 
 int dlq_replay_run(struct ctl *ctl, const struct dlq_opts *opts)

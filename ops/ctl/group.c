@@ -60,9 +60,8 @@ int group_target_init(struct group_target *t, const char *group, const char *con
 }
 
 rd_kafka_topic_partition_list_t *group_partitions(rd_kafka_t *rk, const struct group_target *t,
-                                                  const char *topic, int partition,
-                                                  int timeout_ms, char *errstr,
-                                                  size_t errstr_size)
+                                                  const char *topic, int partition, int timeout_ms,
+                                                  char *errstr, size_t errstr_size)
 {
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
 
@@ -71,8 +70,8 @@ rd_kafka_topic_partition_list_t *group_partitions(rd_kafka_t *rk, const struct g
 
                 if (topic && strcmp(topic, t->topics[i]) != 0)
                         continue;
-                if (ctlk_partition_count(rk, t->topics[i], timeout_ms, &cnt, errstr,
-                                         errstr_size) == -1) {
+                if (ctlk_partition_count(rk, t->topics[i], timeout_ms, &cnt, errstr, errstr_size) ==
+                    -1) {
                         rd_kafka_topic_partition_list_destroy(list);
                         return NULL;
                 }
@@ -152,8 +151,10 @@ static json_t *partitions_json(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *
                                     errstr_size) == -1)
                         goto out;
                 from = p->offset >= lo ? p->offset : lo;
-                ranges[i] = (struct ctlk_range){.topic = p->topic, .partition = p->partition,
-                                                .start = from, .end = from < hi ? from + 1 : from};
+                ranges[i] = (struct ctlk_range){.topic = p->topic,
+                                                .partition = p->partition,
+                                                .start = from,
+                                                .end = from < hi ? from + 1 : from};
                 ts[i] = -1;
                 p->opaque = (void *)(intptr_t)hi;
         }
@@ -201,7 +202,8 @@ static json_t *group_status(struct ctl *ctl, const struct status_opts *o, const 
             ctlk_committed(rk, list, timeout, errstr, errstr_size) == -1 ||
             !(parts = partitions_json(rk, list, timeout, ctl_now_ms(), errstr, errstr_size)))
                 goto out;
-        json_array_foreach(parts, i, p) {
+        json_array_foreach(parts, i, p)
+        {
                 lag += json_integer_value(json_object_get(p, "lag"));
                 if (json_real_value(json_object_get(p, "lag_seconds")) > lag_s)
                         lag_s = json_real_value(json_object_get(p, "lag_seconds"));
@@ -224,7 +226,8 @@ static void status_human(const json_t *doc, FILE *out)
         size_t i, j;
         const char *said = NULL; /* the last reason members are unknown: said once */
 
-        json_array_foreach(json_object_get(doc, "groups"), i, g) {
+        json_array_foreach(json_object_get(doc, "groups"), i, g)
+        {
                 json_t *m = json_object_get(g, "members");
                 const char *why = json_string_value(json_object_get(m, "why"));
 
@@ -241,7 +244,8 @@ static void status_human(const json_t *doc, FILE *out)
                         fprintf(out, "unknown (as above)\n");
                 else
                         fprintf(out, "unknown: %s\n", (said = why) ? why : "");
-                json_array_foreach(json_object_get(g, "partitions"), j, p) {
+                json_array_foreach(json_object_get(g, "partitions"), j, p)
+                {
                         if (json_integer_value(json_object_get(p, "lag")) == 0)
                                 continue;
                         fprintf(out, "  %s/%lld committed %lld end %lld lag %lld (%.1f s)\n",
@@ -273,8 +277,8 @@ static int status_run(struct ctl *ctl, int argc, char **argv)
         rc = CTL_EXIT_USAGE;
         if (!(rk = ctlk_reader_new(ctl, NULL, errstr, sizeof(errstr))))
                 goto out;
-        members = group_members(rk, o.groups, (size_t)o.group_cnt,
-                                (int)ctl->settings.ctl_timeout_ms);
+        members =
+                group_members(rk, o.groups, (size_t)o.group_cnt, (int)ctl->settings.ctl_timeout_ms);
         for (int i = 0; i < o.group_cnt; i++) {
                 json_t *g = group_status(ctl, &o, o.groups[i], errstr, sizeof(errstr));
 

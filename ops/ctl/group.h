@@ -31,9 +31,8 @@ int group_target_init(struct group_target *t, const char *group, const char *con
  * offsets unset. @returns NULL with errstr when the broker does not answer.
  */
 rd_kafka_topic_partition_list_t *group_partitions(rd_kafka_t *rk, const struct group_target *t,
-                                                  const char *topic, int partition,
-                                                  int timeout_ms, char *errstr,
-                                                  size_t errstr_size);
+                                                  const char *topic, int partition, int timeout_ms,
+                                                  char *errstr, size_t errstr_size);
 
 /** @brief `group rewind` (group_rewind.c). */
 int group_rewind_run(struct ctl *ctl, int argc, char **argv);

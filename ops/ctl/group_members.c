@@ -76,10 +76,10 @@ static json_t *description_json(const rd_kafka_ConsumerGroupDescription_t *d)
         for (size_t i = 0; i < rd_kafka_ConsumerGroupDescription_member_count(d); i++)
                 json_array_append_new(members,
                                       member_json(rd_kafka_ConsumerGroupDescription_member(d, i)));
-        return json_pack("{s:b,s:s,s:o}", "known", 1, "state",
-                         rd_kafka_consumer_group_state_name(
-                                 rd_kafka_ConsumerGroupDescription_state(d)),
-                         "members", members);
+        return json_pack(
+                "{s:b,s:s,s:o}", "known", 1, "state",
+                rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(d)),
+                "members", members);
 }
 
 static void describe(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *const *groups, size_t n,
@@ -119,8 +119,9 @@ static const char *dev_broker(rd_kafka_t *rk, int timeout_ms, char *why, size_t 
                 rd_kafka_mem_free(rk, id);
         if (!mock)
                 return NULL;
-        snprintf(why, why_size, "the dev broker (librdkafka's mock cluster) cannot list or "
-                                "describe groups (ListConsumerGroups, DescribeConsumerGroups)");
+        snprintf(why, why_size,
+                 "the dev broker (librdkafka's mock cluster) cannot list or "
+                 "describe groups (ListConsumerGroups, DescribeConsumerGroups)");
         return why;
 }
 
@@ -140,8 +141,9 @@ json_t *group_members(rd_kafka_t *rk, const char *const *groups, size_t n, int t
                 if (!json_object_get(out, groups[i]))
                         json_object_set_new(out, groups[i],
                                             json_pack("{s:b,s:s}", "known", 0, "why",
-                                                      not_listed ? not_listed
-                                                                 : "the broker did not describe it"));
+                                                      not_listed
+                                                              ? not_listed
+                                                              : "the broker did not describe it"));
         rd_kafka_queue_destroy(q);
         return out;
 }

@@ -31,10 +31,14 @@ static int set_mode(struct rewind_opts *o, enum rewind_mode m, const char *v)
                 return -1;
         o->mode = m;
         switch (m) {
-        case TO_TIME: return ctl_parse_time(v, &o->value);
-        case TO_OFFSET: return ctl_parse_ll(v, 0, INT64_MAX, &o->value);
-        case SHIFT_BY: return ctl_parse_ll(v, -INT64_MAX / 2, INT64_MAX / 2, &o->value);
-        default: return 0;
+        case TO_TIME:
+                return ctl_parse_time(v, &o->value);
+        case TO_OFFSET:
+                return ctl_parse_ll(v, 0, INT64_MAX, &o->value);
+        case SHIFT_BY:
+                return ctl_parse_ll(v, -INT64_MAX / 2, INT64_MAX / 2, &o->value);
+        default:
+                return 0;
         }
 }
 
@@ -51,8 +55,10 @@ static int rewind_parse(struct rewind_opts *o, int argc, char **argv)
                 {"execute", no_argument, NULL, 'x'},
                 {NULL, 0, NULL, 0},
         };
-        static const enum rewind_mode modes[128] = {['T'] = TO_TIME, ['O'] = TO_OFFSET,
-                                                    ['S'] = SHIFT_BY, ['E'] = TO_EARLIEST,
+        static const enum rewind_mode modes[128] = {['T'] = TO_TIME,
+                                                    ['O'] = TO_OFFSET,
+                                                    ['S'] = SHIFT_BY,
+                                                    ['E'] = TO_EARLIEST,
                                                     ['L'] = TO_LATEST};
         const char *prog = "liveflow-ctl group rewind";
         long long n;
@@ -115,15 +121,14 @@ static int record_at(rd_kafka_t *rk, const char *topic, int partition, int64_t o
 }
 
 /* The first offset in [lo, hi) whose record is at or after t (hi when none), by bisection. */
-static int64_t search_time(rd_kafka_t *rk, const char *topic, int partition, int64_t lo,
-                           int64_t hi, long long t, int timeout_ms, char *errstr,
-                           size_t errstr_size)
+static int64_t search_time(rd_kafka_t *rk, const char *topic, int partition, int64_t lo, int64_t hi,
+                           long long t, int timeout_ms, char *errstr, size_t errstr_size)
 {
         struct at_ctx a;
         int64_t l = lo, r;
 
-        if (lo >= hi || record_at(rk, topic, partition, hi - 1, hi, timeout_ms, &a, errstr,
-                                  errstr_size) == -1)
+        if (lo >= hi ||
+            record_at(rk, topic, partition, hi - 1, hi, timeout_ms, &a, errstr, errstr_size) == -1)
                 return lo >= hi ? hi : -1;
         if (a.ts < t)
                 return hi;
@@ -131,8 +136,8 @@ static int64_t search_time(rd_kafka_t *rk, const char *topic, int partition, int
         while (l < r) {
                 int64_t mid = l + (r - l) / 2;
 
-                if (record_at(rk, topic, partition, mid, hi, timeout_ms, &a, errstr,
-                              errstr_size) == -1)
+                if (record_at(rk, topic, partition, mid, hi, timeout_ms, &a, errstr, errstr_size) ==
+                    -1)
                         return -1;
                 if (a.ts >= t)
                         r = a.offset < r ? a.offset : mid;
@@ -148,9 +153,8 @@ static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 }
 
 /* offsets_for_times for every partition of list at once; -1 where the broker answered so. */
-static rd_kafka_topic_partition_list_t *times(rd_kafka_t *rk,
-                                              const rd_kafka_topic_partition_list_t *list,
-                                              long long t, int timeout_ms)
+static rd_kafka_topic_partition_list_t *
+times(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *list, long long t, int timeout_ms)
 {
         rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_copy(list);
 
@@ -163,8 +167,7 @@ static rd_kafka_topic_partition_list_t *times(rd_kafka_t *rk,
 }
 
 static int plan_one(rd_kafka_t *rk, const struct rewind_opts *o, rd_kafka_topic_partition_t *p,
-                    int64_t by_time, int timeout_ms, json_t *plan, char *errstr,
-                    size_t errstr_size)
+                    int64_t by_time, int timeout_ms, json_t *plan, char *errstr, size_t errstr_size)
 {
         int64_t lo, hi, cur = p->offset, target = -1;
         const char *method = "";
@@ -173,10 +176,22 @@ static int plan_one(rd_kafka_t *rk, const struct rewind_opts *o, rd_kafka_topic_
                             errstr_size) == -1)
                 return -1;
         switch (o->mode) {
-        case TO_EARLIEST: target = lo; method = "earliest"; break;
-        case TO_LATEST: target = hi; method = "latest"; break;
-        case TO_OFFSET: target = clamp(o->value, lo, hi); method = "offset"; break;
-        case SHIFT_BY: target = clamp((cur >= 0 ? cur : lo) + o->value, lo, hi); method = "shift"; break;
+        case TO_EARLIEST:
+                target = lo;
+                method = "earliest";
+                break;
+        case TO_LATEST:
+                target = hi;
+                method = "latest";
+                break;
+        case TO_OFFSET:
+                target = clamp(o->value, lo, hi);
+                method = "offset";
+                break;
+        case SHIFT_BY:
+                target = clamp((cur >= 0 ? cur : lo) + o->value, lo, hi);
+                method = "shift";
+                break;
         case TO_TIME:
                 if (by_time >= 0) {
                         target = by_time;
@@ -187,15 +202,16 @@ static int plan_one(rd_kafka_t *rk, const struct rewind_opts *o, rd_kafka_topic_
                         method = "timestamp search (offsets_for_times answered -1)";
                 }
                 break;
-        case TO_NONE: break;
+        case TO_NONE:
+                break;
         }
         if (target < 0)
                 return -1;
         json_array_append_new(plan, json_pack("{s:s,s:i,s:o,s:I,s:I,s:I,s:s}", "topic", p->topic,
                                               "partition", (int)p->partition, "current",
                                               cur >= 0 ? json_integer(cur) : json_null(), "target",
-                                              (json_int_t)target, "earliest", (json_int_t)lo,
-                                              "end", (json_int_t)hi, "method", method));
+                                              (json_int_t)target, "earliest", (json_int_t)lo, "end",
+                                              (json_int_t)hi, "method", method));
         p->offset = target;
         return 0;
 }
@@ -211,8 +227,8 @@ static json_t *make_plan(rd_kafka_t *rk, const struct rewind_opts *o,
         int rc = 0;
 
         for (int i = 0; i < list->cnt && rc == 0; i++)
-                rc = plan_one(rk, o, &list->elems[i], t ? t->elems[i].offset : -1, timeout_ms,
-                              plan, errstr, errstr_size);
+                rc = plan_one(rk, o, &list->elems[i], t ? t->elems[i].offset : -1, timeout_ms, plan,
+                              errstr, errstr_size);
         if (t)
                 rd_kafka_topic_partition_list_destroy(t);
         if (rc == 0)
@@ -224,8 +240,8 @@ static json_t *make_plan(rd_kafka_t *rk, const struct rewind_opts *o,
 /* ------------------------------------------------------------------ applying it */
 
 /* Named members on a broker that describes groups; NULL when none or it cannot tell. */
-static const char *described_members(rd_kafka_t *rk, const char *group, int timeout_ms,
-                                     char *why, size_t why_size)
+static const char *described_members(rd_kafka_t *rk, const char *group, int timeout_ms, char *why,
+                                     size_t why_size)
 {
         json_t *all = group_members(rk, &group, 1, timeout_ms);
         json_t *g = json_object_get(all, group), *m;
@@ -234,21 +250,19 @@ static const char *described_members(rd_kafka_t *rk, const char *group, int time
         if (json_is_true(json_object_get(g, "known")) &&
             json_array_size(json_object_get(g, "members")) > 0) {
                 n = (size_t)snprintf(why, why_size, "group %s has active members:", group);
-                json_array_foreach(json_object_get(g, "members"), i, m)
-                        if (n < why_size)
-                                n += (size_t)snprintf(
-                                        why + n, why_size - n, " %s@%s",
-                                        json_string_value(json_object_get(m, "client_id")),
-                                        json_string_value(json_object_get(m, "host")));
+                json_array_foreach(json_object_get(g, "members"), i, m) if (n < why_size) n +=
+                        (size_t)snprintf(why + n, why_size - n, " %s@%s",
+                                         json_string_value(json_object_get(m, "client_id")),
+                                         json_string_value(json_object_get(m, "host")));
         }
         json_decref(all);
         return n ? why : NULL;
 }
 
 /* A partition the group gave someone else, or NULL when this member holds them all. */
-static const rd_kafka_topic_partition_t *
-held_elsewhere(const rd_kafka_topic_partition_list_t *all,
-               const rd_kafka_topic_partition_list_t *mine, int *cnt)
+static const rd_kafka_topic_partition_t *held_elsewhere(const rd_kafka_topic_partition_list_t *all,
+                                                        const rd_kafka_topic_partition_list_t *mine,
+                                                        int *cnt)
 {
         const rd_kafka_topic_partition_t *first = NULL;
 
@@ -265,8 +279,7 @@ held_elsewhere(const rd_kafka_topic_partition_list_t *all,
 
 /* @returns CTL_EXIT_OK, CTL_EXIT_LEFT (refused: members) or CTL_EXIT_USAGE, with errstr. */
 static int apply(struct ctl *ctl, rd_kafka_t *rk, const struct group_target *t,
-                 const rd_kafka_topic_partition_list_t *targets, char *errstr,
-                 size_t errstr_size)
+                 const rd_kafka_topic_partition_list_t *targets, char *errstr, size_t errstr_size)
 {
         int timeout = (int)ctl->settings.ctl_timeout_ms, others = 0;
         rd_kafka_topic_partition_list_t *all =
@@ -315,16 +328,16 @@ static void rewind_human(const json_t *doc, FILE *out)
         char buf[32];
 
         fprintf(out, "%s group %s:\n",
-                json_is_true(json_object_get(doc, "dry_run")) ? "plan (dry run, --execute to apply) for"
-                                                              : "rewind of",
+                json_is_true(json_object_get(doc, "dry_run"))
+                        ? "plan (dry run, --execute to apply) for"
+                        : "rewind of",
                 json_string_value(json_object_get(doc, "group")));
-        json_array_foreach(json_object_get(doc, "plan"), i, p)
-                fprintf(out, "  %s/%lld: %s -> %lld (%s)\n",
-                        json_string_value(json_object_get(p, "topic")),
-                        (long long)json_integer_value(json_object_get(p, "partition")),
-                        committed_text(json_object_get(p, "current"), buf, sizeof(buf)),
-                        (long long)json_integer_value(json_object_get(p, "target")),
-                        json_string_value(json_object_get(p, "method")));
+        json_array_foreach(json_object_get(doc, "plan"), i, p) fprintf(
+                out, "  %s/%lld: %s -> %lld (%s)\n", json_string_value(json_object_get(p, "topic")),
+                (long long)json_integer_value(json_object_get(p, "partition")),
+                committed_text(json_object_get(p, "current"), buf, sizeof(buf)),
+                (long long)json_integer_value(json_object_get(p, "target")),
+                json_string_value(json_object_get(p, "method")));
         if (json_is_string(json_object_get(doc, "refused")))
                 fprintf(out, "refused: %s\n", json_string_value(json_object_get(doc, "refused")));
         else if (json_is_true(json_object_get(doc, "applied")))
@@ -357,12 +370,14 @@ int group_rewind_run(struct ctl *ctl, int argc, char **argv)
             !(plan = make_plan(rk, &o, list, timeout, errstr, sizeof(errstr))))
                 goto out;
         rc = o.execute ? apply(ctl, rk, &t, list, errstr, sizeof(errstr)) : CTL_EXIT_OK;
-        doc = json_pack("{s:s,s:b,s:O,s:b}", "group", o.group, "dry_run", !o.execute, "plan",
-                        plan, "applied", o.execute && rc == CTL_EXIT_OK);
+        doc = json_pack("{s:s,s:b,s:O,s:b}", "group", o.group, "dry_run", !o.execute, "plan", plan,
+                        "applied", o.execute && rc == CTL_EXIT_OK);
         if (rc == CTL_EXIT_LEFT)
                 json_object_set_new(doc, "refused", json_string(errstr));
         log_info(NULL, "group rewind: %s %s %d partition(s) on %s%s%s", o.group,
-                 !o.execute ? "planned" : rc == CTL_EXIT_OK ? "committed" : "did not commit",
+                 !o.execute          ? "planned"
+                 : rc == CTL_EXIT_OK ? "committed"
+                                     : "did not commit",
                  list->cnt, ctl->settings.kafka_bootstrap, rc == CTL_EXIT_OK ? "" : ": ",
                  rc == CTL_EXIT_OK ? "" : errstr);
         if (rc != CTL_EXIT_USAGE)

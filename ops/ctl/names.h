@@ -14,7 +14,7 @@
 extern const char *const names_topics[];
 
 struct names_group {
-        const char *group;          /* "liveflow.<role>" */
+        const char *group;         /* "liveflow.<role>" */
         const char *const *topics; /* NULL-terminated */
 };
 

@@ -76,8 +76,8 @@ static void compare(json_t *t, const struct rd_kafka_metadata_topic *have, int b
                         json_array_append_new(diffs,
                                               json_sprintf("replication factor: has %d, wants %lld",
                                                            rf, want_rf));
-                json_object_set_new(t, "state", json_string(json_array_size(diffs) ? "differs"
-                                                                                    : "ok"));
+                json_object_set_new(t, "state",
+                                    json_string(json_array_size(diffs) ? "differs" : "ok"));
         }
         json_object_set_new(t, "differences", diffs);
 }
@@ -85,8 +85,8 @@ static void compare(json_t *t, const struct rd_kafka_metadata_topic *have, int b
 static json_t *build_plan(struct ctl *ctl, rd_kafka_t *rk, char *errstr, size_t errstr_size)
 {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md,
-                                                    (int)ctl->settings.ctl_timeout_ms);
+        rd_kafka_resp_err_t err =
+                rd_kafka_metadata(rk, 1, NULL, &md, (int)ctl->settings.ctl_timeout_ms);
         json_t *topics = json_array();
 
         if (err) {
@@ -115,8 +115,8 @@ static size_t count_state(const json_t *topics, const char *state)
         json_t *t;
         size_t i, n = 0;
 
-        json_array_foreach(topics, i, t)
-                n += strcmp(json_string_value(json_object_get(t, "state")), state) == 0;
+        json_array_foreach(topics, i, t) n +=
+                strcmp(json_string_value(json_object_get(t, "state")), state) == 0;
         return n;
 }
 
@@ -125,9 +125,10 @@ static void plan_human(const json_t *doc, FILE *out)
         json_t *t, *d;
         size_t i, j;
 
-        fprintf(out, "%-26s %5s %3s %13s %4s  %s\n", "topic", "parts", "rf", "retention.ms",
-                "isr", "state");
-        json_array_foreach(json_object_get(doc, "topics"), i, t) {
+        fprintf(out, "%-26s %5s %3s %13s %4s  %s\n", "topic", "parts", "rf", "retention.ms", "isr",
+                "state");
+        json_array_foreach(json_object_get(doc, "topics"), i, t)
+        {
                 fprintf(out, "%-26s %5lld %3lld %13lld %4lld  %s%s%s\n",
                         json_string_value(json_object_get(t, "topic")),
                         (long long)json_integer_value(json_object_get(t, "partitions")),
@@ -230,7 +231,8 @@ static void note_created(json_t *topics, const rd_kafka_topic_result_t *r)
         json_t *t;
         size_t i;
 
-        json_array_foreach(topics, i, t) {
+        json_array_foreach(topics, i, t)
+        {
                 if (strcmp(json_string_value(json_object_get(t, "topic")),
                            rd_kafka_topic_result_name(r)) != 0)
                         continue;
@@ -256,7 +258,8 @@ static int create_missing(rd_kafka_t *rk, rd_kafka_queue_t *q, json_t *topics, i
         size_t n = 0, cnt = 0, i;
         json_t *t;
 
-        json_array_foreach(topics, i, t) {
+        json_array_foreach(topics, i, t)
+        {
                 char why[256];
 
                 if (strcmp(json_string_value(json_object_get(t, "state")), "missing") != 0 ||
@@ -316,9 +319,8 @@ static json_t *topic_named(json_t *topics, const char *name)
         json_t *t;
         size_t i;
 
-        json_array_foreach(topics, i, t)
-                if (strcmp(json_string_value(json_object_get(t, "topic")), name) == 0)
-                        return t;
+        json_array_foreach(topics, i, t) if (strcmp(json_string_value(json_object_get(t, "topic")),
+                                                    name) == 0) return t;
         return NULL;
 }
 
@@ -332,12 +334,11 @@ static int check_configs(rd_kafka_t *rk, rd_kafka_queue_t *q, json_t *topics, in
         size_t n = 0, cnt = 0, i;
         json_t *t;
 
-        json_array_foreach(topics, i, t)
-                if (strcmp(json_string_value(json_object_get(t, "state")), "missing") != 0 &&
-                    n < 128)
-                        crs[n++] = rd_kafka_ConfigResource_new(
-                                RD_KAFKA_RESOURCE_TOPIC,
-                                json_string_value(json_object_get(t, "topic")));
+        json_array_foreach(topics, i, t) if (strcmp(json_string_value(json_object_get(t, "state")),
+                                                    "missing") != 0 &&
+                                             n < 128) crs[n++] =
+                rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                            json_string_value(json_object_get(t, "topic")));
         o = admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms);
         rd_kafka_DescribeConfigs(rk, crs, n, o, q);
         rd_kafka_AdminOptions_destroy(o);
@@ -394,7 +395,7 @@ out:
 const struct ctl_command topics_commands[] = {
         {"plan", "every topic with partitions, replication, retention, min ISR vs the cluster",
          plan_usage, plan_run, NULL},
-        {"create", "create the missing topics (dry run unless --execute)", create_usage,
-         create_run, NULL},
+        {"create", "create the missing topics (dry run unless --execute)", create_usage, create_run,
+         NULL},
         {NULL, NULL, NULL, NULL, NULL},
 };

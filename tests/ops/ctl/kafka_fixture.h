@@ -35,22 +35,23 @@ static inline void fx_produce_dead(rd_kafka_t *p, const char *source, const stru
         snprintf(dlq, sizeof(dlq), "%s.dlq", source);
         snprintf(ts, sizeof(ts), "%lld", d->dead_at_ms);
         snprintf(off, sizeof(off), "%lld", d->source_offset ? d->source_offset : next_offset++);
-        cr_assert(rd_kafka_producev(
-                          p, RD_KAFKA_V_TOPIC(dlq), RD_KAFKA_V_PARTITION(d->partition),
-                          RD_KAFKA_V_KEY(d->key, strlen(d->key)),
-                          RD_KAFKA_V_VALUE((void *)d->value, len),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
-                          RD_KAFKA_V_HEADER("event_type", d->event_type, -1),
-                          RD_KAFKA_V_HEADER("dlq.topic", source, -1),
-                          RD_KAFKA_V_HEADER("dlq.partition", "1", -1),
-                          RD_KAFKA_V_HEADER("dlq.offset", off, -1),
-                          RD_KAFKA_V_HEADER("dlq.timestamp", ts, -1),
-                          RD_KAFKA_V_HEADER("dlq.group", d->group, -1),
-                          RD_KAFKA_V_HEADER("dlq.attempts", "3", -1),
-                          RD_KAFKA_V_HEADER("dlq.error.class", d->error_class, -1),
-                          RD_KAFKA_V_HEADER("dlq.error.message", "Table 'x' doesn't exist, a, b", -1),
-                          RD_KAFKA_V_END) == 0);
+        cr_assert(
+                rd_kafka_producev(
+                        p, RD_KAFKA_V_TOPIC(dlq), RD_KAFKA_V_PARTITION(d->partition),
+                        RD_KAFKA_V_KEY(d->key, strlen(d->key)),
+                        RD_KAFKA_V_VALUE((void *)d->value, len),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
+                        RD_KAFKA_V_HEADER("event_type", d->event_type, -1),
+                        RD_KAFKA_V_HEADER("dlq.topic", source, -1),
+                        RD_KAFKA_V_HEADER("dlq.partition", "1", -1),
+                        RD_KAFKA_V_HEADER("dlq.offset", off, -1),
+                        RD_KAFKA_V_HEADER("dlq.timestamp", ts, -1),
+                        RD_KAFKA_V_HEADER("dlq.group", d->group, -1),
+                        RD_KAFKA_V_HEADER("dlq.attempts", "3", -1),
+                        RD_KAFKA_V_HEADER("dlq.error.class", d->error_class, -1),
+                        RD_KAFKA_V_HEADER("dlq.error.message", "Table 'x' doesn't exist, a, b", -1),
+                        RD_KAFKA_V_END) == 0);
         cr_assert(eq(int, rd_kafka_flush(p, 10000), 0));
 }
 
@@ -82,7 +83,7 @@ static inline void fx_rec_copy(struct fx_rec *r, const rd_kafka_message_t *m)
         r->len = m->len < sizeof(r->value) ? m->len : sizeof(r->value) - 1;
         memcpy(r->value, m->payload, r->len);
         r->headers = rd_kafka_message_headers(m, &h) == 0 ? rd_kafka_headers_copy(h)
-                                                            : rd_kafka_headers_new(1);
+                                                          : rd_kafka_headers_new(1);
 }
 
 /* Every record of topic, oldest first per partition (fx_rec_fini() frees them). */
@@ -173,8 +174,8 @@ static inline void *fx_busy_run(void *arg)
         rd_kafka_topic_partition_list_t *mine = NULL;
         rd_kafka_t *rk;
 
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          getenv("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers", getenv("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
+                          sizeof(err));
         rd_kafka_conf_set(conf, "group.id", b->group, err, sizeof(err));
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));

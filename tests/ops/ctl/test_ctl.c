@@ -46,8 +46,7 @@ Test(ctl, missing_bootstrap_is_a_usage_error_naming_the_key)
 {
         setenv("LIVEFLOW_ENV_FILE", "/dev/null", 1);
         cr_assert(eq(int, ctl_run(out, sizeof(out), "config"), 2));
-        cr_assert(strstr(ctl_run_stderr, "LIVEFLOW_KAFKA_BOOTSTRAP") != NULL, "%s",
-                  ctl_run_stderr);
+        cr_assert(strstr(ctl_run_stderr, "LIVEFLOW_KAFKA_BOOTSTRAP") != NULL, "%s", ctl_run_stderr);
 }
 
 Test(ctl, bad_value_is_a_usage_error)
@@ -55,8 +54,7 @@ Test(ctl, bad_value_is_a_usage_error)
         setenv("LIVEFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1", 1);
         setenv("LIVEFLOW_CTL_TIMEOUT_MS", "soon", 1);
         cr_assert(eq(int, ctl_run(out, sizeof(out), "config"), 2));
-        cr_assert(strstr(ctl_run_stderr, "LIVEFLOW_CTL_TIMEOUT_MS") != NULL, "%s",
-                  ctl_run_stderr);
+        cr_assert(strstr(ctl_run_stderr, "LIVEFLOW_CTL_TIMEOUT_MS") != NULL, "%s", ctl_run_stderr);
 }
 
 /* .run/env as make run writes it: export lines; the operator's environment wins. */

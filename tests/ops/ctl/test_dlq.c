@@ -81,10 +81,13 @@ Test(dlq, list_counts_per_error_class_and_group)
         cr_assert(eq(i64, jint(t, "by_group", "liveflow.stats"), 1));
         cr_assert(jint(t, "oldest_ms", NULL) < jint(t, "newest_ms", NULL));
         json_decref(doc);
-        cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq list --topic %s --group liveflow.stats --json",
-                                  source), 0));
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq list --topic %s --group liveflow.stats --json",
+                             source),
+                     0));
         doc = ctl_json(out);
-        cr_assert(eq(i64, jint(json_array_get(json_object_get(doc, "topics"), 0), "count", NULL), 1));
+        cr_assert(
+                eq(i64, jint(json_array_get(json_object_get(doc, "topics"), 0), "count", NULL), 1));
         json_decref(doc);
         cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq list --topic %s", source), 0));
         cr_assert(strstr(out, "3 record(s)") != NULL, "%s", out);
@@ -94,11 +97,15 @@ Test(dlq, show_decodes_the_envelope_and_names_the_error)
 {
         char errstr[256];
         struct codec *c = codec_new(errstr, sizeof(errstr));
-        struct envelope env = {.event_id = "ev-show-1", .vendor = "internal",
-                               .event_type = "reward", .anchor_id = "anchor-9",
-                               .event_time_ms = 1796464800000LL, .receive_time_ms = 1796464800001LL,
+        struct envelope env = {.event_id = "ev-show-1",
+                               .vendor = "internal",
+                               .event_type = "reward",
+                               .anchor_id = "anchor-9",
+                               .event_time_ms = 1796464800000LL,
+                               .receive_time_ms = 1796464800001LL,
                                .trace_id = "0123456789abcdef0123456789abcdef",
-                               .raw = "{\"a\":1}", .raw_len = 7};
+                               .raw = "{\"a\":1}",
+                               .raw_len = 7};
         void *val = NULL;
         size_t len = 0;
         json_t *doc, *rec;
@@ -107,24 +114,30 @@ Test(dlq, show_decodes_the_envelope_and_names_the_error)
         cr_assert(eq(int, codec_encode(c, &env, NULL, NULL, &val, &len, errstr, sizeof(errstr)), 0),
                   "%s", errstr);
         fx_produce_dead(producer, source,
-                        &(struct fx_dead){.key = "anchor-9", .value = val, .value_len = len,
-                                          .event_type = "reward", .error_class = "permanent",
-                                          .group = "liveflow.reward-sync", .dead_at_ms = 5});
+                        &(struct fx_dead){.key = "anchor-9",
+                                          .value = val,
+                                          .value_len = len,
+                                          .event_type = "reward",
+                                          .error_class = "permanent",
+                                          .group = "liveflow.reward-sync",
+                                          .dead_at_ms = 5});
         dead("garbage", "reward", "permanent", "liveflow.reward-sync", 0, 0);
         cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq show --topic %s.dlq --json", source), 0));
         doc = ctl_json(out);
         cr_assert(eq(sz, json_array_size(json_object_get(doc, "records")), 2));
         rec = json_array_get(json_object_get(doc, "records"), 0);
         cr_assert_str_eq(json_string_value(json_object_get(rec, "key")), "anchor-9");
-        cr_assert_str_eq(json_string_value(json_object_get(
-                                 json_object_get(rec, "envelope"), "event_id")),
-                         "ev-show-1");
+        cr_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(rec, "envelope"), "event_id")),
+                "ev-show-1");
         cr_assert(eq(i64, jint(json_object_get(json_object_get(rec, "envelope"), "raw"), "a", NULL),
                      1));
-        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(rec, "error"), "message")),
-                         "Table 'x' doesn't exist, a, b");
-        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(rec, "source"), "topic")),
-                         source);
+        cr_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(rec, "error"), "message")),
+                "Table 'x' doesn't exist, a, b");
+        cr_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(rec, "source"), "topic")),
+                source);
         rec = json_array_get(json_object_get(doc, "records"), 1);
         cr_assert(json_object_get(rec, "decode_error") != NULL, "%s", out);
         json_decref(doc);
@@ -156,9 +169,13 @@ static uint32_t murmur2(const void *key, size_t len)
                 h ^= k;
         }
         switch (len) {
-        case 3: h ^= (uint32_t)d[2] << 16; /* fall through */
-        case 2: h ^= (uint32_t)d[1] << 8;  /* fall through */
-        case 1: h ^= d[0]; h *= m;
+        case 3:
+                h ^= (uint32_t)d[2] << 16; /* fall through */
+        case 2:
+                h ^= (uint32_t)d[1] << 8; /* fall through */
+        case 1:
+                h ^= d[0];
+                h *= m;
         }
         h ^= h >> 13;
         h *= m;
@@ -171,8 +188,8 @@ static int header_eq(const struct fx_rec *m, const char *name, const char *want)
         const void *val;
         size_t len;
 
-        return rd_kafka_header_get_last(m->headers, name, &val, &len) == 0 &&
-               len == strlen(want) && memcmp(val, want, len) == 0;
+        return rd_kafka_header_get_last(m->headers, name, &val, &len) == 0 && len == strlen(want) &&
+               memcmp(val, want, len) == 0;
 }
 
 static int has_header_prefix(const struct fx_rec *m, const char *prefix)
@@ -197,8 +214,9 @@ Test(dlq, replay_is_a_dry_run_until_execute_then_happens_once)
         dead("anchor-1", "reward", "transient", "liveflow.settlement", 1000, 0);
         dead("anchor-22", "withdrawal", "permanent", "liveflow.settlement", 1000, 0);
         dead("anchor-333", "reward", "transient", "liveflow.stats", 1000, 1);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --error-class transient --json", source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --error-class transient --json", source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(int, json_typeof(json_object_get(doc, "dry_run")), JSON_TRUE));
@@ -206,9 +224,10 @@ Test(dlq, replay_is_a_dry_run_until_execute_then_happens_once)
         json_decref(doc);
         cr_assert(eq(int, fx_read_all(source, msgs, 16), 0), "a dry run wrote records");
 
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --error-class transient --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --error-class transient --execute --json",
+                             source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 2));
@@ -238,9 +257,10 @@ Test(dlq, replay_is_a_dry_run_until_execute_then_happens_once)
         }
         fx_rec_fini(msgs, n);
         /* the same cron line again: nothing new */
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --error-class transient --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --error-class transient --execute --json",
+                             source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 0));
@@ -248,9 +268,10 @@ Test(dlq, replay_is_a_dry_run_until_execute_then_happens_once)
         cr_assert(eq(int, (n = fx_read_all(source, msgs, 16)), 2));
         fx_rec_fini(msgs, n);
         /* what the progress passed over is still reachable */
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --history --error-class permanent --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --history --error-class permanent --json",
+                             source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
@@ -269,14 +290,16 @@ Test(dlq, replay_resumes_where_the_last_run_stopped)
                 snprintf(key, sizeof(key), "k%d", i);
                 dead(key, "reward", "transient", "liveflow.settlement", 1000, 0);
         }
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --execute --limit 2 --json", source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --limit 2 --json",
+                             source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 2));
         json_decref(doc);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --execute --rate 50 --json", source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --rate 50 --json",
+                             source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 3));
@@ -293,9 +316,10 @@ Test(dlq, one_record_by_partition_and_offset_moves_no_progress)
 
         dead("x0", "reward", "permanent", "g", 1000, 3);
         dead("x1", "reward", "permanent", "g", 1000, 3);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --partition 3 --offset 1 --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --partition 3 --offset 1 --execute --json",
+                             source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
@@ -320,17 +344,17 @@ Test(dlq, auto_replays_old_transient_records_only_while_the_stores_answer)
         dead("young-transient", "reward", "transient", "liveflow.settlement", 1000, 0);
         setenv("LIVEFLOW_MYSQL_URL", support_fixture("LIVEFLOW_TEST_MYSQL_URL"), 1);
         setenv("LIVEFLOW_REDIS_URL", "redis://127.0.0.1:1/0", 1);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --auto --min-age 10m --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --auto --min-age 10m --execute --json", source),
                      1));
         cr_assert(strstr(out, "Redis") != NULL, "%s", out);
         cr_assert(eq(int, fx_read_all(source, msgs, 16), 0));
 
         setenv("LIVEFLOW_REDIS_URL", support_fixture("LIVEFLOW_TEST_REDIS_URL"), 1);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --auto --min-age 10m --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --auto --min-age 10m --execute --json", source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
@@ -342,9 +366,9 @@ Test(dlq, auto_replays_old_transient_records_only_while_the_stores_answer)
         cr_assert(eq(int, has_header_prefix(&msgs[0], "replay.by"), 1));
         fx_rec_fini(msgs, 1);
         /* the young one becomes due with a shorter minimum age; nothing else is replayed again */
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq replay --topic %s --auto --min-age 0s --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq replay --topic %s --auto --min-age 0s --execute --json", source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
@@ -375,17 +399,19 @@ Test(dlq, filters_select_by_key_event_type_and_time)
         cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq list --topic %s --key k-a --json", source),
                      0));
         doc = ctl_json(out);
-        cr_assert(eq(i64, jint(json_array_get(json_object_get(doc, "topics"), 0), "count", NULL), 2));
+        cr_assert(
+                eq(i64, jint(json_array_get(json_object_get(doc, "topics"), 0), "count", NULL), 2));
         json_decref(doc);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq show --topic %s --event-type withdrawal --since -30m --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "dlq show --topic %s --event-type withdrawal --since -30m --json",
+                             source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(sz, json_array_size(json_object_get(doc, "records")), 2));
         json_decref(doc);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "dlq show --topic %s --until -30m --json", source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq show --topic %s --until -30m --json", source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(sz, json_array_size(json_object_get(doc, "records")), 1));
@@ -404,8 +430,8 @@ Test(dlq, a_second_replay_at_the_same_time_is_refused)
         snprintf(dlq, sizeof(dlq), "%s.dlq", source);
         snprintf(other.group, sizeof(other.group), "%s", getenv("LIVEFLOW_CTL_REPLAY_GROUP"));
         fx_busy_start(&other, dlq, false);
-        cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json", source),
                      1));
         cr_assert(strstr(out, "another member") != NULL, "%s", out);
         fx_busy_stop(&other);
@@ -478,14 +504,17 @@ Test(dlq, one_source_record_dead_lettered_by_several_groups_is_replayed_once)
                                                      "liveflow.stats"};
 
                 fx_produce_dead(producer, source,
-                                &(struct fx_dead){.key = "anchor-5", .value = "v",
+                                &(struct fx_dead){.key = "anchor-5",
+                                                  .value = "v",
                                                   .event_type = "reward",
                                                   .error_class = "transient",
-                                                  .group = groups[g], .dead_at_ms = 1,
-                                                  .partition = g, .source_offset = 77});
+                                                  .group = groups[g],
+                                                  .dead_at_ms = 1,
+                                                  .partition = g,
+                                                  .source_offset = 77});
         }
-        cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json",
-                                  source),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json", source),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));

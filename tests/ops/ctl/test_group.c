@@ -43,7 +43,8 @@ static void produce_at(int n, long long base_ms, long long step_ms)
 
                 snprintf(key, sizeof(key), "k%d", i);
                 err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-                                        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, 1),
+                                        RD_KAFKA_V_KEY(key, strlen(key)),
+                                        RD_KAFKA_V_VALUE(value, 1),
                                         RD_KAFKA_V_TIMESTAMP(base_ms + i * step_ms),
                                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
                 cr_assert(eq(int, err, 0));
@@ -65,8 +66,8 @@ static rd_kafka_t *plain_consumer(const char *g, bool cooperative)
         rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
         rd_kafka_conf_set(conf, "heartbeat.interval.ms", "500", err, sizeof(err));
         if (cooperative)
-                rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky",
-                                  err, sizeof(err));
+                rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err,
+                                  sizeof(err));
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
         cr_assert(rk != NULL, "%s", err);
         rd_kafka_poll_set_consumer(rk);
@@ -114,7 +115,8 @@ static json_t *partition0(json_t *doc)
                *p;
         size_t i;
 
-        json_array_foreach(parts, i, p) {
+        json_array_foreach(parts, i, p)
+        {
                 if (json_integer_value(json_object_get(p, "partition")) == 0)
                         return p;
         }
@@ -130,8 +132,8 @@ Test(group, status_gives_lag_in_records_and_seconds_with_no_member_alive)
 
         produce_at(10, base, 1000);
         commit_at(group, 4);
-        cr_assert(eq(int, ctl_run(out, sizeof(out), "group status %s --topic %s --json", group,
-                                  topic),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "group status %s --topic %s --json", group, topic),
                      0));
         doc = ctl_json(out);
         p = partition0(doc);
@@ -148,13 +150,14 @@ Test(group, status_gives_lag_in_records_and_seconds_with_no_member_alive)
         cr_assert(strstr(json_string_value(json_object_get(members, "why")), "cannot list") != NULL,
                   "%s", out);
         json_decref(doc);
-        cr_assert(eq(int, ctl_run(out, sizeof(out), "group status %s --topic %s --max-lag-seconds 60",
-                                  group, topic),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "group status %s --topic %s --max-lag-seconds 60",
+                             group, topic),
                      1));
         cr_assert(strstr(out, "over --max-lag-seconds") != NULL, "%s", out);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "group status %s --topic %s --max-lag-seconds 3600", group,
-                                  topic),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "group status %s --topic %s --max-lag-seconds 3600",
+                             group, topic),
                      0));
 }
 
@@ -183,9 +186,10 @@ Test(group, rewind_to_time_searches_timestamps_and_the_group_rereads_from_there)
         support_unique_name("liveflow.ctl-busy", other.group, sizeof(other.group));
         fx_busy_start(&other, topic, true);
         /* dry run: the plan, nothing committed */
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "group rewind %s --topic %s --partition 0 --to-time %lld --json",
-                                  group, topic, base + 5 * 60000 - 1),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "group rewind %s --topic %s --partition 0 --to-time %lld --json",
+                             group, topic, base + 5 * 60000 - 1),
                      0));
         doc = ctl_json(out);
         p = json_array_get(json_object_get(doc, "plan"), 0);
@@ -197,10 +201,11 @@ Test(group, rewind_to_time_searches_timestamps_and_the_group_rereads_from_there)
         json_decref(doc);
         cr_assert(eq(i64, committed0(group), 10));
         /* applied */
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "group rewind %s --topic %s --partition 0 --to-time %lld "
-                                  "--execute --json",
-                                  group, topic, base + 5 * 60000 - 1),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "group rewind %s --topic %s --partition 0 --to-time %lld "
+                             "--execute --json",
+                             group, topic, base + 5 * 60000 - 1),
                      0));
         doc = ctl_json(out);
         cr_assert(eq(int, json_typeof(json_object_get(doc, "applied")), JSON_TRUE), "%s", out);
@@ -210,9 +215,10 @@ Test(group, rewind_to_time_searches_timestamps_and_the_group_rereads_from_there)
         cr_assert(atomic_load(&other.assigned) > 0);
         cr_assert(eq(i64, committed0(other.group), RD_KAFKA_OFFSET_INVALID));
         /* ... and refuses a rewind while its member runs */
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "group rewind %s --topic %s --to-earliest --execute --json",
-                                  other.group, topic),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "group rewind %s --topic %s --to-earliest --execute --json",
+                             other.group, topic),
                      1));
         cr_assert(strstr(out, "other active members") != NULL, "%s", out);
         fx_busy_stop(&other);
@@ -242,29 +248,35 @@ Test(group, rewind_by_offset_shift_and_ends_plans_within_the_partition)
 
         produce_at(6, ctl_now_ms() - 10000, 1);
         commit_at(group, 3);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "group rewind %s --topic %s --partition 0 --shift-by -2 --json",
-                                  group, topic),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "group rewind %s --topic %s --partition 0 --shift-by -2 --json", group,
+                             topic),
                      0));
         doc = ctl_json(out);
-        cr_assert(eq(i64, json_integer_value(json_object_get(
-                                  json_array_get(json_object_get(doc, "plan"), 0), "target")),
+        cr_assert(eq(i64,
+                     json_integer_value(json_object_get(
+                             json_array_get(json_object_get(doc, "plan"), 0), "target")),
                      1));
         json_decref(doc);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "group rewind %s --topic %s --partition 0 --to-offset 99 --json",
-                                  group, topic),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "group rewind %s --topic %s --partition 0 --to-offset 99 --json",
+                             group, topic),
                      0));
         doc = ctl_json(out);
-        cr_assert(eq(i64, json_integer_value(json_object_get(
-                                  json_array_get(json_object_get(doc, "plan"), 0), "target")),
+        cr_assert(eq(i64,
+                     json_integer_value(json_object_get(
+                             json_array_get(json_object_get(doc, "plan"), 0), "target")),
                      6));
         json_decref(doc);
-        cr_assert(eq(int, ctl_run(out, sizeof(out),
-                                  "group rewind %s --topic %s --to-earliest --execute --json",
-                                  group, topic),
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out),
+                             "group rewind %s --topic %s --to-earliest --execute --json", group,
+                             topic),
                      0));
         cr_assert(eq(i64, committed0(group), 0));
-        cr_assert(eq(int, ctl_run(out, sizeof(out), "group rewind %s --topic %s", group, topic), 2));
+        cr_assert(
+                eq(int, ctl_run(out, sizeof(out), "group rewind %s --topic %s", group, topic), 2));
         cr_assert(eq(int, ctl_run(out, sizeof(out), "group rewind --to-latest"), 2));
 }

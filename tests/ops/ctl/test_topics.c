@@ -24,7 +24,8 @@ static json_t *topic_of(json_t *doc, const char *name)
         json_t *t;
         size_t i;
 
-        json_array_foreach(json_object_get(doc, "topics"), i, t) {
+        json_array_foreach(json_object_get(doc, "topics"), i, t)
+        {
                 if (strcmp(json_string_value(json_object_get(t, "topic")), name) == 0)
                         return t;
         }
@@ -34,9 +35,9 @@ static json_t *topic_of(json_t *doc, const char *name)
 Test(topics, plan_names_every_topic_and_its_dlq_with_the_settings)
 {
         static const char *const names[] = {
-                "live.stream",      "live.record",  "live.snapshot", "live.audit",
-                "live.reward",      "live.withdrawal", "live.viewer", "live.other",
-                "live.interaction", "live.notify",  "live.session",
+                "live.stream",      "live.record",     "live.snapshot", "live.audit",
+                "live.reward",      "live.withdrawal", "live.viewer",   "live.other",
+                "live.interaction", "live.notify",     "live.session",
         };
         json_t *doc, *t;
         char dlq[64];
