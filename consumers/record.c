@@ -11,6 +11,8 @@
 #include "db.h"
 #include "keyset.h"
 #include "ledger.h"
+#include "notify.h"
+#include "settings.h"
 #include "log.h"
 #include "role_kit.h"
 
@@ -34,6 +36,8 @@ struct record_state {
         long long last_sweep_ms;
         struct ledger *ledger;
         struct db_stmt *find_session, *upsert_file, *link_sweep;
+        struct notify *notify;           /* live.notify: record.ready */
+        const char *srs_playback_base;   /* from the settings; NULL: no SRS playback URL */
 };
 
 /* A record.file as its RecordFile payload gives it; numbers are -1 when unknown. */
@@ -83,10 +87,16 @@ static int record_open(const struct role_env *env, void **state, char *errstr, s
                 return -1;
         }
         st->db = env->db;
+        st->srs_playback_base = env->settings->srs_playback_base;
         if (prepare(st) == -1) {
                 ledger_destroy(st->ledger);
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        if (!(st->notify = notify_new(env, errstr, errstr_size))) {
+                ledger_destroy(st->ledger);
+                free(st);
                 return -1;
         }
         *state = st;
@@ -97,8 +107,55 @@ static void record_close(void *state)
 {
         struct record_state *st = state;
 
+        notify_destroy(st->notify);
         ledger_destroy(st->ledger);
         free(st);
+}
+
+/*
+ * Where the file can be played: a vendor URL as it is; an SRS file path under
+ * LIVEFLOW_SRS_PLAYBACK_BASE (the part after ".../html/", SRS's web root, else the path without
+ * a leading "./"). NULL when there is none.
+ */
+static const char *playback_url(const struct record_state *st, const struct event *ev,
+                                const char *video_url, char *out, size_t out_size)
+{
+        const char *path = video_url, *html;
+        size_t base_len;
+
+        if (strncmp(video_url, "http://", 7) == 0 || strncmp(video_url, "https://", 8) == 0)
+                return video_url;
+        if (!ev->vendor || strcmp(ev->vendor, "srs") != 0 || !st->srs_playback_base ||
+            !*st->srs_playback_base)
+                return NULL;
+        if ((html = strstr(path, "/html/")))
+                path = html + 6;
+        while (*path == '.' || *path == '/')
+                path++;
+        base_len = strlen(st->srs_playback_base);
+        while (base_len > 0 && st->srs_playback_base[base_len - 1] == '/')
+                base_len--;
+        snprintf(out, out_size, "%.*s/%s", (int)base_len, st->srs_playback_base, path);
+        return out;
+}
+
+/* live.notify record.ready for a file recorded for the first time (once per file). */
+static enum db_result notify_file(struct record_state *st, struct consumer_record *rec,
+                                  const struct record_file *f, long long session, char *errstr,
+                                  size_t errstr_size)
+{
+        char url[2400];
+        struct notify_msg m = notify_msg_init("record.ready", f->file_id, rec->ev.event_time_ms);
+
+        m.anchor_id = rec->ev.anchor_id;
+        m.room_id = rec->ev.room_id;
+        m.stream_id = rec->ev.stream_id;
+        m.session_id = session;
+        m.file_id = f->file_id;
+        m.duration_s = f->duration_s;
+        m.playback_url = playback_url(st, &rec->ev, f->video_url, url, sizeof(url));
+        rec->publish = true;
+        return notify_record(st->notify, &m, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------ reading the event */
@@ -169,7 +226,7 @@ static long long file_time(const struct event *ev, const struct record_file *f)
 }
 
 /* Inserts the file, or fills in the session of a known one; says which in *outcome. */
-static enum db_result store_file(struct record_state *st, const struct consumer_record *rec,
+static enum db_result store_file(struct record_state *st, struct consumer_record *rec,
                                  const struct record_file *f, const char **outcome, char *errstr,
                                  size_t errstr_size)
 {
@@ -199,6 +256,8 @@ static enum db_result store_file(struct record_state *st, const struct consumer_
                 return r;
         /* Affected rows: 1 inserted, 2 a known file got its session, 0 a known file as it was. */
         *outcome = affected != 1 ? "duplicate_file" : session ? "applied" : "no_session";
+        if (affected == 1)
+                return notify_file(st, rec, f, session, errstr, errstr_size);
         return DB_OK;
 }
 
@@ -653,9 +712,21 @@ static enum db_result write_new_records(struct record_batch *b, char *errstr, si
         if (b->is_mismatch || !decide_files(b))
                 return fall_back("ids that MySQL matches other than byte for byte", errstr,
                                  errstr_size);
-        if ((r = record_events(b, errstr, errstr_size)) != DB_OK)
+        if ((r = record_events(b, errstr, errstr_size)) != DB_OK ||
+            (r = store_files(b, errstr, errstr_size)) != DB_OK)
                 return r;
-        return store_files(b, errstr, errstr_size);
+        /* live.notify: one record.ready per file inserted (a statement each: files are few). */
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_rec *br = &b->recs[i];
+
+                if (br->is_new && br->is_file &&
+                    (strcmp(br->outcome, "applied") == 0 ||
+                     strcmp(br->outcome, "no_session") == 0) &&
+                    (r = notify_file(b->st, br->slot->rec, &br->f, br->session, errstr,
+                                     errstr_size)) != DB_OK)
+                        return r;
+        }
+        return DB_OK;
 }
 
 /* The per-record log lines of record_apply(), for the batch. */
@@ -726,6 +797,16 @@ static enum apply_result record_apply_many(void *state, struct apply_slot *slots
 
 /* ------------------------------------------------------------------ the sweep */
 
+/* After the commit: the live.notify records of the files the batch recorded. */
+static int record_publish(void *state, struct consumer_record *rec, char *errstr,
+                          size_t errstr_size)
+{
+        struct record_state *st = state;
+
+        (void)rec;
+        return notify_flush(st->notify, false, errstr, errstr_size);
+}
+
 /* Links the files that arrived before their session; runs outside any batch (autocommit). */
 static void record_tick(void *state, long long now_ms)
 {
@@ -733,6 +814,8 @@ static void record_tick(void *state, long long now_ms)
         unsigned long long linked = 0;
         char errstr[512];
 
+        if (notify_flush(st->notify, false, errstr, sizeof(errstr)) == -1)
+                log_warn(NULL, "live.notify: %s (tried again)", errstr);
         if (now_ms - st->last_sweep_ms < SWEEP_EVERY_MS)
                 return;
         st->last_sweep_ms = now_ms;
@@ -750,7 +833,7 @@ const struct consumer_role record_role = {
         .open = record_open,
         .apply = record_apply,
         .apply_many = record_apply_many,
-        .publish = NULL,
+        .publish = record_publish,
         .tick = record_tick,
         .close = record_close,
 };

@@ -231,6 +231,8 @@ static const struct setting settings_table[] = {
          "application (AppName of ForbidLiveStream)"},
         {"LIVEFLOW_ALIBABA_REGION", SETTING_STR, NULL, 0, 0, OFF(alibaba_region), C,
          "RegionId of API calls (optional)"},
+        {"LIVEFLOW_SRS_PLAYBACK_BASE", SETTING_STR, NULL, 0, 0, OFF(srs_playback_base), C,
+         "public base URL of SRS recordings (live.notify record.ready); unset: no playback URL"},
         {"LIVEFLOW_SRS_API_ENDPOINT", SETTING_STR, NULL, 0, 0, OFF(srs_api_endpoint), C,
          "SRS HTTP API, e.g. http://127.0.0.1:1985"},
         {"LIVEFLOW_VENDOR_API_TIMEOUT_MS", SETTING_INT, "5000", 100, 60000,

@@ -118,6 +118,7 @@ struct settings {
         char *alibaba_app;
         char *alibaba_region;
         char *srs_api_endpoint;
+        char *srs_playback_base; /* record.ready: public base URL of SRS's recordings */
         long long vendor_api_timeout_ms;
         /* reward-sync role: tips into recharge, room figures in Redis, live_room_realtime */
         long long reward_flush_tips;  /* fold a room into live_room_realtime at this many tips */

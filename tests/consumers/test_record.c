@@ -429,6 +429,17 @@ Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
                "AND stream_id = '%s'",
                s);
         cr_assert_str_eq(v, "no_session,duplicate_file,applied");
+        /* live.notify: one record.ready for the file, with the vendor's URL to play it. */
+        {
+                char sql[512];
+
+                snprintf(sql, sizeof(sql),
+                         "SELECT CONCAT_WS('|', COUNT(*), MIN(sent_at IS NOT NULL), MIN(payload "
+                         "LIKE '%%\"playback_url\":\"http://vod.example/first.m3u8\"%%')) FROM "
+                         "notify_outbox WHERE kind = 'record.ready' AND stream_id = '%s'",
+                         s);
+                wait_value("1|1|1", sql);
+        }
         stop_consumer_expect_clean_exit();
 }
 
