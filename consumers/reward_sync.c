@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "rebuild.h"
 #include "redis_conn.h"
+#include "reward.h"
 #include "role_kit.h"
 #include "settings.h"
 
@@ -282,6 +283,8 @@ static int read_tip(const struct event *ev, struct tip *t, char *errstr, size_t 
                          ev->event_type, ev->payload_name ? ev->payload_name : "null");
                 return -1;
         }
+        if (reward_check(ev, errstr, errstr_size) == -1) /* what every money role accepts */
+                return -1;
         memset(t, 0, sizeof(*t));
         t->tip_id = payload_str(ev, "tip_id");
         t->audience_id = payload_str(ev, "audience_id");

@@ -12,6 +12,7 @@
 #include "notify.h"
 #include "log.h"
 #include "metrics.h"
+#include "reward.h"
 #include "role_kit.h"
 #include "settings.h"
 
@@ -263,7 +264,9 @@ static int read_event(const struct event *ev, struct settlement_event *se, char 
         memset(se, 0, sizeof(*se));
         if (event_is(ev, "reward", "Reward")) {
                 se->kind = KIND_TIP;
-                if (read_money(ev, "tip_id", se, errstr, errstr_size) == -1)
+                /* What every money role accepts: a tip the others refuse is not credited. */
+                if (reward_check(ev, errstr, errstr_size) == -1 ||
+                    read_money(ev, "tip_id", se, errstr, errstr_size) == -1)
                         return -1;
                 if (!payload_int(ev, "ts_ms", &se->time_ms) || se->time_ms <= 0) {
                         snprintf(errstr, errstr_size, "tip %s: ts_ms is missing or not positive",

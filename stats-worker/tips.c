@@ -8,6 +8,7 @@
 
 #include "db.h"
 #include "keyset.h"
+#include "reward.h"
 #include "role_kit.h"
 
 #define HOUR_MS 3600000LL
@@ -78,6 +79,8 @@ static int read_reward(const struct event *ev, struct reward *rw, char *errstr, 
                          ev->event_type, ev->payload_name ? ev->payload_name : "null");
                 return -1;
         }
+        if (reward_check(ev, errstr, errstr_size) == -1) /* what every money role accepts */
+                return -1;
         rw->tip_id = payload_text(ev, "tip_id");
         rw->audience_id = payload_text(ev, "audience_id");
         rw->anchor_id = payload_text(ev, "anchor_id");

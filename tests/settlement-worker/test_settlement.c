@@ -953,3 +953,31 @@ Test(settlement, recharge_rows_that_come_late_are_summed_by_the_sweep)
                   "a session outside the window is left as it was");
         stop_copy(0);
 }
+
+Test(settlement, a_tip_another_money_role_would_refuse_is_dead_lettered_not_credited)
+{
+        char anchor[64], tip[96], room[96], id_key[160], dlq_class[32] = "";
+
+        snprintf(anchor, sizeof(anchor), "%s_neg", fx.prefix);
+        snprintf(tip, sizeof(tip), "%s_neg_gifts", fx.prefix);
+        snprintf(room, sizeof(room), "room_%s", anchor);
+        snprintf(id_key, sizeof(id_key), "internal|reward|%s", tip);
+        start_copy(0, NULL);
+        /* gift_count -1: reward-sync and stats dead-letter it, so settlement must too. */
+        produce("live.reward", anchor, "reward", id_key, anchor, room, BASE_MS, "Reward",
+                json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip, "audience_id", "aud",
+                          "anchor_id", anchor, "room_id", room, "amount", (json_int_t)500,
+                          "gift_count", (json_int_t)-1, "ts_ms", (json_int_t)BASE_MS));
+        flush();
+        cr_assert(eq(int,
+                     support_count_records("live.reward.dlq", anchor, "dlq.error.class", dlq_class,
+                                           sizeof(dlq_class), 30000, 1),
+                     1),
+                  "the tip is dead-lettered");
+        cr_assert_str_eq(dlq_class, "permanent");
+        cr_assert(eq(i64,
+                     query_int("SELECT COUNT(*) FROM settlement_detail WHERE trace_id = '%s'", tip),
+                     0),
+                  "and not credited");
+        stop_copy(0);
+}
