@@ -139,6 +139,13 @@ $(OBJ)/tests/support.o: tests/support.c
 
 # ---------------------------------------------------------------- commands
 
+# ops/systemd/liveflow.env.example from lib/settings.c's table (the deploy test writes it).
+.PHONY: env-example
+env-example: $(BUILD)/test/ops/test_deploy
+	@LIVEFLOW_TEST_BUILD=$(CURDIR)/$(BUILD) $< --filter 'deploy/env_example_is_the_settings_table' >/dev/null 2>&1 || true
+	@cp $(BUILD)/liveflow.env.example ops/systemd/liveflow.env.example
+	@echo "ops/systemd/liveflow.env.example written from the settings table"
+
 deps:
 	@sh ops/deps.sh
 

@@ -32,6 +32,23 @@ Test(monitoring, rules_pass_promtool_check_and_unit_tests)
                   "promtool test rules failed");
 }
 
+/* Every alert has its runbook: a README heading its runbook annotation points at, and a unit
+ * test naming it. */
+Test(monitoring, every_alert_has_a_runbook_and_a_unit_test)
+{
+        cr_assert(support_sh(
+                          "n=0; for a in $(sed -n 's/^ *- alert: *//p' "
+                          "ops/prometheus/rules/liveflow-alerts.yml); do n=$((n+1)); "
+                          "grep -qx \"#### $a\" README.md || { echo \"$a: no README runbook\" >&2; "
+                          "exit 1; }; "
+                          "l=$(echo \"$a\" | tr A-Z a-z); "
+                          "grep -q \"runbook: \\\"README.md#$l\\\"\" "
+                          "ops/prometheus/rules/liveflow-alerts.yml || { echo \"$a: runbook "
+                          "annotation\" >&2; exit 1; }; "
+                          "grep -q \"alertname: $a$\" ops/prometheus/tests/*.yml || "
+                          "{ echo \"$a: no unit test\" >&2; exit 1; }; done; [ $n -ge 13 ]") == 0);
+}
+
 /* A rule file whose tip-success threshold moved makes its unit test fail: the tests pin the
  * thresholds rather than pass whatever the rules say. */
 Test(monitoring, rule_tests_catch_a_moved_threshold)
