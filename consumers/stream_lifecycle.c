@@ -21,20 +21,10 @@
 #include "settings.h"
 #include "signals.h"
 #include "stream_close.h"
+#include "stream_role.h"
 #include "vendor_api.h"
 
 static const char *const stream_topics[] = {LF_TOPIC_STREAM, NULL};
-
-/* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor.
- */
-#define NOTE_VENDOR_DROP 1
-/* consumer_record.note: this begin made a banned (suspended) anchor live; publish() cuts it off. */
-#define NOTE_CUTOFF_BANNED    2
-#define NOTE_CUTOFF_SUSPENDED 3
-
-/* The live_events outcome of such a begin, so that a replay of it cuts off again. */
-#define OUTCOME_CUTOFF_BANNED    "cutoff_banned"
-#define OUTCOME_CUTOFF_SUSPENDED "cutoff_suspended"
 
 /* Streams closed per sweep at most; the next sweep takes the rest. */
 #define GHOST_SWEEP_LIMIT 300
@@ -42,30 +32,6 @@ static const char *const stream_topics[] = {LF_TOPIC_STREAM, NULL};
 #define STR(x)            STR_(x)
 #define GHOST_LIMIT_SQL   STR(GHOST_SWEEP_LIMIT)
 
-struct stream_state {
-        struct db *db;
-        struct redis_conn *redis;
-        struct ids *ids;
-        struct vendor_api *vendor;
-        struct session_handoff *handoff; /* session.end records to live.session */
-        struct stream_close *closer;     /* our own stream.close records (ghosts, cut-offs) */
-        struct notify *notify;           /* live.notify: went live, ended */
-        struct metric *ghosts_closed, *cutoffs;
-        long long live_ttl_s;
-        long long ghost_silence_s; /* 0: no ghost sweep */
-        long long ghost_unverified_s;
-        struct metric *ghosts_alive, *ghosts_deferred, *ghosts_unverified;
-        long long sweep_interval_ms;
-        long long last_sweep_ms;
-        struct ledger *ledger;
-        struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
-                *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts,
-                *adopt_tips, *vendor_of;
-        struct rebuild *rebuild;  /* the Redis projection, shared with liveflow-ctl rebuild */
-        char redis_epoch[33];     /* the Redis epoch last seen: a new one means Redis lost its data */
-        bool is_redis_lost;       /* ... and the live streams are still to be projected again */
-        struct metric *redis_lost;
-};
 
 /* A live stream the sweep found silent. */
 struct ghost {
@@ -82,30 +48,6 @@ struct ghost {
 struct ghost_list {
         struct ghost *items;
         size_t n, cap;
-};
-
-/* The stream's row as it is now, read under FOR UPDATE. */
-struct stream_row {
-        bool found;
-        char vendor_session[129];
-        char status[8];
-        long long started_ms; /* -1 when NULL */
-        long long ended_ms;   /* -1 when NULL */
-        long long session_id;
-};
-
-/* What one event means, taken from the envelope and its payload. */
-struct stream_event {
-        const struct event *ev;
-        const char *sequence;       /* NULL for forced closes and vendors without one */
-        long long push_duration_ms; /* -1 when unknown */
-        int close_method;
-        bool is_begin;
-        bool is_join;  /* stream.join: a broadcaster joined a room (begins it when not live) */
-        bool is_leave; /* stream.leave: a broadcaster left; the room's session goes on */
-        /* The stream's vendor: a stream id is unique per vendor, not globally. */
-        const char *vendor;
-        char vendor_buf[17];
 };
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
@@ -293,7 +235,7 @@ static void stream_role_close(void *state)
 
 /* ------------------------------------------------------------------ reading the event */
 
-static int read_event(const struct event *ev, struct stream_event *se, char *errstr,
+int stream_read_event(const struct event *ev, struct stream_event *se, char *errstr,
                       size_t errstr_size)
 {
         memset(se, 0, sizeof(*se));
@@ -354,7 +296,13 @@ static enum db_result lock_row(struct stream_state *st, const struct stream_even
 
 static bool same_session(const struct stream_row *row, const char *sequence)
 {
-        return sequence && row->vendor_session[0] && strcmp(row->vendor_session, sequence) == 0;
+        return stream_same_session(row->vendor_session, sequence);
+}
+
+bool stream_same_session(const char *vendor_session, const char *sequence)
+{
+        return sequence && vendor_session && vendor_session[0] &&
+               strcmp(vendor_session, sequence) == 0;
 }
 
 static enum db_result begin_new(struct stream_state *st, const struct stream_event *se, bool exists,
@@ -411,7 +359,7 @@ static const char *apply_begin(struct stream_state *st, const struct stream_even
         return same_session(row, se->sequence) ? "already_live" : "stale";
 }
 
-static long long duration_s(const struct stream_event *se, long long started_ms)
+long long stream_duration_s(const struct stream_event *se, long long started_ms)
 {
         long long d;
 
@@ -426,7 +374,7 @@ static long long duration_s(const struct stream_event *se, long long started_ms)
  * live_streams.close_reason: the close's own reason (an operator's, moderation's, a ghost
  * sweep's), else what its close_method says.
  */
-static const char *close_reason(const struct stream_event *se)
+const char *stream_close_reason(const struct stream_event *se)
 {
         const char *reason = payload_str(se->ev, "reason");
 
@@ -438,7 +386,7 @@ static const char *close_reason(const struct stream_event *se)
 }
 
 /* A close the ghost sweep sent (it also drops the stream at the vendor). */
-static bool is_ghost_close(const struct event *ev)
+bool stream_is_ghost_close(const struct event *ev)
 {
         const char *reason = payload_str(ev, "reason");
 
@@ -461,9 +409,9 @@ static enum db_result insert_ended(struct stream_state *st, const struct stream_
                                DB_STR(se->sequence),
                                started,
                                DB_I64(ev->event_time_ms),
-                               DB_I64(duration_s(se, -1)),
+                               DB_I64(stream_duration_s(se, -1)),
                                DB_I64(se->close_method),
-                               DB_STR(close_reason(se))};
+                               DB_STR(stream_close_reason(se))};
 
         return db_exec(st->db, st->insert_ended, p, 11, NULL, NULL, errstr, errstr_size);
 }
@@ -483,8 +431,8 @@ static const char *apply_end(struct stream_state *st, const struct stream_event 
         if (live && (!se->sequence || same_session(row, se->sequence) ||
                      ev->event_time_ms >= row->started_ms)) {
                 struct db_param p[] = {DB_I64(ev->event_time_ms),
-                                       DB_I64(duration_s(se, row->started_ms)),
-                                       DB_I64(se->close_method), DB_STR(close_reason(se)),
+                                       DB_I64(stream_duration_s(se, row->started_ms)),
+                                       DB_I64(se->close_method), DB_STR(stream_close_reason(se)),
                                        DB_STR(se->vendor),
                                        DB_STR(ev->stream_id)};
 
@@ -521,7 +469,7 @@ static enum db_result replayed_event(struct stream_state *st, struct consumer_re
         bool found = false;
         enum db_result r;
 
-        if (!se->is_begin && se->close_method < 2 && !is_ghost_close(&rec->ev))
+        if (!se->is_begin && se->close_method < 2 && !stream_is_ghost_close(&rec->ev))
                 return DB_OK;
         r = db_query_row(st->db, st->event_outcome, p, 1, &col, 1, &found, errstr, errstr_size);
         if (r != DB_OK || !found || col.is_null)
@@ -571,7 +519,7 @@ static const char *check_anchor(struct stream_state *st, struct consumer_record 
  * ended, and is summarised with what is known), or a begin that supplied the start of an
  * ended one.
  */
-static bool ends_session(const struct stream_event *se, const char *outcome)
+bool stream_ends_session(const struct stream_event *se, const char *outcome)
 {
         if (se->is_begin)
                 return strcmp(outcome, "late_begin") == 0;
@@ -593,7 +541,7 @@ static enum db_result adopt_tips(struct stream_state *st, const struct stream_ev
 }
 
 /* A vendor's own callbacks name their vendor; liveflow's and operators' closes do not. */
-static bool is_stream_vendor(const char *vendor)
+bool stream_is_stream_vendor(const char *vendor)
 {
         static const char *const others[] = {"liveflow", "admin", "internal"};
 
@@ -614,7 +562,7 @@ static enum db_result resolve_vendor(struct stream_state *st, struct stream_even
         enum db_result r;
 
         se->vendor = se->ev->vendor;
-        if (is_stream_vendor(se->ev->vendor))
+        if (stream_is_stream_vendor(se->ev->vendor))
                 return DB_OK;
         r = db_query_row(st->db, st->vendor_of, p, 1, &col, 1, &found, errstr, errstr_size);
         if (r == DB_OK && found && !col.is_null)
@@ -632,7 +580,7 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         const char *outcome;
         bool first, is_only_end;
 
-        if (read_event(&rec->ev, &se, errstr, errstr_size) == -1)
+        if (stream_read_event(&rec->ev, &se, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
@@ -667,19 +615,19 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                     DB_OK)
                         return apply_from_db(r);
         }
-        if (!se.is_begin && (se.close_method >= 2 || is_ghost_close(&rec->ev)) &&
+        if (!se.is_begin && (se.close_method >= 2 || stream_is_ghost_close(&rec->ev)) &&
             strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
         if (is_only_end &&
             (r = adopt_tips(st, &se, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
-        if (ends_session(&se, outcome) &&
+        if (stream_ends_session(&se, outcome) &&
             (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr,
                                         errstr_size)) != DB_OK)
                 return apply_from_db(r);
         /* live.notify: the fans' "went live" and the room's "closed", once per session. */
         if ((se.is_begin && strcmp(outcome, "applied") == 0) ||
-            (!se.is_begin && ends_session(&se, outcome)))
+            (!se.is_begin && stream_ends_session(&se, outcome)))
                 r = notify_record_stream(st->notify, se.is_begin ? "stream.live" : "stream.ended",
                                          rec->ev.stream_id, rec->ev.event_time_ms, errstr,
                                          errstr_size);
@@ -760,15 +708,21 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
                 return -1;
         if (!row.found)
                 return 0;
-        if (session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id, errstr,
-                                 errstr_size) == -1)
+        return stream_publish_rest(st, rec, row.status, row.vendor, true, errstr, errstr_size);
+}
+
+int stream_publish_rest(struct stream_state *st, struct consumer_record *rec, const char *status,
+                        const char *vendor, bool may_hand_off, char *errstr, size_t errstr_size)
+{
+        if (may_hand_off && session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id,
+                                                 errstr, errstr_size) == -1)
                 return -1; /* a replayed or retried event sends the same session.end again */
         if (notify_flush(st->notify, false, errstr, errstr_size) == -1)
                 return -1;
-        if (rec->note == NOTE_VENDOR_DROP && strcmp(row.status, "live") != 0)
-                return drop_at_vendor(st, rec, row.vendor, errstr, errstr_size);
+        if (rec->note == NOTE_VENDOR_DROP && strcmp(status, "live") != 0)
+                return drop_at_vendor(st, rec, vendor, errstr, errstr_size);
         if ((rec->note == NOTE_CUTOFF_BANNED || rec->note == NOTE_CUTOFF_SUSPENDED) &&
-            strcmp(row.status, "live") == 0)
+            strcmp(status, "live") == 0)
                 return cut_off(st, rec, errstr, errstr_size);
         return 0;
 }
@@ -955,7 +909,9 @@ const struct consumer_role stream_lifecycle_role = {
         .topics = stream_topics,
         .open = stream_open,
         .apply = stream_apply,
+        .apply_many = stream_apply_many,
         .publish = stream_publish,
+        .publish_many = stream_publish_many,
         .tick = stream_tick,
         .close = stream_role_close,
 };

@@ -92,18 +92,15 @@ static void set_num(json_t *p, const char *name, long long v)
                 json_object_set_new(p, name, json_integer(v));
 }
 
-enum db_result notify_record(struct notify *n, const struct notify_msg *m, char *errstr,
-                             size_t errstr_size)
+/* m's event id and payload text (malloc'd), or NULL when out of memory. */
+static char *encode_msg(const struct notify_msg *m, char event_id[65])
 {
-        char text[512], event_id[65], *payload_text;
+        char text[512], *payload_text;
         json_t *p = json_pack("{s:s,s:I}", "kind", m->kind, "at_ms", (json_int_t)m->at_ms);
         int len = snprintf(text, sizeof(text), "notify|%s|%s", m->kind, m->key ? m->key : "");
-        enum db_result r;
 
-        if (!p) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return DB_RETRY;
-        }
+        if (!p)
+                return NULL;
         if (m->session_id > 0)
                 json_object_set_new(p, "session_id", json_integer(m->session_id));
         set_str(p, "title", m->title);
@@ -118,12 +115,21 @@ enum db_result notify_record(struct notify *n, const struct notify_msg *m, char 
         set_num(p, "amount", m->amount);
         payload_text = json_dumps(p, JSON_COMPACT);
         json_decref(p);
+        crypto_sha256_hex(text, (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1,
+                          event_id);
+        return payload_text;
+}
+
+enum db_result notify_record(struct notify *n, const struct notify_msg *m, char *errstr,
+                             size_t errstr_size)
+{
+        char event_id[65], *payload_text = encode_msg(m, event_id);
+        enum db_result r;
+
         if (!payload_text) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return DB_RETRY;
         }
-        crypto_sha256_hex(text, (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1,
-                          event_id);
         struct db_param params[] = {DB_STR(event_id),    DB_STR(m->kind),
                                     DB_STR(m->anchor_id), DB_STR(m->room_id),
                                     DB_STR(m->stream_id), DB_STR(payload_text)};
@@ -131,6 +137,44 @@ enum db_result notify_record(struct notify *n, const struct notify_msg *m, char 
         r = db_exec(n->db, n->insert, params, 6, NULL, NULL, errstr, errstr_size);
         free(payload_text);
         if (r == DB_OK)
+                n->has_pending = true;
+        return r;
+}
+
+void notify_text_begin(struct db_text *t)
+{
+        db_text_reset(t);
+        db_text_add(t, "INSERT IGNORE INTO notify_outbox (event_id, kind, anchor_id, room_id, "
+                       "stream_id, payload) VALUES ");
+}
+
+void notify_text_row(struct notify *n, struct db_text *t, const struct notify_msg *m,
+                     bool is_first_row)
+{
+        char event_id[65], *payload_text = encode_msg(m, event_id);
+        const char *const cols[] = {event_id, m->kind, m->anchor_id, m->room_id, m->stream_id,
+                                    payload_text};
+
+        if (!payload_text) {
+                t->is_oom = true;
+                return;
+        }
+        for (size_t i = 0; i < 6; i++) {
+                db_text_add(t, i ? ", " : is_first_row ? "(" : ", (");
+                db_text_str(n->db, t, cols[i]);
+        }
+        db_text_add(t, ")");
+        free(payload_text);
+}
+
+enum db_result notify_text_exec(struct notify *n, const struct db_text *t, size_t rows,
+                                char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+
+        if (!rows)
+                return DB_OK;
+        if ((r = db_text_exec(n->db, t, NULL, errstr, errstr_size)) == DB_OK)
                 n->has_pending = true;
         return r;
 }

@@ -61,6 +61,17 @@ __attribute__((warn_unused_result)) enum db_result
 notify_record_stream(struct notify *n, const char *kind, const char *stream_id, long long at_ms,
                      char *errstr, size_t errstr_size);
 
+/*
+ * A batch's notifications in one statement: notify_text_begin(), a notify_text_row() per
+ * message (as notify_record() would record it), notify_text_exec() with the row count.
+ */
+void notify_text_begin(struct db_text *t);
+void notify_text_row(struct notify *n, struct db_text *t, const struct notify_msg *m,
+                     bool is_first_row);
+__attribute__((warn_unused_result)) enum db_result
+notify_text_exec(struct notify *n, const struct db_text *t, size_t rows, char *errstr,
+                 size_t errstr_size);
+
 /**
  * @brief After the commit: sends every recorded notification not sent yet (when this instance
  * recorded one since its last flush, or `always`). @returns 0, or -1 with errstr (transient:

@@ -2,6 +2,7 @@
  * MySQL; shared by the projecting roles and liveflow-ctl. */
 #include "rebuild.h"
 
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -569,6 +570,170 @@ int rebuild_project_stream(struct rebuild *rb, const char *stream_id, struct reb
                            char *errstr, size_t errstr_size)
 {
         return project(rb, stream_id, NULL, out, errstr, errstr_size);
+}
+
+/* One stream of rebuild_project_streams(): its row as read and its script call. */
+struct many_stream {
+        long long live, touched_ms; /* which row of several vendors' wins, as project()'s */
+        char status[8], anchor[ID_MAX + 1], room[ID_MAX + 1], session[24], started[24];
+        char k_anchor[KEY_MAX], k_temp[KEY_MAX];
+        const char *argv[13];
+};
+
+struct many_read {
+        const char *const *ids;
+        size_t n;
+        struct rebuild_stream *out;
+        struct many_stream *ms;
+        bool is_mismatch; /* MySQL returned a stream id none of ours is byte for byte */
+};
+
+static int cmp_id_key(const void *key, const void *elem)
+{
+        return strcmp(key, *(const char *const *)elem);
+}
+
+static void on_many_row(const struct db_col *cols, void *arg)
+{
+        struct many_read *mr = arg;
+        const char *const *hit = bsearch(cols[0].s, mr->ids, mr->n, sizeof(*mr->ids), cmp_id_key);
+        size_t i;
+        struct many_stream *m;
+
+        if (!hit) {
+                mr->is_mismatch = true;
+                return;
+        }
+        i = (size_t)(hit - mr->ids);
+        m = &mr->ms[i];
+        /* Redis keys a stream by its id: live under any vendor, else the row touched last. */
+        if (mr->out[i].found && (m->live > cols[7].i ||
+                                 (m->live == cols[7].i && m->touched_ms >= cols[8].i)))
+                return;
+        m->live = cols[7].i;
+        m->touched_ms = cols[8].i;
+        mr->out[i].found = true;
+        snprintf(m->status, sizeof(m->status), "%s", cols[1].s);
+        snprintf(mr->out[i].status, sizeof(mr->out[i].status), "%s", cols[1].s);
+        snprintf(m->anchor, sizeof(m->anchor), "%s", cols[2].is_null ? "" : cols[2].s);
+        snprintf(m->room, sizeof(m->room), "%s", cols[3].is_null ? "" : cols[3].s);
+        snprintf(m->session, sizeof(m->session), "%lld", cols[4].is_null ? 0 : cols[4].i);
+        snprintf(m->started, sizeof(m->started), "%lld", cols[5].is_null ? 0 : cols[5].i / 1000);
+        snprintf(mr->out[i].vendor, sizeof(mr->out[i].vendor), "%s",
+                 cols[6].is_null ? "" : cols[6].s);
+}
+
+/* The rows of the n streams under FOR UPDATE, into mr (streams without a row stay "ended"). */
+static int read_many(struct rebuild *rb, struct many_read *mr, char *errstr, size_t errstr_size)
+{
+        char id[STREAM_MAX * 4 + 1], status[8], anchor[ID_MAX + 1], room[ID_MAX + 1], vendor[17];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
+                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
+                                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64}};
+        struct db_text sql = {0};
+        enum db_result r;
+
+        db_text_add(&sql, "SELECT stream_id, status, anchor_id, room_id, session_id, " EPOCH_MS(
+                                  "started_at") ", vendor, status = 'live', " EPOCH_MS(
+                                  "last_event_at") " FROM live_streams WHERE stream_id IN (");
+        for (size_t i = 0; i < mr->n; i++) {
+                db_text_add(&sql, i ? ", " : "");
+                db_text_str(rb->db, &sql, mr->ids[i]);
+        }
+        db_text_add(&sql, ") ORDER BY stream_id FOR UPDATE");
+        r = db_text_query(rb->db, &sql, cols, 9, on_many_row, mr, errstr, errstr_size);
+        db_text_free(&sql);
+        if (r == DB_OK && mr->is_mismatch) {
+                snprintf(errstr, errstr_size, "a stream id MySQL matches other than byte for byte");
+                return -1;
+        }
+        return r == DB_OK ? 0 : -1;
+}
+
+/* Each stream's project_script call, as project_locked() makes it. */
+static void many_calls(struct rebuild *rb, struct many_read *mr, const char *sha, const char *ttl)
+{
+        for (size_t i = 0; i < mr->n; i++) {
+                struct many_stream *m = &mr->ms[i];
+                const char **a = m->argv;
+
+                if (!mr->out[i].found) {
+                        snprintf(m->status, sizeof(m->status), "ended");
+                        snprintf(m->session, sizeof(m->session), "0");
+                        snprintf(m->started, sizeof(m->started), "0");
+                } else if (m->anchor[0]) {
+                        key_of(m->k_anchor, LF_KEY_ANCHOR_STATUS, m->anchor);
+                }
+                key_of(m->k_temp, LF_KEY_STREAM_TEMP, mr->ids[i]);
+                a[0] = "EVALSHA", a[1] = sha, a[2] = "3", a[3] = LF_KEY_ONLINE, a[4] = m->k_anchor;
+                a[5] = m->k_temp, a[6] = mr->ids[i], a[7] = m->status, a[8] = m->session;
+                a[9] = m->started, a[10] = ttl, a[11] = m->anchor, a[12] = m->room;
+        }
+        (void)rb;
+}
+
+/* The calls in one round trip after the first, which loads the script if Redis lacks it. */
+static int run_calls(struct rebuild *rb, struct many_read *mr, char *errstr, size_t errstr_size)
+{
+        const char **cmds[STREAM_PAGE];
+        int argcs[STREAM_PAGE];
+
+        if (redis_eval(rb, project_script, 3, &mr->ms[0].argv[3], 7, &mr->ms[0].argv[6], errstr,
+                       errstr_size) == -1)
+                return -1;
+        for (size_t i = 1; i < mr->n; i += STREAM_PAGE) {
+                size_t cnt = mr->n - i < STREAM_PAGE ? mr->n - i : STREAM_PAGE;
+
+                for (size_t j = 0; j < cnt; j++) {
+                        cmds[j] = mr->ms[i + j].argv;
+                        argcs[j] = 13;
+                }
+                if (redis_conn_pipeline(rb->redis, cnt, argcs, (const char **const *)cmds, errstr,
+                                        errstr_size) == -1)
+                        return -1;
+        }
+        return 0;
+}
+
+int rebuild_project_streams(struct rebuild *rb, const char *const *stream_ids, size_t n,
+                            struct rebuild_stream *out, char *errstr, size_t errstr_size)
+{
+        struct many_read mr = {.ids = stream_ids, .n = n, .out = out};
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int digest_len = 0;
+        char sha[41], ttl[24];
+        int rc = -1;
+
+        memset(out, 0, n * sizeof(*out));
+        if (!n)
+                return 0;
+        if (!(mr.ms = calloc(n, sizeof(*mr.ms)))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        EVP_Digest(project_script, strlen(project_script), digest, &digest_len, EVP_sha1(), NULL);
+        for (unsigned i = 0; i < digest_len && i < 20; i++)
+                snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+        snprintf(ttl, sizeof(ttl), "%lld", rb->live_ttl_s);
+        /* As project(): the rows are read and Redis written under the rows' locks. */
+        if (db_sql(rb->db, "START TRANSACTION", NULL, errstr, errstr_size) == DB_OK) {
+                if (read_many(rb, &mr, errstr, errstr_size) == 0) {
+                        many_calls(rb, &mr, sha, ttl);
+                        rc = run_calls(rb, &mr, errstr, errstr_size);
+                }
+                if (rc == 0)
+                        rc = db_sql(rb->db, "COMMIT", NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
+                else
+                        rollback(rb->db);
+        }
+        free(mr.ms);
+        return rc;
 }
 
 /* A page of stream ids read by db_query_each(). */

@@ -103,6 +103,15 @@ int rebuild_project_stream(struct rebuild *rb, const char *stream_id, struct reb
                            char *errstr, size_t errstr_size);
 
 /**
+ * @brief rebuild_project_stream() for n distinct streams, sorted by strcmp(), in one
+ * transaction: one read of their rows under FOR UPDATE, and the Redis calls pipelined. out[i]
+ * (n of them) receives stream_ids[i]'s row. @returns 0, or -1 with errstr (MySQL or Redis
+ * failed, or MySQL matched a stream id other than byte for byte: project them one by one).
+ */
+int rebuild_project_streams(struct rebuild *rb, const char *const *stream_ids, size_t n,
+                            struct rebuild_stream *out, char *errstr, size_t errstr_size);
+
+/**
  * @brief Projects every live stream, then every stream set:live:online or a
  * hash:anchor:status:* hash calls live that live_streams does not. *projected (may be NULL)
  * receives how many streams were projected. @returns 0 or -1 with errstr.

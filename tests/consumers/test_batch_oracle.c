@@ -18,9 +18,14 @@
 #include "consumer.h"
 #include "crypto.h"
 #include "db.h"
+#include "kafka.h"
 #include "metrics.h"
 #include "other.h"
+#include "produce.h"
 #include "record.h"
+#include "redis_conn.h"
+#include "settings.h"
+#include "stream_lifecycle.h"
 #include "support.h"
 
 #define T0_MS    1700000000000LL
@@ -32,6 +37,7 @@ struct input {
         const char *event_type, *payload_name, *stream_id, *raw;
         json_t *payload; /* owned */
         long long event_time_ms;
+        const char *anchor_id, *room_id;
 };
 
 /* A decoded batch, as the runtime hands it to a role. */
@@ -42,27 +48,36 @@ struct batch {
         size_t n;
 };
 
-/* One path's database and role. */
+/* One path's database, Redis database, producer and role. */
 struct side {
         char url[512];
         struct db *db;
         MYSQL *mysql;
+        struct redis_conn *redis;
+        rd_kafka_t *producer;
+        struct produce_ack ack;
         struct metrics *metrics;
         void *state;
         bool took_fast_path;
 };
 
 static struct codec *codec;
+static struct settings settings;
 
 static void setup(void)
 {
         char err[256];
 
         cr_assert((codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        setenv("LIVEFLOW_KAFKA_BOOTSTRAP", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), 1);
+        setenv("LIVEFLOW_MYSQL_URL", support_fixture("LIVEFLOW_TEST_MYSQL_URL"), 1);
+        setenv("LIVEFLOW_REDIS_URL", support_fixture("LIVEFLOW_TEST_REDIS_URL"), 1);
+        cr_assert(settings_load(&settings, SETTINGS_CONSUMER, err, sizeof(err)) == 0, "%s", err);
 }
 
 static void teardown(void)
 {
+        settings_fini(&settings);
         codec_destroy(codec);
 }
 
@@ -78,6 +93,8 @@ static void decode_into(struct consumer_record *rec, const struct input *in, lon
                 .vendor = "tencent",
                 .event_type = in->event_type,
                 .stream_id = in->stream_id,
+                .anchor_id = in->anchor_id,
+                .room_id = in->room_id,
                 .event_time_ms = in->event_time_ms ? in->event_time_ms : T0_MS + 60000,
                 .receive_time_ms = T0_MS + 60005,
                 .trace_id = "0123456789abcdef0123456789abcdef",
@@ -137,20 +154,51 @@ static void free_batch(struct batch *b)
 
 /* ------------------------------------------------------------------ the two paths */
 
-static void open_side(struct side *s, const struct consumer_role *role, const char *seed_sql)
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        (void)rk;
+        produce_ack_report(opaque, rkm);
+}
+
+/*
+ * A side on a fresh database seeded with the seed statements (NULL-terminated, may be NULL),
+ * and Redis database redis_db, emptied first (0: the fixture's, left alone: the role does not
+ * use Redis). Tests run in parallel: each that uses Redis names databases of its own.
+ */
+static void open_side(struct side *s, const struct consumer_role *role, const char *const *seed,
+                      int redis_db)
 {
         struct role_env env = {0};
-        char err[512];
+        char err[512], redis_url[256];
+        const char *base = support_fixture("LIVEFLOW_TEST_REDIS_URL");
+        const char *slash = strrchr(base, '/');
+        redisReply *reply;
 
         memset(s, 0, sizeof(*s));
         support_create_database(s->url, sizeof(s->url));
         s->mysql = support_mysql_connect(s->url);
-        if (seed_sql)
-                cr_assert(mysql_query(s->mysql, seed_sql) == 0, "%s", mysql_error(s->mysql));
+        for (size_t i = 0; seed && seed[i]; i++)
+                cr_assert(mysql_query(s->mysql, seed[i]) == 0, "%s", mysql_error(s->mysql));
         cr_assert((s->db = db_new(s->url, 5, err, sizeof(err))) != NULL, "%s", err);
         cr_assert((s->metrics = metrics_new()) != NULL);
+        snprintf(redis_url, sizeof(redis_url), "%.*s/%d", (int)(slash - base), base, redis_db);
+        cr_assert((s->redis = redis_conn_new(redis_url, 2000, err, sizeof(err))) != NULL, "%s",
+                  err);
+        if (redis_db) {
+                cr_assert((reply = redis_conn_cmd(s->redis, 1, (const char *[]){"FLUSHDB"}, NULL,
+                                                  err, sizeof(err))) != NULL,
+                          "%s", err);
+                freeReplyObject(reply);
+        }
+        cr_assert((s->producer = kafka_producer_new(&settings, "oracle", on_delivery, &s->ack, err,
+                                                    sizeof(err))) != NULL,
+                  "%s", err);
+        env.settings = &settings;
         env.db = s->db;
+        env.redis = s->redis;
         env.metrics = s->metrics;
+        env.producer = s->producer;
+        env.ack = &s->ack;
         env.role = role->name;
         cr_assert(role->open(&env, &s->state, err, sizeof(err)) == 0, "%s", err);
 }
@@ -158,6 +206,9 @@ static void open_side(struct side *s, const struct consumer_role *role, const ch
 static void close_side(struct side *s, const struct consumer_role *role)
 {
         role->close(s->state);
+        rd_kafka_flush(s->producer, 5000);
+        rd_kafka_destroy(s->producer);
+        redis_conn_destroy(s->redis);
         db_destroy(s->db);
         metrics_destroy(s->metrics);
         mysql_close(s->mysql);
@@ -196,6 +247,127 @@ static void apply_batch(struct side *s, const struct consumer_role *role, struct
         }
         db_rollback(s->db);
         apply_each(s, role, b, results);
+}
+
+/* publish() of every applied record that asked for it, in batch order. */
+static void publish_each(struct side *s, const struct consumer_role *role, struct batch *b,
+                         const enum apply_result *results)
+{
+        char err[512];
+
+        for (size_t i = 0; i < b->n; i++)
+                if (results[i] == APPLY_DONE && b->recs[i].publish)
+                        cr_assert(role->publish(s->state, &b->recs[i], err, sizeof(err)) == 0,
+                                  "record %zu: %s", i, err);
+}
+
+/* publish_many() of the same records, as the runtime calls it (publish() each when it fails). */
+static void publish_batch(struct side *s, const struct consumer_role *role, struct batch *b,
+                          const enum apply_result *results)
+{
+        struct consumer_record *recs[MAX_RECS];
+        size_t n = 0;
+        char err[512];
+
+        for (size_t i = 0; i < b->n; i++)
+                if (results[i] == APPLY_DONE && b->recs[i].publish)
+                        recs[n++] = &b->recs[i];
+        if (!role->publish_many) {
+                publish_each(s, role, b, results);
+                return;
+        }
+        if (role->publish_many(s->state, recs, n, err, sizeof(err)) == -1)
+                publish_each(s, role, b, results); /* as the runtime falls back */
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every key of a side's Redis database with its value (sets and hashes sorted), one a line. */
+static char *dump_redis(struct side *s)
+{
+        char err[256], *out = calloc(1, 1 << 16);
+        size_t len = 0;
+        redisReply *keys =
+                redis_conn_cmd(s->redis, 2, (const char *[]){"KEYS", "*"}, NULL, err, sizeof(err));
+
+        cr_assert(keys && out, "%s", err);
+        for (size_t i = 0; i < keys->elements; i++) {
+                const char *k = keys->element[i]->str;
+                redisReply *type = redis_conn_cmd(s->redis, 2, (const char *[]){"TYPE", k}, NULL,
+                                                  err, sizeof(err));
+                const char *cmd = strcmp(type->str, "set") == 0    ? "SMEMBERS"
+                                  : strcmp(type->str, "hash") == 0 ? "HGETALL"
+                                                                   : "GET";
+                redisReply *v = redis_conn_cmd(s->redis, 2, (const char *[]){cmd, k}, NULL, err,
+                                               sizeof(err));
+                char *items[256];
+                size_t cnt = 0;
+
+                cr_assert(v, "%s", err);
+                if (v->type == REDIS_REPLY_ARRAY) {
+                        for (size_t j = 0; j < v->elements && cnt < 256;
+                             j += cmd[0] == 'H' ? 2 : 1) {
+                                char *item = NULL;
+
+                                const char *field = v->element[j]->str;
+                                /* session ids are taken from a clock: each side has its own */
+                                const char *val = cmd[0] != 'H' ? ""
+                                                  : strcmp(field, "session_id") == 0
+                                                          ? "*"
+                                                          : v->element[j + 1]->str;
+
+                                cr_assert(asprintf(&item, "%s=%s", field, val) > 0);
+                                items[cnt++] = item;
+                        }
+                        qsort(items, cnt, sizeof(*items), cmp_strp);
+                }
+                len += (size_t)snprintf(out + len, (1 << 16) - len, "%s:", k);
+                for (size_t j = 0; j < cnt; j++) {
+                        len += (size_t)snprintf(out + len, (1 << 16) - len, " %s", items[j]);
+                        free(items[j]);
+                }
+                if (v->type == REDIS_REPLY_STRING)
+                        len += (size_t)snprintf(out + len, (1 << 16) - len, " %s", v->str);
+                len += (size_t)snprintf(out + len, (1 << 16) - len, "\n");
+                freeReplyObject(v);
+                freeReplyObject(type);
+        }
+        freeReplyObject(keys);
+        return out;
+}
+
+/* The dump's lines sorted (KEYS answers in no order). */
+static char *sorted_lines(char *text)
+{
+        char *lines[1024], *save = NULL, *out = calloc(1, strlen(text) + 2);
+        size_t n = 0;
+
+        for (char *l = strtok_r(text, "\n", &save); l && n < 1024; l = strtok_r(NULL, "\n", &save))
+                lines[n++] = l;
+        qsort(lines, n, sizeof(*lines), cmp_line);
+        for (size_t i = 0; i < n; i++) {
+                strcat(out, lines[i]);
+                strcat(out, "\n");
+        }
+        free(text);
+        return out;
+}
+
+static void expect_same_redis(struct side *a, struct side *b)
+{
+        char *x = sorted_lines(dump_redis(a)), *y = sorted_lines(dump_redis(b));
+
+        cr_expect_str_eq(x, y, "Redis\nper record:\n%s\nbatch:\n%s", x, y);
+        free(x);
+        free(y);
 }
 
 /* Every row of a query, "|"-joined columns and one line per row. */
@@ -241,7 +413,8 @@ static void expect_same_tables(struct side *a, struct side *b, const char *const
  * every record and the tables. @returns whether the batch path took its fast path.
  */
 static bool run_oracle(const struct consumer_role *role, const struct input *in, size_t n,
-                       unsigned seed, const char *seed_sql, const char *const *queries)
+                       unsigned seed, const char *const *seed_sql, const char *const *queries,
+                       int redis_db)
 {
         struct side each, many;
         struct batch b1, b2;
@@ -250,13 +423,24 @@ static bool run_oracle(const struct consumer_role *role, const struct input *in,
 
         make_batch(&b1, in, n, seed);
         make_batch(&b2, in, n, seed);
-        open_side(&each, role, seed_sql);
-        open_side(&many, role, seed_sql);
+        open_side(&each, role, seed_sql, redis_db);
+        open_side(&many, role, seed_sql, redis_db ? redis_db + 1 : 0);
         apply_each(&each, role, &b1, r1);
         apply_batch(&many, role, &b2, r2);
-        for (size_t i = 0; i < b1.n; i++)
+        for (size_t i = 0; i < b1.n; i++) {
                 cr_expect_eq(r1[i], r2[i], "record %zu: %d per record, %d in the batch", i, r1[i],
                              r2[i]);
+                if (r1[i] != APPLY_DONE)
+                        continue;
+                cr_expect_eq(b1.recs[i].note, b2.recs[i].note, "record %zu: note %lld, %lld", i,
+                             b1.recs[i].note, b2.recs[i].note);
+                cr_expect_eq(b1.recs[i].publish, b2.recs[i].publish, "record %zu: publish", i);
+        }
+        if (role->publish && redis_db) {
+                publish_each(&each, role, &b1, r1);
+                publish_batch(&many, role, &b2, r2);
+                expect_same_redis(&each, &many);
+        }
         expect_same_tables(&each, &many, queries);
         fast = many.took_fast_path;
         close_side(&each, role);
@@ -283,13 +467,14 @@ static const char *const record_tables[] = {
         NULL};
 
 /* s1 live since T0 (session 11); s2 from T0 to T0 + 1000 s (session 12); s3 has no row. */
-static const char record_seed[] =
+static const char *const record_seed[] = {
         "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
         "started_at, ended_at, last_event_at) VALUES "
         "('s1', 'a1', 'r1', 11, 'tencent', 'live', FROM_UNIXTIME(1700000000), NULL, NOW()), "
         "('s2', 'a2', 'r2', 12, 'tencent', 'ended', FROM_UNIXTIME(1700000000), "
         "FROM_UNIXTIME(1700001000), NOW()), "
-        "('Room-A', 'a3', 'r3', 13, 'tencent', 'live', FROM_UNIXTIME(1700000000), NULL, NOW())";
+        "('Room-A', 'a3', 'r3', 13, 'tencent', 'live', FROM_UNIXTIME(1700000000), NULL, NOW())",
+        NULL};
 
 static json_t *file_payload(const char *file_id, long long start_ms)
 {
@@ -329,7 +514,9 @@ static size_t record_inputs(struct input *in, bool with_collation_pair)
                                          files[i].stream,
                                          NULL,
                                          file_payload(files[i].file, files[i].start_ms),
-                                         0};
+                                         0,
+                                         NULL,
+                                         NULL};
         in[n++] = (struct input){
                 "status-1",
                 "record.status",
@@ -337,10 +524,13 @@ static size_t record_inputs(struct input *in, bool with_collation_pair)
                 "s1",
                 NULL,
                 json_pack("{s:s,s:s,s:s}", "record_event", "start", "session_key", "k", "seq", "1"),
-                0};
+                0,
+                NULL,
+                NULL};
         /* An empty file_id: permanent, on both paths. */
-        in[n++] = (struct input){
-                "bad-file", "record.file", "RecordFile", "s1", NULL, file_payload("", T0_MS), 0};
+        in[n++] = (struct input){"bad-file", "record.file", "RecordFile",
+                                 "s1",       NULL,          file_payload("", T0_MS),
+                                 0,          NULL,          NULL};
         if (with_collation_pair) {
                 in[n++] = (struct input){"room-a-upper",
                                          "record.file",
@@ -348,14 +538,18 @@ static size_t record_inputs(struct input *in, bool with_collation_pair)
                                          "Room-A",
                                          NULL,
                                          file_payload("G-1", T0_MS + 5000),
-                                         0};
+                                         0,
+                                         NULL,
+                                         NULL};
                 in[n++] = (struct input){"room-a-lower",
                                          "record.file",
                                          "RecordFile",
                                          "room-a",
                                          NULL,
                                          file_payload("g-1", T0_MS + 6000),
-                                         0};
+                                         0,
+                                         NULL,
+                                         NULL};
         }
         return n;
 }
@@ -366,7 +560,7 @@ Test(batch_oracle, record_batch_matches_per_record)
         size_t n = record_inputs(in, false);
 
         for (unsigned seed = 1; seed <= 3; seed++)
-                cr_expect(run_oracle(&record_role, in, n, seed, record_seed, record_tables),
+                cr_expect(run_oracle(&record_role, in, n, seed, record_seed, record_tables, 0),
                           "seed %u: the batch did not take the set-based path", seed);
         free_inputs(in, n);
 }
@@ -377,7 +571,7 @@ Test(batch_oracle, record_collation_equal_ids_end_as_per_record)
         size_t n = record_inputs(in, true);
 
         /* Either path is fine here; what counts is the end state. */
-        run_oracle(&record_role, in, n, 7, record_seed, record_tables);
+        run_oracle(&record_role, in, n, 7, record_seed, record_tables, 0);
         free_inputs(in, n);
 }
 
@@ -390,7 +584,7 @@ Test(batch_oracle, record_replayed_batch_changes_nothing)
         enum apply_result r[MAX_RECS];
         char *before, *after;
 
-        open_side(&s, &record_role, record_seed);
+        open_side(&s, &record_role, record_seed, 0);
         make_batch(&b, in, n, 5);
         apply_batch(&s, &record_role, &b, r);
         before = dump(s.mysql, record_tables[1]);
@@ -423,13 +617,128 @@ Test(batch_oracle, other_batch_matches_per_record)
         struct input in[MAX_RECS];
         size_t n = 0;
 
-        in[n++] = (struct input){"o1", "other", NULL, "s1", "{\"event_type\":100}", NULL, 0};
-        in[n++] = (struct input){"o2", "other", NULL, "s2", "{\"action\":\"on_dvr\"}", NULL, 0};
-        in[n++] = (struct input){"o3", "other", NULL, NULL, "not json", NULL, 0};
-        in[n++] = (struct input){"o4", "other", NULL, "s1", "{\"event_type\":\"a b\"}", NULL, 0};
+        in[n++] = (struct input){"o1", "other", NULL, "s1", "{\"event_type\":100}",
+                                 NULL, 0,       NULL, NULL};
+        in[n++] = (struct input){"o2", "other", NULL, "s2", "{\"action\":\"on_dvr\"}",
+                                 NULL, 0,       NULL, NULL};
+        in[n++] = (struct input){"o3", "other", NULL, NULL, "not json", NULL, 0, NULL, NULL};
+        in[n++] = (struct input){"o4", "other", NULL, "s1", "{\"event_type\":\"a b\"}",
+                                 NULL, 0,       NULL, NULL};
         /* After 2038: permanent on both paths. */
-        in[n++] = (struct input){"o5", "other", NULL, "s1", "{}", NULL, 4102444800000LL};
+        in[n++] =
+                (struct input){"o5", "other", NULL, "s1", "{}", NULL, 4102444800000LL, NULL, NULL};
         for (unsigned seed = 1; seed <= 3; seed++)
-                cr_expect(run_oracle(&other_role, in, n, seed, NULL, other_tables),
+                cr_expect(run_oracle(&other_role, in, n, seed, NULL, other_tables, 0),
                           "seed %u: the batch did not take the set-based path", seed);
+}
+
+/* ------------------------------------------------------------------ stream */
+
+/* Session ids come from a clock: compared by their order, not their values. */
+static const char *const stream_tables[] = {
+        "SELECT consumer, event_id, vendor, event_type, stream_id, trace_id, event_time, "
+        "received_at, kafka_topic, kafka_partition, kafka_offset, outcome FROM live_events "
+        "ORDER BY consumer, event_id",
+        "SELECT stream_id, anchor_id, room_id, DENSE_RANK() OVER (ORDER BY session_id), vendor, "
+        "vendor_session, status, started_at, ended_at, duration_s, close_method, cover_url "
+        "FROM live_streams ORDER BY stream_id",
+        "SELECT event_id, DENSE_RANK() OVER (ORDER BY session_id), stream_id, anchor_id, room_id, "
+        "started_at, ended_at, duration_s, close_method FROM session_handoff ORDER BY event_id",
+        NULL};
+
+static const char *const stream_seed[] = {
+        "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
+        "vendor_session, status, started_at, ended_at, duration_s, close_method, last_event_at) "
+        "VALUES ('st-live', 'a-live', 'r-live', 21, 'tencent', 'seqA', 'live', "
+        "FROM_UNIXTIME(1700000000), NULL, NULL, NULL, NOW()), "
+        "('st-ended', NULL, NULL, 22, 'tencent', 'seqB', 'ended', FROM_UNIXTIME(1700000000), "
+        "FROM_UNIXTIME(1700000100), 100, 1, NOW()), "
+        "('st-ended2', 'a-e2', NULL, 23, 'tencent', 'seqD', 'ended', NULL, "
+        "FROM_UNIXTIME(1700000300.5), 0, 2, NOW())",
+        "INSERT INTO anchors (anchor_id, status, suspended_until) VALUES "
+        "('a-banned', 'banned', NULL), ('a-susp', 'suspended', FROM_UNIXTIME(1800000000)), "
+        "('a-ok', 'active', NULL)",
+        NULL};
+
+static json_t *begin_payload(const char *sequence)
+{
+        return json_pack("{s:s?}", "sequence", sequence);
+}
+
+static json_t *end_payload(const char *sequence, int close_method, long long push_ms)
+{
+        json_t *p = json_pack("{s:s?,s:i}", "sequence", sequence, "close_method", close_method);
+
+        if (push_ms >= 0)
+                json_object_set_new(p, "push_duration_ms", json_integer(push_ms));
+        return p;
+}
+
+#define S(x) (T0_MS + (x)*1000LL)
+
+static size_t stream_inputs(struct input *in, bool with_collation_pair)
+{
+        size_t n = 0;
+
+#define BEGIN(key, stream, seq, t, anchor)                                                         \
+        in[n++] = (struct input){key,    "stream.begin", "StreamBegin",                            \
+                                 stream, NULL,           begin_payload(seq),                       \
+                                 t,      anchor,         "room-" stream}
+#define END(key, type, stream, seq, cm, push, t)                                                   \
+        in[n++] = (struct input)                                                                   \
+        {                                                                                          \
+                key, type, "StreamEnd", stream, NULL, end_payload(seq, cm, push), t, NULL, NULL    \
+        }
+        BEGIN("b-n1-s1", "n1", "s1", S(10), "a-ok");
+        END("e-n1-s1", "stream.end", "n1", "s1", 1, 60000, S(70));
+        BEGIN("b-n1-s2", "n1", "s2", S(200), "a-ok");
+        BEGIN("b-live-again", "st-live", "seqA", S(20), "a-live");
+        BEGIN("b-live-stale", "st-live", "seqX", S(-50), "a-live");
+        END("e-ended-newer", "stream.end", "st-ended", "seqC", 1, 30000, S(500));
+        BEGIN("b-ended-late", "st-ended", "seqB", S(1), "a-late");
+        BEGIN("b-ended2-late", "st-ended2", "seqD", S(2), "a-late2"); /* its end came first */
+        END("c-live-forced", "stream.close", "st-live", NULL, 2, -1, S(300));
+        BEGIN("b-banned", "b1", "x1", S(5), "a-banned");
+        BEGIN("b-susp", "s1", "y1", S(1000), "a-susp");
+        END("e-no-row", "stream.end", "n2", "z1", 1, 60000, S(90));
+        END("e-no-row-nopush", "stream.end", "n3", "z2", 1, -1, S(95));
+        in[n++] = (struct input){"j-live",  "stream.join", "StreamBegin",
+                                 "st-live", NULL,          begin_payload("seqJ"),
+                                 S(40),     "a-cohost",    "room-j"};
+        in[n++] = (struct input){"j-new",  "stream.join", "StreamBegin",
+                                 "room-j", NULL,          begin_payload("seqK"),
+                                 S(41),    "a-cohost",    "room-j"};
+        in[n++] = (struct input){"l-live",  "stream.leave", "StreamEnd",
+                                 "st-live", NULL,           end_payload("seqJ", 1, -1),
+                                 S(45),     "a-cohost",     NULL};
+        /* close_method 5: permanent, on both paths */
+        END("e-bad", "stream.end", "n1", "s1", 5, -1, S(80));
+        if (with_collation_pair) {
+                BEGIN("b-case-upper", "Case-A", "c1", S(10), "a-ok");
+                BEGIN("b-case-lower", "case-a", "c2", S(20), "a-ok");
+        }
+#undef BEGIN
+#undef END
+        return n;
+}
+
+Test(batch_oracle, stream_batch_matches_per_record)
+{
+        struct input in[MAX_RECS];
+        size_t n = stream_inputs(in, false);
+
+        for (unsigned seed = 1; seed <= 4; seed++)
+                cr_expect(run_oracle(&stream_lifecycle_role, in, n, seed, stream_seed,
+                                     stream_tables, 11),
+                          "seed %u: the batch did not take the set-based path", seed);
+        free_inputs(in, n);
+}
+
+Test(batch_oracle, stream_collation_equal_ids_end_as_per_record)
+{
+        struct input in[MAX_RECS];
+        size_t n = stream_inputs(in, true);
+
+        run_oracle(&stream_lifecycle_role, in, n, 9, stream_seed, stream_tables, 13);
+        free_inputs(in, n);
 }

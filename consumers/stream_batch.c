@@ -1,0 +1,943 @@
+/*
+ * stream_batch.c: the stream role a batch at once (see stream_role.h for which step runs
+ * where). stream_apply() per record stays the fallback and the oracle.
+ *
+ * apply_many(): which events the ledger holds already (and, for replays that need it, their
+ * outcomes), the rows of the batch's streams under FOR UPDATE in key order, the anchors of
+ * the begins; then every new event is decided in batch order against the rows as the batch
+ * leaves them, exactly as stream_apply() decides it, per stream in event order; then one
+ * multi-row insert each into live_events (with each outcome), live_streams (every row the
+ * batch changed, as it leaves it) and session_handoff (each ended session as it was when it
+ * ended). Session ids are taken in the same order as one record at a time would take them.
+ *
+ * publish_many(): the batch's streams projected to Redis in one transaction and one
+ * pipeline, which of the batch's events have a session.end in the outbox in one query; then
+ * the session.end records, vendor drops and cut-offs of the few records that have them.
+ */
+#include "stream_role.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "ids.h"
+#include "keyset.h"
+#include "ledger.h"
+#include "log.h"
+#include "notify.h"
+#include "rebuild.h"
+#include "role_kit.h"
+
+#define TIME_MAX_MS 2147483647999LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
+#define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
+
+/* A live_streams row in memory: as read, then as the batch leaves it. NULL strings are NULL. */
+struct sb_stream {
+        const char *stream_id;
+        const char *key_vendor; /* live_streams is keyed by (vendor, stream_id) */
+        char db_anchor[257], db_room[257], db_vendor[65], db_session[513], db_status[8],
+                db_reason[1025], db_cover[8193];
+        const char *cover_url; /* as read: the batch does not change it */
+        bool found, is_changed;
+        const char *anchor, *room, *vendor, *vendor_session, *status, *close_reason;
+        long long session_id;                         /* 0: NULL */
+        long long started_ms, ended_ms, duration_s, close_method; /* -1: NULL */
+};
+
+/* A session the batch ended, as its session_handoff row. */
+struct sb_handoff {
+        long long session_id, started_ms, ended_ms, duration_s, close_method;
+        const char *anchor, *room;
+};
+
+struct sb_rec {
+        struct apply_slot *slot;
+        struct stream_event se;
+        bool is_valid, is_new;
+        size_t first; /* the batch index of the first copy of this event id */
+        const char *outcome;
+        bool has_handoff, is_only_end; /* is_only_end: adopt_tips() on the row as it left it */
+        struct sb_handoff handoff, only_end;
+        bool has_notify; /* stream.live or stream.ended, on the row as this event left it */
+        struct sb_handoff notify;
+        const char *notify_cover, *notify_reason;
+};
+
+/* An anchor of the batch's begins and its standing. */
+struct sb_anchor {
+        const char *anchor_id;
+        bool is_banned, is_suspended;
+        long long until_ms; /* -1: NULL */
+};
+
+struct stream_batch {
+        struct stream_state *st;
+        struct sb_rec *recs;
+        struct keyset ids;
+        struct sb_stream *streams;
+        struct sb_anchor *anchors;
+        const char **scratch;
+        size_t n, fresh, stream_cnt, anchor_cnt;
+        bool is_mismatch, needs_outcomes;
+        struct db_text sql;
+};
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct strings of the scratch's first cnt, sorted, back into it. @returns how many. */
+static size_t distinct_scratch(struct stream_batch *b, size_t cnt)
+{
+        size_t n = 0;
+
+        qsort(b->scratch, cnt, sizeof(*b->scratch), cmp_str_ptr);
+        for (size_t i = 0; i < cnt; i++)
+                if (i == 0 || strcmp(b->scratch[i], b->scratch[i - 1]) != 0)
+                        b->scratch[n++] = b->scratch[i];
+        return n;
+}
+
+static int cmp_stream_key(const void *key, const void *elem)
+{
+        return strcmp(key, ((const struct sb_stream *)elem)->stream_id);
+}
+
+static struct sb_stream *find_stream(const struct stream_batch *b, const char *stream_id)
+{
+        return bsearch(stream_id, b->streams, b->stream_cnt, sizeof(*b->streams), cmp_stream_key);
+}
+
+static int cmp_anchor_key(const void *key, const void *elem)
+{
+        return strcmp(key, ((const struct sb_anchor *)elem)->anchor_id);
+}
+
+static struct sb_anchor *find_anchor(const struct stream_batch *b, const char *anchor_id)
+{
+        return bsearch(anchor_id, b->anchors, b->anchor_cnt, sizeof(*b->anchors), cmp_anchor_key);
+}
+
+static bool in_time_range(long long ms)
+{
+        return ms >= 0 && ms <= TIME_MAX_MS;
+}
+
+static enum db_result fall_back(const char *why, char *errstr, size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "%s", why);
+        return DB_RETRY;
+}
+
+/* replayed_event(): whether a replay of this event repeats what its first time decided. */
+static bool replay_matters(const struct stream_event *se)
+{
+        return se->is_begin || se->close_method >= 2 || stream_is_ghost_close(se->ev);
+}
+
+/* replayed_event(): the note of a replay, from the outcome its first time recorded. */
+static void note_from_outcome(struct consumer_record *rec, const struct stream_event *se,
+                              const char *outcome)
+{
+        if (!se->is_begin && strcmp(outcome, "applied") == 0)
+                rec->note = NOTE_VENDOR_DROP;
+        else if (se->is_begin && strcmp(outcome, OUTCOME_CUTOFF_BANNED) == 0)
+                rec->note = NOTE_CUTOFF_BANNED;
+        else if (se->is_begin && strcmp(outcome, OUTCOME_CUTOFF_SUSPENDED) == 0)
+                rec->note = NOTE_CUTOFF_SUSPENDED;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+static void read_batch(struct stream_batch *b, struct apply_slot *slots)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct sb_rec *r = &b->recs[i];
+
+                r->slot = &slots[i];
+                if (stream_read_event(&slots[i].rec->ev, &r->se, slots[i].error,
+                                      slots[i].error_size) == -1) {
+                        slots[i].result = APPLY_PERMANENT;
+                        continue;
+                }
+                r->is_valid = true;
+                slots[i].rec->publish = true; /* as stream_apply(): a replay re-projects Redis */
+                slots[i].rec->note = 0;
+                keyset_add(&b->ids, slots[i].rec->ev.event_id, i);
+        }
+        keyset_sort(&b->ids);
+}
+
+/* Which events are new; the later copies and the known ones are replays. */
+static enum db_result find_new_events(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        struct keyset *ks = &b->ids;
+        enum db_result r;
+        size_t first = 0;
+
+        if ((r = ledger_find_known(b->st->ledger, ks, &b->sql, errstr, errstr_size)) != DB_OK)
+                return r;
+        b->is_mismatch = ks->is_mismatch;
+        for (size_t i = 0; i < ks->n; i++) {
+                struct sb_rec *rec = &b->recs[ks->items[i].index];
+
+                if (keyset_is_first(ks, i))
+                        first = ks->items[i].index;
+                rec->first = first;
+                rec->is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
+                b->fresh += rec->is_new;
+                /* replayed_event() reads the outcome of a known begin or forced close */
+                if (ks->items[i].is_known && replay_matters(&rec->se))
+                        b->needs_outcomes = true;
+        }
+        return DB_OK;
+}
+
+/* Streams of the new events (leaves touch no row); anchors of the new begins. */
+static bool collect_keys(struct stream_batch *b)
+{
+        size_t cnt = 0;
+
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_rec *r = &b->recs[i];
+
+                if (!r->is_new || r->se.is_leave)
+                        continue;
+                /* a close by liveflow or an operator names no vendor: resolve_vendor() per record */
+                if (!in_time_range(r->se.ev->event_time_ms) ||
+                    !stream_is_stream_vendor(r->se.ev->vendor))
+                        return false;
+                b->scratch[cnt++] = r->se.ev->stream_id;
+        }
+        b->stream_cnt = distinct_scratch(b, cnt);
+        for (size_t i = 0; i < b->stream_cnt; i++)
+                b->streams[i] = (struct sb_stream){.stream_id = b->scratch[i]};
+        if (keys_may_collide(b->scratch, b->stream_cnt))
+                return false;
+        for (size_t i = 0; i < b->n; i++) { /* one vendor per stream id in a batch */
+                struct sb_rec *r = &b->recs[i];
+                struct sb_stream *s;
+
+                if (!r->is_new || r->se.is_leave)
+                        continue;
+                r->se.vendor = r->se.ev->vendor;
+                s = find_stream(b, r->se.ev->stream_id);
+                if (s->key_vendor && strcmp(s->key_vendor, r->se.vendor) != 0)
+                        return false;
+                s->key_vendor = r->se.vendor;
+        }
+        cnt = 0;
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_rec *r = &b->recs[i];
+                const char *a = r->se.ev->anchor_id;
+
+                if (r->is_new && r->se.is_begin && a && *a)
+                        b->scratch[cnt++] = a;
+        }
+        b->anchor_cnt = distinct_scratch(b, cnt);
+        for (size_t i = 0; i < b->anchor_cnt; i++)
+                b->anchors[i] = (struct sb_anchor){.anchor_id = b->scratch[i], .until_ms = -1};
+        return !keys_may_collide(b->scratch, b->anchor_cnt);
+}
+
+/* "((vendor, stream_id), ...)" of the batch's streams. */
+static void add_stream_list(struct stream_batch *b)
+{
+        db_text_add(&b->sql, "(");
+        for (size_t i = 0; i < b->stream_cnt; i++) {
+                db_text_add(&b->sql, i ? ", (" : "(");
+                db_text_str(b->st->db, &b->sql, b->streams[i].key_vendor);
+                db_text_add(&b->sql, ", ");
+                db_text_str(b->st->db, &b->sql, b->streams[i].stream_id);
+                db_text_add(&b->sql, ")");
+        }
+        db_text_add(&b->sql, ")");
+}
+
+static const char *col_str(const struct db_col *c, char *buf, size_t size)
+{
+        if (c->is_null)
+                return NULL;
+        snprintf(buf, size, "%s", c->s);
+        return buf;
+}
+
+static void on_stream(const struct db_col *cols, void *arg)
+{
+        struct stream_batch *b = arg;
+        struct sb_stream *s = find_stream(b, cols[0].s);
+
+        if (!s || s->found || cols[4].is_null || strcmp(cols[4].s, s->key_vendor) != 0) {
+                b->is_mismatch = true;
+                return;
+        }
+        s->found = true;
+        s->anchor = col_str(&cols[1], s->db_anchor, sizeof(s->db_anchor));
+        s->room = col_str(&cols[2], s->db_room, sizeof(s->db_room));
+        s->session_id = cols[3].is_null ? 0 : cols[3].i;
+        s->vendor = col_str(&cols[4], s->db_vendor, sizeof(s->db_vendor));
+        s->vendor_session = col_str(&cols[5], s->db_session, sizeof(s->db_session));
+        s->status = col_str(&cols[6], s->db_status, sizeof(s->db_status));
+        s->started_ms = cols[7].is_null ? -1 : cols[7].i;
+        s->ended_ms = cols[8].is_null ? -1 : cols[8].i;
+        s->duration_s = cols[9].is_null ? -1 : cols[9].i;
+        s->close_method = cols[10].is_null ? -1 : cols[10].i;
+        s->close_reason = col_str(&cols[11], s->db_reason, sizeof(s->db_reason));
+        s->cover_url = col_str(&cols[12], s->db_cover, sizeof(s->db_cover));
+}
+
+/* lock_row() for every stream of the batch, in key order, with every column it rewrites. */
+static enum db_result lock_streams(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        char id[1021], anchor[257], room[257], vendor[65], session[513], status[8], reason[1025],
+                cover[8193];
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
+                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)},
+                {.type = DB_PARAM_STR, .s = session, .s_size = sizeof(session)},
+                {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = reason, .s_size = sizeof(reason)},
+                {.type = DB_PARAM_STR, .s = cover, .s_size = sizeof(cover)},
+        };
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT stream_id, anchor_id, room_id, session_id, vendor, "
+                             "vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
+                                     "ended_at") ", duration_s, close_method, close_reason, cover_url "
+                                                 "FROM live_streams WHERE (vendor, stream_id) IN ");
+        add_stream_list(b);
+        db_text_add(&b->sql, " ORDER BY stream_id FOR UPDATE");
+        return db_text_query(b->st->db, &b->sql, cols, 13, on_stream, b, errstr, errstr_size);
+}
+
+static void on_anchor(const struct db_col *cols, void *arg)
+{
+        struct stream_batch *b = arg;
+        struct sb_anchor *a = find_anchor(b, cols[0].s);
+
+        if (!a) {
+                b->is_mismatch = true;
+                return;
+        }
+        a->is_banned = !cols[1].is_null && cols[1].i;
+        a->is_suspended = !cols[2].is_null && cols[2].i;
+        a->until_ms = cols[3].is_null ? -1 : cols[3].i;
+}
+
+/* The standing of every anchor of the batch's begins (check_anchor() per begin). */
+static enum db_result read_anchors(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        char id[257];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64}};
+
+        if (!b->anchor_cnt)
+                return DB_OK;
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT anchor_id, status = 'banned', status = 'suspended' AND "
+                             "suspended_until IS NOT NULL, " EPOCH_MS("suspended_until") " "
+                             "FROM anchors WHERE anchor_id IN (");
+        for (size_t i = 0; i < b->anchor_cnt; i++) {
+                db_text_add(&b->sql, i ? ", " : "");
+                db_text_str(b->st->db, &b->sql, b->anchors[i].anchor_id);
+        }
+        db_text_add(&b->sql, ")");
+        return db_text_query(b->st->db, &b->sql, cols, 4, on_anchor, b, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------------ deciding, in batch order */
+
+/* check_anchor(): the outcome of a begin that made the stream live. */
+static const char *anchor_outcome(const struct stream_batch *b, struct sb_rec *r)
+{
+        const struct event *ev = r->se.ev;
+        const struct sb_anchor *a;
+
+        if (!ev->anchor_id || !*ev->anchor_id || !(a = find_anchor(b, ev->anchor_id)))
+                return "applied";
+        if (a->is_banned) {
+                r->slot->rec->note = NOTE_CUTOFF_BANNED;
+                return OUTCOME_CUTOFF_BANNED;
+        }
+        if (a->is_suspended && a->until_ms > ev->event_time_ms) {
+                r->slot->rec->note = NOTE_CUTOFF_SUSPENDED;
+                return OUTCOME_CUTOFF_SUSPENDED;
+        }
+        return "applied";
+}
+
+/* begin_new(): insert_live or new_session. */
+static void begin_new(struct stream_batch *b, struct sb_stream *s, const struct stream_event *se)
+{
+        const struct event *ev = se->ev;
+
+        s->found = s->is_changed = true;
+        s->anchor = ev->anchor_id;
+        s->room = ev->room_id;
+        s->session_id = (long long)ids_next(b->st->ids);
+        s->vendor = se->vendor;
+        s->vendor_session = se->sequence;
+        s->status = "live";
+        s->started_ms = ev->event_time_ms;
+        s->ended_ms = s->duration_s = s->close_method = -1;
+        s->close_reason = NULL;
+}
+
+static const char *coalesce(const char *a, const char *b)
+{
+        return a ? a : b;
+}
+
+/* apply_begin() on the row in memory. */
+static const char *decide_begin(struct stream_batch *b, struct sb_stream *s, struct sb_rec *r)
+{
+        const struct event *ev = r->se.ev;
+        long long newest = s->ended_ms > s->started_ms ? s->ended_ms : s->started_ms;
+        bool is_same = stream_same_session(s->vendor_session, r->se.sequence);
+
+        if (r->se.is_join && s->found && strcmp(s->status, "live") == 0) {
+                s->anchor = coalesce(s->anchor, ev->anchor_id);
+                s->room = coalesce(s->room, ev->room_id);
+                s->is_changed = true;
+                return "cohost_join";
+        }
+        if (!s->found || (!is_same && ev->event_time_ms >= newest)) {
+                begin_new(b, s, &r->se);
+                return anchor_outcome(b, r);
+        }
+        if (is_same && strcmp(s->status, "ended") == 0) {
+                long long d;
+
+                s->started_ms = ev->event_time_ms;
+                if (s->ended_ms >= 0) {
+                        d = (s->ended_ms - ev->event_time_ms) / 1000; /* TIMESTAMPDIFF */
+                        s->duration_s = d < 0 ? 0 : d;
+                } else {
+                        s->duration_s = -1;
+                }
+                s->anchor = coalesce(s->anchor, ev->anchor_id);
+                s->room = coalesce(s->room, ev->room_id);
+                s->is_changed = true;
+                return "late_begin";
+        }
+        if (is_same)
+                s->is_changed = true; /* touch: the vendor said the session is live again */
+        return is_same ? "already_live" : "stale";
+}
+
+/* insert_ended() on the row in memory. @returns false for a start MySQL cannot store. */
+static bool insert_ended(struct stream_batch *b, struct sb_stream *s, const struct stream_event *se)
+{
+        const struct event *ev = se->ev;
+
+        if (se->push_duration_ms >= 0 && !in_time_range(ev->event_time_ms - se->push_duration_ms))
+                return false;
+        s->found = s->is_changed = true;
+        s->anchor = ev->anchor_id;
+        s->room = ev->room_id;
+        s->session_id = (long long)ids_next(b->st->ids);
+        s->vendor = se->vendor;
+        s->vendor_session = se->sequence;
+        s->status = "ended";
+        s->started_ms = se->push_duration_ms >= 0 ? ev->event_time_ms - se->push_duration_ms : -1;
+        s->ended_ms = ev->event_time_ms;
+        s->duration_s = stream_duration_s(se, -1);
+        s->close_method = se->close_method;
+        s->close_reason = stream_close_reason(se);
+        return true;
+}
+
+/* apply_end() on the row in memory; NULL for a start MySQL cannot store. */
+static const char *decide_end(struct stream_batch *b, struct sb_stream *s, struct sb_rec *r)
+{
+        const struct stream_event *se = &r->se;
+        const struct event *ev = se->ev;
+        bool is_live = s->found && strcmp(s->status, "live") == 0;
+        bool is_same = stream_same_session(s->vendor_session, se->sequence);
+
+        if (!s->found)
+                return insert_ended(b, s, se) ? "end_before_begin" : NULL;
+        if (is_live && (!se->sequence || is_same || ev->event_time_ms >= s->started_ms)) {
+                s->status = "ended";
+                s->duration_s = stream_duration_s(se, s->started_ms);
+                s->ended_ms = ev->event_time_ms;
+                s->close_method = se->close_method;
+                s->close_reason = stream_close_reason(se);
+                s->is_changed = true;
+                if (se->close_method >= 2 || stream_is_ghost_close(ev))
+                        r->slot->rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
+                return "applied";
+        }
+        if (!is_live && se->sequence && !is_same && ev->event_time_ms > s->ended_ms &&
+            ev->event_time_ms > s->started_ms)
+                return insert_ended(b, s, se) ? "end_before_begin" : NULL;
+        return is_live ? "stale" : "already_ended";
+}
+
+/* session_handoff_record(): the session the row holds now, when it ended. */
+static void note_handoff(struct sb_rec *r, const struct sb_stream *s)
+{
+        if (strcmp(s->status, "ended") != 0 || !s->session_id || s->ended_ms < 0) {
+                log_warn(NULL, "session hand-off: stream %s has no ended session to hand off",
+                         s->stream_id);
+                return;
+        }
+        r->has_handoff = true;
+        r->handoff = (struct sb_handoff){s->session_id, s->started_ms, s->ended_ms, s->duration_s,
+                                         s->close_method < 0 ? 1 : s->close_method, s->anchor,
+                                         s->room};
+}
+
+/* Every new event in batch order. @returns false when one cannot be decided here. */
+static bool decide_all(struct stream_batch *b)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct sb_rec *r = &b->recs[i];
+                struct sb_stream *s;
+
+                if (!r->is_valid || !r->is_new)
+                        continue;
+                if (r->se.is_leave) { /* a co-host left: the room's session ends with the room */
+                        r->outcome = "cohost_leave";
+                        continue;
+                }
+                s = find_stream(b, r->se.ev->stream_id);
+                r->outcome = r->se.is_begin ? decide_begin(b, s, r) : decide_end(b, s, r);
+                if (!r->outcome)
+                        return false;
+                r->is_only_end = !r->se.is_begin && strcmp(r->outcome, "end_before_begin") == 0;
+                if (r->is_only_end) /* adopt_tips() reads the row as this end leaves it */
+                        r->only_end = (struct sb_handoff){s->session_id, s->started_ms, s->ended_ms,
+                                                          s->duration_s, s->close_method,
+                                                          s->anchor, s->room};
+                if (stream_ends_session(&r->se, r->outcome))
+                        note_handoff(r, s);
+                /* notify_record_stream(): the fans' "went live", the room's "closed" */
+                if (s->session_id && ((r->se.is_begin && strcmp(r->outcome, "applied") == 0) ||
+                                      (!r->se.is_begin && stream_ends_session(&r->se, r->outcome)))) {
+                        r->has_notify = true;
+                        r->notify = (struct sb_handoff){s->session_id, s->started_ms, s->ended_ms,
+                                                        s->duration_s, s->close_method, s->anchor,
+                                                        s->room};
+                        r->notify_cover = s->cover_url;
+                        r->notify_reason = s->close_reason;
+                }
+        }
+        return true;
+}
+
+/* replayed_event() for the copies of an event new in this batch: the first copy's outcome. */
+static void note_replays(struct stream_batch *b)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct sb_rec *r = &b->recs[i];
+                const char *outcome;
+
+                if (!r->is_valid || r->is_new || !b->recs[r->first].is_new)
+                        continue;
+                if (!replay_matters(&r->se))
+                        continue;
+                outcome = b->recs[r->first].outcome;
+                note_from_outcome(r->slot->rec, &r->se, outcome);
+        }
+}
+
+static void on_outcome(const struct db_col *cols, void *arg)
+{
+        struct stream_batch *b = arg;
+        size_t i = keyset_find(&b->ids, cols[0].s);
+
+        if (i == b->ids.n || cols[1].is_null)
+                return;
+        for (; i < b->ids.n && strcmp(b->ids.items[i].id, cols[0].s) == 0; i++) {
+                struct sb_rec *r = &b->recs[b->ids.items[i].index];
+
+                if (b->ids.items[i].is_known && replay_matters(&r->se))
+                        note_from_outcome(r->slot->rec, &r->se, cols[1].s);
+        }
+}
+
+/* replayed_event() for the events the ledger held before the batch. */
+static enum db_result read_outcomes(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        char id[KEYSET_ID_MAX + 1], outcome[33];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = outcome, .s_size = sizeof(outcome)}};
+        bool is_first = true;
+
+        if (!b->needs_outcomes)
+                return DB_OK;
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT event_id, outcome FROM live_events WHERE consumer = "
+                             "'stream' AND event_id IN (");
+        for (size_t i = 0; i < b->ids.n; i++) {
+                if (!b->ids.items[i].is_known || !keyset_is_first(&b->ids, i))
+                        continue;
+                db_text_add(&b->sql, is_first ? "" : ", ");
+                is_first = false;
+                db_text_str(b->st->db, &b->sql, b->ids.items[i].id);
+        }
+        db_text_add(&b->sql, ")");
+        return db_text_query(b->st->db, &b->sql, cols, 2, on_outcome, b, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------------ writing */
+
+static void add_str(struct stream_batch *b, const char *s)
+{
+        db_text_add(&b->sql, ", ");
+        db_text_str(b->st->db, &b->sql, s);
+}
+
+static void add_time(struct stream_batch *b, long long ms)
+{
+        if (ms >= 0)
+                db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000)", ms);
+        else
+                db_text_add(&b->sql, ", NULL");
+}
+
+static void add_int(struct stream_batch *b, long long v)
+{
+        if (v >= 0)
+                db_text_add(&b->sql, ", %lld", v);
+        else
+                db_text_add(&b->sql, ", NULL");
+}
+
+/* Every row the batch changed, as it leaves it, in one upsert. */
+static enum db_result write_streams(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, "
+                             "vendor, vendor_session, status, started_at, ended_at, duration_s, "
+                             "close_method, close_reason, last_event_at) VALUES ");
+        for (size_t i = 0; i < b->stream_cnt; i++) {
+                const struct sb_stream *s = &b->streams[i];
+
+                if (!s->is_changed)
+                        continue;
+                db_text_add(&b->sql, rows++ ? ", (" : "(");
+                db_text_str(b->st->db, &b->sql, s->stream_id);
+                add_str(b, s->anchor);
+                add_str(b, s->room);
+                add_int(b, s->session_id ? s->session_id : -1);
+                add_str(b, s->vendor);
+                add_str(b, s->vendor_session);
+                add_str(b, s->status);
+                add_time(b, s->started_ms);
+                add_time(b, s->ended_ms);
+                add_int(b, s->duration_s);
+                add_int(b, s->close_method);
+                add_str(b, s->close_reason);
+                db_text_add(&b->sql, ", NOW(3))");
+        }
+        if (!rows)
+                return DB_OK;
+        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE anchor_id = VALUES(anchor_id), "
+                             "room_id = VALUES(room_id), session_id = VALUES(session_id), "
+                             "vendor = VALUES(vendor), vendor_session = VALUES(vendor_session), "
+                             "status = VALUES(status), started_at = VALUES(started_at), "
+                             "ended_at = VALUES(ended_at), duration_s = VALUES(duration_s), "
+                             "close_method = VALUES(close_method), "
+                             "close_reason = VALUES(close_reason), "
+                             "last_event_at = VALUES(last_event_at)");
+        return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
+}
+
+/* The outbox rows of the sessions the batch ended (INSERT IGNORE: recorded already is fine). */
+static enum db_result write_handoffs(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT IGNORE INTO session_handoff (event_id, session_id, stream_id, "
+                             "anchor_id, room_id, started_at, ended_at, duration_s, close_method) "
+                             "VALUES ");
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_rec *r = &b->recs[i];
+                const struct sb_handoff *h = &r->handoff;
+
+                if (!r->has_handoff)
+                        continue;
+                db_text_add(&b->sql, rows++ ? ", (" : "(");
+                db_text_str(b->st->db, &b->sql, r->se.ev->event_id);
+                add_int(b, h->session_id);
+                add_str(b, r->se.ev->stream_id);
+                add_str(b, h->anchor);
+                add_str(b, h->room);
+                add_time(b, h->started_ms);
+                add_time(b, h->ended_ms);
+                add_int(b, h->duration_s);
+                add_int(b, h->close_method);
+                db_text_add(&b->sql, ")");
+        }
+        return rows ? db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size) : DB_OK;
+}
+
+static enum db_result write_events(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        ledger_text_begin(&b->sql);
+        for (size_t i = 0; i < b->n; i++)
+                if (b->recs[i].is_new)
+                        ledger_text_row(b->st->ledger, &b->sql, b->recs[i].slot->rec,
+                                        b->recs[i].outcome, rows++ == 0);
+        return ledger_text_exec(b->st->ledger, &b->sql, rows, errstr, errstr_size);
+}
+
+/*
+ * adopt_tips() of each session recorded from its end alone, on the row as that end left it
+ * (a later event of the batch may have changed it since): one statement each, for the few.
+ */
+static enum db_result adopt_tips(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_handoff *w = &b->recs[i].only_end;
+                enum db_result r;
+
+                if (!b->recs[i].is_only_end || !w->session_id || w->started_ms < 0 ||
+                    w->ended_ms < 0)
+                        continue;
+                db_text_reset(&b->sql);
+                db_text_add(&b->sql, "UPDATE recharge r SET r.session_id = %lld WHERE "
+                                     "r.session_id IS NULL AND r.room_id = COALESCE(",
+                            w->session_id);
+                db_text_str(b->st->db, &b->sql, w->room);
+                db_text_add(&b->sql, ", ");
+                db_text_str(b->st->db, &b->sql, w->anchor);
+                db_text_add(&b->sql, ") AND r.tipped_at BETWEEN FROM_UNIXTIME(%lld / 1000) AND "
+                                     "FROM_UNIXTIME(%lld / 1000)",
+                            w->started_ms, w->ended_ms);
+                if ((r = db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size)) != DB_OK)
+                        return r;
+        }
+        return DB_OK;
+}
+
+/* The batch's stream.live and stream.ended notifications, in batch order, in one insert. */
+static enum db_result write_notifications(struct stream_batch *b, char *errstr,
+                                          size_t errstr_size)
+{
+        size_t rows = 0;
+
+        notify_text_begin(&b->sql);
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_rec *r = &b->recs[i];
+                const struct sb_handoff *w = &r->notify;
+                char key[24];
+                struct notify_msg m;
+
+                if (!r->has_notify)
+                        continue;
+                snprintf(key, sizeof(key), "%lld", w->session_id);
+                m = notify_msg_init(r->se.is_begin ? "stream.live" : "stream.ended", key,
+                                    r->se.ev->event_time_ms);
+                m.anchor_id = w->anchor;
+                m.room_id = w->room;
+                m.stream_id = r->se.ev->stream_id;
+                m.session_id = w->session_id;
+                m.cover_url = r->notify_cover;
+                if (!r->se.is_begin) {
+                        m.duration_s = w->duration_s;
+                        m.close_method = w->close_method;
+                        m.reason = r->notify_reason;
+                }
+                notify_text_row(b->st->notify, &b->sql, &m, rows++ == 0);
+        }
+        return notify_text_exec(b->st->notify, &b->sql, rows, errstr, errstr_size);
+}
+
+/* Everything after find_new_events(), when some event is new. */
+static enum db_result write_new_events(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+
+        if (!collect_keys(b))
+                return fall_back("ids that MySQL may match other than byte for byte, or a time "
+                                 "out of MySQL's range",
+                                 errstr, errstr_size);
+        if (b->stream_cnt && (r = lock_streams(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        if ((r = read_anchors(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (b->is_mismatch)
+                return fall_back("ids that MySQL matches other than byte for byte", errstr,
+                                 errstr_size);
+        if (!decide_all(b))
+                return fall_back("a start out of MySQL's range", errstr, errstr_size);
+        if ((r = write_events(b, errstr, errstr_size)) != DB_OK ||
+            (r = write_streams(b, errstr, errstr_size)) != DB_OK ||
+            (r = adopt_tips(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        if ((r = write_handoffs(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        return write_notifications(b, errstr, errstr_size);
+}
+
+static void log_batch(const struct stream_batch *b)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_rec *r = &b->recs[i];
+                const struct consumer_record *rec = r->slot->rec;
+
+                if (!r->is_valid)
+                        continue;
+                if (!r->is_new)
+                        log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
+                                  rec->ev.stream_id);
+                else
+                        log_info(rec->trace_id,
+                                 "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",
+                                 rec->ev.event_type, rec->ev.stream_id, r->outcome, rec->topic,
+                                 rec->partition, rec->offset);
+        }
+}
+
+static enum apply_result apply_batch(struct stream_batch *b, struct apply_slot *slots,
+                                     char *errstr, size_t errstr_size)
+{
+        enum db_result r = DB_OK;
+
+        read_batch(b, slots);
+        if (!b->ids.n)
+                return APPLY_DONE;
+        if (keyset_may_collide(&b->ids))
+                r = fall_back("event ids that MySQL may match other than byte for byte", errstr,
+                              errstr_size);
+        if (r == DB_OK && (r = find_new_events(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
+                r = fall_back("event ids that MySQL matches other than byte for byte", errstr,
+                              errstr_size);
+        if (r == DB_OK)
+                r = read_outcomes(b, errstr, errstr_size);
+        if (r == DB_OK && b->fresh)
+                r = write_new_events(b, errstr, errstr_size);
+        if (r != DB_OK)
+                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
+        note_replays(b);
+        log_batch(b);
+        return APPLY_DONE;
+}
+
+enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_t n,
+                                    char *errstr, size_t errstr_size)
+{
+        struct stream_batch b = {.st = state, .n = n};
+        enum apply_result r = APPLY_RETRY;
+
+        b.recs = calloc(n, sizeof(*b.recs));
+        b.streams = calloc(n, sizeof(*b.streams));
+        b.anchors = calloc(n, sizeof(*b.anchors));
+        b.scratch = calloc(n, sizeof(*b.scratch));
+        if (b.recs && b.streams && b.anchors && b.scratch && keyset_init(&b.ids, n) == 0)
+                r = apply_batch(&b, slots, errstr, errstr_size);
+        else
+                snprintf(errstr, errstr_size, "out of memory");
+        db_text_free(&b.sql);
+        keyset_free(&b.ids);
+        free(b.recs);
+        free(b.streams);
+        free(b.anchors);
+        free(b.scratch);
+        return r;
+}
+
+/* ------------------------------------------------------------------ publishing a batch */
+
+/* Which of the batch's events have a session.end in the outbox (sorted event ids). */
+static int find_handoffs(struct stream_state *st, struct keyset *ks, char *errstr,
+                         size_t errstr_size)
+{
+        struct db_text sql = {0};
+        enum db_result r = keyset_find_known(ks, st->db, &sql,
+                                             "SELECT event_id FROM session_handoff WHERE "
+                                             "event_id IN ",
+                                             errstr, errstr_size);
+
+        db_text_free(&sql);
+        if (r == DB_OK && ks->is_mismatch) {
+                snprintf(errstr, errstr_size, "an event id MySQL matches other than byte for byte");
+                return -1;
+        }
+        return r == DB_OK ? 0 : -1;
+}
+
+/*
+ * The batch's distinct streams (sorted into ids, n of them at most) projected at once; then
+ * the rest of publish() for the records that have a session.end or a note.
+ */
+static int publish_batch(struct stream_state *st, struct consumer_record *const *recs, size_t n,
+                         const char **ids, struct rebuild_stream *rows, struct keyset *events,
+                         bool *has_handoff, char *errstr, size_t errstr_size)
+{
+        const char **folded = ids + n; /* keys_may_collide() reorders its copy */
+        size_t cnt = 0;
+
+        for (size_t i = 0; i < n; i++)
+                ids[cnt++] = recs[i]->ev.stream_id;
+        qsort(ids, cnt, sizeof(*ids), cmp_str_ptr);
+        cnt = 0;
+        for (size_t i = 0; i < n; i++)
+                if (i == 0 || strcmp(ids[i], ids[cnt - 1]) != 0)
+                        ids[cnt++] = ids[i];
+        memcpy(folded, ids, cnt * sizeof(*ids));
+        for (size_t i = 0; i < n; i++)
+                keyset_add(events, recs[i]->ev.event_id, i);
+        keyset_sort(events);
+        if (keys_may_collide(folded, cnt) || keyset_may_collide(events)) {
+                snprintf(errstr, errstr_size, "ids MySQL may match other than byte for byte");
+                return -1;
+        }
+        if (rebuild_project_streams(st->rebuild, ids, cnt, rows, errstr, errstr_size) == -1 ||
+            find_handoffs(st, events, errstr, errstr_size) == -1)
+                return -1;
+        for (size_t i = 0; i < events->n; i++) /* in batch order below, as publish() runs */
+                has_handoff[events->items[i].index] = events->items[i].is_known;
+        for (size_t i = 0; i < n; i++) {
+                struct consumer_record *rec = recs[i];
+                const char **hit = bsearch(&rec->ev.stream_id, ids, cnt, sizeof(*ids), cmp_str_ptr);
+                const struct rebuild_stream *row = &rows[hit - ids];
+
+                if (!row->found || (!has_handoff[i] && !rec->note))
+                        continue;
+                if (stream_publish_rest(st, rec, row->status, row->vendor, has_handoff[i], errstr,
+                                        errstr_size) == -1)
+                        return -1;
+        }
+        return 0;
+}
+
+int stream_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
+                        size_t errstr_size)
+{
+        const char **ids = calloc(2 * n + 1, sizeof(*ids));
+        struct rebuild_stream *rows = calloc(n + 1, sizeof(*rows));
+        bool *has_handoff = calloc(n + 1, sizeof(*has_handoff));
+        struct keyset events = {0};
+        int rc = -1;
+
+        if (ids && rows && has_handoff && keyset_init(&events, n) == 0)
+                rc = publish_batch(state, recs, n, ids, rows, &events, has_handoff, errstr,
+                                   errstr_size);
+        else
+                snprintf(errstr, errstr_size, "out of memory");
+        keyset_free(&events);
+        free(ids);
+        free(rows);
+        free(has_handoff);
+        return rc;
+}
