@@ -246,6 +246,7 @@ static void apply_batch(struct side *s, const struct consumer_role *role, struct
                 return;
         }
         db_rollback(s->db);
+        fprintf(stderr, "%s: the batch went one record at a time: %s\n", role->name, err);
         apply_each(s, role, b, results);
 }
 
@@ -644,6 +645,8 @@ static const char *const stream_tables[] = {
         "FROM live_streams ORDER BY stream_id",
         "SELECT event_id, DENSE_RANK() OVER (ORDER BY session_id), stream_id, anchor_id, room_id, "
         "started_at, ended_at, duration_s, close_method FROM session_handoff ORDER BY event_id",
+        "SELECT trace_id, session_id IS NULL, DENSE_RANK() OVER (ORDER BY session_id) FROM "
+        "recharge ORDER BY trace_id",
         NULL};
 
 static const char *const stream_seed[] = {
@@ -658,6 +661,11 @@ static const char *const stream_seed[] = {
         "INSERT INTO anchors (anchor_id, status, suspended_until) VALUES "
         "('a-banned', 'banned', NULL), ('a-susp', 'suspended', FROM_UNIXTIME(1800000000)), "
         "('a-ok', 'active', NULL)",
+        /* Tips no session took, for the sessions recorded from their end alone */
+        "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
+        "VALUES ('t-n2-in', 'u1', 'a-x', 'room-n2', 100, FROM_UNIXTIME(1700000050)), "
+        "('t-n2-out', 'u1', 'a-x', 'room-n2', 100, FROM_UNIXTIME(1700000095)), "
+        "('t-n1-in', 'u2', 'a-ok', 'room-n1', 7, FROM_UNIXTIME(1700000030))",
         NULL};
 
 static json_t *begin_payload(const char *sequence)
@@ -687,7 +695,8 @@ static size_t stream_inputs(struct input *in, bool with_collation_pair)
 #define END(key, type, stream, seq, cm, push, t)                                                   \
         in[n++] = (struct input)                                                                   \
         {                                                                                          \
-                key, type, "StreamEnd", stream, NULL, end_payload(seq, cm, push), t, NULL, NULL    \
+                key, type, "StreamEnd", stream, NULL, end_payload(seq, cm, push), t, NULL,         \
+                        "room-" stream                                                             \
         }
         BEGIN("b-n1-s1", "n1", "s1", S(10), "a-ok");
         END("e-n1-s1", "stream.end", "n1", "s1", 1, 60000, S(70));
@@ -700,7 +709,7 @@ static size_t stream_inputs(struct input *in, bool with_collation_pair)
         END("c-live-forced", "stream.close", "st-live", NULL, 2, -1, S(300));
         BEGIN("b-banned", "b1", "x1", S(5), "a-banned");
         BEGIN("b-susp", "s1", "y1", S(1000), "a-susp");
-        END("e-no-row", "stream.end", "n2", "z1", 1, 60000, S(90));
+        END("e-no-row", "stream.end", "n2", "z1", 1, 60000, S(90)); /* t-n2-in is its tip */
         END("e-no-row-nopush", "stream.end", "n3", "z2", 1, -1, S(95));
         in[n++] = (struct input){"j-live",  "stream.join", "StreamBegin",
                                  "st-live", NULL,          begin_payload("seqJ"),
