@@ -647,6 +647,8 @@ static const char *const stream_tables[] = {
         "started_at, ended_at, duration_s, close_method FROM session_handoff ORDER BY event_id",
         "SELECT trace_id, session_id IS NULL, DENSE_RANK() OVER (ORDER BY session_id) FROM "
         "recharge ORDER BY trace_id",
+        "SELECT kind, anchor_id, room_id, stream_id, JSON_REMOVE(payload, '$.session_id') FROM "
+        "notify_outbox ORDER BY id",
         NULL};
 
 static const char *const stream_seed[] = {
