@@ -303,7 +303,7 @@ Test(events, a_batch_over_the_limit_is_413_and_the_limit_itself_is_fine)
                          i ? "," : "", i);
                 strcat(body, one);
                 if (i == MAX_BATCH - 1) {
-                        char exact[4096];
+                        char exact[4096 + 8];
 
                         snprintf(exact, sizeof(exact), "%s]}", body);
                         cr_assert(eq(int, map(exact), 0), "%s", verdict.message);
