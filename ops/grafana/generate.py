@@ -2,12 +2,65 @@
 """ops/grafana/generate.py: writes the Grafana dashboards of ops/grafana/dashboards/ (one JSON
 file per dashboard, provisioning-ready). Edit the panels here, then run
     python3 ops/grafana/generate.py ops/grafana/dashboards
-make test checks that the JSON files are what this writes, and runs every panel query
-against a Prometheus that scraped a running stack."""
+`--check DIR` checks the dashboards in DIR are well formed (unique uids and panel ids, panels
+inside the 24-column grid without overlapping, every query on the datasource variable).
+make test checks that the JSON files are what this writes, runs --check, and runs every panel
+query against a Prometheus that scraped a running stack."""
 import json
 import os
 import sys
 
+
+
+def check(directory):
+    """Problems of the dashboards in directory, one string each."""
+    problems, uids = [], set()
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".json"):
+            continue
+        d = json.load(open(os.path.join(directory, name)))
+        where = name
+        if not d.get("uid") or d["uid"] in uids:
+            problems.append(f"{where}: missing or repeated uid")
+        uids.add(d.get("uid"))
+        if not any(v.get("type") == "datasource" and v.get("name") == "datasource"
+                   for v in d.get("templating", {}).get("list", [])):
+            problems.append(f"{where}: no datasource variable")
+        ids, cells = set(), set()
+        for p in d.get("panels", []):
+            if p.get("id") in ids:
+                problems.append(f"{where}: panel id {p.get('id')} repeated")
+            ids.add(p.get("id"))
+            g = p.get("gridPos", {})
+            if g.get("x", 0) + g.get("w", 0) > 24 or g.get("w", 0) <= 0 or g.get("h", 0) <= 0:
+                problems.append(f"{where}: {p.get('title')!r} outside the grid")
+            for x in range(g.get("x", 0), g.get("x", 0) + g.get("w", 0)):
+                for y in range(g.get("y", 0), g.get("y", 0) + g.get("h", 0)):
+                    if (x, y) in cells:
+                        problems.append(f"{where}: {p.get('title')!r} overlaps another panel")
+                        break
+                    cells.add((x, y))
+                else:
+                    continue
+                break
+            if p.get("type") == "row":
+                continue
+            if not p.get("targets"):
+                problems.append(f"{where}: {p.get('title')!r} has no query")
+            for t in p.get("targets", []):
+                if t.get("datasource", {}).get("uid") != "${datasource}" or not t.get("expr"):
+                    problems.append(f"{where}: {p.get('title')!r} query {t.get('refId')} not on ${{datasource}}")
+    return problems
+
+
+if len(sys.argv) == 3 and sys.argv[1] == "--check":
+    found = check(sys.argv[2])
+    for line in found:
+        print(line, file=sys.stderr)
+    sys.exit(1 if found else 0)
+if len(sys.argv) != 2:
+    print("usage: generate.py OUT_DIR | --check DIR", file=sys.stderr)
+    sys.exit(2)
 OUT = sys.argv[1]
 DS = {"type": "prometheus", "uid": "${datasource}"}
 

@@ -76,6 +76,17 @@ Test(monitoring, dashboards_are_what_the_generator_writes)
         cr_assert(support_sh("python3 ops/grafana/generate.py %s", dir) == 0);
         cr_expect(support_sh("diff -r %s ops/grafana/dashboards >&2", dir) == 0,
                   "ops/grafana/dashboards differs from what ops/grafana/generate.py writes");
+        cr_expect(support_sh("python3 ops/grafana/generate.py --check ops/grafana/dashboards") == 0,
+                  "the dashboards are not well formed");
+        /* The check itself finds a repeated panel id. */
+        cr_expect(
+                support_sh(
+                        "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+                        "d[\"panels\"][2][\"id\"]=d[\"panels\"][1][\"id\"]; "
+                        "json.dump(d,open(sys.argv[2]+\"/x.json\",\"w\"))' "
+                        "ops/grafana/dashboards/liveflow-money.json %s && rm %s/liveflow-*.json && "
+                        "! python3 ops/grafana/generate.py --check %s 2>/dev/null",
+                        dir, dir, dir) == 0);
         support_sh("rm -rf %s", dir);
 }
 
