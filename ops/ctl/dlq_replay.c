@@ -19,6 +19,7 @@
 #include "log.h"
 #include "names.h"
 #include "redis_conn.h"
+#include "signals.h"
 
 #define COMMIT_EVERY    100  /* records, */
 #define COMMIT_EVERY_MS 1000 /* or this long: what a crash can replay twice */
@@ -276,6 +277,10 @@ static int replay_record(const rd_kafka_message_t *m, struct ctlk_range *r, void
         const char *why;
         char target[256];
 
+        if (signals_stop_requested()) {
+                add_stop(rp, m, "stopped by a signal (progress kept up to here)");
+                return -1;
+        }
         dlq_record_parse(&rec, m);
         if ((why = stop_reason(rp, &rec))) {
                 add_stop(rp, m, why);
@@ -529,6 +534,8 @@ int dlq_replay_run(struct ctl *ctl, const struct dlq_opts *opts)
         int rc = CTL_EXIT_OK;
 
         rp.keep_progress = opts->execute && !opts->history && opts->filter.offset < 0;
+        if (opts->execute)
+                signals_install(); /* SIGTERM/SIGINT: stop, wait for the acks, commit, exit */
         rp.now_ms = ctl_now_ms();
         rp.started_mono_ms = rp.settled_mono_ms = mono_ms();
         rp.records = json_array();
@@ -546,6 +553,11 @@ int dlq_replay_run(struct ctl *ctl, const struct dlq_opts *opts)
                 rc = CTL_EXIT_USAGE;
         if (opts->execute && settle(&rp) == -1)
                 rc = CTL_EXIT_LEFT;
+        if (rc == CTL_EXIT_OK && signals_stop_requested()) {
+                snprintf(rp.errstr, sizeof(rp.errstr),
+                         "stopped by a signal; the rest waits for the next run");
+                rc = CTL_EXIT_LEFT;
+        }
         if (rc == CTL_EXIT_OK && rp.failed > 0) {
                 if (!*rp.errstr)
                         snprintf(rp.errstr, sizeof(rp.errstr), "%lld record(s) not replayed",

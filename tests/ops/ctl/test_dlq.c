@@ -524,3 +524,45 @@ Test(dlq, one_source_record_dead_lettered_by_several_groups_is_replayed_once)
         cr_assert(eq(int, n, 1));
         fx_rec_fini(msgs, n);
 }
+
+Test(dlq, sigterm_stops_a_replay_with_its_progress_committed)
+{
+        static struct fx_rec msgs[64];
+        static char a1[] = "dlq", a2[] = "replay", a3[] = "--topic", a5[] = "--execute",
+                    a6[] = "--rate", a7[] = "2";
+        char bin[512], topic_arg[128];
+        char *argv[] = {bin, a1, a2, a3, topic_arg, a5, a6, a7, NULL};
+        json_t *doc;
+        int n = 0;
+        pid_t pid;
+
+        for (int i = 0; i < 30; i++) {
+                char key[16];
+
+                snprintf(key, sizeof(key), "s%d", i);
+                dead(key, "reward", "transient", "g", 1000, 0);
+        }
+        support_bin_path("liveflow-ctl", bin, sizeof(bin));
+        snprintf(topic_arg, sizeof(topic_arg), "%s", source);
+        pid = support_spawn(argv, NULL, "/dev/null");
+        for (int i = 0; i < 300 && n < 3; i++) {
+                fx_rec_fini(msgs, n);
+                n = fx_read_all(source, msgs, 64);
+                support_sleep_ms(100);
+        }
+        fx_rec_fini(msgs, n);
+        cr_assert(n >= 3, "the replay did not start");
+        kill(pid, SIGTERM);
+        n = support_wait_exit(pid, 15000);
+        cr_assert(eq(int, n, 1), "stopped early, something left: exit %d", n);
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json", source),
+                     0));
+        doc = ctl_json(out);
+        cr_assert(jint(doc, "replayed", NULL) > 0, "%s", out);
+        cr_assert(jint(doc, "replayed", NULL) < 30, "%s", out);
+        json_decref(doc);
+        n = fx_read_all(source, msgs, 64);
+        cr_assert(eq(int, n, 30), "every record once, none twice");
+        fx_rec_fini(msgs, n);
+}
