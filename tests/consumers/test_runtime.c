@@ -512,6 +512,10 @@ Test(runtime, replays_are_counted_apart_from_new_records)
         cr_assert_eq(scrape(fx.copies[0].admin_port, "liveflow_consumer_replayed_total{role="
                                                      "\"stream\",topic=\"live.stream\"}"),
                      1, "(log %s)", fx.log_path);
+        /* Every series, the new ones included, passes Prometheus' own lint. */
+        cr_assert_eq(support_sh("curl -sf http://127.0.0.1:%d/metrics | promtool check metrics",
+                                fx.copies[0].admin_port),
+                     0, "promtool check metrics complains (see the output above)");
         stop_copy0();
 }
 
