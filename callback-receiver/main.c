@@ -62,7 +62,8 @@ int main(int argc, char **argv)
                 return EXIT_CONFIG;
         }
         if (log_format_parse(s.log_format) == -1) {
-                fprintf(stderr, "liveflow-receiver: LIVEFLOW_LOG_FORMAT: \"%s\" is not text or json\n",
+                fprintf(stderr,
+                        "liveflow-receiver: LIVEFLOW_LOG_FORMAT: \"%s\" is not text or json\n",
                         s.log_format);
                 settings_fini(&s);
                 return EXIT_CONFIG;

@@ -55,9 +55,9 @@ static int register_topic_metrics(struct consumer *c)
         for (size_t i = 0; i < n; i++) {
                 snprintf(l, sizeof(l), "role=\"%s\",topic=\"%s\"", c->role->name,
                          c->role->topics[i]);
-                c->m_fetched[i] = metrics_counter(c->metrics, "liveflow_consumer_fetched_total",
-                                                  "Records fetched, by topic (replays included)",
-                                                  l);
+                c->m_fetched[i] =
+                        metrics_counter(c->metrics, "liveflow_consumer_fetched_total",
+                                        "Records fetched, by topic (replays included)", l);
                 c->m_replayed[i] = metrics_counter(
                         c->metrics, "liveflow_consumer_replayed_total",
                         "Records fetched that are dead letters written back (replay.time header)",
@@ -215,14 +215,16 @@ static size_t collect(struct consumer *c)
 
         while (!signals_stop_requested() && c->item_cnt < (size_t)c->settings->batch_max &&
                (!store_breaker_is_open(c->breaker) || c->is_probing)) {
-                int wait = first ? (int)(first + c->settings->batch_wait_ms - consumer_now_ms()) : 100;
+                int wait =
+                        first ? (int)(first + c->settings->batch_wait_ms - consumer_now_ms()) : 100;
                 rd_kafka_message_t *rkm;
 
                 if (first && wait <= 0)
                         break;
                 rkm = rd_kafka_consumer_poll(c->rk, wait > 0 ? wait : 0);
                 if (rkm && !rkm->err && store_breaker_is_open(c->breaker) && !c->is_probing) {
-                        consumer_put_back(c, rkm); /* a revocation's batch met an outage meanwhile */
+                        consumer_put_back(c,
+                                          rkm); /* a revocation's batch met an outage meanwhile */
                         break;
                 }
                 if (!rkm) {
@@ -262,8 +264,9 @@ static void decode(struct consumer *c, struct item *it)
                                                    it->trace_header[0]
                                            ? it->trace_header
                                            : unknown;
-                log_warn(it->rec.trace_id, "undecodable record topic=%s partition=%d offset=%lld: %s",
-                         it->rec.topic, it->rec.partition, it->rec.offset, it->error);
+                log_warn(it->rec.trace_id,
+                         "undecodable record topic=%s partition=%d offset=%lld: %s", it->rec.topic,
+                         it->rec.partition, it->rec.offset, it->error);
                 return;
         }
         it->decoded = true;
@@ -481,7 +484,8 @@ static void apply_single(struct consumer *c, struct item *it)
                         return;
                 }
                 db_rollback(c->db);
-                if (consumer_outage_now(c)) { /* even a lost COMMIT: the record is tried again later */
+                if (consumer_outage_now(
+                            c)) { /* even a lost COMMIT: the record is tried again later */
                         it->state = ITEM_STOPPED;
                         return;
                 }
@@ -727,8 +731,8 @@ static int open_stores(struct consumer *c, char *errstr, size_t errstr_size)
         if (!(c->redis =
                       redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, errstr, errstr_size)))
                 return -1;
-        if (!(c->producer =
-                      kafka_producer_new(s, c->group, consumer_on_dlq_delivery, c, errstr, errstr_size)))
+        if (!(c->producer = kafka_producer_new(s, c->group, consumer_on_dlq_delivery, c, errstr,
+                                               errstr_size)))
                 return -1;
         return 0;
 }

@@ -126,4 +126,3 @@ void consumer_dead_letter(struct consumer *c)
                 }
         }
 }
-

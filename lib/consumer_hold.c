@@ -105,7 +105,8 @@ void consumer_put_back(struct consumer *c, rd_kafka_message_t *rkm)
         rd_kafka_topic_partition_list_add(one, rd_kafka_topic_name(rkm->rkt), rkm->partition)
                 ->offset = rkm->offset;
         consumer_lag_pending(c->lag, rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
-                             (long long)rkm->offset, (long long)rd_kafka_message_timestamp(rkm, NULL));
+                             (long long)rkm->offset,
+                             (long long)rd_kafka_message_timestamp(rkm, NULL));
         rd_kafka_pause_partitions(c->rk, one);
         seek_back(c, one);
         rd_kafka_topic_partition_list_destroy(one);
@@ -149,4 +150,3 @@ void consumer_wait_for_store(struct consumer *c)
         c->probe_started_ms = consumer_now_ms();
         pause_assigned(c, false);
 }
-

@@ -30,7 +30,7 @@ struct item {
         struct consumer_record rec;
         enum item_state state;
         bool decoded;
-        bool is_replay; /* carries replay.time: a dead letter written back */
+        bool is_replay;        /* carries replay.time: a dead letter written back */
         char trace_header[80]; /* an undecodable record's trace_id header */
         enum error_class error_class;
         int attempts;
@@ -62,8 +62,8 @@ struct consumer {
         long long last_tick_ms;
         /* a store outage: the batch is held (see hold()) and the breaker probes the store */
         struct store_breaker *breaker;
-        bool is_outage;   /* this batch met one: stop trying its records */
-        bool is_probing;  /* partitions resumed after a probe; closed once a batch goes through */
+        bool is_outage;  /* this batch met one: stop trying its records */
+        bool is_probing; /* partitions resumed after a probe; closed once a batch goes through */
         long long probe_started_ms;
         enum store_kind outage_store;
         char outage_why[256];

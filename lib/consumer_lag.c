@@ -213,8 +213,7 @@ void consumer_lag_done(struct consumer_lag *l, const char *topic, int partition,
          * finished, which bounds its age until the next batch reads it (milliseconds later,
          * unless the loop is stuck on another partition's batch).
          */
-        if (ts <= 0 && rk &&
-            rd_kafka_get_watermark_offsets(rk, topic, partition, &lo, &hi) == 0 &&
+        if (ts <= 0 && rk && rd_kafka_get_watermark_offsets(rk, topic, partition, &lo, &hi) == 0 &&
             hi > next_offset)
                 ts = last_ts_ms;
         atomic_store(&p->next_offset, next_offset);

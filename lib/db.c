@@ -224,8 +224,8 @@ static enum db_result ensure_connected(struct db *db, char *errstr, size_t errst
         if (connect_db(db, errstr, errstr_size) == 0)
                 return DB_OK;
         /* Not reachable, or refusing us: either way the store's fault, not a statement's. */
-        db->outage_errno = db->mysql && mysql_errno(db->mysql) ? mysql_errno(db->mysql)
-                                                               : CR_CONNECTION_ERROR;
+        db->outage_errno =
+                db->mysql && mysql_errno(db->mysql) ? mysql_errno(db->mysql) : CR_CONNECTION_ERROR;
         snprintf(db->outage_why, sizeof(db->outage_why), "%s", errstr);
         return DB_RETRY;
 }

@@ -112,8 +112,8 @@ void process_metrics_register(struct metrics *m)
         metrics_counter_fn(m, "process_cpu_seconds_total",
                            "Total user and system CPU time spent in seconds.", NULL, cpu_seconds,
                            NULL);
-        metrics_gauge_fn(m, "process_resident_memory_bytes", "Resident memory size in bytes.",
-                         NULL, resident_bytes, NULL);
+        metrics_gauge_fn(m, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL,
+                         resident_bytes, NULL);
         metrics_gauge_fn(m, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL,
                          virtual_bytes, NULL);
         metrics_gauge_fn(m, "process_open_fds", "Number of open file descriptors.", NULL, open_fds,

@@ -24,9 +24,16 @@ bool redis_conn_is_outage_reply(const char *msg)
         /* Redis is there but cannot serve: loading, a replica, no master, out of memory, a
          * failed save that stops writes, a script that blocks it, a full client table, or a
          * password it now wants. */
-        static const char *const prefixes[] = {"LOADING",    "READONLY", "MASTERDOWN", "OOM",
-                                               "MISCONF",    "BUSY",     "NOAUTH",     "WRONGPASS",
-                                               "CLUSTERDOWN", "TRYAGAIN",
+        static const char *const prefixes[] = {"LOADING",
+                                               "READONLY",
+                                               "MASTERDOWN",
+                                               "OOM",
+                                               "MISCONF",
+                                               "BUSY",
+                                               "NOAUTH",
+                                               "WRONGPASS",
+                                               "CLUSTERDOWN",
+                                               "TRYAGAIN",
                                                "ERR max number of clients"};
 
         for (size_t i = 0; msg && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)

@@ -48,9 +48,9 @@ struct store_breaker *store_breaker_new(struct metrics *metrics, const char *rol
                         "1 while the role holds its partitions because the store is unavailable "
                         "(the circuit breaker is open)",
                         l);
-                b->m_outages[s] = metrics_counter(metrics, "liveflow_consumer_store_outages_total",
-                                                  "Times the store became unavailable to the role",
-                                                  l);
+                b->m_outages[s] =
+                        metrics_counter(metrics, "liveflow_consumer_store_outages_total",
+                                        "Times the store became unavailable to the role", l);
         }
         return b;
 }

@@ -139,9 +139,9 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
                 goto out;
         }
         log_info(NULL, "ready role=%s version=%s group=%s%s admin=%s:%lld librdkafka=%s",
-                 role->name, liveflow_version,
-                 s.group_id ? "" : LF_GROUP_PREFIX, s.group_id ? s.group_id : role->name,
-                 s.admin_addr, s.admin_port, rd_kafka_version_str());
+                 role->name, liveflow_version, s.group_id ? "" : LF_GROUP_PREFIX,
+                 s.group_id ? s.group_id : role->name, s.admin_addr, s.admin_port,
+                 rd_kafka_version_str());
 
         consumer_run(c); /* loop */
 

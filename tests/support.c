@@ -235,7 +235,7 @@ struct support_proxy {
         pthread_t thread;
         pthread_mutex_t lock;
         int upstream_port, port, listen_fd, wake[2];
-        int parked_fd; /* while cut: holds the port without listening */
+        int parked_fd;                 /* while cut: holds the port without listening */
         int pairs[PROXY_MAX_PAIRS][2]; /* client, upstream; -1 when free */
         bool is_stopping;
 };

@@ -37,7 +37,7 @@ static struct {
         MYSQL *mysql;
         redisContext *redis;
         struct support_proxy *proxy;
-        int redis_db; /* the worker's and fx.redis's Redis database */
+        int redis_db;              /* the worker's and fx.redis's Redis database */
         const char *replay_header; /* produce_event() adds replay.time with this value */
 } fx;
 
@@ -131,8 +131,8 @@ static void produce_event(const char *stream_id, bool begin, long long sequence,
         cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
                                     RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
                                     RD_KAFKA_V_VALUE(buf, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END) == 0);
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
+                                    RD_KAFKA_V_END) == 0);
 }
 
 static void flush(void)
@@ -218,8 +218,7 @@ static void wait_metric(const char *series, long long want)
         cr_assert_fail("%s is %lld, want %lld (log %s)", series, got, want, fx.log_path);
 }
 
-#define STORE_DOWN(store)                                                                          \
-        "liveflow_consumer_store_unavailable{role=\"stream\",store=\"" store "\"}"
+#define STORE_DOWN(store) "liveflow_consumer_store_unavailable{role=\"stream\",store=\"" store "\"}"
 
 /* A relay in front of MySQL (or Redis), so an outage is this test's consumer's alone. */
 static void relay_mysql(void)
@@ -261,8 +260,9 @@ static void start_at_end(const char *const extra_env[])
         env[n] = NULL;
         snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-0", fx.prefix);
         support_group_at_end(fx.group, topics);
-        fx.copies[0].pid = support_start_worker("liveflow-consumer", "stream", fx.consumer_url,
-                                                fx.group, env, fx.log_path, &fx.copies[0].admin_port);
+        fx.copies[0].pid =
+                support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
+                                     fx.log_path, &fx.copies[0].admin_port);
 }
 
 static int dlq_records(const char *stream_id)
@@ -334,10 +334,11 @@ Test(runtime, mysql_outage_holds_the_partition_dead_letters_nothing_and_resumes)
                      1);
         cr_assert_eq(readyz(fx.copies[0].admin_port), 200);
         cr_assert_eq(dlq_records(held) + dlq_records(after), 0);
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT COUNT(*) FROM live_events WHERE stream_id LIKE '%s%%'",
-                                       fx.prefix),
-                     3, "each event recorded once");
+        cr_assert_eq(
+                support_query_int(fx.mysql,
+                                  "SELECT COUNT(*) FROM live_events WHERE stream_id LIKE '%s%%'",
+                                  fx.prefix),
+                3, "each event recorded once");
         stop_copy0();
 }
 
@@ -492,10 +493,12 @@ Test(runtime, replays_are_counted_apart_from_new_records)
         produce_event(fresh, true, 1, 1000);
         flush();
         wait_status(fresh, "live");
-        long long fetched = scrape(fx.copies[0].admin_port,
-                                   "liveflow_consumer_fetched_total{role=\"stream\",topic=\"live.stream\"}");
-        long long fresh_count = scrape(fx.copies[0].admin_port,
-                                       "liveflow_consumer_freshness_seconds_count{role=\"stream\"}");
+        long long fetched =
+                scrape(fx.copies[0].admin_port,
+                       "liveflow_consumer_fetched_total{role=\"stream\",topic=\"live.stream\"}");
+        long long fresh_count =
+                scrape(fx.copies[0].admin_port,
+                       "liveflow_consumer_freshness_seconds_count{role=\"stream\"}");
 
         cr_assert_geq(fetched, 1);
         cr_assert_geq(fresh_count, 1, "a new record's freshness is observed");

@@ -158,8 +158,8 @@ static void server_command(pid_t pid, char *out, size_t size)
 Test(store_restart, mariadb_stopped_and_started_again_dead_letters_nothing)
 {
         const char *dir = support_fixture("LIVEFLOW_TEST_DIR");
-        const char *const env[] = {"LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_STORE_BACKOFF_MAX_MS=500",
-                                   NULL};
+        const char *const env[] = {"LIVEFLOW_MYSQL_TIMEOUT_S=2",
+                                   "LIVEFLOW_STORE_BACKOFF_MAX_MS=500", NULL};
         static const char *const topics[] = {"live.stream", NULL};
         char pidfile[512], cmd[4096], stream[128], *pidtext;
         pid_t server;

@@ -103,8 +103,7 @@ Test(metrics, a_removed_series_is_not_rendered_until_registered_again)
         cr_assert_eq(metrics_gauge(m, "lag_seconds", "Lag", "partition=\"0\""), a,
                      "registered again: the same series");
         text = metrics_render(m, NULL);
-        cr_assert(strstr(text, "lag_seconds{partition=\"0\"} 0\n"), "shown again, reset: %s",
-                  text);
+        cr_assert(strstr(text, "lag_seconds{partition=\"0\"} 0\n"), "shown again, reset: %s", text);
         cr_assert_null(strstr(text, "partition=\"1\""), "%s", text);
         free(text);
         metrics_destroy(m);

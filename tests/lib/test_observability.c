@@ -82,8 +82,8 @@ Test(observability, unreachable_brokers_are_counted_by_kind)
         process_metrics_register(m);
         snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", support_free_port()); /* closed */
         s.kafka_bootstrap = bootstrap;
-        cr_assert((rk = kafka_producer_new(&s, "test", NULL, NULL, err, sizeof(err))) != NULL,
-                  "%s", err);
+        cr_assert((rk = kafka_producer_new(&s, "test", NULL, NULL, err, sizeof(err))) != NULL, "%s",
+                  err);
         while (support_now_ms() < deadline && (transport <= 0 || down <= 0)) {
                 rd_kafka_poll(rk, 200); /* serves the error callback */
                 free(text);
@@ -171,7 +171,6 @@ Test(observability, json_logs_are_one_object_per_line_with_the_text_fields)
         cr_assert((obj = json_loads(second, 0, &jerr)) != NULL, "%s: %s", jerr.text, second);
         cr_assert_str_eq(json_string_value(json_object_get(obj, "trace")), "-");
         json_decref(obj);
-        cr_assert(strstr(third, " ERROR trace=t1 text again"), "text stays the default: %s",
-                  third);
+        cr_assert(strstr(third, " ERROR trace=t1 text again"), "text stays the default: %s", third);
         free(text);
 }

@@ -181,16 +181,28 @@ Test(store_errors, a_lost_connection_is_an_outage_and_the_next_call_reconnects)
 Test(store_errors, the_outage_list_holds_the_store_codes_and_nothing_else)
 {
         static const unsigned int outage[] = {
-                CR_SERVER_GONE_ERROR,   CR_SERVER_LOST,
-                CR_CONNECTION_ERROR,    CR_CONN_HOST_ERROR,
-                ER_SERVER_SHUTDOWN,     ER_CON_COUNT_ERROR,
-                ER_OPTION_PREVENTS_STATEMENT, ER_READ_ONLY_MODE,
-                ER_NO_SUCH_TABLE,       ER_BAD_DB_ERROR,
-                ER_TABLEACCESS_DENIED_ERROR, ER_DISK_FULL,
+                CR_SERVER_GONE_ERROR,
+                CR_SERVER_LOST,
+                CR_CONNECTION_ERROR,
+                CR_CONN_HOST_ERROR,
+                ER_SERVER_SHUTDOWN,
+                ER_CON_COUNT_ERROR,
+                ER_OPTION_PREVENTS_STATEMENT,
+                ER_READ_ONLY_MODE,
+                ER_NO_SUCH_TABLE,
+                ER_BAD_DB_ERROR,
+                ER_TABLEACCESS_DENIED_ERROR,
+                ER_DISK_FULL,
         };
         static const unsigned int record[] = {
-                0,         ER_DUP_ENTRY,   ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT,
-                ER_DATA_TOO_LONG, ER_PARSE_ERROR, ER_WARN_DATA_OUT_OF_RANGE, ER_NO_REFERENCED_ROW_2,
+                0,
+                ER_DUP_ENTRY,
+                ER_LOCK_DEADLOCK,
+                ER_LOCK_WAIT_TIMEOUT,
+                ER_DATA_TOO_LONG,
+                ER_PARSE_ERROR,
+                ER_WARN_DATA_OUT_OF_RANGE,
+                ER_NO_REFERENCED_ROW_2,
         };
 
         for (size_t i = 0; i < sizeof(outage) / sizeof(outage[0]); i++)
