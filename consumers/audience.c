@@ -130,8 +130,10 @@ static int read_op(const struct consumer_record *rec, struct aud_op *op, char *e
                 return 0;
         op->kind = kinds[i].kind;
         if (ev->payload_name && strcmp(ev->payload_name, "Viewer") == 0) {
+                /* A vendor's player (SRS client_id, Agora uid): keyed by the vendor's name. */
                 who = payload_str(ev, "client_id");
-                source = "srs";
+                source = ev->vendor && *ev->vendor && strlen(ev->vendor) <= 8 ? ev->vendor
+                                                                               : "vendor";
                 op->ts_ms = ev->event_time_ms;
         } else if (ev->payload_name && strcmp(ev->payload_name, "AudienceEvent") == 0) {
                 json_t *ts = json_object_get(ev->payload, "ts_ms");

@@ -4,7 +4,8 @@
  *
  * Group liveflow.audience on live.viewer and live.interaction:
  *  - viewer.enter / .heartbeat / .exit (POST /v1/events, audience "app:<audience_id>") and
- *    viewer.join / .leave (SRS on_play / on_stop, audience "srs:<client_id>") open, refresh and
+ *    viewer.join / .leave (SRS on_play / on_stop, Agora RTC audience join / leave: audience
+ *    "<vendor>:<client_id>", e.g. "srs:<client_id>") open, refresh and
  *    close a visit per (room, audience member) in audience_visit. A viewer is online once however
  *    often it enters; an enter or heartbeat older than the visit's close is a late copy and
  *    ignored; an exit without an open visit closes nothing (it is remembered, so an older enter

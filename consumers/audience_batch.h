@@ -35,7 +35,7 @@ enum aud_kind {
 struct aud_op {
         enum aud_kind kind;
         char event_id[65];                  /* "" for AUD_TIMEOUT (no ledger) */
-        char audience_key[AUD_KEY_MAX + 1]; /* "app:<audience_id>" or "srs:<client_id>" */
+        char audience_key[AUD_KEY_MAX + 1]; /* "app:<audience_id>" or "<vendor>:<client_id>" */
         char stream_id[AUD_STREAM_MAX + 1]; /* "" when none */
         char room_id[AUD_ROOM_MAX + 1];     /* "" when none */
         long long ts_ms;
