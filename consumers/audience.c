@@ -30,7 +30,8 @@ struct audience_state {
         struct redis_conn *redis;
         struct aud_batch *batch;
         long long visit_timeout_s, sweep_interval_s, rank_interval_s, rank_size, stats_ttl_s;
-        long long next_sweep_ms, next_rank_ms;
+        long long keep_days;
+        long long next_sweep_ms, next_rank_ms, next_purge_ms;
         struct metric *m_events, *m_skipped, *m_timeouts, *m_rank_rooms;
         struct db_text text;
 };
@@ -61,6 +62,7 @@ static int audience_open(const struct role_env *env, void **state, char *errstr,
         st->rank_interval_s = s->audience_rank_interval_s;
         st->rank_size = s->audience_rank_size;
         st->stats_ttl_s = s->reward_stats_ttl_s;
+        st->keep_days = s->audience_keep_days;
         st->m_events = metrics_counter(env->metrics, "liveflow_audience_events_total",
                                        "Viewer and interaction events applied (first copies)",
                                        NULL);
@@ -504,6 +506,44 @@ out:
         return rc;
 }
 
+#define PURGE_EVERY_MS (10 * 60 * 1000)
+#define PURGE_ROWS     10000 /* per table and run: a backlog is worked off run by run */
+
+/*
+ * Forgets what no replay can need any more: event ids and closed visits older than
+ * LIVEFLOW_AUDIENCE_KEEP_DAYS (beyond Kafka's retention), room minutes older than a day (the
+ * ranking reads one interval).
+ */
+static void purge(struct audience_state *st)
+{
+        static const char *const what[] = {
+                "DELETE FROM audience_event_seen WHERE seen_at < NOW(3) - INTERVAL %lld DAY "
+                "LIMIT %d",
+                "DELETE FROM audience_visit WHERE is_open = 0 AND COALESCE(left_at, last_seen_at) "
+                "< NOW(3) - INTERVAL %lld DAY LIMIT %d",
+                "DELETE FROM audience_room_minute WHERE minute < NOW() - INTERVAL %lld DAY LIMIT "
+                "%d",
+        };
+        long long days[] = {st->keep_days, st->keep_days,
+                            st->rank_interval_s / 86400 + 1};
+        unsigned long long gone, total = 0;
+        char err[512];
+
+        for (size_t i = 0; i < sizeof(what) / sizeof(what[0]); i++) {
+                db_text_reset(&st->text);
+                db_text_add(&st->text, what[i], days[i], PURGE_ROWS);
+                if (db_text_exec(st->db, &st->text, &gone, err, sizeof(err)) != DB_OK) {
+                        log_warn(NULL, "audience: purge: %s (again in %d min)", err,
+                                 PURGE_EVERY_MS / 60000);
+                        return;
+                }
+                total += gone;
+        }
+        if (total)
+                log_info(NULL, "audience: purged %llu old event ids, closed visits and room minutes",
+                         total);
+}
+
 static void audience_tick(void *state, long long now_ms)
 {
         struct audience_state *st = state;
@@ -522,6 +562,10 @@ static void audience_tick(void *state, long long now_ms)
                 else if (closed > 0)
                         log_info(NULL, "audience: closed %lld visits silent for %lld s", closed,
                                  st->visit_timeout_s);
+        }
+        if (wall_ms() >= st->next_purge_ms) {
+                st->next_purge_ms = wall_ms() + PURGE_EVERY_MS;
+                purge(st);
         }
         if (wall_ms() >= st->next_rank_ms) {
                 st->next_rank_ms = wall_ms() + st->rank_interval_s * 1000;

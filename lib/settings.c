@@ -185,6 +185,8 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_AUDIENCE_RANK_INTERVAL_S", SETTING_INT, "600", 1, 86400,
          OFF(audience_rank_interval_s), C,
          "audience role: live:rank:hot is recomputed this often, over this much of the past"},
+        {"LIVEFLOW_AUDIENCE_KEEP_DAYS", SETTING_INT, "8", 1, 3650, OFF(audience_keep_days), C,
+         "audience role: event ids (replay protection) and closed visits are kept this long"},
         {"LIVEFLOW_AUDIENCE_RANK_SIZE", SETTING_INT, "100", 1, 100000, OFF(audience_rank_size), C,
          "audience role: rooms kept in live:rank:hot"},
         {"LIVEFLOW_STREAM_GHOST_SILENCE_S", SETTING_INT, "21600", 0, 31536000,

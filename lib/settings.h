@@ -130,6 +130,7 @@ struct settings {
         long long audience_sweep_interval_s; /* how often the timeout sweep looks */
         long long audience_rank_interval_s;  /* live:rank:hot is recomputed this often */
         long long audience_rank_size;        /* rooms kept in live:rank:hot */
+        long long audience_keep_days;        /* the event ledger and closed visits kept this long */
         /* settlement worker (settlement-worker/settlement.h) */
         long long settlement_default_ratio_bp; /* anchor's share when revenue_share has no row */
         long long settlement_recompute_s;      /* sessions ended this recently are summed again */

@@ -343,7 +343,26 @@ Test(audience, silent_visits_time_out_and_late_or_orphan_events_change_nothing)
         support_unique_name("rm", room, sizeof(room));
         support_unique_name("lone", lone_room, sizeof(lone_room));
         make_live(stream, room, session);
+        /* What an earlier life left: an old event id, an old closed visit, an old minute. */
+        cr_assert(mysql_query(fx.mysql,
+                              "INSERT INTO audience_event_seen (event_id, seen_at) VALUES "
+                              "(REPEAT('a', 64), NOW(3) - INTERVAL 9 DAY), (REPEAT('b', 64), "
+                              "NOW(3) - INTERVAL 7 DAY)") == 0,
+                  "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.mysql,
+                              "INSERT INTO audience_visit (room_id, audience_key, is_open, "
+                              "last_seen_at, left_at) VALUES ('old', 'app:u0', 0, NOW(3) - "
+                              "INTERVAL 10 DAY, NOW(3) - INTERVAL 10 DAY)") == 0,
+                  "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.mysql, "INSERT INTO audience_room_minute (room_id, minute) "
+                                        "VALUES ('old', NOW() - INTERVAL 2 DAY)") == 0,
+                  "%s", mysql_error(fx.mysql));
         start_consumer((const char *const[]){"LIVEFLOW_AUDIENCE_VISIT_TIMEOUT_S=5", NULL});
+        /* Purged at start: older than LIVEFLOW_AUDIENCE_KEEP_DAYS (8) or a day for minutes. */
+        wait_value("0", "SELECT COUNT(*) FROM audience_event_seen WHERE event_id = REPEAT('a', 64)");
+        wait_value("1", "SELECT COUNT(*) FROM audience_event_seen WHERE event_id = REPEAT('b', 64)");
+        wait_value("0", "SELECT COUNT(*) FROM audience_visit WHERE room_id = 'old'");
+        wait_value("0", "SELECT COUNT(*) FROM audience_room_minute WHERE room_id = 'old'");
 
         /* u7 enters (a minute ahead) and is never silent long enough in this test. */
         app_event("enter", "u7", stream, NULL, k(stream, "t5"), t + 60000, 0);
