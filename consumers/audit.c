@@ -65,6 +65,7 @@ struct decision {
         int warnings;          /* added to warning_count */
         int close_method;      /* 0: nothing to close */
         char close_stream[256];
+        char close_vendor[17]; /* the vendor of close_stream */
 };
 
 /* ------------------------------------------------------------------ grading */
@@ -269,7 +270,7 @@ static int prepare(struct audit_state *st)
         st->set_log = db_stmt(
                 db,
                 "UPDATE live_audit_logs SET punishment = ?, outcome = ?, suspended_until = FROM_UNIXTIME(? / 1000), "
-                "close_stream_id = ?, close_method = ? WHERE event_id = ?");
+                "close_stream_id = ?, close_vendor = ?, close_method = ? WHERE event_id = ?");
         st->set_anchor = db_stmt(
                 db,
                 "UPDATE anchors SET status = COALESCE(?, status), "
@@ -278,12 +279,12 @@ static int prepare(struct audit_state *st)
                 "WHERE anchor_id = ?");
         st->live_stream = db_stmt(
                 db,
-                "SELECT stream_id FROM live_streams WHERE status = 'live' AND (stream_id = ? OR anchor_id = ?) "
-                "ORDER BY stream_id = ? DESC, started_at DESC LIMIT 1");
+                "SELECT stream_id, vendor FROM live_streams WHERE status = 'live' AND (stream_id = ? OR anchor_id = ?) "
+                "ORDER BY stream_id = ? AND vendor = ? DESC, stream_id = ? DESC, started_at DESC LIMIT 1");
         st->project = db_stmt(
                 db,
                 "SELECT l.anchor_id, l.close_stream_id, l.close_method, COALESCE(l.label, l.reason), " EPOCH_MS("l.created_at") ", l.punishment, a.status, " EPOCH_MS(
-                        "a.suspended_until") ", " EPOCH_MS("a.updated_at") " FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
+                        "a.suspended_until") ", " EPOCH_MS("a.updated_at") ", l.close_vendor FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
                                                                            "WHERE l.event_id = ?");
         return st->insert_log && st->stream_anchor && st->upsert_anchor && st->lock_anchor &&
                                st->window && st->set_log && st->set_anchor && st->live_stream &&
@@ -412,15 +413,19 @@ static enum db_result find_live_stream(struct audit_state *st, const struct verd
                                        const char *anchor, struct decision *d, char *errstr,
                                        size_t errstr_size)
 {
-        struct db_param p[] = {DB_STR(v->ev->stream_id), DB_STR(anchor), DB_STR(v->ev->stream_id)};
-        struct db_col col = {
-                .type = DB_PARAM_STR, .s = d->close_stream, .s_size = sizeof(d->close_stream)};
+        struct db_param p[] = {DB_STR(v->ev->stream_id), DB_STR(anchor), DB_STR(v->ev->stream_id),
+                               DB_STR(v->ev->vendor), DB_STR(v->ev->stream_id)};
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR, .s = d->close_stream, .s_size = sizeof(d->close_stream)},
+                {.type = DB_PARAM_STR, .s = d->close_vendor, .s_size = sizeof(d->close_vendor)}};
         bool found = false;
         enum db_result r =
-                db_query_row(st->db, st->live_stream, p, 3, &col, 1, &found, errstr, errstr_size);
+                db_query_row(st->db, st->live_stream, p, 5, cols, 2, &found, errstr, errstr_size);
 
-        if (r != DB_OK || !found || col.is_null)
+        if (r != DB_OK || !found || cols[0].is_null)
                 d->close_stream[0] = '\0';
+        if (r != DB_OK || !found || cols[1].is_null)
+                d->close_vendor[0] = '\0';
         return r;
 }
 
@@ -546,6 +551,7 @@ static enum db_result record_decision(struct audit_state *st, const struct consu
                 DB_STR(d->outcome),
                 d->status && strcmp(d->status, "suspended") == 0 ? DB_I64(d->until_ms) : DB_NULL,
                 DB_STR(d->close_stream[0] ? d->close_stream : NULL),
+                DB_STR(d->close_stream[0] && d->close_vendor[0] ? d->close_vendor : NULL),
                 d->close_method ? DB_I64(d->close_method) : DB_NULL,
                 DB_STR(rec->ev.event_id)};
         /* suspended_until: untouched (NULL flag), set to a time, or cleared (flag set, time NULL).
@@ -553,7 +559,7 @@ static enum db_result record_decision(struct audit_state *st, const struct consu
         struct db_param ap[] = {DB_STR(d->status),   sets_until ? DB_I64(1) : DB_NULL,
                                 opt_ms(d->until_ms), opt_ms(d->admin_at_ms),
                                 DB_I64(d->warnings), DB_STR(anchor)};
-        enum db_result r = db_exec(st->db, st->set_log, lp, 6, NULL, NULL, errstr, errstr_size);
+        enum db_result r = db_exec(st->db, st->set_log, lp, 7, NULL, NULL, errstr, errstr_size);
 
         if (r != DB_OK || !anchor[0] || (!d->status && !d->warnings && d->admin_at_ms < 0))
                 return r;
@@ -628,6 +634,7 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
 /* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
 struct projection {
         char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
+        char close_vendor[17]; /* "" when unknown (decided before the column existed) */
         int close_method;     /* 0: nothing to close */
         long long decided_ms; /* the log row's created_at: when the punishment was decided */
         long long until_ms;   /* 0 when NULL */
@@ -650,11 +657,14 @@ static enum db_result read_projection(struct audit_state *st, const char *event_
                 {.type = DB_PARAM_STR, .s = pj->status, .s_size = sizeof(pj->status)},
                 {.type = DB_PARAM_I64},
                 {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = pj->close_vendor, .s_size = sizeof(pj->close_vendor)},
         };
         enum db_result r;
 
         memset(pj, 0, sizeof(*pj));
-        r = db_query_row(st->db, st->project, p, 1, cols, 9, found, errstr, errstr_size);
+        r = db_query_row(st->db, st->project, p, 1, cols, 10, found, errstr, errstr_size);
+        if (cols[9].is_null)
+                pj->close_vendor[0] = '\0';
         if (cols[0].is_null)
                 pj->anchor[0] = '\0';
         if (cols[1].is_null || cols[2].is_null)
@@ -724,7 +734,8 @@ static int produce_close(struct audit_state *st, const struct consumer_record *r
                 .event_time_ms = pj->decided_ms,
                 .close_method = pj->close_method,
                 .reason = pj->reason[0] ? pj->reason : NULL,
-                .vendor = "internal",
+                /* The stream's own vendor, so the stream role closes exactly that stream. */
+                .vendor = pj->close_vendor[0] ? pj->close_vendor : "internal",
                 .raw = raw_text,
         };
         int rc = -1;

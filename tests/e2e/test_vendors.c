@@ -565,3 +565,44 @@ Test(vendors, agora_files_and_alibaba_verdicts_reach_the_same_tables_as_tencents
         snprintf(want, sizeof(want), "al_%s/Block/1", fx.prefix);
         wait_value(want, sql);
 }
+
+Test(vendors, a_punishment_closes_the_stream_of_its_own_vendor_only)
+{
+        char id[64], p[512], sql[512], want[256];
+        long long t = (long long)time(NULL) + 600;
+        time_t now = time(NULL);
+
+        start_roles();
+        snprintf(id, sizeof(id), "%s_twin", fx.prefix);
+        cr_assert_eq(post_tencent(id, 1, t, TENCENT_KEY), 200);
+        cr_assert_eq(get_alibaba("publish", id, (long long)now - 10, ALIBABA_KEY), 200);
+        snprintf(sql, sizeof(sql),
+                 "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status) ORDER BY vendor) "
+                 "FROM live_streams WHERE stream_id = '%s'",
+                 id);
+        wait_value("alibaba:live,tencent:live", sql);
+        /* Tencent's twin is the stream of that id touched last (as after a repeated push). */
+        snprintf(sql, sizeof(sql),
+                 "UPDATE live_streams SET last_event_at = NOW(3) + INTERVAL 1 MINUTE "
+                 "WHERE vendor = 'tencent' AND stream_id = '%s'",
+                 id);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        /* Alibaba's verdict on its stream: that stream is closed, Tencent's twin goes on. */
+        snprintf(p, sizeof(p),
+                 "{\"domain\":\"play.example.com\",\"app\":\"live\",\"stream\":\"%s\","
+                 "\"timestamp\":%lld,\"result\":[{\"scene\":\"antispam\",\"label\":\"porn\","
+                 "\"suggestion\":\"block\",\"rate\":99.9}]}",
+                 id, (long long)now);
+        cr_assert_eq(post_alibaba(p), 200);
+        snprintf(sql, sizeof(sql),
+                 "SELECT CONCAT(anchor_id, '/', COALESCE(close_vendor, '-'), '/', "
+                 "COALESCE(close_method, 0)) FROM live_audit_logs WHERE stream_id = '%s'",
+                 id);
+        snprintf(want, sizeof(want), "al_%s/alibaba/3", fx.prefix);
+        wait_value(want, sql);
+        snprintf(sql, sizeof(sql),
+                 "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status, ':', COALESCE(close_method, 0)) "
+                 "ORDER BY vendor) FROM live_streams WHERE stream_id = '%s'",
+                 id);
+        wait_value("alibaba:ended:3,tencent:live:0", sql);
+}
