@@ -433,6 +433,24 @@ start_cron() {
         spawn "$PIDS/cron.pid" "$LOGS/cron.log" sh "$ROOT/ops/stack.sh" cron-loop "$BUILD"
 }
 
+# wait_apps_ready: every process must answer 200 on /readyz within 30 s.
+wait_apps_ready() {
+        local entry name port rc
+        for entry in $APPS; do
+                name=${entry%%:*}
+                port=${entry#*:}
+                wait_for 30 "$(cat "$PIDS/$name.pid")" \
+                        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz"
+                rc=$?
+                if [ "$rc" -ne 0 ]; then
+                        startup_failure "$rc" "$name" "answer 200 on :$port/readyz in 30 s"
+                        log_tail "$LOGS/$name.log"
+                        fail_start "$name is not ready"
+                fi
+                note "$name ready (admin :$port) ($(elapsed) ms)"
+        done
+}
+
 # cron_loop BUILD_DIR: the background loop of start_cron (internal: `stack.sh cron-loop`).
 cron_loop() {
         local interval=${LIVEFLOW_STACK_CRON_INTERVAL_S:-300} sleeper=""
