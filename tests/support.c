@@ -497,6 +497,9 @@ rd_kafka_t *support_producer(void)
                                     support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
                                     sizeof(err)) == RD_KAFKA_CONF_OK);
         cr_assert(rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) == RD_KAFKA_CONF_OK);
+        /* the records of one key share a partition with those liveflow's producers write */
+        cr_assert(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ==
+                  RD_KAFKA_CONF_OK);
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(rk, "%s", err);
         return rk;

@@ -100,6 +100,9 @@ static void setup_stores(void)
         cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
                                     support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
                                     sizeof(err)) == RD_KAFKA_CONF_OK);
+        /* the records of one key share a partition with those liveflow's producers write */
+        cr_assert(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ==
+                  RD_KAFKA_CONF_OK);
         fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(fx.producer, "%s", err);
         cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);

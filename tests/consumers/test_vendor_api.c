@@ -655,6 +655,9 @@ static void start_stream_role_with(const char *const *extra)
                                     support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
                                     sizeof(err)) == RD_KAFKA_CONF_OK,
                   "%s", err);
+        /* the records of one key share a partition with those liveflow's producers write */
+        cr_assert(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ==
+                  RD_KAFKA_CONF_OK);
         rf.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(rf.producer, "%s", err);
         cr_assert((rf.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
