@@ -23,7 +23,7 @@ struct notify {
         struct codec *codec;
         rd_kafka_t *producer;
         struct produce_ack *ack;
-        struct db_stmt *insert, *stream_row, *claim, *mark;
+        struct db_stmt *insert, *stream_row, *claim;
         bool has_pending; /* recorded since the last flush, or unknown (at start) */
 };
 
@@ -61,8 +61,7 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         n->claim = db_stmt(n->db, "SELECT id, event_id, kind, anchor_id, room_id, stream_id, "
                                   "payload FROM notify_outbox WHERE sent_at IS NULL ORDER BY id "
                                   "LIMIT 50 FOR UPDATE SKIP LOCKED");
-        n->mark = db_stmt(n->db, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id = ?");
-        if (!n->insert || !n->stream_row || !n->claim || !n->mark) {
+        if (!n->insert || !n->stream_row || !n->claim) {
                 notify_destroy(n);
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -248,12 +247,12 @@ static void on_claimed(const struct db_col *cols, void *arg)
         r->payload = strdup(cols[6].is_null ? "{}" : cols[6].s);
 }
 
-static int send_row(struct notify *n, const struct outbox_row *r, char *errstr,
-                    size_t errstr_size)
+/* The record of one claimed row into pm (its strings point into r and trace_id). */
+static int encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,
+                      char trace_id[33], char *errstr, size_t errstr_size)
 {
         json_t *payload = r->payload ? json_loads(r->payload, 0, NULL) : NULL;
         long long at_ms = json_integer_value(json_object_get(payload, "at_ms"));
-        char trace_id[33];
         struct envelope env = {
                 .event_id = r->event_id,
                 .vendor = "liveflow",
@@ -267,27 +266,66 @@ static int send_row(struct notify *n, const struct outbox_row *r, char *errstr,
                 .raw = r->payload,
                 .raw_len = r->payload ? strlen(r->payload) : 0,
         };
-        struct produce_msg pm = {.topic = LF_TOPIC_NOTIFY,
-                                 .key = r->has_anchor ? r->anchor
-                                        : r->has_stream ? r->stream
-                                                        : r->room,
-                                 .trace_id = trace_id,
-                                 .event_type = r->kind,
-                                 .event_id = r->event_id};
         int rc;
 
-        snprintf(trace_id, sizeof(trace_id), "%.32s", r->event_id);
+        *pm = (struct produce_msg){.topic = LF_TOPIC_NOTIFY,
+                                   .key = r->has_anchor   ? r->anchor
+                                          : r->has_stream ? r->stream
+                                                          : r->room,
+                                   .trace_id = trace_id,
+                                   .event_type = r->kind,
+                                   .event_id = r->event_id};
+        snprintf(trace_id, 33, "%.32s", r->event_id);
         if (!payload) {
                 snprintf(errstr, errstr_size, "notify_outbox %lld: unreadable payload", r->id);
                 return -1;
         }
-        rc = codec_encode(n->codec, &env, "Notify", payload, &pm.value, &pm.len, errstr,
+        rc = codec_encode(n->codec, &env, "Notify", payload, &pm->value, &pm->len, errstr,
                           errstr_size);
         json_decref(payload);
-        if (rc == -1)
-                return -1;
-        return produce_acked(n->producer, n->ack, &pm, NOTIFY_DELIVERY_WAIT_MS, errstr,
-                             errstr_size);
+        return rc;
+}
+
+/*
+ * Sends the claimed rows at once (produced together, every acknowledgement awaited), then
+ * marks the acknowledged ones sent in one statement. *sent receives how many are marked.
+ */
+static int send_rows(struct notify *n, struct claimed *c, size_t *sent, char *errstr,
+                     size_t errstr_size)
+{
+        struct produce_msg msgs[NOTIFY_FLUSH_ROWS];
+        char trace_ids[NOTIFY_FLUSH_ROWS][33];
+        bool is_acked[NOTIFY_FLUSH_ROWS];
+        struct db_text sql = {0};
+        size_t cnt = 0, acked = 0;
+        int rc = 0;
+
+        for (; cnt < c->n; cnt++)
+                if (encode_row(n, &c->rows[cnt], &msgs[cnt], trace_ids[cnt], errstr,
+                               errstr_size) == -1) {
+                        rc = -1; /* the rows before it go; this one and the rest wait */
+                        break;
+                }
+        if (produce_acked_many(n->producer, n->ack, msgs, cnt, is_acked,
+                               NOTIFY_DELIVERY_WAIT_MS, errstr, errstr_size) == -1)
+                rc = -1;
+        db_text_add(&sql, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
+        for (size_t i = 0; i < cnt; i++) {
+                if (!is_acked[i])
+                        continue;
+                db_text_add(&sql, acked++ ? ", %lld" : "%lld", c->rows[i].id);
+                log_info(NULL, "live.notify %s anchor=%s stream=%s event_id=%s", c->rows[i].kind,
+                         c->rows[i].has_anchor ? c->rows[i].anchor : "-",
+                         c->rows[i].has_stream ? c->rows[i].stream : "-", c->rows[i].event_id);
+        }
+        db_text_add(&sql, ")");
+        if (acked && db_text_exec(n->db, &sql, NULL, errstr, errstr_size) != DB_OK) {
+                acked = 0;
+                rc = -1;
+        }
+        db_text_free(&sql);
+        *sent = acked;
+        return rc;
 }
 
 /* One transaction: claims up to NOTIFY_FLUSH_ROWS, sends them, marks those sent. */
@@ -314,17 +352,8 @@ static int flush_round(struct notify *n, size_t *sent, char *errstr, size_t errs
         if (db_query_each(n->db, n->claim, NULL, 0, cols, 7, on_claimed, c, errstr,
                           errstr_size) != DB_OK)
                 goto rollback;
-        for (size_t i = 0; i < c->n; i++) {
-                struct db_param p[] = {DB_I64(c->rows[i].id)};
-
-                if (send_row(n, &c->rows[i], errstr, errstr_size) == -1 ||
-                    db_exec(n->db, n->mark, p, 1, NULL, NULL, errstr, errstr_size) != DB_OK)
-                        break; /* what was sent stays marked: commit it */
-                log_info(NULL, "live.notify %s anchor=%s stream=%s event_id=%s", c->rows[i].kind,
-                         c->rows[i].has_anchor ? c->rows[i].anchor : "-",
-                         c->rows[i].has_stream ? c->rows[i].stream : "-", c->rows[i].event_id);
-                (*sent)++;
-        }
+        if (send_rows(n, c, sent, errstr, errstr_size) == -1 && !*sent)
+                goto rollback; /* what was sent stays marked: commit it */
         if (db_commit(n->db, errstr, errstr_size) != DB_OK)
                 goto rollback;
         rc = *sent == c->n ? 0 : -1;

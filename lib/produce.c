@@ -20,6 +20,16 @@ bool produce_ack_report(struct produce_ack *a, const rd_kafka_message_t *rkm)
 
         if (!(tag & 1))
                 return false;
+        if (a->pending && a->is_acked && (tag >> 1) >= a->first_seq && (tag >> 1) <= a->seq) {
+                size_t i = (size_t)((tag >> 1) - a->first_seq);
+
+                if (!a->is_acked[i] && !rkm->err)
+                        a->is_acked[i] = true;
+                if (rkm->err)
+                        a->err = rkm->err;
+                a->pending--;
+                return true;
+        }
         if (tag == (uintptr_t)ack_opaque(a->seq)) {
                 a->has_report = true;
                 a->err = rkm->err;
@@ -29,10 +39,9 @@ bool produce_ack_report(struct produce_ack *a, const rd_kafka_message_t *rkm)
         return true;
 }
 
-int produce_acked(rd_kafka_t *rk, struct produce_ack *a, const struct produce_msg *m, int wait_ms,
-                  char *errstr, size_t errstr_size)
+/* Produces m with the waiter's sequence seq; the headers and value are librdkafka's after. */
+static rd_kafka_resp_err_t produce_one(rd_kafka_t *rk, const struct produce_msg *m, uint64_t seq)
 {
-        long long deadline = clock_mono_ms() + wait_ms;
         rd_kafka_headers_t *h = rd_kafka_headers_new(3);
         rd_kafka_resp_err_t err;
 
@@ -40,15 +49,70 @@ int produce_acked(rd_kafka_t *rk, struct produce_ack *a, const struct produce_ms
         rd_kafka_header_add(h, "event_type", -1, m->event_type, -1);
         if (m->event_id)
                 rd_kafka_header_add(h, "event_id", -1, m->event_id, -1);
-        a->has_report = false;
-        a->seq++;
-        err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, strlen(m->key)),
-                RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(ack_opaque(a->seq)), RD_KAFKA_V_END);
+        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(m->topic),
+                                RD_KAFKA_V_KEY(m->key, strlen(m->key)),
+                                RD_KAFKA_V_VALUE(m->value, m->len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
+                                RD_KAFKA_V_OPAQUE(ack_opaque(seq)), RD_KAFKA_V_END);
         if (err) {
                 rd_kafka_headers_destroy(h); /* neither is handed over on failure */
                 free(m->value);
+        }
+        return err;
+}
+
+int produce_acked_many(rd_kafka_t *rk, struct produce_ack *a, const struct produce_msg *msgs,
+                       size_t n, bool *is_acked, int wait_ms, char *errstr, size_t errstr_size)
+{
+        long long deadline = clock_mono_ms() + wait_ms;
+        size_t produced = 0;
+        int rc = 0;
+
+        if (!n)
+                return 0;
+        memset(is_acked, 0, n * sizeof(*is_acked));
+        a->first_seq = a->seq + 1;
+        a->seq += n;
+        a->is_acked = is_acked;
+        a->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        a->pending = 0;
+        for (size_t i = 0; i < n; i++) {
+                rd_kafka_resp_err_t err = produce_one(rk, &msgs[i], a->first_seq + i);
+
+                if (err) {
+                        snprintf(errstr, errstr_size, "produce %s: %s", msgs[i].topic,
+                                 rd_kafka_err2str(err));
+                        for (size_t j = i + 1; j < n; j++)
+                                free(msgs[j].value);
+                        rc = -1;
+                        break;
+                }
+                a->pending++;
+                produced++;
+        }
+        while (a->pending && clock_mono_ms() < deadline && !signals_stop_requested())
+                rd_kafka_poll(rk, 100);
+        for (size_t i = 0; i < produced && rc == 0; i++)
+                if (!is_acked[i]) {
+                        snprintf(errstr, errstr_size, "%s for %s not acknowledged: %s",
+                                 msgs[i].event_type, msgs[i].key,
+                                 a->err ? rd_kafka_err2str(a->err) : "no delivery report yet");
+                        rc = -1;
+                }
+        a->pending = 0; /* late reports of these are dropped by their sequence */
+        a->is_acked = NULL;
+        return rc;
+}
+
+int produce_acked(rd_kafka_t *rk, struct produce_ack *a, const struct produce_msg *m, int wait_ms,
+                  char *errstr, size_t errstr_size)
+{
+        long long deadline = clock_mono_ms() + wait_ms;
+        rd_kafka_resp_err_t err;
+
+        a->has_report = false;
+        a->seq++;
+        if ((err = produce_one(rk, m, a->seq))) {
                 snprintf(errstr, errstr_size, "produce %s: %s", m->topic, rd_kafka_err2str(err));
                 return -1;
         }
@@ -56,8 +120,7 @@ int produce_acked(rd_kafka_t *rk, struct produce_ack *a, const struct produce_ms
                 rd_kafka_poll(rk, 100);
         if (!a->has_report || a->err) {
                 snprintf(errstr, errstr_size, "%s for %s not acknowledged: %s", m->event_type,
-                         m->key,
-                         a->has_report ? rd_kafka_err2str(a->err) : "no delivery report yet");
+                         m->key, a->has_report ? rd_kafka_err2str(a->err) : "no delivery report yet");
                 return -1;
         }
         return 0;

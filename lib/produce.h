@@ -17,13 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The one record a producer's waiter waits for; zeroed to start. */
+/* The record (or the records) a producer's waiter waits for; zeroed to start. */
 struct produce_ack {
-        uint64_t seq; /* of the record waited for */
+        uint64_t seq; /* of the record waited for (the last of a produce_acked_many()) */
         bool has_report;
         rd_kafka_resp_err_t err;
         int partition;
         long long offset;
+        /* produce_acked_many(): records first_seq .. seq, their reports in is_acked */
+        uint64_t first_seq;
+        size_t pending;
+        bool *is_acked;
 };
 
 /* One record to produce. */
@@ -52,5 +56,16 @@ bool produce_ack_report(struct produce_ack *a, const rd_kafka_message_t *rkm);
 __attribute__((warn_unused_result)) int produce_acked(rd_kafka_t *rk, struct produce_ack *a,
                                                       const struct produce_msg *m, int wait_ms,
                                                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief produce_acked() for n records at once: produces them all, then polls rk until every
+ * report came (at most wait_ms, less when a stop is requested). is_acked[i] (n of them) says
+ * whether the broker acknowledged msgs[i]. @returns 0 when every record was acknowledged, or
+ * -1 with errstr (the first failure; the others may have been acknowledged: see is_acked).
+ */
+__attribute__((warn_unused_result)) int produce_acked_many(rd_kafka_t *rk, struct produce_ack *a,
+                                                           const struct produce_msg *msgs,
+                                                           size_t n, bool *is_acked, int wait_ms,
+                                                           char *errstr, size_t errstr_size);
 
 #endif
