@@ -15,10 +15,10 @@
 #include "internal.h"
 #include "metrics.h"
 
-#define ENDPOINT  "events"
-#define TS_MIN_MS 946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
-#define TS_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
-#define BAND_MAX  32                /* age_band */
+#define ENDPOINT   "events"
+#define TS_MIN_MS  946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
+#define TS_MAX_MS  253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define BAND_MAX   32                /* age_band */
 #define REGION_MAX 64
 
 /* What an element's type is and where it goes. */
@@ -26,7 +26,7 @@ struct event_kind {
         const char *type;       /* in the body */
         const char *event_type; /* in the envelope and the event_type header */
         const char *topic;
-        bool is_viewer;      /* enter, exit, heartbeat */
+        bool is_viewer;       /* enter, exit, heartbeat */
         bool may_name_anchor; /* follow, unfollow: an anchor alone is a target */
 };
 
@@ -163,9 +163,9 @@ static int read_text(struct cursor *c, const json_t *obj, const char *name, size
                 return refuse(c, 400, name,
                               "expected a string of 1 to %zu bytes without control characters",
                               max);
-        if (json_object_set_new(payload, name,
-                                json_stringn(json_string_value(value),
-                                             json_string_length(value))) == -1)
+        if (json_object_set_new(
+                    payload, name,
+                    json_stringn(json_string_value(value), json_string_length(value))) == -1)
                 return webhook_refuse(c->v, 500, NULL, "out of memory");
         return 0;
 }
@@ -301,10 +301,9 @@ static int read_element(struct cursor *c, const json_t *obj, struct webhook_batc
         if (read_id(c, obj, "event_id", EVENTS_ID_MAX, true, &source_id) == -1)
                 return -1;
         n = snprintf(key, sizeof(key), "internal|event|%s", source_id);
-        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1,
-                          ev->event_id);
-        if (!(p = json_object()) || json_object_set_new(p, "source_event_id",
-                                                        json_string(source_id)) == -1) {
+        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, ev->event_id);
+        if (!(p = json_object()) ||
+            json_object_set_new(p, "source_event_id", json_string(source_id)) == -1) {
                 json_decref(p);
                 free(source_id);
                 return webhook_refuse(c->v, 500, NULL, "out of memory");
@@ -317,8 +316,9 @@ static int read_element(struct cursor *c, const json_t *obj, struct webhook_batc
                               "share or profile");
         if (!json_is_integer(ts) || json_integer_value(ts) < TS_MIN_MS ||
             json_integer_value(ts) > TS_MAX_MS)
-                return refuse(c, 400, "ts", "expected Unix milliseconds, an integer from %lld to "
-                                            "%lld",
+                return refuse(c, 400, "ts",
+                              "expected Unix milliseconds, an integer from %lld to "
+                              "%lld",
                               TS_MIN_MS, TS_MAX_MS);
         ev->event_time_ms = json_integer_value(ts);
         if (json_object_set_new(p, "ts_ms", json_integer(ev->event_time_ms)) == -1)
@@ -372,8 +372,9 @@ int events_map(struct internal *in, struct metrics *metrics, long long max_batch
                 goto out;
         }
         if ((long long)n > max_batch) {
-                refuse(&c, 413, "events", "%zu events, more than %lld in one batch "
-                                          "(LIVEFLOW_EVENTS_MAX_BATCH)",
+                refuse(&c, 413, "events",
+                       "%zu events, more than %lld in one batch "
+                       "(LIVEFLOW_EVENTS_MAX_BATCH)",
                        n, max_batch);
                 goto out;
         }

@@ -44,8 +44,7 @@ static long long wall_ms(void)
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int audience_open(const struct role_env *env, void **state, char *errstr,
-                         size_t errstr_size)
+static int audience_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
 {
         const struct settings *s = env->settings;
         struct audience_state *st = calloc(1, sizeof(*st));
@@ -63,9 +62,9 @@ static int audience_open(const struct role_env *env, void **state, char *errstr,
         st->rank_size = s->audience_rank_size;
         st->stats_ttl_s = s->reward_stats_ttl_s;
         st->keep_days = s->audience_keep_days;
-        st->m_events = metrics_counter(env->metrics, "liveflow_audience_events_total",
-                                       "Viewer and interaction events applied (first copies)",
-                                       NULL);
+        st->m_events =
+                metrics_counter(env->metrics, "liveflow_audience_events_total",
+                                "Viewer and interaction events applied (first copies)", NULL);
         st->m_skipped = metrics_counter(
                 env->metrics, "liveflow_audience_skipped_total",
                 "Events that changed nothing: duplicates, late copies, exits without a visit, "
@@ -105,11 +104,16 @@ static const struct {
         const char *event_type;
         enum aud_kind kind;
 } kinds[] = {
-        {"viewer.enter", AUD_ENTER},           {"viewer.join", AUD_ENTER},
-        {"viewer.heartbeat", AUD_HEARTBEAT},   {"viewer.exit", AUD_EXIT},
-        {"viewer.leave", AUD_EXIT},            {"interaction.chat", AUD_CHAT},
-        {"interaction.like", AUD_LIKE},        {"interaction.follow", AUD_FOLLOW},
-        {"interaction.unfollow", AUD_UNFOLLOW}, {"interaction.share", AUD_SHARE},
+        {"viewer.enter", AUD_ENTER},
+        {"viewer.join", AUD_ENTER},
+        {"viewer.heartbeat", AUD_HEARTBEAT},
+        {"viewer.exit", AUD_EXIT},
+        {"viewer.leave", AUD_EXIT},
+        {"interaction.chat", AUD_CHAT},
+        {"interaction.like", AUD_LIKE},
+        {"interaction.follow", AUD_FOLLOW},
+        {"interaction.unfollow", AUD_UNFOLLOW},
+        {"interaction.share", AUD_SHARE},
 };
 
 /*
@@ -135,7 +139,7 @@ static int read_op(const struct consumer_record *rec, struct aud_op *op, char *e
                 /* A vendor's player (SRS client_id, Agora uid): keyed by the vendor's name. */
                 who = payload_str(ev, "client_id");
                 source = ev->vendor && *ev->vendor && strlen(ev->vendor) <= 8 ? ev->vendor
-                                                                               : "vendor";
+                                                                              : "vendor";
                 op->ts_ms = ev->event_time_ms;
         } else if (ev->payload_name && strcmp(ev->payload_name, "AudienceEvent") == 0) {
                 json_t *ts = json_object_get(ev->payload, "ts_ms");
@@ -267,7 +271,7 @@ static void on_online(const struct db_col *cols, void *arg)
 }
 
 /* live:stats fields and the live_statistics columns they come from, in query order. */
-static const char *const stats_fields[] = {"views", "uv",    "peak_online", "chats",
+static const char *const stats_fields[] = {"views", "uv",      "peak_online", "chats",
                                            "likes", "follows", "shares"};
 #define STATS_FIELDS (sizeof(stats_fields) / sizeof(stats_fields[0]))
 
@@ -524,8 +528,7 @@ static void purge(struct audience_state *st)
                 "DELETE FROM audience_room_minute WHERE minute < NOW() - INTERVAL %lld DAY LIMIT "
                 "%d",
         };
-        long long days[] = {st->keep_days, st->keep_days,
-                            st->rank_interval_s / 86400 + 1};
+        long long days[] = {st->keep_days, st->keep_days, st->rank_interval_s / 86400 + 1};
         unsigned long long gone, total = 0;
         char err[512];
 
@@ -540,7 +543,8 @@ static void purge(struct audience_state *st)
                 total += gone;
         }
         if (total)
-                log_info(NULL, "audience: purged %llu old event ids, closed visits and room minutes",
+                log_info(NULL,
+                         "audience: purged %llu old event ids, closed visits and room minutes",
                          total);
 }
 

@@ -36,8 +36,8 @@ struct aud_batch *aud_batch_new(struct db *db)
 
 void aud_batch_destroy(struct aud_batch *b)
 {
-        struct table *tables[] = {&b->seen,     &b->streams, &b->room_lives, &b->visits,
-                                  &b->rooms,    &b->sessions, &b->pairs,     &b->minutes,
+        struct table *tables[] = {&b->seen,        &b->streams,       &b->room_lives, &b->visits,
+                                  &b->rooms,       &b->sessions,      &b->pairs,      &b->minutes,
                                   &b->dirty_rooms, &b->dirty_sessions};
 
         if (!b)
@@ -132,8 +132,8 @@ static enum db_result read_ledger(struct aud_batch *b, char *errstr, size_t errs
                 db_text_str(b->db, &b->t, o->op.event_id);
         }
         db_text_add(&b->t, ")");
-        if (listed && (r = db_text_query(b->db, &b->t, &col, 1, on_seen, b, errstr,
-                                         errstr_size)) != DB_OK)
+        if (listed &&
+            (r = db_text_query(b->db, &b->t, &col, 1, on_seen, b, errstr, errstr_size)) != DB_OK)
                 return r;
         for (size_t i = 0; i < b->ops.n; i++) {
                 struct op_row *o = AT(b->ops, struct op_row, i);
@@ -211,8 +211,8 @@ static enum db_result read_streams(struct aud_batch *b, char *errstr, size_t err
                         db_text_str(b->db, &b->t, AT(b->streams.rows, struct stream_row, i)->key);
                 }
                 db_text_add(&b->t, ")");
-                if ((r = db_text_query(b->db, &b->t, cols, 5, on_stream, b, errstr,
-                                       errstr_size)) != DB_OK)
+                if ((r = db_text_query(b->db, &b->t, cols, 5, on_stream, b, errstr, errstr_size)) !=
+                    DB_OK)
                         return r;
         }
         if (b->room_lives.rows.n) {
@@ -249,7 +249,7 @@ static void resolve(struct aud_batch *b)
                 if (o->op.stream_id[0])
                         s = aud_table_row(b, &b->streams, o->op.stream_id, false);
                 if (s && s->found) {
-                        const char *room = s->room[0]      ? s->room
+                        const char *room = s->room[0]         ? s->room
                                            : o->op.room_id[0] ? o->op.room_id
                                                               : o->op.stream_id;
 

@@ -28,7 +28,6 @@ struct vec {
 
 #define AT(a, type, i) (&((type *)(a).v)[i])
 
-
 struct op_row {
         struct aud_op op;
         bool is_new;                     /* first copy of its event (or a timeout) */

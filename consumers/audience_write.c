@@ -101,8 +101,8 @@ static enum db_result write_history(struct aud_batch *b, char *errstr, size_t er
                 const char *colon = strchr(h->akey, ':');
                 char source[8];
 
-                snprintf(source, sizeof(source), "%.*s",
-                         colon ? (int)(colon - h->akey) : 0, h->akey);
+                snprintf(source, sizeof(source), "%.*s", colon ? (int)(colon - h->akey) : 0,
+                         h->akey);
                 aud_sep(&b->t, i);
                 db_text_add(&b->t, "(");
                 db_text_str(b->db, &b->t, h->visit_id);
@@ -130,8 +130,9 @@ static enum db_result write_pairs(struct aud_batch *b, char *errstr, size_t errs
         size_t listed = 0;
 
         db_text_reset(&b->t);
-        db_text_add(&b->t,
-                    "INSERT IGNORE INTO audience_session_viewer (session_id, audience_key) VALUES ");
+        db_text_add(
+                &b->t,
+                "INSERT IGNORE INTO audience_session_viewer (session_id, audience_key) VALUES ");
         for (size_t i = 0; i < b->pairs.rows.n; i++) {
                 struct pair_row *p = AT(b->pairs.rows, struct pair_row, i);
 
@@ -178,9 +179,9 @@ static void add_viewer_figure(struct db_text *t, const struct session_row *s, lo
 
 static enum db_result write_sessions(struct aud_batch *b, char *errstr, size_t errstr_size)
 {
-        static const char *const viewer_cols[] = {"views",       "unique_viewers", "total_watch_s",
+        static const char *const viewer_cols[] = {"views",        "unique_viewers", "total_watch_s",
                                                   "watch_visits", "watch_lt_1m",    "watch_1_5m",
-                                                  "watch_5_15m", "watch_15_60m",   "watch_gt_60m"};
+                                                  "watch_5_15m",  "watch_15_60m",   "watch_gt_60m"};
         static const char *const count_cols[] = {"chats", "likes", "follows", "unfollows",
                                                  "shares"};
 
@@ -193,9 +194,9 @@ static enum db_result write_sessions(struct aud_batch *b, char *errstr, size_t e
                            "chats, likes, follows, unfollows, shares) VALUES ");
         for (size_t i = 0; i < b->sessions.rows.n; i++) {
                 struct session_row *s = AT(b->sessions.rows, struct session_row, i);
-                long long viewer[] = {s->views,      s->uv,         s->watch_s,
+                long long viewer[] = {s->views,        s->uv,         s->watch_s,
                                       s->watch_visits, s->buckets[0], s->buckets[1],
-                                      s->buckets[2], s->buckets[3], s->buckets[4]};
+                                      s->buckets[2],   s->buckets[3], s->buckets[4]};
 
                 aud_sep(&b->t, i);
                 db_text_add(&b->t, "(");
@@ -259,7 +260,7 @@ static enum db_result write_minutes(struct aud_batch *b, char *errstr, size_t er
 enum db_result aud_batch_write(struct aud_batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result (*const writers[])(struct aud_batch *, char *, size_t) = {
-                write_ledger, write_visits, write_history, write_pairs,
+                write_ledger, write_visits,   write_history, write_pairs,
                 write_rooms,  write_sessions, write_minutes};
         enum db_result r;
 

@@ -68,9 +68,10 @@ notify_record_stream(struct notify *n, const char *kind, const char *stream_id, 
 void notify_text_begin(struct db_text *t);
 void notify_text_row(struct notify *n, struct db_text *t, const struct notify_msg *m,
                      bool is_first_row);
-__attribute__((warn_unused_result)) enum db_result
-notify_text_exec(struct notify *n, const struct db_text *t, size_t rows, char *errstr,
-                 size_t errstr_size);
+__attribute__((warn_unused_result)) enum db_result notify_text_exec(struct notify *n,
+                                                                    const struct db_text *t,
+                                                                    size_t rows, char *errstr,
+                                                                    size_t errstr_size);
 
 /**
  * @brief After the commit: sends every recorded notification not sent yet (when this instance

@@ -43,8 +43,7 @@ static long long now_ms(void)
 }
 
 static int produce(rd_kafka_t *rk, struct codec *codec, const char *topic, const char *stream,
-                   const char *type, const char *who, const char *app_id, long long ts,
-                   int count)
+                   const char *type, const char *who, const char *app_id, long long ts, int count)
 {
         char event_type[32], key[160], event_id[65], err[256];
         json_t *p = json_pack("{s:s,s:s,s:s,s:I}", "source_event_id", app_id, "action", type,
@@ -91,9 +90,9 @@ int main(int argc, char **argv)
         static const struct {
                 const char *topic, *type;
                 int count;
-        } life[] = {{"live.viewer", "enter", 0},      {"live.viewer", "heartbeat", 0},
-                    {"live.interaction", "chat", 0},  {"live.interaction", "like", 3},
-                    {"live.viewer", "heartbeat", 0},  {"live.viewer", "exit", 0}};
+        } life[] = {{"live.viewer", "enter", 0},     {"live.viewer", "heartbeat", 0},
+                    {"live.interaction", "chat", 0}, {"live.interaction", "like", 3},
+                    {"live.viewer", "heartbeat", 0}, {"live.viewer", "exit", 0}};
         const int steps = (int)(sizeof(life) / sizeof(life[0]));
         char errstr[256], stream[96], who[32], app_id[96];
         rd_kafka_conf_t *conf;
@@ -139,8 +138,8 @@ int main(int argc, char **argv)
                         failed + rd_kafka_outq_len(rk));
                 return 1;
         }
-        printf("produced=%lld viewer=%lld interaction=%lld viewers=%lld ms=%lld\n",
-               viewers * steps, viewer_n, viewers * steps - viewer_n, viewers, now_ms() - t0);
+        printf("produced=%lld viewer=%lld interaction=%lld viewers=%lld ms=%lld\n", viewers * steps,
+               viewer_n, viewers * steps - viewer_n, viewers, now_ms() - t0);
         rd_kafka_destroy(rk);
         codec_destroy(codec);
         return 0;

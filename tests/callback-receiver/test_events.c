@@ -40,8 +40,8 @@ static void sign(const char *id, const char *ts, const char *body, size_t body_l
 {
         unsigned char key[96], mac[32];
         unsigned int mac_len = 0;
-        int key_len = EVP_DecodeBlock(key, (const unsigned char *)SECRET_B64,
-                                      (int)strlen(SECRET_B64));
+        int key_len =
+                EVP_DecodeBlock(key, (const unsigned char *)SECRET_B64, (int)strlen(SECRET_B64));
         size_t id_len = strlen(id), ts_len = strlen(ts), n = id_len + ts_len + 2 + body_len;
         char *content = malloc(n + 1);
 
@@ -161,26 +161,25 @@ static const char *payload_str(const struct webhook_event *ev, const char *name)
 
 Test(events, a_mixed_batch_maps_every_event_with_its_topic_key_and_payload)
 {
-        const char *body =
-                "{\"events\":["
-                "{\"event_id\":\"e1\",\"type\":\"enter\",\"ts\":1714564800001,"
-                "\"audience_id\":12345,\"room_id\":\"r1\",\"stream_id\":\"s1\","
-                "\"audience_type\":\"guest\"},"
-                "{\"event_id\":\"e2\",\"type\":\"heartbeat\",\"ts\":1714564800002,"
-                "\"audience_id\":\"u2\",\"room_id\":77},"
-                "{\"event_id\":3,\"type\":\"exit\",\"ts\":1714564800003,"
-                "\"audience_id\":\"u2\",\"stream_id\":\"s1\"},"
-                "{\"event_id\":\"e4\",\"type\":\"chat\",\"ts\":1714564800004,"
-                "\"audience_id\":\"u3\",\"stream_id\":\"s1\",\"text\":\"hi\"},"
-                "{\"event_id\":\"e5\",\"type\":\"like\",\"ts\":1714564800005,"
-                "\"audience_id\":\"u3\",\"room_id\":\"r1\",\"count\":5},"
-                "{\"event_id\":\"e6\",\"type\":\"follow\",\"ts\":1714564800006,"
-                "\"audience_id\":\"u3\",\"anchor_id\":\"a9\"},"
-                "{\"event_id\":\"e7\",\"type\":\"share\",\"ts\":1714564800007,"
-                "\"audience_id\":\"u4\",\"stream_id\":\"s1\"},"
-                "{\"event_id\":\"e8\",\"type\":\"profile\",\"ts\":1714564800008,"
-                "\"subject\":\"audience\",\"audience_id\":991,\"gender\":\"female\","
-                "\"region\":\"north\",\"tags\":[\"music\",\"games\"]}]}";
+        const char *body = "{\"events\":["
+                           "{\"event_id\":\"e1\",\"type\":\"enter\",\"ts\":1714564800001,"
+                           "\"audience_id\":12345,\"room_id\":\"r1\",\"stream_id\":\"s1\","
+                           "\"audience_type\":\"guest\"},"
+                           "{\"event_id\":\"e2\",\"type\":\"heartbeat\",\"ts\":1714564800002,"
+                           "\"audience_id\":\"u2\",\"room_id\":77},"
+                           "{\"event_id\":3,\"type\":\"exit\",\"ts\":1714564800003,"
+                           "\"audience_id\":\"u2\",\"stream_id\":\"s1\"},"
+                           "{\"event_id\":\"e4\",\"type\":\"chat\",\"ts\":1714564800004,"
+                           "\"audience_id\":\"u3\",\"stream_id\":\"s1\",\"text\":\"hi\"},"
+                           "{\"event_id\":\"e5\",\"type\":\"like\",\"ts\":1714564800005,"
+                           "\"audience_id\":\"u3\",\"room_id\":\"r1\",\"count\":5},"
+                           "{\"event_id\":\"e6\",\"type\":\"follow\",\"ts\":1714564800006,"
+                           "\"audience_id\":\"u3\",\"anchor_id\":\"a9\"},"
+                           "{\"event_id\":\"e7\",\"type\":\"share\",\"ts\":1714564800007,"
+                           "\"audience_id\":\"u4\",\"stream_id\":\"s1\"},"
+                           "{\"event_id\":\"e8\",\"type\":\"profile\",\"ts\":1714564800008,"
+                           "\"subject\":\"audience\",\"audience_id\":991,\"gender\":\"female\","
+                           "\"region\":\"north\",\"tags\":[\"music\",\"games\"]}]}";
         static const struct {
                 const char *topic, *type, *key;
         } want[] = {
@@ -378,8 +377,7 @@ static void start_receiver(void)
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
         cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
-                  "receiver not ready; log: %s",
-                  rcv.log_path);
+                  "receiver not ready; log: %s", rcv.log_path);
 }
 
 static void stop_receiver_expect_clean_exit(void)
@@ -450,8 +448,7 @@ static struct reply post_events(const char *body, const char *id, const char *tr
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
         rc = curl_easy_perform(curl);
-        cr_assert(eq(int, rc, CURLE_OK), "POST: %s; log: %s", curl_easy_strerror(rc),
-                  rcv.log_path);
+        cr_assert(eq(int, rc, CURLE_OK), "POST: %s; log: %s", curl_easy_strerror(rc), rcv.log_path);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);

@@ -46,8 +46,8 @@ static void start_consumer(const char *const *extra)
         env[n] = NULL;
         snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
         snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        fx.pid = support_start_worker("liveflow-consumer", "audience", fx.mysql_url, fx.group,
-                                      env, fx.log_path, &fx.admin_port);
+        fx.pid = support_start_worker("liveflow-consumer", "audience", fx.mysql_url, fx.group, env,
+                                      fx.log_path, &fx.admin_port);
 }
 
 /* The test's own Redis database (the ranking is one key for all rooms), emptied. */
@@ -129,12 +129,11 @@ static void produce(const char *topic, const char *key, const char *stream_id, c
                                sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
-                                    RD_KAFKA_V_HEADER("event_type", event_type, -1),
-                                    RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
+                          RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
         free(buf);
 }
 
@@ -163,8 +162,8 @@ static void app_event(const char *type, const char *who, const char *stream, con
 static void srs_event(bool is_join, const char *client, const char *stream, const char *event_key,
                       long long ts_ms)
 {
-        json_t *p = json_pack("{s:s,s:s}", "action", is_join ? "join" : "leave", "client_id",
-                              client);
+        json_t *p =
+                json_pack("{s:s,s:s}", "action", is_join ? "join" : "leave", "client_id", client);
 
         produce("live.viewer", stream, stream, NULL, event_key, "srs",
                 is_join ? "viewer.join" : "viewer.leave", "Viewer", p, ts_ms);
@@ -190,7 +189,8 @@ static void make_live(const char *stream, const char *room, long long session)
 
 /* ------------------------------------------------------------------ waiting */
 
-static void wait_value(const char *want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wait_value(const char *want, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
 static void wait_value(const char *want, const char *fmt, ...)
 {
@@ -262,16 +262,16 @@ Test(audience, app_and_srs_viewers_and_interactions_give_exact_figures_once)
         start_consumer(long_visits);
 
         /* Viewers, all keyed by the stream (one partition, in this order). Online after each: */
-        app_event("enter", "u1", stream, NULL, k(stream, "e1"), t, 0);          /* 1 */
-        app_event("enter", "u2", stream, NULL, k(stream, "e2"), t + 1000, 0);   /* 2 */
-        app_event("enter", "u1", stream, NULL, k(stream, "e3"), t + 2000, 0);   /* 2: online once */
+        app_event("enter", "u1", stream, NULL, k(stream, "e1"), t, 0);        /* 1 */
+        app_event("enter", "u2", stream, NULL, k(stream, "e2"), t + 1000, 0); /* 2 */
+        app_event("enter", "u1", stream, NULL, k(stream, "e3"), t + 2000, 0); /* 2: online once */
         app_event("heartbeat", "u3", stream, NULL, k(stream, "e4"), t + 3000, 0); /* 3: no enter */
-        srs_event(true, "c1", stream, k(stream, "s1"), t + 4000);               /* 4: the peak */
-        app_event("exit", "u9", stream, NULL, k(stream, "e5"), t + 5000, 0);    /* 4: no visit */
-        srs_event(false, "c1", stream, k(stream, "s2"), t + 10000);             /* 3: 6 s */
-        app_event("exit", "u2", stream, NULL, k(stream, "e6"), t + 361000, 0);  /* 2: 360 s */
-        app_event("exit", "u2", stream, NULL, k(stream, "e6"), t + 361000, 0);  /* a replay */
-        srs_event(true, "c1", stream, k(stream, "s1"), t + 4000);               /* a replay */
+        srs_event(true, "c1", stream, k(stream, "s1"), t + 4000);                 /* 4: the peak */
+        app_event("exit", "u9", stream, NULL, k(stream, "e5"), t + 5000, 0);      /* 4: no visit */
+        srs_event(false, "c1", stream, k(stream, "s2"), t + 10000);               /* 3: 6 s */
+        app_event("exit", "u2", stream, NULL, k(stream, "e6"), t + 361000, 0);    /* 2: 360 s */
+        app_event("exit", "u2", stream, NULL, k(stream, "e6"), t + 361000, 0);    /* a replay */
+        srs_event(true, "c1", stream, k(stream, "s1"), t + 4000);                 /* a replay */
         /* Interactions. */
         app_event("chat", "u1", stream, NULL, k(stream, "i1"), t + 20000, 0);
         app_event("chat", "u1", stream, NULL, k(stream, "i2"), t + 21000, 0);
@@ -293,8 +293,7 @@ Test(audience, app_and_srs_viewers_and_interactions_give_exact_figures_once)
                    "%lld",
                    room, session);
         /* One history row per closed visit, with its own times and source. */
-        wait_value("2", "SELECT COUNT(*) FROM live_watch_history WHERE session_id = %lld",
-                   session);
+        wait_value("2", "SELECT COUNT(*) FROM live_watch_history WHERE session_id = %lld", session);
         wait_value("srs/c1/6/exit",
                    "SELECT CONCAT_WS('/', source, audience_id, seconds, close_reason) FROM "
                    "live_watch_history WHERE session_id = %lld AND source = 'srs'",
@@ -359,8 +358,10 @@ Test(audience, silent_visits_time_out_and_late_or_orphan_events_change_nothing)
                   "%s", mysql_error(fx.mysql));
         start_consumer((const char *const[]){"LIVEFLOW_AUDIENCE_VISIT_TIMEOUT_S=5", NULL});
         /* Purged at start: older than LIVEFLOW_AUDIENCE_KEEP_DAYS (8) or a day for minutes. */
-        wait_value("0", "SELECT COUNT(*) FROM audience_event_seen WHERE event_id = REPEAT('a', 64)");
-        wait_value("1", "SELECT COUNT(*) FROM audience_event_seen WHERE event_id = REPEAT('b', 64)");
+        wait_value("0",
+                   "SELECT COUNT(*) FROM audience_event_seen WHERE event_id = REPEAT('a', 64)");
+        wait_value("1",
+                   "SELECT COUNT(*) FROM audience_event_seen WHERE event_id = REPEAT('b', 64)");
         wait_value("0", "SELECT COUNT(*) FROM audience_visit WHERE room_id = 'old'");
         wait_value("0", "SELECT COUNT(*) FROM audience_room_minute WHERE room_id = 'old'");
 
@@ -387,9 +388,8 @@ Test(audience, silent_visits_time_out_and_late_or_orphan_events_change_nothing)
                    "SELECT CONCAT_WS('/', views, unique_viewers, peak_online, total_watch_s, "
                    "watch_visits, watch_lt_1m) FROM live_statistics WHERE session_id = %lld",
                    session);
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT COUNT(*) FROM live_watch_history WHERE "
-                                       "audience_id IN ('u6', 'u7', 'u8')"),
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_watch_history WHERE "
+                                                 "audience_id IN ('u6', 'u7', 'u8')"),
                      0);
 }
 
@@ -450,8 +450,9 @@ Test(audience, the_hot_ranking_scores_live_rooms_by_viewers_interactions_and_tip
         flush();
         wait_value("3", "SELECT online FROM audience_room WHERE room_id = '%s'", b);
         wait_value("1", "SELECT online FROM audience_room WHERE room_id = '%s'", a);
-        wait_value("6", "SELECT SUM(chats) + SUM(shares) FROM audience_room_minute WHERE room_id "
-                        "= '%s'",
+        wait_value("6",
+                   "SELECT SUM(chats) + SUM(shares) FROM audience_room_minute WHERE room_id "
+                   "= '%s'",
                    b);
         /* A consumer whose first tick ranks what is there now, over the last two minutes. */
         cr_assert(kill(fx.pid, SIGTERM) == 0);
