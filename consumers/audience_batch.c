@@ -11,6 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+static long long mono_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 struct aud_batch *aud_batch_new(struct db *db)
 {
@@ -658,17 +669,18 @@ enum db_result aud_batch_apply(struct aud_batch *b, char *errstr, size_t errstr_
 {
         enum db_result (*const readers[])(struct aud_batch *, char *, size_t) = {
                 read_ledger, read_streams, NULL, read_visits, read_pairs};
+        long long t[8];
         enum db_result r;
 
         if (!b->ops.n)
                 return DB_OK;
+        t[0] = mono_us();
         for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
-                if (!readers[i]) {
+                if (!readers[i])
                         resolve(b);
-                        continue;
-                }
-                if ((r = readers[i](b, errstr, errstr_size)) != DB_OK)
+                else if ((r = readers[i](b, errstr, errstr_size)) != DB_OK)
                         return r;
+                t[i + 1] = mono_us();
         }
         for (size_t i = 0; i < b->ops.n; i++) {
                 const struct op_row *o = AT(b->ops, struct op_row, i);
@@ -685,5 +697,13 @@ enum db_result aud_batch_apply(struct aud_batch *b, char *errstr, size_t errstr_
         }
         if (b->is_oom)
                 return aud_oom(errstr, errstr_size);
-        return aud_batch_write(b, errstr, errstr_size);
+        t[6] = mono_us();
+        r = aud_batch_write(b, errstr, errstr_size);
+        t[7] = mono_us();
+        log_debug(NULL,
+                  "audience batch ops=%zu us: ledger %lld streams %lld visits %lld pairs %lld "
+                  "apply %lld write %lld",
+                  b->ops.n, t[1] - t[0], t[2] - t[1], t[4] - t[3], t[5] - t[4], t[6] - t[5],
+                  t[7] - t[6]);
+        return r;
 }

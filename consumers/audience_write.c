@@ -6,6 +6,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+static long long mono_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* ------------------------------------------------------------------ writing */
 
@@ -262,11 +273,20 @@ enum db_result aud_batch_write(struct aud_batch *b, char *errstr, size_t errstr_
         enum db_result (*const writers[])(struct aud_batch *, char *, size_t) = {
                 write_ledger, write_visits,   write_history, write_pairs,
                 write_rooms,  write_sessions, write_minutes};
+        long long t[8];
         enum db_result r;
 
-        for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
+        t[0] = mono_us();
+        for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++) {
                 if ((r = writers[i](b, errstr, errstr_size)) != DB_OK)
                         return r;
+                t[i + 1] = mono_us();
+        }
+        log_debug(NULL,
+                  "audience writes us: ledger %lld visits %lld history %lld viewers %lld rooms "
+                  "%lld sessions %lld minutes %lld",
+                  t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], t[5] - t[4], t[6] - t[5],
+                  t[7] - t[6]);
         return DB_OK;
 }
 
