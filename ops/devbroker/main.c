@@ -101,6 +101,19 @@ static void usage(FILE *out)
               out);
 }
 
+/* LIVEFLOW_LOG_FORMAT: text (the default) or json, as every liveflow process reads it. */
+static int set_log_format(const char *format)
+{
+        if (format && log_format_parse(format) == -1) {
+                fprintf(stderr,
+                        "liveflow-devbroker: LIVEFLOW_LOG_FORMAT: \"%s\" is not text or json\n",
+                        format);
+                return -1;
+        }
+        log_set_format(format ? (enum log_format)log_format_parse(format) : LOG_FORMAT_TEXT);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static struct devbroker_config cfg; /* static: its topic table is ~32 KiB */
@@ -122,6 +135,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "liveflow-devbroker: %s\n", errstr);
                 return 2;
         }
+        if (set_log_format(getenv("LIVEFLOW_LOG_FORMAT")) == -1)
+                return 2;
         log_init("devbroker", (enum log_level)cfg.log_level);
         signals_install();
         outage_signals_install();

@@ -110,6 +110,19 @@ static int run(struct migrator *mg, const struct options *opt, const struct migr
         return migrator_apply(mg, md, errstr, errstr_size);
 }
 
+/* LIVEFLOW_LOG_FORMAT: text (the default) or json, as every liveflow process reads it. */
+static int set_log_format(const char *format)
+{
+        if (format && log_format_parse(format) == -1) {
+                fprintf(stderr,
+                        "liveflow-migrate: LIVEFLOW_LOG_FORMAT: \"%s\" is not text or json\n",
+                        format);
+                return -1;
+        }
+        log_set_format(format ? (enum log_format)log_format_parse(format) : LOG_FORMAT_TEXT);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         struct options opt = {0};
@@ -128,6 +141,8 @@ int main(int argc, char **argv)
                 usage(stdout);
                 return 0;
         }
+        if (set_log_format(getenv("LIVEFLOW_LOG_FORMAT")) == -1)
+                return 2;
         log_init("migrate", (enum log_level)opt.log_level);
         if (migration_dir_init(&md, opt.dir, errstr, sizeof(errstr)) == -1) {
                 log_error(NULL, "--dir %s", errstr);
