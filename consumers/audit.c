@@ -725,6 +725,10 @@ static int produce_close(struct audit_state *st, const struct consumer_record *r
         char event_id[65];
         json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
                                 pj->punishment);
+
+        /* The stream's own vendor, so the stream role closes exactly that stream. */
+        if (raw && pj->close_vendor[0])
+                json_object_set_new(raw, "vendor", json_string(pj->close_vendor));
         char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
         struct stream_close_msg m = {
                 .event_id = event_id,
@@ -734,8 +738,7 @@ static int produce_close(struct audit_state *st, const struct consumer_record *r
                 .event_time_ms = pj->decided_ms,
                 .close_method = pj->close_method,
                 .reason = pj->reason[0] ? pj->reason : NULL,
-                /* The stream's own vendor, so the stream role closes exactly that stream. */
-                .vendor = pj->close_vendor[0] ? pj->close_vendor : "internal",
+                .vendor = "internal",
                 .raw = raw_text,
         };
         int rc = -1;

@@ -551,7 +551,23 @@ bool stream_is_stream_vendor(const char *vendor)
         return true;
 }
 
-/* se->vendor: the event's own, or for a close by liveflow or an operator the stream's. */
+/* The vendor a close by liveflow names in its raw JSON ({"vendor": ...}); false when none. */
+static bool named_vendor(const struct event *ev, char *out, size_t out_size)
+{
+        json_t *raw = ev->raw_len ? json_loadb(ev->raw, ev->raw_len, 0, NULL) : NULL;
+        const char *v = json_string_value(json_object_get(raw, "vendor"));
+        bool is_named = v && *v && strlen(v) < out_size && stream_is_stream_vendor(v);
+
+        if (is_named)
+                snprintf(out, out_size, "%s", v);
+        json_decref(raw);
+        return is_named;
+}
+
+/*
+ * se->vendor: the event's own; for a close by liveflow or an operator, the vendor it names
+ * (an audit punishment does), else the stream's live under that id.
+ */
 static enum db_result resolve_vendor(struct stream_state *st, struct stream_event *se,
                                      char *errstr, size_t errstr_size)
 {
@@ -564,6 +580,10 @@ static enum db_result resolve_vendor(struct stream_state *st, struct stream_even
         se->vendor = se->ev->vendor;
         if (stream_is_stream_vendor(se->ev->vendor))
                 return DB_OK;
+        if (named_vendor(se->ev, se->vendor_buf, sizeof(se->vendor_buf))) {
+                se->vendor = se->vendor_buf;
+                return DB_OK;
+        }
         r = db_query_row(st->db, st->vendor_of, p, 1, &col, 1, &found, errstr, errstr_size);
         if (r == DB_OK && found && !col.is_null)
                 se->vendor = se->vendor_buf;
