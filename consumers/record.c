@@ -139,12 +139,11 @@ static const char *playback_url(const struct record_state *st, const struct even
         return out;
 }
 
-/* live.notify record.ready for a file recorded for the first time (once per file). */
-static enum db_result notify_file(struct record_state *st, struct consumer_record *rec,
-                                  const struct record_file *f, long long session, char *errstr,
-                                  size_t errstr_size)
+/* The record.ready of a file recorded for the first time; url holds its playback URL. */
+static struct notify_msg file_msg(struct record_state *st, struct consumer_record *rec,
+                                  const struct record_file *f, long long session, char *url,
+                                  size_t url_size)
 {
-        char url[2400];
         struct notify_msg m = notify_msg_init("record.ready", f->file_id, rec->ev.event_time_ms);
 
         m.anchor_id = rec->ev.anchor_id;
@@ -153,8 +152,19 @@ static enum db_result notify_file(struct record_state *st, struct consumer_recor
         m.session_id = session;
         m.file_id = f->file_id;
         m.duration_s = f->duration_s;
-        m.playback_url = playback_url(st, &rec->ev, f->video_url, url, sizeof(url));
+        m.playback_url = playback_url(st, &rec->ev, f->video_url, url, url_size);
         rec->publish = true;
+        return m;
+}
+
+/* live.notify record.ready for a file recorded for the first time (once per file). */
+static enum db_result notify_file(struct record_state *st, struct consumer_record *rec,
+                                  const struct record_file *f, long long session, char *errstr,
+                                  size_t errstr_size)
+{
+        char url[2400];
+        struct notify_msg m = file_msg(st, rec, f, session, url, sizeof(url));
+
         return notify_record(st->notify, &m, errstr, errstr_size);
 }
 
@@ -697,6 +707,26 @@ static enum db_result fall_back(const char *why, char *errstr, size_t errstr_siz
         return DB_RETRY;
 }
 
+/* live.notify: the record.ready of every file the batch inserted, in one statement. */
+static enum db_result notify_files(struct record_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        notify_text_begin(&b->sql);
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_rec *br = &b->recs[i];
+                char url[2400];
+                struct notify_msg m;
+
+                if (!br->is_new || !br->is_file ||
+                    (strcmp(br->outcome, "applied") != 0 && strcmp(br->outcome, "no_session") != 0))
+                        continue;
+                m = file_msg(b->st, br->slot->rec, &br->f, br->session, url, sizeof(url));
+                notify_text_row(b->st->notify, &b->sql, &m, rows++ == 0);
+        }
+        return notify_text_exec(b->st->notify, &b->sql, rows, errstr, errstr_size);
+}
+
 /* Everything after find_new_records(), when some record is new. */
 static enum db_result write_new_records(struct record_batch *b, char *errstr, size_t errstr_size)
 {
@@ -715,18 +745,7 @@ static enum db_result write_new_records(struct record_batch *b, char *errstr, si
         if ((r = record_events(b, errstr, errstr_size)) != DB_OK ||
             (r = store_files(b, errstr, errstr_size)) != DB_OK)
                 return r;
-        /* live.notify: one record.ready per file inserted (a statement each: files are few). */
-        for (size_t i = 0; i < b->n; i++) {
-                struct batch_rec *br = &b->recs[i];
-
-                if (br->is_new && br->is_file &&
-                    (strcmp(br->outcome, "applied") == 0 ||
-                     strcmp(br->outcome, "no_session") == 0) &&
-                    (r = notify_file(b->st, br->slot->rec, &br->f, br->session, errstr,
-                                     errstr_size)) != DB_OK)
-                        return r;
-        }
-        return DB_OK;
+        return notify_files(b, errstr, errstr_size);
 }
 
 /* The per-record log lines of record_apply(), for the batch. */

@@ -465,6 +465,8 @@ static const char *const record_tables[] = {
         "ORDER BY consumer, event_id",
         "SELECT file_id, stream_id, session_id, session_key, vendor, video_url, file_format, "
         "duration_s, file_size, start_time, end_time, trace_id FROM live_records ORDER BY file_id",
+        "SELECT event_id, kind, anchor_id, room_id, stream_id, payload FROM notify_outbox "
+        "ORDER BY id",
         NULL};
 
 /* s1 live since T0 (session 11); s2 from T0 to T0 + 1000 s (session 12); s3 has no row. */
