@@ -754,8 +754,13 @@ static enum MHD_Result publish_batch(struct request *req)
         /* For the request's log line and labels: a batch has no single event id or topic. */
         req->ev.event_type = "batch";
         snprintf(req->ev.event_id, sizeof(req->ev.event_id), "%zu-events", b->n);
-        if (!(evs = calloc(b->n, sizeof(*evs))))
+        /* lock:callback:events:<webhook-id>: one receiver stores a batch at a time. */
+        if (!take_claim(req))
+                return request_reply(req, req->status, req->status == 200 ? NULL : errstr_busy);
+        if (!(evs = calloc(b->n, sizeof(*evs)))) {
+                claim_release(rcv->claim, &req->claim);
                 return request_reply(req, 503, "out of memory; retry");
+        }
         for (size_t i = 0; i < b->n; i++) {
                 struct webhook_event *ev = &b->items[i].ev;
                 const struct envelope env = {
@@ -780,6 +785,7 @@ static enum MHD_Result publish_batch(struct request *req)
                         for (size_t j = 0; j < i; j++)
                                 free(evs[j].value);
                         free(evs);
+                        claim_release(rcv->claim, &req->claim);
                         return request_reply(req, 500, "cannot encode the event");
                 }
                 evs[i] = *ev; /* a shallow view: delivery takes the value, b keeps the rest */
@@ -797,6 +803,7 @@ static enum MHD_Result publish_batch(struct request *req)
         if (delivery_send_many(rcv->delivery, &req->ticket, evs, b->n) == -1) {
                 free(evs);
                 req->is_sent = false;
+                claim_release(rcv->claim, &req->claim);
                 return request_reply(req, 503, "shutting down; retry");
         }
         free(evs);

@@ -353,11 +353,12 @@ struct reply {
 
 static void start_receiver(void)
 {
-        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
+        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512], redis_env[300];
         char *argv[] = {bin, NULL};
         char *env[] = {port_env,
                        admin_env,
                        boot_env,
+                       redis_env,
                        (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
                        (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
                        (char *)"LIVEFLOW_HMAC_SECRET=" SECRET,
@@ -374,6 +375,9 @@ static void start_receiver(void)
         snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
         snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        /* lock:callback:events:<webhook-id> is shared by every receiver through Redis. */
+        snprintf(redis_env, sizeof(redis_env), "LIVEFLOW_REDIS_URL=%s",
+                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
         cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
@@ -567,6 +571,46 @@ Test(events_e2e, a_refused_batch_writes_none_of_its_events)
         rkm = support_reader_until(viewer, trace_ok, "event_id", good_id, &seen, 20000);
         cr_assert(rkm != NULL, "the sentinel never arrived");
         cr_assert(eq(int, seen, 0), "records of the refused batch: %d", seen);
+        rd_kafka_message_destroy(rkm);
+        support_reader_close(viewer);
+        stop_receiver_expect_clean_exit();
+}
+
+Test(events_e2e, a_batch_stored_once_is_not_stored_again_by_another_receiver)
+{
+        char stream[64], trace1[64], trace2[64], trace3[64], app_id[64], msg[64], body[1024];
+        char sentinel[1024], first_id[96], want_id[65];
+        struct support_reader *viewer = support_reader_open("live.viewer");
+        rd_kafka_message_t *rkm;
+        long long now = (long long)time(NULL);
+        int seen = 0;
+
+        support_unique_name("stream", stream, sizeof(stream));
+        support_unique_name("trace-1", trace1, sizeof(trace1));
+        support_unique_name("trace-2", trace2, sizeof(trace2));
+        support_unique_name("trace-3", trace3, sizeof(trace3));
+        support_unique_name("app", app_id, sizeof(app_id));
+        support_unique_name("msg", msg, sizeof(msg));
+        snprintf(body, sizeof(body),
+                 "{\"events\":[{\"event_id\":\"%s-1\",\"type\":\"enter\",\"ts\":%lld000,"
+                 "\"audience_id\":\"u1\",\"stream_id\":\"%s\"}]}",
+                 app_id, now, stream);
+        start_receiver();
+        cr_assert(eq(long, post_events(body, msg, trace1).status, 200));
+        stop_receiver_expect_clean_exit();
+        /* Another receiver (no memory of the first's replays): the same webhook-id again. */
+        start_receiver();
+        cr_assert(eq(long, post_events(body, msg, trace2).status, 200));
+        snprintf(sentinel, sizeof(sentinel),
+                 "{\"events\":[{\"event_id\":\"%s-s\",\"type\":\"heartbeat\",\"ts\":%lld000,"
+                 "\"audience_id\":\"u1\",\"stream_id\":\"%s\"}]}",
+                 app_id, now, stream);
+        cr_assert(eq(long, post_events(sentinel, "msg-sentinel-batch", trace3).status, 200));
+        snprintf(first_id, sizeof(first_id), "%s-1", app_id);
+        event_id_of(first_id, want_id);
+        rkm = support_reader_until(viewer, trace3, "event_id", want_id, &seen, 20000);
+        cr_assert(rkm != NULL, "the sentinel never arrived");
+        cr_assert(eq(int, seen, 1), "records of the batch: %d (log %s)", seen, rcv.log_path);
         rd_kafka_message_destroy(rkm);
         support_reader_close(viewer);
         stop_receiver_expect_clean_exit();
