@@ -77,3 +77,19 @@ Test(routes, methods_follow_the_allow_list)
         cr_assert(not(route_allows(probe, "POST")));
         cr_assert_str_eq(cb->allow, "POST");
 }
+
+Test(routes, agora_is_post_only_and_alibaba_takes_get_for_ingest)
+{
+        const struct route *agora = routes_match("/callbacks/agora", NULL);
+        const struct route *alibaba = routes_match("/callbacks/alibaba", NULL);
+
+        cr_assert_not_null(agora);
+        cr_assert_not_null(alibaba);
+        cr_assert_str_eq(agora->vendor, "agora");
+        cr_assert_str_eq(alibaba->vendor, "alibaba");
+        cr_assert(route_allows(agora, "POST"));
+        cr_assert(not(route_allows(agora, "GET")));
+        cr_assert(route_allows(alibaba, "GET"));
+        cr_assert(route_allows(alibaba, "POST"));
+        cr_assert_null(routes_match("/callbacks/agora/x", NULL));
+}
