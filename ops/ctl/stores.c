@@ -6,6 +6,10 @@
 #include "db.h"
 #include "redis_conn.h"
 
+/* The stores' timeout for these commands: their reads go over whole tables (every room's
+ * sums, every live stream), longer than a worker's per-record statements may take. */
+#define STORE_TIMEOUT_S 300
+
 int ctl_stores_open(const struct ctl *ctl, const char *prog, bool need_redis,
                     struct ctl_stores *st)
 {
@@ -17,7 +21,10 @@ int ctl_stores_open(const struct ctl *ctl, const char *prog, bool need_redis,
                 return ctl_usage_error(prog, "LIVEFLOW_MYSQL_URL is not set (nor in .run/env)");
         if (need_redis && (!s->redis_url || !*s->redis_url))
                 return ctl_usage_error(prog, "LIVEFLOW_REDIS_URL is not set (nor in .run/env)");
-        if (!(st->db = db_new(s->mysql_url, (int)s->mysql_timeout_s, err, sizeof(err))))
+        if (!(st->db = db_new(s->mysql_url,
+                              s->mysql_timeout_s > STORE_TIMEOUT_S ? (int)s->mysql_timeout_s
+                                                                   : STORE_TIMEOUT_S,
+                              err, sizeof(err))))
                 return ctl_usage_error(prog, "%s", err);
         if (need_redis &&
             !(st->redis = redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, err, sizeof(err)))) {
