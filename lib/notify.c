@@ -15,7 +15,8 @@
 #include "produce.h"
 
 #define NOTIFY_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
-#define NOTIFY_FLUSH_ROWS       50    /* rows claimed per flush transaction */
+#define NOTIFY_FLUSH_ROWS       500   /* rows claimed per flush transaction: a batch's worth */
+#define NOTIFY_FLUSH_ROWS_SQL   "500"
 #define NOTIFY_FLUSH_ROUNDS     20    /* transactions per flush at most: the rest waits */
 
 struct notify {
@@ -60,7 +61,7 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
                        "close_reason FROM live_streams WHERE stream_id = ?");
         n->claim = db_stmt(n->db, "SELECT id, event_id, kind, anchor_id, room_id, stream_id, "
                                   "payload FROM notify_outbox WHERE sent_at IS NULL ORDER BY id "
-                                  "LIMIT 50 FOR UPDATE SKIP LOCKED");
+                                  "LIMIT " NOTIFY_FLUSH_ROWS_SQL " FOR UPDATE SKIP LOCKED");
         if (!n->insert || !n->stream_row || !n->claim) {
                 notify_destroy(n);
                 snprintf(errstr, errstr_size, "out of memory");
@@ -293,12 +294,21 @@ static int encode_row(struct notify *n, const struct outbox_row *r, struct produ
 static int send_rows(struct notify *n, struct claimed *c, size_t *sent, char *errstr,
                      size_t errstr_size)
 {
-        struct produce_msg msgs[NOTIFY_FLUSH_ROWS];
-        char trace_ids[NOTIFY_FLUSH_ROWS][33];
-        bool is_acked[NOTIFY_FLUSH_ROWS];
+        struct produce_msg *msgs = calloc(c->n + 1, sizeof(*msgs));
+        char(*trace_ids)[33] = calloc(c->n + 1, sizeof(*trace_ids));
+        bool *is_acked = calloc(c->n + 1, sizeof(*is_acked));
         struct db_text sql = {0};
         size_t cnt = 0, acked = 0;
         int rc = 0;
+
+        *sent = 0;
+        if (!msgs || !trace_ids || !is_acked) {
+                snprintf(errstr, errstr_size, "out of memory");
+                free(msgs);
+                free(trace_ids);
+                free(is_acked);
+                return -1; /* nothing sent: what is claimed waits for the next flush */
+        }
 
         for (; cnt < c->n; cnt++)
                 if (encode_row(n, &c->rows[cnt], &msgs[cnt], trace_ids[cnt], errstr,
@@ -324,6 +334,9 @@ static int send_rows(struct notify *n, struct claimed *c, size_t *sent, char *er
                 rc = -1;
         }
         db_text_free(&sql);
+        free(msgs);
+        free(trace_ids);
+        free(is_acked);
         *sent = acked;
         return rc;
 }
