@@ -79,9 +79,10 @@ while [ "$i" -lt "$ROUNDS" ]; do
         webhook 200 /v1/events '{"events":[{"event_id":"ev_'$s'_1","type":"enter","ts":'$now',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'"},{"event_id":"ev_'$s'_2","type":"chat","ts":'$((now + 1000))',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'"},{"event_id":"ev_'$s'_3","type":"like","ts":'$((now + 2000))',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'","count":3},{"event_id":"ev_'$s'_4","type":"exit","ts":'$((now + 3000))',"audience_id":"u_'$i'","room_id":"room_'$s'","stream_id":"'$s'"}]}'
         srs 200 on_stop "$s"
         tencent 200 0 "$s"
-        # Refused on purpose: a forged sign, a forged webhook, a body that is not JSON.
+        # Refused on purpose: a forged sign, a forged webhook, a body that is not JSON (none of
+        # them a tip, so the tip success stays 100 %).
         tencent 401 1 "$s" forged-key
-        post 401 /v1/rewards '{"trace_id":"x"}' -H "webhook-id: msg_forged_$s" \
+        post 401 /v1/withdrawals '{"request_id":"x"}' -H "webhook-id: msg_forged_$s" \
                 -H "webhook-timestamp: $(date +%s)" -H 'webhook-signature: v1,Zm9yZ2VkCg=='
         post 400 /callbacks/tencent 'not json'
         i=$((i + 1))
