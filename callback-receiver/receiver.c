@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1166,6 +1167,28 @@ static void block_stop_signals(sigset_t *old)
         pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
+/*
+ * Each connection holds two descriptors (libmicrohttpd's and conn_guard's duplicate), so the
+ * soft RLIMIT_NOFILE is raised toward the hard one, as Redis does for maxclients; a limit that
+ * still cannot hold the connection limit is said at startup.
+ */
+static void raise_fd_limit(const struct settings *s)
+{
+        rlim_t want = (rlim_t)(2 * s->http_max_connections + 256);
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+                log_warn(NULL,
+                         "open files limit %llu is below the %llu that "
+                         "LIVEFLOW_HTTP_MAX_CONNECTIONS=%lld needs: connections past it are "
+                         "refused (raise LimitNOFILE or ulimit -n)",
+                         (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+                         s->http_max_connections);
+}
+
 static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
 {
         const struct settings *s = rcv->s;
@@ -1175,6 +1198,7 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
                 return -1;
         }
         process_metrics_register(rcv->metrics);
+        raise_fd_limit(s);
         for (size_t i = 0; vendor_modules[i]; i++) {
                 if (i >= VENDOR_MODULES_MAX) {
                         snprintf(errstr, errstr_size, "more than %d vendor modules",
