@@ -4,6 +4,8 @@
  */
 #include "vendor.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include "agora.h"
 #include "alibaba.h"
 #include "allowlist.h"
+#include "contract.h"
 #include "crypto.h"
 #include "events.h"
 #include "internal.h"
@@ -27,6 +30,7 @@ struct tencent_endpoint {
         struct tencent *tc;
         struct allowlist *allow;
         bool is_vouched; /* a path token or an allowlist guards the route */
+        bool is_exposed; /* listening beyond loopback with neither guard: verdicts are held */
 };
 
 static int tencent_check(const struct settings *s, char *errstr, size_t errstr_size)
@@ -55,6 +59,17 @@ static void tencent_close(void *state)
         free(te);
 }
 
+/* True for an IPv4 address in 127.0.0.0/8 or ::1. */
+static bool is_loopback_text(const char *addr)
+{
+        struct in_addr a4;
+        struct in6_addr a6;
+
+        if (addr && inet_pton(AF_INET, addr, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        return addr && inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 static void *tencent_open(const struct settings *s, struct metrics *metrics, char *errstr,
                           size_t errstr_size)
 {
@@ -75,6 +90,12 @@ static void *tencent_open(const struct settings *s, struct metrics *metrics, cha
                 log_warn(NULL, "LIVEFLOW_TENCENT_KEY is not set: /callbacks/tencent answers 503");
         te->is_vouched = (s->tencent_path_token && *s->tencent_path_token) ||
                          (s->tencent_allow_ips && *s->tencent_allow_ips);
+        te->is_exposed = !te->is_vouched && !is_loopback_text(s->http_addr);
+        if (te->is_exposed)
+                log_warn(NULL, "tencent: reachable beyond loopback with neither "
+                               "LIVEFLOW_TENCENT_PATH_TOKEN nor LIVEFLOW_TENCENT_ALLOW_IPS: "
+                               "moderation verdicts are kept on live.other as other.unverified, "
+                               "not acted on");
         return te;
 }
 
@@ -104,8 +125,20 @@ static int tencent_map_any(void *state, const struct webhook_request *req,
 {
         const struct tencent_endpoint *te = state;
 
-        return te->is_vouched ? tencent_map_vouched(te->tc, req, ev, v)
-                              : tencent_map(te->tc, req, ev, v);
+        int rc = te->is_vouched ? tencent_map_vouched(te->tc, req, ev, v)
+                                : tencent_map(te->tc, req, ev, v);
+
+        /*
+         * Tencent's signature covers only t: a captured (t, sign) verifies with any body for the
+         * whole grace. A punishing verdict (a ban, a forced close) therefore needs a second
+         * signal, the path token or the source allowlist; without either on a reachable
+         * address it is kept, marked, and not acted on.
+         */
+        if (rc == 0 && te->is_exposed && ev->topic && strcmp(ev->topic, LF_TOPIC_AUDIT) == 0) {
+                ev->topic = LF_TOPIC_OTHER;
+                ev->event_type = "other.unverified";
+        }
+        return rc;
 }
 
 static const struct vendor_module tencent_module = {

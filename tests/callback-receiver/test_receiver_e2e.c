@@ -1004,3 +1004,45 @@ Test(receiver_e2e, a_request_on_a_kept_alive_connection_during_the_drain_gets_50
         rcv.pid = 0;
         unlink(rcv.log_path);
 }
+
+/* ------------------------------------------------------------ verdicts need a second signal */
+
+/* A signed Tencent 317 Block verdict on stream (minimal fields of the sample). */
+static char *signed_block_verdict(const char *stream)
+{
+        long long t = (long long)time(NULL) + 60;
+        char msg[128], sign[33], *s;
+
+        snprintf(msg, sizeof(msg), "%s%lld", KEY, t);
+        crypto_md5_hex(msg, strlen(msg), sign);
+        cr_assert(asprintf(&s,
+                           "{\"event_type\":317,\"type\":[1],\"score\":[99],"
+                           "\"screenshotTime\":%lld,\"img\":\"http://1.1.1.1/p.jpg\","
+                           "\"suggestion\":\"Block\",\"label\":\"Porn\",\"streamId\":\"%s\","
+                           "\"stream_param\":\"anchor_id=victim\",\"t\":%lld,\"sign\":\"%s\"}",
+                           (long long)time(NULL), stream, t, sign) > 0);
+        return s;
+}
+
+Test(receiver_e2e, an_unguarded_reachable_receiver_does_not_let_a_verdict_punish)
+{
+        const char *const env[] = {"LIVEFLOW_HTTP_ADDR=0.0.0.0", NULL};
+        char stream[64], trace[64], value[64];
+        struct support_reader *other = support_reader_open("live.other");
+        rd_kafka_message_t *rkm;
+        char *body;
+
+        support_unique_name("verdict-stream", stream, sizeof(stream));
+        support_unique_name("verdict-trace", trace, sizeof(trace));
+        body = signed_block_verdict(stream);
+        start_receiver(env); /* every interface, neither a path token nor an allowlist */
+        cr_assert(eq(long, post_json("/callbacks/tencent", body, trace).status, 200));
+        rkm = support_reader_until(other, trace, NULL, NULL, NULL, 20000);
+        cr_assert(rkm != NULL, "the verdict is not on live.other");
+        cr_assert(eq(int, support_header(rkm, "event_type", value, sizeof(value)), 0));
+        cr_assert_str_eq(value, "other.unverified");
+        rd_kafka_message_destroy(rkm);
+        support_reader_close(other);
+        stop_receiver_expect_clean_exit();
+        free(body);
+}
