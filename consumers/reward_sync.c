@@ -77,7 +77,7 @@ struct reward_state {
         long long flush_tips, flush_s, dedup_ttl_s, stats_ttl_s;
         struct rebuild *rebuild; /* the room figures from recharge (lib/rebuild.c) */
         bool is_degraded; /* Redis failed: publish() skips it until tick() finds it answering */
-        char redis_epoch[33]; /* the Redis epoch last seen: a new one means Redis lost its data */
+        struct rebuild_epoch redis_epoch; /* what Redis looked like last: a change means a rebuild */
         bool is_redis_lost;   /* ... and its rooms are still to be marked for the rebuild */
         char tip_sha[41]; /* SHA-1 of tip_script, for EVALSHA in a pipeline */
         struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
@@ -1269,7 +1269,7 @@ static void check_redis_epoch(struct reward_state *st)
         bool is_lost = false;
         char err[512];
 
-        if (rebuild_epoch_check(st->redis, st->redis_epoch, &is_lost, err, sizeof(err)) == -1) {
+        if (rebuild_epoch_check(st->redis, &st->redis_epoch, &is_lost, err, sizeof(err)) == -1) {
                 redis_failed(st, err);
                 return;
         }
@@ -1286,9 +1286,9 @@ static void check_redis_epoch(struct reward_state *st)
         }
         st->is_redis_lost = false;
         log_warn(NULL,
-                 "redis holds none of liveflow's data (new, restarted empty or flushed; epoch now "
+                 "redis holds none of liveflow's data, or an older copy (new, restarted or flushed; epoch now "
                  "%s): rebuilding %llu room(s) and session(s) from recharge",
-                 st->redis_epoch, marked);
+                 st->redis_epoch.token, marked);
 }
 
 static void reward_tick(void *state, long long now_ms)

@@ -47,9 +47,10 @@
  * makes the room's numbers valid for its sessions. The rebuild is lib/rebuild.c, which
  * liveflow-ctl rebuild redis runs too.
  *
- * Redis that lost its data. tick() also reads liveflow's epoch key (lib/rebuild.h): when
- * Redis comes back empty or was flushed, every room and recent session is marked and rebuilt
- * as above (liveflow_redis_data_lost_total, a WARN line).
+ * Redis that lost its data. tick() also reads liveflow's epoch key and the server's run_id
+ * (lib/rebuild.h): when Redis comes back empty, was flushed or restarted from a snapshot,
+ * every room and recent session is marked and rebuilt as above
+ * (liveflow_redis_data_lost_total, a WARN line).
  *
  * live_room_realtime. tick() folds, in one transaction, every room with at least
  * LIVEFLOW_REWARD_FLUSH_TIPS pending tips or whose oldest pending tip is

@@ -846,7 +846,7 @@ static void check_redis_epoch(struct stream_state *st)
         bool is_lost = false;
         char err[512];
 
-        if (rebuild_epoch_check(st->redis, st->redis_epoch, &is_lost, err, sizeof(err)) == -1)
+        if (rebuild_epoch_check(st->redis, &st->redis_epoch, &is_lost, err, sizeof(err)) == -1)
                 return; /* Redis unreachable: the projections fail and retry meanwhile */
         if (is_lost) {
                 st->is_redis_lost = true;
@@ -861,9 +861,9 @@ static void check_redis_epoch(struct stream_state *st)
         }
         st->is_redis_lost = false;
         log_warn(NULL,
-                 "redis held none of liveflow's data (new, restarted empty or flushed; epoch now "
+                 "redis held none of liveflow's data, or an older copy (new, restarted or flushed; epoch now "
                  "%s): %lld stream(s) projected again from live_streams",
-                 st->redis_epoch, projected);
+                 st->redis_epoch.token, projected);
 }
 
 /*

@@ -28,6 +28,7 @@
 #include <stddef.h>
 
 #include "consumer.h"
+#include "rebuild.h"
 
 /* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor.
  */
@@ -60,7 +61,7 @@ struct stream_state {
                 *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts,
                 *adopt_tips, *vendor_of;
         struct rebuild *rebuild;  /* the Redis projection, shared with liveflow-ctl rebuild */
-        char redis_epoch[33];     /* the Redis epoch last seen: a new one means Redis lost its data */
+        struct rebuild_epoch redis_epoch; /* what Redis looked like last: a change means a rebuild */
         bool is_redis_lost;       /* ... and the live streams are still to be projected again */
         struct metric *redis_lost;
 };

@@ -915,14 +915,34 @@ int rebuild_streams(struct rebuild *rb, long long *projected, char *errstr, size
 
 /* ------------------------------------------------------------------ Redis that lost its data */
 
-int rebuild_epoch_check(struct redis_conn *redis, char seen[33], bool *lost, char *errstr,
-                        size_t errstr_size)
+/* The run_id line of INFO server, or "" when the reply has none. */
+static int server_run_id(struct redis_conn *redis, char run_id[41], char *errstr,
+                         size_t errstr_size)
 {
-        char token[33];
+        const char *argv[] = {"INFO", "server"};
+        redisReply *r = redis_conn_cmd(redis, 2, argv, NULL, errstr, errstr_size);
+        const char *line;
+
+        if (!r)
+                return -1;
+        run_id[0] = '\0';
+        if (r->type == REDIS_REPLY_STRING && (line = strstr(r->str, "run_id:")))
+                sscanf(line + 7, "%40[0-9a-fA-F]", run_id);
+        freeReplyObject(r);
+        return 0;
+}
+
+int rebuild_epoch_check(struct redis_conn *redis, struct rebuild_epoch *ep, bool *lost,
+                        char *errstr, size_t errstr_size)
+{
+        char token[33], run_id[41];
         const char *set[] = {"SET", REBUILD_EPOCH_KEY, token, "NX"};
         const char *get[] = {"GET", REBUILD_EPOCH_KEY};
+        bool is_first = !ep->token[0];
         redisReply *r;
 
+        if (server_run_id(redis, run_id, errstr, errstr_size) == -1)
+                return -1;
         /* Set only when missing: the first process to see Redis empty names its new epoch. */
         trace_id_new(token);
         if (!(r = redis_conn_cmd(redis, 4, set, NULL, errstr, errstr_size)))
@@ -935,9 +955,13 @@ int rebuild_epoch_check(struct redis_conn *redis, char seen[33], bool *lost, cha
                 snprintf(errstr, errstr_size, "redis: %s is not a string", REBUILD_EPOCH_KEY);
                 return -1;
         }
-        /* At start (seen ""), an epoch someone else set is adopted; one we just set is news. */
-        *lost = seen[0] ? strcmp(seen, r->str) != 0 : strcmp(token, r->str) == 0;
-        snprintf(seen, 33, "%s", r->str);
+        /* At start, an epoch someone else set is adopted; one we just set is news. */
+        if (is_first)
+                *lost = strcmp(token, r->str) == 0;
+        else
+                *lost = strcmp(ep->token, r->str) != 0 || strcmp(ep->run_id, run_id) != 0;
+        snprintf(ep->token, sizeof(ep->token), "%s", r->str);
+        snprintf(ep->run_id, sizeof(ep->run_id), "%s", run_id);
         freeReplyObject(r);
         return 0;
 }

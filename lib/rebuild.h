@@ -122,16 +122,23 @@ int rebuild_streams(struct rebuild *rb, long long *projected, char *errstr, size
 
 #define REBUILD_EPOCH_KEY "liveflow:redis:epoch"
 
+/* What a caller saw of Redis last time: liveflow's epoch token and the server's run_id. */
+struct rebuild_epoch {
+        char token[33];  /* "" at first */
+        char run_id[41]; /* INFO server's run_id; "" at first */
+};
+
 /**
  * @brief Tells whether Redis lost what liveflow wrote there since the last call: liveflow keeps a
  * random token in REBUILD_EPOCH_KEY (set once, SET NX, never expiring); a Redis restarted
- * without its data, or flushed, no longer has it. seen (33 bytes, "" at first) holds the token
- * this caller saw last. *lost is set when the token is missing or differs from seen ("" counts:
- * at start, a missing token means a rebuild too); seen is then updated. @returns 0 or -1 with
- * errstr (Redis unreachable: *lost untouched).
+ * without its data, or flushed, no longer has it. A server that restarted with its data
+ * reloaded (RDB/AOF) has a new run_id: what it reloaded may be older than what liveflow wrote
+ * before the restart, so that counts too. *lost is set when the token is missing or differs
+ * from the one seen, or the run_id changed; at the first call (ep zeroed) only when the token
+ * was missing. ep is updated. @returns 0 or -1 with errstr (Redis unreachable: *lost untouched).
  */
-int rebuild_epoch_check(struct redis_conn *redis, char seen[33], bool *lost, char *errstr,
-                        size_t errstr_size);
+int rebuild_epoch_check(struct redis_conn *redis, struct rebuild_epoch *ep, bool *lost,
+                        char *errstr, size_t errstr_size);
 
 /* ------------------------------------------------------------------ differences (dry runs, reconcile) */
 

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "rebuild.h"
@@ -97,29 +99,117 @@ static void sql(const char *fmt, ...)
 
 Test(rebuild, the_epoch_tells_a_redis_that_lost_its_data)
 {
-        char seen[33] = "", other[33] = "", err[256];
+        struct rebuild_epoch seen = {0}, other = {0};
+        char err[256];
         bool lost = false;
 
         use_redis(10);
         /* An empty Redis at start: lost (nothing liveflow wrote is there). */
-        cr_assert_eq(rebuild_epoch_check(fx.rc, seen, &lost, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &seen, &lost, err, sizeof(err)), 0, "%s", err);
         cr_assert(lost);
-        cr_assert_eq(strlen(seen), 32);
+        cr_assert_eq(strlen(seen.token), 32);
+        cr_assert_eq(strlen(seen.run_id), 40);
         /* Nothing happened since: not lost; a second process starting now adopts the epoch. */
-        cr_assert_eq(rebuild_epoch_check(fx.rc, seen, &lost, err, sizeof(err)), 0);
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &seen, &lost, err, sizeof(err)), 0);
         cr_assert(!lost);
-        cr_assert_eq(rebuild_epoch_check(fx.rc, other, &lost, err, sizeof(err)), 0);
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &other, &lost, err, sizeof(err)), 0);
         cr_assert(!lost);
-        cr_assert_str_eq(other, seen);
+        cr_assert_str_eq(other.token, seen.token);
         /* Flushed: the first to look sets a new epoch, and the other sees it changed. */
         redis_do("FLUSHDB");
-        cr_assert_eq(rebuild_epoch_check(fx.rc, seen, &lost, err, sizeof(err)), 0);
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &seen, &lost, err, sizeof(err)), 0);
         cr_assert(lost);
-        cr_assert_eq(rebuild_epoch_check(fx.rc, other, &lost, err, sizeof(err)), 0);
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &other, &lost, err, sizeof(err)), 0);
         cr_assert(lost);
-        cr_assert_str_eq(other, seen);
-        cr_assert_eq(rebuild_epoch_check(fx.rc, other, &lost, err, sizeof(err)), 0);
+        cr_assert_str_eq(other.token, seen.token);
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &other, &lost, err, sizeof(err)), 0);
         cr_assert(!lost);
+}
+
+/* Starts redis-server on port with its data in dir (an RDB file there is loaded). */
+static pid_t start_redis(int port, const char *dir)
+{
+        char p[16], log[300];
+        char *argv[] = {(char *)"/usr/bin/redis-server", (char *)"--port", p, (char *)"--dir",
+                        (char *)dir, (char *)"--save", (char *)"", (char *)"--appendonly",
+                        (char *)"no", NULL};
+        long long deadline = support_now_ms() + 10000;
+        redisContext *c = NULL;
+        pid_t pid;
+
+        snprintf(p, sizeof(p), "%d", port);
+        snprintf(log, sizeof(log), "%s/redis.log", dir);
+        pid = support_spawn(argv, NULL, log);
+        while (support_now_ms() < deadline) {
+                redisReply *r;
+
+                if ((c = redisConnect("127.0.0.1", port)) && !c->err &&
+                    (r = redisCommand(c, "PING")) && r->type == REDIS_REPLY_STATUS) {
+                        freeReplyObject(r);
+                        redisFree(c);
+                        return pid;
+                }
+                if (c)
+                        redisFree(c);
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("redis-server on %d did not answer (log %s)", port, log);
+        return pid;
+}
+
+static void stop_redis(pid_t pid, int port, bool save)
+{
+        redisContext *c = redisConnect("127.0.0.1", port);
+
+        cr_assert(c && !c->err);
+        if (save)
+                freeReplyObject(redisCommand(c, "SAVE"));
+        redisCommand(c, "SHUTDOWN NOSAVE"); /* no reply: the server is gone */
+        redisFree(c);
+        cr_assert_eq(support_wait_exit(pid, 10000), 0);
+}
+
+/* The first command after a restart finds the old connection closed; the next reconnects, as a
+ * worker's next tick does. */
+static void check_after_restart(struct redis_conn *rc, struct rebuild_epoch *seen, bool *lost)
+{
+        char err[256];
+
+        if (rebuild_epoch_check(rc, seen, lost, err, sizeof(err)) == -1)
+                cr_assert_eq(rebuild_epoch_check(rc, seen, lost, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(rebuild, a_restart_that_reloads_old_data_counts_as_lost)
+{
+        struct rebuild_epoch seen = {0};
+        char dir[] = "/tmp/rbredis.XXXXXX", url[64], err[256];
+        int port = support_free_port();
+        struct redis_conn *rc;
+        bool lost = false;
+        pid_t pid;
+
+        cr_assert(mkdtemp(dir) != NULL);
+        pid = start_redis(port, dir);
+        snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
+        cr_assert((rc = redis_conn_new(url, 2000, err, sizeof(err))) != NULL, "%s", err);
+        cr_assert_eq(rebuild_epoch_check(rc, &seen, &lost, err, sizeof(err)), 0, "%s", err);
+        cr_assert(lost);
+        /* Restarted from its snapshot: the epoch is the one saved, the server a new one. */
+        stop_redis(pid, port, true);
+        pid = start_redis(port, dir);
+        check_after_restart(rc, &seen, &lost);
+        cr_assert(lost, "a server that reloaded a snapshot may hold older figures: rebuild");
+        cr_assert_eq(rebuild_epoch_check(rc, &seen, &lost, err, sizeof(err)), 0, "%s", err);
+        cr_assert(!lost);
+        /* Restarted empty: lost too. */
+        stop_redis(pid, port, false);
+        support_sh("rm -f %s/dump.rdb", dir);
+        pid = start_redis(port, dir);
+        check_after_restart(rc, &seen, &lost);
+        cr_assert(lost);
+        redis_conn_destroy(rc);
+        stop_redis(pid, port, false);
+        support_sh("rm -rf %s", dir);
 }
 
 /* Room r0: three tips numbered 1..3 (two audiences, one session); a fourth not numbered yet
