@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "settings.h"
 #include "log.h"
+#include "record_role.h"
 #include "role_kit.h"
 
 static const char *const record_topics[] = {LF_TOPIC_RECORD, NULL};
@@ -29,25 +30,6 @@ static const char *const record_topics[] = {LF_TOPIC_RECORD, NULL};
         " <= s.ended_at + INTERVAL 60 SECOND)"
 
 #define SWEEP_EVERY_MS 5000
-#define TIME_MAX_MS    2147483647999LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
-
-struct record_state {
-        struct db *db;
-        long long last_sweep_ms;
-        struct ledger *ledger;
-        struct db_stmt *find_session, *upsert_file, *link_sweep;
-        struct notify *notify;           /* live.notify: record.ready */
-        const char *srs_playback_base;   /* from the settings; NULL: no SRS playback URL */
-};
-
-/* A record.file as its RecordFile payload gives it; numbers are -1 when unknown. */
-struct record_file {
-        const char *file_id;
-        const char *video_url;
-        const char *file_format;
-        const char *session_key;
-        long long start_ms, end_ms, duration_s, file_size;
-};
 
 static int prepare(struct record_state *st)
 {
@@ -140,7 +122,7 @@ static const char *playback_url(const struct record_state *st, const struct even
 }
 
 /* The record.ready of a file recorded for the first time; url holds its playback URL. */
-static struct notify_msg file_msg(struct record_state *st, struct consumer_record *rec,
+struct notify_msg record_file_msg(struct record_state *st, struct consumer_record *rec,
                                   const struct record_file *f, long long session, char *url,
                                   size_t url_size)
 {
@@ -163,7 +145,7 @@ static enum db_result notify_file(struct record_state *st, struct consumer_recor
                                   size_t errstr_size)
 {
         char url[2400];
-        struct notify_msg m = file_msg(st, rec, f, session, url, sizeof(url));
+        struct notify_msg m = record_file_msg(st, rec, f, session, url, sizeof(url));
 
         return notify_record(st->notify, &m, errstr, errstr_size);
 }
@@ -171,7 +153,7 @@ static enum db_result notify_file(struct record_state *st, struct consumer_recor
 /* ------------------------------------------------------------------ reading the event */
 
 /* Checks the envelope; *is_file says whether it is a record.file (else a record.status). */
-static int read_event(const struct event *ev, bool *is_file, char *errstr, size_t errstr_size)
+int record_read_event(const struct event *ev, bool *is_file, char *errstr, size_t errstr_size)
 {
         if (!ev->stream_id || !*ev->stream_id) {
                 snprintf(errstr, errstr_size, "event %s has no stream_id", ev->event_type);
@@ -187,7 +169,7 @@ static int read_event(const struct event *ev, bool *is_file, char *errstr, size_
         return 0;
 }
 
-static int read_file(const struct event *ev, struct record_file *f, char *errstr,
+int record_read_file(const struct event *ev, struct record_file *f, char *errstr,
                      size_t errstr_size)
 {
         memset(f, 0, sizeof(*f));
@@ -230,7 +212,7 @@ static enum db_result find_session(struct record_state *st, const struct event *
 }
 
 /* Where the file sits in time: its start, else its end, else when the vendor reported it. */
-static long long file_time(const struct event *ev, const struct record_file *f)
+long long record_file_time(const struct event *ev, const struct record_file *f)
 {
         return f->start_ms >= 0 ? f->start_ms : f->end_ms >= 0 ? f->end_ms : ev->event_time_ms;
 }
@@ -241,7 +223,7 @@ static enum db_result store_file(struct record_state *st, struct consumer_record
                                  size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
-        long long t_ms = file_time(ev, f);
+        long long t_ms = record_file_time(ev, f);
         long long session;
         unsigned long long affected = 0;
         enum db_result r;
@@ -286,8 +268,8 @@ static enum apply_result record_apply(void *state, struct consumer_record *rec, 
         bool is_file, first;
         enum db_result r;
 
-        if (read_event(&rec->ev, &is_file, errstr, errstr_size) == -1 ||
-            (is_file && read_file(&rec->ev, &f, errstr, errstr_size) == -1))
+        if (record_read_event(&rec->ev, &is_file, errstr, errstr_size) == -1 ||
+            (is_file && record_read_file(&rec->ev, &f, errstr, errstr_size) == -1))
                 return APPLY_PERMANENT;
         if ((r = record_event(st, rec, &first, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
@@ -308,510 +290,6 @@ static enum apply_result record_apply(void *state, struct consumer_record *rec, 
                  rec->ev.event_type, rec->ev.stream_id, is_file ? f.file_id : "-", outcome,
                  rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
-}
-
-/* ------------------------------------------------------------------ a batch at once */
-
-/*
- * record_apply() for a whole batch in five statements instead of three or four per record:
- * which events the ledger holds already, the sessions of the new files' streams, which of the
- * new files live_records holds already, one multi-row ledger insert with each record's
- * outcome, and one multi-row upsert of the files. The outcomes are worked out here in batch
- * order, as one record at a time would, and the upsert's affected-row count must say the same.
- * Ids are matched byte for byte; ids that MySQL's collation could match to one another, an id
- * MySQL returns in another spelling, a time FROM_UNIXTIME cannot take, an event or file
- * recorded meanwhile, or any statement error roll the batch back to record_apply() per record.
- */
-struct batch_rec {
-        struct apply_slot *slot;
-        struct record_file f;
-        bool is_file, is_new;
-        long long t_ms;    /* file_time() */
-        long long session; /* found for it, 0 for none */
-        const char *outcome;
-};
-
-/* A stream of the new files and its session span (times in ms; -1 when NULL). */
-struct batch_stream {
-        const char *stream_id;
-        const char *vendor; /* of the batch's files on it: a stream id is unique per vendor */
-        long long session, started_ms, ended_ms;
-};
-
-/* A file id of the new files: whether live_records holds it, and as which row. */
-struct batch_file {
-        const char *file_id;
-        bool exists, has_session;
-        char stream_id[KEYSET_ID_MAX + 1]; /* the row's */
-};
-
-struct record_batch {
-        struct record_state *st;
-        struct batch_rec *recs;
-        struct keyset ids; /* event ids of the valid records */
-        struct batch_stream *streams;
-        struct batch_file *files;
-        const char **scratch;
-        size_t n, fresh, stream_cnt, file_cnt;
-        unsigned long long want_affected; /* of the files' upsert */
-        bool is_mismatch;
-        struct db_text sql;
-};
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The distinct strings of the scratch's first cnt, sorted, back into it. @returns how many. */
-static size_t distinct_scratch(struct record_batch *b, size_t cnt)
-{
-        size_t n = 0;
-
-        qsort(b->scratch, cnt, sizeof(*b->scratch), cmp_str_ptr);
-        for (size_t i = 0; i < cnt; i++)
-                if (i == 0 || strcmp(b->scratch[i], b->scratch[i - 1]) != 0)
-                        b->scratch[n++] = b->scratch[i];
-        return n;
-}
-
-static int cmp_stream_key(const void *key, const void *elem)
-{
-        return strcmp(key, ((const struct batch_stream *)elem)->stream_id);
-}
-
-static struct batch_stream *find_stream(const struct record_batch *b, const char *stream_id)
-{
-        return bsearch(stream_id, b->streams, b->stream_cnt, sizeof(*b->streams), cmp_stream_key);
-}
-
-static int cmp_file_key(const void *key, const void *elem)
-{
-        return strcmp(key, ((const struct batch_file *)elem)->file_id);
-}
-
-static struct batch_file *find_file(const struct record_batch *b, const char *file_id)
-{
-        return bsearch(file_id, b->files, b->file_cnt, sizeof(*b->files), cmp_file_key);
-}
-
-/* Reads every record; malformed ones are refused at once (nothing was written for them). */
-static void read_batch(struct record_batch *b, struct apply_slot *slots)
-{
-        for (size_t i = 0; i < b->n; i++) {
-                struct batch_rec *br = &b->recs[i];
-                const struct event *ev = &slots[i].rec->ev;
-
-                br->slot = &slots[i];
-                if (read_event(ev, &br->is_file, slots[i].error, slots[i].error_size) == -1 ||
-                    (br->is_file &&
-                     read_file(ev, &br->f, slots[i].error, slots[i].error_size) == -1)) {
-                        slots[i].result = APPLY_PERMANENT;
-                        continue;
-                }
-                br->t_ms = br->is_file ? file_time(ev, &br->f) : 0;
-                keyset_add(&b->ids, ev->event_id, i);
-        }
-        keyset_sort(&b->ids);
-}
-
-/* Which events the ledger holds; the first copy of each other event id is new. */
-static enum db_result find_new_records(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        struct keyset *ks = &b->ids;
-        enum db_result r;
-
-        if ((r = ledger_find_known(b->st->ledger, ks, &b->sql, errstr, errstr_size)) != DB_OK)
-                return r;
-        b->is_mismatch = ks->is_mismatch;
-        for (size_t i = 0; i < ks->n; i++) {
-                struct batch_rec *br = &b->recs[ks->items[i].index];
-
-                br->is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
-                b->fresh += br->is_new;
-        }
-        return DB_OK;
-}
-
-/*
- * The distinct streams and file ids of the new files. @returns false when two of either
- * might be one id to MySQL, or a file's time is one FROM_UNIXTIME cannot take.
- */
-static bool collect_keys(struct record_batch *b)
-{
-        size_t cnt = 0;
-
-        for (size_t i = 0; i < b->n; i++) {
-                const struct batch_rec *br = &b->recs[i];
-
-                if (!br->is_new || !br->is_file)
-                        continue;
-                if (br->t_ms < 0 || br->t_ms > TIME_MAX_MS)
-                        return false;
-                b->scratch[cnt++] = br->slot->rec->ev.stream_id;
-        }
-        b->stream_cnt = distinct_scratch(b, cnt);
-        for (size_t i = 0; i < b->stream_cnt; i++)
-                b->streams[i] = (struct batch_stream){.stream_id = b->scratch[i]};
-        if (keys_may_collide(b->scratch, b->stream_cnt))
-                return false;
-        /* Two vendors' streams of one id in a batch: the per-record path tells them apart. */
-        for (size_t i = 0; i < b->n; i++) {
-                const struct event *ev = &b->recs[i].slot->rec->ev;
-                struct batch_stream *bs;
-
-                if (!b->recs[i].is_new || !b->recs[i].is_file ||
-                    !(bs = find_stream(b, ev->stream_id)))
-                        continue;
-                if (bs->vendor && strcmp(bs->vendor, ev->vendor) != 0)
-                        return false;
-                bs->vendor = ev->vendor;
-        }
-        cnt = 0;
-        for (size_t i = 0; i < b->n; i++)
-                if (b->recs[i].is_new && b->recs[i].is_file)
-                        b->scratch[cnt++] = b->recs[i].f.file_id;
-        b->file_cnt = distinct_scratch(b, cnt);
-        for (size_t i = 0; i < b->file_cnt; i++)
-                b->files[i] = (struct batch_file){.file_id = b->scratch[i]};
-        return !keys_may_collide(b->scratch, b->file_cnt);
-}
-
-/* Appends "(id1, id2, ...)" of the first cnt ids (sorted, distinct). */
-static void add_list(struct record_batch *b, size_t cnt, bool is_streams)
-{
-        db_text_add(&b->sql, "(");
-        for (size_t i = 0; i < cnt; i++) {
-                db_text_add(&b->sql, i ? ", " : "");
-                db_text_str(b->st->db, &b->sql,
-                            is_streams ? b->streams[i].stream_id : b->files[i].file_id);
-        }
-        db_text_add(&b->sql, ")");
-}
-
-static void on_stream(const struct db_col *cols, void *arg)
-{
-        struct record_batch *b = arg;
-        struct batch_stream *bs = find_stream(b, cols[0].s);
-
-        if (!bs) {
-                b->is_mismatch = true;
-                return;
-        }
-        if (cols[4].is_null || !bs->vendor || strcmp(cols[4].s, bs->vendor) != 0)
-                return; /* another vendor's stream of the same id */
-        bs->session = cols[1].is_null ? 0 : cols[1].i;
-        bs->started_ms = cols[2].is_null ? -1 : cols[2].i;
-        bs->ended_ms = cols[3].is_null ? -1 : cols[3].i;
-}
-
-/* The session span of every stream of the new files (find_session() reads the same row). */
-static enum db_result find_streams(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        char id[KEYSET_ID_MAX + 1], vendor[17];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)}};
-
-        for (size_t i = 0; i < b->stream_cnt; i++)
-                b->streams[i].session = 0;
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT stream_id, session_id, "
-                             "CAST(UNIX_TIMESTAMP(started_at) * 1000 AS SIGNED), "
-                             "CAST(UNIX_TIMESTAMP(ended_at) * 1000 AS SIGNED), vendor "
-                             "FROM live_streams WHERE stream_id IN ");
-        add_list(b, b->stream_cnt, true);
-        return db_text_query(b->st->db, &b->sql, cols, 5, on_stream, b, errstr, errstr_size);
-}
-
-static void on_file(const struct db_col *cols, void *arg)
-{
-        struct record_batch *b = arg;
-        struct batch_file *bf = find_file(b, cols[0].s);
-
-        if (!bf) {
-                b->is_mismatch = true;
-                return;
-        }
-        bf->exists = true;
-        snprintf(bf->stream_id, sizeof(bf->stream_id), "%s", cols[1].s);
-        bf->has_session = !cols[2].is_null;
-}
-
-/* Which of the new files live_records holds already, with their stream and session. */
-static enum db_result find_files(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        char id[KEYSET_ID_MAX + 1], stream[KEYSET_ID_MAX + 1];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
-                                {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
-                                {.type = DB_PARAM_I64}};
-
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT file_id, stream_id, session_id FROM live_records "
-                             "WHERE file_id IN ");
-        add_list(b, b->file_cnt, false);
-        return db_text_query(b->st->db, &b->sql, cols, 3, on_file, b, errstr, errstr_size);
-}
-
-/* SESSION_HOLDS(t) on the stream's row as read. */
-static long long session_at(const struct batch_stream *bs, long long t_ms)
-{
-        if (!bs || !bs->session || bs->started_ms < 0 || t_ms < bs->started_ms - 5000)
-                return 0;
-        return bs->ended_ms < 0 || t_ms <= bs->ended_ms + 60000 ? bs->session : 0;
-}
-
-/*
- * store_file() for every new file in batch order, on the rows as read: its session, its
- * outcome, and what the upsert will say. @returns false when a known row's stream differs
- * from the file's only in a way MySQL's collation might not see.
- */
-static bool decide_files(struct record_batch *b)
-{
-        for (size_t i = 0; i < b->n; i++) {
-                struct batch_rec *br = &b->recs[i];
-                struct batch_file *bf;
-                const char *stream;
-                bool is_same;
-
-                if (!br->is_new)
-                        continue;
-                if (!br->is_file) {
-                        br->outcome = "applied";
-                        continue;
-                }
-                stream = br->slot->rec->ev.stream_id;
-                br->session = session_at(find_stream(b, stream), br->t_ms);
-                bf = find_file(b, br->f.file_id);
-                if (!bf->exists) {
-                        bf->exists = true;
-                        bf->has_session = br->session != 0;
-                        snprintf(bf->stream_id, sizeof(bf->stream_id), "%s", stream);
-                        br->outcome = br->session ? "applied" : "no_session";
-                        b->want_affected += 1;
-                        continue;
-                }
-                is_same = strcmp(bf->stream_id, stream) == 0;
-                if (!is_same) {
-                        const char *pair[] = {bf->stream_id, stream};
-
-                        if (keys_may_collide(pair, 2))
-                                return false;
-                }
-                br->outcome = "duplicate_file";
-                if (is_same && !bf->has_session && br->session) {
-                        bf->has_session = true;
-                        b->want_affected += 2;
-                }
-        }
-        return true;
-}
-
-static struct db_param count_or_null(long long v)
-{
-        return v >= 0 ? DB_I64(v) : DB_NULL;
-}
-
-/* One row of upsert_file. */
-static void add_file_row(struct record_batch *b, const struct batch_rec *br, bool is_first)
-{
-        struct db *db = b->st->db;
-        const struct event *ev = &br->slot->rec->ev;
-        const struct record_file *f = &br->f;
-        const struct db_param nums[] = {count_or_null(f->duration_s), count_or_null(f->file_size)};
-        const long long times[] = {f->start_ms, f->end_ms};
-
-        db_text_add(&b->sql, is_first ? "(" : ", (");
-        db_text_str(db, &b->sql, f->file_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, ev->stream_id);
-        db_text_add(&b->sql, ", ");
-        if (br->session)
-                db_text_i64(&b->sql, br->session);
-        else
-                db_text_add(&b->sql, "NULL");
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, f->session_key);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, ev->vendor);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, f->video_url);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, f->file_format);
-        for (size_t i = 0; i < 2; i++) {
-                db_text_add(&b->sql, ", ");
-                if (nums[i].type == DB_PARAM_I64)
-                        db_text_i64(&b->sql, nums[i].i);
-                else
-                        db_text_add(&b->sql, "NULL");
-        }
-        for (size_t i = 0; i < 2; i++) {
-                if (times[i] >= 0)
-                        db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000)", times[i]);
-                else
-                        db_text_add(&b->sql, ", NULL");
-        }
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, ev->trace_id);
-        db_text_add(&b->sql, ")");
-}
-
-/* upsert_file for every new file, in batch order; the affected rows must be as decided. */
-static enum db_result store_files(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        unsigned long long affected = 0;
-        size_t rows = 0;
-        enum db_result r;
-
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "INSERT INTO live_records (file_id, stream_id, session_id, "
-                             "session_key, vendor, video_url, file_format, duration_s, file_size, "
-                             "start_time, end_time, trace_id) VALUES ");
-        for (size_t i = 0; i < b->n; i++)
-                if (b->recs[i].is_new && b->recs[i].is_file)
-                        add_file_row(b, &b->recs[i], rows++ == 0);
-        if (!rows)
-                return DB_OK;
-        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE session_id = IF(stream_id = "
-                             "VALUES(stream_id), COALESCE(session_id, VALUES(session_id)), "
-                             "session_id)");
-        if ((r = db_text_exec(b->st->db, &b->sql, &affected, errstr, errstr_size)) != DB_OK)
-                return r;
-        if (affected != b->want_affected) {
-                snprintf(errstr, errstr_size, "files changed meanwhile (%llu rows, not %llu)",
-                         affected, b->want_affected);
-                return DB_DUPLICATE;
-        }
-        return DB_OK;
-}
-
-/* The ledger rows of the new records, each with its outcome. */
-static enum db_result record_events(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        size_t rows = 0;
-
-        ledger_text_begin(&b->sql);
-        for (size_t i = 0; i < b->n; i++)
-                if (b->recs[i].is_new)
-                        ledger_text_row(b->st->ledger, &b->sql, b->recs[i].slot->rec,
-                                        b->recs[i].outcome, rows++ == 0);
-        return ledger_text_exec(b->st->ledger, &b->sql, rows, errstr, errstr_size);
-}
-
-/* A batch the set-based path cannot pin on one record: record_apply() per record. */
-static enum db_result fall_back(const char *why, char *errstr, size_t errstr_size)
-{
-        snprintf(errstr, errstr_size, "%s", why);
-        return DB_RETRY;
-}
-
-/* live.notify: the record.ready of every file the batch inserted, in one statement. */
-static enum db_result notify_files(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        size_t rows = 0;
-
-        notify_text_begin(&b->sql);
-        for (size_t i = 0; i < b->n; i++) {
-                struct batch_rec *br = &b->recs[i];
-                char url[2400];
-                struct notify_msg m;
-
-                if (!br->is_new || !br->is_file ||
-                    (strcmp(br->outcome, "applied") != 0 && strcmp(br->outcome, "no_session") != 0))
-                        continue;
-                m = file_msg(b->st, br->slot->rec, &br->f, br->session, url, sizeof(url));
-                notify_text_row(b->st->notify, &b->sql, &m, rows++ == 0);
-        }
-        return notify_text_exec(b->st->notify, &b->sql, rows, errstr, errstr_size);
-}
-
-/* Everything after find_new_records(), when some record is new. */
-static enum db_result write_new_records(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        enum db_result r;
-
-        if (!collect_keys(b))
-                return fall_back("ids that MySQL may match other than byte for byte, two "
-                                 "vendors' streams of one id, or a time out of MySQL's range",
-                                 errstr, errstr_size);
-        if (b->stream_cnt && ((r = find_streams(b, errstr, errstr_size)) != DB_OK ||
-                              (r = find_files(b, errstr, errstr_size)) != DB_OK))
-                return r;
-        if (b->is_mismatch || !decide_files(b))
-                return fall_back("ids that MySQL matches other than byte for byte", errstr,
-                                 errstr_size);
-        if ((r = record_events(b, errstr, errstr_size)) != DB_OK ||
-            (r = store_files(b, errstr, errstr_size)) != DB_OK)
-                return r;
-        return notify_files(b, errstr, errstr_size);
-}
-
-/* The per-record log lines of record_apply(), for the batch. */
-static void log_batch(const struct record_batch *b)
-{
-        for (size_t i = 0; i < b->n; i++) {
-                const struct batch_rec *br = &b->recs[i];
-                const struct consumer_record *rec = br->slot->rec;
-
-                if (br->slot->result == APPLY_PERMANENT)
-                        continue;
-                if (!br->is_new) {
-                        log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
-                                  rec->ev.stream_id);
-                        continue;
-                }
-                log_info(rec->trace_id,
-                         "%s stream=%s file=%s outcome=%s topic=%s partition=%d offset=%lld",
-                         rec->ev.event_type, rec->ev.stream_id, br->is_file ? br->f.file_id : "-",
-                         br->outcome, rec->topic, rec->partition, rec->offset);
-        }
-}
-
-static enum apply_result apply_batch(struct record_batch *b, struct apply_slot *slots, char *errstr,
-                                     size_t errstr_size)
-{
-        enum db_result r = DB_OK;
-
-        read_batch(b, slots);
-        if (!b->ids.n)
-                return APPLY_DONE;
-        if (keyset_may_collide(&b->ids))
-                r = fall_back("event ids that MySQL may match other than byte for byte", errstr,
-                              errstr_size);
-        if (r == DB_OK && (r = find_new_records(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = fall_back("event ids that MySQL matches other than byte for byte", errstr,
-                              errstr_size);
-        if (r == DB_OK && b->fresh)
-                r = write_new_records(b, errstr, errstr_size);
-        if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
-        log_batch(b);
-        return APPLY_DONE;
-}
-
-static enum apply_result record_apply_many(void *state, struct apply_slot *slots, size_t n,
-                                           char *errstr, size_t errstr_size)
-{
-        struct record_batch b = {.st = state, .n = n};
-        enum apply_result r = APPLY_RETRY;
-
-        b.recs = calloc(n, sizeof(*b.recs));
-        b.streams = calloc(n, sizeof(*b.streams));
-        b.files = calloc(n, sizeof(*b.files));
-        b.scratch = calloc(n, sizeof(*b.scratch));
-        if (b.recs && b.streams && b.files && b.scratch && keyset_init(&b.ids, n) == 0)
-                r = apply_batch(&b, slots, errstr, errstr_size);
-        else
-                snprintf(errstr, errstr_size, "out of memory");
-        db_text_free(&b.sql);
-        keyset_free(&b.ids);
-        free(b.recs);
-        free(b.streams);
-        free(b.files);
-        free(b.scratch);
-        return r;
 }
 
 /* ------------------------------------------------------------------ the sweep */
