@@ -25,6 +25,7 @@
 #include "record.h"
 #include "redis_conn.h"
 #include "settings.h"
+#include "snapshot.h"
 #include "stream_lifecycle.h"
 #include "support.h"
 
@@ -753,5 +754,78 @@ Test(batch_oracle, stream_collation_equal_ids_end_as_per_record)
         size_t n = stream_inputs(in, true);
 
         run_oracle(&stream_lifecycle_role, in, n, 9, stream_seed, stream_tables, 13);
+        free_inputs(in, n);
+}
+
+/* ------------------------------------------------------------------ snapshot */
+
+static const char *const snapshot_tables[] = {
+        "SELECT consumer, event_id, vendor, event_type, stream_id, trace_id, event_time, "
+        "received_at, kafka_topic, kafka_partition, kafka_offset, outcome FROM live_events "
+        "ORDER BY consumer, event_id",
+        "SELECT stream_id, vendor, pic_url, pic_full_url, width, height, file_size, taken_at, "
+        "event_id, cover_pending FROM live_snapshots ORDER BY event_id",
+        "SELECT vendor, stream_id, cover_url, cover_time FROM live_streams ORDER BY stream_id",
+        NULL};
+
+/* sc1 with a cover taken at T0 + 100 s; sc2 without one; sc3 has no row (its shots wait). */
+static const char *const snapshot_seed[] = {
+        "INSERT INTO live_streams (stream_id, session_id, vendor, status, started_at, cover_url, "
+        "cover_time, last_event_at) VALUES ('sc1', 31, 'tencent', 'live', "
+        "FROM_UNIXTIME(1700000000), 'https://old/cover.jpg', FROM_UNIXTIME(1700000100), NOW()), "
+        "('sc2', 32, 'tencent', 'live', FROM_UNIXTIME(1700000000), NULL, NULL, NOW()), "
+        "('Case-S', 33, 'tencent', 'live', FROM_UNIXTIME(1700000000), NULL, NULL, NOW())",
+        NULL};
+
+static json_t *shot_payload(const char *url, long long taken_ms, bool has_full)
+{
+        return json_pack("{s:s,s:s?,s:I,s:i,s:i,s:I}", "pic_url", url, "pic_full_url",
+                         has_full ? "https://cdn/full.jpg" : NULL, "create_time_ms",
+                         (json_int_t)taken_ms, "width", 1280, "height", 720, "file_size",
+                         (json_int_t)30670);
+}
+
+static size_t snapshot_inputs(struct input *in, bool with_collation_pair)
+{
+        size_t n = 0;
+
+#define SHOT(key, stream, url, t, full)                                                            \
+        in[n++] = (struct input){key,    "snapshot", "Snapshot",                                   \
+                                 stream, NULL,       shot_payload(url, t, full),                   \
+                                 0,      NULL,       NULL}
+        SHOT("p-sc1-older", "sc1", "/a/older.jpg", S(50), false);    /* older than the cover */
+        SHOT("p-sc1-newer", "sc1", "/a/newer.jpg", S(200), true);    /* the cover now */
+        SHOT("p-sc1-newest", "sc1", "/a/newest.jpg", S(300), false); /* newer still */
+        SHOT("p-sc2-first", "sc2", "/b/first.jpg", S(10), false);    /* the first cover */
+        SHOT("p-sc2-second", "sc2", "/b/second.jpg", S(20), false);
+        SHOT("p-sc3-pending", "sc3", "/c/pending.jpg", S(30), false); /* no row: pending */
+        /* a time MySQL cannot store: permanent, on both paths */
+        SHOT("p-bad-time", "sc2", "/b/bad.jpg", 4102444800000LL, false);
+        if (with_collation_pair) {
+                SHOT("p-case-upper", "Case-S", "/d/upper.jpg", S(40), false);
+                SHOT("p-case-lower", "case-s", "/d/lower.jpg", S(41), false);
+        }
+#undef SHOT
+        return n;
+}
+
+Test(batch_oracle, snapshot_batch_matches_per_record)
+{
+        struct input in[MAX_RECS];
+        size_t n = snapshot_inputs(in, false);
+
+        for (unsigned seed = 1; seed <= 3; seed++)
+                cr_expect(
+                        run_oracle(&snapshot_role, in, n, seed, snapshot_seed, snapshot_tables, 0),
+                        "seed %u: the batch did not take the set-based path", seed);
+        free_inputs(in, n);
+}
+
+Test(batch_oracle, snapshot_collation_equal_ids_end_as_per_record)
+{
+        struct input in[MAX_RECS];
+        size_t n = snapshot_inputs(in, true);
+
+        run_oracle(&snapshot_role, in, n, 5, snapshot_seed, snapshot_tables, 0);
         free_inputs(in, n);
 }
