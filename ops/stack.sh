@@ -5,6 +5,7 @@
 #   sh ops/stack.sh start [BUILD_DIR]   (make run)
 #   sh ops/stack.sh stop                (make stop)
 #   sh ops/stack.sh status              (every process: up/down, PID, admin port)
+#   sh ops/stack.sh scale ROLE N        (N copies of a worker role on the running stack)
 #
 # Ports: LIVEFLOW_STACK_MYSQL_PORT (3307), LIVEFLOW_STACK_REDIS_PORT (6380),
 # LIVEFLOW_STACK_HTTP_PORT (8080), LIVEFLOW_STACK_ADMIN_PORT (9100: the receiver's admin
@@ -83,6 +84,8 @@ stop_all() {
 # fail_start MESSAGE: undoes a start that went wrong.
 fail_start() {
         note "$*"
+        # A failed scale-up leaves the rest of the stack as it was.
+        [ "${SCALING:-0}" -eq 0 ] || exit 1
         note "stopping what was started"
         stop_all
         exit 1
@@ -467,6 +470,96 @@ cron_loop() {
         done
 }
 
+# ------------------------------------------------------------------- scaling
+
+# copy_names BASE: the PID-file names of BASE's copies that have a PID file (BASE, BASE@2, ...).
+copy_names() {
+        local f
+        for f in "$PIDS/$1.pid" "$PIDS/$1"@*.pid; do
+                [ -e "$f" ] && basename "$f" .pid
+        done
+}
+
+# copy_index NAME: 1 for BASE, N for BASE@N.
+copy_index() {
+        case "$1" in *@*) echo "${1##*@}" ;; *) echo 1 ;; esac
+}
+
+# max_app_port: the highest admin port of a liveflow process (LIVEFLOW_STACK_ADMIN_PORT - 1
+# when none has one).
+max_app_port() {
+        local f name max=$((ADMIN_PORT - 1)) p
+        for f in "$PIDS"/*.port; do
+                [ -e "$f" ] || continue
+                name=$(basename "$f" .port)
+                case "$name" in mariadb | redis | devbroker | prometheus | textfile | cron) continue ;; esac
+                p=$(cat "$f")
+                [ "$p" -gt "$max" ] && max=$p
+        done
+        echo "$max"
+}
+
+# stack_scale ROLE N: starts or stops copies of a worker role on the running stack until N
+# run (the highest-numbered ones stop first); the target list follows.
+stack_scale() {
+        local role=$1 want=$2 base have name i port entry
+        case "$want" in '' | *[!0-9]*) die "scale: \"$want\" is not a number of copies" ;; esac
+        [ "$want" -le 16 ] || die "scale: $want copies is more than 16"
+        [ -f "$RUN/build" ] && [ "$(running_state)" != down ] || die "scale: the stack is not running"
+        BUILD=$(cat "$RUN/build")
+        case "$role" in
+        settlement | stats)
+                base=$role
+                set -- "$BUILD/bin/liveflow-$role"
+                ;;
+        *)
+                "$BUILD/bin/liveflow-consumer" --list-roles | grep -qx "$role" ||
+                        die "scale: no role \"$role\" (liveflow-consumer --list-roles, settlement, stats)"
+                base=consumer-$role
+                set -- "$BUILD/bin/liveflow-consumer" "$role"
+                ;;
+        esac
+        SCALING=1
+        have=$(copy_names "$base" | wc -l)
+        # Down: the highest-numbered copies first.
+        while [ "$have" -gt "$want" ]; do
+                name=$(copy_names "$base" | while read -r n; do echo "$(copy_index "$n") $n"; done |
+                        sort -n | tail -n 1 | cut -d' ' -f2)
+                stop_pidfiles 15 "$PIDS/$name.pid"
+                rm -f "$PIDS/$name.port"
+                have=$((have - 1))
+        done
+        # Up: the lowest free copy numbers, each on the next free port above the others'.
+        . "$RUN/env"
+        APPS=""
+        i=1
+        while [ "$have" -lt "$want" ]; do
+                if [ "$i" -eq 1 ]; then name=$base; else name=$base@$i; fi
+                i=$((i + 1))
+                [ -e "$PIDS/$name.pid" ] && continue
+                port=$(($(max_app_port) + 1))
+                while port_is_busy "$port"; do port=$((port + 1)); done
+                NEXT_ADMIN_PORT=$port
+                start_app "$name" "$@"
+                have=$((have + 1))
+        done
+        write_targets
+        for entry in $APPS; do
+                name=${entry%%:*}
+                port=${entry#*:}
+                if ! wait_for 30 "$(cat "$PIDS/$name.pid")" \
+                        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz"; then
+                        log_tail "$LOGS/$name.log"
+                        stop_pidfiles 15 "$PIDS/$name.pid"
+                        rm -f "$PIDS/$name.port"
+                        write_targets
+                        die "scale: $name is not ready"
+                fi
+                note "$name ready (admin :$port)"
+        done
+        echo "stack: $base: $have cop$([ "$have" -eq 1 ] && echo y || echo ies)"
+}
+
 # ------------------------------------------------------------------- commands
 
 stack_start() {
@@ -500,6 +593,7 @@ stack_start() {
         mv "$LOGS" "$LOGS.previous" && mkdir -p "$LOGS" || die "cannot rotate $LOGS"
 
         trap 'note "interrupted"; stop_all; exit 130' INT TERM HUP
+        echo "$BUILD" >"$RUN/build"
         load_secrets
         start_services
         migrate
@@ -542,6 +636,10 @@ start)
         stack_start "$@"
         ;;
 stop) stack_stop ;;
+scale)
+        [ $# -eq 3 ] || die "usage: sh ops/stack.sh scale ROLE N"
+        stack_scale "$2" "$3"
+        ;;
 status)
         echo "stack: $(running_state)"
         show_status
@@ -550,7 +648,7 @@ cron-loop)
         cron_loop "${2:-build}"
         ;;
 *)
-        echo "usage: sh ops/stack.sh start [BUILD_DIR] | stop | status" >&2
+        echo "usage: sh ops/stack.sh start [BUILD_DIR] | stop | status | scale ROLE N" >&2
         exit 2
         ;;
 esac

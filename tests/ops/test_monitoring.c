@@ -592,6 +592,31 @@ Test(monitoring, stack_prometheus_dashboards_and_console_show_every_process, .fi
         check_dashboards();
         check_console();
 
+        /* Scaling record down to one copy: the target list and Prometheus follow, and the copy
+         * left reports every partition once (no stale series of the copy that went). */
+        cr_assert(
+                support_sh(
+                        "LIVEFLOW_STACK_DIR=%s sh ops/stack.sh scale record 1 >>%s/scale.log 2>&1",
+                        stk.dir, stk.dir) == 0,
+                "stack.sh scale failed (see %s/scale.log)", stk.dir);
+        cr_assert(support_sh("! grep -q 'consumer-record@2' %s/prometheus/targets.json", stk.dir) ==
+                  0);
+        wait_targets_up(liveflow - 1);
+        for (long long deadline = support_now_ms() + 30000;;) {
+                char err[256];
+
+                if (query_has_data("max(count by (topic, partition) "
+                                   "(liveflow_consumer_lag_seconds{role=\"record\"})) == 1 and "
+                                   "sum(liveflow_consumer_assigned_partitions{role=\"record\"}) == "
+                                   "count(count by (topic, partition) "
+                                   "(liveflow_consumer_lag_seconds{role=\"record\"}))",
+                                   err, sizeof(err)) == 1)
+                        break;
+                cr_assert(support_now_ms() < deadline,
+                          "after scaling record to one copy, its partitions are not reported once");
+                support_sleep_ms(500);
+        }
+
         /* make stop stops everything, Prometheus included, and leaves no PID file. */
         stack_stop();
         snprintf(pidfiles, sizeof(pidfiles), "ls %s/pid/*.pid >/dev/null 2>&1", stk.dir);
