@@ -342,7 +342,12 @@ prometheus_wanted() {
         fi
         TEXTFILE_PORT=${LIVEFLOW_STACK_TEXTFILE_PORT:-$((PROM_PORT + 1))}
         check_port_var LIVEFLOW_STACK_TEXTFILE_PORT "$TEXTFILE_PORT"
-        require_free_port "$TEXTFILE_PORT" LIVEFLOW_STACK_TEXTFILE_PORT
+        if port_is_busy "$TEXTFILE_PORT"; then
+                [ -z "${LIVEFLOW_STACK_PROMETHEUS_PORT:-}${LIVEFLOW_STACK_TEXTFILE_PORT:-}" ] ||
+                        fail_start "port $TEXTFILE_PORT is in use by another process; set LIVEFLOW_STACK_TEXTFILE_PORT to a free port"
+                note "warning: port $TEXTFILE_PORT is in use; starting without Prometheus (set LIVEFLOW_STACK_PROMETHEUS_PORT)"
+                return 1
+        fi
 }
 
 # start_prometheus: a private Prometheus on 127.0.0.1:PROM_PORT with liveflow's rules and
