@@ -272,6 +272,14 @@ static const struct setting settings_table[] = {
         {"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S", SETTING_INT, "600", 1, 86400,
          OFF(stats_profile_lock_ttl_s), SETTINGS_STATS | T,
          "lifetime of a period's profiling lock; also the longest a profiling statement may run"},
+        {"LIVEFLOW_AFFINITY_INTERVAL_S", SETTING_INT, "7200", 1, 2678400, OFF(affinity_interval_s),
+         SETTINGS_STATS | T, "tag_affinity is computed once per period of this length"},
+        {"LIVEFLOW_AFFINITY_WINDOW_DAYS", SETTING_INT, "30", 1, 3650, OFF(affinity_window_days),
+         SETTINGS_STATS | T, "tips and watch time of this many days count toward tag_affinity"},
+        {"LIVEFLOW_AFFINITY_TIP_WEIGHT", SETTING_INT, "2", 0, 1000, OFF(affinity_tip_weight),
+         SETTINGS_STATS | T, "weight of the tip share in a tag_affinity score"},
+        {"LIVEFLOW_AFFINITY_WATCH_WEIGHT", SETTING_INT, "1", 0, 1000, OFF(affinity_watch_weight),
+         SETTINGS_STATS | T, "weight of the watch time share in a tag_affinity score"},
         {"LIVEFLOW_STATS_LATE_S", SETTING_INT, "3600", 0, 604800, OFF(stats_late_s), SETTINGS_STATS,
          "tips and viewers arriving this long after their session's end still update live_statistics"},
         /* liveflow-ctl: broker waits, dlq replay progress, topics create (ops/ctl/) */
@@ -540,6 +548,12 @@ static int check_relations(const struct settings *s, unsigned user, char *errstr
                         errstr, errstr_size,
                         "LIVEFLOW_AUDIT_SUSPEND_SCORE: %lld is below LIVEFLOW_AUDIT_WARN_SCORE %lld",
                         s->audit_suspend_score, s->audit_warn_score);
+                return -1;
+        }
+        if ((user & SETTINGS_STATS) && s->affinity_tip_weight + s->affinity_watch_weight == 0) {
+                snprintf(
+                        errstr, errstr_size,
+                        "LIVEFLOW_AFFINITY_TIP_WEIGHT and LIVEFLOW_AFFINITY_WATCH_WEIGHT are both 0");
                 return -1;
         }
         if ((user & SETTINGS_STATS) && s->stats_profile_mid_pct >= s->stats_profile_high_pct) {

@@ -60,17 +60,17 @@ struct settings {
         char *srs_publish_keys;       /* comma-separated txSecret keys; NULL: no anti-leech check */
         long long srs_fail_open;      /* 1: allow on_publish when no anchor status store answers */
         long long srs_require_anchor; /* 1: refuse on_publish without anchor_id */
-        long long srs_publish_unsigned; /* 1: no publish key means no signature check */
-        long long srs_store_retry_ms; /* skip a failed store this long before reconnecting */
+        long long srs_publish_unsigned;  /* 1: no publish key means no signature check */
+        long long srs_store_retry_ms;    /* skip a failed store this long before reconnecting */
         long long srs_lookup_timeout_ms; /* an on_publish anchor lookup's deadline */
-        char *agora_secrets;          /* comma-separated NCS secrets */
-        long long agora_accept_sha1;  /* 1: Agora-Signature (SHA1) is accepted too */
-        long long agora_max_age_s;    /* notifyMs freshness bound, both ways */
-        char *agora_anchor_from;      /* "channel" or "uid" */
-        char *alibaba_keys;           /* comma-separated callback auth keys */
-        char *alibaba_domains;        /* comma-separated ingest domains */
-        long long alibaba_max_skew_s; /* ALI-LIVE-TIMESTAMP tolerance, both ways */
-        char *hmac_secrets;           /* comma-separated whsec_ secrets */
+        char *agora_secrets;             /* comma-separated NCS secrets */
+        long long agora_accept_sha1;     /* 1: Agora-Signature (SHA1) is accepted too */
+        long long agora_max_age_s;       /* notifyMs freshness bound, both ways */
+        char *agora_anchor_from;         /* "channel" or "uid" */
+        char *alibaba_keys;              /* comma-separated callback auth keys */
+        char *alibaba_domains;           /* comma-separated ingest domains */
+        long long alibaba_max_skew_s;    /* ALI-LIVE-TIMESTAMP tolerance, both ways */
+        char *hmac_secrets;              /* comma-separated whsec_ secrets */
         long long webhook_tolerance_s;
         long long webhook_replay_max;
         long long callback_lock_timeout_ms; /* Redis deadline of lock:callback:* */
@@ -96,8 +96,8 @@ struct settings {
         long long audit_warn_escalate; /* this many warnings within the window suspend */
         long long audit_warn_window_s;
         /* stream role: the ghost sweep (consumers/stream_lifecycle.h) */
-        long long stream_ghost_silence_s;  /* close a live stream silent this long; 0: never */
-        long long stream_sweep_interval_s; /* how often the sweep looks */
+        long long stream_ghost_silence_s;    /* close a live stream silent this long; 0: never */
+        long long stream_sweep_interval_s;   /* how often the sweep looks */
         long long stream_ghost_unverified_s; /* close unasked only after this much silence */
         /* vendor APIs the stream role calls to drop a stream it force-closed */
         char *tencent_api_endpoint;
@@ -141,6 +141,10 @@ struct settings {
         long long stats_profile_mid_pct;    /* ... mid; low at or below it */
         long long
                 stats_profile_lock_ttl_s; /* lock:stats:profile:{period} lifetime, run time bound */
+        long long affinity_interval_s;    /* one tag_affinity run per period this long */
+        long long affinity_window_days;   /* the days of tips and watch time it counts */
+        long long affinity_tip_weight;    /* weight of the tip share in a score */
+        long long affinity_watch_weight;  /* weight of the watch share */
         long long stats_late_s; /* late tips/viewers update sessions ended this recently */
         /* liveflow-ctl (ops/ctl/) */
         long long ctl_timeout_ms;         /* how long a broker request may take */

@@ -7,6 +7,7 @@
 
 #include "contract.h"
 #include "log.h"
+#include "affinity.h"
 #include "profile.h"
 #include "sessions.h"
 #include "settings.h"
@@ -21,6 +22,7 @@ struct stats_state {
         struct tips *tips;
         struct sessions *sessions;
         struct profile *profile;
+        struct affinity *affinity;
 };
 
 static void stats_close(void *state)
@@ -29,6 +31,7 @@ static void stats_close(void *state)
 
         if (!st)
                 return;
+        affinity_destroy(st->affinity);
         profile_destroy(st->profile);
         sessions_destroy(st->sessions);
         tips_destroy(st->tips);
@@ -47,6 +50,11 @@ static int stats_open(const struct role_env *env, void **state, char *errstr, si
         }
         if (!(st->profile =
                       profile_new(env->settings, env->redis, env->metrics, errstr, errstr_size))) {
+                stats_close(st);
+                return -1;
+        }
+        if (!(st->affinity =
+                      affinity_new(env->settings, env->redis, env->metrics, errstr, errstr_size))) {
                 stats_close(st);
                 return -1;
         }
@@ -90,7 +98,7 @@ static enum apply_result stats_apply(void *state, struct consumer_record *rec, c
         /* Not an error: the topics carry more kinds of events (app viewer events by the
          * thousand) than this role needs. */
         log_debug(rec->trace_id, "skipped event_type=%s topic=%s partition=%d offset=%lld", type,
-                 rec->topic, rec->partition, rec->offset);
+                  rec->topic, rec->partition, rec->offset);
         return APPLY_DONE;
 }
 
@@ -176,6 +184,7 @@ static void stats_tick(void *state, long long now_ms)
         if (sessions_refresh(st->sessions, REFRESH_MAX, errstr, sizeof(errstr)) == -1)
                 log_warn(NULL, "live_statistics: %s (tried again next tick)", errstr);
         profile_tick(st->profile, now_ms);
+        affinity_tick(st->affinity, now_ms);
 }
 
 const struct consumer_role stats_role = {

@@ -137,3 +137,19 @@ Test(settings, dump_masks_secrets)
         cr_assert_null(strstr(out, "topsecret"));
         settings_fini(&s);
 }
+
+Test(settings, affinity_weights_may_not_both_be_zero)
+{
+        struct settings s;
+        char err[256];
+
+        setenv("LIVEFLOW_AFFINITY_TIP_WEIGHT", "0", 1);
+        cr_assert_eq(settings_load(&s, SETTINGS_STATS, err, sizeof(err)), 0, "%s", err);
+        settings_fini(&s);
+        setenv("LIVEFLOW_AFFINITY_WATCH_WEIGHT", "0", 1);
+        cr_assert_eq(settings_load(&s, SETTINGS_STATS, err, sizeof(err)), -1);
+        cr_assert(strstr(err, "LIVEFLOW_AFFINITY_TIP_WEIGHT"), "%s", err);
+        settings_fini(&s);
+        unsetenv("LIVEFLOW_AFFINITY_TIP_WEIGHT");
+        unsetenv("LIVEFLOW_AFFINITY_WATCH_WEIGHT");
+}

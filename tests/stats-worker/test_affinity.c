@@ -1,0 +1,220 @@
+/*
+ * test_affinity.c: liveflow-stats' tag_affinity run, as its binary on the real MariaDB and
+ * Redis fixtures, over a population written straight into the tables it reads (stats_tip,
+ * live_watch_history, live_streams, anchor_tags, audience_tags), where the answer is known.
+ */
+#include <criterion/criterion.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+static struct {
+        char prefix[48];
+        char mysql_url[512];
+        char group[96];
+        char log[256];
+        pid_t pid;
+        int seq;
+        MYSQL *mysql;
+} fx;
+
+static void setup(void)
+{
+        support_unique_name("af", fx.prefix, sizeof(fx.prefix));
+        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
+        fx.mysql = support_mysql_connect(fx.mysql_url);
+        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
+        snprintf(fx.log, sizeof(fx.log), "/tmp/%s.stats.log", fx.prefix);
+}
+
+static void teardown(void)
+{
+        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
+                kill(fx.pid, SIGKILL);
+                support_wait_exit(fx.pid, 5000);
+        }
+        if (fx.mysql)
+                mysql_close(fx.mysql);
+        memset(&fx, 0, sizeof(fx));
+}
+
+TestSuite(affinity, .init = setup, .fini = teardown, .timeout = 120);
+
+static void start_stats(const char *tip_weight, const char *watch_weight)
+{
+        static const char *const topics[] = {"live.reward", "live.viewer", "live.session", NULL};
+        char tw[64], ww[64];
+        const char *const env[] = {"LIVEFLOW_AFFINITY_INTERVAL_S=1", tw, ww, NULL};
+        int admin_port;
+
+        snprintf(tw, sizeof(tw), "LIVEFLOW_AFFINITY_TIP_WEIGHT=%s", tip_weight);
+        snprintf(ww, sizeof(ww), "LIVEFLOW_AFFINITY_WATCH_WEIGHT=%s", watch_weight);
+        support_group_at_end(fx.group, topics);
+        fx.pid = support_start_worker("liveflow-stats", NULL, fx.mysql_url, fx.group, env, fx.log,
+                                      &admin_port);
+}
+
+static void exec_sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void exec_sql(const char *fmt, ...)
+{
+        char sql[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
+}
+
+static void tag(const char *table, const char *key, const char *id, const char *name)
+{
+        exec_sql("INSERT IGNORE INTO tags (name) VALUES ('%s')", name);
+        exec_sql("INSERT INTO %s (%s, tag_id) SELECT '%s', tag_id FROM tags WHERE name = '%s'",
+                 table, key, id, name);
+}
+
+static void tip(const char *audience, const char *anchor, long long amount)
+{
+        exec_sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, "
+                 "amount, gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES "
+                 "('%s_t%d', SHA2('%s_t%d', 256), '%s', '%s', '%s', %lld, 1, 'unknown', "
+                 "'unknown', NOW(3) - INTERVAL 1 HOUR, DATE_FORMAT(NOW() - INTERVAL 1 HOUR, "
+                 "'%%Y-%%m-%%d %%H:00:00'))",
+                 fx.prefix, fx.seq, fx.prefix, fx.seq, audience, anchor, anchor, amount);
+        fx.seq++;
+}
+
+/* An app visit of seconds to the anchor's session (one stream and session per anchor). */
+static void watch(const char *audience, const char *anchor, long long session, long long seconds)
+{
+        exec_sql("INSERT IGNORE INTO live_streams (stream_id, anchor_id, room_id, session_id, "
+                 "status, started_at) VALUES ('%s_s', '%s', '%s', %lld, 'live', NOW(3) - "
+                 "INTERVAL 2 HOUR)",
+                 anchor, anchor, anchor, session);
+        exec_sql("INSERT INTO live_watch_history (visit_id, audience_id, source, room_id, "
+                 "session_id, stream_id, entered_at, left_at, seconds, close_reason) VALUES "
+                 "(SHA2('%s_v%d', 256), '%s', 'app', '%s', %lld, '%s_s', NOW(3) - INTERVAL 1 HOUR, "
+                 "NOW(3) - INTERVAL 1 HOUR + INTERVAL %lld SECOND, %lld, 'exit')",
+                 fx.prefix, fx.seq, audience, anchor, session, anchor, seconds, seconds);
+        fx.seq++;
+}
+
+/* Waits for a run that finished after the newest one now recorded. */
+static void wait_new_run(void)
+{
+        long long before = support_query_int(fx.mysql, "SELECT IFNULL(MAX(id), 0) FROM "
+                                                       "stats_affinity_run");
+        long long deadline = support_now_ms() + 30000;
+
+        while (support_query_int(fx.mysql, "SELECT IFNULL(MAX(id), 0) FROM stats_affinity_run") <=
+               before) {
+                cr_assert(support_now_ms() < deadline, "no affinity run; see %s", fx.log);
+                support_sleep_ms(200);
+        }
+}
+
+/*
+ * Anchors a1, a2 are tagged B (a2 also M), a3 C, a4 D. Audiences u1, u2 are tagged A and tip
+ * only anchors tagged B; u3, u4 (tag E) tip everyone, more than A does; u5 (F) tips B and C.
+ */
+static void population(void)
+{
+        char a[4][64], u[5][64];
+
+        for (int i = 0; i < 4; i++)
+                snprintf(a[i], sizeof(a[i]), "%s_a%d", fx.prefix, i + 1);
+        for (int i = 0; i < 5; i++)
+                snprintf(u[i], sizeof(u[i]), "%s_u%d", fx.prefix, i + 1);
+        tag("anchor_tags", "anchor_id", a[0], "B");
+        tag("anchor_tags", "anchor_id", a[1], "B");
+        tag("anchor_tags", "anchor_id", a[1], "M");
+        tag("anchor_tags", "anchor_id", a[2], "C");
+        tag("anchor_tags", "anchor_id", a[3], "D");
+        tag("audience_tags", "audience_id", u[0], "A");
+        tag("audience_tags", "audience_id", u[1], "A");
+        tag("audience_tags", "audience_id", u[2], "E");
+        tag("audience_tags", "audience_id", u[3], "E");
+        tag("audience_tags", "audience_id", u[4], "F");
+        tip(u[0], a[0], 100);
+        tip(u[0], a[1], 50);
+        tip(u[1], a[0], 30);
+        for (int i = 0; i < 4; i++) {
+                tip(u[2], a[i], 400);
+                tip(u[3], a[i], 300);
+        }
+        tip(u[4], a[0], 70);
+        tip(u[4], a[2], 70);
+        /* Watch time: E watches only D, A watches B and C alike. */
+        watch(u[2], a[3], 9001, 600);
+        watch(u[3], a[3], 9001, 300);
+        watch(u[0], a[0], 9002, 100);
+        watch(u[0], a[2], 9003, 100);
+}
+
+static void top(char *out, size_t out_size)
+{
+        support_query1(fx.mysql, out, out_size,
+                       "SELECT CONCAT(anchor_tag, '|', audience_tag, '|', tip_amount, '|', "
+                       "watch_s, '|', ROUND(score, 4)) FROM tag_affinity WHERE rank_no = 1");
+}
+
+Test(affinity, audiences_that_tip_only_one_anchor_tag_rank_that_pair_first)
+{
+        char got[256];
+
+        population();
+        start_stats("2", "1");
+        wait_new_run();
+        top(got, sizeof(got));
+        /* A's 180 all went to B anchors: tip share 1; A's watch went half to B: 0.5.
+         * score = (2 * 1 + 1 * 0.5) / 3. */
+        cr_assert_str_eq(got, "B|A|180|100|0.8333", "see %s", fx.log);
+        /* E tipped B anchors 1400 of 2800: (2 * 0.5 + 1 * 0) / 3. */
+        support_query1(fx.mysql, got, sizeof(got),
+                       "SELECT CONCAT(tip_amount, '|', watch_s, '|', ROUND(score, 4)) FROM "
+                       "tag_affinity WHERE anchor_tag = 'B' AND audience_tag = 'E'");
+        cr_assert_str_eq(got, "1400|0|0.3333");
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM tag_affinity"),
+                     support_query_int(fx.mysql, "SELECT COUNT(DISTINCT rank_no) FROM "
+                                                 "tag_affinity"),
+                     "ranks are distinct");
+}
+
+Test(affinity, the_watch_weight_alone_ranks_by_watch_time)
+{
+        char got[256];
+
+        population();
+        start_stats("0", "1");
+        wait_new_run();
+        top(got, sizeof(got));
+        cr_assert_str_eq(got, "D|E|700|900|1.0000", "see %s", fx.log);
+}
+
+Test(affinity, a_failed_run_keeps_the_previous_table_and_a_later_run_replaces_it)
+{
+        char got[256];
+
+        population();
+        start_stats("2", "1");
+        wait_new_run();
+        /* Without tags the stage can not be computed: every run now fails. */
+        exec_sql("RENAME TABLE tags TO tags_away");
+        tip(fx.prefix, fx.prefix, 1); /* a change the table does not show yet */
+        support_sleep_ms(2500);
+        top(got, sizeof(got));
+        cr_assert_str_eq(got, "B|A|180|100|0.8333", "the previous table must stay");
+        cr_assert(support_query_int(fx.mysql, "SELECT COUNT(*) FROM information_schema.tables "
+                                              "WHERE table_schema = DATABASE() AND table_name = "
+                                              "'tag_affinity'") == 1);
+        exec_sql("RENAME TABLE tags_away TO tags");
+        exec_sql("UPDATE stats_tip SET amount = amount * 2 WHERE audience_id LIKE '%%_u1'");
+        wait_new_run();
+        top(got, sizeof(got));
+        cr_assert_str_eq(got, "B|A|330|100|0.8333", "see %s", fx.log);
+}
