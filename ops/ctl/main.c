@@ -11,6 +11,7 @@
 #include "log.h"
 #include "reconcile.h"
 #include "topics.h"
+#include "version.h"
 
 static const char usage[] =
         "usage: liveflow-ctl [--json] COMMAND [SUBCOMMAND] [OPTIONS]\n"
@@ -47,6 +48,9 @@ int main(int argc, char **argv)
         int rc;
 
         argv[0] = (char *)"liveflow-ctl";
+        /* --version before the command only: a subcommand's own options are its own. */
+        if (argc == 2 && version_requested("liveflow-ctl", argc, argv))
+                return 0;
         rc = ctl_dispatch(&ctl, "", top, argc, argv);
         log_flush();
         ctl_fini(&ctl);

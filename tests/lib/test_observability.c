@@ -118,9 +118,9 @@ static int run_bare(const char *binary, const char *arg, char *out, size_t out_s
 
 Test(observability, every_binary_answers_version_and_help_without_configuration)
 {
-        static const char *const binaries[] = {"liveflow-receiver",   "liveflow-consumer",
-                                               "liveflow-settlement", "liveflow-stats",
-                                               "liveflow-devbroker",  "liveflow-migrate"};
+        static const char *const binaries[] = {
+                "liveflow-receiver",  "liveflow-consumer", "liveflow-settlement", "liveflow-stats",
+                "liveflow-devbroker", "liveflow-migrate",  "liveflow-ctl"};
         char out[4096], want[256];
 
         for (size_t i = 0; i < sizeof(binaries) / sizeof(binaries[0]); i++) {
