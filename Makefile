@@ -28,7 +28,7 @@ GEN      := $(BUILD)/gen
 BIN      := $(BUILD)/bin
 
 # Every system library the shared lib may call; each program links only what it lists.
-LIB_PKGS := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb libcurl
+LIB_PKGS := rdkafka libmicrohttpd hiredis avro-c jansson libcjson libcrypto libmariadb libcurl
 pkg_cflags = $(shell pkg-config --cflags $(1))
 pkg_libs   = $(shell pkg-config --libs $(1))
 
@@ -38,7 +38,7 @@ LIB_A    := $(OBJ)/libliveflow.a
 
 # Program table: name, source folder, pkg-config packages.
 receiver_DIR    := callback-receiver
-receiver_PKGS   := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb
+receiver_PKGS   := rdkafka libmicrohttpd hiredis avro-c jansson libcjson libcrypto libmariadb
 consumer_DIR    := consumers
 consumer_PKGS   := rdkafka libmicrohttpd hiredis avro-c jansson libcrypto libmariadb libcurl
 settlement_DIR  := settlement-worker
@@ -163,7 +163,8 @@ bench: deps all bench-tools
 
 # make bench's helpers (ops/bench/): the no-op HTTP ceiling and the Kafka record counter.
 .PHONY: bench-tools
-bench-tools: $(BIN)/liveflow-bench-noop $(BIN)/liveflow-bench-count $(BIN)/liveflow-bench-audience
+bench-tools: $(BIN)/liveflow-bench-noop $(BIN)/liveflow-bench-count $(BIN)/liveflow-bench-audience \
+	$(BIN)/liveflow-bench-mapcost
 $(BIN)/liveflow-bench-noop: ops/bench/noop_server.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(call pkg_cflags,libmicrohttpd) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg_libs,libmicrohttpd)
@@ -173,6 +174,11 @@ $(BIN)/liveflow-bench-count: ops/bench/count_topic.c
 $(BIN)/liveflow-bench-audience: ops/bench/audience_load.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(call pkg_cflags,$(LIB_PKGS)) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(LIB_PKGS))
+
+# The receiver's parse, verify, map and encode of one Tencent callback, N times (callgrind).
+$(BIN)/liveflow-bench-mapcost: ops/bench/map_cost.c $(call prog_mods,receiver) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) -I$(receiver_DIR) $(call pkg_cflags,$(LIB_PKGS)) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(LIB_PKGS))
 
 # Fuzzing: each tests/fuzz/fuzz_<name>.c is a libFuzzer target, run for FUZZ_SECONDS on
 # the seeds in tests/fuzz/corpus/<name>/ (new inputs go to build/fuzz/corpus/, not the tree).

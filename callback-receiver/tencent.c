@@ -17,6 +17,7 @@
 #include "contract.h"
 #include "crypto.h"
 #include "field_limits.h"
+#include "jsonfast.h"
 #include "strlist.h"
 
 #define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
@@ -157,49 +158,56 @@ static int parse_decimal(const char *s, int64_t *out)
         return 0;
 }
 
-/* An integer sent as a JSON number or as decimal text ("1703732078"). */
-static int read_int64(const json_t *v, int64_t *out)
+/* obj[name], NULL when absent (or obj is not an object). */
+static const cJSON *member(const cJSON *obj, const char *name)
 {
-        if (json_is_integer(v)) {
-                *out = json_integer_value(v);
+        return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
+}
+
+/* An integer sent as a JSON number or as decimal text ("1703732078"). */
+static int read_int64(const cJSON *v, int64_t *out)
+{
+        if (jsonfast_integer(v, out))
                 return 0;
-        }
-        return json_is_string(v) ? parse_decimal(json_string_value(v), out) : -1;
+        return cJSON_IsString(v) ? parse_decimal(v->valuestring, out) : -1;
 }
 
 /* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */
-static const char *read_text(const json_t *v, char *buf, size_t size)
+static const char *read_text(const cJSON *v, char *buf, size_t size)
 {
-        if (json_is_string(v))
-                return json_string_value(v);
-        if (json_is_integer(v)) {
-                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        int64_t n;
+
+        if (cJSON_IsString(v))
+                return v->valuestring;
+        if (jsonfast_integer(v, &n)) {
+                snprintf(buf, size, "%" PRId64, n);
                 return buf;
         }
         return NULL;
 }
 
+/* A payload string from text of the document: UTF-8 without NUL, as jsonfast_parse() made it. */
+static json_t *payload_string(const char *s)
+{
+        return json_string_nocheck(s);
+}
+
 /* Copies root[from] into payload[to] as a string when it is text or an integer. */
-static void copy_text(json_t *payload, const char *to, const json_t *root, const char *from)
+static void copy_text(json_t *payload, const char *to, const cJSON *root, const char *from)
 {
         char buf[TEXT_INT_MAX];
-        json_t *v = json_object_get(root, from);
-        const char *s;
+        const char *s = read_text(member(root, from), buf, sizeof(buf));
 
-        if (json_is_string(v)) { /* shared, not copied: the payload outlives root by a reference */
-                json_object_set(payload, to, v);
-                return;
-        }
-        if ((s = read_text(v, buf, sizeof(buf))))
-                json_object_set_new(payload, to, json_string(s));
+        if (s)
+                json_object_set_new(payload, to, payload_string(s));
 }
 
 /* Copies root[from] into payload[to] as an integer when it is one (number or text). */
-static void copy_int(json_t *payload, const char *to, const json_t *root, const char *from)
+static void copy_int(json_t *payload, const char *to, const cJSON *root, const char *from)
 {
         int64_t n;
 
-        if (read_int64(json_object_get(root, from), &n) == 0)
+        if (read_int64(member(root, from), &n) == 0)
                 json_object_set_new(payload, to, json_integer(n));
 }
 
@@ -224,10 +232,10 @@ static bool sign_matches(const struct tencent *tc, const char *t_text, const cha
         return is_match;
 }
 
-static int verify(const struct tencent *tc, const json_t *root, int64_t now_ms,
+static int verify(const struct tencent *tc, const cJSON *root, int64_t now_ms,
                   struct webhook_verdict *v)
 {
-        const json_t *sign = json_object_get(root, "sign"), *t = json_object_get(root, "t");
+        const cJSON *sign = member(root, "sign"), *t = member(root, "t");
         char buf[TEXT_INT_MAX];
         const char *t_text;
         int64_t expiry, now_s = now_ms / 1000;
@@ -237,9 +245,9 @@ static int verify(const struct tencent *tc, const json_t *root, int64_t now_ms,
         /* The signed text is t exactly as sent; a number's text is its decimal form. */
         if (read_int64(t, &expiry) == -1 || !(t_text = read_text(t, buf, sizeof(buf))))
                 return webhook_refuse(v, 401, "missing", "t: expected a Unix time in seconds");
-        if (!json_is_string(sign) || json_string_length(sign) != SIGN_LEN)
+        if (!cJSON_IsString(sign) || strlen(sign->valuestring) != SIGN_LEN)
                 return webhook_refuse(v, 401, "mismatch", "sign: expected %d hex digits", SIGN_LEN);
-        if (!sign_matches(tc, t_text, json_string_value(sign)))
+        if (!sign_matches(tc, t_text, sign->valuestring))
                 return webhook_refuse(v, 401, "mismatch", "sign does not match");
         /* Written as a subtraction from now so that a huge t cannot overflow. */
         if (expiry < now_s - tc->grace_s)
@@ -264,10 +272,14 @@ static void event_id_of(char out[WEBHOOK_EVENT_ID_LEN + 1], long long type, cons
         free(s);
 }
 
-/* The body without t and sign, keys sorted: what stays the same when Tencent re-signs. */
-static char *unsigned_body(const json_t *root)
+/*
+ * The body without t and sign, keys sorted: what stays the same when Tencent re-signs. Made by
+ * jansson from the body (its text is the id's: the same callback keeps its id), only for the
+ * types without a natural key.
+ */
+static char *unsigned_body(const char *body, size_t len)
 {
-        json_t *copy = json_copy((json_t *)root); /* shallow: values are shared, not changed */
+        json_t *copy = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
         char *s;
 
         if (!copy)
@@ -280,11 +292,11 @@ static char *unsigned_body(const json_t *root)
 }
 
 /* The first present alternative of one natural-key part, as text; NULL when none is. */
-static const char *natural_part(const json_t *root, const char *const names[2], char *buf,
+static const char *natural_part(const cJSON *root, const char *const names[2], char *buf,
                                 size_t size)
 {
         for (int i = 0; i < 2 && names[i]; i++) {
-                const char *s = read_text(json_object_get(root, names[i]), buf, size);
+                const char *s = read_text(member(root, names[i]), buf, size);
 
                 if (s)
                         return s;
@@ -293,7 +305,7 @@ static const char *natural_part(const json_t *root, const char *const names[2], 
 }
 
 /* The natural key as a compact JSON array of texts (unambiguous); NULL when a part is absent. */
-static char *natural_key(const json_t *root, long long type)
+static char *natural_key(const cJSON *root, long long type)
 {
         const struct natural_key *nk = NULL;
         json_t *parts;
@@ -323,13 +335,14 @@ static char *natural_key(const json_t *root, long long type)
  * so is the stream: a sequence names one push session of one stream. Other types use their
  * natural key, and the signature-free body when they have none. Call after read_stream_id().
  */
-static void make_event_id(struct webhook_event *ev, const json_t *root, long long type)
+static void make_event_id(struct webhook_event *ev, const cJSON *root, long long type,
+                          const char *body, size_t len)
 {
         char buf[TEXT_INT_MAX], *key = NULL;
         const char *sequence = NULL;
 
         if (type == TENCENT_STREAM_BEGIN || type == TENCENT_STREAM_END)
-                sequence = read_text(json_object_get(root, "sequence"), buf, sizeof(buf));
+                sequence = read_text(member(root, "sequence"), buf, sizeof(buf));
         if (sequence && *sequence) {
                 if (asprintf(&key, "%s|%s", ev->stream_id ? ev->stream_id : "", sequence) < 0)
                         key = NULL;
@@ -339,7 +352,7 @@ static void make_event_id(struct webhook_event *ev, const json_t *root, long lon
         }
         /* A natural key is a JSON array and the body an object: the two cannot collide. */
         if (!(key = natural_key(root, type)))
-                key = unsigned_body(root);
+                key = unsigned_body(body, len);
         event_id_of(ev->event_id, type, key ? key : "");
         free(key);
 }
@@ -398,12 +411,12 @@ static char *query_value(const char *qs, const char *key)
 }
 
 /* stream_id, or the other spellings Tencent uses (317 sends streamId; channel_id is an alias). */
-static int read_stream_id(const json_t *root, struct webhook_event *ev, struct webhook_verdict *v)
+static int read_stream_id(const cJSON *root, struct webhook_event *ev, struct webhook_verdict *v)
 {
         static const char *const names[] = {"stream_id", "streamId", "channel_id", "channelId"};
 
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-                const json_t *field = json_object_get(root, names[i]);
+                const cJSON *field = member(root, names[i]);
                 char buf[TEXT_INT_MAX];
                 const char *s;
 
@@ -425,9 +438,9 @@ static int read_stream_id(const json_t *root, struct webhook_event *ev, struct w
 }
 
 /* anchor_id and room_id come from the push URL's query string; the room defaults to the anchor. */
-static int read_anchor_room(const json_t *root, struct webhook_event *ev, struct webhook_verdict *v)
+static int read_anchor_room(const cJSON *root, struct webhook_event *ev, struct webhook_verdict *v)
 {
-        const char *qs = json_string_value(json_object_get(root, "stream_param"));
+        const char *qs = cJSON_GetStringValue(member(root, "stream_param"));
 
         if (!qs)
                 return 0;
@@ -457,10 +470,10 @@ static int set_text(json_t *payload, const char *to, const char *s, struct webho
 }
 
 /* Refuses a required field: "x is missing" when absent, else "x: expected <what>". */
-static int refuse_field(struct webhook_verdict *v, const json_t *root, const char *name,
+static int refuse_field(struct webhook_verdict *v, const cJSON *root, const char *name,
                         const char *what)
 {
-        if (!json_object_get(root, name))
+        if (!member(root, name))
                 return webhook_refuse(v, 400, NULL, "%s is missing", name);
         return webhook_refuse(v, 400, NULL, "%s: expected %s", name, what);
 }
@@ -469,38 +482,37 @@ static int refuse_field(struct webhook_verdict *v, const json_t *root, const cha
  * Copies into payload[to] the first of root[name] and root[alt] (alt may be NULL) that is
  * non-empty text or an integer; when neither is, refuses with 400 naming `name`.
  */
-static int require_text(json_t *payload, const char *to, const json_t *root, const char *name,
+static int require_text(json_t *payload, const char *to, const cJSON *root, const char *name,
                         const char *alt, struct webhook_verdict *v)
 {
         const char *const names[2] = {name, alt};
 
         for (int i = 0; i < 2 && names[i]; i++) {
                 char buf[TEXT_INT_MAX];
-                const char *s = read_text(json_object_get(root, names[i]), buf, sizeof(buf));
+                const char *s = read_text(member(root, names[i]), buf, sizeof(buf));
 
                 if (s && *s)
                         return set_text(payload, to, s, v);
         }
-        if (alt && !json_object_get(root, name) && json_object_get(root, alt))
+        if (alt && !member(root, name) && member(root, alt))
                 name = alt; /* the alternative was sent, and it is the one that is wrong */
         return refuse_field(v, root, name, "a non-empty string");
 }
 
 /* Like copy_text(), but an empty text counts as absent. */
-static void copy_nonempty_text(json_t *payload, const char *to, const json_t *root,
-                               const char *from)
+static void copy_nonempty_text(json_t *payload, const char *to, const cJSON *root, const char *from)
 {
         char buf[TEXT_INT_MAX];
-        const char *s = read_text(json_object_get(root, from), buf, sizeof(buf));
+        const char *s = read_text(member(root, from), buf, sizeof(buf));
 
         if (s && *s)
-                json_object_set_new(payload, to, json_string(s));
+                json_object_set_new(payload, to, payload_string(s));
 }
 
 /* Copies root[from] into payload[to] in ASCII lower case ("MP4" and "mp4" are one format). */
-static void copy_lower_text(json_t *payload, const char *to, const json_t *root, const char *from)
+static void copy_lower_text(json_t *payload, const char *to, const cJSON *root, const char *from)
 {
-        const char *s = json_string_value(json_object_get(root, from));
+        const char *s = cJSON_GetStringValue(member(root, from));
         char *lower;
 
         if (!s || !*s || !(lower = strdup(s)))
@@ -508,7 +520,7 @@ static void copy_lower_text(json_t *payload, const char *to, const json_t *root,
         for (char *c = lower; *c; c++)
                 *c = (char)tolower(
                         (unsigned char)*c); /* ASCII only: UTF-8 bytes stay as they are */
-        json_object_set_new(payload, to, json_string(lower));
+        json_object_set_new(payload, to, payload_string(lower));
         free(lower);
 }
 
@@ -516,14 +528,13 @@ static void copy_lower_text(json_t *payload, const char *to, const json_t *root,
  * Unix seconds in root[name] as ms, plus the microseconds in root[usec_name] when that is
  * sent and in range (usec_name may be NULL); -1 when absent, malformed or out of range.
  */
-static int64_t read_time_ms(const json_t *root, const char *name, const char *usec_name)
+static int64_t read_time_ms(const cJSON *root, const char *name, const char *usec_name)
 {
         int64_t s, usec;
 
-        if (read_int64(json_object_get(root, name), &s) == -1 || s <= 0 ||
-            s >= INT64_MAX / 1000 - 1)
+        if (read_int64(member(root, name), &s) == -1 || s <= 0 || s >= INT64_MAX / 1000 - 1)
                 return -1;
-        if (!usec_name || read_int64(json_object_get(root, usec_name), &usec) == -1 || usec < 0 ||
+        if (!usec_name || read_int64(member(root, usec_name), &usec) == -1 || usec < 0 ||
             usec > 999999)
                 usec = 0;
         return s * 1000 + usec / 1000;
@@ -537,17 +548,16 @@ static void set_time_ms(json_t *payload, const char *to, int64_t ms)
 }
 
 /* The moderation score: an integer, or the highest of an array of them (317 types it Array). */
-static void copy_score(json_t *payload, const json_t *root, const char *from)
+static void copy_score(json_t *payload, const cJSON *root, const char *from)
 {
-        const json_t *scores = json_object_get(root, from), *item;
+        const cJSON *scores = member(root, from), *item;
         int64_t n, best = -1;
-        size_t i;
 
-        if (!json_is_array(scores)) {
+        if (!cJSON_IsArray(scores)) {
                 copy_int(payload, "score", root, from);
                 return;
         }
-        json_array_foreach(scores, i, item) if (read_int64(item, &n) == 0 && n > best) best = n;
+        cJSON_ArrayForEach(item, scores) if (read_int64(item, &n) == 0 && n > best) best = n;
         if (best >= 0)
                 json_object_set_new(payload, "score", json_integer(best));
 }
@@ -556,21 +566,25 @@ static void copy_score(json_t *payload, const json_t *root, const char *from)
  * The recording session of a 100: callback_ext is a JSON object encoded as a string, with a
  * session_id ("do not rely on it", vendor-callbacks §1.4), so a bad one is simply ignored.
  */
-static void copy_record_session(json_t *payload, const json_t *root)
+static void copy_record_session(json_t *payload, const cJSON *root)
 {
-        const json_t *ext = json_object_get(root, "callback_ext");
-        json_t *parsed = NULL;
+        const cJSON *ext = member(root, "callback_ext");
+        cJSON *parsed = NULL;
+        json_error_t jerr;
 
-        if (json_is_string(ext))
-                ext = parsed = json_loads(json_string_value(ext), JSON_REJECT_DUPLICATES, NULL);
-        if (json_is_object(ext))
+        if (cJSON_IsString(ext)) {
+                if (jsonfast_parse(ext->valuestring, strlen(ext->valuestring), &parsed, &jerr))
+                        parsed = NULL;
+                ext = parsed;
+        }
+        if (cJSON_IsObject(ext))
                 copy_nonempty_text(payload, "session_key", ext, "session_id");
-        json_decref(parsed);
+        cJSON_Delete(parsed);
 }
 
 /* ------------------------------------------------------------ payloads */
 
-static int fill_stream_begin(const json_t *root, json_t *p, struct webhook_verdict *v)
+static int fill_stream_begin(const cJSON *root, json_t *p, struct webhook_verdict *v)
 {
         (void)v;
         copy_text(p, "sequence", root, "sequence");
@@ -581,7 +595,7 @@ static int fill_stream_begin(const json_t *root, json_t *p, struct webhook_verdi
         return 0;
 }
 
-static int fill_stream_end(const json_t *root, json_t *p, struct webhook_verdict *v)
+static int fill_stream_end(const cJSON *root, json_t *p, struct webhook_verdict *v)
 {
         (void)v;
         copy_text(p, "sequence", root, "sequence");
@@ -593,7 +607,7 @@ static int fill_stream_end(const json_t *root, json_t *p, struct webhook_verdict
 }
 
 /* 100: file_id is the VOD file id, record_file_id the recording's; either names the file. */
-static int fill_record_file(const json_t *root, json_t *p, struct webhook_verdict *v)
+static int fill_record_file(const cJSON *root, json_t *p, struct webhook_verdict *v)
 {
         int64_t start_ms = read_time_ms(root, "start_time", "start_time_usec");
         int64_t end_ms = read_time_ms(root, "end_time", "end_time_usec");
@@ -607,7 +621,7 @@ static int fill_record_file(const json_t *root, json_t *p, struct webhook_verdic
         copy_int(p, "file_size", root, "file_size");
         /* vendor-callbacks §1.4: the file starts at end_time - duration. */
         if (start_ms == -1 && end_ms != -1 &&
-            read_int64(json_object_get(root, "duration"), &duration_s) == 0 && duration_s >= 0 &&
+            read_int64(member(root, "duration"), &duration_s) == 0 && duration_s >= 0 &&
             duration_s < end_ms / 1000)
                 start_ms = end_ms - duration_s * 1000;
         set_time_ms(p, "start_time_ms", start_ms);
@@ -617,7 +631,7 @@ static int fill_record_file(const json_t *root, json_t *p, struct webhook_verdic
 }
 
 /* 332: one table of the doc spells the state field recordevent, the samples record_event. */
-static int fill_record_status(const json_t *root, json_t *p, struct webhook_verdict *v)
+static int fill_record_status(const cJSON *root, json_t *p, struct webhook_verdict *v)
 {
         if (require_text(p, "record_event", root, "record_event", "recordevent", v) == -1)
                 return -1;
@@ -627,7 +641,7 @@ static int fill_record_status(const json_t *root, json_t *p, struct webhook_verd
 }
 
 /* 200: pic_url is a path without the domain, pic_full_url the whole URL (not in the legacy doc). */
-static int fill_snapshot(const json_t *root, json_t *p, struct webhook_verdict *v)
+static int fill_snapshot(const cJSON *root, json_t *p, struct webhook_verdict *v)
 {
         int64_t created_ms = read_time_ms(root, "create_time", NULL);
 
@@ -644,7 +658,7 @@ static int fill_snapshot(const json_t *root, json_t *p, struct webhook_verdict *
 }
 
 /* 317: camelCase names; the verdict is `suggestion` (Block, Review or Pass). */
-static int fill_audit_image(const json_t *root, json_t *p, struct webhook_verdict *v)
+static int fill_audit_image(const cJSON *root, json_t *p, struct webhook_verdict *v)
 {
         if (require_text(p, "suggestion", root, "suggestion", NULL, v) == -1 ||
             set_text(p, "source", "tencent.image", v) == -1)
@@ -662,7 +676,7 @@ static int fill_audit_image(const json_t *root, json_t *p, struct webhook_verdic
  * documented. A vendor suggestion is kept when one is sent; otherwise a hit becomes "Review"
  * (a person decides; nothing is punished on a flag alone) and no hit "Pass".
  */
-static int fill_audit_audio(const json_t *root, json_t *p, struct webhook_verdict *v)
+static int fill_audit_audio(const cJSON *root, json_t *p, struct webhook_verdict *v)
 {
         int64_t hit;
 
@@ -670,8 +684,7 @@ static int fill_audit_audio(const json_t *root, json_t *p, struct webhook_verdic
                 return -1;
         copy_nonempty_text(p, "suggestion", root, "suggestion");
         if (!json_object_get(p, "suggestion")) {
-                if (read_int64(json_object_get(root, "HitFlag"), &hit) == -1 ||
-                    (hit != 0 && hit != 1))
+                if (read_int64(member(root, "HitFlag"), &hit) == -1 || (hit != 0 && hit != 1))
                         return refuse_field(v, root, "HitFlag", "0 or 1");
                 if (set_text(p, "suggestion", hit ? "Review" : "Pass", v) == -1)
                         return -1;
@@ -692,7 +705,7 @@ struct mapping {
         const char *stream_field; /* the name a missing stream is refused under; NULL: optional */
         const char *time_field;   /* Unix seconds standing in for a missing event_time; or NULL */
         /* Adds the payload's fields to p, or refuses (400 naming the field, 500). */
-        int (*fill)(const json_t *root, json_t *p, struct webhook_verdict *v);
+        int (*fill)(const cJSON *root, json_t *p, struct webhook_verdict *v);
 };
 
 static const struct mapping mappings[] = {
@@ -726,7 +739,7 @@ static const struct mapping *mapping_of(long long type)
         return &other_mapping;
 }
 
-static int map_payload(const json_t *root, const struct mapping *m, struct webhook_event *ev,
+static int map_payload(const cJSON *root, const struct mapping *m, struct webhook_event *ev,
                        struct webhook_verdict *v)
 {
         json_t *p;
@@ -750,7 +763,7 @@ static int map_payload(const json_t *root, const struct mapping *m, struct webho
 
 /* event_time, else the type's own time field; a malformed one is not worth losing the event over.
  */
-static int64_t event_time_of(const json_t *root, const struct mapping *m, int64_t now_ms)
+static int64_t event_time_of(const cJSON *root, const struct mapping *m, int64_t now_ms)
 {
         int64_t ms = read_time_ms(root, "event_time", NULL);
 
@@ -760,10 +773,10 @@ static int64_t event_time_of(const json_t *root, const struct mapping *m, int64_
 }
 
 /* sequence names the push session (live_streams.vendor_session): it must fit there. */
-static int check_sequence(const json_t *root, struct webhook_verdict *v)
+static int check_sequence(const cJSON *root, struct webhook_verdict *v)
 {
         char buf[TEXT_INT_MAX];
-        const char *s = read_text(json_object_get(root, "sequence"), buf, sizeof(buf));
+        const char *s = read_text(member(root, "sequence"), buf, sizeof(buf));
 
         if (s && !field_fits(s, strlen(s), FIELD_MAX_SESSION))
                 return webhook_refuse(v, 400, NULL, "sequence: longer than %d characters",
@@ -771,10 +784,10 @@ static int check_sequence(const json_t *root, struct webhook_verdict *v)
         return 0;
 }
 
-static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *ev,
-                      struct webhook_verdict *v)
+static int map_fields(const cJSON *root, const struct webhook_request *req,
+                      struct webhook_event *ev, struct webhook_verdict *v)
 {
-        const json_t *type_field = json_object_get(root, "event_type");
+        const cJSON *type_field = member(root, "event_type");
         const struct mapping *m;
         int64_t type;
 
@@ -789,10 +802,10 @@ static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *
                 return webhook_refuse(v, 400, NULL, "%s is missing", m->stream_field);
         if (check_sequence(root, v) == -1)
                 return -1;
-        ev->event_time_ms = event_time_of(root, m, now_ms);
+        ev->event_time_ms = event_time_of(root, m, req->now_ms);
         ev->vendor = "tencent";
         ev->key = ev->stream_id;
-        make_event_id(ev, root, (long long)type);
+        make_event_id(ev, root, (long long)type, req->body, req->len);
         return map_payload(root, m, ev, v);
 }
 
@@ -801,13 +814,12 @@ static int map_fields(const json_t *root, int64_t now_ms, struct webhook_event *
  * Such a callback is kept, marked "other.unverified", only when the caller's source was vouched
  * for (path token or allowlist): nothing acts on live.other, and the mark keeps it so.
  */
-static bool may_go_unsigned(const json_t *root, const struct webhook_verdict *v)
+static bool may_go_unsigned(const cJSON *root, const struct webhook_verdict *v)
 {
         int64_t type;
 
-        if (!v->auth_failure || strcmp(v->auth_failure, "missing") != 0 ||
-            json_object_get(root, "sign") || json_object_get(root, "t") ||
-            read_int64(json_object_get(root, "event_type"), &type) == -1)
+        if (!v->auth_failure || strcmp(v->auth_failure, "missing") != 0 || member(root, "sign") ||
+            member(root, "t") || read_int64(member(root, "event_type"), &type) == -1)
                 return false;
         return type == 321 || type == 314;
 }
@@ -817,7 +829,7 @@ static int map_any(const struct tencent *tc, const struct webhook_request *req, 
 {
         const int64_t now_ms = req->now_ms;
         json_error_t jerr;
-        json_t *root;
+        cJSON *root = NULL;
         int rc;
 
         if (!tc->key_cnt)
@@ -825,19 +837,21 @@ static int map_any(const struct tencent *tc, const struct webhook_request *req, 
                         v, 503, NULL,
                         "no Tencent callback key is configured (LIVEFLOW_TENCENT_KEY)");
         /* Duplicate keys are refused: two "sign" fields must not be read two ways. */
-        if (!(root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr)))
+        if ((rc = jsonfast_parse(req->body, req->len, &root, &jerr)) == -2)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        if (rc == -1)
                 return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
                                       jerr.line, jerr.column, jerr.text);
-        if (!json_is_object(root))
+        if (!cJSON_IsObject(root))
                 rc = webhook_refuse(v, 400, NULL, "body: expected a JSON object");
         else if ((rc = verify(tc, root, now_ms, v)) == 0)
-                rc = map_fields(root, now_ms, ev, v);
+                rc = map_fields(root, req, ev, v);
         else if (is_vouched && may_go_unsigned(root, v)) {
                 memset(v, 0, sizeof(*v));
-                if ((rc = map_fields(root, now_ms, ev, v)) == 0)
+                if ((rc = map_fields(root, req, ev, v)) == 0)
                         ev->event_type = "other.unverified";
         }
-        json_decref(root);
+        cJSON_Delete(root);
         if (rc == -1)
                 webhook_event_fini(ev);
         return rc;

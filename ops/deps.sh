@@ -6,7 +6,7 @@
 set -u
 
 PACKAGES="build-essential pkg-config clang
-librdkafka-dev libmicrohttpd-dev libhiredis-dev libavro-dev libjansson-dev libssl-dev
+librdkafka-dev libmicrohttpd-dev libhiredis-dev libavro-dev libjansson-dev libcjson-dev libssl-dev
 libmariadb-dev libmariadb-dev-compat libcurl4-openssl-dev libcriterion-dev
 mariadb-server mariadb-client redis-server
 xxd curl kcat wrk python3-avro

@@ -424,6 +424,114 @@ Test(tencent, fractional_event_type_is_named)
         free(body);
 }
 
+/*
+ * Bodies the fast parser (cJSON) alone would read otherwise than jansson: each must be
+ * accepted, refused and read as jansson reads it.
+ */
+
+/* sample with the first `from` replaced by `to`; the caller frees the text. */
+static char *replaced(const char *sample, const char *from, const char *to)
+{
+        const char *at = strstr(sample, from);
+        char *s;
+
+        cr_assert(at != NULL, "%s not in %s", from, sample);
+        cr_assert(asprintf(&s, "%.*s%s%s", (int)(at - sample), sample, to, at + strlen(from)) > 0);
+        return s;
+}
+
+static void assert_malformed(const char *from, const char *to)
+{
+        char *compact = edit(push_json, "app", json_string("live")), *body;
+
+        body = replaced(compact, from, to);
+        assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "JSON");
+        free(body);
+        free(compact);
+}
+
+Test(tencent, integral_real_event_type_is_named)
+{
+        char *body = edit(push_json, "event_type", json_real(1.0));
+
+        cr_assert(strstr(body, "\"event_type\":1.0") != NULL, "%s", body);
+        assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "event_type");
+        free(body);
+}
+
+Test(tencent, number_with_a_leading_zero_is_malformed)
+{
+        assert_malformed("\"event_type\":1", "\"event_type\":01");
+}
+
+Test(tencent, nested_duplicate_keys_are_400)
+{
+        assert_malformed("\"event_type\":1", "\"event_type\":1,\"x\":{\"a\":1,\"a\":2}");
+}
+
+Test(tencent, nul_escape_in_a_string_is_400)
+{
+        assert_malformed("\"app\":\"live\"", "\"app\":\"li\\u0000ve\"");
+}
+
+Test(tencent, control_character_between_members_is_400)
+{
+        assert_malformed("\"app\":", "\x01\"app\":");
+}
+
+Test(tencent, control_character_in_a_string_is_400)
+{
+        assert_malformed("\"app\":\"live\"", "\"app\":\"li\tve\"");
+}
+
+Test(tencent, invalid_utf8_in_a_string_is_400)
+{
+        assert_malformed("\"app\":\"live\"", "\"app\":\"li\xC0\xAFve\"");
+}
+
+Test(tencent, encoded_surrogate_in_a_string_is_400)
+{
+        assert_malformed("\"app\":\"live\"", "\"app\":\"li\xED\xA0\x80ve\"");
+}
+
+Test(tencent, text_after_the_object_is_400)
+{
+        char *compact = edit(push_json, "app", json_string("live")), *body;
+
+        cr_assert(asprintf(&body, "%s x", compact) > 0);
+        assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "JSON");
+        free(body);
+        free(compact);
+}
+
+Test(tencent, sequence_beyond_2_to_the_53_as_a_number_keeps_every_digit)
+{
+        char *as_number = edit(push_json, "sequence", json_integer(9007199254740993LL));
+        char *as_text = edit(push_json, "sequence", json_string("9007199254740993"));
+        char first[65];
+
+        cr_assert(eq(int, map_at(as_number, PUSH_T - 1), 0), "%s", verdict.message);
+        cr_assert_str_eq(payload_str("sequence"), "9007199254740993");
+        memcpy(first, ev.event_id, sizeof(first));
+        webhook_event_fini(&ev);
+        cr_assert(eq(int, map_at(as_text, PUSH_T - 1), 0), "%s", verdict.message);
+        cr_assert_str_eq(ev.event_id, first);
+        free(as_number);
+        free(as_text);
+}
+
+Test(tencent, escaped_text_is_read_decoded)
+{
+        char *compact = edit(push_json, "app", json_string("live")), *body;
+
+        body = replaced(compact, "\"stream_id\":\"", "\"stream_id\":\"\\u4e2d\\ud83d\\ude00\\/");
+        cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
+        cr_assert(strncmp(ev.stream_id, "\xE4\xB8\xAD\xF0\x9F\x98\x80/", 8) == 0, "%s",
+                  ev.stream_id);
+        free(body);
+        free(compact);
+}
+
 /* ------------------------------------------------------------ mapping */
 
 Test(tencent, push_maps_to_stream_begin)
@@ -499,8 +607,7 @@ Test(tencent, missing_event_time_is_the_receive_time)
 {
         char *body = edit(push_json, "event_time", json_null());
 
-        cr_assert(eq(int, map_at_ms(body, 1703732000123LL), 0),
-                  "%s", verdict.message);
+        cr_assert(eq(int, map_at_ms(body, 1703732000123LL), 0), "%s", verdict.message);
         cr_assert(eq(i64, ev.event_time_ms, 1703732000123LL));
         free(body);
 }

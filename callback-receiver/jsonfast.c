@@ -1,0 +1,246 @@
+/* jsonfast.c: see jsonfast.h. */
+#include "jsonfast.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAST_DIGITS_MAX  15  /* every integer of up to 15 digits is exact as a double */
+#define FAST_MEMBERS_MAX 64  /* above, duplicate keys are left to jansson's hash table */
+#define INT_TAG          'i' /* a jansson integer beyond 2^53, kept as cJSON raw text */
+#define REAL_TAG         'r' /* a jansson real: neither an integer nor text */
+
+/* The length of the valid UTF-8 sequence at s (jansson's rules: no overlong form, no
+ * surrogate, nothing above U+10FFFF); 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+        size_t n;
+        uint32_t cp;
+
+        if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+                n = 2;
+                cp = s[0] & 0x1F;
+        } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+                n = 3;
+                cp = s[0] & 0x0F;
+        } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+                n = 4;
+                cp = s[0] & 0x07;
+        } else {
+                return 0;
+        }
+        if (n > avail)
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+                return 0;
+        return n;
+}
+
+/* The 4 hex digits of a \u escape are there and not U+0000 (cJSON reads a bad digit as 0). */
+static bool unicode_escape_ok(const unsigned char *hex, size_t avail)
+{
+        if (avail < 4 || memcmp(hex, "0000", 4) == 0)
+                return false;
+        for (int i = 0; i < 4; i++)
+                if (!isxdigit(hex[i]))
+                        return false;
+        return true;
+}
+
+/*
+ * True when cJSON and jansson read b[0..len) alike: UTF-8 valid, no control character but
+ * JSON's whitespace outside strings and none inside, only JSON's escapes (a \u with four hex
+ * digits, not "\u0000"), and every number an
+ * integer of at most FAST_DIGITS_MAX digits in JSON's own grammar (no leading zero).
+ * A false is never wrong, only slower: jansson then parses the body.
+ */
+static bool reads_alike(const unsigned char *b, size_t len)
+{
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = b[i];
+
+                if (c >= 0x80) {
+                        size_t n = in_string ? utf8_len(b + i, len - i) : 0;
+
+                        if (!n)
+                                return false;
+                        i += n - 1;
+                } else if (in_string) {
+                        if (c == '"') {
+                                in_string = false;
+                        } else if (c == '\\') {
+                                if (i + 1 >= len || !b[i + 1] || !strchr("\"\\/bfnrtu", b[i + 1]))
+                                        return false;
+                                if (b[i + 1] == 'u' && !unicode_escape_ok(b + i + 2, len - i - 2))
+                                        return false;
+                                i++;
+                        } else if (c < 0x20) {
+                                return false;
+                        }
+                } else if (c == '"') {
+                        in_string = true;
+                } else if (c == '-' || (c >= '0' && c <= '9')) {
+                        size_t j = i + (c == '-'), digits = 0;
+
+                        if (j >= len || b[j] < '0' || b[j] > '9')
+                                return false;
+                        if (b[j] == '0') {
+                                j++;
+                                digits = 1;
+                        } else {
+                                for (; j < len && b[j] >= '0' && b[j] <= '9'; j++)
+                                        digits++;
+                        }
+                        if (digits > FAST_DIGITS_MAX ||
+                            (j < len && (strchr(".eE+-", b[j]) || (b[j] >= '0' && b[j] <= '9'))))
+                                return false;
+                        i = j - 1;
+                } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+                        return false;
+                }
+        }
+        return !in_string;
+}
+
+/* True when no object of the tree holds a key twice (and none is too wide to check here). */
+static bool keys_unique(const cJSON *node)
+{
+        size_t members = 0;
+
+        for (const cJSON *a = node->child; a; a = a->next) {
+                if (cJSON_IsObject(node)) {
+                        if (++members > FAST_MEMBERS_MAX)
+                                return false;
+                        for (const cJSON *b = a->next; b; b = b->next)
+                                if (strcmp(a->string, b->string) == 0)
+                                        return false;
+                }
+                if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && !keys_unique(a))
+                        return false;
+        }
+        return true;
+}
+
+/* Only whitespace from s to end. */
+static bool only_space(const char *s, const char *end)
+{
+        for (; s < end; s++)
+                if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+                        return false;
+        return true;
+}
+
+static cJSON *tagged_raw(char tag, const char *text)
+{
+        char buf[64];
+
+        snprintf(buf, sizeof(buf), "%c%s", tag, text);
+        return cJSON_CreateRaw(buf);
+}
+
+/* jansson's tree as cJSON: integers beyond 2^53 and reals as tagged raw text. */
+static cJSON *from_jansson(const json_t *j)
+{
+        cJSON *c = NULL, *item;
+        const char *key;
+        const json_t *v;
+        size_t i;
+        char buf[32];
+
+        switch (json_typeof(j)) {
+        case JSON_OBJECT:
+                if (!(c = cJSON_CreateObject()))
+                        return NULL;
+                json_object_foreach((json_t *)j, key, v)
+                {
+                        if (!(item = from_jansson(v)) || !cJSON_AddItemToObject(c, key, item)) {
+                                cJSON_Delete(item);
+                                cJSON_Delete(c);
+                                return NULL;
+                        }
+                }
+                return c;
+        case JSON_ARRAY:
+                if (!(c = cJSON_CreateArray()))
+                        return NULL;
+                json_array_foreach(j, i, v)
+                {
+                        if (!(item = from_jansson(v)) || !cJSON_AddItemToArray(c, item)) {
+                                cJSON_Delete(item);
+                                cJSON_Delete(c);
+                                return NULL;
+                        }
+                }
+                return c;
+        case JSON_STRING:
+                return cJSON_CreateString(json_string_value(j));
+        case JSON_INTEGER: {
+                json_int_t n = json_integer_value(j);
+
+                if (n >= -(1LL << 53) && n <= (1LL << 53))
+                        return cJSON_CreateNumber((double)n);
+                snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, n);
+                return tagged_raw(INT_TAG, buf);
+        }
+        case JSON_REAL:
+                snprintf(buf, sizeof(buf), "%.17g", json_real_value(j));
+                return tagged_raw(REAL_TAG, buf);
+        case JSON_TRUE:
+                return cJSON_CreateTrue();
+        case JSON_FALSE:
+                return cJSON_CreateFalse();
+        case JSON_NULL:
+                return cJSON_CreateNull();
+        }
+        return NULL;
+}
+
+int jsonfast_parse(const char *body, size_t len, cJSON **out, json_error_t *jerr)
+{
+        const char *end = NULL;
+        cJSON *c = NULL;
+        json_t *j;
+
+        if (!body)
+                body = "";
+        if (reads_alike((const unsigned char *)body, len) &&
+            (c = cJSON_ParseWithLengthOpts(body, len, &end, 0)) && end &&
+            only_space(end, body + len) && (cJSON_IsObject(c) || cJSON_IsArray(c)) &&
+            keys_unique(c)) {
+                *out = c;
+                return 0;
+        }
+        cJSON_Delete(c);
+        if (!(j = json_loadb(body, len, JSON_REJECT_DUPLICATES, jerr)))
+                return -1;
+        c = from_jansson(j);
+        json_decref(j);
+        if (!c)
+                return -2;
+        *out = c;
+        return 0;
+}
+
+bool jsonfast_integer(const cJSON *v, int64_t *out)
+{
+        char *end;
+
+        if (cJSON_IsNumber(v)) { /* only integers of at most 2^53 are numbers here */
+                *out = (int64_t)v->valuedouble;
+                return true;
+        }
+        if (cJSON_IsRaw(v) && v->valuestring && v->valuestring[0] == INT_TAG) {
+                *out = strtoll(v->valuestring + 1, &end, 10);
+                return true;
+        }
+        return false;
+}
