@@ -93,3 +93,53 @@ enum vendor_drop agora_api_kick(struct vendor_api *va, const char *channel, char
         free(text);
         return r;
 }
+
+/* Live: the channel exists with a host (live broadcasting) or any user (communication). */
+static enum vendor_state state_of(const struct http_reply *rp, char *errstr, size_t errstr_size)
+{
+        json_t *root = rp->status == 200 && rp->body ? json_loads(rp->body, 0, NULL) : NULL;
+        const json_t *data = json_object_get(root, "data");
+        const json_t *exists = json_object_get(data, "channel_exist");
+        enum vendor_state st = VENDOR_STATE_UNKNOWN;
+
+        if (!json_is_boolean(exists))
+                snprintf(errstr, errstr_size, "channel user list: HTTP %ld, no channel_exist",
+                         rp->status);
+        else if (!json_is_true(exists))
+                st = VENDOR_STATE_NOT_LIVE;
+        else if (json_integer_value(json_object_get(data, "mode")) == 1)
+                st = json_integer_value(json_object_get(data, "total")) > 0 ? VENDOR_STATE_LIVE
+                                                                           : VENDOR_STATE_NOT_LIVE;
+        else
+                st = json_array_size(json_object_get(data, "broadcasters")) > 0
+                             ? VENDOR_STATE_LIVE
+                             : VENDOR_STATE_NOT_LIVE;
+        json_decref(root);
+        return st;
+}
+
+enum vendor_state agora_api_state(struct vendor_api *va, const char *channel, char *errstr,
+                                  size_t errstr_size)
+{
+        const struct settings *s = vendor_api_settings(va);
+        struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+        char url[1024], *escaped = curl_easy_escape(NULL, channel, 0);
+        struct http_reply rp;
+        enum vendor_state st = VENDOR_STATE_UNKNOWN;
+
+        if (h)
+                h = basic_auth(s, h);
+        if (!h || !escaped) {
+                snprintf(errstr, errstr_size, "out of memory");
+        } else {
+                snprintf(url, sizeof(url), "%s/dev/v1/channel/user/%s/%s?hosts_only=1",
+                         s->agora_api_endpoint, s->agora_app_id, escaped);
+                if (vendor_http_do(va, "GET", url, h, NULL, &rp, errstr, errstr_size) == 0) {
+                        st = state_of(&rp, errstr, errstr_size);
+                        vendor_http_reply_fini(&rp);
+                }
+        }
+        curl_free(escaped);
+        curl_slist_free_all(h);
+        return st;
+}

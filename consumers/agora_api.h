@@ -27,4 +27,13 @@ bool agora_api_is_configured(const struct settings *s);
 __attribute__((warn_unused_result)) enum vendor_drop
 agora_api_kick(struct vendor_api *va, const char *channel, char *errstr, size_t errstr_size);
 
+/**
+ * @brief GET <LIVEFLOW_AGORA_API_ENDPOINT>/dev/v1/channel/user/<appid>/<channel>?hosts_only
+ * (query user list): live when the channel exists with a broadcaster (or, in the
+ * communication profile, any user), not live when it does not exist or has none.
+ * @returns VENDOR_STATE_UNKNOWN with errstr on a transport failure or an unreadable reply.
+ */
+__attribute__((warn_unused_result)) enum vendor_state
+agora_api_state(struct vendor_api *va, const char *channel, char *errstr, size_t errstr_size);
+
 #endif

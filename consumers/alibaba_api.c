@@ -153,23 +153,24 @@ static enum vendor_drop outcome_of(const struct http_reply *rp, char *errstr, si
         return r;
 }
 
-enum vendor_drop alibaba_api_forbid(struct vendor_api *va, const char *stream, char *errstr,
-                                    size_t errstr_size)
+/*
+ * One signed RPC GET of action on the stream, with extra parameters (NULL-terminated pairs
+ * after the stream's own): rp filled on 0; -1 on a transport failure or a signing one.
+ */
+static int rpc_call(struct vendor_api *va, const char *action, const char *stream,
+                    const struct alibaba_param *extra, size_t extra_n, struct http_reply *rp,
+                    char *errstr, size_t errstr_size)
 {
         const struct settings *s = vendor_api_settings(va);
         unsigned char raw[16];
         char nonce[33], ts[32], query[QUERY_MAX], url[QUERY_MAX + 256];
         time_t now = time(NULL);
         struct tm tm;
-        struct http_reply rp;
-        enum vendor_drop r;
-        struct alibaba_param params[] = {
-                {"Action", "ForbidLiveStream"},
+        struct alibaba_param params[PARAMS_MAX] = {
+                {"Action", action},
                 {"DomainName", s->alibaba_push_domain},
                 {"AppName", is_set(s->alibaba_app) ? s->alibaba_app : "live"},
                 {"StreamName", stream},
-                {"LiveStreamType", "publisher"},
-                {"Oneshot", "yes"}, /* cut now, do not blacklist: as Tencent's DropLiveStream */
                 {"Format", "JSON"},
                 {"Version", "2016-11-01"},
                 {"AccessKeyId", s->alibaba_access_key_id},
@@ -177,26 +178,64 @@ enum vendor_drop alibaba_api_forbid(struct vendor_api *va, const char *stream, c
                 {"SignatureVersion", "1.0"},
                 {"SignatureNonce", nonce},
                 {"Timestamp", ts},
-                {"RegionId", s->alibaba_region},
         };
-        size_t n = sizeof(params) / sizeof(params[0]) - !is_set(s->alibaba_region);
+        size_t n = 11;
 
+        if (is_set(s->alibaba_region))
+                params[n++] = (struct alibaba_param){"RegionId", s->alibaba_region};
+        for (size_t i = 0; i < extra_n && n < PARAMS_MAX; i++)
+                params[n++] = extra[i];
         if (RAND_bytes(raw, sizeof(raw)) != 1 || !gmtime_r(&now, &tm) ||
             strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
                 snprintf(errstr, errstr_size, "no random nonce or clock");
-                return VENDOR_DROP_RETRY;
+                return -1;
         }
         for (size_t i = 0; i < sizeof(raw); i++)
                 snprintf(nonce + 2 * i, 3, "%02x", raw[i]);
         if (alibaba_api_signed_query("GET", params, n, s->alibaba_access_key_secret, query,
                                      sizeof(query)) == -1) {
-                snprintf(errstr, errstr_size, "ForbidLiveStream: parameters too long to sign");
-                return VENDOR_DROP_FAILED;
+                snprintf(errstr, errstr_size, "%s: parameters too long to sign", action);
+                return -1;
         }
         snprintf(url, sizeof(url), "%s/?%s", s->alibaba_api_endpoint, query);
-        if (vendor_http_do(va, "GET", url, NULL, NULL, &rp, errstr, errstr_size) == -1)
+        return vendor_http_do(va, "GET", url, NULL, NULL, rp, errstr, errstr_size);
+}
+
+enum vendor_drop alibaba_api_forbid(struct vendor_api *va, const char *stream, char *errstr,
+                                    size_t errstr_size)
+{
+        static const struct alibaba_param extra[] = {
+                {"LiveStreamType", "publisher"},
+                {"Oneshot", "yes"}, /* cut now, do not blacklist: as Tencent's DropLiveStream */
+        };
+        struct http_reply rp;
+        enum vendor_drop r;
+
+        if (rpc_call(va, "ForbidLiveStream", stream, extra, 2, &rp, errstr, errstr_size) == -1)
                 return VENDOR_DROP_RETRY;
         r = outcome_of(&rp, errstr, errstr_size);
         vendor_http_reply_fini(&rp);
         return r;
+}
+
+enum vendor_state alibaba_api_state(struct vendor_api *va, const char *stream, char *errstr,
+                                    size_t errstr_size)
+{
+        struct http_reply rp;
+        json_t *root, *list;
+        enum vendor_state st = VENDOR_STATE_UNKNOWN;
+
+        if (rpc_call(va, "DescribeLiveStreamsOnlineList", stream, NULL, 0, &rp, errstr,
+                     errstr_size) == -1)
+                return VENDOR_STATE_UNKNOWN;
+        root = rp.status == 200 && rp.body ? json_loads(rp.body, 0, NULL) : NULL;
+        list = json_object_get(json_object_get(root, "OnlineInfo"), "LiveStreamOnlineInfo");
+        if (json_is_array(list))
+                st = json_array_size(list) > 0 ? VENDOR_STATE_LIVE : VENDOR_STATE_NOT_LIVE;
+        else
+                snprintf(errstr, errstr_size,
+                         "DescribeLiveStreamsOnlineList: HTTP %ld, no OnlineInfo", rp.status);
+        json_decref(root);
+        vendor_http_reply_fini(&rp);
+        return st;
 }

@@ -44,4 +44,12 @@ __attribute__((warn_unused_result)) int alibaba_api_signed_query(const char *met
 __attribute__((warn_unused_result)) enum vendor_drop
 alibaba_api_forbid(struct vendor_api *va, const char *stream, char *errstr, size_t errstr_size);
 
+/**
+ * @brief DescribeLiveStreamsOnlineList for the stream (DomainName, AppName, StreamName), signed
+ * as alibaba_api_forbid() is: live when Alibaba lists it online, not live when it does not.
+ * @returns VENDOR_STATE_UNKNOWN with errstr on a failure or an unreadable reply.
+ */
+__attribute__((warn_unused_result)) enum vendor_state
+alibaba_api_state(struct vendor_api *va, const char *stream, char *errstr, size_t errstr_size);
+
 #endif

@@ -793,6 +793,10 @@ enum vendor_state vendor_api_stream_state(struct vendor_api *va, const char *ven
         } else if (vendor && strcmp(vendor, "srs") == 0 && va->s->srs_api_endpoint &&
                    *va->s->srs_api_endpoint) {
                 r = srs_state(va, stream_id, errstr, errstr_size);
+        } else if (vendor && strcmp(vendor, "agora") == 0 && agora_api_is_configured(va->s)) {
+                r = agora_api_state(va, stream_id, errstr, errstr_size);
+        } else if (vendor && strcmp(vendor, "alibaba") == 0 && alibaba_api_is_configured(va->s)) {
+                r = alibaba_api_state(va, stream_id, errstr, errstr_size);
         } else {
                 snprintf(errstr, errstr_size, "no stream API of vendor %s is configured",
                          vendor ? vendor : "(none)");

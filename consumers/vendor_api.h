@@ -54,8 +54,9 @@ enum vendor_state {
 
 /**
  * @brief Asks `vendor` whether stream_id is live: Tencent Cloud API 3.0
- * DescribeLiveStreamState (StreamState active / inactive / forbid), or SRS's GET
- * /api/v1/streams (listed with an active publisher). Blocks for at most
+ * DescribeLiveStreamState (StreamState active / inactive / forbid), SRS's GET
+ * /api/v1/streams (listed with an active publisher), Agora's channel user list
+ * (agora_api_state()) or Alibaba's DescribeLiveStreamsOnlineList (alibaba_api_state()). Blocks for at most
  * LIVEFLOW_VENDOR_API_TIMEOUT_MS per HTTP request. @returns the state; errstr says why for
  * VENDOR_STATE_UNKNOWN.
  */

@@ -138,6 +138,22 @@ static enum MHD_Result route(struct MHD_Connection *conn, const struct seen *s)
 {
         if (strcmp(s->method, "POST") == 0 && strcmp(s->path, "/dev/v1/kicking-rule") == 0)
                 return answer(conn, srv.agora_status, srv.agora_body);
+        if (strcmp(s->method, "GET") == 0 && strncmp(s->path, "/dev/v1/channel/user/", 21) == 0)
+                return answer(conn, 200,
+                              strstr(s->path, "_alive")
+                                      ? "{\"success\":true,\"data\":{\"channel_exist\":true,"
+                                        "\"mode\":2,\"broadcasters\":[2206],\"audience\":[],"
+                                        "\"audience_total\":0}}"
+                                      : "{\"success\":true,\"data\":{\"channel_exist\":false}}");
+        if (strcmp(s->method, "GET") == 0 && arg_of(s, "Action") &&
+            strcmp(arg_of(s, "Action"), "DescribeLiveStreamsOnlineList") == 0)
+                return answer(conn, 200,
+                              strstr(arg_of(s, "StreamName"), "_alive")
+                                      ? "{\"OnlineInfo\":{\"LiveStreamOnlineInfo\":[{"
+                                        "\"StreamName\":\"x_alive\"}]},\"TotalNum\":1,"
+                                        "\"RequestId\":\"r\"}"
+                                      : "{\"OnlineInfo\":{\"LiveStreamOnlineInfo\":[]},"
+                                        "\"TotalNum\":0,\"RequestId\":\"r\"}");
         if (strcmp(s->method, "GET") == 0 && arg_of(s, "Action"))
                 return answer(conn, srv.alibaba_status, srv.alibaba_body);
         /* A stream whose name says "_alive" is live; any other is not. */
@@ -1075,5 +1091,39 @@ Test(vendor_api, unconfigured_agora_and_alibaba_are_skipped_without_a_request)
         cr_assert_eq(drop(&s, "agora", "room_7", err, sizeof(err)), VENDOR_DROP_SKIPPED);
         cr_assert_eq(drop(&s, "alibaba", "s1", err, sizeof(err)), VENDOR_DROP_SKIPPED);
         cr_assert_eq(seen_count(), 0);
+        settings_fini(&s);
+}
+
+static enum vendor_state state(const struct settings *s, const char *vendor, const char *stream_id)
+{
+        char e[256], err[256];
+        struct vendor_api *va = vendor_api_new(s, e, sizeof(e));
+        enum vendor_state st;
+
+        cr_assert(va, "%s", e);
+        st = vendor_api_stream_state(va, vendor, stream_id, "trace-test", err, sizeof(err));
+        vendor_api_destroy(va);
+        return st;
+}
+
+Test(vendor_api, agora_and_alibaba_say_whether_a_stream_is_live)
+{
+        struct settings s;
+        char want[64];
+        struct seen got;
+
+        load_cloud_settings(&s, true, true);
+        cr_assert_eq(state(&s, "agora", "room_alive"), VENDOR_STATE_LIVE);
+        cr_assert_eq(state(&s, "agora", "room_gone"), VENDOR_STATE_NOT_LIVE);
+        got = seen_at(0);
+        cr_assert_str_eq(got.path, "/dev/v1/channel/user/4855xxxxxxxxxxxxxxxxxxxxxxxxeae2/room_alive");
+        cr_assert(strncmp(got.authorization, "Basic ", 6) == 0, "%s", got.authorization);
+        cr_assert_eq(state(&s, "alibaba", "s_alive"), VENDOR_STATE_LIVE);
+        cr_assert_eq(state(&s, "alibaba", "s_gone"), VENDOR_STATE_NOT_LIVE);
+        got = seen_at(2);
+        cr_assert_str_eq(arg_of(&got, "Action"), "DescribeLiveStreamsOnlineList");
+        cr_assert_str_eq(arg_of(&got, "StreamName"), "s_alive");
+        alibaba_expected_signature(&got, want, sizeof(want));
+        cr_assert_str_eq(arg_of(&got, "Signature"), want);
         settings_fini(&s);
 }
