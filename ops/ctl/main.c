@@ -10,6 +10,7 @@
 #include "group.h"
 #include "log.h"
 #include "reconcile.h"
+#include "stats_cmd.h"
 #include "topics.h"
 #include "version.h"
 
@@ -34,6 +35,8 @@ static const struct ctl_command commands[] = {
          ctl_share_commands},
         {"rebuild", "derive Redis, live_statistics or a profile again from MySQL", NULL, NULL,
          ctl_rebuild_commands},
+        {"stats", "tips by time, genders, region, age band, audience type, tag", ctl_stats_usage,
+         ctl_stats_run, NULL},
         {"topics", "topics: plan, create", NULL, NULL, topics_commands},
         {NULL, NULL, NULL, NULL, NULL},
 };
