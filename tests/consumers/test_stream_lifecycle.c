@@ -106,6 +106,14 @@ static void setup_stores(void)
         fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(fx.producer, "%s", err);
         cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        /* What earlier suites left on live.stream is not this test's backlog (its group is
+         * test.<prefix>, see start_consumer_with()). */
+        {
+                char group[96];
+
+                snprintf(group, sizeof(group), "test.%s", fx.prefix);
+                support_group_at_end(group, (const char *const[]){"live.stream", NULL});
+        }
 }
 
 static void setup(void)
