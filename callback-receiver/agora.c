@@ -23,6 +23,7 @@
 
 #include "contract.h"
 #include "crypto.h"
+#include "field_limits.h"
 #include "fields.h"
 #include "log.h"
 #include "settings.h"
@@ -30,8 +31,8 @@
 
 #define SHA256_HEX_LEN    64
 #define SHA1_HEX_LEN      40
-#define STREAM_MAX_CHARS  255 /* live_streams.stream_id */
-#define ANCHOR_MAX_CHARS  64  /* anchors.anchor_id, live_streams.room_id */
+#define STREAM_MAX_CHARS  FIELD_MAX_STREAM_ID
+#define ANCHOR_MAX_CHARS  FIELD_MAX_ANCHOR_ID
 #define SEEN_MAX          64  /* unknown (productId, eventType) pairs logged once each */
 
 enum product { PRODUCT_RTC = 1, PRODUCT_CLOUD_RECORDING = 3, PRODUCT_BROADCAST = 7 };

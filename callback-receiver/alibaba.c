@@ -17,13 +17,14 @@
 
 #include "contract.h"
 #include "crypto.h"
+#include "field_limits.h"
 #include "fields.h"
 #include "settings.h"
 #include "strlist.h"
 
 #define MD5_HEX_LEN      32
-#define STREAM_MAX_CHARS 255 /* live_streams.stream_id */
-#define ANCHOR_MAX_CHARS 64  /* anchors.anchor_id, live_streams.room_id */
+#define STREAM_MAX_CHARS FIELD_MAX_STREAM_ID
+#define ANCHOR_MAX_CHARS FIELD_MAX_ANCHOR_ID
 
 struct alibaba {
         char **keys;

@@ -12,14 +12,15 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "field_limits.h"
 #include "internal.h"
 #include "metrics.h"
 
 #define ENDPOINT   "events"
-#define TS_MIN_MS  946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
-#define TS_MAX_MS  253402300799999LL /* 9999-12-31T23:59:59.999Z */
-#define BAND_MAX   32                /* age_band */
-#define REGION_MAX 64
+#define TS_MIN_MS  946684800000LL     /* 2000-01-01: a ts sent in seconds is refused */
+#define TS_MAX_MS  253402300799999LL  /* 9999-12-31T23:59:59.999Z */
+#define BAND_MAX   FIELD_MAX_AGE_BAND /* in characters, as the columns count */
+#define REGION_MAX FIELD_MAX_REGION
 
 /* What an element's type is and where it goes. */
 struct event_kind {
@@ -88,7 +89,10 @@ static bool is_in_set(const char *s, const char *const set[])
         return false;
 }
 
-/* 1..max bytes without control characters (jansson checked the UTF-8). */
+/*
+ * 1..max bytes without control characters (jansson checked the UTF-8). Ids are measured in
+ * bytes: the audience role keeps them in byte buffers; texts use is_clean_chars().
+ */
 static bool is_clean_text(const char *s, size_t len, size_t max)
 {
         if (len == 0 || len > max)
@@ -135,6 +139,12 @@ static int read_id(struct cursor *c, const json_t *obj, const char *name, size_t
         return 0;
 }
 
+/* 1..max characters (as the utf8mb4 columns count) without control characters. */
+static bool is_clean_chars(const char *s, size_t len, size_t max)
+{
+        return len > 0 && field_fits(s, len, max) && is_clean_text(s, len, len);
+}
+
 /* An optional enumerated string into payload[to]. */
 static int read_choice(struct cursor *c, const json_t *obj, const char *name,
                        const char *const set[], const char *expect, json_t *payload)
@@ -159,9 +169,10 @@ static int read_text(struct cursor *c, const json_t *obj, const char *name, size
         if (!value || json_is_null(value))
                 return 0;
         if (!json_is_string(value) ||
-            !is_clean_text(json_string_value(value), json_string_length(value), max))
+            !is_clean_chars(json_string_value(value), json_string_length(value), max))
                 return refuse(c, 400, name,
-                              "expected a string of 1 to %zu bytes without control characters",
+                              "expected a string of 1 to %zu characters without control "
+                              "characters",
                               max);
         if (json_object_set_new(
                     payload, name,
@@ -186,9 +197,10 @@ static int read_tags(struct cursor *c, const json_t *obj, json_t *payload)
         json_array_foreach(tags, i, tag)
         {
                 if (!json_is_string(tag) ||
-                    !is_clean_text(json_string_value(tag), json_string_length(tag), EVENTS_TAG_MAX))
+                    !is_clean_chars(json_string_value(tag), json_string_length(tag),
+                                    EVENTS_TAG_MAX))
                         return refuse(c, 400, "tags",
-                                      "element %zu: expected a string of 1 to %d bytes", i,
+                                      "element %zu: expected a string of 1 to %d characters", i,
                                       EVENTS_TAG_MAX);
         }
         if (!(text = json_dumps(tags, JSON_COMPACT)) ||

@@ -22,7 +22,7 @@ struct metrics;
 #define EVENTS_STREAM_ID_MAX 255 /* stream_id */
 #define EVENTS_LIKE_MAX      1000000
 #define EVENTS_TAGS_MAX      64
-#define EVENTS_TAG_MAX       32 /* bytes per tag */
+#define EVENTS_TAG_MAX       32 /* characters per tag (tags.name) */
 
 /**
  * @brief Verifies a request with internal_verify() under the endpoint name "events", then

@@ -615,7 +615,14 @@ static int map_callback(struct request *req, struct webhook_verdict *v)
 {
         struct webhook_request wr = webhook_request_of(req);
 
-        return req->vendor->map(vendor_state(req->rcv, req->vendor), &wr, &req->ev, v);
+        if (req->vendor->map(vendor_state(req->rcv, req->vendor), &wr, &req->ev, v) == -1)
+                return -1;
+        /* No 200 for what a consumer could not store: every field against its column. */
+        if (webhook_check_limits(&req->ev, "", v) == -1) {
+                webhook_event_fini(&req->ev);
+                return -1;
+        }
+        return 0;
 }
 
 /* After the broker's ack: what an endpoint remembers of an accepted request. */
@@ -751,6 +758,13 @@ static enum MHD_Result publish_batch(struct request *req)
                 if (v.auth_failure)
                         count_signature_failure(rcv, req->route->vendor, v.auth_failure);
                 return request_reply(req, v.status, v.message);
+        }
+        for (size_t i = 0; i < b->n; i++) {
+                char prefix[32];
+
+                snprintf(prefix, sizeof(prefix), "events[%zu].", i);
+                if (webhook_check_limits(&b->items[i].ev, prefix, &v) == -1)
+                        return request_reply(req, v.status, v.message);
         }
         /* For the request's log line and labels: a batch has no single event id or topic. */
         req->ev.event_type = "batch";

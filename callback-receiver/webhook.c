@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "field_limits.h"
+
 void webhook_event_fini(struct webhook_event *ev)
 {
         if (!ev)
@@ -51,4 +53,60 @@ const char *webhook_header(const struct webhook_request *req, const char *name)
 const char *webhook_query(const struct webhook_request *req, const char *name)
 {
         return req->lookup ? req->lookup(req->ctx, WEBHOOK_QUERY, name) : NULL;
+}
+
+/* -1 with a 400 when s (len bytes) is longer than field's limit; 0 when it fits or has none. */
+static int check_one(const char *field, const char *s, size_t len, const char *prefix,
+                     struct webhook_verdict *v)
+{
+        const struct field_limit *f = field_limit_of(field);
+
+        if (!s || !f || field_fits(s, len, f->max_chars))
+                return 0;
+        return webhook_refuse(v, 400, NULL,
+                              "%s%s: longer than %zu characters (the column it is stored in)",
+                              prefix, field, f->max_chars);
+}
+
+/* "tags" travels as the JSON text of a list of strings: each one is a tag. */
+static int check_tags(const char *text, const char *prefix, struct webhook_verdict *v)
+{
+        json_t *tags = json_loads(text, 0, NULL), *tag;
+        size_t i;
+        int rc = 0;
+
+        json_array_foreach(tags, i, tag)
+        {
+                if (rc == 0 && json_is_string(tag))
+                        rc = check_one("tag", json_string_value(tag), json_string_length(tag),
+                                       prefix, v);
+        }
+        json_decref(tags);
+        return rc;
+}
+
+int webhook_check_limits(const struct webhook_event *ev, const char *prefix,
+                         struct webhook_verdict *v)
+{
+        const char *name;
+        json_t *value;
+
+        if ((ev->stream_id &&
+             check_one("stream_id", ev->stream_id, strlen(ev->stream_id), prefix, v) == -1) ||
+            (ev->anchor_id &&
+             check_one("anchor_id", ev->anchor_id, strlen(ev->anchor_id), prefix, v) == -1) ||
+            (ev->room_id &&
+             check_one("room_id", ev->room_id, strlen(ev->room_id), prefix, v) == -1))
+                return -1;
+        json_object_foreach(ev->payload, name, value)
+        {
+                if (!json_is_string(value))
+                        continue;
+                if (strcmp(name, "tags") == 0
+                            ? check_tags(json_string_value(value), prefix, v) == -1
+                            : check_one(name, json_string_value(value), json_string_length(value),
+                                        prefix, v) == -1)
+                        return -1;
+        }
+        return 0;
 }

@@ -98,6 +98,17 @@ struct webhook_verdict {
         char message[200];
 };
 
+/**
+ * @brief Measures ev against the column limits (lib/field_limits.h): its stream_id, anchor_id
+ * and room_id, and every text of its payload whose name has a limit there (each tag of a
+ * "tags" list), in characters, as the utf8mb4 columns count them. An event that passes can
+ * be stored; one that does not must not get a 200. prefix goes before the field's name in
+ * the message ("events[2]."; "" for none).
+ * @returns 0, or -1 with v set to 400 naming the field.
+ */
+int webhook_check_limits(const struct webhook_event *ev, const char *prefix,
+                         struct webhook_verdict *v);
+
 /** @brief Frees what ev owns and zeroes it; safe on a zeroed or already finished event. */
 void webhook_event_fini(struct webhook_event *ev);
 

@@ -8,13 +8,15 @@
 
 #include "contract.h"
 #include "db.h"
+#include "field_limits.h"
 #include "log.h"
 #include "metrics.h"
 
-#define ID_MAX     64 /* anchors.anchor_id, audiences.audience_id */
-#define BAND_MAX   32
-#define REGION_MAX 64
-#define TAG_MAX    32 /* tags.name, in bytes (the receiver's limit too) */
+/* In characters, as the columns count (lib/field_limits.h: the receiver's limits too). */
+#define ID_MAX     FIELD_MAX_ANCHOR_ID /* anchors.anchor_id, audiences.audience_id */
+#define BAND_MAX   FIELD_MAX_AGE_BAND
+#define REGION_MAX FIELD_MAX_REGION
+#define TAG_MAX    FIELD_MAX_TAG /* tags.name */
 #define TAGS_MAX   64
 
 static const char *const profiles_topics[] = {LF_TOPIC_INTERACTION, NULL};
@@ -106,7 +108,7 @@ static bool is_one_of(const char *s, const char *const *set)
 
 static bool fits(const char *s, size_t max)
 {
-        return !s || strlen(s) <= max;
+        return !s || field_fits(s, strlen(s), max);
 }
 
 /* @returns 0, or -1 with errstr naming the field that can not be stored. */
@@ -130,7 +132,8 @@ static int read_profile(const struct event *ev, struct profile *p, char *errstr,
         p->audience_type = field(ev, "audience_type");
         p->ts_ms = json_is_integer(ts) ? (long long)json_integer_value(ts) : ev->event_time_ms;
         if (!p->id || !*p->id || !fits(p->id, ID_MAX)) {
-                snprintf(errstr, errstr_size, "profile: subject_id empty or over %d bytes", ID_MAX);
+                snprintf(errstr, errstr_size, "profile: subject_id empty or over %d characters",
+                         ID_MAX);
                 return -1;
         }
         if (!is_one_of(p->gender, genders) || !is_one_of(p->audience_type, types) ||
@@ -149,7 +152,7 @@ static int read_profile(const struct event *ev, struct profile *p, char *errstr,
                 const json_t *t = json_array_get(p->tags, i);
 
                 if (!json_is_string(t) || json_string_length(t) == 0 ||
-                    json_string_length(t) > TAG_MAX ||
+                    !field_fits(json_string_value(t), json_string_length(t), TAG_MAX) ||
                     strlen(json_string_value(t)) != json_string_length(t))
                         goto bad_tags;
         }

@@ -1,22 +1,49 @@
 /* field_limits.c: the table of field widths shared by the receiver and the schema test. */
 #include "field_limits.h"
 
+#include <string.h>
+
 const struct field_limit field_limits[] = {
         {"anchor_id", FIELD_MAX_ANCHOR_ID,
          "anchors.anchor_id recharge.anchor_id settlement.anchor_id withdrawal.anchor_id "
-         "live_streams.anchor_id live_audit_logs.anchor_id"},
-        {"audience_id", FIELD_MAX_AUDIENCE_ID, "recharge.audience_id audience_profile.audience_id"},
-        {"room_id", FIELD_MAX_ROOM_ID, "recharge.room_id live_room_realtime.room_id"},
+         "live_streams.anchor_id live_audit_logs.anchor_id anchor_tags.anchor_id "
+         "notify_outbox.anchor_id"},
+        {"audience_id", FIELD_MAX_AUDIENCE_ID,
+         "recharge.audience_id audience_profile.audience_id audiences.audience_id "
+         "audience_tags.audience_id"},
+        {"room_id", FIELD_MAX_ROOM_ID,
+         "recharge.room_id live_room_realtime.room_id live_streams.room_id "
+         "audience_visit.room_id live_watch_history.room_id"},
         {"stream_id", FIELD_MAX_STREAM_ID,
          "live_streams.stream_id live_events.stream_id live_records.stream_id "
-         "live_audit_logs.stream_id"},
+         "live_audit_logs.stream_id live_snapshots.stream_id live_watch_history.stream_id"},
         {"trace_id", FIELD_MAX_TIP_ID, "recharge.trace_id settlement_detail.trace_id"},
         {"request_id", FIELD_MAX_REQUEST_ID, "withdrawal.request_id"},
         {"gift_id", FIELD_MAX_GIFT_ID, "recharge.gift_id"},
         {"reason", FIELD_MAX_REASON, "live_audit_logs.reason"},
         {"sequence", FIELD_MAX_SESSION, "live_streams.vendor_session"},
+        {"session_key", FIELD_MAX_SESSION, "live_records.session_key"},
+        {"file_id", FIELD_MAX_FILE_ID, "live_records.file_id"},
+        {"video_url", FIELD_MAX_URL, "live_records.video_url"},
+        {"pic_url", FIELD_MAX_URL, "live_snapshots.pic_url live_streams.cover_url"},
+        {"pic_full_url", FIELD_MAX_URL, "live_snapshots.pic_full_url"},
+        {"client_id", FIELD_MAX_CLIENT_ID,
+         "stats_viewer_event.client_id live_watch_history.audience_id"},
+        {"label", FIELD_MAX_LABEL, "live_audit_logs.label"},
+        {"subject_id", FIELD_MAX_ANCHOR_ID, "anchors.anchor_id audiences.audience_id"},
+        {"age_band", FIELD_MAX_AGE_BAND, "anchors.age_band audiences.age_band"},
+        {"region", FIELD_MAX_REGION, "anchors.region audiences.region"},
+        {"tag", FIELD_MAX_TAG, "tags.name tag_affinity.anchor_tag tag_affinity.audience_tag"},
         {NULL, 0, NULL},
 };
+
+const struct field_limit *field_limit_of(const char *field)
+{
+        for (const struct field_limit *f = field_limits; field && f->field; f++)
+                if (strcmp(f->field, field) == 0)
+                        return f;
+        return NULL;
+}
 
 bool field_fits(const char *s, size_t len, size_t max_chars)
 {

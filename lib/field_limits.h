@@ -19,7 +19,14 @@
 #define FIELD_MAX_REQUEST_ID  64
 #define FIELD_MAX_GIFT_ID     64
 #define FIELD_MAX_REASON      255
-#define FIELD_MAX_SESSION     128 /* a vendor's session key: Tencent sequence, SRS client_id */
+#define FIELD_MAX_SESSION     128  /* a vendor's session key: Tencent sequence, SRS client_id */
+#define FIELD_MAX_FILE_ID     128  /* a recording's id */
+#define FIELD_MAX_URL         2048 /* a recording's or a screenshot's URL */
+#define FIELD_MAX_CLIENT_ID   128  /* a vendor's viewer (SRS client_id, Agora uid) */
+#define FIELD_MAX_LABEL       64   /* a moderation verdict's label */
+#define FIELD_MAX_AGE_BAND    32
+#define FIELD_MAX_REGION      64
+#define FIELD_MAX_TAG         32 /* one profile tag */
 
 /* One field and the columns it is stored in ("table.column", space-separated). */
 struct field_limit {
@@ -28,8 +35,15 @@ struct field_limit {
         const char *columns;
 };
 
-/* Every limit above with its columns; ends with a row whose field is NULL. */
+/*
+ * Every limit above with its columns; ends with a row whose field is NULL. field is the
+ * name the value has in an event's payload (and its envelope: stream_id, anchor_id, room_id),
+ * so the receiver can measure every event it is about to accept against this one table.
+ */
 extern const struct field_limit field_limits[];
+
+/** @brief The row of field (a payload field name), or NULL when it has no limit here. */
+const struct field_limit *field_limit_of(const char *field);
 
 /**
  * @brief Counts the characters of s (len bytes of UTF-8; a byte that starts no character

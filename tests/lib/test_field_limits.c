@@ -62,3 +62,11 @@ Test(field_limits, fits_counts_characters_not_bytes)
         cr_assert(field_fits("\xe4\xb8\xbb\xe6\x92\xad", 6, 2));
         cr_assert(not(field_fits("\xe4\xb8\xbb\xe6\x92\xadx", 7, 2)));
 }
+
+Test(field_limits, every_row_is_found_by_its_payload_name)
+{
+        for (const struct field_limit *f = field_limits; f->field; f++)
+                cr_assert(eq(ptr, (void *)field_limit_of(f->field), (void *)f), "%s", f->field);
+        cr_assert(eq(ptr, (void *)field_limit_of("client_ip"), NULL));
+        cr_assert(eq(ptr, (void *)field_limit_of(NULL), NULL));
+}

@@ -1,0 +1,392 @@
+/*
+ * test_limits.c: no 200 for what can not be stored. Through the built receiver, Kafka and the
+ * consumer roles into MySQL: a field one character over its column (lib/field_limits.c) is
+ * refused 400 naming the field, and one exactly at the limit (in characters, multi-byte
+ * UTF-8 included, as the utf8mb4 columns count) is answered 200 and really stored by its
+ * role, for Agora, Alibaba, Tencent and POST /v1/events; ids sent as JSON integers are
+ * stored as their decimal text.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <mysql.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "support.h"
+
+#define TENCENT_KEY    "limits-callback-key"
+#define AGORA_SECRET   "limits-agora-secret"
+#define ALIBABA_KEY    "limits-alibaba-key"
+#define ALIBABA_DOMAIN "push.limits.example.com"
+/* "liveflow-test-secret-of-32-bytes!" */
+#define HMAC_B64 "bGl2ZWZsb3ctdGVzdC1zZWNyZXQtb2YtMzItYnl0ZXMh"
+
+#define CJK "\xe4\xb8\xbb" /* one character, three bytes */
+
+enum { ROLE_STREAM, ROLE_RECORD, ROLE_PROFILES, ROLE_CNT };
+
+static struct {
+        char mysql_url[512];
+        char prefix[48];
+        int http_port;
+        pid_t receiver, roles[ROLE_CNT];
+        MYSQL *mysql;
+} fx;
+
+static void setup(void)
+{
+        static const char *const names[ROLE_CNT] = {"stream", "record", "profiles"};
+        static const char *const topics[ROLE_CNT][2] = {
+                {"live.stream", NULL}, {"live.record", NULL}, {"live.interaction", NULL}};
+        char e_http[64], log[256], group[128];
+        const char *renv[] = {e_http,
+                              "LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                              "LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
+                              "LIVEFLOW_AGORA_SECRET=" AGORA_SECRET,
+                              "LIVEFLOW_ALIBABA_KEY=" ALIBABA_KEY,
+                              "LIVEFLOW_ALIBABA_DOMAIN=" ALIBABA_DOMAIN,
+                              "LIVEFLOW_HMAC_SECRET=whsec_" HMAC_B64,
+                              NULL};
+        int port;
+
+        support_unique_name("lm", fx.prefix, sizeof(fx.prefix));
+        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
+        fx.mysql = support_mysql_connect(fx.mysql_url);
+        fx.http_port = support_free_port();
+        snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
+        snprintf(log, sizeof(log), "/tmp/%s.receiver.log", fx.prefix);
+        fx.receiver = support_start_worker("liveflow-receiver", NULL, fx.mysql_url, NULL, renv, log,
+                                           &port);
+        for (int i = 0; i < ROLE_CNT; i++) {
+                snprintf(group, sizeof(group), "limits.%s.%s", fx.prefix, names[i]);
+                support_group_at_end(group, topics[i]);
+                snprintf(log, sizeof(log), "/tmp/%s.%s.log", fx.prefix, names[i]);
+                fx.roles[i] = support_start_worker("liveflow-consumer", names[i], fx.mysql_url,
+                                                   group, NULL, log, &port);
+        }
+}
+
+static void stop(pid_t *pid)
+{
+        if (*pid > 0) {
+                kill(*pid, SIGTERM);
+                if (support_wait_exit(*pid, 10000) == -1) {
+                        kill(*pid, SIGKILL);
+                        support_wait_exit(*pid, 5000);
+                }
+        }
+        *pid = 0;
+}
+
+static void teardown(void)
+{
+        stop(&fx.receiver);
+        for (int i = 0; i < ROLE_CNT; i++)
+                stop(&fx.roles[i]);
+        if (fx.mysql)
+                mysql_close(fx.mysql);
+        memset(&fx, 0, sizeof(fx));
+}
+
+TestSuite(limits, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ------------------------------------------------------------ requests */
+
+struct reply {
+        long status;
+        char body[512];
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+        struct reply *r = arg;
+        size_t have = strlen(r->body), add = size * n;
+
+        if (have + add < sizeof(r->body)) {
+                memcpy(r->body + have, p, add);
+                r->body[have + add] = '\0';
+        }
+        return size * n;
+}
+
+static struct reply http_send(const char *method, const char *path, const char *body,
+                              const char *const headers[])
+{
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *curl = curl_easy_init();
+        struct reply r = {0};
+        char url[4096];
+
+        for (size_t i = 0; headers && headers[i]; i++)
+                h = curl_slist_append(h, headers[i]);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", fx.http_port, path);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        if (body)
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+        cr_assert(curl_easy_perform(curl) == CURLE_OK);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(h);
+        return r;
+}
+
+/* An Agora NCS notice, signed (V2), with a sid beside the payload unless NULL. */
+static struct reply post_agora_sid(const char *notice_id, int product, int type,
+                                   const char *payload, const char *sid)
+{
+        char body[4096], v2[65], header[128];
+        unsigned char mac[32];
+        const void *parts[1];
+        size_t lens[1];
+        const char *headers[] = {header, NULL};
+
+        snprintf(body, sizeof(body),
+                 "{\"noticeId\":\"%s-%s\",\"productId\":%d,\"eventType\":%d,"
+                 "\"notifyMs\":%lld,\"payload\":%s%s%s%s}",
+                 fx.prefix, notice_id, product, type, (long long)time(NULL) * 1000, payload,
+                 sid ? ",\"sid\":\"" : "", sid ? sid : "", sid ? "\"" : "");
+        parts[0] = body;
+        lens[0] = strlen(body);
+        cr_assert(crypto_hmac_sha256(AGORA_SECRET, strlen(AGORA_SECRET), parts, lens, 1, mac) == 0);
+        for (int i = 0; i < 32; i++)
+                sprintf(v2 + 2 * i, "%02x", mac[i]);
+        snprintf(header, sizeof(header), "Agora-Signature-V2: %s", v2);
+        return http_send("POST", "/callbacks/agora", body, headers);
+}
+
+static struct reply post_agora(const char *notice_id, int product, int type, const char *payload)
+{
+        return post_agora_sid(notice_id, product, type, payload, NULL);
+}
+
+/* An Alibaba request: a GET of query (ingest) when body is NULL, else a POST of body. */
+static struct reply send_alibaba(const char *query, const char *body)
+{
+        char text[256], sig[33], h_ts[64], h_sig[64], path[4096];
+        const char *headers[] = {h_ts, h_sig, NULL};
+        long long ts = (long long)time(NULL);
+
+        snprintf(text, sizeof(text), "%s|%lld|%s", body ? "127.0.0.1" : ALIBABA_DOMAIN, ts,
+                 ALIBABA_KEY);
+        crypto_md5_hex(text, strlen(text), sig);
+        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
+        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
+        snprintf(path, sizeof(path), "/callbacks/alibaba%s%s", query ? "?" : "",
+                 query ? query : "");
+        return http_send(body ? "POST" : "GET", path, body, headers);
+}
+
+/* A Tencent callback: fields (without the braces) plus a valid t and sign. */
+static struct reply post_tencent(const char *fields)
+{
+        char body[4096], text[128], sign[33];
+        long long t = (long long)time(NULL) + 60;
+
+        snprintf(text, sizeof(text), "%s%lld", TENCENT_KEY, t);
+        crypto_md5_hex(text, strlen(text), sign);
+        snprintf(body, sizeof(body), "{%s,\"t\":%lld,\"sign\":\"%s\"}", fields, t, sign);
+        return http_send("POST", "/callbacks/tencent", body, NULL);
+}
+
+/* A Standard Webhooks POST /v1/events, signed independently of the receiver's code. */
+static struct reply post_events(const char *id, const char *body)
+{
+        unsigned char key[64], mac[32];
+        unsigned int mac_len = 0;
+        char ts[32], content[4096], sig[128], h_id[128], h_ts[64], h_sig[160];
+        const char *headers[] = {h_id, h_ts, h_sig, NULL};
+        int key_len = EVP_DecodeBlock(key, (const unsigned char *)HMAC_B64, (int)strlen(HMAC_B64));
+        int n;
+
+        key_len -= (int)(strlen(HMAC_B64) - strcspn(HMAC_B64, "="));
+        snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+        n = snprintf(content, sizeof(content), "%s-%s.%s.%s", fx.prefix, id, ts, body);
+        cr_assert(HMAC(EVP_sha256(), key, key_len, (unsigned char *)content, (size_t)n, mac,
+                       &mac_len) != NULL);
+        memcpy(sig, "v1,", 3);
+        EVP_EncodeBlock((unsigned char *)sig + 3, mac, (int)mac_len);
+        snprintf(h_id, sizeof(h_id), "webhook-id: %s-%s", fx.prefix, id);
+        snprintf(h_ts, sizeof(h_ts), "webhook-timestamp: %s", ts);
+        snprintf(h_sig, sizeof(h_sig), "webhook-signature: %s", sig);
+        return http_send("POST", "/v1/events", body, headers);
+}
+
+/* ------------------------------------------------------------ values and rows */
+
+/* prefix then repeat until the text is n characters long (unit is one character). */
+static char *text_of(const char *prefix, const char *unit, size_t n)
+{
+        size_t plen = strlen(prefix), ulen = strlen(unit);
+        char *s = malloc(plen + n * ulen + 1), *p = s;
+
+        cr_assert(s != NULL && plen <= n);
+        memcpy(p, prefix, plen);
+        p += plen;
+        for (size_t i = plen; i < n; i++, p += ulen)
+                memcpy(p, unit, ulen);
+        *p = '\0';
+        return s;
+}
+
+/* Waits (up to 15 s) until the query's first column reads want. */
+static void wait_value(const char *want, const char *fmt, const char *arg)
+{
+        char got[4096] = "", sql[4096];
+        long long deadline = support_now_ms() + 15000;
+
+        snprintf(sql, sizeof(sql), fmt, arg);
+        while (support_now_ms() < deadline) {
+                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
+                if (strcmp(got, want) == 0)
+                        return;
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("%s gave \"%s\", want \"%s\" (logs /tmp/%s.*.log)", sql, got, want,
+                       fx.prefix);
+}
+
+static void assert_refused(struct reply r, const char *field)
+{
+        cr_assert_eq(r.status, 400, "status %ld: %s", r.status, r.body);
+        cr_assert(strstr(r.body, field) != NULL, "\"%s\" does not name %s", r.body, field);
+}
+
+/* ------------------------------------------------------------ tests */
+
+Test(limits, agora_file_names_at_their_column_are_stored_and_one_more_is_400)
+{
+        char stream[64], p[4096];
+        char *at = text_of("f", CJK, 128), *over = text_of("f", CJK, 129);
+        struct reply r;
+
+        snprintf(stream, sizeof(stream), "%s_ag", fx.prefix);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", stream);
+        cr_assert_eq(post_agora("begin", 7, 1, p).status, 200);
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\",\"fileName\":\"%s.mp4\"}", stream, over);
+        assert_refused(post_agora("over", 7, 3, p), "file_id");
+        /* The file id is the whole name: exactly 128 characters with ".mp4". */
+        at[strlen(at) - 3 * 4] = '\0';
+        snprintf(p, sizeof(p), "{\"streamName\":\"%s\",\"fileName\":\"%s.mp4\"}", stream, at);
+        r = post_agora("at", 7, 3, p);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        snprintf(p, sizeof(p), "%s.mp4", at);
+        wait_value(p,
+                   "SELECT file_id FROM live_records WHERE vendor = 'agora' AND stream_id = '%s'",
+                   stream);
+        /* An RTC channel's sid is its session key (live_streams.vendor_session). */
+        free(over);
+        over = text_of("", "s", 129);
+        snprintf(stream, sizeof(stream), "%s_rtc", fx.prefix);
+        snprintf(p, sizeof(p), "{\"channelName\":\"%s\",\"ts\":%lld}", stream,
+                 (long long)time(NULL));
+        assert_refused(post_agora_sid("rtc-over", 1, 101, p, over), "sequence");
+        over[128] = '\0';
+        r = post_agora_sid("rtc-at", 1, 101, p, over);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        wait_value(over,
+                   "SELECT vendor_session FROM live_streams WHERE vendor = 'agora' AND "
+                   "stream_id = '%s'",
+                   stream);
+        free(at);
+        free(over);
+}
+
+Test(limits, alibaba_recording_uris_at_their_column_are_stored_and_one_more_is_400)
+{
+        char stream[64], q[512], body[4096];
+        char *at = text_of("r/", CJK, 124), *over = text_of("r/", CJK, 125);
+        struct reply r;
+
+        snprintf(stream, sizeof(stream), "%s_al", fx.prefix);
+        snprintf(q, sizeof(q),
+                 "action=publish&ip=10.0.0.1&id=%s&app=" ALIBABA_DOMAIN
+                 "&appname=live&time=%lld&usrargs=anchor_id%%3D4242",
+                 stream, (long long)time(NULL));
+        r = send_alibaba(q, NULL);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        snprintf(body, sizeof(body),
+                 "{\"domain\":\"play.example.com\",\"app\":\"live\",\"stream\":\"%s\","
+                 "\"uri\":\"%s.mp4\",\"duration\":10}",
+                 stream, over);
+        assert_refused(send_alibaba(NULL, body), "file_id");
+        snprintf(body, sizeof(body),
+                 "{\"domain\":\"play.example.com\",\"app\":\"live\",\"stream\":\"%s\","
+                 "\"uri\":\"%s.mp4\",\"duration\":10}",
+                 stream, at);
+        r = send_alibaba(NULL, body);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        snprintf(q, sizeof(q), "%s.mp4", at);
+        wait_value(q,
+                   "SELECT file_id FROM live_records WHERE vendor = 'alibaba' AND stream_id = '%s'",
+                   stream);
+        /* The anchor named as a number in usrargs is stored as that text. */
+        wait_value("4242",
+                   "SELECT anchor_id FROM live_streams WHERE vendor = 'alibaba' AND "
+                   "stream_id = '%s'",
+                   stream);
+        free(at);
+        free(over);
+}
+
+Test(limits, tencent_recording_ids_longer_than_their_column_are_400)
+{
+        char fields[4096], stream[64];
+        char *at = text_of("v", CJK, 128), *over = text_of("v", CJK, 129);
+        struct reply r;
+
+        snprintf(stream, sizeof(stream), "%s_tc", fx.prefix);
+        snprintf(fields, sizeof(fields),
+                 "\"event_type\":100,\"stream_id\":\"%s\",\"channel_id\":\"%s\","
+                 "\"file_id\":\"%s\",\"video_url\":\"http://v.example.com/1.mp4\","
+                 "\"start_time\":%lld,\"end_time\":%lld,\"file_format\":\"mp4\"",
+                 stream, stream, over, (long long)time(NULL) - 60, (long long)time(NULL));
+        assert_refused(post_tencent(fields), "file_id");
+        snprintf(fields, sizeof(fields),
+                 "\"event_type\":100,\"stream_id\":\"%s\",\"channel_id\":\"%s\","
+                 "\"file_id\":\"%s\",\"video_url\":\"http://v.example.com/1.mp4\","
+                 "\"start_time\":%lld,\"end_time\":%lld,\"file_format\":\"mp4\"",
+                 stream, stream, at, (long long)time(NULL) - 60, (long long)time(NULL));
+        r = post_tencent(fields);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        wait_value(at,
+                   "SELECT file_id FROM live_records WHERE vendor = 'tencent' AND stream_id = '%s'",
+                   stream);
+        free(at);
+        free(over);
+}
+
+Test(limits, events_profiles_at_their_columns_are_stored_with_integer_ids_and_one_more_is_400)
+{
+        char body[4096], id[32];
+        char *region = text_of("", CJK, 64), *over = text_of("", "r", 65);
+        long long ts = (long long)time(NULL) * 1000;
+        long long audience = 900000000000LL + (long long)(support_now_ms() % 1000000);
+        struct reply r;
+
+        snprintf(body, sizeof(body),
+                 "{\"events\":[{\"event_id\":1,\"type\":\"profile\",\"ts\":%lld,"
+                 "\"subject\":\"audience\",\"audience_id\":%lld,\"region\":\"%s\"}]}",
+                 ts, audience, over);
+        assert_refused(post_events("over", body), "events[0].region");
+        snprintf(body, sizeof(body),
+                 "{\"events\":[{\"event_id\":%lld,\"type\":\"profile\",\"ts\":%lld,"
+                 "\"subject\":\"audience\",\"audience_id\":%lld,\"region\":\"%s\"}]}",
+                 audience, ts, audience, region);
+        r = post_events("at", body);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        snprintf(id, sizeof(id), "%lld", audience);
+        wait_value(region, "SELECT region FROM audiences WHERE audience_id = '%s'", id);
+        free(region);
+        free(over);
+}
