@@ -51,8 +51,10 @@ migrate_DIR     := ops/migrate
 migrate_PKGS    := libmariadb
 ctl_DIR         := ops/ctl
 ctl_PKGS        := rdkafka hiredis avro-c jansson libcrypto libmariadb
+sim_DIR         := ops/sim
+sim_PKGS        := hiredis jansson libcrypto libmariadb libcurl
 
-PROGRAMS := receiver consumer devbroker migrate ctl
+PROGRAMS := receiver consumer devbroker migrate ctl sim
 PROGRAMS += $(if $(wildcard settlement-worker/*.c),settlement)
 PROGRAMS += $(if $(wildcard stats-worker/*.c),stats)
 BINS     := $(foreach p,$(PROGRAMS),$(BIN)/liveflow-$(p))
@@ -62,7 +64,7 @@ prog_objs = $(patsubst %.c,$(OBJ)/%.o,$(call prog_srcs,$(1)))
 # A program's modules without its main.c: what its tests link.
 prog_mods = $(filter-out $(OBJ)/$($(1)_DIR)/main.o,$(call prog_objs,$(1)))
 
-.PHONY: all deps run stop test tests-build bench fuzz format clean check-config
+.PHONY: all deps run demo stop test tests-build bench fuzz format clean check-config
 all: $(BINS)
 
 
@@ -151,6 +153,9 @@ deps:
 
 run: deps all
 	@sh ops/stack.sh start $(BUILD)
+
+demo: deps all
+	@sh ops/demo.sh $(BUILD)
 
 stop:
 	@sh ops/stack.sh stop
