@@ -1,0 +1,189 @@
+/* stream_batch_write.c: writing what a stream batch decided (see stream_batch.h). */
+#include "stream_batch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "notify.h"
+
+static void add_str(struct stream_batch *b, const char *s)
+{
+        db_text_add(&b->sql, ", ");
+        db_text_str(b->st->db, &b->sql, s);
+}
+
+static void add_time(struct stream_batch *b, long long ms)
+{
+        if (ms >= 0)
+                db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000)", ms);
+        else
+                db_text_add(&b->sql, ", NULL");
+}
+
+static void add_int(struct stream_batch *b, long long v)
+{
+        if (v >= 0)
+                db_text_add(&b->sql, ", %lld", v);
+        else
+                db_text_add(&b->sql, ", NULL");
+}
+
+/* Every row the batch changed, as it leaves it, in one upsert. */
+static enum db_result write_streams(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, "
+                             "vendor, vendor_session, status, started_at, ended_at, duration_s, "
+                             "close_method, close_reason, last_event_at) VALUES ");
+        for (size_t i = 0; i < b->stream_cnt; i++) {
+                const struct sb_stream *s = &b->streams[i];
+
+                if (!s->is_changed)
+                        continue;
+                db_text_add(&b->sql, rows++ ? ", (" : "(");
+                db_text_str(b->st->db, &b->sql, s->stream_id);
+                add_str(b, s->anchor);
+                add_str(b, s->room);
+                add_int(b, s->session_id ? s->session_id : -1);
+                add_str(b, s->vendor);
+                add_str(b, s->vendor_session);
+                add_str(b, s->status);
+                add_time(b, s->started_ms);
+                add_time(b, s->ended_ms);
+                add_int(b, s->duration_s);
+                add_int(b, s->close_method);
+                add_str(b, s->close_reason);
+                db_text_add(&b->sql, ", NOW(3))");
+        }
+        if (!rows)
+                return DB_OK;
+        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE anchor_id = VALUES(anchor_id), "
+                             "room_id = VALUES(room_id), session_id = VALUES(session_id), "
+                             "vendor = VALUES(vendor), vendor_session = VALUES(vendor_session), "
+                             "status = VALUES(status), started_at = VALUES(started_at), "
+                             "ended_at = VALUES(ended_at), duration_s = VALUES(duration_s), "
+                             "close_method = VALUES(close_method), "
+                             "close_reason = VALUES(close_reason), "
+                             "last_event_at = VALUES(last_event_at)");
+        return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
+}
+
+/* The outbox rows of the sessions the batch ended (INSERT IGNORE: recorded already is fine). */
+static enum db_result write_handoffs(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "INSERT IGNORE INTO session_handoff (event_id, session_id, stream_id, "
+                             "anchor_id, room_id, started_at, ended_at, duration_s, close_method) "
+                             "VALUES ");
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_rec *r = &b->recs[i];
+                const struct sb_handoff *h = &r->handoff;
+
+                if (!r->has_handoff)
+                        continue;
+                db_text_add(&b->sql, rows++ ? ", (" : "(");
+                db_text_str(b->st->db, &b->sql, r->se.ev->event_id);
+                add_int(b, h->session_id);
+                add_str(b, r->se.ev->stream_id);
+                add_str(b, h->anchor);
+                add_str(b, h->room);
+                add_time(b, h->started_ms);
+                add_time(b, h->ended_ms);
+                add_int(b, h->duration_s);
+                add_int(b, h->close_method);
+                db_text_add(&b->sql, ")");
+        }
+        return rows ? db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size) : DB_OK;
+}
+
+static enum db_result write_events(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        ledger_text_begin(&b->sql);
+        for (size_t i = 0; i < b->n; i++)
+                if (b->recs[i].is_new)
+                        ledger_text_row(b->st->ledger, &b->sql, b->recs[i].slot->rec,
+                                        b->recs[i].outcome, rows++ == 0);
+        return ledger_text_exec(b->st->ledger, &b->sql, rows, errstr, errstr_size);
+}
+
+/*
+ * adopt_tips() of each session recorded from its end alone, on the row as that end left it
+ * (a later event of the batch may have changed it since): one statement each, for the few.
+ */
+static enum db_result adopt_tips(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_handoff *w = &b->recs[i].only_end;
+                enum db_result r;
+
+                if (!b->recs[i].is_only_end || !w->session_id || w->started_ms < 0 ||
+                    w->ended_ms < 0)
+                        continue;
+                db_text_reset(&b->sql);
+                db_text_add(&b->sql,
+                            "UPDATE recharge r SET r.session_id = %lld WHERE "
+                            "r.session_id IS NULL AND r.room_id = COALESCE(",
+                            w->session_id);
+                db_text_str(b->st->db, &b->sql, w->room);
+                db_text_add(&b->sql, ", ");
+                db_text_str(b->st->db, &b->sql, w->anchor);
+                db_text_add(&b->sql,
+                            ") AND r.tipped_at BETWEEN FROM_UNIXTIME(%lld / 1000) AND "
+                            "FROM_UNIXTIME(%lld / 1000)",
+                            w->started_ms, w->ended_ms);
+                if ((r = db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size)) != DB_OK)
+                        return r;
+        }
+        return DB_OK;
+}
+
+/* The batch's stream.live and stream.ended notifications, in batch order, in one insert. */
+static enum db_result write_notifications(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        notify_text_begin(&b->sql);
+        for (size_t i = 0; i < b->n; i++) {
+                const struct sb_rec *r = &b->recs[i];
+                const struct sb_handoff *w = &r->notify;
+                char key[24];
+                struct notify_msg m;
+
+                if (!r->has_notify)
+                        continue;
+                snprintf(key, sizeof(key), "%lld", w->session_id);
+                m = notify_msg_init(r->se.is_begin ? "stream.live" : "stream.ended", key,
+                                    r->se.ev->event_time_ms);
+                m.anchor_id = w->anchor;
+                m.room_id = w->room;
+                m.stream_id = r->se.ev->stream_id;
+                m.session_id = w->session_id;
+                m.cover_url = r->notify_cover;
+                if (!r->se.is_begin) {
+                        m.duration_s = w->duration_s;
+                        m.close_method = w->close_method;
+                        m.reason = r->notify_reason;
+                }
+                notify_text_row(b->st->notify, &b->sql, &m, rows++ == 0);
+        }
+        return notify_text_exec(b->st->notify, &b->sql, rows, errstr, errstr_size);
+}
+
+enum db_result stream_batch_write(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+
+        if ((r = write_events(b, errstr, errstr_size)) != DB_OK ||
+            (r = write_streams(b, errstr, errstr_size)) != DB_OK ||
+            (r = adopt_tips(b, errstr, errstr_size)) != DB_OK ||
+            (r = write_handoffs(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        return write_notifications(b, errstr, errstr_size);
+}
