@@ -2,10 +2,12 @@
 #include "webhook.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "field_limits.h"
 
 void webhook_event_fini(struct webhook_event *ev)
@@ -85,6 +87,36 @@ static int check_tags(const char *text, const char *prefix, struct webhook_verdi
         return rc;
 }
 
+/*
+ * The audience role (live.viewer, live.interaction) keeps a viewer's ids in byte buffers
+ * (consumers/audience_batch.h): there they must fit in bytes as well as in characters.
+ */
+static int check_audience_bytes(const struct webhook_event *ev, const char *prefix,
+                                struct webhook_verdict *v)
+{
+        static const struct {
+                const char *field;
+                size_t max_bytes;
+        } bytes[] = {{"stream_id", 255}, {"room_id", 64}, {"client_id", 128}, {"audience_id", 128}};
+        const bool is_audience = ev->topic && (strcmp(ev->topic, LF_TOPIC_VIEWER) == 0 ||
+                                               strcmp(ev->topic, LF_TOPIC_INTERACTION) == 0);
+
+        for (size_t i = 0; is_audience && i < sizeof(bytes) / sizeof(bytes[0]); i++) {
+                const char *s = strcmp(bytes[i].field, "stream_id") == 0 ? ev->stream_id
+                                : strcmp(bytes[i].field, "room_id") == 0
+                                        ? ev->room_id
+                                        : json_string_value(
+                                                  json_object_get(ev->payload, bytes[i].field));
+
+                if (s && strlen(s) > bytes[i].max_bytes)
+                        return webhook_refuse(v, 400, NULL,
+                                              "%s%s: longer than %zu bytes (what the audience "
+                                              "role can keep)",
+                                              prefix, bytes[i].field, bytes[i].max_bytes);
+        }
+        return 0;
+}
+
 int webhook_check_limits(const struct webhook_event *ev, const char *prefix,
                          struct webhook_verdict *v)
 {
@@ -97,6 +129,8 @@ int webhook_check_limits(const struct webhook_event *ev, const char *prefix,
              check_one("anchor_id", ev->anchor_id, strlen(ev->anchor_id), prefix, v) == -1) ||
             (ev->room_id &&
              check_one("room_id", ev->room_id, strlen(ev->room_id), prefix, v) == -1))
+                return -1;
+        if (check_audience_bytes(ev, prefix, v) == -1)
                 return -1;
         json_object_foreach(ev->payload, name, value)
         {

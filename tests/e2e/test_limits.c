@@ -29,7 +29,7 @@
 
 #define CJK "\xe4\xb8\xbb" /* one character, three bytes */
 
-enum { ROLE_STREAM, ROLE_RECORD, ROLE_PROFILES, ROLE_CNT };
+enum { ROLE_STREAM, ROLE_RECORD, ROLE_PROFILES, ROLE_AUDIENCE, ROLE_CNT };
 
 static struct {
         char mysql_url[512];
@@ -41,9 +41,11 @@ static struct {
 
 static void setup(void)
 {
-        static const char *const names[ROLE_CNT] = {"stream", "record", "profiles"};
-        static const char *const topics[ROLE_CNT][2] = {
-                {"live.stream", NULL}, {"live.record", NULL}, {"live.interaction", NULL}};
+        static const char *const names[ROLE_CNT] = {"stream", "record", "profiles", "audience"};
+        static const char *const topics[ROLE_CNT][3] = {{"live.stream", NULL},
+                                                        {"live.record", NULL},
+                                                        {"live.interaction", NULL},
+                                                        {"live.viewer", "live.interaction", NULL}};
         char e_http[64], log[256], group[128];
         const char *renv[] = {e_http,
                               "LIVEFLOW_HTTP_ADDR=127.0.0.1",
@@ -388,5 +390,27 @@ Test(limits, events_profiles_at_their_columns_are_stored_with_integer_ids_and_on
         snprintf(id, sizeof(id), "%lld", audience);
         wait_value(region, "SELECT region FROM audiences WHERE audience_id = '%s'", id);
         free(region);
+        free(over);
+}
+
+Test(limits, agora_viewers_with_integer_uids_are_kept_and_rooms_the_audience_role_can_not_keep_are_400)
+{
+        char channel[256], p[1024];
+        char *over = text_of("", CJK, 22); /* 22 characters, 66 bytes: over the role's 64 */
+        struct reply r;
+
+        snprintf(p, sizeof(p), "{\"channelName\":\"%s\",\"uid\":12345,\"ts\":%lld}", over,
+                 (long long)time(NULL));
+        assert_refused(post_agora("viewer-over", 1, 105, p), "room_id");
+        /* A channel of exactly 64 characters; the uid, a JSON integer, is its decimal text. */
+        snprintf(channel, sizeof(channel), "%s_", fx.prefix);
+        while (strlen(channel) < 64)
+                strcat(channel, "c");
+        snprintf(p, sizeof(p), "{\"channelName\":\"%s\",\"uid\":12345,\"ts\":%lld}", channel,
+                 (long long)time(NULL));
+        r = post_agora("viewer-at", 1, 105, p);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        wait_value("agora:12345", "SELECT audience_key FROM audience_visit WHERE room_id = '%s'",
+                   channel);
         free(over);
 }
