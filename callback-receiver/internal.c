@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "contract.h"
 #include "crypto.h"
 #include "field_limits.h"
+#include "jsonfast.h"
 #include "log.h"
 #include "metrics.h"
 #include "replay.h"
@@ -27,8 +29,8 @@
 #define TOPIC_STREAM     LF_TOPIC_STREAM
 #define TOPIC_AUDIT      LF_TOPIC_AUDIT
 
-#define BODY_ID_MAX        64   /* ids in a body, in bytes */
-#define REASON_MAX         FIELD_MAX_REASON /* an operator's reason, in characters */
+#define BODY_ID_MAX        64                   /* ids in a body, in bytes */
+#define REASON_MAX         FIELD_MAX_REASON     /* an operator's reason, in characters */
 #define SUSPEND_MAX_S      (10LL * 365 * 86400) /* the audit role's longest suspension */
 #define GIFT_COUNT_MAX     2147483647LL
 #define TS_MIN_MS          946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
@@ -294,11 +296,27 @@ static bool is_in_set(const char *s, const char *const set[])
         return false;
 }
 
-static bool is_integer_between(const json_t *value, long long min, long long max)
+/* obj[name], NULL when absent. */
+static const cJSON *member(const cJSON *obj, const char *name)
 {
+        return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
+}
+
+static bool is_integer_between(const cJSON *value, long long min, long long max)
+{
+        int64_t n;
+
         /* Only a JSON integer: 100.0 or "100" is refused, money is never rounded or parsed. */
-        return json_is_integer(value) && json_integer_value(value) >= min &&
-               json_integer_value(value) <= max;
+        return jsonfast_integer(value, &n) && n >= min && n <= max;
+}
+
+/* The value of an integer is_integer_between() accepted. */
+static json_t *integer_of(const cJSON *value)
+{
+        int64_t n = 0;
+
+        jsonfast_integer(value, &n);
+        return json_integer(n);
 }
 
 /*
@@ -307,20 +325,20 @@ static bool is_integer_between(const json_t *value, long long min, long long max
  * True with the text as a new JSON string in *out (NULL when out of memory, which the
  * caller's set reports).
  */
-static bool id_text(const json_t *value, size_t max, json_t **out)
+static bool id_text(const cJSON *value, size_t max, json_t **out)
 {
         char digits[24];
+        int64_t n;
 
-        if (json_is_integer(value)) {
-                snprintf(digits, sizeof(digits), "%" JSON_INTEGER_FORMAT,
-                         json_integer_value(value));
+        if (jsonfast_integer(value, &n)) {
+                snprintf(digits, sizeof(digits), "%" PRId64, n);
                 *out = json_string(digits);
                 return true;
         }
-        if (!json_is_string(value) ||
-            !is_clean_id(json_string_value(value), json_string_length(value), max))
+        if (!cJSON_IsString(value) ||
+            !is_clean_id(value->valuestring, strlen(value->valuestring), max))
                 return false;
-        *out = json_stringn(json_string_value(value), json_string_length(value));
+        *out = json_stringn(value->valuestring, strlen(value->valuestring));
         return true;
 }
 
@@ -328,10 +346,10 @@ static bool id_text(const json_t *value, size_t max, json_t **out)
  * Checks one present field: false with the reason (what was expected) in why, else true with
  * its payload value in *out (NULL when out of memory, which the caller's set reports).
  */
-static bool convert(const struct internal *in, const struct field *f, const json_t *value,
+static bool convert(const struct internal *in, const struct field *f, const cJSON *value,
                     json_t **out, char *why, size_t why_size)
 {
-        const char *s = json_string_value(value);
+        const char *s = cJSON_GetStringValue(value);
 
         switch (f->kind) {
         case FIELD_ID:
@@ -344,18 +362,18 @@ static bool convert(const struct internal *in, const struct field *f, const json
                 return false;
         case FIELD_AMOUNT:
                 if (is_integer_between(value, 1, in->max_amount))
-                        return (*out = json_integer(json_integer_value(value)), true);
+                        return (*out = integer_of(value), true);
                 snprintf(why, why_size, "expected an integer from 1 to %lld (minor units)",
                          in->max_amount);
                 return false;
         case FIELD_COUNT:
                 if (is_integer_between(value, 1, GIFT_COUNT_MAX))
-                        return (*out = json_integer(json_integer_value(value)), true);
+                        return (*out = integer_of(value), true);
                 snprintf(why, why_size, "expected an integer from 1 to %lld", GIFT_COUNT_MAX);
                 return false;
         case FIELD_TIME_MS:
                 if (is_integer_between(value, TS_MIN_MS, TS_MAX_MS))
-                        return (*out = json_integer(json_integer_value(value)), true);
+                        return (*out = integer_of(value), true);
                 snprintf(why, why_size, "expected Unix milliseconds, an integer from %lld to %lld",
                          TS_MIN_MS, TS_MAX_MS);
                 return false;
@@ -375,17 +393,17 @@ static bool convert(const struct internal *in, const struct field *f, const json
 }
 
 /* Checks every field of the table in obj and copies it, converted, into payload. */
-static int read_fields(struct internal *in, const char *endpoint, const json_t *obj,
+static int read_fields(struct internal *in, const char *endpoint, const cJSON *obj,
                        const struct field *fields, size_t n, json_t *payload,
                        struct webhook_verdict *v)
 {
         for (size_t i = 0; i < n; i++) {
                 const struct field *f = &fields[i];
-                const json_t *value = json_object_get(obj, f->name);
+                const cJSON *value = member(obj, f->name);
                 char why[128];
                 json_t *converted = NULL;
 
-                if (!value || json_is_null(value)) {
+                if (!value || cJSON_IsNull(value)) {
                         if (f->is_required)
                                 return refuse_field(in, endpoint, f->name, v, "%s is missing",
                                                     f->name);
@@ -406,9 +424,10 @@ static int read_fields(struct internal *in, const char *endpoint, const json_t *
  * when may_be_empty. Duplicate keys are refused: one field must not be read two ways.
  */
 static int parse_body(struct internal *in, const char *endpoint, const struct webhook_request *req,
-                      bool may_be_empty, json_t **root, struct webhook_verdict *v)
+                      bool may_be_empty, cJSON **root, struct webhook_verdict *v)
 {
         json_error_t jerr;
+        int rc;
 
         *root = NULL;
         if (req->len == 0) {
@@ -416,12 +435,14 @@ static int parse_body(struct internal *in, const char *endpoint, const struct we
                         return 0;
                 return refuse_field(in, endpoint, "body", v, "body: expected a JSON object");
         }
-        if (!(*root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr)))
+        if ((rc = jsonfast_parse(req->body, req->len, root, &jerr)) == -2)
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        if (rc == -1)
                 return refuse_field(in, endpoint, "body", v,
                                     "body: malformed JSON at line %d column %d: %s", jerr.line,
                                     jerr.column, jerr.text);
-        if (!json_is_object(*root)) {
-                json_decref(*root);
+        if (!cJSON_IsObject(*root)) {
+                cJSON_Delete(*root);
                 *root = NULL;
                 return refuse_field(in, endpoint, "body", v, "body: expected a JSON object");
         }
@@ -429,11 +450,11 @@ static int parse_body(struct internal *in, const char *endpoint, const struct we
 }
 
 /* The object holding the fields: the body, or its "data" object (Standard Webhooks payload). */
-static const json_t *fields_of(const json_t *root)
+static const cJSON *fields_of(const cJSON *root)
 {
-        const json_t *data = json_object_get(root, "data");
+        const cJSON *data = member(root, "data");
 
-        return json_is_object(data) ? data : root;
+        return cJSON_IsObject(data) ? data : root;
 }
 
 /* event_id = lowercase hex SHA-256 of "<prefix>|<key>". */
@@ -453,7 +474,7 @@ static int dup_or_refuse(char **out, const char *s, struct webhook_verdict *v)
         return 0;
 }
 
-static int map_reward(struct internal *in, const json_t *obj, struct webhook_event *ev,
+static int map_reward(struct internal *in, const cJSON *obj, struct webhook_event *ev,
                       struct webhook_verdict *v)
 {
         json_t *p = json_object();
@@ -478,7 +499,7 @@ static int map_reward(struct internal *in, const json_t *obj, struct webhook_eve
         return 0;
 }
 
-static int map_withdrawal(struct internal *in, const json_t *obj, int64_t now_ms,
+static int map_withdrawal(struct internal *in, const cJSON *obj, int64_t now_ms,
                           struct webhook_event *ev, struct webhook_verdict *v)
 {
         json_t *p = json_object();
@@ -507,7 +528,7 @@ static int map_body(struct internal *in, enum internal_endpoint ep,
                     struct webhook_verdict *v)
 {
         const char *endpoint = endpoint_name(ep);
-        json_t *root;
+        cJSON *root;
         int rc;
 
         if (parse_body(in, endpoint, req, false, &root, v) == -1)
@@ -516,7 +537,7 @@ static int map_body(struct internal *in, enum internal_endpoint ep,
                 rc = map_reward(in, fields_of(root), ev, v);
         else
                 rc = map_withdrawal(in, fields_of(root), req->now_ms, ev, v);
-        json_decref(root);
+        cJSON_Delete(root);
         return rc;
 }
 
@@ -566,67 +587,68 @@ static int read_path_id(struct internal *in, const char *name, const char *s, si
 }
 
 /* The optional "reason" of an admin body, copied into payload. */
-static int read_reason(struct internal *in, const json_t *body, json_t *payload,
+static int read_reason(struct internal *in, const cJSON *body, json_t *payload,
                        struct webhook_verdict *v)
 {
-        const json_t *reason = json_object_get(body, "reason");
+        const cJSON *reason = member(body, "reason");
 
-        if (!reason || json_is_null(reason))
+        if (!reason || cJSON_IsNull(reason))
                 return 0;
-        if (!json_is_string(reason) ||
-            !field_fits(json_string_value(reason), json_string_length(reason), REASON_MAX))
+        if (!cJSON_IsString(reason) ||
+            !field_fits(reason->valuestring, strlen(reason->valuestring), REASON_MAX))
                 return refuse_field(in, "admin", "reason", v,
                                     "reason: expected a string of at most %d characters",
                                     REASON_MAX);
-        if (json_object_set_new(
-                    payload, "reason",
-                    json_stringn(json_string_value(reason), json_string_length(reason))) == -1)
+        if (json_object_set_new(payload, "reason",
+                                json_stringn(reason->valuestring, strlen(reason->valuestring))) ==
+            -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
         return 0;
 }
 
 /* A ban may name the stream it was issued from; the event is still keyed by the anchor. */
-static int read_body_stream_id(struct internal *in, const json_t *body, struct webhook_event *ev,
+static int read_body_stream_id(struct internal *in, const cJSON *body, struct webhook_event *ev,
                                struct webhook_verdict *v)
 {
-        const json_t *stream = json_object_get(body, "stream_id");
+        const cJSON *stream = member(body, "stream_id");
         json_t *text = NULL;
+        int64_t n;
         int rc;
 
-        if (!stream || json_is_null(stream))
+        if (!stream || cJSON_IsNull(stream))
                 return 0;
-        if (json_is_integer(stream)) {
+        if (jsonfast_integer(stream, &n)) {
                 if (!id_text(stream, FIELD_MAX_STREAM_ID, &text) || !text)
                         return webhook_refuse(v, 500, NULL, "out of memory");
                 rc = read_path_id(in, "stream_id", json_string_value(text),
-                                  json_string_length(text), FIELD_MAX_STREAM_ID, &ev->stream_id,
-                                  v);
+                                  json_string_length(text), FIELD_MAX_STREAM_ID, &ev->stream_id, v);
                 json_decref(text);
                 return rc;
         }
-        if (!json_is_string(stream))
-                return refuse_field(in, "admin", "stream_id",
-                                    v, "stream_id: expected a string or an integer");
-        return read_path_id(in, "stream_id", json_string_value(stream), json_string_length(stream),
+        if (!cJSON_IsString(stream))
+                return refuse_field(in, "admin", "stream_id", v,
+                                    "stream_id: expected a string or an integer");
+        return read_path_id(in, "stream_id", stream->valuestring, strlen(stream->valuestring),
                             FIELD_MAX_STREAM_ID, &ev->stream_id, v);
 }
 
 /* A ban's optional "until" (Unix s): a suspension of until - now seconds instead of a ban. */
-static int read_until(struct internal *in, const json_t *body, int64_t now_ms, json_t *payload,
+static int read_until(struct internal *in, const cJSON *body, int64_t now_ms, json_t *payload,
                       struct webhook_verdict *v)
 {
-        const json_t *until = json_object_get(body, "until");
+        const cJSON *until = member(body, "until");
         long long now_s = now_ms / 1000;
+        int64_t n = 0;
 
-        if (!until || json_is_null(until))
+        if (!until || cJSON_IsNull(until))
                 return 0;
         if (!is_integer_between(until, now_s + 1, now_s + SUSPEND_MAX_S))
                 return refuse_field(in, "admin", "until", v,
                                     "until: expected Unix seconds in the future, at most %lld s "
                                     "ahead",
                                     SUSPEND_MAX_S);
-        if (json_object_set_new(payload, "suspend_s",
-                                json_integer(json_integer_value(until) - now_s)) == -1)
+        jsonfast_integer(until, &n);
+        if (json_object_set_new(payload, "suspend_s", json_integer(n - now_s)) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
         return 0;
 }
@@ -636,22 +658,22 @@ static int read_until(struct internal *in, const json_t *body, int64_t now_ms, j
  * target (CONTRACT §2), and both must be the path's: a signed "ban X" can then not be replayed
  * as a close, or as a ban of someone else. id is the path's id, already checked.
  */
-static int check_binding(struct internal *in, const struct admin_command *c, const json_t *body,
+static int check_binding(struct internal *in, const struct admin_command *c, const cJSON *body,
                          const char *id, struct webhook_verdict *v)
 {
-        const json_t *action = json_object_get(body, "action");
-        const json_t *target = json_object_get(body, c->id_name);
+        const cJSON *action = member(body, "action");
+        const cJSON *target = member(body, c->id_name);
         json_t *text = NULL;
         bool is_same;
 
-        if (!action || json_is_null(action))
+        if (!action || cJSON_IsNull(action))
                 return refuse_field(in, "admin", "action", v,
                                     "action is missing: the body must name the command (\"%s\")",
                                     c->action);
-        if (!json_is_string(action) || strcmp(json_string_value(action), c->action) != 0)
+        if (!cJSON_IsString(action) || strcmp(action->valuestring, c->action) != 0)
                 return refuse_field(in, "admin", "action", v,
                                     "action: expected \"%s\", the path's command", c->action);
-        if (!target || json_is_null(target))
+        if (!target || cJSON_IsNull(target))
                 return refuse_field(in, "admin", c->id_name, v,
                                     "%s is missing: the body must name the path's target",
                                     c->id_name);
@@ -665,13 +687,13 @@ static int check_binding(struct internal *in, const struct admin_command *c, con
                   memcmp(json_string_value(text), id, strlen(id)) == 0;
         json_decref(text);
         if (!is_same)
-                return refuse_field(in, "admin", c->id_name, v,
-                                    "%s: differs from the path's %s", c->id_name, c->id_name);
+                return refuse_field(in, "admin", c->id_name, v, "%s: differs from the path's %s",
+                                    c->id_name, c->id_name);
         return 0;
 }
 
 /* The payload of c: StreamEnd for a close, AuditVerdict for a ban or unban. */
-static int admin_payload(struct internal *in, const struct admin_command *c, const json_t *body,
+static int admin_payload(struct internal *in, const struct admin_command *c, const cJSON *body,
                          int64_t now_ms, struct webhook_event *ev, struct webhook_verdict *v)
 {
         json_t *p = json_object();
@@ -716,7 +738,7 @@ static int map_admin(struct internal *in, const struct webhook_request *req,
         const char *id;
         size_t id_len;
         char **target;
-        json_t *body;
+        cJSON *body;
         int rc;
 
         if (!(c = find_command(path, &id, &id_len)))
@@ -728,7 +750,7 @@ static int map_admin(struct internal *in, const struct webhook_request *req,
         rc = check_binding(in, c, body, *target, v);
         if (rc == 0)
                 rc = admin_payload(in, c, body, req->now_ms, ev, v);
-        json_decref(body);
+        cJSON_Delete(body);
         if (rc == -1)
                 return -1;
         admin_event_id(ev->event_id, path, webhook_header(req, "webhook-id"));
