@@ -40,7 +40,7 @@ static const char usage[] =
         "                    [--wait SECONDS] [--json]\n"
         "  plays a simulated evening against a running liveflow: a seeded population (anchors and\n"
         "  registered and guest audiences with gender, age band, region, tags, spending level),\n"
-        "  their profiles, then streams beginning through Tencent and SRS, visits with\n"
+        "  their profiles, then streams beginning through Tencent, SRS, Agora and Alibaba, visits with\n"
         "  heartbeats, chats and likes, tips drawn by shared tags and spending level, screenshots,\n"
         "  recordings, a revenue-share change, duplicates as the senders retry, the ends, an\n"
         "  operator's forced close and ban, withdrawals; --duration (default 60) seconds of wall\n"
@@ -48,7 +48,9 @@ static const char usage[] =
         "  --verify: then checks every total it caused against MySQL and Redis, waiting up to\n"
         "  --wait (default 120) seconds for the consumers to catch up.\n"
         "  Reads LIVEFLOW_RECEIVER_URL, LIVEFLOW_TENCENT_KEY, LIVEFLOW_HMAC_SECRET,\n"
-        "  LIVEFLOW_SRS_TOKEN, LIVEFLOW_SRS_PUBLISH_KEY, LIVEFLOW_MYSQL_URL, LIVEFLOW_REDIS_URL\n"
+        "  LIVEFLOW_SRS_TOKEN, LIVEFLOW_SRS_PUBLISH_KEY, LIVEFLOW_AGORA_SECRET,\n"
+        "  LIVEFLOW_ALIBABA_KEY, LIVEFLOW_ALIBABA_DOMAIN (a vendor without its secret sits out),\n"
+        "  LIVEFLOW_MYSQL_URL, LIVEFLOW_REDIS_URL\n"
         "  from the environment, else from .run/env (or LIVEFLOW_ENV_FILE).\n"
         "  exit 0 done (and verified), 1 requests failed or a total differs, 2 usage or connection\n";
 
@@ -132,7 +134,7 @@ static int need(const char *name, const char **out)
 
 static int load_config(struct sim_config *c)
 {
-        static char tencent[256], publish[256], hmac[512];
+        static char tencent[256], publish[256], hmac[512], agora[256], alibaba[256], domain[256];
         const char *env_file = getenv("LIVEFLOW_ENV_FILE"), *secret;
 
         load_env_file(env_file && *env_file ? env_file : ".run/env");
@@ -143,6 +145,13 @@ static int load_config(struct sim_config *c)
                 return -1;
         c->tencent_key = first_of(c->tencent_key, tencent, sizeof(tencent));
         c->srs_publish_key = first_of(getenv("LIVEFLOW_SRS_PUBLISH_KEY"), publish, sizeof(publish));
+        c->agora_secret = first_of(getenv("LIVEFLOW_AGORA_SECRET"), agora, sizeof(agora));
+        c->alibaba_key = first_of(getenv("LIVEFLOW_ALIBABA_KEY"), alibaba, sizeof(alibaba));
+        c->alibaba_domain = first_of(getenv("LIVEFLOW_ALIBABA_DOMAIN"), domain, sizeof(domain));
+        if (c->agora_secret && !*c->agora_secret)
+                c->agora_secret = NULL;
+        if (c->alibaba_key && (!*c->alibaba_key || !c->alibaba_domain || !*c->alibaba_domain))
+                c->alibaba_key = NULL;
         first_of(secret, hmac, sizeof(hmac));
         if (strncmp(hmac, "whsec_", 6) != 0) {
                 fprintf(stderr, "liveflow-sim: LIVEFLOW_HMAC_SECRET is not whsec_ + base64\n");
@@ -242,14 +251,24 @@ static void populate(void)
         for (int i = 0; i < c->anchors; i++) {
                 struct sim_anchor *a = &S.anchors[i];
 
+                a->vendor = (enum sim_vendor)(i % SIM_VENDORS);
+                if ((a->vendor == SIM_AGORA && !c->agora_secret) ||
+                    (a->vendor == SIM_ALIBABA && !c->alibaba_key))
+                        a->vendor = SIM_TENCENT; /* that vendor is not configured */
                 snprintf(a->id, sizeof(a->id), "sim%s_a%d", c->run, i);
                 snprintf(a->room, sizeof(a->room), "sim%s_r%d", c->run, i);
                 snprintf(a->stream, sizeof(a->stream), "sim%s_s%d", c->run, i);
+                if (a->vendor == SIM_AGORA) {
+                        /* A Broadcast Streaming notice names the stream only: it is the anchor
+                         * and the room too. */
+                        snprintf(a->id, sizeof(a->id), "sim%s_g%d", c->run, i);
+                        snprintf(a->room, sizeof(a->room), "%s", a->id);
+                        snprintf(a->stream, sizeof(a->stream), "%s", a->id);
+                }
                 a->gender = rnd(10) < 6 ? 1 : rnd(10) < 9 ? 0 : 2;
                 a->age_band = rnd(NAGES);
                 a->region = rnd(NREGIONS);
                 pick_tags(a->tags);
-                a->vendor = (enum sim_vendor)(i % SIM_VENDORS);
         }
         if (c->anchors > 1)
                 S.anchors[c->anchors - 1].forced_close = true;
@@ -475,8 +494,12 @@ static void send_req(struct conn *c, const char *path, const char *body, struct 
                 c->reply_len = 0;
                 c->reply[0] = '\0';
                 curl_easy_setopt(c->curl, CURLOPT_URL, url);
-                curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-                curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+                if (body) {
+                        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+                        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+                } else {
+                        curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+                }
                 curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
                 rc = curl_easy_perform(c->curl);
                 atomic_fetch_add(&run.sent, 1);
@@ -485,12 +508,13 @@ static void send_req(struct conn *c, const char *path, const char *body, struct 
                 if (rc == CURLE_OK && status == 200)
                         return;
                 if (rc == CURLE_OK && status < 500) {
-                        note_error("POST %s: %ld %s", path, status, c->reply);
+                        note_error("%s %s: %ld %s", body ? "POST" : "GET", path, status, c->reply);
                         return;
                 }
                 usleep(200000u << (attempt < 3 ? attempt : 3));
         }
-        note_error("POST %s: no success after 6 attempts (last %ld)", path, status);
+        note_error("%s %s: no success after 6 attempts (last %ld)", body ? "POST" : "GET", path,
+                   status);
 }
 
 static void post_json(struct conn *c, const char *path, const char *body)
@@ -574,6 +598,58 @@ static void post_srs(struct conn *c, const struct sim_anchor *a, int index, cons
         post_json(c, path, body);
 }
 
+/* Agora NCS, Broadcast Streaming (product 7): publish_start 1, publish_end 2, signed with
+ * Agora-Signature-V2 = hex HMAC-SHA256(secret, body). A retry keeps the noticeId. */
+static void post_agora(struct conn *c, const struct sim_anchor *a, int type, const char *notice)
+{
+        char body[1024], hdr[128], hex[65];
+        unsigned char mac[32];
+        int n = snprintf(
+                body, sizeof(body),
+                "{\"noticeId\":\"%s\",\"productId\":7,\"eventType\":%d,\"notifyMs\":%lld,"
+                "\"payload\":{\"eventName\":\"%s\",\"domain\":\"sim.agora.io\","
+                "\"entryPoint\":\"live\",\"streamName\":\"%s\",\"clientIp\":\"127.0.0.1\"}}",
+                notice, type, now_ms(), type == 1 ? "publish_start" : "publish_end", a->stream);
+        const void *parts[] = {body};
+        const size_t lens[] = {(size_t)n};
+        struct curl_slist *h;
+
+        if (crypto_hmac_sha256(S.cfg.agora_secret, strlen(S.cfg.agora_secret), parts, lens, 1,
+                               mac) == -1) {
+                note_error("HMAC failed");
+                return;
+        }
+        for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+        snprintf(hdr, sizeof(hdr), "Agora-Signature-V2: %s", hex);
+        h = curl_slist_append(NULL, "Content-Type: application/json");
+        h = curl_slist_append(h, hdr);
+        send_req(c, "/callbacks/agora", body, h);
+        curl_slist_free_all(h);
+}
+
+/* Alibaba ingest: GET with ALI-LIVE-SIGNATURE = md5(domain|timestamp|key); usrargs names the
+ * anchor and room as Tencent's stream_param does. */
+static void get_alibaba(struct conn *c, const struct sim_anchor *a, const char *action)
+{
+        long long ts = now_ms() / 1000;
+        char path[1024], text[512], sig[33], h_ts[64], h_sig[64];
+        struct curl_slist *h;
+
+        snprintf(path, sizeof(path),
+                 "/callbacks/alibaba?action=%s&ip=127.0.0.1&id=%s&app=%s&appname=live&time=%lld"
+                 "&usrargs=anchor_id%%3D%s%%26room_id%%3D%s",
+                 action, a->stream, S.cfg.alibaba_domain, ts, a->id, a->room);
+        snprintf(text, sizeof(text), "%s|%lld|%s", S.cfg.alibaba_domain, ts, S.cfg.alibaba_key);
+        crypto_md5_hex(text, strlen(text), sig);
+        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
+        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
+        h = curl_slist_append(NULL, h_ts);
+        h = curl_slist_append(h, h_sig);
+        send_req(c, path, NULL, h);
+        curl_slist_free_all(h);
+}
+
 static void do_visit(struct conn *c, const struct job *j, const char *msg_id)
 {
         const struct sim_anchor *a = &S.anchors[j->anchor];
@@ -615,12 +691,22 @@ static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
                 break;
         case J_BEGIN:
         case J_END:
-                if (a->vendor == SIM_TENCENT) {
-                        snprintf(seq, sizeof(seq), "%s_%d", a->stream, j->kind == J_BEGIN);
+                snprintf(seq, sizeof(seq), "%s_%d", a->stream, j->kind == J_BEGIN);
+                switch (a->vendor) {
+                case SIM_TENCENT:
                         post_tencent(c, a, j->kind == J_BEGIN ? 1 : 0, seq, "");
-                } else {
+                        break;
+                case SIM_SRS:
                         post_srs(c, a, j->anchor,
                                  j->kind == J_BEGIN ? "on_publish" : "on_unpublish");
+                        break;
+                case SIM_AGORA:
+                        post_agora(c, a, j->kind == J_BEGIN ? 1 : 2, seq);
+                        break;
+                case SIM_ALIBABA:
+                case SIM_VENDORS:
+                        get_alibaba(c, a, j->kind == J_BEGIN ? "publish" : "publish_done");
+                        break;
                 }
                 break;
         case J_SHOT: {
@@ -947,14 +1033,14 @@ int main(int argc, char **argv)
         t0 = mono_ms();
         play(0, c->rate);
         snprintf(sql, sizeof(sql),
-                 "SELECT (SELECT COUNT(*) FROM anchors WHERE anchor_id LIKE 'sim%s\\_a%%' AND "
+                 "SELECT (SELECT COUNT(*) FROM anchors WHERE anchor_id LIKE 'sim%s\\_%%' AND "
                  "profile_ts_ms IS NOT NULL) + (SELECT COUNT(*) FROM audiences WHERE audience_id "
                  "LIKE 'sim%s\\_u%%' AND profile_ts_ms IS NOT NULL)",
                  c->run, c->run);
         wait_for(db, "profiles applied", sql, c->anchors + c->audiences, 60);
         play(1, c->rate);
         snprintf(sql, sizeof(sql),
-                 "SELECT COUNT(*) FROM live_streams WHERE stream_id LIKE 'sim%s\\_s%%' AND "
+                 "SELECT COUNT(*) FROM live_streams WHERE stream_id LIKE 'sim%s\\_%%' AND "
                  "status = 'live'",
                  c->run);
         wait_for(db, "streams live", sql, c->anchors, 60);

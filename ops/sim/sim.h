@@ -8,7 +8,7 @@
 #define SIM_ID_MAX 64
 #define SIM_TAGS   2
 
-enum sim_vendor { SIM_TENCENT, SIM_SRS, SIM_VENDORS };
+enum sim_vendor { SIM_TENCENT, SIM_SRS, SIM_AGORA, SIM_ALIBABA, SIM_VENDORS };
 
 struct sim_anchor {
         char id[SIM_ID_MAX], room[SIM_ID_MAX], stream[SIM_ID_MAX];
@@ -27,6 +27,7 @@ struct sim_audience {
 
 struct sim_config {
         const char *url, *tencent_key, *srs_token, *srs_publish_key, *mysql_url, *redis_url;
+        const char *agora_secret, *alibaba_key, *alibaba_domain; /* NULL: that vendor sits out */
         unsigned char hmac_key[128];
         size_t hmac_key_len;
         unsigned long long seed;

@@ -165,7 +165,7 @@ static void check_all(struct round *r, const struct sim *s)
                         check_sql(r, what, want,
                                   "SELECT CONCAT(IFNULL(SUM(reward_count), 0), '/', "
                                   "IFNULL(SUM(amount_sum), 0)) FROM hourly_reward_stats WHERE "
-                                  "anchor_id LIKE 'sim%s\\_a%%' AND anchor_gender = '%s' AND "
+                                  "anchor_id LIKE 'sim%s\\_%%' AND anchor_gender = '%s' AND "
                                   "audience_gender = '%s'",
                                   run, sim_genders[ag], sim_genders[ug]);
                 }
@@ -176,7 +176,7 @@ static void check_all(struct round *r, const struct sim *s)
                   "SELECT CONCAT(COUNT(*), '/', IFNULL(SUM(st.gift_amount), 0), '/', "
                   "IFNULL(SUM(st.gift_count), 0), '/', IFNULL(SUM(st.chats), 0), '/', "
                   "IFNULL(SUM(st.likes), 0)) FROM live_statistics st JOIN live_streams ls ON "
-                  "ls.session_id = st.session_id WHERE ls.stream_id LIKE 'sim%s\\_s%%'",
+                  "ls.session_id = st.session_id WHERE ls.stream_id LIKE 'sim%s\\_%%'",
                   run);
         if (share_ms > 0)
                 check_sql(r, "settlement_detail ratios around the revenue-share change", "0",

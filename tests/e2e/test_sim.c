@@ -8,14 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <mysql.h>
 
 #include "support.h"
 
-#define TENCENT_KEY "sim-tencent-key"
-#define SRS_TOKEN   "sim-srs-token"
-#define PUBLISH_KEY "sim-publish-key"
-#define HMAC_SECRET "whsec_c2ltdWxhdGVkLWV2ZW5pbmctc2VjcmV0LWtleS0zMmI="
-#define MAX_PROCS   12
+#define TENCENT_KEY  "sim-tencent-key"
+#define SRS_TOKEN    "sim-srs-token"
+#define PUBLISH_KEY  "sim-publish-key"
+#define HMAC_SECRET  "whsec_c2ltdWxhdGVkLWV2ZW5pbmctc2VjcmV0LWtleS0zMmI="
+#define AGORA_SECRET "sim-agora-secret"
+#define ALIBABA_KEY  "sim-alibaba-key"
+#define ALIBABA_HOST "push.sim.example"
+#define MAX_PROCS    12
 
 static struct {
         char mysql_url[512], prefix[48], dir[256];
@@ -67,6 +71,9 @@ static void start_receiver(void)
                        (char *)"LIVEFLOW_SRS_TOKEN=" SRS_TOKEN,
                        (char *)"LIVEFLOW_SRS_PUBLISH_KEY=" PUBLISH_KEY,
                        (char *)"LIVEFLOW_HMAC_SECRET=" HMAC_SECRET,
+                       (char *)"LIVEFLOW_AGORA_SECRET=" AGORA_SECRET,
+                       (char *)"LIVEFLOW_ALIBABA_KEY=" ALIBABA_KEY,
+                       (char *)"LIVEFLOW_ALIBABA_DOMAIN=" ALIBABA_HOST,
                        (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
                        NULL};
         int admin = support_free_port();
@@ -110,16 +117,27 @@ Test(sim, a_short_evening_verifies_exactly)
         start("liveflow-settlement", NULL);
         start("liveflow-stats", NULL);
         support_bin_path("liveflow-sim", bin, sizeof(bin));
-        rc = support_sh("LIVEFLOW_ENV_FILE=/dev/null LIVEFLOW_RECEIVER_URL=http://127.0.0.1:%d "
-                        "LIVEFLOW_TENCENT_KEY=%s LIVEFLOW_SRS_TOKEN=%s LIVEFLOW_SRS_PUBLISH_KEY=%s "
-                        "LIVEFLOW_HMAC_SECRET=%s LIVEFLOW_MYSQL_URL='%s' LIVEFLOW_REDIS_URL='%s' "
-                        "'%s' --seed 11 --duration 15 --rate 100 --anchors 8 --audiences 80 "
-                        "--verify --wait 120 --json >%s/%s.sim.json 2>%s/%s.sim.log",
-                        fx.http_port, TENCENT_KEY, SRS_TOKEN, PUBLISH_KEY, HMAC_SECRET,
-                        fx.mysql_url, support_fixture("LIVEFLOW_TEST_REDIS_URL"), bin, fx.dir,
-                        fx.prefix, fx.dir, fx.prefix);
+        rc = support_sh(
+                "LIVEFLOW_ENV_FILE=/dev/null LIVEFLOW_RECEIVER_URL=http://127.0.0.1:%d "
+                "LIVEFLOW_TENCENT_KEY=%s LIVEFLOW_SRS_TOKEN=%s LIVEFLOW_SRS_PUBLISH_KEY=%s "
+                "LIVEFLOW_HMAC_SECRET=%s LIVEFLOW_AGORA_SECRET=%s LIVEFLOW_ALIBABA_KEY=%s "
+                "LIVEFLOW_ALIBABA_DOMAIN=%s LIVEFLOW_MYSQL_URL='%s' LIVEFLOW_REDIS_URL='%s' "
+                "'%s' --seed 11 --duration 15 --rate 100 --anchors 8 --audiences 80 "
+                "--verify --wait 120 --json >%s/%s.sim.json 2>%s/%s.sim.log",
+                fx.http_port, TENCENT_KEY, SRS_TOKEN, PUBLISH_KEY, HMAC_SECRET, AGORA_SECRET,
+                ALIBABA_KEY, ALIBABA_HOST, fx.mysql_url, support_fixture("LIVEFLOW_TEST_REDIS_URL"),
+                bin, fx.dir, fx.prefix, fx.dir, fx.prefix);
         cr_assert_eq(rc, 0, "liveflow-sim --verify exited %d; see %s/%s.sim.log", rc, fx.dir,
                      fx.prefix);
+        /* Every vendor played its part: 8 anchors, two streams of each. */
+        {
+                MYSQL *m = support_mysql_connect(fx.mysql_url);
+
+                cr_assert_eq(support_query_int(m, "SELECT COUNT(DISTINCT vendor) FROM live_streams "
+                                                  "WHERE status = 'ended'"),
+                             4);
+                mysql_close(m);
+        }
         {
                 char path[512];
                 char *json;
