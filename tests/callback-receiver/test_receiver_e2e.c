@@ -58,20 +58,28 @@ struct reply {
 
 /* ------------------------------------------------------------ the receiver process */
 
+/* Whether the receiver's log says it could not bind its port. */
+static bool log_says_cannot_listen(void)
+{
+        char line[512];
+        bool found = false;
+        FILE *f = fopen(rcv.log_path, "r");
+
+        while (f && !found && fgets(line, sizeof(line), f))
+                found = strstr(line, "cannot listen") != NULL;
+        if (f)
+                fclose(f);
+        return found;
+}
+
 static void start_receiver_with(const char *bootstrap, const char *const extra_env[])
 {
         char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
         char *argv[] = {bin, NULL};
         char *env[16];
-        int n = 0;
+        int n = 0, ready = -1;
 
         support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("receiver", name, sizeof(name));
-        snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
-        rcv.port = support_free_port();
-        snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        rcv.admin_port = support_free_port();
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
         snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", bootstrap);
         env[n++] = port_env;
         env[n++] = admin_env;
@@ -83,10 +91,26 @@ static void start_receiver_with(const char *bootstrap, const char *const extra_e
         for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
                 env[n++] = (char *)extra_env[i];
         env[n] = NULL;
-        rcv.pid = support_spawn(argv, env, rcv.log_path);
-        cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0), "receiver not ready; log: %s",
-                  rcv.log_path);
+        /*
+         * A port found free may be taken before the receiver binds it (as the local port of a
+         * connection another test opens meanwhile, which a wildcard bind conflicts with): then
+         * the receiver exits saying so, and it starts again on other ports.
+         */
+        for (int attempt = 0; attempt < 3 && ready != 0; attempt++) {
+                support_unique_name("receiver", name, sizeof(name));
+                snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
+                rcv.port = support_free_port();
+                snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
+                rcv.admin_port = support_free_port();
+                snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
+                rcv.pid = support_spawn(argv, env, rcv.log_path);
+                cr_assert(rcv.pid > 0);
+                ready = support_wait_ready(rcv.admin_port, 10000);
+                if (ready != 0 && support_wait_exit(rcv.pid, 0) != -1 && log_says_cannot_listen())
+                        continue;
+                break;
+        }
+        cr_assert(eq(int, ready, 0), "receiver not ready; log: %s", rcv.log_path);
 }
 
 static void start_receiver(const char *const extra_env[])
@@ -188,8 +212,8 @@ static struct reply http(const char *method, const char *path, const char *body,
         CURL *curl = curl_easy_init();
         CURLcode rc;
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", is_probe_path(path) ? rcv.admin_port : rcv.port,
-                 path);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s",
+                 is_probe_path(path) ? rcv.admin_port : rcv.port, path);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -914,10 +938,9 @@ Test(receiver_e2e, framing_that_could_smuggle_or_hang_is_refused_at_once)
 
 Test(receiver_e2e, a_path_whose_escapes_change_its_meaning_is_a_400)
 {
-        static const char *const paths[] = {"/v1/admin/anchors/a%00b/ban",
-                                            "/v1/admin/anchors/a%2Fb/ban",
-                                            "/v1/admin/anchors/a%2fb/ban",
-                                            "/callbacks/tencent%00", "/callbacks/tencent/%0a"};
+        static const char *const paths[] = {
+                "/v1/admin/anchors/a%00b/ban", "/v1/admin/anchors/a%2Fb/ban",
+                "/v1/admin/anchors/a%2fb/ban", "/callbacks/tencent%00", "/callbacks/tencent/%0a"};
         char out[8192], request[512];
 
         start_receiver(NULL);
