@@ -121,7 +121,8 @@ static bool keys_unique(const cJSON *node)
                         if (++members > FAST_MEMBERS_MAX)
                                 return false;
                         for (const cJSON *b = a->next; b; b = b->next)
-                                if (strcmp(a->string, b->string) == 0)
+                                if (a->string[0] == b->string[0] &&
+                                    strcmp(a->string, b->string) == 0)
                                         return false;
                 }
                 if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && !keys_unique(a))
