@@ -655,6 +655,34 @@ rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *t
         return NULL;
 }
 
+int support_reader_count(struct support_reader *r, const char *header, const char *prefix,
+                         char *first, size_t first_size, int timeout_ms)
+{
+        long long deadline = support_now_ms() + timeout_ms;
+        int count = 0;
+
+        if (first && first_size)
+                first[0] = '\0';
+        while (support_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 200);
+                char value[256];
+
+                if (!m)
+                        continue;
+                if (!m->err && support_header(m, header, value, sizeof(value)) == 0 &&
+                    strncmp(value, prefix, strlen(prefix)) == 0) {
+                        if (count++ == 0 && first && first_size)
+                                snprintf(first, first_size, "%s [%d] offset %lld key %.*s (%s %s)",
+                                         rd_kafka_topic_name(m->rkt), (int)m->partition,
+                                         (long long)m->offset,
+                                         (int)(m->key_len < 80 ? m->key_len : 80),
+                                         m->key ? (const char *)m->key : "", header, value);
+                }
+                rd_kafka_message_destroy(m);
+        }
+        return count;
+}
+
 void support_reader_close(struct support_reader *r)
 {
         if (!r)
@@ -772,4 +800,22 @@ void support_group_at_end(const char *group, const char *const topics[])
         rd_kafka_topic_partition_list_destroy(check);
         rd_kafka_topic_partition_list_destroy(ends);
         rd_kafka_destroy(rk);
+}
+
+/* ------------------------------------------------------------ fixture servers */
+
+void support_command_line(pid_t pid, char *out, size_t size)
+{
+        char path[64], *args;
+        size_t len = 0, n = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        cr_assert((args = support_read_file(path, &len)) != NULL, "%s", path);
+        out[0] = '\0';
+        for (size_t i = 0; i < len; i += strlen(args + i) + 1) {
+                cr_assert(strchr(args + i, '\'') == NULL, "a quote in %s", path);
+                n += (size_t)snprintf(out + n, size - n, "%s'%s'", n ? " " : "", args + i);
+                cr_assert(n < size, "%s is too long", path);
+        }
+        free(args);
 }

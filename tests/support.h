@@ -124,6 +124,13 @@ rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *t
                                          const char *count_header, const char *count_value,
                                          int *count, int timeout_ms);
 
+/**
+ * @brief Polls for timeout_ms and counts the records whose header `header` starts with prefix;
+ * first (may be NULL) receives a description of the first of them ("" when none).
+ */
+int support_reader_count(struct support_reader *r, const char *header, const char *prefix,
+                         char *first, size_t first_size, int timeout_ms);
+
 /** @brief Closes the reader; NULL is fine. */
 void support_reader_close(struct support_reader *r);
 
@@ -160,5 +167,13 @@ void support_proxy_stop(struct support_proxy *p);
  * starts there: call it before the worker joins, and produce only after.
  */
 void support_group_at_end(const char *group, const char *const topics[]);
+
+/*
+ * A fixture server (mariadbd, redis-server) is restarted by a test with its own command line:
+ * same port, socket, data directory and options.
+ */
+
+/** @brief The running process's command line, each argument single-quoted for sh. */
+void support_command_line(pid_t pid, char *out, size_t size);
 
 #endif

@@ -138,23 +138,6 @@ static void wait_metric(const char *series, long long want, int timeout_ms)
         cr_assert_eq(got, want, "%s (log %s)", series, fx.log_path);
 }
 
-/* The running mariadbd's command line, as one shell-quoted string. */
-static void server_command(pid_t pid, char *out, size_t size)
-{
-        char path[64], *args;
-        size_t len = 0, n = 0;
-
-        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-        cr_assert((args = support_read_file(path, &len)) != NULL);
-        out[0] = '\0';
-        for (size_t i = 0; i < len; i += strlen(args + i) + 1) {
-                cr_assert(strchr(args + i, '\'') == NULL);
-                n += (size_t)snprintf(out + n, size - n, "%s'%s'", n ? " " : "", args + i);
-                cr_assert(n < size);
-        }
-        free(args);
-}
-
 Test(store_restart, mariadb_stopped_and_started_again_dead_letters_nothing)
 {
         const char *dir = support_fixture("LIVEFLOW_TEST_DIR");
@@ -170,7 +153,7 @@ Test(store_restart, mariadb_stopped_and_started_again_dead_letters_nothing)
         server = (pid_t)atoi(pidtext);
         free(pidtext);
         cr_assert(server > 0 && kill(server, 0) == 0, "no fixture mariadbd at pid %d", server);
-        server_command(server, cmd, sizeof(cmd));
+        support_command_line(server, cmd, sizeof(cmd));
 
         support_group_at_end(fx.group, topics);
         fx.worker = support_start_worker("liveflow-consumer", "stream", fx.mysql_url, fx.group, env,
