@@ -205,11 +205,10 @@ static struct sim S;
 static struct {
         struct phase *ph;
         atomic_size_t next;
-        atomic_llong sent, failed, dups;
+        atomic_llong dups;
+        long long phase_sent0; /* sim_sent() when the phase began */
         long long start_ms, rate;
-        char first_error[512];
-        pthread_mutex_t lock;
-} run = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} run;
 
 static struct job *add(struct phase *p, enum job_kind kind, int anchor)
 {
@@ -447,210 +446,7 @@ static void plan(void)
         }
 }
 
-/* ------------------------------------------------------------------ requests */
-
-struct conn {
-        CURL *curl;
-        char reply[512];
-        size_t reply_len;
-};
-
-static size_t on_reply(char *p, size_t size, size_t n, void *arg)
-{
-        struct conn *c = arg;
-        size_t room = sizeof(c->reply) - 1 - c->reply_len, len = size * n < room ? size * n : room;
-
-        memcpy(c->reply + c->reply_len, p, len);
-        c->reply_len += len;
-        c->reply[c->reply_len] = '\0';
-        return size * n;
-}
-
-static void note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note_error(const char *fmt, ...)
-{
-        va_list ap;
-
-        atomic_fetch_add(&run.failed, 1);
-        pthread_mutex_lock(&run.lock);
-        if (!run.first_error[0]) {
-                va_start(ap, fmt);
-                vsnprintf(run.first_error, sizeof(run.first_error), fmt, ap);
-                va_end(ap);
-        }
-        pthread_mutex_unlock(&run.lock);
-}
-
-/* POSTs (or GETs) and retries a 5xx or no answer a few times, as a vendor would. */
-static void send_req(struct conn *c, const char *path, const char *body, struct curl_slist *h)
-{
-        char url[1024];
-        long status = 0;
-
-        snprintf(url, sizeof(url), "%s%s", S.cfg.url, path);
-        for (int attempt = 0; attempt < 6; attempt++) {
-                CURLcode rc;
-
-                c->reply_len = 0;
-                c->reply[0] = '\0';
-                curl_easy_setopt(c->curl, CURLOPT_URL, url);
-                if (body) {
-                        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-                        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-                } else {
-                        curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
-                }
-                curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
-                rc = curl_easy_perform(c->curl);
-                atomic_fetch_add(&run.sent, 1);
-                if (rc == CURLE_OK)
-                        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-                if (rc == CURLE_OK && status == 200)
-                        return;
-                if (rc == CURLE_OK && status < 500) {
-                        note_error("%s %s: %ld %s", body ? "POST" : "GET", path, status, c->reply);
-                        return;
-                }
-                usleep(200000u << (attempt < 3 ? attempt : 3));
-        }
-        note_error("%s %s: no success after 6 attempts (last %ld)", body ? "POST" : "GET", path,
-                   status);
-}
-
-static void post_json(struct conn *c, const char *path, const char *body)
-{
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-
-        send_req(c, path, body, h);
-        curl_slist_free_all(h);
-}
-
-/* Standard Webhooks: webhook-id stays the same on a retry, the signature covers the body. */
-static void post_signed(struct conn *c, const char *path, const char *msg_id, const char *body)
-{
-        long long ts = now_ms() / 1000;
-        char hdr[3][256], sig[128];
-        unsigned char mac[32];
-        char head[96];
-        int n = snprintf(head, sizeof(head), "%s.%lld.", msg_id, ts);
-        /* HMAC over id.ts.body without copying the body. */
-        const void *parts[] = {head, body};
-        const size_t lens[] = {(size_t)n, strlen(body)};
-
-        if (crypto_hmac_sha256(S.cfg.hmac_key, S.cfg.hmac_key_len, parts, lens, 2, mac) == -1) {
-                note_error("HMAC failed");
-                return;
-        }
-        crypto_base64_encode(mac, sizeof(mac), sig, sizeof(sig));
-        snprintf(hdr[0], sizeof(hdr[0]), "webhook-id: %s", msg_id);
-        snprintf(hdr[1], sizeof(hdr[1]), "webhook-timestamp: %lld", ts);
-        snprintf(hdr[2], sizeof(hdr[2]), "webhook-signature: v1,%s", sig);
-        {
-                struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-
-                for (int i = 0; i < 3; i++)
-                        h = curl_slist_append(h, hdr[i]);
-                send_req(c, path, body, h);
-                curl_slist_free_all(h);
-        }
-}
-
-/* A Tencent callback: t ten minutes ahead, sign = md5(key + t). */
-static void post_tencent(struct conn *c, const struct sim_anchor *a, int type, const char *seq,
-                         const char *extra)
-{
-        long long t = now_ms() / 1000 + 600;
-        char msg[512], sign[33], body[2048];
-
-        snprintf(msg, sizeof(msg), "%s%lld", S.cfg.tencent_key, t);
-        crypto_md5_hex(msg, strlen(msg), sign);
-        snprintf(body, sizeof(body),
-                 "{\"app\":\"sim.example\",\"appid\":1,\"appname\":\"live\",\"channel_id\":\"%s\","
-                 "\"errcode\":0,\"errmsg\":\"ok\",\"event_time\":%lld,\"event_type\":%d,"
-                 "\"node\":\"127.0.0.1\",\"sequence\":\"%s\",\"stream_id\":\"%s\","
-                 "\"stream_param\":\"anchor_id=%s&room_id=%s\",\"user_ip\":\"127.0.0.1\"%s,"
-                 "\"t\":%lld,\"sign\":\"%s\"}",
-                 a->stream, t - 600, type, seq, a->stream, a->id, a->room, extra, t, sign);
-        post_json(c, "/callbacks/tencent", body);
-}
-
-/* SRS: ?token= on every hook; on_publish signed with txSecret = md5(key+stream+anchor+txTime). */
-static void post_srs(struct conn *c, const struct sim_anchor *a, int index, const char *action)
-{
-        char path[512], param[256] = "", body[1024];
-
-        snprintf(path, sizeof(path), "/callbacks/srs?token=%s", S.cfg.srs_token);
-        if (S.cfg.srs_publish_key && strcmp(action, "on_publish") == 0) {
-                char tx_time[24], msg[512], secret[33];
-
-                snprintf(tx_time, sizeof(tx_time), "%llx",
-                         (unsigned long long)(now_ms() / 1000 + 3600));
-                snprintf(msg, sizeof(msg), "%s%s%s%s", S.cfg.srs_publish_key, a->stream, a->id,
-                         tx_time);
-                crypto_md5_hex(msg, strlen(msg), secret);
-                snprintf(param, sizeof(param), "&txSecret=%s&txTime=%s", secret, tx_time);
-        }
-        snprintf(body, sizeof(body),
-                 "{\"action\":\"%s\",\"client_id\":\"sim%s_c%d\",\"ip\":\"127.0.0.1\","
-                 "\"vhost\":\"__defaultVhost__\",\"app\":\"live\",\"stream\":\"%s\","
-                 "\"param\":\"?anchor_id=%s&room_id=%s%s\"}",
-                 action, S.cfg.run, index, a->stream, a->id, a->room, param);
-        post_json(c, path, body);
-}
-
-/* Agora NCS, Broadcast Streaming (product 7): publish_start 1, publish_end 2, signed with
- * Agora-Signature-V2 = hex HMAC-SHA256(secret, body). A retry keeps the noticeId. */
-static void post_agora(struct conn *c, const struct sim_anchor *a, int type, const char *notice)
-{
-        char body[1024], hdr[128], hex[65];
-        unsigned char mac[32];
-        int n = snprintf(
-                body, sizeof(body),
-                "{\"noticeId\":\"%s\",\"productId\":7,\"eventType\":%d,\"notifyMs\":%lld,"
-                "\"payload\":{\"eventName\":\"%s\",\"domain\":\"sim.agora.io\","
-                "\"entryPoint\":\"live\",\"streamName\":\"%s\",\"clientIp\":\"127.0.0.1\"}}",
-                notice, type, now_ms(), type == 1 ? "publish_start" : "publish_end", a->stream);
-        const void *parts[] = {body};
-        const size_t lens[] = {(size_t)n};
-        struct curl_slist *h;
-
-        if (crypto_hmac_sha256(S.cfg.agora_secret, strlen(S.cfg.agora_secret), parts, lens, 1,
-                               mac) == -1) {
-                note_error("HMAC failed");
-                return;
-        }
-        for (int i = 0; i < 32; i++)
-                snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-        snprintf(hdr, sizeof(hdr), "Agora-Signature-V2: %s", hex);
-        h = curl_slist_append(NULL, "Content-Type: application/json");
-        h = curl_slist_append(h, hdr);
-        send_req(c, "/callbacks/agora", body, h);
-        curl_slist_free_all(h);
-}
-
-/* Alibaba ingest: GET with ALI-LIVE-SIGNATURE = md5(domain|timestamp|key); usrargs names the
- * anchor and room as Tencent's stream_param does. */
-static void get_alibaba(struct conn *c, const struct sim_anchor *a, const char *action)
-{
-        long long ts = now_ms() / 1000;
-        char path[1024], text[512], sig[33], h_ts[64], h_sig[64];
-        struct curl_slist *h;
-
-        snprintf(path, sizeof(path),
-                 "/callbacks/alibaba?action=%s&ip=127.0.0.1&id=%s&app=%s&appname=live&time=%lld"
-                 "&usrargs=anchor_id%%3D%s%%26room_id%%3D%s",
-                 action, a->stream, S.cfg.alibaba_domain, ts, a->id, a->room);
-        snprintf(text, sizeof(text), "%s|%lld|%s", S.cfg.alibaba_domain, ts, S.cfg.alibaba_key);
-        crypto_md5_hex(text, strlen(text), sig);
-        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
-        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
-        h = curl_slist_append(NULL, h_ts);
-        h = curl_slist_append(h, h_sig);
-        send_req(c, path, NULL, h);
-        curl_slist_free_all(h);
-}
-
-static void do_visit(struct conn *c, const struct job *j, const char *msg_id)
+static void do_visit(struct sim_conn *c, const struct job *j, const char *msg_id)
 {
         const struct sim_anchor *a = &S.anchors[j->anchor];
         const struct sim_audience *u = &S.audiences[j->audience];
@@ -676,10 +472,10 @@ static void do_visit(struct conn *c, const struct job *j, const char *msg_id)
         EV("exit", "%s", "");
 #undef EV
         snprintf(body + n, sizeof(body) - (size_t)n, "]}");
-        post_signed(c, "/v1/events", msg_id, body);
+        sim_post_signed(c, "/v1/events", msg_id, body);
 }
 
-static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
+static void do_job(struct sim_conn *c, const struct job *j, size_t index, int phase)
 {
         const struct sim_anchor *a = j->anchor >= 0 ? &S.anchors[j->anchor] : NULL;
         char id[96], body[1024], path[256], seq[96];
@@ -687,25 +483,25 @@ static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
         snprintf(id, sizeof(id), "sim%s_%d_%zu", S.cfg.run, phase, index);
         switch (j->kind) {
         case J_PROFILES:
-                post_signed(c, "/v1/events", id, j->body);
+                sim_post_signed(c, "/v1/events", id, j->body);
                 break;
         case J_BEGIN:
         case J_END:
                 snprintf(seq, sizeof(seq), "%s_%d", a->stream, j->kind == J_BEGIN);
                 switch (a->vendor) {
                 case SIM_TENCENT:
-                        post_tencent(c, a, j->kind == J_BEGIN ? 1 : 0, seq, "");
+                        sim_post_tencent(c, a, j->kind == J_BEGIN ? 1 : 0, seq, "");
                         break;
                 case SIM_SRS:
-                        post_srs(c, a, j->anchor,
-                                 j->kind == J_BEGIN ? "on_publish" : "on_unpublish");
+                        sim_post_srs(c, a, j->anchor,
+                                     j->kind == J_BEGIN ? "on_publish" : "on_unpublish");
                         break;
                 case SIM_AGORA:
-                        post_agora(c, a, j->kind == J_BEGIN ? 1 : 2, seq);
+                        sim_post_agora(c, a, j->kind == J_BEGIN ? 1 : 2, seq);
                         break;
                 case SIM_ALIBABA:
                 case SIM_VENDORS:
-                        get_alibaba(c, a, j->kind == J_BEGIN ? "publish" : "publish_done");
+                        sim_get_alibaba(c, a, j->kind == J_BEGIN ? "publish" : "publish_done");
                         break;
                 }
                 break;
@@ -718,7 +514,7 @@ static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
                         ",\"pic_url\":\"/%s/%zu.jpg\",\"pic_full_url\":\"http://p.example/%s/%zu.jpg\","
                         "\"create_time\":%lld",
                         a->stream, index, a->stream, index, t);
-                post_tencent(c, a, 200, id, extra);
+                sim_post_tencent(c, a, 200, id, extra);
                 break;
         }
         case J_RECORD: {
@@ -730,7 +526,7 @@ static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
                         ",\"file_id\":\"%s\",\"video_url\":\"http://v.example/%s.mp4\","
                         "\"duration\":60,\"file_size\":1048576,\"start_time\":%lld,\"end_time\":%lld",
                         id, id, t - 60, t);
-                post_tencent(c, a, 100, id, extra);
+                sim_post_tencent(c, a, 100, id, extra);
                 break;
         }
         case J_VISIT:
@@ -745,7 +541,7 @@ static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
                          "\"ts\":%lld,\"audience_type\":\"%s\"}",
                          id, u->id, a->id, a->room, j->amount, u->spend, now_ms(),
                          u->guest ? "guest" : "registered");
-                post_signed(c, "/v1/rewards", id, body);
+                sim_post_signed(c, "/v1/rewards", id, body);
                 break;
         }
         case J_CLOSE:
@@ -754,7 +550,7 @@ static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
                         body, sizeof(body),
                         "{\"action\":\"close\",\"stream_id\":\"%s\",\"reason\":\"simulated operator\"}",
                         a->stream);
-                post_signed(c, path, id, body);
+                sim_post_signed(c, path, id, body);
                 break;
         case J_BAN:
                 snprintf(path, sizeof(path), "/v1/admin/anchors/%s/ban", a->id);
@@ -762,13 +558,13 @@ static void do_job(struct conn *c, const struct job *j, size_t index, int phase)
                         body, sizeof(body),
                         "{\"action\":\"ban\",\"anchor_id\":\"%s\",\"reason\":\"simulated operator\"}",
                         a->id);
-                post_signed(c, path, id, body);
+                sim_post_signed(c, path, id, body);
                 break;
         case J_WITHDRAW:
                 snprintf(body, sizeof(body),
                          "{\"request_id\":\"%s\",\"anchor_id\":\"%s\",\"amount\":%lld}", id, a->id,
                          j->amount);
-                post_signed(c, "/v1/withdrawals", id, body);
+                sim_post_signed(c, "/v1/withdrawals", id, body);
                 break;
         }
 }
@@ -779,16 +575,13 @@ static int current_phase;
 
 static void *worker(void *arg)
 {
-        struct conn c = {0};
+        struct sim_conn c;
 
         (void)arg;
-        if (!(c.curl = curl_easy_init()))
+        if (sim_conn_open(&c, &S.cfg) == -1) {
+                sim_note_error("no libcurl handle");
                 return NULL;
-        curl_easy_setopt(c.curl, CURLOPT_WRITEFUNCTION, on_reply);
-        curl_easy_setopt(c.curl, CURLOPT_WRITEDATA, &c);
-        curl_easy_setopt(c.curl, CURLOPT_TIMEOUT, 15L);
-        curl_easy_setopt(c.curl, CURLOPT_TCP_KEEPALIVE, 1L);
-        curl_easy_setopt(c.curl, CURLOPT_NOSIGNAL, 1L);
+        }
         for (;;) {
                 size_t k = atomic_fetch_add(&run.next, 1);
                 long long due, wait;
@@ -805,14 +598,14 @@ static void *worker(void *arg)
                         do_job(&c, &run.ph->jobs[k], k, current_phase);
                 }
         }
-        curl_easy_cleanup(c.curl);
+        sim_conn_close(&c);
         return NULL;
 }
 
 static void progress(const char *phase, size_t total, long long elapsed_ms, long long expect_ms,
                      bool final)
 {
-        long long sent = atomic_load(&run.sent), failed = atomic_load(&run.failed);
+        long long sent = sim_sent() - run.phase_sent0, failed = sim_failed();
         double rate = elapsed_ms > 0 ? (double)sent * 1000.0 / (double)elapsed_ms : 0;
         size_t done = atomic_load(&run.next);
 
@@ -837,12 +630,11 @@ static void play(int p, long long rate)
         pthread_t t[64];
         int n = (int)S.cfg.threads;
         long long begin = mono_ms(), expect = (long long)phases[p].n * 1000 / rate, last = 0;
-        long long sent0 = atomic_load(&run.sent);
 
         current_phase = p;
         run.ph = &phases[p];
         atomic_store(&run.next, 0);
-        atomic_store(&run.sent, 0);
+        run.phase_sent0 = sim_sent();
         run.start_ms = begin;
         run.rate = rate;
         for (int i = 0; i < n; i++)
@@ -861,7 +653,6 @@ static void play(int p, long long rate)
         for (int i = 0; i < n; i++)
                 pthread_join(t[i], NULL);
         progress(phases[p].name, phases[p].n, mono_ms() - begin, expect, true);
-        atomic_fetch_add(&run.sent, sent0);
 }
 
 /* ------------------------------------------------------------------ waits between phases */
@@ -1053,7 +844,7 @@ int main(int argc, char **argv)
         if (c->verify)
                 vrc = sim_verify(&S, &checks, &diffs);
         db_destroy(db);
-        rc = atomic_load(&run.failed) ? 1 : 0;
+        rc = sim_failed() ? 1 : 0;
         if (vrc)
                 rc = vrc;
         if (c->json) {
@@ -1062,16 +853,15 @@ int main(int argc, char **argv)
                 snprintf(run_name, sizeof(run_name), "sim%s", c->run);
                 json_t *doc = json_pack(
                         "{s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:s}", "run",
-                        run_name, "seed", (json_int_t)c->seed, "requests",
-                        (json_int_t)atomic_load(&run.sent), "errors",
-                        (json_int_t)atomic_load(&run.failed), "retried_copies",
+                        run_name, "seed", (json_int_t)c->seed, "requests", (json_int_t)sim_sent(),
+                        "errors", (json_int_t)sim_failed(), "retried_copies",
                         (json_int_t)atomic_load(&run.dups), "seconds",
                         (double)(mono_ms() - t0) / 1000.0, "tips", (json_int_t)S.tips, "tip_amount",
                         (json_int_t)S.tip_amount, "visits", (json_int_t)S.visits, "chats",
                         (json_int_t)S.chats, "likes", (json_int_t)S.likes, "verified",
                         c->verify ? json_boolean(vrc == 0) : json_null(), "checks",
                         (json_int_t)checks, "differences", (json_int_t)diffs, "first_error",
-                        run.first_error);
+                        sim_first_error());
 
                 json_dumpf(doc, stdout, JSON_COMPACT);
                 fputc('\n', stdout);
@@ -1080,9 +870,9 @@ int main(int argc, char **argv)
                 fprintf(stderr,
                         "liveflow-sim: %lld requests (%lld retried copies), %lld errors, %lld tips "
                         "(%lld), %lld visits%s%s\n",
-                        (long long)atomic_load(&run.sent), (long long)atomic_load(&run.dups),
-                        (long long)atomic_load(&run.failed), S.tips, S.tip_amount, S.visits,
-                        run.first_error[0] ? "; first error: " : "", run.first_error);
+                        (long long)sim_sent(), (long long)atomic_load(&run.dups),
+                        (long long)sim_failed(), S.tips, S.tip_amount, S.visits,
+                        sim_first_error()[0] ? "; first error: " : "", sim_first_error());
         for (size_t p = 0; p < sizeof(phases) / sizeof(phases[0]); p++) {
                 for (size_t k = 0; k < phases[p].n; k++)
                         free(phases[p].jobs[k].body);

@@ -48,6 +48,35 @@ struct sim {
 
 extern const char *const sim_genders[3];
 
+/* requests.c: one keep-alive connection per thread; every request signed as its sender signs
+ * it. A 5xx or no answer is tried again (6 times, backing off), as the vendors retry; any other
+ * status than 200 counts as a failed request (sim_failed(), the first one in sim_first_error()). */
+struct sim_conn {
+        void *curl;
+        char reply[512];
+        size_t reply_len;
+        const struct sim_config *cfg;
+};
+
+int sim_conn_open(struct sim_conn *c, const struct sim_config *cfg);
+void sim_conn_close(struct sim_conn *c);
+/* Standard Webhooks (rewards, withdrawals, events, admin): webhook-id is msg_id. */
+void sim_post_signed(struct sim_conn *c, const char *path, const char *msg_id, const char *body);
+/* Tencent: t ten minutes ahead, sign = md5(key + t); extra is JSON members to add. */
+void sim_post_tencent(struct sim_conn *c, const struct sim_anchor *a, int type, const char *seq,
+                      const char *extra);
+/* SRS: ?token=; on_publish with txSecret = md5(publish key + stream + anchor + txTime). */
+void sim_post_srs(struct sim_conn *c, const struct sim_anchor *a, int index, const char *action);
+/* Agora Broadcast Streaming: type 1 publish_start, 2 publish_end; Agora-Signature-V2. */
+void sim_post_agora(struct sim_conn *c, const struct sim_anchor *a, int type, const char *notice);
+/* Alibaba ingest GET (publish, publish_done), ALI-LIVE-SIGNATURE = md5(domain|ts|key). */
+void sim_get_alibaba(struct sim_conn *c, const struct sim_anchor *a, const char *action);
+void sim_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+long long sim_sent(void);
+long long sim_failed(void);
+const char *sim_first_error(void);
+long long sim_now_ms(void);
+
 /**
  * @brief Checks every total the run caused against MySQL and Redis, retrying for up to
  * cfg.wait_s while the consumers catch up. Prints each difference on stderr.
