@@ -452,6 +452,7 @@ static int fill_record_file(const json_t *root, json_t *p, struct webhook_event 
         if (fields_put(p, "file_id", uri) || fields_put(p, "video_url", uri) ||
             fields_put(p, "file_format", fields_file_format(uri, fmt, sizeof(fmt))) ||
             (json_is_number(dur) && json_number_value(dur) >= 0 &&
+             json_number_value(dur) < 9e15 && /* else no int64: not a duration */
              fields_put_int(p, "duration_s", (int64_t)(json_number_value(dur) + 0.5))) ||
             (start_ms > 0 && fields_put_int(p, "start_time_ms", start_ms)) ||
             (stop_ms > 0 && fields_put_int(p, "end_time_ms", stop_ms)))

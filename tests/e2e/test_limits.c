@@ -393,7 +393,8 @@ Test(limits, events_profiles_at_their_columns_are_stored_with_integer_ids_and_on
         free(over);
 }
 
-Test(limits, agora_viewers_with_integer_uids_are_kept_and_rooms_the_audience_role_can_not_keep_are_400)
+Test(limits,
+     agora_viewers_with_integer_uids_are_kept_and_rooms_the_audience_role_can_not_keep_are_400)
 {
         char channel[256], p[1024];
         char *over = text_of("", CJK, 22); /* 22 characters, 66 bytes: over the role's 64 */

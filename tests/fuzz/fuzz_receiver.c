@@ -200,8 +200,13 @@ static void run(unsigned selector, const struct webhook_request *req)
                 rc = alibaba_map(alibaba, req, &ev, &v);
                 break;
         }
-        if (rc == 0)
+        /* As the receiver: an event a column could not hold is refused 400, not encoded. */
+        if (rc == 0 && webhook_check_limits(&ev, "", &v) == -1) {
+                if (v.status != 400)
+                        abort();
+        } else if (rc == 0) {
                 check_encodes(&ev, req->body ? req->body : "", req->len);
+        }
         else if (v.status < 200 || v.status > 599)
                 abort(); /* every refusal carries an HTTP status */
         webhook_event_fini(&ev);
