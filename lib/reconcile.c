@@ -21,7 +21,6 @@
 #define PROG                    "reconcile"
 #define DEFAULT_LIMIT           20
 #define HOUR_S                  3600LL
-#define DAY_S                   (24 * HOUR_S)
 #define MYSQL_CONNECT_TIMEOUT_S 10
 #define MYSQL_READ_TIMEOUT_S    600 /* the all-time sums read whole tables */
 #define REDIS_TIMEOUT_MS        5000
@@ -718,7 +717,7 @@ const char reconcile_usage[] =
         "                              [--reward-topic TOPIC] [--json]\n"
         "       (liveflow-settlement reconcile is the same command)\n"
         "  T: Unix seconds, or ISO 8601 (2026-01-01T08:00:00Z, 2026-01-01T16:00:00+08:00, 2026-01-01)\n"
-        "  default range: the 24 hours up to now; --from alone: until now\n"
+        "  default range: everything up to now; --from alone: until now\n"
         "  checks: [1] recharge vs settlement_detail, [2] vs hourly_reward_stats, [3] balances,\n"
         "  [4] Redis room figures, [5] set:live:online and hash:anchor:status:* vs live_streams,\n"
         "  [6] every tip of live.reward in the range is in each ledger or its group's DLQ\n"
@@ -782,7 +781,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         return 0;
 }
 
-/* By default the 24 hours up to now: straight after an incident, the incident is in range. */
+/*
+ * By default everything up to now: straight after an incident the incident is in range, and so
+ * is a difference left from any earlier one.
+ */
 static int resolve_range(const struct options *o, struct reconcile *rc)
 {
         rc->to_s = (long long)time(NULL) + 1;
@@ -790,7 +792,7 @@ static int resolve_range(const struct options *o, struct reconcile *rc)
                 fprintf(stderr, "%s: --to %s is not Unix seconds or ISO 8601\n", PROG, o->to);
                 return -1;
         }
-        rc->from_s = rc->to_s - DAY_S;
+        rc->from_s = 0;
         if (o->from && reconcile_parse_time(o->from, &rc->from_s) == -1) {
                 fprintf(stderr, "%s: --from %s is not Unix seconds or ISO 8601\n", PROG, o->from);
                 return -1;

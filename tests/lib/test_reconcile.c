@@ -392,30 +392,40 @@ Test(reconcile, by_default_the_range_runs_up_to_now_and_json_is_one_document)
         json_t *doc, *check;
         json_error_t jerr;
         size_t i;
-        bool found_tip = false;
+        bool found_tip = false, found_old = false;
 
         use_redis_db(1);
         /* A tip of this very minute that the settlement worker has not seen (yet). */
-        exec_sql("INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
-                 "VALUES ('%s_now', 'u', '%s', '%s', 42, NOW(3))",
-                 fx.prefix, fx.anchor[0], fx.room[0]);
+        exec_sql(
+                "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
+                "VALUES ('%s_now', 'u', '%s', '%s', 42, NOW(3))",
+                fx.prefix, fx.anchor[0], fx.room[0]);
+        /* And one of long ago that no other table has either: all of time is in range. */
+        exec_sql(
+                "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
+                "VALUES ('%s_old', 'u', '%s', '%s', 43, '2020-02-02 02:02:02')",
+                fx.prefix, fx.anchor[0], fx.room[0]);
         cr_assert(eq(int, run_with(fx.mysql_url, fx.redis_url, json_args), RECONCILE_DIFFER));
         doc = json_loadb(fx.out, strcspn(fx.out, "\n"), 0, &jerr);
         cr_assert(doc != NULL, "not one JSON line (%s): %s", jerr.text, fx.out);
         cr_assert_str_eq(json_string_value(json_object_get(doc, "result")), "differ");
         cr_assert(json_integer_value(json_object_get(doc, "differences")) >= 1);
         cr_assert(eq(sz, json_array_size(json_object_get(doc, "checks")), 6));
-        json_array_foreach(json_object_get(doc, "checks"), i, check) {
+        json_array_foreach(json_object_get(doc, "checks"), i, check)
+        {
                 const json_t *line;
                 size_t j;
 
-                json_array_foreach(json_object_get(check, "lines"), j, line)
-                        found_tip |= strstr(json_string_value(line), "_now (anchor") != NULL;
+                json_array_foreach(json_object_get(check, "lines"), j, line) found_tip |=
+                        strstr(json_string_value(line), "_now (anchor") != NULL;
+                json_array_foreach(json_object_get(check, "lines"), j, line) found_old |=
+                        strstr(json_string_value(line), "_old (anchor") != NULL;
         }
-        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(
-                                 json_object_get(doc, "checks"), 4), "check")),
+        cr_assert_str_eq(json_string_value(json_object_get(
+                                 json_array_get(json_object_get(doc, "checks"), 4), "check")),
                          "live_streams");
         cr_assert(found_tip, "the tip of now is not named: %s", fx.out);
+        cr_assert(found_old, "the tip of 2020 is not named: %s", fx.out);
         json_decref(doc);
 }
 
@@ -424,9 +434,10 @@ Test(reconcile, live_stream_keys_that_disagree_with_live_streams_exit_1)
         static const char *const no_args[] = {NULL};
 
         use_redis_db(2);
-        exec_sql("INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
-                 "started_at, last_event_at) VALUES ('%s_s1', '%s', '%s', 9, 'srs', 'live', NOW(3), NOW(3))",
-                 fx.prefix, fx.anchor[0], fx.room[0]);
+        exec_sql(
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
+                "started_at, last_event_at) VALUES ('%s_s1', '%s', '%s', 9, 'srs', 'live', NOW(3), NOW(3))",
+                fx.prefix, fx.anchor[0], fx.room[0]);
         redis_cmd("SADD set:live:online %s_gone", fx.prefix);
         cr_assert(eq(int, run_with(fx.mysql_url, fx.redis_url, no_args), RECONCILE_DIFFER));
         expect_line("[5] set:live:online and hash:anchor:status:* vs live_streams");
@@ -451,10 +462,10 @@ static void produce_tip(rd_kafka_t *rk, struct codec *codec, const char *topic, 
         char err[256];
         void *buf;
         size_t len;
-        json_t *payload = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip, "audience_id",
-                                    "u1", "anchor_id", fx.anchor[0], "room_id", fx.room[0],
-                                    "amount", (json_int_t)77, "gift_count", (json_int_t)1, "ts_ms",
-                                    (json_int_t)ts_ms);
+        json_t *payload =
+                json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip, "audience_id", "u1",
+                          "anchor_id", fx.anchor[0], "room_id", fx.room[0], "amount",
+                          (json_int_t)77, "gift_count", (json_int_t)1, "ts_ms", (json_int_t)ts_ms);
         struct envelope env = {.event_id = tip,
                                .vendor = "internal",
                                .event_type = "reward",
@@ -469,10 +480,12 @@ static void produce_tip(rd_kafka_t *rk, struct codec *codec, const char *topic, 
         cr_assert(codec_encode(codec, &env, "Reward", payload, &buf, &len, err, sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
-        cr_assert(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(fx.anchor[0], strlen(fx.anchor[0])),
-                                    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("dlq.group", group, (ssize_t)(group ? -1 : 0)),
-                                    RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          rk, RD_KAFKA_V_TOPIC(topic),
+                          RD_KAFKA_V_KEY(fx.anchor[0], strlen(fx.anchor[0])),
+                          RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("dlq.group", group, (ssize_t)(group ? -1 : 0)),
+                          RD_KAFKA_V_END) == 0);
         free(buf);
 }
 
@@ -480,8 +493,8 @@ Test(reconcile, every_tip_of_the_topic_is_in_each_ledger_or_named_in_the_dlq)
 {
         static const char *const ledgers[] = {"recharge", "settlement_detail", "stats_tip"};
         char topic[96], dlq[128], a[96], b[96], c[96], err[256];
-        const char *args[] = {"--from", "2026-01-01", "--to", "2026-01-02", "--no-redis",
-                              "--reward-topic", topic, NULL};
+        const char *args[] = {"--from",     "2026-01-01",     "--to", "2026-01-02",
+                              "--no-redis", "--reward-topic", topic,  NULL};
         rd_kafka_t *rk = support_producer();
         struct codec *codec = codec_new(err, sizeof(err));
 
@@ -501,17 +514,20 @@ Test(reconcile, every_tip_of_the_topic_is_in_each_ledger_or_named_in_the_dlq)
         rd_kafka_destroy(rk);
         codec_destroy(codec);
         /* a in every ledger, b in recharge only (settlement dead-lettered it), c nowhere. */
-        exec_sql("INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
-                 "VALUES ('%s', 'u1', '%s', '%s', 77, FROM_UNIXTIME(%lld)), ('%s', 'u1', '%s', '%s', 77, "
-                 "FROM_UNIXTIME(%lld))",
-                 a, fx.anchor[0], fx.room[0], BASE_S + 1, b, fx.anchor[0], fx.room[0], BASE_S + 2);
-        exec_sql("INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, anchor_amount, "
-                 "platform_amount, tipped_at) VALUES ('%s', '%s', 77, 5000, 38, 39, FROM_UNIXTIME(%lld))",
-                 a, fx.anchor[0], BASE_S + 1);
-        exec_sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
-                 "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES ('%s', 'e', 'u1', "
-                 "'%s', '%s', 77, 1, 'unknown', 'unknown', FROM_UNIXTIME(%lld), FROM_UNIXTIME(%lld))",
-                 a, fx.anchor[0], fx.room[0], BASE_S + 1, BASE_S);
+        exec_sql(
+                "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
+                "VALUES ('%s', 'u1', '%s', '%s', 77, FROM_UNIXTIME(%lld)), ('%s', 'u1', '%s', '%s', 77, "
+                "FROM_UNIXTIME(%lld))",
+                a, fx.anchor[0], fx.room[0], BASE_S + 1, b, fx.anchor[0], fx.room[0], BASE_S + 2);
+        exec_sql(
+                "INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, anchor_amount, "
+                "platform_amount, tipped_at) VALUES ('%s', '%s', 77, 5000, 38, 39, FROM_UNIXTIME(%lld))",
+                a, fx.anchor[0], BASE_S + 1);
+        exec_sql(
+                "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
+                "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES ('%s', 'e', 'u1', "
+                "'%s', '%s', 77, 1, 'unknown', 'unknown', FROM_UNIXTIME(%lld), FROM_UNIXTIME(%lld))",
+                a, fx.anchor[0], fx.room[0], BASE_S + 1, BASE_S);
 
         setenv("LIVEFLOW_KAFKA_BOOTSTRAP", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), 1);
         cr_assert(eq(int, run_with(fx.mysql_url, "", args), RECONCILE_DIFFER));
