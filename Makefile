@@ -68,9 +68,11 @@ prog_mods = $(filter-out $(OBJ)/$($(1)_DIR)/main.o,$(call prog_objs,$(1)))
 all: $(BINS)
 
 
-$(GEN)/schemas.c: $(sort $(wildcard schemas/*.avsc)) ops/embed-schemas.sh
+# The current schemas and every released one kept under schemas/history/ (decoding old records).
+SCHEMA_FILES := $(sort $(wildcard schemas/*.avsc schemas/history/*.avsc))
+$(GEN)/schemas.c: $(SCHEMA_FILES) ops/embed-schemas.sh
 	@mkdir -p $(@D)
-	sh ops/embed-schemas.sh $(sort $(wildcard schemas/*.avsc)) > $@
+	sh ops/embed-schemas.sh $(SCHEMA_FILES) > $@
 
 # --version: `git describe` of the checkout (a fresh clone without tags gives the commit's short
 # hash; outside git, "unknown"). The header changes only when the description does.

@@ -1,6 +1,7 @@
 /*
  * codec.c: encodes and decodes the event envelope (schemas/event.avsc) with avro-c, framed as
- * Avro single-object encoding. Before avro-c reads a body, the body is walked against the
+ * Avro single-object encoding; it decodes records of the released schemas in schemas/history/
+ * too, resolved to the current one. Before avro-c reads a body, the body is walked against the
  * schema here, because the input comes off the network and avro-c 1.11.1 trusts declared
  * lengths: it mallocs a string or bytes value at the declared size before it looks at how
  * much input is left (2^40 from a 6-byte varint aborts an ASan build; 1 GiB is simply
@@ -19,6 +20,8 @@
 #include "schemas.h"
 
 #define EVENT_SCHEMA "event"
+/* Embedded names of the released schemas an old record may carry the fingerprint of. */
+#define HISTORY_PREFIX "history/"
 /* The event schema nests three levels (Event, payload union, payload record, nullable field). */
 #define CHECK_MAX_DEPTH 16
 #define PATH_MAX_LEN    160
@@ -54,6 +57,20 @@ static int is_required_field(enum envelope_field f)
         return f != FIELD_STREAM_ID && f != FIELD_ANCHOR_ID && f != FIELD_ROOM_ID;
 }
 
+/*
+ * A schema records may have been written with: the current one, or a released one kept under
+ * schemas/history/. A historic body is read through avro-c's resolved writer, an instance of
+ * the historic schema that sets what it reads into the codec's value of the current schema
+ * (Avro schema resolution: union branches matched by name, fields by name).
+ */
+struct writer_schema {
+        char *name; /* "event" or "history/event-v1", for messages */
+        uint64_t fingerprint;
+        avro_schema_t schema;
+        avro_value_iface_t *resolver; /* NULL for the current schema */
+        avro_value_t resolved;        /* wraps the codec's value; unused for the current one */
+};
+
 struct codec {
         avro_schema_t schema;
         avro_value_iface_t *iface;
@@ -62,6 +79,8 @@ struct codec {
         avro_writer_t writer;
         size_t field_index[FIELD_COUNT];
         uint64_t fingerprint;
+        struct writer_schema *writers; /* [0] the current schema, then schemas/history/ */
+        size_t n_writers;
 };
 
 /* Where a body walk stands: the next unread byte and the end of the body. */
@@ -178,7 +197,7 @@ static int check_schema_supported(avro_schema_t s, const char *where, char *errs
                 return 0;
         default:
                 snprintf(errstr, errstr_size,
-                         "schemas/event.avsc: field %s has type %s, which the codec does not "
+                         "field %s has type %s, which the codec does not "
                          "support (teach check_body() and the JSON mapping first)",
                          where, avro_schema_type_name(s));
                 return -1;
@@ -197,6 +216,105 @@ static int find_envelope_fields(struct codec *c, char *errstr, size_t errstr_siz
                 }
                 c->field_index[i] = (size_t)index;
         }
+        return 0;
+}
+
+/* ------------------------------------------------------------ writer schemas (codec_new) */
+
+static void writer_schema_fini(struct writer_schema *w)
+{
+        if (w->resolved.iface) {
+                avro_resolved_writer_clear_dest(&w->resolved);
+                avro_value_decref(&w->resolved);
+        }
+        if (w->resolver)
+                avro_value_iface_decref(w->resolver);
+        if (w->schema)
+                avro_schema_decref(w->schema);
+        free(w->name);
+        memset(w, 0, sizeof(*w));
+}
+
+static struct writer_schema *writer_schema_by_fingerprint(struct codec *c, uint64_t fp)
+{
+        for (size_t i = 0; i < c->n_writers; i++)
+                if (c->writers[i].fingerprint == fp)
+                        return &c->writers[i];
+        return NULL;
+}
+
+/*
+ * One released schema: parsed, of types the body walk knows, and resolvable to the current
+ * schema. A historic schema the current one cannot read is a build mistake, so codec_new()
+ * fails on it rather than the first old record.
+ */
+static int add_historic_schema(struct codec *c, const struct embedded_schema *e, char *errstr,
+                               size_t errstr_size)
+{
+        struct writer_schema *w = &c->writers[c->n_writers];
+        char why[256];
+
+        if (!(w->name = strdup(e->name))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        if (avro_sof_fingerprint(e->json, &w->fingerprint, why, sizeof(why)) == -1) {
+                snprintf(errstr, errstr_size, "schemas/%s.avsc: %s", e->name, why);
+                goto fail;
+        }
+        if (writer_schema_by_fingerprint(c, w->fingerprint)) {
+                writer_schema_fini(w); /* the same schema twice (e.g. only docs changed) */
+                return 0;
+        }
+        if (avro_schema_from_json_length(e->json, strlen(e->json), &w->schema)) {
+                w->schema = NULL;
+                snprintf(errstr, errstr_size, "schemas/%s.avsc: %s", e->name, avro_strerror());
+                goto fail;
+        }
+        if (check_schema_supported(w->schema, "Event", why, sizeof(why)) == -1) {
+                snprintf(errstr, errstr_size, "schemas/%s.avsc: %s", e->name, why);
+                goto fail;
+        }
+        if (!(w->resolver = avro_resolved_writer_new(w->schema, c->schema))) {
+                snprintf(errstr, errstr_size,
+                         "schemas/%s.avsc cannot be read as schemas/event.avsc: %s", e->name,
+                         avro_strerror());
+                goto fail;
+        }
+        if (avro_resolved_writer_new_value(w->resolver, &w->resolved)) {
+                w->resolved.iface = NULL;
+                snprintf(errstr, errstr_size, "schemas/%s.avsc: avro: %s", e->name,
+                         avro_strerror());
+                goto fail;
+        }
+        avro_resolved_writer_set_dest(&w->resolved, &c->value);
+        c->n_writers++;
+        return 0;
+
+fail:
+        writer_schema_fini(w);
+        return -1;
+}
+
+/* The current schema first, then every schemas/history/ entry. */
+static int add_writer_schemas(struct codec *c, char *errstr, size_t errstr_size)
+{
+        size_t n = 1;
+
+        for (const struct embedded_schema *e = embedded_schemas; e->name; e++)
+                n++;
+        if (!(c->writers = calloc(n, sizeof(*c->writers))) ||
+            !(c->writers[0].name = strdup(EVENT_SCHEMA))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        c->writers[0].fingerprint = c->fingerprint;
+        c->writers[0].schema = avro_schema_incref(c->schema);
+        c->n_writers = 1;
+        for (const struct embedded_schema *e = embedded_schemas; e->name; e++)
+                if (strncmp(e->name, HISTORY_PREFIX, strlen(HISTORY_PREFIX)) == 0 &&
+                    add_historic_schema(c, e, errstr, errstr_size) == -1)
+                        return -1;
         return 0;
 }
 
@@ -225,8 +343,11 @@ struct codec *codec_new(char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "schemas/event.avsc: %s", avro_strerror());
                 goto fail;
         }
-        if (check_schema_supported(c->schema, "Event", errstr, errstr_size) == -1 ||
-            find_envelope_fields(c, errstr, errstr_size) == -1)
+        if (check_schema_supported(c->schema, "Event", why, sizeof(why)) == -1) {
+                snprintf(errstr, errstr_size, "schemas/event.avsc: %s", why);
+                goto fail;
+        }
+        if (find_envelope_fields(c, errstr, errstr_size) == -1)
                 goto fail;
         if (!(c->iface = avro_generic_class_from_schema(c->schema)) ||
             avro_generic_value_new(c->iface, &c->value) ||
@@ -234,6 +355,8 @@ struct codec *codec_new(char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
                 goto fail;
         }
+        if (add_writer_schemas(c, errstr, errstr_size) == -1)
+                goto fail;
         return c;
 
 fail:
@@ -245,6 +368,9 @@ void codec_destroy(struct codec *c)
 {
         if (!c)
                 return;
+        for (size_t i = 0; i < c->n_writers; i++)
+                writer_schema_fini(&c->writers[i]);
+        free(c->writers);
         if (c->reader)
                 avro_reader_free(c->reader);
         if (c->writer)
@@ -809,12 +935,13 @@ static int check_value(avro_schema_t s, struct cursor *cur, const char *field, i
         }
 }
 
-static int check_body(struct codec *c, const unsigned char *body, size_t len, char *errstr,
+/* Walks a body against the schema it was written with. */
+static int check_body(avro_schema_t writer, const unsigned char *body, size_t len, char *errstr,
                       size_t errstr_size)
 {
         struct cursor cur = {body, body, body + len};
 
-        if (check_record(c->schema, &cur, 0, errstr, errstr_size) == -1)
+        if (check_record(writer, &cur, 0, errstr, errstr_size) == -1)
                 return -1;
         if (cur.p != cur.end) {
                 snprintf(errstr, errstr_size, "corrupt body: %zu bytes after the end of the event",
@@ -965,6 +1092,7 @@ static int event_from_value(struct codec *c, struct event *ev)
 int codec_decode(struct codec *c, const void *data, size_t len, struct event *ev, char *errstr,
                  size_t errstr_size)
 {
+        struct writer_schema *w;
         const unsigned char *body;
         uint64_t fp;
         int rc = -1;
@@ -972,19 +1100,21 @@ int codec_decode(struct codec *c, const void *data, size_t len, struct event *ev
         memset(ev, 0, sizeof(*ev));
         if (avro_sof_read_header(data, len, &fp, errstr, errstr_size) == -1)
                 return -1;
-        if (fp != c->fingerprint) {
+        if (!(w = writer_schema_by_fingerprint(c, fp))) {
                 snprintf(errstr, errstr_size,
                          "unknown schema fingerprint 0x%016" PRIx64
-                         " (this codec reads schemas/event.avsc, 0x%016" PRIx64 ")",
-                         fp, c->fingerprint);
+                         " (this codec reads schemas/event.avsc, 0x%016" PRIx64
+                         ", and %zu released schema%s of schemas/history/)",
+                         fp, c->fingerprint, c->n_writers - 1, c->n_writers == 2 ? "" : "s");
                 return -1;
         }
         body = (const unsigned char *)data + AVRO_SOF_HEADER_SIZE;
-        if (check_body(c, body, len - AVRO_SOF_HEADER_SIZE, errstr, errstr_size) == -1)
+        if (check_body(w->schema, body, len - AVRO_SOF_HEADER_SIZE, errstr, errstr_size) == -1)
                 return -1;
         avro_reader_memory_set_source(c->reader, (const char *)body,
                                       (int64_t)(len - AVRO_SOF_HEADER_SIZE));
-        if (avro_value_read(c->reader, &c->value))
+        /* A historic body goes through its resolver, which fills c->value all the same. */
+        if (avro_value_read(c->reader, w->resolver ? &w->resolved : &c->value))
                 snprintf(errstr, errstr_size, "corrupt body: avro: %s", avro_strerror());
         else if (event_from_value(c, ev) == -1)
                 snprintf(errstr, errstr_size, "decoding the event: out of memory");

@@ -50,7 +50,7 @@ struct codec *codec_new(char *errstr, size_t errstr_size);
 /** @brief Frees the codec; NULL is fine. */
 void codec_destroy(struct codec *c);
 
-/** @brief The fingerprint written into (and required in) every encoding's header. */
+/** @brief The fingerprint written into every encoding's header (the current schema's). */
 uint64_t codec_fingerprint(const struct codec *c);
 
 /**
@@ -72,9 +72,11 @@ codec_encode(struct codec *c, const struct envelope *env, const char *payload_na
 
 /**
  * @brief Decodes one single-object encoding into ev, which the caller later passes to
- * event_fini(). Safe on any bytes: the body is checked against the schema (every length
- * within the input, union branches in range, strings UTF-8 without NUL, nothing left over)
- * before avro-c reads it.
+ * event_fini(). The body may be written with schemas/event.avsc or with any released schema
+ * kept in schemas/history/ (found by the header's fingerprint); it reads as the current
+ * schema either way (Avro schema resolution). Safe on any bytes: the body is checked against the
+ * schema (every length within the input, union branches in range, strings UTF-8 without NUL,
+ * nothing left over) before avro-c reads it.
  * @returns 0 on success; -1 with the reason in errstr (too short, bad magic, unknown
  * fingerprint in hex, truncated or corrupt body), ev then zeroed and owning nothing.
  */

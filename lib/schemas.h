@@ -3,7 +3,7 @@
 #define LIVEFLOW_SCHEMAS_H
 
 struct embedded_schema {
-        const char *name; /* file name without .avsc, e.g. "event" */
+        const char *name; /* path under schemas/ without .avsc: "event", "history/event-v1" */
         const char *json; /* NUL-terminated schema text */
 };
 
