@@ -42,6 +42,7 @@ static const char usage[] =
         "  registered and guest audiences with gender, age band, region, tags, spending level),\n"
         "  their profiles, then streams beginning through Tencent, SRS, Agora and Alibaba, visits with\n"
         "  heartbeats, chats and likes, tips drawn by shared tags and spending level, screenshots,\n"
+        "  moderation verdicts (one warning, one pass),\n"
         "  recordings, a revenue-share change, duplicates as the senders retry, the ends, an\n"
         "  operator's forced close and ban, withdrawals; --duration (default 60) seconds of wall\n"
         "  time at --rate (default 500) requests a second from --threads (default 4).\n"
@@ -183,6 +184,7 @@ enum job_kind {
         J_CLOSE,
         J_BAN,
         J_WITHDRAW,
+        J_VERDICT,
 };
 
 struct job {
@@ -427,6 +429,13 @@ static void plan(void)
                                 k--;
                 }
         }
+        /* Moderation (Tencent 317): a warning for the first Tencent anchor, a pass for the next;
+         * each sent twice, as Tencent retries. */
+        for (int i = 0, n = 0; i < c->anchors && n < 2; i++)
+                if (S.anchors[i].vendor == SIM_TENCENT && !S.anchors[i].forced_close) {
+                        S.anchors[i].verdict = ++n;
+                        add(&phases[2], J_VERDICT, i)->dup = true;
+                }
         /* The evening's order is random; the phases keep begin < evening < end. */
         for (size_t i = phases[2].n; i > 1; i--) {
                 size_t k = (size_t)rnd((int)i);
@@ -560,6 +569,20 @@ static void do_job(struct sim_conn *c, const struct job *j, size_t index, int ph
                         a->id);
                 sim_post_signed(c, path, id, body);
                 break;
+        case J_VERDICT: {
+                long long t = sim_now_ms() / 1000;
+                char extra[512];
+
+                snprintf(extra, sizeof(extra),
+                         ",\"streamId\":\"%s\",\"suggestion\":\"%s\",\"label\":\"%s\","
+                         "\"score\":[%d],\"type\":[1],\"img\":\"http://p.example/%s/%zu.jpg\","
+                         "\"screenshotTime\":%lld,\"sendTime\":%lld",
+                         a->stream, a->verdict == 1 ? "Review" : "Pass",
+                         a->verdict == 1 ? "Ad" : "Normal", a->verdict == 1 ? 60 : 0, a->stream,
+                         index, t, t);
+                sim_post_tencent(c, a, 317, id, extra);
+                break;
+        }
         case J_WITHDRAW:
                 snprintf(body, sizeof(body),
                          "{\"request_id\":\"%s\",\"anchor_id\":\"%s\",\"amount\":%lld}", id, a->id,

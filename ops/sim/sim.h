@@ -15,6 +15,7 @@ struct sim_anchor {
         int gender, age_band, region, tags[SIM_TAGS];
         enum sim_vendor vendor;
         bool forced_close; /* closed by an operator instead of its stream end */
+        int verdict; /* a moderation verdict on its stream: 0 none, 1 Review (a warning), 2 Pass */
         /* expected */
         long long tip_sum, tip_count;
 };

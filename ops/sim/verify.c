@@ -144,6 +144,13 @@ static void check_anchor(struct round *r, const struct sim *s, const struct sim_
                   "SELECT CONCAT(status, '/', close_method) FROM live_streams WHERE stream_id = "
                   "'%s'",
                   a->stream);
+        if (a->verdict) {
+                snprintf(what, sizeof(what), "moderation of %s (live_audit_logs)", a->stream);
+                check_sql(r, what, a->verdict == 1 ? "warn" : "none",
+                          "SELECT GROUP_CONCAT(punishment) FROM live_audit_logs WHERE stream_id = "
+                          "'%s'",
+                          a->stream);
+        }
         (void)s;
 }
 
