@@ -1,6 +1,7 @@
 /* reward_sync.c: tips into recharge, Redis room figures (rebuilt after outages) and
  * live_room_realtime. */
 #include "reward_sync.h"
+#include "reward_sync_role.h"
 
 #include <openssl/evp.h>
 #include <stddef.h>
@@ -23,15 +24,7 @@
 
 static const char *const reward_topics[] = {LF_TOPIC_REWARD, NULL};
 
-#define ID_MAX          64   /* the VARCHAR(64) of recharge's id columns */
-#define KEY_MAX         96   /* the longest key prefix plus ID_MAX */
 #define TICK_REBUILD_MS 1000 /* rebuild work per tick before the partitions get their turn */
-
-/* The statements, prepared lazily by db; see sql/004_reward_sync.sql for the tables. */
-struct reward_sql {
-        struct db_stmt *live_session, *insert_tip, *number_tip, *set_seq, *tip_row, *flag_due,
-                *fold_due, *unflag, *pending;
-};
 
 static const struct {
         size_t offset;
@@ -70,42 +63,13 @@ static const struct {
          "SELECT COALESCE(SUM(count_pending), 0) FROM live_room_sync WHERE pending_since IS NOT NULL"},
 };
 
-struct reward_state {
-        struct db *db;
-        struct redis_conn *redis;
-        struct reward_sql sql;
-        long long flush_tips, flush_s, dedup_ttl_s, stats_ttl_s;
-        struct rebuild *rebuild; /* the room figures from recharge (lib/rebuild.c) */
-        bool is_degraded; /* Redis failed: publish() skips it until tick() finds it answering */
-        struct rebuild_epoch redis_epoch; /* what Redis looked like last: a change means a rebuild */
-        bool is_redis_lost;   /* ... and its rooms are still to be marked for the rebuild */
-        char tip_sha[41]; /* SHA-1 of tip_script, for EVALSHA in a pipeline */
-        struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
-                *m_pending;
-};
-
-/* A tip as its payload gives it; the strings are borrowed from the event. */
-struct tip {
-        const char *tip_id, *audience_id, *anchor_id, *room_id, *gift_id;
-        const char *audience_gender, *anchor_gender, *audience_type;
-        long long amount, gift_count, ts_ms;
-};
-
-/* A tip as recharge holds it: what publish() projects. */
-struct tip_row {
-        char audience_id[ID_MAX + 1];
-        char room_id[ID_MAX + 1];
-        long long session_id; /* 0: none */
-        long long amount, gift_count, room_seq;
-};
-
 /*
  * The projection of one tip; see reward_sync.h. KEYS: applied marker, earnings, count, top,
  * room watermark, then stats, payers, session watermark ('' without a session).
  * ARGV: marker TTL, amount, audience_id, room_seq, gift_count, stats TTL.
  * @returns 0 already counted, 1 counted now but covered by a rebuild, 2 counted now.
  */
-static const char tip_script[] =
+const char reward_tip_script[] =
         "if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end\n"
         "local seq = tonumber(ARGV[4])\n"
         "local counted = 1\n"
@@ -204,7 +168,7 @@ static int reward_open(const struct role_env *env, void **state, char *errstr, s
                 return -1;
         }
         register_metrics(st, env->metrics);
-        script_sha(tip_script, st->tip_sha);
+        script_sha(reward_tip_script, st->tip_sha);
         log_info(
                 NULL,
                 "reward-sync: live_room_realtime folds at %lld tips or %lld s; tips are remembered "
@@ -272,7 +236,7 @@ static int check_numbers(const struct event *ev, struct tip *t, char *errstr, si
         return 0;
 }
 
-static int read_tip(const struct event *ev, struct tip *t, char *errstr, size_t errstr_size)
+int reward_read_tip(const struct event *ev, struct tip *t, char *errstr, size_t errstr_size)
 {
         static const char *const genders[] = {"male", "female", "unknown", NULL};
         static const char *const audience_types[] = {"registered", "guest", NULL};
@@ -378,7 +342,7 @@ static enum apply_result reward_apply(void *state, struct consumer_record *rec, 
         bool is_new = false;
         enum db_result r;
 
-        if (read_tip(&rec->ev, &t, errstr, errstr_size) == -1)
+        if (reward_read_tip(&rec->ev, &t, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
         if ((r = live_session(st, t.room_id, &session_id, errstr, errstr_size)) != DB_OK ||
             (r = insert_tip(st, &t, session_id, &is_new, errstr, errstr_size)) != DB_OK ||
@@ -394,431 +358,10 @@ static enum apply_result reward_apply(void *state, struct consumer_record *rec, 
         return APPLY_DONE;
 }
 
-/* ------------------------------------------------------------------ a batch at once (MySQL) */
-
-/*
- * reward_apply() for a whole batch in five statements instead of five per tip: which tips
- * recharge holds already, the live session of each room, one upsert numbering every room's
- * new tips (rooms in key order, so copies lock them in one order), the numbers it reached, and
- * one multi-row INSERT of the new tips with their numbers. Ids are matched byte for byte;
- * whatever MySQL's collation matches differently (ids differing only in case), a tip recharge
- * took meanwhile, or any statement error rolls the batch back to reward_apply() per tip.
- */
-struct batch_tip {
-        struct tip t;
-        struct apply_slot *slot;
-        size_t index; /* batch order: ties keep it */
-        bool is_valid, is_known, is_new;
-        long long session_id, seq;
-};
-
-struct batch_room {
-        const char *room_id;
-        long long tips, amount, session_id, last_seq;
-        bool has_session, has_seq;
-};
-
-struct reward_batch {
-        struct reward_state *st;
-        struct batch_tip *tips;
-        struct batch_tip **by_id; /* valid tips by tip_id, then batch order */
-        struct batch_room *rooms; /* rooms of the new tips, by room_id */
-        const char **room_ids;    /* n: scratch for collect_rooms() */
-        size_t n, valid, room_cnt;
-        bool is_mismatch; /* MySQL returned an id we cannot match byte for byte */
-        struct db_text sql;
-};
-
-static int cmp_tip_id(const void *a, const void *b)
-{
-        const struct batch_tip *x = *(struct batch_tip *const *)a,
-                               *y = *(struct batch_tip *const *)b;
-        int c = strcmp(x->t.tip_id, y->t.tip_id);
-
-        return c ? c : (x->index > y->index) - (x->index < y->index);
-}
-
-static int cmp_room_key(const void *key, const void *elem)
-{
-        return strcmp(key, ((const struct batch_room *)elem)->room_id);
-}
-
-/* The first valid tip of the batch with this tip_id, or NULL. */
-static struct batch_tip *find_tip(const struct reward_batch *b, const char *tip_id)
-{
-        size_t lo = 0, hi = b->valid;
-
-        while (lo < hi) { /* the lower bound: the first of equal ids is the earliest */
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (strcmp(b->by_id[mid]->t.tip_id, tip_id) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo < b->valid && strcmp(b->by_id[lo]->t.tip_id, tip_id) == 0 ? b->by_id[lo] : NULL;
-}
-
-static struct batch_room *find_room(const struct reward_batch *b, const char *room_id)
-{
-        return bsearch(room_id, b->rooms, b->room_cnt, sizeof(*b->rooms), cmp_room_key);
-}
-
-/* Reads every tip; invalid ones are refused at once (nothing was written for them). */
-static void read_batch(struct reward_batch *b, struct apply_slot *slots)
-{
-        for (size_t i = 0; i < b->n; i++) {
-                struct batch_tip *bt = &b->tips[i];
-
-                bt->slot = &slots[i];
-                bt->index = i;
-                if (read_tip(&slots[i].rec->ev, &bt->t, slots[i].error, slots[i].error_size) ==
-                    -1) {
-                        slots[i].result = APPLY_PERMANENT;
-                        continue;
-                }
-                bt->is_valid = true;
-                b->by_id[b->valid++] = bt;
-        }
-        qsort(b->by_id, b->valid, sizeof(*b->by_id), cmp_tip_id);
-}
-
-/* Appends "(v1, v2, ...)" of every distinct tip_id of the batch. */
-static void add_tip_ids(struct reward_batch *b)
-{
-        db_text_add(&b->sql, "(");
-        for (size_t i = 0; i < b->valid; i++) {
-                if (i && strcmp(b->by_id[i]->t.tip_id, b->by_id[i - 1]->t.tip_id) == 0)
-                        continue;
-                if (i)
-                        db_text_add(&b->sql, ", ");
-                db_text_str(b->st->db, &b->sql, b->by_id[i]->t.tip_id);
-        }
-        db_text_add(&b->sql, ")");
-}
-
-static void on_known_tip(const struct db_col *cols, void *arg)
-{
-        struct reward_batch *b = arg;
-        struct batch_tip *bt = find_tip(b, cols[0].s);
-
-        if (bt)
-                bt->is_known = true;
-        else
-                b->is_mismatch = true;
-}
-
-/* Which tips recharge holds already; the first copy of each other tip_id is new. */
-static enum db_result find_new_tips(struct reward_batch *b, char *errstr, size_t errstr_size)
-{
-        char id[ID_MAX + 1];
-        struct db_col col = {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)};
-        enum db_result r;
-
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT trace_id FROM recharge WHERE trace_id IN ");
-        add_tip_ids(b);
-        if ((r = db_text_query(b->st->db, &b->sql, &col, 1, on_known_tip, b, errstr,
-                               errstr_size)) != DB_OK)
-                return r;
-        for (size_t i = 0; i < b->valid; i++) {
-                struct batch_tip *bt = b->by_id[i];
-                bool is_first = i == 0 || strcmp(bt->t.tip_id, b->by_id[i - 1]->t.tip_id) != 0;
-
-                /* by_id sorts copies of one tip_id in batch order: the first is the new one. */
-                bt->is_new = is_first && !find_tip(b, bt->t.tip_id)->is_known;
-        }
-        return DB_OK;
-}
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/*
- * The rooms of the new tips, each with its count and amount, in room_id order. @returns false
- * when a room's amounts overflow (number_tip() refuses the tip that does, one at a time).
- */
-static bool collect_rooms(struct reward_batch *b, const char **ids)
-{
-        size_t n = 0;
-
-        for (size_t i = 0; i < b->n; i++)
-                if (b->tips[i].is_new)
-                        ids[n++] = b->tips[i].t.room_id;
-        qsort(ids, n, sizeof(*ids), cmp_str_ptr);
-        for (size_t i = 0; i < n; i++)
-                if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
-                        b->rooms[b->room_cnt++] = (struct batch_room){.room_id = ids[i]};
-        for (size_t i = 0; i < b->n; i++) {
-                struct batch_room *room;
-
-                if (!b->tips[i].is_new)
-                        continue;
-                room = find_room(b, b->tips[i].t.room_id);
-                room->tips++;
-                if (__builtin_add_overflow(room->amount, b->tips[i].t.amount, &room->amount))
-                        return false;
-        }
-        return true;
-}
-
-/* Appends "(r1, r2, ...)" of the batch's rooms. */
-static void add_room_ids(struct reward_batch *b)
-{
-        db_text_add(&b->sql, "(");
-        for (size_t i = 0; i < b->room_cnt; i++) {
-                if (i)
-                        db_text_add(&b->sql, ", ");
-                db_text_str(b->st->db, &b->sql, b->rooms[i].room_id);
-        }
-        db_text_add(&b->sql, ")");
-}
-
-static void on_live_session(const struct db_col *cols, void *arg)
-{
-        struct reward_batch *b = arg;
-        struct batch_room *room = find_room(b, cols[0].s);
-
-        if (!room) {
-                b->is_mismatch = true;
-                return;
-        }
-        if (room->has_session) /* newest first: the first row is the one live_session() takes */
-                return;
-        room->has_session = true;
-        room->session_id = cols[1].is_null ? 0 : cols[1].i;
-}
-
-/* live_session() for every room at once. */
-static enum db_result find_live_sessions(struct reward_batch *b, char *errstr, size_t errstr_size)
-{
-        char room_id[ID_MAX + 1];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = room_id, .s_size = sizeof(room_id)},
-                                {.type = DB_PARAM_I64}};
-
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT room_id, session_id FROM live_streams WHERE room_id IN ");
-        add_room_ids(b);
-        db_text_add(&b->sql, " AND status = 'live' AND session_id IS NOT NULL "
-                             "ORDER BY started_at DESC");
-        return db_text_query(b->st->db, &b->sql, cols, 2, on_live_session, b, errstr, errstr_size);
-}
-
-/* number_tip() for every room at once: each room's counter moves by its count of new tips. */
-static enum db_result number_rooms(struct reward_batch *b, char *errstr, size_t errstr_size)
-{
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "INSERT INTO live_room_sync (room_id, tip_seq, earnings_pending, "
-                             "count_pending, pending_since) VALUES ");
-        for (size_t i = 0; i < b->room_cnt; i++) {
-                db_text_add(&b->sql, i ? ", (" : "(");
-                db_text_str(b->st->db, &b->sql, b->rooms[i].room_id);
-                db_text_add(&b->sql, ", %lld, %lld, %lld, NOW(3))", b->rooms[i].tips,
-                            b->rooms[i].amount, b->rooms[i].tips);
-        }
-        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE tip_seq = tip_seq + VALUES(tip_seq), "
-                             "earnings_pending = earnings_pending + VALUES(earnings_pending), "
-                             "count_pending = count_pending + VALUES(count_pending), "
-                             "pending_since = COALESCE(pending_since, VALUES(pending_since))");
-        return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
-}
-
-static void on_room_seq(const struct db_col *cols, void *arg)
-{
-        struct reward_batch *b = arg;
-        struct batch_room *room = find_room(b, cols[0].s);
-
-        if (!room || room->has_seq) {
-                b->is_mismatch = true;
-                return;
-        }
-        room->has_seq = true;
-        room->last_seq = cols[1].i;
-}
-
-/*
- * The numbers the upsert reached. This transaction holds the rooms' rows since the upsert, so
- * a room's new tips are last - tips + 1 .. last, handed out in batch order.
- */
-static enum db_result read_room_seqs(struct reward_batch *b, char *errstr, size_t errstr_size)
-{
-        char room_id[ID_MAX + 1];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = room_id, .s_size = sizeof(room_id)},
-                                {.type = DB_PARAM_I64}};
-        enum db_result r;
-
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT room_id, tip_seq FROM live_room_sync WHERE room_id IN ");
-        add_room_ids(b);
-        if ((r = db_text_query(b->st->db, &b->sql, cols, 2, on_room_seq, b, errstr, errstr_size)) !=
-            DB_OK)
-                return r;
-        for (size_t i = 0; i < b->room_cnt; i++) {
-                b->is_mismatch |= !b->rooms[i].has_seq;
-                b->rooms[i].last_seq -= b->rooms[i].tips; /* the number before the first tip */
-        }
-        for (size_t i = 0; i < b->n && !b->is_mismatch; i++) {
-                struct batch_tip *bt = &b->tips[i];
-                struct batch_room *room;
-
-                if (!bt->is_new)
-                        continue;
-                room = find_room(b, bt->t.room_id);
-                bt->seq = ++room->last_seq;
-                bt->session_id = room->session_id;
-        }
-        return DB_OK;
-}
-
-/* One row of insert_tip, with its room_seq. */
-static void add_tip_row(struct reward_batch *b, const struct batch_tip *bt)
-{
-        struct db *db = b->st->db;
-        const struct tip *t = &bt->t;
-
-        db_text_add(&b->sql, "(");
-        db_text_str(db, &b->sql, t->tip_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->audience_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->anchor_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->room_id);
-        if (bt->session_id)
-                db_text_add(&b->sql, ", %lld, %lld, %lld, ", bt->session_id, bt->seq, t->amount);
-        else
-                db_text_add(&b->sql, ", NULL, %lld, %lld, ", bt->seq, t->amount);
-        db_text_str(db, &b->sql, t->gift_id);
-        db_text_add(&b->sql, ", %lld, ", t->gift_count);
-        db_text_str(db, &b->sql, t->audience_gender ? t->audience_gender : "unknown");
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->anchor_gender ? t->anchor_gender : "unknown");
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->audience_type);
-        db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000))", t->ts_ms);
-}
-
-/* insert_tip() for every new tip. A plain INSERT: a duplicate key means another transaction
- * took one of the tips meanwhile, and the batch goes one tip at a time. */
-static enum db_result insert_new_tips(struct reward_batch *b, char *errstr, size_t errstr_size)
-{
-        bool is_first = true;
-
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql,
-                    "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, session_id, "
-                    "room_seq, amount, gift_id, gift_count, audience_gender, anchor_gender, "
-                    "audience_type, tipped_at) VALUES ");
-        for (size_t i = 0; i < b->n; i++) {
-                if (!b->tips[i].is_new)
-                        continue;
-                if (!is_first)
-                        db_text_add(&b->sql, ", ");
-                is_first = false;
-                add_tip_row(b, &b->tips[i]);
-        }
-        return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
-}
-
-/* An id MySQL's collation matched to another spelling: reward_apply() per tip handles it. */
-static enum db_result mismatch(char *errstr, size_t errstr_size)
-{
-        snprintf(errstr, errstr_size, "ids that MySQL matches other than byte for byte");
-        return DB_RETRY;
-}
-
-static enum db_result write_new_tips(struct reward_batch *b, char *errstr, size_t errstr_size)
-{
-        enum db_result r;
-
-        if (!b->room_cnt)
-                return DB_OK; /* every tip was in recharge already */
-        if ((r = find_live_sessions(b, errstr, errstr_size)) != DB_OK ||
-            (r = number_rooms(b, errstr, errstr_size)) != DB_OK ||
-            (r = read_room_seqs(b, errstr, errstr_size)) != DB_OK)
-                return r;
-        if (b->is_mismatch)
-                return mismatch(errstr, errstr_size);
-        return insert_new_tips(b, errstr, errstr_size);
-}
-
-static void log_batch_tips(const struct reward_batch *b)
-{
-        for (size_t i = 0; i < b->n; i++) {
-                const struct batch_tip *bt = &b->tips[i];
-                const struct consumer_record *rec = bt->slot->rec;
-
-                if (!bt->is_valid)
-                        continue;
-                if (!bt->is_new) { /* its session and number are the first copy's, not read here */
-                        log_info(rec->trace_id,
-                                 "reward tip=%s room=%s amount=%lld outcome=duplicate topic=%s "
-                                 "partition=%d offset=%lld",
-                                 bt->t.tip_id, bt->t.room_id, bt->t.amount, rec->topic,
-                                 rec->partition, rec->offset);
-                        continue;
-                }
-                log_info(rec->trace_id,
-                         "reward tip=%s room=%s amount=%lld session=%lld seq=%lld outcome=applied "
-                         "topic=%s partition=%d offset=%lld",
-                         bt->t.tip_id, bt->t.room_id, bt->t.amount, bt->session_id, bt->seq,
-                         rec->topic, rec->partition, rec->offset);
-        }
-}
-
-static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_slot *slots,
-                                          char *errstr, size_t errstr_size)
-{
-        enum db_result r;
-
-        read_batch(b, slots);
-        if (!b->valid)
-                return APPLY_DONE;
-        if ((r = find_new_tips(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = mismatch(errstr, errstr_size);
-        if (r == DB_OK && !collect_rooms(b, b->room_ids)) {
-                snprintf(errstr, errstr_size, "a room's amounts overflow");
-                r = DB_FATAL;
-        }
-        if (r == DB_OK)
-                r = write_new_tips(b, errstr, errstr_size);
-        if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
-        for (size_t i = 0; i < b->n; i++)
-                /* Duplicates too: the first copy may have committed without reaching Redis. */
-                b->tips[i].slot->rec->publish = b->tips[i].is_valid;
-        log_batch_tips(b);
-        return APPLY_DONE;
-}
-
-static enum apply_result reward_apply_many(void *state, struct apply_slot *slots, size_t n,
-                                           char *errstr, size_t errstr_size)
-{
-        struct reward_batch b = {.st = state, .n = n};
-        enum apply_result r = APPLY_RETRY;
-
-        b.tips = calloc(n, sizeof(*b.tips));
-        b.by_id = calloc(n, sizeof(*b.by_id));
-        b.rooms = calloc(n, sizeof(*b.rooms));
-        b.room_ids = calloc(n, sizeof(*b.room_ids));
-        if (b.tips && b.by_id && b.rooms && b.room_ids)
-                r = apply_batch_tips(&b, slots, errstr, errstr_size);
-        else
-                snprintf(errstr, errstr_size, "out of memory");
-        db_text_free(&b.sql);
-        free(b.tips);
-        free(b.by_id);
-        free(b.rooms);
-        free(b.room_ids);
-        return r;
-}
-
 /* ------------------------------------------------------------------ Redis */
 
 /* A Redis call failed: publish() keeps tips in MySQL only until tick() finds Redis answering. */
-static void redis_failed(struct reward_state *st, const char *why)
+void reward_redis_failed(struct reward_state *st, const char *why)
 {
         if (!st->is_degraded)
                 log_warn(
@@ -838,7 +381,7 @@ static redisReply *redis_eval(struct reward_state *st, const char *script, int n
                 redis_conn_eval(st->redis, script, nkeys, keys, nargs, args, errstr, errstr_size);
 
         if (!reply)
-                redis_failed(st, errstr);
+                reward_redis_failed(st, errstr);
         return reply;
 }
 
@@ -866,16 +409,7 @@ static enum db_result read_tip_row(struct reward_state *st, const char *tip_id, 
         return r;
 }
 
-/* The keys and arguments of tip_script for one tip (see its comment for the order). */
-struct tip_call {
-        char k_mark[KEY_MAX], k_earn[KEY_MAX], k_count[KEY_MAX], k_top[KEY_MAX], k_room_wm[KEY_MAX];
-        char k_stats[KEY_MAX], k_payers[KEY_MAX], k_session_wm[KEY_MAX];
-        char ttl[24], amount[24], seq[24], gifts[24], stats_ttl[24];
-        const char *keys[8];
-        const char *args[6];
-};
-
-static void tip_call_fill(const struct reward_state *st, const char *tip_id,
+void reward_tip_call_fill(const struct reward_state *st, const char *tip_id,
                           const struct tip_row *row, struct tip_call *c)
 {
         char session[24];
@@ -912,8 +446,8 @@ static int project_tip(struct reward_state *st, const struct consumer_record *re
         struct tip_call c;
         redisReply *reply;
 
-        tip_call_fill(st, tip_id, row, &c);
-        if (!(reply = redis_eval(st, tip_script, 8, c.keys, 6, c.args, errstr, errstr_size)))
+        reward_tip_call_fill(st, tip_id, row, &c);
+        if (!(reply = redis_eval(st, reward_tip_script, 8, c.keys, 6, c.args, errstr, errstr_size)))
                 return -1;
         log_debug(rec->trace_id, "tip %s room=%s redis=%s", tip_id, row->room_id,
                   reply->integer == 0   ? "already counted"
@@ -951,231 +485,6 @@ static int reward_publish(void *state, struct consumer_record *rec, char *errstr
         return mark_for_rebuild(st, &row, errstr, errstr_size);
 }
 
-/* ------------------------------------------------------------------ publishing a batch */
-
-/*
- * reward_publish() for a batch: one SELECT reads every tip back from recharge, and one Redis
- * round trip runs tip_script for each (SCRIPT LOAD first, so the EVALSHAs find it even after
- * a Redis restart). A Redis failure marks every tip's room for the rebuild, as reward_publish()
- * does once Redis failed. A row MySQL matched to another spelling of a tip_id returns -1, and
- * the runtime publishes one tip at a time.
- */
-/* A record's tip_id and its place in the batch: the records sorted for matching rows. */
-struct keyed_rec {
-        const char *tip_id;
-        size_t index;
-};
-
-struct publish_batch {
-        struct reward_state *st;
-        struct consumer_record *const *recs;
-        size_t n, keyed_cnt;
-        struct keyed_rec *keyed; /* the records with a tip_id, by tip_id */
-        struct tip_row *rows;    /* per record */
-        bool *found;             /* per record */
-        bool is_mismatch;
-        struct db_text sql;
-};
-
-static int cmp_keyed(const void *a, const void *b)
-{
-        return strcmp(((const struct keyed_rec *)a)->tip_id, ((const struct keyed_rec *)b)->tip_id);
-}
-
-static void sort_records(struct publish_batch *pb)
-{
-        for (size_t i = 0; i < pb->n; i++) {
-                const char *tip_id = payload_str(&pb->recs[i]->ev, "tip_id");
-
-                if (tip_id)
-                        pb->keyed[pb->keyed_cnt++] = (struct keyed_rec){tip_id, i};
-        }
-        qsort(pb->keyed, pb->keyed_cnt, sizeof(*pb->keyed), cmp_keyed);
-}
-
-struct row_sink {
-        struct publish_batch *pb;
-        char trace_id[ID_MAX + 1];
-        struct tip_row row;
-};
-
-/* Gives a recharge row to every record of its tip_id (a tip may come twice in a batch). */
-static void on_tip_row(const struct db_col *cols, void *arg)
-{
-        struct row_sink *rs = arg;
-        struct publish_batch *pb = rs->pb;
-        size_t lo = 0, hi = pb->keyed_cnt;
-        bool is_matched = false;
-
-        rs->row.session_id = cols[3].is_null ? 0 : cols[3].i;
-        rs->row.amount = cols[4].i;
-        rs->row.gift_count = cols[5].i;
-        rs->row.room_seq = cols[6].i;
-        while (lo < hi) { /* the first record with this tip_id */
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (strcmp(pb->keyed[mid].tip_id, rs->trace_id) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        for (; lo < pb->keyed_cnt && strcmp(pb->keyed[lo].tip_id, rs->trace_id) == 0; lo++) {
-                pb->rows[pb->keyed[lo].index] = rs->row;
-                pb->found[pb->keyed[lo].index] = true;
-                is_matched = true;
-        }
-        pb->is_mismatch |= !is_matched;
-}
-
-/* read_tip_row() for every record at once. */
-static enum db_result read_tip_rows(struct publish_batch *pb, char *errstr, size_t errstr_size)
-{
-        struct row_sink rs = {.pb = pb};
-        struct db_col cols[] = {
-                {.type = DB_PARAM_STR, .s = rs.trace_id, .s_size = sizeof(rs.trace_id)},
-                {.type = DB_PARAM_STR,
-                 .s = rs.row.audience_id,
-                 .s_size = sizeof(rs.row.audience_id)},
-                {.type = DB_PARAM_STR, .s = rs.row.room_id, .s_size = sizeof(rs.row.room_id)},
-                {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_I64},
-        };
-
-        sort_records(pb);
-        if (!pb->keyed_cnt)
-                return DB_OK;
-        db_text_reset(&pb->sql);
-        db_text_add(&pb->sql, "SELECT trace_id, audience_id, room_id, session_id, amount, "
-                              "gift_count, room_seq FROM recharge WHERE trace_id IN (");
-        for (size_t i = 0; i < pb->keyed_cnt; i++) {
-                if (i)
-                        db_text_add(&pb->sql, ", ");
-                db_text_str(pb->st->db, &pb->sql, pb->keyed[i].tip_id);
-        }
-        db_text_add(&pb->sql, ")");
-        return db_text_query(pb->st->db, &pb->sql, cols, 7, on_tip_row, &rs, errstr, errstr_size);
-}
-
-#define TIP_ARGC 17 /* EVALSHA sha 8, the 8 keys, the 6 arguments */
-
-/* One pipelined command per tip found, after the SCRIPT LOAD. */
-struct pipeline {
-        struct tip_call *calls;
-        const char *(*argv)[TIP_ARGC];
-        const char ***cmds;
-        int *argcs;
-};
-
-/* tip_script for every tip found, in one round trip. @returns 0, or -1 when Redis failed. */
-static int project_tips(struct publish_batch *pb, size_t found, char *errstr, size_t errstr_size)
-{
-        static const char *load[] = {"SCRIPT", "LOAD", tip_script};
-        struct pipeline p = {calloc(found, sizeof(*p.calls)), calloc(found, sizeof(*p.argv)),
-                             calloc(1 + found, sizeof(*p.cmds)),
-                             calloc(1 + found, sizeof(*p.argcs))};
-        size_t k = 1;
-        int rc = -1;
-
-        if (!p.calls || !p.argv || !p.cmds || !p.argcs) {
-                snprintf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        p.cmds[0] = load;
-        p.argcs[0] = 3;
-        for (size_t i = 0; i < pb->n; i++) {
-                const char **a = p.argv[k - 1];
-                struct tip_call *c = &p.calls[k - 1];
-
-                if (!pb->found[i])
-                        continue;
-                /* found: the record has a tip_id, and recharge a row under it */
-                tip_call_fill(pb->st, payload_str(&pb->recs[i]->ev, "tip_id"), &pb->rows[i], c);
-                a[0] = "EVALSHA";
-                a[1] = pb->st->tip_sha;
-                a[2] = "8";
-                memcpy(&a[3], c->keys, sizeof(c->keys));
-                memcpy(&a[11], c->args, sizeof(c->args));
-                p.cmds[k] = a;
-                p.argcs[k++] = TIP_ARGC;
-        }
-        rc = redis_conn_pipeline(pb->st->redis, k, p.argcs, p.cmds, errstr, errstr_size);
-out:
-        free(p.calls);
-        free(p.argv);
-        free(p.cmds);
-        free(p.argcs);
-        return rc;
-}
-
-/* mark_for_rebuild() for every tip found, in one statement. */
-static int mark_all_for_rebuild(struct publish_batch *pb, char *errstr, size_t errstr_size)
-{
-        bool is_first = true;
-
-        db_text_reset(&pb->sql);
-        db_text_add(&pb->sql, "INSERT IGNORE INTO live_room_rebuild (room_id, session_id) VALUES ");
-        for (size_t i = 0; i < pb->n; i++) {
-                if (!pb->found[i])
-                        continue;
-                db_text_add(&pb->sql, is_first ? "(" : ", (");
-                db_text_str(pb->st->db, &pb->sql, pb->rows[i].room_id);
-                db_text_add(&pb->sql, ", %lld)", pb->rows[i].session_id);
-                is_first = false;
-        }
-        return db_text_exec(pb->st->db, &pb->sql, NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
-}
-
-static int publish_found(struct publish_batch *pb, char *errstr, size_t errstr_size)
-{
-        char err[512];
-        size_t found = 0;
-
-        if (read_tip_rows(pb, errstr, errstr_size) != DB_OK)
-                return -1;
-        if (pb->is_mismatch) {
-                snprintf(errstr, errstr_size,
-                         "tip ids that MySQL matches other than byte for byte");
-                return -1;
-        }
-        for (size_t i = 0; i < pb->n; i++)
-                found += pb->found[i];
-        if (!found) /* apply() committed them; nothing else deletes tips */
-                return 0;
-        if (!pb->st->is_degraded) {
-                if (project_tips(pb, found, err, sizeof(err)) == 0) {
-                        log_debug(NULL, "%zu tip(s) projected to Redis", found);
-                        return 0;
-                }
-                redis_failed(pb->st, err);
-        }
-        /* Redis is out: the tips are in MySQL, and the rebuild will bring Redis to them. */
-        metric_add(pb->st->m_degraded, (long long)found);
-        log_debug(NULL, "%zu tip(s) left for the rebuild of their rooms", found);
-        return mark_all_for_rebuild(pb, errstr, errstr_size);
-}
-
-static int reward_publish_many(void *state, struct consumer_record *const *recs, size_t n,
-                               char *errstr, size_t errstr_size)
-{
-        struct publish_batch pb = {.st = state, .recs = recs, .n = n};
-        int rc = -1;
-
-        pb.keyed = calloc(n, sizeof(*pb.keyed));
-        pb.rows = calloc(n, sizeof(*pb.rows));
-        pb.found = calloc(n, sizeof(*pb.found));
-        if (pb.keyed && pb.rows && pb.found)
-                rc = publish_found(&pb, errstr, errstr_size);
-        else
-                snprintf(errstr, errstr_size, "out of memory");
-        db_text_free(&pb.sql);
-        free(pb.keyed);
-        free(pb.rows);
-        free(pb.found);
-        return rc;
-}
-
 /* ------------------------------------------------------------------ rebuilding from MySQL */
 
 /* Makes the room's Redis figures (and its marked sessions') those of recharge (lib/rebuild.c). */
@@ -1189,7 +498,7 @@ static int rebuild_one_room(struct reward_state *st, const char *room_id, char *
                 char ping_err[256];
 
                 if (redis_conn_ping(st->redis, ping_err, sizeof(ping_err)) == -1)
-                        redis_failed(st, errstr);
+                        reward_redis_failed(st, errstr);
                 return -1;
         }
         metric_add(st->m_rebuilt, 1);
@@ -1270,7 +579,7 @@ static void check_redis_epoch(struct reward_state *st)
         char err[512];
 
         if (rebuild_epoch_check(st->redis, &st->redis_epoch, &is_lost, err, sizeof(err)) == -1) {
-                redis_failed(st, err);
+                reward_redis_failed(st, err);
                 return;
         }
         if (is_lost) {
@@ -1285,10 +594,11 @@ static void check_redis_epoch(struct reward_state *st)
                 return;
         }
         st->is_redis_lost = false;
-        log_warn(NULL,
-                 "redis holds none of liveflow's data, or an older copy (new, restarted or flushed; epoch now "
-                 "%s): rebuilding %llu room(s) and session(s) from recharge",
-                 st->redis_epoch.token, marked);
+        log_warn(
+                NULL,
+                "redis holds none of liveflow's data, or an older copy (new, restarted or flushed; epoch now "
+                "%s): rebuilding %llu room(s) and session(s) from recharge",
+                st->redis_epoch.token, marked);
 }
 
 static void reward_tick(void *state, long long now_ms)
