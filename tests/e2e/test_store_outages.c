@@ -235,7 +235,8 @@ static void start_workers(void)
                 {"stats", "liveflow-stats", NULL},
                 {"stream", "liveflow-consumer", "stream"},
         };
-        char e_redis[160];
+        char e_redis[160], prefix[sizeof(fx.prefix)], group[sizeof(fx.w[0].group)],
+                log[sizeof(fx.w[0].log)];
         const char *const env[] = {e_redis,
                                    "LIVEFLOW_MYSQL_TIMEOUT_S=2",
                                    "LIVEFLOW_REDIS_TIMEOUT_MS=1000",
@@ -244,14 +245,18 @@ static void start_workers(void)
                                    NULL};
 
         redis_url(e_redis, sizeof(e_redis));
+        memcpy(prefix, fx.prefix, sizeof(prefix));
         for (int i = 0; i < 4; i++) {
                 struct worker *w = &fx.w[i];
 
                 w->name = roles[i].name;
                 w->binary = roles[i].binary;
                 w->role = roles[i].role;
-                snprintf(w->group, sizeof(w->group), "outage.%s.%s", fx.prefix, w->name);
-                snprintf(w->log, sizeof(w->log), "/tmp/%s.%s.log", fx.prefix, w->name);
+                /* Through locals: fx.prefix and w are parts of one object. */
+                snprintf(group, sizeof(group), "outage.%s.%s", prefix, roles[i].name);
+                snprintf(log, sizeof(log), "/tmp/%s.%s.log", prefix, roles[i].name);
+                memcpy(w->group, group, sizeof(w->group));
+                memcpy(w->log, log, sizeof(w->log));
                 support_group_at_end(w->group, all_topics);
                 w->pid = support_start_worker(w->binary, w->role, fx.mysql_url, w->group, env,
                                               w->log, &w->admin_port);
@@ -296,7 +301,13 @@ static void wait_unavailable(const struct worker *w, const char *store, long lon
         while ((got = unavailable(w, store)) != want && support_now_ms() < deadline)
                 support_sleep_ms(100);
         cr_assert(eq(i64, got, want), "%s: %s store_unavailable{store=%s} (log %s)", what, w->name,
-                  store, w->log);
+                  store, w->log); /* Paused: not ready; resumed: ready again. */
+        if (want)
+                cr_assert(support_wait_ready(w->admin_port, 0) != 0, "%s: %s /readyz 200 (log %s)",
+                          what, w->name, w->log);
+        else
+                cr_assert(eq(int, support_wait_ready(w->admin_port, WAIT_MS), 0),
+                          "%s: %s /readyz not 200 (log %s)", what, w->name, w->log);
 }
 
 /* ------------------------------------------------------------------ posting */
@@ -331,7 +342,7 @@ static long post(CURL *curl, const char *path, const char *body, struct curl_sli
  * @returns the last status. */
 static long post_tip(CURL *curl, int i, int copy)
 {
-        char body[768], anchor[48], room[48], text[1024], h_id[96], h_ts[64], h_sig[128];
+        char body[768], anchor[64], room[64], text[1024], h_id[96], h_ts[64], h_sig[128];
         unsigned char mac[EVP_MAX_MD_SIZE], sig[96];
         unsigned int mac_len = 0;
         long status = -1;
@@ -420,7 +431,7 @@ static void post_until(int limit, bool wait)
 /* A signed Tencent push (begin) or interrupt (end) for stream s; retried until a 200. */
 static void post_stream(int s, bool is_begin)
 {
-        char body[2048], sign[33], text[128], sid[48], anchor[48], room[48];
+        char body[2048], sign[33], text[128], sid[64], anchor[64], room[64];
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
         CURL *curl = curl_easy_init();
         long long t = (long long)time(NULL) + 600;
@@ -671,7 +682,7 @@ static void check_ledgers(void)
         cr_assert(eq(i64, q("SELECT COUNT(DISTINCT trace_id) FROM settlement_detail"), TIPS));
         cr_assert(eq(i64, q("SELECT COUNT(*) FROM stats_tip"), TIPS));
         for (int a = 0; a < ANCHORS; a++) {
-                char anchor[48];
+                char anchor[64];
 
                 anchor_id(a, anchor, sizeof(anchor));
                 snprintf(sql, sizeof(sql),
@@ -721,7 +732,7 @@ static void redis_off(char *why, size_t size, int first_room, bool with_streams)
 {
         why[0] = '\0';
         for (int a = first_room; a < ANCHORS && !why[0]; a++) {
-                char room[48];
+                char room[64];
                 long long earnings, count;
 
                 room_id(a, room, sizeof(room));
@@ -733,7 +744,7 @@ static void redis_off(char *why, size_t size, int first_room, bool with_streams)
         }
         /* Streams 0..3 ended, 4..9 live (6..9 begun during the outages). */
         for (int s = 0; with_streams && s < STREAMS && !why[0]; s++) {
-                char sid[48], anchor[48], key[128];
+                char sid[64], anchor[64], key[128];
                 bool want = s >= 4;
                 redisReply *r, *h;
 
