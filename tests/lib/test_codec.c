@@ -801,6 +801,42 @@ Test(codec, decode_reads_a_body_by_the_schema_its_fingerprint_names)
         free(text);
 }
 
+/* The resolved path is as safe on damaged input as the direct one: a released schema's record. */
+Test(codec, decode_of_an_old_record_rejects_every_truncation_and_survives_bit_flips)
+{
+        char *text;
+        avro_schema_t v1 = schema_from_file(V1_PATH, &text);
+        struct envelope env = sample_envelope();
+        size_t len, decoded = 0;
+        unsigned char *data =
+                encode_with_schema(text, v1, &env, payloads[1].name, payloads[1].json, &len);
+        struct event ev;
+
+        for (size_t n = AVRO_SOF_HEADER_SIZE; n < len; n++) {
+                unsigned char *prefix = malloc(n); /* exactly n bytes, for ASan */
+
+                memcpy(prefix, data, n);
+                cr_assert(eq(int, decode(prefix, n, &ev), -1), "prefix of %zu/%zu bytes decoded", n,
+                          len);
+                cr_assert(strstr(errstr, "truncated body") != NULL, "%zu: %s", n, errstr);
+                free(prefix);
+        }
+        for (size_t bit = AVRO_SOF_HEADER_SIZE * 8; bit < len * 8; bit++) {
+                data[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+                if (decode(data, len, &ev) == 0) {
+                        decoded++;
+                        event_fini(&ev);
+                }
+                data[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+        }
+        cr_assert(decoded < len * 8 - AVRO_SOF_HEADER_SIZE * 8);
+        /* Undamaged, it still decodes: the codec kept no state from the failures. */
+        assert_decodes_as_current(data, len, &env, payloads[1].name, payloads[1].json);
+        free(data);
+        avro_schema_decref(v1);
+        free(text);
+}
+
 /* A value for every field of s: the first non-null branch of a union, so none stays unset. */
 static json_t *sample_json(avro_schema_t s)
 {
