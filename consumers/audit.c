@@ -1,6 +1,7 @@
 /* audit.c: moderation verdicts and operator bans into live_audit_logs, anchors, Redis and closes.
  */
 #include "audit.h"
+#include "audit_role.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -26,47 +27,6 @@
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
 static const char *const audit_topics[] = {LF_TOPIC_AUDIT, NULL};
-
-struct audit_state {
-        struct db *db;
-        struct redis_conn *redis;
-        struct stream_close *closer; /* stream.close records, acknowledged before publish() ends */
-        struct notify *notify; /* live.notify: anchor warned, suspended, banned */
-        struct audit_policy policy;
-        long long suspend_s, warn_escalate, warn_window_s;
-        struct db_stmt *insert_log, *stream_anchor, *upsert_anchor, *lock_anchor, *window, *set_log,
-                *set_anchor, *live_stream, *project;
-};
-
-/* One record's verdict, read from the envelope and its AuditVerdict payload. */
-struct verdict {
-        const struct event *ev;
-        const char *source, *action, *suggestion, *label, *reason;
-        long long score;     /* -1 when absent */
-        long long suspend_s; /* -1 when absent */
-        bool is_admin;
-        enum audit_grade severity;
-};
-
-/* The anchors row under FOR UPDATE. */
-struct anchor_row {
-        char status[16];
-        long long until_ms;    /* -1 when NULL */
-        long long admin_at_ms; /* -1 when NULL */
-};
-
-/* What applying a verdict decided: written to its log row and to the anchors row. */
-struct decision {
-        enum audit_grade punishment;
-        const char *outcome;
-        const char *status;    /* the anchor's new status; NULL leaves it */
-        long long until_ms;    /* the new suspended_until when status is set; -1 for NULL */
-        long long admin_at_ms; /* -1 leaves admin_at */
-        int warnings;          /* added to warning_count */
-        int close_method;      /* 0: nothing to close */
-        char close_stream[256];
-        char close_vendor[17]; /* the vendor of close_stream */
-};
 
 /* ------------------------------------------------------------------ grading */
 
@@ -196,7 +156,7 @@ static int read_moderation(struct verdict *v, const struct audit_policy *p, char
         return 0;
 }
 
-static int read_verdict(const struct event *ev, const struct audit_policy *p, struct verdict *v,
+int audit_read_verdict(const struct event *ev, const struct audit_policy *p, struct verdict *v,
                         char *errstr, size_t errstr_size)
 {
         memset(v, 0, sizeof(*v));
@@ -231,6 +191,15 @@ static int read_verdict(const struct event *ev, const struct audit_policy *p, st
 }
 
 /* ------------------------------------------------------------------ statements */
+
+/* Every column of struct projection, after the verdict's event id; a WHERE on l follows. */
+#define PROJECTION_SQL                                                                             \
+        "SELECT l.event_id, l.anchor_id, l.close_stream_id, l.close_method, "                     \
+        "COALESCE(l.label, l.reason), " EPOCH_MS("l.created_at") ", l.punishment, a.status, "     \
+                EPOCH_MS("a.suspended_until") ", " EPOCH_MS("a.updated_at") ", l.close_vendor "     \
+                                                                            "FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
+
+const char audit_projection_select[] = PROJECTION_SQL;
 
 static int prepare(struct audit_state *st)
 {
@@ -281,11 +250,7 @@ static int prepare(struct audit_state *st)
                 db,
                 "SELECT stream_id, vendor FROM live_streams WHERE status = 'live' AND (stream_id = ? OR anchor_id = ?) "
                 "ORDER BY stream_id = ? AND vendor = ? DESC, stream_id = ? DESC, started_at DESC LIMIT 1");
-        st->project = db_stmt(
-                db,
-                "SELECT l.anchor_id, l.close_stream_id, l.close_method, COALESCE(l.label, l.reason), " EPOCH_MS("l.created_at") ", l.punishment, a.status, " EPOCH_MS(
-                        "a.suspended_until") ", " EPOCH_MS("a.updated_at") ", l.close_vendor FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
-                                                                           "WHERE l.event_id = ?");
+        st->project = db_stmt(db, PROJECTION_SQL "WHERE l.event_id = ?");
         return st->insert_log && st->stream_anchor && st->upsert_anchor && st->lock_anchor &&
                                st->window && st->set_log && st->set_anchor && st->live_stream &&
                                st->project
@@ -344,8 +309,8 @@ static struct db_param opt_ms(long long ms)
 }
 
 /* The anchor of the verdict: the envelope's, else the one live_streams knows for its stream. */
-static enum db_result resolve_anchor(struct audit_state *st, const struct verdict *v, char *anchor,
-                                     size_t anchor_size, char *errstr, size_t errstr_size)
+enum db_result audit_resolve_anchor(struct audit_state *st, const struct verdict *v, char *anchor,
+                                    size_t anchor_size, char *errstr, size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(v->ev->vendor), DB_STR(v->ev->stream_id)};
         struct db_col col = {.type = DB_PARAM_STR, .s = anchor, .s_size = anchor_size};
@@ -470,35 +435,50 @@ static void decide_admin(const struct verdict *v, struct decision *d)
         }
 }
 
-/* A warning, counted; enough of them within the window suspend from the latest of them. */
-static enum db_result decide_warning(struct audit_state *st, const struct verdict *v,
-                                     const char *anchor, const struct anchor_row *a,
-                                     struct decision *d, char *errstr, size_t errstr_size)
+/* The window statement: the fullest window of warnings in live_audit_logs. */
+static enum db_result db_window(void *ctx, const struct verdict *v, const char *anchor,
+                                const struct anchor_row *a, bool *found, long long *count,
+                                long long *latest_ms, char *errstr, size_t errstr_size)
 {
+        struct audit_state *st = ctx;
         long long t = v->ev->event_time_ms;
         struct db_param p[] = {DB_I64(st->warn_window_s), DB_STR(anchor), DB_I64(t),
                                DB_I64(st->warn_window_s), DB_I64(t),      opt_ms(a->admin_at_ms)};
         struct db_col cols[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
-        bool found = false;
         enum db_result r =
-                db_query_row(st->db, st->window, p, 6, cols, 2, &found, errstr, errstr_size);
+                db_query_row(st->db, st->window, p, 6, cols, 2, found, errstr, errstr_size);
+
+        *count = cols[0].is_null ? 0 : cols[0].i;
+        *latest_ms = cols[1].is_null ? -1 : cols[1].i;
+        return r;
+}
+
+/* A warning, counted; enough of them within the window suspend from the latest of them. */
+static enum db_result decide_warning(struct audit_state *st, const struct verdict *v,
+                                     const char *anchor, const struct anchor_row *a,
+                                     audit_window_fn window, void *ctx, struct decision *d,
+                                     char *errstr, size_t errstr_size)
+{
+        long long t = v->ev->event_time_ms, count = 0, latest = -1;
+        bool found = false;
+        enum db_result r = window(ctx, v, anchor, a, &found, &count, &latest, errstr, errstr_size);
 
         if (r != DB_OK)
                 return r;
         d->punishment = AUDIT_WARN;
         d->warnings = 1;
-        if (found && cols[0].i >= st->warn_escalate) {
+        if (found && count >= st->warn_escalate) {
                 /* From the window's latest warning: the same until whatever order they came in. */
-                suspend(a, d, (cols[1].is_null ? t : cols[1].i) + st->suspend_s * 1000);
+                suspend(a, d, (latest < 0 ? t : latest) + st->suspend_s * 1000);
                 if (d->punishment == AUDIT_SUSPEND)
                         d->outcome = "escalated";
         }
         return DB_OK;
 }
 
-static enum db_result decide(struct audit_state *st, const struct verdict *v, const char *anchor,
-                             const struct anchor_row *a, struct decision *d, char *errstr,
-                             size_t errstr_size)
+enum db_result audit_decide(struct audit_state *st, const struct verdict *v, const char *anchor,
+                            const struct anchor_row *a, audit_window_fn window, void *ctx,
+                            struct decision *d, char *errstr, size_t errstr_size)
 {
         long long t = v->ev->event_time_ms;
         enum db_result r = DB_OK;
@@ -522,7 +502,7 @@ static enum db_result decide(struct audit_state *st, const struct verdict *v, co
         if (v->is_admin)
                 decide_admin(v, d);
         else if (v->severity == AUDIT_WARN)
-                r = decide_warning(st, v, anchor, a, d, errstr, errstr_size);
+                r = decide_warning(st, v, anchor, a, window, ctx, d, errstr, errstr_size);
         else if (v->severity == AUDIT_SUSPEND)
                 suspend(a, d, t + st->suspend_s * 1000);
         else
@@ -566,10 +546,8 @@ static enum db_result record_decision(struct audit_state *st, const struct consu
         return db_exec(st->db, st->set_anchor, ap, 6, NULL, NULL, errstr, errstr_size);
 }
 
-/* live.notify for a warning, suspension or ban in force from this verdict (once per verdict). */
-static enum db_result notify_punishment(struct audit_state *st, const struct consumer_record *rec,
-                                        const char *anchor, const struct decision *d,
-                                        char *errstr, size_t errstr_size)
+bool audit_notify_msg(const struct consumer_record *rec, const char *anchor,
+                      const struct decision *d, struct notify_msg *m)
 {
         const char *kind = d->punishment == AUDIT_WARN      ? "anchor.warned"
                            : d->punishment == AUDIT_SUSPEND ? "anchor.suspended"
@@ -578,17 +556,41 @@ static enum db_result notify_punishment(struct audit_state *st, const struct con
         const json_t *p = rec->ev.payload;
         const char *label = json_string_value(json_object_get(p, "label"));
         const char *reason = json_string_value(json_object_get(p, "reason"));
-        struct notify_msg m;
 
         if (!kind || !anchor[0])
+                return false;
+        *m = notify_msg_init(kind, rec->ev.event_id, rec->ev.event_time_ms);
+        m->anchor_id = anchor;
+        m->room_id = rec->ev.room_id;
+        m->stream_id = rec->ev.stream_id;
+        m->reason = label ? label : reason;
+        m->until_ms = d->punishment == AUDIT_SUSPEND ? d->until_ms : -1;
+        return true;
+}
+
+/* live.notify for a warning, suspension or ban in force from this verdict (once per verdict). */
+static enum db_result notify_punishment(struct audit_state *st, const struct consumer_record *rec,
+                                        const char *anchor, const struct decision *d,
+                                        char *errstr, size_t errstr_size)
+{
+        struct notify_msg m;
+
+        if (!audit_notify_msg(rec, anchor, d, &m))
                 return DB_OK;
-        m = notify_msg_init(kind, rec->ev.event_id, rec->ev.event_time_ms);
-        m.anchor_id = anchor;
-        m.room_id = rec->ev.room_id;
-        m.stream_id = rec->ev.stream_id;
-        m.reason = label ? label : reason;
-        m.until_ms = d->punishment == AUDIT_SUSPEND ? d->until_ms : -1;
         return notify_record(st->notify, &m, errstr, errstr_size);
+}
+
+void audit_log_decision(const struct consumer_record *rec, const struct verdict *v,
+                        const char *anchor, const struct decision *d)
+{
+        log_info(rec->trace_id,
+                 "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
+                 "topic=%s partition=%d offset=%lld",
+                 rec->ev.event_type, rec->ev.stream_id ? rec->ev.stream_id : "-",
+                 anchor[0] ? anchor : "-", audit_grade_name(v->severity),
+                 audit_grade_name(d->punishment), d->outcome,
+                 d->close_stream[0] ? d->close_stream : "-", rec->topic, rec->partition,
+                 rec->offset);
 }
 
 static enum apply_result audit_apply(void *state, struct consumer_record *rec, char *errstr,
@@ -602,9 +604,9 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
         enum db_result r;
         bool first;
 
-        if (read_verdict(&rec->ev, &st->policy, &v, errstr, errstr_size) == -1)
+        if (audit_read_verdict(&rec->ev, &st->policy, &v, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
-        if ((r = resolve_anchor(st, &v, anchor, sizeof(anchor), errstr, errstr_size)) != DB_OK ||
+        if ((r = audit_resolve_anchor(st, &v, anchor, sizeof(anchor), errstr, errstr_size)) != DB_OK ||
             (anchor[0] && (r = lock_anchor(st, anchor, &a, errstr, errstr_size)) != DB_OK) ||
             (r = insert_log(st, rec, &v, anchor, &first, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
@@ -615,39 +617,19 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
                           rec->ev.stream_id ? rec->ev.stream_id : "-");
                 return APPLY_DONE;
         }
-        if ((r = decide(st, &v, anchor, &a, &d, errstr, errstr_size)) != DB_OK ||
+        if ((r = audit_decide(st, &v, anchor, &a, db_window, st, &d, errstr, errstr_size)) != DB_OK ||
             (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK ||
             (r = notify_punishment(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
-        log_info(rec->trace_id,
-                 "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
-                 "topic=%s partition=%d offset=%lld",
-                 rec->ev.event_type, rec->ev.stream_id ? rec->ev.stream_id : "-",
-                 anchor[0] ? anchor : "-", audit_grade_name(v.severity),
-                 audit_grade_name(d.punishment), d.outcome,
-                 d.close_stream[0] ? d.close_stream : "-", rec->topic, rec->partition, rec->offset);
+        audit_log_decision(rec, &v, anchor, &d);
         return APPLY_DONE;
 }
 
 /* ------------------------------------------------------------------ after the commit */
 
-/* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
-struct projection {
-        char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
-        char close_vendor[17]; /* "" when unknown (decided before the column existed) */
-        int close_method;     /* 0: nothing to close */
-        long long decided_ms; /* the log row's created_at: when the punishment was decided */
-        long long until_ms;   /* 0 when NULL */
-        long long version_ms; /* anchors.updated_at */
-        bool has_anchor_row;
-};
-
-static enum db_result read_projection(struct audit_state *st, const char *event_id,
-                                      struct projection *pj, bool *found, char *errstr,
-                                      size_t errstr_size)
+void audit_projection_cols(struct projection *pj, struct db_col *cols)
 {
-        struct db_param p[] = {DB_STR(event_id)};
-        struct db_col cols[] = {
+        struct db_col c[AUDIT_PROJECTION_COLS] = {
                 {.type = DB_PARAM_STR, .s = pj->anchor, .s_size = sizeof(pj->anchor)},
                 {.type = DB_PARAM_STR, .s = pj->close_stream, .s_size = sizeof(pj->close_stream)},
                 {.type = DB_PARAM_I64},
@@ -659,10 +641,12 @@ static enum db_result read_projection(struct audit_state *st, const char *event_
                 {.type = DB_PARAM_I64},
                 {.type = DB_PARAM_STR, .s = pj->close_vendor, .s_size = sizeof(pj->close_vendor)},
         };
-        enum db_result r;
 
-        memset(pj, 0, sizeof(*pj));
-        r = db_query_row(st->db, st->project, p, 1, cols, 10, found, errstr, errstr_size);
+        memcpy(cols, c, sizeof(c));
+}
+
+void audit_projection_read(struct projection *pj, const struct db_col *cols)
+{
         if (cols[9].is_null)
                 pj->close_vendor[0] = '\0';
         if (cols[0].is_null)
@@ -671,11 +655,32 @@ static enum db_result read_projection(struct audit_state *st, const char *event_
                 pj->close_stream[0] = '\0';
         if (cols[3].is_null)
                 pj->reason[0] = '\0';
+        if (cols[5].is_null)
+                pj->punishment[0] = '\0';
+        if (cols[6].is_null)
+                pj->status[0] = '\0';
         pj->close_method = pj->close_stream[0] ? (int)cols[2].i : 0;
         pj->decided_ms = cols[4].is_null ? 0 : cols[4].i;
         pj->has_anchor_row = !cols[6].is_null && pj->anchor[0];
         pj->until_ms = cols[7].is_null ? 0 : cols[7].i;
         pj->version_ms = cols[8].is_null ? 0 : cols[8].i;
+}
+
+static enum db_result read_projection(struct audit_state *st, const char *event_id,
+                                      struct projection *pj, bool *found, char *errstr,
+                                      size_t errstr_size)
+{
+        char id[65];
+        struct db_param p[] = {DB_STR(event_id)};
+        struct db_col cols[1 + AUDIT_PROJECTION_COLS] = {
+                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)}};
+        enum db_result r;
+
+        memset(pj, 0, sizeof(*pj));
+        audit_projection_cols(pj, cols + 1);
+        r = db_query_row(st->db, st->project, p, 1, cols, 1 + AUDIT_PROJECTION_COLS, found, errstr,
+                         errstr_size);
+        audit_projection_read(pj, cols + 1);
         return r;
 }
 
@@ -684,7 +689,7 @@ static enum db_result read_projection(struct audit_state *st, const char *event_
  * started_at belong to the stream role. The version (anchors.updated_at) keeps an older
  * projection from another instance from overwriting a newer one.
  */
-static const char project_script[] =
+const char audit_project_script[] =
         "local v = redis.call('HGET', KEYS[1], 'anchor_status_version')\n"
         "if v and tonumber(v) > tonumber(ARGV[3]) then return 0 end\n"
         "redis.call('HSET', KEYS[1], 'anchor_status', ARGV[1], 'suspended_until', ARGV[2], "
@@ -702,7 +707,7 @@ static int project_anchor(struct audit_state *st, const struct projection *pj, c
         snprintf(key, sizeof(key), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
         snprintf(until, sizeof(until), "%lld", pj->until_ms);
         snprintf(version, sizeof(version), "%lld", pj->version_ms);
-        if (!(reply = redis_conn_eval(st->redis, project_script, 1, keys, 3, args, errstr,
+        if (!(reply = redis_conn_eval(st->redis, audit_project_script, 1, keys, 3, args, errstr,
                                       errstr_size)))
                 return -1;
         freeReplyObject(reply);
@@ -719,8 +724,8 @@ static void close_event_id(const char *verdict_event_id, char out[65])
 }
 
 /* Sends the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
-static int produce_close(struct audit_state *st, const struct consumer_record *rec,
-                         const struct projection *pj, char *errstr, size_t errstr_size)
+int audit_produce_close(struct audit_state *st, const struct consumer_record *rec,
+                        const struct projection *pj, char *errstr, size_t errstr_size)
 {
         char event_id[65];
         json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
@@ -772,7 +777,7 @@ static int audit_publish(void *state, struct consumer_record *rec, char *errstr,
                 return 0;
         if (pj.has_anchor_row && project_anchor(st, &pj, errstr, errstr_size) == -1)
                 return -1;
-        if (pj.close_method && produce_close(st, rec, &pj, errstr, errstr_size) == -1)
+        if (pj.close_method && audit_produce_close(st, rec, &pj, errstr, errstr_size) == -1)
                 return -1;
         return 0;
 }
@@ -783,6 +788,8 @@ const struct consumer_role audit_role = {
         .open = audit_open,
         .apply = audit_apply,
         .publish = audit_publish,
+        .apply_many = audit_apply_many,
+        .publish_many = audit_publish_many,
         .tick = NULL,
         .close = audit_close,
 };
