@@ -1,14 +1,13 @@
 /*
- * test_store_outages.c: the stores themselves fail under the money roles while signed tips (every
- * seventh posted twice) and a few stream begins and ends flow through the real receiver, on
- * their way into the roles' pending work: two ledger tables renamed away
- * and back (a bad deploy), the fixture's mariadbd stopped and started again, Redis killed and
- * started again empty. Each role must say it paused (liveflow_consumer_store_unavailable: the
- * money roles on MySQL, the stream role on Redis too) and resume by itself. Afterwards nothing
- * was dead-lettered by any of the test's groups, every
- * tip is in recharge, settlement_detail and the stats once, the balances are exact, Redis's room
- * figures and live-stream keys are right again (rebuilt from MySQL by the roles themselves) and
- * `liveflow-ctl reconcile` exits 0.
+ * test_store_outages.c: the stores themselves fail under the money roles while signed tips
+ * (every seventh posted twice) and a few stream begins and ends flow through the real receiver:
+ * recharge and settlement_detail renamed away and back (a bad deploy), the fixture's mariadbd
+ * stopped and started again, Redis killed and started again empty. Each role must say it paused
+ * (liveflow_consumer_store_unavailable and /readyz 503: the money roles on MySQL, the stream
+ * role on Redis too) and resume by itself. Afterwards nothing was dead-lettered by any of the
+ * test's groups, every tip is in recharge, settlement_detail and the stats once, the balances
+ * are exact, Redis's room figures and live-stream keys are right again (rebuilt from MySQL by
+ * the roles themselves) and `liveflow-ctl reconcile` exits 0.
  *
  * The processes: liveflow-receiver, liveflow-consumer reward-sync and stream, liveflow-settlement
  * and liveflow-stats, on a database of their own, Redis database REDIS_DB (emptied) and groups
