@@ -24,6 +24,8 @@
 #define FIELD_MAX_URL         2048 /* a recording's or a screenshot's URL */
 #define FIELD_MAX_CLIENT_ID   128  /* a vendor's viewer (SRS client_id, Agora uid) */
 #define FIELD_MAX_LABEL       64   /* a moderation verdict's label */
+#define FIELD_MAX_FORMAT      16   /* a recording's format: mp4, flv, hls */
+#define FIELD_MAX_VERDICT     32   /* a verdict's source and suggestion */
 #define FIELD_MAX_AGE_BAND    32
 #define FIELD_MAX_REGION      64
 #define FIELD_MAX_TAG         32 /* one profile tag */
