@@ -32,6 +32,15 @@ enum anchor_lookup_result {
         ANCHOR_LOOKUP_UNAVAILABLE, /* no store could answer: the caller's fail-open policy decides */
 };
 
+#define ANCHOR_ID_BYTES_MAX 256 /* 64 characters of up to 4 bytes (anchors.anchor_id) */
+
+/* A lookup answered off the HTTP thread, kept by the request that waited for it. */
+struct anchor_answer {
+        char anchor_id[ANCHOR_ID_BYTES_MAX + 1]; /* what was looked up */
+        enum anchor_lookup_result result;
+        struct anchor_record record; /* with ANCHOR_LOOKUP_FOUND */
+};
+
 /*
  * How a caller learns an anchor's status. fn is called from the HTTP threads at once, so
  * it must be thread-safe; anchor_id and trace_id (for logs, may be NULL) are borrowed.

@@ -23,17 +23,24 @@ struct job {
         struct anchor_record record;
         enum anchor_lookup_result result;
         bool is_done;
-        int refs; /* the caller and the worker; under ld->lock */
+        int refs; /* the caller (or the timer list) and the worker; under ld->lock */
+        /* lookup_deadline_start(): answered once, by the worker or the timer thread */
+        struct anchor_answer *ans;
+        void (*done)(void *arg);
+        void *arg;
+        struct timespec deadline;
+        struct job *timer_next; /* on ld->timers until answered */
 };
 
 struct lookup_deadline {
         struct anchor_lookup inner;
         int timeout_ms, queue_max, queued, worker_cnt;
         pthread_mutex_t lock;
-        pthread_cond_t work, done;
+        pthread_cond_t work, done, timer;
         struct job *head, *tail;
-        bool is_stopping;
-        pthread_t *workers;
+        struct job *timers; /* started lookups not answered yet */
+        bool is_stopping, has_timer_thread;
+        pthread_t *workers, timer_thread;
         struct metric *m_timeouts;
 };
 
@@ -43,6 +50,69 @@ static void release(struct job *j) /* lock held */
                 free(j->anchor_id);
                 free(j);
         }
+}
+
+/* Takes j off ld->timers; false when it is not there (answered already). Lock held. */
+static bool untime(struct lookup_deadline *ld, struct job *j)
+{
+        for (struct job **p = &ld->timers; *p; p = &(*p)->timer_next)
+                if (*p == j) {
+                        *p = j->timer_next;
+                        return true;
+                }
+        return false;
+}
+
+/* Fills a started lookup's answer and calls its done, once (lock held). */
+static void answer(struct job *j, enum anchor_lookup_result result)
+{
+        j->ans->result = result;
+        if (result == ANCHOR_LOOKUP_FOUND)
+                j->ans->record = j->record;
+        j->done(j->arg);
+        release(j); /* the timer list's reference */
+}
+
+static bool is_past(const struct timespec *t, const struct timespec *now)
+{
+        return t->tv_sec < now->tv_sec || (t->tv_sec == now->tv_sec && t->tv_nsec <= now->tv_nsec);
+}
+
+/* Answers started lookups at their deadline: unavailable, counted. */
+static void *timer_run(void *arg)
+{
+        struct lookup_deadline *ld = arg;
+
+        pthread_mutex_lock(&ld->lock);
+        while (!ld->is_stopping) {
+                struct timespec now, *next = NULL;
+
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                for (struct job **p = &ld->timers; *p;) {
+                        struct job *j = *p;
+
+                        if (!is_past(&j->deadline, &now)) {
+                                if (!next || !is_past(next, &j->deadline))
+                                        next = &j->deadline;
+                                p = &j->timer_next;
+                                continue;
+                        }
+                        *p = j->timer_next;
+                        metric_add(ld->m_timeouts, 1);
+                        log_warn(j->trace_id, "anchor lookup of %s missed its %d ms deadline",
+                                 j->anchor_id, ld->timeout_ms);
+                        answer(j, ANCHOR_LOOKUP_UNAVAILABLE);
+                }
+                if (next) {
+                        struct timespec until = *next; /* next's job may go while we wait */
+
+                        pthread_cond_timedwait(&ld->timer, &ld->lock, &until);
+                } else {
+                        pthread_cond_wait(&ld->timer, &ld->lock);
+                }
+        }
+        pthread_mutex_unlock(&ld->lock);
+        return NULL;
 }
 
 static void *worker_run(void *arg)
@@ -66,6 +136,8 @@ static void *worker_run(void *arg)
                 j->result = ld->inner.fn(ld->inner.ctx, j->anchor_id, j->trace_id, &j->record);
                 pthread_mutex_lock(&ld->lock);
                 j->is_done = true;
+                if (j->done && untime(ld, j))
+                        answer(j, j->result);
                 pthread_cond_broadcast(&ld->done);
                 release(j);
         }
@@ -91,6 +163,7 @@ struct lookup_deadline *lookup_deadline_new(const struct anchor_lookup *inner, i
         pthread_condattr_init(&attr);
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* deadlines ignore clock steps */
         pthread_cond_init(&ld->done, &attr);
+        pthread_cond_init(&ld->timer, &attr);
         pthread_condattr_destroy(&attr);
         ld->m_timeouts = metrics_counter(
                 metrics, "liveflow_receiver_srs_lookup_timeouts_total",
@@ -102,7 +175,9 @@ struct lookup_deadline *lookup_deadline_new(const struct anchor_lookup *inner, i
                         break;
                 ld->worker_cnt++;
         }
-        if (ld->worker_cnt == 0) {
+        ld->has_timer_thread = ld->worker_cnt > 0 &&
+                               pthread_create(&ld->timer_thread, NULL, timer_run, ld) == 0;
+        if (!ld->has_timer_thread) {
                 lookup_deadline_destroy(ld);
                 return NULL;
         }
@@ -124,13 +199,23 @@ void lookup_deadline_destroy(struct lookup_deadline *ld)
                 release(j);
         }
         ld->tail = NULL;
+        while (ld->timers) { /* dropped unanswered: their requests are gone (see the header) */
+                struct job *j = ld->timers;
+
+                ld->timers = j->timer_next;
+                release(j);
+        }
         pthread_cond_broadcast(&ld->work);
         pthread_cond_broadcast(&ld->done);
+        pthread_cond_broadcast(&ld->timer);
         pthread_mutex_unlock(&ld->lock);
         for (int i = 0; i < ld->worker_cnt; i++)
                 pthread_join(ld->workers[i], NULL);
+        if (ld->has_timer_thread)
+                pthread_join(ld->timer_thread, NULL);
         pthread_cond_destroy(&ld->work);
         pthread_cond_destroy(&ld->done);
+        pthread_cond_destroy(&ld->timer);
         pthread_mutex_destroy(&ld->lock);
         free(ld->workers);
         free(ld);
@@ -193,6 +278,48 @@ static enum anchor_lookup_result lookup(void *ctx, const char *anchor_id, const 
         release(j);
         pthread_mutex_unlock(&ld->lock);
         return result;
+}
+
+void lookup_deadline_start(struct lookup_deadline *ld, const char *anchor_id,
+                           const char *trace_id, struct anchor_answer *ans,
+                           void (*done)(void *arg), void *arg)
+{
+        struct job *j = calloc(1, sizeof(*j));
+
+        if (!j || !(j->anchor_id = strdup(anchor_id))) {
+                free(j);
+                ans->result = ANCHOR_LOOKUP_UNAVAILABLE;
+                metric_add(ld->m_timeouts, 1);
+                done(arg);
+                return;
+        }
+        snprintf(j->trace_id, sizeof(j->trace_id), "%s", trace_id ? trace_id : "-");
+        j->ans = ans;
+        j->done = done;
+        j->arg = arg;
+        j->deadline = deadline_after(ld->timeout_ms);
+        j->refs = 2;
+        pthread_mutex_lock(&ld->lock);
+        if (ld->queued >= ld->queue_max || ld->is_stopping) { /* every worker stuck for long */
+                pthread_mutex_unlock(&ld->lock);
+                free(j->anchor_id);
+                free(j);
+                ans->result = ANCHOR_LOOKUP_UNAVAILABLE;
+                metric_add(ld->m_timeouts, 1);
+                done(arg);
+                return;
+        }
+        if (ld->tail)
+                ld->tail->next = j;
+        else
+                ld->head = j;
+        ld->tail = j;
+        ld->queued++;
+        j->timer_next = ld->timers;
+        ld->timers = j;
+        pthread_cond_signal(&ld->work);
+        pthread_cond_signal(&ld->timer);
+        pthread_mutex_unlock(&ld->lock);
 }
 
 struct anchor_lookup lookup_deadline_lookup(struct lookup_deadline *ld)

@@ -24,6 +24,7 @@
 #include <microhttpd.h>
 
 #include "admin_http.h"
+#include "anchor_store.h"
 #include "claim.h"
 #include "conn_guard.h"
 #include "contract.h"
@@ -84,6 +85,7 @@ struct receiver {
         struct MHD_Daemon *daemon;
         atomic_bool is_draining;
         atomic_int open_requests;     /* request states alive: made, not yet completed */
+        atomic_int lookups_waiting;   /* connections suspended for an anchor lookup */
         atomic_llong last_request_us; /* monotonic: when the last request state was made */
         /* for the stats line */
         atomic_llong received, accepted, rejected, failed;
@@ -107,6 +109,8 @@ struct request {
         bool has_body;       /* Content-Length > 0 or chunked */
         bool is_too_large;
         bool is_sent; /* handed to delivery_send(): the next call answers from the ticket */
+        bool is_looked_up; /* the anchor lookup ran off this thread: map uses answer */
+        struct anchor_answer answer;
         char *body;
         size_t body_len, body_cap;
         struct webhook_event ev; /* ev.value: after the send, a copy kept for the spool */
@@ -442,6 +446,7 @@ static struct webhook_request webhook_request_of(struct request *req)
                 .trace_id = req->trace_id,
                 .client_addr = info ? info->client_addr : NULL,
                 .method = req->method,
+                .anchor_answer = req->is_looked_up ? &req->answer : NULL,
                 .lookup = lookup_value,
                 .ctx = req,
         };
@@ -839,6 +844,46 @@ static enum MHD_Result answer_unsent(struct request *req, const char *why)
         return request_reply(req, 503, message);
 }
 
+/* From a lookup thread, once req->answer is filled: the handler is called again. */
+static void lookup_done(void *arg)
+{
+        struct request *req = arg;
+        struct receiver *rcv = req->rcv; /* req may be gone once the connection is resumed */
+
+        MHD_resume_connection(req->conn);
+        atomic_fetch_sub(&rcv->lookups_waiting, 1);
+}
+
+/*
+ * The anchor lookup map would block on runs on the lookup threads with the connection
+ * suspended, so the other connections of this HTTP thread never wait for a store; the
+ * lookup's deadline bounds the suspension.
+ */
+static enum MHD_Result start_lookup(struct request *req)
+{
+        struct receiver *rcv = req->rcv;
+
+        req->is_looked_up = true;
+        atomic_fetch_add(&rcv->lookups_waiting, 1);
+        MHD_suspend_connection(req->conn);
+        req->vendor->lookup_start(vendor_state(rcv, req->vendor), req->answer.anchor_id,
+                                  req->trace_id, &req->answer, lookup_done, req);
+        return MHD_YES; /* suspended: called again once the answer is in */
+}
+
+/* Whether map would block on a lookup not done yet. */
+static bool needs_lookup(struct request *req)
+{
+        struct webhook_request wr;
+
+        if (!req->vendor->lookup_start || req->is_looked_up)
+                return false;
+        wr = webhook_request_of(req);
+        return req->vendor->lookup_wanted(vendor_state(req->rcv, req->vendor), &wr,
+                                          req->answer.anchor_id,
+                                          sizeof(req->answer.anchor_id)) == 1;
+}
+
 static enum MHD_Result publish(struct request *req)
 {
         struct receiver *rcv = req->rcv;
@@ -853,6 +898,8 @@ static enum MHD_Result publish(struct request *req)
         }
         if (req->vendor->map_batch)
                 return publish_batch(req);
+        if (needs_lookup(req))
+                return start_lookup(req);
         if (map_callback(req, &v) == -1) {
                 if (v.auth_failure)
                         count_signature_failure(rcv, req->route->vendor, v.auth_failure);
@@ -1389,6 +1436,9 @@ int receiver_drain(struct receiver *rcv, long long timeout_ms)
                          abandoned);
         wait_for_requests(rcv, now_us() + RESPONSE_GRACE_MS * 1000);
         linger(rcv, deadline_us + RESPONSE_GRACE_MS * 1000);
+        /* Not with a connection suspended: each lookup is answered by its deadline. */
+        while (atomic_load(&rcv->lookups_waiting) > 0)
+                delivery_poll(rcv->delivery, 10);
         MHD_stop_daemon(rcv->daemon);
         rcv->daemon = NULL;
         if (listen_fd != MHD_INVALID_SOCKET)

@@ -9,7 +9,8 @@
  * names too, so one anchor's stream keeps its id across vendors. SRS's own `stream_id`
  * (vid-xxxxxxx) is a statistics id that is absent without stats: not used.
  *
- * Anchor lookups run on the HTTP thread that serves the hook (anchor_store.c).
+ * Anchor lookups run on worker threads (lookup_deadline.c): the receiver asks srs_lookup_wanted()
+ * and srs_lookup_start() with the connection suspended, then srs_map() uses the answer.
  */
 #include "srs.h"
 
@@ -643,6 +644,12 @@ static enum decision decide_anchor(const struct srs *srs, const struct webhook_r
                 return srs->is_anchor_required ? DENY_NO_ANCHOR : ALLOW_NO_ANCHOR;
         if (!srs->lookup.fn)
                 return ALLOW_CHECKS_OFF;
+        if (req->anchor_answer && strcmp(req->anchor_answer->anchor_id, anchor_id) == 0) {
+                if (req->anchor_answer->result != ANCHOR_LOOKUP_FOUND)
+                        return srs->is_fail_open ? ALLOW_STORES_DOWN : DENY_STORES_DOWN;
+                *a = req->anchor_answer->record;
+                return judge(a, req->now_ms);
+        }
         if (srs->lookup.fn(srs->lookup.ctx, anchor_id, req->trace_id, a) == ANCHOR_LOOKUP_FOUND)
                 return judge(a, req->now_ms);
         return srs->is_fail_open ? ALLOW_STORES_DOWN : DENY_STORES_DOWN;
@@ -702,6 +709,53 @@ static int authorize_publish(struct srs *srs, const struct webhook_request *req,
                 rc = refuse_anchor(d, ev->anchor_id, &a, v);
         note_decision(srs, req, h, ev->anchor_id, d, v);
         return rc;
+}
+
+/* The anchor authorize_publish() would look up, or NULL (v is scratch). */
+static const char *anchor_to_look_up(const struct srs *srs, const struct webhook_request *req,
+                                     const struct hook *h, const struct webhook_event *ev,
+                                     struct webhook_verdict *v)
+{
+        enum decision d;
+
+        if (!h->rule || h->rule->kind != ACTION_PUBLISH || !ev->anchor_id || !srs->lookup.fn ||
+            (!srs->key_cnt && !srs->is_unsigned_allowed))
+                return NULL;
+        if (srs->key_cnt && check_signature(srs, h, ev->anchor_id, req->now_ms, &d, v) == -1)
+                return NULL;
+        return ev->anchor_id;
+}
+
+int srs_lookup_wanted(struct srs *srs, const struct webhook_request *req, char *anchor_id,
+                      size_t size)
+{
+        struct webhook_event ev = {0};
+        struct webhook_verdict v = {0};
+        struct hook h = {0};
+        const char *wanted;
+        json_t *root;
+        int rc = 0;
+
+        /* Only the deadline's own lookup has workers; a lookup set by hand runs in srs_map(). */
+        if (!srs->deadline || srs->lookup.ctx != srs->deadline || !req->body || !req->len ||
+            (req->method && strcmp(req->method, "GET") == 0) ||
+            !(root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL)))
+                return 0;
+        if (json_is_object(root) && read_hook(root, &h, &v) == 0 &&
+            read_anchor_room(&h, &ev, &v) == 0 &&
+            (wanted = anchor_to_look_up(srs, req, &h, &ev, &v)) && strlen(wanted) < size) {
+                memcpy(anchor_id, wanted, strlen(wanted) + 1);
+                rc = 1;
+        }
+        webhook_event_fini(&ev);
+        json_decref(root);
+        return rc;
+}
+
+void srs_lookup_start(struct srs *srs, const char *anchor_id, const char *trace_id,
+                      struct anchor_answer *ans, void (*done)(void *arg), void *arg)
+{
+        lookup_deadline_start(srs->deadline, anchor_id, trace_id, ans, done, arg);
 }
 
 /* ------------------------------------------------------------ ids */

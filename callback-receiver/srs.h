@@ -97,6 +97,23 @@ void srs_set_lookup(struct srs *srs, const struct anchor_lookup *lookup);
  *        answered and LIVEFLOW_SRS_FAIL_OPEN=0) or 500 (out of memory). Untouched on success.
  * @returns 0 or -1. Thread-safe.
  */
+/**
+ * @brief Whether srs_map() of req would look an anchor up (a signed on_publish naming one,
+ * with the stores configured): copies the anchor id into anchor_id (size bytes).
+ * @returns 1 when it would, else 0 (srs_map() then needs no lookup, or refuses before one).
+ */
+int srs_lookup_wanted(struct srs *srs, const struct webhook_request *req, char *anchor_id,
+                      size_t size);
+
+/**
+ * @brief Starts that lookup on the lookup threads and returns at once: done(arg) is called
+ * once, from another thread, when ans is filled (the answer, or unavailable at the deadline
+ * LIVEFLOW_SRS_LOOKUP_TIMEOUT_MS, counted). Pass ans as req->anchor_answer to srs_map() then.
+ * Only after srs_lookup_wanted() said 1.
+ */
+void srs_lookup_start(struct srs *srs, const char *anchor_id, const char *trace_id,
+                      struct anchor_answer *ans, void (*done)(void *arg), void *arg);
+
 __attribute__((warn_unused_result)) int srs_map(struct srs *srs, const struct webhook_request *req,
                                                 struct webhook_event *ev,
                                                 struct webhook_verdict *v);

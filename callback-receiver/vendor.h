@@ -57,6 +57,19 @@ struct vendor {
          */
         int (*map_batch)(void *state, const struct webhook_request *req,
                          struct webhook_batch *batch, struct webhook_verdict *v);
+        /**
+         * Optional, with lookup_start: whether map would block on an anchor lookup; 1 with
+         * the anchor id copied into anchor_id (size bytes), else 0.
+         */
+        int (*lookup_wanted)(void *state, const struct webhook_request *req, char *anchor_id,
+                             size_t size);
+        /**
+         * Starts that lookup off the HTTP thread (the receiver has suspended the connection):
+         * done(arg) runs once, from another thread, when ans is filled; map then gets ans as
+         * req->anchor_answer.
+         */
+        void (*lookup_start)(void *state, const char *anchor_id, const char *trace_id,
+                             struct anchor_answer *ans, void (*done)(void *arg), void *arg);
         /** The endpoint's body limit from the settings; NULL: LIVEFLOW_MAX_BODY_BYTES. */
         long long (*body_limit)(const struct settings *s);
         /** After the broker's ack of ev (the body may be gone); NULL: nothing to remember. */

@@ -207,6 +207,22 @@ static int srs_map_any(void *state, const struct webhook_request *req, struct we
         return srs_map(se->srs, req, ev, v);
 }
 
+static int srs_lookup_wanted_any(void *state, const struct webhook_request *req,
+                                 char *anchor_id, size_t size)
+{
+        struct srs_endpoint *se = state;
+
+        return srs_lookup_wanted(se->srs, req, anchor_id, size);
+}
+
+static void srs_lookup_start_any(void *state, const char *anchor_id, const char *trace_id,
+                                 struct anchor_answer *ans, void (*done)(void *arg), void *arg)
+{
+        struct srs_endpoint *se = state;
+
+        srs_lookup_start(se->srs, anchor_id, trace_id, ans, done, arg);
+}
+
 static const struct vendor_module srs_module = {
         .name = "srs",
         .check_config = srs_check_config,
@@ -430,6 +446,8 @@ const struct vendor vendor_table[] = {
                 .module = &srs_module,
                 .admit = srs_admit,
                 .map = srs_map_any,
+                .lookup_wanted = srs_lookup_wanted_any,
+                .lookup_start = srs_lookup_start_any,
                 .when_kafka_down = VENDOR_SPOOL,
         },
         {

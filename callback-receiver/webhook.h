@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 struct sockaddr;
+struct anchor_answer;
 
 #define WEBHOOK_EVENT_ID_LEN 64 /* lowercase hex SHA-256 */
 
@@ -74,6 +75,9 @@ struct webhook_request {
         const char *trace_id; /* the request's trace id, for logs */
         const struct sockaddr *client_addr; /* the peer's address; NULL when unknown */
         const char *method;                 /* "GET", "POST"; NULL when unknown (tests) */
+        /* An anchor lookup done before map, off the HTTP thread (vendor.h lookup_start); NULL:
+           map looks the anchor up itself. */
+        const struct anchor_answer *anchor_answer;
         /* Returns the value or NULL when absent; the value lives as long as the request. */
         const char *(*lookup)(void *ctx, enum webhook_lookup kind, const char *name);
         void *ctx;

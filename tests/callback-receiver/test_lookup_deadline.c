@@ -110,3 +110,92 @@ Test(lookup_deadline, with_every_worker_stuck_and_the_queue_full_a_lookup_fails_
         cr_assert(lt(i64, ms, 150), "a full queue should refuse at once, took %lld ms", ms);
         cr_assert(eq(i64, timeouts(), 7));
 }
+
+/* ------------------------------------------------------------ started lookups */
+
+/* One started lookup: done() counts its calls and says when the answer came. */
+struct started {
+        struct anchor_answer ans;
+        atomic_int done_calls;
+        atomic_llong done_at_ms;
+};
+
+static void on_done(void *arg)
+{
+        struct started *s = arg;
+
+        atomic_store(&s->done_at_ms, support_now_ms());
+        atomic_fetch_add(&s->done_calls, 1);
+}
+
+/* Waits up to wait_ms for s's done; how long after t0 it came, or -1. */
+static long long wait_done(struct started *s, long long t0, int wait_ms)
+{
+        while (atomic_load(&s->done_calls) == 0 && support_now_ms() - t0 < wait_ms)
+                support_sleep_ms(5);
+        return atomic_load(&s->done_calls) ? atomic_load(&s->done_at_ms) - t0 : -1;
+}
+
+Test(lookup_deadline, a_started_lookup_calls_done_once_with_the_answer)
+{
+        static struct started s;
+        long long t0 = support_now_ms();
+
+        memset(&s, 0, sizeof(s));
+        atomic_store(&delay_ms, 100);
+        lookup_deadline_start(ld, "banned", "trace", &s.ans, on_done, &s);
+        cr_assert(ge(i64, wait_done(&s, t0, 5000), 0), "done never called");
+        cr_assert(eq(int, s.ans.result, ANCHOR_LOOKUP_FOUND));
+        cr_assert(eq(int, s.ans.record.status, ANCHOR_BANNED));
+        support_sleep_ms(300); /* past the deadline: done is not called again */
+        cr_assert(eq(int, atomic_load(&s.done_calls), 1));
+        cr_assert(eq(i64, timeouts(), 0));
+}
+
+Test(lookup_deadline, a_started_lookup_of_a_frozen_store_returns_and_is_answered_at_the_deadline_once)
+{
+        static struct started s;
+        long long t0 = support_now_ms(), ms;
+
+        memset(&s, 0, sizeof(s));
+        atomic_store(&delay_ms, 1000);
+        lookup_deadline_start(ld, "banned", "trace", &s.ans, on_done, &s);
+        ms = wait_done(&s, t0, 5000);
+        cr_assert(ge(i64, ms, 150), "answered after %lld ms, before its 200 ms deadline", ms);
+        cr_assert(lt(i64, ms, 900), "answered after %lld ms: the store's delay, not the deadline",
+                  ms);
+        cr_assert(eq(int, s.ans.result, ANCHOR_LOOKUP_UNAVAILABLE));
+        cr_assert(eq(i64, timeouts(), 1));
+        support_sleep_ms(1200); /* the store answers late: done is not called again */
+        cr_assert(eq(int, atomic_load(&s.done_calls), 1));
+}
+
+Test(lookup_deadline, started_lookups_beyond_the_queue_are_answered_unavailable_at_once)
+{
+        static struct started s[7];
+        long long t0;
+
+        memset(s, 0, sizeof(s));
+        atomic_store(&delay_ms, 1000);
+        /* 2 workers busy, then 4 queued; the 7th finds the queue full. */
+        for (int i = 0; i < 2; i++)
+                lookup_deadline_start(ld, "x", "trace", &s[i].ans, on_done, &s[i]);
+        t0 = support_now_ms();
+        while (atomic_load(&calls) < 2 && support_now_ms() - t0 < 5000)
+                support_sleep_ms(2);
+        cr_assert(eq(int, atomic_load(&calls), 2), "the workers never took the lookups");
+        for (int i = 2; i < 6; i++)
+                lookup_deadline_start(ld, "x", "trace", &s[i].ans, on_done, &s[i]);
+        t0 = support_now_ms();
+        lookup_deadline_start(ld, "x", "trace", &s[6].ans, on_done, &s[6]);
+        cr_assert(eq(int, atomic_load(&s[6].done_calls), 1), "done before start returned");
+        cr_assert(eq(int, s[6].ans.result, ANCHOR_LOOKUP_UNAVAILABLE));
+        for (int i = 0; i < 6; i++) {
+                cr_assert(ge(i64, wait_done(&s[i], t0, 5000), 0), "lookup %d never answered", i);
+                cr_assert(eq(int, s[i].ans.result, ANCHOR_LOOKUP_UNAVAILABLE));
+        }
+        cr_assert(eq(i64, timeouts(), 7));
+        support_sleep_ms(1200); /* the workers finish late: nobody is called twice */
+        for (int i = 0; i < 7; i++)
+                cr_assert(eq(int, atomic_load(&s[i].done_calls), 1));
+}

@@ -1069,3 +1069,106 @@ Test(receiver_e2e, an_unguarded_reachable_receiver_does_not_let_a_verdict_punish
         stop_receiver_expect_clean_exit();
         free(body);
 }
+
+/* ------------------------------------------------------------ a frozen anchor store */
+
+/* A MariaDB that never answers: the kernel completes the handshake, nobody reads or writes. */
+static int frozen_listener(int *port)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        cr_assert(fd >= 0);
+        cr_assert(eq(int, bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0));
+        cr_assert(eq(int, listen(fd, 64), 0));
+        cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&sa, &len), 0));
+        *port = ntohs(sa.sin_port);
+        return fd;
+}
+
+/* Closes every connection the frozen store holds, and the store. */
+static void thaw(int fd)
+{
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int conn;
+
+        while (poll(&pfd, 1, 0) == 1 && (conn = accept(fd, NULL, NULL)) >= 0)
+                close(conn);
+        close(fd);
+}
+
+struct timed_hook {
+        const char *body;
+        struct reply r;
+        long long ms;
+};
+
+static void *srs_hook_in_background(void *arg)
+{
+        struct timed_hook *th = arg;
+        long long t0 = support_now_ms();
+
+        th->r = post_json("/callbacks/srs?token=frozen-token", th->body, NULL);
+        th->ms = support_now_ms() - t0;
+        return NULL;
+}
+
+Test(receiver_e2e, a_frozen_anchor_store_holds_up_only_the_publish_that_waits_for_it)
+{
+        char mysql_env[128], publish[512], stream[64];
+        const char *env[] = {"LIVEFLOW_HTTP_THREADS=1", /* every connection on one thread */
+                             "LIVEFLOW_SRS_TOKEN=frozen-token",
+                             "LIVEFLOW_SRS_PUBLISH_UNSIGNED=1",
+                             "LIVEFLOW_SRS_FAIL_OPEN=0",
+                             "LIVEFLOW_SRS_LOOKUP_TIMEOUT_MS=2000",
+                             "LIVEFLOW_MYSQL_TIMEOUT_S=6", /* longer than the deadline */
+                             mysql_env,
+                             NULL};
+        int port, fd = frozen_listener(&port);
+        struct timed_hook th = {.body = publish};
+        long long slowest_ms = 0;
+        pthread_t thread;
+
+        /* No Redis: the callback claims are off, so only the anchor lookup meets the store. */
+        snprintf(mysql_env, sizeof(mysql_env),
+                 "LIVEFLOW_MYSQL_URL=mysql://u:p@127.0.0.1:%d/liveflow", port);
+        support_unique_name("frozen_stream", stream, sizeof(stream));
+        snprintf(publish, sizeof(publish),
+                 "{\"action\":\"on_publish\",\"client_id\":\"c1\",\"ip\":\"192.168.1.10\","
+                 "\"vhost\":\"__defaultVhost__\",\"app\":\"live\",\"stream\":\"%s\","
+                 "\"param\":\"?anchor_id=frozen-anchor\"}",
+                 stream);
+        start_receiver(env);
+        cr_assert(eq(int, pthread_create(&thread, NULL, srs_hook_in_background, &th), 0));
+        support_sleep_ms(300); /* the publish waits for the store by now */
+        for (int i = 0; i < 4; i++) {
+                char push_stream[64], *body;
+                long long t0 = support_now_ms(), ms;
+                struct reply r;
+
+                support_unique_name("frozen_push", push_stream, sizeof(push_stream));
+                body = signed_push(push_stream, KEY, 600);
+                r = post_json("/callbacks/tencent", body, NULL);
+                ms = support_now_ms() - t0;
+                cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, rcv.log_path);
+                slowest_ms = ms > slowest_ms ? ms : slowest_ms;
+                free(body);
+        }
+        pthread_join(thread, NULL);
+        fprintf(stderr,
+                "frozen anchor store: the publish was answered in %lld ms (deadline 2000 ms); "
+                "the slowest of 4 Tencent callbacks meanwhile on the same HTTP thread took "
+                "%lld ms\n",
+                th.ms, slowest_ms);
+        /* The publish did wait for the store (fail closed: 503, counted)... */
+        cr_assert(eq(long, th.r.status, 503), "%s; log %s", th.r.body, rcv.log_path);
+        cr_assert(ge(i64, th.ms, 1500), "the publish took %lld ms: the store was not frozen",
+                  th.ms);
+        cr_assert(eq(i64, scrape_metric("liveflow_receiver_srs_lookup_timeouts_total"), 1));
+        /* ...and nothing else on its thread did. */
+        cr_assert(lt(i64, slowest_ms, 500), "a Tencent callback waited %lld ms behind the lookup",
+                  slowest_ms);
+        thaw(fd); /* the lookup thread lets go of the store and the receiver can stop */
+        stop_receiver_expect_clean_exit();
+}
