@@ -8,9 +8,9 @@
  * every new verdict decided in memory in batch order exactly as audit_apply() decides it
  * (audit_decide() with the window counted in memory; the anchors row as each verdict leaves
  * it), and written with one multi-row insert of the log rows, one multi-row upsert of the
- * anchors rows it changed and one of the notifications. What still reads MySQL per verdict
- * is what the batch does not write: the anchor of a verdict without one in its envelope and
- * the live stream a punishment closes (live_streams). Ids MySQL's collation may match other
+ * anchors rows it changed and one of the notifications. The anchors of verdicts without one
+ * in their envelope come from live_streams in one query; what still reads MySQL per verdict
+ * is the live stream a punishment closes (live_streams, which the batch does not write). Ids MySQL's collation may match other
  * than byte for byte, an id MySQL returns in another spelling, a time FROM_UNIXTIME cannot
  * take, a verdict recorded meanwhile, or any statement error roll the batch back to
  * audit_apply() per verdict.
@@ -62,6 +62,7 @@ struct batch {
         struct batch_anchor *anchors;
         size_t n, anchor_cnt;
         struct keyset ids, anchor_ids;
+        struct keyset streams; /* stream ids of the verdicts without an anchor in the envelope */
         bool is_mismatch;
         struct db_text sql;
 };
@@ -130,24 +131,77 @@ static enum db_result find_new_verdicts(struct batch *b, char *errstr, size_t er
         return DB_OK;
 }
 
-/* The anchor of every verdict (a duplicate's too: audit_apply() locks it as well). */
+static void on_stream(const struct db_col *cols, void *arg)
+{
+        struct batch *b = arg;
+        struct keyset *ks = &b->streams;
+        size_t at = keyset_find(ks, cols[0].s);
+
+        if (at == ks->n) {
+                b->is_mismatch = true;
+                return;
+        }
+        for (; at < ks->n && strcmp(ks->items[at].id, cols[0].s) == 0; at++) {
+                struct batch_verdict *bv = &b->bv[ks->items[at].index];
+                const char *vendor = bv->slot->rec->ev.vendor;
+
+                if (!vendor || strcmp(vendor, cols[1].s) != 0) {
+                        /* MySQL compares vendors by its collation too */
+                        if (vendor && keys_may_collide((const char *[]){vendor, cols[1].s}, 2))
+                                b->is_mismatch = true;
+                        continue;
+                }
+                if (cols[2].is_null)
+                        continue;
+                if (strlen(cols[2].s) >= sizeof(bv->anchor))
+                        b->is_mismatch = true; /* longer than audit_resolve_anchor() reads */
+                else
+                        memcpy(bv->anchor, cols[2].s, strlen(cols[2].s) + 1);
+        }
+}
+
+/*
+ * The anchor of every verdict (a duplicate's too: audit_apply() locks it as well): the
+ * envelope's, else the one live_streams knows for its vendor's stream, in one query, as
+ * audit_resolve_anchor() reads it.
+ */
 static enum db_result resolve_anchors(struct batch *b, char *errstr, size_t errstr_size)
 {
         struct keyset *ks = &b->anchor_ids;
+        char id[KEYSET_ID_MAX + 1], vendor[64], anchor[KEYSET_ID_MAX + 1];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)},
+                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)}};
+        enum db_result r;
 
         for (size_t i = 0; i < b->n; i++) {
                 struct batch_verdict *bv = &b->bv[i];
-                enum db_result r;
+                const struct event *ev = &bv->slot->rec->ev;
 
+                bv->anchor[0] = '\0';
                 if (!bv->is_valid)
                         continue;
-                r = audit_resolve_anchor(b->st, &bv->v, bv->anchor, sizeof(bv->anchor), errstr,
-                                         errstr_size);
+                if (ev->anchor_id && *ev->anchor_id)
+                        snprintf(bv->anchor, sizeof(bv->anchor), "%s", ev->anchor_id);
+                else if (ev->stream_id)
+                        keyset_add(&b->streams, ev->stream_id, i);
+        }
+        keyset_sort(&b->streams);
+        if (b->streams.n) {
+                if (keyset_may_collide(&b->streams))
+                        return fall_back("stream ids that MySQL may match other than byte for byte",
+                                         errstr, errstr_size);
+                db_text_reset(&b->sql);
+                db_text_add(&b->sql,
+                            "SELECT stream_id, vendor, anchor_id FROM live_streams WHERE stream_id IN ");
+                keyset_add_list(&b->streams, b->st->db, &b->sql);
+                r = db_text_query(b->st->db, &b->sql, cols, 3, on_stream, b, errstr, errstr_size);
                 if (r != DB_OK)
                         return r;
-                if (bv->anchor[0])
-                        keyset_add(ks, bv->anchor, i);
         }
+        for (size_t i = 0; i < b->n; i++)
+                if (b->bv[i].is_valid && b->bv[i].anchor[0])
+                        keyset_add(ks, b->bv[i].anchor, i);
         keyset_sort(ks);
         for (size_t i = 0; i < ks->n; i++) {
                 if (!keyset_is_first(ks, i))
@@ -620,7 +674,7 @@ enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t
         b.bv = calloc(n ? n : 1, sizeof(*b.bv));
         b.anchors = calloc(n ? n : 1, sizeof(*b.anchors));
         if (b.bv && b.anchors && keyset_init(&b.ids, n) == 0 &&
-            keyset_init(&b.anchor_ids, n) == 0) {
+            keyset_init(&b.anchor_ids, n) == 0 && keyset_init(&b.streams, n) == 0) {
                 r = apply_batch(&b, slots, errstr, errstr_size);
                 res = r == DB_OK ? APPLY_DONE : r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
                 if (res == APPLY_PERMANENT) /* a statement's error, not one record's */
@@ -633,6 +687,7 @@ enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t
         db_text_free(&b.sql);
         keyset_free(&b.ids);
         keyset_free(&b.anchor_ids);
+        keyset_free(&b.streams);
         free(b.bv);
         free(b.anchors);
         return res;
