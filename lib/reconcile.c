@@ -1,6 +1,6 @@
 /* reconcile.c: recharge, settlement_detail, hourly_reward_stats, settlement and Redis compared; the
- * differences reported (text or --json). The live-stream and topic checks are in
- * reconcile_live.c. */
+ * differences reported (text or --json). The money checks are in reconcile_money.c, the
+ * live-stream and topic checks in reconcile_live.c. */
 #include "reconcile.h"
 
 #include <ctype.h>

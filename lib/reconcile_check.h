@@ -49,7 +49,7 @@ void reconcile_format_time(long long t, const char *fmt, char *out, size_t out_s
  *  @returns 0 or -1 (reconcile_money.c, as [2] to [4]). */
 int reconcile_check_details(struct reconcile *rc);
 
-/** @brief [2] recharge against stats_tip, hour by hour. @returns 0 or -1. */
+/** @brief [2] recharge against hourly_reward_stats, hour by hour. @returns 0 or -1. */
 int reconcile_check_hourly(struct reconcile *rc);
 
 /** @brief [3] each anchor's balance against its settled shares and withdrawals. @returns 0 or -1.
