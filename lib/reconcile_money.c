@@ -1,5 +1,6 @@
 /* reconcile_money.c: the money checks of reconcile, [1] to [4]: recharge against
- * settlement_detail and hourly_reward_stats, the settlement balances, and the rooms' Redis figures. */
+ * settlement_detail and hourly_reward_stats, the settlement balances, and the rooms' Redis
+ * figures. */
 #include <mysql.h>
 #include <stdbool.h>
 #include <stdio.h>
