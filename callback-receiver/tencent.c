@@ -509,6 +509,39 @@ static void copy_nonempty_text(json_t *payload, const char *to, const cJSON *roo
                 json_object_set_new(payload, to, payload_string(s));
 }
 
+/*
+ * Copies at most max_chars UTF-8 characters of root[from] into payload[to]: for the moderation
+ * excerpts (the OCR or speech text a verdict quotes), which are evidence, not identity. Refusing
+ * a long one would lose the verdict, since Tencent stops retrying; the excerpt is cut at a
+ * character boundary to fit its column instead.
+ */
+static void copy_excerpt(json_t *payload, const char *to, const cJSON *root, const char *from,
+                         size_t max_chars)
+{
+        char buf[TEXT_INT_MAX];
+        const char *s = read_text(member(root, from), buf, sizeof(buf));
+        size_t len, chars = 0, i = 0;
+        char *cut;
+
+        if (!s || !*s)
+                return;
+        len = strlen(s);
+        while (i < len && chars < max_chars) {
+                i++;
+                while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+                        i++; /* the continuation bytes of the character */
+                chars++;
+        }
+        if (i == len) {
+                json_object_set_new(payload, to, payload_string(s));
+                return;
+        }
+        if (!(cut = strndup(s, i)))
+                return;
+        json_object_set_new(payload, to, payload_string(cut));
+        free(cut);
+}
+
 /* Copies root[from] into payload[to] in ASCII lower case ("MP4" and "mp4" are one format). */
 static void copy_lower_text(json_t *payload, const char *to, const cJSON *root, const char *from)
 {
@@ -666,7 +699,7 @@ static int fill_audit_image(const cJSON *root, json_t *p, struct webhook_verdict
         copy_nonempty_text(p, "label", root, "label");
         copy_nonempty_text(p, "sub_label", root, "subLabel");
         copy_nonempty_text(p, "img", root, "img");
-        copy_nonempty_text(p, "reason", root, "ocrMsg");
+        copy_excerpt(p, "reason", root, "ocrMsg", FIELD_MAX_REASON);
         copy_score(p, root, "score");
         return 0;
 }
@@ -691,7 +724,7 @@ static int fill_audit_audio(const cJSON *root, json_t *p, struct webhook_verdict
         }
         copy_nonempty_text(p, "label", root, "label");
         copy_nonempty_text(p, "sub_label", root, "SubTag");
-        copy_nonempty_text(p, "reason", root, "asr_text");
+        copy_excerpt(p, "reason", root, "asr_text", FIELD_MAX_REASON);
         copy_score(p, root, "Score");
         return 0;
 }

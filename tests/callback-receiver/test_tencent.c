@@ -10,6 +10,7 @@
 
 #include "codec.h"
 #include "crypto.h"
+#include "field_limits.h"
 #include "../../callback-receiver/tencent.h" /* the Makefile gives tests no -I<program dir> */
 
 /*
@@ -1073,6 +1074,24 @@ Test(tencent, audio_moderation_maps_to_live_audit)
         cr_assert_str_eq(payload_str("reason"), "sample transcript text");
         cr_assert_not(payload_has("sub_label")); /* SubTag is empty */
         cr_assert_not(payload_has("img"));
+}
+
+/* A verdict quoting more speech than live_audit_logs.reason holds keeps its first characters. */
+Test(tencent, a_long_moderation_excerpt_is_cut_to_its_column_not_refused)
+{
+        char text[3 * 300 + 1] = "", want[3 * 255 + 1] = "";
+
+        for (int i = 0; i < 300; i++)
+                strcat(text, "\xe8\xaf\xad"); /* one three-byte character */
+        memcpy(want, text, 3 * 255);
+        cr_assert(eq(int, map_edited(audio_json, AUDIO_T, "asr_text", json_string(text)), 0), "%s",
+                  verdict.message);
+        cr_assert_str_eq(payload_str("reason"), want);
+        cr_assert(
+                field_fits(payload_str("reason"), strlen(payload_str("reason")), FIELD_MAX_REASON));
+        cr_assert(eq(int, map_edited(image_json, IMAGE_T, "ocrMsg", json_string(text)), 0), "%s",
+                  verdict.message);
+        cr_assert_str_eq(payload_str("reason"), want);
 }
 
 Test(tencent, audio_moderation_without_a_hit_passes)
