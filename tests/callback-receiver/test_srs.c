@@ -1122,6 +1122,97 @@ Test(srs, unreachable_stores_refuse_when_fail_closed)
         free(body);
 }
 
+/* ------------------------------------------------------------ the lookup done off the HTTP thread */
+
+/* srs_lookup_wanted() of body: 1 with the anchor id in *out, else 0. */
+static int wanted(const char *body, char *out, size_t size)
+{
+        const struct webhook_request req = {.body = body,
+                                            .len = strlen(body),
+                                            .now_ms = NOW_MS,
+                                            .path_arg = "",
+                                            .trace_id = "test-trace",
+                                            .method = "POST"};
+
+        out[0] = '\0';
+        return srs_lookup_wanted(srs, &req, out, size);
+}
+
+/* srs_map() of body with ans as the lookup done before. */
+static int map_answered(const char *body, const struct anchor_answer *ans)
+{
+        const struct webhook_request req = {.body = body,
+                                            .len = strlen(body),
+                                            .now_ms = NOW_MS,
+                                            .path_arg = "",
+                                            .trace_id = "test-trace",
+                                            .anchor_answer = ans};
+
+        webhook_event_fini(&ev);
+        memset(&verdict, 0, sizeof(verdict));
+        return srs_map(srs, &req, &ev, &verdict);
+}
+
+Test(srs, a_lookup_is_wanted_only_for_a_publish_that_would_ask_the_stores)
+{
+        char *body = publish_by("anchor-w"), *unpublish = with_param(unpublish_json, "?anchor_id=w");
+        char *good = signed_publish(KEY_A, NOW_S + 600, "&anchor_id=a1");
+        char *forged = signed_publish("not-the-key", NOW_S + 600, "&anchor_id=a1");
+        char anchor[ANCHOR_ID_BYTES_MAX + 1];
+
+        cfg.redis_url = (char *)"redis://127.0.0.1:1/0"; /* a store: lookups have workers */
+        make_srs(false);
+        cr_assert(eq(int, wanted(body, anchor, sizeof(anchor)), 1));
+        cr_assert_str_eq(anchor, "anchor-w");
+        cr_assert(eq(int, wanted(publish_json, anchor, sizeof(anchor)), 0), "no anchor named");
+        cr_assert(eq(int, wanted(unpublish, anchor, sizeof(anchor)), 0));
+        cr_assert(eq(int, wanted(play_json, anchor, sizeof(anchor)), 0));
+        cr_assert(eq(int, wanted("{\"action\":", anchor, sizeof(anchor)), 0), "malformed");
+        cr_assert(eq(int, wanted(body, anchor, 4), 0), "no room for the id");
+        cfg.srs_publish_keys = (char *)KEY_A;
+        make_srs(false);
+        cr_assert(eq(int, wanted(good, anchor, sizeof(anchor)), 1));
+        cr_assert_str_eq(anchor, "a1");
+        cr_assert(eq(int, wanted(forged, anchor, sizeof(anchor)), 0), "refused before a lookup");
+        cfg.redis_url = NULL;
+        make_srs(false);
+        cr_assert(eq(int, wanted(good, anchor, sizeof(anchor)), 0), "checks are off");
+        cr_assert(eq(i64, decisions("allow", "active") + decisions("deny", "signature_mismatch"), 0),
+                  "asking decides nothing");
+        free(body);
+        free(unpublish);
+        free(good);
+        free(forged);
+}
+
+Test(srs, a_publish_mapped_with_its_answer_is_decided_by_it_without_asking_again)
+{
+        char *body = publish_by("anchor-b");
+        struct anchor_answer ans = {.anchor_id = "anchor-b",
+                                    .result = ANCHOR_LOOKUP_FOUND,
+                                    .record = {.status = ANCHOR_BANNED, .store = "redis"}};
+
+        make_srs(true); /* the fake says active: the answer says banned */
+        assert_refused(map_answered(body, &ans), 403, NULL, "banned");
+        cr_assert(eq(int, fake.calls, 0));
+        cr_assert(eq(i64, decisions("deny", "banned"), 1));
+
+        ans.result = ANCHOR_LOOKUP_UNAVAILABLE; /* the deadline passed: fail open */
+        assert_mapped(map_answered(body, &ans));
+        cr_assert(eq(i64, decisions("allow", "stores_down"), 1));
+        cfg.srs_fail_open = 0;
+        make_srs(true);
+        assert_refused(map_answered(body, &ans), 503, NULL, "unavailable");
+        cr_assert(eq(i64, decisions("deny", "stores_down"), 1));
+        cr_assert(eq(int, fake.calls, 0));
+
+        /* An answer about another anchor is not this publish's: it is looked up. */
+        snprintf(ans.anchor_id, sizeof(ans.anchor_id), "someone-else");
+        assert_mapped(map_answered(body, &ans));
+        cr_assert(eq(int, fake.calls, 1));
+        free(body);
+}
+
 /* ------------------------------------------------------------ settings */
 
 Test(srs, receiver_settings_make_stores_optional)
