@@ -374,10 +374,10 @@ static enum db_result insert_log(struct audit_state *st, const struct consumer_r
 }
 
 /* The stream to close: the verdict's own if it is live, else the anchor's newest live one. */
-static enum db_result find_live_stream(struct audit_state *st, const struct verdict *v,
-                                       const char *anchor, struct decision *d, char *errstr,
-                                       size_t errstr_size)
+static enum db_result find_live_stream(void *ctx, const struct verdict *v, const char *anchor,
+                                       struct decision *d, char *errstr, size_t errstr_size)
 {
+        struct audit_state *st = ctx;
         struct db_param p[] = {DB_STR(v->ev->stream_id), DB_STR(anchor), DB_STR(v->ev->stream_id),
                                DB_STR(v->ev->vendor), DB_STR(v->ev->stream_id)};
         struct db_col cols[] = {
@@ -477,8 +477,9 @@ static enum db_result decide_warning(struct audit_state *st, const struct verdic
 }
 
 enum db_result audit_decide(struct audit_state *st, const struct verdict *v, const char *anchor,
-                            const struct anchor_row *a, audit_window_fn window, void *ctx,
-                            struct decision *d, char *errstr, size_t errstr_size)
+                            const struct anchor_row *a, audit_window_fn window,
+                            audit_stream_fn live_stream, void *ctx, struct decision *d,
+                            char *errstr, size_t errstr_size)
 {
         long long t = v->ev->event_time_ms;
         enum db_result r = DB_OK;
@@ -514,7 +515,7 @@ enum db_result audit_decide(struct audit_state *st, const struct verdict *v, con
             (d->punishment == AUDIT_SUSPEND && d->until_ms > clock_wall_ms())) {
                 if (!d->close_method)
                         d->close_method = 3;
-                r = find_live_stream(st, v, anchor, d, errstr, errstr_size);
+                r = live_stream(ctx, v, anchor, d, errstr, errstr_size);
         }
         if (!d->close_stream[0])
                 d->close_method = 0;
@@ -617,7 +618,8 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
                           rec->ev.stream_id ? rec->ev.stream_id : "-");
                 return APPLY_DONE;
         }
-        if ((r = audit_decide(st, &v, anchor, &a, db_window, st, &d, errstr, errstr_size)) != DB_OK ||
+        if ((r = audit_decide(st, &v, anchor, &a, db_window, find_live_stream, st, &d, errstr,
+                                  errstr_size)) != DB_OK ||
             (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK ||
             (r = notify_punishment(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);

@@ -9,8 +9,8 @@
  * (audit_decide() with the window counted in memory; the anchors row as each verdict leaves
  * it), and written with one multi-row insert of the log rows, one multi-row upsert of the
  * anchors rows it changed and one of the notifications. The anchors of verdicts without one
- * in their envelope come from live_streams in one query; what still reads MySQL per verdict
- * is the live stream a punishment closes (live_streams, which the batch does not write). Ids MySQL's collation may match other
+ * in their envelope, and the live streams a punishment can close, come from live_streams in
+ * one query each (the batch does not write live_streams). Ids MySQL's collation may match other
  * than byte for byte, an id MySQL returns in another spelling, a time FROM_UNIXTIME cannot
  * take, a verdict recorded meanwhile, or any statement error roll the batch back to
  * audit_apply() per verdict.
@@ -21,6 +21,7 @@
  */
 #include "audit_role.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +57,16 @@ struct batch_anchor {
         long long window_ms;
 };
 
+/* A live stream of the batch's streams or anchors (live_streams, status live). */
+struct live_row {
+        char *stream_id, *vendor, *anchor_id; /* anchor_id may be NULL */
+        long long started_ms;                 /* LLONG_MIN when NULL: last in DESC order */
+};
+
 struct batch {
         struct audit_state *st;
+        struct live_row *live;
+        size_t live_cnt, live_cap;
         struct batch_verdict *bv;
         struct batch_anchor *anchors;
         size_t n, anchor_cnt;
@@ -330,6 +339,12 @@ static int add_warning(struct batch_anchor *ba, long long t)
         return 0;
 }
 
+/* What audit_decide() hands the in-memory look-ups. */
+struct decide_ctx {
+        struct batch *b;
+        const struct batch_anchor *ba;
+};
+
 /*
  * audit.c's window statement over the anchor's warnings in memory: every window of length W
  * holding t starts at a warning a with t - W < a <= t (and a after admin_at); it holds the
@@ -339,7 +354,7 @@ static enum db_result mem_window(void *ctx, const struct verdict *v, const char 
                                  const struct anchor_row *a, bool *found, long long *count,
                                  long long *latest_ms, char *errstr, size_t errstr_size)
 {
-        const struct batch_anchor *ba = ctx;
+        const struct batch_anchor *ba = ((const struct decide_ctx *)ctx)->ba;
         long long t = v->ev->event_time_ms, w = ba->window_ms;
 
         (void)anchor;
@@ -428,6 +443,147 @@ static enum db_result load_warnings(struct batch *b, char *errstr, size_t errstr
         return r;
 }
 
+/* ------------------------------------------------------------------ live streams in memory */
+
+static char *dup_col(const struct db_col *c, bool *ok)
+{
+        char *d = c->is_null ? NULL : strdup(c->s);
+
+        *ok &= c->is_null || d;
+        return d;
+}
+
+static void on_live(const struct db_col *cols, void *arg)
+{
+        struct batch *b = arg;
+        struct live_row *row;
+        bool ok = true;
+
+        if (b->live_cnt == b->live_cap) {
+                size_t cap = b->live_cap ? b->live_cap * 2 : 16;
+                struct live_row *l = realloc(b->live, cap * sizeof(*l));
+
+                if (!l) {
+                        b->is_mismatch = true; /* out of memory: the per-record path */
+                        return;
+                }
+                b->live = l;
+                b->live_cap = cap;
+        }
+        row = &b->live[b->live_cnt++];
+        row->stream_id = dup_col(&cols[0], &ok);
+        row->vendor = dup_col(&cols[1], &ok);
+        row->anchor_id = dup_col(&cols[2], &ok);
+        row->started_ms = cols[3].is_null ? LLONG_MIN : cols[3].i;
+        if (!ok || !row->stream_id || !row->vendor)
+                b->is_mismatch = true;
+}
+
+/* The live streams that a punishment of the batch can close, in one query. */
+static enum db_result load_live(struct batch *b, char *errstr, size_t errstr_size)
+{
+        char id[KEYSET_ID_MAX + 1], vendor[64], anchor[KEYSET_ID_MAX + 1];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)},
+                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
+                                {.type = DB_PARAM_I64}};
+        struct keyset *ks = &b->streams;
+        bool any = false;
+
+        /* every stream of the batch's verdicts now, not only those without an anchor */
+        keyset_free(ks);
+        if (keyset_init(ks, b->n) == -1)
+                return fall_back("out of memory", errstr, errstr_size);
+        for (size_t i = 0; i < b->n; i++) {
+                const struct batch_verdict *bv = &b->bv[i];
+
+                if (!bv->is_new || bv->anchor_ix == NO_ANCHOR)
+                        continue;
+                any |= bv->v.severity != AUDIT_NONE;
+                if (bv->slot->rec->ev.stream_id)
+                        keyset_add(ks, bv->slot->rec->ev.stream_id, i);
+        }
+        if (!any)
+                return DB_OK;
+        keyset_sort(ks);
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT stream_id, vendor, anchor_id, CAST(UNIX_TIMESTAMP(started_at) "
+                             "* 1000 AS SIGNED) FROM live_streams WHERE status = 'live' AND "
+                             "(anchor_id IN ");
+        add_anchor_list(b);
+        if (ks->n) {
+                db_text_add(&b->sql, " OR stream_id IN ");
+                keyset_add_list(ks, b->st->db, &b->sql);
+        }
+        db_text_add(&b->sql, ")");
+        return db_text_query(b->st->db, &b->sql, cols, 4, on_live, b, errstr, errstr_size);
+}
+
+/* SQL's a = b: 1, 0, or -1 for NULL; *unsure when MySQL's collation might say otherwise. */
+static int sql_eq(const char *x, const char *y, bool *unsure)
+{
+        if (!x || !y)
+                return -1;
+        if (strcmp(x, y) == 0)
+                return 1;
+        if (keys_may_collide((const char *[]){x, y}, 2))
+                *unsure = true;
+        return 0;
+}
+
+static int sql_and(int x, int y)
+{
+        return x == 0 || y == 0 ? 0 : x < 0 || y < 0 ? -1 : 1;
+}
+
+/*
+ * audit.c's live_stream statement over the rows in memory: live rows of the verdict's stream
+ * or its anchor, ordered by (its stream of its vendor) DESC, (its stream) DESC, started_at
+ * DESC (NULLs last). A tie, or an id MySQL might compare otherwise, falls back.
+ */
+static enum db_result mem_live_stream(void *ctx, const struct verdict *v, const char *anchor,
+                                      struct decision *d, char *errstr, size_t errstr_size)
+{
+        struct batch *b = ((struct decide_ctx *)ctx)->b;
+        const struct live_row *best = NULL;
+        int best_k1 = 0, best_k2 = 0;
+        bool unsure = false, tie = false;
+
+        d->close_stream[0] = '\0';
+        d->close_vendor[0] = '\0';
+        for (size_t i = 0; i < b->live_cnt; i++) {
+                const struct live_row *r = &b->live[i];
+                int m_stream = sql_eq(r->stream_id, v->ev->stream_id, &unsure);
+                int m_anchor = sql_eq(r->anchor_id, anchor, &unsure);
+                int k1 = sql_and(m_stream, sql_eq(r->vendor, v->ev->vendor, &unsure)), k2 = m_stream;
+
+                if (m_stream != 1 && m_anchor != 1)
+                        continue;
+                if (best && k1 == best_k1 && k2 == best_k2 && r->started_ms == best->started_ms) {
+                        tie = true;
+                        continue;
+                }
+                if (!best || k1 > best_k1 || (k1 == best_k1 && k2 > best_k2) ||
+                    (k1 == best_k1 && k2 == best_k2 && r->started_ms > best->started_ms)) {
+                        best = r;
+                        best_k1 = k1;
+                        best_k2 = k2;
+                        tie = false;
+                }
+        }
+        if (unsure || tie)
+                return fall_back("live streams MySQL might order otherwise", errstr, errstr_size);
+        if (!best)
+                return DB_OK;
+        if (strlen(best->stream_id) >= sizeof(d->close_stream) ||
+            strlen(best->vendor) >= sizeof(d->close_vendor))
+                return fall_back("a live stream id longer than the log row keeps", errstr,
+                                 errstr_size);
+        memcpy(d->close_stream, best->stream_id, strlen(best->stream_id) + 1);
+        memcpy(d->close_vendor, best->vendor, strlen(best->vendor) + 1);
+        return DB_OK;
+}
+
 /* ------------------------------------------------------------------ deciding */
 
 /* The anchors row as audit.c's set_anchor statement leaves it. */
@@ -461,8 +617,10 @@ static enum db_result decide_all(struct batch *b, char *errstr, size_t errstr_si
                 if (ba && bv->v.severity == AUDIT_WARN &&
                     add_warning(ba, bv->slot->rec->ev.event_time_ms) == -1)
                         return fall_back("out of memory", errstr, errstr_size);
-                r = audit_decide(b->st, &bv->v, bv->anchor, ba ? &ba->row : &none, mem_window, ba,
-                                 &bv->d, errstr, errstr_size);
+                struct decide_ctx ctx = {b, ba};
+
+                r = audit_decide(b->st, &bv->v, bv->anchor, ba ? &ba->row : &none, mem_window,
+                                 mem_live_stream, &ctx, &bv->d, errstr, errstr_size);
                 if (r != DB_OK)
                         return r;
                 if (bv->d.status && strcmp(bv->d.status, "suspended") == 0 &&
@@ -647,7 +805,8 @@ static enum db_result apply_batch(struct batch *b, struct apply_slot *slots, cha
                 return fall_back("ids that MySQL may match other than byte for byte", errstr,
                                  errstr_size);
         if (b->anchor_cnt && ((r = lock_anchors(b, errstr, errstr_size)) != DB_OK ||
-                              (r = load_warnings(b, errstr, errstr_size)) != DB_OK))
+                              (r = load_warnings(b, errstr, errstr_size)) != DB_OK ||
+                              (r = load_live(b, errstr, errstr_size)) != DB_OK))
                 return r;
         if (b->is_mismatch)
                 return fall_back("anchor ids that MySQL matches other than byte for byte", errstr,
@@ -684,6 +843,12 @@ enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t
         }
         for (size_t i = 0; b.anchors && i < b.anchor_cnt; i++)
                 free(b.anchors[i].warns);
+        for (size_t i = 0; i < b.live_cnt; i++) {
+                free(b.live[i].stream_id);
+                free(b.live[i].vendor);
+                free(b.live[i].anchor_id);
+        }
+        free(b.live);
         db_text_free(&b.sql);
         keyset_free(&b.ids);
         keyset_free(&b.anchor_ids);

@@ -66,6 +66,10 @@ typedef enum db_result (*audit_window_fn)(void *ctx, const struct verdict *v, co
                                           long long *count, long long *latest_ms, char *errstr,
                                           size_t errstr_size);
 
+/* The live stream a punishment closes: the verdict's own if live, else the anchor's newest. */
+typedef enum db_result (*audit_stream_fn)(void *ctx, const struct verdict *v, const char *anchor,
+                                          struct decision *d, char *errstr, size_t errstr_size);
+
 /* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
 struct projection {
         char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
@@ -89,10 +93,14 @@ int audit_read_verdict(const struct event *ev, const struct audit_policy *p, str
 enum db_result audit_resolve_anchor(struct audit_state *st, const struct verdict *v, char *anchor,
                                     size_t anchor_size, char *errstr, size_t errstr_size);
 
-/** @brief Decides the verdict against the anchor's row a; window answers for a warning. */
+/**
+ * @brief Decides the verdict against the anchor's row a; window answers for a warning,
+ * live_stream for a punishment that closes (both with ctx).
+ */
 enum db_result audit_decide(struct audit_state *st, const struct verdict *v, const char *anchor,
-                            const struct anchor_row *a, audit_window_fn window, void *ctx,
-                            struct decision *d, char *errstr, size_t errstr_size);
+                            const struct anchor_row *a, audit_window_fn window,
+                            audit_stream_fn live_stream, void *ctx, struct decision *d,
+                            char *errstr, size_t errstr_size);
 
 /** @brief The live.notify message of a decision; false when it notifies nothing. */
 bool audit_notify_msg(const struct consumer_record *rec, const char *anchor,

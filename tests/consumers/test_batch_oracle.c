@@ -850,11 +850,11 @@ static const char *const audit_tables[] = {
         NULL};
 
 /*
- * a-live streams st-live now; a-banned is banned; a-susp is suspended for a year; a-chain had
+ * a-live streams st-live now (and st-live-old, an older session still marked live); a-banned is banned; a-susp is suspended for a year; a-chain had
  * a warning an hour before the base time (it counts towards a window of the batch's); a-old
  * had one two days before (it does not).
  */
-static char audit_seed_live[512], audit_seed_anchors[512], audit_seed_logs[1024];
+static char audit_seed_live[1024], audit_seed_anchors[512], audit_seed_logs[1024];
 static const char *const audit_seed[] = {audit_seed_live, audit_seed_anchors, audit_seed_logs,
                                          NULL};
 
@@ -870,7 +870,8 @@ static void audit_seed_init(long long base_ms)
                  "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
                  "status, started_at, last_event_at) VALUES ('st-live', 'a-live', 'r-live', 41, "
                  "'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-chain', 'a-chain', "
-                 "'r-chain', 42, 'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW())");
+                 "'r-chain', 42, 'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-live-old', "
+                 "'a-live', 'r-live', 43, 'tencent', 'live', NOW() - INTERVAL 3 HOUR, NOW())");
         snprintf(audit_seed_anchors, sizeof(audit_seed_anchors),
                  "INSERT INTO anchors (anchor_id, status, suspended_until, warning_count) VALUES "
                  "('a-banned', 'banned', NULL, 0), ('a-susp', 'suspended', "
@@ -936,6 +937,8 @@ static size_t audit_inputs(struct input *in, long long base, bool with_collation
         /* a-live: a ban by label closes its live stream; one verdict finds it by stream only */
         M("b-live", NULL, "a-live", 40, "Block", "Polity", 99);
         M("s-live-stream", "st-live", NULL, 41, "Block", "Porn", 95);
+        /* a-cross's ban closes the verdict's own stream (a-chain's), not another */
+        M("b-cross", "st-chain", "a-cross", 42, "Block", "Polity", 99);
         /* a-adm: an operator ban, an older automated suspension (superseded), an unban */
         A("adm-ban", "a-adm", 50, "ban", -1);
         M("s-adm-older", NULL, "a-adm", 45, "Block", "Porn", 95);
