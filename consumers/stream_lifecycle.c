@@ -1,5 +1,5 @@
-/* stream_lifecycle.c: stream begin, end and forced close into live_streams and the live Redis keys.
- */
+/* stream_lifecycle.c: stream begin, end and forced close into live_streams and the live Redis keys
+ * (the batch path: stream_batch.c; tick(), the ghost sweep: stream_sweep.c). */
 #include "stream_lifecycle.h"
 
 #include <stdio.h>
@@ -26,29 +26,9 @@
 
 static const char *const stream_topics[] = {LF_TOPIC_STREAM, NULL};
 
-/* Streams closed per sweep at most; the next sweep takes the rest. */
-#define GHOST_SWEEP_LIMIT 300
-#define STR_(x)           #x
-#define STR(x)            STR_(x)
-#define GHOST_LIMIT_SQL   STR(GHOST_SWEEP_LIMIT)
-
-
-/* A live stream the sweep found silent. */
-struct ghost {
-        char stream_id[256];
-        char anchor_id[65];
-        char room_id[65];
-        char vendor_session[129];
-        char vendor[17];
-        long long session_id;
-        long long silent_s; /* since its last sign of life */
-};
-
-/* db_query_each()'s collector for the sweep. */
-struct ghost_list {
-        struct ghost *items;
-        size_t n, cap;
-};
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
+#define GHOST_LIMIT_SQL STR(GHOST_SWEEP_LIMIT)
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
@@ -102,18 +82,18 @@ static int prepare(struct stream_state *st)
                 db,
                 "SELECT status = 'banned', status = 'suspended' AND suspended_until IS NOT NULL AND "
                 "suspended_until > FROM_UNIXTIME(? / 1000) FROM anchors WHERE anchor_id = ?");
-        st->touch =
-                db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) "
-                            "WHERE vendor = ? AND stream_id = ?");
+        st->touch = db_stmt(db, "UPDATE live_streams SET last_event_at = NOW(3) "
+                                "WHERE vendor = ? AND stream_id = ?");
         st->adopt_tips = db_stmt(
-                db, "UPDATE recharge r JOIN live_streams s ON s.vendor = ? AND s.stream_id = ? "
-                    "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
-                    "AND r.room_id = COALESCE(s.room_id, s.anchor_id) AND s.session_id IS NOT NULL "
-                    "AND s.started_at IS NOT NULL AND r.tipped_at BETWEEN s.started_at AND s.ended_at");
-        st->adopt_anchor = db_stmt(
-                db, "UPDATE live_streams SET anchor_id = COALESCE(anchor_id, ?), "
-                    "room_id = COALESCE(room_id, ?), last_event_at = NOW(3) "
-                    "WHERE vendor = ? AND stream_id = ?");
+                db,
+                "UPDATE recharge r JOIN live_streams s ON s.vendor = ? AND s.stream_id = ? "
+                "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
+                "AND r.room_id = COALESCE(s.room_id, s.anchor_id) AND s.session_id IS NOT NULL "
+                "AND s.started_at IS NOT NULL AND r.tipped_at BETWEEN s.started_at AND s.ended_at");
+        st->adopt_anchor =
+                db_stmt(db, "UPDATE live_streams SET anchor_id = COALESCE(anchor_id, ?), "
+                            "room_id = COALESCE(room_id, ?), last_event_at = NOW(3) "
+                            "WHERE vendor = ? AND stream_id = ?");
         /* Served by live_streams_status (status, last_event_at). */
         /*
          * Silent streams: no stream event for the silence (live_streams_status) and no other
@@ -140,11 +120,10 @@ static int prepare(struct stream_state *st)
          * The vendor of a stream named by liveflow itself or an operator (a forced close, a
          * ghost, a cut-off): the stream live under that id, else the one touched last.
          */
-        st->vendor_of = db_stmt(
-                db, "SELECT vendor FROM live_streams WHERE stream_id = ? "
-                    "ORDER BY status = 'live' DESC, last_event_at DESC LIMIT 1");
-        return st->ledger && st->rebuild && st->lock_row && st->insert_live && st->new_session && st->late_begin &&
-                               st->insert_ended && st->end_session &&
+        st->vendor_of = db_stmt(db, "SELECT vendor FROM live_streams WHERE stream_id = ? "
+                                    "ORDER BY status = 'live' DESC, last_event_at DESC LIMIT 1");
+        return st->ledger && st->rebuild && st->lock_row && st->insert_live && st->new_session &&
+                               st->late_begin && st->insert_ended && st->end_session &&
                                st->event_outcome && st->anchor_state && st->touch &&
                                st->adopt_anchor && st->vendor_of && st->ghosts && st->adopt_tips
                        ? 0
@@ -349,8 +328,8 @@ static const char *apply_begin(struct stream_state *st, const struct stream_even
         }
         if (same_session(row, se->sequence) && strcmp(row->status, "ended") == 0) {
                 struct db_param p[] = {DB_I64(ev->event_time_ms), DB_I64(ev->event_time_ms),
-                                       DB_STR(ev->anchor_id), DB_STR(ev->room_id),
-                                       DB_STR(se->vendor),    DB_STR(ev->stream_id)};
+                                       DB_STR(ev->anchor_id),     DB_STR(ev->room_id),
+                                       DB_STR(se->vendor),        DB_STR(ev->stream_id)};
 
                 *r = db_exec(st->db, st->late_begin, p, 6, NULL, NULL, errstr, errstr_size);
                 return "late_begin";
@@ -430,11 +409,10 @@ static const char *apply_end(struct stream_state *st, const struct stream_event 
         }
         if (live && (!se->sequence || same_session(row, se->sequence) ||
                      ev->event_time_ms >= row->started_ms)) {
-                struct db_param p[] = {DB_I64(ev->event_time_ms),
-                                       DB_I64(stream_duration_s(se, row->started_ms)),
-                                       DB_I64(se->close_method), DB_STR(stream_close_reason(se)),
-                                       DB_STR(se->vendor),
-                                       DB_STR(ev->stream_id)};
+                struct db_param p[] = {
+                        DB_I64(ev->event_time_ms), DB_I64(stream_duration_s(se, row->started_ms)),
+                        DB_I64(se->close_method),  DB_STR(stream_close_reason(se)),
+                        DB_STR(se->vendor),        DB_STR(ev->stream_id)};
 
                 *r = db_exec(st->db, st->end_session, p, 6, NULL, NULL, errstr, errstr_size);
                 return "applied";
@@ -568,8 +546,8 @@ static bool named_vendor(const struct event *ev, char *out, size_t out_size)
  * se->vendor: the event's own; for a close by liveflow or an operator, the vendor it names
  * (an audit punishment does), else the stream's live under that id.
  */
-static enum db_result resolve_vendor(struct stream_state *st, struct stream_event *se,
-                                     char *errstr, size_t errstr_size)
+static enum db_result resolve_vendor(struct stream_state *st, struct stream_event *se, char *errstr,
+                                     size_t errstr_size)
 {
         struct db_param p[] = {DB_STR(se->ev->stream_id)};
         struct db_col col = {
@@ -612,8 +590,8 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                 return apply_from_db(replayed_event(st, rec, &se, errstr, errstr_size));
         }
         if (se.is_leave) /* a co-host left: the room's session ends with the room */
-                return apply_from_db(ledger_set_outcome(st->ledger, rec->ev.event_id, "cohost_leave",
-                                                  errstr, errstr_size));
+                return apply_from_db(ledger_set_outcome(st->ledger, rec->ev.event_id,
+                                                        "cohost_leave", errstr, errstr_size));
         if ((r = resolve_vendor(st, &se, errstr, errstr_size)) != DB_OK ||
             (r = lock_row(st, &se, &row, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
@@ -638,8 +616,7 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         if (!se.is_begin && (se.close_method >= 2 || stream_is_ghost_close(&rec->ev)) &&
             strcmp(outcome, "applied") == 0)
                 rec->note = NOTE_VENDOR_DROP; /* this close ended a live session */
-        if (is_only_end &&
-            (r = adopt_tips(st, &se, errstr, errstr_size)) != DB_OK)
+        if (is_only_end && (r = adopt_tips(st, &se, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
         if (stream_ends_session(&se, outcome) &&
             (r = session_handoff_record(st->handoff, rec->ev.event_id, rec->ev.stream_id, errstr,
@@ -745,183 +722,6 @@ int stream_publish_rest(struct stream_state *st, struct consumer_record *rec, co
             strcmp(status, "live") == 0)
                 return cut_off(st, rec, errstr, errstr_size);
         return 0;
-}
-
-/* ------------------------------------------------------------------ ghost sweep */
-
-static void collect_ghost(const struct db_col *cols, void *arg)
-{
-        struct ghost_list *gl = arg;
-        struct ghost *g;
-
-        if (gl->n == gl->cap)
-                return; /* sized for the LIMIT: cannot happen */
-        g = &gl->items[gl->n++];
-        snprintf(g->stream_id, sizeof(g->stream_id), "%s", cols[0].s);
-        snprintf(g->anchor_id, sizeof(g->anchor_id), "%s", cols[1].is_null ? "" : cols[1].s);
-        snprintf(g->room_id, sizeof(g->room_id), "%s", cols[2].is_null ? "" : cols[2].s);
-        snprintf(g->vendor_session, sizeof(g->vendor_session), "%s",
-                 cols[3].is_null ? "" : cols[3].s);
-        g->session_id = cols[4].is_null ? 0 : cols[4].i;
-        g->silent_s = cols[5].is_null ? 0 : cols[5].i;
-        snprintf(g->vendor, sizeof(g->vendor), "%s", cols[6].is_null ? "" : cols[6].s);
-}
-
-/* Asks the stream role (every instance, this one included) to end one silent stream. */
-static int close_ghost(struct stream_state *st, const struct ghost *g, long long now,
-                       const char *reason, char *errstr, size_t errstr_size)
-{
-        char key[320], event_id[65], trace_id[33];
-        int n = snprintf(key, sizeof(key), "ghost|%s|%lld", g->stream_id, g->session_id);
-
-        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, event_id);
-        snprintf(trace_id, sizeof(trace_id), "%.32s", event_id);
-        struct stream_close_msg m = {
-                .event_id = event_id,
-                .stream_id = g->stream_id,
-                .anchor_id = g->anchor_id[0] ? g->anchor_id : NULL,
-                .room_id = g->room_id[0] ? g->room_id : NULL,
-                .sequence = g->vendor_session[0] ? g->vendor_session : NULL,
-                .trace_id = trace_id,
-                .event_time_ms = now,
-                .close_method = 1,
-                .reason = reason,
-                .cause = "ghost",
-        };
-
-        if (stream_close_send(st->closer, &m, errstr, errstr_size) == -1)
-                return -1;
-        metric_add(st->ghosts_closed, 1);
-        log_warn(trace_id,
-                 "ghost stream closed stream=%s session=%lld anchor=%s silent_s=%lld event_id=%s "
-                 "reason=\"%s\"",
-                 g->stream_id, g->session_id, g->anchor_id[0] ? g->anchor_id : "-", g->silent_s,
-                 event_id, reason);
-        return 0;
-}
-
-/*
- * A silent stream: closed when its vendor says it is not live; left live (its silence starts
- * again) when the vendor says it is; when the vendor cannot be asked, closed only after
- * LIVEFLOW_STREAM_GHOST_UNVERIFIED_SILENCE_S. @returns 1 closed, 0 left live, -1 failed.
- */
-static int judge_ghost(struct stream_state *st, const struct ghost *g, long long now, char *err,
-                       size_t err_size)
-{
-        char reason[600], why[400];
-        enum vendor_state vs =
-                vendor_api_stream_state(st->vendor, g->vendor, g->stream_id, NULL, why, sizeof(why));
-
-        if (vs == VENDOR_STATE_LIVE) {
-                struct db_param p[] = {DB_STR(g->stream_id)};
-
-                metric_add(st->ghosts_alive, 1);
-                log_info(NULL, "silent stream %s (%lld s) is live at %s: kept", g->stream_id,
-                         g->silent_s, g->vendor);
-                return db_exec(st->db, st->touch, p, 1, NULL, NULL, err, err_size) == DB_OK ? 0
-                                                                                             : -1;
-        }
-        if (vs == VENDOR_STATE_NOT_LIVE) {
-                snprintf(reason, sizeof(reason),
-                         "ghost: %s says not live after %lld s without a sign of life", g->vendor,
-                         g->silent_s);
-                return close_ghost(st, g, now, reason, err, err_size) == 0 ? 1 : -1;
-        }
-        if (g->silent_s < st->ghost_unverified_s) {
-                metric_add(st->ghosts_deferred, 1);
-                log_debug(NULL, "silent stream %s (%lld s) kept: %s", g->stream_id, g->silent_s,
-                          why);
-                return 0;
-        }
-        metric_add(st->ghosts_unverified, 1);
-        snprintf(reason, sizeof(reason), "ghost: %lld s without a sign of life, vendor not asked (%s)",
-                 g->silent_s, why);
-        return close_ghost(st, g, now, reason, err, err_size) == 0 ? 1 : -1;
-}
-
-/* Redis restarted empty or flushed: every live stream is projected again from live_streams. */
-static void check_redis_epoch(struct stream_state *st)
-{
-        long long projected = 0;
-        bool is_lost = false;
-        char err[512];
-
-        if (rebuild_epoch_check(st->redis, &st->redis_epoch, &is_lost, err, sizeof(err)) == -1)
-                return; /* Redis unreachable: the projections fail and retry meanwhile */
-        if (is_lost) {
-                st->is_redis_lost = true;
-                metric_add(st->redis_lost, 1);
-        }
-        if (!st->is_redis_lost)
-                return;
-        if (rebuild_streams(st->rebuild, &projected, err, sizeof(err)) == -1) {
-                log_warn(NULL, "redis lost its data, projecting the live streams failed: %s "
-                               "(tried again)", err);
-                return;
-        }
-        st->is_redis_lost = false;
-        log_warn(NULL,
-                 "redis held none of liveflow's data, or an older copy (new, restarted or flushed; epoch now "
-                 "%s): %lld stream(s) projected again from live_streams",
-                 st->redis_epoch.token, projected);
-}
-
-/*
- * At most every sweep interval: a stream.close for each live stream silent longer than the
- * ghost silence. Several instances may sweep at once: their closes share an event id per
- * session, and the stream role records an event id once.
- */
-static void stream_tick(void *state, long long now_ms)
-{
-        struct stream_state *st = state;
-        struct ghost_list gl = {0};
-        struct db_param p[2];
-        struct db_col cols[] = {
-                {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR}, {.type = DB_PARAM_STR},
-                {.type = DB_PARAM_STR}, {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_STR},
-        };
-        char s_stream[256], s_anchor[65], s_room[65], s_session[129], s_vendor[17], err[512];
-        size_t closed = 0;
-
-        check_redis_epoch(st);
-        if (notify_flush(st->notify, false, err, sizeof(err)) == -1)
-                log_warn(NULL, "live.notify: %s (tried again)", err);
-        if (st->ghost_silence_s <= 0 ||
-            (st->last_sweep_ms && now_ms - st->last_sweep_ms < st->sweep_interval_ms))
-                return;
-        st->last_sweep_ms = now_ms;
-        cols[0].s = s_stream, cols[0].s_size = sizeof(s_stream);
-        cols[1].s = s_anchor, cols[1].s_size = sizeof(s_anchor);
-        cols[2].s = s_room, cols[2].s_size = sizeof(s_room);
-        cols[3].s = s_session, cols[3].s_size = sizeof(s_session);
-        cols[6].s = s_vendor, cols[6].s_size = sizeof(s_vendor);
-        p[0] = DB_I64(st->ghost_silence_s);
-        p[1] = DB_I64(st->ghost_silence_s);
-        if (!(gl.items = calloc(GHOST_SWEEP_LIMIT, sizeof(*gl.items)))) {
-                log_error(NULL, "ghost sweep: out of memory");
-                return;
-        }
-        gl.cap = GHOST_SWEEP_LIMIT;
-        if (db_query_each(st->db, st->ghosts, p, 2, cols, 7, collect_ghost, &gl, err,
-                          sizeof(err)) != DB_OK) {
-                log_warn(NULL, "ghost sweep: %s", err);
-                free(gl.items);
-                return;
-        }
-        /* A failure leaves the stream live: the next sweep tries it again. */
-        for (size_t i = 0; i < gl.n && !signals_stop_requested(); i++) {
-                int rc = judge_ghost(st, &gl.items[i], now_ms, err, sizeof(err));
-
-                if (rc == -1)
-                        log_warn(NULL, "ghost sweep: stream %s: %s", gl.items[i].stream_id, err);
-                else
-                        closed += (size_t)rc;
-        }
-        if (gl.n)
-                log_info(NULL, "ghost sweep: %zu of %zu silent streams closed (silence %lld s)",
-                         closed, gl.n, st->ghost_silence_s);
-        free(gl.items);
 }
 
 const struct consumer_role stream_lifecycle_role = {

@@ -1,7 +1,8 @@
 /*
- * stream_role.h: what the stream role's two halves share: stream_lifecycle.c (open, apply()
- * one record at a time, publish(), the ghost sweep) and stream_batch.c (apply_many() and
- * publish_many(), a batch at once). Private to the role.
+ * stream_role.h: what the stream role's files share: stream_lifecycle.c (open, apply() one
+ * record at a time, publish()), stream_batch.c (apply_many() and publish_many(), a batch at
+ * once) and stream_sweep.c (tick(): the ghost sweep, Redis that lost its data). Private to the
+ * role.
  *
  * Which step runs where, and why:
  *  - apply / apply_many run in the runtime's batch transaction: the ledger row, the stream
@@ -60,9 +61,10 @@ struct stream_state {
         struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
                 *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts,
                 *adopt_tips, *vendor_of;
-        struct rebuild *rebuild;  /* the Redis projection, shared with liveflow-ctl rebuild */
-        struct rebuild_epoch redis_epoch; /* what Redis looked like last: a change means a rebuild */
-        bool is_redis_lost;       /* ... and the live streams are still to be projected again */
+        struct rebuild *rebuild; /* the Redis projection, shared with liveflow-ctl rebuild */
+        struct rebuild_epoch
+                redis_epoch; /* what Redis looked like last: a change means a rebuild */
+        bool is_redis_lost;  /* ... and the live streams are still to be projected again */
         struct metric *redis_lost;
 };
 
@@ -123,9 +125,16 @@ bool stream_ends_session(const struct stream_event *se, const char *outcome);
 int stream_publish_rest(struct stream_state *st, struct consumer_record *rec, const char *status,
                         const char *vendor, bool may_hand_off, char *errstr, size_t errstr_size);
 
+/* Streams closed per sweep at most; the next sweep takes the rest. */
+#define GHOST_SWEEP_LIMIT 300
+
+/** @brief The role's tick() (stream_sweep.c): the Redis epoch check, the live.notify outbox,
+ *  and at most every sweep interval the ghost sweep. */
+void stream_tick(void *state, long long now_ms);
+
 /* stream_batch.c */
-enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_t n,
-                                    char *errstr, size_t errstr_size);
+enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
+                                    size_t errstr_size);
 int stream_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
                         size_t errstr_size);
 
