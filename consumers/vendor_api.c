@@ -1,6 +1,6 @@
 /*
- * vendor_api.c: cuts a force-closed stream at its vendor (Tencent DropLiveStream, SRS client
- * kick; Agora and Alibaba in agora_api.c and alibaba_api.c on this file's HTTP client).
+ * vendor_api.c: cuts a force-closed stream at its vendor (Tencent DropLiveStream; SRS, Agora and
+ * Alibaba in srs_api.c, agora_api.c and alibaba_api.c on this file's HTTP client).
  */
 #include "vendor_api.h"
 
@@ -20,13 +20,12 @@
 #include "vendor_http.h"
 #include "agora_api.h"
 #include "alibaba_api.h"
+#include "srs_api.h"
 
 #define TENCENT_SERVICE      "live"
 #define TENCENT_VERSION      "2018-08-01"
 #define TENCENT_CONTENT_TYPE "application/json; charset=utf-8"
 #define MAX_REPLY_BYTES      (4 << 20)
-#define SRS_PAGE             100
-#define SRS_MAX_PAGES        100 /* 10,000 clients: beyond that the stream is not looked for */
 
 struct vendor_api {
         const struct settings *s;
@@ -427,164 +426,6 @@ static enum vendor_drop tencent_drop(struct vendor_api *va, const char *stream_i
         return r;
 }
 
-/* ------------------------------------------------------------------ SRS client kick */
-
-/* The endpoint without trailing slashes, as a length for "%.*s". */
-static int base_len(const char *endpoint)
-{
-        size_t n = strlen(endpoint);
-
-        while (n > 0 && endpoint[n - 1] == '/')
-                n--;
-        return (int)n;
-}
-
-/*
- * Whether an entry of /api/v1/clients is the publisher of stream_id. SRS 4+ gives the stream
- * name as "name"; every version gives "url" as "/app/stream", which also matches a stream_id
- * of the "app/stream" form.
- */
-static bool srs_is_publisher(const json_t *client, const char *stream_id)
-{
-        const char *name = json_string_value(json_object_get(client, "name"));
-        const char *url = json_string_value(json_object_get(client, "url"));
-        size_t n = strlen(stream_id), ulen = url ? strlen(url) : 0;
-
-        if (!json_is_true(json_object_get(client, "publish")))
-                return false;
-        if (name && strcmp(name, stream_id) == 0)
-                return true;
-        return url && ulen > n && url[ulen - n - 1] == '/' &&
-               strcmp(url + ulen - n, stream_id) == 0;
-}
-
-/* The client id, a string since SRS 4 and an integer before. */
-static int srs_client_id(const json_t *client, char *id, size_t id_size)
-{
-        const json_t *v = json_object_get(client, "id");
-        int n = -1;
-
-        if (json_is_string(v))
-                n = snprintf(id, id_size, "%s", json_string_value(v));
-        else if (json_is_integer(v))
-                n = snprintf(id, id_size, "%lld", (long long)json_integer_value(v));
-        return n > 0 && (size_t)n < id_size ? 0 : -1;
-}
-
-/* Looks through one page; *count receives its length. @returns DONE with id, NOT_LIVE or RETRY. */
-static enum vendor_drop srs_scan_page(const struct http_reply *rp, const char *stream_id, char *id,
-                                      size_t id_size, size_t *count, char *errstr,
-                                      size_t errstr_size)
-{
-        json_t *root = json_loads(rp->body ? rp->body : "", 0, NULL), *clients, *client;
-        enum vendor_drop r = VENDOR_DROP_NOT_LIVE;
-        size_t i;
-
-        clients = json_object_get(root, "clients");
-        if (!json_is_integer(json_object_get(root, "code")) ||
-            json_integer_value(json_object_get(root, "code")) != 0 || !json_is_array(clients)) {
-                snprintf(errstr, errstr_size, "SRS /api/v1/clients: unreadable reply (%zu bytes)",
-                         rp->len);
-                json_decref(root);
-                return VENDOR_DROP_RETRY;
-        }
-        *count = json_array_size(clients);
-        json_array_foreach(clients, i, client)
-        {
-                if (!srs_is_publisher(client, stream_id))
-                        continue;
-                if (srs_client_id(client, id, id_size) == -1) {
-                        snprintf(errstr, errstr_size,
-                                 "SRS /api/v1/clients: publisher of %s has no usable id",
-                                 stream_id);
-                        r = VENDOR_DROP_RETRY;
-                } else {
-                        r = VENDOR_DROP_DONE;
-                }
-                break;
-        }
-        json_decref(root);
-        return r;
-}
-
-/* Pages through GET /api/v1/clients (SRS returns 10 by default) for the stream's publisher. */
-static enum vendor_drop srs_find_publisher(struct vendor_api *va, const char *stream_id, char *id,
-                                           size_t id_size, char *errstr, size_t errstr_size)
-{
-        const char *ep = va->s->srs_api_endpoint;
-        char url[1024];
-
-        for (int page = 0; page < SRS_MAX_PAGES; page++) {
-                struct http_reply rp;
-                enum vendor_drop r;
-                size_t count = 0;
-
-                snprintf(url, sizeof(url), "%.*s/api/v1/clients?start=%d&count=%d", base_len(ep),
-                         ep, page * SRS_PAGE, SRS_PAGE);
-                if (http_do(va, "GET", url, NULL, NULL, &rp, errstr, errstr_size) == -1)
-                        return VENDOR_DROP_RETRY;
-                if (rp.status != 200) {
-                        long status = rp.status;
-
-                        snprintf(errstr, errstr_size, "GET %s: HTTP %ld", url, status);
-                        http_reply_fini(&rp);
-                        return is_transient_status(status) ? VENDOR_DROP_RETRY : VENDOR_DROP_FAILED;
-                }
-                r = srs_scan_page(&rp, stream_id, id, id_size, &count, errstr, errstr_size);
-                http_reply_fini(&rp);
-                if (r != VENDOR_DROP_NOT_LIVE || count < SRS_PAGE)
-                        return r;
-        }
-        log_warn(NULL, "SRS lists more than %d clients; publisher of %s not looked for further",
-                 SRS_PAGE * SRS_MAX_PAGES, stream_id);
-        return VENDOR_DROP_NOT_LIVE;
-}
-
-#define SRS_ERROR_CLIENT_NOT_FOUND 2049 /* ERROR_RTMP_CLIENT_NOT_FOUND in srs_kernel_error.hpp */
-
-static enum vendor_drop srs_kick(struct vendor_api *va, const char *id, char *errstr,
-                                 size_t errstr_size)
-{
-        const char *ep = va->s->srs_api_endpoint;
-        char *escaped = curl_easy_escape(va->curl, id, 0), url[1024];
-        struct http_reply rp;
-        json_t *root;
-        long long code;
-        long status;
-
-        if (!escaped) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return VENDOR_DROP_RETRY;
-        }
-        snprintf(url, sizeof(url), "%.*s/api/v1/clients/%s", base_len(ep), ep, escaped);
-        curl_free(escaped);
-        if (http_do(va, "DELETE", url, NULL, NULL, &rp, errstr, errstr_size) == -1)
-                return VENDOR_DROP_RETRY;
-        root = json_loads(rp.body ? rp.body : "", 0, NULL);
-        code = json_is_integer(json_object_get(root, "code"))
-                       ? json_integer_value(json_object_get(root, "code"))
-                       : -1;
-        json_decref(root);
-        status = rp.status;
-        http_reply_fini(&rp);
-        if (status == 404 || code == SRS_ERROR_CLIENT_NOT_FOUND)
-                return VENDOR_DROP_NOT_LIVE; /* it left between the listing and the kick */
-        if (status == 200 && code == 0)
-                return VENDOR_DROP_DONE;
-        snprintf(errstr, errstr_size, "DELETE %s: HTTP %ld code %lld", url, status, code);
-        return is_transient_status(status) || status == 200 ? VENDOR_DROP_RETRY
-                                                            : VENDOR_DROP_FAILED;
-}
-
-static enum vendor_drop srs_drop(struct vendor_api *va, const char *stream_id, char *errstr,
-                                 size_t errstr_size)
-{
-        char id[128];
-        enum vendor_drop r = srs_find_publisher(va, stream_id, id, sizeof(id), errstr, errstr_size);
-
-        return r == VENDOR_DROP_DONE ? srs_kick(va, id, errstr, errstr_size) : r;
-}
-
 /* ------------------------------------------------------------------ dispatch */
 
 /* Says once per vendor (at WARN) that drops are skipped; later skips only at DEBUG. */
@@ -618,12 +459,13 @@ enum vendor_drop vendor_api_drop_stream(struct vendor_api *va, const char *vendo
                 if (!va->s->srs_api_endpoint || !*va->s->srs_api_endpoint)
                         return skip(&va->has_warned_srs, trace_id, vendor, stream_id,
                                     "LIVEFLOW_SRS_API_ENDPOINT is not set");
-                r = srs_drop(va, stream_id, errstr, errstr_size);
+                r = srs_api_kick(va, stream_id, errstr, errstr_size);
         } else if (vendor && strcmp(vendor, "agora") == 0) {
                 if (!agora_api_is_configured(va->s))
-                        return skip(&va->has_warned_agora, trace_id, vendor, stream_id,
-                                    "LIVEFLOW_AGORA_CUSTOMER_ID, LIVEFLOW_AGORA_CUSTOMER_SECRET and "
-                                    "LIVEFLOW_AGORA_APP_ID are not all set");
+                        return skip(
+                                &va->has_warned_agora, trace_id, vendor, stream_id,
+                                "LIVEFLOW_AGORA_CUSTOMER_ID, LIVEFLOW_AGORA_CUSTOMER_SECRET and "
+                                "LIVEFLOW_AGORA_APP_ID are not all set");
                 r = agora_api_kick(va, stream_id, errstr, errstr_size);
         } else if (vendor && strcmp(vendor, "alibaba") == 0) {
                 if (!alibaba_api_is_configured(va->s))
@@ -718,72 +560,9 @@ static enum vendor_state tencent_state(struct vendor_api *va, const char *stream
         return r;
 }
 
-/* Whether an entry of /api/v1/streams is stream_id with an active publisher. */
-static bool srs_stream_is(const json_t *stream, const char *stream_id)
-{
-        const char *name = json_string_value(json_object_get(stream, "name"));
-        const char *app = json_string_value(json_object_get(stream, "app"));
-        size_t app_len = app ? strlen(app) : 0;
-
-        if (!name)
-                return false;
-        return strcmp(name, stream_id) == 0 ||
-               (app && strncmp(stream_id, app, app_len) == 0 && stream_id[app_len] == '/' &&
-                strcmp(stream_id + app_len + 1, name) == 0);
-}
-
-/* Pages through GET /api/v1/streams: live when the stream is there with an active publisher. */
-static enum vendor_state srs_state(struct vendor_api *va, const char *stream_id, char *errstr,
-                                   size_t errstr_size)
-{
-        const char *ep = va->s->srs_api_endpoint;
-        char url[1024];
-
-        for (int page = 0; page < SRS_MAX_PAGES; page++) {
-                struct http_reply rp;
-                json_t *root, *streams, *st;
-                size_t i, count;
-                int found = 0; /* 1 live, -1 listed without an active publisher */
-
-                snprintf(url, sizeof(url), "%.*s/api/v1/streams?start=%d&count=%d", base_len(ep),
-                         ep, page * SRS_PAGE, SRS_PAGE);
-                if (http_do(va, "GET", url, NULL, NULL, &rp, errstr, errstr_size) == -1)
-                        return VENDOR_STATE_UNKNOWN;
-                root = rp.status == 200 ? json_loads(rp.body ? rp.body : "", 0, NULL) : NULL;
-                streams = json_object_get(root, "streams");
-                if (!json_is_array(streams) ||
-                    json_integer_value(json_object_get(root, "code")) != 0) {
-                        snprintf(errstr, errstr_size, "GET %s: HTTP %ld, no stream list", url,
-                                 rp.status);
-                        json_decref(root);
-                        http_reply_fini(&rp);
-                        return VENDOR_STATE_UNKNOWN;
-                }
-                count = json_array_size(streams);
-                json_array_foreach(streams, i, st)
-                {
-                        if (!srs_stream_is(st, stream_id))
-                                continue;
-                        found = json_is_true(json_object_get(
-                                        json_object_get(st, "publish"), "active"))
-                                        ? 1
-                                        : -1;
-                        break;
-                }
-                json_decref(root);
-                http_reply_fini(&rp);
-                if (found)
-                        return found > 0 ? VENDOR_STATE_LIVE : VENDOR_STATE_NOT_LIVE;
-                if (count < SRS_PAGE)
-                        return VENDOR_STATE_NOT_LIVE;
-        }
-        snprintf(errstr, errstr_size, "SRS lists more than %d streams", SRS_PAGE * SRS_MAX_PAGES);
-        return VENDOR_STATE_UNKNOWN;
-}
-
 enum vendor_state vendor_api_stream_state(struct vendor_api *va, const char *vendor,
-                                          const char *stream_id, const char *trace_id,
-                                          char *errstr, size_t errstr_size)
+                                          const char *stream_id, const char *trace_id, char *errstr,
+                                          size_t errstr_size)
 {
         enum vendor_state r;
 
@@ -792,7 +571,7 @@ enum vendor_state vendor_api_stream_state(struct vendor_api *va, const char *ven
                 r = tencent_state(va, stream_id, errstr, errstr_size);
         } else if (vendor && strcmp(vendor, "srs") == 0 && va->s->srs_api_endpoint &&
                    *va->s->srs_api_endpoint) {
-                r = srs_state(va, stream_id, errstr, errstr_size);
+                r = srs_api_state(va, stream_id, errstr, errstr_size);
         } else if (vendor && strcmp(vendor, "agora") == 0 && agora_api_is_configured(va->s)) {
                 r = agora_api_state(va, stream_id, errstr, errstr_size);
         } else if (vendor && strcmp(vendor, "alibaba") == 0 && alibaba_api_is_configured(va->s)) {
