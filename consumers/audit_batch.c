@@ -439,7 +439,8 @@ static enum db_result load_warnings(struct batch *b, char *errstr, size_t errstr
         db_text_add(&b->sql, " LOCK IN SHARE MODE");
         r = db_text_query(b->st->db, &b->sql, cols, 2, on_warning, b, errstr, errstr_size);
         for (size_t i = 0; i < b->anchor_cnt; i++)
-                qsort(b->anchors[i].warns, b->anchors[i].nw, sizeof(long long), cmp_ll);
+                if (b->anchors[i].nw > 1)
+                        qsort(b->anchors[i].warns, b->anchors[i].nw, sizeof(long long), cmp_ll);
         return r;
 }
 
