@@ -1,7 +1,6 @@
 /* consumer.c: at-least-once batches with idempotent effects, three tries, then the DLQ. */
 #include "consumer_int.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,108 +32,6 @@ static void sleep_ms(long long ms)
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 
         nanosleep(&ts, NULL);
-}
-
-/* ------------------------------------------------------------------ metrics */
-
-/* End-to-end freshness: tens of milliseconds when all is well, minutes behind an outage. */
-static const double freshness_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                          2.5,  5,     10,   30,  60,   300, 900};
-
-/* Fetched and replayed records per topic of the role. @returns -1 when out of memory. */
-static int register_topic_metrics(struct consumer *c)
-{
-        size_t n = 0;
-        char l[256];
-
-        while (c->role->topics[n])
-                n++;
-        if (!(c->m_fetched = calloc(n + 1, sizeof(*c->m_fetched))) ||
-            !(c->m_replayed = calloc(n + 1, sizeof(*c->m_replayed))))
-                return -1;
-        for (size_t i = 0; i < n; i++) {
-                snprintf(l, sizeof(l), "role=\"%s\",topic=\"%s\"", c->role->name,
-                         c->role->topics[i]);
-                c->m_fetched[i] =
-                        metrics_counter(c->metrics, "liveflow_consumer_fetched_total",
-                                        "Records fetched, by topic (replays included)", l);
-                c->m_replayed[i] = metrics_counter(
-                        c->metrics, "liveflow_consumer_replayed_total",
-                        "Records fetched that are dead letters written back (replay.time header)",
-                        l);
-        }
-        return 0;
-}
-
-/* The role topic's index for the per-topic metrics (its last slot, NULL, when unknown). */
-static size_t topic_index(const struct consumer *c, const char *topic)
-{
-        size_t i = 0;
-
-        while (c->role->topics[i] && strcmp(c->role->topics[i], topic) != 0)
-                i++;
-        return i;
-}
-
-static void register_metrics(struct consumer *c)
-{
-        char l[160];
-
-        snprintf(l, sizeof(l), "role=\"%s\",outcome=\"applied\"", c->role->name);
-        c->m_done = metrics_counter(c->metrics, "liveflow_consumer_records_total",
-                                    "Records processed, by outcome", l);
-        snprintf(l, sizeof(l), "role=\"%s\",outcome=\"dead_lettered\"", c->role->name);
-        c->m_dead = metrics_counter(c->metrics, "liveflow_consumer_records_total", NULL, l);
-        snprintf(l, sizeof(l), "role=\"%s\"", c->role->name);
-        c->m_retried = metrics_counter(c->metrics, "liveflow_consumer_retries_total",
-                                       "Attempts repeated after a transient failure", l);
-        c->m_batch = metrics_histogram(c->metrics, "liveflow_consumer_batch_seconds",
-                                       "Time to process one batch", l, metrics_latency_bounds,
-                                       metrics_latency_bound_cnt);
-        c->m_out_of_range =
-                metrics_counter(c->metrics, "liveflow_consumer_offset_out_of_range_total",
-                                "Offsets the broker no longer had (records lost to retention)", l);
-        c->m_consumer_errors = metrics_counter(c->metrics, "liveflow_consumer_errors_total",
-                                               "Consumer errors reported by librdkafka", l);
-        c->m_assigned = metrics_gauge(c->metrics, "liveflow_consumer_assigned_partitions",
-                                      "Partitions assigned to this instance", l);
-        c->m_freshness = metrics_histogram(
-                c->metrics, "liveflow_consumer_freshness_seconds",
-                "From the receiver's receive_time to the record's effects applied (replays left "
-                "out)",
-                l, freshness_bounds, sizeof(freshness_bounds) / sizeof(freshness_bounds[0]));
-        c->m_dlq_failed = metrics_counter(
-                c->metrics, "liveflow_consumer_dlq_write_failures_total",
-                "Dead-letter writes that failed (the partition is held until one succeeds)", l);
-}
-
-/* librdkafka statistics: consumer_lag per assigned partition. Runs on the poll thread. */
-static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
-{
-        struct consumer *c = opaque;
-        json_t *root = json_loadb(json, len, 0, NULL), *topics, *t, *parts, *p;
-        const char *tname, *pname;
-
-        (void)rk;
-        if (!root)
-                return 0;
-        topics = json_object_get(root, "topics");
-        json_object_foreach(topics, tname, t)
-        {
-                parts = json_object_get(t, "partitions");
-                json_object_foreach(parts, pname, p)
-                {
-                        long long lag = json_integer_value(json_object_get(p, "consumer_lag"));
-                        int pid = atoi(pname);
-
-                        if (pid < 0 || !json_is_integer(json_object_get(p, "consumer_lag")) ||
-                            lag < 0)
-                                continue;
-                        consumer_lag_records(c->lag, tname, pid, lag);
-                }
-        }
-        json_decref(root);
-        return 0; /* librdkafka frees json */
 }
 
 /* ------------------------------------------------------------------ batch collection */
@@ -198,9 +95,9 @@ static int batch_add(struct consumer *c, rd_kafka_message_t *rkm)
         it->rec.offset = (long long)rkm->offset;
         it->rec.timestamp_ms = (long long)rd_kafka_message_timestamp(rkm, NULL);
         it->is_replay = kafka_header_get(rkm, REPLAY_TIME, replay_time, sizeof(replay_time)) == 0;
-        metric_add(c->m_fetched[topic_index(c, it->rec.topic)], 1);
+        metric_add(c->m_fetched[consumer_topic_index(c, it->rec.topic)], 1);
         if (it->is_replay)
-                metric_add(c->m_replayed[topic_index(c, it->rec.topic)], 1);
+                metric_add(c->m_replayed[consumer_topic_index(c, it->rec.topic)], 1);
         consumer_lag_pending(c->lag, it->rec.topic, it->rec.partition, it->rec.offset,
                              it->rec.timestamp_ms);
         return 0;
@@ -753,8 +650,8 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
                 snprintf(c->group, sizeof(c->group), "%s", s->group_id);
         else
                 snprintf(c->group, sizeof(c->group), LF_GROUP_PREFIX "%s", role->name);
-        register_metrics(c);
-        if (register_topic_metrics(c) == -1) {
+        consumer_register_metrics(c);
+        if (consumer_register_topic_metrics(c) == -1) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -769,8 +666,8 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         c->env = (struct role_env){s, c->db, c->redis, metrics, c->producer, &c->ack, role->name};
         if (role->open && role->open(&c->env, &c->state, errstr, errstr_size) == -1)
                 goto fail;
-        if (!(c->rk = kafka_consumer_new(s, c->group, role->topics, on_rebalance, on_stats, 5000, c,
-                                         errstr, errstr_size)))
+        if (!(c->rk = kafka_consumer_new(s, c->group, role->topics, on_rebalance, consumer_on_stats,
+                                         5000, c, errstr, errstr_size)))
                 goto fail;
         consumer_lag_set_consumer(c->lag, c->rk);
         return c;

@@ -1,6 +1,7 @@
 /*
  * consumer_int.h: what the runtime's own files share (consumer.c: batches, applying, offsets,
- * rebalances; consumer_hold.c: store outages; consumer_dlq.c: dead letters). Not for roles.
+ * rebalances; consumer_hold.c: store outages; consumer_dlq.c: dead letters; consumer_metrics.c:
+ * its metrics). Not for roles.
  */
 #ifndef LIVEFLOW_CONSUMER_INT_H
 #define LIVEFLOW_CONSUMER_INT_H
@@ -80,6 +81,17 @@ long long consumer_now_ms(void);
 /** @brief Waits before the next attempt; false when a stop was requested meanwhile. */
 bool consumer_backoff(struct consumer *c, int attempt);
 void consumer_on_error(struct consumer *c, const rd_kafka_message_t *rkm);
+
+/* consumer_metrics.c */
+/** @brief Registers the runtime's metrics of c's role on c->metrics. */
+void consumer_register_metrics(struct consumer *c);
+/** @brief Registers the fetched and replayed counters per topic of the role. @returns 0, or -1
+ *  when out of memory. */
+int consumer_register_topic_metrics(struct consumer *c);
+/** @brief The index of topic among the role's topics (the NULL slot's when it is not one). */
+size_t consumer_topic_index(const struct consumer *c, const char *topic);
+/** @brief librdkafka's stats_cb: consumer_lag per assigned partition (opaque: the consumer). */
+int consumer_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 
 /* consumer_hold.c: a store outage holds the batch's partitions (see consumer_hold()) */
 void consumer_step_begins(struct consumer *c);
