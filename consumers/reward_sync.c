@@ -156,6 +156,7 @@ static int reward_open(const struct role_env *env, void **state, char *errstr, s
         }
         st->db = env->db;
         st->redis = env->redis;
+        rebuild_epoch_init(&st->redis_epoch, "reward-sync");
         st->flush_tips = s->reward_flush_tips;
         st->flush_s = s->reward_flush_s;
         st->dedup_ttl_s = s->reward_dedup_ttl_s;

@@ -146,6 +146,7 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
         }
         st->db = env->db;
         st->redis = env->redis;
+        rebuild_epoch_init(&st->redis_epoch, "stream");
         st->live_ttl_s = env->settings->live_ttl_s;
         st->ghost_silence_s = env->settings->stream_ghost_silence_s;
         st->ghost_unverified_s = env->settings->stream_ghost_unverified_s;

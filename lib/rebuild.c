@@ -500,12 +500,19 @@ static int server_run_id(struct redis_conn *redis, char run_id[41], char *errstr
         return 0;
 }
 
+void rebuild_epoch_init(struct rebuild_epoch *ep, const char *scope)
+{
+        memset(ep, 0, sizeof(*ep));
+        snprintf(ep->key, sizeof(ep->key), "%s:%s", REBUILD_EPOCH_KEY, scope);
+}
+
 int rebuild_epoch_check(struct redis_conn *redis, struct rebuild_epoch *ep, bool *lost,
                         char *errstr, size_t errstr_size)
 {
         char token[33], run_id[41];
-        const char *set[] = {"SET", REBUILD_EPOCH_KEY, token, "NX"};
-        const char *get[] = {"GET", REBUILD_EPOCH_KEY};
+        const char *key = ep->key[0] ? ep->key : REBUILD_EPOCH_KEY;
+        const char *set[] = {"SET", key, token, "NX"};
+        const char *get[] = {"GET", key};
         bool is_first = !ep->token[0];
         redisReply *r;
 
@@ -520,7 +527,7 @@ int rebuild_epoch_check(struct redis_conn *redis, struct rebuild_epoch *ep, bool
                 return -1;
         if (r->type != REDIS_REPLY_STRING) {
                 freeReplyObject(r);
-                snprintf(errstr, errstr_size, "redis: %s is not a string", REBUILD_EPOCH_KEY);
+                snprintf(errstr, errstr_size, "redis: %s is not a string", key);
                 return -1;
         }
         /* At start, an epoch someone else set is adopted; one we just set is news. */

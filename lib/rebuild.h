@@ -124,13 +124,23 @@ int rebuild_streams(struct rebuild *rb, long long *projected, char *errstr, size
 
 /* What a caller saw of Redis last time: liveflow's epoch token and the server's run_id. */
 struct rebuild_epoch {
+        char key[64];    /* the token's key: REBUILD_EPOCH_KEY ":" scope, or REBUILD_EPOCH_KEY */
         char token[33];  /* "" at first */
         char run_id[41]; /* INFO server's run_id; "" at first */
 };
 
 /**
+ * @brief Gives ep a token of its own under REBUILD_EPOCH_KEY ":" scope. Each part of Redis that
+ * is rebuilt on its own (the stream role's keys, reward-sync's rooms) needs its own token: with
+ * one shared token, the first role to find Redis empty would set it and every other role,
+ * starting after, would adopt it and never rebuild its part. Without a scope (ep zeroed) the
+ * token is REBUILD_EPOCH_KEY itself.
+ */
+void rebuild_epoch_init(struct rebuild_epoch *ep, const char *scope);
+
+/**
  * @brief Tells whether Redis lost what liveflow wrote there since the last call: liveflow keeps a
- * random token in REBUILD_EPOCH_KEY (set once, SET NX, never expiring); a Redis restarted
+ * random token in ep's key (set once, SET NX, never expiring); a Redis restarted
  * without its data, or flushed, no longer has it. A server that restarted with its data
  * reloaded (RDB/AOF) has a new run_id: what it reloaded may be older than what liveflow wrote
  * before the restart, so that counts too. *lost is set when the token is missing or differs

@@ -51,7 +51,7 @@
 #define TIP_STEP_MS 10000LL /* between two tips' ts */
 #define KEY_RAW     "liveflow-outage-tip-secret-32by!"
 #define TENCENT_KEY "outage-callback-key"
-#define EPOCH_KEY   "liveflow:redis:epoch"
+#define EPOCH_KEY   "liveflow:redis:epoch:reward-sync"
 
 struct worker {
         const char *name, *binary, *role;

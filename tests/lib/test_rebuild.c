@@ -126,13 +126,45 @@ Test(rebuild, the_epoch_tells_a_redis_that_lost_its_data)
         cr_assert(!lost);
 }
 
+/*
+ * Two parts rebuilt on their own (the stream role's keys, reward-sync's rooms): a role starting
+ * after another already found Redis empty and set its token still finds its own part lost.
+ */
+Test(rebuild, each_part_has_its_own_epoch)
+{
+        struct rebuild_epoch stream, rooms, rooms_copy;
+        char err[256];
+        bool lost = false;
+
+        use_redis(13);
+        rebuild_epoch_init(&stream, "stream");
+        rebuild_epoch_init(&rooms, "reward-sync");
+        rebuild_epoch_init(&rooms_copy, "reward-sync");
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &stream, &lost, err, sizeof(err)), 0, "%s", err);
+        cr_assert(lost);
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &rooms, &lost, err, sizeof(err)), 0, "%s", err);
+        cr_assert(lost, "reward-sync's rooms are lost although the stream role set its epoch");
+        /* A second copy of the same role adopts its role's epoch: one rebuild per part. */
+        cr_assert_eq(rebuild_epoch_check(fx.rc, &rooms_copy, &lost, err, sizeof(err)), 0);
+        cr_assert(!lost);
+        cr_assert_str_eq(rooms_copy.token, rooms.token);
+        cr_assert_str_neq(rooms.token, stream.token);
+}
+
 /* Starts redis-server on port with its data in dir (an RDB file there is loaded). */
 static pid_t start_redis(int port, const char *dir)
 {
         char p[16], log[300];
-        char *argv[] = {(char *)"/usr/bin/redis-server", (char *)"--port", p, (char *)"--dir",
-                        (char *)dir, (char *)"--save", (char *)"", (char *)"--appendonly",
-                        (char *)"no", NULL};
+        char *argv[] = {(char *)"/usr/bin/redis-server",
+                        (char *)"--port",
+                        p,
+                        (char *)"--dir",
+                        (char *)dir,
+                        (char *)"--save",
+                        (char *)"",
+                        (char *)"--appendonly",
+                        (char *)"no",
+                        NULL};
         long long deadline = support_now_ms() + 10000;
         redisContext *c = NULL;
         pid_t pid;
@@ -223,8 +255,8 @@ static void seed_room(const char *room, long long session)
             "('%s_t2', 'fan2', 'a', '%s', %lld, 2, 250, 2, NOW(3)), "
             "('%s_t3', 'fan1', 'a', '%s', %lld, 3, 50, 1, NOW(3)), "
             "('%s_t4', 'fan3', 'a', '%s', %lld, 0, 999, 1, NOW(3))",
-            fx.prefix, room, session, fx.prefix, room, session, fx.prefix, room, session,
-            fx.prefix, room, session);
+            fx.prefix, room, session, fx.prefix, room, session, fx.prefix, room, session, fx.prefix,
+            room, session);
 }
 
 Test(rebuild, marked_rooms_get_the_sums_of_their_numbered_tips)
@@ -249,8 +281,8 @@ Test(rebuild, marked_rooms_get_the_sums_of_their_numbered_tips)
         cr_assert_eq(rebuild_next_marked(fx.rb, v, &found, err, sizeof(err)), 0);
         cr_assert(found);
         cr_assert_str_eq(v, room);
-        cr_assert_eq(rebuild_room(fx.rb, room, &through, &sessions, err, sizeof(err)), 0,
-                  "%s", err);
+        cr_assert_eq(rebuild_room(fx.rb, room, &through, &sessions, err, sizeof(err)), 0, "%s",
+                     err);
         cr_assert_eq(through, 3);
         cr_assert_eq(sessions, 1);
 
@@ -271,7 +303,8 @@ Test(rebuild, marked_rooms_get_the_sums_of_their_numbered_tips)
         cr_assert_str_eq(r->element[2]->str, "fan2");
         cr_assert_str_eq(r->element[3]->str, "250");
         freeReplyObject(r);
-        r = redisCommand(fx.redis, "HMGET live:stats:%lld gift_amount gift_count tip_count paying_users",
+        r = redisCommand(fx.redis,
+                         "HMGET live:stats:%lld gift_amount gift_count tip_count paying_users",
                          session);
         cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
         cr_assert_str_eq(r->element[0]->str, "400");
