@@ -1089,6 +1089,8 @@ Test(tencent, a_long_moderation_excerpt_is_cut_to_its_column_not_refused)
         cr_assert_str_eq(payload_str("reason"), want);
         cr_assert(
                 field_fits(payload_str("reason"), strlen(payload_str("reason")), FIELD_MAX_REASON));
+        webhook_event_fini(&ev);
+        memset(&ev, 0, sizeof(ev));
         cr_assert(eq(int, map_edited(image_json, IMAGE_T, "ocrMsg", json_string(text)), 0), "%s",
                   verdict.message);
         cr_assert_str_eq(payload_str("reason"), want);
