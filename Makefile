@@ -143,6 +143,12 @@ $(OBJ)/tests/support.o: tests/support.c
 
 # ---------------------------------------------------------------- commands
 
+# Compile on every core unless -j was given. The commands install what is missing first (deps)
+# and only then build, in a second make, so nothing is compiled before its headers are there.
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+
 # ops/systemd/liveflow.env.example from lib/settings.c's table (the deploy test writes it).
 .PHONY: env-example
 env-example: $(BUILD)/test/ops/test_deploy
@@ -153,19 +159,23 @@ env-example: $(BUILD)/test/ops/test_deploy
 deps:
 	@sh ops/deps.sh
 
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@sh ops/stack.sh start $(BUILD)
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@sh ops/demo.sh $(BUILD)
 
 stop:
 	@sh ops/stack.sh stop
 
-test: deps all $(TEST_BINS)
+test: deps
+	@$(MAKE) --no-print-directory tests-build
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
 
-bench: deps all bench-tools
+bench: deps
+	@$(MAKE) --no-print-directory all bench-tools
 	@BUILD=$(BUILD) sh ops/bench/run.sh
 
 # make bench's helpers (ops/bench/): the no-op HTTP ceiling and the Kafka record counter.
