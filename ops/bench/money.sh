@@ -171,7 +171,12 @@ fi
 DB=liveflow_money
 MYSQL_URL=mysql://liveflow:$LIVEFLOW_TEST_MYSQL_PASSWORD@127.0.0.1:$LIVEFLOW_TEST_MYSQL_PORT/$DB
 KAFKA=$LIVEFLOW_TEST_KAFKA_BOOTSTRAP
-REDIS_URL=$LIVEFLOW_TEST_REDIS_URL
+# A Redis database of its own too (make bench's earlier parts leave their live streams in
+# database 0, and reconcile compares Redis with this part's MariaDB database), emptied first.
+REDIS_DB=1
+REDIS_URL=${LIVEFLOW_TEST_REDIS_URL%/*}/$REDIS_DB
+redis-cli -h 127.0.0.1 -p "$LIVEFLOW_TEST_REDIS_PORT" -n "$REDIS_DB" FLUSHDB >/dev/null ||
+        die "cannot empty Redis database $REDIS_DB"
 LIVEFLOW_MYSQL_URL=$MYSQL_URL "$BIN/liveflow-migrate" --create-database --dir "$ROOT/sql" \
         >"$WORK/log/migrate.log" 2>&1 || {
         log_tail "$WORK/log/migrate.log"
