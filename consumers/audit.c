@@ -13,11 +13,9 @@
 
 #include "clock.h"
 #include "contract.h"
-#include "crypto.h"
 #include "db.h"
 #include "log.h"
 #include "notify.h"
-#include "redis_conn.h"
 #include "role_kit.h"
 #include "settings.h"
 #include "stream_close.h"
@@ -627,161 +625,37 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
         return APPLY_DONE;
 }
 
-/* ------------------------------------------------------------------ after the commit */
+/* ------------------------------------------------------------------ timing */
 
-void audit_projection_cols(struct projection *pj, struct db_col *cols)
+void audit_steps_start(struct audit_steps *s)
 {
-        struct db_col c[AUDIT_PROJECTION_COLS] = {
-                {.type = DB_PARAM_STR, .s = pj->anchor, .s_size = sizeof(pj->anchor)},
-                {.type = DB_PARAM_STR, .s = pj->close_stream, .s_size = sizeof(pj->close_stream)},
-                {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_STR, .s = pj->reason, .s_size = sizeof(pj->reason)},
-                {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_STR, .s = pj->punishment, .s_size = sizeof(pj->punishment)},
-                {.type = DB_PARAM_STR, .s = pj->status, .s_size = sizeof(pj->status)},
-                {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_I64},
-                {.type = DB_PARAM_STR, .s = pj->close_vendor, .s_size = sizeof(pj->close_vendor)},
-        };
-
-        memcpy(cols, c, sizeof(c));
+        s->n = 0;
+        s->last_us = clock_mono_us();
 }
 
-void audit_projection_read(struct projection *pj, const struct db_col *cols)
+void audit_steps_mark(struct audit_steps *s, const char *name)
 {
-        if (cols[9].is_null)
-                pj->close_vendor[0] = '\0';
-        if (cols[0].is_null)
-                pj->anchor[0] = '\0';
-        if (cols[1].is_null || cols[2].is_null)
-                pj->close_stream[0] = '\0';
-        if (cols[3].is_null)
-                pj->reason[0] = '\0';
-        if (cols[5].is_null)
-                pj->punishment[0] = '\0';
-        if (cols[6].is_null)
-                pj->status[0] = '\0';
-        pj->close_method = pj->close_stream[0] ? (int)cols[2].i : 0;
-        pj->decided_ms = cols[4].is_null ? 0 : cols[4].i;
-        pj->has_anchor_row = !cols[6].is_null && pj->anchor[0];
-        pj->until_ms = cols[7].is_null ? 0 : cols[7].i;
-        pj->version_ms = cols[8].is_null ? 0 : cols[8].i;
+        long long now = clock_mono_us();
+
+        if (s->n < sizeof(s->us) / sizeof(s->us[0])) {
+                s->name[s->n] = name;
+                s->us[s->n++] = now - s->last_us;
+        }
+        s->last_us = now;
 }
 
-static enum db_result read_projection(struct audit_state *st, const char *event_id,
-                                      struct projection *pj, bool *found, char *errstr,
-                                      size_t errstr_size)
+void audit_steps_log(const struct audit_steps *s, const char *what)
 {
-        char id[65];
-        struct db_param p[] = {DB_STR(event_id)};
-        struct db_col cols[1 + AUDIT_PROJECTION_COLS] = {
-                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)}};
-        enum db_result r;
+        char line[512];
+        size_t len = 0;
 
-        memset(pj, 0, sizeof(*pj));
-        audit_projection_cols(pj, cols + 1);
-        r = db_query_row(st->db, st->project, p, 1, cols, 1 + AUDIT_PROJECTION_COLS, found, errstr,
-                         errstr_size);
-        audit_projection_read(pj, cols + 1);
-        return r;
-}
-
-/*
- * Only the anchor_status and suspended_until fields: status, stream_id, session_id and
- * started_at belong to the stream role. The version (anchors.updated_at) keeps an older
- * projection from another instance from overwriting a newer one.
- */
-const char audit_project_script[] =
-        "local v = redis.call('HGET', KEYS[1], 'anchor_status_version')\n"
-        "if v and tonumber(v) > tonumber(ARGV[3]) then return 0 end\n"
-        "redis.call('HSET', KEYS[1], 'anchor_status', ARGV[1], 'suspended_until', ARGV[2], "
-        "'anchor_status_version', ARGV[3])\n"
-        "return 1\n";
-
-static int project_anchor(struct audit_state *st, const struct projection *pj, char *errstr,
-                          size_t errstr_size)
-{
-        char key[96], until[24], version[24];
-        const char *keys[] = {key};
-        const char *args[] = {pj->status, until, version};
-        redisReply *reply;
-
-        snprintf(key, sizeof(key), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
-        snprintf(until, sizeof(until), "%lld", pj->until_ms);
-        snprintf(version, sizeof(version), "%lld", pj->version_ms);
-        if (!(reply = redis_conn_eval(st->redis, audit_project_script, 1, keys, 3, args, errstr,
-                                      errstr_size)))
-                return -1;
-        freeReplyObject(reply);
-        return 0;
-}
-
-/* The close's event id: derived from the verdict's, so a replayed verdict sends the same close. */
-static void close_event_id(const char *verdict_event_id, char out[65])
-{
-        char key[160];
-        int n = snprintf(key, sizeof(key), "audit.close|%s", verdict_event_id);
-
-        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, out);
-}
-
-/* Sends the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
-int audit_produce_close(struct audit_state *st, const struct consumer_record *rec,
-                        const struct projection *pj, char *errstr, size_t errstr_size)
-{
-        char event_id[65];
-        json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
-                                pj->punishment);
-
-        /* The stream's own vendor, so the stream role closes exactly that stream. */
-        if (raw && pj->close_vendor[0])
-                json_object_set_new(raw, "vendor", json_string(pj->close_vendor));
-        char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
-        struct stream_close_msg m = {
-                .event_id = event_id,
-                .stream_id = pj->close_stream,
-                .anchor_id = pj->anchor,
-                .trace_id = rec->trace_id,
-                .event_time_ms = pj->decided_ms,
-                .close_method = pj->close_method,
-                .reason = pj->reason[0] ? pj->reason : NULL,
-                .vendor = "internal",
-                .raw = raw_text,
-        };
-        int rc = -1;
-
-        close_event_id(rec->ev.event_id, event_id);
-        if (!raw_text)
-                snprintf(errstr, errstr_size, "out of memory");
-        else
-                rc = stream_close_send(st->closer, &m, errstr, errstr_size);
-        json_decref(raw);
-        free(raw_text);
-        if (rc == 0)
-                log_info(rec->trace_id,
-                         "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",
-                         pj->close_stream, pj->anchor, pj->close_method, event_id);
-        return rc;
-}
-
-/* Makes Redis say what the anchors row says, then closes the stream the verdict closes. */
-static int audit_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
-{
-        struct audit_state *st = state;
-        struct projection pj;
-        bool found = false;
-
-        if (notify_flush(st->notify, false, errstr, errstr_size) == -1)
-                return -1;
-        if (read_projection(st, rec->ev.event_id, &pj, &found, errstr, errstr_size) != DB_OK)
-                return -1;
-        if (!found)
-                return 0;
-        if (pj.has_anchor_row && project_anchor(st, &pj, errstr, errstr_size) == -1)
-                return -1;
-        if (pj.close_method && audit_produce_close(st, rec, &pj, errstr, errstr_size) == -1)
-                return -1;
-        return 0;
+        if (LOG_LEVEL_DEBUG > log_current_level)
+                return;
+        line[0] = '\0';
+        for (size_t i = 0; i < s->n && len < sizeof(line); i++)
+                len += (size_t)snprintf(line + len, sizeof(line) - len, " %s=%.1f", s->name[i],
+                                        (double)s->us[i] / 1000.0);
+        log_debug(NULL, "%s ms:%s", what, line);
 }
 
 const struct consumer_role audit_role = {

@@ -1,7 +1,8 @@
 /*
- * audit_role.h: what the audit role's two halves share: audit.c (open, apply() one verdict at
- * a time, publish()) and audit_batch.c (apply_many() and publish_many(), a batch at once, with
- * audit_apply() as its fallback and oracle). Private to the role.
+ * audit_role.h: what the audit role's files share: audit.c (open, apply() one verdict at a
+ * time, the decision itself), audit_batch*.c (apply_many(), a batch at once, with audit_apply()
+ * as its fallback and oracle) and audit_publish.c (publish() and publish_many(), after the
+ * commit). Private to the role.
  */
 #ifndef LIVEFLOW_AUDIT_ROLE_H
 #define LIVEFLOW_AUDIT_ROLE_H
@@ -20,7 +21,7 @@ struct audit_state {
         struct db *db;
         struct redis_conn *redis;
         struct stream_close *closer; /* stream.close records, acknowledged before publish() ends */
-        struct notify *notify; /* live.notify: anchor warned, suspended, banned */
+        struct notify *notify;       /* live.notify: anchor warned, suspended, banned */
         struct audit_policy policy;
         long long suspend_s, warn_escalate, warn_window_s;
         struct db_stmt *insert_log, *stream_anchor, *upsert_anchor, *lock_anchor, *window, *set_log,
@@ -62,24 +63,12 @@ struct decision {
  * statement): *found, its warning count and its latest warning's time.
  */
 typedef enum db_result (*audit_window_fn)(void *ctx, const struct verdict *v, const char *anchor,
-                                          const struct anchor_row *a, bool *found,
-                                          long long *count, long long *latest_ms, char *errstr,
-                                          size_t errstr_size);
+                                          const struct anchor_row *a, bool *found, long long *count,
+                                          long long *latest_ms, char *errstr, size_t errstr_size);
 
 /* The live stream a punishment closes: the verdict's own if live, else the anchor's newest. */
 typedef enum db_result (*audit_stream_fn)(void *ctx, const struct verdict *v, const char *anchor,
                                           struct decision *d, char *errstr, size_t errstr_size);
-
-/* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
-struct projection {
-        char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
-        char close_vendor[17]; /* "" when unknown (decided before the column existed) */
-        int close_method;     /* 0: nothing to close */
-        long long decided_ms; /* the log row's created_at: when the punishment was decided */
-        long long until_ms;   /* 0 when NULL */
-        long long version_ms; /* anchors.updated_at */
-        bool has_anchor_row;
-};
 
 /* The projection's columns, after the verdict's l.event_id (audit_projection_select). */
 #define AUDIT_PROJECTION_COLS 10
@@ -110,19 +99,26 @@ bool audit_notify_msg(const struct consumer_record *rec, const char *anchor,
 void audit_log_decision(const struct consumer_record *rec, const struct verdict *v,
                         const char *anchor, const struct decision *d);
 
-/** @brief The projection from columns bound as audit_projection_cols() binds them. */
-void audit_projection_cols(struct projection *pj, struct db_col *cols);
-void audit_projection_read(struct projection *pj, const struct db_col *cols);
+/* Where a batch's time went, for the debug log: each step's microseconds on the monotonic clock. */
+struct audit_steps {
+        const char *name[12];
+        long long us[12];
+        size_t n;
+        long long last_us;
+};
 
-/** @brief The Redis script projecting an anchors row (KEYS[1]; status, until, version). */
-extern const char audit_project_script[];
+/** @brief Starts timing steps at now. */
+void audit_steps_start(struct audit_steps *s);
 
-/** @brief Sends the stream.close of a verdict and waits for its acknowledgement. */
-int audit_produce_close(struct audit_state *st, const struct consumer_record *rec,
-                        const struct projection *pj, char *errstr, size_t errstr_size);
+/** @brief Ends the step name now (the time since the last mark). */
+void audit_steps_mark(struct audit_steps *s, const char *name);
+
+/** @brief One debug line: what, then "name=ms" per step. */
+void audit_steps_log(const struct audit_steps *s, const char *what);
 
 enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
                                    size_t errstr_size);
+int audit_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size);
 int audit_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
                        size_t errstr_size);
 

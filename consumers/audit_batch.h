@@ -1,0 +1,81 @@
+/*
+ * audit_batch.h: what the three files of the audit role's set-based apply share: reading and
+ * locking the batch (audit_batch.c), deciding it in memory (audit_batch_decide.c) and writing
+ * it (audit_batch_write.c). Private to the role.
+ */
+#ifndef LIVEFLOW_AUDIT_BATCH_H
+#define LIVEFLOW_AUDIT_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit_role.h"
+#include "db.h"
+#include "keyset.h"
+
+#define AUDIT_NO_ANCHOR SIZE_MAX
+
+struct batch_verdict {
+        struct apply_slot *slot;
+        struct verdict v;
+        char anchor[65];
+        bool is_valid, is_new;
+        size_t anchor_ix; /* into batch.anchors, AUDIT_NO_ANCHOR without one */
+        struct decision d;
+};
+
+/* A distinct anchor of the batch: its row as the verdicts so far leave it. */
+struct batch_anchor {
+        const char *id; /* a batch_verdict's anchor */
+        struct anchor_row row;
+        bool is_locked, is_changed;
+        long long warnings; /* added to warning_count */
+        long long *warns;   /* event times of its warnings (severity warn), sorted */
+        size_t nw, cap;
+        long long window_ms;
+};
+
+/* A live stream of the batch's streams or anchors (live_streams, status live). */
+struct live_row {
+        char *stream_id, *vendor, *anchor_id; /* anchor_id may be NULL */
+        long long started_ms;                 /* LLONG_MIN when NULL: last in DESC order */
+};
+
+struct batch {
+        struct audit_state *st;
+        struct live_row *live;
+        size_t live_cnt, live_cap;
+        struct batch_verdict *bv;
+        struct batch_anchor *anchors; /* sorted by id */
+        size_t n, anchor_cnt;
+        struct keyset ids, anchor_ids;
+        struct keyset streams; /* stream ids of the verdicts without an anchor in the envelope */
+        bool is_mismatch;
+        struct db_text sql;
+        struct audit_steps steps;
+};
+
+/** @brief errstr = why, and DB_RETRY: the batch goes to audit_apply() one verdict at a time. */
+enum db_result audit_batch_fall_back(const char *why, char *errstr, size_t errstr_size);
+
+/** @brief Whether FROM_UNIXTIME(ms / 1000) stores the time. */
+bool audit_batch_time_storable(long long ms);
+
+/** @brief Appends ms as FROM_UNIXTIME(ms / 1000), or NULL when negative. */
+void audit_batch_add_ms(struct db_text *t, long long ms);
+
+/**
+ * @brief Decides every new verdict in batch order as audit_apply() would, against the rows
+ * read and locked (the warnings and live streams in memory), and leaves each anchor's row
+ * as its last verdict leaves it.
+ */
+enum db_result audit_batch_decide_all(struct batch *b, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Writes what the batch decided: the log rows, the anchors rows, the notifications
+ * (one statement each), and logs each verdict.
+ */
+enum db_result audit_batch_write(struct batch *b, char *errstr, size_t errstr_size);
+
+#endif

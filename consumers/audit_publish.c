@@ -1,0 +1,327 @@
+/*
+ * audit_publish.c: the audit role after the commit. publish() makes Redis say what the
+ * verdict's anchors row says (hash:anchor:status:{anchor_id}, versioned by anchors.updated_at)
+ * and sends the stream.close its punishment decided, acknowledged; publish_many() does the
+ * same for a batch: the outbox flushed once, the projections read in one query, the Redis
+ * hashes written in one pipeline, then the stream.closes. Both read the committed rows, not
+ * what apply decided, so a replay or another instance's verdict projects the same truth.
+ */
+#include "audit_role.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "contract.h"
+#include "crypto.h"
+#include "db.h"
+#include "keyset.h"
+#include "log.h"
+#include "notify.h"
+#include "redis_conn.h"
+#include "stream_close.h"
+
+/* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
+struct projection {
+        char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
+        char close_vendor[17]; /* "" when unknown (decided before the column existed) */
+        int close_method;      /* 0: nothing to close */
+        long long decided_ms;  /* the log row's created_at: when the punishment was decided */
+        long long until_ms;    /* 0 when NULL */
+        long long version_ms;  /* anchors.updated_at */
+        bool has_anchor_row;
+};
+
+/* ------------------------------------------------------------------ one verdict */
+
+static void projection_cols(struct projection *pj, struct db_col *cols)
+{
+        struct db_col c[AUDIT_PROJECTION_COLS] = {
+                {.type = DB_PARAM_STR, .s = pj->anchor, .s_size = sizeof(pj->anchor)},
+                {.type = DB_PARAM_STR, .s = pj->close_stream, .s_size = sizeof(pj->close_stream)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = pj->reason, .s_size = sizeof(pj->reason)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = pj->punishment, .s_size = sizeof(pj->punishment)},
+                {.type = DB_PARAM_STR, .s = pj->status, .s_size = sizeof(pj->status)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = pj->close_vendor, .s_size = sizeof(pj->close_vendor)},
+        };
+
+        memcpy(cols, c, sizeof(c));
+}
+
+static void projection_read(struct projection *pj, const struct db_col *cols)
+{
+        if (cols[9].is_null)
+                pj->close_vendor[0] = '\0';
+        if (cols[0].is_null)
+                pj->anchor[0] = '\0';
+        if (cols[1].is_null || cols[2].is_null)
+                pj->close_stream[0] = '\0';
+        if (cols[3].is_null)
+                pj->reason[0] = '\0';
+        if (cols[5].is_null)
+                pj->punishment[0] = '\0';
+        if (cols[6].is_null)
+                pj->status[0] = '\0';
+        pj->close_method = pj->close_stream[0] ? (int)cols[2].i : 0;
+        pj->decided_ms = cols[4].is_null ? 0 : cols[4].i;
+        pj->has_anchor_row = !cols[6].is_null && pj->anchor[0];
+        pj->until_ms = cols[7].is_null ? 0 : cols[7].i;
+        pj->version_ms = cols[8].is_null ? 0 : cols[8].i;
+}
+
+static enum db_result read_projection(struct audit_state *st, const char *event_id,
+                                      struct projection *pj, bool *found, char *errstr,
+                                      size_t errstr_size)
+{
+        char id[65];
+        struct db_param p[] = {DB_STR(event_id)};
+        struct db_col cols[1 + AUDIT_PROJECTION_COLS] = {
+                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)}};
+        enum db_result r;
+
+        memset(pj, 0, sizeof(*pj));
+        projection_cols(pj, cols + 1);
+        r = db_query_row(st->db, st->project, p, 1, cols, 1 + AUDIT_PROJECTION_COLS, found, errstr,
+                         errstr_size);
+        projection_read(pj, cols + 1);
+        return r;
+}
+
+/*
+ * Only the anchor_status and suspended_until fields: status, stream_id, session_id and
+ * started_at belong to the stream role. The version (anchors.updated_at) keeps an older
+ * projection from another instance from overwriting a newer one.
+ */
+static const char project_script[] =
+        "local v = redis.call('HGET', KEYS[1], 'anchor_status_version')\n"
+        "if v and tonumber(v) > tonumber(ARGV[3]) then return 0 end\n"
+        "redis.call('HSET', KEYS[1], 'anchor_status', ARGV[1], 'suspended_until', ARGV[2], "
+        "'anchor_status_version', ARGV[3])\n"
+        "return 1\n";
+
+static int project_anchor(struct audit_state *st, const struct projection *pj, char *errstr,
+                          size_t errstr_size)
+{
+        char key[96], until[24], version[24];
+        const char *keys[] = {key};
+        const char *args[] = {pj->status, until, version};
+        redisReply *reply;
+
+        snprintf(key, sizeof(key), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
+        snprintf(until, sizeof(until), "%lld", pj->until_ms);
+        snprintf(version, sizeof(version), "%lld", pj->version_ms);
+        if (!(reply = redis_conn_eval(st->redis, project_script, 1, keys, 3, args, errstr,
+                                      errstr_size)))
+                return -1;
+        freeReplyObject(reply);
+        return 0;
+}
+
+/* The close's event id: derived from the verdict's, so a replayed verdict sends the same close. */
+static void close_event_id(const char *verdict_event_id, char out[65])
+{
+        char key[160];
+        int n = snprintf(key, sizeof(key), "audit.close|%s", verdict_event_id);
+
+        crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, out);
+}
+
+/* Sends the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
+static int produce_close(struct audit_state *st, const struct consumer_record *rec,
+                         const struct projection *pj, char *errstr, size_t errstr_size)
+{
+        char event_id[65];
+        json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
+                                pj->punishment);
+
+        /* The stream's own vendor, so the stream role closes exactly that stream. */
+        if (raw && pj->close_vendor[0])
+                json_object_set_new(raw, "vendor", json_string(pj->close_vendor));
+        char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
+        struct stream_close_msg m = {
+                .event_id = event_id,
+                .stream_id = pj->close_stream,
+                .anchor_id = pj->anchor,
+                .trace_id = rec->trace_id,
+                .event_time_ms = pj->decided_ms,
+                .close_method = pj->close_method,
+                .reason = pj->reason[0] ? pj->reason : NULL,
+                .vendor = "internal",
+                .raw = raw_text,
+        };
+        int rc = -1;
+
+        close_event_id(rec->ev.event_id, event_id);
+        if (!raw_text)
+                snprintf(errstr, errstr_size, "out of memory");
+        else
+                rc = stream_close_send(st->closer, &m, errstr, errstr_size);
+        json_decref(raw);
+        free(raw_text);
+        if (rc == 0)
+                log_info(rec->trace_id,
+                         "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",
+                         pj->close_stream, pj->anchor, pj->close_method, event_id);
+        return rc;
+}
+
+/* Makes Redis say what the anchors row says, then closes the stream the verdict closes. */
+int audit_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size)
+{
+        struct audit_state *st = state;
+        struct projection pj;
+        bool found = false;
+
+        if (notify_flush(st->notify, false, errstr, errstr_size) == -1)
+                return -1;
+        if (read_projection(st, rec->ev.event_id, &pj, &found, errstr, errstr_size) != DB_OK)
+                return -1;
+        if (!found)
+                return 0;
+        if (pj.has_anchor_row && project_anchor(st, &pj, errstr, errstr_size) == -1)
+                return -1;
+        if (pj.close_method && produce_close(st, rec, &pj, errstr, errstr_size) == -1)
+                return -1;
+        return 0;
+}
+
+/* ------------------------------------------------------------------ a batch at once */
+
+struct publish_batch {
+        struct keyset ids;
+        struct projection *pj; /* by position in ids */
+        bool *found;
+        bool is_mismatch;
+        struct audit_steps steps;
+};
+
+static void on_projection(const struct db_col *cols, void *arg)
+{
+        struct publish_batch *pb = arg;
+        size_t at = keyset_find(&pb->ids, cols[0].s);
+
+        if (at == pb->ids.n) {
+                pb->is_mismatch = true;
+                return;
+        }
+        pb->found[at] = true;
+        pb->pj[at] = pb->pj[pb->ids.n]; /* the row's columns were read into the spare one */
+        projection_read(&pb->pj[at], cols + 1);
+}
+
+static int project_all(struct audit_state *st, struct publish_batch *pb,
+                       struct consumer_record *const *recs, char *errstr, size_t errstr_size)
+{
+        size_t cnt = 0;
+        int *argcs = calloc(pb->ids.n + 1, sizeof(*argcs));
+        const char **argv = calloc((pb->ids.n + 1) * 7, sizeof(*argv));
+        const char ***cmds = calloc(pb->ids.n + 1, sizeof(*cmds));
+        char(*bufs)[3][96] = calloc(pb->ids.n + 1, sizeof(*bufs));
+        int rc = -1;
+
+        (void)recs;
+        if (!argcs || !argv || !cmds || !bufs) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < pb->ids.n; i++) {
+                const struct projection *pj = &pb->pj[i];
+                const char **a = argv + cnt * 7;
+
+                if (!keyset_is_first(&pb->ids, i) || !pb->found[i] || !pj->has_anchor_row)
+                        continue;
+                snprintf(bufs[cnt][0], sizeof(bufs[cnt][0]), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
+                snprintf(bufs[cnt][1], sizeof(bufs[cnt][1]), "%lld", pj->until_ms);
+                snprintf(bufs[cnt][2], sizeof(bufs[cnt][2]), "%lld", pj->version_ms);
+                a[0] = "EVAL";
+                a[1] = project_script;
+                a[2] = "1";
+                a[3] = bufs[cnt][0];
+                a[4] = pj->status;
+                a[5] = bufs[cnt][1];
+                a[6] = bufs[cnt][2];
+                argcs[cnt] = 7;
+                cmds[cnt] = a;
+                cnt++;
+        }
+        rc = cnt ? redis_conn_pipeline(st->redis, cnt, argcs, cmds, errstr, errstr_size) : 0;
+out:
+        free(argcs);
+        free(argv);
+        free(cmds);
+        free(bufs);
+        return rc;
+}
+
+static int publish_batch(struct audit_state *st, struct publish_batch *pb,
+                         struct consumer_record *const *recs, size_t n, char *errstr,
+                         size_t errstr_size)
+{
+        char id[65];
+        struct db_col cols[1 + AUDIT_PROJECTION_COLS] = {
+                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)}};
+        struct db_text sql = {0};
+        enum db_result r;
+
+        for (size_t i = 0; i < n; i++)
+                keyset_add(&pb->ids, recs[i]->ev.event_id, i);
+        keyset_sort(&pb->ids);
+        if (notify_flush(st->notify, false, errstr, errstr_size) == -1)
+                return -1;
+        audit_steps_mark(&pb->steps, "notify_flush");
+        if (!pb->ids.n)
+                return 0;
+        projection_cols(&pb->pj[pb->ids.n], cols + 1);
+        db_text_add(&sql, "%sWHERE l.event_id IN ", audit_projection_select);
+        keyset_add_list(&pb->ids, st->db, &sql);
+        r = db_text_query(st->db, &sql, cols, 1 + AUDIT_PROJECTION_COLS, on_projection, pb, errstr,
+                          errstr_size);
+        db_text_free(&sql);
+        if (r != DB_OK)
+                return -1;
+        if (pb->is_mismatch) {
+                snprintf(errstr, errstr_size,
+                         "an event id that MySQL matches other than byte for byte");
+                return -1;
+        }
+        audit_steps_mark(&pb->steps, "projections");
+        if (project_all(st, pb, recs, errstr, errstr_size) == -1)
+                return -1;
+        audit_steps_mark(&pb->steps, "redis");
+        for (size_t i = 0; i < n; i++) { /* in batch order, as publish() one at a time */
+                size_t at = keyset_find(&pb->ids, recs[i]->ev.event_id);
+
+                if (at < pb->ids.n && pb->ids.items[at].index == i && pb->found[at] &&
+                    pb->pj[at].close_method &&
+                    produce_close(st, recs[i], &pb->pj[at], errstr, errstr_size) == -1)
+                        return -1;
+        }
+        return 0;
+}
+
+int audit_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
+                       size_t errstr_size)
+{
+        struct publish_batch pb = {0};
+        int rc = -1;
+
+        pb.pj = calloc(n + 1, sizeof(*pb.pj));
+        pb.found = calloc(n + 1, sizeof(*pb.found));
+        if (pb.pj && pb.found && keyset_init(&pb.ids, n) == 0) {
+                audit_steps_start(&pb.steps);
+                rc = publish_batch(state, &pb, recs, n, errstr, errstr_size);
+                audit_steps_mark(&pb.steps, "closes");
+                audit_steps_log(&pb.steps, "audit publish_many");
+        } else {
+                snprintf(errstr, errstr_size, "out of memory");
+        }
+        keyset_free(&pb.ids);
+        free(pb.pj);
+        free(pb.found);
+        return rc;
+}
