@@ -696,7 +696,7 @@ void support_reader_close(struct support_reader *r)
 
 #define WORKER_ENV_MAX 32
 
-pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url,
+pid_t support_spawn_worker(const char *binary, const char *role, const char *mysql_url,
                            const char *group, const char *const extra_env[], const char *log_path,
                            int *admin_port)
 {
@@ -731,6 +731,16 @@ pid_t support_start_worker(const char *binary, const char *role, const char *mys
         env[n] = NULL;
         pid = support_spawn(argv, env, log_path);
         cr_assert(pid > 0);
+        return pid;
+}
+
+pid_t support_start_worker(const char *binary, const char *role, const char *mysql_url,
+                           const char *group, const char *const extra_env[], const char *log_path,
+                           int *admin_port)
+{
+        pid_t pid = support_spawn_worker(binary, role, mysql_url, group, extra_env, log_path,
+                                         admin_port);
+
         cr_assert(support_wait_ready(*admin_port, 20000) == 0, "%s %s not ready; see %s", binary,
                   role ? role : "", log_path);
         return pid;

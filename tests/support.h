@@ -105,6 +105,14 @@ pid_t support_start_worker(const char *binary, const char *role, const char *mys
                            const char *group, const char *const extra_env[], const char *log_path,
                            int *admin_port);
 
+/**
+ * @brief support_start_worker() without the wait, so that several workers start together:
+ * wait for each with support_wait_ready(*admin_port, ...). @returns the child's pid.
+ */
+pid_t support_spawn_worker(const char *binary, const char *role, const char *mysql_url,
+                           const char *group, const char *const extra_env[], const char *log_path,
+                           int *admin_port);
+
 /*
  * A reader of one topic of the fixture broker from where every partition ends at
  * support_reader_open(): it sees exactly what is produced after that moment.

@@ -2,13 +2,15 @@
  * liveflow-sim: a simulated evening against a running liveflow (see --help). It generates a
  * seeded population, pushes its profiles, then plays the evening in phases — streams begin,
  * the evening itself (visits with heartbeats, chats and likes, tips drawn by shared tags and
- * spending level, screenshots, recordings, a revenue-share change), then the ends, an
- * operator's forced close and ban, withdrawals — every request signed as its sender would,
+ * spending level, screenshots, recordings, moderation verdicts, a revenue-share change made
+ * with liveflow-ctl), then the ends, a punishing verdict, an operator's forced close and ban,
+ * withdrawals — every request signed as its sender would,
  * from a few threads with keep-alive connections, paced to --rate. With --verify it checks
  * every total it caused against MySQL and Redis (verify.c).
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,16 +45,17 @@ static const char usage[] =
         "  registered and guest audiences with gender, age band, region, tags, spending level),\n"
         "  their profiles, then streams beginning through Tencent, SRS, Agora and Alibaba, visits with\n"
         "  heartbeats, chats and likes, tips drawn by shared tags and spending level, screenshots,\n"
-        "  moderation verdicts (one warning, one pass),\n"
-        "  recordings, a revenue-share change, duplicates as the senders retry, the ends, an\n"
-        "  operator's forced close and ban, withdrawals; --duration (default 60) seconds of wall\n"
-        "  time at --rate (default 500) requests a second from --threads (default 4).\n"
+        "  moderation verdicts (a warning, a pass, a block that suspends and cuts a stream),\n"
+        "  recordings, a revenue-share change (through liveflow-ctl share set), duplicates as\n"
+        "  the senders retry, the ends, an operator's forced close and ban, withdrawals;\n"
+        "  --duration (default 60) seconds of wall time at --rate (default 500) requests a\n"
+        "  second from --threads (default 4).\n"
         "  --verify: then checks every total it caused against MySQL and Redis, waiting up to\n"
         "  --wait (default 120) seconds for the consumers to catch up.\n"
         "  Reads LIVEFLOW_RECEIVER_URL, LIVEFLOW_TENCENT_KEY, LIVEFLOW_HMAC_SECRET,\n"
         "  LIVEFLOW_SRS_TOKEN, LIVEFLOW_SRS_PUBLISH_KEY, LIVEFLOW_AGORA_SECRET,\n"
         "  LIVEFLOW_ALIBABA_KEY, LIVEFLOW_ALIBABA_DOMAIN (a vendor without its secret sits out),\n"
-        "  LIVEFLOW_MYSQL_URL, LIVEFLOW_REDIS_URL\n"
+        "  LIVEFLOW_MYSQL_URL, LIVEFLOW_REDIS_URL (and for liveflow-ctl LIVEFLOW_KAFKA_BOOTSTRAP)\n"
         "  from the environment, else from .run/env (or LIVEFLOW_ENV_FILE).\n"
         "  exit 0 done (and verified), 1 requests failed or a total differs, 2 usage or connection\n";
 
@@ -192,8 +196,9 @@ struct job {
         int anchor, audience, seq;
         long long amount;
         int chats, likes, beats;
-        bool dup;   /* sent twice, as a sender's retry */
-        char *body; /* J_PROFILES: prepared */
+        bool dup;      /* sent twice, as a sender's retry */
+        char *body;    /* J_PROFILES: prepared */
+        long long at_ms; /* when it was first sent: a retry repeats the times in its body */
 };
 
 struct phase {
@@ -370,6 +375,23 @@ static void plan_profiles(void)
         }
 }
 
+/* The punishing verdict: a Block for the first Alibaba anchor (Tencent when Alibaba sits out)
+ * that has no other verdict. It comes at the end, in place of the stream's own end: the
+ * suspension cuts the stream, so the stream ends by the verdict alone. */
+static void plan_block(void)
+{
+        for (int pass = 0; pass < 2; pass++)
+                for (int i = 0; i < S.cfg.anchors; i++) {
+                        struct sim_anchor *a = &S.anchors[i];
+
+                        if (a->verdict || a->forced_close ||
+                            a->vendor != (pass == 0 ? SIM_ALIBABA : SIM_TENCENT))
+                                continue;
+                        a->verdict = 3;
+                        return;
+                }
+}
+
 static void plan(void)
 {
         const struct sim_config *c = &S.cfg;
@@ -436,6 +458,7 @@ static void plan(void)
                         S.anchors[i].verdict = ++n;
                         add(&phases[2], J_VERDICT, i)->dup = true;
                 }
+        plan_block();
         /* The evening's order is random; the phases keep begin < evening < end. */
         for (size_t i = phases[2].n; i > 1; i--) {
                 size_t k = (size_t)rnd((int)i);
@@ -449,7 +472,10 @@ static void plan(void)
                         add(&phases[3], J_CLOSE, i);
                         add(&phases[3], J_BAN, i);
                 }
-                add(&phases[3], J_END, i);
+                if (S.anchors[i].verdict == 3)
+                        add(&phases[3], J_VERDICT, i)->dup = true;
+                else
+                        add(&phases[3], J_END, i);
                 add(&phases[3], J_WITHDRAW, i)->amount = 1 + rnd(5);
                 S.withdrawals++;
         }
@@ -482,6 +508,35 @@ static void do_visit(struct sim_conn *c, const struct job *j, const char *msg_id
 #undef EV
         snprintf(body + n, sizeof(body) - (size_t)n, "]}");
         sim_post_signed(c, "/v1/events", msg_id, body);
+}
+
+/* A moderation verdict as its vendor sends it: Tencent 317 (Review, Pass or Block) or an
+ * Alibaba image moderation POST (a Block). */
+static void do_verdict(struct sim_conn *c, const struct job *j, const struct sim_anchor *a,
+                       const char *id, size_t index)
+{
+        static const char *const suggestion[] = {"", "Review", "Pass", "Block"};
+        static const char *const label[] = {"", "Ad", "Normal", "Porn"};
+        static const int score[] = {0, 60, 0, 97};
+        long long t = j->at_ms / 1000;
+        char body[1024];
+
+        if (a->vendor == SIM_ALIBABA) {
+                snprintf(body, sizeof(body),
+                         "{\"domain\":\"%s\",\"app\":\"live\",\"stream\":\"%s\","
+                         "\"timestamp\":%lld,\"result\":[{\"scene\":\"porn\",\"label\":\"porn\","
+                         "\"suggestion\":\"block\",\"rate\":%d.5}]}",
+                         S.cfg.alibaba_domain, a->stream, t, score[a->verdict]);
+                sim_post_alibaba(c, body);
+                return;
+        }
+        snprintf(body, sizeof(body),
+                 ",\"streamId\":\"%s\",\"suggestion\":\"%s\",\"label\":\"%s\","
+                 "\"score\":[%d],\"type\":[1],\"img\":\"http://p.example/%s/%zu.jpg\","
+                 "\"screenshotTime\":%lld,\"sendTime\":%lld",
+                 a->stream, suggestion[a->verdict], label[a->verdict], score[a->verdict],
+                 a->stream, index, t, t);
+        sim_post_tencent(c, a, 317, id, body);
 }
 
 static void do_job(struct sim_conn *c, const struct job *j, size_t index, int phase)
@@ -569,20 +624,9 @@ static void do_job(struct sim_conn *c, const struct job *j, size_t index, int ph
                         a->id);
                 sim_post_signed(c, path, id, body);
                 break;
-        case J_VERDICT: {
-                long long t = sim_now_ms() / 1000;
-                char extra[512];
-
-                snprintf(extra, sizeof(extra),
-                         ",\"streamId\":\"%s\",\"suggestion\":\"%s\",\"label\":\"%s\","
-                         "\"score\":[%d],\"type\":[1],\"img\":\"http://p.example/%s/%zu.jpg\","
-                         "\"screenshotTime\":%lld,\"sendTime\":%lld",
-                         a->stream, a->verdict == 1 ? "Review" : "Pass",
-                         a->verdict == 1 ? "Ad" : "Normal", a->verdict == 1 ? 60 : 0, a->stream,
-                         index, t, t);
-                sim_post_tencent(c, a, 317, id, extra);
+        case J_VERDICT:
+                do_verdict(c, j, a, id, index);
                 break;
-        }
         case J_WITHDRAW:
                 snprintf(body, sizeof(body),
                          "{\"request_id\":\"%s\",\"anchor_id\":\"%s\",\"amount\":%lld}", id, a->id,
@@ -615,6 +659,7 @@ static void *worker(void *arg)
                 due = run.start_ms + (long long)k * 1000 / run.rate;
                 if ((wait = due - mono_ms()) > 0)
                         usleep((useconds_t)wait * 1000);
+                run.ph->jobs[k].at_ms = now_ms();
                 do_job(&c, &run.ph->jobs[k], k, current_phase);
                 if (run.ph->jobs[k].dup) {
                         atomic_fetch_add(&run.dups, 1);
@@ -718,21 +763,71 @@ static bool wait_for(struct db *db, const char *what, const char *sql, long long
 /* The revenue-share change: anchor 0 gets 60 % from the middle of the evening on. */
 static long long share_change_ms;
 
-static int share_change(struct db *db, long long at_ms)
+/* liveflow-ctl beside this binary, else the one on PATH. */
+static void ctl_path(char *out, size_t size)
 {
-        struct db_text t = {0};
-        char err[256];
-        enum db_result r;
+        char self[4000];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char *slash;
 
+        snprintf(out, size, "liveflow-ctl");
+        if (n <= 0)
+                return;
+        self[n] = '\0';
+        if ((slash = strrchr(self, '/'))) {
+                *slash = '\0';
+                snprintf(out, size, "%s/liveflow-ctl", self);
+                if (access(out, X_OK) != 0)
+                        snprintf(out, size, "liveflow-ctl");
+        }
+}
+
+/* Runs liveflow-ctl with argv (its output on stderr, none with --json); @returns its exit
+ * status, or -1 when it could not run. */
+static int run_ctl(char *const argv[])
+{
+        pid_t pid;
+        int status;
+
+        fflush(stdout);
+        fflush(stderr);
+        if ((pid = fork()) == -1)
+                return -1;
+        if (pid == 0) {
+                int out = S.cfg.json ? open("/dev/null", O_WRONLY) : STDERR_FILENO;
+
+                if (out == -1 || dup2(out, STDOUT_FILENO) == -1)
+                        _exit(127);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) == -1)
+                if (errno != EINTR)
+                        return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The change as an operator makes it: `liveflow-ctl share set`, its dry run, then --execute. */
+static int share_change(long long at_ms)
+{
+        char ctl[4096], from[32];
+        char *argv[] = {ctl,  (char *)"share",    (char *)"set", S.anchors[0].id, (char *)"6000",
+                        (char *)"--from", from, (char *)"--reason", (char *)"simulated evening",
+                        NULL, NULL};
+        int rc;
+
+        ctl_path(ctl, sizeof(ctl));
+        snprintf(from, sizeof(from), "%lld", at_ms); /* 12 digits or more: milliseconds */
+        if ((rc = run_ctl(argv)) == 0) {
+                argv[9] = (char *)"--execute";
+                rc = run_ctl(argv);
+        }
+        if (rc != 0) {
+                sim_note_error("liveflow-ctl share set %s: exit %d", S.anchors[0].id, rc);
+                return -1;
+        }
         share_change_ms = at_ms;
-        db_text_add(&t, "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES (");
-        db_text_str(db, &t, S.anchors[0].id);
-        db_text_add(&t, ", FROM_UNIXTIME(%lld.%03lld), 6000)", at_ms / 1000, at_ms % 1000);
-        r = db_text_exec(db, &t, NULL, err, sizeof(err));
-        db_text_free(&t);
-        if (r != DB_OK)
-                fprintf(stderr, "liveflow-sim: revenue_share: %s\n", err);
-        return r == DB_OK ? 0 : -1;
+        return 0;
 }
 
 long long sim_share_change_ms(void);
@@ -859,7 +954,7 @@ int main(int argc, char **argv)
                  c->run);
         wait_for(db, "streams live", sql, c->anchors, 60);
         evening_start_ms = now_ms();
-        share_change(db, evening_start_ms + c->duration_s * 1000 * 9 / 20);
+        share_change(evening_start_ms + c->duration_s * 1000 * 9 / 20);
         play(2, c->rate);
         /* Tencent's times are whole seconds: the ends come in a later second than any tip. */
         usleep(1500000);

@@ -15,7 +15,9 @@ struct sim_anchor {
         int gender, age_band, region, tags[SIM_TAGS];
         enum sim_vendor vendor;
         bool forced_close; /* closed by an operator instead of its stream end */
-        int verdict; /* a moderation verdict on its stream: 0 none, 1 Review (a warning), 2 Pass */
+        /* a moderation verdict on its stream: 0 none, 1 Review (a warning), 2 Pass, 3 Block
+         * (a suspension that cuts the stream: it is ended by the verdict, not by its own end) */
+        int verdict;
         /* expected */
         long long tip_sum, tip_count;
 };
@@ -72,6 +74,8 @@ void sim_post_srs(struct sim_conn *c, const struct sim_anchor *a, int index, con
 void sim_post_agora(struct sim_conn *c, const struct sim_anchor *a, int type, const char *notice);
 /* Alibaba ingest GET (publish, publish_done), ALI-LIVE-SIGNATURE = md5(domain|ts|key). */
 void sim_get_alibaba(struct sim_conn *c, const struct sim_anchor *a, const char *action);
+/* Alibaba's recording, snapshot and moderation POSTs: signed with the callback URL's host. */
+void sim_post_alibaba(struct sim_conn *c, const char *body);
 void sim_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 long long sim_sent(void);
 long long sim_failed(void);

@@ -91,6 +91,34 @@ static void check_redis(struct round *r, const char *what, long long want, const
                 differ(r, what, want_s, got);
 }
 
+/* live_audit_logs.punishment of each verdict (sim_anchor.verdict). */
+static const char *const verdict_punishment[] = {"", "warn", "none", "suspend"};
+
+/* What the verdicts and the operator did to the anchor: its status (a suspension still in
+ * force) and the live.notify records about it, each sent once. */
+static void check_punishment(struct round *r, const struct sim_anchor *a)
+{
+        const char *status = a->forced_close ? "banned/0" : a->verdict == 3 ? "suspended/1"
+                                                                             : "active/0";
+        const char *notice = a->forced_close    ? "anchor.banned"
+                             : a->verdict == 1 ? "anchor.warned"
+                             : a->verdict == 3 ? "anchor.suspended"
+                                               : "-";
+        char what[160];
+
+        snprintf(what, sizeof(what), "anchors.status of %s (/suspended into the future)", a->id);
+        check_sql(r, what, status,
+                  "SELECT CONCAT(status, '/', IFNULL(suspended_until > NOW(3), 0)) FROM anchors "
+                  "WHERE anchor_id = '%s'",
+                  a->id);
+        snprintf(what, sizeof(what), "live.notify about %s (notify_outbox)", a->id);
+        check_sql(r, what, notice,
+                  "SELECT IFNULL(GROUP_CONCAT(kind, IF(sent_at IS NULL, ' (unsent)', '') ORDER BY "
+                  "kind), '-') FROM notify_outbox WHERE anchor_id = '%s' AND kind LIKE "
+                  "'anchor.%%'",
+                  a->id);
+}
+
 static void check_anchor(struct round *r, const struct sim *s, const struct sim_anchor *a)
 {
         char want[96], what[160], key[160];
@@ -140,17 +168,18 @@ static void check_anchor(struct round *r, const struct sim *s, const struct sim_
         snprintf(what, sizeof(what), "withdrawal requests of %s", a->id);
         check_sql(r, what, "1", "SELECT COUNT(*) FROM withdrawal WHERE anchor_id = '%s'", a->id);
         snprintf(what, sizeof(what), "stream %s ended (close_method)", a->stream);
-        check_sql(r, what, a->forced_close ? "ended/2" : "ended/1",
+        check_sql(r, what, a->forced_close ? "ended/2" : a->verdict == 3 ? "ended/3" : "ended/1",
                   "SELECT CONCAT(status, '/', close_method) FROM live_streams WHERE stream_id = "
                   "'%s'",
                   a->stream);
         if (a->verdict) {
                 snprintf(what, sizeof(what), "moderation of %s (live_audit_logs)", a->stream);
-                check_sql(r, what, a->verdict == 1 ? "warn" : "none",
+                check_sql(r, what, verdict_punishment[a->verdict],
                           "SELECT GROUP_CONCAT(punishment) FROM live_audit_logs WHERE stream_id = "
                           "'%s'",
                           a->stream);
         }
+        check_punishment(r, a);
         (void)s;
 }
 

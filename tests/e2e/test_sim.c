@@ -92,7 +92,8 @@ static void start_receiver(void)
         cr_assert(support_wait_ready(admin, 20000) == 0, "receiver not ready; see %s", log);
 }
 
-static void start(const char *binary, const char *role)
+/* Starts a worker at the topics' ends without waiting for it; @returns its admin port. */
+static int start(const char *binary, const char *role)
 {
         char group[128], log[512];
         int admin;
@@ -101,7 +102,8 @@ static void start(const char *binary, const char *role)
         snprintf(log, sizeof(log), "%s/%s.%s.log", fx.dir, fx.prefix, role ? role : binary);
         support_group_at_end(group, all_topics);
         fx.pids[fx.n++] =
-                support_start_worker(binary, role, fx.mysql_url, group, NULL, log, &admin);
+                support_spawn_worker(binary, role, fx.mysql_url, group, NULL, log, &admin);
+        return admin;
 }
 
 Test(sim, a_short_evening_verifies_exactly)
@@ -111,31 +113,48 @@ Test(sim, a_short_evening_verifies_exactly)
         char bin[512];
         int rc;
 
+        int admin[MAX_PROCS], n = 0;
+
         start_receiver();
+        /* Together: each joins its group in a few seconds, and they need not wait in turn. */
         for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
-                start("liveflow-consumer", roles[i]);
-        start("liveflow-settlement", NULL);
-        start("liveflow-stats", NULL);
+                admin[n++] = start("liveflow-consumer", roles[i]);
+        admin[n++] = start("liveflow-settlement", NULL);
+        admin[n++] = start("liveflow-stats", NULL);
+        for (int i = 0; i < n; i++)
+                cr_assert(support_wait_ready(admin[i], 30000) == 0,
+                          "worker %d not ready; see %s/%s.*.log", i, fx.dir, fx.prefix);
         support_bin_path("liveflow-sim", bin, sizeof(bin));
         rc = support_sh(
                 "LIVEFLOW_ENV_FILE=/dev/null LIVEFLOW_RECEIVER_URL=http://127.0.0.1:%d "
                 "LIVEFLOW_TENCENT_KEY=%s LIVEFLOW_SRS_TOKEN=%s LIVEFLOW_SRS_PUBLISH_KEY=%s "
                 "LIVEFLOW_HMAC_SECRET=%s LIVEFLOW_AGORA_SECRET=%s LIVEFLOW_ALIBABA_KEY=%s "
                 "LIVEFLOW_ALIBABA_DOMAIN=%s LIVEFLOW_MYSQL_URL='%s' LIVEFLOW_REDIS_URL='%s' "
-                "'%s' --seed 11 --duration 15 --rate 100 --anchors 8 --audiences 80 "
+                "LIVEFLOW_KAFKA_BOOTSTRAP='%s' "
+                "'%s' --seed 11 --duration 8 --rate 100 --anchors 8 --audiences 80 "
                 "--verify --wait 120 --json >%s/%s.sim.json 2>%s/%s.sim.log",
                 fx.http_port, TENCENT_KEY, SRS_TOKEN, PUBLISH_KEY, HMAC_SECRET, AGORA_SECRET,
                 ALIBABA_KEY, ALIBABA_HOST, fx.mysql_url, support_fixture("LIVEFLOW_TEST_REDIS_URL"),
-                bin, fx.dir, fx.prefix, fx.dir, fx.prefix);
+                support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), bin, fx.dir, fx.prefix, fx.dir, fx.prefix);
         cr_assert_eq(rc, 0, "liveflow-sim --verify exited %d; see %s/%s.sim.log", rc, fx.dir,
                      fx.prefix);
-        /* Every vendor played its part: 8 anchors, two streams of each. */
+        /* Every vendor played its part: 8 anchors, two streams of each. One Block verdict
+         * suspended an anchor and cut its stream, and the share change went through
+         * liveflow-ctl (which keeps the history). */
         {
                 MYSQL *m = support_mysql_connect(fx.mysql_url);
 
                 cr_assert_eq(support_query_int(m, "SELECT COUNT(DISTINCT vendor) FROM live_streams "
                                                   "WHERE status = 'ended'"),
                              4);
+                cr_assert_eq(support_query_int(m, "SELECT COUNT(*) FROM anchors a JOIN live_streams "
+                                                  "s ON s.anchor_id = a.anchor_id WHERE a.status = "
+                                                  "'suspended' AND s.close_method = 3"),
+                             1);
+                cr_assert_eq(support_query_int(m, "SELECT COUNT(*) FROM notify_outbox WHERE kind = "
+                                                  "'anchor.suspended' AND sent_at IS NOT NULL"),
+                             1);
+                cr_assert_eq(support_query_int(m, "SELECT COUNT(*) FROM revenue_share_history"), 1);
                 mysql_close(m);
         }
         {
