@@ -21,10 +21,17 @@ struct metrics;
 struct conn_guard_config {
         long long header_timeout_ms;  /* accept (or the last answer) to complete headers */
         long long request_timeout_ms; /* complete headers to complete body */
-        size_t max_connections;       /* the daemon's limit; pressure starts at 3/4 of it */
+        size_t max_connections;       /* over every loop; pressure starts at 3/4 of it */
+        size_t max_per_ip;            /* over every loop, per client address; 0: no limit */
 };
 
-/* Thread-safe: the HTTP threads report, the main thread sweeps. */
+/*
+ * Thread-safe: every loop's daemon reports its connections, the main thread sweeps. The
+ * per-address limit holds over all the loops: a connection past it is closed as soon as it
+ * is accepted (each daemon's own per-address limit is only a backstop). The connection limit
+ * is the daemons' (each loop takes its share and stops accepting when full, as
+ * libmicrohttpd's own thread pool does); the pressure sweep counts every loop's connections.
+ */
 struct conn_guard;
 
 /** @brief Makes the guard; metrics is borrowed. @returns NULL when out of memory. */

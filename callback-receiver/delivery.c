@@ -1,6 +1,7 @@
 /*
- * delivery.c: the receiver's producer and the list of connections waiting for their acks.
- * The HTTP threads produce; the main thread serves delivery reports and resumes connections.
+ * delivery.c: a producer and the list of connections waiting for their acks. Each event loop
+ * owns one: it produces from its HTTP handler, and serves the delivery reports (which resume
+ * its connections) on its own thread, woken through the report queue's file descriptor.
  * A request state is borrowed by its message only while its connection is suspended, and a
  * connection is suspended only while its ticket is on the list, so whoever unlinks a ticket
  * (the delivery report, a failed produce, or the drain) is the one that resumes it.
@@ -39,6 +40,8 @@ struct delivery {
         pthread_mutex_t lock;                 /* guards the list and the two flags */
         struct delivery_ticket *head;
         size_t waiting;
+        rd_kafka_queue_t *reports; /* the main queue, when it wakes a loop */
+        size_t resumed; /* connections resumed so far (on the owning thread) */
         bool is_closed;   /* draining: no new sends */
         bool is_detached; /* past the drain deadline: report opaques may be freed */
         struct metric *inflight;
@@ -123,7 +126,7 @@ static void unlink_ticket(struct delivery *d, struct delivery_ticket *t)
         metric_add(d->inflight, -1);
 }
 
-/* Runs on the thread that calls rd_kafka_poll()/rd_kafka_flush(): the main thread. */
+/* Runs on the thread that calls rd_kafka_poll()/rd_kafka_flush(): the owning loop's. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
         struct delivery *d = opaque;
@@ -167,18 +170,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                          rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
                          rd_kafka_err2str(rkm->err));
         MHD_resume_connection(t->conn); /* the connection is suspended until this call */
+        d->resumed++;
 }
 
-static double reachable_value(void *arg)
+size_t delivery_resumed(const struct delivery *d)
 {
-        return delivery_is_reachable(arg) ? 1 : 0;
+        return d->resumed;
 }
 
-static double queue_length(void *arg)
+size_t delivery_queue_length(struct delivery *d)
 {
-        struct delivery *d = arg;
-
-        return d->rk ? (double)rd_kafka_outq_len(d->rk) : 0;
+        return d->rk ? (size_t)rd_kafka_outq_len(d->rk) : 0;
 }
 
 /*
@@ -252,14 +254,9 @@ struct delivery *delivery_new(const struct settings *s, const char *const topics
                 return NULL;
         }
         hold_topics(d, topics);
-        metrics_gauge_fn(metrics, "liveflow_receiver_kafka_reachable",
-                         "1 while a broker answered within the last 3 s", NULL, reachable_value, d);
         atomic_store(&d->last_answer_ms, now_us() / 1000); /* the first probe has 3 s */
         if (pthread_create(&d->probe, NULL, probe_run, d) == 0)
                 d->has_probe = true;
-        metrics_gauge_fn(metrics, "liveflow_receiver_producer_queue",
-                         "Messages in librdkafka's queue (rd_kafka_outq_len)", NULL, queue_length,
-                         d);
         return d;
 }
 
@@ -273,6 +270,10 @@ void delivery_destroy(struct delivery *d)
         pthread_mutex_lock(&d->lock);
         d->is_detached = true; /* rd_kafka_destroy() may still serve reports */
         pthread_mutex_unlock(&d->lock);
+        if (d->reports) {
+                rd_kafka_queue_io_event_enable(d->reports, -1, NULL, 0);
+                rd_kafka_queue_destroy(d->reports);
+        }
         for (size_t i = 0; i < TOPICS_MAX; i++)
                 if (d->topics[i])
                         rd_kafka_topic_destroy(d->topics[i]);
@@ -294,8 +295,10 @@ static void fail_at_once(struct delivery *d, struct delivery_ticket *t, rd_kafka
         pthread_mutex_unlock(&d->lock);
         metric_add(d->errors, 1);
         log_warn(t->trace_id, "produce failed: %s", rd_kafka_err2str(err));
-        if (was_waiting)
+        if (was_waiting) {
                 MHD_resume_connection(t->conn);
+                d->resumed++;
+        }
 }
 
 int delivery_send(struct delivery *d, struct delivery_ticket *t, struct webhook_event *ev)
@@ -400,8 +403,10 @@ int delivery_send_many(struct delivery *d, struct delivery_ticket *t, struct web
                 }
         }
         pthread_mutex_unlock(&d->lock);
-        if (was_waiting)
+        if (was_waiting) {
                 MHD_resume_connection(t->conn);
+                d->resumed++;
+        }
         return 0;
 }
 
@@ -458,6 +463,16 @@ void delivery_poll(struct delivery *d, int timeout_ms)
         rd_kafka_poll(d->rk, timeout_ms);
 }
 
+int delivery_wake_on(struct delivery *d, int fd)
+{
+        static const uint64_t one = 1; /* an eventfd takes 8 bytes */
+
+        if (!(d->reports = rd_kafka_queue_get_main(d->rk)))
+                return -1;
+        rd_kafka_queue_io_event_enable(d->reports, fd, &one, sizeof(one));
+        return 0;
+}
+
 size_t delivery_waiting(struct delivery *d)
 {
         size_t n;
@@ -498,6 +513,7 @@ size_t delivery_abandon(struct delivery *d)
                 t->prev = t->next = NULL;
                 t->err = RD_KAFKA_RESP_ERR__TIMED_OUT;
                 MHD_resume_connection(t->conn);
+                d->resumed++;
         }
         return n;
 }

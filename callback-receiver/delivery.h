@@ -40,12 +40,12 @@ struct delivery_ticket {
 struct delivery;
 
 /**
- * @brief Makes the idempotent acks=all producer. Its message timeout is ack_timeout_ms, so
+ * @brief Makes an idempotent acks=all producer (one per event loop, plus one for the spool's replay). Its message timeout is ack_timeout_ms, so
  * every produced message gets a delivery report within about that time, and a suspended
  * connection is always resumed. topics (NULL-terminated, borrowed) are the topics it will
  * produce to: their metadata is fetched now rather than on the first request. Registers
- * liveflow_receiver_inflight, _producer_queue, _ack_seconds and _delivery_errors_total in
- * metrics (borrowed; it must outlive the delivery).
+ * liveflow_receiver_inflight, _ack_seconds and _delivery_errors_total in metrics (shared by
+ * every delivery: the series are summed; borrowed, it must outlive the delivery).
  * @returns NULL with errstr set on a bad Kafka property.
  */
 struct delivery *delivery_new(const struct settings *s, const char *const topics[],
@@ -77,7 +77,7 @@ int delivery_send_many(struct delivery *d, struct delivery_ticket *t, struct web
                        size_t n);
 
 /**
- * @brief Main thread only: produces evs[0..n) (values borrowed, copied by librdkafka) and
+ * @brief On the owning thread only: produces evs[0..n) (values borrowed, copied by librdkafka) and
  * serves delivery reports until every one is in (within about the ack timeout).
  * @returns how many of the leading messages the broker acknowledged (0..n).
  */
@@ -89,8 +89,21 @@ size_t delivery_send_sync(struct delivery *d, const struct webhook_event *evs, s
  */
 bool delivery_is_reachable(struct delivery *d);
 
-/** @brief Serves delivery reports for up to timeout_ms (the main thread's loop). */
+/** @brief Serves delivery reports for up to timeout_ms (0: those already in), on the owning thread. */
 void delivery_poll(struct delivery *d, int timeout_ms);
+
+/**
+ * @brief Makes librdkafka write to fd (an eventfd: 8 bytes) whenever a delivery report (or any
+ * event of the producer's main queue) arrives on an empty queue, so the owning loop can wait
+ * on fd and then call delivery_poll(d, 0). @returns 0, or -1 (out of memory).
+ */
+int delivery_wake_on(struct delivery *d, int fd);
+
+/** @brief How many connections this delivery resumed so far (on the owning thread). */
+size_t delivery_resumed(const struct delivery *d);
+
+/** @brief Messages in librdkafka's queue (rd_kafka_outq_len). Thread-safe. */
+size_t delivery_queue_length(struct delivery *d);
 
 /** @brief How many connections wait for a delivery report. Thread-safe. */
 size_t delivery_waiting(struct delivery *d);
@@ -101,7 +114,7 @@ void delivery_close(struct delivery *d);
 /**
  * @brief At the drain deadline: resumes every waiting connection with t->err =
  * RD_KAFKA_RESP_ERR__TIMED_OUT, and from then on ignores the opaque of delivery reports
- * (the request states may be freed). Main thread only. @returns how many were resumed.
+ * (the request states may be freed). On the owning thread. @returns how many were resumed.
  */
 size_t delivery_abandon(struct delivery *d);
 

@@ -1,11 +1,13 @@
 /*
- * receiver.c: the HTTP side of the receiver. libmicrohttpd's threads run the handler: route,
- * early checks, body, vendor verification, encoding, then delivery_send() suspends the
- * connection until the delivery report (served by the main thread) resumes it and the
- * handler, called again, answers 200 or 503. The request state is made on the first
- * handler call and freed only in the completion callback.
+ * receiver.c: the HTTP side of the receiver. Each event loop's daemon runs the handler on
+ * the loop's thread: route, early checks, body, vendor verification, encoding, then
+ * delivery_send() suspends the connection until the delivery report (served by the same
+ * loop) resumes it and the handler, called again, answers 200 or 503. The request state is
+ * made on the first handler call and freed only in the completion callback. The loops
+ * themselves, and the process around them: receiver_run.c.
  */
 #include "receiver.h"
+#include "receiver_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -37,64 +39,15 @@
 #include "routes.h"
 #include "settings.h"
 #include "spool.h"
-#include "process_metrics.h"
 #include "trace.h"
 #include "vendor.h"
 #include "webhook.h"
 
-#define STATS_INTERVAL_MS 60000
-
-/* Every topic an endpoint may produce to: their metadata is fetched at startup. */
-static const char *const receiver_topics[] = {LF_TOPIC_STREAM, LF_TOPIC_RECORD, LF_TOPIC_SNAPSHOT,
-                                              LF_TOPIC_AUDIT,  LF_TOPIC_REWARD, LF_TOPIC_WITHDRAWAL,
-                                              LF_TOPIC_VIEWER, LF_TOPIC_OTHER,  LF_TOPIC_INTERACTION,
-                                              NULL};
-/* After the drain deadline, for the last answers to be written. */
-#define RESPONSE_GRACE_MS 1000
-/* While draining, the daemon stops once no request came for this long. */
-#define DRAIN_QUIET_MS 1000
-
-/*
- * libmicrohttpd's memory per connection (headers, read and write buffers), cleared between
- * the requests of a keep-alive connection: its default of 32 KiB costs a 32 KiB memset per
- * request. Callbacks carry a few hundred bytes of headers; a larger body is handed over in
- * pieces, so 16 KiB is plenty.
- */
-#define HTTP_CONNECTION_MEMORY (16 * 1024)
-
-/* More vendor modules than vendor_modules[] may list. */
-#define VENDOR_MODULES_MAX 16
-
-struct receiver {
-        const struct settings *s;
-        struct metrics *metrics;
-        struct admin_http *admin;
-        void *vendor_states[VENDOR_MODULES_MAX]; /* by vendor_module_index() */
-        struct claim *claim; /* lock:callback:{event_key} */
-        struct conn_guard *guard; /* slow-client deadlines of the traffic port */
-        long long next_sweep_ms;
-        /* rate-limited lines: aborted requests and libmicrohttpd's own messages */
-        atomic_llong aborted_quiet, mhd_lines_quiet, mhd_window_start_ms;
-        atomic_int mhd_lines_in_window;
-        long long next_quiet_report_ms;
-        struct spool *spool; /* NULL: LIVEFLOW_SPOOL_DIR unset */
-        struct metric *m_spooled, *m_replayed;
-        long long next_replay_ms;
-        struct encoder *encoder;
-        struct delivery *delivery;
-        struct MHD_Daemon *daemon;
-        atomic_bool is_draining;
-        atomic_int open_requests;     /* request states alive: made, not yet completed */
-        atomic_int lookups_waiting;   /* connections suspended for an anchor lookup */
-        atomic_llong last_request_us; /* monotonic: when the last request state was made */
-        /* for the stats line */
-        atomic_llong received, accepted, rejected, failed;
-        long long next_stats_ms;
-};
-
 /* One HTTP request, owned by its connection (see the file comment). */
 struct request {
         struct receiver *rcv;
+        struct loop *lp; /* the loop whose daemon owns the connection */
+        struct loop_task lookup_task; /* the lookup's answer, handed to lp */
         struct MHD_Connection *conn;
         const struct route *route;   /* NULL: no such endpoint */
         const struct vendor *vendor; /* route's row; NULL for a probe */
@@ -299,13 +252,13 @@ static enum MHD_Result reply_method_not_allowed(struct request *req)
         return http_reply_json(req->conn, 405, "method not allowed", &opts);
 }
 
-static bool shares_admin_port(const struct settings *s)
+bool receiver_shares_admin_port(const struct settings *s)
 {
         return s->admin_port == s->http_port &&
                (!strcmp(s->admin_addr, s->http_addr) || !strcmp(s->http_addr, "0.0.0.0"));
 }
 
-static bool is_ready(void *arg, char *why, size_t why_size)
+bool receiver_is_ready(void *arg, char *why, size_t why_size)
 {
         struct receiver *rcv = arg;
 
@@ -313,10 +266,11 @@ static bool is_ready(void *arg, char *why, size_t why_size)
                 snprintf(why, why_size, "draining");
                 return false;
         }
-        if (!delivery_is_reachable(rcv->delivery)) {
-                snprintf(why, why_size, "no Kafka broker answers");
-                return false;
-        }
+        for (size_t i = 0; i < rcv->loop_cnt; i++)
+                if (!delivery_is_reachable(rcv->loops[i].delivery)) {
+                        snprintf(why, why_size, "no Kafka broker answers");
+                        return false;
+                }
         return true;
 }
 
@@ -336,7 +290,7 @@ static enum MHD_Result serve_probe(struct request *req)
                 return http_reply_raw(req->conn, 200, "text/plain; version=0.0.4", text, len,
                                       MHD_RESPMEM_MUST_FREE, &opts);
         case ROUTE_READYZ:
-                if (!is_ready(req->rcv, why, sizeof(why))) {
+                if (!receiver_is_ready(req->rcv, why, sizeof(why))) {
                         len = (size_t)snprintf(body, sizeof(body),
                                                "{\"status\":\"not ready\",\"reason\":\"%s\"}\n",
                                                why);
@@ -366,15 +320,17 @@ static unsigned long long content_length(struct MHD_Connection *conn)
         return s ? strtoull(s, NULL, 10) : 0;
 }
 
-static struct request *request_new(struct receiver *rcv, struct MHD_Connection *conn,
+static struct request *request_new(struct loop *lp, struct MHD_Connection *conn,
                                    const char *url, const char *method)
 {
+        struct receiver *rcv = lp->rcv;
         struct request *req = calloc(1, sizeof(*req));
         const char *id;
 
         if (!req)
                 return NULL;
         req->rcv = rcv;
+        req->lp = lp;
         req->conn = conn;
         req->start_us = now_us();
         req->receive_ms = wall_ms();
@@ -391,8 +347,8 @@ static struct request *request_new(struct receiver *rcv, struct MHD_Connection *
                 snprintf(req->trace_id, sizeof(req->trace_id), "%s", id);
         else
                 trace_id_new(req->trace_id);
-        atomic_fetch_add(&rcv->open_requests, 1);
-        atomic_store(&rcv->last_request_us, req->start_us);
+        atomic_fetch_add(&lp->open_requests, 1);
+        atomic_store(&lp->last_request_us, req->start_us);
         return req;
 }
 
@@ -533,11 +489,12 @@ static enum MHD_Result check_upload(struct request *req)
         return MHD_YES;
 }
 
-static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection *conn,
+static enum MHD_Result request_start(struct loop *lp, struct MHD_Connection *conn,
                                      const char *url, const char *method, bool is_bad_path,
                                      void **req_cls)
 {
-        struct request *req = request_new(rcv, conn, url, method);
+        struct receiver *rcv = lp->rcv;
+        struct request *req = request_new(lp, conn, url, method);
         const char *suffix = "";
 
         if (!req)
@@ -563,7 +520,7 @@ static enum MHD_Result request_start(struct receiver *rcv, struct MHD_Connection
                 return request_reply_early(req, 404, "no such endpoint");
         if (!route_allows(req->route, method))
                 return reply_method_not_allowed(req);
-        if (is_probe(req->route) && !rcv->s->http_probes && !shares_admin_port(rcv->s))
+        if (is_probe(req->route) && !rcv->s->http_probes && !receiver_shares_admin_port(rcv->s))
                 return request_reply_early(req, 404, "no such endpoint (probes: the admin port)");
         if (is_probe(req->route))
                 return serve_probe(req);
@@ -638,11 +595,6 @@ static void note_delivered(struct request *req)
         if (req->vendor->acked)
                 req->vendor->acked(vendor_state(req->rcv, req->vendor), &wr, &req->ev);
         count_recording_failure(req);
-}
-
-static double spool_length(void *arg)
-{
-        return (double)spool_pending(arg);
 }
 
 /*
@@ -811,7 +763,7 @@ static enum MHD_Result publish_batch(struct request *req)
                 evs[i] = *ev; /* a shallow view: delivery takes the value, b keeps the rest */
                 ev->value = NULL;
         }
-        if (!delivery_is_reachable(rcv->delivery)) {
+        if (!delivery_is_reachable(req->lp->delivery)) {
                 for (size_t i = 0; i < b->n; i++)
                         free(evs[i].value);
                 free(evs);
@@ -820,7 +772,7 @@ static enum MHD_Result publish_batch(struct request *req)
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
         req->is_sent = true;
-        if (delivery_send_many(rcv->delivery, &req->ticket, evs, b->n) == -1) {
+        if (delivery_send_many(req->lp->delivery, &req->ticket, evs, b->n) == -1) {
                 free(evs);
                 req->is_sent = false;
                 claim_release(rcv->claim, &req->claim);
@@ -844,27 +796,38 @@ static enum MHD_Result answer_unsent(struct request *req, const char *why)
         return request_reply(req, 503, message);
 }
 
-/* From a lookup thread, once req->answer is filled: the handler is called again. */
+/* On the request's loop, once req->answer is filled: the handler is called again. */
+static void lookup_resume(void *arg)
+{
+        struct request *req = arg;
+        struct loop *lp = req->lp; /* req may be gone once the connection is resumed */
+
+        MHD_resume_connection(req->conn);
+        lp->is_resumed = true;
+        atomic_fetch_sub(&lp->lookups_waiting, 1);
+}
+
+/* From a lookup thread: the connection is resumed on the loop that owns it. */
 static void lookup_done(void *arg)
 {
         struct request *req = arg;
-        struct receiver *rcv = req->rcv; /* req may be gone once the connection is resumed */
 
-        MHD_resume_connection(req->conn);
-        atomic_fetch_sub(&rcv->lookups_waiting, 1);
+        req->lookup_task.fn = lookup_resume;
+        req->lookup_task.arg = req;
+        loop_post(req->lp, &req->lookup_task);
 }
 
 /*
  * The anchor lookup map would block on runs on the lookup threads with the connection
- * suspended, so the other connections of this HTTP thread never wait for a store; the
- * lookup's deadline bounds the suspension.
+ * suspended, so the other connections of this loop never wait for a store; the lookup's
+ * deadline bounds the suspension.
  */
 static enum MHD_Result start_lookup(struct request *req)
 {
         struct receiver *rcv = req->rcv;
 
         req->is_looked_up = true;
-        atomic_fetch_add(&rcv->lookups_waiting, 1);
+        atomic_fetch_add(&req->lp->lookups_waiting, 1);
         MHD_suspend_connection(req->conn);
         req->vendor->lookup_start(vendor_state(rcv, req->vendor), req->answer.anchor_id,
                                   req->trace_id, &req->answer, lookup_done, req);
@@ -917,7 +880,7 @@ static enum MHD_Result publish(struct request *req)
         req->body = NULL;
         req->body_len = 0;
         copy = spool_copy(req);
-        if (!delivery_is_reachable(rcv->delivery)) {
+        if (!delivery_is_reachable(req->lp->delivery)) {
                 /* No broker answers: say so now rather than after the whole ack timeout. */
                 free(req->ev.value);
                 req->ev.value = copy;
@@ -926,7 +889,7 @@ static enum MHD_Result publish(struct request *req)
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
         req->is_sent = true;
-        rc = delivery_send(rcv->delivery, &req->ticket, &req->ev);
+        rc = delivery_send(req->lp->delivery, &req->ticket, &req->ev);
         req->ev.value = copy; /* delivery_send() took the value; the copy stays for the spool */
         if (rc == -1) {
                 req->is_sent = false;
@@ -982,22 +945,22 @@ static bool has_bad_escape(const char *uri)
  * "%2F" make one segment two. The raw path is checked here, first; what this returns becomes
  * the request's *req_cls.
  */
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+void *receiver_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
         (void)cls;
         (void)conn;
         return has_bad_escape(uri) ? &bad_path_marker : NULL;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **req_cls)
+enum MHD_Result receiver_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version, const char *upload,
+                                    size_t *upload_size, void **req_cls)
 {
         struct request *req = *req_cls;
 
         (void)version;
         if (!req || req == (void *)&bad_path_marker) {
-                conn_guard_reading(((struct receiver *)cls)->guard, conn);
+                conn_guard_reading(((struct loop *)cls)->rcv->guard, conn);
                 return request_start(cls, conn, url, method, req != NULL, req_cls);
         }
         if (req->status) { /* answered already: discard whatever is still coming */
@@ -1012,10 +975,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return publish(req);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
-                         enum MHD_RequestTerminationCode toe)
+void receiver_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                           enum MHD_RequestTerminationCode toe)
 {
-        struct receiver *rcv = cls;
+        struct loop *lp = cls;
+        struct receiver *rcv = lp->rcv;
         struct request *req = *req_cls;
 
         conn_guard_waiting(rcv->guard, conn); /* a keep-alive connection waits for the next */
@@ -1033,7 +997,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         free(req->body);
         free(req);
         *req_cls = NULL;
-        atomic_fetch_sub(&rcv->open_requests, 1);
+        atomic_fetch_sub(&lp->open_requests, 1);
 }
 
 #define MHD_LINES_PER_WINDOW 5
@@ -1044,7 +1008,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
  * written at most MHD_LINES_PER_WINDOW per QUIET_WINDOW_MS: a flood of bad clients must not
  * become a flood of synchronous log lines. The rest are counted and summed up by the main loop.
  */
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+void receiver_on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
         struct receiver *rcv = cls;
         long long now = now_us() / 1000, start = atomic_load(&rcv->mhd_window_start_ms);
@@ -1062,7 +1026,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* The sums of what was not written line by line (on_mhd_log, log_request), once a window. */
-static void report_quiet(struct receiver *rcv)
+void receiver_report_quiet(struct receiver *rcv)
 {
         long long aborted, mhd;
 
@@ -1079,396 +1043,3 @@ static void report_quiet(struct receiver *rcv)
                          QUIET_WINDOW_MS / 1000, aborted, mhd);
 }
 
-/* ------------------------------------------------------------ lifecycle */
-
-static int parse_listen_addr(const char *key, const char *addr, long long port,
-                             struct sockaddr_storage *ss, char *errstr, size_t errstr_size)
-{
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-        memset(ss, 0, sizeof(*ss));
-        if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
-                sin->sin_family = AF_INET;
-                sin->sin_port = htons((uint16_t)port);
-                return 0;
-        }
-        if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
-                sin6->sin6_family = AF_INET6;
-                sin6->sin6_port = htons((uint16_t)port);
-                return 0;
-        }
-        snprintf(errstr, errstr_size, "%s: \"%s\" is not an IP address", key, addr);
-        return -1;
-}
-
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-        if (ss->ss_family == AF_INET)
-                return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
-/*
- * Tencent's signature covers only t: a captured (t, sign) verifies for the whole grace, so on a
- * reachable address the path token or the source allowlist is what keeps forged callbacks
- * (a moderation "Block" bans an anchor) out. Said at every start and by --check-config.
- */
-static void warn_if_exposed(const struct settings *s, const struct sockaddr_storage *ss)
-{
-        bool has_token = s->tencent_path_token && *s->tencent_path_token;
-        bool has_allowlist = s->tencent_allow_ips && *s->tencent_allow_ips;
-
-        if (is_loopback(ss) || has_token || has_allowlist)
-                return;
-        fprintf(stderr,
-                "liveflow-receiver: warning: LIVEFLOW_HTTP_ADDR=%s is not loopback and neither "
-                "LIVEFLOW_TENCENT_PATH_TOKEN nor LIVEFLOW_TENCENT_ALLOW_IPS is set: a captured "
-                "Tencent callback can be replayed with other contents for "
-                "LIVEFLOW_TENCENT_GRACE_S=%lld s (see README, production)\n",
-                s->http_addr, s->tencent_grace_s);
-}
-
-int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_size)
-{
-        struct sockaddr_storage ss;
-
-        if (log_level_parse(s->log_level) == -1) {
-                snprintf(errstr, errstr_size,
-                         "LIVEFLOW_LOG_LEVEL: \"%s\" is not error, warn, info or debug",
-                         s->log_level);
-                return -1;
-        }
-        if (parse_listen_addr("LIVEFLOW_HTTP_ADDR", s->http_addr, s->http_port, &ss, errstr,
-                              errstr_size) == -1)
-                return -1;
-        warn_if_exposed(s, &ss);
-        if (inet_pton(AF_INET, s->admin_addr, &((struct sockaddr_in *)&ss)->sin_addr) != 1) {
-                snprintf(errstr, errstr_size, "LIVEFLOW_ADMIN_ADDR: \"%s\" is not an IPv4 address",
-                         s->admin_addr);
-                return -1;
-        }
-        for (size_t i = 0; vendor_modules[i]; i++)
-                if (vendor_modules[i]->check_config &&
-                    vendor_modules[i]->check_config(s, errstr, errstr_size) == -1)
-                        return -1;
-        return 0;
-}
-
-static int start_http(struct receiver *rcv, char *errstr, size_t errstr_size)
-{
-        const struct settings *s = rcv->s;
-        struct sockaddr_storage ss;
-        /*
-         * poll(2) rather than epoll: every request is suspended while its event is produced,
-         * and with epoll each suspend and resume is an epoll_ctl, and each read is repeated
-         * until EAGAIN (edge-triggered): strace counted 12.4 system calls per request with
-         * epoll, 8.6 with poll. The pool's threads poll their share of the connections.
-         */
-        unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                             MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-
-        if (parse_listen_addr("LIVEFLOW_HTTP_ADDR", s->http_addr, s->http_port, &ss, errstr,
-                              errstr_size) == -1)
-                return -1;
-        if (ss.ss_family == AF_INET6)
-                flags |= MHD_USE_IPv6;
-        if (!(rcv->guard = conn_guard_new(
-                      &(struct conn_guard_config){
-                              .header_timeout_ms = s->http_header_timeout_ms,
-                              .request_timeout_ms = s->http_request_timeout_ms,
-                              .max_connections = (size_t)s->http_max_connections},
-                      rcv->metrics))) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return -1;
-        }
-        /* The logger comes first so that libmicrohttpd reports option errors through it. */
-        rcv->daemon = MHD_start_daemon(
-                flags, (uint16_t)s->http_port, NULL, NULL, on_request, rcv,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, rcv, MHD_OPTION_SOCK_ADDR,
-                (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->http_threads,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->http_timeout_s,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->http_max_connections,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->http_max_connections_per_ip,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
-                MHD_OPTION_NOTIFY_CONNECTION, conn_guard_on_connection, rcv->guard,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, rcv, MHD_OPTION_URI_LOG_CALLBACK,
-                on_uri, rcv, MHD_OPTION_END);
-        if (!rcv->daemon) {
-                snprintf(errstr, errstr_size, "http %s:%lld: cannot listen (address in use?)",
-                         s->http_addr, s->http_port);
-                return -1;
-        }
-        return 0;
-}
-
-/*
- * The probes are the admin listener's (loopback by default): the traffic port answers them only
- * with LIVEFLOW_HTTP_PROBES=1, or when the two are configured as one port.
- */
-static int start_admin(struct receiver *rcv, char *errstr, size_t errstr_size)
-{
-        const struct settings *s = rcv->s;
-
-        if (shares_admin_port(s))
-                return 0;
-        rcv->admin = admin_http_start(s->admin_addr, (int)s->admin_port, rcv->metrics, is_ready,
-                                      rcv, errstr, errstr_size);
-        return rcv->admin ? 0 : -1;
-}
-
-/* librdkafka's and libmicrohttpd's threads inherit this mask, so SIGTERM reaches main. */
-static void block_stop_signals(sigset_t *old)
-{
-        sigset_t set;
-
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-/*
- * Each connection holds two descriptors (libmicrohttpd's and conn_guard's duplicate), so the
- * soft RLIMIT_NOFILE is raised toward the hard one, as Redis does for maxclients; a limit that
- * still cannot hold the connection limit is said at startup.
- */
-static void raise_fd_limit(const struct settings *s)
-{
-        rlim_t want = (rlim_t)(2 * s->http_max_connections + 256);
-        struct rlimit rl;
-
-        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-                return;
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-                log_warn(NULL,
-                         "open files limit %llu is below the %llu that "
-                         "LIVEFLOW_HTTP_MAX_CONNECTIONS=%lld needs: connections past it are "
-                         "refused (raise LimitNOFILE or ulimit -n)",
-                         (unsigned long long)rl.rlim_cur, (unsigned long long)want,
-                         s->http_max_connections);
-}
-
-static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
-{
-        const struct settings *s = rcv->s;
-
-        if (!(rcv->metrics = metrics_new())) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return -1;
-        }
-        process_metrics_register(rcv->metrics);
-        raise_fd_limit(s);
-        for (size_t i = 0; vendor_modules[i]; i++) {
-                if (i >= VENDOR_MODULES_MAX) {
-                        snprintf(errstr, errstr_size, "more than %d vendor modules",
-                                 VENDOR_MODULES_MAX);
-                        return -1;
-                }
-                if (!(rcv->vendor_states[i] =
-                              vendor_modules[i]->open(s, rcv->metrics, errstr, errstr_size)))
-                        return -1;
-        }
-        if (!(rcv->claim = claim_new(s->redis_url, (int)s->callback_lock_timeout_ms, 1000,
-                                     s->ack_timeout_ms + 5000, (int)s->http_threads + 1,
-                                     rcv->metrics)) ||
-            !(rcv->encoder = encoder_new(errstr, errstr_size)) ||
-            !(rcv->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
-                return -1;
-        if (s->spool_dir) {
-                if (!(rcv->spool =
-                              spool_open(s->spool_dir, s->spool_max_bytes, errstr, errstr_size)))
-                        return -1;
-                rcv->m_spooled = metrics_counter(
-                        rcv->metrics, "liveflow_receiver_spooled_total",
-                        "SRS events spooled locally because Kafka could not take them", NULL);
-                rcv->m_replayed =
-                        metrics_counter(rcv->metrics, "liveflow_receiver_spool_replayed_total",
-                                        "Spooled events replayed to Kafka", NULL);
-                metrics_gauge_fn(rcv->metrics, "liveflow_receiver_spool_records",
-                                 "Events in the local spool waiting for Kafka", NULL, spool_length,
-                                 rcv->spool);
-                if (spool_pending(rcv->spool))
-                        log_warn(NULL, "spool %s holds %zu events from an earlier run: replaying",
-                                 s->spool_dir, spool_pending(rcv->spool));
-        }
-        if (start_http(rcv, errstr, errstr_size) == -1 ||
-            start_admin(rcv, errstr, errstr_size) == -1)
-                return -1;
-        return 0;
-}
-
-struct receiver *receiver_new(const struct settings *s, char *errstr, size_t errstr_size)
-{
-        struct receiver *rcv = calloc(1, sizeof(*rcv));
-        sigset_t old;
-        int rc;
-
-        if (!rcv) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return NULL;
-        }
-        rcv->s = s;
-        block_stop_signals(&old);
-        rc = start(rcv, errstr, errstr_size);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (rc == -1) {
-                receiver_destroy(rcv);
-                return NULL;
-        }
-        rcv->next_stats_ms = wall_ms() + STATS_INTERVAL_MS;
-        return rcv;
-}
-
-void receiver_describe(const struct receiver *rcv, char *out, size_t out_size)
-{
-        const struct settings *s = rcv->s;
-        size_t len;
-
-        len = (size_t)snprintf(
-                out, out_size,
-                "http=%s:%lld admin=%s:%lld threads=%lld kafka=%s librdkafka=%s libmicrohttpd=%s",
-                s->http_addr, s->http_port, rcv->admin ? s->admin_addr : s->http_addr,
-                rcv->admin ? s->admin_port : s->http_port, s->http_threads, s->kafka_bootstrap,
-                rd_kafka_version_str(), MHD_get_version());
-        for (size_t i = 0; vendor_modules[i] && len < out_size; i++) {
-                if (!vendor_modules[i]->describe)
-                        continue;
-                vendor_modules[i]->describe(rcv->vendor_states[i], out + len, out_size - len);
-                len += strlen(out + len);
-        }
-}
-
-static void log_stats(struct receiver *rcv)
-{
-        log_info(NULL, "stats received=%lld accepted=%lld rejected=%lld failed=%lld waiting=%zu",
-                 atomic_load(&rcv->received), atomic_load(&rcv->accepted),
-                 atomic_load(&rcv->rejected), atomic_load(&rcv->failed),
-                 delivery_waiting(rcv->delivery));
-}
-
-#define REPLAY_INTERVAL_MS 2000
-#define REPLAY_BATCH       500
-
-static size_t replay_send(void *arg, const struct webhook_event *recs, size_t n)
-{
-        struct receiver *rcv = arg;
-
-        return delivery_send_sync(rcv->delivery, recs, n < REPLAY_BATCH ? n : REPLAY_BATCH);
-}
-
-/* Replays the spool to Kafka every couple of seconds while it holds anything. */
-static void replay_spool(struct receiver *rcv)
-{
-        char errstr[256];
-        long n;
-
-        if (!rcv->spool || wall_ms() < rcv->next_replay_ms || spool_pending(rcv->spool) == 0)
-                return;
-        rcv->next_replay_ms = wall_ms() + REPLAY_INTERVAL_MS;
-        n = spool_replay(rcv->spool, replay_send, rcv, errstr, sizeof(errstr));
-        if (n < 0) {
-                log_error(NULL, "spool replay: %s", errstr);
-                return;
-        }
-        metric_add(rcv->m_replayed, n);
-        if (n > 0)
-                log_info(NULL, "spool replay: %ld events now in Kafka, %zu left", n,
-                         spool_pending(rcv->spool));
-}
-
-#define SWEEP_INTERVAL_MS 250
-
-void receiver_serve(struct receiver *rcv, int timeout_ms)
-{
-        if (now_us() / 1000 >= rcv->next_sweep_ms) {
-                conn_guard_sweep(rcv->guard);
-                report_quiet(rcv);
-                rcv->next_sweep_ms = now_us() / 1000 + SWEEP_INTERVAL_MS;
-        }
-        delivery_poll(rcv->delivery, timeout_ms);
-        replay_spool(rcv);
-        if (wall_ms() >= rcv->next_stats_ms) {
-                log_stats(rcv);
-                rcv->next_stats_ms += STATS_INTERVAL_MS;
-        }
-}
-
-/* Serves delivery reports until no request is open or the deadline (monotonic ms) passes. */
-static void wait_for_requests(struct receiver *rcv, long long deadline_us)
-{
-        while (atomic_load(&rcv->open_requests) > 0 && now_us() < deadline_us)
-                delivery_poll(rcv->delivery, 10);
-}
-
-/*
- * After the last in-flight answer, keep serving until no request has come for DRAIN_QUIET_MS
- * (bounded by until_us): a request that arrives on a kept-alive connection meanwhile is read
- * and answered 503 with Connection: close, instead of being dropped by MHD_stop_daemon().
- */
-static void linger(struct receiver *rcv, long long until_us)
-{
-        while (now_us() < until_us &&
-               (atomic_load(&rcv->open_requests) > 0 ||
-                now_us() - atomic_load(&rcv->last_request_us) < DRAIN_QUIET_MS * 1000LL))
-                delivery_poll(rcv->delivery, 10);
-}
-
-int receiver_drain(struct receiver *rcv, long long timeout_ms)
-{
-        long long deadline_us = now_us() + timeout_ms * 1000, left_ms;
-        MHD_socket listen_fd;
-        size_t abandoned;
-        int undelivered;
-
-        log_info(NULL, "draining: open=%d waiting=%zu timeout_ms=%lld",
-                 atomic_load(&rcv->open_requests), delivery_waiting(rcv->delivery), timeout_ms);
-        atomic_store(&rcv->is_draining, true);
-        delivery_close(rcv->delivery);
-        listen_fd = MHD_quiesce_daemon(rcv->daemon);
-        /* Each delivery report resumes its connection, which then writes 200 or 503. */
-        wait_for_requests(rcv, deadline_us);
-        /* MHD_stop_daemon() with suspended connections is an API violation: answer them now. */
-        if ((abandoned = delivery_abandon(rcv->delivery)) > 0)
-                log_warn(NULL,
-                         "drain deadline: answered 503 to %zu requests still waiting for acks",
-                         abandoned);
-        wait_for_requests(rcv, now_us() + RESPONSE_GRACE_MS * 1000);
-        linger(rcv, deadline_us + RESPONSE_GRACE_MS * 1000);
-        /* Not with a connection suspended: each lookup is answered by its deadline. */
-        while (atomic_load(&rcv->lookups_waiting) > 0)
-                delivery_poll(rcv->delivery, 10);
-        MHD_stop_daemon(rcv->daemon);
-        rcv->daemon = NULL;
-        if (listen_fd != MHD_INVALID_SOCKET)
-                close(listen_fd); /* only now: MHD's threads may use it until they stop */
-        left_ms = (deadline_us - now_us()) / 1000;
-        undelivered = delivery_flush(rcv->delivery, left_ms > 0 ? (int)left_ms : 0);
-        log_stats(rcv);
-        if (undelivered > 0) {
-                log_error(NULL, "drained with %d messages not delivered", undelivered);
-                return -1;
-        }
-        log_info(NULL, "drained");
-        return 0;
-}
-
-void receiver_destroy(struct receiver *rcv)
-{
-        if (!rcv)
-                return;
-        admin_http_stop(rcv->admin);
-        if (rcv->daemon)
-                MHD_stop_daemon(rcv->daemon); /* startup failure: nothing is suspended */
-        conn_guard_destroy(rcv->guard); /* every connection was reported closed */
-        delivery_destroy(rcv->delivery);
-        encoder_destroy(rcv->encoder);
-        for (size_t i = 0; i < VENDOR_MODULES_MAX && vendor_modules[i]; i++)
-                if (rcv->vendor_states[i])
-                        vendor_modules[i]->close(rcv->vendor_states[i]);
-        claim_destroy(rcv->claim);
-        spool_close(rcv->spool);
-        metrics_destroy(rcv->metrics);
-        free(rcv);
-}

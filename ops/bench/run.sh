@@ -55,7 +55,7 @@ RECORDS=${BENCH_RECORDS:-20000}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BATCH_ROWS=500            # rows per INSERT of the MariaDB baseline: the consumer's LIVEFLOW_BATCH_MAX
 PRELOAD_CONNECTIONS=8
-HTTP_THREADS=2            # the receiver's LIVEFLOW_HTTP_THREADS default, given to the no-op server too
+HTTP_THREADS=${BENCH_HTTP_THREADS:-$(nproc)}  # the receiver's loops (its default: one per CPU), and the no-op's threads
 GROUP=bench.stream
 ROLES=${BENCH_ROLES-stream record snapshot audit other}
 RECEIVER_RUNS=${BENCH_RECEIVER:-1}  # 0: no receiver runs (only the consumer roles and the baseline)
@@ -739,22 +739,31 @@ echo "  live_streams rows: $(fmt_ms "$base_streams_us") ms = $base_streams_rate 
 CLK_TCK=$(getconf CLK_TCK)
 SUMMARY=""
 
-# bench_noop CONNECTIONS: sets NOOP_RATE.
+# us_per_request TICKS REQUESTS: CPU microseconds per request from clock ticks.
+us_per_request() {
+        awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }'
+}
+
+# bench_noop CONNECTIONS: sets NOOP_RATE and NOOP_US (CPU µs per 200).
 bench_noop() {
-        local out="$LOGS/wrk-noop-c$1.out" ok dur
+        local out="$LOGS/wrk-noop-c$1.out" ok dur cpu0 cpu1
         [ "$WARMUP" -gt 0 ] && run_wrk "warm-noop-c$1" "$1" "$NOOP_URL" "$out.warmup" seconds "$WARMUP"
+        cpu0=$(cpu_ticks "$NOOP_PID")
         run_wrk "noop-c$1" "$1" "$NOOP_URL" "$out" seconds "$DURATION"
+        cpu1=$(cpu_ticks "$NOOP_PID")
         ok=$(wrk_value "$out" ok)
         dur=$(wrk_value "$out" window_us)
         NOOP_RATE=$(fmt_rate "$ok" "$dur")
+        NOOP_US=$(us_per_request "$((cpu1 - cpu0))" "$ok")
         echo "  no-op   c=$1: $NOOP_RATE req/s  p50 $(fmt_ms "$(wrk_value "$out" p50)") ms" \
-                " p99 $(fmt_ms "$(wrk_value "$out" p99)") ms  200s=$ok other=$(wrk_other_statuses "$out")"
+                " p99 $(fmt_ms "$(wrk_value "$out" p99)") ms  cpu $NOOP_US us/request  200s=$ok other=$(wrk_other_statuses "$out")"
 }
 
 # bench_receiver CONNECTIONS: one timed run against the receiver, its line in SUMMARY.
 bench_receiver() {
         local c="$1" out="$LOGS/wrk-receiver-c$1.out" rss_file="$TMP/bench/rss-c$1" base_ok base_kafka
-        local ok sent answered dur rate p50 p99 rss hwm cpu0 cpu1 cores verdict
+        local ok sent answered dur rate p50 p99 rss hwm cpu0 cpu1 cores verdict us idle per_conn
+        idle=$(rss_kib "$RECEIVER_PID" VmRSS)
         [ "$WARMUP" -gt 0 ] && run_wrk "warm-c$c" "$c" "$RECEIVER_URL" "$out.warmup" seconds "$WARMUP"
         settle_receiver 0 0 || true
         base_ok=$(receiver_ok)
@@ -784,6 +793,10 @@ bench_receiver() {
         rss=$(awk -v k="$(cat "$rss_file")" 'BEGIN { printf "%.0f", k / 1024 }')
         hwm=$(awk -v k="$(rss_kib "$RECEIVER_PID" VmHWM)" 'BEGIN { printf "%.0f", k / 1024 }')
         cores=$(awk -v t="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v us="$dur" 'BEGIN { printf "%.2f", t / hz / (us / 1e6) }')
+        us=$(us_per_request "$((cpu1 - cpu0))" "$ok")
+        # What the run's connections added to the resident set, per connection (the RSS before
+        # this run's warm-up against the largest seen during the run).
+        per_conn=$(awk -v k="$(cat "$rss_file")" -v i="$idle" -v c="$c" 'BEGIN { d = (k - i) / c; printf "%.0f", d > 0 ? d : 0 }')
         # The run ended with every callback answered (tencent.lua): the 200s wrk saw, the
         # 200s the receiver counted and the records added to live.stream must be one number.
         # When wrk had to be stopped with callbacks unanswered, each of those may or may not
@@ -795,14 +808,15 @@ bench_receiver() {
                 [ "$KAFKA_NEW" -ge "$ok" ] && [ "$KAFKA_NEW" -le $((ok + sent - answered)) ] || verdict=MISMATCH
         fi
         [ "$verdict" = OK ] || FAILED=1
-        echo "  receiver c=$c: $rate req/s  p50 $p50 ms  p99 $p99 ms  rss $rss MiB (VmHWM $hwm MiB)" \
-                " cpu $cores cores"
+        echo "  receiver c=$c: $rate req/s  p50 $p50 ms  p99 $p99 ms  rss $rss MiB (VmHWM $hwm MiB," \
+                "$(awk -v k="$idle" 'BEGIN { printf "%.0f", k / 1024 }') MiB before the run, +$per_conn KiB per connection)" \
+                " cpu $cores cores, $us us/request (no-op $NOOP_US)"
         echo "    callbacks sent=$sent answered=$answered 200s=$ok other=$(wrk_other_statuses "$out")" \
                 "in $(fmt_ms "$dur") ms; socket errors: $(sed -n 's/^BENCH errors //p' "$out");" \
                 "receiver 200s=$RCV_OK kafka=$KAFKA_NEW $verdict"
-        SUMMARY="${SUMMARY}$(printf 'receiver  c=%-2s: %s req/s  p50 %s ms  p99 %s ms  rss %s MiB  200s=%s non-200=%s kafka=%s %s  ratio %s of no-op %s req/s' \
-                "$c" "$rate" "$p50" "$p99" "$rss" "$ok" "$((answered - ok))" "$KAFKA_NEW" "$verdict" \
-                "$(fmt_ratio "$rate" "$NOOP_RATE")" "$NOOP_RATE")
+        SUMMARY="${SUMMARY}$(printf 'receiver  c=%-2s: %s req/s  p50 %s ms  p99 %s ms  rss %s MiB  cpu %s us/request  200s=%s non-200=%s kafka=%s %s  ratio %s of no-op %s req/s (%s us/request)' \
+                "$c" "$rate" "$p50" "$p99" "$rss" "$us" "$ok" "$((answered - ok))" "$KAFKA_NEW" "$verdict" \
+                "$(fmt_ratio "$rate" "$NOOP_RATE")" "$NOOP_RATE" "$NOOP_US")
 "
 }
 

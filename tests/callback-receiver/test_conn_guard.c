@@ -367,6 +367,61 @@ Test(conn_guard, a_connection_that_dribbles_its_headers_is_closed_at_the_header_
         stop_receiver();
 }
 
+/* Whether the receiver closes fd within ms. */
+static bool closed_within(int fd, int ms)
+{
+        for (long long start = support_now_ms(); support_now_ms() - start < ms;
+             support_sleep_ms(20))
+                if (is_closed(fd))
+                        return true;
+        return false;
+}
+
+/*
+ * Every loop has a daemon of its own, so the per-address limit must be counted over all of
+ * them: with 4 loops and a limit of 6, the 7th connection from one address is closed wherever
+ * it lands, another address still gets in, and a closed connection frees its place.
+ */
+Test(conn_guard, the_per_address_limit_holds_over_every_loop)
+{
+        int fds[6], extra, other, again;
+        bool is_open;
+
+        start_receiver((const char *const[]){"LIVEFLOW_HTTP_THREADS=4",
+                                             "LIVEFLOW_HTTP_MAX_CONNECTIONS_PER_IP=6", NULL});
+        for (int i = 0; i < 6; i++) {
+                fds[i] = open_from(0); /* all from 127.0.0.2 */
+                cr_assert(fds[i] != -1);
+                support_sleep_ms(20);
+        }
+        for (int i = 0; i < 6; i++) {
+                is_open = !closed_within(fds[i], i == 0 ? 300 : 10);
+                cr_assert(is_open, "connection %d closed", i);
+        }
+        extra = open_from(0);
+        cr_assert(extra != -1);
+        cr_assert(closed_within(extra, 3000), "a 7th connection from one address stays open");
+        other = open_from(1); /* 127.0.0.3 */
+        cr_assert(other != -1);
+        is_open = !closed_within(other, 300);
+        cr_assert(is_open, "another address was refused");
+        close(fds[0]);
+        support_sleep_ms(300); /* the receiver sees the close */
+        again = open_from(0);
+        cr_assert(again != -1);
+        is_open = !closed_within(again, 300);
+        cr_assert(is_open, "a freed place was not given again");
+        cr_assert(eq(i64,
+                     scrape("liveflow_receiver_connections_closed_total{reason=\"per_ip_limit\"}"),
+                     1));
+        for (int i = 1; i < 6; i++)
+                close(fds[i]);
+        close(extra);
+        close(other);
+        close(again);
+        stop_receiver();
+}
+
 /* Runs --check-config with env; its output in out. @returns the exit code. */
 static int check_config(char *const env[], char *out, size_t out_size)
 {
