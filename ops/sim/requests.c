@@ -6,23 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "crypto.h"
 #include "sim.h"
 
 static atomic_llong sent, failed;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char first_error[512];
-
-long long sim_now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 long long sim_sent(void)
 {
@@ -133,7 +125,7 @@ static void post_json(struct sim_conn *c, const char *path, const char *body)
 /* Standard Webhooks: webhook-id stays the same on a retry, the signature covers the body. */
 void sim_post_signed(struct sim_conn *c, const char *path, const char *msg_id, const char *body)
 {
-        long long ts = sim_now_ms() / 1000;
+        long long ts = clock_wall_ms() / 1000;
         char hdr[3][256], sig[128];
         unsigned char mac[32];
         char head[96];
@@ -164,7 +156,7 @@ void sim_post_signed(struct sim_conn *c, const char *path, const char *msg_id, c
 void sim_post_tencent(struct sim_conn *c, const struct sim_anchor *a, int type, const char *seq,
                       const char *extra)
 {
-        long long t = sim_now_ms() / 1000 + 600;
+        long long t = clock_wall_ms() / 1000 + 600;
         char msg[512], sign[33], body[2048];
 
         snprintf(msg, sizeof(msg), "%s%lld", c->cfg->tencent_key, t);
@@ -189,7 +181,7 @@ void sim_post_srs(struct sim_conn *c, const struct sim_anchor *a, int index, con
                 char tx_time[24], msg[512], secret[33];
 
                 snprintf(tx_time, sizeof(tx_time), "%llx",
-                         (unsigned long long)(sim_now_ms() / 1000 + 3600));
+                         (unsigned long long)(clock_wall_ms() / 1000 + 3600));
                 snprintf(msg, sizeof(msg), "%s%s%s%s", c->cfg->srs_publish_key, a->stream, a->id,
                          tx_time);
                 crypto_md5_hex(msg, strlen(msg), secret);
@@ -214,7 +206,8 @@ void sim_post_agora(struct sim_conn *c, const struct sim_anchor *a, int type, co
                 "{\"noticeId\":\"%s\",\"productId\":7,\"eventType\":%d,\"notifyMs\":%lld,"
                 "\"payload\":{\"eventName\":\"%s\",\"domain\":\"sim.agora.io\","
                 "\"entryPoint\":\"live\",\"streamName\":\"%s\",\"clientIp\":\"127.0.0.1\"}}",
-                notice, type, sim_now_ms(), type == 1 ? "publish_start" : "publish_end", a->stream);
+                notice, type, clock_wall_ms(), type == 1 ? "publish_start" : "publish_end",
+                a->stream);
         const void *parts[] = {body};
         const size_t lens[] = {(size_t)n};
         struct curl_slist *h;
@@ -237,7 +230,7 @@ void sim_post_agora(struct sim_conn *c, const struct sim_anchor *a, int type, co
  * anchor and room as Tencent's stream_param does. */
 void sim_get_alibaba(struct sim_conn *c, const struct sim_anchor *a, const char *action)
 {
-        long long ts = sim_now_ms() / 1000;
+        long long ts = clock_wall_ms() / 1000;
         char path[1024], text[512], sig[33], h_ts[64], h_sig[64];
         struct curl_slist *h;
 
@@ -270,7 +263,7 @@ static void url_host(const char *url, char *out, size_t size)
  * URL's; a retry is signed anew, the body (and so the event) stays the same. */
 void sim_post_alibaba(struct sim_conn *c, const char *body)
 {
-        long long ts = sim_now_ms() / 1000;
+        long long ts = clock_wall_ms() / 1000;
         char host[256], text[512], sig[33], h_ts[64], h_sig[64];
         struct curl_slist *h;
 

@@ -39,8 +39,43 @@ struct sim_config {
         char run[24]; /* the ids' prefix: sim<run>_ */
 };
 
+/* plan.c: what the run does, phase by phase; each job one request (twice when dup). */
+enum sim_job_kind {
+        J_PROFILES,
+        J_BEGIN,
+        J_SHOT,
+        J_RECORD,
+        J_VISIT,
+        J_TIP,
+        J_END,
+        J_CLOSE,
+        J_BAN,
+        J_WITHDRAW,
+        J_VERDICT,
+};
+
+struct sim_job {
+        enum sim_job_kind kind;
+        int anchor, audience, seq;
+        long long amount;
+        int chats, likes, beats;
+        bool dup;        /* sent twice, as a sender's retry */
+        char *body;      /* J_PROFILES: prepared */
+        long long at_ms; /* when it was first sent: a retry repeats the times in its body */
+};
+
+/* The phases, played in this order, each after the one before has been sent. */
+enum { SIM_PHASE_PROFILES, SIM_PHASE_BEGIN, SIM_PHASE_EVENING, SIM_PHASE_END, SIM_PHASES };
+
+struct sim_phase {
+        const char *name;
+        struct sim_job *jobs;
+        size_t n, cap;
+};
+
 struct sim {
         struct sim_config cfg;
+        struct sim_phase phases[SIM_PHASES];
         struct sim_anchor *anchors;
         struct sim_audience *audiences;
         /* expected totals of what the run caused */
@@ -80,7 +115,32 @@ void sim_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 long long sim_sent(void);
 long long sim_failed(void);
 const char *sim_first_error(void);
-long long sim_now_ms(void);
+
+/**
+ * @brief Draws the population and the jobs of every phase from cfg.seed, and adds up the
+ * totals they will cause. Exits 2 when out of memory. sim_plan_free() frees what it made.
+ */
+void sim_plan(struct sim *s);
+void sim_plan_free(struct sim *s);
+
+/** @brief Sends job j, the index-th of phase, from s's population over c (jobs.c). */
+void sim_job_send(struct sim_conn *c, const struct sim *s, const struct sim_job *j, size_t index,
+                  int phase);
+
+/**
+ * @brief Reads the options (config.c); --help prints the usage and exits 0.
+ * @returns 0, or -1 after printing what is wrong (exit 2).
+ */
+int sim_config_parse(int argc, char **argv, struct sim_config *c);
+
+/**
+ * @brief Reads the LIVEFLOW_* variables, from .run/env (or LIVEFLOW_ENV_FILE) for those not set.
+ * @returns 0, or -1 after printing what is missing (exit 2).
+ */
+int sim_config_load(struct sim_config *c);
+
+/** @brief When anchor 0's revenue-share change takes effect (ms), 0 if it was not made. */
+long long sim_share_change_ms(void);
 
 /**
  * @brief Checks every total the run caused against MySQL and Redis, retrying for up to

@@ -8,14 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "db.h"
 #include "redis_conn.h"
 #include "sim.h"
 
-long long sim_share_change_ms(void);
 
 struct round {
         struct db *db;
@@ -98,9 +97,10 @@ static const char *const verdict_punishment[] = {"", "warn", "none", "suspend"};
  * force) and the live.notify records about it, each sent once. */
 static void check_punishment(struct round *r, const struct sim_anchor *a)
 {
-        const char *status = a->forced_close ? "banned/0" : a->verdict == 3 ? "suspended/1"
-                                                                             : "active/0";
-        const char *notice = a->forced_close    ? "anchor.banned"
+        const char *status = a->forced_close   ? "banned/0"
+                             : a->verdict == 3 ? "suspended/1"
+                                               : "active/0";
+        const char *notice = a->forced_close   ? "anchor.banned"
                              : a->verdict == 1 ? "anchor.warned"
                              : a->verdict == 3 ? "anchor.suspended"
                                                : "-";
@@ -168,7 +168,10 @@ static void check_anchor(struct round *r, const struct sim *s, const struct sim_
         snprintf(what, sizeof(what), "withdrawal requests of %s", a->id);
         check_sql(r, what, "1", "SELECT COUNT(*) FROM withdrawal WHERE anchor_id = '%s'", a->id);
         snprintf(what, sizeof(what), "stream %s ended (close_method)", a->stream);
-        check_sql(r, what, a->forced_close ? "ended/2" : a->verdict == 3 ? "ended/3" : "ended/1",
+        check_sql(r, what,
+                  a->forced_close   ? "ended/2"
+                  : a->verdict == 3 ? "ended/3"
+                                    : "ended/1",
                   "SELECT CONCAT(status, '/', close_method) FROM live_streams WHERE stream_id = "
                   "'%s'",
                   a->stream);
@@ -221,19 +224,11 @@ static void check_all(struct round *r, const struct sim *s)
                           s->anchors[0].id, share_ms / 1000, share_ms % 1000);
 }
 
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int sim_verify(const struct sim *s, long long *checks, long long *diffs)
 {
         struct round r = {0};
         char err[256];
-        long long deadline = mono_ms() + s->cfg.wait_s * 1000;
+        long long deadline = clock_mono_ms() + s->cfg.wait_s * 1000;
 
         if (!(r.db = db_new(s->cfg.mysql_url, 10, err, sizeof(err))) ||
             !(r.redis = redis_conn_new(s->cfg.redis_url, 5000, err, sizeof(err)))) {
@@ -246,7 +241,7 @@ int sim_verify(const struct sim *s, long long *checks, long long *diffs)
                         "liveflow-sim: verifying (waiting up to %lld s for the consumers)\n",
                         s->cfg.wait_s);
         for (;;) {
-                bool last = mono_ms() >= deadline;
+                bool last = clock_mono_ms() >= deadline;
 
                 r.checks = r.diffs = 0;
                 r.broken = false;

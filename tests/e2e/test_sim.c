@@ -135,7 +135,8 @@ Test(sim, a_short_evening_verifies_exactly)
                 "--verify --wait 120 --json >%s/%s.sim.json 2>%s/%s.sim.log",
                 fx.http_port, TENCENT_KEY, SRS_TOKEN, PUBLISH_KEY, HMAC_SECRET, AGORA_SECRET,
                 ALIBABA_KEY, ALIBABA_HOST, fx.mysql_url, support_fixture("LIVEFLOW_TEST_REDIS_URL"),
-                support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), bin, fx.dir, fx.prefix, fx.dir, fx.prefix);
+                support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), bin, fx.dir, fx.prefix, fx.dir,
+                fx.prefix);
         cr_assert_eq(rc, 0, "liveflow-sim --verify exited %d; see %s/%s.sim.log", rc, fx.dir,
                      fx.prefix);
         /* Every vendor played its part: 8 anchors, two streams of each. One Block verdict
@@ -147,9 +148,10 @@ Test(sim, a_short_evening_verifies_exactly)
                 cr_assert_eq(support_query_int(m, "SELECT COUNT(DISTINCT vendor) FROM live_streams "
                                                   "WHERE status = 'ended'"),
                              4);
-                cr_assert_eq(support_query_int(m, "SELECT COUNT(*) FROM anchors a JOIN live_streams "
-                                                  "s ON s.anchor_id = a.anchor_id WHERE a.status = "
-                                                  "'suspended' AND s.close_method = 3"),
+                cr_assert_eq(support_query_int(m,
+                                               "SELECT COUNT(*) FROM anchors a JOIN live_streams "
+                                               "s ON s.anchor_id = a.anchor_id WHERE a.status = "
+                                               "'suspended' AND s.close_method = 3"),
                              1);
                 cr_assert_eq(support_query_int(m, "SELECT COUNT(*) FROM notify_outbox WHERE kind = "
                                                   "'anchor.suspended' AND sent_at IS NOT NULL"),
