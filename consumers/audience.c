@@ -18,6 +18,8 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "rebuild.h"
+#include "rebuild_audience.h"
 #include "redis_conn.h"
 #include "settings.h"
 
@@ -32,8 +34,13 @@ struct audience_state {
         long long visit_timeout_s, sweep_interval_s, rank_interval_s, rank_size, stats_ttl_s;
         long long keep_days;
         long long next_sweep_ms, next_rank_ms, next_purge_ms;
-        struct metric *m_events, *m_skipped, *m_timeouts, *m_rank_rooms;
+        struct metric *m_events, *m_skipped, *m_timeouts, *m_rank_rooms, *m_redis_lost;
         struct db_text text;
+        struct rebuild_audience *rebuild;
+        struct rebuild_epoch redis_epoch;
+        struct rebuild_audience_cursor rebuild_cursor;
+        struct rebuild_audience_count rebuilt;
+        bool is_rebuilding;
 };
 
 static long long wall_ms(void)
@@ -49,7 +56,10 @@ static int audience_open(const struct role_env *env, void **state, char *errstr,
         const struct settings *s = env->settings;
         struct audience_state *st = calloc(1, sizeof(*st));
 
-        if (!st || !(st->batch = aud_batch_new(env->db))) {
+        if (!st || !(st->batch = aud_batch_new(env->db)) ||
+            !(st->rebuild = rebuild_audience_new(env->db, env->redis, s->reward_stats_ttl_s))) {
+                if (st)
+                        aud_batch_destroy(st->batch);
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -74,6 +84,12 @@ static int audience_open(const struct role_env *env, void **state, char *errstr,
                                          "Visits closed for want of a heartbeat", NULL);
         st->m_rank_rooms = metrics_gauge(env->metrics, "liveflow_audience_rank_rooms",
                                          "Rooms in live:rank:hot after its last refresh", NULL);
+        st->m_redis_lost = metrics_counter(
+                env->metrics, "liveflow_redis_data_lost_total",
+                "Times Redis was found without liveflow's data (restarted empty or flushed) and "
+                "a rebuild from MySQL was started",
+                NULL);
+        rebuild_epoch_init(&st->redis_epoch, "audience");
         log_info(NULL,
                  "audience: visits close after %lld s without a sign; live:rank:hot every %lld s "
                  "(top %lld)",
@@ -89,6 +105,7 @@ static void audience_close(void *state)
         if (!st)
                 return;
         aud_batch_destroy(st->batch);
+        rebuild_audience_destroy(st->rebuild);
         db_text_free(&st->text);
         free(st);
 }
@@ -431,83 +448,68 @@ static long long sweep_visits(struct audience_state *st, char *err, size_t err_s
         return closed;
 }
 
-static void on_rank_row(const struct db_col *cols, void *arg)
+/* The hot ranking, with the code `liveflow-ctl rebuild redis` runs too. */
+static void refresh_rank(struct audience_state *st)
 {
-        struct projection *p = arg;
+        long long ranked = 0;
+        char err[512];
 
-        if (p->used >= p->cap)
-                return;
-        snprintf(p->keys[p->used], sizeof(p->keys[0]), "%s", cols[0].s);
-        snprintf(p->values[p->used][0], sizeof(p->values[0][0]), "%s", cols[1].s);
-        p->used++;
+        if (rebuild_audience_rank(st->db, st->redis, st->rank_interval_s, st->rank_size, &ranked,
+                                  err, sizeof(err)) == -1)
+                log_warn(NULL, "audience: live:rank:hot not refreshed: %s", err);
+        else
+                metric_set(st->m_rank_rooms, ranked);
 }
 
-/* The heat formula of audience.h over the last interval, for rooms live now. */
-static int refresh_rank(struct audience_state *st, char *err, size_t err_size)
-{
-        char room[AUD_ROOM_MAX + 1], score[32];
-        struct db_col cols[2] = {{.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
-                                 {.type = DB_PARAM_STR, .s = score, .s_size = sizeof(score)}};
-        struct projection p = {0};
-        const char **zadd = NULL;
-        const char *del[] = {"DEL", LF_KEY_RANK_HOT ":next"};
-        const char *rename[] = {"RENAME", LF_KEY_RANK_HOT ":next", LF_KEY_RANK_HOT};
-        const char *drop[] = {"DEL", LF_KEY_RANK_HOT};
-        const char **cmds[3];
-        int argcs[3];
-        long long limit = st->rank_size;
-        int rc = -1;
+/* ------------------------------------------------------------------ Redis that lost its data */
 
-        if (!projection_init(&p, (size_t)limit, 0))
-                goto out;
-        db_text_reset(&st->text);
-        db_text_add(&st->text,
-                    "SELECT r.room_id, CAST(COALESCE(o.online, 0) + 0.2 * COALESCE(m.chats, 0) + "
-                    "0.05 * COALESCE(m.likes, 0) + 2 * COALESCE(m.follows, 0) + "
-                    "COALESCE(m.shares, 0) + COALESCE(t.amount, 0) / 100 AS CHAR) AS heat "
-                    "FROM (SELECT DISTINCT room_id FROM live_streams WHERE status = 'live' AND "
-                    "room_id IS NOT NULL) r LEFT JOIN audience_room o ON o.room_id = r.room_id "
-                    "LEFT JOIN (SELECT room_id, SUM(chats) chats, SUM(likes) likes, "
-                    "SUM(follows) follows, SUM(shares) shares FROM audience_room_minute WHERE "
-                    "minute > NOW() - INTERVAL %lld SECOND GROUP BY room_id) m ON m.room_id = "
-                    "r.room_id LEFT JOIN (SELECT room_id, SUM(amount) amount FROM recharge WHERE "
-                    "tipped_at >= NOW(3) - INTERVAL %lld SECOND GROUP BY room_id) t ON t.room_id = "
-                    "r.room_id ORDER BY COALESCE(o.online, 0) + 0.2 * COALESCE(m.chats, 0) + "
-                    "0.05 * COALESCE(m.likes, 0) + 2 * COALESCE(m.follows, 0) + "
-                    "COALESCE(m.shares, 0) + COALESCE(t.amount, 0) / 100 DESC, r.room_id LIMIT "
-                    "%lld",
-                    st->rank_interval_s + 60, st->rank_interval_s, limit);
-        if (db_text_query(st->db, &st->text, cols, 2, on_rank_row, &p, err, err_size) != DB_OK)
-                goto out;
-        if (p.used == 0) {
-                cmds[0] = drop;
-                argcs[0] = 2;
-                rc = redis_conn_pipeline(st->redis, 1, argcs, cmds, err, err_size);
-                goto out;
+#define REBUILD_TICK_ROOMS 200 /* rooms rebuilt per tick: batches run between the steps */
+
+/*
+ * Redis restarted empty, flushed, or reloaded an older copy: every room's online count and
+ * every recent session's audience figures are rebuilt from MySQL, a step per tick, then the
+ * ranking.
+ */
+static void check_redis_epoch(struct audience_state *st)
+{
+        bool is_lost = false;
+        char err[512];
+
+        if (rebuild_epoch_check(st->redis, &st->redis_epoch, &is_lost, err, sizeof(err)) == -1)
+                return; /* Redis unreachable: the projections fail and retry meanwhile */
+        if (!is_lost)
+                return;
+        metric_add(st->m_redis_lost, 1);
+        rebuild_audience_cursor_init(&st->rebuild_cursor);
+        memset(&st->rebuilt, 0, sizeof(st->rebuilt));
+        st->is_rebuilding = true;
+        log_warn(NULL,
+                 "redis holds none of liveflow's data, or an older copy (new, restarted or "
+                 "flushed; epoch now %s): rebuilding the audience keys from MySQL",
+                 st->redis_epoch.token);
+}
+
+static void rebuild_step(struct audience_state *st)
+{
+        char err[512];
+        bool done = false;
+
+        if (!st->is_rebuilding)
+                return;
+        if (rebuild_audience_step(st->rebuild, &st->rebuild_cursor, REBUILD_TICK_ROOMS, &done,
+                                  &st->rebuilt, err, sizeof(err)) == -1) {
+                log_warn(NULL, "audience: rebuilding the Redis keys: %s (tried again)", err);
+                return;
         }
-        if (!(zadd = calloc(2 + 2 * p.used, sizeof(*zadd))))
-                goto out;
-        zadd[0] = "ZADD";
-        zadd[1] = LF_KEY_RANK_HOT ":next";
-        for (size_t i = 0; i < p.used; i++) {
-                zadd[2 + 2 * i] = p.values[i][0];
-                zadd[3 + 2 * i] = p.keys[i];
-        }
-        cmds[0] = del;
-        argcs[0] = 2;
-        cmds[1] = zadd;
-        argcs[1] = (int)(2 + 2 * p.used);
-        cmds[2] = rename;
-        argcs[2] = 3;
-        rc = redis_conn_pipeline(st->redis, 3, argcs, cmds, err, err_size);
-out:
-        if (rc == 0)
-                metric_set(st->m_rank_rooms, (long long)p.used);
-        else if (!*err)
-                snprintf(err, err_size, "out of memory");
-        free(zadd);
-        projection_free(&p);
-        return rc;
+        if (!done)
+                return;
+        st->is_rebuilding = false;
+        st->next_rank_ms = 0;
+        log_info(NULL,
+                 "audience: %lld room(s) and %lld session(s) rebuilt in Redis from MySQL, %lld "
+                 "key(s) of unknown rooms deleted, %lld MySQL counter(s) set from their rows",
+                 st->rebuilt.rooms, st->rebuilt.sessions, st->rebuilt.keys_deleted,
+                 st->rebuilt.mysql_counters);
 }
 
 #define PURGE_EVERY_MS (10 * 60 * 1000)
@@ -571,11 +573,11 @@ static void audience_tick(void *state, long long now_ms)
                 st->next_purge_ms = wall_ms() + PURGE_EVERY_MS;
                 purge(st);
         }
-        if (wall_ms() >= st->next_rank_ms) {
+        check_redis_epoch(st);
+        rebuild_step(st);
+        if (wall_ms() >= st->next_rank_ms && !st->is_rebuilding) {
                 st->next_rank_ms = wall_ms() + st->rank_interval_s * 1000;
-                err[0] = '\0';
-                if (refresh_rank(st, err, sizeof(err)) == -1)
-                        log_warn(NULL, "audience: live:rank:hot not refreshed: %s", err);
+                refresh_rank(st);
         }
 }
 

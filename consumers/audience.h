@@ -33,6 +33,8 @@
  *   heat = online + 0.2 chats + 0.05 likes + 2 follows + shares + tips / 100
  * with interactions (audience_room_minute: the minutes that overlap the last interval) and
  * tips (recharge.amount in minor units, tipped within the last interval).
+ * Redis that lost its data (its liveflow:redis:epoch:audience gone or changed, or a new run_id)
+ * gets these keys back from MySQL (lib/rebuild_audience.c, as `liveflow-ctl rebuild redis`).
  */
 #ifndef LIVEFLOW_AUDIENCE_H
 #define LIVEFLOW_AUDIENCE_H

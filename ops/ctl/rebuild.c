@@ -10,6 +10,7 @@
 #include "db.h"
 #include "log.h"
 #include "profile_run.h"
+#include "rebuild_audience.h"
 #include "redis_conn.h"
 #include "session_stats.h"
 #include "stores.h"
@@ -32,17 +33,61 @@ static void on_finding(const struct rebuild_finding *f, void *arg)
                                                           f->mysql));
 }
 
-/* Both diffs; *rooms and *streams receive what was compared. @returns 0 or -1 with errstr. */
-static int diff_all(struct ctl_stores *st, struct findings *fs, long long *rooms,
-                    long long *streams, char *errstr, size_t errstr_size)
+/* What the diffs compared. */
+struct compared {
+        long long rooms, streams, audience_rooms;
+};
+
+/* Every diff. @returns 0 or -1 with errstr. */
+static int diff_all(const struct ctl *ctl, struct ctl_stores *st, struct findings *fs,
+                    struct compared *n, char *errstr, size_t errstr_size)
 {
         fs->count = 0;
         json_array_clear(fs->list);
-        if (rebuild_diff_rooms(st->db, st->redis, on_finding, fs, rooms, errstr, errstr_size) ==
-            -1)
+        if (rebuild_diff_rooms(st->db, st->redis, on_finding, fs, &n->rooms, errstr,
+                               errstr_size) == -1 ||
+            rebuild_diff_streams(st->db, st->redis, on_finding, fs, &n->streams, errstr,
+                                 errstr_size) == -1)
                 return -1;
-        return rebuild_diff_streams(st->db, st->redis, on_finding, fs, streams, errstr,
-                                    errstr_size);
+        return rebuild_diff_audience(st->db, st->redis, ctl->settings.reward_stats_ttl_s,
+                                     on_finding, fs, &n->audience_rooms, errstr, errstr_size);
+}
+
+/* The audience role's keys: every room, then the hot ranking, with the role's code. */
+static int rebuild_audience_all(const struct ctl *ctl, struct ctl_stores *st, json_t *doc,
+                                char *errstr, size_t errstr_size)
+{
+        struct rebuild_audience *ra =
+                rebuild_audience_new(st->db, st->redis, ctl->settings.reward_stats_ttl_s);
+        struct rebuild_audience_cursor cur;
+        struct rebuild_audience_count c = {0};
+        long long ranked = 0;
+        bool done = false;
+        int rc = 0;
+
+        if (!ra) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        rebuild_audience_cursor_init(&cur);
+        while (rc == 0 && !done)
+                rc = rebuild_audience_step(ra, &cur, 200, &done, &c, errstr, errstr_size);
+        rebuild_audience_destroy(ra);
+        if (rc == -1 || rebuild_audience_rank(st->db, st->redis,
+                                              ctl->settings.audience_rank_interval_s,
+                                              ctl->settings.audience_rank_size, &ranked, errstr,
+                                              errstr_size) == -1)
+                return -1;
+        log_info(NULL, "rebuild redis: %lld audience room(s) and %lld session(s) rebuilt, %lld "
+                       "online key(s) of unknown rooms deleted, %lld MySQL counter(s) set, %lld "
+                       "room(s) ranked, by %s",
+                 c.rooms, c.sessions, c.keys_deleted, c.mysql_counters, ranked, ctl->who);
+        json_object_set_new(doc, "audience_rooms_rebuilt", json_integer(c.rooms));
+        json_object_set_new(doc, "audience_sessions_rebuilt", json_integer(c.sessions));
+        json_object_set_new(doc, "audience_keys_deleted", json_integer(c.keys_deleted));
+        json_object_set_new(doc, "audience_mysql_counters_set", json_integer(c.mysql_counters));
+        json_object_set_new(doc, "rank_rooms", json_integer(ranked));
+        return 0;
 }
 
 /* Every room marked and rebuilt, then every stream projected. */
@@ -70,7 +115,8 @@ static int rebuild_all(const struct ctl *ctl, struct ctl_stores *st, json_t *doc
                 rooms += found;
         }
         if (rebuild_orphan_rooms(rb, &orphans, errstr, errstr_size) == -1 ||
-            rebuild_streams(rb, &projected, errstr, errstr_size) == -1)
+            rebuild_streams(rb, &projected, errstr, errstr_size) == -1 ||
+            rebuild_audience_all(ctl, st, doc, errstr, errstr_size) == -1)
                 goto done;
         log_info(NULL, "rebuild redis: %lld room(s) rebuilt from recharge, %lld key(s) of rooms "
                        "without tips deleted, %lld stream(s) projected from live_streams, by %s",
@@ -91,17 +137,29 @@ static void redis_human(const json_t *doc, FILE *out)
         long long diff = json_integer_value(json_object_get(doc, "differences"));
         bool executed = json_is_true(json_object_get(doc, "executed"));
 
-        fprintf(out, "%s: %lld room(s) and %lld live stream(s) compared with Redis\n",
+        fprintf(out,
+                "%s: %lld room(s), %lld live stream(s) and %lld audience room(s) compared with "
+                "Redis\n",
                 executed ? "rebuild redis" : "rebuild redis (dry run)",
                 (long long)json_integer_value(json_object_get(doc, "rooms")),
-                (long long)json_integer_value(json_object_get(doc, "live_streams")));
+                (long long)json_integer_value(json_object_get(doc, "live_streams")),
+                (long long)json_integer_value(json_object_get(doc, "audience_rooms")));
         if (executed)
                 fprintf(out,
                         "  rebuilt %lld room(s), deleted %lld key(s) of rooms without tips, "
-                        "projected %lld stream(s); after it:\n",
+                        "projected %lld stream(s), rebuilt %lld audience room(s) and %lld "
+                        "session(s), deleted %lld online key(s) of unknown rooms, ranked %lld "
+                        "room(s); after it:\n",
                         (long long)json_integer_value(json_object_get(doc, "rooms_rebuilt")),
                         (long long)json_integer_value(json_object_get(doc, "orphan_keys_deleted")),
-                        (long long)json_integer_value(json_object_get(doc, "streams_projected")));
+                        (long long)json_integer_value(json_object_get(doc, "streams_projected")),
+                        (long long)json_integer_value(
+                                json_object_get(doc, "audience_rooms_rebuilt")),
+                        (long long)json_integer_value(
+                                json_object_get(doc, "audience_sessions_rebuilt")),
+                        (long long)json_integer_value(
+                                json_object_get(doc, "audience_keys_deleted")),
+                        (long long)json_integer_value(json_object_get(doc, "rank_rooms")));
         json_array_foreach(json_object_get(doc, "findings"), i, f)
                 fprintf(out, "  %-6s %s: redis %s, mysql %s\n",
                         json_string_value(json_object_get(f, "what")),
@@ -126,7 +184,7 @@ static int rebuild_redis_run(struct ctl *ctl, int argc, char **argv)
         struct ctl_change_opts o;
         struct ctl_stores st;
         struct findings fs = {.list = json_array()};
-        long long rooms = 0, streams = 0;
+        struct compared n = {0};
         char err[512];
         json_t *doc;
         int npos, rc;
@@ -139,14 +197,15 @@ static int rebuild_redis_run(struct ctl *ctl, int argc, char **argv)
         fs.limit = o.limit;
         doc = json_pack("{s:b}", "executed", o.execute);
         if ((o.execute && rebuild_all(ctl, &st, doc, err, sizeof(err)) == -1) ||
-            diff_all(&st, &fs, &rooms, &streams, err, sizeof(err)) == -1) {
+            diff_all(ctl, &st, &fs, &n, err, sizeof(err)) == -1) {
                 ctl_stores_close(&st);
                 json_decref(fs.list);
                 json_decref(doc);
                 return ctl_usage_error(prog, "%s", err);
         }
-        json_object_set_new(doc, "rooms", json_integer(rooms));
-        json_object_set_new(doc, "live_streams", json_integer(streams));
+        json_object_set_new(doc, "rooms", json_integer(n.rooms));
+        json_object_set_new(doc, "live_streams", json_integer(n.streams));
+        json_object_set_new(doc, "audience_rooms", json_integer(n.audience_rooms));
         json_object_set_new(doc, "differences", json_integer(fs.count));
         json_object_set_new(doc, "findings", fs.list);
         ctl_stores_close(&st);
@@ -370,10 +429,14 @@ static const char redis_usage[] =
         "usage: liveflow-ctl rebuild redis [--execute] [--limit N] [--json]\n"
         "  compares what liveflow keeps in Redis with MySQL: every room's live:room:earnings,\n"
         "  live:room:recharge_count and live:room:top (the sums of recharge; keys of rooms without\n"
-        "  a tip are \"orphan\"), set:live:online and hash:anchor:status:* (live_streams), and\n"
-        "  lists the differences (N per run, default 20).\n"
+        "  a tip are \"orphan\"), set:live:online and hash:anchor:status:* (live_streams), the\n"
+        "  audience role's live:room:online (\"viewers\": open visits), the audience fields of\n"
+        "  live:stats (\"audience\": uv, peak_online, chats, likes, ...) and live:rank:hot\n"
+        "  (\"rank\": missing while rooms are live), and lists the differences (N per run,\n"
+        "  default 20).\n"
         "  --execute rebuilds them with the workers' code (every room and its recent sessions'\n"
-        "  tip counters, every live stream, every stale member or hash), then compares again.\n"
+        "  tip counters, every live stream, every stale member or hash, every room's viewers\n"
+        "  and recent sessions' audience figures, the hot ranking), then compares again.\n"
         "  exit 0 Redis agrees (after the rebuild with --execute), 1 differences (listed),\n"
         "  2 usage or connection error\n";
 
@@ -393,7 +456,7 @@ static const char profile_usage[] =
         "  exit 0 done, 1 a run of the period holds the lock, 2 usage or connection error\n";
 
 const struct ctl_command ctl_rebuild_commands[] = {
-        {"redis", "Redis room figures and live-stream keys from MySQL", redis_usage,
+        {"redis", "Redis room figures, live-stream and audience keys from MySQL", redis_usage,
          rebuild_redis_run, NULL},
         {"session", "one session's live_statistics from the ledgers", session_usage,
          rebuild_session_run, NULL},

@@ -467,3 +467,119 @@ Test(audience, the_hot_ranking_scores_live_rooms_by_viewers_interactions_and_tip
         cr_assert_str_eq(r->element[1]->str, b);
         freeReplyObject(r);
 }
+
+/* ------------------------------------------------------------------ Redis that lost its data */
+
+static long long lost_count(void)
+{
+        char cmd[256], out[64] = "";
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd),
+                 "curl -sf http://127.0.0.1:%d/metrics | grep '^liveflow_redis_data_lost_total ' "
+                 "| awk '{print $2}'",
+                 fx.admin_port);
+        cr_assert((p = popen(cmd, "r")) != NULL);
+        if (!fgets(out, sizeof(out), p))
+                out[0] = '\0';
+        pclose(p);
+        return atoll(out);
+}
+
+/* The audience fields of live:stats:{session} as "views/uv/peak/chats/likes/follows/shares". */
+static void stats_fields(long long session, char *out, size_t size)
+{
+        redisReply *r = redisCommand(fx.redis,
+                                     "HMGET live:stats:%lld views uv peak_online chats likes "
+                                     "follows shares",
+                                     session);
+        size_t used = 0;
+
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 7);
+        out[0] = '\0';
+        for (size_t i = 0; i < r->elements && used < size; i++)
+                used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "/" : "",
+                                         r->element[i]->type == REDIS_REPLY_STRING
+                                                 ? r->element[i]->str
+                                                 : "-");
+        freeReplyObject(r);
+}
+
+static void wait_stats_fields(long long session, const char *want)
+{
+        char got[256] = "";
+        long long deadline = support_now_ms() + 30000;
+
+        while (support_now_ms() < deadline) {
+                stats_fields(session, got, sizeof(got));
+                if (strcmp(got, want) == 0)
+                        return;
+                support_sleep_ms(100);
+        }
+        cr_assert_fail("live:stats:%lld gives \"%s\", want \"%s\" (log %s)", session, got, want,
+                       fx.log_path);
+}
+
+Test(audience, redis_that_lost_its_data_gets_the_audience_figures_back)
+{
+        char stream[64], room[64], other[64], other_room[64], got[64];
+        long long session = (long long)getpid() * 1000 + 20, t = now_ms() - 60000;
+        const char *const env[] = {"LIVEFLOW_AUDIENCE_VISIT_TIMEOUT_S=3600", NULL};
+        redisReply *r;
+
+        use_redis(11);
+        support_unique_name("st", stream, sizeof(stream));
+        support_unique_name("rm", room, sizeof(room));
+        support_unique_name("so", other, sizeof(other));
+        support_unique_name("ro", other_room, sizeof(other_room));
+        make_live(stream, room, session);
+        make_live(other, other_room, session + 1);
+        start_consumer(env);
+
+        /* Three viewers at once at the peak, one leaves: 2 online; interactions. */
+        app_event("enter", "u1", stream, NULL, k(stream, "e1"), t, 0);
+        app_event("enter", "u2", stream, NULL, k(stream, "e2"), t + 1000, 0);
+        srs_event(true, "c1", stream, k(stream, "s1"), t + 2000);
+        app_event("exit", "u2", stream, NULL, k(stream, "e3"), t + 5000, 0);
+        app_event("chat", "u1", stream, NULL, k(stream, "i1"), t + 6000, 0);
+        app_event("chat", "u1", stream, NULL, k(stream, "i2"), t + 7000, 0);
+        app_event("like", "u1", stream, NULL, k(stream, "i3"), t + 8000, 3);
+        app_event("follow", "u1", stream, NULL, k(stream, "i4"), t + 9000, 0);
+        app_event("share", "u1", stream, NULL, k(stream, "i5"), t + 9500, 0);
+        app_event("enter", "v1", other, NULL, k(other, "e1"), t, 0);
+        flush();
+        wait_redis("2", "GET live:room:online:%s", room);
+        wait_stats_fields(session, "3/3/3/2/3/1/1");
+        wait_redis("1", "GET live:room:online:%s", other_room);
+        cr_assert_eq(lost_count(), 1, "the first start found no epoch (log %s)", fx.log_path);
+
+        /* Redis loses everything under the running role; one room gets an event meanwhile. */
+        r = redisCommand(fx.redis, "FLUSHDB");
+        freeReplyObject(r);
+        app_event("enter", "v2", other, NULL, k(other, "e2"), t + 3000, 0);
+        flush();
+
+        /* The room without new events has its exact figures back, from MySQL alone. */
+        wait_redis("2", "GET live:room:online:%s", room);
+        wait_stats_fields(session, "3/3/3/2/3/1/1");
+        /* The room whose event landed during the rebuild: counted once. */
+        wait_redis("2", "GET live:room:online:%s", other_room);
+        wait_stats_fields(session + 1, "2/2/2/0/0/0/0");
+        /* The ranking comes back at once (not at the next interval, 10 minutes away): the
+         * room with the interactions (2 + 0.4 + 0.15 + 2 + 1) above the other (2). */
+        r = redisCommand(fx.redis, "ZREVRANGE live:rank:hot 0 -1");
+        for (long long deadline = support_now_ms() + 30000;
+             r && r->type == REDIS_REPLY_ARRAY && r->elements < 2 && support_now_ms() < deadline;
+             r = redisCommand(fx.redis, "ZREVRANGE live:rank:hot 0 -1")) {
+                freeReplyObject(r);
+                support_sleep_ms(100);
+        }
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "ranked %zu rooms",
+                  r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0);
+        cr_assert_str_eq(r->element[0]->str, room);
+        cr_assert_str_eq(r->element[1]->str, other_room);
+        freeReplyObject(r);
+        redis_str(got, sizeof(got), "GET liveflow:redis:epoch:%s", "audience");
+        cr_assert(strlen(got) == 32, "epoch \"%s\"", got);
+        cr_assert_eq(lost_count(), 2, "liveflow_redis_data_lost_total (log %s)", fx.log_path);
+}
