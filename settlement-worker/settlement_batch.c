@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "keyset.h"
 #include "ledger.h"
 #include "log.h"
 #include "role_kit.h"
@@ -207,59 +208,159 @@ static bool is_new_tip(const struct run_tip *t)
         return !t->is_replay && !t->is_settled;
 }
 
-static void on_ratio(const struct db_col *cols, void *arg)
-{
-        struct tip_run *run = arg;
+/* A revenue_share row of one of the run's anchors: from when (Unix ms) which ratio. */
+struct share_row {
+        size_t anchor; /* index into the run's distinct anchors */
+        long long effective_ms, ratio_bp;
+};
 
-        if (cols[0].i < 0 || (size_t)cols[0].i >= run->n) {
-                run->is_mismatch = true;
-                return;
-        }
-        run->tips[cols[0].i].ratio_bp = cols[1].is_null ? run->st->default_ratio_bp : cols[1].i;
-        run->tips[cols[0].i].is_known = true;
+struct share_sink {
+        struct tip_run *run;
+        const char **anchors; /* the distinct anchors of the new tips, byte order */
+        size_t anchor_cnt;
+        struct share_row *rows;
+        size_t n, cap;
+        char anchor_id[ID_MAX + 1];
+};
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static int cmp_share_row(const void *a, const void *b)
+{
+        const struct share_row *x = a, *y = b;
+
+        if (x->anchor != y->anchor)
+                return (x->anchor > y->anchor) - (x->anchor < y->anchor);
+        return (x->effective_ms > y->effective_ms) - (x->effective_ms < y->effective_ms);
+}
+
+static void on_share(const struct db_col *cols, void *arg)
+{
+        struct share_sink *ss = arg;
+        const char *key = ss->anchor_id;
+        const char **hit = bsearch(&key, ss->anchors, ss->anchor_cnt, sizeof(*ss->anchors),
+                                   cmp_str_ptr);
+
+        if (!hit || cols[1].is_null || cols[2].is_null) { /* another spelling of one of ours */
+                ss->run->is_mismatch = true;
+                return;
+        }
+        if (ss->n == ss->cap) {
+                size_t cap = ss->cap ? ss->cap * 2 : 64;
+                struct share_row *rows = realloc(ss->rows, cap * sizeof(*rows));
+
+                if (!rows) {
+                        ss->run->is_mismatch = true; /* one at a time needs no memory */
+                        return;
+                }
+                ss->rows = rows;
+                ss->cap = cap;
+        }
+        ss->rows[ss->n++] = (struct share_row){(size_t)(hit - ss->anchors), cols[1].i, cols[2].i};
+}
+
+/* The ratio in force at time_ms among the anchor's rows (sorted): the newest not after it. */
+static bool ratio_at(const struct share_sink *ss, size_t anchor, long long time_ms,
+                     long long *ratio_bp)
+{
+        const struct share_row *best = NULL;
+        size_t lo = 0, hi = ss->n;
+
+        while (lo < hi) { /* the first row of a later anchor, or of this one after time_ms */
+                size_t mid = lo + (hi - lo) / 2;
+                const struct share_row *r = &ss->rows[mid];
+
+                if (r->anchor < anchor || (r->anchor == anchor && r->effective_ms <= time_ms))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo > 0 && ss->rows[lo - 1].anchor == anchor)
+                best = &ss->rows[lo - 1];
+        if (best)
+                *ratio_bp = best->ratio_bp;
+        return best != NULL;
+}
+
+/* The latest tip time FROM_UNIXTIME() takes on every server: later ones go one at a time. */
+#define RATIO_TIME_MAX_MS 2147483647000LL
+
 /*
- * find_ratio() of every new tip in one query: a row per tip, keyed by its place in the run,
- * each with find_ratio's own subquery (so MySQL compares ids and times as it always did).
+ * find_ratio() of every new tip in one query: the revenue_share rows of the run's distinct
+ * anchors up to its latest tip, each tip then taking its anchor's newest row not after it. The
+ * times compare as find_ratio's do (UTC sessions: FROM_UNIXTIME(ms / 1000) is the epoch plus
+ * ms). MySQL matches the ids: a row under another spelling of an anchor (or two anchors MySQL
+ * might take for one) sends the run one tip at a time, where find_ratio() decides.
  */
 static enum db_result find_ratios(struct tip_run *run, char *errstr, size_t errstr_size)
 {
-        struct db_col cols[] = {{.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
-        bool is_first = true;
-        enum db_result r;
+        struct share_sink ss = {.run = run};
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR, .s = ss.anchor_id, .s_size = sizeof(ss.anchor_id)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64}};
+        long long max_ms = 0;
+        size_t m = 0;
+        enum db_result r = DB_OK;
 
-        db_text_reset(&run->sql);
         for (size_t i = 0; i < run->n; i++) {
                 const struct run_tip *t = &run->tips[i];
 
                 if (!is_new_tip(t))
                         continue;
-                db_text_add(&run->sql,
-                            "%sSELECT %zu, (SELECT ratio_bp FROM revenue_share WHERE "
-                            "anchor_id = ",
-                            is_first ? "" : " UNION ALL ", i);
-                db_text_str(run->st->db, &run->sql, t->se.anchor_id);
-                db_text_add(&run->sql,
-                            " AND effective_at <= FROM_UNIXTIME(%lld / 1000) ORDER BY "
-                            "effective_at DESC LIMIT 1)",
-                            t->se.time_ms);
-                is_first = false;
+                run->sorted[m++] = (struct run_tip *)t;
+                if (t->se.time_ms > max_ms)
+                        max_ms = t->se.time_ms;
         }
-        if (is_first)
+        if (!m)
                 return DB_OK;
-        if ((r = db_text_query(run->st->db, &run->sql, cols, 2, on_ratio, run, errstr,
-                               errstr_size)) != DB_OK)
-                return r;
-        for (size_t i = 0; i < run->n; i++) {
-                struct run_tip *t = &run->tips[i];
+        if (max_ms > RATIO_TIME_MAX_MS || !(ss.anchors = calloc(m, sizeof(*ss.anchors)))) {
+                run->is_mismatch = true;
+                return DB_OK;
+        }
+        for (size_t i = 0; i < m; i++)
+                ss.anchors[i] = run->sorted[i]->se.anchor_id;
+        qsort(ss.anchors, m, sizeof(*ss.anchors), cmp_str_ptr);
+        for (size_t i = 0; i < m; i++)
+                if (i == 0 || strcmp(ss.anchors[i], ss.anchors[ss.anchor_cnt - 1]) != 0)
+                        ss.anchors[ss.anchor_cnt++] = ss.anchors[i];
+        if (keys_may_collide(ss.anchors, ss.anchor_cnt)) {
+                run->is_mismatch = true;
+                goto out;
+        }
+        qsort(ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors), cmp_str_ptr); /* it reorders */
+        db_text_reset(&run->sql);
+        db_text_add(&run->sql, "SELECT anchor_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', "
+                               "effective_at) DIV 1000, ratio_bp FROM revenue_share WHERE "
+                               "anchor_id IN (");
+        for (size_t i = 0; i < ss.anchor_cnt; i++) {
+                db_text_add(&run->sql, i ? ", " : "");
+                db_text_str(run->st->db, &run->sql, ss.anchors[i]);
+        }
+        db_text_add(&run->sql, ") AND effective_at <= FROM_UNIXTIME(%lld / 1000)", max_ms);
+        if ((r = db_text_query(run->st->db, &run->sql, cols, 3, on_share, &ss, errstr,
+                               errstr_size)) != DB_OK ||
+            run->is_mismatch)
+                goto out;
+        qsort(ss.rows, ss.n, sizeof(*ss.rows), cmp_share_row);
+        for (size_t i = 0; i < m; i++) {
+                struct run_tip *t = run->sorted[i];
+                const char *key = t->se.anchor_id;
+                const char **hit = bsearch(&key, ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors),
+                                           cmp_str_ptr);
 
-                if (!is_new_tip(t))
-                        continue;
-                if (!t->is_known || settlement_split(t->se.amount, t->ratio_bp, &t->split) == -1)
+                if (!ratio_at(&ss, (size_t)(hit - ss.anchors), t->se.time_ms, &t->ratio_bp))
+                        t->ratio_bp = run->st->default_ratio_bp;
+                if (settlement_split(t->se.amount, t->ratio_bp, &t->split) == -1)
                         run->is_mismatch = true; /* apply_tip() refuses it, one at a time */
         }
-        return DB_OK;
+out:
+        free(ss.anchors);
+        free(ss.rows);
+        return r;
 }
 
 /*

@@ -22,9 +22,16 @@
 # this is a lower bound of the moment a reader can see the balance; the time to drain
 # (last 200 to the moment a poll sees every row) bounds it from the other side.
 #
-# Environment: BENCH_TIPS (20000), BENCH_TIPS_RATE (1000), BENCH_TIPS_CONNECTIONS (64),
+# Then, unless BENCH_TIPS_DRAIN=0, the drain: the same tips, already in live.reward, read again
+# from the start by each worker alone in turn (a group of its own, a second database
+# liveflow_money_drain and Redis database 2), so each rate is what that worker drains a
+# backlog at; the sums and reconcile are checked there too. Every rate is printed beside its
+# ratio to the ceiling: MariaDB's own 500-row INSERT of as many recharge rows, timed in the
+# same run. Each worker's RSS (VmHWM) and CPU are printed for both phases.
+#
+# Environment: BENCH_TIPS (20000), BENCH_TIPS_RATE (5000), BENCH_TIPS_CONNECTIONS (64),
 # BENCH_THREADS (2), BENCH_LOG_LEVEL (info), BENCH_KEEP=1 (standalone: keep the temp
-# directory), BENCH_TIPS_BACKLOG=1 (the workers start only after the last 200, so their
+# directory), BENCH_TIPS_DRAIN (1; 0 skips the drain), BENCH_TIPS_BACKLOG=1 (the workers start only after the last 200, so their
 # tips/s are what they drain at, not what is offered; the delays then include the wait),
 # BENCH_TIPS_WORKER_ENV (extra VAR=VALUE words for reward-sync, settlement and stats, to
 # compare settings, e.g. LIVEFLOW_BATCH_WAIT_MS=5), BUILD (build).
@@ -47,11 +54,12 @@ LUA=$ROOT/ops/bench/rewards.lua
 PY=/usr/bin/python3
 
 TIPS=${BENCH_TIPS:-20000}
-RATE=${BENCH_TIPS_RATE:-1000}
+RATE=${BENCH_TIPS_RATE:-5000}
 CONNS=${BENCH_TIPS_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BACKLOG=${BENCH_TIPS_BACKLOG:-0}
+DRAIN=${BENCH_TIPS_DRAIN:-1}
 WORKER_ENV=${BENCH_TIPS_WORKER_ENV:-}
 ANCHORS=50
 AUDIENCES=2000
@@ -128,6 +136,39 @@ pct() {
                 i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f\n", v[i] }'
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks PID: user + system clock ticks PID used so far.
+cpu_ticks() {
+        sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+}
+
+# hwm_mib PID: the largest resident set PID had so far (VmHWM), in MiB.
+hwm_mib() {
+        awk '$1 == "VmHWM:" { printf "%.0f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null
+}
+
+# usage_mark NAME: notes the worker's CPU ticks and the time, for usage_of.
+usage_mark() {
+        echo "$(cpu_ticks "$(cat "$WORK/pid/$1.pid")") $(now_ms)" >"$WORK/usage-$1"
+}
+
+# usage_of NAME: "VmHWM N MiB, cpu C cores" since usage_mark NAME.
+usage_of() {
+        local pid c1 t1
+        pid=$(cat "$WORK/pid/$1.pid")
+        c1=$(cpu_ticks "$pid")
+        t1=$(now_ms)
+        awk -v c1="${c1:-0}" -v t1="$t1" -v hz="$CLK_TCK" -v hwm="$(hwm_mib "$pid")" '{
+                ms = t1 - $2; printf "VmHWM %s MiB, cpu %s cores", (hwm == "" ? "n/a" : hwm),
+                        (ms > 0 ? sprintf("%.2f", (c1 - $1) / hz / (ms / 1000)) : "n/a") }' "$WORK/usage-$1"
+}
+
+# ratio A B: A / B with two decimals, n/a when either is not a number.
+ratio() {
+        awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f\n", a / b; else print "n/a" }'
+}
+
 # wait_ready NAME PID ADMIN_PORT
 wait_ready() {
         wait_for 60 "$2" curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$3/readyz" || {
@@ -143,6 +184,7 @@ check_int BENCH_TIPS_RATE "$RATE" 1 100000
 check_int BENCH_TIPS_CONNECTIONS "$CONNS" 1 1000
 check_int BENCH_THREADS "$THREADS" 1 64
 check_int BENCH_TIPS_BACKLOG "$BACKLOG" 0 1
+check_int BENCH_TIPS_DRAIN "$DRAIN" 0 1
 [ "$CONNS" -ge "$THREADS" ] || THREADS=$CONNS
 command -v wrk >/dev/null 2>&1 || die "wrk is missing (make deps installs it)"
 [ -x "$PY" ] || die "$PY is missing"
@@ -195,10 +237,13 @@ echo "money: $TIPS tips at $RATE/s offered (wrk -t$THREADS -c$CONNS) through rec
 
 # Some anchors get their own revenue share (odd ratios, so floor() matters); the others
 # the default 5000 bp.
-sql "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES $(
-        awk -v run="$RUN" -v n="$ANCHORS" 'BEGIN { for (a = 0; a < n; a += 2)
-                printf "%s(\"anchor-%s-%d\", NOW(3) - INTERVAL 1 DAY, %d)", (a ? "," : ""), run, a, 3001 + (a * 137) % 5000 }')" ||
-        die "cannot write revenue_share"
+seed_shares() {
+        sql "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES $(
+                awk -v run="$RUN" -v n="$ANCHORS" 'BEGIN { for (a = 0; a < n; a += 2)
+                        printf "%s(\"anchor-%s-%d\", NOW(3) - INTERVAL 1 DAY, %d)", (a ? "," : ""), run, a, 3001 + (a * 137) % 5000 }')" ||
+                die "cannot write revenue_share"
+}
+seed_shares
 
 # ------------------------------------------------------------------ the workers
 
@@ -321,6 +366,12 @@ OUT=$WORK/log/wrk.out
 DONE_DIR=$WORK/done
 cap=$((60 + TIPS * 3 / RATE))
 t_load0=$(now_ms)
+WORKERS="consumer-reward-sync settlement stats"
+mark_workers() {
+        local n
+        for n in $WORKERS; do usage_mark "$n"; done
+}
+[ "$BACKLOG" = 1 ] || mark_workers
 BENCH_REWARDS_FILE=$REQS BENCH_THREADS=$THREADS BENCH_RATE=$RATE BENCH_DONE_DIR=$DONE_DIR \
         wrk -t "$THREADS" -c "$CONNS" -d "$((cap + 10))s" --timeout 10s -s "$LUA" "$URL" >"$OUT" 2>&1 &
 WRK_PID=$!
@@ -351,7 +402,7 @@ echo "  wrk: sent=$W_SENT 200s=$W_OK other=${OTHER:-none} in $((W_WIN / 1000)) m
         "socket errors: $(sed -n 's/^BENCH errors //p' "$OUT")"
 [ "$W_SENT" -eq "$TIPS" ] || mismatch "wrk sent $W_SENT of $TIPS tips"
 [ "$W_OK" -eq "$TIPS" ] || mismatch "$W_OK of $TIPS tips answered 200"
-[ "$BACKLOG" = 1 ] && start_workers
+[ "$BACKLOG" = 1 ] && start_workers && mark_workers
 ACKS=$WORK/acks.tsv
 cat "$DONE_DIR"/acks-*.tsv 2>/dev/null | awk -F'\t' '$2 == 200' | sort >"$ACKS"
 [ "$(wc -l <"$ACKS")" -eq "$W_OK" ] || mismatch "$(wc -l <"$ACKS") 200s matched to a tip by X-Request-Id, wrk counted $W_OK"
@@ -387,6 +438,11 @@ echo "  rows: recharge $N_SYNC ($(ms_after "$t_sync_all")), settlement_detail $N
 [ "$N_SYNC" -eq "$EXPECT" ] || mismatch "recharge holds $N_SYNC tips, $EXPECT were answered 200"
 [ "$N_SETTLE" -eq "$EXPECT" ] || mismatch "settlement_detail holds $N_SETTLE tips, $EXPECT were answered 200"
 [ "$N_STATS" -eq "$EXPECT" ] || mismatch "hourly_reward_stats counts $N_STATS tips, $EXPECT were answered 200"
+USAGE=""
+for n in $WORKERS; do
+        USAGE="$USAGE${USAGE:+; }${n#consumer-} $(usage_of "$n")"
+done
+echo "  workers from the first tip to the last row: $USAGE"
 
 # ------------------------------------------------------------------ throughput
 
@@ -415,10 +471,12 @@ echo "  throughput (first to last row's created_at): reward-sync $SYNC_RATE tips
 # Per tip, in ms: ack and send from wrk; received_at, recharge and settlement_detail
 # created_at from MariaDB (UTC session, Unix microseconds).
 ROWS=$WORK/rows.tsv
-sql "SELECT d.trace_id, ROUND(UNIX_TIMESTAMP(d.created_at) * 1000000), ROUND(UNIX_TIMESTAMP(r.created_at) * 1000000),
-        COALESCE(ROUND(UNIX_TIMESTAMP(e.received_at) * 1000000), 0)
-        FROM settlement_detail d JOIN recharge r ON r.trace_id = d.trace_id
-        LEFT JOIN live_events e ON e.consumer = 'settlement' AND e.trace_id = d.trace_id" | sort >"$ROWS" ||
+# live_events has no key on trace_id: its receive times are read apart and joined here.
+sql "SELECT trace_id, ROUND(UNIX_TIMESTAMP(received_at) * 1000000) FROM live_events
+        WHERE consumer = 'settlement'" | sort -u -k1,1 >"$WORK/received.tsv" || die "cannot read the receive times"
+sql "SELECT d.trace_id, ROUND(UNIX_TIMESTAMP(d.created_at) * 1000000), ROUND(UNIX_TIMESTAMP(r.created_at) * 1000000)
+        FROM settlement_detail d JOIN recharge r ON r.trace_id = d.trace_id" | sort |
+        join -t "$(printf '\t')" -a 1 -e 0 -o 1.1,1.2,1.3,2.2 - "$WORK/received.tsv" >"$ROWS" ||
         die "cannot read the rows"
 # joined: trace ack_us send_us settled_us synced_us recv_us
 join -t "$(printf '\t')" -o 1.1,1.3,1.4,2.2,2.3,2.4 "$ACKS" "$ROWS" >"$WORK/joined.tsv"
@@ -444,55 +502,158 @@ NEG=$(awk '$1 < 0' "$WORK/d-balance" | wc -l)
 
 # ------------------------------------------------------------------ money
 
-set -- $(sql "SELECT (SELECT COALESCE(SUM(amount), 0) FROM recharge),
-        (SELECT COALESCE(SUM(amount), 0) FROM settlement_detail),
-        (SELECT COALESCE(SUM(anchor_amount), 0) FROM settlement_detail),
-        (SELECT COUNT(*) FROM settlement_detail WHERE anchor_amount + platform_amount <> amount),
-        (SELECT COUNT(*) FROM settlement_detail d LEFT JOIN revenue_share s ON s.anchor_id = d.anchor_id
-                WHERE d.anchor_amount <> FLOOR(d.amount * COALESCE(s.ratio_bp, 5000) / 10000)),
-        (SELECT COALESCE(SUM(total_amount), 0) FROM settlement),
-        (SELECT COALESCE(SUM(available_amount), 0) FROM settlement),
-        (SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats),
-        (SELECT COUNT(*) FROM recharge r LEFT JOIN settlement_detail d ON d.trace_id = r.trace_id
-                WHERE d.trace_id IS NULL OR d.amount <> r.amount OR d.anchor_id <> r.anchor_id)")
-S_RECH=$1 S_DET=$2 S_ANCH=$3 BAD_SPLIT=$4 BAD_RATIO=$5 S_TOTAL=$6 S_AVAIL=$7 S_HOURLY=$8 BAD_PAIR=$9
 # The receiver may have refused some tips: the sum expected is that of the tips answered 200.
 ACK_SUM=$(awk -F'\t' 'NR == FNR { ok[$1] = 1; next } ($1 in ok) { if (match($5, /"amount":[0-9]+/)) s += substr($5, RSTART + 9, RLENGTH - 9) } END { printf "%d\n", s }' \
         "$ACKS" "$REQS")
-echo "  sums: sent $SENT_SUM (answered 200: $ACK_SUM), recharge $S_RECH, settlement_detail $S_DET," \
-        "hourly_reward_stats $S_HOURLY; anchors' share $S_ANCH = settlement total $S_TOTAL (available $S_AVAIL)"
-SUMS=OK
-[ "$S_RECH" = "$ACK_SUM" ] && [ "$S_DET" = "$ACK_SUM" ] && [ "$S_HOURLY" = "$ACK_SUM" ] || SUMS=MISMATCH
-[ "$ACK_SUM" = "$SENT_SUM" ] || SUMS=MISMATCH
-[ "$S_ANCH" = "$S_TOTAL" ] && [ "$S_ANCH" = "$S_AVAIL" ] || SUMS=MISMATCH
-[ "$BAD_SPLIT" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_SPLIT rows with anchor_amount + platform_amount <> amount"; }
-[ "$BAD_RATIO" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_RATIO rows whose anchor_amount is not floor(amount × ratio_bp / 10000)"; }
-[ "$BAD_PAIR" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_PAIR recharge rows without an equal settlement_detail row"; }
-[ "$SUMS" = OK ] || mismatch "the money does not add up (see above)"
-
 # Reconcile over the run: from 10 minutes before the tips' ts to 10 minutes after now (it
 # widens to whole hours itself; its default range would leave the current hour out).
 FROM_S=$(($(head -n 1 "$REQS" | cut -f3) - 600))
-TO_S=$(($(date +%s) + 600))
-LIVEFLOW_MYSQL_URL=$MYSQL_URL LIVEFLOW_REDIS_URL=$REDIS_URL "$BIN/liveflow-settlement" reconcile \
-        --from "$FROM_S" --to "$TO_S" >"$WORK/log/reconcile.out" 2>&1
-RC=$?
-if [ "$RC" -eq 0 ]; then
-        RECON=OK
-else
-        RECON="FAILED (exit $RC)"
-        mismatch "liveflow-settlement reconcile --from $FROM_S --to $TO_S exited $RC:"
-        sed 's/^/    /' "$WORK/log/reconcile.out" | head -n 40
-fi
-echo "  reconcile --from $FROM_S --to $TO_S: exit $RC"
+
+# check_money: the sums in $DB, then reconcile against $DB and $REDIS_URL; sets SUMS, RECON.
+check_money() {
+        local to_s rc
+        set -- $(sql "SELECT (SELECT COALESCE(SUM(amount), 0) FROM recharge),
+                (SELECT COALESCE(SUM(amount), 0) FROM settlement_detail),
+                (SELECT COALESCE(SUM(anchor_amount), 0) FROM settlement_detail),
+                (SELECT COUNT(*) FROM settlement_detail WHERE anchor_amount + platform_amount <> amount),
+                (SELECT COUNT(*) FROM settlement_detail d LEFT JOIN revenue_share s ON s.anchor_id = d.anchor_id
+                        WHERE d.anchor_amount <> FLOOR(d.amount * COALESCE(s.ratio_bp, 5000) / 10000)),
+                (SELECT COALESCE(SUM(total_amount), 0) FROM settlement),
+                (SELECT COALESCE(SUM(available_amount), 0) FROM settlement),
+                (SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats),
+                (SELECT COUNT(*) FROM recharge r LEFT JOIN settlement_detail d ON d.trace_id = r.trace_id
+                        WHERE d.trace_id IS NULL OR d.amount <> r.amount OR d.anchor_id <> r.anchor_id),
+                (SELECT COALESCE(SUM(amount), 0) FROM stats_tip)")
+        S_RECH=$1 S_DET=$2 S_ANCH=$3 BAD_SPLIT=$4 BAD_RATIO=$5 S_TOTAL=$6 S_AVAIL=$7 S_HOURLY=$8 BAD_PAIR=$9
+        shift 9
+        S_STIP=$1
+        echo "  sums: sent $SENT_SUM (answered 200: $ACK_SUM), recharge $S_RECH, settlement_detail $S_DET," \
+                "hourly_reward_stats $S_HOURLY, stats_tip $S_STIP; anchors' share $S_ANCH = settlement total $S_TOTAL" \
+                "(available $S_AVAIL)"
+        SUMS=OK
+        [ "$S_RECH" = "$ACK_SUM" ] && [ "$S_DET" = "$ACK_SUM" ] && [ "$S_HOURLY" = "$ACK_SUM" ] &&
+                [ "$S_STIP" = "$ACK_SUM" ] || SUMS=MISMATCH
+        [ "$ACK_SUM" = "$SENT_SUM" ] || SUMS=MISMATCH
+        [ "$S_ANCH" = "$S_TOTAL" ] && [ "$S_ANCH" = "$S_AVAIL" ] || SUMS=MISMATCH
+        [ "$BAD_SPLIT" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_SPLIT rows with anchor_amount + platform_amount <> amount"; }
+        [ "$BAD_RATIO" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_RATIO rows whose anchor_amount is not floor(amount × ratio_bp / 10000)"; }
+        [ "$BAD_PAIR" = 0 ] || { SUMS=MISMATCH; echo "  $BAD_PAIR recharge rows without an equal settlement_detail row"; }
+        [ "$SUMS" = OK ] || mismatch "the money does not add up in $DB (see above)"
+
+        to_s=$(($(date +%s) + 600))
+        LIVEFLOW_MYSQL_URL=$MYSQL_URL LIVEFLOW_REDIS_URL=$REDIS_URL "$BIN/liveflow-settlement" reconcile \
+                --from "$FROM_S" --to "$to_s" >"$WORK/log/reconcile-$DB.out" 2>&1
+        rc=$?
+        if [ "$rc" -eq 0 ]; then
+                RECON=OK
+        else
+                RECON="FAILED (exit $rc)"
+                mismatch "liveflow-settlement reconcile --from $FROM_S --to $to_s on $DB exited $rc:"
+                sed 's/^/    /' "$WORK/log/reconcile-$DB.out" | head -n 40
+        fi
+        echo "  reconcile --from $FROM_S --to $to_s ($DB, Redis database ${REDIS_URL##*/}): exit $rc"
+}
+check_money
 for n in receiver consumer-reward-sync settlement stats; do
         echo "  $n log: $(grep -c ' ERROR trace=' "$WORK/log/$n.log") ERROR, $(grep -c ' WARN trace=' "$WORK/log/$n.log") WARN lines"
 done
+stop_pidfiles 15 "$WORK/pid/consumer-reward-sync.pid" "$WORK/pid/settlement.pid" "$WORK/pid/stats.pid" \
+        2>>"$WORK/log/stop.log"
+
+# ------------------------------------------------------------------ the ceiling
+
+# MariaDB's own multi-row INSERTs of as many recharge rows, 500 a statement, into a scratch
+# copy of the table (its keys too), timed by the server between the first and last statement.
+CEIL_ROWS=500
+sql "DROP TABLE IF EXISTS bench_recharge; CREATE TABLE bench_recharge LIKE recharge" ||
+        die "cannot create the ceiling's table"
+awk -v n="$EXPECT" -v batch="$CEIL_ROWS" -v run="$RUN" -v anchors="$ANCHORS" -v audiences="$AUDIENCES" 'BEGIN {
+        srand(run % 100000)
+        print "SET @t0 = NOW(6);"
+        for (start = 0; start < n; start += batch) {
+                printf "INSERT INTO bench_recharge (trace_id, audience_id, anchor_id, room_id, session_id, room_seq,"
+                printf " amount, gift_id, gift_count, audience_gender, anchor_gender, audience_type, tipped_at) VALUES "
+                for (i = start; i < start + batch && i < n; i++) {
+                        a = int(rand() * anchors)
+                        printf "%s(\"tip-%s-%07d\",\"aud-%s-%d\",\"anchor-%s-%d\",\"room-%s-%d\",NULL,%d,%d,\"gift-%d\",%d,\"female\",\"male\",\"registered\",NOW(3))",
+                                (i > start ? "," : ""), run, i, run, int(rand() * audiences), run, a, run, a, i + 1,
+                                1 + int(rand() * 9999), int(rand() * 20), 1 + int(rand() * 5)
+                }
+                print ";"
+        }
+        print "SELECT TIMESTAMPDIFF(MICROSECOND, @t0, NOW(6));"
+}' >"$WORK/ceiling.sql"
+CEIL_US=$(MYSQL_PWD=$LIVEFLOW_TEST_MYSQL_PASSWORD mariadb --no-defaults -h 127.0.0.1 -P "$LIVEFLOW_TEST_MYSQL_PORT" \
+        -u liveflow --batch --skip-column-names "$DB" <"$WORK/ceiling.sql") || die "the ceiling's INSERTs failed"
+sql "DROP TABLE bench_recharge" || true
+CEILING=$(awk -v n="$EXPECT" -v us="$CEIL_US" 'BEGIN { if (us > 0) printf "%.0f", n * 1e6 / us; else print "n/a" }')
+echo
+echo "money ceiling: MariaDB's $CEIL_ROWS-row INSERT of $EXPECT recharge rows: $((CEIL_US / 1000)) ms = $CEILING rows/s" \
+        "(load average $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# ------------------------------------------------------------------ the drain
+
+# drain_one NAME TABLE COUNT_SQL COMMAND...: the worker alone, in a group of its own, from
+# the start of live.reward into the drain database until COUNT_SQL reaches EXPECT; its rate
+# from TABLE's first to last created_at. Appends its line to DRAIN_LINES.
+DRAIN_LINES=""
+DRAIN_SUMMARY=""
+drain_one() {
+        local name=$1 table=$2 count_sql=$3 port n prev="" last_move seen="" rate span role
+        shift 3
+        role=${name#consumer-}
+        port=$(free_port) || die "no free port"
+        # shellcheck disable=SC2086 # BENCH_TIPS_WORKER_ENV is split into words on purpose
+        spawn_role "$name" "$port" LIVEFLOW_GROUP_ID="liveflow.bench-drain-$RUN.$role" $WORKER_ENV "$@"
+        last_move=$(now_ms)
+        while :; do
+                n=$(sql "$count_sql") || die "cannot count the rows"
+                [ -z "$seen" ] && [ "$n" -gt 0 ] && { usage_mark "$name"; seen=1; }
+                [ "$n" -ge "$EXPECT" ] && break
+                [ "$n" != "$prev" ] && last_move=$(now_ms)
+                prev=$n
+                [ $(($(now_ms) - last_move)) -lt 60000 ] || break
+                pid_alive "$(cat "$WORK/pid/$name.pid")" || break
+                sleep 0.1
+        done
+        [ -n "$seen" ] || usage_mark "$name"
+        USAGE=$(usage_of "$name")
+        stop_pidfiles 15 "$WORK/pid/$name.pid" 2>>"$WORK/log/stop.log"
+        [ "$n" -eq "$EXPECT" ] || mismatch "$role drained $n of $EXPECT tips"
+        set -- $(rate_of "$table")
+        rate=$1 span=$2
+        echo "  $role: $rate tips/s over $span ms, $(ratio "$rate" "$CEILING") of the ceiling; $USAGE;" \
+                "load average $(cut -d' ' -f1-3 /proc/loadavg); log: $(grep -c ' ERROR trace=' "$WORK/log/$name.log") ERROR," \
+                "$(grep -c ' WARN trace=' "$WORK/log/$name.log") WARN lines"
+        DRAIN_SUMMARY="$DRAIN_SUMMARY${DRAIN_SUMMARY:+, }$role $rate tips/s ($(ratio "$rate" "$CEILING"))"
+}
+
+if [ "$DRAIN" = 1 ]; then
+        echo
+        echo "money drain: the same $EXPECT tips read again from the start of live.reward by each worker alone" \
+                "(a group of its own, database liveflow_money_drain, Redis database 2)"
+        DB=liveflow_money_drain
+        MYSQL_URL=mysql://liveflow:$LIVEFLOW_TEST_MYSQL_PASSWORD@127.0.0.1:$LIVEFLOW_TEST_MYSQL_PORT/$DB
+        REDIS_URL=${LIVEFLOW_TEST_REDIS_URL%/*}/2
+        redis-cli -h 127.0.0.1 -p "$LIVEFLOW_TEST_REDIS_PORT" -n 2 FLUSHDB >/dev/null || die "cannot empty Redis database 2"
+        LIVEFLOW_MYSQL_URL=$MYSQL_URL "$BIN/liveflow-migrate" --create-database --dir "$ROOT/sql" \
+                >>"$WORK/log/migrate.log" 2>&1 || die "migrations of $DB failed"
+        [ "$(sql "SELECT COUNT(*) FROM recharge")" = 0 ] || die "$DB.recharge is not empty"
+        seed_shares
+        drain_one consumer-reward-sync recharge "SELECT COUNT(*) FROM recharge" "$BIN/liveflow-consumer" reward-sync
+        drain_one settlement settlement_detail "SELECT COUNT(*) FROM settlement_detail" "$BIN/liveflow-settlement"
+        drain_one stats stats_tip "SELECT LEAST((SELECT COUNT(*) FROM stats_tip), (SELECT COALESCE(SUM(reward_count), 0) FROM hourly_reward_stats))" \
+                "$BIN/liveflow-stats"
+        SUMS_OFFERED=$SUMS RECON_OFFERED=$RECON
+        check_money
+        [ "$SUMS_OFFERED" = OK ] || SUMS=$SUMS_OFFERED
+        [ "$RECON_OFFERED" = OK ] || RECON=$RECON_OFFERED
+fi
 
 [ "$BACKLOG" = 1 ] && MODE=", backlog drained" || MODE=""
 echo "money: $TIPS tips at $RATE/s offered (achieved $ACHIEVED/s$MODE): 200s=$W_OK${OTHER:+ other=$OTHER};" \
         "reward-sync $SYNC_RATE tips/s, settlement $SETTLE_RATE tips/s; 200 → balance p50 $B50 ms p99 $B99 ms;" \
-        "sums $SUMS; reconcile $RECON"
+        "${DRAIN_SUMMARY:+drain alone: $DRAIN_SUMMARY of the ceiling $CEILING rows/s; }sums $SUMS; reconcile $RECON"
 if [ "$FAILED" -ne 0 ]; then
         note "correctness failure: see MISMATCH above"
         exit 3

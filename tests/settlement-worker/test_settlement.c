@@ -5,6 +5,7 @@
  * expectation is computed here from what the test sent, with the rule stated in
  * settlement.h (anchor gets floor(amount * ratio_bp / 10000)) evaluated in 128 bits.
  */
+#include <ctype.h>
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <librdkafka/rdkafka.h>
@@ -414,6 +415,58 @@ Test(settlement, each_tip_takes_the_ratio_in_force_at_its_own_time)
                            tips[i].amount - share),
                         "platform_amount of tip %zu", i);
                 *(tips[i].anchor == a ? &total_a : &total_b) += share;
+        }
+        expect_balance(a, total_a, 0);
+        expect_balance(b, total_b, 0);
+        stop_copy(0);
+}
+
+/* MySQL takes ids that differ only in case for one: a ratio filed under another spelling of
+ * the anchor is the tip's ratio, in a batch as one record at a time. */
+Test(settlement, a_ratio_filed_under_another_spelling_of_the_anchor_applies)
+{
+        char a[64], upper[64], b[64], like[80];
+        const long long t1 = BASE_MS + 10000;
+        struct {
+                const char *anchor;
+                long long ts_ms, amount, ratio_bp;
+        } tips[] = {
+                {a, BASE_MS, 1001, 4500}, /* before the row: the default */
+                {a, t1, 1003, 3000},      {a, t1 + 5, 777, 3000},
+                {b, t1, 1009, 6000}, /* a plain anchor beside it in the same batch */
+        };
+        const size_t n = sizeof(tips) / sizeof(tips[0]);
+        long long total_a = 0, total_b = 0;
+
+        snprintf(a, sizeof(a), "%s_a", fx.prefix);
+        snprintf(b, sizeof(b), "%s_b", fx.prefix);
+        snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
+        for (size_t i = 0; i <= strlen(a); i++)
+                upper[i] = (char)toupper((unsigned char)a[i]);
+        cr_assert(strcmp(upper, a) != 0, "the prefix has letters");
+        set_ratio(upper, t1, 3000);
+        set_ratio(b, BASE_MS - 1000, 6000);
+        start_copy(0, NULL);
+        for (size_t i = 0; i < n; i++) {
+                char tip[96];
+
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                produce_tip(tips[i].anchor, tip, tips[i].amount, tips[i].ts_ms);
+        }
+        flush();
+        wait_details(like, (long long)n);
+        for (size_t i = 0; i < n; i++) {
+                char tip[96];
+
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                cr_assert(
+                        eq(i64,
+                           query_int("SELECT ratio_bp FROM settlement_detail WHERE trace_id = '%s'",
+                                     tip),
+                           tips[i].ratio_bp),
+                        "ratio of tip %zu", i);
+                *(tips[i].anchor == a ? &total_a : &total_b) +=
+                        anchor_share(tips[i].amount, tips[i].ratio_bp);
         }
         expect_balance(a, total_a, 0);
         expect_balance(b, total_b, 0);
