@@ -3,17 +3,17 @@
  * audit.c stays the fallback and the oracle, tests/consumers/test_batch_oracle.c). This file
  * reads and locks; audit_batch_decide.c decides in memory; audit_batch_write.c writes.
  *
- * Which verdicts live_audit_logs holds already (one query), the anchors of the batch created
- * and locked in key order (one multi-row upsert, one SELECT ... FOR UPDATE), the warnings
- * that can fall into a window of the batch's warnings (one locking read), then every new
- * verdict decided in memory in batch order exactly as audit_apply() decides it, and written
- * with one multi-row insert of the log rows, one multi-row upsert of the anchors rows it
- * changed and one of the notifications. The anchors of verdicts without one in their
- * envelope, and the live streams a punishment can close, come from live_streams in one query
- * each (the batch does not write live_streams). Ids MySQL's collation may match other than
- * byte for byte, an id MySQL returns in another spelling, a time FROM_UNIXTIME cannot take, a
- * verdict recorded meanwhile, or any statement error roll the batch back to audit_apply() per
- * verdict.
+ * Which verdicts live_audit_logs holds already (one query), the anchors rows of the batch
+ * locked in key order (one SELECT ... FOR UPDATE; a missing row's gap), the warnings that can
+ * fall into a window of the batch's warnings (one locking read), then every new verdict
+ * decided in memory in batch order exactly as audit_apply() decides it, and written with one
+ * multi-row insert of the log rows, one of the missing anchors rows, one upsert of the
+ * existing anchors rows it changed and one insert of the notifications. The anchors of
+ * verdicts without one in their envelope, and the live streams a punishment can close, come
+ * from live_streams in one query each (the batch does not write live_streams). Ids MySQL's
+ * collation may match other than byte for byte, an id MySQL returns in another spelling, a
+ * time FROM_UNIXTIME cannot take, a verdict recorded meanwhile, an anchors row created
+ * meanwhile, or any statement error roll the batch back to audit_apply() per verdict.
  */
 #include "audit_batch.h"
 
@@ -205,7 +205,14 @@ static void on_anchor(const struct db_col *cols, void *arg)
         ba->row.admin_at_ms = cols[3].is_null ? -1 : cols[3].i;
 }
 
-/* Creates the anchors rows that are missing and locks them all, in key order. */
+/*
+ * Locks the anchors rows of the batch in key order, in one locking read. A row that is
+ * missing is not created here: the read locks the gap where it would be (so under
+ * REPEATABLE READ no other transaction inserts it before this one commits), the verdicts
+ * decide against a new row's defaults, and audit_batch_write() inserts it with a plain
+ * INSERT, which fails (and the batch goes one verdict at a time) if another instance
+ * created it meanwhile after all.
+ */
 static enum db_result lock_anchors(struct batch *b, char *errstr, size_t errstr_size)
 {
         char id[KEYSET_ID_MAX + 1], status[16];
@@ -213,18 +220,7 @@ static enum db_result lock_anchors(struct batch *b, char *errstr, size_t errstr_
                                 {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
                                 {.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_I64}};
-        enum db_result r;
 
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "INSERT INTO anchors (anchor_id) VALUES ");
-        for (size_t i = 0; i < b->anchor_cnt; i++) {
-                db_text_add(&b->sql, i ? ", (" : "(");
-                db_text_str(b->st->db, &b->sql, b->anchors[i].id);
-                db_text_add(&b->sql, ")");
-        }
-        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE anchor_id = anchor_id");
-        if ((r = db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size)) != DB_OK)
-                return r;
         db_text_reset(&b->sql);
         db_text_add(&b->sql,
                     "SELECT anchor_id, status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS "
@@ -232,17 +228,7 @@ static enum db_result lock_anchors(struct batch *b, char *errstr, size_t errstr_
                     "WHERE anchor_id IN ");
         add_anchor_list(b);
         db_text_add(&b->sql, " ORDER BY anchor_id FOR UPDATE");
-        if ((r = db_text_query(b->st->db, &b->sql, cols, 4, on_anchor, b, errstr, errstr_size)) !=
-            DB_OK)
-                return r;
-        for (size_t i = 0; i < b->anchor_cnt; i++) {
-                if (!b->is_mismatch && !b->anchors[i].is_locked) {
-                        snprintf(errstr, errstr_size, "anchors row %s vanished under its lock",
-                                 b->anchors[i].id);
-                        return DB_RETRY;
-                }
-        }
-        return DB_OK;
+        return db_text_query(b->st->db, &b->sql, cols, 4, on_anchor, b, errstr, errstr_size);
 }
 
 static int cmp_ll(const void *a, const void *b)

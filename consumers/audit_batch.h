@@ -29,7 +29,8 @@ struct batch_verdict {
 struct batch_anchor {
         const char *id; /* a batch_verdict's anchor */
         struct anchor_row row;
-        bool is_locked, is_changed;
+        bool is_locked;  /* its row exists (and is locked); else the batch inserts it */
+        bool is_changed; /* the batch's verdicts changed its row */
         long long warnings; /* added to warning_count */
         long long *warns;   /* event times of its warnings (severity warn), sorted */
         size_t nw, cap;

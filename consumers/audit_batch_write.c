@@ -99,8 +99,13 @@ static enum db_result write_logs(struct batch *b, char *errstr, size_t errstr_si
         return r;
 }
 
-/* The anchors rows the batch changed, as the last of their verdicts leaves them. */
-static enum db_result write_anchors(struct batch *b, char *errstr, size_t errstr_size)
+/*
+ * The anchors rows as the last of their verdicts leaves them: the missing ones (every anchor of
+ * the batch gets its row, as audit_apply() creates it) with a plain INSERT, which fails if
+ * another instance created one meanwhile; the existing ones the batch changed with an upsert.
+ */
+static enum db_result write_anchors(struct batch *b, bool missing, char *errstr,
+                                    size_t errstr_size)
 {
         struct db_text *t = &b->sql;
         size_t rows = 0;
@@ -111,7 +116,7 @@ static enum db_result write_anchors(struct batch *b, char *errstr, size_t errstr
         for (size_t i = 0; i < b->anchor_cnt; i++) {
                 const struct batch_anchor *ba = &b->anchors[i];
 
-                if (!ba->is_changed)
+                if (missing ? ba->is_locked : !ba->is_locked || !ba->is_changed)
                         continue;
                 db_text_add(t, rows++ ? ", (" : "(");
                 db_text_str(b->st->db, t, ba->id);
@@ -127,9 +132,11 @@ static enum db_result write_anchors(struct batch *b, char *errstr, size_t errstr
         }
         if (!rows)
                 return DB_OK;
-        db_text_add(t, " ON DUPLICATE KEY UPDATE status = VALUES(status), suspended_until = "
-                       "VALUES(suspended_until), admin_at = VALUES(admin_at), warning_count = "
-                       "warning_count + VALUES(warning_count)");
+        if (!missing)
+                db_text_add(t, " ON DUPLICATE KEY UPDATE status = VALUES(status), "
+                               "suspended_until = VALUES(suspended_until), admin_at = "
+                               "VALUES(admin_at), warning_count = warning_count + "
+                               "VALUES(warning_count)");
         return db_text_exec(b->st->db, t, NULL, errstr, errstr_size);
 }
 
@@ -172,7 +179,8 @@ enum db_result audit_batch_write(struct batch *b, char *errstr, size_t errstr_si
         if ((r = write_logs(b, errstr, errstr_size)) != DB_OK)
                 return r;
         audit_steps_mark(&b->steps, "write_logs");
-        if ((r = write_anchors(b, errstr, errstr_size)) != DB_OK)
+        if ((r = write_anchors(b, true, errstr, errstr_size)) != DB_OK ||
+            (r = write_anchors(b, false, errstr, errstr_size)) != DB_OK)
                 return r;
         audit_steps_mark(&b->steps, "write_anchors");
         if ((r = write_notifications(b, errstr, errstr_size)) != DB_OK)

@@ -3,12 +3,14 @@
  * verdict's anchors row says (hash:anchor:status:{anchor_id}, versioned by anchors.updated_at)
  * and sends the stream.close its punishment decided, acknowledged; publish_many() does the
  * same for a batch: the outbox flushed once, the projections read in one query, the Redis
- * hashes written in one pipeline, then the stream.closes. Both read the committed rows, not
- * what apply decided, so a replay or another instance's verdict projects the same truth.
+ * hashes written in one pipeline (the script loaded once, then EVALSHA), then the
+ * stream.closes produced together and acknowledged together. Both read the committed rows,
+ * not what apply decided, so a replay or another instance's verdict projects the same truth.
  */
 #include "audit_role.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,19 +133,24 @@ static void close_event_id(const char *verdict_event_id, char out[65])
         crypto_sha256_hex(key, (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1, out);
 }
 
-/* Sends the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
-static int produce_close(struct audit_state *st, const struct consumer_record *rec,
-                         const struct projection *pj, char *errstr, size_t errstr_size)
+/*
+ * The stream.close of the verdict rec into m: its strings point into rec, pj, event_id and
+ * *raw_text, which the caller frees. @returns 0, or -1 with errstr (out of memory).
+ */
+static int close_msg(const struct consumer_record *rec, const struct projection *pj,
+                     char event_id[65], char **raw_text, struct stream_close_msg *m,
+                     char *errstr, size_t errstr_size)
 {
-        char event_id[65];
         json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
                                 pj->punishment);
 
         /* The stream's own vendor, so the stream role closes exactly that stream. */
         if (raw && pj->close_vendor[0])
                 json_object_set_new(raw, "vendor", json_string(pj->close_vendor));
-        char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
-        struct stream_close_msg m = {
+        *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
+        json_decref(raw);
+        close_event_id(rec->ev.event_id, event_id);
+        *m = (struct stream_close_msg){
                 .event_id = event_id,
                 .stream_id = pj->close_stream,
                 .anchor_id = pj->anchor,
@@ -152,21 +159,33 @@ static int produce_close(struct audit_state *st, const struct consumer_record *r
                 .close_method = pj->close_method,
                 .reason = pj->reason[0] ? pj->reason : NULL,
                 .vendor = "internal",
-                .raw = raw_text,
+                .raw = *raw_text,
         };
+        if (!*raw_text) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        return 0;
+}
+
+static void log_close(const struct stream_close_msg *m, const struct projection *pj)
+{
+        log_info(m->trace_id, "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",
+                 pj->close_stream, pj->anchor, pj->close_method, m->event_id);
+}
+
+/* Sends the stream.close and waits for its acknowledgement. @returns 0, or -1 (retried). */
+static int produce_close(struct audit_state *st, const struct consumer_record *rec,
+                         const struct projection *pj, char *errstr, size_t errstr_size)
+{
+        char event_id[65], *raw_text = NULL;
+        struct stream_close_msg m;
         int rc = -1;
 
-        close_event_id(rec->ev.event_id, event_id);
-        if (!raw_text)
-                snprintf(errstr, errstr_size, "out of memory");
-        else
-                rc = stream_close_send(st->closer, &m, errstr, errstr_size);
-        json_decref(raw);
+        if (close_msg(rec, pj, event_id, &raw_text, &m, errstr, errstr_size) == 0 &&
+            (rc = stream_close_send(st->closer, &m, errstr, errstr_size)) == 0)
+                log_close(&m, pj);
         free(raw_text);
-        if (rc == 0)
-                log_info(rec->trace_id,
-                         "stream.close sent stream=%s anchor=%s close_method=%d event_id=%s",
-                         pj->close_stream, pj->anchor, pj->close_method, event_id);
         return rc;
 }
 
@@ -217,7 +236,11 @@ static void on_projection(const struct db_col *cols, void *arg)
 static int project_all(struct audit_state *st, struct publish_batch *pb,
                        struct consumer_record *const *recs, char *errstr, size_t errstr_size)
 {
-        size_t cnt = 0;
+        static const char *load[] = {"SCRIPT", "LOAD", project_script};
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int digest_len = 0;
+        char sha[41] = "";
+        size_t cnt = 1;
         int *argcs = calloc(pb->ids.n + 1, sizeof(*argcs));
         const char **argv = calloc((pb->ids.n + 1) * 7, sizeof(*argv));
         const char ***cmds = calloc(pb->ids.n + 1, sizeof(*cmds));
@@ -229,6 +252,12 @@ static int project_all(struct audit_state *st, struct publish_batch *pb,
                 snprintf(errstr, errstr_size, "out of memory");
                 goto out;
         }
+        /* The script once (a no-op when Redis has it), then each anchor by its SHA-1. */
+        EVP_Digest(project_script, strlen(project_script), digest, &digest_len, EVP_sha1(), NULL);
+        for (unsigned i = 0; i < digest_len && i < 20; i++)
+                snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+        argcs[0] = 3;
+        cmds[0] = load;
         for (size_t i = 0; i < pb->ids.n; i++) {
                 const struct projection *pj = &pb->pj[i];
                 const char **a = argv + cnt * 7;
@@ -238,8 +267,8 @@ static int project_all(struct audit_state *st, struct publish_batch *pb,
                 snprintf(bufs[cnt][0], sizeof(bufs[cnt][0]), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
                 snprintf(bufs[cnt][1], sizeof(bufs[cnt][1]), "%lld", pj->until_ms);
                 snprintf(bufs[cnt][2], sizeof(bufs[cnt][2]), "%lld", pj->version_ms);
-                a[0] = "EVAL";
-                a[1] = project_script;
+                a[0] = "EVALSHA";
+                a[1] = sha;
                 a[2] = "1";
                 a[3] = bufs[cnt][0];
                 a[4] = pj->status;
@@ -249,12 +278,58 @@ static int project_all(struct audit_state *st, struct publish_batch *pb,
                 cmds[cnt] = a;
                 cnt++;
         }
-        rc = cnt ? redis_conn_pipeline(st->redis, cnt, argcs, cmds, errstr, errstr_size) : 0;
+        rc = cnt > 1 ? redis_conn_pipeline(st->redis, cnt, argcs, cmds, errstr, errstr_size) : 0;
 out:
         free(argcs);
         free(argv);
         free(cmds);
         free(bufs);
+        return rc;
+}
+
+/*
+ * The stream.close of every verdict that closes one, in batch order, produced together and
+ * acknowledged together: a batch waits for the broker once, not once per punishment.
+ */
+static int send_closes(struct audit_state *st, struct publish_batch *pb,
+                       struct consumer_record *const *recs, size_t n, char *errstr,
+                       size_t errstr_size)
+{
+        struct stream_close_msg *ms = calloc(n ? n : 1, sizeof(*ms));
+        const struct projection **pjs = calloc(n ? n : 1, sizeof(*pjs));
+        char(*event_ids)[65] = calloc(n ? n : 1, sizeof(*event_ids));
+        char **raw_texts = calloc(n ? n : 1, sizeof(*raw_texts));
+        size_t cnt = 0;
+        int rc = -1;
+
+        if (!ms || !pjs || !event_ids || !raw_texts) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                size_t at = keyset_find(&pb->ids, recs[i]->ev.event_id);
+
+                if (at == pb->ids.n || pb->ids.items[at].index != i || !pb->found[at] ||
+                    !pb->pj[at].close_method)
+                        continue;
+                pjs[cnt] = &pb->pj[at];
+                if (close_msg(recs[i], pjs[cnt], event_ids[cnt], &raw_texts[cnt], &ms[cnt],
+                              errstr, errstr_size) == -1) {
+                        cnt++;
+                        goto out;
+                }
+                cnt++;
+        }
+        if ((rc = stream_close_send_many(st->closer, ms, cnt, errstr, errstr_size)) == 0)
+                for (size_t i = 0; i < cnt; i++)
+                        log_close(&ms[i], pjs[i]);
+out:
+        for (size_t i = 0; raw_texts && i < cnt; i++)
+                free(raw_texts[i]);
+        free(ms);
+        free(pjs);
+        free(event_ids);
+        free(raw_texts);
         return rc;
 }
 
@@ -293,15 +368,7 @@ static int publish_batch(struct audit_state *st, struct publish_batch *pb,
         if (project_all(st, pb, recs, errstr, errstr_size) == -1)
                 return -1;
         audit_steps_mark(&pb->steps, "redis");
-        for (size_t i = 0; i < n; i++) { /* in batch order, as publish() one at a time */
-                size_t at = keyset_find(&pb->ids, recs[i]->ev.event_id);
-
-                if (at < pb->ids.n && pb->ids.items[at].index == i && pb->found[at] &&
-                    pb->pj[at].close_method &&
-                    produce_close(st, recs[i], &pb->pj[at], errstr, errstr_size) == -1)
-                        return -1;
-        }
-        return 0;
+        return send_closes(st, pb, recs, n, errstr, errstr_size);
 }
 
 int audit_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,

@@ -94,3 +94,36 @@ int stream_close_send(struct stream_close *sc, const struct stream_close_msg *m,
         return produce_acked(sc->producer, sc->ack, &pm, CLOSE_DELIVERY_WAIT_MS, errstr,
                              errstr_size);
 }
+
+int stream_close_send_many(struct stream_close *sc, const struct stream_close_msg *ms, size_t n,
+                           char *errstr, size_t errstr_size)
+{
+        struct produce_msg *pm = calloc(n ? n : 1, sizeof(*pm));
+        bool *is_acked = calloc(n ? n : 1, sizeof(*is_acked));
+        size_t cnt = 0;
+        int rc = -1;
+
+        if (!pm || !is_acked) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (; cnt < n; cnt++) {
+                pm[cnt] = (struct produce_msg){.topic = CLOSE_TOPIC,
+                                               .key = ms[cnt].stream_id,
+                                               .trace_id = ms[cnt].trace_id,
+                                               .event_type = CLOSE_EVENT_TYPE,
+                                               .event_id = ms[cnt].event_id};
+                if (encode(sc, &ms[cnt], &pm[cnt].value, &pm[cnt].len, errstr, errstr_size) == -1)
+                        break;
+        }
+        if (cnt == n)
+                rc = produce_acked_many(sc->producer, sc->ack, pm, n, is_acked,
+                                        CLOSE_DELIVERY_WAIT_MS, errstr, errstr_size);
+        else
+                for (size_t i = 0; i < cnt; i++)
+                        free(pm[i].value); /* not produced */
+out:
+        free(pm);
+        free(is_acked);
+        return rc;
+}

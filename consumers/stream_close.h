@@ -48,4 +48,14 @@ __attribute__((warn_unused_result)) int stream_close_send(struct stream_close *s
                                                           const struct stream_close_msg *m,
                                                           char *errstr, size_t errstr_size);
 
+/**
+ * @brief stream_close_send() for n records at once: produces them all (in order), then waits
+ * for every acknowledgement. @returns 0 when each was acknowledged, or -1 with errstr
+ * (transient: send them all again; their event ids make the repeats duplicates).
+ */
+__attribute__((warn_unused_result)) int stream_close_send_many(struct stream_close *sc,
+                                                               const struct stream_close_msg *ms,
+                                                               size_t n, char *errstr,
+                                                               size_t errstr_size);
+
 #endif

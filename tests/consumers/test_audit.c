@@ -1051,3 +1051,59 @@ Test(audit, a_severe_verdict_ends_the_live_stream_through_the_stream_role_once)
         stop_cleanly(&fx.audit_pid);
         stop_cleanly(&fx.stream_pid);
 }
+
+/*
+ * A backlog of punishments for anchors that are live, taken in one batch: each closes its
+ * anchor's stream with one stream.close (the batch sends them together and waits for the
+ * broker once), each with the event id its verdict derives.
+ */
+Test(audit, a_batch_of_punishments_closes_every_punished_live_stream)
+{
+        enum { N = 6 };
+        static const char *const ids[N] = {"batch0", "batch1", "batch2",
+                                           "batch3", "batch4", "batch5"};
+        char streams[N][64], anchors[N][64], sql[1024], got[160];
+
+        stop_cleanly(&fx.audit_pid);
+        for (int i = 0; i < N; i++) {
+                char what[16];
+
+                snprintf(what, sizeof(what), "bl%d", i);
+                name(streams[i], sizeof(streams[i]), what);
+                snprintf(what, sizeof(what), "ba%d", i);
+                name(anchors[i], sizeof(anchors[i]), what);
+                snprintf(sql, sizeof(sql),
+                         "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, "
+                         "started_at, last_event_at) VALUES ('%s', '%s', 'tencent', 'live', "
+                         "NOW(3), NOW(3))",
+                         streams[i], anchors[i]);
+                cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+                verdict(&(struct vspec){.id = ids[i],
+                                        .stream = streams[i],
+                                        .anchor = anchors[i],
+                                        .at_s = i,
+                                        .suggestion = "Block",
+                                        .label = i % 2 ? "Terror" : "Porn",
+                                        .score = 99});
+        }
+        fx.audit_pid = start_role("audit", "audit");
+        for (int i = 0; i < N; i++) {
+                struct close_seen c = {0};
+                char close_key[160], want_id[65], event_id[65];
+
+                wait_logged(ids[i]);
+                log_col(got, sizeof(got), ids[i], "CONCAT(close_stream_id, '/', close_method)");
+                cr_assert(strncmp(got, streams[i], strlen(streams[i])) == 0 &&
+                                  strcmp(got + strlen(streams[i]), "/3") == 0,
+                          "verdict %s closes %s", ids[i], got);
+                cr_assert_eq(scan_topic("live.stream", streams[i], 1, on_close, &c), 1,
+                             "no stream.close of %s (log %s)", streams[i], fx.log_path);
+                event_id_of(ids[i], event_id);
+                snprintf(close_key, sizeof(close_key), "audit.close|%s", event_id);
+                crypto_sha256_hex(close_key, strlen(close_key), want_id);
+                cr_assert_str_eq(c.event_ids[0], want_id, "the close of %s", streams[i]);
+                cr_assert_eq(c.close_method, 3);
+                cr_assert_str_eq(c.reason, i % 2 ? "Terror" : "Porn");
+        }
+        stop_cleanly(&fx.audit_pid);
+}
