@@ -119,6 +119,9 @@ TEST_SRCS := $(wildcard tests/lib/test_*.c) \
              $(wildcard tests/e2e/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 test_prog  = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter tests/$($(p)_DIR)/%,$(1)),$(p))))
+# A long test may split along its seams: tests/<folder>/test_<name>.c links the parts in
+# tests/<folder>/<name>/ too.
+test_parts = $(patsubst %.c,$(OBJ)/%.o,$(wildcard $(dir $(1))$(patsubst test_%.c,%,$(notdir $(1)))/*.c))
 
 # Every program and every test binary, without running anything (what a landing builds).
 # After TEST_BINS: a prerequisite list is expanded where the rule is read.
@@ -130,7 +133,8 @@ $(OBJ)/tests/%.o: tests/%.c
 	$(CC) $(CPPFLAGS) -Itests -I$(patsubst tests/%/,%,$(dir $<)) $(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
 
 define TEST_RULES
-$(BUILD)/test/$(patsubst tests/%.c,%,$(1)): $(OBJ)/$(patsubst %.c,%.o,$(1)) $(OBJ)/tests/support.o \
+$(BUILD)/test/$(patsubst tests/%.c,%,$(1)): $(OBJ)/$(patsubst %.c,%.o,$(1)) $(call test_parts,$(1)) \
+		$(OBJ)/tests/support.o \
 		$(if $(call test_prog,$(1)),$(call prog_mods,$(call test_prog,$(1)))) $(LIB_A)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(call pkg_libs,$(LIB_PKGS) criterion)

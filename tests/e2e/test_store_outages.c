@@ -15,6 +15,9 @@
  * suite runs while a server is down. The servers are left running as they were found (same
  * command lines, ports, socket and data directory; their pid files and the fixture env file
  * name the new processes). The logs are /tmp/<prefix>.*.log, removed when the test passes.
+ *
+ * This file starts the processes, posts, reads the workers' metrics and plays the test;
+ * store_outages/servers.c makes the outages, store_outages/checks.c checks the stores after.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -34,50 +37,12 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "store_outages/outages.h"
 #include "support.h"
-#include "url.h"
 
-#define TIPS        300
-#define ANCHORS     12 /* each with its own room */
-#define AUDIENCES   40
-#define STREAMS     10  /* streams of their own anchors and rooms */
-#define QUIET_FROM  190 /* see tip_anchor() */
-#define SENDERS     2
-#define RATE        40 /* tips posted per second at most */
-#define RATIO_BP    4500
-#define REDIS_DB    12 /* no other suite uses it */
-#define WAIT_MS     60000
-#define HOUR_MS     3600000LL
-#define TIP_STEP_MS 10000LL /* between two tips' ts */
-#define KEY_RAW     "liveflow-outage-tip-secret-32by!"
-#define TENCENT_KEY "outage-callback-key"
-#define EPOCH_KEY   "liveflow:redis:epoch:reward-sync"
+struct outage_fixture fx;
 
-struct worker {
-        const char *name, *binary, *role;
-        char group[96], log[256];
-        pid_t pid;
-        int admin_port;
-};
-
-static struct {
-        char prefix[32];
-        char mysql_url[512];
-        char secret[96];
-        char receiver_log[256];
-        pid_t receiver;
-        int http_port;
-        long long base_ms; /* the first tip's ts */
-        struct worker w[4];
-        MYSQL *mysql;
-        redisContext *redis;
-        struct support_reader *dlq[3];
-        long long gross[ANCHORS], count[ANCHORS], share[ANCHORS];
-} fx;
-
-enum { W_SYNC, W_SETTLE, W_STATS, W_STREAM };
-
-static const char *const dlq_topics[] = {"live.reward.dlq", "live.session.dlq", "live.stream.dlq"};
+const char *const dlq_topics[3] = {"live.reward.dlq", "live.session.dlq", "live.stream.dlq"};
 
 /* What the sender threads share with the test. */
 static struct {
@@ -89,17 +54,17 @@ static struct {
         long long t0_ms;
 } run;
 
-static void anchor_id(int a, char *out, size_t size)
+void anchor_id(int a, char *out, size_t size)
 {
         snprintf(out, size, "%s-anchor%02d", fx.prefix, a);
 }
 
-static void room_id(int a, char *out, size_t size)
+void room_id(int a, char *out, size_t size)
 {
         snprintf(out, size, "%s-room%02d", fx.prefix, a);
 }
 
-static void stream_id(int s, char *out, size_t size)
+void stream_id(int s, char *out, size_t size)
 {
         snprintf(out, size, "%s-s%02d", fx.prefix, s);
 }
@@ -170,14 +135,14 @@ static void teardown(void)
 
 TestSuite(store_outages, .init = setup, .fini = teardown, .timeout = 400);
 
-static void redis_url(char *out, size_t size)
+void redis_url(char *out, size_t size)
 {
         snprintf(out, size, "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%s/%d",
                  support_fixture("LIVEFLOW_TEST_REDIS_PORT"), REDIS_DB);
 }
 
 /* The test's own connection to its Redis database; again after a restart. */
-static void redis_connect(void)
+void redis_connect(void)
 {
         int port = atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT"));
         redisReply *r;
@@ -282,7 +247,7 @@ static long long scrape(const struct worker *w, const char *series)
 }
 
 /* liveflow_consumer_store_unavailable of the worker's role for store. */
-static long long unavailable(const struct worker *w, const char *store)
+long long unavailable(const struct worker *w, const char *store)
 {
         char series[160];
 
@@ -292,8 +257,7 @@ static long long unavailable(const struct worker *w, const char *store)
 }
 
 /* Waits until the worker says the store is (un)available; what, for the message. */
-static void wait_unavailable(const struct worker *w, const char *store, long long want,
-                             const char *what)
+void wait_unavailable(const struct worker *w, const char *store, long long want, const char *what)
 {
         long long deadline = support_now_ms() + WAIT_MS, got;
 
@@ -414,7 +378,7 @@ static void *sender_main(void *arg)
 }
 
 /* Lets the senders post tips up to (not including) limit, and waits until they did. */
-static void post_until(int limit, bool wait)
+void post_until(int limit, bool wait)
 {
         long long deadline = support_now_ms() + WAIT_MS;
 
@@ -428,7 +392,7 @@ static void post_until(int limit, bool wait)
 }
 
 /* A signed Tencent push (begin) or interrupt (end) for stream s; retried until a 200. */
-static void post_stream(int s, bool is_begin)
+void post_stream(int s, bool is_begin)
 {
         char body[2048], sign[33], text[128], sid[64], anchor[64], room[64];
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -460,377 +424,6 @@ static void post_stream(int s, bool is_begin)
         curl_slist_free_all(h);
         cr_assert(eq(long, status, 200), "stream %s %s (receiver log %s)", sid,
                   is_begin ? "begin" : "end", fx.receiver_log);
-}
-
-/* ------------------------------------------------------------------ the outages */
-
-static void sql_or_fail(const char *sql)
-{
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-}
-
-/* A fresh connection answers (the server may be down): @returns true when it did. */
-static bool mysql_answers(void)
-{
-        char err[256];
-        struct mysql_url u;
-        MYSQL *m = mysql_init(NULL);
-        bool ok;
-
-        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
-        ok = mysql_real_connect(m, u.host, u.user, u.password, u.database, u.port, NULL, 0) &&
-             mysql_query(m, "SELECT 1 FROM recharge LIMIT 1") == 0;
-        if (ok)
-                mysql_free_result(mysql_store_result(m));
-        mysql_close(m);
-        return ok;
-}
-
-/* The fixture file DIR/pid/<name>.pid and the pid in it. */
-static pid_t fixture_pid(const char *name, char *pidfile, size_t size)
-{
-        char *text;
-        pid_t pid;
-
-        snprintf(pidfile, size, "%s/pid/%s.pid", support_fixture("LIVEFLOW_TEST_DIR"), name);
-        text = support_read_file(pidfile, NULL);
-        cr_assert(text != NULL, "%s", pidfile);
-        pid = (pid_t)atoi(text);
-        free(text);
-        cr_assert(pid > 0 && kill(pid, 0) == 0, "no fixture %s at pid %d", name, (int)pid);
-        return pid;
-}
-
-static void wait_gone(pid_t pid, const char *what)
-{
-        long long deadline = support_now_ms() + WAIT_MS;
-
-        while (kill(pid, 0) == 0 && support_now_ms() < deadline)
-                support_sleep_ms(50);
-        cr_assert(kill(pid, 0) != 0, "%s did not stop", what);
-}
-
-/* Starts cmd again as the fixture did (its own session, output to its log), its pid into
- * pidfile and into the fixture env file's variable env_name. */
-static void restart_server(const char *cmd, const char *name, const char *pidfile,
-                           const char *env_name)
-{
-        const char *dir = support_fixture("LIVEFLOW_TEST_DIR");
-
-        cr_assert(eq(int,
-                     support_sh("cd / && setsid %s >>%s/log/%s.log 2>&1 </dev/null & echo $! >%s",
-                                cmd, dir, name, pidfile),
-                     0));
-        cr_assert(eq(int,
-                     support_sh("sed -i \"s/^export %s=.*/export %s=$(cat %s)/\" %s/env", env_name,
-                                env_name, pidfile, dir),
-                     0));
-}
-
-/* a) recharge and settlement_detail renamed away (a bad deploy) for a few seconds, and back. */
-static void rename_tables_away(void)
-{
-        long long t0 = support_now_ms();
-
-        sql_or_fail("RENAME TABLE recharge TO recharge_away, settlement_detail TO "
-                    "settlement_detail_away");
-        post_until(120, false);
-        wait_unavailable(&fx.w[W_SYNC], "mysql", 1, "recharge renamed away");
-        wait_unavailable(&fx.w[W_SETTLE], "mysql", 1, "settlement_detail renamed away");
-        post_stream(0, false);
-        post_stream(6, true);
-        while (support_now_ms() - t0 < 4000)
-                support_sleep_ms(100);
-        sql_or_fail("RENAME TABLE recharge_away TO recharge, settlement_detail_away TO "
-                    "settlement_detail");
-        cr_log_info("tables away for %lld ms", support_now_ms() - t0);
-        post_until(120, true);
-        wait_unavailable(&fx.w[W_SYNC], "mysql", 0, "recharge back");
-        wait_unavailable(&fx.w[W_SETTLE], "mysql", 0, "settlement_detail back");
-}
-
-/* b) the fixture's mariadbd stopped (cleanly: the fixture does not flush at each commit) and
- * started again with its own command line. */
-static void restart_mariadb(void)
-{
-        char pidfile[512], cmd[4096];
-        pid_t pid = fixture_pid("mariadb", pidfile, sizeof(pidfile));
-        long long t0 = support_now_ms(), deadline;
-
-        support_command_line(pid, cmd, sizeof(cmd));
-        mysql_close(fx.mysql);
-        fx.mysql = NULL;
-        cr_assert(kill(pid, SIGTERM) == 0);
-        wait_gone(pid, "mariadbd");
-        post_until(QUIET_FROM, false);
-        post_stream(1, false);
-        post_stream(7, true);
-        for (int i = 0; i < 4; i++)
-                wait_unavailable(&fx.w[i], "mysql", 1, "mariadbd stopped");
-        support_sleep_ms(1000);
-        restart_server(cmd, "mariadb", pidfile, "LIVEFLOW_TEST_MYSQLD_PID");
-        deadline = support_now_ms() + WAIT_MS;
-        while (!mysql_answers() && support_now_ms() < deadline)
-                support_sleep_ms(200);
-        cr_assert(mysql_answers(), "mariadbd did not come back (%s)", cmd);
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        cr_log_info("mariadbd away for %lld ms", support_now_ms() - t0);
-        post_until(QUIET_FROM, true);
-        for (int i = 0; i < 4; i++)
-                wait_unavailable(&fx.w[i], "mysql", 0, "mariadbd back");
-}
-
-static void redis_get(const char *key, char *out, size_t size)
-{
-        redisReply *r = redisCommand(fx.redis, "GET %s", key);
-
-        cr_assert(r != NULL, "redis: %s", fx.redis->errstr);
-        snprintf(out, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
-        freeReplyObject(r);
-}
-
-static void wait_redis(int first_room, bool with_streams);
-
-static void redis_config_is(const char *name, const char *want)
-{
-        redisReply *r = redisCommand(fx.redis, "CONFIG GET %s", name);
-
-        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "CONFIG GET %s", name);
-        cr_assert_str_eq(r->element[1]->str, want, "the fixture Redis keeps no data: %s", name);
-        freeReplyObject(r);
-}
-
-/* c) redis-server killed and started again, empty, the way the fixture starts it (ops/lib.sh's
- * start_redis: same port and directory, no persistence; redis-server rewrites its own command
- * line, so it cannot be read back like mariadbd's). */
-static void restart_redis_empty(void)
-{
-        const char *dir = support_fixture("LIVEFLOW_TEST_DIR");
-        char pidfile[512], epoch[64], now[64];
-        pid_t pid = fixture_pid("redis", pidfile, sizeof(pidfile));
-        long long t0 = support_now_ms(), deadline = t0 + WAIT_MS;
-
-        /* The quiet rooms' tips are all projected: what Redis loses now, only its rebuild from
-         * MySQL brings back. */
-        wait_redis(ANCHORS / 2, false);
-        redis_config_is("save", "");
-        redis_config_is("appendonly", "no");
-        redis_get(EPOCH_KEY, epoch, sizeof(epoch));
-        cr_assert(epoch[0] != '\0', "the roles keep an epoch token in Redis");
-        cr_assert(kill(pid, SIGKILL) == 0);
-        wait_gone(pid, "redis-server");
-        post_until(260, false);
-        post_stream(2, false);
-        post_stream(8, true);
-        wait_unavailable(&fx.w[W_STREAM], "redis", 1, "redis-server killed");
-        cr_assert(eq(int,
-                     support_sh("LF_PROG=tests . ./ops/lib.sh && start_redis %s %s/redis %s "
-                                "%s/log/redis.log",
-                                support_fixture("LIVEFLOW_TEST_REDIS_PORT"), dir, pidfile, dir),
-                     0),
-                  "redis-server did not start again (log %s/log/redis.log)", dir);
-        cr_assert(eq(int,
-                     support_sh("sed -i \"s/^export LIVEFLOW_TEST_REDIS_PID=.*/export "
-                                "LIVEFLOW_TEST_REDIS_PID=$(cat %s)/\" %s/env",
-                                pidfile, dir),
-                     0));
-        redis_connect();
-        /* A new token: the roles noticed that Redis lost its data. */
-        do {
-                redis_get(EPOCH_KEY, now, sizeof(now));
-                if (now[0] && strcmp(now, epoch) != 0)
-                        break;
-                support_sleep_ms(100);
-        } while (support_now_ms() < deadline);
-        cr_assert(now[0] != '\0' && strcmp(now, epoch) != 0,
-                  "epoch token %s, before the restart %s", now, epoch);
-        cr_log_info("redis away for %lld ms", support_now_ms() - t0);
-        post_stream(3, false);
-        post_stream(9, true);
-        post_until(260, true);
-        wait_unavailable(&fx.w[W_STREAM], "redis", 0, "redis-server back");
-}
-
-/* ------------------------------------------------------------------ the checks */
-
-static long long q(const char *sql)
-{
-        return support_query_int(fx.mysql, "%s", sql);
-}
-
-static void wait_rows(const char *what, long long want, const char *sql)
-{
-        long long got, deadline = support_now_ms() + WAIT_MS;
-
-        while ((got = q(sql)) < want && support_now_ms() < deadline)
-                support_sleep_ms(200);
-        cr_assert(eq(i64, got, want), "%s (logs %s %s %s)", what, fx.w[0].log, fx.w[1].log,
-                  fx.w[2].log);
-}
-
-/* Per anchor: the count, sum and (settlement) share sums match the test's; each tip once. */
-static void check_ledgers(void)
-{
-        char sql[512];
-
-        wait_rows("tips in recharge", TIPS, "SELECT COUNT(*) FROM recharge");
-        wait_rows("tips in settlement_detail", TIPS, "SELECT COUNT(*) FROM settlement_detail");
-        wait_rows("tips in hourly_reward_stats", TIPS,
-                  "SELECT COALESCE(SUM(reward_count), 0) FROM hourly_reward_stats");
-        cr_assert(eq(i64, q("SELECT COUNT(DISTINCT trace_id) FROM recharge"), TIPS));
-        cr_assert(eq(i64, q("SELECT COUNT(DISTINCT trace_id) FROM settlement_detail"), TIPS));
-        cr_assert(eq(i64, q("SELECT COUNT(*) FROM stats_tip"), TIPS));
-        for (int a = 0; a < ANCHORS; a++) {
-                char anchor[64];
-
-                anchor_id(a, anchor, sizeof(anchor));
-                snprintf(sql, sizeof(sql),
-                         "SELECT CONCAT(COUNT(*), '/', SUM(amount)) FROM recharge WHERE "
-                         "anchor_id = '%s'",
-                         anchor);
-                char got[64], want[64];
-
-                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
-                snprintf(want, sizeof(want), "%lld/%lld", fx.count[a], fx.gross[a]);
-                cr_assert_str_eq(got, want, "recharge of %s", anchor);
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT CONCAT(COUNT(*), '/', SUM(amount), '/', SUM(anchor_amount), "
-                               "'/', SUM(platform_amount)) FROM settlement_detail WHERE anchor_id "
-                               "= '%s'",
-                               anchor);
-                snprintf(want, sizeof(want), "%lld/%lld/%lld/%lld", fx.count[a], fx.gross[a],
-                         fx.share[a], fx.gross[a] - fx.share[a]);
-                cr_assert_str_eq(got, want, "settlement_detail of %s", anchor);
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT CONCAT(total_amount, '/', withdrawn_amount, '/', "
-                               "available_amount) FROM settlement WHERE anchor_id = '%s'",
-                               anchor);
-                snprintf(want, sizeof(want), "%lld/0/%lld", fx.share[a], fx.share[a]);
-                cr_assert_str_eq(got, want, "balance of %s", anchor);
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT CONCAT(SUM(reward_count), '/', SUM(amount_sum)) FROM "
-                               "hourly_reward_stats WHERE anchor_id = '%s'",
-                               anchor);
-                snprintf(want, sizeof(want), "%lld/%lld", fx.count[a], fx.gross[a]);
-                cr_assert_str_eq(got, want, "hourly_reward_stats of %s", anchor);
-        }
-}
-
-static long long redis_int(const char *prefix, const char *id)
-{
-        char key[160], v[64];
-
-        snprintf(key, sizeof(key), "%s%s", prefix, id);
-        redis_get(key, v, sizeof(v));
-        return v[0] ? atoll(v) : -1;
-}
-
-/* The first difference between Redis and what the test sent, or "" when none: the rooms of
- * anchors from first_room on, and the streams when with_streams. */
-static void redis_off(char *why, size_t size, int first_room, bool with_streams)
-{
-        why[0] = '\0';
-        for (int a = first_room; a < ANCHORS && !why[0]; a++) {
-                char room[64];
-                long long earnings, count;
-
-                room_id(a, room, sizeof(room));
-                earnings = redis_int("live:room:earnings:", room);
-                count = redis_int("live:room:recharge_count:", room);
-                if (earnings != fx.gross[a] || count != fx.count[a])
-                        snprintf(why, size, "room %s: earnings %lld count %lld, want %lld %lld",
-                                 room, earnings, count, fx.gross[a], fx.count[a]);
-        }
-        /* Streams 0..3 ended, 4..9 live (6..9 begun during the outages). */
-        for (int s = 0; with_streams && s < STREAMS && !why[0]; s++) {
-                char sid[64], anchor[64], key[128];
-                bool want = s >= 4;
-                redisReply *r, *h;
-
-                stream_id(s, sid, sizeof(sid));
-                anchor_id(ANCHORS + s, anchor, sizeof(anchor));
-                snprintf(key, sizeof(key), "hash:anchor:status:%s", anchor);
-                r = redisCommand(fx.redis, "SISMEMBER set:live:online %s", sid);
-                h = redisCommand(fx.redis, "HGET %s stream_id", key);
-                cr_assert(r && h, "redis: %s", fx.redis->errstr);
-                if ((r->integer == 1) != want ||
-                    (want && (h->type != REDIS_REPLY_STRING || strcmp(h->str, sid) != 0)))
-                        snprintf(why, size, "stream %s: online %lld, %s names %s; want live=%d",
-                                 sid, r->integer, key,
-                                 h->type == REDIS_REPLY_STRING ? h->str : "nothing", want);
-                freeReplyObject(r);
-                freeReplyObject(h);
-        }
-}
-
-static void wait_redis(int first_room, bool with_streams)
-{
-        long long deadline = support_now_ms() + WAIT_MS;
-        char why[256];
-
-        while (redis_off(why, sizeof(why), first_room, with_streams),
-               why[0] && support_now_ms() < deadline)
-                support_sleep_ms(200);
-        cr_assert(why[0] == '\0', "%s (logs %s %s)", why, fx.w[W_SYNC].log, fx.w[W_STREAM].log);
-}
-
-static void check_redis(void)
-{
-        wait_redis(0, true);
-}
-
-static void check_streams(void)
-{
-        char sql[256];
-
-        snprintf(sql, sizeof(sql),
-                 "SELECT COUNT(*) FROM live_streams WHERE stream_id LIKE '%s-s%%' AND status = "
-                 "'live'",
-                 fx.prefix);
-        wait_rows("live streams", STREAMS - 4, sql);
-        snprintf(sql, sizeof(sql),
-                 "SELECT COUNT(*) FROM live_streams WHERE stream_id LIKE '%s-s%%' AND status = "
-                 "'ended'",
-                 fx.prefix);
-        wait_rows("ended streams", 4, sql);
-}
-
-/* Nothing any of the test's groups dead-lettered, since the test started. */
-static void check_dlqs(void)
-{
-        char group[96], first[256];
-
-        snprintf(group, sizeof(group), "outage.%s.", fx.prefix);
-        for (int i = 0; i < 3; i++) {
-                int n = support_reader_count(fx.dlq[i], "dlq.group", group, first, sizeof(first),
-                                             1500);
-
-                cr_assert(eq(int, n, 0), "%d record(s) in %s, the first %s", n, dlq_topics[i],
-                          first);
-        }
-}
-
-static void reconcile_ok(void)
-{
-        char bin[512], from[32], to[32], e_mysql[600], e_redis[160], e_boot[512], log[256];
-        char *argv[] = {bin, (char *)"reconcile", (char *)"--from", from, (char *)"--to", to, NULL};
-        char *env[] = {e_mysql, e_redis, e_boot, NULL};
-        char *out;
-        int status;
-
-        support_bin_path("liveflow-ctl", bin, sizeof(bin));
-        snprintf(from, sizeof(from), "%lld", fx.base_ms / 1000 - 3600);
-        snprintf(to, sizeof(to), "%lld", (fx.base_ms + TIPS * TIP_STEP_MS) / 1000 + 3600);
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        redis_url(e_redis, sizeof(e_redis));
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
-                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(log, sizeof(log), "/tmp/%s.reconcile.log", fx.prefix);
-        status = support_wait_exit(support_spawn(argv, env, log), 120000);
-        out = support_read_file(log, NULL);
-        cr_assert(eq(int, status, 0), "reconcile exited %d:\n%s", status, out ? out : log);
-        cr_assert(out && strstr(out, "all agree"), "%s", out ? out : log);
-        free(out);
 }
 
 static void remove_logs(void)
@@ -879,9 +472,9 @@ Test(store_outages, tables_away_mariadb_restarted_redis_restarted_empty_end_exac
         }
         post_until(50, true);
         wait_rows("the first tips settled", 50, "SELECT COUNT(*) FROM settlement_detail");
-        rename_tables_away();
-        restart_mariadb();
-        restart_redis_empty();
+        outage_tables_away();
+        outage_mariadb_restart();
+        outage_redis_restart_empty();
         post_until(TIPS, true);
         stop_senders();
         cr_log_info("%d tips posted in %lld ms", TIPS, support_now_ms() - run.t0_ms);
@@ -894,7 +487,7 @@ Test(store_outages, tables_away_mariadb_restarted_redis_restarted_empty_end_exac
                 cr_assert(eq(i64, unavailable(&fx.w[i], "redis"), 0), "%s", fx.w[i].name);
         }
         check_dlqs();
-        reconcile_ok();
+        check_reconcile();
         for (int i = 0; i < 4; i++) {
                 cr_assert(kill(fx.w[i].pid, SIGTERM) == 0);
                 cr_assert(eq(int, support_wait_exit(fx.w[i].pid, 30000), 0), "%s drains; see %s",
