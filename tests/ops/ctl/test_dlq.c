@@ -63,6 +63,42 @@ static long long jint(json_t *o, const char *path1, const char *path2)
         return json_integer_value(path2 ? json_object_get(v, path2) : v);
 }
 
+/* Dead-letters n transient rewards keyed <prefix>0 .. <prefix>n-1 (group g, a second ago). */
+static void dead_keys(const char *prefix, int n)
+{
+        for (int i = 0; i < n; i++) {
+                char key[16];
+
+                snprintf(key, sizeof(key), "%s%d", prefix, i);
+                dead(key, "reward", "transient", "g", 1000, 0);
+        }
+}
+
+/* A field of the first topic of a `dlq list --json` document. */
+static long long listed(json_t *doc, const char *field)
+{
+        return jint(json_array_get(json_object_get(doc, "topics"), 0), field, NULL);
+}
+
+/* `dlq replay --topic <source> ARGS --json`, which must exit 0: its document (to decref). */
+static json_t *replay(const char *args)
+{
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "dlq replay --topic %s %s --json", source, args), 0),
+                  "%s", out);
+        return ctl_json(out);
+}
+
+/* replay(): how many records it replayed. */
+static long long replayed(const char *args)
+{
+        json_t *doc = replay(args);
+        long long n = jint(doc, "replayed", NULL);
+
+        json_decref(doc);
+        return n;
+}
+
 Test(dlq, list_counts_per_error_class_and_group)
 {
         json_t *doc, *t;
@@ -86,8 +122,7 @@ Test(dlq, list_counts_per_error_class_and_group)
                              source),
                      0));
         doc = ctl_json(out);
-        cr_assert(
-                eq(i64, jint(json_array_get(json_object_get(doc, "topics"), 0), "count", NULL), 1));
+        cr_assert(eq(i64, listed(doc, "count"), 1));
         json_decref(doc);
         cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq list --topic %s", source), 0));
         cr_assert(strstr(out, "3 record(s)") != NULL, "%s", out);
@@ -214,22 +249,13 @@ Test(dlq, replay_is_a_dry_run_until_execute_then_happens_once)
         dead("anchor-1", "reward", "transient", "liveflow.settlement", 1000, 0);
         dead("anchor-22", "withdrawal", "permanent", "liveflow.settlement", 1000, 0);
         dead("anchor-333", "reward", "transient", "liveflow.stats", 1000, 1);
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "dlq replay --topic %s --error-class transient --json", source),
-                     0));
-        doc = ctl_json(out);
+        doc = replay("--error-class transient");
         cr_assert(eq(int, json_typeof(json_object_get(doc, "dry_run")), JSON_TRUE));
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 2));
         json_decref(doc);
         cr_assert(eq(int, fx_read_all(source, msgs, 16), 0), "a dry run wrote records");
 
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "dlq replay --topic %s --error-class transient --execute --json",
-                             source),
-                     0));
-        doc = ctl_json(out);
+        doc = replay("--error-class transient --execute");
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 2));
         cr_assert(eq(i64, jint(doc, "passed_over", NULL), 1));
         json_decref(doc);
@@ -257,53 +283,21 @@ Test(dlq, replay_is_a_dry_run_until_execute_then_happens_once)
         }
         fx_rec_fini(msgs, n);
         /* the same cron line again: nothing new */
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "dlq replay --topic %s --error-class transient --execute --json",
-                             source),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64, jint(doc, "replayed", NULL), 0));
-        json_decref(doc);
+        cr_assert(eq(i64, replayed("--error-class transient --execute"), 0));
         cr_assert(eq(int, (n = fx_read_all(source, msgs, 16)), 2));
         fx_rec_fini(msgs, n);
         /* what the progress passed over is still reachable */
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "dlq replay --topic %s --history --error-class permanent --json",
-                             source),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
-        json_decref(doc);
+        cr_assert(eq(i64, replayed("--history --error-class permanent"), 1));
 }
 
 Test(dlq, replay_resumes_where_the_last_run_stopped)
 {
         struct fx_rec msgs[16];
-        json_t *doc;
         int n;
 
-        for (int i = 0; i < 5; i++) {
-                char key[16];
-
-                snprintf(key, sizeof(key), "k%d", i);
-                dead(key, "reward", "transient", "liveflow.settlement", 1000, 0);
-        }
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --limit 2 --json",
-                             source),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64, jint(doc, "replayed", NULL), 2));
-        json_decref(doc);
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --rate 50 --json",
-                             source),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64, jint(doc, "replayed", NULL), 3));
-        json_decref(doc);
+        dead_keys("k", 5);
+        cr_assert(eq(i64, replayed("--execute --limit 2"), 2));
+        cr_assert(eq(i64, replayed("--execute --rate 50"), 3));
         n = fx_read_all(source, msgs, 16);
         cr_assert(eq(int, n, 5), "each record exactly once");
         fx_rec_fini(msgs, n);
@@ -316,21 +310,13 @@ Test(dlq, one_record_by_partition_and_offset_moves_no_progress)
 
         dead("x0", "reward", "permanent", "g", 1000, 3);
         dead("x1", "reward", "permanent", "g", 1000, 3);
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "dlq replay --topic %s --partition 3 --offset 1 --execute --json",
-                             source),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
-        json_decref(doc);
+        cr_assert(eq(i64, replayed("--partition 3 --offset 1 --execute"), 1));
         cr_assert(eq(int, fx_read_all(source, msgs, 16), 1));
         cr_assert_str_eq(msgs[0].key, "x1");
         fx_rec_fini(msgs, 1);
         cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq list --topic %s --json", source), 0));
         doc = ctl_json(out);
-        cr_assert(eq(i64, jint(json_array_get(json_object_get(doc, "topics"), 0), "pending", NULL),
-                     2));
+        cr_assert(eq(i64, listed(doc, "pending"), 2));
         json_decref(doc);
 }
 
@@ -352,11 +338,7 @@ Test(dlq, auto_replays_old_transient_records_only_while_the_stores_answer)
         cr_assert(eq(int, fx_read_all(source, msgs, 16), 0));
 
         setenv("LIVEFLOW_REDIS_URL", support_fixture("LIVEFLOW_TEST_REDIS_URL"), 1);
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "dlq replay --topic %s --auto --min-age 10m --execute --json", source),
-                     0));
-        doc = ctl_json(out);
+        doc = replay("--auto --min-age 10m --execute");
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
         cr_assert(eq(i64, jint(doc, "passed_over", NULL), 1));
         cr_assert(eq(sz, json_array_size(json_object_get(doc, "stopped")), 1));
@@ -366,13 +348,7 @@ Test(dlq, auto_replays_old_transient_records_only_while_the_stores_answer)
         cr_assert(eq(int, has_header_prefix(&msgs[0], "replay.by"), 1));
         fx_rec_fini(msgs, 1);
         /* the young one becomes due with a shorter minimum age; nothing else is replayed again */
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "dlq replay --topic %s --auto --min-age 0s --execute --json", source),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
-        json_decref(doc);
+        cr_assert(eq(i64, replayed("--auto --min-age 0s --execute"), 1));
         cr_assert(eq(int, fx_read_all(source, msgs, 16), 2));
         fx_rec_fini(msgs, 2);
 }
@@ -399,8 +375,7 @@ Test(dlq, filters_select_by_key_event_type_and_time)
         cr_assert(eq(int, ctl_run(out, sizeof(out), "dlq list --topic %s --key k-a --json", source),
                      0));
         doc = ctl_json(out);
-        cr_assert(
-                eq(i64, jint(json_array_get(json_object_get(doc, "topics"), 0), "count", NULL), 2));
+        cr_assert(eq(i64, listed(doc, "count"), 2));
         json_decref(doc);
         cr_assert(eq(int,
                      ctl_run(out, sizeof(out),
@@ -446,32 +421,40 @@ static int count_key(const struct fx_rec *r, int n, const char *key)
         return c;
 }
 
-Test(dlq, a_killed_replay_resumes_and_loses_nothing)
+/* Starts `dlq replay --topic <source> --execute --rate RATE` in the background and waits
+ * until at least started records are back on the source topic. @returns its pid. */
+static pid_t replay_in_background(const char *rate, int started)
 {
         static struct fx_rec msgs[128];
-        static char a1[] = "dlq", a2[] = "replay", a3[] = "--topic", a5[] = "--execute",
-                    a6[] = "--rate", a7[] = "10";
-        char bin[512], topic_arg[128];
-        char *argv[] = {bin, a1, a2, a3, topic_arg, a5, a6, a7, NULL};
-        int n = 0, rc = -1;
+        char bin[512], topic[128], rate_arg[16];
+        char *argv[] = {bin,   (char *)"dlq",       (char *)"replay", (char *)"--topic",
+                        topic, (char *)"--execute", (char *)"--rate", rate_arg,
+                        NULL};
+        int n = 0;
         pid_t pid;
 
-        for (int i = 0; i < 30; i++) {
-                char key[16];
-
-                snprintf(key, sizeof(key), "c%d", i);
-                dead(key, "reward", "transient", "g", 1000, 0);
-        }
         support_bin_path("liveflow-ctl", bin, sizeof(bin));
-        snprintf(topic_arg, sizeof(topic_arg), "%s", source);
+        snprintf(topic, sizeof(topic), "%s", source);
+        snprintf(rate_arg, sizeof(rate_arg), "%s", rate);
         pid = support_spawn(argv, NULL, "/dev/null");
-        for (int i = 0; i < 300 && n < 8; i++) {
+        for (int i = 0; i < 300 && n < started; i++) {
                 fx_rec_fini(msgs, n);
                 n = fx_read_all(source, msgs, 128);
                 support_sleep_ms(100);
         }
         fx_rec_fini(msgs, n);
-        cr_assert(n >= 8, "the replay did not start");
+        cr_assert(n >= started, "the replay did not start");
+        return pid;
+}
+
+Test(dlq, a_killed_replay_resumes_and_loses_nothing)
+{
+        static struct fx_rec msgs[128];
+        int n, rc = -1;
+        pid_t pid;
+
+        dead_keys("c", 30);
+        pid = replay_in_background("10", 8);
         kill(pid, SIGKILL);
         support_wait_exit(pid, 5000);
         /* as cron would: again until the dead run's membership has timed out */
@@ -513,10 +496,7 @@ Test(dlq, one_source_record_dead_lettered_by_several_groups_is_replayed_once)
                                                   .partition = g,
                                                   .source_offset = 77});
         }
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json", source),
-                     0));
-        doc = ctl_json(out);
+        doc = replay("--execute");
         cr_assert(eq(i64, jint(doc, "replayed", NULL), 1));
         cr_assert(eq(i64, jint(doc, "same_source", NULL), 2));
         json_decref(doc);
@@ -528,40 +508,17 @@ Test(dlq, one_source_record_dead_lettered_by_several_groups_is_replayed_once)
 Test(dlq, sigterm_stops_a_replay_with_its_progress_committed)
 {
         static struct fx_rec msgs[64];
-        static char a1[] = "dlq", a2[] = "replay", a3[] = "--topic", a5[] = "--execute",
-                    a6[] = "--rate", a7[] = "2";
-        char bin[512], topic_arg[128];
-        char *argv[] = {bin, a1, a2, a3, topic_arg, a5, a6, a7, NULL};
-        json_t *doc;
-        int n = 0;
+        long long again;
+        int n;
         pid_t pid;
 
-        for (int i = 0; i < 30; i++) {
-                char key[16];
-
-                snprintf(key, sizeof(key), "s%d", i);
-                dead(key, "reward", "transient", "g", 1000, 0);
-        }
-        support_bin_path("liveflow-ctl", bin, sizeof(bin));
-        snprintf(topic_arg, sizeof(topic_arg), "%s", source);
-        pid = support_spawn(argv, NULL, "/dev/null");
-        for (int i = 0; i < 300 && n < 3; i++) {
-                fx_rec_fini(msgs, n);
-                n = fx_read_all(source, msgs, 64);
-                support_sleep_ms(100);
-        }
-        fx_rec_fini(msgs, n);
-        cr_assert(n >= 3, "the replay did not start");
+        dead_keys("s", 30);
+        pid = replay_in_background("2", 3);
         kill(pid, SIGTERM);
         n = support_wait_exit(pid, 15000);
         cr_assert(eq(int, n, 1), "stopped early, something left: exit %d", n);
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out), "dlq replay --topic %s --execute --json", source),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(jint(doc, "replayed", NULL) > 0, "%s", out);
-        cr_assert(jint(doc, "replayed", NULL) < 30, "%s", out);
-        json_decref(doc);
+        again = replayed("--execute");
+        cr_assert(again > 0 && again < 30, "%lld replayed after the stop", again);
         n = fx_read_all(source, msgs, 64);
         cr_assert(eq(int, n, 30), "every record once, none twice");
         fx_rec_fini(msgs, n);
