@@ -691,7 +691,8 @@ static int publish_batch(struct stream_state *st, struct consumer_record *const 
                                         errstr_size) == -1)
                         return -1;
         }
-        return 0;
+        /* The batch's stream.live / stream.ended: relayed now, not waited for (notify.h). */
+        return notify_flush(st->notify, false, errstr, errstr_size);
 }
 
 int stream_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,

@@ -18,15 +18,43 @@
 #define NOTIFY_FLUSH_ROWS       500   /* rows claimed per flush transaction: a batch's worth */
 #define NOTIFY_FLUSH_ROWS_SQL   "500"
 #define NOTIFY_FLUSH_ROUNDS     20    /* transactions per flush at most: the rest waits */
+#define NOTIFY_SWEEP_MS         10000 /* how often the relay sweeps for rows nobody sent */
+/* A row this old is in nobody's flight: message.timeout.ms (30 s) has given up on it. */
+#define NOTIFY_SWEEP_AGE_SQL "60"
+#define NOTIFY_STAGED_MAX    (1u << 20) /* event ids waiting for the relay; beyond: the sweep */
+
+enum send_state { SEND_PENDING, SEND_ACKED, SEND_FAILED };
+
+/* A row the relay produced: its report is awaited, then it is marked sent. */
+struct in_flight {
+        long long id;
+        uint64_t token;
+        enum send_state state;
+        char event_id[65], kind[33];
+};
 
 struct notify {
         struct db *db;
         struct codec *codec;
         rd_kafka_t *producer;
         struct produce_ack *ack;
-        struct db_stmt *insert, *stream_row, *claim;
-        bool has_pending; /* recorded since the last flush, or unknown (at start) */
+        struct db_stmt *insert, *stream_row, *claim, *claim_old;
+        /* the sweep is due: recorded since the last flush (without the relay), or unknown (at
+           start), or more than it took last time */
+        bool has_pending;
+        bool is_async;  /* the relay listens to the producer's reports (else each flush waits) */
+        bool has_swept; /* this life swept every unsent row once */
+        long long next_sweep_ms;
+        char (*staged)[65]; /* event ids recorded since the last flush */
+        size_t staged_n, staged_cap;
+        struct in_flight *inflight; /* in token order */
+        size_t inflight_n, inflight_cap;
+        uint64_t token;
 };
+
+static void stage(struct notify *n, const char event_id[65]);
+static void on_report(void *arg, uint64_t token, rd_kafka_resp_err_t err);
+static int mark_sent(struct notify *n, char *errstr, size_t errstr_size);
 
 struct notify_msg notify_msg_init(const char *kind, const char *key, long long at_ms)
 {
@@ -57,24 +85,44 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
                             "INSERT IGNORE INTO notify_outbox (event_id, kind, anchor_id, room_id, "
                             "stream_id, payload) VALUES (?, ?, ?, ?, ?, ?)");
         n->stream_row = db_stmt(
-                n->db, "SELECT anchor_id, room_id, session_id, cover_url, duration_s, close_method, "
-                       "close_reason FROM live_streams WHERE stream_id = ?");
+                n->db,
+                "SELECT anchor_id, room_id, session_id, cover_url, duration_s, close_method, "
+                "close_reason FROM live_streams WHERE stream_id = ?");
         n->claim = db_stmt(n->db, "SELECT id, event_id, kind, anchor_id, room_id, stream_id, "
                                   "payload FROM notify_outbox WHERE sent_at IS NULL ORDER BY id "
                                   "LIMIT " NOTIFY_FLUSH_ROWS_SQL " FOR UPDATE SKIP LOCKED");
-        if (!n->insert || !n->stream_row || !n->claim) {
+        n->claim_old = db_stmt(
+                n->db,
+                "SELECT id, event_id, kind, anchor_id, room_id, stream_id, payload FROM "
+                "notify_outbox WHERE sent_at IS NULL AND created_at < NOW(3) - INTERVAL " NOTIFY_SWEEP_AGE_SQL
+                " SECOND ORDER BY id LIMIT " NOTIFY_FLUSH_ROWS_SQL " FOR UPDATE SKIP LOCKED");
+        if (!n->insert || !n->stream_row || !n->claim || !n->claim_old) {
                 notify_destroy(n);
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
+        /* One relay per producer: a second outbox on it waits for its acknowledgements. */
+        n->is_async = n->ack && produce_ack_listen(n->ack, on_report, n) == 0;
         return n;
 }
 
 void notify_destroy(struct notify *n)
 {
+        char err[256];
+
         if (!n)
                 return;
+        if (n->is_async) {
+                /* The drain flushed the producer: what it acknowledged is marked now, not sent
+                 * again by the next life's sweep. */
+                if (n->inflight_n && mark_sent(n, err, sizeof(err)) == -1)
+                        log_warn(NULL, "live.notify: marking sent: %s (sent again later)", err);
+                if (produce_ack_listen(n->ack, NULL, NULL) != 0)
+                        log_warn(NULL, "live.notify: the producer's listener stays");
+        }
         codec_destroy(n->codec);
+        free(n->staged);
+        free(n->inflight);
         free(n); /* the statements belong to db */
 }
 
@@ -130,13 +178,14 @@ enum db_result notify_record(struct notify *n, const struct notify_msg *m, char 
                 snprintf(errstr, errstr_size, "out of memory");
                 return DB_RETRY;
         }
-        struct db_param params[] = {DB_STR(event_id),    DB_STR(m->kind),
-                                    DB_STR(m->anchor_id), DB_STR(m->room_id),
-                                    DB_STR(m->stream_id), DB_STR(payload_text)};
+        struct db_param params[] = {DB_STR(event_id),   DB_STR(m->kind),      DB_STR(m->anchor_id),
+                                    DB_STR(m->room_id), DB_STR(m->stream_id), DB_STR(payload_text)};
 
         r = db_exec(n->db, n->insert, params, 6, NULL, NULL, errstr, errstr_size);
         free(payload_text);
-        if (r == DB_OK)
+        if (r == DB_OK && n->is_async)
+                stage(n, event_id);
+        else if (r == DB_OK)
                 n->has_pending = true;
         return r;
 }
@@ -152,8 +201,8 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
                      bool is_first_row)
 {
         char event_id[65], *payload_text = encode_msg(m, event_id);
-        const char *const cols[] = {event_id, m->kind, m->anchor_id, m->room_id, m->stream_id,
-                                    payload_text};
+        const char *const cols[] = {event_id,   m->kind,      m->anchor_id,
+                                    m->room_id, m->stream_id, payload_text};
 
         if (!payload_text) {
                 t->is_oom = true;
@@ -165,6 +214,7 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
         }
         db_text_add(t, ")");
         free(payload_text);
+        stage(n, event_id); /* not found after the commit when the insert does not happen */
 }
 
 enum db_result notify_text_exec(struct notify *n, const struct db_text *t, size_t rows,
@@ -174,7 +224,7 @@ enum db_result notify_text_exec(struct notify *n, const struct db_text *t, size_
 
         if (!rows)
                 return DB_OK;
-        if ((r = db_text_exec(n->db, t, NULL, errstr, errstr_size)) == DB_OK)
+        if ((r = db_text_exec(n->db, t, NULL, errstr, errstr_size)) == DB_OK && !n->is_async)
                 n->has_pending = true;
         return r;
 }
@@ -192,8 +242,8 @@ enum db_result notify_record_stream(struct notify *n, const char *kind, const ch
                                 {.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_STR, .s = reason, .s_size = sizeof(reason)}};
         bool found = false, is_end = strcmp(kind, "stream.ended") == 0;
-        enum db_result r = db_query_row(n->db, n->stream_row, p, 1, cols, 7, &found, errstr,
-                                        errstr_size);
+        enum db_result r =
+                db_query_row(n->db, n->stream_row, p, 1, cols, 7, &found, errstr, errstr_size);
         struct notify_msg m;
 
         if (r != DB_OK || !found || cols[2].is_null)
@@ -287,9 +337,25 @@ static int encode_row(struct notify *n, const struct outbox_row *r, struct produ
         return rc;
 }
 
+/* Whether the row with outbox id is in flight (produced by the relay, no report yet). */
+static bool is_in_flight(const struct notify *n, long long id)
+{
+        for (size_t i = 0; i < n->inflight_n; i++)
+                if (n->inflight[i].id == id)
+                        return true;
+        return false;
+}
+
+static void log_sent(const struct outbox_row *r)
+{
+        log_info(NULL, "live.notify %s anchor=%s stream=%s event_id=%s", r->kind,
+                 r->has_anchor ? r->anchor : "-", r->has_stream ? r->stream : "-", r->event_id);
+}
+
 /*
- * Sends the claimed rows at once (produced together, every acknowledgement awaited), then
- * marks the acknowledged ones sent in one statement. *sent receives how many are marked.
+ * The sweep's way: sends the claimed rows at once (produced together, every acknowledgement
+ * awaited), then marks the acknowledged ones sent in one statement. Rows the relay has in
+ * flight are left to it. *sent receives how many are marked.
  */
 static int send_rows(struct notify *n, struct claimed *c, size_t *sent, char *errstr,
                      size_t errstr_size)
@@ -297,52 +363,58 @@ static int send_rows(struct notify *n, struct claimed *c, size_t *sent, char *er
         struct produce_msg *msgs = calloc(c->n + 1, sizeof(*msgs));
         char(*trace_ids)[33] = calloc(c->n + 1, sizeof(*trace_ids));
         bool *is_acked = calloc(c->n + 1, sizeof(*is_acked));
+        size_t *row_of = calloc(c->n + 1, sizeof(*row_of));
         struct db_text sql = {0};
         size_t cnt = 0, acked = 0;
         int rc = 0;
 
         *sent = 0;
-        if (!msgs || !trace_ids || !is_acked) {
+        if (!msgs || !trace_ids || !is_acked || !row_of) {
                 snprintf(errstr, errstr_size, "out of memory");
-                free(msgs);
-                free(trace_ids);
-                free(is_acked);
-                return -1; /* nothing sent: what is claimed waits for the next flush */
+                rc = -1; /* nothing sent: what is claimed waits for the next flush */
+                goto out;
         }
-
-        for (; cnt < c->n; cnt++)
-                if (encode_row(n, &c->rows[cnt], &msgs[cnt], trace_ids[cnt], errstr,
-                               errstr_size) == -1) {
+        for (size_t i = 0; i < c->n; i++) {
+                if (is_in_flight(n, c->rows[i].id))
+                        continue;
+                if (encode_row(n, &c->rows[i], &msgs[cnt], trace_ids[cnt], errstr, errstr_size) ==
+                    -1) {
                         rc = -1; /* the rows before it go; this one and the rest wait */
                         break;
                 }
-        if (produce_acked_many(n->producer, n->ack, msgs, cnt, is_acked,
-                               NOTIFY_DELIVERY_WAIT_MS, errstr, errstr_size) == -1)
+                row_of[cnt++] = i;
+        }
+        if (produce_acked_many(n->producer, n->ack, msgs, cnt, is_acked, NOTIFY_DELIVERY_WAIT_MS,
+                               errstr, errstr_size) == -1)
                 rc = -1;
         db_text_add(&sql, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
         for (size_t i = 0; i < cnt; i++) {
                 if (!is_acked[i])
                         continue;
-                db_text_add(&sql, acked++ ? ", %lld" : "%lld", c->rows[i].id);
-                log_info(NULL, "live.notify %s anchor=%s stream=%s event_id=%s", c->rows[i].kind,
-                         c->rows[i].has_anchor ? c->rows[i].anchor : "-",
-                         c->rows[i].has_stream ? c->rows[i].stream : "-", c->rows[i].event_id);
+                db_text_add(&sql, acked++ ? ", %lld" : "%lld", c->rows[row_of[i]].id);
+                log_sent(&c->rows[row_of[i]]);
         }
         db_text_add(&sql, ")");
         if (acked && db_text_exec(n->db, &sql, NULL, errstr, errstr_size) != DB_OK) {
                 acked = 0;
                 rc = -1;
         }
+        *sent = acked;
+out:
         db_text_free(&sql);
         free(msgs);
         free(trace_ids);
         free(is_acked);
-        *sent = acked;
+        free(row_of);
         return rc;
 }
 
-/* One transaction: claims up to NOTIFY_FLUSH_ROWS, sends them, marks those sent. */
-static int flush_round(struct notify *n, size_t *sent, char *errstr, size_t errstr_size)
+/*
+ * One transaction of the sweep: claims up to NOTIFY_FLUSH_ROWS, sends them, marks those sent.
+ * *claimed receives how many it claimed that the relay does not have in flight.
+ */
+static int sweep_round(struct notify *n, struct db_stmt *claim, size_t *claimed, char *errstr,
+                       size_t errstr_size)
 {
         char event_id[65], kind[33], anchor[65], room[65], stream[256], payload[8192];
         struct db_col cols[] = {{.type = DB_PARAM_I64},
@@ -353,23 +425,26 @@ static int flush_round(struct notify *n, size_t *sent, char *errstr, size_t errs
                                 {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
                                 {.type = DB_PARAM_STR, .s = payload, .s_size = sizeof(payload)}};
         struct claimed *c = calloc(1, sizeof(*c));
+        size_t sent = 0;
         int rc = -1;
 
-        *sent = 0;
+        *claimed = 0;
         if (!c) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
         if (db_begin(n->db, errstr, errstr_size) != DB_OK)
                 goto out;
-        if (db_query_each(n->db, n->claim, NULL, 0, cols, 7, on_claimed, c, errstr,
-                          errstr_size) != DB_OK)
+        if (db_query_each(n->db, claim, NULL, 0, cols, 7, on_claimed, c, errstr, errstr_size) !=
+            DB_OK)
                 goto rollback;
-        if (send_rows(n, c, sent, errstr, errstr_size) == -1 && !*sent)
+        for (size_t i = 0; i < c->n; i++)
+                *claimed += !is_in_flight(n, c->rows[i].id);
+        if (send_rows(n, c, &sent, errstr, errstr_size) == -1 && !sent)
                 goto rollback; /* what was sent stays marked: commit it */
         if (db_commit(n->db, errstr, errstr_size) != DB_OK)
                 goto rollback;
-        rc = *sent == c->n ? 0 : -1;
+        rc = sent == *claimed ? 0 : -1; /* what was not marked waits for the next sweep */
         goto out;
 rollback:
         db_rollback(n->db);
@@ -380,15 +455,237 @@ out:
         return rc;
 }
 
+/*
+ * The sweep: every row nobody sent (an earlier life's, one whose send failed, one another
+ * instance recorded and lost), claimed FOR UPDATE SKIP LOCKED so that instances sweeping side
+ * by side do not send a row twice. claim is n->claim (every unsent row: the first sweep of
+ * this life, or a caller's `always`) or n->claim_old (rows older than any send in flight).
+ */
+static int sweep(struct notify *n, struct db_stmt *claim, char *errstr, size_t errstr_size)
+{
+        size_t claimed = NOTIFY_FLUSH_ROWS;
+
+        /* A full claim may have more behind it (rows in flight count as not claimed: the
+           relay's own rows end the loop). */
+        for (int round = 0; round < NOTIFY_FLUSH_ROUNDS && claimed == NOTIFY_FLUSH_ROWS; round++)
+                if (sweep_round(n, claim, &claimed, errstr, errstr_size) == -1)
+                        return -1;
+        n->has_pending = claimed == NOTIFY_FLUSH_ROWS; /* more than the rounds took */
+        return 0;
+}
+
+/* ------------------------------------------------------------------ the relay */
+
+/* The producer's report of the relay's record token (from inside a poll: memory only). */
+static void on_report(void *arg, uint64_t token, rd_kafka_resp_err_t err)
+{
+        struct notify *n = arg;
+        size_t lo = 0, hi = n->inflight_n;
+
+        while (lo < hi) { /* tokens rise in the array's order */
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (n->inflight[mid].token < token)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo == n->inflight_n || n->inflight[lo].token != token)
+                return; /* not ours any more */
+        n->inflight[lo].state = err ? SEND_FAILED : SEND_ACKED;
+        if (err)
+                log_warn(NULL, "live.notify %s event_id=%s not acknowledged: %s (sent again)",
+                         n->inflight[lo].kind, n->inflight[lo].event_id, rd_kafka_err2str(err));
+}
+
+/* Remembers event_id (recorded in the open transaction) for the relay after the commit. */
+static void stage(struct notify *n, const char event_id[65])
+{
+        if (!n->is_async)
+                return;
+        if (n->staged_n == n->staged_cap) {
+                size_t cap = n->staged_cap ? n->staged_cap * 2 : 512;
+                char(*staged)[65] =
+                        cap <= NOTIFY_STAGED_MAX ? realloc(n->staged, cap * sizeof(*staged)) : NULL;
+
+                if (!staged) {
+                        n->has_pending = true; /* the sweep takes what is not staged */
+                        return;
+                }
+                n->staged = staged;
+                n->staged_cap = cap;
+        }
+        memcpy(n->staged[n->staged_n++], event_id, 65);
+}
+
+static int add_in_flight(struct notify *n, const struct outbox_row *r, uint64_t token)
+{
+        struct in_flight *f;
+
+        if (n->inflight_n == n->inflight_cap) {
+                size_t cap = n->inflight_cap ? n->inflight_cap * 2 : 512;
+                struct in_flight *a = realloc(n->inflight, cap * sizeof(*a));
+
+                if (!a)
+                        return -1;
+                n->inflight = a;
+                n->inflight_cap = cap;
+        }
+        f = &n->inflight[n->inflight_n++];
+        memset(f, 0, sizeof(*f));
+        f->id = r->id;
+        f->token = token;
+        f->state = SEND_PENDING;
+        memcpy(f->event_id, r->event_id, sizeof(f->event_id));
+        snprintf(f->kind, sizeof(f->kind), "%s", r->kind);
+        return 0;
+}
+
+/* Produces the claimed rows without waiting; each goes in flight. */
+static int relay_rows(struct notify *n, struct claimed *c, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < c->n; i++) {
+                struct produce_msg pm;
+                char trace_id[33];
+                uint64_t token = ++n->token;
+
+                if (is_in_flight(n, c->rows[i].id))
+                        continue;
+                if (add_in_flight(n, &c->rows[i], token) == -1) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        goto unsent;
+                }
+                if (encode_row(n, &c->rows[i], &pm, trace_id, errstr, errstr_size) == -1 ||
+                    produce_async(n->producer, n->ack, &pm, token, errstr, errstr_size) == -1) {
+                        n->inflight_n--;
+                        goto unsent;
+                }
+                log_sent(&c->rows[i]);
+        }
+        return 0;
+unsent: /* this row and the rest: staged again, for the next flush */
+        for (size_t i = 0; i < c->n; i++)
+                if (!is_in_flight(n, c->rows[i].id))
+                        stage(n, c->rows[i].event_id);
+        return -1;
+}
+
+/*
+ * The rows this instance recorded since the last flush (their event ids, staged), as they
+ * are now: a row the transaction rolled back is not there, one sent already is left out.
+ * Read in chunks of NOTIFY_FLUSH_ROWS and produced without waiting.
+ */
+static int relay_staged(struct notify *n, char *errstr, size_t errstr_size)
+{
+        char event_id[65], kind[33], anchor[65], room[65], stream[256], payload[8192];
+        struct db_col cols[] = {{.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_STR, .s = event_id, .s_size = sizeof(event_id)},
+                                {.type = DB_PARAM_STR, .s = kind, .s_size = sizeof(kind)},
+                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
+                                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
+                                {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
+                                {.type = DB_PARAM_STR, .s = payload, .s_size = sizeof(payload)}};
+        size_t staged_n = n->staged_n, done = 0;
+        struct db_text sql = {0};
+        struct claimed *c;
+        int rc = 0;
+
+        if (!staged_n)
+                return 0;
+        if (!(c = calloc(1, sizeof(*c)))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        n->staged_n = 0; /* what fails below is staged again */
+        while (done < staged_n && rc == 0) {
+                size_t cnt =
+                        staged_n - done < NOTIFY_FLUSH_ROWS ? staged_n - done : NOTIFY_FLUSH_ROWS;
+
+                db_text_reset(&sql);
+                db_text_add(&sql, "SELECT id, event_id, kind, anchor_id, room_id, stream_id, "
+                                  "payload FROM notify_outbox WHERE sent_at IS NULL AND "
+                                  "event_id IN (");
+                for (size_t i = 0; i < cnt; i++) {
+                        db_text_add(&sql, i ? ", " : "");
+                        db_text_str(n->db, &sql, n->staged[done + i]);
+                }
+                db_text_add(&sql, ") ORDER BY id");
+                c->n = 0;
+                if (db_text_query(n->db, &sql, cols, 7, on_claimed, c, errstr, errstr_size) !=
+                    DB_OK) {
+                        rc = -1;
+                        break;
+                }
+                done += cnt;
+                rc = relay_rows(n, c, errstr, errstr_size);
+                for (size_t i = 0; i < c->n; i++)
+                        free(c->rows[i].payload);
+        }
+        /* The chunks not read: staged again (stage() appends after what relay_rows() put back). */
+        for (size_t i = done; i < staged_n; i++)
+                stage(n, n->staged[i]);
+        db_text_free(&sql);
+        free(c);
+        return rc;
+}
+
+/*
+ * Marks the acknowledged rows sent, in one statement; a row whose send failed leaves the
+ * flight and is staged again (sent again by the next flush, with the same event id).
+ */
+static int mark_sent(struct notify *n, char *errstr, size_t errstr_size)
+{
+        struct db_text sql = {0};
+        size_t acked = 0, kept = 0;
+        int rc = 0;
+
+        db_text_add(&sql, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
+        for (size_t i = 0; i < n->inflight_n; i++)
+                if (n->inflight[i].state == SEND_ACKED)
+                        db_text_add(&sql, acked++ ? ", %lld" : "%lld", n->inflight[i].id);
+        db_text_add(&sql, ")");
+        if (acked && db_text_exec(n->db, &sql, NULL, errstr, errstr_size) != DB_OK)
+                rc = -1; /* they stay acknowledged in flight: marked by the next flush */
+        db_text_free(&sql);
+        for (size_t i = 0; i < n->inflight_n; i++) {
+                struct in_flight *f = &n->inflight[i];
+
+                if (f->state == SEND_FAILED)
+                        stage(n, f->event_id);
+                else if (f->state == SEND_PENDING || rc == -1)
+                        n->inflight[kept++] = *f;
+        }
+        n->inflight_n = kept;
+        return rc;
+}
+
 int notify_flush(struct notify *n, bool always, char *errstr, size_t errstr_size)
 {
-        size_t sent = NOTIFY_FLUSH_ROWS;
+        long long now = clock_mono_ms();
+        int rc = 0;
 
-        if (!always && !n->has_pending)
-                return 0;
-        for (int round = 0; round < NOTIFY_FLUSH_ROUNDS && sent == NOTIFY_FLUSH_ROWS; round++)
-                if (flush_round(n, &sent, errstr, errstr_size) == -1)
-                        return -1;
-        n->has_pending = sent == NOTIFY_FLUSH_ROWS; /* more than the rounds took */
-        return 0;
+        if (!n->is_async) /* every flush waits for its acknowledgements */
+                return always || n->has_pending ? sweep(n, n->claim, errstr, errstr_size) : 0;
+        if (mark_sent(n, errstr, errstr_size) == -1)
+                rc = -1;
+        if (rc == 0 && (always || n->has_pending || now >= n->next_sweep_ms)) {
+                /* The first sweep of a life (before its relay sends anything) takes every
+                 * unsent row, so what a crash left goes at once; later ones only rows older
+                 * than any send in flight, which another instance's relay may have. */
+                struct db_stmt *claim = n->has_swept ? n->claim_old : n->claim;
+
+                n->next_sweep_ms = now + NOTIFY_SWEEP_MS;
+                if (sweep(n, claim, errstr, errstr_size) == -1)
+                        rc = -1;
+                else
+                        n->has_swept = true;
+        }
+        if (relay_staged(n, errstr, errstr_size) == -1)
+                rc = -1;
+        return rc;
+}
+
+size_t notify_in_flight(const struct notify *n)
+{
+        return n->inflight_n;
 }

@@ -2,10 +2,23 @@
  * notify.h: liveflow's outgoing events on live.notify (schemas/event.avsc Notify), through a
  * MySQL outbox: a role records a notification in the transaction that makes the state change
  * (notify_outbox, keyed by an id derived from the change, so a replayed change records
- * nothing new), and after the commit notify_flush() sends what is recorded and not yet sent,
- * waits for each acknowledgement and marks it sent. Several instances flush side by side
- * without sending a row twice (rows are claimed FOR UPDATE SKIP LOCKED). A crash between an
- * acknowledgement and its mark sends that one again, with the same event id.
+ * nothing new), and after the commit notify_flush() relays it.
+ *
+ * The relay does not wait: notify_flush() reads back the rows this instance recorded since
+ * the last flush (one query by event id: a rolled-back row is not there, a sent one is left
+ * out), produces them on the runtime's producer and returns; their acknowledgements come with
+ * the producer's next poll, and the next flush marks them sent in one statement (a failed one
+ * is produced again). So a batch's offsets are stored after its MySQL commit without waiting
+ * for the broker, and what the outbox holds is still sent at least once: a row nobody sent
+ * (an earlier life's, after a crash between the commit and the relay or before the mark; one
+ * whose send failed) is found by the sweep, which claims unsent rows FOR UPDATE SKIP LOCKED,
+ * sends them and waits for their acknowledgements — every unsent row at the first flush of a
+ * life, then every 10 s the rows older than any send in flight (60 s). A row is sent again
+ * only after a crash or a failed mark, always with the same event id (the Kafka header and
+ * the envelope), by which the platform de-duplicates.
+ *
+ * One relay per producer (the runtime's): a second outbox on the same producer falls back to
+ * waiting for its acknowledgements in each flush.
  */
 #ifndef LIVEFLOW_NOTIFY_H
 #define LIVEFLOW_NOTIFY_H
@@ -74,11 +87,15 @@ __attribute__((warn_unused_result)) enum db_result notify_text_exec(struct notif
                                                                     size_t errstr_size);
 
 /**
- * @brief After the commit: sends every recorded notification not sent yet (when this instance
- * recorded one since its last flush, or `always`). @returns 0, or -1 with errstr (transient:
- * what was not sent stays for the next flush).
+ * @brief After the commit (never inside a transaction): marks sent what was acknowledged
+ * since the last flush, relays what this instance recorded since, and sweeps when one is due
+ * (or `always`). Without a relay (see above), sends and waits instead. @returns 0, or -1 with
+ * errstr (transient: what was not sent stays for the next flush).
  */
 __attribute__((warn_unused_result)) int notify_flush(struct notify *n, bool always, char *errstr,
                                                      size_t errstr_size);
+
+/** @brief How many rows the relay has produced and not yet marked sent. */
+size_t notify_in_flight(const struct notify *n);
 
 #endif

@@ -8,20 +8,33 @@
 #include "clock.h"
 #include "signals.h"
 
-/* Odd: a pointer the producer's other records carry is never odd. */
+/*
+ * The opaque of our records is odd (a pointer the producer's other records carry never is):
+ * ...01 a waiter's sequence, ...11 an async sender's token.
+ */
+#define TAG_ACKED 1u
+#define TAG_ASYNC 3u
+
 static void *ack_opaque(uint64_t seq)
 {
-        return (void *)(uintptr_t)(seq << 1 | 1);
+        return (void *)(uintptr_t)(seq << 2 | TAG_ACKED);
 }
 
 bool produce_ack_report(struct produce_ack *a, const rd_kafka_message_t *rkm)
 {
         uintptr_t tag = (uintptr_t)rkm->_private;
+        uint64_t seq;
 
         if (!(tag & 1))
                 return false;
-        if (a->pending && a->is_acked && (tag >> 1) >= a->first_seq && (tag >> 1) <= a->seq) {
-                size_t i = (size_t)((tag >> 1) - a->first_seq);
+        if ((tag & 3) == TAG_ASYNC) {
+                if (a->on_async)
+                        a->on_async(a->async_arg, (uint64_t)(tag >> 2), rkm->err);
+                return true;
+        }
+        seq = (uint64_t)(tag >> 2);
+        if (a->pending && a->is_acked && seq >= a->first_seq && seq <= a->seq) {
+                size_t i = (size_t)(seq - a->first_seq);
 
                 if (!a->is_acked[i] && !rkm->err)
                         a->is_acked[i] = true;
@@ -30,7 +43,7 @@ bool produce_ack_report(struct produce_ack *a, const rd_kafka_message_t *rkm)
                 a->pending--;
                 return true;
         }
-        if (tag == (uintptr_t)ack_opaque(a->seq)) {
+        if (seq == a->seq) {
                 a->has_report = true;
                 a->err = rkm->err;
                 a->partition = (int)rkm->partition;
@@ -39,8 +52,8 @@ bool produce_ack_report(struct produce_ack *a, const rd_kafka_message_t *rkm)
         return true;
 }
 
-/* Produces m with the waiter's sequence seq; the headers and value are librdkafka's after. */
-static rd_kafka_resp_err_t produce_one(rd_kafka_t *rk, const struct produce_msg *m, uint64_t seq)
+/* Produces m with opaque; the headers and value are librdkafka's after. */
+static rd_kafka_resp_err_t produce_tagged(rd_kafka_t *rk, const struct produce_msg *m, void *opaque)
 {
         rd_kafka_headers_t *h = rd_kafka_headers_new(3);
         rd_kafka_resp_err_t err;
@@ -49,16 +62,21 @@ static rd_kafka_resp_err_t produce_one(rd_kafka_t *rk, const struct produce_msg 
         rd_kafka_header_add(h, "event_type", -1, m->event_type, -1);
         if (m->event_id)
                 rd_kafka_header_add(h, "event_id", -1, m->event_id, -1);
-        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(m->topic),
-                                RD_KAFKA_V_KEY(m->key, strlen(m->key)),
-                                RD_KAFKA_V_VALUE(m->value, m->len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
-                                RD_KAFKA_V_OPAQUE(ack_opaque(seq)), RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, strlen(m->key)),
+                RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
         if (err) {
                 rd_kafka_headers_destroy(h); /* neither is handed over on failure */
                 free(m->value);
         }
         return err;
+}
+
+/* Produces m with the waiter's sequence seq. */
+static rd_kafka_resp_err_t produce_one(rd_kafka_t *rk, const struct produce_msg *m, uint64_t seq)
+{
+        return produce_tagged(rk, m, ack_opaque(seq));
 }
 
 int produce_acked_many(rd_kafka_t *rk, struct produce_ack *a, const struct produce_msg *msgs,
@@ -120,7 +138,32 @@ int produce_acked(rd_kafka_t *rk, struct produce_ack *a, const struct produce_ms
                 rd_kafka_poll(rk, 100);
         if (!a->has_report || a->err) {
                 snprintf(errstr, errstr_size, "%s for %s not acknowledged: %s", m->event_type,
-                         m->key, a->has_report ? rd_kafka_err2str(a->err) : "no delivery report yet");
+                         m->key,
+                         a->has_report ? rd_kafka_err2str(a->err) : "no delivery report yet");
+                return -1;
+        }
+        return 0;
+}
+
+int produce_ack_listen(struct produce_ack *a,
+                       void (*fn)(void *arg, uint64_t token, rd_kafka_resp_err_t err), void *arg)
+{
+        if (fn && a->on_async)
+                return -1;
+        a->on_async = fn;
+        a->async_arg = fn ? arg : NULL;
+        return 0;
+}
+
+int produce_async(rd_kafka_t *rk, struct produce_ack *a, const struct produce_msg *m,
+                  uint64_t token, char *errstr, size_t errstr_size)
+{
+        rd_kafka_resp_err_t err;
+
+        (void)a; /* the reports find the listener through the producer's delivery callback */
+        err = produce_tagged(rk, m, (void *)(uintptr_t)(token << 2 | TAG_ASYNC));
+        if (err) {
+                snprintf(errstr, errstr_size, "produce %s: %s", m->topic, rd_kafka_err2str(err));
                 return -1;
         }
         return 0;

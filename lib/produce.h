@@ -8,6 +8,11 @@
  * every report to produce_ack_report() first, which takes the waiter's records and leaves the
  * others (the dead-letter bookkeeping's) alone; a late report of a record an earlier wait gave
  * up on is recognised and dropped.
+ *
+ * A sender that must not wait (the live.notify relay, notify.h) produces with produce_async()
+ * instead: its records carry a token of its own, and their reports go to the one listener
+ * registered on the producer's produce_ack (produce_ack_listen()), whenever the producer is
+ * polled next.
  */
 #ifndef LIVEFLOW_PRODUCE_H
 #define LIVEFLOW_PRODUCE_H
@@ -28,6 +33,9 @@ struct produce_ack {
         uint64_t first_seq;
         size_t pending;
         bool *is_acked;
+        /* produce_async(): the listener told each report (see produce_ack_listen()) */
+        void (*on_async)(void *arg, uint64_t token, rd_kafka_resp_err_t err);
+        void *async_arg;
 };
 
 /* One record to produce. */
@@ -64,8 +72,27 @@ __attribute__((warn_unused_result)) int produce_acked(rd_kafka_t *rk, struct pro
  * -1 with errstr (the first failure; the others may have been acknowledged: see is_acked).
  */
 __attribute__((warn_unused_result)) int produce_acked_many(rd_kafka_t *rk, struct produce_ack *a,
-                                                           const struct produce_msg *msgs,
-                                                           size_t n, bool *is_acked, int wait_ms,
+                                                           const struct produce_msg *msgs, size_t n,
+                                                           bool *is_acked, int wait_ms,
                                                            char *errstr, size_t errstr_size);
+
+/**
+ * @brief Makes fn the listener of a's produce_async() records: fn(arg, token, err) runs for
+ * each report, from inside the poll that serves it (it must not poll or block). NULL fn removes
+ * the listener; reports that come without one are dropped. @returns 0, or -1 when another
+ * listener holds a (there is one per producer).
+ */
+__attribute__((warn_unused_result)) int
+produce_ack_listen(struct produce_ack *a,
+                   void (*fn)(void *arg, uint64_t token, rd_kafka_resp_err_t err), void *arg);
+
+/**
+ * @brief Produces m on rk without waiting: its report goes to a's listener with token (at
+ * most 2^61). @returns 0 when librdkafka took it, or -1 with errstr (its queue is full: the
+ * record was not produced).
+ */
+__attribute__((warn_unused_result)) int produce_async(rd_kafka_t *rk, struct produce_ack *a,
+                                                      const struct produce_msg *m, uint64_t token,
+                                                      char *errstr, size_t errstr_size);
 
 #endif
