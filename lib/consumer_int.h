@@ -61,6 +61,7 @@ struct consumer {
         volatile bool draining; /* read by the admin thread */
         volatile bool joined; /* a first assignment (maybe empty) came: read by the admin thread */
         long long last_tick_ms;
+        long long collect_start_us, batch_end_us; /* the debug line's timings (monotonic) */
         /* a store outage: the batch is held (see hold()) and the breaker probes the store */
         struct store_breaker *breaker;
         bool is_outage;  /* this batch met one: stop trying its records */
