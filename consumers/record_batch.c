@@ -10,7 +10,6 @@
 
 #include "db.h"
 #include "keyset.h"
-#include "ledger.h"
 #include "log.h"
 #include "notify.h"
 #include "role_kit.h"
@@ -50,33 +49,16 @@ struct batch_file {
 
 struct record_batch {
         struct record_state *st;
+        struct role_batch rb; /* the shared half: the slots, their event ids, which are new */
         struct batch_rec *recs;
-        struct keyset ids; /* event ids of the valid records */
         struct batch_stream *streams;
         struct batch_file *files;
         const char **scratch;
-        size_t n, fresh, stream_cnt, file_cnt;
+        size_t n, stream_cnt, file_cnt;
         unsigned long long want_affected; /* of the files' upsert */
         bool is_mismatch;
         struct db_text sql;
 };
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The distinct strings of the scratch's first cnt, sorted, back into it. @returns how many. */
-static size_t distinct_scratch(struct record_batch *b, size_t cnt)
-{
-        size_t n = 0;
-
-        qsort(b->scratch, cnt, sizeof(*b->scratch), cmp_str_ptr);
-        for (size_t i = 0; i < cnt; i++)
-                if (i == 0 || strcmp(b->scratch[i], b->scratch[i - 1]) != 0)
-                        b->scratch[n++] = b->scratch[i];
-        return n;
-}
 
 static int cmp_stream_key(const void *key, const void *elem)
 {
@@ -98,43 +80,20 @@ static struct batch_file *find_file(const struct record_batch *b, const char *fi
         return bsearch(file_id, b->files, b->file_cnt, sizeof(*b->files), cmp_file_key);
 }
 
-/* Reads every record; malformed ones are refused at once (nothing was written for them). */
-static void read_batch(struct record_batch *b, struct apply_slot *slots)
+/* role_batch_open()'s reader: one record; a malformed one is refused (nothing written). */
+static int read_one(void *arg, size_t i)
 {
-        for (size_t i = 0; i < b->n; i++) {
-                struct batch_rec *br = &b->recs[i];
-                const struct event *ev = &slots[i].rec->ev;
+        struct record_batch *b = arg;
+        struct batch_rec *br = &b->recs[i];
+        struct apply_slot *slot = &b->rb.slots[i];
+        const struct event *ev = &slot->rec->ev;
 
-                br->slot = &slots[i];
-                if (record_read_event(ev, &br->is_file, slots[i].error, slots[i].error_size) ==
-                            -1 ||
-                    (br->is_file &&
-                     record_read_file(ev, &br->f, slots[i].error, slots[i].error_size) == -1)) {
-                        slots[i].result = APPLY_PERMANENT;
-                        continue;
-                }
-                br->t_ms = br->is_file ? record_file_time(ev, &br->f) : 0;
-                keyset_add(&b->ids, ev->event_id, i);
-        }
-        keyset_sort(&b->ids);
-}
-
-/* Which events the ledger holds; the first copy of each other event id is new. */
-static enum db_result find_new_records(struct record_batch *b, char *errstr, size_t errstr_size)
-{
-        struct keyset *ks = &b->ids;
-        enum db_result r;
-
-        if ((r = ledger_find_known(b->st->ledger, ks, &b->sql, errstr, errstr_size)) != DB_OK)
-                return r;
-        b->is_mismatch = ks->is_mismatch;
-        for (size_t i = 0; i < ks->n; i++) {
-                struct batch_rec *br = &b->recs[ks->items[i].index];
-
-                br->is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
-                b->fresh += br->is_new;
-        }
-        return DB_OK;
+        br->slot = slot;
+        if (record_read_event(ev, &br->is_file, slot->error, slot->error_size) == -1 ||
+            (br->is_file && record_read_file(ev, &br->f, slot->error, slot->error_size) == -1))
+                return -1;
+        br->t_ms = br->is_file ? record_file_time(ev, &br->f) : 0;
+        return 0;
 }
 
 /*
@@ -150,11 +109,11 @@ static bool collect_keys(struct record_batch *b)
 
                 if (!br->is_new || !br->is_file)
                         continue;
-                if (br->t_ms < 0 || br->t_ms > TIME_MAX_MS)
+                if (!role_time_storable(br->t_ms))
                         return false;
                 b->scratch[cnt++] = br->slot->rec->ev.stream_id;
         }
-        b->stream_cnt = distinct_scratch(b, cnt);
+        b->stream_cnt = role_distinct(b->scratch, cnt);
         for (size_t i = 0; i < b->stream_cnt; i++)
                 b->streams[i] = (struct batch_stream){.stream_id = b->scratch[i]};
         if (keys_may_collide(b->scratch, b->stream_cnt))
@@ -175,7 +134,7 @@ static bool collect_keys(struct record_batch *b)
         for (size_t i = 0; i < b->n; i++)
                 if (b->recs[i].is_new && b->recs[i].is_file)
                         b->scratch[cnt++] = b->recs[i].f.file_id;
-        b->file_cnt = distinct_scratch(b, cnt);
+        b->file_cnt = role_distinct(b->scratch, cnt);
         for (size_t i = 0; i < b->file_cnt; i++)
                 b->files[i] = (struct batch_file){.file_id = b->scratch[i]};
         return !keys_may_collide(b->scratch, b->file_cnt);
@@ -391,24 +350,10 @@ static enum db_result store_files(struct record_batch *b, char *errstr, size_t e
         return DB_OK;
 }
 
-/* The ledger rows of the new records, each with its outcome. */
-static enum db_result record_events(struct record_batch *b, char *errstr, size_t errstr_size)
+/* role_batch_write_ledger()'s outcome of record i. */
+static const char *outcome_of(void *arg, size_t i)
 {
-        size_t rows = 0;
-
-        ledger_text_begin(&b->sql);
-        for (size_t i = 0; i < b->n; i++)
-                if (b->recs[i].is_new)
-                        ledger_text_row(b->st->ledger, &b->sql, b->recs[i].slot->rec,
-                                        b->recs[i].outcome, rows++ == 0);
-        return ledger_text_exec(b->st->ledger, &b->sql, rows, errstr, errstr_size);
-}
-
-/* A batch the set-based path cannot pin on one record: record_apply() per record. */
-static enum db_result fall_back(const char *why, char *errstr, size_t errstr_size)
-{
-        snprintf(errstr, errstr_size, "%s", why);
-        return DB_RETRY;
+        return ((const struct record_batch *)arg)->recs[i].outcome;
 }
 
 /* live.notify: the record.ready of every file the batch inserted, in one statement. */
@@ -431,22 +376,24 @@ static enum db_result notify_files(struct record_batch *b, char *errstr, size_t 
         return notify_text_exec(b->st->notify, &b->sql, rows, errstr, errstr_size);
 }
 
-/* Everything after find_new_records(), when some record is new. */
+/* Everything after role_batch_open(), when some record is new. */
 static enum db_result write_new_records(struct record_batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result r;
 
         if (!collect_keys(b))
-                return fall_back("ids that MySQL may match other than byte for byte, two "
-                                 "vendors' streams of one id, or a time out of MySQL's range",
-                                 errstr, errstr_size);
+                return role_batch_fall_back(
+                        "ids that MySQL may match other than byte for byte, two "
+                        "vendors' streams of one id, or a time out of MySQL's range",
+                        errstr, errstr_size);
         if (b->stream_cnt && ((r = find_streams(b, errstr, errstr_size)) != DB_OK ||
                               (r = find_files(b, errstr, errstr_size)) != DB_OK))
                 return r;
         if (b->is_mismatch || !decide_files(b))
-                return fall_back("ids that MySQL matches other than byte for byte", errstr,
-                                 errstr_size);
-        if ((r = record_events(b, errstr, errstr_size)) != DB_OK ||
+                return role_batch_fall_back("ids that MySQL matches other than byte for byte",
+                                            errstr, errstr_size);
+        if ((r = role_batch_write_ledger(&b->rb, b->st->ledger, outcome_of, b, errstr,
+                                         errstr_size)) != DB_OK ||
             (r = store_files(b, errstr, errstr_size)) != DB_OK)
                 return r;
         return notify_files(b, errstr, errstr_size);
@@ -473,47 +420,32 @@ static void log_batch(const struct record_batch *b)
         }
 }
 
-static enum apply_result apply_batch(struct record_batch *b, struct apply_slot *slots, char *errstr,
-                                     size_t errstr_size)
-{
-        enum db_result r = DB_OK;
-
-        read_batch(b, slots);
-        if (!b->ids.n)
-                return APPLY_DONE;
-        if (keyset_may_collide(&b->ids))
-                r = fall_back("event ids that MySQL may match other than byte for byte", errstr,
-                              errstr_size);
-        if (r == DB_OK && (r = find_new_records(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = fall_back("event ids that MySQL matches other than byte for byte", errstr,
-                              errstr_size);
-        if (r == DB_OK && b->fresh)
-                r = write_new_records(b, errstr, errstr_size);
-        if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
-        log_batch(b);
-        return APPLY_DONE;
-}
-
 enum apply_result record_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
                                     size_t errstr_size)
 {
         struct record_batch b = {.st = state, .n = n};
-        enum apply_result r = APPLY_RETRY;
+        enum db_result r = DB_RETRY;
 
         b.recs = calloc(n, sizeof(*b.recs));
         b.streams = calloc(n, sizeof(*b.streams));
         b.files = calloc(n, sizeof(*b.files));
         b.scratch = calloc(n, sizeof(*b.scratch));
-        if (b.recs && b.streams && b.files && b.scratch && keyset_init(&b.ids, n) == 0)
-                r = apply_batch(&b, slots, errstr, errstr_size);
-        else
+        if (!b.recs || !b.streams || !b.files || !b.scratch)
                 snprintf(errstr, errstr_size, "out of memory");
+        else if ((r = role_batch_open(&b.rb, b.st->ledger, slots, n, read_one, &b, errstr,
+                                      errstr_size)) == DB_OK) {
+                for (size_t i = 0; i < n; i++)
+                        b.recs[i].is_new = b.rb.is_new[i];
+                if (b.rb.fresh)
+                        r = write_new_records(&b, errstr, errstr_size);
+                if (r == DB_OK)
+                        log_batch(&b);
+        }
+        role_batch_close(&b.rb);
         db_text_free(&b.sql);
-        keyset_free(&b.ids);
         free(b.recs);
         free(b.streams);
         free(b.files);
         free(b.scratch);
-        return r;
+        return role_batch_result(r);
 }

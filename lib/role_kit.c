@@ -1,8 +1,12 @@
-/* role_kit.c: what every role's apply() uses (see role_kit.h). */
+/* role_kit.c: what every role's apply() and apply_many() use (see role_kit.h). */
 #include "role_kit.h"
 
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "ledger.h"
 
 enum apply_result apply_from_db(enum db_result r)
 {
@@ -44,4 +48,117 @@ bool event_is(const struct event *ev, const char *event_type, const char *payloa
 {
         return strcmp(ev->event_type, event_type) == 0 && ev->payload_name &&
                strcmp(ev->payload_name, payload_name) == 0;
+}
+
+/* ------------------------------------------------------------------ a batch at once */
+
+bool role_time_storable(long long ms)
+{
+        return ms >= 0 && ms <= ROLE_TIME_MAX_MS;
+}
+
+int role_cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t role_distinct(const char **strs, size_t n)
+{
+        size_t cnt = 0;
+
+        if (n)
+                qsort(strs, n, sizeof(*strs), role_cmp_str);
+        for (size_t i = 0; i < n; i++)
+                if (i == 0 || strcmp(strs[i], strs[cnt - 1]) != 0)
+                        strs[cnt++] = strs[i];
+        return cnt;
+}
+
+enum db_result role_batch_fall_back(const char *why, char *errstr, size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "%s", why);
+        return DB_RETRY;
+}
+
+enum apply_result role_batch_result(enum db_result r)
+{
+        return r == DB_OK ? APPLY_DONE : APPLY_RETRY;
+}
+
+/* Which records are new: the first copy of each event id the ledger does not hold. */
+static void mark_new(struct role_batch *b)
+{
+        const struct keyset *ks = &b->ids;
+        size_t first = 0;
+
+        for (size_t i = 0; i < ks->n; i++) {
+                size_t at = ks->items[i].index;
+
+                if (keyset_is_first(ks, i))
+                        first = at;
+                b->first[at] = first;
+                b->is_new[at] = keyset_is_first(ks, i) && !ks->items[i].is_known;
+                b->fresh += b->is_new[at];
+        }
+}
+
+enum db_result role_batch_open(struct role_batch *b, struct ledger *ledger,
+                               struct apply_slot *slots, size_t n, int (*read)(void *arg, size_t i),
+                               void *arg, char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+
+        b->slots = slots;
+        b->n = n;
+        b->is_valid = calloc(n + 1, sizeof(*b->is_valid));
+        b->is_new = calloc(n + 1, sizeof(*b->is_new));
+        b->first = calloc(n + 1, sizeof(*b->first));
+        if (!b->is_valid || !b->is_new || !b->first || keyset_init(&b->ids, n) == -1)
+                return role_batch_fall_back("out of memory", errstr, errstr_size);
+        for (size_t i = 0; i < n; i++) {
+                if (read(arg, i) == -1) {
+                        slots[i].result = APPLY_PERMANENT;
+                        continue;
+                }
+                b->is_valid[i] = true;
+                keyset_add(&b->ids, slots[i].rec->ev.event_id, i);
+        }
+        keyset_sort(&b->ids);
+        if (!b->ids.n)
+                return DB_OK;
+        if (keyset_may_collide(&b->ids))
+                return role_batch_fall_back("event ids that MySQL may match other than byte for "
+                                            "byte",
+                                            errstr, errstr_size);
+        if ((r = ledger_find_known(ledger, &b->ids, &b->sql, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (b->ids.is_mismatch)
+                return role_batch_fall_back("event ids that MySQL matches other than byte for byte",
+                                            errstr, errstr_size);
+        mark_new(b);
+        return DB_OK;
+}
+
+void role_batch_close(struct role_batch *b)
+{
+        db_text_free(&b->sql);
+        keyset_free(&b->ids);
+        free(b->is_valid);
+        free(b->is_new);
+        free(b->first);
+        memset(b, 0, sizeof(*b));
+}
+
+enum db_result role_batch_write_ledger(struct role_batch *b, struct ledger *ledger,
+                                       const char *(*outcome)(void *arg, size_t i), void *arg,
+                                       char *errstr, size_t errstr_size)
+{
+        size_t rows = 0;
+
+        ledger_text_begin(&b->sql);
+        for (size_t i = 0; i < b->n; i++)
+                if (b->is_new[i])
+                        ledger_text_row(ledger, &b->sql, b->slots[i].rec, outcome(arg, i),
+                                        rows++ == 0);
+        return ledger_text_exec(ledger, &b->sql, rows, errstr, errstr_size);
 }

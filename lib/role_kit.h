@@ -1,6 +1,15 @@
 /*
  * role_kit.h: the small pieces every consumer role's apply() uses: what a MySQL result means
- * for the record, and the fields of the event's payload.
+ * for the record, and the fields of the event's payload; and the shared half of a role's
+ * set-based apply_many() (struct role_batch): reading the batch, its event ids in key order,
+ * which records are new to the ledger, the ledger's rows, and the checks that send a batch
+ * back to one record at a time.
+ *
+ * A set-based role is then: role_batch_open() with the role's reader; the role's own
+ * queries for the rows its new records touch, in key order, in as few statements as it can;
+ * every new record decided in batch order on those rows, as apply() would decide it one at a
+ * time; role_batch_write_ledger() and the role's multi-row writes; role_batch_result().
+ * Anything it cannot decide as apply() would goes back with role_batch_fall_back().
  */
 #ifndef LIVEFLOW_ROLE_KIT_H
 #define LIVEFLOW_ROLE_KIT_H
@@ -10,6 +19,9 @@
 #include "codec.h"
 #include "consumer.h"
 #include "db.h"
+#include "keyset.h"
+
+struct ledger;
 
 /**
  * @brief What a MySQL result means for the record: done (DB_OK, or DB_DUPLICATE: the
@@ -31,5 +43,64 @@ long long payload_count(const struct event *ev, const char *key, long long max);
 
 /** @brief Whether the event is of event_type with a payload record named payload_name. */
 bool event_is(const struct event *ev, const char *event_type, const char *payload_name);
+
+/* ------------------------------------------------------------------ a batch at once */
+
+/* FROM_UNIXTIME on MariaDB 10.11 stops in 2038: a later time goes one record at a time. */
+#define ROLE_TIME_MAX_MS 2147483647999LL
+
+/** @brief Whether ms is a time MySQL stores (0 .. ROLE_TIME_MAX_MS). */
+bool role_time_storable(long long ms);
+
+/** @brief strcmp() of two `const char *` array elements, for qsort() and bsearch(). */
+int role_cmp_str(const void *a, const void *b);
+
+/** @brief Sorts the n strings and keeps each distinct one once, in order. @returns how many. */
+size_t role_distinct(const char **strs, size_t n);
+
+/* The shared half of a set-based batch; zeroed, then role_batch_open(). */
+struct role_batch {
+        struct apply_slot *slots; /* the runtime's, n of them */
+        size_t n;
+        struct keyset ids;  /* the event ids of the valid records, in key order */
+        bool *is_valid;     /* per slot: read() took it (else it is APPLY_PERMANENT) */
+        bool *is_new;       /* per slot: the first copy of an event id the ledger lacks */
+        size_t *first;      /* per slot: the batch index of the first copy of its event id */
+        size_t fresh;       /* how many are new */
+        struct db_text sql; /* a statement buffer for the role */
+};
+
+/**
+ * @brief Reads the batch: read(arg, i) for every slot (0, or -1 with slots[i].error set: the
+ * slot is refused, APPLY_PERMANENT, nothing written for it); the valid records' event ids in
+ * key order; which of them the ledger holds (one query). @returns DB_OK; DB_RETRY with errstr
+ * when the batch must go one record at a time (event ids MySQL's collation might take for
+ * one, or one returned in another spelling; out of memory); else what MySQL said.
+ */
+__attribute__((warn_unused_result)) enum db_result
+role_batch_open(struct role_batch *b, struct ledger *ledger, struct apply_slot *slots, size_t n,
+                int (*read)(void *arg, size_t i), void *arg, char *errstr, size_t errstr_size);
+
+/** @brief Frees what role_batch_open() allocated; the slots are the runtime's. */
+void role_batch_close(struct role_batch *b);
+
+/**
+ * @brief One multi-row ledger insert: every new record with outcome(arg, i). A row MySQL skips
+ * (recorded meanwhile) is DB_DUPLICATE, which role_batch_result() turns into a retry.
+ */
+__attribute__((warn_unused_result)) enum db_result
+role_batch_write_ledger(struct role_batch *b, struct ledger *ledger,
+                        const char *(*outcome)(void *arg, size_t i), void *arg, char *errstr,
+                        size_t errstr_size);
+
+/** @brief A batch the set-based path cannot decide as apply() would: why into errstr, DB_RETRY. */
+enum db_result role_batch_fall_back(const char *why, char *errstr, size_t errstr_size);
+
+/**
+ * @brief What apply_many() returns after r: APPLY_DONE for DB_OK; APPLY_RETRY for DB_RETRY
+ * and DB_DUPLICATE (a row changed meanwhile: the runtime goes one record at a time), and for
+ * anything else too, since a batch cannot pin a failure on one record.
+ */
+enum apply_result role_batch_result(enum db_result r);
 
 #endif
