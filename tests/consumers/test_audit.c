@@ -1107,3 +1107,69 @@ Test(audit, a_batch_of_punishments_closes_every_punished_live_stream)
         }
         stop_cleanly(&fx.audit_pid);
 }
+
+/*
+ * kill -9 while a backlog is applied, then a restart: whatever the kill interrupted (a batch's
+ * transaction, or the publish and the offsets after its commit), every verdict ends applied
+ * once: one log row each, each anchor's warning_count its warnings, one notification each.
+ */
+Test(audit, a_kill_mid_backlog_applies_every_verdict_once)
+{
+        enum { N = 600, ANCHORS = 7 };
+        char anchors[ANCHORS][64], id[32];
+        long long deadline, logged = 0;
+
+        stop_cleanly(&fx.audit_pid);
+        for (int a = 0; a < ANCHORS; a++) {
+                char what[16];
+
+                snprintf(what, sizeof(what), "k%d", a);
+                name(anchors[a], sizeof(anchors[a]), what);
+        }
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof(id), "kill%d", i);
+                verdict(&(struct vspec){.id = id,
+                                        .anchor = anchors[i % ANCHORS],
+                                        .at_s = -(i % 50) * 600,
+                                        .suggestion = i % 10 == 9 ? "Block" : "Review",
+                                        .label = "Porn",
+                                        .score = i % 10 == 9 ? 95 : 70});
+        }
+        fx.audit_pid = start_role("audit", "audit");
+        deadline = support_now_ms() + 20000;
+        while (support_now_ms() < deadline &&
+               (logged = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE "
+                                   "'%s\\_k%%'",
+                                   fx.prefix)) == 0)
+                support_sleep_ms(2);
+        cr_assert(kill(fx.audit_pid, SIGKILL) == 0);
+        support_wait_exit(fx.audit_pid, 5000);
+        fx.audit_pid = start_role("audit", "audit");
+        deadline = support_now_ms() + 60000;
+        while (support_now_ms() < deadline &&
+               query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE '%s\\_k%%'",
+                         fx.prefix) < N)
+                support_sleep_ms(50);
+        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE "
+                               "'%s\\_k%%'",
+                               fx.prefix),
+                     N, "log rows after the restart (%lld when killed; log %s)", logged,
+                     fx.log_path);
+        for (int a = 0; a < ANCHORS; a++) {
+                long long warns = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                            "anchor_id = '%s' AND severity = 'warn'",
+                                            anchors[a]);
+                long long notes = query_int("SELECT COUNT(*) FROM notify_outbox WHERE "
+                                            "anchor_id = '%s'",
+                                            anchors[a]);
+                long long logs = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                           "anchor_id = '%s' AND punishment <> 'none'",
+                                           anchors[a]);
+
+                cr_expect_eq(query_int("SELECT warning_count FROM anchors WHERE anchor_id = '%s'",
+                                       anchors[a]),
+                             warns, "anchor %s", anchors[a]);
+                cr_expect_eq(notes, logs, "notifications of anchor %s", anchors[a]);
+        }
+        stop_cleanly(&fx.audit_pid);
+}

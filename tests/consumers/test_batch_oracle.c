@@ -975,6 +975,65 @@ Test(batch_oracle, audit_batch_matches_per_record)
         free_inputs(in, n);
 }
 
+/*
+ * A random mix of verdicts over a few anchors (seeded rows among them): warnings close
+ * enough to escalate, on equal times too, suspensions, bans, operators' bans and unbans,
+ * verdicts whose anchor comes from their stream, times days apart.
+ */
+static size_t audit_random_inputs(struct input *in, long long base, unsigned seed, char keys[][24])
+{
+        static const char *const anchors[] = {"a-live", "a-chain", "a-banned", "a-r1", "a-r2"};
+        static const char *const streams[] = {"st-live", "st-chain", "st-unknown"};
+        size_t n = 0;
+
+        for (int i = 0; i < 40; i++) {
+                int kind = rand_r(&seed) % 20;
+                const char *anchor = anchors[rand_r(&seed) % 5];
+                /* a grid of ten-minute steps: equal times happen, windows end within the mix */
+                long long t = base + (long long)(rand_r(&seed) % 300 - 250) * 600 * 1000;
+                json_t *p;
+
+                snprintf(keys[n], 24, "r-%u-%d", seed, i);
+                if (kind < 9) /* a warning */
+                        p = moderation("Review", "Ads", 60 + rand_r(&seed) % 30);
+                else if (kind < 12)
+                        p = moderation("Block", "Porn", 90 + rand_r(&seed) % 10);
+                else if (kind < 13)
+                        p = moderation("Block", "Terror", 99);
+                else if (kind < 14)
+                        p = moderation("Pass", NULL, 5);
+                else if (kind < 16)
+                        p = admin(rand_r(&seed) % 2 ? "ban" : "unban", -1);
+                else
+                        p = moderation(kind % 2 ? "Review" : "Block", "Porn", 70 + kind);
+                in[n] = (struct input){keys[n], kind == 14 || kind == 15 ? "audit.admin"
+                                                                          : "audit.image",
+                                       "AuditVerdict", NULL, NULL, p, t, anchor, NULL};
+                if (kind >= 16) { /* no anchor in the envelope: live_streams names it */
+                        in[n].anchor_id = NULL;
+                        in[n].stream_id = streams[rand_r(&seed) % 3];
+                }
+                n++;
+        }
+        return n;
+}
+
+Test(batch_oracle, audit_random_verdicts_end_as_per_record)
+{
+        struct input in[MAX_RECS];
+        char keys[MAX_RECS][24];
+        long long base = audit_base_ms();
+
+        audit_seed_init(base);
+        for (unsigned seed = 21; seed <= 24; seed++) {
+                size_t n = audit_random_inputs(in, base, seed, keys);
+
+                cr_expect(run_oracle(&audit_role, in, n, seed, audit_seed, audit_tables, 7),
+                          "seed %u: the batch did not take the set-based path", seed);
+                free_inputs(in, n);
+        }
+}
+
 Test(batch_oracle, audit_collation_equal_ids_end_as_per_record)
 {
         struct input in[MAX_RECS];
