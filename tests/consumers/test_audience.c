@@ -4,6 +4,7 @@
  * figures, exactly once; silent visits closed by the timeout; the hot ranking.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -582,4 +584,82 @@ Test(audience, redis_that_lost_its_data_gets_the_audience_figures_back)
         redis_str(got, sizeof(got), "GET liveflow:redis:epoch:%s", "audience");
         cr_assert(strlen(got) == 32, "epoch \"%s\"", got);
         cr_assert_eq(lost_count(), 2, "liveflow_redis_data_lost_total (log %s)", fx.log_path);
+}
+
+/* `liveflow-ctl rebuild redis --execute` on the role's stores, its output in log; its exit. */
+static int ctl_rebuild_execute(const char *log)
+{
+        char bin[512];
+        int status = 0;
+        pid_t pid;
+
+        support_bin_path("liveflow-ctl", bin, sizeof(bin));
+        cr_assert((pid = fork()) != -1);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+                dup2(fd, STDOUT_FILENO);
+                dup2(fd, STDERR_FILENO);
+                setenv("LIVEFLOW_MYSQL_URL", fx.mysql_url, 1);
+                setenv("LIVEFLOW_REDIS_URL", strchr(fx.redis_env, '=') + 1, 1);
+                setenv("LIVEFLOW_ENV_FILE", "/dev/null", 1);
+                setenv("LIVEFLOW_KAFKA_BOOTSTRAP", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
+                       1);
+                execl(bin, bin, "rebuild", "redis", "--execute", (char *)NULL);
+                _exit(127);
+        }
+        cr_assert(waitpid(pid, &status, 0) == pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(audience, a_rebuild_while_the_role_applies_events_loses_and_doubles_nothing)
+{
+        char stream[64], room[64], who[96], name[32], log[128];
+        long long session = (long long)getpid() * 1000 + 30, t = now_ms() - 60000;
+        const char *const env[] = {"LIVEFLOW_AUDIENCE_VISIT_TIMEOUT_S=3600", NULL};
+        int runs = 0, status;
+
+        use_redis(10);
+        support_unique_name("st", stream, sizeof(stream));
+        support_unique_name("rm", room, sizeof(room));
+        make_live(stream, room, session);
+        start_consumer(env);
+        /* 300 viewers come and 100 likes in six waves; the tool rebuilds Redis after each wave
+         * is sent, while the role applies it, and until the role has applied them all. */
+        snprintf(log, sizeof(log), "/tmp/%s.ctl.log", fx.prefix);
+        for (int i = 0; i < 300; i++) {
+                /* Every test's role reads these topics: names of this test's own. */
+                snprintf(who, sizeof(who), "%s-u%d", room, i);
+                snprintf(name, sizeof(name), "e%d", i);
+                app_event("enter", who, stream, NULL, k(stream, name), t + i, 0);
+                if (i % 3 == 0) {
+                        snprintf(name, sizeof(name), "l%d", i);
+                        app_event("like", who, stream, NULL, k(stream, name), t + i, 0);
+                }
+                if (i % 50 < 49)
+                        continue;
+                flush();
+                status = ctl_rebuild_execute(log);
+                cr_assert(status == 0 || status == 1, "liveflow-ctl exited %d (log %s)", status,
+                          log);
+                runs++;
+        }
+        while (runs < 100 && support_query_int(fx.mysql,
+                                                "SELECT COALESCE(SUM(likes), 0) FROM "
+                                                "live_statistics WHERE session_id = %lld",
+                                                session) < 100) {
+                status = ctl_rebuild_execute(log);
+                cr_assert(status == 0 || status == 1, "liveflow-ctl exited %d (log %s)", status,
+                          log);
+                runs++;
+        }
+        wait_value("300/300/300/300/100",
+                   "SELECT CONCAT_WS('/', (SELECT online FROM audience_room WHERE room_id = '%s'), "
+                   "views, unique_viewers, peak_online, likes) FROM live_statistics WHERE "
+                   "session_id = %lld",
+                   room, session);
+        /* The last write to Redis, whoever made it, holds the final figures. */
+        wait_redis("300", "GET live:room:online:%s", room);
+        wait_stats_fields(session, "300/300/300/0/100/0/0");
+        cr_log_info("%d rebuild(s) ran while the events were applied", runs);
 }
