@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <mysql.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,35 @@ static inline void ctl_env_fixture(void)
         setenv("LIVEFLOW_KAFKA_BOOTSTRAP", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), 1);
         setenv("LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS", "3000", 1);
         setenv("LIVEFLOW_ENV_FILE", "/dev/null", 1);
+}
+
+/*
+ * ctl_env_fixture() and a migrated database of the test's own: its URL into url (url_size
+ * bytes) and LIVEFLOW_MYSQL_URL, the fixture Redis in LIVEFLOW_REDIS_URL.
+ * @returns a connection to the database (the caller closes it).
+ */
+static inline MYSQL *ctl_env_database(char *url, size_t url_size)
+{
+        support_create_database(url, url_size);
+        ctl_env_fixture();
+        setenv("LIVEFLOW_MYSQL_URL", url, 1);
+        setenv("LIVEFLOW_REDIS_URL", support_fixture("LIVEFLOW_TEST_REDIS_URL"), 1);
+        return support_mysql_connect(url);
+}
+
+/* Runs one statement (printf-style) on mysql; a failure fails the test with the server's words. */
+static inline void ctl_sql(MYSQL *mysql, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static inline void ctl_sql(MYSQL *mysql, const char *fmt, ...)
+{
+        char sql[4096];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        cr_assert(mysql_query(mysql, sql) == 0, "%s: %s", sql, mysql_error(mysql));
 }
 
 #endif

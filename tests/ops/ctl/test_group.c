@@ -242,34 +242,31 @@ Test(group, rewind_to_time_searches_timestamps_and_the_group_rereads_from_there)
         rd_kafka_destroy(rk);
 }
 
-Test(group, rewind_by_offset_shift_and_ends_plans_within_the_partition)
+/* The target offset of the first partition in the plan of `group rewind <group> --topic
+ * <topic> ARGS --json` (a dry run, which must exit 0). */
+static long long planned_target(const char *args)
 {
         json_t *doc;
+        long long target;
 
+        cr_assert(eq(int,
+                     ctl_run(out, sizeof(out), "group rewind %s --topic %s %s --json", group, topic,
+                             args),
+                     0),
+                  "%s", out);
+        doc = ctl_json(out);
+        target = json_integer_value(
+                json_object_get(json_array_get(json_object_get(doc, "plan"), 0), "target"));
+        json_decref(doc);
+        return target;
+}
+
+Test(group, rewind_by_offset_shift_and_ends_plans_within_the_partition)
+{
         produce_at(6, ctl_now_ms() - 10000, 1);
         commit_at(group, 3);
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "group rewind %s --topic %s --partition 0 --shift-by -2 --json", group,
-                             topic),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64,
-                     json_integer_value(json_object_get(
-                             json_array_get(json_object_get(doc, "plan"), 0), "target")),
-                     1));
-        json_decref(doc);
-        cr_assert(eq(int,
-                     ctl_run(out, sizeof(out),
-                             "group rewind %s --topic %s --partition 0 --to-offset 99 --json",
-                             group, topic),
-                     0));
-        doc = ctl_json(out);
-        cr_assert(eq(i64,
-                     json_integer_value(json_object_get(
-                             json_array_get(json_object_get(doc, "plan"), 0), "target")),
-                     6));
-        json_decref(doc);
+        cr_assert(eq(i64, planned_target("--partition 0 --shift-by -2"), 1));
+        cr_assert(eq(i64, planned_target("--partition 0 --to-offset 99"), 6));
         cr_assert(eq(int,
                      ctl_run(out, sizeof(out),
                              "group rewind %s --topic %s --to-earliest --execute --json", group,

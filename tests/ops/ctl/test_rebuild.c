@@ -17,11 +17,7 @@ static struct {
 static void setup(void)
 {
         support_unique_name("cr", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        ctl_env_fixture();
-        setenv("LIVEFLOW_MYSQL_URL", fx.mysql_url, 1);
-        setenv("LIVEFLOW_REDIS_URL", support_fixture("LIVEFLOW_TEST_REDIS_URL"), 1);
+        fx.mysql = ctl_env_database(fx.mysql_url, sizeof(fx.mysql_url));
 }
 
 static void teardown(void)
@@ -34,18 +30,6 @@ static void teardown(void)
 }
 
 TestSuite(ctl_rebuild, .init = setup, .fini = teardown, .timeout = 120);
-
-static void sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sql(const char *fmt, ...)
-{
-        char q[4096];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(q, sizeof(q), fmt, ap);
-        va_end(ap);
-        cr_assert(mysql_query(fx.mysql, q) == 0, "%s: %s", q, mysql_error(fx.mysql));
-}
 
 static void redis_do(const char *fmt, ...)
 {
@@ -92,10 +76,10 @@ static bool has_finding(const json_t *doc, const char *what, const char *id)
         const json_t *f;
         size_t i;
 
-        json_array_foreach(json_object_get(doc, "findings"), i, f)
-                if (strcmp(json_string_value(json_object_get(f, "what")), what) == 0 &&
-                    strcmp(json_string_value(json_object_get(f, "id")), id) == 0)
-                        return true;
+        json_array_foreach(
+                json_object_get(doc, "findings"), i,
+                f) if (strcmp(json_string_value(json_object_get(f, "what")), what) == 0 &&
+                       strcmp(json_string_value(json_object_get(f, "id")), id) == 0) return true;
         return false;
 }
 
@@ -105,18 +89,20 @@ static void seed(char room[64], char live[64])
 {
         snprintf(room, 64, "%s_r0", fx.prefix);
         snprintf(live, 64, "%s_s1", fx.prefix);
-        sql("INSERT INTO live_room_sync (room_id, tip_seq) VALUES ('%s', 3)", room);
-        sql("INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, session_id, room_seq, "
-            "amount, gift_count, tipped_at) VALUES ('%s_t1', 'fan1', 'a', '%s', 5, 1, 100, 1, NOW(3)), "
-            "('%s_t2', 'fan2', 'a', '%s', 5, 2, 250, 2, NOW(3)), "
-            "('%s_t3', 'fan1', 'a', '%s', 5, 3, 50, 1, NOW(3)), "
-            "('%s_t4', 'fan3', 'a', '%s', 5, 0, 999, 1, NOW(3))",
-            fx.prefix, room, fx.prefix, room, fx.prefix, room, fx.prefix, room);
-        sql("INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
-            "started_at, last_event_at) VALUES ('%s', '%s_a1', '%s', 5, 'srs', 'live', "
-            "'2026-01-01 00:00:00.750', NOW(3)), ('%s_s2', '%s_a2', '%s_a2', 6, 'srs', 'ended', "
-            "'2026-01-01 00:00:00', NOW(3))",
-            live, fx.prefix, room, fx.prefix, fx.prefix, fx.prefix);
+        ctl_sql(fx.mysql, "INSERT INTO live_room_sync (room_id, tip_seq) VALUES ('%s', 3)", room);
+        ctl_sql(fx.mysql,
+                "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, session_id, room_seq, "
+                "amount, gift_count, tipped_at) VALUES ('%s_t1', 'fan1', 'a', '%s', 5, 1, 100, 1, NOW(3)), "
+                "('%s_t2', 'fan2', 'a', '%s', 5, 2, 250, 2, NOW(3)), "
+                "('%s_t3', 'fan1', 'a', '%s', 5, 3, 50, 1, NOW(3)), "
+                "('%s_t4', 'fan3', 'a', '%s', 5, 0, 999, 1, NOW(3))",
+                fx.prefix, room, fx.prefix, room, fx.prefix, room, fx.prefix, room);
+        ctl_sql(fx.mysql,
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
+                "started_at, last_event_at) VALUES ('%s', '%s_a1', '%s', 5, 'srs', 'live', "
+                "'2026-01-01 00:00:00.750', NOW(3)), ('%s_s2', '%s_a2', '%s_a2', 6, 'srs', 'ended', "
+                "'2026-01-01 00:00:00', NOW(3))",
+                live, fx.prefix, room, fx.prefix, fx.prefix, fx.prefix);
 }
 
 Test(ctl_rebuild, redis_dry_run_lists_what_differs_and_execute_repairs_it)
@@ -179,28 +165,33 @@ Test(ctl_rebuild, redis_dry_run_lists_what_differs_and_execute_repairs_it)
 static void seed_audience(char room[64])
 {
         snprintf(room, 64, "%s_r9", fx.prefix);
-        sql("INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
-            "started_at, last_event_at) VALUES ('%s_s9', '%s_a9', '%s', 91, 'srs', 'live', "
-            "NOW(3) - INTERVAL 1 HOUR, NOW(3))",
-            fx.prefix, fx.prefix, room);
-        sql("INSERT INTO audience_room (room_id, online) VALUES ('%s', 2)", room);
-        sql("INSERT INTO audience_visit (room_id, audience_key, is_open, visit_id, session_id, "
-            "stream_id, entered_at, last_seen_at) VALUES "
-            "('%s', 'app:u1', 1, 'v1', 91, '%s_s9', NOW(3) - INTERVAL 50 MINUTE, NOW(3)), "
-            "('%s', 'app:u2', 1, 'v2', 91, '%s_s9', NOW(3) - INTERVAL 49 MINUTE, NOW(3)), "
-            "('%s', 'app:u3', 0, 'v3', 91, '%s_s9', NOW(3) - INTERVAL 51 MINUTE, NOW(3))",
-            room, fx.prefix, room, fx.prefix, room, fx.prefix);
-        sql("INSERT INTO live_watch_history (visit_id, audience_id, source, room_id, session_id, "
-            "stream_id, entered_at, left_at, seconds, close_reason) VALUES ('v3', 'u3', 'app', "
-            "'%s', 91, '%s_s9', NOW(3) - INTERVAL 51 MINUTE, NOW(3) - INTERVAL 49 MINUTE + "
-            "INTERVAL 40 SECOND, 140, 'exit')",
-            room, fx.prefix);
-        sql("INSERT INTO audience_session_viewer (session_id, audience_key) VALUES (91, 'app:u1'), "
-            "(91, 'app:u2'), (91, 'app:u3')");
-        sql("INSERT INTO live_statistics (session_id, stream_id, views, unique_viewers, "
-            "peak_online, chats, likes, follows, unfollows, shares) VALUES (91, '%s_s9', 3, 3, 1, "
-            "4, 7, 1, 0, 2)",
-            fx.prefix);
+        ctl_sql(fx.mysql,
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, status, "
+                "started_at, last_event_at) VALUES ('%s_s9', '%s_a9', '%s', 91, 'srs', 'live', "
+                "NOW(3) - INTERVAL 1 HOUR, NOW(3))",
+                fx.prefix, fx.prefix, room);
+        ctl_sql(fx.mysql, "INSERT INTO audience_room (room_id, online) VALUES ('%s', 2)", room);
+        ctl_sql(fx.mysql,
+                "INSERT INTO audience_visit (room_id, audience_key, is_open, visit_id, session_id, "
+                "stream_id, entered_at, last_seen_at) VALUES "
+                "('%s', 'app:u1', 1, 'v1', 91, '%s_s9', NOW(3) - INTERVAL 50 MINUTE, NOW(3)), "
+                "('%s', 'app:u2', 1, 'v2', 91, '%s_s9', NOW(3) - INTERVAL 49 MINUTE, NOW(3)), "
+                "('%s', 'app:u3', 0, 'v3', 91, '%s_s9', NOW(3) - INTERVAL 51 MINUTE, NOW(3))",
+                room, fx.prefix, room, fx.prefix, room, fx.prefix);
+        ctl_sql(fx.mysql,
+                "INSERT INTO live_watch_history (visit_id, audience_id, source, room_id, session_id, "
+                "stream_id, entered_at, left_at, seconds, close_reason) VALUES ('v3', 'u3', 'app', "
+                "'%s', 91, '%s_s9', NOW(3) - INTERVAL 51 MINUTE, NOW(3) - INTERVAL 49 MINUTE + "
+                "INTERVAL 40 SECOND, 140, 'exit')",
+                room, fx.prefix);
+        ctl_sql(fx.mysql,
+                "INSERT INTO audience_session_viewer (session_id, audience_key) VALUES (91, 'app:u1'), "
+                "(91, 'app:u2'), (91, 'app:u3')");
+        ctl_sql(fx.mysql,
+                "INSERT INTO live_statistics (session_id, stream_id, views, unique_viewers, "
+                "peak_online, chats, likes, follows, unfollows, shares) VALUES (91, '%s_s9', 3, 3, 1, "
+                "4, 7, 1, 0, 2)",
+                fx.prefix);
 }
 
 Test(ctl_rebuild, redis_finds_and_repairs_damaged_audience_keys)
@@ -248,9 +239,10 @@ Test(ctl_rebuild, redis_finds_and_repairs_damaged_audience_keys)
         get("ZSCORE live:rank:hot %s", room, v, sizeof(v));
         cr_assert_str_eq(v, "2", "two online, no interaction in the last interval");
         /* MySQL's peak is raised to what the visits show, so the role's projections agree. */
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT peak_online FROM live_statistics WHERE session_id = 91"),
-                     3);
+        cr_assert_eq(
+                support_query_int(fx.mysql,
+                                  "SELECT peak_online FROM live_statistics WHERE session_id = 91"),
+                3);
         cr_assert_eq(ctl_run(out, sizeof(out), "rebuild redis"), 0, "%s", out);
 }
 
@@ -269,20 +261,23 @@ Test(ctl_rebuild, usage_and_connection_errors_exit_2)
 /* Session 77 of room r: two tips in its window, one after it. */
 static void seed_session(const char *room)
 {
-        sql("INSERT INTO stats_session (session_id, stream_id, anchor_id, room_id, started_at, "
-            "ended_at, duration_s, close_method, dirty) VALUES (77, '%s_st', 'an', '%s', "
-            "'2026-01-01 10:00:00', '2026-01-01 11:00:00', 3600, 1, 0)",
-            fx.prefix, room);
-        sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
-            "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES "
-            "('%s_1', 'e1', 'u1', 'an', '%s', 30, 1, 'unknown', 'unknown', '2026-01-01 10:10:00', '2026-01-01 10:00:00'), "
-            "('%s_2', 'e2', 'u2', 'an', '%s', 20, 2, 'unknown', 'unknown', '2026-01-01 10:20:00', '2026-01-01 10:00:00'), "
-            "('%s_3', 'e3', 'u3', 'an', '%s', 99, 1, 'unknown', 'unknown', '2026-01-01 11:30:00', '2026-01-01 11:00:00')",
-            fx.prefix, room, fx.prefix, room, fx.prefix, room);
+        ctl_sql(fx.mysql,
+                "INSERT INTO stats_session (session_id, stream_id, anchor_id, room_id, started_at, "
+                "ended_at, duration_s, close_method, dirty) VALUES (77, '%s_st', 'an', '%s', "
+                "'2026-01-01 10:00:00', '2026-01-01 11:00:00', 3600, 1, 0)",
+                fx.prefix, room);
+        ctl_sql(fx.mysql,
+                "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
+                "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES "
+                "('%s_1', 'e1', 'u1', 'an', '%s', 30, 1, 'unknown', 'unknown', '2026-01-01 10:10:00', '2026-01-01 10:00:00'), "
+                "('%s_2', 'e2', 'u2', 'an', '%s', 20, 2, 'unknown', 'unknown', '2026-01-01 10:20:00', '2026-01-01 10:00:00'), "
+                "('%s_3', 'e3', 'u3', 'an', '%s', 99, 1, 'unknown', 'unknown', '2026-01-01 11:30:00', '2026-01-01 11:00:00')",
+                fx.prefix, room, fx.prefix, room, fx.prefix, room);
         /* What an older computation left: wrong figures. */
-        sql("INSERT INTO live_statistics (session_id, stream_id, anchor_id, duration_s, gift_amount, "
-            "gift_count, paying_users) VALUES (77, '%s_st', 'an', 3600, 30, 1, 1)",
-            fx.prefix);
+        ctl_sql(fx.mysql,
+                "INSERT INTO live_statistics (session_id, stream_id, anchor_id, duration_s, gift_amount, "
+                "gift_count, paying_users) VALUES (77, '%s_st', 'an', 3600, 30, 1, 1)",
+                fx.prefix);
 }
 
 Test(ctl_rebuild, session_dry_run_shows_the_changes_and_execute_writes_them)
@@ -302,15 +297,17 @@ Test(ctl_rebuild, session_dry_run_shows_the_changes_and_execute_writes_them)
         cr_assert(json_is_null(json_object_get(json_object_get(doc, "ledgers"), "unique_viewers")),
                   "%s", out);
         json_decref(doc);
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT gift_amount FROM live_statistics WHERE session_id = 77"),
-                     30, "a dry run wrote");
+        cr_assert_eq(
+                support_query_int(fx.mysql,
+                                  "SELECT gift_amount FROM live_statistics WHERE session_id = 77"),
+                30, "a dry run wrote");
 
         cr_assert_eq(ctl_run(out, sizeof(out), "rebuild session 77 --execute"), 0, "%s",
                      ctl_run_stderr);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT CONCAT(gift_amount, gift_count, "
-                                                 "paying_users, COALESCE(unique_viewers, 'n')) FROM "
-                                                 "live_statistics WHERE session_id = 77"),
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT CONCAT(gift_amount, gift_count, "
+                                       "paying_users, COALESCE(unique_viewers, 'n')) FROM "
+                                       "live_statistics WHERE session_id = 77"),
                      5022, "%s", out); /* gift_count counts tips, as liveflow-stats does */
         cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild session 77"), 0);
         doc = ctl_json(out);
@@ -327,10 +324,11 @@ Test(ctl_rebuild, profile_dry_run_counts_and_execute_swaps_in_under_the_lock)
         use_redis(15);
         setenv("LIVEFLOW_STATS_PROFILE_INTERVAL_S", "3600", 1);
         for (int i = 1; i <= 4; i++)
-                sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
-                    "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES ('%s_%d', 'e', "
-                    "'u%d', 'an', 'r', %d, 1, 'unknown', 'unknown', NOW(3), NOW())",
-                    fx.prefix, i, i, i * 100);
+                ctl_sql(fx.mysql,
+                        "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
+                        "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES ('%s_%d', 'e', "
+                        "'u%d', 'an', 'r', %d, 1, 'unknown', 'unknown', NOW(3), NOW())",
+                        fx.prefix, i, i, i * 100);
         cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild profile"), 0, "%s", ctl_run_stderr);
         doc = ctl_json(out);
         cr_assert_eq(j_int(doc, "audiences"), 4);

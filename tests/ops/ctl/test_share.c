@@ -16,11 +16,7 @@ static void setup(void)
 {
         support_unique_name("sh", fx.prefix, sizeof(fx.prefix));
         snprintf(fx.anchor, sizeof(fx.anchor), "%s_a", fx.prefix);
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        ctl_env_fixture();
-        setenv("LIVEFLOW_MYSQL_URL", fx.mysql_url, 1);
-        setenv("LIVEFLOW_REDIS_URL", support_fixture("LIVEFLOW_TEST_REDIS_URL"), 1);
+        fx.mysql = ctl_env_database(fx.mysql_url, sizeof(fx.mysql_url));
         setenv("USER", "alice", 1);
 }
 
@@ -53,26 +49,25 @@ Test(ctl_share, bad_input_is_a_usage_error)
         char later[32];
 
         in_an_hour(later, sizeof(later));
-        cr_assert_eq(ctl_run(out, sizeof(out), "share set %s 10001 --from %s", fx.anchor, later), 2);
+        cr_assert_eq(ctl_run(out, sizeof(out), "share set %s 10001 --from %s", fx.anchor, later),
+                     2);
         cr_assert(strstr(ctl_run_stderr, "0 to 10000"), "%s", ctl_run_stderr);
         cr_assert_eq(ctl_run(out, sizeof(out), "share set %s -1 --from %s", fx.anchor, later), 2);
         cr_assert_eq(ctl_run(out, sizeof(out), "share set %s 12.5 --from %s", fx.anchor, later), 2);
         cr_assert_eq(ctl_run(out, sizeof(out), "share set %s 5000", fx.anchor), 2);
         cr_assert_eq(ctl_run(out, sizeof(out), "share set %s 5000 --from soon", fx.anchor), 2);
-        cr_assert_eq(ctl_run(out, sizeof(out),
-                             "share set %s 5000 --from 2026-01-01 --execute", fx.anchor),
+        cr_assert_eq(ctl_run(out, sizeof(out), "share set %s 5000 --from 2026-01-01 --execute",
+                             fx.anchor),
                      2);
         cr_assert(strstr(ctl_run_stderr, "--backdate"), "%s", ctl_run_stderr);
         cr_assert_eq(ctl_run(out, sizeof(out),
                              "share set %s 5000 --from 2026-01-01 --backdate --execute", fx.anchor),
                      2);
         cr_assert(strstr(ctl_run_stderr, "--reason"), "%s", ctl_run_stderr);
-        cr_assert_eq(ctl_run(out, sizeof(out),
-                             "share set %0100d 5000 --from %s", 7, later),
-                     2);
-        cr_assert_eq(count("SELECT COUNT(*) FROM revenue_share WHERE anchor_id LIKE '%s%%'",
-                           fx.prefix),
-                     0);
+        cr_assert_eq(ctl_run(out, sizeof(out), "share set %0100d 5000 --from %s", 7, later), 2);
+        cr_assert_eq(
+                count("SELECT COUNT(*) FROM revenue_share WHERE anchor_id LIKE '%s%%'", fx.prefix),
+                0);
 }
 
 Test(ctl_share, a_dry_run_writes_nothing_and_execute_records_who_and_why)
@@ -81,9 +76,9 @@ Test(ctl_share, a_dry_run_writes_nothing_and_execute_records_who_and_why)
         json_t *doc, *row;
 
         in_an_hour(later, sizeof(later));
-        cr_assert_eq(ctl_run(out, sizeof(out), "--json share set %s 7000 --from %s", fx.anchor,
-                             later),
-                     0, "%s", ctl_run_stderr);
+        cr_assert_eq(
+                ctl_run(out, sizeof(out), "--json share set %s 7000 --from %s", fx.anchor, later),
+                0, "%s", ctl_run_stderr);
         doc = ctl_json(out);
         cr_assert(json_is_false(json_object_get(doc, "executed")));
         cr_assert(json_is_null(json_object_get(doc, "previous_bp")));
@@ -127,19 +122,16 @@ Test(ctl_share, a_ratio_applied_to_settled_tips_is_never_rewritten)
         json_t *doc;
 
         /* 5000 bp since Jan 1st, and a tip settled at that ratio on Jan 2nd. */
-        cr_assert(mysql_query(fx.mysql, "SET time_zone = '+00:00'") == 0);
-        char sql[1024];
-
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES "
-                 "('%s', '2026-01-01 00:00:00', 5000)",
-                 fx.anchor);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, anchor_amount, "
-                 "platform_amount, tipped_at) VALUES ('%s_t', '%s', 100, 5000, 50, 50, '2026-01-02 10:00:00')",
-                 fx.prefix, fx.anchor);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        ctl_sql(fx.mysql, "SET time_zone = '+00:00'");
+        ctl_sql(fx.mysql,
+                "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES "
+                "('%s', '2026-01-01 00:00:00', 5000)",
+                fx.anchor);
+        ctl_sql(fx.mysql,
+                "INSERT INTO settlement_detail (trace_id, anchor_id, amount, ratio_bp, "
+                "anchor_amount, platform_amount, tipped_at) VALUES ('%s_t', '%s', 100, 5000, 50, "
+                "50, '2026-01-02 10:00:00')",
+                fx.prefix, fx.anchor);
 
         /* Backdated before the settled tip, or onto the row that priced it: refused. */
         cr_assert_eq(ctl_run(out, sizeof(out),
@@ -151,13 +143,15 @@ Test(ctl_share, a_ratio_applied_to_settled_tips_is_never_rewritten)
         cr_assert_eq(json_integer_value(json_object_get(doc, "settled_tips_repriced")), 1);
         cr_assert_eq(json_integer_value(json_object_get(doc, "previous_bp")), 5000);
         json_decref(doc);
-        cr_assert_eq(ctl_run(out, sizeof(out),
-                             "share set %s 6000 --from 2026-01-01 --backdate --reason fix --execute",
-                             fx.anchor),
-                     1);
-        cr_assert_eq(count("SELECT COUNT(*) FROM revenue_share WHERE anchor_id = '%s' AND ratio_bp = 6000",
-                           fx.anchor),
-                     0);
+        cr_assert_eq(
+                ctl_run(out, sizeof(out),
+                        "share set %s 6000 --from 2026-01-01 --backdate --reason fix --execute",
+                        fx.anchor),
+                1);
+        cr_assert_eq(
+                count("SELECT COUNT(*) FROM revenue_share WHERE anchor_id = '%s' AND ratio_bp = 6000",
+                      fx.anchor),
+                0);
         cr_assert_eq(count("SELECT COUNT(*) FROM revenue_share_history WHERE anchor_id = '%s'",
                            fx.anchor),
                      0);

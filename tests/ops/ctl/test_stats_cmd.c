@@ -11,48 +11,36 @@ static struct {
         MYSQL *mysql;
 } fx;
 
-static void exec_sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void exec_sql(const char *fmt, ...)
-{
-        char sql[2048];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-}
-
 /* One tip in both tables, as liveflow-stats would count it. */
 static void tip(int n, const char *hour, const char *anchor, const char *ag, const char *audience,
                 const char *ug, long long amount)
 {
-        exec_sql("INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, "
-                 "amount, gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES "
-                 "('t%d', SHA2('t%d', 256), '%s', '%s', '%s', %lld, 1, '%s', '%s', '%s', '%s')",
-                 n, n, audience, anchor, anchor, amount, ag, ug, hour, hour);
-        exec_sql("INSERT INTO hourly_reward_stats (hour, anchor_id, anchor_gender, "
-                 "audience_gender, amount_sum, reward_count) VALUES ('%s', '%s', '%s', '%s', "
-                 "%lld, 1) ON DUPLICATE KEY UPDATE amount_sum = amount_sum + VALUES(amount_sum), "
-                 "reward_count = reward_count + 1",
-                 hour, anchor, ag, ug, amount);
+        ctl_sql(fx.mysql,
+                "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, "
+                "amount, gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES "
+                "('t%d', SHA2('t%d', 256), '%s', '%s', '%s', %lld, 1, '%s', '%s', '%s', '%s')",
+                n, n, audience, anchor, anchor, amount, ag, ug, hour, hour);
+        ctl_sql(fx.mysql,
+                "INSERT INTO hourly_reward_stats (hour, anchor_id, anchor_gender, "
+                "audience_gender, amount_sum, reward_count) VALUES ('%s', '%s', '%s', '%s', "
+                "%lld, 1) ON DUPLICATE KEY UPDATE amount_sum = amount_sum + VALUES(amount_sum), "
+                "reward_count = reward_count + 1",
+                hour, anchor, ag, ug, amount);
 }
 
 static void setup(void)
 {
         support_unique_name("cs", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        ctl_env_fixture();
-        setenv("LIVEFLOW_MYSQL_URL", fx.mysql_url, 1);
-        setenv("LIVEFLOW_REDIS_URL", support_fixture("LIVEFLOW_TEST_REDIS_URL"), 1);
-        exec_sql("INSERT INTO anchors (anchor_id, gender, region, age_band) VALUES "
-                 "('f1', 'female', 'north', '18-24'), ('m1', 'male', 'south', '25-34')");
-        exec_sql("INSERT INTO audiences (audience_id, gender, region, audience_type) VALUES "
-                 "('u1', 'male', 'east', 'registered'), ('u2', 'female', 'west', 'guest')");
-        exec_sql("INSERT INTO tags (name) VALUES ('music'), ('games')");
-        exec_sql("INSERT INTO anchor_tags SELECT 'f1', tag_id FROM tags");
-        exec_sql("INSERT INTO audience_tags SELECT 'u1', tag_id FROM tags WHERE name = 'games'");
+        fx.mysql = ctl_env_database(fx.mysql_url, sizeof(fx.mysql_url));
+        ctl_sql(fx.mysql, "INSERT INTO anchors (anchor_id, gender, region, age_band) VALUES "
+                          "('f1', 'female', 'north', '18-24'), ('m1', 'male', 'south', '25-34')");
+        ctl_sql(fx.mysql,
+                "INSERT INTO audiences (audience_id, gender, region, audience_type) VALUES "
+                "('u1', 'male', 'east', 'registered'), ('u2', 'female', 'west', 'guest')");
+        ctl_sql(fx.mysql, "INSERT INTO tags (name) VALUES ('music'), ('games')");
+        ctl_sql(fx.mysql, "INSERT INTO anchor_tags SELECT 'f1', tag_id FROM tags");
+        ctl_sql(fx.mysql,
+                "INSERT INTO audience_tags SELECT 'u1', tag_id FROM tags WHERE name = 'games'");
         tip(1, "2026-03-01 10:00:00", "f1", "female", "u1", "male", 100);
         tip(2, "2026-03-01 10:00:00", "f1", "female", "u2", "female", 40);
         tip(3, "2026-03-01 11:00:00", "m1", "male", "u1", "male", 7);
@@ -95,43 +83,37 @@ static void rows_text(const char *json, char *buf, size_t size)
         json_decref(doc);
 }
 
+/* `liveflow-ctl stats --json RANGE ARGS`, which must exit 0: its rows_text() (the answer
+ * stays in out). */
+static const char *stats_rows(const char *args)
+{
+        static char rows[4096];
+
+        cr_assert_eq(ctl_run(out, sizeof(out), "stats --json " RANGE " %s", args), 0, "%s",
+                     ctl_run_stderr);
+        rows_text(out, rows, sizeof(rows));
+        return rows;
+}
+
 Test(ctl_stats, sums_by_genders_hours_and_profile_dimensions)
 {
-        char got[4096];
-
-        cr_assert_eq(ctl_run(out, sizeof(out), "stats --json " RANGE), 0, "%s", ctl_run_stderr);
-        rows_text(out, got, sizeof(got));
-        cr_assert_str_eq(got, ":150/4;");
+        cr_assert_str_eq(stats_rows(""), ":150/4;");
         cr_assert(strstr(out, "\"source\":\"hourly_reward_stats\""), "%s", out);
-
-        cr_assert_eq(ctl_run(out, sizeof(out),
-                             "stats --json " RANGE " --by anchor_gender,audience_gender"),
-                     0);
-        rows_text(out, got, sizeof(got));
-        cr_assert_str_eq(got, "anchor_gender=male,audience_gender=male,:7/1;"
-                              "anchor_gender=female,audience_gender=male,:103/2;"
-                              "anchor_gender=female,audience_gender=female,:40/1;");
-
-        cr_assert_eq(ctl_run(out, sizeof(out),
-                             "stats --json " RANGE " --by hour --where anchor_gender=female"),
-                     0);
-        rows_text(out, got, sizeof(got));
-        cr_assert_str_eq(got, "hour=2026-03-01T10:00Z,:140/2;hour=2026-03-01T11:00Z,:3/1;");
-
-        cr_assert_eq(ctl_run(out, sizeof(out), "stats --json " RANGE " --by anchor_region"), 0);
-        rows_text(out, got, sizeof(got));
-        cr_assert_str_eq(got, "anchor_region=north,:143/3;anchor_region=south,:7/1;");
+        cr_assert_str_eq(stats_rows("--by anchor_gender,audience_gender"),
+                         "anchor_gender=male,audience_gender=male,:7/1;"
+                         "anchor_gender=female,audience_gender=male,:103/2;"
+                         "anchor_gender=female,audience_gender=female,:40/1;");
+        cr_assert_str_eq(stats_rows("--by hour --where anchor_gender=female"),
+                         "hour=2026-03-01T10:00Z,:140/2;hour=2026-03-01T11:00Z,:3/1;");
+        cr_assert_str_eq(stats_rows("--by anchor_region"),
+                         "anchor_region=north,:143/3;anchor_region=south,:7/1;");
 
         /* Audience dimensions read the ledger; a tag counts each tip of its people. */
-        cr_assert_eq(ctl_run(out, sizeof(out),
-                             "stats --json " RANGE " --by audience_type --where anchor_tag=music"),
-                     0);
-        rows_text(out, got, sizeof(got));
-        cr_assert_str_eq(got, "audience_type=guest,:40/1;audience_type=registered,:103/2;");
+        cr_assert_str_eq(stats_rows("--by audience_type --where anchor_tag=music"),
+                         "audience_type=guest,:40/1;audience_type=registered,:103/2;");
         cr_assert(strstr(out, "\"source\":\"stats_tip\""), "%s", out);
-        cr_assert_eq(ctl_run(out, sizeof(out), "stats --json " RANGE " --by audience_tag"), 0);
-        rows_text(out, got, sizeof(got));
-        cr_assert_str_eq(got, "audience_tag=(none),:40/1;audience_tag=games,:110/3;");
+        cr_assert_str_eq(stats_rows("--by audience_tag"),
+                         "audience_tag=(none),:40/1;audience_tag=games,:110/3;");
 
         /* The human table names the columns and the sums. */
         cr_assert_eq(ctl_run(out, sizeof(out), "stats " RANGE " --by audience_region"), 0);
