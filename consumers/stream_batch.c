@@ -12,7 +12,8 @@
  *
  * publish_many(): the batch's streams projected to Redis in one transaction and one
  * pipeline, which of the batch's events have a session.end in the outbox in one query; then
- * the session.end records, vendor drops and cut-offs of the few records that have them.
+ * the session.end records, vendor drops and cut-offs of the few records that have them; then
+ * the batch's live.notify rows relayed without waiting for the broker (notify.h).
  */
 #include "stream_batch.h"
 
@@ -23,31 +24,12 @@
 #include "db.h"
 #include "ids.h"
 #include "keyset.h"
-#include "ledger.h"
 #include "log.h"
 #include "notify.h"
 #include "rebuild.h"
 #include "role_kit.h"
 
-#define TIME_MAX_MS 2147483647999LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The distinct strings of the scratch's first cnt, sorted, back into it. @returns how many. */
-static size_t distinct_scratch(struct stream_batch *b, size_t cnt)
-{
-        size_t n = 0;
-
-        qsort(b->scratch, cnt, sizeof(*b->scratch), cmp_str_ptr);
-        for (size_t i = 0; i < cnt; i++)
-                if (i == 0 || strcmp(b->scratch[i], b->scratch[i - 1]) != 0)
-                        b->scratch[n++] = b->scratch[i];
-        return n;
-}
 
 static int cmp_stream_key(const void *key, const void *elem)
 {
@@ -67,17 +49,6 @@ static int cmp_anchor_key(const void *key, const void *elem)
 static struct sb_anchor *find_anchor(const struct stream_batch *b, const char *anchor_id)
 {
         return bsearch(anchor_id, b->anchors, b->anchor_cnt, sizeof(*b->anchors), cmp_anchor_key);
-}
-
-static bool in_time_range(long long ms)
-{
-        return ms >= 0 && ms <= TIME_MAX_MS;
-}
-
-static enum db_result fall_back(const char *why, char *errstr, size_t errstr_size)
-{
-        snprintf(errstr, errstr_size, "%s", why);
-        return DB_RETRY;
 }
 
 /* replayed_event(): whether a replay of this event repeats what its first time decided. */
@@ -100,48 +71,35 @@ static void note_from_outcome(struct consumer_record *rec, const struct stream_e
 
 /* ------------------------------------------------------------------ reading */
 
-static void read_batch(struct stream_batch *b, struct apply_slot *slots)
+/* role_batch_open()'s reader: one event; one that is not a stream event is refused. */
+static int read_one(void *arg, size_t i)
 {
-        for (size_t i = 0; i < b->n; i++) {
-                struct sb_rec *r = &b->recs[i];
+        struct stream_batch *b = arg;
+        struct sb_rec *r = &b->recs[i];
+        struct apply_slot *slot = &b->rb.slots[i];
 
-                r->slot = &slots[i];
-                if (stream_read_event(&slots[i].rec->ev, &r->se, slots[i].error,
-                                      slots[i].error_size) == -1) {
-                        slots[i].result = APPLY_PERMANENT;
-                        continue;
-                }
-                r->is_valid = true;
-                slots[i].rec->publish = true; /* as stream_apply(): a replay re-projects Redis */
-                slots[i].rec->note = 0;
-                keyset_add(&b->ids, slots[i].rec->ev.event_id, i);
-        }
-        keyset_sort(&b->ids);
+        r->slot = slot;
+        if (stream_read_event(&slot->rec->ev, &r->se, slot->error, slot->error_size) == -1)
+                return -1;
+        slot->rec->publish = true; /* as stream_apply(): a replay re-projects Redis */
+        slot->rec->note = 0;
+        return 0;
 }
 
-/* Which events are new; the later copies and the known ones are replays. */
-static enum db_result find_new_events(struct stream_batch *b, char *errstr, size_t errstr_size)
+/* The shared half's verdicts per record; the later copies and the known ones are replays. */
+static void take_new_events(struct stream_batch *b)
 {
-        struct keyset *ks = &b->ids;
-        enum db_result r;
-        size_t first = 0;
+        const struct keyset *ks = &b->rb.ids;
 
-        if ((r = ledger_find_known(b->st->ledger, ks, &b->sql, errstr, errstr_size)) != DB_OK)
-                return r;
-        b->is_mismatch = ks->is_mismatch;
-        for (size_t i = 0; i < ks->n; i++) {
-                struct sb_rec *rec = &b->recs[ks->items[i].index];
-
-                if (keyset_is_first(ks, i))
-                        first = ks->items[i].index;
-                rec->first = first;
-                rec->is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
-                b->fresh += rec->is_new;
-                /* replayed_event() reads the outcome of a known begin or forced close */
-                if (ks->items[i].is_known && replay_matters(&rec->se))
-                        b->needs_outcomes = true;
+        for (size_t i = 0; i < b->n; i++) {
+                b->recs[i].is_valid = b->rb.is_valid[i];
+                b->recs[i].is_new = b->rb.is_new[i];
+                b->recs[i].first = b->rb.first[i];
         }
-        return DB_OK;
+        /* replayed_event() reads the outcome of a known begin or forced close */
+        for (size_t i = 0; i < ks->n; i++)
+                if (ks->items[i].is_known && replay_matters(&b->recs[ks->items[i].index].se))
+                        b->needs_outcomes = true;
 }
 
 /* Streams of the new events (leaves touch no row); anchors of the new begins. */
@@ -155,12 +113,12 @@ static bool collect_keys(struct stream_batch *b)
                 if (!r->is_new || r->se.is_leave)
                         continue;
                 /* a close by liveflow or an operator names no vendor: resolve_vendor() per record */
-                if (!in_time_range(r->se.ev->event_time_ms) ||
+                if (!role_time_storable(r->se.ev->event_time_ms) ||
                     !stream_is_stream_vendor(r->se.ev->vendor))
                         return false;
                 b->scratch[cnt++] = r->se.ev->stream_id;
         }
-        b->stream_cnt = distinct_scratch(b, cnt);
+        b->stream_cnt = role_distinct(b->scratch, cnt);
         for (size_t i = 0; i < b->stream_cnt; i++)
                 b->streams[i] = (struct sb_stream){.stream_id = b->scratch[i]};
         if (keys_may_collide(b->scratch, b->stream_cnt))
@@ -185,7 +143,7 @@ static bool collect_keys(struct stream_batch *b)
                 if (r->is_new && r->se.is_begin && a && *a)
                         b->scratch[cnt++] = a;
         }
-        b->anchor_cnt = distinct_scratch(b, cnt);
+        b->anchor_cnt = role_distinct(b->scratch, cnt);
         for (size_t i = 0; i < b->anchor_cnt; i++)
                 b->anchors[i] = (struct sb_anchor){.anchor_id = b->scratch[i], .until_ms = -1};
         return !keys_may_collide(b->scratch, b->anchor_cnt);
@@ -390,7 +348,8 @@ static bool insert_ended(struct stream_batch *b, struct sb_stream *s, const stru
 {
         const struct event *ev = se->ev;
 
-        if (se->push_duration_ms >= 0 && !in_time_range(ev->event_time_ms - se->push_duration_ms))
+        if (se->push_duration_ms >= 0 &&
+            !role_time_storable(ev->event_time_ms - se->push_duration_ms))
                 return false;
         s->found = s->is_changed = true;
         s->anchor = ev->anchor_id;
@@ -505,14 +464,14 @@ static void note_replays(struct stream_batch *b)
 static void on_outcome(const struct db_col *cols, void *arg)
 {
         struct stream_batch *b = arg;
-        size_t i = keyset_find(&b->ids, cols[0].s);
+        size_t i = keyset_find(&b->rb.ids, cols[0].s);
 
-        if (i == b->ids.n || cols[1].is_null)
+        if (i == b->rb.ids.n || cols[1].is_null)
                 return;
-        for (; i < b->ids.n && strcmp(b->ids.items[i].id, cols[0].s) == 0; i++) {
-                struct sb_rec *r = &b->recs[b->ids.items[i].index];
+        for (; i < b->rb.ids.n && strcmp(b->rb.ids.items[i].id, cols[0].s) == 0; i++) {
+                struct sb_rec *r = &b->recs[b->rb.ids.items[i].index];
 
-                if (b->ids.items[i].is_known && replay_matters(&r->se))
+                if (b->rb.ids.items[i].is_known && replay_matters(&r->se))
                         note_from_outcome(r->slot->rec, &r->se, cols[1].s);
         }
 }
@@ -530,35 +489,35 @@ static enum db_result read_outcomes(struct stream_batch *b, char *errstr, size_t
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "SELECT event_id, outcome FROM live_events WHERE consumer = "
                              "'stream' AND event_id IN (");
-        for (size_t i = 0; i < b->ids.n; i++) {
-                if (!b->ids.items[i].is_known || !keyset_is_first(&b->ids, i))
+        for (size_t i = 0; i < b->rb.ids.n; i++) {
+                if (!b->rb.ids.items[i].is_known || !keyset_is_first(&b->rb.ids, i))
                         continue;
                 db_text_add(&b->sql, is_first ? "" : ", ");
                 is_first = false;
-                db_text_str(b->st->db, &b->sql, b->ids.items[i].id);
+                db_text_str(b->st->db, &b->sql, b->rb.ids.items[i].id);
         }
         db_text_add(&b->sql, ")");
         return db_text_query(b->st->db, &b->sql, cols, 2, on_outcome, b, errstr, errstr_size);
 }
 
-/* Everything after find_new_events(), when some event is new. */
+/* Everything after role_batch_open(), when some event is new. */
 static enum db_result write_new_events(struct stream_batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result r;
 
         if (!collect_keys(b))
-                return fall_back("ids that MySQL may match other than byte for byte, or a time "
-                                 "out of MySQL's range",
-                                 errstr, errstr_size);
+                return role_batch_fall_back("ids that MySQL may match other than byte for "
+                                            "byte, or a time out of MySQL's range",
+                                            errstr, errstr_size);
         if (b->stream_cnt && (r = lock_streams(b, errstr, errstr_size)) != DB_OK)
                 return r;
         if ((r = read_anchors(b, errstr, errstr_size)) != DB_OK)
                 return r;
         if (b->is_mismatch)
-                return fall_back("ids that MySQL matches other than byte for byte", errstr,
-                                 errstr_size);
+                return role_batch_fall_back("ids that MySQL matches other than byte for byte",
+                                            errstr, errstr_size);
         if (!decide_all(b))
-                return fall_back("a start out of MySQL's range", errstr, errstr_size);
+                return role_batch_fall_back("a start out of MySQL's range", errstr, errstr_size);
         return stream_batch_write(b, errstr, errstr_size);
 }
 
@@ -581,52 +540,36 @@ static void log_batch(const struct stream_batch *b)
         }
 }
 
-static enum apply_result apply_batch(struct stream_batch *b, struct apply_slot *slots,
-                                     char *errstr, size_t errstr_size)
-{
-        enum db_result r = DB_OK;
-
-        read_batch(b, slots);
-        if (!b->ids.n)
-                return APPLY_DONE;
-        if (keyset_may_collide(&b->ids))
-                r = fall_back("event ids that MySQL may match other than byte for byte", errstr,
-                              errstr_size);
-        if (r == DB_OK && (r = find_new_events(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = fall_back("event ids that MySQL matches other than byte for byte", errstr,
-                              errstr_size);
-        if (r == DB_OK)
-                r = read_outcomes(b, errstr, errstr_size);
-        if (r == DB_OK && b->fresh)
-                r = write_new_events(b, errstr, errstr_size);
-        if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
-        note_replays(b);
-        log_batch(b);
-        return APPLY_DONE;
-}
-
 enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_t n,
                                     char *errstr, size_t errstr_size)
 {
         struct stream_batch b = {.st = state, .n = n};
-        enum apply_result r = APPLY_RETRY;
+        enum db_result r = DB_RETRY;
 
         b.recs = calloc(n, sizeof(*b.recs));
         b.streams = calloc(n, sizeof(*b.streams));
         b.anchors = calloc(n, sizeof(*b.anchors));
         b.scratch = calloc(n, sizeof(*b.scratch));
-        if (b.recs && b.streams && b.anchors && b.scratch && keyset_init(&b.ids, n) == 0)
-                r = apply_batch(&b, slots, errstr, errstr_size);
-        else
+        if (!b.recs || !b.streams || !b.anchors || !b.scratch)
                 snprintf(errstr, errstr_size, "out of memory");
+        else if ((r = role_batch_open(&b.rb, b.st->ledger, slots, n, read_one, &b, errstr,
+                                      errstr_size)) == DB_OK) {
+                take_new_events(&b);
+                r = read_outcomes(&b, errstr, errstr_size);
+                if (r == DB_OK && b.rb.fresh)
+                        r = write_new_events(&b, errstr, errstr_size);
+                if (r == DB_OK) {
+                        note_replays(&b);
+                        log_batch(&b);
+                }
+        }
+        role_batch_close(&b.rb);
         db_text_free(&b.sql);
-        keyset_free(&b.ids);
         free(b.recs);
         free(b.streams);
         free(b.anchors);
         free(b.scratch);
-        return r;
+        return role_batch_result(r);
 }
 
 /* ------------------------------------------------------------------ publishing a batch */
@@ -662,7 +605,7 @@ static int publish_batch(struct stream_state *st, struct consumer_record *const 
 
         for (size_t i = 0; i < n; i++)
                 ids[cnt++] = recs[i]->ev.stream_id;
-        qsort(ids, cnt, sizeof(*ids), cmp_str_ptr);
+        qsort(ids, cnt, sizeof(*ids), role_cmp_str);
         cnt = 0;
         for (size_t i = 0; i < n; i++)
                 if (i == 0 || strcmp(ids[i], ids[cnt - 1]) != 0)
@@ -682,7 +625,8 @@ static int publish_batch(struct stream_state *st, struct consumer_record *const 
                 has_handoff[events->items[i].index] = events->items[i].is_known;
         for (size_t i = 0; i < n; i++) {
                 struct consumer_record *rec = recs[i];
-                const char **hit = bsearch(&rec->ev.stream_id, ids, cnt, sizeof(*ids), cmp_str_ptr);
+                const char **hit =
+                        bsearch(&rec->ev.stream_id, ids, cnt, sizeof(*ids), role_cmp_str);
                 const struct rebuild_stream *row = &rows[hit - ids];
 
                 if (!row->found || (!has_handoff[i] && !rec->note))

@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "keyset.h"
+#include "role_kit.h"
 #include "stream_role.h"
 
 /* A live_streams row in memory: as read, then as the batch leaves it. NULL strings are NULL. */
@@ -54,12 +55,12 @@ struct sb_anchor {
 
 struct stream_batch {
         struct stream_state *st;
+        struct role_batch rb; /* the shared half: the slots, their event ids, which are new */
         struct sb_rec *recs;
-        struct keyset ids;
         struct sb_stream *streams;
         struct sb_anchor *anchors;
         const char **scratch;
-        size_t n, fresh, stream_cnt, anchor_cnt;
+        size_t n, stream_cnt, anchor_cnt;
         bool is_mismatch, needs_outcomes;
         struct db_text sql;
 };

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ledger.h"
 #include "notify.h"
 
 static void add_str(struct stream_batch *b, const char *s)
@@ -101,16 +100,15 @@ static enum db_result write_handoffs(struct stream_batch *b, char *errstr, size_
         return rows ? db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size) : DB_OK;
 }
 
+/* role_batch_write_ledger()'s outcome of record i. */
+static const char *outcome_of(void *arg, size_t i)
+{
+        return ((const struct stream_batch *)arg)->recs[i].outcome;
+}
+
 static enum db_result write_events(struct stream_batch *b, char *errstr, size_t errstr_size)
 {
-        size_t rows = 0;
-
-        ledger_text_begin(&b->sql);
-        for (size_t i = 0; i < b->n; i++)
-                if (b->recs[i].is_new)
-                        ledger_text_row(b->st->ledger, &b->sql, b->recs[i].slot->rec,
-                                        b->recs[i].outcome, rows++ == 0);
-        return ledger_text_exec(b->st->ledger, &b->sql, rows, errstr, errstr_size);
+        return role_batch_write_ledger(&b->rb, b->st->ledger, outcome_of, b, errstr, errstr_size);
 }
 
 /*

@@ -91,11 +91,11 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         n->claim = db_stmt(n->db, "SELECT id, event_id, kind, anchor_id, room_id, stream_id, "
                                   "payload FROM notify_outbox WHERE sent_at IS NULL ORDER BY id "
                                   "LIMIT " NOTIFY_FLUSH_ROWS_SQL " FOR UPDATE SKIP LOCKED");
-        n->claim_old = db_stmt(
-                n->db,
-                "SELECT id, event_id, kind, anchor_id, room_id, stream_id, payload FROM "
-                "notify_outbox WHERE sent_at IS NULL AND created_at < NOW(3) - INTERVAL " NOTIFY_SWEEP_AGE_SQL
-                " SECOND ORDER BY id LIMIT " NOTIFY_FLUSH_ROWS_SQL " FOR UPDATE SKIP LOCKED");
+        n->claim_old = db_stmt(n->db, "SELECT id, event_id, kind, anchor_id, room_id, stream_id, "
+                                      "payload FROM notify_outbox WHERE sent_at IS NULL AND "
+                                      "created_at < NOW(3) - INTERVAL " NOTIFY_SWEEP_AGE_SQL
+                                      " SECOND ORDER BY id LIMIT " NOTIFY_FLUSH_ROWS_SQL
+                                      " FOR UPDATE SKIP LOCKED");
         if (!n->insert || !n->stream_row || !n->claim || !n->claim_old) {
                 notify_destroy(n);
                 snprintf(errstr, errstr_size, "out of memory");
