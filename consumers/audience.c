@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "audience_batch.h"
+#include "clock.h"
 #include "contract.h"
 #include "db.h"
 #include "log.h"
@@ -463,12 +464,13 @@ static void refresh_rank(struct audience_state *st)
 
 /* ------------------------------------------------------------------ Redis that lost its data */
 
-#define REBUILD_TICK_ROOMS 200 /* rooms rebuilt per tick: batches run between the steps */
+#define REBUILD_STEP_ROOMS 20  /* rooms per step of the rebuild */
+#define REBUILD_TICK_MS    500 /* rebuild work per tick before the partitions get their turn */
 
 /*
  * Redis restarted empty, flushed, or reloaded an older copy: every room's online count and
- * every recent session's audience figures are rebuilt from MySQL, a step per tick, then the
- * ranking.
+ * every recent session's audience figures are rebuilt from MySQL, for up to REBUILD_TICK_MS a
+ * tick (batches are applied between), then the ranking.
  */
 static void check_redis_epoch(struct audience_state *st)
 {
@@ -491,15 +493,19 @@ static void check_redis_epoch(struct audience_state *st)
 
 static void rebuild_step(struct audience_state *st)
 {
+        long long deadline = clock_mono_ms() + REBUILD_TICK_MS;
         char err[512];
         bool done = false;
 
         if (!st->is_rebuilding)
                 return;
-        if (rebuild_audience_step(st->rebuild, &st->rebuild_cursor, REBUILD_TICK_ROOMS, &done,
-                                  &st->rebuilt, err, sizeof(err)) == -1) {
-                log_warn(NULL, "audience: rebuilding the Redis keys: %s (tried again)", err);
-                return;
+        while (!done && clock_mono_ms() < deadline) {
+                if (rebuild_audience_step(st->rebuild, &st->rebuild_cursor, REBUILD_STEP_ROOMS,
+                                          &done, &st->rebuilt, err, sizeof(err)) == -1) {
+                        log_warn(NULL, "audience: rebuilding the Redis keys: %s (tried again)",
+                                 err);
+                        return;
+                }
         }
         if (!done)
                 return;
