@@ -6,6 +6,7 @@
  */
 #include "claim.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,8 +36,17 @@ struct slot {
         struct redis_conn *rc; /* NULL until first used, or after a failed connect */
 };
 
+/* A script and its SHA-1 (hex), worked out once rather than for every call. */
+struct script {
+        const char *text;
+        char sha[41];
+};
+
+enum { SCRIPT_TAKE, SCRIPT_CONFIRM, SCRIPT_RELEASE, SCRIPT_CNT };
+
 struct claim {
         char *url; /* NULL: no Redis */
+        struct script scripts[SCRIPT_CNT];
         int timeout_ms, retry_ms;
         long long pending_ttl_ms;
         atomic_llong skip_until_ms; /* Redis failed: not asked before this (monotonic ms) */
@@ -64,6 +74,18 @@ struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
 
         if (!cl)
                 return NULL;
+        cl->scripts[SCRIPT_TAKE].text = take_script;
+        cl->scripts[SCRIPT_CONFIRM].text = confirm_script;
+        cl->scripts[SCRIPT_RELEASE].text = release_script;
+        for (int i = 0; i < SCRIPT_CNT; i++) {
+                unsigned char sha[EVP_MAX_MD_SIZE];
+                unsigned int len = 0;
+
+                EVP_Digest(cl->scripts[i].text, strlen(cl->scripts[i].text), sha, &len,
+                           EVP_sha1(), NULL);
+                for (unsigned int j = 0; j < 20 && j < len; j++)
+                        snprintf(cl->scripts[i].sha + 2 * j, 3, "%02x", sha[j]);
+        }
         cl->timeout_ms = timeout_ms;
         cl->retry_ms = retry_ms;
         cl->pending_ttl_ms = pending_ttl_ms;
@@ -115,8 +137,25 @@ static struct slot *slot_acquire(struct claim *cl)
         return sl;
 }
 
+/* EVALSHA of sc on key with args (at most 2), EVAL when the server does not hold it yet. */
+static redisReply *eval(struct redis_conn *rc, const struct script *sc, const char *key,
+                        int nargs, const char **args, char *errstr, size_t errstr_size)
+{
+        const char *argv[6] = {"EVALSHA", sc->sha, "1", key};
+        redisReply *r;
+
+        for (int i = 0; i < nargs && i < 2; i++)
+                argv[4 + i] = args[i];
+        if ((r = redis_conn_cmd(rc, 4 + nargs, argv, NULL, errstr, errstr_size)) ||
+            !strstr(errstr, "NOSCRIPT"))
+                return r;
+        argv[0] = "EVAL"; /* EVAL caches it on the server for the next EVALSHA */
+        argv[1] = sc->text;
+        return redis_conn_cmd(rc, 4 + nargs, argv, NULL, errstr, errstr_size);
+}
+
 /* Runs script on key; the integer reply, or -1 (logged, counted, Redis skipped a while). */
-static long long run(struct claim *cl, const char *script, const char *key, int nargs,
+static long long run(struct claim *cl, const struct script *script, const char *key, int nargs,
                      const char **args, const char *trace_id)
 {
         struct slot *sl;
@@ -130,7 +169,7 @@ static long long run(struct claim *cl, const char *script, const char *key, int 
         if (!sl->rc)
                 sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
         if (sl->rc)
-                r = redis_conn_eval(sl->rc, script, 1, &key, nargs, args, errstr, sizeof(errstr));
+                r = eval(sl->rc, script, key, nargs, args, errstr, sizeof(errstr));
         if (r && r->type == REDIS_REPLY_INTEGER)
                 answer = r->integer;
         else if (r)
@@ -160,7 +199,7 @@ enum claim_result claim_take(struct claim *cl, const char *event_key, long long 
         trace_id_new(t->token);
         t->done_ttl_ms = done_ttl_ms;
         snprintf(ttl, sizeof(ttl), "%lld", cl->pending_ttl_ms);
-        answer = run(cl, take_script, t->key, 2, args, trace_id);
+        answer = run(cl, &cl->scripts[SCRIPT_TAKE], t->key, 2, args, trace_id);
         res = answer == 1 ? CLAIM_TAKEN
             : answer == 2 ? CLAIM_DONE
             : answer == 3 ? CLAIM_BUSY
@@ -180,7 +219,83 @@ void claim_confirm(struct claim *cl, struct claim_ticket *t)
         t->is_taken = 0;
         snprintf(ttl, sizeof(ttl), "%lld", t->done_ttl_ms);
         /* A failure here only shortens the guard to the pending TTL: the ledgers still hold. */
-        (void)run(cl, confirm_script, t->key, 1, args, NULL);
+        (void)run(cl, &cl->scripts[SCRIPT_CONFIRM], t->key, 1, args, NULL);
+}
+
+void claim_confirm_later(struct claim *cl, struct claim_ticket *t, struct claim_batch *b)
+{
+        if (!t->is_taken)
+                return;
+        if (b->n == b->cap) {
+                size_t cap = b->cap ? 2 * b->cap : 16;
+                struct claim_pending *grown = realloc(b->items, cap * sizeof(*grown));
+
+                if (!grown) { /* out of memory: confirmed now, one round trip */
+                        claim_confirm(cl, t);
+                        return;
+                }
+                b->items = grown;
+                b->cap = cap;
+        }
+        t->is_taken = 0;
+        memcpy(b->items[b->n].key, t->key, sizeof(t->key));
+        snprintf(b->items[b->n].ttl, sizeof(b->items[b->n].ttl), "%lld", t->done_ttl_ms);
+        b->n++;
+}
+
+void claim_flush(struct claim *cl, struct claim_batch *b)
+{
+        enum { CHUNK = 64 };
+        const char *argv[CHUNK][5];
+        const char **cmds[CHUNK];
+        int argcs[CHUNK];
+        char errstr[256] = "";
+        struct slot *sl;
+        size_t done = 0;
+
+        if (!b->n)
+                return;
+        if (!cl->url || mono_ms() < atomic_load(&cl->skip_until_ms)) {
+                b->n = 0; /* failing open: the pending TTL bounds these keys */
+                return;
+        }
+        sl = slot_acquire(cl);
+        if (!sl->rc)
+                sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
+        while (sl->rc && done < b->n) {
+                size_t n = b->n - done < CHUNK ? b->n - done : CHUNK;
+
+                for (size_t i = 0; i < n; i++) {
+                        argv[i][0] = "EVALSHA";
+                        argv[i][1] = cl->scripts[SCRIPT_CONFIRM].sha;
+                        argv[i][2] = "1";
+                        argv[i][3] = b->items[done + i].key;
+                        argv[i][4] = b->items[done + i].ttl;
+                        argcs[i] = 5;
+                        cmds[i] = argv[i];
+                }
+                if (redis_conn_pipeline(sl->rc, n, argcs, cmds, errstr, sizeof(errstr)) == -1)
+                        break;
+                done += n;
+        }
+        pthread_mutex_unlock(&sl->lock);
+        if (done < b->n && strstr(errstr, "NOSCRIPT")) /* a restarted Redis: one by one */
+                for (; done < b->n; done++)
+                        (void)run(cl, &cl->scripts[SCRIPT_CONFIRM], b->items[done].key, 1,
+                                  (const char *[]){b->items[done].ttl}, NULL);
+        if (done < b->n) {
+                metric_add(cl->m_errors, 1);
+                atomic_store(&cl->skip_until_ms, mono_ms() + cl->retry_ms);
+                log_warn(NULL, "callback lock: %zu confirmations not written: %s; failing open for %d ms",
+                         b->n - done, errstr, cl->retry_ms);
+        }
+        b->n = 0;
+}
+
+void claim_batch_fini(struct claim_batch *b)
+{
+        free(b->items);
+        memset(b, 0, sizeof(*b));
 }
 
 void claim_release(struct claim *cl, struct claim_ticket *t)
@@ -190,5 +305,5 @@ void claim_release(struct claim *cl, struct claim_ticket *t)
         if (!t->is_taken)
                 return;
         t->is_taken = 0;
-        (void)run(cl, release_script, t->key, 1, args, NULL);
+        (void)run(cl, &cl->scripts[SCRIPT_RELEASE], t->key, 1, args, NULL);
 }

@@ -57,6 +57,30 @@ enum claim_result claim_take(struct claim *cl, const char *event_key, long long 
 /** @brief The event of t is durable: the key says "done" for t->done_ttl_ms. */
 void claim_confirm(struct claim *cl, struct claim_ticket *t);
 
+/* Confirmations written together: one pipelined round trip for every one of a loop's turn. */
+struct claim_pending {
+        char key[512];
+        char ttl[24];
+};
+
+struct claim_batch {
+        struct claim_pending *items;
+        size_t n, cap;
+};
+
+/**
+ * @brief claim_confirm() deferred to the next claim_flush() of b (a copy of the key is kept;
+ * t is done with). An event loop confirms the claims of every delivery report of a poll in
+ * one round trip, instead of one round trip each, before it writes their 200s.
+ */
+void claim_confirm_later(struct claim *cl, struct claim_ticket *t, struct claim_batch *b);
+
+/** @brief Writes every confirmation b holds (EVALSHA pipelined) and empties it. */
+void claim_flush(struct claim *cl, struct claim_batch *b);
+
+/** @brief Frees what b holds (flush it first). */
+void claim_batch_fini(struct claim_batch *b);
+
 /** @brief The event of t was not stored: the key is deleted if it is still t's. */
 void claim_release(struct claim *cl, struct claim_ticket *t);
 

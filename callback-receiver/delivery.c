@@ -42,6 +42,8 @@ struct delivery {
         size_t waiting;
         rd_kafka_queue_t *reports; /* the main queue, when it wakes a loop */
         size_t resumed; /* connections resumed so far (on the owning thread) */
+        void (*on_acked)(void *arg, void *owner);
+        void *on_acked_arg;
         bool is_closed;   /* draining: no new sends */
         bool is_detached; /* past the drain deadline: report opaques may be freed */
         struct metric *inflight;
@@ -169,8 +171,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                 log_warn(t->trace_id, "delivery failed topic=%s partition=%d: %s",
                          rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
                          rd_kafka_err2str(rkm->err));
+        if (!t->err && d->on_acked)
+                d->on_acked(d->on_acked_arg, t->owner);
         MHD_resume_connection(t->conn); /* the connection is suspended until this call */
         d->resumed++;
+}
+
+void delivery_on_acked(struct delivery *d, void (*fn)(void *arg, void *owner), void *arg)
+{
+        d->on_acked = fn;
+        d->on_acked_arg = arg;
 }
 
 size_t delivery_resumed(const struct delivery *d)

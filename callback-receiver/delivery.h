@@ -24,6 +24,7 @@ struct settings;
 struct delivery_ticket {
         struct MHD_Connection *conn;
         const char *trace_id;
+        void *owner; /* handed to the on_acked hook (delivery_on_acked()) */
         /* result */
         rd_kafka_resp_err_t err; /* 0: acknowledged by the broker (acks=all) */
         int32_t partition;
@@ -98,6 +99,13 @@ void delivery_poll(struct delivery *d, int timeout_ms);
  * on fd and then call delivery_poll(d, 0). @returns 0, or -1 (out of memory).
  */
 int delivery_wake_on(struct delivery *d, int fd);
+
+/**
+ * @brief fn(arg, t->owner) is called for each ticket the broker acknowledged (every message of
+ * it), on the owning thread, just before its connection is resumed: what must be true before
+ * the 200 is written can be done there, for all the reports of a poll at once.
+ */
+void delivery_on_acked(struct delivery *d, void (*fn)(void *arg, void *owner), void *arg);
 
 /** @brief How many connections this delivery resumed so far (on the owning thread). */
 size_t delivery_resumed(const struct delivery *d);

@@ -771,6 +771,7 @@ static enum MHD_Result publish_batch(struct request *req)
         }
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
+        req->ticket.owner = req;
         req->is_sent = true;
         if (delivery_send_many(req->lp->delivery, &req->ticket, evs, b->n) == -1) {
                 free(evs);
@@ -888,6 +889,7 @@ static enum MHD_Result publish(struct request *req)
         }
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
+        req->ticket.owner = req;
         req->is_sent = true;
         rc = delivery_send(req->lp->delivery, &req->ticket, &req->ev);
         req->ev.value = copy; /* delivery_send() took the value; the copy stays for the spool */
@@ -898,6 +900,19 @@ static enum MHD_Result publish(struct request *req)
         return MHD_YES; /* suspended: called again once the delivery report is in */
 }
 
+/*
+ * The delivery hook of every loop: the broker acknowledged req's event, and its connection is
+ * about to be resumed. Its claim is marked done with the others of this poll, in one round
+ * trip that the loop makes before it lets the daemon write the 200s (receiver_run.c).
+ */
+void receiver_acked(void *arg, void *owner)
+{
+        struct loop *lp = arg;
+        struct request *req = owner;
+
+        claim_confirm_later(lp->rcv->claim, &req->claim, &lp->confirms);
+}
+
 /* Called again after the resume: the ticket holds the broker's answer. */
 static enum MHD_Result reply_delivery(struct request *req)
 {
@@ -905,7 +920,7 @@ static enum MHD_Result reply_delivery(struct request *req)
 
         if (!req->ticket.err) {
                 note_delivered(req);
-                claim_confirm(req->rcv->claim, &req->claim);
+                claim_confirm(req->rcv->claim, &req->claim); /* done already: receiver_acked() */
                 return request_reply(req, 200, NULL);
         }
         if (spool_event(req, rd_kafka_err2str(req->ticket.err))) {

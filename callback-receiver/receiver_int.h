@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "claim.h"
+
 struct settings;
 
 /* More vendor modules than vendor_modules[] may list. */
@@ -48,6 +50,7 @@ struct loop {
         atomic_int open_requests;     /* request states alive: made, not yet completed */
         atomic_int lookups_waiting;   /* connections suspended for an anchor lookup */
         atomic_llong last_request_us; /* monotonic: when the last request state was made */
+        struct claim_batch confirms;  /* claims of this turn's acks, written before its 200s */
         int undelivered;              /* after its drain: messages its producer still held */
         atomic_bool is_done;          /* its thread returned */
         bool is_resumed;     /* a connection was resumed: run the daemon without waiting */
@@ -91,6 +94,8 @@ void receiver_on_completed(void *cls, struct MHD_Connection *conn, void **req_cl
                            enum MHD_RequestTerminationCode toe);
 void *receiver_on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 void receiver_on_mhd_log(void *cls, const char *fmt, va_list ap);
+/* The delivery_on_acked() hook of each loop's producer; arg is the loop. */
+void receiver_acked(void *arg, void *owner);
 /* The sums of what was not logged line by line, once a window (main thread). */
 void receiver_report_quiet(struct receiver *rcv);
 /* Whether the admin listener is the traffic port. */

@@ -210,6 +210,8 @@ static void loop_turn(struct loop *lp, int max_wait_ms)
         if (poll(pfd, 2, wait_ms) > 0 && (pfd[1].revents & POLLIN))
                 (void)!read(lp->wake_fd, &n, sizeof(n)); /* reset before serving what woke us */
         delivery_poll(lp->delivery, 0);
+        /* "done" for every claim acked just now, in one round trip, before their 200s */
+        claim_flush(lp->rcv->claim, &lp->confirms);
         run_tasks(lp);
         lp->is_resumed = false;
         lp->resumed_seen = delivery_resumed(lp->delivery);
@@ -311,6 +313,7 @@ static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *err
         }
         if (!(lp->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
+        delivery_on_acked(lp->delivery, receiver_acked, lp);
         if (delivery_wake_on(lp->delivery, lp->wake_fd) == -1) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -348,6 +351,7 @@ static void loop_close(struct loop *lp)
                 MHD_stop_daemon(lp->daemon);
         }
         delivery_destroy(lp->delivery);
+        claim_batch_fini(&lp->confirms);
         if (lp->wake_fd != -1)
                 close(lp->wake_fd);
         pthread_mutex_destroy(&lp->tasks_lock);

@@ -797,7 +797,7 @@ bench_receiver() {
         us=$(us_per_request "$((cpu1 - cpu0))" "$ok")
         # What the run's connections added to the resident set, per connection (the RSS before
         # this run's warm-up against the largest seen during the run).
-        per_conn=$(awk -v k="$(cat "$rss_file")" -v i="$idle" -v c="$c" 'BEGIN { d = (k - i) / c; printf "%.0f", d > 0 ? d : 0 }')
+        per_conn=$(awk -v k="$(cat "$rss_file")" -v i="$idle" -v c="$c" 'BEGIN { d = (k - i) / c; printf "%.0f", (d > 0 ? d : 0) }')
         # The run ended with every callback answered (tencent.lua): the 200s wrk saw, the
         # 200s the receiver counted and the records added to live.stream must be one number.
         # When wrk had to be stopped with callbacks unanswered, each of those may or may not

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <curl/curl.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
@@ -1613,6 +1614,53 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
         rcv.admin_port = first_admin_port;
         snprintf(rcv.log_path, sizeof(rcv.log_path), "%s", first_log);
         other.pid = 0;
+        stop_receiver_expect_clean_exit();
+}
+
+/* GET key on the fixture Redis; the string in out ("" when absent). */
+static void redis_get(const char *key, char *out, size_t out_size)
+{
+        const char *url = support_fixture("LIVEFLOW_TEST_REDIS_URL");
+        char host[64] = "127.0.0.1";
+        int port = 0, db = 0;
+        redisContext *c;
+        redisReply *r;
+
+        cr_assert(eq(int, sscanf(url, "redis://%63[^:]:%d/%d", host, &port, &db) >= 2, 1), "%s",
+                  url);
+        c = redisConnect(host, port);
+        cr_assert(c != NULL && !c->err, "redis %s", url);
+        if (db)
+                freeReplyObject(redisCommand(c, "SELECT %d", db));
+        r = redisCommand(c, "GET %s", key);
+        cr_assert(r != NULL);
+        snprintf(out, out_size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+        freeReplyObject(r);
+        redisFree(c);
+}
+
+/*
+ * An event loop marks the claims of a poll's delivery reports done in one pipelined round trip,
+ * before it lets the 200s out: whoever saw the 200 finds lock:callback:* saying "done".
+ */
+Test(internal_e2e, the_claim_says_done_before_the_200_is_written)
+{
+        char anchor[64], body[256], path[256], msg[64], key[128], value[64], redis_env[256];
+        struct reply r;
+
+        start_sharing_redis(redis_env, sizeof(redis_env));
+        for (int i = 0; i < 10; i++) {
+                support_unique_name("anchor", anchor, sizeof(anchor));
+                support_unique_name("msg", msg, sizeof(msg));
+                snprintf(body, sizeof(body), "{\"action\":\"unban\",\"anchor_id\":\"%s\"}", anchor);
+                snprintf(path, sizeof(path), "/v1/admin/anchors/%s/unban", anchor);
+                r = post_signed(path, body, msg, NULL);
+                cr_assert(eq(long, r.status, 200), "%s", r.body);
+                snprintf(key, sizeof(key), "lock:callback:admin:%s", msg);
+                redis_get(key, value, sizeof(value));
+                cr_assert(strcmp(value, "done") == 0, "%s is \"%s\" after the 200 of request %d",
+                          key, value, i);
+        }
         stop_receiver_expect_clean_exit();
 }
 
