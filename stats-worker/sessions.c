@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "keyset.h"
 #include "log.h"
 #include "metrics.h"
 #include "role_kit.h"
@@ -148,8 +149,10 @@ static void add_tip_window(struct sessions *s, struct db_text *sql, const struct
                     tip->ts_ms, tip->ts_ms);
 }
 
-enum apply_result sessions_note_tips(struct sessions *s, const struct tip *tips, const bool *is_new,
-                                     size_t n, char *errstr, size_t errstr_size)
+/* sessions_note_tip() for every new tip in one UPDATE of their windows OR'ed: the fallback. */
+static enum db_result note_tips_by_window(struct sessions *s, const struct tip *tips,
+                                          const bool *is_new, size_t n, char *errstr,
+                                          size_t errstr_size)
 {
         struct db_text sql = {0};
         size_t cnt = 0;
@@ -170,6 +173,173 @@ enum apply_result sessions_note_tips(struct sessions *s, const struct tip *tips,
         if (cnt)
                 r = db_text_exec(s->db, &sql, NULL, errstr, errstr_size);
         db_text_free(&sql);
+        return r;
+}
+
+/* The latest tip time FROM_UNIXTIME() takes on every server: later ones take the fallback. */
+#define TIP_TIME_MAX_MS 2147483647000LL
+
+/* The new tips by room (byte order), then time. */
+static int cmp_tip_ptr(const void *a, const void *b)
+{
+        const struct tip *x = *(const struct tip *const *)a, *y = *(const struct tip *const *)b;
+        int c = strcmp(x->room_id, y->room_id);
+
+        return c ? c : (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
+}
+
+struct late_sink {
+        const struct tip **by_room; /* the new tips, cmp_tip_ptr order */
+        size_t n;
+        long long *hits; /* session ids whose window holds a tip */
+        size_t hit_cnt, hit_cap;
+        bool is_mismatch; /* a row under another spelling of a room, or a NULL time */
+        char room_id[256 * 4];
+};
+
+/* Whether a tip of room lies in [from_ms, to_ms]. */
+static bool room_has_tip_in(const struct late_sink *ls, const char *room, long long from_ms,
+                            long long to_ms)
+{
+        size_t lo = 0, hi = ls->n;
+
+        while (lo < hi) { /* the first tip of room at from_ms or later, or of a later room */
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(ls->by_room[mid]->room_id, room);
+
+                if (c < 0 || (c == 0 && ls->by_room[mid]->ts_ms < from_ms))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < ls->n && strcmp(ls->by_room[lo]->room_id, room) == 0 &&
+               ls->by_room[lo]->ts_ms <= to_ms;
+}
+
+static void on_late_session(const struct db_col *cols, void *arg)
+{
+        struct late_sink *ls = arg;
+        size_t lo = 0, hi = ls->n;
+        bool is_ours = false;
+
+        while (lo < hi) { /* is room_id, byte for byte, one of the tips' rooms? */
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(ls->by_room[mid]->room_id, ls->room_id);
+
+                if (c == 0) {
+                        is_ours = true;
+                        break;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (!is_ours || cols[0].is_null || cols[2].is_null || cols[3].is_null) {
+                ls->is_mismatch = true;
+                return;
+        }
+        if (!room_has_tip_in(ls, ls->room_id, cols[2].i, cols[3].i))
+                return;
+        if (ls->hit_cnt == ls->hit_cap) {
+                size_t cap = ls->hit_cap ? ls->hit_cap * 2 : 16;
+                long long *hits = realloc(ls->hits, cap * sizeof(*hits));
+
+                if (!hits) {
+                        ls->is_mismatch = true; /* the fallback needs no memory */
+                        return;
+                }
+                ls->hits = hits;
+                ls->hit_cap = cap;
+        }
+        ls->hits[ls->hit_cnt++] = cols[0].i;
+}
+
+/*
+ * The sessions of the tips' rooms that ended within late_s, read with a locking (current)
+ * read as the UPDATE would, their windows matched against the tips here (UTC sessions:
+ * FROM_UNIXTIME(ms / 1000) is the epoch plus ms), then one UPDATE by session_id of those a tip
+ * falls in. Rooms MySQL might take for one another, a row under another spelling of a room, or
+ * a tip time FROM_UNIXTIME() may not take: the UPDATE of every window, as one at a time.
+ */
+static enum db_result note_tips_by_session(struct sessions *s, const struct tip *tips,
+                                           const bool *is_new, size_t n, bool *is_done,
+                                           char *errstr, size_t errstr_size)
+{
+        struct late_sink ls = {0};
+        const char **rooms = NULL;
+        size_t room_cnt = 0, cap = 0;
+        struct db_col cols[] = {{.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_STR, .s = ls.room_id, .s_size = sizeof(ls.room_id)},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64}};
+        struct db_text sql = {0};
+        enum db_result r = DB_OK;
+
+        *is_done = false;
+        for (size_t i = 0; i < n; i++)
+                cap += is_new[i];
+        if (!cap) {
+                *is_done = true;
+                return DB_OK;
+        }
+        ls.by_room = calloc(cap, sizeof(*ls.by_room));
+        rooms = calloc(cap, sizeof(*rooms));
+        if (!ls.by_room || !rooms)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                if (!is_new[i])
+                        continue;
+                if (tips[i].ts_ms > TIP_TIME_MAX_MS)
+                        goto out;
+                ls.by_room[ls.n++] = &tips[i];
+        }
+        qsort(ls.by_room, ls.n, sizeof(*ls.by_room), cmp_tip_ptr);
+        for (size_t i = 0; i < ls.n; i++)
+                if (i == 0 || strcmp(ls.by_room[i]->room_id, ls.by_room[i - 1]->room_id) != 0)
+                        rooms[room_cnt++] = ls.by_room[i]->room_id;
+        if (keys_may_collide(rooms, room_cnt)) /* reorders rooms: not used after */
+                goto out;
+        db_text_add(&sql,
+                    "SELECT session_id, room_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', "
+                    "started_at) DIV 1000, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', ended_at) "
+                    "DIV 1000 FROM stats_session WHERE closed_at >= NOW(3) - INTERVAL %lld SECOND "
+                    "AND room_id IN (",
+                    s->late_s);
+        for (size_t i = 0; i < room_cnt; i++) {
+                db_text_add(&sql, i ? ", " : "");
+                db_text_str(s->db, &sql, rooms[i]);
+        }
+        db_text_add(&sql, ") FOR UPDATE");
+        if ((r = db_text_query(s->db, &sql, cols, 4, on_late_session, &ls, errstr,
+                               errstr_size)) != DB_OK ||
+            ls.is_mismatch)
+                goto out;
+        *is_done = true;
+        if (!ls.hit_cnt)
+                goto out;
+        db_text_reset(&sql);
+        db_text_add(&sql, "UPDATE stats_session SET dirty = 1 WHERE session_id IN (");
+        for (size_t i = 0; i < ls.hit_cnt; i++)
+                db_text_add(&sql, "%s%lld", i ? ", " : "", ls.hits[i]);
+        db_text_add(&sql, ")");
+        r = db_text_exec(s->db, &sql, NULL, errstr, errstr_size);
+out:
+        free(rooms);
+        free(ls.by_room);
+        free(ls.hits);
+        db_text_free(&sql);
+        return r;
+}
+
+enum apply_result sessions_note_tips(struct sessions *s, const struct tip *tips, const bool *is_new,
+                                     size_t n, char *errstr, size_t errstr_size)
+{
+        bool is_done = false;
+        enum db_result r = note_tips_by_session(s, tips, is_new, n, &is_done, errstr, errstr_size);
+
+        if (r == DB_OK && !is_done)
+                r = note_tips_by_window(s, tips, is_new, n, errstr, errstr_size);
         return apply_from_db(r);
 }
 

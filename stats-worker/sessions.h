@@ -59,7 +59,8 @@ enum apply_result sessions_note_tip(struct sessions *s, const char *room_id, lon
                                     char *errstr, size_t errstr_size);
 
 /**
- * @brief sessions_note_tip() for the tips of a batch whose is_new[i] is set, in one statement.
+ * @brief sessions_note_tip() for the tips of a batch whose is_new[i] is set: one read of the
+ * rooms' sessions that ended within the late window, and an UPDATE only when a tip falls in one.
  * @returns as sessions_apply_viewer().
  */
 enum apply_result sessions_note_tips(struct sessions *s, const struct tip *tips, const bool *is_new,

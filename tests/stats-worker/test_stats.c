@@ -955,11 +955,16 @@ Test(stats, session_statistics_count_the_window_and_catch_up_with_late_records)
                                   session),
                 (t1 - t0) / 1000);
 
-        /* A tip and a viewer of the window that arrive after the end, within late_s of it. */
+        /* A tip of the window that arrives after the end, within late_s of it: it alone marks
+         * the session for computing again. Then a late viewer. */
         produce_tip(&tips[tip_first], rooms[tip_first]);
-        produce_viewer(stream, &viewers[viewer_first]);
         flush();
         expect_figures(tips, rooms, tip_first + 1, t0, t1, &f);
+        wait_figures(session, &f);
+        produce_viewer(stream, &viewers[viewer_first]);
+        flush();
+        wait_at_least((long long)viewer_first + 1, 30000, "viewer events in the ledger",
+                      "SELECT COUNT(*) FROM stats_viewer_event");
         wait_figures(session, &f);
 
         /* The session.end again: computed again, to the same figures. */
