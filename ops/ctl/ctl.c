@@ -154,6 +154,11 @@ void ctl_emit(const struct ctl *ctl, json_t *doc, void (*human)(const json_t *do
         json_decref(doc);
 }
 
+long long ctl_json_ll(const json_t *o, const char *key)
+{
+        return (long long)json_integer_value(json_object_get(o, key));
+}
+
 int ctl_usage_error(const char *prog, const char *fmt, ...)
 {
         va_list ap;

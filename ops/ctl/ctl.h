@@ -58,6 +58,9 @@ void ctl_fini(struct ctl *ctl);
  */
 void ctl_emit(const struct ctl *ctl, json_t *doc, void (*human)(const json_t *doc, FILE *out));
 
+/** @brief o's member key as a long long; 0 when it is absent or not an integer (the printers). */
+long long ctl_json_ll(const json_t *o, const char *key);
+
 /** @brief "PROG: message" on stderr and @returns CTL_EXIT_USAGE. */
 int ctl_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

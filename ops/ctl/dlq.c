@@ -355,17 +355,14 @@ static void list_human(const json_t *doc, FILE *out)
                                 newest, sizeof(newest));
                 fprintf(out,
                         "%s: %lld record(s), %lld past the replay progress, oldest %s, newest %s\n",
-                        json_string_value(json_object_get(t, "topic")),
-                        (long long)json_integer_value(json_object_get(t, "count")),
-                        (long long)json_integer_value(json_object_get(t, "pending")), oldest,
-                        newest);
+                        json_string_value(json_object_get(t, "topic")), ctl_json_ll(t, "count"),
+                        ctl_json_ll(t, "pending"), oldest, newest);
                 if (json_integer_value(json_object_get(t, "count")) > 0) {
                         print_counts(out, "by error class", json_object_get(t, "by_class"));
                         print_counts(out, "by group", json_object_get(t, "by_group"));
                 }
         }
-        fprintf(out, "total: %lld record(s) in %zu .dlq topic(s)\n",
-                (long long)json_integer_value(json_object_get(doc, "total")),
+        fprintf(out, "total: %lld record(s) in %zu .dlq topic(s)\n", ctl_json_ll(doc, "total"),
                 json_array_size(json_object_get(doc, "topics")));
 }
 
@@ -479,12 +476,11 @@ static void show_human(const json_t *doc, FILE *out)
                         "%s/%lld@%lld key=%s\n  error: %s (%s, group %s, %lld attempt(s))\n"
                         "  headers: %s\n  %s%s%s: %s\n",
                         json_string_value(json_object_get(rec, "topic")),
-                        (long long)json_integer_value(json_object_get(rec, "partition")),
-                        (long long)json_integer_value(json_object_get(rec, "offset")), key,
+                        ctl_json_ll(rec, "partition"), ctl_json_ll(rec, "offset"), key,
                         json_string_value(json_object_get(err, "message")),
                         json_string_value(json_object_get(err, "class")),
                         json_string_value(json_object_get(err, "group")),
-                        (long long)json_integer_value(json_object_get(err, "attempts")), hdrs,
+                        ctl_json_ll(err, "attempts"), hdrs,
                         env ? "envelope" : "value (not an envelope: ",
                         env ? "" : json_string_value(json_object_get(rec, "decode_error")),
                         env ? "" : ")", body);

@@ -440,32 +440,25 @@ static void replay_human(const json_t *doc, FILE *out)
         size_t i;
         bool dry = json_is_true(json_object_get(doc, "dry_run"));
 
-        json_array_foreach(json_object_get(doc, "records"), i, v)
-                fprintf(out, "%s %s/%lld@%lld -> %s key=%s event_type=%s (%s, %s)\n",
-                        dry ? "would replay" : "replayed",
-                        json_string_value(json_object_get(v, "dlq_topic")),
-                        (long long)json_integer_value(json_object_get(v, "partition")),
-                        (long long)json_integer_value(json_object_get(v, "offset")),
-                        json_string_value(json_object_get(v, "to_topic")),
-                        json_string_value(json_object_get(v, "key")),
-                        json_string_value(json_object_get(v, "event_type")),
-                        json_string_value(json_object_get(v, "error_class")),
-                        json_string_value(json_object_get(v, "group")));
+        json_array_foreach(json_object_get(doc, "records"), i, v) fprintf(
+                out, "%s %s/%lld@%lld -> %s key=%s event_type=%s (%s, %s)\n",
+                dry ? "would replay" : "replayed",
+                json_string_value(json_object_get(v, "dlq_topic")), ctl_json_ll(v, "partition"),
+                ctl_json_ll(v, "offset"), json_string_value(json_object_get(v, "to_topic")),
+                json_string_value(json_object_get(v, "key")),
+                json_string_value(json_object_get(v, "event_type")),
+                json_string_value(json_object_get(v, "error_class")),
+                json_string_value(json_object_get(v, "group")));
         json_array_foreach(json_object_get(doc, "stopped"), i, v)
                 fprintf(out, "stopped at %s/%lld@%lld: %s\n",
-                        json_string_value(json_object_get(v, "topic")),
-                        (long long)json_integer_value(json_object_get(v, "partition")),
-                        (long long)json_integer_value(json_object_get(v, "offset")),
-                        json_string_value(json_object_get(v, "reason")));
+                        json_string_value(json_object_get(v, "topic")), ctl_json_ll(v, "partition"),
+                        ctl_json_ll(v, "offset"), json_string_value(json_object_get(v, "reason")));
         fprintf(out,
                 "%s %lld record(s), passed over %lld, %lld more dead letter(s) of the same source "
                 "record(s), failed %lld%s\n",
-                dry ? "dry run: would replay" : "replayed",
-                (long long)json_integer_value(json_object_get(doc, "replayed")),
-                (long long)json_integer_value(json_object_get(doc, "passed_over")),
-                (long long)json_integer_value(json_object_get(doc, "same_source")),
-                (long long)json_integer_value(json_object_get(doc, "failed")),
-                dry ? " (--execute to replay)" : "");
+                dry ? "dry run: would replay" : "replayed", ctl_json_ll(doc, "replayed"),
+                ctl_json_ll(doc, "passed_over"), ctl_json_ll(doc, "same_source"),
+                ctl_json_ll(doc, "failed"), dry ? " (--execute to replay)" : "");
         if (json_is_string(json_object_get(doc, "error")))
                 fprintf(out, "error: %s\n", json_string_value(json_object_get(doc, "error")));
 }

@@ -232,8 +232,7 @@ static void status_human(const json_t *doc, FILE *out)
                 const char *why = json_string_value(json_object_get(m, "why"));
 
                 fprintf(out, "%s: lag %lld record(s), %.1f s%s; members: ",
-                        json_string_value(json_object_get(g, "group")),
-                        (long long)json_integer_value(json_object_get(g, "lag")),
+                        json_string_value(json_object_get(g, "group")), ctl_json_ll(g, "lag"),
                         json_real_value(json_object_get(g, "lag_seconds")),
                         json_is_true(json_object_get(g, "committed")) ? ""
                                                                       : " (nothing committed yet)");
@@ -250,13 +249,12 @@ static void status_human(const json_t *doc, FILE *out)
                                 continue;
                         fprintf(out, "  %s/%lld committed %lld end %lld lag %lld (%.1f s)\n",
                                 json_string_value(json_object_get(p, "topic")),
-                                (long long)json_integer_value(json_object_get(p, "partition")),
+                                ctl_json_ll(p, "partition"),
                                 json_is_null(json_object_get(p, "committed"))
                                         ? -1LL
                                         : (long long)json_integer_value(
                                                   json_object_get(p, "committed")),
-                                (long long)json_integer_value(json_object_get(p, "end")),
-                                (long long)json_integer_value(json_object_get(p, "lag")),
+                                ctl_json_ll(p, "end"), ctl_json_ll(p, "lag"),
                                 json_real_value(json_object_get(p, "lag_seconds")));
                 }
         }
@@ -291,8 +289,7 @@ static int status_run(struct ctl *ctl, int argc, char **argv)
                     json_real_value(json_object_get(g, "lag_seconds")) > (double)o.max_lag_s)
                         json_array_append_new(over, json_string(o.groups[i]));
                 log_info(NULL, "group status: %s lag %lld record(s), %.1f s on %s", o.groups[i],
-                         (long long)json_integer_value(json_object_get(g, "lag")),
-                         json_real_value(json_object_get(g, "lag_seconds")),
+                         ctl_json_ll(g, "lag"), json_real_value(json_object_get(g, "lag_seconds")),
                          ctl->settings.kafka_bootstrap);
                 json_array_append_new(groups, g);
         }

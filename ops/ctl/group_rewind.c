@@ -332,12 +332,11 @@ static void rewind_human(const json_t *doc, FILE *out)
                         ? "plan (dry run, --execute to apply) for"
                         : "rewind of",
                 json_string_value(json_object_get(doc, "group")));
-        json_array_foreach(json_object_get(doc, "plan"), i, p) fprintf(
-                out, "  %s/%lld: %s -> %lld (%s)\n", json_string_value(json_object_get(p, "topic")),
-                (long long)json_integer_value(json_object_get(p, "partition")),
-                committed_text(json_object_get(p, "current"), buf, sizeof(buf)),
-                (long long)json_integer_value(json_object_get(p, "target")),
-                json_string_value(json_object_get(p, "method")));
+        json_array_foreach(json_object_get(doc, "plan"), i, p)
+                fprintf(out, "  %s/%lld: %s -> %lld (%s)\n",
+                        json_string_value(json_object_get(p, "topic")), ctl_json_ll(p, "partition"),
+                        committed_text(json_object_get(p, "current"), buf, sizeof(buf)),
+                        ctl_json_ll(p, "target"), json_string_value(json_object_get(p, "method")));
         if (json_is_string(json_object_get(doc, "refused")))
                 fprintf(out, "refused: %s\n", json_string_value(json_object_get(doc, "refused")));
         else if (json_is_true(json_object_get(doc, "applied")))

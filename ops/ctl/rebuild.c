@@ -141,25 +141,25 @@ static void redis_human(const json_t *doc, FILE *out)
                 "%s: %lld room(s), %lld live stream(s) and %lld audience room(s) compared with "
                 "Redis\n",
                 executed ? "rebuild redis" : "rebuild redis (dry run)",
-                (long long)json_integer_value(json_object_get(doc, "rooms")),
-                (long long)json_integer_value(json_object_get(doc, "live_streams")),
-                (long long)json_integer_value(json_object_get(doc, "audience_rooms")));
+                ctl_json_ll(doc, "rooms"),
+                ctl_json_ll(doc, "live_streams"),
+                ctl_json_ll(doc, "audience_rooms"));
         if (executed)
                 fprintf(out,
                         "  rebuilt %lld room(s), deleted %lld key(s) of rooms without tips, "
                         "projected %lld stream(s), rebuilt %lld audience room(s) and %lld "
                         "session(s), deleted %lld online key(s) of unknown rooms, ranked %lld "
                         "room(s); after it:\n",
-                        (long long)json_integer_value(json_object_get(doc, "rooms_rebuilt")),
-                        (long long)json_integer_value(json_object_get(doc, "orphan_keys_deleted")),
-                        (long long)json_integer_value(json_object_get(doc, "streams_projected")),
+                        ctl_json_ll(doc, "rooms_rebuilt"),
+                        ctl_json_ll(doc, "orphan_keys_deleted"),
+                        ctl_json_ll(doc, "streams_projected"),
                         (long long)json_integer_value(
                                 json_object_get(doc, "audience_rooms_rebuilt")),
                         (long long)json_integer_value(
                                 json_object_get(doc, "audience_sessions_rebuilt")),
                         (long long)json_integer_value(
                                 json_object_get(doc, "audience_keys_deleted")),
-                        (long long)json_integer_value(json_object_get(doc, "rank_rooms")));
+                        ctl_json_ll(doc, "rank_rooms"));
         json_array_foreach(json_object_get(doc, "findings"), i, f)
                 fprintf(out, "  %-6s %s: redis %s, mysql %s\n",
                         json_string_value(json_object_get(f, "what")),
@@ -254,7 +254,7 @@ static void session_human(const json_t *doc, FILE *out)
 
         fprintf(out, "%s session %lld (stream %s)\n",
                 executed ? "rebuild" : "rebuild (dry run)",
-                (long long)json_integer_value(json_object_get(doc, "session_id")),
+                ctl_json_ll(doc, "session_id"),
                 json_string_value(json_object_get(want, "stream_id")));
         if (!json_array_size(changed)) {
                 fprintf(out, "  live_statistics agrees with the ledgers\n");
@@ -332,9 +332,9 @@ static void profile_human(const json_t *doc, FILE *out)
                         sizeof(when));
         fprintf(out, "%s audience_profile, period %s (%lld s): %lld audience(s), %lld would change\n",
                 json_is_true(json_object_get(doc, "executed")) ? "rebuilt" : "rebuild (dry run)",
-                when, (long long)json_integer_value(json_object_get(doc, "interval_s")),
-                (long long)json_integer_value(json_object_get(doc, "audiences")),
-                (long long)json_integer_value(json_object_get(doc, "changed")));
+                when, ctl_json_ll(doc, "interval_s"),
+                ctl_json_ll(doc, "audiences"),
+                ctl_json_ll(doc, "changed"));
 }
 
 /* Stages the period's profile, counts what would change, and swaps it in with execute. */

@@ -113,7 +113,7 @@ static void set_human(const json_t *doc, FILE *out)
 
         fprintf(out, "share set %s: %lld bp from %s%s\n",
                 json_string_value(json_object_get(doc, "anchor_id")),
-                (long long)json_integer_value(json_object_get(doc, "ratio_bp")),
+                ctl_json_ll(doc, "ratio_bp"),
                 json_string_value(json_object_get(doc, "effective_at")),
                 json_is_true(json_object_get(doc, "backdated")) ? " (backdated)" : "");
         if (json_is_null(prev))
@@ -296,8 +296,8 @@ static void list_human(const json_t *doc, FILE *out)
                 fprintf(out, "%-24s %-24s %8lld %8lld  %s%s%s\n",
                         json_string_value(json_object_get(r, "anchor_id")),
                         json_string_value(json_object_get(r, "effective_at")),
-                        (long long)json_integer_value(json_object_get(r, "ratio_bp")),
-                        (long long)json_integer_value(json_object_get(r, "settled_tips")),
+                        ctl_json_ll(r, "ratio_bp"),
+                        ctl_json_ll(r, "settled_tips"),
                         by ? by : "(written outside liveflow-ctl)", why ? ": " : "", why ? why : "");
         }
         if (i == 0)

@@ -218,9 +218,7 @@ static void human(const json_t *doc, FILE *out)
 
                         fprintf(out, "%-20s ", v ? v : "-");
                 }
-                fprintf(out, "%16lld %10lld\n",
-                        (long long)json_integer_value(json_object_get(r, "amount")),
-                        (long long)json_integer_value(json_object_get(r, "tips")));
+                fprintf(out, "%16lld %10lld\n", ctl_json_ll(r, "amount"), ctl_json_ll(r, "tips"));
         }
         if (i == 0)
                 fprintf(out, "(no tips)\n");

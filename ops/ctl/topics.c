@@ -131,10 +131,8 @@ static void plan_human(const json_t *doc, FILE *out)
         {
                 fprintf(out, "%-26s %5lld %3lld %13lld %4lld  %s%s%s\n",
                         json_string_value(json_object_get(t, "topic")),
-                        (long long)json_integer_value(json_object_get(t, "partitions")),
-                        (long long)json_integer_value(json_object_get(t, "replication_factor")),
-                        (long long)json_integer_value(json_object_get(t, "retention_ms")),
-                        (long long)json_integer_value(json_object_get(t, "min_insync_replicas")),
+                        ctl_json_ll(t, "partitions"), ctl_json_ll(t, "replication_factor"),
+                        ctl_json_ll(t, "retention_ms"), ctl_json_ll(t, "min_insync_replicas"),
                         json_string_value(json_object_get(t, "state")),
                         json_is_string(json_object_get(t, "action")) ? ": " : "",
                         json_is_string(json_object_get(t, "action"))
@@ -143,10 +141,8 @@ static void plan_human(const json_t *doc, FILE *out)
                 json_array_foreach(json_object_get(t, "differences"), j, d)
                         fprintf(out, "    %s\n", json_string_value(d));
         }
-        fprintf(out, "%lld missing, %lld differ, %lld ok\n",
-                (long long)json_integer_value(json_object_get(doc, "missing")),
-                (long long)json_integer_value(json_object_get(doc, "differ")),
-                (long long)json_integer_value(json_object_get(doc, "ok")));
+        fprintf(out, "%lld missing, %lld differ, %lld ok\n", ctl_json_ll(doc, "missing"),
+                ctl_json_ll(doc, "differ"), ctl_json_ll(doc, "ok"));
 }
 
 static json_t *plan_doc(json_t *topics, bool dry_run)
@@ -218,11 +214,9 @@ static void new_topic_config(rd_kafka_NewTopic_t *nt, const json_t *t)
 {
         char buf[32];
 
-        snprintf(buf, sizeof(buf), "%lld",
-                 (long long)json_integer_value(json_object_get(t, "retention_ms")));
+        snprintf(buf, sizeof(buf), "%lld", ctl_json_ll(t, "retention_ms"));
         rd_kafka_NewTopic_set_config(nt, "retention.ms", buf);
-        snprintf(buf, sizeof(buf), "%lld",
-                 (long long)json_integer_value(json_object_get(t, "min_insync_replicas")));
+        snprintf(buf, sizeof(buf), "%lld", ctl_json_ll(t, "min_insync_replicas"));
         rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", buf);
 }
 
