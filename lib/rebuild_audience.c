@@ -282,9 +282,13 @@ static size_t session_cmds(struct aud_session *s, long long ttl_s, const char **
         return 2;
 }
 
-/* The room's keys in one round trip; a room audience_room does not know loses its key. */
-static int write_room(struct rebuild_audience *ra, struct aud_room *r, long long *sessions,
-                      char *errstr, size_t errstr_size)
+/*
+ * The room's keys in one round trip. A room audience_room does not know loses its key when
+ * is_orphan (its key was seen): no lock keeps a first viewer's row from being inserted
+ * meanwhile, so a live room without viewers is left alone.
+ */
+static int write_room(struct rebuild_audience *ra, struct aud_room *r, bool is_orphan,
+                      long long *sessions, char *errstr, size_t errstr_size)
 {
         size_t n = 0, cap = 1 + 2 * r->n;
         const char ***cmds = calloc(cap, sizeof(*cmds));
@@ -298,23 +302,26 @@ static int write_room(struct rebuild_audience *ra, struct aud_room *r, long long
         }
         snprintf(r->key, sizeof(r->key), LF_KEY_ROOM_ONLINE "%s", r->room);
         snprintf(r->text, sizeof(r->text), "%lld", r->online);
-        cmds[n] = r->is_known ? set : del;
-        argcs[n++] = r->is_known ? 3 : 2;
+        if (r->is_known || is_orphan) {
+                cmds[n] = r->is_known ? set : del;
+                argcs[n++] = r->is_known ? 3 : 2;
+        }
         for (size_t i = 0; i < r->n; i++) {
                 size_t added = session_cmds(&r->s[i], ra->stats_ttl_s, &cmds[n], &argcs[n]);
 
                 *sessions += added > 0;
                 n += added;
         }
-        rc = redis_conn_pipeline(ra->redis, n, argcs, cmds, errstr, errstr_size);
+        rc = n ? redis_conn_pipeline(ra->redis, n, argcs, cmds, errstr, errstr_size) : 0;
 out:
         free(cmds);
         free(argcs);
         return rc;
 }
 
-/* rebuild_audience_room(); *is_known (may be NULL) says whether audience_room has the room. */
-static int aud_rebuild_room(struct rebuild_audience *ra, const char *room_id,
+/* One room in one transaction (see the header), is_orphan as write_room()'s; *is_known (may be
+ * NULL) says whether audience_room has the room. */
+static int aud_rebuild_room(struct rebuild_audience *ra, const char *room_id, bool is_orphan,
                             struct rebuild_audience_count *c, bool *is_known, char *errstr,
                             size_t errstr_size)
 {
@@ -329,7 +336,7 @@ static int aud_rebuild_room(struct rebuild_audience *ra, const char *room_id,
                 return -1;
         if (derive_room(ra, room_id, &r, true, errstr, errstr_size) == 0 &&
             fix_counters(ra, &r, &fixed, errstr, errstr_size) == 0 &&
-            write_room(ra, &r, &sessions, errstr, errstr_size) == 0 &&
+            write_room(ra, &r, is_orphan, &sessions, errstr, errstr_size) == 0 &&
             db_commit(ra->db, errstr, errstr_size) == DB_OK)
                 rc = 0;
         else
@@ -343,12 +350,6 @@ static int aud_rebuild_room(struct rebuild_audience *ra, const char *room_id,
                 *is_known = r.is_known;
         free(r.s);
         return rc;
-}
-
-int rebuild_audience_room(struct rebuild_audience *ra, const char *room_id,
-                          struct rebuild_audience_count *c, char *errstr, size_t errstr_size)
-{
-        return aud_rebuild_room(ra, room_id, c, NULL, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------ every room */
@@ -404,7 +405,7 @@ static int step_rooms(struct rebuild_audience *ra, struct rebuild_audience_curso
         if (read_page(ra, cur->after, pg, errstr, errstr_size) == -1)
                 goto out;
         for (; i < pg->n && i < max_rooms; i++) {
-                if (aud_rebuild_room(ra, pg->ids[i], c, NULL, errstr, errstr_size) == -1)
+                if (aud_rebuild_room(ra, pg->ids[i], false, c, NULL, errstr, errstr_size) == -1)
                         goto out;
                 snprintf(cur->after, sizeof(cur->after), "%s", pg->ids[i]);
         }
@@ -479,7 +480,7 @@ static int rebuild_key_room(struct rebuild_audience *ra, const char *key, const 
                 if (!(r = redis_conn_cmd(ra->redis, 2, del, NULL, errstr, errstr_size)))
                         return -1;
                 freeReplyObject(r);
-        } else if (aud_rebuild_room(ra, room, c, &is_known, errstr, errstr_size) == -1) {
+        } else if (aud_rebuild_room(ra, room, true, c, &is_known, errstr, errstr_size) == -1) {
                 return -1;
         }
         if (!is_known)

@@ -65,23 +65,17 @@ struct rebuild_audience *rebuild_audience_new(struct db *db, struct redis_conn *
 /** @brief Frees it (the statements belong to db); NULL is fine. */
 void rebuild_audience_destroy(struct rebuild_audience *ra);
 
-/**
- * @brief Rebuilds room_id's live:room:online key and its sessions' live:stats audience fields
- * in one transaction (see the file comment); a room audience_room does not know loses its
- * key. c (may be NULL) is added to. @returns 0, or -1 with errstr (nothing committed).
- */
-int rebuild_audience_room(struct rebuild_audience *ra, const char *room_id,
-                          struct rebuild_audience_count *c, char *errstr, size_t errstr_size);
-
 /** @brief Starts cur at the beginning of a rebuild of every room. */
 void rebuild_audience_cursor_init(struct rebuild_audience_cursor *cur);
 
 /**
  * @brief Rebuilds up to max_rooms rooms of a rebuild of every room: the rooms with viewers
  * online and those of streams live or ended within stats_ttl_s, then every room a
- * live:room:online key names. cur (from rebuild_audience_cursor_init()) moves on; *done is
- * set when nothing is left. c (may be NULL) is added to. @returns 0 or -1 with errstr (cur
- * stays where it was: call again).
+ * live:room:online key names. Each room's online key and its sessions' live:stats audience
+ * fields are rebuilt in one transaction (see the file comment); the key of a room
+ * audience_room does not know is deleted. cur (from rebuild_audience_cursor_init()) moves on; *done
+ * is set when nothing is left. c (may be NULL) is added to. @returns 0 or -1 with errstr (cur stays
+ * where it was: call again).
  */
 int rebuild_audience_step(struct rebuild_audience *ra, struct rebuild_audience_cursor *cur,
                           size_t max_rooms, bool *done, struct rebuild_audience_count *c,
