@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,27 +91,64 @@ static int64_t wall_ms(void)
 
 /* ------------------------------------------------------------ metrics and logs */
 
+/* The loop's remembered series of req (see struct series_slot); NULL when it cannot hold it. */
+static struct series_slot *series_of(const struct request *req)
+{
+        const char *type = req->ev.event_type ? req->ev.event_type : "none";
+        size_t len = strlen(type);
+        uint32_t h = 2166136261u ^ (uint32_t)req->status;
+        struct series_slot *slot;
+
+        if (len >= sizeof(slot->event_type))
+                return NULL;
+        h = (h ^ (uint32_t)(uintptr_t)req->route) * 16777619u;
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ (unsigned char)type[i]) * 16777619u;
+        slot = &req->lp->series[h % SERIES_SLOTS];
+        if (slot->route == req->route && slot->status == req->status &&
+            strcmp(slot->event_type, type) == 0)
+                return slot;
+        if (slot->route) /* taken by another series: not remembered */
+                return NULL;
+        slot->status = req->status;
+        memcpy(slot->event_type, type, len + 1);
+        return slot; /* filled by count_request() */
+}
+
 static void count_request(const struct request *req)
 {
+        struct series_slot *slot = req->route ? series_of(req) : NULL;
+        struct metric *requests, *duration = NULL;
         char labels[256];
 
+        if (slot && slot->route) {
+                metric_add(slot->requests, 1);
+                if (slot->duration)
+                        metric_observe(slot->duration, (double)(now_us() - req->start_us) / 1e6);
+                return;
+        }
         snprintf(labels, sizeof(labels),
                  "endpoint=\"%s\",vendor=\"%s\",event_type=\"%s\",status=\"%u\"",
                  req->route ? req->route->endpoint : "unknown",
                  req->route ? req->route->vendor : "-",
                  req->ev.event_type ? req->ev.event_type : "none", req->status);
-        metric_add(metrics_counter(req->rcv->metrics, "liveflow_receiver_requests_total",
+        requests = metrics_counter(req->rcv->metrics, "liveflow_receiver_requests_total",
                                    "HTTP requests by endpoint, vendor, event type and status",
-                                   labels),
-                   1);
-        if (!req->route || !req->status)
-                return; /* no answer: the client left, nothing to time */
-        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", req->route->endpoint);
-        metric_observe(metrics_histogram(req->rcv->metrics,
-                                         "liveflow_receiver_request_duration_seconds",
-                                         "From the request's headers to its answer, by endpoint",
-                                         labels, metrics_latency_bounds, metrics_latency_bound_cnt),
-                       (double)(now_us() - req->start_us) / 1e6);
+                                   labels);
+        metric_add(requests, 1);
+        if (req->route && req->status) { /* answered: timed (a client that left is not) */
+                snprintf(labels, sizeof(labels), "endpoint=\"%s\"", req->route->endpoint);
+                duration = metrics_histogram(
+                        req->rcv->metrics, "liveflow_receiver_request_duration_seconds",
+                        "From the request's headers to its answer, by endpoint", labels,
+                        metrics_latency_bounds, metrics_latency_bound_cnt);
+                metric_observe(duration, (double)(now_us() - req->start_us) / 1e6);
+        }
+        if (slot && requests) {
+                slot->requests = requests;
+                slot->duration = duration;
+                slot->route = req->route; /* last: the slot is in use from now on */
+        }
 }
 
 /* Recording states that mean a recording is lost or never started (Tencent 332). */

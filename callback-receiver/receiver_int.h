@@ -35,6 +35,19 @@ struct loop_task {
         void *arg;
 };
 
+/*
+ * A request's two series (liveflow_receiver_requests_total and _request_duration_seconds) by
+ * route, event type and status, remembered by the loop so that a request does not format
+ * labels and search the registry for them.
+ */
+#define SERIES_SLOTS 256
+struct series_slot {
+        const void *route; /* NULL: empty */
+        unsigned int status;
+        char event_type[48];
+        struct metric *requests, *duration;
+};
+
 /* One event loop: a thread, its daemon, its producer, the connections it accepted. */
 struct loop {
         struct receiver *rcv;
@@ -51,6 +64,7 @@ struct loop {
         atomic_int lookups_waiting;   /* connections suspended for an anchor lookup */
         atomic_llong last_request_us; /* monotonic: when the last request state was made */
         struct claim_batch confirms;  /* claims of this turn's acks, written before its 200s */
+        struct series_slot series[SERIES_SLOTS];
         int undelivered;              /* after its drain: messages its producer still held */
         atomic_bool is_done;          /* its thread returned */
         bool is_resumed;     /* a connection was resumed: run the daemon without waiting */

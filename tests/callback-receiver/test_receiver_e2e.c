@@ -717,6 +717,67 @@ static long long scrape_metric(const char *series)
         return -1;
 }
 
+/* The sum of the requests_total series of endpoint tencent with the given status. */
+static long long tencent_requests(const char *status)
+{
+        struct reply r = http("GET", "/metrics", NULL, NULL, NULL);
+        char want[64];
+        long long sum = 0;
+
+        snprintf(want, sizeof(want), "status=\"%s\"} ", status);
+        for (const char *p = r.body; (p = strstr(p, "liveflow_receiver_requests_total{")); p++) {
+                const char *end = strchr(p, '\n'), *st = strstr(p, want);
+
+                if ((p == r.body || p[-1] == '\n') && strstr(p, "endpoint=\"tencent\"") < end &&
+                    st && st < end)
+                        sum += atoll(st + strlen(want));
+        }
+        return sum;
+}
+
+/*
+ * Each loop answers the connections it accepted, but /metrics is one registry: with four loops
+ * and a fresh connection per request, the series count every request once, the first ones of
+ * a series (looked up) as the later ones (remembered by the loop).
+ */
+Test(receiver_e2e, the_loops_count_into_one_set_of_series)
+{
+        char stream[64], log_line[512] = "";
+        struct reply r;
+        FILE *log;
+
+        start_receiver((const char *const[]){"LIVEFLOW_HTTP_THREADS=4", NULL});
+        for (int i = 0; i < 12; i++) {
+                char *body;
+
+                support_unique_name("loops_stream", stream, sizeof(stream));
+                body = signed_push(stream, KEY, 600);
+                r = post_json("/callbacks/tencent", body, NULL);
+                free(body);
+                cr_assert(eq(long, r.status, 200), "%s", r.body);
+        }
+        for (int i = 0; i < 3; i++) {
+                char *body = signed_push("loops_bad", "not-the-key", 600);
+
+                r = post_json("/callbacks/tencent", body, NULL);
+                free(body);
+                cr_assert(eq(long, r.status, 401), "%s", r.body);
+        }
+        cr_assert(eq(i64, tencent_requests("200"), 12));
+        cr_assert(eq(i64, tencent_requests("401"), 3));
+        cr_assert(eq(i64,
+                     scrape_metric("liveflow_receiver_request_duration_seconds_count{endpoint="
+                                   "\"tencent\"}"),
+                     15));
+        log = fopen(rcv.log_path, "r");
+        cr_assert(log != NULL);
+        while (fgets(log_line, sizeof(log_line), log) && !strstr(log_line, " ready "))
+                ;
+        fclose(log);
+        cr_assert(strstr(log_line, " loops=4 ") != NULL, "ready line: %s", log_line);
+        stop_receiver_expect_clean_exit();
+}
+
 Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_it_is_back)
 {
         char spool_dir[] = "/tmp/liveflow_e2e_spool_XXXXXX", spool_env[128], bootstrap[256],
