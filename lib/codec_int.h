@@ -1,0 +1,76 @@
+/*
+ * codec_int.h: what the codec's own files share (codec.c: schemas and lifetime; codec_encode.c:
+ * envelope and payload to Avro; codec_decode.c: the body walk and Avro to event). Not for
+ * callers: they use codec.h.
+ */
+#ifndef LIVEFLOW_CODEC_INT_H
+#define LIVEFLOW_CODEC_INT_H
+
+#include <avro.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+#define PATH_MAX_LEN 160
+
+enum envelope_field {
+        FIELD_EVENT_ID,
+        FIELD_VENDOR,
+        FIELD_EVENT_TYPE,
+        FIELD_STREAM_ID,
+        FIELD_ANCHOR_ID,
+        FIELD_ROOM_ID,
+        FIELD_EVENT_TIME,
+        FIELD_RECEIVE_TIME,
+        FIELD_TRACE_ID,
+        FIELD_RAW,
+        FIELD_PAYLOAD,
+        FIELD_COUNT
+};
+
+extern const char *const codec_field_names[FIELD_COUNT];
+
+/* The envelope fields carried as strings (the last three nullable). */
+#define CODEC_STRING_FIELDS 7
+extern const enum envelope_field codec_string_fields[CODEC_STRING_FIELDS];
+
+/*
+ * A schema records may have been written with: the current one, or a released one kept under
+ * schemas/history/. A historic body is read through avro-c's resolved writer, an instance of
+ * the historic schema that sets what it reads into the codec's value of the current schema
+ * (Avro schema resolution: union branches matched by name, fields by name).
+ */
+struct writer_schema {
+        char *name; /* "event" or "history/event-v1", for messages */
+        uint64_t fingerprint;
+        avro_schema_t schema;
+        avro_value_iface_t *resolver; /* NULL for the current schema */
+        avro_value_t resolved;        /* wraps the codec's value; unused for the current one */
+};
+
+struct codec {
+        avro_schema_t schema;
+        avro_value_iface_t *iface;
+        avro_value_t value; /* reused by every encode and decode */
+        avro_reader_t reader;
+        avro_writer_t writer;
+        size_t field_index[FIELD_COUNT];
+        uint64_t fingerprint;
+        struct writer_schema *writers; /* [0] the current schema, then schemas/history/ */
+        size_t n_writers;
+};
+
+/* The envelope field f of the codec's value. @returns avro-c's result (0 done). */
+static inline int codec_field(struct codec *c, enum envelope_field f, avro_value_t *out)
+{
+        return avro_value_get_by_index(&c->value, c->field_index[f], out, NULL);
+}
+
+/** @brief Whether s[0..n) is RFC 3629 UTF-8 without NUL. @returns 1 or 0. */
+int codec_is_clean_utf8(const unsigned char *s, size_t n);
+
+/** @brief The writer schema of fingerprint fp, or NULL when the codec knows none. */
+struct writer_schema *codec_writer_schema(struct codec *c, uint64_t fp);
+
+#endif
