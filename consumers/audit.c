@@ -264,6 +264,7 @@ static void audit_close(void *state)
 
         if (!st)
                 return;
+        audit_handoff_clear(st);
         notify_destroy(st->notify);
         stream_close_destroy(st->closer);
         free(st);
@@ -603,6 +604,7 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
         enum db_result r;
         bool first;
 
+        audit_handoff_clear(st); /* what apply_many() handed publish_many() is not this */
         if (audit_read_verdict(&rec->ev, &st->policy, &v, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
         if ((r = audit_resolve_anchor(st, &v, anchor, sizeof(anchor), errstr, errstr_size)) != DB_OK ||
@@ -627,34 +629,47 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
 
 /* ------------------------------------------------------------------ timing */
 
+static long long thread_cpu_us(void)
+{
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+                return 0;
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void audit_steps_start(struct audit_steps *s)
 {
         s->n = 0;
         s->last_us = clock_mono_us();
+        s->last_cpu_us = thread_cpu_us();
 }
 
 void audit_steps_mark(struct audit_steps *s, const char *name)
 {
-        long long now = clock_mono_us();
+        long long now = clock_mono_us(), cpu = thread_cpu_us();
 
         if (s->n < sizeof(s->us) / sizeof(s->us[0])) {
                 s->name[s->n] = name;
+                s->cpu_us[s->n] = cpu - s->last_cpu_us;
                 s->us[s->n++] = now - s->last_us;
         }
         s->last_us = now;
+        s->last_cpu_us = cpu;
 }
 
 void audit_steps_log(const struct audit_steps *s, const char *what)
 {
-        char line[512];
+        char line[768];
         size_t len = 0;
 
         if (LOG_LEVEL_DEBUG > log_current_level)
                 return;
         line[0] = '\0';
         for (size_t i = 0; i < s->n && len < sizeof(line); i++)
-                len += (size_t)snprintf(line + len, sizeof(line) - len, " %s=%.1f", s->name[i],
-                                        (double)s->us[i] / 1000.0);
+                len += (size_t)snprintf(line + len, sizeof(line) - len, " %s=%.1f/%.1f",
+                                        s->name[i], (double)s->us[i] / 1000.0,
+                                        (double)s->cpu_us[i] / 1000.0);
         log_debug(NULL, "%s ms:%s", what, line);
 }
 
@@ -666,6 +681,6 @@ const struct consumer_role audit_role = {
         .publish = audit_publish,
         .apply_many = audit_apply_many,
         .publish_many = audit_publish_many,
-        .tick = NULL,
+        .tick = audit_tick,
         .close = audit_close,
 };

@@ -43,7 +43,7 @@ static int cmp_anchor_key(const void *key, const void *elem)
         return strcmp(key, ((const struct batch_anchor *)elem)->id);
 }
 
-static struct batch_anchor *find_anchor(const struct batch *b, const char *id)
+struct batch_anchor *audit_batch_find_anchor(const struct batch *b, const char *id)
 {
         return bsearch(id, b->anchors, b->anchor_cnt, sizeof(*b->anchors), cmp_anchor_key);
 }
@@ -175,7 +175,7 @@ static enum db_result resolve_anchors(struct batch *b, char *errstr, size_t errs
         }
         for (size_t i = 0; i < b->n; i++)
                 if (b->bv[i].is_valid && b->bv[i].anchor[0])
-                        b->bv[i].anchor_ix = (size_t)(find_anchor(b, b->bv[i].anchor) - b->anchors);
+                        b->bv[i].anchor_ix = (size_t)(audit_batch_find_anchor(b, b->bv[i].anchor) - b->anchors);
         return DB_OK;
 }
 
@@ -193,7 +193,7 @@ static void add_anchor_list(struct batch *b)
 static void on_anchor(const struct db_col *cols, void *arg)
 {
         struct batch *b = arg;
-        struct batch_anchor *ba = find_anchor(b, cols[0].s);
+        struct batch_anchor *ba = audit_batch_find_anchor(b, cols[0].s);
 
         if (!ba) {
                 b->is_mismatch = true;
@@ -203,6 +203,7 @@ static void on_anchor(const struct db_col *cols, void *arg)
         snprintf(ba->row.status, sizeof(ba->row.status), "%s", cols[1].is_null ? "" : cols[1].s);
         ba->row.until_ms = cols[2].is_null ? -1 : cols[2].i;
         ba->row.admin_at_ms = cols[3].is_null ? -1 : cols[3].i;
+        ba->version_ms = cols[4].is_null ? 0 : cols[4].i;
 }
 
 /*
@@ -219,16 +220,18 @@ static enum db_result lock_anchors(struct batch *b, char *errstr, size_t errstr_
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
                                 {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
                                 {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_I64}};
 
         db_text_reset(&b->sql);
         db_text_add(&b->sql,
                     "SELECT anchor_id, status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS "
-                    "SIGNED), CAST(UNIX_TIMESTAMP(admin_at) * 1000 AS SIGNED) FROM anchors "
+                    "SIGNED), CAST(UNIX_TIMESTAMP(admin_at) * 1000 AS SIGNED), "
+                    "CAST(UNIX_TIMESTAMP(updated_at) * 1000 AS SIGNED) FROM anchors "
                     "WHERE anchor_id IN ");
         add_anchor_list(b);
         db_text_add(&b->sql, " ORDER BY anchor_id FOR UPDATE");
-        return db_text_query(b->st->db, &b->sql, cols, 4, on_anchor, b, errstr, errstr_size);
+        return db_text_query(b->st->db, &b->sql, cols, 5, on_anchor, b, errstr, errstr_size);
 }
 
 static int cmp_ll(const void *a, const void *b)
@@ -241,7 +244,7 @@ static int cmp_ll(const void *a, const void *b)
 static void on_warning(const struct db_col *cols, void *arg)
 {
         struct batch *b = arg;
-        struct batch_anchor *ba = find_anchor(b, cols[0].s);
+        struct batch_anchor *ba = audit_batch_find_anchor(b, cols[0].s);
 
         if (!ba) {
                 b->is_mismatch = true;
@@ -434,6 +437,7 @@ enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t
         enum apply_result res = APPLY_RETRY;
         enum db_result r;
 
+        audit_handoff_clear(b.st);
         b.bv = calloc(n ? n : 1, sizeof(*b.bv));
         b.anchors = calloc(n ? n : 1, sizeof(*b.anchors));
         if (b.bv && b.anchors && keyset_init(&b.ids, n) == 0 &&
@@ -444,6 +448,8 @@ enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t
                 res = r == DB_OK ? APPLY_DONE : r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
                 if (res == APPLY_PERMANENT) /* a statement's error, not one record's */
                         res = APPLY_RETRY;
+                if (res != APPLY_DONE)
+                        audit_handoff_clear(b.st);
         } else {
                 snprintf(errstr, errstr_size, "out of memory");
         }

@@ -23,6 +23,7 @@ struct batch_verdict {
         bool is_valid, is_new;
         size_t anchor_ix; /* into batch.anchors, AUDIT_NO_ANCHOR without one */
         struct decision d;
+        long long decided_ms; /* its log row's created_at, as the insert returned it */
 };
 
 /* A distinct anchor of the batch: its row as the verdicts so far leave it. */
@@ -35,6 +36,7 @@ struct batch_anchor {
         long long *warns;   /* event times of its warnings (severity warn), sorted */
         size_t nw, cap;
         long long window_ms;
+        long long version_ms; /* updated_at: as locked, then as the write returned it */
 };
 
 /* A live stream of the batch's streams or anchors (live_streams, status live). */
@@ -53,12 +55,16 @@ struct batch {
         struct keyset ids, anchor_ids;
         struct keyset streams; /* stream ids of the verdicts without an anchor in the envelope */
         bool is_mismatch;
+        size_t returned; /* rows a write's RETURNING gave back */
         struct db_text sql;
         struct audit_steps steps;
 };
 
 /** @brief errstr = why, and DB_RETRY: the batch goes to audit_apply() one verdict at a time. */
 enum db_result audit_batch_fall_back(const char *why, char *errstr, size_t errstr_size);
+
+/** @brief The batch's anchor of that id (byte for byte), or NULL. */
+struct batch_anchor *audit_batch_find_anchor(const struct batch *b, const char *id);
 
 /** @brief Whether FROM_UNIXTIME(ms / 1000) stores the time. */
 bool audit_batch_time_storable(long long ms);

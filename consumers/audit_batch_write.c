@@ -6,9 +6,11 @@
 #include "audit_batch.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
+#include "keyset.h"
 #include "log.h"
 #include "notify.h"
 
@@ -20,13 +22,29 @@ void audit_batch_add_ms(struct db_text *t, long long ms)
                 db_text_add(t, "FROM_UNIXTIME(%lld / 1000)", ms);
 }
 
+/* A log row the insert returned: when it was decided (its created_at). */
+static void on_log_row(const struct db_col *cols, void *arg)
+{
+        struct batch *b = arg;
+        size_t at = keyset_find(&b->ids, cols[0].s);
+
+        b->returned++;
+        if (at == b->ids.n || cols[1].is_null) {
+                b->is_mismatch = true;
+                return;
+        }
+        b->bv[b->ids.items[at].index].decided_ms = cols[1].i;
+}
+
 /* The new verdicts' log rows, as insert_log() and set_log leave them, in batch order. */
 static enum db_result write_logs(struct batch *b, char *errstr, size_t errstr_size)
 {
         struct db *db = b->st->db;
         struct db_text *t = &b->sql;
+        char id[KEYSET_ID_MAX + 1];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_I64}};
         size_t rows = 0;
-        unsigned long long affected = 0;
         enum db_result r;
 
         db_text_reset(t);
@@ -90,10 +108,12 @@ static enum db_result write_logs(struct batch *b, char *errstr, size_t errstr_si
         }
         if (!rows)
                 return DB_OK;
-        r = db_text_exec(db, t, &affected, errstr, errstr_size);
-        if (r == DB_OK && affected != rows) {
-                snprintf(errstr, errstr_size, "live_audit_logs took %llu of %zu verdicts", affected,
-                         rows);
+        db_text_add(t, " RETURNING event_id, CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED)");
+        b->returned = 0;
+        r = db_text_query(db, t, cols, 2, on_log_row, b, errstr, errstr_size);
+        if (r == DB_OK && (b->returned != rows || b->is_mismatch)) {
+                snprintf(errstr, errstr_size, "live_audit_logs took %zu of %zu verdicts",
+                         b->returned, rows);
                 return DB_DUPLICATE;
         }
         return r;
@@ -104,11 +124,29 @@ static enum db_result write_logs(struct batch *b, char *errstr, size_t errstr_si
  * the batch gets its row, as audit_apply() creates it) with a plain INSERT, which fails if
  * another instance created one meanwhile; the existing ones the batch changed with an upsert.
  */
+/* An anchors row the write returned: its version (updated_at). */
+static void on_anchor_row(const struct db_col *cols, void *arg)
+{
+        struct batch *b = arg;
+        struct batch_anchor *ba = audit_batch_find_anchor(b, cols[0].s);
+
+        b->returned++;
+        if (!ba || cols[1].is_null) {
+                b->is_mismatch = true;
+                return;
+        }
+        ba->version_ms = cols[1].i;
+}
+
 static enum db_result write_anchors(struct batch *b, bool missing, char *errstr,
                                     size_t errstr_size)
 {
         struct db_text *t = &b->sql;
+        char id[KEYSET_ID_MAX + 1];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_I64}};
         size_t rows = 0;
+        enum db_result r;
 
         db_text_reset(t);
         db_text_add(t, "INSERT INTO anchors (anchor_id, status, suspended_until, admin_at, "
@@ -137,7 +175,15 @@ static enum db_result write_anchors(struct batch *b, bool missing, char *errstr,
                                "suspended_until = VALUES(suspended_until), admin_at = "
                                "VALUES(admin_at), warning_count = warning_count + "
                                "VALUES(warning_count)");
-        return db_text_exec(b->st->db, t, NULL, errstr, errstr_size);
+        db_text_add(t, " RETURNING anchor_id, CAST(UNIX_TIMESTAMP(updated_at) * 1000 AS SIGNED)");
+        b->returned = 0;
+        r = db_text_query(b->st->db, t, cols, 2, on_anchor_row, b, errstr, errstr_size);
+        if (r == DB_OK && (b->returned != rows || b->is_mismatch)) {
+                snprintf(errstr, errstr_size, "anchors returned %zu of %zu rows", b->returned,
+                         rows);
+                return DB_RETRY;
+        }
+        return r;
 }
 
 /* live.notify: a warning, suspension or ban of each new verdict, in one statement. */
@@ -172,6 +218,58 @@ static void log_batch(const struct batch *b)
         }
 }
 
+/*
+ * What publish_many() would read back after the commit, from what the batch wrote and the
+ * writes returned: left only when every verdict of the batch is new (a verdict logged before
+ * projects its older log row, read from MySQL).
+ */
+static void hand_off(struct batch *b)
+{
+        struct audit_state *st = b->st;
+        struct audit_handoff_row *rows = calloc(b->ids.n ? b->ids.n : 1, sizeof(*rows));
+        size_t cnt = 0;
+
+        audit_handoff_clear(st);
+        for (size_t i = 0; rows && i < b->ids.n; i++) {
+                const struct batch_verdict *bv = &b->bv[b->ids.items[i].index];
+                const struct decision *d = &bv->d;
+                const char *reason = bv->v.label ? bv->v.label : bv->v.reason;
+                struct projection *pj = &rows[cnt].pj;
+
+                if (!keyset_is_first(&b->ids, i))
+                        continue;
+                if (!bv->is_new || (reason && strlen(reason) >= sizeof(pj->reason)) ||
+                    !(rows[cnt].event_id = strdup(bv->slot->rec->ev.event_id)))
+                        goto drop;
+                cnt++;
+                snprintf(pj->anchor, sizeof(pj->anchor), "%s", bv->anchor);
+                snprintf(pj->close_stream, sizeof(pj->close_stream), "%s", d->close_stream);
+                snprintf(pj->close_vendor, sizeof(pj->close_vendor), "%s", d->close_vendor);
+                snprintf(pj->reason, sizeof(pj->reason), "%s", reason ? reason : "");
+                snprintf(pj->punishment, sizeof(pj->punishment), "%s",
+                         audit_grade_name(d->punishment));
+                pj->close_method = d->close_stream[0] ? d->close_method : 0;
+                pj->decided_ms = bv->decided_ms;
+                if (bv->anchor_ix != AUDIT_NO_ANCHOR) {
+                        const struct batch_anchor *ba = &b->anchors[bv->anchor_ix];
+
+                        snprintf(pj->status, sizeof(pj->status), "%s", ba->row.status);
+                        pj->until_ms = ba->row.until_ms < 0 ? 0 : ba->row.until_ms;
+                        pj->version_ms = ba->version_ms;
+                        pj->has_anchor_row = true;
+                }
+        }
+        if (!rows)
+                return;
+        st->handoff = rows;
+        st->handoff_n = cnt;
+        return;
+drop:
+        for (size_t i = 0; i < cnt; i++)
+                free(rows[i].event_id);
+        free(rows);
+}
+
 enum db_result audit_batch_write(struct batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result r;
@@ -187,6 +285,7 @@ enum db_result audit_batch_write(struct batch *b, char *errstr, size_t errstr_si
                 return r;
         audit_steps_mark(&b->steps, "write_notify");
         log_batch(b);
+        hand_off(b);
         audit_steps_mark(&b->steps, "log");
         return DB_OK;
 }

@@ -24,17 +24,6 @@
 #include "redis_conn.h"
 #include "stream_close.h"
 
-/* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
-struct projection {
-        char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
-        char close_vendor[17]; /* "" when unknown (decided before the column existed) */
-        int close_method;      /* 0: nothing to close */
-        long long decided_ms;  /* the log row's created_at: when the punishment was decided */
-        long long until_ms;    /* 0 when NULL */
-        long long version_ms;  /* anchors.updated_at */
-        bool has_anchor_row;
-};
-
 /* ------------------------------------------------------------------ one verdict */
 
 static void projection_cols(struct projection *pj, struct db_col *cols)
@@ -333,6 +322,53 @@ out:
         return rc;
 }
 
+/*
+ * Between batches (outside any transaction): the live.notify relay marks sent what the broker
+ * acknowledged since the last batch, and sweeps what nobody sent when a sweep is due.
+ */
+void audit_tick(void *state, long long now_ms)
+{
+        struct audit_state *st = state;
+        char errstr[512];
+
+        (void)now_ms;
+        if (notify_flush(st->notify, false, errstr, sizeof(errstr)) == -1)
+                log_warn(NULL, "live.notify: %s (tried again)", errstr);
+}
+
+void audit_handoff_clear(struct audit_state *st)
+{
+        for (size_t i = 0; i < st->handoff_n; i++)
+                free(st->handoff[i].event_id);
+        free(st->handoff);
+        st->handoff = NULL;
+        st->handoff_n = 0;
+}
+
+static int cmp_handoff(const void *key, const void *elem)
+{
+        return strcmp(key, ((const struct audit_handoff_row *)elem)->event_id);
+}
+
+/*
+ * The projections apply_many() handed over, when they cover every record (the records it
+ * applied and committed just now): MySQL need not be asked again.
+ */
+static bool take_handoff(struct audit_state *st, struct publish_batch *pb)
+{
+        for (size_t i = 0; i < pb->ids.n; i++) {
+                const struct audit_handoff_row *row =
+                        bsearch(pb->ids.items[i].id, st->handoff, st->handoff_n,
+                                sizeof(*st->handoff), cmp_handoff);
+
+                if (!row)
+                        return false;
+                pb->pj[i] = row->pj;
+                pb->found[i] = true;
+        }
+        return true;
+}
+
 static int publish_batch(struct audit_state *st, struct publish_batch *pb,
                          struct consumer_record *const *recs, size_t n, char *errstr,
                          size_t errstr_size)
@@ -351,6 +387,11 @@ static int publish_batch(struct audit_state *st, struct publish_batch *pb,
         audit_steps_mark(&pb->steps, "notify_flush");
         if (!pb->ids.n)
                 return 0;
+        if (take_handoff(st, pb)) {
+                audit_steps_mark(&pb->steps, "handed_over");
+                goto project;
+        }
+        memset(pb->found, 0, (pb->ids.n + 1) * sizeof(*pb->found));
         projection_cols(&pb->pj[pb->ids.n], cols + 1);
         db_text_add(&sql, "%sWHERE l.event_id IN ", audit_projection_select);
         keyset_add_list(&pb->ids, st->db, &sql);
@@ -365,6 +406,7 @@ static int publish_batch(struct audit_state *st, struct publish_batch *pb,
                 return -1;
         }
         audit_steps_mark(&pb->steps, "projections");
+project:
         if (project_all(st, pb, recs, errstr, errstr_size) == -1)
                 return -1;
         audit_steps_mark(&pb->steps, "redis");
@@ -382,6 +424,8 @@ int audit_publish_many(void *state, struct consumer_record *const *recs, size_t 
         if (pb.pj && pb.found && keyset_init(&pb.ids, n) == 0) {
                 audit_steps_start(&pb.steps);
                 rc = publish_batch(state, &pb, recs, n, errstr, errstr_size);
+                if (rc == 0) /* kept when it failed: a retry of this batch may use it */
+                        audit_handoff_clear(state);
                 audit_steps_mark(&pb.steps, "closes");
                 audit_steps_log(&pb.steps, "audit publish_many");
         } else {

@@ -17,6 +17,23 @@
 
 #define AUDIT_TIME_MAX_MS 2147483647999LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
 
+/* What publish() needs, read back from MySQL: the committed truth, whatever order came first. */
+struct projection {
+        char anchor[65], close_stream[256], reason[256], punishment[16], status[16];
+        char close_vendor[17]; /* "" when unknown (decided before the column existed) */
+        int close_method;      /* 0: nothing to close */
+        long long decided_ms;  /* the log row's created_at: when the punishment was decided */
+        long long until_ms;    /* 0 when NULL */
+        long long version_ms;  /* anchors.updated_at */
+        bool has_anchor_row;
+};
+
+/* The projection of a verdict the last apply_many() wrote, as its rows were committed. */
+struct audit_handoff_row {
+        char *event_id;
+        struct projection pj;
+};
+
 struct audit_state {
         struct db *db;
         struct redis_conn *redis;
@@ -24,6 +41,12 @@ struct audit_state {
         struct notify *notify;       /* live.notify: anchor warned, suspended, banned */
         struct audit_policy policy;
         long long suspend_s, warn_escalate, warn_window_s;
+        /*
+         * apply_many()'s projections for the publish_many() after its commit, sorted by
+         * event id (what the rows it wrote returned); dropped by any other apply.
+         */
+        struct audit_handoff_row *handoff;
+        size_t handoff_n;
         struct db_stmt *insert_log, *stream_anchor, *upsert_anchor, *lock_anchor, *window, *set_log,
                 *set_anchor, *live_stream, *project;
 };
@@ -99,12 +122,16 @@ bool audit_notify_msg(const struct consumer_record *rec, const char *anchor,
 void audit_log_decision(const struct consumer_record *rec, const struct verdict *v,
                         const char *anchor, const struct decision *d);
 
-/* Where a batch's time went, for the debug log: each step's microseconds on the monotonic clock. */
+/*
+ * Where a batch's time went, for the debug log: each step's microseconds on the monotonic
+ * clock, and of those the ones this thread spent on the CPU (the rest it waited: MySQL, Redis,
+ * the broker).
+ */
 struct audit_steps {
         const char *name[12];
-        long long us[12];
+        long long us[12], cpu_us[12];
         size_t n;
-        long long last_us;
+        long long last_us, last_cpu_us;
 };
 
 /** @brief Starts timing steps at now. */
@@ -113,11 +140,15 @@ void audit_steps_start(struct audit_steps *s);
 /** @brief Ends the step name now (the time since the last mark). */
 void audit_steps_mark(struct audit_steps *s, const char *name);
 
-/** @brief One debug line: what, then "name=ms" per step. */
+/** @brief One debug line: what, then "name=ms/cpu ms" per step. */
 void audit_steps_log(const struct audit_steps *s, const char *what);
+
+/** @brief Drops apply_many()'s projections (a per-record apply, or they were used). */
+void audit_handoff_clear(struct audit_state *st);
 
 enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
                                    size_t errstr_size);
+void audit_tick(void *state, long long now_ms);
 int audit_publish(void *state, struct consumer_record *rec, char *errstr, size_t errstr_size);
 int audit_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
                        size_t errstr_size);
