@@ -118,6 +118,7 @@ TEST_SRCS := $(wildcard tests/lib/test_*.c) \
              $(wildcard tests/ops/test_*.c) \
              $(wildcard tests/e2e/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/test/%,$(TEST_SRCS))
+TEST_SUPPORT_OBJS := $(patsubst tests/%.c,$(OBJ)/tests/%.o,$(wildcard tests/support*.c))
 test_prog  = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter tests/$($(p)_DIR)/%,$(1)),$(p))))
 # A long test may split along its seams: tests/<folder>/test_<name>.c links the parts in
 # tests/<folder>/<name>/ too.
@@ -134,14 +135,14 @@ $(OBJ)/tests/%.o: tests/%.c
 
 define TEST_RULES
 $(BUILD)/test/$(patsubst tests/%.c,%,$(1)): $(OBJ)/$(patsubst %.c,%.o,$(1)) $(call test_parts,$(1)) \
-		$(OBJ)/tests/support.o \
+		$(TEST_SUPPORT_OBJS) \
 		$(if $(call test_prog,$(1)),$(call prog_mods,$(call test_prog,$(1)))) $(LIB_A)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(call pkg_libs,$(LIB_PKGS) criterion)
 endef
 $(foreach t,$(TEST_SRCS),$(eval $(call TEST_RULES,$(t))))
 
-$(OBJ)/tests/support.o: tests/support.c
+$(OBJ)/tests/support%.o: tests/support%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests $(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
 

@@ -5,6 +5,12 @@
 #
 #   BUILD=build sh tests/run.sh build/test/lib/test_x build/test/...   (make test)
 #
+# LIVEFLOW_TEST_JOBS=N (default 2) runs N binaries at a time, each lane with fixtures of its
+# own (MariaDB, Redis, dev broker on free ports); a lane takes the next binary in the given
+# order when its last one ends, and a binary's output is shown whole when it ends. Most
+# suites spend their time waiting (group rebalances, timers, polls), so two lanes on two
+# cores finish well before one. N=1 shows each binary's output as it comes.
+#
 # CI=true sets FIXTURES_REQUIRED=1: a test whose service is missing then fails instead of
 # skipping (see tests/support.h), and fixtures that do not start fail the run at once.
 set -u
@@ -18,31 +24,41 @@ BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 export LIVEFLOW_TEST_BUILD=$BUILD
 [ "${CI:-}" = true ] && export FIXTURES_REQUIRED=1
-
+JOBS=${LIVEFLOW_TEST_JOBS:-2}
+case "$JOBS" in '' | *[!0-9]* | 0) note "LIVEFLOW_TEST_JOBS must be a number from 1 up"; exit 2 ;; esac
 [ $# -gt 0 ] || { note "no test binaries given"; echo "0 passed, 0 failed"; exit 1; }
+[ "$JOBS" -le $# ] || JOBS=$#
+BINARIES=$#
 
 DIR=$(mktemp -d /tmp/lft.XXXXXX) || { note "mktemp failed"; exit 1; }
 cleanup() {
-        sh "$ROOT/tests/fixtures/services.sh" stop "$DIR" 2>/dev/null
+        for lane in "$DIR"/lane*; do
+                [ -d "$lane" ] && sh "$ROOT/tests/fixtures/services.sh" stop "$lane" 2>/dev/null
+        done
         rm -rf "$DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-if BUILD=$BUILD sh "$ROOT/tests/fixtures/services.sh" start "$DIR"; then
-        . "$DIR/env"
-elif [ -n "${FIXTURES_REQUIRED:-}" ]; then
-        note "the fixture services did not start (FIXTURES_REQUIRED=1)"
-        echo "0 passed, 0 failed"
-        exit 1
-else
+# Every lane's fixtures start at once; a lane whose fixtures fail runs its tests without them
+# (they skip), unless FIXTURES_REQUIRED.
+k=1
+while [ "$k" -le "$JOBS" ]; do
+        mkdir -p "$DIR/lane$k"
+        (BUILD=$BUILD sh "$ROOT/tests/fixtures/services.sh" start "$DIR/lane$k" ||
+                : >"$DIR/lane$k/down") &
+        k=$((k + 1))
+done
+wait
+for lane in "$DIR"/lane*; do
+        [ -f "$lane/down" ] || continue
+        if [ -n "${FIXTURES_REQUIRED:-}" ]; then
+                note "the fixture services did not start (FIXTURES_REQUIRED=1)"
+                echo "0 passed, 0 failed"
+                exit 1
+        fi
         note "warning: the fixture services did not start; tests that need them will skip"
-fi
-
-PASSED=0
-FAILED=0
-SKIPPED=0
-BROKEN=""
+done
 
 # synthesis_field FILE NAME: the number after "NAME:" on Criterion's last Synthesis line.
 synthesis_field() {
@@ -50,15 +66,18 @@ synthesis_field() {
                 sed -n "s/.*$2: *\([0-9][0-9]*\).*/\1/p"
 }
 
-# run_binary PATH: runs one Criterion binary, output shown as it comes, and adds its
-# counts. Criterion's "Failing" already includes "Crashing" (Tested = Passing + Failing).
+# run_binary PATH LANE: runs one Criterion binary with the lane's fixtures, output shown as
+# it comes, and adds its counts to the lane's. Criterion's "Failing" already includes
+# "Crashing" (Tested = Passing + Failing).
 run_binary() {
-        local bin=$1 out=$DIR/out.txt tap=$DIR/tap.txt rc passing failing skipped t0
+        local bin=$1 lane=$2 out=$2/out.txt tap=$2/tap.txt rc passing failing skipped t0 name
+        name=${bin#"$BUILD"/test/}
+        name=${name#build/test/}
         t0=$(now_ms)
-        rm -f "$out" "$tap" "$DIR/rc"
+        rm -f "$out" "$tap" "$lane/rc"
         echo "== $bin"
-        { "$bin" --tap="$tap" 2>&1; echo "$?" >"$DIR/rc"; } | tee "$out"
-        rc=$(cat "$DIR/rc" 2>/dev/null || echo 127)
+        { "$bin" --tap="$tap" 2>&1; echo "$?" >"$lane/rc"; } | tee "$out"
+        rc=$(cat "$lane/rc" 2>/dev/null || echo 127)
         passing=$(synthesis_field "$out" Passing)
         failing=$(synthesis_field "$out" Failing)
         skipped=$(grep -c '# SKIP' "$tap" 2>/dev/null)
@@ -75,23 +94,65 @@ run_binary() {
         PASSED=$((PASSED + passing))
         FAILED=$((FAILED + failing))
         SKIPPED=$((SKIPPED + ${skipped:-0}))
-        [ "$failing" -eq 0 ] || BROKEN="$BROKEN ${bin#"$BUILD"/test/}"
-        echo "-- $passing passed, $failing failed, ${skipped:-0} skipped in $(($(now_ms) - t0)) ms"
+        [ "$failing" -eq 0 ] || BROKEN="$BROKEN $name"
+        t0=$(($(now_ms) - t0))
+        echo "$t0 $name" >>"$lane/times"
+        echo "-- $passing passed, $failing failed, ${skipped:-0} skipped in $t0 ms"
 }
 
-for bin in "$@"; do
-        if [ -x "$bin" ]; then
-                run_binary "$bin"
-        else
-                note "$bin is missing or not executable"
-                FAILED=$((FAILED + 1))
-                BROKEN="$BROKEN $bin"
-        fi
+# run_lane LANE BINARIES...: takes the binaries no other lane has taken yet, in order (a
+# mkdir claims one), and leaves the lane's counts in LANE/counts.
+run_lane() {
+        local lane=$1 i=0 bin
+        shift
+        PASSED=0
+        FAILED=0
+        SKIPPED=0
+        BROKEN=""
+        [ -f "$lane/down" ] || . "$lane/env"
+        for bin in "$@"; do
+                i=$((i + 1))
+                mkdir "$DIR/claim.$i" 2>/dev/null || continue
+                if [ ! -x "$bin" ]; then
+                        note "$bin is missing or not executable"
+                        FAILED=$((FAILED + 1))
+                        BROKEN="$BROKEN $bin"
+                elif [ "$JOBS" -eq 1 ]; then
+                        run_binary "$bin" "$lane"
+                else
+                        run_binary "$bin" "$lane" >"$lane/report" 2>&1
+                        { flock 9 && cat "$lane/report"; } 9>"$DIR/print.lock"
+                fi
+        done
+        echo "$PASSED $FAILED $SKIPPED$BROKEN" >"$lane/counts"
+}
+
+k=1
+while [ "$k" -le "$JOBS" ]; do
+        run_lane "$DIR/lane$k" "$@" &
+        k=$((k + 1))
+done
+wait
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+BROKEN=""
+for lane in "$DIR"/lane*; do
+        # shellcheck disable=SC2046 # the counts file holds words: three numbers, then names
+        set -- $(cat "$lane/counts" 2>/dev/null || echo "0 1 0 ${lane##*/}")
+        PASSED=$((PASSED + $1))
+        FAILED=$((FAILED + $2))
+        SKIPPED=$((SKIPPED + $3))
+        shift 3
+        BROKEN="$BROKEN${*:+ $*}"
 done
 
 ELAPSED_MS=$(($(now_ms) - STARTED_MS))
 echo
-echo "$# test binaries in $((ELAPSED_MS / 1000)).$((ELAPSED_MS % 1000 / 100)) s, $SKIPPED skipped${FIXTURES_REQUIRED:+ (FIXTURES_REQUIRED=1)}"
+echo "$BINARIES test binaries in $((ELAPSED_MS / 1000)).$((ELAPSED_MS % 1000 / 100)) s on $JOBS lane(s), $SKIPPED skipped${FIXTURES_REQUIRED:+ (FIXTURES_REQUIRED=1)}"
+cat "$DIR"/lane*/times 2>/dev/null | sort -rn | head -n 5 |
+        awk '{ printf "%s%s %.1f s", NR == 1 ? "slowest: " : ", ", $2, $1 / 1000 } END { if (NR) print "" }'
 [ -z "$BROKEN" ] || echo "failed in:$BROKEN"
 [ $((PASSED + FAILED)) -gt 0 ] || note "no test ran: that is a failure"
 echo "$PASSED passed, $FAILED failed"

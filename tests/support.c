@@ -522,10 +522,12 @@ int support_count_records(const char *topic, const char *key, const char *header
 {
         char err[256], group[64];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_t *t;
         long long deadline = support_now_ms() + timeout_ms;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
         rd_kafka_t *rk;
-        int count = 0;
+        int count = 0, cnt;
 
         support_unique_name("count", group, sizeof(group));
         rd_kafka_conf_set(conf, "bootstrap.servers",
@@ -533,13 +535,21 @@ int support_count_records(const char *topic, const char *key, const char *header
         rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
-        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
-        rd_kafka_conf_set(conf, "heartbeat.interval.ms", "500", err, sizeof(err));
         cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s",
                   err);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
-        rd_kafka_subscribe(rk, t);
+        /* Every partition assigned from its start: no group join (on the dev broker a new
+         * group's first join alone takes 3 s). */
+        rkt = rd_kafka_topic_new(rk, topic, NULL);
+        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  "no metadata for %s", topic);
+        cnt = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        t = rd_kafka_topic_partition_list_new(cnt > 0 ? cnt : 1);
+        for (int p = 0; p < cnt; p++)
+                rd_kafka_topic_partition_list_add(t, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        cr_assert(rd_kafka_assign(rk, t) == RD_KAFKA_RESP_ERR_NO_ERROR);
         rd_kafka_topic_partition_list_destroy(t);
         if (header_out && header_size)
                 header_out[0] = '\0';

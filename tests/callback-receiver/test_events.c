@@ -9,8 +9,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +22,7 @@
 #include "metrics.h"
 #include "settings.h"
 #include "support.h"
+#include "support_stack.h"
 #include "../../callback-receiver/events.h"
 #include "../../callback-receiver/internal.h"
 
@@ -34,27 +33,8 @@
 #define NOW_S       1714564800LL
 #define MAX_BATCH   8
 
-/* ------------------------------------------------------------ signing (independent of the code) */
-
-static void sign(const char *id, const char *ts, const char *body, size_t body_len, char out[64])
-{
-        unsigned char key[96], mac[32];
-        unsigned int mac_len = 0;
-        int key_len =
-                EVP_DecodeBlock(key, (const unsigned char *)SECRET_B64, (int)strlen(SECRET_B64));
-        size_t id_len = strlen(id), ts_len = strlen(ts), n = id_len + ts_len + 2 + body_len;
-        char *content = malloc(n + 1);
-
-        cr_assert(key_len > 0 && content != NULL);
-        key_len -= (int)(strlen(SECRET_B64) - strcspn(SECRET_B64, "="));
-        snprintf(content, n + 1, "%s.%s.", id, ts);
-        memcpy(content + id_len + ts_len + 2, body, body_len);
-        cr_assert(HMAC(EVP_sha256(), key, key_len, (unsigned char *)content, n, mac, &mac_len) !=
-                  NULL);
-        memcpy(out, "v1,", 3);
-        EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
-        free(content);
-}
+/* ------------------------------------------------------------ ids (requests are signed by
+ * support_webhook_sign(), independently of the code) */
 
 static void event_id_of(const char *app_id, char out[65])
 {
@@ -119,7 +99,7 @@ static int map_signed(const char *body, const char *id, bool is_signed)
 
         snprintf(call.id, sizeof(call.id), "%s", id);
         snprintf(call.ts, sizeof(call.ts), "%lld", NOW_S);
-        sign(call.id, call.ts, body, len, call.sig);
+        support_webhook_sign(SECRET_B64, call.id, call.ts, body, len, call.sig);
         call.names[0] = "webhook-id";
         call.values[0] = call.id;
         call.names[1] = "webhook-timestamp";
@@ -432,7 +412,7 @@ static struct reply post_events(const char *body, const char *id, const char *tr
         CURLcode rc;
 
         snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-        sign(id, ts, body, strlen(body), sig);
+        support_webhook_sign(SECRET_B64, id, ts, body, strlen(body), sig);
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/events", rcv.port);
         headers = curl_slist_append(headers, "Content-Type: application/json");
         headers = curl_slist_append(headers, "Expect:");

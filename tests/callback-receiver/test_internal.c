@@ -9,8 +9,6 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +23,7 @@
 #include "metrics.h"
 #include "settings.h"
 #include "support.h"
+#include "support_stack.h"
 #include "../../callback-receiver/internal.h"
 
 /* "liveflow-test-secret-of-32-bytes!" (33 bytes) and another key for the wrong-secret cases. */
@@ -45,28 +44,8 @@ static const char reward_json[] =
 static const char withdrawal_json[] =
         "{\"request_id\":\"wd-0001\",\"anchor_id\":\"a_2002\",\"amount\":5000}";
 
-/* ------------------------------------------------------------ signing (independent of the code) */
-
-/* "v1," + base64 HMAC-SHA256 over id.ts.body with OpenSSL's one-shot HMAC(), not crypto.c. */
-static void sign(const char *key_b64, const char *id, const char *ts, const char *body,
-                 size_t body_len, char out[64])
-{
-        unsigned char key[96], mac[32];
-        unsigned int mac_len = 0;
-        int key_len = EVP_DecodeBlock(key, (const unsigned char *)key_b64, (int)strlen(key_b64));
-        size_t id_len = strlen(id), ts_len = strlen(ts), n = id_len + ts_len + 2 + body_len;
-        char *content = malloc(n + 1);
-
-        cr_assert(key_len > 0 && content != NULL);
-        key_len -= (int)(strlen(key_b64) - strcspn(key_b64, "="));
-        snprintf(content, n + 1, "%s.%s.", id, ts);
-        memcpy(content + id_len + ts_len + 2, body, body_len);
-        cr_assert(HMAC(EVP_sha256(), key, key_len, (unsigned char *)content, n, mac, &mac_len) !=
-                  NULL);
-        memcpy(out, "v1,", 3);
-        EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
-        free(content);
-}
+/* ------------------------------------------------------------ ids (requests are signed by
+ * support_webhook_sign(), independently of the code) */
 
 static void sha256_of(const char *prefix, const char *key, char out[65])
 {
@@ -140,7 +119,7 @@ static void prepare(const char *path_arg, const char *body, const char *id, long
 
         snprintf(call.id, sizeof(call.id), "%s", id);
         snprintf(call.ts, sizeof(call.ts), "%lld", ts_s);
-        sign(key_b64, call.id, call.ts, body ? body : "", len, call.sig);
+        support_webhook_sign(key_b64, call.id, call.ts, body ? body : "", len, call.sig);
         call.names[0] = "webhook-id";
         call.values[0] = call.id;
         call.names[1] = "Webhook-Timestamp"; /* header names are case-insensitive */
@@ -1118,7 +1097,7 @@ static struct signed_headers sign_now(const char *id, const char *body, long lon
 
         snprintf(h.id, sizeof(h.id), "%s", id);
         snprintf(h.ts, sizeof(h.ts), "%lld", (long long)time(NULL) + offset_s);
-        sign(key_b64, h.id, h.ts, body, strlen(body), h.sig);
+        support_webhook_sign(key_b64, h.id, h.ts, body, strlen(body), h.sig);
         return h;
 }
 

@@ -9,8 +9,6 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <mysql.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +17,7 @@
 
 #include "crypto.h"
 #include "support.h"
+#include "support_stack.h"
 
 #define TENCENT_KEY    "limits-callback-key"
 #define AGORA_SECRET   "limits-agora-secret"
@@ -35,10 +34,11 @@ static struct {
         char mysql_url[512];
         char prefix[48];
         int http_port;
-        pid_t receiver, roles[ROLE_CNT];
+        struct support_proc receiver, roles[ROLE_CNT];
         MYSQL *mysql;
 } fx;
 
+/* The receiver and the four roles start together; each role's group starts at its topics' end. */
 static void setup(void)
 {
         static const char *const names[ROLE_CNT] = {"stream", "record", "profiles", "audience"};
@@ -46,7 +46,7 @@ static void setup(void)
                                                         {"live.record", NULL},
                                                         {"live.interaction", NULL},
                                                         {"live.viewer", "live.interaction", NULL}};
-        char e_http[64], log[256], group[128];
+        char e_http[64], group[128];
         const char *renv[] = {e_http,
                               "LIVEFLOW_HTTP_ADDR=127.0.0.1",
                               "LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
@@ -55,42 +55,40 @@ static void setup(void)
                               "LIVEFLOW_ALIBABA_DOMAIN=" ALIBABA_DOMAIN,
                               "LIVEFLOW_HMAC_SECRET=whsec_" HMAC_B64,
                               NULL};
-        int port;
+        struct support_proc *all[1 + ROLE_CNT] = {&fx.receiver};
 
         support_unique_name("lm", fx.prefix, sizeof(fx.prefix));
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
         fx.mysql = support_mysql_connect(fx.mysql_url);
         fx.http_port = support_free_port();
         snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
-        snprintf(log, sizeof(log), "/tmp/%s.receiver.log", fx.prefix);
-        fx.receiver = support_start_worker("liveflow-receiver", NULL, fx.mysql_url, NULL, renv, log,
-                                           &port);
+        support_proc_launch(&fx.receiver, fx.prefix, NULL, fx.mysql_url, NULL, NULL, renv);
         for (int i = 0; i < ROLE_CNT; i++) {
                 snprintf(group, sizeof(group), "limits.%s.%s", fx.prefix, names[i]);
-                support_group_at_end(group, topics[i]);
-                snprintf(log, sizeof(log), "/tmp/%s.%s.log", fx.prefix, names[i]);
-                fx.roles[i] = support_start_worker("liveflow-consumer", names[i], fx.mysql_url,
-                                                   group, NULL, log, &port);
+                support_proc_launch(&fx.roles[i], fx.prefix, names[i], fx.mysql_url, group,
+                                    topics[i], NULL);
+                all[1 + i] = &fx.roles[i];
         }
+        support_procs_ready(all, 1 + ROLE_CNT);
 }
 
-static void stop(pid_t *pid)
+static void stop(struct support_proc *p)
 {
-        if (*pid > 0) {
-                kill(*pid, SIGTERM);
-                if (support_wait_exit(*pid, 10000) == -1) {
-                        kill(*pid, SIGKILL);
-                        support_wait_exit(*pid, 5000);
-                }
-        }
-        *pid = 0;
+        if (p->pid > 0)
+                kill(p->pid, SIGTERM);
 }
 
+/* Every process is asked to stop at once; one that does not within 10 s is killed. */
 static void teardown(void)
 {
         stop(&fx.receiver);
         for (int i = 0; i < ROLE_CNT; i++)
                 stop(&fx.roles[i]);
+        if (fx.receiver.pid > 0 && support_wait_exit(fx.receiver.pid, 10000) == -1)
+                support_proc_stop(&fx.receiver);
+        for (int i = 0; i < ROLE_CNT; i++)
+                if (fx.roles[i].pid > 0 && support_wait_exit(fx.roles[i].pid, 10000) == -1)
+                        support_proc_stop(&fx.roles[i]);
         if (fx.mysql)
                 mysql_close(fx.mysql);
         memset(&fx, 0, sizeof(fx));
@@ -204,21 +202,12 @@ static struct reply post_tencent(const char *fields)
 /* A Standard Webhooks POST /v1/events, signed independently of the receiver's code. */
 static struct reply post_events(const char *id, const char *body)
 {
-        unsigned char key[64], mac[32];
-        unsigned int mac_len = 0;
-        char ts[32], content[4096], sig[128], h_id[128], h_ts[64], h_sig[160];
+        char ts[32], sig[64], h_id[128], h_ts[64], h_sig[160];
         const char *headers[] = {h_id, h_ts, h_sig, NULL};
-        int key_len = EVP_DecodeBlock(key, (const unsigned char *)HMAC_B64, (int)strlen(HMAC_B64));
-        int n;
 
-        key_len -= (int)(strlen(HMAC_B64) - strcspn(HMAC_B64, "="));
         snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-        n = snprintf(content, sizeof(content), "%s-%s.%s.%s", fx.prefix, id, ts, body);
-        cr_assert(HMAC(EVP_sha256(), key, key_len, (unsigned char *)content, (size_t)n, mac,
-                       &mac_len) != NULL);
-        memcpy(sig, "v1,", 3);
-        EVP_EncodeBlock((unsigned char *)sig + 3, mac, (int)mac_len);
         snprintf(h_id, sizeof(h_id), "webhook-id: %s-%s", fx.prefix, id);
+        support_webhook_sign(HMAC_B64, h_id + strlen("webhook-id: "), ts, body, strlen(body), sig);
         snprintf(h_ts, sizeof(h_ts), "webhook-timestamp: %s", ts);
         snprintf(h_sig, sizeof(h_sig), "webhook-signature: %s", sig);
         return http_send("POST", "/v1/events", body, headers);

@@ -15,105 +15,62 @@
 
 #include "crypto.h"
 #include "support.h"
-#include "url.h"
+#include "support_stack.h"
 
 #define TENCENT_KEY "e2e-callback-key"
 #define AGORA_SECRET "e2e-agora-secret"
 #define ALIBABA_KEY "e2e-alibaba-key"
 #define ALIBABA_DOMAIN "push.e2e.example.com"
 
-struct proc {
-        pid_t pid;
-        int admin_port;
-        char log[256];
-};
-
 static struct {
         char mysql_url[512];
         char prefix[48];
         int http_port;
-        struct proc receiver, consumer, roles[3]; /* roles: record, snapshot, audit */
+        struct support_proc receiver, consumer, roles[3]; /* roles: record, snapshot, audit */
         MYSQL *mysql;
         redisContext *redis;
 } fx;
 
-static void start(struct proc *p, const char *name, char *const argv[], char *extra_env)
-{
-        char e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_http[64], e_group[96];
-        char *env[] = {e_boot,
-                       e_mysql,
-                       e_redis,
-                       e_admin,
-                       e_http,
-                       e_group,
-                       extra_env,
-                       (char *)"LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000",
-                       (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
-                       (char *)"LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
-                       (char *)"LIVEFLOW_AGORA_SECRET=" AGORA_SECRET,
-                       (char *)"LIVEFLOW_AGORA_ANCHOR_FROM=uid",
-                       (char *)"LIVEFLOW_ALIBABA_KEY=" ALIBABA_KEY,
-                       (char *)"LIVEFLOW_ALIBABA_DOMAIN=" ALIBABA_DOMAIN,
-                       NULL};
+/* What every process of a test gets: the HTTP port and the vendors' keys. */
+static char e_http[64];
+static const char *const env[] = {e_http,
+                                  "LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                                  "LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
+                                  "LIVEFLOW_AGORA_SECRET=" AGORA_SECRET,
+                                  "LIVEFLOW_AGORA_ANCHOR_FROM=uid",
+                                  "LIVEFLOW_ALIBABA_KEY=" ALIBABA_KEY,
+                                  "LIVEFLOW_ALIBABA_DOMAIN=" ALIBABA_DOMAIN,
+                                  "LIVEFLOW_LOG_LEVEL=info",
+                                  NULL};
 
-        p->admin_port = support_free_port();
-        snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
-                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
-        snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
-                 support_fixture("LIVEFLOW_TEST_REDIS_URL"));
-        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", p->admin_port);
-        snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
-        /* Parallel tests each need every partition of live.stream: one group each. */
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=vendors.%s.%s", fx.prefix, name);
-        snprintf(p->log, sizeof(p->log), "/tmp/%s.%s.log", fx.prefix, name);
-        p->pid = support_spawn(argv, env, p->log);
-        cr_assert(support_wait_ready(p->admin_port, 20000) == 0, "%s not ready; see %s", name,
-                  p->log);
-}
-
+/* The receiver and the stream role (its group at the end of live.stream), started together. */
 static void setup(void)
 {
-        char rbin[512], cbin[512];
         static const char *const stream_topics[] = {"live.stream", NULL};
-        char *rargv[] = {rbin, NULL}, *cargv[] = {cbin, (char *)"stream", NULL};
+        struct support_proc *all[] = {&fx.receiver, &fx.consumer};
         char group[96];
-        struct mysql_url u;
-        char err[256];
 
         support_unique_name("vd", fx.prefix, sizeof(fx.prefix));
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
-        fx.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
-                                     0));
+        fx.mysql = support_mysql_connect(fx.mysql_url);
         fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
         cr_assert(fx.redis && !fx.redis->err);
         fx.http_port = support_free_port();
-        support_bin_path("liveflow-receiver", rbin, sizeof(rbin));
-        support_bin_path("liveflow-consumer", cbin, sizeof(cbin));
-        start(&fx.receiver, "receiver", rargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
-        /* The stream group starts past what earlier suites left on live.stream. */
+        snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
+        support_proc_launch(&fx.receiver, fx.prefix, NULL, fx.mysql_url, NULL, NULL, env);
+        /* Parallel tests each need every partition of live.stream: one group each. */
         snprintf(group, sizeof(group), "vendors.%s.consumer", fx.prefix);
-        support_group_at_end(group, stream_topics);
-        start(&fx.consumer, "consumer", cargv, (char *)"LIVEFLOW_LOG_LEVEL=info");
-}
-
-static void stop(struct proc *p)
-{
-        if (p->pid > 0 && support_wait_exit(p->pid, 0) == -1) {
-                kill(p->pid, SIGKILL);
-                support_wait_exit(p->pid, 5000);
-        }
-        p->pid = 0;
+        support_proc_launch(&fx.consumer, fx.prefix, "stream", fx.mysql_url, group, stream_topics,
+                            env);
+        support_procs_ready(all, 2);
 }
 
 static void teardown(void)
 {
-        stop(&fx.receiver);
-        stop(&fx.consumer);
+        support_proc_stop(&fx.receiver);
+        support_proc_stop(&fx.consumer);
         for (int i = 0; i < 3; i++)
-                stop(&fx.roles[i]);
+                support_proc_stop(&fx.roles[i]);
         if (fx.mysql)
                 mysql_close(fx.mysql);
         if (fx.redis)
@@ -471,16 +428,15 @@ static void start_roles(void)
         static const char *const topics[][2] = {{"live.record", NULL},
                                                 {"live.snapshot", NULL},
                                                 {"live.audit", NULL}};
-        char bin[512], group[128];
+        struct support_proc *all[] = {&fx.roles[0], &fx.roles[1], &fx.roles[2]};
+        char group[128];
 
-        support_bin_path("liveflow-consumer", bin, sizeof(bin));
         for (int i = 0; i < 3; i++) {
-                char *argv[] = {bin, (char *)names[i], NULL};
-
                 snprintf(group, sizeof(group), "vendors.%s.%s", fx.prefix, names[i]);
-                support_group_at_end(group, topics[i]);
-                start(&fx.roles[i], names[i], argv, (char *)"LIVEFLOW_LOG_LEVEL=info");
+                support_proc_launch(&fx.roles[i], fx.prefix, names[i], fx.mysql_url, group,
+                                    topics[i], env);
         }
+        support_procs_ready(all, 3);
 }
 
 /* Waits (up to 10 s) until the query's first column reads want. */

@@ -822,8 +822,12 @@ Test(stats, a_run_killed_halfway_leaves_the_previous_profile_whole)
         profile_text(after, sizeof(after));
         cr_assert_str_eq(after, before, "the killed run changed the profile");
 
-        /* The next instance runs the period once the dead one's lock has expired. */
-        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=3", NULL});
+        /*
+         * The next instance runs the period once the dead one's lock has expired. Its own lock
+         * TTL is long: the TTL also bounds its run's queries, which a loaded machine can stretch
+         * past 3 s (the run would fail and wait 30 s to try again).
+         */
+        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_LOCK_TTL_S=120", NULL});
         wait_at_least(1, 60000, "the period's run by the next instance",
                       "SELECT COUNT(*) FROM stats_profile_run");
         cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile"),

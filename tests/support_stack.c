@@ -1,0 +1,156 @@
+/* support_stack.c: processes of the stack under test, signed requests, records on topics. */
+#include "support_stack.h"
+
+#include "support.h"
+
+#include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ processes */
+
+void support_proc_launch(struct support_proc *p, const char *prefix, const char *role,
+                         const char *mysql_url, const char *group, const char *const topics[],
+                         const char *const env[])
+{
+        snprintf(p->log, sizeof(p->log), "/tmp/%s.%s.log", prefix, role ? role : "receiver");
+        if (group && topics)
+                support_group_at_end(group, topics);
+        p->pid = support_spawn_worker(role ? "liveflow-consumer" : "liveflow-receiver", role,
+                                       mysql_url, group, env, p->log, &p->admin_port);
+}
+
+void support_procs_ready(struct support_proc *const procs[], int n)
+{
+        for (int i = 0; i < n; i++)
+                cr_assert(support_wait_ready(procs[i]->admin_port, 30000) == 0, "not ready; see %s",
+                          procs[i]->log);
+}
+
+void support_proc_stop(struct support_proc *p)
+{
+        if (p->pid > 0 && support_wait_exit(p->pid, 0) == -1) {
+                kill(p->pid, SIGKILL);
+                support_wait_exit(p->pid, 5000);
+        }
+        p->pid = 0;
+}
+
+/* ------------------------------------------------------------ signing */
+
+void support_webhook_sign(const char *key_b64, const char *id, const char *ts, const char *body,
+                          size_t body_len, char out[64])
+{
+        unsigned char key[96], mac[32];
+        unsigned int mac_len = 0;
+        int key_len = EVP_DecodeBlock(key, (const unsigned char *)key_b64, (int)strlen(key_b64));
+        size_t id_len = strlen(id), ts_len = strlen(ts), n = id_len + ts_len + 2 + body_len;
+        char *content = malloc(n + 1);
+
+        cr_assert(key_len > 0 && content != NULL);
+        key_len -= (int)(strlen(key_b64) - strcspn(key_b64, "="));
+        snprintf(content, n + 1, "%s.%s.", id, ts);
+        memcpy(content + id_len + ts_len + 2, body, body_len);
+        cr_assert(HMAC(EVP_sha256(), key, key_len, (unsigned char *)content, n, mac, &mac_len) !=
+                  NULL);
+        memcpy(out, "v1,", 3);
+        EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
+        free(content);
+}
+
+/* ------------------------------------------------------------ topics */
+
+#define MAX_PARTITIONS 64
+
+int support_count_records_now(const char *topic, const char *key, const char *header_name,
+                              char *header_out, size_t header_size)
+{
+        char errstr[512], group[64];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_partition_list_t *parts;
+        int64_t end[MAX_PARTITIONS];
+        long long deadline = support_now_ms() + 30000;
+        int cnt, left = 0, count = 0;
+        rd_kafka_topic_t *rkt;
+        rd_kafka_t *rk;
+
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
+                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
+                  "%s", errstr);
+        /* assigned, never subscribed: the group only names the reader, it joins nothing */
+        support_unique_name("count_now", group, sizeof(group));
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        cr_assert_not_null(rk, "%s", errstr);
+        rkt = rd_kafka_topic_new(rk, topic, NULL);
+        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  "no metadata for %s", topic);
+        cnt = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        cr_assert(cnt > 0 && cnt <= MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
+        parts = rd_kafka_topic_partition_list_new(cnt);
+        for (int p = 0; p < cnt; p++) {
+                int64_t low;
+                rd_kafka_resp_err_t err =
+                        rd_kafka_query_watermark_offsets(rk, topic, p, &low, &end[p], 10000);
+
+                cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks %s[%d]: %s", topic, p,
+                          rd_kafka_err2str(err));
+                if (end[p] > low) {
+                        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = low;
+                        left++;
+                } else {
+                        end[p] = -1; /* nothing to read */
+                }
+        }
+        if (header_out && header_size)
+                header_out[0] = '\0';
+        if (left > 0)
+                cr_assert(rd_kafka_assign(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_topic_partition_list_destroy(parts);
+        while (left > 0 && support_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+                rd_kafka_headers_t *h = NULL;
+                const void *val;
+                size_t len;
+                int p;
+
+                if (!m)
+                        continue;
+                p = m->partition;
+                if (p >= 0 && p < cnt && end[p] >= 0 &&
+                    (m->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+                     m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
+                        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset < end[p] &&
+                            m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0) {
+                                count++;
+                                if (header_name && rd_kafka_message_headers(m, &h) == 0 &&
+                                    rd_kafka_header_get_last(h, header_name, &val, &len) == 0)
+                                        snprintf(header_out, header_size, "%.*s", (int)len,
+                                                 (const char *)val);
+                        }
+                        /* at an EOF, m->offset is where the next record will be */
+                        if (m->offset + (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) >= end[p]) {
+                                end[p] = -1;
+                                left--;
+                        }
+                }
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        cr_assert(left == 0, "%s: %d partition(s) not read to their end in 30 s", topic, left);
+        return count;
+}

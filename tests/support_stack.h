@@ -1,0 +1,60 @@
+/*
+ * support_stack.h: the built processes a test starts (receiver, consumer roles), requests signed
+ * as a sender signs them, and what those processes wrote to a topic. Shared by the end-to-end
+ * suites and the receiver's tests.
+ */
+#ifndef LIVEFLOW_TEST_SUPPORT_STACK_H
+#define LIVEFLOW_TEST_SUPPORT_STACK_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* ------------------------------------------------------------ processes */
+
+/** One process of the stack under test. */
+struct support_proc {
+        pid_t pid;
+        int admin_port;
+        char log[256];
+};
+
+/**
+ * @brief Starts liveflow-receiver (role NULL) or liveflow-consumer <role> against the fixtures
+ * and mysql_url, as support_start_worker() does, without waiting for it: start every process
+ * of a test, then support_procs_ready() them, so their group joins overlap. group (a role's,
+ * NULL for the receiver) starts at the end of topics (NULL-terminated; NULL: where the group
+ * is). The log is /tmp/<prefix>.<role or "receiver">.log.
+ */
+void support_proc_launch(struct support_proc *p, const char *prefix, const char *role,
+                         const char *mysql_url, const char *group, const char *const topics[],
+                         const char *const env[]);
+
+/** @brief Waits for /readyz of each of the n processes; fails the test naming the log. */
+void support_procs_ready(struct support_proc *const procs[], int n);
+
+/** @brief Kills p when it still runs (SIGKILL) and reaps it; a stopped p is left alone. */
+void support_proc_stop(struct support_proc *p);
+
+/* ------------------------------------------------------------ signing */
+
+/**
+ * @brief The Standard Webhooks signature of body under webhook-id id and webhook-timestamp ts:
+ * "v1," + base64 HMAC-SHA256 over "id.ts.body" keyed with the base64 key_b64 (a secret without
+ * its "whsec_" prefix), computed with OpenSSL's one-shot HMAC(), independently of crypto.c.
+ */
+void support_webhook_sign(const char *key_b64, const char *id, const char *ts, const char *body,
+                          size_t body_len, char out[64]);
+
+/* ------------------------------------------------------------ topics */
+
+/**
+ * @brief How many records of topic have key, read from the beginning up to the end every
+ * partition had at the call: no waiting for what might still come, so it proves an absence
+ * (say, no dead letter) as soon as the writer is known to be past the record. header_name
+ * (may be NULL) receives that header of the last of them. Fails the test when the topic can
+ * not be read to those ends within 30 s.
+ */
+int support_count_records_now(const char *topic, const char *key, const char *header_name,
+                              char *header_out, size_t header_size);
+
+#endif
