@@ -128,10 +128,13 @@ test_parts = $(patsubst %.c,$(OBJ)/%.o,$(wildcard $(dir $(1))$(patsubst test_%.c
 # After TEST_BINS: a prerequisite list is expanded where the rule is read.
 tests-build: all $(TEST_BINS)
 
-# A test of tests/<folder>/ also sees <folder>'s headers (its program's modules).
+# A test of tests/<folder>/ also sees <folder>'s headers (its program's modules); so does a
+# part in tests/<folder>/<name>/.
 $(OBJ)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests -I$(patsubst tests/%/,%,$(dir $<)) $(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -Itests -I$(patsubst tests/%/,%,$(dir $<)) \
+		-I$(patsubst tests/%/,%,$(dir $(patsubst %/,%,$(dir $<)))) \
+		$(call pkg_cflags,$(LIB_PKGS) criterion) $(CFLAGS) -c -o $@ $<
 
 define TEST_RULES
 $(BUILD)/test/$(patsubst tests/%.c,%,$(1)): $(OBJ)/$(patsubst %.c,%.o,$(1)) $(call test_parts,$(1)) \
