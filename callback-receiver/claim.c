@@ -186,6 +186,108 @@ static long long run(struct claim *cl, const struct script *script, const char *
         return answer;
 }
 
+/* A fresh ticket for event_key. */
+static void ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms)
+{
+        memset(t, 0, sizeof(*t));
+        snprintf(t->key, sizeof(t->key), KEY_PREFIX "%s", event_key);
+        trace_id_new(t->token);
+        t->done_ttl_ms = done_ttl_ms;
+}
+
+static enum claim_result result_of(long long answer)
+{
+        return answer == 1 ? CLAIM_TAKEN
+             : answer == 2 ? CLAIM_DONE
+             : answer == 3 ? CLAIM_BUSY
+                           : CLAIM_UNGUARDED;
+}
+
+void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
+                     const char *const *trace_ids, enum claim_result *results, size_t n)
+{
+        enum { CHUNK = 64 };
+        const char *argv[CHUNK][6];
+        const char **cmds[CHUNK];
+        redisReply *replies[CHUNK];
+        int argcs[CHUNK];
+        char ttl[24], errstr[256] = "";
+        struct slot *sl = NULL;
+        size_t done = 0;
+
+        snprintf(ttl, sizeof(ttl), "%lld", cl->pending_ttl_ms);
+        for (size_t i = 0; i < n; i++)
+                results[i] = CLAIM_UNGUARDED;
+        if (cl->url && mono_ms() >= atomic_load(&cl->skip_until_ms)) {
+                sl = slot_acquire(cl);
+                if (!sl->rc)
+                        sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
+        }
+        while (sl && sl->rc && done < n) {
+                size_t m = n - done < CHUNK ? n - done : CHUNK;
+                bool is_unloaded = false;
+
+                for (size_t i = 0; i < m; i++) {
+                        const struct claim_ticket *t = tickets[done + i];
+
+                        argv[i][0] = "EVALSHA";
+                        argv[i][1] = cl->scripts[SCRIPT_TAKE].sha;
+                        argv[i][2] = "1";
+                        argv[i][3] = t->key;
+                        argv[i][4] = t->token;
+                        argv[i][5] = ttl;
+                        argcs[i] = 6;
+                        cmds[i] = argv[i];
+                }
+                if (redis_conn_pipeline_replies(sl->rc, m, argcs, cmds, replies, errstr,
+                                                sizeof(errstr)) == -1)
+                        break;
+                for (size_t i = 0; i < m; i++) {
+                        redisReply *r = replies[i];
+
+                        if (r->type == REDIS_REPLY_INTEGER)
+                                results[done + i] = result_of(r->integer);
+                        else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOSCRIPT"))
+                                is_unloaded = true; /* taken below, one by one */
+                        else
+                                snprintf(errstr, sizeof(errstr), "unexpected reply type %d",
+                                         r->type);
+                        freeReplyObject(r);
+                }
+                if (is_unloaded) /* EVAL loads the script for the next turns */
+                        for (size_t i = 0; i < m; i++)
+                                if (!tickets[done + i]->is_taken &&
+                                    results[done + i] == CLAIM_UNGUARDED) {
+                                        pthread_mutex_unlock(&sl->lock);
+                                        results[done + i] = result_of(
+                                                run(cl, &cl->scripts[SCRIPT_TAKE],
+                                                    tickets[done + i]->key, 2,
+                                                    (const char *[]){tickets[done + i]->token,
+                                                                     ttl},
+                                                    trace_ids[done + i]));
+                                        pthread_mutex_lock(&sl->lock);
+                                }
+                done += m;
+        }
+        if (sl)
+                pthread_mutex_unlock(&sl->lock);
+        if (cl->url && done < n && sl) {
+                metric_add(cl->m_errors, 1);
+                atomic_store(&cl->skip_until_ms, mono_ms() + cl->retry_ms);
+                log_warn(n ? trace_ids[0] : NULL, "callback lock: %s; failing open for %d ms",
+                         errstr, cl->retry_ms);
+        }
+        for (size_t i = 0; i < n; i++) {
+                tickets[i]->is_taken = results[i] == CLAIM_TAKEN;
+                metric_add(cl->m_result[results[i]], 1);
+        }
+}
+
+void claim_ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms)
+{
+        ticket_init(t, event_key, done_ttl_ms);
+}
+
 enum claim_result claim_take(struct claim *cl, const char *event_key, long long done_ttl_ms,
                              const char *trace_id, struct claim_ticket *t)
 {
@@ -194,16 +296,10 @@ enum claim_result claim_take(struct claim *cl, const char *event_key, long long 
         enum claim_result res;
         long long answer;
 
-        memset(t, 0, sizeof(*t));
-        snprintf(t->key, sizeof(t->key), KEY_PREFIX "%s", event_key);
-        trace_id_new(t->token);
-        t->done_ttl_ms = done_ttl_ms;
+        ticket_init(t, event_key, done_ttl_ms);
         snprintf(ttl, sizeof(ttl), "%lld", cl->pending_ttl_ms);
         answer = run(cl, &cl->scripts[SCRIPT_TAKE], t->key, 2, args, trace_id);
-        res = answer == 1 ? CLAIM_TAKEN
-            : answer == 2 ? CLAIM_DONE
-            : answer == 3 ? CLAIM_BUSY
-                          : CLAIM_UNGUARDED;
+        res = result_of(answer);
         t->is_taken = res == CLAIM_TAKEN;
         metric_add(cl->m_result[res], 1);
         return res;

@@ -54,6 +54,17 @@ void claim_destroy(struct claim *cl);
 enum claim_result claim_take(struct claim *cl, const char *event_key, long long done_ttl_ms,
                              const char *trace_id, struct claim_ticket *t);
 
+/** @brief Prepares t for claim_take_many(): its key and a fresh token (nothing is asked). */
+void claim_ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms);
+
+/**
+ * @brief claim_take() for n tickets prepared by claim_ticket_init(), in one pipelined round
+ * trip (an event loop takes the claims of every request it verified in a turn together).
+ * results[i] is what was found for tickets[i]; trace_ids[i] (may be NULL) is for the log.
+ */
+void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
+                     const char *const *trace_ids, enum claim_result *results, size_t n);
+
 /** @brief The event of t is durable: the key says "done" for t->done_ttl_ms. */
 void claim_confirm(struct claim *cl, struct claim_ticket *t);
 

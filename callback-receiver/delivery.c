@@ -331,7 +331,8 @@ int delivery_send(struct delivery *d, struct delivery_ticket *t, struct webhook_
         }
         t->produced_us = now_us();
         link_ticket(d, t);
-        MHD_suspend_connection(t->conn);
+        if (!t->is_suspended)
+                MHD_suspend_connection(t->conn);
         pthread_mutex_unlock(&d->lock);
         err = rd_kafka_producev(
                 d->rk, RD_KAFKA_V_TOPIC(ev->topic),

@@ -24,7 +24,8 @@ struct settings;
 struct delivery_ticket {
         struct MHD_Connection *conn;
         const char *trace_id;
-        void *owner; /* handed to the on_acked hook (delivery_on_acked()) */
+        void *owner;       /* handed to the on_acked hook (delivery_on_acked()) */
+        bool is_suspended; /* the caller suspended conn already (delivery_send()) */
         /* result */
         rd_kafka_resp_err_t err; /* 0: acknowledged by the broker (acks=all) */
         int32_t partition;
@@ -56,7 +57,8 @@ struct delivery *delivery_new(const struct settings *s, const char *const topics
 void delivery_destroy(struct delivery *d);
 
 /**
- * @brief From the access handler: suspends t->conn, then produces ev (topic, key, value)
+ * @brief From the access handler (or the owning loop, with t->is_suspended set because the
+ * caller suspended t->conn itself): suspends t->conn, then produces ev (topic, key, value)
  * with the headers trace_id, event_type, vendor and event_id and t as the message's opaque.
  * The delivery report fills t's result and resumes the connection. If producing fails at
  * once (queue full, unknown topic), t->err says why and the connection is resumed before

@@ -71,6 +71,10 @@ struct request {
         struct webhook_batch batch; /* a map_batch endpoint's events (ev then unused) */
         struct delivery_ticket ticket;
         struct claim_ticket claim;
+        struct request *claim_next; /* the loop's claims of this turn */
+        bool is_outside;            /* handled by the loop outside the handler: respond() */
+        unsigned int answer_status; /* kept by respond() for the handler's next call */
+        char answer_message[160];
 };
 
 static long long now_us(void)
@@ -663,39 +667,67 @@ static const char errstr_busy[] = "a request with this id is being stored; retry
 /*
  * lock:callback:{event_key}, CONTRACT §5: a signed internal call is its endpoint and
  * webhook-id, a vendor callback its vendor, event type and event id (which joins the vendor's
- * sequence or natural key). False when the request is answered already: req->status is 200
- * (stored before, by this or another receiver) or 503 (another request holds it right now).
+ * sequence or natural key). Writes the key; @returns how long the key says "done".
  */
-static bool take_claim(struct request *req)
+static long long claim_key(struct request *req, char *key, size_t key_size)
 {
         const struct settings *s = req->rcv->s;
         const char *webhook_id =
                 MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "webhook-id");
         bool is_internal = !strcmp(req->route->vendor, "internal") ||
                            !strcmp(req->route->vendor, "admin");
-        long long done_ttl_ms;
-        char key[400];
 
         if (is_internal && webhook_id) {
-                snprintf(key, sizeof(key), "%s:%s", req->route->endpoint, webhook_id);
-                done_ttl_ms = 2 * s->webhook_tolerance_s * 1000; /* ts may be now + tolerance */
-        } else {
-                snprintf(key, sizeof(key), "%s:%s:%s", req->ev.vendor, req->ev.event_type,
-                         req->ev.event_id);
-                done_ttl_ms = s->callback_lock_ttl_s * 1000;
+                snprintf(key, key_size, "%s:%s", req->route->endpoint, webhook_id);
+                return 2 * s->webhook_tolerance_s * 1000; /* ts may be now + tolerance */
         }
-        switch (claim_take(req->rcv->claim, key, done_ttl_ms, req->trace_id, &req->claim)) {
+        snprintf(key, key_size, "%s:%s:%s", req->ev.vendor, req->ev.event_type, req->ev.event_id);
+        return s->callback_lock_ttl_s * 1000;
+}
+
+/*
+ * What a claim found means for the answer: 0 to go on and produce, 200 when the event was
+ * stored before (by this or another receiver), 503 when another request holds it right now.
+ */
+static unsigned int claim_verdict(const struct request *req, enum claim_result res)
+{
+        switch (res) {
         case CLAIM_DONE:
                 log_info(req->trace_id, "%s event_id=%s stored already: answered without an event",
                          req->ev.event_type, req->ev.event_id);
-                req->status = 200;
-                return false;
+                return 200;
         case CLAIM_BUSY:
-                req->status = 503;
-                return false;
+                return 503;
         default:
-                return true;
+                return 0;
         }
+}
+
+/* The claim taken at once (a batch of /v1/events). False when req->status is set: answer it. */
+static bool take_claim(struct request *req)
+{
+        char key[400];
+        long long done_ttl_ms = claim_key(req, key, sizeof(key));
+
+        req->status = claim_verdict(
+                req, claim_take(req->rcv->claim, key, done_ttl_ms, req->trace_id, &req->claim));
+        return req->status == 0;
+}
+
+/*
+ * The answer to a request, from the handler (queued at once) or from the loop after a turn's
+ * claims (kept for the handler, which the resume calls again; no response may be queued
+ * outside it).
+ */
+static enum MHD_Result respond(struct request *req, unsigned int status, const char *message)
+{
+        if (!req->is_outside)
+                return request_reply(req, status, message);
+        req->answer_status = status;
+        snprintf(req->answer_message, sizeof(req->answer_message), "%s", message ? message : "");
+        MHD_resume_connection(req->conn);
+        req->lp->is_resumed = true;
+        return MHD_YES;
 }
 
 /* Encodes req->ev into its value; the envelope borrows from req. */
@@ -828,11 +860,11 @@ static enum MHD_Result answer_unsent(struct request *req, const char *why)
 
         if (spool_event(req, why)) {
                 claim_confirm(req->rcv->claim, &req->claim);
-                return request_reply(req, 200, NULL);
+                return respond(req, 200, NULL);
         }
         claim_release(req->rcv->claim, &req->claim);
         snprintf(message, sizeof(message), "%s; retry", why);
-        return request_reply(req, 503, message);
+        return respond(req, 503, message);
 }
 
 /* On the request's loop, once req->answer is filled: the handler is called again. */
@@ -886,13 +918,30 @@ static bool needs_lookup(struct request *req)
                                           sizeof(req->answer.anchor_id)) == 1;
 }
 
+/*
+ * The claim is taken with those of every request the loop verified in this turn, in one
+ * pipelined round trip after the daemon's run (receiver_claim_turn()): the connection waits
+ * suspended meanwhile, and stays so until its delivery report.
+ */
+static enum MHD_Result defer_claim(struct request *req)
+{
+        struct loop *lp = req->lp;
+        char key[400];
+        long long done_ttl_ms = claim_key(req, key, sizeof(key));
+
+        claim_ticket_init(&req->claim, key, done_ttl_ms);
+        req->claim_next = lp->claiming;
+        lp->claiming = req;
+        lp->claiming_cnt++;
+        MHD_suspend_connection(req->conn);
+        return MHD_YES;
+}
+
 static enum MHD_Result publish(struct request *req)
 {
         struct receiver *rcv = req->rcv;
         struct webhook_verdict v = {0};
         char errstr[256];
-        void *copy;
-        int rc;
 
         if (req->is_too_large) {
                 snprintf(errstr, sizeof(errstr), "body: larger than %lld bytes", body_limit(req));
@@ -907,13 +956,30 @@ static enum MHD_Result publish(struct request *req)
                         count_signature_failure(rcv, req->route->vendor, v.auth_failure);
                 return request_reply(req, v.status, v.message);
         }
-        if (!take_claim(req))
-                return request_reply(req, req->status, req->status == 200 ? NULL : errstr_busy);
+        return defer_claim(req);
+}
+
+/*
+ * After the turn's claims (receiver_claim_turn()), outside the handler with the connection
+ * still suspended: encode and produce, or keep the answer for the handler (respond()).
+ */
+static void publish_claimed(struct request *req, enum claim_result res)
+{
+        unsigned int verdict = claim_verdict(req, res);
+        char errstr[256];
+        void *copy;
+        int rc;
+
+        if (verdict) {
+                respond(req, verdict, verdict == 200 ? NULL : errstr_busy);
+                return;
+        }
         if (encode(req, errstr, sizeof(errstr)) == -1) {
                 log_error(req->trace_id, "encoding %s event_id=%s: %s", req->ev.event_type,
                           req->ev.event_id, errstr);
-                claim_release(rcv->claim, &req->claim);
-                return request_reply(req, 500, "cannot encode the event");
+                claim_release(req->rcv->claim, &req->claim);
+                respond(req, 500, "cannot encode the event");
+                return;
         }
         free(req->body); /* the encoded value carries the raw body from here on */
         req->body = NULL;
@@ -923,19 +989,66 @@ static enum MHD_Result publish(struct request *req)
                 /* No broker answers: say so now rather than after the whole ack timeout. */
                 free(req->ev.value);
                 req->ev.value = copy;
-                return answer_unsent(req, "Kafka is unreachable");
+                answer_unsent(req, "Kafka is unreachable");
+                return;
         }
         req->ticket.conn = req->conn;
         req->ticket.trace_id = req->trace_id;
         req->ticket.owner = req;
+        req->ticket.is_suspended = true; /* since defer_claim() */
         req->is_sent = true;
         rc = delivery_send(req->lp->delivery, &req->ticket, &req->ev);
         req->ev.value = copy; /* delivery_send() took the value; the copy stays for the spool */
         if (rc == -1) {
                 req->is_sent = false;
-                return answer_unsent(req, "shutting down");
+                answer_unsent(req, "shutting down");
         }
-        return MHD_YES; /* suspended: called again once the delivery report is in */
+        /* else: resumed by the delivery report (or a produce that failed at once) */
+}
+
+void receiver_claim_turn(struct loop *lp)
+{
+        struct request *list = lp->claiming, **reqs;
+        struct claim_ticket **tickets;
+        const char **trace_ids;
+        enum claim_result *results;
+        size_t n = lp->claiming_cnt, i = 0;
+
+        if (!n)
+                return;
+        lp->claiming = NULL;
+        lp->claiming_cnt = 0;
+        reqs = malloc(n * sizeof(*reqs));
+        tickets = malloc(n * sizeof(*tickets));
+        trace_ids = malloc(n * sizeof(*trace_ids));
+        results = malloc(n * sizeof(*results));
+        for (struct request *req = list; req; req = req->claim_next, i++) {
+                if (reqs && tickets && trace_ids && results) {
+                        reqs[i] = req;
+                        tickets[i] = &req->claim;
+                        trace_ids[i] = req->trace_id;
+                } else { /* out of memory: one round trip each */
+                        enum claim_result res =
+                                claim_take(lp->rcv->claim, req->claim.key + strlen("lock:callback:"),
+                                           req->claim.done_ttl_ms, req->trace_id, &req->claim);
+
+                        req->is_outside = true;
+                        publish_claimed(req, res);
+                        req->is_outside = false;
+                }
+        }
+        if (reqs && tickets && trace_ids && results) {
+                claim_take_many(lp->rcv->claim, tickets, trace_ids, results, n);
+                for (i = 0; i < n; i++) {
+                        reqs[i]->is_outside = true;
+                        publish_claimed(reqs[i], results[i]);
+                        reqs[i]->is_outside = false;
+                }
+        }
+        free(reqs);
+        free(tickets);
+        free(trace_ids);
+        free(results);
 }
 
 /*
@@ -1022,6 +1135,9 @@ enum MHD_Result receiver_on_request(void *cls, struct MHD_Connection *conn, cons
         }
         if (*upload_size)
                 return read_body(req, upload, upload_size);
+        if (req->answer_status)
+                return request_reply(req, req->answer_status,
+                                     req->answer_message[0] ? req->answer_message : NULL);
         if (req->is_sent)
                 return reply_delivery(req);
         conn_guard_busy(req->rcv->guard, conn); /* read: the ack timeout bounds the rest */

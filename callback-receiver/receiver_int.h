@@ -24,6 +24,7 @@
 #include "claim.h"
 
 struct settings;
+struct request;
 
 /* More vendor modules than vendor_modules[] may list. */
 #define VENDOR_MODULES_MAX 16
@@ -65,6 +66,8 @@ struct loop {
         atomic_llong last_request_us; /* monotonic: when the last request state was made */
         struct claim_batch confirms;  /* claims of this turn's acks, written before its 200s */
         struct series_slot series[SERIES_SLOTS];
+        struct request *claiming; /* verified this turn, waiting for their claims (suspended) */
+        size_t claiming_cnt;
         int undelivered;              /* after its drain: messages its producer still held */
         atomic_bool is_done;          /* its thread returned */
         bool is_resumed;     /* a connection was resumed: run the daemon without waiting */
@@ -108,6 +111,8 @@ void receiver_on_completed(void *cls, struct MHD_Connection *conn, void **req_cl
                            enum MHD_RequestTerminationCode toe);
 void *receiver_on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 void receiver_on_mhd_log(void *cls, const char *fmt, va_list ap);
+/* After the daemon's run: the claims of the requests verified in it, in one round trip. */
+void receiver_claim_turn(struct loop *lp);
 /* The delivery_on_acked() hook of each loop's producer; arg is the loop. */
 void receiver_acked(void *arg, void *owner);
 /* The sums of what was not logged line by line, once a window (main thread). */

@@ -216,6 +216,7 @@ static void loop_turn(struct loop *lp, int max_wait_ms)
         lp->is_resumed = false;
         lp->resumed_seen = delivery_resumed(lp->delivery);
         MHD_run(lp->daemon);
+        receiver_claim_turn(lp); /* produces, or resumes to answer */
 }
 
 /* Turns until no request of this loop is open or the deadline (monotonic µs) passes. */

@@ -209,6 +209,37 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
         return rc_;
 }
 
+int redis_conn_pipeline_replies(struct redis_conn *rc, size_t n, const int *argcs,
+                                const char **const *cmds, redisReply **replies, char *errstr,
+                                size_t errstr_size)
+{
+        for (size_t i = 0; i < n; i++)
+                replies[i] = NULL;
+        if (ensure(rc, errstr, errstr_size) == -1)
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                if (redisAppendCommandArgv(rc->redis, argcs[i], (const char **)cmds[i], NULL) !=
+                    REDIS_OK) {
+                        snprintf(errstr, errstr_size, "redis: out of memory");
+                        rc->redis->err = REDIS_ERR_OOM;
+                        return -1;
+                }
+        for (size_t i = 0; i < n; i++) {
+                void *reply = NULL;
+
+                if (redisGetReply(rc->redis, &reply) != REDIS_OK) {
+                        check(rc, NULL, errstr, errstr_size);
+                        for (size_t j = 0; j < i; j++) {
+                                freeReplyObject(replies[j]);
+                                replies[j] = NULL;
+                        }
+                        return -1;
+                }
+                replies[i] = reply;
+        }
+        return 0;
+}
+
 redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys, const char **keys,
                             int nargs, const char **args, char *errstr, size_t errstr_size)
 {

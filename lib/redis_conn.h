@@ -37,6 +37,15 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
                         char *errstr, size_t errstr_size);
 
 /**
+ * @brief redis_conn_pipeline() that hands the replies over: replies[0..n) are the caller's to
+ * free, error replies included (they are not checked). @returns 0, or -1 with errstr when the
+ * connection failed (no reply is then left in replies).
+ */
+int redis_conn_pipeline_replies(struct redis_conn *rc, size_t n, const int *argcs,
+                                const char **const *cmds, redisReply **replies, char *errstr,
+                                size_t errstr_size);
+
+/**
  * @brief EVALSHA of a script loaded once per connection (loaded again after a reconnect or a
  * NOSCRIPT). keys and args are NUL-terminated strings. Same return rules as redis_conn_cmd.
  */
