@@ -304,6 +304,17 @@ static int record_publish(void *state, struct consumer_record *rec, char *errstr
         return notify_flush(st->notify, false, errstr, errstr_size);
 }
 
+/* The same for a whole batch: one relay of what it recorded (notify.h), not one per file. */
+static int record_publish_many(void *state, struct consumer_record *const *recs, size_t n,
+                               char *errstr, size_t errstr_size)
+{
+        struct record_state *st = state;
+
+        (void)recs;
+        (void)n;
+        return notify_flush(st->notify, false, errstr, errstr_size);
+}
+
 /* Links the files that arrived before their session; runs outside any batch (autocommit). */
 static void record_tick(void *state, long long now_ms)
 {
@@ -331,6 +342,7 @@ const struct consumer_role record_role = {
         .apply = record_apply,
         .apply_many = record_apply_many,
         .publish = record_publish,
+        .publish_many = record_publish_many,
         .tick = record_tick,
         .close = record_close,
 };

@@ -636,9 +636,13 @@ static int relay_staged(struct notify *n, char *errstr, size_t errstr_size)
 static int mark_sent(struct notify *n, char *errstr, size_t errstr_size)
 {
         struct db_text sql = {0};
-        size_t acked = 0, kept = 0;
+        size_t acked = 0, kept = 0, reported = 0;
         int rc = 0;
 
+        for (size_t i = 0; i < n->inflight_n; i++)
+                reported += n->inflight[i].state != SEND_PENDING;
+        if (!reported)
+                return 0; /* nothing came since the last flush */
         db_text_add(&sql, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
         for (size_t i = 0; i < n->inflight_n; i++)
                 if (n->inflight[i].state == SEND_ACKED)
