@@ -19,6 +19,10 @@
 #define NOTIFY_FLUSH_ROWS_SQL   "500"
 #define NOTIFY_FLUSH_ROUNDS     20    /* transactions per flush at most: the rest waits */
 #define NOTIFY_SWEEP_MS         10000 /* how often the relay sweeps for rows nobody sent */
+/* Acknowledged rows are marked sent in one UPDATE at most this often, or once this many wait:
+   not a statement per batch. A crash before the mark sends them again (same event ids). */
+#define NOTIFY_MARK_MS   1000
+#define NOTIFY_MARK_ROWS 4096
 /* A row this old is in nobody's flight: message.timeout.ms (30 s) has given up on it. */
 #define NOTIFY_SWEEP_AGE_SQL "60"
 #define NOTIFY_STAGED_MAX    (1u << 20) /* event ids waiting for the relay; beyond: the sweep */
@@ -44,7 +48,7 @@ struct notify {
         bool has_pending;
         bool is_async;  /* the relay listens to the producer's reports (else each flush waits) */
         bool has_swept; /* this life swept every unsent row once */
-        long long next_sweep_ms;
+        long long next_sweep_ms, next_mark_ms;
         char (*staged)[65]; /* event ids recorded since the last flush */
         size_t staged_n, staged_cap;
         struct in_flight *inflight; /* in token order */
@@ -670,8 +674,11 @@ int notify_flush(struct notify *n, bool always, char *errstr, size_t errstr_size
 
         if (!n->is_async) /* every flush waits for its acknowledgements */
                 return always || n->has_pending ? sweep(n, n->claim, errstr, errstr_size) : 0;
-        if (mark_sent(n, errstr, errstr_size) == -1)
-                rc = -1;
+        if (always || now >= n->next_mark_ms || n->inflight_n >= NOTIFY_MARK_ROWS) {
+                n->next_mark_ms = now + NOTIFY_MARK_MS;
+                if (mark_sent(n, errstr, errstr_size) == -1)
+                        rc = -1;
+        }
         if (rc == 0 && (always || n->has_pending || now >= n->next_sweep_ms)) {
                 /* The first sweep of a life (before its relay sends anything) takes every
                  * unsent row, so what a crash left goes at once; later ones only rows older
