@@ -79,8 +79,11 @@ static void teardown(void)
 
 TestSuite(runtime, .init = setup, .fini = teardown, .timeout = 240);
 
-/* A copy of the stream role in the test's group, on the test's Redis database (use_redis_db). */
-static void start_copy(int i)
+/*
+ * Starts a copy of the stream role in the test's group, on the test's Redis database
+ * (use_redis_db), without waiting for it to join.
+ */
+static void spawn_copy(int i)
 {
         char instance[96], redis_url[160];
         const char *const env[] = {instance, "LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_BATCH_MAX=50",
@@ -90,8 +93,20 @@ static void start_copy(int i)
         snprintf(redis_url, sizeof(redis_url), "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%s/%d",
                  support_fixture("LIVEFLOW_TEST_REDIS_PORT"), fx.redis_db);
         fx.copies[i].pid =
-                support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
+                support_spawn_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
                                      fx.log_path, &fx.copies[i].admin_port);
+}
+
+static void wait_copy_ready(int i)
+{
+        cr_assert(support_wait_ready(fx.copies[i].admin_port, 30000) == 0,
+                  "copy %d not ready; see %s", i, fx.log_path);
+}
+
+static void start_copy(int i)
+{
+        spawn_copy(i);
+        wait_copy_ready(i);
 }
 
 /* A stream event as the receiver makes it: the id follows vendor, type, stream and sequence. */
@@ -616,8 +631,10 @@ Test(runtime, two_then_three_copies_share_partitions_and_lose_nothing)
         char series[160];
 
         use_redis_db(8);
-        start_copy(0);
-        start_copy(1);
+        spawn_copy(0); /* the first two join together: one rebalance fewer to wait for */
+        spawn_copy(1);
+        wait_copy_ready(0);
+        wait_copy_ready(1);
         produce_sessions(0, streams / 2);
         start_copy(2);
         produce_sessions(streams / 2, streams);

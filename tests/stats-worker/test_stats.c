@@ -663,8 +663,11 @@ Test(stats, two_instances_run_each_period_once)
         /* A ledger that takes a run about a second or more, so the other instance's ticks
          * (one a second) fall inside runs and find the lock taken. */
         fill_ledger(300000, 80000);
-        start_worker(0, env);
-        start_worker(1, env);
+        spawn_worker(0, env); /* both join at once: one rebalance, not three */
+        spawn_worker(1, env);
+        for (int i = 0; i < 2; i++)
+                cr_assert(support_wait_ready(fx.workers[i].admin_port, 30000) == 0,
+                          "stats worker %d not ready; see %s", i, fx.workers[i].log);
         support_sleep_ms(14000);
         for (int i = 0; i < 2; i++)
                 busy += scrape(i, "liveflow_stats_profile_lock_busy_total");
