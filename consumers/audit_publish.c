@@ -356,6 +356,8 @@ static int cmp_handoff(const void *key, const void *elem)
  */
 static bool take_handoff(struct audit_state *st, struct publish_batch *pb)
 {
+        if (!st->handoff_n)
+                return false;
         for (size_t i = 0; i < pb->ids.n; i++) {
                 const struct audit_handoff_row *row =
                         bsearch(pb->ids.items[i].id, st->handoff, st->handoff_n,
