@@ -113,6 +113,20 @@ log_tail() {
         tail -n 20 "$1" | sed 's/^/    /' >&2
 }
 
+# await_start TIMEOUT_S PIDFILE LOGFILE NAME WHAT COMMAND...: wait_for COMMAND while the
+# process of PIDFILE runs; when it does not succeed, says why ("NAME did not WHAT", or that it
+# exited) with the tail of LOGFILE, and is false.
+await_start() {
+        local timeout_s=$1 pidfile=$2 logfile=$3 name=$4 what=$5 rc
+        shift 5
+        wait_for "$timeout_s" "$(cat "$pidfile")" "$@"
+        rc=$?
+        [ "$rc" -eq 0 ] && return 0
+        startup_failure "$rc" "$name" "$what"
+        log_tail "$logfile"
+        return 1
+}
+
 # wait_gone PID TIMEOUT_S: waits until PID no longer runs; false if it still does.
 wait_gone() {
         local deadline
@@ -200,7 +214,7 @@ mariadb_install() {
 # start_mariadb DATADIR SOCKET PORT PIDFILE LOGFILE [MARIADBD OPTIONS...]: installs on
 # first use, starts mariadbd on 127.0.0.1:PORT and SOCKET, and waits until it answers.
 start_mariadb() {
-        local datadir=$1 socket=$2 port=$3 pidfile=$4 logfile=$5 rc
+        local datadir=$1 socket=$2 port=$3 pidfile=$4 logfile=$5
         shift 5
         mariadb_install "$datadir" "$logfile.install" || return 1
         mkdir -p "$(dirname "$socket")"
@@ -211,12 +225,8 @@ start_mariadb() {
                 --socket="$socket" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
                 --pid-file="$datadir/mariadbd.pid" --log-error="$logfile" --tmpdir="$datadir-tmp" \
                 --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci "$@"
-        wait_for 60 "$(cat "$pidfile")" mariadb-admin --no-defaults --socket="$socket" -uroot ping
-        rc=$?
-        [ "$rc" -eq 0 ] && return 0
-        startup_failure "$rc" mariadbd "answer in 60 s"
-        log_tail "$logfile"
-        return 1
+        await_start 60 "$pidfile" "$logfile" mariadbd "answer in 60 s" \
+                mariadb-admin --no-defaults --socket="$socket" -uroot ping
 }
 
 # mariadb_root SOCKET SQL: runs SQL as root over the socket.
@@ -259,16 +269,12 @@ short_socket_dir() {
 # start_redis PORT DIR PIDFILE LOGFILE: redis-server on 127.0.0.1:PORT in the foreground
 # (no daemonizing, so the PID is ours), without persistence, working directory DIR.
 start_redis() {
-        local port=$1 dir=$2 pidfile=$3 logfile=$4 rc
+        local port=$1 dir=$2 pidfile=$3 logfile=$4
         mkdir -p "$dir"
         spawn "$pidfile" "$logfile" redis-server --bind 127.0.0.1 --port "$port" --save '' \
                 --appendonly no --daemonize no --dir "$dir"
-        wait_for 30 "$(cat "$pidfile")" sh -c "redis-cli -h 127.0.0.1 -p $port ping | grep -q PONG"
-        rc=$?
-        [ "$rc" -eq 0 ] && return 0
-        startup_failure "$rc" redis-server "answer in 30 s"
-        log_tail "$logfile"
-        return 1
+        await_start 30 "$pidfile" "$logfile" redis-server "answer in 30 s" \
+                sh -c "redis-cli -h 127.0.0.1 -p $port ping | grep -q PONG"
 }
 
 # ------------------------------------------------------------------- dev broker
@@ -277,14 +283,10 @@ start_redis() {
 # with VAR=VALUE (e.g. LIVEFLOW_DEVBROKER_PARTITIONS=6) added to its environment; waits
 # for its bootstrap file.
 start_devbroker() {
-        local bin=$1 bootstrap=$2 pidfile=$3 logfile=$4 rc
+        local bin=$1 bootstrap=$2 pidfile=$3 logfile=$4
         shift 4
         rm -f "$bootstrap"
         spawn "$pidfile" "$logfile" env LIVEFLOW_DEVBROKER_BOOTSTRAP_FILE="$bootstrap" "$@" "$bin"
-        wait_for 30 "$(cat "$pidfile")" test -s "$bootstrap"
-        rc=$?
-        [ "$rc" -eq 0 ] && return 0
-        startup_failure "$rc" liveflow-devbroker "write its bootstrap file in 30 s"
-        log_tail "$logfile"
-        return 1
+        await_start 30 "$pidfile" "$logfile" liveflow-devbroker "write its bootstrap file in 30 s" \
+                test -s "$bootstrap"
 }

@@ -394,23 +394,14 @@ EOF
 }
 
 wait_prometheus_ready() {
-        local rc
-        wait_for 30 "$(cat "$PIDS/prometheus.pid")" \
-                curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PROM_PORT/-/ready"
-        rc=$?
-        if [ "$rc" -ne 0 ]; then
-                startup_failure "$rc" prometheus "answer on :$PROM_PORT/-/ready in 30 s"
-                log_tail "$LOGS/prometheus.log"
+        await_start 30 "$PIDS/prometheus.pid" "$LOGS/prometheus.log" prometheus \
+                "answer on :$PROM_PORT/-/ready in 30 s" \
+                curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PROM_PORT/-/ready" ||
                 fail_start "Prometheus is not ready"
-        fi
-        wait_for 10 "$(cat "$PIDS/textfile.pid")" \
-                curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$TEXTFILE_PORT/"
-        rc=$?
-        if [ "$rc" -ne 0 ]; then
-                startup_failure "$rc" "the textfile server" "answer on :$TEXTFILE_PORT in 10 s"
-                log_tail "$LOGS/textfile.log"
+        await_start 10 "$PIDS/textfile.pid" "$LOGS/textfile.log" "the textfile server" \
+                "answer on :$TEXTFILE_PORT in 10 s" \
+                curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$TEXTFILE_PORT/" ||
                 fail_start "the textfile server is not ready"
-        fi
         note "prometheus ready on 127.0.0.1:$PROM_PORT ($(elapsed) ms)"
 }
 
@@ -443,18 +434,14 @@ start_cron() {
 
 # wait_apps_ready: every process must answer 200 on /readyz within 30 s.
 wait_apps_ready() {
-        local entry name port rc
+        local entry name port
         for entry in $APPS; do
                 name=${entry%%:*}
                 port=${entry#*:}
-                wait_for 30 "$(cat "$PIDS/$name.pid")" \
-                        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz"
-                rc=$?
-                if [ "$rc" -ne 0 ]; then
-                        startup_failure "$rc" "$name" "answer 200 on :$port/readyz in 30 s"
-                        log_tail "$LOGS/$name.log"
+                await_start 30 "$PIDS/$name.pid" "$LOGS/$name.log" "$name" \
+                        "answer 200 on :$port/readyz in 30 s" \
+                        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz" ||
                         fail_start "$name is not ready"
-                fi
                 note "$name ready (admin :$port) ($(elapsed) ms)"
         done
 }
