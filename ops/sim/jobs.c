@@ -39,6 +39,19 @@ static void do_visit(const struct sim *s, struct sim_conn *c, const struct sim_j
         sim_post_signed(c, "/v1/events", msg_id, body);
 }
 
+/* An operator's command: POST /v1/admin/<what>/<target>/<action> naming the action and target. */
+static void post_admin(struct sim_conn *c, const char *id, const char *what, const char *target,
+                       const char *action, const char *target_field)
+{
+        char path[256], body[512];
+
+        snprintf(path, sizeof(path), "/v1/admin/%s/%s/%s", what, target, action);
+        snprintf(body, sizeof(body),
+                 "{\"action\":\"%s\",\"%s\":\"%s\",\"reason\":\"simulated operator\"}", action,
+                 target_field, target);
+        sim_post_signed(c, path, id, body);
+}
+
 /* A moderation verdict as its vendor sends it: Tencent 317 (Review, Pass or Block) or an
  * Alibaba image moderation POST (a Block). */
 static void do_verdict(const struct sim *s, struct sim_conn *c, const struct sim_job *j,
@@ -72,7 +85,7 @@ void sim_job_send(struct sim_conn *c, const struct sim *s, const struct sim_job 
                   int phase)
 {
         const struct sim_anchor *a = j->anchor >= 0 ? &s->anchors[j->anchor] : NULL;
-        char id[96], body[1024], path[256], seq[96];
+        char id[96], body[1024], seq[96];
 
         snprintf(id, sizeof(id), "sim%s_%d_%zu", s->cfg.run, phase, index);
         switch (j->kind) {
@@ -139,20 +152,10 @@ void sim_job_send(struct sim_conn *c, const struct sim *s, const struct sim_job 
                 break;
         }
         case J_CLOSE:
-                snprintf(path, sizeof(path), "/v1/admin/streams/%s/close", a->stream);
-                snprintf(
-                        body, sizeof(body),
-                        "{\"action\":\"close\",\"stream_id\":\"%s\",\"reason\":\"simulated operator\"}",
-                        a->stream);
-                sim_post_signed(c, path, id, body);
+                post_admin(c, id, "streams", a->stream, "close", "stream_id");
                 break;
         case J_BAN:
-                snprintf(path, sizeof(path), "/v1/admin/anchors/%s/ban", a->id);
-                snprintf(
-                        body, sizeof(body),
-                        "{\"action\":\"ban\",\"anchor_id\":\"%s\",\"reason\":\"simulated operator\"}",
-                        a->id);
-                sim_post_signed(c, path, id, body);
+                post_admin(c, id, "anchors", a->id, "ban", "anchor_id");
                 break;
         case J_VERDICT:
                 do_verdict(s, c, j, a, id, index);
