@@ -2,10 +2,12 @@
  * audit_publish.c: the audit role after the commit. publish() makes Redis say what the
  * verdict's anchors row says (hash:anchor:status:{anchor_id}, versioned by anchors.updated_at)
  * and sends the stream.close its punishment decided, acknowledged; publish_many() does the
- * same for a batch: the outbox flushed once, the projections read in one query, the Redis
- * hashes written in one pipeline (the script loaded once, then EVALSHA), then the
- * stream.closes produced together and acknowledged together. Both read the committed rows,
- * not what apply decided, so a replay or another instance's verdict projects the same truth.
+ * same for a batch: the outbox flushed once, the projections read in one query (or taken
+ * from what apply_many()'s writes returned), the Redis hashes written by one script call per
+ * 128 anchors in one pipeline, then the stream.closes produced together and acknowledged
+ * together. Both project the committed rows (read back, or as the writes returned them), not
+ * what a verdict alone decided, so a replay or another instance's verdict projects the same
+ * truth, and a version keeps an older projection from overwriting a newer one.
  */
 #include "audit_role.h"
 
@@ -222,57 +224,94 @@ static void on_projection(const struct db_col *cols, void *arg)
         projection_read(&pb->pj[at], cols + 1);
 }
 
+/*
+ * project_script for many anchors at once: KEYS[i] with ARGV[3i-2..3i] (status, until,
+ * version), each skipped when its hash holds a newer version.
+ */
+static const char project_many_script[] =
+        "for i = 1, #KEYS do\n"
+        "  local b = (i - 1) * 3\n"
+        "  local v = redis.call('HGET', KEYS[i], 'anchor_status_version')\n"
+        "  if not (v and tonumber(v) > tonumber(ARGV[b + 3])) then\n"
+        "    redis.call('HSET', KEYS[i], 'anchor_status', ARGV[b + 1], 'suspended_until', "
+        "ARGV[b + 2], 'anchor_status_version', ARGV[b + 3])\n"
+        "  end\n"
+        "end\n"
+        "return #KEYS\n";
+
+#define PROJECT_PER_CALL 128 /* anchors per script call: Redis serves others between calls */
+
+/*
+ * The anchors' hashes of a batch in one pipeline: the script loaded (a no-op when Redis has
+ * it), then a call per PROJECT_PER_CALL anchors by its SHA-1.
+ */
 static int project_all(struct audit_state *st, struct publish_batch *pb,
                        struct consumer_record *const *recs, char *errstr, size_t errstr_size)
 {
-        static const char *load[] = {"SCRIPT", "LOAD", project_script};
+        static const char *load[] = {"SCRIPT", "LOAD", project_many_script};
+        size_t n = pb->ids.n, calls = n / PROJECT_PER_CALL + 2, cnt = 0, ncmd = 1;
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned int digest_len = 0;
-        char sha[41] = "";
-        size_t cnt = 1;
-        int *argcs = calloc(pb->ids.n + 1, sizeof(*argcs));
-        const char **argv = calloc((pb->ids.n + 1) * 7, sizeof(*argv));
-        const char ***cmds = calloc(pb->ids.n + 1, sizeof(*cmds));
-        char(*bufs)[3][96] = calloc(pb->ids.n + 1, sizeof(*bufs));
+        char sha[41] = "", (*keys)[96] = calloc(n + 1, sizeof(*keys));
+        char(*nums)[2][24] = calloc(n + 1, sizeof(*nums));
+        char(*numkeys)[8] = calloc(calls, sizeof(*numkeys));
+        const struct projection **pjs = calloc(n + 1, sizeof(*pjs));
+        int *argcs = calloc(calls, sizeof(*argcs));
+        const char **argv = calloc(4 * n + 3 * calls, sizeof(*argv)), **a = argv;
+        const char ***cmds = calloc(calls, sizeof(*cmds));
         int rc = -1;
 
         (void)recs;
-        if (!argcs || !argv || !cmds || !bufs) {
+        if (!keys || !nums || !numkeys || !pjs || !argcs || !argv || !cmds) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto out;
         }
-        /* The script once (a no-op when Redis has it), then each anchor by its SHA-1. */
-        EVP_Digest(project_script, strlen(project_script), digest, &digest_len, EVP_sha1(), NULL);
+        for (size_t i = 0; i < n; i++) {
+                const struct projection *pj = &pb->pj[i];
+
+                if (!keyset_is_first(&pb->ids, i) || !pb->found[i] || !pj->has_anchor_row)
+                        continue;
+                snprintf(keys[cnt], sizeof(keys[cnt]), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
+                snprintf(nums[cnt][0], sizeof(nums[cnt][0]), "%lld", pj->until_ms);
+                snprintf(nums[cnt][1], sizeof(nums[cnt][1]), "%lld", pj->version_ms);
+                pjs[cnt++] = pj;
+        }
+        if (!cnt) {
+                rc = 0;
+                goto out;
+        }
+        EVP_Digest(project_many_script, strlen(project_many_script), digest, &digest_len,
+                   EVP_sha1(), NULL);
         for (unsigned i = 0; i < digest_len && i < 20; i++)
                 snprintf(sha + 2 * i, 3, "%02x", digest[i]);
         argcs[0] = 3;
         cmds[0] = load;
-        for (size_t i = 0; i < pb->ids.n; i++) {
-                const struct projection *pj = &pb->pj[i];
-                const char **a = argv + cnt * 7;
+        for (size_t from = 0; from < cnt; from += PROJECT_PER_CALL, ncmd++) {
+                size_t k = cnt - from < PROJECT_PER_CALL ? cnt - from : PROJECT_PER_CALL;
 
-                if (!keyset_is_first(&pb->ids, i) || !pb->found[i] || !pj->has_anchor_row)
-                        continue;
-                snprintf(bufs[cnt][0], sizeof(bufs[cnt][0]), LF_KEY_ANCHOR_STATUS "%s", pj->anchor);
-                snprintf(bufs[cnt][1], sizeof(bufs[cnt][1]), "%lld", pj->until_ms);
-                snprintf(bufs[cnt][2], sizeof(bufs[cnt][2]), "%lld", pj->version_ms);
-                a[0] = "EVALSHA";
-                a[1] = sha;
-                a[2] = "1";
-                a[3] = bufs[cnt][0];
-                a[4] = pj->status;
-                a[5] = bufs[cnt][1];
-                a[6] = bufs[cnt][2];
-                argcs[cnt] = 7;
-                cmds[cnt] = a;
-                cnt++;
+                snprintf(numkeys[ncmd], sizeof(numkeys[ncmd]), "%zu", k);
+                cmds[ncmd] = a;
+                argcs[ncmd] = (int)(3 + 4 * k);
+                *a++ = "EVALSHA";
+                *a++ = sha;
+                *a++ = numkeys[ncmd];
+                for (size_t i = from; i < from + k; i++)
+                        *a++ = keys[i];
+                for (size_t i = from; i < from + k; i++) {
+                        *a++ = pjs[i]->status;
+                        *a++ = nums[i][0];
+                        *a++ = nums[i][1];
+                }
         }
-        rc = cnt > 1 ? redis_conn_pipeline(st->redis, cnt, argcs, cmds, errstr, errstr_size) : 0;
+        rc = redis_conn_pipeline(st->redis, ncmd, argcs, cmds, errstr, errstr_size);
 out:
+        free(keys);
+        free(nums);
+        free(numkeys);
+        free(pjs);
         free(argcs);
         free(argv);
         free(cmds);
-        free(bufs);
         return rc;
 }
 
