@@ -28,9 +28,9 @@ static void on_finding(const struct rebuild_finding *f, void *arg)
         struct findings *fs = arg;
 
         if (fs->count++ < fs->limit)
-                json_array_append_new(fs->list, json_pack("{s:s,s:s,s:s,s:s}", "what", f->what,
-                                                          "id", f->id, "redis", f->redis, "mysql",
-                                                          f->mysql));
+                json_array_append_new(fs->list,
+                                      json_pack("{s:s,s:s,s:s,s:s}", "what", f->what, "id", f->id,
+                                                "redis", f->redis, "mysql", f->mysql));
 }
 
 /* What the diffs compared. */
@@ -44,8 +44,8 @@ static int diff_all(const struct ctl *ctl, struct ctl_stores *st, struct finding
 {
         fs->count = 0;
         json_array_clear(fs->list);
-        if (rebuild_diff_rooms(st->db, st->redis, on_finding, fs, &n->rooms, errstr,
-                               errstr_size) == -1 ||
+        if (rebuild_diff_rooms(st->db, st->redis, on_finding, fs, &n->rooms, errstr, errstr_size) ==
+                    -1 ||
             rebuild_diff_streams(st->db, st->redis, on_finding, fs, &n->streams, errstr,
                                  errstr_size) == -1)
                 return -1;
@@ -73,14 +73,15 @@ static int rebuild_audience_all(const struct ctl *ctl, struct ctl_stores *st, js
         while (rc == 0 && !done)
                 rc = rebuild_audience_step(ra, &cur, 200, &done, &c, errstr, errstr_size);
         rebuild_audience_destroy(ra);
-        if (rc == -1 || rebuild_audience_rank(st->db, st->redis,
-                                              ctl->settings.audience_rank_interval_s,
-                                              ctl->settings.audience_rank_size, &ranked, errstr,
-                                              errstr_size) == -1)
+        if (rc == -1 ||
+            rebuild_audience_rank(st->db, st->redis, ctl->settings.audience_rank_interval_s,
+                                  ctl->settings.audience_rank_size, &ranked, errstr,
+                                  errstr_size) == -1)
                 return -1;
-        log_info(NULL, "rebuild redis: %lld audience room(s) and %lld session(s) rebuilt, %lld "
-                       "online key(s) of unknown rooms deleted, %lld MySQL counter(s) set, %lld "
-                       "room(s) ranked, by %s",
+        log_info(NULL,
+                 "rebuild redis: %lld audience room(s) and %lld session(s) rebuilt, %lld "
+                 "online key(s) of unknown rooms deleted, %lld MySQL counter(s) set, %lld "
+                 "room(s) ranked, by %s",
                  c.rooms, c.sessions, c.keys_deleted, c.mysql_counters, ranked, ctl->who);
         json_object_set_new(doc, "audience_rooms_rebuilt", json_integer(c.rooms));
         json_object_set_new(doc, "audience_sessions_rebuilt", json_integer(c.sessions));
@@ -118,8 +119,9 @@ static int rebuild_all(const struct ctl *ctl, struct ctl_stores *st, json_t *doc
             rebuild_streams(rb, &projected, errstr, errstr_size) == -1 ||
             rebuild_audience_all(ctl, st, doc, errstr, errstr_size) == -1)
                 goto done;
-        log_info(NULL, "rebuild redis: %lld room(s) rebuilt from recharge, %lld key(s) of rooms "
-                       "without tips deleted, %lld stream(s) projected from live_streams, by %s",
+        log_info(NULL,
+                 "rebuild redis: %lld room(s) rebuilt from recharge, %lld key(s) of rooms "
+                 "without tips deleted, %lld stream(s) projected from live_streams, by %s",
                  rooms, orphans, projected, ctl->who);
         json_object_set_new(doc, "orphan_keys_deleted", json_integer(orphans));
         json_object_set_new(doc, "rooms_rebuilt", json_integer(rooms));
@@ -140,18 +142,15 @@ static void redis_human(const json_t *doc, FILE *out)
         fprintf(out,
                 "%s: %lld room(s), %lld live stream(s) and %lld audience room(s) compared with "
                 "Redis\n",
-                executed ? "rebuild redis" : "rebuild redis (dry run)",
-                ctl_json_ll(doc, "rooms"),
-                ctl_json_ll(doc, "live_streams"),
-                ctl_json_ll(doc, "audience_rooms"));
+                executed ? "rebuild redis" : "rebuild redis (dry run)", ctl_json_ll(doc, "rooms"),
+                ctl_json_ll(doc, "live_streams"), ctl_json_ll(doc, "audience_rooms"));
         if (executed)
                 fprintf(out,
                         "  rebuilt %lld room(s), deleted %lld key(s) of rooms without tips, "
                         "projected %lld stream(s), rebuilt %lld audience room(s) and %lld "
                         "session(s), deleted %lld online key(s) of unknown rooms, ranked %lld "
                         "room(s); after it:\n",
-                        ctl_json_ll(doc, "rooms_rebuilt"),
-                        ctl_json_ll(doc, "orphan_keys_deleted"),
+                        ctl_json_ll(doc, "rooms_rebuilt"), ctl_json_ll(doc, "orphan_keys_deleted"),
                         ctl_json_ll(doc, "streams_projected"),
                         (long long)json_integer_value(
                                 json_object_get(doc, "audience_rooms_rebuilt")),
@@ -171,10 +170,12 @@ static void redis_human(const json_t *doc, FILE *out)
         if (diff == 0)
                 fprintf(out, "  Redis agrees with MySQL\n");
         else if (executed)
-                fprintf(out, "  %lld difference(s) left (tips or stream events in flight? run again)\n",
+                fprintf(out,
+                        "  %lld difference(s) left (tips or stream events in flight? run again)\n",
                         diff);
         else
-                fprintf(out, "  %lld difference(s): `liveflow-ctl rebuild redis --execute` repairs them\n",
+                fprintf(out,
+                        "  %lld difference(s): `liveflow-ctl rebuild redis --execute` repairs them\n",
                         diff);
 }
 
@@ -223,13 +224,12 @@ static json_t *viewer_json(long long v)
 
 static json_t *figures_json(const struct session_figures *f)
 {
-        return json_pack("{s:s,s:s?,s:I,s:I,s:I,s:I,s:o,s:o}", "stream_id", f->stream_id,
-                         "anchor_id", f->has_anchor ? f->anchor_id : NULL, "duration_s",
-                         (json_int_t)f->duration_s, "gift_amount", (json_int_t)f->gift_amount,
-                         "gift_count", (json_int_t)f->gift_count, "paying_users",
-                         (json_int_t)f->paying_users, "unique_viewers",
-                         viewer_json(f->unique_viewers), "peak_online",
-                         viewer_json(f->peak_online));
+        return json_pack(
+                "{s:s,s:s?,s:I,s:I,s:I,s:I,s:o,s:o}", "stream_id", f->stream_id, "anchor_id",
+                f->has_anchor ? f->anchor_id : NULL, "duration_s", (json_int_t)f->duration_s,
+                "gift_amount", (json_int_t)f->gift_amount, "gift_count", (json_int_t)f->gift_count,
+                "paying_users", (json_int_t)f->paying_users, "unique_viewers",
+                viewer_json(f->unique_viewers), "peak_online", viewer_json(f->peak_online));
 }
 
 /* The figures that differ between the row and the ledgers, by name. */
@@ -239,28 +239,29 @@ static json_t *changed_fields(const json_t *now, const json_t *want)
         const char *key;
         json_t *v;
 
-        json_object_foreach((json_t *)want, key, v)
-                if (!now || !json_equal(json_object_get(now, key), v))
-                        json_array_append_new(changed, json_string(key));
+        json_object_foreach((json_t *)want, key,
+                            v) if (!now || !json_equal(json_object_get(now, key), v))
+                json_array_append_new(changed, json_string(key));
         return changed;
 }
 
 static void session_human(const json_t *doc, FILE *out)
 {
-        const json_t *changed = json_object_get(doc, "changed"), *want = json_object_get(doc, "ledgers");
+        const json_t *changed = json_object_get(doc, "changed"),
+                     *want = json_object_get(doc, "ledgers");
         bool executed = json_is_true(json_object_get(doc, "executed"));
         const json_t *name;
         size_t i;
 
-        fprintf(out, "%s session %lld (stream %s)\n",
-                executed ? "rebuild" : "rebuild (dry run)",
+        fprintf(out, "%s session %lld (stream %s)\n", executed ? "rebuild" : "rebuild (dry run)",
                 ctl_json_ll(doc, "session_id"),
                 json_string_value(json_object_get(want, "stream_id")));
         if (!json_array_size(changed)) {
                 fprintf(out, "  live_statistics agrees with the ledgers\n");
                 return;
         }
-        json_array_foreach(changed, i, name) {
+        json_array_foreach(changed, i, name)
+        {
                 const char *k = json_string_value(name);
                 json_t *was = json_object_get(json_object_get(doc, "live_statistics"), k);
                 char *a = was ? json_dumps(was, JSON_ENCODE_ANY) : NULL;
@@ -307,8 +308,10 @@ static int rebuild_session_run(struct ctl *ctl, int argc, char **argv)
         session_stats_destroy(ss);
         ctl_stores_close(&st);
         if (!found) {
-                fprintf(stderr, "%s: session %lld is not in stats_session (liveflow-stats has not "
-                                "seen it end): nothing to compute\n", prog, session);
+                fprintf(stderr,
+                        "%s: session %lld is not in stats_session (liveflow-stats has not "
+                        "seen it end): nothing to compute\n",
+                        prog, session);
                 return CTL_EXIT_LEFT;
         }
         j_now = has_row ? figures_json(&now) : NULL;
@@ -316,7 +319,8 @@ static int rebuild_session_run(struct ctl *ctl, int argc, char **argv)
                         o.execute, "live_statistics", j_now, "ledgers", figures_json(&want));
         json_object_set_new(doc, "changed", changed_fields(j_now, json_object_get(doc, "ledgers")));
         if (o.execute)
-                log_info(NULL, "rebuild session %lld: live_statistics written from the ledgers by %s",
+                log_info(NULL,
+                         "rebuild session %lld: live_statistics written from the ledgers by %s",
                          session, ctl->who);
         ctl_emit(ctl, doc, session_human);
         return CTL_EXIT_OK;
@@ -330,10 +334,10 @@ static void profile_human(const json_t *doc, FILE *out)
 
         ctl_format_time(json_integer_value(json_object_get(doc, "period")) * 1000, when,
                         sizeof(when));
-        fprintf(out, "%s audience_profile, period %s (%lld s): %lld audience(s), %lld would change\n",
+        fprintf(out,
+                "%s audience_profile, period %s (%lld s): %lld audience(s), %lld would change\n",
                 json_is_true(json_object_get(doc, "executed")) ? "rebuilt" : "rebuild (dry run)",
-                when, ctl_json_ll(doc, "interval_s"),
-                ctl_json_ll(doc, "audiences"),
+                when, ctl_json_ll(doc, "interval_s"), ctl_json_ll(doc, "audiences"),
                 ctl_json_ll(doc, "changed"));
 }
 
@@ -363,8 +367,9 @@ static int profile_with_lock(const struct ctl *ctl, struct ctl_stores *st, long 
                              bool execute, json_t *doc, char *errstr, size_t errstr_size)
 {
         const struct settings *s = &ctl->settings;
-        struct profile_run *pr = profile_run_new(st->db, s->stats_profile_interval_s,
-                                                 s->stats_profile_high_pct, s->stats_profile_mid_pct);
+        struct profile_run *pr =
+                profile_run_new(st->db, s->stats_profile_interval_s, s->stats_profile_high_pct,
+                                s->stats_profile_mid_pct);
         char token[33], ignored[256];
         int rc = -1;
 

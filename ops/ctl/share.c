@@ -34,8 +34,7 @@ static void on_i64(const struct db_col *cols, void *arg)
 /* One integer (or -1 for no row / NULL): head, the anchor as a literal, then tail, whose one
  * %lld is from_ms. */
 static enum db_result query_i64(struct db *db, const struct share_change *c, const char *head,
-                                const char *tail, long long *out, char *errstr,
-                                size_t errstr_size)
+                                const char *tail, long long *out, char *errstr, size_t errstr_size)
 {
         struct db_text t = {0};
         struct db_col col = {.type = DB_PARAM_I64};
@@ -101,7 +100,8 @@ static json_t *change_json(const struct share_change *c, bool executed, const ch
                          "ratio_bp", (json_int_t)c->ratio_bp, "effective_at", from, "backdated",
                          c->is_backdated, "reason", c->reason, "previous_bp",
                          c->previous_bp < 0 ? json_null() : json_integer(c->previous_bp),
-                         "replaces_bp", c->replaced_bp < 0 ? json_null() : json_integer(c->replaced_bp),
+                         "replaces_bp",
+                         c->replaced_bp < 0 ? json_null() : json_integer(c->replaced_bp),
                          "settled_tips_repriced", (json_int_t)c->settled, "executed", executed,
                          "outcome", outcome);
 }
@@ -112,8 +112,7 @@ static void set_human(const json_t *doc, FILE *out)
                      *repl = json_object_get(doc, "replaces_bp");
 
         fprintf(out, "share set %s: %lld bp from %s%s\n",
-                json_string_value(json_object_get(doc, "anchor_id")),
-                ctl_json_ll(doc, "ratio_bp"),
+                json_string_value(json_object_get(doc, "anchor_id")), ctl_json_ll(doc, "ratio_bp"),
                 json_string_value(json_object_get(doc, "effective_at")),
                 json_is_true(json_object_get(doc, "backdated")) ? " (backdated)" : "");
         if (json_is_null(prev))
@@ -131,11 +130,13 @@ static enum db_result write_change(struct db *db, const struct ctl *ctl,
                                    const struct share_change *c, char *errstr, size_t errstr_size)
 {
         struct db_stmt *upsert = db_stmt(
-                db, "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES "
-                    "(?, FROM_UNIXTIME(? / 1000), ?) ON DUPLICATE KEY UPDATE ratio_bp = VALUES(ratio_bp)");
+                db,
+                "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES "
+                "(?, FROM_UNIXTIME(? / 1000), ?) ON DUPLICATE KEY UPDATE ratio_bp = VALUES(ratio_bp)");
         struct db_stmt *history = db_stmt(
-                db, "INSERT INTO revenue_share_history (anchor_id, effective_at, ratio_bp, previous_bp, "
-                    "replaced_bp, is_backdated, changed_by, reason) VALUES (?, FROM_UNIXTIME(? / 1000), ?, ?, ?, ?, ?, ?)");
+                db,
+                "INSERT INTO revenue_share_history (anchor_id, effective_at, ratio_bp, previous_bp, "
+                "replaced_bp, is_backdated, changed_by, reason) VALUES (?, FROM_UNIXTIME(? / 1000), ?, ?, ?, ?, ?, ?)");
         struct db_param row[] = {DB_STR(c->anchor), DB_I64(c->from_ms), DB_I64(c->ratio_bp)};
         struct db_param hist[] = {DB_STR(c->anchor),
                                   DB_I64(c->from_ms),
@@ -157,8 +158,8 @@ static enum db_result write_change(struct db *db, const struct ctl *ctl,
 }
 
 /* Inspects and, with execute and nothing against it, writes; all in one transaction. */
-static int apply_change(struct db *db, const struct ctl *ctl, struct share_change *c,
-                        bool execute, const char **outcome, char *errstr, size_t errstr_size)
+static int apply_change(struct db *db, const struct ctl *ctl, struct share_change *c, bool execute,
+                        const char **outcome, char *errstr, size_t errstr_size)
 {
         int refused = 0;
 
@@ -187,8 +188,7 @@ fail:
         return -1;
 }
 
-static int parse_set(const char *prog, int argc, char **argv, struct share_change *c,
-                     bool *execute)
+static int parse_set(const char *prog, int argc, char **argv, struct share_change *c, bool *execute)
 {
         const char *from = NULL, *bp = NULL;
         long long now = ctl_now_ms();
@@ -220,18 +220,22 @@ static int parse_set(const char *prog, int argc, char **argv, struct share_chang
                 }
         }
         if (!c->anchor || !*c->anchor || strlen(c->anchor) > ANCHOR_MAX)
-                return ctl_usage_error(prog, "wants an ANCHOR id of 1 to %d characters", ANCHOR_MAX);
+                return ctl_usage_error(prog, "wants an ANCHOR id of 1 to %d characters",
+                                       ANCHOR_MAX);
         if (!bp || ctl_parse_ll(bp, 0, BP_WHOLE, &c->ratio_bp) == -1)
-                return ctl_usage_error(prog, "BASIS_POINTS must be a whole number from 0 to %d, not "
-                                             "\"%s\"", BP_WHOLE, bp ? bp : "");
+                return ctl_usage_error(prog,
+                                       "BASIS_POINTS must be a whole number from 0 to %d, not "
+                                       "\"%s\"",
+                                       BP_WHOLE, bp ? bp : "");
         if (!from || ctl_parse_time(from, &c->from_ms) == -1)
                 return ctl_usage_error(prog, "--from TIME is required (Unix s, ISO 8601 UTC, now)");
         if (c->reason && strlen(c->reason) > REASON_MAX)
                 return ctl_usage_error(prog, "--reason is longer than %d characters", REASON_MAX);
         /* A little slack for "--from now": the seconds the command takes to start. */
         if (c->from_ms < now - 60000 && !c->is_backdated)
-                return ctl_usage_error(prog, "--from is in the past: pass --backdate with a --reason "
-                                             "to change a ratio after the fact");
+                return ctl_usage_error(prog,
+                                       "--from is in the past: pass --backdate with a --reason "
+                                       "to change a ratio after the fact");
         if (c->is_backdated && (!c->reason || !*c->reason))
                 return ctl_usage_error(prog, "--backdate needs a --reason");
         c->is_backdated = c->is_backdated && c->from_ms < now;
@@ -256,7 +260,8 @@ static int share_set_run(struct ctl *ctl, int argc, char **argv)
         if (rc == -1)
                 return ctl_usage_error(prog, "%s", err);
         if (execute && rc == 0 && strncmp(outcome, "written", 7) == 0)
-                log_info(NULL, "share set anchor=%s ratio_bp=%lld from_ms=%lld backdated=%d by %s: %s",
+                log_info(NULL,
+                         "share set anchor=%s ratio_bp=%lld from_ms=%lld backdated=%d by %s: %s",
                          c.anchor, c.ratio_bp, c.from_ms, c.is_backdated, ctl->who,
                          c.reason ? c.reason : "-");
         ctl_emit(ctl, change_json(&c, execute && rc == 0, outcome), set_human);
@@ -273,13 +278,13 @@ static void on_share_row(const struct db_col *cols, void *arg)
 {
         json_t *rows = ((struct list_ctx *)arg)->rows;
 
-        json_array_append_new(
-                rows, json_pack("{s:s,s:s,s:I,s:I,s:s?,s:s?,s:s?}", "anchor_id", cols[0].s,
-                                "effective_at", cols[1].s, "ratio_bp", (json_int_t)cols[2].i,
-                                "settled_tips", (json_int_t)cols[3].i, "changed_by",
-                                cols[4].is_null ? NULL : cols[4].s, "reason",
-                                cols[5].is_null ? NULL : cols[5].s, "changed_at",
-                                cols[6].is_null ? NULL : cols[6].s));
+        json_array_append_new(rows, json_pack("{s:s,s:s,s:I,s:I,s:s?,s:s?,s:s?}", "anchor_id",
+                                              cols[0].s, "effective_at", cols[1].s, "ratio_bp",
+                                              (json_int_t)cols[2].i, "settled_tips",
+                                              (json_int_t)cols[3].i, "changed_by",
+                                              cols[4].is_null ? NULL : cols[4].s, "reason",
+                                              cols[5].is_null ? NULL : cols[5].s, "changed_at",
+                                              cols[6].is_null ? NULL : cols[6].s));
 }
 
 static void list_human(const json_t *doc, FILE *out)
@@ -289,19 +294,21 @@ static void list_human(const json_t *doc, FILE *out)
 
         fprintf(out, "%-24s %-24s %8s %8s  %s\n", "anchor", "effective_at (UTC)", "ratio_bp",
                 "settled", "last change");
-        json_array_foreach(json_object_get(doc, "ratios"), i, r) {
+        json_array_foreach(json_object_get(doc, "ratios"), i, r)
+        {
                 const char *by = json_string_value(json_object_get(r, "changed_by"));
                 const char *why = json_string_value(json_object_get(r, "reason"));
 
                 fprintf(out, "%-24s %-24s %8lld %8lld  %s%s%s\n",
                         json_string_value(json_object_get(r, "anchor_id")),
                         json_string_value(json_object_get(r, "effective_at")),
-                        ctl_json_ll(r, "ratio_bp"),
-                        ctl_json_ll(r, "settled_tips"),
-                        by ? by : "(written outside liveflow-ctl)", why ? ": " : "", why ? why : "");
+                        ctl_json_ll(r, "ratio_bp"), ctl_json_ll(r, "settled_tips"),
+                        by ? by : "(written outside liveflow-ctl)", why ? ": " : "",
+                        why ? why : "");
         }
         if (i == 0)
-                fprintf(out, "(no ratios: every anchor gets LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP)\n");
+                fprintf(out,
+                        "(no ratios: every anchor gets LIVEFLOW_SETTLEMENT_DEFAULT_RATIO_BP)\n");
 }
 
 static int share_list_run(struct ctl *ctl, int argc, char **argv)
@@ -330,14 +337,15 @@ static int share_list_run(struct ctl *ctl, int argc, char **argv)
                 return rc;
         }
         /* Each row with the settled tips in its span and the last recorded change of it. */
-        db_text_add(&t,
-                    "SELECT s.anchor_id, DATE_FORMAT(s.effective_at, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ'), "
-                    "s.ratio_bp, (SELECT COUNT(*) FROM settlement_detail d WHERE d.anchor_id = s.anchor_id "
-                    "AND d.tipped_at >= s.effective_at AND d.tipped_at < COALESCE((SELECT MIN(n.effective_at) "
-                    "FROM revenue_share n WHERE n.anchor_id = s.anchor_id AND n.effective_at > s.effective_at), "
-                    "'9999-12-31')), h.changed_by, h.reason, DATE_FORMAT(h.changed_at, '%%Y-%%m-%%dT%%H:%%i:%%sZ') "
-                    "FROM revenue_share s LEFT JOIN revenue_share_history h ON h.id = (SELECT MAX(x.id) FROM "
-                    "revenue_share_history x WHERE x.anchor_id = s.anchor_id AND x.effective_at = s.effective_at)");
+        db_text_add(
+                &t,
+                "SELECT s.anchor_id, DATE_FORMAT(s.effective_at, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ'), "
+                "s.ratio_bp, (SELECT COUNT(*) FROM settlement_detail d WHERE d.anchor_id = s.anchor_id "
+                "AND d.tipped_at >= s.effective_at AND d.tipped_at < COALESCE((SELECT MIN(n.effective_at) "
+                "FROM revenue_share n WHERE n.anchor_id = s.anchor_id AND n.effective_at > s.effective_at), "
+                "'9999-12-31')), h.changed_by, h.reason, DATE_FORMAT(h.changed_at, '%%Y-%%m-%%dT%%H:%%i:%%sZ') "
+                "FROM revenue_share s LEFT JOIN revenue_share_history h ON h.id = (SELECT MAX(x.id) FROM "
+                "revenue_share_history x WHERE x.anchor_id = s.anchor_id AND x.effective_at = s.effective_at)");
         if (argc == 2) {
                 db_text_add(&t, " WHERE s.anchor_id = ");
                 db_text_str(st.db, &t, argv[1]);

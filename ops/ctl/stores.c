@@ -10,8 +10,7 @@
  * sums, every live stream), longer than a worker's per-record statements may take. */
 #define STORE_TIMEOUT_S 300
 
-int ctl_stores_open(const struct ctl *ctl, const char *prog, bool need_redis,
-                    struct ctl_stores *st)
+int ctl_stores_open(const struct ctl *ctl, const char *prog, bool need_redis, struct ctl_stores *st)
 {
         const struct settings *s = &ctl->settings;
         char err[512];
@@ -26,8 +25,8 @@ int ctl_stores_open(const struct ctl *ctl, const char *prog, bool need_redis,
                                                                    : STORE_TIMEOUT_S,
                               err, sizeof(err))))
                 return ctl_usage_error(prog, "%s", err);
-        if (need_redis &&
-            !(st->redis = redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, err, sizeof(err)))) {
+        if (need_redis && !(st->redis = redis_conn_new(s->redis_url, (int)s->redis_timeout_ms, err,
+                                                       sizeof(err)))) {
                 ctl_stores_close(st);
                 return ctl_usage_error(prog, "%s", err);
         }

@@ -15,7 +15,6 @@
 #include "redis_conn.h"
 #include "sim.h"
 
-
 struct round {
         struct db *db;
         struct redis_conn *redis;
