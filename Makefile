@@ -225,7 +225,8 @@ $(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(call prog_mods,receiver) $(LIB_A)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(LIB_PKGS))
 
 format:
-	@clang-format --dry-run -Werror $(LIB_SRCS) $(wildcard lib/*.h */*.c */*.h ops/*/*.c tests/*/*.c)
+	@clang-format --dry-run -Werror $(LIB_SRCS) $(wildcard lib/*.h */*.c */*.h ops/*/*.c tests/*/*.c \
+		tests/*/*/*.c tests/*/*/*.h)
 
 clean:
 	rm -rf build

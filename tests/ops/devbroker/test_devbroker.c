@@ -17,9 +17,9 @@
 #define WAIT_MS 15000
 
 static const char *const contract_topics[] = {
-        "live.stream", "live.record",     "live.snapshot", "live.audit",
-        "live.reward", "live.withdrawal", "live.viewer",   "live.other",
-        "live.interaction", "live.notify", "live.session",
+        "live.stream",      "live.record",     "live.snapshot", "live.audit",
+        "live.reward",      "live.withdrawal", "live.viewer",   "live.other",
+        "live.interaction", "live.notify",     "live.session",
 };
 #define CONTRACT_TOPIC_CNT (sizeof(contract_topics) / sizeof(contract_topics[0]))
 
@@ -201,19 +201,27 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, const char *bootstraps, bool
         char errstr[256];
         rd_kafka_t *rk;
 
-        cr_assert(eq(int, rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr,
-                                            sizeof(errstr)), RD_KAFKA_CONF_OK));
+        cr_assert(
+                eq(int,
+                   rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr)),
+                   RD_KAFKA_CONF_OK));
         if (is_quiet)
-                cr_assert(eq(int, rd_kafka_conf_set(conf, "log_level", "0", errstr,
-                                                    sizeof(errstr)), RD_KAFKA_CONF_OK));
+                cr_assert(eq(int, rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr)),
+                             RD_KAFKA_CONF_OK));
         if (type == RD_KAFKA_PRODUCER) {
-                cr_assert(eq(int, rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
-                                                    sizeof(errstr)), RD_KAFKA_CONF_OK));
+                cr_assert(eq(int,
+                             rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
+                                               sizeof(errstr)),
+                             RD_KAFKA_CONF_OK));
         } else {
-                cr_assert(eq(int, rd_kafka_conf_set(conf, "group.id", "test_devbroker", errstr,
-                                                    sizeof(errstr)), RD_KAFKA_CONF_OK));
-                cr_assert(eq(int, rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-                                                    sizeof(errstr)), RD_KAFKA_CONF_OK));
+                cr_assert(eq(int,
+                             rd_kafka_conf_set(conf, "group.id", "test_devbroker", errstr,
+                                               sizeof(errstr)),
+                             RD_KAFKA_CONF_OK));
+                cr_assert(eq(int,
+                             rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                                               sizeof(errstr)),
+                             RD_KAFKA_CONF_OK));
         }
         rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
         cr_assert(rk != NULL, "rd_kafka_new: %s", errstr);
@@ -277,10 +285,11 @@ static void produce_one(const char *bootstraps, struct delivery *d)
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         cr_assert(rk != NULL, "%s", errstr);
         err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("live.reward"), RD_KAFKA_V_KEY("anchor-7", 8),
-                                RD_KAFKA_V_VALUE(value, 3), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE(value, 3),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_HEADER("trace_id", "9f2c1e0a", -1),
-                                RD_KAFKA_V_HEADER("event_type", "reward", -1),
-                                RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+                                RD_KAFKA_V_HEADER("event_type", "reward", -1), RD_KAFKA_V_OPAQUE(d),
+                                RD_KAFKA_V_END);
         cr_assert(eq(int, err, RD_KAFKA_RESP_ERR_NO_ERROR), "%s", rd_kafka_err2str(err));
         rd_kafka_flush(rk, WAIT_MS);
         rd_kafka_destroy(rk);
