@@ -19,47 +19,6 @@ LF_PROG=tests
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/ops/lib.sh"
 
-STARTED_MS=$(now_ms)
-BUILD=${BUILD:-build}
-case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-export LIVEFLOW_TEST_BUILD=$BUILD
-[ "${CI:-}" = true ] && export FIXTURES_REQUIRED=1
-JOBS=${LIVEFLOW_TEST_JOBS:-2}
-case "$JOBS" in '' | *[!0-9]* | 0) note "LIVEFLOW_TEST_JOBS must be a number from 1 up"; exit 2 ;; esac
-[ $# -gt 0 ] || { note "no test binaries given"; echo "0 passed, 0 failed"; exit 1; }
-[ "$JOBS" -le $# ] || JOBS=$#
-BINARIES=$#
-
-DIR=$(mktemp -d /tmp/lft.XXXXXX) || { note "mktemp failed"; exit 1; }
-cleanup() {
-        for lane in "$DIR"/lane*; do
-                [ -d "$lane" ] && sh "$ROOT/tests/fixtures/services.sh" stop "$lane" 2>/dev/null
-        done
-        rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-# Every lane's fixtures start at once; a lane whose fixtures fail runs its tests without them
-# (they skip), unless FIXTURES_REQUIRED.
-k=1
-while [ "$k" -le "$JOBS" ]; do
-        mkdir -p "$DIR/lane$k"
-        (BUILD=$BUILD sh "$ROOT/tests/fixtures/services.sh" start "$DIR/lane$k" ||
-                : >"$DIR/lane$k/down") &
-        k=$((k + 1))
-done
-wait
-for lane in "$DIR"/lane*; do
-        [ -f "$lane/down" ] || continue
-        if [ -n "${FIXTURES_REQUIRED:-}" ]; then
-                note "the fixture services did not start (FIXTURES_REQUIRED=1)"
-                echo "0 passed, 0 failed"
-                exit 1
-        fi
-        note "warning: the fixture services did not start; tests that need them will skip"
-done
-
 # synthesis_field FILE NAME: the number after "NAME:" on Criterion's last Synthesis line.
 synthesis_field() {
         sed 's/\x1b\[[0-9;]*m//g' "$1" | grep 'Synthesis:' | tail -n 1 |
@@ -76,7 +35,13 @@ run_binary() {
         t0=$(now_ms)
         rm -f "$out" "$tap" "$lane/rc"
         echo "== $bin"
-        { "$bin" --tap="$tap" 2>&1; echo "$?" >"$lane/rc"; } | tee "$out"
+        # In the background only so that its pid is known: the runner leads a process group
+        # of its own, which an interrupted run stops.
+        { "$bin" --tap="$tap" 2>&1 &
+          echo "$!" >"$lane/runner.pid"
+          wait "$!"
+          echo "$?" >"$lane/rc"; } | tee "$out"
+        rm -f "$lane/runner.pid"
         rc=$(cat "$lane/rc" 2>/dev/null || echo 127)
         passing=$(synthesis_field "$out" Passing)
         failing=$(synthesis_field "$out" Failing)
@@ -116,7 +81,7 @@ run_lane() {
                 if [ ! -x "$bin" ]; then
                         note "$bin is missing or not executable"
                         FAILED=$((FAILED + 1))
-                        BROKEN="$BROKEN $bin"
+                        BROKEN="$BROKEN ${bin#build/test/}"
                 elif [ "$JOBS" -eq 1 ]; then
                         run_binary "$bin" "$lane"
                 else
@@ -127,9 +92,77 @@ run_lane() {
         echo "$PASSED $FAILED $SKIPPED$BROKEN" >"$lane/counts"
 }
 
+
+# A lane (what the run below starts, in a session of its own so that an interrupted run can stop
+# it whole): sh tests/run.sh --lane LANE BINARIES..., with LIVEFLOW_TEST_RUN_DIR and
+# LIVEFLOW_TEST_JOBS set.
+if [ "${1:-}" = --lane ]; then
+        shift
+        DIR=$LIVEFLOW_TEST_RUN_DIR
+        JOBS=$LIVEFLOW_TEST_JOBS
+        BUILD=$LIVEFLOW_TEST_BUILD
+        run_lane "$@"
+        exit 0
+fi
+
+STARTED_MS=$(now_ms)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+export LIVEFLOW_TEST_BUILD=$BUILD
+[ "${CI:-}" = true ] && export FIXTURES_REQUIRED=1
+JOBS=${LIVEFLOW_TEST_JOBS:-2}
+case "$JOBS" in '' | *[!0-9]* | 0) note "LIVEFLOW_TEST_JOBS must be a number from 1 up"; exit 2 ;; esac
+[ $# -gt 0 ] || { note "no test binaries given"; echo "0 passed, 0 failed"; exit 1; }
+[ "$JOBS" -le $# ] || JOBS=$#
+BINARIES=$#
+
+DIR=$(mktemp -d /tmp/lft.XXXXXX) || { note "mktemp failed"; exit 1; }
+cleanup() {
+        for lane in "$DIR"/lane*; do
+                [ -d "$lane" ] && sh "$ROOT/tests/fixtures/services.sh" stop "$lane" 2>/dev/null
+        done
+        rm -rf "$DIR"
+}
+trap cleanup EXIT
+LANES=""
+stop_lanes() {
+        local pid
+        for pid in $LANES; do
+                kill -TERM -- "-$pid" 2>/dev/null
+        done
+        for pid in "$DIR"/lane*/runner.pid; do
+                [ -f "$pid" ] || continue
+                pid=$(cat "$pid")
+                kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        done
+}
+trap 'stop_lanes; exit 130' INT TERM HUP
+
+# Every lane's fixtures start at once; a lane whose fixtures fail runs its tests without them
+# (they skip), unless FIXTURES_REQUIRED.
 k=1
 while [ "$k" -le "$JOBS" ]; do
-        run_lane "$DIR/lane$k" "$@" &
+        mkdir -p "$DIR/lane$k"
+        (BUILD=$BUILD sh "$ROOT/tests/fixtures/services.sh" start "$DIR/lane$k" ||
+                : >"$DIR/lane$k/down") &
+        k=$((k + 1))
+done
+wait
+for lane in "$DIR"/lane*; do
+        [ -f "$lane/down" ] || continue
+        if [ -n "${FIXTURES_REQUIRED:-}" ]; then
+                note "the fixture services did not start (FIXTURES_REQUIRED=1)"
+                echo "0 passed, 0 failed"
+                exit 1
+        fi
+        note "warning: the fixture services did not start; tests that need them will skip"
+done
+
+k=1
+while [ "$k" -le "$JOBS" ]; do
+        LIVEFLOW_TEST_RUN_DIR=$DIR LIVEFLOW_TEST_JOBS=$JOBS \
+                setsid sh "$ROOT/tests/run.sh" --lane "$DIR/lane$k" "$@" &
+        LANES="$LANES $!"
         k=$((k + 1))
 done
 wait
