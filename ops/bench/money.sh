@@ -165,6 +165,24 @@ usage_of() {
                         (ms > 0 ? sprintf("%.2f", (c1 - $1) / hz / (ms / 1000)) : "n/a") }' "$WORK/usage-$1"
 }
 
+# store_mark: notes the CPU ticks of MariaDB and Redis, for store_cpu.
+store_mark() {
+        echo "$(cpu_ticks "$LIVEFLOW_TEST_MYSQLD_PID") $(cpu_ticks "$LIVEFLOW_TEST_REDIS_PID")" >"$WORK/usage-stores"
+}
+
+# store_cpu NAME TIPS: the CPU (ms) the worker, MariaDB and Redis spent per 1000 tips since
+# the marks: the work a tip costs, which a shared machine's load disturbs less than a rate.
+store_cpu() {
+        local pid
+        pid=$(cat "$WORK/pid/$1.pid")
+        awk -v w1="$(cpu_ticks "$pid")" -v m1="$(cpu_ticks "$LIVEFLOW_TEST_MYSQLD_PID")" \
+                -v r1="$(cpu_ticks "$LIVEFLOW_TEST_REDIS_PID")" -v hz="$CLK_TCK" -v n="$2" -v wf="$WORK/usage-$1" '
+                BEGIN { getline wl <wf; split(wl, w, " ") }
+                { if (n > 0) printf "cpu ms per 1000 tips: worker %.0f, MariaDB %.0f, Redis %.0f",
+                        (w1 - w[1]) * 1000 / hz * 1000 / n, (m1 - $1) * 1000 / hz * 1000 / n, (r1 - $2) * 1000 / hz * 1000 / n }' \
+                "$WORK/usage-stores"
+}
+
 # ratio A B: A / B with two decimals, n/a when either is not a number.
 ratio() {
         awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f\n", a / b; else print "n/a" }'
@@ -615,7 +633,7 @@ drain_one() {
         last_move=$(now_ms)
         while :; do
                 n=$(sql "$count_sql") || die "cannot count the rows"
-                [ -z "$seen" ] && [ "$n" -gt 0 ] && { usage_mark "$name"; seen=1; }
+                [ -z "$seen" ] && [ "$n" -gt 0 ] && { usage_mark "$name"; store_mark; seen=1; }
                 [ "$n" -ge "$EXPECT" ] && break
                 [ "$n" != "$prev" ] && last_move=$(now_ms)
                 prev=$n
@@ -623,8 +641,8 @@ drain_one() {
                 pid_alive "$(cat "$WORK/pid/$name.pid")" || break
                 sleep 0.1
         done
-        [ -n "$seen" ] || usage_mark "$name"
-        USAGE=$(usage_of "$name")
+        [ -n "$seen" ] || { usage_mark "$name"; store_mark; }
+        USAGE="$(usage_of "$name"); $(store_cpu "$name" "$n")"
         stop_pidfiles 15 "$WORK/pid/$name.pid" 2>>"$WORK/log/stop.log"
         [ "$n" -eq "$EXPECT" ] || mismatch "$role drained $n of $EXPECT tips"
         set -- $(rate_of "$table")
