@@ -17,8 +17,10 @@
 #     BENCH_DURATION_S, then the same script against the no-op server (the ceiling of
 #     this HTTP stack on this machine); every 200 must be a record in live.stream;
 #  3. the money path (ops/bench/money.sh, its BENCH_TIPS* knobs apply; BENCH_MONEY=0 skips
-#     it). `sh ops/bench/money.sh` alone runs only this part on a stack of its own, and
-#     BENCH_TIPS_BACKLOG=1 measures what reward-sync and settlement drain, not what is offered;
+#     it): tips offered at 5 000/s with the three money workers running, then the same tips
+#     drained by each worker alone (a database and a Redis database of its own, so nothing the
+#     parts above left behind is in its figures). `sh ops/bench/money.sh` alone runs only this
+#     part on a stack of its own;
 #  4. the audience role (ops/bench/audience.sh, its BENCH_AUDIENCE_* knobs apply;
 #     BENCH_AUDIENCE=0 skips it): app events drained from a backlog, and their figures checked.
 #
