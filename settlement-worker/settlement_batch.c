@@ -345,7 +345,8 @@ static enum db_result find_ratios(struct tip_run *run, char *errstr, size_t errs
                                errstr_size)) != DB_OK ||
             run->is_mismatch)
                 goto out;
-        qsort(ss.rows, ss.n, sizeof(*ss.rows), cmp_share_row);
+        if (ss.n) /* no rows: every tip takes the default */
+                qsort(ss.rows, ss.n, sizeof(*ss.rows), cmp_share_row);
         for (size_t i = 0; i < m; i++) {
                 struct run_tip *t = run->sorted[i];
                 const char *key = t->se.anchor_id;
