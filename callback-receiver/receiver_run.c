@@ -273,6 +273,10 @@ static void *loop_run(void *arg)
 {
         struct loop *lp = arg;
         struct receiver *rcv = lp->rcv;
+        char name[16];
+
+        snprintf(name, sizeof(name), "lf-loop-%d", lp->index); /* top -H, /proc/PID/task */
+        pthread_setname_np(pthread_self(), name);
 
         while (!atomic_load(&rcv->is_stopping) && !atomic_load(&rcv->is_draining))
                 loop_turn(lp, LOOP_WAIT_MS);

@@ -236,6 +236,23 @@ cpu_ticks() {
         sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
 }
 
+# task_ticks PID: "name ticks" per thread of PID (user + system clock ticks so far), the
+# receiver's threads grouped: each loop (lf-loop-N), librdkafka's broker threads (rdk:broker*),
+# librdkafka's main threads (rdk:main), and the rest.
+task_ticks() {
+        for s in /proc/"$1"/task/*/stat; do
+                sed 's/^[0-9]* (\(.*\)) /\1 /' "$s" 2>/dev/null
+        done | awk '{ n = NF; t = $(n - 52 + 14) + $(n - 52 + 15); name = $1
+                      g = name ~ /^lf-loop/ ? name : name ~ /^rdk:broker/ ? "librdkafka-brokers" : name ~ /^rdk:main/ ? "librdkafka-main" : "other"
+                      s[g] += t } END { for (g in s) print g, s[g] }'
+}
+
+# task_split BEFORE AFTER: each group's share of the CPU between two task_ticks outputs.
+task_split() {
+        printf '%s\n%s\n' "$1" "$2" | awk 'NR == FNR {} { if (seen[$1]++) d[$1] = $2 - b[$1]; else b[$1] = $2 }
+                END { for (g in d) t += d[g]; for (g in d) if (t > 0) printf "%s %.0f%%  ", g, 100 * d[g] / t }'
+}
+
 # rss_sampler PID FILE: writes the largest VmRSS of PID seen (KiB) to FILE every 0.5 s
 # until FILE.stop exists.
 rss_sampler() {
@@ -765,7 +782,7 @@ bench_noop() {
 # bench_receiver CONNECTIONS: one timed run against the receiver, its line in SUMMARY.
 bench_receiver() {
         local c="$1" out="$LOGS/wrk-receiver-c$1.out" rss_file="$TMP/bench/rss-c$1" base_ok base_kafka
-        local ok sent answered dur rate p50 p99 rss hwm cpu0 cpu1 cores verdict us idle per_conn
+        local ok sent answered dur rate p50 p99 rss hwm cpu0 cpu1 cores verdict us idle per_conn tasks0 tasks1
         idle=$(rss_kib "$RECEIVER_PID" VmRSS)
         [ "$WARMUP" -gt 0 ] && run_wrk "warm-c$c" "$c" "$RECEIVER_URL" "$out.warmup" seconds "$WARMUP"
         settle_receiver 0 0 || true
@@ -776,8 +793,10 @@ bench_receiver() {
         SAMPLER_PID=$!
         BG_PIDS=$SAMPLER_PID
         cpu0=$(cpu_ticks "$RECEIVER_PID")
+        tasks0=$(task_ticks "$RECEIVER_PID")
         run_wrk "c$c" "$c" "$RECEIVER_URL" "$out" seconds "$DURATION"
         cpu1=$(cpu_ticks "$RECEIVER_PID")
+        tasks1=$(task_ticks "$RECEIVER_PID")
         touch "$rss_file.stop"
         wait "$SAMPLER_PID"
         BG_PIDS=""
@@ -814,6 +833,7 @@ bench_receiver() {
         echo "  receiver c=$c: $rate req/s  p50 $p50 ms  p99 $p99 ms  rss $rss MiB (VmHWM $hwm MiB," \
                 "$(awk -v k="$idle" 'BEGIN { printf "%.0f", k / 1024 }') MiB before the run, +$per_conn KiB per connection)" \
                 " cpu $cores cores, $us us/request (no-op $NOOP_US)"
+        echo "    receiver CPU by thread: $(task_split "$tasks0" "$tasks1")"
         echo "    callbacks sent=$sent answered=$answered 200s=$ok other=$(wrk_other_statuses "$out")" \
                 "in $(fmt_ms "$dur") ms; socket errors: $(sed -n 's/^BENCH errors //p' "$out");" \
                 "receiver 200s=$RCV_OK kafka=$KAFKA_NEW $verdict"
