@@ -9,7 +9,8 @@
 # own (MariaDB, Redis, dev broker on free ports); a lane takes the next binary in the given
 # order when its last one ends, and a binary's output is shown whole when it ends. Most
 # suites spend their time waiting (group rebalances, timers, polls), so two lanes on two
-# cores finish well before one. N=1 shows each binary's output as it comes.
+# cores finish well before one. N=1 shows each binary's output as it comes. The summary names
+# the slowest binaries and tests (Criterion's TAP report times each test).
 #
 # CI=true sets FIXTURES_REQUIRED=1: a test whose service is missing then fails instead of
 # skipping (see tests/support.h), and fixtures that do not start fail the run at once.
@@ -62,6 +63,8 @@ run_binary() {
         [ "$failing" -eq 0 ] || BROKEN="$BROKEN $name"
         t0=$(($(now_ms) - t0))
         echo "$t0 $name" >>"$lane/times"
+        sed -n 's/^\(not \)\{0,1\}ok - \([^ ]*\) .*(\([0-9.]*\)s)$/\3 \2/p' "$tap" \
+                2>/dev/null >>"$lane/tests"
         echo "-- $passing passed, $failing failed, ${skipped:-0} skipped in $t0 ms"
 }
 
@@ -186,6 +189,8 @@ echo
 echo "$BINARIES test binaries in $((ELAPSED_MS / 1000)).$((ELAPSED_MS % 1000 / 100)) s on $JOBS lane(s), $SKIPPED skipped${FIXTURES_REQUIRED:+ (FIXTURES_REQUIRED=1)}"
 cat "$DIR"/lane*/times 2>/dev/null | sort -rn | head -n 5 |
         awk '{ printf "%s%s %.1f s", NR == 1 ? "slowest: " : ", ", $2, $1 / 1000 } END { if (NR) print "" }'
+cat "$DIR"/lane*/tests 2>/dev/null | sort -rn | head -n 5 |
+        awk '{ printf "%s%s %.1f s", NR == 1 ? "slowest tests: " : ", ", $2, $1 } END { if (NR) print "" }'
 [ -z "$BROKEN" ] || echo "failed in:$BROKEN"
 [ $((PASSED + FAILED)) -gt 0 ] || note "no test ran: that is a failure"
 echo "$PASSED passed, $FAILED failed"
