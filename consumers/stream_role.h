@@ -16,7 +16,9 @@
  *    forced close and the stream.close of a cut-off (produced into live.stream itself, read
  *    back by this role as any close). They run serially because each must be acknowledged
  *    before the offsets are stored: a failure is retried, and a crash before the offsets are
- *    committed repeats them, each idempotent.
+ *    committed repeats them, each idempotent. Last, the batch's live.notify rows (went live,
+ *    ended) are relayed without waiting for the broker: the outbox row is the guarantee
+ *    (lib/notify.h), so the offsets need not wait for them.
  *  - The batch path does the same work with a few statements per batch instead of several
  *    per record; any batch it cannot decide the way one record at a time would (ids MySQL's
  *    collation may match, a time out of MySQL's range, an id returned in another spelling)
