@@ -300,6 +300,18 @@ bool receiver_shares_admin_port(const struct settings *s)
                (!strcmp(s->admin_addr, s->http_addr) || !strcmp(s->http_addr, "0.0.0.0"));
 }
 
+/*
+ * Whether every loop's producer reaches a broker. One answer for all the loops, so that a
+ * request is refused at once exactly when /readyz says so, whichever loop it lands on.
+ */
+static bool kafka_reachable(const struct receiver *rcv)
+{
+        for (size_t i = 0; i < rcv->loop_cnt; i++)
+                if (!delivery_is_reachable(rcv->loops[i].delivery))
+                        return false;
+        return true;
+}
+
 bool receiver_is_ready(void *arg, char *why, size_t why_size)
 {
         struct receiver *rcv = arg;
@@ -308,11 +320,10 @@ bool receiver_is_ready(void *arg, char *why, size_t why_size)
                 snprintf(why, why_size, "draining");
                 return false;
         }
-        for (size_t i = 0; i < rcv->loop_cnt; i++)
-                if (!delivery_is_reachable(rcv->loops[i].delivery)) {
-                        snprintf(why, why_size, "no Kafka broker answers");
-                        return false;
-                }
+        if (!kafka_reachable(rcv)) {
+                snprintf(why, why_size, "no Kafka broker answers");
+                return false;
+        }
         return true;
 }
 
@@ -833,7 +844,7 @@ static enum MHD_Result publish_batch(struct request *req)
                 evs[i] = *ev; /* a shallow view: delivery takes the value, b keeps the rest */
                 ev->value = NULL;
         }
-        if (!delivery_is_reachable(req->lp->delivery)) {
+        if (!kafka_reachable(req->rcv)) {
                 for (size_t i = 0; i < b->n; i++)
                         free(evs[i].value);
                 free(evs);
@@ -985,7 +996,7 @@ static void publish_claimed(struct request *req, enum claim_result res)
         req->body = NULL;
         req->body_len = 0;
         copy = spool_copy(req);
-        if (!delivery_is_reachable(req->lp->delivery)) {
+        if (!kafka_reachable(req->rcv)) {
                 /* No broker answers: say so now rather than after the whole ack timeout. */
                 free(req->ev.value);
                 req->ev.value = copy;

@@ -769,11 +769,16 @@ Test(receiver_e2e, the_loops_count_into_one_set_of_series)
                      scrape_metric("liveflow_receiver_request_duration_seconds_count{endpoint="
                                    "\"tencent\"}"),
                      15));
-        log = fopen(rcv.log_path, "r");
-        cr_assert(log != NULL);
-        while (fgets(log_line, sizeof(log_line), log) && !strstr(log_line, " ready "))
-                ;
-        fclose(log);
+        /* Info lines are written in batches: the ready line may take a moment. */
+        for (long long start = support_now_ms();
+             !strstr(log_line, " ready ") && support_now_ms() - start < 5000;
+             support_sleep_ms(50)) {
+                log = fopen(rcv.log_path, "r");
+                cr_assert(log != NULL);
+                while (fgets(log_line, sizeof(log_line), log) && !strstr(log_line, " ready "))
+                        ;
+                fclose(log);
+        }
         cr_assert(strstr(log_line, " loops=4 ") != NULL, "ready line: %s", log_line);
         stop_receiver_expect_clean_exit();
 }
