@@ -274,6 +274,7 @@ struct outbox_row {
         long long id;
         char event_id[65], kind[33], anchor[65], room[65], stream[256];
         bool has_anchor, has_room, has_stream;
+        bool in_flight; /* find_in_flight() */
         char *payload;
 };
 
@@ -341,13 +342,35 @@ static int encode_row(struct notify *n, const struct outbox_row *r, struct produ
         return rc;
 }
 
-/* Whether the row with outbox id is in flight (produced by the relay, no report yet). */
-static bool is_in_flight(const struct notify *n, long long id)
+static int cmp_id(const void *a, const void *b)
 {
+        long long x = *(const long long *)a, y = *(const long long *)b;
+
+        return (x > y) - (x < y);
+}
+
+/*
+ * Sets each claimed row's in_flight: the relay produced it and its report has not been marked
+ * yet (the rows of one read are distinct). @returns -1 when out of memory.
+ */
+static int find_in_flight(const struct notify *n, struct claimed *c)
+{
+        long long *ids;
+
+        for (size_t i = 0; i < c->n; i++)
+                c->rows[i].in_flight = false;
+        if (!n->inflight_n || !c->n)
+                return 0;
+        if (!(ids = malloc(n->inflight_n * sizeof(*ids))))
+                return -1;
         for (size_t i = 0; i < n->inflight_n; i++)
-                if (n->inflight[i].id == id)
-                        return true;
-        return false;
+                ids[i] = n->inflight[i].id;
+        qsort(ids, n->inflight_n, sizeof(*ids), cmp_id);
+        for (size_t i = 0; i < c->n; i++)
+                c->rows[i].in_flight =
+                        bsearch(&c->rows[i].id, ids, n->inflight_n, sizeof(*ids), cmp_id) != NULL;
+        free(ids);
+        return 0;
 }
 
 static void log_sent(const struct outbox_row *r)
@@ -379,7 +402,7 @@ static int send_rows(struct notify *n, struct claimed *c, size_t *sent, char *er
                 goto out;
         }
         for (size_t i = 0; i < c->n; i++) {
-                if (is_in_flight(n, c->rows[i].id))
+                if (c->rows[i].in_flight)
                         continue;
                 if (encode_row(n, &c->rows[i], &msgs[cnt], trace_ids[cnt], errstr, errstr_size) ==
                     -1) {
@@ -442,8 +465,12 @@ static int sweep_round(struct notify *n, struct db_stmt *claim, size_t *claimed,
         if (db_query_each(n->db, claim, NULL, 0, cols, 7, on_claimed, c, errstr, errstr_size) !=
             DB_OK)
                 goto rollback;
+        if (find_in_flight(n, c) == -1) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto rollback;
+        }
         for (size_t i = 0; i < c->n; i++)
-                *claimed += !is_in_flight(n, c->rows[i].id);
+                *claimed += !c->rows[i].in_flight;
         if (send_rows(n, c, &sent, errstr, errstr_size) == -1 && !sent)
                 goto rollback; /* what was sent stays marked: commit it */
         if (db_commit(n->db, errstr, errstr_size) != DB_OK)
@@ -548,12 +575,18 @@ static int add_in_flight(struct notify *n, const struct outbox_row *r, uint64_t 
 /* Produces the claimed rows without waiting; each goes in flight. */
 static int relay_rows(struct notify *n, struct claimed *c, char *errstr, size_t errstr_size)
 {
-        for (size_t i = 0; i < c->n; i++) {
+        size_t i = 0;
+
+        if (find_in_flight(n, c) == -1) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto unsent;
+        }
+        for (; i < c->n; i++) {
                 struct produce_msg pm;
                 char trace_id[33];
                 uint64_t token = ++n->token;
 
-                if (is_in_flight(n, c->rows[i].id))
+                if (c->rows[i].in_flight)
                         continue;
                 if (add_in_flight(n, &c->rows[i], token) == -1) {
                         snprintf(errstr, errstr_size, "out of memory");
@@ -568,8 +601,8 @@ static int relay_rows(struct notify *n, struct claimed *c, char *errstr, size_t 
         }
         return 0;
 unsent: /* this row and the rest: staged again, for the next flush */
-        for (size_t i = 0; i < c->n; i++)
-                if (!is_in_flight(n, c->rows[i].id))
+        for (; i < c->n; i++)
+                if (!c->rows[i].in_flight)
                         stage(n, c->rows[i].event_id);
         return -1;
 }
