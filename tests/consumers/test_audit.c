@@ -1173,3 +1173,68 @@ Test(audit, a_kill_mid_backlog_applies_every_verdict_once)
         }
         stop_cleanly(&fx.audit_pid);
 }
+
+/*
+ * Two instances in one group share the partitions; the verdicts of each anchor come through
+ * several partitions (their streams differ), so both lock the same anchors rows, new ones
+ * included, at once. Each verdict is applied once: one log row, each anchor's warning_count
+ * its warnings, one notification per punishment.
+ */
+Test(audit, two_instances_on_the_same_anchors_apply_every_verdict_once)
+{
+        enum { N = 300, ANCHORS = 5 };
+        char anchors[ANCHORS][64], id[32], stream[64];
+        long long deadline;
+        pid_t second;
+
+        stop_cleanly(&fx.audit_pid);
+        for (int a = 0; a < ANCHORS; a++) {
+                char what[16];
+
+                snprintf(what, sizeof(what), "two%d", a);
+                name(anchors[a], sizeof(anchors[a]), what);
+        }
+        fx.audit_pid = start_role("audit", "audit.two");
+        second = fx.stream_pid = start_role("audit", "audit.two");
+        for (int i = 0; i < N; i++) {
+                char what[16];
+
+                snprintf(id, sizeof(id), "two%d", i);
+                snprintf(what, sizeof(what), "tws%d", i);
+                name(stream, sizeof(stream), what);
+                verdict(&(struct vspec){.id = id,
+                                        .stream = stream,
+                                        .anchor = anchors[i % ANCHORS],
+                                        .at_s = -(i % 40) * 900,
+                                        .suggestion = i % 7 == 6 ? "Block" : "Review",
+                                        .label = "Porn",
+                                        .score = i % 7 == 6 ? 95 : 70});
+        }
+        deadline = support_now_ms() + 60000;
+        while (support_now_ms() < deadline &&
+               query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE '%s\\_two%%'",
+                         fx.prefix) < N)
+                support_sleep_ms(50);
+        cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE "
+                               "'%s\\_two%%'",
+                               fx.prefix),
+                     N, "log rows (log %s)", fx.log_path);
+        for (int a = 0; a < ANCHORS; a++) {
+                long long warns = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                            "anchor_id = '%s' AND severity = 'warn'",
+                                            anchors[a]);
+                long long logs = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                           "anchor_id = '%s' AND punishment <> 'none'",
+                                           anchors[a]);
+
+                cr_expect_eq(query_int("SELECT warning_count FROM anchors WHERE anchor_id = '%s'",
+                                       anchors[a]),
+                             warns, "anchor %s", anchors[a]);
+                cr_expect_eq(query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s'",
+                                       anchors[a]),
+                             logs, "notifications of anchor %s", anchors[a]);
+        }
+        stop_cleanly(&fx.audit_pid);
+        stop_cleanly(&second);
+        fx.stream_pid = 0;
+}
