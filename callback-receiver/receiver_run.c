@@ -263,6 +263,7 @@ static void loop_drain(struct loop *lp)
         /* Not with a connection suspended: each lookup is answered by its deadline. */
         while (atomic_load(&lp->lookups_waiting) > 0)
                 loop_turn(lp, 10);
+        wait_for_requests(lp, now_us() + RESPONSE_GRACE_MS * 1000); /* what a lookup resumed */
         MHD_stop_daemon(lp->daemon);
         lp->daemon = NULL;
         left_ms = (deadline_us - now_us()) / 1000;
