@@ -9,8 +9,9 @@
  * decided in memory in batch order exactly as audit_apply() decides it, and written with one
  * multi-row insert of the log rows, one of the missing anchors rows, one upsert of the
  * existing anchors rows it changed and one insert of the notifications. The anchors of
- * verdicts without one in their envelope, and the live streams a punishment can close, come
- * from live_streams in one query each (the batch does not write live_streams). Ids MySQL's
+ * verdicts without one in their envelope come from live_streams in one query, and once every
+ * verdict is decided, the live streams its punishments in force close in another (none when
+ * it has none; the batch does not write live_streams). Ids MySQL's
  * collation may match other than byte for byte, an id MySQL returns in another spelling, a
  * time FROM_UNIXTIME cannot take, a verdict recorded meanwhile, an anchors row created
  * meanwhile, or any statement error roll the batch back to audit_apply() per verdict.
@@ -175,7 +176,8 @@ static enum db_result resolve_anchors(struct batch *b, char *errstr, size_t errs
         }
         for (size_t i = 0; i < b->n; i++)
                 if (b->bv[i].is_valid && b->bv[i].anchor[0])
-                        b->bv[i].anchor_ix = (size_t)(audit_batch_find_anchor(b, b->bv[i].anchor) - b->anchors);
+                        b->bv[i].anchor_ix =
+                                (size_t)(audit_batch_find_anchor(b, b->bv[i].anchor) - b->anchors);
         return DB_OK;
 }
 
@@ -338,7 +340,10 @@ static void on_live(const struct db_col *cols, void *arg)
                 b->is_mismatch = true;
 }
 
-/* The live streams that a punishment of the batch can close, in one query. */
+/*
+ * The live streams the batch's punishments in force can close (their anchors' and their own
+ * streams), in one query; none when nothing the batch decided closes a stream.
+ */
 static enum db_result load_live(struct batch *b, char *errstr, size_t errstr_size)
 {
         char id[KEYSET_ID_MAX + 1], vendor[64], anchor[KEYSET_ID_MAX + 1];
@@ -346,36 +351,42 @@ static enum db_result load_live(struct batch *b, char *errstr, size_t errstr_siz
                                 {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)},
                                 {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
                                 {.type = DB_PARAM_I64}};
-        struct keyset *ks = &b->streams;
-        bool any = false;
+        struct keyset *ks = &b->streams, anchors = {0};
+        enum db_result r;
 
-        /* every stream of the batch's verdicts now, not only those without an anchor */
         keyset_free(ks);
-        if (keyset_init(ks, b->n) == -1)
+        if (keyset_init(ks, b->n) == -1 || keyset_init(&anchors, b->n) == -1) {
+                keyset_free(&anchors);
                 return audit_batch_fall_back("out of memory", errstr, errstr_size);
+        }
         for (size_t i = 0; i < b->n; i++) {
                 const struct batch_verdict *bv = &b->bv[i];
 
-                if (!bv->is_new || bv->anchor_ix == AUDIT_NO_ANCHOR)
+                if (!bv->is_new || !bv->close_wanted)
                         continue;
-                any |= bv->v.severity != AUDIT_NONE;
+                keyset_add(&anchors, bv->anchor, i);
                 if (bv->slot->rec->ev.stream_id)
                         keyset_add(ks, bv->slot->rec->ev.stream_id, i);
         }
-        if (!any)
+        if (!anchors.n) {
+                keyset_free(&anchors);
                 return DB_OK;
+        }
+        keyset_sort(&anchors);
         keyset_sort(ks);
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "SELECT stream_id, vendor, anchor_id, CAST(UNIX_TIMESTAMP(started_at) "
                              "* 1000 AS SIGNED) FROM live_streams WHERE status = 'live' AND "
                              "(anchor_id IN ");
-        add_anchor_list(b);
+        keyset_add_list(&anchors, b->st->db, &b->sql);
         if (ks->n) {
                 db_text_add(&b->sql, " OR stream_id IN ");
                 keyset_add_list(ks, b->st->db, &b->sql);
         }
         db_text_add(&b->sql, ")");
-        return db_text_query(b->st->db, &b->sql, cols, 4, on_live, b, errstr, errstr_size);
+        r = db_text_query(b->st->db, &b->sql, cols, 4, on_live, b, errstr, errstr_size);
+        keyset_free(&anchors);
+        return r;
 }
 
 /* ------------------------------------------------------------------ the batch */
@@ -411,9 +422,6 @@ static enum db_result apply_batch(struct batch *b, struct apply_slot *slots, cha
                 if ((r = load_warnings(b, errstr, errstr_size)) != DB_OK)
                         return r;
                 audit_steps_mark(&b->steps, "warnings");
-                if ((r = load_live(b, errstr, errstr_size)) != DB_OK)
-                        return r;
-                audit_steps_mark(&b->steps, "live");
         }
         if (b->is_mismatch)
                 return audit_batch_fall_back(
@@ -422,6 +430,13 @@ static enum db_result apply_batch(struct batch *b, struct apply_slot *slots, cha
         if ((r = audit_batch_decide_all(b, errstr, errstr_size)) != DB_OK)
                 return r;
         audit_steps_mark(&b->steps, "decide");
+        if ((r = load_live(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (b->is_mismatch)
+                return audit_batch_fall_back("out of memory", errstr, errstr_size);
+        if ((r = audit_batch_find_closes(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        audit_steps_mark(&b->steps, "live");
         if ((r = audit_batch_write(b, errstr, errstr_size)) != DB_OK)
                 return r;
         for (size_t i = 0; i < b->n; i++)

@@ -23,6 +23,7 @@ struct batch_verdict {
         bool is_valid, is_new;
         size_t anchor_ix; /* into batch.anchors, AUDIT_NO_ANCHOR without one */
         struct decision d;
+        int close_wanted;     /* a punishment in force: its close_method, the stream found after */
         long long decided_ms; /* its log row's created_at, as the insert returned it */
 };
 
@@ -30,8 +31,8 @@ struct batch_verdict {
 struct batch_anchor {
         const char *id; /* a batch_verdict's anchor */
         struct anchor_row row;
-        bool is_locked;  /* its row exists (and is locked); else the batch inserts it */
-        bool is_changed; /* the batch's verdicts changed its row */
+        bool is_locked;     /* its row exists (and is locked); else the batch inserts it */
+        bool is_changed;    /* the batch's verdicts changed its row */
         long long warnings; /* added to warning_count */
         long long *warns;   /* event times of its warnings (severity warn), sorted */
         size_t nw, cap;
@@ -78,6 +79,12 @@ void audit_batch_add_ms(struct db_text *t, long long ms);
  * as its last verdict leaves it.
  */
 enum db_result audit_batch_decide_all(struct batch *b, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The live stream each punishment in force closes (audit.c's live_stream statement
+ * over the rows audit_batch_load_live() read), once every verdict is decided.
+ */
+enum db_result audit_batch_find_closes(struct batch *b, char *errstr, size_t errstr_size);
 
 /**
  * @brief Writes what the batch decided: the log rows, the anchors rows, the notifications

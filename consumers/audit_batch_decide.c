@@ -55,6 +55,7 @@ static int add_warning(struct batch_anchor *ba, long long t)
 struct decide_ctx {
         struct batch *b;
         const struct batch_anchor *ba;
+        struct batch_verdict *bv;
 };
 
 /*
@@ -160,6 +161,42 @@ static enum db_result mem_live_stream(void *ctx, const struct verdict *v, const 
         return DB_OK;
 }
 
+/*
+ * The live_stream statement's place in audit_decide(): the stream is looked up once every
+ * verdict is decided (which stream a punishment closes changes nothing else the batch
+ * decides), so the batch reads the live streams of its punishments in force only.
+ */
+static enum db_result defer_live_stream(void *ctx, const struct verdict *v, const char *anchor,
+                                        struct decision *d, char *errstr, size_t errstr_size)
+{
+        (void)v;
+        (void)anchor;
+        (void)errstr;
+        (void)errstr_size;
+        ((struct decide_ctx *)ctx)->bv->close_wanted = d->close_method;
+        d->close_stream[0] = '\0';
+        d->close_vendor[0] = '\0';
+        return DB_OK;
+}
+
+enum db_result audit_batch_find_closes(struct batch *b, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_verdict *bv = &b->bv[i];
+                struct decide_ctx ctx = {b, NULL, bv};
+                enum db_result r;
+
+                if (!bv->is_new || !bv->close_wanted)
+                        continue;
+                if ((r = mem_live_stream(&ctx, &bv->v, bv->anchor, &bv->d, errstr, errstr_size)) !=
+                    DB_OK)
+                        return r;
+                if (bv->d.close_stream[0]) /* as audit_decide() leaves a punishment's close */
+                        bv->d.close_method = bv->close_wanted;
+        }
+        return DB_OK;
+}
+
 /* ------------------------------------------------------------------ deciding */
 
 /* The anchors row as audit.c's set_anchor statement leaves it. */
@@ -193,10 +230,10 @@ enum db_result audit_batch_decide_all(struct batch *b, char *errstr, size_t errs
                 if (ba && bv->v.severity == AUDIT_WARN &&
                     add_warning(ba, bv->slot->rec->ev.event_time_ms) == -1)
                         return audit_batch_fall_back("out of memory", errstr, errstr_size);
-                struct decide_ctx ctx = {b, ba};
+                struct decide_ctx ctx = {b, ba, bv};
 
                 r = audit_decide(b->st, &bv->v, bv->anchor, ba ? &ba->row : &none, mem_window,
-                                 mem_live_stream, &ctx, &bv->d, errstr, errstr_size);
+                                 defer_live_stream, &ctx, &bv->d, errstr, errstr_size);
                 if (r != DB_OK)
                         return r;
                 if (bv->d.status && strcmp(bv->d.status, "suspended") == 0 &&

@@ -138,8 +138,7 @@ static void on_anchor_row(const struct db_col *cols, void *arg)
         ba->version_ms = cols[1].i;
 }
 
-static enum db_result write_anchors(struct batch *b, bool missing, char *errstr,
-                                    size_t errstr_size)
+static enum db_result write_anchors(struct batch *b, bool missing, char *errstr, size_t errstr_size)
 {
         struct db_text *t = &b->sql;
         char id[KEYSET_ID_MAX + 1];

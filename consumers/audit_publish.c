@@ -129,8 +129,8 @@ static void close_event_id(const char *verdict_event_id, char out[65])
  * *raw_text, which the caller frees. @returns 0, or -1 with errstr (out of memory).
  */
 static int close_msg(const struct consumer_record *rec, const struct projection *pj,
-                     char event_id[65], char **raw_text, struct stream_close_msg *m,
-                     char *errstr, size_t errstr_size)
+                     char event_id[65], char **raw_text, struct stream_close_msg *m, char *errstr,
+                     size_t errstr_size)
 {
         json_t *raw = json_pack("{s:s,s:s}", "verdict_event_id", rec->ev.event_id, "punishment",
                                 pj->punishment);
@@ -341,8 +341,8 @@ static int send_closes(struct audit_state *st, struct publish_batch *pb,
                     !pb->pj[at].close_method)
                         continue;
                 pjs[cnt] = &pb->pj[at];
-                if (close_msg(recs[i], pjs[cnt], event_ids[cnt], &raw_texts[cnt], &ms[cnt],
-                              errstr, errstr_size) == -1) {
+                if (close_msg(recs[i], pjs[cnt], event_ids[cnt], &raw_texts[cnt], &ms[cnt], errstr,
+                              errstr_size) == -1) {
                         cnt++;
                         goto out;
                 }
