@@ -25,7 +25,8 @@
 #define NOTIFY_MARK_ROWS 4096
 /* A row this old is in nobody's flight: message.timeout.ms (30 s) has given up on it. */
 #define NOTIFY_SWEEP_AGE_SQL "60"
-#define NOTIFY_STAGED_MAX    (1u << 16) /* event ids waiting for the relay (4 MiB); beyond: the sweep */
+#define NOTIFY_STAGED_MAX                                                                          \
+        (1u << 16) /* event ids waiting for the relay (4 MiB); beyond: the sweep */
 
 enum send_state { SEND_PENDING, SEND_ACKED, SEND_FAILED };
 

@@ -8,14 +8,14 @@
  * the last flush (one query by event id: a rolled-back row is not there, a sent one is left
  * out), produces them on the runtime's producer and returns; their acknowledgements come with
  * the producer's next poll, and a flush marks them sent in one statement about once a second
- * (a failed one is produced again). So a batch's offsets are stored after its MySQL commit without waiting
- * for the broker, and what the outbox holds is still sent at least once: a row nobody sent
- * (an earlier life's, after a crash between the commit and the relay or before the mark; one
- * whose send failed) is found by the sweep, which claims unsent rows FOR UPDATE SKIP LOCKED,
- * sends them and waits for their acknowledgements — every unsent row at the first flush of a
- * life, then every 10 s the rows older than any send in flight (60 s). A row is sent again
- * only after a crash or a failed mark, always with the same event id (the Kafka header and
- * the envelope), by which the platform de-duplicates.
+ * (a failed one is produced again). So a batch's offsets are stored after its MySQL commit
+ * without waiting for the broker, and what the outbox holds is still sent at least once: a row
+ * nobody sent (an earlier life's, after a crash between the commit and the relay or before the
+ * mark; one whose send failed) is found by the sweep, which claims unsent rows FOR UPDATE SKIP
+ * LOCKED, sends them and waits for their acknowledgements — every unsent row at the first
+ * flush of a life, then every 10 s the rows older than any send in flight (60 s). A row is sent
+ * again only after a crash or a failed mark, always with the same event id (the Kafka header
+ * and the envelope), by which the platform de-duplicates.
  *
  * One relay per producer (the runtime's): a second outbox on the same producer falls back to
  * waiting for its acknowledgements in each flush.
@@ -89,8 +89,9 @@ __attribute__((warn_unused_result)) enum db_result notify_text_exec(struct notif
 /**
  * @brief After the commit (never inside a transaction): marks sent what was acknowledged
  * (about once a second, or `always`), relays what this instance recorded since the last flush,
- * and sweeps when one is due (or `always`). Without a relay (see above), sends and waits instead. @returns 0, or -1 with
- * errstr (transient: what was not sent stays for the next flush).
+ * and sweeps when one is due (or `always`). Without a relay (see above), sends and waits
+ * instead. @returns 0, or -1 with errstr (transient: what was not sent stays for the next
+ * flush).
  */
 __attribute__((warn_unused_result)) int notify_flush(struct notify *n, bool always, char *errstr,
                                                      size_t errstr_size);
