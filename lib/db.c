@@ -484,22 +484,53 @@ static bool text_grow(struct db_text *t, size_t more)
         return true;
 }
 
+/* Formats straight into the room left, a second pass only when the piece did not fit; a
+ * piece without '%' is copied (a set-based statement adds thousands of ", " per batch). */
 void db_text_add(struct db_text *t, const char *fmt, ...)
 {
         va_list ap;
+        size_t room;
         int n;
 
+        if (!strchr(fmt, '%')) {
+                size_t len = strlen(fmt);
+
+                if (!text_grow(t, len))
+                        return;
+                memcpy(t->s + t->len, fmt, len + 1);
+                t->len += len;
+                return;
+        }
+        if (!text_grow(t, 64))
+                return;
+        room = t->cap - t->len;
         va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
+        n = vsnprintf(t->s + t->len, room, fmt, ap);
         va_end(ap);
-        if (n < 0 || !text_grow(t, (size_t)n)) {
+        if (n < 0) {
                 t->is_oom = true;
                 return;
         }
-        va_start(ap, fmt);
-        vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
+        if ((size_t)n >= room) {
+                if (!text_grow(t, (size_t)n))
+                        return;
+                va_start(ap, fmt);
+                vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+                va_end(ap);
+        }
         t->len += (size_t)n;
+}
+
+/* Printable ASCII without quotes or a backslash: what every escape leaves as it is. */
+static bool needs_no_escape(const char *s, size_t len)
+{
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c < 0x20 || c > 0x7e || c == '\'' || c == '"' || c == '\\')
+                        return false;
+        }
+        return true;
 }
 
 void db_text_str(struct db *db, struct db_text *t, const char *s)
@@ -514,8 +545,13 @@ void db_text_str(struct db *db, struct db_text *t, const char *s)
         if (!text_grow(t, 2 * len + 2))
                 return;
         t->s[t->len++] = '\'';
-        db_escape(db, t->s + t->len, s, len);
-        t->len += strlen(t->s + t->len);
+        if (needs_no_escape(s, len)) { /* ids, genders, hex: copied, not scanned by charset */
+                memcpy(t->s + t->len, s, len);
+                t->len += len;
+        } else {
+                db_escape(db, t->s + t->len, s, len);
+                t->len += strlen(t->s + t->len);
+        }
         t->s[t->len++] = '\'';
         t->s[t->len] = '\0';
 }
