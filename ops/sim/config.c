@@ -133,7 +133,7 @@ int sim_config_parse(int argc, char **argv, struct sim_config *c)
                 {'t', &c->threads, 1, 64},        {'a', &c->anchors, 2, 10000},
                 {'u', &c->audiences, 1, 1000000}, {'w', &c->wait_s, 0, 3600},
         };
-        int o;
+        int o, idx = 0;
 
         c->seed = 1;
         c->duration_s = 60;
@@ -142,7 +142,7 @@ int sim_config_parse(int argc, char **argv, struct sim_config *c)
         c->anchors = 12;
         c->audiences = 200;
         c->wait_s = 120;
-        while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
                 char *end;
 
                 if (o == 'h') {
@@ -169,8 +169,9 @@ int sim_config_parse(int argc, char **argv, struct sim_config *c)
                         *nums[i].to = strtoll(optarg, &end, 10);
                         if (errno || *end || !*optarg || *nums[i].to < nums[i].min ||
                             *nums[i].to > nums[i].max) {
-                                fprintf(stderr, "liveflow-sim: %s must be %lld to %lld\n",
-                                        argv[optind - 1], nums[i].min, nums[i].max);
+                                fprintf(stderr,
+                                        "liveflow-sim: --%s must be %lld to %lld, not \"%s\"\n",
+                                        opts[idx].name, nums[i].min, nums[i].max, optarg);
                                 return -1;
                         }
                 }

@@ -90,8 +90,6 @@ static void progress(const char *phase, size_t total, long long elapsed_ms, long
                         done, total, rate, failed, elapsed_ms / 1000, expect_ms / 1000);
 }
 
-static long long evening_start_ms;
-
 static void play(int p, long long rate)
 {
         pthread_t t[64];
@@ -245,34 +243,13 @@ long long sim_share_change_ms(void)
 
 /* ------------------------------------------------------------------ main */
 
-int main(int argc, char **argv)
+/* The four phases, each after what the one before caused is in MySQL (bounded waits). */
+static void play_evening(struct db *db)
 {
-        struct sim_config *c = &S.cfg;
-        struct db *db;
-        char err[512], sql[512];
-        long long checks = 0, diffs = 0, t0;
-        int vrc = 0, rc;
+        const struct sim_config *c = &S.cfg;
+        long long evening_start_ms;
+        char sql[512];
 
-        if (sim_config_parse(argc, argv, c) == -1)
-                return 2;
-        if (sim_config_load(c) == -1)
-                return 2;
-        c->is_tty = isatty(STDERR_FILENO);
-        snprintf(c->run, sizeof(c->run), "%llx",
-                 (unsigned long long)(clock_wall_ms() / 1000) & 0xffffff);
-        if (!(db = db_new(c->mysql_url, 10, err, sizeof(err)))) {
-                fprintf(stderr, "liveflow-sim: %s\n", err);
-                return 2;
-        }
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        sim_plan(&S);
-        if (!c->json)
-                fprintf(stderr,
-                        "liveflow-sim: run sim%s seed %llu: %lld anchors, %lld audiences, %zu "
-                        "evening jobs in %lld s at %lld req/s against %s\n",
-                        c->run, c->seed, c->anchors, c->audiences, S.phases[SIM_PHASE_EVENING].n,
-                        c->duration_s, c->rate, c->url);
-        t0 = clock_mono_ms();
         play(SIM_PHASE_PROFILES, c->rate);
         snprintf(sql, sizeof(sql),
                  "SELECT (SELECT COUNT(*) FROM anchors WHERE anchor_id LIKE 'sim%s\\_%%' AND "
@@ -292,38 +269,71 @@ int main(int argc, char **argv)
         /* Tencent's times are whole seconds: the ends come in a later second than any tip. */
         usleep(1500000);
         play(SIM_PHASE_END, c->rate);
-        if (c->verify)
-                vrc = sim_verify(&S, &checks, &diffs);
-        db_destroy(db);
-        rc = sim_failed() ? 1 : 0;
-        if (vrc)
-                rc = vrc;
-        if (c->json) {
-                char run_name[32];
+}
 
-                snprintf(run_name, sizeof(run_name), "sim%s", c->run);
-                json_t *doc = json_pack(
-                        "{s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:s}", "run",
-                        run_name, "seed", (json_int_t)c->seed, "requests", (json_int_t)sim_sent(),
-                        "errors", (json_int_t)sim_failed(), "retried_copies",
-                        (json_int_t)atomic_load(&run.dups), "seconds",
-                        (double)(clock_mono_ms() - t0) / 1000.0, "tips", (json_int_t)S.tips,
-                        "tip_amount", (json_int_t)S.tip_amount, "visits", (json_int_t)S.visits,
-                        "chats", (json_int_t)S.chats, "likes", (json_int_t)S.likes, "verified",
-                        c->verify ? json_boolean(vrc == 0) : json_null(), "checks",
-                        (json_int_t)checks, "differences", (json_int_t)diffs, "first_error",
-                        sim_first_error());
+/* The run's summary: one JSON document on stdout with --json, else a line on stderr. */
+static void report(int vrc, long long checks, long long diffs, double seconds)
+{
+        const struct sim_config *c = &S.cfg;
+        char run_name[32];
+        json_t *doc;
 
-                json_dumpf(doc, stdout, JSON_COMPACT);
-                fputc('\n', stdout);
-                json_decref(doc);
-        } else
+        if (!c->json) {
                 fprintf(stderr,
                         "liveflow-sim: %lld requests (%lld retried copies), %lld errors, %lld tips "
                         "(%lld), %lld visits%s%s\n",
                         (long long)sim_sent(), (long long)atomic_load(&run.dups),
                         (long long)sim_failed(), S.tips, S.tip_amount, S.visits,
                         sim_first_error()[0] ? "; first error: " : "", sim_first_error());
+                return;
+        }
+        snprintf(run_name, sizeof(run_name), "sim%s", c->run);
+        doc = json_pack(
+                "{s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:s}", "run", run_name,
+                "seed", (json_int_t)c->seed, "requests", (json_int_t)sim_sent(), "errors",
+                (json_int_t)sim_failed(), "retried_copies", (json_int_t)atomic_load(&run.dups),
+                "seconds", seconds, "tips", (json_int_t)S.tips, "tip_amount",
+                (json_int_t)S.tip_amount, "visits", (json_int_t)S.visits, "chats",
+                (json_int_t)S.chats, "likes", (json_int_t)S.likes, "verified",
+                c->verify ? json_boolean(vrc == 0) : json_null(), "checks", (json_int_t)checks,
+                "differences", (json_int_t)diffs, "first_error", sim_first_error());
+        json_dumpf(doc, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+        json_decref(doc);
+}
+
+int main(int argc, char **argv)
+{
+        struct sim_config *c = &S.cfg;
+        struct db *db;
+        char err[512];
+        long long checks = 0, diffs = 0, t0;
+        int vrc = 0, rc;
+
+        if (sim_config_parse(argc, argv, c) == -1 || sim_config_load(c) == -1)
+                return 2;
+        c->is_tty = isatty(STDERR_FILENO);
+        snprintf(c->run, sizeof(c->run), "%llx",
+                 (unsigned long long)(clock_wall_ms() / 1000) & 0xffffff);
+        if (!(db = db_new(c->mysql_url, 10, err, sizeof(err)))) {
+                fprintf(stderr, "liveflow-sim: %s\n", err);
+                return 2;
+        }
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        sim_plan(&S);
+        if (!c->json)
+                fprintf(stderr,
+                        "liveflow-sim: run sim%s seed %llu: %lld anchors, %lld audiences, %zu "
+                        "evening jobs in %lld s at %lld req/s against %s\n",
+                        c->run, c->seed, c->anchors, c->audiences, S.phases[SIM_PHASE_EVENING].n,
+                        c->duration_s, c->rate, c->url);
+        t0 = clock_mono_ms();
+        play_evening(db);
+        if (c->verify)
+                vrc = sim_verify(&S, &checks, &diffs);
+        db_destroy(db);
+        rc = vrc ? vrc : sim_failed() ? 1 : 0;
+        report(vrc, checks, diffs, (double)(clock_mono_ms() - t0) / 1000.0);
         sim_plan_free(&S);
         curl_global_cleanup();
         return rc;

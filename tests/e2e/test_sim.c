@@ -177,6 +177,8 @@ Test(sim, bad_usage_and_no_receiver_are_exit_2)
 
         support_bin_path("liveflow-sim", bin, sizeof(bin));
         cr_assert_eq(support_sh("'%s' --rate 0 2>/dev/null", bin), 2);
+        /* The message names the option, not its value. */
+        cr_assert_eq(support_sh("'%s' --rate 0 2>&1 | grep -q -- '--rate must be 1 to'", bin), 0);
         cr_assert_eq(support_sh("'%s' --bogus 2>/dev/null", bin), 2);
         cr_assert_eq(support_sh("env -i LIVEFLOW_ENV_FILE=/dev/null '%s' 2>/dev/null", bin), 2);
         cr_assert_eq(support_sh("'%s' --help >/dev/null", bin), 0);
