@@ -11,16 +11,17 @@
  *
  * Anchor lookups run on worker threads (lookup_deadline.c): the receiver asks srs_lookup_wanted()
  * and srs_lookup_start() with the connection suspended, then srs_map() uses the answer.
+ *
+ * This file makes the endpoint and maps a hook to its event (ids, payloads). Reading a hook's
+ * fields and its push URL's query: srs_hook.c. The on_publish decision: srs_publish.c.
  */
 #include "srs.h"
+#include "srs_int.h"
 
-#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <microhttpd.h>
 
 #include "anchor_store.h"
 #include "contract.h"
@@ -39,94 +40,10 @@
 
 const char *const srs_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_VIEWER, TOPIC_OTHER, NULL};
 
-#define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
-#define SECRET_LEN   32 /* hex MD5 */
-#define TX_TIME_MAX  16 /* hex digits of a 64-bit time */
-#define UTF8_MAX     4  /* bytes per character */
-
-/* Longest ids, in characters: what the consumers' columns hold (sql/001_core.sql). */
-#define STREAM_MAX_CHARS 255  /* live_streams.stream_id */
-#define CLIENT_MAX_CHARS 128  /* live_streams.vendor_session */
-#define ANCHOR_MAX_CHARS 64   /* anchors.anchor_id, live_streams.room_id */
-#define URL_MAX_CHARS    2048 /* live_records.video_url */
-
-/* ------------------------------------------------------------ actions */
-
-enum action_kind {
-        ACTION_PUBLISH,
-        ACTION_UNPUBLISH,
-        ACTION_PLAY,
-        ACTION_STOP,
-        ACTION_DVR,
-        ACTION_OTHER
-};
-
-#define KEY_PARTS_MAX 8
-
-#define LOOKUP_WORKERS   1   /* the thread that asks the stores (it keeps one skip-after-failure state) */
-#define LOOKUP_QUEUE_MAX 256 /* lookups waiting for them; more are unavailable at once */
+#define LOOKUP_WORKERS                                                                             \
+        1 /* the thread that asks the stores (it keeps one skip-after-failure state) */
+#define LOOKUP_QUEUE_MAX          256 /* lookups waiting for them; more are unavailable at once */
 #define LOOKUP_TIMEOUT_DEFAULT_MS 250
-
-struct action_rule {
-        const char *name;
-        enum action_kind kind;
-        bool is_publisher;                  /* param is the publisher's: anchor_id, room_id */
-        const char *key[KEY_PARTS_MAX + 1]; /* the event id's natural key, NULL-terminated */
-};
-
-/* One connection's session on one stream; SRS 3 has no server_id or service_id (""). */
-#define SESSION_KEY "server_id", "service_id", "client_id", "vhost", "app", "stream"
-
-static const struct action_rule action_rules[] = {
-        {"on_publish", ACTION_PUBLISH, true, {SESSION_KEY, NULL}},
-        {"on_unpublish", ACTION_UNPUBLISH, true, {SESSION_KEY, NULL}},
-        {"on_play", ACTION_PLAY, false, {SESSION_KEY, NULL}},
-        {"on_stop", ACTION_STOP, false, {SESSION_KEY, NULL}},
-        {"on_dvr", ACTION_DVR, true, {SESSION_KEY, "file", NULL}},
-        {"on_hls", ACTION_OTHER, true, {SESSION_KEY, "file", "seq_no", NULL}},
-        {"on_forward", ACTION_OTHER, true, {SESSION_KEY, NULL}},
-        {"on_connect", ACTION_OTHER, false, {SESSION_KEY, NULL}},
-        {"on_close",
-         ACTION_OTHER,
-         false,
-         {"server_id", "service_id", "client_id", "vhost", "app", NULL}},
-};
-
-/* The fields liveflow reads must be strings, or absent; these two may also be integers. */
-static const char *const text_fields[] = {"ip",        "vhost",      "app",  "stream", "param",
-                                          "server_id", "service_id", "file", "url",    "cwd"};
-static const char *const int_or_text_fields[] = {"client_id", "seq_no"};
-
-/* What liveflow reads of one hook; the strings are borrowed from the JSON body. */
-struct hook {
-        const json_t *root;
-        const struct action_rule *rule; /* NULL: an action liveflow does not know */
-        const char *action;
-        const char *stream;    /* NULL when absent or empty */
-        const char *client_id; /* NULL when absent or empty */
-        const char *param;     /* without its leading '?'; NULL when absent or empty */
-        char client_buf[TEXT_INT_MAX];
-};
-
-/* ------------------------------------------------------------ decisions */
-
-/* Allows first, then refusals: is_refusal() compares with DENY_BANNED. */
-enum decision {
-        ALLOW_ACTIVE,
-        ALLOW_SUSPENSION_OVER,
-        ALLOW_NO_ANCHOR,
-        ALLOW_CHECKS_OFF,
-        ALLOW_STORES_DOWN,
-        DENY_BANNED,
-        DENY_SUSPENDED,
-        DENY_NO_ANCHOR,
-        DENY_STORES_DOWN,
-        DENY_SIGNATURE_MISSING,
-        DENY_SIGNATURE_MISMATCH,
-        DENY_SIGNATURE_EXPIRED,
-        DENY_UNSIGNED, /* no LIVEFLOW_SRS_PUBLISH_KEY and unsigned publishing not allowed */
-        DECISION_CNT
-};
 
 static const char *const decision_labels[DECISION_CNT] = {
         [ALLOW_ACTIVE] = "decision=\"allow\",reason=\"active\"",
@@ -142,26 +59,6 @@ static const char *const decision_labels[DECISION_CNT] = {
         [DENY_SIGNATURE_MISMATCH] = "decision=\"deny\",reason=\"signature_mismatch\"",
         [DENY_SIGNATURE_EXPIRED] = "decision=\"deny\",reason=\"signature_expired\"",
         [DENY_UNSIGNED] = "decision=\"deny\",reason=\"no_publish_key\"",
-};
-
-static bool is_refusal(enum decision d)
-{
-        return d >= DENY_BANNED;
-}
-
-/* ------------------------------------------------------------ the endpoint */
-
-/* The SRS endpoint. */
-struct srs {
-        char **keys;
-        size_t key_cnt;
-        bool is_fail_open;
-        bool is_anchor_required;
-        bool is_unsigned_allowed; /* LIVEFLOW_SRS_PUBLISH_UNSIGNED: no key is no check */
-        struct anchor_store *store;  /* NULL: neither LIVEFLOW_REDIS_URL nor _MYSQL_URL set */
-        struct lookup_deadline *deadline; /* the store's lookup, off the HTTP threads */
-        struct anchor_lookup lookup; /* fn NULL: anchor checks are off */
-        struct metric *decisions[DECISION_CNT];
 };
 
 static bool is_set(const char *s)
@@ -281,9 +178,8 @@ struct srs *srs_new(const struct settings *s, struct metrics *metrics, char *err
                 int timeout_ms = s->srs_lookup_timeout_ms > 0 ? (int)s->srs_lookup_timeout_ms
                                                               : LOOKUP_TIMEOUT_DEFAULT_MS;
 
-                if (!(srs->deadline = lookup_deadline_new(&inner, timeout_ms,
-                                                          LOOKUP_WORKERS, LOOKUP_QUEUE_MAX,
-                                                          metrics))) {
+                if (!(srs->deadline = lookup_deadline_new(&inner, timeout_ms, LOOKUP_WORKERS,
+                                                          LOOKUP_QUEUE_MAX, metrics))) {
                         snprintf(errstr, errstr_size, "cannot start the anchor lookup threads");
                         goto fail;
                 }
@@ -313,451 +209,6 @@ void srs_set_lookup(struct srs *srs, const struct anchor_lookup *lookup)
         srs->lookup = lookup ? *lookup : (struct anchor_lookup){0};
 }
 
-/* ------------------------------------------------------------ reading fields */
-
-/* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */
-static const char *read_text(const json_t *v, char *buf, size_t size)
-{
-        if (json_is_string(v))
-                return json_string_value(v);
-        if (json_is_integer(v)) {
-                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-                return buf;
-        }
-        return NULL;
-}
-
-/* A field that must be text when present: NULL when absent, null or empty. */
-static const char *text_of(const json_t *root, const char *name)
-{
-        const char *s = json_string_value(json_object_get(root, name));
-
-        return s && *s ? s : NULL;
-}
-
-/* Characters of a UTF-8 string (jansson has validated it). */
-static size_t utf8_chars(const char *s)
-{
-        size_t n = 0;
-
-        for (; *s; s++)
-                n += ((unsigned char)*s & 0xC0) != 0x80;
-        return n;
-}
-
-/* A field of another type than liveflow reads is named, null being the same as absent. */
-static int check_types(const json_t *root, struct webhook_verdict *v)
-{
-        for (size_t i = 0; i < sizeof(text_fields) / sizeof(text_fields[0]); i++) {
-                const json_t *f = json_object_get(root, text_fields[i]);
-
-                if (f && !json_is_null(f) && !json_is_string(f))
-                        return webhook_refuse(v, 400, NULL, "%s: expected a string",
-                                              text_fields[i]);
-        }
-        for (size_t i = 0; i < sizeof(int_or_text_fields) / sizeof(int_or_text_fields[0]); i++) {
-                const json_t *f = json_object_get(root, int_or_text_fields[i]);
-
-                if (f && !json_is_null(f) && !json_is_string(f) && !json_is_integer(f))
-                        return webhook_refuse(v, 400, NULL, "%s: expected a string or an integer",
-                                              int_or_text_fields[i]);
-        }
-        return 0;
-}
-
-/* The field, which must be present, non-empty and at most max_chars long. */
-static int require_text(const char *name, const char *s, size_t max_chars,
-                        struct webhook_verdict *v)
-{
-        if (!s)
-                return webhook_refuse(v, 400, NULL, "%s is missing", name);
-        if (utf8_chars(s) > max_chars)
-                return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", name,
-                                      max_chars);
-        return 0;
-}
-
-static const struct action_rule *rule_of(const char *action)
-{
-        for (size_t i = 0; i < sizeof(action_rules) / sizeof(action_rules[0]); i++)
-                if (strcmp(action_rules[i].name, action) == 0)
-                        return &action_rules[i];
-        return NULL;
-}
-
-/* The stream hooks name a stream and the connection; a recording names its file. */
-static int check_required(const struct hook *h, struct webhook_verdict *v)
-{
-        const char *file = text_of(h->root, "file"), *url = text_of(h->root, "url");
-
-        if (!h->rule || h->rule->kind == ACTION_OTHER)
-                return 0;
-        if (require_text("stream", h->stream, STREAM_MAX_CHARS, v) == -1 ||
-            require_text("client_id", h->client_id, CLIENT_MAX_CHARS, v) == -1)
-                return -1;
-        if (h->rule->kind != ACTION_DVR)
-                return 0;
-        if (require_text("file", file, URL_MAX_CHARS, v) == -1 ||
-            (url && require_text("url", url, URL_MAX_CHARS, v) == -1))
-                return -1;
-        return 0;
-}
-
-static int read_hook(const json_t *root, struct hook *h, struct webhook_verdict *v)
-{
-        const json_t *action = json_object_get(root, "action");
-        const char *param;
-
-        h->root = root;
-        if (!action || json_is_null(action))
-                return webhook_refuse(v, 400, NULL, "action is missing");
-        if (!json_is_string(action) || !*json_string_value(action))
-                return webhook_refuse(v, 400, NULL, "action: expected a non-empty string");
-        if (check_types(root, v) == -1)
-                return -1;
-        h->action = json_string_value(action);
-        h->rule = rule_of(h->action);
-        h->stream = text_of(root, "stream");
-        h->client_id =
-                read_text(json_object_get(root, "client_id"), h->client_buf, sizeof(h->client_buf));
-        if (h->client_id && !*h->client_id)
-                h->client_id = NULL;
-        /* SRS sends the query string with its '?'; StreamBegin keeps it without, as Tencent does.
-         */
-        if ((param = text_of(root, "param")) && *param == '?')
-                param++;
-        h->param = param && *param ? param : NULL;
-        if (h->stream && utf8_chars(h->stream) > STREAM_MAX_CHARS)
-                return webhook_refuse(v, 400, NULL, "stream: longer than %d characters",
-                                      STREAM_MAX_CHARS);
-        return check_required(h, v);
-}
-
-/* ------------------------------------------------------------ param, the push URL's query */
-
-/* The raw value of key in a query string ("a=1&b=2"), the first if repeated; NULL when absent. */
-static const char *query_find(const char *qs, const char *key, size_t *len)
-{
-        size_t key_len = strlen(key);
-
-        while (qs && *qs) {
-                size_t n = strcspn(qs, "&");
-
-                if (n > key_len && qs[key_len] == '=' && memcmp(qs, key, key_len) == 0) {
-                        *len = n - key_len - 1;
-                        return qs + key_len + 1;
-                }
-                qs += n;
-                qs += *qs == '&';
-        }
-        return NULL;
-}
-
-/* How many times key appears in a query string. */
-static int query_count(const char *qs, const char *key)
-{
-        size_t len;
-        int n = 0;
-
-        while (qs && (qs = query_find(qs, key, &len)) != NULL) {
-                n++;
-                qs += len;
-        }
-        return n;
-}
-
-/*
- * The form-decoded value of key ('+' is a space, %HH a byte); NULL when absent or empty.
- * A value that would decode to a NUL or to invalid UTF-8 is kept as sent. -1: out of memory.
- */
-static int query_value(const char *qs, const char *key, char **out)
-{
-        size_t len = 0, n;
-        const char *raw = query_find(qs, key, &len);
-        json_t *check;
-        char *s;
-
-        *out = NULL;
-        if (!raw || len == 0)
-                return 0;
-        if (!(s = strndup(raw, len)))
-                return -1;
-        for (char *p = s; *p; p++)
-                if (*p == '+')
-                        *p = ' ';
-        n = MHD_http_unescape(s); /* in place; leaves a malformed %-sequence as it is */
-        if (n == 0 || strlen(s) != n || !(check = json_stringn(s, n))) {
-                memcpy(s, raw, len);
-                s[len] = '\0';
-        } else {
-                json_decref(check);
-        }
-        *out = s;
-        return 0;
-}
-
-/* anchor_id and room_id of the publisher's push URL; the room defaults to the anchor. */
-static int read_anchor_room(const struct hook *h, struct webhook_event *ev,
-                            struct webhook_verdict *v)
-{
-        size_t len = 0;
-
-        if (!h->rule || !h->rule->is_publisher || !h->param)
-                return 0;
-        /* One value, read one way: a repeated or empty id could be read two ways downstream. */
-        if (query_count(h->param, "anchor_id") > 1 || query_count(h->param, "room_id") > 1)
-                return webhook_refuse(v, 400, NULL, "param: %s is repeated",
-                                      query_count(h->param, "anchor_id") > 1 ? "anchor_id"
-                                                                             : "room_id");
-        if ((query_find(h->param, "anchor_id", &len) && len == 0) ||
-            (query_find(h->param, "room_id", &len) && len == 0))
-                return webhook_refuse(v, 400, NULL, "param: %s is empty",
-                                      query_find(h->param, "anchor_id", &len) && len == 0
-                                              ? "anchor_id"
-                                              : "room_id");
-        if (query_value(h->param, "anchor_id", &ev->anchor_id) == -1 ||
-            query_value(h->param, "room_id", &ev->room_id) == -1)
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        if ((ev->anchor_id && utf8_chars(ev->anchor_id) > ANCHOR_MAX_CHARS) ||
-            (ev->room_id && utf8_chars(ev->room_id) > ANCHOR_MAX_CHARS))
-                return webhook_refuse(v, 400, NULL, "param: %s longer than %d characters",
-                                      ev->room_id && utf8_chars(ev->room_id) > ANCHOR_MAX_CHARS
-                                              ? "room_id"
-                                              : "anchor_id",
-                                      ANCHOR_MAX_CHARS);
-        if (!ev->room_id && ev->anchor_id && !(ev->room_id = strdup(ev->anchor_id)))
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        return 0;
-}
-
-/* ------------------------------------------------------------ anti-leech signature */
-
-/* txTime: 1 to 16 hex digits, the Unix time the push URL expires. */
-static int parse_tx_time(const char *s, size_t len, uint64_t *out)
-{
-        uint64_t t = 0;
-
-        if (len == 0 || len > TX_TIME_MAX)
-                return -1;
-        for (size_t i = 0; i < len; i++) {
-                char c = s[i];
-                int digit = c >= '0' && c <= '9'   ? c - '0'
-                            : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                            : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                   : -1;
-
-                if (digit < 0)
-                        return -1;
-                t = t << 4 | (uint64_t)digit;
-        }
-        *out = t;
-        return 0;
-}
-
-/* Checks every key without stopping at a match, so timing says nothing about which matched. */
-static bool secret_matches(const struct srs *srs, const char *stream, const char *anchor_id,
-                           const char *tx_time, size_t tx_time_len, const char *secret)
-{
-        char msg[SRS_KEY_MAX + (STREAM_MAX_CHARS + ANCHOR_MAX_CHARS) * UTF8_MAX + TX_TIME_MAX];
-        char md5[SECRET_LEN + 1];
-        size_t stream_len = strlen(stream); /* bounded by read_hook() */
-        size_t anchor_len = anchor_id ? strlen(anchor_id) : 0; /* by read_anchor_room() */
-        bool is_match = false;
-
-        for (size_t i = 0; i < srs->key_cnt; i++) {
-                size_t key_len = strlen(srs->keys[i]), n = 0;
-
-                memcpy(msg + n, srs->keys[i], key_len);
-                n += key_len;
-                memcpy(msg + n, stream, stream_len);
-                n += stream_len;
-                if (anchor_len)
-                        memcpy(msg + n, anchor_id, anchor_len);
-                n += anchor_len;
-                memcpy(msg + n, tx_time, tx_time_len);
-                n += tx_time_len;
-                crypto_md5_hex(msg, n, md5);
-                is_match |= crypto_hex_equal_nocase(md5, secret, SECRET_LEN);
-        }
-        explicit_bzero(msg, sizeof(msg));
-        return is_match;
-}
-
-/*
- * txSecret = MD5(key + stream + anchor_id + txTime), anchor_id decoded ("" when the URL names
- * none) and txTime exactly as sent, and txTime not past. The anchor id is signed so that a
- * publisher cannot choose whose stream it is: without it a banned anchor could name another.
- */
-static int check_signature(const struct srs *srs, const struct hook *h, const char *anchor_id,
-                           int64_t now_ms, enum decision *d, struct webhook_verdict *v)
-{
-        size_t secret_len = 0, time_len = 0;
-        const char *secret = query_find(h->param, "txSecret", &secret_len);
-        const char *tx_time = query_find(h->param, "txTime", &time_len);
-        int64_t now_s = now_ms / 1000;
-        uint64_t expiry;
-
-        if (!secret || !tx_time) {
-                *d = DENY_SIGNATURE_MISSING;
-                return webhook_refuse(v, 403, "missing", "param: %s is missing",
-                                      secret ? "txTime" : "txSecret");
-        }
-        if (parse_tx_time(tx_time, time_len, &expiry) == -1) {
-                *d = DENY_SIGNATURE_MISSING;
-                return webhook_refuse(v, 403, "missing", "param: txTime: expected a hex Unix time");
-        }
-        if (secret_len != SECRET_LEN ||
-            !secret_matches(srs, h->stream, anchor_id, tx_time, time_len, secret)) {
-                *d = DENY_SIGNATURE_MISMATCH;
-                return webhook_refuse(v, 403, "mismatch", "param: txSecret does not match");
-        }
-        if (now_s > 0 && expiry < (uint64_t)now_s) {
-                *d = DENY_SIGNATURE_EXPIRED;
-                return webhook_refuse(v, 403, "expired", "param: txTime expired %" PRIu64 " s ago",
-                                      (uint64_t)now_s - expiry);
-        }
-        return 0;
-}
-
-/* ------------------------------------------------------------ the on_publish decision */
-
-static enum decision judge(const struct anchor_record *a, int64_t now_ms)
-{
-        switch (a->status) {
-        case ANCHOR_BANNED:
-                return DENY_BANNED;
-        case ANCHOR_SUSPENDED:
-                /* A suspension with no recorded end lasts until it is lifted. */
-                return a->suspended_until_ms == 0 || a->suspended_until_ms > now_ms
-                               ? DENY_SUSPENDED
-                               : ALLOW_SUSPENSION_OVER;
-        case ANCHOR_ACTIVE:
-                break;
-        }
-        return ALLOW_ACTIVE;
-}
-
-static enum decision decide_anchor(const struct srs *srs, const struct webhook_request *req,
-                                   const char *anchor_id, struct anchor_record *a)
-{
-        if (!anchor_id)
-                return srs->is_anchor_required ? DENY_NO_ANCHOR : ALLOW_NO_ANCHOR;
-        if (!srs->lookup.fn)
-                return ALLOW_CHECKS_OFF;
-        if (req->anchor_answer && strcmp(req->anchor_answer->anchor_id, anchor_id) == 0) {
-                if (req->anchor_answer->result != ANCHOR_LOOKUP_FOUND)
-                        return srs->is_fail_open ? ALLOW_STORES_DOWN : DENY_STORES_DOWN;
-                *a = req->anchor_answer->record;
-                return judge(a, req->now_ms);
-        }
-        if (srs->lookup.fn(srs->lookup.ctx, anchor_id, req->trace_id, a) == ANCHOR_LOOKUP_FOUND)
-                return judge(a, req->now_ms);
-        return srs->is_fail_open ? ALLOW_STORES_DOWN : DENY_STORES_DOWN;
-}
-
-/* The refusal of an anchor decision (a signature refusal is written by check_signature()). */
-static int refuse_anchor(enum decision d, const char *anchor_id, const struct anchor_record *a,
-                         struct webhook_verdict *v)
-{
-        switch (d) {
-        case DENY_BANNED:
-                return webhook_refuse(v, 403, NULL, "anchor %s is banned", anchor_id);
-        case DENY_SUSPENDED:
-                if (a->suspended_until_ms)
-                        return webhook_refuse(v, 403, NULL,
-                                              "anchor %s is suspended until %" PRId64 " (Unix ms)",
-                                              anchor_id, a->suspended_until_ms);
-                return webhook_refuse(v, 403, NULL, "anchor %s is suspended", anchor_id);
-        case DENY_NO_ANCHOR:
-                return webhook_refuse(v, 400, NULL, "param: anchor_id is missing");
-        default: /* DENY_STORES_DOWN: our fault, not the publisher's */
-                return webhook_refuse(v, 503, NULL, "anchor status unavailable; retry");
-        }
-}
-
-static void note_decision(struct srs *srs, const struct webhook_request *req, const struct hook *h,
-                          const char *anchor_id, enum decision d, const struct webhook_verdict *v)
-{
-        metric_add(srs->decisions[d], 1);
-        if (d == ALLOW_STORES_DOWN)
-                log_warn(req->trace_id,
-                         "srs on_publish stream=%s anchor=%s allowed unchecked: no "
-                         "anchor status store answered (LIVEFLOW_SRS_FAIL_OPEN=1)",
-                         h->stream, anchor_id);
-        else if (is_refusal(d))
-                log_info(req->trace_id, "srs on_publish stream=%s anchor=%s refused: %s", h->stream,
-                         anchor_id ? anchor_id : "-", v->message);
-}
-
-/* Anti-leech signature first (it needs no store), then the anchor's status. */
-static int authorize_publish(struct srs *srs, const struct webhook_request *req,
-                             const struct hook *h, const struct webhook_event *ev,
-                             struct webhook_verdict *v)
-{
-        struct anchor_record a = {.status = ANCHOR_ACTIVE};
-        enum decision d;
-        int rc = 0;
-
-        if (!srs->key_cnt && !srs->is_unsigned_allowed) {
-                d = DENY_UNSIGNED;
-                rc = webhook_refuse(v, 403, NULL,
-                                    "on_publish: no LIVEFLOW_SRS_PUBLISH_KEY is configured, so the "
-                                    "publisher cannot be identified");
-        } else if (srs->key_cnt && check_signature(srs, h, ev->anchor_id, req->now_ms, &d, v) == -1)
-                rc = -1;
-        else if (is_refusal(d = decide_anchor(srs, req, ev->anchor_id, &a)))
-                rc = refuse_anchor(d, ev->anchor_id, &a, v);
-        note_decision(srs, req, h, ev->anchor_id, d, v);
-        return rc;
-}
-
-/* The anchor authorize_publish() would look up, or NULL (v is scratch). */
-static const char *anchor_to_look_up(const struct srs *srs, const struct webhook_request *req,
-                                     const struct hook *h, const struct webhook_event *ev,
-                                     struct webhook_verdict *v)
-{
-        enum decision d;
-
-        if (!h->rule || h->rule->kind != ACTION_PUBLISH || !ev->anchor_id || !srs->lookup.fn ||
-            (!srs->key_cnt && !srs->is_unsigned_allowed))
-                return NULL;
-        if (srs->key_cnt && check_signature(srs, h, ev->anchor_id, req->now_ms, &d, v) == -1)
-                return NULL;
-        return ev->anchor_id;
-}
-
-int srs_lookup_wanted(struct srs *srs, const struct webhook_request *req, char *anchor_id,
-                      size_t size)
-{
-        struct webhook_event ev = {0};
-        struct webhook_verdict v = {0};
-        struct hook h = {0};
-        const char *wanted;
-        json_t *root;
-        int rc = 0;
-
-        /* Only the deadline's own lookup has workers; a lookup set by hand runs in srs_map(). */
-        if (!srs->deadline || srs->lookup.ctx != srs->deadline || !req->body || !req->len ||
-            (req->method && strcmp(req->method, "GET") == 0) ||
-            !(root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL)))
-                return 0;
-        if (json_is_object(root) && read_hook(root, &h, &v) == 0 &&
-            read_anchor_room(&h, &ev, &v) == 0 &&
-            (wanted = anchor_to_look_up(srs, req, &h, &ev, &v)) && strlen(wanted) < size) {
-                memcpy(anchor_id, wanted, strlen(wanted) + 1);
-                rc = 1;
-        }
-        webhook_event_fini(&ev);
-        json_decref(root);
-        return rc;
-}
-
-void srs_lookup_start(struct srs *srs, const char *anchor_id, const char *trace_id,
-                      struct anchor_answer *ans, void (*done)(void *arg), void *arg)
-{
-        lookup_deadline_start(srs->deadline, anchor_id, trace_id, ans, done, arg);
-}
-
 /* ------------------------------------------------------------ ids */
 
 /* A compact JSON array of the texts of fields (absent ones as ""); NULL when out of memory. */
@@ -769,7 +220,8 @@ static char *key_of(const json_t *root, const char *const fields[], const char *
 
         for (size_t i = 0; is_ok && fields[i]; i++) {
                 char buf[TEXT_INT_MAX];
-                const char *text = read_text(json_object_get(root, fields[i]), buf, sizeof(buf));
+                const char *text =
+                        srs_read_text(json_object_get(root, fields[i]), buf, sizeof(buf));
 
                 is_ok = json_array_append_new(parts, json_string(text ? text : "")) == 0;
         }
@@ -818,7 +270,7 @@ static int put(json_t *p, const char *name, const char *text)
 
 static int put_field(json_t *p, const char *name, const json_t *root, const char *field)
 {
-        return put(p, name, text_of(root, field));
+        return put(p, name, srs_text_of(root, field));
 }
 
 /* Each filler returns non-zero when out of memory. */
@@ -868,7 +320,7 @@ static const char *file_format(const char *file, char *buf, size_t size)
 static int record_file(const struct hook *h, json_t *p)
 {
         static const char *const place[] = {"server_id", "cwd", "file", NULL};
-        const char *file = text_of(h->root, "file"), *url = text_of(h->root, "url");
+        const char *file = srs_text_of(h->root, "file"), *url = srs_text_of(h->root, "url");
         char *key = key_of(h->root, place, "srs|file|"), file_id[65], format[9];
 
         if (!key)
@@ -932,7 +384,7 @@ static int map_hook(struct srs *srs, const struct webhook_request *req, const js
 {
         struct hook h = {0};
 
-        if (read_hook(root, &h, v) == -1 || read_anchor_room(&h, ev, v) == -1)
+        if (srs_read_hook(root, &h, v) == -1 || srs_read_anchor_room(&h, ev, v) == -1)
                 return -1;
         if (h.stream && !(ev->stream_id = strdup(h.stream)))
                 return webhook_refuse(v, 500, NULL, "out of memory");
@@ -942,7 +394,7 @@ static int map_hook(struct srs *srs, const struct webhook_request *req, const js
         if (make_event_id(&h, ev) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
         if (h.rule && h.rule->kind == ACTION_PUBLISH &&
-            authorize_publish(srs, req, &h, ev, v) == -1)
+            srs_authorize_publish(srs, req, &h, ev, v) == -1)
                 return -1;
         if (fill_payload(&h, ev) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
@@ -950,8 +402,8 @@ static int map_hook(struct srs *srs, const struct webhook_request *req, const js
 }
 
 /* The query arguments SRS's hls_on_notify URL template may carry ([app], [stream], ...). */
-static const char *const notify_args[] = {"action", "vhost", "app", "stream", "ts_url", "param",
-                                          NULL};
+static const char *const notify_args[] = {"action", "vhost", "app", "stream",
+                                          "ts_url", "param", NULL};
 static const char *const notify_key[] = {"vhost", "app", "stream", "ts_url", NULL};
 
 /*
