@@ -3,8 +3,12 @@
  * from docs/vendor-callbacks §1: `t` is the expiry, `sign` = MD5(key + decimal text of t),
  * integers may be sent as numbers or as text, and there is no event id, so one is derived
  * from the natural key of each callback type.
+ *
+ * This file holds the verifier, the signature and the ids; the payloads of each type:
+ * tencent_payload.c.
  */
 #include "tencent.h"
+#include "tencent_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,26 +23,6 @@
 #include "field_limits.h"
 #include "jsonfast.h"
 #include "strlist.h"
-
-#define TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
-#define SIGN_LEN     32 /* hex MD5 */
-
-/* Tencent's event_type values (vendor-callbacks §1.3). */
-enum tencent_type {
-        TENCENT_STREAM_END = 0,
-        TENCENT_STREAM_BEGIN = 1,
-        TENCENT_RECORD_FILE = 100,
-        TENCENT_SNAPSHOT = 200,
-        TENCENT_AUDIT_AUDIO = 315,
-        TENCENT_AUDIT_IMAGE = 317,
-        TENCENT_RECORD_STATUS = 332,
-};
-
-#define TOPIC_STREAM   LF_TOPIC_STREAM
-#define TOPIC_RECORD   LF_TOPIC_RECORD
-#define TOPIC_SNAPSHOT LF_TOPIC_SNAPSHOT
-#define TOPIC_AUDIT    LF_TOPIC_AUDIT
-#define TOPIC_OTHER    LF_TOPIC_OTHER
 
 const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_SNAPSHOT,
                                       TOPIC_AUDIT,  TOPIC_OTHER,  NULL};
@@ -159,13 +143,13 @@ static int parse_decimal(const char *s, int64_t *out)
 }
 
 /* obj[name], NULL when absent (or obj is not an object). */
-static const cJSON *member(const cJSON *obj, const char *name)
+const cJSON *tencent_member(const cJSON *obj, const char *name)
 {
         return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
 }
 
 /* An integer sent as a JSON number or as decimal text ("1703732078"). */
-static int read_int64(const cJSON *v, int64_t *out)
+int tencent_read_int64(const cJSON *v, int64_t *out)
 {
         if (jsonfast_integer(v, out))
                 return 0;
@@ -173,7 +157,7 @@ static int read_int64(const cJSON *v, int64_t *out)
 }
 
 /* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */
-static const char *read_text(const cJSON *v, char *buf, size_t size)
+const char *tencent_read_text(const cJSON *v, char *buf, size_t size)
 {
         int64_t n;
 
@@ -184,31 +168,6 @@ static const char *read_text(const cJSON *v, char *buf, size_t size)
                 return buf;
         }
         return NULL;
-}
-
-/* A payload string from text of the document: UTF-8 without NUL, as jsonfast_parse() made it. */
-static json_t *payload_string(const char *s)
-{
-        return json_string_nocheck(s);
-}
-
-/* Copies root[from] into payload[to] as a string when it is text or an integer. */
-static void copy_text(json_t *payload, const char *to, const cJSON *root, const char *from)
-{
-        char buf[TEXT_INT_MAX];
-        const char *s = read_text(member(root, from), buf, sizeof(buf));
-
-        if (s)
-                json_object_set_new(payload, to, payload_string(s));
-}
-
-/* Copies root[from] into payload[to] as an integer when it is one (number or text). */
-static void copy_int(json_t *payload, const char *to, const cJSON *root, const char *from)
-{
-        int64_t n;
-
-        if (read_int64(member(root, from), &n) == 0)
-                json_object_set_new(payload, to, json_integer(n));
 }
 
 /* ------------------------------------------------------------ signature */
@@ -235,7 +194,7 @@ static bool sign_matches(const struct tencent *tc, const char *t_text, const cha
 static int verify(const struct tencent *tc, const cJSON *root, int64_t now_ms,
                   struct webhook_verdict *v)
 {
-        const cJSON *sign = member(root, "sign"), *t = member(root, "t");
+        const cJSON *sign = tencent_member(root, "sign"), *t = tencent_member(root, "t");
         char buf[TEXT_INT_MAX];
         const char *t_text;
         int64_t expiry, now_s = now_ms / 1000;
@@ -243,7 +202,8 @@ static int verify(const struct tencent *tc, const cJSON *root, int64_t now_ms,
         if (!sign || !t)
                 return webhook_refuse(v, 401, "missing", "%s is missing", sign ? "t" : "sign");
         /* The signed text is t exactly as sent; a number's text is its decimal form. */
-        if (read_int64(t, &expiry) == -1 || !(t_text = read_text(t, buf, sizeof(buf))))
+        if (tencent_read_int64(t, &expiry) == -1 ||
+            !(t_text = tencent_read_text(t, buf, sizeof(buf))))
                 return webhook_refuse(v, 401, "missing", "t: expected a Unix time in seconds");
         if (!cJSON_IsString(sign) || strlen(sign->valuestring) != SIGN_LEN)
                 return webhook_refuse(v, 401, "mismatch", "sign: expected %d hex digits", SIGN_LEN);
@@ -296,7 +256,7 @@ static const char *natural_part(const cJSON *root, const char *const names[2], c
                                 size_t size)
 {
         for (int i = 0; i < 2 && names[i]; i++) {
-                const char *s = read_text(member(root, names[i]), buf, size);
+                const char *s = tencent_read_text(tencent_member(root, names[i]), buf, size);
 
                 if (s)
                         return s;
@@ -342,7 +302,7 @@ static void make_event_id(struct webhook_event *ev, const cJSON *root, long long
         const char *sequence = NULL;
 
         if (type == TENCENT_STREAM_BEGIN || type == TENCENT_STREAM_END)
-                sequence = read_text(member(root, "sequence"), buf, sizeof(buf));
+                sequence = tencent_read_text(tencent_member(root, "sequence"), buf, sizeof(buf));
         if (sequence && *sequence) {
                 if (asprintf(&key, "%s|%s", ev->stream_id ? ev->stream_id : "", sequence) < 0)
                         key = NULL;
@@ -416,13 +376,13 @@ static int read_stream_id(const cJSON *root, struct webhook_event *ev, struct we
         static const char *const names[] = {"stream_id", "streamId", "channel_id", "channelId"};
 
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-                const cJSON *field = member(root, names[i]);
+                const cJSON *field = tencent_member(root, names[i]);
                 char buf[TEXT_INT_MAX];
                 const char *s;
 
                 if (!field)
                         continue;
-                if (!(s = read_text(field, buf, sizeof(buf))) || !*s)
+                if (!(s = tencent_read_text(field, buf, sizeof(buf))) || !*s)
                         return webhook_refuse(v, 400, NULL, "%s: expected a non-empty string",
                                               names[i]);
                 /* Longer would be a 200 and then a permanent dead letter: Tencent would not
@@ -440,7 +400,7 @@ static int read_stream_id(const cJSON *root, struct webhook_event *ev, struct we
 /* anchor_id and room_id come from the push URL's query string; the room defaults to the anchor. */
 static int read_anchor_room(const cJSON *root, struct webhook_event *ev, struct webhook_verdict *v)
 {
-        const char *qs = cJSON_GetStringValue(member(root, "stream_param"));
+        const char *qs = cJSON_GetStringValue(tencent_member(root, "stream_param"));
 
         if (!qs)
                 return 0;
@@ -459,349 +419,16 @@ static int read_anchor_room(const cJSON *root, struct webhook_event *ev, struct 
         return 0;
 }
 
-/* ------------------------------------------------------------ payload fields */
-
-/* Sets payload[to] to the text s; 500 when out of memory. */
-static int set_text(json_t *payload, const char *to, const char *s, struct webhook_verdict *v)
-{
-        if (json_object_set_new(payload, to, json_string(s)) == -1)
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        return 0;
-}
-
-/* Refuses a required field: "x is missing" when absent, else "x: expected <what>". */
-static int refuse_field(struct webhook_verdict *v, const cJSON *root, const char *name,
-                        const char *what)
-{
-        if (!member(root, name))
-                return webhook_refuse(v, 400, NULL, "%s is missing", name);
-        return webhook_refuse(v, 400, NULL, "%s: expected %s", name, what);
-}
-
-/*
- * Copies into payload[to] the first of root[name] and root[alt] (alt may be NULL) that is
- * non-empty text or an integer; when neither is, refuses with 400 naming `name`.
- */
-static int require_text(json_t *payload, const char *to, const cJSON *root, const char *name,
-                        const char *alt, struct webhook_verdict *v)
-{
-        const char *const names[2] = {name, alt};
-
-        for (int i = 0; i < 2 && names[i]; i++) {
-                char buf[TEXT_INT_MAX];
-                const char *s = read_text(member(root, names[i]), buf, sizeof(buf));
-
-                if (s && *s)
-                        return set_text(payload, to, s, v);
-        }
-        if (alt && !member(root, name) && member(root, alt))
-                name = alt; /* the alternative was sent, and it is the one that is wrong */
-        return refuse_field(v, root, name, "a non-empty string");
-}
-
-/* Like copy_text(), but an empty text counts as absent. */
-static void copy_nonempty_text(json_t *payload, const char *to, const cJSON *root, const char *from)
-{
-        char buf[TEXT_INT_MAX];
-        const char *s = read_text(member(root, from), buf, sizeof(buf));
-
-        if (s && *s)
-                json_object_set_new(payload, to, payload_string(s));
-}
-
-/*
- * Copies at most max_chars UTF-8 characters of root[from] into payload[to]: for the moderation
- * excerpts (the OCR or speech text a verdict quotes), which are evidence, not identity. Refusing
- * a long one would lose the verdict, since Tencent stops retrying; the excerpt is cut at a
- * character boundary to fit its column instead.
- */
-static void copy_excerpt(json_t *payload, const char *to, const cJSON *root, const char *from,
-                         size_t max_chars)
-{
-        char buf[TEXT_INT_MAX];
-        const char *s = read_text(member(root, from), buf, sizeof(buf));
-        size_t len, chars = 0, i = 0;
-        char *cut;
-
-        if (!s || !*s)
-                return;
-        len = strlen(s);
-        while (i < len && chars < max_chars) {
-                i++;
-                while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
-                        i++; /* the continuation bytes of the character */
-                chars++;
-        }
-        if (i == len) {
-                json_object_set_new(payload, to, payload_string(s));
-                return;
-        }
-        if (!(cut = strndup(s, i)))
-                return;
-        json_object_set_new(payload, to, payload_string(cut));
-        free(cut);
-}
-
-/* Copies root[from] into payload[to] in ASCII lower case ("MP4" and "mp4" are one format). */
-static void copy_lower_text(json_t *payload, const char *to, const cJSON *root, const char *from)
-{
-        const char *s = cJSON_GetStringValue(member(root, from));
-        char *lower;
-
-        if (!s || !*s || !(lower = strdup(s)))
-                return;
-        for (char *c = lower; *c; c++)
-                *c = (char)tolower(
-                        (unsigned char)*c); /* ASCII only: UTF-8 bytes stay as they are */
-        json_object_set_new(payload, to, payload_string(lower));
-        free(lower);
-}
-
-/*
- * Unix seconds in root[name] as ms, plus the microseconds in root[usec_name] when that is
- * sent and in range (usec_name may be NULL); -1 when absent, malformed or out of range.
- */
-static int64_t read_time_ms(const cJSON *root, const char *name, const char *usec_name)
-{
-        int64_t s, usec;
-
-        if (read_int64(member(root, name), &s) == -1 || s <= 0 || s >= INT64_MAX / 1000 - 1)
-                return -1;
-        if (!usec_name || read_int64(member(root, usec_name), &usec) == -1 || usec < 0 ||
-            usec > 999999)
-                usec = 0;
-        return s * 1000 + usec / 1000;
-}
-
-/* Sets payload[to] to ms unless it is -1 (unknown). */
-static void set_time_ms(json_t *payload, const char *to, int64_t ms)
-{
-        if (ms >= 0)
-                json_object_set_new(payload, to, json_integer(ms));
-}
-
-/* The moderation score: an integer, or the highest of an array of them (317 types it Array). */
-static void copy_score(json_t *payload, const cJSON *root, const char *from)
-{
-        const cJSON *scores = member(root, from), *item;
-        int64_t n, best = -1;
-
-        if (!cJSON_IsArray(scores)) {
-                copy_int(payload, "score", root, from);
-                return;
-        }
-        cJSON_ArrayForEach(item, scores) if (read_int64(item, &n) == 0 && n > best) best = n;
-        if (best >= 0)
-                json_object_set_new(payload, "score", json_integer(best));
-}
-
-/*
- * The recording session of a 100: callback_ext is a JSON object encoded as a string, with a
- * session_id ("do not rely on it", vendor-callbacks §1.4), so a bad one is simply ignored.
- */
-static void copy_record_session(json_t *payload, const cJSON *root)
-{
-        const cJSON *ext = member(root, "callback_ext");
-        cJSON *parsed = NULL;
-        json_error_t jerr;
-
-        if (cJSON_IsString(ext)) {
-                if (jsonfast_parse(ext->valuestring, strlen(ext->valuestring), &parsed, &jerr))
-                        parsed = NULL;
-                ext = parsed;
-        }
-        if (cJSON_IsObject(ext))
-                copy_nonempty_text(payload, "session_key", ext, "session_id");
-        cJSON_Delete(parsed);
-}
-
-/* ------------------------------------------------------------ payloads */
-
-static int fill_stream_begin(const cJSON *root, json_t *p, struct webhook_verdict *v)
-{
-        (void)v;
-        copy_text(p, "sequence", root, "sequence");
-        copy_text(p, "client_ip", root, "user_ip");
-        copy_text(p, "stream_param", root, "stream_param");
-        copy_text(p, "app", root, "app");
-        copy_text(p, "node", root, "node");
-        return 0;
-}
-
-static int fill_stream_end(const cJSON *root, json_t *p, struct webhook_verdict *v)
-{
-        (void)v;
-        copy_text(p, "sequence", root, "sequence");
-        copy_int(p, "push_duration_ms", root, "push_duration"); /* ms, documented as a string */
-        copy_int(p, "errcode", root, "errcode");
-        copy_text(p, "errmsg", root, "errmsg");
-        json_object_set_new(p, "close_method", json_integer(1)); /* ended by the stream */
-        return 0;
-}
-
-/* 100: file_id is the VOD file id, record_file_id the recording's; either names the file. */
-static int fill_record_file(const cJSON *root, json_t *p, struct webhook_verdict *v)
-{
-        int64_t start_ms = read_time_ms(root, "start_time", "start_time_usec");
-        int64_t end_ms = read_time_ms(root, "end_time", "end_time_usec");
-        int64_t duration_s;
-
-        if (require_text(p, "file_id", root, "file_id", "record_file_id", v) == -1 ||
-            require_text(p, "video_url", root, "video_url", NULL, v) == -1)
-                return -1;
-        copy_lower_text(p, "file_format", root, "file_format");
-        copy_int(p, "duration_s", root, "duration");
-        copy_int(p, "file_size", root, "file_size");
-        /* vendor-callbacks §1.4: the file starts at end_time - duration. */
-        if (start_ms == -1 && end_ms != -1 &&
-            read_int64(member(root, "duration"), &duration_s) == 0 && duration_s >= 0 &&
-            duration_s < end_ms / 1000)
-                start_ms = end_ms - duration_s * 1000;
-        set_time_ms(p, "start_time_ms", start_ms);
-        set_time_ms(p, "end_time_ms", end_ms);
-        copy_record_session(p, root);
-        return 0;
-}
-
-/* 332: one table of the doc spells the state field recordevent, the samples record_event. */
-static int fill_record_status(const cJSON *root, json_t *p, struct webhook_verdict *v)
-{
-        if (require_text(p, "record_event", root, "record_event", "recordevent", v) == -1)
-                return -1;
-        copy_nonempty_text(p, "session_key", root, "session_id");
-        copy_nonempty_text(p, "seq", root, "seq");
-        return 0;
-}
-
-/* 200: pic_url is a path without the domain, pic_full_url the whole URL (not in the legacy doc). */
-static int fill_snapshot(const cJSON *root, json_t *p, struct webhook_verdict *v)
-{
-        int64_t created_ms = read_time_ms(root, "create_time", NULL);
-
-        if (require_text(p, "pic_url", root, "pic_url", "pic_full_url", v) == -1)
-                return -1;
-        if (created_ms == -1)
-                return refuse_field(v, root, "create_time", "a Unix time in seconds");
-        json_object_set_new(p, "create_time_ms", json_integer(created_ms));
-        copy_nonempty_text(p, "pic_full_url", root, "pic_full_url");
-        copy_int(p, "width", root, "width");
-        copy_int(p, "height", root, "height");
-        copy_int(p, "file_size", root, "file_size");
-        return 0;
-}
-
-/* 317: camelCase names; the verdict is `suggestion` (Block, Review or Pass). */
-static int fill_audit_image(const cJSON *root, json_t *p, struct webhook_verdict *v)
-{
-        if (require_text(p, "suggestion", root, "suggestion", NULL, v) == -1 ||
-            set_text(p, "source", "tencent.image", v) == -1)
-                return -1;
-        copy_nonempty_text(p, "label", root, "label");
-        copy_nonempty_text(p, "sub_label", root, "subLabel");
-        copy_nonempty_text(p, "img", root, "img");
-        copy_excerpt(p, "reason", root, "ocrMsg", FIELD_MAX_REASON);
-        copy_score(p, root, "score");
-        return 0;
-}
-
-/*
- * 315: the documented verdict is HitFlag (0/1) with Score and label; no suggestion is
- * documented. A vendor suggestion is kept when one is sent; otherwise a hit becomes "Review"
- * (a person decides; nothing is punished on a flag alone) and no hit "Pass".
- */
-static int fill_audit_audio(const cJSON *root, json_t *p, struct webhook_verdict *v)
-{
-        int64_t hit;
-
-        if (set_text(p, "source", "tencent.audio", v) == -1)
-                return -1;
-        copy_nonempty_text(p, "suggestion", root, "suggestion");
-        if (!json_object_get(p, "suggestion")) {
-                if (read_int64(member(root, "HitFlag"), &hit) == -1 || (hit != 0 && hit != 1))
-                        return refuse_field(v, root, "HitFlag", "0 or 1");
-                if (set_text(p, "suggestion", hit ? "Review" : "Pass", v) == -1)
-                        return -1;
-        }
-        copy_nonempty_text(p, "label", root, "label");
-        copy_nonempty_text(p, "sub_label", root, "SubTag");
-        copy_excerpt(p, "reason", root, "asr_text", FIELD_MAX_REASON);
-        copy_score(p, root, "Score");
-        return 0;
-}
-
-/* What one Tencent type becomes. */
-struct mapping {
-        long long type;
-        const char *event_type;
-        const char *topic;
-        const char *payload_name; /* a payload record of schemas/event.avsc; NULL: null payload */
-        const char *stream_field; /* the name a missing stream is refused under; NULL: optional */
-        const char *time_field;   /* Unix seconds standing in for a missing event_time; or NULL */
-        /* Adds the payload's fields to p, or refuses (400 naming the field, 500). */
-        int (*fill)(const cJSON *root, json_t *p, struct webhook_verdict *v);
-};
-
-static const struct mapping mappings[] = {
-        {TENCENT_STREAM_BEGIN, "stream.begin", TOPIC_STREAM, "StreamBegin", "stream_id", NULL,
-         fill_stream_begin},
-        {TENCENT_STREAM_END, "stream.end", TOPIC_STREAM, "StreamEnd", "stream_id", NULL,
-         fill_stream_end},
-        {TENCENT_RECORD_FILE, "record.file", TOPIC_RECORD, "RecordFile", "stream_id", "end_time",
-         fill_record_file},
-        {TENCENT_RECORD_STATUS, "record.status", TOPIC_RECORD, "RecordStatus", "stream_id", NULL,
-         fill_record_status},
-        {TENCENT_SNAPSHOT, "snapshot", TOPIC_SNAPSHOT, "Snapshot", "stream_id", "create_time",
-         fill_snapshot},
-        {TENCENT_AUDIT_IMAGE, "audit.image", TOPIC_AUDIT, "AuditVerdict", "streamId",
-         "screenshotTime", fill_audit_image},
-        {TENCENT_AUDIT_AUDIO, "audit.audio", TOPIC_AUDIT, "AuditVerdict", "stream_id", NULL,
-         fill_audit_audio},
-};
-
-/*
- * Kept, not acted on yet (321 push abnormal, 314 relay, 348 live summary, unknown types):
- * the consumers of live.other read the raw body.
- */
-static const struct mapping other_mapping = {-1, "other", TOPIC_OTHER, NULL, NULL, NULL, NULL};
-
-static const struct mapping *mapping_of(long long type)
-{
-        for (size_t i = 0; i < sizeof(mappings) / sizeof(mappings[0]); i++)
-                if (mappings[i].type == type)
-                        return &mappings[i];
-        return &other_mapping;
-}
-
-static int map_payload(const cJSON *root, const struct mapping *m, struct webhook_event *ev,
-                       struct webhook_verdict *v)
-{
-        json_t *p;
-
-        ev->event_type = m->event_type;
-        ev->topic = m->topic;
-        ev->payload_name = m->payload_name;
-        if (!m->fill)
-                return 0;
-        if (!(p = json_object()))
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        if (m->fill(root, p, v) == -1) {
-                json_decref(p);
-                return -1;
-        }
-        ev->payload = p;
-        return 0;
-}
-
 /* ------------------------------------------------------------ the verb */
 
 /* event_time, else the type's own time field; a malformed one is not worth losing the event over.
  */
 static int64_t event_time_of(const cJSON *root, const struct mapping *m, int64_t now_ms)
 {
-        int64_t ms = read_time_ms(root, "event_time", NULL);
+        int64_t ms = tencent_read_time_ms(root, "event_time", NULL);
 
         if (ms == -1 && m->time_field)
-                ms = read_time_ms(root, m->time_field, NULL);
+                ms = tencent_read_time_ms(root, m->time_field, NULL);
         return ms == -1 ? now_ms : ms;
 }
 
@@ -809,7 +436,7 @@ static int64_t event_time_of(const cJSON *root, const struct mapping *m, int64_t
 static int check_sequence(const cJSON *root, struct webhook_verdict *v)
 {
         char buf[TEXT_INT_MAX];
-        const char *s = read_text(member(root, "sequence"), buf, sizeof(buf));
+        const char *s = tencent_read_text(tencent_member(root, "sequence"), buf, sizeof(buf));
 
         if (s && !field_fits(s, strlen(s), FIELD_MAX_SESSION))
                 return webhook_refuse(v, 400, NULL, "sequence: longer than %d characters",
@@ -820,15 +447,15 @@ static int check_sequence(const cJSON *root, struct webhook_verdict *v)
 static int map_fields(const cJSON *root, const struct webhook_request *req,
                       struct webhook_event *ev, struct webhook_verdict *v)
 {
-        const cJSON *type_field = member(root, "event_type");
+        const cJSON *type_field = tencent_member(root, "event_type");
         const struct mapping *m;
         int64_t type;
 
         if (!type_field)
                 return webhook_refuse(v, 400, NULL, "event_type is missing");
-        if (read_int64(type_field, &type) == -1)
+        if (tencent_read_int64(type_field, &type) == -1)
                 return webhook_refuse(v, 400, NULL, "event_type: expected an integer");
-        m = mapping_of((long long)type);
+        m = tencent_mapping_of((long long)type);
         if (read_stream_id(root, ev, v) == -1 || read_anchor_room(root, ev, v) == -1)
                 return -1;
         if (m->stream_field && !ev->stream_id)
@@ -839,7 +466,7 @@ static int map_fields(const cJSON *root, const struct webhook_request *req,
         ev->vendor = "tencent";
         ev->key = ev->stream_id;
         make_event_id(ev, root, (long long)type, req->body, req->len);
-        return map_payload(root, m, ev, v);
+        return tencent_map_payload(root, m, ev, v);
 }
 
 /*
@@ -851,8 +478,9 @@ static bool may_go_unsigned(const cJSON *root, const struct webhook_verdict *v)
 {
         int64_t type;
 
-        if (!v->auth_failure || strcmp(v->auth_failure, "missing") != 0 || member(root, "sign") ||
-            member(root, "t") || read_int64(member(root, "event_type"), &type) == -1)
+        if (!v->auth_failure || strcmp(v->auth_failure, "missing") != 0 ||
+            tencent_member(root, "sign") || tencent_member(root, "t") ||
+            tencent_read_int64(tencent_member(root, "event_type"), &type) == -1)
                 return false;
         return type == 321 || type == 314;
 }
