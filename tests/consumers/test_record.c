@@ -523,7 +523,7 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
 Test(record, killed_mid_backlog_every_file_is_stored_once_and_announced)
 {
         enum { FILES = 1500 };
-        char s[64], sql[512], want[64], got[64];
+        char s[64], sql[1024], want[64], got[64];
         long long deadline;
 
         snprintf(s, sizeof(s), "%s_kill", fx.prefix);
