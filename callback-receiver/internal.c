@@ -4,8 +4,11 @@
  * acknowledged within the window (replay.c), then its body and path are validated strictly
  * (the senders are ours) and mapped to one event whose id is derived from the business key,
  * so a replay that reaches another receiver instance is still deduplicated downstream.
+ *
+ * The operators' commands (/v1/admin/...): internal_admin.c.
  */
 #include "internal.h"
+#include "internal_int.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -24,18 +27,12 @@
 #include "settings.h"
 #include "stdwebhooks.h"
 
-#define TOPIC_REWARD     LF_TOPIC_REWARD
-#define TOPIC_WITHDRAWAL LF_TOPIC_WITHDRAWAL
-#define TOPIC_STREAM     LF_TOPIC_STREAM
-#define TOPIC_AUDIT      LF_TOPIC_AUDIT
-
-#define BODY_ID_MAX        64                   /* ids in a body, in bytes */
-#define REASON_MAX         FIELD_MAX_REASON     /* an operator's reason, in characters */
-#define SUSPEND_MAX_S      (10LL * 365 * 86400) /* the audit role's longest suspension */
+#define TOPIC_REWARD       LF_TOPIC_REWARD
+#define TOPIC_WITHDRAWAL   LF_TOPIC_WITHDRAWAL
+#define BODY_ID_MAX        64 /* ids in a body, in bytes */
 #define GIFT_COUNT_MAX     2147483647LL
 #define TS_MIN_MS          946684800000LL    /* 2000-01-01: a ts sent in seconds is refused */
 #define TS_MAX_MS          253402300799999LL /* 9999-12-31T23:59:59.999Z */
-#define CLOSE_BY_OPERATOR  2                 /* StreamEnd.close_method */
 #define REPLAY_MAX_DEFAULT 100000            /* LIVEFLOW_WEBHOOK_REPLAY_MAX's default */
 
 const char *const internal_topics[] = {TOPIC_REWARD, TOPIC_WITHDRAWAL, TOPIC_STREAM, TOPIC_AUDIT,
@@ -91,27 +88,6 @@ static const struct field withdrawal_fields[] = {
 
 static const char *const genders[] = {"male", "female", "unknown", NULL};
 static const char *const audience_types[] = {"registered", "guest", NULL};
-
-/* An operator's command: POST /v1/admin/<resource>/<id>/<action>. */
-struct admin_command {
-        bool is_stream; /* the path's id is a stream (else an anchor) */
-        const char *resource;
-        const char *action;
-        const char *id_name; /* how the body and messages name the path's id */
-        size_t id_max;       /* its column's width (field_limits.h) */
-        const char *event_type;
-        const char *topic;
-        const char *payload_name;
-};
-
-static const struct admin_command admin_commands[] = {
-        {true, "streams", "close", "stream_id", FIELD_MAX_STREAM_ID, "stream.close", TOPIC_STREAM,
-         "StreamEnd"},
-        {false, "anchors", "ban", "anchor_id", FIELD_MAX_ANCHOR_ID, "audit.admin", TOPIC_AUDIT,
-         "AuditVerdict"},
-        {false, "anchors", "unban", "anchor_id", FIELD_MAX_ANCHOR_ID, "audit.admin", TOPIC_AUDIT,
-         "AuditVerdict"},
-};
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -188,12 +164,8 @@ static void count(struct internal *in, const char *name, const char *help, const
 }
 
 /* A 400 naming field, counted by endpoint and field (both from our own static tables). */
-static int refuse_field(struct internal *in, const char *endpoint, const char *field,
-                        struct webhook_verdict *v, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
-
-static int refuse_field(struct internal *in, const char *endpoint, const char *field,
-                        struct webhook_verdict *v, const char *fmt, ...)
+int internal_refuse_field(struct internal *in, const char *endpoint, const char *field,
+                          struct webhook_verdict *v, const char *fmt, ...)
 {
         char labels[128], message[sizeof(v->message)];
         va_list ap;
@@ -275,7 +247,7 @@ void internal_acked(struct internal *in, const struct webhook_request *req,
  * 1..max characters (field_limits.h: the width of its column), no control characters (UTF-8
  * validity is jansson's or the caller's check).
  */
-static bool is_clean_id(const char *s, size_t len, size_t max)
+bool internal_is_clean_id(const char *s, size_t len, size_t max)
 {
         if (len == 0 || !field_fits(s, len, max))
                 return false;
@@ -297,12 +269,12 @@ static bool is_in_set(const char *s, const char *const set[])
 }
 
 /* obj[name], NULL when absent. */
-static const cJSON *member(const cJSON *obj, const char *name)
+const cJSON *internal_member(const cJSON *obj, const char *name)
 {
         return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
 }
 
-static bool is_integer_between(const cJSON *value, long long min, long long max)
+bool internal_is_integer_between(const cJSON *value, long long min, long long max)
 {
         int64_t n;
 
@@ -310,7 +282,7 @@ static bool is_integer_between(const cJSON *value, long long min, long long max)
         return jsonfast_integer(value, &n) && n >= min && n <= max;
 }
 
-/* The value of an integer is_integer_between() accepted. */
+/* The value of an integer internal_is_integer_between() accepted. */
 static json_t *integer_of(const cJSON *value)
 {
         int64_t n = 0;
@@ -325,7 +297,7 @@ static json_t *integer_of(const cJSON *value)
  * True with the text as a new JSON string in *out (NULL when out of memory, which the
  * caller's set reports).
  */
-static bool id_text(const cJSON *value, size_t max, json_t **out)
+bool internal_id_text(const cJSON *value, size_t max, json_t **out)
 {
         char digits[24];
         int64_t n;
@@ -336,7 +308,7 @@ static bool id_text(const cJSON *value, size_t max, json_t **out)
                 return true;
         }
         if (!cJSON_IsString(value) ||
-            !is_clean_id(value->valuestring, strlen(value->valuestring), max))
+            !internal_is_clean_id(value->valuestring, strlen(value->valuestring), max))
                 return false;
         *out = json_stringn(value->valuestring, strlen(value->valuestring));
         return true;
@@ -353,7 +325,7 @@ static bool convert(const struct internal *in, const struct field *f, const cJSO
 
         switch (f->kind) {
         case FIELD_ID:
-                if (id_text(value, BODY_ID_MAX, out))
+                if (internal_id_text(value, BODY_ID_MAX, out))
                         return true;
                 snprintf(why, why_size,
                          "expected a string of 1 to %d characters without control characters, "
@@ -361,18 +333,18 @@ static bool convert(const struct internal *in, const struct field *f, const cJSO
                          BODY_ID_MAX);
                 return false;
         case FIELD_AMOUNT:
-                if (is_integer_between(value, 1, in->max_amount))
+                if (internal_is_integer_between(value, 1, in->max_amount))
                         return (*out = integer_of(value), true);
                 snprintf(why, why_size, "expected an integer from 1 to %lld (minor units)",
                          in->max_amount);
                 return false;
         case FIELD_COUNT:
-                if (is_integer_between(value, 1, GIFT_COUNT_MAX))
+                if (internal_is_integer_between(value, 1, GIFT_COUNT_MAX))
                         return (*out = integer_of(value), true);
                 snprintf(why, why_size, "expected an integer from 1 to %lld", GIFT_COUNT_MAX);
                 return false;
         case FIELD_TIME_MS:
-                if (is_integer_between(value, TS_MIN_MS, TS_MAX_MS))
+                if (internal_is_integer_between(value, TS_MIN_MS, TS_MAX_MS))
                         return (*out = integer_of(value), true);
                 snprintf(why, why_size, "expected Unix milliseconds, an integer from %lld to %lld",
                          TS_MIN_MS, TS_MAX_MS);
@@ -399,18 +371,19 @@ static int read_fields(struct internal *in, const char *endpoint, const cJSON *o
 {
         for (size_t i = 0; i < n; i++) {
                 const struct field *f = &fields[i];
-                const cJSON *value = member(obj, f->name);
+                const cJSON *value = internal_member(obj, f->name);
                 char why[128];
                 json_t *converted = NULL;
 
                 if (!value || cJSON_IsNull(value)) {
                         if (f->is_required)
-                                return refuse_field(in, endpoint, f->name, v, "%s is missing",
-                                                    f->name);
+                                return internal_refuse_field(in, endpoint, f->name, v,
+                                                             "%s is missing", f->name);
                         continue;
                 }
                 if (!convert(in, f, value, &converted, why, sizeof(why)))
-                        return refuse_field(in, endpoint, f->name, v, "%s: %s", f->name, why);
+                        return internal_refuse_field(in, endpoint, f->name, v, "%s: %s", f->name,
+                                                     why);
                 if (json_object_set_new(payload, f->to, converted) == -1) /* NULL: out of memory */
                         return webhook_refuse(v, 500, NULL, "out of memory");
         }
@@ -423,8 +396,9 @@ static int read_fields(struct internal *in, const char *endpoint, const cJSON *o
  * The body as a JSON object in *root (the caller frees it). An empty body gives *root NULL
  * when may_be_empty. Duplicate keys are refused: one field must not be read two ways.
  */
-static int parse_body(struct internal *in, const char *endpoint, const struct webhook_request *req,
-                      bool may_be_empty, cJSON **root, struct webhook_verdict *v)
+int internal_parse_body(struct internal *in, const char *endpoint,
+                        const struct webhook_request *req, bool may_be_empty, cJSON **root,
+                        struct webhook_verdict *v)
 {
         json_error_t jerr;
         int rc;
@@ -433,18 +407,20 @@ static int parse_body(struct internal *in, const char *endpoint, const struct we
         if (req->len == 0) {
                 if (may_be_empty)
                         return 0;
-                return refuse_field(in, endpoint, "body", v, "body: expected a JSON object");
+                return internal_refuse_field(in, endpoint, "body", v,
+                                             "body: expected a JSON object");
         }
         if ((rc = jsonfast_parse(req->body, req->len, root, &jerr)) == -2)
                 return webhook_refuse(v, 500, NULL, "out of memory");
         if (rc == -1)
-                return refuse_field(in, endpoint, "body", v,
-                                    "body: malformed JSON at line %d column %d: %s", jerr.line,
-                                    jerr.column, jerr.text);
+                return internal_refuse_field(in, endpoint, "body", v,
+                                             "body: malformed JSON at line %d column %d: %s",
+                                             jerr.line, jerr.column, jerr.text);
         if (!cJSON_IsObject(*root)) {
                 cJSON_Delete(*root);
                 *root = NULL;
-                return refuse_field(in, endpoint, "body", v, "body: expected a JSON object");
+                return internal_refuse_field(in, endpoint, "body", v,
+                                             "body: expected a JSON object");
         }
         return 0;
 }
@@ -452,7 +428,7 @@ static int parse_body(struct internal *in, const char *endpoint, const struct we
 /* The object holding the fields: the body, or its "data" object (Standard Webhooks payload). */
 static const cJSON *fields_of(const cJSON *root)
 {
-        const cJSON *data = member(root, "data");
+        const cJSON *data = internal_member(root, "data");
 
         return cJSON_IsObject(data) ? data : root;
 }
@@ -531,7 +507,7 @@ static int map_body(struct internal *in, enum internal_endpoint ep,
         cJSON *root;
         int rc;
 
-        if (parse_body(in, endpoint, req, false, &root, v) == -1)
+        if (internal_parse_body(in, endpoint, req, false, &root, v) == -1)
                 return -1;
         if (ep == INTERNAL_REWARDS)
                 rc = map_reward(in, fields_of(root), ev, v);
@@ -539,228 +515,6 @@ static int map_body(struct internal *in, enum internal_endpoint ep,
                 rc = map_withdrawal(in, fields_of(root), req->now_ms, ev, v);
         cJSON_Delete(root);
         return rc;
-}
-
-/* ------------------------------------------------------------ admin commands */
-
-/* The command of "<resource>/<id>/<action>"; *id and *id_len locate the id in path. */
-static const struct admin_command *find_command(const char *path, const char **id, size_t *id_len)
-{
-        const char *first = strchr(path, '/'), *last = strrchr(path, '/');
-
-        if (!first || first == last)
-                return NULL;
-        for (size_t i = 0; i < sizeof(admin_commands) / sizeof(admin_commands[0]); i++) {
-                const struct admin_command *c = &admin_commands[i];
-
-                if (strlen(c->resource) == (size_t)(first - path) &&
-                    strncmp(path, c->resource, (size_t)(first - path)) == 0 &&
-                    strcmp(last + 1, c->action) == 0) {
-                        *id = first + 1;
-                        *id_len = (size_t)(last - first - 1);
-                        return c;
-                }
-        }
-        return NULL;
-}
-
-/*
- * An id from a path (libmicrohttpd has already percent-decoded it) or from an admin body:
- * 1..max characters of UTF-8 (jansson's check), no '/', no control characters.
- */
-static int read_path_id(struct internal *in, const char *name, const char *s, size_t len,
-                        size_t max, char **out, struct webhook_verdict *v)
-{
-        json_t *check;
-
-        if (memchr(s, '/', len))
-                return refuse_field(in, "admin", name, v, "%s: must not contain '/'", name);
-        if (!is_clean_id(s, len, max) || !(check = json_stringn(s, len)))
-                return refuse_field(
-                        in, "admin", name, v,
-                        "%s: expected 1 to %zu characters of UTF-8 without control characters",
-                        name, max);
-        json_decref(check);
-        if (!(*out = strndup(s, len)))
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        return 0;
-}
-
-/* The optional "reason" of an admin body, copied into payload. */
-static int read_reason(struct internal *in, const cJSON *body, json_t *payload,
-                       struct webhook_verdict *v)
-{
-        const cJSON *reason = member(body, "reason");
-
-        if (!reason || cJSON_IsNull(reason))
-                return 0;
-        if (!cJSON_IsString(reason) ||
-            !field_fits(reason->valuestring, strlen(reason->valuestring), REASON_MAX))
-                return refuse_field(in, "admin", "reason", v,
-                                    "reason: expected a string of at most %d characters",
-                                    REASON_MAX);
-        if (json_object_set_new(payload, "reason",
-                                json_stringn(reason->valuestring, strlen(reason->valuestring))) ==
-            -1)
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        return 0;
-}
-
-/* A ban may name the stream it was issued from; the event is still keyed by the anchor. */
-static int read_body_stream_id(struct internal *in, const cJSON *body, struct webhook_event *ev,
-                               struct webhook_verdict *v)
-{
-        const cJSON *stream = member(body, "stream_id");
-        json_t *text = NULL;
-        int64_t n;
-        int rc;
-
-        if (!stream || cJSON_IsNull(stream))
-                return 0;
-        if (jsonfast_integer(stream, &n)) {
-                if (!id_text(stream, FIELD_MAX_STREAM_ID, &text) || !text)
-                        return webhook_refuse(v, 500, NULL, "out of memory");
-                rc = read_path_id(in, "stream_id", json_string_value(text),
-                                  json_string_length(text), FIELD_MAX_STREAM_ID, &ev->stream_id, v);
-                json_decref(text);
-                return rc;
-        }
-        if (!cJSON_IsString(stream))
-                return refuse_field(in, "admin", "stream_id", v,
-                                    "stream_id: expected a string or an integer");
-        return read_path_id(in, "stream_id", stream->valuestring, strlen(stream->valuestring),
-                            FIELD_MAX_STREAM_ID, &ev->stream_id, v);
-}
-
-/* A ban's optional "until" (Unix s): a suspension of until - now seconds instead of a ban. */
-static int read_until(struct internal *in, const cJSON *body, int64_t now_ms, json_t *payload,
-                      struct webhook_verdict *v)
-{
-        const cJSON *until = member(body, "until");
-        long long now_s = now_ms / 1000;
-        int64_t n = 0;
-
-        if (!until || cJSON_IsNull(until))
-                return 0;
-        if (!is_integer_between(until, now_s + 1, now_s + SUSPEND_MAX_S))
-                return refuse_field(in, "admin", "until", v,
-                                    "until: expected Unix seconds in the future, at most %lld s "
-                                    "ahead",
-                                    SUSPEND_MAX_S);
-        jsonfast_integer(until, &n);
-        if (json_object_set_new(payload, "suspend_s", json_integer(n - now_s)) == -1)
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        return 0;
-}
-
-/*
- * The signature covers the body but not the path, so the body must name the command and its
- * target (CONTRACT §2), and both must be the path's: a signed "ban X" can then not be replayed
- * as a close, or as a ban of someone else. id is the path's id, already checked.
- */
-static int check_binding(struct internal *in, const struct admin_command *c, const cJSON *body,
-                         const char *id, struct webhook_verdict *v)
-{
-        const cJSON *action = member(body, "action");
-        const cJSON *target = member(body, c->id_name);
-        json_t *text = NULL;
-        bool is_same;
-
-        if (!action || cJSON_IsNull(action))
-                return refuse_field(in, "admin", "action", v,
-                                    "action is missing: the body must name the command (\"%s\")",
-                                    c->action);
-        if (!cJSON_IsString(action) || strcmp(action->valuestring, c->action) != 0)
-                return refuse_field(in, "admin", "action", v,
-                                    "action: expected \"%s\", the path's command", c->action);
-        if (!target || cJSON_IsNull(target))
-                return refuse_field(in, "admin", c->id_name, v,
-                                    "%s is missing: the body must name the path's target",
-                                    c->id_name);
-        if (!id_text(target, c->id_max, &text))
-                return refuse_field(in, "admin", c->id_name, v,
-                                    "%s: expected a string of 1 to %zu characters, or an integer",
-                                    c->id_name, c->id_max);
-        if (!text)
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        is_same = json_string_length(text) == strlen(id) &&
-                  memcmp(json_string_value(text), id, strlen(id)) == 0;
-        json_decref(text);
-        if (!is_same)
-                return refuse_field(in, "admin", c->id_name, v, "%s: differs from the path's %s",
-                                    c->id_name, c->id_name);
-        return 0;
-}
-
-/* The payload of c: StreamEnd for a close, AuditVerdict for a ban or unban. */
-static int admin_payload(struct internal *in, const struct admin_command *c, const cJSON *body,
-                         int64_t now_ms, struct webhook_event *ev, struct webhook_verdict *v)
-{
-        json_t *p = json_object();
-        int rc;
-
-        if (!p)
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        ev->payload = p;
-        /* json_object_set_new() takes the value even when it fails, and fails on NULL. */
-        if (c->is_stream)
-                rc = json_object_set_new(p, "close_method", json_integer(CLOSE_BY_OPERATOR));
-        else if ((rc = json_object_set_new(p, "source", json_string("admin"))) == 0)
-                rc = json_object_set_new(p, "action", json_string(c->action));
-        if (rc == -1)
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        if (!c->is_stream && read_body_stream_id(in, body, ev, v) == -1)
-                return -1;
-        if (!strcmp(c->action, "ban") && read_until(in, body, now_ms, p, v) == -1)
-                return -1;
-        return read_reason(in, body, p, v);
-}
-
-/*
- * event_id = hex SHA-256 of "admin|<path>|<webhook-id>": a webhook-id is one command, and the
- * path is part of it, so one id sent to two paths is never one event with two meanings.
- */
-static void admin_event_id(char out[WEBHOOK_EVENT_ID_LEN + 1], const char *path,
-                           const char *webhook_id)
-{
-        char text[16 + 320 + STDWEBHOOKS_ID_MAX];
-        int n = snprintf(text, sizeof(text), "admin|%s|%s", path, webhook_id);
-
-        /* The path is shorter than 320 bytes (the receiver's buffer), so nothing is cut. */
-        crypto_sha256_hex(text, n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1, out);
-}
-
-static int map_admin(struct internal *in, const struct webhook_request *req,
-                     struct webhook_event *ev, struct webhook_verdict *v)
-{
-        const char *path = req->path_arg ? req->path_arg : "";
-        const struct admin_command *c;
-        const char *id;
-        size_t id_len;
-        char **target;
-        cJSON *body;
-        int rc;
-
-        if (!(c = find_command(path, &id, &id_len)))
-                return webhook_refuse(v, 404, NULL, "no such admin command");
-        target = c->is_stream ? &ev->stream_id : &ev->anchor_id;
-        if (read_path_id(in, c->id_name, id, id_len, c->id_max, target, v) == -1 ||
-            parse_body(in, "admin", req, false, &body, v) == -1)
-                return -1;
-        rc = check_binding(in, c, body, *target, v);
-        if (rc == 0)
-                rc = admin_payload(in, c, body, req->now_ms, ev, v);
-        cJSON_Delete(body);
-        if (rc == -1)
-                return -1;
-        admin_event_id(ev->event_id, path, webhook_header(req, "webhook-id"));
-        ev->vendor = "admin";
-        ev->event_type = c->event_type;
-        ev->topic = c->topic;
-        ev->payload_name = c->payload_name;
-        ev->key = *target; /* a ban and its unban share the anchor's partition, so stay in order */
-        ev->event_time_ms = req->now_ms;
-        return 0;
 }
 
 /* ------------------------------------------------------------ the verb */
@@ -778,7 +532,7 @@ static int map_endpoint(struct internal *in, enum internal_endpoint ep,
                 return -1;
         /* The body and path first: a signed command moved to another path is a 400. */
         if (ep == INTERNAL_ADMIN)
-                rc = map_admin(in, req, ev, v);
+                rc = internal_admin_map(in, req, ev, v);
         else
                 rc = map_body(in, ep, req, ev, v);
         if (rc == 0 && is_replay(in, endpoint_name(ep), req, v))
