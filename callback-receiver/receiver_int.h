@@ -1,6 +1,7 @@
 /*
  * receiver_int.h: what the receiver's two halves share. receiver.c answers requests (the
- * libmicrohttpd callbacks); receiver_run.c runs the event loops and the process around them.
+ * libmicrohttpd callbacks, with receiver_publish.c and receiver_reply.c: receiver_request.h);
+ * receiver_run.c runs the event loops and the process around them.
  *
  * The thread model: LIVEFLOW_HTTP_THREADS event loops (default: one per online CPU), each a
  * thread that owns a libmicrohttpd daemon in external-event mode on the one shared listening
@@ -60,7 +61,7 @@ struct loop {
         int epoll_fd; /* the daemon's */
         int wake_fd;  /* eventfd: delivery reports, posted tasks, the drain */
         pthread_mutex_t tasks_lock;
-        struct loop_task *tasks; /* posted, not run yet (newest first) */
+        struct loop_task *tasks;      /* posted, not run yet (newest first) */
         atomic_int open_requests;     /* request states alive: made, not yet completed */
         atomic_int lookups_waiting;   /* connections suspended for an anchor lookup */
         atomic_llong last_request_us; /* monotonic: when the last request state was made */
@@ -68,8 +69,8 @@ struct loop {
         struct series_slot series[SERIES_SLOTS];
         struct request *claiming; /* verified this turn, waiting for their claims (suspended) */
         size_t claiming_cnt;
-        int undelivered;              /* after its drain: messages its producer still held */
-        atomic_bool is_done;          /* its thread returned */
+        int undelivered;     /* after its drain: messages its producer still held */
+        atomic_bool is_done; /* its thread returned */
         bool is_resumed;     /* a connection was resumed: run the daemon without waiting */
         size_t resumed_seen; /* delivery_resumed() when the daemon last ran */
 };
@@ -79,14 +80,14 @@ struct receiver {
         struct metrics *metrics;
         struct admin_http *admin;
         void *vendor_states[VENDOR_MODULES_MAX]; /* by vendor_module_index() */
-        struct claim *claim;      /* lock:callback:{event_key} */
+        struct claim *claim;                     /* lock:callback:{event_key} */
         struct conn_guard *guard; /* slow-client deadlines and limits, over every loop */
         long long next_sweep_ms;
         /* rate-limited lines: aborted requests and libmicrohttpd's own messages */
         atomic_llong aborted_quiet, mhd_lines_quiet, mhd_window_start_ms;
         atomic_int mhd_lines_in_window;
         long long next_quiet_report_ms;
-        struct spool *spool; /* NULL: LIVEFLOW_SPOOL_DIR unset */
+        struct spool *spool;     /* NULL: LIVEFLOW_SPOOL_DIR unset */
         struct delivery *replay; /* the spool's replay producer (main thread); NULL without spool */
         struct metric *m_spooled, *m_replayed;
         long long next_replay_ms;
@@ -96,8 +97,8 @@ struct receiver {
         int listen_fd; /* shared by every loop's daemon */
         int listen_family;
         atomic_bool is_draining;
-        atomic_bool is_stopping;         /* loops return at once (startup failure, destroy) */
-        atomic_llong drain_deadline_us;  /* monotonic; set before is_draining */
+        atomic_bool is_stopping;        /* loops return at once (startup failure, destroy) */
+        atomic_llong drain_deadline_us; /* monotonic; set before is_draining */
         /* for the stats line */
         atomic_llong received, accepted, rejected, failed;
         long long next_stats_ms;
@@ -111,13 +112,18 @@ void receiver_on_completed(void *cls, struct MHD_Connection *conn, void **req_cl
                            enum MHD_RequestTerminationCode toe);
 void *receiver_on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 void receiver_on_mhd_log(void *cls, const char *fmt, va_list ap);
-/* After the daemon's run: the claims of the requests verified in it, in one round trip. */
+/* The sums of what was not logged line by line, once a window (main thread). */
+void receiver_report_quiet(struct receiver *rcv);
+
+/*
+ * receiver_publish.c: after the daemon's run, the claims of the requests verified in it, in
+ * one round trip.
+ */
 void receiver_claim_turn(struct loop *lp);
 /* The delivery_on_acked() hook of each loop's producer; arg is the loop. */
 void receiver_acked(void *arg, void *owner);
-/* The sums of what was not logged line by line, once a window (main thread). */
-void receiver_report_quiet(struct receiver *rcv);
-/* Whether the admin listener is the traffic port. */
+
+/* receiver_reply.c: whether the admin listener is the traffic port. */
 bool receiver_shares_admin_port(const struct settings *s);
 /* /readyz: not draining, and every loop's producer reaches a broker. Thread-safe. */
 bool receiver_is_ready(void *arg, char *why, size_t why_size);
