@@ -29,11 +29,11 @@
 #include "settings.h"
 #include "strlist.h"
 
-#define SHA256_HEX_LEN    64
-#define SHA1_HEX_LEN      40
-#define STREAM_MAX_CHARS  FIELD_MAX_STREAM_ID
-#define ANCHOR_MAX_CHARS  FIELD_MAX_ANCHOR_ID
-#define SEEN_MAX          64  /* unknown (productId, eventType) pairs logged once each */
+#define SHA256_HEX_LEN   64
+#define SHA1_HEX_LEN     40
+#define STREAM_MAX_CHARS FIELD_MAX_STREAM_ID
+#define ANCHOR_MAX_CHARS FIELD_MAX_ANCHOR_ID
+#define SEEN_MAX         64 /* unknown (productId, eventType) pairs logged once each */
 
 enum product { PRODUCT_RTC = 1, PRODUCT_CLOUD_RECORDING = 3, PRODUCT_BROADCAST = 7 };
 
@@ -410,8 +410,7 @@ static int fill_bcast_record(const struct fill_ctx *c, json_t *p, struct webhook
         return 0;
 }
 
-static int put_snapshot(json_t *p, const char *file, int64_t fallback_ms,
-                        struct webhook_verdict *v)
+static int put_snapshot(json_t *p, const char *file, int64_t fallback_ms, struct webhook_verdict *v)
 {
         int64_t created_ms = file_date_ms(file);
 
@@ -595,8 +594,8 @@ static const struct mapping mappings[] = {
 };
 
 /* Kept, not acted on (7/11 media info, 3/40 recorder started, every unknown pair). */
-static const struct mapping other_mapping = {0, 0, "other", LF_TOPIC_OTHER, NULL, NULL,
-                                             ANCHOR_OF_STREAM, NULL};
+static const struct mapping other_mapping = {0,    0,    "other",          LF_TOPIC_OTHER,
+                                             NULL, NULL, ANCHOR_OF_STREAM, NULL};
 
 /* The field that names the stream of each product, for the notices mapped to "other". */
 static const char *stream_field_of(int64_t product)

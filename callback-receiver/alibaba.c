@@ -97,9 +97,10 @@ struct alibaba *alibaba_new(const struct settings *s, char *errstr, size_t errst
                 return NULL;
         }
         keys = (struct adder){&al->keys, &al->key_cnt, ALIBABA_KEY_MAX, "LIVEFLOW_ALIBABA_KEY",
-                              errstr, errstr_size};
-        domains = (struct adder){&al->domains,         &al->domain_cnt, ALIBABA_DOMAIN_MAX,
-                                 "LIVEFLOW_ALIBABA_DOMAIN", errstr,       errstr_size};
+                              errstr,    errstr_size};
+        domains = (struct adder){
+                &al->domains, &al->domain_cnt, ALIBABA_DOMAIN_MAX, "LIVEFLOW_ALIBABA_DOMAIN",
+                errstr,       errstr_size};
         al->max_skew_ms = (s->alibaba_max_skew_s > 0 ? s->alibaba_max_skew_s : 300) * 1000;
         if (strlist_each(s->alibaba_keys, add_item, &keys) == -1 ||
             strlist_each(s->alibaba_domains, add_item, &domains) == -1) {
@@ -141,8 +142,8 @@ static bool pair_matches(const char *domain, size_t domain_len, const char *ts, 
         return is_match;
 }
 
-static bool domain_matches(const struct alibaba *al, const char *domain, size_t len,
-                           const char *ts, const char *got)
+static bool domain_matches(const struct alibaba *al, const char *domain, size_t len, const char *ts,
+                           const char *got)
 {
         bool is_match = false;
 
@@ -205,8 +206,7 @@ static int verify(const struct alibaba *al, const struct webhook_request *req, i
         if (*ts_s < (req->now_ms - al->max_skew_ms) / 1000 ||
             *ts_s > (req->now_ms + al->max_skew_ms) / 1000)
                 return webhook_refuse(v, 401, "expired",
-                                      "ALI-LIVE-TIMESTAMP is further than %" PRId64
-                                      " s from now",
+                                      "ALI-LIVE-TIMESTAMP is further than %" PRId64 " s from now",
                                       al->max_skew_ms / 1000);
         return 0;
 }
@@ -318,9 +318,8 @@ static int put_anchor_room(struct webhook_event *ev, char *anchor, char *room,
 /* ------------------------------------------------------------ ingest: GET */
 
 /* Every documented ingest parameter, in the order the raw JSON lists them. */
-static const char *const ingest_params[] = {"action", "ip",   "id",     "app",   "appname",
-                                            "time",   "usrargs", "node", "height", "width",
-                                            NULL};
+static const char *const ingest_params[] = {"action",  "ip",   "id",     "app",   "appname", "time",
+                                            "usrargs", "node", "height", "width", NULL};
 
 /* The query as a JSON object of the documented parameters: the envelope's raw text. */
 static int ingest_raw(const struct webhook_request *req, struct webhook_event *ev,
@@ -361,7 +360,8 @@ static int map_ingest(const struct webhook_request *req, int64_t ts_s, struct we
                       struct webhook_verdict *v)
 {
         const char *action = webhook_query(req, "action"), *id = webhook_query(req, "id");
-        const char *usrargs = webhook_query(req, "usrargs"), *time_text = webhook_query(req, "time");
+        const char *usrargs = webhook_query(req, "usrargs"),
+                   *time_text = webhook_query(req, "time");
         bool is_begin = action && strcmp(action, "publish") == 0;
         bool is_end = action && strcmp(action, "publish_done") == 0;
         static const char *const key_names[] = {"app", "appname", "id", "time", NULL};
@@ -474,9 +474,11 @@ static int fill_record_status(const json_t *root, json_t *p, struct webhook_even
 /* block > review > pass: the gravest suggestion of the result items decides. */
 static int grade(const char *s)
 {
-        return !s ? -1 : !strcasecmp(s, "block") ? 2 : !strcasecmp(s, "review") ? 1
-                                                      : !strcasecmp(s, "pass")   ? 0
-                                                                                 : -1;
+        return !s                         ? -1
+               : !strcasecmp(s, "block")  ? 2
+               : !strcasecmp(s, "review") ? 1
+               : !strcasecmp(s, "pass")   ? 0
+                                          : -1;
 }
 
 static int fill_audit(const json_t *root, json_t *p, struct webhook_event *ev,
@@ -491,14 +493,16 @@ static int fill_audit(const json_t *root, json_t *p, struct webhook_event *ev,
 
         json_array_foreach(items, i, item)
         {
-                if (!worst || grade(json_string_value(json_object_get(item, "suggestion"))) >
-                                      grade(json_string_value(json_object_get(worst, "suggestion"))))
+                if (!worst ||
+                    grade(json_string_value(json_object_get(item, "suggestion"))) >
+                            grade(json_string_value(json_object_get(worst, "suggestion"))))
                         worst = item;
                 has_text |= json_array_size(json_object_get(item, "details")) > 0;
         }
         if (!worst || grade(json_string_value(json_object_get(worst, "suggestion"))) < 0)
-                return webhook_refuse(v, 400, NULL,
-                                      "result: expected items with suggestion pass, review or block");
+                return webhook_refuse(
+                        v, 400, NULL,
+                        "result: expected items with suggestion pass, review or block");
         rate = json_object_get(worst, "rate");
         ev->event_type = has_text ? "audit.audio" : "audit.image";
         if (fields_put(p, "source", has_text ? "alibaba.audio" : "alibaba.image") ||
@@ -519,8 +523,7 @@ static int fill_audit(const json_t *root, json_t *p, struct webhook_event *ev,
 static int fill_snapshot(const json_t *root, json_t *p, struct webhook_event *ev,
                          struct webhook_verdict *v)
 {
-        static const char *const time_fields[] = {"CreateTime", "create_time", "timestamp",
-                                                  NULL};
+        static const char *const time_fields[] = {"CreateTime", "create_time", "timestamp", NULL};
         int64_t created_ms = -1;
 
         for (size_t i = 0; time_fields[i] && created_ms <= 0; i++)
@@ -544,13 +547,24 @@ struct post_mapping {
 };
 
 static const struct post_mapping post_mappings[] = {
-        [POST_RECORD_FILE] = {"record.file", LF_TOPIC_RECORD, "RecordFile", {"uri", NULL}, true,
+        [POST_RECORD_FILE] = {"record.file",
+                              LF_TOPIC_RECORD,
+                              "RecordFile",
+                              {"uri", NULL},
+                              true,
                               fill_record_file},
-        [POST_RECORD_STATUS] = {"record.status", LF_TOPIC_RECORD, "RecordStatus",
-                                {"domain", "app", "stream", "event", NULL}, true,
+        [POST_RECORD_STATUS] = {"record.status",
+                                LF_TOPIC_RECORD,
+                                "RecordStatus",
+                                {"domain", "app", "stream", "event", NULL},
+                                true,
                                 fill_record_status},
-        [POST_AUDIT] = {"audit.audio", LF_TOPIC_AUDIT, "AuditVerdict",
-                        {"domain", "app", "stream", "timestamp", NULL}, false, fill_audit},
+        [POST_AUDIT] = {"audit.audio",
+                        LF_TOPIC_AUDIT,
+                        "AuditVerdict",
+                        {"domain", "app", "stream", "timestamp", NULL},
+                        false,
+                        fill_audit},
         [POST_SNAPSHOT] = {"snapshot", LF_TOPIC_SNAPSHOT, "Snapshot", {NULL}, true, fill_snapshot},
         [POST_OTHER] = {"other", LF_TOPIC_OTHER, NULL, {NULL}, true, NULL},
 };
@@ -588,7 +602,8 @@ static int map_post_fields(const json_t *root, int64_t ts_s, struct webhook_even
                 return ev->payload ? -1 : webhook_refuse(v, 500, NULL, "out of memory");
         /* A status has no time of its own: the signed timestamp tells two sessions apart. */
         key = m->key[0] ? key_of(root, m->key) : json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
-        if (key && kind == POST_RECORD_STATUS && asprintf(&signed_key, "%s|%" PRId64, key, ts_s) < 0)
+        if (key && kind == POST_RECORD_STATUS &&
+            asprintf(&signed_key, "%s|%" PRId64, key, ts_s) < 0)
                 signed_key = NULL;
         event_id_of(ev, ev->event_type, signed_key ? signed_key : key ? key : "");
         free(signed_key);

@@ -19,8 +19,8 @@ struct settings;
 struct alibaba;
 
 /** @brief Checks the Alibaba settings of s (--check-config). @returns 0, or -1 with errstr. */
-__attribute__((warn_unused_result)) int alibaba_check_config(const struct settings *s,
-                                                             char *errstr, size_t errstr_size);
+__attribute__((warn_unused_result)) int alibaba_check_config(const struct settings *s, char *errstr,
+                                                             size_t errstr_size);
 
 /**
  * @brief Makes the endpoint from s: LIVEFLOW_ALIBABA_KEY (comma-separated: two during a

@@ -257,8 +257,9 @@ static enum store_answer read_hmget(const redisReply *r, struct anchor_record *a
         return STORE_FOUND;
 }
 
-static enum store_answer redis_anchor(struct anchor_store *as, struct conns *c, const char *anchor_id,
-                                      struct anchor_record *a, char *errstr, size_t errstr_size)
+static enum store_answer redis_anchor(struct anchor_store *as, struct conns *c,
+                                      const char *anchor_id, struct anchor_record *a, char *errstr,
+                                      size_t errstr_size)
 {
         char key[sizeof(ANCHOR_KEY_PREFIX) + ANCHOR_MAX_CHARS * UTF8_MAX];
         const char *argv[] = {"HMGET", key, "anchor_status", "suspended_until"};
@@ -266,8 +267,8 @@ static enum store_answer redis_anchor(struct anchor_store *as, struct conns *c, 
         redisReply *r;
 
         snprintf(key, sizeof(key), ANCHOR_KEY_PREFIX "%s", anchor_id);
-        if (!c->redis && !(c->redis = redis_conn_new(as->redis_url, as->redis_timeout_ms, errstr,
-                                                     errstr_size)))
+        if (!c->redis &&
+            !(c->redis = redis_conn_new(as->redis_url, as->redis_timeout_ms, errstr, errstr_size)))
                 return STORE_FAILED;
         if (!(r = redis_conn_cmd(c->redis, 4, argv, NULL, errstr, errstr_size)))
                 return STORE_FAILED;
@@ -290,8 +291,9 @@ static int open_db(struct anchor_store *as, struct conns *c, char *errstr, size_
 }
 
 /* The anchors row; no row is an active anchor (the table lists those with a history). */
-static enum store_answer mysql_anchor(struct anchor_store *as, struct conns *c, const char *anchor_id,
-                                      struct anchor_record *a, char *errstr, size_t errstr_size)
+static enum store_answer mysql_anchor(struct anchor_store *as, struct conns *c,
+                                      const char *anchor_id, struct anchor_record *a, char *errstr,
+                                      size_t errstr_size)
 {
         char status[16];
         struct db_param p[] = {DB_STR(anchor_id)};

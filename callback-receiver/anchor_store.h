@@ -28,8 +28,9 @@ struct anchor_record {
 
 /* What an anchor lookup could say. */
 enum anchor_lookup_result {
-        ANCHOR_LOOKUP_FOUND,       /* *anchor is filled; an anchor no store has a record of is active */
-        ANCHOR_LOOKUP_UNAVAILABLE, /* no store could answer: the caller's fail-open policy decides */
+        ANCHOR_LOOKUP_FOUND, /* *anchor is filled; an anchor no store has a record of is active */
+        ANCHOR_LOOKUP_UNAVAILABLE, /* no store could answer: the caller's fail-open policy decides
+                                    */
 };
 
 #define ANCHOR_ID_BYTES_MAX 256 /* 64 characters of up to 4 bytes (anchors.anchor_id) */
@@ -59,8 +60,7 @@ struct anchor_store;
  * @returns 0, or -1 with errstr naming the key.
  */
 __attribute__((warn_unused_result)) int anchor_store_check_config(const struct settings *s,
-                                                                  char *errstr,
-                                                                  size_t errstr_size);
+                                                                  char *errstr, size_t errstr_size);
 
 /**
  * @brief Makes the store from s: LIVEFLOW_REDIS_URL (LIVEFLOW_REDIS_TIMEOUT_MS),

@@ -81,8 +81,8 @@ struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
                 unsigned char sha[EVP_MAX_MD_SIZE];
                 unsigned int len = 0;
 
-                EVP_Digest(cl->scripts[i].text, strlen(cl->scripts[i].text), sha, &len,
-                           EVP_sha1(), NULL);
+                EVP_Digest(cl->scripts[i].text, strlen(cl->scripts[i].text), sha, &len, EVP_sha1(),
+                           NULL);
                 for (unsigned int j = 0; j < 20 && j < len; j++)
                         snprintf(cl->scripts[i].sha + 2 * j, 3, "%02x", sha[j]);
         }
@@ -138,8 +138,8 @@ static struct slot *slot_acquire(struct claim *cl)
 }
 
 /* EVALSHA of sc on key with args (at most 2), EVAL when the server does not hold it yet. */
-static redisReply *eval(struct redis_conn *rc, const struct script *sc, const char *key,
-                        int nargs, const char **args, char *errstr, size_t errstr_size)
+static redisReply *eval(struct redis_conn *rc, const struct script *sc, const char *key, int nargs,
+                        const char **args, char *errstr, size_t errstr_size)
 {
         const char *argv[6] = {"EVALSHA", sc->sha, "1", key};
         redisReply *r;
@@ -197,10 +197,10 @@ static void ticket_init(struct claim_ticket *t, const char *event_key, long long
 
 static enum claim_result result_of(long long answer)
 {
-        return answer == 1 ? CLAIM_TAKEN
-             : answer == 2 ? CLAIM_DONE
-             : answer == 3 ? CLAIM_BUSY
-                           : CLAIM_UNGUARDED;
+        return answer == 1   ? CLAIM_TAKEN
+               : answer == 2 ? CLAIM_DONE
+               : answer == 3 ? CLAIM_BUSY
+                             : CLAIM_UNGUARDED;
 }
 
 void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
@@ -262,8 +262,7 @@ void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
                                         results[done + i] = result_of(
                                                 run(cl, &cl->scripts[SCRIPT_TAKE],
                                                     tickets[done + i]->key, 2,
-                                                    (const char *[]){tickets[done + i]->token,
-                                                                     ttl},
+                                                    (const char *[]){tickets[done + i]->token, ttl},
                                                     trace_ids[done + i]));
                                         pthread_mutex_lock(&sl->lock);
                                 }
@@ -382,7 +381,8 @@ void claim_flush(struct claim *cl, struct claim_batch *b)
         if (done < b->n) {
                 metric_add(cl->m_errors, 1);
                 atomic_store(&cl->skip_until_ms, mono_ms() + cl->retry_ms);
-                log_warn(NULL, "callback lock: %zu confirmations not written: %s; failing open for %d ms",
+                log_warn(NULL,
+                         "callback lock: %zu confirmations not written: %s; failing open for %d ms",
                          b->n - done, errstr, cl->retry_ms);
         }
         b->n = 0;

@@ -37,7 +37,7 @@ struct per_ip {
 struct track {
         struct track *prev, *next;
         struct per_ip *ip; /* NULL: not counted */
-        int fd; /* our duplicate of the connection's socket; -1 if none could be made */
+        int fd;            /* our duplicate of the connection's socket; -1 if none could be made */
         enum track_state state;
         long long since_ms; /* when the state began (monotonic) */
 };
@@ -51,7 +51,9 @@ enum close_reason {
 };
 
 static const char *const reason_labels[CLOSE_CNT] = {
-        "reason=\"header_timeout\"", "reason=\"request_timeout\"", "reason=\"pressure\"",
+        "reason=\"header_timeout\"",
+        "reason=\"request_timeout\"",
+        "reason=\"pressure\"",
         "reason=\"per_ip_limit\"",
 };
 

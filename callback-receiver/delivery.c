@@ -41,7 +41,7 @@ struct delivery {
         struct delivery_ticket *head;
         size_t waiting;
         rd_kafka_queue_t *reports; /* the main queue, when it wakes a loop */
-        size_t resumed; /* connections resumed so far (on the owning thread) */
+        size_t resumed;            /* connections resumed so far (on the owning thread) */
         void (*on_acked)(void *arg, void *owner);
         void *on_acked_arg;
         bool is_closed;   /* draining: no new sends */
@@ -81,9 +81,10 @@ static void *probe_run(void *arg)
                         rd_kafka_metadata_destroy(md);
                 is_reachable = delivery_is_reachable(d);
                 if (is_reachable != was_reachable)
-                        log_warn(NULL, is_reachable ? "kafka: a broker answers again: ready"
-                                                    : "kafka: no broker answered for %d ms: not "
-                                                      "ready, answering 503 (SRS: spooling) at once",
+                        log_warn(NULL,
+                                 is_reachable ? "kafka: a broker answers again: ready"
+                                              : "kafka: no broker answered for %d ms: not "
+                                                "ready, answering 503 (SRS: spooling) at once",
                                  DOWN_AFTER_MS);
                 was_reachable = is_reachable;
                 for (long long left = PROBE_INTERVAL_MS - (now_us() - start) / 1000;
@@ -378,16 +379,15 @@ int delivery_send_many(struct delivery *d, struct delivery_ticket *t, struct web
                 void *value = ev->value;
 
                 ev->value = NULL; /* taken: librdkafka frees it, or this function does */
-                err = rd_kafka_producev(
-                        d->rk, RD_KAFKA_V_TOPIC(ev->topic),
-                        RD_KAFKA_V_KEY(ev->key, ev->key ? strlen(ev->key) : 0),
-                        RD_KAFKA_V_VALUE(value, ev->value_len),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                        RD_KAFKA_V_HEADER("trace_id", ev->trace_id, -1),
-                        RD_KAFKA_V_HEADER("event_type", ev->event_type, -1),
-                        RD_KAFKA_V_HEADER("vendor", ev->vendor, -1),
-                        RD_KAFKA_V_HEADER("event_id", ev->event_id, -1), RD_KAFKA_V_OPAQUE(t),
-                        RD_KAFKA_V_END);
+                err = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(ev->topic),
+                                        RD_KAFKA_V_KEY(ev->key, ev->key ? strlen(ev->key) : 0),
+                                        RD_KAFKA_V_VALUE(value, ev->value_len),
+                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                        RD_KAFKA_V_HEADER("trace_id", ev->trace_id, -1),
+                                        RD_KAFKA_V_HEADER("event_type", ev->event_type, -1),
+                                        RD_KAFKA_V_HEADER("vendor", ev->vendor, -1),
+                                        RD_KAFKA_V_HEADER("event_id", ev->event_id, -1),
+                                        RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
                 if (err) {
                         free(value);
                         break;

@@ -42,12 +42,13 @@ struct delivery_ticket {
 struct delivery;
 
 /**
- * @brief Makes an idempotent acks=all producer (one per event loop, plus one for the spool's replay). Its message timeout is ack_timeout_ms, so
- * every produced message gets a delivery report within about that time, and a suspended
- * connection is always resumed. topics (NULL-terminated, borrowed) are the topics it will
- * produce to: their metadata is fetched now rather than on the first request. Registers
- * liveflow_receiver_inflight, _ack_seconds and _delivery_errors_total in metrics (shared by
- * every delivery: the series are summed; borrowed, it must outlive the delivery).
+ * @brief Makes an idempotent acks=all producer (one per event loop, plus one for the spool's
+ * replay). Its message timeout is ack_timeout_ms, so every produced message gets a delivery report
+ * within about that time, and a suspended connection is always resumed. topics (NULL-terminated,
+ * borrowed) are the topics it will produce to: their metadata is fetched now rather than on the
+ * first request. Registers liveflow_receiver_inflight, _ack_seconds and _delivery_errors_total in
+ * metrics (shared by every delivery: the series are summed; borrowed, it must outlive the
+ * delivery).
  * @returns NULL with errstr set on a bad Kafka property.
  */
 struct delivery *delivery_new(const struct settings *s, const char *const topics[],
@@ -92,7 +93,8 @@ size_t delivery_send_sync(struct delivery *d, const struct webhook_event *evs, s
  */
 bool delivery_is_reachable(struct delivery *d);
 
-/** @brief Serves delivery reports for up to timeout_ms (0: those already in), on the owning thread. */
+/** @brief Serves delivery reports for up to timeout_ms (0: those already in), on the owning thread.
+ */
 void delivery_poll(struct delivery *d, int timeout_ms);
 
 /**

@@ -79,11 +79,13 @@ __attribute__((warn_unused_result)) int internal_map_rewards(struct internal *in
                                                              struct webhook_verdict *v);
 
 /** @brief INTERNAL_WITHDRAWALS of the verification and mapping above. */
-__attribute__((warn_unused_result)) int
-internal_map_withdrawals(struct internal *in, const struct webhook_request *req,
-                         struct webhook_event *ev, struct webhook_verdict *v);
+__attribute__((warn_unused_result)) int internal_map_withdrawals(struct internal *in,
+                                                                 const struct webhook_request *req,
+                                                                 struct webhook_event *ev,
+                                                                 struct webhook_verdict *v);
 
-/** @brief INTERNAL_ADMIN of the verification and mapping above (req->path_arg: the rest of the path). */
+/** @brief INTERNAL_ADMIN of the verification and mapping above (req->path_arg: the rest of the
+ * path). */
 __attribute__((warn_unused_result)) int internal_map_admin(struct internal *in,
                                                            const struct webhook_request *req,
                                                            struct webhook_event *ev,

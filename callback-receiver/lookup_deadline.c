@@ -151,7 +151,8 @@ struct lookup_deadline *lookup_deadline_new(const struct anchor_lookup *inner, i
         struct lookup_deadline *ld = calloc(1, sizeof(*ld));
         pthread_condattr_t attr;
 
-        if (!ld || !(ld->workers = calloc((size_t)(workers > 0 ? workers : 1), sizeof(pthread_t)))) {
+        if (!ld ||
+            !(ld->workers = calloc((size_t)(workers > 0 ? workers : 1), sizeof(pthread_t)))) {
                 free(ld);
                 return NULL;
         }
@@ -175,8 +176,8 @@ struct lookup_deadline *lookup_deadline_new(const struct anchor_lookup *inner, i
                         break;
                 ld->worker_cnt++;
         }
-        ld->has_timer_thread = ld->worker_cnt > 0 &&
-                               pthread_create(&ld->timer_thread, NULL, timer_run, ld) == 0;
+        ld->has_timer_thread =
+                ld->worker_cnt > 0 && pthread_create(&ld->timer_thread, NULL, timer_run, ld) == 0;
         if (!ld->has_timer_thread) {
                 lookup_deadline_destroy(ld);
                 return NULL;
@@ -280,9 +281,8 @@ static enum anchor_lookup_result lookup(void *ctx, const char *anchor_id, const 
         return result;
 }
 
-void lookup_deadline_start(struct lookup_deadline *ld, const char *anchor_id,
-                           const char *trace_id, struct anchor_answer *ans,
-                           void (*done)(void *arg), void *arg)
+void lookup_deadline_start(struct lookup_deadline *ld, const char *anchor_id, const char *trace_id,
+                           struct anchor_answer *ans, void (*done)(void *arg), void *arg)
 {
         struct job *j = calloc(1, sizeof(*j));
 

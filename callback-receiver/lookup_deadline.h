@@ -36,9 +36,8 @@ void lookup_deadline_destroy(struct lookup_deadline *ld);
  * until done runs; done must not call into ld. A lookup still unanswered when ld is destroyed
  * is dropped without done: answer (or wait for) them first.
  */
-void lookup_deadline_start(struct lookup_deadline *ld, const char *anchor_id,
-                           const char *trace_id, struct anchor_answer *ans,
-                           void (*done)(void *arg), void *arg);
+void lookup_deadline_start(struct lookup_deadline *ld, const char *anchor_id, const char *trace_id,
+                           struct anchor_answer *ans, void (*done)(void *arg), void *arg);
 
 /** @brief The lookup to hand to callers: fn = the deadline wrapper, ctx = ld. */
 struct anchor_lookup lookup_deadline_lookup(struct lookup_deadline *ld);

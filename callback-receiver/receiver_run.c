@@ -39,10 +39,11 @@
 #define STATS_INTERVAL_MS 60000
 
 /* Every topic an endpoint may produce to: their metadata is fetched at startup. */
-static const char *const receiver_topics[] = {LF_TOPIC_STREAM, LF_TOPIC_RECORD, LF_TOPIC_SNAPSHOT,
-                                              LF_TOPIC_AUDIT,  LF_TOPIC_REWARD, LF_TOPIC_WITHDRAWAL,
-                                              LF_TOPIC_VIEWER, LF_TOPIC_OTHER,  LF_TOPIC_INTERACTION,
-                                              NULL};
+static const char *const receiver_topics[] = {LF_TOPIC_STREAM,      LF_TOPIC_RECORD,
+                                              LF_TOPIC_SNAPSHOT,    LF_TOPIC_AUDIT,
+                                              LF_TOPIC_REWARD,      LF_TOPIC_WITHDRAWAL,
+                                              LF_TOPIC_VIEWER,      LF_TOPIC_OTHER,
+                                              LF_TOPIC_INTERACTION, NULL};
 /* After the drain deadline, for the last answers to be written. */
 #define RESPONSE_GRACE_MS 1000
 /* While draining, a loop stops its daemon once no request came for this long. */
@@ -151,7 +152,6 @@ int receiver_check_config(const struct settings *s, char *errstr, size_t errstr_
                         return -1;
         return 0;
 }
-
 
 /* ------------------------------------------------------------ one loop */
 
@@ -338,8 +338,8 @@ static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *err
                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->http_max_connections_per_ip,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
                 MHD_OPTION_NOTIFY_CONNECTION, conn_guard_on_connection, rcv->guard,
-                MHD_OPTION_NOTIFY_COMPLETED, receiver_on_completed, lp,
-                MHD_OPTION_URI_LOG_CALLBACK, receiver_on_uri, lp, MHD_OPTION_END);
+                MHD_OPTION_NOTIFY_COMPLETED, receiver_on_completed, lp, MHD_OPTION_URI_LOG_CALLBACK,
+                receiver_on_uri, lp, MHD_OPTION_END);
         if (!lp->daemon || !(info = MHD_get_daemon_info(lp->daemon, MHD_DAEMON_INFO_EPOLL_FD))) {
                 snprintf(errstr, errstr_size, "http %s:%lld: cannot start loop %d", s->http_addr,
                          s->http_port, index);
@@ -352,7 +352,7 @@ static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *err
 /* After its thread stopped (or never started). */
 static void loop_close(struct loop *lp)
 {
-        if (lp->daemon) { /* a failed start: nothing is suspended */
+        if (lp->daemon) {                             /* a failed start: nothing is suspended */
                 (void)MHD_quiesce_daemon(lp->daemon); /* keeps the shared socket open */
                 MHD_stop_daemon(lp->daemon);
         }
@@ -517,10 +517,9 @@ static int open_spool(struct receiver *rcv, char *errstr, size_t errstr_size)
         if (!(rcv->spool = spool_open(s->spool_dir, s->spool_max_bytes, errstr, errstr_size)) ||
             !(rcv->replay = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
-        rcv->m_spooled =
-                metrics_counter(rcv->metrics, "liveflow_receiver_spooled_total",
-                                "SRS events spooled locally because Kafka could not take them",
-                                NULL);
+        rcv->m_spooled = metrics_counter(
+                rcv->metrics, "liveflow_receiver_spooled_total",
+                "SRS events spooled locally because Kafka could not take them", NULL);
         rcv->m_replayed = metrics_counter(rcv->metrics, "liveflow_receiver_spool_replayed_total",
                                           "Spooled events replayed to Kafka", NULL);
         metrics_gauge_fn(rcv->metrics, "liveflow_receiver_spool_records",
@@ -552,9 +551,9 @@ static int start(struct receiver *rcv, char *errstr, size_t errstr_size)
                               vendor_modules[i]->open(s, rcv->metrics, errstr, errstr_size)))
                         return -1;
         }
-        if (!(rcv->claim = claim_new(s->redis_url, (int)s->callback_lock_timeout_ms, 1000,
-                                     s->ack_timeout_ms + 5000, (int)rcv->loop_cnt + 1,
-                                     rcv->metrics)) ||
+        if (!(rcv->claim =
+                      claim_new(s->redis_url, (int)s->callback_lock_timeout_ms, 1000,
+                                s->ack_timeout_ms + 5000, (int)rcv->loop_cnt + 1, rcv->metrics)) ||
             !(rcv->encoder = encoder_new(errstr, errstr_size)))
                 return -1;
         if (s->spool_dir && open_spool(rcv, errstr, errstr_size) == -1)

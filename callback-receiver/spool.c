@@ -58,7 +58,8 @@ static void checksum(const unsigned char *body, size_t len, unsigned char out[8]
 }
 
 /* The record's fields in file order. */
-static void fields_of(const struct webhook_event *rec, const void *ptrs[FIELDS], size_t lens[FIELDS])
+static void fields_of(const struct webhook_event *rec, const void *ptrs[FIELDS],
+                      size_t lens[FIELDS])
 {
         const char *strs[FIELDS - 1] = {rec->topic,      rec->key,    rec->trace_id,
                                         rec->event_type, rec->vendor, rec->event_id};
@@ -262,7 +263,8 @@ static int write_all(int fd, const unsigned char *p, size_t len)
         return 0;
 }
 
-int spool_append(struct spool *sp, const struct webhook_event *rec, char *errstr, size_t errstr_size)
+int spool_append(struct spool *sp, const struct webhook_event *rec, char *errstr,
+                 size_t errstr_size)
 {
         unsigned char *buf;
         size_t len;

@@ -36,8 +36,9 @@ int spool_append(struct spool *sp, const struct webhook_event *rec, char *errstr
 size_t spool_pending(struct spool *sp);
 
 /**
- * Sends recs[0..n) (events that borrow everything from the spool, for the call) and returns how many of the leading ones are durable elsewhere (0..n).
- * Called with the spool locked: appends wait until it returns.
+ * Sends recs[0..n) (events that borrow everything from the spool, for the call) and returns how
+ * many of the leading ones are durable elsewhere (0..n). Called with the spool locked: appends wait
+ * until it returns.
  */
 typedef size_t (*spool_send_fn)(void *arg, const struct webhook_event *recs, size_t n);
 

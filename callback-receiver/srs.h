@@ -36,7 +36,8 @@ __attribute__((warn_unused_result)) int srs_check_config(const struct settings *
  * around a key ignored, all valid at once during a rotation; unset: no anti-leech check),
  * LIVEFLOW_SRS_FAIL_OPEN, LIVEFLOW_SRS_REQUIRE_ANCHOR, and the anchor status stores
  * (anchor_store_new()). Neither store set: anchor checks are off (logged). Connects
- * nothing. Registers liveflow_receiver_srs_publish_decisions_total in metrics. s and metrics are borrowed and must outlive it.
+ * nothing. Registers liveflow_receiver_srs_publish_decisions_total in metrics. s and metrics are
+ * borrowed and must outlive it.
  * @returns the endpoint (srs_destroy() frees it), or NULL with errstr set on a bad setting.
  */
 struct srs *srs_new(const struct settings *s, struct metrics *metrics, char *errstr,

@@ -33,8 +33,8 @@ void tencent_destroy(struct tencent *tc);
 size_t tencent_key_count(const struct tencent *tc);
 
 /**
- * @brief Reads one callback body (req->body, the exact bytes received), checks its signature against
- * every key (every type must carry t and sign), and fills ev:
+ * @brief Reads one callback body (req->body, the exact bytes received), checks its signature
+ * against every key (every type must carry t and sign), and fills ev:
  *   1 stream.begin (StreamBegin) and 0 stream.end (StreamEnd) on live.stream;
  *   100 record.file (RecordFile) and 332 record.status (RecordStatus) on live.record;
  *   200 snapshot (Snapshot) on live.snapshot;

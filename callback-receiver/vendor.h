@@ -77,7 +77,7 @@ struct vendor {
                       const struct webhook_event *ev);
         enum vendor_kafka_down when_kafka_down;
         bool is_any_content_type; /* the vendor names no Content-Type: the body is JSON anyway */
-        const char *ok_body; /* the JSON body of a 200; NULL: {"code":0} */
+        const char *ok_body;      /* the JSON body of a 200; NULL: {"code":0} */
 };
 
 /* The endpoints, in matching order, and how many there are. */

@@ -120,8 +120,8 @@ static int tencent_admit(void *state, const struct webhook_request *req, struct 
         return 0;
 }
 
-static int tencent_map_any(void *state, const struct webhook_request *req,
-                           struct webhook_event *ev, struct webhook_verdict *v)
+static int tencent_map_any(void *state, const struct webhook_request *req, struct webhook_event *ev,
+                           struct webhook_verdict *v)
 {
         const struct tencent_endpoint *te = state;
 
@@ -207,8 +207,8 @@ static int srs_map_any(void *state, const struct webhook_request *req, struct we
         return srs_map(se->srs, req, ev, v);
 }
 
-static int srs_lookup_wanted_any(void *state, const struct webhook_request *req,
-                                 char *anchor_id, size_t size)
+static int srs_lookup_wanted_any(void *state, const struct webhook_request *req, char *anchor_id,
+                                 size_t size)
 {
         struct srs_endpoint *se = state;
 
@@ -249,8 +249,8 @@ static int rewards_map(void *state, const struct webhook_request *req, struct we
         return internal_map_rewards(state, req, ev, v);
 }
 
-static int withdrawals_map(void *state, const struct webhook_request *req,
-                           struct webhook_event *ev, struct webhook_verdict *v)
+static int withdrawals_map(void *state, const struct webhook_request *req, struct webhook_event *ev,
+                           struct webhook_verdict *v)
 {
         return internal_map_withdrawals(state, req, ev, v);
 }
@@ -402,8 +402,8 @@ static void alibaba_describe(const void *state, char *out, size_t out_size)
         snprintf(out, out_size, " alibaba_keys=%zu", alibaba_key_count(state));
 }
 
-static int alibaba_map_any(void *state, const struct webhook_request *req,
-                           struct webhook_event *ev, struct webhook_verdict *v)
+static int alibaba_map_any(void *state, const struct webhook_request *req, struct webhook_event *ev,
+                           struct webhook_verdict *v)
 {
         return alibaba_map(state, req, ev, v);
 }
@@ -419,17 +419,14 @@ static const struct vendor_module alibaba_module = {
 /* ------------------------------------------------------------ the tables */
 
 const struct vendor_module *const vendor_modules[] = {
-        &tencent_module,
-        &srs_module,
-        &internal_module,
-        &events_module,
-        &agora_module,
-        &alibaba_module,
-        NULL,
+        &tencent_module, &srs_module, &internal_module, &events_module, &agora_module,
+        &alibaba_module, NULL,
 };
 
 #define ROUTE(path, suffix, allow, endpoint, vendor)                                               \
-        {path, suffix, allow, endpoint, vendor, ROUTE_VENDOR}
+        {                                                                                          \
+                path, suffix, allow, endpoint, vendor, ROUTE_VENDOR                                \
+        }
 
 const struct vendor vendor_table[] = {
         {
@@ -458,8 +455,8 @@ const struct vendor vendor_table[] = {
         },
         {
                 /* Ingest callbacks are GET with the event in the query; the rest POST JSON. */
-                .route = ROUTE("/callbacks/alibaba", ROUTE_EXACT, "GET, POST", "alibaba",
-                               "alibaba"),
+                .route =
+                        ROUTE("/callbacks/alibaba", ROUTE_EXACT, "GET, POST", "alibaba", "alibaba"),
                 .module = &alibaba_module,
                 .map = alibaba_map_any,
                 .when_kafka_down = VENDOR_ANSWER_503,

@@ -102,11 +102,11 @@ static int check_audience_bytes(const struct webhook_event *ev, const char *pref
                                                strcmp(ev->topic, LF_TOPIC_INTERACTION) == 0);
 
         for (size_t i = 0; is_audience && i < sizeof(bytes) / sizeof(bytes[0]); i++) {
-                const char *s = strcmp(bytes[i].field, "stream_id") == 0 ? ev->stream_id
-                                : strcmp(bytes[i].field, "room_id") == 0
-                                        ? ev->room_id
-                                        : json_string_value(
-                                                  json_object_get(ev->payload, bytes[i].field));
+                const char *s =
+                        strcmp(bytes[i].field, "stream_id") == 0 ? ev->stream_id
+                        : strcmp(bytes[i].field, "room_id") == 0
+                                ? ev->room_id
+                                : json_string_value(json_object_get(ev->payload, bytes[i].field));
 
                 if (s && strlen(s) > bytes[i].max_bytes)
                         return webhook_refuse(v, 400, NULL,

@@ -59,7 +59,7 @@ static enum vendor_drop outcome_of(const struct http_reply *rp, char *errstr, si
                          message ? ": " : "", message ? message : "");
                 /* A 200 without "success" is a reply we cannot read: ask again. */
                 r = vendor_http_is_transient(rp->status) || rp->status == 200 ? VENDOR_DROP_RETRY
-                                                                               : VENDOR_DROP_FAILED;
+                                                                              : VENDOR_DROP_FAILED;
         }
         json_decref(root);
         return r;
@@ -109,7 +109,7 @@ static enum vendor_state state_of(const struct http_reply *rp, char *errstr, siz
                 st = VENDOR_STATE_NOT_LIVE;
         else if (json_integer_value(json_object_get(data, "mode")) == 1)
                 st = json_integer_value(json_object_get(data, "total")) > 0 ? VENDOR_STATE_LIVE
-                                                                           : VENDOR_STATE_NOT_LIVE;
+                                                                            : VENDOR_STATE_NOT_LIVE;
         else
                 st = json_array_size(json_object_get(data, "broadcasters")) > 0
                              ? VENDOR_STATE_LIVE

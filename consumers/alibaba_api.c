@@ -126,8 +126,8 @@ int alibaba_api_signed_query(const char *method, const struct alibaba_param *par
 /* Error codes saying there is no such stream pushing: nothing is left to cut. */
 static bool is_not_live_code(const char *code)
 {
-        return code && (strstr(code, "NotFound") || strstr(code, "NotExist") ||
-                        strstr(code, "NotOnline"));
+        return code &&
+               (strstr(code, "NotFound") || strstr(code, "NotExist") || strstr(code, "NotOnline"));
 }
 
 static enum vendor_drop outcome_of(const struct http_reply *rp, char *errstr, size_t errstr_size)

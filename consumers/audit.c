@@ -20,7 +20,7 @@
 #include "settings.h"
 #include "stream_close.h"
 
-#define MAX_SUSPEND_S          (10LL * 365 * 86400)
+#define MAX_SUSPEND_S (10LL * 365 * 86400)
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
@@ -155,7 +155,7 @@ static int read_moderation(struct verdict *v, const struct audit_policy *p, char
 }
 
 int audit_read_verdict(const struct event *ev, const struct audit_policy *p, struct verdict *v,
-                        char *errstr, size_t errstr_size)
+                       char *errstr, size_t errstr_size)
 {
         memset(v, 0, sizeof(*v));
         v->ev = ev;
@@ -191,11 +191,11 @@ int audit_read_verdict(const struct event *ev, const struct audit_policy *p, str
 /* ------------------------------------------------------------------ statements */
 
 /* Every column of struct projection, after the verdict's event id; a WHERE on l follows. */
-#define PROJECTION_SQL                                                                             \
-        "SELECT l.event_id, l.anchor_id, l.close_stream_id, l.close_method, "                     \
-        "COALESCE(l.label, l.reason), " EPOCH_MS("l.created_at") ", l.punishment, a.status, "     \
-                EPOCH_MS("a.suspended_until") ", " EPOCH_MS("a.updated_at") ", l.close_vendor "     \
-                                                                            "FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
+#define PROJECTION_SQL                                                                                  \
+        "SELECT l.event_id, l.anchor_id, l.close_stream_id, l.close_method, "                           \
+        "COALESCE(l.label, l.reason), " EPOCH_MS("l.created_at") ", l.punishment, a.status, " EPOCH_MS( \
+                "a.suspended_until") ", " EPOCH_MS("a.updated_at") ", l.close_vendor "                  \
+                                                                   "FROM live_audit_logs l LEFT JOIN anchors a ON a.anchor_id = l.anchor_id "
 
 const char audit_projection_select[] = PROJECTION_SQL;
 
@@ -570,8 +570,8 @@ bool audit_notify_msg(const struct consumer_record *rec, const char *anchor,
 
 /* live.notify for a warning, suspension or ban in force from this verdict (once per verdict). */
 static enum db_result notify_punishment(struct audit_state *st, const struct consumer_record *rec,
-                                        const char *anchor, const struct decision *d,
-                                        char *errstr, size_t errstr_size)
+                                        const char *anchor, const struct decision *d, char *errstr,
+                                        size_t errstr_size)
 {
         struct notify_msg m;
 
@@ -607,7 +607,8 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
         audit_handoff_clear(st); /* what apply_many() handed publish_many() is not this */
         if (audit_read_verdict(&rec->ev, &st->policy, &v, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
-        if ((r = audit_resolve_anchor(st, &v, anchor, sizeof(anchor), errstr, errstr_size)) != DB_OK ||
+        if ((r = audit_resolve_anchor(st, &v, anchor, sizeof(anchor), errstr, errstr_size)) !=
+                    DB_OK ||
             (anchor[0] && (r = lock_anchor(st, anchor, &a, errstr, errstr_size)) != DB_OK) ||
             (r = insert_log(st, rec, &v, anchor, &first, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
@@ -619,7 +620,7 @@ static enum apply_result audit_apply(void *state, struct consumer_record *rec, c
                 return APPLY_DONE;
         }
         if ((r = audit_decide(st, &v, anchor, &a, db_window, find_live_stream, st, &d, errstr,
-                                  errstr_size)) != DB_OK ||
+                              errstr_size)) != DB_OK ||
             (r = record_decision(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK ||
             (r = notify_punishment(st, rec, anchor, &d, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
@@ -667,9 +668,8 @@ void audit_steps_log(const struct audit_steps *s, const char *what)
                 return;
         line[0] = '\0';
         for (size_t i = 0; i < s->n && len < sizeof(line); i++)
-                len += (size_t)snprintf(line + len, sizeof(line) - len, " %s=%.1f/%.1f",
-                                        s->name[i], (double)s->us[i] / 1000.0,
-                                        (double)s->cpu_us[i] / 1000.0);
+                len += (size_t)snprintf(line + len, sizeof(line) - len, " %s=%.1f/%.1f", s->name[i],
+                                        (double)s->us[i] / 1000.0, (double)s->cpu_us[i] / 1000.0);
         log_debug(NULL, "%s ms:%s", what, line);
 }
 

@@ -50,13 +50,12 @@ static int prepare(struct record_state *st)
                 "COALESCE(session_id, VALUES(session_id)), session_id)");
         /* Files that came before their session's begin; the receive time stands in for a file
          * without times. */
-        st->link_sweep = db_stmt(
-                db,
-                "UPDATE live_records r STRAIGHT_JOIN live_streams s "
-                "ON s.vendor = r.vendor AND s.stream_id = r.stream_id "
-                "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
-                "AND r.created_at > NOW(3) - INTERVAL 1 DAY AND " SESSION_HOLDS(
-                        "COALESCE(r.start_time, r.end_time, r.created_at)"));
+        st->link_sweep =
+                db_stmt(db, "UPDATE live_records r STRAIGHT_JOIN live_streams s "
+                            "ON s.vendor = r.vendor AND s.stream_id = r.stream_id "
+                            "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
+                            "AND r.created_at > NOW(3) - INTERVAL 1 DAY AND " SESSION_HOLDS(
+                                    "COALESCE(r.start_time, r.end_time, r.created_at)"));
         return st->ledger && st->find_session && st->upsert_file && st->link_sweep ? 0 : -1;
 }
 

@@ -59,7 +59,8 @@ struct session_handoff *session_handoff_new(const struct role_env *env, char *er
                 "ended_at, duration_s, close_method) SELECT ?, session_id, stream_id, anchor_id, room_id, "
                 "started_at, ended_at, duration_s, COALESCE(close_method, 1) FROM live_streams "
                 "WHERE stream_id = ? AND status = 'ended' AND session_id IS NOT NULL AND ended_at IS NOT NULL "
-                /* Several vendors may use the id: the session just ended is the one touched last. */
+                /* Several vendors may use the id: the session just ended is the one touched last.
+                 */
                 "ORDER BY last_event_at DESC LIMIT 1");
         h->read = db_stmt(
                 h->db,

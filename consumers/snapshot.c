@@ -29,11 +29,10 @@ static int prepare(struct snapshot_state *st)
         /* Newer by the picture's time; at equal times the greater URL, so any order ends the same.
          */
         st->set_cover = db_stmt(
-                db,
-                "UPDATE live_streams SET cover_url = ?, cover_time = FROM_UNIXTIME(? / 1000) "
-                "WHERE vendor = ? AND stream_id = ? "
-                "AND (cover_time IS NULL OR cover_time < FROM_UNIXTIME(? / 1000) "
-                "OR (cover_time = FROM_UNIXTIME(? / 1000) AND cover_url < ?))");
+                db, "UPDATE live_streams SET cover_url = ?, cover_time = FROM_UNIXTIME(? / 1000) "
+                    "WHERE vendor = ? AND stream_id = ? "
+                    "AND (cover_time IS NULL OR cover_time < FROM_UNIXTIME(? / 1000) "
+                    "OR (cover_time = FROM_UNIXTIME(? / 1000) AND cover_url < ?))");
         /* A stream id is unique per vendor: the screenshot's vendor names whose stream. */
         st->stream_exists =
                 db_stmt(db, "SELECT 1 FROM live_streams WHERE vendor = ? AND stream_id = ?");
@@ -153,8 +152,9 @@ static enum db_result offer_cover(struct snapshot_state *st, const struct event 
                                   size_t errstr_size)
 {
         const char *url = sn->pic_full_url ? sn->pic_full_url : sn->pic_url;
-        struct db_param p[] = {DB_STR(url),          DB_I64(sn->taken_ms), DB_STR(ev->vendor),
-                               DB_STR(ev->stream_id), DB_I64(sn->taken_ms), DB_I64(sn->taken_ms),
+        struct db_param p[] = {DB_STR(url),          DB_I64(sn->taken_ms),
+                               DB_STR(ev->vendor),   DB_STR(ev->stream_id),
+                               DB_I64(sn->taken_ms), DB_I64(sn->taken_ms),
                                DB_STR(url)};
         struct db_param q[] = {DB_STR(ev->vendor), DB_STR(ev->stream_id)};
         struct db_col col = {.type = DB_PARAM_I64};
@@ -180,11 +180,11 @@ static enum db_result insert_snapshot(struct snapshot_state *st, const struct ev
                                       const struct snapshot *sn, bool is_pending, char *errstr,
                                       size_t errstr_size)
 {
-        struct db_param p[] = {
-                DB_STR(ev->stream_id),  DB_STR(ev->vendor),      DB_STR(sn->pic_url),
-                DB_STR(sn->pic_full_url), count_param(sn->width), count_param(sn->height),
-                count_param(sn->file_size), DB_I64(sn->taken_ms), DB_STR(ev->event_id),
-                is_pending ? DB_I64(1) : DB_NULL};
+        struct db_param p[] = {DB_STR(ev->stream_id),      DB_STR(ev->vendor),
+                               DB_STR(sn->pic_url),        DB_STR(sn->pic_full_url),
+                               count_param(sn->width),     count_param(sn->height),
+                               count_param(sn->file_size), DB_I64(sn->taken_ms),
+                               DB_STR(ev->event_id),       is_pending ? DB_I64(1) : DB_NULL};
 
         return db_exec(st->db, st->insert_snapshot, p, 10, NULL, NULL, errstr, errstr_size);
 }

@@ -112,7 +112,8 @@ static bool collect_keys(struct stream_batch *b)
 
                 if (!r->is_new || r->se.is_leave)
                         continue;
-                /* a close by liveflow or an operator names no vendor: resolve_vendor() per record */
+                /* a close by liveflow or an operator names no vendor: resolve_vendor() per record
+                 */
                 if (!role_time_storable(r->se.ev->event_time_ms) ||
                     !stream_is_stream_vendor(r->se.ev->vendor))
                         return false;
@@ -217,10 +218,11 @@ static enum db_result lock_streams(struct stream_batch *b, char *errstr, size_t 
         };
 
         db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT stream_id, anchor_id, room_id, session_id, vendor, "
-                             "vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
-                                     "ended_at") ", duration_s, close_method, close_reason, cover_url "
-                                                 "FROM live_streams WHERE (vendor, stream_id) IN ");
+        db_text_add(&b->sql,
+                    "SELECT stream_id, anchor_id, room_id, session_id, vendor, "
+                    "vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
+                            "ended_at") ", duration_s, close_method, close_reason, cover_url "
+                                        "FROM live_streams WHERE (vendor, stream_id) IN ");
         add_stream_list(b);
         db_text_add(&b->sql, " ORDER BY stream_id FOR UPDATE");
         return db_text_query(b->st->db, &b->sql, cols, 13, on_stream, b, errstr, errstr_size);
@@ -253,8 +255,9 @@ static enum db_result read_anchors(struct stream_batch *b, char *errstr, size_t 
                 return DB_OK;
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "SELECT anchor_id, status = 'banned', status = 'suspended' AND "
-                             "suspended_until IS NOT NULL, " EPOCH_MS("suspended_until") " "
-                             "FROM anchors WHERE anchor_id IN (");
+                             "suspended_until IS NOT NULL, " EPOCH_MS(
+                                     "suspended_until") " "
+                                                        "FROM anchors WHERE anchor_id IN (");
         for (size_t i = 0; i < b->anchor_cnt; i++) {
                 db_text_add(&b->sql, i ? ", " : "");
                 db_text_str(b->st->db, &b->sql, b->anchors[i].anchor_id);
@@ -402,8 +405,12 @@ static void note_handoff(struct sb_rec *r, const struct sb_stream *s)
                 return;
         }
         r->has_handoff = true;
-        r->handoff = (struct sb_handoff){s->session_id, s->started_ms, s->ended_ms, s->duration_s,
-                                         s->close_method < 0 ? 1 : s->close_method, s->anchor,
+        r->handoff = (struct sb_handoff){s->session_id,
+                                         s->started_ms,
+                                         s->ended_ms,
+                                         s->duration_s,
+                                         s->close_method < 0 ? 1 : s->close_method,
+                                         s->anchor,
                                          s->room};
 }
 
@@ -426,16 +433,17 @@ static bool decide_all(struct stream_batch *b)
                         return false;
                 r->is_only_end = !r->se.is_begin && strcmp(r->outcome, "end_before_begin") == 0;
                 if (r->is_only_end) /* adopt_tips() reads the row as this end leaves it */
-                        r->only_end = (struct sb_handoff){s->session_id, s->started_ms, s->ended_ms,
-                                                          s->duration_s, s->close_method,
-                                                          s->anchor, s->room};
+                        r->only_end = (struct sb_handoff){
+                                s->session_id,   s->started_ms, s->ended_ms, s->duration_s,
+                                s->close_method, s->anchor,     s->room};
                 if (stream_ends_session(&r->se, r->outcome))
                         note_handoff(r, s);
                 /* notify_record_stream(): the fans' "went live", the room's "closed" */
-                if (s->session_id && ((r->se.is_begin && strcmp(r->outcome, "applied") == 0) ||
-                                      (!r->se.is_begin && stream_ends_session(&r->se, r->outcome)))) {
+                if (s->session_id &&
+                    ((r->se.is_begin && strcmp(r->outcome, "applied") == 0) ||
+                     (!r->se.is_begin && stream_ends_session(&r->se, r->outcome)))) {
                         r->has_notify = true;
-                        r->notify = (struct sb_handoff){s->session_id, s->started_ms, s->ended_ms,
+                        r->notify = (struct sb_handoff){s->session_id, s->started_ms,   s->ended_ms,
                                                         s->duration_s, s->close_method, s->anchor,
                                                         s->room};
                         r->notify_cover = s->cover_url;
@@ -540,8 +548,8 @@ static void log_batch(const struct stream_batch *b)
         }
 }
 
-enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_t n,
-                                    char *errstr, size_t errstr_size)
+enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
+                                    size_t errstr_size)
 {
         struct stream_batch b = {.st = state, .n = n};
         enum db_result r = DB_RETRY;

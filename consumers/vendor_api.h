@@ -35,10 +35,10 @@ void vendor_api_destroy(struct vendor_api *va);
  * @brief Asks `vendor` ("tencent", "srs", "agora" or "alibaba", the live_streams.vendor column)
  * to cut the push of stream_id: Tencent Cloud API 3.0 DropLiveStream; SRS's GET
  * /api/v1/clients to find the publisher and DELETE /api/v1/clients/{id}; an Agora kicking rule
- * on the channel (agora_api.h); Alibaba ForbidLiveStream (alibaba_api.h). Blocks for at most LIVEFLOW_VENDOR_API_TIMEOUT_MS
- * per HTTP request. Safe to repeat: a stream that is already gone is VENDOR_DROP_NOT_LIVE.
- * A vendor that is not configured (or unknown) is logged once and VENDOR_DROP_SKIPPED.
- * trace_id (may be NULL) goes into the log lines.
+ * on the channel (agora_api.h); Alibaba ForbidLiveStream (alibaba_api.h). Blocks for at most
+ * LIVEFLOW_VENDOR_API_TIMEOUT_MS per HTTP request. Safe to repeat: a stream that is already gone is
+ * VENDOR_DROP_NOT_LIVE. A vendor that is not configured (or unknown) is logged once and
+ * VENDOR_DROP_SKIPPED. trace_id (may be NULL) goes into the log lines.
  * @returns the outcome; errstr says why for _RETRY and _FAILED.
  */
 __attribute__((warn_unused_result)) enum vendor_drop
@@ -56,8 +56,8 @@ enum vendor_state {
  * @brief Asks `vendor` whether stream_id is live: Tencent Cloud API 3.0
  * DescribeLiveStreamState (StreamState active / inactive / forbid), SRS's GET
  * /api/v1/streams (listed with an active publisher), Agora's channel user list
- * (agora_api_state()) or Alibaba's DescribeLiveStreamsOnlineList (alibaba_api_state()). Blocks for at most
- * LIVEFLOW_VENDOR_API_TIMEOUT_MS per HTTP request. @returns the state; errstr says why for
+ * (agora_api_state()) or Alibaba's DescribeLiveStreamsOnlineList (alibaba_api_state()). Blocks for
+ * at most LIVEFLOW_VENDOR_API_TIMEOUT_MS per HTTP request. @returns the state; errstr says why for
  * VENDOR_STATE_UNKNOWN.
  */
 __attribute__((warn_unused_result)) enum vendor_state

@@ -47,7 +47,7 @@ struct role_env {
         struct db *db;
         struct redis_conn *redis;
         struct metrics *metrics;
-        rd_kafka_t *producer; /* idempotent producer (hand-offs, DLQ) */
+        rd_kafka_t *producer;    /* idempotent producer (hand-offs, DLQ) */
         struct produce_ack *ack; /* produce_acked() on producer (produce.h) */
         const char *role;
 };

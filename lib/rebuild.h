@@ -150,11 +150,13 @@ void rebuild_epoch_init(struct rebuild_epoch *ep, const char *scope);
 int rebuild_epoch_check(struct redis_conn *redis, struct rebuild_epoch *ep, bool *lost,
                         char *errstr, size_t errstr_size);
 
-/* ------------------------------------------------------------------ differences (dry runs, reconcile) */
+/* ------------------------------------------------------------------ differences (dry runs,
+ * reconcile) */
 
 /* One difference between Redis and what MySQL says Redis should hold. */
 struct rebuild_finding {
-        const char *what; /* "room" (figures), "top" (TOP10 set), "online" (set:live:online), "anchor" */
+        const char *what; /* "room" (figures), "top" (TOP10 set), "online" (set:live:online),
+                             "anchor" */
         const char *id;   /* the room, stream or anchor */
         char redis[384];  /* what Redis holds (cut to fit) */
         char mysql[384];  /* what MySQL says (cut to fit) */

@@ -13,7 +13,8 @@
 #define STREAM_MAX 255
 #define KEY_MAX    320
 
-/* qsort() and bsearch() of n items; an empty array may have a NULL base, which they must not get. */
+/* qsort() and bsearch() of n items; an empty array may have a NULL base, which they must not get.
+ */
 static void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
         if (n > 1)
@@ -213,8 +214,8 @@ static int diff_top(struct db *db, struct db_stmt *top_sql, struct redis_conn *r
 }
 
 /* Compares earnings and count; a missing key reads as 0. */
-static int diff_figures(struct redis_conn *redis, const struct room_row *rr,
-                        rebuild_on_finding on, void *arg, char *errstr, size_t errstr_size)
+static int diff_figures(struct redis_conn *redis, const struct room_row *rr, rebuild_on_finding on,
+                        void *arg, char *errstr, size_t errstr_size)
 {
         char k_earn[KEY_MAX], k_count[KEY_MAX], b1[32], b2[32], got[192], want[192];
         const char *argv[] = {"MGET", k_earn, k_count};
@@ -296,10 +297,13 @@ int rebuild_diff_rooms(struct db *db, struct redis_conn *redis, rebuild_on_findi
                 "FROM live_room_sync s LEFT JOIN recharge r ON r.room_id = s.room_id "
                 "AND r.room_seq BETWEEN 1 AND s.tip_seq GROUP BY s.room_id, s.tip_seq ORDER BY s.room_id";
         struct db_stmt *top_sql = db_stmt(
-                db, "SELECT audience_id, CAST(SUM(amount) AS SIGNED) FROM recharge WHERE room_id = ? "
-                    "AND room_seq BETWEEN 1 AND ? GROUP BY audience_id");
-        struct db_col cols[] = {{.type = DB_PARAM_STR}, {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64}};
+                db,
+                "SELECT audience_id, CAST(SUM(amount) AS SIGNED) FROM recharge WHERE room_id = ? "
+                "AND room_seq BETWEEN 1 AND ? GROUP BY audience_id");
+        struct db_col cols[] = {{.type = DB_PARAM_STR},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64}};
         struct rows rooms = {.size = sizeof(struct room_row), .fill = fill_room};
         char room[ID_MAX + 1];
         int rc;
@@ -330,7 +334,8 @@ int rebuild_diff_rooms(struct db *db, struct redis_conn *redis, rebuild_on_findi
 
 static int cmp_stream(const void *a, const void *b)
 {
-        return strcmp(((const struct stream_row *)a)->stream, ((const struct stream_row *)b)->stream);
+        return strcmp(((const struct stream_row *)a)->stream,
+                      ((const struct stream_row *)b)->stream);
 }
 
 static const struct stream_row *find_live(const struct rows *live, const char *stream)
@@ -397,8 +402,7 @@ static int scan_page(struct redis_conn *redis, int argc, const char **argv, char
         if (!r)
                 return -1;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_ARRAY) {
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
                 freeReplyObject(r);
                 snprintf(errstr, errstr_size, "redis: unexpected SCAN reply");
                 return -1;
@@ -444,7 +448,8 @@ static int check_anchor_key(struct redis_conn *redis, struct reverse *rv, const 
                 return -1;
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "live") == 0 &&
-            (r->element[1]->type != REDIS_REPLY_STRING || !find_live(rv->live, r->element[1]->str))) {
+            (r->element[1]->type != REDIS_REPLY_STRING ||
+             !find_live(rv->live, r->element[1]->str))) {
                 snprintf(got, sizeof(got), "status live stream_id %s",
                          r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "(nil)");
                 report(rv->on, rv->arg, "anchor", key + strlen(LF_KEY_ANCHOR_STATUS), got,
@@ -475,7 +480,8 @@ static int diff_reverse(struct redis_conn *redis, struct reverse *rv, char *errs
                 snprintf(errstr, errstr_size, "out of memory");
                 rc = -1;
         }
-        sort_items(rv->anchor_keys.lines, rv->anchor_keys.n, sizeof(*rv->anchor_keys.lines), cmp_line);
+        sort_items(rv->anchor_keys.lines, rv->anchor_keys.n, sizeof(*rv->anchor_keys.lines),
+                   cmp_line);
         for (size_t i = 0; rc == 0 && i < rv->anchor_keys.n; i++) {
                 char *eq = strrchr(rv->anchor_keys.lines[i], '=');
 

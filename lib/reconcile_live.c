@@ -17,7 +17,8 @@
 #define READ_IDLE_MS     15000 /* a partition that gives nothing for this long is an error */
 #define ID_BATCH         500   /* tip ids per IN (...) */
 
-/* qsort() and bsearch() of n items; an empty array may have a NULL base, which they must not get. */
+/* qsort() and bsearch() of n items; an empty array may have a NULL base, which they must not get.
+ */
 static void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
         if (n > 1)
@@ -38,8 +39,8 @@ static void on_stream_finding(const struct rebuild_finding *f, void *arg)
         long long *found = ((void **)arg)[1];
 
         if ((*found)++ < rc->limit)
-                reconcile_say(rc, "%s %s: Redis %s, live_streams says %s", f->what, f->id,
-                              f->redis, f->mysql);
+                reconcile_say(rc, "%s %s: Redis %s, live_streams says %s", f->what, f->id, f->redis,
+                              f->mysql);
 }
 
 int reconcile_check_streams(struct reconcile *rc)
@@ -136,8 +137,8 @@ static void read_record(struct topic_read *tr, const rd_kafka_message_t *rkm)
         amount = json_object_get(ev.payload, "amount");
         if (!json_is_string(id) || !json_is_integer(ts) || strlen(json_string_value(id)) > 64) {
                 tr->not_tips++;
-        } else if (tr->is_dlq || (json_integer_value(ts) >= tr->from_ms &&
-                                  json_integer_value(ts) < tr->to_ms)) {
+        } else if (tr->is_dlq ||
+                   (json_integer_value(ts) >= tr->from_ms && json_integer_value(ts) < tr->to_ms)) {
                 snprintf(t.id, sizeof(t.id), "%s", json_string_value(id));
                 t.amount = json_is_integer(amount) ? (long long)json_integer_value(amount) : 0;
                 if (tr->is_dlq &&
@@ -162,7 +163,9 @@ static int assign_all(rd_kafka_t *rk, const char *topic, long long *left, char *
         *left = 0;
         if (err || !md || md->topic_cnt != 1 || md->topics[0].err) {
                 snprintf(errstr, errstr_size, "%s: no metadata: %s", topic,
-                         rd_kafka_err2str(err ? err : md && md->topic_cnt ? md->topics[0].err : err));
+                         rd_kafka_err2str(err                   ? err
+                                          : md && md->topic_cnt ? md->topics[0].err
+                                                                : err));
                 goto done;
         }
         for (int i = 0; i < md->topics[0].partition_cnt; i++) {
@@ -328,7 +331,8 @@ static int mark_ledgers(struct reconcile *rc, struct tip_set *tips, char *errstr
 
                 for (size_t i = 0; i < tips->n && result == 0; i += ID_BATCH) {
                         db_text_reset(&sql);
-                        /* BINARY: the ledgers' keys are matched byte for byte, as Kafka has them. */
+                        /* BINARY: the ledgers' keys are matched byte for byte, as Kafka has them.
+                         */
                         db_text_add(&sql, "SELECT trace_id FROM %s WHERE BINARY trace_id IN (",
                                     ledgers[l].table);
                         for (size_t j = i; j < tips->n && j < i + ID_BATCH; j++) {
@@ -374,17 +378,20 @@ static long long report_missing(struct reconcile *rc, const struct tip_set *tips
                         if (found++ >= rc->limit)
                                 continue;
                         if (d)
-                                reconcile_say(rc, "tip %s (amount %lld, %s [%d] offset %lld): not in %s, "
-                                                  "dead-lettered by %s at %s.dlq [%d] offset %lld",
-                                              t->id, t->amount, rc->reward_topic, t->partition,
-                                              t->offset, ledgers[l].table, ledgers[l].group,
-                                              rc->reward_topic, d->partition, d->offset);
+                                reconcile_say(
+                                        rc,
+                                        "tip %s (amount %lld, %s [%d] offset %lld): not in %s, "
+                                        "dead-lettered by %s at %s.dlq [%d] offset %lld",
+                                        t->id, t->amount, rc->reward_topic, t->partition, t->offset,
+                                        ledgers[l].table, ledgers[l].group, rc->reward_topic,
+                                        d->partition, d->offset);
                         else
-                                reconcile_say(rc, "tip %s (amount %lld, %s [%d] offset %lld): not in %s "
-                                                  "and not in %s.dlq for %s",
-                                              t->id, t->amount, rc->reward_topic, t->partition,
-                                              t->offset, ledgers[l].table, rc->reward_topic,
-                                              ledgers[l].group);
+                                reconcile_say(
+                                        rc,
+                                        "tip %s (amount %lld, %s [%d] offset %lld): not in %s "
+                                        "and not in %s.dlq for %s",
+                                        t->id, t->amount, rc->reward_topic, t->partition, t->offset,
+                                        ledgers[l].table, rc->reward_topic, ledgers[l].group);
                 }
         }
         if (found > rc->limit)
@@ -445,8 +452,10 @@ int reconcile_check_topic(struct reconcile *rc)
         else
                 found = report_missing(rc, &tips, &dlq);
         if (found >= 0)
-                reconcile_say(rc, "%zu tip(s) on %s in the range, %zu dead letter(s), %lld record(s) "
-                                  "not tips", tips.n, rc->reward_topic, dlq.n, not_tips);
+                reconcile_say(rc,
+                              "%zu tip(s) on %s in the range, %zu dead letter(s), %lld record(s) "
+                              "not tips",
+                              tips.n, rc->reward_topic, dlq.n, not_tips);
         codec_destroy(codec);
         free(tips.items);
         free(dlq.items);

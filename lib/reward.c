@@ -15,10 +15,8 @@ struct id_rule {
 };
 
 static const struct id_rule id_rules[] = {
-        {"tip_id", FIELD_MAX_TIP_ID, true},
-        {"audience_id", FIELD_MAX_AUDIENCE_ID, true},
-        {"anchor_id", FIELD_MAX_ANCHOR_ID, true},
-        {"room_id", FIELD_MAX_ROOM_ID, true},
+        {"tip_id", FIELD_MAX_TIP_ID, true},       {"audience_id", FIELD_MAX_AUDIENCE_ID, true},
+        {"anchor_id", FIELD_MAX_ANCHOR_ID, true}, {"room_id", FIELD_MAX_ROOM_ID, true},
         {"gift_id", FIELD_MAX_GIFT_ID, false},
 };
 

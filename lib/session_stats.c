@@ -9,8 +9,8 @@
 
 struct session_stats {
         struct db *db;
-        struct db_stmt *lock_dirty, *lock_any, *window, *gifts, *viewers, *upsert_stats,
-                *clean, *current;
+        struct db_stmt *lock_dirty, *lock_any, *window, *gifts, *viewers, *upsert_stats, *clean,
+                *current;
 };
 
 static int prepare(struct session_stats *ss)
@@ -24,7 +24,8 @@ static int prepare(struct session_stats *ss)
                 db,
                 "SELECT stream_id, anchor_id, duration_s FROM stats_session WHERE session_id = ? FOR UPDATE");
         ss->window = db_stmt(
-                db, "SELECT stream_id, anchor_id, duration_s FROM stats_session WHERE session_id = ?");
+                db,
+                "SELECT stream_id, anchor_id, duration_s FROM stats_session WHERE session_id = ?");
         ss->gifts = db_stmt(
                 db,
                 "SELECT CAST(COALESCE(SUM(t.amount), 0) AS SIGNED), COUNT(*), COUNT(DISTINCT t.audience_id) "
@@ -72,7 +73,8 @@ void session_stats_destroy(struct session_stats *ss)
         free(ss); /* the statements belong to the db */
 }
 
-/* Reads the session's row through stmt (a plain read or a lock); *found says whether it is there. */
+/* Reads the session's row through stmt (a plain read or a lock); *found says whether it is there.
+ */
 static enum db_result read_session(struct session_stats *ss, struct db_stmt *stmt,
                                    long long session, struct session_figures *f, bool *found,
                                    char *errstr, size_t errstr_size)

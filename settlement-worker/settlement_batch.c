@@ -241,8 +241,8 @@ static void on_share(const struct db_col *cols, void *arg)
 {
         struct share_sink *ss = arg;
         const char *key = ss->anchor_id;
-        const char **hit = bsearch(&key, ss->anchors, ss->anchor_cnt, sizeof(*ss->anchors),
-                                   cmp_str_ptr);
+        const char **hit =
+                bsearch(&key, ss->anchors, ss->anchor_cnt, sizeof(*ss->anchors), cmp_str_ptr);
 
         if (!hit || cols[1].is_null || cols[2].is_null) { /* another spelling of one of ours */
                 ss->run->is_mismatch = true;
@@ -350,8 +350,8 @@ static enum db_result find_ratios(struct tip_run *run, char *errstr, size_t errs
         for (size_t i = 0; i < m; i++) {
                 struct run_tip *t = run->sorted[i];
                 const char *key = t->se.anchor_id;
-                const char **hit = bsearch(&key, ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors),
-                                           cmp_str_ptr);
+                const char **hit =
+                        bsearch(&key, ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors), cmp_str_ptr);
 
                 if (!ratio_at(&ss, (size_t)(hit - ss.anchors), t->se.time_ms, &t->ratio_bp))
                         t->ratio_bp = run->st->default_ratio_bp;

@@ -269,10 +269,11 @@ static enum db_result note_tips_by_session(struct sessions *s, const struct tip 
         struct late_sink ls = {0};
         const char **rooms = NULL;
         size_t room_cnt = 0, cap = 0;
-        struct db_col cols[] = {{.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_STR, .s = ls.room_id, .s_size = sizeof(ls.room_id)},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64}};
+        struct db_col cols[] = {
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = ls.room_id, .s_size = sizeof(ls.room_id)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64}};
         struct db_text sql = {0};
         enum db_result r = DB_OK;
 
@@ -311,8 +312,8 @@ static enum db_result note_tips_by_session(struct sessions *s, const struct tip 
                 db_text_str(s->db, &sql, rooms[i]);
         }
         db_text_add(&sql, ") FOR UPDATE");
-        if ((r = db_text_query(s->db, &sql, cols, 4, on_late_session, &ls, errstr,
-                               errstr_size)) != DB_OK ||
+        if ((r = db_text_query(s->db, &sql, cols, 4, on_late_session, &ls, errstr, errstr_size)) !=
+                    DB_OK ||
             ls.is_mismatch)
                 goto out;
         *is_done = true;

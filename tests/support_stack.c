@@ -23,7 +23,7 @@ void support_proc_launch(struct support_proc *p, const char *prefix, const char 
         if (group && topics)
                 support_group_at_end(group, topics);
         p->pid = support_spawn_worker(role ? "liveflow-consumer" : "liveflow-receiver", role,
-                                       mysql_url, group, env, p->log, &p->admin_port);
+                                      mysql_url, group, env, p->log, &p->admin_port);
 }
 
 void support_procs_ready(struct support_proc *const procs[], int n)

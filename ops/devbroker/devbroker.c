@@ -44,9 +44,9 @@ struct devbroker {
 /* The topics of the contract (CONTRACT.md §3), and live.session, liveflow's own hand-off of
  * the sessions the stream role closed; each also gets a "<topic>.dlq". */
 static const char *const contract_topics[] = {
-        LF_TOPIC_STREAM,     LF_TOPIC_RECORD, LF_TOPIC_SNAPSHOT, LF_TOPIC_AUDIT,   LF_TOPIC_REWARD,
-        LF_TOPIC_WITHDRAWAL, LF_TOPIC_VIEWER, LF_TOPIC_OTHER,    LF_TOPIC_SESSION,
-        LF_TOPIC_INTERACTION, LF_TOPIC_NOTIFY,
+        LF_TOPIC_STREAM,  LF_TOPIC_RECORD,      LF_TOPIC_SNAPSHOT, LF_TOPIC_AUDIT,
+        LF_TOPIC_REWARD,  LF_TOPIC_WITHDRAWAL,  LF_TOPIC_VIEWER,   LF_TOPIC_OTHER,
+        LF_TOPIC_SESSION, LF_TOPIC_INTERACTION, LF_TOPIC_NOTIFY,
 };
 
 /* ------------------------------------------------------------------ configuration */

@@ -309,19 +309,22 @@ Test(agora, numbers_as_strings_and_extra_fields_map_the_same)
 
 Test(agora, malformed_notices_are_400_naming_the_field)
 {
-        cr_assert(eq(int, map_signed("{\"noticeId\":\"n\",\"productId\":7,\"eventType\":1,"
-                                     "\"notifyMs\":1700000000000,\"payload\":{}}"),
+        cr_assert(eq(int,
+                     map_signed("{\"noticeId\":\"n\",\"productId\":7,\"eventType\":1,"
+                                "\"notifyMs\":1700000000000,\"payload\":{}}"),
                      -1));
         cr_assert(eq(u32, verdict.status, 400));
         cr_assert(strstr(verdict.message, "streamName") != NULL, "%s", verdict.message);
         cr_assert(eq(int, map_signed("{\"productId\":7,\"eventType\":1,\"notifyMs\":1}"), -1));
         cr_assert(strstr(verdict.message, "noticeId") != NULL, "%s", verdict.message);
-        cr_assert(eq(int, map_signed("{\"noticeId\":\"n\",\"productId\":7,\"eventType\":1.5,"
-                                     "\"notifyMs\":1700000000000}"),
+        cr_assert(eq(int,
+                     map_signed("{\"noticeId\":\"n\",\"productId\":7,\"eventType\":1.5,"
+                                "\"notifyMs\":1700000000000}"),
                      -1));
         cr_assert(strstr(verdict.message, "eventType") != NULL, "%s", verdict.message);
-        cr_assert(eq(int, map_signed("{\"noticeId\":\"n\",\"noticeId\":\"m\",\"productId\":7,"
-                                     "\"eventType\":1,\"notifyMs\":1700000000000}"),
+        cr_assert(eq(int,
+                     map_signed("{\"noticeId\":\"n\",\"noticeId\":\"m\",\"productId\":7,"
+                                "\"eventType\":1,\"notifyMs\":1700000000000}"),
                      -1));
         cr_assert(eq(u32, verdict.status, 400)); /* duplicate keys */
         hdr.v2 = NULL;

@@ -16,10 +16,10 @@
 #include "settings.h"
 #include "../../callback-receiver/alibaba.h" /* the Makefile gives tests no -I<program dir> */
 
-#define FIXTURES     "tests/fixtures/payloads/alibaba-live/"
-#define PROBE_KEY    "alibaba-probe-auth-key" /* what the fixtures are signed with */
-#define NEW_KEY      "alibaba-key-after-rotation"
-#define INGEST       "push.example.com"
+#define FIXTURES      "tests/fixtures/payloads/alibaba-live/"
+#define PROBE_KEY     "alibaba-probe-auth-key" /* what the fixtures are signed with */
+#define NEW_KEY       "alibaba-key-after-rotation"
+#define INGEST        "push.example.com"
 #define CALLBACK_HOST "hooks.liveflow.example"
 
 static struct settings cfg;
@@ -383,10 +383,10 @@ Test(alibaba, malformed_posts_are_400)
         cr_assert(eq(u32, verdict.status, 400));
         cr_assert(eq(int, map_request("POST", "{\"uri\":\"x.flv\"}", 1700000000), -1));
         cr_assert(strstr(verdict.message, "stream") != NULL, "%s", verdict.message);
-        cr_assert(eq(int,
-                     map_request("POST",
-                                 "{\"stream\":\"s\",\"result\":[{\"suggestion\":\"maybe\"}]}",
-                                 1700000000),
-                     -1));
+        cr_assert(
+                eq(int,
+                   map_request("POST", "{\"stream\":\"s\",\"result\":[{\"suggestion\":\"maybe\"}]}",
+                               1700000000),
+                   -1));
         cr_assert(eq(u32, verdict.status, 400));
 }

@@ -73,8 +73,8 @@ static void start_receiver(const char *const extra_env[])
         env[n] = NULL;
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0), "receiver not ready; log: %s",
-                  rcv.log_path);
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
+                  "receiver not ready; log: %s", rcv.log_path);
 }
 
 static void setup(void)
@@ -356,14 +356,16 @@ Test(conn_guard, a_connection_that_dribbles_its_headers_is_closed_at_the_header_
                     (n == -1 && errno != EAGAIN))
                         break;
         }
-        fprintf(stderr, "slow clients: a dribbling header was closed after %lld ms (deadline "
-                        "1500 ms)\n",
+        fprintf(stderr,
+                "slow clients: a dribbling header was closed after %lld ms (deadline "
+                "1500 ms)\n",
                 support_now_ms() - start);
         cr_assert(support_now_ms() - start < 10000, "still open after 10 s of dribbling");
         close(fd);
-        cr_assert(eq(i64,
-                     scrape("liveflow_receiver_connections_closed_total{reason=\"header_timeout\"}"),
-                     1));
+        cr_assert(
+                eq(i64,
+                   scrape("liveflow_receiver_connections_closed_total{reason=\"header_timeout\"}"),
+                   1));
         stop_receiver();
 }
 
@@ -449,8 +451,8 @@ Test(conn_guard, check_config_warns_of_a_reachable_address_without_a_guard)
                                              (char *)"LIVEFLOW_HTTP_ADDR=0.0.0.0", NULL},
                                   out, sizeof(out)),
                      0));
-        cr_assert(strstr(out, "warning: LIVEFLOW_HTTP_ADDR=0.0.0.0 is not loopback") != NULL,
-                  "%s", out);
+        cr_assert(strstr(out, "warning: LIVEFLOW_HTTP_ADDR=0.0.0.0 is not loopback") != NULL, "%s",
+                  out);
         cr_assert(eq(int,
                      check_config((char *[]){(char *)"LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1",
                                              (char *)"LIVEFLOW_HTTP_ADDR=0.0.0.0",

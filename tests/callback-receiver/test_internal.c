@@ -627,8 +627,7 @@ Test(internal, a_ban_until_a_time_is_a_suspension_of_that_length)
 
         snprintf(body, sizeof(body), "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"until\":%lld}",
                  NOW_S + 3600);
-        cr_assert(eq(int, map(INTERNAL_ADMIN, "anchors/a_1/ban", body), 0), "%s",
-                  verdict.message);
+        cr_assert(eq(int, map(INTERNAL_ADMIN, "anchors/a_1/ban", body), 0), "%s", verdict.message);
         /* Received 250 ms after NOW_S: whole seconds from then. */
         cr_assert(eq(i64, json_integer_value(json_object_get(ev.payload, "suspend_s")), 3600));
         snprintf(body, sizeof(body), "{\"action\":\"ban\",\"anchor_id\":\"a_1\",\"until\":%lld}",
@@ -671,7 +670,8 @@ Test(internal, an_admin_body_must_name_the_paths_command_and_target)
                  "anchor_id: differs from the path"},
                 {"anchors/a_1/ban", "{\"action\":\"ban\",\"anchor_id\":\"a_1 \"}",
                  "anchor_id: differs from the path"},
-                {"anchors/a_1/ban", "{\"action\":\"ban\",\"anchor_id\":true}", "anchor_id: expected"},
+                {"anchors/a_1/ban", "{\"action\":\"ban\",\"anchor_id\":true}",
+                 "anchor_id: expected"},
                 /* one signed ban replayed as a close, or onto another anchor */
                 {"streams/s_1/close", "{\"action\":\"ban\",\"anchor_id\":\"a_1\"}",
                  "action: expected \"close\""},
@@ -1024,8 +1024,8 @@ static void start_receiver_with(const char *secret_env, const char *extra_env)
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0), "receiver not ready; log: %s",
-                  rcv.log_path);
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
+                  "receiver not ready; log: %s", rcv.log_path);
 }
 
 static void start_receiver(const char *secret_env)
@@ -1515,7 +1515,10 @@ Test(internal_e2e, one_signed_ban_sent_to_ban_and_close_at_once_only_bans)
         snprintf(body, sizeof(body), "{\"action\":\"ban\",\"anchor_id\":\"%s\"}", anchor);
         snprintf(ban_path, sizeof(ban_path), "/v1/admin/anchors/%s/ban", anchor);
         snprintf(close_path, sizeof(close_path), "/v1/admin/streams/%s/close", anchor);
-        ban = (struct shot){.port = rcv.port, .path = ban_path, .body = body, .h = sign_now(msg, body, 0, SECRET_B64)};
+        ban = (struct shot){.port = rcv.port,
+                            .path = ban_path,
+                            .body = body,
+                            .h = sign_now(msg, body, 0, SECRET_B64)};
         close_ = ban;
         close_.path = close_path;
         shoot_both(&ban, &close_);
@@ -1564,7 +1567,10 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
 
         /* Acknowledged by the first, replayed to the second: no second event. */
         support_unique_name("msg", msg, sizeof(msg));
-        a = (struct shot){.port = first_port, .path = path, .body = body, .h = sign_now(msg, body, 0, SECRET_B64)};
+        a = (struct shot){.port = first_port,
+                          .path = path,
+                          .body = body,
+                          .h = sign_now(msg, body, 0, SECRET_B64)};
         cr_assert(eq(long, post_at(first_port, path, body, &a.h, NULL).status, 200));
         b = a;
         b.r = post_at(rcv.port, path, body, &b.h, NULL);
@@ -1575,7 +1581,10 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
         /* A fresh command sent to both at once, four times: each is written once. */
         for (int i = 0; i < 4; i++) {
                 support_unique_name("msg", msg, sizeof(msg));
-                a = (struct shot){.port = first_port, .path = path, .body = body, .h = sign_now(msg, body, 0, SECRET_B64)};
+                a = (struct shot){.port = first_port,
+                                  .path = path,
+                                  .body = body,
+                                  .h = sign_now(msg, body, 0, SECRET_B64)};
                 b = a;
                 b.port = rcv.port;
                 shoot_both(&a, &b);
@@ -1651,7 +1660,8 @@ Test(internal_e2e, with_redis_down_the_guard_fails_open_and_counts)
         support_unique_name("anchor", anchor, sizeof(anchor));
         support_unique_name("msg", msg, sizeof(msg));
         /* Nothing listens on port 1. */
-        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, "LIVEFLOW_REDIS_URL=redis://127.0.0.1:1/0");
+        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET,
+                            "LIVEFLOW_REDIS_URL=redis://127.0.0.1:1/0");
         snprintf(body, sizeof(body), "{\"action\":\"unban\",\"anchor_id\":\"%s\"}", anchor);
         {
                 char path[256];
@@ -1777,8 +1787,11 @@ Test(internal_e2e, the_tip_services_x_trace_id_is_the_trace_and_the_tip_id_is_lo
         support_reader_close(tr);
 
         r = get_metrics();
-        cr_assert(strstr(r.body, "liveflow_receiver_request_duration_seconds_count{endpoint=\"rewards\"} 1") != NULL,
-                  "%s", r.body);
+        cr_assert(
+                strstr(r.body,
+                       "liveflow_receiver_request_duration_seconds_count{endpoint=\"rewards\"} 1") !=
+                        NULL,
+                "%s", r.body);
         stop_receiver_expect_clean_exit_keeping_log();
         log = support_read_file(rcv.log_path, NULL);
         cr_assert(log != NULL);

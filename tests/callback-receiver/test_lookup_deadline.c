@@ -25,9 +25,9 @@ static enum anchor_lookup_result slow_store(void *ctx, const char *anchor_id, co
         (void)trace_id;
         atomic_fetch_add(&calls, 1);
         support_sleep_ms(atomic_load(&delay_ms));
-        *anchor = (struct anchor_record){
-                .status = strcmp(anchor_id, "banned") == 0 ? ANCHOR_BANNED : ANCHOR_ACTIVE,
-                .store = "fake"};
+        *anchor = (struct anchor_record){.status = strcmp(anchor_id, "banned") == 0 ? ANCHOR_BANNED
+                                                                                    : ANCHOR_ACTIVE,
+                                         .store = "fake"};
         return ANCHOR_LOOKUP_FOUND;
 }
 
@@ -59,8 +59,7 @@ static long long timeouts(void)
                 metrics_counter(metrics, "liveflow_receiver_srs_lookup_timeouts_total", "", NULL));
 }
 
-static enum anchor_lookup_result ask(const char *anchor_id, struct anchor_record *a,
-                                     long long *ms)
+static enum anchor_lookup_result ask(const char *anchor_id, struct anchor_record *a, long long *ms)
 {
         struct anchor_lookup l = lookup_deadline_lookup(ld);
         long long t0 = support_now_ms();
@@ -90,8 +89,9 @@ Test(lookup_deadline, a_frozen_store_costs_the_caller_the_deadline_not_its_delay
 
         atomic_store(&delay_ms, 2000); /* as a frozen Redis with its 2 s timeout */
         cr_assert(eq(int, ask("banned", &a, &ms), ANCHOR_LOOKUP_UNAVAILABLE));
-        fprintf(stderr, "lookup deadline: a store frozen for 2000 ms answered UNAVAILABLE after "
-                        "%lld ms (deadline 200 ms)\n",
+        fprintf(stderr,
+                "lookup deadline: a store frozen for 2000 ms answered UNAVAILABLE after "
+                "%lld ms (deadline 200 ms)\n",
                 ms);
         cr_assert(lt(i64, ms, 1500), "waited %lld ms", ms);
         cr_assert(eq(i64, timeouts(), 1));
@@ -152,7 +152,8 @@ Test(lookup_deadline, a_started_lookup_calls_done_once_with_the_answer)
         cr_assert(eq(i64, timeouts(), 0));
 }
 
-Test(lookup_deadline, a_started_lookup_of_a_frozen_store_returns_and_is_answered_at_the_deadline_once)
+Test(lookup_deadline,
+     a_started_lookup_of_a_frozen_store_returns_and_is_answered_at_the_deadline_once)
 {
         static struct started s;
         long long t0 = support_now_ms(), ms;

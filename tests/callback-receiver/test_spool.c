@@ -59,13 +59,13 @@ static size_t record_sends(void *arg, const struct webhook_event *recs, size_t n
 static void append(struct spool *sp, const char *key, const void *value, size_t len)
 {
         const struct webhook_event rec = {.topic = "live.viewer",
-                                         .key = key,
-                                         .trace_id = "t1",
-                                         .event_type = "viewer.join",
-                                         .vendor = "srs",
-                                         .event_id = "e1",
-                                         .value = (void *)value,
-                                         .value_len = len};
+                                          .key = key,
+                                          .trace_id = "t1",
+                                          .event_type = "viewer.join",
+                                          .vendor = "srs",
+                                          .event_id = "e1",
+                                          .value = (void *)value,
+                                          .value_len = len};
 
         cr_assert_eq(spool_append(sp, &rec, errstr, sizeof(errstr)), 0, "%s", errstr);
 }
@@ -178,10 +178,10 @@ Test(spool, appends_beyond_the_bound_fail_and_nothing_is_sent_when_send_refuses)
         memset(big, 'x', sizeof(big));
         for (int i = 0; i < 4; i++) {
                 const struct webhook_event rec = {.topic = "live.viewer",
-                                                 .key = "k",
-                                                 .event_type = "viewer.join",
-                                                 .value = big,
-                                                 .value_len = sizeof(big)};
+                                                  .key = "k",
+                                                  .event_type = "viewer.join",
+                                                  .value = big,
+                                                  .value_len = sizeof(big)};
 
                 ok += spool_append(sp, &rec, errstr, sizeof(errstr)) == 0;
         }

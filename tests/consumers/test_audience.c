@@ -500,10 +500,9 @@ static void stats_fields(long long session, char *out, size_t size)
         cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 7);
         out[0] = '\0';
         for (size_t i = 0; i < r->elements && used < size; i++)
-                used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "/" : "",
-                                         r->element[i]->type == REDIS_REPLY_STRING
-                                                 ? r->element[i]->str
-                                                 : "-");
+                used += (size_t)snprintf(
+                        out + used, size - used, "%s%s", i ? "/" : "",
+                        r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "-");
         freeReplyObject(r);
 }
 
@@ -645,9 +644,9 @@ Test(audience, a_rebuild_while_the_role_applies_events_loses_and_doubles_nothing
                 runs++;
         }
         while (runs < 100 && support_query_int(fx.mysql,
-                                                "SELECT COALESCE(SUM(likes), 0) FROM "
-                                                "live_statistics WHERE session_id = %lld",
-                                                session) < 100) {
+                                               "SELECT COALESCE(SUM(likes), 0) FROM "
+                                               "live_statistics WHERE session_id = %lld",
+                                               session) < 100) {
                 status = ctl_rebuild_execute(log);
                 cr_assert(status == 0 || status == 1, "liveflow-ctl exited %d (log %s)", status,
                           log);

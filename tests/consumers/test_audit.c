@@ -463,10 +463,11 @@ Test(audit, verdicts_are_graded_logged_and_projected_to_redis)
         cr_assert(strncmp(got, "s_", 2) == 0, "the stream role's stream_id field was touched");
         /* live.notify: one per punishment, none for a verdict that punishes nothing. */
         {
-                static const char *const kinds[][2] = {
-                        {"warn", "anchor.warned"}, {"susp", "anchor.suspended"},
-                        {"ban", "anchor.banned"},  {"pass", NULL},
-                        {"low", NULL}};
+                static const char *const kinds[][2] = {{"warn", "anchor.warned"},
+                                                       {"susp", "anchor.suspended"},
+                                                       {"ban", "anchor.banned"},
+                                                       {"pass", NULL},
+                                                       {"low", NULL}};
                 const char *anchors[] = {warn, susp, ban, pass, low};
                 long long deadline = support_now_ms() + 20000;
 

@@ -850,9 +850,9 @@ static const char *const audit_tables[] = {
         NULL};
 
 /*
- * a-live streams st-live now (and st-live-old, an older session still marked live); a-banned is banned; a-susp is suspended for a year; a-chain had
- * a warning an hour before the base time (it counts towards a window of the batch's); a-old
- * had one two days before (it does not).
+ * a-live streams st-live now (and st-live-old, an older session still marked live); a-banned is
+ * banned; a-susp is suspended for a year; a-chain had a warning an hour before the base time (it
+ * counts towards a window of the batch's); a-old had one two days before (it does not).
  */
 static char audit_seed_live[1024], audit_seed_anchors[512], audit_seed_logs[1024];
 static const char *const audit_seed[] = {audit_seed_live, audit_seed_anchors, audit_seed_logs,
@@ -866,26 +866,28 @@ static long long audit_base_ms(void)
 
 static void audit_seed_init(long long base_ms)
 {
-        snprintf(audit_seed_live, sizeof(audit_seed_live),
-                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
-                 "status, started_at, last_event_at) VALUES ('st-live', 'a-live', 'r-live', 41, "
-                 "'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-chain', 'a-chain', "
-                 "'r-chain', 42, 'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-live-old', "
-                 "'a-live', 'r-live', 43, 'tencent', 'live', NOW() - INTERVAL 3 HOUR, NOW())");
+        snprintf(
+                audit_seed_live, sizeof(audit_seed_live),
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
+                "status, started_at, last_event_at) VALUES ('st-live', 'a-live', 'r-live', 41, "
+                "'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-chain', 'a-chain', "
+                "'r-chain', 42, 'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-live-old', "
+                "'a-live', 'r-live', 43, 'tencent', 'live', NOW() - INTERVAL 3 HOUR, NOW())");
         snprintf(audit_seed_anchors, sizeof(audit_seed_anchors),
                  "INSERT INTO anchors (anchor_id, status, suspended_until, warning_count) VALUES "
                  "('a-banned', 'banned', NULL, 0), ('a-susp', 'suspended', "
                  "FROM_UNIXTIME(%lld / 1000) + INTERVAL 300 DAY, 0), "
                  "('a-chain', 'active', NULL, 1)",
                  base_ms);
-        snprintf(audit_seed_logs, sizeof(audit_seed_logs),
-                 "INSERT INTO live_audit_logs (event_id, event_type, event_time, anchor_id, source, "
-                 "suggestion, score, punishment, severity, outcome) VALUES "
-                 "('seed-chain', 'audit.image', FROM_UNIXTIME(%lld / 1000), 'a-chain', "
-                 "'tencent.image', 'Review', 70, 'warn', 'warn', 'applied'), "
-                 "('seed-old', 'audit.image', FROM_UNIXTIME(%lld / 1000), 'a-old', "
-                 "'tencent.image', 'Review', 70, 'warn', 'warn', 'applied')",
-                 base_ms - 3600 * 1000, base_ms - 2 * 86400 * 1000LL);
+        snprintf(
+                audit_seed_logs, sizeof(audit_seed_logs),
+                "INSERT INTO live_audit_logs (event_id, event_type, event_time, anchor_id, source, "
+                "suggestion, score, punishment, severity, outcome) VALUES "
+                "('seed-chain', 'audit.image', FROM_UNIXTIME(%lld / 1000), 'a-chain', "
+                "'tencent.image', 'Review', 70, 'warn', 'warn', 'applied'), "
+                "('seed-old', 'audit.image', FROM_UNIXTIME(%lld / 1000), 'a-old', "
+                "'tencent.image', 'Review', 70, 'warn', 'warn', 'applied')",
+                base_ms - 3600 * 1000, base_ms - 2 * 86400 * 1000LL);
 }
 
 static json_t *moderation(const char *suggestion, const char *label, long long score)
@@ -913,15 +915,17 @@ static size_t audit_inputs(struct input *in, long long base, bool with_collation
         size_t n = 0;
 
 #define M(key, stream, anchor, t, sg, label, score)                                                \
-        in[n++] = (struct input){key,    "audit.image", "AuditVerdict",                           \
-                                 stream, NULL,          moderation(sg, label, score),             \
-                                 base + (t)*1000LL,     anchor,                                    \
-                                 NULL}
+        in[n++] = (struct input)                                                                   \
+        {                                                                                          \
+                key, "audit.image", "AuditVerdict", stream, NULL, moderation(sg, label, score),    \
+                        base + (t)*1000LL, anchor, NULL                                            \
+        }
 #define A(key, anchor, t, action, suspend_s)                                                       \
-        in[n++] = (struct input){key,  "audit.admin", "AuditVerdict",                             \
-                                 NULL, NULL,          admin(action, suspend_s),                   \
-                                 base + (t)*1000LL,   anchor,                                      \
-                                 NULL}
+        in[n++] = (struct input)                                                                   \
+        {                                                                                          \
+                key, "audit.admin", "AuditVerdict", NULL, NULL, admin(action, suspend_s),          \
+                        base + (t)*1000LL, anchor, NULL                                            \
+        }
         /* a-chain: with the seeded warning, the third warning in the window escalates */
         M("w-chain-1", NULL, "a-chain", 10, "Review", "Porn", 70);
         M("w-chain-2", NULL, "a-chain", 20, "Review", "Porn", 75);
@@ -951,8 +955,8 @@ static size_t audit_inputs(struct input *in, long long base, bool with_collation
         M("s-susp", NULL, "a-susp", 91, "Block", "Porn", 92);     /* never shortened */
         M("p-pass", NULL, "a-ok", 92, "Pass", NULL, 10);
         M("n-unknown", "st-unknown", NULL, 93, "Block", "Porn", 95); /* no anchor */
-        M("bad-score", NULL, "a-ok", 94, "Review", NULL, 200);        /* permanent */
-        A("bad-action", "a-ok", 95, "mute", -1);                      /* permanent */
+        M("bad-score", NULL, "a-ok", 94, "Review", NULL, 200);       /* permanent */
+        A("bad-action", "a-ok", 95, "mute", -1);                     /* permanent */
         if (with_collation_pair) {
                 M("c-upper", NULL, "Anc-C", 96, "Block", "Porn", 95);
                 M("c-lower", NULL, "anc-c", 97, "Review", "Porn", 70);
@@ -1006,9 +1010,15 @@ static size_t audit_random_inputs(struct input *in, long long base, unsigned see
                         p = admin(rand_r(&seed) % 2 ? "ban" : "unban", -1);
                 else
                         p = moderation(kind % 2 ? "Review" : "Block", "Porn", 70 + kind);
-                in[n] = (struct input){keys[n], kind == 14 || kind == 15 ? "audit.admin"
-                                                                          : "audit.image",
-                                       "AuditVerdict", NULL, NULL, p, t, anchor, NULL};
+                in[n] = (struct input){keys[n],
+                                       kind == 14 || kind == 15 ? "audit.admin" : "audit.image",
+                                       "AuditVerdict",
+                                       NULL,
+                                       NULL,
+                                       p,
+                                       t,
+                                       anchor,
+                                       NULL};
                 if (kind >= 16) { /* no anchor in the envelope: live_streams names it */
                         in[n].anchor_id = NULL;
                         in[n].stream_id = streams[rand_r(&seed) % 3];

@@ -17,9 +17,9 @@
 #include "support.h"
 #include "support_stack.h"
 
-#define TENCENT_KEY "e2e-callback-key"
-#define AGORA_SECRET "e2e-agora-secret"
-#define ALIBABA_KEY "e2e-alibaba-key"
+#define TENCENT_KEY    "e2e-callback-key"
+#define AGORA_SECRET   "e2e-agora-secret"
+#define ALIBABA_KEY    "e2e-alibaba-key"
 #define ALIBABA_DOMAIN "push.e2e.example.com"
 
 static struct {
@@ -119,7 +119,7 @@ static long post_tencent(const char *stream_id, int event_type, long long t, con
 
 /* Sends method to path (with query) carrying body and the headers; returns the status. */
 static long http_send(const char *method, const char *path, const char *body,
-                 const char *const headers[])
+                      const char *const headers[])
 {
         char url[1024];
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -425,9 +425,8 @@ Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
 static void start_roles(void)
 {
         static const char *const names[] = {"record", "snapshot", "audit"};
-        static const char *const topics[][2] = {{"live.record", NULL},
-                                                {"live.snapshot", NULL},
-                                                {"live.audit", NULL}};
+        static const char *const topics[][2] = {
+                {"live.record", NULL}, {"live.snapshot", NULL}, {"live.audit", NULL}};
         struct support_proc *all[] = {&fx.roles[0], &fx.roles[1], &fx.roles[2]};
         char group[128];
 

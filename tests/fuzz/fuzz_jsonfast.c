@@ -90,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         }
         if ((rc == 0) != (j != NULL))
-                differ(j ? "jansson accepts, jsonfast refuses" : "jsonfast accepts, jansson refuses");
+                differ(j ? "jansson accepts, jsonfast refuses"
+                         : "jsonfast accepts, jansson refuses");
         if (j)
                 compare(j, c);
         json_decref(j);

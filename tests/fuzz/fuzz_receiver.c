@@ -206,8 +206,7 @@ static void run(unsigned selector, const struct webhook_request *req)
                         abort();
         } else if (rc == 0) {
                 check_encodes(&ev, req->body ? req->body : "", req->len);
-        }
-        else if (v.status < 200 || v.status > 599)
+        } else if (v.status < 200 || v.status > 599)
                 abort(); /* every refusal carries an HTTP status */
         webhook_event_fini(&ev);
 }

@@ -23,9 +23,8 @@ static int check_with(const char *field, const char *value)
                 json_object_set_new(p, field, json_loads(value, JSON_DECODE_ANY, NULL));
         else if (field)
                 json_object_del(p, field);
-        ev = (struct event){.event_type = (char *)"reward",
-                            .payload_name = (char *)"Reward",
-                            .payload = p};
+        ev = (struct event){
+                .event_type = (char *)"reward", .payload_name = (char *)"Reward", .payload = p};
         errstr[0] = '\0';
         rc = reward_check(&ev, errstr, sizeof(errstr));
         json_decref(p);

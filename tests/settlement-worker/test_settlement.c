@@ -432,7 +432,8 @@ Test(settlement, a_ratio_filed_under_another_spelling_of_the_anchor_applies)
                 long long ts_ms, amount, ratio_bp;
         } tips[] = {
                 {a, BASE_MS, 1001, 4500}, /* before the row: the default */
-                {a, t1, 1003, 3000},      {a, t1 + 5, 777, 3000},
+                {a, t1, 1003, 3000},
+                {a, t1 + 5, 777, 3000},
                 {b, t1, 1009, 6000}, /* a plain anchor beside it in the same batch */
         };
         const size_t n = sizeof(tips) / sizeof(tips[0]);
