@@ -16,9 +16,12 @@
  *   percentile = 100 * (spenders whose total <= this total) / spenders
  *   high when percentile > high_pct, else mid when > mid_pct, else low.
  *
- * A run computes into stats_profile_stage, then in one transaction records itself in
- * stats_profile_run (unique per interval and period) and replaces audience_profile with the
- * stage: a run that fails or dies halfway leaves the previous profile whole.
+ * A run computes into a stage of its own (a temporary table of its connection, so runs of
+ * different periods may overlap), then in one transaction records itself in stats_profile_run
+ * (unique per interval and period) and replaces audience_profile with the stage: a run that
+ * fails or dies halfway leaves the previous profile whole. The swaps take turns (a MySQL named
+ * lock), and one whose period is older than a recorded run's is dropped: a run that finishes
+ * late never replaces a newer period's profile.
  */
 struct profile_run;
 
@@ -33,7 +36,8 @@ void profile_run_destroy(struct profile_run *pr);
 enum db_result profile_run_is_done(struct profile_run *pr, long long period, bool *done,
                                    char *errstr, size_t errstr_size);
 
-/** @brief Computes every spender's row into stats_profile_stage; *staged receives how many. */
+/** @brief Computes every spender's row into the run's stage (a temporary table of db's
+ * connection: stage, diff and swap on the same db); *staged receives how many. */
 enum db_result profile_run_stage(struct profile_run *pr, long long period, long long *staged,
                                  char *errstr, size_t errstr_size);
 
@@ -48,10 +52,12 @@ enum db_result profile_run_diff(struct profile_run *pr, long long *changed, char
  * @brief Records the run (instance names who ran it) and replaces audience_profile with the
  * stage, all or nothing. With replace, a run recorded for the period before is replaced;
  * without it, such a run makes this one fail with DB_DUPLICATE (another instance was first).
+ * A run recorded for a newer period (same interval) also makes it DB_DUPLICATE, with *newer
+ * set to that period (else -1), replace or not: nothing changes.
  */
 enum db_result profile_run_swap(struct profile_run *pr, long long period, long long staged,
                                 long long started_ms, const char *instance, bool replace,
-                                char *errstr, size_t errstr_size);
+                                long long *newer, char *errstr, size_t errstr_size);
 
 struct redis_conn;
 
@@ -60,8 +66,7 @@ enum profile_lock { PROFILE_LOCK_TAKEN, PROFILE_LOCK_BUSY, PROFILE_LOCK_ERROR };
 
 /**
  * @brief Takes Redis lock:stats:profile:{period} for ttl_s (SET NX EX with token, 33 bytes,
- * made here): of the stats workers and liveflow-ctl, only the holder runs the period or
- * touches stats_profile_stage. @returns PROFILE_LOCK_ERROR with errstr when Redis failed.
+ * made here): of the stats workers and liveflow-ctl, only the holder runs the period. @returns PROFILE_LOCK_ERROR with errstr when Redis failed.
  */
 enum profile_lock profile_run_lock(struct redis_conn *redis, long long period, long long ttl_s,
                                    char token[33], char *errstr, size_t errstr_size);

@@ -116,7 +116,7 @@ static void lock_release(struct profile *p, long long period, const char *token)
 /* @returns 0 when the period is done (by this run or an earlier one), -1 with errstr. */
 static int run_unless_done(struct profile *p, long long period, char *errstr, size_t errstr_size)
 {
-        long long started_ms = now_ms(), staged = 0;
+        long long started_ms = now_ms(), staged = 0, newer = -1;
         bool done = false;
         enum db_result r;
 
@@ -129,13 +129,19 @@ static int run_unless_done(struct profile *p, long long period, char *errstr, si
                  p->interval_s, p->instance);
         if (profile_run_stage(p->run, period, &staged, errstr, errstr_size) != DB_OK)
                 return -1;
-        if ((r = profile_run_swap(p->run, period, staged, started_ms, p->instance, false, errstr,
-                                  errstr_size)) == DB_DUPLICATE) {
+        if ((r = profile_run_swap(p->run, period, staged, started_ms, p->instance, false, &newer,
+                                  errstr, errstr_size)) == DB_DUPLICATE) {
                 metric_add(p->m_superseded, 1);
-                log_warn(
-                        NULL,
-                        "profile period=%lld was recorded by another run meanwhile; this one is dropped",
-                        period);
+                if (newer >= 0)
+                        log_warn(NULL,
+                                 "profile period=%lld superseded: period %lld ran meanwhile and "
+                                 "its profile is newer; this one is dropped",
+                                 period, newer);
+                else
+                        log_warn(NULL,
+                                 "profile period=%lld was recorded by another run meanwhile; this "
+                                 "one is dropped",
+                                 period);
                 return 0;
         }
         if (r != DB_OK)

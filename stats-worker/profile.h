@@ -22,9 +22,10 @@ struct metrics;
  * A period is the interval that holds the current time, named by its start in Unix seconds.
  * Of all the instances, the one that takes Redis lock:stats:profile:{period} (SET NX EX with a
  * random token; released by a compare-and-delete script) runs it, after checking that no run
- * of the period is recorded. A run computes into stats_profile_stage, then in one transaction
- * records itself in stats_profile_run (unique per period) and replaces audience_profile with
- * the stage: a run that fails or dies halfway leaves the previous profile whole. The
+ * of the period is recorded. A run computes into a stage of its own connection, then in one
+ * transaction records itself in stats_profile_run (unique per period) and replaces
+ * audience_profile with the stage: a run that fails or dies halfway leaves the previous profile
+ * whole, and a run that ends after a newer period's is dropped (superseded). The
  * run itself is lib/profile_run.c, which liveflow-ctl rebuild profile runs too. Its
  * statements use a connection of their own whose timeout is the lock's TTL, so that no
  * statement outlives the lock; the unique run row covers a run that does.

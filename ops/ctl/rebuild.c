@@ -346,15 +346,17 @@ static int profile_locked(const struct ctl *ctl, struct profile_run *pr, long lo
                           bool execute, json_t *doc, char *errstr, size_t errstr_size)
 {
         char instance[200];
-        long long staged = 0, changed = 0, started = ctl_now_ms();
+        long long staged = 0, changed = 0, started = ctl_now_ms(), newer = -1;
+        enum db_result r;
 
         if (profile_run_stage(pr, period, &staged, errstr, errstr_size) != DB_OK ||
             profile_run_diff(pr, &changed, errstr, errstr_size) != DB_OK)
                 return -1;
         snprintf(instance, sizeof(instance), "liveflow-ctl:%s", ctl->who);
-        if (execute && profile_run_swap(pr, period, staged, started, instance, true, errstr,
-                                        errstr_size) != DB_OK)
-                return -1;
+        /* The period's own run is replaced; a newer period's profile never is (exit 1). */
+        if (execute && (r = profile_run_swap(pr, period, staged, started, instance, true, &newer,
+                                             errstr, errstr_size)) != DB_OK)
+                return r == DB_DUPLICATE && newer >= 0 ? 1 : -1;
         json_object_set_new(doc, "audiences", json_integer(staged));
         json_object_set_new(doc, "changed", json_integer(changed));
         if (execute)
@@ -457,8 +459,10 @@ static const char profile_usage[] =
         "  computes audience_profile as liveflow-stats does for the period holding PERIOD\n"
         "  (a time: Unix s, ISO 8601 UTC, -2h, now; default now) and counts the audiences whose\n"
         "  level, total or percentile would change; --execute swaps it in and records the run\n"
-        "  (replacing the period's run). Takes the period's lock, as the workers do.\n"
-        "  exit 0 done, 1 a run of the period holds the lock, 2 usage or connection error\n";
+        "  (replacing the period's run), unless a newer period has a recorded run: its\n"
+        "  profile stays. Takes the period's lock, as the workers do.\n"
+        "  exit 0 done, 1 a run of the period holds the lock or a newer period ran,\n"
+        "  2 usage or connection error\n";
 
 const struct ctl_command ctl_rebuild_commands[] = {
         {"redis", "Redis room figures, live-stream and audience keys from MySQL", redis_usage,

@@ -362,6 +362,109 @@ Test(ctl_rebuild, profile_dry_run_counts_and_execute_swaps_in_under_the_lock)
         cr_assert(strstr(ctl_run_stderr, "held"), "%s", ctl_run_stderr);
 }
 
+/* Tips u1..u4 of 100..400, and with more, u1 +500 and u5 1000 (tag names the batch). */
+static void profile_tips(MYSQL *mysql, bool more, const char *tag)
+{
+        for (int i = 1; i <= (more ? 2 : 4); i++)
+                ctl_sql(mysql,
+                        "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
+                        "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES ('%s_%s%d', 'e', "
+                        "'u%d', 'an', 'r', %d, 1, 'unknown', 'unknown', NOW(3), NOW())",
+                        fx.prefix, tag, i, more ? (i == 1 ? 1 : 5) : i,
+                        more ? (i == 1 ? 500 : 1000) : i * 100);
+}
+
+/* Waits until another connection to this test's database runs a statement on the runs
+ * (recording or replacing a run), which waits for the row holder's open transaction holds. */
+static void wait_blocked_by(MYSQL *holder)
+{
+        long long deadline = support_now_ms() + 30000, waiting = 0;
+
+        while (support_now_ms() < deadline &&
+               (waiting = support_query_int(
+                        holder,
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = "
+                        "DATABASE() AND ID <> CONNECTION_ID() AND (INFO LIKE "
+                        "'%%INTO stats_profile_run %%' OR INFO LIKE "
+                        "'%%DELETE FROM stats_profile_run %%')")) == 0)
+                support_sleep_ms(50);
+        cr_assert_gt(waiting, 0, "no run reached its swap within 30 s");
+}
+
+/*
+ * Runs of two periods overlap: the newer period's (P1) has staged and waits in its swap (a
+ * test transaction holds the row its run would record), while the older period's (P0) stages
+ * from a ledger with more tips and swaps in. When P1's run goes on, it swaps in what it staged
+ * itself (not P0's stage), and afterwards an explicit rebuild of P0 leaves P1's profile alone.
+ */
+Test(ctl_rebuild, profile_runs_of_two_periods_overlap_and_the_newer_period_stays)
+{
+        long long p1 = support_now_ms() / 1000 / 3600 * 3600, p0 = p1 - 3600;
+        char bin[512], cmd[1024], newer_out[4096] = "", sql[512];
+        MYSQL *holder;
+        FILE *newer;
+        size_t n;
+
+        use_redis(9);
+        setenv("LIVEFLOW_STATS_PROFILE_INTERVAL_S", "3600", 1);
+        setenv("LIVEFLOW_STATS_PROFILE_HIGH_PCT", "90", 1);
+        setenv("LIVEFLOW_STATS_PROFILE_MID_PCT", "50", 1);
+        profile_tips(fx.mysql, false, "a");
+        holder = support_mysql_connect(fx.mysql_url);
+        ctl_sql(holder, "START TRANSACTION");
+        ctl_sql(holder,
+                "INSERT INTO stats_profile_run (interval_s, period, period_start, instance, audiences, "
+                "started_at) VALUES (3600, %lld, FROM_UNIXTIME(%lld), 'test', 0, NOW(3))",
+                p1, p1);
+        support_bin_path("liveflow-ctl", bin, sizeof(bin));
+        snprintf(cmd, sizeof(cmd), "%s rebuild profile %lld --execute 2>&1", bin, p1);
+        newer = popen(cmd, "r");
+        cr_assert(newer != NULL);
+        wait_blocked_by(holder); /* P1's run staged u1..u4 and waits to record itself */
+
+        profile_tips(fx.mysql, true, "b");
+        cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild profile %lld --execute", p0), 0,
+                     "%s", ctl_run_stderr);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile "
+                                                 "WHERE total_amount = 1000"),
+                     1, "P0's run counts u5");
+
+        ctl_sql(holder, "ROLLBACK");
+        mysql_close(holder);
+        n = fread(newer_out, 1, sizeof(newer_out) - 1, newer);
+        newer_out[n] = '\0';
+        cr_assert_eq(pclose(newer), 0, "the P1 run: %s", newer_out);
+        snprintf(sql, sizeof(sql),
+                 "SELECT GROUP_CONCAT(audience_id, ':', total_amount, ':', percentile, ':', level, "
+                 "':', UNIX_TIMESTAMP(period_start) = %lld ORDER BY audience_id) FROM audience_profile",
+                 p1);
+        support_query1(fx.mysql, out, sizeof(out), "%s", sql);
+        cr_assert_str_eq(out,
+                         "u1:100:25.000:low:1,u2:200:50.000:low:1,u3:300:75.000:mid:1,"
+                         "u4:400:100.000:high:1",
+                         "P1's own stage, staged before u5 tipped");
+
+        /* An explicit rebuild of the older period: its run stays recorded, the profile P1's. */
+        cr_assert_eq(ctl_run(out, sizeof(out), "rebuild profile %lld --execute", p0), 1, "%s",
+                     ctl_run_stderr);
+        cr_assert(strstr(ctl_run_stderr, "newer period"), "%s", ctl_run_stderr);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile WHERE "
+                                                 "UNIX_TIMESTAMP(period_start) = %lld",
+                                       p1),
+                     4);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_profile_run WHERE "
+                                                 "period IN (%lld, %lld)",
+                                       p0, p1),
+                     2);
+        /* P1 itself may be rebuilt: it now counts u5 and u1's 600. */
+        cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild profile %lld --execute", p1), 0,
+                     "%s", ctl_run_stderr);
+        support_query1(fx.mysql, out, sizeof(out), "%s", sql);
+        cr_assert_str_eq(out,
+                         "u1:600:80.000:mid:1,u2:200:20.000:low:1,u3:300:40.000:low:1,"
+                         "u4:400:60.000:mid:1,u5:1000:100.000:high:1");
+}
+
 Test(ctl_rebuild, reconcile_runs_under_liveflow_ctl_with_json)
 {
         char room[64], live[64];
