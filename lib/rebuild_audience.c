@@ -22,7 +22,7 @@ static const char *const field_names[F_COUNT] = {"views", "uv",      "peak_onlin
 
 struct rebuild_audience_sql {
         struct db_stmt *lock_room, *read_room, *open_visits, *sessions, *lock_session,
-                *read_session, *viewers, *interval_peak, *fix_online, *fix_session, *room_page;
+                *read_session, *viewers, *fix_online, *fix_session, *room_page;
 };
 
 struct rebuild_audience {
@@ -79,14 +79,6 @@ static const struct {
          "live_statistics WHERE session_id = ?"},
         {offsetof(struct rebuild_audience_sql, viewers),
          "SELECT COUNT(*) FROM audience_session_viewer WHERE session_id = ?"},
-        /* The most visits of the session open at one instant: +1 at each enter, -1 at each
-         * leave, a leave first within a millisecond (so the figure never overstates). */
-        {offsetof(struct rebuild_audience_sql, interval_peak),
-         "SELECT COALESCE(MAX(n), 0) FROM (SELECT SUM(d) OVER (ORDER BY t, d ROWS UNBOUNDED "
-         "PRECEDING) AS n FROM (SELECT entered_at AS t, 1 AS d FROM live_watch_history WHERE "
-         "session_id = ? UNION ALL SELECT left_at, -1 FROM live_watch_history WHERE session_id = "
-         "? UNION ALL SELECT entered_at, 1 FROM audience_visit WHERE room_id = ? AND is_open = 1 "
-         "AND session_id = ? AND entered_at IS NOT NULL) e) x"},
         {offsetof(struct rebuild_audience_sql, fix_online),
          "UPDATE audience_room SET online = ? WHERE room_id = ?"},
         {offsetof(struct rebuild_audience_sql, fix_session),
@@ -170,16 +162,14 @@ static int derive_session(struct rebuild_audience *ra, const struct aud_room *r,
 {
         struct db_col cols[F_COUNT];
         struct db_param id[] = {DB_I64(s->id)};
-        struct db_param ip[] = {DB_I64(s->id), DB_I64(s->id), DB_STR(r->room), DB_I64(s->id)};
-        long long uv_rows, interval;
+        long long uv_rows;
         bool found;
 
         for (size_t f = 0; f < F_COUNT; f++)
                 cols[f] = (struct db_col){.type = DB_PARAM_I64};
         if (db_query_row(ra->db, is_locked ? ra->sql.lock_session : ra->sql.read_session, id, 1,
                          cols, F_COUNT, &found, errstr, errstr_size) != DB_OK ||
-            query_int(ra, ra->sql.viewers, id, 1, &uv_rows, NULL, errstr, errstr_size) == -1 ||
-            query_int(ra, ra->sql.interval_peak, ip, 4, &interval, NULL, errstr, errstr_size) == -1)
+            query_int(ra, ra->sql.viewers, id, 1, &uv_rows, NULL, errstr, errstr_size) == -1)
                 return -1;
         for (size_t f = 0; f < F_COUNT; f++) {
                 s->has[f] = found && !cols[f].is_null;
@@ -192,8 +182,6 @@ static int derive_session(struct rebuild_audience *ra, const struct aud_room *r,
                 return 0;
         s->has[F_UV] = s->has[F_PEAK] = true;
         s->v[F_UV] = uv_rows;
-        if (s->v[F_PEAK] < interval)
-                s->v[F_PEAK] = interval;
         if (s->is_live && r->is_known && s->v[F_PEAK] < r->online)
                 s->v[F_PEAK] = r->online;
         return 0;

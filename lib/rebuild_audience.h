@@ -9,11 +9,10 @@
  *  - live:stats:{session} fields uv (the session's audience_session_viewer rows: exact), views,
  *    chats, likes, follows, shares (live_statistics' counters, each event counted once in the
  *    transaction that records its id: exact; the single interactions are not kept).
- *  - peak_online: the largest of live_statistics.peak_online, the most of the session's visits
- *    open at one instant (live_watch_history rows and open visits, a leave before an enter of
- *    the same millisecond) and, while the session is live, the room's online count. A lower
- *    bound of the room's true peak: visits without a session, watch history purged after
- *    LIVEFLOW_AUDIENCE_KEEP_DAYS and reordered events can hide a higher one.
+ *  - peak_online: live_statistics.peak_online, raised to the room's online count while the
+ *    session is live: the role's own figure (the room's online count at its highest while an
+ *    event of the session raised it, in the order the events were applied), so a rebuild
+ *    restores what the role projected rather than a figure of its own.
  * MySQL's own counters (audience_room.online, live_statistics.unique_viewers and peak_online)
  * are set to the derived values when they differ, so that the role's later projections, which
  * read them, agree with the rebuild.
