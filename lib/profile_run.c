@@ -25,7 +25,7 @@ static const char release_script[] =
 
 /* Serialises the swaps of every run on the database (a MySQL named lock, which is server-wide:
  * named after the database, held for the swap's transaction). */
-#define SWAP_LOCK "CONCAT('liveflow:profile_swap:', MD5(DATABASE()))"
+#define SWAP_LOCK        "CONCAT('liveflow:profile_swap:', MD5(DATABASE()))"
 #define SWAP_LOCK_WAIT_S 60
 
 struct profile_run {
@@ -50,7 +50,8 @@ struct profile_run *profile_run_new(struct db *db, long long interval_s, long lo
         /* at_most counts the spenders whose total is at most this one (ties included). */
         pr->stage = db_stmt(
                 db,
-                "INSERT INTO " STAGE_TABLE " (audience_id, total_amount, percentile, level, period_start) "
+                "INSERT INTO " STAGE_TABLE
+                " (audience_id, total_amount, percentile, level, period_start) "
                 "SELECT audience_id, total, ROUND(100 * at_most / spenders, 3), "
                 "CASE WHEN 100 * at_most > ? * spenders THEN 'high' WHEN 100 * at_most > ? * spenders THEN 'mid' "
                 "ELSE 'low' END, FROM_UNIXTIME(?) FROM ("
@@ -106,12 +107,13 @@ enum db_result profile_run_stage(struct profile_run *pr, long long period, long 
         unsigned long long affected = 0;
         enum db_result r;
 
-        if ((r = db_sql(pr->db,
-                        "CREATE TEMPORARY TABLE IF NOT EXISTS " STAGE_TABLE " ("
-                        " audience_id VARCHAR(64) NOT NULL PRIMARY KEY, total_amount BIGINT NOT NULL,"
-                        " percentile DECIMAL(6,3) NOT NULL, level ENUM('high','mid','low') NOT NULL,"
-                        " period_start DATETIME(3) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-                        NULL, errstr, errstr_size)) != DB_OK ||
+        if ((r = db_sql(
+                     pr->db,
+                     "CREATE TEMPORARY TABLE IF NOT EXISTS " STAGE_TABLE " ("
+                     " audience_id VARCHAR(64) NOT NULL PRIMARY KEY, total_amount BIGINT NOT NULL,"
+                     " percentile DECIMAL(6,3) NOT NULL, level ENUM('high','mid','low') NOT NULL,"
+                     " period_start DATETIME(3) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+                     NULL, errstr, errstr_size)) != DB_OK ||
             (r = db_sql(pr->db, "DELETE FROM " STAGE_TABLE, NULL, errstr, errstr_size)) != DB_OK ||
             (r = read_committed(pr, errstr, errstr_size)) != DB_OK ||
             (r = db_exec(pr->db, pr->stage, prm, 3, &affected, NULL, errstr, errstr_size)) != DB_OK)
@@ -254,8 +256,8 @@ enum profile_lock profile_run_lock(struct redis_conn *redis, long long period, l
         return r;
 }
 
-int profile_run_unlock(struct redis_conn *redis, long long period, const char *token,
-                       char *errstr, size_t errstr_size)
+int profile_run_unlock(struct redis_conn *redis, long long period, const char *token, char *errstr,
+                       size_t errstr_size)
 {
         char key[64];
         const char *keys[] = {key}, *args[] = {token};

@@ -66,7 +66,8 @@ enum profile_lock { PROFILE_LOCK_TAKEN, PROFILE_LOCK_BUSY, PROFILE_LOCK_ERROR };
 
 /**
  * @brief Takes Redis lock:stats:profile:{period} for ttl_s (SET NX EX with token, 33 bytes,
- * made here): of the stats workers and liveflow-ctl, only the holder runs the period. @returns PROFILE_LOCK_ERROR with errstr when Redis failed.
+ * made here): of the stats workers and liveflow-ctl, only the holder runs the period.
+ * @returns PROFILE_LOCK_ERROR with errstr when Redis failed.
  */
 enum profile_lock profile_run_lock(struct redis_conn *redis, long long period, long long ttl_s,
                                    char token[33], char *errstr, size_t errstr_size);
@@ -75,7 +76,7 @@ enum profile_lock profile_run_lock(struct redis_conn *redis, long long period, l
  * @brief Releases the lock while it still holds token (an expired lock that another took since
  * is not ours). @returns 1 released, 0 it had expired, -1 with errstr (it expires by itself).
  */
-int profile_run_unlock(struct redis_conn *redis, long long period, const char *token,
-                       char *errstr, size_t errstr_size);
+int profile_run_unlock(struct redis_conn *redis, long long period, const char *token, char *errstr,
+                       size_t errstr_size);
 
 #endif

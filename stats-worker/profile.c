@@ -25,8 +25,8 @@ struct profile {
         struct redis_conn *redis;
         long long interval_s, high_pct, mid_pct, lock_ttl_s;
         char instance[128];
-        long long done_period; /* the last period known to be done; -1 at start */
-        long long retry_at_ms; /* after a failure, no new attempt before this */
+        long long done_period;   /* the last period known to be done; -1 at start */
+        long long retry_at_ms;   /* after a failure, no new attempt before this */
         struct profile_run *run; /* the run itself, shared with liveflow-ctl (lib/) */
         struct metric *m_done, *m_failed, *m_superseded, *m_busy;
 };
@@ -102,7 +102,8 @@ static void lock_release(struct profile *p, long long period, const char *token)
         int r = profile_run_unlock(p->redis, period, token, errstr, sizeof(errstr));
 
         if (r == -1)
-                log_warn(NULL, "profile: releasing lock:stats:profile:%lld: %s (it expires by itself)",
+                log_warn(NULL,
+                         "profile: releasing lock:stats:profile:%lld: %s (it expires by itself)",
                          period, errstr);
         else if (r == 0)
                 log_warn(

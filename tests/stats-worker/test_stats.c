@@ -944,12 +944,11 @@ static void wait_figures(long long session, const struct session_figures *f)
         snprintf(want, sizeof(want), "%lld/%lld/%lld/-/-", f->gift_amount, f->gift_count,
                  f->paying_users);
         while (support_now_ms() < deadline) {
-                support_query1(
-                        fx.mysql, got, sizeof(got),
-                        "SELECT CONCAT_WS('/', gift_amount, gift_count, paying_users, "
-                        "COALESCE(unique_viewers, '-'), COALESCE(peak_online, '-')) "
-                        "FROM live_statistics WHERE session_id = %lld",
-                        session);
+                support_query1(fx.mysql, got, sizeof(got),
+                               "SELECT CONCAT_WS('/', gift_amount, gift_count, paying_users, "
+                               "COALESCE(unique_viewers, '-'), COALESCE(peak_online, '-')) "
+                               "FROM live_statistics WHERE session_id = %lld",
+                               session);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(100);

@@ -382,11 +382,10 @@ static void wait_blocked_by(MYSQL *holder)
 
         while (support_now_ms() < deadline &&
                (waiting = support_query_int(
-                        holder,
-                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = "
-                        "DATABASE() AND ID <> CONNECTION_ID() AND (INFO LIKE "
-                        "'%%INTO stats_profile_run %%' OR INFO LIKE "
-                        "'%%DELETE FROM stats_profile_run %%')")) == 0)
+                        holder, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = "
+                                "DATABASE() AND ID <> CONNECTION_ID() AND (INFO LIKE "
+                                "'%%INTO stats_profile_run %%' OR INFO LIKE "
+                                "'%%DELETE FROM stats_profile_run %%')")) == 0)
                 support_sleep_ms(50);
         cr_assert_gt(waiting, 0, "no run reached its swap within 30 s");
 }
@@ -434,10 +433,11 @@ Test(ctl_rebuild, profile_runs_of_two_periods_overlap_and_the_newer_period_stays
         n = fread(newer_out, 1, sizeof(newer_out) - 1, newer);
         newer_out[n] = '\0';
         cr_assert_eq(pclose(newer), 0, "the P1 run: %s", newer_out);
-        snprintf(sql, sizeof(sql),
-                 "SELECT GROUP_CONCAT(audience_id, ':', total_amount, ':', percentile, ':', level, "
-                 "':', UNIX_TIMESTAMP(period_start) = %lld ORDER BY audience_id) FROM audience_profile",
-                 p1);
+        snprintf(
+                sql, sizeof(sql),
+                "SELECT GROUP_CONCAT(audience_id, ':', total_amount, ':', percentile, ':', level, "
+                "':', UNIX_TIMESTAMP(period_start) = %lld ORDER BY audience_id) FROM audience_profile",
+                p1);
         support_query1(fx.mysql, out, sizeof(out), "%s", sql);
         cr_assert_str_eq(out,
                          "u1:100:25.000:low:1,u2:200:50.000:low:1,u3:300:75.000:mid:1,"
@@ -448,21 +448,22 @@ Test(ctl_rebuild, profile_runs_of_two_periods_overlap_and_the_newer_period_stays
         cr_assert_eq(ctl_run(out, sizeof(out), "rebuild profile %lld --execute", p0), 1, "%s",
                      ctl_run_stderr);
         cr_assert(strstr(ctl_run_stderr, "newer period"), "%s", ctl_run_stderr);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile WHERE "
-                                                 "UNIX_TIMESTAMP(period_start) = %lld",
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM audience_profile WHERE "
+                                       "UNIX_TIMESTAMP(period_start) = %lld",
                                        p1),
                      4);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_profile_run WHERE "
-                                                 "period IN (%lld, %lld)",
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM stats_profile_run WHERE "
+                                       "period IN (%lld, %lld)",
                                        p0, p1),
                      2);
         /* P1 itself may be rebuilt: it now counts u5 and u1's 600. */
         cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild profile %lld --execute", p1), 0,
                      "%s", ctl_run_stderr);
         support_query1(fx.mysql, out, sizeof(out), "%s", sql);
-        cr_assert_str_eq(out,
-                         "u1:600:80.000:mid:1,u2:200:20.000:low:1,u3:300:40.000:low:1,"
-                         "u4:400:60.000:mid:1,u5:1000:100.000:high:1");
+        cr_assert_str_eq(out, "u1:600:80.000:mid:1,u2:200:20.000:low:1,u3:300:40.000:low:1,"
+                              "u4:400:60.000:mid:1,u5:1000:100.000:high:1");
 }
 
 Test(ctl_rebuild, reconcile_runs_under_liveflow_ctl_with_json)
