@@ -851,6 +851,49 @@ Test(stats, a_failed_run_leaves_the_previous_profile_and_a_later_one_replaces_it
         stop_worker_expect_clean_exit(0);
 }
 
+/* A run of a period older than one with a recorded run (another instance's, or a rebuild) ends
+ * superseded: the newer period's profile stays. */
+Test(stats, a_run_older_than_a_recorded_newer_period_is_dropped)
+{
+        /* Two periods ahead, so that the hour may turn meanwhile. */
+        const long long newer = wall_ms() / 1000 / 3600 * 3600 + 7200;
+        long long deadline, superseded = 0;
+        char id[96];
+
+        use_redis_db(8);
+        id_of(id, sizeof(id), "n");
+        exec_sql(
+                "INSERT INTO stats_tip (trace_id, event_id, audience_id, anchor_id, room_id, amount, "
+                "gift_count, anchor_gender, audience_gender, tipped_at, hour) VALUES ('%s', 'x', "
+                "'%s', 'x', 'x', 700, 1, 'unknown', 'unknown', NOW(3), NOW())",
+                id, id);
+        exec_sql(
+                "INSERT INTO stats_profile_run (interval_s, period, period_start, instance, audiences, "
+                "started_at) VALUES (3600, %lld, FROM_UNIXTIME(%lld), 'elsewhere', 1, NOW(3))",
+                newer, newer);
+        exec_sql("INSERT INTO audience_profile (audience_id, total_amount, percentile, level, "
+                 "period_start) VALUES ('%s', 5, 100, 'high', FROM_UNIXTIME(%lld))",
+                 id, newer);
+        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=3600", NULL});
+        deadline = support_now_ms() + 30000;
+        while ((superseded = scrape(
+                        0, "liveflow_stats_profile_runs_total{outcome=\"superseded\"}")) < 1 &&
+               scrape(0, "liveflow_stats_profile_runs_total{outcome=\"done\"}") < 1 &&
+               support_now_ms() < deadline)
+                support_sleep_ms(100);
+        cr_assert_eq(superseded, 1, "the run was not dropped (log %s)", fx.workers[0].log);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COUNT(*) FROM audience_profile WHERE audience_id = "
+                                       "'%s' AND total_amount = 5 AND UNIX_TIMESTAMP(period_start) "
+                                       "= %lld",
+                                       id, newer),
+                     1, "the newer period's profile was replaced");
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM audience_profile"), 1);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_profile_run"), 1);
+        cr_assert_eq(count_log_lines(0, "its profile is newer"), 1);
+        stop_worker_expect_clean_exit(0);
+}
+
 Test(stats, a_run_killed_halfway_leaves_the_previous_profile_whole)
 {
         const long long rows = 400000, audiences = 100000;
