@@ -21,6 +21,9 @@
 # transaction (a batch of up to LIVEFLOW_BATCH_MAX records) commits a little later, so
 # this is a lower bound of the moment a reader can see the balance; the time to drain
 # (last 200 to the moment a poll sees every row) bounds it from the other side.
+# Beside the workers' CPU it prints the machine's busy and idle cores over the same span (and
+# the receiver's, dev broker's, MariaDB's and Redis's share): with no idle core left, the delay
+# is time waiting for a core, not a worker stalled on its own.
 #
 # Then, unless BENCH_TIPS_DRAIN=0, the drain: the same tips, already in live.reward, read again
 # from the start by each worker alone in turn (a group of its own, a second database
@@ -181,6 +184,33 @@ store_cpu() {
                 { if (n > 0) printf "cpu ms per 1000 tips: worker %.0f, MariaDB %.0f, Redis %.0f",
                         (w1 - w[1]) * 1000 / hz * 1000 / n, (m1 - $1) * 1000 / hz * 1000 / n, (r1 - $2) * 1000 / hz * 1000 / n }' \
                 "$WORK/usage-stores"
+}
+
+# machine_mark / machine_of: the whole machine's busy and idle cores (/proc/stat, every CPU)
+# and the CPU of the stack's other processes over the same span as usage_mark/usage_of. A
+# worker's low CPU beside a machine with no idle core is time spent waiting for a core (the
+# stack itself fills a small machine at a high rate), not a worker waiting on its own.
+machine_ticks() {
+        local p t
+        awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat
+        for p in "$(cat "$WORK/pid/receiver.pid")" "$LIVEFLOW_TEST_DEVBROKER_PID" \
+                "$LIVEFLOW_TEST_MYSQLD_PID" "$LIVEFLOW_TEST_REDIS_PID"; do
+                t=$(cpu_ticks "$p")
+                echo "${t:--}" # a process gone keeps its column
+        done
+}
+machine_mark() {
+        { now_ms; machine_ticks; } | paste -sd' ' >"$WORK/usage-machine"
+}
+machine_of() {
+        { now_ms; machine_ticks; } | paste -sd' ' |
+                awk -v hz="$CLK_TCK" -v cores="$(nproc)" -v wf="$WORK/usage-machine" '
+                BEGIN { getline wl <wf; split(wl, w, " ") }
+                { s = ($1 - w[1]) / 1000; if (s <= 0) { print "n/a"; exit }
+                  for (i = 2; i <= 7; i++)
+                          d[i] = ($i == "-" || w[i] == "-" ? "n/a" : sprintf("%.2f", ($i - w[i]) / hz / s))
+                  printf "%s of %d cores busy (idle %s); receiver %s, dev broker %s, MariaDB %s, Redis %s cores",
+                        d[2], cores, d[3], d[4], d[5], d[6], d[7] }'
 }
 
 # ratio A B: A / B with two decimals, n/a when either is not a number.
@@ -389,6 +419,7 @@ WORKERS="consumer-reward-sync settlement stats"
 mark_workers() {
         local n
         for n in $WORKERS; do usage_mark "$n"; done
+        machine_mark
 }
 [ "$BACKLOG" = 1 ] || mark_workers
 BENCH_REWARDS_FILE=$REQS BENCH_THREADS=$THREADS BENCH_RATE=$RATE BENCH_DONE_DIR=$DONE_DIR \
@@ -462,6 +493,7 @@ for n in $WORKERS; do
         USAGE="$USAGE${USAGE:+; }${n#consumer-} $(usage_of "$n")"
 done
 echo "  workers from the first tip to the last row: $USAGE"
+echo "  the machine over the same span: $(machine_of)"
 
 # ------------------------------------------------------------------ throughput
 
