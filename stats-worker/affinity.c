@@ -22,12 +22,25 @@ static const char release_script[] =
         "return 0\n";
 
 /*
+ * The stage is a temporary table of the run's own connection: runs of different periods (each
+ * under its own period's Redis lock) may overlap, and none sees, empties or swaps in another's
+ * stage. A reconnect between stage and swap loses it, and the swap fails (the previous table
+ * stays) rather than swapping in something else.
+ */
+#define STAGE_TABLE "affinity_run_stage"
+
+/* Serialises the swaps of every run on the database (a MySQL named lock, server-wide: named
+ * after the database, held for the swap's transaction). */
+#define SWAP_LOCK        "CONCAT('liveflow:affinity_swap:', MD5(DATABASE()))"
+#define SWAP_LOCK_WAIT_S 60
+
+/*
  * Tips and watch time per (anchor, audience) in the window, then per (anchor tag, audience
  * tag) beside the audience tag's totals; the parameters are the window's start twice for
  * the pairs, twice for the totals, then the two weights three times.
  */
 static const char stage_sql[] =
-        "INSERT INTO tag_affinity_stage (anchor_tag, audience_tag, tip_amount, watch_s, score, "
+        "INSERT INTO " STAGE_TABLE " (anchor_tag, audience_tag, tip_amount, watch_s, score, "
         "rank_no, computed_at) "
         "SELECT ax.name, ay.name, sc.tip_amount, sc.watch_s, sc.score, "
         "ROW_NUMBER() OVER (ORDER BY sc.score DESC, sc.tip_amount DESC, sc.watch_s DESC, "
@@ -69,8 +82,8 @@ struct affinity {
         long long interval_s, window_days, tip_weight, watch_weight, lock_ttl_s;
         char instance[128];
         long long done_period, retry_at_ms;
-        struct db_stmt *is_done, *stage, *record_run;
-        struct metric *m_done, *m_failed, *m_busy;
+        struct db_stmt *is_done, *stage, *record_run, *newer_run, *swap_lock;
+        struct metric *m_done, *m_failed, *m_superseded, *m_busy;
 };
 
 struct affinity *affinity_new(const struct settings *s, struct redis_conn *redis,
@@ -98,6 +111,7 @@ struct affinity *affinity_new(const struct settings *s, struct redis_conn *redis
         a->m_done =
                 metrics_counter(metrics, runs, "tag_affinity runs, by outcome", "outcome=\"done\"");
         a->m_failed = metrics_counter(metrics, runs, NULL, "outcome=\"failed\"");
+        a->m_superseded = metrics_counter(metrics, runs, NULL, "outcome=\"superseded\"");
         a->m_busy =
                 metrics_counter(metrics, "liveflow_stats_affinity_lock_busy_total",
                                 "Ticks that found the period's affinity lock held elsewhere", NULL);
@@ -111,7 +125,10 @@ struct affinity *affinity_new(const struct settings *s, struct redis_conn *redis
         a->record_run = db_stmt(a->db, "INSERT INTO stats_affinity_run (interval_s, period, "
                                        "instance, pairs, started_at) VALUES (?, ?, ?, ?, "
                                        "FROM_UNIXTIME(? / 1000))");
-        if (!a->is_done || !a->stage || !a->record_run) {
+        a->newer_run = db_stmt(a->db, "SELECT MAX(period) FROM stats_affinity_run "
+                                      "WHERE interval_s = ? AND period > ?");
+        a->swap_lock = db_stmt(a->db, "SELECT GET_LOCK(" SWAP_LOCK ", ?)");
+        if (!a->is_done || !a->stage || !a->record_run || !a->newer_run || !a->swap_lock) {
                 snprintf(errstr, errstr_size, "out of memory");
                 affinity_destroy(a);
                 return NULL;
@@ -165,14 +182,99 @@ static void lock_release(struct affinity *a, long long period, const char *token
 
 /* ------------------------------------------------------------------ the run */
 
+/* Waits for the swap lock (GET_LOCK: 1 taken, 0 timed out, NULL error). */
+static enum db_result swap_lock(struct affinity *a, char *errstr, size_t errstr_size)
+{
+        struct db_param prm[] = {DB_I64(SWAP_LOCK_WAIT_S)};
+        struct db_col col = {.type = DB_PARAM_I64};
+        bool found = false;
+        enum db_result r =
+                db_query_row(a->db, a->swap_lock, prm, 1, &col, 1, &found, errstr, errstr_size);
+
+        if (r == DB_OK && (!found || col.is_null || col.i != 1)) {
+                snprintf(errstr, errstr_size,
+                         "another affinity run held the swap lock (GET_LOCK) for %d s",
+                         SWAP_LOCK_WAIT_S);
+                return DB_RETRY;
+        }
+        return r;
+}
+
+static void swap_unlock(struct affinity *a)
+{
+        char ignored[256]; /* a lost connection released it already */
+
+        db_sql(a->db, "DO RELEASE_LOCK(" SWAP_LOCK ")", NULL, ignored, sizeof(ignored));
+}
+
+/* *newer: the newest period after `period` with a recorded run, or -1. */
+static enum db_result newer_period(struct affinity *a, long long period, long long *newer,
+                                   char *errstr, size_t errstr_size)
+{
+        struct db_param prm[] = {DB_I64(a->interval_s), DB_I64(period)};
+        struct db_col col = {.type = DB_PARAM_I64};
+        bool found = false;
+        enum db_result r =
+                db_query_row(a->db, a->newer_run, prm, 2, &col, 1, &found, errstr, errstr_size);
+
+        *newer = r == DB_OK && found && !col.is_null ? col.i : -1;
+        return r;
+}
+
+/*
+ * As the profile run does (lib/profile_run.c): the run records itself (the unique run row keeps
+ * a second run of the period out), then takes the swap lock, so that swaps take turns, and
+ * only then reads the newest recorded period, in READ COMMITTED: every swap before ours has
+ * committed. A run older than a recorded one is dropped (DB_DUPLICATE, *newer set), as is one
+ * whose period another run recorded (DB_DUPLICATE, *newer -1). Readers see the old rows or the
+ * new ones (one transaction).
+ */
+static enum db_result swap(struct affinity *a, long long period, unsigned long long pairs,
+                           long long now, long long *newer, char *errstr, size_t errstr_size)
+{
+        const struct db_param p[] = {DB_I64(a->interval_s), DB_I64(period), DB_STR(a->instance),
+                                     DB_I64((long long)pairs), DB_I64(now)};
+        enum db_result r;
+
+        *newer = -1;
+        if ((r = db_sql(a->db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, errstr,
+                        errstr_size)) != DB_OK ||
+            (r = db_begin(a->db, errstr, errstr_size)) != DB_OK)
+                return r;
+        if ((r = db_exec(a->db, a->record_run, p, 5, NULL, NULL, errstr, errstr_size)) != DB_OK ||
+            (r = swap_lock(a, errstr, errstr_size)) != DB_OK) {
+                db_rollback(a->db);
+                return r;
+        }
+        if ((r = newer_period(a, period, newer, errstr, errstr_size)) == DB_OK && *newer >= 0) {
+                snprintf(errstr, errstr_size, "a run of a newer period (%lld) is recorded", *newer);
+                r = DB_DUPLICATE;
+        }
+        if (r != DB_OK ||
+            (r = db_sql(a->db, "DELETE FROM tag_affinity", NULL, errstr, errstr_size)) != DB_OK ||
+            (r = db_sql(a->db,
+                        "INSERT INTO tag_affinity (anchor_tag, audience_tag, tip_amount, watch_s, "
+                        "score, rank_no, computed_at) SELECT anchor_tag, audience_tag, tip_amount, "
+                        "watch_s, score, rank_no, computed_at FROM " STAGE_TABLE,
+                        NULL, errstr, errstr_size)) != DB_OK ||
+            (r = db_commit(a->db, errstr, errstr_size)) != DB_OK)
+                db_rollback(a->db);
+        swap_unlock(a);
+        return r;
+}
+
+/* @returns 0 when the period is done (by this run or an earlier one), 1 when this run was
+ * dropped (superseded: another run recorded the period or a newer one meanwhile), -1 with
+ * errstr. */
 static int run(struct affinity *a, long long period, long long now, char *errstr,
                size_t errstr_size)
 {
         const struct db_param done_p[] = {DB_I64(a->interval_s), DB_I64(period)};
-        long long since = now / 1000 - a->window_days * 86400;
+        long long since = now / 1000 - a->window_days * 86400, newer = -1;
         unsigned long long pairs = 0;
         struct db_col one = {.type = DB_PARAM_I64};
         bool found = false;
+        enum db_result r;
 
         if (db_query_row(a->db, a->is_done, done_p, 2, &one, 1, &found, errstr, errstr_size) !=
             DB_OK)
@@ -186,31 +288,28 @@ static int run(struct affinity *a, long long period, long long now, char *errstr
                         DB_I64(since),           DB_I64(since),
                 };
 
-                if (db_sql(a->db, "DROP TABLE IF EXISTS tag_affinity_stage", NULL, errstr,
-                           errstr_size) != DB_OK ||
-                    db_sql(a->db, "CREATE TABLE tag_affinity_stage LIKE tag_affinity", NULL, errstr,
-                           errstr_size) != DB_OK ||
+                if (db_sql(a->db,
+                           "CREATE TEMPORARY TABLE IF NOT EXISTS " STAGE_TABLE " LIKE tag_affinity",
+                           NULL, errstr, errstr_size) != DB_OK ||
+                    db_sql(a->db, "DELETE FROM " STAGE_TABLE, NULL, errstr, errstr_size) != DB_OK ||
                     db_exec(a->db, a->stage, p, 8, &pairs, NULL, errstr, errstr_size) != DB_OK)
                         return -1;
         }
-        if (db_sql(a->db, "DROP TABLE IF EXISTS tag_affinity_old", NULL, errstr, errstr_size) !=
-                    DB_OK ||
-            db_sql(a->db,
-                   "RENAME TABLE tag_affinity TO tag_affinity_old, tag_affinity_stage TO "
-                   "tag_affinity",
-                   NULL, errstr, errstr_size) != DB_OK ||
-            db_sql(a->db, "DROP TABLE IF EXISTS tag_affinity_old", NULL, errstr, errstr_size) !=
-                    DB_OK)
-                return -1;
-        {
-                const struct db_param p[] = {DB_I64(a->interval_s), DB_I64(period),
-                                             DB_STR(a->instance), DB_I64(pairs), DB_I64(now)};
-                enum db_result r =
-                        db_exec(a->db, a->record_run, p, 5, NULL, NULL, errstr, errstr_size);
-
-                if (r != DB_OK && r != DB_DUPLICATE)
-                        return -1;
+        if ((r = swap(a, period, pairs, now, &newer, errstr, errstr_size)) == DB_DUPLICATE) {
+                if (newer >= 0)
+                        log_warn(NULL,
+                                 "affinity period=%lld superseded: period %lld ran meanwhile and "
+                                 "its table is newer; this one is dropped",
+                                 period, newer);
+                else
+                        log_warn(NULL,
+                                 "affinity period=%lld was recorded by another run meanwhile; "
+                                 "this one is dropped",
+                                 period);
+                return 1;
         }
+        if (r != DB_OK)
+                return -1;
         log_info(NULL, "affinity run done period=%lld pairs=%llu", period, pairs);
         return 0;
 }
@@ -221,6 +320,7 @@ void affinity_tick(struct affinity *a, long long now)
         long long retry_ms = a->interval_s * 1000 < RETRY_MS ? a->interval_s * 1000 : RETRY_MS;
         char token[33], errstr[512];
         bool busy = false;
+        int outcome;
 
         if (period == a->done_period || now < a->retry_at_ms)
                 return;
@@ -233,9 +333,9 @@ void affinity_tick(struct affinity *a, long long now)
                 metric_add(a->m_busy, 1);
                 return;
         }
-        if (run(a, period, now, errstr, sizeof(errstr)) == 0) {
+        if ((outcome = run(a, period, now, errstr, sizeof(errstr))) >= 0) {
                 a->done_period = period;
-                metric_add(a->m_done, 1);
+                metric_add(outcome == 0 ? a->m_done : a->m_superseded, 1);
         } else {
                 metric_add(a->m_failed, 1);
                 log_error(NULL, "affinity run failed period=%lld, the previous table stays: %s",

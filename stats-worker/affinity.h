@@ -26,9 +26,13 @@ struct metrics;
  *
  * The instance that takes Redis lock:stats:affinity:{period} (SET NX EX, TTL
  * LIVEFLOW_STATS_PROFILE_LOCK_TTL_S; released by compare-and-delete) and finds no run of the
- * period in stats_affinity_run computes into a fresh tag_affinity_stage and swaps it in with
- * one RENAME TABLE: readers see the old table or the new one, and a run that dies keeps the
- * previous table. Outcomes are counted in liveflow_stats_affinity_runs_total{outcome}.
+ * period in stats_affinity_run computes into a stage of its own (a temporary table of its
+ * connection, so runs of different periods may overlap), then in one transaction records
+ * itself and replaces tag_affinity's rows with the stage: readers see the old rows or the new
+ * ones, and a run that dies keeps the previous table. The swaps take turns (a MySQL named
+ * lock), and a run whose period is older than a recorded run's is dropped (superseded), so a
+ * run that ends late never replaces a newer period's table. Outcomes are counted in
+ * liveflow_stats_affinity_runs_total{outcome}.
  */
 struct affinity;
 

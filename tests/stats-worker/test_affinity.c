@@ -7,6 +7,7 @@
 #include <mysql.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,8 @@ static struct {
         char prefix[48];
         char mysql_url[512];
         char group[96];
-        char log[256];
-        pid_t pid;
+        char log[256], log2[256];
+        pid_t pid, pid2;
         int seq;
         MYSQL *mysql;
 } fx;
@@ -30,10 +31,15 @@ static void setup(void)
         fx.mysql = support_mysql_connect(fx.mysql_url);
         snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
         snprintf(fx.log, sizeof(fx.log), "/tmp/%s.stats.log", fx.prefix);
+        snprintf(fx.log2, sizeof(fx.log2), "/tmp/%s.stats2.log", fx.prefix);
 }
 
 static void teardown(void)
 {
+        if (fx.pid2 > 0 && support_wait_exit(fx.pid2, 0) == -1) {
+                kill(fx.pid2, SIGKILL);
+                support_wait_exit(fx.pid2, 5000);
+        }
         if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
                 kill(fx.pid, SIGKILL);
                 support_wait_exit(fx.pid, 5000);
@@ -45,7 +51,9 @@ static void teardown(void)
 
 TestSuite(affinity, .init = setup, .fini = teardown, .timeout = 120);
 
-static void start_stats(const char *tip_weight, const char *watch_weight)
+/* Starts liveflow-stats, without waiting for it to be ready when spawn (its run may block). */
+static pid_t start_stats_logging(const char *tip_weight, const char *watch_weight, const char *log,
+                                 bool spawn)
 {
         static const char *const topics[] = {"live.reward", "live.viewer", "live.session", NULL};
         char tw[64], ww[64];
@@ -54,9 +62,18 @@ static void start_stats(const char *tip_weight, const char *watch_weight)
 
         snprintf(tw, sizeof(tw), "LIVEFLOW_AFFINITY_TIP_WEIGHT=%s", tip_weight);
         snprintf(ww, sizeof(ww), "LIVEFLOW_AFFINITY_WATCH_WEIGHT=%s", watch_weight);
-        support_group_at_end(fx.group, topics);
-        fx.pid = support_start_worker("liveflow-stats", NULL, fx.mysql_url, fx.group, env, fx.log,
-                                      &admin_port);
+        if (log == fx.log) /* a second instance joins the group the first one is in */
+                support_group_at_end(fx.group, topics);
+        if (spawn)
+                return support_spawn_worker("liveflow-stats", NULL, fx.mysql_url, fx.group, env,
+                                            log, &admin_port);
+        return support_start_worker("liveflow-stats", NULL, fx.mysql_url, fx.group, env, log,
+                                    &admin_port);
+}
+
+static void start_stats(const char *tip_weight, const char *watch_weight)
+{
+        fx.pid = start_stats_logging(tip_weight, watch_weight, fx.log, false);
 }
 
 static void exec_sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -217,4 +234,102 @@ Test(affinity, a_failed_run_keeps_the_previous_table_and_a_later_run_replaces_it
         wait_new_run();
         top(got, sizeof(got));
         cr_assert_str_eq(got, "B|A|330|100|0.8333", "see %s", fx.log);
+}
+
+static long long count_in_log(const char *log, const char *needle)
+{
+        char *text = support_read_file(log, NULL);
+        long long n = 0;
+
+        for (const char *p = text; p && (p = strstr(p, needle)); p++)
+                n++;
+        free(text);
+        return n;
+}
+
+/* Sessions of this database waiting for a table lock or a named lock. */
+static long long blocked_sessions(void)
+{
+        return support_query_int(fx.mysql,
+                                 "SELECT COUNT(*) FROM information_schema.processlist WHERE db = "
+                                 "DATABASE() AND (state LIKE 'Waiting for table%%' OR state = "
+                                 "'User lock')");
+}
+
+static void wait_blocked(long long n)
+{
+        long long deadline = support_now_ms() + 30000;
+
+        while (blocked_sessions() < n) {
+                cr_assert(support_now_ms() < deadline, "%lld runs never reached their swap; see %s",
+                          n, fx.log);
+                support_sleep_ms(100);
+        }
+}
+
+static long long runs_of(pid_t pid)
+{
+        return support_query_int(fx.mysql,
+                                 "SELECT COUNT(*) FROM stats_affinity_run WHERE instance LIKE "
+                                 "'%%:%d'",
+                                 (int)pid);
+}
+
+/*
+ * Two runs of different periods overlap: the older one (instance 1) has staged and waits to
+ * swap (a reader holds tag_affinity), the tips change, and a second instance's run of a later
+ * period stages the new figures and waits too. When the reader lets go, each run swaps its own
+ * stage, neither fails, and the newer period's figures are the ones in the table.
+ */
+Test(affinity, overlapping_runs_of_two_periods_leave_the_newer_periods_figures)
+{
+        MYSQL *reader = support_mysql_connect(fx.mysql_url);
+        long long deadline;
+        char got[256];
+
+        population();
+        cr_assert(mysql_query(reader, "LOCK TABLES tag_affinity READ") == 0, "%s",
+                  mysql_error(reader));
+        fx.pid = start_stats_logging("2", "1", fx.log, true);
+        wait_blocked(1);
+        exec_sql("UPDATE stats_tip SET amount = amount * 2 WHERE audience_id LIKE '%%_u1'");
+        fx.pid2 = start_stats_logging("2", "1", fx.log2, true);
+        wait_blocked(2);
+        cr_assert(mysql_query(reader, "UNLOCK TABLES") == 0, "%s", mysql_error(reader));
+        mysql_close(reader);
+        deadline = support_now_ms() + 30000;
+        while (runs_of(fx.pid) < 1 || runs_of(fx.pid2) < 1) {
+                cr_assert(support_now_ms() < deadline, "a run never ended; see %s and %s", fx.log,
+                          fx.log2);
+                support_sleep_ms(100);
+        }
+        cr_assert_eq(count_in_log(fx.log, "affinity run failed"), 0, "see %s", fx.log);
+        cr_assert_eq(count_in_log(fx.log2, "affinity run failed"), 0, "see %s", fx.log2);
+        top(got, sizeof(got));
+        cr_assert_str_eq(got, "B|A|330|100|0.8333", "see %s and %s", fx.log, fx.log2);
+}
+
+/* A run of a period older than one with a recorded run (another instance's, finished first) is
+ * dropped as superseded: the newer period's table stays, exactly. */
+Test(affinity, a_run_older_than_a_recorded_newer_period_is_dropped)
+{
+        long long deadline;
+        char got[256];
+
+        population();
+        exec_sql("INSERT INTO stats_affinity_run (interval_s, period, instance, pairs, started_at) "
+                 "VALUES (1, UNIX_TIMESTAMP() + 3600, 'elsewhere', 1, NOW(3))");
+        exec_sql("INSERT INTO tag_affinity (anchor_tag, audience_tag, tip_amount, watch_s, score, "
+                 "rank_no, computed_at) VALUES ('X', 'Y', 5, 6, 0.5, 1, NOW(3))");
+        start_stats("2", "1");
+        deadline = support_now_ms() + 30000;
+        while (count_in_log(fx.log, "superseded") < 1) {
+                cr_assert(support_now_ms() < deadline, "no run was dropped; see %s", fx.log);
+                support_sleep_ms(100);
+        }
+        top(got, sizeof(got));
+        cr_assert_str_eq(got, "X|Y|5|6|0.5000", "the newer period's table was replaced; see %s",
+                         fx.log);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM tag_affinity"), 1);
+        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_affinity_run"), 1);
 }
