@@ -4,6 +4,7 @@
  * live_watch_history, live_streams, anchor_tags, audience_tags), where the answer is known.
  */
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <mysql.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +23,8 @@ static struct {
         pid_t pid, pid2;
         int seq;
         MYSQL *mysql;
+        redisContext *redis;          /* the overlap test's */
+        long long held_from, held_to; /* periods whose affinity lock the test holds */
 } fx;
 
 static void setup(void)
@@ -32,6 +35,21 @@ static void setup(void)
         snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
         snprintf(fx.log, sizeof(fx.log), "/tmp/%s.stats.log", fx.prefix);
         snprintf(fx.log2, sizeof(fx.log2), "/tmp/%s.stats2.log", fx.prefix);
+}
+
+/* Lets go of the locks hold_later_periods() took (not the workers'). */
+static void release_held(void)
+{
+        static const char script[] = "if redis.call('GET', KEYS[1]) == 'held' then return "
+                                     "redis.call('DEL', KEYS[1]) end return 0";
+
+        for (long long p = fx.held_from; p < fx.held_to; p++) {
+                char key[64];
+
+                snprintf(key, sizeof(key), "lock:stats:affinity:%lld", p);
+                freeReplyObject(redisCommand(fx.redis, "EVAL %s 1 %s", script, key));
+        }
+        fx.held_from = fx.held_to = 0;
 }
 
 static void teardown(void)
@@ -46,6 +64,10 @@ static void teardown(void)
         }
         if (fx.mysql)
                 mysql_close(fx.mysql);
+        if (fx.redis) {
+                release_held();
+                redisFree(fx.redis);
+        }
         memset(&fx, 0, sizeof(fx));
 }
 
@@ -267,6 +289,31 @@ static void wait_blocked(long long n)
         }
 }
 
+static void redis_ok(redisReply *r, const char *what)
+{
+        cr_assert(r && r->type != REDIS_REPLY_ERROR, "redis %s: %s", what,
+                  r ? r->str : fx.redis->errstr);
+        freeReplyObject(r);
+}
+
+/* Holds the affinity locks of the next `periods` seconds' periods, so that no run starts
+ * (the workers' Redis database is shared with the suite's other tests: held briefly). */
+static void hold_later_periods(int periods)
+{
+        redisReply *t = redisCommand(fx.redis, "TIME");
+        long long now;
+
+        cr_assert(t && t->type == REDIS_REPLY_ARRAY && t->elements == 2, "redis TIME");
+        now = atoll(t->element[0]->str);
+        freeReplyObject(t);
+        fx.held_from = now - 2;
+        fx.held_to = now + periods;
+        for (long long p = fx.held_from; p < fx.held_to; p++)
+                redis_ok(redisCommand(fx.redis, "SET lock:stats:affinity:%lld held NX EX %d", p,
+                                      periods + 60),
+                         "SET");
+}
+
 static long long runs_of(pid_t pid)
 {
         return support_query_int(fx.mysql,
@@ -278,8 +325,10 @@ static long long runs_of(pid_t pid)
 /*
  * Two runs of different periods overlap: the older one (instance 1) has staged and waits to
  * swap (a reader holds tag_affinity), the tips change, and a second instance's run of a later
- * period stages the new figures and waits too. When the reader lets go, each run swaps its own
- * stage, neither fails, and the newer period's figures are the ones in the table.
+ * period stages the new figures and waits too. Later periods' locks are then held, so that
+ * these two runs are the last ones (unless Redis loses the locks: a later run has the same
+ * figures). When the reader lets go, each run swaps its own stage, neither
+ * fails, and the newer period's figures are the ones in the table.
  */
 Test(affinity, overlapping_runs_of_two_periods_leave_the_newer_periods_figures)
 {
@@ -287,6 +336,8 @@ Test(affinity, overlapping_runs_of_two_periods_leave_the_newer_periods_figures)
         long long deadline;
         char got[256];
 
+        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
+        cr_assert(fx.redis && !fx.redis->err, "redis");
         population();
         cr_assert(mysql_query(reader, "LOCK TABLES tag_affinity READ") == 0, "%s",
                   mysql_error(reader));
@@ -295,6 +346,7 @@ Test(affinity, overlapping_runs_of_two_periods_leave_the_newer_periods_figures)
         exec_sql("UPDATE stats_tip SET amount = amount * 2 WHERE audience_id LIKE '%%_u1'");
         fx.pid2 = start_stats_logging("2", "1", fx.log2, true);
         wait_blocked(2);
+        hold_later_periods(120); /* the two runs are the last ones */
         cr_assert(mysql_query(reader, "UNLOCK TABLES") == 0, "%s", mysql_error(reader));
         mysql_close(reader);
         deadline = support_now_ms() + 30000;
@@ -307,6 +359,7 @@ Test(affinity, overlapping_runs_of_two_periods_leave_the_newer_periods_figures)
         cr_assert_eq(count_in_log(fx.log2, "affinity run failed"), 0, "see %s", fx.log2);
         top(got, sizeof(got));
         cr_assert_str_eq(got, "B|A|330|100|0.8333", "see %s and %s", fx.log, fx.log2);
+        release_held();
 }
 
 /* A run of a period older than one with a recorded run (another instance's, finished first) is
