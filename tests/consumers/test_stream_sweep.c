@@ -2,7 +2,8 @@
  * test_stream_sweep.c: the stream role's ghost sweep, in a binary of its own. A sweeping
  * consumer closes every stream it sees silent, the streams of tests running beside it
  * included: binaries run one after another, and this one runs its tests one at a time. The
- * tests and their helpers live in test_stream_lifecycle.c.
+ * tests and their helpers live in test_stream_lifecycle.c and its parts (stream_sweep/ holds
+ * their copies).
  */
 #define STREAM_SWEEP_ONLY
 #include "test_stream_lifecycle.c"

@@ -1,0 +1,5 @@
+/* handoff.c: test_stream_sweep's copy of stream_lifecycle/handoff.c (sessions handed off, notify
+ * records, bans and suspensions), compiled with STREAM_SWEEP_ONLY as test_stream_sweep.c compiles
+ * test_stream_lifecycle.c. */
+#define STREAM_SWEEP_ONLY
+#include "../stream_lifecycle/handoff.c"
