@@ -4,7 +4,9 @@
  * path into a database of its own, and every table the role writes must end up the same.
  * Each path runs as the runtime runs it: the per-record path a transaction per record (a
  * permanent failure rolls back its own record), the batch path one transaction for the batch,
- * and when apply_many() declines, a rollback and the per-record path.
+ * and when apply_many() declines, a rollback and the per-record path. This file holds the
+ * record and other roles; its parts in batch_oracle/: stream_snapshot.c (the stream and snapshot
+ * roles) and audit.c (the audit role); fixture.h is what they share.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -30,42 +32,10 @@
 #include "snapshot.h"
 #include "stream_lifecycle.h"
 #include "support.h"
+#include "batch_oracle/fixture.h"
 
-#define T0_MS    1700000000000LL
-#define MAX_RECS 64
-
-/* One input record before it is encoded. */
-struct input {
-        const char *event_key; /* the event id is its sha256: equal keys are one event */
-        const char *event_type, *payload_name, *stream_id, *raw;
-        json_t *payload; /* owned */
-        long long event_time_ms;
-        const char *anchor_id, *room_id;
-};
-
-/* A decoded batch, as the runtime hands it to a role. */
-struct batch {
-        struct consumer_record recs[MAX_RECS];
-        struct apply_slot slots[MAX_RECS];
-        char errors[MAX_RECS][512];
-        size_t n;
-};
-
-/* One path's database, Redis database, producer and role. */
-struct side {
-        char url[512];
-        struct db *db;
-        MYSQL *mysql;
-        struct redis_conn *redis;
-        rd_kafka_t *producer;
-        struct produce_ack ack;
-        struct metrics *metrics;
-        void *state;
-        bool took_fast_path;
-};
-
-static struct codec *codec;
-static struct settings settings;
+struct codec *codec;
+struct settings settings;
 
 static void setup(void)
 {
@@ -88,7 +58,7 @@ TestSuite(batch_oracle, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------------------ input */
 
-static void decode_into(struct consumer_record *rec, const struct input *in, long long offset)
+void decode_into(struct consumer_record *rec, const struct input *in, long long offset)
 {
         char event_id[65], err[256];
         struct envelope env = {
@@ -125,7 +95,7 @@ static void decode_into(struct consumer_record *rec, const struct input *in, lon
  * The batch: every input once, some twice (a redelivery with a later offset), in an order
  * shuffled by seed.
  */
-static void make_batch(struct batch *b, const struct input *in, size_t n, unsigned seed)
+void make_batch(struct batch *b, const struct input *in, size_t n, unsigned seed)
 {
         size_t order[MAX_RECS], cnt = 0;
 
@@ -149,7 +119,7 @@ static void make_batch(struct batch *b, const struct input *in, size_t n, unsign
         b->n = cnt;
 }
 
-static void free_batch(struct batch *b)
+void free_batch(struct batch *b)
 {
         for (size_t i = 0; i < b->n; i++)
                 event_fini(&b->recs[i].ev);
@@ -168,8 +138,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
  * and Redis database redis_db, emptied first (0: the fixture's, left alone: the role does not
  * use Redis). Tests run in parallel: each that uses Redis names databases of its own.
  */
-static void open_side(struct side *s, const struct consumer_role *role, const char *const *seed,
-                      int redis_db)
+void open_side(struct side *s, const struct consumer_role *role, const char *const *seed,
+               int redis_db)
 {
         struct role_env env = {0};
         char err[512], redis_url[256];
@@ -206,7 +176,7 @@ static void open_side(struct side *s, const struct consumer_role *role, const ch
         cr_assert(role->open(&env, &s->state, err, sizeof(err)) == 0, "%s", err);
 }
 
-static void close_side(struct side *s, const struct consumer_role *role)
+void close_side(struct side *s, const struct consumer_role *role)
 {
         role->close(s->state);
         rd_kafka_flush(s->producer, 5000);
@@ -218,8 +188,8 @@ static void close_side(struct side *s, const struct consumer_role *role)
 }
 
 /* The per-record path: a transaction per record, as the runtime's one-at-a-time path. */
-static void apply_each(struct side *s, const struct consumer_role *role, struct batch *b,
-                       enum apply_result *results)
+void apply_each(struct side *s, const struct consumer_role *role, struct batch *b,
+                enum apply_result *results)
 {
         char err[512];
 
@@ -235,8 +205,8 @@ static void apply_each(struct side *s, const struct consumer_role *role, struct 
 }
 
 /* The batch path: one transaction; when apply_many() declines, a rollback and apply_each(). */
-static void apply_batch(struct side *s, const struct consumer_role *role, struct batch *b,
-                        enum apply_result *results)
+void apply_batch(struct side *s, const struct consumer_role *role, struct batch *b,
+                 enum apply_result *results)
 {
         char err[512] = "";
 
@@ -254,8 +224,8 @@ static void apply_batch(struct side *s, const struct consumer_role *role, struct
 }
 
 /* publish() of every applied record that asked for it, in batch order. */
-static void publish_each(struct side *s, const struct consumer_role *role, struct batch *b,
-                         const enum apply_result *results)
+void publish_each(struct side *s, const struct consumer_role *role, struct batch *b,
+                  const enum apply_result *results)
 {
         char err[512];
 
@@ -266,8 +236,8 @@ static void publish_each(struct side *s, const struct consumer_role *role, struc
 }
 
 /* publish_many() of the same records, as the runtime calls it (publish() each when it fails). */
-static void publish_batch(struct side *s, const struct consumer_role *role, struct batch *b,
-                          const enum apply_result *results)
+void publish_batch(struct side *s, const struct consumer_role *role, struct batch *b,
+                   const enum apply_result *results)
 {
         struct consumer_record *recs[MAX_RECS];
         size_t n = 0;
@@ -370,7 +340,7 @@ static char *sorted_lines(char *text)
         return out;
 }
 
-static void expect_same_redis(struct side *a, struct side *b)
+void expect_same_redis(struct side *a, struct side *b)
 {
         char *x = sorted_lines(dump_redis(a)), *y = sorted_lines(dump_redis(b));
 
@@ -380,7 +350,7 @@ static void expect_same_redis(struct side *a, struct side *b)
 }
 
 /* Every row of a query, "|"-joined columns and one line per row. */
-static char *dump(MYSQL *mysql, const char *sql)
+char *dump(MYSQL *mysql, const char *sql)
 {
         size_t cap = 4096, len = 0;
         char *out = calloc(1, cap);
@@ -406,7 +376,7 @@ static char *dump(MYSQL *mysql, const char *sql)
         return out;
 }
 
-static void expect_same_tables(struct side *a, struct side *b, const char *const *queries)
+void expect_same_tables(struct side *a, struct side *b, const char *const *queries)
 {
         for (size_t i = 0; queries[i]; i++) {
                 char *x = dump(a->mysql, queries[i]), *y = dump(b->mysql, queries[i]);
@@ -421,9 +391,8 @@ static void expect_same_tables(struct side *a, struct side *b, const char *const
  * Runs in through both paths (shuffled by seed, with duplicates) and compares the results of
  * every record and the tables. @returns whether the batch path took its fast path.
  */
-static bool run_oracle(const struct consumer_role *role, const struct input *in, size_t n,
-                       unsigned seed, const char *const *seed_sql, const char *const *queries,
-                       int redis_db)
+bool run_oracle(const struct consumer_role *role, const struct input *in, size_t n, unsigned seed,
+                const char *const *seed_sql, const char *const *queries, int redis_db)
 {
         struct side each, many;
         struct batch b1, b2;
@@ -459,7 +428,7 @@ static bool run_oracle(const struct consumer_role *role, const struct input *in,
         return fast;
 }
 
-static void free_inputs(struct input *in, size_t n)
+void free_inputs(struct input *in, size_t n)
 {
         for (size_t i = 0; i < n; i++)
                 json_decref(in[i].payload);
@@ -641,450 +610,4 @@ Test(batch_oracle, other_batch_matches_per_record)
         for (unsigned seed = 1; seed <= 3; seed++)
                 cr_expect(run_oracle(&other_role, in, n, seed, NULL, other_tables, 0),
                           "seed %u: the batch did not take the set-based path", seed);
-}
-
-/* ------------------------------------------------------------------ stream */
-
-/* Session ids come from a clock: compared by their order, not their values. */
-static const char *const stream_tables[] = {
-        "SELECT consumer, event_id, vendor, event_type, stream_id, trace_id, event_time, "
-        "received_at, kafka_topic, kafka_partition, kafka_offset, outcome FROM live_events "
-        "ORDER BY consumer, event_id",
-        "SELECT stream_id, anchor_id, room_id, DENSE_RANK() OVER (ORDER BY session_id), vendor, "
-        "vendor_session, status, started_at, ended_at, duration_s, close_method, cover_url "
-        "FROM live_streams ORDER BY stream_id",
-        "SELECT event_id, DENSE_RANK() OVER (ORDER BY session_id), stream_id, anchor_id, room_id, "
-        "started_at, ended_at, duration_s, close_method FROM session_handoff ORDER BY event_id",
-        "SELECT trace_id, session_id IS NULL, DENSE_RANK() OVER (ORDER BY session_id) FROM "
-        "recharge ORDER BY trace_id",
-        "SELECT kind, anchor_id, room_id, stream_id, JSON_REMOVE(payload, '$.session_id') FROM "
-        "notify_outbox ORDER BY id",
-        NULL};
-
-static const char *const stream_seed[] = {
-        "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
-        "vendor_session, status, started_at, ended_at, duration_s, close_method, last_event_at) "
-        "VALUES ('st-live', 'a-live', 'r-live', 21, 'tencent', 'seqA', 'live', "
-        "FROM_UNIXTIME(1700000000), NULL, NULL, NULL, NOW()), "
-        "('st-ended', NULL, NULL, 22, 'tencent', 'seqB', 'ended', FROM_UNIXTIME(1700000000), "
-        "FROM_UNIXTIME(1700000100), 100, 1, NOW()), "
-        "('st-ended2', 'a-e2', NULL, 23, 'tencent', 'seqD', 'ended', NULL, "
-        "FROM_UNIXTIME(1700000300.5), 0, 2, NOW())",
-        "INSERT INTO anchors (anchor_id, status, suspended_until) VALUES "
-        "('a-banned', 'banned', NULL), ('a-susp', 'suspended', FROM_UNIXTIME(1800000000)), "
-        "('a-ok', 'active', NULL)",
-        /* Tips no session took, for the sessions recorded from their end alone */
-        "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, tipped_at) "
-        "VALUES ('t-n2-in', 'u1', 'a-x', 'room-n2', 100, FROM_UNIXTIME(1700000050)), "
-        "('t-n2-out', 'u1', 'a-x', 'room-n2', 100, FROM_UNIXTIME(1700000095)), "
-        "('t-n1-in', 'u2', 'a-ok', 'room-n1', 7, FROM_UNIXTIME(1700000030))",
-        NULL};
-
-static json_t *begin_payload(const char *sequence)
-{
-        return json_pack("{s:s?}", "sequence", sequence);
-}
-
-static json_t *end_payload(const char *sequence, int close_method, long long push_ms)
-{
-        json_t *p = json_pack("{s:s?,s:i}", "sequence", sequence, "close_method", close_method);
-
-        if (push_ms >= 0)
-                json_object_set_new(p, "push_duration_ms", json_integer(push_ms));
-        return p;
-}
-
-#define S(x) (T0_MS + (x)*1000LL)
-
-static size_t stream_inputs(struct input *in, bool with_collation_pair)
-{
-        size_t n = 0;
-
-#define BEGIN(key, stream, seq, t, anchor)                                                         \
-        in[n++] = (struct input){key,    "stream.begin", "StreamBegin",                            \
-                                 stream, NULL,           begin_payload(seq),                       \
-                                 t,      anchor,         "room-" stream}
-#define END(key, type, stream, seq, cm, push, t)                                                   \
-        in[n++] = (struct input)                                                                   \
-        {                                                                                          \
-                key, type, "StreamEnd", stream, NULL, end_payload(seq, cm, push), t, NULL,         \
-                        "room-" stream                                                             \
-        }
-        BEGIN("b-n1-s1", "n1", "s1", S(10), "a-ok");
-        END("e-n1-s1", "stream.end", "n1", "s1", 1, 60000, S(70));
-        BEGIN("b-n1-s2", "n1", "s2", S(200), "a-ok");
-        BEGIN("b-live-again", "st-live", "seqA", S(20), "a-live");
-        BEGIN("b-live-stale", "st-live", "seqX", S(-50), "a-live");
-        END("e-ended-newer", "stream.end", "st-ended", "seqC", 1, 30000, S(500));
-        BEGIN("b-ended-late", "st-ended", "seqB", S(1), "a-late");
-        BEGIN("b-ended2-late", "st-ended2", "seqD", S(2), "a-late2"); /* its end came first */
-        END("c-live-forced", "stream.close", "st-live", NULL, 2, -1, S(300));
-        BEGIN("b-banned", "b1", "x1", S(5), "a-banned");
-        BEGIN("b-susp", "s1", "y1", S(1000), "a-susp");
-        END("e-no-row", "stream.end", "n2", "z1", 1, 60000, S(90)); /* t-n2-in is its tip */
-        END("e-no-row-nopush", "stream.end", "n3", "z2", 1, -1, S(95));
-        in[n++] = (struct input){"j-live",  "stream.join", "StreamBegin",
-                                 "st-live", NULL,          begin_payload("seqJ"),
-                                 S(40),     "a-cohost",    "room-j"};
-        in[n++] = (struct input){"j-new",  "stream.join", "StreamBegin",
-                                 "room-j", NULL,          begin_payload("seqK"),
-                                 S(41),    "a-cohost",    "room-j"};
-        in[n++] = (struct input){"l-live",  "stream.leave", "StreamEnd",
-                                 "st-live", NULL,           end_payload("seqJ", 1, -1),
-                                 S(45),     "a-cohost",     NULL};
-        /* close_method 5: permanent, on both paths */
-        END("e-bad", "stream.end", "n1", "s1", 5, -1, S(80));
-        if (with_collation_pair) {
-                BEGIN("b-case-upper", "Case-A", "c1", S(10), "a-ok");
-                BEGIN("b-case-lower", "case-a", "c2", S(20), "a-ok");
-        }
-#undef BEGIN
-#undef END
-        return n;
-}
-
-Test(batch_oracle, stream_batch_matches_per_record)
-{
-        struct input in[MAX_RECS];
-        size_t n = stream_inputs(in, false);
-
-        for (unsigned seed = 1; seed <= 4; seed++)
-                cr_expect(run_oracle(&stream_lifecycle_role, in, n, seed, stream_seed,
-                                     stream_tables, 11),
-                          "seed %u: the batch did not take the set-based path", seed);
-        free_inputs(in, n);
-}
-
-Test(batch_oracle, stream_collation_equal_ids_end_as_per_record)
-{
-        struct input in[MAX_RECS];
-        size_t n = stream_inputs(in, true);
-
-        run_oracle(&stream_lifecycle_role, in, n, 9, stream_seed, stream_tables, 13);
-        free_inputs(in, n);
-}
-
-/* ------------------------------------------------------------------ snapshot */
-
-static const char *const snapshot_tables[] = {
-        "SELECT consumer, event_id, vendor, event_type, stream_id, trace_id, event_time, "
-        "received_at, kafka_topic, kafka_partition, kafka_offset, outcome FROM live_events "
-        "ORDER BY consumer, event_id",
-        "SELECT stream_id, vendor, pic_url, pic_full_url, width, height, file_size, taken_at, "
-        "event_id, cover_pending FROM live_snapshots ORDER BY event_id",
-        "SELECT vendor, stream_id, cover_url, cover_time FROM live_streams ORDER BY stream_id",
-        NULL};
-
-/* sc1 with a cover taken at T0 + 100 s; sc2 without one; sc3 has no row (its shots wait). */
-static const char *const snapshot_seed[] = {
-        "INSERT INTO live_streams (stream_id, session_id, vendor, status, started_at, cover_url, "
-        "cover_time, last_event_at) VALUES ('sc1', 31, 'tencent', 'live', "
-        "FROM_UNIXTIME(1700000000), 'https://old/cover.jpg', FROM_UNIXTIME(1700000100), NOW()), "
-        "('sc2', 32, 'tencent', 'live', FROM_UNIXTIME(1700000000), NULL, NULL, NOW()), "
-        "('Case-S', 33, 'tencent', 'live', FROM_UNIXTIME(1700000000), NULL, NULL, NOW())",
-        NULL};
-
-static json_t *shot_payload(const char *url, long long taken_ms, bool has_full)
-{
-        return json_pack("{s:s,s:s?,s:I,s:i,s:i,s:I}", "pic_url", url, "pic_full_url",
-                         has_full ? "https://cdn/full.jpg" : NULL, "create_time_ms",
-                         (json_int_t)taken_ms, "width", 1280, "height", 720, "file_size",
-                         (json_int_t)30670);
-}
-
-static size_t snapshot_inputs(struct input *in, bool with_collation_pair)
-{
-        size_t n = 0;
-
-#define SHOT(key, stream, url, t, full)                                                            \
-        in[n++] = (struct input){key,    "snapshot", "Snapshot",                                   \
-                                 stream, NULL,       shot_payload(url, t, full),                   \
-                                 0,      NULL,       NULL}
-        SHOT("p-sc1-older", "sc1", "/a/older.jpg", S(50), false);    /* older than the cover */
-        SHOT("p-sc1-newer", "sc1", "/a/newer.jpg", S(200), true);    /* the cover now */
-        SHOT("p-sc1-newest", "sc1", "/a/newest.jpg", S(300), false); /* newer still */
-        SHOT("p-sc2-first", "sc2", "/b/first.jpg", S(10), false);    /* the first cover */
-        SHOT("p-sc2-second", "sc2", "/b/second.jpg", S(20), false);
-        SHOT("p-sc3-pending", "sc3", "/c/pending.jpg", S(30), false); /* no row: pending */
-        /* a time MySQL cannot store: permanent, on both paths */
-        SHOT("p-bad-time", "sc2", "/b/bad.jpg", 4102444800000LL, false);
-        if (with_collation_pair) {
-                SHOT("p-case-upper", "Case-S", "/d/upper.jpg", S(40), false);
-                SHOT("p-case-lower", "case-s", "/d/lower.jpg", S(41), false);
-        }
-#undef SHOT
-        return n;
-}
-
-Test(batch_oracle, snapshot_batch_matches_per_record)
-{
-        struct input in[MAX_RECS];
-        size_t n = snapshot_inputs(in, false);
-
-        for (unsigned seed = 1; seed <= 3; seed++)
-                cr_expect(
-                        run_oracle(&snapshot_role, in, n, seed, snapshot_seed, snapshot_tables, 0),
-                        "seed %u: the batch did not take the set-based path", seed);
-        free_inputs(in, n);
-}
-
-Test(batch_oracle, snapshot_collation_equal_ids_end_as_per_record)
-{
-        struct input in[MAX_RECS];
-        size_t n = snapshot_inputs(in, true);
-
-        run_oracle(&snapshot_role, in, n, 5, snapshot_seed, snapshot_tables, 0);
-        free_inputs(in, n);
-}
-
-/* ------------------------------------------------------------------ audit */
-
-static const char *const audit_tables[] = {
-        "SELECT event_id, event_type, event_time, trace_id, stream_id, anchor_id, source, "
-        "suggestion, label, score, reason, punishment, severity, outcome, suspended_until, "
-        "close_stream_id, close_vendor, close_method FROM live_audit_logs ORDER BY event_id",
-        "SELECT anchor_id, status, suspended_until, admin_at, warning_count, gender FROM anchors "
-        "ORDER BY anchor_id",
-        "SELECT event_id, kind, anchor_id, room_id, stream_id, payload FROM notify_outbox "
-        "ORDER BY event_id",
-        NULL};
-
-/*
- * a-live streams st-live now (and st-live-old, an older session still marked live); a-banned is
- * banned; a-susp is suspended for a year; a-chain had a warning an hour before the base time (it
- * counts towards a window of the batch's); a-old had one two days before (it does not).
- */
-static char audit_seed_live[1024], audit_seed_anchors[512], audit_seed_logs[1024];
-static const char *const audit_seed[] = {audit_seed_live, audit_seed_anchors, audit_seed_logs,
-                                         NULL};
-
-/* Verdicts from an hour ago: a suspension from then is in force and closes a live stream. */
-static long long audit_base_ms(void)
-{
-        return ((long long)time(NULL) - 3600) * 1000;
-}
-
-static void audit_seed_init(long long base_ms)
-{
-        snprintf(
-                audit_seed_live, sizeof(audit_seed_live),
-                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
-                "status, started_at, last_event_at) VALUES ('st-live', 'a-live', 'r-live', 41, "
-                "'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-chain', 'a-chain', "
-                "'r-chain', 42, 'tencent', 'live', NOW() - INTERVAL 2 HOUR, NOW()), ('st-live-old', "
-                "'a-live', 'r-live', 43, 'tencent', 'live', NOW() - INTERVAL 3 HOUR, NOW())");
-        snprintf(audit_seed_anchors, sizeof(audit_seed_anchors),
-                 "INSERT INTO anchors (anchor_id, status, suspended_until, warning_count) VALUES "
-                 "('a-banned', 'banned', NULL, 0), ('a-susp', 'suspended', "
-                 "FROM_UNIXTIME(%lld / 1000) + INTERVAL 300 DAY, 0), "
-                 "('a-chain', 'active', NULL, 1)",
-                 base_ms);
-        snprintf(
-                audit_seed_logs, sizeof(audit_seed_logs),
-                "INSERT INTO live_audit_logs (event_id, event_type, event_time, anchor_id, source, "
-                "suggestion, score, punishment, severity, outcome) VALUES "
-                "('seed-chain', 'audit.image', FROM_UNIXTIME(%lld / 1000), 'a-chain', "
-                "'tencent.image', 'Review', 70, 'warn', 'warn', 'applied'), "
-                "('seed-old', 'audit.image', FROM_UNIXTIME(%lld / 1000), 'a-old', "
-                "'tencent.image', 'Review', 70, 'warn', 'warn', 'applied')",
-                base_ms - 3600 * 1000, base_ms - 2 * 86400 * 1000LL);
-}
-
-static json_t *moderation(const char *suggestion, const char *label, long long score)
-{
-        json_t *p = json_pack("{s:s,s:s?,s:s?}", "source", "tencent.image", "suggestion",
-                              suggestion, "label", label);
-
-        if (score >= 0)
-                json_object_set_new(p, "score", json_integer(score));
-        return p;
-}
-
-static json_t *admin(const char *action, long long suspend_s)
-{
-        json_t *p = json_pack("{s:s,s:s,s:s}", "source", "admin", "action", action, "reason",
-                              "operator");
-
-        if (suspend_s >= 0)
-                json_object_set_new(p, "suspend_s", json_integer(suspend_s));
-        return p;
-}
-
-static size_t audit_inputs(struct input *in, long long base, bool with_collation_pair)
-{
-        size_t n = 0;
-
-#define M(key, stream, anchor, t, sg, label, score)                                                \
-        in[n++] = (struct input)                                                                   \
-        {                                                                                          \
-                key, "audit.image", "AuditVerdict", stream, NULL, moderation(sg, label, score),    \
-                        base + (t)*1000LL, anchor, NULL                                            \
-        }
-#define A(key, anchor, t, action, suspend_s)                                                       \
-        in[n++] = (struct input)                                                                   \
-        {                                                                                          \
-                key, "audit.admin", "AuditVerdict", NULL, NULL, admin(action, suspend_s),          \
-                        base + (t)*1000LL, anchor, NULL                                            \
-        }
-        /* a-chain: with the seeded warning, the third warning in the window escalates */
-        M("w-chain-1", NULL, "a-chain", 10, "Review", "Porn", 70);
-        M("w-chain-2", NULL, "a-chain", 20, "Review", "Porn", 75);
-        M("w-chain-3", NULL, "a-chain", 30, "Review", "Porn", 80);
-        /* a-old: its seeded warning is outside the window: two warnings stay warnings */
-        M("w-old-1", NULL, "a-old", 5, "Review", "Ads", 65);
-        M("w-old-2", NULL, "a-old", 6, NULL, NULL, 66);
-        /* a-win: four warnings, the last far outside the first three's window */
-        M("w-win-1", NULL, "a-win", 0, "Review", "Ads", 61);
-        M("w-win-2", NULL, "a-win", 100, "Review", "Ads", 62);
-        M("w-win-3", NULL, "a-win", -200000, "Review", "Ads", 63);
-        M("w-win-4", NULL, "a-win", 200, "Review", "Ads", 64);
-        /* a-live: a ban by label closes its live stream; one verdict finds it by stream only */
-        M("b-live", NULL, "a-live", 40, "Block", "Polity", 99);
-        M("s-live-stream", "st-live", NULL, 41, "Block", "Porn", 95);
-        /* a-cross's ban closes the verdict's own stream (a-chain's), not another */
-        M("b-cross", "st-chain", "a-cross", 42, "Block", "Polity", 99);
-        /* a-adm: an operator ban, an older automated suspension (superseded), an unban */
-        A("adm-ban", "a-adm", 50, "ban", -1);
-        M("s-adm-older", NULL, "a-adm", 45, "Block", "Porn", 95);
-        A("adm-unban", "a-adm", 60, "unban", -1);
-        A("adm-stale", "a-adm", 55, "ban", -1); /* older than the unban: stale */
-        M("w-adm-after", NULL, "a-adm", 70, "Review", "Porn", 70);
-        /* an operator's suspension of an anchor suspended longer already */
-        A("adm-susp", "a-susp2", 80, "ban", 600);
-        M("s-banned", NULL, "a-banned", 90, "Block", "Porn", 95); /* already banned */
-        M("s-susp", NULL, "a-susp", 91, "Block", "Porn", 92);     /* never shortened */
-        M("p-pass", NULL, "a-ok", 92, "Pass", NULL, 10);
-        M("n-unknown", "st-unknown", NULL, 93, "Block", "Porn", 95); /* no anchor */
-        M("bad-score", NULL, "a-ok", 94, "Review", NULL, 200);       /* permanent */
-        A("bad-action", "a-ok", 95, "mute", -1);                     /* permanent */
-        if (with_collation_pair) {
-                M("c-upper", NULL, "Anc-C", 96, "Block", "Porn", 95);
-                M("c-lower", NULL, "anc-c", 97, "Review", "Porn", 70);
-        }
-#undef M
-#undef A
-        return n;
-}
-
-Test(batch_oracle, audit_batch_matches_per_record)
-{
-        struct input in[MAX_RECS];
-        long long base = audit_base_ms();
-        size_t n = audit_inputs(in, base, false);
-
-        audit_seed_init(base);
-        for (unsigned seed = 1; seed <= 4; seed++)
-                cr_expect(run_oracle(&audit_role, in, n, seed, audit_seed, audit_tables, 3),
-                          "seed %u: the batch did not take the set-based path", seed);
-        free_inputs(in, n);
-}
-
-/*
- * A random mix of verdicts over a few anchors (seeded rows among them): warnings close
- * enough to escalate, on equal times too, suspensions, bans, operators' bans and unbans,
- * verdicts whose anchor comes from their stream, times days apart.
- */
-static size_t audit_random_inputs(struct input *in, long long base, unsigned seed, char keys[][24])
-{
-        static const char *const anchors[] = {"a-live", "a-chain", "a-banned", "a-r1", "a-r2"};
-        static const char *const streams[] = {"st-live", "st-chain", "st-unknown"};
-        size_t n = 0;
-
-        for (int i = 0; i < 40; i++) {
-                int kind = rand_r(&seed) % 20;
-                const char *anchor = anchors[rand_r(&seed) % 5];
-                /* a grid of ten-minute steps: equal times happen, windows end within the mix */
-                long long t = base + (long long)(rand_r(&seed) % 300 - 250) * 600 * 1000;
-                json_t *p;
-
-                snprintf(keys[n], 24, "r-%u-%d", seed, i);
-                if (kind < 9) /* a warning */
-                        p = moderation("Review", "Ads", 60 + rand_r(&seed) % 30);
-                else if (kind < 12)
-                        p = moderation("Block", "Porn", 90 + rand_r(&seed) % 10);
-                else if (kind < 13)
-                        p = moderation("Block", "Terror", 99);
-                else if (kind < 14)
-                        p = moderation("Pass", NULL, 5);
-                else if (kind < 16)
-                        p = admin(rand_r(&seed) % 2 ? "ban" : "unban", -1);
-                else
-                        p = moderation(kind % 2 ? "Review" : "Block", "Porn", 70 + kind);
-                in[n] = (struct input){keys[n],
-                                       kind == 14 || kind == 15 ? "audit.admin" : "audit.image",
-                                       "AuditVerdict",
-                                       NULL,
-                                       NULL,
-                                       p,
-                                       t,
-                                       anchor,
-                                       NULL};
-                if (kind >= 16) { /* no anchor in the envelope: live_streams names it */
-                        in[n].anchor_id = NULL;
-                        in[n].stream_id = streams[rand_r(&seed) % 3];
-                }
-                n++;
-        }
-        return n;
-}
-
-Test(batch_oracle, audit_random_verdicts_end_as_per_record)
-{
-        struct input in[MAX_RECS];
-        char keys[MAX_RECS][24];
-        long long base = audit_base_ms();
-
-        audit_seed_init(base);
-        for (unsigned seed = 21; seed <= 24; seed++) {
-                size_t n = audit_random_inputs(in, base, seed, keys);
-
-                cr_expect(run_oracle(&audit_role, in, n, seed, audit_seed, audit_tables, 7),
-                          "seed %u: the batch did not take the set-based path", seed);
-                free_inputs(in, n);
-        }
-}
-
-Test(batch_oracle, audit_collation_equal_ids_end_as_per_record)
-{
-        struct input in[MAX_RECS];
-        long long base = audit_base_ms();
-        size_t n = audit_inputs(in, base, true);
-
-        audit_seed_init(base);
-        /* Either path is fine here; what counts is the end state. */
-        run_oracle(&audit_role, in, n, 11, audit_seed, audit_tables, 5);
-        free_inputs(in, n);
-}
-
-Test(batch_oracle, audit_replayed_batch_changes_nothing)
-{
-        struct input in[MAX_RECS];
-        long long base = audit_base_ms();
-        size_t n = audit_inputs(in, base, false);
-        struct side s;
-        struct batch b;
-        enum apply_result r[MAX_RECS];
-        char *before[3], *after;
-
-        audit_seed_init(base);
-        open_side(&s, &audit_role, audit_seed, 0);
-        make_batch(&b, in, n, 2);
-        apply_batch(&s, &audit_role, &b, r);
-        cr_expect(s.took_fast_path);
-        for (size_t i = 0; i < 3; i++)
-                before[i] = dump(s.mysql, audit_tables[i]);
-        free_batch(&b);
-        make_batch(&b, in, n, 3);
-        s.took_fast_path = false;
-        apply_batch(&s, &audit_role, &b, r);
-        cr_expect(s.took_fast_path);
-        for (size_t i = 0; i < 3; i++) {
-                after = dump(s.mysql, audit_tables[i]);
-                cr_expect_str_eq(before[i], after);
-                free(after);
-                free(before[i]);
-        }
-        free_batch(&b);
-        close_side(&s, &audit_role);
-        free_inputs(in, n);
 }
