@@ -3,7 +3,9 @@
  * split rule on awkward amounts, ratios that change over time, replays, withdrawals, two
  * copies racing for one anchor's balance, kill -9 mid-run, and session summaries. Every
  * expectation is computed here from what the test sent, with the rule stated in
- * settlement.h (anchor gets floor(amount * ratio_bp / 10000)) evaluated in 128 bits.
+ * settlement.h (anchor gets floor(amount * ratio_bp / 10000)) evaluated in 128 bits. This file
+ * holds the split and the tips; its parts in settlement/: withdrawals.c (withdrawals, two copies,
+ * kill -9) and sessions.c (session summaries, the dead letter); fixture.h is what they share.
  */
 #include <ctype.h>
 #include <criterion/criterion.h>
@@ -22,13 +24,10 @@
 #include "crypto.h"
 #include "settlement.h"
 #include "support.h"
-
-#define MAX_COPIES 2
-#define BASE_MS    1767225600000LL /* 2026-01-01T00:00:00Z */
-#define TRACE      "0123456789abcdef0123456789abcdef"
+#include "settlement/fixture.h"
 
 /* The rule, independently of settlement_split(): the anchor's share, floored, in 128 bits. */
-static long long anchor_share(long long amount, long long ratio_bp)
+long long anchor_share(long long amount, long long ratio_bp)
 {
         return (long long)((__int128)amount * ratio_bp / 10000);
 }
@@ -69,21 +68,7 @@ Test(split, refuses_negative_amounts_and_ratios_outside_0_to_10000)
 
 /* ------------------------------------------------------------------ the worker's fixture */
 
-struct copy {
-        pid_t pid;
-        int admin_port;
-};
-
-static struct {
-        char mysql_url[512];
-        char prefix[48]; /* unique per test: ids, the group */
-        char group[96];
-        char log_path[256];
-        struct copy copies[MAX_COPIES];
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
-} fx;
+struct fixture fx;
 
 static void setup(void)
 {
@@ -121,7 +106,7 @@ static void teardown(void)
 TestSuite(settlement, .init = setup, .fini = teardown, .timeout = 240);
 
 /* Starts copy i of the worker; extra is one more "K=V" or NULL. */
-static void start_copy(int i, const char *extra)
+void start_copy(int i, const char *extra)
 {
         char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128],
                 e_inst[96];
@@ -154,7 +139,7 @@ static void start_copy(int i, const char *extra)
                   "copy %d not ready; see %s", i, fx.log_path);
 }
 
-static void stop_copy(int i)
+void stop_copy(int i)
 {
         cr_assert(kill(fx.copies[i].pid, SIGTERM) == 0);
         cr_assert(eq(int, support_wait_exit(fx.copies[i].pid, 30000), 0),
@@ -165,9 +150,9 @@ static void stop_copy(int i)
 /* ------------------------------------------------------------------ producing */
 
 /* Encodes and queues one event; id_key makes the event id, as the receiver's ids are made. */
-static void produce(const char *topic, const char *key, const char *event_type, const char *id_key,
-                    const char *anchor, const char *room, long long time_ms,
-                    const char *payload_name, json_t *payload)
+void produce(const char *topic, const char *key, const char *event_type, const char *id_key,
+             const char *anchor, const char *room, long long time_ms, const char *payload_name,
+             json_t *payload)
 {
         char event_id[65], err[256];
         void *buf;
@@ -198,8 +183,8 @@ static void produce(const char *topic, const char *key, const char *event_type, 
 }
 
 /* A tip as the receiver produces it; `copy` > 0 makes a different event id for the same tip. */
-static void produce_tip_as(const char *anchor, const char *tip_id, long long amount,
-                           long long ts_ms, const char *audience, int copy)
+void produce_tip_as(const char *anchor, const char *tip_id, long long amount, long long ts_ms,
+                    const char *audience, int copy)
 {
         char id_key[160], room[96];
 
@@ -213,13 +198,13 @@ static void produce_tip_as(const char *anchor, const char *tip_id, long long amo
                           (json_int_t)ts_ms));
 }
 
-static void produce_tip(const char *anchor, const char *tip_id, long long amount, long long ts_ms)
+void produce_tip(const char *anchor, const char *tip_id, long long amount, long long ts_ms)
 {
         produce_tip_as(anchor, tip_id, amount, ts_ms, "aud", 0);
 }
 
-static void produce_withdrawal_as(const char *key, const char *anchor, const char *request_id,
-                                  long long amount, int copy)
+void produce_withdrawal_as(const char *key, const char *anchor, const char *request_id,
+                           long long amount, int copy)
 {
         char id_key[160];
 
@@ -231,13 +216,13 @@ static void produce_withdrawal_as(const char *key, const char *anchor, const cha
                           (json_int_t)amount));
 }
 
-static void produce_withdrawal(const char *anchor, const char *request_id, long long amount)
+void produce_withdrawal(const char *anchor, const char *request_id, long long amount)
 {
         produce_withdrawal_as(anchor, anchor, request_id, amount, 0);
 }
 
-static void produce_session_end(long long session_id, const char *anchor, const char *room,
-                                long long started_ms, long long ended_ms)
+void produce_session_end(long long session_id, const char *anchor, const char *room,
+                         long long started_ms, long long ended_ms)
 {
         char id_key[64], stream[96];
 
@@ -250,15 +235,14 @@ static void produce_session_end(long long session_id, const char *anchor, const 
                           (json_int_t)((ended_ms - started_ms) / 1000), "close_method", 1));
 }
 
-static void flush(void)
+void flush(void)
 {
         cr_assert(rd_kafka_flush(fx.producer, 20000) == 0);
 }
 
 /* ------------------------------------------------------------------ reading MySQL */
 
-static long long query_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long query_int(const char *fmt, ...)
+long long query_int(const char *fmt, ...)
 {
         char sql[2048];
         va_list ap;
@@ -270,9 +254,7 @@ static long long query_int(const char *fmt, ...)
 }
 
 /* Polls until the query returns want; @returns the last value seen. */
-static long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
+long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
 {
         char sql[2048];
         long long deadline = support_now_ms() + timeout_ms, got;
@@ -287,8 +269,7 @@ static long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
         return got;
 }
 
-static void exec_sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void exec_sql(const char *fmt, ...)
+void exec_sql(const char *fmt, ...)
 {
         char sql[4096];
         va_list ap;
@@ -299,14 +280,14 @@ static void exec_sql(const char *fmt, ...)
         cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
 }
 
-static void set_ratio(const char *anchor, long long effective_ms, long long ratio_bp)
+void set_ratio(const char *anchor, long long effective_ms, long long ratio_bp)
 {
         exec_sql(
                 "INSERT INTO revenue_share (anchor_id, effective_at, ratio_bp) VALUES ('%s', FROM_UNIXTIME(%lld / 1000), %lld)",
                 anchor, effective_ms, ratio_bp);
 }
 
-static void wait_details(const char *like, long long want)
+void wait_details(const char *like, long long want)
 {
         long long got =
                 wait_int(want, 60000,
@@ -315,7 +296,7 @@ static void wait_details(const char *like, long long want)
         cr_assert(eq(i64, got, want), "settlement_detail rows like %s (log %s)", like, fx.log_path);
 }
 
-static void expect_balance(const char *anchor, long long total, long long withdrawn)
+void expect_balance(const char *anchor, long long total, long long withdrawn)
 {
         cr_assert(
                 eq(i64,
@@ -335,7 +316,7 @@ static void expect_balance(const char *anchor, long long total, long long withdr
 }
 
 /* The counter of one copy's /metrics line that starts with `series`, or -1. */
-static long long scrape(int port, const char *series)
+long long scrape(int port, const char *series)
 {
         char cmd[300], out[64] = "";
         FILE *p;
@@ -586,455 +567,5 @@ Test(settlement, a_replayed_tip_is_settled_once)
                      1),
                   "the conflicting tip is dead-lettered");
         cr_assert(strstr(dlq_msg, tip) != NULL, "the DLQ message names the tip: %s", dlq_msg);
-        stop_copy(0);
-}
-
-/* ------------------------------------------------------------------ withdrawals */
-
-Test(settlement, withdrawals_succeed_reject_and_replay_once)
-{
-        char anchor[64], stranger[64], tip[96], rid[8][96], like[80], reason[256] = "";
-        const long long tip_amount = 2000, ratio_bp = 5000;
-        const long long balance = anchor_share(tip_amount, ratio_bp);
-        /* In order on the anchor's partition: what each one finds is known in advance. */
-        const long long asks[] = {600, 500, 400, 1};
-        long long available = balance, withdrawn = 0;
-        bool is_ok[4];
-
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(stranger, sizeof(stranger), "%s_nobody", fx.prefix);
-        snprintf(like, sizeof(like), "%s_w%%", fx.prefix);
-        for (int i = 0; i < 8; i++)
-                snprintf(rid[i], sizeof(rid[i]), "%s_w%d", fx.prefix, i);
-        set_ratio(anchor, 946684800000LL, ratio_bp);
-        start_copy(0, NULL);
-        snprintf(tip, sizeof(tip), "%s_tip", fx.prefix);
-        produce_tip(anchor, tip, tip_amount, BASE_MS);
-        flush();
-        /* Another topic: nothing orders it before the withdrawals unless it is settled first. */
-        wait_details(tip, 1);
-        for (int i = 0; i < 4; i++) {
-                is_ok[i] = asks[i] <= available;
-                available -= is_ok[i] ? asks[i] : 0;
-                withdrawn += is_ok[i] ? asks[i] : 0;
-                produce_withdrawal(anchor, rid[i], asks[i]);
-                if (i == 0) {
-                        produce_withdrawal(anchor, rid[0], asks[0]); /* replayed record */
-                        produce_withdrawal_as(anchor, anchor, rid[0], asks[0],
-                                              1); /* same request, new event */
-                }
-        }
-        produce_withdrawal(anchor, rid[4], 0); /* never valid: dead-lettered */
-        produce_withdrawal(anchor, rid[5], -5);
-        produce_withdrawal(stranger, rid[6], 10);
-        flush();
-        cr_assert(eq(i64,
-                     wait_int(5, 60000,
-                              "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like),
-                     5),
-                  "log %s", fx.log_path);
-        for (int i = 0; i < 4; i++)
-                cr_assert(
-                        eq(i64,
-                           query_int(
-                                   "SELECT status = 'succeeded' FROM withdrawal WHERE request_id = '%s'",
-                                   rid[i]),
-                           is_ok[i] ? 1 : 0),
-                        "withdrawal %d of %lld", i, asks[i]);
-        expect_balance(anchor, balance, withdrawn);
-        support_query1(fx.mysql, reason, sizeof(reason),
-                       "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[1]);
-        cr_assert(strstr(reason, "insufficient") != NULL, "reason: %s", reason);
-        support_query1(fx.mysql, reason, sizeof(reason),
-                       "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[6]);
-        cr_assert(strstr(reason, "no settled earnings") != NULL, "reason: %s", reason);
-        cr_assert(eq(int,
-                     support_count_records("live.withdrawal.dlq", anchor, NULL, NULL, 0, 30000, 2),
-                     2),
-                  "amounts 0 and -5 are dead-lettered");
-        /* live.notify: one outcome per request, the replays and the second event included. */
-        for (int i = 0; i < 4; i++)
-                cr_assert(eq(i64,
-                             wait_int(1, 30000,
-                                      "SELECT COUNT(*) FROM notify_outbox WHERE kind = '%s' "
-                                      "AND anchor_id = '%s' AND payload LIKE '%%\"request_id\":"
-                                      "\"%s\"%%' AND sent_at IS NOT NULL",
-                                      is_ok[i] ? "withdrawal.succeeded" : "withdrawal.rejected",
-                                      anchor, rid[i]),
-                             1),
-                          "notification of withdrawal %d (log %s)", i, fx.log_path);
-        cr_assert(eq(i64,
-                     query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s'", anchor),
-                     4));
-        stop_copy(0);
-}
-
-static bool both_copies_assigned(int timeout_ms)
-{
-        long long deadline = support_now_ms() + timeout_ms;
-
-        while (support_now_ms() < deadline) {
-                if (scrape(fx.copies[0].admin_port, "liveflow_consumer_assigned_partitions") > 0 &&
-                    scrape(fx.copies[1].admin_port, "liveflow_consumer_assigned_partitions") > 0)
-                        return true;
-                support_sleep_ms(200);
-        }
-        return false;
-}
-
-Test(settlement, two_copies_and_concurrent_withdrawals_never_overdraw_one_anchor)
-{
-        enum { TIPS = 10, WITHDRAWALS = 60 };
-        const long long ratio_bp = 6000;
-        char anchor[64], like_t[80], like_w[80];
-        long long balance = 0, ask, want_ok;
-
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(like_t, sizeof(like_t), "%s_t%%", fx.prefix);
-        snprintf(like_w, sizeof(like_w), "%s_w%%", fx.prefix);
-        set_ratio(anchor, 946684800000LL, ratio_bp);
-        start_copy(0, NULL);
-        start_copy(1, NULL);
-        cr_assert(both_copies_assigned(60000), "both copies hold partitions (log %s)", fx.log_path);
-        for (int i = 0; i < TIPS; i++) {
-                char tip[96];
-
-                snprintf(tip, sizeof(tip), "%s_t%d", fx.prefix, i);
-                produce_tip(anchor, tip, 1000 + i, BASE_MS + i);
-                balance += anchor_share(1000 + i, ratio_bp);
-        }
-        flush();
-        wait_details(like_t, TIPS);
-        /* Keyed by request, not anchor: the requests spread over partitions and both copies race.
-         */
-        ask = balance / 7 + 1;
-        want_ok = balance / ask < WITHDRAWALS ? balance / ask : WITHDRAWALS;
-        for (int i = 0; i < WITHDRAWALS; i++) {
-                char rid[96];
-
-                snprintf(rid, sizeof(rid), "%s_w%d", fx.prefix, i);
-                produce_withdrawal_as(rid, anchor, rid, ask, 0);
-        }
-        flush();
-        cr_assert(eq(i64,
-                     wait_int(WITHDRAWALS, 60000,
-                              "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like_w),
-                     WITHDRAWALS),
-                  "log %s", fx.log_path);
-        cr_assert(
-                eq(i64,
-                   query_int(
-                           "SELECT COUNT(DISTINCT kafka_partition) > 1 FROM live_events WHERE consumer = "
-                           "'settlement' AND event_type = 'withdrawal' AND kafka_topic = 'live.withdrawal' AND "
-                           "event_id IN (SELECT SHA2(CONCAT('internal|withdrawal|', request_id), 256) FROM "
-                           "withdrawal WHERE request_id LIKE '%s')",
-                           like_w),
-                   1),
-                "the requests were spread over partitions");
-        cr_assert(eq(
-                i64,
-                query_int(
-                        "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s' AND status = 'succeeded'",
-                        like_w),
-                want_ok));
-        expect_balance(anchor, balance, want_ok * ask);
-        cr_assert(
-                eq(i64,
-                   query_int("SELECT available_amount >= 0 FROM settlement WHERE anchor_id = '%s'",
-                             anchor),
-                   1));
-        stop_copy(0);
-        stop_copy(1);
-}
-
-/* ------------------------------------------------------------------ crash */
-
-/* What one anchor should end with, computed from what the test sends. */
-struct ledger {
-        long long ratio_bp, total, withdrawn, succeeded;
-};
-
-/* Kills copy 0 once the query reaches `after`, then starts it again. */
-static void kill_9_when(long long after, const char *what, const char *like)
-{
-        long long deadline = support_now_ms() + 60000, seen;
-        const char *sql =
-                strcmp(what, "tips") == 0
-                        ? "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'"
-                        : "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'";
-
-        while ((seen = query_int(sql, like)) < after && support_now_ms() < deadline)
-                support_sleep_ms(5);
-        cr_assert(kill(fx.copies[0].pid, SIGKILL) == 0);
-        support_wait_exit(fx.copies[0].pid, 5000);
-        cr_log_info("killed after %lld %s", seen, what);
-        start_copy(0, NULL);
-}
-
-/*
- * Tips and withdrawals are two topics, and Kafka orders nothing across topics: a withdrawal
- * is decided against what is settled when it is applied. So the tips go first and are all
- * settled, then the withdrawals, which are in order per anchor; a kill -9 in each phase.
- */
-Test(settlement, kill_9_mid_run_then_every_balance_is_exact)
-{
-        enum { ANCHORS = 30, TIPS = 100, ASKS = 10 };
-        static struct ledger want[ANCHORS];
-        char like_t[80], like_w[80];
-        long long rejected = 0;
-
-        snprintf(like_t, sizeof(like_t), "%s_t%%", fx.prefix);
-        snprintf(like_w, sizeof(like_w), "%s_w%%", fx.prefix);
-        for (int a = 0; a < ANCHORS; a++) {
-                char anchor[64];
-
-                snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
-                want[a].ratio_bp = 1000 + a * 300;
-                set_ratio(anchor, 946684800000LL, want[a].ratio_bp);
-        }
-        start_copy(0, NULL);
-        for (int k = 0; k < TIPS; k++) {
-                for (int a = 0; a < ANCHORS; a++) {
-                        char anchor[64], id[96];
-                        long long amount = 1 + (k * 7919 + a * 104729) % 50000;
-
-                        snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
-                        snprintf(id, sizeof(id), "%s_t%d_%d", fx.prefix, a, k);
-                        produce_tip(anchor, id, amount, BASE_MS + k);
-                        want[a].total += anchor_share(amount, want[a].ratio_bp);
-                }
-        }
-        flush();
-        kill_9_when(ANCHORS * TIPS / 10, "tips", like_t);
-        wait_details(like_t, ANCHORS * TIPS);
-        for (int k = 0; k < ASKS; k++) {
-                for (int a = 0; a < ANCHORS; a++) {
-                        char anchor[64], id[96];
-                        /* About a fifth of the balance each: the first few pass, the rest are
-                         * refused. */
-                        long long ask = want[a].total / 5 + (k * 31 + a * 17) % 1000;
-
-                        snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
-                        snprintf(id, sizeof(id), "%s_w%d_%d", fx.prefix, a, k);
-                        produce_withdrawal(anchor, id, ask);
-                        if (want[a].total - want[a].withdrawn >= ask) {
-                                want[a].withdrawn += ask;
-                                want[a].succeeded++;
-                        } else {
-                                rejected++;
-                        }
-                }
-        }
-        flush();
-        cr_assert(gt(i64, rejected, 0), "the test asks for more than some balances hold");
-        kill_9_when(ANCHORS * ASKS / 10, "withdrawals", like_w);
-        cr_assert(eq(i64,
-                     wait_int(ANCHORS * ASKS, 60000,
-                              "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like_w),
-                     ANCHORS * ASKS),
-                  "log %s", fx.log_path);
-        for (int a = 0; a < ANCHORS; a++) {
-                char anchor[64];
-
-                snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
-                expect_balance(anchor, want[a].total, want[a].withdrawn);
-                cr_assert(
-                        eq(i64,
-                           query_int(
-                                   "SELECT COUNT(*) FROM withdrawal WHERE anchor_id = '%s' AND status = 'succeeded'",
-                                   anchor),
-                           want[a].succeeded),
-                        "succeeded withdrawals of %s", anchor);
-                cr_assert(
-                        eq(i64,
-                           query_int(
-                                   "SELECT SUM(anchor_amount) FROM settlement_detail WHERE anchor_id = '%s'",
-                                   anchor),
-                           want[a].total),
-                        "details of %s", anchor);
-        }
-        stop_copy(0);
-}
-
-/* ------------------------------------------------------------------ sessions */
-
-/* A session id no other test uses: this process's pid, then a counter. */
-static long long unique_session(int n)
-{
-        return (long long)getpid() * 1000 + n;
-}
-
-/* A row of recharge as reward-sync writes it. */
-static void insert_recharge(const char *tip_id, const char *audience, const char *anchor,
-                            long long session_id, long long amount, long long ts_ms)
-{
-        exec_sql(
-                "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, session_id, amount, tipped_at) "
-                "VALUES ('%s', '%s', '%s', 'room_%s', %lld, %lld, FROM_UNIXTIME(%lld / 1000))",
-                tip_id, audience, anchor, anchor, session_id, amount, ts_ms);
-}
-
-Test(settlement, session_end_sums_the_sessions_recharge_rows)
-{
-        static const struct {
-                int audience;
-                long long amount;
-        } tips[] = {{1, 100}, {2, 2501}, {1, 333}, {3, 9999}, {2, 1}};
-        const size_t n = sizeof(tips) / sizeof(tips[0]);
-        const long long session = unique_session(1), other = unique_session(2), ratio_bp = 5500;
-        char anchor[64], room[80], like[80], other_tip[96];
-        long long gross = 0, share = 0;
-
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(room, sizeof(room), "room_%s", anchor);
-        snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
-        set_ratio(anchor, 946684800000LL, ratio_bp);
-        start_copy(0, NULL);
-        for (size_t i = 0; i < n; i++) {
-                char tip[96], audience[96];
-
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
-                snprintf(audience, sizeof(audience), "%s_u%d", fx.prefix, tips[i].audience);
-                insert_recharge(tip, audience, anchor, session, tips[i].amount,
-                                BASE_MS + (long long)i);
-                produce_tip_as(anchor, tip, tips[i].amount, BASE_MS + (long long)i, audience, 0);
-                gross += tips[i].amount;
-                share += anchor_share(tips[i].amount, ratio_bp);
-        }
-        snprintf(other_tip, sizeof(other_tip), "%s_t_other", fx.prefix);
-        insert_recharge(other_tip, "someone", anchor, other, 5000,
-                        BASE_MS + 100); /* another session's tip */
-        produce_tip(anchor, other_tip, 5000, BASE_MS + 100);
-        flush();
-        wait_details(like, (long long)n + 1);
-        produce_session_end(session, anchor, room, BASE_MS - 60000, BASE_MS + 3600000);
-        flush();
-        cr_assert(eq(i64,
-                     wait_int(1, 30000,
-                              "SELECT COUNT(*) FROM settlement_session WHERE session_id = %lld",
-                              session),
-                     1),
-                  "log %s", fx.log_path);
-        cr_assert(eq(
-                i64,
-                query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", session),
-                gross));
-        cr_assert(
-                eq(i64,
-                   query_int("SELECT anchor_share FROM settlement_session WHERE session_id = %lld",
-                             session),
-                   share));
-        cr_assert(eq(
-                i64,
-                query_int("SELECT platform_share FROM settlement_session WHERE session_id = %lld",
-                          session),
-                gross - share));
-        cr_assert(eq(
-                i64,
-                query_int("SELECT tips FROM settlement_session WHERE session_id = %lld", session),
-                (long long)n));
-        cr_assert(
-                eq(i64,
-                   query_int("SELECT settled_tips FROM settlement_session WHERE session_id = %lld",
-                             session),
-                   (long long)n));
-        cr_assert(eq(
-                i64,
-                query_int("SELECT paying_audience FROM settlement_session WHERE session_id = %lld",
-                          session),
-                3));
-        cr_assert(eq(
-                i64,
-                query_int(
-                        "SELECT anchor_id = '%s' AND room_id = '%s' FROM settlement_session WHERE "
-                        "session_id = %lld",
-                        anchor, room, session),
-                1));
-        stop_copy(0);
-}
-
-static long long wall_ms(void)
-{
-        struct timeval tv;
-
-        gettimeofday(&tv, NULL);
-        return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-Test(settlement, recharge_rows_that_come_late_are_summed_by_the_sweep)
-{
-        const long long recent = unique_session(1), old = unique_session(2), now = wall_ms();
-        char anchor[64], room[80], tip[96], old_tip[96];
-        const long long amount = 4321;
-
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(room, sizeof(room), "room_%s", anchor);
-        snprintf(tip, sizeof(tip), "%s_t1", fx.prefix);
-        snprintf(old_tip, sizeof(old_tip), "%s_t2", fx.prefix);
-        start_copy(0, "LIVEFLOW_SETTLEMENT_SWEEP_MS=300");
-        /* Ended now and two hours ago; the default window (LIVEFLOW_SETTLEMENT_RECOMPUTE_S) is 15
-         * minutes. */
-        produce_session_end(recent, anchor, room, now - 60000, now);
-        produce_session_end(old, anchor, room, now - 7260000, now - 7200000);
-        flush();
-        cr_assert(
-                eq(i64,
-                   wait_int(
-                           2, 30000,
-                           "SELECT COUNT(*) FROM settlement_session WHERE session_id IN (%lld, %lld) "
-                           "AND tips = 0",
-                           recent, old),
-                   2),
-                "log %s", fx.log_path);
-        /* reward-sync catches up only now. */
-        insert_recharge(tip, "late", anchor, recent, amount, now - 1000);
-        insert_recharge(old_tip, "late", anchor, old, amount, now - 7201000);
-        produce_tip(anchor, tip, amount, now - 1000);
-        produce_tip(anchor, old_tip, amount, now - 7201000);
-        flush();
-        cr_assert(eq(i64,
-                     wait_int(anchor_share(amount, 4500), 30000,
-                              "SELECT anchor_share FROM settlement_session "
-                              "WHERE session_id = %lld",
-                              recent),
-                     anchor_share(amount, 4500)),
-                  "log %s", fx.log_path);
-        cr_assert(eq(
-                i64,
-                query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", recent),
-                amount));
-        support_sleep_ms(1500); /* several sweeps */
-        cr_assert(eq(i64,
-                     query_int("SELECT tips FROM settlement_session WHERE session_id = %lld", old),
-                     0),
-                  "a session outside the window is left as it was");
-        stop_copy(0);
-}
-
-Test(settlement, a_tip_another_money_role_would_refuse_is_dead_lettered_not_credited)
-{
-        char anchor[64], tip[96], room[96], id_key[160], dlq_class[32] = "";
-
-        snprintf(anchor, sizeof(anchor), "%s_neg", fx.prefix);
-        snprintf(tip, sizeof(tip), "%s_neg_gifts", fx.prefix);
-        snprintf(room, sizeof(room), "room_%s", anchor);
-        snprintf(id_key, sizeof(id_key), "internal|reward|%s", tip);
-        start_copy(0, NULL);
-        /* gift_count -1: reward-sync and stats dead-letter it, so settlement must too. */
-        produce("live.reward", anchor, "reward", id_key, anchor, room, BASE_MS, "Reward",
-                json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "tip_id", tip, "audience_id", "aud",
-                          "anchor_id", anchor, "room_id", room, "amount", (json_int_t)500,
-                          "gift_count", (json_int_t)-1, "ts_ms", (json_int_t)BASE_MS));
-        flush();
-        cr_assert(eq(int,
-                     support_count_records("live.reward.dlq", anchor, "dlq.error.class", dlq_class,
-                                           sizeof(dlq_class), 30000, 1),
-                     1),
-                  "the tip is dead-lettered");
-        cr_assert_str_eq(dlq_class, "permanent");
-        cr_assert(eq(i64,
-                     query_int("SELECT COUNT(*) FROM settlement_detail WHERE trace_id = '%s'", tip),
-                     0),
-                  "and not credited");
         stop_copy(0);
 }
