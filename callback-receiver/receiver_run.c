@@ -295,6 +295,14 @@ static unsigned int connection_share(const struct settings *s, size_t loops, int
         return (unsigned int)(share > 0 ? share : 1);
 }
 
+/* libmicrohttpd's per-address limit for one daemon: a backstop one above conn_guard's limit over
+ * every loop (0, no limit, stays 0). */
+static unsigned int per_ip_backstop(const struct settings *s)
+{
+        return s->http_max_connections_per_ip ? (unsigned int)s->http_max_connections_per_ip + 1
+                                              : 0;
+}
+
 /* The loop's producer and daemon on the shared socket; its thread starts later. */
 static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *errstr,
                      size_t errstr_size)
@@ -334,8 +342,10 @@ static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *err
                 /* each loop its share, as libmicrohttpd's thread pool divides it; a full loop
                  * stops accepting and leaves new connections to the others */
                 MHD_OPTION_CONNECTION_LIMIT, connection_share(s, rcv->loop_cnt, index),
-                /* over every loop: conn_guard's; this only bounds one daemon */
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->http_max_connections_per_ip,
+                /* over every loop: conn_guard's, which closes and counts the one too many;
+                 * one above it here, so that a daemon holding every connection of an address
+                 * still lets conn_guard see the next one rather than refusing it uncounted */
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_backstop(s),
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
                 MHD_OPTION_NOTIFY_CONNECTION, conn_guard_on_connection, rcv->guard,
                 MHD_OPTION_NOTIFY_COMPLETED, receiver_on_completed, lp, MHD_OPTION_URI_LOG_CALLBACK,
