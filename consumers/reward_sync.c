@@ -26,10 +26,7 @@ static const char *const reward_topics[] = {LF_TOPIC_REWARD, NULL};
 
 #define TICK_REBUILD_MS 1000 /* rebuild work per tick before the partitions get their turn */
 
-static const struct {
-        size_t offset;
-        const char *sql;
-} reward_statements[] = {
+static const struct db_stmt_def reward_statements[] = {
         {offsetof(struct reward_sql, live_session),
          "SELECT session_id FROM live_streams WHERE room_id = ? AND status = 'live' AND session_id IS NOT NULL "
          "ORDER BY started_at DESC LIMIT 1"},
@@ -100,14 +97,8 @@ static void key_of(char *out, const char *prefix, const char *id)
 
 static int prepare(struct reward_state *st)
 {
-        for (size_t i = 0; i < sizeof(reward_statements) / sizeof(reward_statements[0]); i++) {
-                struct db_stmt **slot =
-                        (struct db_stmt **)((char *)&st->sql + reward_statements[i].offset);
-
-                if (!(*slot = db_stmt(st->db, reward_statements[i].sql)))
-                        return -1;
-        }
-        return 0;
+        return db_stmts(st->db, &st->sql, reward_statements,
+                        sizeof(reward_statements) / sizeof(reward_statements[0]));
 }
 
 static void register_metrics(struct reward_state *st, struct metrics *m)

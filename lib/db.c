@@ -196,6 +196,17 @@ struct db_stmt *db_stmt(struct db *db, const char *sql)
         return st;
 }
 
+int db_stmts(struct db *db, void *base, const struct db_stmt_def *defs, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct db_stmt **slot = (struct db_stmt **)((char *)base + defs[i].offset);
+
+                if (!(*slot = db_stmt(db, defs[i].sql)))
+                        return -1;
+        }
+        return 0;
+}
+
 /* Records the error and, when the connection is gone, drops it so the next call reconnects. */
 static enum db_result fail(struct db *db, unsigned int e, const char *msg, char *errstr,
                            size_t errstr_size)

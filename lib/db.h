@@ -66,6 +66,18 @@ void db_destroy(struct db *db);
  */
 struct db_stmt *db_stmt(struct db *db, const char *sql);
 
+/** @brief One statement of a table db_stmts() prepares: where its handle goes, and its text. */
+struct db_stmt_def {
+        size_t offset; /* offsetof() the struct db_stmt * in the caller's struct */
+        const char *sql;
+};
+
+/**
+ * @brief db_stmt() for each of defs[0..n), storing each handle at base + its offset.
+ * @returns 0, or -1 when out of memory (the handles made so far stay owned by db).
+ */
+int db_stmts(struct db *db, void *base, const struct db_stmt_def *defs, size_t n);
+
 /**
  * @brief Executes a statement with n parameters. affected (may be NULL) receives the
  * affected-row count; last_id (may be NULL) the auto-increment id.

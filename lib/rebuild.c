@@ -16,10 +16,7 @@
 
 #define STAGE_CHUNK 128 /* members per ZADD / SADD while a rebuild stages a key */
 
-static const struct {
-        size_t offset;
-        const char *sql;
-} rebuild_statements[] = {
+static const struct db_stmt_def rebuild_statements[] = {
         {offsetof(struct rebuild_sql, mark_room),
          "INSERT IGNORE INTO live_room_rebuild (room_id, session_id) VALUES (?, ?)"},
         {offsetof(struct rebuild_sql, mark_rooms),
@@ -100,14 +97,10 @@ struct rebuild *rebuild_new(struct db *db, struct redis_conn *redis, long long l
         rb->redis = redis;
         rb->live_ttl_s = live_ttl_s;
         rb->stats_ttl_s = stats_ttl_s;
-        for (size_t i = 0; i < sizeof(rebuild_statements) / sizeof(rebuild_statements[0]); i++) {
-                struct db_stmt **slot =
-                        (struct db_stmt **)((char *)&rb->sql + rebuild_statements[i].offset);
-
-                if (!(*slot = db_stmt(db, rebuild_statements[i].sql))) {
-                        free(rb);
-                        return NULL;
-                }
+        if (db_stmts(db, &rb->sql, rebuild_statements,
+                     sizeof(rebuild_statements) / sizeof(rebuild_statements[0])) == -1) {
+                free(rb);
+                return NULL;
         }
         return rb;
 }

@@ -54,10 +54,7 @@ struct aud_room {
         char key[KEY_MAX], text[24];
 };
 
-static const struct {
-        size_t offset;
-        const char *sql;
-} statements[] = {
+static const struct db_stmt_def statements[] = {
         {offsetof(struct rebuild_audience_sql, lock_room),
          "SELECT online FROM audience_room WHERE room_id = ? FOR UPDATE"},
         {offsetof(struct rebuild_audience_sql, read_room),
@@ -101,14 +98,9 @@ struct rebuild_audience *rebuild_audience_new(struct db *db, struct redis_conn *
         ra->db = db;
         ra->redis = redis;
         ra->stats_ttl_s = stats_ttl_s;
-        for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-                struct db_stmt **slot =
-                        (struct db_stmt **)((char *)&ra->sql + statements[i].offset);
-
-                if (!(*slot = db_stmt(db, statements[i].sql))) {
-                        free(ra);
-                        return NULL;
-                }
+        if (db_stmts(db, &ra->sql, statements, sizeof(statements) / sizeof(statements[0])) == -1) {
+                free(ra);
+                return NULL;
         }
         return ra;
 }
