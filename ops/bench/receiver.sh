@@ -1,0 +1,103 @@
+# ops/bench/receiver.sh: the receiver part of make bench (ops/bench/run.sh sources it after the
+# consumer part; the variables are run.sh's): the no-op server and the receiver at each of
+# BENCH_CONNECTIONS, their lines in SUMMARY.
+# shellcheck shell=sh
+
+# ------------------------------------------------------------------ receiver
+
+CLK_TCK=$(getconf CLK_TCK)
+SUMMARY=""
+
+# us_per_request TICKS REQUESTS: CPU microseconds per request from clock ticks.
+us_per_request() {
+        awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }'
+}
+
+# bench_noop CONNECTIONS: sets NOOP_RATE and NOOP_US (CPU µs per 200).
+bench_noop() {
+        local out="$LOGS/wrk-noop-c$1.out" ok dur cpu0 cpu1
+        [ "$WARMUP" -gt 0 ] && run_wrk "warm-noop-c$1" "$1" "$NOOP_URL" "$out.warmup" seconds "$WARMUP"
+        cpu0=$(cpu_ticks "$NOOP_PID")
+        run_wrk "noop-c$1" "$1" "$NOOP_URL" "$out" seconds "$DURATION"
+        cpu1=$(cpu_ticks "$NOOP_PID")
+        ok=$(wrk_value "$out" ok)
+        dur=$(wrk_value "$out" window_us)
+        NOOP_RATE=$(fmt_rate "$ok" "$dur")
+        NOOP_US=$(us_per_request "$((cpu1 - cpu0))" "$ok")
+        echo "  no-op   c=$1: $NOOP_RATE req/s  p50 $(fmt_ms "$(wrk_value "$out" p50)") ms" \
+                " p99 $(fmt_ms "$(wrk_value "$out" p99)") ms  cpu $NOOP_US us/request  200s=$ok other=$(wrk_other_statuses "$out")"
+}
+
+# bench_receiver CONNECTIONS: one timed run against the receiver, its line in SUMMARY.
+bench_receiver() {
+        local c="$1" out="$LOGS/wrk-receiver-c$1.out" rss_file="$TMP/bench/rss-c$1" base_ok base_kafka
+        local ok sent answered dur rate p50 p99 rss hwm cpu0 cpu1 cores verdict us idle per_conn tasks0 tasks1
+        idle=$(rss_kib "$RECEIVER_PID" VmRSS)
+        [ "$WARMUP" -gt 0 ] && run_wrk "warm-c$c" "$c" "$RECEIVER_URL" "$out.warmup" seconds "$WARMUP"
+        settle_receiver 0 0 || true
+        base_ok=$(receiver_ok)
+        base_kafka=$(kafka_high) || exit 1
+        rm -f "$rss_file" "$rss_file.stop"
+        rss_sampler "$RECEIVER_PID" "$rss_file" &
+        SAMPLER_PID=$!
+        BG_PIDS=$SAMPLER_PID
+        cpu0=$(cpu_ticks "$RECEIVER_PID")
+        tasks0=$(task_ticks "$RECEIVER_PID")
+        run_wrk "c$c" "$c" "$RECEIVER_URL" "$out" seconds "$DURATION"
+        cpu1=$(cpu_ticks "$RECEIVER_PID")
+        tasks1=$(task_ticks "$RECEIVER_PID")
+        touch "$rss_file.stop"
+        wait "$SAMPLER_PID"
+        BG_PIDS=""
+        pid_alive "$RECEIVER_PID" || {
+                log_tail "$LOGS/receiver.log"
+                die "the receiver died during the c=$c run"
+        }
+        settle_receiver "$base_ok" "$base_kafka" || true
+        ok=$(wrk_value "$out" ok)
+        sent=$(wrk_value "$out" sent)
+        answered=$(wrk_value "$out" answered)
+        dur=$(wrk_value "$out" window_us)
+        rate=$(fmt_rate "$ok" "$dur")
+        p50=$(fmt_ms "$(wrk_value "$out" p50)")
+        p99=$(fmt_ms "$(wrk_value "$out" p99)")
+        rss=$(awk -v k="$(cat "$rss_file")" 'BEGIN { printf "%.0f", k / 1024 }')
+        hwm=$(awk -v k="$(rss_kib "$RECEIVER_PID" VmHWM)" 'BEGIN { printf "%.0f", k / 1024 }')
+        cores=$(awk -v t="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v us="$dur" 'BEGIN { printf "%.2f", t / hz / (us / 1e6) }')
+        us=$(us_per_request "$((cpu1 - cpu0))" "$ok")
+        # What the run's connections added to the resident set, per connection (the RSS before
+        # this run's warm-up against the largest seen during the run).
+        per_conn=$(awk -v k="$(cat "$rss_file")" -v i="$idle" -v c="$c" 'BEGIN { d = (k - i) / c; printf "%.0f", (d > 0 ? d : 0) }')
+        # The run ended with every callback answered (tencent.lua): the 200s wrk saw, the
+        # 200s the receiver counted and the records added to live.stream must be one number.
+        # When wrk had to be stopped with callbacks unanswered, each of those may or may not
+        # have reached Kafka: only the bounds can be checked then.
+        verdict=OK
+        if [ "$WRK_CLEAN" -eq 1 ]; then
+                [ "$ok" -eq "$KAFKA_NEW" ] && [ "$RCV_OK" -eq "$KAFKA_NEW" ] || verdict=MISMATCH
+        else
+                [ "$KAFKA_NEW" -ge "$ok" ] && [ "$KAFKA_NEW" -le $((ok + sent - answered)) ] || verdict=MISMATCH
+        fi
+        [ "$verdict" = OK ] || FAILED=1
+        echo "  receiver c=$c: $rate req/s  p50 $p50 ms  p99 $p99 ms  rss $rss MiB (VmHWM $hwm MiB," \
+                "$(awk -v k="$idle" 'BEGIN { printf "%.0f", k / 1024 }') MiB before the run, +$per_conn KiB per connection)" \
+                " cpu $cores cores, $us us/request (no-op $NOOP_US)"
+        echo "    receiver CPU by thread: $(task_split "$tasks0" "$tasks1")"
+        echo "    callbacks sent=$sent answered=$answered 200s=$ok other=$(wrk_other_statuses "$out")" \
+                "in $(fmt_ms "$dur") ms; socket errors: $(sed -n 's/^BENCH errors //p' "$out");" \
+                "receiver 200s=$RCV_OK kafka=$KAFKA_NEW $verdict"
+        SUMMARY="${SUMMARY}$(printf 'receiver  c=%-2s: %s req/s  p50 %s ms  p99 %s ms  rss %s MiB  cpu %s us/request  200s=%s non-200=%s kafka=%s %s  ratio %s of no-op %s req/s (%s us/request)' \
+                "$c" "$rate" "$p50" "$p99" "$rss" "$us" "$ok" "$((answered - ok))" "$KAFKA_NEW" "$verdict" \
+                "$(fmt_ratio "$rate" "$NOOP_RATE")" "$NOOP_RATE" "$NOOP_US")
+"
+}
+
+if [ "$RECEIVER_RUNS" != 0 ]; then
+        echo
+        echo "receiver: wrk -t$THREADS, ${DURATION} s per run, Tencent stream-begin callbacks of ~600 bytes"
+        for c in $CONNECTIONS; do
+                bench_noop "$c"
+                bench_receiver "$c"
+        done
+        echo "  the receiver's log: $(log_counts "$LOGS/receiver.log")"
+fi
