@@ -184,6 +184,20 @@ int support_free_port(void)
         return port;
 }
 
+size_t support_curl_body(char *p, size_t size, size_t n, void *arg)
+{
+        struct support_body *b = arg;
+        size_t have = strnlen(b->buf, b->cap), len = size * n;
+
+        if (b->cap == 0)
+                return size * n;
+        if (len > b->cap - 1 - have) /* keep what fits */
+                len = b->cap - 1 - have;
+        memcpy(b->buf + have, p, len);
+        b->buf[have + len] = '\0';
+        return size * n;
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *arg)
 {
         (void)p;

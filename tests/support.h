@@ -33,6 +33,21 @@ int support_wait_exit(pid_t pid, int timeout_ms);
 /** @brief Reads a whole file into a NUL-terminated malloc'd buffer; NULL on error. */
 char *support_read_file(const char *path, size_t *len);
 
+/** @brief Where support_curl_body() collects a response body: a fixed buffer of cap bytes. */
+struct support_body {
+        char *buf;
+        size_t cap;
+};
+
+/** @brief A support_body over a char array (e.g. a reply struct's body[]), which must start "". */
+#define SUPPORT_BODY(array) ((struct support_body){.buf = (array), .cap = sizeof(array)})
+
+/**
+ * @brief curl's CURLOPT_WRITEFUNCTION with a struct support_body as CURLOPT_WRITEDATA: appends
+ * what fits (always NUL-terminated) and reads the rest without keeping it.
+ */
+size_t support_curl_body(char *p, size_t size, size_t n, void *arg);
+
 /** @brief Milliseconds of a monotonic clock. */
 long long support_now_ms(void);
 

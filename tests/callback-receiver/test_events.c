@@ -390,17 +390,6 @@ static void e2e_teardown(void)
 
 TestSuite(events_e2e, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-        struct reply *r = arg;
-        size_t have = strlen(r->body), len = size * n;
-
-        if (len > sizeof(r->body) - 1 - have)
-                len = sizeof(r->body) - 1 - have;
-        memcpy(r->body + have, p, len);
-        r->body[have + len] = '\0';
-        return size * n;
-}
 
 /* POSTs body to /v1/events signed now under webhook-id id, with X-Request-Id trace_id. */
 static struct reply post_events(const char *body, const char *id, const char *trace_id)
@@ -426,8 +415,9 @@ static struct reply post_events(const char *body, const char *id, const char *tr
         headers = curl_slist_append(headers, line);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        struct support_body sb = SUPPORT_BODY(r.body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));

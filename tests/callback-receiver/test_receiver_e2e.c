@@ -138,17 +138,6 @@ TestSuite(receiver_e2e, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------------ HTTP */
 
-size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-        struct reply *r = arg;
-        size_t have = strlen(r->body), len = size * n;
-
-        if (len > sizeof(r->body) - 1 - have) /* keep what fits */
-                len = sizeof(r->body) - 1 - have;
-        memcpy(r->body + have, p, len);
-        r->body[have + len] = '\0';
-        return size * n;
-}
 
 void keep_header(const char *line, size_t len, const char *name, char *out, size_t size)
 {
@@ -199,8 +188,9 @@ struct reply http(const char *method, const char *path, const char *body, const 
                  is_probe_path(path) ? rcv.admin_port : rcv.port, path);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        struct support_body sb = SUPPORT_BODY(r.body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
         curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r);
         /* libcurl would add a form Content-Type to a POST: the default is "none". */

@@ -103,17 +103,6 @@ struct reply {
         char body[512];
 };
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-        struct reply *r = arg;
-        size_t have = strlen(r->body), add = size * n;
-
-        if (have + add < sizeof(r->body)) {
-                memcpy(r->body + have, p, add);
-                r->body[have + add] = '\0';
-        }
-        return size * n;
-}
 
 static struct reply http_send(const char *method, const char *path, const char *body,
                               const char *const headers[])
@@ -131,8 +120,9 @@ static struct reply http_send(const char *method, const char *path, const char *
         if (body)
                 curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        struct support_body sb = SUPPORT_BODY(r.body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
         cr_assert(curl_easy_perform(curl) == CURLE_OK);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);

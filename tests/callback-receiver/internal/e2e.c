@@ -104,17 +104,6 @@ static void e2e_teardown(void)
 
 TestSuite(internal_e2e, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-        struct reply *r = arg;
-        size_t have = strlen(r->body), len = size * n;
-
-        if (len > sizeof(r->body) - 1 - have)
-                len = sizeof(r->body) - 1 - have;
-        memcpy(r->body + have, p, len);
-        r->body[have + len] = '\0';
-        return size * n;
-}
 
 struct signed_headers sign_now(const char *id, const char *body, long long offset_s,
                                const char *key_b64)
@@ -159,8 +148,9 @@ struct reply post_at(int port, const char *path, const char *body, const struct 
                 headers = curl_slist_append(headers, extra_header);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        struct support_body sb = SUPPORT_BODY(r.body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -195,8 +185,9 @@ struct reply get_metrics(void)
 
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", rcv.admin_port);
         curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        struct support_body sb = SUPPORT_BODY(r.body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
         cr_assert(eq(int, curl_easy_perform(curl), CURLE_OK));
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
         curl_easy_cleanup(curl);

@@ -57,7 +57,6 @@ void start_receiver_with(const char *bootstrap, const char *const extra_env[]);
 void start_receiver(const char *const extra_env[]);
 /* SIGTERM, then the drain must end with exit 0. */
 void stop_receiver_expect_clean_exit(void);
-size_t on_body(char *p, size_t size, size_t n, void *arg);
 void keep_header(const char *line, size_t len, const char *name, char *out, size_t size);
 size_t on_header(char *line, size_t size, size_t n, void *arg);
 /* The probes answer on the admin port only (LIVEFLOW_HTTP_PROBES=0, the default). */

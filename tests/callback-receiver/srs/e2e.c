@@ -124,17 +124,6 @@ static void stop_receiver_expect_clean_exit(void)
         unlink(e2e.log_path); /* kept only when something failed */
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-        struct reply *r = arg;
-        size_t have = strlen(r->body), len = size * n;
-
-        if (len > sizeof(r->body) - 1 - have)
-                len = sizeof(r->body) - 1 - have;
-        memcpy(r->body + have, p, len);
-        r->body[have + len] = '\0';
-        return size * n;
-}
 
 /* POSTs body as SRS does (application/json) to path; trace_id goes in X-Request-Id. */
 static struct reply post(const char *path, const char *body, const char *trace_id)
@@ -148,8 +137,9 @@ static struct reply post(const char *path, const char *body, const char *trace_i
         snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e2e.port, path);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        struct support_body sb = SUPPORT_BODY(r.body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
         headers = curl_slist_append(headers, "Content-Type: application/json");
         headers = curl_slist_append(headers, "Expect:");
         snprintf(h, sizeof(h), "X-Request-Id: %s", trace_id);
@@ -178,8 +168,9 @@ static struct reply get(const char *path)
                  strcmp(path, "/metrics") == 0 ? e2e.admin_port : e2e.port, path);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        struct support_body sb = SUPPORT_BODY(r.body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
         rc = curl_easy_perform(curl);
         cr_assert(eq(int, rc, CURLE_OK), "GET %s: %s", path, curl_easy_strerror(rc));
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
