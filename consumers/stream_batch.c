@@ -150,16 +150,61 @@ static bool collect_keys(struct stream_batch *b)
         return !keys_may_collide(b->scratch, b->anchor_cnt);
 }
 
-/* "((vendor, stream_id), ...)" of the batch's streams. */
-static void add_stream_list(struct stream_batch *b)
+/*
+ * Ids per IN list. A list of 1 000 values or more (in_predicate_conversion_threshold) MariaDB
+ * turns into a join with a table of the values, which may read, and lock, every row of
+ * live_streams; so may a (vendor, stream_id) IN ((...), ...) of 500 pairs.
+ */
+#define IN_LIST_MAX 250
+
+/*
+ * "(vendor = v AND stream_id IN (...)) OR ..." of the batch's streams: for each vendor its ids,
+ * IN_LIST_MAX at a time, each an equality on the whole primary key.
+ */
+static void add_stream_where(struct stream_batch *b)
 {
-        db_text_add(&b->sql, "(");
-        for (size_t i = 0; i < b->stream_cnt; i++) {
-                db_text_add(&b->sql, i ? ", (" : "(");
-                db_text_str(b->st->db, &b->sql, b->streams[i].key_vendor);
-                db_text_add(&b->sql, ", ");
-                db_text_str(b->st->db, &b->sql, b->streams[i].stream_id);
-                db_text_add(&b->sql, ")");
+        size_t terms = 0;
+
+        for (size_t v = 0; v < b->stream_cnt; v++) {
+                const char *vendor = b->streams[v].key_vendor;
+                size_t in_list = 0;
+                bool is_seen = false;
+
+                for (size_t i = 0; i < v && !is_seen; i++)
+                        is_seen = strcmp(b->streams[i].key_vendor, vendor) == 0;
+                if (is_seen)
+                        continue;
+                for (size_t i = v; i < b->stream_cnt; i++) {
+                        if (strcmp(b->streams[i].key_vendor, vendor) != 0)
+                                continue;
+                        if (in_list == 0) {
+                                db_text_add(&b->sql, terms++ ? ") OR (vendor = " : "(vendor = ");
+                                db_text_str(b->st->db, &b->sql, vendor);
+                                db_text_add(&b->sql, " AND stream_id IN (");
+                        } else {
+                                db_text_add(&b->sql, ", ");
+                        }
+                        db_text_str(b->st->db, &b->sql, b->streams[i].stream_id);
+                        if (++in_list == IN_LIST_MAX) {
+                                db_text_add(&b->sql, ")");
+                                in_list = 0;
+                        }
+                }
+                if (in_list)
+                        db_text_add(&b->sql, ")");
+        }
+        db_text_add(&b->sql, ")");
+}
+
+/* "col IN (...) OR col IN (...)" of the n strings, IN_LIST_MAX at a time (n > 0). */
+static void add_in_lists(struct stream_batch *b, const char *col, const char *const *strs, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (i % IN_LIST_MAX == 0)
+                        db_text_add(&b->sql, "%s%s IN (", i ? ") OR " : "", col);
+                else
+                        db_text_add(&b->sql, ", ");
+                db_text_str(b->st->db, &b->sql, strs[i]);
         }
         db_text_add(&b->sql, ")");
 }
@@ -222,9 +267,9 @@ static enum db_result lock_streams(struct stream_batch *b, char *errstr, size_t 
                     "SELECT stream_id, anchor_id, room_id, session_id, vendor, "
                     "vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
                             "ended_at") ", duration_s, close_method, close_reason, cover_url "
-                                        "FROM live_streams WHERE (vendor, stream_id) IN ");
-        add_stream_list(b);
-        db_text_add(&b->sql, " ORDER BY stream_id FOR UPDATE");
+                                        "FROM live_streams FORCE INDEX (PRIMARY) WHERE ");
+        add_stream_where(b);
+        db_text_add(&b->sql, " ORDER BY vendor, stream_id FOR UPDATE");
         return db_text_query(b->st->db, &b->sql, cols, 13, on_stream, b, errstr, errstr_size);
 }
 
@@ -257,12 +302,10 @@ static enum db_result read_anchors(struct stream_batch *b, char *errstr, size_t 
         db_text_add(&b->sql, "SELECT anchor_id, status = 'banned', status = 'suspended' AND "
                              "suspended_until IS NOT NULL, " EPOCH_MS(
                                      "suspended_until") " "
-                                                        "FROM anchors WHERE anchor_id IN (");
-        for (size_t i = 0; i < b->anchor_cnt; i++) {
-                db_text_add(&b->sql, i ? ", " : "");
-                db_text_str(b->st->db, &b->sql, b->anchors[i].anchor_id);
-        }
-        db_text_add(&b->sql, ")");
+                                                        "FROM anchors WHERE ");
+        for (size_t i = 0; i < b->anchor_cnt; i++)
+                b->scratch[i] = b->anchors[i].anchor_id;
+        add_in_lists(b, "anchor_id", b->scratch, b->anchor_cnt);
         return db_text_query(b->st->db, &b->sql, cols, 4, on_anchor, b, errstr, errstr_size);
 }
 
@@ -490,20 +533,19 @@ static enum db_result read_outcomes(struct stream_batch *b, char *errstr, size_t
         char id[KEYSET_ID_MAX + 1], outcome[33];
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
                                 {.type = DB_PARAM_STR, .s = outcome, .s_size = sizeof(outcome)}};
-        bool is_first = true;
+        size_t cnt = 0;
 
         if (!b->needs_outcomes)
                 return DB_OK;
+        for (size_t i = 0; i < b->rb.ids.n; i++)
+                if (b->rb.ids.items[i].is_known && keyset_is_first(&b->rb.ids, i))
+                        b->scratch[cnt++] = b->rb.ids.items[i].id;
+        if (!cnt)
+                return DB_OK;
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "SELECT event_id, outcome FROM live_events WHERE consumer = "
-                             "'stream' AND event_id IN (");
-        for (size_t i = 0; i < b->rb.ids.n; i++) {
-                if (!b->rb.ids.items[i].is_known || !keyset_is_first(&b->rb.ids, i))
-                        continue;
-                db_text_add(&b->sql, is_first ? "" : ", ");
-                is_first = false;
-                db_text_str(b->st->db, &b->sql, b->rb.ids.items[i].id);
-        }
+                             "'stream' AND (");
+        add_in_lists(b, "event_id", b->scratch, cnt);
         db_text_add(&b->sql, ")");
         return db_text_query(b->st->db, &b->sql, cols, 2, on_outcome, b, errstr, errstr_size);
 }

@@ -181,9 +181,17 @@ static int read_many(struct rebuild *rb, struct many_read *mr, char *errstr, siz
         db_text_add(
                 &sql,
                 "SELECT stream_id, status, anchor_id, room_id, session_id, " EPOCH_MS("started_at") ", vendor, status = 'live', " EPOCH_MS(
-                        "last_event_at") " FROM live_streams WHERE stream_id IN (");
+                        "last_event_at") " FROM live_streams FORCE INDEX (live_streams_stream) WHERE ");
+        /*
+         * The index named: with statistics taken when the table was small, MariaDB scans (and
+         * locks) every row for a long IN list. Lists of STREAM_PAGE ids: 1 000 values or more
+         * it turns into a join with a table of them.
+         */
         for (size_t i = 0; i < mr->n; i++) {
-                db_text_add(&sql, i ? ", " : "");
+                if (i % STREAM_PAGE == 0)
+                        db_text_add(&sql, i ? ") OR stream_id IN (" : "stream_id IN (");
+                else
+                        db_text_add(&sql, ", ");
                 db_text_str(rb->db, &sql, mr->ids[i]);
         }
         db_text_add(&sql, ") ORDER BY stream_id FOR UPDATE");

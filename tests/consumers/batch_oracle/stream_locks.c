@@ -1,0 +1,207 @@
+/*
+ * stream_locks.c: test_batch_oracle's stream role, which rows a batch locks. A batch of a few
+ * hundred streams reads its rows under FOR UPDATE, in apply_many() and again in publish_many()
+ * (the projection to Redis). It must lock those rows and no other: a read that MariaDB turns
+ * into a scan of live_streams locks every row it passes, and another copy of the role, or an
+ * operator's close, then waits on streams the batch never named. The statistics are those of a
+ * table that was small when they were taken, as on a fresh install.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <mysql.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "db.h"
+#include "redis_conn.h"
+#include "stream_lifecycle.h"
+#include "support.h"
+
+#include "fixture.h"
+
+#define LOCK_STREAMS 520 /* a batch above 500 streams: IN lists of 1 000 values and more */
+
+/* The seed: LOCK_STREAMS live streams lk-<i> and one the batch does not touch, lk-other. */
+static char *lock_seed_rows(void)
+{
+        size_t size = 160 * (LOCK_STREAMS + 2) + 512, len;
+        char *sql = malloc(size);
+
+        cr_assert(sql != NULL);
+        len = (size_t)snprintf(sql, size,
+                               "INSERT INTO live_streams (stream_id, anchor_id, room_id, "
+                               "session_id, vendor, vendor_session, status, started_at, "
+                               "last_event_at) VALUES ('lk-other', 'a-other', 'r-other', 9000, "
+                               "'tencent', 'q-other', 'live', FROM_UNIXTIME(1700000000), NOW())");
+        for (int i = 0; i < LOCK_STREAMS; i++)
+                len += (size_t)snprintf(sql + len, size - len,
+                                        ", ('lk-%d', 'a-%d', 'r-%d', %d, 'tencent', 'q-%d', "
+                                        "'live', FROM_UNIXTIME(1700000000), NOW())",
+                                        i, i, i, 10000 + i, i);
+        cr_assert(len < size);
+        return sql;
+}
+
+/* A side whose live_streams statistics were taken while it was empty. */
+static void open_lock_side(struct side *s, int redis_db)
+{
+        char *rows = lock_seed_rows();
+        const char *const seed[] = {"ALTER TABLE live_streams STATS_AUTO_RECALC = 0", rows, NULL};
+
+        open_side(s, &stream_lifecycle_role, seed, redis_db);
+        free(rows);
+}
+
+/* The batch: the end of every lk-<i>'s session. */
+static struct consumer_record *lock_batch(struct apply_slot *slots, char (*errors)[512])
+{
+        struct consumer_record *recs = calloc(LOCK_STREAMS, sizeof(*recs));
+
+        cr_assert(recs != NULL);
+        for (int i = 0; i < LOCK_STREAMS; i++) {
+                char key[32], stream[32], seq[32];
+                struct input in = {.event_key = key,
+                                   .event_type = "stream.end",
+                                   .payload_name = "StreamEnd",
+                                   .stream_id = stream,
+                                   .event_time_ms = T0_MS + 60000 + i};
+
+                snprintf(key, sizeof(key), "lk-end-%d", i);
+                snprintf(stream, sizeof(stream), "lk-%d", i);
+                snprintf(seq, sizeof(seq), "q-%d", i);
+                in.payload = json_pack("{s:s,s:i}", "sequence", seq, "close_method", 1);
+                decode_into(&recs[i], &in, 100 + i);
+                json_decref(in.payload);
+                slots[i] = (struct apply_slot){&recs[i], APPLY_DONE, errors[i], sizeof(errors[i])};
+        }
+        return recs;
+}
+
+static void free_lock_batch(struct consumer_record *recs)
+{
+        for (int i = 0; i < LOCK_STREAMS; i++)
+                event_fini(&recs[i].ev);
+        free(recs);
+}
+
+/* Whether another session may lock the stream's row now (NOWAIT: no waiting for it). */
+static bool may_lock(MYSQL *other, const char *stream_id)
+{
+        char sql[256];
+        MYSQL_RES *res;
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT stream_id FROM live_streams WHERE vendor = 'tencent' AND stream_id = "
+                 "'%s' FOR UPDATE NOWAIT",
+                 stream_id);
+        if (mysql_query(other, sql) != 0) {
+                cr_assert_eq(mysql_errno(other), 1205, "%s", mysql_error(other));
+                return false;
+        }
+        res = mysql_store_result(other);
+        cr_assert(res != NULL && mysql_num_rows(res) == 1, "%s: no row", stream_id);
+        mysql_free_result(res);
+        return true;
+}
+
+Test(batch_oracle, stream_batch_locks_only_its_own_rows)
+{
+        struct apply_slot *slots = calloc(LOCK_STREAMS, sizeof(*slots));
+        char(*errors)[512] = calloc(LOCK_STREAMS, sizeof(*errors));
+        struct consumer_record *recs;
+        struct side s;
+        char err[512] = "";
+
+        cr_assert(slots && errors);
+        open_lock_side(&s, 0);
+        recs = lock_batch(slots, errors);
+        cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err,
+                                                      sizeof(err)),
+                     APPLY_DONE, "%s", err);
+        /* the batch's transaction is open: its rows are locked, and only they */
+        cr_expect(!may_lock(s.mysql, "lk-7"), "a stream of the batch is not locked");
+        cr_expect(!may_lock(s.mysql, "lk-519"), "a stream of the batch is not locked");
+        cr_expect(may_lock(s.mysql, "lk-other"), "the batch locked a stream it does not touch");
+        db_rollback(s.db);
+        free_lock_batch(recs);
+        close_side(&s, &stream_lifecycle_role);
+        free(slots);
+        free(errors);
+}
+
+/* A command on set:live:online and one member; its integer reply as text. */
+static const char *redis_do(struct side *s, const char *cmd, const char *member)
+{
+        static char out[24];
+        char err[256];
+        const char *argv[] = {cmd, "set:live:online", member};
+        redisReply *r = redis_conn_cmd(s->redis, 3, argv, NULL, err, sizeof(err));
+
+        cr_assert(r != NULL, "%s", err);
+        cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+        snprintf(out, sizeof(out), "%lld", r->integer);
+        freeReplyObject(r);
+        return out;
+}
+
+static const char *online(struct side *s, const char *stream_id)
+{
+        return redis_do(s, "SISMEMBER", stream_id);
+}
+
+Test(batch_oracle, stream_projection_locks_only_its_own_rows)
+{
+        struct apply_slot *slots = calloc(LOCK_STREAMS, sizeof(*slots));
+        char(*errors)[512] = calloc(LOCK_STREAMS, sizeof(*errors));
+        struct consumer_record **ptrs = calloc(LOCK_STREAMS, sizeof(*ptrs));
+        struct consumer_record *recs;
+        struct side s;
+        char err[512] = "";
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        cr_assert(slots && errors && ptrs);
+        open_lock_side(&s, 9);
+        recs = lock_batch(slots, errors);
+        cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err,
+                                                      sizeof(err)),
+                     APPLY_DONE, "%s", err);
+        cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        redis_do(&s, "SADD", "lk-7"); /* as the begins' projection left them */
+        redis_do(&s, "SADD", "lk-other");
+        for (int i = 0; i < LOCK_STREAMS; i++)
+                ptrs[i] = &recs[i];
+        /*
+         * Another session holds lk-other; a projection that reached for it would wait a second
+         * and fail instead of waiting the server's default fifty.
+         */
+        cr_assert(db_sql(s.db, "SET SESSION innodb_lock_wait_timeout = 1", NULL, err,
+                         sizeof(err)) == DB_OK,
+                  "%s", err);
+        cr_assert(mysql_query(s.mysql, "START TRANSACTION") == 0, "%s", mysql_error(s.mysql));
+        cr_assert(may_lock(s.mysql, "lk-other"));
+        cr_expect_eq(stream_lifecycle_role.publish_many(s.state, ptrs, LOCK_STREAMS, err,
+                                                        sizeof(err)),
+                     0, "the projection waited on a stream it does not touch: %s", err);
+        cr_assert(mysql_query(s.mysql, "ROLLBACK") == 0, "%s", mysql_error(s.mysql));
+        /* and it projected: lk-7 ended and left the set, lk-other is still in it */
+        cr_expect_str_eq(online(&s, "lk-7"), "0");
+        cr_expect_str_eq(online(&s, "lk-other"), "1");
+        cr_assert(mysql_query(s.mysql, "SELECT COUNT(*) FROM live_streams WHERE status = 'ended'") ==
+                          0,
+                  "%s", mysql_error(s.mysql));
+        res = mysql_store_result(s.mysql);
+        cr_assert(res && (row = mysql_fetch_row(res)));
+        cr_expect_str_eq(row[0], "520");
+        mysql_free_result(res);
+        free_lock_batch(recs);
+        close_side(&s, &stream_lifecycle_role);
+        free(ptrs);
+        free(slots);
+        free(errors);
+}
