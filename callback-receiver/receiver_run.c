@@ -53,14 +53,6 @@ static const char *const receiver_topics[] = {LF_TOPIC_STREAM,      LF_TOPIC_REC
 /* More loops than this are not made, whatever the CPU count. */
 #define LOOPS_MAX 64
 
-/*
- * libmicrohttpd's memory per connection (headers, read and write buffers), cleared between
- * the requests of a keep-alive connection: its default of 32 KiB costs a 32 KiB memset per
- * request. Callbacks carry a few hundred bytes of headers; a larger body is handed over in
- * pieces, so 16 KiB is plenty.
- */
-#define HTTP_CONNECTION_MEMORY (16 * 1024)
-
 static long long now_us(void)
 {
         struct timespec ts;
@@ -346,7 +338,10 @@ static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *err
                  * one above it here, so that a daemon holding every connection of an address
                  * still lets conn_guard see the next one rather than refusing it uncounted */
                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_backstop(s),
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+                /* the pool holds the request's head and the answer's; libmicrohttpd 0.9.75
+                 * zeroes all of it after each request (MHD_pool_reset) and half of it when a
+                 * request has been read, so it is kept as small as a head needs */
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)s->http_connection_memory,
                 MHD_OPTION_NOTIFY_CONNECTION, conn_guard_on_connection, rcv->guard,
                 MHD_OPTION_NOTIFY_COMPLETED, receiver_on_completed, lp, MHD_OPTION_URI_LOG_CALLBACK,
                 receiver_on_uri, lp, MHD_OPTION_END);

@@ -48,6 +48,7 @@ struct settings {
         long long http_probes; /* 1: /metrics, /healthz, /readyz also on the traffic port */
         long long http_header_timeout_ms;  /* accept or last answer -> complete headers */
         long long http_request_timeout_ms; /* complete headers -> complete body */
+        long long http_connection_memory;  /* libmicrohttpd's pool per connection, bytes */
         long long max_body_bytes;
         long long ack_timeout_ms;
         char *spool_dir; /* NULL: no spool */

@@ -1,5 +1,6 @@
 /* edges.c: test_receiver_e2e's SRS hooks spooled while Kafka is down, the loops' metric series,
- * readiness following Kafka, recording failures, HTTP framing that could smuggle or hang, the
+ * readiness following Kafka, recording failures, HTTP framing that could smuggle or hang, heads
+ * larger than the connection's memory, the
  * drain of kept-alive connections, verdicts that need a second signal and a frozen anchor store. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -323,6 +324,61 @@ Test(receiver_e2e, framing_that_could_smuggle_or_hang_is_refused_at_once)
                           out, sizeof(out), 5000);
         cr_assert(strncmp(out, "HTTP/1.1 415", 12) == 0, "%s", out);
         cr_assert(strstr(out, "\"code\":415") != NULL, "%s", out);
+        stop_receiver_expect_clean_exit();
+}
+
+/*
+ * A signed push whose head carries `headers` padding headers of `bytes` in all (what a chain
+ * of proxies adds: X-Forwarded-For, Via, a long User-Agent), sent with Connection: close.
+ */
+static char *padded_push(const char *stream, int headers, size_t bytes)
+{
+        char *body = signed_push(stream, KEY, 600), *req, *p;
+        size_t per = bytes / (size_t)headers, size = bytes + (size_t)headers * 32 + strlen(body) + 256;
+
+        cr_assert(not(eq(ptr, req = malloc(size), NULL)));
+        p = req + sprintf(req, "POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/json\r\nConnection: close\r\n");
+        for (int i = 0; i < headers; i++) {
+                p += sprintf(p, "X-Proxy-%02d: ", i);
+                memset(p, 'a' + i % 26, per);
+                p += per;
+                p += sprintf(p, "\r\n");
+        }
+        sprintf(p, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+        free(body);
+        return req;
+}
+
+/* The status of the one answer to a padded push (0: the connection closed without one). */
+static int padded_push_status(int headers, size_t bytes)
+{
+        char stream[64], out[8192], *req;
+
+        support_unique_name("e2e_head", stream, sizeof(stream));
+        req = padded_push(stream, headers, bytes);
+        raw_exchange(req, out, sizeof(out), 10000);
+        free(req);
+        return strncmp(out, "HTTP/1.1 ", 9) == 0 ? atoi(out + 9) : 0;
+}
+
+/*
+ * libmicrohttpd keeps a request's head in the connection's pool (LIVEFLOW_HTTP_CONNECTION_MEMORY,
+ * 8 KiB) and clears the pool after every request: a head that fits is served, a larger one is
+ * refused with 431 and the receiver goes on serving; the setting raises the limit.
+ */
+Test(receiver_e2e, a_head_larger_than_the_connection_memory_is_431_and_the_setting_raises_it)
+{
+        const char *const env[] = {"LIVEFLOW_HTTP_CONNECTION_MEMORY=16384", NULL};
+
+        start_receiver(NULL);
+        cr_assert(eq(int, padded_push_status(30, 4096), 200), "30 headers, 4 KiB: %s", rcv.log_path);
+        cr_assert(eq(int, padded_push_status(10, 10240), 431), "10 KiB of headers");
+        cr_assert(eq(int, padded_push_status(1, 64), 200), "served after the 431");
+        stop_receiver_expect_clean_exit();
+
+        start_receiver(env);
+        cr_assert(eq(int, padded_push_status(10, 10240), 200), "16 KiB: %s", rcv.log_path);
         stop_receiver_expect_clean_exit();
 }
 
