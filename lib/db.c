@@ -1,12 +1,14 @@
 /* db.c: MySQL access with retry classification; statements re-prepared after reconnects. */
 #include "db.h"
 
+#include <ctype.h>
 #include <errmsg.h>
 #include <mysqld_error.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "url.h"
@@ -17,6 +19,8 @@ struct db_stmt {
         MYSQL_STMT *stmt; /* NULL until prepared on the current connection */
 };
 
+#define DB_TXN_KEPT 64
+
 struct db {
         MYSQL *mysql;
         struct mysql_url url;
@@ -25,6 +29,12 @@ struct db {
         bool connected;
         unsigned int outage_errno; /* the last failure that was the store's, until cleared */
         char outage_why[256];
+        /* db_txn(): the open transaction's serial (0: none), the last serial given, whether a
+           statement inside it failed or rolled back to a savepoint, and the serials of the
+           last DB_TXN_KEPT transactions that committed whole (by serial % DB_TXN_KEPT) */
+        uint64_t txn, txn_serial;
+        bool is_txn_partial;
+        uint64_t committed[DB_TXN_KEPT];
 };
 
 enum db_result db_classify(unsigned int e)
@@ -120,6 +130,7 @@ static void disconnect(struct db *db)
                 mysql_close(db->mysql);
         db->mysql = NULL;
         db->connected = false;
+        db->txn = 0; /* the server rolled it back */
 }
 
 static int connect_db(struct db *db, char *errstr, size_t errstr_size)
@@ -214,6 +225,8 @@ static enum db_result fail(struct db *db, unsigned int e, const char *msg, char 
         enum db_result r = db_classify(e);
         char w[300];
 
+        if (r != DB_DUPLICATE) /* a deadlock rolls the whole transaction back */
+                db->is_txn_partial = true;
         where(db, w, sizeof(w));
         snprintf(errstr, errstr_size, "%s: %s (%u)", w, msg, e);
         if (db_is_outage_errno(e)) {
@@ -439,6 +452,45 @@ enum db_result db_query_each(struct db *db, struct db_stmt *st, const struct db_
         return r;
 }
 
+/* Whether sql begins with verb (a whole word, any case). */
+static bool is_verb(const char *sql, const char *verb)
+{
+        size_t len = strlen(verb);
+
+        return strncasecmp(sql, verb, len) == 0 && !isalpha((unsigned char)sql[len]);
+}
+
+/* Follows the transaction control db_sql() ran (see db_txn()). */
+static void track_txn(struct db *db, const char *sql)
+{
+        if (is_verb(sql, "START") || is_verb(sql, "BEGIN")) {
+                /* an open one was committed implicitly: left unknown */
+                db->txn = ++db->txn_serial;
+                db->is_txn_partial = false;
+                db->committed[db->txn % DB_TXN_KEPT] = 0;
+        } else if (is_verb(sql, "COMMIT")) {
+                if (db->txn && !db->is_txn_partial)
+                        db->committed[db->txn % DB_TXN_KEPT] = db->txn;
+                db->txn = 0;
+        } else if (is_verb(sql, "ROLLBACK")) {
+                if (is_verb(sql + strlen("ROLLBACK") + strspn(sql + strlen("ROLLBACK"), " "),
+                            "TO"))
+                        db->is_txn_partial = true;
+                else
+                        db->txn = 0;
+        }
+}
+
+uint64_t db_txn(const struct db *db)
+{
+        return db->txn;
+}
+
+bool db_txn_committed(const struct db *db, uint64_t txn)
+{
+        return txn && db->committed[txn % DB_TXN_KEPT] == txn;
+}
+
 enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affected, char *errstr,
                       size_t errstr_size)
 {
@@ -446,9 +498,13 @@ enum db_result db_sql(struct db *db, const char *sql, unsigned long long *affect
 
         if (r != DB_OK)
                 return r;
-        if (mysql_real_query(db->mysql, sql, strlen(sql)) != 0)
+        if (mysql_real_query(db->mysql, sql, strlen(sql)) != 0) {
+                if (is_verb(sql, "COMMIT") || is_verb(sql, "ROLLBACK"))
+                        db->txn = 0; /* its outcome is not known */
                 return fail(db, mysql_errno(db->mysql), mysql_error(db->mysql), errstr,
                             errstr_size);
+        }
+        track_txn(db, sql);
         MYSQL_RES *res = mysql_store_result(db->mysql);
 
         if (res)
@@ -672,6 +728,11 @@ void db_rollback(struct db *db)
 
         if (db->connected && db_sql(db, "ROLLBACK", NULL, err, sizeof(err)) != DB_OK)
                 log_warn(NULL, "rollback: %s", err);
+}
+
+unsigned long long db_last_insert_id(const struct db *db)
+{
+        return db->mysql && db->connected ? (unsigned long long)mysql_insert_id(db->mysql) : 0;
 }
 
 void db_escape(struct db *db, char *out, const char *s, size_t len)

@@ -112,6 +112,21 @@ enum db_result db_commit(struct db *db, char *errstr, size_t errstr_size);
 /** @brief Rolls back; errors are logged, since a lost connection has rolled back already. */
 void db_rollback(struct db *db);
 
+/**
+ * @brief The transaction open on db: a serial that never repeats, given when db_sql() (or
+ * db_begin()) runs START TRANSACTION or BEGIN; 0 outside one, and after its COMMIT, its
+ * ROLLBACK or the loss of its connection.
+ */
+uint64_t db_txn(const struct db *db);
+
+/**
+ * @brief Whether transaction txn (a db_txn()) ended with a COMMIT MySQL confirmed on the
+ * connection it began on, no statement inside it having failed (but for a duplicate) or rolled
+ * back to a savepoint: then everything it wrote is there. False when it is still open, did
+ * not, or is too old to tell (the last 64 are known).
+ */
+bool db_txn_committed(const struct db *db, uint64_t txn);
+
 /*
  * A text statement built piece by piece: the set-based statements of a batch, whose number of
  * rows (and so of values) changes from one batch to the next, go as one text query each (one
@@ -151,6 +166,12 @@ enum db_result db_text_exec(struct db *db, const struct db_text *t, unsigned lon
 enum db_result db_text_query(struct db *db, const struct db_text *t, struct db_col *cols,
                              size_t ncols, void (*on_row)(const struct db_col *cols, void *arg),
                              void *arg, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The AUTO_INCREMENT id the last statement generated (a multi-row INSERT: its first
+ * row's), as mysql_insert_id(); 0 when none or not connected.
+ */
+unsigned long long db_last_insert_id(const struct db *db);
 
 /** @brief Escapes s (len bytes) for a quoted SQL literal into out (>= 2*len+1). */
 void db_escape(struct db *db, char *out, const char *s, size_t len);

@@ -25,14 +25,35 @@
 #define NOTIFY_MARK_ROWS 4096
 /* A row this old is in nobody's flight: message.timeout.ms (30 s) has given up on it. */
 #define NOTIFY_SWEEP_AGE_SQL "60"
+#define NOTIFY_PAYLOAD_MAX 8192 /* the read-back's payload buffer */
 #define NOTIFY_STAGED_MAX                                                                          \
         (1u << 16) /* event ids waiting for the relay (4 MiB); beyond: the sweep */
 
 enum send_state { SEND_PENDING, SEND_ACKED, SEND_FAILED };
 
+/* A row to send: one claimed or read back (id > 0), or one a batch recorded (id 0). */
+struct outbox_row {
+        long long id;
+        char event_id[65], kind[33], anchor[65], room[65], stream[256];
+        bool has_anchor, has_room, has_stream;
+        bool in_flight; /* find_in_flight() */
+        char *payload;
+};
+
+/*
+ * A row notify_text_row() put in a batch's statement, kept as written: sent from memory
+ * once the transaction its statement ran in (txn) committed whole with every row inserted,
+ * or else read back (staged) like notify_record()'s.
+ */
+struct mem_row {
+        struct outbox_row row;
+        uint64_t txn; /* 0: its statement has not run (yet) */
+        bool fits;    /* every value fits its column as is (else read back) */
+};
+
 /* A row the relay produced: its report is awaited, then it is marked sent. */
 struct in_flight {
-        long long id;
+        long long id; /* as far as known: the mark wants the id and the event id to match */
         uint64_t token;
         enum send_state state;
         char event_id[65], kind[33];
@@ -50,14 +71,18 @@ struct notify {
         bool is_async;  /* the relay listens to the producer's reports (else each flush waits) */
         bool has_swept; /* this life swept every unsent row once */
         long long next_sweep_ms, next_mark_ms;
+        long long id_step; /* the server's auto_increment_increment */
         char (*staged)[65]; /* event ids recorded since the last flush */
         size_t staged_n, staged_cap;
+        struct mem_row *mem; /* a batch's rows recorded since the last flush, in order */
+        size_t mem_n, mem_cap;
         struct in_flight *inflight; /* in token order */
         size_t inflight_n, inflight_cap;
         uint64_t token;
 };
 
 static void stage(struct notify *n, const char event_id[65]);
+static void mem_unstage(struct notify *n, bool is_all);
 static void on_report(void *arg, uint64_t token, rd_kafka_resp_err_t err);
 static int mark_sent(struct notify *n, char *errstr, size_t errstr_size);
 
@@ -70,6 +95,27 @@ struct notify_msg notify_msg_init(const char *kind, const char *key, long long a
                                    .close_method = -1,
                                    .until_ms = -1,
                                    .amount = -1};
+}
+
+static void on_step(const struct db_col *cols, void *arg)
+{
+        if (!cols[0].is_null && cols[0].i > 0)
+                *(long long *)arg = cols[0].i;
+}
+
+/* The server's auto_increment_increment (1 when it cannot be read: see notify_text_exec()). */
+static long long id_step(struct db *db)
+{
+        char err[256];
+        long long step = 1;
+        struct db_text sql = {0};
+        struct db_col col = {.type = DB_PARAM_I64};
+
+        db_text_add(&sql, "SELECT @@auto_increment_increment");
+        if (db_text_query(db, &sql, &col, 1, on_step, &step, err, sizeof(err)) != DB_OK)
+                log_warn(NULL, "live.notify: auto_increment_increment: %s (1 assumed)", err);
+        db_text_free(&sql);
+        return step;
 }
 
 struct notify *notify_new(const struct role_env *env, char *errstr, size_t errstr_size)
@@ -108,6 +154,7 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         }
         /* One relay per producer: a second outbox on it waits for its acknowledgements. */
         n->is_async = n->ack && produce_ack_listen(n->ack, on_report, n) == 0;
+        n->id_step = id_step(n->db);
         return n;
 }
 
@@ -125,7 +172,9 @@ void notify_destroy(struct notify *n)
                 if (produce_ack_listen(n->ack, NULL, NULL) != 0)
                         log_warn(NULL, "live.notify: the producer's listener stays");
         }
+        mem_unstage(n, true);
         codec_destroy(n->codec);
+        free(n->mem);
         free(n->staged);
         free(n->inflight);
         free(n); /* the statements belong to db */
@@ -202,6 +251,71 @@ void notify_text_begin(struct db_text *t)
                        "stream_id, payload) VALUES ");
 }
 
+/* Copies v into buf when it fits as is; false when it does not (*has: v is not NULL). */
+static bool copy_col(char *buf, size_t size, const char *v, bool *has)
+{
+        size_t len = v ? strlen(v) : 0;
+
+        if (has)
+                *has = v != NULL;
+        if (len >= size)
+                return false;
+        memcpy(buf, v ? v : "", len + 1);
+        return true;
+}
+
+/* Keeps the row m makes (event_id, payload taken) for the relay; false when out of memory. */
+static bool mem_stage(struct notify *n, const struct notify_msg *m, const char event_id[65],
+                      char *payload)
+{
+        struct mem_row *mr;
+
+        if (n->mem_n == n->mem_cap) {
+                size_t cap = n->mem_cap ? n->mem_cap * 2 : 512;
+                struct mem_row *a =
+                        cap <= NOTIFY_STAGED_MAX ? realloc(n->mem, cap * sizeof(*a)) : NULL;
+
+                if (!a)
+                        return false;
+                n->mem = a;
+                n->mem_cap = cap;
+        }
+        mr = &n->mem[n->mem_n++];
+        memset(mr, 0, sizeof(*mr));
+        memcpy(mr->row.event_id, event_id, 65);
+        /* the read-back's limits: a payload it could not read back is not sent from memory */
+        mr->fits = copy_col(mr->row.kind, sizeof(mr->row.kind), m->kind, NULL) &&
+                   copy_col(mr->row.anchor, sizeof(mr->row.anchor), m->anchor_id,
+                            &mr->row.has_anchor) &&
+                   copy_col(mr->row.room, sizeof(mr->row.room), m->room_id, &mr->row.has_room) &&
+                   copy_col(mr->row.stream, sizeof(mr->row.stream), m->stream_id,
+                            &mr->row.has_stream) &&
+                   strlen(payload) < NOTIFY_PAYLOAD_MAX;
+        mr->row.payload = payload;
+        return true;
+}
+
+/*
+ * The memory rows whose statement did not run (is_all: every one) go to the read-back: a row
+ * that is not there after the commit is not sent.
+ */
+static void mem_unstage(struct notify *n, bool is_all)
+{
+        size_t kept = 0;
+
+        for (size_t i = 0; i < n->mem_n; i++) {
+                struct mem_row *mr = &n->mem[i];
+
+                if (!is_all && mr->txn) {
+                        n->mem[kept++] = *mr;
+                        continue;
+                }
+                stage(n, mr->row.event_id);
+                free(mr->row.payload);
+        }
+        n->mem_n = kept;
+}
+
 void notify_text_row(struct notify *n, struct db_text *t, const struct notify_msg *m,
                      bool is_first_row)
 {
@@ -213,11 +327,15 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
                 t->is_oom = true;
                 return;
         }
+        if (is_first_row)
+                mem_unstage(n, false); /* a statement built and never run */
         for (size_t i = 0; i < 6; i++) {
                 db_text_add(t, i ? ", " : is_first_row ? "(" : ", (");
                 db_text_str(n->db, t, cols[i]);
         }
         db_text_add(t, ")");
+        if (n->is_async && mem_stage(n, m, event_id, payload_text))
+                return;
         free(payload_text);
         stage(n, event_id); /* not found after the commit when the insert does not happen */
 }
@@ -225,12 +343,32 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
 enum db_result notify_text_exec(struct notify *n, const struct db_text *t, size_t rows,
                                 char *errstr, size_t errstr_size)
 {
+        unsigned long long affected = 0;
+        uint64_t txn = db_txn(n->db);
+        size_t first = n->mem_n;
         enum db_result r;
 
         if (!rows)
                 return DB_OK;
-        if ((r = db_text_exec(n->db, t, NULL, errstr, errstr_size)) == DB_OK && !n->is_async)
+        if ((r = db_text_exec(n->db, t, &affected, errstr, errstr_size)) == DB_OK && !n->is_async)
                 n->has_pending = true;
+        while (first > 0 && !n->mem[first - 1].txn)
+                first--;
+        /* Every row it holds inserted now, in a transaction db follows: sent from memory once
+           that commits. Else (a replay's row, one of the same change twice, a failure) what is
+           there after the commit is read back. */
+        if (r == DB_OK && txn && affected == rows && n->mem_n - first == rows) {
+                /* A multi-row INSERT that inserts every row takes consecutive ids (in steps
+                   of auto_increment_increment) from the first; the mark also matches the
+                   event id, so a wrong guess only leaves a row to the sweep. */
+                long long id = (long long)db_last_insert_id(n->db);
+
+                for (size_t i = first; i < n->mem_n; i++, id += n->id_step) {
+                        n->mem[i].txn = n->mem[i].fits ? txn : 0;
+                        n->mem[i].row.id = id;
+                }
+        }
+        mem_unstage(n, false);
         return r;
 }
 
@@ -269,15 +407,6 @@ enum db_result notify_record_stream(struct notify *n, const char *kind, const ch
 }
 
 /* ------------------------------------------------------------------ sending */
-
-/* One claimed row. */
-struct outbox_row {
-        long long id;
-        char event_id[65], kind[33], anchor[65], room[65], stream[256];
-        bool has_anchor, has_room, has_stream;
-        bool in_flight; /* find_in_flight() */
-        char *payload;
-};
 
 struct claimed {
         struct outbox_row rows[NOTIFY_FLUSH_ROWS];
@@ -343,33 +472,34 @@ static int encode_row(struct notify *n, const struct outbox_row *r, struct produ
         return rc;
 }
 
-static int cmp_id(const void *a, const void *b)
+static int cmp_event_id(const void *a, const void *b)
 {
-        long long x = *(const long long *)a, y = *(const long long *)b;
-
-        return (x > y) - (x < y);
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /*
- * Sets each claimed row's in_flight: the relay produced it and its report has not been marked
- * yet (the rows of one read are distinct). @returns -1 when out of memory.
+ * Sets each row's in_flight: the relay produced its event id and its report has not been
+ * marked yet (the rows of one read are distinct). @returns -1 when out of memory.
  */
-static int find_in_flight(const struct notify *n, struct claimed *c)
+static int find_in_flight(const struct notify *n, struct outbox_row *rows, size_t cnt)
 {
-        long long *ids;
+        const char **ids;
 
-        for (size_t i = 0; i < c->n; i++)
-                c->rows[i].in_flight = false;
-        if (!n->inflight_n || !c->n)
+        for (size_t i = 0; i < cnt; i++)
+                rows[i].in_flight = false;
+        if (!n->inflight_n || !cnt)
                 return 0;
         if (!(ids = malloc(n->inflight_n * sizeof(*ids))))
                 return -1;
         for (size_t i = 0; i < n->inflight_n; i++)
-                ids[i] = n->inflight[i].id;
-        qsort(ids, n->inflight_n, sizeof(*ids), cmp_id);
-        for (size_t i = 0; i < c->n; i++)
-                c->rows[i].in_flight =
-                        bsearch(&c->rows[i].id, ids, n->inflight_n, sizeof(*ids), cmp_id) != NULL;
+                ids[i] = n->inflight[i].event_id;
+        qsort(ids, n->inflight_n, sizeof(*ids), cmp_event_id);
+        for (size_t i = 0; i < cnt; i++) {
+                const char *id = rows[i].event_id;
+
+                rows[i].in_flight =
+                        bsearch(&id, ids, n->inflight_n, sizeof(*ids), cmp_event_id) != NULL;
+        }
         free(ids);
         return 0;
 }
@@ -466,7 +596,7 @@ static int sweep_round(struct notify *n, struct db_stmt *claim, size_t *claimed,
         if (db_query_each(n->db, claim, NULL, 0, cols, 7, on_claimed, c, errstr, errstr_size) !=
             DB_OK)
                 goto rollback;
-        if (find_in_flight(n, c) == -1) {
+        if (find_in_flight(n, c->rows, c->n) == -1) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto rollback;
         }
@@ -573,39 +703,79 @@ static int add_in_flight(struct notify *n, const struct outbox_row *r, uint64_t 
         return 0;
 }
 
-/* Produces the claimed rows without waiting; each goes in flight. */
-static int relay_rows(struct notify *n, struct claimed *c, char *errstr, size_t errstr_size)
+/* Produces the rows without waiting; each goes in flight. */
+static int relay_rows(struct notify *n, struct outbox_row *rows, size_t cnt, char *errstr,
+                      size_t errstr_size)
 {
         size_t i = 0;
 
-        if (find_in_flight(n, c) == -1) {
+        if (find_in_flight(n, rows, cnt) == -1) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto unsent;
         }
-        for (; i < c->n; i++) {
+        for (; i < cnt; i++) {
                 struct produce_msg pm;
                 char trace_id[33];
                 uint64_t token = ++n->token;
 
-                if (c->rows[i].in_flight)
+                if (rows[i].in_flight)
                         continue;
-                if (add_in_flight(n, &c->rows[i], token) == -1) {
+                if (add_in_flight(n, &rows[i], token) == -1) {
                         snprintf(errstr, errstr_size, "out of memory");
                         goto unsent;
                 }
-                if (encode_row(n, &c->rows[i], &pm, trace_id, errstr, errstr_size) == -1 ||
+                if (encode_row(n, &rows[i], &pm, trace_id, errstr, errstr_size) == -1 ||
                     produce_async(n->producer, n->ack, &pm, token, errstr, errstr_size) == -1) {
                         n->inflight_n--;
                         goto unsent;
                 }
-                log_sent(&c->rows[i]);
+                log_sent(&rows[i]);
         }
         return 0;
-unsent: /* this row and the rest: staged again, for the next flush */
-        for (; i < c->n; i++)
-                if (!c->rows[i].in_flight)
-                        stage(n, c->rows[i].event_id);
+unsent: /* this row and the rest: staged again, for the next flush (read back) */
+        for (; i < cnt; i++)
+                if (!rows[i].in_flight)
+                        stage(n, rows[i].event_id);
         return -1;
+}
+
+/*
+ * The rows a batch recorded whose transaction committed whole (db_txn_committed()): produced
+ * as they were written, without reading them back. The others (rolled back, or not known
+ * committed) go to the read-back, which sends what is there.
+ */
+static int relay_mem(struct notify *n, char *errstr, size_t errstr_size)
+{
+        struct outbox_row *rows;
+        size_t cnt = 0, kept = 0;
+        int rc = 0;
+
+        if (!n->mem_n)
+                return 0;
+        if (!(rows = malloc(n->mem_n * sizeof(*rows)))) {
+                mem_unstage(n, true);
+                return 0; /* the read-back has them */
+        }
+        for (size_t i = 0; i < n->mem_n; i++) {
+                struct mem_row *mr = &n->mem[i];
+
+                if (mr->txn && db_txn_committed(n->db, mr->txn)) {
+                        rows[cnt++] = mr->row; /* takes its payload */
+                        continue;
+                }
+                if (mr->txn && mr->txn == db_txn(n->db)) {
+                        n->mem[kept++] = *mr; /* not committed yet: a later flush */
+                        continue;
+                }
+                stage(n, mr->row.event_id);
+                free(mr->row.payload);
+        }
+        n->mem_n = kept;
+        rc = relay_rows(n, rows, cnt, errstr, errstr_size);
+        for (size_t i = 0; i < cnt; i++)
+                free(rows[i].payload);
+        free(rows);
+        return rc;
 }
 
 /*
@@ -655,7 +825,7 @@ static int relay_staged(struct notify *n, char *errstr, size_t errstr_size)
                         break;
                 }
                 done += cnt;
-                rc = relay_rows(n, c, errstr, errstr_size);
+                rc = relay_rows(n, c->rows, c->n, errstr, errstr_size);
                 for (size_t i = 0; i < c->n; i++)
                         free(c->rows[i].payload);
         }
@@ -681,10 +851,19 @@ static int mark_sent(struct notify *n, char *errstr, size_t errstr_size)
                 reported += n->inflight[i].state != SEND_PENDING;
         if (!reported)
                 return 0; /* nothing came since the last flush */
+        /* Found by id (the primary key), marked only when the event id is the one acknowledged
+           too: an id a batch's row was given by guess (see notify_text_exec()) cannot mark
+           another row sent. */
         db_text_add(&sql, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
         for (size_t i = 0; i < n->inflight_n; i++)
                 if (n->inflight[i].state == SEND_ACKED)
                         db_text_add(&sql, acked++ ? ", %lld" : "%lld", n->inflight[i].id);
+        db_text_add(&sql, ") AND event_id IN (");
+        for (size_t i = 0, k = 0; i < n->inflight_n; i++)
+                if (n->inflight[i].state == SEND_ACKED) {
+                        db_text_add(&sql, k++ ? ", " : "");
+                        db_text_str(n->db, &sql, n->inflight[i].event_id);
+                }
         db_text_add(&sql, ")");
         if (acked && db_text_exec(n->db, &sql, NULL, errstr, errstr_size) != DB_OK)
                 rc = -1; /* they stay acknowledged in flight: marked by the next flush */
@@ -725,6 +904,8 @@ int notify_flush(struct notify *n, bool always, char *errstr, size_t errstr_size
                 else
                         n->has_swept = true;
         }
+        if (relay_mem(n, errstr, errstr_size) == -1)
+                rc = -1;
         if (relay_staged(n, errstr, errstr_size) == -1)
                 rc = -1;
         return rc;

@@ -4,9 +4,11 @@
  * (notify_outbox, keyed by an id derived from the change, so a replayed change records
  * nothing new), and after the commit notify_flush() relays it.
  *
- * The relay does not wait: notify_flush() reads back the rows this instance recorded since
- * the last flush (one query by event id: a rolled-back row is not there, a sent one is left
- * out), produces them on the runtime's producer and returns; their acknowledgements come with
+ * The relay does not wait: notify_flush() produces the rows this instance recorded since the
+ * last flush on the runtime's producer and returns. A batch's rows (notify_text_*) go as they
+ * were written when the statement inserted every one of them in a transaction that then
+ * committed whole (db_txn_committed()); the others are read back (one query by event id: a
+ * rolled-back row is not there, a sent one is left out); their acknowledgements come with
  * the producer's next poll, and a flush marks them sent in one statement about once a second
  * (a failed one is produced again). So a batch's offsets are stored after its MySQL commit
  * without waiting for the broker, and what the outbox holds is still sent at least once: a row

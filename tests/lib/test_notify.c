@@ -216,3 +216,146 @@ Test(notify, a_second_outbox_on_one_producer_waits_for_its_acknowledgements)
         notify_destroy(second);
         notify_destroy(relay);
 }
+
+/*
+ * Records stream.live for each of keys in one multi-row statement (the batch path), in its own
+ * transaction; with a savepoint rolled back after the statement when is_undone, then committed
+ * or rolled back. @returns the statement's result.
+ */
+static enum db_result record_batch(struct notify *n, const char *const *keys, size_t cnt,
+                                   bool is_undone, bool is_committed)
+{
+        char err[256];
+        struct db_text t = {0};
+        enum db_result r;
+
+        cr_assert(db_begin(db, err, sizeof(err)) == DB_OK, "%s", err);
+        if (is_undone)
+                cr_assert(db_sql(db, "SAVEPOINT notify_test", NULL, err, sizeof(err)) == DB_OK);
+        notify_text_begin(&t);
+        for (size_t i = 0; i < cnt; i++) {
+                struct notify_msg m = notify_msg_init("stream.live", keys[i], 1700000000000LL);
+
+                m.anchor_id = "anchor-notify";
+                m.stream_id = keys[i];
+                notify_text_row(n, &t, &m, i == 0);
+        }
+        r = notify_text_exec(n, &t, cnt, err, sizeof(err));
+        db_text_free(&t);
+        cr_assert(r == DB_OK, "%s", err);
+        if (is_undone)
+                cr_assert(db_sql(db, "ROLLBACK TO SAVEPOINT notify_test", NULL, err,
+                                 sizeof(err)) == DB_OK);
+        if (is_committed)
+                cr_assert(db_commit(db, err, sizeof(err)) == DB_OK, "%s", err);
+        else
+                db_rollback(db);
+        return r;
+}
+
+/* The message key (the anchor) of the record of key's event id on live.notify, or "". */
+static void key_on_topic(const char *key, char *out, size_t out_size)
+{
+        char id[65], trace_id[33];
+        rd_kafka_message_t *rkm;
+
+        event_id_of(key, id);
+        snprintf(trace_id, sizeof(trace_id), "%.32s", id);
+        rkm = support_reader_until(reader, trace_id, NULL, NULL, NULL, 3000);
+        snprintf(out, out_size, "%.*s", rkm ? (int)rkm->key_len : 0,
+                 rkm ? (const char *)rkm->key : "");
+        if (rkm)
+                rd_kafka_message_destroy(rkm);
+}
+
+/*
+ * Reads live.notify up to key's record (which must come) and returns how many records of
+ * other's event id came before it: the relay sends in order, on one partition (one anchor).
+ */
+static int seen_before(const char *key, const char *other)
+{
+        char id[65], other_id[65], trace_id[33];
+        int count = 0;
+        rd_kafka_message_t *rkm;
+
+        event_id_of(key, id);
+        event_id_of(other, other_id);
+        snprintf(trace_id, sizeof(trace_id), "%.32s", id);
+        rkm = support_reader_until(reader, trace_id, "event_id", other_id, &count, 5000);
+        cr_assert(rkm != NULL, "%s was not sent", key);
+        rd_kafka_message_destroy(rkm);
+        return count;
+}
+
+Test(notify, a_committed_batch_is_sent_as_it_was_written_without_reading_it_back)
+{
+        char err[256], a[64], b[64], anchor[128], sql[512], id[65];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        const char *keys[2] = {a, b};
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("batch-a", a, sizeof(a));
+        support_unique_name("batch-b", b, sizeof(b));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err); /* the first sweep */
+        record_batch(n, keys, 2, false, true);
+        /* Changed after the commit: a relay that read the rows back would send this anchor. */
+        event_id_of(a, id);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE notify_outbox SET anchor_id = 'read-back' WHERE event_id = '%s'", id);
+        cr_assert(mysql_query(mysql, sql) == 0, "%s", mysql_error(mysql));
+        settle(n);
+        key_on_topic(a, anchor, sizeof(anchor));
+        cr_assert(strcmp(anchor, "anchor-notify") == 0, "sent as read back: key %s", anchor);
+        cr_assert(eq(i64, sent_rows(a), 1));
+        cr_assert(eq(i64, sent_rows(b), 1));
+        cr_assert(eq(int, on_topic(b, 3000), 1));
+        notify_destroy(n);
+}
+
+Test(notify, a_batch_rolled_back_whole_or_to_a_savepoint_is_never_sent)
+{
+        char err[256], whole[64], undone[64], kept[64], kept2[64];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        const char *keys_whole[1] = {whole}, *keys_undone[1] = {undone}, *keys_kept[1] = {kept},
+                   *keys_kept2[1] = {kept2};
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("rolled", whole, sizeof(whole));
+        support_unique_name("undone", undone, sizeof(undone));
+        support_unique_name("kept", kept, sizeof(kept));
+        support_unique_name("kept2", kept2, sizeof(kept2));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        record_batch(n, keys_whole, 1, false, false);
+        record_batch(n, keys_kept, 1, false, true);
+        settle(n);
+        cr_assert(eq(i64, sent_rows(kept), 1));
+        cr_assert(eq(int, seen_before(kept, whole), 0), "a rolled-back batch was sent");
+        record_batch(n, keys_undone, 1, true, true);
+        record_batch(n, keys_kept2, 1, false, true);
+        settle(n);
+        cr_assert(eq(i64, sent_rows(kept2), 1));
+        cr_assert(eq(int, seen_before(kept2, undone), 0), "a row rolled back to a savepoint was sent");
+        cr_assert(eq(int, on_topic(whole, 500) + on_topic(undone, 1), 0));
+        notify_destroy(n);
+}
+
+Test(notify, a_batch_replaying_a_sent_change_sends_only_the_new_one)
+{
+        char err[256], old[64], fresh[64];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        const char *keys_old[1] = {old}, *keys_both[2] = {old, fresh};
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("old", old, sizeof(old));
+        support_unique_name("fresh", fresh, sizeof(fresh));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        record_batch(n, keys_old, 1, false, true);
+        settle(n);
+        cr_assert(eq(int, on_topic(old, 3000), 1));
+        /* The statement inserts one row of two: what is there is read back, the sent row left out. */
+        record_batch(n, keys_both, 2, false, true);
+        settle(n);
+        cr_assert(eq(i64, sent_rows(fresh), 1));
+        cr_assert(eq(int, seen_before(fresh, old), 0), "a replayed change was sent again");
+        notify_destroy(n);
+}
