@@ -134,7 +134,9 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
 {
         struct stream_state *st = calloc(1, sizeof(*st));
 
-        if (!st || !(st->ids = ids_new(ids_worker_from(env->settings->instance_id)))) {
+        /* Lanes of one process share its pid (the worker bits without an instance id). */
+        if (!st || !(st->ids = ids_new(ids_worker_from(env->settings->instance_id) +
+                                       (unsigned int)env->lane - 1))) {
                 free(st);
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;

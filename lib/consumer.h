@@ -50,6 +50,9 @@ struct role_env {
         rd_kafka_t *producer;    /* idempotent producer (hand-offs, DLQ) */
         struct produce_ack *ack; /* produce_acked() on producer (produce.h) */
         const char *role;
+        int lane; /* this group member's number in the process, 1..LIVEFLOW_CONSUMER_LANES; state
+                     a role keeps per process (an id generator's worker bits) tells lanes apart
+                     with it */
 };
 
 /*
@@ -92,14 +95,25 @@ struct consumer_role {
 struct consumer;
 
 /**
- * @brief Connects MySQL, Redis and Kafka, opens the role and joins group liveflow.<role>.
+ * @brief Connects MySQL, Redis and Kafka, opens the role and joins group liveflow.<role> as
+ * lane `lane` (1..lane_cnt) of the process: with several lanes its client.id and
+ * group.instance.id end in ".lane<N>". s and metrics are borrowed and must outlive it.
  * @returns NULL with errstr naming what failed (e.g. "mysql 127.0.0.1:3306: ...").
  */
-struct consumer *consumer_new(const struct consumer_role *role, const struct settings *s,
-                              struct metrics *metrics, char *errstr, size_t errstr_size);
+struct consumer *consumer_new(const struct consumer_role *role, const struct settings *s, int lane,
+                              int lane_cnt, struct metrics *metrics, char *errstr,
+                              size_t errstr_size);
 
 /** @brief Processes batches until a stop is requested; returns after the current batch. */
 void consumer_run(struct consumer *c);
+
+/**
+ * @brief The drain's first beat, after consumer_run() returned: commits the stored offsets
+ * now, while the member still belongs to a stable group. Several members of one process
+ * (consumer_lanes.h) all commit before any of them leaves. @returns 0, or -1 (logged; the
+ * drain commits again).
+ */
+int consumer_commit(struct consumer *c);
 
 /**
  * @brief Drain: commits the stored offsets, leaves the group, flushes the producer.

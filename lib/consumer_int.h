@@ -1,16 +1,20 @@
 /*
- * consumer_int.h: what the runtime's own files share (consumer.c: batches, applying, offsets,
- * rebalances; consumer_hold.c: store outages; consumer_dlq.c: dead letters; consumer_metrics.c:
- * its metrics). Not for roles.
+ * consumer_int.h: what the runtime's own files share (consumer.c: life cycle, rebalances, the
+ * loop; consumer_batch.c: a batch from poll to stored offsets; consumer_apply.c: decoding,
+ * applying and publishing its records; consumer_hold.c: store outages; consumer_dlq.c: dead
+ * letters; consumer_metrics.c: its metrics; consumer_lanes.c: several members in one process).
+ * Not for roles.
  */
 #ifndef LIVEFLOW_CONSUMER_INT_H
 #define LIVEFLOW_CONSUMER_INT_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "consumer.h"
 #include "produce.h"
+#include "settings.h"
 #include "store_breaker.h"
 
 #define MAX_ATTEMPTS 3
@@ -40,7 +44,12 @@ struct item {
 
 struct consumer {
         const struct consumer_role *role;
-        const struct settings *settings;
+        const struct settings *settings; /* &lane_settings */
+        int lane, lane_cnt;              /* this member is lane 1..lane_cnt of the process */
+        struct settings lane_settings;   /* the process's, with this lane's names (borrowed) */
+        struct kafka_prop *lane_props;   /* its kafka_props when renamed (owned; strings not) */
+        char client_id[160];             /* "<client.id>.lane<N>" with several lanes */
+        char instance_id[160];           /* "<LIVEFLOW_INSTANCE_ID>.lane<N>" likewise */
         void *state;
         struct role_env env;
         rd_kafka_t *rk;
@@ -58,8 +67,8 @@ struct consumer {
         struct consumer_record **recs;
         size_t slot_cap;
         int assigned;
-        volatile bool draining; /* read by the admin thread */
-        volatile bool joined; /* a first assignment (maybe empty) came: read by the admin thread */
+        atomic_bool draining; /* read by the admin thread */
+        atomic_bool joined;   /* a first assignment (maybe empty) came: read by the admin thread */
         long long last_tick_ms;
         long long collect_start_us, batch_end_us; /* the debug line's timings (monotonic) */
         /* a store outage: the batch is held (see hold()) and the breaker probes the store */
@@ -82,6 +91,27 @@ long long consumer_now_ms(void);
 /** @brief Waits before the next attempt; false when a stop was requested meanwhile. */
 bool consumer_backoff(struct consumer *c, int attempt);
 void consumer_on_error(struct consumer *c, const rd_kafka_message_t *rkm);
+
+/* consumer_batch.c */
+/** @brief Polls until the batch is full or LIVEFLOW_BATCH_WAIT_MS passed since its first
+ *  record. @returns the records collected (0: idle, or a stop). */
+size_t consumer_collect(struct consumer *c);
+/** @brief Decode, apply, publish, dead letters, offsets and lag of the collected batch; empties
+ *  it. */
+void consumer_process_batch(struct consumer *c);
+/** @brief Drops the collected records (they are read again: their offsets are not stored). */
+void consumer_batch_clear(struct consumer *c);
+
+/* consumer_apply.c */
+/** @brief Decodes the record; an undecodable one is dead (permanent). */
+void consumer_decode(struct consumer *c, struct item *it);
+/** @brief The whole batch in one transaction. @returns false when it was rolled back: the
+ *  caller then goes one record at a time with consumer_apply_single(). */
+bool consumer_apply_batch(struct consumer *c);
+/** @brief One record in its own transaction, up to MAX_ATTEMPTS attempts. */
+void consumer_apply_single(struct consumer *c, struct item *it);
+/** @brief The publish step of every applied record, after the commit. */
+void consumer_publish_batch(struct consumer *c);
 
 /* consumer_metrics.c */
 /** @brief Registers the runtime's metrics of c's role on c->metrics. */

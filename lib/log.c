@@ -136,6 +136,14 @@ static void sanitize(char *s)
                         *s = ' ';
 }
 
+/* The calling thread's tag (log_set_thread_tag()); "" when none. */
+static _Thread_local char thread_tag[32];
+
+void log_set_thread_tag(const char *tag)
+{
+        snprintf(thread_tag, sizeof(thread_tag), "%s", tag ? tag : "");
+}
+
 /* Each thread's "YYYY-MM-DDTHH:MM:SS" of the second it last logged in. */
 static _Thread_local time_t second_at = -1;
 static _Thread_local char second_text[64];
@@ -175,6 +183,13 @@ static int format_json(char *line, size_t size, const char *when, enum log_level
                 return -1;
         n += (size_t)k;
         json_escape(line, size, &n, trace);
+        if (thread_tag[0]) {
+                if (n + 12 >= size)
+                        return -1;
+                memcpy(line + n, "\",\"thread\":\"", 12);
+                n += 12;
+                json_escape(line, size, &n, thread_tag);
+        }
         if (n + 9 >= size)
                 return -1;
         memcpy(line + n, "\",\"msg\":\"", 9);
@@ -213,8 +228,9 @@ void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
                         return;
         } else {
                 sanitize(msg);
-                n = snprintf(line, sizeof(line) - 1, "%s %s[%d] %s trace=%s %s", when, log_process,
-                             (int)(log_pid ? log_pid : getpid()), level_names[level], trace, msg);
+                n = snprintf(line, sizeof(line) - 1, "%s %s[%d] %s trace=%s %s%s%s", when,
+                             log_process, (int)(log_pid ? log_pid : getpid()), level_names[level],
+                             trace, thread_tag, thread_tag[0] ? " " : "", msg);
                 if (n < 0)
                         return;
                 if ((size_t)n >= sizeof(line) - 1)

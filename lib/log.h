@@ -24,6 +24,13 @@ int log_format_parse(const char *s);
  */
 void log_init(const char *process, enum log_level level);
 
+/**
+ * @brief Names the calling thread's part of the process in each of its lines, e.g. "lane=2"
+ * (a consumer process running several group members): text lines carry it before the message,
+ * JSON lines as the field "thread". NULL or "" removes it. The string is copied.
+ */
+void log_set_thread_tag(const char *tag);
+
 /** @brief Writes the lines still gathered (also run at exit). Thread-safe. */
 void log_flush(void);
 

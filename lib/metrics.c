@@ -27,9 +27,10 @@ struct metric {
         size_t bound_cnt;
         atomic_ullong *buckets;   /* bound_cnt + 1 (the last is +Inf) */
         atomic_ullong sum_micros; /* sum of observations, in millionths */
-        /* callback gauges */
-        double (*fn)(void *arg);
-        void *arg;
+        /* callback gauges: set again when the series is registered again (maybe by another
+           thread, e.g. another lane taking over a partition) while a scrape reads them */
+        _Atomic(double (*)(void *)) fn;
+        _Atomic(void *) arg;
 };
 
 struct metrics {
@@ -167,11 +168,12 @@ struct metric *metrics_histogram(struct metrics *m, const char *name, const char
         return get_or_create(m, name, help, labels, METRIC_HISTOGRAM, bounds, bound_cnt);
 }
 
+/* arg before fn: a scrape that sees the new fn sees the new arg. */
 static struct metric *set_fn(struct metric *mt, double (*fn)(void *arg), void *arg)
 {
         if (mt) {
-                mt->arg = arg;
-                mt->fn = fn;
+                atomic_store(&mt->arg, arg);
+                atomic_store(&mt->fn, fn);
         }
         return mt;
 }
@@ -196,13 +198,7 @@ void metrics_remove(struct metric *mt)
 struct metric *metrics_gauge_fn(struct metrics *m, const char *name, const char *help,
                                 const char *labels, double (*fn)(void *arg), void *arg)
 {
-        struct metric *mt = get_or_create(m, name, help, labels, METRIC_GAUGE, NULL, 0);
-
-        if (mt) {
-                mt->arg = arg;
-                mt->fn = fn;
-        }
-        return mt;
+        return set_fn(get_or_create(m, name, help, labels, METRIC_GAUGE, NULL, 0), fn, arg);
 }
 
 void metric_add(struct metric *mt, long long delta)
@@ -295,6 +291,7 @@ static void render_histogram(struct out *o, const struct metric *mt)
 
 static void render_family(struct out *o, struct metric *first)
 {
+        double (*fn)(void *arg);
         bool is_shown = false;
 
         for (struct metric *mt = first; mt && !is_shown; mt = mt->next)
@@ -308,9 +305,9 @@ static void render_family(struct out *o, struct metric *first)
                         continue;
                 if (mt->type == METRIC_HISTOGRAM)
                         render_histogram(o, mt);
-                else if (mt->fn)
+                else if ((fn = atomic_load(&mt->fn)))
                         out_printf(o, "%s%s%s%s %.17g\n", mt->name, mt->labels[0] ? "{" : "",
-                                   mt->labels, mt->labels[0] ? "}" : "", mt->fn(mt->arg));
+                                   mt->labels, mt->labels[0] ? "}" : "", fn(atomic_load(&mt->arg)));
                 else
                         out_printf(o, "%s%s%s%s %lld\n", mt->name, mt->labels[0] ? "{" : "",
                                    mt->labels, mt->labels[0] ? "}" : "", metric_value(mt));

@@ -165,6 +165,10 @@ static const struct setting settings_table[] = {
         SET_INT("LIVEFLOW_LEAVE_ON_STOP", "1", 0, 1, leave_on_stop, W,
                 "1: a copy with LIVEFLOW_INSTANCE_ID leaves its group on SIGTERM (partitions handed over at "
                 "once); 0: keeps them for its session timeout (rolling restarts)"),
+        SET_INT("LIVEFLOW_CONSUMER_LANES", "1", 1, 64, consumer_lanes, W,
+                "group members (lanes) the process runs, each on its own thread with its own "
+                "MySQL, Redis and Kafka connections; raise it (to 2 on a 2-core host) when a "
+                "role's batches wait on MySQL while a core is idle"),
         SET_INT("LIVEFLOW_STORE_BACKOFF_MAX_MS", "5000", 10, 600000, store_backoff_max_ms, W,
                 "longest wait between probes of an unavailable MySQL or Redis (partitions held)"),
         SET_INT("LIVEFLOW_LIVE_TTL_S", "86400", 60, 31536000, live_ttl_s, W | T,

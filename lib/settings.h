@@ -88,6 +88,7 @@ struct settings {
         long long retry_backoff_ms;
         long long store_backoff_max_ms; /* store outage: longest wait between probes */
         long long leave_on_stop;        /* a static member leaves its group on SIGTERM */
+        long long consumer_lanes;       /* group members (threads) the process runs */
         long long live_ttl_s;
         /* audit role: graded punishment of moderation verdicts */
         long long audit_warn_score;    /* a verdict scoring at least this is a warning */

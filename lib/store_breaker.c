@@ -46,7 +46,7 @@ struct store_breaker *store_breaker_new(struct metrics *metrics, const char *rol
                 b->m_unavailable[s] = metrics_gauge(
                         metrics, "liveflow_consumer_store_unavailable",
                         "1 while the role holds its partitions because the store is unavailable "
-                        "(the circuit breaker is open)",
+                        "(the circuit breaker is open); with several lanes, how many hold theirs",
                         l);
                 b->m_outages[s] =
                         metrics_counter(metrics, "liveflow_consumer_store_outages_total",
@@ -70,7 +70,7 @@ void store_breaker_trip(struct store_breaker *b, enum store_kind store, const ch
                 b->backoff_ms = b->first_ms;
                 b->trips = 1;
                 atomic_store(&b->open_store, (int)store);
-                metric_set(b->m_unavailable[store], 1);
+                metric_add(b->m_unavailable[store], 1); /* summed over the process's lanes */
                 metric_add(b->m_outages[store], 1);
                 log_error(NULL,
                           "%s unavailable: %s; holding %d partition(s) at their first unfinished "
@@ -117,7 +117,7 @@ void store_breaker_close(struct store_breaker *b)
         if (store < 0)
                 return;
         atomic_store(&b->open_store, -1);
-        metric_set(b->m_unavailable[store], 0);
+        metric_add(b->m_unavailable[store], -1);
         log_info(NULL, "%s is back after %.1f s: partitions resumed",
                  store_kind_name((enum store_kind)store),
                  (double)(mono_ms() - b->opened_at_ms) / 1000.0);

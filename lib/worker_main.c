@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "admin_http.h"
+#include "consumer_lanes.h"
 #include "contract.h"
 #include "log.h"
 #include "metrics.h"
@@ -39,6 +40,10 @@ static void usage(FILE *out, const char *prog, const struct consumer_role *const
                 fprintf(out, " %s", roles[i]->name);
         fprintf(out, "\nconfiguration: LIVEFLOW_* environment variables (LIVEFLOW_KAFKA_BOOTSTRAP, "
                      "LIVEFLOW_MYSQL_URL, LIVEFLOW_REDIS_URL, ...; see the README)\n"
+                     "LIVEFLOW_CONSUMER_LANES=N (1..64, default 1) runs N members of the group in "
+                     "this process, each on its own\nthread with its own connections (Kafka "
+                     "Streams' num.stream.threads): raise it when batches wait on MySQL\nand a "
+                     "core is idle; /metrics sums the lanes, /readyz waits for all of them\n"
                      "exit: 0 after a clean drain, 1 startup or drain failure, 2 bad "
                      "configuration or usage\n");
 }
@@ -85,7 +90,7 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
 {
         struct settings s = {0};
         struct metrics *metrics = NULL;
-        struct consumer *c = NULL;
+        struct consumer_lanes *lanes = NULL;
         struct admin_http *admin = NULL;
         const struct consumer_role *role = NULL;
         char errstr[512];
@@ -121,7 +126,8 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
         if (parse_args(prog, roles, argc, argv, &s, &role, &check_only) == -1)
                 goto out;
         if (check_only) {
-                printf("%s %s: configuration ok\n", prog, role->name);
+                printf("%s %s: configuration ok (%lld lane%s)\n", prog, role->name,
+                       s.consumer_lanes, s.consumer_lanes == 1 ? "" : "s");
                 status = 0;
                 goto out;
         }
@@ -132,26 +138,24 @@ int worker_main(const char *prog, const struct consumer_role *const roles[], uns
         if ((metrics = metrics_new()))
                 process_metrics_register(metrics);
         if (!metrics || /* connect */
-            !(c = consumer_new(role, &s, metrics, errstr, sizeof(errstr))) ||
-            !(admin = admin_http_start(s.admin_addr, (int)s.admin_port, metrics, consumer_is_ready,
-                                       c, errstr, sizeof(errstr)))) {
+            !(lanes = consumer_lanes_new(role, &s, metrics, errstr, sizeof(errstr))) ||
+            !(admin = admin_http_start(s.admin_addr, (int)s.admin_port, metrics,
+                                       consumer_lanes_ready, lanes, errstr, sizeof(errstr)))) {
                 log_error(NULL, "startup failed: %s", metrics ? errstr : "out of memory");
                 goto out;
         }
-        log_info(NULL, "ready role=%s version=%s group=%s%s admin=%s:%lld librdkafka=%s",
+        log_info(NULL, "ready role=%s version=%s group=%s%s lanes=%lld admin=%s:%lld librdkafka=%s",
                  role->name, liveflow_version, s.group_id ? "" : LF_GROUP_PREFIX,
-                 s.group_id ? s.group_id : role->name, s.admin_addr, s.admin_port,
+                 s.group_id ? s.group_id : role->name, s.consumer_lanes, s.admin_addr, s.admin_port,
                  rd_kafka_version_str());
 
-        consumer_run(c); /* loop */
-
-        log_info(NULL, "draining");
-        if (consumer_drain(c, (int)s.drain_timeout_ms) == 0) /* drain */
+        /* loop, then drain: each lane on its own thread, until SIGTERM/SIGINT */
+        if (consumer_lanes_run(lanes, (int)s.drain_timeout_ms) == 0)
                 status = 0;
         log_info(NULL, "stopped status=%d", status);
 out:
         admin_http_stop(admin);
-        consumer_destroy(c);
+        consumer_lanes_destroy(lanes); /* after the admin server: /metrics reads the lanes */
         metrics_destroy(metrics);
         settings_fini(&s);
         return status;
