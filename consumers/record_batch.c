@@ -168,7 +168,12 @@ static void on_stream(const struct db_col *cols, void *arg)
         bs->ended_ms = cols[3].is_null ? -1 : cols[3].i;
 }
 
-/* The session span of every stream of the new files (find_session() reads the same row). */
+/*
+ * The session span of every stream of the new files (find_session() reads the same row). The
+ * index is named: past eq_range_index_dive_limit (200) ids MariaDB estimates an IN list from
+ * the index's statistics, which lag behind a burst of new streams, and then reads every row of
+ * live_streams instead of one look-up per id.
+ */
 static enum db_result find_streams(struct record_batch *b, char *errstr, size_t errstr_size)
 {
         char id[KEYSET_ID_MAX + 1], vendor[17];
@@ -184,7 +189,8 @@ static enum db_result find_streams(struct record_batch *b, char *errstr, size_t 
         db_text_add(&b->sql, "SELECT stream_id, session_id, "
                              "CAST(UNIX_TIMESTAMP(started_at) * 1000 AS SIGNED), "
                              "CAST(UNIX_TIMESTAMP(ended_at) * 1000 AS SIGNED), vendor "
-                             "FROM live_streams WHERE stream_id IN ");
+                             "FROM live_streams FORCE INDEX (live_streams_stream) "
+                             "WHERE stream_id IN ");
         add_list(b, b->stream_cnt, true);
         return db_text_query(b->st->db, &b->sql, cols, 5, on_stream, b, errstr, errstr_size);
 }

@@ -1,0 +1,287 @@
+/*
+ * stale_statistics.c: test_batch_oracle's record and audit roles, which rows a batch reads when
+ * MariaDB's statistics lag behind the table. Past eq_range_index_dive_limit (200) ids MariaDB
+ * estimates an IN list on an index from the index's distinct-value counts; taken when the table
+ * held a few streams (a fresh install, or before an evening's burst of new streams) and not yet
+ * retaken, they make one look-up per id look dearer than reading the whole table. A batch must
+ * read the rows of its own ids and no others, whatever the statistics say.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <mysql.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "consumer.h"
+#include "db.h"
+#include "record.h"
+#include "support.h"
+
+#include "fixture.h"
+
+#define OTHER_STREAMS 3000 /* live streams no record of the batch names */
+#define BATCH         500  /* records per batch: the runtime's largest */
+
+/* Runs sql on the side's own connection; a result set, if any, is read and dropped. */
+static void run_sql(struct side *s, const char *sql)
+{
+        MYSQL_RES *res;
+
+        cr_assert(mysql_query(s->mysql, sql) == 0, "%s: %s", sql, mysql_error(s->mysql));
+        if ((res = mysql_store_result(s->mysql)))
+                mysql_free_result(res);
+}
+
+/* OTHER_STREAMS live streams of other anchors, as a busy evening leaves live_streams. */
+static void seed_other_streams(struct side *s)
+{
+        char sql[512];
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, vendor, status, "
+                 "started_at, last_event_at) SELECT CONCAT('other-', seq), CONCAT('a-other-', "
+                 "seq), CONCAT('r-other-', seq), 'tencent', 'live', NOW() - INTERVAL 2 HOUR, "
+                 "NOW() FROM seq_1_to_%d",
+                 OTHER_STREAMS);
+        run_sql(s, sql);
+}
+
+/*
+ * The statistics of live_streams as taken when it held ten streams: each secondary index's
+ * distinct-value counts cut to 10 while the row count is today's, and not retaken.
+ */
+static void stale_statistics(struct side *s)
+{
+        run_sql(s, "ALTER TABLE live_streams STATS_AUTO_RECALC = 0");
+        run_sql(s, "ANALYZE TABLE live_streams");
+        run_sql(s, "UPDATE mysql.innodb_index_stats SET stat_value = LEAST(stat_value, 10) "
+                   "WHERE database_name = DATABASE() AND table_name = 'live_streams' AND "
+                   "stat_name LIKE 'n\\_diff\\_pfx%' AND index_name <> 'PRIMARY'");
+        run_sql(s, "FLUSH TABLES live_streams");
+        run_sql(s, "SET GLOBAL userstat = 1"); /* information_schema.TABLE_STATISTICS */
+}
+
+/* The plan of the query, "type key" of its first table (what the test relies on). */
+static void plan_of(struct side *s, const char *query, char *out, size_t out_size)
+{
+        size_t size = strlen(query) + 16;
+        char *sql = malloc(size);
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        cr_assert(sql != NULL);
+        snprintf(sql, size, "EXPLAIN %s", query);
+        cr_assert(mysql_query(s->mysql, sql) == 0, "%s", mysql_error(s->mysql));
+        res = mysql_store_result(s->mysql);
+        cr_assert(res && (row = mysql_fetch_row(res)), "no plan");
+        snprintf(out, out_size, "%s %s", row[3] ? row[3] : "", row[5] ? row[5] : "NULL");
+        mysql_free_result(res);
+        free(sql);
+}
+
+/*
+ * The precondition: MariaDB reads the whole table for stream_id IN (prefix0 .. prefix<n-1>)
+ * when no index is named, else the test shows nothing.
+ */
+static void expect_scan_without_index(struct side *s, const char *prefix, int n)
+{
+        size_t size = (size_t)n * 48 + 128, len;
+        char *sql = malloc(size), plan[128];
+
+        cr_assert(sql != NULL);
+        len = (size_t)snprintf(sql, size, "SELECT * FROM live_streams WHERE stream_id IN (");
+        for (int i = 0; i < n; i++)
+                len += (size_t)snprintf(sql + len, size - len, "%s'%s%d'", i ? ", " : "", prefix,
+                                        i);
+        snprintf(sql + len, size - len, ")");
+        plan_of(s, sql, plan, sizeof(plan));
+        cr_assert(strncmp(plan, "ALL ", 4) == 0,
+                  "with these statistics MariaDB no longer scans (plan: %s): the test shows "
+                  "nothing",
+                  plan);
+        free(sql);
+}
+
+/* Rows MariaDB has read from the side's live_streams so far. */
+static long long rows_read(struct side *s)
+{
+        return support_query_int(s->mysql,
+                                 "SELECT COALESCE(SUM(ROWS_READ), 0) FROM "
+                                 "information_schema.TABLE_STATISTICS WHERE TABLE_SCHEMA = "
+                                 "DATABASE() AND TABLE_NAME = 'live_streams'");
+}
+
+/* A batch of BATCH records from in[], decoded; the caller frees it with free_records(). */
+static struct consumer_record *decode_batch(const struct input *in, struct apply_slot *slots,
+                                            char (*errors)[512])
+{
+        struct consumer_record *recs = calloc(BATCH, sizeof(*recs));
+
+        cr_assert(recs != NULL);
+        for (int i = 0; i < BATCH; i++) {
+                decode_into(&recs[i], &in[i], 100 + i);
+                slots[i] = (struct apply_slot){&recs[i], APPLY_DONE, errors[i], sizeof(errors[i])};
+        }
+        return recs;
+}
+
+static void free_records(struct consumer_record *recs)
+{
+        for (int i = 0; i < BATCH; i++)
+                event_fini(&recs[i].ev);
+        free(recs);
+}
+
+/* apply_many() of the batch in one transaction, committed; what it read from live_streams. */
+static long long apply_committed(struct side *s, const struct consumer_role *role,
+                                 struct apply_slot *slots)
+{
+        char err[512] = "";
+        long long before = rows_read(s);
+
+        cr_assert(db_begin(s->db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(role->apply_many(s->state, slots, BATCH, err, sizeof(err)), APPLY_DONE,
+                     "the batch went one record at a time: %s", err);
+        cr_assert(db_commit(s->db, err, sizeof(err)) == DB_OK, "%s", err);
+        for (int i = 0; i < BATCH; i++)
+                cr_assert_eq(slots[i].result, APPLY_DONE, "record %d: %s", i, slots[i].error);
+        return rows_read(s) - before;
+}
+
+/* ------------------------------------------------------------------ record */
+
+/*
+ * BATCH files, each of its own stream rs-<i> live since T0 (session 100000 + i), among
+ * OTHER_STREAMS other live streams: each file is linked to its session, and the batch reads
+ * the rows of its BATCH streams, not the table.
+ */
+Test(batch_oracle, record_batch_reads_only_its_streams_whatever_the_statistics)
+{
+        struct apply_slot *slots = calloc(BATCH, sizeof(*slots));
+        char(*errors)[512] = calloc(BATCH, sizeof(*errors));
+        struct input *in = calloc(BATCH, sizeof(*in));
+        char(*keys)[3][32] = calloc(BATCH, sizeof(*keys));
+        struct consumer_record *recs;
+        struct side s;
+        char sql[512];
+        long long read;
+
+        cr_assert(slots && errors && in && keys);
+        open_side(&s, &record_role, NULL, 0);
+        seed_other_streams(&s);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
+                 "status, started_at, last_event_at) SELECT CONCAT('rs-', seq), CONCAT('ra-', "
+                 "seq), CONCAT('rr-', seq), 100000 + seq, 'tencent', 'live', "
+                 "FROM_UNIXTIME(%lld / 1000), NOW() FROM seq_0_to_%d",
+                 T0_MS, BATCH - 1);
+        run_sql(&s, sql);
+        stale_statistics(&s);
+        expect_scan_without_index(&s, "rs-", BATCH);
+        for (int i = 0; i < BATCH; i++) {
+                snprintf(keys[i][0], sizeof(keys[i][0]), "rf-event-%d", i);
+                snprintf(keys[i][1], sizeof(keys[i][1]), "rs-%d", i);
+                snprintf(keys[i][2], sizeof(keys[i][2]), "rf-%d", i);
+                in[i] = (struct input){.event_key = keys[i][0],
+                                       .event_type = "record.file",
+                                       .payload_name = "RecordFile",
+                                       .stream_id = keys[i][1],
+                                       .event_time_ms = T0_MS + 120000};
+                in[i].payload = json_pack("{s:s,s:s,s:I}", "file_id", keys[i][2], "video_url",
+                                          "https://vod.example/x.m3u8", "start_time_ms",
+                                          (json_int_t)(T0_MS + 60000));
+        }
+        recs = decode_batch(in, slots, errors);
+        read = apply_committed(&s, &record_role, slots);
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM live_records WHERE "
+                                                "session_id = 100000 + SUBSTRING(file_id, 4)"),
+                     BATCH, "every file is linked to its stream's session");
+        cr_expect(read < OTHER_STREAMS,
+                  "the batch read %lld rows of live_streams for its %d streams: a scan", read,
+                  BATCH);
+        free_records(recs);
+        free_inputs(in, BATCH);
+        close_side(&s, &record_role);
+        free(keys);
+        free(slots);
+        free(errors);
+}
+
+/* ------------------------------------------------------------------ audit */
+
+/*
+ * BATCH bans among OTHER_STREAMS other live streams: va-<i> named in the verdict for i below
+ * half, else found from the verdict's stream vs-<i> (an ended stream of va-<i>); every 50th
+ * anchor is live on vl-<i>, which its ban closes. The batch reads the rows of its anchors and
+ * streams, not the table.
+ */
+Test(batch_oracle, audit_batch_reads_only_its_live_streams_whatever_the_statistics)
+{
+        struct apply_slot *slots = calloc(BATCH, sizeof(*slots));
+        char(*errors)[512] = calloc(BATCH, sizeof(*errors));
+        struct input *in = calloc(BATCH, sizeof(*in));
+        char(*keys)[3][32] = calloc(BATCH, sizeof(*keys));
+        long long base = ((long long)time(NULL) - 3600) * 1000, read;
+        struct consumer_record *recs;
+        struct side s;
+        char sql[512];
+
+        cr_assert(slots && errors && in && keys);
+        open_side(&s, &audit_role, NULL, 0);
+        seed_other_streams(&s);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, started_at, "
+                 "ended_at, last_event_at) SELECT CONCAT('vs-', seq), CONCAT('va-', seq), "
+                 "'tencent', 'ended', NOW() - INTERVAL 3 HOUR, NOW() - INTERVAL 2 HOUR, NOW() "
+                 "FROM seq_%d_to_%d",
+                 BATCH / 2, BATCH - 1);
+        run_sql(&s, sql);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, started_at, "
+                 "last_event_at) SELECT CONCAT('vl-', seq), CONCAT('va-', seq), 'tencent', "
+                 "'live', NOW() - INTERVAL 1 HOUR, NOW() FROM seq_0_to_%d_step_50",
+                 BATCH - 1);
+        run_sql(&s, sql);
+        stale_statistics(&s);
+        expect_scan_without_index(&s, "vs-", BATCH);
+        for (int i = 0; i < BATCH; i++) {
+                snprintf(keys[i][0], sizeof(keys[i][0]), "ban-%d", i);
+                snprintf(keys[i][1], sizeof(keys[i][1]), "vs-%d", i);
+                snprintf(keys[i][2], sizeof(keys[i][2]), "va-%d", i);
+                in[i] = (struct input){.event_key = keys[i][0],
+                                       .event_type = "audit.image",
+                                       .payload_name = "AuditVerdict",
+                                       .stream_id = keys[i][1],
+                                       .event_time_ms = base + i,
+                                       .anchor_id = i < BATCH / 2 ? keys[i][2] : NULL};
+                in[i].payload = json_pack("{s:s,s:s,s:s,s:i}", "source", "tencent.image",
+                                          "suggestion", "Block", "label", "Polity", "score", 99);
+        }
+        recs = decode_batch(in, slots, errors);
+        read = apply_committed(&s, &audit_role, slots);
+        cr_expect_eq(support_query_int(s.mysql,
+                                       "SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                       "anchor_id = CONCAT('va-', SUBSTRING(stream_id, 4))"),
+                     BATCH, "every verdict has its anchor");
+        cr_expect_eq(support_query_int(s.mysql,
+                                       "SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                       "close_stream_id = CONCAT('vl-', SUBSTRING(anchor_id, 4)) "
+                                       "AND close_method = 3"),
+                     BATCH / 50, "each ban of a live anchor closes its stream");
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                                "close_stream_id IS NULL"),
+                     BATCH - BATCH / 50, "a ban of an anchor not live closes nothing");
+        cr_expect(read < OTHER_STREAMS,
+                  "the batch read %lld rows of live_streams for its %d verdicts: a scan", read,
+                  BATCH);
+        free_records(recs);
+        free_inputs(in, BATCH);
+        close_side(&s, &audit_role);
+        free(keys);
+        free(slots);
+        free(errors);
+}
