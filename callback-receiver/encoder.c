@@ -1,6 +1,8 @@
 /*
  * encoder.c: a codec per thread, found through a thread-local pointer and owned by the
  * encoder's list, so it is made once per HTTP thread and freed once, at encoder_destroy().
+ * Events are written by the codec's own Avro writer (codec_encode_direct()), into a buffer
+ * the thread's codec reuses, from the payload's fields or JSON as the vendor module made it.
  */
 #include "encoder.h"
 
@@ -86,12 +88,13 @@ void encoder_destroy(struct encoder *enc)
 }
 
 int encoder_encode(struct encoder *enc, const struct envelope *env, const char *payload_name,
-                   const json_t *payload, void **out, size_t *out_len, char *errstr,
-                   size_t errstr_size)
+                   const struct payload *fields, const json_t *payload, void **out,
+                   size_t *out_len, char *errstr, size_t errstr_size)
 {
         struct codec *c = codec_for_thread(enc, errstr, errstr_size);
 
         if (!c)
                 return -1;
-        return codec_encode(c, env, payload_name, payload, out, out_len, errstr, errstr_size);
+        return codec_encode_direct(c, env, payload_name, fields, payload, out, out_len, errstr,
+                                   errstr_size);
 }

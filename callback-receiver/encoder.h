@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "codec.h"
+#include "payload.h"
 
 struct encoder;
 
@@ -22,12 +23,14 @@ struct encoder *encoder_new(char *errstr, size_t errstr_size);
 void encoder_destroy(struct encoder *enc);
 
 /**
- * @brief codec_encode() on the calling thread's codec, made on the thread's first call.
- * Thread-safe. Ownership of *out as for codec_encode(). @returns 0, or -1 with errstr.
+ * @brief codec_encode_direct() on the calling thread's codec, made on the thread's first call:
+ * the payload as fields (webhook_event.fields) or as JSON (webhook_event.payload), at most one
+ * of them non-NULL. Thread-safe. Ownership of *out as for codec_encode().
+ * @returns 0, or -1 with errstr.
  */
 __attribute__((warn_unused_result)) int
 encoder_encode(struct encoder *enc, const struct envelope *env, const char *payload_name,
-               const json_t *payload, void **out, size_t *out_len, char *errstr,
-               size_t errstr_size);
+               const struct payload *fields, const json_t *payload, void **out, size_t *out_len,
+               char *errstr, size_t errstr_size);
 
 #endif

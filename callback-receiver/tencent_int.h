@@ -42,7 +42,7 @@ struct mapping {
         const char *stream_field; /* the name a missing stream is refused under; NULL: optional */
         const char *time_field;   /* Unix seconds standing in for a missing event_time; or NULL */
         /* Adds the payload's fields to p, or refuses (400 naming the field, 500). */
-        int (*fill)(const cJSON *root, json_t *p, struct webhook_verdict *v);
+        int (*fill)(const cJSON *root, struct payload *p, struct webhook_verdict *v);
 };
 
 /* tencent.c: reading fields */

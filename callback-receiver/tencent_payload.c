@@ -16,37 +16,45 @@
 #include "field_limits.h"
 #include "jsonfast.h"
 
-/* A payload string from text of the document: UTF-8 without NUL, as jsonfast_parse() made it. */
-static json_t *payload_string(const char *s)
+/*
+ * The payload is built as a struct payload, not a JSON object: its fields are written as Avro
+ * straight from it (codec_encode_direct()). A set that fails marks the payload, and
+ * tencent_map_payload() answers 500 for it once.
+ */
+
+/* payload[to] = s, text of the document: UTF-8 without NUL, as jsonfast_parse() made it. */
+static void set_string(struct payload *payload, const char *to, const char *s)
 {
-        return json_string_nocheck(s);
+        payload_set_text(payload, to, s, strlen(s));
 }
 
 /* Copies root[from] into payload[to] as a string when it is text or an integer. */
-static void copy_text(json_t *payload, const char *to, const cJSON *root, const char *from)
+static void copy_text(struct payload *payload, const char *to, const cJSON *root,
+                      const char *from)
 {
         char buf[TEXT_INT_MAX];
         const char *s = tencent_read_text(tencent_member(root, from), buf, sizeof(buf));
 
         if (s)
-                json_object_set_new(payload, to, payload_string(s));
+                set_string(payload, to, s);
 }
 
 /* Copies root[from] into payload[to] as an integer when it is one (number or text). */
-static void copy_int(json_t *payload, const char *to, const cJSON *root, const char *from)
+static void copy_int(struct payload *payload, const char *to, const cJSON *root, const char *from)
 {
         int64_t n;
 
         if (tencent_read_int64(tencent_member(root, from), &n) == 0)
-                json_object_set_new(payload, to, json_integer(n));
+                payload_set_int(payload, to, n);
 }
 
 /* ------------------------------------------------------------ payload fields */
 
 /* Sets payload[to] to the text s; 500 when out of memory. */
-static int set_text(json_t *payload, const char *to, const char *s, struct webhook_verdict *v)
+static int set_text(struct payload *payload, const char *to, const char *s,
+                    struct webhook_verdict *v)
 {
-        if (json_object_set_new(payload, to, json_string(s)) == -1)
+        if (payload_set_text(payload, to, s, strlen(s)) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
         return 0;
 }
@@ -64,7 +72,7 @@ static int refuse_field(struct webhook_verdict *v, const cJSON *root, const char
  * Copies into payload[to] the first of root[name] and root[alt] (alt may be NULL) that is
  * non-empty text or an integer; when neither is, refuses with 400 naming `name`.
  */
-static int require_text(json_t *payload, const char *to, const cJSON *root, const char *name,
+static int require_text(struct payload *payload, const char *to, const cJSON *root, const char *name,
                         const char *alt, struct webhook_verdict *v)
 {
         const char *const names[2] = {name, alt};
@@ -82,13 +90,14 @@ static int require_text(json_t *payload, const char *to, const cJSON *root, cons
 }
 
 /* Like copy_text(), but an empty text counts as absent. */
-static void copy_nonempty_text(json_t *payload, const char *to, const cJSON *root, const char *from)
+static void copy_nonempty_text(struct payload *payload, const char *to, const cJSON *root,
+                               const char *from)
 {
         char buf[TEXT_INT_MAX];
         const char *s = tencent_read_text(tencent_member(root, from), buf, sizeof(buf));
 
         if (s && *s)
-                json_object_set_new(payload, to, payload_string(s));
+                set_string(payload, to, s);
 }
 
 /*
@@ -97,13 +106,12 @@ static void copy_nonempty_text(json_t *payload, const char *to, const cJSON *roo
  * a long one would lose the verdict, since Tencent stops retrying; the excerpt is cut at a
  * character boundary to fit its column instead.
  */
-static void copy_excerpt(json_t *payload, const char *to, const cJSON *root, const char *from,
-                         size_t max_chars)
+static void copy_excerpt(struct payload *payload, const char *to, const cJSON *root,
+                         const char *from, size_t max_chars)
 {
         char buf[TEXT_INT_MAX];
         const char *s = tencent_read_text(tencent_member(root, from), buf, sizeof(buf));
         size_t len, chars = 0, i = 0;
-        char *cut;
 
         if (!s || !*s)
                 return;
@@ -114,28 +122,26 @@ static void copy_excerpt(json_t *payload, const char *to, const cJSON *root, con
                         i++; /* the continuation bytes of the character */
                 chars++;
         }
-        if (i == len) {
-                json_object_set_new(payload, to, payload_string(s));
-                return;
-        }
-        if (!(cut = strndup(s, i)))
-                return;
-        json_object_set_new(payload, to, payload_string(cut));
-        free(cut);
+        payload_set_text(payload, to, s, i);
 }
 
 /* Copies root[from] into payload[to] in ASCII lower case ("MP4" and "mp4" are one format). */
-static void copy_lower_text(json_t *payload, const char *to, const cJSON *root, const char *from)
+static void copy_lower_text(struct payload *payload, const char *to, const cJSON *root,
+                            const char *from)
 {
         const char *s = cJSON_GetStringValue(tencent_member(root, from));
         char *lower;
 
-        if (!s || !*s || !(lower = strdup(s)))
+        if (!s || !*s)
                 return;
+        if (!(lower = strdup(s))) {
+                payload->has_failed = true;
+                return;
+        }
         for (char *c = lower; *c; c++)
                 *c = (char)tolower(
                         (unsigned char)*c); /* ASCII only: UTF-8 bytes stay as they are */
-        json_object_set_new(payload, to, payload_string(lower));
+        set_string(payload, to, lower);
         free(lower);
 }
 
@@ -157,14 +163,14 @@ int64_t tencent_read_time_ms(const cJSON *root, const char *name, const char *us
 }
 
 /* Sets payload[to] to ms unless it is -1 (unknown). */
-static void set_time_ms(json_t *payload, const char *to, int64_t ms)
+static void set_time_ms(struct payload *payload, const char *to, int64_t ms)
 {
         if (ms >= 0)
-                json_object_set_new(payload, to, json_integer(ms));
+                payload_set_int(payload, to, ms);
 }
 
 /* The moderation score: an integer, or the highest of an array of them (317 types it Array). */
-static void copy_score(json_t *payload, const cJSON *root, const char *from)
+static void copy_score(struct payload *payload, const cJSON *root, const char *from)
 {
         const cJSON *scores = tencent_member(root, from), *item;
         int64_t n, best = -1;
@@ -176,14 +182,14 @@ static void copy_score(json_t *payload, const cJSON *root, const char *from)
         cJSON_ArrayForEach(item, scores) if (tencent_read_int64(item, &n) == 0 && n > best) best =
                 n;
         if (best >= 0)
-                json_object_set_new(payload, "score", json_integer(best));
+                payload_set_int(payload, "score", best);
 }
 
 /*
  * The recording session of a 100: callback_ext is a JSON object encoded as a string, with a
  * session_id ("do not rely on it", vendor-callbacks §1.4), so a bad one is simply ignored.
  */
-static void copy_record_session(json_t *payload, const cJSON *root)
+static void copy_record_session(struct payload *payload, const cJSON *root)
 {
         const cJSON *ext = tencent_member(root, "callback_ext");
         cJSON *parsed = NULL;
@@ -201,7 +207,7 @@ static void copy_record_session(json_t *payload, const cJSON *root)
 
 /* ------------------------------------------------------------ payloads */
 
-static int fill_stream_begin(const cJSON *root, json_t *p, struct webhook_verdict *v)
+static int fill_stream_begin(const cJSON *root, struct payload *p, struct webhook_verdict *v)
 {
         (void)v;
         copy_text(p, "sequence", root, "sequence");
@@ -212,19 +218,19 @@ static int fill_stream_begin(const cJSON *root, json_t *p, struct webhook_verdic
         return 0;
 }
 
-static int fill_stream_end(const cJSON *root, json_t *p, struct webhook_verdict *v)
+static int fill_stream_end(const cJSON *root, struct payload *p, struct webhook_verdict *v)
 {
         (void)v;
         copy_text(p, "sequence", root, "sequence");
         copy_int(p, "push_duration_ms", root, "push_duration"); /* ms, documented as a string */
         copy_int(p, "errcode", root, "errcode");
         copy_text(p, "errmsg", root, "errmsg");
-        json_object_set_new(p, "close_method", json_integer(1)); /* ended by the stream */
+        payload_set_int(p, "close_method", 1); /* ended by the stream */
         return 0;
 }
 
 /* 100: file_id is the VOD file id, record_file_id the recording's; either names the file. */
-static int fill_record_file(const cJSON *root, json_t *p, struct webhook_verdict *v)
+static int fill_record_file(const cJSON *root, struct payload *p, struct webhook_verdict *v)
 {
         int64_t start_ms = tencent_read_time_ms(root, "start_time", "start_time_usec");
         int64_t end_ms = tencent_read_time_ms(root, "end_time", "end_time_usec");
@@ -248,7 +254,7 @@ static int fill_record_file(const cJSON *root, json_t *p, struct webhook_verdict
 }
 
 /* 332: one table of the doc spells the state field recordevent, the samples record_event. */
-static int fill_record_status(const cJSON *root, json_t *p, struct webhook_verdict *v)
+static int fill_record_status(const cJSON *root, struct payload *p, struct webhook_verdict *v)
 {
         if (require_text(p, "record_event", root, "record_event", "recordevent", v) == -1)
                 return -1;
@@ -258,7 +264,7 @@ static int fill_record_status(const cJSON *root, json_t *p, struct webhook_verdi
 }
 
 /* 200: pic_url is a path without the domain, pic_full_url the whole URL (not in the legacy doc). */
-static int fill_snapshot(const cJSON *root, json_t *p, struct webhook_verdict *v)
+static int fill_snapshot(const cJSON *root, struct payload *p, struct webhook_verdict *v)
 {
         int64_t created_ms = tencent_read_time_ms(root, "create_time", NULL);
 
@@ -266,7 +272,7 @@ static int fill_snapshot(const cJSON *root, json_t *p, struct webhook_verdict *v
                 return -1;
         if (created_ms == -1)
                 return refuse_field(v, root, "create_time", "a Unix time in seconds");
-        json_object_set_new(p, "create_time_ms", json_integer(created_ms));
+        payload_set_int(p, "create_time_ms", created_ms);
         copy_nonempty_text(p, "pic_full_url", root, "pic_full_url");
         copy_int(p, "width", root, "width");
         copy_int(p, "height", root, "height");
@@ -275,7 +281,7 @@ static int fill_snapshot(const cJSON *root, json_t *p, struct webhook_verdict *v
 }
 
 /* 317: camelCase names; the verdict is `suggestion` (Block, Review or Pass). */
-static int fill_audit_image(const cJSON *root, json_t *p, struct webhook_verdict *v)
+static int fill_audit_image(const cJSON *root, struct payload *p, struct webhook_verdict *v)
 {
         if (require_text(p, "suggestion", root, "suggestion", NULL, v) == -1 ||
             set_text(p, "source", "tencent.image", v) == -1)
@@ -293,14 +299,14 @@ static int fill_audit_image(const cJSON *root, json_t *p, struct webhook_verdict
  * documented. A vendor suggestion is kept when one is sent; otherwise a hit becomes "Review"
  * (a person decides; nothing is punished on a flag alone) and no hit "Pass".
  */
-static int fill_audit_audio(const cJSON *root, json_t *p, struct webhook_verdict *v)
+static int fill_audit_audio(const cJSON *root, struct payload *p, struct webhook_verdict *v)
 {
         int64_t hit;
 
         if (set_text(p, "source", "tencent.audio", v) == -1)
                 return -1;
         copy_nonempty_text(p, "suggestion", root, "suggestion");
-        if (!json_object_get(p, "suggestion")) {
+        if (!payload_get(p, "suggestion")) {
                 if (tencent_read_int64(tencent_member(root, "HitFlag"), &hit) == -1 ||
                     (hit != 0 && hit != 1))
                         return refuse_field(v, root, "HitFlag", "0 or 1");
@@ -348,19 +354,23 @@ const struct mapping *tencent_mapping_of(long long type)
 int tencent_map_payload(const cJSON *root, const struct mapping *m, struct webhook_event *ev,
                         struct webhook_verdict *v)
 {
-        json_t *p;
+        struct payload *p;
 
         ev->event_type = m->event_type;
         ev->topic = m->topic;
         ev->payload_name = m->payload_name;
         if (!m->fill)
                 return 0;
-        if (!(p = json_object()))
+        if (!(p = payload_new()))
                 return webhook_refuse(v, 500, NULL, "out of memory");
         if (m->fill(root, p, v) == -1) {
-                json_decref(p);
+                payload_destroy(p);
                 return -1;
         }
-        ev->payload = p;
+        if (p->has_failed) {
+                payload_destroy(p);
+                return webhook_refuse(v, 500, NULL, "out of memory");
+        }
+        ev->fields = p;
         return 0;
 }

@@ -15,6 +15,7 @@ void webhook_event_fini(struct webhook_event *ev)
         if (!ev)
                 return;
         json_decref(ev->payload);
+        payload_destroy(ev->fields);
         free(ev->stream_id);
         free(ev->anchor_id);
         free(ev->room_id);
@@ -87,6 +88,18 @@ static int check_tags(const char *text, const char *prefix, struct webhook_verdi
         return rc;
 }
 
+/* The text of an envelope id or a payload field of ev; NULL when absent or not text. */
+static const char *event_text(const struct webhook_event *ev, const char *name)
+{
+        if (strcmp(name, "stream_id") == 0)
+                return ev->stream_id;
+        if (strcmp(name, "room_id") == 0)
+                return ev->room_id;
+        if (ev->fields)
+                return payload_get_text(ev->fields, name);
+        return json_string_value(json_object_get(ev->payload, name));
+}
+
 /*
  * The audience role (live.viewer, live.interaction) keeps a viewer's ids in byte buffers
  * (consumers/audience_batch.h): there they must fit in bytes as well as in characters.
@@ -102,17 +115,29 @@ static int check_audience_bytes(const struct webhook_event *ev, const char *pref
                                                strcmp(ev->topic, LF_TOPIC_INTERACTION) == 0);
 
         for (size_t i = 0; is_audience && i < sizeof(bytes) / sizeof(bytes[0]); i++) {
-                const char *s =
-                        strcmp(bytes[i].field, "stream_id") == 0 ? ev->stream_id
-                        : strcmp(bytes[i].field, "room_id") == 0
-                                ? ev->room_id
-                                : json_string_value(json_object_get(ev->payload, bytes[i].field));
+                const char *s = event_text(ev, bytes[i].field);
 
                 if (s && strlen(s) > bytes[i].max_bytes)
                         return webhook_refuse(v, 400, NULL,
                                               "%s%s: longer than %zu bytes (what the audience "
                                               "role can keep)",
                                               prefix, bytes[i].field, bytes[i].max_bytes);
+        }
+        return 0;
+}
+
+/* The texts of a payload without jansson, in the order they were set (as a JSON object's). */
+static int check_fields(const struct payload *p, const char *prefix, struct webhook_verdict *v)
+{
+        for (size_t i = 0; p && i < p->n; i++) {
+                const struct payload_field *f = &p->f[i];
+
+                if (f->kind != PAYLOAD_TEXT)
+                        continue;
+                if (strcmp(f->name, "tags") == 0
+                            ? check_tags(payload_field_text(p, f), prefix, v) == -1
+                            : check_one(f->name, payload_field_text(p, f), f->len, prefix, v) == -1)
+                        return -1;
         }
         return 0;
 }
@@ -131,6 +156,8 @@ int webhook_check_limits(const struct webhook_event *ev, const char *prefix,
              check_one("room_id", ev->room_id, strlen(ev->room_id), prefix, v) == -1))
                 return -1;
         if (check_audience_bytes(ev, prefix, v) == -1)
+                return -1;
+        if (check_fields(ev->fields, prefix, v) == -1)
                 return -1;
         json_object_foreach(ev->payload, name, value)
         {

@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "payload.h"
+
 struct sockaddr;
 struct anchor_answer;
 
@@ -25,6 +27,8 @@ struct webhook_event {
         const char
                 *payload_name; /* a payload record of schemas/event.avsc, or NULL (null payload) */
         json_t *payload;       /* that record's fields; NULL with a null payload */
+        struct payload *fields; /* or the same as fields without jansson (the Tencent module's);
+                                   at most one of payload and fields is set */
         char *stream_id;       /* NULL when the callback names no stream */
         char *anchor_id;       /* NULL when unknown */
         char *room_id;         /* NULL when unknown */

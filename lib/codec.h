@@ -70,6 +70,22 @@ __attribute__((warn_unused_result)) int
 codec_encode(struct codec *c, const struct envelope *env, const char *payload_name,
              const json_t *payload, void **out, size_t *out_len, char *errstr, size_t errstr_size);
 
+struct payload;
+
+/**
+ * @brief codec_encode(), written by liveflow's own Avro writer into the codec's reused buffer
+ * and copied out: the same bytes and the same refusals, at a fraction of the cost. The payload
+ * comes as fields (lib/payload.h, each text checked to be UTF-8 without NUL) or as JSON (as
+ * for codec_encode()); at most one of the two is non-NULL, and both NULL is an empty record
+ * (or a null payload when payload_name is NULL). For a schema its plan cannot describe it
+ * goes through codec_encode(). Ownership of *out as for codec_encode().
+ * @returns 0, or -1 with the reason in errstr.
+ */
+__attribute__((warn_unused_result)) int
+codec_encode_direct(struct codec *c, const struct envelope *env, const char *payload_name,
+                    const struct payload *fields, const json_t *payload, void **out,
+                    size_t *out_len, char *errstr, size_t errstr_size);
+
 /**
  * @brief Decodes one single-object encoding into ev, which the caller later passes to
  * event_fini(). The body may be written with schemas/event.avsc or with any released schema

@@ -12,6 +12,8 @@
 
 #include "codec.h"
 
+struct codec_plan;
+
 #define PATH_MAX_LEN 160
 
 enum envelope_field {
@@ -59,6 +61,7 @@ struct codec {
         uint64_t fingerprint;
         struct writer_schema *writers; /* [0] the current schema, then schemas/history/ */
         size_t n_writers;
+        struct codec_plan *plan; /* codec_write.c's; NULL when it cannot describe the schema */
 };
 
 /* The envelope field f of the codec's value. @returns avro-c's result (0 done). */
@@ -69,6 +72,13 @@ static inline int codec_field(struct codec *c, enum envelope_field f, avro_value
 
 /** @brief Whether s[0..n) is RFC 3629 UTF-8 without NUL. @returns 1 or 0. */
 int codec_is_clean_utf8(const unsigned char *s, size_t n);
+
+/*
+ * codec_write.c: the plan of what codec_encode_direct() writes where, made from c->schema
+ * (c->plan stays NULL for a schema it cannot describe). @returns 0, or -1 when out of memory.
+ */
+int codec_plan_new(struct codec *c, char *errstr, size_t errstr_size);
+void codec_plan_destroy(struct codec_plan *plan);
 
 /** @brief The writer schema of fingerprint fp, or NULL when the codec knows none. */
 struct writer_schema *codec_writer_schema(struct codec *c, uint64_t fp);

@@ -190,12 +190,15 @@ char *signed_body(const char *sample, const char *key, json_t *t)
 
 const char *payload_str(const char *name)
 {
-        return json_string_value(json_object_get(ev.payload, name));
+        return payload_get_text(ev.fields, name);
 }
 
 long long payload_int(const char *name)
 {
-        return (long long)json_integer_value(json_object_get(ev.payload, name));
+        const struct payload_field *f = payload_get(ev.fields, name);
+
+        cr_assert(f && f->kind == PAYLOAD_INT, "payload field %s is not an integer", name);
+        return (long long)f->n;
 }
 
 void expected_id(const char *key, char out[65])
@@ -215,6 +218,7 @@ void assert_refused(int rc, unsigned int status, const char *auth_failure, const
         cr_assert(strstr(verdict.message, in_message) != NULL, "message \"%s\" should name \"%s\"",
                   verdict.message, in_message);
         cr_assert_null(ev.payload);
+        cr_assert_null(ev.fields);
         cr_assert_null(ev.stream_id);
 }
 

@@ -8,7 +8,8 @@
  * Each input runs twice: as given (the refusals: signature, expiry, malformed headers) and
  * correctly signed by the harness (so the fuzzer spends its time in the body parsers). An
  * accepted request must encode into an envelope that the schema takes: a request that maps
- * but cannot be encoded would be a 500 in the receiver, which is a bug.
+ * but cannot be encoded would be a 500 in the receiver, which is a bug. The receiver's encoder
+ * (liveflow's own Avro writer) and avro-c's (codec_encode()) must write the same bytes.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -44,6 +45,7 @@ static struct tencent *tencent;
 static struct srs *srs;
 static struct internal *internal;
 static struct encoder *encoder;
+static struct codec *codec; /* avro-c's encoder, the reference */
 static struct agora *agora;
 static struct alibaba *alibaba;
 
@@ -121,7 +123,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             !(internal = internal_new(&settings, NULL, errstr, sizeof(errstr))) ||
             !(agora = agora_new(&settings, errstr, sizeof(errstr))) ||
             !(alibaba = alibaba_new(&settings, errstr, sizeof(errstr))) ||
-            !(encoder = encoder_new(errstr, sizeof(errstr)))) {
+            !(encoder = encoder_new(errstr, sizeof(errstr))) ||
+            !(codec = codec_new(errstr, sizeof(errstr)))) {
                 fprintf(stderr, "fuzz_receiver: %s\n", errstr);
                 abort();
         }
@@ -136,6 +139,30 @@ static void take_line(const char **p, const char *end, char *out, size_t cap)
 
         snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), *p);
         *p = nl ? nl + 1 : end;
+}
+
+/* What the receiver's encoder wrote, against avro-c's bytes for the same event. */
+static void check_same_as_avro_c(const struct webhook_event *ev, const struct envelope *env,
+                                 const void *out, size_t out_len)
+{
+        json_t *fields_json = ev->fields ? payload_to_json(ev->fields) : NULL;
+        char errstr[256];
+        void *ref = NULL;
+        size_t ref_len = 0;
+
+        if (codec_encode(codec, env, ev->payload_name, ev->fields ? fields_json : ev->payload, &ref,
+                         &ref_len, errstr, sizeof(errstr)) == -1) {
+                fprintf(stderr, "%s: the receiver's encoder took it, avro-c did not: %s\n",
+                        ev->event_type, errstr);
+                abort();
+        }
+        if (ref_len != out_len || memcmp(ref, out, out_len) != 0) {
+                fprintf(stderr, "%s: the receiver's encoder and avro-c wrote different bytes\n",
+                        ev->event_type);
+                abort();
+        }
+        free(ref);
+        json_decref(fields_json);
 }
 
 /* An accepted request must make an envelope the schema takes. */
@@ -163,11 +190,12 @@ static void check_encodes(const struct webhook_event *ev, const char *body, size
                 fprintf(stderr, "accepted event without topic, vendor, type or id\n");
                 abort();
         }
-        if (encoder_encode(encoder, &env, ev->payload_name, ev->payload, &out, &out_len, errstr,
-                           sizeof(errstr)) == -1) {
+        if (encoder_encode(encoder, &env, ev->payload_name, ev->fields, ev->payload, &out,
+                           &out_len, errstr, sizeof(errstr)) == -1) {
                 fprintf(stderr, "accepted %s cannot be encoded: %s\n", ev->event_type, errstr);
                 abort();
         }
+        check_same_as_avro_c(ev, &env, out, out_len);
         free(out);
 }
 
