@@ -88,8 +88,8 @@ void encoder_destroy(struct encoder *enc)
 }
 
 int encoder_encode(struct encoder *enc, const struct envelope *env, const char *payload_name,
-                   const struct payload *fields, const json_t *payload, void **out,
-                   size_t *out_len, char *errstr, size_t errstr_size)
+                   const struct payload *fields, const json_t *payload, void **out, size_t *out_len,
+                   char *errstr, size_t errstr_size)
 {
         struct codec *c = codec_for_thread(enc, errstr, errstr_size);
 

@@ -29,8 +29,7 @@ static void set_string(struct payload *payload, const char *to, const char *s)
 }
 
 /* Copies root[from] into payload[to] as a string when it is text or an integer. */
-static void copy_text(struct payload *payload, const char *to, const cJSON *root,
-                      const char *from)
+static void copy_text(struct payload *payload, const char *to, const cJSON *root, const char *from)
 {
         char buf[TEXT_INT_MAX];
         const char *s = tencent_read_text(tencent_member(root, from), buf, sizeof(buf));
@@ -72,8 +71,8 @@ static int refuse_field(struct webhook_verdict *v, const cJSON *root, const char
  * Copies into payload[to] the first of root[name] and root[alt] (alt may be NULL) that is
  * non-empty text or an integer; when neither is, refuses with 400 naming `name`.
  */
-static int require_text(struct payload *payload, const char *to, const cJSON *root, const char *name,
-                        const char *alt, struct webhook_verdict *v)
+static int require_text(struct payload *payload, const char *to, const cJSON *root,
+                        const char *name, const char *alt, struct webhook_verdict *v)
 {
         const char *const names[2] = {name, alt};
 

@@ -25,17 +25,17 @@ struct webhook_event {
         const char *event_type; /* "stream.begin", ..., "other" */
         const char *topic;      /* "live.stream", "live.other", ... */
         const char
-                *payload_name; /* a payload record of schemas/event.avsc, or NULL (null payload) */
-        json_t *payload;       /* that record's fields; NULL with a null payload */
+                *payload_name;  /* a payload record of schemas/event.avsc, or NULL (null payload) */
+        json_t *payload;        /* that record's fields; NULL with a null payload */
         struct payload *fields; /* or the same as fields without jansson (the Tencent module's);
                                    at most one of payload and fields is set */
-        char *stream_id;       /* NULL when the callback names no stream */
-        char *anchor_id;       /* NULL when unknown */
-        char *room_id;         /* NULL when unknown */
-        const char *key;       /* the Kafka key: borrows one of the ids above; NULL for none */
-        int64_t event_time_ms; /* the vendor's event time, or the receive time */
-        char *raw;             /* the envelope's raw text when not the body (a GET's query as
-                                  JSON); NULL: the request body */
+        char *stream_id;        /* NULL when the callback names no stream */
+        char *anchor_id;        /* NULL when unknown */
+        char *room_id;          /* NULL when unknown */
+        const char *key;        /* the Kafka key: borrows one of the ids above; NULL for none */
+        int64_t event_time_ms;  /* the vendor's event time, or the receive time */
+        char *raw;              /* the envelope's raw text when not the body (a GET's query as
+                                   JSON); NULL: the request body */
         size_t raw_len;
         /* Set by the receiver, not the vendor module: */
         const char *trace_id; /* borrowed from the request */

@@ -271,8 +271,8 @@ struct src {
         enum src_kind kind;
         const char *s; /* SRC_TEXT: len bytes */
         size_t len;
-        int64_t n; /* SRC_INT, SRC_BOOL */
-        double d;  /* SRC_REAL, and SRC_INT as a number */
+        int64_t n;    /* SRC_INT, SRC_BOOL */
+        double d;     /* SRC_REAL, and SRC_INT as a number */
         bool is_json; /* text from jansson: UTF-8 already, so only NUL is checked */
 };
 
@@ -287,8 +287,9 @@ static struct src src_of_json(const json_t *j)
         else if (json_is_string(j))
                 v = (struct src){SRC_TEXT, json_string_value(j), json_string_length(j), 0, 0, true};
         else if (json_is_integer(j))
-                v = (struct src){SRC_INT, NULL, 0, json_integer_value(j),
-                                 (double)json_integer_value(j), true};
+                v = (struct src){
+                        SRC_INT, NULL, 0, json_integer_value(j), (double)json_integer_value(j),
+                        true};
         else if (json_is_real(j))
                 v = (struct src){SRC_REAL, NULL, 0, 0, json_real_value(j), true};
         else if (json_is_boolean(j))
@@ -341,8 +342,8 @@ struct at {
         const char *field;
 };
 
-#define AT_FMT       "payload.%s.%s: "
-#define AT_ARGS(at)  (at)->record, (at)->field
+#define AT_FMT      "payload.%s.%s: "
+#define AT_ARGS(at) (at)->record, (at)->field
 
 /* The JSON spelling of a type, for "expected ..." (codec_encode.c's json_spelling()). */
 static const char *spelling(avro_type_t type)
@@ -401,13 +402,13 @@ static int put_primitive(struct codec_plan *w, avro_type_t type, const struct sr
                          const struct at *at, char *errstr, size_t errstr_size)
 {
         if (!fits(v, type))
-                return fail(errstr, errstr_size, AT_FMT "expected %s", AT_ARGS(at),
-                            spelling(type));
+                return fail(errstr, errstr_size, AT_FMT "expected %s", AT_ARGS(at), spelling(type));
         switch (type) {
         case AVRO_INT32:
                 if (v->n < INT32_MIN || v->n > INT32_MAX)
-                        return fail(errstr, errstr_size, AT_FMT "%" PRId64 " is out of range for int",
-                                    AT_ARGS(at), v->n);
+                        return fail(errstr, errstr_size,
+                                    AT_FMT "%" PRId64 " is out of range for int", AT_ARGS(at),
+                                    v->n);
                 put_long(w, v->n);
                 return 0;
         case AVRO_INT64:
@@ -445,8 +446,8 @@ static int put_union(struct codec_plan *w, const struct plan_field *pf, const st
         if (v->kind == SRC_ABSENT)
                 return fail(errstr, errstr_size, AT_FMT "missing required field", AT_ARGS(at));
         for (i = 0; i < pf->n_branches; i++)
-                snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s",
-                         i ? " or " : "", spelling(pf->branches[i]));
+                snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s", i ? " or " : "",
+                         spelling(pf->branches[i]));
         return fail(errstr, errstr_size, AT_FMT "expected %s", AT_ARGS(at), want);
 }
 
@@ -458,8 +459,7 @@ static int put_value(struct codec_plan *w, const struct plan_field *pf, const st
         if (pf->type == AVRO_UNION)
                 return put_union(w, pf, v, at, errstr, errstr_size);
         if (pf->type == AVRO_NULL)
-                return is_null ? 0
-                               : fail(errstr, errstr_size, AT_FMT "expected null", AT_ARGS(at));
+                return is_null ? 0 : fail(errstr, errstr_size, AT_FMT "expected null", AT_ARGS(at));
         if (is_null)
                 return fail(errstr, errstr_size, AT_FMT "missing required field", AT_ARGS(at));
         return put_primitive(w, pf->type, v, at, errstr, errstr_size);
@@ -479,8 +479,8 @@ static const struct plan_field *record_field(const struct plan_record *pr, const
  * Every name given must be a field of the record (codec_encode.c's check_known_keys()).
  * jansson's iterator takes a non-const object, though it does not modify it.
  */
-static int check_known_names(const struct plan_record *pr, const struct record_src *r,
-                             char *errstr, size_t errstr_size)
+static int check_known_names(const struct plan_record *pr, const struct record_src *r, char *errstr,
+                             size_t errstr_size)
 {
         const char *key;
         json_t *value;
@@ -572,8 +572,8 @@ static int check_envelope(const struct envelope *env, char *errstr, size_t errst
         for (size_t i = 0; i < CODEC_STRING_FIELDS; i++) {
                 enum envelope_field f = codec_string_fields[i];
                 const char *s = envelope_string(env, f);
-                bool is_required = f != FIELD_STREAM_ID && f != FIELD_ANCHOR_ID &&
-                                   f != FIELD_ROOM_ID;
+                bool is_required =
+                        f != FIELD_STREAM_ID && f != FIELD_ANCHOR_ID && f != FIELD_ROOM_ID;
 
                 if (is_required && (!s || !*s))
                         return fail(errstr, errstr_size, "%s: required", codec_field_names[f]);

@@ -139,7 +139,8 @@ json_t *payload_to_json(const struct payload *p)
 
         for (size_t i = 0; obj && p && i < p->n; i++) {
                 const struct payload_field *f = &p->f[i];
-                json_t *v = f->kind == PAYLOAD_TEXT ? json_stringn_nocheck(payload_field_text(p, f), f->len)
+                json_t *v = f->kind == PAYLOAD_TEXT
+                                    ? json_stringn_nocheck(payload_field_text(p, f), f->len)
                             : f->kind == PAYLOAD_INT ? json_integer(f->n)
                                                      : json_boolean(f->n);
 

@@ -23,9 +23,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const records[] = {
-        "StreamBegin", "StreamEnd",  "RecordFile", "RecordStatus",  "Snapshot",
-        "AuditVerdict", "Reward",    "Withdrawal", "SessionEnd",    "Viewer",
-        "AudienceEvent", "Profile",  "Notify",     "NoSuchRecord",  NULL,
+        "StreamBegin",   "StreamEnd", "RecordFile", "RecordStatus", "Snapshot",
+        "AuditVerdict",  "Reward",    "Withdrawal", "SessionEnd",   "Viewer",
+        "AudienceEvent", "Profile",   "Notify",     "NoSuchRecord", NULL,
 };
 #define N_RECORDS (sizeof(records) / sizeof(records[0]))
 

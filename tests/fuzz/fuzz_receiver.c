@@ -190,8 +190,8 @@ static void check_encodes(const struct webhook_event *ev, const char *body, size
                 fprintf(stderr, "accepted event without topic, vendor, type or id\n");
                 abort();
         }
-        if (encoder_encode(encoder, &env, ev->payload_name, ev->fields, ev->payload, &out,
-                           &out_len, errstr, sizeof(errstr)) == -1) {
+        if (encoder_encode(encoder, &env, ev->payload_name, ev->fields, ev->payload, &out, &out_len,
+                           errstr, sizeof(errstr)) == -1) {
                 fprintf(stderr, "accepted %s cannot be encoded: %s\n", ev->event_type, errstr);
                 abort();
         }

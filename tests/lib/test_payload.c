@@ -63,8 +63,8 @@ Test(payload, text_is_copied_with_its_length_and_may_outgrow_the_inline_buffer)
 
 Test(payload, refuses_a_name_beyond_the_limit_and_says_so)
 {
-        static const char *const names[] = {"f0", "f1", "f2",  "f3",  "f4",  "f5",
-                                            "f6", "f7", "f8",  "f9",  "f10", "f11",
+        static const char *const names[] = {"f0",  "f1",  "f2",  "f3",  "f4",  "f5",
+                                            "f6",  "f7",  "f8",  "f9",  "f10", "f11",
                                             "f12", "f13", "f14", "f15", "f16"};
         struct payload *p = payload_new();
 

@@ -47,8 +47,8 @@ static bool has_only_scalars(const json_t *obj)
                 return false;
         json_object_foreach((json_t *)obj, key, value)
         {
-                if (!json_is_string(value) && !json_is_integer(value) &&
-                    !json_is_boolean(value) && !json_is_null(value))
+                if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value) &&
+                    !json_is_null(value))
                         return false;
         }
         return true;
@@ -63,7 +63,8 @@ static int encode_both(const struct envelope *env, const char *name, const json_
         char direct_err[512];
         void *ref = NULL, *out = NULL;
         size_t ref_len = 0, out_len = 0;
-        int ref_rc = codec_encode(codec, env, name, payload, &ref, &ref_len, errstr, sizeof(errstr));
+        int ref_rc =
+                codec_encode(codec, env, name, payload, &ref, &ref_len, errstr, sizeof(errstr));
         int rc = codec_encode_direct(codec, env, name, NULL, payload, &out, &out_len, direct_err,
                                      sizeof(direct_err));
 
@@ -157,22 +158,22 @@ Test(codec, direct_writer_refuses_what_avro_c_refuses)
 {
         const struct envelope env = sample_envelope();
         static const char *const cases[][2] = {
-                {"StreamEnd", "{\"close_method\":1,\"bogus\":1}"},       /* unknown field */
-                {"StreamEnd", "{\"sequence\":\"1\"}"},                   /* missing required */
-                {"StreamEnd", "{\"close_method\":null}"},                /* required is null */
-                {"StreamEnd", "{\"close_method\":\"1\"}"},               /* text for int */
-                {"StreamEnd", "{\"close_method\":2147483648}"},          /* out of int range */
-                {"StreamEnd", "{\"close_method\":1,\"errcode\":1.5}"},   /* real for long */
-                {"StreamEnd", "{\"close_method\":1,\"errmsg\":7}"},      /* int for string */
-                {"StreamEnd", "{\"close_method\":1,\"errmsg\":true}"},   /* bool for string */
-                {"StreamEnd", "{\"close_method\":1,\"errmsg\":[]}"},     /* array */
-                {"StreamEnd", "{\"close_method\":1,\"errmsg\":{}}"},     /* object */
+                {"StreamEnd", "{\"close_method\":1,\"bogus\":1}"},     /* unknown field */
+                {"StreamEnd", "{\"sequence\":\"1\"}"},                 /* missing required */
+                {"StreamEnd", "{\"close_method\":null}"},              /* required is null */
+                {"StreamEnd", "{\"close_method\":\"1\"}"},             /* text for int */
+                {"StreamEnd", "{\"close_method\":2147483648}"},        /* out of int range */
+                {"StreamEnd", "{\"close_method\":1,\"errcode\":1.5}"}, /* real for long */
+                {"StreamEnd", "{\"close_method\":1,\"errmsg\":7}"},    /* int for string */
+                {"StreamEnd", "{\"close_method\":1,\"errmsg\":true}"}, /* bool for string */
+                {"StreamEnd", "{\"close_method\":1,\"errmsg\":[]}"},   /* array */
+                {"StreamEnd", "{\"close_method\":1,\"errmsg\":{}}"},   /* object */
                 {"StreamEnd", "{\"close_method\":1,\"errmsg\":\"a\\u0000b\"}"}, /* NUL */
-                {"StreamEnd", "[]"},                                     /* not an object */
-                {"StreamEnd", "null"},                                   /* null, with a name */
-                {"NoSuchRecord", "{}"},                                  /* unknown record */
-                {NULL, "{}"},                                            /* payload, no name */
-                {"StreamEnd", NULL},                                     /* absent: required */
+                {"StreamEnd", "[]"},                                            /* not an object */
+                {"StreamEnd", "null"},  /* null, with a name */
+                {"NoSuchRecord", "{}"}, /* unknown record */
+                {NULL, "{}"},           /* payload, no name */
+                {"StreamEnd", NULL},    /* absent: required */
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
