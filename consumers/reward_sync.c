@@ -124,6 +124,11 @@ static void register_metrics(struct reward_state *st, struct metrics *m)
         st->m_folded = metrics_counter(
                 m, "liveflow_reward_realtime_folds_total",
                 "Rooms whose pending tips were folded into live_room_realtime", NULL);
+        st->m_read_back = metrics_counter(
+                m, "liveflow_reward_rows_read_back_total",
+                "Tips whose recharge row publish read back from MySQL before projecting it to "
+                "Redis (duplicates and replays; a tip the batch wrote is projected as written)",
+                NULL);
 }
 
 static void script_sha(const char *script, char hex[41])
@@ -175,6 +180,7 @@ static void reward_close(void *state)
         struct reward_state *st = state;
 
         rebuild_destroy(st->rebuild);
+        free(st->known.rows);
         free(st);
 }
 
@@ -334,6 +340,7 @@ static enum apply_result reward_apply(void *state, struct consumer_record *rec, 
         bool is_new = false;
         enum db_result r;
 
+        rec->note = 0; /* publish() reads the row back */
         if (reward_read_tip(&rec->ev, &t, errstr, errstr_size) == -1)
                 return APPLY_PERMANENT;
         if ((r = live_session(st, t.room_id, &session_id, errstr, errstr_size)) != DB_OK ||
@@ -467,6 +474,7 @@ static int reward_publish(void *state, struct consumer_record *rec, char *errstr
 
         if (read_tip_row(st, tip_id, &row, &found, errstr, errstr_size) != DB_OK)
                 return -1;
+        metric_add(st->m_read_back, 1);
         if (!found)
                 return 0; /* apply() committed it; nothing else deletes tips */
         if (!st->is_degraded && project_tip(st, rec, tip_id, &row, errstr, errstr_size) == 0)

@@ -389,11 +389,84 @@ static void log_batch_tips(const struct reward_batch *b)
         }
 }
 
+/* Copies a string into a row's field; false when it does not fit (recharge would not hold it). */
+static bool copy_id(char *out, size_t size, const char *s)
+{
+        size_t len = strlen(s);
+
+        if (len >= size)
+                return false;
+        memcpy(out, s, len + 1);
+        return true;
+}
+
+/*
+ * Keeps the rows the batch wrote (st->known) and names each in its records' notes, the later
+ * copies of a new tip taking the first one's row (recharge holds that one): publish_many()
+ * projects them as written. Duplicates of tips recharge held before keep note 0, read back.
+ */
+static void remember_rows(struct reward_batch *b)
+{
+        struct known_rows *k = &b->st->known;
+        size_t m = 0;
+
+        k->gen = (k->gen + 1) & 0x7fffffffULL; /* a note stays a positive long long */
+        k->n = 0;
+        for (size_t i = 0; i < b->n; i++)
+                m += b->tips[i].is_new;
+        if (m > k->cap) {
+                struct tip_row *rows = realloc(k->rows, m * sizeof(*rows));
+
+                if (!rows)
+                        return; /* every row is read back */
+                k->rows = rows;
+                k->cap = m;
+        }
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_tip *bt = &b->tips[i];
+                struct tip_row *row = &k->rows[k->n];
+
+                if (!bt->is_new)
+                        continue;
+                if (!copy_id(row->audience_id, sizeof(row->audience_id), bt->t.audience_id) ||
+                    !copy_id(row->room_id, sizeof(row->room_id), bt->t.room_id))
+                        continue;
+                row->session_id = bt->session_id;
+                row->amount = bt->t.amount;
+                row->gift_count = bt->t.gift_count;
+                row->room_seq = bt->seq;
+                bt->slot->rec->note = (long long)((k->gen << 32) | (unsigned long long)++k->n);
+        }
+        for (size_t i = 0; i < b->n; i++) {
+                struct batch_tip *bt = &b->tips[i], *first;
+
+                if (!bt->is_valid || bt->is_new)
+                        continue;
+                first = find_tip(b, bt->t.tip_id);
+                if (first && first->is_new)
+                        bt->slot->rec->note = first->slot->rec->note;
+        }
+}
+
+/* The row apply_many() wrote for rec in this generation, or NULL (read it back). */
+static const struct tip_row *known_row(const struct reward_state *st,
+                                       const struct consumer_record *rec)
+{
+        unsigned long long note = (unsigned long long)rec->note;
+        size_t index = (size_t)(note & 0xffffffffULL);
+
+        if (note >> 32 != st->known.gen || index == 0 || index > st->known.n)
+                return NULL;
+        return &st->known.rows[index - 1];
+}
+
 static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_slot *slots,
                                           char *errstr, size_t errstr_size)
 {
         enum db_result r;
 
+        for (size_t i = 0; i < b->n; i++)
+                slots[i].rec->note = 0; /* publish reads back what remember_rows() leaves */
         read_batch(b, slots);
         if (!b->valid)
                 return APPLY_DONE;
@@ -410,6 +483,7 @@ static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_s
         for (size_t i = 0; i < b->n; i++)
                 /* Duplicates too: the first copy may have committed without reaching Redis. */
                 b->tips[i].slot->rec->publish = b->tips[i].is_valid;
+        remember_rows(b);
         log_batch_tips(b);
         return APPLY_DONE;
 }
@@ -439,9 +513,10 @@ enum apply_result reward_apply_many(void *state, struct apply_slot *slots, size_
 /* ------------------------------------------------------------------ publishing a batch */
 
 /*
- * reward_publish() for a batch: one SELECT reads every tip back from recharge, and one Redis
- * round trip runs reward_tip_script for each (SCRIPT LOAD first, so the EVALSHAs find it even after
- * a Redis restart). A Redis failure marks every tip's room for the rebuild, as reward_publish()
+ * reward_publish() for a batch: the tips apply_many() wrote are projected as it wrote them (its
+ * rows in st->known); one SELECT reads the others back from recharge (duplicates, a batch applied
+ * one record at a time), and one Redis round trip runs reward_tip_script for each (SCRIPT LOAD
+ * first, so the EVALSHAs find it even after a Redis restart). A Redis failure marks every tip's room for the rebuild, as reward_publish()
  * does once Redis failed. A row MySQL matched to another spelling of a tip_id returns -1, and
  * the runtime publishes one tip at a time.
  */
@@ -467,15 +542,21 @@ static int cmp_keyed(const void *a, const void *b)
         return strcmp(((const struct keyed_rec *)a)->tip_id, ((const struct keyed_rec *)b)->tip_id);
 }
 
+/* The rows apply_many() wrote are taken as written; the other records are sorted to be read. */
 static void sort_records(struct publish_batch *pb)
 {
         for (size_t i = 0; i < pb->n; i++) {
                 const char *tip_id = payload_str(&pb->recs[i]->ev, "tip_id");
+                const struct tip_row *row = known_row(pb->st, pb->recs[i]);
 
-                if (tip_id)
+                if (tip_id && row) {
+                        pb->rows[i] = *row;
+                        pb->found[i] = true;
+                } else if (tip_id)
                         pb->keyed[pb->keyed_cnt++] = (struct keyed_rec){tip_id, i};
         }
         qsort(pb->keyed, pb->keyed_cnt, sizeof(*pb->keyed), cmp_keyed);
+        metric_add(pb->st->m_read_back, (long long)pb->keyed_cnt);
 }
 
 struct row_sink {
@@ -512,7 +593,7 @@ static void on_tip_row(const struct db_col *cols, void *arg)
         pb->is_mismatch |= !is_matched;
 }
 
-/* read_tip_row() for every record at once. */
+/* read_tip_row() for every record apply_many() did not write, at once. */
 static enum db_result read_tip_rows(struct publish_batch *pb, char *errstr, size_t errstr_size)
 {
         struct row_sink rs = {.pb = pb};

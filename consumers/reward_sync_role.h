@@ -22,6 +22,25 @@ struct reward_sql {
                 *fold_due, *unflag, *pending;
 };
 
+/* A tip as recharge holds it: what publish() projects. */
+struct tip_row {
+        char audience_id[ID_MAX + 1];
+        char room_id[ID_MAX + 1];
+        long long session_id; /* 0: none */
+        long long amount, gift_count, room_seq;
+};
+
+/*
+ * The recharge rows the last apply_many() wrote, for publish_many() to project without reading
+ * them back. A record's note names its row: (gen << 32) | (index + 1); a note of another
+ * generation (a per-record retry, an older batch) or 0 means "read it back from recharge".
+ */
+struct known_rows {
+        struct tip_row *rows;
+        size_t n, cap;
+        unsigned long long gen;
+};
+
 struct reward_state {
         struct db *db;
         struct redis_conn *redis;
@@ -33,8 +52,9 @@ struct reward_state {
                 redis_epoch; /* what Redis looked like last: a change means a rebuild */
         bool is_redis_lost;  /* ... and its rooms are still to be marked for the rebuild */
         char tip_sha[41];    /* SHA-1 of reward_tip_script, for EVALSHA in a pipeline */
+        struct known_rows known; /* what the last apply_many() wrote */
         struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
-                *m_pending;
+                *m_pending, *m_read_back;
 };
 
 /* A tip as its payload gives it; the strings are borrowed from the event. */
@@ -42,14 +62,6 @@ struct tip {
         const char *tip_id, *audience_id, *anchor_id, *room_id, *gift_id;
         const char *audience_gender, *anchor_gender, *audience_type;
         long long amount, gift_count, ts_ms;
-};
-
-/* A tip as recharge holds it: what publish() projects. */
-struct tip_row {
-        char audience_id[ID_MAX + 1];
-        char room_id[ID_MAX + 1];
-        long long session_id; /* 0: none */
-        long long amount, gift_count, room_seq;
 };
 
 /* The keys and arguments of reward_tip_script for one tip (see its comment for the order). */

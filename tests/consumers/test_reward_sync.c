@@ -326,6 +326,51 @@ Test(reward_sync, a_tip_posted_twice_or_replayed_counts_once)
         stop_consumer_expect_clean_exit();
 }
 
+/*
+ * A batch projects the recharge rows it wrote as it wrote them: publish reads back only what
+ * apply did not write (duplicates, replays). Other tests' records reach this consumer too (its
+ * group reads live.reward from the start), so read-backs are bounded by the records fetched
+ * besides this test's new tips, plus a batch in flight at either end.
+ */
+Test(reward_sync, a_batch_projects_what_it_wrote_without_reading_it_back)
+{
+        const char *read_back = "liveflow_reward_rows_read_back_total";
+        const char *fetched =
+                "liveflow_consumer_fetched_total{role=\"reward-sync\",topic=\"live.reward\"}";
+        const int n = 300, batch_max = 100;
+        long long r0, f0, r1, f1, dup;
+        struct sent_tip *pair;
+
+        use_redis(9, false);
+        make_live(1);
+        start_consumer(100, 300);
+        cr_assert_geq(r0 = scrape(read_back), 0, "no %s in /metrics", read_back);
+        f0 = scrape(fetched);
+        cr_assert_geq(f0, 0);
+        send_new_tips(n, 3, 12);
+        expect_redis(3);
+        expect_recharge(3);
+        r1 = scrape(read_back);
+        f1 = scrape(fetched);
+        cr_assert_leq(r1 - r0, f1 - f0 - n + 2 * batch_max,
+                      "%lld rows read back while %lld records besides the %d new tips were fetched",
+                      r1 - r0, f1 - f0 - n, n);
+
+        /* A duplicate is read back (its row is the first copy's), and counts once. */
+        pair = new_tip(1, 0);
+        send_tip(pair);
+        flush();
+        expect_redis(3);
+        dup = scrape(read_back);
+        send_tip(pair);
+        send_tip(new_tip(1, 1)); /* same key: once it counts, the duplicate was handled */
+        flush();
+        expect_redis(3);
+        cr_assert_geq(scrape(read_back), dup + 1, "the duplicate was not read back");
+        expect_recharge(3);
+        stop_consumer_expect_clean_exit();
+}
+
 Test(reward_sync, tips_across_rooms_give_exact_top10_and_live_room_realtime_folds)
 {
         const long long fold_at = 7;
