@@ -20,7 +20,8 @@
 # "200 -> balance" is settled - ack. created_at is the time of the INSERT statement; the
 # transaction (a batch of up to LIVEFLOW_BATCH_MAX records) commits a little later, so
 # this is a lower bound of the moment a reader can see the balance; the time to drain
-# (last 200 to the moment a poll sees every row) bounds it from the other side.
+# (last 200 to the moment a poll of the workers' /metrics finds every tip applied and
+# committed) bounds it from the other side.
 # Beside the workers' CPU it prints the machine's busy and idle cores over the same span (and
 # the receiver's, dev broker's, MariaDB's and Redis's share): with no idle core left, the delay
 # is time waiting for a core, not a worker stalled on its own.
@@ -334,6 +335,17 @@ wait_assigned() {
         ASSIGNED="$ASSIGNED $name=$n"
 }
 
+# applied PORT: the records the worker on admin port PORT has applied and committed so far
+# (liveflow_consumer_records_total, outcome "applied", every role of the process), or -1. The
+# polls below watch this rather than counting rows: a COUNT(*) of a growing table every 100 ms
+# is MariaDB work of the bench's own, in the very span whose latency and CPU it measures. The
+# rows are counted once the workers say they are done.
+applied() {
+        curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
+                awk 'index($1, "liveflow_consumer_records_total{") == 1 && index($1, "outcome=\"applied\"") { n += $NF; seen = 1 }
+                     END { printf "%d\n", seen ? n : -1 }'
+}
+
 # start_workers: reward-sync, settlement and stats, back once each holds its partitions.
 start_workers() {
         local t0
@@ -459,13 +471,30 @@ cat "$DONE_DIR"/acks-*.tsv 2>/dev/null | awk -F'\t' '$2 == 200' | sort >"$ACKS"
 
 # ------------------------------------------------------------------ drain
 
-# Polls until recharge and settlement_detail hold every tip answered 200 (and stats has
-# counted them), or nothing moved for 60 s.
+# Polls the workers' /metrics until each has applied every tip answered 200 (or nothing moved
+# for 60 s), then counts the rows: recharge and settlement_detail hold every tip, and stats has
+# counted them. Should a worker's count run ahead of its rows (records of other topics), the
+# rows are counted again every 100 ms until they are there or stop moving.
 EXPECT=$W_OK
 last_move=$(now_ms)
 prev=""
 t_sync_all=""
 t_settle_all=""
+while :; do
+        counts="$(applied "$SYNC_ADMIN") $(applied "$SETTLE_ADMIN") $(applied "$STATS_ADMIN")"
+        set -- $counts
+        now=$(now_ms)
+        [ -z "$t_sync_all" ] && [ "$1" -ge "$EXPECT" ] && t_sync_all=$now
+        [ -z "$t_settle_all" ] && [ "$2" -ge "$EXPECT" ] && t_settle_all=$now
+        [ "$1" -ge "$EXPECT" ] && [ "$2" -ge "$EXPECT" ] && [ "$3" -ge "$EXPECT" ] && break
+        [ "$1" -lt 0 ] || [ "$2" -lt 0 ] || [ "$3" -lt 0 ] && break # no metrics: count rows
+        [ "$counts" != "$prev" ] && last_move=$now
+        prev=$counts
+        [ $((now - last_move)) -lt 60000 ] || break
+        sleep 0.1
+done
+last_move=$(now_ms)
+prev=""
 while :; do
         counts=$(sql "SELECT (SELECT COUNT(*) FROM recharge), (SELECT COUNT(*) FROM settlement_detail),
                 (SELECT COALESCE(SUM(reward_count), 0) FROM hourly_reward_stats)") || die "cannot count the rows"
@@ -654,17 +683,35 @@ echo "money ceiling: MariaDB's $CEIL_ROWS-row INSERT of $EXPECT recharge rows: $
 # the start of live.reward into the drain database until COUNT_SQL reaches EXPECT; its rate
 # from TABLE's first to last created_at, against the ceiling measured just before.
 DRAIN_SUMMARY=""
+
+# mariadb_quiet: waits (up to 5 s) until MariaDB used under 5 % of a core over 200 ms: the
+# ceiling's INSERTs and DROP leave purge and flushing behind, which would otherwise be counted
+# as the next worker's MariaDB CPU per tip.
+mariadb_quiet() {
+        local deadline t0 t1
+        deadline=$(($(now_ms) + 5000))
+        while [ "$(now_ms)" -lt "$deadline" ]; do
+                t0=$(cpu_ticks "$LIVEFLOW_TEST_MYSQLD_PID")
+                sleep 0.2
+                t1=$(cpu_ticks "$LIVEFLOW_TEST_MYSQLD_PID")
+                [ $(((${t1:-0} - ${t0:-0}) * 1000 / CLK_TCK)) -lt 10 ] && return 0
+        done
+}
+
 drain_one() {
         local name=$1 table=$2 count_sql=$3 port n prev="" last_move seen="" rate span role
         shift 3
         role=${name#consumer-}
         ceiling
+        mariadb_quiet
         port=$(free_port) || die "no free port"
         # shellcheck disable=SC2086 # BENCH_TIPS_WORKER_ENV is split into words on purpose
         spawn_role "$name" "$port" LIVEFLOW_GROUP_ID="liveflow.bench-drain-$RUN.$role" $WORKER_ENV "$@"
         last_move=$(now_ms)
         while :; do
-                n=$(sql "$count_sql") || die "cannot count the rows"
+                # the worker's own count while it drains (see applied), the rows once it is done
+                n=$(applied "$port")
+                [ "$n" -ge "$EXPECT" ] || [ "$n" -lt 0 ] && { n=$(sql "$count_sql") || die "cannot count the rows"; }
                 [ -z "$seen" ] && [ "$n" -gt 0 ] && { usage_mark "$name"; store_mark; seen=1; }
                 [ "$n" -ge "$EXPECT" ] && break
                 [ "$n" != "$prev" ] && last_move=$(now_ms)
