@@ -209,36 +209,55 @@ static void add_in_lists(struct stream_batch *b, const char *col, const char *co
         db_text_add(&b->sql, ")");
 }
 
-static const char *col_str(const struct db_col *c, char *buf, size_t size)
+/* The row's string columns, copied into one allocation of their own; NULL ones stay NULL. */
+static bool keep_strs(struct sb_stream *s, const struct db_col *cols, const size_t *idx,
+                      const char **out[], size_t cnt)
 {
-        if (c->is_null)
-                return NULL;
-        snprintf(buf, size, "%s", c->s);
-        return buf;
+        size_t size = 0;
+        char *p;
+
+        for (size_t i = 0; i < cnt; i++)
+                size += cols[idx[i]].is_null ? 0 : strlen(cols[idx[i]].s) + 1;
+        if (!(s->db_strs = p = malloc(size ? size : 1)))
+                return false;
+        for (size_t i = 0; i < cnt; i++) {
+                const struct db_col *c = &cols[idx[i]];
+                size_t len;
+
+                *out[i] = NULL;
+                if (c->is_null)
+                        continue;
+                len = strlen(c->s) + 1;
+                memcpy(p, c->s, len);
+                *out[i] = p;
+                p += len;
+        }
+        return true;
 }
 
 static void on_stream(const struct db_col *cols, void *arg)
 {
         struct stream_batch *b = arg;
         struct sb_stream *s = find_stream(b, cols[0].s);
+        static const size_t idx[] = {1, 2, 4, 5, 6, 11, 12};
 
         if (!s || s->found || cols[4].is_null || strcmp(cols[4].s, s->key_vendor) != 0) {
                 b->is_mismatch = true;
                 return;
         }
+        const char **strs[] = {&s->anchor,      &s->room,         &s->vendor,   &s->vendor_session,
+                               &s->status,      &s->close_reason, &s->cover_url};
+
+        if (!keep_strs(s, cols, idx, strs, sizeof(idx) / sizeof(*idx))) {
+                b->is_oom = true;
+                return;
+        }
         s->found = true;
-        s->anchor = col_str(&cols[1], s->db_anchor, sizeof(s->db_anchor));
-        s->room = col_str(&cols[2], s->db_room, sizeof(s->db_room));
         s->session_id = cols[3].is_null ? 0 : cols[3].i;
-        s->vendor = col_str(&cols[4], s->db_vendor, sizeof(s->db_vendor));
-        s->vendor_session = col_str(&cols[5], s->db_session, sizeof(s->db_session));
-        s->status = col_str(&cols[6], s->db_status, sizeof(s->db_status));
         s->started_ms = cols[7].is_null ? -1 : cols[7].i;
         s->ended_ms = cols[8].is_null ? -1 : cols[8].i;
         s->duration_s = cols[9].is_null ? -1 : cols[9].i;
         s->close_method = cols[10].is_null ? -1 : cols[10].i;
-        s->close_reason = col_str(&cols[11], s->db_reason, sizeof(s->db_reason));
-        s->cover_url = col_str(&cols[12], s->db_cover, sizeof(s->db_cover));
 }
 
 /* lock_row() for every stream of the batch, in key order, with every column it rewrites. */
@@ -561,6 +580,10 @@ static enum db_result write_new_events(struct stream_batch *b, char *errstr, siz
                                             errstr, errstr_size);
         if (b->stream_cnt && (r = lock_streams(b, errstr, errstr_size)) != DB_OK)
                 return r;
+        if (b->is_oom) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return DB_RETRY;
+        }
         if ((r = read_anchors(b, errstr, errstr_size)) != DB_OK)
                 return r;
         if (b->is_mismatch)
@@ -615,6 +638,8 @@ enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_
         }
         role_batch_close(&b.rb);
         db_text_free(&b.sql);
+        for (size_t i = 0; b.streams && i < b.stream_cnt; i++)
+                free(b.streams[i].db_strs);
         free(b.recs);
         free(b.streams);
         free(b.anchors);

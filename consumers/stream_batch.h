@@ -18,8 +18,7 @@
 struct sb_stream {
         const char *stream_id;
         const char *key_vendor; /* live_streams is keyed by (vendor, stream_id) */
-        char db_anchor[257], db_room[257], db_vendor[65], db_session[513], db_status[8],
-                db_reason[1025], db_cover[8193];
+        char *db_strs; /* the row's strings as read, one allocation (NULL: no row) */
         const char *cover_url; /* as read: the batch does not change it */
         bool found, is_changed;
         const char *anchor, *room, *vendor, *vendor_session, *status, *close_reason;
@@ -61,7 +60,7 @@ struct stream_batch {
         struct sb_anchor *anchors;
         const char **scratch;
         size_t n, stream_cnt, anchor_cnt;
-        bool is_mismatch, needs_outcomes;
+        bool is_mismatch, is_oom, needs_outcomes;
         struct db_text sql;
 };
 

@@ -133,13 +133,13 @@ Test(batch_oracle, stream_batch_locks_only_its_own_rows)
         free(errors);
 }
 
-/* A command on set:live:online and one member; its integer reply as text. */
+/* A command on set:live:online and one member (NULL: none); its integer reply as text. */
 static const char *redis_do(struct side *s, const char *cmd, const char *member)
 {
         static char out[24];
         char err[256];
         const char *argv[] = {cmd, "set:live:online", member};
-        redisReply *r = redis_conn_cmd(s->redis, 3, argv, NULL, err, sizeof(err));
+        redisReply *r = redis_conn_cmd(s->redis, member ? 3 : 2, argv, NULL, err, sizeof(err));
 
         cr_assert(r != NULL, "%s", err);
         cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
@@ -172,7 +172,12 @@ Test(batch_oracle, stream_projection_locks_only_its_own_rows)
                                                       sizeof(err)),
                      APPLY_DONE, "%s", err);
         cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
-        redis_do(&s, "SADD", "lk-7"); /* as the begins' projection left them */
+        for (int i = 0; i < LOCK_STREAMS; i++) { /* online, as the begins' projection left them */
+                char stream[32];
+
+                snprintf(stream, sizeof(stream), "lk-%d", i);
+                redis_do(&s, "SADD", stream);
+        }
         redis_do(&s, "SADD", "lk-other");
         for (int i = 0; i < LOCK_STREAMS; i++)
                 ptrs[i] = &recs[i];
@@ -189,9 +194,11 @@ Test(batch_oracle, stream_projection_locks_only_its_own_rows)
                                                         sizeof(err)),
                      0, "the projection waited on a stream it does not touch: %s", err);
         cr_assert(mysql_query(s.mysql, "ROLLBACK") == 0, "%s", mysql_error(s.mysql));
-        /* and it projected: lk-7 ended and left the set, lk-other is still in it */
+        /* and it projected every stream of the batch: they ended and left the set */
         cr_expect_str_eq(online(&s, "lk-7"), "0");
+        cr_expect_str_eq(online(&s, "lk-519"), "0");
         cr_expect_str_eq(online(&s, "lk-other"), "1");
+        cr_expect_str_eq(redis_do(&s, "SCARD", NULL), "1");
         cr_assert(mysql_query(s.mysql, "SELECT COUNT(*) FROM live_streams WHERE status = 'ended'") ==
                           0,
                   "%s", mysql_error(s.mysql));
