@@ -40,6 +40,8 @@ bench_stream() {
         two_free_ports
         CONSUMER_ADMIN=$PORT_A
         echo "consumer stream: consuming $TARGET records"
+        # before the spawn: a session keeps the long_query_time it connected with
+        slow_log_start stream
         t_start=$(now_ms)
         # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV is split into words on purpose
         spawn "$PIDS/consumer-stream.pid" "$LOGS/consumer.log" env \
@@ -48,7 +50,6 @@ bench_stream() {
                 LIVEFLOW_GROUP_ID="$GROUP" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
                 LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" stream
         CONSUMER_PID=$(cat "$PIDS/consumer-stream.pid")
-        slow_log_start stream
         mysql_status "$TMP/bench/mysql.before" || die "cannot read MariaDB's status"
         redis_status "$TMP/bench/redis.before" || die "cannot read Redis's status"
         polls=0
@@ -184,6 +185,7 @@ bench_role() {
         two_free_ports
         admin=$PORT_A
         echo "consumer $role: consuming $target records (group $group)"
+        slow_log_start "$role" # before the spawn, as for the stream role
         t_start=$(now_ms)
         # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV is split into words on purpose
         spawn "$PIDS/consumer-$role.pid" "$log" env \
@@ -192,7 +194,6 @@ bench_role() {
                 LIVEFLOW_GROUP_ID="$group" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
                 LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" "$role"
         pid=$(cat "$PIDS/consumer-$role.pid")
-        slow_log_start "$role"
         mysql_status "$TMP/bench/mysql-$role.before" || die "cannot read MariaDB's status"
         # Done when every record's row is in the table and the group's offsets are all
         # committed (a record dead-lettered leaves no row: the offsets end the wait then).
