@@ -22,6 +22,7 @@
 #include "payload.h"
 
 #define PLAN_MAX_BRANCHES 4
+#define PLAN_MAX_FIELDS   64 /* per payload record */
 #define SCRATCH_MIN       4096
 
 /* One field's type: a primitive, or a union of primitives (type AVRO_UNION). */
@@ -95,6 +96,8 @@ static int plan_record(avro_schema_t s, int branch, struct plan_record *pr)
         pr->name = avro_schema_name(s);
         pr->branch = branch;
         pr->n_fields = avro_schema_record_size(s);
+        if (pr->n_fields > PLAN_MAX_FIELDS)
+                return -1;
         if (!(pr->fields = calloc(pr->n_fields ? pr->n_fields : 1, sizeof(*pr->fields))))
                 return -1;
         for (size_t i = 0; i < pr->n_fields; i++)
@@ -192,16 +195,22 @@ int codec_plan_new(struct codec *c, char *errstr, size_t errstr_size)
 
 /* ------------------------------------------------------------ the output buffer */
 
+/* grow()'s caller: the buffer's room is checked inline, growing is the rare case. */
+static bool grow(struct codec_plan *w, size_t n) __attribute__((noinline));
+
 /* Room for n more bytes; on failure the buffer is marked and later writes are skipped. */
-static bool reserve(struct codec_plan *w, size_t n)
+static inline bool reserve(struct codec_plan *w, size_t n)
+{
+        return n <= w->cap - w->len || grow(w, n);
+}
+
+static bool grow(struct codec_plan *w, size_t n)
 {
         size_t cap = w->cap ? w->cap : SCRATCH_MIN;
         unsigned char *grown;
 
         if (w->is_out_of_memory)
                 return false;
-        if (n <= w->cap - w->len)
-                return true;
         while (cap - w->len < n) {
                 if (cap > SIZE_MAX / 2) {
                         w->is_out_of_memory = true;
@@ -313,13 +322,6 @@ struct record_src {
         const struct payload *fields;
         const json_t *json;
 };
-
-static struct src record_get(const struct record_src *r, const char *name)
-{
-        if (r->json)
-                return src_of_json(json_object_get(r->json, name));
-        return src_of_field(r->fields, payload_get(r->fields, name));
-}
 
 /* ------------------------------------------------------------ writing a value */
 
@@ -467,35 +469,41 @@ static int put_value(struct codec_plan *w, const struct plan_field *pf, const st
 
 /* ------------------------------------------------------------ the payload */
 
-static const struct plan_field *record_field(const struct plan_record *pr, const char *name)
+/* The index of the record's field called name, or -1. */
+static int record_field(const struct plan_record *pr, const char *name)
 {
         for (size_t i = 0; i < pr->n_fields; i++)
                 if (strcmp(pr->fields[i].name, name) == 0)
-                        return &pr->fields[i];
-        return NULL;
+                        return (int)i;
+        return -1;
 }
 
 /*
- * Every name given must be a field of the record (codec_encode.c's check_known_keys()).
- * jansson's iterator takes a non-const object, though it does not modify it.
+ * Every name given must be a field of the record (codec_encode.c's check_known_keys()); a
+ * struct payload's fields are put in slot by the record's order on the way, so each is
+ * found once. jansson's iterator takes a non-const object, though it does not modify it.
  */
-static int check_known_names(const struct plan_record *pr, const struct record_src *r, char *errstr,
+static int check_known_names(const struct plan_record *pr, const struct record_src *r,
+                             const struct payload_field *slot[PLAN_MAX_FIELDS], char *errstr,
                              size_t errstr_size)
 {
         const char *key;
         json_t *value;
+        int index;
 
         if (r->json) {
                 json_object_foreach((json_t *)r->json, key, value)
                 {
-                        if (!record_field(pr, key))
+                        if (record_field(pr, key) < 0)
                                 goto unknown;
                 }
                 return 0;
         }
-        for (size_t i = 0; r->fields && i < r->fields->n; i++)
-                if (!record_field(pr, key = r->fields->f[i].name))
+        for (size_t i = 0; r->fields && i < r->fields->n; i++) {
+                if ((index = record_field(pr, key = r->fields->f[i].name)) < 0)
                         goto unknown;
+                slot[index] = &r->fields->f[i];
+        }
         return 0;
 
 unknown:
@@ -505,12 +513,15 @@ unknown:
 static int put_record(struct codec_plan *w, const struct plan_record *pr,
                       const struct record_src *r, char *errstr, size_t errstr_size)
 {
-        if (check_known_names(pr, r, errstr, errstr_size) == -1)
+        const struct payload_field *slot[PLAN_MAX_FIELDS] = {NULL};
+
+        if (check_known_names(pr, r, slot, errstr, errstr_size) == -1)
                 return -1;
         for (size_t i = 0; i < pr->n_fields; i++) {
                 const struct plan_field *pf = &pr->fields[i];
                 const struct at at = {pr->name, pf->name};
-                struct src v = record_get(r, pf->name);
+                struct src v = r->json ? src_of_json(json_object_get(r->json, pf->name))
+                                       : src_of_field(r->fields, slot[i]);
 
                 if (put_value(w, pf, &v, &at, errstr, errstr_size) == -1)
                         return -1;
