@@ -11,7 +11,9 @@
  * ended). Session ids are taken in the same order as one record at a time would take them.
  *
  * publish_many(): the batch's streams projected to Redis in one transaction and one
- * pipeline, which of the batch's events have a session.end in the outbox in one query; then
+ * pipeline, which of the batch's events have a session.end in the outbox in one query (not
+ * asked of the events apply took for the first time that ended no session: NOTE_NO_HANDOFF,
+ * so a batch of begins asks nothing); then
  * the session.end records, vendor drops and cut-offs of the few records that have them; then
  * the batch's live.notify rows relayed without waiting for the broker (notify.h).
  */
@@ -487,6 +489,7 @@ static bool decide_all(struct stream_batch *b)
                         continue;
                 if (r->se.is_leave) { /* a co-host left: the room's session ends with the room */
                         r->outcome = "cohost_leave";
+                        r->slot->rec->note |= NOTE_NO_HANDOFF;
                         continue;
                 }
                 s = find_stream(b, r->se.ev->stream_id);
@@ -500,6 +503,8 @@ static bool decide_all(struct stream_batch *b)
                                 s->close_method, s->anchor,     s->room};
                 if (stream_ends_session(&r->se, r->outcome))
                         note_handoff(r, s);
+                else
+                        r->slot->rec->note |= NOTE_NO_HANDOFF;
                 /* notify_record_stream(): the fans' "went live", the room's "closed" */
                 if (s->session_id &&
                     ((r->se.is_begin && strcmp(r->outcome, "applied") == 0) ||
@@ -686,15 +691,16 @@ static int publish_batch(struct stream_state *st, struct consumer_record *const 
                 if (i == 0 || strcmp(ids[i], ids[cnt - 1]) != 0)
                         ids[cnt++] = ids[i];
         memcpy(folded, ids, cnt * sizeof(*ids));
-        for (size_t i = 0; i < n; i++)
-                keyset_add(events, recs[i]->ev.event_id, i);
+        for (size_t i = 0; i < n; i++) /* apply() knows the first copies that ended no session */
+                if (!(recs[i]->note & NOTE_NO_HANDOFF))
+                        keyset_add(events, recs[i]->ev.event_id, i);
         keyset_sort(events);
         if (keys_may_collide(folded, cnt) || keyset_may_collide(events)) {
                 snprintf(errstr, errstr_size, "ids MySQL may match other than byte for byte");
                 return -1;
         }
         if (rebuild_project_streams(st->rebuild, ids, cnt, rows, errstr, errstr_size) == -1 ||
-            find_handoffs(st, events, errstr, errstr_size) == -1)
+            (events->n && find_handoffs(st, events, errstr, errstr_size) == -1))
                 return -1;
         for (size_t i = 0; i < events->n; i++) /* in batch order below, as publish() runs */
                 has_handoff[events->items[i].index] = events->items[i].is_known;
@@ -704,7 +710,7 @@ static int publish_batch(struct stream_state *st, struct consumer_record *const 
                         bsearch(&rec->ev.stream_id, ids, cnt, sizeof(*ids), role_cmp_str);
                 const struct rebuild_stream *row = &rows[hit - ids];
 
-                if (!row->found || (!has_handoff[i] && !rec->note))
+                if (!row->found || (!has_handoff[i] && !NOTE_KIND(rec->note)))
                         continue;
                 if (stream_publish_rest(st, rec, row->status, row->vendor, has_handoff[i], errstr,
                                         errstr_size) == -1)

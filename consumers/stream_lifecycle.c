@@ -592,9 +592,11 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                           rec->ev.stream_id);
                 return apply_from_db(replayed_event(st, rec, &se, errstr, errstr_size));
         }
-        if (se.is_leave) /* a co-host left: the room's session ends with the room */
+        if (se.is_leave) { /* a co-host left: the room's session ends with the room */
+                rec->note |= NOTE_NO_HANDOFF;
                 return apply_from_db(ledger_set_outcome(st->ledger, rec->ev.event_id,
                                                         "cohost_leave", errstr, errstr_size));
+        }
         if ((r = resolve_vendor(st, &se, errstr, errstr_size)) != DB_OK ||
             (r = lock_row(st, &se, &row, errstr, errstr_size)) != DB_OK)
                 return apply_from_db(r);
@@ -638,6 +640,8 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
                                             errstr_size)) != DB_OK)
                         return apply_from_db(r);
         }
+        if (!stream_ends_session(&se, outcome))
+                rec->note |= NOTE_NO_HANDOFF;
         log_info(rec->trace_id, "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",
                  rec->ev.event_type, rec->ev.stream_id, outcome, rec->topic, rec->partition,
                  rec->offset);
@@ -665,7 +669,8 @@ static int cut_off(struct stream_state *st, const struct consumer_record *rec, c
                    size_t errstr_size)
 {
         const struct event *ev = &rec->ev;
-        const char *reason = rec->note == NOTE_CUTOFF_BANNED ? "anchor banned" : "anchor suspended";
+        const char *reason =
+                NOTE_KIND(rec->note) == NOTE_CUTOFF_BANNED ? "anchor banned" : "anchor suspended";
         char key[160], event_id[65];
         int n = snprintf(key, sizeof(key), "cutoff|%s", ev->event_id);
 
@@ -708,20 +713,23 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
                 return -1;
         if (!row.found)
                 return 0;
-        return stream_publish_rest(st, rec, row.status, row.vendor, true, errstr, errstr_size);
+        return stream_publish_rest(st, rec, row.status, row.vendor,
+                                   !(rec->note & NOTE_NO_HANDOFF), errstr, errstr_size);
 }
 
 int stream_publish_rest(struct stream_state *st, struct consumer_record *rec, const char *status,
                         const char *vendor, bool may_hand_off, char *errstr, size_t errstr_size)
 {
+        int kind = NOTE_KIND(rec->note);
+
         if (may_hand_off && session_handoff_send(st->handoff, rec->ev.event_id, rec->trace_id,
                                                  errstr, errstr_size) == -1)
                 return -1; /* a replayed or retried event sends the same session.end again */
         if (notify_flush(st->notify, false, errstr, errstr_size) == -1)
                 return -1;
-        if (rec->note == NOTE_VENDOR_DROP && strcmp(status, "live") != 0)
+        if (kind == NOTE_VENDOR_DROP && strcmp(status, "live") != 0)
                 return drop_at_vendor(st, rec, vendor, errstr, errstr_size);
-        if ((rec->note == NOTE_CUTOFF_BANNED || rec->note == NOTE_CUTOFF_SUSPENDED) &&
+        if ((kind == NOTE_CUTOFF_BANNED || kind == NOTE_CUTOFF_SUSPENDED) &&
             strcmp(status, "live") == 0)
                 return cut_off(st, rec, errstr, errstr_size);
         return 0;

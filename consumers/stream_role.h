@@ -40,6 +40,14 @@
 #define NOTE_CUTOFF_BANNED    2
 #define NOTE_CUTOFF_SUSPENDED 3
 
+/* consumer_record.note's kind (the values above) ... */
+#define NOTE_KIND(note) ((note)&0xff)
+/*
+ * ... and a flag beside it: apply() took this event for the first time and it ended no session,
+ * so the outbox holds no session.end of it and publish() need not look (a replay does look).
+ */
+#define NOTE_NO_HANDOFF 0x100
+
 /* The live_events outcome of such a begin, so that a replay of it cuts off again. */
 #define OUTCOME_CUTOFF_BANNED    "cutoff_banned"
 #define OUTCOME_CUTOFF_SUSPENDED "cutoff_suspended"
