@@ -179,6 +179,23 @@ struct db *db_new(const char *url, int timeout_s, char *errstr, size_t errstr_si
         return db;
 }
 
+struct db *db_new_like(const struct db *like, char *errstr, size_t errstr_size)
+{
+        struct db *db = calloc(1, sizeof(*db));
+
+        if (!db) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        db->timeout_s = like->timeout_s;
+        db->url = like->url;
+        if (connect_db(db, errstr, errstr_size) == -1) {
+                db_destroy(db);
+                return NULL;
+        }
+        return db;
+}
+
 void db_destroy(struct db *db)
 {
         struct db_stmt *st, *next;

@@ -57,6 +57,12 @@ struct db_stmt;
  */
 struct db *db_new(const char *url, int timeout_s, char *errstr, size_t errstr_size);
 
+/**
+ * @brief A second connection to like's database, as db_new() made like (for another thread:
+ * a db is used by one thread at a time). @returns NULL with errstr as db_new().
+ */
+struct db *db_new_like(const struct db *like, char *errstr, size_t errstr_size);
+
 /** @brief Closes the connection and frees every statement; NULL is fine. */
 void db_destroy(struct db *db);
 

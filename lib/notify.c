@@ -12,6 +12,7 @@
 #include "contract.h"
 #include "crypto.h"
 #include "log.h"
+#include "notify_mark.h"
 #include "produce.h"
 
 #define NOTIFY_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
@@ -19,10 +20,12 @@
 #define NOTIFY_FLUSH_ROWS_SQL   "500"
 #define NOTIFY_FLUSH_ROUNDS     20    /* transactions per flush at most: the rest waits */
 #define NOTIFY_SWEEP_MS         10000 /* how often the relay sweeps for rows nobody sent */
-/* Acknowledged rows are marked sent in one UPDATE at most this often, or once this many wait:
-   not a statement per batch. A crash before the mark sends them again (same event ids). */
+/* Acknowledged rows go to the mark's thread (one UPDATE there) at most this often, or once
+   this many wait: not a statement per batch. A crash before the mark sends them again (same
+   event ids). */
 #define NOTIFY_MARK_MS   1000
-#define NOTIFY_MARK_ROWS 4096
+#define NOTIFY_MARK_ROWS    4096
+#define NOTIFY_MARK_WAIT_MS 5000 /* notify_flush(always) waits for the mark's thread */
 /* A row this old is in nobody's flight: message.timeout.ms (30 s) has given up on it. */
 #define NOTIFY_SWEEP_AGE_SQL "60"
 #define NOTIFY_PAYLOAD_MAX 8192 /* the read-back's payload buffer */
@@ -76,6 +79,7 @@ struct notify {
         size_t staged_n, staged_cap;
         struct mem_row *mem; /* a batch's rows recorded since the last flush, in order */
         size_t mem_n, mem_cap;
+        struct notify_mark *mark; /* the mark's thread (NULL: the relay marks on db) */
         struct in_flight *inflight; /* in token order */
         size_t inflight_n, inflight_cap;
         uint64_t token;
@@ -155,6 +159,10 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         /* One relay per producer: a second outbox on it waits for its acknowledgements. */
         n->is_async = n->ack && produce_ack_listen(n->ack, on_report, n) == 0;
         n->id_step = id_step(n->db);
+        if (n->is_async && !(n->mark = notify_mark_new(n->db, errstr, errstr_size)))
+                log_warn(NULL, "live.notify: no mark thread (%s): marking on the batch's "
+                               "connection",
+                         errstr);
         return n;
 }
 
@@ -169,6 +177,7 @@ void notify_destroy(struct notify *n)
                  * again by the next life's sweep. */
                 if (n->inflight_n && mark_sent(n, err, sizeof(err)) == -1)
                         log_warn(NULL, "live.notify: marking sent: %s (sent again later)", err);
+                notify_mark_destroy(n->mark); /* marks what it was handed */
                 if (produce_ack_listen(n->ack, NULL, NULL) != 0)
                         log_warn(NULL, "live.notify: the producer's listener stays");
         }
@@ -483,24 +492,33 @@ static int cmp_event_id(const void *a, const void *b)
  */
 static int find_in_flight(const struct notify *n, struct outbox_row *rows, size_t cnt)
 {
+        char(*marking)[65] = NULL; /* acknowledged, handed to the mark's thread */
+        long marking_n = n->mark && cnt ? notify_mark_pending_ids(n->mark, &marking) : 0;
+        size_t ids_n = n->inflight_n + (marking_n > 0 ? (size_t)marking_n : 0);
         const char **ids;
 
         for (size_t i = 0; i < cnt; i++)
                 rows[i].in_flight = false;
-        if (!n->inflight_n || !cnt)
-                return 0;
-        if (!(ids = malloc(n->inflight_n * sizeof(*ids))))
+        if (marking_n == -1)
                 return -1;
+        if (!ids_n || !cnt)
+                return 0;
+        if (!(ids = malloc(ids_n * sizeof(*ids)))) {
+                free(marking);
+                return -1;
+        }
         for (size_t i = 0; i < n->inflight_n; i++)
                 ids[i] = n->inflight[i].event_id;
-        qsort(ids, n->inflight_n, sizeof(*ids), cmp_event_id);
+        for (size_t i = n->inflight_n; i < ids_n; i++)
+                ids[i] = marking[i - n->inflight_n];
+        qsort(ids, ids_n, sizeof(*ids), cmp_event_id);
         for (size_t i = 0; i < cnt; i++) {
                 const char *id = rows[i].event_id;
 
-                rows[i].in_flight =
-                        bsearch(&id, ids, n->inflight_n, sizeof(*ids), cmp_event_id) != NULL;
+                rows[i].in_flight = bsearch(&id, ids, ids_n, sizeof(*ids), cmp_event_id) != NULL;
         }
         free(ids);
+        free(marking);
         return 0;
 }
 
@@ -843,7 +861,7 @@ static int relay_staged(struct notify *n, char *errstr, size_t errstr_size)
  */
 static int mark_sent(struct notify *n, char *errstr, size_t errstr_size)
 {
-        struct db_text sql = {0};
+        struct notify_mark_row *rows;
         size_t acked = 0, kept = 0, reported = 0;
         int rc = 0;
 
@@ -851,23 +869,23 @@ static int mark_sent(struct notify *n, char *errstr, size_t errstr_size)
                 reported += n->inflight[i].state != SEND_PENDING;
         if (!reported)
                 return 0; /* nothing came since the last flush */
-        /* Found by id (the primary key), marked only when the event id is the one acknowledged
-           too: an id a batch's row was given by guess (see notify_text_exec()) cannot mark
-           another row sent. */
-        db_text_add(&sql, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
+        if (!(rows = malloc(n->inflight_n * sizeof(*rows)))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1; /* they stay in flight: the next flush */
+        }
         for (size_t i = 0; i < n->inflight_n; i++)
-                if (n->inflight[i].state == SEND_ACKED)
-                        db_text_add(&sql, acked++ ? ", %lld" : "%lld", n->inflight[i].id);
-        db_text_add(&sql, ") AND event_id IN (");
-        for (size_t i = 0, k = 0; i < n->inflight_n; i++)
                 if (n->inflight[i].state == SEND_ACKED) {
-                        db_text_add(&sql, k++ ? ", " : "");
-                        db_text_str(n->db, &sql, n->inflight[i].event_id);
+                        rows[acked].id = n->inflight[i].id;
+                        memcpy(rows[acked++].event_id, n->inflight[i].event_id, 65);
                 }
-        db_text_add(&sql, ")");
-        if (acked && db_text_exec(n->db, &sql, NULL, errstr, errstr_size) != DB_OK)
-                rc = -1; /* they stay acknowledged in flight: marked by the next flush */
-        db_text_free(&sql);
+        /* Handed to the mark's thread (then they count in flight there), or marked here. */
+        if (acked && n->mark && notify_mark_add(n->mark, rows, acked) == -1) {
+                snprintf(errstr, errstr_size, "out of memory");
+                rc = -1;
+        } else if (acked && !n->mark) {
+                rc = notify_mark_now(n->db, rows, acked, errstr, errstr_size);
+        }
+        free(rows); /* on -1 they stay acknowledged in flight: the next flush */
         for (size_t i = 0; i < n->inflight_n; i++) {
                 struct in_flight *f = &n->inflight[i];
 
@@ -891,6 +909,8 @@ int notify_flush(struct notify *n, bool always, char *errstr, size_t errstr_size
                 n->next_mark_ms = now + NOTIFY_MARK_MS;
                 if (mark_sent(n, errstr, errstr_size) == -1)
                         rc = -1;
+                else if (always && n->mark && !notify_mark_wait(n->mark, NOTIFY_MARK_WAIT_MS))
+                        log_warn(NULL, "live.notify: the mark is still under way");
         }
         if (rc == 0 && (always || n->has_pending || now >= n->next_sweep_ms)) {
                 /* The first sweep of a life (before its relay sends anything) takes every
@@ -913,5 +933,5 @@ int notify_flush(struct notify *n, bool always, char *errstr, size_t errstr_size
 
 size_t notify_in_flight(const struct notify *n)
 {
-        return n->inflight_n;
+        return n->inflight_n + (n->mark ? notify_mark_pending(n->mark) : 0);
 }

@@ -9,8 +9,9 @@
  * were written when the statement inserted every one of them in a transaction that then
  * committed whole (db_txn_committed()); the others are read back (one query by event id: a
  * rolled-back row is not there, a sent one is left out); their acknowledgements come with
- * the producer's next poll, and a flush marks them sent in one statement about once a second
- * (a failed one is produced again). So a batch's offsets are stored after its MySQL commit
+ * the producer's next poll, and about once a second a flush hands them to the relay's mark
+ * thread (lib/notify_mark.h), which marks them sent in one statement on a connection of its
+ * own: the batch's thread never runs that UPDATE (a failed one is produced again). So a batch's offsets are stored after its MySQL commit
  * without waiting for the broker, and what the outbox holds is still sent at least once: a row
  * nobody sent (an earlier life's, after a crash between the commit and the relay or before the
  * mark; one whose send failed) is found by the sweep, which claims unsent rows FOR UPDATE SKIP

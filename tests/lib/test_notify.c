@@ -359,3 +359,41 @@ Test(notify, a_batch_replaying_a_sent_change_sends_only_the_new_one)
         cr_assert(eq(int, seen_before(fresh, old), 0), "a replayed change was sent again");
         notify_destroy(n);
 }
+
+Test(notify, a_locked_row_does_not_stall_the_flush_it_is_marked_once_released)
+{
+        char err[256], key[64], id[65], sql[512];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        const char *keys[1] = {key};
+        MYSQL *holder = support_mysql_connect(url);
+        long long deadline;
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("locked", key, sizeof(key));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err); /* the first sweep */
+        /* A batch's connection gives up on a row lock within a second. */
+        cr_assert(db_sql(db, "SET SESSION innodb_lock_wait_timeout = 1", NULL, err,
+                         sizeof(err)) == DB_OK,
+                  "%s", err);
+        record_batch(n, keys, 1, false, true);
+        /* Another transaction holds the row (another instance's sweep claiming it). */
+        event_id_of(key, id);
+        snprintf(sql, sizeof(sql), "SELECT id FROM notify_outbox WHERE event_id = '%s' FOR UPDATE",
+                 id);
+        cr_assert(mysql_query(holder, "START TRANSACTION") == 0, "%s", mysql_error(holder));
+        cr_assert(mysql_query(holder, sql) == 0, "%s", mysql_error(holder));
+        mysql_free_result(mysql_store_result(holder));
+        /* Sent, acknowledged and due for its mark: the flushes go on, none waits for the lock. */
+        deadline = support_now_ms() + 2500;
+        do {
+                rd_kafka_poll(producer, 50);
+                cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        } while (support_now_ms() < deadline);
+        cr_assert(eq(int, on_topic(key, 3000), 1));
+        cr_assert(eq(sz, notify_in_flight(n), 1), "acknowledged, its mark waits for the lock");
+        cr_assert(mysql_query(holder, "COMMIT") == 0, "%s", mysql_error(holder));
+        settle(n);
+        cr_assert(eq(i64, sent_rows(key), 1));
+        mysql_close(holder);
+        notify_destroy(n);
+}
