@@ -12,6 +12,7 @@
 #include "keyset.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "role_kit.h"
 #include "settlement.h"
 
@@ -28,6 +29,13 @@
  * another anchor or amount, a ratio out of range), ids MySQL matches other than byte for
  * byte, or rows another transaction took meanwhile roll the batch back to settlement_apply()
  * one record at a time, which sorts them out.
+ *
+ * In a stream of new tips the two look-ups find nothing, so a run first goes without them
+ * (write_unread()): the copies within the run are sorted out in memory, a SAVEPOINT is taken,
+ * and the writes themselves say whether the ledger or settlement_detail held a row (a skipped
+ * ledger row, a duplicate key). Then the run rolls back to the savepoint and takes the reading
+ * way above; after that, runs read first until one finds nothing held (a replay after a
+ * restart is many runs of rows held before, each then read once instead of written twice).
  */
 struct run_tip {
         struct consumer_record *rec;
@@ -45,6 +53,7 @@ struct tip_run {
         struct run_tip *tips;
         struct run_tip **sorted; /* by event_id or tip_id, then run order */
         size_t n;
+        size_t held; /* rows the look-ups found in the ledger or settlement_detail */
         bool is_mismatch;
         struct db_text sql;
 };
@@ -134,6 +143,7 @@ static void on_known_key(const struct db_col *cols, void *arg)
                 run->is_mismatch = true;
                 return;
         }
+        run->held++;
         for (; i < ks->m && strcmp(run_key(run->sorted[i], ks->key), ks->id) == 0; i++) {
                 struct run_tip *t = run->sorted[i];
 
@@ -477,9 +487,21 @@ static void finish_run(struct tip_run *run)
         }
 }
 
-static enum apply_result write_run(struct tip_run *run, char *errstr, size_t errstr_size)
+/* The ledger row, the settlement_detail rows and the balances of a run whose flags are set. */
+static enum db_result write_rows(struct tip_run *run, char *errstr, size_t errstr_size)
 {
         size_t settled = 0;
+        enum db_result r;
+
+        if ((r = record_run(run, errstr, errstr_size)) != DB_OK ||
+            (r = insert_details(run, &settled, errstr, errstr_size)) != DB_OK ||
+            (settled && (r = credit_run(run, errstr, errstr_size)) != DB_OK))
+                return r;
+        return DB_OK;
+}
+
+static enum apply_result write_read_first(struct tip_run *run, char *errstr, size_t errstr_size)
+{
         enum db_result r;
 
         if ((r = find_replays(run, errstr, errstr_size)) != DB_OK ||
@@ -490,13 +512,102 @@ static enum apply_result write_run(struct tip_run *run, char *errstr, size_t err
                 snprintf(errstr, errstr_size, "a tip to sort out one at a time");
                 return APPLY_RETRY;
         }
-        if ((r = record_run(run, errstr, errstr_size)) != DB_OK ||
-            (r = insert_details(run, &settled, errstr, errstr_size)) != DB_OK ||
-            (settled && (r = credit_run(run, errstr, errstr_size)) != DB_OK))
+        run->st->is_reading_first = run->held > 0;
+        if ((r = write_rows(run, errstr, errstr_size)) != DB_OK)
                 /* a duplicate key: another transaction took a row since our reads */
                 return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
         finish_run(run);
         return APPLY_DONE;
+}
+
+/*
+ * The copies within the run, as find_replays() and find_settled() mark them when MySQL holds
+ * none of the run's events and tips: a later copy of an event is a replay; a later copy of a
+ * tip_id under another event is a duplicate, or a mismatch when its anchor or amount differ.
+ */
+static void mark_copies(struct tip_run *run)
+{
+        size_t m = sort_run(run, KEY_EVENT);
+
+        for (size_t i = 0; i < m; i++)
+                run->sorted[i]->is_replay = i && strcmp(run->sorted[i]->rec->ev.event_id,
+                                                        run->sorted[i - 1]->rec->ev.event_id) == 0;
+        m = sort_run(run, KEY_TIP);
+        for (size_t i = 0; i < m; i++) {
+                struct run_tip *t = run->sorted[i], *prev = i ? run->sorted[i - 1] : NULL;
+
+                t->is_settled = prev && strcmp(t->se.id, prev->se.id) == 0;
+                if (t->is_settled && (strcmp(t->se.anchor_id, prev->se.anchor_id) != 0 ||
+                                      t->se.amount != prev->se.amount))
+                        run->is_mismatch = true;
+        }
+}
+
+/* The flags the look-ups set, cleared for write_read_first(). */
+static void clear_marks(struct tip_run *run)
+{
+        for (size_t i = 0; i < run->n; i++)
+                run->tips[i].is_replay = run->tips[i].is_settled = run->tips[i].is_known = false;
+        run->held = 0;
+        run->is_mismatch = false;
+}
+
+/*
+ * The run written without the look-ups, behind a savepoint. *is_held: the ledger or
+ * settlement_detail held one of its rows (a skipped ledger row, a duplicate key), and the run
+ * was rolled back to the savepoint for write_read_first().
+ */
+static enum apply_result write_unread(struct tip_run *run, bool *is_held, char *errstr,
+                                      size_t errstr_size)
+{
+        enum db_result r;
+
+        *is_held = false;
+        mark_copies(run);
+        if (run->is_mismatch) {
+                snprintf(errstr, errstr_size, "a tip to sort out one at a time");
+                return APPLY_RETRY;
+        }
+        db_text_reset(&run->sql);
+        db_text_add(&run->sql, "SAVEPOINT settlement_run");
+        if ((r = db_text_exec(run->st->db, &run->sql, NULL, errstr, errstr_size)) != DB_OK ||
+            (r = find_ratios(run, errstr, errstr_size)) != DB_OK)
+                return apply_from_db(r);
+        if (run->is_mismatch) {
+                snprintf(errstr, errstr_size, "a tip to sort out one at a time");
+                return APPLY_RETRY;
+        }
+        if ((r = write_rows(run, errstr, errstr_size)) == DB_DUPLICATE) {
+                *is_held = true;
+                db_text_reset(&run->sql);
+                db_text_add(&run->sql, "ROLLBACK TO SAVEPOINT settlement_run");
+                r = db_text_exec(run->st->db, &run->sql, NULL, errstr, errstr_size);
+                return r == DB_OK ? APPLY_DONE : apply_from_db(r);
+        }
+        if (r != DB_OK)
+                return apply_from_db(r);
+        finish_run(run);
+        return APPLY_DONE;
+}
+
+static enum apply_result write_run(struct tip_run *run, char *errstr, size_t errstr_size)
+{
+        struct settlement_state *st = run->st;
+        enum apply_result ar;
+        bool is_held;
+
+        if (st->is_reading_first) {
+                metric_add(st->m_runs_read_first, 1);
+                return write_read_first(run, errstr, errstr_size);
+        }
+        if ((ar = write_unread(run, &is_held, errstr, errstr_size)) != APPLY_DONE || !is_held) {
+                if (ar == APPLY_DONE)
+                        metric_add(st->m_runs_unread, 1);
+                return ar;
+        }
+        metric_add(st->m_runs_conflict, 1);
+        clear_marks(run);
+        return write_read_first(run, errstr, errstr_size); /* sets is_reading_first */
 }
 
 /* Applies the run's tips (if any) and empties it. */

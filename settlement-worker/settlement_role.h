@@ -44,6 +44,8 @@ struct settlement_state {
         long long sweep_ms;
         long long last_sweep_ms;
         struct metric *counted[NOTE_COUNT];
+        bool is_reading_first; /* a run met rows held before: runs read first until one finds none */
+        struct metric *m_runs_unread, *m_runs_read_first, *m_runs_conflict;
         struct ledger *ledger;
         struct notify *notify; /* live.notify: withdrawal succeeded / rejected */
         struct db_stmt *find_ratio, *insert_detail, *find_detail, *credit, *claim_request, *debit,

@@ -539,6 +539,59 @@ Test(settlement, anchor_and_platform_add_up_exactly_for_awkward_amounts)
         stop_copy(0);
 }
 
+/*
+ * New tips are written without looking the ledger and settlement_detail up first; a replay of
+ * them is looked up (either at once, or after its unread write met the rows and was rolled
+ * back), and settles nothing twice.
+ */
+Test(settlement, new_tips_are_written_unread_and_their_replay_is_looked_up)
+{
+        const char *unread = "liveflow_settlement_tip_runs_total{way=\"unread\"}";
+        const char *read_first = "liveflow_settlement_tip_runs_total{way=\"read_first\"}";
+        const char *conflict = "liveflow_settlement_tip_runs_total{way=\"conflict\"}";
+        char anchor[64], tip[96], like[80];
+        long long share = 0, looked_up;
+        int port;
+
+        snprintf(anchor, sizeof(anchor), "%s_u", fx.prefix);
+        snprintf(like, sizeof(like), "%s_u%%", fx.prefix);
+        start_copy(0, NULL);
+        port = fx.copies[0].admin_port;
+        for (int i = 0; i < 30; i++) {
+                snprintf(tip, sizeof(tip), "%s_u%d", fx.prefix, i);
+                produce_tip(anchor, tip, 100 + i * 37, BASE_MS + i);
+                share += anchor_share(100 + i * 37, 4500);
+        }
+        flush();
+        wait_details(like, 30);
+        expect_balance(anchor, share, 0);
+        cr_assert(ge(i64, scrape(port, unread), 1), "no run was written unread (log %s)",
+                  fx.log_path);
+        looked_up = scrape(port, read_first) + scrape(port, conflict);
+        cr_assert(ge(i64, looked_up, 0), "no read_first or conflict counter");
+
+        for (int i = 0; i < 30; i++) { /* the same records again: a replay */
+                snprintf(tip, sizeof(tip), "%s_u%d", fx.prefix, i);
+                produce_tip(anchor, tip, 100 + i * 37, BASE_MS + i);
+        }
+        snprintf(tip, sizeof(tip), "%s_ulast", fx.prefix); /* same partition: after them */
+        produce_tip(anchor, tip, 5, BASE_MS + 99);
+        flush();
+        wait_details(like, 31);
+        expect_balance(anchor, share + anchor_share(5, 4500), 0);
+        cr_assert(eq(i64,
+                     query_int("SELECT COUNT(*) FROM live_events WHERE consumer = 'settlement' AND "
+                               "outcome = 'applied' AND event_id IN (SELECT SHA2(CONCAT("
+                               "'internal|reward|', trace_id), 256) FROM settlement_detail WHERE "
+                               "trace_id LIKE '%s')",
+                               like),
+                     31),
+                  "the ledger holds each tip's event");
+        cr_assert(gt(i64, scrape(port, read_first) + scrape(port, conflict), looked_up),
+                  "the replay was neither looked up first nor rolled back (log %s)", fx.log_path);
+        stop_copy(0);
+}
+
 Test(settlement, a_replayed_tip_is_settled_once)
 {
         char anchor[64], tip[96], last[96], like[80], dlq_msg[512] = "";
