@@ -94,7 +94,7 @@ static const char *const recording_failures[] = {"record_start_failed", "record_
 /* Counts a recording failure an alert can fire on, once its event is durable. */
 void request_count_recording_failure(const struct request *req)
 {
-        const char *state = json_string_value(json_object_get(req->ev.payload, "record_event"));
+        const char *state = webhook_payload_text(&req->ev, "record_event");
         char labels[160];
 
         if (!state || !req->ev.event_type || strcmp(req->ev.event_type, "record.status") != 0)
@@ -150,7 +150,7 @@ void request_log(const struct request *req, enum MHD_RequestTerminationCode toe)
         const char *aborted = termination_name(toe);
         char delivered[96] = "", tip[96] = "";
         double ms = (double)(clock_mono_us() - req->start_us) / 1000.0;
-        const char *tip_id = json_string_value(json_object_get(req->ev.payload, "tip_id"));
+        const char *tip_id = webhook_payload_text(&req->ev, "tip_id");
 
         /* A tip's own id, so that from the id the tip service knows the request is found. */
         if (tip_id)

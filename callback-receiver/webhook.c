@@ -88,6 +88,13 @@ static int check_tags(const char *text, const char *prefix, struct webhook_verdi
         return rc;
 }
 
+const char *webhook_payload_text(const struct webhook_event *ev, const char *name)
+{
+        if (ev->fields)
+                return payload_get_text(ev->fields, name);
+        return json_string_value(json_object_get(ev->payload, name));
+}
+
 /* The text of an envelope id or a payload field of ev; NULL when absent or not text. */
 static const char *event_text(const struct webhook_event *ev, const char *name)
 {
@@ -95,9 +102,7 @@ static const char *event_text(const struct webhook_event *ev, const char *name)
                 return ev->stream_id;
         if (strcmp(name, "room_id") == 0)
                 return ev->room_id;
-        if (ev->fields)
-                return payload_get_text(ev->fields, name);
-        return json_string_value(json_object_get(ev->payload, name));
+        return webhook_payload_text(ev, name);
 }
 
 /*

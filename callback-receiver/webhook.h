@@ -117,6 +117,12 @@ struct webhook_verdict {
 int webhook_check_limits(const struct webhook_event *ev, const char *prefix,
                          struct webhook_verdict *v);
 
+/**
+ * @brief The text of ev's payload field name, whether the payload is fields or JSON.
+ * @returns it (owned by ev), or NULL when absent, not text, or the payload is null.
+ */
+const char *webhook_payload_text(const struct webhook_event *ev, const char *name);
+
 /** @brief Frees what ev owns and zeroes it; safe on a zeroed or already finished event. */
 void webhook_event_fini(struct webhook_event *ev);
 
