@@ -282,51 +282,67 @@ bool internal_is_integer_between(const cJSON *value, long long min, long long ma
         return jsonfast_integer(value, &n) && n >= min && n <= max;
 }
 
-/* The value of an integer internal_is_integer_between() accepted. */
-static json_t *integer_of(const cJSON *value)
+/* Sets p[to] to the text s; true. */
+static bool set_text(struct payload *p, const char *to, const char *s)
+{
+        payload_set_text(p, to, s, strlen(s));
+        return true;
+}
+
+/* Sets p[to] to an integer internal_is_integer_between() accepted; true. */
+static bool set_integer(struct payload *p, const char *to, const cJSON *value)
 {
         int64_t n = 0;
 
         jsonfast_integer(value, &n);
-        return json_integer(n);
+        payload_set_int(p, to, n);
+        return true;
 }
 
 /*
  * An id field: a JSON string of 1..max characters without control characters, or a JSON
  * integer, which means its decimal text (platforms with BIGINT ids send them as numbers).
- * True with the text as a new JSON string in *out (NULL when out of memory, which the
- * caller's set reports).
+ * @returns the text (the string's own, or the digits in buf), or NULL when value is neither.
  */
-bool internal_id_text(const cJSON *value, size_t max, json_t **out)
+static const char *id_text(const cJSON *value, size_t max, char digits[24])
 {
-        char digits[24];
         int64_t n;
 
         if (jsonfast_integer(value, &n)) {
-                snprintf(digits, sizeof(digits), "%" PRId64, n);
-                *out = json_string(digits);
-                return true;
+                snprintf(digits, 24, "%" PRId64, n);
+                return digits;
         }
         if (!cJSON_IsString(value) ||
             !internal_is_clean_id(value->valuestring, strlen(value->valuestring), max))
+                return NULL;
+        return value->valuestring;
+}
+
+bool internal_id_text(const cJSON *value, size_t max, json_t **out)
+{
+        char digits[24];
+        const char *s = id_text(value, max, digits);
+
+        if (!s)
                 return false;
-        *out = json_stringn(value->valuestring, strlen(value->valuestring));
+        *out = json_string(s);
         return true;
 }
 
 /*
  * Checks one present field: false with the reason (what was expected) in why, else true with
- * its payload value in *out (NULL when out of memory, which the caller's set reports).
+ * its value set in p (a set that fails marks p, which the caller reports).
  */
 static bool convert(const struct internal *in, const struct field *f, const cJSON *value,
-                    json_t **out, char *why, size_t why_size)
+                    struct payload *p, char *why, size_t why_size)
 {
-        const char *s = cJSON_GetStringValue(value);
+        const char *s = cJSON_GetStringValue(value), *id;
+        char digits[24];
 
         switch (f->kind) {
         case FIELD_ID:
-                if (internal_id_text(value, BODY_ID_MAX, out))
-                        return true;
+                if ((id = id_text(value, BODY_ID_MAX, digits)))
+                        return set_text(p, f->to, id);
                 snprintf(why, why_size,
                          "expected a string of 1 to %d characters without control characters, "
                          "or an integer",
@@ -334,29 +350,29 @@ static bool convert(const struct internal *in, const struct field *f, const cJSO
                 return false;
         case FIELD_AMOUNT:
                 if (internal_is_integer_between(value, 1, in->max_amount))
-                        return (*out = integer_of(value), true);
+                        return set_integer(p, f->to, value);
                 snprintf(why, why_size, "expected an integer from 1 to %lld (minor units)",
                          in->max_amount);
                 return false;
         case FIELD_COUNT:
                 if (internal_is_integer_between(value, 1, GIFT_COUNT_MAX))
-                        return (*out = integer_of(value), true);
+                        return set_integer(p, f->to, value);
                 snprintf(why, why_size, "expected an integer from 1 to %lld", GIFT_COUNT_MAX);
                 return false;
         case FIELD_TIME_MS:
                 if (internal_is_integer_between(value, TS_MIN_MS, TS_MAX_MS))
-                        return (*out = integer_of(value), true);
+                        return set_integer(p, f->to, value);
                 snprintf(why, why_size, "expected Unix milliseconds, an integer from %lld to %lld",
                          TS_MIN_MS, TS_MAX_MS);
                 return false;
         case FIELD_GENDER:
                 if (s && is_in_set(s, genders))
-                        return (*out = json_string(s), true);
+                        return set_text(p, f->to, s);
                 snprintf(why, why_size, "expected male, female or unknown");
                 return false;
         case FIELD_AUDIENCE_TYPE:
                 if (s && is_in_set(s, audience_types))
-                        return (*out = json_string(s), true);
+                        return set_text(p, f->to, s);
                 snprintf(why, why_size, "expected registered or guest");
                 return false;
         }
@@ -364,16 +380,18 @@ static bool convert(const struct internal *in, const struct field *f, const cJSO
         return false;
 }
 
-/* Checks every field of the table in obj and copies it, converted, into payload. */
+/*
+ * Checks every field of the table in obj and copies it, converted, into payload: a struct
+ * payload, written as Avro straight from it (codec_encode_direct()).
+ */
 static int read_fields(struct internal *in, const char *endpoint, const cJSON *obj,
-                       const struct field *fields, size_t n, json_t *payload,
+                       const struct field *fields, size_t n, struct payload *payload,
                        struct webhook_verdict *v)
 {
         for (size_t i = 0; i < n; i++) {
                 const struct field *f = &fields[i];
                 const cJSON *value = internal_member(obj, f->name);
                 char why[128];
-                json_t *converted = NULL;
 
                 if (!value || cJSON_IsNull(value)) {
                         if (f->is_required)
@@ -381,10 +399,10 @@ static int read_fields(struct internal *in, const char *endpoint, const cJSON *o
                                                              "%s is missing", f->name);
                         continue;
                 }
-                if (!convert(in, f, value, &converted, why, sizeof(why)))
+                if (!convert(in, f, value, payload, why, sizeof(why)))
                         return internal_refuse_field(in, endpoint, f->name, v, "%s: %s", f->name,
                                                      why);
-                if (json_object_set_new(payload, f->to, converted) == -1) /* NULL: out of memory */
+                if (payload->has_failed)
                         return webhook_refuse(v, 500, NULL, "out of memory");
         }
         return 0;
@@ -450,46 +468,50 @@ static int dup_or_refuse(char **out, const char *s, struct webhook_verdict *v)
         return 0;
 }
 
+/* A required integer field that read_fields() set. */
+static int64_t required_int(const struct payload *p, const char *name)
+{
+        const struct payload_field *f = payload_get(p, name);
+
+        return f ? f->n : 0;
+}
+
 static int map_reward(struct internal *in, const cJSON *obj, struct webhook_event *ev,
                       struct webhook_verdict *v)
 {
-        json_t *p = json_object();
+        struct payload *p = payload_new();
 
         if (!p)
                 return webhook_refuse(v, 500, NULL, "out of memory");
-        ev->payload = p; /* owned by ev from here: webhook_event_fini() frees it on failure */
+        ev->fields = p; /* owned by ev from here: webhook_event_fini() frees it on failure */
         if (read_fields(in, "rewards", obj, reward_fields,
                         sizeof(reward_fields) / sizeof(reward_fields[0]), p, v) == -1 ||
-            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) ==
-                    -1 ||
-            dup_or_refuse(&ev->room_id, json_string_value(json_object_get(p, "room_id")), v) == -1)
+            dup_or_refuse(&ev->anchor_id, payload_get_text(p, "anchor_id"), v) == -1 ||
+            dup_or_refuse(&ev->room_id, payload_get_text(p, "room_id"), v) == -1)
                 return -1;
-        event_id_of(ev->event_id, "internal|reward",
-                    json_string_value(json_object_get(p, "tip_id")));
+        event_id_of(ev->event_id, "internal|reward", payload_get_text(p, "tip_id"));
         ev->vendor = "internal";
         ev->event_type = "reward";
         ev->topic = TOPIC_REWARD;
         ev->payload_name = "Reward";
         ev->key = ev->anchor_id;
-        ev->event_time_ms = json_integer_value(json_object_get(p, "ts_ms"));
+        ev->event_time_ms = required_int(p, "ts_ms");
         return 0;
 }
 
 static int map_withdrawal(struct internal *in, const cJSON *obj, int64_t now_ms,
                           struct webhook_event *ev, struct webhook_verdict *v)
 {
-        json_t *p = json_object();
+        struct payload *p = payload_new();
 
         if (!p)
                 return webhook_refuse(v, 500, NULL, "out of memory");
-        ev->payload = p;
+        ev->fields = p;
         if (read_fields(in, "withdrawals", obj, withdrawal_fields,
                         sizeof(withdrawal_fields) / sizeof(withdrawal_fields[0]), p, v) == -1 ||
-            dup_or_refuse(&ev->anchor_id, json_string_value(json_object_get(p, "anchor_id")), v) ==
-                    -1)
+            dup_or_refuse(&ev->anchor_id, payload_get_text(p, "anchor_id"), v) == -1)
                 return -1;
-        event_id_of(ev->event_id, "internal|withdrawal",
-                    json_string_value(json_object_get(p, "request_id")));
+        event_id_of(ev->event_id, "internal|withdrawal", payload_get_text(p, "request_id"));
         ev->vendor = "internal";
         ev->event_type = "withdrawal";
         ev->topic = TOPIC_WITHDRAWAL;
