@@ -107,7 +107,9 @@ static void register_metrics(struct reward_state *st, struct metrics *m)
                 m, "liveflow_reward_redis_degraded_total",
                 "Tips kept in MySQL only because Redis failed; their rooms are rebuilt", NULL);
         st->m_degraded_now = metrics_gauge(m, "liveflow_reward_redis_degraded",
-                                           "1 while Redis is failing and tips skip it", NULL);
+                                           "1 while Redis is failing and tips skip it (with "
+                                           "several lanes: how many find it failing)",
+                                           NULL);
         st->m_rebuilt =
                 metrics_counter(m, "liveflow_reward_rooms_rebuilt_total",
                                 "Rooms whose Redis figures were rebuilt from recharge", NULL);
@@ -362,14 +364,15 @@ static enum apply_result reward_apply(void *state, struct consumer_record *rec, 
 /* A Redis call failed: publish() keeps tips in MySQL only until tick() finds Redis answering. */
 void reward_redis_failed(struct reward_state *st, const char *why)
 {
-        if (!st->is_degraded)
+        if (!st->is_degraded) {
                 log_warn(
                         NULL,
                         "redis degraded: %s; tips are kept in MySQL only and their rooms are rebuilt "
                         "from it once Redis answers",
                         why);
+                metric_add(st->m_degraded_now, 1); /* the series sums the process's lanes */
+        }
         st->is_degraded = true;
-        metric_set(st->m_degraded_now, 1);
 }
 
 static redisReply *redis_eval(struct reward_state *st, const char *script, int nkeys,
@@ -612,7 +615,7 @@ static void reward_tick(void *state, long long now_ms)
                 if (redis_conn_ping(st->redis, err, sizeof(err)) == -1)
                         return;
                 st->is_degraded = false;
-                metric_set(st->m_degraded_now, 0);
+                metric_add(st->m_degraded_now, -1);
                 log_info(NULL, "redis answers again: rebuilding the marked rooms from recharge");
         }
         check_redis_epoch(st);
