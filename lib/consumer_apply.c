@@ -13,6 +13,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "signals.h"
 
 /* ------------------------------------------------------------------ decoding */
 
@@ -132,81 +133,115 @@ static void take_slot_results(struct consumer *c)
         }
 }
 
-/*
- * The set-based fast path (roles with apply_many): the whole batch in one transaction and a
- * few statements. @returns false when it rolled everything back (the caller then goes one
- * record at a time, which also pins a permanent failure on its own record).
- */
-static bool apply_batch_many(struct consumer *c)
+/* A failure of a whole-batch attempt: transient ones (a deadlock) are worth a second try. */
+static enum apply_result batch_failure(enum db_result r)
 {
-        char err[512] = "";
-        size_t n;
-
-        if (!reserve_slots(c)) {
-                snprintf(err, sizeof(err), "out of memory");
-                goto fallback;
-        }
-        if (!(n = fill_slots(c)))
-                return true;
-        if (db_begin(c->db, err, sizeof(err)) != DB_OK)
-                goto fallback;
-        if (c->role->apply_many(c->state, c->slots, n, err, sizeof(err)) != APPLY_DONE ||
-            db_commit(c->db, err, sizeof(err)) != DB_OK) {
-                db_rollback(c->db);
-                goto fallback;
-        }
-        take_slot_results(c);
-        return true;
-fallback:
-        log_warn(NULL, "batch of %zu rolled back, retrying one record at a time: %s", c->item_cnt,
-                 err);
-        return false;
+        return r == DB_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
 }
 
 /*
- * The fast path: the whole batch in one transaction, a savepoint per record so that a
- * permanent failure drops only its own record. @returns false when a transient failure
- * rolled everything back (the caller then goes one record at a time).
+ * The set-based fast path (roles with apply_many): the whole batch in one transaction and a
+ * few statements. @returns APPLY_DONE, or APPLY_RETRY / APPLY_PERMANENT (transient or not)
+ * with err when it rolled everything back.
  */
-bool consumer_apply_batch(struct consumer *c)
+static enum apply_result apply_many_once(struct consumer *c, char *err, size_t err_size)
 {
-        char err[512];
+        enum apply_result r;
+        enum db_result dr;
+        size_t n;
 
-        if (c->role->apply_many)
-                return apply_batch_many(c);
-        if (db_begin(c->db, err, sizeof(err)) != DB_OK)
-                goto transient;
+        if (!reserve_slots(c)) {
+                snprintf(err, err_size, "out of memory");
+                return APPLY_PERMANENT;
+        }
+        if (!(n = fill_slots(c)))
+                return APPLY_DONE;
+        if ((dr = db_begin(c->db, err, err_size)) != DB_OK)
+                return batch_failure(dr);
+        if ((r = c->role->apply_many(c->state, c->slots, n, err, err_size)) != APPLY_DONE) {
+                db_rollback(c->db);
+                return r == APPLY_RETRY ? APPLY_RETRY : APPLY_PERMANENT;
+        }
+        if ((dr = db_commit(c->db, err, err_size)) != DB_OK) {
+                db_rollback(c->db);
+                return batch_failure(dr);
+        }
+        take_slot_results(c);
+        return APPLY_DONE;
+}
+
+/*
+ * The fast path of a role without apply_many: the whole batch in one transaction, a savepoint
+ * per record so that a permanent failure drops only its own record. @returns as
+ * apply_many_once(); the records it applied are pending again after a rollback.
+ */
+static enum apply_result apply_savepoints_once(struct consumer *c, char *err, size_t err_size)
+{
+        enum apply_result r = APPLY_RETRY;
+        enum db_result dr;
+
+        if ((dr = db_begin(c->db, err, err_size)) != DB_OK)
+                return batch_failure(dr);
         for (size_t i = 0; i < c->item_cnt; i++) {
                 struct item *it = &c->items[i];
-                enum apply_result r;
 
                 if (it->state != ITEM_PENDING)
                         continue;
-                if (!savepoint(c, "SAVEPOINT rec", err, sizeof(err)))
+                if (!savepoint(c, "SAVEPOINT rec", err, err_size))
                         goto rollback;
-                r = apply_one(c, it);
-                if (r == APPLY_RETRY) {
-                        snprintf(err, sizeof(err), "%s", it->error);
+                if ((r = apply_one(c, it)) == APPLY_RETRY) {
+                        snprintf(err, err_size, "%s", it->error);
                         goto rollback;
                 }
                 if (r == APPLY_PERMANENT &&
-                    !savepoint(c, "ROLLBACK TO SAVEPOINT rec", err, sizeof(err)))
+                    !savepoint(c, "ROLLBACK TO SAVEPOINT rec", err, err_size))
                         goto rollback;
         }
-        if (db_commit(c->db, err, sizeof(err)) != DB_OK)
+        if ((dr = db_commit(c->db, err, err_size)) != DB_OK) {
+                r = batch_failure(dr);
                 goto rollback;
+        }
         for (size_t i = 0; i < c->item_cnt; i++)
                 if (c->items[i].state == ITEM_APPLIED && !c->items[i].rec.publish)
                         c->items[i].state = ITEM_DONE;
-        return true;
+        return APPLY_DONE;
 rollback:
         db_rollback(c->db);
-transient:
+        for (size_t i = 0; i < c->item_cnt; i++)
+                if (c->items[i].state == ITEM_APPLIED)
+                        c->items[i].state = ITEM_PENDING;
+        return r == APPLY_DONE ? APPLY_RETRY : r;
+}
+
+/*
+ * The whole batch in one transaction, tried again whole after a transient failure. Two
+ * members of a group (lanes of one process, or copies) apply batches at the same time, and
+ * a batch's locking reads lock the gaps where its new rows go: two batches inserting into each
+ * other's gaps deadlock, and MariaDB rolls one back. The other commits meanwhile, so the
+ * victim's second try usually goes through, where one record at a time would cost a
+ * transaction per record. @returns false when it gave up: the caller then goes one record at
+ * a time, which also pins a permanent failure on its own record.
+ */
+bool consumer_apply_batch(struct consumer *c)
+{
+        char err[512] = "";
+
+        for (int attempt = 1;; attempt++) {
+                enum apply_result r = c->role->apply_many
+                                              ? apply_many_once(c, err, sizeof(err))
+                                              : apply_savepoints_once(c, err, sizeof(err));
+
+                if (r == APPLY_DONE)
+                        return true;
+                if (r != APPLY_RETRY || attempt >= BATCH_ATTEMPTS || consumer_outage_now(c) ||
+                    signals_stop_requested())
+                        break;
+                metric_add(c->m_retried, 1);
+                log_info(NULL, "batch of %zu rolled back (%s), trying it whole again", c->item_cnt,
+                         err);
+        }
         log_warn(NULL, "batch of %zu rolled back, retrying one record at a time: %s", c->item_cnt,
                  err);
-        for (size_t i = 0; i < c->item_cnt; i++)
-                if (c->items[i].state == ITEM_APPLIED || c->items[i].state == ITEM_PENDING)
-                        c->items[i].state = ITEM_PENDING;
         return false;
 }
 

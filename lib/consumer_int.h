@@ -17,7 +17,8 @@
 #include "settings.h"
 #include "store_breaker.h"
 
-#define MAX_ATTEMPTS 3
+#define MAX_ATTEMPTS   3
+#define BATCH_ATTEMPTS 2 /* a whole batch, before one record at a time (consumer_apply.c) */
 
 enum item_state {
         ITEM_PENDING, /* not yet applied */
