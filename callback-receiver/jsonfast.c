@@ -54,6 +54,28 @@ static bool unicode_escape_ok(const unsigned char *hex, size_t avail)
         return true;
 }
 
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* A byte of w is zero. */
+static uint64_t has_zero(uint64_t w)
+{
+        return (w - ONES) & ~w & HIGHS;
+}
+
+/* The 8 bytes at p are printable ASCII, none '"' or '\\': nothing a string needs to look at. */
+static bool is_plain8(const unsigned char *p)
+{
+        uint64_t w;
+
+        memcpy(&w, p, sizeof(w));
+        if (w & HIGHS)
+                return false;
+        /* no byte is 0x80 or more, so a byte below 0x20 is one that borrows here */
+        return !(((w - 0x20 * ONES) & ~w & HIGHS) | has_zero(w ^ ('"' * ONES)) |
+                 has_zero(w ^ ('\\' * ONES)));
+}
+
 /*
  * True when cJSON and jansson read b[0..len) alike: UTF-8 valid, no control character but
  * JSON's whitespace outside strings and none inside, only JSON's escapes (a \u with four hex
@@ -63,31 +85,43 @@ static bool unicode_escape_ok(const unsigned char *hex, size_t avail)
  */
 static bool reads_alike(const unsigned char *b, size_t len)
 {
-        bool in_string = false;
+        size_t i = 0;
 
-        for (size_t i = 0; i < len; i++) {
+        while (i < len) {
                 unsigned char c = b[i];
 
-                if (c >= 0x80) {
-                        size_t n = in_string ? utf8_len(b + i, len - i) : 0;
+                if (c == '"') { /* a string, to its closing quote */
+                        for (i++;; i++) {
+                                /* most bytes of a string are printable ASCII: 8 at a time */
+                                while (i + 8 <= len && is_plain8(b + i))
+                                        i += 8;
+                                while (i < len && b[i] >= 0x20 && b[i] < 0x80 && b[i] != '"' &&
+                                       b[i] != '\\')
+                                        i++;
+                                if (i >= len)
+                                        return false; /* not closed */
+                                c = b[i];
+                                if (c == '"')
+                                        break;
+                                if (c == '\\') {
+                                        if (i + 1 >= len || !b[i + 1] ||
+                                            !strchr("\"\\/bfnrtu", b[i + 1]))
+                                                return false;
+                                        if (b[i + 1] == 'u' &&
+                                            !unicode_escape_ok(b + i + 2, len - i - 2))
+                                                return false;
+                                        i++;
+                                } else if (c < 0x20) {
+                                        return false;
+                                } else { /* c >= 0x80 */
+                                        size_t n = utf8_len(b + i, len - i);
 
-                        if (!n)
-                                return false;
-                        i += n - 1;
-                } else if (in_string) {
-                        if (c == '"') {
-                                in_string = false;
-                        } else if (c == '\\') {
-                                if (i + 1 >= len || !b[i + 1] || !strchr("\"\\/bfnrtu", b[i + 1]))
-                                        return false;
-                                if (b[i + 1] == 'u' && !unicode_escape_ok(b + i + 2, len - i - 2))
-                                        return false;
-                                i++;
-                        } else if (c < 0x20) {
-                                return false;
+                                        if (!n)
+                                                return false;
+                                        i += n - 1;
+                                }
                         }
-                } else if (c == '"') {
-                        in_string = true;
+                        i++;
                 } else if (c == '-' || (c >= '0' && c <= '9')) {
                         size_t j = i + (c == '-'), digits = 0;
 
@@ -103,12 +137,15 @@ static bool reads_alike(const unsigned char *b, size_t len)
                         if (digits > FAST_DIGITS_MAX ||
                             (j < len && (strchr(".eE+-", b[j]) || (b[j] >= '0' && b[j] <= '9'))))
                                 return false;
-                        i = j - 1;
-                } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+                        i = j;
+                } else if (c >= 0x80 ||
+                           (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r')) {
                         return false;
+                } else {
+                        i++;
                 }
         }
-        return !in_string;
+        return true;
 }
 
 /* True when no object of the tree holds a key twice (and none is too wide to check here). */

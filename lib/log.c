@@ -128,14 +128,6 @@ int log_level_parse(const char *s)
         return -1;
 }
 
-/* Replaces control bytes so that one event is always exactly one line. */
-static void sanitize(char *s)
-{
-        for (; *s; s++)
-                if ((unsigned char)*s < 0x20 || *s == 0x7f)
-                        *s = ' ';
-}
-
 /* The calling thread's tag (log_set_thread_tag()); "" when none. */
 static _Thread_local char thread_tag[32];
 
@@ -199,14 +191,73 @@ static int format_json(char *line, size_t size, const char *when, enum log_level
         return (int)(n + 2);
 }
 
-void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
+/*
+ * Appends s to out[*n..size - 1) (*n < size); with is_sanitized, control bytes become blanks, so
+ * that one event is always exactly one line. Stops short when full.
+ */
+static void put_text(char *out, size_t size, size_t *n, const char *s, bool is_sanitized)
 {
-        char line[4096], msg[2048], when[96];
-        const char *trace;
+        size_t len = strlen(s), room = size - 1 - *n;
+
+        if (len > room)
+                len = room;
+        memcpy(out + *n, s, len);
+        if (is_sanitized)
+                for (size_t i = *n; i < *n + len; i++)
+                        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+                                out[i] = ' ';
+        *n += len;
+}
+
+/* Appends the decimal digits of v (at least `width`, zero-padded). */
+static void put_uint(char *out, size_t size, size_t *n, unsigned long v, int width)
+{
+        char digits[24];
+        int k = 0;
+
+        do {
+                digits[k++] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v || k < width);
+        while (k > 0 && *n + 1 < size)
+                out[(*n)++] = digits[--k];
+}
+
+/*
+ * The text line, "time process[pid] LEVEL trace=<id> [tag ]msg", built by appending (a printf of
+ * the whole line cost as much again as formatting the message). @returns its length.
+ */
+static size_t format_text(char *line, size_t size, const char *when, enum log_level level,
+                          const char *trace, const char *msg)
+{
+        size_t n = 0;
+
+        put_text(line, size, &n, when, false);
+        put_text(line, size, &n, " ", false);
+        put_text(line, size, &n, log_process, false);
+        put_text(line, size, &n, "[", false);
+        put_uint(line, size, &n, (unsigned long)(log_pid ? log_pid : getpid()), 1);
+        put_text(line, size, &n, "] ", false);
+        put_text(line, size, &n, level_names[level], false);
+        put_text(line, size, &n, " trace=", false);
+        put_text(line, size, &n, trace, false);
+        put_text(line, size, &n, " ", false);
+        if (thread_tag[0]) {
+                put_text(line, size, &n, thread_tag, false);
+                put_text(line, size, &n, " ", false);
+        }
+        put_text(line, size, &n, msg, true);
+        return n;
+}
+
+void log_write_msg(enum log_level level, const char *trace_id, const char *msg)
+{
+        char line[4096], when[64];
+        const char *trace = trace_id && *trace_id ? trace_id : "-";
         struct timeval tv;
         struct tm tm;
-        va_list ap;
-        int n, m;
+        size_t w = 0;
+        int n;
 
         gettimeofday(&tv, NULL);
         if (tv.tv_sec != second_at) { /* the date and time change once a second */
@@ -216,25 +267,16 @@ void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
                          tm.tm_sec);
                 second_at = tv.tv_sec;
         }
-        snprintf(when, sizeof(when), "%s.%03ldZ", second_text, (long)(tv.tv_usec / 1000));
-        va_start(ap, fmt);
-        m = vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        if (m < 0)
-                return;
-        trace = trace_id && *trace_id ? trace_id : "-";
+        put_text(when, sizeof(when), &w, second_text, false);
+        put_text(when, sizeof(when), &w, ".", false);
+        put_uint(when, sizeof(when), &w, (unsigned long)(tv.tv_usec / 1000), 3);
+        put_text(when, sizeof(when), &w, "Z", false);
+        when[w] = '\0';
         if (log_format == LOG_FORMAT_JSON) {
                 if ((n = format_json(line, sizeof(line) - 1, when, level, trace, msg)) < 0)
                         return;
         } else {
-                sanitize(msg);
-                n = snprintf(line, sizeof(line) - 1, "%s %s[%d] %s trace=%s %s%s%s", when,
-                             log_process, (int)(log_pid ? log_pid : getpid()), level_names[level],
-                             trace, thread_tag, thread_tag[0] ? " " : "", msg);
-                if (n < 0)
-                        return;
-                if ((size_t)n >= sizeof(line) - 1)
-                        n = (int)sizeof(line) - 2; /* cut: one line still */
+                n = (int)format_text(line, sizeof(line) - 1, when, level, trace, msg);
         }
         line[n++] = '\n';
         if (!is_buffering) {
@@ -249,4 +291,17 @@ void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
         if (level <= LOG_LEVEL_WARN)
                 flush_locked();
         pthread_mutex_unlock(&buf_lock);
+}
+
+void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
+{
+        char msg[2048];
+        va_list ap;
+        int m;
+
+        va_start(ap, fmt);
+        m = vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (m >= 0)
+                log_write_msg(level, trace_id, msg);
 }

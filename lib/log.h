@@ -45,6 +45,9 @@ int log_level_parse(const char *s);
 void log_write(enum log_level level, const char *trace_id, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
+/** @brief log_write() of a message already formatted (written as is, control bytes escaped). */
+void log_write_msg(enum log_level level, const char *trace_id, const char *msg);
+
 #define LOG_AT(lvl, trace, ...)                                                                    \
         do {                                                                                       \
                 if ((lvl) <= log_current_level)                                                    \

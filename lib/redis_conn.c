@@ -177,6 +177,51 @@ redisReply *redis_conn_cmd(struct redis_conn *rc, int argc, const char **argv, c
         return check(rc, redisCommandArgv(rc->redis, argc, argv, lens), errstr, errstr_size);
 }
 
+/* Appends the decimal text of v to buf at *n. */
+static void put_count(char *buf, size_t *n, size_t v)
+{
+        char digits[24];
+        int k = 0;
+
+        do {
+                digits[k++] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        while (k > 0)
+                buf[(*n)++] = digits[--k];
+}
+
+/*
+ * redisAppendCommandArgv() of a command written here in RESP: hiredis formats through
+ * sdscatfmt() and copies twice, ~4 k instructions for a six-word EVALSHA; this is a few hundred.
+ * A command too long for the buffer goes to hiredis.
+ */
+static int append_command(redisContext *c, int argc, const char **argv)
+{
+        char buf[1024];
+        size_t n = 0;
+
+        buf[n++] = '*';
+        put_count(buf, &n, (size_t)argc);
+        buf[n++] = '\r';
+        buf[n++] = '\n';
+        for (int i = 0; i < argc; i++) {
+                size_t len = strlen(argv[i]);
+
+                if (n + len + 32 > sizeof(buf))
+                        return redisAppendCommandArgv(c, argc, argv, NULL);
+                buf[n++] = '$';
+                put_count(buf, &n, len);
+                buf[n++] = '\r';
+                buf[n++] = '\n';
+                memcpy(buf + n, argv[i], len);
+                n += len;
+                buf[n++] = '\r';
+                buf[n++] = '\n';
+        }
+        return redisAppendFormattedCommand(c, buf, n);
+}
+
 int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const char **const *cmds,
                         char *errstr, size_t errstr_size)
 {
@@ -185,8 +230,7 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
         if (ensure(rc, errstr, errstr_size) == -1)
                 return -1;
         for (size_t i = 0; i < n; i++)
-                if (redisAppendCommandArgv(rc->redis, argcs[i], (const char **)cmds[i], NULL) !=
-                    REDIS_OK) {
+                if (append_command(rc->redis, argcs[i], (const char **)cmds[i]) != REDIS_OK) {
                         snprintf(errstr, errstr_size, "redis: out of memory");
                         rc->redis->err = REDIS_ERR_OOM;
                         return -1;
@@ -218,8 +262,7 @@ int redis_conn_pipeline_replies(struct redis_conn *rc, size_t n, const int *argc
         if (ensure(rc, errstr, errstr_size) == -1)
                 return -1;
         for (size_t i = 0; i < n; i++)
-                if (redisAppendCommandArgv(rc->redis, argcs[i], (const char **)cmds[i], NULL) !=
-                    REDIS_OK) {
+                if (append_command(rc->redis, argcs[i], (const char **)cmds[i]) != REDIS_OK) {
                         snprintf(errstr, errstr_size, "redis: out of memory");
                         rc->redis->err = REDIS_ERR_OOM;
                         return -1;

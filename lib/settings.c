@@ -85,9 +85,9 @@ static const struct setting settings_table[] = {
                 "a connection must send complete request headers within this (also idle keep-alive)"),
         SET_INT("LIVEFLOW_HTTP_REQUEST_TIMEOUT_MS", "30000", 100, 3600000, http_request_timeout_ms,
                 R, "a request must send its whole body within this after its headers"),
-        SET_INT("LIVEFLOW_HTTP_CONNECTION_MEMORY", "8192", 4096, 1048576, http_connection_memory,
-                R, "bytes per connection for its request line and headers (431 when they do not "
-                   "fit, about 7 KiB at 8192) and its answer's; cleared after every request"),
+        SET_INT("LIVEFLOW_HTTP_CONNECTION_MEMORY", "8192", 4096, 1048576, http_connection_memory, R,
+                "bytes per connection for its request line and headers (431 when they do not "
+                "fit, about 7 KiB at 8192) and its answer's; cleared after every request"),
         SET_INT("LIVEFLOW_MAX_BODY_BYTES", "65536", 256, 16777216, max_body_bytes, R,
                 "request body limit (413 above)"),
         SET_INT("LIVEFLOW_ACK_TIMEOUT_MS", "5000", 50, 19000, ack_timeout_ms, R,

@@ -334,7 +334,8 @@ Test(receiver_e2e, framing_that_could_smuggle_or_hang_is_refused_at_once)
 static char *padded_push(const char *stream, int headers, size_t bytes)
 {
         char *body = signed_push(stream, KEY, 600), *req, *p;
-        size_t per = bytes / (size_t)headers, size = bytes + (size_t)headers * 32 + strlen(body) + 256;
+        size_t per = bytes / (size_t)headers,
+               size = bytes + (size_t)headers * 32 + strlen(body) + 256;
 
         cr_assert(not(eq(ptr, req = malloc(size), NULL)));
         p = req + sprintf(req, "POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\n"
@@ -372,7 +373,8 @@ Test(receiver_e2e, a_head_larger_than_the_connection_memory_is_431_and_the_setti
         const char *const env[] = {"LIVEFLOW_HTTP_CONNECTION_MEMORY=16384", NULL};
 
         start_receiver(NULL);
-        cr_assert(eq(int, padded_push_status(30, 4096), 200), "30 headers, 4 KiB: %s", rcv.log_path);
+        cr_assert(eq(int, padded_push_status(30, 4096), 200), "30 headers, 4 KiB: %s",
+                  rcv.log_path);
         cr_assert(eq(int, padded_push_status(10, 10240), 431), "10 KiB of headers");
         cr_assert(eq(int, padded_push_status(1, 64), 200), "served after the 431");
         stop_receiver_expect_clean_exit();
