@@ -3,15 +3,16 @@
  * audit.c stays the fallback and the oracle, tests/consumers/test_batch_oracle.c). This file
  * reads and locks; audit_batch_decide.c decides in memory; audit_batch_write.c writes.
  *
- * Which verdicts live_audit_logs holds already (one query), the anchors rows of the batch
- * locked in key order (one SELECT ... FOR UPDATE; a missing row's gap), the warnings that can
- * fall into a window of the batch's warnings (one locking read), then every new verdict
- * decided in memory in batch order exactly as audit_apply() decides it, and written with one
- * multi-row insert of the log rows, one of the missing anchors rows, one upsert of the
- * existing anchors rows it changed and one insert of the notifications. The anchors of
- * verdicts without one in their envelope come from live_streams in one query, and once every
- * verdict is decided, the live streams its punishments in force close in another (none when
- * it has none; the batch does not write live_streams). Ids MySQL's
+ * The anchors of verdicts without one in their envelope come from live_streams (one query, none
+ * when every verdict names its anchor); then one statement reads which verdicts
+ * live_audit_logs holds already, locks the anchors rows of the batch in key order (FOR UPDATE;
+ * a missing row's gap) and reads the warnings that can fall into a window of the batch's
+ * warnings (under a shared lock); every new verdict is decided in memory in batch order
+ * exactly as audit_apply() decides it, and written with one multi-row insert of the log rows,
+ * one of the missing anchors rows, one upsert of the existing anchors rows it changed and one
+ * insert of the notifications. Once every verdict is decided, the live streams its
+ * punishments in force close are read in one query (none when it has none; the batch does not
+ * write live_streams). Ids MySQL's
  * collation may match other than byte for byte, an id MySQL returns in another spelling, a
  * time FROM_UNIXTIME cannot take, a verdict recorded meanwhile, an anchors row created
  * meanwhile, or any statement error roll the batch back to audit_apply() per verdict.
@@ -79,22 +80,6 @@ static bool read_batch(struct batch *b, struct apply_slot *slots)
         }
         keyset_sort(&b->ids);
         return is_storable;
-}
-
-/* Which verdicts live_audit_logs holds; the first copy of each other event id is new. */
-static enum db_result find_new_verdicts(struct batch *b, char *errstr, size_t errstr_size)
-{
-        struct keyset *ks = &b->ids;
-        enum db_result r = keyset_find_known(
-                ks, b->st->db, &b->sql, "SELECT event_id FROM live_audit_logs WHERE event_id IN ",
-                errstr, errstr_size);
-
-        if (r != DB_OK)
-                return r;
-        b->is_mismatch |= ks->is_mismatch;
-        for (size_t i = 0; i < ks->n; i++)
-                b->bv[ks->items[i].index].is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
-        return DB_OK;
 }
 
 static void on_stream(const struct db_col *cols, void *arg)
@@ -198,9 +183,9 @@ static void add_anchor_list(struct batch *b)
         db_text_add(&b->sql, ")");
 }
 
-static void on_anchor(const struct db_col *cols, void *arg)
+/* An anchors row of the locking read: id, status, suspended_until, admin_at, updated_at. */
+static void on_anchor(struct batch *b, const struct db_col *cols)
 {
-        struct batch *b = arg;
         struct batch_anchor *ba = audit_batch_find_anchor(b, cols[0].s);
 
         if (!ba) {
@@ -214,51 +199,16 @@ static void on_anchor(const struct db_col *cols, void *arg)
         ba->version_ms = cols[4].is_null ? 0 : cols[4].i;
 }
 
-/*
- * Locks the anchors rows of the batch in key order, in one locking read. A row that is
- * missing is not created here: the read locks the gap where it would be (so under
- * REPEATABLE READ no other transaction inserts it before this one commits), the verdicts
- * decide against a new row's defaults, and audit_batch_write() inserts it with a plain
- * INSERT, which fails (and the batch goes one verdict at a time) if another instance
- * created it meanwhile after all.
- */
-static enum db_result lock_anchors(struct batch *b, char *errstr, size_t errstr_size)
+/* A warning MySQL holds: its anchor and its event time. */
+static void on_warning(struct batch *b, const char *anchor, const struct db_col *time)
 {
-        char id[KEYSET_ID_MAX + 1], status[16];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
-                                {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64}};
-
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql,
-                    "SELECT anchor_id, status, CAST(UNIX_TIMESTAMP(suspended_until) * 1000 AS "
-                    "SIGNED), CAST(UNIX_TIMESTAMP(admin_at) * 1000 AS SIGNED), "
-                    "CAST(UNIX_TIMESTAMP(updated_at) * 1000 AS SIGNED) FROM anchors "
-                    "WHERE anchor_id IN ");
-        add_anchor_list(b);
-        db_text_add(&b->sql, " ORDER BY anchor_id FOR UPDATE");
-        return db_text_query(b->st->db, &b->sql, cols, 5, on_anchor, b, errstr, errstr_size);
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-        long long x = *(const long long *)a, y = *(const long long *)b;
-
-        return (x > y) - (x < y);
-}
-
-static void on_warning(const struct db_col *cols, void *arg)
-{
-        struct batch *b = arg;
-        struct batch_anchor *ba = audit_batch_find_anchor(b, cols[0].s);
+        struct batch_anchor *ba = audit_batch_find_anchor(b, anchor);
 
         if (!ba) {
                 b->is_mismatch = true;
                 return;
         }
-        if (cols[1].is_null)
+        if (time->is_null)
                 return;
         if (ba->nw == ba->cap) {
                 size_t cap = ba->cap ? ba->cap * 2 : 16;
@@ -271,46 +221,135 @@ static void on_warning(const struct db_col *cols, void *arg)
                 ba->warns = w;
                 ba->cap = cap;
         }
-        ba->warns[ba->nw++] = cols[1].i;
+        ba->warns[ba->nw++] = time->i;
 }
 
-/* The warnings MySQL holds that a window of one of the batch's warnings can hold. */
-static enum db_result load_warnings(struct batch *b, char *errstr, size_t errstr_size)
+/* A verdict live_audit_logs holds. */
+static void on_known(struct batch *b, const char *event_id)
 {
-        char id[KEYSET_ID_MAX + 1];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
-                                {.type = DB_PARAM_I64}};
+        struct keyset *ks = &b->ids;
+        size_t i = keyset_find(ks, event_id);
+
+        if (i == ks->n)
+                b->is_mismatch = true;
+        for (; i < ks->n && strcmp(ks->items[i].id, event_id) == 0; i++)
+                ks->items[i].is_known = true;
+}
+
+/* A row of read_locked(): its first column names the read it belongs to. */
+static void on_locked_row(const struct db_col *cols, void *arg)
+{
+        struct batch *b = arg;
+
+        switch (cols[0].is_null ? '\0' : cols[0].s[0]) {
+        case 'k':
+                on_known(b, cols[1].s);
+                break;
+        case 'a':
+                on_anchor(b, cols + 1);
+                break;
+        case 'w':
+                on_warning(b, cols[1].s, &cols[3]);
+                break;
+        default:
+                b->is_mismatch = true;
+        }
+}
+
+/*
+ * The anchors rows of the batch, locked in key order. A row that is missing is not created
+ * here: the read locks the gap where it would be (so under REPEATABLE READ no other
+ * transaction inserts it before this one commits), the verdicts decide against a new row's
+ * defaults, and audit_batch_write() inserts it with a plain INSERT, which fails (and the batch
+ * goes one verdict at a time) if another instance created it meanwhile after all.
+ */
+static void add_anchors_read(struct batch *b)
+{
+        db_text_add(&b->sql,
+                    " UNION ALL (SELECT 'a', anchor_id, status, CAST(UNIX_TIMESTAMP("
+                    "suspended_until) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(admin_at) * 1000 AS "
+                    "SIGNED), CAST(UNIX_TIMESTAMP(updated_at) * 1000 AS SIGNED) FROM anchors "
+                    "WHERE anchor_id IN ");
+        add_anchor_list(b);
+        db_text_add(&b->sql, " ORDER BY anchor_id FOR UPDATE)");
+}
+
+/*
+ * The warnings MySQL holds that a window of one of the batch's warnings can hold, under a
+ * shared lock: those within the window's length of the batch's warnings (of every verdict,
+ * the new ones among them: which are new is known only after this read).
+ */
+static void add_warnings_read(struct batch *b)
+{
         long long lo = 0, hi = 0;
         bool any = false;
-        enum db_result r;
 
         for (size_t i = 0; i < b->n; i++) {
                 const struct batch_verdict *bv = &b->bv[i];
                 long long t = bv->slot->rec->ev.event_time_ms;
 
-                if (!bv->is_new || bv->anchor_ix == AUDIT_NO_ANCHOR || bv->v.severity != AUDIT_WARN)
+                if (!bv->is_valid || bv->anchor_ix == AUDIT_NO_ANCHOR ||
+                    bv->v.severity != AUDIT_WARN)
                         continue;
                 lo = any && lo < t ? lo : t;
                 hi = any && hi > t ? hi : t;
                 any = true;
         }
         if (!any)
-                return DB_OK;
-        db_text_reset(&b->sql);
+                return;
         db_text_add(&b->sql,
-                    "SELECT anchor_id, CAST(UNIX_TIMESTAMP(event_time) * 1000 AS SIGNED) FROM "
-                    "live_audit_logs FORCE INDEX (live_audit_logs_warnings) WHERE severity = "
-                    "'warn' AND event_time > FROM_UNIXTIME(%lld "
-                    "/ 1000) - INTERVAL %lld SECOND AND event_time < FROM_UNIXTIME(%lld / 1000) + "
-                    "INTERVAL %lld SECOND AND anchor_id IN ",
+                    " UNION ALL (SELECT 'w', anchor_id, NULL, CAST(UNIX_TIMESTAMP(event_time) * "
+                    "1000 AS SIGNED), NULL, NULL FROM live_audit_logs FORCE INDEX "
+                    "(live_audit_logs_warnings) WHERE severity = 'warn' AND event_time > "
+                    "FROM_UNIXTIME(%lld / 1000) - INTERVAL %lld SECOND AND event_time < "
+                    "FROM_UNIXTIME(%lld / 1000) + INTERVAL %lld SECOND AND anchor_id IN ",
                     lo, b->st->warn_window_s, hi, b->st->warn_window_s);
         add_anchor_list(b);
-        db_text_add(&b->sql, " LOCK IN SHARE MODE");
-        r = db_text_query(b->st->db, &b->sql, cols, 2, on_warning, b, errstr, errstr_size);
+        db_text_add(&b->sql, " LOCK IN SHARE MODE)");
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+        long long x = *(const long long *)a, y = *(const long long *)b;
+
+        return (x > y) - (x < y);
+}
+
+/*
+ * What the batch decides on, read in one statement once its anchors are known: which
+ * verdicts live_audit_logs holds (the first copy of each other event id is new), the anchors
+ * rows locked, and the warnings their windows can hold.
+ */
+static enum db_result read_locked(struct batch *b, char *errstr, size_t errstr_size)
+{
+        char tag[2], id[KEYSET_ID_MAX + 1], status[16];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = tag, .s_size = sizeof(tag)},
+                                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64}};
+        struct keyset *ks = &b->ids;
+        enum db_result r;
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "(SELECT 'k', event_id, NULL, NULL, NULL, NULL FROM live_audit_logs "
+                             "WHERE event_id IN ");
+        keyset_add_list(ks, b->st->db, &b->sql);
+        db_text_add(&b->sql, ")");
+        if (b->anchor_cnt) {
+                add_anchors_read(b);
+                add_warnings_read(b);
+        }
+        r = db_text_query(b->st->db, &b->sql, cols, 6, on_locked_row, b, errstr, errstr_size);
+        if (r != DB_OK)
+                return r;
         for (size_t i = 0; i < b->anchor_cnt; i++)
                 if (b->anchors[i].nw > 1)
                         qsort(b->anchors[i].warns, b->anchors[i].nw, sizeof(long long), cmp_ll);
-        return r;
+        for (size_t i = 0; i < ks->n; i++)
+                b->bv[ks->items[i].index].is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
+        return DB_OK;
 }
 
 static char *dup_col(const struct db_col *c, bool *ok)
@@ -415,27 +454,18 @@ static enum db_result apply_batch(struct batch *b, struct apply_slot *slots, cha
                         "event ids that MySQL may match other than byte for byte", errstr,
                         errstr_size);
         audit_steps_mark(&b->steps, "read");
-        if ((r = find_new_verdicts(b, errstr, errstr_size)) != DB_OK)
-                return r;
-        audit_steps_mark(&b->steps, "known");
         if ((r = resolve_anchors(b, errstr, errstr_size)) != DB_OK)
                 return r;
         audit_steps_mark(&b->steps, "anchors");
         if (b->is_mismatch || keyset_may_collide(&b->anchor_ids))
                 return audit_batch_fall_back("ids that MySQL may match other than byte for byte",
                                              errstr, errstr_size);
-        if (b->anchor_cnt) {
-                if ((r = lock_anchors(b, errstr, errstr_size)) != DB_OK)
-                        return r;
-                audit_steps_mark(&b->steps, "lock");
-                if ((r = load_warnings(b, errstr, errstr_size)) != DB_OK)
-                        return r;
-                audit_steps_mark(&b->steps, "warnings");
-        }
+        if ((r = read_locked(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        audit_steps_mark(&b->steps, "known_lock");
         if (b->is_mismatch)
-                return audit_batch_fall_back(
-                        "anchor ids that MySQL matches other than byte for byte", errstr,
-                        errstr_size);
+                return audit_batch_fall_back("ids that MySQL matches other than byte for byte",
+                                             errstr, errstr_size);
         if ((r = audit_batch_decide_all(b, errstr, errstr_size)) != DB_OK)
                 return r;
         audit_steps_mark(&b->steps, "decide");
