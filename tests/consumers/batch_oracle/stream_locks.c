@@ -165,7 +165,7 @@ Test(batch_oracle, stream_projection_locks_only_its_own_rows)
         struct side s;
         char err[512] = "";
         MYSQL_RES *res;
-        MYSQL_ROW row;
+        MYSQL_ROW row = NULL;
 
         cr_assert(slots && errors && ptrs);
         open_lock_side(&s, 9);
