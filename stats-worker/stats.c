@@ -42,7 +42,7 @@ static int stats_open(const struct role_env *env, void **state, char *errstr, si
 {
         struct stats_state *st = calloc(1, sizeof(*st));
 
-        if (!st || !(st->tips = tips_new(env->db)) ||
+        if (!st || !(st->tips = tips_new(env->db, env->metrics)) ||
             !(st->sessions = sessions_new(env->db, env->metrics, env->settings->stats_late_s))) {
                 snprintf(errstr, errstr_size, "out of memory");
                 stats_close(st);

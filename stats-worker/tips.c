@@ -8,6 +8,7 @@
 
 #include "db.h"
 #include "keyset.h"
+#include "metrics.h"
 #include "reward.h"
 #include "role_kit.h"
 
@@ -16,6 +17,9 @@
 struct tips {
         struct db *db;
         struct db_stmt *insert_tip, *add_hourly, *anchor_gender, *audience_gender, *learn_gender;
+        bool is_reading_first; /* a batch met tips held before: batches look up first until one
+                                  finds none (see apply_batch()) */
+        struct metric *m_unread, *m_read_first, *m_conflict;
 };
 
 /* A Reward payload as the ledger needs it; strings borrowed from the event. */
@@ -25,13 +29,23 @@ struct reward {
         long long amount, gift_count, ts_ms;
 };
 
-struct tips *tips_new(struct db *db)
+struct tips *tips_new(struct db *db, struct metrics *metrics)
 {
         struct tips *t = calloc(1, sizeof(*t));
 
         if (!t)
                 return NULL;
         t->db = db;
+        t->m_unread = metrics_counter(
+                metrics, "liveflow_stats_tip_batches_total",
+                "Batches of tips written set-based, by way: unread (written without looking "
+                "stats_tip up first), read_first (looked up first, after tips held before were "
+                "met), conflict (written unread, met a tip held before, looked up)",
+                "way=\"unread\"");
+        t->m_read_first =
+                metrics_counter(metrics, "liveflow_stats_tip_batches_total", NULL, "way=\"read_first\"");
+        t->m_conflict =
+                metrics_counter(metrics, "liveflow_stats_tip_batches_total", NULL, "way=\"conflict\"");
         /* A no-op update on a duplicate: affected rows say whether this call recorded the tip,
          * and unlike INSERT IGNORE, bad data is still an error rather than a warning. */
         t->insert_tip = db_stmt(
@@ -206,7 +220,7 @@ enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip 
 
 /*
  * tips_apply() for a whole batch in up to six statements instead of up to five per tip: which
- * tips stats_tip holds already, the genders on file of the anchors and audiences the new tips
+ * tips stats_tip holds already (skipped while batches meet none, see write_tips()), the genders on file of the anchors and audiences the new tips
  * do not state, one multi-row INSERT of the new tips, one upsert of the hourly sums grouped
  * here per (hour, anchor, genders), and one upsert of the audience genders the new tips state.
  * Ids are matched byte for byte; ids that MySQL's collation could match to one another, an id
@@ -266,9 +280,10 @@ static void read_batch(struct tip_batch *b, struct apply_slot *const *slots)
 
 /*
  * Which tips stats_tip holds already; the first copy of each other tip_id is new (copies of
- * one tip_id sort in batch order).
+ * one tip_id sort in batch order). *held: how many it holds.
  */
-static enum db_result find_new_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
+static enum db_result find_new_tips(struct tip_batch *b, size_t *held, char *errstr,
+                                    size_t errstr_size)
 {
         struct keyset *ks = &b->ids;
         enum db_result r;
@@ -278,10 +293,22 @@ static enum db_result find_new_tips(struct tip_batch *b, char *errstr, size_t er
                                    errstr_size)) != DB_OK)
                 return r;
         b->is_mismatch = ks->is_mismatch;
-        for (size_t i = 0; i < ks->n; i++)
+        *held = 0;
+        for (size_t i = 0; i < ks->n; i++) {
                 b->tips[ks->items[i].index].is_new =
                         keyset_is_first(ks, i) && !ks->items[i].is_known;
+                *held += ks->items[i].is_known;
+        }
         return DB_OK;
+}
+
+/* As find_new_tips() when stats_tip holds none of the batch: the first copy of each is new. */
+static void mark_first_copies(struct tip_batch *b)
+{
+        struct keyset *ks = &b->ids;
+
+        for (size_t i = 0; i < ks->n; i++)
+                b->tips[ks->items[i].index].is_new = keyset_is_first(ks, i);
 }
 
 /* ------------------------------------------------------------------ batch genders */
@@ -584,22 +611,60 @@ static enum db_result write_new_tips(struct tip_batch *b, char *errstr, size_t e
         return learn_genders(b, errstr, errstr_size);
 }
 
+/* The batch with stats_tip looked up first (the way every batch went before write_unread()). */
+static enum db_result write_read_first(struct tip_batch *b, char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+        size_t held = 0;
+        bool any_new = false;
+
+        if ((r = find_new_tips(b, &held, errstr, errstr_size)) == DB_OK && b->is_mismatch)
+                r = mismatch(errstr, errstr_size);
+        if (r != DB_OK)
+                return r;
+        b->t->is_reading_first = held > 0;
+        for (size_t i = 0; i < b->n; i++)
+                any_new |= b->tips[i].is_new;
+        return any_new ? write_new_tips(b, errstr, errstr_size) : DB_OK;
+}
+
+/*
+ * In a stream of new tips the look-up finds nothing, so a batch first goes without it: every
+ * first copy is taken for new, and the INSERT into stats_tip says otherwise with a duplicate
+ * key. Nothing of the batch's tips is written before that INSERT (the gender look-ups are
+ * reads) and MySQL rolls a failed statement back by itself, so the batch then goes
+ * write_read_first(); after that, batches read first until one finds no tip held before.
+ */
+static enum db_result write_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
+{
+        struct tips *t = b->t;
+        enum db_result r;
+
+        if (t->is_reading_first) {
+                metric_add(t->m_read_first, 1);
+                return write_read_first(b, errstr, errstr_size);
+        }
+        mark_first_copies(b);
+        if ((r = write_new_tips(b, errstr, errstr_size)) != DB_DUPLICATE) {
+                if (r == DB_OK)
+                        metric_add(t->m_unread, 1);
+                return r;
+        }
+        metric_add(t->m_conflict, 1);
+        b->is_mismatch = false;
+        return write_read_first(b, errstr, errstr_size);
+}
+
 static enum apply_result apply_batch(struct tip_batch *b, struct apply_slot *const *slots,
                                      struct tip *tips, bool *is_new, char *errstr,
                                      size_t errstr_size)
 {
         enum db_result r;
-        bool any_new = false;
 
         read_batch(b, slots);
         if (!b->valid)
                 return APPLY_DONE;
-        if ((r = find_new_tips(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = mismatch(errstr, errstr_size);
-        for (size_t i = 0; i < b->n && r == DB_OK; i++)
-                any_new |= b->tips[i].is_new;
-        if (r == DB_OK && any_new)
-                r = write_new_tips(b, errstr, errstr_size);
+        r = write_tips(b, errstr, errstr_size);
         if (r != DB_OK)
                 return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
         for (size_t i = 0; i < b->n; i++) {

@@ -9,6 +9,7 @@
 #include "consumer.h"
 
 struct db;
+struct metrics;
 
 /*
  * A tip is recorded once in stats_tip (keyed by its own trace_id, Reward.tip_id); only the
@@ -27,10 +28,11 @@ struct tip {
 };
 
 /**
- * @brief Prepares the statements on db (borrowed: it must outlive the ledger).
+ * @brief Prepares the statements on db (borrowed: it must outlive the ledger) and registers the
+ * ledger's counters in metrics.
  * @returns a ledger the caller frees with tips_destroy(), or NULL when out of memory.
  */
-struct tips *tips_new(struct db *db);
+struct tips *tips_new(struct db *db, struct metrics *metrics);
 
 /** @brief Frees the ledger; NULL is fine. */
 void tips_destroy(struct tips *t);

@@ -485,6 +485,63 @@ Test(stats, hourly_sums_are_exact_across_hours_and_genders_and_a_replay_changes_
         stop_worker_expect_clean_exit(0);
 }
 
+/*
+ * New tips are written without looking stats_tip up first; their replay is looked up (at once,
+ * or after the unread INSERT met them), and counts nothing twice.
+ */
+Test(stats, new_tips_are_written_unread_and_their_replay_is_looked_up)
+{
+        const char *unread = "liveflow_stats_tip_batches_total{way=\"unread\"}";
+        const char *read_first = "liveflow_stats_tip_batches_total{way=\"read_first\"}";
+        const char *conflict = "liveflow_stats_tip_batches_total{way=\"conflict\"}";
+        const long long h = 1767225600000LL; /* 2026-01-01T00:00:00Z */
+        char names[400][16], anchor[96], sql[512];
+        long long sum = 0, looked_up;
+        int sent = 0;
+
+        use_redis_db(9);
+        id_of(anchor, sizeof(anchor), "ua");
+        snprintf(sql, sizeof(sql),
+                 "SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats WHERE anchor_id = '%s'",
+                 anchor);
+        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=3600", NULL});
+        /* Other tests' records reach this worker too, replays among them: a batch that meets
+         * one makes the next look up first, until one finds nothing. Rounds of new tips until
+         * one batch went unread. */
+        for (int round = 0; round < 10 && scrape(0, unread) < 1; round++) {
+                for (int i = 0; i < 40; i++, sent++) {
+                        snprintf(names[sent], sizeof(names[sent]), "u%d", sent);
+                        produce_tip(&(struct tip_spec){names[sent], "uu", "ua", 10 + sent,
+                                                       h + sent, "male", "female"},
+                                    NULL);
+                        sum += 10 + sent;
+                }
+                flush();
+                wait_at_least(sum, 30000, "the anchor's hourly sum", sql);
+        }
+        cr_assert_geq(scrape(0, unread), 1, "no batch was written unread");
+        looked_up = scrape(0, read_first) + scrape(0, conflict);
+        cr_assert_geq(looked_up, 0, "no read_first or conflict counter");
+
+        for (int i = 0; i < sent; i++) /* the same records again: a replay */
+                produce_tip(&(struct tip_spec){names[i], "uu", "ua", 10 + i, h + i, "male",
+                                               "female"},
+                            NULL);
+        produce_tip(&(struct tip_spec){"ulast", "uu", "ua", 5, h + 99999, "male", "female"},
+                    NULL); /* same anchor, same partition: after them */
+        flush();
+        wait_at_least(sum + 5, 30000, "the anchor's hourly sum", sql);
+        cr_assert_eq(support_query_int(fx.mysql, "%s", sql), sum + 5, "counted once");
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT COALESCE(SUM(reward_count), 0) FROM "
+                                       "hourly_reward_stats WHERE anchor_id = '%s'",
+                                       anchor),
+                     (long long)sent + 1);
+        cr_assert_gt(scrape(0, read_first) + scrape(0, conflict), looked_up,
+                     "the replay was neither looked up first nor met by the INSERT");
+        stop_worker_expect_clean_exit(0);
+}
+
 /* ------------------------------------------------------------------ configuration */
 
 Test(stats_config, refuses_a_mid_band_not_below_the_high_one)
