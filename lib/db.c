@@ -490,9 +490,10 @@ static void track_txn(struct db *db, const char *sql)
                         db->committed[db->txn % DB_TXN_KEPT] = db->txn;
                 db->txn = 0;
         } else if (is_verb(sql, "ROLLBACK")) {
-                if (is_verb(sql + strlen("ROLLBACK") + strspn(sql + strlen("ROLLBACK"), " "),
-                            "TO"))
-                        db->is_txn_partial = true;
+                const char *rest = sql + strlen("ROLLBACK");
+
+                if (is_verb(rest + strspn(rest, " "), "TO"))
+                        db->is_txn_partial = true; /* to a savepoint: the rest goes on */
                 else
                         db->txn = 0;
         }

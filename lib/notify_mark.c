@@ -116,8 +116,9 @@ static void *run(void *arg)
                         log_warn(NULL, "live.notify: marking %zu rows sent: %s (tried again)",
                                  m->work_n, err);
                         if (append(&m->q, &m->q_n, &m->q_cap, m->work, m->work_n) == -1)
-                                log_warn(NULL, "live.notify: out of memory: %zu rows to be "
-                                               "marked are left to the sweep (sent again)",
+                                log_warn(NULL,
+                                         "live.notify: out of memory: %zu rows to be "
+                                         "marked are left to the sweep (sent again)",
                                          m->work_n);
                         m->work_n = 0;
                         pthread_cond_broadcast(&m->cond);
