@@ -244,8 +244,8 @@ static enum db_result record_batch(struct notify *n, const char *const *keys, si
         db_text_free(&t);
         cr_assert(r == DB_OK, "%s", err);
         if (is_undone)
-                cr_assert(db_sql(db, "ROLLBACK TO SAVEPOINT notify_test", NULL, err,
-                                 sizeof(err)) == DB_OK);
+                cr_assert(db_sql(db, "ROLLBACK TO SAVEPOINT notify_test", NULL, err, sizeof(err)) ==
+                          DB_OK);
         if (is_committed)
                 cr_assert(db_commit(db, err, sizeof(err)) == DB_OK, "%s", err);
         else
@@ -334,7 +334,8 @@ Test(notify, a_batch_rolled_back_whole_or_to_a_savepoint_is_never_sent)
         record_batch(n, keys_kept2, 1, false, true);
         settle(n);
         cr_assert(eq(i64, sent_rows(kept2), 1));
-        cr_assert(eq(int, seen_before(kept2, undone), 0), "a row rolled back to a savepoint was sent");
+        cr_assert(eq(int, seen_before(kept2, undone), 0),
+                  "a row rolled back to a savepoint was sent");
         cr_assert(eq(int, on_topic(whole, 500) + on_topic(undone, 1), 0));
         notify_destroy(n);
 }
@@ -352,7 +353,8 @@ Test(notify, a_batch_replaying_a_sent_change_sends_only_the_new_one)
         record_batch(n, keys_old, 1, false, true);
         settle(n);
         cr_assert(eq(int, on_topic(old, 3000), 1));
-        /* The statement inserts one row of two: what is there is read back, the sent row left out. */
+        /* The statement inserts one row of two: what is there is read back, the sent row left out.
+         */
         record_batch(n, keys_both, 2, false, true);
         settle(n);
         cr_assert(eq(i64, sent_rows(fresh), 1));
@@ -372,8 +374,8 @@ Test(notify, a_locked_row_does_not_stall_the_flush_it_is_marked_once_released)
         support_unique_name("locked", key, sizeof(key));
         cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err); /* the first sweep */
         /* A batch's connection gives up on a row lock within a second. */
-        cr_assert(db_sql(db, "SET SESSION innodb_lock_wait_timeout = 1", NULL, err,
-                         sizeof(err)) == DB_OK,
+        cr_assert(db_sql(db, "SET SESSION innodb_lock_wait_timeout = 1", NULL, err, sizeof(err)) ==
+                          DB_OK,
                   "%s", err);
         record_batch(n, keys, 1, false, true);
         /* Another transaction holds the row (another instance's sweep claiming it). */
@@ -394,6 +396,44 @@ Test(notify, a_locked_row_does_not_stall_the_flush_it_is_marked_once_released)
         cr_assert(mysql_query(holder, "COMMIT") == 0, "%s", mysql_error(holder));
         settle(n);
         cr_assert(eq(i64, sent_rows(key), 1));
+        mysql_close(holder);
+        notify_destroy(n);
+}
+
+Test(notify, a_mark_that_fails_is_tried_again)
+{
+        char err[256], key[64], id[65], sql[512];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        const char *keys[1] = {key};
+        MYSQL *holder = support_mysql_connect(url);
+        long long deadline, marker = 0;
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("remark", key, sizeof(key));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err); /* the first sweep */
+        record_batch(n, keys, 1, false, true);
+        event_id_of(key, id);
+        snprintf(sql, sizeof(sql), "SELECT id FROM notify_outbox WHERE event_id = '%s' FOR UPDATE",
+                 id);
+        cr_assert(mysql_query(holder, "START TRANSACTION") == 0, "%s", mysql_error(holder));
+        cr_assert(mysql_query(holder, sql) == 0, "%s", mysql_error(holder));
+        mysql_free_result(mysql_store_result(holder));
+        /* Its mark waits for the lock; then its connection is lost. */
+        deadline = support_now_ms() + 10000;
+        while (!marker && support_now_ms() < deadline) {
+                rd_kafka_poll(producer, 50);
+                cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+                marker = support_query_int(
+                        mysql,
+                        "SELECT COALESCE(MAX(ID), 0) FROM information_schema.PROCESSLIST WHERE "
+                        "DB = DATABASE() AND INFO LIKE 'UPDATE notify_outbox SET sent_at%%'");
+        }
+        cr_assert(marker > 0, "the mark did not run");
+        snprintf(sql, sizeof(sql), "KILL CONNECTION %lld", marker);
+        cr_assert(mysql_query(mysql, sql) == 0, "%s", mysql_error(mysql));
+        cr_assert(mysql_query(holder, "COMMIT") == 0, "%s", mysql_error(holder));
+        settle(n);
+        cr_assert(eq(i64, sent_rows(key), 1), "the failed mark was not tried again");
         mysql_close(holder);
         notify_destroy(n);
 }
