@@ -15,14 +15,15 @@
 #include "role_kit.h"
 
 /*
- * record_apply() for a whole batch in five statements instead of three or four per record:
- * which events the ledger holds already, the sessions of the new files' streams, which of the
- * new files live_records holds already, one multi-row ledger insert with each record's
- * outcome, and one multi-row upsert of the files. The outcomes are worked out here in batch
- * order, as one record at a time would, and the upsert's affected-row count must say the same.
- * Ids are matched byte for byte; ids that MySQL's collation could match to one another, an id
- * MySQL returns in another spelling, a time FROM_UNIXTIME cannot take, an event or file
- * recorded meanwhile, or any statement error roll the batch back to record_apply() per record.
+ * record_apply() for a whole batch in four statements instead of three or four per record:
+ * which events the ledger holds already; the sessions of the new files' streams and which of
+ * the new files live_records holds already (one statement); one multi-row ledger insert with
+ * each record's outcome, and one multi-row upsert of the files (and the notifications' insert). The
+ * outcomes are worked out here in batch order, as one record at a time would, and the upsert's
+ * affected-row count must say the same. Ids are matched byte for byte; ids that MySQL's collation
+ * could match to one another, an id MySQL returns in another spelling, a time FROM_UNIXTIME cannot
+ * take, an event or file recorded meanwhile, or any statement error roll the batch back to
+ * record_apply() per record.
  */
 struct batch_rec {
         struct apply_slot *slot;
@@ -152,52 +153,25 @@ static void add_list(struct record_batch *b, size_t cnt, bool is_streams)
         db_text_add(&b->sql, ")");
 }
 
-static void on_stream(const struct db_col *cols, void *arg)
+/* A live_streams row of a new file's stream: id, vendor, session, started_at, ended_at. */
+static void on_stream(struct record_batch *b, const struct db_col *cols)
 {
-        struct record_batch *b = arg;
         struct batch_stream *bs = find_stream(b, cols[0].s);
 
         if (!bs) {
                 b->is_mismatch = true;
                 return;
         }
-        if (cols[4].is_null || !bs->vendor || strcmp(cols[4].s, bs->vendor) != 0)
+        if (cols[1].is_null || !bs->vendor || strcmp(cols[1].s, bs->vendor) != 0)
                 return; /* another vendor's stream of the same id */
-        bs->session = cols[1].is_null ? 0 : cols[1].i;
-        bs->started_ms = cols[2].is_null ? -1 : cols[2].i;
-        bs->ended_ms = cols[3].is_null ? -1 : cols[3].i;
+        bs->session = cols[2].is_null ? 0 : cols[2].i;
+        bs->started_ms = cols[3].is_null ? -1 : cols[3].i;
+        bs->ended_ms = cols[4].is_null ? -1 : cols[4].i;
 }
 
-/*
- * The session span of every stream of the new files (find_session() reads the same row). The
- * index is named: past eq_range_index_dive_limit (200) ids MariaDB estimates an IN list from
- * the index's statistics, which lag behind a burst of new streams, and then reads every row of
- * live_streams instead of one look-up per id.
- */
-static enum db_result find_streams(struct record_batch *b, char *errstr, size_t errstr_size)
+/* A live_records row of a new file: id, stream, session. */
+static void on_file(struct record_batch *b, const struct db_col *cols)
 {
-        char id[KEYSET_ID_MAX + 1], vendor[17];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)}};
-
-        for (size_t i = 0; i < b->stream_cnt; i++)
-                b->streams[i].session = 0;
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT stream_id, session_id, "
-                             "CAST(UNIX_TIMESTAMP(started_at) * 1000 AS SIGNED), "
-                             "CAST(UNIX_TIMESTAMP(ended_at) * 1000 AS SIGNED), vendor "
-                             "FROM live_streams FORCE INDEX (live_streams_stream) "
-                             "WHERE stream_id IN ");
-        add_list(b, b->stream_cnt, true);
-        return db_text_query(b->st->db, &b->sql, cols, 5, on_stream, b, errstr, errstr_size);
-}
-
-static void on_file(const struct db_col *cols, void *arg)
-{
-        struct record_batch *b = arg;
         struct batch_file *bf = find_file(b, cols[0].s);
 
         if (!bf) {
@@ -205,23 +179,53 @@ static void on_file(const struct db_col *cols, void *arg)
                 return;
         }
         bf->exists = true;
-        snprintf(bf->stream_id, sizeof(bf->stream_id), "%s", cols[1].s);
+        snprintf(bf->stream_id, sizeof(bf->stream_id), "%s", cols[1].is_null ? "" : cols[1].s);
         bf->has_session = !cols[2].is_null;
 }
 
-/* Which of the new files live_records holds already, with their stream and session. */
-static enum db_result find_files(struct record_batch *b, char *errstr, size_t errstr_size)
+/* A row of find_rows(): its first column names the read it belongs to. */
+static void on_row(const struct db_col *cols, void *arg)
 {
-        char id[KEYSET_ID_MAX + 1], stream[KEYSET_ID_MAX + 1];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
-                                {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
+        struct record_batch *b = arg;
+
+        if (!cols[0].is_null && cols[0].s[0] == 's')
+                on_stream(b, cols + 1);
+        else if (!cols[0].is_null && cols[0].s[0] == 'f')
+                on_file(b, cols + 1);
+        else
+                b->is_mismatch = true;
+}
+
+/*
+ * In one statement: the session span of every stream of the new files (find_session() reads
+ * the same row), and which of the new files live_records holds already, with their stream
+ * and session. live_streams' index is named: past eq_range_index_dive_limit (200) ids MariaDB
+ * estimates an IN list from the index's statistics, which lag behind a burst of new streams,
+ * and then reads every row of live_streams instead of one look-up per id.
+ */
+static enum db_result find_rows(struct record_batch *b, char *errstr, size_t errstr_size)
+{
+        char tag[2], id[KEYSET_ID_MAX + 1], text[KEYSET_ID_MAX + 1];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = tag, .s_size = sizeof(tag)},
+                                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = text, .s_size = sizeof(text)},
+                                {.type = DB_PARAM_I64},
+                                {.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_I64}};
 
+        for (size_t i = 0; i < b->stream_cnt; i++)
+                b->streams[i].session = 0;
         db_text_reset(&b->sql);
-        db_text_add(&b->sql, "SELECT file_id, stream_id, session_id FROM live_records "
-                             "WHERE file_id IN ");
+        db_text_add(&b->sql, "SELECT 's', stream_id, vendor, session_id, "
+                             "CAST(UNIX_TIMESTAMP(started_at) * 1000 AS SIGNED), "
+                             "CAST(UNIX_TIMESTAMP(ended_at) * 1000 AS SIGNED) "
+                             "FROM live_streams FORCE INDEX (live_streams_stream) "
+                             "WHERE stream_id IN ");
+        add_list(b, b->stream_cnt, true);
+        db_text_add(&b->sql, " UNION ALL SELECT 'f', file_id, stream_id, session_id, NULL, NULL "
+                             "FROM live_records WHERE file_id IN ");
         add_list(b, b->file_cnt, false);
-        return db_text_query(b->st->db, &b->sql, cols, 3, on_file, b, errstr, errstr_size);
+        return db_text_query(b->st->db, &b->sql, cols, 6, on_row, b, errstr, errstr_size);
 }
 
 /* SESSION_HOLDS(t) on the stream's row as read. */
@@ -392,8 +396,7 @@ static enum db_result write_new_records(struct record_batch *b, char *errstr, si
                         "ids that MySQL may match other than byte for byte, two "
                         "vendors' streams of one id, or a time out of MySQL's range",
                         errstr, errstr_size);
-        if (b->stream_cnt && ((r = find_streams(b, errstr, errstr_size)) != DB_OK ||
-                              (r = find_files(b, errstr, errstr_size)) != DB_OK))
+        if (b->stream_cnt && (r = find_rows(b, errstr, errstr_size)) != DB_OK)
                 return r;
         if (b->is_mismatch || !decide_files(b))
                 return role_batch_fall_back("ids that MySQL matches other than byte for byte",

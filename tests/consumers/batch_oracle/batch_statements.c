@@ -1,9 +1,12 @@
 /*
- * batch_statements.c: test_batch_oracle's audit role, how many statements a batch costs. A
- * set-based batch reads and writes with a fixed number of statements whatever its size: the
- * anchors of verdicts that name none, then which verdicts are logged, the anchors rows locked
- * and the warnings their windows hold in one statement, then the live streams the bans close;
- * the log rows, the anchors rows and the notifications one insert each.
+ * batch_statements.c: test_batch_oracle's record and audit roles, how many statements a batch
+ * costs. A set-based batch reads and writes with a fixed number of statements whatever its
+ * size. Audit: the anchors of verdicts that name none, then which verdicts are logged, the
+ * anchors rows locked and the warnings their windows hold in one statement, then the live
+ * streams the bans close; the log rows, the anchors rows and the notifications one insert
+ * each. Record: which events the ledger holds, then the new files' streams and the files
+ * already stored in one statement; the ledger rows, the files and the notifications one
+ * insert each.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -15,6 +18,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "record.h"
 #include "consumer.h"
 #include "db.h"
 #include "support.h"
@@ -146,6 +150,82 @@ Test(batch_oracle, audit_batch_costs_the_same_statements_whatever_its_size)
         for (int i = 0; i < VERDICTS; i++)
                 event_fini(&recs[i].ev);
         close_side(&s, &audit_role);
+        free(recs);
+        free(keys);
+        free(slots);
+        free(errors);
+}
+
+/*
+ * VERDICTS records of every kind the record batch reads for: files of live sessions (linked),
+ * files live_records holds already (duplicates), recording states. Two reads and three
+ * inserts, as for one record.
+ */
+Test(batch_oracle, record_batch_costs_the_same_statements_whatever_its_size)
+{
+        struct apply_slot *slots = calloc(VERDICTS, sizeof(*slots));
+        char(*errors)[512] = calloc(VERDICTS, sizeof(*errors));
+        struct consumer_record *recs = calloc(VERDICTS, sizeof(*recs));
+        char(*keys)[3][32] = calloc(VERDICTS, sizeof(*keys));
+        static const char *const seed[] = {
+                "INSERT INTO live_streams (stream_id, anchor_id, room_id, session_id, vendor, "
+                "status, started_at, last_event_at) SELECT CONCAT('ps-', seq), CONCAT('pa-', "
+                "seq), CONCAT('pr-', seq), 200000 + seq, 'tencent', 'live', "
+                "FROM_UNIXTIME(1700000000), NOW() FROM seq_0_to_99",
+                "INSERT INTO live_records (file_id, stream_id, vendor, video_url, trace_id) "
+                "SELECT CONCAT('pf-', seq), CONCAT('ps-', seq), 'tencent', "
+                "'https://vod.example/old.m3u8', 'seed' FROM seq_100_to_199",
+                NULL};
+        char err[512] = "";
+        struct counts before, after;
+        struct side s;
+
+        cr_assert(slots && errors && recs && keys);
+        open_side(&s, &record_role, seed, 0);
+        for (int i = 0; i < VERDICTS; i++) {
+                bool is_file = i < 200;
+                struct input in = {.event_key = keys[i][0],
+                                   .event_type = is_file ? "record.file" : "record.status",
+                                   .payload_name = is_file ? "RecordFile" : "RecordStatus",
+                                   .stream_id = keys[i][1],
+                                   .event_time_ms = T0_MS + 120000};
+
+                snprintf(keys[i][0], sizeof(keys[i][0]), "count-%d", i);
+                snprintf(keys[i][1], sizeof(keys[i][1]), "ps-%d", i);
+                snprintf(keys[i][2], sizeof(keys[i][2]), "pf-%d", i);
+                in.payload = is_file ? json_pack("{s:s,s:s,s:I}", "file_id", keys[i][2],
+                                                 "video_url", "https://vod.example/x.m3u8",
+                                                 "start_time_ms", (json_int_t)(T0_MS + 60000))
+                                     : json_pack("{s:s,s:s,s:s}", "record_event", "record_start",
+                                                 "session_key", "k", "seq", keys[i][0]);
+                decode_into(&recs[i], &in, 100 + i);
+                json_decref(in.payload);
+                slots[i] = (struct apply_slot){&recs[i], APPLY_DONE, errors[i], sizeof(errors[i])};
+        }
+        before = statements(&s);
+        cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(record_role.apply_many(s.state, slots, VERDICTS, err, sizeof(err)), APPLY_DONE,
+                     "the batch went one record at a time: %s", err);
+        after = statements(&s);
+        cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM live_records WHERE "
+                                                "session_id = 200000 + SUBSTRING(file_id, 4)"),
+                     100, "a file of a live session is linked to it");
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM live_events WHERE "
+                                                "outcome = 'duplicate_file'"),
+                     100, "a file stored before is a duplicate");
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM live_events WHERE "
+                                                "outcome = 'applied'"),
+                     200);
+        cr_expect_leq(after.select - before.select, 2,
+                      "the batch read with %lld statements for %d records",
+                      after.select - before.select, VERDICTS);
+        cr_expect_leq(after.insert - before.insert, 3,
+                      "the batch wrote with %lld inserts for %d records",
+                      after.insert - before.insert, VERDICTS);
+        for (int i = 0; i < VERDICTS; i++)
+                event_fini(&recs[i].ev);
+        close_side(&s, &record_role);
         free(recs);
         free(keys);
         free(slots);
