@@ -131,6 +131,16 @@ static void register_metrics(struct reward_state *st, struct metrics *m)
                 "Tips whose recharge row publish read back from MySQL before projecting it to "
                 "Redis (duplicates and replays; a tip the batch wrote is projected as written)",
                 NULL);
+        st->m_unread = metrics_counter(
+                m, "liveflow_reward_batches_total",
+                "Batches of tips written set-based, by way: unread (written without looking "
+                "recharge up first), read_first (looked up first, after tips held before were "
+                "met), conflict (written unread, met a tip held before, rolled back and looked up)",
+                "way=\"unread\"");
+        st->m_read_first =
+                metrics_counter(m, "liveflow_reward_batches_total", NULL, "way=\"read_first\"");
+        st->m_conflict =
+                metrics_counter(m, "liveflow_reward_batches_total", NULL, "way=\"conflict\"");
 }
 
 static void script_sha(const char *script, char hex[41])

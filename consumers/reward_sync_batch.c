@@ -19,7 +19,7 @@
 
 /*
  * reward_apply() for a whole batch in five statements instead of five per tip: which tips
- * recharge holds already, the live session of each room, one upsert numbering every room's
+ * recharge holds already (skipped while batches meet none, see write_tips()), the live session of each room, one upsert numbering every room's
  * new tips (rooms in key order, so copies lock them in one order), the numbers it reached, and
  * one multi-row INSERT of the new tips with their numbers. Ids are matched byte for byte;
  * whatever MySQL's collation matches differently (ids differing only in case), a tip recharge
@@ -127,6 +127,14 @@ static void on_known_tip(const struct db_col *cols, void *arg)
                 bt->is_known = true;
         else
                 b->is_mismatch = true;
+}
+
+/* As find_new_tips() when recharge holds none of the batch: the first copy of each is new. */
+static void mark_first_copies(struct reward_batch *b)
+{
+        for (size_t i = 0; i < b->valid; i++)
+                b->by_id[i]->is_new =
+                        i == 0 || strcmp(b->by_id[i]->t.tip_id, b->by_id[i - 1]->t.tip_id) != 0;
 }
 
 /* Which tips recharge holds already; the first copy of each other tip_id is new. */
@@ -460,6 +468,75 @@ static const struct tip_row *known_row(const struct reward_state *st,
         return &st->known.rows[index - 1];
 }
 
+/* The rooms, their numbers and the tips of the batch whose is_new flags are set. */
+static enum db_result write_marked(struct reward_batch *b, char *errstr, size_t errstr_size)
+{
+        if (!collect_rooms(b, b->room_ids)) {
+                snprintf(errstr, errstr_size, "a room's amounts overflow");
+                return DB_FATAL;
+        }
+        return write_new_tips(b, errstr, errstr_size);
+}
+
+/* The batch with recharge looked up first (the way every batch went before write_tips()). */
+static enum db_result write_read_first(struct reward_batch *b, char *errstr, size_t errstr_size)
+{
+        enum db_result r;
+        bool is_held = false;
+
+        if ((r = find_new_tips(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
+                r = mismatch(errstr, errstr_size);
+        if (r != DB_OK)
+                return r;
+        for (size_t i = 0; i < b->valid; i++)
+                is_held |= b->by_id[i]->is_known;
+        b->st->is_reading_first = is_held;
+        return write_marked(b, errstr, errstr_size);
+}
+
+static enum db_result exec_text(struct reward_batch *b, const char *sql, char *errstr,
+                                size_t errstr_size)
+{
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "%s", sql);
+        return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
+}
+
+/*
+ * In a stream of new tips the look-up of recharge finds nothing, so a batch first goes without
+ * it, behind a savepoint: every first copy is taken for new, and the INSERT into recharge says
+ * otherwise with a duplicate key. The batch then rolls back to the savepoint (the rooms'
+ * numbers too) and looks up first; after that, batches look up first until one finds no tip
+ * recharge held (a replay after a restart is many such batches, each read once rather than
+ * written twice).
+ */
+static enum db_result write_tips(struct reward_batch *b, char *errstr, size_t errstr_size)
+{
+        struct reward_state *st = b->st;
+        enum db_result r;
+
+        if (st->is_reading_first) {
+                metric_add(st->m_read_first, 1);
+                return write_read_first(b, errstr, errstr_size);
+        }
+        mark_first_copies(b);
+        if ((r = exec_text(b, "SAVEPOINT reward_batch", errstr, errstr_size)) != DB_OK)
+                return r;
+        if ((r = write_marked(b, errstr, errstr_size)) != DB_DUPLICATE) {
+                if (r == DB_OK)
+                        metric_add(st->m_unread, 1);
+                return r;
+        }
+        metric_add(st->m_conflict, 1);
+        if ((r = exec_text(b, "ROLLBACK TO SAVEPOINT reward_batch", errstr, errstr_size)) != DB_OK)
+                return r;
+        for (size_t i = 0; i < b->n; i++)
+                b->tips[i].is_new = b->tips[i].is_known = false;
+        b->room_cnt = 0;
+        b->is_mismatch = false;
+        return write_read_first(b, errstr, errstr_size);
+}
+
 static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_slot *slots,
                                           char *errstr, size_t errstr_size)
 {
@@ -470,14 +547,7 @@ static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_s
         read_batch(b, slots);
         if (!b->valid)
                 return APPLY_DONE;
-        if ((r = find_new_tips(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = mismatch(errstr, errstr_size);
-        if (r == DB_OK && !collect_rooms(b, b->room_ids)) {
-                snprintf(errstr, errstr_size, "a room's amounts overflow");
-                r = DB_FATAL;
-        }
-        if (r == DB_OK)
-                r = write_new_tips(b, errstr, errstr_size);
+        r = write_tips(b, errstr, errstr_size);
         if (r != DB_OK)
                 return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
         for (size_t i = 0; i < b->n; i++)

@@ -53,8 +53,9 @@ struct reward_state {
         bool is_redis_lost;  /* ... and its rooms are still to be marked for the rebuild */
         char tip_sha[41];    /* SHA-1 of reward_tip_script, for EVALSHA in a pipeline */
         struct known_rows known; /* what the last apply_many() wrote */
+        bool is_reading_first;   /* a batch met tips recharge held: look up first until none */
         struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
-                *m_pending, *m_read_back;
+                *m_pending, *m_read_back, *m_unread, *m_read_first, *m_conflict;
 };
 
 /* A tip as its payload gives it; the strings are borrowed from the event. */

@@ -371,6 +371,51 @@ Test(reward_sync, a_batch_projects_what_it_wrote_without_reading_it_back)
         stop_consumer_expect_clean_exit();
 }
 
+/*
+ * New tips are written without looking recharge up first; their replay is looked up (at once,
+ * or after the unread INSERT met them and the batch rolled back, the rooms' numbers with it)
+ * and counts once in recharge, Redis and the room numbers.
+ */
+Test(reward_sync, new_tips_are_written_unread_and_their_replay_is_looked_up)
+{
+        const char *unread = "liveflow_reward_batches_total{way=\"unread\"}";
+        const char *read_first = "liveflow_reward_batches_total{way=\"read_first\"}";
+        const char *conflict = "liveflow_reward_batches_total{way=\"conflict\"}";
+        long long looked_up;
+
+        use_redis(8, false);
+        make_live(0);
+        start_consumer(100, 300);
+        /* Other tests' records reach this group too, replays among them: a batch that meets
+         * one makes the next look up first, until one finds nothing. Rounds of new tips until
+         * one batch went unread. */
+        for (int round = 0; round < 10 && scrape(unread) < 1; round++) {
+                send_new_tips(30, 2, 6);
+                expect_redis(2);
+        }
+        cr_assert_geq(scrape(unread), 1, "no batch was written unread (log %s)", fx.log_path);
+        looked_up = scrape(read_first) + scrape(conflict);
+        cr_assert_geq(looked_up, 0, "no read_first or conflict counter");
+
+        for (int i = 0; i < sent.tip_cnt; i++) /* the same records again: a replay */
+                send_tip(&sent.tips[i]);
+        send_tip(new_tip(0, 1)); /* once it counts, the replay before it was handled */
+        send_tip(new_tip(1, 1));
+        flush();
+        expect_redis(2);
+        expect_recharge(2);
+        /* Each room's tips are numbered 1..n once: a rolled-back batch left no number behind. */
+        for (int room = 0; room < 2; room++)
+                cr_assert_eq(support_query_int(fx.mysql,
+                                               "SELECT COUNT(DISTINCT room_seq) - MAX(room_seq) "
+                                               "FROM recharge WHERE room_id = '%s'",
+                                               ids.rooms[room]),
+                             0, "room %d's numbers", room);
+        cr_assert_gt(scrape(read_first) + scrape(conflict), looked_up,
+                     "the replay was neither looked up first nor met by the INSERT");
+        stop_consumer_expect_clean_exit();
+}
+
 Test(reward_sync, tips_across_rooms_give_exact_top10_and_live_room_realtime_folds)
 {
         const long long fold_at = 7;
