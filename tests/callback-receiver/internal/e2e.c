@@ -21,7 +21,7 @@
 #include "settings.h"
 #include "support.h"
 #include "support_stack.h"
-#include "../../callback-receiver/internal.h"
+#include "internal.h" /* the program's header: a part is given -I<program dir> */
 #include "fixture.h"
 
 /* ================================================================ the receiver over HTTP */

@@ -14,7 +14,7 @@
 #include "codec.h"
 #include "metrics.h"
 #include "settings.h"
-#include "../../callback-receiver/internal.h"
+#include "internal.h" /* the program's header: a part is given -I<program dir> */
 
 /* "liveflow-test-secret-of-32-bytes!" (33 bytes) and another key for the wrong-secret cases. */
 #define SECRET_B64       "bGl2ZWZsb3ctdGVzdC1zZWNyZXQtb2YtMzItYnl0ZXMh"
