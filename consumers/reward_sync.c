@@ -61,32 +61,48 @@ static const struct db_stmt_def reward_statements[] = {
 };
 
 /*
- * The projection of one tip; see reward_sync.h. KEYS: applied marker, earnings, count, top,
- * room watermark, then stats, payers, session watermark ('' without a session).
- * ARGV: marker TTL, amount, audience_id, room_seq, gift_count, stats TTL.
- * @returns 0 already counted, 1 counted now but covered by a rebuild, 2 counted now.
+ * The projection of one tip; see reward_sync.h. tip(k, a) reads the tip's KEYS from k + 1 and
+ * its ARGV from a + 1. KEYS: applied marker, earnings, count, top, room watermark, then stats,
+ * payers, session watermark ('' without a session). ARGV: marker TTL, amount, audience_id,
+ * room_seq, gift_count, stats TTL. tip() returns 0 already counted, 1 counted now but covered
+ * by a rebuild, 2 counted now.
  */
-const char reward_tip_script[] =
-        "if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end\n"
-        "local seq = tonumber(ARGV[4])\n"
-        "local counted = 1\n"
-        "if seq > tonumber(redis.call('GET', KEYS[5]) or '0') then\n"
-        "  redis.call('INCRBY', KEYS[2], ARGV[2])\n"
-        "  redis.call('INCR', KEYS[3])\n"
-        "  redis.call('ZINCRBY', KEYS[4], ARGV[2], ARGV[3])\n"
-        "  counted = 2\n"
+#define REWARD_TIP_FN                                                                           \
+        "local function tip(k, a)\n"                                                            \
+        "  if not redis.call('SET', KEYS[k+1], '1', 'NX', 'EX', ARGV[a+1]) then return 0 end\n" \
+        "  local seq = tonumber(ARGV[a+4])\n"                                                   \
+        "  local counted = 1\n"                                                                 \
+        "  if seq > tonumber(redis.call('GET', KEYS[k+5]) or '0') then\n"                       \
+        "    redis.call('INCRBY', KEYS[k+2], ARGV[a+2])\n"                                      \
+        "    redis.call('INCR', KEYS[k+3])\n"                                                   \
+        "    redis.call('ZINCRBY', KEYS[k+4], ARGV[a+2], ARGV[a+3])\n"                          \
+        "    counted = 2\n"                                                                     \
+        "  end\n"                                                                               \
+        "  if KEYS[k+6] ~= '' and seq > tonumber(redis.call('GET', KEYS[k+8]) or '0') then\n"   \
+        "    redis.call('HINCRBY', KEYS[k+6], 'gift_amount', ARGV[a+2])\n"                      \
+        "    redis.call('HINCRBY', KEYS[k+6], 'gift_count', ARGV[a+5])\n"                       \
+        "    redis.call('HINCRBY', KEYS[k+6], 'tip_count', 1)\n"                                \
+        "    redis.call('SADD', KEYS[k+7], ARGV[a+3])\n"                                        \
+        "    redis.call('HSET', KEYS[k+6], 'paying_users', redis.call('SCARD', KEYS[k+7]))\n"   \
+        "  end\n"                                                                               \
+        "  if KEYS[k+6] ~= '' then\n"                                                           \
+        "    for i = 6, 8 do redis.call('EXPIRE', KEYS[k+i], ARGV[a+6]) end\n"                  \
+        "  end\n"                                                                               \
+        "  return counted\n"                                                                    \
         "end\n"
-        "if KEYS[6] ~= '' and seq > tonumber(redis.call('GET', KEYS[8]) or '0') then\n"
-        "  redis.call('HINCRBY', KEYS[6], 'gift_amount', ARGV[2])\n"
-        "  redis.call('HINCRBY', KEYS[6], 'gift_count', ARGV[5])\n"
-        "  redis.call('HINCRBY', KEYS[6], 'tip_count', 1)\n"
-        "  redis.call('SADD', KEYS[7], ARGV[3])\n"
-        "  redis.call('HSET', KEYS[6], 'paying_users', redis.call('SCARD', KEYS[7]))\n"
-        "end\n"
-        "if KEYS[6] ~= '' then\n"
-        "  for i = 6, 8 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end\n"
-        "end\n"
-        "return counted\n";
+
+/* One tip: its 8 KEYS and 6 ARGV. @returns what tip() says. */
+const char reward_tip_script[] = REWARD_TIP_FN "return tip(0, 0)\n";
+
+/*
+ * A batch of tips in one call: 8 KEYS and 6 ARGV per tip, the tips in order (each as
+ * reward_tip_script takes it). @returns what tip() says of each, in order.
+ */
+const char reward_batch_script[] = REWARD_TIP_FN "local out = {}\n"
+                                                 "for i = 0, #KEYS / 8 - 1 do\n"
+                                                 "  out[i + 1] = tip(i * 8, i * 6)\n"
+                                                 "end\n"
+                                                 "return out\n";
 
 static void key_of(char *out, const char *prefix, const char *id)
 {
@@ -177,7 +193,7 @@ static int reward_open(const struct role_env *env, void **state, char *errstr, s
                 return -1;
         }
         register_metrics(st, env->metrics);
-        script_sha(reward_tip_script, st->tip_sha);
+        script_sha(reward_batch_script, st->batch_sha);
         log_info(
                 NULL,
                 "reward-sync: live_room_realtime folds at %lld tips or %lld s; tips are remembered "

@@ -585,8 +585,8 @@ enum apply_result reward_apply_many(void *state, struct apply_slot *slots, size_
 /*
  * reward_publish() for a batch: the tips apply_many() wrote are projected as it wrote them (its
  * rows in st->known); one SELECT reads the others back from recharge (duplicates, a batch applied
- * one record at a time), and one Redis round trip runs reward_tip_script for each (SCRIPT LOAD
- * first, so the EVALSHAs find it even after a Redis restart). A Redis failure marks every tip's room for the rebuild, as reward_publish()
+ * one record at a time), and one Redis round trip runs reward_batch_script over all of them
+ * (SCRIPT LOAD first, so the EVALSHA finds it even after a Redis restart). A Redis failure marks every tip's room for the rebuild, as reward_publish()
  * does once Redis failed. A row MySQL matched to another spelling of a tip_id returns -1, and
  * the runtime publishes one tip at a time.
  */
@@ -694,55 +694,51 @@ static enum db_result read_tip_rows(struct publish_batch *pb, char *errstr, size
         return db_text_query(pb->st->db, &pb->sql, cols, 7, on_tip_row, &rs, errstr, errstr_size);
 }
 
-#define TIP_ARGC 17 /* EVALSHA sha 8, the 8 keys, the 6 arguments */
+#define TIP_KEYS 8 /* keys and arguments of one tip in reward_batch_script */
+#define TIP_ARGS 6
 
-/* One pipelined command per tip found, after the SCRIPT LOAD. */
-struct pipeline {
-        struct tip_call *calls;
-        const char *(*argv)[TIP_ARGC];
-        const char ***cmds;
-        int *argcs;
-};
-
-/* reward_tip_script for every tip found, in one round trip. @returns 0, or -1 when Redis failed. */
+/*
+ * reward_batch_script for every tip found, in one call (after a SCRIPT LOAD, in the same round
+ * trip): one command for Redis to parse and one Lua call instead of one per tip.
+ * @returns 0, or -1 when Redis failed (the tips it counted before keep their markers, so
+ * reward_publish() one tip at a time counts the rest once).
+ */
 static int project_tips(struct publish_batch *pb, size_t found, char *errstr, size_t errstr_size)
 {
-        static const char *load[] = {"SCRIPT", "LOAD", reward_tip_script};
-        struct pipeline p = {calloc(found, sizeof(*p.calls)), calloc(found, sizeof(*p.argv)),
-                             calloc(1 + found, sizeof(*p.cmds)),
-                             calloc(1 + found, sizeof(*p.argcs))};
-        size_t k = 1;
+        static const char *load[] = {"SCRIPT", "LOAD", reward_batch_script};
+        struct tip_call *calls = calloc(found, sizeof(*calls));
+        const char **eval = calloc(3 + found * (TIP_KEYS + TIP_ARGS), sizeof(*eval));
+        char numkeys[24];
+        size_t k = 0;
         int rc = -1;
 
-        if (!p.calls || !p.argv || !p.cmds || !p.argcs) {
+        if (!calls || !eval) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto out;
         }
-        p.cmds[0] = load;
-        p.argcs[0] = 3;
+        snprintf(numkeys, sizeof(numkeys), "%zu", found * TIP_KEYS);
+        eval[0] = "EVALSHA";
+        eval[1] = pb->st->batch_sha;
+        eval[2] = numkeys;
         for (size_t i = 0; i < pb->n; i++) {
-                const char **a = p.argv[k - 1];
-                struct tip_call *c = &p.calls[k - 1];
+                struct tip_call *c = &calls[k];
 
                 if (!pb->found[i])
                         continue;
                 /* found: the record has a tip_id, and recharge a row under it */
                 reward_tip_call_fill(pb->st, payload_str(&pb->recs[i]->ev, "tip_id"), &pb->rows[i],
                                      c);
-                a[0] = "EVALSHA";
-                a[1] = pb->st->tip_sha;
-                a[2] = "8";
-                memcpy(&a[3], c->keys, sizeof(c->keys));
-                memcpy(&a[11], c->args, sizeof(c->args));
-                p.cmds[k] = a;
-                p.argcs[k++] = TIP_ARGC;
+                memcpy(&eval[3 + k * TIP_KEYS], c->keys, sizeof(c->keys));
+                memcpy(&eval[3 + found * TIP_KEYS + k * TIP_ARGS], c->args, sizeof(c->args));
+                k++;
         }
-        rc = redis_conn_pipeline(pb->st->redis, k, p.argcs, p.cmds, errstr, errstr_size);
+        const int argcs[] = {3, (int)(3 + found * (TIP_KEYS + TIP_ARGS))};
+        const char **const cmds[] = {load, eval};
+
+        rc = redis_conn_pipeline(pb->st->redis, 2, argcs, cmds, errstr, errstr_size);
 out:
-        free(p.calls);
-        free(p.argv);
-        free(p.cmds);
-        free(p.argcs);
+        free(calls);
+        free(eval);
         return rc;
 }
 

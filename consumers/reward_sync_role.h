@@ -51,7 +51,7 @@ struct reward_state {
         struct rebuild_epoch
                 redis_epoch; /* what Redis looked like last: a change means a rebuild */
         bool is_redis_lost;  /* ... and its rooms are still to be marked for the rebuild */
-        char tip_sha[41];    /* SHA-1 of reward_tip_script, for EVALSHA in a pipeline */
+        char batch_sha[41];  /* SHA-1 of reward_batch_script, for EVALSHA in a pipeline */
         struct known_rows known; /* what the last apply_many() wrote */
         bool is_reading_first;   /* a batch met tips recharge held: look up first until none */
         struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
@@ -76,6 +76,9 @@ struct tip_call {
 
 /* The projection of one tip (Lua); see reward_sync.c for its keys, arguments and replies. */
 extern const char reward_tip_script[];
+
+/* reward_tip_script for a batch of tips in one call (Lua); see reward_sync.c. */
+extern const char reward_batch_script[];
 
 /** @brief Reads and checks a tip; the strings in *t are borrowed from ev.
  *  @returns 0, or -1 with errstr when the record is not a valid tip. */
