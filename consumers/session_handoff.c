@@ -215,3 +215,187 @@ int session_handoff_send(struct session_handoff *h, const char *event_id, const 
                  h->ack->partition, h->ack->offset);
         return 0;
 }
+
+/* ------------------------------------------------------------------ sending a batch's */
+
+#define SEND_IN_LIST_MAX 250 /* event ids per IN list: 1 000 values MariaDB turns into a join */
+
+/* One event of session_handoff_send_many(), sorted by id to find the outbox rows. */
+struct send_item {
+        const char *event_id;
+        size_t index;
+};
+
+struct send_batch {
+        struct send_item *items; /* sorted by event id, then index */
+        size_t n;
+        struct ended_session *es; /* per index */
+        bool *found;              /* per index */
+        bool is_mismatch;         /* MySQL returned an id none of ours is byte for byte */
+};
+
+static int cmp_send_item(const void *a, const void *b)
+{
+        const struct send_item *x = a, *y = b;
+        int c = strcmp(x->event_id, y->event_id);
+
+        return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+static int cmp_send_key(const void *key, const void *elem)
+{
+        return strcmp(key, ((const struct send_item *)elem)->event_id);
+}
+
+static void on_send_row(const struct db_col *cols, void *arg)
+{
+        struct send_batch *sb = arg;
+        struct send_item *hit =
+                bsearch(cols[0].s, sb->items, sb->n, sizeof(*sb->items), cmp_send_key);
+        struct ended_session *es;
+
+        if (!hit) {
+                sb->is_mismatch = true;
+                return;
+        }
+        while (hit > sb->items && strcmp(hit[-1].event_id, cols[0].s) == 0)
+                hit--;
+        es = &sb->es[hit->index]; /* the first copy of the event sends it */
+        sb->found[hit->index] = true;
+        es->session_id = cols[1].i;
+        snprintf(es->stream_id, sizeof(es->stream_id), "%s", cols[2].s);
+        snprintf(es->anchor_id, sizeof(es->anchor_id), "%s", cols[3].is_null ? "" : cols[3].s);
+        snprintf(es->room_id, sizeof(es->room_id), "%s", cols[4].is_null ? "" : cols[4].s);
+        es->started_ms = cols[5].is_null ? -1 : cols[5].i;
+        es->ended_ms = cols[6].i;
+        es->duration_s = cols[7].is_null ? -1 : cols[7].i;
+        es->close_method = cols[8].i;
+}
+
+/* The outbox rows of the batch's distinct events, in one query. */
+static enum db_result read_sessions(struct session_handoff *h, struct send_batch *sb,
+                                    char *errstr, size_t errstr_size)
+{
+        char id[65], stream[1024], anchor[257], room[257];
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
+                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
+                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_I64},
+        };
+        struct db_text sql = {0};
+        size_t listed = 0;
+        enum db_result r;
+
+        db_text_add(&sql, "SELECT event_id, session_id, stream_id, anchor_id, room_id, " EPOCH_MS(
+                                  "started_at") ", " EPOCH_MS("ended_at") ", duration_s, "
+                                                                          "close_method FROM "
+                                                                          "session_handoff "
+                                                                          "WHERE ");
+        for (size_t i = 0; i < sb->n; i++) {
+                if (i && strcmp(sb->items[i].event_id, sb->items[i - 1].event_id) == 0)
+                        continue;
+                if (listed % SEND_IN_LIST_MAX == 0)
+                        db_text_add(&sql, listed ? ") OR event_id IN (" : "event_id IN (");
+                else
+                        db_text_add(&sql, ", ");
+                db_text_str(h->db, &sql, sb->items[i].event_id);
+                listed++;
+        }
+        db_text_add(&sql, ")");
+        r = db_text_query(h->db, &sql, cols, sizeof(cols) / sizeof(*cols), on_send_row, sb,
+                          errstr, errstr_size);
+        db_text_free(&sql);
+        if (r == DB_OK && sb->is_mismatch) {
+                snprintf(errstr, errstr_size, "an event id MySQL matches other than byte for byte");
+                return DB_RETRY;
+        }
+        return r;
+}
+
+/* Produces the found sessions' records together and waits for them together. */
+static int produce_sessions(struct session_handoff *h, struct send_batch *sb,
+                            const char *const *event_ids, const char *const *trace_ids, size_t n,
+                            char (*handoff_ids)[65], char *errstr, size_t errstr_size)
+{
+        struct produce_msg *pm = calloc(n, sizeof(*pm));
+        bool *is_acked = calloc(n, sizeof(*is_acked));
+        size_t cnt = 0;
+        int rc = -1;
+
+        if (!pm || !is_acked) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!sb->found[i])
+                        continue;
+                handoff_event_id(sb->es[i].session_id, handoff_ids[i]);
+                pm[cnt] = (struct produce_msg){.topic = HANDOFF_TOPIC,
+                                               .key = sb->es[i].stream_id,
+                                               .trace_id = trace_ids[i],
+                                               .event_type = HANDOFF_EVENT_TYPE,
+                                               .event_id = handoff_ids[i]};
+                if (encode(h, &sb->es[i], handoff_ids[i], event_ids[i], trace_ids[i],
+                           &pm[cnt].value, &pm[cnt].len, errstr, errstr_size) == -1) {
+                        for (size_t j = 0; j < cnt; j++)
+                                free(pm[j].value); /* not produced */
+                        goto out;
+                }
+                cnt++;
+        }
+        rc = cnt ? produce_acked_many(h->producer, h->ack, pm, cnt, is_acked,
+                                      HANDOFF_DELIVERY_WAIT_MS, errstr, errstr_size)
+                 : 0;
+out:
+        free(pm);
+        free(is_acked);
+        return rc;
+}
+
+int session_handoff_send_many(struct session_handoff *h, const char *const *event_ids,
+                              const char *const *trace_ids, size_t n, char *errstr,
+                              size_t errstr_size)
+{
+        struct send_batch sb = {.n = n};
+        char(*handoff_ids)[65] = calloc(n ? n : 1, sizeof(*handoff_ids));
+        int rc = -1;
+
+        sb.items = calloc(n ? n : 1, sizeof(*sb.items));
+        sb.es = calloc(n ? n : 1, sizeof(*sb.es));
+        sb.found = calloc(n ? n : 1, sizeof(*sb.found));
+        if (!handoff_ids || !sb.items || !sb.es || !sb.found) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if (!n) {
+                rc = 0;
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+                sb.items[i] = (struct send_item){event_ids[i], i};
+        qsort(sb.items, n, sizeof(*sb.items), cmp_send_item);
+        if (read_sessions(h, &sb, errstr, errstr_size) != DB_OK ||
+            produce_sessions(h, &sb, event_ids, trace_ids, n, handoff_ids, errstr,
+                             errstr_size) == -1)
+                goto out;
+        for (size_t i = 0; i < n; i++)
+                if (sb.found[i])
+                        log_info(trace_ids[i],
+                                 "session.end sent session=%lld stream=%s duration_s=%lld "
+                                 "event_id=%s topic=%s",
+                                 sb.es[i].session_id, sb.es[i].stream_id, sb.es[i].duration_s,
+                                 handoff_ids[i], HANDOFF_TOPIC);
+        rc = 0;
+out:
+        free(handoff_ids);
+        free(sb.items);
+        free(sb.es);
+        free(sb.found);
+        return rc;
+}

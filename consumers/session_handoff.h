@@ -51,4 +51,15 @@ __attribute__((warn_unused_result)) int session_handoff_send(struct session_hand
                                                              const char *trace_id, char *errstr,
                                                              size_t errstr_size);
 
+/**
+ * @brief session_handoff_send() for n events at once (a batch's, in batch order): their outbox
+ * rows in one query, their session.end records produced together and waited for together. An
+ * event named twice sends once; an event without a row is nothing to do.
+ * @returns 0, or -1 with errstr (transient: the caller tries again, or one event at a time).
+ */
+__attribute__((warn_unused_result)) int
+session_handoff_send_many(struct session_handoff *h, const char *const *event_ids,
+                          const char *const *trace_ids, size_t n, char *errstr,
+                          size_t errstr_size);
+
 #endif

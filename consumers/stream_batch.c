@@ -11,10 +11,11 @@
  * ended). Session ids are taken in the same order as one record at a time would take them.
  *
  * publish_many(): the batch's streams projected to Redis in one transaction and one
- * pipeline, which of the batch's events have a session.end in the outbox in one query (not
- * asked of the events apply took for the first time that ended no session: NOTE_NO_HANDOFF,
- * so a batch of begins asks nothing); then
- * the session.end records, vendor drops and cut-offs of the few records that have them; then
+ * pipeline; the session.end records of the batch's events read from the outbox in one query,
+ * produced together and waited for together (session_handoff_send_many(); not asked of the
+ * events apply took for the first time that ended no session, NOTE_NO_HANDOFF, so a batch of
+ * begins asks nothing); then the vendor drops and cut-offs of the few records that have them;
+ * then
  * the batch's live.notify rows relayed without waiting for the broker (notify.h).
  */
 #include "stream_batch.h"
@@ -30,6 +31,7 @@
 #include "notify.h"
 #include "rebuild.h"
 #include "role_kit.h"
+#include "session_handoff.h"
 
 #define EPOCH_MS(col) "CAST(UNIX_TIMESTAMP(" col ") * 1000 AS SIGNED)"
 
@@ -654,34 +656,18 @@ enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_
 
 /* ------------------------------------------------------------------ publishing a batch */
 
-/* Which of the batch's events have a session.end in the outbox (sorted event ids). */
-static int find_handoffs(struct stream_state *st, struct keyset *ks, char *errstr,
-                         size_t errstr_size)
-{
-        struct db_text sql = {0};
-        enum db_result r = keyset_find_known(ks, st->db, &sql,
-                                             "SELECT event_id FROM session_handoff WHERE "
-                                             "event_id IN ",
-                                             errstr, errstr_size);
-
-        db_text_free(&sql);
-        if (r == DB_OK && ks->is_mismatch) {
-                snprintf(errstr, errstr_size, "an event id MySQL matches other than byte for byte");
-                return -1;
-        }
-        return r == DB_OK ? 0 : -1;
-}
-
 /*
  * The batch's distinct streams (sorted into ids, n of them at most) projected at once; then
- * the rest of publish() for the records that have a session.end or a note.
+ * the batch's session.end records at once; then the rest of publish() for the records that
+ * have a note.
  */
 static int publish_batch(struct stream_state *st, struct consumer_record *const *recs, size_t n,
                          const char **ids, struct rebuild_stream *rows, struct keyset *events,
-                         bool *has_handoff, char *errstr, size_t errstr_size)
+                         char *errstr, size_t errstr_size)
 {
         const char **folded = ids + n; /* keys_may_collide() reorders its copy */
-        size_t cnt = 0;
+        const char **hand_ids = ids + n, **hand_traces = ids + 2 * n; /* folded is done then */
+        size_t cnt = 0, hand_cnt = 0;
 
         for (size_t i = 0; i < n; i++)
                 ids[cnt++] = recs[i]->ev.stream_id;
@@ -699,20 +685,34 @@ static int publish_batch(struct stream_state *st, struct consumer_record *const 
                 snprintf(errstr, errstr_size, "ids MySQL may match other than byte for byte");
                 return -1;
         }
-        if (rebuild_project_streams(st->rebuild, ids, cnt, rows, errstr, errstr_size) == -1 ||
-            (events->n && find_handoffs(st, events, errstr, errstr_size) == -1))
+        if (rebuild_project_streams(st->rebuild, ids, cnt, rows, errstr, errstr_size) == -1)
                 return -1;
-        for (size_t i = 0; i < events->n; i++) /* in batch order below, as publish() runs */
-                has_handoff[events->items[i].index] = events->items[i].is_known;
+        /*
+         * The session.end records of the events the outbox may hold, in batch order: read in
+         * one query, produced together and waited for together.
+         */
+        for (size_t i = 0; i < n; i++) {
+                const char **hit =
+                        bsearch(&recs[i]->ev.stream_id, ids, cnt, sizeof(*ids), role_cmp_str);
+
+                if (rows[hit - ids].found && !(recs[i]->note & NOTE_NO_HANDOFF)) {
+                        hand_ids[hand_cnt] = recs[i]->ev.event_id;
+                        hand_traces[hand_cnt++] = recs[i]->trace_id;
+                }
+        }
+        if (hand_cnt && session_handoff_send_many(st->handoff, hand_ids, hand_traces, hand_cnt,
+                                                  errstr, errstr_size) == -1)
+                return -1;
+        /* Then the vendor drops and cut-offs of the few that have them, in batch order */
         for (size_t i = 0; i < n; i++) {
                 struct consumer_record *rec = recs[i];
                 const char **hit =
                         bsearch(&rec->ev.stream_id, ids, cnt, sizeof(*ids), role_cmp_str);
                 const struct rebuild_stream *row = &rows[hit - ids];
 
-                if (!row->found || (!has_handoff[i] && !NOTE_KIND(rec->note)))
+                if (!row->found || !NOTE_KIND(rec->note))
                         continue;
-                if (stream_publish_rest(st, rec, row->status, row->vendor, has_handoff[i], errstr,
+                if (stream_publish_rest(st, rec, row->status, row->vendor, false, errstr,
                                         errstr_size) == -1)
                         return -1;
         }
@@ -723,20 +723,17 @@ static int publish_batch(struct stream_state *st, struct consumer_record *const 
 int stream_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
                         size_t errstr_size)
 {
-        const char **ids = calloc(2 * n + 1, sizeof(*ids));
+        const char **ids = calloc(3 * n + 1, sizeof(*ids));
         struct rebuild_stream *rows = calloc(n + 1, sizeof(*rows));
-        bool *has_handoff = calloc(n + 1, sizeof(*has_handoff));
         struct keyset events = {0};
         int rc = -1;
 
-        if (ids && rows && has_handoff && keyset_init(&events, n) == 0)
-                rc = publish_batch(state, recs, n, ids, rows, &events, has_handoff, errstr,
-                                   errstr_size);
+        if (ids && rows && keyset_init(&events, n) == 0)
+                rc = publish_batch(state, recs, n, ids, rows, &events, errstr, errstr_size);
         else
                 snprintf(errstr, errstr_size, "out of memory");
         keyset_free(&events);
         free(ids);
         free(rows);
-        free(has_handoff);
         return rc;
 }

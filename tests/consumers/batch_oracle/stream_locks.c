@@ -90,6 +90,26 @@ static void free_lock_batch(struct consumer_record *recs)
         free(recs);
 }
 
+static void on_counter(const struct db_col *cols, void *arg)
+{
+        *(long long *)arg = cols[1].is_null ? -1 : cols[1].i;
+}
+
+/* The first column of the first row of sql on the side's own connection, as text. */
+static const char *query_one(struct side *s, const char *sql)
+{
+        static char out[64];
+        MYSQL_RES *res;
+        MYSQL_ROW row = NULL;
+
+        cr_assert(mysql_query(s->mysql, sql) == 0, "%s", mysql_error(s->mysql));
+        res = mysql_store_result(s->mysql);
+        cr_assert(res && (row = mysql_fetch_row(res)), "%s: no row", sql);
+        snprintf(out, sizeof(out), "%s", row[0] ? row[0] : "NULL");
+        mysql_free_result(res);
+        return out;
+}
+
 /* Whether another session may lock the stream's row now (NOWAIT: no waiting for it). */
 static bool may_lock(MYSQL *other, const char *stream_id)
 {
@@ -262,6 +282,62 @@ Test(batch_oracle, stream_publish_of_new_begins_does_not_read_the_outbox)
         cr_expect_str_eq(online(&s, "nb-0"), "1");
         cr_expect_str_eq(online(&s, "nb-519"), "1");
         cr_expect_str_eq(redis_do(&s, "SCARD", NULL), "520");
+        free_lock_batch(recs);
+        close_side(&s, &stream_lifecycle_role);
+        free(ptrs);
+        free(slots);
+        free(errors);
+}
+
+/* The statements the role's connection has run (MariaDB's own session counter). */
+static long long statements_run(struct side *s)
+{
+        char name[64], err[256];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = name, .s_size = sizeof(name)},
+                                {.type = DB_PARAM_I64}};
+        struct db_text sql = {0};
+        long long n = -1;
+
+        db_text_add(&sql, "SHOW SESSION STATUS LIKE 'Questions'");
+        cr_assert(db_text_query(s->db, &sql, cols, 2, on_counter, &n, err, sizeof(err)) == DB_OK,
+                  "%s", err);
+        db_text_free(&sql);
+        cr_assert(n >= 0);
+        return n;
+}
+
+/*
+ * A batch that ends 520 sessions hands them all off (520 session.end records, each waited for)
+ * in a few statements and one wait, not a read and a wait per record.
+ */
+Test(batch_oracle, stream_publish_of_a_batch_of_ends_is_a_few_statements)
+{
+        struct apply_slot *slots = calloc(LOCK_STREAMS, sizeof(*slots));
+        char(*errors)[512] = calloc(LOCK_STREAMS, sizeof(*errors));
+        struct consumer_record **ptrs = calloc(LOCK_STREAMS, sizeof(*ptrs));
+        struct consumer_record *recs;
+        struct side s;
+        char err[512] = "";
+        long long before;
+
+        cr_assert(slots && errors && ptrs);
+        open_lock_side(&s, 15);
+        recs = lock_batch(slots, errors, false);
+        cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err,
+                                                      sizeof(err)),
+                     APPLY_DONE, "%s", err);
+        cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_str_eq(query_one(&s, "SELECT COUNT(*) FROM session_handoff"), "520");
+        for (int i = 0; i < LOCK_STREAMS; i++)
+                ptrs[i] = &recs[i];
+        before = statements_run(&s);
+        cr_expect_eq(stream_lifecycle_role.publish_many(s.state, ptrs, LOCK_STREAMS, err,
+                                                        sizeof(err)),
+                     0, "%s", err);
+        /* +1: statements_run()'s own SHOW */
+        cr_expect_leq(statements_run(&s) - before, 1 + 12, "%lld statements for one batch",
+                      statements_run(&s) - before);
         free_lock_batch(recs);
         close_side(&s, &stream_lifecycle_role);
         free(ptrs);
