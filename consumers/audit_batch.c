@@ -257,18 +257,20 @@ static void on_locked_row(const struct db_col *cols, void *arg)
 }
 
 /*
- * The anchors rows of the batch, locked in key order. A row that is missing is not created
- * here: the read locks the gap where it would be (so under REPEATABLE READ no other
- * transaction inserts it before this one commits), the verdicts decide against a new row's
- * defaults, and audit_batch_write() inserts it with a plain INSERT, which fails (and the batch
- * goes one verdict at a time) if another instance created it meanwhile after all.
+ * The anchors rows of the batch, locked in key order, by their primary key: in a UNION on a
+ * small table MariaDB may prefer a scan, which under FOR UPDATE locks every row it passes. A
+ * row that is missing is not created here: the read locks the gap where it would be (so under
+ * REPEATABLE READ no other transaction inserts it before this one commits), the verdicts decide
+ * against a new row's defaults, and audit_batch_write() inserts it with a plain INSERT, which fails
+ * (and the batch goes one verdict at a time) if another instance created it meanwhile after all.
  */
 static void add_anchors_read(struct batch *b)
 {
         db_text_add(&b->sql,
                     " UNION ALL (SELECT 'a', anchor_id, status, CAST(UNIX_TIMESTAMP("
                     "suspended_until) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(admin_at) * 1000 AS "
-                    "SIGNED), CAST(UNIX_TIMESTAMP(updated_at) * 1000 AS SIGNED) FROM anchors "
+                    "SIGNED), CAST(UNIX_TIMESTAMP(updated_at) * 1000 AS SIGNED) FROM anchors FORCE "
+                    "INDEX (PRIMARY) "
                     "WHERE anchor_id IN ");
         add_anchor_list(b);
         db_text_add(&b->sql, " ORDER BY anchor_id FOR UPDATE)");
@@ -334,7 +336,7 @@ static enum db_result read_locked(struct batch *b, char *errstr, size_t errstr_s
 
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "(SELECT 'k', event_id, NULL, NULL, NULL, NULL FROM live_audit_logs "
-                             "WHERE event_id IN ");
+                             "FORCE INDEX (live_audit_logs_once) WHERE event_id IN ");
         keyset_add_list(ks, b->st->db, &b->sql);
         db_text_add(&b->sql, ")");
         if (b->anchor_cnt) {

@@ -223,7 +223,7 @@ static enum db_result find_rows(struct record_batch *b, char *errstr, size_t err
                              "WHERE stream_id IN ");
         add_list(b, b->stream_cnt, true);
         db_text_add(&b->sql, " UNION ALL SELECT 'f', file_id, stream_id, session_id, NULL, NULL "
-                             "FROM live_records WHERE file_id IN ");
+                             "FROM live_records FORCE INDEX (PRIMARY) WHERE file_id IN ");
         add_list(b, b->file_cnt, false);
         return db_text_query(b->st->db, &b->sql, cols, 6, on_row, b, errstr, errstr_size);
 }

@@ -285,3 +285,82 @@ Test(batch_oracle, audit_batch_reads_only_its_live_streams_whatever_the_statisti
         free(slots);
         free(errors);
 }
+
+/* ------------------------------------------------------------------ audit: its locks */
+
+/* Whether another session may lock the anchor's row now (NOWAIT: no waiting for it). */
+static bool may_lock_anchor(MYSQL *other, const char *anchor_id)
+{
+        char sql[256];
+        MYSQL_RES *res;
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT anchor_id FROM anchors WHERE anchor_id = '%s' FOR UPDATE NOWAIT",
+                 anchor_id);
+        if (mysql_query(other, sql) != 0) {
+                cr_assert_eq(mysql_errno(other), 1205, "%s", mysql_error(other));
+                return false;
+        }
+        if ((res = mysql_store_result(other)))
+                mysql_free_result(res);
+        return true;
+}
+
+/*
+ * BATCH verdicts of new anchors la-<i> on an anchors table of 1 500 others (small enough that
+ * MariaDB may think a scan cheaper than BATCH look-ups): while the batch's transaction is
+ * open, its own anchors are locked and another session may lock any other anchor. A scan
+ * under FOR UPDATE would lock every row it passes, and another copy of the role, or an
+ * operator's ban, would wait on anchors the batch never named.
+ */
+Test(batch_oracle, audit_batch_locks_only_its_anchors)
+{
+        struct apply_slot *slots = calloc(BATCH, sizeof(*slots));
+        char(*errors)[512] = calloc(BATCH, sizeof(*errors));
+        struct input *in = calloc(BATCH, sizeof(*in));
+        char(*keys)[3][32] = calloc(BATCH, sizeof(*keys));
+        long long base = ((long long)time(NULL) - 3600) * 1000;
+        struct consumer_record *recs;
+        char err[512] = "";
+        MYSQL *other;
+        struct side s;
+
+        cr_assert(slots && errors && in && keys);
+        open_side(&s, &audit_role, NULL, 0);
+        run_sql(&s, "INSERT INTO anchors (anchor_id) SELECT CONCAT('other-', seq) FROM "
+                    "seq_1_to_1500");
+        for (int i = 0; i < BATCH; i++) {
+                snprintf(keys[i][0], sizeof(keys[i][0]), "lock-%d", i);
+                snprintf(keys[i][1], sizeof(keys[i][1]), "ls-%d", i);
+                snprintf(keys[i][2], sizeof(keys[i][2]), "la-%d", i);
+                in[i] = (struct input){.event_key = keys[i][0],
+                                       .event_type = "audit.image",
+                                       .payload_name = "AuditVerdict",
+                                       .stream_id = keys[i][1],
+                                       .event_time_ms = base + i,
+                                       .anchor_id = keys[i][2]};
+                in[i].payload = json_pack("{s:s,s:s,s:s,s:i}", "source", "tencent.image",
+                                          "suggestion", i % 2 ? "Review" : "Block", "label", "Porn",
+                                          "score", i % 2 ? 70 : 99);
+        }
+        recs = decode_batch(in, slots, errors);
+        other = support_mysql_connect(s.url);
+        run_sql(&s, "SET SESSION innodb_lock_wait_timeout = 1");
+        cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(audit_role.apply_many(s.state, slots, BATCH, err, sizeof(err)), APPLY_DONE,
+                     "the batch went one verdict at a time: %s", err);
+        /* the batch's transaction is open: its anchors are locked, and only they */
+        cr_assert(mysql_query(other, "SET SESSION innodb_lock_wait_timeout = 1") == 0);
+        cr_expect(!may_lock_anchor(other, "la-7"), "an anchor of the batch is not locked");
+        cr_expect(may_lock_anchor(other, "other-7"), "the batch locked an anchor it does not name");
+        cr_expect(may_lock_anchor(other, "other-1500"),
+                  "the batch locked an anchor it does not name");
+        db_rollback(s.db);
+        mysql_close(other);
+        free_records(recs);
+        free_inputs(in, BATCH);
+        close_side(&s, &audit_role);
+        free(keys);
+        free(slots);
+        free(errors);
+}
