@@ -239,7 +239,8 @@ struct batch_tip {
 struct batch_id {
         const char *id;
         char gender[16];
-        bool is_learned; /* a new tip stated it: it goes on file */
+        char on_file[16]; /* audiences: the gender on file before the batch */
+        bool is_learned;  /* a new tip stated it: it goes on file (unless it is there already) */
 };
 
 /* A row of hourly_reward_stats and what the new tips add to it. */
@@ -556,7 +557,11 @@ static enum db_result add_to_hours(struct tip_batch *b, char *errstr, size_t err
         return db_text_exec(db, &b->sql, NULL, errstr, errstr_size);
 }
 
-/* learn_gender for every audience whose gender a new tip states (the last one stated). */
+/*
+ * learn_gender for every audience whose gender a new tip states (the last one stated), but
+ * for those whose row says so already: a fan tips many times and states the same gender each
+ * time, and the upsert would lock and rewrite the row for nothing.
+ */
 static enum db_result learn_genders(struct tip_batch *b, char *errstr, size_t errstr_size)
 {
         bool is_first = true;
@@ -564,7 +569,8 @@ static enum db_result learn_genders(struct tip_batch *b, char *errstr, size_t er
         db_text_reset(&b->sql);
         db_text_add(&b->sql, "INSERT INTO audiences (audience_id, gender) VALUES ");
         for (size_t i = 0; i < b->audience_cnt; i++) {
-                if (!b->audiences[i].is_learned)
+                if (!b->audiences[i].is_learned ||
+                    strcmp(b->audiences[i].gender, b->audiences[i].on_file) == 0)
                         continue;
                 db_text_add(&b->sql, is_first ? "(" : ", (");
                 is_first = false;
@@ -600,6 +606,9 @@ static enum db_result write_new_tips(struct tip_batch *b, char *errstr, size_t e
                 return r;
         if (b->is_mismatch)
                 return mismatch(errstr, errstr_size);
+        for (size_t i = 0; i < b->audience_cnt; i++)
+                memcpy(b->audiences[i].on_file, b->audiences[i].gender,
+                       sizeof(b->audiences[i].on_file));
         resolve_genders(b);
         if (!collect_hours(b)) {
                 snprintf(errstr, errstr_size, "an hour's amounts overflow");

@@ -542,6 +542,47 @@ Test(stats, new_tips_are_written_unread_and_their_replay_is_looked_up)
         stop_worker_expect_clean_exit(0);
 }
 
+/*
+ * A tip that states the gender its audience has on file leaves the audience's row alone: it is
+ * counted while another transaction holds that row locked. One that states another gender
+ * puts it on file.
+ */
+Test(stats, a_tip_restating_the_gender_on_file_does_not_lock_the_audience)
+{
+        const long long h = 1767225600000LL; /* 2026-01-01T00:00:00Z */
+        char fan[96], tip[96], sql[256];
+        MYSQL *locker = support_mysql_connect(fx.mysql_url);
+
+        use_redis_db(10);
+        id_of(fan, sizeof(fan), "lf");
+        exec_sql("INSERT INTO audiences (audience_id, gender) VALUES ('%s', 'male')", fan);
+        start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=3600", NULL});
+        cr_assert(mysql_query(locker, "START TRANSACTION") == 0, "%s", mysql_error(locker));
+        snprintf(sql, sizeof(sql), "SELECT gender FROM audiences WHERE audience_id = '%s' FOR UPDATE",
+                 fan);
+        cr_assert(mysql_query(locker, sql) == 0, "%s", mysql_error(locker));
+        mysql_free_result(mysql_store_result(locker));
+
+        produce_tip(&(struct tip_spec){"l1", "lf", "la", 30, h, NULL, "male"}, NULL);
+        flush();
+        id_of(tip, sizeof(tip), "l1");
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM stats_tip WHERE trace_id = '%s'", tip);
+        wait_at_least(1, 30000, "the tip counted while its audience's row is locked", sql);
+        cr_assert(mysql_query(locker, "ROLLBACK") == 0, "%s", mysql_error(locker));
+        mysql_close(locker);
+
+        produce_tip(&(struct tip_spec){"l2", "lf", "la", 40, h + 1, NULL, "female"}, NULL);
+        flush();
+        id_of(tip, sizeof(tip), "l2");
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM stats_tip WHERE trace_id = '%s'", tip);
+        wait_at_least(1, 30000, "the second tip", sql);
+        cr_assert_eq(support_query_int(fx.mysql,
+                                       "SELECT gender = 'female' FROM audiences WHERE audience_id = '%s'",
+                                       fan),
+                     1, "the gender stated anew is on file");
+        stop_worker_expect_clean_exit(0);
+}
+
 /* ------------------------------------------------------------------ configuration */
 
 Test(stats_config, refuses_a_mid_band_not_below_the_high_one)
