@@ -162,8 +162,8 @@ static int encode(struct request *req, char *errstr, size_t errstr_size)
         };
 
         ev->trace_id = req->trace_id;
-        return encoder_encode(req->rcv->encoder, &env, ev->payload_name, ev->fields, ev->payload, &ev->value,
-                              &ev->value_len, errstr, errstr_size);
+        return encoder_encode(req->rcv->encoder, &env, ev->payload_name, ev->fields, ev->payload,
+                              &ev->value, &ev->value_len, errstr, errstr_size);
 }
 
 /* A copy of the encoded value for the spool (delivery_send() takes the value); NULL: none. */
@@ -233,8 +233,8 @@ static enum MHD_Result publish_batch(struct request *req)
                 };
 
                 ev->trace_id = req->trace_id;
-                if (encoder_encode(rcv->encoder, &env, ev->payload_name, ev->fields, ev->payload, &ev->value,
-                                   &ev->value_len, errstr, sizeof(errstr)) == -1) {
+                if (encoder_encode(rcv->encoder, &env, ev->payload_name, ev->fields, ev->payload,
+                                   &ev->value, &ev->value_len, errstr, sizeof(errstr)) == -1) {
                         log_error(req->trace_id, "encoding event %zu %s event_id=%s: %s", i,
                                   ev->event_type, ev->event_id, errstr);
                         for (size_t j = 0; j < i; j++)

@@ -88,8 +88,8 @@ int main(int argc, char **argv)
                         .raw = body,
                         .raw_len = (size_t)len,
                 };
-                if (encoder_encode(enc, &env, ev.payload_name, ev.fields, ev.payload, &out, &out_len, errstr,
-                                   sizeof(errstr)) == -1) {
+                if (encoder_encode(enc, &env, ev.payload_name, ev.fields, ev.payload, &out,
+                                   &out_len, errstr, sizeof(errstr)) == -1) {
                         fprintf(stderr, "request %ld not encoded: %s\n", i, errstr);
                         return 1;
                 }

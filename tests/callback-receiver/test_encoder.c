@@ -30,8 +30,8 @@ static void *encode_many(void *arg)
                 void *buf = NULL;
                 size_t len = 0;
 
-                if (encoder_encode(enc, &env, NULL, NULL, NULL, &buf, &len, errstr, sizeof(errstr)) ==
-                            -1 ||
+                if (encoder_encode(enc, &env, NULL, NULL, NULL, &buf, &len, errstr,
+                                   sizeof(errstr)) == -1 ||
                     len < 10)
                         failures++;
                 free(buf);
@@ -68,9 +68,11 @@ Test(encoder, a_new_encoder_does_not_reuse_a_destroyed_ones_codec)
         encoder_destroy(encoder_new(errstr, sizeof(errstr)));
         enc = encoder_new(errstr, sizeof(errstr));
         cr_assert(enc != NULL, "%s", errstr);
-        cr_assert(eq(int, encoder_encode(enc, &env, NULL, NULL, NULL, &buf, &len, errstr, sizeof(errstr)),
-                     0),
-                  "%s", errstr);
+        cr_assert(
+                eq(int,
+                   encoder_encode(enc, &env, NULL, NULL, NULL, &buf, &len, errstr, sizeof(errstr)),
+                   0),
+                "%s", errstr);
         free(buf);
         encoder_destroy(enc);
 }

@@ -101,8 +101,7 @@ static void run(const struct webhook_request *req)
 
                 if (!ev->topic || !ev->key || strlen(ev->event_id) != WEBHOOK_EVENT_ID_LEN ||
                     encoder_encode(encoder, &env, ev->payload_name, ev->fields, ev->payload, &out,
-                                   &out_len,
-                                   errstr, sizeof(errstr)) == -1) {
+                                   &out_len, errstr, sizeof(errstr)) == -1) {
                         fprintf(stderr, "accepted event %zu cannot be produced: %s\n", i, errstr);
                         abort();
                 }

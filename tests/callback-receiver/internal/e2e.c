@@ -104,7 +104,6 @@ static void e2e_teardown(void)
 
 TestSuite(internal_e2e, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
 
-
 struct signed_headers sign_now(const char *id, const char *body, long long offset_s,
                                const char *key_b64)
 {
