@@ -148,21 +148,48 @@ static bool reads_alike(const unsigned char *b, size_t len)
         return true;
 }
 
-/* True when no object of the tree holds a key twice (and none is too wide to check here). */
+/* cJSON_IsObject() and the like, without a call into the library per member. */
+static bool is_type(const cJSON *v, int type)
+{
+        return (v->type & 0xFF) == type;
+}
+
+/* A key's first two bytes: equal keys have equal tags. */
+static unsigned int key_tag(const char *k)
+{
+        return (unsigned char)k[0] | (k[0] ? (unsigned int)(unsigned char)k[1] << 8 : 0);
+}
+
+/*
+ * True when no object of the tree holds a key twice (and none is too wide to check here). Keys
+ * are compared only when their tags are equal, and the tags only when a bitmap of them says two
+ * may be: most objects need no strcmp() at all.
+ */
 static bool keys_unique(const cJSON *node)
 {
-        size_t members = 0;
+        unsigned int tags[FAST_MEMBERS_MAX];
+        const cJSON *members[FAST_MEMBERS_MAX];
+        bool is_object = is_type(node, cJSON_Object);
+        uint64_t seen = 0;
+        size_t n = 0;
 
         for (const cJSON *a = node->child; a; a = a->next) {
-                if (cJSON_IsObject(node)) {
-                        if (++members > FAST_MEMBERS_MAX)
+                if (is_object) {
+                        unsigned int tag = key_tag(a->string);
+                        uint64_t bit = (uint64_t)1 << ((tag ^ tag >> 8 ^ tag >> 5) & 63);
+
+                        if (n == FAST_MEMBERS_MAX)
                                 return false;
-                        for (const cJSON *b = a->next; b; b = b->next)
-                                if (a->string[0] == b->string[0] &&
-                                    strcmp(a->string, b->string) == 0)
-                                        return false;
+                        if (seen & bit)
+                                for (size_t i = 0; i < n; i++)
+                                        if (tags[i] == tag &&
+                                            strcmp(members[i]->string, a->string) == 0)
+                                                return false;
+                        seen |= bit;
+                        tags[n] = tag;
+                        members[n++] = a;
                 }
-                if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && !keys_unique(a))
+                if ((is_type(a, cJSON_Object) || is_type(a, cJSON_Array)) && !keys_unique(a))
                         return false;
         }
         return true;
