@@ -71,7 +71,7 @@ static void plan_of(struct side *s, const char *query, char *out, size_t out_siz
         size_t size = strlen(query) + 16;
         char *sql = malloc(size);
         MYSQL_RES *res;
-        MYSQL_ROW row;
+        MYSQL_ROW row = NULL;
 
         cr_assert(sql != NULL);
         snprintf(sql, size, "EXPLAIN %s", query);
@@ -205,6 +205,7 @@ Test(batch_oracle, record_batch_reads_only_its_streams_whatever_the_statistics)
                   BATCH);
         free_records(recs);
         free_inputs(in, BATCH);
+        free(in);
         close_side(&s, &record_role);
         free(keys);
         free(slots);
@@ -280,6 +281,7 @@ Test(batch_oracle, audit_batch_reads_only_its_live_streams_whatever_the_statisti
                   BATCH);
         free_records(recs);
         free_inputs(in, BATCH);
+        free(in);
         close_side(&s, &audit_role);
         free(keys);
         free(slots);
@@ -359,6 +361,7 @@ Test(batch_oracle, audit_batch_locks_only_its_anchors)
         mysql_close(other);
         free_records(recs);
         free_inputs(in, BATCH);
+        free(in);
         close_side(&s, &audit_role);
         free(keys);
         free(slots);
