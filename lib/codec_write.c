@@ -24,6 +24,8 @@
 #define PLAN_MAX_BRANCHES 4
 #define PLAN_MAX_FIELDS   64 /* per payload record */
 #define SCRATCH_MIN       4096
+/* A buffer grown past this for one large event is freed after it: loops keep small ones. */
+#define SCRATCH_KEEP (256 * 1024)
 
 /* One field's type: a primitive, or a union of primitives (type AVRO_UNION). */
 struct plan_field {
@@ -661,6 +663,16 @@ static int check_texts_fit(const struct codec_plan *w, const struct envelope *en
 
 /* ------------------------------------------------------------ encode */
 
+/* After an event: a buffer one large body grew is given back (the next grows it again). */
+static void keep_small(struct codec_plan *w)
+{
+        if (w->cap <= SCRATCH_KEEP)
+                return;
+        free(w->buf);
+        w->buf = NULL;
+        w->len = w->cap = 0;
+}
+
 static int write_event(struct codec *c, const struct envelope *env, const char *payload_name,
                        const struct record_src *r, char *errstr, size_t errstr_size)
 {
@@ -710,7 +722,7 @@ int codec_encode_direct(struct codec *c, const struct envelope *env, const char 
                         size_t *out_len, char *errstr, size_t errstr_size)
 {
         const struct record_src r = {fields, payload};
-        void *buf;
+        void *buf = NULL;
 
         if (fields && payload) {
                 snprintf(errstr, errstr_size, "payload: given twice (fields and JSON)");
@@ -719,14 +731,14 @@ int codec_encode_direct(struct codec *c, const struct envelope *env, const char 
         if (!c->plan)
                 return encode_through_avro_c(c, env, payload_name, &r, out, out_len, errstr,
                                              errstr_size);
-        if (write_event(c, env, payload_name, &r, errstr, errstr_size) == -1)
-                return -1;
-        if (!(buf = malloc(c->plan->len))) {
+        if (write_event(c, env, payload_name, &r, errstr, errstr_size) == 0 &&
+            !(buf = malloc(c->plan->len)))
                 snprintf(errstr, errstr_size, "out of memory (%zu bytes)", c->plan->len);
-                return -1;
+        if (buf) {
+                memcpy(buf, c->plan->buf, c->plan->len);
+                *out = buf;
+                *out_len = c->plan->len;
         }
-        memcpy(buf, c->plan->buf, c->plan->len);
-        *out = buf;
-        *out_len = c->plan->len;
-        return 0;
+        keep_small(c->plan);
+        return buf ? 0 : -1;
 }

@@ -118,6 +118,7 @@ Test(codec, direct_writer_writes_avro_cs_bytes_for_every_payload_type)
 Test(codec, direct_writer_writes_the_envelope_as_avro_c)
 {
         static const unsigned char big_raw[70000] = {0xc3, 0x01, 0x00, 0xff};
+        static const unsigned char huge_raw[400000] = {0x7f, [399999] = 0x80};
         struct envelope env = sample_envelope();
 
         env.stream_id = env.anchor_id = env.room_id = NULL;
@@ -132,6 +133,12 @@ Test(codec, direct_writer_writes_the_envelope_as_avro_c)
         env.raw = big_raw; /* lengths of several varint bytes, and a buffer that must grow */
         env.raw_len = sizeof(big_raw);
         cr_assert(eq(int, encode_both_text(&env, "Withdrawal", payloads[7].json), 0));
+        env.raw = huge_raw; /* past what a loop keeps: the buffer is freed after, and regrown */
+        env.raw_len = 400000;
+        cr_assert(eq(int, encode_both_text(&env, "Withdrawal", payloads[7].json), 0));
+        cr_assert(eq(int, encode_both(&env, NULL, NULL), 0));
+        env.raw_len = 10;
+        cr_assert(eq(int, encode_both(&env, NULL, NULL), 0));
 }
 
 Test(codec, direct_writer_writes_edge_values_as_avro_c)
