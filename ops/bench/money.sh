@@ -39,7 +39,9 @@
 # start only after the last 200, so their tips/s are what they drain at, not what is offered;
 # the delays then include the wait),
 # BENCH_TIPS_WORKER_ENV (extra VAR=VALUE words for reward-sync, settlement and stats, to
-# compare settings, e.g. LIVEFLOW_BATCH_WAIT_MS=5), BUILD (build).
+# compare settings, e.g. LIVEFLOW_BATCH_WAIT_MS=5), BENCH_SLOW_LOG=1 (MariaDB logs every
+# statement while each worker drains; the shapes that took the most time are printed after its
+# line), BUILD (build).
 #
 # Exit 0 after printing the figures; 1 when the bench could not run; 3 on a correctness
 # failure (a tip not 200, a row missing, sums that do not agree, reconcile not OK).
@@ -49,6 +51,9 @@ export LC_ALL=C
 LF_PROG=money
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/ops/lib.sh"
+# make bench's helpers, for slow_log_start/slow_log_stop (BENCH_SLOW_LOG=1); the functions
+# defined below of the same names (sql, cpu_ticks, ...) are this script's own.
+. "$ROOT/ops/bench/bench_lib.sh"
 
 case "${BUILD:-build}" in
 /*) BUILD=${BUILD:-build} ;;
@@ -260,6 +265,7 @@ else
         SERVICES_UP=1
 fi
 . "$TMP/env"
+LOGS=$WORK/log # where slow_log_start writes
 DB=liveflow_money
 MYSQL_URL=mysql://liveflow:$LIVEFLOW_TEST_MYSQL_PASSWORD@127.0.0.1:$LIVEFLOW_TEST_MYSQL_PORT/$DB
 KAFKA=$LIVEFLOW_TEST_KAFKA_BOOTSTRAP
@@ -705,6 +711,7 @@ drain_one() {
         ceiling
         mariadb_quiet
         port=$(free_port) || die "no free port"
+        slow_log_start "drain-$role"
         # shellcheck disable=SC2086 # BENCH_TIPS_WORKER_ENV is split into words on purpose
         spawn_role "$name" "$port" LIVEFLOW_GROUP_ID="liveflow.bench-drain-$RUN.$role" $WORKER_ENV "$@"
         last_move=$(now_ms)
@@ -730,6 +737,7 @@ drain_one() {
                 "$USAGE;" \
                 "load average $(cut -d' ' -f1-3 /proc/loadavg); log: $(grep -c ' ERROR trace=' "$WORK/log/$name.log") ERROR," \
                 "$(grep -c ' WARN trace=' "$WORK/log/$name.log") WARN lines"
+        slow_log_stop "drain-$role"
         DRAIN_SUMMARY="$DRAIN_SUMMARY${DRAIN_SUMMARY:+, }$role $rate tips/s ($(ratio "$rate" "$CEILING"))"
 }
 
