@@ -5,9 +5,10 @@
  *
  * The anchors of verdicts without one in their envelope come from live_streams (one query, none
  * when every verdict names its anchor); then one statement reads which verdicts
- * live_audit_logs holds already, locks the anchors rows of the batch in key order (FOR UPDATE;
- * a missing row's gap) and reads the warnings that can fall into a window of the batch's
- * warnings (under a shared lock); every new verdict is decided in memory in batch order
+ * live_audit_logs holds already and which anchors rows exist, and another locks those rows in
+ * key order (FOR UPDATE; a missing row is not locked, see add_anchors_read()) and reads the
+ * warnings that can fall into a window of the batch's warnings (under a shared lock; none of
+ * the two when there is nothing to read); every new verdict is decided in memory in batch order
  * exactly as audit_apply() decides it, and written with one multi-row insert of the log rows,
  * one of the missing anchors rows, one upsert of the existing anchors rows it changed and one
  * insert of the notifications. Once every verdict is decided, the live streams its
@@ -172,12 +173,16 @@ static enum db_result resolve_anchors(struct batch *b, char *errstr, size_t errs
         return DB_OK;
 }
 
-static void add_anchor_list(struct batch *b)
+/* Appends "(id, ...)" of the batch's anchors, or of those whose row exists. */
+static void add_anchor_list(struct batch *b, bool existing_only)
 {
+        size_t cnt = 0;
+
         db_text_add(&b->sql, "(");
         for (size_t i = 0; i < b->anchor_cnt; i++) {
-                if (i)
-                        db_text_add(&b->sql, ", ");
+                if (existing_only && !b->anchors[i].does_exist)
+                        continue;
+                db_text_add(&b->sql, cnt++ ? ", " : "");
                 db_text_str(b->st->db, &b->sql, b->anchors[i].id);
         }
         db_text_add(&b->sql, ")");
@@ -236,14 +241,28 @@ static void on_known(struct batch *b, const char *event_id)
                 ks->items[i].is_known = true;
 }
 
-/* A row of read_locked(): its first column names the read it belongs to. */
-static void on_locked_row(const struct db_col *cols, void *arg)
+/* An anchors row that exists (not locked yet). */
+static void on_exists(struct batch *b, const char *anchor_id)
+{
+        struct batch_anchor *ba = audit_batch_find_anchor(b, anchor_id);
+
+        if (!ba)
+                b->is_mismatch = true;
+        else
+                ba->does_exist = true;
+}
+
+/* A row of read_known() or read_locked(): its first column names the read it belongs to. */
+static void on_tagged_row(const struct db_col *cols, void *arg)
 {
         struct batch *b = arg;
 
         switch (cols[0].is_null ? '\0' : cols[0].s[0]) {
         case 'k':
                 on_known(b, cols[1].s);
+                break;
+        case 'e':
+                on_exists(b, cols[1].s);
                 break;
         case 'a':
                 on_anchor(b, cols + 1);
@@ -257,22 +276,24 @@ static void on_locked_row(const struct db_col *cols, void *arg)
 }
 
 /*
- * The anchors rows of the batch, locked in key order, by their primary key: in a UNION on a
- * small table MariaDB may prefer a scan, which under FOR UPDATE locks every row it passes. A
- * row that is missing is not created here: the read locks the gap where it would be (so under
- * REPEATABLE READ no other transaction inserts it before this one commits), the verdicts decide
- * against a new row's defaults, and audit_batch_write() inserts it with a plain INSERT, which fails
- * (and the batch goes one verdict at a time) if another instance created it meanwhile after all.
+ * The anchors rows of the batch that exist, locked in key order, by their primary key: in a
+ * UNION on a small table MariaDB may prefer a scan, which under FOR UPDATE locks every row it
+ * passes. Only rows that exist are named: a locking read of a key that is missing locks the
+ * gap where it would go, and two batches (two copies of the role, two lanes) that each lock
+ * gaps and then insert their new anchors into the other's deadlock. A missing row is not
+ * locked and not created here: the verdicts decide against a new row's defaults, and
+ * audit_batch_write() inserts it with a plain INSERT, which fails (and the batch is tried
+ * again) if another instance created it meanwhile.
  */
 static void add_anchors_read(struct batch *b)
 {
         db_text_add(&b->sql,
-                    " UNION ALL (SELECT 'a', anchor_id, status, CAST(UNIX_TIMESTAMP("
+                    "(SELECT 'a', anchor_id, status, CAST(UNIX_TIMESTAMP("
                     "suspended_until) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(admin_at) * 1000 AS "
                     "SIGNED), CAST(UNIX_TIMESTAMP(updated_at) * 1000 AS SIGNED) FROM anchors FORCE "
                     "INDEX (PRIMARY) "
                     "WHERE anchor_id IN ");
-        add_anchor_list(b);
+        add_anchor_list(b, true);
         db_text_add(&b->sql, " ORDER BY anchor_id FOR UPDATE)");
 }
 
@@ -281,7 +302,7 @@ static void add_anchors_read(struct batch *b)
  * shared lock: those within the window's length of the batch's warnings (of every verdict,
  * the new ones among them: which are new is known only after this read).
  */
-static void add_warnings_read(struct batch *b)
+static void add_warnings_read(struct batch *b, bool is_first)
 {
         long long lo = 0, hi = 0;
         bool any = false;
@@ -299,14 +320,15 @@ static void add_warnings_read(struct batch *b)
         }
         if (!any)
                 return;
+        db_text_add(&b->sql, is_first ? "" : " UNION ALL ");
         db_text_add(&b->sql,
-                    " UNION ALL (SELECT 'w', anchor_id, NULL, CAST(UNIX_TIMESTAMP(event_time) * "
+                    "(SELECT 'w', anchor_id, NULL, CAST(UNIX_TIMESTAMP(event_time) * "
                     "1000 AS SIGNED), NULL, NULL FROM live_audit_logs FORCE INDEX "
                     "(live_audit_logs_warnings) WHERE severity = 'warn' AND event_time > "
                     "FROM_UNIXTIME(%lld / 1000) - INTERVAL %lld SECOND AND event_time < "
                     "FROM_UNIXTIME(%lld / 1000) + INTERVAL %lld SECOND AND anchor_id IN ",
                     lo, b->st->warn_window_s, hi, b->st->warn_window_s);
-        add_anchor_list(b);
+        add_anchor_list(b, false);
         db_text_add(&b->sql, " LOCK IN SHARE MODE)");
 }
 
@@ -317,20 +339,26 @@ static int cmp_ll(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
+#define TAGGED_COLS(tag, id, status)                                                               \
+        {                                                                                          \
+                {.type = DB_PARAM_STR, .s = tag, .s_size = sizeof(tag)},                           \
+                        {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},                     \
+                        {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},             \
+                        {.type = DB_PARAM_I64}, {.type = DB_PARAM_I64},                            \
+                {                                                                                  \
+                        .type = DB_PARAM_I64                                                       \
+                }                                                                                  \
+        }
+
 /*
- * What the batch decides on, read in one statement once its anchors are known: which
- * verdicts live_audit_logs holds (the first copy of each other event id is new), the anchors
- * rows locked, and the warnings their windows can hold.
+ * Once the batch's anchors are known, in one statement that locks nothing: which verdicts
+ * live_audit_logs holds (the first copy of each other event id is new), and which anchors
+ * rows exist.
  */
-static enum db_result read_locked(struct batch *b, char *errstr, size_t errstr_size)
+static enum db_result read_known(struct batch *b, char *errstr, size_t errstr_size)
 {
         char tag[2], id[KEYSET_ID_MAX + 1], status[16];
-        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = tag, .s_size = sizeof(tag)},
-                                {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
-                                {.type = DB_PARAM_STR, .s = status, .s_size = sizeof(status)},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_I64}};
+        struct db_col cols[] = TAGGED_COLS(tag, id, status);
         struct keyset *ks = &b->ids;
         enum db_result r;
 
@@ -340,18 +368,43 @@ static enum db_result read_locked(struct batch *b, char *errstr, size_t errstr_s
         keyset_add_list(ks, b->st->db, &b->sql);
         db_text_add(&b->sql, ")");
         if (b->anchor_cnt) {
-                add_anchors_read(b);
-                add_warnings_read(b);
+                db_text_add(&b->sql, " UNION ALL (SELECT 'e', anchor_id, NULL, NULL, NULL, NULL "
+                                     "FROM anchors FORCE INDEX (PRIMARY) WHERE anchor_id IN ");
+                add_anchor_list(b, false);
+                db_text_add(&b->sql, ")");
         }
-        r = db_text_query(b->st->db, &b->sql, cols, 6, on_locked_row, b, errstr, errstr_size);
+        r = db_text_query(b->st->db, &b->sql, cols, 6, on_tagged_row, b, errstr, errstr_size);
         if (r != DB_OK)
                 return r;
-        for (size_t i = 0; i < b->anchor_cnt; i++)
-                if (b->anchors[i].nw > 1)
-                        qsort(b->anchors[i].warns, b->anchors[i].nw, sizeof(long long), cmp_ll);
         for (size_t i = 0; i < ks->n; i++)
                 b->bv[ks->items[i].index].is_new = keyset_is_first(ks, i) && !ks->items[i].is_known;
         return DB_OK;
+}
+
+/*
+ * Then in one statement (none when there is nothing to lock): the existing anchors rows
+ * locked, and the warnings their windows can hold.
+ */
+static enum db_result read_locked(struct batch *b, char *errstr, size_t errstr_size)
+{
+        char tag[2], id[KEYSET_ID_MAX + 1], status[16];
+        struct db_col cols[] = TAGGED_COLS(tag, id, status);
+        bool any_exists = false;
+        enum db_result r;
+
+        for (size_t i = 0; i < b->anchor_cnt; i++)
+                any_exists |= b->anchors[i].does_exist;
+        db_text_reset(&b->sql);
+        if (any_exists)
+                add_anchors_read(b);
+        add_warnings_read(b, !any_exists);
+        if (!b->sql.len)
+                return DB_OK;
+        r = db_text_query(b->st->db, &b->sql, cols, 6, on_tagged_row, b, errstr, errstr_size);
+        for (size_t i = 0; i < b->anchor_cnt; i++)
+                if (b->anchors[i].nw > 1)
+                        qsort(b->anchors[i].warns, b->anchors[i].nw, sizeof(long long), cmp_ll);
+        return r;
 }
 
 static char *dup_col(const struct db_col *c, bool *ok)
@@ -462,9 +515,12 @@ static enum db_result apply_batch(struct batch *b, struct apply_slot *slots, cha
         if (b->is_mismatch || keyset_may_collide(&b->anchor_ids))
                 return audit_batch_fall_back("ids that MySQL may match other than byte for byte",
                                              errstr, errstr_size);
-        if ((r = read_locked(b, errstr, errstr_size)) != DB_OK)
+        if ((r = read_known(b, errstr, errstr_size)) != DB_OK)
                 return r;
-        audit_steps_mark(&b->steps, "known_lock");
+        audit_steps_mark(&b->steps, "known");
+        if (b->anchor_cnt && !b->is_mismatch && (r = read_locked(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        audit_steps_mark(&b->steps, "lock");
         if (b->is_mismatch)
                 return audit_batch_fall_back("ids that MySQL matches other than byte for byte",
                                              errstr, errstr_size);

@@ -31,6 +31,7 @@ struct batch_verdict {
 struct batch_anchor {
         const char *id; /* a batch_verdict's anchor */
         struct anchor_row row;
+        bool does_exist;    /* its row existed when the batch looked (read_known()) */
         bool is_locked;     /* its row exists (and is locked); else the batch inserts it */
         bool is_changed;    /* the batch's verdicts changed its row */
         long long warnings; /* added to warning_count */

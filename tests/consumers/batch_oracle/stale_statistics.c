@@ -367,3 +367,111 @@ Test(batch_oracle, audit_batch_locks_only_its_anchors)
         free(slots);
         free(errors);
 }
+
+/* A second copy of the role on the side's database: a connection of its own, the rest lent. */
+static void *open_copy(struct side *s, const struct consumer_role *role, struct db **db)
+{
+        struct role_env env = {0};
+        char err[512];
+        void *state = NULL;
+
+        cr_assert((*db = db_new(s->url, 5, err, sizeof(err))) != NULL, "%s", err);
+        env.settings = &settings;
+        env.db = *db;
+        env.redis = s->redis;
+        env.metrics = s->metrics;
+        env.producer = s->producer;
+        env.ack = &s->ack;
+        env.role = role->name;
+        env.lane = 2;
+        cr_assert(role->open(&env, &state, err, sizeof(err)) == 0, "%s", err);
+        return state;
+}
+
+/* BATCH / 2 bans of new anchors na-<i>, i of one parity, decoded into slots. */
+static struct consumer_record *ban_batch(int parity, struct input *in, char (*keys)[3][32],
+                                         struct apply_slot *slots, char (*errors)[512])
+{
+        long long base = ((long long)time(NULL) - 3600) * 1000;
+        struct consumer_record *recs = calloc(BATCH / 2, sizeof(*recs));
+
+        cr_assert(recs != NULL);
+        for (int j = 0; j < BATCH / 2; j++) {
+                int i = 2 * j + parity;
+
+                snprintf(keys[j][0], sizeof(keys[j][0]), "gap-%d", i);
+                snprintf(keys[j][1], sizeof(keys[j][1]), "ns-%03d", i);
+                snprintf(keys[j][2], sizeof(keys[j][2]), "na-%03d", i);
+                in[j] = (struct input){.event_key = keys[j][0],
+                                       .event_type = "audit.image",
+                                       .payload_name = "AuditVerdict",
+                                       .stream_id = keys[j][1],
+                                       .event_time_ms = base + i,
+                                       .anchor_id = keys[j][2]};
+                in[j].payload = json_pack("{s:s,s:s,s:s,s:i}", "source", "tencent.image",
+                                          "suggestion", "Block", "label", "Polity", "score", 99);
+                decode_into(&recs[j], &in[j], 100 + i);
+                slots[j] = (struct apply_slot){&recs[j], APPLY_DONE, errors[j], sizeof(errors[j])};
+        }
+        return recs;
+}
+
+/*
+ * Two copies of the role (two lanes, two processes) each with a batch of bans of new anchors,
+ * their ids interleaved in key order: while the first batch's transaction is open, the second
+ * applies and commits without waiting for it. A locking read of the missing anchors would
+ * lock the gaps where they go, and each batch's inserts would wait on the other's gaps.
+ */
+Test(batch_oracle, audit_batches_of_new_anchors_do_not_wait_on_each_other)
+{
+        struct apply_slot *slots[2];
+        char(*errors[2])[512], (*keys[2])[3][32];
+        struct input *in[2];
+        struct consumer_record *recs[2];
+        char err[512] = "";
+        struct db *db2;
+        struct side s;
+        void *state2;
+
+        open_side(&s, &audit_role, NULL, 0);
+        state2 = open_copy(&s, &audit_role, &db2);
+        for (int p = 0; p < 2; p++) {
+                slots[p] = calloc(BATCH / 2, sizeof(*slots[p]));
+                errors[p] = calloc(BATCH / 2, sizeof(*errors[p]));
+                keys[p] = calloc(BATCH / 2, sizeof(*keys[p]));
+                in[p] = calloc(BATCH / 2, sizeof(*in[p]));
+                cr_assert(slots[p] && errors[p] && keys[p] && in[p]);
+                recs[p] = ban_batch(p, in[p], keys[p], slots[p], errors[p]);
+        }
+        /* the second copy waits a second for a lock, not the server's default fifty */
+        cr_assert(db_sql(db2, "SET SESSION innodb_lock_wait_timeout = 1", NULL, err, sizeof(err)) ==
+                          DB_OK,
+                  "%s", err);
+        cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(audit_role.apply_many(s.state, slots[0], BATCH / 2, err, sizeof(err)),
+                     APPLY_DONE, "%s", err);
+        cr_assert(db_begin(db2, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_expect_eq(audit_role.apply_many(state2, slots[1], BATCH / 2, err, sizeof(err)),
+                     APPLY_DONE, "the second batch waited on the first's locks: %s", err);
+        cr_assert(db_commit(db2, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM anchors WHERE anchor_id "
+                                                "LIKE 'na-%%' AND status = 'banned'"),
+                     BATCH);
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM live_audit_logs WHERE "
+                                                "punishment = 'ban'"),
+                     BATCH);
+        for (int p = 0; p < 2; p++) {
+                for (int j = 0; j < BATCH / 2; j++)
+                        event_fini(&recs[p][j].ev);
+                free(recs[p]);
+                free_inputs(in[p], BATCH / 2);
+                free(in[p]);
+                free(keys[p]);
+                free(slots[p]);
+                free(errors[p]);
+        }
+        audit_role.close(state2);
+        db_destroy(db2);
+        close_side(&s, &audit_role);
+}
