@@ -109,9 +109,9 @@ static void dump_key(redisContext *r, const char *key, char *out, size_t out_siz
         freeReplyObject(ttl);
 }
 
-TestSuite(reward_sync_scripts, .timeout = 60);
-
-Test(reward_sync_scripts, a_batch_in_one_call_equals_one_call_per_tip)
+/* In test_reward_sync.c's suite (its fixture is not used): a suite of its own leaks 48 bytes of
+ * Criterion's under LeakSanitizer. */
+Test(reward_sync, a_batch_script_call_equals_one_call_per_tip)
 {
         struct script_tip tips[TIPS];
         const char *argv[3 + TIPS * (KEYS + ARGS)];
