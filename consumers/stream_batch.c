@@ -3,12 +3,13 @@
  * where). stream_apply() per record stays the fallback and the oracle.
  *
  * apply_many(): which events the ledger holds already (and, for replays that need it, their
- * outcomes), the rows of the batch's streams under FOR UPDATE in key order, the anchors of
+ * outcomes), which of the batch's streams have a row (a plain read), those rows under FOR
+ * UPDATE in key order (a missing row's gap is not locked: see find_existing()), the anchors of
  * the begins; then every new event is decided in batch order against the rows as the batch
  * leaves them, exactly as stream_apply() decides it, per stream in event order; then one
  * multi-row insert each into live_events (with each outcome), live_streams (every row the
- * batch changed, as it leaves it) and session_handoff (each ended session as it was when it
- * ended). Session ids are taken in the same order as one record at a time would take them.
+ * batch changed, as it leaves it: an upsert of those that existed, a plain INSERT of the new)
+ * and session_handoff (each ended session as it was when it ended). Session ids are taken in the same order as one record at a time would take them.
  *
  * publish_many(): the batch's streams projected to Redis in one transaction and one
  * pipeline; the session.end records of the batch's events read from the outbox in one query,
@@ -162,10 +163,11 @@ static bool collect_keys(struct stream_batch *b)
 #define IN_LIST_MAX 250
 
 /*
- * "(vendor = v AND stream_id IN (...)) OR ..." of the batch's streams: for each vendor its ids,
- * IN_LIST_MAX at a time, each an equality on the whole primary key.
+ * "(vendor = v AND stream_id IN (...)) OR ..." of the batch's streams (existing_only: of those
+ * whose row exists, at least one): for each vendor its ids, IN_LIST_MAX at a time, each an
+ * equality on the whole primary key.
  */
-static void add_stream_where(struct stream_batch *b)
+static void add_stream_where(struct stream_batch *b, bool existing_only)
 {
         size_t terms = 0;
 
@@ -179,7 +181,8 @@ static void add_stream_where(struct stream_batch *b)
                 if (is_seen)
                         continue;
                 for (size_t i = v; i < b->stream_cnt; i++) {
-                        if (strcmp(b->streams[i].key_vendor, vendor) != 0)
+                        if (strcmp(b->streams[i].key_vendor, vendor) != 0 ||
+                            (existing_only && !b->streams[i].does_exist))
                                 continue;
                         if (in_list == 0) {
                                 db_text_add(&b->sql, terms++ ? ") OR (vendor = " : "(vendor = ");
@@ -245,7 +248,8 @@ static void on_stream(const struct db_col *cols, void *arg)
         struct sb_stream *s = find_stream(b, cols[0].s);
         static const size_t idx[] = {1, 2, 4, 5, 6, 11, 12};
 
-        if (!s || s->found || cols[4].is_null || strcmp(cols[4].s, s->key_vendor) != 0) {
+        if (!s || s->found || !s->does_exist || cols[4].is_null ||
+            strcmp(cols[4].s, s->key_vendor) != 0) {
                 b->is_mismatch = true;
                 return;
         }
@@ -264,7 +268,42 @@ static void on_stream(const struct db_col *cols, void *arg)
         s->close_method = cols[10].is_null ? -1 : cols[10].i;
 }
 
-/* lock_row() for every stream of the batch, in key order, with every column it rewrites. */
+static void on_exists(const struct db_col *cols, void *arg)
+{
+        struct stream_batch *b = arg;
+        struct sb_stream *s = find_stream(b, cols[0].s);
+
+        if (!s || s->does_exist || cols[1].is_null || strcmp(cols[1].s, s->key_vendor) != 0) {
+                b->is_mismatch = true;
+                return;
+        }
+        s->does_exist = true;
+        b->exist_cnt++;
+}
+
+/*
+ * Which of the batch's streams have a row, without locking. A locking read of a key that is
+ * missing locks the gap where it would go (REPEATABLE READ): two batches at once (two copies
+ * of the role, two lanes) that each lock gaps and then insert their new streams into the
+ * other's deadlock. A stream found missing here is not locked; stream_batch_write() inserts it
+ * with a plain INSERT, which fails (and the batch is tried again) if another transaction
+ * created it meanwhile.
+ */
+static enum db_result find_existing(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        char id[1021], vendor[65];
+        struct db_col cols[] = {{.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)},
+                                {.type = DB_PARAM_STR, .s = vendor, .s_size = sizeof(vendor)}};
+
+        db_text_reset(&b->sql);
+        db_text_add(&b->sql, "SELECT stream_id, vendor FROM live_streams FORCE INDEX (PRIMARY) "
+                             "WHERE ");
+        add_stream_where(b, false);
+        return db_text_query(b->st->db, &b->sql, cols, 2, on_exists, b, errstr, errstr_size);
+}
+
+/* lock_row() for every stream of the batch that exists, in key order, with every column it
+ * rewrites. */
 static enum db_result lock_streams(struct stream_batch *b, char *errstr, size_t errstr_size)
 {
         char id[1021], anchor[257], room[257], vendor[65], session[513], status[8], reason[1025],
@@ -291,7 +330,7 @@ static enum db_result lock_streams(struct stream_batch *b, char *errstr, size_t 
                     "vendor_session, status, " EPOCH_MS("started_at") ", " EPOCH_MS(
                             "ended_at") ", duration_s, close_method, close_reason, cover_url "
                                         "FROM live_streams FORCE INDEX (PRIMARY) WHERE ");
-        add_stream_where(b);
+        add_stream_where(b, true);
         db_text_add(&b->sql, " ORDER BY vendor, stream_id FOR UPDATE");
         return db_text_query(b->st->db, &b->sql, cols, 13, on_stream, b, errstr, errstr_size);
 }
@@ -585,8 +624,13 @@ static enum db_result write_new_events(struct stream_batch *b, char *errstr, siz
                 return role_batch_fall_back("ids that MySQL may match other than byte for "
                                             "byte, or a time out of MySQL's range",
                                             errstr, errstr_size);
-        if (b->stream_cnt && (r = lock_streams(b, errstr, errstr_size)) != DB_OK)
+        if (b->stream_cnt && (r = find_existing(b, errstr, errstr_size)) != DB_OK)
                 return r;
+        if (b->exist_cnt && !b->is_mismatch && (r = lock_streams(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        for (size_t i = 0; i < b->stream_cnt; i++) /* a row that exists stays until it is locked */
+                if (b->streams[i].does_exist && !b->streams[i].found)
+                        b->is_mismatch = true;
         if (b->is_oom) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return DB_RETRY;

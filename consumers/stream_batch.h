@@ -20,6 +20,7 @@ struct sb_stream {
         const char *key_vendor; /* live_streams is keyed by (vendor, stream_id) */
         char *db_strs; /* the row's strings as read, one allocation (NULL: no row) */
         const char *cover_url; /* as read: the batch does not change it */
+        bool does_exist; /* the row existed before the batch (and is locked) */
         bool found, is_changed;
         const char *anchor, *room, *vendor, *vendor_session, *status, *close_reason;
         long long session_id;                                     /* 0: NULL */
@@ -59,14 +60,15 @@ struct stream_batch {
         struct sb_stream *streams;
         struct sb_anchor *anchors;
         const char **scratch;
-        size_t n, stream_cnt, anchor_cnt;
+        size_t n, stream_cnt, anchor_cnt, exist_cnt;
         bool is_mismatch, is_oom, needs_outcomes;
         struct db_text sql;
 };
 
 /**
  * @brief Writes what the batch decided, in one multi-row statement per table: live_events
- * (each new event with its outcome), live_streams (each row as the batch leaves it),
+ * (each new event with its outcome), live_streams (each row as the batch leaves it: the rows
+ * that existed in one upsert, the new ones in one plain INSERT that fails on a duplicate),
  * recharge (adopt_tips of each session recorded from its end alone), session_handoff and
  * notify_outbox. @returns what MySQL said.
  */

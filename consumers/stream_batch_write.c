@@ -28,8 +28,13 @@ static void add_int(struct stream_batch *b, long long v)
                 db_text_add(&b->sql, ", NULL");
 }
 
-/* Every row the batch changed, as it leaves it, in one upsert. */
-static enum db_result write_streams(struct stream_batch *b, char *errstr, size_t errstr_size)
+/*
+ * The rows the batch changed, as it leaves them: those that existed (locked) in one upsert
+ * (updates), the new ones in one plain INSERT, which fails with a duplicate key (the batch is
+ * tried again) if another transaction created one of them after the batch found it missing.
+ */
+static enum db_result write_streams(struct stream_batch *b, bool existing, char *errstr,
+                                    size_t errstr_size)
 {
         size_t rows = 0;
 
@@ -40,7 +45,7 @@ static enum db_result write_streams(struct stream_batch *b, char *errstr, size_t
         for (size_t i = 0; i < b->stream_cnt; i++) {
                 const struct sb_stream *s = &b->streams[i];
 
-                if (!s->is_changed)
+                if (!s->is_changed || s->does_exist != existing)
                         continue;
                 db_text_add(&b->sql, rows++ ? ", (" : "(");
                 db_text_str(b->st->db, &b->sql, s->stream_id);
@@ -59,14 +64,16 @@ static enum db_result write_streams(struct stream_batch *b, char *errstr, size_t
         }
         if (!rows)
                 return DB_OK;
-        db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE anchor_id = VALUES(anchor_id), "
-                             "room_id = VALUES(room_id), session_id = VALUES(session_id), "
-                             "vendor = VALUES(vendor), vendor_session = VALUES(vendor_session), "
-                             "status = VALUES(status), started_at = VALUES(started_at), "
-                             "ended_at = VALUES(ended_at), duration_s = VALUES(duration_s), "
-                             "close_method = VALUES(close_method), "
-                             "close_reason = VALUES(close_reason), "
-                             "last_event_at = VALUES(last_event_at)");
+        if (existing)
+                db_text_add(&b->sql,
+                            " ON DUPLICATE KEY UPDATE anchor_id = VALUES(anchor_id), "
+                            "room_id = VALUES(room_id), session_id = VALUES(session_id), "
+                            "vendor = VALUES(vendor), vendor_session = VALUES(vendor_session), "
+                            "status = VALUES(status), started_at = VALUES(started_at), "
+                            "ended_at = VALUES(ended_at), duration_s = VALUES(duration_s), "
+                            "close_method = VALUES(close_method), "
+                            "close_reason = VALUES(close_reason), "
+                            "last_event_at = VALUES(last_event_at)");
         return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
 }
 
@@ -179,7 +186,8 @@ enum db_result stream_batch_write(struct stream_batch *b, char *errstr, size_t e
         enum db_result r;
 
         if ((r = write_events(b, errstr, errstr_size)) != DB_OK ||
-            (r = write_streams(b, errstr, errstr_size)) != DB_OK ||
+            (r = write_streams(b, true, errstr, errstr_size)) != DB_OK ||
+            (r = write_streams(b, false, errstr, errstr_size)) != DB_OK ||
             (r = adopt_tips(b, errstr, errstr_size)) != DB_OK ||
             (r = write_handoffs(b, errstr, errstr_size)) != DB_OK)
                 return r;

@@ -17,6 +17,9 @@
 
 #include "consumer.h"
 #include "db.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "produce.h"
 #include "redis_conn.h"
 #include "stream_lifecycle.h"
 #include "support.h"
@@ -346,4 +349,107 @@ Test(batch_oracle, stream_publish_of_a_batch_of_ends_is_a_few_statements)
         free(ptrs);
         free(slots);
         free(errors);
+}
+
+/* ------------------------------------------------------------------ two batches at once */
+
+static void on_peer_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        (void)rk;
+        produce_ack_report(opaque, rkm);
+}
+
+/* A second copy of the role on s's database (its own connection and producer). */
+static void open_peer(struct side *peer, const struct side *s)
+{
+        struct role_env env = {0};
+        char err[512];
+
+        memset(peer, 0, sizeof(*peer));
+        snprintf(peer->url, sizeof(peer->url), "%s", s->url);
+        peer->mysql = support_mysql_connect(peer->url);
+        cr_assert((peer->db = db_new(peer->url, 5, err, sizeof(err))) != NULL, "%s", err);
+        cr_assert((peer->metrics = metrics_new()) != NULL);
+        cr_assert((peer->redis = redis_conn_new(support_fixture("LIVEFLOW_TEST_REDIS_URL"), 2000,
+                                                err, sizeof(err))) != NULL,
+                  "%s", err);
+        cr_assert((peer->producer = kafka_producer_new(&settings, "oracle", on_peer_delivery,
+                                                       &peer->ack, err, sizeof(err))) != NULL,
+                  "%s", err);
+        env.settings = &settings;
+        env.db = peer->db;
+        env.redis = peer->redis;
+        env.metrics = peer->metrics;
+        env.producer = peer->producer;
+        env.ack = &peer->ack;
+        env.role = stream_lifecycle_role.name;
+        cr_assert(stream_lifecycle_role.open(&env, &peer->state, err, sizeof(err)) == 0, "%s",
+                  err);
+}
+
+/* Begins of new streams g-<first>, g-<first + 2>, ...: n of them. */
+static struct consumer_record *interleaved_begins(struct apply_slot *slots, char (*errors)[512],
+                                                  int first, int n)
+{
+        struct consumer_record *recs = calloc((size_t)n, sizeof(*recs));
+
+        cr_assert(recs != NULL);
+        for (int i = 0; i < n; i++) {
+                char key[32], stream[32], seq[32];
+                struct input in = {.event_key = key,
+                                   .event_type = "stream.begin",
+                                   .payload_name = "StreamBegin",
+                                   .stream_id = stream,
+                                   .event_time_ms = T0_MS + 60000 + i};
+
+                snprintf(key, sizeof(key), "g-begin-%d", first + 2 * i);
+                snprintf(stream, sizeof(stream), "g-%03d", first + 2 * i);
+                snprintf(seq, sizeof(seq), "q-%d", first + 2 * i);
+                in.payload = json_pack("{s:s}", "sequence", seq);
+                decode_into(&recs[i], &in, 100 + i);
+                json_decref(in.payload);
+                slots[i] = (struct apply_slot){&recs[i], APPLY_DONE, errors[i], sizeof(errors[i])};
+        }
+        return recs;
+}
+
+/*
+ * Two copies of the role (two lanes, or two processes after a rebalance) apply batches of new
+ * streams at once, the ids interleaved in key order: neither waits for the other (a batch that
+ * locked the gaps where its new rows go would make the other's inserts wait, and both
+ * deadlock when each inserts into the other's gaps).
+ */
+Test(batch_oracle, stream_batches_of_new_streams_at_once_do_not_wait_on_each_other)
+{
+        struct apply_slot slots_a[20], slots_b[20];
+        char errors_a[20][512], errors_b[20][512], err[512] = "";
+        struct consumer_record *recs_a, *recs_b;
+        struct side a, b;
+
+        open_side(&a, &stream_lifecycle_role, NULL, 0);
+        open_peer(&b, &a);
+        recs_a = interleaved_begins(slots_a, errors_a, 0, 20);
+        recs_b = interleaved_begins(slots_b, errors_b, 1, 20);
+        cr_assert(db_sql(b.db, "SET SESSION innodb_lock_wait_timeout = 1", NULL, err,
+                         sizeof(err)) == DB_OK,
+                  "%s", err);
+        cr_assert(db_begin(a.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert_eq(stream_lifecycle_role.apply_many(a.state, slots_a, 20, err, sizeof(err)),
+                     APPLY_DONE, "%s", err);
+        /* a's transaction is open */
+        cr_assert(db_begin(b.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_expect_eq(stream_lifecycle_role.apply_many(b.state, slots_b, 20, err, sizeof(err)),
+                     APPLY_DONE, "the second batch waited on the first: %s", err);
+        cr_expect(db_commit(b.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_assert(db_commit(a.db, err, sizeof(err)) == DB_OK, "%s", err);
+        cr_expect_str_eq(query_one(&a, "SELECT COUNT(*) FROM live_streams WHERE status = 'live'"),
+                         "40");
+        for (int i = 0; i < 20; i++) {
+                event_fini(&recs_a[i].ev);
+                event_fini(&recs_b[i].ev);
+        }
+        free(recs_a);
+        free(recs_b);
+        close_side(&b, &stream_lifecycle_role);
+        close_side(&a, &stream_lifecycle_role);
 }
