@@ -151,8 +151,7 @@ static int set_envelope(struct codec *c, const struct envelope *env, char *errst
 static int set_from_json(avro_value_t *v, const json_t *j, const char *path, char *errstr,
                          size_t errstr_size);
 
-/* How a JSON value of this Avro type is spelled, for error messages. */
-static const char *json_spelling(avro_type_t type)
+const char *codec_json_spelling(avro_type_t type)
 {
         switch (type) {
         case AVRO_NULL:
@@ -226,7 +225,8 @@ static int set_union_from_json(avro_value_t *v, const json_t *j, const char *pat
                 for (size_t i = 0; i < avro_schema_union_size(u); i++)
                         snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s",
                                  i ? " or " : "",
-                                 json_spelling(avro_typeof(avro_schema_union_branch(u, (int)i))));
+                                 codec_json_spelling(
+                                         avro_typeof(avro_schema_union_branch(u, (int)i))));
                 return expected(path, want, errstr, errstr_size);
         }
         if (avro_value_set_branch(v, index, &branch))
@@ -353,7 +353,7 @@ static int set_from_json(avro_value_t *v, const json_t *j, const char *path, cha
                 return avro_checked(avro_value_set_double(v, json_number_value(j)), path, errstr,
                                     errstr_size);
         default:
-                return expected(path, json_spelling(type), errstr, errstr_size);
+                return expected(path, codec_json_spelling(type), errstr, errstr_size);
         }
 }
 

@@ -70,6 +70,10 @@ static inline int codec_field(struct codec *c, enum envelope_field f, avro_value
         return avro_value_get_by_index(&c->value, c->field_index[f], out, NULL);
 }
 
+/** @brief How a JSON value of this Avro type is spelled, for "expected ..." errors (both writers).
+ */
+const char *codec_json_spelling(avro_type_t type);
+
 /** @brief Whether s[0..n) is RFC 3629 UTF-8 without NUL. @returns 1 or 0. */
 int codec_is_clean_utf8(const unsigned char *s, size_t n);
 

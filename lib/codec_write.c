@@ -349,25 +349,6 @@ struct at {
 #define AT_FMT      "payload.%s.%s: "
 #define AT_ARGS(at) (at)->record, (at)->field
 
-/* The JSON spelling of a type, for "expected ..." (codec_encode.c's json_spelling()). */
-static const char *spelling(avro_type_t type)
-{
-        switch (type) {
-        case AVRO_NULL:
-                return "null";
-        case AVRO_BOOLEAN:
-                return "true or false";
-        case AVRO_INT32:
-        case AVRO_INT64:
-                return "integer";
-        case AVRO_FLOAT:
-        case AVRO_DOUBLE:
-                return "number";
-        default:
-                return "string";
-        }
-}
-
 static bool fits(const struct src *v, avro_type_t type)
 {
         switch (type) {
@@ -406,7 +387,8 @@ static int put_primitive(struct codec_plan *w, avro_type_t type, const struct sr
                          const struct at *at, char *errstr, size_t errstr_size)
 {
         if (!fits(v, type))
-                return fail(errstr, errstr_size, AT_FMT "expected %s", AT_ARGS(at), spelling(type));
+                return fail(errstr, errstr_size, AT_FMT "expected %s", AT_ARGS(at),
+                            codec_json_spelling(type));
         switch (type) {
         case AVRO_INT32:
                 if (v->n < INT32_MIN || v->n > INT32_MAX)
@@ -451,7 +433,7 @@ static int put_union(struct codec_plan *w, const struct plan_field *pf, const st
                 return fail(errstr, errstr_size, AT_FMT "missing required field", AT_ARGS(at));
         for (i = 0; i < pf->n_branches; i++)
                 snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s", i ? " or " : "",
-                         spelling(pf->branches[i]));
+                         codec_json_spelling(pf->branches[i]));
         return fail(errstr, errstr_size, AT_FMT "expected %s", AT_ARGS(at), want);
 }
 
