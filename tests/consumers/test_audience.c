@@ -21,20 +21,13 @@
 #include "codec.h"
 #include "crypto.h"
 #include "support.h"
+#include "support_worker.h"
 
 #define TRACE "0123456789abcdef0123456789abcdef"
 
 static struct {
-        char mysql_url[512];
-        char log_path[256];
-        char group[96];
-        char prefix[48];
+        struct support_worker_fx w;
         char redis_env[128];
-        int admin_port;
-        pid_t pid;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
         redisContext *redis;
 } fx;
 
@@ -46,10 +39,8 @@ static void start_consumer(const char *const *extra)
         for (; extra && *extra && n < 15; extra++)
                 env[n++] = *extra;
         env[n] = NULL;
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        fx.pid = support_start_worker("liveflow-consumer", "audience", fx.mysql_url, fx.group, env,
-                                      fx.log_path, &fx.admin_port);
+        fx.w.pid = support_start_worker("liveflow-consumer", "audience", fx.w.mysql_url, fx.w.group,
+                                        env, fx.w.log_path, &fx.w.admin_port);
 }
 
 /* The test's own Redis database (the ranking is one key for all rooms), emptied. */
@@ -71,26 +62,12 @@ static void use_redis(int db)
 
 static void setup(void)
 {
-        char err[256];
-
-        support_unique_name("aud", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.producer = support_producer();
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        support_worker_fx_open(&fx.w, "aud");
 }
 
 static void teardown(void)
 {
-        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
-                kill(fx.pid, SIGKILL);
-                support_wait_exit(fx.pid, 5000);
-        }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
+        support_worker_fx_close(&fx.w);
         if (fx.redis)
                 redisFree(fx.redis);
         memset(&fx, 0, sizeof(fx));
@@ -127,12 +104,12 @@ static void produce(const char *topic, const char *key, const char *stream_id, c
         };
 
         crypto_sha256_hex(event_key, strlen(event_key), event_id);
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
+        cr_assert(codec_encode(fx.w.codec, &env, payload_name, payload, &buf, &len, err,
                                sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
         cr_assert(rd_kafka_producev(
-                          fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          fx.w.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
                           RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
                           RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
@@ -173,7 +150,7 @@ static void srs_event(bool is_join, const char *client, const char *stream, cons
 
 static void flush(void)
 {
-        cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
+        cr_assert(rd_kafka_flush(fx.w.producer, 10000) == 0);
 }
 
 /* A live stream of room with session `session`, started an hour ago. */
@@ -186,7 +163,7 @@ static void make_live(const char *stream, const char *room, long long session)
                  "status, started_at, last_event_at) VALUES ('%s', '%s', '%s', %lld, 'tencent', "
                  "'live', NOW(3) - INTERVAL 1 HOUR, NOW(3))",
                  stream, room, room, session);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
 }
 
 /* ------------------------------------------------------------------ waiting */
@@ -204,12 +181,12 @@ static void wait_value(const char *want, const char *fmt, ...)
         vsnprintf(sql, sizeof(sql), fmt, ap);
         va_end(ap);
         while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
+                support_query1(fx.w.mysql, got, sizeof(got), "%s", sql);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(100);
         }
-        cr_assert_fail("%s gives \"%s\", want \"%s\" (log %s)", sql, got, want, fx.log_path);
+        cr_assert_fail("%s gives \"%s\", want \"%s\" (log %s)", sql, got, want, fx.w.log_path);
 }
 
 static void redis_str(char *out, size_t size, const char *fmt, const char *arg)
@@ -235,7 +212,7 @@ static void wait_redis(const char *want, const char *fmt, const char *arg)
                 support_sleep_ms(100);
         }
         cr_assert_fail("redis %s %s gives \"%s\", want \"%s\" (log %s)", fmt, arg, got, want,
-                       fx.log_path);
+                       fx.w.log_path);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -320,8 +297,9 @@ Test(audience, app_and_srs_viewers_and_interactions_give_exact_figures_once)
         cr_assert_str_eq(got, "2");
 
         /* Everything again, restarted: nothing changes. */
-        cr_assert(kill(fx.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "no clean drain; log %s", fx.log_path);
+        cr_assert(kill(fx.w.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.w.pid, 20000), 0, "no clean drain; log %s",
+                     fx.w.log_path);
         app_event("enter", "u1", stream, NULL, k(stream, "e1"), t, 0);
         app_event("like", "u1", stream, NULL, k(stream, "i4"), t + 23000, 5);
         app_event("enter", "u4", stream, NULL, k(stream, "e7"), t + 400000, 0); /* a sentinel */
@@ -345,19 +323,19 @@ Test(audience, silent_visits_time_out_and_late_or_orphan_events_change_nothing)
         support_unique_name("lone", lone_room, sizeof(lone_room));
         make_live(stream, room, session);
         /* What an earlier life left: an old event id, an old closed visit, an old minute. */
-        cr_assert(mysql_query(fx.mysql,
+        cr_assert(mysql_query(fx.w.mysql,
                               "INSERT INTO audience_event_seen (event_id, seen_at) VALUES "
                               "(REPEAT('a', 64), NOW(3) - INTERVAL 9 DAY), (REPEAT('b', 64), "
                               "NOW(3) - INTERVAL 7 DAY)") == 0,
-                  "%s", mysql_error(fx.mysql));
-        cr_assert(mysql_query(fx.mysql,
+                  "%s", mysql_error(fx.w.mysql));
+        cr_assert(mysql_query(fx.w.mysql,
                               "INSERT INTO audience_visit (room_id, audience_key, is_open, "
                               "last_seen_at, left_at) VALUES ('old', 'app:u0', 0, NOW(3) - "
                               "INTERVAL 10 DAY, NOW(3) - INTERVAL 10 DAY)") == 0,
-                  "%s", mysql_error(fx.mysql));
-        cr_assert(mysql_query(fx.mysql, "INSERT INTO audience_room_minute (room_id, minute) "
-                                        "VALUES ('old', NOW() - INTERVAL 2 DAY)") == 0,
-                  "%s", mysql_error(fx.mysql));
+                  "%s", mysql_error(fx.w.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "INSERT INTO audience_room_minute (room_id, minute) "
+                                          "VALUES ('old', NOW() - INTERVAL 2 DAY)") == 0,
+                  "%s", mysql_error(fx.w.mysql));
         start_consumer((const char *const[]){"LIVEFLOW_AUDIENCE_VISIT_TIMEOUT_S=5", NULL});
         /* Purged at start: older than LIVEFLOW_AUDIENCE_KEEP_DAYS (8) or a day for minutes. */
         wait_value("0",
@@ -390,8 +368,8 @@ Test(audience, silent_visits_time_out_and_late_or_orphan_events_change_nothing)
                    "SELECT CONCAT_WS('/', views, unique_viewers, peak_online, total_watch_s, "
                    "watch_visits, watch_lt_1m) FROM live_statistics WHERE session_id = %lld",
                    session);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_watch_history WHERE "
-                                                 "audience_id IN ('u6', 'u7', 'u8')"),
+        cr_assert_eq(support_query_int(fx.w.mysql, "SELECT COUNT(*) FROM live_watch_history WHERE "
+                                                   "audience_id IN ('u6', 'u7', 'u8')"),
                      0);
 }
 
@@ -434,7 +412,7 @@ Test(audience, the_hot_ranking_scores_live_rooms_by_viewers_interactions_and_tip
                  "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, "
                  "tipped_at) VALUES ('%s-tip', 'u1', '%s', '%s', 1000, NOW(3))",
                  a, a, a);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
         app_event("enter", "u1", sa, NULL, k(sa, "r1"), t, 0);
         /* Room b: three viewers, five chats, one share: 3 + 1 + 1 = 5. */
         app_event("enter", "u1", sb, NULL, k(sb, "r1"), t, 0);
@@ -457,8 +435,9 @@ Test(audience, the_hot_ranking_scores_live_rooms_by_viewers_interactions_and_tip
                    "= '%s'",
                    b);
         /* A consumer whose first tick ranks what is there now, over the last two minutes. */
-        cr_assert(kill(fx.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "no clean drain; log %s", fx.log_path);
+        cr_assert(kill(fx.w.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.w.pid, 20000), 0, "no clean drain; log %s",
+                     fx.w.log_path);
         start_consumer((const char *const[]){"LIVEFLOW_AUDIENCE_RANK_INTERVAL_S=120", NULL});
         wait_redis("11", "ZSCORE live:rank:hot %s", a);
         wait_redis("5", "ZSCORE live:rank:hot %s", b);
@@ -480,7 +459,7 @@ static long long lost_count(void)
         snprintf(cmd, sizeof(cmd),
                  "curl -sf http://127.0.0.1:%d/metrics | grep '^liveflow_redis_data_lost_total ' "
                  "| awk '{print $2}'",
-                 fx.admin_port);
+                 fx.w.admin_port);
         cr_assert((p = popen(cmd, "r")) != NULL);
         if (!fgets(out, sizeof(out), p))
                 out[0] = '\0';
@@ -518,7 +497,7 @@ static void wait_stats_fields(long long session, const char *want)
                 support_sleep_ms(100);
         }
         cr_assert_fail("live:stats:%lld gives \"%s\", want \"%s\" (log %s)", session, got, want,
-                       fx.log_path);
+                       fx.w.log_path);
 }
 
 Test(audience, redis_that_lost_its_data_gets_the_audience_figures_back)
@@ -552,7 +531,7 @@ Test(audience, redis_that_lost_its_data_gets_the_audience_figures_back)
         wait_redis("2", "GET live:room:online:%s", room);
         wait_stats_fields(session, "3/3/3/2/3/1/1");
         wait_redis("1", "GET live:room:online:%s", other_room);
-        cr_assert_eq(lost_count(), 1, "the first start found no epoch (log %s)", fx.log_path);
+        cr_assert_eq(lost_count(), 1, "the first start found no epoch (log %s)", fx.w.log_path);
 
         /* Redis loses everything under the running role; one room gets an event meanwhile. */
         r = redisCommand(fx.redis, "FLUSHDB");
@@ -582,7 +561,7 @@ Test(audience, redis_that_lost_its_data_gets_the_audience_figures_back)
         freeReplyObject(r);
         redis_str(got, sizeof(got), "GET liveflow:redis:epoch:%s", "audience");
         cr_assert(strlen(got) == 32, "epoch \"%s\"", got);
-        cr_assert_eq(lost_count(), 2, "liveflow_redis_data_lost_total (log %s)", fx.log_path);
+        cr_assert_eq(lost_count(), 2, "liveflow_redis_data_lost_total (log %s)", fx.w.log_path);
 }
 
 /* `liveflow-ctl rebuild redis --execute` on the role's stores, its output in log; its exit. */
@@ -599,7 +578,7 @@ static int ctl_rebuild_execute(const char *log)
 
                 dup2(fd, STDOUT_FILENO);
                 dup2(fd, STDERR_FILENO);
-                setenv("LIVEFLOW_MYSQL_URL", fx.mysql_url, 1);
+                setenv("LIVEFLOW_MYSQL_URL", fx.w.mysql_url, 1);
                 setenv("LIVEFLOW_REDIS_URL", strchr(fx.redis_env, '=') + 1, 1);
                 setenv("LIVEFLOW_ENV_FILE", "/dev/null", 1);
                 setenv("LIVEFLOW_KAFKA_BOOTSTRAP", support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"),
@@ -625,7 +604,7 @@ Test(audience, a_rebuild_while_the_role_applies_events_loses_and_doubles_nothing
         start_consumer(env);
         /* 300 viewers come and 100 likes in six waves; the tool rebuilds Redis after each wave
          * is sent, while the role applies it, and until the role has applied them all. */
-        snprintf(log, sizeof(log), "/tmp/%s.ctl.log", fx.prefix);
+        snprintf(log, sizeof(log), "/tmp/%s.ctl.log", fx.w.prefix);
         for (int i = 0; i < 300; i++) {
                 /* Every test's role reads these topics: names of this test's own. */
                 snprintf(who, sizeof(who), "%s-u%d", room, i);
@@ -643,7 +622,7 @@ Test(audience, a_rebuild_while_the_role_applies_events_loses_and_doubles_nothing
                           log);
                 runs++;
         }
-        while (runs < 100 && support_query_int(fx.mysql,
+        while (runs < 100 && support_query_int(fx.w.mysql,
                                                "SELECT COALESCE(SUM(likes), 0) FROM "
                                                "live_statistics WHERE session_id = %lld",
                                                session) < 100) {

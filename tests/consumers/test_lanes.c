@@ -21,20 +21,11 @@
 #include "crypto.h"
 #include "support.h"
 #include "support_stack.h"
+#include "support_worker.h"
 
 #define MAX_PARTITIONS 64
 
-static struct {
-        char mysql_url[512];
-        char prefix[48];
-        char group[96];
-        char log_path[256];
-        pid_t pid;
-        int admin_port;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
-} fx;
+static struct support_worker_fx fx;
 
 /* Offsets of every partition of one topic, by partition number. */
 struct offsets {
@@ -44,29 +35,12 @@ struct offsets {
 
 static void setup(void)
 {
-        char err[256];
-
-        support_unique_name("ln", fx.prefix, sizeof(fx.prefix));
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.producer = support_producer();
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        support_worker_fx_open(&fx, "ln");
 }
 
 static void teardown(void)
 {
-        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
-                kill(fx.pid, SIGKILL);
-                support_wait_exit(fx.pid, 5000);
-        }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
-        memset(&fx, 0, sizeof(fx));
+        support_worker_fx_close(&fx);
 }
 
 TestSuite(lanes, .init = setup, .fini = teardown, .timeout = 240);

@@ -10,48 +10,22 @@
 #include "codec.h"
 #include "crypto.h"
 #include "support.h"
+#include "support_worker.h"
 
-static struct {
-        char mysql_url[512];
-        char prefix[48];
-        char group[96];
-        char log_path[256];
-        pid_t pid;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
-} fx;
+static struct support_worker_fx fx;
 
 static void setup(void)
 {
-        char err[256];
-        int admin_port;
-
-        support_unique_name("ot", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.producer = support_producer();
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
+        support_worker_fx_open(&fx, "ot");
         /* What earlier suites left on live.other is not this test's backlog. */
         support_group_at_end(fx.group, (const char *const[]){"live.other", NULL});
         fx.pid = support_start_worker("liveflow-consumer", "other", fx.mysql_url, fx.group, NULL,
-                                      fx.log_path, &admin_port);
+                                      fx.log_path, &fx.admin_port);
 }
 
 static void teardown(void)
 {
-        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
-                kill(fx.pid, SIGKILL);
-                support_wait_exit(fx.pid, 5000);
-        }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
-        memset(&fx, 0, sizeof(fx));
+        support_worker_fx_close(&fx);
 }
 
 TestSuite(other, .init = setup, .fini = teardown, .timeout = 90);

@@ -11,49 +11,27 @@
 
 #include "codec.h"
 #include "support.h"
+#include "support_worker.h"
 
 static struct {
-        char mysql_url[512];
-        char prefix[48];
-        char group[96];
-        char log_path[256];
-        pid_t pid;
+        struct support_worker_fx w;
         int seq;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
 } fx;
 
 static void setup(void)
 {
         static const char *const topics[] = {"live.interaction", NULL};
-        char err[256];
-        int admin_port;
 
-        support_unique_name("pf", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.producer = support_producer();
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        support_group_at_end(fx.group, topics);
-        fx.pid = support_start_worker("liveflow-consumer", "profiles", fx.mysql_url, fx.group, NULL,
-                                      fx.log_path, &admin_port);
+        support_worker_fx_open(&fx.w, "pf");
+        support_group_at_end(fx.w.group, topics);
+        fx.w.pid = support_start_worker("liveflow-consumer", "profiles", fx.w.mysql_url, fx.w.group,
+                                        NULL, fx.w.log_path, &fx.w.admin_port);
 }
 
 static void teardown(void)
 {
-        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
-                kill(fx.pid, SIGKILL);
-                support_wait_exit(fx.pid, 5000);
-        }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
-        memset(&fx, 0, sizeof(fx));
+        support_worker_fx_close(&fx.w);
+        fx.seq = 0;
 }
 
 TestSuite(profiles, .init = setup, .fini = teardown, .timeout = 90);
@@ -87,10 +65,10 @@ static void produce(const char *event_id, const char *subject, const char *id, l
                 .receive_time_ms = ts_ms + 5,
                 .trace_id = trace,
         };
-        cr_assert(codec_encode(fx.codec, &env, "Profile", p, &buf, &len, err, sizeof(err)) == 0,
+        cr_assert(codec_encode(fx.w.codec, &env, "Profile", p, &buf, &len, err, sizeof(err)) == 0,
                   "%s", err);
         json_decref(p);
-        support_produce(fx.producer, "live.interaction", id, buf, len, "profile.update");
+        support_produce(fx.w.producer, "live.interaction", id, buf, len, "profile.update");
         free(buf);
 }
 
@@ -100,7 +78,7 @@ static void wait_text(const char *want, char *got, size_t got_size, const char *
         long long deadline = support_now_ms() + 20000;
 
         for (;;) {
-                support_query1(fx.mysql, got, got_size, "%s", query);
+                support_query1(fx.w.mysql, got, got_size, "%s", query);
                 if (strcmp(got, want) == 0 || support_now_ms() > deadline)
                         return;
                 support_sleep_ms(100);
@@ -121,22 +99,22 @@ Test(profiles, an_anchor_profile_lands_and_only_a_newer_one_changes_it)
 {
         char id[96], ev[4][96], q[1024], got[256];
 
-        snprintf(id, sizeof(id), "%s_anchor", fx.prefix);
+        snprintf(id, sizeof(id), "%s_anchor", fx.w.prefix);
         for (int i = 0; i < 4; i++)
-                snprintf(ev[i], sizeof(ev[i]), "%s_e%d", fx.prefix, i);
+                snprintf(ev[i], sizeof(ev[i]), "%s_e%d", fx.w.prefix, i);
         anchor_row(id, q, sizeof(q));
 
         produce(ev[0], "anchor", id, 1000,
                 "{\"gender\":\"female\",\"age_band\":\"18-24\",\"region\":\"north\","
                 "\"tags\":\"[\\\"music\\\",\\\"dance\\\"]\"}");
         wait_text("female|18-24|north|dance,music", got, sizeof(got), q);
-        cr_assert_str_eq(got, "female|18-24|north|dance,music", "see %s", fx.log_path);
+        cr_assert_str_eq(got, "female|18-24|north|dance,music", "see %s", fx.w.log_path);
 
         /* Newer, partial: the region and tags change, the rest stays; a tag new to liveflow. */
         produce(ev[1], "anchor", id, 2000,
                 "{\"region\":\"south\",\"tags\":\"[\\\"music\\\",\\\"games\\\"]\"}");
         wait_text("female|18-24|south|games,music", got, sizeof(got), q);
-        cr_assert_str_eq(got, "female|18-24|south|games,music", "see %s", fx.log_path);
+        cr_assert_str_eq(got, "female|18-24|south|games,music", "see %s", fx.w.log_path);
 
         /* A late retry of an older profile, then a copy of the newest, then a marker. */
         produce(ev[0], "anchor", id, 1000,
@@ -148,9 +126,9 @@ Test(profiles, an_anchor_profile_lands_and_only_a_newer_one_changes_it)
         produce(ev[3], "anchor", id, 3000, "{\"age_band\":\"25-34\"}");
         wait_text("female|25-34|south|games,music", got, sizeof(got), q);
         cr_assert_str_eq(got, "female|25-34|south|games,music",
-                         "older profiles must change nothing; see %s", fx.log_path);
-        cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM tags WHERE name IN "
-                                                 "('music','dance','games')"),
+                         "older profiles must change nothing; see %s", fx.w.log_path);
+        cr_assert_eq(support_query_int(fx.w.mysql, "SELECT COUNT(*) FROM tags WHERE name IN "
+                                                   "('music','dance','games')"),
                      3, "each tag once");
 }
 
@@ -158,9 +136,9 @@ Test(profiles, an_audience_profile_and_an_empty_tag_list)
 {
         char id[96], e1[96], e2[96], q[1024], got[256];
 
-        snprintf(id, sizeof(id), "%s_aud", fx.prefix);
-        snprintf(e1, sizeof(e1), "%s_a1", fx.prefix);
-        snprintf(e2, sizeof(e2), "%s_a2", fx.prefix);
+        snprintf(id, sizeof(id), "%s_aud", fx.w.prefix);
+        snprintf(e1, sizeof(e1), "%s_a1", fx.w.prefix);
+        snprintf(e2, sizeof(e2), "%s_a2", fx.w.prefix);
         snprintf(q, sizeof(q),
                  "SELECT CONCAT_WS('|', gender, IFNULL(age_band, '-'), IFNULL(region, '-'), "
                  "IFNULL(audience_type, '-'), (SELECT COUNT(*) FROM audience_tags WHERE "
@@ -170,25 +148,25 @@ Test(profiles, an_audience_profile_and_an_empty_tag_list)
                 "{\"gender\":\"male\",\"age_band\":\"35-44\",\"region\":\"east\","
                 "\"audience_type\":\"guest\",\"tags\":\"[\\\"cars\\\",\\\"music\\\",\\\"food\\\"]\"}");
         wait_text("male|35-44|east|guest|3", got, sizeof(got), q);
-        cr_assert_str_eq(got, "male|35-44|east|guest|3", "see %s", fx.log_path);
+        cr_assert_str_eq(got, "male|35-44|east|guest|3", "see %s", fx.w.log_path);
         produce(e2, "audience", id, 6000, "{\"audience_type\":\"registered\",\"tags\":\"[]\"}");
         wait_text("male|35-44|east|registered|0", got, sizeof(got), q);
-        cr_assert_str_eq(got, "male|35-44|east|registered|0", "see %s", fx.log_path);
+        cr_assert_str_eq(got, "male|35-44|east|registered|0", "see %s", fx.w.log_path);
 }
 
 Test(profiles, a_profile_that_can_not_be_stored_goes_to_the_dlq_and_the_next_lands)
 {
         char bad[96], good[96], e1[96], e2[96], cls[32] = "", q[1024], got[256];
 
-        snprintf(bad, sizeof(bad), "%s_bad", fx.prefix);
-        snprintf(good, sizeof(good), "%s_bad", fx.prefix); /* same key, behind it */
-        snprintf(e1, sizeof(e1), "%s_b1", fx.prefix);
-        snprintf(e2, sizeof(e2), "%s_b2", fx.prefix);
+        snprintf(bad, sizeof(bad), "%s_bad", fx.w.prefix);
+        snprintf(good, sizeof(good), "%s_bad", fx.w.prefix); /* same key, behind it */
+        snprintf(e1, sizeof(e1), "%s_b1", fx.w.prefix);
+        snprintf(e2, sizeof(e2), "%s_b2", fx.w.prefix);
         produce(e1, "anchor", bad, 1000, "{\"tags\":\"{\\\"not\\\":\\\"a list\\\"}\"}");
         produce(e2, "anchor", good, 2000, "{\"gender\":\"male\"}");
         anchor_row(good, q, sizeof(q));
         wait_text("male|-|-|-", got, sizeof(got), q);
-        cr_assert_str_eq(got, "male|-|-|-", "see %s", fx.log_path);
+        cr_assert_str_eq(got, "male|-|-|-", "see %s", fx.w.log_path);
         cr_assert_geq(support_count_records("live.interaction.dlq", bad, "dlq.error.class", cls,
                                             sizeof(cls), 20000, 1),
                       1);

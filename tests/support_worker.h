@@ -1,0 +1,40 @@
+/*
+ * support_worker.h: the fixture of a suite that runs one worker role against the fixtures: a
+ * fresh database, a producer, a codec, and the worker's pid, group and log named after the test.
+ */
+#ifndef LIVEFLOW_TEST_SUPPORT_WORKER_H
+#define LIVEFLOW_TEST_SUPPORT_WORKER_H
+
+#include <sys/types.h>
+
+#include "support.h"
+
+struct codec;
+
+/** What every worker suite's setup() makes and its teardown() undoes. */
+struct support_worker_fx {
+        char prefix[48];     /* support_unique_name() of the test, e.g. "rec_4711_1" */
+        char group[96];      /* "test.<prefix>": tests run in parallel, each with its own group */
+        char log_path[256];  /* "/tmp/<prefix>.consumer.log" */
+        char mysql_url[512]; /* the test's own database */
+        MYSQL *mysql;
+        rd_kafka_t *producer;
+        struct codec *codec;
+        pid_t pid;      /* the worker, once the suite starts it (0: none) */
+        int admin_port; /* its admin port */
+};
+
+/**
+ * @brief Names the test after prefix (support_unique_name()), sets group and log_path, creates
+ * its database (support_create_database()) and connects to it, opens a producer and a codec.
+ * Starts no worker. Fails the test when one of them cannot be had.
+ */
+void support_worker_fx_open(struct support_worker_fx *fx, const char *prefix);
+
+/**
+ * @brief Stops the worker (SIGKILL when it is still running), closes what open made and zeroes
+ * fx. Fine on a fixture open did not finish.
+ */
+void support_worker_fx_close(struct support_worker_fx *fx);
+
+#endif
