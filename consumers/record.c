@@ -29,7 +29,16 @@ static const char *const record_topics[] = {LF_TOPIC_RECORD, NULL};
         " >= s.started_at - INTERVAL 5 SECOND AND (s.ended_at IS NULL OR " t                       \
         " <= s.ended_at + INTERVAL 60 SECOND)"
 
-#define SWEEP_EVERY_MS 5000
+/*
+ * The sweep visits at most 500 unlinked files per tick (the runtime ticks about once a
+ * second), page after page while pages come full, then waits SWEEP_EVERY_MS and starts again
+ * from the oldest: a backlog of files whose streams have no session costs each tick one
+ * bounded page, not a scan of the whole day.
+ */
+#define SWEEP_EVERY_MS  5000
+#define SWEEP_PAGE_LAST "499" /* the OFFSET of a page's last row: pages of 500 */
+#define SWEEP_START_AT  "1000-01-01 00:00:00.000"
+#define SWEEP_END_AT    "9999-12-31 23:59:59.999"
 
 static int prepare(struct record_state *st)
 {
@@ -48,15 +57,37 @@ static int prepare(struct record_state *st)
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000), ?) "
                 "ON DUPLICATE KEY UPDATE session_id = IF(stream_id = VALUES(stream_id), "
                 "COALESCE(session_id, VALUES(session_id)), session_id)");
-        /* Files that came before their session's begin; the receive time stands in for a file
-         * without times. */
-        st->link_sweep =
-                db_stmt(db, "UPDATE live_records r STRAIGHT_JOIN live_streams s "
-                            "ON s.vendor = r.vendor AND s.stream_id = r.stream_id "
-                            "SET r.session_id = s.session_id WHERE r.session_id IS NULL "
-                            "AND r.created_at > NOW(3) - INTERVAL 1 DAY AND " SESSION_HOLDS(
-                                    "COALESCE(r.start_time, r.end_time, r.created_at)"));
-        return st->ledger && st->find_session && st->upsert_file && st->link_sweep ? 0 : -1;
+        /*
+         * Files that came before their session's begin, a page at a time in (created_at,
+         * file_id) order along live_records_unlinked (the primary key closes each of its
+         * entries): sweep_page_end names the page's last file (no row: the rest of the day
+         * fits in one page), link_sweep links the files of (after, upto]. The receive time
+         * stands in for a file without times.
+         */
+#define UNLINKED_AFTER(a, f)                                                                       \
+        "r.session_id IS NULL AND r.created_at > NOW(3) - INTERVAL 1 DAY AND (r.created_at > " a   \
+        " OR (r.created_at = " a " AND r.file_id > " f "))"
+        st->sweep_page_end = db_stmt(
+                db,
+                "SELECT CAST(r.created_at AS CHAR), r.file_id FROM live_records r "
+                "FORCE INDEX (live_records_unlinked) WHERE " UNLINKED_AFTER(
+                        "?",
+                        "?") " "
+                             "ORDER BY r.created_at, r.file_id LIMIT 1 OFFSET " SWEEP_PAGE_LAST);
+        st->link_sweep = db_stmt(
+                db,
+                "UPDATE live_records r FORCE INDEX (live_records_unlinked) STRAIGHT_JOIN "
+                "live_streams s ON s.vendor = r.vendor AND s.stream_id = r.stream_id "
+                "SET r.session_id = s.session_id WHERE " UNLINKED_AFTER(
+                        "?", "?") " AND (r.created_at < ? OR (r.created_at = ? AND "
+                                  "r.file_id <= ?)) AND " SESSION_HOLDS("COALESCE(r.start_time, "
+                                                                        "r.end_time, "
+                                                                        "r.created_at)"));
+#undef UNLINKED_AFTER
+        return st->ledger && st->find_session && st->upsert_file && st->sweep_page_end &&
+                               st->link_sweep
+                       ? 0
+                       : -1;
 }
 
 static int record_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
@@ -68,6 +99,7 @@ static int record_open(const struct role_env *env, void **state, char *errstr, s
                 return -1;
         }
         st->db = env->db;
+        snprintf(st->sweep_at, sizeof(st->sweep_at), "%s", SWEEP_START_AT);
         st->srs_playback_base = env->settings->srs_playback_base;
         if (prepare(st) == -1) {
                 ledger_destroy(st->ledger);
@@ -314,24 +346,57 @@ static int record_publish_many(void *state, struct consumer_record *const *recs,
         return notify_flush(st->notify, false, errstr, errstr_size);
 }
 
+/* One page of the sweep: links what it can of the unlinked files after the cursor. */
+static void sweep_page(struct record_state *st)
+{
+        char end_at[32] = "", end_file[513] = "", errstr[512];
+        struct db_col cols[] = {
+                {.type = DB_PARAM_STR, .s = end_at, .s_size = sizeof(end_at)},
+                {.type = DB_PARAM_STR, .s = end_file, .s_size = sizeof(end_file)},
+        };
+        const struct db_param after[] = {DB_STR(st->sweep_at), DB_STR(st->sweep_at),
+                                         DB_STR(st->sweep_file)};
+        unsigned long long linked = 0;
+        bool full = false;
+
+        if (db_query_row(st->db, st->sweep_page_end, after, 3, cols, 2, &full, errstr,
+                         sizeof(errstr)) != DB_OK)
+                goto failed;
+        if (!full) {
+                snprintf(end_at, sizeof(end_at), "%s", SWEEP_END_AT);
+                end_file[0] = '\0';
+        }
+        const struct db_param range[] = {
+                DB_STR(st->sweep_at), DB_STR(st->sweep_at), DB_STR(st->sweep_file),
+                DB_STR(end_at),       DB_STR(end_at),       DB_STR(end_file),
+        };
+        if (db_exec(st->db, st->link_sweep, range, 6, &linked, NULL, errstr, sizeof(errstr)) !=
+            DB_OK)
+                goto failed;
+        if (linked)
+                log_info(NULL, "linked %llu recording(s) to their session", linked);
+        st->sweep_more = full;
+        snprintf(st->sweep_at, sizeof(st->sweep_at), "%s", full ? end_at : SWEEP_START_AT);
+        snprintf(st->sweep_file, sizeof(st->sweep_file), "%s", full ? end_file : "");
+        return;
+failed:
+        st->sweep_more = false;
+        log_warn(NULL, "linking recordings to their sessions: %s (next try in %d s)", errstr,
+                 SWEEP_EVERY_MS / 1000);
+}
+
 /* Links the files that arrived before their session; runs outside any batch (autocommit). */
 static void record_tick(void *state, long long now_ms)
 {
         struct record_state *st = state;
-        unsigned long long linked = 0;
         char errstr[512];
 
         if (notify_flush(st->notify, false, errstr, sizeof(errstr)) == -1)
                 log_warn(NULL, "live.notify: %s (tried again)", errstr);
-        if (now_ms - st->last_sweep_ms < SWEEP_EVERY_MS)
+        if (!st->sweep_more && now_ms - st->last_sweep_ms < SWEEP_EVERY_MS)
                 return;
         st->last_sweep_ms = now_ms;
-        if (db_exec(st->db, st->link_sweep, NULL, 0, &linked, NULL, errstr, sizeof(errstr)) !=
-            DB_OK)
-                log_warn(NULL, "linking recordings to their sessions: %s (next try in %d s)",
-                         errstr, SWEEP_EVERY_MS / 1000);
-        else if (linked)
-                log_info(NULL, "linked %llu recording(s) to their session", linked);
+        sweep_page(st);
 }
 
 const struct consumer_role record_role = {

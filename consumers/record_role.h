@@ -17,8 +17,12 @@
 struct record_state {
         struct db *db;
         long long last_sweep_ms;
+        /* The sweep's cursor: the last file it visited (created_at, file_id), and whether the
+         * page it ended was full (the next page then comes at the next tick). */
+        char sweep_at[32], sweep_file[513]; /* file_id: 128 characters of utf8mb4 */
+        bool sweep_more;
         struct ledger *ledger;
-        struct db_stmt *find_session, *upsert_file, *link_sweep;
+        struct db_stmt *find_session, *upsert_file, *sweep_page_end, *link_sweep;
         struct notify *notify;         /* live.notify: record.ready */
         const char *srs_playback_base; /* from the settings; NULL: no SRS playback URL */
 };

@@ -396,6 +396,83 @@ Test(record, file_before_its_session_is_linked_once_the_session_exists)
         stop_consumer_expect_clean_exit();
 }
 
+/* Files of stream_id as the role stores them, without a session, received `age` ago. */
+static void insert_unlinked_files(const char *stream_id, int n, const char *age)
+{
+        char sql[1024];
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO live_records (file_id, stream_id, vendor, video_url, start_time, "
+                 "trace_id, created_at) SELECT CONCAT('%s_', seq), '%s', 'tencent', "
+                 "'http://vod.example/f.m3u8', FROM_UNIXTIME(%lld), '%s', NOW(3) - INTERVAL %s "
+                 "FROM seq_1_to_%d",
+                 stream_id, stream_id, T0_S + 60, TRACE, age, n);
+        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+}
+
+/* The files each "linked N recording(s)" line of the consumer's log names: their sum and the most.
+ */
+static void linked_in_log(long long *sum, long long *most, int *lines)
+{
+        FILE *f = fopen(fx.log_path, "r");
+        char line[4096];
+
+        *sum = *most = 0;
+        *lines = 0;
+        cr_assert(f != NULL, "%s", fx.log_path);
+        while (fgets(line, sizeof(line), f)) {
+                const char *p = strstr(line, "linked ");
+                long long n;
+
+                if (p && strstr(p, "recording(s) to their session") &&
+                    sscanf(p, "linked %lld", &n) == 1) {
+                        *sum += n;
+                        *most = n > *most ? n : *most;
+                        (*lines)++;
+                }
+        }
+        fclose(f);
+}
+
+/*
+ * A backlog of unlinked files larger than one page of the sweep (500 files), most of them of a
+ * stream that has no row at all: every file whose session turns up is linked after enough
+ * ticks, and no tick links more than a page.
+ */
+Test(record, sweep_links_a_backlog_larger_than_a_page_a_page_per_tick)
+{
+        char s[64], gone[64], sql[512], want[32];
+        long long session = unique_session(), sum, most;
+        int lines;
+
+        snprintf(s, sizeof(s), "%s_late", fx.prefix);
+        snprintf(gone, sizeof(gone), "%s_gone", fx.prefix);
+        insert_unlinked_files(gone, 1200, "1 HOUR");
+        /* All received at the same instant: the page boundary falls between equal times. */
+        insert_unlinked_files(s, 1300, "0 SECOND");
+        insert_stream(s, session, T0_S, -1);
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT CONCAT(COUNT(*), ':', SUM(session_id <=> %lld)) FROM live_records "
+                 "WHERE stream_id = '%s'",
+                 session, s);
+        snprintf(want, sizeof(want), "1300:1300");
+        wait_value(want, sql);
+        snprintf(sql, sizeof(sql),
+                 "SELECT CONCAT(COUNT(*), ':', COUNT(session_id)) FROM live_records "
+                 "WHERE stream_id = '%s'",
+                 gone);
+        wait_value("1200:0", sql);
+        stop_consumer_expect_clean_exit();
+
+        linked_in_log(&sum, &most, &lines);
+        cr_assert_eq(sum, 1300, "the log names %lld linked files, want 1300 (%s)", sum,
+                     fx.log_path);
+        cr_assert(most <= 500, "one sweep linked %lld files, more than a page (%s)", most,
+                  fx.log_path);
+        cr_assert(lines >= 3, "%d sweep lines for 1300 files", lines);
+}
+
 Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
 {
         char s[64], file[96], again[96], barrier[96], v[256];
