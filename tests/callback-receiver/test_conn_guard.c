@@ -73,7 +73,7 @@ static void start_receiver(const char *const extra_env[])
         env[n] = NULL;
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 30000), 0),
                   "receiver not ready; log: %s", rcv.log_path);
 }
 

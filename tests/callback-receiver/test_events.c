@@ -360,7 +360,7 @@ static void start_receiver(void)
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 30000), 0),
                   "receiver not ready; log: %s", rcv.log_path);
 }
 

@@ -90,7 +90,7 @@ void start_receiver_with(const char *bootstrap, const char *const extra_env[])
                 snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
                 rcv.pid = support_spawn(argv, env, rcv.log_path);
                 cr_assert(rcv.pid > 0);
-                ready = support_wait_ready(rcv.admin_port, 10000);
+                ready = support_wait_ready(rcv.admin_port, 30000);
                 if (ready != 0 && support_wait_exit(rcv.pid, 0) != -1 && log_says_cannot_listen())
                         continue;
                 break;

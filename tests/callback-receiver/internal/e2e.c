@@ -55,7 +55,7 @@ void start_receiver_with(const char *secret_env, const char *extra_env)
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         rcv.pid = support_spawn(argv, env, rcv.log_path);
         cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 10000), 0),
+        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 30000), 0),
                   "receiver not ready; log: %s", rcv.log_path);
 }
 
