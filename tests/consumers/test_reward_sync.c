@@ -32,36 +32,20 @@ struct reward_sent sent;
 
 static void setup(void)
 {
-        char err[256];
-
-        support_unique_name("rw", fx.prefix, sizeof(fx.prefix));
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.producer = support_producer();
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        support_worker_fx_open(&fx.w, "rw");
         for (int i = 0; i < MAX_ROOMS; i++) {
-                snprintf(ids.rooms[i], sizeof(ids.rooms[i]), "%s_room%d", fx.prefix, i);
-                snprintf(ids.anchors[i], sizeof(ids.anchors[i]), "%s_anchor%d", fx.prefix, i);
+                snprintf(ids.rooms[i], sizeof(ids.rooms[i]), "%s_room%d", fx.w.prefix, i);
+                snprintf(ids.anchors[i], sizeof(ids.anchors[i]), "%s_anchor%d", fx.w.prefix, i);
         }
         for (int i = 0; i < MAX_AUDIENCES; i++)
-                snprintf(ids.audiences[i], sizeof(ids.audiences[i]), "%s_fan%02d", fx.prefix, i);
+                snprintf(ids.audiences[i], sizeof(ids.audiences[i]), "%s_fan%02d", fx.w.prefix, i);
         fx.rand_state = (unsigned)getpid();
-        cr_log_info("%s: amounts seeded with %u", fx.prefix, fx.rand_state);
+        cr_log_info("%s: amounts seeded with %u", fx.w.prefix, fx.rand_state);
 }
 
 static void teardown(void)
 {
-        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
-                kill(fx.pid, SIGKILL);
-                support_wait_exit(fx.pid, 5000);
-        }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
+        support_worker_fx_close(&fx.w);
         if (fx.redis)
                 redisFree(fx.redis);
         support_proxy_stop(fx.proxy);
@@ -115,25 +99,25 @@ static void start_consumer(long long flush_tips, long long flush_s)
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
         snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.w.mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", fx.redis_url);
-        fx.admin_port = support_free_port();
-        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
+        fx.w.admin_port = support_free_port();
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.w.admin_port);
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.group);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.w.group);
         snprintf(e_tips, sizeof(e_tips), "LIVEFLOW_REWARD_FLUSH_TIPS=%lld", flush_tips);
         snprintf(e_secs, sizeof(e_secs), "LIVEFLOW_REWARD_FLUSH_S=%lld", flush_s);
-        fx.pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s",
-                  fx.log_path);
+        fx.w.pid = support_spawn(argv, env, fx.w.log_path);
+        cr_assert(support_wait_ready(fx.w.admin_port, 20000) == 0, "consumer not ready; see %s",
+                  fx.w.log_path);
 }
 
 static void stop_consumer_expect_clean_exit(void)
 {
-        cr_assert(kill(fx.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s",
-                     fx.log_path);
-        fx.pid = 0;
+        cr_assert(kill(fx.w.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.w.pid, 20000), 0,
+                     "consumer did not drain cleanly; see %s", fx.w.log_path);
+        fx.w.pid = 0;
 }
 
 /* Makes room `room` live with a fresh session, after an ended one it must not be confused with. */
@@ -150,7 +134,7 @@ static void make_live(int room)
                 "'tencent', 'live', NOW(3) - INTERVAL 10 MINUTE, NULL, NOW(3))",
                 ids.rooms[room], ids.anchors[room], ids.rooms[room], ended, ids.rooms[room],
                 ids.anchors[room], ids.rooms[room], live);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
         fx.sessions[room] = live;
 }
 
@@ -171,7 +155,7 @@ static struct sent_tip *new_tip(int room, int audience)
 
         cr_assert(sent.tip_cnt < MAX_TIPS);
         t = &sent.tips[sent.tip_cnt];
-        snprintf(t->tip_id, sizeof(t->tip_id), "%s_tip%d", fx.prefix, sent.tip_cnt);
+        snprintf(t->tip_id, sizeof(t->tip_id), "%s_tip%d", fx.w.prefix, sent.tip_cnt);
         t->room = room;
         t->audience = audience;
         t->amount = next_amount();
@@ -211,7 +195,8 @@ static void encode_tip(const struct sent_tip *t, void **buf, size_t *len)
                 .raw = "{}",
                 .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, "Reward", payload, buf, len, err, sizeof(err)) == 0,
+        cr_assert(codec_encode(fx.w.codec, &env, "Reward", payload, buf, len, err, sizeof(err)) ==
+                          0,
                   "%s", err);
         json_decref(payload);
 }
@@ -220,7 +205,7 @@ static void encode_tip(const struct sent_tip *t, void **buf, size_t *len)
 void produce_raw(const char *key, const void *value, size_t len, const char *event_type)
 {
         cr_assert(rd_kafka_producev(
-                          fx.producer, RD_KAFKA_V_TOPIC("live.reward"),
+                          fx.w.producer, RD_KAFKA_V_TOPIC("live.reward"),
                           RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
@@ -239,7 +224,7 @@ static void send_tip(const struct sent_tip *t)
 
 void flush(void)
 {
-        cr_assert(rd_kafka_flush(fx.producer, 20000) == 0);
+        cr_assert(rd_kafka_flush(fx.w.producer, 20000) == 0);
 }
 
 /* n new tips over rooms [0, rooms) and audiences [0, audiences), sent; @returns the first. */
@@ -273,7 +258,7 @@ Test(reward_sync, figures_equal_the_sums_of_the_tips_sent)
                 if (fx.sessions[t->room])
                         snprintf(session, sizeof(session), "%lld", fx.sessions[t->room]);
                 support_query1(
-                        fx.mysql, got, sizeof(got),
+                        fx.w.mysql, got, sizeof(got),
                         "SELECT CONCAT_WS('|', audience_id, anchor_id, room_id, IFNULL(session_id, '-'), amount, "
                         "gift_id, gift_count, audience_gender, anchor_gender, IFNULL(audience_type, '-'), "
                         "CAST(UNIX_TIMESTAMP(tipped_at) * 1000 AS SIGNED)) FROM recharge WHERE trace_id = '%s'",
@@ -319,7 +304,7 @@ Test(reward_sync, a_tip_posted_twice_or_replayed_counts_once)
         flush();
         expect_redis(1);
         expect_recharge(1);
-        cr_assert_eq(support_query_int(fx.mysql,
+        cr_assert_eq(support_query_int(fx.w.mysql,
                                        "SELECT amount FROM recharge WHERE trace_id = '%s'",
                                        first->tip_id),
                      first->amount, "the first post's amount stays");
@@ -393,7 +378,7 @@ Test(reward_sync, new_tips_are_written_unread_and_their_replay_is_looked_up)
                 send_new_tips(30, 2, 6);
                 expect_redis(2);
         }
-        cr_assert_geq(scrape(unread), 1, "no batch was written unread (log %s)", fx.log_path);
+        cr_assert_geq(scrape(unread), 1, "no batch was written unread (log %s)", fx.w.log_path);
         looked_up = scrape(read_first) + scrape(conflict);
         cr_assert_geq(looked_up, 0, "no read_first or conflict counter");
 
@@ -406,7 +391,7 @@ Test(reward_sync, new_tips_are_written_unread_and_their_replay_is_looked_up)
         expect_recharge(2);
         /* Each room's tips are numbered 1..n once: a rolled-back batch left no number behind. */
         for (int room = 0; room < 2; room++)
-                cr_assert_eq(support_query_int(fx.mysql,
+                cr_assert_eq(support_query_int(fx.w.mysql,
                                                "SELECT COUNT(DISTINCT room_seq) - MAX(room_seq) "
                                                "FROM recharge WHERE room_id = '%s'",
                                                ids.rooms[room]),
@@ -439,15 +424,15 @@ Test(reward_sync, tips_across_rooms_give_exact_top10_and_live_room_realtime_fold
                 wait_folded(i, want[i].count - (fold_at - 1), &earnings, &count);
                 cr_assert_geq(count, want[i].count - (fold_at - 1),
                               "room %d folded %lld of %lld tips (log %s)", i, count, want[i].count,
-                              fx.log_path);
+                              fx.w.log_path);
                 cr_assert_eq(earnings, first_tips_sum(i, count), "room %d: the first %lld tips", i,
                              count);
         }
         support_sleep_ms(2500); /* two more ticks: the small room must still wait */
         /* The sync backlog counts the small room's 5 tips (and whatever else the group read). */
-        cr_assert_geq(scrape("liveflow_reward_realtime_pending"), 5, "(log %s)", fx.log_path);
+        cr_assert_geq(scrape("liveflow_reward_realtime_pending"), 5, "(log %s)", fx.w.log_path);
         cr_assert_eq(
-                support_query_int(fx.mysql,
+                support_query_int(fx.w.mysql,
                                   "SELECT COUNT(*) FROM live_room_realtime WHERE room_id = '%s'",
                                   ids.rooms[3]),
                 0, "a room with %d tips was folded before FLUSH_TIPS or FLUSH_S", 5);
@@ -485,11 +470,11 @@ Test(reward_sync, redis_outage_keeps_tips_out_of_the_dlq_and_ends_in_a_rebuild)
         read_dead_letters(dl, 2, WAIT_MS);
         for (int i = 0; i < 2; i++) {
                 cr_assert(dl[i].is_found, "%s: the malformed tip is not in the DLQ (log %s)",
-                          ids.anchors[i], fx.log_path);
+                          ids.anchors[i], fx.w.log_path);
                 cr_assert_eq(dl[i].count, 1,
                              "%s: %d dead letters, want only the malformed one; the last says "
                              "\"%s\" (log %s)",
-                             ids.anchors[i], dl[i].count, dl[i].message, fx.log_path);
+                             ids.anchors[i], dl[i].count, dl[i].message, fx.w.log_path);
         }
         /* Redis saw none of them. */
         cr_assert_eq(redis_int("GET live:room:earnings:%s", ids.rooms[0]), before[0].earnings);
@@ -531,7 +516,7 @@ Test(reward_sync, redis_flushed_under_the_worker_is_rebuilt_from_recharge)
         while (scrape("liveflow_redis_data_lost_total") < 2 && support_now_ms() < deadline)
                 support_sleep_ms(100);
         /* Once at start (a Redis database liveflow had not written yet), once for the flush. */
-        cr_assert_eq(scrape("liveflow_redis_data_lost_total"), 2, "(log %s)", fx.log_path);
+        cr_assert_eq(scrape("liveflow_redis_data_lost_total"), 2, "(log %s)", fx.w.log_path);
 
         /* Replays of counted tips add nothing; new tips count once, on top of the rebuild. */
         for (int i = 0; i < 5; i++)
@@ -560,8 +545,8 @@ Test(reward_sync, kill_9_mid_run_then_restart_counts_every_tip_once)
         deadline = support_now_ms() + WAIT_MS;
         while ((seen = recharge_rows()) < 100 && support_now_ms() < deadline)
                 support_sleep_ms(5);
-        cr_assert(kill(fx.pid, SIGKILL) == 0);
-        support_wait_exit(fx.pid, 5000);
+        cr_assert(kill(fx.w.pid, SIGKILL) == 0);
+        support_wait_exit(fx.w.pid, 5000);
         cr_log_info("killed after %lld of %d tips", seen, sent.tip_cnt);
         cr_assert_lt(seen, sent.tip_cnt, "the kill came after the last tip: nothing was tested");
 
@@ -582,7 +567,7 @@ Test(reward_sync, malformed_tips_go_to_the_dlq_and_valid_ones_still_land)
         use_redis(6, false);
         start_consumer(100, 300);
         for (int i = 0; i < 6; i++) {
-                snprintf(keys[i], sizeof(keys[i]), "%s_bad%d", fx.prefix, i);
+                snprintf(keys[i], sizeof(keys[i]), "%s_bad%d", fx.w.prefix, i);
                 dl[i] = (struct dead_letter){.key = keys[i], .until = why[i]};
         }
         produce_raw(keys[0], "\xc3\x01not avro at all", 17, "reward");
@@ -599,13 +584,13 @@ Test(reward_sync, malformed_tips_go_to_the_dlq_and_valid_ones_still_land)
         for (int i = 0; i < 6; i++) {
                 cr_assert(dl[i].is_found,
                           "%s: no dead letter naming \"%s\"; the last of %d says \"%s\" (log %s)",
-                          keys[i], why[i], dl[i].count, dl[i].message, fx.log_path);
+                          keys[i], why[i], dl[i].count, dl[i].message, fx.w.log_path);
                 cr_assert_str_eq(dl[i].error_class, "permanent", "%s", keys[i]);
         }
         cr_assert_eq(
-                support_query_int(fx.mysql,
+                support_query_int(fx.w.mysql,
                                   "SELECT COUNT(*) FROM recharge WHERE anchor_id LIKE '%s\\_bad%%'",
-                                  fx.prefix),
+                                  fx.w.prefix),
                 0);
         stop_consumer_expect_clean_exit();
 }

@@ -28,18 +28,10 @@ struct runtime_fixture fx;
 
 static void setup(void)
 {
-        char err[256];
-
-        support_unique_name("rt", fx.prefix, sizeof(fx.prefix));
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        snprintf(fx.consumer_url, sizeof(fx.consumer_url), "%s", fx.mysql_url);
-        fx.mysql = support_mysql_connect(fx.mysql_url);
+        support_worker_fx_open(&fx.w, "rt");
+        snprintf(fx.consumer_url, sizeof(fx.consumer_url), "%s", fx.w.mysql_url);
         fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
         cr_assert(fx.redis && !fx.redis->err);
-        fx.producer = support_producer();
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
 }
 
 static void teardown(void)
@@ -50,11 +42,7 @@ static void teardown(void)
                         support_wait_exit(fx.copies[i].pid, 5000);
                 }
         }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
+        support_worker_fx_close(&fx.w);
         if (fx.redis)
                 redisFree(fx.redis);
         support_proxy_stop(fx.proxy);
@@ -73,18 +61,18 @@ void spawn_copy(int i)
         const char *const env[] = {instance, "LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_BATCH_MAX=50",
                                    redis_url, NULL};
 
-        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
+        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.w.prefix, i);
         snprintf(redis_url, sizeof(redis_url), "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%s/%d",
                  support_fixture("LIVEFLOW_TEST_REDIS_PORT"), fx.redis_db);
         fx.copies[i].pid =
-                support_spawn_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
-                                     fx.log_path, &fx.copies[i].admin_port);
+                support_spawn_worker("liveflow-consumer", "stream", fx.consumer_url, fx.w.group,
+                                     env, fx.w.log_path, &fx.copies[i].admin_port);
 }
 
 void wait_copy_ready(int i)
 {
         cr_assert(support_wait_ready(fx.copies[i].admin_port, 30000) == 0,
-                  "copy %d not ready; see %s", i, fx.log_path);
+                  "copy %d not ready; see %s", i, fx.w.log_path);
 }
 
 void start_copy(int i)
@@ -120,7 +108,7 @@ void produce_event(const char *stream_id, bool begin, long long sequence, long l
                 .raw = "{}",
                 .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
+        cr_assert(codec_encode(fx.w.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
                                &len, err, sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
@@ -130,7 +118,7 @@ void produce_event(const char *stream_id, bool begin, long long sequence, long l
         rd_kafka_header_add(h, "event_type", -1, env.event_type, -1);
         if (fx.replay_header)
                 rd_kafka_header_add(h, "replay.time", -1, fx.replay_header, -1);
-        cr_assert(rd_kafka_producev(fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
+        cr_assert(rd_kafka_producev(fx.w.producer, RD_KAFKA_V_TOPIC("live.stream"),
                                     RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
                                     RD_KAFKA_V_VALUE(buf, len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
@@ -139,14 +127,14 @@ void produce_event(const char *stream_id, bool begin, long long sequence, long l
 
 void flush(void)
 {
-        cr_assert(rd_kafka_flush(fx.producer, 20000) == 0);
+        cr_assert(rd_kafka_flush(fx.w.producer, 20000) == 0);
 }
 
 long long count_events(void)
 {
-        return support_query_int(fx.mysql,
+        return support_query_int(fx.w.mysql,
                                  "SELECT COUNT(*) FROM live_events WHERE stream_id LIKE '%s%%'",
-                                 fx.prefix);
+                                 fx.w.prefix);
 }
 
 bool wait_events(long long want, int timeout_ms)
@@ -164,13 +152,13 @@ void wait_status(const char *stream_id, const char *want)
         long long deadline = support_now_ms() + 20000;
 
         while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got),
+                support_query1(fx.w.mysql, got, sizeof(got),
                                "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(50);
         }
-        cr_assert_fail("%s is \"%s\", want \"%s\" (log %s)", stream_id, got, want, fx.log_path);
+        cr_assert_fail("%s is \"%s\", want \"%s\" (log %s)", stream_id, got, want, fx.w.log_path);
 }
 
 /* The counter of one copy's /metrics line that starts with `series`, or -1. */
@@ -217,7 +205,7 @@ static void wait_metric(const char *series, long long want)
                         return;
                 support_sleep_ms(100);
         }
-        cr_assert_fail("%s is %lld, want %lld (log %s)", series, got, want, fx.log_path);
+        cr_assert_fail("%s is %lld, want %lld (log %s)", series, got, want, fx.w.log_path);
 }
 
 /* A relay in front of MySQL (or Redis), so an outage is this test's consumer's alone. */
@@ -226,7 +214,8 @@ static void relay_mysql(void)
         char url_err[256];
         struct mysql_url u;
 
-        cr_assert(url_parse_mysql(fx.mysql_url, &u, url_err, sizeof(url_err)) == 0, "%s", url_err);
+        cr_assert(url_parse_mysql(fx.w.mysql_url, &u, url_err, sizeof(url_err)) == 0, "%s",
+                  url_err);
         fx.proxy = support_proxy_start(u.port);
         snprintf(fx.consumer_url, sizeof(fx.consumer_url), "mysql://%s:%s@127.0.0.1:%d/%s", u.user,
                  u.password, support_proxy_port(fx.proxy), u.database);
@@ -258,11 +247,11 @@ void start_at_end(const char *const extra_env[])
         for (int i = 0; extra_env && extra_env[i] && n < 8; i++)
                 env[n++] = extra_env[i];
         env[n] = NULL;
-        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-0", fx.prefix);
-        support_group_at_end(fx.group, topics);
+        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-0", fx.w.prefix);
+        support_group_at_end(fx.w.group, topics);
         fx.copies[0].pid =
-                support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
-                                     fx.log_path, &fx.copies[0].admin_port);
+                support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.w.group,
+                                     env, fx.w.log_path, &fx.copies[0].admin_port);
 }
 
 /* The dead letters of stream_id so far: the worker dead-letters a record before it moves past
@@ -290,14 +279,14 @@ static void wait_online(const char *stream_id)
         while (!is_online(stream_id) && support_now_ms() < deadline)
                 support_sleep_ms(100);
         cr_assert(is_online(stream_id), "%s never reached set:live:online (log %s)", stream_id,
-                  fx.log_path);
+                  fx.w.log_path);
 }
 
 void stop_copy0(void)
 {
         cr_assert(kill(fx.copies[0].pid, SIGTERM) == 0);
         cr_assert_eq(support_wait_exit(fx.copies[0].pid, 20000), 0, "no clean drain; see %s",
-                     fx.log_path);
+                     fx.w.log_path);
         fx.copies[0].pid = 0;
 }
 
@@ -308,9 +297,9 @@ Test(runtime, mysql_outage_holds_the_partition_dead_letters_nothing_and_resumes)
         use_redis_db(2);
         relay_mysql();
         start_at_end(NULL);
-        snprintf(first, sizeof(first), "%s_first", fx.prefix);
-        snprintf(held, sizeof(held), "%s_held", fx.prefix);
-        snprintf(after, sizeof(after), "%s_after", fx.prefix);
+        snprintf(first, sizeof(first), "%s_first", fx.w.prefix);
+        snprintf(held, sizeof(held), "%s_held", fx.w.prefix);
+        snprintf(after, sizeof(after), "%s_after", fx.w.prefix);
         produce_event(first, true, 1, 1000);
         flush();
         wait_status(first, "live");
@@ -324,7 +313,7 @@ Test(runtime, mysql_outage_holds_the_partition_dead_letters_nothing_and_resumes)
         cr_assert_eq(readyz(fx.copies[0].admin_port), 503, "/readyz says ready during the outage");
         support_sleep_ms(2000); /* far longer than three attempts at the 50 ms back-off */
         cr_assert_eq(dlq_records(held), 0, "a store outage sent %s to the DLQ (log %s)", held,
-                     fx.log_path);
+                     fx.w.log_path);
 
         support_proxy_restore(fx.proxy);
         wait_status(held, "live");
@@ -337,9 +326,9 @@ Test(runtime, mysql_outage_holds_the_partition_dead_letters_nothing_and_resumes)
         cr_assert_eq(readyz(fx.copies[0].admin_port), 200);
         cr_assert_eq(dlq_records(held) + dlq_records(after), 0);
         cr_assert_eq(
-                support_query_int(fx.mysql,
+                support_query_int(fx.w.mysql,
                                   "SELECT COUNT(*) FROM live_events WHERE stream_id LIKE '%s%%'",
-                                  fx.prefix),
+                                  fx.w.prefix),
                 3, "each event recorded once");
         stop_copy0();
 }
@@ -350,24 +339,24 @@ Test(runtime, a_table_renamed_away_holds_the_partition_until_it_is_back)
 
         use_redis_db(3);
         start_at_end(NULL);
-        snprintf(first, sizeof(first), "%s_first", fx.prefix);
-        snprintf(held, sizeof(held), "%s_held", fx.prefix);
+        snprintf(first, sizeof(first), "%s_first", fx.w.prefix);
+        snprintf(held, sizeof(held), "%s_held", fx.w.prefix);
         produce_event(first, true, 1, 1000);
         flush();
         wait_status(first, "live");
 
-        cr_assert(mysql_query(fx.mysql, "RENAME TABLE live_events TO live_events_away") == 0, "%s",
-                  mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "RENAME TABLE live_events TO live_events_away") == 0,
+                  "%s", mysql_error(fx.w.mysql));
         produce_event(held, true, 2, 2000);
         flush();
         wait_metric(STORE_DOWN("mysql"), 1);
         cr_assert_eq(readyz(fx.copies[0].admin_port), 503);
         support_sleep_ms(1500);
         cr_assert_eq(dlq_records(held), 0, "a missing table sent %s to the DLQ (log %s)", held,
-                     fx.log_path);
+                     fx.w.log_path);
 
-        cr_assert(mysql_query(fx.mysql, "RENAME TABLE live_events_away TO live_events") == 0, "%s",
-                  mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "RENAME TABLE live_events_away TO live_events") == 0,
+                  "%s", mysql_error(fx.w.mysql));
         wait_status(held, "live");
         wait_online(held);
         wait_metric(STORE_DOWN("mysql"), 0);
@@ -388,20 +377,21 @@ Test(runtime, a_commit_lost_on_the_way_back_is_found_again_and_published)
         use_redis_db(4);
         relay_mysql();
         start_at_end(NULL);
-        snprintf(first, sizeof(first), "%s_first", fx.prefix);
-        snprintf(amb, sizeof(amb), "%s_amb", fx.prefix);
+        snprintf(first, sizeof(first), "%s_first", fx.w.prefix);
+        snprintf(amb, sizeof(amb), "%s_amb", fx.w.prefix);
         produce_event(first, true, 1, 1000);
         flush();
         wait_status(first, "live");
-        support_query1(fx.mysql, db, sizeof(db), "SELECT DATABASE()");
+        support_query1(fx.w.mysql, db, sizeof(db), "SELECT DATABASE()");
 
-        cr_assert(mysql_query(fx.mysql, "BACKUP STAGE START") == 0, "%s", mysql_error(fx.mysql));
-        cr_assert(mysql_query(fx.mysql, "BACKUP STAGE BLOCK_COMMIT") == 0, "%s",
-                  mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "BACKUP STAGE START") == 0, "%s",
+                  mysql_error(fx.w.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "BACKUP STAGE BLOCK_COMMIT") == 0, "%s",
+                  mysql_error(fx.w.mysql));
         produce_event(amb, true, 2, 2000);
         flush();
         deadline = support_now_ms() + 20000;
-        while (support_query_int(fx.mysql,
+        while (support_query_int(fx.w.mysql,
                                  "SELECT COUNT(*) FROM information_schema.processlist WHERE db = "
                                  "'%s' AND info = 'COMMIT'",
                                  db) == 0 &&
@@ -409,7 +399,7 @@ Test(runtime, a_commit_lost_on_the_way_back_is_found_again_and_published)
                 support_sleep_ms(20);
         support_proxy_cut(fx.proxy); /* the answer to that COMMIT never comes back */
         wait_metric(STORE_DOWN("mysql"), 1);
-        cr_assert(mysql_query(fx.mysql, "BACKUP STAGE END") == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "BACKUP STAGE END") == 0, "%s", mysql_error(fx.w.mysql));
         /* The commit did happen; Redis has not heard of it. */
         wait_status(amb, "live");
         cr_assert(!is_online(amb));
@@ -418,8 +408,8 @@ Test(runtime, a_commit_lost_on_the_way_back_is_found_again_and_published)
         wait_online(amb);
         wait_metric(STORE_DOWN("mysql"), 0);
         cr_assert_eq(dlq_records(amb), 0, "an applied record was dead-lettered (log %s)",
-                     fx.log_path);
-        cr_assert_eq(support_query_int(fx.mysql,
+                     fx.w.log_path);
+        cr_assert_eq(support_query_int(fx.w.mysql,
                                        "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'",
                                        amb),
                      1);
@@ -436,8 +426,8 @@ Test(runtime, redis_outage_holds_the_stream_role_instead_of_dead_lettering)
         snprintf(redis_url, sizeof(redis_url), "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%d/5",
                  support_proxy_port(fx.proxy));
         start_at_end(env);
-        snprintf(first, sizeof(first), "%s_first", fx.prefix);
-        snprintf(held, sizeof(held), "%s_held", fx.prefix);
+        snprintf(first, sizeof(first), "%s_first", fx.w.prefix);
+        snprintf(held, sizeof(held), "%s_held", fx.w.prefix);
         produce_event(first, true, 1, 1000);
         flush();
         wait_online(first);
@@ -449,7 +439,7 @@ Test(runtime, redis_outage_holds_the_stream_role_instead_of_dead_lettering)
         cr_assert_eq(readyz(fx.copies[0].admin_port), 503);
         support_sleep_ms(1500);
         cr_assert_eq(dlq_records(held), 0, "a Redis outage sent %s to the DLQ (log %s)", held,
-                     fx.log_path);
+                     fx.w.log_path);
 
         support_proxy_restore(fx.proxy);
         wait_online(held);
@@ -464,11 +454,11 @@ Test(runtime, a_record_the_role_refuses_is_still_dead_lettered)
         char bad[128], attempts[16] = "", cls[32] = "";
 
         start_at_end(NULL);
-        snprintf(bad, sizeof(bad), "%s_bad", fx.prefix);
-        support_produce(fx.producer, "live.stream", bad, "not avro", 8, "stream.begin");
+        snprintf(bad, sizeof(bad), "%s_bad", fx.w.prefix);
+        support_produce(fx.w.producer, "live.stream", bad, "not avro", 8, "stream.begin");
         cr_assert_eq(support_count_records("live.stream.dlq", bad, "dlq.error.class", cls,
                                            sizeof(cls), 30000, 1),
-                     1, "no DLQ record for %s (log %s)", bad, fx.log_path);
+                     1, "no DLQ record for %s (log %s)", bad, fx.w.log_path);
         cr_assert_str_eq(cls, "permanent");
         support_count_records("live.stream.dlq", bad, "dlq.attempts", attempts, sizeof(attempts),
                               10000, 1);
@@ -476,11 +466,11 @@ Test(runtime, a_record_the_role_refuses_is_still_dead_lettered)
         cr_assert_eq(scrape(fx.copies[0].admin_port, STORE_DOWN("mysql")), 0);
         stop_copy0();
         /* Logged with the trace id its header carries, so the request can be found. */
-        char *log = support_read_file(fx.log_path, NULL);
+        char *log = support_read_file(fx.w.log_path, NULL);
 
         cr_assert_not_null(log);
         cr_assert(strstr(log, "trace=0123456789abcdef0123456789abcdef undecodable record"),
-                  "the undecodable record is logged without its trace id (log %s)", fx.log_path);
+                  "the undecodable record is logged without its trace id (log %s)", fx.w.log_path);
         free(log);
 }
 
@@ -490,8 +480,8 @@ Test(runtime, replays_are_counted_apart_from_new_records)
         char replayed[128], fresh[128];
 
         start_at_end(NULL);
-        snprintf(replayed, sizeof(replayed), "%s_replayed", fx.prefix);
-        snprintf(fresh, sizeof(fresh), "%s_fresh", fx.prefix);
+        snprintf(replayed, sizeof(replayed), "%s_replayed", fx.w.prefix);
+        snprintf(fresh, sizeof(fresh), "%s_fresh", fx.w.prefix);
         produce_event(fresh, true, 1, 1000);
         flush();
         wait_status(fresh, "live");
@@ -516,7 +506,7 @@ Test(runtime, replays_are_counted_apart_from_new_records)
         wait_status(replayed, "live");
         cr_assert_eq(scrape(fx.copies[0].admin_port, "liveflow_consumer_replayed_total{role="
                                                      "\"stream\",topic=\"live.stream\"}"),
-                     1, "(log %s)", fx.log_path);
+                     1, "(log %s)", fx.w.log_path);
         /* Every series, the new ones included, passes Prometheus' own lint. */
         cr_assert_eq(support_sh("curl -sf http://127.0.0.1:%d/metrics | promtool check metrics",
                                 fx.copies[0].admin_port),

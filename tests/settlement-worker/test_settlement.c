@@ -72,19 +72,11 @@ struct fixture fx;
 
 static void setup(void)
 {
-        char err[256];
-
-        support_unique_name("st", fx.prefix, sizeof(fx.prefix));
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.settlement.log", fx.prefix);
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.producer = support_producer();
-        fx.codec = codec_new(err, sizeof(err));
-        cr_assert(fx.codec != NULL, "%s", err);
+        support_worker_fx_open(&fx.w, "st");
+        snprintf(fx.w.log_path, sizeof(fx.w.log_path), "/tmp/%s.settlement.log", fx.w.prefix);
         /* What earlier suites left on the shared topics is not this test's backlog. */
-        support_group_at_end(fx.group, (const char *const[]){"live.reward", "live.withdrawal",
-                                                             "live.session", NULL});
+        support_group_at_end(fx.w.group, (const char *const[]){"live.reward", "live.withdrawal",
+                                                               "live.session", NULL});
 }
 
 static void teardown(void)
@@ -95,11 +87,7 @@ static void teardown(void)
                         support_wait_exit(fx.copies[i].pid, 5000);
                 }
         }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
+        support_worker_fx_close(&fx.w);
         memset(&fx, 0, sizeof(fx));
 }
 
@@ -127,23 +115,23 @@ void start_copy(int i, const char *extra)
         support_bin_path("liveflow-settlement", bin, sizeof(bin));
         snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.w.mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         fx.copies[i].admin_port = support_free_port();
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.copies[i].admin_port);
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.group);
-        snprintf(e_inst, sizeof(e_inst), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
-        fx.copies[i].pid = support_spawn(argv, env, fx.log_path);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.w.group);
+        snprintf(e_inst, sizeof(e_inst), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.w.prefix, i);
+        fx.copies[i].pid = support_spawn(argv, env, fx.w.log_path);
         cr_assert(support_wait_ready(fx.copies[i].admin_port, 20000) == 0,
-                  "copy %d not ready; see %s", i, fx.log_path);
+                  "copy %d not ready; see %s", i, fx.w.log_path);
 }
 
 void stop_copy(int i)
 {
         cr_assert(kill(fx.copies[i].pid, SIGTERM) == 0);
         cr_assert(eq(int, support_wait_exit(fx.copies[i].pid, 30000), 0),
-                  "copy %d: no clean drain; see %s", i, fx.log_path);
+                  "copy %d: no clean drain; see %s", i, fx.w.log_path);
         fx.copies[i].pid = 0;
 }
 
@@ -171,12 +159,12 @@ void produce(const char *topic, const char *key, const char *event_type, const c
         };
 
         crypto_sha256_hex(id_key, strlen(id_key), event_id);
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
+        cr_assert(codec_encode(fx.w.codec, &env, payload_name, payload, &buf, &len, err,
                                sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
         cr_assert(rd_kafka_producev(
-                          fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          fx.w.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
                           RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                           RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
                           RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
@@ -237,7 +225,7 @@ void produce_session_end(long long session_id, const char *anchor, const char *r
 
 void flush(void)
 {
-        cr_assert(rd_kafka_flush(fx.producer, 20000) == 0);
+        cr_assert(rd_kafka_flush(fx.w.producer, 20000) == 0);
 }
 
 /* ------------------------------------------------------------------ reading MySQL */
@@ -250,7 +238,7 @@ long long query_int(const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(sql, sizeof(sql), fmt, ap);
         va_end(ap);
-        return support_query_int(fx.mysql, "%s", sql);
+        return support_query_int(fx.w.mysql, "%s", sql);
 }
 
 /* Polls until the query returns want; @returns the last value seen. */
@@ -263,7 +251,7 @@ long long wait_int(long long want, int timeout_ms, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(sql, sizeof(sql), fmt, ap);
         va_end(ap);
-        while ((got = support_query_int(fx.mysql, "%s", sql)) != want &&
+        while ((got = support_query_int(fx.w.mysql, "%s", sql)) != want &&
                support_now_ms() < deadline)
                 support_sleep_ms(100);
         return got;
@@ -277,7 +265,7 @@ void exec_sql(const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(sql, sizeof(sql), fmt, ap);
         va_end(ap);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.w.mysql));
 }
 
 void set_ratio(const char *anchor, long long effective_ms, long long ratio_bp)
@@ -293,7 +281,8 @@ void wait_details(const char *like, long long want)
                 wait_int(want, 60000,
                          "SELECT COUNT(*) FROM settlement_detail WHERE trace_id LIKE '%s'", like);
 
-        cr_assert(eq(i64, got, want), "settlement_detail rows like %s (log %s)", like, fx.log_path);
+        cr_assert(eq(i64, got, want), "settlement_detail rows like %s (log %s)", like,
+                  fx.w.log_path);
 }
 
 void expect_balance(const char *anchor, long long total, long long withdrawn)
@@ -354,9 +343,9 @@ Test(settlement, each_tip_takes_the_ratio_in_force_at_its_own_time)
         const size_t n = sizeof(tips) / sizeof(tips[0]);
         long long total_a = 0, total_b = 0;
 
-        snprintf(a, sizeof(a), "%s_a", fx.prefix);
-        snprintf(b, sizeof(b), "%s_b", fx.prefix);
-        snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
+        snprintf(a, sizeof(a), "%s_a", fx.w.prefix);
+        snprintf(b, sizeof(b), "%s_b", fx.w.prefix);
+        snprintf(like, sizeof(like), "%s_t%%", fx.w.prefix);
         set_ratio(a, t1, 3000);
         set_ratio(a, t2, 7000);
         set_ratio(b, t2, 9000);
@@ -365,7 +354,7 @@ Test(settlement, each_tip_takes_the_ratio_in_force_at_its_own_time)
         for (size_t i = n; i-- > 0;) {
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.w.prefix, i);
                 produce_tip(tips[i].anchor, tip, tips[i].amount, tips[i].ts_ms);
         }
         flush();
@@ -374,7 +363,7 @@ Test(settlement, each_tip_takes_the_ratio_in_force_at_its_own_time)
                 long long share = anchor_share(tips[i].amount, tips[i].ratio_bp);
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.w.prefix, i);
                 cr_assert(
                         eq(i64,
                            query_int("SELECT ratio_bp FROM settlement_detail WHERE trace_id = '%s'",
@@ -420,9 +409,9 @@ Test(settlement, a_ratio_filed_under_another_spelling_of_the_anchor_applies)
         const size_t n = sizeof(tips) / sizeof(tips[0]);
         long long total_a = 0, total_b = 0;
 
-        snprintf(a, sizeof(a), "%s_a", fx.prefix);
-        snprintf(b, sizeof(b), "%s_b", fx.prefix);
-        snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
+        snprintf(a, sizeof(a), "%s_a", fx.w.prefix);
+        snprintf(b, sizeof(b), "%s_b", fx.w.prefix);
+        snprintf(like, sizeof(like), "%s_t%%", fx.w.prefix);
         for (size_t i = 0; i <= strlen(a); i++)
                 upper[i] = (char)toupper((unsigned char)a[i]);
         cr_assert(strcmp(upper, a) != 0, "the prefix has letters");
@@ -432,7 +421,7 @@ Test(settlement, a_ratio_filed_under_another_spelling_of_the_anchor_applies)
         for (size_t i = 0; i < n; i++) {
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.w.prefix, i);
                 produce_tip(tips[i].anchor, tip, tips[i].amount, tips[i].ts_ms);
         }
         flush();
@@ -440,7 +429,7 @@ Test(settlement, a_ratio_filed_under_another_spelling_of_the_anchor_applies)
         for (size_t i = 0; i < n; i++) {
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.w.prefix, i);
                 cr_assert(
                         eq(i64,
                            query_int("SELECT ratio_bp FROM settlement_detail WHERE trace_id = '%s'",
@@ -465,25 +454,25 @@ Test(settlement, anchor_and_platform_add_up_exactly_for_awkward_amounts)
         char anchor[64], big[64], like[80], bad[96], dlq_class[32] = "";
         long long total = 0;
 
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_a", fx.w.prefix);
+        snprintf(like, sizeof(like), "%s_t%%", fx.w.prefix);
         set_ratio(anchor, 946684800000LL, ratio_bp);
         start_copy(0, NULL);
         for (size_t i = 0; i < n; i++) {
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.w.prefix, i);
                 produce_tip(anchor, tip, amounts[i], BASE_MS + (long long)i);
         }
-        snprintf(bad, sizeof(bad), "%s_zero", fx.prefix);
+        snprintf(bad, sizeof(bad), "%s_zero", fx.w.prefix);
         produce_tip(anchor, bad, 0, BASE_MS); /* never valid: to the dead-letter topic */
         /* Two of the largest tips at 100 %: the second would take the balance past BIGINT. */
-        snprintf(big, sizeof(big), "%s_big", fx.prefix);
+        snprintf(big, sizeof(big), "%s_big", fx.w.prefix);
         set_ratio(big, 946684800000LL, 10000);
         for (int i = 0; i < 2; i++) {
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_big%d", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_big%d", fx.w.prefix, i);
                 produce_tip(big, tip, 9000000000000000000LL, BASE_MS + i);
         }
         flush();
@@ -492,7 +481,7 @@ Test(settlement, anchor_and_platform_add_up_exactly_for_awkward_amounts)
                 long long share = anchor_share(amounts[i], ratio_bp);
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.w.prefix, i);
                 cr_assert(
                         eq(i64,
                            query_int(
@@ -553,8 +542,8 @@ Test(settlement, new_tips_are_written_unread_and_their_replay_is_looked_up)
         long long share = 0, looked_up;
         int port, sent = 0;
 
-        snprintf(anchor, sizeof(anchor), "%s_u", fx.prefix);
-        snprintf(like, sizeof(like), "%s_u%%", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_u", fx.w.prefix);
+        snprintf(like, sizeof(like), "%s_u%%", fx.w.prefix);
         start_copy(0, NULL);
         port = fx.copies[0].admin_port;
         /* Other tests' records reach this group too, replays among them: a run that meets one
@@ -562,7 +551,7 @@ Test(settlement, new_tips_are_written_unread_and_their_replay_is_looked_up)
          * run went unread. */
         for (int round = 0; round < 10 && scrape(port, unread) < 1; round++) {
                 for (int i = 0; i < 30; i++, sent++) {
-                        snprintf(tip, sizeof(tip), "%s_u%d", fx.prefix, sent);
+                        snprintf(tip, sizeof(tip), "%s_u%d", fx.w.prefix, sent);
                         produce_tip(anchor, tip, 100 + sent * 37, BASE_MS + sent);
                         share += anchor_share(100 + sent * 37, 4500);
                 }
@@ -571,15 +560,15 @@ Test(settlement, new_tips_are_written_unread_and_their_replay_is_looked_up)
         }
         expect_balance(anchor, share, 0);
         cr_assert(ge(i64, scrape(port, unread), 1), "no run was written unread (log %s)",
-                  fx.log_path);
+                  fx.w.log_path);
         looked_up = scrape(port, read_first) + scrape(port, conflict);
         cr_assert(ge(i64, looked_up, 0), "no read_first or conflict counter");
 
         for (int i = 0; i < sent; i++) { /* the same records again: a replay */
-                snprintf(tip, sizeof(tip), "%s_u%d", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_u%d", fx.w.prefix, i);
                 produce_tip(anchor, tip, 100 + i * 37, BASE_MS + i);
         }
-        snprintf(tip, sizeof(tip), "%s_ulast", fx.prefix); /* same partition: after them */
+        snprintf(tip, sizeof(tip), "%s_ulast", fx.w.prefix); /* same partition: after them */
         produce_tip(anchor, tip, 5, BASE_MS + 99999);
         flush();
         wait_details(like, sent + 1);
@@ -593,7 +582,7 @@ Test(settlement, new_tips_are_written_unread_and_their_replay_is_looked_up)
                      sent + 1),
                   "the ledger holds each tip's event");
         cr_assert(gt(i64, scrape(port, read_first) + scrape(port, conflict), looked_up),
-                  "the replay was neither looked up first nor rolled back (log %s)", fx.log_path);
+                  "the replay was neither looked up first nor rolled back (log %s)", fx.w.log_path);
         stop_copy(0);
 }
 
@@ -601,10 +590,10 @@ Test(settlement, a_replayed_tip_is_settled_once)
 {
         char anchor[64], tip[96], last[96], like[80], dlq_msg[512] = "";
 
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(tip, sizeof(tip), "%s_t1", fx.prefix);
-        snprintf(last, sizeof(last), "%s_t2", fx.prefix);
-        snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_a", fx.w.prefix);
+        snprintf(tip, sizeof(tip), "%s_t1", fx.w.prefix);
+        snprintf(last, sizeof(last), "%s_t2", fx.w.prefix);
+        snprintf(like, sizeof(like), "%s_t%%", fx.w.prefix);
         start_copy(0, NULL);
         produce_tip(anchor, tip, 777, BASE_MS);
         produce_tip(anchor, tip, 777, BASE_MS); /* the same record again (a Kafka replay) */

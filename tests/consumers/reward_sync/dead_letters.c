@@ -64,7 +64,7 @@ void read_dead_letters(struct dead_letter *dl, int n, int timeout_ms)
                         continue;
                 if (!m->err)
                         header(m, "dlq.group", from, sizeof(from));
-                for (int i = 0; i < n && strcmp(from, fx.group) == 0; i++) {
+                for (int i = 0; i < n && strcmp(from, fx.w.group) == 0; i++) {
                         if (dl[i].is_found || m->key_len != strlen(dl[i].key) ||
                             memcmp(m->key, dl[i].key, m->key_len) != 0)
                                 continue;
@@ -115,7 +115,7 @@ void send_bad_tip(const char *key, const char *field, json_t *value, const char 
                 .raw = "{}",
                 .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
+        cr_assert(codec_encode(fx.w.codec, &env, payload_name, payload, &buf, &len, err,
                                sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);

@@ -171,13 +171,14 @@ void expect_redis(int rooms)
         want_rooms(want);
         while (!rooms_match(rooms, want, why, sizeof(why)) && support_now_ms() < deadline)
                 support_sleep_ms(100);
-        cr_assert(rooms_match(rooms, want, why, sizeof(why)), "%s (log %s)", why, fx.log_path);
+        cr_assert(rooms_match(rooms, want, why, sizeof(why)), "%s (log %s)", why, fx.w.log_path);
 }
 
 long long recharge_rows(void)
 {
-        return support_query_int(
-                fx.mysql, "SELECT COUNT(*) FROM recharge WHERE room_id LIKE '%s\\_%%'", fx.prefix);
+        return support_query_int(fx.w.mysql,
+                                 "SELECT COUNT(*) FROM recharge WHERE room_id LIKE '%s\\_%%'",
+                                 fx.w.prefix);
 }
 
 void wait_recharge_rows(long long want)
@@ -186,7 +187,7 @@ void wait_recharge_rows(long long want)
 
         while (recharge_rows() < want && support_now_ms() < deadline)
                 support_sleep_ms(100);
-        cr_assert_eq(recharge_rows(), want, "recharge rows (log %s)", fx.log_path);
+        cr_assert_eq(recharge_rows(), want, "recharge rows (log %s)", fx.w.log_path);
 }
 
 /* recharge holds each distinct tip once, with the amounts sent. */
@@ -200,10 +201,10 @@ void expect_recharge(int rooms)
                 const char *room = ids.rooms[i];
 
                 cr_assert_eq(support_query_int(
-                                     fx.mysql,
+                                     fx.w.mysql,
                                      "SELECT SUM(amount) FROM recharge WHERE room_id = '%s'", room),
                              want[i].earnings, "room %d recharge sum", i);
-                cr_assert_eq(support_query_int(fx.mysql,
+                cr_assert_eq(support_query_int(fx.w.mysql,
                                                "SELECT COUNT(*) FROM recharge WHERE room_id = '%s'",
                                                room),
                              want[i].count, "room %d recharge rows", i);
@@ -214,10 +215,10 @@ void expect_recharge(int rooms)
 static void realtime_row(int room, long long *earnings, long long *count)
 {
         *earnings = support_query_int(
-                fx.mysql, "SELECT earnings FROM live_room_realtime WHERE room_id = '%s'",
+                fx.w.mysql, "SELECT earnings FROM live_room_realtime WHERE room_id = '%s'",
                 ids.rooms[room]);
         *count = support_query_int(
-                fx.mysql, "SELECT recharge_count FROM live_room_realtime WHERE room_id = '%s'",
+                fx.w.mysql, "SELECT recharge_count FROM live_room_realtime WHERE room_id = '%s'",
                 ids.rooms[room]);
 }
 
@@ -270,7 +271,7 @@ void expect_realtime(int rooms)
                         support_sleep_ms(200);
         }
         cr_assert_eq(i, rooms, "live_room_realtime of room %d is not its recharge sums (log %s)", i,
-                     fx.log_path);
+                     fx.w.log_path);
 }
 
 /* The counter of the consumer's /metrics line that starts with `series`, or -1. */
@@ -282,7 +283,7 @@ long long scrape(const char *series)
         snprintf(
                 cmd, sizeof(cmd),
                 "curl -sf http://127.0.0.1:%d/metrics | grep -v '^#' | grep -F '%s ' | awk '{print $2}'",
-                fx.admin_port, series);
+                fx.w.admin_port, series);
         if (!(p = popen(cmd, "r")))
                 return -1;
         if (!fgets(out, sizeof(out), p))

@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "support.h"
+#include "support_worker.h"
 
 #define MAX_ROOMS     4
 #define MAX_AUDIENCES 20
@@ -42,24 +43,16 @@ struct room_want {
 
 /* One test's fixture: the consumer it runs, its stores and its producer. */
 struct reward_fixture {
-        char prefix[24];
-        char group[96];
-        char log_path[256];
-        char mysql_url[512];
+        struct support_worker_fx w;
         char redis_url[300];           /* what the consumer connects to (maybe through the relay) */
         long long sessions[MAX_ROOMS]; /* the room's live session; 0: not live */
         unsigned rand_state;
-        pid_t pid;
-        int admin_port;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
         redisContext *redis;
         struct support_proxy *proxy;
 };
 extern struct reward_fixture fx;
 
-/* The test's names, all starting with fx.prefix. */
+/* The test's names, all starting with fx.w.prefix. */
 struct reward_ids {
         char rooms[MAX_ROOMS][64], anchors[MAX_ROOMS][64], audiences[MAX_AUDIENCES][64];
 };

@@ -120,13 +120,13 @@ Test(reward_sync, a_batch_script_call_equals_one_call_per_tip)
         redisReply *reply;
         char nkeys[16];
 
-        fill(&tips[0], "t1", "r1", 0, "fan1", 100, 1, 1);  /* covered by the rebuild */
-        fill(&tips[1], "t2", "r1", 0, "fan2", 250, 3, 2);  /* counted */
-        fill(&tips[2], "t2", "r1", 0, "fan2", 250, 3, 2);  /* the same tip again */
-        fill(&tips[3], "t3", "r2", 77, "fan1", 40, 1, 1);  /* room counted, session covered */
-        fill(&tips[4], "t4", "r2", 77, "fan3", 60, 2, 3);  /* both counted */
-        fill(&tips[5], "t5", "r2", 77, "fan1", 5, 3, 1);   /* a payer again */
-        fill(&tips[6], "t6", "r3", 78, "fan4", 7, 1, 1);   /* another session */
+        fill(&tips[0], "t1", "r1", 0, "fan1", 100, 1, 1); /* covered by the rebuild */
+        fill(&tips[1], "t2", "r1", 0, "fan2", 250, 3, 2); /* counted */
+        fill(&tips[2], "t2", "r1", 0, "fan2", 250, 3, 2); /* the same tip again */
+        fill(&tips[3], "t3", "r2", 77, "fan1", 40, 1, 1); /* room counted, session covered */
+        fill(&tips[4], "t4", "r2", 77, "fan3", 60, 2, 3); /* both counted */
+        fill(&tips[5], "t5", "r2", 77, "fan1", 5, 3, 1);  /* a payer again */
+        fill(&tips[6], "t6", "r3", 78, "fan4", 7, 1, 1);  /* another session */
 
         for (int i = 0; i < TIPS; i++) {
                 const char *one[3 + KEYS + ARGS] = {"EVAL", reward_tip_script, "8"};

@@ -28,7 +28,7 @@ static int produce_sessions(int from, int to)
         int produced = 0;
 
         for (int i = from; i < to; i++) {
-                snprintf(stream, sizeof(stream), "%s_s%d", fx.prefix, i);
+                snprintf(stream, sizeof(stream), "%s_s%d", fx.w.prefix, i);
                 produce_event(stream, true, i, 10000 + i);
                 produce_event(stream, true, i, 10000 + i); /* a vendor retry */
                 produce_event(stream, false, i, 10000 + i + 60 + i % 7);
@@ -42,20 +42,20 @@ static void expect_every_session_once(int streams)
 {
         /* Two distinct events per stream: the duplicate begin shares its id with the first. */
         cr_assert(wait_events(2LL * streams, 60000), "live_events has %lld, want %d (log %s)",
-                  count_events(), 2 * streams, fx.log_path);
+                  count_events(), 2 * streams, fx.w.log_path);
         cr_assert_eq(
                 support_query_int(
-                        fx.mysql,
+                        fx.w.mysql,
                         "SELECT COUNT(*) FROM live_streams WHERE stream_id LIKE '%s_s%%' AND "
                         "status = 'ended' AND duration_s = 60 + CAST(SUBSTRING_INDEX(stream_id, "
                         "'_s', -1) AS SIGNED) %% 7",
-                        fx.prefix),
+                        fx.w.prefix),
                 streams, "every stream ends once with the duration it was sent");
         cr_assert_eq(
                 support_query_int(
-                        fx.mysql,
+                        fx.w.mysql,
                         "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id LIKE '%s_s%%'",
-                        fx.prefix),
+                        fx.w.prefix),
                 streams);
         /* Redis follows each commit (publish runs after it): give it a moment to converge. */
         char stale[128] = "";
@@ -67,14 +67,14 @@ static void expect_every_session_once(int streams)
                 cr_assert(r && r->type == REDIS_REPLY_ARRAY);
                 stale[0] = '\0';
                 for (size_t i = 0; i < r->elements && !stale[0]; i++)
-                        if (strncmp(r->element[i]->str, fx.prefix, strlen(fx.prefix)) == 0)
+                        if (strncmp(r->element[i]->str, fx.w.prefix, strlen(fx.w.prefix)) == 0)
                                 snprintf(stale, sizeof(stale), "%s", r->element[i]->str);
                 freeReplyObject(r);
                 if (stale[0])
                         support_sleep_ms(100);
         } while (stale[0] && support_now_ms() < deadline);
         cr_assert(stale[0] == '\0', "%s is still online after its end (log %s)", stale,
-                  fx.log_path);
+                  fx.w.log_path);
 }
 
 Test(runtime, kill_9_under_load_then_restart_processes_every_record_once)
@@ -96,7 +96,7 @@ Test(runtime, kill_9_under_load_then_restart_processes_every_record_once)
         expect_every_session_once(streams);
         cr_assert(kill(fx.copies[0].pid, SIGTERM) == 0);
         cr_assert_eq(support_wait_exit(fx.copies[0].pid, 20000), 0, "no clean drain; see %s",
-                     fx.log_path);
+                     fx.w.log_path);
         fx.copies[0].pid = 0;
 }
 
@@ -126,7 +126,7 @@ Test(runtime, two_then_three_copies_share_partitions_and_lose_nothing)
         for (int i = 0; i < MAX_COPIES; i++) {
                 cr_assert(kill(fx.copies[i].pid, SIGTERM) == 0);
                 cr_assert_eq(support_wait_exit(fx.copies[i].pid, 30000), 0,
-                             "copy %d: no clean drain; see %s", i, fx.log_path);
+                             "copy %d: no clean drain; see %s", i, fx.w.log_path);
                 fx.copies[i].pid = 0;
         }
 }
@@ -176,16 +176,16 @@ Test(runtime, lag_seconds_is_the_age_of_the_oldest_unconsumed_record)
         v = scrape_lag(fx.copies[0].admin_port);
         cr_assert_eq(v.series, 6, "every assigned partition is reported from assignment on");
         cr_assert(v.max_seconds == 0, "caught up: %g", v.max_seconds);
-        snprintf(first, sizeof(first), "%s_first", fx.prefix);
-        snprintf(second, sizeof(second), "%s_second", fx.prefix);
+        snprintf(first, sizeof(first), "%s_first", fx.w.prefix);
+        snprintf(second, sizeof(second), "%s_second", fx.w.prefix);
         produce_event(first, true, 1, 1000);
         flush();
         wait_status(first, "live");
         applied_at = support_now_ms();
         support_sleep_ms(3000); /* a quiet gap: it must not count as lag */
 
-        cr_assert(mysql_query(fx.mysql, "LOCK TABLES live_events WRITE, live_streams WRITE") == 0,
-                  "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "LOCK TABLES live_events WRITE, live_streams WRITE") == 0,
+                  "%s", mysql_error(fx.w.mysql));
         produced_at = support_now_ms();
         produce_event(second, true, 2, 2000);
         flush();
@@ -194,13 +194,13 @@ Test(runtime, lag_seconds_is_the_age_of_the_oldest_unconsumed_record)
         long long since_produced = support_now_ms() - produced_at;
         long long since_applied = support_now_ms() - applied_at;
 
-        cr_assert(mysql_query(fx.mysql, "UNLOCK TABLES") == 0);
+        cr_assert(mysql_query(fx.w.mysql, "UNLOCK TABLES") == 0);
         cr_assert_geq(v.max_seconds * 1000, since_produced - 1000,
                       "lag %g s while the record waits %lld ms (log %s)", v.max_seconds,
-                      since_produced, fx.log_path);
+                      since_produced, fx.w.log_path);
         cr_assert_lt(v.max_seconds * 1000, since_applied,
                      "lag %g s counts the quiet gap before the record (log %s)", v.max_seconds,
-                     fx.log_path);
+                     fx.w.log_path);
         wait_status(second, "live");
         long long deadline = support_now_ms() + 30000;
 
@@ -244,13 +244,14 @@ Test(runtime, scaling_one_two_one_leaves_no_stale_lag_series)
         start_copy(1);
         cr_assert(wait_partitions_once(two, 2, 60000),
                   "two copies: each partition reported by exactly one of them (log %s)",
-                  fx.log_path);
+                  fx.w.log_path);
         cr_assert_gt(scrape_lag(fx.copies[1].admin_port).series, 0);
         cr_assert(kill(fx.copies[1].pid, SIGTERM) == 0);
         cr_assert_eq(support_wait_exit(fx.copies[1].pid, 30000), 0);
         fx.copies[1].pid = 0;
         cr_assert(wait_partitions_once(one, 1, 60000),
-                  "back to one copy: it reports every partition again, once (log %s)", fx.log_path);
+                  "back to one copy: it reports every partition again, once (log %s)",
+                  fx.w.log_path);
         stop_copy0();
 }
 
@@ -260,10 +261,10 @@ static void start_copy_with(int i, const char *session_timeout)
         const char *const env[] = {instance, "LIVEFLOW_MYSQL_TIMEOUT_S=2", "LIVEFLOW_BATCH_MAX=50",
                                    session_timeout, NULL};
 
-        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.prefix, i);
+        snprintf(instance, sizeof(instance), "LIVEFLOW_INSTANCE_ID=%s-%d", fx.w.prefix, i);
         fx.copies[i].pid =
-                support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.group, env,
-                                     fx.log_path, &fx.copies[i].admin_port);
+                support_start_worker("liveflow-consumer", "stream", fx.consumer_url, fx.w.group,
+                                     env, fx.w.log_path, &fx.copies[i].admin_port);
 }
 
 #define ASSIGNED "liveflow_consumer_assigned_partitions{role=\"stream\"}"
@@ -310,7 +311,7 @@ Test(runtime, a_planned_stop_hands_the_partitions_over_at_once)
         long long t0, up_ms, stop_ms, crash_ms;
 
         snprintf(session, sizeof(session), "LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=%d", SESSION_MS);
-        support_group_at_end(fx.group, topics);
+        support_group_at_end(fx.w.group, topics);
         start_copy_with(0, session);
         cr_assert_geq(ms_until_all_owned_by(0, 30000), 0, "one copy: every partition");
 
@@ -324,15 +325,15 @@ Test(runtime, a_planned_stop_hands_the_partitions_over_at_once)
                          6))
                 support_sleep_ms(50);
         up_ms = support_now_ms() - t0;
-        cr_assert_gt(scrape(fx.copies[1].admin_port, ASSIGNED), 0, "(log %s)", fx.log_path);
+        cr_assert_gt(scrape(fx.copies[1].admin_port, ASSIGNED), 0, "(log %s)", fx.w.log_path);
 
         /* Planned scale-down. */
         t0 = support_now_ms();
         cr_assert(kill(fx.copies[1].pid, SIGTERM) == 0);
         stop_ms = ms_until_all_owned_by(0, 30000);
-        cr_assert_eq(support_wait_exit(fx.copies[1].pid, 20000), 0, "(log %s)", fx.log_path);
+        cr_assert_eq(support_wait_exit(fx.copies[1].pid, 20000), 0, "(log %s)", fx.w.log_path);
         fx.copies[1].pid = 0;
-        cr_assert_geq(stop_ms, 0, "the partitions never came back (log %s)", fx.log_path);
+        cr_assert_geq(stop_ms, 0, "the partitions never came back (log %s)", fx.w.log_path);
         /*
          * The dev broker (librdkafka's mock cluster) ends a rebalance that lost a member after the
          * session timeout less a second; a copy that did not leave is only noticed when its
@@ -343,17 +344,17 @@ Test(runtime, a_planned_stop_hands_the_partitions_over_at_once)
         cr_assert_lt(stop_ms, SESSION_MS * 3 / 2,
                      "a planned stop left its partitions unowned for %lld ms: it did not leave "
                      "the group, the %d ms session had to time out first (log %s)",
-                     stop_ms, SESSION_MS, fx.log_path);
+                     stop_ms, SESSION_MS, fx.w.log_path);
 
         /* A crash: nobody tells the group; the session runs out. */
         start_copy_with(1, session);
-        cr_assert(wait_partitions_shared(), "(log %s)", fx.log_path);
+        cr_assert(wait_partitions_shared(), "(log %s)", fx.w.log_path);
         t0 = support_now_ms();
         cr_assert(kill(fx.copies[1].pid, SIGKILL) == 0);
         support_wait_exit(fx.copies[1].pid, 5000);
         fx.copies[1].pid = 0;
         crash_ms = ms_until_all_owned_by(0, 60000);
-        cr_assert_geq(crash_ms, 0, "(log %s)", fx.log_path);
+        cr_assert_geq(crash_ms, 0, "(log %s)", fx.w.log_path);
         cr_log_info("stall with a %d ms session: scale-up %lld ms (from process start), planned "
                     "stop %lld ms, crash %lld ms",
                     SESSION_MS, up_ms, stop_ms, crash_ms);
@@ -374,12 +375,12 @@ Test(runtime, a_publish_that_keeps_failing_is_dead_lettered_after_three_attempts
         cr_assert(r && r->type != REDIS_REPLY_ERROR);
         freeReplyObject(r);
         start_at_end(NULL);
-        snprintf(bad, sizeof(bad), "%s_wrongtype", fx.prefix);
+        snprintf(bad, sizeof(bad), "%s_wrongtype", fx.w.prefix);
         produce_event(bad, true, 1, 1000);
         flush();
         cr_assert_eq(support_count_records("live.stream.dlq", bad, "dlq.attempts", attempts,
                                            sizeof(attempts), 30000, 1),
-                     1, "no DLQ record for %s (log %s)", bad, fx.log_path);
+                     1, "no DLQ record for %s (log %s)", bad, fx.w.log_path);
         cr_assert_str_eq(attempts, "3");
         support_count_records("live.stream.dlq", bad, "dlq.error.class", cls, sizeof(cls), 10000,
                               1);

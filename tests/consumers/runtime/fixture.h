@@ -19,6 +19,7 @@
 #include "crypto.h"
 #include "support.h"
 #include "support_stack.h"
+#include "support_worker.h"
 #include "url.h"
 
 #define MAX_COPIES 3
@@ -30,15 +31,9 @@ struct copy {
 
 /* One test's fixture: the copies of the stream role it runs, its stores and its producer. */
 struct runtime_fixture {
-        char mysql_url[512];    /* the test's database */
-        char consumer_url[512]; /* what the consumers connect to (maybe through the relay) */
-        char prefix[48];
-        char group[96];
-        char log_path[256];
+        struct support_worker_fx w; /* w.pid unused: the copies are the workers */
+        char consumer_url[512];     /* what the consumers connect to (maybe through the relay) */
         struct copy copies[MAX_COPIES];
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
         redisContext *redis;
         struct support_proxy *proxy;
         int redis_db;              /* the worker's and fx.redis's Redis database */

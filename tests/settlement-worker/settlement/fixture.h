@@ -22,6 +22,7 @@
 #include "crypto.h"
 #include "settlement.h"
 #include "support.h"
+#include "support_worker.h"
 
 #define MAX_COPIES 2
 #define BASE_MS    1767225600000LL /* 2026-01-01T00:00:00Z */
@@ -33,14 +34,8 @@ struct copy {
 };
 
 struct fixture {
-        char mysql_url[512];
-        char prefix[48]; /* unique per test: ids, the group */
-        char group[96];
-        char log_path[256];
+        struct support_worker_fx w; /* w.prefix: ids, the group; w.pid unused: the copies run */
         struct copy copies[MAX_COPIES];
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
 };
 
 extern struct fixture fx;

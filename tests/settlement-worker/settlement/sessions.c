@@ -48,23 +48,23 @@ Test(settlement, session_end_sums_the_sessions_recharge_rows)
         char anchor[64], room[80], like[80], other_tip[96];
         long long gross = 0, share = 0;
 
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_a", fx.w.prefix);
         snprintf(room, sizeof(room), "room_%s", anchor);
-        snprintf(like, sizeof(like), "%s_t%%", fx.prefix);
+        snprintf(like, sizeof(like), "%s_t%%", fx.w.prefix);
         set_ratio(anchor, 946684800000LL, ratio_bp);
         start_copy(0, NULL);
         for (size_t i = 0; i < n; i++) {
                 char tip[96], audience[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%zu", fx.prefix, i);
-                snprintf(audience, sizeof(audience), "%s_u%d", fx.prefix, tips[i].audience);
+                snprintf(tip, sizeof(tip), "%s_t%zu", fx.w.prefix, i);
+                snprintf(audience, sizeof(audience), "%s_u%d", fx.w.prefix, tips[i].audience);
                 insert_recharge(tip, audience, anchor, session, tips[i].amount,
                                 BASE_MS + (long long)i);
                 produce_tip_as(anchor, tip, tips[i].amount, BASE_MS + (long long)i, audience, 0);
                 gross += tips[i].amount;
                 share += anchor_share(tips[i].amount, ratio_bp);
         }
-        snprintf(other_tip, sizeof(other_tip), "%s_t_other", fx.prefix);
+        snprintf(other_tip, sizeof(other_tip), "%s_t_other", fx.w.prefix);
         insert_recharge(other_tip, "someone", anchor, other, 5000,
                         BASE_MS + 100); /* another session's tip */
         produce_tip(anchor, other_tip, 5000, BASE_MS + 100);
@@ -77,7 +77,7 @@ Test(settlement, session_end_sums_the_sessions_recharge_rows)
                               "SELECT COUNT(*) FROM settlement_session WHERE session_id = %lld",
                               session),
                      1),
-                  "log %s", fx.log_path);
+                  "log %s", fx.w.log_path);
         cr_assert(eq(
                 i64,
                 query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", session),
@@ -130,10 +130,10 @@ Test(settlement, recharge_rows_that_come_late_are_summed_by_the_sweep)
         char anchor[64], room[80], tip[96], old_tip[96];
         const long long amount = 4321;
 
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_a", fx.w.prefix);
         snprintf(room, sizeof(room), "room_%s", anchor);
-        snprintf(tip, sizeof(tip), "%s_t1", fx.prefix);
-        snprintf(old_tip, sizeof(old_tip), "%s_t2", fx.prefix);
+        snprintf(tip, sizeof(tip), "%s_t1", fx.w.prefix);
+        snprintf(old_tip, sizeof(old_tip), "%s_t2", fx.w.prefix);
         start_copy(0, "LIVEFLOW_SETTLEMENT_SWEEP_MS=300");
         /* Ended now and two hours ago; the default window (LIVEFLOW_SETTLEMENT_RECOMPUTE_S) is 15
          * minutes. */
@@ -148,7 +148,7 @@ Test(settlement, recharge_rows_that_come_late_are_summed_by_the_sweep)
                            "AND tips = 0",
                            recent, old),
                    2),
-                "log %s", fx.log_path);
+                "log %s", fx.w.log_path);
         /* reward-sync catches up only now. */
         insert_recharge(tip, "late", anchor, recent, amount, now - 1000);
         insert_recharge(old_tip, "late", anchor, old, amount, now - 7201000);
@@ -161,7 +161,7 @@ Test(settlement, recharge_rows_that_come_late_are_summed_by_the_sweep)
                               "WHERE session_id = %lld",
                               recent),
                      anchor_share(amount, 4500)),
-                  "log %s", fx.log_path);
+                  "log %s", fx.w.log_path);
         cr_assert(eq(
                 i64,
                 query_int("SELECT gross FROM settlement_session WHERE session_id = %lld", recent),
@@ -178,8 +178,8 @@ Test(settlement, a_tip_another_money_role_would_refuse_is_dead_lettered_not_cred
 {
         char anchor[64], tip[96], room[96], id_key[160], dlq_class[32] = "";
 
-        snprintf(anchor, sizeof(anchor), "%s_neg", fx.prefix);
-        snprintf(tip, sizeof(tip), "%s_neg_gifts", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_neg", fx.w.prefix);
+        snprintf(tip, sizeof(tip), "%s_neg_gifts", fx.w.prefix);
         snprintf(room, sizeof(room), "room_%s", anchor);
         snprintf(id_key, sizeof(id_key), "internal|reward|%s", tip);
         start_copy(0, NULL);

@@ -31,14 +31,14 @@ Test(settlement, withdrawals_succeed_reject_and_replay_once)
         long long available = balance, withdrawn = 0;
         bool is_ok[4];
 
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(stranger, sizeof(stranger), "%s_nobody", fx.prefix);
-        snprintf(like, sizeof(like), "%s_w%%", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_a", fx.w.prefix);
+        snprintf(stranger, sizeof(stranger), "%s_nobody", fx.w.prefix);
+        snprintf(like, sizeof(like), "%s_w%%", fx.w.prefix);
         for (int i = 0; i < 8; i++)
-                snprintf(rid[i], sizeof(rid[i]), "%s_w%d", fx.prefix, i);
+                snprintf(rid[i], sizeof(rid[i]), "%s_w%d", fx.w.prefix, i);
         set_ratio(anchor, 946684800000LL, ratio_bp);
         start_copy(0, NULL);
-        snprintf(tip, sizeof(tip), "%s_tip", fx.prefix);
+        snprintf(tip, sizeof(tip), "%s_tip", fx.w.prefix);
         produce_tip(anchor, tip, tip_amount, BASE_MS);
         flush();
         /* Another topic: nothing orders it before the withdrawals unless it is settled first. */
@@ -62,7 +62,7 @@ Test(settlement, withdrawals_succeed_reject_and_replay_once)
                      wait_int(5, 60000,
                               "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like),
                      5),
-                  "log %s", fx.log_path);
+                  "log %s", fx.w.log_path);
         for (int i = 0; i < 4; i++)
                 cr_assert(
                         eq(i64,
@@ -72,10 +72,10 @@ Test(settlement, withdrawals_succeed_reject_and_replay_once)
                            is_ok[i] ? 1 : 0),
                         "withdrawal %d of %lld", i, asks[i]);
         expect_balance(anchor, balance, withdrawn);
-        support_query1(fx.mysql, reason, sizeof(reason),
+        support_query1(fx.w.mysql, reason, sizeof(reason),
                        "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[1]);
         cr_assert(strstr(reason, "insufficient") != NULL, "reason: %s", reason);
-        support_query1(fx.mysql, reason, sizeof(reason),
+        support_query1(fx.w.mysql, reason, sizeof(reason),
                        "SELECT reason FROM withdrawal WHERE request_id = '%s'", rid[6]);
         cr_assert(strstr(reason, "no settled earnings") != NULL, "reason: %s", reason);
         cr_assert(eq(int,
@@ -92,7 +92,7 @@ Test(settlement, withdrawals_succeed_reject_and_replay_once)
                                       is_ok[i] ? "withdrawal.succeeded" : "withdrawal.rejected",
                                       anchor, rid[i]),
                              1),
-                          "notification of withdrawal %d (log %s)", i, fx.log_path);
+                          "notification of withdrawal %d (log %s)", i, fx.w.log_path);
         cr_assert(eq(i64,
                      query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s'", anchor),
                      4));
@@ -119,17 +119,18 @@ Test(settlement, two_copies_and_concurrent_withdrawals_never_overdraw_one_anchor
         char anchor[64], like_t[80], like_w[80];
         long long balance = 0, ask, want_ok;
 
-        snprintf(anchor, sizeof(anchor), "%s_a", fx.prefix);
-        snprintf(like_t, sizeof(like_t), "%s_t%%", fx.prefix);
-        snprintf(like_w, sizeof(like_w), "%s_w%%", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "%s_a", fx.w.prefix);
+        snprintf(like_t, sizeof(like_t), "%s_t%%", fx.w.prefix);
+        snprintf(like_w, sizeof(like_w), "%s_w%%", fx.w.prefix);
         set_ratio(anchor, 946684800000LL, ratio_bp);
         start_copy(0, NULL);
         start_copy(1, NULL);
-        cr_assert(both_copies_assigned(60000), "both copies hold partitions (log %s)", fx.log_path);
+        cr_assert(both_copies_assigned(60000), "both copies hold partitions (log %s)",
+                  fx.w.log_path);
         for (int i = 0; i < TIPS; i++) {
                 char tip[96];
 
-                snprintf(tip, sizeof(tip), "%s_t%d", fx.prefix, i);
+                snprintf(tip, sizeof(tip), "%s_t%d", fx.w.prefix, i);
                 produce_tip(anchor, tip, 1000 + i, BASE_MS + i);
                 balance += anchor_share(1000 + i, ratio_bp);
         }
@@ -142,7 +143,7 @@ Test(settlement, two_copies_and_concurrent_withdrawals_never_overdraw_one_anchor
         for (int i = 0; i < WITHDRAWALS; i++) {
                 char rid[96];
 
-                snprintf(rid, sizeof(rid), "%s_w%d", fx.prefix, i);
+                snprintf(rid, sizeof(rid), "%s_w%d", fx.w.prefix, i);
                 produce_withdrawal_as(rid, anchor, rid, ask, 0);
         }
         flush();
@@ -150,7 +151,7 @@ Test(settlement, two_copies_and_concurrent_withdrawals_never_overdraw_one_anchor
                      wait_int(WITHDRAWALS, 60000,
                               "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like_w),
                      WITHDRAWALS),
-                  "log %s", fx.log_path);
+                  "log %s", fx.w.log_path);
         cr_assert(
                 eq(i64,
                    query_int(
@@ -213,12 +214,12 @@ Test(settlement, kill_9_mid_run_then_every_balance_is_exact)
         char like_t[80], like_w[80];
         long long rejected = 0;
 
-        snprintf(like_t, sizeof(like_t), "%s_t%%", fx.prefix);
-        snprintf(like_w, sizeof(like_w), "%s_w%%", fx.prefix);
+        snprintf(like_t, sizeof(like_t), "%s_t%%", fx.w.prefix);
+        snprintf(like_w, sizeof(like_w), "%s_w%%", fx.w.prefix);
         for (int a = 0; a < ANCHORS; a++) {
                 char anchor[64];
 
-                snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
+                snprintf(anchor, sizeof(anchor), "%s_a%d", fx.w.prefix, a);
                 want[a].ratio_bp = 1000 + a * 300;
                 set_ratio(anchor, 946684800000LL, want[a].ratio_bp);
         }
@@ -228,8 +229,8 @@ Test(settlement, kill_9_mid_run_then_every_balance_is_exact)
                         char anchor[64], id[96];
                         long long amount = 1 + (k * 7919 + a * 104729) % 50000;
 
-                        snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
-                        snprintf(id, sizeof(id), "%s_t%d_%d", fx.prefix, a, k);
+                        snprintf(anchor, sizeof(anchor), "%s_a%d", fx.w.prefix, a);
+                        snprintf(id, sizeof(id), "%s_t%d_%d", fx.w.prefix, a, k);
                         produce_tip(anchor, id, amount, BASE_MS + k);
                         want[a].total += anchor_share(amount, want[a].ratio_bp);
                 }
@@ -244,8 +245,8 @@ Test(settlement, kill_9_mid_run_then_every_balance_is_exact)
                          * refused. */
                         long long ask = want[a].total / 5 + (k * 31 + a * 17) % 1000;
 
-                        snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
-                        snprintf(id, sizeof(id), "%s_w%d_%d", fx.prefix, a, k);
+                        snprintf(anchor, sizeof(anchor), "%s_a%d", fx.w.prefix, a);
+                        snprintf(id, sizeof(id), "%s_w%d_%d", fx.w.prefix, a, k);
                         produce_withdrawal(anchor, id, ask);
                         if (want[a].total - want[a].withdrawn >= ask) {
                                 want[a].withdrawn += ask;
@@ -262,11 +263,11 @@ Test(settlement, kill_9_mid_run_then_every_balance_is_exact)
                      wait_int(ANCHORS * ASKS, 60000,
                               "SELECT COUNT(*) FROM withdrawal WHERE request_id LIKE '%s'", like_w),
                      ANCHORS * ASKS),
-                  "log %s", fx.log_path);
+                  "log %s", fx.w.log_path);
         for (int a = 0; a < ANCHORS; a++) {
                 char anchor[64];
 
-                snprintf(anchor, sizeof(anchor), "%s_a%d", fx.prefix, a);
+                snprintf(anchor, sizeof(anchor), "%s_a%d", fx.w.prefix, a);
                 expect_balance(anchor, want[a].total, want[a].withdrawn);
                 cr_assert(
                         eq(i64,
