@@ -13,61 +13,32 @@
 #include "codec.h"
 #include "crypto.h"
 #include "support.h"
+#include "support_worker.h"
 #include "url.h"
 
 #define TOPIC "live.record"
 #define TRACE "0123456789abcdef0123456789abcdef"
 #define T0_S  1700000000LL /* a session's start in these tests */
 
-struct fixture {
-        char mysql_url[512];
-        char log_path[256];
-        char group[96];
-        int admin_port;
-        pid_t pid;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
-        char prefix[48];
-};
-
-static struct fixture fx;
+static struct support_worker_fx fx;
 
 static void start_consumer(void)
 {
         static const char *const env[] = {"LIVEFLOW_LOG_LEVEL=debug", NULL};
 
-        /* Tests run in parallel: each needs every partition, so each gets its own group. */
-        snprintf(fx.group, sizeof(fx.group), "test.%s", fx.prefix);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
         fx.pid = support_start_worker("liveflow-consumer", "record", fx.mysql_url, fx.group, env,
                                       fx.log_path, &fx.admin_port);
 }
 
 static void setup(void)
 {
-        char err[512];
-
-        support_unique_name("rec", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.producer = support_producer();
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
+        support_worker_fx_open(&fx, "rec");
         start_consumer();
 }
 
 static void teardown(void)
 {
-        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
-                kill(fx.pid, SIGKILL);
-                support_wait_exit(fx.pid, 5000);
-        }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
-        memset(&fx, 0, sizeof(fx));
+        support_worker_fx_close(&fx);
 }
 
 TestSuite(record, .init = setup, .fini = teardown, .timeout = 120);

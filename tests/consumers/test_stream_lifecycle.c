@@ -21,24 +21,11 @@
 
 struct fixture fx;
 
-void connect_mysql(void)
-{
-        struct mysql_url u;
-        char err[256];
-
-        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
-        fx.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
-                                     0),
-                  "%s", mysql_error(fx.mysql));
-        mysql_query(fx.mysql, "SET time_zone = '+00:00'");
-}
-
 /* Starts the stream role with the fixed test environment plus extra "K=V" entries (NULL-terminated;
  * NULL for none). */
 void start_consumer_with(const char *const *extra)
 {
-        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[96];
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128];
         char *argv[] = {bin, (char *)"stream", NULL};
         char *env[16] = {e_boot,
                          e_mysql,
@@ -60,17 +47,16 @@ void start_consumer_with(const char *const *extra)
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
         snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.w.mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
-        fx.admin_port = support_free_port();
+        fx.w.admin_port = support_free_port();
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s", fx.prefix);
-        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.admin_port);
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
-        fx.pid = support_spawn(argv, env, fx.log_path);
-        cr_assert(support_wait_ready(fx.admin_port, 20000) == 0, "consumer not ready; see %s",
-                  fx.log_path);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", fx.w.group);
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", fx.w.admin_port);
+        fx.w.pid = support_spawn(argv, env, fx.w.log_path);
+        cr_assert(support_wait_ready(fx.w.admin_port, 20000) == 0, "consumer not ready; see %s",
+                  fx.w.log_path);
 }
 
 void start_consumer(void)
@@ -81,32 +67,12 @@ void start_consumer(void)
 /* Everything but the consumer, which a test then starts with the environment it needs. */
 void setup_stores(void)
 {
-        char err[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        const char *redis_port = support_fixture("LIVEFLOW_TEST_REDIS_PORT");
-
-        support_unique_name("st", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        connect_mysql();
-        fx.redis = redisConnect("127.0.0.1", atoi(redis_port));
+        support_worker_fx_open(&fx.w, "st");
+        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
         cr_assert(fx.redis && !fx.redis->err);
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
-                                    sizeof(err)) == RD_KAFKA_CONF_OK);
-        /* the records of one key share a partition with those liveflow's producers write */
-        cr_assert(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ==
-                  RD_KAFKA_CONF_OK);
-        fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        cr_assert(fx.producer, "%s", err);
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
         /* What earlier suites left on live.stream is not this test's backlog (its group is
          * test.<prefix>, see start_consumer_with()). */
-        {
-                char group[96];
-
-                snprintf(group, sizeof(group), "test.%s", fx.prefix);
-                support_group_at_end(group, (const char *const[]){"live.stream", NULL});
-        }
+        support_group_at_end(fx.w.group, (const char *const[]){"live.stream", NULL});
 }
 
 static void setup(void)
@@ -117,15 +83,7 @@ static void setup(void)
 
 void teardown(void)
 {
-        if (fx.pid > 0 && support_wait_exit(fx.pid, 0) == -1) {
-                kill(fx.pid, SIGKILL);
-                support_wait_exit(fx.pid, 5000);
-        }
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
+        support_worker_fx_close(&fx.w);
         if (fx.redis)
                 redisFree(fx.redis);
         memset(&fx, 0, sizeof(fx));
@@ -135,13 +93,13 @@ void teardown(void)
 void produce_raw(const char *stream_id, const void *value, size_t len)
 {
         cr_assert(rd_kafka_producev(
-                          fx.producer, RD_KAFKA_V_TOPIC("live.stream"),
+                          fx.w.producer, RD_KAFKA_V_TOPIC("live.stream"),
                           RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
                           RD_KAFKA_V_VALUE((void *)value, len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_HEADER("trace_id", "0123456789abcdef0123456789abcdef", -1),
                           RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
-        cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
+        cr_assert(rd_kafka_flush(fx.w.producer, 10000) == 0);
 }
 
 /* The event id produce_event() gives a stream event: it follows vendor, type, stream, sequence. */
@@ -183,7 +141,7 @@ void produce_event_of(const char *anchor, const char *stream_id, bool begin, con
                 .raw = "{}",
                 .raw_len = 2,
         };
-        cr_assert(codec_encode(fx.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
+        cr_assert(codec_encode(fx.w.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
                                &len, err, sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
@@ -197,7 +155,7 @@ void produce_event(const char *stream_id, bool begin, const char *sequence, long
 {
         char anchor[64];
 
-        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
+        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.w.prefix);
         produce_event_of(anchor, stream_id, begin, sequence, event_time_s, close_method,
                          push_duration_ms);
 }
@@ -214,8 +172,8 @@ void query1(char *out, size_t out_size, const char *fmt, ...)
         vsnprintf(sql, sizeof(sql), fmt, ap);
         va_end(ap);
         out[0] = '\0';
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-        res = mysql_store_result(fx.mysql);
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.w.mysql));
+        res = mysql_store_result(fx.w.mysql);
         if (res && (row = mysql_fetch_row(res)) && row[0])
                 snprintf(out, out_size, "%s", row[0]);
         if (res)
@@ -236,7 +194,7 @@ void wait_status(const char *stream_id, const char *want)
                 support_sleep_ms(50);
         }
         cr_assert_fail("stream %s status is \"%s\", want \"%s\" (consumer log: %s)", stream_id, got,
-                       want, fx.log_path);
+                       want, fx.w.log_path);
 }
 
 /* Waits until the role has recorded n events for the stream (applied, stale or duplicate). */
@@ -253,7 +211,7 @@ void wait_events(const char *stream_id, int n)
                 support_sleep_ms(50);
         }
         cr_assert_fail("stream %s has %s events, want %d (log: %s)", stream_id, got, n,
-                       fx.log_path);
+                       fx.w.log_path);
 }
 
 bool is_online(const char *stream_id)
@@ -277,10 +235,10 @@ bool wait_online(const char *stream_id, bool want)
 
 void stop_consumer_expect_clean_exit(void)
 {
-        cr_assert(kill(fx.pid, SIGTERM) == 0);
-        cr_assert_eq(support_wait_exit(fx.pid, 20000), 0, "consumer did not drain cleanly; see %s",
-                     fx.log_path);
-        fx.pid = 0;
+        cr_assert(kill(fx.w.pid, SIGTERM) == 0);
+        cr_assert_eq(support_wait_exit(fx.w.pid, 20000), 0,
+                     "consumer did not drain cleanly; see %s", fx.w.log_path);
+        fx.w.pid = 0;
 }
 
 TestSuite(stream_lifecycle, .init = setup, .fini = teardown, .timeout = 120,
@@ -290,12 +248,12 @@ Test(stream_lifecycle, begin_then_end_sets_live_then_ended_and_redis)
 {
         char s[64], v[64];
 
-        snprintf(s, sizeof(s), "%s_a", fx.prefix);
+        snprintf(s, sizeof(s), "%s_a", fx.w.prefix);
         produce_event(s, true, "9001", 1703731478, 0, -1);
         wait_status(s, "live");
         cr_assert(wait_online(s, true), "%s not in set:live:online", s);
         redisReply *r =
-                redisCommand(fx.redis, "HGET hash:anchor:status:anchor_%s stream_id", fx.prefix);
+                redisCommand(fx.redis, "HGET hash:anchor:status:anchor_%s stream_id", fx.w.prefix);
         cr_assert(r && r->type == REDIS_REPLY_STRING);
         cr_assert_str_eq(r->str, s);
         freeReplyObject(r);
@@ -317,9 +275,9 @@ Test(stream_lifecycle, duplicates_and_reordering_leave_one_correct_session)
 {
         char a[64], b[64], c[64], v[64], session[32];
 
-        snprintf(a, sizeof(a), "%s_dup", fx.prefix);
-        snprintf(b, sizeof(b), "%s_late", fx.prefix);
-        snprintf(c, sizeof(c), "%s_stale", fx.prefix);
+        snprintf(a, sizeof(a), "%s_dup", fx.w.prefix);
+        snprintf(b, sizeof(b), "%s_late", fx.w.prefix);
+        snprintf(c, sizeof(c), "%s_stale", fx.w.prefix);
 
         /* a: begin, begin again (vendor retry), end, end again. */
         produce_event(a, true, "1", 1000, 0, -1);
@@ -405,7 +363,7 @@ Test(stream_lifecycle, undecodable_record_goes_to_dlq_and_the_partition_moves_on
         char bad[64], cls[32] = "";
 
         /* Same key, so same partition: the good record must not be held behind the bad one. */
-        snprintf(bad, sizeof(bad), "%s_bad", fx.prefix);
+        snprintf(bad, sizeof(bad), "%s_bad", fx.w.prefix);
         produce_raw(bad, "\xc3\x01garbage", 9);
         produce_event(bad, true, "77", 5000, 0, -1);
         wait_status(bad, "live");

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "support.h"
+#include "support_worker.h"
 #include "url.h"
 
 /*
@@ -33,19 +34,11 @@
 #endif
 
 struct fixture {
-        char mysql_url[512];
-        char log_path[256];
-        int admin_port;
-        pid_t pid;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
+        struct support_worker_fx w; /* the stream role's process, its database, a producer */
         redisContext *redis;
-        char prefix[48];
 };
 
 extern struct fixture fx;
-void connect_mysql(void);
 /* Starts the stream role with the fixed test environment plus extra "K=V" entries (NULL-terminated;
  * NULL for none). */
 void start_consumer_with(const char *const *extra);

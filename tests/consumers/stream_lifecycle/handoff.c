@@ -94,7 +94,7 @@ int read_session_ends(const char *key, long long session, struct session_end *ou
                 if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0) {
                         struct session_end se;
 
-                        read_session_end(fx.codec, m, &se);
+                        read_session_end(fx.w.codec, m, &se);
                         if (se.session_id == session && n < max)
                                 out[n] = se;
                         n += se.session_id == session;
@@ -114,17 +114,17 @@ Test(stream_lifecycle, an_ended_session_is_handed_off_once_and_a_replay_repeats_
         long long session;
         int n;
 
-        snprintf(s, sizeof(s), "%s_handoff", fx.prefix);
+        snprintf(s, sizeof(s), "%s_handoff", fx.w.prefix);
         produce_event(s, true, "4242", begin_s, 0, -1);
         produce_event(s, false, "4242", end_s, 1, -1);
         wait_status(s, "ended");
         session = support_query_int(
-                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+                fx.w.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
         snprintf(key, sizeof(key), "session.end|%lld", session);
         crypto_sha256_hex(key, strlen(key), want_id);
 
         cr_assert_eq(read_session_ends(s, session, got, 4, 1, 20000), 1,
-                     "no session.end for %s (log %s)", s, fx.log_path);
+                     "no session.end for %s (log %s)", s, fx.w.log_path);
         /* Read again for a while: the begin and the end must have made exactly one record. */
         n = read_session_ends(s, session, got, 4, -1, 3000);
         cr_assert_eq(n, 1, "begin + end must make exactly one session.end, not %d", n);
@@ -225,27 +225,27 @@ Test(stream_lifecycle, going_live_and_ending_are_one_notify_record_each)
         int counts[2];
         long long session;
 
-        snprintf(s, sizeof(s), "%s_notify", fx.prefix);
-        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
+        snprintf(s, sizeof(s), "%s_notify", fx.w.prefix);
+        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.w.prefix);
         produce_event(s, true, "5151", begin_s, 0, -1);
         produce_event(s, true, "5151", begin_s, 0, -1); /* a vendor retry */
         produce_event(s, false, "5151", end_s, 1, 3725000);
         produce_event(s, false, "5151", end_s, 1, 3725000); /* a replay */
         wait_status(s, "ended");
         session = support_query_int(
-                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+                fx.w.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
         /* Read for a while: a retried begin and a replayed end must add nothing. */
         count_notify(anchor, kinds, counts, 2, session, 1, 8000);
         cr_assert_eq(counts[0], 1, "stream.live records of session %lld (log %s)", session,
-                     fx.log_path);
+                     fx.w.log_path);
         cr_assert_eq(counts[1], 1, "stream.ended records of session %lld (log %s)", session,
-                     fx.log_path);
-        cr_assert_eq(support_query_int(fx.mysql,
+                     fx.w.log_path);
+        cr_assert_eq(support_query_int(fx.w.mysql,
                                        "SELECT COUNT(*) FROM notify_outbox WHERE stream_id = '%s' "
                                        "AND sent_at IS NOT NULL",
                                        s),
                      2);
-        cr_assert_eq(support_query_int(fx.mysql,
+        cr_assert_eq(support_query_int(fx.w.mysql,
                                        "SELECT COUNT(*) FROM notify_outbox WHERE stream_id = '%s' "
                                        "AND kind = 'stream.ended' AND payload LIKE "
                                        "'%%\"duration_s\":3725%%'",
@@ -262,8 +262,8 @@ Test(stream_lifecycle, an_end_without_its_begin_is_handed_off_and_adopts_the_roo
         char s[64], anchor[64], sql[1024];
         long long session;
 
-        snprintf(s, sizeof(s), "%s_onlyend", fx.prefix);
-        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.prefix);
+        snprintf(s, sizeof(s), "%s_onlyend", fx.w.prefix);
+        snprintf(anchor, sizeof(anchor), "anchor_%s", fx.w.prefix);
         /* Tips reward-sync could give no session: one in the window, one before, one elsewhere. */
         snprintf(sql, sizeof(sql),
                  "INSERT INTO recharge (trace_id, audience_id, anchor_id, room_id, amount, "
@@ -271,24 +271,24 @@ Test(stream_lifecycle, an_end_without_its_begin_is_handed_off_and_adopts_the_roo
                  "('%s_before', 'u2', '%s', '%s', 50, FROM_UNIXTIME(%lld)), "
                  "('%s_other', 'u3', '%s', 'other_%s', 70, FROM_UNIXTIME(%lld))",
                  s, anchor, anchor, end_s - 100, s, anchor, anchor, start_ms / 1000 - 100, s,
-                 anchor, fx.prefix, end_s - 100);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+                 anchor, fx.w.prefix, end_s - 100);
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
         produce_event(s, false, "777", end_s, 1, push_ms);
         wait_status(s, "ended");
         session = support_query_int(
-                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+                fx.w.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert(session > 0);
         cr_assert_eq(read_session_ends(s, session, got, 2, 1, 20000), 1,
-                     "no session.end for an end without its begin (log %s)", fx.log_path);
+                     "no session.end for an end without its begin (log %s)", fx.w.log_path);
         cr_assert_eq(got[0].started_at_ms, start_ms);
         cr_assert_eq(got[0].ended_at_ms, end_s * 1000);
         cr_assert_eq(got[0].duration_s, push_ms / 1000);
-        cr_assert_eq(support_query_int(fx.mysql,
+        cr_assert_eq(support_query_int(fx.w.mysql,
                                        "SELECT COUNT(*) FROM recharge WHERE session_id = %lld "
                                        "AND trace_id = '%s_in'",
                                        session, s),
                      1);
-        cr_assert_eq(support_query_int(fx.mysql,
+        cr_assert_eq(support_query_int(fx.w.mysql,
                                        "SELECT COUNT(*) FROM recharge WHERE session_id IS NULL AND "
                                        "trace_id IN ('%s_before', '%s_other')",
                                        s, s),
@@ -300,7 +300,7 @@ Test(stream_lifecycle, an_end_without_its_begin_is_handed_off_and_adopts_the_roo
 bool log_has_line(const char *const *needles)
 {
         size_t len;
-        char *text = support_read_file(fx.log_path, &len);
+        char *text = support_read_file(fx.w.log_path, &len);
         bool found = false;
 
         for (char *line = text, *next; line && *line && !found; line = next) {
@@ -328,11 +328,11 @@ Test(stream_lifecycle, a_banned_anchor_who_pushes_is_cut_off_with_close_method_3
 {
         char s[64], anchor[64], sql[256], begin_id[65], key[128], want_id[65], v[64];
 
-        snprintf(s, sizeof(s), "%s_banned", fx.prefix);
-        snprintf(anchor, sizeof(anchor), "anchor_%s_b", fx.prefix);
+        snprintf(s, sizeof(s), "%s_banned", fx.w.prefix);
+        snprintf(anchor, sizeof(anchor), "anchor_%s_b", fx.w.prefix);
         snprintf(sql, sizeof(sql),
                  "INSERT INTO anchors (anchor_id, status) VALUES ('%s', 'banned')", anchor);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
         produce_event_of(anchor, s, true, "6001", 1703731478, 0, -1);
         wait_status(s, "ended");
         query1(v, sizeof(v), "SELECT close_method FROM live_streams WHERE stream_id = '%s'", s);
@@ -353,7 +353,7 @@ Test(stream_lifecycle, a_banned_anchor_who_pushes_is_cut_off_with_close_method_3
         query1(v, sizeof(v), "SELECT duration_s FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
         cr_assert(log_has_line((const char *const[]){"anchor cut off", s, "anchor banned", NULL}),
-                  "no cut-off log line for %s in %s", s, fx.log_path);
+                  "no cut-off log line for %s in %s", s, fx.w.log_path);
         stop_consumer_expect_clean_exit();
 }
 
@@ -363,10 +363,10 @@ Test(stream_lifecycle, a_suspension_counts_only_until_it_runs_out)
         char past[64], future[64], a_past[64], a_future[64], sql[512], v[64], begin_id[65],
                 key[128], cut_id[65];
 
-        snprintf(past, sizeof(past), "%s_susp_past", fx.prefix);
-        snprintf(future, sizeof(future), "%s_susp_now", fx.prefix);
-        snprintf(a_past, sizeof(a_past), "anchor_%s_p", fx.prefix);
-        snprintf(a_future, sizeof(a_future), "anchor_%s_f", fx.prefix);
+        snprintf(past, sizeof(past), "%s_susp_past", fx.w.prefix);
+        snprintf(future, sizeof(future), "%s_susp_now", fx.w.prefix);
+        snprintf(a_past, sizeof(a_past), "anchor_%s_p", fx.w.prefix);
+        snprintf(a_future, sizeof(a_future), "anchor_%s_f", fx.w.prefix);
         /* Judged at the begin's event time: an hour before it has run out, an hour after has not.
          */
         snprintf(
@@ -374,7 +374,7 @@ Test(stream_lifecycle, a_suspension_counts_only_until_it_runs_out)
                 "INSERT INTO anchors (anchor_id, status, suspended_until) VALUES "
                 "('%s', 'suspended', FROM_UNIXTIME(%lld)), ('%s', 'suspended', FROM_UNIXTIME(%lld))",
                 a_past, begin_s - 3600, a_future, begin_s + 3600);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
 
         produce_event_of(a_past, past, true, "7001", begin_s, 0, -1);
         produce_event_of(a_future, future, true, "7002", begin_s, 0, -1);

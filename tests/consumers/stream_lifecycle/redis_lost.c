@@ -82,7 +82,7 @@ static void wait_live_keys(char live[2][64], char anchors[3][64], const char *se
                 support_sleep_ms(100);
         cr_assert(live_keys_right(live, anchors, session0, gone, stale),
                   "set:live:online / hash:anchor:status do not follow live_streams (log %s)",
-                  fx.log_path);
+                  fx.w.log_path);
 }
 
 static long long lost_count(void)
@@ -93,7 +93,7 @@ static long long lost_count(void)
         snprintf(cmd, sizeof(cmd),
                  "curl -sf http://127.0.0.1:%d/metrics | grep '^liveflow_redis_data_lost_total ' "
                  "| awk '{print $2}'",
-                 fx.admin_port);
+                 fx.w.admin_port);
         cr_assert((p = popen(cmd, "r")) != NULL);
         if (!fgets(out, sizeof(out), p))
                 out[0] = '\0';
@@ -109,11 +109,11 @@ Test(stream_redis_lost, live_keys_come_back_from_live_streams_after_a_flush)
         int db = 9;
 
         for (int i = 0; i < 3; i++)
-                snprintf(anchors[i], sizeof(anchors[i]), "%s_an%d", fx.prefix, i);
+                snprintf(anchors[i], sizeof(anchors[i]), "%s_an%d", fx.w.prefix, i);
         for (int i = 0; i < 2; i++)
-                snprintf(live[i], sizeof(live[i]), "%s_live%d", fx.prefix, i);
-        snprintf(gone, sizeof(gone), "%s_gone", fx.prefix);
-        snprintf(stale, sizeof(stale), "%s_stale", fx.prefix);
+                snprintf(live[i], sizeof(live[i]), "%s_live%d", fx.w.prefix, i);
+        snprintf(gone, sizeof(gone), "%s_gone", fx.w.prefix);
+        snprintf(stale, sizeof(stale), "%s_stale", fx.w.prefix);
         snprintf(session0, sizeof(session0), "%lld", session);
         char sql[1024];
 
@@ -126,7 +126,7 @@ Test(stream_redis_lost, live_keys_come_back_from_live_streams_after_a_flush)
                 "('%s', '%s', '%s', %lld, 'tencent', 'ended', NOW(3) - INTERVAL 9 MINUTE, NOW(3), NOW(3))",
                 live[0], anchors[0], anchors[0], session, live[1], anchors[1], anchors[1],
                 session + 1, gone, anchors[2], anchors[2], session + 2);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
 
         /* A database of our own, holding what an earlier life left: a stale member and a hash
          * that still calls an ended stream live. */
@@ -149,11 +149,11 @@ Test(stream_redis_lost, live_keys_come_back_from_live_streams_after_a_flush)
         deadline = support_now_ms() + 10000;
         while (lost_count() < 2 && support_now_ms() < deadline)
                 support_sleep_ms(100);
-        cr_assert_eq(lost_count(), 2, "liveflow_redis_data_lost_total (log %s)", fx.log_path);
+        cr_assert_eq(lost_count(), 2, "liveflow_redis_data_lost_total (log %s)", fx.w.log_path);
 
         /* Events keep flowing on the rebuilt keys. */
-        snprintf(v, sizeof(v), "%s_new", fx.prefix);
+        snprintf(v, sizeof(v), "%s_new", fx.w.prefix);
         produce_event(v, true, "9002", 1703731478, 0, -1);
-        cr_assert(wait_online(v, true), "%s not in set:live:online (log %s)", v, fx.log_path);
+        cr_assert(wait_online(v, true), "%s not in set:live:online (log %s)", v, fx.w.log_path);
         stop_consumer_expect_clean_exit();
 }

@@ -37,25 +37,25 @@ Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
         long long session, t0;
 
         start_consumer_with(ghost_env);
-        snprintf(s, sizeof(s), "%s_ghost", fx.prefix);
+        snprintf(s, sizeof(s), "%s_ghost", fx.w.prefix);
         /* "latest" is resolved after the assignment: resend (the same event id) until it is seen.
          */
         for (int i = 0; i < 10; i++) {
                 produce_event(s, true, "8001", 1703731478, 0, -1);
                 t0 = support_now_ms();
                 while (support_now_ms() - t0 < 2000 &&
-                       support_query_int(fx.mysql,
+                       support_query_int(fx.w.mysql,
                                          "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'",
                                          s) == 0)
                         support_sleep_ms(50);
-                if (support_query_int(fx.mysql,
+                if (support_query_int(fx.w.mysql,
                                       "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'",
                                       s) > 0)
                         break;
         }
         session = support_query_int(
-                fx.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
-        cr_assert(session > 0, "the begin of %s was never applied (log %s)", s, fx.log_path);
+                fx.w.mysql, "SELECT session_id FROM live_streams WHERE stream_id = '%s'", s);
+        cr_assert(session > 0, "the begin of %s was never applied (log %s)", s, fx.w.log_path);
         t0 = support_now_ms();
         wait_status(s, "ended");
         cr_assert(support_now_ms() - t0 < 12000,
@@ -77,7 +77,7 @@ Test(stream_sweep, a_begin_without_end_is_closed_after_the_silence)
         query1(v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2", "a begin and one ghost close, however many sweeps ran");
         cr_assert(log_has_line((const char *const[]){"ghost stream closed", s, NULL}),
-                  "no ghost log line in %s", fx.log_path);
+                  "no ghost log line in %s", fx.w.log_path);
         /* It ended through the normal path: its session is handed off, ended by the stream. */
         cr_assert_eq(read_session_ends(s, session, got, 2, 1, 20000), 1, "no session.end for %s",
                      s);
@@ -93,9 +93,9 @@ Test(stream_sweep, screenshots_and_viewers_are_signs_of_life)
         char shots[64], watched[64], silent[64], v[64], sql[1024];
 
         start_consumer_with(ghost_env);
-        snprintf(shots, sizeof(shots), "%s_shots", fx.prefix);
-        snprintf(watched, sizeof(watched), "%s_watched", fx.prefix);
-        snprintf(silent, sizeof(silent), "%s_silent", fx.prefix);
+        snprintf(shots, sizeof(shots), "%s_shots", fx.w.prefix);
+        snprintf(watched, sizeof(watched), "%s_watched", fx.w.prefix);
+        snprintf(silent, sizeof(silent), "%s_silent", fx.w.prefix);
         produce_event(shots, true, "8201", 1703731478, 0, -1);
         produce_event(watched, true, "8202", 1703731478, 0, -1);
         produce_event(silent, true, "8203", 1703731478, 0, -1);
@@ -107,16 +107,16 @@ Test(stream_sweep, screenshots_and_viewers_are_signs_of_life)
                  "INSERT INTO live_snapshots (stream_id, pic_url, taken_at, event_id) VALUES "
                  "('%s', 'p.jpg', NOW(3) + INTERVAL 1 HOUR, SHA2('%s', 256))",
                  shots, shots);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
         snprintf(sql, sizeof(sql),
                  "INSERT INTO audience_visit (room_id, audience_key, is_open, stream_id, "
                  "entered_at, last_seen_at) VALUES ('r', 'app:u1', 1, '%s', NOW(3) - INTERVAL 7 "
                  "HOUR, NOW(3) + INTERVAL 1 HOUR)",
                  watched);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
-        cr_assert(mysql_query(fx.mysql, "UPDATE live_streams SET last_event_at = NOW(3) - "
-                                        "INTERVAL 7 HOUR") == 0,
-                  "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
+        cr_assert(mysql_query(fx.w.mysql, "UPDATE live_streams SET last_event_at = NOW(3) - "
+                                          "INTERVAL 7 HOUR") == 0,
+                  "%s", mysql_error(fx.w.mysql));
         wait_status(silent, "ended"); /* the sweep runs */
         support_sleep_ms(2500);       /* and runs again */
         query1(v, sizeof(v), "SELECT status FROM live_streams WHERE stream_id = '%s'", shots);
@@ -133,13 +133,13 @@ Test(stream_sweep, a_zero_silence_sweeps_nothing)
         char s[64], v[64];
 
         start_consumer_with(off_env);
-        snprintf(s, sizeof(s), "%s_noghost", fx.prefix);
+        snprintf(s, sizeof(s), "%s_noghost", fx.w.prefix);
         produce_event(s, true, "8101", 1703731478, 0, -1);
         wait_status(s, "live");
-        cr_assert(mysql_query(fx.mysql,
+        cr_assert(mysql_query(fx.w.mysql,
                               "UPDATE live_streams SET last_event_at = NOW(3) - INTERVAL 1 DAY") ==
                           0,
-                  "%s", mysql_error(fx.mysql));
+                  "%s", mysql_error(fx.w.mysql));
         support_sleep_ms(3000);
         query1(v, sizeof(v), "SELECT status FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "live", "the sweep is off");
