@@ -564,8 +564,7 @@ pid_t support_start_worker(const char *binary, const char *role, const char *mys
 
 /* ------------------------------------------------------------ consumer groups */
 
-/* Adds every partition of topic to ends, at its current end (high watermark). */
-static void add_ends_of(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partition_list_t *ends)
+int support_partition_count(rd_kafka_t *rk, const char *topic)
 {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -577,6 +576,34 @@ static void add_ends_of(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partit
         cnt = md->topics[0].partition_cnt;
         rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
+        cr_assert(cnt > 0, "%s has %d partitions", topic, cnt);
+        return cnt;
+}
+
+rd_kafka_t *support_group_client(const char *group)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char errstr[512];
+        rd_kafka_t *rk;
+
+        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
+                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
+                  "%s", errstr);
+        cr_assert(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ==
+                  RD_KAFKA_CONF_OK);
+        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ==
+                  RD_KAFKA_CONF_OK);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        cr_assert(rk != NULL, "%s", errstr);
+        return rk;
+}
+
+/* Adds every partition of topic to ends, at its current end (high watermark). */
+static void add_ends_of(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partition_list_t *ends)
+{
+        int cnt = support_partition_count(rk, topic);
+
         for (int p = 0; p < cnt; p++) {
                 int64_t low, high;
                 rd_kafka_resp_err_t err =
@@ -591,21 +618,8 @@ static void add_ends_of(rd_kafka_t *rk, const char *topic, rd_kafka_topic_partit
 void support_group_at_end(const char *group, const char *const topics[])
 {
         rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_new(32), *check;
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        char errstr[512];
-        rd_kafka_t *rk;
-
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
-                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
-                  "%s", errstr);
-        cr_assert(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ==
-                  RD_KAFKA_CONF_OK);
-        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ==
-                  RD_KAFKA_CONF_OK);
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        cr_assert(rk != NULL, "%s", errstr);
+        rd_kafka_t *rk = support_group_client(group);
         for (size_t t = 0; topics[t]; t++)
                 add_ends_of(rk, topics[t], ends);
         for (int attempt = 0; attempt < 20;

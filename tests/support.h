@@ -191,6 +191,12 @@ void support_proxy_stop(struct support_proxy *p);
  */
 void support_group_at_end(const char *group, const char *const topics[]);
 
+/** @brief A consumer of the fixture broker in group, without auto commit, subscribed to nothing. */
+rd_kafka_t *support_group_client(const char *group);
+
+/** @brief How many partitions topic has; fails the test without its metadata. */
+int support_partition_count(rd_kafka_t *rk, const char *topic);
+
 /*
  * A fixture server (mariadbd, redis-server) is restarted by a test with its own command line:
  * same port, socket, data directory and options.

@@ -47,45 +47,19 @@ TestSuite(lanes, .init = setup, .fini = teardown, .timeout = 240);
 
 /* ------------------------------------------------------------------ Kafka offsets */
 
-static rd_kafka_t *group_client(void)
-{
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char errstr[512];
-        rd_kafka_t *rk;
-
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
-                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
-                  "%s", errstr);
-        cr_assert(rd_kafka_conf_set(conf, "group.id", fx.group, errstr, sizeof(errstr)) ==
-                  RD_KAFKA_CONF_OK);
-        cr_assert(rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ==
-                  RD_KAFKA_CONF_OK);
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        cr_assert(rk != NULL, "%s", errstr);
-        return rk;
-}
-
+/* The partitions of topic, of which struct offsets holds at most MAX_PARTITIONS. */
 static int partition_count(rd_kafka_t *rk, const char *topic)
 {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        int cnt;
+        int cnt = support_partition_count(rk, topic);
 
-        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  "no metadata for %s", topic);
-        cnt = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        cr_assert(cnt > 0 && cnt <= MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
+        cr_assert(cnt <= MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
         return cnt;
 }
 
 /* The high watermark of every partition of topic. */
 static struct offsets ends_of(const char *topic)
 {
-        rd_kafka_t *rk = group_client();
+        rd_kafka_t *rk = support_group_client(fx.group);
         struct offsets o = {partition_count(rk, topic), {0}};
 
         for (int p = 0; p < o.cnt; p++) {
@@ -102,7 +76,7 @@ static struct offsets ends_of(const char *topic)
 /* What the test's group has committed for every partition of topic (-1: nothing). */
 static struct offsets committed_of(const char *topic)
 {
-        rd_kafka_t *rk = group_client();
+        rd_kafka_t *rk = support_group_client(fx.group);
         struct offsets o = {partition_count(rk, topic), {0}};
         rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(o.cnt);
 
