@@ -15,17 +15,10 @@
 #include "crypto.h"
 #include "fixture.h"
 #include "support.h"
+#include "support_worker.h"
 #include "url.h"
 
-struct role_fixture {
-        char mysql_url[512], log_path[256], prefix[48];
-        pid_t pid;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
-};
-
-static struct role_fixture rf;
+static struct support_worker_fx rf;
 
 static void start_stream_role_with(const char *const *extra);
 
@@ -38,7 +31,7 @@ static void start_stream_role(void)
 
 static void start_stream_role_with(const char *const *extra)
 {
-        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[96], e_ep[96];
+        char bin[512], e_boot[512], e_mysql[600], e_redis[300], e_admin[64], e_group[128], e_ep[96];
         char *argv[] = {bin, (char *)"stream", NULL};
         char *env[20] = {e_boot,
                          e_mysql,
@@ -54,62 +47,32 @@ static void start_stream_role_with(const char *const *extra)
                          (char *)"LIVEFLOW_LOG_LEVEL=debug",
                          NULL};
         size_t n = 12;
-        int admin_port = support_free_port();
-        rd_kafka_conf_t *conf;
-        struct mysql_url u;
-        char err[256];
 
-        support_unique_name("va", rf.prefix, sizeof(rf.prefix));
-        support_create_database(rf.mysql_url, sizeof(rf.mysql_url));
-        cr_assert(url_parse_mysql(rf.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
-        rf.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(rf.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
-                                     0),
-                  "%s", mysql_error(rf.mysql));
+        support_worker_fx_open(&rf, "va");
+        rf.admin_port = support_free_port();
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
         snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", rf.mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
-        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", admin_port);
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s", rf.prefix);
+        snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", rf.admin_port);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=%s", rf.group);
         snprintf(e_ep, sizeof(e_ep), "LIVEFLOW_TENCENT_API_ENDPOINT=http://127.0.0.1:%d", srv.port);
-        snprintf(rf.log_path, sizeof(rf.log_path), "/tmp/%s.consumer.log", rf.prefix);
         for (; extra && *extra && n < 19; extra++)
                 env[n++] = (char *)*extra;
         env[n] = NULL;
         /* The group starts at live.stream's end: what earlier suites left there is never this
          * worker's backlog (it would hold the test's own records back past its waits). */
-        support_group_at_end(e_group + strlen("LIVEFLOW_GROUP_ID="), stream_topics);
+        support_group_at_end(rf.group, stream_topics);
         rf.pid = support_spawn(argv, env, rf.log_path);
-        cr_assert(support_wait_ready(admin_port, 20000) == 0, "consumer not ready; see %s",
+        cr_assert(support_wait_ready(rf.admin_port, 20000) == 0, "consumer not ready; see %s",
                   rf.log_path);
-        conf = rd_kafka_conf_new();
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
-                                    sizeof(err)) == RD_KAFKA_CONF_OK,
-                  "%s", err);
-        /* the records of one key share a partition with those liveflow's producers write */
-        cr_assert(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ==
-                  RD_KAFKA_CONF_OK);
-        rf.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        cr_assert(rf.producer, "%s", err);
-        cr_assert((rf.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
 }
 
 static void stop_stream_role(void)
 {
-        if (rf.pid > 0 && support_wait_exit(rf.pid, 0) == -1) {
-                kill(rf.pid, SIGKILL);
-                support_wait_exit(rf.pid, 5000);
-        }
-        if (rf.producer)
-                rd_kafka_destroy(rf.producer);
-        codec_destroy(rf.codec);
-        if (rf.mysql)
-                mysql_close(rf.mysql);
-        memset(&rf, 0, sizeof(rf));
+        support_worker_fx_close(&rf);
 }
 
 /* A stream event on live.stream; an end carries close_method (2 and 3 are forced closes). */
