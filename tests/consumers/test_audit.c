@@ -46,15 +46,15 @@ pid_t start_role(const char *role, const char *group)
         support_bin_path("liveflow-consumer", bin, sizeof(bin));
         snprintf(e_boot, sizeof(e_boot), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
                  support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.mysql_url);
+        snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", fx.w.mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s",
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         snprintf(e_admin, sizeof(e_admin), "LIVEFLOW_ADMIN_PORT=%d", admin_port);
         /* Tests run in parallel: each needs every partition, so each gets its own group. */
-        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s.%s", fx.prefix, group);
-        pid = support_spawn(argv, env, fx.log_path);
+        snprintf(e_group, sizeof(e_group), "LIVEFLOW_GROUP_ID=test.%s.%s", fx.w.prefix, group);
+        pid = support_spawn(argv, env, fx.w.log_path);
         cr_assert(support_wait_ready(admin_port, 20000) == 0, "%s not ready; see %s", role,
-                  fx.log_path);
+                  fx.w.log_path);
         return pid;
 }
 
@@ -62,42 +62,16 @@ void stop_cleanly(pid_t *pid)
 {
         cr_assert(kill(*pid, SIGTERM) == 0);
         cr_assert_eq(support_wait_exit(*pid, 20000), 0, "consumer did not drain cleanly; see %s",
-                     fx.log_path);
+                     fx.w.log_path);
         *pid = 0;
-}
-
-void connect_stores(void)
-{
-        struct mysql_url u;
-        char err[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        cr_assert(url_parse_mysql(fx.mysql_url, &u, err, sizeof(err)) == 0, "%s", err);
-        fx.mysql = mysql_init(NULL);
-        cr_assert(mysql_real_connect(fx.mysql, u.host, u.user, u.password, u.database, u.port, NULL,
-                                     0),
-                  "%s", mysql_error(fx.mysql));
-        cr_assert(mysql_query(fx.mysql, "SET time_zone = '+00:00'") == 0);
-        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
-        cr_assert(fx.redis && !fx.redis->err);
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err,
-                                    sizeof(err)) == RD_KAFKA_CONF_OK);
-        /* the records of one key share a partition with those liveflow's producers write */
-        cr_assert(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ==
-                  RD_KAFKA_CONF_OK);
-        fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        cr_assert(fx.producer, "%s", err);
-        cr_assert((fx.codec = codec_new(err, sizeof(err))) != NULL, "%s", err);
 }
 
 static void setup(void)
 {
-        support_unique_name("au", fx.prefix, sizeof(fx.prefix));
-        snprintf(fx.log_path, sizeof(fx.log_path), "/tmp/%s.consumer.log", fx.prefix);
         fx.t0_ms = (long long)time(NULL) * 1000;
-        connect_stores();
+        support_worker_fx_open(&fx.w, "au");
+        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
+        cr_assert(fx.redis && !fx.redis->err);
         fx.audit_pid = start_role("audit", "audit");
 }
 
@@ -113,11 +87,7 @@ static void teardown(void)
 {
         kill_left(fx.audit_pid);
         kill_left(fx.stream_pid);
-        if (fx.producer)
-                rd_kafka_destroy(fx.producer);
-        codec_destroy(fx.codec);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
+        support_worker_fx_close(&fx.w);
         if (fx.redis)
                 redisFree(fx.redis);
         memset(&fx, 0, sizeof(fx));
@@ -129,19 +99,19 @@ void produce_raw(const char *topic, const char *key, const void *value, size_t l
                  const char *event_type)
 {
         cr_assert(rd_kafka_producev(
-                          fx.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          fx.w.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
                           RD_KAFKA_V_VALUE((void *)value, len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_HEADER("trace_id", TRACE_ID, -1),
                           RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
-        cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
+        cr_assert(rd_kafka_flush(fx.w.producer, 10000) == 0);
 }
 
 void event_id_of(const char *id, char out[65])
 {
         char key[128];
 
-        snprintf(key, sizeof(key), "test|%s|%s", fx.prefix, id);
+        snprintf(key, sizeof(key), "test|%s|%s", fx.w.prefix, id);
         crypto_sha256_hex(key, strlen(key), out);
 }
 
@@ -152,7 +122,7 @@ void encode_and_send(const struct envelope *env, const char *payload_name, json_
         void *buf;
         size_t len;
 
-        cr_assert(codec_encode(fx.codec, env, payload_name, payload, &buf, &len, err,
+        cr_assert(codec_encode(fx.w.codec, env, payload_name, payload, &buf, &len, err,
                                sizeof(err)) == 0,
                   "%s", err);
         produce_raw("live.audit", key, buf, len, env->event_type);
@@ -209,8 +179,8 @@ void query1(char *out, size_t out_size, const char *fmt, ...)
         vsnprintf(sql, sizeof(sql), fmt, ap);
         va_end(ap);
         out[0] = '\0';
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-        res = mysql_store_result(fx.mysql);
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.w.mysql));
+        res = mysql_store_result(fx.w.mysql);
         if (res && (row = mysql_fetch_row(res)) && row[0])
                 snprintf(out, out_size, "%s", row[0]);
         if (res)
@@ -251,7 +221,7 @@ void wait_logged(const char *id)
                         return;
                 support_sleep_ms(50);
         }
-        cr_assert_fail("verdict %s was not logged (consumer log: %s)", id, fx.log_path);
+        cr_assert_fail("verdict %s was not logged (consumer log: %s)", id, fx.w.log_path);
 }
 
 void anchor_col(char *out, size_t out_size, const char *anchor, const char *col)
@@ -313,7 +283,7 @@ void expect_redis(const char *anchor, const char *status, long long until_ms)
 
 void name(char *out, size_t out_size, const char *what)
 {
-        snprintf(out, out_size, "%s_%s", fx.prefix, what);
+        snprintf(out, out_size, "%s_%s", fx.w.prefix, what);
 }
 
 TestSuite(audit, .init = setup, .fini = teardown, .timeout = 120);
@@ -640,7 +610,7 @@ Test(audit, the_anchor_comes_from_the_stream_else_the_verdict_is_only_logged)
                          "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, "
                          "last_event_at) VALUES ('%s', '%s', 'tencent', 'ended', NOW(3))",
                          known, anchor);
-                cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+                cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
         }
         verdict(&(struct vspec){.id = "by_stream",
                                 .stream = known,
@@ -678,7 +648,7 @@ Test(audit, only_a_punishment_in_force_closes_the_anchors_live_stream)
                  "INSERT INTO live_streams (stream_id, anchor_id, vendor, status, started_at, "
                  "last_event_at) VALUES ('%s', '%s', 'tencent', 'live', NOW(3), NOW(3))",
                  live, anchor);
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+        cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
         /* A suspension that ran out days ago is logged, but there is nothing to enforce. */
         verdict(&(struct vspec){.id = "old",
                                 .stream = other,

@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "support.h"
+#include "support_worker.h"
 #include "url.h"
 
 #define TRACE_ID   "feedfacefeedfacefeedfacefeedface"
@@ -28,11 +29,8 @@
 #define MAX_CLOSES 8
 
 struct fixture {
-        char mysql_url[512], log_path[256], prefix[48];
+        struct support_worker_fx w; /* w.pid unused: the two roles below are the workers */
         pid_t audit_pid, stream_pid;
-        rd_kafka_t *producer;
-        struct codec *codec;
-        MYSQL *mysql;
         redisContext *redis;
         long long t0_ms; /* now, rounded to the second: suspensions from it are in force */
 };
@@ -51,7 +49,6 @@ struct vspec {
 extern struct fixture fx;
 pid_t start_role(const char *role, const char *group);
 void stop_cleanly(pid_t *pid);
-void connect_stores(void);
 void kill_left(pid_t pid);
 void produce_raw(const char *topic, const char *key, const void *value, size_t len,
                  const char *event_type);

@@ -112,7 +112,7 @@ Test(audit, malformed_verdicts_go_to_the_dlq_and_the_partition_moves_on)
         };
 
         name(key, sizeof(key), "bad");
-        snprintf(d.group, sizeof(d.group), "test.%s.audit", fx.prefix);
+        snprintf(d.group, sizeof(d.group), "test.%s.audit", fx.w.prefix);
         d.permanent = d.with_headers = 0;
         produce_raw("live.audit", key, "\xc3\x01garbage", 9, "audit.image");
         event_id_of("wrong_payload", event_id);
@@ -178,7 +178,7 @@ static bool on_close(const rd_kafka_message_t *m, void *arg)
             memcmp(v, "stream.close", 12) != 0)
                 return false;
         snprintf(c->header_type, sizeof(c->header_type), "%.*s", (int)len, (const char *)v);
-        cr_assert(codec_decode(fx.codec, m->payload, m->len, &ev, err, sizeof(err)) == 0, "%s",
+        cr_assert(codec_decode(fx.w.codec, m->payload, m->len, &ev, err, sizeof(err)) == 0, "%s",
                   err);
         if (c->count < MAX_CLOSES)
                 snprintf(c->event_ids[c->count], 65, "%s", ev.event_id);
@@ -218,7 +218,7 @@ static void stream_begin(const char *stream_id, const char *anchor)
 
         snprintf(key, sizeof(key), "tencent|1|%s|7001", stream_id);
         crypto_sha256_hex(key, strlen(key), event_id);
-        cr_assert(codec_encode(fx.codec, &env, "StreamBegin", payload, &buf, &len, err,
+        cr_assert(codec_encode(fx.w.codec, &env, "StreamBegin", payload, &buf, &len, err,
                                sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
@@ -239,7 +239,7 @@ static void wait_stream_status(const char *stream_id, const char *want)
                 support_sleep_ms(50);
         }
         cr_assert_fail("stream %s is \"%s\", want \"%s\" (log %s)", stream_id, got, want,
-                       fx.log_path);
+                       fx.w.log_path);
 }
 
 static bool is_online(const char *stream_id)
@@ -267,7 +267,7 @@ static void wait_in_log(const char *what, const char *id)
 
         while (support_now_ms() < deadline) {
                 size_t len;
-                char *log = support_read_file(fx.log_path, &len);
+                char *log = support_read_file(fx.w.log_path, &len);
                 bool found = false;
 
                 for (char *line = log; line && *line && !found;) {
@@ -283,7 +283,7 @@ static void wait_in_log(const char *what, const char *id)
                         return;
                 support_sleep_ms(100);
         }
-        cr_assert_fail("no \"%s\" line for %s in %s", what, id, fx.log_path);
+        cr_assert_fail("no \"%s\" line for %s in %s", what, id, fx.w.log_path);
 }
 
 Test(audit, a_severe_verdict_ends_the_live_stream_through_the_stream_role_once)
@@ -364,7 +364,7 @@ Test(audit, a_batch_of_punishments_closes_every_punished_live_stream)
                          "started_at, last_event_at) VALUES ('%s', '%s', 'tencent', 'live', "
                          "NOW(3), NOW(3))",
                          streams[i], anchors[i]);
-                cr_assert(mysql_query(fx.mysql, sql) == 0, "%s", mysql_error(fx.mysql));
+                cr_assert(mysql_query(fx.w.mysql, sql) == 0, "%s", mysql_error(fx.w.mysql));
                 verdict(&(struct vspec){.id = ids[i],
                                         .stream = streams[i],
                                         .anchor = anchors[i],
@@ -384,7 +384,7 @@ Test(audit, a_batch_of_punishments_closes_every_punished_live_stream)
                                   strcmp(got + strlen(streams[i]), "/3") == 0,
                           "verdict %s closes %s", ids[i], got);
                 cr_assert_eq(scan_topic("live.stream", streams[i], 1, on_close, &c), 1,
-                             "no stream.close of %s (log %s)", streams[i], fx.log_path);
+                             "no stream.close of %s (log %s)", streams[i], fx.w.log_path);
                 event_id_of(ids[i], event_id);
                 snprintf(close_key, sizeof(close_key), "audit.close|%s", event_id);
                 crypto_sha256_hex(close_key, strlen(close_key), want_id);
@@ -427,7 +427,7 @@ Test(audit, a_kill_mid_backlog_applies_every_verdict_once)
         while (support_now_ms() < deadline &&
                (logged = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE "
                                    "'%s\\_k%%'",
-                                   fx.prefix)) == 0)
+                                   fx.w.prefix)) == 0)
                 support_sleep_ms(2);
         cr_assert(kill(fx.audit_pid, SIGKILL) == 0);
         support_wait_exit(fx.audit_pid, 5000);
@@ -435,13 +435,13 @@ Test(audit, a_kill_mid_backlog_applies_every_verdict_once)
         deadline = support_now_ms() + 60000;
         while (support_now_ms() < deadline &&
                query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE '%s\\_k%%'",
-                         fx.prefix) < N)
+                         fx.w.prefix) < N)
                 support_sleep_ms(50);
         cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE "
                                "'%s\\_k%%'",
-                               fx.prefix),
+                               fx.w.prefix),
                      N, "log rows after the restart (%lld when killed; log %s)", logged,
-                     fx.log_path);
+                     fx.w.log_path);
         for (int a = 0; a < ANCHORS; a++) {
                 long long warns = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
                                             "anchor_id = '%s' AND severity = 'warn'",
@@ -500,12 +500,12 @@ Test(audit, two_instances_on_the_same_anchors_apply_every_verdict_once)
         deadline = support_now_ms() + 60000;
         while (support_now_ms() < deadline &&
                query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE '%s\\_two%%'",
-                         fx.prefix) < N)
+                         fx.w.prefix) < N)
                 support_sleep_ms(50);
         cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id LIKE "
                                "'%s\\_two%%'",
-                               fx.prefix),
-                     N, "log rows (log %s)", fx.log_path);
+                               fx.w.prefix),
+                     N, "log rows (log %s)", fx.w.log_path);
         for (int a = 0; a < ANCHORS; a++) {
                 long long warns = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
                                             "anchor_id = '%s' AND severity = 'warn'",
