@@ -1,6 +1,8 @@
 /* field_limits.c: the table of field widths shared by the receiver and the schema test. */
 #include "field_limits.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 const struct field_limit field_limits[] = {
@@ -40,11 +42,56 @@ const struct field_limit field_limits[] = {
         {NULL, 0, NULL},
 };
 
+/*
+ * field_limit_of() is asked for every text field of every request, mostly for names that have
+ * no row: a walk over the table cost a strcmp() per row. Instead the rows sit once in an
+ * open-addressed hash of their names, built on first use; a name is hashed once and compared
+ * only with a row whose hash is the same.
+ */
+#define ROWS  (sizeof(field_limits) / sizeof(field_limits[0]) - 1)
+#define SLOTS 64 /* a power of two, at least twice the rows, so a probe ends soon */
+_Static_assert(2 * ROWS <= SLOTS, "field_limits: more rows than the index holds");
+
+static struct {
+        uint32_t hash;
+        const struct field_limit *row; /* NULL: an empty slot, where a probe ends */
+} slots[SLOTS];
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+
+/* FNV-1a of a name's bytes. */
+static uint32_t name_hash(const char *s)
+{
+        uint32_t h = 2166136261u;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 16777619u;
+        return h;
+}
+
+static void slots_build(void)
+{
+        for (const struct field_limit *f = field_limits; f->field; f++) {
+                const uint32_t h = name_hash(f->field);
+                size_t i = h & (SLOTS - 1);
+
+                while (slots[i].row)
+                        i = (i + 1) & (SLOTS - 1);
+                slots[i].hash = h;
+                slots[i].row = f;
+        }
+}
+
 const struct field_limit *field_limit_of(const char *field)
 {
-        for (const struct field_limit *f = field_limits; field && f->field; f++)
-                if (strcmp(f->field, field) == 0)
-                        return f;
+        uint32_t h;
+
+        if (!field)
+                return NULL;
+        pthread_once(&slots_once, slots_build);
+        h = name_hash(field);
+        for (size_t i = h & (SLOTS - 1); slots[i].row; i = (i + 1) & (SLOTS - 1))
+                if (slots[i].hash == h && strcmp(slots[i].row->field, field) == 0)
+                        return slots[i].row;
         return NULL;
 }
 

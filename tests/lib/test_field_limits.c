@@ -70,3 +70,74 @@ Test(field_limits, every_row_is_found_by_its_payload_name)
         cr_assert(eq(ptr, (void *)field_limit_of("client_ip"), NULL));
         cr_assert(eq(ptr, (void *)field_limit_of(NULL), NULL));
 }
+
+/* The row a walk over the whole table finds for name: what field_limit_of() answered before
+ * it looked rows up by hash. */
+static const struct field_limit *walk(const char *name)
+{
+        for (const struct field_limit *f = field_limits; f->field; f++)
+                if (strcmp(f->field, name) == 0)
+                        return f;
+        return NULL;
+}
+
+Test(field_limits, every_name_gets_the_answer_a_walk_over_the_table_gives)
+{
+        static const char *const others[] = {
+                "",
+                "t",
+                "ta",
+                "tags",
+                "tag ",
+                "Tag",
+                "stream_i",
+                "stream_id_",
+                "stream_idx",
+                "anchor_id\t",
+                "_room_id",
+                "pic_full",
+                "pic_url_full",
+                "client_ip",
+                "sign",
+                "app",
+                "appid",
+                "appname",
+                "channel_id",
+                "errcode",
+                "errmsg",
+                "event_time",
+                "event_type",
+                "height",
+                "idc_id",
+                "node",
+                "set_id",
+                "stream_param",
+                "user_ip",
+                "width",
+                "audience_idaudience_id",
+                "\xe4\xb8\xbb\xe6\x92\xad",
+        };
+        char shorter[64];
+
+        for (const struct field_limit *f = field_limits; f->field; f++) {
+                const struct field_limit *got = field_limit_of(f->field);
+
+                cr_assert(eq(ptr, (void *)got, (void *)walk(f->field)), "%s", f->field);
+                cr_assert(eq(sz, got->max_chars, f->max_chars), "%s", f->field);
+                /* and so does every prefix of a row's name */
+                for (size_t n = 0; n < strlen(f->field); n++) {
+                        memcpy(shorter, f->field, n);
+                        shorter[n] = '\0';
+                        cr_assert(eq(ptr, (void *)field_limit_of(shorter), (void *)walk(shorter)),
+                                  "%s", shorter);
+                }
+        }
+        for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+                cr_assert(eq(ptr, (void *)field_limit_of(others[i]), (void *)walk(others[i])), "%s",
+                          others[i]);
+        cr_assert(eq(sz, field_limit_of("stream_id")->max_chars, FIELD_MAX_STREAM_ID));
+        cr_assert(eq(sz, field_limit_of("sequence")->max_chars, FIELD_MAX_SESSION));
+        cr_assert(eq(sz, field_limit_of("pic_full_url")->max_chars, FIELD_MAX_URL));
+        cr_assert(eq(sz, field_limit_of("tag")->max_chars, FIELD_MAX_TAG));
+        cr_assert(eq(ptr, (void *)field_limit_of("tags"), NULL));
+}
