@@ -38,8 +38,11 @@
 # directory), BENCH_TIPS_DRAIN (1; 0 skips the drain), BENCH_TIPS_BACKLOG=1 (the workers
 # start only after the last 200, so their tips/s are what they drain at, not what is offered;
 # the delays then include the wait),
+# BENCH_TIPS_TIMELINE=1 (print the worst 100 ms of 200s by delay and the first second apart;
+# the whole series is in timeline.tsv of the kept directory either way),
 # BENCH_TIPS_WORKER_ENV (extra VAR=VALUE words for reward-sync, settlement and stats, to
-# compare settings, e.g. LIVEFLOW_BATCH_WAIT_MS=5), BENCH_SLOW_LOG=1 (MariaDB logs every
+# compare settings, e.g. LIVEFLOW_BATCH_WAIT_MS=5), BENCH_TIPS_RECEIVER_ENV (the same for the
+# receiver, e.g. LIVEFLOW_KAFKA_PROP_LINGER_MS=5), BENCH_SLOW_LOG=1 (MariaDB logs every
 # statement while each worker drains; the shapes that took the most time are printed after its
 # line), BUILD (build).
 #
@@ -71,6 +74,7 @@ LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BACKLOG=${BENCH_TIPS_BACKLOG:-0}
 DRAIN=${BENCH_TIPS_DRAIN:-1}
 WORKER_ENV=${BENCH_TIPS_WORKER_ENV:-}
+RECEIVER_ENV=${BENCH_TIPS_RECEIVER_ENV:-}
 ANCHORS=50
 AUDIENCES=2000
 
@@ -290,6 +294,7 @@ echo
 echo "money: $TIPS tips at $RATE/s offered (wrk -t$THREADS -c$CONNS) through receiver → live.reward →" \
         "reward-sync, settlement, stats; $ANCHORS anchors/rooms, $AUDIENCES audiences; log level $LOG_LEVEL"
 [ -z "$WORKER_ENV" ] || echo "  reward-sync, settlement and stats started with: $WORKER_ENV"
+[ -z "$RECEIVER_ENV" ] || echo "  the receiver started with: $RECEIVER_ENV"
 
 # Some anchors get their own revenue share (odd ratios, so floor() matters); the others
 # the default 5000 bp.
@@ -315,7 +320,8 @@ spawn_role() {
 two_free_ports
 RECEIVER_PORT=$PORT_A
 RECEIVER_ADMIN=$PORT_B
-spawn_role receiver "$RECEIVER_ADMIN" LIVEFLOW_HTTP_ADDR=127.0.0.1 LIVEFLOW_HTTP_PORT="$RECEIVER_PORT" \
+# shellcheck disable=SC2086 # BENCH_TIPS_RECEIVER_ENV is split into words on purpose
+spawn_role receiver "$RECEIVER_ADMIN" $RECEIVER_ENV LIVEFLOW_HTTP_ADDR=127.0.0.1 LIVEFLOW_HTTP_PORT="$RECEIVER_PORT" \
         LIVEFLOW_HMAC_SECRET="$SECRET" LIVEFLOW_TENCENT_KEY="$(openssl rand -hex 16)" \
         LIVEFLOW_SRS_TOKEN="$(openssl rand -hex 16)" "$BIN/liveflow-receiver"
 # /readyz comes before the group join (a rebalance round of the dev broker takes
@@ -439,6 +445,14 @@ mark_workers() {
         for n in $WORKERS; do usage_mark "$n"; done
         machine_mark
 }
+# MariaDB's own counters of waits (row locks, free pages, the redo log) over the live phase,
+# printed with the timeline: a stall of MariaDB's shows there, not in the workers' CPU.
+innodb_waits() {
+        sql "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_row_lock_waits', 'Innodb_row_lock_time',
+                'Innodb_row_lock_time_max', 'Innodb_buffer_pool_wait_free', 'Innodb_log_waits',
+                'Innodb_buffer_pool_pages_flushed', 'Innodb_checkpoint_age')" >"$WORK/innodb-$1.tsv" 2>/dev/null
+}
+innodb_waits before
 [ "$BACKLOG" = 1 ] || mark_workers
 BENCH_REWARDS_FILE=$REQS BENCH_THREADS=$THREADS BENCH_RATE=$RATE BENCH_DONE_DIR=$DONE_DIR \
         wrk -t "$THREADS" -c "$CONNS" -d "$((cap + 10))s" --timeout 10s -s "$LUA" "$URL" >"$OUT" 2>&1 &
@@ -516,6 +530,7 @@ while :; do
 done
 N_SYNC=$1
 N_SETTLE=$2
+innodb_waits after
 N_STATS=$3
 ms_after() { [ -n "$1" ] && echo "$(($1 - t_load1)) ms after the last answer" || echo "never"; }
 echo "  rows: recharge $N_SYNC ($(ms_after "$t_sync_all")), settlement_detail $N_SETTLE" \
@@ -581,6 +596,31 @@ echo "  200 → settlement_detail/balance insert (settlement_detail.created_at �
 echo "  200 → recharge insert (recharge.created_at − wrk's 200):                 $(fmt_p "$WORK/d-recharge")"
 echo "  receive → settlement insert (created_at − live_events.received_at):      $(fmt_p "$WORK/d-recv")"
 echo "  receive → 200 at wrk (the ack, for reference):                           $(fmt_p "$WORK/d-ack")"
+# The delays over time, per 100 ms of acks from the first one: a stall (every tip acked in it
+# waits for the same slow batch) and queueing (delays that grow while the offered rate is above
+# what the workers keep up with) look alike in a percentile and apart here. Always written to
+# timeline.tsv (ms since the first 200, UTC time, tips, max 200 → balance, max 200 → recharge,
+# max receive → 200); BENCH_TIPS_TIMELINE=1 prints the worst buckets and the first second apart.
+TIMELINE=$WORK/timeline.tsv
+awk -F'\t' 'NR == 1 || $2 < t0 { t0 = $2 } { a[NR] = $2; s[NR] = $4; y[NR] = $5; r[NR] = $6 }
+        END { for (i = 1; i <= NR; i++) { b = int((a[i] - t0) / 100000); n[b]++; if (b > last) last = b
+                        d = (s[i] - a[i]) / 1000; if (!(b in ms) || d > ms[b]) ms[b] = d
+                        d = (y[i] - a[i]) / 1000; if (!(b in my) || d > my[b]) my[b] = d
+                        d = r[i] > 0 ? (a[i] - r[i]) / 1000 : 0; if (!(b in mr) || d > mr[b]) mr[b] = d }
+              for (b = 0; b <= last; b++) if (b in n) printf "%d\t%.3f\t%d\t%.1f\t%.1f\t%.1f\n",
+                        b * 100, (t0 + b * 100000) / 1e6, n[b], ms[b], my[b], mr[b] }' "$WORK/joined.tsv" >"$TIMELINE"
+if [ "${BENCH_TIPS_TIMELINE:-0}" = 1 ]; then
+        echo "  timeline (per 100 ms of 200s, from the first; all of it in $TIMELINE): the 8 worst by 200 → balance"
+        sort -t "$(printf '\t')" -k4,4nr "$TIMELINE" | head -n 8 | sort -n |
+                awk -F'\t' '{ printf "    +%5d ms (%s UTC) %4d tips: 200 → balance max %7.1f ms, → recharge max %7.1f ms, receive → 200 max %5.1f ms\n",
+                        $1, sprintf("%02d:%02d:%06.3f", int($2 % 86400 / 3600), int($2 % 3600 / 60), $2 % 60), $3, $4, $5, $6 }'
+        awk -F'\t' '{ k = $1 < 1000 ? "first second" : "after it"; if ($4 > m[k]) m[k] = $4; n[k] += $3 }
+                END { printf "    first second of 200s: %d tips, 200 → balance max %.1f ms; after it: %d tips, max %.1f ms\n",
+                        n["first second"], m["first second"], n["after it"], m["after it"] }' "$TIMELINE"
+        awk -F'\t' 'NR == FNR { b[$1] = $2; next } { d = $1 ~ /_max$|_age$/ ? $2 : $2 - b[$1]
+                sub(/^Innodb_/, "", $1); printf "%s%s %s", (n++ ? ", " : "    MariaDB over the live phase: "), $1, d }
+                END { if (n) print "" }' "$WORK/innodb-before.tsv" "$WORK/innodb-after.tsv"
+fi
 NEG=$(awk '$1 < 0' "$WORK/d-balance" | wc -l)
 [ "$NEG" -eq 0 ] || note "$NEG tips have settlement_detail.created_at before wrk saw their 200" \
         "(the insert can precede the client reading the 200: the answer is sent after the ack, and the" \
