@@ -22,6 +22,11 @@
 # this is a lower bound of the moment a reader can see the balance; the time to drain
 # (last 200 to the moment a poll of the workers' /metrics finds every tip applied and
 # committed) bounds it from the other side.
+# The dev broker (librdkafka's mock cluster) answers a Fetch with at most one producer batch per
+# partition, and the receiver produces with linger.ms 0: at a high rate a worker consumes a
+# couple of records per partition per fetch round trip, and when the round trips slow the tips
+# wait in the broker, not in the worker (README, "The money path"; compare with
+# BENCH_TIPS_RECEIVER_ENV=LIVEFLOW_KAFKA_PROP_LINGER_MS=5).
 # Beside the workers' CPU it prints the machine's busy and idle cores over the same span (and
 # the receiver's, dev broker's, MariaDB's and Redis's share): with no idle core left, the delay
 # is time waiting for a core, not a worker stalled on its own.
