@@ -36,7 +36,7 @@
 # prints the statement shapes that took the most time (where a batch waits).
 #
 # The parts live beside it: bench_lib.sh (helpers), consumers.sh (the roles and their
-# ceiling), receiver.sh (the receiver and the no-op), money.sh, audience.sh.
+# ceiling), receiver.sh (the receiver and the no-op), money.sh with money_drain.sh, audience.sh.
 #
 # Exit 0 after printing the figures, whatever they are; 1 when the bench could not run;
 # 3 on a correctness failure (a 200 without its Kafka record or the reverse, a row,
