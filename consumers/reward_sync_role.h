@@ -1,8 +1,9 @@
 /*
  * reward_sync_role.h: what the reward-sync role's two halves share: reward_sync.c (open,
  * apply() and publish() one tip at a time, the rebuild and the live_room_realtime fold in tick())
- * and reward_sync_batch.c (apply_many() and publish_many(), a batch at once, with reward_apply()
- * and reward_publish() as their fallback and oracle). Private to the role.
+ * and reward_sync_batch.c / reward_sync_batch_publish.c (apply_many() and publish_many(), a
+ * batch at once, with reward_apply() and reward_publish() as their fallback and oracle). Private
+ * to the role.
  */
 #ifndef LIVEFLOW_REWARD_SYNC_ROLE_H
 #define LIVEFLOW_REWARD_SYNC_ROLE_H
@@ -49,9 +50,9 @@ struct reward_state {
         struct rebuild *rebuild; /* the room figures from recharge (lib/rebuild.c) */
         bool is_degraded; /* Redis failed: publish() skips it until tick() finds it answering */
         struct rebuild_epoch
-                redis_epoch; /* what Redis looked like last: a change means a rebuild */
-        bool is_redis_lost;  /* ... and its rooms are still to be marked for the rebuild */
-        char batch_sha[41];  /* SHA-1 of reward_batch_script, for EVALSHA in a pipeline */
+                redis_epoch;     /* what Redis looked like last: a change means a rebuild */
+        bool is_redis_lost;      /* ... and its rooms are still to be marked for the rebuild */
+        char batch_sha[41];      /* SHA-1 of reward_batch_script, for EVALSHA in a pipeline */
         struct known_rows known; /* what the last apply_many() wrote */
         bool is_reading_first;   /* a batch met tips recharge held: look up first until none */
         struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
@@ -98,8 +99,8 @@ void reward_tip_call_fill(const struct reward_state *st, const char *tip_id,
 enum apply_result reward_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
                                     size_t errstr_size);
 
-/** @brief reward_publish() for a batch (reward_sync_batch.c); -1 makes the runtime publish one
- *  tip at a time. */
+/** @brief reward_publish() for a batch (reward_sync_batch_publish.c); -1 makes the runtime publish
+ * one tip at a time. */
 int reward_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
                         size_t errstr_size);
 
