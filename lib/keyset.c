@@ -153,11 +153,24 @@ enum db_result keyset_find_known(struct keyset *ks, struct db *db, struct db_tex
 {
         char id[KEYSET_ID_MAX + 1];
         struct db_col col = {.type = DB_PARAM_STR, .s = id, .s_size = sizeof(id)};
+        size_t in_list = 0;
 
         if (!ks->n)
                 return DB_OK;
         db_text_reset(t);
-        db_text_add(t, "%s", select);
-        keyset_add_list(ks, db, t);
+        for (size_t i = 0; i < ks->n; i++) {
+                if (!keyset_is_first(ks, i))
+                        continue;
+                if (in_list == KEYSET_IN_LIST_MAX) {
+                        db_text_add(t, ") UNION ALL ");
+                        in_list = 0;
+                }
+                if (in_list++)
+                        db_text_add(t, ", ");
+                else
+                        db_text_add(t, "%s(", select);
+                db_text_str(db, t, ks->items[i].id);
+        }
+        db_text_add(t, ")");
         return db_text_query(db, t, &col, 1, on_known, ks, errstr, errstr_size);
 }

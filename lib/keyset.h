@@ -18,6 +18,13 @@
 
 #define KEYSET_ID_MAX (255 * 4) /* the longest id a query returns: VARCHAR(255) in utf8mb4 */
 
+/*
+ * Ids per IN list of keyset_find_known(). A list of 1 000 values or more
+ * (in_predicate_conversion_threshold) MariaDB turns into a join with a table of the values,
+ * which it may drive from the table's side: a read, and in a locking read a lock, of every row.
+ */
+#define KEYSET_IN_LIST_MAX 250
+
 struct keyset_item {
         const char *id; /* borrowed from the record */
         size_t index;   /* the record's place in the batch */
@@ -67,6 +74,8 @@ void keyset_add_list(const struct keyset *ks, struct db *db, struct db_text *t);
  * @brief Runs `select` followed by the set's list (e.g. "SELECT event_id FROM live_events
  * WHERE consumer = 'x' AND event_id IN "): its first column is an id. Marks every copy of each
  * id it returns is_known; an id that matches none of ours byte for byte sets is_mismatch.
+ * Past KEYSET_IN_LIST_MAX distinct ids still one statement: `select` (list) UNION ALL `select`
+ * (list) ..., KEYSET_IN_LIST_MAX ids a list.
  */
 enum db_result keyset_find_known(struct keyset *ks, struct db *db, struct db_text *t,
                                  const char *select, char *errstr, size_t errstr_size);
