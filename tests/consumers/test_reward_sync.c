@@ -34,11 +34,12 @@ static void setup(void)
 {
         support_worker_fx_open(&fx.w, "rw");
         for (int i = 0; i < MAX_ROOMS; i++) {
-                snprintf(ids.rooms[i], sizeof(ids.rooms[i]), "%s_room%d", fx.w.prefix, i);
-                snprintf(ids.anchors[i], sizeof(ids.anchors[i]), "%s_anchor%d", fx.w.prefix, i);
+                snprintf(ids.rooms[i], sizeof(ids.rooms[i]), "%.40s_room%d", fx.w.prefix, i);
+                snprintf(ids.anchors[i], sizeof(ids.anchors[i]), "%.40s_anchor%d", fx.w.prefix, i);
         }
         for (int i = 0; i < MAX_AUDIENCES; i++)
-                snprintf(ids.audiences[i], sizeof(ids.audiences[i]), "%s_fan%02d", fx.w.prefix, i);
+                snprintf(ids.audiences[i], sizeof(ids.audiences[i]), "%.40s_fan%02d", fx.w.prefix,
+                         i);
         fx.rand_state = (unsigned)getpid();
         cr_log_info("%s: amounts seeded with %u", fx.w.prefix, fx.rand_state);
 }

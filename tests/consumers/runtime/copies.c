@@ -211,7 +211,10 @@ Test(runtime, lag_seconds_is_the_age_of_the_oldest_unconsumed_record)
         stop_copy0();
 }
 
-/* Waits until the copies in `which` report each partition exactly once between them. */
+/*
+ * Waits until the copies in `which` report each partition exactly once between them, each copy
+ * at least one (a copy that has not joined yet reports none while the others hold them all).
+ */
 static bool wait_partitions_once(const int *which, int n, int timeout_ms)
 {
         long long deadline = support_now_ms() + timeout_ms;
@@ -219,16 +222,17 @@ static bool wait_partitions_once(const int *which, int n, int timeout_ms)
         do {
                 unsigned seen = 0;
                 int series = 0;
-                bool is_disjoint = true;
+                bool is_disjoint = true, is_each_assigned = true;
 
                 for (int i = 0; i < n; i++) {
                         struct lag_view v = scrape_lag(fx.copies[which[i]].admin_port);
 
                         is_disjoint = is_disjoint && !(seen & v.partitions);
+                        is_each_assigned = is_each_assigned && v.series > 0;
                         seen |= v.partitions;
                         series += v.series;
                 }
-                if (is_disjoint && seen == 0x3f && series == 6)
+                if (is_disjoint && is_each_assigned && seen == 0x3f && series == 6)
                         return true;
                 support_sleep_ms(200);
         } while (support_now_ms() < deadline);
