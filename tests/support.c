@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,9 +51,24 @@ void support_bin_path(const char *name, char *out, size_t out_size)
         snprintf(out, out_size, "%s/bin/%s", build && *build ? build : "build", name);
 }
 
+/* When this test binary started: a log older than that was left by an earlier run. */
+static time_t binary_started;
+
+__attribute__((constructor)) static void note_binary_start(void)
+{
+        binary_started = time(NULL);
+}
+
 pid_t support_spawn(char *const argv[], char *const env_add[], const char *log_path)
 {
-        pid_t pid = fork();
+        struct stat st;
+        pid_t pid;
+
+        /* Names carry the test's pid, which the kernel reuses (pid_max 32768): a log of an
+           earlier run under the same name is not this test's to append to. */
+        if (log_path && stat(log_path, &st) == 0 && st.st_mtime < binary_started)
+                unlink(log_path);
+        pid = fork();
 
         if (pid != 0)
                 return pid;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "reconcile.h"
@@ -232,6 +233,7 @@ static int run_with(const char *mysql_url, const char *redis_url, const char *co
         snprintf(e_mysql, sizeof(e_mysql), "LIVEFLOW_MYSQL_URL=%s", mysql_url);
         snprintf(e_redis, sizeof(e_redis), "LIVEFLOW_REDIS_URL=%s", redis_url);
         snprintf(log_path, sizeof(log_path), "/tmp/%s.reconcile.%d.log", fx.prefix, ++run);
+        unlink(log_path); /* a file left by an earlier run whose process had this pid */
         status = support_wait_exit(support_spawn(argv, env, log_path), 60000);
         free(fx.out);
         fx.out = support_read_file(log_path, NULL);
