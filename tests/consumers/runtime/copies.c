@@ -115,13 +115,23 @@ Test(runtime, two_then_three_copies_share_partitions_and_lose_nothing)
         produce_sessions(streams / 2, streams);
         expect_every_session_once(streams);
         snprintf(series, sizeof(series), "liveflow_consumer_assigned_partitions{role=\"stream\"}");
-        long long total = 0;
-        for (int i = 0; i < MAX_COPIES; i++) {
-                long long parts = scrape(fx.copies[i].admin_port, series);
+        /* The third copy's rebalance may still be moving partitions (cooperative: revoked in one
+           round, assigned in the next): wait, bounded, for the settled assignment. */
+        long long total = 0, least = 0;
+        for (long long until = support_now_ms() + 30000;;) {
+                total = 0;
+                least = 6;
+                for (int i = 0; i < MAX_COPIES; i++) {
+                        long long parts = scrape(fx.copies[i].admin_port, series);
 
-                cr_assert_gt(parts, 0, "copy %d holds no partition", i);
-                total += parts;
+                        least = parts < least ? parts : least;
+                        total += parts;
+                }
+                if ((total == 6 && least > 0) || support_now_ms() >= until)
+                        break;
+                support_sleep_ms(200);
         }
+        cr_assert_gt(least, 0, "a copy holds no partition");
         cr_assert_eq(total, 6, "the 6 partitions of live.stream are shared, each held once");
         for (int i = 0; i < MAX_COPIES; i++) {
                 cr_assert(kill(fx.copies[i].pid, SIGTERM) == 0);
