@@ -9,6 +9,8 @@
 
 #include "support.h"
 
+#include <stdbool.h>
+
 struct codec;
 
 /** What every worker suite's setup() makes and its teardown() undoes. */
@@ -36,5 +38,15 @@ void support_worker_fx_open(struct support_worker_fx *fx, const char *prefix);
  * fx. Fine on a fixture open did not finish.
  */
 void support_worker_fx_close(struct support_worker_fx *fx);
+
+/**
+ * @brief Produces to live.stream, keyed by stream_id, a Tencent stream begin or end as the
+ * receiver makes it (its event id follows vendor, type, stream and sequence; anchor and room
+ * "a_<stream_id>"), with the trace_id and event_type headers and, when replay_time is not NULL,
+ * the replay.time header.
+ */
+void support_worker_produce_stream_event(const struct support_worker_fx *fx, const char *stream_id,
+                                         bool begin, long long sequence, long long event_time_s,
+                                         const char *replay_time);
 
 #endif

@@ -132,36 +132,6 @@ static void produce(const char *topic, const char *key, const struct envelope *e
                                     RD_KAFKA_V_END) == 0);
 }
 
-/* A stream event as the receiver makes it: the id follows vendor, type, stream and sequence. */
-static void produce_stream_event(const char *stream_id, bool begin, long long sequence,
-                                 long long event_time_s)
-{
-        char key[256], seq[32], event_id[65], anchor[96];
-        json_t *payload;
-
-        snprintf(anchor, sizeof(anchor), "a_%s", stream_id);
-        snprintf(seq, sizeof(seq), "%lld", sequence);
-        snprintf(key, sizeof(key), "tencent|%d|%s|%s", begin ? 1 : 0, stream_id, seq);
-        crypto_sha256_hex(key, strlen(key), event_id);
-        payload = begin ? json_pack("{s:s}", "sequence", seq)
-                        : json_pack("{s:s,s:i}", "sequence", seq, "close_method", 1);
-        const struct envelope env = {
-                .event_id = event_id,
-                .vendor = "tencent",
-                .event_type = begin ? "stream.begin" : "stream.end",
-                .stream_id = stream_id,
-                .anchor_id = anchor,
-                .room_id = anchor,
-                .event_time_ms = event_time_s * 1000,
-                .receive_time_ms = event_time_s * 1000 + 5,
-                .trace_id = "0123456789abcdef0123456789abcdef",
-                .raw = "{}",
-                .raw_len = 2,
-        };
-        produce("live.stream", stream_id, &env, begin ? "StreamBegin" : "StreamEnd", payload);
-        json_decref(payload);
-}
-
 /* A callback the "other" role keeps (one live_events row), unique by i. */
 static void produce_other(int i)
 {
@@ -289,9 +259,10 @@ Test(lanes, two_lanes_drain_a_backlog_once_sum_their_metrics_and_commit_every_of
         start = committed_of("live.stream");
         for (int i = 0; i < streams; i++) { /* the backlog: begin, a vendor retry, end */
                 snprintf(stream, sizeof(stream), "%s_s%d", fx.prefix, i);
-                produce_stream_event(stream, true, i, 10000 + i);
-                produce_stream_event(stream, true, i, 10000 + i);
-                produce_stream_event(stream, false, i, 10000 + i + 60 + i % 7);
+                support_worker_produce_stream_event(&fx, stream, true, i, 10000 + i, NULL);
+                support_worker_produce_stream_event(&fx, stream, true, i, 10000 + i, NULL);
+                support_worker_produce_stream_event(&fx, stream, false, i, 10000 + i + 60 + i % 7,
+                                                    NULL);
         }
         flush();
         start_worker("stream", "LIVEFLOW_BATCH_MAX=50");

@@ -81,48 +81,11 @@ void start_copy(int i)
         wait_copy_ready(i);
 }
 
-/* A stream event as the receiver makes it: the id follows vendor, type, stream and sequence. */
+/* A stream event as the receiver makes it, with fx.replay_header as its replay.time. */
 void produce_event(const char *stream_id, bool begin, long long sequence, long long event_time_s)
 {
-        char key[256], seq[32], event_id[65], err[256], anchor[96];
-        json_t *payload;
-        void *buf;
-        size_t len;
-
-        snprintf(anchor, sizeof(anchor), "a_%s", stream_id);
-        snprintf(seq, sizeof(seq), "%lld", sequence);
-        snprintf(key, sizeof(key), "tencent|%d|%s|%s", begin ? 1 : 0, stream_id, seq);
-        crypto_sha256_hex(key, strlen(key), event_id);
-        payload = begin ? json_pack("{s:s}", "sequence", seq)
-                        : json_pack("{s:s,s:i}", "sequence", seq, "close_method", 1);
-        struct envelope env = {
-                .event_id = event_id,
-                .vendor = "tencent",
-                .event_type = begin ? "stream.begin" : "stream.end",
-                .stream_id = stream_id,
-                .anchor_id = anchor,
-                .room_id = anchor,
-                .event_time_ms = event_time_s * 1000,
-                .receive_time_ms = event_time_s * 1000 + 5,
-                .trace_id = "0123456789abcdef0123456789abcdef",
-                .raw = "{}",
-                .raw_len = 2,
-        };
-        cr_assert(codec_encode(fx.w.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
-                               &len, err, sizeof(err)) == 0,
-                  "%s", err);
-        json_decref(payload);
-        rd_kafka_headers_t *h = rd_kafka_headers_new(3);
-
-        rd_kafka_header_add(h, "trace_id", -1, "0123456789abcdef0123456789abcdef", -1);
-        rd_kafka_header_add(h, "event_type", -1, env.event_type, -1);
-        if (fx.replay_header)
-                rd_kafka_header_add(h, "replay.time", -1, fx.replay_header, -1);
-        cr_assert(rd_kafka_producev(fx.w.producer, RD_KAFKA_V_TOPIC("live.stream"),
-                                    RD_KAFKA_V_KEY(stream_id, strlen(stream_id)),
-                                    RD_KAFKA_V_VALUE(buf, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
-                                    RD_KAFKA_V_END) == 0);
+        support_worker_produce_stream_event(&fx.w, stream_id, begin, sequence, event_time_s,
+                                            fx.replay_header);
 }
 
 void flush(void)
