@@ -104,7 +104,8 @@ int rebuild_project_stream(struct rebuild *rb, const char *stream_id, struct reb
 
 /**
  * @brief rebuild_project_stream() for n distinct streams, sorted by strcmp(), in one
- * transaction: one read of their rows under FOR UPDATE, and the Redis calls pipelined. out[i]
+ * transaction: one read of their rows under FOR UPDATE, then one MULTI/EXEC in one round trip
+ * (plain commands; a script only where an ended stream's anchor hash must be read). out[i]
  * (n of them) receives stream_ids[i]'s row. @returns 0, or -1 with errstr (MySQL or Redis
  * failed, or MySQL matched a stream id other than byte for byte: project them one by one).
  */

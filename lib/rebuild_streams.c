@@ -3,7 +3,6 @@
 #include "rebuild.h"
 #include "rebuild_int.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,12 +110,22 @@ int rebuild_project_stream(struct rebuild *rb, const char *stream_id, struct reb
         return project(rb, stream_id, NULL, out, errstr, errstr_size);
 }
 
-/* One stream of rebuild_project_streams(): its row as read and its script call. */
+/*
+ * An ended stream's part that needs Redis's own state: the anchor's status hash goes offline
+ * only when it still names this stream. KEYS: the anchor's status hash. ARGV: stream_id.
+ */
+static const char end_anchor_script[] =
+        "if redis.call('HGET', KEYS[1], 'stream_id') == ARGV[1] then\n"
+        "  redis.call('HSET', KEYS[1], 'status', 'offline')\n"
+        "  redis.call('HDEL', KEYS[1], 'stream_id', 'session_id', 'started_at')\n"
+        "end\n"
+        "return 1\n";
+
+/* One stream of rebuild_project_streams(): its row as read and its keys. */
 struct many_stream {
         long long live, touched_ms; /* which row of several vendors' wins, as project()'s */
         char status[8], anchor[ID_MAX + 1], room[ID_MAX + 1], session[24], started[24];
         char k_anchor[KEY_MAX], k_temp[KEY_MAX];
-        const char *argv[13];
 };
 
 struct many_read {
@@ -204,12 +213,110 @@ static int read_many(struct rebuild *rb, struct many_read *mr, char *errstr, siz
         return r == DB_OK ? 0 : -1;
 }
 
-/* Each stream's project_script call, as project_locked() makes it. */
-static void many_calls(struct rebuild *rb, struct many_read *mr, const char *sha, const char *ttl)
+/* The commands of one MULTI/EXEC, built into arrays sized by project_tx_new(). */
+struct project_tx {
+        const char ***cmds;
+        int *argcs;
+        size_t n;
+        const char **words; /* every command's argv, one after the other */
+        size_t used;
+        char ttl[24];
+};
+
+/* Starts a command of the transaction; its words follow with tx_word(). */
+static void tx_cmd(struct project_tx *tx, const char *name)
 {
+        tx->cmds[tx->n] = &tx->words[tx->used];
+        tx->words[tx->used++] = name;
+        tx->argcs[tx->n++] = 1;
+}
+
+static void tx_word(struct project_tx *tx, const char *word)
+{
+        tx->words[tx->used++] = word;
+        tx->argcs[tx->n - 1]++;
+}
+
+static bool is_live_row(const struct many_read *mr, size_t i)
+{
+        return mr->out[i].found && strcmp(mr->ms[i].status, "live") == 0;
+}
+
+/*
+ * The ended streams (and those without a row): out of set:live:online, their temp hashes
+ * deleted, and the anchor's hash offline where it still names the stream (a script: that
+ * needs Redis's state).
+ */
+static void tx_ended(struct project_tx *tx, struct many_read *mr, size_t ended)
+{
+        if (!ended)
+                return;
+        tx_cmd(tx, "SREM");
+        tx_word(tx, LF_KEY_ONLINE);
+        for (size_t i = 0; i < mr->n; i++)
+                if (!is_live_row(mr, i))
+                        tx_word(tx, mr->ids[i]);
+        tx_cmd(tx, "DEL");
+        for (size_t i = 0; i < mr->n; i++)
+                if (!is_live_row(mr, i))
+                        tx_word(tx, mr->ms[i].k_temp);
+        for (size_t i = 0; i < mr->n; i++) {
+                if (is_live_row(mr, i) || !mr->ms[i].k_anchor[0])
+                        continue;
+                tx_cmd(tx, "EVAL");
+                tx_word(tx, end_anchor_script);
+                tx_word(tx, "1");
+                tx_word(tx, mr->ms[i].k_anchor);
+                tx_word(tx, mr->ids[i]);
+        }
+}
+
+/*
+ * The live streams: one SADD, and per stream its anchor's hash, its temp hash and the temp
+ * hash's TTL, in stream id order (of two live streams of one anchor, the later id names it,
+ * as one project() after another leaves it).
+ */
+static void tx_live(struct project_tx *tx, struct many_read *mr, size_t live)
+{
+        if (!live)
+                return;
+        tx_cmd(tx, "SADD");
+        tx_word(tx, LF_KEY_ONLINE);
+        for (size_t i = 0; i < mr->n; i++)
+                if (is_live_row(mr, i))
+                        tx_word(tx, mr->ids[i]);
         for (size_t i = 0; i < mr->n; i++) {
                 struct many_stream *m = &mr->ms[i];
-                const char **a = m->argv;
+                const char *hash[] = {"status",     "live",     "stream_id",  mr->ids[i],
+                                      "session_id", m->session, "started_at", m->started};
+                const char *temp[] = {"session_id", m->session, "started_at", m->started,
+                                      "anchor_id",  m->anchor,  "room_id",    m->room};
+
+                if (!is_live_row(mr, i))
+                        continue;
+                if (m->k_anchor[0]) {
+                        tx_cmd(tx, "HSET");
+                        tx_word(tx, m->k_anchor);
+                        for (size_t w = 0; w < 8; w++)
+                                tx_word(tx, hash[w]);
+                }
+                tx_cmd(tx, "HSET");
+                tx_word(tx, m->k_temp);
+                for (size_t w = 0; w < 8; w++)
+                        tx_word(tx, temp[w]);
+                tx_cmd(tx, "EXPIRE");
+                tx_word(tx, m->k_temp);
+                tx_word(tx, tx->ttl);
+        }
+}
+
+/* Each stream's keys and values, as project_locked() makes them. @returns the live ones. */
+static size_t many_keys(struct many_read *mr)
+{
+        size_t live = 0;
+
+        for (size_t i = 0; i < mr->n; i++) {
+                struct many_stream *m = &mr->ms[i];
 
                 if (!mr->out[i].found) {
                         snprintf(m->status, sizeof(m->status), "ended");
@@ -219,43 +326,75 @@ static void many_calls(struct rebuild *rb, struct many_read *mr, const char *sha
                         rebuild_key_of(m->k_anchor, LF_KEY_ANCHOR_STATUS, m->anchor);
                 }
                 rebuild_key_of(m->k_temp, LF_KEY_STREAM_TEMP, mr->ids[i]);
-                a[0] = "EVALSHA", a[1] = sha, a[2] = "3", a[3] = LF_KEY_ONLINE, a[4] = m->k_anchor;
-                a[5] = m->k_temp, a[6] = mr->ids[i], a[7] = m->status, a[8] = m->session;
-                a[9] = m->started, a[10] = ttl, a[11] = m->anchor, a[12] = m->room;
+                live += is_live_row(mr, i);
         }
-        (void)rb;
+        return live;
 }
 
-/* The calls in one round trip after the first, which loads the script if Redis lacks it. */
-static int run_calls(struct rebuild *rb, struct many_read *mr, char *errstr, size_t errstr_size)
+/* The EXEC reply: every command's reply, none of them an error. */
+static int check_exec(redisReply **replies, size_t n, char *errstr, size_t errstr_size)
 {
-        const char **cmds[STREAM_PAGE];
-        int argcs[STREAM_PAGE];
+        const redisReply *exec = replies[n - 1];
 
-        if (rebuild_redis_eval(rb, project_script, 3, &mr->ms[0].argv[3], 7, &mr->ms[0].argv[6],
-                               errstr, errstr_size) == -1)
-                return -1;
-        for (size_t i = 1; i < mr->n; i += STREAM_PAGE) {
-                size_t cnt = mr->n - i < STREAM_PAGE ? mr->n - i : STREAM_PAGE;
-
-                for (size_t j = 0; j < cnt; j++) {
-                        cmds[j] = mr->ms[i + j].argv;
-                        argcs[j] = 13;
-                }
-                if (redis_conn_pipeline(rb->redis, cnt, argcs, (const char **const *)cmds, errstr,
-                                        errstr_size) == -1)
+        for (size_t i = 0; i < n; i++)
+                if (replies[i]->type == REDIS_REPLY_ERROR) {
+                        snprintf(errstr, errstr_size, "redis: %s", replies[i]->str);
                         return -1;
+                }
+        if (exec->type != REDIS_REPLY_ARRAY || exec->elements != n - 2) {
+                snprintf(errstr, errstr_size, "redis: unexpected EXEC reply");
+                return -1;
         }
+        for (size_t i = 0; i < exec->elements; i++)
+                if (exec->element[i]->type == REDIS_REPLY_ERROR) {
+                        snprintf(errstr, errstr_size, "redis: %s", exec->element[i]->str);
+                        return -1;
+                }
         return 0;
+}
+
+/*
+ * Every stream's projection in one MULTI/EXEC (readers never see part of a batch) and one
+ * round trip: plain commands where nothing depends on what Redis holds, a script only for the
+ * ended streams' anchors. Every command sets a value or removes one, so a batch projected
+ * twice leaves what it left once.
+ */
+static int run_tx(struct rebuild *rb, struct many_read *mr, char *errstr, size_t errstr_size)
+{
+        size_t live = many_keys(mr), max_cmds = 3 * mr->n + 6;
+        struct project_tx tx = {.cmds = calloc(max_cmds, sizeof(*tx.cmds)),
+                                .argcs = calloc(max_cmds, sizeof(*tx.argcs)),
+                                .words = calloc(32 * mr->n + 8, sizeof(*tx.words))};
+        redisReply **replies = calloc(max_cmds, sizeof(*replies));
+        int rc = -1;
+
+        if (!tx.cmds || !tx.argcs || !tx.words || !replies) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        snprintf(tx.ttl, sizeof(tx.ttl), "%lld", rb->live_ttl_s);
+        tx_cmd(&tx, "MULTI");
+        tx_ended(&tx, mr, mr->n - live);
+        tx_live(&tx, mr, live);
+        tx_cmd(&tx, "EXEC");
+        if (redis_conn_pipeline_replies(rb->redis, tx.n, tx.argcs, (const char **const *)tx.cmds,
+                                        replies, errstr, errstr_size) == 0) {
+                rc = check_exec(replies, tx.n, errstr, errstr_size);
+                for (size_t i = 0; i < tx.n; i++)
+                        freeReplyObject(replies[i]);
+        }
+out:
+        free(replies);
+        free(tx.cmds);
+        free(tx.argcs);
+        free(tx.words);
+        return rc;
 }
 
 int rebuild_project_streams(struct rebuild *rb, const char *const *stream_ids, size_t n,
                             struct rebuild_stream *out, char *errstr, size_t errstr_size)
 {
         struct many_read mr = {.ids = stream_ids, .n = n, .out = out};
-        unsigned char digest[EVP_MAX_MD_SIZE];
-        unsigned int digest_len = 0;
-        char sha[41], ttl[24];
         int rc = -1;
 
         memset(out, 0, n * sizeof(*out));
@@ -265,16 +404,10 @@ int rebuild_project_streams(struct rebuild *rb, const char *const *stream_ids, s
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
-        EVP_Digest(project_script, strlen(project_script), digest, &digest_len, EVP_sha1(), NULL);
-        for (unsigned i = 0; i < digest_len && i < 20; i++)
-                snprintf(sha + 2 * i, 3, "%02x", digest[i]);
-        snprintf(ttl, sizeof(ttl), "%lld", rb->live_ttl_s);
         /* As project(): the rows are read and Redis written under the rows' locks. */
         if (db_sql(rb->db, "START TRANSACTION", NULL, errstr, errstr_size) == DB_OK) {
-                if (read_many(rb, &mr, errstr, errstr_size) == 0) {
-                        many_calls(rb, &mr, sha, ttl);
-                        rc = run_calls(rb, &mr, errstr, errstr_size);
-                }
+                if (read_many(rb, &mr, errstr, errstr_size) == 0)
+                        rc = run_tx(rb, &mr, errstr, errstr_size);
                 if (rc == 0)
                         rc = db_sql(rb->db, "COMMIT", NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
                 else

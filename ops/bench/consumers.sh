@@ -43,12 +43,12 @@ bench_stream() {
         # before the spawn: a session keeps the long_query_time it connected with
         slow_log_start stream
         t_start=$(now_ms)
-        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV is split into words on purpose
+        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV and _WRAP are split into words on purpose
         spawn "$PIDS/consumer-stream.pid" "$LOGS/consumer.log" env \
                 LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
                 LIVEFLOW_REDIS_URL="$LIVEFLOW_TEST_REDIS_URL" LIVEFLOW_ADMIN_PORT="$CONSUMER_ADMIN" \
                 LIVEFLOW_GROUP_ID="$GROUP" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
-                LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" stream
+                LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" stream
         CONSUMER_PID=$(cat "$PIDS/consumer-stream.pid")
         mysql_status "$TMP/bench/mysql.before" || die "cannot read MariaDB's status"
         redis_status "$TMP/bench/redis.before" || die "cannot read Redis's status"
@@ -187,12 +187,12 @@ bench_role() {
         echo "consumer $role: consuming $target records (group $group)"
         slow_log_start "$role" # before the spawn, as for the stream role
         t_start=$(now_ms)
-        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV is split into words on purpose
+        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV and _WRAP are split into words on purpose
         spawn "$PIDS/consumer-$role.pid" "$log" env \
                 LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
                 LIVEFLOW_REDIS_URL="$LIVEFLOW_TEST_REDIS_URL" LIVEFLOW_ADMIN_PORT="$admin" \
                 LIVEFLOW_GROUP_ID="$group" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
-                LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} "$BIN/liveflow-consumer" "$role"
+                LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" "$role"
         pid=$(cat "$PIDS/consumer-$role.pid")
         mysql_status "$TMP/bench/mysql-$role.before" || die "cannot read MariaDB's status"
         # Done when every record's row is in the table and the group's offsets are all

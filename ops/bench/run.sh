@@ -32,6 +32,8 @@
 # processes log as in production), BENCH_KEEP=1 keeps the temp directory and its logs,
 # BENCH_RECEIVER_ENV / BENCH_CONSUMER_ENV: extra VAR=VALUE words for that process (to
 # compare settings, e.g. BENCH_RECEIVER_ENV=LIVEFLOW_KAFKA_PROP_LINGER_MS=0),
+# BENCH_CONSUMER_WRAP: words put before the consumer's binary (e.g. "valgrind --tool=callgrind
+# --callgrind-out-file=/tmp/cg.%p" counts the instructions a role spends on its backlog),
 # BENCH_SLOW_LOG=1: MariaDB logs every statement while each role consumes, and the bench
 # prints the statement shapes that took the most time (where a batch waits).
 #
@@ -160,6 +162,7 @@ echo "  wrk -t$THREADS, ${DURATION} s per run after ${WARMUP} s of warm-up, conn
         "consumer: $RECORDS records per role ($ROLES); log level $LOG_LEVEL"
 [ -z "${BENCH_RECEIVER_ENV:-}" ] || echo "  receiver started with: $BENCH_RECEIVER_ENV"
 [ -z "${BENCH_CONSUMER_ENV:-}" ] || echo "  consumer started with: $BENCH_CONSUMER_ENV"
+[ -z "${BENCH_CONSUMER_WRAP:-}" ] || echo "  consumer run under: $BENCH_CONSUMER_WRAP"
 
 started=$(now_ms)
 BUILD=$BUILD sh "$ROOT/tests/fixtures/services.sh" start "$TMP" 2>>"$LOGS/services.log" || {
