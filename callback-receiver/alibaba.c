@@ -256,35 +256,6 @@ static int set_id(char **dst, const char *s, size_t max_chars, const char *what,
         return 0;
 }
 
-/* Percent-decodes a form value; NULL when the result would hold a NUL or not be UTF-8. */
-static char *decode_form_value(const char *s, size_t len)
-{
-        char *out = malloc(len + 1);
-        json_t *check;
-        size_t n = 0;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
-                    isxdigit((unsigned char)s[i + 2])) {
-                        char hex[3] = {s[i + 1], s[i + 2], '\0'};
-
-                        out[n++] = (char)strtol(hex, NULL, 16);
-                        i += 2;
-                } else {
-                        out[n++] = s[i] == '+' ? ' ' : s[i];
-                }
-        }
-        out[n] = '\0';
-        if (memchr(out, '\0', n) || !(check = json_stringn(out, n))) {
-                free(out);
-                return NULL;
-        }
-        json_decref(check);
-        return out;
-}
-
 /* The decoded value of key in a query string ("a=1&b=2"); NULL when absent or empty. */
 static char *query_value(const char *qs, const char *key)
 {
@@ -294,7 +265,7 @@ static char *query_value(const char *qs, const char *key)
                 size_t len = strcspn(qs, "&");
 
                 if (len > key_len + 1 && qs[key_len] == '=' && memcmp(qs, key, key_len) == 0)
-                        return decode_form_value(qs + key_len + 1, len - key_len - 1);
+                        return fields_form_decode(qs + key_len + 1, len - key_len - 1);
                 qs += len;
                 if (*qs == '&')
                         qs++;

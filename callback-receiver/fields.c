@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
+
 /* Strict decimal text: optional '-', digits only, within int64. */
 static int parse_decimal(const char *s, int64_t *out)
 {
@@ -76,4 +78,39 @@ size_t fields_utf8_chars(const char *s)
         for (; *s; s++)
                 n += ((unsigned char)*s & 0xC0) != 0x80;
         return n;
+}
+
+static int hex_value(unsigned char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c |= 0x20; /* lowercase */
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+char *fields_form_decode(const char *s, size_t len)
+{
+        char *out = malloc(len + 1);
+        size_t n = 0;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i++) {
+                int hi, lo;
+
+                if (s[i] == '%' && i + 2 < len && (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
+                    (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+                        out[n++] = (char)(hi << 4 | lo);
+                        i += 2;
+                } else {
+                        out[n++] = s[i] == '+' ? ' ' : s[i];
+                }
+        }
+        out[n] = '\0';
+        /* One check for both: a NUL would cut the string, and Avro strings must be UTF-8. */
+        if (!codec_is_clean_utf8((const unsigned char *)out, n)) {
+                free(out);
+                return NULL;
+        }
+        return out;
 }

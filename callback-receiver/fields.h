@@ -33,6 +33,14 @@ int fields_put_int(json_t *p, const char *name, int64_t n);
  */
 const char *fields_file_format(const char *name, char *buf, size_t size);
 
+/**
+ * @brief Percent-decodes len bytes of a form value ("a%2F1+b" is "a/1 b"; a '%' not followed by
+ * two hex digits stays as it is) into a new string.
+ * @returns the decoded text (free() it), or NULL when it would hold a NUL or not be RFC 3629
+ * UTF-8, or when out of memory.
+ */
+char *fields_form_decode(const char *s, size_t len);
+
 /** @brief Number of UTF-8 characters of s (bytes that do not continue a character). */
 size_t fields_utf8_chars(const char *s);
 

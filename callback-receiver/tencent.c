@@ -21,6 +21,7 @@
 #include "contract.h"
 #include "crypto.h"
 #include "field_limits.h"
+#include "fields.h"
 #include "jsonfast.h"
 #include "strlist.h"
 
@@ -380,32 +381,9 @@ static void make_event_id(struct webhook_event *ev, const cJSON *root, const str
 /* Percent-decodes a form value; keeps the raw text when the result would not be clean UTF-8. */
 static char *decode_form_value(const char *s, size_t len)
 {
-        char *out = malloc(len + 1);
-        size_t n = 0;
-        json_t *check;
+        char *out = fields_form_decode(s, len);
 
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
-                    isxdigit((unsigned char)s[i + 2])) {
-                        char hex[3] = {s[i + 1], s[i + 2], '\0'};
-
-                        out[n++] = (char)strtol(hex, NULL, 16);
-                        i += 2;
-                } else {
-                        out[n++] = s[i] == '+' ? ' ' : s[i];
-                }
-        }
-        out[n] = '\0';
-        /* jansson validates UTF-8 when it makes a string; Avro strings may not hold NUL. */
-        if (memchr(out, '\0', n) || !(check = json_stringn(out, n))) {
-                memcpy(out, s, len);
-                out[len] = '\0';
-                return out;
-        }
-        json_decref(check);
-        return out;
+        return out ? out : strndup(s, len);
 }
 
 /* The decoded value of key in a query string ("a=1&b=2", a leading '?' allowed); NULL when absent

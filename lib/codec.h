@@ -103,4 +103,10 @@ __attribute__((warn_unused_result)) int codec_decode(struct codec *c, const void
 /** @brief Frees what ev owns and zeroes it; safe on a zeroed or already finished event. */
 void event_fini(struct event *ev);
 
+/**
+ * @brief Whether s[0..n) is RFC 3629 UTF-8 without NUL (no overlong forms, surrogates or code
+ * points past U+10FFFF): what an Avro string must be. @returns 1 or 0.
+ */
+int codec_is_clean_utf8(const unsigned char *s, size_t n);
+
 #endif

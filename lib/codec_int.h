@@ -74,9 +74,6 @@ static inline int codec_field(struct codec *c, enum envelope_field f, avro_value
  */
 const char *codec_json_spelling(avro_type_t type);
 
-/** @brief Whether s[0..n) is RFC 3629 UTF-8 without NUL. @returns 1 or 0. */
-int codec_is_clean_utf8(const unsigned char *s, size_t n);
-
 /*
  * codec_write.c: the plan of what codec_encode_direct() writes where, made from c->schema
  * (c->plan stays NULL for a schema it cannot describe). @returns 0, or -1 when out of memory.
