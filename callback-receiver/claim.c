@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis_conn.h"
+#include "text.h"
 #include "trace.h"
 
 #define KEY_PREFIX "lock:callback:"
@@ -190,7 +191,10 @@ static long long run(struct claim *cl, const struct script *script, const char *
 static void ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms)
 {
         memset(t, 0, sizeof(*t));
-        snprintf(t->key, sizeof(t->key), KEY_PREFIX "%s", event_key);
+        size_t len = 0;
+
+        (void)text_append(t->key, sizeof(t->key), &len, KEY_PREFIX);
+        (void)text_append(t->key, sizeof(t->key), &len, event_key);
         trace_id_new(t->token);
         t->done_ttl_ms = done_ttl_ms;
 }
@@ -334,7 +338,7 @@ void claim_confirm_later(struct claim *cl, struct claim_ticket *t, struct claim_
         }
         t->is_taken = 0;
         memcpy(b->items[b->n].key, t->key, sizeof(t->key));
-        snprintf(b->items[b->n].ttl, sizeof(b->items[b->n].ttl), "%lld", t->done_ttl_ms);
+        text_int(b->items[b->n].ttl, sizeof(b->items[b->n].ttl), t->done_ttl_ms);
         b->n++;
 }
 

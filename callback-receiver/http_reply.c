@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
 static const char *reason_phrase(unsigned int status)
 {
         const char *s = MHD_get_reason_phrase_for(status);
@@ -37,7 +39,7 @@ size_t http_reply_body(char *out, size_t out_size, unsigned int status, const ch
         int n;
 
         if (status == 200)
-                return (size_t)snprintf(out, out_size, "{\"code\":0}");
+                return text_copy(out, out_size, "{\"code\":0}");
         /* Leave room for the code and the closing quote and brace, whatever the message. */
         room = out_size > 40 ? out_size - 40 : 1;
         escape_into(escaped, room < sizeof(escaped) ? room : sizeof(escaped),

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "routes.h"
 #include "settings.h"
+#include "text.h"
 #include "trace.h"
 #include "vendor.h"
 #include "webhook.h"
@@ -59,8 +60,8 @@ static struct request *request_new(struct loop *lp, struct MHD_Connection *conn,
         req->conn = conn;
         req->start_us = clock_mono_us();
         req->receive_ms = clock_wall_ms();
-        snprintf(req->method, sizeof(req->method), "%s", method);
-        snprintf(req->path, sizeof(req->path), "%s", url);
+        text_copy(req->method, sizeof(req->method), method);
+        text_copy(req->path, sizeof(req->path), url);
         req->has_body = content_length(conn) > 0 ||
                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
@@ -69,7 +70,7 @@ static struct request *request_new(struct loop *lp, struct MHD_Connection *conn,
         if (!trace_id_is_valid(id))
                 id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Trace-Id");
         if (trace_id_is_valid(id))
-                snprintf(req->trace_id, sizeof(req->trace_id), "%s", id);
+                text_copy(req->trace_id, sizeof(req->trace_id), id);
         else
                 trace_id_new(req->trace_id);
         atomic_fetch_add(&lp->open_requests, 1);

@@ -25,6 +25,7 @@
 #include "routes.h"
 #include "settings.h"
 #include "spool.h"
+#include "text.h"
 #include "vendor.h"
 #include "webhook.h"
 
@@ -89,12 +90,20 @@ static long long claim_key(struct request *req, char *key, size_t key_size)
                 MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "webhook-id");
         bool is_internal =
                 !strcmp(req->route->vendor, "internal") || !strcmp(req->route->vendor, "admin");
+        size_t len = 0;
 
+        key[0] = '\0';
         if (is_internal && webhook_id) {
-                snprintf(key, key_size, "%s:%s", req->route->endpoint, webhook_id);
+                (void)text_append(key, key_size, &len, req->route->endpoint);
+                (void)text_append(key, key_size, &len, ":");
+                (void)text_append(key, key_size, &len, webhook_id);
                 return 2 * s->webhook_tolerance_s * 1000; /* ts may be now + tolerance */
         }
-        snprintf(key, key_size, "%s:%s:%s", req->ev.vendor, req->ev.event_type, req->ev.event_id);
+        (void)text_append(key, key_size, &len, req->ev.vendor);
+        (void)text_append(key, key_size, &len, ":");
+        (void)text_append(key, key_size, &len, req->ev.event_type);
+        (void)text_append(key, key_size, &len, ":");
+        (void)text_append(key, key_size, &len, req->ev.event_id);
         return s->callback_lock_ttl_s * 1000;
 }
 

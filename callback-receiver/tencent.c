@@ -24,6 +24,7 @@
 #include "fields.h"
 #include "jsonfast.h"
 #include "strlist.h"
+#include "text.h"
 
 const char *const tencent_topics[] = {TOPIC_STREAM, TOPIC_RECORD, TOPIC_SNAPSHOT,
                                       TOPIC_AUDIT,  TOPIC_OTHER,  NULL};
@@ -223,7 +224,7 @@ const char *tencent_read_text(const cJSON *v, char *buf, size_t size)
         if (cJSON_IsString(v))
                 return v->valuestring;
         if (jsonfast_integer(v, &n)) {
-                snprintf(buf, size, "%" PRId64, n);
+                text_int(buf, size, n);
                 return buf;
         }
         return NULL;
@@ -277,18 +278,19 @@ static int verify(const struct tencent *tc, const struct head *h, int64_t now_ms
 
 /* ------------------------------------------------------------ ids */
 
-/* event_id = lowercase hex SHA-256 of "tencent|<type>|<key>". */
-static void event_id_of(char out[WEBHOOK_EVENT_ID_LEN + 1], long long type, const char *key)
+/*
+ * event_id = lowercase hex SHA-256 of "tencent|<type>|<key>", the key being key2 ? "key|key2" :
+ * key; hashed in parts, without the text being put together.
+ */
+static void event_id_of(char out[WEBHOOK_EVENT_ID_LEN + 1], long long type, const char *key,
+                        const char *key2)
 {
-        char *s = NULL;
-        int n = asprintf(&s, "tencent|%lld|%s", type, key);
+        char type_text[TEXT_LL_MAX];
+        size_t type_len = text_int(type_text, sizeof(type_text), type);
+        const void *parts[] = {"tencent|", type_text, "|", key, "|", key2};
+        size_t lens[] = {8, type_len, 1, strlen(key), 1, key2 ? strlen(key2) : 0};
 
-        if (n < 0) { /* out of memory: an id from the type alone is still deterministic */
-                n = 0;
-                s = NULL;
-        }
-        crypto_sha256_hex(s ? s : "", (size_t)n, out);
-        free(s);
+        crypto_sha256_hex_parts(parts, lens, key2 ? 6 : 4, out);
 }
 
 /*
@@ -363,16 +365,13 @@ static void make_event_id(struct webhook_event *ev, const cJSON *root, const str
         if (type == TENCENT_STREAM_BEGIN || type == TENCENT_STREAM_END)
                 sequence = tencent_read_text(h->sequence, buf, sizeof(buf));
         if (sequence && *sequence) {
-                if (asprintf(&key, "%s|%s", ev->stream_id ? ev->stream_id : "", sequence) < 0)
-                        key = NULL;
-                event_id_of(ev->event_id, type, key ? key : sequence);
-                free(key);
+                event_id_of(ev->event_id, type, ev->stream_id ? ev->stream_id : "", sequence);
                 return;
         }
         /* A natural key is a JSON array and the body an object: the two cannot collide. */
         if (!(key = natural_key(root, type)))
                 key = unsigned_body(body, len);
-        event_id_of(ev->event_id, type, key ? key : "");
+        event_id_of(ev->event_id, type, key ? key : "", NULL);
         free(key);
 }
 

@@ -67,6 +67,25 @@ void crypto_sha256_hex(const void *data, size_t len, char *out)
         digest_hex(sha256_md(), data, len, out);
 }
 
+void crypto_sha256_hex_parts(const void *const parts[], const size_t part_lens[], size_t n,
+                             char *out)
+{
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        int ok = ctx && EVP_DigestInit_ex(ctx, sha256_md(), NULL) == 1;
+
+        for (size_t i = 0; ok && i < n; i++)
+                ok = EVP_DigestUpdate(ctx, parts[i], part_lens[i]) == 1;
+        ok = ok && EVP_DigestFinal_ex(ctx, d, &len) == 1;
+        EVP_MD_CTX_free(ctx);
+        if (!ok) {
+                out[0] = '\0';
+                return;
+        }
+        to_hex(d, len, out);
+}
+
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *const parts[],
                        const size_t part_lens[], size_t n, unsigned char mac[32])
 {

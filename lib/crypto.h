@@ -11,6 +11,13 @@ void crypto_md5_hex(const void *data, size_t len, char *out);
 /** @brief Lowercase hex SHA-256 of data; out must hold 65 bytes. */
 void crypto_sha256_hex(const void *data, size_t len, char *out);
 
+/**
+ * @brief Lowercase hex SHA-256 of the concatenation of n parts (no copy of them is made); out
+ * must hold 65 bytes, and is "" when OpenSSL fails.
+ */
+void crypto_sha256_hex_parts(const void *const parts[], const size_t part_lens[], size_t n,
+                             char *out);
+
 /** @brief HMAC-SHA256 of the concatenation of n parts; mac receives 32 bytes. @returns 0 or -1. */
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *const parts[],
                        const size_t part_lens[], size_t n, unsigned char mac[32]);

@@ -56,3 +56,17 @@ Test(crypto, sha256_hex_matches_fips180_vector)
         crypto_sha256_hex("abc", 3, out);
         cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
+
+/* FIPS 180-2's two-block message, hashed in uneven parts (one empty): the digest of the whole. */
+Test(crypto, sha256_hex_of_parts_is_that_of_their_concatenation)
+{
+        const char *msg = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        const void *parts[] = {msg, msg + 1, msg + 1, msg + 40};
+        const size_t lens[] = {1, 0, 39, strlen(msg) - 40};
+        char out[65];
+
+        crypto_sha256_hex_parts(parts, lens, 4, out);
+        cr_assert_str_eq(out, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+        crypto_sha256_hex_parts(parts, lens, 0, out);
+        cr_assert_str_eq(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
