@@ -1,6 +1,7 @@
 /* support.c: helpers shared by the test suites. */
 #include "support.h"
 
+#include "crypto.h"
 #include "url.h"
 
 #include <criterion/criterion.h>
@@ -219,6 +220,61 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
         (void)p;
         (void)arg;
         return size * n;
+}
+
+struct support_reply support_http(int port, const char *method, const char *path,
+                                  const char *body, const char *const headers[])
+{
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        struct support_reply r = {0};
+        struct support_body sb = SUPPORT_BODY(r.body);
+        CURL *curl = curl_easy_init();
+        char url[4096];
+
+        cr_assert_not_null(curl);
+        for (size_t i = 0; headers && headers[i]; i++)
+                h = curl_slist_append(h, headers[i]);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        if (body)
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+        cr_assert(curl_easy_perform(curl) == CURLE_OK, "%s %s: no answer", method, url);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(h);
+        return r;
+}
+
+void support_tencent_sign(const char *key, long long t, char sign[33])
+{
+        char text[256];
+
+        snprintf(text, sizeof(text), "%s%lld", key, t);
+        crypto_md5_hex(text, strlen(text), sign);
+}
+
+void support_tencent_stream_body(char *out, size_t out_size, const char *stream_id, bool is_begin,
+                                 long long event_time, const char *anchor, const char *room,
+                                 long long push_duration, const char *key, long long t)
+{
+        char sign[33], duration[64] = "";
+
+        support_tencent_sign(key, t, sign);
+        if (!is_begin)
+                snprintf(duration, sizeof(duration), ",\"push_duration\":\"%lld\"", push_duration);
+        snprintf(out, out_size,
+                 "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\","
+                 "\"channel_id\":\"%s\",\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,"
+                 "\"event_type\":%d,\"node\":\"42.81.194.37\",\"sequence\":\"2210464508206756938\","
+                 "\"sign\":\"%s\",\"stream_id\":\"%s\",\"stream_param\":\"anchor_id=%s&room_id=%s\","
+                 "\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
+                 stream_id, is_begin ? 0 : 1, is_begin ? "ok" : "recv rtmp deleteStream", event_time,
+                 is_begin ? 1 : 0, sign, stream_id, anchor, room, t, duration);
 }
 
 int support_wait_ready(int port, int timeout_ms)

@@ -2,6 +2,7 @@
 #ifndef LIVEFLOW_TEST_SUPPORT_H
 #define LIVEFLOW_TEST_SUPPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -47,6 +48,32 @@ struct support_body {
  * what fits (always NUL-terminated) and reads the rest without keeping it.
  */
 size_t support_curl_body(char *p, size_t size, size_t n, void *arg);
+
+/** @brief What support_http() got back: the status and what fits of the body. */
+struct support_reply {
+        long status;
+        char body[1024];
+};
+
+/**
+ * @brief Sends method to path (with its query) on 127.0.0.1:port, body (NULL: none) as
+ * application/json plus the header lines of headers (NULL-terminated; NULL: none), with a
+ * 10 s timeout; fails the test when the request cannot be made.
+ */
+struct support_reply support_http(int port, const char *method, const char *path,
+                                  const char *body, const char *const headers[]);
+
+/** @brief Tencent's sign of a callback: the hex MD5 of key followed by t in decimal. */
+void support_tencent_sign(const char *key, long long t, char sign[33]);
+
+/**
+ * @brief A Tencent push (is_begin, event_type 1) or interrupt (event_type 0, pushed for
+ * push_duration ms) callback for stream_id as Tencent sends it (the fields of the sample in
+ * the payloads), at event_time, from anchor and room (stream_param), signed with key at t.
+ */
+void support_tencent_stream_body(char *out, size_t out_size, const char *stream_id, bool is_begin,
+                                 long long event_time, const char *anchor, const char *room,
+                                 long long push_duration, const char *key, long long t);
 
 /** @brief Milliseconds of a monotonic clock. */
 long long support_now_ms(void);

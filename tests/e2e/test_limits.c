@@ -98,41 +98,15 @@ TestSuite(limits, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------------ requests */
 
-struct reply {
-        long status;
-        char body[512];
-};
-
-
-static struct reply http_send(const char *method, const char *path, const char *body,
-                              const char *const headers[])
+/* A request to the receiver; its reply's status and body. */
+static struct support_reply http_send(const char *method, const char *path, const char *body,
+                                      const char *const headers[])
 {
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        CURL *curl = curl_easy_init();
-        struct reply r = {0};
-        char url[4096];
-
-        for (size_t i = 0; headers && headers[i]; i++)
-                h = curl_slist_append(h, headers[i]);
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", fx.http_port, path);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-        if (body)
-                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-        struct support_body sb = SUPPORT_BODY(r.body);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-        cr_assert(curl_easy_perform(curl) == CURLE_OK);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_easy_cleanup(curl);
-        curl_slist_free_all(h);
-        return r;
+        return support_http(fx.http_port, method, path, body, headers);
 }
 
 /* An Agora NCS notice, signed (V2), with a sid beside the payload unless NULL. */
-static struct reply post_agora_sid(const char *notice_id, int product, int type,
+static struct support_reply post_agora_sid(const char *notice_id, int product, int type,
                                    const char *payload, const char *sid)
 {
         char body[4096], v2[65], header[128];
@@ -155,13 +129,13 @@ static struct reply post_agora_sid(const char *notice_id, int product, int type,
         return http_send("POST", "/callbacks/agora", body, headers);
 }
 
-static struct reply post_agora(const char *notice_id, int product, int type, const char *payload)
+static struct support_reply post_agora(const char *notice_id, int product, int type, const char *payload)
 {
         return post_agora_sid(notice_id, product, type, payload, NULL);
 }
 
 /* An Alibaba request: a GET of query (ingest) when body is NULL, else a POST of body. */
-static struct reply send_alibaba(const char *query, const char *body)
+static struct support_reply send_alibaba(const char *query, const char *body)
 {
         char text[256], sig[33], h_ts[64], h_sig[64], path[4096];
         const char *headers[] = {h_ts, h_sig, NULL};
@@ -178,7 +152,7 @@ static struct reply send_alibaba(const char *query, const char *body)
 }
 
 /* A Tencent callback: fields (without the braces) plus a valid t and sign. */
-static struct reply post_tencent(const char *fields)
+static struct support_reply post_tencent(const char *fields)
 {
         char body[4096], text[128], sign[33];
         long long t = (long long)time(NULL) + 60;
@@ -190,7 +164,7 @@ static struct reply post_tencent(const char *fields)
 }
 
 /* A Standard Webhooks POST /v1/events, signed independently of the receiver's code. */
-static struct reply post_events(const char *id, const char *body)
+static struct support_reply post_events(const char *id, const char *body)
 {
         char ts[32], sig[64], h_id[128], h_ts[64], h_sig[160];
         const char *headers[] = {h_id, h_ts, h_sig, NULL};
@@ -237,7 +211,7 @@ static void wait_value(const char *want, const char *fmt, const char *arg)
                        fx.prefix);
 }
 
-static void assert_refused(struct reply r, const char *field)
+static void assert_refused(struct support_reply r, const char *field)
 {
         cr_assert_eq(r.status, 400, "status %ld: %s", r.status, r.body);
         cr_assert(strstr(r.body, field) != NULL, "\"%s\" does not name %s", r.body, field);
@@ -249,7 +223,7 @@ Test(limits, agora_file_names_at_their_column_are_stored_and_one_more_is_400)
 {
         char stream[64], p[4096];
         char *at = text_of("f", CJK, 128), *over = text_of("f", CJK, 129);
-        struct reply r;
+        struct support_reply r;
 
         snprintf(stream, sizeof(stream), "%s_ag", fx.prefix);
         snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", stream);
@@ -287,7 +261,7 @@ Test(limits, alibaba_recording_uris_at_their_column_are_stored_and_one_more_is_4
 {
         char stream[64], q[512], body[4096];
         char *at = text_of("r/", CJK, 124), *over = text_of("r/", CJK, 125);
-        struct reply r;
+        struct support_reply r;
 
         snprintf(stream, sizeof(stream), "%s_al", fx.prefix);
         snprintf(q, sizeof(q),
@@ -324,7 +298,7 @@ Test(limits, tencent_recording_ids_longer_than_their_column_are_400)
 {
         char fields[4096], stream[64];
         char *at = text_of("v", CJK, 128), *over = text_of("v", CJK, 129);
-        struct reply r;
+        struct support_reply r;
 
         snprintf(stream, sizeof(stream), "%s_tc", fx.prefix);
         snprintf(fields, sizeof(fields),
@@ -353,7 +327,7 @@ Test(limits, events_profiles_at_their_columns_are_stored_with_integer_ids_and_on
         char *region = text_of("", CJK, 64), *over = text_of("", "r", 65);
         long long ts = (long long)time(NULL) * 1000;
         long long audience = 900000000000LL + (long long)(support_now_ms() % 1000000);
-        struct reply r;
+        struct support_reply r;
 
         snprintf(body, sizeof(body),
                  "{\"events\":[{\"event_id\":1,\"type\":\"profile\",\"ts\":%lld,"
@@ -377,7 +351,7 @@ Test(limits,
 {
         char channel[256], p[1024];
         char *over = text_of("", CJK, 22); /* 22 characters, 66 bytes: over the role's 64 */
-        struct reply r;
+        struct support_reply r;
 
         snprintf(p, sizeof(p), "{\"channelName\":\"%s\",\"uid\":12345,\"ts\":%lld}", over,
                  (long long)time(NULL));

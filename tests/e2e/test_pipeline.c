@@ -61,62 +61,18 @@ static void teardown(void)
         memset(&fx, 0, sizeof(fx));
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *arg)
-{
-        (void)p;
-        (void)arg;
-        return size * n;
-}
-
-/* POSTs a Tencent body signed with key (or with a forged sign) and returns the status. */
+/* POSTs a Tencent push (event_type 1) or interrupt (0) signed with key (or with a forged
+ * one) and returns the status. */
 static long post_tencent(const char *stream_id, int event_type, long long t, const char *key)
 {
-        char body[2048], sign[33], signed_text[128], url[128];
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        CURL *curl = curl_easy_init();
-        long status = 0;
+        char body[2048], anchor[64], room[64];
 
-        snprintf(signed_text, sizeof(signed_text), "%s%lld", key, t);
-        crypto_md5_hex(signed_text, strlen(signed_text), sign);
-        snprintf(
-                body, sizeof(body),
-                "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\",\"channel_id\":\"%s\","
-                "\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,\"event_type\":%d,\"node\":\"42.81.194.37\","
-                "\"sequence\":\"2210464508206756938\",\"sign\":\"%s\",\"stream_id\":\"%s\","
-                "\"stream_param\":\"anchor_id=a_%s&room_id=r_%s\",\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
-                stream_id, event_type ? 0 : 1, event_type ? "ok" : "recv rtmp deleteStream",
-                event_type ? 1703731478LL : 1703735203LL, event_type, sign, stream_id, fx.prefix,
-                fx.prefix, t, event_type ? "" : ",\"push_duration\":\"3725118\"");
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/callbacks/tencent", fx.http_port);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-        cr_assert(curl_easy_perform(curl) == CURLE_OK);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(curl);
-        curl_slist_free_all(h);
-        return status;
-}
-
-static void query1(char *out, size_t out_size, const char *fmt, ...)
-{
-        char sql[1024];
-        va_list ap;
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        out[0] = '\0';
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-        res = mysql_store_result(fx.mysql);
-        if (res && (row = mysql_fetch_row(res)) && row[0])
-                snprintf(out, out_size, "%s", row[0]);
-        if (res)
-                mysql_free_result(res);
+        snprintf(anchor, sizeof(anchor), "a_%s", fx.prefix);
+        snprintf(room, sizeof(room), "r_%s", fx.prefix);
+        support_tencent_stream_body(body, sizeof(body), stream_id, event_type == 1,
+                                    event_type ? 1703731478LL : 1703735203LL, anchor, room,
+                                    3725118, key, t);
+        return support_http(fx.http_port, "POST", "/callbacks/tencent", body, NULL).status;
 }
 
 static bool online(const char *stream_id)
@@ -135,7 +91,7 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
         long long deadline = support_now_ms() + 5000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
+                support_query1(fx.mysql, got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
                        stream_id);
                 if (strcmp(got, status) == 0 && online(stream_id) == in_set)
                         return;
@@ -156,18 +112,18 @@ Test(pipeline, signed_push_then_interrupt_reach_mysql_and_redis)
         snprintf(s, sizeof(s), "%s_live", fx.prefix);
         cr_assert_eq(post_tencent(s, 1, t, TENCENT_KEY), 200);
         wait_state(s, "live", true);
-        query1(v, sizeof(v), "SELECT anchor_id FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT anchor_id FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert(strncmp(v, "a_", 2) == 0, "anchor_id from stream_param, got \"%s\"", v);
 
         /* A vendor retry of the push with a fresh t: accepted, and changes nothing. */
         cr_assert_eq(post_tencent(s, 1, t + 60, TENCENT_KEY), 200);
         cr_assert_eq(post_tencent(s, 0, t + 120, TENCENT_KEY), 200);
         wait_state(s, "ended", false);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT(duration_s, '/', close_method) FROM live_streams WHERE stream_id = '%s'",
                s);
         cr_assert_str_eq(v, "3725/1");
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2", "the retried push must be absorbed");
 
         cr_assert(kill(fx.receiver.pid, SIGTERM) == 0 && kill(fx.consumer.pid, SIGTERM) == 0);
@@ -190,6 +146,6 @@ Test(pipeline, forged_or_expired_sign_gets_401_and_no_row)
         snprintf(v, sizeof(v), "%s_ok", fx.prefix);
         cr_assert_eq(post_tencent(v, 1, t, TENCENT_KEY), 200);
         wait_state(v, "live", true);
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
 }

@@ -78,69 +78,25 @@ static void teardown(void)
         memset(&fx, 0, sizeof(fx));
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *arg)
-{
-        (void)p;
-        (void)arg;
-        return size * n;
-}
-
-/* POSTs a Tencent body signed with key (or with a forged sign) and returns the status. */
+/* POSTs a Tencent push (event_type 1) or interrupt (0) signed with key (or with a forged
+ * one) and returns the status. */
 static long post_tencent(const char *stream_id, int event_type, long long t, const char *key)
 {
-        char body[2048], sign[33], signed_text[128], url[128];
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        CURL *curl = curl_easy_init();
-        long status = 0;
+        char body[2048], anchor[64], room[64];
 
-        snprintf(signed_text, sizeof(signed_text), "%s%lld", key, t);
-        crypto_md5_hex(signed_text, strlen(signed_text), sign);
-        snprintf(
-                body, sizeof(body),
-                "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\",\"channel_id\":\"%s\","
-                "\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,\"event_type\":%d,\"node\":\"42.81.194.37\","
-                "\"sequence\":\"2210464508206756938\",\"sign\":\"%s\",\"stream_id\":\"%s\","
-                "\"stream_param\":\"anchor_id=a_%s&room_id=r_%s\",\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
-                stream_id, event_type ? 0 : 1, event_type ? "ok" : "recv rtmp deleteStream",
-                event_type ? 1703731478LL : 1703735203LL, event_type, sign, stream_id, fx.prefix,
-                fx.prefix, t, event_type ? "" : ",\"push_duration\":\"3725118\"");
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/callbacks/tencent", fx.http_port);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-        cr_assert(curl_easy_perform(curl) == CURLE_OK);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(curl);
-        curl_slist_free_all(h);
-        return status;
+        snprintf(anchor, sizeof(anchor), "a_%s", fx.prefix);
+        snprintf(room, sizeof(room), "r_%s", fx.prefix);
+        support_tencent_stream_body(body, sizeof(body), stream_id, event_type == 1,
+                                    event_type ? 1703731478LL : 1703735203LL, anchor, room,
+                                    3725118, key, t);
+        return support_http(fx.http_port, "POST", "/callbacks/tencent", body, NULL).status;
 }
 
 /* Sends method to path (with query) carrying body and the headers; returns the status. */
 static long http_send(const char *method, const char *path, const char *body,
                       const char *const headers[])
 {
-        char url[1024];
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        CURL *curl = curl_easy_init();
-        long status = 0;
-
-        for (size_t i = 0; headers && headers[i]; i++)
-                h = curl_slist_append(h, headers[i]);
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", fx.http_port, path);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-        if (body)
-                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-        cr_assert(curl_easy_perform(curl) == CURLE_OK);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(curl);
-        curl_slist_free_all(h);
-        return status;
+        return support_http(fx.http_port, method, path, body, headers).status;
 }
 
 /* An NCS notice of product/type for the channel or stream, signed (V2) with secret. */
@@ -171,25 +127,6 @@ static long post_agora(const char *notice_id, int product, int type, const char 
         return post_agora_as(AGORA_SECRET, notice_id, product, type, payload);
 }
 
-static void query1(char *out, size_t out_size, const char *fmt, ...)
-{
-        char sql[1024];
-        va_list ap;
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        out[0] = '\0';
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-        res = mysql_store_result(fx.mysql);
-        if (res && (row = mysql_fetch_row(res)) && row[0])
-                snprintf(out, out_size, "%s", row[0]);
-        if (res)
-                mysql_free_result(res);
-}
-
 static bool online(const char *stream_id)
 {
         redisReply *r = redisCommand(fx.redis, "SISMEMBER set:live:online %s", stream_id);
@@ -206,7 +143,7 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
         long long deadline = support_now_ms() + 5000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
+                support_query1(fx.mysql, got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
                        stream_id);
                 if (strcmp(got, status) == 0 && online(stream_id) == in_set)
                         return;
@@ -220,7 +157,7 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
 /* The outcomes the stream role recorded for the stream, sorted, joined by ','. */
 static void outcomes(const char *stream_id, char *out, size_t out_size)
 {
-        query1(out, out_size,
+        support_query1(fx.mysql, out, out_size,
                "SELECT GROUP_CONCAT(outcome ORDER BY outcome) FROM live_events "
                "WHERE consumer = 'stream' AND stream_id = '%s'",
                stream_id);
@@ -233,7 +170,7 @@ static void wait_events(const char *stream_id, int n)
         long long deadline = support_now_ms() + 10000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got),
+                support_query1(fx.mysql, got, sizeof(got),
                        "SELECT COUNT(*) FROM live_events WHERE consumer = 'stream' AND "
                        "stream_id = '%s'",
                        stream_id);
@@ -282,7 +219,7 @@ Test(vendors, an_agora_room_is_one_session_with_its_cohosts_recorded)
         wait_state(room, "ended", false);
         outcomes(room, v, sizeof(v));
         cr_assert_str_eq(v, "applied,applied,cohost_join,cohost_join,cohost_leave");
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
                "FROM live_streams WHERE stream_id = '%s'",
                room);
@@ -302,7 +239,7 @@ Test(vendors, a_join_before_the_create_opens_the_session_once)
         rtc_payload(p, sizeof(p), room, 0, ts);
         cr_assert_eq(post_agora("create", 1, 101, p), 200);
         wait_events(room, 2);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT(status, '/', anchor_id, '/', CAST(UNIX_TIMESTAMP(started_at) AS SIGNED)) "
                "FROM live_streams WHERE stream_id = '%s'",
                room);
@@ -323,7 +260,7 @@ Test(vendors, agora_broadcast_streaming_publish_start_and_end)
         wait_state(s, "live", true);
         cr_assert_eq(post_agora("end", 7, 2, p), 200);
         wait_state(s, "ended", false);
-        query1(v, sizeof(v), "SELECT vendor FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT vendor FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "agora");
 }
 
@@ -339,7 +276,7 @@ Test(vendors, forged_or_unsigned_agora_notices_get_401_and_no_row)
         snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", v);
         cr_assert_eq(post_agora("ok", 7, 1, p), 200);
         wait_state(v, "live", true);
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
 }
 
@@ -373,7 +310,7 @@ Test(vendors, alibaba_ingest_get_publish_and_publish_done)
         wait_state(s, "live", true);
         cr_assert_eq(get_alibaba("publish_done", s, t + 42, ALIBABA_KEY), 200);
         wait_state(s, "ended", false);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
                "FROM live_streams WHERE stream_id = '%s'",
                s);
@@ -392,7 +329,7 @@ Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
         snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", id);
         cr_assert_eq(post_agora("same-start", 7, 1, p), 200);
         wait_events(id, 2);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status, ':', COALESCE(anchor_id, '-')) "
                "ORDER BY vendor) "
                "FROM live_streams WHERE stream_id = '%s'",
@@ -404,19 +341,19 @@ Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
         /* The room ends; the Tencent stream of the same name is still live, in Redis too. */
         cr_assert_eq(post_agora("same-end", 7, 2, p), 200);
         wait_events(id, 3);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status) ORDER BY vendor) "
                "FROM live_streams WHERE stream_id = '%s'",
                id);
         cr_assert_str_eq(v, "agora:ended,tencent:live");
         cr_assert(online(id), "the Tencent stream %s is still live", id);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id = '%s'", id);
         cr_assert_str_eq(v, "2");
 
         cr_assert_eq(post_tencent(id, 0, t + 60, TENCENT_KEY), 200);
         wait_state(id, "ended", false);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND status = 'ended'", id);
         cr_assert_str_eq(v, "2");
 }
@@ -445,7 +382,7 @@ static void wait_value(const char *want, const char *sql)
         long long deadline = support_now_ms() + 10000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "%s", sql);
+                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(50);
