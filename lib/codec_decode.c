@@ -1,5 +1,7 @@
-/* codec_decode.c: a single-object encoded record back into an event (codec_decode()), after
- * walking its body against the writer's schema (see codec.c for why), and event_fini(). */
+/* codec_decode.c: a single-object encoded record back into an event (codec_decode()): a body of
+ * the current schema by codec_read.c's one pass, any other (a released schema's, or one that pass
+ * refuses) by avro-c after walking it against the writer's schema (see codec.c for why); and
+ * event_fini(). */
 #include <avro.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -318,6 +320,23 @@ static int event_from_value(struct codec *c, struct event *ev)
 
 int codec_decode(struct codec *c, const void *data, size_t len, struct event *ev, char *errstr,
                  size_t errstr_size)
+{
+        uint64_t fp;
+
+        /*
+         * A body of the current schema is read by the plan in one pass; anything it does not
+         * read whole and clean goes the checked avro-c way, which says what is wrong with it.
+         */
+        if (c->plan && avro_sof_read_header(data, len, &fp, errstr, errstr_size) == 0 &&
+            fp == c->fingerprint &&
+            codec_read_event(c->plan, (const unsigned char *)data + AVRO_SOF_HEADER_SIZE,
+                             len - AVRO_SOF_HEADER_SIZE, ev) == 0)
+                return 0;
+        return codec_decode_avro_c(c, data, len, ev, errstr, errstr_size);
+}
+
+int codec_decode_avro_c(struct codec *c, const void *data, size_t len, struct event *ev,
+                        char *errstr, size_t errstr_size)
 {
         struct writer_schema *w;
         const unsigned char *body;

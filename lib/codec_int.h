@@ -7,6 +7,7 @@
 #define LIVEFLOW_CODEC_INT_H
 
 #include <avro.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,12 +75,58 @@ static inline int codec_field(struct codec *c, enum envelope_field f, avro_value
  */
 const char *codec_json_spelling(avro_type_t type);
 
+#define PLAN_MAX_BRANCHES 4
+
+/* One field's type: a primitive, or a union of primitives (type AVRO_UNION). */
+struct plan_field {
+        const char *name; /* borrowed from the codec's schema */
+        avro_type_t type;
+        size_t n_branches;
+        avro_type_t branches[PLAN_MAX_BRANCHES];
+};
+
+struct plan_record {
+        const char *name; /* the short name callers pass ("StreamEnd") */
+        int branch;       /* its index in the payload union */
+        size_t n_fields;
+        struct plan_field *fields;
+};
+
+/* What codec_write.c writes where and codec_read.c reads, for the current schema. */
+struct codec_plan {
+        size_t n_envelope;
+        enum envelope_field order[FIELD_COUNT]; /* the envelope's fields in schema order */
+        struct plan_field envelope[FIELD_COUNT];
+        int payload_null_branch; /* -1 when the payload cannot be null */
+        size_t n_records;
+        struct plan_record *records;
+        unsigned char *buf; /* the reused output buffer */
+        size_t len, cap;
+        bool is_out_of_memory;
+};
+
 /*
  * codec_write.c: the plan of what codec_encode_direct() writes where, made from c->schema
  * (c->plan stays NULL for a schema it cannot describe). @returns 0, or -1 when out of memory.
  */
 int codec_plan_new(struct codec *c, char *errstr, size_t errstr_size);
 void codec_plan_destroy(struct codec_plan *plan);
+
+/**
+ * @brief codec_read.c: a body of the current schema (len bytes after the single-object header)
+ * read by the plan into ev (zeroed first). @returns 0, or -1 with ev left empty when the body is
+ * not one the plan reads whole and clean (corrupt, truncated, a value jansson refuses, out of
+ * memory): codec_decode() then takes the checked avro-c path, which names what is wrong.
+ */
+int codec_read_event(const struct codec_plan *plan, const unsigned char *body, size_t len,
+                     struct event *ev);
+
+/**
+ * @brief codec_decode() through avro-c alone, after the body walk: the reference
+ * codec_read_event() is held to (tests). Same contract as codec_decode().
+ */
+int codec_decode_avro_c(struct codec *c, const void *data, size_t len, struct event *ev,
+                        char *errstr, size_t errstr_size);
 
 /** @brief The writer schema of fingerprint fp, or NULL when the codec knows none. */
 struct writer_schema *codec_writer_schema(struct codec *c, uint64_t fp);

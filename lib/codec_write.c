@@ -21,38 +21,10 @@
 #include "codec_int.h"
 #include "payload.h"
 
-#define PLAN_MAX_BRANCHES 4
-#define PLAN_MAX_FIELDS   64 /* per payload record */
-#define SCRATCH_MIN       4096
+#define PLAN_MAX_FIELDS 64 /* per payload record */
+#define SCRATCH_MIN     4096
 /* A buffer grown past this for one large event is freed after it: loops keep small ones. */
 #define SCRATCH_KEEP (256 * 1024)
-
-/* One field's type: a primitive, or a union of primitives (type AVRO_UNION). */
-struct plan_field {
-        const char *name; /* borrowed from the codec's schema */
-        avro_type_t type;
-        size_t n_branches;
-        avro_type_t branches[PLAN_MAX_BRANCHES];
-};
-
-struct plan_record {
-        const char *name; /* the short name callers pass ("StreamEnd") */
-        int branch;       /* its index in the payload union */
-        size_t n_fields;
-        struct plan_field *fields;
-};
-
-struct codec_plan {
-        size_t n_envelope;
-        enum envelope_field order[FIELD_COUNT]; /* the envelope's fields in schema order */
-        struct plan_field envelope[FIELD_COUNT];
-        int payload_null_branch; /* -1 when the payload cannot be null */
-        size_t n_records;
-        struct plan_record *records;
-        unsigned char *buf; /* the reused output buffer */
-        size_t len, cap;
-        bool is_out_of_memory;
-};
 
 /* ------------------------------------------------------------ the plan (codec_new) */
 

@@ -7,6 +7,34 @@
 
 # ------------------------------------------------------------------ consumer
 
+# cpu_of PID: "consumer mariadbd redis devbroker" clock ticks used so far (PID is the consumer).
+cpu_of() {
+        echo "$(cpu_ticks "$1") $(cpu_ticks "$LIVEFLOW_TEST_MYSQLD_PID") $(cpu_ticks "$LIVEFLOW_TEST_REDIS_PID")" \
+                "$(cpu_ticks "$LIVEFLOW_TEST_DEVBROKER_PID")"
+}
+
+# cpu_per_1000 BEFORE AFTER RECORDS: each process's CPU per 1 000 records between two cpu_of.
+cpu_per_1000() {
+        printf '%s %s\n' "$1" "$2" | awk -v n="$3" -v hz="$(getconf CLK_TCK)" '{
+                split("consumer MariaDB Redis dev-broker", name, " ")
+                for (i = 1; i <= 4; i++)
+                        printf "%s%s %.1f ms", (i > 1 ? ", " : ""), name[i], (n > 0 ? ($(i + 4) - $i) * 1000 / hz * 1000 / n : 0)
+        }'
+}
+
+# stop_consumer PIDFILE: SIGTERM and wait. Under BENCH_CONSUMER_WRAP the process is the
+# wrapper's (its argv[0] is not liveflow-consumer), so it is signalled by its PID alone and given
+# a minute to drain and write its profile.
+stop_consumer() {
+        local pid
+        if [ -n "${BENCH_CONSUMER_WRAP:-}" ] && pid=$(cat "$1" 2>/dev/null) && pid_alive "$pid"; then
+                kill -TERM "$pid" 2>/dev/null
+                wait_gone "$pid" 60 || note "the wrapped consumer (pid $pid) did not exit in 60 s"
+                rm -f "$1"
+        fi
+        stop_pidfiles 15 "$1" 2>>"$LOGS/stop.log"
+}
+
 # The consumer runs first, on a live.stream holding exactly its records (the receiver
 # runs add far more than the dev broker's retention keeps).
 bench_stream() {
@@ -50,6 +78,7 @@ bench_stream() {
                 LIVEFLOW_GROUP_ID="$GROUP" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
                 LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" stream
         CONSUMER_PID=$(cat "$PIDS/consumer-stream.pid")
+        cpu_before=$(cpu_of "$CONSUMER_PID")
         mysql_status "$TMP/bench/mysql.before" || die "cannot read MariaDB's status"
         redis_status "$TMP/bench/redis.before" || die "cannot read Redis's status"
         polls=0
@@ -89,6 +118,7 @@ bench_stream() {
                 sleep 0.2
         done
         t_committed=$(now_ms)
+        cpu_after=$(cpu_of "$CONSUMER_PID")
         # After the commit, so that the last batch is in the figures too: what the consumer asked
         # of MariaDB and Redis (less this script's own polls), and its batches from its /metrics.
         mysql_status "$TMP/bench/mysql.after" || die "cannot read MariaDB's status"
@@ -96,7 +126,7 @@ bench_stream() {
         consumer_metrics=http://127.0.0.1:$CONSUMER_ADMIN/metrics
         batches=$(metric_sum "$consumer_metrics" liveflow_consumer_batch_seconds_count)
         batch_s=$(metric_sum "$consumer_metrics" liveflow_consumer_batch_seconds_sum)
-        stop_pidfiles 15 "$PIDS/consumer-stream.pid" 2>>"$LOGS/stop.log"
+        stop_consumer "$PIDS/consumer-stream.pid"
         committed_after=$(kafka_count live.stream "$GROUP") || die "cannot read the group's offsets"
 
         # First to last row, from MariaDB's clock: the apply rate without the start-up.
@@ -114,6 +144,7 @@ bench_stream() {
         echo "  MariaDB per record: $(per_record "$TMP/bench/mysql.before" "$TMP/bench/mysql.after" "$rows" \
                 "Com_select=$polls Com_show_status=1") ($STREAM_STMTS statements)"
         echo "  Redis per record: $(per_record "$TMP/bench/redis.before" "$TMP/bench/redis.after" "$rows" "info=1")"
+        echo "  CPU per 1 000 records (start-up included): $(cpu_per_1000 "$cpu_before" "$cpu_after" "$rows")"
         echo "  live_events=$events set:live:online=$online offsets: $committed_after; its log: $consumer_log"
         if [ "$rows" -ne "$TARGET" ] || [ "$events" -ne "$TARGET" ] || [ "$online" -ne "$TARGET" ]; then
                 echo "  MISMATCH: $TARGET records in Kafka, $rows rows, $events events, $online online"
@@ -151,7 +182,7 @@ bench_role() {
         local role="$1" group="liveflow.$1" out="$LOGS/wrk-preload-$1.out" base_ok base_kafka t0 ms
         local ok sent target admin pid log="$LOGS/consumer-$1.log" t_start deadline rows last_rows last_move
         local now polls first_poll_ms last_poll_ms t_rows committed_line committed_after span_us first_ms
-        local rate dead dlq batches batch_s t_committed
+        local rate dead dlq batches batch_s t_committed cpu_before cpu_after
         role_info "$role"
         echo
         echo "consumer $role: preloading $RECORDS event_type $ROLE_TYPE callbacks through the receiver into $ROLE_TOPIC"
@@ -194,6 +225,7 @@ bench_role() {
                 LIVEFLOW_GROUP_ID="$group" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
                 LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" "$role"
         pid=$(cat "$PIDS/consumer-$role.pid")
+        cpu_before=$(cpu_of "$pid")
         mysql_status "$TMP/bench/mysql-$role.before" || die "cannot read MariaDB's status"
         # Done when every record's row is in the table and the group's offsets are all
         # committed (a record dead-lettered leaves no row: the offsets end the wait then).
@@ -234,13 +266,14 @@ bench_role() {
                 sleep 0.2
         done
         t_committed=$(now_ms)
+        cpu_after=$(cpu_of "$pid")
         mysql_status "$TMP/bench/mysql-$role.after" || die "cannot read MariaDB's status"
         rows=$(sql "SELECT COUNT(*) FROM $ROLE_TABLE") || die "cannot count $ROLE_TABLE"
         batches=$(metric_sum "http://127.0.0.1:$admin/metrics" liveflow_consumer_batch_seconds_count)
         batch_s=$(metric_sum "http://127.0.0.1:$admin/metrics" liveflow_consumer_batch_seconds_sum)
         dead=$(curl -fsS --max-time 5 "http://127.0.0.1:$admin/metrics" |
                 awk '/^liveflow_consumer_records_total\{/ && /outcome="dead_lettered"/ { n += $NF } END { printf "%d\n", n }')
-        stop_pidfiles 15 "$PIDS/consumer-$role.pid" 2>>"$LOGS/stop.log"
+        stop_consumer "$PIDS/consumer-$role.pid"
         committed_after=$(kafka_count "$ROLE_TOPIC" "$group") || die "cannot read the offsets of $group"
         dlq=$(kafka_count "$ROLE_TOPIC.dlq" 2>/dev/null | sed -n 's/.* high=\([0-9]*\).*/\1/p')
         if [ -n "$ROLE_TS" ]; then
@@ -264,6 +297,7 @@ bench_role() {
         echo "  MariaDB per record: $(per_record "$TMP/bench/mysql-$role.before" "$TMP/bench/mysql-$role.after" "$target" \
                 "Com_select=$polls Com_show_status=1") ($stmts statements)"
         echo "  dead-lettered=$dead $ROLE_TOPIC.dlq=${dlq:-0} offsets: $committed_after; its log: $(log_counts "$log")"
+        echo "  CPU per 1 000 records (start-up included): $(cpu_per_1000 "$cpu_before" "$cpu_after" "$rows")"
         if [ "$rows" -ne "$target" ] || [ "$dead" -ne 0 ] || [ "${dlq:-0}" -ne 0 ]; then
                 echo "  MISMATCH: $target records in $ROLE_TOPIC, $rows rows in $ROLE_TABLE, $dead dead-lettered (${dlq:-0} in $ROLE_TOPIC.dlq)"
                 FAILED=1
