@@ -70,7 +70,7 @@ struct stream_batch {
  * (each new event with its outcome), live_streams (each row as the batch leaves it: the rows
  * that existed in one upsert, the new ones in one plain INSERT that fails on a duplicate),
  * recharge (adopt_tips of each session recorded from its end alone), session_handoff and
- * notify_outbox. @returns what MySQL said.
+ * the batch's live.notify messages (one notify_batch row). @returns what MySQL said.
  */
 enum db_result stream_batch_write(struct stream_batch *b, char *errstr, size_t errstr_size);
 

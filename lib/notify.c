@@ -1,5 +1,6 @@
-/* notify.c: live.notify through the notify_outbox table (see notify.h): recording a change in
- * the caller's transaction; lib/notify_relay.c sends it after the commit. */
+/* notify.c: live.notify's outbox (see notify.h): the relay's setup, and recording one change in
+ * the caller's transaction as a notify_outbox row (a batch's changes: lib/notify_bundle.c);
+ * lib/notify_relay.c sends after the commit. */
 #include "notify.h"
 
 #include <jansson.h>
@@ -25,27 +26,6 @@ struct notify_msg notify_msg_init(const char *kind, const char *key, long long a
                                    .amount = -1};
 }
 
-static void on_step(const struct db_col *cols, void *arg)
-{
-        if (!cols[0].is_null && cols[0].i > 0)
-                *(long long *)arg = cols[0].i;
-}
-
-/* The server's auto_increment_increment (1 when it cannot be read: see notify_text_exec()). */
-static long long id_step(struct db *db)
-{
-        char err[256];
-        long long step = 1;
-        struct db_text sql = {0};
-        struct db_col col = {.type = DB_PARAM_I64};
-
-        db_text_add(&sql, "SELECT @@auto_increment_increment");
-        if (db_text_query(db, &sql, &col, 1, on_step, &step, err, sizeof(err)) != DB_OK)
-                log_warn(NULL, "live.notify: auto_increment_increment: %s (1 assumed)", err);
-        db_text_free(&sql);
-        return step;
-}
-
 struct notify *notify_new(const struct role_env *env, char *errstr, size_t errstr_size)
 {
         struct notify *n = calloc(1, sizeof(*n));
@@ -60,6 +40,7 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         n->producer = env->producer;
         n->ack = env->ack;
         n->has_pending = true; /* what an earlier life recorded and did not send */
+        n->recorded_tail = &n->recorded;
         n->insert = db_stmt(n->db,
                             "INSERT IGNORE INTO notify_outbox (event_id, kind, anchor_id, room_id, "
                             "stream_id, payload) VALUES (?, ?, ?, ?, ?, ?)");
@@ -82,7 +63,6 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         }
         /* One relay per producer: a second outbox on it waits for its acknowledgements. */
         n->is_async = n->ack && produce_ack_listen(n->ack, notify_on_report, n) == 0;
-        n->id_step = id_step(n->db);
         if (n->is_async && !(n->mark = notify_mark_new(n->db, errstr, errstr_size)))
                 log_warn(NULL,
                          "live.notify: no mark thread (%s): marking on the batch's "
@@ -100,15 +80,14 @@ void notify_destroy(struct notify *n)
         if (n->is_async) {
                 /* The drain flushed the producer: what it acknowledged is marked now, not sent
                  * again by the next life's sweep. */
-                if (n->inflight_n && notify_mark_sent(n, err, sizeof(err)) == -1)
+                if ((n->inflight_n || n->sending) && notify_mark_sent(n, err, sizeof(err)) == -1)
                         log_warn(NULL, "live.notify: marking sent: %s (sent again later)", err);
                 notify_mark_destroy(n->mark); /* marks what it was handed */
                 if (produce_ack_listen(n->ack, NULL, NULL) != 0)
                         log_warn(NULL, "live.notify: the producer's listener stays");
         }
-        notify_mem_unstage(n, true);
+        notify_bundles_fini(n);
         codec_destroy(n->codec);
-        free(n->mem);
         free(n->staged);
         free(n->inflight);
         free(n); /* the statements belong to db */
@@ -128,8 +107,7 @@ static void set_num(json_t *p, const char *name, long long v)
                 json_object_set_new(p, name, json_integer(v));
 }
 
-/* m's event id and payload text (malloc'd), or NULL when out of memory. */
-static char *encode_msg(const struct notify_msg *m, char event_id[65])
+char *notify_encode_msg(const struct notify_msg *m, char event_id[65])
 {
         char text[512], *payload_text;
         json_t *p = json_pack("{s:s,s:I}", "kind", m->kind, "at_ms", (json_int_t)m->at_ms);
@@ -159,7 +137,7 @@ static char *encode_msg(const struct notify_msg *m, char event_id[65])
 enum db_result notify_record(struct notify *n, const struct notify_msg *m, char *errstr,
                              size_t errstr_size)
 {
-        char event_id[65], *payload_text = encode_msg(m, event_id);
+        char event_id[65], *payload_text = notify_encode_msg(m, event_id);
         enum db_result r;
 
         if (!payload_text) {
@@ -175,134 +153,6 @@ enum db_result notify_record(struct notify *n, const struct notify_msg *m, char 
                 notify_stage(n, event_id);
         else if (r == DB_OK)
                 n->has_pending = true;
-        return r;
-}
-
-void notify_text_begin(struct db_text *t)
-{
-        db_text_reset(t);
-        db_text_add(t, "INSERT IGNORE INTO notify_outbox (event_id, kind, anchor_id, room_id, "
-                       "stream_id, payload) VALUES ");
-}
-
-/* Copies v into buf when it fits as is; false when it does not (*has: v is not NULL). */
-static bool copy_col(char *buf, size_t size, const char *v, bool *has)
-{
-        size_t len = v ? strlen(v) : 0;
-
-        if (has)
-                *has = v != NULL;
-        if (len >= size)
-                return false;
-        memcpy(buf, v ? v : "", len + 1);
-        return true;
-}
-
-/* Keeps the row m makes (event_id, payload taken) for the relay; false when out of memory. */
-static bool mem_stage(struct notify *n, const struct notify_msg *m, const char event_id[65],
-                      char *payload)
-{
-        struct mem_row *mr;
-
-        if (n->mem_n == n->mem_cap) {
-                size_t cap = n->mem_cap ? n->mem_cap * 2 : 512;
-                struct mem_row *a =
-                        cap <= NOTIFY_STAGED_MAX ? realloc(n->mem, cap * sizeof(*a)) : NULL;
-
-                if (!a)
-                        return false;
-                n->mem = a;
-                n->mem_cap = cap;
-        }
-        mr = &n->mem[n->mem_n++];
-        memset(mr, 0, sizeof(*mr));
-        memcpy(mr->row.event_id, event_id, 65);
-        /* the read-back's limits: a payload it could not read back is not sent from memory */
-        mr->fits = copy_col(mr->row.kind, sizeof(mr->row.kind), m->kind, NULL) &&
-                   copy_col(mr->row.anchor, sizeof(mr->row.anchor), m->anchor_id,
-                            &mr->row.has_anchor) &&
-                   copy_col(mr->row.room, sizeof(mr->row.room), m->room_id, &mr->row.has_room) &&
-                   copy_col(mr->row.stream, sizeof(mr->row.stream), m->stream_id,
-                            &mr->row.has_stream) &&
-                   strlen(payload) < NOTIFY_PAYLOAD_MAX;
-        mr->row.payload = payload;
-        return true;
-}
-
-/*
- * The memory rows whose statement did not run (is_all: every one) go to the read-back: a row
- * that is not there after the commit is not sent.
- */
-void notify_mem_unstage(struct notify *n, bool is_all)
-{
-        size_t kept = 0;
-
-        for (size_t i = 0; i < n->mem_n; i++) {
-                struct mem_row *mr = &n->mem[i];
-
-                if (!is_all && mr->txn) {
-                        n->mem[kept++] = *mr;
-                        continue;
-                }
-                notify_stage(n, mr->row.event_id);
-                free(mr->row.payload);
-        }
-        n->mem_n = kept;
-}
-
-void notify_text_row(struct notify *n, struct db_text *t, const struct notify_msg *m,
-                     bool is_first_row)
-{
-        char event_id[65], *payload_text = encode_msg(m, event_id);
-        const char *const cols[] = {event_id,   m->kind,      m->anchor_id,
-                                    m->room_id, m->stream_id, payload_text};
-
-        if (!payload_text) {
-                t->is_oom = true;
-                return;
-        }
-        if (is_first_row)
-                notify_mem_unstage(n, false); /* a statement built and never run */
-        for (size_t i = 0; i < 6; i++) {
-                db_text_add(t, i ? ", " : is_first_row ? "(" : ", (");
-                db_text_str(n->db, t, cols[i]);
-        }
-        db_text_add(t, ")");
-        if (n->is_async && mem_stage(n, m, event_id, payload_text))
-                return;
-        free(payload_text);
-        notify_stage(n, event_id); /* not found after the commit when the insert does not happen */
-}
-
-enum db_result notify_text_exec(struct notify *n, const struct db_text *t, size_t rows,
-                                char *errstr, size_t errstr_size)
-{
-        unsigned long long affected = 0;
-        uint64_t txn = db_txn(n->db);
-        size_t first = n->mem_n;
-        enum db_result r;
-
-        if (!rows)
-                return DB_OK;
-        if ((r = db_text_exec(n->db, t, &affected, errstr, errstr_size)) == DB_OK && !n->is_async)
-                n->has_pending = true;
-        while (first > 0 && !n->mem[first - 1].txn)
-                first--;
-        /* Every row it holds inserted now, in a transaction db follows: sent from memory once
-           that commits. Else (a replay's row, one of the same change twice, a failure) what is
-           there after the commit is read back. */
-        if (r == DB_OK && txn && affected == rows && n->mem_n - first == rows) {
-                /* A multi-row INSERT that inserts every row takes consecutive ids (in steps
-                   of auto_increment_increment) from the first; the mark also matches the
-                   event id, so a wrong guess only leaves a row to the sweep. */
-                long long id = (long long)db_last_insert_id(n->db);
-
-                for (size_t i = first; i < n->mem_n; i++, id += n->id_step) {
-                        n->mem[i].txn = n->mem[i].fits ? txn : 0;
-                        n->mem[i].row.id = id;
-                }
-        }
-        notify_mem_unstage(n, false);
         return r;
 }
 

@@ -1,24 +1,35 @@
 /*
  * notify.h: liveflow's outgoing events on live.notify (schemas/event.avsc Notify), through a
- * MySQL outbox: a role records a notification in the transaction that makes the state change
- * (notify_outbox, keyed by an id derived from the change, so a replayed change records
- * nothing new), and after the commit notify_flush() relays it.
+ * MySQL outbox written in the transaction that makes the state change, relayed after the
+ * commit by notify_flush().
  *
- * The relay does not wait: notify_flush() produces the rows this instance recorded since the
- * last flush on the runtime's producer and returns. A batch's rows (notify_text_*) go as they
- * were written when the statement inserted every one of them in a transaction that then
- * committed whole (db_txn_committed()); the others are read back (one query by event id: a
- * rolled-back row is not there, a sent one is left out); their acknowledgements come with
- * the producer's next poll, and about once a second a flush hands them to the relay's mark
- * thread (lib/notify_mark.h), which marks them sent in one statement on a connection of its
- * own: the batch's thread never runs that UPDATE (a failed one is produced again). So a batch's offsets are stored after its MySQL commit
- * without waiting for the broker, and what the outbox holds is still sent at least once: a row
- * nobody sent (an earlier life's, after a crash between the commit and the relay or before the
- * mark; one whose send failed) is found by the sweep, which claims unsent rows FOR UPDATE SKIP
- * LOCKED, sends them and waits for their acknowledgements — every unsent row at the first
- * flush of a life, then every 10 s the rows older than any send in flight (60 s). A row is sent
- * again only after a crash or a failed mark, always with the same event id (the Kafka header
- * and the envelope), by which the platform de-duplicates.
+ * Two shapes of outbox row. A batch's notifications (notify_text_*) are ONE notify_batch row
+ * (sql/070): a JSON array of messages, each with its event id (derived from the change). One
+ * record per change holds because the batch writers record a change only in the transaction
+ * that makes it (its event new in the ledger, live_events, in that same transaction; a file
+ * new in live_records; a session opened or ended under its row lock), and notify_text_exec()
+ * keeps the first of equal event ids within a batch; a batch does not look at earlier
+ * batches. One change at a time (notify_record(), the per-record path and settlement) is a
+ * notify_outbox row (sql/042) whose UNIQUE event id makes a repeat record nothing. The view
+ * notify_messages lists both, one row per message.
+ *
+ * The relay does not wait: notify_flush() produces what this instance recorded since the last
+ * flush on the runtime's producer and returns. A bundle goes as it was written when its
+ * transaction committed whole (db_txn_committed()), else it is read back by id (a rolled-back
+ * one is not there); notify_outbox rows are read back by event id. Each message is its own
+ * record (the key, headers, envelope and event id of one change). Acknowledgements come with
+ * the producer's next poll, and about once a second a flush hands what is acknowledged to the
+ * relay's mark thread (lib/notify_mark.h), which marks it sent on a connection of its own: a
+ * bundle once every message of it is acknowledged (one row, one UPDATE per second); a message
+ * whose send failed is produced again by the next flush, and its bundle stays unsent until it
+ * went. So a batch's offsets are stored after its MySQL commit without waiting for the
+ * broker, and what the outbox holds is still sent at least once: a row nobody sent (an earlier
+ * life's, after a crash between the commit and the relay or before the mark) is found by the
+ * sweep, which claims unsent rows and bundles FOR UPDATE SKIP LOCKED, sends every message and
+ * waits for their acknowledgements — everything unsent at the first flush of a life, then
+ * every 10 s what is older than any send in flight (60 s). A message is sent again only after
+ * a crash, a failed mark or a bundle's partly failed send, always with the same event id (the
+ * Kafka header and the envelope), by which the platform de-duplicates.
  *
  * One relay per producer (the runtime's): a second outbox on the same producer falls back to
  * waiting for its acknowledgements in each flush.
@@ -78,15 +89,18 @@ notify_record_stream(struct notify *n, const char *kind, const char *stream_id, 
                      char *errstr, size_t errstr_size);
 
 /*
- * A batch's notifications in one statement: notify_text_begin(), a notify_text_row() per
- * message (as notify_record() would record it), notify_text_exec() with the row count.
+ * A batch's notifications as one notify_batch row, in the caller's transaction:
+ * notify_text_begin(), a notify_text_row() per message (as notify_record() would record it),
+ * notify_text_exec() with the row count. The first of equal event ids is kept; a batch of more
+ * than 1 000 messages is a row per 1 000. t is the caller's statement buffer (reused).
  */
 void notify_text_begin(struct db_text *t);
 void notify_text_row(struct notify *n, struct db_text *t, const struct notify_msg *m,
                      bool is_first_row);
+/** @returns what MySQL said; DB_RETRY when out of memory (nothing written). */
 __attribute__((warn_unused_result)) enum db_result notify_text_exec(struct notify *n,
-                                                                    const struct db_text *t,
-                                                                    size_t rows, char *errstr,
+                                                                    struct db_text *t, size_t rows,
+                                                                    char *errstr,
                                                                     size_t errstr_size);
 
 /**
@@ -99,7 +113,8 @@ __attribute__((warn_unused_result)) enum db_result notify_text_exec(struct notif
 __attribute__((warn_unused_result)) int notify_flush(struct notify *n, bool always, char *errstr,
                                                      size_t errstr_size);
 
-/** @brief How many rows the relay has produced and not yet marked sent. */
+/** @brief How many rows and bundles the relay holds: recorded, produced or being marked, not
+ * yet marked sent. */
 size_t notify_in_flight(const struct notify *n);
 
 #endif

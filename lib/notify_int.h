@@ -1,5 +1,6 @@
 /*
- * notify_int.h: what lib/notify.c (recording) and lib/notify_relay.c (sending: the relay, the
+ * notify_int.h: what lib/notify.c (recording one change), lib/notify_bundle.c (a batch's
+ * bundle: recording, relaying, sweeping) and lib/notify_relay.c (sending: the relay, the
  * sweep, the hand-over to the mark's thread) share; not for other modules (they use notify.h).
  */
 #ifndef LIVEFLOW_NOTIFY_INT_H
@@ -30,9 +31,10 @@
 #define NOTIFY_STAGED_MAX                                                                          \
         (1u << 16) /* event ids waiting for the relay (4 MiB); beyond: the sweep */
 
-enum send_state { SEND_PENDING, SEND_ACKED, SEND_FAILED };
+/* SEND_UNSENT: a bundle's message not produced yet, or whose send failed (produced again). */
+enum send_state { SEND_PENDING, SEND_ACKED, SEND_FAILED, SEND_UNSENT };
 
-/* A row to send: one claimed or read back (id > 0), or one a batch recorded (id 0). */
+/* A row to send: a notify_outbox row claimed or read back (id > 0), or a bundle's message. */
 struct outbox_row {
         long long id;
         char event_id[65], kind[33], anchor[65], room[65], stream[256];
@@ -41,20 +43,32 @@ struct outbox_row {
         char *payload;
 };
 
+/* How many messages one notify_batch row holds at most (a bigger batch writes several rows). */
+#define NOTIFY_BUNDLE_MSGS      1000
+#define NOTIFY_BUNDLE_CLAIM     20 /* bundles claimed per sweep transaction */
+#define NOTIFY_BUNDLE_CLAIM_SQL "20"
+
 /*
- * A row notify_text_row() put in a batch's statement, kept as written: sent from memory
- * once the transaction its statement ran in (txn) committed whole with every row inserted,
- * or else read back (staged) like notify_record()'s.
+ * A bundle: the notifications of one batch, one notify_batch row (lib/notify_bundle.c). The
+ * relay produces each message as its own record and marks the row sent once the broker
+ * acknowledged every one; a message whose send failed is produced again by the next flush.
  */
-struct mem_row {
-        struct outbox_row row;
-        uint64_t txn; /* 0: its statement has not run (yet) */
-        bool fits;    /* every value fits its column as is (else read back) */
+struct bundle {
+        long long id; /* notify_batch.id */
+        uint64_t txn; /* the transaction its INSERT ran in (0: read back, committed) */
+        struct outbox_row *msgs;
+        enum send_state *state; /* per message: SEND_PENDING produced, SEND_ACKED, SEND_FAILED
+                                   not produced (yet, or again) */
+        size_t n;
+        struct bundle *next;
 };
 
-/* A row the relay produced: its report is awaited, then it is marked sent. */
+/* A row (or a bundle's message) the relay produced: its report is awaited, then it is marked
+   sent (the row; the bundle once every message is acknowledged). */
 struct in_flight {
         long long id; /* as far as known: the mark wants the id and the event id to match */
+        struct bundle *bundle; /* NULL: a notify_outbox row */
+        size_t msg;            /* the message's place in bundle */
         uint64_t token;
         enum send_state state;
         char event_id[65], kind[33];
@@ -72,11 +86,15 @@ struct notify {
         bool is_async;  /* the relay listens to the producer's reports (else each flush waits) */
         bool has_swept; /* this life swept every unsent row once */
         long long next_sweep_ms, next_mark_ms;
-        long long id_step;  /* the server's auto_increment_increment */
         char (*staged)[65]; /* event ids recorded since the last flush */
         size_t staged_n, staged_cap;
-        struct mem_row *mem; /* a batch's rows recorded since the last flush, in order */
-        size_t mem_n, mem_cap;
+        struct outbox_row *building; /* notify_text_row()'s messages, for notify_text_exec() */
+        size_t building_n, building_cap;
+        struct bundle *recorded; /* bundles inserted, not produced yet (in order; tail) */
+        struct bundle **recorded_tail;
+        struct bundle *sending; /* bundles produced, not every message acknowledged yet */
+        long long *unread;      /* ids of bundles to read back (their commit is not known) */
+        size_t unread_n, unread_cap;
         struct notify_mark *mark;   /* the mark's thread (NULL: the relay marks on db) */
         struct in_flight *inflight; /* in token order */
         size_t inflight_n, inflight_cap;
@@ -86,9 +104,38 @@ struct notify {
 /* Remembers event_id (recorded in the open transaction) for the read-back after the commit. */
 void notify_stage(struct notify *n, const char event_id[65]);
 
-/* The batch's rows kept in memory whose statement did not run (is_all: every one) go to the
-   read-back (notify_stage()). */
-void notify_mem_unstage(struct notify *n, bool is_all);
+/* Frees a bundle and its messages; NULL is fine. */
+void notify_bundle_free(struct bundle *b);
+
+/* Frees every bundle this instance holds and what notify_text_row() kept. */
+void notify_bundles_fini(struct notify *n);
+
+/* Produces (without waiting) the bundles whose transaction committed, reads back those whose
+   commit is not known, and produces again the failed messages of bundles in flight. */
+int notify_relay_bundles(struct notify *n, char *errstr, size_t errstr_size);
+
+/* Hands the bundles whose every message is acknowledged to the mark. @returns -1 with errstr
+   (they stay). */
+int notify_mark_bundles(struct notify *n, char *errstr, size_t errstr_size);
+
+/* The sweep of notify_batch: bundles nobody sent (is_old: only those older than any send in
+   flight), claimed FOR UPDATE SKIP LOCKED, sent and marked. *more: a full claim was seen. */
+int notify_sweep_bundles(struct notify *n, bool is_old, bool *more, char *errstr,
+                         size_t errstr_size);
+
+/* Whether the bundle id is this instance's (recorded, to be read back, or in flight). */
+bool notify_bundle_is_ours(const struct notify *n, long long id);
+
+/* m's event id and payload text (malloc'd), or NULL when out of memory. */
+char *notify_encode_msg(const struct notify_msg *m, char event_id[65]);
+
+/* The record of one row or message into pm (its strings point into r and trace_id). */
+int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,
+                      char trace_id[33], char *errstr, size_t errstr_size);
+
+/* Appends an in-flight entry for r (bundle NULL for a notify_outbox row). @returns -1 OOM. */
+int notify_add_in_flight(struct notify *n, const struct outbox_row *r, struct bundle *bundle,
+                         size_t msg, uint64_t token);
 
 /* The producer's report of the relay's record token (from inside a poll: memory only). */
 void notify_on_report(void *arg, uint64_t token, rd_kafka_resp_err_t err);

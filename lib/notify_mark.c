@@ -45,6 +45,36 @@ static int append(struct notify_mark_row **a, size_t *n_a, size_t *cap_a,
         return 0;
 }
 
+/* One UPDATE of the rows of one kind (is_bundle) among rows[0..n). */
+static int mark_chunk(struct db *db, struct db_text *sql, const struct notify_mark_row *rows,
+                      size_t n, bool is_bundle, char *errstr, size_t errstr_size)
+{
+        size_t cnt = 0;
+
+        db_text_reset(sql);
+        db_text_add(sql, is_bundle ? "UPDATE notify_batch SET sent_at = NOW(3) WHERE id IN ("
+                                   : "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
+        for (size_t i = 0; i < n; i++)
+                if (rows[i].is_bundle == is_bundle)
+                        db_text_add(sql, cnt++ ? ", %lld" : "%lld", rows[i].id);
+        if (!cnt)
+                return 0;
+        /* A notify_outbox row is found by id (the primary key) and marked only when the event
+           id is one the broker acknowledged too: an id a row was given by guess cannot mark
+           another row sent. A bundle's id is its INSERT's own. */
+        if (!is_bundle) {
+                db_text_add(sql, ") AND event_id IN (");
+                cnt = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (!rows[i].is_bundle) {
+                                db_text_add(sql, cnt++ ? ", " : "");
+                                db_text_str(db, sql, rows[i].event_id);
+                        }
+        }
+        db_text_add(sql, ")");
+        return db_text_exec(db, sql, NULL, errstr, errstr_size) == DB_OK ? 0 : -1;
+}
+
 int notify_mark_now(struct db *db, const struct notify_mark_row *rows, size_t n, char *errstr,
                     size_t errstr_size)
 {
@@ -54,20 +84,8 @@ int notify_mark_now(struct db *db, const struct notify_mark_row *rows, size_t n,
         for (size_t at = 0; at < n && rc == 0; at += NOTIFY_MARK_CHUNK) {
                 size_t cnt = n - at < NOTIFY_MARK_CHUNK ? n - at : NOTIFY_MARK_CHUNK;
 
-                /* Found by id (the primary key); marked only when the event id is one the
-                   broker acknowledged too: an id a batch's row was given by guess cannot mark
-                   another row sent. */
-                db_text_reset(&sql);
-                db_text_add(&sql, "UPDATE notify_outbox SET sent_at = NOW(3) WHERE id IN (");
-                for (size_t i = 0; i < cnt; i++)
-                        db_text_add(&sql, i ? ", %lld" : "%lld", rows[at + i].id);
-                db_text_add(&sql, ") AND event_id IN (");
-                for (size_t i = 0; i < cnt; i++) {
-                        db_text_add(&sql, i ? ", " : "");
-                        db_text_str(db, &sql, rows[at + i].event_id);
-                }
-                db_text_add(&sql, ")");
-                if (db_text_exec(db, &sql, NULL, errstr, errstr_size) != DB_OK)
+                if (mark_chunk(db, &sql, rows + at, cnt, false, errstr, errstr_size) == -1 ||
+                    mark_chunk(db, &sql, rows + at, cnt, true, errstr, errstr_size) == -1)
                         rc = -1;
         }
         db_text_free(&sql);
@@ -208,18 +226,16 @@ size_t notify_mark_pending(struct notify_mark *m)
         return n;
 }
 
-long notify_mark_pending_ids(struct notify_mark *m, char (**ids)[65])
+long notify_mark_pending_rows(struct notify_mark *m, struct notify_mark_row **rows)
 {
         long n;
 
-        *ids = NULL;
+        *rows = NULL;
         pthread_mutex_lock(&m->lock);
         n = (long)(m->q_n + m->work_n);
-        if (n && (*ids = malloc((size_t)n * sizeof(**ids)))) {
-                for (size_t i = 0; i < m->q_n; i++)
-                        memcpy((*ids)[i], m->q[i].event_id, 65);
-                for (size_t i = 0; i < m->work_n; i++)
-                        memcpy((*ids)[m->q_n + i], m->work[i].event_id, 65);
+        if (n && (*rows = malloc((size_t)n * sizeof(**rows)))) {
+                memcpy(*rows, m->q, m->q_n * sizeof(**rows));
+                memcpy(*rows + m->q_n, m->work, m->work_n * sizeof(**rows));
         } else if (n) {
                 n = -1;
         }

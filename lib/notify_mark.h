@@ -1,14 +1,15 @@
 /*
- * notify_mark.h: marks the live.notify outbox's acknowledged rows sent (lib/notify.c), on a
- * connection and a thread of its own, so that the UPDATE (as dear per row as the INSERT: it
- * moves each row's entry in the notify_outbox_unsent index) never runs on a batch's thread or
- * connection, and a row lock another instance's sweep holds never stalls a batch.
+ * notify_mark.h: marks the live.notify outbox's acknowledged rows and bundles sent
+ * (lib/notify.c), on a connection and a thread of its own, so that the UPDATE (it moves each
+ * row's entry in the unsent index) never runs on a batch's thread or connection, and a row
+ * lock another instance's sweep holds never stalls a batch.
  *
  * The relay hands over what the broker acknowledged (notify_mark_add()); the thread marks
- * what is handed over in one statement per NOTIFY_MARK_CHUNK rows (id and event id must both
- * match), and when one fails keeps the rows and tries again a second later. What is handed
- * over and not marked yet counts as in flight: the sweep leaves it alone. A crash before the
- * mark sends those rows again, with the same event ids.
+ * what is handed over in one statement per table per NOTIFY_MARK_CHUNK rows (a notify_outbox
+ * row's id and event id must both match; a bundle is a notify_batch id), and when one fails keeps
+ * the rows and tries again a second later. What is handed over and not marked yet counts as in
+ * flight: the sweep leaves it alone. A crash before the mark sends those rows again, with the same
+ * event ids.
  */
 #ifndef LIVEFLOW_NOTIFY_MARK_H
 #define LIVEFLOW_NOTIFY_MARK_H
@@ -18,10 +19,11 @@
 
 #include "db.h"
 
-/* One acknowledged row. */
+/* One acknowledged row: of notify_outbox (id and event id), or a bundle (notify_batch, id). */
 struct notify_mark_row {
         long long id;
         char event_id[65];
+        bool is_bundle;
 };
 
 /**
@@ -52,10 +54,10 @@ int notify_mark_add(struct notify_mark *m, const struct notify_mark_row *rows, s
 size_t notify_mark_pending(struct notify_mark *m);
 
 /**
- * @brief The event ids of the rows notify_mark_pending() counts, malloc'd into *ids (NULL
- * when none). @returns how many, or -1 when out of memory.
+ * @brief A copy of the rows notify_mark_pending() counts, malloc'd into *rows (NULL when none).
+ * @returns how many, or -1 when out of memory.
  */
-long notify_mark_pending_ids(struct notify_mark *m, char (**ids)[65]);
+long notify_mark_pending_rows(struct notify_mark *m, struct notify_mark_row **rows);
 
 /** @brief Waits until nothing is pending or timeout_ms passed. @returns whether nothing is. */
 bool notify_mark_wait(struct notify_mark *m, int timeout_ms);

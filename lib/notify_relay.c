@@ -38,8 +38,7 @@ static void on_claimed(const struct db_col *cols, void *arg)
         r->payload = strdup(cols[6].is_null ? "{}" : cols[6].s);
 }
 
-/* The record of one claimed row into pm (its strings point into r and trace_id). */
-static int encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,
+int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,
                       char trace_id[33], char *errstr, size_t errstr_size)
 {
         json_t *payload = r->payload ? json_loads(r->payload, 0, NULL) : NULL;
@@ -88,9 +87,9 @@ static int cmp_event_id(const void *a, const void *b)
  */
 static int find_in_flight(const struct notify *n, struct outbox_row *rows, size_t cnt)
 {
-        char(*marking)[65] = NULL; /* acknowledged, handed to the mark's thread */
-        long marking_n = n->mark && cnt ? notify_mark_pending_ids(n->mark, &marking) : 0;
-        size_t ids_n = n->inflight_n + (marking_n > 0 ? (size_t)marking_n : 0);
+        struct notify_mark_row *marking = NULL; /* acknowledged, handed to the mark's thread */
+        long marking_n = n->mark && cnt ? notify_mark_pending_rows(n->mark, &marking) : 0;
+        size_t ids_n = n->inflight_n + (marking_n > 0 ? (size_t)marking_n : 0), k = 0;
         const char **ids;
 
         for (size_t i = 0; i < cnt; i++)
@@ -104,14 +103,16 @@ static int find_in_flight(const struct notify *n, struct outbox_row *rows, size_
                 return -1;
         }
         for (size_t i = 0; i < n->inflight_n; i++)
-                ids[i] = n->inflight[i].event_id;
-        for (size_t i = n->inflight_n; i < ids_n; i++)
-                ids[i] = marking[i - n->inflight_n];
-        qsort(ids, ids_n, sizeof(*ids), cmp_event_id);
-        for (size_t i = 0; i < cnt; i++) {
+                if (!n->inflight[i].bundle)
+                        ids[k++] = n->inflight[i].event_id;
+        for (long i = 0; i < marking_n; i++)
+                if (!marking[i].is_bundle)
+                        ids[k++] = marking[i].event_id;
+        qsort(ids, k, sizeof(*ids), cmp_event_id);
+        for (size_t i = 0; i < cnt && k; i++) {
                 const char *id = rows[i].event_id;
 
-                rows[i].in_flight = bsearch(&id, ids, ids_n, sizeof(*ids), cmp_event_id) != NULL;
+                rows[i].in_flight = bsearch(&id, ids, k, sizeof(*ids), cmp_event_id) != NULL;
         }
         free(ids);
         free(marking);
@@ -149,8 +150,8 @@ static int send_rows(struct notify *n, struct claimed *c, size_t *sent, char *er
         for (size_t i = 0; i < c->n; i++) {
                 if (c->rows[i].in_flight)
                         continue;
-                if (encode_row(n, &c->rows[i], &msgs[cnt], trace_ids[cnt], errstr, errstr_size) ==
-                    -1) {
+                if (notify_encode_row(n, &c->rows[i], &msgs[cnt], trace_ids[cnt], errstr,
+                                      errstr_size) == -1) {
                         rc = -1; /* the rows before it go; this one and the rest wait */
                         break;
                 }
@@ -240,13 +241,18 @@ out:
 static int sweep(struct notify *n, struct db_stmt *claim, char *errstr, size_t errstr_size)
 {
         size_t claimed = NOTIFY_FLUSH_ROWS;
+        bool more_bundles = false;
 
         /* A full claim may have more behind it (rows in flight count as not claimed: the
            relay's own rows end the loop). */
         for (int round = 0; round < NOTIFY_FLUSH_ROUNDS && claimed == NOTIFY_FLUSH_ROWS; round++)
                 if (sweep_round(n, claim, &claimed, errstr, errstr_size) == -1)
                         return -1;
-        n->has_pending = claimed == NOTIFY_FLUSH_ROWS; /* more than the rounds took */
+        if (notify_sweep_bundles(n, claim == n->claim_old, &more_bundles, errstr, errstr_size) ==
+            -1)
+                return -1;
+        /* more than the rounds took */
+        n->has_pending = claimed == NOTIFY_FLUSH_ROWS || more_bundles;
         return 0;
 }
 
@@ -269,6 +275,8 @@ void notify_on_report(void *arg, uint64_t token, rd_kafka_resp_err_t err)
         if (lo == n->inflight_n || n->inflight[lo].token != token)
                 return; /* not ours any more */
         n->inflight[lo].state = err ? SEND_FAILED : SEND_ACKED;
+        if (n->inflight[lo].bundle) /* the bundle's message: produced again when it failed */
+                n->inflight[lo].bundle->state[n->inflight[lo].msg] = err ? SEND_UNSENT : SEND_ACKED;
         if (err)
                 log_warn(NULL, "live.notify %s event_id=%s not acknowledged: %s (sent again)",
                          n->inflight[lo].kind, n->inflight[lo].event_id, rd_kafka_err2str(err));
@@ -294,7 +302,8 @@ void notify_stage(struct notify *n, const char event_id[65])
         memcpy(n->staged[n->staged_n++], event_id, 65);
 }
 
-static int add_in_flight(struct notify *n, const struct outbox_row *r, uint64_t token)
+int notify_add_in_flight(struct notify *n, const struct outbox_row *r, struct bundle *bundle,
+                         size_t msg, uint64_t token)
 {
         struct in_flight *f;
 
@@ -310,6 +319,8 @@ static int add_in_flight(struct notify *n, const struct outbox_row *r, uint64_t 
         f = &n->inflight[n->inflight_n++];
         memset(f, 0, sizeof(*f));
         f->id = r->id;
+        f->bundle = bundle;
+        f->msg = msg;
         f->token = token;
         f->state = SEND_PENDING;
         memcpy(f->event_id, r->event_id, sizeof(f->event_id));
@@ -334,11 +345,11 @@ static int relay_rows(struct notify *n, struct outbox_row *rows, size_t cnt, cha
 
                 if (rows[i].in_flight)
                         continue;
-                if (add_in_flight(n, &rows[i], token) == -1) {
+                if (notify_add_in_flight(n, &rows[i], NULL, 0, token) == -1) {
                         snprintf(errstr, errstr_size, "out of memory");
                         goto unsent;
                 }
-                if (encode_row(n, &rows[i], &pm, trace_id, errstr, errstr_size) == -1 ||
+                if (notify_encode_row(n, &rows[i], &pm, trace_id, errstr, errstr_size) == -1 ||
                     produce_async(n->producer, n->ack, &pm, token, errstr, errstr_size) == -1) {
                         n->inflight_n--;
                         goto unsent;
@@ -351,45 +362,6 @@ unsent: /* this row and the rest: staged again, for the next flush (read back) *
                 if (!rows[i].in_flight)
                         notify_stage(n, rows[i].event_id);
         return -1;
-}
-
-/*
- * The rows a batch recorded whose transaction committed whole (db_txn_committed()): produced
- * as they were written, without reading them back. The others (rolled back, or not known
- * committed) go to the read-back, which sends what is there.
- */
-static int relay_mem(struct notify *n, char *errstr, size_t errstr_size)
-{
-        struct outbox_row *rows;
-        size_t cnt = 0, kept = 0;
-        int rc = 0;
-
-        if (!n->mem_n)
-                return 0;
-        if (!(rows = malloc(n->mem_n * sizeof(*rows)))) {
-                notify_mem_unstage(n, true);
-                return 0; /* the read-back has them */
-        }
-        for (size_t i = 0; i < n->mem_n; i++) {
-                struct mem_row *mr = &n->mem[i];
-
-                if (mr->txn && db_txn_committed(n->db, mr->txn)) {
-                        rows[cnt++] = mr->row; /* takes its payload */
-                        continue;
-                }
-                if (mr->txn && mr->txn == db_txn(n->db)) {
-                        n->mem[kept++] = *mr; /* not committed yet: a later flush */
-                        continue;
-                }
-                notify_stage(n, mr->row.event_id);
-                free(mr->row.payload);
-        }
-        n->mem_n = kept;
-        rc = relay_rows(n, rows, cnt, errstr, errstr_size);
-        for (size_t i = 0; i < cnt; i++)
-                free(rows[i].payload);
-        free(rows);
-        return rc;
 }
 
 /*
@@ -453,7 +425,9 @@ static int relay_staged(struct notify *n, char *errstr, size_t errstr_size)
 
 /*
  * Marks the acknowledged rows sent, in one statement; a row whose send failed leaves the
- * flight and is staged again (sent again by the next flush, with the same event id).
+ * flight and is staged again (sent again by the next flush, with the same event id). A
+ * bundle's reported messages leave the flight (the bundle keeps their state); a bundle whose
+ * every message is acknowledged is marked.
  */
 int notify_mark_sent(struct notify *n, char *errstr, size_t errstr_size)
 {
@@ -463,15 +437,16 @@ int notify_mark_sent(struct notify *n, char *errstr, size_t errstr_size)
 
         for (size_t i = 0; i < n->inflight_n; i++)
                 reported += n->inflight[i].state != SEND_PENDING;
-        if (!reported)
+        if (!reported && !n->sending)
                 return 0; /* nothing came since the last flush */
-        if (!(rows = malloc(n->inflight_n * sizeof(*rows)))) {
+        if (!(rows = malloc((n->inflight_n + 1) * sizeof(*rows)))) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1; /* they stay in flight: the next flush */
         }
         for (size_t i = 0; i < n->inflight_n; i++)
-                if (n->inflight[i].state == SEND_ACKED) {
+                if (n->inflight[i].state == SEND_ACKED && !n->inflight[i].bundle) {
                         rows[acked].id = n->inflight[i].id;
+                        rows[acked].is_bundle = false;
                         memcpy(rows[acked++].event_id, n->inflight[i].event_id, 65);
                 }
         /* Handed to the mark's thread (then they count in flight there), or marked here. */
@@ -485,12 +460,14 @@ int notify_mark_sent(struct notify *n, char *errstr, size_t errstr_size)
         for (size_t i = 0; i < n->inflight_n; i++) {
                 struct in_flight *f = &n->inflight[i];
 
-                if (f->state == SEND_FAILED)
-                        notify_stage(n, f->event_id);
-                else if (f->state == SEND_PENDING || rc == -1)
+                if (f->state == SEND_PENDING || (rc == -1 && !f->bundle && f->state == SEND_ACKED))
                         n->inflight[kept++] = *f;
+                else if (f->state == SEND_FAILED && !f->bundle)
+                        notify_stage(n, f->event_id);
         }
         n->inflight_n = kept;
+        if (notify_mark_bundles(n, errstr, errstr_size) == -1)
+                rc = -1;
         return rc;
 }
 
@@ -520,7 +497,7 @@ int notify_flush(struct notify *n, bool always, char *errstr, size_t errstr_size
                 else
                         n->has_swept = true;
         }
-        if (relay_mem(n, errstr, errstr_size) == -1)
+        if (notify_relay_bundles(n, errstr, errstr_size) == -1)
                 rc = -1;
         if (relay_staged(n, errstr, errstr_size) == -1)
                 rc = -1;
@@ -529,5 +506,13 @@ int notify_flush(struct notify *n, bool always, char *errstr, size_t errstr_size
 
 size_t notify_in_flight(const struct notify *n)
 {
-        return n->inflight_n + (n->mark ? notify_mark_pending(n->mark) : 0);
+        size_t cnt = n->unread_n + (n->mark ? notify_mark_pending(n->mark) : 0);
+
+        for (size_t i = 0; i < n->inflight_n; i++)
+                cnt += !n->inflight[i].bundle;
+        for (const struct bundle *b = n->recorded; b; b = b->next)
+                cnt++;
+        for (const struct bundle *b = n->sending; b; b = b->next)
+                cnt++;
+        return cnt;
 }

@@ -110,10 +110,10 @@ static void check_punishment(struct round *r, const struct sim_anchor *a)
                   "SELECT CONCAT(status, '/', IFNULL(suspended_until > NOW(3), 0)) FROM anchors "
                   "WHERE anchor_id = '%s'",
                   a->id);
-        snprintf(what, sizeof(what), "live.notify about %s (notify_outbox)", a->id);
+        snprintf(what, sizeof(what), "live.notify about %s (notify_messages)", a->id);
         check_sql(r, what, notice,
                   "SELECT IFNULL(GROUP_CONCAT(kind, IF(sent_at IS NULL, ' (unsent)', '') ORDER BY "
-                  "kind), '-') FROM notify_outbox WHERE anchor_id = '%s' AND kind LIKE "
+                  "kind), '-') FROM notify_messages WHERE anchor_id = '%s' AND kind LIKE "
                   "'anchor.%%'",
                   a->id);
 }

@@ -417,22 +417,23 @@ Test(audit, verdicts_are_graded_logged_and_projected_to_redis)
                 const char *anchors[] = {warn, susp, ban, pass, low};
                 long long deadline = support_now_ms() + 20000;
 
-                while (query_int("SELECT COUNT(*) FROM notify_outbox WHERE sent_at IS NOT NULL "
+                while (query_int("SELECT COUNT(*) FROM notify_messages WHERE sent_at IS NOT NULL "
                                  "AND anchor_id IN ('%s', '%s', '%s')",
                                  warn, susp, ban) < 3 &&
                        support_now_ms() < deadline)
                         support_sleep_ms(100);
                 for (int i = 0; i < 5; i++)
-                        cr_assert_eq(query_int("SELECT COUNT(*) FROM notify_outbox WHERE "
+                        cr_assert_eq(query_int("SELECT COUNT(*) FROM notify_messages WHERE "
                                                "anchor_id = '%s' AND sent_at IS NOT NULL%s%s%s",
                                                anchors[i], kinds[i][1] ? " AND kind = '" : "",
                                                kinds[i][1] ? kinds[i][1] : "",
                                                kinds[i][1] ? "'" : ""),
                                      kinds[i][1] ? 1 : 0, "notifications of %s", kinds[i][0]);
-                cr_assert_eq(query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s' "
-                                       "AND payload LIKE '%%\"until_ms\":%lld%%'",
-                                       susp, until),
-                             1);
+                cr_assert_eq(
+                        query_int("SELECT COUNT(*) FROM notify_messages WHERE anchor_id = '%s' "
+                                  "AND payload LIKE '%%\"until_ms\":%lld%%'",
+                                  susp, until),
+                        1);
         }
         stop_cleanly(&fx.audit_pid);
 }
@@ -526,7 +527,7 @@ Test(audit, a_duplicate_verdict_is_logged_and_counted_once)
         cr_assert_eq(query_int("SELECT COUNT(*) FROM live_audit_logs WHERE anchor_id = '%s'", dup),
                      2);
         expect_anchor(dup, "active", 0, 2);
-        cr_assert_eq(query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s' AND "
+        cr_assert_eq(query_int("SELECT COUNT(*) FROM notify_messages WHERE anchor_id = '%s' AND "
                                "kind = 'anchor.warned'",
                                dup),
                      2, "one warning notification per verdict, however often it came");

@@ -442,8 +442,8 @@ static const char *const record_tables[] = {
         "ORDER BY consumer, event_id",
         "SELECT file_id, stream_id, session_id, session_key, vendor, video_url, file_format, "
         "duration_s, file_size, start_time, end_time, trace_id FROM live_records ORDER BY file_id",
-        "SELECT event_id, kind, anchor_id, room_id, stream_id, payload FROM notify_outbox "
-        "ORDER BY id",
+        "SELECT event_id, kind, anchor_id, room_id, stream_id, payload FROM notify_messages "
+        "ORDER BY event_id",
         NULL};
 
 /* s1 live since T0 (session 11); s2 from T0 to T0 + 1000 s (session 12); s3 has no row. */
@@ -562,12 +562,15 @@ Test(batch_oracle, record_replayed_batch_changes_nothing)
         struct side s;
         struct batch b;
         enum apply_result r[MAX_RECS];
-        char *before, *after;
+        char *before, *after, *notes;
 
         open_side(&s, &record_role, record_seed, 0);
         make_batch(&b, in, n, 5);
         apply_batch(&s, &record_role, &b, r);
         before = dump(s.mysql, record_tables[1]);
+        notes = dump(s.mysql, record_tables[2]);
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_batch"), 1,
+                     "one row for the batch's record.ready notifications");
         free_batch(&b);
         make_batch(&b, in, n, 6);
         s.took_fast_path = false;
@@ -575,6 +578,12 @@ Test(batch_oracle, record_replayed_batch_changes_nothing)
         cr_expect(s.took_fast_path);
         after = dump(s.mysql, record_tables[1]);
         cr_expect_str_eq(before, after);
+        free(after);
+        after = dump(s.mysql, record_tables[2]);
+        cr_expect_str_eq(notes, after, "a replayed batch told a change again");
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_batch"), 1,
+                     "a replayed batch wrote a second bundle");
+        free(notes);
         cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM live_events"),
                      (long long)n - 1, "every valid event once");
         free(before);

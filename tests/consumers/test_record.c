@@ -484,7 +484,7 @@ Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
                 snprintf(sql, sizeof(sql),
                          "SELECT CONCAT_WS('|', COUNT(*), MIN(sent_at IS NOT NULL), MIN(payload "
                          "LIKE '%%\"playback_url\":\"http://vod.example/first.m3u8\"%%')) FROM "
-                         "notify_outbox WHERE kind = 'record.ready' AND stream_id = '%s'",
+                         "notify_messages WHERE kind = 'record.ready' AND stream_id = '%s'",
                          s);
                 wait_value("1|1|1", sql);
         }
@@ -621,8 +621,8 @@ Test(record, killed_mid_backlog_every_file_is_stored_once_and_announced)
                 sql, sizeof(sql),
                 "SELECT CONCAT_WS('|', (SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'), "
                 "(SELECT COUNT(*) FROM live_events WHERE consumer = 'record' AND stream_id = "
-                "'%s'), (SELECT COUNT(*) FROM notify_outbox WHERE stream_id = '%s'), (SELECT "
-                "COUNT(*) FROM notify_outbox WHERE stream_id = '%s' AND sent_at IS NOT NULL))",
+                "'%s'), (SELECT COUNT(*) FROM notify_messages WHERE stream_id = '%s'), (SELECT "
+                "COUNT(*) FROM notify_messages WHERE stream_id = '%s' AND sent_at IS NOT NULL))",
                 s, s, s, s);
         snprintf(want, sizeof(want), "%d|%d|%d|%d", FILES, FILES, FILES, FILES);
         wait_value(want, sql);

@@ -153,8 +153,9 @@ Test(sim, a_short_evening_verifies_exactly)
                                                "s ON s.anchor_id = a.anchor_id WHERE a.status = "
                                                "'suspended' AND s.close_method = 3"),
                              1);
-                cr_assert_eq(support_query_int(m, "SELECT COUNT(*) FROM notify_outbox WHERE kind = "
-                                                  "'anchor.suspended' AND sent_at IS NOT NULL"),
+                cr_assert_eq(support_query_int(m,
+                                               "SELECT COUNT(*) FROM notify_messages WHERE kind = "
+                                               "'anchor.suspended' AND sent_at IS NOT NULL"),
                              1);
                 cr_assert_eq(support_query_int(m, "SELECT COUNT(*) FROM revenue_share_history"), 1);
                 mysql_close(m);

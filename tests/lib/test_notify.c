@@ -2,7 +2,9 @@
  * test_notify.c: the live.notify outbox and its relay (lib/notify.h) against the fixture
  * MariaDB and broker: what a transaction commits is sent once and marked sent, what it rolls
  * back never; a row an earlier life left is sent by the next life's first flush; a young row
- * (another relay's, in flight) is left to its relay until it is old.
+ * (another relay's, in flight) is left to its relay until it is old. A batch's notifications
+ * are one notify_batch row whose every message goes as its own record; what is sent is read
+ * where operators read it, the notify_messages view.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -99,7 +101,7 @@ static long long sent_rows(const char *key)
 
         event_id_of(key, id);
         return support_query_int(mysql,
-                                 "SELECT COUNT(*) FROM notify_outbox WHERE event_id = '%s' AND "
+                                 "SELECT COUNT(*) FROM notify_messages WHERE event_id = '%s' AND "
                                  "sent_at IS NOT NULL",
                                  id);
 }
@@ -222,8 +224,8 @@ Test(notify, a_second_outbox_on_one_producer_waits_for_its_acknowledgements)
  * transaction; with a savepoint rolled back after the statement when is_undone, then committed
  * or rolled back. @returns the statement's result.
  */
-static enum db_result record_batch(struct notify *n, const char *const *keys, size_t cnt,
-                                   bool is_undone, bool is_committed)
+static enum db_result record_batch_cover(struct notify *n, const char *const *keys, size_t cnt,
+                                         bool is_undone, bool is_committed, const char *last_cover)
 {
         char err[256];
         struct db_text t = {0};
@@ -238,6 +240,8 @@ static enum db_result record_batch(struct notify *n, const char *const *keys, si
 
                 m.anchor_id = "anchor-notify";
                 m.stream_id = keys[i];
+                if (i == cnt - 1)
+                        m.cover_url = last_cover;
                 notify_text_row(n, &t, &m, i == 0);
         }
         r = notify_text_exec(n, &t, cnt, err, sizeof(err));
@@ -251,6 +255,21 @@ static enum db_result record_batch(struct notify *n, const char *const *keys, si
         else
                 db_rollback(db);
         return r;
+}
+
+static enum db_result record_batch(struct notify *n, const char *const *keys, size_t cnt,
+                                   bool is_undone, bool is_committed)
+{
+        return record_batch_cover(n, keys, cnt, is_undone, is_committed, NULL);
+}
+
+/* The notify_batch row (bundle) that holds the message of event id id. */
+static long long bundle_of(const char *id)
+{
+        return support_query_int(mysql,
+                                 "SELECT row_id FROM notify_messages WHERE source = 'batch' AND "
+                                 "event_id = '%s'",
+                                 id);
 }
 
 /* The message key (the anchor) of the record of key's event id on live.notify, or "". */
@@ -298,10 +317,12 @@ Test(notify, a_committed_batch_is_sent_as_it_was_written_without_reading_it_back
         support_unique_name("batch-b", b, sizeof(b));
         cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err); /* the first sweep */
         record_batch(n, keys, 2, false, true);
-        /* Changed after the commit: a relay that read the rows back would send this anchor. */
+        /* Changed after the commit: a relay that read the bundle back would send this anchor. */
         event_id_of(a, id);
         snprintf(sql, sizeof(sql),
-                 "UPDATE notify_outbox SET anchor_id = 'read-back' WHERE event_id = '%s'", id);
+                 "UPDATE notify_batch SET body = REPLACE(body, 'anchor-notify', 'read-back') "
+                 "WHERE id = (SELECT row_id FROM notify_messages WHERE event_id = '%s')",
+                 id);
         cr_assert(mysql_query(mysql, sql) == 0, "%s", mysql_error(mysql));
         settle(n);
         key_on_topic(a, anchor, sizeof(anchor));
@@ -340,25 +361,26 @@ Test(notify, a_batch_rolled_back_whole_or_to_a_savepoint_is_never_sent)
         notify_destroy(n);
 }
 
-Test(notify, a_batch_replaying_a_sent_change_sends_only_the_new_one)
+Test(notify, a_change_told_twice_in_one_batch_is_one_message)
 {
-        char err[256], old[64], fresh[64];
+        char err[256], twice[64], once[64], id[65];
         struct notify *n = notify_new(&env, err, sizeof(err));
-        const char *keys_old[1] = {old}, *keys_both[2] = {old, fresh};
+        const char *keys[3] = {twice, once, twice};
 
         cr_assert(n != NULL, "%s", err);
-        support_unique_name("old", old, sizeof(old));
-        support_unique_name("fresh", fresh, sizeof(fresh));
+        support_unique_name("twice", twice, sizeof(twice));
+        support_unique_name("once", once, sizeof(once));
         cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
-        record_batch(n, keys_old, 1, false, true);
+        record_batch(n, keys, 3, false, true);
         settle(n);
-        cr_assert(eq(int, on_topic(old, 3000), 1));
-        /* The statement inserts one row of two: what is there is read back, the sent row left out.
-         */
-        record_batch(n, keys_both, 2, false, true);
-        settle(n);
-        cr_assert(eq(i64, sent_rows(fresh), 1));
-        cr_assert(eq(int, seen_before(fresh, old), 0), "a replayed change was sent again");
+        event_id_of(twice, id);
+        cr_assert(eq(i64,
+                     support_query_int(mysql,
+                                       "SELECT COUNT(*) FROM notify_messages WHERE event_id = '%s'",
+                                       id),
+                     1));
+        cr_assert(eq(i64, sent_rows(once), 1));
+        cr_assert(eq(int, on_topic(twice, 3000), 1));
         notify_destroy(n);
 }
 
@@ -380,8 +402,8 @@ Test(notify, a_locked_row_does_not_stall_the_flush_it_is_marked_once_released)
         record_batch(n, keys, 1, false, true);
         /* Another transaction holds the row (another instance's sweep claiming it). */
         event_id_of(key, id);
-        snprintf(sql, sizeof(sql), "SELECT id FROM notify_outbox WHERE event_id = '%s' FOR UPDATE",
-                 id);
+        snprintf(sql, sizeof(sql), "SELECT id FROM notify_batch WHERE id = %lld FOR UPDATE",
+                 bundle_of(id));
         cr_assert(mysql_query(holder, "START TRANSACTION") == 0, "%s", mysql_error(holder));
         cr_assert(mysql_query(holder, sql) == 0, "%s", mysql_error(holder));
         mysql_free_result(mysql_store_result(holder));
@@ -413,8 +435,8 @@ Test(notify, a_mark_that_fails_is_tried_again)
         cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err); /* the first sweep */
         record_batch(n, keys, 1, false, true);
         event_id_of(key, id);
-        snprintf(sql, sizeof(sql), "SELECT id FROM notify_outbox WHERE event_id = '%s' FOR UPDATE",
-                 id);
+        snprintf(sql, sizeof(sql), "SELECT id FROM notify_batch WHERE id = %lld FOR UPDATE",
+                 bundle_of(id));
         cr_assert(mysql_query(holder, "START TRANSACTION") == 0, "%s", mysql_error(holder));
         cr_assert(mysql_query(holder, sql) == 0, "%s", mysql_error(holder));
         mysql_free_result(mysql_store_result(holder));
@@ -426,7 +448,7 @@ Test(notify, a_mark_that_fails_is_tried_again)
                 marker = support_query_int(
                         mysql,
                         "SELECT COALESCE(MAX(ID), 0) FROM information_schema.PROCESSLIST WHERE "
-                        "DB = DATABASE() AND INFO LIKE 'UPDATE notify_outbox SET sent_at%%'");
+                        "DB = DATABASE() AND INFO LIKE 'UPDATE notify_batch SET sent_at%%'");
         }
         cr_assert(marker > 0, "the mark did not run");
         snprintf(sql, sizeof(sql), "KILL CONNECTION %lld", marker);
@@ -435,5 +457,142 @@ Test(notify, a_mark_that_fails_is_tried_again)
         settle(n);
         cr_assert(eq(i64, sent_rows(key), 1), "the failed mark was not tried again");
         mysql_close(holder);
+        notify_destroy(n);
+}
+
+/* How many notify_batch rows hold the messages of keys[0..cnt), and whether each is sent. */
+static long long bundles_of(const char *const *keys, size_t cnt, bool is_sent)
+{
+        char in[1024] = "", id[65];
+        size_t len = 0;
+
+        for (size_t i = 0; i < cnt; i++) {
+                event_id_of(keys[i], id);
+                len += (size_t)snprintf(in + len, sizeof(in) - len, "%s'%s'", i ? ", " : "", id);
+        }
+        return support_query_int(mysql,
+                                 "SELECT COUNT(DISTINCT row_id) FROM notify_messages WHERE "
+                                 "source = 'batch' AND event_id IN (%s) AND sent_at IS %s NULL",
+                                 in, is_sent ? "NOT" : "");
+}
+
+/* Each of keys[0..cnt) comes on live.notify with its event id, once, in this order. */
+static void arrive_in_order(const char *const *keys, size_t cnt)
+{
+        for (size_t i = 0; i < cnt; i++) {
+                char id[65], trace_id[33];
+                const char *got;
+                int before = 0;
+                size_t got_len;
+                rd_kafka_message_t *rkm;
+                rd_kafka_headers_t *hdrs = NULL;
+
+                event_id_of(keys[i], id);
+                snprintf(trace_id, sizeof(trace_id), "%.32s", id);
+                rkm = support_reader_until(reader, trace_id, "event_id", id, &before, 5000);
+                cr_assert(rkm != NULL, "%s did not come", keys[i]);
+                cr_assert(rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR);
+                cr_assert(rd_kafka_header_get_last(hdrs, "event_id", (const void **)&got,
+                                                   &got_len) == RD_KAFKA_RESP_ERR_NO_ERROR);
+                cr_assert(got_len == 64 && memcmp(got, id, 64) == 0, "%s: another event id",
+                          keys[i]);
+                rd_kafka_message_destroy(rkm);
+                cr_assert(eq(int, before, 1), "%s came twice", keys[i]); /* itself counts */
+        }
+}
+
+Test(notify, a_batch_is_one_row_whose_every_message_goes_with_its_event_id)
+{
+        char err[256], a[64], b[64], c[64];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        const char *keys[3] = {a, b, c};
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("one-a", a, sizeof(a));
+        support_unique_name("one-b", b, sizeof(b));
+        support_unique_name("one-c", c, sizeof(c));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        record_batch(n, keys, 3, false, true);
+        cr_assert(eq(i64, bundles_of(keys, 3, false), 1), "one unsent row for the batch");
+        settle(n);
+        cr_assert(eq(i64, bundles_of(keys, 3, true), 1), "the row is marked sent");
+        cr_assert(eq(i64, bundles_of(keys, 3, false), 0));
+        arrive_in_order(keys, 3); /* each its own record, in batch order */
+        cr_assert(eq(int, on_topic(a, 500) + on_topic(b, 1) + on_topic(c, 1), 0));
+        notify_destroy(n);
+}
+
+Test(notify, a_crash_after_the_commit_before_the_send_sends_every_message_at_the_next_life)
+{
+        char err[256], a[64], b[64], c[64];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        const char *keys[3] = {a, b, c};
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("lost-a", a, sizeof(a));
+        support_unique_name("lost-b", b, sizeof(b));
+        support_unique_name("lost-c", c, sizeof(c));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        record_batch(n, keys, 3, false, true);
+        notify_destroy(n); /* committed, never relayed */
+        cr_assert(eq(int, on_topic(a, 500), 0));
+        cr_assert(eq(i64, bundles_of(keys, 3, false), 1));
+
+        n = notify_new(&env, err, sizeof(err));
+        cr_assert(n != NULL, "%s", err);
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(eq(i64, bundles_of(keys, 3, true), 1), "the first flush of a life sweeps it");
+        arrive_in_order(keys, 3);
+        notify_destroy(n);
+}
+
+Test(notify, a_bundle_whose_send_partly_failed_stays_unsent_and_is_sent_again)
+{
+        char err[256], small[64], big[64], cover[1600];
+        struct settings tight;
+        struct produce_ack tight_ack;
+        struct role_env tight_env;
+        rd_kafka_t *tight_producer;
+        struct notify *n;
+        const char *keys[2] = {small, big};
+
+        /* A producer that cannot take the second message (a record over 1 000 bytes). */
+        setenv("LIVEFLOW_KAFKA_PROP_MESSAGE_MAX_BYTES", "1000", 1);
+        cr_assert(settings_load(&tight, SETTINGS_CONSUMER, err, sizeof(err)) == 0, "%s", err);
+        unsetenv("LIVEFLOW_KAFKA_PROP_MESSAGE_MAX_BYTES");
+        memset(&tight_ack, 0, sizeof(tight_ack));
+        tight_producer = kafka_producer_new(&tight, "test-notify-tight", on_delivery, &tight_ack,
+                                            err, sizeof(err));
+        cr_assert(tight_producer != NULL, "%s", err);
+        tight_env = env;
+        tight_env.settings = &tight;
+        tight_env.producer = tight_producer;
+        tight_env.ack = &tight_ack;
+        memset(cover, 'c', sizeof(cover) - 1);
+        cover[sizeof(cover) - 1] = '\0';
+        support_unique_name("part-small", small, sizeof(small));
+        support_unique_name("part-big", big, sizeof(big));
+
+        n = notify_new(&tight_env, err, sizeof(err));
+        cr_assert(n != NULL, "%s", err);
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        record_batch_cover(n, keys, 2, false, true, cover);
+        for (int i = 0; i < 5; i++) { /* the big one fails each time it is tried */
+                rd_kafka_poll(tight_producer, 50);
+                cr_assert(notify_flush(n, false, err, sizeof(err)) == -1);
+        }
+        cr_assert(eq(int, on_topic(small, 3000), 1), "the message that could go went");
+        cr_assert(eq(i64, bundles_of(keys, 2, false), 1), "not every message went: unsent");
+        notify_destroy(n);
+        rd_kafka_flush(tight_producer, 5000);
+        rd_kafka_destroy(tight_producer);
+        settings_fini(&tight);
+
+        /* The next life (a producer that can send it) sends the bundle whole, same event ids. */
+        n = notify_new(&env, err, sizeof(err));
+        cr_assert(n != NULL, "%s", err);
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(eq(i64, bundles_of(keys, 2, true), 1));
+        arrive_in_order(keys, 2); /* the small one again, with its event id, then the big one */
         notify_destroy(n);
 }

@@ -446,7 +446,7 @@ Test(audit, a_kill_mid_backlog_applies_every_verdict_once)
                 long long warns = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
                                             "anchor_id = '%s' AND severity = 'warn'",
                                             anchors[a]);
-                long long notes = query_int("SELECT COUNT(*) FROM notify_outbox WHERE "
+                long long notes = query_int("SELECT COUNT(*) FROM notify_messages WHERE "
                                             "anchor_id = '%s'",
                                             anchors[a]);
                 long long logs = query_int("SELECT COUNT(*) FROM live_audit_logs WHERE "
@@ -517,9 +517,10 @@ Test(audit, two_instances_on_the_same_anchors_apply_every_verdict_once)
                 cr_expect_eq(query_int("SELECT warning_count FROM anchors WHERE anchor_id = '%s'",
                                        anchors[a]),
                              warns, "anchor %s", anchors[a]);
-                cr_expect_eq(query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s'",
-                                       anchors[a]),
-                             logs, "notifications of anchor %s", anchors[a]);
+                cr_expect_eq(
+                        query_int("SELECT COUNT(*) FROM notify_messages WHERE anchor_id = '%s'",
+                                  anchors[a]),
+                        logs, "notifications of anchor %s", anchors[a]);
         }
         stop_cleanly(&fx.audit_pid);
         stop_cleanly(&second);

@@ -34,7 +34,7 @@ static const char *const audit_tables[] = {
         "close_stream_id, close_vendor, close_method FROM live_audit_logs ORDER BY event_id",
         "SELECT anchor_id, status, suspended_until, admin_at, warning_count, gender FROM anchors "
         "ORDER BY anchor_id",
-        "SELECT event_id, kind, anchor_id, room_id, stream_id, payload FROM notify_outbox "
+        "SELECT event_id, kind, anchor_id, room_id, stream_id, payload FROM notify_messages "
         "ORDER BY event_id",
         NULL};
 
@@ -254,6 +254,7 @@ Test(batch_oracle, audit_replayed_batch_changes_nothing)
         struct batch b;
         enum apply_result r[MAX_RECS];
         char *before[3], *after;
+        long long bundles;
 
         audit_seed_init(base);
         open_side(&s, &audit_role, audit_seed, 0);
@@ -262,6 +263,8 @@ Test(batch_oracle, audit_replayed_batch_changes_nothing)
         cr_expect(s.took_fast_path);
         for (size_t i = 0; i < 3; i++)
                 before[i] = dump(s.mysql, audit_tables[i]);
+        bundles = support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_batch");
+        cr_expect_eq(bundles, 1, "one row for the batch's punishments");
         free_batch(&b);
         make_batch(&b, in, n, 3);
         s.took_fast_path = false;
@@ -273,6 +276,8 @@ Test(batch_oracle, audit_replayed_batch_changes_nothing)
                 free(after);
                 free(before[i]);
         }
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_batch"), bundles,
+                     "a replayed batch wrote a second bundle");
         free_batch(&b);
         close_side(&s, &audit_role);
         free_inputs(in, n);

@@ -40,8 +40,8 @@ static const char *const stream_tables[] = {
         "started_at, ended_at, duration_s, close_method FROM session_handoff ORDER BY event_id",
         "SELECT trace_id, session_id IS NULL, DENSE_RANK() OVER (ORDER BY session_id) FROM "
         "recharge ORDER BY trace_id",
-        "SELECT kind, anchor_id, room_id, stream_id, JSON_REMOVE(payload, '$.session_id') FROM "
-        "notify_outbox ORDER BY id",
+        "SELECT kind, anchor_id, room_id, stream_id, JSON_REMOVE(payload, '$.session_id') AS p "
+        "FROM notify_messages ORDER BY stream_id, kind, anchor_id, room_id, p",
         NULL};
 
 static const char *const stream_seed[] = {
@@ -135,6 +135,54 @@ Test(batch_oracle, stream_batch_matches_per_record)
                 cr_expect(run_oracle(&stream_lifecycle_role, in, n, seed, stream_seed,
                                      stream_tables, 11),
                           "seed %u: the batch did not take the set-based path", seed);
+        free_inputs(in, n);
+}
+
+/*
+ * The batch writes its notifications as one notify_batch row; a replay of the batch (every
+ * event in the ledger) writes no second row and no message again: a session's stream.live
+ * only at its opening, its stream.ended only at the one change that ended it (not at a late
+ * begin of an ended session, which the input holds).
+ */
+Test(batch_oracle, stream_replayed_batch_writes_no_second_bundle)
+{
+        struct input in[MAX_RECS];
+        size_t n = stream_inputs(in, false);
+        struct side s;
+        struct batch b;
+        enum apply_result r[MAX_RECS];
+        char *before, *after;
+        long long bundles, ended;
+
+        open_side(&s, &stream_lifecycle_role, stream_seed, 0);
+        make_batch(&b, in, n, 2);
+        apply_batch(&s, &stream_lifecycle_role, &b, r);
+        cr_expect(s.took_fast_path);
+        bundles = support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_batch");
+        cr_expect_eq(bundles, 1, "one row for the batch's notifications");
+        ended = support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_messages WHERE kind = "
+                                           "'stream.ended' AND stream_id = 'n2'");
+        cr_expect_eq(ended, 1, "an end that came without its begin, told once");
+        /* A late begin of a session ended before (the seed's) tells nothing again. */
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_messages WHERE "
+                                                "stream_id = 'st-ended2'"),
+                     0);
+        before = dump(s.mysql, stream_tables[4]);
+        free_batch(&b);
+        make_batch(&b, in, n, 3);
+        s.took_fast_path = false;
+        apply_batch(&s, &stream_lifecycle_role, &b, r);
+        cr_expect(s.took_fast_path);
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_batch"), bundles);
+        after = dump(s.mysql, stream_tables[4]);
+        cr_expect_str_eq(before, after);
+        cr_expect_eq(support_query_int(s.mysql, "SELECT COUNT(*) FROM notify_messages GROUP BY "
+                                                "event_id ORDER BY COUNT(*) DESC LIMIT 1"),
+                     1, "every notification once");
+        free(before);
+        free(after);
+        free_batch(&b);
+        close_side(&s, &stream_lifecycle_role);
         free_inputs(in, n);
 }
 

@@ -240,17 +240,19 @@ Test(stream_lifecycle, going_live_and_ending_are_one_notify_record_each)
                      fx.w.log_path);
         cr_assert_eq(counts[1], 1, "stream.ended records of session %lld (log %s)", session,
                      fx.w.log_path);
-        cr_assert_eq(support_query_int(fx.w.mysql,
-                                       "SELECT COUNT(*) FROM notify_outbox WHERE stream_id = '%s' "
-                                       "AND sent_at IS NOT NULL",
-                                       s),
-                     2);
-        cr_assert_eq(support_query_int(fx.w.mysql,
-                                       "SELECT COUNT(*) FROM notify_outbox WHERE stream_id = '%s' "
-                                       "AND kind = 'stream.ended' AND payload LIKE "
-                                       "'%%\"duration_s\":3725%%'",
-                                       s),
-                     1);
+        cr_assert_eq(
+                support_query_int(fx.w.mysql,
+                                  "SELECT COUNT(*) FROM notify_messages WHERE stream_id = '%s' "
+                                  "AND sent_at IS NOT NULL",
+                                  s),
+                2);
+        cr_assert_eq(
+                support_query_int(fx.w.mysql,
+                                  "SELECT COUNT(*) FROM notify_messages WHERE stream_id = '%s' "
+                                  "AND kind = 'stream.ended' AND payload LIKE "
+                                  "'%%\"duration_s\":3725%%'",
+                                  s),
+                1);
         stop_consumer_expect_clean_exit();
 }
 

@@ -86,16 +86,17 @@ Test(settlement, withdrawals_succeed_reject_and_replay_once)
         for (int i = 0; i < 4; i++)
                 cr_assert(eq(i64,
                              wait_int(1, 30000,
-                                      "SELECT COUNT(*) FROM notify_outbox WHERE kind = '%s' "
+                                      "SELECT COUNT(*) FROM notify_messages WHERE kind = '%s' "
                                       "AND anchor_id = '%s' AND payload LIKE '%%\"request_id\":"
                                       "\"%s\"%%' AND sent_at IS NOT NULL",
                                       is_ok[i] ? "withdrawal.succeeded" : "withdrawal.rejected",
                                       anchor, rid[i]),
                              1),
                           "notification of withdrawal %d (log %s)", i, fx.w.log_path);
-        cr_assert(eq(i64,
-                     query_int("SELECT COUNT(*) FROM notify_outbox WHERE anchor_id = '%s'", anchor),
-                     4));
+        cr_assert(
+                eq(i64,
+                   query_int("SELECT COUNT(*) FROM notify_messages WHERE anchor_id = '%s'", anchor),
+                   4));
         stop_copy(0);
 }
 
