@@ -159,6 +159,7 @@ void support_sleep_ms(int ms)
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <hiredis/hiredis.h>
 #include <mysql.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -730,4 +731,32 @@ void support_command_line(pid_t pid, char *out, size_t size)
                 cr_assert(n < size, "%s is too long", path);
         }
         free(args);
+}
+
+/* ------------------------------------------------------------ Redis */
+
+redisContext *support_redis_connect(int db, bool is_flushed, char *url, size_t url_size)
+{
+        const char *port = support_fixture("LIVEFLOW_TEST_REDIS_PORT");
+        redisContext *c = redisConnect("127.0.0.1", atoi(port));
+
+        cr_assert(c && !c->err, "redis 127.0.0.1:%s: %s", port, c ? c->errstr : "out of memory");
+        support_redis_do(c, "SELECT %d", db);
+        if (is_flushed)
+                support_redis_do(c, "FLUSHDB");
+        if (url)
+                snprintf(url, url_size, "redis://127.0.0.1:%s/%d", port, db);
+        return c;
+}
+
+void support_redis_do(redisContext *c, const char *fmt, ...)
+{
+        va_list ap;
+        redisReply *r;
+
+        va_start(ap, fmt);
+        r = redisvCommand(c, fmt, ap);
+        va_end(ap);
+        cr_assert(r && r->type != REDIS_REPLY_ERROR, "redis %s: %s", fmt, r ? r->str : c->errstr);
+        freeReplyObject(r);
 }

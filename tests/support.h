@@ -120,6 +120,17 @@ void support_query1(MYSQL *mysql, char *out, size_t out_size, const char *fmt, .
 long long support_query_int(MYSQL *mysql, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
+typedef struct redisContext redisContext;
+
+/**
+ * @brief A connection to database db of the fixture Redis, emptied first when is_flushed;
+ * its redis:// URL into url[url_size] unless url is NULL. Fails the test otherwise.
+ */
+redisContext *support_redis_connect(int db, bool is_flushed, char *url, size_t url_size);
+
+/** @brief Runs a command on c and fails the test when it cannot or Redis answers an error. */
+void support_redis_do(redisContext *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /** @brief A producer on the fixture broker (acks=all). */
 rd_kafka_t *support_producer(void);
 

@@ -46,18 +46,10 @@ static void start_consumer(const char *const *extra)
 /* The test's own Redis database (the ranking is one key for all rooms), emptied. */
 static void use_redis(int db)
 {
-        int port = atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT"));
-        redisReply *r;
+        char url[96];
 
-        fx.redis = redisConnect("127.0.0.1", port);
-        cr_assert(fx.redis && !fx.redis->err);
-        r = redisCommand(fx.redis, "SELECT %d", db);
-        cr_assert(r && r->type == REDIS_REPLY_STATUS);
-        freeReplyObject(r);
-        r = redisCommand(fx.redis, "FLUSHDB");
-        freeReplyObject(r);
-        snprintf(fx.redis_env, sizeof(fx.redis_env), "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%d/%d",
-                 port, db);
+        fx.redis = support_redis_connect(db, true, url, sizeof(url));
+        snprintf(fx.redis_env, sizeof(fx.redis_env), "LIVEFLOW_REDIS_URL=%s", url);
 }
 
 static void setup(void)

@@ -63,16 +63,8 @@ TestSuite(reward_sync, .init = setup, .fini = teardown, .timeout = 300);
 static void use_redis(int db, bool through_proxy)
 {
         int port = atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT"));
-        redisReply *r;
 
-        fx.redis = redisConnect("127.0.0.1", port);
-        cr_assert(fx.redis && !fx.redis->err);
-        r = redisCommand(fx.redis, "SELECT %d", db);
-        cr_assert(r && r->type == REDIS_REPLY_STATUS);
-        freeReplyObject(r);
-        r = redisCommand(fx.redis, "FLUSHDB");
-        cr_assert(r && r->type == REDIS_REPLY_STATUS);
-        freeReplyObject(r);
+        fx.redis = support_redis_connect(db, true, NULL, 0);
         if (through_proxy)
                 fx.proxy = support_proxy_start(port);
         snprintf(fx.redis_url, sizeof(fx.redis_url), "redis://127.0.0.1:%d/%d",

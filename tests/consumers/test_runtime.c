@@ -30,8 +30,7 @@ static void setup(void)
 {
         support_worker_fx_open(&fx.w, "rt");
         snprintf(fx.consumer_url, sizeof(fx.consumer_url), "%s", fx.w.mysql_url);
-        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
-        cr_assert(fx.redis && !fx.redis->err);
+        fx.redis = support_redis_connect(0, false, NULL, 0);
 }
 
 static void teardown(void)

@@ -197,16 +197,8 @@ TestSuite(money_evening, .init = setup, .fini = teardown, .timeout = 600);
 static void use_redis(void)
 {
         int port = atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT"));
-        redisReply *r;
 
-        fx.redis = redisConnect("127.0.0.1", port);
-        cr_assert(fx.redis && !fx.redis->err, "redis 127.0.0.1:%d", port);
-        r = redisCommand(fx.redis, "SELECT %d", REDIS_DB);
-        cr_assert(r && r->type == REDIS_REPLY_STATUS);
-        freeReplyObject(r);
-        r = redisCommand(fx.redis, "FLUSHDB");
-        cr_assert(r && r->type == REDIS_REPLY_STATUS);
-        freeReplyObject(r);
+        fx.redis = support_redis_connect(REDIS_DB, true, NULL, 0);
         fx.proxy = support_proxy_start(port);
 }
 

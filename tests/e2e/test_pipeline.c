@@ -38,8 +38,7 @@ static void setup(void)
         support_unique_name("e2e", fx.prefix, sizeof(fx.prefix));
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
         fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
-        cr_assert(fx.redis && !fx.redis->err);
+        fx.redis = support_redis_connect(0, false, NULL, 0);
         fx.http_port = support_free_port();
         snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
         support_proc_launch(&fx.receiver, fx.prefix, NULL, fx.mysql_url, NULL, NULL, env);

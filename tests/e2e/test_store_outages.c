@@ -144,16 +144,9 @@ void redis_url(char *out, size_t size)
 /* The test's own connection to its Redis database; again after a restart. */
 void redis_connect(void)
 {
-        int port = atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT"));
-        redisReply *r;
-
         if (fx.redis)
                 redisFree(fx.redis);
-        fx.redis = redisConnect("127.0.0.1", port);
-        cr_assert(fx.redis && !fx.redis->err, "redis 127.0.0.1:%d", port);
-        r = redisCommand(fx.redis, "SELECT %d", REDIS_DB);
-        cr_assert(r && r->type == REDIS_REPLY_STATUS);
-        freeReplyObject(r);
+        fx.redis = support_redis_connect(REDIS_DB, false, NULL, 0);
 }
 
 static void start_receiver(void)

@@ -48,29 +48,12 @@ static void teardown(void)
 
 TestSuite(rebuild, .init = setup, .fini = teardown, .timeout = 60);
 
-static void redis_do(const char *fmt, ...)
-{
-        va_list ap;
-        redisReply *r;
-
-        va_start(ap, fmt);
-        r = redisvCommand(fx.redis, fmt, ap);
-        va_end(ap);
-        cr_assert(r && r->type != REDIS_REPLY_ERROR, "redis: %s", r ? r->str : fx.redis->errstr);
-        freeReplyObject(r);
-}
-
 /* A Redis database of the test's own, emptied, and the library's connection to it. */
 static void use_redis(int db)
 {
-        const char *port = support_fixture("LIVEFLOW_TEST_REDIS_PORT");
         char err[256];
 
-        fx.redis = redisConnect("127.0.0.1", atoi(port));
-        cr_assert(fx.redis && !fx.redis->err);
-        redis_do("SELECT %d", db);
-        redis_do("FLUSHDB");
-        snprintf(fx.redis_url, sizeof(fx.redis_url), "redis://127.0.0.1:%s/%d", port, db);
+        fx.redis = support_redis_connect(db, true, fx.redis_url, sizeof(fx.redis_url));
         cr_assert((fx.rc = redis_conn_new(fx.redis_url, 2000, err, sizeof(err))) != NULL, "%s",
                   err);
         cr_assert((fx.rb = rebuild_new(fx.db, fx.rc, 3600, 3600)) != NULL);
@@ -116,7 +99,7 @@ Test(rebuild, the_epoch_tells_a_redis_that_lost_its_data)
         cr_assert(!lost);
         cr_assert_str_eq(other.token, seen.token);
         /* Flushed: the first to look sets a new epoch, and the other sees it changed. */
-        redis_do("FLUSHDB");
+        support_redis_do(fx.redis, "FLUSHDB");
         cr_assert_eq(rebuild_epoch_check(fx.rc, &seen, &lost, err, sizeof(err)), 0);
         cr_assert(lost);
         cr_assert_eq(rebuild_epoch_check(fx.rc, &other, &lost, err, sizeof(err)), 0);
@@ -272,8 +255,8 @@ Test(rebuild, marked_rooms_get_the_sums_of_their_numbered_tips)
         seed_room(room, session);
         /* Wrong figures, and a top with an audience that never tipped here. */
         snprintf(key, sizeof(key), "live:room:earnings:%s", room);
-        redis_do("SET %s 7", key);
-        redis_do("ZADD live:room:top:%s 5 ghost", room);
+        support_redis_do(fx.redis, "SET %s 7", key);
+        support_redis_do(fx.redis, "ZADD live:room:top:%s 5 ghost", room);
 
         cr_assert_eq(rebuild_mark_all_rooms(fx.rb, &marked, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(marked, 2); /* the room, and the session of its recent tips */
@@ -330,10 +313,10 @@ Test(rebuild, streams_follow_live_streams_and_stale_keys_end)
             "'2026-01-01 00:00:00', NOW(3)), ('%s_s2', '%s_a2', '%s_a2', 12, 'srs', 'ended', "
             "'2026-01-01 00:00:00', NOW(3))",
             fx.prefix, fx.prefix, fx.prefix, fx.prefix, fx.prefix, fx.prefix);
-        redis_do("SADD set:live:online %s_s2 %s_nowhere", fx.prefix, fx.prefix);
-        redis_do("HSET hash:anchor:status:%s_a2 status live stream_id %s_s2 anchor_status banned",
+        support_redis_do(fx.redis, "SADD set:live:online %s_s2 %s_nowhere", fx.prefix, fx.prefix);
+        support_redis_do(fx.redis, "HSET hash:anchor:status:%s_a2 status live stream_id %s_s2 anchor_status banned",
                  fx.prefix, fx.prefix);
-        redis_do("HSET hash:anchor:status:%s_a9 status live stream_id %s_unknown", fx.prefix,
+        support_redis_do(fx.redis, "HSET hash:anchor:status:%s_a9 status live stream_id %s_unknown", fx.prefix,
                  fx.prefix);
 
         cr_assert_eq(rebuild_streams(fx.rb, &projected, err, sizeof(err)), 0, "%s", err);

@@ -143,13 +143,7 @@ static void redis_cmd(const char *fmt, ...)
 /* Redis database `db` of the fixture, emptied: each test of this file has its own. */
 static void use_redis_db(int db)
 {
-        const char *port = support_fixture("LIVEFLOW_TEST_REDIS_PORT");
-
-        snprintf(fx.redis_url, sizeof(fx.redis_url), "redis://127.0.0.1:%s/%d", port, db);
-        fx.redis = redisConnect("127.0.0.1", atoi(port));
-        cr_assert(fx.redis && !fx.redis->err);
-        redis_cmd("SELECT %d", db);
-        redis_cmd("FLUSHDB");
+        fx.redis = support_redis_connect(db, true, fx.redis_url, sizeof(fx.redis_url));
 }
 
 static long long tip_amount(int k)

@@ -336,8 +336,7 @@ Test(affinity, overlapping_runs_of_two_periods_leave_the_newer_periods_figures)
         long long deadline;
         char got[256];
 
-        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
-        cr_assert(fx.redis && !fx.redis->err, "redis");
+        fx.redis = support_redis_connect(0, false, NULL, 0);
         population();
         cr_assert(mysql_query(reader, "LOCK TABLES tag_affinity READ") == 0, "%s",
                   mysql_error(reader));

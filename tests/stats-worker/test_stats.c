@@ -42,8 +42,7 @@ static void setup(void)
         support_unique_name("sw", fx.prefix, sizeof(fx.prefix));
         support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
         fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.redis = redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
-        cr_assert(fx.redis && !fx.redis->err);
+        fx.redis = support_redis_connect(0, false, NULL, 0);
         cr_assert((fx.mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) != NULL,
                   "%s", err);
         cr_assert((fx.mc = rd_kafka_mock_cluster_new(fx.mock_rk, 1)) != NULL);

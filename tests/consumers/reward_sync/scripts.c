@@ -48,17 +48,8 @@ static void fill(struct script_tip *t, const char *tip, const char *room, long l
 
 static redisContext *connect_db(int db)
 {
-        redisContext *r =
-                redisConnect("127.0.0.1", atoi(support_fixture("LIVEFLOW_TEST_REDIS_PORT")));
-        redisReply *reply;
+        redisContext *r = support_redis_connect(db, true, NULL, 0);
 
-        cr_assert(r && !r->err);
-        reply = redisCommand(r, "SELECT %d", db);
-        cr_assert(reply && reply->type == REDIS_REPLY_STATUS);
-        freeReplyObject(reply);
-        reply = redisCommand(r, "FLUSHDB");
-        cr_assert(reply && reply->type == REDIS_REPLY_STATUS);
-        freeReplyObject(reply);
         /* A rebuild already covered room r1 through its tip 2, and session 77 through tip 1. */
         freeReplyObject(redisCommand(r, "SET sc:room_wm:r1 2"));
         freeReplyObject(redisCommand(r, "SET sc:session_wm:77 1"));

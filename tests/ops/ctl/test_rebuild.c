@@ -31,28 +31,11 @@ static void teardown(void)
 
 TestSuite(ctl_rebuild, .init = setup, .fini = teardown, .timeout = 120);
 
-static void redis_do(const char *fmt, ...)
-{
-        va_list ap;
-        redisReply *r;
-
-        va_start(ap, fmt);
-        r = redisvCommand(fx.redis, fmt, ap);
-        va_end(ap);
-        cr_assert(r && r->type != REDIS_REPLY_ERROR, "redis: %s", r ? r->str : fx.redis->errstr);
-        freeReplyObject(r);
-}
-
 static void use_redis(int db)
 {
-        const char *port = support_fixture("LIVEFLOW_TEST_REDIS_PORT");
         char url[128];
 
-        fx.redis = redisConnect("127.0.0.1", atoi(port));
-        cr_assert(fx.redis && !fx.redis->err);
-        redis_do("SELECT %d", db);
-        redis_do("FLUSHDB");
-        snprintf(url, sizeof(url), "redis://127.0.0.1:%s/%d", port, db);
+        fx.redis = support_redis_connect(db, true, url, sizeof(url));
         setenv("LIVEFLOW_REDIS_URL", url, 1);
 }
 
@@ -113,11 +96,11 @@ Test(ctl_rebuild, redis_dry_run_lists_what_differs_and_execute_repairs_it)
         use_redis(13);
         seed(room, live);
         snprintf(stale, sizeof(stale), "%s_s2", fx.prefix);
-        redis_do("SET live:room:earnings:%s 7", room);
-        redis_do("SADD set:live:online %s", stale);
+        support_redis_do(fx.redis, "SET live:room:earnings:%s 7", room);
+        support_redis_do(fx.redis, "SADD set:live:online %s", stale);
         /* A room that never had a tip nor a viewer, with figures of both. */
-        redis_do("SET live:room:earnings:%s_ghost 5", fx.prefix);
-        redis_do("SET live:room:online:%s_ghost 3", fx.prefix);
+        support_redis_do(fx.redis, "SET live:room:earnings:%s_ghost 5", fx.prefix);
+        support_redis_do(fx.redis, "SET live:room:online:%s_ghost 3", fx.prefix);
 
         cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild redis"), 1, "%s", ctl_run_stderr);
         doc = ctl_json(out);
@@ -202,10 +185,10 @@ Test(ctl_rebuild, redis_finds_and_repairs_damaged_audience_keys)
         use_redis(11);
         seed_audience(room);
         snprintf(ghost, sizeof(ghost), "%s_nobody", fx.prefix);
-        redis_do("SET live:room:online:%s 9", room);
-        redis_do("HSET live:stats:91 gift_amount 500 views 3 uv 1 peak_online 1 chats 4 likes 7 "
+        support_redis_do(fx.redis, "SET live:room:online:%s 9", room);
+        support_redis_do(fx.redis, "HSET live:stats:91 gift_amount 500 views 3 uv 1 peak_online 1 chats 4 likes 7 "
                  "follows 1 shares 2");
-        redis_do("SET live:room:online:%s 4", ghost);
+        support_redis_do(fx.redis, "SET live:room:online:%s 4", ghost);
 
         cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild redis"), 1, "%s", ctl_run_stderr);
         doc = ctl_json(out);
@@ -357,7 +340,7 @@ Test(ctl_rebuild, profile_dry_run_counts_and_execute_swaps_in_under_the_lock)
         json_decref(doc);
         cr_assert_eq(support_query_int(fx.mysql, "SELECT COUNT(*) FROM stats_profile_run"), 1);
         /* A run of the period holds the lock: the tool waits its turn. */
-        redis_do("SET lock:stats:profile:%lld someone EX 60", period);
+        support_redis_do(fx.redis, "SET lock:stats:profile:%lld someone EX 60", period);
         cr_assert_eq(ctl_run(out, sizeof(out), "rebuild profile --execute"), 1);
         cr_assert(strstr(ctl_run_stderr, "held"), "%s", ctl_run_stderr);
 }
@@ -481,8 +464,8 @@ Test(ctl_rebuild, reconcile_runs_under_liveflow_ctl_with_json)
         json_decref(doc);
         /* A live stream Redis does not know: check 5 says so, and rebuild repairs it. */
         seed(room, live);
-        redis_do("SET live:room:earnings:%s 400", room);
-        redis_do("SET live:room:recharge_count:%s 3", room);
+        support_redis_do(fx.redis, "SET live:room:earnings:%s 400", room);
+        support_redis_do(fx.redis, "SET live:room:recharge_count:%s 3", room);
         cr_assert_eq(ctl_run(out, sizeof(out), "reconcile --no-topic --from 2026-01-01"), 1);
         cr_assert(strstr(out, live), "%s", out);
         cr_assert_eq(ctl_run(out, sizeof(out), "rebuild redis --execute"), 0, "%s", out);
