@@ -69,28 +69,29 @@ static size_t padless_len(const char *s)
         return len;
 }
 
-/* Orders ids as a case-insensitive, PAD SPACE collation could: equal when it might be. */
 static int fold(char c)
 {
         return c >= 'A' && c <= 'Z' ? c + 32 : (unsigned char)c;
 }
 
+/* Orders ids as a case-insensitive, PAD SPACE collation could: equal when it might be. */
 static int cmp_folded(const void *a, const void *b)
 {
         const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-        size_t lx, ly;
+        size_t lx, ly, i = 0;
 
         /*
-         * Up to the first space either has, every character is before the padding, so the
-         * first that differs decides without the lengths (ids differ early: this is most of a
-         * sort of a batch's ids).
+         * Before the first space either has, every character is before the padding: the first
+         * pair that differs folded decides without the lengths (most comparisons of a sort of a
+         * batch's ids, which share long prefixes).
          */
-        for (size_t i = 0; x[i] && y[i] && x[i] != ' ' && y[i] != ' '; i++)
-                if (fold(x[i]) != fold(y[i]))
-                        return fold(x[i]) - fold(y[i]);
+        while (x[i] == y[i] && x[i] && x[i] != ' ')
+                i++;
+        if (x[i] && y[i] && x[i] != ' ' && y[i] != ' ' && fold(x[i]) != fold(y[i]))
+                return fold(x[i]) - fold(y[i]);
         lx = padless_len(x);
         ly = padless_len(y);
-        for (size_t i = 0; i < lx && i < ly; i++)
+        for (i = 0; i < lx && i < ly; i++)
                 if (fold(x[i]) != fold(y[i]))
                         return fold(x[i]) - fold(y[i]);
         return (lx > ly) - (lx < ly);

@@ -145,3 +145,65 @@ Test(keyset, an_empty_set_asks_nothing)
         keyset_free(&ks);
         db_text_free(&t);
 }
+
+/* ------------------------------------------------------------------ keys_may_collide */
+
+/* The collation's view, spelled out: case folded, trailing spaces dropped. */
+static void fold_ref(const char *s, char *out)
+{
+        size_t n = strlen(s);
+
+        while (n && s[n - 1] == ' ')
+                n--;
+        for (size_t i = 0; i < n; i++)
+                out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+        out[n] = '\0';
+}
+
+/*
+ * Random distinct ids over an alphabet of cases, spaces and a shared prefix: the answer is yes
+ * exactly when two of them fold to one id (the sort's shortcut on the first differing
+ * character must not hide a pair).
+ */
+Test(keys, may_collide_exactly_when_two_ids_fold_to_one)
+{
+        static const char alphabet[] = "aAbB -";
+        unsigned seed = 7;
+
+        for (int trial = 0; trial < 2000; trial++) {
+                char ids[12][16], folded[12][16];
+                const char *ptrs[12];
+                size_t n = 0;
+                bool want = false;
+
+                while (n < 2 + (size_t)trial % 10) {
+                        size_t len = (size_t)rand_r(&seed) % 5, k = 0;
+                        bool is_dup = false;
+
+                        if (rand_r(&seed) % 2)
+                                k = (size_t)snprintf(ids[n], sizeof(ids[n]), "pre-");
+                        for (size_t i = 0; i < len; i++)
+                                ids[n][k++] = alphabet[rand_r(&seed) % 6];
+                        ids[n][k] = '\0';
+                        for (size_t j = 0; j < n; j++)
+                                is_dup |= strcmp(ids[j], ids[n]) == 0;
+                        if (!is_dup)
+                                n++;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        fold_ref(ids[i], folded[i]);
+                        ptrs[i] = ids[i];
+                        for (size_t j = 0; j < i; j++)
+                                want |= strcmp(folded[i], folded[j]) == 0;
+                }
+                cr_assert_eq(keys_may_collide(ptrs, n), want, "trial %d", trial);
+        }
+}
+
+Test(keys, a_single_id_or_none_never_collides)
+{
+        const char *one[] = {"A "};
+
+        cr_assert(!keys_may_collide(one, 1));
+        cr_assert(!keys_may_collide(one, 0));
+}
