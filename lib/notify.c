@@ -44,6 +44,8 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         n->insert = db_stmt(n->db,
                             "INSERT IGNORE INTO notify_outbox (event_id, kind, anchor_id, room_id, "
                             "stream_id, payload) VALUES (?, ?, ?, ?, ?, ?)");
+        n->insert_bundle =
+                db_stmt(n->db, "INSERT INTO notify_batch (messages, body) VALUES (?, ?)");
         n->stream_row = db_stmt(
                 n->db,
                 "SELECT anchor_id, room_id, session_id, cover_url, duration_s, close_method, "
@@ -56,7 +58,7 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
                                       "created_at < NOW(3) - INTERVAL " NOTIFY_SWEEP_AGE_SQL
                                       " SECOND ORDER BY id LIMIT " NOTIFY_FLUSH_ROWS_SQL
                                       " FOR UPDATE SKIP LOCKED");
-        if (!n->insert || !n->stream_row || !n->claim || !n->claim_old) {
+        if (!n->insert || !n->insert_bundle || !n->stream_row || !n->claim || !n->claim_old) {
                 notify_destroy(n);
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -107,7 +109,7 @@ static void set_num(json_t *p, const char *name, long long v)
                 json_object_set_new(p, name, json_integer(v));
 }
 
-char *notify_encode_msg(const struct notify_msg *m, char event_id[65])
+char *notify_encode_msg(const struct notify_msg *m, char event_id[65], json_t **json)
 {
         char text[512], *payload_text;
         json_t *p = json_pack("{s:s,s:I}", "kind", m->kind, "at_ms", (json_int_t)m->at_ms);
@@ -128,7 +130,10 @@ char *notify_encode_msg(const struct notify_msg *m, char event_id[65])
         set_num(p, "until_ms", m->until_ms);
         set_num(p, "amount", m->amount);
         payload_text = json_dumps(p, JSON_COMPACT);
-        json_decref(p);
+        if (json && payload_text)
+                *json = p; /* the caller's reference now */
+        else
+                json_decref(p);
         crypto_sha256_hex(text, (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1,
                           event_id);
         return payload_text;
@@ -137,7 +142,7 @@ char *notify_encode_msg(const struct notify_msg *m, char event_id[65])
 enum db_result notify_record(struct notify *n, const struct notify_msg *m, char *errstr,
                              size_t errstr_size)
 {
-        char event_id[65], *payload_text = notify_encode_msg(m, event_id);
+        char event_id[65], *payload_text = notify_encode_msg(m, event_id, NULL);
         enum db_result r;
 
         if (!payload_text) {

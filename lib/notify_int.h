@@ -10,9 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "db.h"
-#include "produce.h"
 #include "notify.h"
+#include "produce.h"
 
 #define NOTIFY_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
 #define NOTIFY_FLUSH_ROWS       500   /* rows claimed per flush transaction: a batch's worth */
@@ -41,6 +43,7 @@ struct outbox_row {
         bool has_anchor, has_room, has_stream;
         bool in_flight; /* find_in_flight() */
         char *payload;
+        struct json_t *json; /* payload as an object when the batch recorded it (owned), or NULL */
 };
 
 /* How many messages one notify_batch row holds at most (a bigger batch writes several rows). */
@@ -79,7 +82,7 @@ struct notify {
         struct codec *codec;
         rd_kafka_t *producer;
         struct produce_ack *ack;
-        struct db_stmt *insert, *stream_row, *claim, *claim_old;
+        struct db_stmt *insert, *insert_bundle, *stream_row, *claim, *claim_old;
         /* the sweep is due: recorded since the last flush (without the relay), or unknown (at
            start), or more than it took last time */
         bool has_pending;
@@ -126,8 +129,9 @@ int notify_sweep_bundles(struct notify *n, bool is_old, bool *more, char *errstr
 /* Whether the bundle id is this instance's (recorded, to be read back, or in flight). */
 bool notify_bundle_is_ours(const struct notify *n, long long id);
 
-/* m's event id and payload text (malloc'd), or NULL when out of memory. */
-char *notify_encode_msg(const struct notify_msg *m, char event_id[65]);
+/* m's event id and payload text (malloc'd), or NULL when out of memory; json (may be NULL)
+   receives the payload as an object (the caller's reference). */
+char *notify_encode_msg(const struct notify_msg *m, char event_id[65], struct json_t **json);
 
 /* The record of one row or message into pm (its strings point into r and trace_id). */
 int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,

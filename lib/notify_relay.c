@@ -41,7 +41,10 @@ static void on_claimed(const struct db_col *cols, void *arg)
 int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,
                       char trace_id[33], char *errstr, size_t errstr_size)
 {
-        json_t *payload = r->payload ? json_loads(r->payload, 0, NULL) : NULL;
+        /* A batch's message keeps its payload as an object: not parsed again. */
+        json_t *payload = r->json      ? json_incref(r->json)
+                          : r->payload ? json_loads(r->payload, 0, NULL)
+                                       : NULL;
         long long at_ms = json_integer_value(json_object_get(payload, "at_ms"));
         struct envelope env = {
                 .event_id = r->event_id,

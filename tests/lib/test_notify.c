@@ -503,17 +503,28 @@ static void arrive_in_order(const char *const *keys, size_t cnt)
 
 Test(notify, a_batch_is_one_row_whose_every_message_goes_with_its_event_id)
 {
-        char err[256], a[64], b[64], c[64];
+        char err[256], a[64], b[64], c[64], id[65], hex[129];
         struct notify *n = notify_new(&env, err, sizeof(err));
         const char *keys[3] = {a, b, c};
 
         cr_assert(n != NULL, "%s", err);
         support_unique_name("one-a", a, sizeof(a));
-        support_unique_name("one-b", b, sizeof(b));
+        support_unique_name("one-\"b\\\t", b, sizeof(b)); /* JSON's escapes in the body */
         support_unique_name("one-c", c, sizeof(c));
         cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
         record_batch(n, keys, 3, false, true);
         cr_assert(eq(i64, bundles_of(keys, 3, false), 1), "one unsent row for the batch");
+        event_id_of(b, id);
+        for (size_t i = 0; b[i]; i++)
+                snprintf(hex + 2 * i, 3, "%02X", (unsigned char)b[i]);
+        cr_assert(eq(i64,
+                     support_query_int(mysql,
+                                       "SELECT COUNT(*) FROM notify_messages WHERE event_id = "
+                                       "'%s' AND HEX(stream_id) = '%s' AND JSON_VALUE(payload, "
+                                       "'$.kind') = 'stream.live'",
+                                       id, hex),
+                     1),
+                  "the view reads the message back as it was recorded");
         settle(n);
         cr_assert(eq(i64, bundles_of(keys, 3, true), 1), "the row is marked sent");
         cr_assert(eq(i64, bundles_of(keys, 3, false), 0));
