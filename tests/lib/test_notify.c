@@ -607,3 +607,32 @@ Test(notify, a_bundle_whose_send_partly_failed_stays_unsent_and_is_sent_again)
         arrive_in_order(keys, 2); /* the small one again, with its event id, then the big one */
         notify_destroy(n);
 }
+
+Test(notify, a_young_unsent_bundle_is_left_to_its_relay_until_it_is_old)
+{
+        char err[256], key[64], id[65], sql[1024];
+        const char *keys[1] = {key};
+        struct notify *n = notify_new(&env, err, sizeof(err));
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("young-bundle", key, sizeof(key));
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err); /* the first sweep */
+        /* Another instance's bundle, committed and in its relay's flight. */
+        event_id_of(key, id);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO notify_batch (messages, body) VALUES (1, '[{\"event_id\":\"%s\","
+                 "\"kind\":\"stream.live\",\"anchor_id\":\"anchor-notify\",\"stream_id\":\"%s\","
+                 "\"payload\":{\"kind\":\"stream.live\",\"at_ms\":1700000000000}}]')",
+                 id, key);
+        cr_assert(mysql_query(mysql, sql) == 0, "%s", mysql_error(mysql));
+        cr_assert(notify_flush(n, true, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(eq(i64, bundles_of(keys, 1, false), 1), "a young bundle is another relay's");
+        cr_assert(eq(int, on_topic(key, 500), 0));
+        /* Its relay died: once older than any send in flight, the sweep sends it. */
+        cr_assert(mysql_query(mysql, "UPDATE notify_batch SET created_at = NOW(3) - INTERVAL 61 "
+                                     "SECOND WHERE sent_at IS NULL") == 0);
+        cr_assert(notify_flush(n, true, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(eq(i64, bundles_of(keys, 1, true), 1));
+        arrive_in_order(keys, 1);
+        notify_destroy(n);
+}
