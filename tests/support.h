@@ -131,6 +131,23 @@ redisContext *support_redis_connect(int db, bool is_flushed, char *url, size_t u
 /** @brief Runs a command on c and fails the test when it cannot or Redis answers an error. */
 void support_redis_do(redisContext *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** @brief One record of a dead-letter topic as the tests read it. */
+struct support_dead_letter {
+        char error_class[32]; /* dlq.error.class */
+        char message[512];    /* dlq.error.message */
+        bool has_coordinates; /* dlq.topic (the source topic), dlq.group, dlq.partition,
+                                 dlq.offset and trace_id */
+};
+
+/**
+ * @brief Reads topic's dead-letter topic (topic ".dlq") from its start until want records keyed
+ * key and dead-lettered by group (its dlq.group header) arrived, or timeout_ms passed: every
+ * group reads the whole source topic, so the consumers of tests beside this one dead-letter
+ * the same records under their own groups. @returns how many were read into out.
+ */
+size_t support_dead_letters(const char *topic, const char *key, const char *group,
+                            struct support_dead_letter *out, size_t want, int timeout_ms);
+
 /** @brief A producer on the fixture broker (acks=all). */
 rd_kafka_t *support_producer(void);
 

@@ -110,25 +110,6 @@ static void produce_status(const char *stream_id, const char *event_key, const c
 }
 
 /* First column of the first row as text, or "" when there is no row or it is NULL. */
-static void query1(char *out, size_t out_size, const char *fmt, ...)
-{
-        char sql[1024];
-        va_list ap;
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        out[0] = '\0';
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-        res = mysql_store_result(fx.mysql);
-        if (res && (row = mysql_fetch_row(res)) && row[0])
-                snprintf(out, out_size, "%s", row[0]);
-        if (res)
-                mysql_free_result(res);
-}
-
 /* Waits until the query's first value reads `want`. */
 static void wait_value(const char *want, const char *sql)
 {
@@ -136,7 +117,7 @@ static void wait_value(const char *want, const char *sql)
         long long deadline = support_now_ms() + 25000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "%s", sql);
+                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(50);
@@ -192,91 +173,6 @@ static void stop_consumer_expect_clean_exit(void)
         fx.pid = 0;
 }
 
-/* One dead letter: its error class and message. */
-struct dead_letter {
-        char error_class[32];
-        char message[512];
-        bool has_coordinates; /* dlq.topic, dlq.partition, dlq.offset, dlq.group and trace_id */
-};
-
-static bool header(rd_kafka_headers_t *h, const char *name, char *out, size_t out_size)
-{
-        const void *val;
-        size_t len;
-
-        if (rd_kafka_header_get_last(h, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-                return false;
-        snprintf(out, out_size, "%.*s", (int)len, (const char *)val);
-        return true;
-}
-
-static bool is_ours(rd_kafka_message_t *m)
-{
-        rd_kafka_headers_t *h = NULL;
-        char group[128];
-
-        return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-               header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0;
-}
-
-static void read_dead_letter(rd_kafka_message_t *m, struct dead_letter *d)
-{
-        rd_kafka_headers_t *h = NULL;
-        char topic[64] = "", group[128] = "", part[16], offset[32], trace[64];
-
-        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  "dead letter without headers");
-        header(h, "dlq.error.class", d->error_class, sizeof(d->error_class));
-        header(h, "dlq.error.message", d->message, sizeof(d->message));
-        d->has_coordinates =
-                header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
-                header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
-                header(h, "dlq.partition", part, sizeof(part)) &&
-                header(h, "dlq.offset", offset, sizeof(offset)) &&
-                header(h, "trace_id", trace, sizeof(trace));
-}
-
-/*
- * Reads live.record.dlq from the start until `want` records keyed `key` and dead-lettered by
- * this test's group arrived (or 25 s). Every group reads the whole topic, so the consumers of
- * tests running beside this one dead-letter these records too, under their own group.
- */
-static size_t consume_dlq(const char *key, struct dead_letter *out, size_t want)
-{
-        char err[256], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-        long long deadline = support_now_ms() + 25000;
-        size_t n = 0;
-        rd_kafka_t *rk;
-
-        support_unique_name("dlqcheck", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
-        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        cr_assert(rk, "%s", err);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_add(t, TOPIC ".dlq", RD_KAFKA_PARTITION_UA);
-        rd_kafka_subscribe(rk, t);
-        rd_kafka_topic_partition_list_destroy(t);
-        while (n < want && support_now_ms() < deadline) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-
-                if (!m)
-                        continue;
-                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0 &&
-                    is_ours(m))
-                        read_dead_letter(m, &out[n++]);
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        return n;
-}
-
 /* ------------------------------------------------------------------ tests */
 
 Test(record, file_is_stored_and_linked_to_the_session_that_holds_it)
@@ -291,7 +187,7 @@ Test(record, file_is_stored_and_linked_to_the_session_that_holds_it)
         snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", file);
         wait_value("1", sql);
 
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT_WS('|', stream_id, vendor, video_url, file_format, duration_s, "
                "file_size, session_key, trace_id) FROM live_records WHERE file_id = '%s'",
                file);
@@ -299,16 +195,16 @@ Test(record, file_is_stored_and_linked_to_the_session_that_holds_it)
                  "%s|tencent|http://vod.example/a.m3u8|hls|154|277941079|2918085116267032069|%s", s,
                  TRACE);
         cr_assert_str_eq(v, sql);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT_WS('|', UNIX_TIMESTAMP(start_time), UNIX_TIMESTAMP(end_time)) "
                "FROM live_records WHERE file_id = '%s'",
                file);
         snprintf(sql, sizeof(sql), "%lld.316|%lld.618", T0_S + 60, T0_S + 60 + 154);
         cr_assert_str_eq(v, sql);
-        query1(v, sizeof(v), "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
         snprintf(sql, sizeof(sql), "%lld", session);
         cr_assert_str_eq(v, sql, "the file starts inside the session");
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
                "WHERE consumer = 'record' AND stream_id = '%s'",
                s);
@@ -329,15 +225,15 @@ Test(record, file_outside_the_stream_session_is_not_linked_to_it)
         produce_file(s, outside, outside, "http://vod.example/later.m3u8", T0_S + 86400);
         produce_file(s, inside, inside, "http://vod.example/in.m3u8", T0_S + 300);
         wait_events(s, 2);
-        query1(v, sizeof(v), "SELECT session_id IS NULL FROM live_records WHERE file_id = '%s'",
+        support_query1(fx.mysql, v, sizeof(v), "SELECT session_id IS NULL FROM live_records WHERE file_id = '%s'",
                outside);
         cr_assert_str_eq(v, "1");
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT outcome FROM live_events WHERE consumer = 'record' AND stream_id = '%s' "
                "ORDER BY id LIMIT 1",
                s);
         cr_assert_str_eq(v, "no_session");
-        query1(v, sizeof(v), "SELECT session_id = %lld FROM live_records WHERE file_id = '%s'",
+        support_query1(fx.mysql, v, sizeof(v), "SELECT session_id = %lld FROM live_records WHERE file_id = '%s'",
                session, inside);
         cr_assert_str_eq(v, "1");
         stop_consumer_expect_clean_exit();
@@ -464,15 +360,15 @@ Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
         produce_status(s, barrier, "record_ended");
         wait_events(s, 3);
 
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1");
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT_WS('|', video_url, UNIX_TIMESTAMP(start_time)) FROM live_records "
                "WHERE file_id = '%s'",
                file);
         snprintf(barrier, sizeof(barrier), "http://vod.example/first.m3u8|%lld.316", T0_S);
         cr_assert_str_eq(v, barrier, "a later event must not change a stored file");
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'record' "
                "AND stream_id = '%s'",
                s);
@@ -499,12 +395,12 @@ Test(record, status_is_recorded_in_live_events_only)
         snprintf(key, sizeof(key), "%s_status_1", fx.prefix);
         produce_status(s, key, "record_start_succeeded");
         wait_events(s, 1);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT_WS('|', event_type, outcome, vendor) FROM live_events "
                "WHERE consumer = 'record' AND stream_id = '%s'",
                s);
         cr_assert_str_eq(v, "record.status|applied|tencent");
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
         stop_consumer_expect_clean_exit();
 }
@@ -519,7 +415,7 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
                 "RecordFile.video_url is missing or empty",
                 "event record.file has no stream_id",
         };
-        struct dead_letter dead[6];
+        struct support_dead_letter dead[6];
         char s[64], key[96], v[64];
 
         snprintf(s, sizeof(s), "%s_bad", fx.prefix);
@@ -544,10 +440,10 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
         snprintf(key, sizeof(key), "%s_good", fx.prefix);
         produce_file(s, key, key, "http://vod.example/good.m3u8", T0_S);
         wait_events(s, 1);
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", key);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", key);
         cr_assert_str_eq(v, "1");
 
-        cr_assert_eq(consume_dlq(s, dead, 6), 6, "want 6 dead letters keyed %s", s);
+        cr_assert_eq(support_dead_letters(TOPIC, s, fx.group, dead, 6, 25000), 6, "want 6 dead letters keyed %s", s);
         for (size_t i = 0; i < 6; i++) {
                 cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
                 cr_assert(dead[i].has_coordinates,
@@ -556,7 +452,7 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
                           "dead letter %zu says \"%s\", want \"%s\"", i, dead[i].message, why[i]);
         }
         cr_assert(strlen(dead[0].message) > 0);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s' AND file_id <> '%s'", s,
                key);
         cr_assert_str_eq(v, "0", "no invalid record may leave a row");
@@ -610,7 +506,7 @@ Test(record, killed_mid_backlog_every_file_is_stored_once_and_announced)
         /* Killed once some files are in: mid-backlog when the timing allows, else after it. */
         deadline = support_now_ms() + 25000;
         do {
-                query1(got, sizeof(got), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'",
+                support_query1(fx.mysql, got, sizeof(got), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'",
                        s);
                 support_sleep_ms(5);
         } while (strcmp(got, "0") == 0 && support_now_ms() < deadline);

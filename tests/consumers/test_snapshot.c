@@ -102,25 +102,6 @@ static void produce_snapshot(const char *stream_id, const char *event_key, const
 }
 
 /* First column of the first row as text, or "" when there is no row or it is NULL. */
-static void query1(char *out, size_t out_size, const char *fmt, ...)
-{
-        char sql[1024];
-        va_list ap;
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        out[0] = '\0';
-        cr_assert(mysql_query(fx.mysql, sql) == 0, "%s: %s", sql, mysql_error(fx.mysql));
-        res = mysql_store_result(fx.mysql);
-        if (res && (row = mysql_fetch_row(res)) && row[0])
-                snprintf(out, out_size, "%s", row[0]);
-        if (res)
-                mysql_free_result(res);
-}
-
 /* Waits until the query's first value reads `want`. */
 static void wait_value(const char *want, const char *sql)
 {
@@ -128,7 +109,7 @@ static void wait_value(const char *want, const char *sql)
         long long deadline = support_now_ms() + 25000;
 
         while (support_now_ms() < deadline) {
-                query1(got, sizeof(got), "%s", sql);
+                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
                 if (strcmp(got, want) == 0)
                         return;
                 support_sleep_ms(50);
@@ -180,97 +161,12 @@ static void stop_consumer_expect_clean_exit(void)
         fx.pid = 0;
 }
 
-/* One dead letter: its error class and message. */
-struct dead_letter {
-        char error_class[32];
-        char message[512];
-        bool has_coordinates; /* dlq.topic, dlq.partition, dlq.offset, dlq.group and trace_id */
-};
-
-static bool header(rd_kafka_headers_t *h, const char *name, char *out, size_t out_size)
-{
-        const void *val;
-        size_t len;
-
-        if (rd_kafka_header_get_last(h, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-                return false;
-        snprintf(out, out_size, "%.*s", (int)len, (const char *)val);
-        return true;
-}
-
-static bool is_ours(rd_kafka_message_t *m)
-{
-        rd_kafka_headers_t *h = NULL;
-        char group[128];
-
-        return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-               header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0;
-}
-
-static void read_dead_letter(rd_kafka_message_t *m, struct dead_letter *d)
-{
-        rd_kafka_headers_t *h = NULL;
-        char topic[64] = "", group[128] = "", part[16], offset[32], trace[64];
-
-        cr_assert(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  "dead letter without headers");
-        header(h, "dlq.error.class", d->error_class, sizeof(d->error_class));
-        header(h, "dlq.error.message", d->message, sizeof(d->message));
-        d->has_coordinates =
-                header(h, "dlq.topic", topic, sizeof(topic)) && strcmp(topic, TOPIC) == 0 &&
-                header(h, "dlq.group", group, sizeof(group)) && strcmp(group, fx.group) == 0 &&
-                header(h, "dlq.partition", part, sizeof(part)) &&
-                header(h, "dlq.offset", offset, sizeof(offset)) &&
-                header(h, "trace_id", trace, sizeof(trace));
-}
-
-/*
- * Reads live.snapshot.dlq from the start until `want` records keyed `key` and dead-lettered by
- * this test's group arrived (or 25 s). Every group reads the whole topic, so the consumers of
- * tests running beside this one dead-letter these records too, under their own group.
- */
-static size_t consume_dlq(const char *key, struct dead_letter *out, size_t want)
-{
-        char err[256], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-        long long deadline = support_now_ms() + 25000;
-        size_t n = 0;
-        rd_kafka_t *rk;
-
-        support_unique_name("dlqcheck", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
-        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        cr_assert(rk, "%s", err);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_add(t, TOPIC ".dlq", RD_KAFKA_PARTITION_UA);
-        rd_kafka_subscribe(rk, t);
-        rd_kafka_topic_partition_list_destroy(t);
-        while (n < want && support_now_ms() < deadline) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-
-                if (!m)
-                        continue;
-                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0 &&
-                    is_ours(m))
-                        read_dead_letter(m, &out[n++]);
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        return n;
-}
-
 /* ------------------------------------------------------------------ tests */
 
 /* The stream's cover as "url|unix time", or "" while it has none. */
 static void cover_of(const char *stream_id, char *out, size_t out_size)
 {
-        query1(out, out_size,
+        support_query1(fx.mysql, out, out_size,
                "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
                "WHERE stream_id = '%s' AND cover_url IS NOT NULL",
                stream_id);
@@ -296,14 +192,14 @@ Test(snapshot, screenshot_is_kept_and_becomes_the_cover)
         wait_events(s, 1);
 
         expect_cover(s, "http://cos.example/a/1.jpg", T0_S + 10);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT_WS('|', pic_url, pic_full_url, width, height, file_size, "
                "UNIX_TIMESTAMP(taken_at), COALESCE(cover_pending, 'settled')) FROM live_snapshots WHERE stream_id = '%s'",
                s);
         snprintf(want, sizeof(want),
                  "/a/1.jpg|http://cos.example/a/1.jpg|1280|720|30670|%lld.000|settled", T0_S + 10);
         cr_assert_str_eq(v, want);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
                "WHERE consumer = 'snapshot' AND stream_id = '%s'",
                s);
@@ -324,9 +220,9 @@ Test(snapshot, an_older_screenshot_arriving_late_keeps_the_newer_cover)
         produce_snapshot(s, older, "/o/1.jpg", "http://cos.example/o/1.jpg", T0_S + 10);
         wait_events(s, 2);
         expect_cover(s, "http://cos.example/o/2.jpg", T0_S + 20);
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2", "every screenshot is kept, whatever the cover");
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'snapshot' "
                "AND stream_id = '%s'",
                s);
@@ -377,11 +273,11 @@ Test(snapshot, duplicates_and_replays_keep_one_row)
         /* Same key, same partition: once the barrier is in, the replay before it was applied. */
         produce_snapshot(s, barrier, "/d/0.jpg", NULL, T0_S);
         wait_events(s, 2);
-        query1(v, sizeof(v),
+        support_query1(fx.mysql, v, sizeof(v),
                "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s' AND pic_url = '/d/1.jpg'",
                s);
         cr_assert_str_eq(v, "1");
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2");
         expect_cover(s, "http://cos.example/d/1.jpg", T0_S + 10);
         stop_consumer_expect_clean_exit();
@@ -433,7 +329,7 @@ Test(snapshot, invalid_snapshots_go_to_the_dlq_and_the_partition_moves_on)
                 "Snapshot.create_time_ms 4102444800000 is not a time",
                 "event snapshot has no stream_id",
         };
-        struct dead_letter dead[7];
+        struct support_dead_letter dead[7];
         char s[64], key[96], v[64];
 
         snprintf(s, sizeof(s), "%s_bad", fx.prefix);
@@ -467,7 +363,7 @@ Test(snapshot, invalid_snapshots_go_to_the_dlq_and_the_partition_moves_on)
         wait_events(s, 1);
         expect_cover(s, "/g.jpg", T0_S);
 
-        cr_assert_eq(consume_dlq(s, dead, 7), 7, "want 7 dead letters keyed %s", s);
+        cr_assert_eq(support_dead_letters(TOPIC, s, fx.group, dead, 7, 25000), 7, "want 7 dead letters keyed %s", s);
         for (size_t i = 0; i < 7; i++) {
                 cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
                 cr_assert(dead[i].has_coordinates,
@@ -476,7 +372,7 @@ Test(snapshot, invalid_snapshots_go_to_the_dlq_and_the_partition_moves_on)
                           "dead letter %zu says \"%s\", want \"%s\"", i, dead[i].message, why[i]);
         }
         cr_assert(strlen(dead[0].message) > 0);
-        query1(v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1", "no invalid record may leave a row");
         stop_consumer_expect_clean_exit();
 }

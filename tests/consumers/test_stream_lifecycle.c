@@ -313,62 +313,19 @@ Test(stream_lifecycle, duplicates_and_reordering_leave_one_correct_session)
         stop_consumer_expect_clean_exit();
 }
 
-static bool consume_dlq(const char *key, char *class_out, size_t class_size)
-{
-        char err[256], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_t *rk;
-        bool found = false;
-        long long deadline = support_now_ms() + 20000;
-
-        support_unique_name("dlqcheck", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
-        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        cr_assert(rk);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(t, "live.stream.dlq", RD_KAFKA_PARTITION_UA);
-        rd_kafka_subscribe(rk, t);
-        rd_kafka_topic_partition_list_destroy(t);
-        while (!found && support_now_ms() < deadline) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-                rd_kafka_headers_t *h = NULL;
-                const void *val;
-                size_t len;
-
-                if (!m)
-                        continue;
-                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0 &&
-                    rd_kafka_message_headers(m, &h) == 0 &&
-                    rd_kafka_header_get_last(h, "dlq.error.class", &val, &len) == 0) {
-                        snprintf(class_out, class_size, "%.*s", (int)len, (const char *)val);
-                        found = rd_kafka_header_get_last(h, "dlq.topic", &val, &len) == 0 &&
-                                rd_kafka_header_get_last(h, "dlq.group", &val, &len) == 0 &&
-                                rd_kafka_header_get_last(h, "dlq.offset", &val, &len) == 0 &&
-                                rd_kafka_header_get_last(h, "trace_id", &val, &len) == 0;
-                }
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        return found;
-}
-
 Test(stream_lifecycle, undecodable_record_goes_to_dlq_and_the_partition_moves_on)
 {
-        char bad[64], cls[32] = "";
+        char bad[64];
+        struct support_dead_letter dead;
 
         /* Same key, so same partition: the good record must not be held behind the bad one. */
         snprintf(bad, sizeof(bad), "%s_bad", fx.w.prefix);
         produce_raw(bad, "\xc3\x01garbage", 9);
         produce_event(bad, true, "77", 5000, 0, -1);
         wait_status(bad, "live");
-        cr_assert(consume_dlq(bad, cls, sizeof(cls)), "no DLQ record for %s with dlq.* headers",
-                  bad);
-        cr_assert_str_eq(cls, "permanent");
+        cr_assert_eq(support_dead_letters("live.stream", bad, fx.w.group, &dead, 1, 20000), 1,
+                     "no DLQ record for %s", bad);
+        cr_assert(dead.has_coordinates, "dlq.* headers missing on the dead letter of %s", bad);
+        cr_assert_str_eq(dead.error_class, "permanent");
         stop_consumer_expect_clean_exit();
 }
