@@ -774,40 +774,42 @@ static bool dead_letter_header(rd_kafka_headers_t *h, const char *name, char *ou
         return true;
 }
 
-/* The record's dlq.* headers into d when it is key's and group's; @returns whether it was. */
-static bool read_dead_letter(rd_kafka_message_t *m, const char *topic, const char *key,
-                             const char *group, struct support_dead_letter *d)
+/* The record's dlq.* headers into d when group dead-lettered it; @returns whether it did. */
+static bool read_dead_letter(const rd_kafka_message_t *m, const char *topic, const char *group,
+                             struct support_dead_letter *d)
 {
         rd_kafka_headers_t *h = NULL;
-        char from[128] = "", source[256] = "", part[16], offset[32], trace[64];
+        char from[128] = "", source[256] = "", part[16], offset[32], attempts[16], at[32],
+             trace[64];
 
-        if (m->err || m->key_len != strlen(key) || memcmp(m->key, key, m->key_len) != 0 ||
-            rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
             !dead_letter_header(h, "dlq.group", from, sizeof(from)) || strcmp(from, group) != 0)
                 return false;
         memset(d, 0, sizeof(*d));
-        dead_letter_header(h, "dlq.error.class", d->error_class, sizeof(d->error_class));
-        dead_letter_header(h, "dlq.error.message", d->message, sizeof(d->message));
-        d->has_coordinates = dead_letter_header(h, "dlq.topic", source, sizeof(source)) &&
-                             strcmp(source, topic) == 0 &&
-                             dead_letter_header(h, "dlq.partition", part, sizeof(part)) &&
-                             dead_letter_header(h, "dlq.offset", offset, sizeof(offset)) &&
-                             dead_letter_header(h, "trace_id", trace, sizeof(trace));
+        d->has_headers =
+                dead_letter_header(h, "dlq.error.class", d->error_class, sizeof(d->error_class)) &
+                dead_letter_header(h, "dlq.error.message", d->message, sizeof(d->message)) &
+                dead_letter_header(h, "dlq.topic", source, sizeof(source)) &
+                (strcmp(source, topic) == 0) &
+                dead_letter_header(h, "dlq.partition", part, sizeof(part)) &
+                dead_letter_header(h, "dlq.offset", offset, sizeof(offset)) &
+                dead_letter_header(h, "dlq.attempts", attempts, sizeof(attempts)) &
+                dead_letter_header(h, "dlq.timestamp", at, sizeof(at)) &
+                dead_letter_header(h, "trace_id", trace, sizeof(trace));
         return true;
 }
 
-size_t support_dead_letters(const char *topic, const char *key, const char *group,
-                            struct support_dead_letter *out, size_t want, int timeout_ms)
+int support_scan_topic(const char *topic, const char *key, int want, int timeout_ms,
+                       bool (*each)(const rd_kafka_message_t *m, void *arg), void *arg)
 {
-        char err[256], reader[64], dlq[256];
+        char err[256], reader[64];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
         long long deadline = support_now_ms() + timeout_ms;
-        size_t n = 0;
         rd_kafka_t *rk;
+        int n = 0;
 
-        support_unique_name("dlqcheck", reader, sizeof(reader));
-        snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
+        support_unique_name("scan", reader, sizeof(reader));
         rd_kafka_conf_set(conf, "bootstrap.servers",
                           support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", reader, err, sizeof(err));
@@ -816,7 +818,7 @@ size_t support_dead_letters(const char *topic, const char *key, const char *grou
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
         cr_assert(rk, "%s", err);
         rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_add(t, dlq, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(rk, t);
         rd_kafka_topic_partition_list_destroy(t);
         while (n < want && support_now_ms() < deadline) {
@@ -824,11 +826,38 @@ size_t support_dead_letters(const char *topic, const char *key, const char *grou
 
                 if (!m)
                         continue;
-                if (read_dead_letter(m, topic, key, group, &out[n]))
-                        n++;
+                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0)
+                        n += each(m, arg);
                 rd_kafka_message_destroy(m);
         }
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
         return n;
+}
+
+struct dead_letter_scan {
+        const char *topic, *group;
+        struct support_dead_letter *out;
+        size_t n;
+};
+
+static bool on_dead_letter(const rd_kafka_message_t *m, void *arg)
+{
+        struct dead_letter_scan *scan = arg;
+
+        if (!read_dead_letter(m, scan->topic, scan->group, &scan->out[scan->n]))
+                return false;
+        scan->n++;
+        return true;
+}
+
+size_t support_dead_letters(const char *topic, const char *key, const char *group,
+                            struct support_dead_letter *out, size_t want, int timeout_ms)
+{
+        struct dead_letter_scan scan = {.topic = topic, .group = group, .out = out};
+        char dlq[256];
+
+        snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
+        support_scan_topic(dlq, key, (int)want, timeout_ms, on_dead_letter, &scan);
+        return scan.n;
 }

@@ -135,9 +135,19 @@ void support_redis_do(redisContext *c, const char *fmt, ...) __attribute__((form
 struct support_dead_letter {
         char error_class[32]; /* dlq.error.class */
         char message[512];    /* dlq.error.message */
-        bool has_coordinates; /* dlq.topic (the source topic), dlq.group, dlq.partition,
-                                 dlq.offset and trace_id */
+        bool has_headers;     /* every header the contract gives a dead letter: dlq.topic (the
+                                 source topic), dlq.partition, dlq.offset, dlq.attempts,
+                                 dlq.timestamp, dlq.error.class, dlq.error.message, trace_id */
 };
+
+typedef struct rd_kafka_message_s rd_kafka_message_t;
+
+/**
+ * @brief Reads topic from its start until each() counted want of its records keyed key (it says
+ * whether a record counts), or timeout_ms passed. @returns how many counted.
+ */
+int support_scan_topic(const char *topic, const char *key, int want, int timeout_ms,
+                       bool (*each)(const rd_kafka_message_t *m, void *arg), void *arg);
 
 /**
  * @brief Reads topic's dead-letter topic (topic ".dlq") from its start until want records keyed

@@ -19,84 +19,11 @@
 
 #include "fixture.h"
 
-/* ------------------------------------------------------------------ reading topics */
-
-struct dlq_seen {
-        char group[96];
-        int permanent, with_headers;
-};
-
-/* Counts the dead letters of our own group (other tests' consumers read live.audit too). */
-static bool on_dlq(const rd_kafka_message_t *m, void *arg)
-{
-        struct dlq_seen *d = arg;
-        rd_kafka_headers_t *h = NULL;
-        const void *v;
-        size_t len;
-
-        if (rd_kafka_message_headers(m, &h) != 0 ||
-            rd_kafka_header_get_last(h, "dlq.group", &v, &len) != 0 || len != strlen(d->group) ||
-            memcmp(v, d->group, len) != 0)
-                return false;
-        if (rd_kafka_header_get_last(h, "dlq.error.class", &v, &len) == 0 && len == 9 &&
-            memcmp(v, "permanent", 9) == 0)
-                d->permanent++;
-        d->with_headers += rd_kafka_header_get_last(h, "dlq.topic", &v, &len) == 0 && len == 10 &&
-                           memcmp(v, "live.audit", 10) == 0 &&
-                           rd_kafka_header_get_last(h, "dlq.partition", &v, &len) == 0 &&
-                           rd_kafka_header_get_last(h, "dlq.offset", &v, &len) == 0 &&
-                           rd_kafka_header_get_last(h, "dlq.group", &v, &len) == 0 &&
-                           rd_kafka_header_get_last(h, "dlq.attempts", &v, &len) == 0 &&
-                           rd_kafka_header_get_last(h, "dlq.timestamp", &v, &len) == 0 &&
-                           rd_kafka_header_get_last(h, "dlq.error.message", &v, &len) == 0 &&
-                           rd_kafka_header_get_last(h, "trace_id", &v, &len) == 0;
-        return true;
-}
-
-/*
- * Reads topic from its start for up to 20 s, handing each record keyed `key` to each(), until
- * `want` of them were counted (each() says whether a record counts).
- */
-static int scan_topic(const char *topic, const char *key, int want,
-                      bool (*each)(const rd_kafka_message_t *, void *), void *arg)
-{
-        char err[256], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-        long long deadline = support_now_ms() + 20000;
-        rd_kafka_t *rk;
-        int n = 0;
-
-        support_unique_name("scan", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
-        rd_kafka_conf_set(conf, "session.timeout.ms", "3000", err, sizeof(err));
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        cr_assert(rk, "%s", err);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
-        rd_kafka_subscribe(rk, t);
-        rd_kafka_topic_partition_list_destroy(t);
-        while (n < want && support_now_ms() < deadline) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-
-                if (!m)
-                        continue;
-                if (!m->err && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0)
-                        n += each(m, arg);
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        return n;
-}
-
 Test(audit, malformed_verdicts_go_to_the_dlq_and_the_partition_moves_on)
 {
         char key[64], event_id[65];
-        struct dlq_seen d;
+        struct support_dead_letter dead[7];
+        char group[96];
         json_t *payload;
         struct envelope env = {
                 .event_id = event_id,
@@ -112,8 +39,7 @@ Test(audit, malformed_verdicts_go_to_the_dlq_and_the_partition_moves_on)
         };
 
         name(key, sizeof(key), "bad");
-        snprintf(d.group, sizeof(d.group), "test.%s.audit", fx.w.prefix);
-        d.permanent = d.with_headers = 0;
+        snprintf(group, sizeof(group), "test.%s.audit", fx.w.prefix);
         produce_raw("live.audit", key, "\xc3\x01garbage", 9, "audit.image");
         event_id_of("wrong_payload", event_id);
         payload = json_pack("{s:s}", "sequence", "1");
@@ -147,10 +73,12 @@ Test(audit, malformed_verdicts_go_to_the_dlq_and_the_partition_moves_on)
                         key, key),
                 1, "only the good verdict may leave a row");
         expect_anchor(key, "active", 0, 1);
-        cr_assert_eq(scan_topic("live.audit.dlq", key, 7, on_dlq, &d), 7,
-                     "want 7 dead letters of %s", d.group);
-        cr_assert_eq(d.permanent, 7);
-        cr_assert_eq(d.with_headers, 7, "dlq.* and trace_id headers missing");
+        cr_assert_eq(support_dead_letters("live.audit", key, group, dead, 7, 20000), 7,
+                     "want 7 dead letters of %s", group);
+        for (int i = 0; i < 7; i++) {
+                cr_assert_str_eq(dead[i].error_class, "permanent", "%s", dead[i].message);
+                cr_assert(dead[i].has_headers, "dlq.* and trace_id headers missing");
+        }
         stop_cleanly(&fx.audit_pid);
 }
 
@@ -318,8 +246,8 @@ Test(audit, a_severe_verdict_ends_the_live_stream_through_the_stream_role_once)
         /* A replay of live.audit (a new group reads it again) sends the very same close. */
         stop_cleanly(&fx.audit_pid);
         fx.audit_pid = start_role("audit", "audit.replay");
-        cr_assert_eq(scan_topic("live.stream", stream, 2, on_close, &c), 2, "want two closes of %s",
-                     stream);
+        cr_assert_eq(support_scan_topic("live.stream", stream, 2, 20000, on_close, &c), 2,
+                     "want two closes of %s", stream);
         cr_assert_str_eq(c.event_ids[0], c.event_ids[1],
                          "a replayed verdict must yield the same close event id");
         cr_assert_eq(c.close_method, 3);
@@ -383,8 +311,8 @@ Test(audit, a_batch_of_punishments_closes_every_punished_live_stream)
                 cr_assert(strncmp(got, streams[i], strlen(streams[i])) == 0 &&
                                   strcmp(got + strlen(streams[i]), "/3") == 0,
                           "verdict %s closes %s", ids[i], got);
-                cr_assert_eq(scan_topic("live.stream", streams[i], 1, on_close, &c), 1,
-                             "no stream.close of %s (log %s)", streams[i], fx.w.log_path);
+                cr_assert_eq(support_scan_topic("live.stream", streams[i], 1, 20000, on_close, &c),
+                             1, "no stream.close of %s (log %s)", streams[i], fx.w.log_path);
                 event_id_of(ids[i], event_id);
                 snprintf(close_key, sizeof(close_key), "audit.close|%s", event_id);
                 crypto_sha256_hex(close_key, strlen(close_key), want_id);
