@@ -164,7 +164,8 @@ enum db_result notify_record(struct notify *n, const struct notify_msg *m, char 
 enum db_result notify_record_stream(struct notify *n, const char *kind, const char *stream_id,
                                     long long at_ms, char *errstr, size_t errstr_size)
 {
-        char anchor[65] = "", room[65] = "", cover[2049] = "", reason[1025] = "", key[32];
+        char anchor[NOTIFY_ANCHOR_SIZE] = "", room[NOTIFY_ROOM_SIZE] = "", cover[2049] = "";
+        char reason[1025] = "", key[32];
         struct db_param p[] = {DB_STR(stream_id)};
         struct db_col cols[] = {{.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
                                 {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},

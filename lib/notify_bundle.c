@@ -389,7 +389,8 @@ static void on_msg(const struct db_col *cols, void *arg)
 static int load_bundles(struct notify *n, const long long *ids, size_t cnt, struct bundle **out,
                         char *errstr, size_t errstr_size)
 {
-        char event_id[65], kind[33], anchor[65], room[65], stream[256], payload[NOTIFY_PAYLOAD_MAX];
+        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE];
+        char stream[NOTIFY_STREAM_SIZE], payload[NOTIFY_PAYLOAD_MAX];
         struct db_col cols[] = {{.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_STR, .s = event_id, .s_size = sizeof(event_id)},
                                 {.type = DB_PARAM_STR, .s = kind, .s_size = sizeof(kind)},

@@ -30,6 +30,11 @@
 /* A row this old is in nobody's flight: message.timeout.ms (30 s) has given up on it. */
 #define NOTIFY_SWEEP_AGE_SQL "60"
 #define NOTIFY_PAYLOAD_MAX   8192 /* the read-back's payload buffer */
+/* The ids' buffers: their columns' characters (VARCHAR(64), VARCHAR(255)) at 4 bytes each in
+   utf8mb4, so a multibyte id is never cut (a cut one is not UTF-8 any more). */
+#define NOTIFY_ANCHOR_SIZE (64 * 4 + 1)
+#define NOTIFY_ROOM_SIZE   (64 * 4 + 1)
+#define NOTIFY_STREAM_SIZE (255 * 4 + 1)
 #define NOTIFY_STAGED_MAX                                                                          \
         (1u << 16) /* event ids waiting for the relay (4 MiB); beyond: the sweep */
 
@@ -39,7 +44,8 @@ enum send_state { SEND_PENDING, SEND_ACKED, SEND_FAILED, SEND_UNSENT };
 /* A row to send: a notify_outbox row claimed or read back (id > 0), or a bundle's message. */
 struct outbox_row {
         long long id;
-        char event_id[65], kind[33], anchor[65], room[65], stream[256];
+        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE],
+                stream[NOTIFY_STREAM_SIZE];
         bool has_anchor, has_room, has_stream;
         bool in_flight; /* find_in_flight() */
         char *payload;

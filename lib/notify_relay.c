@@ -192,7 +192,8 @@ out:
 static int sweep_round(struct notify *n, struct db_stmt *claim, size_t *claimed, char *errstr,
                        size_t errstr_size)
 {
-        char event_id[65], kind[33], anchor[65], room[65], stream[256], payload[8192];
+        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE];
+        char stream[NOTIFY_STREAM_SIZE], payload[NOTIFY_PAYLOAD_MAX];
         struct db_col cols[] = {{.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_STR, .s = event_id, .s_size = sizeof(event_id)},
                                 {.type = DB_PARAM_STR, .s = kind, .s_size = sizeof(kind)},
@@ -374,7 +375,8 @@ unsent: /* this row and the rest: staged again, for the next flush (read back) *
  */
 static int relay_staged(struct notify *n, char *errstr, size_t errstr_size)
 {
-        char event_id[65], kind[33], anchor[65], room[65], stream[256], payload[8192];
+        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE];
+        char stream[NOTIFY_STREAM_SIZE], payload[NOTIFY_PAYLOAD_MAX];
         struct db_col cols[] = {{.type = DB_PARAM_I64},
                                 {.type = DB_PARAM_STR, .s = event_id, .s_size = sizeof(event_id)},
                                 {.type = DB_PARAM_STR, .s = kind, .s_size = sizeof(kind)},

@@ -636,3 +636,37 @@ Test(notify, a_young_unsent_bundle_is_left_to_its_relay_until_it_is_old)
         arrive_in_order(keys, 1);
         notify_destroy(n);
 }
+
+Test(notify, a_batch_message_keeps_a_multibyte_id_whole)
+{
+        char err[256], key[64], anchor[64 * 3 + 1] = "", got[256], id[65];
+        struct notify *n = notify_new(&env, err, sizeof(err));
+        struct notify_msg m;
+        struct db_text t = {0};
+
+        cr_assert(n != NULL, "%s", err);
+        support_unique_name("wide", key, sizeof(key));
+        for (int i = 0; i < 64; i++) /* 64 characters, 192 bytes: as wide as anchor_id takes */
+                strcat(anchor, "\xe4\xb8\xbb");
+        cr_assert(notify_flush(n, false, err, sizeof(err)) == 0, "%s", err);
+        m = notify_msg_init("stream.live", key, 1700000000000LL);
+        m.anchor_id = anchor;
+        m.stream_id = key;
+        cr_assert(db_begin(db, err, sizeof(err)) == DB_OK, "%s", err);
+        notify_text_begin(&t);
+        notify_text_row(n, &t, &m, true);
+        cr_assert(notify_text_exec(n, &t, 1, err, sizeof(err)) == DB_OK, "%s", err);
+        db_text_free(&t);
+        cr_assert(db_commit(db, err, sizeof(err)) == DB_OK, "%s", err);
+        settle(n);
+        key_on_topic(key, got, sizeof(got));
+        cr_assert_str_eq(got, anchor, "the record's key is the whole anchor");
+        event_id_of(key, id);
+        cr_assert(eq(i64,
+                     support_query_int(mysql,
+                                       "SELECT CHAR_LENGTH(anchor_id) FROM notify_messages WHERE "
+                                       "event_id = '%s' AND sent_at IS NOT NULL",
+                                       id),
+                     64));
+        notify_destroy(n);
+}
