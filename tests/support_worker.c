@@ -7,6 +7,7 @@
 #include <mysql.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
@@ -63,7 +64,7 @@ void support_worker_produce_stream_event(const struct support_worker_fx *fx, con
                 .room_id = anchor,
                 .event_time_ms = event_time_s * 1000,
                 .receive_time_ms = event_time_s * 1000 + 5,
-                .trace_id = "0123456789abcdef0123456789abcdef",
+                .trace_id = SUPPORT_WORKER_TRACE,
                 .raw = "{}",
                 .raw_len = 2,
         };
@@ -82,4 +83,47 @@ void support_worker_produce_stream_event(const struct support_worker_fx *fx, con
                                     RD_KAFKA_V_VALUE(buf, len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
                                     RD_KAFKA_V_END) == 0);
+}
+
+void support_worker_produce_raw(const struct support_worker_fx *fx, const char *topic,
+                                const char *key, const void *value, size_t len,
+                                const char *event_type)
+{
+        cr_assert(rd_kafka_producev(fx->producer, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_KEY(key, strlen(key)),
+                                    RD_KAFKA_V_VALUE((void *)value, len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADER("trace_id", SUPPORT_WORKER_TRACE, -1),
+                                    RD_KAFKA_V_HEADER("event_type", event_type, -1),
+                                    RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_flush(fx->producer, 10000) == 0);
+}
+
+void support_worker_produce_event(const struct support_worker_fx *fx, const char *topic,
+                                  const char *key, const char *stream_id, const char *event_key,
+                                  const char *event_type, long long event_time_ms,
+                                  const char *payload_name, json_t *payload)
+{
+        char event_id[65], err[256];
+        void *buf;
+        size_t len;
+
+        crypto_sha256_hex(event_key, strlen(event_key), event_id);
+        const struct envelope env = {
+                .event_id = event_id,
+                .vendor = "tencent",
+                .event_type = event_type,
+                .stream_id = stream_id,
+                .event_time_ms = event_time_ms,
+                .receive_time_ms = event_time_ms + 5,
+                .trace_id = SUPPORT_WORKER_TRACE,
+                .raw = "{}",
+                .raw_len = 2,
+        };
+        cr_assert(codec_encode(fx->codec, &env, payload_name, payload, &buf, &len, err,
+                               sizeof(err)) == 0,
+                  "%s", err);
+        json_decref(payload);
+        support_worker_produce_raw(fx, topic, key, buf, len, event_type);
+        free(buf);
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 struct codec;
+typedef struct json_t json_t;
 
 /** What every worker suite's setup() makes and its teardown() undoes. */
 struct support_worker_fx {
@@ -38,6 +39,27 @@ void support_worker_fx_open(struct support_worker_fx *fx, const char *prefix);
  * fx. Fine on a fixture open did not finish.
  */
 void support_worker_fx_close(struct support_worker_fx *fx);
+
+#define SUPPORT_WORKER_TRACE "0123456789abcdef0123456789abcdef" /* the events' trace id */
+
+/**
+ * @brief Produces value to topic, keyed key, with the headers trace_id (SUPPORT_WORKER_TRACE)
+ * and event_type, and waits for the broker's ack.
+ */
+void support_worker_produce_raw(const struct support_worker_fx *fx, const char *topic,
+                                const char *key, const void *value, size_t len,
+                                const char *event_type);
+
+/**
+ * @brief A Tencent event as the receiver would make it, encoded by fx's codec and produced to
+ * topic keyed key (support_worker_produce_raw()): its event id the SHA-256 of event_key (the
+ * same event_key is the same event), received 5 ms after event_time_ms. Takes payload's
+ * reference.
+ */
+void support_worker_produce_event(const struct support_worker_fx *fx, const char *topic,
+                                  const char *key, const char *stream_id, const char *event_key,
+                                  const char *event_type, long long event_time_ms,
+                                  const char *payload_name, json_t *payload);
 
 /**
  * @brief Produces to live.stream, keyed by stream_id, a Tencent stream begin or end as the

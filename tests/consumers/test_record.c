@@ -17,7 +17,7 @@
 #include "url.h"
 
 #define TOPIC "live.record"
-#define TRACE "0123456789abcdef0123456789abcdef"
+#define TRACE SUPPORT_WORKER_TRACE
 #define T0_S  1700000000LL /* a session's start in these tests */
 
 static struct support_worker_fx fx;
@@ -48,44 +48,15 @@ TestSuite(record, .init = setup, .fini = teardown, .timeout = 120);
 /* Produces one raw value to live.record with the given key, and waits for the ack. */
 static void produce_raw(const char *key, const void *value, size_t len)
 {
-        cr_assert(rd_kafka_producev(
-                          fx.producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
-                          RD_KAFKA_V_VALUE((void *)value, len),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_HEADER("trace_id", TRACE, -1),
-                          RD_KAFKA_V_HEADER("event_type", "test", -1), RD_KAFKA_V_END) == 0);
-        cr_assert(rd_kafka_flush(fx.producer, 10000) == 0);
+        support_worker_produce_raw(&fx, TOPIC, key, value, len, "test");
 }
 
-/*
- * An event as the receiver would make it, keyed by `key`, with the event id derived from
- * event_key (the same event_key is the same event). Takes the payload reference.
- */
+/* An event of stream_id keyed by `key` an hour after T0_S (support_worker_produce_event()). */
 static void produce_event(const char *key, const char *stream_id, const char *event_key,
                           const char *event_type, const char *payload_name, json_t *payload)
 {
-        char event_id[65], err[256];
-        void *buf;
-        size_t len;
-
-        crypto_sha256_hex(event_key, strlen(event_key), event_id);
-        struct envelope env = {
-                .event_id = event_id,
-                .vendor = "tencent",
-                .event_type = event_type,
-                .stream_id = stream_id,
-                .event_time_ms = (T0_S + 3600) * 1000,
-                .receive_time_ms = (T0_S + 3600) * 1000 + 5,
-                .trace_id = TRACE,
-                .raw = "{}",
-                .raw_len = 2,
-        };
-        cr_assert(codec_encode(fx.codec, &env, payload_name, payload, &buf, &len, err,
-                               sizeof(err)) == 0,
-                  "%s", err);
-        json_decref(payload);
-        produce_raw(key, buf, len);
-        free(buf);
+        support_worker_produce_event(&fx, TOPIC, key, stream_id, event_key, event_type,
+                                     (T0_S + 3600) * 1000, payload_name, payload);
 }
 
 /* A record.file of stream_id starting at start_s and lasting 154 s. */
