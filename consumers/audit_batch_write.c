@@ -19,7 +19,7 @@ void audit_batch_add_ms(struct db_text *t, long long ms)
         if (ms < 0)
                 db_text_add(t, "NULL");
         else
-                db_text_add(t, "FROM_UNIXTIME(%lld / 1000)", ms);
+                db_text_from_ms(t, ms);
 }
 
 /* A log row the insert returned: when it was decided (its created_at). */

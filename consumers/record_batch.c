@@ -321,10 +321,11 @@ static void add_file_row(struct record_batch *b, const struct batch_rec *br, boo
                         db_text_add(&b->sql, "NULL");
         }
         for (size_t i = 0; i < 2; i++) {
+                db_text_add(&b->sql, ", ");
                 if (times[i] >= 0)
-                        db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000)", times[i]);
+                        db_text_from_ms(&b->sql, times[i]);
                 else
-                        db_text_add(&b->sql, ", NULL");
+                        db_text_add(&b->sql, "NULL");
         }
         db_text_add(&b->sql, ", ");
         db_text_str(db, &b->sql, ev->trace_id);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "notify.h"
+#include "text.h"
 
 static void add_str(struct stream_batch *b, const char *s)
 {
@@ -14,18 +15,20 @@ static void add_str(struct stream_batch *b, const char *s)
 
 static void add_time(struct stream_batch *b, long long ms)
 {
+        db_text_add(&b->sql, ", ");
         if (ms >= 0)
-                db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000)", ms);
+                db_text_from_ms(&b->sql, ms);
         else
-                db_text_add(&b->sql, ", NULL");
+                db_text_add(&b->sql, "NULL");
 }
 
 static void add_int(struct stream_batch *b, long long v)
 {
+        db_text_add(&b->sql, ", ");
         if (v >= 0)
-                db_text_add(&b->sql, ", %lld", v);
+                db_text_i64(&b->sql, v);
         else
-                db_text_add(&b->sql, ", NULL");
+                db_text_add(&b->sql, "NULL");
 }
 
 /*
@@ -163,7 +166,7 @@ static enum db_result write_notifications(struct stream_batch *b, char *errstr, 
 
                 if (!r->has_notify)
                         continue;
-                snprintf(key, sizeof(key), "%lld", w->session_id);
+                text_int(key, sizeof(key), w->session_id);
                 m = notify_msg_init(r->se.is_begin ? "stream.live" : "stream.ended", key,
                                     r->se.ev->event_time_ms);
                 m.anchor_id = w->anchor;

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "text.h"
 #include "url.h"
 
 struct db_stmt {
@@ -641,9 +642,18 @@ void db_text_str(struct db *db, struct db_text *t, const char *s)
         t->s[t->len] = '\0';
 }
 
+/* Printed without vsnprintf: a batch statement carries several numbers per record. */
 void db_text_i64(struct db_text *t, long long v)
 {
-        db_text_add(t, "%lld", v);
+        if (text_grow(t, TEXT_LL_MAX))
+                t->len += text_int(t->s + t->len, TEXT_LL_MAX, v);
+}
+
+void db_text_from_ms(struct db_text *t, long long ms)
+{
+        db_text_add(t, "FROM_UNIXTIME(");
+        db_text_i64(t, ms);
+        db_text_add(t, " / 1000)");
 }
 
 /* Sends t; the caller reads (or frees) the result, if any. */

@@ -161,6 +161,9 @@ void db_text_str(struct db *db, struct db_text *t, const char *s);
 /** @brief Appends an integer literal. */
 void db_text_i64(struct db_text *t, long long v);
 
+/** @brief Appends "FROM_UNIXTIME(ms / 1000)": the DATETIME(3) of Unix milliseconds ms. */
+void db_text_from_ms(struct db_text *t, long long ms);
+
 /** @brief Runs t as a statement without a result set (as db_sql()). */
 enum db_result db_text_exec(struct db *db, const struct db_text *t, unsigned long long *affected,
                             char *errstr, size_t errstr_size);

@@ -98,10 +98,17 @@ void ledger_text_row(struct ledger *l, struct db_text *t, const struct consumer_
         db_text_str(l->db, t, ev->stream_id);
         db_text_add(t, ", ");
         db_text_str(l->db, t, ev->trace_id);
-        db_text_add(t, ", FROM_UNIXTIME(%lld / 1000), FROM_UNIXTIME(%lld / 1000), ",
-                    (long long)ev->event_time_ms, (long long)ev->receive_time_ms);
+        db_text_add(t, ", ");
+        db_text_from_ms(t, (long long)ev->event_time_ms);
+        db_text_add(t, ", ");
+        db_text_from_ms(t, (long long)ev->receive_time_ms);
+        db_text_add(t, ", ");
         db_text_str(l->db, t, rec->topic);
-        db_text_add(t, ", %d, %lld, ", rec->partition, rec->offset);
+        db_text_add(t, ", ");
+        db_text_i64(t, rec->partition);
+        db_text_add(t, ", ");
+        db_text_i64(t, rec->offset);
+        db_text_add(t, ", ");
         db_text_str(l->db, t, outcome);
         db_text_add(t, ")");
 }

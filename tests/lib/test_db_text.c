@@ -96,3 +96,40 @@ Test(db_text, strings_quote_exactly_as_the_connections_escape)
         }
         db_destroy(db);
 }
+
+/* Integers and times printed without vsnprintf read as snprintf prints them, at every length and
+ * across a growth of the buffer. */
+Test(db_text, integers_and_times_print_as_snprintf)
+{
+        static const long long values[] = {0,
+                                           -1,
+                                           7,
+                                           10,
+                                           -10,
+                                           999999,
+                                           1000000,
+                                           1700000000123LL,
+                                           -9223372036854775807LL - 1,
+                                           9223372036854775807LL};
+        struct db_text t = {0};
+        size_t cap = 1 << 20, len = 0;
+        char *want = calloc(1, cap);
+
+        cr_assert(want != NULL);
+        for (int round = 0; round < 400; round++)
+                for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+                        long long v = values[i] + (values[i] > 0 ? -round : round);
+
+                        db_text_i64(&t, v);
+                        db_text_add(&t, ",");
+                        db_text_from_ms(&t, v);
+                        db_text_add(&t, ";");
+                        len += (size_t)snprintf(want + len, cap - len,
+                                                "%lld,FROM_UNIXTIME(%lld / 1000);", v, v);
+                }
+        cr_assert(!t.is_oom);
+        cr_assert_eq(t.len, len);
+        cr_assert_str_eq(t.s, want);
+        db_text_free(&t);
+        free(want);
+}
