@@ -8,6 +8,7 @@
 
 #include "avro_sof.h"
 #include "codec_int.h"
+#include "text.h"
 
 static int is_required_field(enum envelope_field f)
 {
@@ -301,10 +302,14 @@ static int set_record_from_json(avro_value_t *v, const json_t *obj, const char *
                 return -1;
         for (size_t i = 0; i < avro_schema_record_size(record); i++) {
                 const char *name = avro_schema_record_field_name(record, (int)i);
-                char field_path[PATH_MAX_LEN];
+                char field_path[PATH_MAX_LEN] = "";
+                size_t len = 0;
                 avro_value_t field;
 
-                snprintf(field_path, sizeof(field_path), "%s.%s", path, name);
+                /* "%s.%s" without snprintf: every field of every record written takes one */
+                if (text_append(field_path, sizeof(field_path), &len, path) == 0 &&
+                    text_append(field_path, sizeof(field_path), &len, ".") == 0)
+                        text_append(field_path, sizeof(field_path), &len, name);
                 if (avro_value_get_by_index(v, i, &field, NULL))
                         return avro_failed(field_path, errstr, errstr_size);
                 if (set_from_json(&field, obj ? json_object_get(obj, name) : NULL, field_path,
