@@ -71,6 +71,10 @@ static void teardown(void)
 
 TestSuite(notify, .init = setup, .fini = teardown, .timeout = 60);
 
+static enum db_result record_batch(struct notify *n, const char *const *keys, size_t cnt,
+                                   bool is_undone, bool is_committed);
+static void arrive_in_order(const char *const *keys, size_t cnt);
+
 /* Records one stream.live keyed key in its own transaction, committed or rolled back. */
 static void record(struct notify *n, const char *key, bool is_committed)
 {
@@ -204,17 +208,24 @@ Test(notify, a_young_unsent_row_is_left_to_the_relay_that_has_it_until_it_is_old
 
 Test(notify, a_second_outbox_on_one_producer_waits_for_its_acknowledgements)
 {
-        char err[256], key[64];
+        char err[256], key[64], batch_key[64];
+        const char *keys[1] = {batch_key};
         struct notify *relay = notify_new(&env, err, sizeof(err));
         struct notify *second = notify_new(&env, err, sizeof(err));
 
         cr_assert(relay != NULL && second != NULL, "%s", err);
         support_unique_name("second", key, sizeof(key));
+        support_unique_name("second-batch", batch_key, sizeof(batch_key));
         cr_assert(notify_flush(second, false, err, sizeof(err)) == 0, "%s", err);
         record(second, key, true);
         cr_assert(notify_flush(second, false, err, sizeof(err)) == 0, "%s", err);
         cr_assert(eq(i64, sent_rows(key), 1), "sent and acknowledged within the flush");
         cr_assert(eq(int, on_topic(key, 3000), 1));
+        /* A batch's bundle the same way. */
+        record_batch(second, keys, 1, false, true);
+        cr_assert(notify_flush(second, false, err, sizeof(err)) == 0, "%s", err);
+        cr_assert(eq(i64, sent_rows(batch_key), 1), "the bundle sent and marked within the flush");
+        arrive_in_order(keys, 1);
         notify_destroy(second);
         notify_destroy(relay);
 }
