@@ -223,8 +223,8 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
         return size * n;
 }
 
-struct support_reply support_http(int port, const char *method, const char *path,
-                                  const char *body, const char *const headers[])
+struct support_reply support_http(int port, const char *method, const char *path, const char *body,
+                                  const char *const headers[])
 {
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
         struct support_reply r = {0};
@@ -268,14 +268,15 @@ void support_tencent_stream_body(char *out, size_t out_size, const char *stream_
         support_tencent_sign(key, t, sign);
         if (!is_begin)
                 snprintf(duration, sizeof(duration), ",\"push_duration\":\"%lld\"", push_duration);
-        snprintf(out, out_size,
-                 "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\","
-                 "\"channel_id\":\"%s\",\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,"
-                 "\"event_type\":%d,\"node\":\"42.81.194.37\",\"sequence\":\"2210464508206756938\","
-                 "\"sign\":\"%s\",\"stream_id\":\"%s\",\"stream_param\":\"anchor_id=%s&room_id=%s\","
-                 "\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
-                 stream_id, is_begin ? 0 : 1, is_begin ? "ok" : "recv rtmp deleteStream", event_time,
-                 is_begin ? 1 : 0, sign, stream_id, anchor, room, t, duration);
+        snprintf(
+                out, out_size,
+                "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\","
+                "\"channel_id\":\"%s\",\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,"
+                "\"event_type\":%d,\"node\":\"42.81.194.37\",\"sequence\":\"2210464508206756938\","
+                "\"sign\":\"%s\",\"stream_id\":\"%s\",\"stream_param\":\"anchor_id=%s&room_id=%s\","
+                "\"t\":%lld,\"user_ip\":\"1.1.1.1\"%s}",
+                stream_id, is_begin ? 0 : 1, is_begin ? "ok" : "recv rtmp deleteStream", event_time,
+                is_begin ? 1 : 0, sign, stream_id, anchor, room, t, duration);
 }
 
 int support_wait_ready(int port, int timeout_ms)

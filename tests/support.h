@@ -60,8 +60,8 @@ struct support_reply {
  * application/json plus the header lines of headers (NULL-terminated; NULL: none), with a
  * 10 s timeout; fails the test when the request cannot be made.
  */
-struct support_reply support_http(int port, const char *method, const char *path,
-                                  const char *body, const char *const headers[]);
+struct support_reply support_http(int port, const char *method, const char *path, const char *body,
+                                  const char *const headers[]);
 
 /** @brief Tencent's sign of a callback: the hex MD5 of key followed by t in decimal. */
 void support_tencent_sign(const char *key, long long t, char sign[33]);

@@ -89,13 +89,12 @@ void support_worker_produce_raw(const struct support_worker_fx *fx, const char *
                                 const char *key, const void *value, size_t len,
                                 const char *event_type)
 {
-        cr_assert(rd_kafka_producev(fx->producer, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE((void *)value, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADER("trace_id", SUPPORT_WORKER_TRACE, -1),
-                                    RD_KAFKA_V_HEADER("event_type", event_type, -1),
-                                    RD_KAFKA_V_END) == 0);
+        cr_assert(rd_kafka_producev(
+                          fx->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("trace_id", SUPPORT_WORKER_TRACE, -1),
+                          RD_KAFKA_V_HEADER("event_type", event_type, -1), RD_KAFKA_V_END) == 0);
         cr_assert(rd_kafka_flush(fx->producer, 10000) == 0);
 }
 

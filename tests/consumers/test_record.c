@@ -158,27 +158,30 @@ Test(record, file_is_stored_and_linked_to_the_session_that_holds_it)
         snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", file);
         wait_value("1", sql);
 
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT_WS('|', stream_id, vendor, video_url, file_format, duration_s, "
-               "file_size, session_key, trace_id) FROM live_records WHERE file_id = '%s'",
-               file);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT CONCAT_WS('|', stream_id, vendor, video_url, file_format, duration_s, "
+                "file_size, session_key, trace_id) FROM live_records WHERE file_id = '%s'",
+                file);
         snprintf(sql, sizeof(sql),
                  "%s|tencent|http://vod.example/a.m3u8|hls|154|277941079|2918085116267032069|%s", s,
                  TRACE);
         cr_assert_str_eq(v, sql);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT_WS('|', UNIX_TIMESTAMP(start_time), UNIX_TIMESTAMP(end_time)) "
-               "FROM live_records WHERE file_id = '%s'",
-               file);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT CONCAT_WS('|', UNIX_TIMESTAMP(start_time), UNIX_TIMESTAMP(end_time)) "
+                "FROM live_records WHERE file_id = '%s'",
+                file);
         snprintf(sql, sizeof(sql), "%lld.316|%lld.618", T0_S + 60, T0_S + 60 + 154);
         cr_assert_str_eq(v, sql);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT session_id FROM live_records WHERE file_id = '%s'", file);
         snprintf(sql, sizeof(sql), "%lld", session);
         cr_assert_str_eq(v, sql, "the file starts inside the session");
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
-               "WHERE consumer = 'record' AND stream_id = '%s'",
-               s);
+                       "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
+                       "WHERE consumer = 'record' AND stream_id = '%s'",
+                       s);
         cr_assert_str_eq(v, "record.file|applied|live.record");
         stop_consumer_expect_clean_exit();
 }
@@ -196,16 +199,18 @@ Test(record, file_outside_the_stream_session_is_not_linked_to_it)
         produce_file(s, outside, outside, "http://vod.example/later.m3u8", T0_S + 86400);
         produce_file(s, inside, inside, "http://vod.example/in.m3u8", T0_S + 300);
         wait_events(s, 2);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT session_id IS NULL FROM live_records WHERE file_id = '%s'",
-               outside);
-        cr_assert_str_eq(v, "1");
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT outcome FROM live_events WHERE consumer = 'record' AND stream_id = '%s' "
-               "ORDER BY id LIMIT 1",
-               s);
+                       "SELECT session_id IS NULL FROM live_records WHERE file_id = '%s'", outside);
+        cr_assert_str_eq(v, "1");
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT outcome FROM live_events WHERE consumer = 'record' AND stream_id = '%s' "
+                "ORDER BY id LIMIT 1",
+                s);
         cr_assert_str_eq(v, "no_session");
-        support_query1(fx.mysql, v, sizeof(v), "SELECT session_id = %lld FROM live_records WHERE file_id = '%s'",
-               session, inside);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT session_id = %lld FROM live_records WHERE file_id = '%s'", session,
+                       inside);
         cr_assert_str_eq(v, "1");
         stop_consumer_expect_clean_exit();
 }
@@ -331,18 +336,21 @@ Test(record, duplicates_and_replays_leave_one_row_as_first_stored)
         produce_status(s, barrier, "record_ended");
         wait_events(s, 3);
 
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
-        cr_assert_str_eq(v, "1");
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT_WS('|', video_url, UNIX_TIMESTAMP(start_time)) FROM live_records "
-               "WHERE file_id = '%s'",
-               file);
+                       "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "1");
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT CONCAT_WS('|', video_url, UNIX_TIMESTAMP(start_time)) FROM live_records "
+                "WHERE file_id = '%s'",
+                file);
         snprintf(barrier, sizeof(barrier), "http://vod.example/first.m3u8|%lld.316", T0_S);
         cr_assert_str_eq(v, barrier, "a later event must not change a stored file");
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'record' "
-               "AND stream_id = '%s'",
-               s);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'record' "
+                "AND stream_id = '%s'",
+                s);
         cr_assert_str_eq(v, "no_session,duplicate_file,applied");
         /* live.notify: one record.ready for the file, with the vendor's URL to play it. */
         {
@@ -367,11 +375,12 @@ Test(record, status_is_recorded_in_live_events_only)
         produce_status(s, key, "record_start_succeeded");
         wait_events(s, 1);
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT_WS('|', event_type, outcome, vendor) FROM live_events "
-               "WHERE consumer = 'record' AND stream_id = '%s'",
-               s);
+                       "SELECT CONCAT_WS('|', event_type, outcome, vendor) FROM live_events "
+                       "WHERE consumer = 'record' AND stream_id = '%s'",
+                       s);
         cr_assert_str_eq(v, "record.status|applied|tencent");
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
         stop_consumer_expect_clean_exit();
 }
@@ -411,21 +420,24 @@ Test(record, invalid_records_go_to_the_dlq_and_the_partition_moves_on)
         snprintf(key, sizeof(key), "%s_good", fx.prefix);
         produce_file(s, key, key, "http://vod.example/good.m3u8", T0_S);
         wait_events(s, 1);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", key);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT COUNT(*) FROM live_records WHERE file_id = '%s'", key);
         cr_assert_str_eq(v, "1");
 
-        cr_assert_eq(support_dead_letters(TOPIC, s, fx.group, dead, 6, 25000), 6, "want 6 dead letters keyed %s", s);
+        cr_assert_eq(support_dead_letters(TOPIC, s, fx.group, dead, 6, 25000), 6,
+                     "want 6 dead letters keyed %s", s);
         for (size_t i = 0; i < 6; i++) {
                 cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
-                cr_assert(dead[i].has_headers,
-                          "dead letter %zu lacks dlq.* or trace_id headers", i);
+                cr_assert(dead[i].has_headers, "dead letter %zu lacks dlq.* or trace_id headers",
+                          i);
                 cr_assert(strstr(dead[i].message, why[i]) != NULL,
                           "dead letter %zu says \"%s\", want \"%s\"", i, dead[i].message, why[i]);
         }
         cr_assert(strlen(dead[0].message) > 0);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s' AND file_id <> '%s'", s,
-               key);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s' AND file_id <> '%s'", s,
+                key);
         cr_assert_str_eq(v, "0", "no invalid record may leave a row");
         stop_consumer_expect_clean_exit();
 }
@@ -477,8 +489,8 @@ Test(record, killed_mid_backlog_every_file_is_stored_once_and_announced)
         /* Killed once some files are in: mid-backlog when the timing allows, else after it. */
         deadline = support_now_ms() + 25000;
         do {
-                support_query1(fx.mysql, got, sizeof(got), "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'",
-                       s);
+                support_query1(fx.mysql, got, sizeof(got),
+                               "SELECT COUNT(*) FROM live_records WHERE stream_id = '%s'", s);
                 support_sleep_ms(5);
         } while (strcmp(got, "0") == 0 && support_now_ms() < deadline);
         cr_assert(kill(fx.pid, SIGKILL) == 0);

@@ -137,10 +137,11 @@ static void stop_consumer_expect_clean_exit(void)
 /* The stream's cover as "url|unix time", or "" while it has none. */
 static void cover_of(const char *stream_id, char *out, size_t out_size)
 {
-        support_query1(fx.mysql, out, out_size,
-               "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
-               "WHERE stream_id = '%s' AND cover_url IS NOT NULL",
-               stream_id);
+        support_query1(
+                fx.mysql, out, out_size,
+                "SELECT CONCAT_WS('|', cover_url, UNIX_TIMESTAMP(cover_time)) FROM live_streams "
+                "WHERE stream_id = '%s' AND cover_url IS NOT NULL",
+                stream_id);
 }
 
 static void expect_cover(const char *stream_id, const char *url, long long taken_s)
@@ -163,17 +164,18 @@ Test(snapshot, screenshot_is_kept_and_becomes_the_cover)
         wait_events(s, 1);
 
         expect_cover(s, "http://cos.example/a/1.jpg", T0_S + 10);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT_WS('|', pic_url, pic_full_url, width, height, file_size, "
-               "UNIX_TIMESTAMP(taken_at), COALESCE(cover_pending, 'settled')) FROM live_snapshots WHERE stream_id = '%s'",
-               s);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT CONCAT_WS('|', pic_url, pic_full_url, width, height, file_size, "
+                "UNIX_TIMESTAMP(taken_at), COALESCE(cover_pending, 'settled')) FROM live_snapshots WHERE stream_id = '%s'",
+                s);
         snprintf(want, sizeof(want),
                  "/a/1.jpg|http://cos.example/a/1.jpg|1280|720|30670|%lld.000|settled", T0_S + 10);
         cr_assert_str_eq(v, want);
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
-               "WHERE consumer = 'snapshot' AND stream_id = '%s'",
-               s);
+                       "SELECT CONCAT_WS('|', event_type, outcome, kafka_topic) FROM live_events "
+                       "WHERE consumer = 'snapshot' AND stream_id = '%s'",
+                       s);
         cr_assert_str_eq(v, "snapshot|applied|live.snapshot");
         stop_consumer_expect_clean_exit();
 }
@@ -191,12 +193,14 @@ Test(snapshot, an_older_screenshot_arriving_late_keeps_the_newer_cover)
         produce_snapshot(s, older, "/o/1.jpg", "http://cos.example/o/1.jpg", T0_S + 10);
         wait_events(s, 2);
         expect_cover(s, "http://cos.example/o/2.jpg", T0_S + 20);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
-        cr_assert_str_eq(v, "2", "every screenshot is kept, whatever the cover");
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'snapshot' "
-               "AND stream_id = '%s'",
-               s);
+                       "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        cr_assert_str_eq(v, "2", "every screenshot is kept, whatever the cover");
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT GROUP_CONCAT(outcome ORDER BY id) FROM live_events WHERE consumer = 'snapshot' "
+                "AND stream_id = '%s'",
+                s);
         cr_assert_str_eq(v, "applied,older_than_cover");
 
         /* A newer one still moves the cover; without pic_full_url the cover is pic_url. */
@@ -244,11 +248,13 @@ Test(snapshot, duplicates_and_replays_keep_one_row)
         /* Same key, same partition: once the barrier is in, the replay before it was applied. */
         produce_snapshot(s, barrier, "/d/0.jpg", NULL, T0_S);
         wait_events(s, 2);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s' AND pic_url = '/d/1.jpg'",
-               s);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s' AND pic_url = '/d/1.jpg'",
+                s);
         cr_assert_str_eq(v, "1");
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2");
         expect_cover(s, "http://cos.example/d/1.jpg", T0_S + 10);
         stop_consumer_expect_clean_exit();
@@ -334,16 +340,18 @@ Test(snapshot, invalid_snapshots_go_to_the_dlq_and_the_partition_moves_on)
         wait_events(s, 1);
         expect_cover(s, "/g.jpg", T0_S);
 
-        cr_assert_eq(support_dead_letters(TOPIC, s, fx.group, dead, 7, 25000), 7, "want 7 dead letters keyed %s", s);
+        cr_assert_eq(support_dead_letters(TOPIC, s, fx.group, dead, 7, 25000), 7,
+                     "want 7 dead letters keyed %s", s);
         for (size_t i = 0; i < 7; i++) {
                 cr_assert_str_eq(dead[i].error_class, "permanent", "dead letter %zu", i);
-                cr_assert(dead[i].has_headers,
-                          "dead letter %zu lacks dlq.* or trace_id headers", i);
+                cr_assert(dead[i].has_headers, "dead letter %zu lacks dlq.* or trace_id headers",
+                          i);
                 cr_assert(strstr(dead[i].message, why[i]) != NULL,
                           "dead letter %zu says \"%s\", want \"%s\"", i, dead[i].message, why[i]);
         }
         cr_assert(strlen(dead[0].message) > 0);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT COUNT(*) FROM live_snapshots WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "1", "no invalid record may leave a row");
         stop_consumer_expect_clean_exit();
 }

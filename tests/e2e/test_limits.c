@@ -107,7 +107,7 @@ static struct support_reply http_send(const char *method, const char *path, cons
 
 /* An Agora NCS notice, signed (V2), with a sid beside the payload unless NULL. */
 static struct support_reply post_agora_sid(const char *notice_id, int product, int type,
-                                   const char *payload, const char *sid)
+                                           const char *payload, const char *sid)
 {
         char body[4096], v2[65], header[128];
         unsigned char mac[32];
@@ -129,7 +129,8 @@ static struct support_reply post_agora_sid(const char *notice_id, int product, i
         return http_send("POST", "/callbacks/agora", body, headers);
 }
 
-static struct support_reply post_agora(const char *notice_id, int product, int type, const char *payload)
+static struct support_reply post_agora(const char *notice_id, int product, int type,
+                                       const char *payload)
 {
         return post_agora_sid(notice_id, product, type, payload, NULL);
 }

@@ -69,8 +69,8 @@ static long post_tencent(const char *stream_id, int event_type, long long t, con
         snprintf(anchor, sizeof(anchor), "a_%s", fx.prefix);
         snprintf(room, sizeof(room), "r_%s", fx.prefix);
         support_tencent_stream_body(body, sizeof(body), stream_id, event_type == 1,
-                                    event_type ? 1703731478LL : 1703735203LL, anchor, room,
-                                    3725118, key, t);
+                                    event_type ? 1703731478LL : 1703735203LL, anchor, room, 3725118,
+                                    key, t);
         return support_http(fx.http_port, "POST", "/callbacks/tencent", body, NULL).status;
 }
 
@@ -90,8 +90,8 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
         long long deadline = support_now_ms() + 5000;
 
         while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
-                       stream_id);
+                support_query1(fx.mysql, got, sizeof(got),
+                               "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
                 if (strcmp(got, status) == 0 && online(stream_id) == in_set)
                         return;
                 support_sleep_ms(20);
@@ -111,18 +111,21 @@ Test(pipeline, signed_push_then_interrupt_reach_mysql_and_redis)
         snprintf(s, sizeof(s), "%s_live", fx.prefix);
         cr_assert_eq(post_tencent(s, 1, t, TENCENT_KEY), 200);
         wait_state(s, "live", true);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT anchor_id FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT anchor_id FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert(strncmp(v, "a_", 2) == 0, "anchor_id from stream_param, got \"%s\"", v);
 
         /* A vendor retry of the push with a fresh t: accepted, and changes nothing. */
         cr_assert_eq(post_tencent(s, 1, t + 60, TENCENT_KEY), 200);
         cr_assert_eq(post_tencent(s, 0, t + 120, TENCENT_KEY), 200);
         wait_state(s, "ended", false);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT(duration_s, '/', close_method) FROM live_streams WHERE stream_id = '%s'",
-               s);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT CONCAT(duration_s, '/', close_method) FROM live_streams WHERE stream_id = '%s'",
+                s);
         cr_assert_str_eq(v, "3725/1");
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT COUNT(*) FROM live_events WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "2", "the retried push must be absorbed");
 
         cr_assert(kill(fx.receiver.pid, SIGTERM) == 0 && kill(fx.consumer.pid, SIGTERM) == 0);
@@ -145,6 +148,7 @@ Test(pipeline, forged_or_expired_sign_gets_401_and_no_row)
         snprintf(v, sizeof(v), "%s_ok", fx.prefix);
         cr_assert_eq(post_tencent(v, 1, t, TENCENT_KEY), 200);
         wait_state(v, "live", true);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
 }

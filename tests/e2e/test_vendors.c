@@ -86,8 +86,8 @@ static long post_tencent(const char *stream_id, int event_type, long long t, con
         snprintf(anchor, sizeof(anchor), "a_%s", fx.prefix);
         snprintf(room, sizeof(room), "r_%s", fx.prefix);
         support_tencent_stream_body(body, sizeof(body), stream_id, event_type == 1,
-                                    event_type ? 1703731478LL : 1703735203LL, anchor, room,
-                                    3725118, key, t);
+                                    event_type ? 1703731478LL : 1703735203LL, anchor, room, 3725118,
+                                    key, t);
         return support_http(fx.http_port, "POST", "/callbacks/tencent", body, NULL).status;
 }
 
@@ -142,8 +142,8 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
         long long deadline = support_now_ms() + 5000;
 
         while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got), "SELECT status FROM live_streams WHERE stream_id = '%s'",
-                       stream_id);
+                support_query1(fx.mysql, got, sizeof(got),
+                               "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
                 if (strcmp(got, status) == 0 && online(stream_id) == in_set)
                         return;
                 support_sleep_ms(20);
@@ -157,9 +157,9 @@ static void wait_state(const char *stream_id, const char *status, bool in_set)
 static void outcomes(const char *stream_id, char *out, size_t out_size)
 {
         support_query1(fx.mysql, out, out_size,
-               "SELECT GROUP_CONCAT(outcome ORDER BY outcome) FROM live_events "
-               "WHERE consumer = 'stream' AND stream_id = '%s'",
-               stream_id);
+                       "SELECT GROUP_CONCAT(outcome ORDER BY outcome) FROM live_events "
+                       "WHERE consumer = 'stream' AND stream_id = '%s'",
+                       stream_id);
 }
 
 /* Waits until the stream role recorded n events for the stream. */
@@ -170,9 +170,9 @@ static void wait_events(const char *stream_id, int n)
 
         while (support_now_ms() < deadline) {
                 support_query1(fx.mysql, got, sizeof(got),
-                       "SELECT COUNT(*) FROM live_events WHERE consumer = 'stream' AND "
-                       "stream_id = '%s'",
-                       stream_id);
+                               "SELECT COUNT(*) FROM live_events WHERE consumer = 'stream' AND "
+                               "stream_id = '%s'",
+                               stream_id);
                 if (atoi(got) >= n)
                         return;
                 support_sleep_ms(20);
@@ -219,9 +219,9 @@ Test(vendors, an_agora_room_is_one_session_with_its_cohosts_recorded)
         outcomes(room, v, sizeof(v));
         cr_assert_str_eq(v, "applied,applied,cohost_join,cohost_join,cohost_leave");
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
-               "FROM live_streams WHERE stream_id = '%s'",
-               room);
+                       "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
+                       "FROM live_streams WHERE stream_id = '%s'",
+                       room);
         snprintf(p, sizeof(p), "agora/1001/%s/30", room);
         cr_assert_str_eq(v, p, "the first broadcaster is the room's anchor (uid convention)");
 }
@@ -238,10 +238,11 @@ Test(vendors, a_join_before_the_create_opens_the_session_once)
         rtc_payload(p, sizeof(p), room, 0, ts);
         cr_assert_eq(post_agora("create", 1, 101, p), 200);
         wait_events(room, 2);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT(status, '/', anchor_id, '/', CAST(UNIX_TIMESTAMP(started_at) AS SIGNED)) "
-               "FROM live_streams WHERE stream_id = '%s'",
-               room);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT CONCAT(status, '/', anchor_id, '/', CAST(UNIX_TIMESTAMP(started_at) AS SIGNED)) "
+                "FROM live_streams WHERE stream_id = '%s'",
+                room);
         snprintf(p, sizeof(p), "live/2001/%lld", ts + 2);
         cr_assert_str_eq(v, p);
 }
@@ -259,7 +260,8 @@ Test(vendors, agora_broadcast_streaming_publish_start_and_end)
         wait_state(s, "live", true);
         cr_assert_eq(post_agora("end", 7, 2, p), 200);
         wait_state(s, "ended", false);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT vendor FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT vendor FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "agora");
 }
 
@@ -275,7 +277,8 @@ Test(vendors, forged_or_unsigned_agora_notices_get_401_and_no_row)
         snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", v);
         cr_assert_eq(post_agora("ok", 7, 1, p), 200);
         wait_state(v, "live", true);
-        support_query1(fx.mysql, v, sizeof(v), "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s'", s);
         cr_assert_str_eq(v, "0");
 }
 
@@ -310,9 +313,9 @@ Test(vendors, alibaba_ingest_get_publish_and_publish_done)
         cr_assert_eq(get_alibaba("publish_done", s, t + 42, ALIBABA_KEY), 200);
         wait_state(s, "ended", false);
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
-               "FROM live_streams WHERE stream_id = '%s'",
-               s);
+                       "SELECT CONCAT(vendor, '/', anchor_id, '/', room_id, '/', duration_s) "
+                       "FROM live_streams WHERE stream_id = '%s'",
+                       s);
         snprintf(want, sizeof(want), "alibaba/al_%s/ar_%s/42", fx.prefix, fx.prefix);
         cr_assert_str_eq(v, want);
 }
@@ -328,11 +331,12 @@ Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
         snprintf(p, sizeof(p), "{\"streamName\":\"%s\"}", id);
         cr_assert_eq(post_agora("same-start", 7, 1, p), 200);
         wait_events(id, 2);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status, ':', COALESCE(anchor_id, '-')) "
-               "ORDER BY vendor) "
-               "FROM live_streams WHERE stream_id = '%s'",
-               id);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status, ':', COALESCE(anchor_id, '-')) "
+                "ORDER BY vendor) "
+                "FROM live_streams WHERE stream_id = '%s'",
+                id);
         /* Broadcast Streaming names no uid: under the uid convention the stream has no anchor. */
         snprintf(want, sizeof(want), "agora:live:-,tencent:live:a_%s", fx.prefix);
         cr_assert_str_eq(v, want);
@@ -341,19 +345,22 @@ Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
         cr_assert_eq(post_agora("same-end", 7, 2, p), 200);
         wait_events(id, 3);
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status) ORDER BY vendor) "
-               "FROM live_streams WHERE stream_id = '%s'",
-               id);
+                       "SELECT GROUP_CONCAT(CONCAT(vendor, ':', status) ORDER BY vendor) "
+                       "FROM live_streams WHERE stream_id = '%s'",
+                       id);
         cr_assert_str_eq(v, "agora:ended,tencent:live");
         cr_assert(online(id), "the Tencent stream %s is still live", id);
         support_query1(fx.mysql, v, sizeof(v),
-               "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id = '%s'", id);
+                       "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id = '%s'",
+                       id);
         cr_assert_str_eq(v, "2");
 
         cr_assert_eq(post_tencent(id, 0, t + 60, TENCENT_KEY), 200);
         wait_state(id, "ended", false);
-        support_query1(fx.mysql, v, sizeof(v),
-               "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND status = 'ended'", id);
+        support_query1(
+                fx.mysql, v, sizeof(v),
+                "SELECT COUNT(*) FROM live_streams WHERE stream_id = '%s' AND status = 'ended'",
+                id);
         cr_assert_str_eq(v, "2");
 }
 

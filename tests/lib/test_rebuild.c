@@ -314,10 +314,12 @@ Test(rebuild, streams_follow_live_streams_and_stale_keys_end)
             "'2026-01-01 00:00:00', NOW(3))",
             fx.prefix, fx.prefix, fx.prefix, fx.prefix, fx.prefix, fx.prefix);
         support_redis_do(fx.redis, "SADD set:live:online %s_s2 %s_nowhere", fx.prefix, fx.prefix);
-        support_redis_do(fx.redis, "HSET hash:anchor:status:%s_a2 status live stream_id %s_s2 anchor_status banned",
-                 fx.prefix, fx.prefix);
-        support_redis_do(fx.redis, "HSET hash:anchor:status:%s_a9 status live stream_id %s_unknown", fx.prefix,
-                 fx.prefix);
+        support_redis_do(
+                fx.redis,
+                "HSET hash:anchor:status:%s_a2 status live stream_id %s_s2 anchor_status banned",
+                fx.prefix, fx.prefix);
+        support_redis_do(fx.redis, "HSET hash:anchor:status:%s_a9 status live stream_id %s_unknown",
+                         fx.prefix, fx.prefix);
 
         cr_assert_eq(rebuild_streams(fx.rb, &projected, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(projected, 4); /* s1; s2 and nowhere from the set; unknown */

@@ -500,9 +500,10 @@ Test(stats, new_tips_are_written_unread_and_their_replay_is_looked_up)
 
         use_redis_db(9);
         id_of(anchor, sizeof(anchor), "ua");
-        snprintf(sql, sizeof(sql),
-                 "SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats WHERE anchor_id = '%s'",
-                 anchor);
+        snprintf(
+                sql, sizeof(sql),
+                "SELECT COALESCE(SUM(amount_sum), 0) FROM hourly_reward_stats WHERE anchor_id = '%s'",
+                anchor);
         start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=3600", NULL});
         /* Other tests' records reach this worker too, replays among them: a batch that meets
          * one makes the next look up first, until one finds nothing. Rounds of new tips until
@@ -510,8 +511,8 @@ Test(stats, new_tips_are_written_unread_and_their_replay_is_looked_up)
         for (int round = 0; round < 10 && scrape(0, unread) < 1; round++) {
                 for (int i = 0; i < 40; i++, sent++) {
                         snprintf(names[sent], sizeof(names[sent]), "u%d", sent);
-                        produce_tip(&(struct tip_spec){names[sent], "uu", "ua", 10 + sent,
-                                                       h + sent, "male", "female"},
+                        produce_tip(&(struct tip_spec){names[sent], "uu", "ua", 10 + sent, h + sent,
+                                                       "male", "female"},
                                     NULL);
                         sum += 10 + sent;
                 }
@@ -523,9 +524,9 @@ Test(stats, new_tips_are_written_unread_and_their_replay_is_looked_up)
         cr_assert_geq(looked_up, 0, "no read_first or conflict counter");
 
         for (int i = 0; i < sent; i++) /* the same records again: a replay */
-                produce_tip(&(struct tip_spec){names[i], "uu", "ua", 10 + i, h + i, "male",
-                                               "female"},
-                            NULL);
+                produce_tip(
+                        &(struct tip_spec){names[i], "uu", "ua", 10 + i, h + i, "male", "female"},
+                        NULL);
         produce_tip(&(struct tip_spec){"ulast", "uu", "ua", 5, h + 99999, "male", "female"},
                     NULL); /* same anchor, same partition: after them */
         flush();
@@ -557,8 +558,8 @@ Test(stats, a_tip_restating_the_gender_on_file_does_not_lock_the_audience)
         exec_sql("INSERT INTO audiences (audience_id, gender) VALUES ('%s', 'male')", fan);
         start_worker(0, (const char *const[]){"LIVEFLOW_STATS_PROFILE_INTERVAL_S=3600", NULL});
         cr_assert(mysql_query(locker, "START TRANSACTION") == 0, "%s", mysql_error(locker));
-        snprintf(sql, sizeof(sql), "SELECT gender FROM audiences WHERE audience_id = '%s' FOR UPDATE",
-                 fan);
+        snprintf(sql, sizeof(sql),
+                 "SELECT gender FROM audiences WHERE audience_id = '%s' FOR UPDATE", fan);
         cr_assert(mysql_query(locker, sql) == 0, "%s", mysql_error(locker));
         mysql_free_result(mysql_store_result(locker));
 
@@ -575,9 +576,10 @@ Test(stats, a_tip_restating_the_gender_on_file_does_not_lock_the_audience)
         id_of(tip, sizeof(tip), "l2");
         snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM stats_tip WHERE trace_id = '%s'", tip);
         wait_at_least(1, 30000, "the second tip", sql);
-        cr_assert_eq(support_query_int(fx.mysql,
-                                       "SELECT gender = 'female' FROM audiences WHERE audience_id = '%s'",
-                                       fan),
+        cr_assert_eq(support_query_int(
+                             fx.mysql,
+                             "SELECT gender = 'female' FROM audiences WHERE audience_id = '%s'",
+                             fan),
                      1, "the gender stated anew is on file");
         stop_worker_expect_clean_exit(0);
 }

@@ -186,8 +186,10 @@ Test(ctl_rebuild, redis_finds_and_repairs_damaged_audience_keys)
         seed_audience(room);
         snprintf(ghost, sizeof(ghost), "%s_nobody", fx.prefix);
         support_redis_do(fx.redis, "SET live:room:online:%s 9", room);
-        support_redis_do(fx.redis, "HSET live:stats:91 gift_amount 500 views 3 uv 1 peak_online 1 chats 4 likes 7 "
-                 "follows 1 shares 2");
+        support_redis_do(
+                fx.redis,
+                "HSET live:stats:91 gift_amount 500 views 3 uv 1 peak_online 1 chats 4 likes 7 "
+                "follows 1 shares 2");
         support_redis_do(fx.redis, "SET live:room:online:%s 4", ghost);
 
         cr_assert_eq(ctl_run(out, sizeof(out), "--json rebuild redis"), 1, "%s", ctl_run_stderr);
