@@ -67,28 +67,28 @@ static const struct db_stmt_def reward_statements[] = {
  * room_seq, gift_count, stats TTL. tip() returns 0 already counted, 1 counted now but covered
  * by a rebuild, 2 counted now.
  */
-#define REWARD_TIP_FN                                                                           \
-        "local function tip(k, a)\n"                                                            \
-        "  if not redis.call('SET', KEYS[k+1], '1', 'NX', 'EX', ARGV[a+1]) then return 0 end\n" \
-        "  local seq = tonumber(ARGV[a+4])\n"                                                   \
-        "  local counted = 1\n"                                                                 \
-        "  if seq > tonumber(redis.call('GET', KEYS[k+5]) or '0') then\n"                       \
-        "    redis.call('INCRBY', KEYS[k+2], ARGV[a+2])\n"                                      \
-        "    redis.call('INCR', KEYS[k+3])\n"                                                   \
-        "    redis.call('ZINCRBY', KEYS[k+4], ARGV[a+2], ARGV[a+3])\n"                          \
-        "    counted = 2\n"                                                                     \
-        "  end\n"                                                                               \
-        "  if KEYS[k+6] ~= '' and seq > tonumber(redis.call('GET', KEYS[k+8]) or '0') then\n"   \
-        "    redis.call('HINCRBY', KEYS[k+6], 'gift_amount', ARGV[a+2])\n"                      \
-        "    redis.call('HINCRBY', KEYS[k+6], 'gift_count', ARGV[a+5])\n"                       \
-        "    redis.call('HINCRBY', KEYS[k+6], 'tip_count', 1)\n"                                \
-        "    redis.call('SADD', KEYS[k+7], ARGV[a+3])\n"                                        \
-        "    redis.call('HSET', KEYS[k+6], 'paying_users', redis.call('SCARD', KEYS[k+7]))\n"   \
-        "  end\n"                                                                               \
-        "  if KEYS[k+6] ~= '' then\n"                                                           \
-        "    for i = 6, 8 do redis.call('EXPIRE', KEYS[k+i], ARGV[a+6]) end\n"                  \
-        "  end\n"                                                                               \
-        "  return counted\n"                                                                    \
+#define REWARD_TIP_FN                                                                              \
+        "local function tip(k, a)\n"                                                               \
+        "  if not redis.call('SET', KEYS[k+1], '1', 'NX', 'EX', ARGV[a+1]) then return 0 end\n"    \
+        "  local seq = tonumber(ARGV[a+4])\n"                                                      \
+        "  local counted = 1\n"                                                                    \
+        "  if seq > tonumber(redis.call('GET', KEYS[k+5]) or '0') then\n"                          \
+        "    redis.call('INCRBY', KEYS[k+2], ARGV[a+2])\n"                                         \
+        "    redis.call('INCR', KEYS[k+3])\n"                                                      \
+        "    redis.call('ZINCRBY', KEYS[k+4], ARGV[a+2], ARGV[a+3])\n"                             \
+        "    counted = 2\n"                                                                        \
+        "  end\n"                                                                                  \
+        "  if KEYS[k+6] ~= '' and seq > tonumber(redis.call('GET', KEYS[k+8]) or '0') then\n"      \
+        "    redis.call('HINCRBY', KEYS[k+6], 'gift_amount', ARGV[a+2])\n"                         \
+        "    redis.call('HINCRBY', KEYS[k+6], 'gift_count', ARGV[a+5])\n"                          \
+        "    redis.call('HINCRBY', KEYS[k+6], 'tip_count', 1)\n"                                   \
+        "    redis.call('SADD', KEYS[k+7], ARGV[a+3])\n"                                           \
+        "    redis.call('HSET', KEYS[k+6], 'paying_users', redis.call('SCARD', KEYS[k+7]))\n"      \
+        "  end\n"                                                                                  \
+        "  if KEYS[k+6] ~= '' then\n"                                                              \
+        "    for i = 6, 8 do redis.call('EXPIRE', KEYS[k+i], ARGV[a+6]) end\n"                     \
+        "  end\n"                                                                                  \
+        "  return counted\n"                                                                       \
         "end\n"
 
 /* One tip: its 8 KEYS and 6 ARGV. @returns what tip() says. */
@@ -147,16 +147,11 @@ static void register_metrics(struct reward_state *st, struct metrics *m)
                 "Tips whose recharge row publish read back from MySQL before projecting it to "
                 "Redis (duplicates and replays; a tip the batch wrote is projected as written)",
                 NULL);
-        st->m_unread = metrics_counter(
-                m, "liveflow_reward_batches_total",
+        role_gate_init(
+                &st->gate, m, "liveflow_reward_batches_total",
                 "Batches of tips written set-based, by way: unread (written without looking "
                 "recharge up first), read_first (looked up first, after tips held before were "
-                "met), conflict (written unread, met a tip held before, rolled back and looked up)",
-                "way=\"unread\"");
-        st->m_read_first =
-                metrics_counter(m, "liveflow_reward_batches_total", NULL, "way=\"read_first\"");
-        st->m_conflict =
-                metrics_counter(m, "liveflow_reward_batches_total", NULL, "way=\"conflict\"");
+                "met), conflict (written unread, met a tip held before, rolled back and looked up)");
 }
 
 static void script_sha(const char *script, char hex[41])

@@ -12,7 +12,6 @@
 
 #include "db.h"
 #include "log.h"
-#include "metrics.h"
 #include "role_kit.h"
 
 /* ------------------------------------------------------------------ a batch at once (MySQL) */
@@ -352,13 +351,6 @@ static enum db_result insert_new_tips(struct reward_batch *b, char *errstr, size
         return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
 }
 
-/* An id MySQL's collation matched to another spelling: reward_apply() per tip handles it. */
-static enum db_result mismatch(char *errstr, size_t errstr_size)
-{
-        snprintf(errstr, errstr_size, "ids that MySQL matches other than byte for byte");
-        return DB_RETRY;
-}
-
 static enum db_result write_new_tips(struct reward_batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result r;
@@ -370,7 +362,7 @@ static enum db_result write_new_tips(struct reward_batch *b, char *errstr, size_
             (r = read_room_seqs(b, errstr, errstr_size)) != DB_OK)
                 return r;
         if (b->is_mismatch)
-                return mismatch(errstr, errstr_size);
+                return role_batch_mismatch(errstr, errstr_size); /* reward_apply() per tip */
         return insert_new_tips(b, errstr, errstr_size);
 }
 
@@ -468,62 +460,49 @@ static enum db_result write_marked(struct reward_batch *b, char *errstr, size_t 
 }
 
 /* The batch with recharge looked up first (the way every batch went before write_tips()). */
-static enum db_result write_read_first(struct reward_batch *b, char *errstr, size_t errstr_size)
+static enum db_result write_read_first(void *arg, char *errstr, size_t errstr_size)
 {
+        struct reward_batch *b = arg;
         enum db_result r;
         bool is_held = false;
 
         if ((r = find_new_tips(b, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = mismatch(errstr, errstr_size);
+                r = role_batch_mismatch(errstr, errstr_size);
         if (r != DB_OK)
                 return r;
         for (size_t i = 0; i < b->valid; i++)
                 is_held |= b->by_id[i]->is_known;
-        b->st->is_reading_first = is_held;
+        b->st->gate.is_reading_first = is_held;
         return write_marked(b, errstr, errstr_size);
 }
 
-static enum db_result exec_text(struct reward_batch *b, const char *sql, char *errstr,
-                                size_t errstr_size)
+/* The batch without the look-up: every first copy is new, until recharge says otherwise. */
+static enum db_result write_unread(void *arg, char *errstr, size_t errstr_size)
 {
-        db_text_reset(&b->sql);
-        db_text_add(&b->sql, "%s", sql);
-        return db_text_exec(b->st->db, &b->sql, NULL, errstr, errstr_size);
+        struct reward_batch *b = arg;
+
+        mark_first_copies(b);
+        return write_marked(b, errstr, errstr_size);
 }
 
-/*
- * In a stream of new tips the look-up of recharge finds nothing, so a batch first goes without
- * it, behind a savepoint: every first copy is taken for new, and the INSERT into recharge says
- * otherwise with a duplicate key. The batch then rolls back to the savepoint (the rooms'
- * numbers too) and looks up first; after that, batches look up first until one finds no tip
- * recharge held (a replay after a restart is many such batches, each read once rather than
- * written twice).
- */
-static enum db_result write_tips(struct reward_batch *b, char *errstr, size_t errstr_size)
+/* What write_unread() marked, once rolled back to the savepoint (the rooms' numbers too). */
+static void forget_unread(void *arg)
 {
-        struct reward_state *st = b->st;
-        enum db_result r;
+        struct reward_batch *b = arg;
 
-        if (st->is_reading_first) {
-                metric_add(st->m_read_first, 1);
-                return write_read_first(b, errstr, errstr_size);
-        }
-        mark_first_copies(b);
-        if ((r = exec_text(b, "SAVEPOINT reward_batch", errstr, errstr_size)) != DB_OK)
-                return r;
-        if ((r = write_marked(b, errstr, errstr_size)) != DB_DUPLICATE) {
-                if (r == DB_OK)
-                        metric_add(st->m_unread, 1);
-                return r;
-        }
-        metric_add(st->m_conflict, 1);
-        if ((r = exec_text(b, "ROLLBACK TO SAVEPOINT reward_batch", errstr, errstr_size)) != DB_OK)
-                return r;
         for (size_t i = 0; i < b->n; i++)
                 b->tips[i].is_new = b->tips[i].is_known = false;
         b->room_cnt = 0;
         b->is_mismatch = false;
-        return write_read_first(b, errstr, errstr_size);
+}
+
+/* Unread behind a savepoint, or recharge looked up first (struct role_gate). */
+static enum db_result write_tips(struct reward_batch *b, char *errstr, size_t errstr_size)
+{
+        static const struct role_gate_ways ways = {"reward_batch", write_unread, forget_unread,
+                                                   write_read_first};
+
+        return role_gate_write(&b->st->gate, &ways, b->st->db, &b->sql, b, errstr, errstr_size);
 }
 
 static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_slot *slots,
@@ -538,7 +517,7 @@ static enum apply_result apply_batch_tips(struct reward_batch *b, struct apply_s
                 return APPLY_DONE;
         r = write_tips(b, errstr, errstr_size);
         if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
+                return role_gate_result(r);
         for (size_t i = 0; i < b->n; i++)
                 /* Duplicates too: the first copy may have committed without reaching Redis. */
                 b->tips[i].slot->rec->publish = b->tips[i].is_valid;

@@ -13,6 +13,7 @@
 
 #include "consumer.h"
 #include "rebuild.h"
+#include "role_kit.h"
 
 #define ID_MAX  64 /* the VARCHAR(64) of recharge's id columns */
 #define KEY_MAX 96 /* the longest key prefix plus ID_MAX */
@@ -54,9 +55,9 @@ struct reward_state {
         bool is_redis_lost;      /* ... and its rooms are still to be marked for the rebuild */
         char batch_sha[41];      /* SHA-1 of reward_batch_script, for EVALSHA in a pipeline */
         struct known_rows known; /* what the last apply_many() wrote */
-        bool is_reading_first;   /* a batch met tips recharge held: look up first until none */
+        struct role_gate gate;   /* unread, or recharge looked up first (role_kit.h) */
         struct metric *m_degraded, *m_degraded_now, *m_rebuilt, *m_folded, *m_redis_lost,
-                *m_pending, *m_read_back, *m_unread, *m_read_first, *m_conflict;
+                *m_pending, *m_read_back;
 };
 
 /* A tip as its payload gives it; the strings are borrowed from the event. */

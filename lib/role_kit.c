@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "metrics.h"
 
 enum apply_result apply_from_db(enum db_result r)
 {
@@ -161,4 +162,57 @@ enum db_result role_batch_write_ledger(struct role_batch *b, struct ledger *ledg
                         ledger_text_row(ledger, &b->sql, b->slots[i].rec, outcome(arg, i),
                                         rows++ == 0);
         return ledger_text_exec(ledger, &b->sql, rows, errstr, errstr_size);
+}
+
+enum db_result role_batch_mismatch(char *errstr, size_t errstr_size)
+{
+        return role_batch_fall_back("ids that MySQL matches other than byte for byte", errstr,
+                                    errstr_size);
+}
+
+void role_gate_init(struct role_gate *g, struct metrics *m, const char *name, const char *help)
+{
+        g->m_unread = metrics_counter(m, name, help, "way=\"unread\"");
+        g->m_read_first = metrics_counter(m, name, NULL, "way=\"read_first\"");
+        g->m_conflict = metrics_counter(m, name, NULL, "way=\"conflict\"");
+}
+
+static enum db_result exec_savepoint(struct db *db, struct db_text *sql, const char *verb,
+                                     const char *name, char *errstr, size_t errstr_size)
+{
+        db_text_reset(sql);
+        db_text_add(sql, "%s %s", verb, name);
+        return db_text_exec(db, sql, NULL, errstr, errstr_size);
+}
+
+enum db_result role_gate_write(struct role_gate *g, const struct role_gate_ways *ways,
+                               struct db *db, struct db_text *sql, void *arg, char *errstr,
+                               size_t errstr_size)
+{
+        enum db_result r;
+
+        if (g->is_reading_first) {
+                metric_add(g->m_read_first, 1);
+                return ways->read_first(arg, errstr, errstr_size);
+        }
+        if (ways->savepoint && (r = exec_savepoint(db, sql, "SAVEPOINT", ways->savepoint, errstr,
+                                                   errstr_size)) != DB_OK)
+                return r;
+        if ((r = ways->unread(arg, errstr, errstr_size)) != DB_DUPLICATE) {
+                if (r == DB_OK)
+                        metric_add(g->m_unread, 1);
+                return r;
+        }
+        metric_add(g->m_conflict, 1);
+        if (ways->savepoint && (r = exec_savepoint(db, sql, "ROLLBACK TO SAVEPOINT",
+                                                   ways->savepoint, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (ways->forget)
+                ways->forget(arg);
+        return ways->read_first(arg, errstr, errstr_size);
+}
+
+enum apply_result role_gate_result(enum db_result r)
+{
+        return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
 }

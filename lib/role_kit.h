@@ -103,4 +103,50 @@ enum db_result role_batch_fall_back(const char *why, char *errstr, size_t errstr
  */
 enum apply_result role_batch_result(enum db_result r);
 
+/* ------------------------------------------------------------------ unread, then read first */
+
+struct metric;
+struct metrics;
+
+/** @brief Ids MySQL's collation matches other than byte for byte: why into errstr, DB_RETRY. */
+enum db_result role_batch_mismatch(char *errstr, size_t errstr_size);
+
+/*
+ * The way a money role writes a batch. In a stream of new records the look-up of what MySQL
+ * holds finds nothing, so a batch first goes unread: every first copy is taken for new and the
+ * writes say otherwise with a duplicate key (DB_DUPLICATE). The batch then undoes what it wrote
+ * (back to a savepoint, or nothing when it wrote nothing before that key) and goes read first;
+ * after that, batches read first until one finds nothing held before (a replay after a restart
+ * is many such batches, each read once rather than written twice).
+ */
+struct role_gate {
+        bool is_reading_first; /* read_first() sets it: whether it met rows held before */
+        struct metric *m_unread, *m_read_first, *m_conflict;
+};
+
+/** @brief Registers the counter name (way="unread", "read_first", "conflict") with help. */
+void role_gate_init(struct role_gate *g, struct metrics *m, const char *name, const char *help);
+
+/* A role's two ways of writing one batch (arg is the role's batch). */
+struct role_gate_ways {
+        const char *savepoint; /* taken before unread(); NULL when it writes nothing first */
+        enum db_result (*unread)(void *arg, char *errstr, size_t errstr_size);
+        void (*forget)(void *arg); /* what unread() marked, before read_first(); may be NULL */
+        enum db_result (*read_first)(void *arg, char *errstr, size_t errstr_size);
+};
+
+/**
+ * @brief Writes the batch the way g is in (see struct role_gate), counting each way; sql is
+ * the batch's statement buffer. @returns what the way that finished returned.
+ */
+__attribute__((warn_unused_result)) enum db_result
+role_gate_write(struct role_gate *g, const struct role_gate_ways *ways, struct db *db,
+                struct db_text *sql, void *arg, char *errstr, size_t errstr_size);
+
+/**
+ * @brief What apply_many() returns after the gate's r: a duplicate key met on the read-first
+ * way (a row taken meanwhile) goes one record at a time; else apply_from_db().
+ */
+enum apply_result role_gate_result(enum db_result r);
+
 #endif

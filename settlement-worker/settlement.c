@@ -108,17 +108,11 @@ static void register_metrics(struct settlement_state *st, struct metrics *m)
         st->counted[NOTE_SESSION_SUMMED] =
                 metrics_counter(m, "liveflow_settlement_sessions_total",
                                 "Session summaries written on session.end", NULL);
-        st->m_runs_unread = metrics_counter(
-                m, "liveflow_settlement_tip_runs_total",
-                "Runs of tips written set-based, by way: unread (written without looking up the "
-                "ledger and settlement_detail first), read_first (looked up first, after rows "
-                "held before were met), conflict (written unread, met a row held before, rolled "
-                "back and looked up)",
-                "way=\"unread\"");
-        st->m_runs_read_first =
-                metrics_counter(m, "liveflow_settlement_tip_runs_total", NULL, "way=\"read_first\"");
-        st->m_runs_conflict =
-                metrics_counter(m, "liveflow_settlement_tip_runs_total", NULL, "way=\"conflict\"");
+        role_gate_init(&st->gate, m, "liveflow_settlement_tip_runs_total",
+                       "Runs of tips written set-based, by way: unread (written without looking up "
+                       "the ledger and settlement_detail first), read_first (looked up first, "
+                       "after rows held before were met), conflict (written unread, met a row held "
+                       "before, rolled back and looked up)");
 }
 
 /* The tables this role writes must exist: a missing migration is a startup error, not a DLQ flood.

@@ -12,7 +12,6 @@
 #include "keyset.h"
 #include "ledger.h"
 #include "log.h"
-#include "metrics.h"
 #include "role_kit.h"
 #include "settlement.h"
 
@@ -500,24 +499,27 @@ static enum db_result write_rows(struct tip_run *run, char *errstr, size_t errst
         return DB_OK;
 }
 
-static enum apply_result write_read_first(struct tip_run *run, char *errstr, size_t errstr_size)
+/* A run settlement_apply() sorts out one record at a time. */
+static enum db_result sort_out(char *errstr, size_t errstr_size)
 {
+        return role_batch_fall_back("a tip to sort out one at a time", errstr, errstr_size);
+}
+
+/* The run with the ledger and settlement_detail looked up first. A duplicate key here means
+ * another transaction took a row since our reads. */
+static enum db_result write_read_first(void *arg, char *errstr, size_t errstr_size)
+{
+        struct tip_run *run = arg;
         enum db_result r;
 
         if ((r = find_replays(run, errstr, errstr_size)) != DB_OK ||
             (r = find_settled(run, errstr, errstr_size)) != DB_OK ||
             (r = find_ratios(run, errstr, errstr_size)) != DB_OK)
-                return apply_from_db(r);
-        if (run->is_mismatch) {
-                snprintf(errstr, errstr_size, "a tip to sort out one at a time");
-                return APPLY_RETRY;
-        }
-        run->st->is_reading_first = run->held > 0;
-        if ((r = write_rows(run, errstr, errstr_size)) != DB_OK)
-                /* a duplicate key: another transaction took a row since our reads */
-                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
-        finish_run(run);
-        return APPLY_DONE;
+                return r;
+        if (run->is_mismatch)
+                return sort_out(errstr, errstr_size);
+        run->st->gate.is_reading_first = run->held > 0;
+        return write_rows(run, errstr, errstr_size);
 }
 
 /*
@@ -544,8 +546,10 @@ static void mark_copies(struct tip_run *run)
 }
 
 /* The flags the look-ups set, cleared for write_read_first(). */
-static void clear_marks(struct tip_run *run)
+static void clear_marks(void *arg)
 {
+        struct tip_run *run = arg;
+
         for (size_t i = 0; i < run->n; i++)
                 run->tips[i].is_replay = run->tips[i].is_settled = run->tips[i].is_known = false;
         run->held = 0;
@@ -553,61 +557,36 @@ static void clear_marks(struct tip_run *run)
 }
 
 /*
- * The run written without the look-ups, behind a savepoint. *is_held: the ledger or
- * settlement_detail held one of its rows (a skipped ledger row, a duplicate key), and the run
- * was rolled back to the savepoint for write_read_first().
+ * The run written without the look-ups (behind the gate's savepoint). DB_DUPLICATE: the ledger
+ * or settlement_detail held one of its rows (a skipped ledger row, a duplicate key).
  */
-static enum apply_result write_unread(struct tip_run *run, bool *is_held, char *errstr,
-                                      size_t errstr_size)
+static enum db_result write_unread(void *arg, char *errstr, size_t errstr_size)
 {
+        struct tip_run *run = arg;
         enum db_result r;
 
-        *is_held = false;
         mark_copies(run);
-        if (run->is_mismatch) {
-                snprintf(errstr, errstr_size, "a tip to sort out one at a time");
-                return APPLY_RETRY;
-        }
-        db_text_reset(&run->sql);
-        db_text_add(&run->sql, "SAVEPOINT settlement_run");
-        if ((r = db_text_exec(run->st->db, &run->sql, NULL, errstr, errstr_size)) != DB_OK ||
-            (r = find_ratios(run, errstr, errstr_size)) != DB_OK)
-                return apply_from_db(r);
-        if (run->is_mismatch) {
-                snprintf(errstr, errstr_size, "a tip to sort out one at a time");
-                return APPLY_RETRY;
-        }
-        if ((r = write_rows(run, errstr, errstr_size)) == DB_DUPLICATE) {
-                *is_held = true;
-                db_text_reset(&run->sql);
-                db_text_add(&run->sql, "ROLLBACK TO SAVEPOINT settlement_run");
-                r = db_text_exec(run->st->db, &run->sql, NULL, errstr, errstr_size);
-                return r == DB_OK ? APPLY_DONE : apply_from_db(r);
-        }
-        if (r != DB_OK)
-                return apply_from_db(r);
-        finish_run(run);
-        return APPLY_DONE;
+        if (run->is_mismatch)
+                return sort_out(errstr, errstr_size);
+        if ((r = find_ratios(run, errstr, errstr_size)) != DB_OK)
+                return r;
+        if (run->is_mismatch)
+                return sort_out(errstr, errstr_size);
+        return write_rows(run, errstr, errstr_size);
 }
 
+/* Unread behind a savepoint, or read first (struct role_gate); then the run's outcomes. */
 static enum apply_result write_run(struct tip_run *run, char *errstr, size_t errstr_size)
 {
-        struct settlement_state *st = run->st;
-        enum apply_result ar;
-        bool is_held;
+        static const struct role_gate_ways ways = {"settlement_run", write_unread, clear_marks,
+                                                   write_read_first};
+        enum db_result r = role_gate_write(&run->st->gate, &ways, run->st->db, &run->sql, run,
+                                           errstr, errstr_size);
 
-        if (st->is_reading_first) {
-                metric_add(st->m_runs_read_first, 1);
-                return write_read_first(run, errstr, errstr_size);
-        }
-        if ((ar = write_unread(run, &is_held, errstr, errstr_size)) != APPLY_DONE || !is_held) {
-                if (ar == APPLY_DONE)
-                        metric_add(st->m_runs_unread, 1);
-                return ar;
-        }
-        metric_add(st->m_runs_conflict, 1);
-        clear_marks(run);
-        return write_read_first(run, errstr, errstr_size); /* sets is_reading_first */
+        if (r != DB_OK)
+                return role_gate_result(r);
+        finish_run(run);
+        return APPLY_DONE;
 }
 
 /* Applies the run's tips (if any) and empties it. */

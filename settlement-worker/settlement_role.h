@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "consumer.h"
+#include "role_kit.h"
 
 #define ID_MAX 64 /* trace_id, request_id and anchor_id are VARCHAR(64) */
 
@@ -44,8 +45,7 @@ struct settlement_state {
         long long sweep_ms;
         long long last_sweep_ms;
         struct metric *counted[NOTE_COUNT];
-        bool is_reading_first; /* a run met rows held before: runs read first until one finds none */
-        struct metric *m_runs_unread, *m_runs_read_first, *m_runs_conflict;
+        struct role_gate gate; /* runs unread, or read first (settlement_batch.c, role_kit.h) */
         struct ledger *ledger;
         struct notify *notify; /* live.notify: withdrawal succeeded / rejected */
         struct db_stmt *find_ratio, *insert_detail, *find_detail, *credit, *claim_request, *debit,

@@ -8,7 +8,6 @@
 
 #include "db.h"
 #include "keyset.h"
-#include "metrics.h"
 #include "reward.h"
 #include "role_kit.h"
 
@@ -17,9 +16,7 @@
 struct tips {
         struct db *db;
         struct db_stmt *insert_tip, *add_hourly, *anchor_gender, *audience_gender, *learn_gender;
-        bool is_reading_first; /* a batch met tips held before: batches look up first until one
-                                  finds none (see apply_batch()) */
-        struct metric *m_unread, *m_read_first, *m_conflict;
+        struct role_gate gate; /* unread, or stats_tip looked up first (role_kit.h) */
 };
 
 /* A Reward payload as the ledger needs it; strings borrowed from the event. */
@@ -36,16 +33,10 @@ struct tips *tips_new(struct db *db, struct metrics *metrics)
         if (!t)
                 return NULL;
         t->db = db;
-        t->m_unread = metrics_counter(
-                metrics, "liveflow_stats_tip_batches_total",
-                "Batches of tips written set-based, by way: unread (written without looking "
-                "stats_tip up first), read_first (looked up first, after tips held before were "
-                "met), conflict (written unread, met a tip held before, looked up)",
-                "way=\"unread\"");
-        t->m_read_first =
-                metrics_counter(metrics, "liveflow_stats_tip_batches_total", NULL, "way=\"read_first\"");
-        t->m_conflict =
-                metrics_counter(metrics, "liveflow_stats_tip_batches_total", NULL, "way=\"conflict\"");
+        role_gate_init(&t->gate, metrics, "liveflow_stats_tip_batches_total",
+                       "Batches of tips written set-based, by way: unread (written without looking "
+                       "stats_tip up first), read_first (looked up first, after tips held before "
+                       "were met), conflict (written unread, met a tip held before, looked up)");
         /* A no-op update on a duplicate: affected rows say whether this call recorded the tip,
          * and unlike INSERT IGNORE, bad data is still an error rather than a warning. */
         t->insert_tip = db_stmt(
@@ -220,12 +211,12 @@ enum apply_result tips_apply(struct tips *t, const struct event *ev, struct tip 
 
 /*
  * tips_apply() for a whole batch in up to six statements instead of up to five per tip: which
- * tips stats_tip holds already (skipped while batches meet none, see write_tips()), the genders on file of the anchors and audiences the new tips
- * do not state, one multi-row INSERT of the new tips, one upsert of the hourly sums grouped
- * here per (hour, anchor, genders), and one upsert of the audience genders the new tips state.
- * Ids are matched byte for byte; ids that MySQL's collation could match to one another, an id
- * MySQL returns in another spelling, a tip recorded meanwhile, an overflowing sum or any
- * statement error roll the batch back to tips_apply() per tip.
+ * tips stats_tip holds already (skipped while batches meet none, see write_tips()), the genders on
+ * file of the anchors and audiences the new tips do not state, one multi-row INSERT of the new
+ * tips, one upsert of the hourly sums grouped here per (hour, anchor, genders), and one upsert of
+ * the audience genders the new tips state. Ids are matched byte for byte; ids that MySQL's
+ * collation could match to one another, an id MySQL returns in another spelling, a tip recorded
+ * meanwhile, an overflowing sum or any statement error roll the batch back to tips_apply() per tip.
  */
 struct batch_tip {
         struct reward rw;
@@ -585,27 +576,21 @@ static enum db_result learn_genders(struct tip_batch *b, char *errstr, size_t er
         return db_text_exec(b->t->db, &b->sql, NULL, errstr, errstr_size);
 }
 
-/* Ids MySQL may match other than byte for byte: tips_apply() per tip handles them. */
-static enum db_result mismatch(char *errstr, size_t errstr_size)
-{
-        snprintf(errstr, errstr_size, "ids that MySQL may match other than byte for byte");
-        return DB_RETRY;
-}
-
-/* Everything after find_new_tips(), when some tip is new. */
+/* Everything after find_new_tips(), when some tip is new; ids MySQL may match other than byte
+ * for byte go to tips_apply() per tip. */
 static enum db_result write_new_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result r;
 
         if (!collect_genders(b))
-                return mismatch(errstr, errstr_size);
+                return role_batch_mismatch(errstr, errstr_size);
         if ((r = genders_on_file(b, "anchors", "anchor_id", b->anchors, b->anchor_cnt, errstr,
                                  errstr_size)) != DB_OK ||
             (r = genders_on_file(b, "audiences", "audience_id", b->audiences, b->audience_cnt,
                                  errstr, errstr_size)) != DB_OK)
                 return r;
         if (b->is_mismatch)
-                return mismatch(errstr, errstr_size);
+                return role_batch_mismatch(errstr, errstr_size);
         for (size_t i = 0; i < b->audience_cnt; i++)
                 memcpy(b->audiences[i].on_file, b->audiences[i].gender,
                        sizeof(b->audiences[i].on_file));
@@ -621,47 +606,48 @@ static enum db_result write_new_tips(struct tip_batch *b, char *errstr, size_t e
 }
 
 /* The batch with stats_tip looked up first (the way every batch went before write_unread()). */
-static enum db_result write_read_first(struct tip_batch *b, char *errstr, size_t errstr_size)
+static enum db_result write_read_first(void *arg, char *errstr, size_t errstr_size)
 {
+        struct tip_batch *b = arg;
         enum db_result r;
         size_t held = 0;
         bool any_new = false;
 
         if ((r = find_new_tips(b, &held, errstr, errstr_size)) == DB_OK && b->is_mismatch)
-                r = mismatch(errstr, errstr_size);
+                r = role_batch_mismatch(errstr, errstr_size);
         if (r != DB_OK)
                 return r;
-        b->t->is_reading_first = held > 0;
+        b->t->gate.is_reading_first = held > 0;
         for (size_t i = 0; i < b->n; i++)
                 any_new |= b->tips[i].is_new;
         return any_new ? write_new_tips(b, errstr, errstr_size) : DB_OK;
 }
 
+/* The batch without the look-up: every first copy is new, until stats_tip says otherwise. */
+static enum db_result write_unread(void *arg, char *errstr, size_t errstr_size)
+{
+        struct tip_batch *b = arg;
+
+        mark_first_copies(b);
+        return write_new_tips(b, errstr, errstr_size);
+}
+
+static void forget_unread(void *arg)
+{
+        ((struct tip_batch *)arg)->is_mismatch = false;
+}
+
 /*
- * In a stream of new tips the look-up finds nothing, so a batch first goes without it: every
- * first copy is taken for new, and the INSERT into stats_tip says otherwise with a duplicate
- * key. Nothing of the batch's tips is written before that INSERT (the gender look-ups are
- * reads) and MySQL rolls a failed statement back by itself, so the batch then goes
- * write_read_first(); after that, batches read first until one finds no tip held before.
+ * Unread, or stats_tip looked up first (struct role_gate). Nothing of the batch's tips is
+ * written before the INSERT into stats_tip (the gender look-ups are reads) and MySQL rolls a
+ * failed statement back by itself, so the unread way needs no savepoint.
  */
 static enum db_result write_tips(struct tip_batch *b, char *errstr, size_t errstr_size)
 {
-        struct tips *t = b->t;
-        enum db_result r;
+        static const struct role_gate_ways ways = {NULL, write_unread, forget_unread,
+                                                   write_read_first};
 
-        if (t->is_reading_first) {
-                metric_add(t->m_read_first, 1);
-                return write_read_first(b, errstr, errstr_size);
-        }
-        mark_first_copies(b);
-        if ((r = write_new_tips(b, errstr, errstr_size)) != DB_DUPLICATE) {
-                if (r == DB_OK)
-                        metric_add(t->m_unread, 1);
-                return r;
-        }
-        metric_add(t->m_conflict, 1);
-        b->is_mismatch = false;
-        return write_read_first(b, errstr, errstr_size);
+        return role_gate_write(&b->t->gate, &ways, b->t->db, &b->sql, b, errstr, errstr_size);
 }
 
 static enum apply_result apply_batch(struct tip_batch *b, struct apply_slot *const *slots,
@@ -675,7 +661,7 @@ static enum apply_result apply_batch(struct tip_batch *b, struct apply_slot *con
                 return APPLY_DONE;
         r = write_tips(b, errstr, errstr_size);
         if (r != DB_OK)
-                return r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
+                return role_gate_result(r);
         for (size_t i = 0; i < b->n; i++) {
                 const struct reward *rw = &b->tips[i].rw;
 
