@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "codec.h"
 #include "consumer.h"
 #include "contract.h"
@@ -151,38 +150,32 @@ static json_t *session_payload(const struct ended_session *es)
                          "close_method", (json_int_t)es->close_method);
 }
 
-/* @returns 0 with a malloc'd encoding in *buf, or -1 with errstr. */
-static int encode(struct session_handoff *h, const struct ended_session *es, const char *event_id,
-                  const char *source_event_id, const char *trace_id, void **buf, size_t *len,
-                  char *errstr, size_t errstr_size)
+/* The session.end record of es, handoff_id, in *pm, encoded. @returns 0, or -1 with errstr. */
+static int make_msg(struct session_handoff *h, const struct ended_session *es,
+                    const char *handoff_id, const char *source_event_id, const char *trace_id,
+                    struct produce_msg *pm, char *errstr, size_t errstr_size)
 {
-        json_t *payload = session_payload(es);
         json_t *raw = json_pack("{s:s}", "ended_by", source_event_id);
         char *raw_text = raw ? json_dumps(raw, JSON_COMPACT) : NULL;
         struct envelope env = {
-                .event_id = event_id,
+                .event_id = handoff_id,
                 .vendor = "liveflow",
                 .event_type = HANDOFF_EVENT_TYPE,
                 .stream_id = es->stream_id,
                 .anchor_id = es->anchor_id[0] ? es->anchor_id : NULL,
                 .room_id = es->room_id[0] ? es->room_id : NULL,
                 .event_time_ms = es->ended_ms,
-                .receive_time_ms = clock_wall_ms(),
                 .trace_id = trace_id,
-                .raw = raw_text,
-                .raw_len = raw_text ? strlen(raw_text) : 0,
         };
-        int rc = -1;
 
-        if (!payload || !raw_text)
-                snprintf(errstr, errstr_size, "out of memory");
-        else
-                rc = codec_encode(h->codec, &env, "SessionEnd", payload, buf, len, errstr,
-                                  errstr_size);
-        json_decref(payload);
         json_decref(raw);
-        free(raw_text);
-        return rc;
+        *pm = (struct produce_msg){.topic = HANDOFF_TOPIC,
+                                   .key = es->stream_id,
+                                   .trace_id = trace_id,
+                                   .event_type = HANDOFF_EVENT_TYPE,
+                                   .event_id = handoff_id};
+        return produce_encode(h->codec, &env, "SessionEnd", session_payload(es), raw_text,
+                              &pm->value, &pm->len, errstr, errstr_size);
 }
 
 int session_handoff_send(struct session_handoff *h, const char *event_id, const char *trace_id,
@@ -190,10 +183,7 @@ int session_handoff_send(struct session_handoff *h, const char *event_id, const 
 {
         struct ended_session es;
         char handoff_id[65];
-        struct produce_msg pm = {.topic = HANDOFF_TOPIC,
-                                 .trace_id = trace_id,
-                                 .event_type = HANDOFF_EVENT_TYPE,
-                                 .event_id = handoff_id};
+        struct produce_msg pm;
         bool found = false;
 
         if (read_session(h, event_id, &es, &found, errstr, errstr_size) != DB_OK)
@@ -201,10 +191,8 @@ int session_handoff_send(struct session_handoff *h, const char *event_id, const 
         if (!found)
                 return 0; /* this event ended no session */
         handoff_event_id(es.session_id, handoff_id);
-        if (encode(h, &es, handoff_id, event_id, trace_id, &pm.value, &pm.len, errstr,
-                   errstr_size) == -1)
+        if (make_msg(h, &es, handoff_id, event_id, trace_id, &pm, errstr, errstr_size) == -1)
                 return -1;
-        pm.key = es.stream_id;
         if (produce_acked(h->producer, h->ack, &pm, HANDOFF_DELIVERY_WAIT_MS, errstr,
                           errstr_size) == -1)
                 return -1;
@@ -273,8 +261,8 @@ static void on_send_row(const struct db_col *cols, void *arg)
 }
 
 /* The outbox rows of the batch's distinct events, in one query. */
-static enum db_result read_sessions(struct session_handoff *h, struct send_batch *sb,
-                                    char *errstr, size_t errstr_size)
+static enum db_result read_sessions(struct session_handoff *h, struct send_batch *sb, char *errstr,
+                                    size_t errstr_size)
 {
         char id[65], stream[1024], anchor[257], room[257];
         struct db_col cols[] = {
@@ -308,8 +296,8 @@ static enum db_result read_sessions(struct session_handoff *h, struct send_batch
                 listed++;
         }
         db_text_add(&sql, ")");
-        r = db_text_query(h->db, &sql, cols, sizeof(cols) / sizeof(*cols), on_send_row, sb,
-                          errstr, errstr_size);
+        r = db_text_query(h->db, &sql, cols, sizeof(cols) / sizeof(*cols), on_send_row, sb, errstr,
+                          errstr_size);
         db_text_free(&sql);
         if (r == DB_OK && sb->is_mismatch) {
                 snprintf(errstr, errstr_size, "an event id MySQL matches other than byte for byte");
@@ -318,44 +306,25 @@ static enum db_result read_sessions(struct session_handoff *h, struct send_batch
         return r;
 }
 
-/* Produces the found sessions' records together and waits for them together. */
-static int produce_sessions(struct session_handoff *h, struct send_batch *sb,
-                            const char *const *event_ids, const char *const *trace_ids, size_t n,
-                            char (*handoff_ids)[65], char *errstr, size_t errstr_size)
-{
-        struct produce_msg *pm = calloc(n, sizeof(*pm));
-        bool *is_acked = calloc(n, sizeof(*is_acked));
-        size_t cnt = 0;
-        int rc = -1;
+struct send_many {
+        struct session_handoff *h;
+        struct send_batch *sb;
+        const char *const *event_ids, *const *trace_ids;
+        char (*handoff_ids)[65];
+};
 
-        if (!pm || !is_acked) {
-                snprintf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-                if (!sb->found[i])
-                        continue;
-                handoff_event_id(sb->es[i].session_id, handoff_ids[i]);
-                pm[cnt] = (struct produce_msg){.topic = HANDOFF_TOPIC,
-                                               .key = sb->es[i].stream_id,
-                                               .trace_id = trace_ids[i],
-                                               .event_type = HANDOFF_EVENT_TYPE,
-                                               .event_id = handoff_ids[i]};
-                if (encode(h, &sb->es[i], handoff_ids[i], event_ids[i], trace_ids[i],
-                           &pm[cnt].value, &pm[cnt].len, errstr, errstr_size) == -1) {
-                        for (size_t j = 0; j < cnt; j++)
-                                free(pm[j].value); /* not produced */
-                        goto out;
-                }
-                cnt++;
-        }
-        rc = cnt ? produce_acked_many(h->producer, h->ack, pm, cnt, is_acked,
-                                      HANDOFF_DELIVERY_WAIT_MS, errstr, errstr_size)
-                 : 0;
-out:
-        free(pm);
-        free(is_acked);
-        return rc;
+/* The record of the batch's i-th event, when it ended a session. */
+static int make_nth(void *arg, size_t i, struct produce_msg *pm, char *errstr, size_t errstr_size)
+{
+        struct send_many *s = arg;
+
+        if (!s->sb->found[i])
+                return 0;
+        handoff_event_id(s->sb->es[i].session_id, s->handoff_ids[i]);
+        return make_msg(s->h, &s->sb->es[i], s->handoff_ids[i], s->event_ids[i], s->trace_ids[i],
+                        pm, errstr, errstr_size) == -1
+                       ? -1
+                       : 1;
 }
 
 int session_handoff_send_many(struct session_handoff *h, const char *const *event_ids,
@@ -364,6 +333,7 @@ int session_handoff_send_many(struct session_handoff *h, const char *const *even
 {
         struct send_batch sb = {.n = n};
         char(*handoff_ids)[65] = calloc(n ? n : 1, sizeof(*handoff_ids));
+        struct send_many sm = {h, &sb, event_ids, trace_ids, handoff_ids};
         int rc = -1;
 
         sb.items = calloc(n ? n : 1, sizeof(*sb.items));
@@ -381,8 +351,8 @@ int session_handoff_send_many(struct session_handoff *h, const char *const *even
                 sb.items[i] = (struct send_item){event_ids[i], i};
         qsort(sb.items, n, sizeof(*sb.items), cmp_send_item);
         if (read_sessions(h, &sb, errstr, errstr_size) != DB_OK ||
-            produce_sessions(h, &sb, event_ids, trace_ids, n, handoff_ids, errstr,
-                             errstr_size) == -1)
+            produce_acked_made(h->producer, h->ack, n, make_nth, &sm, HANDOFF_DELIVERY_WAIT_MS,
+                               errstr, errstr_size) == -1)
                 goto out;
         for (size_t i = 0; i < n; i++)
                 if (sb.found[i])

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "codec.h"
 #include "consumer.h"
 #include "contract.h"
@@ -47,8 +46,9 @@ void stream_close_destroy(struct stream_close *sc)
         free(sc);
 }
 
-static int encode(struct stream_close *sc, const struct stream_close_msg *m, void **buf,
-                  size_t *len, char *errstr, size_t errstr_size)
+/* The record of m in *pm, encoded. @returns 0, or -1 with errstr. */
+static int make_msg(struct stream_close *sc, const struct stream_close_msg *m,
+                    struct produce_msg *pm, char *errstr, size_t errstr_size)
 {
         json_t *payload = json_pack("{s:s?,s:i,s:s?}", "sequence", m->sequence, "close_method",
                                     m->close_method, "reason", m->reason);
@@ -62,68 +62,47 @@ static int encode(struct stream_close *sc, const struct stream_close_msg *m, voi
                 .anchor_id = m->anchor_id,
                 .room_id = m->room_id,
                 .event_time_ms = m->event_time_ms,
-                .receive_time_ms = clock_wall_ms(),
                 .trace_id = m->trace_id,
-                .raw = raw_text,
-                .raw_len = raw_text ? strlen(raw_text) : 0,
         };
-        int rc = -1;
 
-        if (!payload || !raw_text)
-                snprintf(errstr, errstr_size, "out of memory");
-        else
-                rc = codec_encode(sc->codec, &env, "StreamEnd", payload, buf, len, errstr,
-                                  errstr_size);
-        json_decref(payload);
         json_decref(raw);
-        free(raw_text);
-        return rc;
+        *pm = (struct produce_msg){.topic = CLOSE_TOPIC,
+                                   .key = m->stream_id,
+                                   .trace_id = m->trace_id,
+                                   .event_type = CLOSE_EVENT_TYPE,
+                                   .event_id = m->event_id};
+        return produce_encode(sc->codec, &env, "StreamEnd", payload, raw_text, &pm->value, &pm->len,
+                              errstr, errstr_size);
 }
 
 int stream_close_send(struct stream_close *sc, const struct stream_close_msg *m, char *errstr,
                       size_t errstr_size)
 {
-        struct produce_msg pm = {.topic = CLOSE_TOPIC,
-                                 .key = m->stream_id,
-                                 .trace_id = m->trace_id,
-                                 .event_type = CLOSE_EVENT_TYPE,
-                                 .event_id = m->event_id};
+        struct produce_msg pm;
 
-        if (encode(sc, m, &pm.value, &pm.len, errstr, errstr_size) == -1)
+        if (make_msg(sc, m, &pm, errstr, errstr_size) == -1)
                 return -1;
         return produce_acked(sc->producer, sc->ack, &pm, CLOSE_DELIVERY_WAIT_MS, errstr,
                              errstr_size);
 }
 
+struct close_many {
+        struct stream_close *sc;
+        const struct stream_close_msg *ms;
+};
+
+static int make_nth(void *arg, size_t i, struct produce_msg *pm, char *errstr, size_t errstr_size)
+{
+        const struct close_many *cm = arg;
+
+        return make_msg(cm->sc, &cm->ms[i], pm, errstr, errstr_size) == -1 ? -1 : 1;
+}
+
 int stream_close_send_many(struct stream_close *sc, const struct stream_close_msg *ms, size_t n,
                            char *errstr, size_t errstr_size)
 {
-        struct produce_msg *pm = calloc(n ? n : 1, sizeof(*pm));
-        bool *is_acked = calloc(n ? n : 1, sizeof(*is_acked));
-        size_t cnt = 0;
-        int rc = -1;
+        struct close_many cm = {sc, ms};
 
-        if (!pm || !is_acked) {
-                snprintf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        for (; cnt < n; cnt++) {
-                pm[cnt] = (struct produce_msg){.topic = CLOSE_TOPIC,
-                                               .key = ms[cnt].stream_id,
-                                               .trace_id = ms[cnt].trace_id,
-                                               .event_type = CLOSE_EVENT_TYPE,
-                                               .event_id = ms[cnt].event_id};
-                if (encode(sc, &ms[cnt], &pm[cnt].value, &pm[cnt].len, errstr, errstr_size) == -1)
-                        break;
-        }
-        if (cnt == n)
-                rc = produce_acked_many(sc->producer, sc->ack, pm, n, is_acked,
-                                        CLOSE_DELIVERY_WAIT_MS, errstr, errstr_size);
-        else
-                for (size_t i = 0; i < cnt; i++)
-                        free(pm[i].value); /* not produced */
-out:
-        free(pm);
-        free(is_acked);
-        return rc;
+        return produce_acked_made(sc->producer, sc->ack, n, make_nth, &cm, CLOSE_DELIVERY_WAIT_MS,
+                                  errstr, errstr_size);
 }

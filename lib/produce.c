@@ -168,3 +168,51 @@ int produce_async(rd_kafka_t *rk, struct produce_ack *a, const struct produce_ms
         }
         return 0;
 }
+
+int produce_encode(struct codec *c, struct envelope *env, const char *payload_name, json_t *payload,
+                   char *raw_text, void **buf, size_t *len, char *errstr, size_t errstr_size)
+{
+        int rc = -1;
+
+        env->receive_time_ms = clock_wall_ms();
+        env->raw = raw_text;
+        env->raw_len = raw_text ? strlen(raw_text) : 0;
+        if (!payload || !raw_text)
+                snprintf(errstr, errstr_size, "out of memory");
+        else
+                rc = codec_encode(c, env, payload_name, payload, buf, len, errstr, errstr_size);
+        json_decref(payload);
+        free(raw_text);
+        return rc;
+}
+
+int produce_acked_made(rd_kafka_t *rk, struct produce_ack *a, size_t n,
+                       int (*make)(void *arg, size_t i, struct produce_msg *m, char *errstr,
+                                   size_t errstr_size),
+                       void *arg, int wait_ms, char *errstr, size_t errstr_size)
+{
+        struct produce_msg *pm = calloc(n ? n : 1, sizeof(*pm));
+        bool *is_acked = calloc(n ? n : 1, sizeof(*is_acked));
+        size_t cnt = 0;
+        int rc = -1;
+
+        if (!pm || !is_acked) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                int made = make(arg, i, &pm[cnt], errstr, errstr_size);
+
+                if (made == -1) {
+                        for (size_t j = 0; j < cnt; j++)
+                                free(pm[j].value); /* not produced */
+                        goto out;
+                }
+                cnt += (size_t)made;
+        }
+        rc = produce_acked_many(rk, a, pm, cnt, is_acked, wait_ms, errstr, errstr_size);
+out:
+        free(pm);
+        free(is_acked);
+        return rc;
+}

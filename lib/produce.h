@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
+
 /* The record (or the records) a producer's waiter waits for; zeroed to start. */
 struct produce_ack {
         uint64_t seq; /* of the record waited for (the last of a produce_acked_many()) */
@@ -94,5 +96,29 @@ produce_ack_listen(struct produce_ack *a,
 __attribute__((warn_unused_result)) int produce_async(rd_kafka_t *rk, struct produce_ack *a,
                                                       const struct produce_msg *m, uint64_t token,
                                                       char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------------------ records liveflow makes */
+
+/**
+ * @brief Encodes a record liveflow itself produces (a stream.close, a session.end): env with
+ * payload under payload_name, env's raw set to raw_text and its receive time to now. Takes
+ * payload and raw_text (NULL: out of memory). @returns 0 with a malloc'd encoding in *buf, or
+ * -1 with errstr.
+ */
+__attribute__((warn_unused_result)) int produce_encode(struct codec *c, struct envelope *env,
+                                                       const char *payload_name, json_t *payload,
+                                                       char *raw_text, void **buf, size_t *len,
+                                                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief produce_acked_many() of the records make(arg, i, m, ...) fills in for i = 0 .. n-1:
+ * it returns 1 when it filled *m, 0 when i has none, -1 with errstr when it failed (then
+ * nothing is produced). @returns 0 when every record made was acknowledged (or none was
+ * made), or -1 with errstr.
+ */
+__attribute__((warn_unused_result)) int produce_acked_made(
+        rd_kafka_t *rk, struct produce_ack *a, size_t n,
+        int (*make)(void *arg, size_t i, struct produce_msg *m, char *errstr, size_t errstr_size),
+        void *arg, int wait_ms, char *errstr, size_t errstr_size);
 
 #endif
