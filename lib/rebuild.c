@@ -417,30 +417,28 @@ const char *rebuild_room_of_key(const char *key)
         return NULL;
 }
 
-/* One SCAN step over pattern: *cursor (in/out); the reply's keys are handed to on_key. */
-int rebuild_scan_step(struct rebuild *rb, const char *pattern, char cursor[32],
-                      int (*on_key)(struct rebuild *, const char *, long long *, char *, size_t),
-                      long long *projected, char *errstr, size_t errstr_size)
-{
-        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
-        redisReply *r = redis_conn_cmd(rb->redis, 6, argv, NULL, errstr, errstr_size);
-        int rc = 0;
+struct scan_step {
+        struct rebuild *rb;
+        int (*on_key)(struct rebuild *, const char *, long long *, char *, size_t);
+        long long *count;
+};
 
-        if (!r)
-                return -1;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-                freeReplyObject(r);
-                snprintf(errstr, errstr_size, "redis: unexpected SCAN reply");
-                return -1;
-        }
-        snprintf(cursor, 32, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements && rc == 0; i++)
-                if (r->element[1]->element[i]->type == REDIS_REPLY_STRING)
-                        rc = on_key(rb, r->element[1]->element[i]->str, projected, errstr,
+static int scan_step_key(void *arg, const char *key, size_t len, char *errstr, size_t errstr_size)
+{
+        const struct scan_step *s = arg;
+
+        (void)len;
+        return s->on_key(s->rb, key, s->count, errstr, errstr_size);
+}
+
+int rebuild_scan_step(struct rebuild *rb, int argc, const char **argv, char cursor[32],
+                      int (*on_key)(struct rebuild *, const char *, long long *, char *, size_t),
+                      long long *count, char *errstr, size_t errstr_size)
+{
+        struct scan_step s = {rb, on_key, count};
+
+        return redis_conn_scan_page(rb->redis, argc, argv, cursor, scan_step_key, &s, errstr,
                                     errstr_size);
-        freeReplyObject(r);
-        return rc;
 }
 /* A room key whose room has no live_room_sync row goes. */
 static int on_room_key(struct rebuild *rb, const char *key, long long *deleted, char *errstr,
@@ -467,12 +465,12 @@ static int on_room_key(struct rebuild *rb, const char *key, long long *deleted, 
 int rebuild_orphan_rooms(struct rebuild *rb, long long *deleted, char *errstr, size_t errstr_size)
 {
         char cursor[32] = "0";
+        const char *scan[] = {"SCAN", cursor, "MATCH", "live:room:*", "COUNT", "500"};
         long long n = 0;
         int rc = 0;
 
         do {
-                rc = rebuild_scan_step(rb, "live:room:*", cursor, on_room_key, &n, errstr,
-                                       errstr_size);
+                rc = rebuild_scan_step(rb, 6, scan, cursor, on_room_key, &n, errstr, errstr_size);
         } while (rc == 0 && strcmp(cursor, "0") != 0);
         if (deleted)
                 *deleted = n;

@@ -414,6 +414,23 @@ static bool needs_key_pass(struct rebuild_audience *ra, const char *room, bool *
         return !*is_known || online == 0;
 }
 
+struct scan_rooms {
+        struct rebuild_audience *ra;
+        int (*on_room)(struct rebuild_audience *, const char *, const char *, void *, char *,
+                       size_t);
+        void *arg;
+};
+
+static int scan_room_key(void *arg, const char *key, size_t len, char *errstr, size_t errstr_size)
+{
+        const struct scan_rooms *s = arg;
+        size_t prefix = strlen(LF_KEY_ROOM_ONLINE);
+
+        if (len <= prefix)
+                return 0;
+        return s->on_room(s->ra, key, key + prefix, s->arg, errstr, errstr_size);
+}
+
 /* One SCAN step over live:room:online:*, each key's room handed to on_room. */
 static int scan_keys(struct rebuild_audience *ra, char cursor[32],
                      int (*on_room)(struct rebuild_audience *, const char *, const char *, void *,
@@ -421,28 +438,10 @@ static int scan_keys(struct rebuild_audience *ra, char cursor[32],
                      void *arg, char *errstr, size_t errstr_size)
 {
         const char *argv[] = {"SCAN", cursor, "MATCH", LF_KEY_ROOM_ONLINE "*", "COUNT", "500"};
-        redisReply *r = redis_conn_cmd(ra->redis, 6, argv, NULL, errstr, errstr_size);
-        size_t prefix = strlen(LF_KEY_ROOM_ONLINE);
-        int rc = 0;
+        struct scan_rooms s = {ra, on_room, arg};
 
-        if (!r)
-                return -1;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-                freeReplyObject(r);
-                snprintf(errstr, errstr_size, "redis: unexpected SCAN reply");
-                return -1;
-        }
-        for (size_t i = 0; i < r->element[1]->elements && rc == 0; i++) {
-                const redisReply *key = r->element[1]->element[i];
-
-                if (key->type == REDIS_REPLY_STRING && key->len > prefix)
-                        rc = on_room(ra, key->str, key->str + prefix, arg, errstr, errstr_size);
-        }
-        if (rc == 0)
-                snprintf(cursor, 32, "%s", r->element[0]->str);
-        freeReplyObject(r);
-        return rc;
+        return redis_conn_scan_page(ra->redis, 6, argv, cursor, scan_room_key, &s, errstr,
+                                    errstr_size);
 }
 
 static int rebuild_key_room(struct rebuild_audience *ra, const char *key, const char *room,

@@ -256,22 +256,21 @@ struct orphans {
         void *arg;
 };
 
-static void on_room_key(const char *key, void *ctx)
+/* The scan callbacks below find, and never fail (redis_conn_scan_page()). */
+static int on_room_key(void *ctx, const char *key, size_t len, char *errstr, size_t errstr_size)
 {
         struct orphans *o = ctx;
         struct room_row want;
         const char *room = rebuild_room_of_key(key);
 
+        (void)len, (void)errstr, (void)errstr_size;
         if (!room)
-                return;
+                return 0;
         snprintf(want.room, sizeof(want.room), "%s", room);
         if (!find_item(&want, o->rooms->items, o->rooms->n, sizeof(want), cmp_room))
                 report(o->on, o->arg, "orphan", room, key, "no tip in the room");
+        return 0;
 }
-
-static int scan_page(struct redis_conn *redis, int argc, const char **argv, char cursor[32],
-                     void (*each)(const char *s, void *ctx), void *ctx, char *errstr,
-                     size_t errstr_size);
 
 /* Room keys of rooms live_room_sync does not know (SCAN may name a key twice: reported twice). */
 static int diff_orphans(struct redis_conn *redis, struct rows *rooms, rebuild_on_finding on,
@@ -284,7 +283,8 @@ static int diff_orphans(struct redis_conn *redis, struct rows *rooms, rebuild_on
 
         sort_items(rooms->items, rooms->n, rooms->size, cmp_room);
         do {
-                rc = scan_page(redis, 6, scan, cursor, on_room_key, &o, errstr, errstr_size);
+                rc = redis_conn_scan_page(redis, 6, scan, cursor, on_room_key, &o, errstr,
+                                          errstr_size);
         } while (rc == 0 && strcmp(cursor, "0") != 0);
         return rc;
 }
@@ -392,29 +392,6 @@ static int diff_live(struct redis_conn *redis, const struct rows *live, const st
         return 0;
 }
 
-/* One (S)SCAN page: *cursor in and out, the page's strings handed to each(). */
-static int scan_page(struct redis_conn *redis, int argc, const char **argv, char cursor[32],
-                     void (*each)(const char *s, void *ctx), void *ctx, char *errstr,
-                     size_t errstr_size)
-{
-        redisReply *r = redis_conn_cmd(redis, argc, argv, NULL, errstr, errstr_size);
-
-        if (!r)
-                return -1;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-                freeReplyObject(r);
-                snprintf(errstr, errstr_size, "redis: unexpected SCAN reply");
-                return -1;
-        }
-        snprintf(cursor, 32, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-                if (r->element[1]->element[i]->type == REDIS_REPLY_STRING)
-                        each(r->element[1]->element[i]->str, ctx);
-        freeReplyObject(r);
-        return 0;
-}
-
 /* What the reverse checks need: the live streams, where to report, and the anchor keys seen. */
 struct reverse {
         const struct rows *live;
@@ -423,17 +400,21 @@ struct reverse {
         struct top anchor_keys; /* reused as a list of strings */
 };
 
-static void on_member(const char *stream, void *ctx)
+static int on_member(void *ctx, const char *stream, size_t len, char *errstr, size_t errstr_size)
 {
         struct reverse *rv = ctx;
 
+        (void)len, (void)errstr, (void)errstr_size;
         if (!find_live(rv->live, stream))
                 report(rv->on, rv->arg, "online", stream, "a member", "not live");
+        return 0;
 }
 
-static void on_anchor_key(const char *key, void *ctx)
+static int on_anchor_key(void *ctx, const char *key, size_t len, char *errstr, size_t errstr_size)
 {
+        (void)len, (void)errstr, (void)errstr_size;
         top_add(&((struct reverse *)ctx)->anchor_keys, key, 0);
+        return 0;
 }
 
 /* A hash that calls a stream live that live_streams does not. */
@@ -468,11 +449,13 @@ static int diff_reverse(struct redis_conn *redis, struct reverse *rv, char *errs
         int rc = 0;
 
         do {
-                rc = scan_page(redis, 5, sscan, cursor, on_member, rv, errstr, errstr_size);
+                rc = redis_conn_scan_page(redis, 5, sscan, cursor, on_member, rv, errstr,
+                                          errstr_size);
         } while (rc == 0 && strcmp(cursor, "0") != 0);
         /* SCAN may return a key twice: the keys are sorted and each is checked once. */
         while (rc == 0) {
-                rc = scan_page(redis, 6, scan, cursor, on_anchor_key, rv, errstr, errstr_size);
+                rc = redis_conn_scan_page(redis, 6, scan, cursor, on_anchor_key, rv, errstr,
+                                          errstr_size);
                 if (strcmp(cursor, "0") == 0)
                         break;
         }

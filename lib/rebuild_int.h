@@ -35,9 +35,10 @@ void rebuild_key_of(char *out, const char *prefix, const char *id);
 int rebuild_redis_eval(struct rebuild *rb, const char *script, int nkeys, const char **keys,
                        int nargs, const char **args, char *errstr, size_t errstr_size);
 
-/** @brief One SCAN step over pattern: *cursor (in/out); each key of the reply goes to on_key
- *  with count, until one returns -1. @returns 0, or -1 with errstr. */
-int rebuild_scan_step(struct rebuild *rb, const char *pattern, char cursor[32],
+/** @brief One step of a SCAN-family command (argv naming cursor; redis_conn_scan_page()): each
+ *  key or member of the reply goes to on_key with count, until one returns -1. @returns 0, or
+ *  -1 with errstr. */
+int rebuild_scan_step(struct rebuild *rb, int argc, const char **argv, char cursor[32],
                       int (*on_key)(struct rebuild *, const char *, long long *, char *, size_t),
                       long long *count, char *errstr, size_t errstr_size);
 

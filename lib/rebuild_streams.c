@@ -517,47 +517,24 @@ static int on_online_member(struct rebuild *rb, const char *stream, long long *p
         return project(rb, stream, NULL, NULL, errstr, errstr_size);
 }
 
-/* SSCAN over set:live:online: as rebuild_scan_step() for the set's members. */
-static int sscan_step(struct rebuild *rb, char cursor[32], long long *projected, char *errstr,
-                      size_t errstr_size)
-{
-        const char *argv[] = {"SSCAN", LF_KEY_ONLINE, cursor, "COUNT", "500"};
-        redisReply *r = redis_conn_cmd(rb->redis, 5, argv, NULL, errstr, errstr_size);
-        int rc = 0;
-
-        if (!r)
-                return -1;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-                freeReplyObject(r);
-                snprintf(errstr, errstr_size, "redis: unexpected SSCAN reply");
-                return -1;
-        }
-        snprintf(cursor, 32, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements && rc == 0; i++)
-                if (r->element[1]->element[i]->type == REDIS_REPLY_STRING)
-                        rc = on_online_member(rb, r->element[1]->element[i]->str, projected, errstr,
-                                              errstr_size);
-        freeReplyObject(r);
-        return rc;
-}
-
 int rebuild_streams(struct rebuild *rb, long long *projected, char *errstr, size_t errstr_size)
 {
         char cursor[32] = "0";
+        const char *sscan[] = {"SSCAN", LF_KEY_ONLINE, cursor, "COUNT", "500"};
+        const char *scan[] = {"SCAN", cursor, "MATCH", LF_KEY_ANCHOR_STATUS "*", "COUNT", "500"};
         long long n = 0;
         int rc = project_live(rb, &n, errstr, errstr_size);
 
         /* SSCAN may return a member twice; projecting twice is harmless. */
         while (rc == 0) {
-                rc = sscan_step(rb, cursor, &n, errstr, errstr_size);
+                rc = rebuild_scan_step(rb, 5, sscan, cursor, on_online_member, &n, errstr,
+                                       errstr_size);
                 if (strcmp(cursor, "0") == 0)
                         break;
         }
         snprintf(cursor, sizeof(cursor), "0");
         while (rc == 0) {
-                rc = rebuild_scan_step(rb, LF_KEY_ANCHOR_STATUS "*", cursor, on_anchor_key, &n,
-                                       errstr, errstr_size);
+                rc = rebuild_scan_step(rb, 6, scan, cursor, on_anchor_key, &n, errstr, errstr_size);
                 if (strcmp(cursor, "0") == 0)
                         break;
         }

@@ -222,6 +222,34 @@ static int append_command(redisContext *c, int argc, const char **argv)
         return redisAppendFormattedCommand(c, buf, n);
 }
 
+int redis_conn_scan_page(struct redis_conn *rc, int argc, const char **argv, char cursor[32],
+                         int (*each)(void *arg, const char *s, size_t len, char *errstr,
+                                     size_t errstr_size),
+                         void *arg, char *errstr, size_t errstr_size)
+{
+        redisReply *r = redis_conn_cmd(rc, argc, argv, NULL, errstr, errstr_size);
+        int rc_ = 0;
+
+        if (!r)
+                return -1;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+                freeReplyObject(r);
+                snprintf(errstr, errstr_size, "redis: unexpected %s reply", argv[0]);
+                return -1;
+        }
+        for (size_t i = 0; i < r->element[1]->elements && rc_ == 0; i++) {
+                const redisReply *s = r->element[1]->element[i];
+
+                if (s->type == REDIS_REPLY_STRING)
+                        rc_ = each(arg, s->str, s->len, errstr, errstr_size);
+        }
+        if (rc_ == 0)
+                snprintf(cursor, 32, "%s", r->element[0]->str);
+        freeReplyObject(r);
+        return rc_;
+}
+
 int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const char **const *cmds,
                         char *errstr, size_t errstr_size)
 {

@@ -29,6 +29,16 @@ redisReply *redis_conn_cmd(struct redis_conn *rc, int argc, const char **argv, c
                            char *errstr, size_t errstr_size);
 
 /**
+ * @brief One page of a SCAN-family command (argv: SCAN, SSCAN, ... naming cursor): each string
+ * of the reply goes to each(arg, s, len, ...) until one returns -1; cursor (in/out) moves on to
+ * the reply's only when none did. @returns 0, or -1 with errstr.
+ */
+int redis_conn_scan_page(struct redis_conn *rc, int argc, const char **argv, char cursor[32],
+                         int (*each)(void *arg, const char *s, size_t len, char *errstr,
+                                     size_t errstr_size),
+                         void *arg, char *errstr, size_t errstr_size);
+
+/**
  * @brief Sends `n` commands in one round trip (pipelining) and checks every reply.
  * cmds[i] is an argv array of argcs[i] NUL-terminated strings. @returns 0, or -1 with errstr
  * when the connection failed or any reply was an error.
