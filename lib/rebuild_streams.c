@@ -332,28 +332,6 @@ static size_t many_keys(struct many_read *mr)
         return live;
 }
 
-/* The EXEC reply: every command's reply, none of them an error. */
-static int check_exec(redisReply **replies, size_t n, char *errstr, size_t errstr_size)
-{
-        const redisReply *exec = replies[n - 1];
-
-        for (size_t i = 0; i < n; i++)
-                if (replies[i]->type == REDIS_REPLY_ERROR) {
-                        snprintf(errstr, errstr_size, "redis: %s", replies[i]->str);
-                        return -1;
-                }
-        if (exec->type != REDIS_REPLY_ARRAY || exec->elements != n - 2) {
-                snprintf(errstr, errstr_size, "redis: unexpected EXEC reply");
-                return -1;
-        }
-        for (size_t i = 0; i < exec->elements; i++)
-                if (exec->element[i]->type == REDIS_REPLY_ERROR) {
-                        snprintf(errstr, errstr_size, "redis: %s", exec->element[i]->str);
-                        return -1;
-                }
-        return 0;
-}
-
 /*
  * Every stream's projection in one MULTI/EXEC (readers never see part of a batch) and one
  * round trip: plain commands where nothing depends on what Redis holds, a script only for the
@@ -362,30 +340,21 @@ static int check_exec(redisReply **replies, size_t n, char *errstr, size_t errst
  */
 static int run_tx(struct rebuild *rb, struct many_read *mr, char *errstr, size_t errstr_size)
 {
-        size_t live = many_keys(mr), max_cmds = 3 * mr->n + 6;
+        size_t live = many_keys(mr), max_cmds = 3 * mr->n + 4;
         struct project_tx tx = {.cmds = calloc(max_cmds, sizeof(*tx.cmds)),
                                 .argcs = calloc(max_cmds, sizeof(*tx.argcs)),
                                 .words = calloc(32 * mr->n + 8, sizeof(*tx.words))};
-        redisReply **replies = calloc(max_cmds, sizeof(*replies));
         int rc = -1;
 
-        if (!tx.cmds || !tx.argcs || !tx.words || !replies) {
+        if (tx.cmds && tx.argcs && tx.words) {
+                text_int(tx.ttl, sizeof(tx.ttl), rb->live_ttl_s);
+                tx_ended(&tx, mr, mr->n - live);
+                tx_live(&tx, mr, live);
+                rc = redis_conn_multi_exec(rb->redis, tx.n, tx.argcs, (const char **const *)tx.cmds,
+                                           errstr, errstr_size);
+        } else {
                 snprintf(errstr, errstr_size, "out of memory");
-                goto out;
         }
-        snprintf(tx.ttl, sizeof(tx.ttl), "%lld", rb->live_ttl_s);
-        tx_cmd(&tx, "MULTI");
-        tx_ended(&tx, mr, mr->n - live);
-        tx_live(&tx, mr, live);
-        tx_cmd(&tx, "EXEC");
-        if (redis_conn_pipeline_replies(rb->redis, tx.n, tx.argcs, (const char **const *)tx.cmds,
-                                        replies, errstr, errstr_size) == 0) {
-                rc = check_exec(replies, tx.n, errstr, errstr_size);
-                for (size_t i = 0; i < tx.n; i++)
-                        freeReplyObject(replies[i]);
-        }
-out:
-        free(replies);
         free(tx.cmds);
         free(tx.argcs);
         free(tx.words);

@@ -148,6 +148,15 @@ static int ensure(struct redis_conn *rc, char *errstr, size_t errstr_size)
 }
 
 /* A NULL reply means the context is dead; an error reply is freed and reported. */
+/* An error reply's text into errstr; an outage (redis_conn_is_outage_reply) is remembered. */
+static void note_error_reply(struct redis_conn *rc, const char *msg, char *errstr,
+                             size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port, msg);
+        if (redis_conn_is_outage_reply(msg))
+                mark_unavailable(rc, errstr);
+}
+
 static redisReply *check(struct redis_conn *rc, redisReply *r, char *errstr, size_t errstr_size)
 {
         if (!r) {
@@ -159,10 +168,7 @@ static redisReply *check(struct redis_conn *rc, redisReply *r, char *errstr, siz
                 return NULL;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-                snprintf(errstr, errstr_size, "redis %s:%d: %s", rc->url.host, rc->url.port,
-                         r->str);
-                if (redis_conn_is_outage_reply(r->str))
-                        mark_unavailable(rc, errstr);
+                note_error_reply(rc, r->str, errstr, errstr_size);
                 freeReplyObject(r);
                 return NULL;
         }
@@ -309,6 +315,65 @@ int redis_conn_pipeline_replies(struct redis_conn *rc, size_t n, const int *argc
                 replies[i] = reply;
         }
         return 0;
+}
+
+/* The reply to EXEC of n queued commands: an array of n replies, none an error. */
+static int check_exec(struct redis_conn *rc, const redisReply *r, size_t n, char *errstr,
+                      size_t errstr_size)
+{
+        if (r->type == REDIS_REPLY_ERROR) { /* EXECABORT: a command was refused when queued */
+                note_error_reply(rc, r->str, errstr, errstr_size);
+                return -1;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+                snprintf(errstr, errstr_size, "redis %s:%d: unexpected EXEC reply", rc->url.host,
+                         rc->url.port);
+                return -1;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (r->element[i]->type == REDIS_REPLY_ERROR) {
+                        note_error_reply(rc, r->element[i]->str, errstr, errstr_size);
+                        return -1;
+                }
+        return 0;
+}
+
+int redis_conn_multi_exec(struct redis_conn *rc, size_t n, const int *argcs,
+                          const char **const *cmds, char *errstr, size_t errstr_size)
+{
+        const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+        int rc_ = 0;
+
+        if (ensure(rc, errstr, errstr_size) == -1)
+                return -1;
+        if (append_command(rc->redis, 1, multi) != REDIS_OK)
+                goto oom;
+        for (size_t i = 0; i < n; i++)
+                if (append_command(rc->redis, argcs[i], (const char **)cmds[i]) != REDIS_OK)
+                        goto oom;
+        if (append_command(rc->redis, 1, exec) != REDIS_OK)
+                goto oom;
+        /* Every reply is read, even after an error, so the connection stays in step. */
+        for (size_t i = 0; i < n + 2; i++) {
+                redisReply *r = NULL;
+
+                if (redisGetReply(rc->redis, (void **)&r) != REDIS_OK) {
+                        check(rc, NULL, errstr, errstr_size);
+                        return -1;
+                }
+                if (rc_ == 0 && i == n + 1) {
+                        rc_ = check_exec(rc, r, n, errstr, errstr_size);
+                } else if (rc_ == 0 && r->type == REDIS_REPLY_ERROR) {
+                        note_error_reply(rc, r->str, errstr, errstr_size);
+                        rc_ = -1; /* the first error is the one to tell: EXEC then aborts */
+                }
+                freeReplyObject(r);
+        }
+        return rc_;
+oom:
+        snprintf(errstr, errstr_size, "redis: out of memory");
+        rc->redis->err = REDIS_ERR_OOM;
+        return -1;
 }
 
 redisReply *redis_conn_eval(struct redis_conn *rc, const char *script, int nkeys, const char **keys,

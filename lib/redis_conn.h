@@ -56,6 +56,16 @@ int redis_conn_pipeline_replies(struct redis_conn *rc, size_t n, const int *argc
                                 size_t errstr_size);
 
 /**
+ * @brief The n commands as one transaction (MULTI, the commands, EXEC) in one round trip:
+ * readers see all of their effects or none. @returns 0, or -1 with errstr when the connection
+ * failed, a command was refused (nothing ran) or any command's reply in EXEC's was an error
+ * (the others ran: Redis does not roll back). An outage reply is remembered as
+ * redis_conn_cmd()'s are (redis_conn_unavailable()).
+ */
+int redis_conn_multi_exec(struct redis_conn *rc, size_t n, const int *argcs,
+                          const char **const *cmds, char *errstr, size_t errstr_size);
+
+/**
  * @brief EVALSHA of a script loaded once per connection (loaded again after a reconnect or a
  * NOSCRIPT). keys and args are NUL-terminated strings. Same return rules as redis_conn_cmd.
  */

@@ -273,3 +273,70 @@ Test(store_errors, redis_replies_that_are_the_servers_state)
         for (size_t i = 0; i < sizeof(command) / sizeof(command[0]); i++)
                 cr_expect(!redis_conn_is_outage_reply(command[i]), "%s", command[i]);
 }
+
+/* The reply of HGET key field as a string ("(nil)" when none). */
+static void expect_hget(struct redis_conn *rc, const char *key, const char *want)
+{
+        const char *argv[] = {"HGET", key, "f"};
+        redisReply *r = redis_conn_cmd(rc, 3, argv, NULL, fx.err, sizeof(fx.err));
+
+        cr_assert(r != NULL, "%s", fx.err);
+        cr_assert_str_eq(r->type == REDIS_REPLY_STRING ? r->str : "(nil)", want);
+        freeReplyObject(r);
+}
+
+/*
+ * redis_conn_multi_exec(): a command refused when queued runs nothing of the transaction; one
+ * that fails inside EXEC is told while the others ran (Redis does not roll back); neither is an
+ * outage, and a lost server is.
+ */
+Test(store_errors, redis_a_transaction_tells_its_failed_command_and_a_lost_server)
+{
+        const char *port = support_fixture("LIVEFLOW_TEST_REDIS_PORT");
+        char url[128], ks[64], kh[64];
+        struct redis_conn *rc;
+
+        support_unique_name("tx-s", ks, sizeof(ks));
+        support_unique_name("tx-h", kh, sizeof(kh));
+        fx.proxy = support_proxy_start(atoi(port));
+        snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", support_proxy_port(fx.proxy));
+        cr_assert((rc = redis_conn_new(url, 1000, fx.err, sizeof(fx.err))) != NULL, "%s", fx.err);
+        const char *set[] = {"SET", ks, "1"}, *hset_v[] = {"HSET", kh, "f", "v"},
+                   *push[] = {"LPUSH", ks, "x"}, *hset_w[] = {"HSET", kh, "f", "w"},
+                   *bad_set[] = {"SET", ks}, *hset_z[] = {"HSET", kh, "f", "z"},
+                   *del[] = {"DEL", ks, kh};
+        const char **ok[] = {set, hset_v}, **wrong[] = {push, hset_w},
+                   **refused[] = {bad_set, hset_z};
+        const int ok_argc[] = {3, 4}, wrong_argc[] = {3, 4}, refused_argc[] = {2, 4};
+        redisReply *r;
+
+        cr_assert_eq(redis_conn_multi_exec(rc, 2, ok_argc, (const char **const *)ok, fx.err,
+                                           sizeof(fx.err)),
+                     0, "%s", fx.err);
+        expect_hget(rc, kh, "v");
+
+        cr_assert_eq(redis_conn_multi_exec(rc, 2, wrong_argc, (const char **const *)wrong, fx.err,
+                                           sizeof(fx.err)),
+                     -1);
+        cr_assert(strstr(fx.err, "WRONGTYPE"), "%s", fx.err);
+        expect_hget(rc, kh, "w"); /* the command after the failed one ran */
+
+        cr_assert_eq(redis_conn_multi_exec(rc, 2, refused_argc, (const char **const *)refused,
+                                           fx.err, sizeof(fx.err)),
+                     -1);
+        cr_assert(strstr(fx.err, "wrong number of arguments"), "%s", fx.err);
+        expect_hget(rc, kh, "w"); /* nothing of a refused transaction ran */
+        cr_assert(!redis_conn_unavailable(rc, NULL, 0), "a command's error counted as an outage");
+
+        support_proxy_cut(fx.proxy);
+        cr_assert_eq(redis_conn_multi_exec(rc, 2, ok_argc, (const char **const *)ok, fx.err,
+                                           sizeof(fx.err)),
+                     -1);
+        cr_assert(redis_conn_unavailable(rc, NULL, 0), "lost: %s", fx.err);
+        support_proxy_restore(fx.proxy);
+        redis_conn_clear_unavailable(rc);
+        r = redis_conn_cmd(rc, 3, del, NULL, fx.err, sizeof(fx.err));
+        if (r)
+                freeReplyObject(r);
+        redis_conn_destroy(rc);
+}
