@@ -62,44 +62,9 @@ void agora_destroy(struct agora *ag)
 {
         if (!ag)
                 return;
-        for (size_t i = 0; i < ag->secret_cnt; i++) {
-                explicit_bzero(ag->secrets[i], strlen(ag->secrets[i]));
-                free(ag->secrets[i]);
-        }
-        free(ag->secrets);
+        strlist_free(ag->secrets, ag->secret_cnt);
         pthread_mutex_destroy(&ag->lock);
         free(ag);
-}
-
-struct secret_adder {
-        struct agora *ag;
-        char *errstr;
-        size_t errstr_size;
-};
-
-static int add_secret(const char *secret, size_t len, void *arg)
-{
-        struct secret_adder *a = arg;
-        struct agora *ag = a->ag;
-        char **secrets;
-
-        if (len > AGORA_SECRET_MAX) {
-                snprintf(a->errstr, a->errstr_size,
-                         "LIVEFLOW_AGORA_SECRET: secret %zu is longer than %d bytes",
-                         ag->secret_cnt + 1, AGORA_SECRET_MAX);
-                return -1;
-        }
-        if (!(secrets = realloc(ag->secrets, (ag->secret_cnt + 1) * sizeof(*secrets)))) {
-                snprintf(a->errstr, a->errstr_size, "out of memory");
-                return -1;
-        }
-        ag->secrets = secrets;
-        if (!(secrets[ag->secret_cnt] = strndup(secret, len))) {
-                snprintf(a->errstr, a->errstr_size, "out of memory");
-                return -1;
-        }
-        ag->secret_cnt++;
-        return 0;
 }
 
 static int parse_anchor_from(const char *s, bool *is_uid, char *errstr, size_t errstr_size)
@@ -128,7 +93,6 @@ int agora_check_config(const struct settings *s, char *errstr, size_t errstr_siz
 struct agora *agora_new(const struct settings *s, char *errstr, size_t errstr_size)
 {
         struct agora *ag = calloc(1, sizeof(*ag));
-        struct secret_adder adder = {ag, errstr, errstr_size};
 
         if (!ag) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -139,7 +103,8 @@ struct agora *agora_new(const struct settings *s, char *errstr, size_t errstr_si
         ag->max_age_ms = (s->agora_max_age_s > 0 ? s->agora_max_age_s : 600) * 1000;
         if (parse_anchor_from(s->agora_anchor_from, &ag->is_anchor_uid, errstr, errstr_size) ==
                     -1 ||
-            strlist_each(s->agora_secrets, add_secret, &adder) == -1) {
+            strlist_copy(s->agora_secrets, AGORA_SECRET_MAX, "LIVEFLOW_AGORA_SECRET", "secret",
+                         &ag->secrets, &ag->secret_cnt, errstr, errstr_size) == -1) {
                 agora_destroy(ag);
                 return NULL;
         }

@@ -36,74 +36,28 @@ struct alibaba {
 
 /* ------------------------------------------------------------ the endpoint */
 
-static void free_list(char **items, size_t cnt)
-{
-        for (size_t i = 0; i < cnt; i++) {
-                explicit_bzero(items[i], strlen(items[i]));
-                free(items[i]);
-        }
-        free(items);
-}
-
 void alibaba_destroy(struct alibaba *al)
 {
         if (!al)
                 return;
-        free_list(al->keys, al->key_cnt);
-        free_list(al->domains, al->domain_cnt);
+        strlist_free(al->keys, al->key_cnt);
+        strlist_free(al->domains, al->domain_cnt);
         free(al);
-}
-
-/* strlist_each()'s view of a list being filled. */
-struct adder {
-        char ***items;
-        size_t *cnt;
-        size_t max;
-        const char *setting;
-        char *errstr;
-        size_t errstr_size;
-};
-
-static int add_item(const char *item, size_t len, void *arg)
-{
-        struct adder *a = arg;
-        char **items;
-
-        if (len > a->max) {
-                snprintf(a->errstr, a->errstr_size, "%s: entry %zu is longer than %zu bytes",
-                         a->setting, *a->cnt + 1, a->max);
-                return -1;
-        }
-        if (!(items = realloc(*a->items, (*a->cnt + 1) * sizeof(*items)))) {
-                snprintf(a->errstr, a->errstr_size, "out of memory");
-                return -1;
-        }
-        *a->items = items;
-        if (!(items[*a->cnt] = strndup(item, len))) {
-                snprintf(a->errstr, a->errstr_size, "out of memory");
-                return -1;
-        }
-        (*a->cnt)++;
-        return 0;
 }
 
 struct alibaba *alibaba_new(const struct settings *s, char *errstr, size_t errstr_size)
 {
         struct alibaba *al = calloc(1, sizeof(*al));
-        struct adder keys, domains;
 
         if (!al) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        keys = (struct adder){&al->keys, &al->key_cnt, ALIBABA_KEY_MAX, "LIVEFLOW_ALIBABA_KEY",
-                              errstr,    errstr_size};
-        domains = (struct adder){
-                &al->domains, &al->domain_cnt, ALIBABA_DOMAIN_MAX, "LIVEFLOW_ALIBABA_DOMAIN",
-                errstr,       errstr_size};
         al->max_skew_ms = (s->alibaba_max_skew_s > 0 ? s->alibaba_max_skew_s : 300) * 1000;
-        if (strlist_each(s->alibaba_keys, add_item, &keys) == -1 ||
-            strlist_each(s->alibaba_domains, add_item, &domains) == -1) {
+        if (strlist_copy(s->alibaba_keys, ALIBABA_KEY_MAX, "LIVEFLOW_ALIBABA_KEY", "entry",
+                         &al->keys, &al->key_cnt, errstr, errstr_size) == -1 ||
+            strlist_copy(s->alibaba_domains, ALIBABA_DOMAIN_MAX, "LIVEFLOW_ALIBABA_DOMAIN", "entry",
+                         &al->domains, &al->domain_cnt, errstr, errstr_size) == -1) {
                 alibaba_destroy(al);
                 return NULL;
         }

@@ -10,8 +10,7 @@
 
 #include "codec.h"
 
-/* Strict decimal text: optional '-', digits only, within int64. */
-static int parse_decimal(const char *s, int64_t *out)
+int fields_parse_decimal(const char *s, int64_t *out)
 {
         char *end;
         long long n;
@@ -32,7 +31,7 @@ int fields_int64(const json_t *v, int64_t *out)
                 *out = json_integer_value(v);
                 return 0;
         }
-        return json_is_string(v) ? parse_decimal(json_string_value(v), out) : -1;
+        return json_is_string(v) ? fields_parse_decimal(json_string_value(v), out) : -1;
 }
 
 const char *fields_text(const json_t *v, char *buf, size_t size)

@@ -11,6 +11,9 @@
 
 #define FIELDS_TEXT_INT_MAX 24 /* decimal text of any int64, with sign and NUL */
 
+/** @brief Strict decimal text: optional '-', digits only, within int64. @returns 0 or -1. */
+int fields_parse_decimal(const char *s, int64_t *out);
+
 /** @brief An integer sent as a JSON number or as strict decimal text. @returns 0 or -1. */
 int fields_int64(const json_t *v, int64_t *out);
 

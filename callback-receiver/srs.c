@@ -68,58 +68,11 @@ static bool is_set(const char *s)
 
 /* ------------------------------------------------------------ configuration */
 
-static void free_keys(char **keys, size_t cnt)
-{
-        for (size_t i = 0; i < cnt; i++) {
-                explicit_bzero(keys[i], strlen(keys[i]));
-                free(keys[i]);
-        }
-        free(keys);
-}
-
-static int add_key(struct srs *srs, const char *key, size_t len, char *errstr, size_t errstr_size)
-{
-        char **keys;
-
-        if (len > SRS_KEY_MAX) {
-                snprintf(errstr, errstr_size,
-                         "LIVEFLOW_SRS_PUBLISH_KEY: key %zu is longer than %d bytes",
-                         srs->key_cnt + 1, SRS_KEY_MAX);
-                return -1;
-        }
-        if (!(keys = realloc(srs->keys, (srs->key_cnt + 1) * sizeof(*keys)))) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return -1;
-        }
-        srs->keys = keys;
-        if (!(keys[srs->key_cnt] = strndup(key, len))) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return -1;
-        }
-        srs->key_cnt++;
-        return 0;
-}
-
-/* strlist_each()'s view of add_key(). */
-struct key_adder {
-        struct srs *srs;
-        char *errstr;
-        size_t errstr_size;
-};
-
-static int add_listed_key(const char *key, size_t len, void *arg)
-{
-        struct key_adder *a = arg;
-
-        return add_key(a->srs, key, len, a->errstr, a->errstr_size);
-}
-
 /* "k1, k2": comma-separated, blanks around each key ignored, empty entries skipped. */
 static int parse_keys(struct srs *srs, const char *list, char *errstr, size_t errstr_size)
 {
-        struct key_adder adder = {srs, errstr, errstr_size};
-
-        return strlist_each(list, add_listed_key, &adder);
+        return strlist_copy(list, SRS_KEY_MAX, "LIVEFLOW_SRS_PUBLISH_KEY", "key", &srs->keys,
+                            &srs->key_cnt, errstr, errstr_size);
 }
 
 int srs_check_config(const struct settings *s, char *errstr, size_t errstr_size)
@@ -127,7 +80,7 @@ int srs_check_config(const struct settings *s, char *errstr, size_t errstr_size)
         struct srs probe = {0}; /* only its key list is used */
         int rc = parse_keys(&probe, s->srs_publish_keys, errstr, errstr_size);
 
-        free_keys(probe.keys, probe.key_cnt);
+        strlist_free(probe.keys, probe.key_cnt);
         return rc == -1 ? -1 : anchor_store_check_config(s, errstr, errstr_size);
 }
 
@@ -200,7 +153,7 @@ void srs_destroy(struct srs *srs)
                 return;
         lookup_deadline_destroy(srs->deadline); /* its workers use the store */
         anchor_store_destroy(srs->store);
-        free_keys(srs->keys, srs->key_cnt);
+        strlist_free(srs->keys, srs->key_cnt);
         free(srs);
 }
 

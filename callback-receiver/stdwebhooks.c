@@ -5,8 +5,6 @@
  */
 #include "stdwebhooks.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +12,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "fields.h"
 #include "strlist.h"
 
 #define SECRET_PREFIX   "whsec_"
@@ -126,19 +125,12 @@ size_t stdwebhooks_secret_count(const struct stdwebhooks *sw)
 int stdwebhooks_parse_timestamp(const char *s, int64_t *out)
 {
         size_t len = strspn(s, "0123456789");
-        char *end;
-        long long n;
 
         /* Canonical text only: the signed bytes are the header's, and a sender signs its own
          * rendering of the number, which never has a sign, blanks or leading zeros. */
         if (len == 0 || len > TIMESTAMP_MAX || s[len] != '\0' || (s[0] == '0' && len > 1))
                 return -1;
-        errno = 0;
-        n = strtoll(s, &end, 10);
-        if (errno || *end)
-                return -1;
-        *out = n;
-        return 0;
+        return fields_parse_decimal(s, out);
 }
 
 static bool is_valid_id(const char *id)

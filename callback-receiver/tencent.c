@@ -10,8 +10,6 @@
 #include "tencent.h"
 #include "tencent_int.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -59,62 +57,21 @@ void tencent_destroy(struct tencent *tc)
 {
         if (!tc)
                 return;
-        for (size_t i = 0; i < tc->key_cnt; i++) {
-                explicit_bzero(tc->keys[i], strlen(tc->keys[i]));
-                free(tc->keys[i]);
-        }
-        free(tc->keys);
+        strlist_free(tc->keys, tc->key_cnt);
         free(tc);
-}
-
-static int add_key(struct tencent *tc, const char *key, size_t len, char *errstr,
-                   size_t errstr_size)
-{
-        char **keys;
-
-        if (len > TENCENT_KEY_MAX) {
-                snprintf(errstr, errstr_size,
-                         "LIVEFLOW_TENCENT_KEY: key %zu is longer than %d bytes", tc->key_cnt + 1,
-                         TENCENT_KEY_MAX);
-                return -1;
-        }
-        if (!(keys = realloc(tc->keys, (tc->key_cnt + 1) * sizeof(*keys))) ||
-            !(keys[tc->key_cnt] = strndup(key, len))) {
-                if (keys)
-                        tc->keys = keys;
-                snprintf(errstr, errstr_size, "out of memory");
-                return -1;
-        }
-        tc->keys = keys;
-        tc->key_cnt++;
-        return 0;
-}
-
-/* strlist_each()'s view of add_key(). */
-struct key_adder {
-        struct tencent *tc;
-        char *errstr;
-        size_t errstr_size;
-};
-
-static int add_listed_key(const char *key, size_t len, void *arg)
-{
-        struct key_adder *a = arg;
-
-        return add_key(a->tc, key, len, a->errstr, a->errstr_size);
 }
 
 struct tencent *tencent_new(const char *keys, long long grace_s, char *errstr, size_t errstr_size)
 {
         struct tencent *tc = calloc(1, sizeof(*tc));
-        struct key_adder adder = {tc, errstr, errstr_size};
 
         if (!tc) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
         tc->grace_s = grace_s;
-        if (strlist_each(keys, add_listed_key, &adder) == -1) {
+        if (strlist_copy(keys, TENCENT_KEY_MAX, "LIVEFLOW_TENCENT_KEY", "key", &tc->keys,
+                         &tc->key_cnt, errstr, errstr_size) == -1) {
                 tencent_destroy(tc);
                 return NULL;
         }
@@ -127,22 +84,6 @@ size_t tencent_key_count(const struct tencent *tc)
 }
 
 /* ------------------------------------------------------------ reading fields */
-
-/* Strict decimal text: optional '-', digits only, within int64. */
-static int parse_decimal(const char *s, int64_t *out)
-{
-        char *end;
-        long long n;
-
-        if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
-                return -1;
-        errno = 0;
-        n = strtoll(s, &end, 10);
-        if (errno || *end)
-                return -1;
-        *out = n;
-        return 0;
-}
 
 /*
  * obj[name], NULL when absent (or obj is not an object). cJSON_GetObjectItemCaseSensitive()
@@ -213,7 +154,7 @@ int tencent_read_int64(const cJSON *v, int64_t *out)
 {
         if (jsonfast_integer(v, out))
                 return 0;
-        return cJSON_IsString(v) ? parse_decimal(v->valuestring, out) : -1;
+        return cJSON_IsString(v) ? fields_parse_decimal(v->valuestring, out) : -1;
 }
 
 /* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */

@@ -12,4 +12,16 @@
  */
 int strlist_each(const char *list, int (*fn)(const char *item, size_t len, void *arg), void *arg);
 
+/**
+ * @brief Appends a copy of each item of list (as strlist_each() walks it) to *items, *cnt of
+ * them (malloc'd; NULL and 0 to start). An item longer than max bytes is refused with
+ * "<setting>: <what> N is longer than max bytes".
+ * @returns 0, or -1 with errstr (the items copied so far stay: strlist_free() them).
+ */
+int strlist_copy(const char *list, size_t max, const char *setting, const char *what, char ***items,
+                 size_t *cnt, char *errstr, size_t errstr_size);
+
+/** @brief Wipes (they are often secrets) and frees the cnt items and the array. */
+void strlist_free(char **items, size_t cnt);
+
 #endif
