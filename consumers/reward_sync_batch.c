@@ -160,11 +160,6 @@ static enum db_result find_new_tips(struct reward_batch *b, char *errstr, size_t
         return DB_OK;
 }
 
-static int cmp_str_ptr(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /*
  * The rooms of the new tips, each with its count and amount, in room_id order. @returns false
  * when a room's amounts overflow (number_tip() refuses the tip that does, one at a time).
@@ -176,10 +171,9 @@ static bool collect_rooms(struct reward_batch *b, const char **ids)
         for (size_t i = 0; i < b->n; i++)
                 if (b->tips[i].is_new)
                         ids[n++] = b->tips[i].t.room_id;
-        qsort(ids, n, sizeof(*ids), cmp_str_ptr);
+        n = role_distinct(ids, n);
         for (size_t i = 0; i < n; i++)
-                if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
-                        b->rooms[b->room_cnt++] = (struct batch_room){.room_id = ids[i]};
+                b->rooms[b->room_cnt++] = (struct batch_room){.room_id = ids[i]};
         for (size_t i = 0; i < b->n; i++) {
                 struct batch_room *room;
 

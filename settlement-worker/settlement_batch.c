@@ -232,11 +232,6 @@ struct share_sink {
         char anchor_id[ID_MAX + 1];
 };
 
-static int cmp_str_ptr(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static int cmp_share_row(const void *a, const void *b)
 {
         const struct share_row *x = a, *y = b;
@@ -251,7 +246,7 @@ static void on_share(const struct db_col *cols, void *arg)
         struct share_sink *ss = arg;
         const char *key = ss->anchor_id;
         const char **hit =
-                bsearch(&key, ss->anchors, ss->anchor_cnt, sizeof(*ss->anchors), cmp_str_ptr);
+                bsearch(&key, ss->anchors, ss->anchor_cnt, sizeof(*ss->anchors), role_cmp_str);
 
         if (!hit || cols[1].is_null || cols[2].is_null) { /* another spelling of one of ours */
                 ss->run->is_mismatch = true;
@@ -332,15 +327,12 @@ static enum db_result find_ratios(struct tip_run *run, char *errstr, size_t errs
         }
         for (size_t i = 0; i < m; i++)
                 ss.anchors[i] = run->sorted[i]->se.anchor_id;
-        qsort(ss.anchors, m, sizeof(*ss.anchors), cmp_str_ptr);
-        for (size_t i = 0; i < m; i++)
-                if (i == 0 || strcmp(ss.anchors[i], ss.anchors[ss.anchor_cnt - 1]) != 0)
-                        ss.anchors[ss.anchor_cnt++] = ss.anchors[i];
+        ss.anchor_cnt = role_distinct(ss.anchors, m);
         if (keys_may_collide(ss.anchors, ss.anchor_cnt)) {
                 run->is_mismatch = true;
                 goto out;
         }
-        qsort(ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors), cmp_str_ptr); /* it reorders */
+        qsort(ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors), role_cmp_str); /* it reorders */
         db_text_reset(&run->sql);
         db_text_add(&run->sql, "SELECT anchor_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', "
                                "effective_at) DIV 1000, ratio_bp FROM revenue_share WHERE "
@@ -360,7 +352,7 @@ static enum db_result find_ratios(struct tip_run *run, char *errstr, size_t errs
                 struct run_tip *t = run->sorted[i];
                 const char *key = t->se.anchor_id;
                 const char **hit =
-                        bsearch(&key, ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors), cmp_str_ptr);
+                        bsearch(&key, ss.anchors, ss.anchor_cnt, sizeof(*ss.anchors), role_cmp_str);
 
                 if (!ratio_at(&ss, (size_t)(hit - ss.anchors), t->se.time_ms, &t->ratio_bp))
                         t->ratio_bp = run->st->default_ratio_bp;

@@ -305,11 +305,6 @@ static void mark_first_copies(struct tip_batch *b)
 
 /* ------------------------------------------------------------------ batch genders */
 
-static int cmp_str_ptr(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static int cmp_id_key(const void *key, const void *elem)
 {
         return strcmp(key, ((const struct batch_id *)elem)->id);
@@ -323,14 +318,10 @@ static struct batch_id *find_id(struct batch_id *ids, size_t n, const char *id)
 /* The distinct ids the scratch holds (cnt of them), in byte order, each "unknown" for now. */
 static size_t collect_ids(struct tip_batch *b, size_t cnt, struct batch_id *out)
 {
-        size_t n = 0;
+        size_t n = role_distinct(b->scratch, cnt);
 
-        qsort(b->scratch, cnt, sizeof(*b->scratch), cmp_str_ptr);
-        for (size_t i = 0; i < cnt; i++)
-                if (i == 0 || strcmp(b->scratch[i], b->scratch[i - 1]) != 0)
-                        out[n++] = (struct batch_id){.id = b->scratch[i], .gender = "unknown"};
         for (size_t i = 0; i < n; i++)
-                b->scratch[i] = out[i].id;
+                out[i] = (struct batch_id){.id = b->scratch[i], .gender = "unknown"};
         return n;
 }
 
