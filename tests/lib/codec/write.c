@@ -115,6 +115,39 @@ Test(codec, direct_writer_writes_avro_cs_bytes_for_every_payload_type)
         cr_assert(eq(int, encode_both(&env, NULL, NULL), 0));
 }
 
+/* The Notify payloads liveflow's relay writes to live.notify (lib/notify_relay.c encodes them
+ * with the direct writer), one per kind and with every optional field set or left out. */
+Test(codec, direct_writer_writes_avro_cs_bytes_for_every_notify_kind)
+{
+        static const char *const notify[] = {
+                "{\"kind\":\"stream.live\",\"at_ms\":1700000000123,\"session_id\":"
+                "7206349018372145152,\"cover_url\":\"https://c.example/\u5c01.jpg\"}",
+                "{\"kind\":\"stream.ended\",\"at_ms\":1700000360000,\"session_id\":1,"
+                "\"duration_s\":360,\"close_method\":3,\"reason\":\"audit: Porn\","
+                "\"cover_url\":null,\"title\":null}",
+                "{\"kind\":\"anchor.suspended\",\"at_ms\":0,\"reason\":\"\",\"until_ms\":"
+                "9223372036854775807}",
+                "{\"kind\":\"anchor.warned\",\"at_ms\":-1}",
+                "{\"kind\":\"withdrawal.rejected\",\"at_ms\":1700000000000,\"request_id\":"
+                "\"w-1\",\"amount\":-9223372036854775807,\"reason\":\"balance\"}",
+                "{\"kind\":\"record.ready\",\"at_ms\":1700000000000,\"session_id\":42,"
+                "\"duration_s\":154,\"file_id\":\"f\",\"playback_url\":\"http://v/a.m3u8\"}",
+        };
+        struct envelope env = sample_envelope();
+
+        env.vendor = "liveflow";
+        for (size_t i = 0; i < sizeof(notify) / sizeof(notify[0]); i++)
+                cr_assert(eq(int, encode_both_text(&env, "Notify", notify[i]), 0), "%s",
+                          notify[i]);
+        /* what the schema refuses, both refuse: a kind missing, a close method past int */
+        cr_assert(eq(int, encode_both_text(&env, "Notify", "{\"at_ms\":1}"), -1));
+        cr_assert(eq(int,
+                     encode_both_text(&env, "Notify",
+                                      "{\"kind\":\"stream.ended\",\"at_ms\":1,"
+                                      "\"close_method\":4294967296}"),
+                     -1));
+}
+
 Test(codec, direct_writer_writes_the_envelope_as_avro_c)
 {
         static const unsigned char big_raw[70000] = {0xc3, 0x01, 0x00, 0xff};
