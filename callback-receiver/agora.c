@@ -601,19 +601,6 @@ static void note_unknown(struct agora *ag, const struct notice *n, const char *t
 
 /* ------------------------------------------------------------ ids and time */
 
-static int set_id(char **dst, const char *s, size_t max_chars, const char *what,
-                  struct webhook_verdict *v)
-{
-        if (!s || !*s)
-                return 0;
-        if (fields_utf8_chars(s) > max_chars)
-                return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", what,
-                                      max_chars);
-        if (!(*dst = strdup(s)))
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        return 0;
-}
-
 static int read_ids(const struct agora *ag, const struct notice *n, const struct mapping *m,
                     struct webhook_event *ev, struct webhook_verdict *v)
 {
@@ -623,14 +610,14 @@ static int read_ids(const struct agora *ag, const struct notice *n, const struct
 
         if (m->stream_field && !stream)
                 return webhook_refuse(v, 400, NULL, "payload.%s is missing or empty", field);
-        if (set_id(&ev->stream_id, stream, STREAM_MAX_CHARS, field, v) == -1)
+        if (webhook_set_id(&ev->stream_id, stream, STREAM_MAX_CHARS, field, v) == -1)
                 return -1;
         if (m->anchor == ANCHOR_OF_BROADCASTER && ag->is_anchor_uid)
                 anchor = payload_text(n, "uid", uid_buf, sizeof(uid_buf));
         else if (m->anchor != ANCHOR_NEVER && !ag->is_anchor_uid)
                 anchor = stream;
-        if (set_id(&ev->anchor_id, anchor, ANCHOR_MAX_CHARS, "anchor", v) == -1 ||
-            set_id(&ev->room_id, stream, ANCHOR_MAX_CHARS, "room", v) == -1)
+        if (webhook_set_id(&ev->anchor_id, anchor, ANCHOR_MAX_CHARS, "anchor", v) == -1 ||
+            webhook_set_id(&ev->room_id, stream, ANCHOR_MAX_CHARS, "room", v) == -1)
                 return -1;
         ev->key = ev->stream_id;
         return 0;

@@ -197,19 +197,6 @@ static char *key_of(const json_t *root, const char *const names[])
         return s;
 }
 
-static int set_id(char **dst, const char *s, size_t max_chars, const char *what,
-                  struct webhook_verdict *v)
-{
-        if (!s || !*s)
-                return 0;
-        if (fields_utf8_chars(s) > max_chars)
-                return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", what,
-                                      max_chars);
-        if (!(*dst = strdup(s)))
-                return webhook_refuse(v, 500, NULL, "out of memory");
-        return 0;
-}
-
 /* The decoded value of key in a query string ("a=1&b=2"); NULL when absent or empty. */
 static char *query_value(const char *qs, const char *key)
 {
@@ -231,10 +218,11 @@ static char *query_value(const char *qs, const char *key)
 static int put_anchor_room(struct webhook_event *ev, char *anchor, char *room,
                            struct webhook_verdict *v)
 {
-        int rc = set_id(&ev->anchor_id, anchor, ANCHOR_MAX_CHARS, "anchor_id", v);
+        int rc = webhook_set_id(&ev->anchor_id, anchor, ANCHOR_MAX_CHARS, "anchor_id", v);
 
         if (rc == 0)
-                rc = set_id(&ev->room_id, room ? room : anchor, ANCHOR_MAX_CHARS, "room_id", v);
+                rc = webhook_set_id(&ev->room_id, room ? room : anchor, ANCHOR_MAX_CHARS, "room_id",
+                                    v);
         free(anchor);
         free(room);
         return rc;
@@ -298,7 +286,8 @@ static int map_ingest(const struct webhook_request *req, int64_t ts_s, struct we
                 return webhook_refuse(v, 400, NULL, "action is missing");
         if ((is_begin || is_end) && (!id || !*id))
                 return webhook_refuse(v, 400, NULL, "id is missing");
-        if (ingest_raw(req, ev, v) == -1 || set_id(&ev->stream_id, id, STREAM_MAX_CHARS, "id", v) ||
+        if (ingest_raw(req, ev, v) == -1 ||
+            webhook_set_id(&ev->stream_id, id, STREAM_MAX_CHARS, "id", v) ||
             put_anchor_room(ev, query_value(usrargs, "anchor_id"), query_value(usrargs, "room_id"),
                             v))
                 return -1;
@@ -514,7 +503,7 @@ static int map_post_fields(const json_t *root, int64_t ts_s, struct webhook_even
 
         if (kind != POST_OTHER && (!stream || !*stream))
                 return webhook_refuse(v, 400, NULL, "stream is missing");
-        if (set_id(&ev->stream_id, stream, STREAM_MAX_CHARS, "stream", v) == -1 ||
+        if (webhook_set_id(&ev->stream_id, stream, STREAM_MAX_CHARS, "stream", v) == -1 ||
             (m->has_anchor &&
              put_anchor_room(ev, push_arg(root, "anchor_id", "callback_anchor_id"),
                              push_arg(root, "room_id", "callback_room_id"), v) == -1))

@@ -27,6 +27,7 @@
 #include "contract.h"
 #include "crypto.h"
 #include "field_limits.h"
+#include "fields.h"
 #include "log.h"
 #include "lookup_deadline.h"
 #include "metrics.h"
@@ -173,8 +174,7 @@ static char *key_of(const json_t *root, const char *const fields[], const char *
 
         for (size_t i = 0; is_ok && fields[i]; i++) {
                 char buf[TEXT_INT_MAX];
-                const char *text =
-                        srs_read_text(json_object_get(root, fields[i]), buf, sizeof(buf));
+                const char *text = fields_text(json_object_get(root, fields[i]), buf, sizeof(buf));
 
                 is_ok = json_array_append_new(parts, json_string(text ? text : "")) == 0;
         }

@@ -13,6 +13,8 @@
 
 #include <microhttpd.h>
 
+#include "fields.h"
+
 /* One connection's session on one stream; SRS 3 has no server_id or service_id (""). */
 #define SESSION_KEY "server_id", "service_id", "client_id", "vhost", "app", "stream"
 
@@ -38,34 +40,12 @@ static const char *const int_or_text_fields[] = {"client_id", "seq_no"};
 
 /* ------------------------------------------------------------ reading fields */
 
-/* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */
-const char *srs_read_text(const json_t *v, char *buf, size_t size)
-{
-        if (json_is_string(v))
-                return json_string_value(v);
-        if (json_is_integer(v)) {
-                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-                return buf;
-        }
-        return NULL;
-}
-
 /* A field that must be text when present: NULL when absent, null or empty. */
 const char *srs_text_of(const json_t *root, const char *name)
 {
         const char *s = json_string_value(json_object_get(root, name));
 
         return s && *s ? s : NULL;
-}
-
-/* Characters of a UTF-8 string (jansson has validated it). */
-static size_t utf8_chars(const char *s)
-{
-        size_t n = 0;
-
-        for (; *s; s++)
-                n += ((unsigned char)*s & 0xC0) != 0x80;
-        return n;
 }
 
 /* A field of another type than liveflow reads is named, null being the same as absent. */
@@ -94,7 +74,7 @@ static int require_text(const char *name, const char *s, size_t max_chars,
 {
         if (!s)
                 return webhook_refuse(v, 400, NULL, "%s is missing", name);
-        if (utf8_chars(s) > max_chars)
+        if (fields_utf8_chars(s) > max_chars)
                 return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", name,
                                       max_chars);
         return 0;
@@ -141,8 +121,8 @@ int srs_read_hook(const json_t *root, struct hook *h, struct webhook_verdict *v)
         h->action = json_string_value(action);
         h->rule = rule_of(h->action);
         h->stream = srs_text_of(root, "stream");
-        h->client_id = srs_read_text(json_object_get(root, "client_id"), h->client_buf,
-                                     sizeof(h->client_buf));
+        h->client_id = fields_text(json_object_get(root, "client_id"), h->client_buf,
+                                   sizeof(h->client_buf));
         if (h->client_id && !*h->client_id)
                 h->client_id = NULL;
         /* SRS sends the query string with its '?'; StreamBegin keeps it without, as Tencent does.
@@ -150,7 +130,7 @@ int srs_read_hook(const json_t *root, struct hook *h, struct webhook_verdict *v)
         if ((param = srs_text_of(root, "param")) && *param == '?')
                 param++;
         h->param = param && *param ? param : NULL;
-        if (h->stream && utf8_chars(h->stream) > STREAM_MAX_CHARS)
+        if (h->stream && fields_utf8_chars(h->stream) > STREAM_MAX_CHARS)
                 return webhook_refuse(v, 400, NULL, "stream: longer than %d characters",
                                       STREAM_MAX_CHARS);
         return check_required(h, v);
@@ -240,10 +220,11 @@ int srs_read_anchor_room(const struct hook *h, struct webhook_event *ev, struct 
         if (query_value(h->param, "anchor_id", &ev->anchor_id) == -1 ||
             query_value(h->param, "room_id", &ev->room_id) == -1)
                 return webhook_refuse(v, 500, NULL, "out of memory");
-        if ((ev->anchor_id && utf8_chars(ev->anchor_id) > ANCHOR_MAX_CHARS) ||
-            (ev->room_id && utf8_chars(ev->room_id) > ANCHOR_MAX_CHARS))
+        if ((ev->anchor_id && fields_utf8_chars(ev->anchor_id) > ANCHOR_MAX_CHARS) ||
+            (ev->room_id && fields_utf8_chars(ev->room_id) > ANCHOR_MAX_CHARS))
                 return webhook_refuse(v, 400, NULL, "param: %s longer than %d characters",
-                                      ev->room_id && utf8_chars(ev->room_id) > ANCHOR_MAX_CHARS
+                                      ev->room_id && fields_utf8_chars(ev->room_id) >
+                                                              ANCHOR_MAX_CHARS
                                               ? "room_id"
                                               : "anchor_id",
                                       ANCHOR_MAX_CHARS);

@@ -89,8 +89,6 @@ struct srs {
 };
 
 /* srs_hook.c */
-/* A string as it is, an integer as its decimal text (in buf); NULL for anything else. */
-const char *srs_read_text(const json_t *v, char *buf, size_t size);
 /* A field that must be text when present: NULL when absent, null or empty. */
 const char *srs_text_of(const json_t *root, const char *name);
 /* The raw value of key in a query string ("a=1&b=2"), the first if repeated; NULL when absent. */

@@ -9,6 +9,7 @@
 
 #include "contract.h"
 #include "field_limits.h"
+#include "fields.h"
 
 void webhook_event_fini(struct webhook_event *ev)
 {
@@ -179,5 +180,18 @@ int webhook_check_limits(const struct webhook_event *ev, const char *prefix,
                                               json_string_length(value), prefix, v) == -1)
                         return -1;
         }
+        return 0;
+}
+
+int webhook_set_id(char **dst, const char *s, size_t max_chars, const char *what,
+                   struct webhook_verdict *v)
+{
+        if (!s || !*s)
+                return 0;
+        if (fields_utf8_chars(s) > max_chars)
+                return webhook_refuse(v, 400, NULL, "%s: longer than %zu characters", what,
+                                      max_chars);
+        if (!(*dst = strdup(s)))
+                return webhook_refuse(v, 500, NULL, "out of memory");
         return 0;
 }

@@ -133,4 +133,12 @@ void webhook_event_fini(struct webhook_event *ev);
 int webhook_refuse(struct webhook_verdict *v, unsigned int status, const char *auth_failure,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/**
+ * @brief Sets *dst to a copy of the id s unless s is NULL or empty; an id of more than
+ * max_chars UTF-8 characters is refused (400, "<what>: longer than N characters").
+ * @returns 0, or -1 with v filled in.
+ */
+int webhook_set_id(char **dst, const char *s, size_t max_chars, const char *what,
+                   struct webhook_verdict *v);
+
 #endif
