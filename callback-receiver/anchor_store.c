@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "contract.h"
 #include "db.h"
 #include "log.h"
@@ -62,14 +63,6 @@ static _Thread_local struct {
         unsigned long long store_id;
         struct conns *conns;
 } thread_conns;
-
-static long long mono_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static bool is_set(const char *s)
 {
@@ -325,7 +318,7 @@ static enum store_answer ask_store(struct anchor_store *as, struct conns *c, enu
                                    const char *anchor_id, const char *trace_id,
                                    struct anchor_record *a)
 {
-        long long start_us = mono_us();
+        long long start_us = clock_mono_us();
         char errstr[512] = "";
         enum store_answer answer;
 
@@ -333,7 +326,7 @@ static enum store_answer ask_store(struct anchor_store *as, struct conns *c, enu
                 return STORE_FAILED; /* failed a moment ago: not worth a timeout yet */
         answer = st == STORE_REDIS ? redis_anchor(as, c, anchor_id, a, errstr, sizeof(errstr))
                                    : mysql_anchor(as, c, anchor_id, a, errstr, sizeof(errstr));
-        metric_observe(as->lookup_seconds[st], (double)(mono_us() - start_us) / 1e6);
+        metric_observe(as->lookup_seconds[st], (double)(clock_mono_us() - start_us) / 1e6);
         if (answer == STORE_FOUND || answer == STORE_NO_RECORD)
                 return answer;
         metric_add(as->store_errors[st], 1);
@@ -342,7 +335,7 @@ static enum store_answer ask_store(struct anchor_store *as, struct conns *c, enu
                          errstr);
                 return answer;
         }
-        c->retry_us[st] = mono_us() + as->store_retry_us;
+        c->retry_us[st] = clock_mono_us() + as->store_retry_us;
         log_warn(trace_id, "srs: anchor %s status from %s: %s; %s skipped for %lld ms", anchor_id,
                  store_names[st], errstr, store_names[st], as->store_retry_us / 1000);
         return answer;

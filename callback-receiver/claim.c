@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis_conn.h"
@@ -58,14 +59,6 @@ struct claim {
 };
 
 static const char *const result_names[] = {"taken", "done", "busy", "unguarded"};
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
                         long long pending_ttl_ms, int pool_size, struct metrics *metrics)
@@ -164,7 +157,7 @@ static long long run(struct claim *cl, const struct script *script, const char *
         char errstr[256] = "";
         long long answer = -1;
 
-        if (!cl->url || mono_ms() < atomic_load(&cl->skip_until_ms))
+        if (!cl->url || clock_mono_ms() < atomic_load(&cl->skip_until_ms))
                 return -1;
         sl = slot_acquire(cl);
         if (!sl->rc)
@@ -180,7 +173,7 @@ static long long run(struct claim *cl, const struct script *script, const char *
         pthread_mutex_unlock(&sl->lock);
         if (answer == -1) {
                 metric_add(cl->m_errors, 1);
-                atomic_store(&cl->skip_until_ms, mono_ms() + cl->retry_ms);
+                atomic_store(&cl->skip_until_ms, clock_mono_ms() + cl->retry_ms);
                 log_warn(trace_id, "callback lock: %s; failing open for %d ms", errstr,
                          cl->retry_ms);
         }
@@ -222,7 +215,7 @@ void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
         snprintf(ttl, sizeof(ttl), "%lld", cl->pending_ttl_ms);
         for (size_t i = 0; i < n; i++)
                 results[i] = CLAIM_UNGUARDED;
-        if (cl->url && mono_ms() >= atomic_load(&cl->skip_until_ms)) {
+        if (cl->url && clock_mono_ms() >= atomic_load(&cl->skip_until_ms)) {
                 sl = slot_acquire(cl);
                 if (!sl->rc)
                         sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
@@ -276,7 +269,7 @@ void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
                 pthread_mutex_unlock(&sl->lock);
         if (cl->url && done < n && sl) {
                 metric_add(cl->m_errors, 1);
-                atomic_store(&cl->skip_until_ms, mono_ms() + cl->retry_ms);
+                atomic_store(&cl->skip_until_ms, clock_mono_ms() + cl->retry_ms);
                 log_warn(n ? trace_ids[0] : NULL, "callback lock: %s; failing open for %d ms",
                          errstr, cl->retry_ms);
         }
@@ -354,7 +347,7 @@ void claim_flush(struct claim *cl, struct claim_batch *b)
 
         if (!b->n)
                 return;
-        if (!cl->url || mono_ms() < atomic_load(&cl->skip_until_ms)) {
+        if (!cl->url || clock_mono_ms() < atomic_load(&cl->skip_until_ms)) {
                 b->n = 0; /* failing open: the pending TTL bounds these keys */
                 return;
         }
@@ -384,7 +377,7 @@ void claim_flush(struct claim *cl, struct claim_batch *b)
                                   (const char *[]){b->items[done].ttl}, NULL);
         if (done < b->n) {
                 metric_add(cl->m_errors, 1);
-                atomic_store(&cl->skip_until_ms, mono_ms() + cl->retry_ms);
+                atomic_store(&cl->skip_until_ms, clock_mono_ms() + cl->retry_ms);
                 log_warn(NULL,
                          "callback lock: %zu confirmations not written: %s; failing open for %d ms",
                          b->n - done, errstr, cl->retry_ms);

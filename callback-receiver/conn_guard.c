@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -67,14 +68,6 @@ struct conn_guard {
         struct metric *m_open;
 };
 
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct conn_guard *conn_guard_new(const struct conn_guard_config *cfg, struct metrics *metrics)
 {
         struct conn_guard *g = calloc(1, sizeof(*g));
@@ -122,7 +115,7 @@ void conn_guard_destroy(struct conn_guard *g)
 static void set_state(struct track *t, enum track_state state)
 {
         t->state = state;
-        t->since_ms = mono_ms();
+        t->since_ms = clock_mono_ms();
 }
 
 /* Moves t to the list's end: the list stays ordered by since_ms. Lock held. */
@@ -307,7 +300,7 @@ static enum close_reason verdict_of(const struct conn_guard *g, const struct tra
 
 size_t conn_guard_sweep(struct conn_guard *g)
 {
-        long long now_ms = mono_ms();
+        long long now_ms = clock_mono_ms();
         size_t closed_now = 0, pressure_at = g->cfg.max_connections * 3 / 4;
         size_t relieved_at = g->cfg.max_connections / 2;
         bool is_pressed;

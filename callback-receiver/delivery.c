@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -55,14 +56,6 @@ struct delivery {
         atomic_llong last_answer_ms; /* monotonic: the cluster's last metadata answer */
 };
 
-static long long now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void *probe_run(void *arg)
 {
         struct delivery *d = arg;
@@ -70,13 +63,13 @@ static void *probe_run(void *arg)
 
         while (!atomic_load(&d->stop_probe)) {
                 const struct rd_kafka_metadata *md = NULL;
-                long long start = now_us();
+                long long start = clock_mono_us();
                 bool is_reachable;
 
                 if (rd_kafka_metadata(d->rk, 0, NULL, &md, PROBE_TIMEOUT_MS) ==
                             RD_KAFKA_RESP_ERR_NO_ERROR &&
                     md->broker_cnt > 0)
-                        atomic_store(&d->last_answer_ms, now_us() / 1000);
+                        atomic_store(&d->last_answer_ms, clock_mono_us() / 1000);
                 if (md)
                         rd_kafka_metadata_destroy(md);
                 is_reachable = delivery_is_reachable(d);
@@ -87,7 +80,7 @@ static void *probe_run(void *arg)
                                                 "ready, answering 503 (SRS: spooling) at once",
                                  DOWN_AFTER_MS);
                 was_reachable = is_reachable;
-                for (long long left = PROBE_INTERVAL_MS - (now_us() - start) / 1000;
+                for (long long left = PROBE_INTERVAL_MS - (clock_mono_us() - start) / 1000;
                      left > 0 && !atomic_load(&d->stop_probe); left -= 50) {
                         struct timespec ts = {0, 50 * 1000000L};
 
@@ -99,7 +92,7 @@ static void *probe_run(void *arg)
 
 bool delivery_is_reachable(struct delivery *d)
 {
-        return now_us() / 1000 - atomic_load(&d->last_answer_ms) < DOWN_AFTER_MS;
+        return clock_mono_us() / 1000 - atomic_load(&d->last_answer_ms) < DOWN_AFTER_MS;
 }
 
 /* Both run under d->lock. */
@@ -167,7 +160,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                 t->err = rkm->err;
         t->partition = rkm->partition;
         t->offset = rkm->offset;
-        metric_observe(d->ack_seconds, (double)(now_us() - t->produced_us) / 1e6);
+        metric_observe(d->ack_seconds, (double)(clock_mono_us() - t->produced_us) / 1e6);
         if (rkm->err)
                 log_warn(t->trace_id, "delivery failed topic=%s partition=%d: %s",
                          rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
@@ -265,7 +258,7 @@ struct delivery *delivery_new(const struct settings *s, const char *const topics
                 return NULL;
         }
         hold_topics(d, topics);
-        atomic_store(&d->last_answer_ms, now_us() / 1000); /* the first probe has 3 s */
+        atomic_store(&d->last_answer_ms, clock_mono_us() / 1000); /* the first probe has 3 s */
         if (pthread_create(&d->probe, NULL, probe_run, d) == 0)
                 d->has_probe = true;
         return d;
@@ -330,7 +323,7 @@ int delivery_send(struct delivery *d, struct delivery_ticket *t, struct webhook_
                 free(value);
                 return -1;
         }
-        t->produced_us = now_us();
+        t->produced_us = clock_mono_us();
         link_ticket(d, t);
         if (!t->is_suspended)
                 MHD_suspend_connection(t->conn);
@@ -368,7 +361,7 @@ int delivery_send_many(struct delivery *d, struct delivery_ticket *t, struct web
                 }
                 return -1;
         }
-        t->produced_us = now_us();
+        t->produced_us = clock_mono_us();
         t->err = RD_KAFKA_RESP_ERR_NO_ERROR;
         t->pending = n; /* before any report can come */
         link_ticket(d, t);
@@ -435,7 +428,7 @@ size_t delivery_send_sync(struct delivery *d, const struct webhook_event *evs, s
 
                 t->is_sync = true;
                 t->trace_id = m->trace_id;
-                t->produced_us = now_us();
+                t->produced_us = clock_mono_us();
                 err = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(m->topic),
                                         RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
                                         RD_KAFKA_V_VALUE(m->value, m->value_len),

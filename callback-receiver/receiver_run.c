@@ -4,6 +4,7 @@
  * loop itself, the main thread's chores, the drain.
  */
 #include "receiver.h"
+#include "clock.h"
 #include "receiver_int.h"
 
 #include <arpa/inet.h>
@@ -53,22 +54,6 @@ static const char *const receiver_topics[] = {LF_TOPIC_STREAM,      LF_TOPIC_REC
 #define LOOP_WAIT_MS 100
 /* More loops than this are not made, whatever the CPU count. */
 #define LOOPS_MAX 64
-
-static long long now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ configuration */
 
@@ -215,7 +200,7 @@ static void loop_turn(struct loop *lp, int max_wait_ms)
 /* Turns until no request of this loop is open or the deadline (monotonic µs) passes. */
 static void wait_for_requests(struct loop *lp, long long deadline_us)
 {
-        while (atomic_load(&lp->open_requests) > 0 && now_us() < deadline_us)
+        while (atomic_load(&lp->open_requests) > 0 && clock_mono_us() < deadline_us)
                 loop_turn(lp, 10);
 }
 
@@ -226,9 +211,9 @@ static void wait_for_requests(struct loop *lp, long long deadline_us)
  */
 static void linger(struct loop *lp, long long until_us)
 {
-        while (now_us() < until_us &&
+        while (clock_mono_us() < until_us &&
                (atomic_load(&lp->open_requests) > 0 ||
-                now_us() - atomic_load(&lp->last_request_us) < DRAIN_QUIET_MS * 1000LL))
+                clock_mono_us() - atomic_load(&lp->last_request_us) < DRAIN_QUIET_MS * 1000LL))
                 loop_turn(lp, 10);
 }
 
@@ -251,15 +236,16 @@ static void loop_drain(struct loop *lp)
                 log_warn(NULL,
                          "drain deadline: answered 503 to %zu requests still waiting for acks",
                          abandoned);
-        wait_for_requests(lp, now_us() + RESPONSE_GRACE_MS * 1000);
+        wait_for_requests(lp, clock_mono_us() + RESPONSE_GRACE_MS * 1000);
         linger(lp, deadline_us + RESPONSE_GRACE_MS * 1000);
         /* Not with a connection suspended: each lookup is answered by its deadline. */
         while (atomic_load(&lp->lookups_waiting) > 0)
                 loop_turn(lp, 10);
-        wait_for_requests(lp, now_us() + RESPONSE_GRACE_MS * 1000); /* what a lookup resumed */
+        wait_for_requests(lp,
+                          clock_mono_us() + RESPONSE_GRACE_MS * 1000); /* what a lookup resumed */
         MHD_stop_daemon(lp->daemon);
         lp->daemon = NULL;
-        left_ms = (deadline_us - now_us()) / 1000;
+        left_ms = (deadline_us - clock_mono_us()) / 1000;
         lp->undelivered = delivery_flush(lp->delivery, left_ms > 0 ? (int)left_ms : 0);
 }
 
@@ -610,7 +596,7 @@ struct receiver *receiver_new(const struct settings *s, char *errstr, size_t err
                 receiver_destroy(rcv);
                 return NULL;
         }
-        rcv->next_stats_ms = wall_ms() + STATS_INTERVAL_MS;
+        rcv->next_stats_ms = clock_wall_ms() + STATS_INTERVAL_MS;
         return rcv;
 }
 
@@ -676,9 +662,9 @@ static void replay_spool(struct receiver *rcv)
         char errstr[256];
         long n;
 
-        if (!rcv->spool || wall_ms() < rcv->next_replay_ms || spool_pending(rcv->spool) == 0)
+        if (!rcv->spool || clock_wall_ms() < rcv->next_replay_ms || spool_pending(rcv->spool) == 0)
                 return;
-        rcv->next_replay_ms = wall_ms() + REPLAY_INTERVAL_MS;
+        rcv->next_replay_ms = clock_wall_ms() + REPLAY_INTERVAL_MS;
         n = spool_replay(rcv->spool, replay_send, rcv, errstr, sizeof(errstr));
         if (n < 0) {
                 log_error(NULL, "spool replay: %s", errstr);
@@ -694,17 +680,17 @@ static void replay_spool(struct receiver *rcv)
 
 void receiver_serve(struct receiver *rcv, int timeout_ms)
 {
-        if (now_us() / 1000 >= rcv->next_sweep_ms) {
+        if (clock_mono_us() / 1000 >= rcv->next_sweep_ms) {
                 conn_guard_sweep(rcv->guard);
                 receiver_report_quiet(rcv);
-                rcv->next_sweep_ms = now_us() / 1000 + SWEEP_INTERVAL_MS;
+                rcv->next_sweep_ms = clock_mono_us() / 1000 + SWEEP_INTERVAL_MS;
         }
         if (rcv->replay)
                 delivery_poll(rcv->replay, timeout_ms);
         else
                 poll(NULL, 0, timeout_ms); /* a signal ends it early */
         replay_spool(rcv);
-        if (wall_ms() >= rcv->next_stats_ms) {
+        if (clock_wall_ms() >= rcv->next_stats_ms) {
                 log_stats(rcv);
                 rcv->next_stats_ms += STATS_INTERVAL_MS;
         }
@@ -726,7 +712,7 @@ static void join_loops(struct receiver *rcv)
 
 int receiver_drain(struct receiver *rcv, long long timeout_ms)
 {
-        long long deadline_us = now_us() + timeout_ms * 1000;
+        long long deadline_us = clock_mono_us() + timeout_ms * 1000;
         int undelivered = 0;
 
         log_info(NULL, "draining: open=%d waiting=%zu timeout_ms=%lld loops=%zu",

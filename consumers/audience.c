@@ -44,14 +44,6 @@ struct audience_state {
         bool is_rebuilding;
 };
 
-static long long wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int audience_open(const struct role_env *env, void **state, char *errstr, size_t errstr_size)
 {
         const struct settings *s = env->settings;
@@ -563,8 +555,8 @@ static void audience_tick(void *state, long long now_ms)
         long long closed;
 
         (void)now_ms;
-        if (wall_ms() >= st->next_sweep_ms) {
-                st->next_sweep_ms = wall_ms() + st->sweep_interval_s * 1000;
+        if (clock_wall_ms() >= st->next_sweep_ms) {
+                st->next_sweep_ms = clock_wall_ms() + st->sweep_interval_s * 1000;
                 do {
                         closed = sweep_visits(st, err, sizeof(err));
                 } while (closed == SWEEP_MAX);
@@ -575,14 +567,14 @@ static void audience_tick(void *state, long long now_ms)
                         log_info(NULL, "audience: closed %lld visits silent for %lld s", closed,
                                  st->visit_timeout_s);
         }
-        if (wall_ms() >= st->next_purge_ms) {
-                st->next_purge_ms = wall_ms() + PURGE_EVERY_MS;
+        if (clock_wall_ms() >= st->next_purge_ms) {
+                st->next_purge_ms = clock_wall_ms() + PURGE_EVERY_MS;
                 purge(st);
         }
         check_redis_epoch(st);
         rebuild_step(st);
-        if (wall_ms() >= st->next_rank_ms && !st->is_rebuilding) {
-                st->next_rank_ms = wall_ms() + st->rank_interval_s * 1000;
+        if (clock_wall_ms() >= st->next_rank_ms && !st->is_rebuilding) {
+                st->next_rank_ms = clock_wall_ms() + st->rank_interval_s * 1000;
                 refresh_rank(st);
         }
 }

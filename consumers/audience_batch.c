@@ -13,15 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
-
-static long long mono_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 struct aud_batch *aud_batch_new(struct db *db)
 {
@@ -674,13 +667,13 @@ enum db_result aud_batch_apply(struct aud_batch *b, char *errstr, size_t errstr_
 
         if (!b->ops.n)
                 return DB_OK;
-        t[0] = mono_us();
+        t[0] = clock_mono_us();
         for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
                 if (!readers[i])
                         resolve(b);
                 else if ((r = readers[i](b, errstr, errstr_size)) != DB_OK)
                         return r;
-                t[i + 1] = mono_us();
+                t[i + 1] = clock_mono_us();
         }
         for (size_t i = 0; i < b->ops.n; i++) {
                 const struct op_row *o = AT(b->ops, struct op_row, i);
@@ -697,9 +690,9 @@ enum db_result aud_batch_apply(struct aud_batch *b, char *errstr, size_t errstr_
         }
         if (b->is_oom)
                 return aud_oom(errstr, errstr_size);
-        t[6] = mono_us();
+        t[6] = clock_mono_us();
         r = aud_batch_write(b, errstr, errstr_size);
-        t[7] = mono_us();
+        t[7] = clock_mono_us();
         log_debug(NULL,
                   "audience batch ops=%zu us: ledger %lld streams %lld visits %lld pairs %lld "
                   "apply %lld write %lld",

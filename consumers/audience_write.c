@@ -8,15 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
-
-static long long mono_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ------------------------------------------------------------------ writing */
 
@@ -276,11 +269,11 @@ enum db_result aud_batch_write(struct aud_batch *b, char *errstr, size_t errstr_
         long long t[8];
         enum db_result r;
 
-        t[0] = mono_us();
+        t[0] = clock_mono_us();
         for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++) {
                 if ((r = writers[i](b, errstr, errstr_size)) != DB_OK)
                         return r;
-                t[i + 1] = mono_us();
+                t[i + 1] = clock_mono_us();
         }
         log_debug(NULL,
                   "audience writes us: ledger %lld visits %lld history %lld viewers %lld rooms "

@@ -23,10 +23,7 @@
 
 long long consumer_now_ms(void)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return clock_wall_ms();
 }
 
 static void sleep_ms(long long ms)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "metrics.h"
 
 /* One partition ever assigned; kept (and reused) after revocation so pointers stay valid. */
@@ -31,14 +32,6 @@ struct consumer_lag {
         struct part_lag **parts;
         size_t part_cnt;
 };
-
-static long long wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct consumer_lag *consumer_lag_new(struct metrics *metrics, const char *role)
 {
@@ -78,7 +71,7 @@ void consumer_lag_set_consumer(struct consumer_lag *l, rd_kafka_t *rk)
 static double lag_seconds(void *arg)
 {
         struct part_lag *p = arg;
-        long long now = wall_ms(), ts = atomic_load(&p->pending_ts_ms);
+        long long now = clock_wall_ms(), ts = atomic_load(&p->pending_ts_ms);
         long long next = atomic_load(&p->next_offset), records = atomic_load(&p->records);
         int64_t lo = 0, hi = -1;
         rd_kafka_t *rk = atomic_load(&p->owner->rk);

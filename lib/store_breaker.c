@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -16,14 +17,6 @@ struct store_breaker {
         int trips; /* since it opened */
         struct metric *m_unavailable[STORE_KIND_CNT], *m_outages[STORE_KIND_CNT];
 };
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *store_kind_name(enum store_kind store)
 {
@@ -63,7 +56,7 @@ void store_breaker_destroy(struct store_breaker *b)
 void store_breaker_trip(struct store_breaker *b, enum store_kind store, const char *why,
                         int partitions)
 {
-        long long now = mono_ms();
+        long long now = clock_mono_ms();
 
         if (atomic_load(&b->open_store) < 0) {
                 b->opened_at_ms = now;
@@ -107,7 +100,7 @@ enum store_kind store_breaker_store(const struct store_breaker *b)
 
 bool store_breaker_probe_due(const struct store_breaker *b)
 {
-        return store_breaker_is_open(b) && mono_ms() >= b->probe_at_ms;
+        return store_breaker_is_open(b) && clock_mono_ms() >= b->probe_at_ms;
 }
 
 void store_breaker_close(struct store_breaker *b)
@@ -120,7 +113,7 @@ void store_breaker_close(struct store_breaker *b)
         metric_add(b->m_unavailable[store], -1);
         log_info(NULL, "%s is back after %.1f s: partitions resumed",
                  store_kind_name((enum store_kind)store),
-                 (double)(mono_ms() - b->opened_at_ms) / 1000.0);
+                 (double)(clock_mono_ms() - b->opened_at_ms) / 1000.0);
 }
 
 bool store_breaker_ready(const struct store_breaker *b, char *why, size_t why_size)

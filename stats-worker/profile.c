@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,14 +31,6 @@ struct profile {
         struct profile_run *run; /* the run itself, shared with liveflow-ctl (lib/) */
         struct metric *m_done, *m_failed, *m_superseded, *m_busy;
 };
-
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void register_metrics(struct profile *p, struct metrics *metrics)
 {
@@ -117,7 +110,7 @@ static void lock_release(struct profile *p, long long period, const char *token)
 /* @returns 0 when the period is done (by this run or an earlier one), -1 with errstr. */
 static int run_unless_done(struct profile *p, long long period, char *errstr, size_t errstr_size)
 {
-        long long started_ms = now_ms(), staged = 0, newer = -1;
+        long long started_ms = clock_wall_ms(), staged = 0, newer = -1;
         bool done = false;
         enum db_result r;
 
@@ -149,7 +142,7 @@ static int run_unless_done(struct profile *p, long long period, char *errstr, si
                 return -1;
         metric_add(p->m_done, 1);
         log_info(NULL, "profile run done period=%lld audiences=%lld ms=%lld", period, staged,
-                 now_ms() - started_ms);
+                 clock_wall_ms() - started_ms);
         return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* ------------------------------------------------------------------ dispatch */
@@ -214,10 +215,7 @@ int ctl_parse_duration(const char *s, long long *ms)
 
 long long ctl_now_ms(void)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return clock_wall_ms();
 }
 
 static int parse_utc(const char *s, long long *ms)

@@ -7,17 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "kafka.h"
 #include "log.h"
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static rd_kafka_t *create(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
                           size_t errstr_size)
@@ -186,14 +179,14 @@ int ctlk_scan(rd_kafka_t *rk, struct ctlk_range *ranges, size_t n, ctlk_record_f
               int timeout_ms, char *errstr, size_t errstr_size)
 {
         size_t open = assign_ranges(rk, ranges, n);
-        long long last = mono_ms();
+        long long last = clock_mono_ms();
         int rc = 0;
 
         while (open > 0 && rc == 0) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 
                 if (!m) {
-                        if (mono_ms() - last > timeout_ms) {
+                        if (clock_mono_ms() - last > timeout_ms) {
                                 snprintf(errstr, errstr_size,
                                          "no record for %d ms with %zu partition(s) unread",
                                          timeout_ms, open);
@@ -201,7 +194,7 @@ int ctlk_scan(rd_kafka_t *rk, struct ctlk_range *ranges, size_t n, ctlk_record_f
                         }
                         continue;
                 }
-                last = mono_ms();
+                last = clock_mono_ms();
                 rc = scan_one(m, ranges, n, fn, opaque, errstr, errstr_size);
                 rd_kafka_message_destroy(m);
                 if (rc == 1) {
@@ -295,8 +288,8 @@ struct ctlk_member *ctlk_member_join(const struct ctl *ctl, const char *group,
 {
         struct ctlk_member *m = calloc(1, sizeof(*m));
         rd_kafka_conf_t *conf = member_conf(ctl, group, cooperative, errstr, errstr_size);
-        long long deadline =
-                mono_ms() + 3 * ctl->settings.session_timeout_ms + ctl->settings.ctl_timeout_ms;
+        long long deadline = clock_mono_ms() + 3 * ctl->settings.session_timeout_ms +
+                             ctl->settings.ctl_timeout_ms;
 
         if (!m || !conf) {
                 if (conf)
@@ -313,7 +306,7 @@ struct ctlk_member *ctlk_member_join(const struct ctl *ctl, const char *group,
         rd_kafka_poll_set_consumer(m->rk);
         if (subscribe(m->rk, topics, errstr, errstr_size) == -1)
                 goto fail;
-        while (!m->assigned && mono_ms() < deadline)
+        while (!m->assigned && clock_mono_ms() < deadline)
                 ctlk_member_poll(m, 200);
         if (m->assigned)
                 return m;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "clock.h"
 #include "dlq.h"
 #include "dlq_headers.h"
 #include "log.h"
@@ -44,14 +45,6 @@ struct replay {
         json_t *seen; /* "topic/partition/offset" of the source records replayed by this run */
         char errstr[512];
 };
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -139,7 +132,7 @@ static int settle(struct replay *rp)
                 }
         }
         rp->uncommitted = 0;
-        rp->settled_mono_ms = mono_ms();
+        rp->settled_mono_ms = clock_mono_ms();
         return rp->keep_progress ? commit_progress(rp) : 0;
 }
 
@@ -178,7 +171,7 @@ static void pace(struct replay *rp)
         if (rp->opts->rate <= 0)
                 return;
         due = rp->started_mono_ms + (long long)((double)rp->selected * 1000.0 / rp->opts->rate);
-        while ((now = mono_ms()) < due) {
+        while ((now = clock_mono_ms()) < due) {
                 rd_kafka_poll(rp->producer, (int)(due - now));
         }
 }
@@ -318,7 +311,7 @@ static int replay_record(const rd_kafka_message_t *m, struct ctlk_range *r, void
         rp->next[i] = m->offset + 1;
         if (rp->opts->execute &&
             (++rp->uncommitted >= COMMIT_EVERY ||
-             mono_ms() - rp->settled_mono_ms >= COMMIT_EVERY_MS) &&
+             clock_mono_ms() - rp->settled_mono_ms >= COMMIT_EVERY_MS) &&
             settle(rp) == -1)
                 return -1;
         return 0;
@@ -530,7 +523,7 @@ int dlq_replay_run(struct ctl *ctl, const struct dlq_opts *opts)
         if (opts->execute)
                 signals_install(); /* SIGTERM/SIGINT: stop, wait for the acks, commit, exit */
         rp.now_ms = ctl_now_ms();
-        rp.started_mono_ms = rp.settled_mono_ms = mono_ms();
+        rp.started_mono_ms = rp.settled_mono_ms = clock_mono_ms();
         rp.records = json_array();
         rp.stops = json_array();
         rp.seen = json_object();

@@ -17,6 +17,7 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define LOCK_NAME "liveflow.migrate"
@@ -51,14 +52,6 @@ static int fail_mysql(const struct migrator *mg, const char *what, char *errstr,
         snprintf(errstr, errstr_size, "mysql %s: %s: %s", mg->where, what,
                  mg->mysql ? mysql_error(mg->mysql) : "out of memory");
         return -1;
-}
-
-static long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Runs one statement whose rows, if any, do not matter. */
@@ -249,7 +242,7 @@ static int apply_one(struct migrator *mg, const struct migration_dir *md, const 
 {
         char hex[65];
         size_t len;
-        long started_ms = now_ms();
+        long long started_ms = clock_mono_ms();
         char *buf = migration_dir_read(md, m, &len, errstr, errstr_size);
         int rc;
 
@@ -265,7 +258,8 @@ static int apply_one(struct migrator *mg, const struct migration_dir *md, const 
         if (rc == 0)
                 rc = record(mg, m, hex, errstr, errstr_size);
         if (rc == 0)
-                log_info(NULL, "applied %s/%s in %ld ms", md->path, m->name, now_ms() - started_ms);
+                log_info(NULL, "applied %s/%s in %lld ms", md->path, m->name,
+                         clock_mono_ms() - started_ms);
         return rc;
 }
 
