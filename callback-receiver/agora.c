@@ -122,15 +122,10 @@ static void hmac_hex(const EVP_MD *md, const char *key, const void *body, size_t
 {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned int mac_len = 0;
-        static const char hex[] = "0123456789abcdef";
 
         if (!HMAC(md, key, (int)strlen(key), body, len, mac, &mac_len))
                 mac_len = 0; /* an empty MAC matches no header */
-        for (unsigned int i = 0; i < mac_len; i++) {
-                out[2 * i] = hex[mac[i] >> 4];
-                out[2 * i + 1] = hex[mac[i] & 15];
-        }
-        out[2 * mac_len] = '\0';
+        crypto_hex(mac, mac_len, out);
         explicit_bzero(mac, sizeof(mac));
 }
 

@@ -169,17 +169,6 @@ const struct settings *vendor_api_settings(const struct vendor_api *va)
 
 /* ------------------------------------------------------------------ TC3-HMAC-SHA256 */
 
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-        static const char hex[] = "0123456789abcdef";
-
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = hex[d[i] >> 4];
-                out[2 * i + 1] = hex[d[i] & 15];
-        }
-        out[2 * n] = '\0';
-}
-
 static int hmac(const void *key, size_t key_len, const char *msg, unsigned char mac[32])
 {
         const void *parts[] = {msg};
@@ -232,7 +221,7 @@ int vendor_api_tc3_authorization(const struct tc3_request *rq, char *out, size_t
             hmac(key, 32, to_sign, mac) == -1)
                 return -1;
         OPENSSL_cleanse(key, sizeof(key));
-        to_hex(mac, 32, sig);
+        crypto_hex(mac, 32, sig);
         n = snprintf(out, out_size,
                      "TC3-HMAC-SHA256 Credential=%s/%s/%s/tc3_request, "
                      "SignedHeaders=content-type;host, Signature=%s",

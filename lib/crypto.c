@@ -34,7 +34,7 @@ static const EVP_MD *sha256_md(void)
         return sha256_alg ? sha256_alg : EVP_sha256();
 }
 
-static void to_hex(const unsigned char *d, size_t n, char *out)
+void crypto_hex(const unsigned char *d, size_t n, char *out)
 {
         static const char hex[] = "0123456789abcdef";
 
@@ -54,7 +54,7 @@ static void digest_hex(const EVP_MD *md, const void *data, size_t len, char *out
                 out[0] = '\0';
                 return;
         }
-        to_hex(d, n, out);
+        crypto_hex(d, n, out);
 }
 
 void crypto_md5_hex(const void *data, size_t len, char *out)
@@ -83,7 +83,7 @@ void crypto_sha256_hex_parts(const void *const parts[], const size_t part_lens[]
                 out[0] = '\0';
                 return;
         }
-        to_hex(d, len, out);
+        crypto_hex(d, len, out);
 }
 
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *const parts[],

@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/** @brief The n bytes of d as lowercase hex; out must hold 2 * n + 1 bytes. */
+void crypto_hex(const unsigned char *d, size_t n, char *out);
+
 /** @brief Lowercase hex MD5 of data; out must hold 33 bytes. */
 void crypto_md5_hex(const void *data, size_t len, char *out);
 

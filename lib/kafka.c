@@ -136,8 +136,8 @@ int kafka_conf_apply_operator(rd_kafka_conf_t *conf, const struct settings *s, c
         return 0;
 }
 
-static rd_kafka_t *create(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
-                          size_t errstr_size)
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                             size_t errstr_size)
 {
         char why[512];
         rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
@@ -188,7 +188,7 @@ rd_kafka_t *kafka_producer_new(const struct settings *s, const char *client_id,
         if (dr_cb)
                 rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, opaque);
-        return create(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+        return kafka_client_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 fail:
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -269,7 +269,7 @@ rd_kafka_t *kafka_consumer_new(const struct settings *s, const char *group,
         if (stats_cb)
                 rd_kafka_conf_set_stats_cb(conf, stats_cb);
         rd_kafka_conf_set_opaque(conf, opaque);
-        if (!(rk = create(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+        if (!(rk = kafka_client_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
                 return NULL;
         rd_kafka_poll_set_consumer(rk);
         if (subscribe(rk, topics, errstr, errstr_size) == -1) {

@@ -35,6 +35,13 @@ __attribute__((warn_unused_result)) int kafka_conf_apply_operator(rd_kafka_conf_
                                                                   char *errstr, size_t errstr_size);
 
 /**
+ * @brief rd_kafka_new() with its error as "kafka client: ..." in errstr. Takes conf: rk owns
+ * it, or it is destroyed when the client cannot be made. @returns the client, or NULL.
+ */
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                             size_t errstr_size);
+
+/**
  * @brief An idempotent, acks=all producer. dr_cb (may be NULL) receives every delivery report
  * from rd_kafka_poll(). Operator properties from the settings override the defaults.
  */

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto.h"
+
 /*
  * Each thread draws random bytes from OpenSSL in blocks and hands them out 16 at a time:
  * one RAND_bytes() call per 32 trace ids instead of one per request.
@@ -31,7 +33,6 @@ static int random_16(unsigned char b[16])
 
 void trace_id_new(char *out)
 {
-        static const char hex[] = "0123456789abcdef";
         unsigned char b[16];
 
         if (random_16(b) == -1) {
@@ -44,11 +45,7 @@ void trace_id_new(char *out)
                 memcpy(b, &x, 8);
                 memcpy(b + 8, &ts.tv_nsec, 8);
         }
-        for (int i = 0; i < 16; i++) {
-                out[2 * i] = hex[b[i] >> 4];
-                out[2 * i + 1] = hex[b[i] & 15];
-        }
-        out[32] = '\0';
+        crypto_hex(b, sizeof(b), out);
 }
 
 bool trace_id_is_valid(const char *s)

@@ -12,19 +12,6 @@
 #include "kafka.h"
 #include "log.h"
 
-static rd_kafka_t *create(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
-                          size_t errstr_size)
-{
-        char why[512];
-        rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
-
-        if (!rk) {
-                snprintf(errstr, errstr_size, "kafka client: %s", why);
-                rd_kafka_conf_destroy(conf);
-        }
-        return rk;
-}
-
 rd_kafka_t *ctlk_reader_new(const struct ctl *ctl, const char *group, char *errstr,
                             size_t errstr_size)
 {
@@ -45,7 +32,7 @@ rd_kafka_t *ctlk_reader_new(const struct ctl *ctl, const char *group, char *errs
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
-        if (!(rk = create(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+        if (!(rk = kafka_client_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
                 return NULL;
         rd_kafka_poll_set_consumer(rk);
         return rk;
@@ -301,7 +288,7 @@ struct ctlk_member *ctlk_member_join(const struct ctl *ctl, const char *group,
         m->assignment = rd_kafka_topic_partition_list_new(8);
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
         rd_kafka_conf_set_opaque(conf, m);
-        if (!(m->rk = create(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+        if (!(m->rk = kafka_client_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
                 goto fail;
         rd_kafka_poll_set_consumer(m->rk);
         if (subscribe(m->rk, topics, errstr, errstr_size) == -1)

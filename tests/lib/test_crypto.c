@@ -70,3 +70,15 @@ Test(crypto, sha256_hex_of_parts_is_that_of_their_concatenation)
         crypto_sha256_hex_parts(parts, lens, 0, out);
         cr_assert_str_eq(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
+
+Test(crypto, hex_writes_each_byte_as_two_lowercase_digits)
+{
+        const unsigned char d[] = {0x00, 0x0f, 0xa5, 0xff};
+        char out[2 * sizeof(d) + 1];
+
+        memset(out, 'x', sizeof(out));
+        crypto_hex(d, sizeof(d), out);
+        cr_assert_str_eq(out, "000fa5ff");
+        crypto_hex(d, 0, out);
+        cr_assert_str_eq(out, "");
+}
