@@ -256,11 +256,10 @@ int redis_conn_scan_page(struct redis_conn *rc, int argc, const char **argv, cha
         return rc_;
 }
 
-int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const char **const *cmds,
-                        char *errstr, size_t errstr_size)
+/* Connects if need be and queues the n commands of a pipeline (sent by the first read). */
+static int send_pipeline(struct redis_conn *rc, size_t n, const int *argcs,
+                         const char **const *cmds, char *errstr, size_t errstr_size)
 {
-        int rc_ = 0;
-
         if (ensure(rc, errstr, errstr_size) == -1)
                 return -1;
         for (size_t i = 0; i < n; i++)
@@ -269,6 +268,16 @@ int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const
                         rc->redis->err = REDIS_ERR_OOM;
                         return -1;
                 }
+        return 0;
+}
+
+int redis_conn_pipeline(struct redis_conn *rc, size_t n, const int *argcs, const char **const *cmds,
+                        char *errstr, size_t errstr_size)
+{
+        int rc_ = 0;
+
+        if (send_pipeline(rc, n, argcs, cmds, errstr, errstr_size) == -1)
+                return -1;
         /* Read every reply even after an error, so the connection stays in step. */
         for (size_t i = 0; i < n; i++) {
                 void *reply = NULL;
@@ -293,14 +302,8 @@ int redis_conn_pipeline_replies(struct redis_conn *rc, size_t n, const int *argc
 {
         for (size_t i = 0; i < n; i++)
                 replies[i] = NULL;
-        if (ensure(rc, errstr, errstr_size) == -1)
+        if (send_pipeline(rc, n, argcs, cmds, errstr, errstr_size) == -1)
                 return -1;
-        for (size_t i = 0; i < n; i++)
-                if (append_command(rc->redis, argcs[i], (const char **)cmds[i]) != REDIS_OK) {
-                        snprintf(errstr, errstr_size, "redis: out of memory");
-                        rc->redis->err = REDIS_ERR_OOM;
-                        return -1;
-                }
         for (size_t i = 0; i < n; i++) {
                 void *reply = NULL;
 
