@@ -152,10 +152,11 @@ static enum MHD_Result respond(struct request *req, unsigned int status, const c
         return MHD_YES;
 }
 
-/* Encodes req->ev into its value; the envelope borrows from req. */
-static int encode(struct request *req, char *errstr, size_t errstr_size)
+/* Encodes ev (req's, or one of its batch) into its value, raw being its body as received; the
+ * envelope borrows from req and ev. */
+static int encode_event(struct request *req, struct webhook_event *ev, const void *raw,
+                        size_t raw_len, char *errstr, size_t errstr_size)
 {
-        struct webhook_event *ev = &req->ev;
         const struct envelope env = {
                 .event_id = ev->event_id,
                 .vendor = ev->vendor,
@@ -166,8 +167,8 @@ static int encode(struct request *req, char *errstr, size_t errstr_size)
                 .event_time_ms = ev->event_time_ms,
                 .receive_time_ms = req->receive_ms,
                 .trace_id = req->trace_id,
-                .raw = ev->raw ? ev->raw : req->body,
-                .raw_len = ev->raw ? ev->raw_len : req->body_len,
+                .raw = raw,
+                .raw_len = raw_len,
         };
 
         ev->trace_id = req->trace_id;
@@ -227,23 +228,9 @@ static enum MHD_Result publish_batch(struct request *req)
         }
         for (size_t i = 0; i < b->n; i++) {
                 struct webhook_event *ev = &b->items[i].ev;
-                const struct envelope env = {
-                        .event_id = ev->event_id,
-                        .vendor = ev->vendor,
-                        .event_type = ev->event_type,
-                        .stream_id = ev->stream_id,
-                        .anchor_id = ev->anchor_id,
-                        .room_id = ev->room_id,
-                        .event_time_ms = ev->event_time_ms,
-                        .receive_time_ms = req->receive_ms,
-                        .trace_id = req->trace_id,
-                        .raw = b->items[i].raw,
-                        .raw_len = b->items[i].raw_len,
-                };
 
-                ev->trace_id = req->trace_id;
-                if (encoder_encode(rcv->encoder, &env, ev->payload_name, ev->fields, ev->payload,
-                                   &ev->value, &ev->value_len, errstr, sizeof(errstr)) == -1) {
+                if (encode_event(req, ev, b->items[i].raw, b->items[i].raw_len, errstr,
+                                 sizeof(errstr)) == -1) {
                         log_error(req->trace_id, "encoding event %zu %s event_id=%s: %s", i,
                                   ev->event_type, ev->event_id, errstr);
                         for (size_t j = 0; j < i; j++)
@@ -397,7 +384,9 @@ static void publish_claimed(struct request *req, enum claim_result res)
                 respond(req, verdict, verdict == 200 ? NULL : errstr_busy);
                 return;
         }
-        if (encode(req, errstr, sizeof(errstr)) == -1) {
+        if (encode_event(req, &req->ev, req->ev.raw ? req->ev.raw : req->body,
+                         req->ev.raw ? req->ev.raw_len : req->body_len, errstr,
+                         sizeof(errstr)) == -1) {
                 log_error(req->trace_id, "encoding %s event_id=%s: %s", req->ev.event_type,
                           req->ev.event_id, errstr);
                 claim_release(req->rcv->claim, &req->claim);
