@@ -671,7 +671,6 @@ int agora_map(struct agora *ag, const struct webhook_request *req, struct webhoo
               struct webhook_verdict *v)
 {
         struct notice n = {0};
-        json_error_t jerr;
         json_t *root;
         int rc;
 
@@ -680,15 +679,9 @@ int agora_map(struct agora *ag, const struct webhook_request *req, struct webhoo
                                       "no Agora NCS secret is configured (LIVEFLOW_AGORA_SECRET)");
         if (verify_signature(ag, req, v) == -1)
                 return -1;
-        /* Duplicate keys are refused: two "eventType" fields must not be read two ways. */
-        if (!(root = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES,
-                                &jerr)))
-                return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
-                                      jerr.line, jerr.column, jerr.text);
-        if (!json_is_object(root))
-                rc = webhook_refuse(v, 400, NULL, "body: expected a JSON object");
-        else if ((rc = read_notice(root, &n, v)) == 0 &&
-                 (rc = check_fresh(ag, &n, req->now_ms, v)) == 0)
+        if (webhook_json_body(req, &root, v) == -1) /* one "eventType" field, one reading */
+                return -1;
+        if ((rc = read_notice(root, &n, v)) == 0 && (rc = check_fresh(ag, &n, req->now_ms, v)) == 0)
                 rc = map_notice(ag, req, &n, ev, v);
         json_decref(root);
         if (rc == -1)

@@ -528,18 +528,12 @@ static int map_post_fields(const json_t *root, int64_t ts_s, struct webhook_even
 static int map_post(const struct webhook_request *req, int64_t ts_s, struct webhook_event *ev,
                     struct webhook_verdict *v)
 {
-        json_error_t jerr;
         json_t *root;
         int rc;
 
-        if (!(root = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES,
-                                &jerr)))
-                return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
-                                      jerr.line, jerr.column, jerr.text);
-        if (!json_is_object(root))
-                rc = webhook_refuse(v, 400, NULL, "body: expected a JSON object");
-        else
-                rc = map_post_fields(root, ts_s, ev, v);
+        if (webhook_json_body(req, &root, v) == -1)
+                return -1;
+        rc = map_post_fields(root, ts_s, ev, v);
         json_decref(root);
         return rc;
 }

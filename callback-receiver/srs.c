@@ -407,7 +407,6 @@ static int map_hls_notify(const struct webhook_request *req, struct webhook_even
 int srs_map(struct srs *srs, const struct webhook_request *req, struct webhook_event *ev,
             struct webhook_verdict *v)
 {
-        json_error_t jerr;
         json_t *root;
         int rc;
 
@@ -415,17 +414,9 @@ int srs_map(struct srs *srs, const struct webhook_request *req, struct webhook_e
                 return map_hls_notify(req, ev, v);
         if (!req->body || req->len == 0)
                 return webhook_refuse(v, 400, NULL, "body: empty, expected a JSON object");
-        /* Duplicate keys are refused: two "action" fields must not be read two ways. */
-        if (!(root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr))) {
-                if (json_error_code(&jerr) == json_error_out_of_memory)
-                        return webhook_refuse(v, 500, NULL, "out of memory");
-                return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
-                                      jerr.line, jerr.column, jerr.text);
-        }
-        if (!json_is_object(root))
-                rc = webhook_refuse(v, 400, NULL, "body: expected a JSON object");
-        else
-                rc = map_hook(srs, req, root, ev, v);
+        if (webhook_json_body(req, &root, v) == -1) /* one "action" field, one reading */
+                return -1;
+        rc = map_hook(srs, req, root, ev, v);
         json_decref(root);
         if (rc == -1)
                 webhook_event_fini(ev);

@@ -195,3 +195,22 @@ int webhook_set_id(char **dst, const char *s, size_t max_chars, const char *what
                 return webhook_refuse(v, 500, NULL, "out of memory");
         return 0;
 }
+
+int webhook_json_body(const struct webhook_request *req, json_t **root, struct webhook_verdict *v)
+{
+        json_error_t jerr;
+
+        if (!(*root = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES,
+                                 &jerr))) {
+                if (json_error_code(&jerr) == json_error_out_of_memory)
+                        return webhook_refuse(v, 500, NULL, "out of memory");
+                return webhook_refuse(v, 400, NULL, "body: malformed JSON at line %d column %d: %s",
+                                      jerr.line, jerr.column, jerr.text);
+        }
+        if (!json_is_object(*root)) {
+                json_decref(*root);
+                *root = NULL;
+                return webhook_refuse(v, 400, NULL, "body: expected a JSON object");
+        }
+        return 0;
+}

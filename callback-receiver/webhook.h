@@ -134,6 +134,13 @@ int webhook_refuse(struct webhook_verdict *v, unsigned int status, const char *a
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /**
+ * @brief The request body as a JSON object into *root (json_decref() it), duplicate keys
+ * refused (two fields of one name must not be read two ways). @returns 0, or -1 with v filled
+ * in: 400 for malformed JSON or another value than an object, 500 when out of memory.
+ */
+int webhook_json_body(const struct webhook_request *req, json_t **root, struct webhook_verdict *v);
+
+/**
  * @brief Sets *dst to a copy of the id s unless s is NULL or empty; an id of more than
  * max_chars UTF-8 characters is refused (400, "<what>: longer than N characters").
  * @returns 0, or -1 with v filled in.
