@@ -583,14 +583,12 @@ static enum db_result notify_punishment(struct audit_state *st, const struct con
 void audit_log_decision(const struct consumer_record *rec, const struct verdict *v,
                         const char *anchor, const struct decision *d)
 {
-        log_info(rec->trace_id,
-                 "%s stream=%s anchor=%s severity=%s punishment=%s outcome=%s close=%s "
-                 "topic=%s partition=%d offset=%lld",
-                 rec->ev.event_type, rec->ev.stream_id ? rec->ev.stream_id : "-",
-                 anchor[0] ? anchor : "-", audit_grade_name(v->severity),
-                 audit_grade_name(d->punishment), d->outcome,
-                 d->close_stream[0] ? d->close_stream : "-", rec->topic, rec->partition,
-                 rec->offset);
+        consumer_log_applied(
+                rec, (const char *const[]){
+                             "stream", rec->ev.stream_id, "anchor", anchor[0] ? anchor : NULL,
+                             "severity", audit_grade_name(v->severity), "punishment",
+                             audit_grade_name(d->punishment), "outcome", d->outcome, "close",
+                             d->close_stream[0] ? d->close_stream : NULL, NULL});
 }
 
 static enum apply_result audit_apply(void *state, struct consumer_record *rec, char *errstr,

@@ -317,9 +317,9 @@ static enum apply_result record_apply(void *state, struct consumer_record *rec, 
                                             errstr_size)) != DB_OK)
                         return apply_from_db(r);
         }
-        log_info(rec->trace_id, "%s stream=%s file=%s outcome=%s topic=%s partition=%d offset=%lld",
-                 rec->ev.event_type, rec->ev.stream_id, is_file ? f.file_id : "-", outcome,
-                 rec->topic, rec->partition, rec->offset);
+        consumer_log_applied(rec, (const char *const[]){"stream", rec->ev.stream_id, "file",
+                                                        is_file ? f.file_id : NULL, "outcome",
+                                                        outcome, NULL});
         return APPLY_DONE;
 }
 

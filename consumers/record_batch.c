@@ -423,10 +423,9 @@ static void log_batch(const struct record_batch *b)
                                   rec->ev.stream_id);
                         continue;
                 }
-                log_info(rec->trace_id,
-                         "%s stream=%s file=%s outcome=%s topic=%s partition=%d offset=%lld",
-                         rec->ev.event_type, rec->ev.stream_id, br->is_file ? br->f.file_id : "-",
-                         br->outcome, rec->topic, rec->partition, rec->offset);
+                consumer_log_applied(rec, (const char *const[]){"stream", rec->ev.stream_id, "file",
+                                                                br->is_file ? br->f.file_id : NULL,
+                                                                "outcome", br->outcome, NULL});
         }
 }
 

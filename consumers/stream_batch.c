@@ -9,7 +9,8 @@
  * leaves them, exactly as stream_apply() decides it, per stream in event order; then one
  * multi-row insert each into live_events (with each outcome), live_streams (every row the
  * batch changed, as it leaves it: an upsert of those that existed, a plain INSERT of the new)
- * and session_handoff (each ended session as it was when it ended). Session ids are taken in the same order as one record at a time would take them.
+ * and session_handoff (each ended session as it was when it ended). Session ids are taken in the
+ * same order as one record at a time would take them.
  *
  * publish_many(): the batch's streams projected to Redis in one transaction and one
  * pipeline; the session.end records of the batch's events read from the outbox in one query,
@@ -253,8 +254,8 @@ static void on_stream(const struct db_col *cols, void *arg)
                 b->is_mismatch = true;
                 return;
         }
-        const char **strs[] = {&s->anchor,      &s->room,         &s->vendor,   &s->vendor_session,
-                               &s->status,      &s->close_reason, &s->cover_url};
+        const char **strs[] = {&s->anchor, &s->room,         &s->vendor,   &s->vendor_session,
+                               &s->status, &s->close_reason, &s->cover_url};
 
         if (!keep_strs(s, cols, idx, strs, sizeof(idx) / sizeof(*idx))) {
                 b->is_oom = true;
@@ -657,10 +658,9 @@ static void log_batch(const struct stream_batch *b)
                         log_debug(rec->trace_id, "duplicate event %s stream=%s", rec->ev.event_id,
                                   rec->ev.stream_id);
                 else
-                        log_info(rec->trace_id,
-                                 "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",
-                                 rec->ev.event_type, rec->ev.stream_id, r->outcome, rec->topic,
-                                 rec->partition, rec->offset);
+                        consumer_log_applied(rec,
+                                             (const char *const[]){"stream", rec->ev.stream_id,
+                                                                   "outcome", r->outcome, NULL});
         }
 }
 

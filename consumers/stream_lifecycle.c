@@ -642,9 +642,8 @@ static enum apply_result stream_apply(void *state, struct consumer_record *rec, 
         }
         if (!stream_ends_session(&se, outcome))
                 rec->note |= NOTE_NO_HANDOFF;
-        log_info(rec->trace_id, "%s stream=%s outcome=%s topic=%s partition=%d offset=%lld",
-                 rec->ev.event_type, rec->ev.stream_id, outcome, rec->topic, rec->partition,
-                 rec->offset);
+        consumer_log_applied(
+                rec, (const char *const[]){"stream", rec->ev.stream_id, "outcome", outcome, NULL});
         return APPLY_DONE;
 }
 
@@ -713,8 +712,8 @@ static int stream_publish(void *state, struct consumer_record *rec, char *errstr
                 return -1;
         if (!row.found)
                 return 0;
-        return stream_publish_rest(st, rec, row.status, row.vendor,
-                                   !(rec->note & NOTE_NO_HANDOFF), errstr, errstr_size);
+        return stream_publish_rest(st, rec, row.status, row.vendor, !(rec->note & NOTE_NO_HANDOFF),
+                                   errstr, errstr_size);
 }
 
 int stream_publish_rest(struct stream_state *st, struct consumer_record *rec, const char *status,

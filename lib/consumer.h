@@ -92,6 +92,13 @@ struct consumer_role {
         void (*close)(void *state);
 };
 
+/**
+ * @brief The INFO line of a record a role applied: "<event_type> key=value ... topic=<topic>
+ * partition=<partition> offset=<offset>", pairs a NULL-terminated list of keys and values (a
+ * NULL value is written "-"). Built by appending, not printf: a batch writes one per record.
+ */
+void consumer_log_applied(const struct consumer_record *rec, const char *const pairs[]);
+
 struct consumer;
 
 /**

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "signals.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------ decoding */
 
@@ -351,4 +352,30 @@ void consumer_publish_batch(struct consumer *c)
         for (size_t i = 0; i < c->item_cnt && !c->is_outage; i++)
                 if (c->items[i].state == ITEM_APPLIED)
                         publish_one(c, &c->items[i]);
+}
+
+void consumer_log_applied(const struct consumer_record *rec, const char *const pairs[])
+{
+        char line[1024], num[TEXT_LL_MAX];
+        size_t len = 0;
+
+        if (log_current_level < LOG_LEVEL_INFO)
+                return;
+        line[0] = '\0';
+        text_append(line, sizeof(line), &len, rec->ev.event_type ? rec->ev.event_type : "-");
+        for (size_t i = 0; pairs[i]; i += 2) {
+                text_append(line, sizeof(line), &len, " ");
+                text_append(line, sizeof(line), &len, pairs[i]);
+                text_append(line, sizeof(line), &len, "=");
+                text_append(line, sizeof(line), &len, pairs[i + 1] ? pairs[i + 1] : "-");
+        }
+        text_append(line, sizeof(line), &len, " topic=");
+        text_append(line, sizeof(line), &len, rec->topic);
+        text_append(line, sizeof(line), &len, " partition=");
+        text_int(num, sizeof(num), rec->partition);
+        text_append(line, sizeof(line), &len, num);
+        text_append(line, sizeof(line), &len, " offset=");
+        text_int(num, sizeof(num), rec->offset);
+        text_append(line, sizeof(line), &len, num);
+        log_write_msg(LOG_LEVEL_INFO, rec->trace_id, line);
 }

@@ -183,7 +183,22 @@ Test(record, file_is_stored_and_linked_to_the_session_that_holds_it)
                        "WHERE consumer = 'record' AND stream_id = '%s'",
                        s);
         cr_assert_str_eq(v, "record.file|applied|live.record");
+        support_query1(fx.mysql, v, sizeof(v),
+                       "SELECT CONCAT('partition=', kafka_partition, ' offset=', kafka_offset) "
+                       "FROM live_events WHERE consumer = 'record' AND stream_id = '%s'",
+                       s);
         stop_consumer_expect_clean_exit();
+        /* The record's line in the log (flushed by the drain), with its trace id and place. */
+        char *log = support_read_file(fx.log_path, NULL);
+        char want[1536];
+
+        cr_assert_not_null(log);
+        snprintf(
+                want, sizeof(want),
+                "INFO trace=%s record.file stream=%s file=%s outcome=applied topic=live.record %s\n",
+                TRACE, s, file, v);
+        cr_assert(strstr(log, want), "no line \"%s\" in %s", want, fx.log_path);
+        free(log);
 }
 
 Test(record, file_outside_the_stream_session_is_not_linked_to_it)
