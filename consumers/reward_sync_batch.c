@@ -300,26 +300,19 @@ static void add_tip_row(struct reward_batch *b, const struct batch_tip *bt)
 {
         struct db *db = b->st->db;
         const struct tip *t = &bt->t;
+        const char *ids[] = {t->tip_id, t->audience_id, t->anchor_id, t->room_id};
+        const char *kinds[] = {t->audience_gender ? t->audience_gender : "unknown",
+                               t->anchor_gender ? t->anchor_gender : "unknown", t->audience_type};
 
         db_text_add(&b->sql, "(");
-        db_text_str(db, &b->sql, t->tip_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->audience_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->anchor_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->room_id);
+        role_text_strs(db, &b->sql, ids, 4);
         if (bt->session_id)
                 db_text_add(&b->sql, ", %lld, %lld, %lld, ", bt->session_id, bt->seq, t->amount);
         else
                 db_text_add(&b->sql, ", NULL, %lld, %lld, ", bt->seq, t->amount);
         db_text_str(db, &b->sql, t->gift_id);
         db_text_add(&b->sql, ", %lld, ", t->gift_count);
-        db_text_str(db, &b->sql, t->audience_gender ? t->audience_gender : "unknown");
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->anchor_gender ? t->anchor_gender : "unknown");
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, t->audience_type);
+        role_text_strs(db, &b->sql, kinds, 3);
         db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000))", t->ts_ms);
 }
 

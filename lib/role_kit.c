@@ -63,6 +63,15 @@ int role_cmp_str(const void *a, const void *b)
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+void role_text_strs(struct db *db, struct db_text *sql, const char *const *strs, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        db_text_add(sql, ", ");
+                db_text_str(db, sql, strs[i]);
+        }
+}
+
 size_t role_distinct(const char **strs, size_t n)
 {
         size_t cnt = 0;

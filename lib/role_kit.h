@@ -55,6 +55,9 @@ bool role_time_storable(long long ms);
 /** @brief strcmp() of two `const char *` array elements, for qsort() and bsearch(). */
 int role_cmp_str(const void *a, const void *b);
 
+/** @brief Appends the n strings to sql as quoted values separated by ", " (a row's columns). */
+void role_text_strs(struct db *db, struct db_text *sql, const char *const *strs, size_t n);
+
 /** @brief Sorts the n strings and keeps each distinct one once, in order. @returns how many. */
 size_t role_distinct(const char **strs, size_t n);
 

@@ -395,13 +395,12 @@ static enum db_result insert_details(struct tip_run *run, size_t *count, char *e
         *count = 0;
         for (size_t i = 0; i < run->n; i++) {
                 const struct run_tip *t = &run->tips[i];
+                const char *ids[] = {t->se.id, t->se.anchor_id};
 
                 if (!is_new_tip(t))
                         continue;
                 db_text_add(&run->sql, (*count)++ ? ", (" : "(");
-                db_text_str(run->st->db, &run->sql, t->se.id);
-                db_text_add(&run->sql, ", ");
-                db_text_str(run->st->db, &run->sql, t->se.anchor_id);
+                role_text_strs(run->st->db, &run->sql, ids, 2);
                 db_text_add(&run->sql, ", %lld, %lld, %lld, %lld, FROM_UNIXTIME(%lld / 1000))",
                             t->se.amount, t->ratio_bp, t->split.anchor_amount,
                             t->split.platform_amount, t->se.time_ms);

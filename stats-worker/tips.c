@@ -424,21 +424,14 @@ static void add_tip_row(struct tip_batch *b, const struct batch_tip *bt)
 {
         struct db *db = b->t->db;
         const struct reward *rw = &bt->rw;
+        const char *ids[] = {rw->tip_id, bt->ev->event_id, rw->audience_id, rw->anchor_id,
+                             rw->room_id};
+        const char *genders[] = {bt->anchor_gender, bt->audience_gender};
 
         db_text_add(&b->sql, "(");
-        db_text_str(db, &b->sql, rw->tip_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, bt->ev->event_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, rw->audience_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, rw->anchor_id);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, rw->room_id);
+        role_text_strs(db, &b->sql, ids, 5);
         db_text_add(&b->sql, ", %lld, %lld, ", rw->amount, rw->gift_count);
-        db_text_str(db, &b->sql, bt->anchor_gender);
-        db_text_add(&b->sql, ", ");
-        db_text_str(db, &b->sql, bt->audience_gender);
+        role_text_strs(db, &b->sql, genders, 2);
         db_text_add(&b->sql, ", FROM_UNIXTIME(%lld / 1000), FROM_UNIXTIME(%lld))", rw->ts_ms,
                     rw->ts_ms / HOUR_MS * (HOUR_MS / 1000));
 }
@@ -524,13 +517,10 @@ static enum db_result add_to_hours(struct tip_batch *b, char *errstr, size_t err
                              "audience_gender, amount_sum, reward_count) VALUES ");
         for (size_t i = 0; i < b->hour_cnt; i++) {
                 const struct batch_hour *h = &b->hours[i];
+                const char *key[] = {h->anchor_id, h->anchor_gender, h->audience_gender};
 
                 db_text_add(&b->sql, "%s(FROM_UNIXTIME(%lld), ", i ? ", " : "", h->hour_s);
-                db_text_str(db, &b->sql, h->anchor_id);
-                db_text_add(&b->sql, ", ");
-                db_text_str(db, &b->sql, h->anchor_gender);
-                db_text_add(&b->sql, ", ");
-                db_text_str(db, &b->sql, h->audience_gender);
+                role_text_strs(db, &b->sql, key, 3);
                 db_text_add(&b->sql, ", %lld, %lld)", h->amount, h->count);
         }
         db_text_add(&b->sql, " ON DUPLICATE KEY UPDATE amount_sum = amount_sum + "
@@ -554,11 +544,11 @@ static enum db_result learn_genders(struct tip_batch *b, char *errstr, size_t er
                 if (!b->audiences[i].is_learned ||
                     strcmp(b->audiences[i].gender, b->audiences[i].on_file) == 0)
                         continue;
+                const char *row[] = {b->audiences[i].id, b->audiences[i].gender};
+
                 db_text_add(&b->sql, is_first ? "(" : ", (");
                 is_first = false;
-                db_text_str(b->t->db, &b->sql, b->audiences[i].id);
-                db_text_add(&b->sql, ", ");
-                db_text_str(b->t->db, &b->sql, b->audiences[i].gender);
+                role_text_strs(b->t->db, &b->sql, row, 2);
                 db_text_add(&b->sql, ")");
         }
         if (is_first)
