@@ -236,28 +236,32 @@ static struct timespec deadline_after(int ms)
         return ts;
 }
 
-static enum anchor_lookup_result lookup(void *ctx, const char *anchor_id, const char *trace_id,
-                                        struct anchor_record *anchor)
+/* A job for anchor_id, held by its submitter and a worker; NULL when out of memory. */
+static struct job *job_new(const char *anchor_id, const char *trace_id)
 {
-        struct lookup_deadline *ld = ctx;
-        struct timespec deadline = deadline_after(ld->timeout_ms);
-        enum anchor_lookup_result result = ANCHOR_LOOKUP_UNAVAILABLE;
         struct job *j = calloc(1, sizeof(*j));
-        int rc = 0;
 
         if (!j || !(j->anchor_id = strdup(anchor_id))) {
                 free(j);
-                return ANCHOR_LOOKUP_UNAVAILABLE;
+                return NULL;
         }
         snprintf(j->trace_id, sizeof(j->trace_id), "%s", trace_id ? trace_id : "-");
         j->refs = 2;
-        pthread_mutex_lock(&ld->lock);
-        if (ld->queued >= ld->queue_max || ld->is_stopping) { /* every worker stuck for long */
+        return j;
+}
+
+/*
+ * Queues j for a worker, ld->lock held. @returns false when the queue is full or stopping
+ * (every worker stuck for long): then the lock is released, j freed and a timeout counted.
+ */
+static bool enqueue_locked(struct lookup_deadline *ld, struct job *j)
+{
+        if (ld->queued >= ld->queue_max || ld->is_stopping) {
                 pthread_mutex_unlock(&ld->lock);
                 free(j->anchor_id);
                 free(j);
                 metric_add(ld->m_timeouts, 1);
-                return ANCHOR_LOOKUP_UNAVAILABLE;
+                return false;
         }
         if (ld->tail)
                 ld->tail->next = j;
@@ -266,6 +270,23 @@ static enum anchor_lookup_result lookup(void *ctx, const char *anchor_id, const 
         ld->tail = j;
         ld->queued++;
         pthread_cond_signal(&ld->work);
+        return true;
+}
+
+static enum anchor_lookup_result lookup(void *ctx, const char *anchor_id, const char *trace_id,
+                                        struct anchor_record *anchor)
+{
+        struct lookup_deadline *ld = ctx;
+        struct timespec deadline = deadline_after(ld->timeout_ms);
+        enum anchor_lookup_result result = ANCHOR_LOOKUP_UNAVAILABLE;
+        struct job *j = job_new(anchor_id, trace_id);
+        int rc = 0;
+
+        if (!j)
+                return ANCHOR_LOOKUP_UNAVAILABLE;
+        pthread_mutex_lock(&ld->lock);
+        if (!enqueue_locked(ld, j))
+                return ANCHOR_LOOKUP_UNAVAILABLE;
         while (!j->is_done && rc != ETIMEDOUT)
                 rc = pthread_cond_timedwait(&ld->done, &ld->lock, &deadline);
         if (j->is_done && !ld->is_stopping) {
@@ -284,42 +305,27 @@ static enum anchor_lookup_result lookup(void *ctx, const char *anchor_id, const 
 void lookup_deadline_start(struct lookup_deadline *ld, const char *anchor_id, const char *trace_id,
                            struct anchor_answer *ans, void (*done)(void *arg), void *arg)
 {
-        struct job *j = calloc(1, sizeof(*j));
+        struct job *j = job_new(anchor_id, trace_id);
 
-        if (!j || !(j->anchor_id = strdup(anchor_id))) {
-                free(j);
-                ans->result = ANCHOR_LOOKUP_UNAVAILABLE;
+        if (!j) {
                 metric_add(ld->m_timeouts, 1);
-                done(arg);
-                return;
+                goto unavailable;
         }
-        snprintf(j->trace_id, sizeof(j->trace_id), "%s", trace_id ? trace_id : "-");
         j->ans = ans;
         j->done = done;
         j->arg = arg;
         j->deadline = deadline_after(ld->timeout_ms);
-        j->refs = 2;
         pthread_mutex_lock(&ld->lock);
-        if (ld->queued >= ld->queue_max || ld->is_stopping) { /* every worker stuck for long */
-                pthread_mutex_unlock(&ld->lock);
-                free(j->anchor_id);
-                free(j);
-                ans->result = ANCHOR_LOOKUP_UNAVAILABLE;
-                metric_add(ld->m_timeouts, 1);
-                done(arg);
-                return;
-        }
-        if (ld->tail)
-                ld->tail->next = j;
-        else
-                ld->head = j;
-        ld->tail = j;
-        ld->queued++;
+        if (!enqueue_locked(ld, j))
+                goto unavailable;
         j->timer_next = ld->timers;
         ld->timers = j;
-        pthread_cond_signal(&ld->work);
         pthread_cond_signal(&ld->timer);
         pthread_mutex_unlock(&ld->lock);
+        return;
+unavailable:
+        ans->result = ANCHOR_LOOKUP_UNAVAILABLE;
+        done(arg);
 }
 
 struct anchor_lookup lookup_deadline_lookup(struct lookup_deadline *ld)
