@@ -59,7 +59,6 @@ __attribute__((warn_unused_result)) int session_handoff_send(struct session_hand
  */
 __attribute__((warn_unused_result)) int
 session_handoff_send_many(struct session_handoff *h, const char *const *event_ids,
-                          const char *const *trace_ids, size_t n, char *errstr,
-                          size_t errstr_size);
+                          const char *const *trace_ids, size_t n, char *errstr, size_t errstr_size);
 
 #endif

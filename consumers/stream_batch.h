@@ -18,9 +18,9 @@
 struct sb_stream {
         const char *stream_id;
         const char *key_vendor; /* live_streams is keyed by (vendor, stream_id) */
-        char *db_strs; /* the row's strings as read, one allocation (NULL: no row) */
-        const char *cover_url; /* as read: the batch does not change it */
-        bool does_exist; /* the row existed before the batch (and is locked) */
+        char *db_strs;          /* the row's strings as read, one allocation (NULL: no row) */
+        const char *cover_url;  /* as read: the batch does not change it */
+        bool does_exist;        /* the row existed before the batch (and is locked) */
         bool found, is_changed;
         const char *anchor, *room, *vendor, *vendor_session, *status, *close_reason;
         long long session_id;                                     /* 0: NULL */

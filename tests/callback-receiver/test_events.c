@@ -390,7 +390,6 @@ static void e2e_teardown(void)
 
 TestSuite(events_e2e, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
 
-
 /* POSTs body to /v1/events signed now under webhook-id id, with X-Request-Id trace_id. */
 static struct reply post_events(const char *body, const char *id, const char *trace_id)
 {

@@ -138,7 +138,6 @@ TestSuite(receiver_e2e, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------------ HTTP */
 
-
 void keep_header(const char *line, size_t len, const char *name, char *out, size_t size)
 {
         size_t name_len = strlen(name);

@@ -124,7 +124,6 @@ static void stop_receiver_expect_clean_exit(void)
         unlink(e2e.log_path); /* kept only when something failed */
 }
 
-
 /* POSTs body as SRS does (application/json) to path; trace_id goes in X-Request-Id. */
 static struct reply post(const char *path, const char *body, const char *trace_id)
 {

@@ -145,9 +145,9 @@ Test(batch_oracle, stream_batch_locks_only_its_own_rows)
         open_lock_side(&s, 0);
         recs = lock_batch(slots, errors, false);
         cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
-        cr_assert_eq(stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err,
-                                                      sizeof(err)),
-                     APPLY_DONE, "%s", err);
+        cr_assert_eq(
+                stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err, sizeof(err)),
+                APPLY_DONE, "%s", err);
         /* the batch's transaction is open: its rows are locked, and only they */
         cr_expect(!may_lock(s.mysql, "lk-7"), "a stream of the batch is not locked");
         cr_expect(!may_lock(s.mysql, "lk-519"), "a stream of the batch is not locked");
@@ -194,9 +194,9 @@ Test(batch_oracle, stream_projection_locks_only_its_own_rows)
         open_lock_side(&s, 9);
         recs = lock_batch(slots, errors, false);
         cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
-        cr_assert_eq(stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err,
-                                                      sizeof(err)),
-                     APPLY_DONE, "%s", err);
+        cr_assert_eq(
+                stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err, sizeof(err)),
+                APPLY_DONE, "%s", err);
         cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
         for (int i = 0; i < LOCK_STREAMS; i++) { /* online, as the begins' projection left them */
                 char stream[32];
@@ -216,17 +216,17 @@ Test(batch_oracle, stream_projection_locks_only_its_own_rows)
                   "%s", err);
         cr_assert(mysql_query(s.mysql, "START TRANSACTION") == 0, "%s", mysql_error(s.mysql));
         cr_assert(may_lock(s.mysql, "lk-other"));
-        cr_expect_eq(stream_lifecycle_role.publish_many(s.state, ptrs, LOCK_STREAMS, err,
-                                                        sizeof(err)),
-                     0, "the projection waited on a stream it does not touch: %s", err);
+        cr_expect_eq(
+                stream_lifecycle_role.publish_many(s.state, ptrs, LOCK_STREAMS, err, sizeof(err)),
+                0, "the projection waited on a stream it does not touch: %s", err);
         cr_assert(mysql_query(s.mysql, "ROLLBACK") == 0, "%s", mysql_error(s.mysql));
         /* and it projected every stream of the batch: they ended and left the set */
         cr_expect_str_eq(online(&s, "lk-7"), "0");
         cr_expect_str_eq(online(&s, "lk-519"), "0");
         cr_expect_str_eq(online(&s, "lk-other"), "1");
         cr_expect_str_eq(redis_do(&s, "SCARD", NULL), "1");
-        cr_assert(mysql_query(s.mysql, "SELECT COUNT(*) FROM live_streams WHERE status = 'ended'") ==
-                          0,
+        cr_assert(mysql_query(s.mysql,
+                              "SELECT COUNT(*) FROM live_streams WHERE status = 'ended'") == 0,
                   "%s", mysql_error(s.mysql));
         res = mysql_store_result(s.mysql);
         cr_assert(res && (row = mysql_fetch_row(res)));
@@ -263,9 +263,9 @@ Test(batch_oracle, stream_publish_of_new_begins_does_not_read_the_outbox)
                      APPLY_DONE, "%s", err);
         cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
         cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
-        cr_assert_eq(stream_lifecycle_role.apply(s.state, &recs[LOCK_STREAMS - 1], err,
-                                                 sizeof(err)),
-                     APPLY_DONE, "%s", err);
+        cr_assert_eq(
+                stream_lifecycle_role.apply(s.state, &recs[LOCK_STREAMS - 1], err, sizeof(err)),
+                APPLY_DONE, "%s", err);
         cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
         for (int i = 0; i < LOCK_STREAMS; i++)
                 ptrs[i] = &recs[i];
@@ -277,9 +277,9 @@ Test(batch_oracle, stream_publish_of_new_begins_does_not_read_the_outbox)
         cr_expect_eq(stream_lifecycle_role.publish_many(s.state, ptrs, LOCK_STREAMS - 1, err,
                                                         sizeof(err)),
                      0, "the batch's publish read the outbox: %s", err);
-        cr_expect_eq(stream_lifecycle_role.publish(s.state, &recs[LOCK_STREAMS - 1], err,
-                                                   sizeof(err)),
-                     0, "the record's publish read the outbox: %s", err);
+        cr_expect_eq(
+                stream_lifecycle_role.publish(s.state, &recs[LOCK_STREAMS - 1], err, sizeof(err)),
+                0, "the record's publish read the outbox: %s", err);
         cr_assert(mysql_query(s.mysql, "UNLOCK TABLES") == 0, "%s", mysql_error(s.mysql));
         /* and they went live */
         cr_expect_str_eq(online(&s, "nb-0"), "1");
@@ -327,17 +327,17 @@ Test(batch_oracle, stream_publish_of_a_batch_of_ends_is_a_few_statements)
         open_lock_side(&s, 15);
         recs = lock_batch(slots, errors, false);
         cr_assert(db_begin(s.db, err, sizeof(err)) == DB_OK, "%s", err);
-        cr_assert_eq(stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err,
-                                                      sizeof(err)),
-                     APPLY_DONE, "%s", err);
+        cr_assert_eq(
+                stream_lifecycle_role.apply_many(s.state, slots, LOCK_STREAMS, err, sizeof(err)),
+                APPLY_DONE, "%s", err);
         cr_assert(db_commit(s.db, err, sizeof(err)) == DB_OK, "%s", err);
         cr_assert_str_eq(query_one(&s, "SELECT COUNT(*) FROM session_handoff"), "520");
         for (int i = 0; i < LOCK_STREAMS; i++)
                 ptrs[i] = &recs[i];
         before = statements_run(&s);
-        cr_expect_eq(stream_lifecycle_role.publish_many(s.state, ptrs, LOCK_STREAMS, err,
-                                                        sizeof(err)),
-                     0, "%s", err);
+        cr_expect_eq(
+                stream_lifecycle_role.publish_many(s.state, ptrs, LOCK_STREAMS, err, sizeof(err)),
+                0, "%s", err);
         /*
          * A few statements a batch (the projection's, the outbox's, the live.notify relay's
          * pages), far from one a record; +1: statements_run()'s own SHOW.
@@ -383,8 +383,7 @@ static void open_peer(struct side *peer, const struct side *s)
         env.producer = peer->producer;
         env.ack = &peer->ack;
         env.role = stream_lifecycle_role.name;
-        cr_assert(stream_lifecycle_role.open(&env, &peer->state, err, sizeof(err)) == 0, "%s",
-                  err);
+        cr_assert(stream_lifecycle_role.open(&env, &peer->state, err, sizeof(err)) == 0, "%s", err);
 }
 
 /* Begins of new streams g-<first>, g-<first + 2>, ...: n of them. */

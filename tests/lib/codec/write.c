@@ -137,8 +137,7 @@ Test(codec, direct_writer_writes_avro_cs_bytes_for_every_notify_kind)
 
         env.vendor = "liveflow";
         for (size_t i = 0; i < sizeof(notify) / sizeof(notify[0]); i++)
-                cr_assert(eq(int, encode_both_text(&env, "Notify", notify[i]), 0), "%s",
-                          notify[i]);
+                cr_assert(eq(int, encode_both_text(&env, "Notify", notify[i]), 0), "%s", notify[i]);
         /* what the schema refuses, both refuse: a kind missing, a close method past int */
         cr_assert(eq(int, encode_both_text(&env, "Notify", "{\"at_ms\":1}"), -1));
         cr_assert(eq(int,
