@@ -1,6 +1,7 @@
 /* support.c: helpers shared by the test suites. */
 #include "support.h"
 
+#include "codec.h"
 #include "crypto.h"
 #include "url.h"
 
@@ -516,6 +517,17 @@ int support_header(const rd_kafka_message_t *m, const char *name, char *out, siz
                 return -1;
         snprintf(out, size, "%.*s", (int)len, (const char *)v);
         return 0;
+}
+
+void support_decode(const rd_kafka_message_t *m, struct event *out)
+{
+        char errstr[256];
+        struct codec *codec = codec_new(errstr, sizeof(errstr));
+
+        cr_assert(codec != NULL, "%s", errstr);
+        cr_assert(codec_decode(codec, m->payload, m->len, out, errstr, sizeof(errstr)) == 0, "%s",
+                  errstr);
+        codec_destroy(codec);
 }
 
 rd_kafka_message_t *support_reader_until(struct support_reader *r, const char *trace_id,

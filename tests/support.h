@@ -225,6 +225,12 @@ void support_reader_close(struct support_reader *r);
 /** @brief Copies header name of m into out. @returns 0, or -1 when m has no such header. */
 int support_header(const rd_kafka_message_t *m, const char *name, char *out, size_t size);
 
+struct event;
+
+/** @brief Decodes m's Avro value into out (event_fini() frees it); fails the test when it cannot.
+ */
+void support_decode(const rd_kafka_message_t *m, struct event *out);
+
 /*
  * A TCP relay in front of a real server, to take the server away from one client without
  * stopping it for the other tests: support_proxy_cut() closes every relayed connection and

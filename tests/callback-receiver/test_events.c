@@ -428,18 +428,6 @@ static struct reply post_events(const char *body, const char *id, const char *tr
         return r;
 }
 
-static void decode(const rd_kafka_message_t *rkm, struct event *out)
-{
-        char errstr[256];
-        struct codec *codec = codec_new(errstr, sizeof(errstr));
-
-        cr_assert(codec != NULL, "%s", errstr);
-        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, out, errstr, sizeof(errstr)),
-                     0),
-                  "%s", errstr);
-        codec_destroy(codec);
-}
-
 Test(events_e2e, a_batch_is_answered_200_with_every_event_in_its_topic)
 {
         char stream[64], trace[64], app_id[64], want_id[96], body[1024];
@@ -465,7 +453,7 @@ Test(events_e2e, a_batch_is_answered_200_with_every_event_in_its_topic)
 
         rkm = support_reader_until(viewer, trace, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL, "no live.viewer record");
-        decode(rkm, &ev);
+        support_decode(rkm, &ev);
         snprintf(want_id, sizeof(want_id), "%s-1", app_id);
         cr_assert_str_eq(ev.event_type, "viewer.enter");
         cr_assert_str_eq(ev.stream_id, stream);
@@ -480,7 +468,7 @@ Test(events_e2e, a_batch_is_answered_200_with_every_event_in_its_topic)
 
         rkm = support_reader_until(inter, trace, NULL, NULL, NULL, 20000);
         cr_assert(rkm != NULL, "no live.interaction record");
-        decode(rkm, &ev);
+        support_decode(rkm, &ev);
         cr_assert_str_eq(ev.event_type, "interaction.like");
         cr_assert(eq(i64, json_integer_value(json_object_get(ev.payload, "count")), 3));
         event_fini(&ev);

@@ -251,14 +251,11 @@ char *signed_push(const char *stream_id, const char *key, long long t_offset_s)
 Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
 {
         struct support_reader *tr;
-        char stream[64], trace[64], want_id[65], errstr[256], value[128];
-        struct codec *codec = codec_new(errstr, sizeof(errstr));
+        char stream[64], trace[64], want_id[65], value[128];
         struct event ev = {0};
         rd_kafka_message_t *rkm;
         struct reply r;
         char *body;
-
-        cr_assert(codec != NULL, "%s", errstr);
         support_unique_name("e2e_stream", stream, sizeof(stream));
         support_unique_name("e2e-trace-push", trace, sizeof(trace));
         tr = support_reader_open("live.stream");
@@ -286,9 +283,7 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
         cr_assert(eq(int, support_header(rkm, "event_id", value, sizeof(value)), 0));
         cr_assert_str_eq(value, want_id);
 
-        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, &ev, errstr, sizeof(errstr)),
-                     0),
-                  "%s", errstr);
+        support_decode(rkm, &ev);
         cr_assert_str_eq(ev.event_id, want_id);
         cr_assert_str_eq(ev.vendor, "tencent");
         cr_assert_str_eq(ev.event_type, "stream.begin");
@@ -308,7 +303,6 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
         event_fini(&ev);
         rd_kafka_message_destroy(rkm);
         support_reader_close(tr);
-        codec_destroy(codec);
         free(body);
         stop_receiver_expect_clean_exit();
 }

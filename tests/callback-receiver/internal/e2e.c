@@ -225,18 +225,6 @@ void assert_header(const rd_kafka_message_t *rkm, const char *name, const char *
         cr_assert_str_eq(value, want);
 }
 
-void decode(const rd_kafka_message_t *rkm, struct event *out)
-{
-        char errstr[256];
-        struct codec *codec = codec_new(errstr, sizeof(errstr));
-
-        cr_assert(codec != NULL, "%s", errstr);
-        cr_assert(eq(int, codec_decode(codec, rkm->payload, rkm->len, out, errstr, sizeof(errstr)),
-                     0),
-                  "%s", errstr);
-        codec_destroy(codec);
-}
-
 /* ------------------------------------------------------------ tests */
 
 Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
@@ -309,7 +297,7 @@ Test(internal_e2e, reward_record_carries_key_headers_and_payload)
         assert_key(rkm, anchor);
         assert_header(rkm, "event_type", "reward");
         assert_header(rkm, "event_id", want_id);
-        decode(rkm, &out);
+        support_decode(rkm, &out);
         cr_assert_str_eq(out.vendor, "internal");
         cr_assert_str_eq(out.anchor_id, anchor);
         cr_assert_str_eq(out.room_id, "r_7");
@@ -373,7 +361,7 @@ Test(internal_e2e, withdrawal_reaches_live_withdrawal_keyed_by_anchor)
         cr_assert(rkm != NULL);
         assert_key(rkm, anchor);
         assert_header(rkm, "event_type", "withdrawal");
-        decode(rkm, &out);
+        support_decode(rkm, &out);
         cr_assert_str_eq(out.payload_name, "Withdrawal");
         cr_assert(eq(i64, payload_int(&out, "amount"), 5000));
         event_fini(&out);
@@ -422,7 +410,7 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
                 assert_key(rkm, want);
         }
         assert_header(rkm, "event_type", "stream.close");
-        decode(rkm, &out);
+        support_decode(rkm, &out);
         cr_assert_str_eq(out.vendor, "admin");
         cr_assert_str_eq(out.payload_name, "StreamEnd");
         cr_assert(eq(i64, payload_int(&out, "close_method"), 2));
@@ -434,7 +422,7 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
         cr_assert(rkm != NULL, "no ban in live.audit");
         assert_key(rkm, anchor);
         assert_header(rkm, "event_type", "audit.admin");
-        decode(rkm, &out);
+        support_decode(rkm, &out);
         cr_assert_str_eq(out.payload_name, "AuditVerdict");
         cr_assert_str_eq(out.stream_id, stream);
         cr_assert_str_eq(payload_str(&out, "source"), "admin");
@@ -447,7 +435,7 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
                                    20000); /* same key, same partition, after the ban */
         cr_assert(rkm != NULL, "no unban in live.audit");
         assert_key(rkm, anchor);
-        decode(rkm, &out);
+        support_decode(rkm, &out);
         cr_assert_str_eq(payload_str(&out, "action"), "unban");
         event_fini(&out);
         rd_kafka_message_destroy(rkm);

@@ -116,6 +116,5 @@ struct reply get_metrics(void);
 char *reward_for(const char *tip, const char *anchor);
 void assert_key(const rd_kafka_message_t *rkm, const char *key);
 void assert_header(const rd_kafka_message_t *rkm, const char *name, const char *want);
-void decode(const rd_kafka_message_t *rkm, struct event *out);
 
 #endif

@@ -226,15 +226,11 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
 {
         struct support_reader *tr;
         char stream[64], banned[64], active[64], key[128], refused_trace[64], allowed_trace[64];
-        char errstr[256];
         char *refused_body, *allowed_body;
-        struct codec *codec = codec_new(errstr, sizeof(errstr));
         struct event ev_read = {0};
         int saw_refused = 0;
         rd_kafka_message_t *rkm;
         struct reply r;
-
-        cr_assert(codec != NULL, "%s", errstr);
         connect_stores();
         support_unique_name("srs_stream", stream, sizeof(stream));
         support_unique_name("banned", banned, sizeof(banned));
@@ -261,10 +257,7 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
                                    20000);
         cr_assert(rkm != NULL, "the allowed publish never reached live.stream");
         cr_assert(eq(int, saw_refused, 0), "the refused publish reached Kafka");
-        cr_assert(eq(int,
-                     codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr, sizeof(errstr)),
-                     0),
-                  "%s", errstr);
+        support_decode(rkm, &ev_read);
         cr_assert_str_eq(ev_read.event_type, "stream.begin");
         cr_assert_str_eq(ev_read.stream_id, stream);
         cr_assert_str_eq(ev_read.anchor_id, active);
@@ -280,7 +273,6 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
                           NULL,
                   "%s", r.body);
         event_fini(&ev_read);
-        codec_destroy(codec);
         rd_kafka_message_destroy(rkm);
         support_reader_close(tr);
         free(refused_body);
@@ -349,14 +341,11 @@ Test(srs_e2e, mysql_answers_when_redis_has_no_anchor_status)
 Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
 {
         struct support_reader *tr;
-        char stream[64], trace[64], value[128], errstr[256];
-        struct codec *codec = codec_new(errstr, sizeof(errstr));
+        char stream[64], trace[64], value[128];
         struct event ev_read = {0};
         rd_kafka_message_t *rkm;
         struct reply r;
         char *body;
-
-        cr_assert(codec != NULL, "%s", errstr);
         connect_stores();
         support_unique_name("srs_stream", stream, sizeof(stream));
         support_unique_name("srs-e2e-play", trace, sizeof(trace));
@@ -375,10 +364,7 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
         cr_assert_str_eq(value, trace);
         cr_assert(eq(int, support_header(rkm, "event_type", value, sizeof(value)), 0));
         cr_assert_str_eq(value, "viewer.join");
-        cr_assert(eq(int,
-                     codec_decode(codec, rkm->payload, rkm->len, &ev_read, errstr, sizeof(errstr)),
-                     0),
-                  "%s", errstr);
+        support_decode(rkm, &ev_read);
         cr_assert_str_eq(ev_read.vendor, "srs");
         cr_assert_str_eq(ev_read.stream_id, stream);
         cr_assert_str_eq(ev_read.payload_name, "Viewer");
@@ -390,7 +376,6 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
         event_fini(&ev_read);
         rd_kafka_message_destroy(rkm);
         support_reader_close(tr);
-        codec_destroy(codec);
         free(body);
         stop_receiver_expect_clean_exit();
 }
