@@ -224,31 +224,44 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
         return size * n;
 }
 
+long support_request(const struct support_request *rq, struct support_body into)
+{
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *curl = curl_easy_init();
+        long status = 0;
+        char url[4096];
+        CURLcode rc;
+
+        cr_assert_not_null(curl);
+        h = curl_slist_append(h, "Expect:");
+        for (size_t i = 0; rq->headers && rq->headers[i]; i++)
+                h = curl_slist_append(h, rq->headers[i]);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", rq->port, rq->path);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, rq->method);
+        if (rq->body)
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, rq->body);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &into);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, rq->timeout_ms ? (long)rq->timeout_ms : 10000L);
+        rc = curl_easy_perform(curl);
+        cr_assert(rc == CURLE_OK, "%s %s: %s; log: %s", rq->method, url, curl_easy_strerror(rc),
+                  rq->log_path ? rq->log_path : "-");
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(h);
+        return status;
+}
+
 struct support_reply support_http(int port, const char *method, const char *path, const char *body,
                                   const char *const headers[])
 {
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        const struct support_request rq = {
+                .port = port, .method = method, .path = path, .body = body, .headers = headers};
         struct support_reply r = {0};
-        struct support_body sb = SUPPORT_BODY(r.body);
-        CURL *curl = curl_easy_init();
-        char url[4096];
 
-        cr_assert_not_null(curl);
-        for (size_t i = 0; headers && headers[i]; i++)
-                h = curl_slist_append(h, headers[i]);
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-        if (body)
-                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-        cr_assert(curl_easy_perform(curl) == CURLE_OK, "%s %s: no answer", method, url);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_easy_cleanup(curl);
-        curl_slist_free_all(h);
+        r.status = support_request(&rq, SUPPORT_BODY(r.body));
         return r;
 }
 

@@ -63,6 +63,23 @@ struct support_reply {
 struct support_reply support_http(int port, const char *method, const char *path, const char *body,
                                   const char *const headers[]);
 
+/** @brief One request of support_request(); what is left 0 takes the default. */
+struct support_request {
+        int port;                   /**< on 127.0.0.1 */
+        const char *method;         /**< "GET", "POST", ... */
+        const char *path;           /**< with its query */
+        const char *body;           /**< sent as application/json; NULL: none */
+        const char *const *headers; /**< more header lines, NULL-terminated; NULL: none */
+        int timeout_ms;             /**< 0: 10 s */
+        const char *log_path;       /**< the server's log, named when there is no answer */
+};
+
+/**
+ * @brief Sends rq as support_http() does (without "Expect: 100-continue"), the reply's body into
+ * into (what fits); fails the test when the request cannot be made. @returns the status.
+ */
+long support_request(const struct support_request *rq, struct support_body into);
+
 /** @brief Tencent's sign of a callback: the hex MD5 of key followed by t in decimal. */
 void support_tencent_sign(const char *key, long long t, char sign[33]);
 

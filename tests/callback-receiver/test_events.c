@@ -393,38 +393,24 @@ TestSuite(events_e2e, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
 /* POSTs body to /v1/events signed now under webhook-id id, with X-Request-Id trace_id. */
 static struct reply post_events(const char *body, const char *id, const char *trace_id)
 {
+        char ts[32], sig[64], lines[4][256];
+        const char *headers[] = {lines[0], lines[1], lines[2], lines[3], NULL};
         struct reply r = {0};
-        struct curl_slist *headers = NULL;
-        char url[256], line[256], ts[32], sig[64];
-        CURL *curl = curl_easy_init();
-        CURLcode rc;
 
         snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
         support_webhook_sign(SECRET_B64, id, ts, body, strlen(body), sig);
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/events", rcv.port);
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        headers = curl_slist_append(headers, "Expect:");
-        snprintf(line, sizeof(line), "webhook-id: %s", id);
-        headers = curl_slist_append(headers, line);
-        snprintf(line, sizeof(line), "webhook-timestamp: %s", ts);
-        headers = curl_slist_append(headers, line);
-        snprintf(line, sizeof(line), "webhook-signature: %s", sig);
-        headers = curl_slist_append(headers, line);
-        snprintf(line, sizeof(line), "X-Request-Id: %s", trace_id);
-        headers = curl_slist_append(headers, line);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        struct support_body sb = SUPPORT_BODY(r.body);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        rc = curl_easy_perform(curl);
-        cr_assert(eq(int, rc, CURLE_OK), "POST: %s; log: %s", curl_easy_strerror(rc), rcv.log_path);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(curl);
+        snprintf(lines[0], sizeof(lines[0]), "webhook-id: %s", id);
+        snprintf(lines[1], sizeof(lines[1]), "webhook-timestamp: %s", ts);
+        snprintf(lines[2], sizeof(lines[2]), "webhook-signature: %s", sig);
+        snprintf(lines[3], sizeof(lines[3]), "X-Request-Id: %s", trace_id);
+        r.status = support_request(&(struct support_request){.port = rcv.port,
+                                                             .method = "POST",
+                                                             .path = "/v1/events",
+                                                             .body = body,
+                                                             .headers = headers,
+                                                             .timeout_ms = 20000,
+                                                             .log_path = rcv.log_path},
+                                   SUPPORT_BODY(r.body));
         return r;
 }
 

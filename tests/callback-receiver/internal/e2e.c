@@ -122,43 +122,31 @@ const char *extra_header;
 struct reply post_at(int port, const char *path, const char *body, const struct signed_headers *h,
                      const char *trace_id)
 {
+        char lines[4][256] = {""};
+        const char *headers[6] = {0};
+        size_t n = 0;
         struct reply r = {0};
-        struct curl_slist *headers = NULL;
-        char url[1024], line[256];
-        CURL *curl = curl_easy_init();
-        CURLcode rc;
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        headers = curl_slist_append(headers, "Expect:");
         if (h) {
-                snprintf(line, sizeof(line), "webhook-id: %s", h->id);
-                headers = curl_slist_append(headers, line);
-                snprintf(line, sizeof(line), "webhook-timestamp: %s", h->ts);
-                headers = curl_slist_append(headers, line);
-                snprintf(line, sizeof(line), "webhook-signature: %s", h->sig);
-                headers = curl_slist_append(headers, line);
+                snprintf(lines[0], sizeof(lines[0]), "webhook-id: %s", h->id);
+                snprintf(lines[1], sizeof(lines[1]), "webhook-timestamp: %s", h->ts);
+                snprintf(lines[2], sizeof(lines[2]), "webhook-signature: %s", h->sig);
         }
-        if (trace_id) {
-                snprintf(line, sizeof(line), "X-Request-Id: %s", trace_id);
-                headers = curl_slist_append(headers, line);
-        }
+        if (trace_id)
+                snprintf(lines[3], sizeof(lines[3]), "X-Request-Id: %s", trace_id);
+        for (size_t i = 0; i < 4; i++)
+                if (lines[i][0])
+                        headers[n++] = lines[i];
         if (extra_header)
-                headers = curl_slist_append(headers, extra_header);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        struct support_body sb = SUPPORT_BODY(r.body);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        rc = curl_easy_perform(curl);
-        cr_assert(eq(int, rc, CURLE_OK), "POST %s: %s; log: %s", path, curl_easy_strerror(rc),
-                  rcv.log_path);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(curl);
+                headers[n++] = extra_header;
+        r.status = support_request(&(struct support_request){.port = port,
+                                                             .method = "POST",
+                                                             .path = path,
+                                                             .body = body,
+                                                             .headers = headers,
+                                                             .timeout_ms = 20000,
+                                                             .log_path = rcv.log_path},
+                                   SUPPORT_BODY(r.body));
         return r;
 }
 
@@ -179,17 +167,12 @@ struct reply post_signed(const char *path, const char *body, const char *id, con
 struct reply get_metrics(void)
 {
         struct reply r = {0};
-        char url[256];
-        CURL *curl = curl_easy_init();
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", rcv.admin_port);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        struct support_body sb = SUPPORT_BODY(r.body);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
-        cr_assert(eq(int, curl_easy_perform(curl), CURLE_OK));
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_easy_cleanup(curl);
+        r.status = support_request(&(struct support_request){.port = rcv.admin_port,
+                                                             .method = "GET",
+                                                             .path = "/metrics",
+                                                             .log_path = rcv.log_path},
+                                   SUPPORT_BODY(r.body));
         return r;
 }
 

@@ -127,53 +127,35 @@ static void stop_receiver_expect_clean_exit(void)
 /* POSTs body as SRS does (application/json) to path; trace_id goes in X-Request-Id. */
 static struct reply post(const char *path, const char *body, const char *trace_id)
 {
+        char line[160];
+        const char *headers[] = {line, NULL};
         struct reply r = {0};
-        struct curl_slist *headers = NULL;
-        char url[512], h[160];
-        CURL *curl = curl_easy_init();
-        CURLcode rc;
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e2e.port, path);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        struct support_body sb = SUPPORT_BODY(r.body);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        headers = curl_slist_append(headers, "Expect:");
-        snprintf(h, sizeof(h), "X-Request-Id: %s", trace_id);
-        headers = curl_slist_append(headers, h);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        rc = curl_easy_perform(curl);
-        cr_assert(eq(int, rc, CURLE_OK), "POST %s: %s; log: %s", path, curl_easy_strerror(rc),
-                  e2e.log_path);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(curl);
+        snprintf(line, sizeof(line), "X-Request-Id: %s", trace_id);
+        r.status = support_request(&(struct support_request){.port = e2e.port,
+                                                             .method = "POST",
+                                                             .path = path,
+                                                             .body = body,
+                                                             .headers = headers,
+                                                             .timeout_ms = 20000,
+                                                             .log_path = e2e.log_path},
+                                   SUPPORT_BODY(r.body));
         return r;
 }
 
 static struct reply get(const char *path)
 {
         struct reply r = {0};
-        char url[512];
-        CURL *curl = curl_easy_init();
-        CURLcode rc;
 
         /* The probes are on the admin port. */
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s",
-                 strcmp(path, "/metrics") == 0 ? e2e.admin_port : e2e.port, path);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        struct support_body sb = SUPPORT_BODY(r.body);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, support_curl_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sb);
-        rc = curl_easy_perform(curl);
-        cr_assert(eq(int, rc, CURLE_OK), "GET %s: %s", path, curl_easy_strerror(rc));
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_easy_cleanup(curl);
+        r.status = support_request(&(struct support_request){.port = strcmp(path, "/metrics") == 0
+                                                                             ? e2e.admin_port
+                                                                             : e2e.port,
+                                                             .method = "GET",
+                                                             .path = path,
+                                                             .timeout_ms = 20000,
+                                                             .log_path = e2e.log_path},
+                                   SUPPORT_BODY(r.body));
         return r;
 }
 
