@@ -293,6 +293,75 @@ void support_tencent_stream_body(char *out, size_t out_size, const char *stream_
                 is_begin ? 1 : 0, sign, stream_id, anchor, room, t, duration);
 }
 
+/* Whether r's log says it could not listen on a port. */
+static bool receiver_cannot_listen(const struct support_receiver *r)
+{
+        char *log = support_read_file(r->log_path, NULL);
+        bool found = log && strstr(log, "cannot listen") != NULL;
+
+        free(log);
+        return found;
+}
+
+void support_receiver_start(struct support_receiver *r, const char *prefix, const char *bootstrap,
+                            const char *const env[])
+{
+        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
+        char *argv[] = {bin, NULL};
+        char *all[32];
+        int n = 0, ready = -1;
+
+        support_bin_path("liveflow-receiver", bin, sizeof(bin));
+        snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
+                 bootstrap ? bootstrap : support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
+        all[n++] = port_env;
+        all[n++] = admin_env;
+        all[n++] = boot_env;
+        for (size_t i = 0; env && env[i]; i++) {
+                cr_assert(n < 31, "too many variables for the receiver");
+                all[n++] = (char *)env[i];
+        }
+        all[n] = NULL;
+        /*
+         * A port found free may be taken before the receiver binds it (as the local port of a
+         * connection another test opens meanwhile, which a wildcard bind conflicts with): then
+         * the receiver exits saying so, and it starts again on other ports.
+         */
+        for (int attempt = 0; attempt < 3 && ready != 0; attempt++) {
+                support_unique_name(prefix, name, sizeof(name));
+                snprintf(r->log_path, sizeof(r->log_path), "/tmp/liveflow_e2e_%s.log", name);
+                r->port = support_free_port();
+                snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", r->port);
+                r->admin_port = support_free_port();
+                snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", r->admin_port);
+                r->pid = support_spawn(argv, all, r->log_path);
+                cr_assert(r->pid > 0);
+                ready = support_wait_ready(r->admin_port, 30000);
+                if (ready != 0 && support_wait_exit(r->pid, 0) != -1 && receiver_cannot_listen(r))
+                        continue;
+                break;
+        }
+        cr_assert(ready == 0, "receiver not ready; log: %s", r->log_path);
+}
+
+void support_receiver_stop(struct support_receiver *r, bool keep_log)
+{
+        cr_assert(kill(r->pid, SIGTERM) == 0);
+        cr_assert(support_wait_exit(r->pid, 15000) == 0, "drain failed; log: %s", r->log_path);
+        r->pid = 0;
+        if (!keep_log)
+                unlink(r->log_path); /* kept only when something failed */
+}
+
+void support_receiver_kill(struct support_receiver *r)
+{
+        if (r->pid > 0) {
+                kill(r->pid, SIGKILL);
+                support_wait_exit(r->pid, 5000);
+        }
+        r->pid = 0;
+}
+
 int support_wait_ready(int port, int timeout_ms)
 {
         long long deadline = support_now_ms() + timeout_ms;

@@ -92,6 +92,32 @@ void support_tencent_stream_body(char *out, size_t out_size, const char *stream_
                                  long long event_time, const char *anchor, const char *room,
                                  long long push_duration, const char *key, long long t);
 
+/** A liveflow-receiver a test started: its HTTP port, admin port (the probes) and log. */
+struct support_receiver {
+        pid_t pid;
+        int port, admin_port;
+        char log_path[512];
+};
+
+/**
+ * @brief Starts liveflow-receiver on free HTTP and admin ports against bootstrap (NULL: the
+ * fixture broker) with env ("K=V", NULL-terminated; NULL: none), its log
+ * /tmp/liveflow_e2e_<prefix>_<unique>.log, and waits up to 30 s for it to be ready, failing the
+ * test naming the log. When a port is taken before the receiver binds it, it starts again on
+ * others.
+ */
+void support_receiver_start(struct support_receiver *r, const char *prefix, const char *bootstrap,
+                            const char *const env[]);
+
+/**
+ * @brief SIGTERM, then the drain must end with exit 0 within 15 s (else the test fails naming
+ * the log); the log is removed unless keep_log.
+ */
+void support_receiver_stop(struct support_receiver *r, bool keep_log);
+
+/** @brief Kills r when it still runs (SIGKILL) and reaps it: a failed test's teardown. */
+void support_receiver_kill(struct support_receiver *r);
+
 /** @brief Milliseconds of a monotonic clock. */
 long long support_now_ms(void);
 

@@ -41,40 +41,16 @@ static const char push_sample[] =
         "\"event_type\":321,\"interface\":\"general_callback\",\"path\":\"live\","
         "\"sequence\":\"2210464508206756938\",\"stream_id\":\"test_stream\"}";
 
-static struct {
-        pid_t pid;
-        int port, admin_port;
-        char log_path[512];
-} rcv;
+static struct support_receiver rcv;
 
 static void start_receiver(const char *const extra_env[])
 {
-        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
-        char *argv[] = {bin, NULL};
-        char *env[16];
-        int n = 0;
+        const char *env[16] = {"LIVEFLOW_TENCENT_KEY=" KEY, "LIVEFLOW_DRAIN_TIMEOUT_MS=5000"};
+        int n = 2;
 
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("slow", name, sizeof(name));
-        snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
-        rcv.port = support_free_port();
-        snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        rcv.admin_port = support_free_port();
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
-        snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
-                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        env[n++] = port_env;
-        env[n++] = admin_env;
-        env[n++] = boot_env;
-        env[n++] = (char *)"LIVEFLOW_TENCENT_KEY=" KEY;
-        env[n++] = (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000";
         for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
-                env[n++] = (char *)extra_env[i];
-        env[n] = NULL;
-        rcv.pid = support_spawn(argv, env, rcv.log_path);
-        cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 30000), 0),
-                  "receiver not ready; log: %s", rcv.log_path);
+                env[n++] = extra_env[i];
+        support_receiver_start(&rcv, "slow", NULL, env);
 }
 
 static void setup(void)
@@ -85,10 +61,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        if (rcv.pid > 0) {
-                kill(rcv.pid, SIGKILL);
-                support_wait_exit(rcv.pid, 5000);
-        }
+        support_receiver_kill(&rcv);
         curl_global_cleanup();
 }
 
@@ -285,36 +258,27 @@ static void legit_traffic_is_served_under(enum attack kind, int count, const cha
                           i, status[i], ms[i], rcv.log_path);
 }
 
-static void stop_receiver(void)
-{
-        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
-        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
-                  rcv.log_path);
-        rcv.pid = 0;
-        unlink(rcv.log_path);
-}
-
 /* ------------------------------------------------------------ tests */
 
 Test(conn_guard, legit_callbacks_are_served_under_1100_slow_header_sockets)
 {
         start_receiver(NULL);
         legit_traffic_is_served_under(ATTACK_SLOW_HEADERS, 1100, "slow headers (a byte a second)");
-        stop_receiver();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(conn_guard, legit_callbacks_are_served_under_2000_idle_sockets)
 {
         start_receiver(NULL);
         legit_traffic_is_served_under(ATTACK_IDLE, 2000, "idle connections");
-        stop_receiver();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(conn_guard, legit_callbacks_are_served_under_300_slow_bodies)
 {
         start_receiver((const char *const[]){"LIVEFLOW_HTTP_REQUEST_TIMEOUT_MS=2000", NULL});
         legit_traffic_is_served_under(ATTACK_SLOW_BODY, 300, "slow bodies (a byte a second)");
-        stop_receiver();
+        support_receiver_stop(&rcv, false);
 }
 
 /* Reads the receiver's /metrics and returns the value of series, or -1. */
@@ -366,7 +330,7 @@ Test(conn_guard, a_connection_that_dribbles_its_headers_is_closed_at_the_header_
                 eq(i64,
                    scrape("liveflow_receiver_connections_closed_total{reason=\"header_timeout\"}"),
                    1));
-        stop_receiver();
+        support_receiver_stop(&rcv, false);
 }
 
 /* Whether the receiver closes fd within ms. */
@@ -421,7 +385,7 @@ Test(conn_guard, the_per_address_limit_holds_over_every_loop)
         close(extra);
         close(other);
         close(again);
-        stop_receiver();
+        support_receiver_stop(&rcv, false);
 }
 
 /* Runs --check-config with env; its output in out. @returns the exit code. */

@@ -320,11 +320,7 @@ Test(events, an_unsigned_batch_is_401_and_an_acknowledged_one_is_a_200_replay)
 
 /* ================================================================ the receiver over HTTP */
 
-static struct {
-        pid_t pid;
-        int port, admin_port;
-        char log_path[512];
-} rcv;
+static struct support_receiver rcv;
 
 struct reply {
         long status;
@@ -333,44 +329,19 @@ struct reply {
 
 static void start_receiver(void)
 {
-        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512], redis_env[300];
-        char *argv[] = {bin, NULL};
-        char *env[] = {port_env,
-                       admin_env,
-                       boot_env,
-                       redis_env,
-                       (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
-                       (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
-                       (char *)"LIVEFLOW_HMAC_SECRET=" SECRET,
-                       (char *)"LIVEFLOW_EVENTS_MAX_BATCH=4",
-                       (char *)"LIVEFLOW_EVENTS_MAX_BODY_BYTES=4096",
-                       NULL};
+        char redis_env[300];
+        const char *const env[] = {redis_env,
+                                   "LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                                   "LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
+                                   "LIVEFLOW_HMAC_SECRET=" SECRET,
+                                   "LIVEFLOW_EVENTS_MAX_BATCH=4",
+                                   "LIVEFLOW_EVENTS_MAX_BODY_BYTES=4096",
+                                   NULL};
 
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("events", name, sizeof(name));
-        snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
-        rcv.port = support_free_port();
-        snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        rcv.admin_port = support_free_port();
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
-        snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
-                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         /* lock:callback:events:<webhook-id> is shared by every receiver through Redis. */
         snprintf(redis_env, sizeof(redis_env), "LIVEFLOW_REDIS_URL=%s",
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
-        rcv.pid = support_spawn(argv, env, rcv.log_path);
-        cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 30000), 0),
-                  "receiver not ready; log: %s", rcv.log_path);
-}
-
-static void stop_receiver_expect_clean_exit(void)
-{
-        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
-        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
-                  rcv.log_path);
-        rcv.pid = 0;
-        unlink(rcv.log_path);
+        support_receiver_start(&rcv, "events", NULL, env);
 }
 
 static void e2e_setup(void)
@@ -381,10 +352,7 @@ static void e2e_setup(void)
 
 static void e2e_teardown(void)
 {
-        if (rcv.pid > 0) {
-                kill(rcv.pid, SIGKILL);
-                support_wait_exit(rcv.pid, 5000);
-        }
+        support_receiver_kill(&rcv);
         curl_global_cleanup();
 }
 
@@ -461,7 +429,7 @@ Test(events_e2e, a_batch_is_answered_200_with_every_event_in_its_topic)
         rd_kafka_message_destroy(rkm);
         support_reader_close(viewer);
         support_reader_close(inter);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(events_e2e, a_refused_batch_writes_none_of_its_events)
@@ -516,7 +484,7 @@ Test(events_e2e, a_refused_batch_writes_none_of_its_events)
         cr_assert(eq(int, seen, 0), "records of the refused batch: %d", seen);
         rd_kafka_message_destroy(rkm);
         support_reader_close(viewer);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(events_e2e, a_batch_stored_once_is_not_stored_again_by_another_receiver)
@@ -540,7 +508,7 @@ Test(events_e2e, a_batch_stored_once_is_not_stored_again_by_another_receiver)
                  app_id, now, stream);
         start_receiver();
         cr_assert(eq(long, post_events(body, msg, trace1).status, 200));
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
         /* Another receiver (no memory of the first's replays): the same webhook-id again. */
         start_receiver();
         cr_assert(eq(long, post_events(body, msg, trace2).status, 200));
@@ -556,5 +524,5 @@ Test(events_e2e, a_batch_stored_once_is_not_stored_again_by_another_receiver)
         cr_assert(eq(int, seen, 1), "records of the batch: %d (log %s)", seen, rcv.log_path);
         rd_kafka_message_destroy(rkm);
         support_reader_close(viewer);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }

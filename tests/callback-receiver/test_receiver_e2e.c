@@ -37,80 +37,26 @@ const char push_sample[] =
         "\"sequence\":\"2210464508206756938\",\"set_id\":2,\"stream_id\":\"test_stream\","
         "\"stream_param\":\"stream_param=test\",\"user_ip\":\"1.1.1.1\",\"width\":0}";
 
-struct receiver_proc rcv; /* the receiver under test */
+struct support_receiver rcv; /* the receiver under test */
 
 static pid_t private_broker; /* a test's own dev broker, stopped by teardown */
 
 /* ------------------------------------------------------------ the receiver process */
 
-/* Whether the receiver's log says it could not bind its port. */
-bool log_says_cannot_listen(void)
-{
-        char line[512];
-        bool found = false;
-        FILE *f = fopen(rcv.log_path, "r");
-
-        while (f && !found && fgets(line, sizeof(line), f))
-                found = strstr(line, "cannot listen") != NULL;
-        if (f)
-                fclose(f);
-        return found;
-}
-
 void start_receiver_with(const char *bootstrap, const char *const extra_env[])
 {
-        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
-        char *argv[] = {bin, NULL};
-        char *env[16];
-        int n = 0, ready = -1;
+        const char *env[16] = {"LIVEFLOW_HTTP_ADDR=127.0.0.1", "LIVEFLOW_TENCENT_KEY=" KEY,
+                               "LIVEFLOW_MAX_BODY_BYTES=4096", "LIVEFLOW_DRAIN_TIMEOUT_MS=5000"};
+        int n = 4;
 
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s", bootstrap);
-        env[n++] = port_env;
-        env[n++] = admin_env;
-        env[n++] = boot_env;
-        env[n++] = (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1";
-        env[n++] = (char *)"LIVEFLOW_TENCENT_KEY=" KEY;
-        env[n++] = (char *)"LIVEFLOW_MAX_BODY_BYTES=4096";
-        env[n++] = (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000";
         for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
-                env[n++] = (char *)extra_env[i];
-        env[n] = NULL;
-        /*
-         * A port found free may be taken before the receiver binds it (as the local port of a
-         * connection another test opens meanwhile, which a wildcard bind conflicts with): then
-         * the receiver exits saying so, and it starts again on other ports.
-         */
-        for (int attempt = 0; attempt < 3 && ready != 0; attempt++) {
-                support_unique_name("receiver", name, sizeof(name));
-                snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
-                rcv.port = support_free_port();
-                snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-                rcv.admin_port = support_free_port();
-                snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
-                rcv.pid = support_spawn(argv, env, rcv.log_path);
-                cr_assert(rcv.pid > 0);
-                ready = support_wait_ready(rcv.admin_port, 30000);
-                if (ready != 0 && support_wait_exit(rcv.pid, 0) != -1 && log_says_cannot_listen())
-                        continue;
-                break;
-        }
-        cr_assert(eq(int, ready, 0), "receiver not ready; log: %s", rcv.log_path);
+                env[n++] = extra_env[i];
+        support_receiver_start(&rcv, "receiver", bootstrap, env);
 }
 
 void start_receiver(const char *const extra_env[])
 {
         start_receiver_with(support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), extra_env);
-}
-
-/* SIGTERM, then the drain must end with exit 0. */
-void stop_receiver_expect_clean_exit(void)
-{
-        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
-        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
-                  rcv.log_path);
-        rcv.pid = 0;
-        unlink(rcv.log_path); /* kept only when something failed */
 }
 
 static void setup(void)
@@ -121,10 +67,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        if (rcv.pid > 0) { /* a failed test: do not leave the process behind */
-                kill(rcv.pid, SIGKILL);
-                support_wait_exit(rcv.pid, 5000);
-        }
+        support_receiver_kill(&rcv); /* a failed test: do not leave the process behind */
         if (private_broker > 0) {
                 kill(private_broker, SIGTERM);
                 if (support_wait_exit(private_broker, 10000) == -1)
@@ -304,7 +247,7 @@ Test(receiver_e2e, signed_push_is_acked_then_published_to_live_stream)
         rd_kafka_message_destroy(rkm);
         support_reader_close(tr);
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(receiver_e2e, bad_sign_is_401_and_never_published)
@@ -337,7 +280,7 @@ Test(receiver_e2e, bad_sign_is_401_and_never_published)
         support_reader_close(tr);
         free(bad);
         free(good);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(receiver_e2e, refusals_answer_json_with_the_right_status)
@@ -385,7 +328,7 @@ Test(receiver_e2e, refusals_answer_json_with_the_right_status)
 
         free(expired);
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(receiver_e2e, path_token_is_required_when_configured)
@@ -400,7 +343,7 @@ Test(receiver_e2e, path_token_is_required_when_configured)
         cr_assert(eq(long, post_json("/callbacks/tencent/wrong-token", body, NULL).status, 404));
         cr_assert(eq(long, post_json("/callbacks/tencent/" PATH_TOKEN, body, NULL).status, 200));
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(receiver_e2e, probes_answer_on_the_admin_port_only_by_default)
@@ -422,7 +365,7 @@ Test(receiver_e2e, probes_answer_on_the_admin_port_only_by_default)
         r = http("GET", "/metrics", NULL, NULL, NULL);
         cr_assert(eq(long, r.status, 200));
         cr_assert(strstr(r.body, "liveflow_receiver_inflight") != NULL, "%s", r.body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(receiver_e2e, unreachable_broker_answers_503_with_retry_after)
@@ -440,7 +383,7 @@ Test(receiver_e2e, unreachable_broker_answers_503_with_retry_after)
         cr_assert(strstr(r.body, "\"code\":503") != NULL, "%s", r.body);
         free(body);
         /* The message timed out, so nothing is left to flush: the drain still exits 0. */
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 struct pending_post {
@@ -647,7 +590,7 @@ Test(receiver_e2e, broker_outage_answers_503_in_bound_and_every_200_is_in_kafka_
         }
         cr_assert(eq(int, ok_after, OUTAGE_POSTS),
                   "the receiver did not recover after the broker came back");
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 
         for (int i = 0; i < OUTAGE_POSTS; i++) {
                 snprintf(keys[n++], 64, "%s", before[i].stream);

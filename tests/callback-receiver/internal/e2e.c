@@ -26,60 +26,22 @@
 
 /* ================================================================ the receiver over HTTP */
 
-struct receiver_proc rcv;
+struct support_receiver rcv;
 
 /* A second receiver of a test (two sharing Redis); the teardown kills it too. */
 struct other_proc other;
 
 void start_receiver_with(const char *secret_env, const char *extra_env)
 {
-        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512];
-        char *argv[] = {bin, NULL};
-        char *env[] = {port_env,
-                       admin_env,
-                       boot_env,
-                       (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
-                       (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
-                       (char *)secret_env,
-                       (char *)extra_env,
-                       NULL};
+        const char *const env[] = {"LIVEFLOW_HTTP_ADDR=127.0.0.1", "LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
+                                   secret_env, extra_env, NULL};
 
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("internal", name, sizeof(name));
-        snprintf(rcv.log_path, sizeof(rcv.log_path), "/tmp/liveflow_e2e_%s.log", name);
-        rcv.port = support_free_port();
-        snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", rcv.port);
-        rcv.admin_port = support_free_port();
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", rcv.admin_port);
-        snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
-                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
-        rcv.pid = support_spawn(argv, env, rcv.log_path);
-        cr_assert(rcv.pid > 0);
-        cr_assert(eq(int, support_wait_ready(rcv.admin_port, 30000), 0),
-                  "receiver not ready; log: %s", rcv.log_path);
+        support_receiver_start(&rcv, "internal", NULL, env);
 }
 
 void start_receiver(const char *secret_env)
 {
         start_receiver_with(secret_env, NULL);
-}
-
-void stop_receiver_expect_clean_exit(void)
-{
-        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
-        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
-                  rcv.log_path);
-        rcv.pid = 0;
-        unlink(rcv.log_path); /* kept only when something failed */
-}
-
-/* As stop_receiver_expect_clean_exit(), but the log stays for the test to read. */
-void stop_receiver_expect_clean_exit_keeping_log(void)
-{
-        cr_assert(eq(int, kill(rcv.pid, SIGTERM), 0));
-        cr_assert(eq(int, support_wait_exit(rcv.pid, 15000), 0), "drain failed; log: %s",
-                  rcv.log_path);
-        rcv.pid = 0;
 }
 
 static void e2e_setup(void)
@@ -90,10 +52,7 @@ static void e2e_setup(void)
 
 static void e2e_teardown(void)
 {
-        if (rcv.pid > 0) {
-                kill(rcv.pid, SIGKILL);
-                support_wait_exit(rcv.pid, 5000);
-        }
+        support_receiver_kill(&rcv);
         if (other.pid > 0) {
                 kill(other.pid, SIGKILL);
                 support_wait_exit(other.pid, 5000);
@@ -256,7 +215,7 @@ Test(internal_e2e, a_replayed_reward_is_answered_200_and_written_once)
                   "%s", r.body);
         free(body);
         free(sentinel_body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, reward_record_carries_key_headers_and_payload)
@@ -293,7 +252,7 @@ Test(internal_e2e, reward_record_carries_key_headers_and_payload)
         rd_kafka_message_destroy(rkm);
         support_reader_close(tr);
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, the_same_tip_under_two_webhook_ids_is_two_records_with_one_event_id)
@@ -323,7 +282,7 @@ Test(internal_e2e, the_same_tip_under_two_webhook_ids_is_two_records_with_one_ev
         rd_kafka_message_destroy(b);
         support_reader_close(tr);
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, withdrawal_reaches_live_withdrawal_keyed_by_anchor)
@@ -350,7 +309,7 @@ Test(internal_e2e, withdrawal_reaches_live_withdrawal_keyed_by_anchor)
         event_fini(&out);
         rd_kafka_message_destroy(rkm);
         support_reader_close(tr);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
@@ -425,5 +384,5 @@ Test(internal_e2e, admin_close_ban_and_unban_reach_their_topics)
 
         support_reader_close(streams);
         support_reader_close(audits);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }

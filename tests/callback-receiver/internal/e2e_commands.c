@@ -113,7 +113,7 @@ Test(internal_e2e, one_signed_ban_sent_to_ban_and_close_at_once_only_bans)
         cr_assert(eq(long, post_at(rcv.port, close_.path, body, &close_.h, NULL).status, 400));
         cr_assert(eq(int, bans_written(audits, rcv.port, anchor, msg), 1));
         support_reader_close(audits);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 /* Starts a receiver sharing the fixture Redis; its pid, port and log in *out. */
@@ -178,13 +178,13 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
         }
         cr_assert(ok >= 4, "every command was acknowledged at least once");
         support_reader_close(audits);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
         rcv.pid = first_pid;
         rcv.port = first_port;
         rcv.admin_port = first_admin_port;
         snprintf(rcv.log_path, sizeof(rcv.log_path), "%s", first_log);
         other.pid = 0;
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 /* GET key on the fixture Redis; the string in out ("" when absent). */
@@ -231,7 +231,7 @@ Test(internal_e2e, the_claim_says_done_before_the_200_is_written)
                 cr_assert(strcmp(value, "done") == 0, "%s is \"%s\" after the 200 of request %d",
                           key, value, i);
         }
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, with_redis_down_the_guard_fails_open_and_counts)
@@ -258,7 +258,7 @@ Test(internal_e2e, with_redis_down_the_guard_fails_open_and_counts)
                   "%s", r.body);
         cr_assert(strstr(r.body, "liveflow_receiver_callback_lock_errors_total 1") != NULL, "%s",
                   r.body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, refusals_name_the_header_or_the_field)
@@ -309,7 +309,7 @@ Test(internal_e2e, refusals_name_the_header_or_the_field)
                         NULL,
                 "%s", r.body);
         free(bad);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, without_a_secret_the_endpoints_answer_503)
@@ -320,7 +320,7 @@ Test(internal_e2e, without_a_secret_the_endpoints_answer_503)
         r = post_signed("/v1/rewards", reward_json, "msg_1", NULL);
         cr_assert(eq(long, r.status, 503), "%s", r.body);
         cr_assert(strstr(r.body, "LIVEFLOW_HMAC_SECRET") != NULL, "%s", r.body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(internal_e2e, check_config_exits_2_on_a_malformed_secret)
@@ -374,7 +374,7 @@ Test(internal_e2e, the_tip_services_x_trace_id_is_the_trace_and_the_tip_id_is_lo
                        "liveflow_receiver_request_duration_seconds_count{endpoint=\"rewards\"} 1") !=
                         NULL,
                 "%s", r.body);
-        stop_receiver_expect_clean_exit_keeping_log();
+        support_receiver_stop(&rcv, true);
         log = support_read_file(rcv.log_path, NULL);
         cr_assert(log != NULL);
         {

@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "metrics.h"
 #include "settings.h"
+#include "support.h"
 #include "internal.h" /* the program's header: a part is given -I<program dir> */
 
 /* "liveflow-test-secret-of-32-bytes!" (33 bytes) and another key for the wrong-secret cases. */
@@ -71,12 +72,6 @@ long long counter(const char *name, const char *labels);
 
 #define PARTITIONS 6 /* the fixture broker's topics */
 
-struct receiver_proc {
-        pid_t pid;
-        int port, admin_port;
-        char log_path[512];
-};
-
 struct other_proc {
         pid_t pid;
 };
@@ -91,7 +86,7 @@ struct signed_headers {
         char id[128], ts[32], sig[64];
 };
 
-extern struct receiver_proc rcv;
+extern struct support_receiver rcv;
 /* A second receiver of a test (two sharing Redis); the teardown kills it too. */
 extern struct other_proc other;
 /* One more request header for the next posts ("Name: value"), NULL for none. */
@@ -99,9 +94,6 @@ extern const char *extra_header;
 
 void start_receiver_with(const char *secret_env, const char *extra_env);
 void start_receiver(const char *secret_env);
-void stop_receiver_expect_clean_exit(void);
-/* As stop_receiver_expect_clean_exit(), but the log stays for the test to read. */
-void stop_receiver_expect_clean_exit_keeping_log(void);
 struct signed_headers sign_now(const char *id, const char *body, long long offset_s,
                                const char *key_b64);
 /* POSTs body as JSON to port with the headers h (NULL: unsigned), X-Request-Id trace_id. */

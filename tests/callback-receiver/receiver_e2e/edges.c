@@ -112,7 +112,7 @@ Test(receiver_e2e, the_loops_count_into_one_set_of_series)
                 fclose(log);
         }
         cr_assert(strstr(log_line, " loops=4 ") != NULL, "ready line: %s", log_line);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_it_is_back)
@@ -151,7 +151,7 @@ Test(receiver_e2e, srs_hooks_are_spooled_while_kafka_is_down_and_replayed_once_i
                 support_sleep_ms(200);
         cr_assert(eq(i64, scrape_metric("liveflow_receiver_spool_records"), 0), "log: %s",
                   rcv.log_path);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
         count_keys(bootstrap, "live.viewer", keys, 1, counts);
         cr_assert(eq(int, counts[0], 1), "the spooled hook is in Kafka once");
         support_sh("rm -rf %s", spool_dir);
@@ -213,7 +213,7 @@ Test(receiver_e2e, without_a_broker_readyz_is_503_and_callers_are_answered_at_on
         cr_assert(lt(i64, fast_ms, 2500), "503 took %lld ms: not at once", fast_ms);
         cr_assert(back_ms >= 0, "no 200 within 20 s of the broker's return");
         cr_assert(eq(long, http("GET", "/readyz", NULL, NULL, NULL).status, 200));
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 /* ------------------------------------------------------------ recording failures */
@@ -256,7 +256,7 @@ Test(receiver_e2e, recording_failures_are_counted_for_an_alert)
                      scrape_metric("liveflow_receiver_recording_failures_total{vendor=\"tencent\","
                                    "state=\"record_error\"}"),
                      1));
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
         free(failed);
         free(error);
         free(ok);
@@ -331,7 +331,7 @@ Test(receiver_e2e, framing_that_could_smuggle_or_hang_is_refused_at_once)
                           out, sizeof(out), 5000);
         cr_assert(strncmp(out, "HTTP/1.1 415", 12) == 0, "%s", out);
         cr_assert(strstr(out, "\"code\":415") != NULL, "%s", out);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 /*
@@ -384,11 +384,11 @@ Test(receiver_e2e, a_head_larger_than_the_connection_memory_is_431_and_the_setti
                   rcv.log_path);
         cr_assert(eq(int, padded_push_status(10, 10240), 431), "10 KiB of headers");
         cr_assert(eq(int, padded_push_status(1, 64), 200), "served after the 431");
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 
         start_receiver(env);
         cr_assert(eq(int, padded_push_status(10, 10240), 200), "16 KiB: %s", rcv.log_path);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 Test(receiver_e2e, a_path_whose_escapes_change_its_meaning_is_a_400)
@@ -413,7 +413,7 @@ Test(receiver_e2e, a_path_whose_escapes_change_its_meaning_is_a_400)
                      sizeof(out), 5000);
         cr_assert(strncmp(out, "HTTP/1.1 404", 12) == 0, "%s", out);
         cr_assert(strstr(out, "path: an escape") == NULL, "%s", out);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }
 
 /* ------------------------------------------------------------ drain and kept-alive connections */
@@ -521,7 +521,7 @@ Test(receiver_e2e, an_unguarded_reachable_receiver_does_not_let_a_verdict_punish
         cr_assert_str_eq(value, "other.unverified");
         rd_kafka_message_destroy(rkm);
         support_reader_close(other);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
         free(body);
 }
 
@@ -625,5 +625,5 @@ Test(receiver_e2e, a_frozen_anchor_store_holds_up_only_the_publish_that_waits_fo
         cr_assert(lt(i64, slowest_ms, 500), "a Tencent callback waited %lld ms behind the lookup",
                   slowest_ms);
         thaw(fd); /* the lookup thread lets go of the store and the receiver can stop */
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&rcv, false);
 }

@@ -32,13 +32,6 @@
 #define MAX_BODY_BYTES 4096
 #define PARTITIONS     6 /* the fixture broker's topics */
 
-/* The receiver under test. */
-struct receiver_proc {
-        pid_t pid;
-        int port, admin_port; /* the probes are on the admin port */
-        char log_path[512];
-};
-
 /* What one HTTP exchange returned. */
 struct reply {
         long status;
@@ -48,15 +41,13 @@ struct reply {
         char allow[64];
 };
 
-extern struct receiver_proc rcv;
+extern struct support_receiver rcv; /* the probes are on its admin port */
 /* The Tencent push sample (shared/payloads/tencent-css/push.json) without t and sign. */
 extern const char push_sample[];
 /* Whether the receiver's log says it could not bind its port. */
-bool log_says_cannot_listen(void);
 void start_receiver_with(const char *bootstrap, const char *const extra_env[]);
 void start_receiver(const char *const extra_env[]);
 /* SIGTERM, then the drain must end with exit 0. */
-void stop_receiver_expect_clean_exit(void);
 void keep_header(const char *line, size_t len, const char *name, char *out, size_t size);
 size_t on_header(char *line, size_t size, size_t n, void *arg);
 /* The probes answer on the admin port only (LIVEFLOW_HTTP_PROBES=0, the default). */

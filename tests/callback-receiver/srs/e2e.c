@@ -28,9 +28,7 @@
 #define PARTITIONS 6 /* the fixture broker's topics */
 
 static struct {
-        pid_t pid;
-        int port, admin_port;
-        char log_path[512];
+        struct support_receiver rcv;
         char mysql_url[512];
         redisContext *redis;
         MYSQL *mysql;
@@ -49,10 +47,7 @@ static void e2e_setup(void)
 
 static void e2e_teardown(void)
 {
-        if (e2e.pid > 0) { /* a failed test: do not leave the process behind */
-                kill(e2e.pid, SIGKILL);
-                support_wait_exit(e2e.pid, 5000);
-        }
+        support_receiver_kill(&e2e.rcv); /* a failed test: do not leave the process behind */
         if (e2e.redis)
                 redisFree(e2e.redis);
         if (e2e.mysql)
@@ -82,46 +77,20 @@ static void connect_stores(void)
 
 static void start_receiver(void)
 {
-        char bin[256], name[64], port_env[64], admin_env[64], boot_env[512], redis_env[512],
-                mysql_env[600];
-        char *argv[] = {bin, NULL};
-        char *env[] = {port_env,
-                       admin_env,
-                       boot_env,
-                       redis_env,
-                       mysql_env,
-                       (char *)"LIVEFLOW_HTTP_ADDR=127.0.0.1",
-                       (char *)"LIVEFLOW_SRS_TOKEN=" HOOK_TOKEN,
-                       (char *)"LIVEFLOW_SRS_FAIL_OPEN=0",
-                       (char *)"LIVEFLOW_SRS_PUBLISH_UNSIGNED=1",
-                       (char *)"LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
-                       NULL};
+        char redis_env[512], mysql_env[600];
+        const char *const env[] = {redis_env,
+                                   mysql_env,
+                                   "LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                                   "LIVEFLOW_SRS_TOKEN=" HOOK_TOKEN,
+                                   "LIVEFLOW_SRS_FAIL_OPEN=0",
+                                   "LIVEFLOW_SRS_PUBLISH_UNSIGNED=1",
+                                   "LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
+                                   NULL};
 
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("srs", name, sizeof(name));
-        snprintf(e2e.log_path, sizeof(e2e.log_path), "/tmp/liveflow_e2e_%s.log", name);
-        e2e.port = support_free_port();
-        snprintf(port_env, sizeof(port_env), "LIVEFLOW_HTTP_PORT=%d", e2e.port);
-        e2e.admin_port = support_free_port();
-        snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", e2e.admin_port);
-        snprintf(boot_env, sizeof(boot_env), "LIVEFLOW_KAFKA_BOOTSTRAP=%s",
-                 support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"));
         snprintf(redis_env, sizeof(redis_env), "LIVEFLOW_REDIS_URL=%s",
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
         snprintf(mysql_env, sizeof(mysql_env), "LIVEFLOW_MYSQL_URL=%s", e2e.mysql_url);
-        e2e.pid = support_spawn(argv, env, e2e.log_path);
-        cr_assert(e2e.pid > 0);
-        cr_assert(eq(int, support_wait_ready(e2e.admin_port, 10000), 0),
-                  "receiver not ready; log: %s", e2e.log_path);
-}
-
-static void stop_receiver_expect_clean_exit(void)
-{
-        cr_assert(eq(int, kill(e2e.pid, SIGTERM), 0));
-        cr_assert(eq(int, support_wait_exit(e2e.pid, 15000), 0), "drain failed; log: %s",
-                  e2e.log_path);
-        e2e.pid = 0;
-        unlink(e2e.log_path); /* kept only when something failed */
+        support_receiver_start(&e2e.rcv, "srs", NULL, env);
 }
 
 /* POSTs body as SRS does (application/json) to path; trace_id goes in X-Request-Id. */
@@ -132,13 +101,13 @@ static struct reply post(const char *path, const char *body, const char *trace_i
         struct reply r = {0};
 
         snprintf(line, sizeof(line), "X-Request-Id: %s", trace_id);
-        r.status = support_request(&(struct support_request){.port = e2e.port,
+        r.status = support_request(&(struct support_request){.port = e2e.rcv.port,
                                                              .method = "POST",
                                                              .path = path,
                                                              .body = body,
                                                              .headers = headers,
                                                              .timeout_ms = 20000,
-                                                             .log_path = e2e.log_path},
+                                                             .log_path = e2e.rcv.log_path},
                                    SUPPORT_BODY(r.body));
         return r;
 }
@@ -149,12 +118,12 @@ static struct reply get(const char *path)
 
         /* The probes are on the admin port. */
         r.status = support_request(&(struct support_request){.port = strcmp(path, "/metrics") == 0
-                                                                             ? e2e.admin_port
-                                                                             : e2e.port,
+                                                                             ? e2e.rcv.admin_port
+                                                                             : e2e.rcv.port,
                                                              .method = "GET",
                                                              .path = path,
                                                              .timeout_ms = 20000,
-                                                             .log_path = e2e.log_path},
+                                                             .log_path = e2e.rcv.log_path},
                                    SUPPORT_BODY(r.body));
         return r;
 }
@@ -201,7 +170,7 @@ Test(srs_e2e, wrong_or_missing_token_is_401)
         r = post("/callbacks/srs", play_json, "srs-e2e-no-token");
         cr_assert(eq(long, r.status, 401), "%s", r.body);
         cr_assert(strstr(r.body, "token") != NULL, "%s", r.body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&e2e.rcv, false);
 }
 
 Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
@@ -226,14 +195,14 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
 
         refused_body = publish_of(stream, banned);
         r = hook(refused_body, refused_trace);
-        cr_assert(eq(long, r.status, 403), "%s; log %s", r.body, e2e.log_path);
+        cr_assert(eq(long, r.status, 403), "%s; log %s", r.body, e2e.rcv.log_path);
         cr_assert(strstr(r.body, "\"code\":403") != NULL, "SRS refuses any code but 0: %s", r.body);
         cr_assert(strstr(r.body, "banned") != NULL, "%s", r.body);
 
         /* Same stream, same partition: had the refused one been written, it would come first. */
         allowed_body = publish_of(stream, active);
         r = hook(allowed_body, allowed_trace);
-        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.log_path);
+        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.rcv.log_path);
         cr_assert_str_eq(r.body, "{\"code\":0}");
         rkm = support_reader_until(tr, allowed_trace, "trace_id", refused_trace, &saw_refused,
                                    20000);
@@ -259,7 +228,7 @@ Test(srs_e2e, banned_anchor_in_redis_is_refused_and_never_published)
         support_reader_close(tr);
         free(refused_body);
         free(allowed_body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&e2e.rcv, false);
 }
 
 Test(srs_e2e, suspension_that_ended_is_allowed)
@@ -277,7 +246,7 @@ Test(srs_e2e, suspension_that_ended_is_allowed)
         start_receiver();
         body = publish_of(stream, anchor);
         r = hook(body, "srs-e2e-suspension-over");
-        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.log_path);
+        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.rcv.log_path);
         cr_assert_str_eq(r.body, "{\"code\":0}");
 
         /* The same anchor suspended for another minute is refused. */
@@ -286,7 +255,7 @@ Test(srs_e2e, suspension_that_ended_is_allowed)
         r = hook(body, "srs-e2e-suspended");
         cr_assert(eq(long, r.status, 403), "%s", r.body);
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&e2e.rcv, false);
 }
 
 Test(srs_e2e, mysql_answers_when_redis_has_no_anchor_status)
@@ -307,7 +276,7 @@ Test(srs_e2e, mysql_answers_when_redis_has_no_anchor_status)
         start_receiver();
         body = publish_of(stream, anchor);
         r = hook(body, "srs-e2e-mysql-banned");
-        cr_assert(eq(long, r.status, 403), "%s; log %s", r.body, e2e.log_path);
+        cr_assert(eq(long, r.status, 403), "%s; log %s", r.body, e2e.rcv.log_path);
         cr_assert(strstr(r.body, "banned") != NULL, "%s", r.body);
 
         /* Lifted in MySQL: the next publish is allowed (nothing is cached). */
@@ -315,9 +284,9 @@ Test(srs_e2e, mysql_answers_when_redis_has_no_anchor_status)
                  anchor);
         cr_assert(eq(int, mysql_query(e2e.mysql, sql), 0), "%s", mysql_error(e2e.mysql));
         r = hook(body, "srs-e2e-mysql-lifted");
-        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.log_path);
+        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.rcv.log_path);
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&e2e.rcv, false);
 }
 
 Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
@@ -335,7 +304,7 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
         start_receiver();
         body = edit(play_json, "stream", json_string(stream));
         r = hook(body, trace);
-        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.log_path);
+        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.rcv.log_path);
         cr_assert_str_eq(r.body, "{\"code\":0}");
 
         rkm = support_reader_until(tr, trace, NULL, NULL, NULL, 20000);
@@ -359,7 +328,7 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
         rd_kafka_message_destroy(rkm);
         support_reader_close(tr);
         free(body);
-        stop_receiver_expect_clean_exit();
+        support_receiver_stop(&e2e.rcv, false);
 }
 
 /* --check-config: exit 2 naming the key on a bad SRS setting; no broker or store needed. */
