@@ -362,6 +362,26 @@ void support_receiver_kill(struct support_receiver *r)
         r->pid = 0;
 }
 
+int support_receiver_check_config(char *const env[], char **out)
+{
+        char bin[256], name[64], log_path[512];
+        char *argv[] = {bin, (char *)"--check-config", NULL};
+        int rc;
+
+        support_bin_path("liveflow-receiver", bin, sizeof(bin));
+        support_unique_name("check", name, sizeof(name));
+        snprintf(log_path, sizeof(log_path), "/tmp/liveflow_e2e_%s.log", name);
+        rc = support_wait_exit(support_spawn(argv, env, log_path), 10000);
+        if (out) {
+                *out = support_read_file(log_path, NULL);
+                if (!*out)
+                        *out = strdup("");
+                cr_assert_not_null(*out);
+        }
+        unlink(log_path);
+        return rc;
+}
+
 int support_wait_ready(int port, int timeout_ms)
 {
         long long deadline = support_now_ms() + timeout_ms;

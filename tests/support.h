@@ -118,6 +118,13 @@ void support_receiver_stop(struct support_receiver *r, bool keep_log);
 /** @brief Kills r when it still runs (SIGKILL) and reaps it: a failed test's teardown. */
 void support_receiver_kill(struct support_receiver *r);
 
+/**
+ * @brief Runs liveflow-receiver --check-config with env ("K=V", NULL-terminated) and waits up to
+ * 10 s for it. out (may be NULL) receives what it printed (malloc'd, "" when nothing; the
+ * caller frees it). @returns its exit code, -1 when it did not exit in time.
+ */
+int support_receiver_check_config(char *const env[], char **out);
+
 /** @brief Milliseconds of a monotonic clock. */
 long long support_now_ms(void);
 

@@ -391,18 +391,11 @@ Test(conn_guard, the_per_address_limit_holds_over_every_loop)
 /* Runs --check-config with env; its output in out. @returns the exit code. */
 static int check_config(char *const env[], char *out, size_t out_size)
 {
-        char bin[256], name[64], log_path[512], *text;
-        char *argv[] = {bin, (char *)"--check-config", NULL};
-        int rc;
+        char *text;
+        int rc = support_receiver_check_config(env, &text);
 
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("check", name, sizeof(name));
-        snprintf(log_path, sizeof(log_path), "/tmp/liveflow_e2e_%s.log", name);
-        rc = support_wait_exit(support_spawn(argv, env, log_path), 10000);
-        text = support_read_file(log_path, NULL);
-        snprintf(out, out_size, "%s", text ? text : "");
+        snprintf(out, out_size, "%s", text);
         free(text);
-        unlink(log_path);
         return rc;
 }
 

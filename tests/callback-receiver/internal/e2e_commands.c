@@ -325,22 +325,14 @@ Test(internal_e2e, without_a_secret_the_endpoints_answer_503)
 
 Test(internal_e2e, check_config_exits_2_on_a_malformed_secret)
 {
-        char bin[256], name[64], log_path[512];
-        char *argv[] = {bin, (char *)"--check-config", NULL};
         char *env[] = {(char *)"LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1",
                        (char *)"LIVEFLOW_HMAC_SECRET=whsec_short", NULL};
         char *log;
 
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("check", name, sizeof(name));
-        snprintf(log_path, sizeof(log_path), "/tmp/liveflow_e2e_%s.log", name);
-        cr_assert(eq(int, support_wait_exit(support_spawn(argv, env, log_path), 10000), 2));
-        log = support_read_file(log_path, NULL);
-        cr_assert(log != NULL);
+        cr_assert(eq(int, support_receiver_check_config(env, &log), 2));
         cr_assert(strstr(log, "LIVEFLOW_HMAC_SECRET: secret 1") != NULL, "%s", log);
         cr_assert(strstr(log, "short") == NULL, "the secret leaked: %s", log);
         free(log);
-        unlink(log_path);
 }
 
 Test(internal_e2e, the_tip_services_x_trace_id_is_the_trace_and_the_tip_id_is_logged)

@@ -334,17 +334,10 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
 /* --check-config: exit 2 naming the key on a bad SRS setting; no broker or store needed. */
 static int check_config(const char *bad_setting)
 {
-        char bin[256], name[64], log_path[512];
-        char *argv[] = {bin, (char *)"--check-config", NULL};
-        char *env[] = {(char *)"LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1", (char *)bad_setting, NULL};
-        int rc;
-
-        support_bin_path("liveflow-receiver", bin, sizeof(bin));
-        support_unique_name("srs_check", name, sizeof(name));
-        snprintf(log_path, sizeof(log_path), "/tmp/liveflow_e2e_%s.log", name);
-        rc = support_wait_exit(support_spawn(argv, env, log_path), 10000);
-        unlink(log_path);
-        return rc;
+        return support_receiver_check_config(
+                (char *[]){(char *)"LIVEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1", (char *)bad_setting,
+                           NULL},
+                NULL);
 }
 
 Test(srs_e2e, check_config_refuses_bad_srs_settings)
