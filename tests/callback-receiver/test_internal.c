@@ -28,6 +28,7 @@
 #include "support_stack.h"
 #include "../../callback-receiver/internal.h"
 #include "internal/fixture.h"
+#include "refusal.h"
 
 /* CONTRACT §2 Reward body with every field. */
 const char reward_json[] =
@@ -173,15 +174,7 @@ char *edit(const char *sample, const char *field, const char *value)
 
 void assert_refused(int rc, unsigned int status, const char *auth_failure, const char *in_message)
 {
-        cr_assert(eq(int, rc, -1));
-        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status,
-                  verdict.message);
-        if (auth_failure)
-                cr_assert_str_eq(verdict.auth_failure, auth_failure);
-        else
-                cr_assert_null(verdict.auth_failure);
-        cr_assert(strstr(verdict.message, in_message) != NULL, "message \"%s\" should name \"%s\"",
-                  verdict.message, in_message);
+        assert_verdict_refused(&verdict, rc, status, auth_failure, in_message);
         cr_assert_null(ev.payload);
         cr_assert_null(ev.fields);
         cr_assert_null(ev.anchor_id);

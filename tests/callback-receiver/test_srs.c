@@ -27,6 +27,7 @@
 #include "srs.h"
 #include "support.h"
 #include "srs/fixture.h"
+#include "refusal.h"
 #include "url.h"
 
 /* The samples of shared/payloads/srs (SRS 5/6/7 field set), inline as SRS writes them. */
@@ -265,15 +266,7 @@ static void assert_id_of(const char *text)
 
 void assert_refused(int rc, unsigned int status, const char *auth_failure, const char *in_message)
 {
-        cr_assert(eq(int, rc, -1));
-        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status,
-                  verdict.message);
-        if (auth_failure)
-                cr_assert_str_eq(verdict.auth_failure, auth_failure);
-        else
-                cr_assert_null(verdict.auth_failure);
-        cr_assert(strstr(verdict.message, in_message) != NULL, "message \"%s\" should name \"%s\"",
-                  verdict.message, in_message);
+        assert_verdict_refused(&verdict, rc, status, auth_failure, in_message);
         cr_assert_null(ev.payload);
         cr_assert_null(ev.stream_id);
         cr_assert_null(ev.anchor_id);

@@ -15,6 +15,7 @@
 #include "field_limits.h"
 #include "tencent.h"
 #include "tencent/fixture.h"
+#include "refusal.h"
 
 /* Samples from shared/payloads/tencent-css, signed there with PROBE_KEY (tencent/fixture.h). */
 
@@ -208,15 +209,7 @@ void expected_id(const char *key, char out[65])
 
 void assert_refused(int rc, unsigned int status, const char *auth_failure, const char *in_message)
 {
-        cr_assert(eq(int, rc, -1));
-        cr_assert(eq(u32, verdict.status, status), "status %u: %s", verdict.status,
-                  verdict.message);
-        if (auth_failure)
-                cr_assert_str_eq(verdict.auth_failure, auth_failure);
-        else
-                cr_assert_null(verdict.auth_failure);
-        cr_assert(strstr(verdict.message, in_message) != NULL, "message \"%s\" should name \"%s\"",
-                  verdict.message, in_message);
+        assert_verdict_refused(&verdict, rc, status, auth_failure, in_message);
         cr_assert_null(ev.payload);
         cr_assert_null(ev.fields);
         cr_assert_null(ev.stream_id);
