@@ -11,21 +11,18 @@
 #include <string.h>
 #include <strings.h>
 
-#include "crypto.h"
 #include "encoder.h"
 #include "events.h"
 #include "internal.h"
 #include "settings.h"
 #include "webhook.h"
 
+#include "fuzz.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* whsec_ + base64("fuzz-hmac-secret-32-bytes-long!!") */
-#define HMAC_SECRET "whsec_ZnV6ei1obWFjLXNlY3JldC0zMi1ieXRlcy1sb25nISE="
-#define HMAC_KEY    "fuzz-hmac-secret-32-bytes-long!!"
-#define NOW_MS      1764000000000LL
-#define MAX_BATCH   16
+#define MAX_BATCH 16
 
 static struct settings settings;
 static struct internal *internal;
@@ -41,13 +38,7 @@ static const char *fake_lookup(void *ctx, enum webhook_lookup kind, const char *
 
         if (kind != WEBHOOK_HEADER)
                 return NULL;
-        if (strcasecmp(name, "webhook-id") == 0)
-                return f->id;
-        if (strcasecmp(name, "webhook-timestamp") == 0)
-                return f->timestamp;
-        if (strcasecmp(name, "webhook-signature") == 0)
-                return f->signature;
-        return NULL;
+        return fuzz_webhook_header(name, f->id, f->timestamp, f->signature);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -83,19 +74,8 @@ static void run(const struct webhook_request *req)
                 abort();
         for (size_t i = 0; i < batch.n; i++) {
                 const struct webhook_event *ev = &batch.items[i].ev;
-                const struct envelope env = {
-                        .event_id = ev->event_id,
-                        .vendor = ev->vendor,
-                        .event_type = ev->event_type,
-                        .stream_id = ev->stream_id,
-                        .anchor_id = ev->anchor_id,
-                        .room_id = ev->room_id,
-                        .event_time_ms = ev->event_time_ms,
-                        .receive_time_ms = NOW_MS,
-                        .trace_id = "0123456789abcdef0123456789abcdef",
-                        .raw = batch.items[i].raw,
-                        .raw_len = batch.items[i].raw_len,
-                };
+                const struct envelope env =
+                        fuzz_envelope(ev, batch.items[i].raw, batch.items[i].raw_len);
                 void *out = NULL;
                 size_t out_len;
 
@@ -112,8 +92,7 @@ static void run(const struct webhook_request *req)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        char ts[32], sig[128], b64[64];
-        unsigned char mac[32];
+        char ts[32], sig[128];
         static unsigned long long n;
         char id[32];
         struct fake f = {.id = id, .timestamp = ts, .signature = "v1,AAAA"};
@@ -124,18 +103,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                       .trace_id = "fuzz",
                                       .lookup = fake_lookup,
                                       .ctx = &f};
-        const void *parts[] = {id, ".", ts, ".", data};
-        size_t lens[] = {0, 1, 0, 1, size};
 
         /* A fresh webhook-id each time: the replay memory is never asked about a known one. */
         snprintf(id, sizeof(id), "msg_%llu", ++n);
         snprintf(ts, sizeof(ts), "%lld", NOW_MS / 1000);
         run(&req); /* signed wrong */
-        lens[0] = strlen(id);
-        lens[2] = strlen(ts);
-        if (crypto_hmac_sha256(HMAC_KEY, strlen(HMAC_KEY), parts, lens, 5, mac) == 0) {
-                crypto_base64_encode(mac, sizeof(mac), b64, sizeof(b64));
-                snprintf(sig, sizeof(sig), "v1,%s", b64);
+        if (fuzz_webhook_sign(id, ts, data, size, sig, sizeof(sig)) == 0) {
                 f.signature = sig;
                 run(&req);
         }

@@ -27,14 +27,12 @@
 #include "tencent.h"
 #include "webhook.h"
 
+#include "fuzz.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define TENCENT_KEY "fuzz-tencent-key"
-/* whsec_ + base64("fuzz-hmac-secret-32-bytes-long!!") */
-#define HMAC_SECRET "whsec_ZnV6ei1obWFjLXNlY3JldC0zMi1ieXRlcy1sb25nISE="
-#define HMAC_KEY    "fuzz-hmac-secret-32-bytes-long!!"
-#define NOW_MS      1764000000000LL
 #define AGORA_KEY   "fuzz-agora-secret"
 #define ALI_KEY     "fuzz-alibaba-key"
 #define ALI_DOMAIN  "push.fuzz.example"
@@ -92,13 +90,7 @@ static const char *fake_lookup(void *ctx, enum webhook_lookup kind, const char *
                 return f->ali_ts;
         if (strcasecmp(name, "ALI-LIVE-SIGNATURE") == 0)
                 return f->ali_sig;
-        if (strcasecmp(name, "webhook-id") == 0)
-                return f->id;
-        if (strcasecmp(name, "webhook-timestamp") == 0)
-                return f->timestamp;
-        if (strcasecmp(name, "webhook-signature") == 0)
-                return f->signature;
-        return NULL;
+        return fuzz_webhook_header(name, f->id, f->timestamp, f->signature);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -168,19 +160,8 @@ static void check_same_as_avro_c(const struct webhook_event *ev, const struct en
 /* An accepted request must make an envelope the schema takes. */
 static void check_encodes(const struct webhook_event *ev, const char *body, size_t len)
 {
-        const struct envelope env = {
-                .event_id = ev->event_id,
-                .vendor = ev->vendor,
-                .event_type = ev->event_type,
-                .stream_id = ev->stream_id,
-                .anchor_id = ev->anchor_id,
-                .room_id = ev->room_id,
-                .event_time_ms = ev->event_time_ms,
-                .receive_time_ms = NOW_MS,
-                .trace_id = "0123456789abcdef0123456789abcdef",
-                .raw = ev->raw ? ev->raw : body,
-                .raw_len = ev->raw ? ev->raw_len : len,
-        };
+        const struct envelope env =
+                fuzz_envelope(ev, ev->raw ? ev->raw : body, ev->raw ? ev->raw_len : len);
         char errstr[256];
         void *out = NULL;
         size_t out_len;
@@ -346,19 +327,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
         } else if (selector % SELECTORS >= 2) {
                 /* Standard Webhooks: sign id.timestamp.body with the configured secret. */
-                unsigned char mac[32];
-                char b64[64];
-                const void *parts[] = {id, ".", ts_now, ".", req.body};
-                size_t lens[] = {strlen(id), 1, 0, 1, req.len};
-
                 snprintf(ts_now, sizeof(ts_now), "%lld", NOW_MS / 1000);
-                lens[2] = strlen(ts_now);
                 f.timestamp = ts_now;
-                if (crypto_hmac_sha256(HMAC_KEY, strlen(HMAC_KEY), parts, lens, 5, mac) == 0) {
-                        crypto_base64_encode(mac, sizeof(mac), b64, sizeof(b64));
-                        snprintf(signature, sizeof(signature), "v1,%s", b64);
+                if (fuzz_webhook_sign(id, ts_now, req.body, req.len, signature,
+                                      sizeof(signature)) == 0)
                         run(selector, &req);
-                }
         }
         return 0;
 }
