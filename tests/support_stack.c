@@ -4,6 +4,7 @@
 #include "support.h"
 
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -62,6 +63,51 @@ void support_webhook_sign(const char *key_b64, const char *id, const char *ts, c
         memcpy(out, "v1,", 3);
         EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
         free(content);
+}
+
+void support_agora_sign(const char *secret, const char *body, char v2[65])
+{
+        unsigned char mac[32];
+        unsigned int mac_len = 0;
+
+        cr_assert(HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body,
+                       strlen(body), mac, &mac_len) != NULL &&
+                  mac_len == sizeof(mac));
+        for (size_t i = 0; i < sizeof(mac); i++)
+                snprintf(v2 + 2 * i, 3, "%02x", mac[i]);
+}
+
+/* ------------------------------------------------------------ stores */
+
+bool support_stream_online(redisContext *redis, const char *stream_id)
+{
+        redisReply *r = redisCommand(redis, "SISMEMBER set:live:online %s", stream_id);
+        bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+        freeReplyObject(r);
+        return yes;
+}
+
+void support_wait_stream_state(MYSQL *mysql, redisContext *redis, const char *stream_id,
+                               const char *status, bool in_set,
+                               const struct support_proc *const procs[], int n)
+{
+        char got[16] = "", logs[1024] = "";
+        long long deadline = support_now_ms() + 5000;
+        size_t len = 0;
+
+        while (support_now_ms() < deadline) {
+                support_query1(mysql, got, sizeof(got),
+                               "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
+                if (strcmp(got, status) == 0 && support_stream_online(redis, stream_id) == in_set)
+                        return;
+                support_sleep_ms(20);
+        }
+        for (int i = 0; i < n && len < sizeof(logs); i++)
+                len += (size_t)snprintf(logs + len, sizeof(logs) - len, " %s", procs[i]->log);
+        cr_assert_fail("stream %s: status \"%s\" online=%d, want \"%s\" online=%d (logs%s)",
+                       stream_id, got, support_stream_online(redis, stream_id), status, in_set,
+                       logs);
 }
 
 /* ------------------------------------------------------------ topics */

@@ -6,6 +6,7 @@
 #ifndef LIVEFLOW_TEST_SUPPORT_STACK_H
 #define LIVEFLOW_TEST_SUPPORT_STACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -44,6 +45,28 @@ void support_proc_stop(struct support_proc *p);
  */
 void support_webhook_sign(const char *key_b64, const char *id, const char *ts, const char *body,
                           size_t body_len, char out[64]);
+
+/**
+ * @brief Agora's V2 signature of body (the Agora-Signature-V2 header): the hex HMAC-SHA256 of
+ * body keyed with secret, computed with OpenSSL's one-shot HMAC(), independently of crypto.c.
+ */
+void support_agora_sign(const char *secret, const char *body, char v2[65]);
+
+/* ------------------------------------------------------------ stores */
+
+typedef struct st_mysql MYSQL;
+typedef struct redisContext redisContext;
+
+/** @brief Whether stream_id is a member of set:live:online. */
+bool support_stream_online(redisContext *redis, const char *stream_id);
+
+/**
+ * @brief Waits up to 5 s until stream_id's row in live_streams has status and its membership
+ * of set:live:online is in_set; else fails the test naming the logs of the n procs.
+ */
+void support_wait_stream_state(MYSQL *mysql, redisContext *redis, const char *stream_id,
+                               const char *status, bool in_set,
+                               const struct support_proc *const procs[], int n);
 
 /* ------------------------------------------------------------ topics */
 

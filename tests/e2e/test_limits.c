@@ -110,9 +110,6 @@ static struct support_reply post_agora_sid(const char *notice_id, int product, i
                                            const char *payload, const char *sid)
 {
         char body[4096], v2[65], header[128];
-        unsigned char mac[32];
-        const void *parts[1];
-        size_t lens[1];
         const char *headers[] = {header, NULL};
 
         snprintf(body, sizeof(body),
@@ -120,11 +117,7 @@ static struct support_reply post_agora_sid(const char *notice_id, int product, i
                  "\"notifyMs\":%lld,\"payload\":%s%s%s%s}",
                  fx.prefix, notice_id, product, type, (long long)time(NULL) * 1000, payload,
                  sid ? ",\"sid\":\"" : "", sid ? sid : "", sid ? "\"" : "");
-        parts[0] = body;
-        lens[0] = strlen(body);
-        cr_assert(crypto_hmac_sha256(AGORA_SECRET, strlen(AGORA_SECRET), parts, lens, 1, mac) == 0);
-        for (int i = 0; i < 32; i++)
-                sprintf(v2 + 2 * i, "%02x", mac[i]);
+        support_agora_sign(AGORA_SECRET, body, v2);
         snprintf(header, sizeof(header), "Agora-Signature-V2: %s", v2);
         return http_send("POST", "/callbacks/agora", body, headers);
 }

@@ -74,31 +74,12 @@ static long post_tencent(const char *stream_id, int event_type, long long t, con
         return support_http(fx.http_port, "POST", "/callbacks/tencent", body, NULL).status;
 }
 
-static bool online(const char *stream_id)
-{
-        redisReply *r = redisCommand(fx.redis, "SISMEMBER set:live:online %s", stream_id);
-        bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-
-        freeReplyObject(r);
-        return yes;
-}
-
 /* Waits (up to 5 s) for the row's status and the set membership to say the same. */
 static void wait_state(const char *stream_id, const char *status, bool in_set)
 {
-        char got[16] = "";
-        long long deadline = support_now_ms() + 5000;
+        const struct support_proc *const procs[] = {&fx.receiver, &fx.consumer};
 
-        while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
-                if (strcmp(got, status) == 0 && online(stream_id) == in_set)
-                        return;
-                support_sleep_ms(20);
-        }
-        cr_assert_fail("stream %s: status \"%s\" online=%d, want \"%s\" online=%d (logs %s %s)",
-                       stream_id, got, online(stream_id), status, in_set, fx.receiver.log,
-                       fx.consumer.log);
+        support_wait_stream_state(fx.mysql, fx.redis, stream_id, status, in_set, procs, 2);
 }
 
 TestSuite(pipeline, .init = setup, .fini = teardown, .timeout = 120);

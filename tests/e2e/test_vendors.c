@@ -103,20 +103,13 @@ static long post_agora_as(const char *secret, const char *notice_id, int product
                           const char *payload)
 {
         char body[2048], v2[65], header[128];
-        unsigned char mac[32];
-        const void *parts[1];
-        size_t lens[1];
         const char *headers[] = {header, NULL};
 
         snprintf(body, sizeof(body),
                  "{\"noticeId\":\"%s-%s\",\"productId\":%d,\"eventType\":%d,"
                  "\"notifyMs\":%lld,\"payload\":%s}",
                  fx.prefix, notice_id, product, type, (long long)time(NULL) * 1000, payload);
-        parts[0] = body;
-        lens[0] = strlen(body);
-        cr_assert(crypto_hmac_sha256(secret, strlen(secret), parts, lens, 1, mac) == 0);
-        for (int i = 0; i < 32; i++)
-                sprintf(v2 + 2 * i, "%02x", mac[i]);
+        support_agora_sign(secret, body, v2);
         snprintf(header, sizeof(header), "Agora-Signature-V2: %s", v2);
         return http_send("POST", "/callbacks/agora", body, headers);
 }
@@ -126,31 +119,12 @@ static long post_agora(const char *notice_id, int product, int type, const char 
         return post_agora_as(AGORA_SECRET, notice_id, product, type, payload);
 }
 
-static bool online(const char *stream_id)
-{
-        redisReply *r = redisCommand(fx.redis, "SISMEMBER set:live:online %s", stream_id);
-        bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-
-        freeReplyObject(r);
-        return yes;
-}
-
 /* Waits (up to 5 s) for the row's status and the set membership to say the same. */
 static void wait_state(const char *stream_id, const char *status, bool in_set)
 {
-        char got[16] = "";
-        long long deadline = support_now_ms() + 5000;
+        const struct support_proc *const procs[] = {&fx.receiver, &fx.consumer};
 
-        while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got),
-                               "SELECT status FROM live_streams WHERE stream_id = '%s'", stream_id);
-                if (strcmp(got, status) == 0 && online(stream_id) == in_set)
-                        return;
-                support_sleep_ms(20);
-        }
-        cr_assert_fail("stream %s: status \"%s\" online=%d, want \"%s\" online=%d (logs %s %s)",
-                       stream_id, got, online(stream_id), status, in_set, fx.receiver.log,
-                       fx.consumer.log);
+        support_wait_stream_state(fx.mysql, fx.redis, stream_id, status, in_set, procs, 2);
 }
 
 /* The outcomes the stream role recorded for the stream, sorted, joined by ','. */
@@ -349,7 +323,7 @@ Test(vendors, an_agora_room_and_a_tencent_stream_of_one_id_are_two_streams)
                        "FROM live_streams WHERE stream_id = '%s'",
                        id);
         cr_assert_str_eq(v, "agora:ended,tencent:live");
-        cr_assert(online(id), "the Tencent stream %s is still live", id);
+        cr_assert(support_stream_online(fx.redis, id), "the Tencent stream %s is still live", id);
         support_query1(fx.mysql, v, sizeof(v),
                        "SELECT COUNT(DISTINCT session_id) FROM live_streams WHERE stream_id = '%s'",
                        id);
