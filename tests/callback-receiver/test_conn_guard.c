@@ -175,11 +175,10 @@ static char *signed_push(int i)
 {
         json_t *root = json_loads(push_sample, 0, NULL);
         long long t = (long long)time(NULL) + 60;
-        char msg[128], sign[33], stream[64], *s;
+        char sign[33], stream[64], *s;
 
         cr_assert(root != NULL);
-        snprintf(msg, sizeof(msg), "%s%lld", KEY, t);
-        crypto_md5_hex(msg, strlen(msg), sign);
+        support_tencent_sign(KEY, t, sign);
         support_unique_name("slow-stream", stream, sizeof(stream));
         snprintf(stream + strlen(stream), sizeof(stream) - strlen(stream), "-%d", i);
         json_object_set_new(root, "stream_id", json_string(stream));

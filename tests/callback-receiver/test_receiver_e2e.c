@@ -172,11 +172,10 @@ char *signed_push(const char *stream_id, const char *key, long long t_offset_s)
 {
         json_t *root = json_loads(push_sample, 0, NULL);
         long long t = (long long)time(NULL) + t_offset_s;
-        char msg[128], sign[33], *s;
+        char sign[33], *s;
 
         cr_assert(root != NULL);
-        snprintf(msg, sizeof(msg), "%s%lld", key, t);
-        crypto_md5_hex(msg, strlen(msg), sign);
+        support_tencent_sign(key, t, sign);
         json_object_set_new(root, "stream_id", json_string(stream_id));
         json_object_set_new(root, "stream_param",
                             json_string("txSecret=x&anchor_id=anchor%2042&room_id=room-7"));

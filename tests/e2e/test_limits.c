@@ -148,11 +148,10 @@ static struct support_reply send_alibaba(const char *query, const char *body)
 /* A Tencent callback: fields (without the braces) plus a valid t and sign. */
 static struct support_reply post_tencent(const char *fields)
 {
-        char body[4096], text[128], sign[33];
+        char body[4096], sign[33];
         long long t = (long long)time(NULL) + 60;
 
-        snprintf(text, sizeof(text), "%s%lld", TENCENT_KEY, t);
-        crypto_md5_hex(text, strlen(text), sign);
+        support_tencent_sign(TENCENT_KEY, t, sign);
         snprintf(body, sizeof(body), "{%s,\"t\":%lld,\"sign\":\"%s\"}", fields, t, sign);
         return http_send("POST", "/callbacks/tencent", body, NULL);
 }

@@ -387,7 +387,7 @@ void post_until(int limit, bool wait)
 /* A signed Tencent push (begin) or interrupt (end) for stream s; retried until a 200. */
 void post_stream(int s, bool is_begin)
 {
-        char body[2048], sign[33], text[128], sid[64], anchor[64], room[64];
+        char body[2048], sign[33], sid[64], anchor[64], room[64];
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
         CURL *curl = curl_easy_init();
         long long t = (long long)time(NULL) + 600;
@@ -397,8 +397,7 @@ void post_stream(int s, bool is_begin)
         stream_id(s, sid, sizeof(sid));
         anchor_id(ANCHORS + s, anchor, sizeof(anchor));
         room_id(ANCHORS + s, room, sizeof(room));
-        snprintf(text, sizeof(text), "%s%lld", TENCENT_KEY, t);
-        crypto_md5_hex(text, strlen(text), sign);
+        support_tencent_sign(TENCENT_KEY, t, sign);
         snprintf(body, sizeof(body),
                  "{\"app\":\"test.domain.com\",\"appid\":12345678,\"appname\":\"live\","
                  "\"channel_id\":\"%s\",\"errcode\":%d,\"errmsg\":\"%s\",\"event_time\":%lld,"
