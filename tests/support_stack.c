@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------ processes */
 
@@ -75,6 +76,22 @@ void support_agora_sign(const char *secret, const char *body, char v2[65])
                   mac_len == sizeof(mac));
         for (size_t i = 0; i < sizeof(mac); i++)
                 snprintf(v2 + 2 * i, 3, "%02x", mac[i]);
+}
+
+void support_alibaba_headers(const char *host, const char *key, char h_ts[64], char h_sig[64])
+{
+        long long ts = (long long)time(NULL);
+        unsigned char md[16];
+        unsigned int md_len = 0;
+        char text[256], hex[33];
+
+        snprintf(text, sizeof(text), "%s|%lld|%s", host, ts, key);
+        cr_assert(EVP_Digest(text, strlen(text), md, &md_len, EVP_md5(), NULL) == 1 &&
+                  md_len == sizeof(md));
+        for (size_t i = 0; i < sizeof(md); i++)
+                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        snprintf(h_ts, 64, "ALI-LIVE-TIMESTAMP: %lld", ts);
+        snprintf(h_sig, 64, "ALI-LIVE-SIGNATURE: %s", hex);
 }
 
 /* ------------------------------------------------------------ stores */

@@ -52,6 +52,13 @@ void support_webhook_sign(const char *key_b64, const char *id, const char *ts, c
  */
 void support_agora_sign(const char *secret, const char *body, char v2[65]);
 
+/**
+ * @brief Alibaba's signature headers of a request to host signed with key now: h_ts
+ * "ALI-LIVE-TIMESTAMP: <unix s>" and h_sig "ALI-LIVE-SIGNATURE: <hex MD5 of host|s|key>",
+ * computed with OpenSSL's EVP_Digest(), independently of crypto.c.
+ */
+void support_alibaba_headers(const char *host, const char *key, char h_ts[64], char h_sig[64]);
+
 /* ------------------------------------------------------------ stores */
 
 typedef struct st_mysql MYSQL;

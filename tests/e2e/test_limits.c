@@ -131,15 +131,10 @@ static struct support_reply post_agora(const char *notice_id, int product, int t
 /* An Alibaba request: a GET of query (ingest) when body is NULL, else a POST of body. */
 static struct support_reply send_alibaba(const char *query, const char *body)
 {
-        char text[256], sig[33], h_ts[64], h_sig[64], path[4096];
+        char h_ts[64], h_sig[64], path[4096];
         const char *headers[] = {h_ts, h_sig, NULL};
-        long long ts = (long long)time(NULL);
 
-        snprintf(text, sizeof(text), "%s|%lld|%s", body ? "127.0.0.1" : ALIBABA_DOMAIN, ts,
-                 ALIBABA_KEY);
-        crypto_md5_hex(text, strlen(text), sig);
-        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
-        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
+        support_alibaba_headers(body ? "127.0.0.1" : ALIBABA_DOMAIN, ALIBABA_KEY, h_ts, h_sig);
         snprintf(path, sizeof(path), "/callbacks/alibaba%s%s", query ? "?" : "",
                  query ? query : "");
         return http_send(body ? "POST" : "GET", path, body, headers);

@@ -260,18 +260,14 @@ Test(vendors, forged_or_unsigned_agora_notices_get_401_and_no_row)
 static long get_alibaba(const char *action, const char *stream_id, long long time_s,
                         const char *key)
 {
-        char path[512], text[256], sig[33], h_ts[64], h_sig[64];
+        char path[512], h_ts[64], h_sig[64];
         const char *headers[] = {h_ts, h_sig, NULL};
-        long long ts = (long long)time(NULL);
 
         snprintf(path, sizeof(path),
                  "/callbacks/alibaba?action=%s&ip=10.0.0.1&id=%s&app=" ALIBABA_DOMAIN
                  "&appname=live&time=%lld&usrargs=anchor_id%%3Dal_%s%%26room_id%%3Dar_%s",
                  action, stream_id, time_s, fx.prefix, fx.prefix);
-        snprintf(text, sizeof(text), ALIBABA_DOMAIN "|%lld|%s", ts, key);
-        crypto_md5_hex(text, strlen(text), sig);
-        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
-        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
+        support_alibaba_headers(ALIBABA_DOMAIN, key, h_ts, h_sig);
         return http_send("GET", path, NULL, headers);
 }
 
@@ -374,14 +370,10 @@ static void wait_value(const char *want, const char *sql)
 /* A POST to /callbacks/alibaba signed with the callback URL's host, as Alibaba signs it. */
 static long post_alibaba(const char *body)
 {
-        char text[256], sig[33], h_ts[64], h_sig[64];
+        char h_ts[64], h_sig[64];
         const char *headers[] = {h_ts, h_sig, NULL};
-        long long ts = (long long)time(NULL);
 
-        snprintf(text, sizeof(text), "127.0.0.1|%lld|%s", ts, ALIBABA_KEY);
-        crypto_md5_hex(text, strlen(text), sig);
-        snprintf(h_ts, sizeof(h_ts), "ALI-LIVE-TIMESTAMP: %lld", ts);
-        snprintf(h_sig, sizeof(h_sig), "ALI-LIVE-SIGNATURE: %s", sig);
+        support_alibaba_headers("127.0.0.1", ALIBABA_KEY, h_ts, h_sig);
         return http_send("POST", "/callbacks/alibaba", body, headers);
 }
 
