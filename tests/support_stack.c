@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <mysql.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -42,6 +43,57 @@ void support_proc_stop(struct support_proc *p)
                 support_wait_exit(p->pid, 5000);
         }
         p->pid = 0;
+}
+
+void support_stream_stack_start(struct support_stream_stack *s, const char *name,
+                                const char *group_before, const char *group_after,
+                                const char *const env[])
+{
+        static const char *const stream_topics[] = {"live.stream", NULL};
+        struct support_proc *all[] = {&s->receiver, &s->consumer};
+        char e_http[64], group[160];
+        const char *all_env[16] = {e_http};
+        int n = 1;
+
+        for (int i = 0; env && env[i]; i++) {
+                cr_assert(n < 15, "too many variables for the stack");
+                all_env[n++] = env[i];
+        }
+        support_unique_name(name, s->prefix, sizeof(s->prefix));
+        support_create_database(s->mysql_url, sizeof(s->mysql_url));
+        s->mysql = support_mysql_connect(s->mysql_url);
+        s->redis = support_redis_connect(0, false, NULL, 0);
+        s->http_port = support_free_port();
+        snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", s->http_port);
+        support_proc_launch(&s->receiver, s->prefix, NULL, s->mysql_url, NULL, NULL, all_env);
+        snprintf(group, sizeof(group), "%s%s%s", group_before, s->prefix, group_after);
+        support_proc_launch(&s->consumer, s->prefix, "stream", s->mysql_url, group, stream_topics,
+                            all_env);
+        support_procs_ready(all, 2);
+}
+
+void support_stream_stack_stop(struct support_stream_stack *s)
+{
+        support_proc_stop(&s->receiver);
+        support_proc_stop(&s->consumer);
+        if (s->mysql)
+                mysql_close(s->mysql);
+        if (s->redis)
+                redisFree(s->redis);
+        memset(s, 0, sizeof(*s));
+}
+
+long support_stream_stack_tencent(const struct support_stream_stack *s, const char *stream_id,
+                                  int event_type, long long t, const char *key)
+{
+        char body[2048], anchor[64], room[64];
+
+        snprintf(anchor, sizeof(anchor), "a_%s", s->prefix);
+        snprintf(room, sizeof(room), "r_%s", s->prefix);
+        support_tencent_stream_body(body, sizeof(body), stream_id, event_type == 1,
+                                    event_type ? 1703731478LL : 1703735203LL, anchor, room, 3725118,
+                                    key, t);
+        return support_http(s->http_port, "POST", "/callbacks/tencent", body, NULL).status;
 }
 
 /* ------------------------------------------------------------ signing */

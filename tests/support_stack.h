@@ -36,6 +36,36 @@ void support_procs_ready(struct support_proc *const procs[], int n);
 /** @brief Kills p when it still runs (SIGKILL) and reaps it; a stopped p is left alone. */
 void support_proc_stop(struct support_proc *p);
 
+/** The receiver and the stream role of an end-to-end test, with its own database. */
+struct support_stream_stack {
+        char mysql_url[512];
+        char prefix[48]; /* unique to the test: its ids, group and logs start with it */
+        int http_port;
+        struct support_proc receiver, consumer;
+        struct st_mysql *mysql;     /* a client of mysql_url */
+        struct redisContext *redis; /* a client of the fixture Redis (db 0) */
+};
+
+/**
+ * @brief Starts s: a prefix from name, a fresh migrated database and clients of it and of Redis,
+ * then the receiver on a free HTTP port and the stream role in group
+ * <group_before><prefix><group_after> (one per test: each needs every partition) at the end of
+ * live.stream, both with LIVEFLOW_HTTP_PORT and env (at most 14); waits until both are ready.
+ */
+void support_stream_stack_start(struct support_stream_stack *s, const char *name,
+                                const char *group_before, const char *group_after,
+                                const char *const env[]);
+
+/** @brief Stops both processes, closes the clients and clears s. */
+void support_stream_stack_stop(struct support_stream_stack *s);
+
+/**
+ * @brief POSTs to s's receiver a Tencent push (event_type 1) or interrupt (0) of stream_id
+ * (anchor a_<prefix>, room r_<prefix>) signed at t with key. @returns the status.
+ */
+long support_stream_stack_tencent(const struct support_stream_stack *s, const char *stream_id,
+                                  int event_type, long long t, const char *key);
+
 /* ------------------------------------------------------------ signing */
 
 /**

@@ -17,61 +17,28 @@
 
 #define TENCENT_KEY "e2e-callback-key"
 
-static struct {
-        char mysql_url[512];
-        char prefix[48];
-        int http_port;
-        struct support_proc receiver, consumer;
-        MYSQL *mysql;
-        redisContext *redis;
-} fx;
+static struct support_stream_stack fx;
 
 /* The receiver and the stream role (its group at the end of live.stream), started together. */
 static void setup(void)
 {
-        static const char *const stream_topics[] = {"live.stream", NULL};
-        char e_http[64], group[96];
-        const char *env[] = {e_http, "LIVEFLOW_HTTP_ADDR=127.0.0.1",
-                             "LIVEFLOW_TENCENT_KEY=" TENCENT_KEY, "LIVEFLOW_LOG_LEVEL=info", NULL};
-        struct support_proc *all[] = {&fx.receiver, &fx.consumer};
+        static const char *const env[] = {"LIVEFLOW_HTTP_ADDR=127.0.0.1",
+                                          "LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
+                                          "LIVEFLOW_LOG_LEVEL=info", NULL};
 
-        support_unique_name("e2e", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.redis = support_redis_connect(0, false, NULL, 0);
-        fx.http_port = support_free_port();
-        snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
-        support_proc_launch(&fx.receiver, fx.prefix, NULL, fx.mysql_url, NULL, NULL, env);
-        /* Parallel tests each need every partition of live.stream: one group each. */
-        snprintf(group, sizeof(group), "e2e.%s", fx.prefix);
-        support_proc_launch(&fx.consumer, fx.prefix, "stream", fx.mysql_url, group, stream_topics,
-                            env);
-        support_procs_ready(all, 2);
+        support_stream_stack_start(&fx, "e2e", "e2e.", "", env);
 }
 
 static void teardown(void)
 {
-        support_proc_stop(&fx.receiver);
-        support_proc_stop(&fx.consumer);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
-        if (fx.redis)
-                redisFree(fx.redis);
-        memset(&fx, 0, sizeof(fx));
+        support_stream_stack_stop(&fx);
 }
 
 /* POSTs a Tencent push (event_type 1) or interrupt (0) signed with key (or with a forged
  * one) and returns the status. */
 static long post_tencent(const char *stream_id, int event_type, long long t, const char *key)
 {
-        char body[2048], anchor[64], room[64];
-
-        snprintf(anchor, sizeof(anchor), "a_%s", fx.prefix);
-        snprintf(room, sizeof(room), "r_%s", fx.prefix);
-        support_tencent_stream_body(body, sizeof(body), stream_id, event_type == 1,
-                                    event_type ? 1703731478LL : 1703735203LL, anchor, room, 3725118,
-                                    key, t);
-        return support_http(fx.http_port, "POST", "/callbacks/tencent", body, NULL).status;
+        return support_stream_stack_tencent(&fx, stream_id, event_type, t, key);
 }
 
 /* Waits (up to 5 s) for the row's status and the set membership to say the same. */

@@ -22,19 +22,11 @@
 #define ALIBABA_KEY    "e2e-alibaba-key"
 #define ALIBABA_DOMAIN "push.e2e.example.com"
 
-static struct {
-        char mysql_url[512];
-        char prefix[48];
-        int http_port;
-        struct support_proc receiver, consumer, roles[3]; /* roles: record, snapshot, audit */
-        MYSQL *mysql;
-        redisContext *redis;
-} fx;
+static struct support_stream_stack fx;
+static struct support_proc roles[3]; /* record, snapshot, audit */
 
-/* What every process of a test gets: the HTTP port and the vendors' keys. */
-static char e_http[64];
-static const char *const env[] = {e_http,
-                                  "LIVEFLOW_HTTP_ADDR=127.0.0.1",
+/* What every process of a test gets: the vendors' keys. */
+static const char *const env[] = {"LIVEFLOW_HTTP_ADDR=127.0.0.1",
                                   "LIVEFLOW_TENCENT_KEY=" TENCENT_KEY,
                                   "LIVEFLOW_AGORA_SECRET=" AGORA_SECRET,
                                   "LIVEFLOW_AGORA_ANCHOR_FROM=uid",
@@ -46,52 +38,24 @@ static const char *const env[] = {e_http,
 /* The receiver and the stream role (its group at the end of live.stream), started together. */
 static void setup(void)
 {
-        static const char *const stream_topics[] = {"live.stream", NULL};
-        struct support_proc *all[] = {&fx.receiver, &fx.consumer};
-        char group[96];
-
-        support_unique_name("vd", fx.prefix, sizeof(fx.prefix));
-        support_create_database(fx.mysql_url, sizeof(fx.mysql_url));
-        fx.mysql = support_mysql_connect(fx.mysql_url);
-        fx.redis = support_redis_connect(0, false, NULL, 0);
-        fx.http_port = support_free_port();
-        snprintf(e_http, sizeof(e_http), "LIVEFLOW_HTTP_PORT=%d", fx.http_port);
-        support_proc_launch(&fx.receiver, fx.prefix, NULL, fx.mysql_url, NULL, NULL, env);
-        /* Parallel tests each need every partition of live.stream: one group each. */
-        snprintf(group, sizeof(group), "vendors.%s.consumer", fx.prefix);
-        support_proc_launch(&fx.consumer, fx.prefix, "stream", fx.mysql_url, group, stream_topics,
-                            env);
-        support_procs_ready(all, 2);
+        support_stream_stack_start(&fx, "vd", "vendors.", ".consumer", env);
 }
 
 static void teardown(void)
 {
-        support_proc_stop(&fx.receiver);
-        support_proc_stop(&fx.consumer);
         for (int i = 0; i < 3; i++)
-                support_proc_stop(&fx.roles[i]);
-        if (fx.mysql)
-                mysql_close(fx.mysql);
-        if (fx.redis)
-                redisFree(fx.redis);
-        memset(&fx, 0, sizeof(fx));
+                support_proc_stop(&roles[i]);
+        memset(roles, 0, sizeof(roles));
+        support_stream_stack_stop(&fx);
 }
 
 /* POSTs a Tencent push (event_type 1) or interrupt (0) signed with key (or with a forged
  * one) and returns the status. */
 static long post_tencent(const char *stream_id, int event_type, long long t, const char *key)
 {
-        char body[2048], anchor[64], room[64];
-
-        snprintf(anchor, sizeof(anchor), "a_%s", fx.prefix);
-        snprintf(room, sizeof(room), "r_%s", fx.prefix);
-        support_tencent_stream_body(body, sizeof(body), stream_id, event_type == 1,
-                                    event_type ? 1703731478LL : 1703735203LL, anchor, room, 3725118,
-                                    key, t);
-        return support_http(fx.http_port, "POST", "/callbacks/tencent", body, NULL).status;
+        return support_stream_stack_tencent(&fx, stream_id, event_type, t, key);
 }
 
-/* Sends method to path (with query) carrying body and the headers; returns the status. */
 static long http_send(const char *method, const char *path, const char *body,
                       const char *const headers[])
 {
@@ -340,13 +304,13 @@ static void start_roles(void)
         static const char *const names[] = {"record", "snapshot", "audit"};
         static const char *const topics[][2] = {
                 {"live.record", NULL}, {"live.snapshot", NULL}, {"live.audit", NULL}};
-        struct support_proc *all[] = {&fx.roles[0], &fx.roles[1], &fx.roles[2]};
+        struct support_proc *all[] = {&roles[0], &roles[1], &roles[2]};
         char group[128];
 
         for (int i = 0; i < 3; i++) {
                 snprintf(group, sizeof(group), "vendors.%s.%s", fx.prefix, names[i]);
-                support_proc_launch(&fx.roles[i], fx.prefix, names[i], fx.mysql_url, group,
-                                    topics[i], env);
+                support_proc_launch(&roles[i], fx.prefix, names[i], fx.mysql_url, group, topics[i],
+                                    env);
         }
         support_procs_ready(all, 3);
 }
