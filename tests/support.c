@@ -6,6 +6,7 @@
 #include "url.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <mysql.h>
 #include <arpa/inet.h>
@@ -380,6 +381,22 @@ int support_receiver_check_config(char *const env[], char **out)
         }
         unlink(log_path);
         return rc;
+}
+
+char *support_json_edit(const char *json, const char *field, json_t *value)
+{
+        json_t *root = json_loads(json, 0, NULL);
+        char *s;
+
+        cr_assert(root != NULL);
+        if (json_is_null(value))
+                json_object_del(root, field);
+        else
+                json_object_set(root, field, value);
+        json_decref(value);
+        s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(root);
+        return s;
 }
 
 int support_wait_ready(int port, int timeout_ms)

@@ -125,6 +125,14 @@ void support_receiver_kill(struct support_receiver *r);
  */
 int support_receiver_check_config(char *const env[], char **out);
 
+typedef struct json_t json_t;
+
+/**
+ * @brief The JSON object text json with field set to value (json_null(): removed), compact;
+ * takes value's reference. The caller frees the text.
+ */
+char *support_json_edit(const char *json, const char *field, json_t *value);
+
 /** @brief Milliseconds of a monotonic clock. */
 long long support_now_ms(void);
 

@@ -193,26 +193,9 @@ void assert_mapped(int rc)
         cr_assert(eq(int, rc, 0), "refused %u: %s", verdict.status, verdict.message);
 }
 
-/* The sample with `field` set to value (json_null(): removed); the caller frees the text. */
-char *edit(const char *sample, const char *field, json_t *value)
-{
-        json_t *root = json_loads(sample, 0, NULL);
-        char *s;
-
-        cr_assert(root != NULL);
-        if (json_is_null(value))
-                json_object_del(root, field);
-        else
-                json_object_set(root, field, value);
-        json_decref(value);
-        s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(root);
-        return s;
-}
-
 char *with_param(const char *sample, const char *param)
 {
-        return edit(sample, "param", json_string(param));
+        return support_json_edit(sample, "param", json_string(param));
 }
 
 /*
@@ -412,9 +395,9 @@ Test(srs, dvr_maps_to_record_file)
 
 Test(srs, dvr_prefers_url_and_reads_the_format_from_the_extension)
 {
-        char *a = edit(dvr_json, "url", json_string("http://cdn.example/live/x.MP4"));
-        char *b = edit(dvr_json, "file", json_string("./objs/live/livestream.m3u8"));
-        char *c = edit(dvr_json, "file", json_string("./objs/live.d/livestream"));
+        char *a = support_json_edit(dvr_json, "url", json_string("http://cdn.example/live/x.MP4"));
+        char *b = support_json_edit(dvr_json, "file", json_string("./objs/live/livestream.m3u8"));
+        char *c = support_json_edit(dvr_json, "file", json_string("./objs/live.d/livestream"));
 
         assert_mapped(map(a));
         cr_assert_str_eq(payload_str("video_url"), "http://cdn.example/live/x.MP4");
@@ -430,8 +413,8 @@ Test(srs, dvr_prefers_url_and_reads_the_format_from_the_extension)
 
 Test(srs, two_dvr_files_of_one_session_have_two_ids)
 {
-        char *other =
-                edit(dvr_json, "file", json_string("./objs/nginx/html/live/livestream.2.flv"));
+        char *other = support_json_edit(dvr_json, "file",
+                                        json_string("./objs/nginx/html/live/livestream.2.flv"));
         char first_id[65], first_file[65];
 
         assert_mapped(map(dvr_json));
@@ -504,7 +487,7 @@ Test(srs, srs3_numeric_client_id_and_missing_server_id)
 
 Test(srs, client_id_as_number_or_text_gives_one_id)
 {
-        char *as_text = edit(publish_v3_json, "client_id", json_string("107"));
+        char *as_text = support_json_edit(publish_v3_json, "client_id", json_string("107"));
         char first[65];
 
         assert_mapped(map(publish_v3_json));
@@ -532,8 +515,8 @@ Test(srs, replayed_body_keeps_its_id_at_another_time)
 
 Test(srs, another_connection_or_process_run_gets_another_id)
 {
-        char *client = edit(publish_json, "client_id", json_string("99zz99zz"));
-        char *service = edit(publish_json, "service_id", json_string("restart1"));
+        char *client = support_json_edit(publish_json, "client_id", json_string("99zz99zz"));
+        char *service = support_json_edit(publish_json, "service_id", json_string("restart1"));
         char first[65];
 
         assert_mapped(map(publish_json));
@@ -548,7 +531,7 @@ Test(srs, another_connection_or_process_run_gets_another_id)
 
 Test(srs, unicode_stream_name)
 {
-        char *body = edit(play_json, "stream", json_string("直播间-1"));
+        char *body = support_json_edit(play_json, "stream", json_string("直播间-1"));
 
         assert_mapped(map(body));
         cr_assert_str_eq(ev.stream_id, "直播间-1");
@@ -560,7 +543,8 @@ Test(srs, unicode_stream_name)
 
 Test(srs, unknown_fields_are_ignored)
 {
-        char *body = edit(play_json, "extra", json_pack("{s:[i,f,n],s:b}", "x", 1, 2.5, "y", 1));
+        char *body = support_json_edit(play_json, "extra",
+                                       json_pack("{s:[i,f,n],s:b}", "x", 1, 2.5, "y", 1));
 
         assert_mapped(map(body));
         cr_assert_str_eq(ev.event_type, "viewer.join");
@@ -584,9 +568,9 @@ Test(srs, stream_is_limited_in_characters_not_bytes)
 {
         char *ok_ascii = repeat("s", 255), *long_ascii = repeat("s", 256),
              *ok_cjk = repeat("流", 255);
-        char *a = edit(play_json, "stream", json_string(ok_ascii));
-        char *b = edit(play_json, "stream", json_string(long_ascii));
-        char *c = edit(play_json, "stream", json_string(ok_cjk));
+        char *a = support_json_edit(play_json, "stream", json_string(ok_ascii));
+        char *b = support_json_edit(play_json, "stream", json_string(long_ascii));
+        char *c = support_json_edit(play_json, "stream", json_string(ok_cjk));
 
         assert_mapped(map(a));
         assert_refused(map(b), 400, NULL, "stream");
@@ -603,7 +587,7 @@ Test(srs, stream_is_limited_in_characters_not_bytes)
 Test(srs, too_long_ids_are_refused_by_name)
 {
         char *client = repeat("c", 129), *anchor = repeat("a", 65), *param;
-        char *a = edit(stop_json, "client_id", json_string(client)), *b;
+        char *a = support_json_edit(stop_json, "client_id", json_string(client)), *b;
 
         cr_assert(asprintf(&param, "?anchor_id=%s", anchor) > 0);
         b = with_param(publish_json, param);
@@ -620,7 +604,7 @@ Test(srs, too_long_ids_are_refused_by_name)
 Test(srs, very_long_unknown_field_and_param_are_kept)
 {
         char *big = repeat("x", 60000), *param;
-        char *a = edit(hls_json, "m3u8_url", json_string(big)), *b;
+        char *a = support_json_edit(hls_json, "m3u8_url", json_string(big)), *b;
 
         cr_assert(asprintf(&param, "?anchor_id=a1&pad=%s", big) > 0);
         b = with_param(publish_json, param);

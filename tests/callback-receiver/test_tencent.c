@@ -157,23 +157,6 @@ int map_at(const char *body, long long now_s)
         return map_at_ms(body, now_s * 1000);
 }
 
-/* The sample with `field` replaced (json_null(): removed); the caller frees the text. */
-char *edit(const char *sample, const char *field, json_t *value)
-{
-        json_t *root = json_loads(sample, 0, NULL);
-        char *s;
-
-        cr_assert(root != NULL);
-        if (json_is_null(value))
-                json_object_del(root, field);
-        else
-                json_object_set(root, field, value);
-        json_decref(value);
-        s = json_dumps(root, JSON_COMPACT);
-        json_decref(root);
-        return s;
-}
-
 /* The sample signed with key for t (a JSON number or string); the caller frees the text. */
 char *signed_body(const char *sample, const char *key, json_t *t)
 {
@@ -183,8 +166,8 @@ char *signed_body(const char *sample, const char *key, json_t *t)
         if (json_is_integer(t))
                 snprintf(msg, sizeof(msg), "%s%lld", key, (long long)json_integer_value(t));
         crypto_md5_hex(msg, strlen(msg), sign);
-        with_t = edit(sample, "t", t);
-        s = edit(with_t, "sign", json_string(sign));
+        with_t = support_json_edit(sample, "t", t);
+        s = support_json_edit(with_t, "sign", json_string(sign));
         free(with_t);
         return s;
 }
@@ -224,7 +207,8 @@ Test(tencent, valid_sign_of_key_and_t_is_accepted)
 
 Test(tencent, wrong_sign_is_refused_as_mismatch)
 {
-        char *body = edit(push_json, "sign", json_string("b5299e53c0c3c6b1e1e064f01f9f3150"));
+        char *body = support_json_edit(push_json, "sign",
+                                       json_string("b5299e53c0c3c6b1e1e064f01f9f3150"));
 
         assert_refused(map_at(body, PUSH_T - 1), 401, "mismatch", "sign");
         free(body);
@@ -240,7 +224,8 @@ Test(tencent, sign_of_another_key_is_refused)
 
 Test(tencent, uppercase_hex_sign_is_accepted)
 {
-        char *body = edit(push_json, "sign", json_string("B5299E53C0C3C6B1E1E064F01F9F315B"));
+        char *body = support_json_edit(push_json, "sign",
+                                       json_string("B5299E53C0C3C6B1E1E064F01F9F315B"));
 
         cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
         free(body);
@@ -248,7 +233,7 @@ Test(tencent, uppercase_hex_sign_is_accepted)
 
 Test(tencent, sign_of_wrong_length_is_refused)
 {
-        char *body = edit(push_json, "sign", json_string("b5299e53"));
+        char *body = support_json_edit(push_json, "sign", json_string("b5299e53"));
 
         assert_refused(map_at(body, PUSH_T - 1), 401, "mismatch", "sign");
         free(body);
@@ -256,7 +241,7 @@ Test(tencent, sign_of_wrong_length_is_refused)
 
 Test(tencent, missing_sign_is_refused_as_missing)
 {
-        char *body = edit(push_json, "sign", json_null());
+        char *body = support_json_edit(push_json, "sign", json_null());
 
         assert_refused(map_at(body, PUSH_T - 1), 401, "missing", "sign");
         free(body);
@@ -264,7 +249,7 @@ Test(tencent, missing_sign_is_refused_as_missing)
 
 Test(tencent, missing_t_is_refused_as_missing)
 {
-        char *body = edit(push_json, "t", json_null());
+        char *body = support_json_edit(push_json, "t", json_null());
 
         assert_refused(map_at(body, PUSH_T - 1), 401, "missing", "t");
         free(body);
@@ -371,8 +356,8 @@ Test(tencent, duplicate_keys_are_400)
 
 Test(tencent, missing_stream_id_is_named)
 {
-        char *a = edit(push_json, "stream_id", json_null());
-        char *body = edit(a, "channel_id", json_null());
+        char *a = support_json_edit(push_json, "stream_id", json_null());
+        char *body = support_json_edit(a, "channel_id", json_null());
 
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "stream_id");
         free(a);
@@ -381,7 +366,7 @@ Test(tencent, missing_stream_id_is_named)
 
 Test(tencent, empty_stream_id_is_named)
 {
-        char *body = edit(push_json, "stream_id", json_string(""));
+        char *body = support_json_edit(push_json, "stream_id", json_string(""));
 
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "stream_id");
         free(body);
@@ -389,7 +374,7 @@ Test(tencent, empty_stream_id_is_named)
 
 Test(tencent, missing_event_type_is_named)
 {
-        char *body = edit(push_json, "event_type", json_null());
+        char *body = support_json_edit(push_json, "event_type", json_null());
 
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "event_type");
         free(body);
@@ -397,7 +382,7 @@ Test(tencent, missing_event_type_is_named)
 
 Test(tencent, event_type_that_is_not_an_integer_is_named)
 {
-        char *body = edit(push_json, "event_type", json_string("push"));
+        char *body = support_json_edit(push_json, "event_type", json_string("push"));
 
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "event_type");
         free(body);
@@ -405,7 +390,7 @@ Test(tencent, event_type_that_is_not_an_integer_is_named)
 
 Test(tencent, fractional_event_type_is_named)
 {
-        char *body = edit(push_json, "event_type", json_real(1.5));
+        char *body = support_json_edit(push_json, "event_type", json_real(1.5));
 
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "event_type");
         free(body);
@@ -429,7 +414,7 @@ static char *replaced(const char *sample, const char *from, const char *to)
 
 static void assert_malformed(const char *from, const char *to)
 {
-        char *compact = edit(push_json, "app", json_string("live")), *body;
+        char *compact = support_json_edit(push_json, "app", json_string("live")), *body;
 
         body = replaced(compact, from, to);
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "JSON");
@@ -439,7 +424,7 @@ static void assert_malformed(const char *from, const char *to)
 
 Test(tencent, integral_real_event_type_is_named)
 {
-        char *body = edit(push_json, "event_type", json_real(1.0));
+        char *body = support_json_edit(push_json, "event_type", json_real(1.0));
 
         cr_assert(strstr(body, "\"event_type\":1.0") != NULL, "%s", body);
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "event_type");
@@ -483,7 +468,7 @@ Test(tencent, encoded_surrogate_in_a_string_is_400)
 
 Test(tencent, text_after_the_object_is_400)
 {
-        char *compact = edit(push_json, "app", json_string("live")), *body;
+        char *compact = support_json_edit(push_json, "app", json_string("live")), *body;
 
         cr_assert(asprintf(&body, "%s x", compact) > 0);
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "JSON");
@@ -493,8 +478,9 @@ Test(tencent, text_after_the_object_is_400)
 
 Test(tencent, sequence_beyond_2_to_the_53_as_a_number_keeps_every_digit)
 {
-        char *as_number = edit(push_json, "sequence", json_integer(9007199254740993LL));
-        char *as_text = edit(push_json, "sequence", json_string("9007199254740993"));
+        char *as_number =
+                support_json_edit(push_json, "sequence", json_integer(9007199254740993LL));
+        char *as_text = support_json_edit(push_json, "sequence", json_string("9007199254740993"));
         char first[65];
 
         cr_assert(eq(int, map_at(as_number, PUSH_T - 1), 0), "%s", verdict.message);
@@ -509,7 +495,7 @@ Test(tencent, sequence_beyond_2_to_the_53_as_a_number_keeps_every_digit)
 
 Test(tencent, escaped_text_is_read_decoded)
 {
-        char *compact = edit(push_json, "app", json_string("live")), *body;
+        char *compact = support_json_edit(push_json, "app", json_string("live")), *body;
 
         body = replaced(compact, "\"stream_id\":\"", "\"stream_id\":\"\\u4e2d\\ud83d\\ude00\\/");
         cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
@@ -563,7 +549,7 @@ Test(tencent, interrupt_maps_to_stream_end)
 
 Test(tencent, push_duration_as_a_number_is_accepted)
 {
-        char *body = edit(interrupt_json, "push_duration", json_integer(42));
+        char *body = support_json_edit(interrupt_json, "push_duration", json_integer(42));
 
         cr_assert(eq(int, map_at(body, 1703735803 - 1), 0), "%s", verdict.message);
         cr_assert(eq(i64, payload_int("push_duration_ms"), 42));
@@ -572,9 +558,9 @@ Test(tencent, push_duration_as_a_number_is_accepted)
 
 Test(tencent, numbers_as_strings_are_accepted)
 {
-        char *a = edit(interrupt_json, "event_type", json_string("0"));
-        char *b = edit(a, "event_time", json_string("1703735203"));
-        char *c = edit(b, "sequence", json_integer(77));
+        char *a = support_json_edit(interrupt_json, "event_type", json_string("0"));
+        char *b = support_json_edit(a, "event_time", json_string("1703735203"));
+        char *c = support_json_edit(b, "sequence", json_integer(77));
         char *body = signed_body(c, PROBE_KEY, json_string("1703735803"));
         char id[65];
 
@@ -592,7 +578,7 @@ Test(tencent, numbers_as_strings_are_accepted)
 
 Test(tencent, missing_event_time_is_the_receive_time)
 {
-        char *body = edit(push_json, "event_time", json_null());
+        char *body = support_json_edit(push_json, "event_time", json_null());
 
         cr_assert(eq(int, map_at_ms(body, 1703732000123LL), 0), "%s", verdict.message);
         cr_assert(eq(i64, ev.event_time_ms, 1703732000123LL));
@@ -601,7 +587,7 @@ Test(tencent, missing_event_time_is_the_receive_time)
 
 Test(tencent, channel_id_stands_in_for_a_missing_stream_id)
 {
-        char *body = edit(push_json, "stream_id", json_null());
+        char *body = support_json_edit(push_json, "stream_id", json_null());
 
         cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
         cr_assert_str_eq(ev.stream_id, "test_stream");
@@ -611,7 +597,7 @@ Test(tencent, channel_id_stands_in_for_a_missing_stream_id)
 Test(tencent, unicode_stream_id_is_kept)
 {
         const char *name = "\xe7\x9b\xb4\xe6\x92\xad_\xf0\x9f\x8e\xa5_stream"; /* 直播_🎥_stream */
-        char *body = edit(push_json, "stream_id", json_string(name));
+        char *body = support_json_edit(push_json, "stream_id", json_string(name));
 
         cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
         cr_assert_str_eq(ev.stream_id, name);
@@ -628,7 +614,7 @@ Test(tencent, a_stream_id_longer_than_its_column_is_a_400)
          * retry after a 200: the event would be lost. */
         memset(name, 's', len);
         name[len] = '\0';
-        body = edit(push_json, "stream_id", json_string(name));
+        body = support_json_edit(push_json, "stream_id", json_string(name));
         assert_refused(map_at(body, PUSH_T - 1), 400, NULL, "stream_id: longer than 255");
         free(name);
         free(body);
@@ -636,8 +622,9 @@ Test(tencent, a_stream_id_longer_than_its_column_is_a_400)
 
 Test(tencent, anchor_and_room_come_from_stream_param_decoded)
 {
-        char *body = edit(push_json, "stream_param",
-                          json_string("txSecret=x&anchor_id=a%2F1+b&room_id=%E6%88%BF%E9%97%B4"));
+        char *body = support_json_edit(
+                push_json, "stream_param",
+                json_string("txSecret=x&anchor_id=a%2F1+b&room_id=%E6%88%BF%E9%97%B4"));
 
         cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
         cr_assert_str_eq(ev.anchor_id, "a/1 b");
@@ -647,7 +634,8 @@ Test(tencent, anchor_and_room_come_from_stream_param_decoded)
 
 Test(tencent, room_defaults_to_the_anchor)
 {
-        char *body = edit(push_json, "stream_param", json_string("anchor_id=a42&txTime=5DEBEC80"));
+        char *body = support_json_edit(push_json, "stream_param",
+                                       json_string("anchor_id=a42&txTime=5DEBEC80"));
 
         cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
         cr_assert_str_eq(ev.anchor_id, "a42");
@@ -657,7 +645,8 @@ Test(tencent, room_defaults_to_the_anchor)
 
 Test(tencent, undecodable_anchor_is_kept_as_sent)
 {
-        char *body = edit(push_json, "stream_param", json_string("anchor_id=a%00b&room_id=%FF"));
+        char *body = support_json_edit(push_json, "stream_param",
+                                       json_string("anchor_id=a%00b&room_id=%FF"));
 
         cr_assert(eq(int, map_at(body, PUSH_T - 1), 0), "%s", verdict.message);
         cr_assert_str_eq(ev.anchor_id, "a%00b");

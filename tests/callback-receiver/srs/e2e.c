@@ -139,7 +139,7 @@ static char *publish_of(const char *stream, const char *anchor)
         char param[160], *a, *body;
 
         snprintf(param, sizeof(param), "?anchor_id=%s", anchor);
-        a = edit(publish_json, "stream", json_string(stream));
+        a = support_json_edit(publish_json, "stream", json_string(stream));
         body = with_param(a, param);
         free(a);
         return body;
@@ -302,7 +302,7 @@ Test(srs_e2e, play_reaches_live_viewer_keyed_by_stream)
         support_unique_name("srs-e2e-play", trace, sizeof(trace));
         tr = support_reader_open("live.viewer");
         start_receiver();
-        body = edit(play_json, "stream", json_string(stream));
+        body = support_json_edit(play_json, "stream", json_string(stream));
         r = hook(body, trace);
         cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, e2e.rcv.log_path);
         cr_assert_str_eq(r.body, "{\"code\":0}");

@@ -48,7 +48,6 @@ void make_srs(bool with_fake);
 int map_len(const char *body, size_t len);
 int map(const char *body);
 void assert_mapped(int rc);
-char *edit(const char *sample, const char *field, json_t *value);
 char *with_param(const char *sample, const char *param);
 char *signed_param(const char *key, const char *stream, const char *tx_time, const char *extra);
 char *hex_time(long long t);

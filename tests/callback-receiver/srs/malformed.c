@@ -67,7 +67,7 @@ Test(srs, invalid_utf8_and_nul_bytes_are_400)
 
 Test(srs, missing_action_is_named)
 {
-        char *body = edit(play_json, "action", json_null());
+        char *body = support_json_edit(play_json, "action", json_null());
 
         assert_refused(map(body), 400, NULL, "action");
         free(body);
@@ -75,8 +75,8 @@ Test(srs, missing_action_is_named)
 
 Test(srs, action_that_is_not_a_string_is_named)
 {
-        char *a = edit(play_json, "action", json_integer(3));
-        char *b = edit(play_json, "action", json_string(""));
+        char *a = support_json_edit(play_json, "action", json_integer(3));
+        char *b = support_json_edit(play_json, "action", json_string(""));
 
         assert_refused(map(a), 400, NULL, "action");
         assert_refused(map(b), 400, NULL, "action");
@@ -90,8 +90,8 @@ Test(srs, stream_actions_need_a_stream)
                                        dvr_json};
 
         for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
-                char *missing = edit(samples[i], "stream", json_null());
-                char *empty = edit(samples[i], "stream", json_string(""));
+                char *missing = support_json_edit(samples[i], "stream", json_null());
+                char *empty = support_json_edit(samples[i], "stream", json_string(""));
 
                 assert_refused(map(missing), 400, NULL, "stream is missing");
                 assert_refused(map(empty), 400, NULL, "stream is missing");
@@ -103,8 +103,8 @@ Test(srs, stream_actions_need_a_stream)
 
 Test(srs, stream_actions_need_a_client_id)
 {
-        char *a = edit(play_json, "client_id", json_null());
-        char *b = edit(publish_json, "client_id", json_string(""));
+        char *a = support_json_edit(play_json, "client_id", json_null());
+        char *b = support_json_edit(publish_json, "client_id", json_string(""));
 
         assert_refused(map(a), 400, NULL, "client_id");
         assert_refused(map(b), 400, NULL, "client_id");
@@ -114,7 +114,7 @@ Test(srs, stream_actions_need_a_client_id)
 
 Test(srs, other_actions_need_no_stream)
 {
-        char *body = edit(hls_json, "stream", json_null());
+        char *body = support_json_edit(hls_json, "stream", json_null());
 
         assert_mapped(map(body));
         cr_assert_null(ev.key);
@@ -123,7 +123,7 @@ Test(srs, other_actions_need_no_stream)
 
 Test(srs, dvr_needs_a_file)
 {
-        char *body = edit(dvr_json, "file", json_null());
+        char *body = support_json_edit(dvr_json, "file", json_null());
 
         assert_refused(map(body), 400, NULL, "file");
         free(body);
@@ -131,10 +131,10 @@ Test(srs, dvr_needs_a_file)
 
 Test(srs, fields_of_the_wrong_type_are_named)
 {
-        char *a = edit(play_json, "ip", json_integer(5));
-        char *b = edit(play_json, "client_id", json_real(1.5));
-        char *c = edit(play_json, "stream", json_integer(7));
-        char *d = edit(publish_json, "param", json_pack("{s:s}", "anchor_id", "a1"));
+        char *a = support_json_edit(play_json, "ip", json_integer(5));
+        char *b = support_json_edit(play_json, "client_id", json_real(1.5));
+        char *c = support_json_edit(play_json, "stream", json_integer(7));
+        char *d = support_json_edit(publish_json, "param", json_pack("{s:s}", "anchor_id", "a1"));
 
         assert_refused(map(a), 400, NULL, "ip");
         assert_refused(map(b), 400, NULL, "client_id");
@@ -146,7 +146,8 @@ Test(srs, fields_of_the_wrong_type_are_named)
         free(d);
 }
 
-/* The sample with field set to JSON null (edit() removes a field given json_null()). */
+/* The sample with field set to JSON null (support_json_edit() removes a field given json_null()).
+ */
 static char *with_null(const char *sample, const char *field)
 {
         json_t *root = json_loads(sample, 0, NULL);

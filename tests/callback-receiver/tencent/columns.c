@@ -92,18 +92,18 @@ Test(tencent, unsigned_push_abnormal_and_relay_are_kept_unverified_when_the_sour
 
 Test(tencent, without_a_voucher_or_for_other_types_unsigned_stays_401)
 {
-        char *unsigned_push = edit(push_json, "sign", json_null()), *no_t;
+        char *unsigned_push = support_json_edit(push_json, "sign", json_null()), *no_t;
 
         webhook_event_fini(&ev);
         assert_refused(map_at(relay_json, 1700000000), 401, "missing", "sign");
         /* A stream begin acts on the stream: never unsigned, vouched or not. */
-        no_t = edit(unsigned_push, "t", json_null());
+        no_t = support_json_edit(unsigned_push, "t", json_null());
         assert_refused(map_vouched(no_t), 401, "missing", "sign");
         /* A 321 with a wrong signature is a forgery, not an unsigned sample. */
         {
-                char *forged = edit(push_abnormal_json, "sign",
-                                    json_string("00000000000000000000000000000000"));
-                char *with_t = edit(forged, "t", json_integer(1700000600));
+                char *forged = support_json_edit(push_abnormal_json, "sign",
+                                                 json_string("00000000000000000000000000000000"));
+                char *with_t = support_json_edit(forged, "t", json_integer(1700000600));
 
                 assert_refused(map_vouched(with_t), 401, "mismatch", "sign");
                 free(forged);

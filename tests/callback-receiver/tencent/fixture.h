@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "tencent.h"
+#include "support.h"
 
 /* The probe key the samples of shared/payloads/tencent-css are signed with, and their t. */
 #define PROBE_KEY "tencent-probe-callback-key"
@@ -34,7 +35,6 @@ extern struct webhook_event ev;
 extern struct webhook_verdict verdict;
 
 int map_at(const char *body, long long now_s);
-char *edit(const char *sample, const char *field, json_t *value);
 char *signed_body(const char *sample, const char *key, json_t *t);
 const char *payload_str(const char *name);
 long long payload_int(const char *name);

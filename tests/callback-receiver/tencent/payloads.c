@@ -30,7 +30,8 @@ Test(tencent, retry_with_new_t_and_sign_keeps_the_event_id)
 
 Test(tencent, same_sequence_on_another_stream_differs)
 {
-        char first[65], *other = edit(push_json, "stream_id", json_string("other_stream"));
+        char first[65],
+                *other = support_json_edit(push_json, "stream_id", json_string("other_stream"));
 
         cr_assert(eq(int, map_at(push_json, PUSH_T - 1), 0), "%s", verdict.message);
         memcpy(first, ev.event_id, sizeof(first));
@@ -68,7 +69,7 @@ Test(tencent, record_id_uses_its_natural_key_across_retries)
 
 Test(tencent, unknown_type_id_is_the_body_without_t_and_sign)
 {
-        char *a = edit(push_json, "event_type", json_integer(999));
+        char *a = support_json_edit(push_json, "event_type", json_integer(999));
         char *first = signed_body(a, PROBE_KEY, json_integer(PUSH_T));
         char *retry = signed_body(a, PROBE_KEY, json_integer(PUSH_T + 120));
         char first_id[65];
@@ -89,7 +90,7 @@ Test(tencent, unknown_type_id_is_the_body_without_t_and_sign)
 /* Maps the sample with `field` replaced (json_null(): removed), signed as it was. */
 int map_edited(const char *sample, long long t, const char *field, json_t *value)
 {
-        char *body = edit(sample, field, value);
+        char *body = support_json_edit(sample, field, value);
         int rc = map_at(body, t - 1);
 
         free(body);
@@ -141,7 +142,7 @@ Test(tencent, record_numbers_as_strings_are_accepted)
                 snprintf(text, sizeof(text), "%lld",
                          (long long)json_integer_value(json_object_get(root, fields[i])));
                 json_decref(root);
-                next = edit(body, fields[i], json_string(text));
+                next = support_json_edit(body, fields[i], json_string(text));
                 free(body);
                 body = next;
         }
@@ -163,8 +164,8 @@ Test(tencent, record_file_format_is_lower_cased)
 
 Test(tencent, record_file_id_stands_in_for_a_missing_file_id)
 {
-        char *a = edit(record_json, "file_id", json_null());
-        char *body = edit(a, "record_file_id", json_string("rf-42"));
+        char *a = support_json_edit(record_json, "file_id", json_null());
+        char *body = support_json_edit(a, "record_file_id", json_string("rf-42"));
 
         cr_assert(eq(int, map_at(body, RECORD_T - 1), 0), "%s", verdict.message);
         cr_assert_str_eq(payload_str("file_id"), "rf-42");
@@ -174,7 +175,7 @@ Test(tencent, record_file_id_stands_in_for_a_missing_file_id)
 
 Test(tencent, record_without_any_file_id_is_400_naming_file_id)
 {
-        char *a = edit(record_json, "file_id", json_null());
+        char *a = support_json_edit(record_json, "file_id", json_null());
 
         assert_refused_edit(a, RECORD_T, "record_file_id", json_null(), "file_id is missing");
         free(a);
@@ -182,7 +183,7 @@ Test(tencent, record_without_any_file_id_is_400_naming_file_id)
 
 Test(tencent, record_with_an_empty_file_id_is_400)
 {
-        char *a = edit(record_json, "file_id", json_string(""));
+        char *a = support_json_edit(record_json, "file_id", json_string(""));
 
         assert_refused_edit(a, RECORD_T, "record_file_id", json_null(), "file_id: expected");
         free(a);
@@ -201,7 +202,7 @@ Test(tencent, record_with_a_video_url_that_is_not_text_is_400)
 
 Test(tencent, record_without_stream_id_is_400)
 {
-        char *a = edit(record_json, "stream_id", json_null());
+        char *a = support_json_edit(record_json, "stream_id", json_null());
 
         assert_refused_edit(a, RECORD_T, "channel_id", json_null(), "stream_id is missing");
         free(a);
@@ -216,9 +217,9 @@ Test(tencent, record_without_start_time_starts_at_end_minus_duration)
 
 Test(tencent, record_optional_fields_that_are_malformed_are_left_out)
 {
-        char *a = edit(record_json, "file_size", json_string("lots"));
-        char *b = edit(a, "callback_ext", json_string("{not json"));
-        char *body = edit(b, "end_time", json_real(1.5));
+        char *a = support_json_edit(record_json, "file_size", json_string("lots"));
+        char *b = support_json_edit(a, "callback_ext", json_string("{not json"));
+        char *body = support_json_edit(b, "end_time", json_real(1.5));
 
         cr_assert(eq(int, map_at(body, RECORD_T - 1), 0), "%s", verdict.message);
         cr_assert_not(payload_has("file_size"));
@@ -249,8 +250,8 @@ Test(tencent, record_status_maps_to_live_record)
 
 Test(tencent, record_status_spelled_recordevent_is_accepted)
 {
-        char *a = edit(record_status_json, "record_event", json_null());
-        char *body = edit(a, "recordevent", json_string("record_paused"));
+        char *a = support_json_edit(record_status_json, "record_event", json_null());
+        char *body = support_json_edit(a, "recordevent", json_string("record_paused"));
 
         cr_assert(eq(int, map_at(body, STATUS_T - 1), 0), "%s", verdict.message);
         cr_assert_str_eq(payload_str("record_event"), "record_paused");
@@ -290,9 +291,9 @@ Test(tencent, screenshot_maps_to_live_snapshot)
 
 Test(tencent, screenshot_numbers_as_strings_are_accepted)
 {
-        char *a = edit(screenshot_json, "create_time", json_string("1622599925"));
-        char *b = edit(a, "width", json_string("1280"));
-        char *body = edit(b, "file_size", json_string("30670"));
+        char *a = support_json_edit(screenshot_json, "create_time", json_string("1622599925"));
+        char *b = support_json_edit(a, "width", json_string("1280"));
+        char *body = support_json_edit(b, "file_size", json_string("30670"));
 
         cr_assert(eq(int, map_at(body, SNAP_T - 1), 0), "%s", verdict.message);
         cr_assert(eq(i64, payload_int("create_time_ms"), 1622599925000LL));
@@ -335,7 +336,7 @@ Test(tencent, screenshot_without_pic_url_keeps_the_full_url)
 
 Test(tencent, screenshot_without_any_picture_is_400)
 {
-        char *a = edit(screenshot_json, "pic_full_url", json_null());
+        char *a = support_json_edit(screenshot_json, "pic_full_url", json_null());
 
         assert_refused_edit(a, SNAP_T, "pic_url", json_null(), "pic_url is missing");
         free(a);
@@ -383,7 +384,7 @@ Test(tencent, image_moderation_scalar_score_is_accepted)
 
 Test(tencent, image_moderation_without_stream_is_400_naming_stream_id)
 {
-        char *a = edit(image_json, "streamId", json_null());
+        char *a = support_json_edit(image_json, "streamId", json_null());
 
         assert_refused_edit(a, IMAGE_T, "channelId", json_null(), "streamId is missing");
         free(a);
@@ -490,7 +491,7 @@ Test(tencent, relay_goes_to_live_other)
 
 Test(tencent, live_summary_goes_to_live_other)
 {
-        char *body = edit(push_abnormal_json, "event_type", json_integer(348));
+        char *body = support_json_edit(push_abnormal_json, "event_type", json_integer(348));
 
         assert_other(body);
         free(body);
@@ -571,10 +572,10 @@ Test(tencent, typed_samples_have_distinct_event_ids)
 Test(tencent, every_typed_sample_refuses_a_missing_stream)
 {
         for (size_t i = 0; i < SAMPLE_CNT; i++) {
-                char *a = edit(samples[i].json, "stream_id", json_null());
-                char *b = edit(a, "streamId", json_null());
-                char *c = edit(b, "channel_id", json_null());
-                char *body = edit(c, "channelId", json_null());
+                char *a = support_json_edit(samples[i].json, "stream_id", json_null());
+                char *b = support_json_edit(a, "streamId", json_null());
+                char *c = support_json_edit(b, "channel_id", json_null());
+                char *body = support_json_edit(c, "channelId", json_null());
 
                 cr_assert(eq(int, map_at(body, samples[i].t - 1), -1), "sample %zu", i);
                 cr_assert(eq(u32, verdict.status, 400), "sample %zu", i);
@@ -666,7 +667,8 @@ static void assert_encodes(const char *body, long long now_s)
 
 Test(tencent, push_payload_fits_the_schema)
 {
-        char *body = edit(push_json, "stream_param", json_string("anchor_id=a1&room_id=r1"));
+        char *body = support_json_edit(push_json, "stream_param",
+                                       json_string("anchor_id=a1&room_id=r1"));
 
         assert_encodes(body, PUSH_T - 1);
         free(body);
@@ -703,7 +705,7 @@ Test(tencent, record_without_optional_fields_fits_the_schema)
         char *body = strdup(record_json), *next;
 
         for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
-                next = edit(body, optional[i], json_null());
+                next = support_json_edit(body, optional[i], json_null());
                 free(body);
                 body = next;
         }
