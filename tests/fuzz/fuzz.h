@@ -1,7 +1,8 @@
 /*
- * fuzz.h: what the receiver's libFuzzer targets (fuzz_events.c, fuzz_receiver.c) share: the
- * Standard Webhooks secret and clock they run with, the request's Standard Webhooks headers,
- * signing a body as a sender would, and the envelope the receiver makes of an accepted event.
+ * fuzz.h: what the libFuzzer targets share: splitting an input into lines; and for the
+ * receiver's (fuzz_events.c, fuzz_receiver.c) the Standard Webhooks secret and clock they run
+ * with, the request's Standard Webhooks headers, signing a body as a sender would, and the
+ * envelope the receiver makes of an accepted event.
  */
 #ifndef LIVEFLOW_TEST_FUZZ_H
 #define LIVEFLOW_TEST_FUZZ_H
@@ -18,6 +19,17 @@
 #define HMAC_SECRET "whsec_ZnV6ei1obWFjLXNlY3JldC0zMi1ieXRlcy1sb25nISE="
 #define HMAC_KEY    "fuzz-hmac-secret-32-bytes-long!!"
 #define NOW_MS      1764000000000LL
+
+/* Splits off the text up to the next '\n' into a NUL-terminated copy (at most cap - 1 bytes; a
+ * NUL byte ends it early) and moves *p past the '\n'. */
+static inline void fuzz_take_line(const char **p, const char *end, char *out, size_t cap)
+{
+        const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+        size_t n = (size_t)((nl ? nl : end) - *p);
+
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), *p);
+        *p = nl ? nl + 1 : end;
+}
 
 /* The value of the Standard Webhooks header name of a request with id, ts and sig; NULL when
  * name is another header. */

@@ -20,6 +20,8 @@
 #include "codec.h"
 #include "payload.h"
 
+#include "fuzz.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,19 +45,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                 abort();
         }
         return 0;
-}
-
-/* The text up to the next '\n' as a NUL-terminated copy (NUL bytes end it early). */
-static void take_line(const char **p, const char *end, char *out, size_t cap)
-{
-        const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-        size_t n = (size_t)((nl ? nl : end) - *p);
-
-        if (n >= cap)
-                n = cap - 1;
-        memcpy(out, *p, n);
-        out[n] = '\0';
-        *p = nl ? nl + 1 : end;
 }
 
 /* obj as a struct payload, or NULL when it holds a value a payload cannot (null: absent). */
@@ -124,9 +113,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size < 2)
                 return 0;
         name = records[data[0] % N_RECORDS];
-        take_line(&p, end, event_id, sizeof(event_id));
-        take_line(&p, end, stream_id, sizeof(stream_id));
-        take_line(&p, end, anchor_id, sizeof(anchor_id));
+        fuzz_take_line(&p, end, event_id, sizeof(event_id));
+        fuzz_take_line(&p, end, stream_id, sizeof(stream_id));
+        fuzz_take_line(&p, end, anchor_id, sizeof(anchor_id));
         if (!(data[1] & 0x10))
                 payload = json_loadb(p, (size_t)(end - p), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         env = (struct envelope){

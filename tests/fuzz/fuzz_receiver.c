@@ -123,16 +123,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         return 0;
 }
 
-/* Splits off the text up to the next '\n' into a NUL-terminated copy (at most cap - 1 bytes). */
-static void take_line(const char **p, const char *end, char *out, size_t cap)
-{
-        const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-        size_t n = (size_t)((nl ? nl : end) - *p);
-
-        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), *p);
-        *p = nl ? nl + 1 : end;
-}
-
 /* What the receiver's encoder wrote, against avro-c's bytes for the same event. */
 static void check_same_as_avro_c(const struct webhook_event *ev, const struct envelope *env,
                                  const void *out, size_t out_len)
@@ -281,9 +271,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                       .lookup = fake_lookup,
                                       .ctx = &f};
 
-        take_line(&p, end, path_arg, sizeof(path_arg));
-        take_line(&p, end, id, sizeof(id));
-        take_line(&p, end, timestamp, sizeof(timestamp));
+        fuzz_take_line(&p, end, path_arg, sizeof(path_arg));
+        fuzz_take_line(&p, end, id, sizeof(id));
+        fuzz_take_line(&p, end, timestamp, sizeof(timestamp));
         req.body = p;
         req.len = (size_t)(end - p);
         signature[0] = '\0';
