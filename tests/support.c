@@ -476,6 +476,26 @@ void support_query1(MYSQL *mysql, char *out, size_t out_size, const char *fmt, .
         va_end(ap);
 }
 
+void support_wait_value(MYSQL *mysql, int timeout_ms, const char *log_prefix, const char *want,
+                        const char *fmt, ...)
+{
+        char got[4096] = "", sql[4096];
+        long long deadline = support_now_ms() + timeout_ms;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        while (support_now_ms() < deadline) {
+                support_query1(mysql, got, sizeof(got), "%s", sql);
+                if (strcmp(got, want) == 0)
+                        return;
+                support_sleep_ms(50);
+        }
+        cr_assert_fail("%s gave \"%s\", want \"%s\" (logs /tmp/%s.*.log)", sql, got, want,
+                       log_prefix);
+}
+
 long long support_query_int(MYSQL *mysql, const char *fmt, ...)
 {
         char v[64];

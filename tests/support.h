@@ -174,6 +174,13 @@ MYSQL *support_mysql_connect(const char *url);
 void support_query1(MYSQL *mysql, char *out, size_t out_size, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
+/**
+ * @brief Polls support_query1() of the formatted query every 50 ms until it reads want; after
+ * timeout_ms fails the test with the query, what it read, and the logs /tmp/<log_prefix>.*.log.
+ */
+void support_wait_value(MYSQL *mysql, int timeout_ms, const char *log_prefix, const char *want,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /** @brief support_query1() read as an integer (0 for "" ). */
 long long support_query_int(MYSQL *mysql, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));

@@ -185,18 +185,7 @@ static char *text_of(const char *prefix, const char *unit, size_t n)
 /* Waits (up to 15 s) until the query's first column reads want. */
 static void wait_value(const char *want, const char *fmt, const char *arg)
 {
-        char got[4096] = "", sql[4096];
-        long long deadline = support_now_ms() + 15000;
-
-        snprintf(sql, sizeof(sql), fmt, arg);
-        while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
-                if (strcmp(got, want) == 0)
-                        return;
-                support_sleep_ms(50);
-        }
-        cr_assert_fail("%s gave \"%s\", want \"%s\" (logs /tmp/%s.*.log)", sql, got, want,
-                       fx.prefix);
+        support_wait_value(fx.mysql, 15000, fx.prefix, want, fmt, arg);
 }
 
 static void assert_refused(struct support_reply r, const char *field)

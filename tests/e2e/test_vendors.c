@@ -318,17 +318,7 @@ static void start_roles(void)
 /* Waits (up to 10 s) until the query's first column reads want. */
 static void wait_value(const char *want, const char *sql)
 {
-        char got[512] = "";
-        long long deadline = support_now_ms() + 10000;
-
-        while (support_now_ms() < deadline) {
-                support_query1(fx.mysql, got, sizeof(got), "%s", sql);
-                if (strcmp(got, want) == 0)
-                        return;
-                support_sleep_ms(50);
-        }
-        cr_assert_fail("%s gave \"%s\", want \"%s\" (logs /tmp/%s.*.log)", sql, got, want,
-                       fx.prefix);
+        support_wait_value(fx.mysql, 10000, fx.prefix, want, "%s", sql);
 }
 
 /* A POST to /callbacks/alibaba signed with the callback URL's host, as Alibaba signs it. */
