@@ -28,6 +28,7 @@
 #include "support_stack.h"
 #include "../../callback-receiver/internal.h"
 #include "internal/fixture.h"
+#include "envelope.h"
 #include "refusal.h"
 
 /* CONTRACT §2 Reward body with every field. */
@@ -187,17 +188,8 @@ void roundtrip(struct event *out)
 {
         char errstr[256];
         struct codec *codec = codec_new(errstr, sizeof(errstr));
-        const struct envelope env = {.event_id = ev.event_id,
-                                     .vendor = ev.vendor,
-                                     .event_type = ev.event_type,
-                                     .stream_id = ev.stream_id,
-                                     .anchor_id = ev.anchor_id,
-                                     .room_id = ev.room_id,
-                                     .event_time_ms = ev.event_time_ms,
-                                     .receive_time_ms = call.req.now_ms,
-                                     .trace_id = "test-trace",
-                                     .raw = call.req.body,
-                                     .raw_len = call.req.len};
+        const struct envelope env =
+                envelope_of(&ev, call.req.now_ms, "test-trace", call.req.body, call.req.len);
         json_t *fields_json = ev.fields ? payload_to_json(ev.fields) : NULL;
         void *value = NULL, *ref = NULL;
         size_t len = 0, ref_len = 0;

@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "field_limits.h"
 #include "payload.h"
+#include "../envelope.h"
 #include "fixture.h"
 
 /* ------------------------------------------------------------ event ids */
@@ -624,17 +625,7 @@ static void assert_encodes(const char *body, long long now_s)
 
         cr_assert(c != NULL, "%s", errstr);
         cr_assert(eq(int, map_at(body, now_s), 0), "%s", verdict.message);
-        env = (struct envelope){.event_id = ev.event_id,
-                                .vendor = ev.vendor,
-                                .event_type = ev.event_type,
-                                .stream_id = ev.stream_id,
-                                .anchor_id = ev.anchor_id,
-                                .room_id = ev.room_id,
-                                .event_time_ms = ev.event_time_ms,
-                                .receive_time_ms = now_s * 1000,
-                                .trace_id = "0123456789abcdef",
-                                .raw = body,
-                                .raw_len = strlen(body)};
+        env = envelope_of(&ev, now_s * 1000, "0123456789abcdef", body, strlen(body));
         cr_assert(eq(int,
                      codec_encode_direct(c, &env, ev.payload_name, ev.fields, NULL, &buf, &len,
                                          errstr, sizeof(errstr)),
