@@ -1,13 +1,14 @@
 /*
- * fuzz.h: what the libFuzzer targets share: splitting an input into lines; and for the
- * receiver's (fuzz_events.c, fuzz_receiver.c) the Standard Webhooks secret and clock they run
- * with, the request's Standard Webhooks headers, signing a body as a sender would, and the
- * envelope the receiver makes of an accepted event.
+ * fuzz.h: what the libFuzzer targets share: avro-c's codec and splitting an input into lines;
+ * and for the receiver's (fuzz_events.c, fuzz_receiver.c) the Standard Webhooks secret and
+ * clock they run with, the request's Standard Webhooks headers, signing a body as a sender
+ * would, and the envelope the receiver makes of an accepted event.
  */
 #ifndef LIVEFLOW_TEST_FUZZ_H
 #define LIVEFLOW_TEST_FUZZ_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -19,6 +20,19 @@
 #define HMAC_SECRET "whsec_ZnV6ei1obWFjLXNlY3JldC0zMi1ieXRlcy1sb25nISE="
 #define HMAC_KEY    "fuzz-hmac-secret-32-bytes-long!!"
 #define NOW_MS      1764000000000LL
+
+/* avro-c's codec (schemas/event.avsc); a target that cannot have it aborts. */
+static inline struct codec *fuzz_codec_new(void)
+{
+        char errstr[256];
+        struct codec *c = codec_new(errstr, sizeof(errstr));
+
+        if (!c) {
+                fprintf(stderr, "codec_new: %s\n", errstr);
+                abort();
+        }
+        return c;
+}
 
 /* Splits off the text up to the next '\n' into a NUL-terminated copy (at most cap - 1 bytes; a
  * NUL byte ends it early) and moves *p past the '\n'. */

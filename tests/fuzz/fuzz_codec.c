@@ -16,6 +16,8 @@
 #include "codec_int.h"
 #include "schemas.h"
 
+#include "fuzz.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,10 +33,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
         (void)argc;
         (void)argv;
-        if (!(codec = codec_new(errstr, sizeof(errstr)))) {
-                fprintf(stderr, "codec_new: %s\n", errstr);
-                abort();
-        }
+        codec = fuzz_codec_new();
         for (const struct embedded_schema *e = embedded_schemas; e->name; e++) {
                 if (strcmp(e->name, "event") != 0 && strncmp(e->name, "history/", 8) != 0)
                         continue;
