@@ -12,6 +12,7 @@
 #include <ctype.h>
 
 #include "settings.h"
+#include "support.h"
 #include "../../callback-receiver/agora.h" /* the Makefile gives tests no -I<program dir> */
 
 #define FIXTURES "tests/fixtures/payloads/agora-ncs/"
@@ -73,22 +74,11 @@ TestSuite(agora, .init = setup, .fini = teardown);
 
 static char *read_file(const char *name, size_t *len)
 {
-        char path[256];
-        FILE *f;
-        char *buf;
-        long n;
+        char path[256], *buf;
 
         snprintf(path, sizeof(path), FIXTURES "%s", name);
-        f = fopen(path, "rb");
-        cr_assert_not_null(f, "cannot open %s", path);
-        fseek(f, 0, SEEK_END);
-        n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc((size_t)n + 1);
-        cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-        buf[n] = '\0';
-        fclose(f);
-        *len = (size_t)n;
+        buf = support_read_file(path, len);
+        cr_assert_not_null(buf, "cannot read %s", path);
         return buf;
 }
 
