@@ -29,6 +29,8 @@ struct notify_mark {
 static int append(struct notify_mark_row **a, size_t *n_a, size_t *cap_a,
                   const struct notify_mark_row *rows, size_t n)
 {
+        if (n == 0) /* *a may still be NULL, which memcpy() may not be given */
+                return 0;
         if (*n_a + n > *cap_a) {
                 size_t cap = *cap_a ? *cap_a : 512;
                 struct notify_mark_row *grown;
@@ -234,8 +236,11 @@ long notify_mark_pending_rows(struct notify_mark *m, struct notify_mark_row **ro
         pthread_mutex_lock(&m->lock);
         n = (long)(m->q_n + m->work_n);
         if (n && (*rows = malloc((size_t)n * sizeof(**rows)))) {
-                memcpy(*rows, m->q, m->q_n * sizeof(**rows));
-                memcpy(*rows + m->q_n, m->work, m->work_n * sizeof(**rows));
+                /* either list may be empty, and then NULL, which memcpy() may not be given */
+                if (m->q_n)
+                        memcpy(*rows, m->q, m->q_n * sizeof(**rows));
+                if (m->work_n)
+                        memcpy(*rows + m->q_n, m->work, m->work_n * sizeof(**rows));
         } else if (n) {
                 n = -1;
         }
