@@ -373,12 +373,7 @@ static void on_msg(const struct db_col *cols, void *arg)
         }
         r = &l->cur->msgs[l->cur->n];
         memset(r, 0, sizeof(*r));
-        snprintf(r->event_id, sizeof(r->event_id), "%s", cols[1].is_null ? "" : cols[1].s);
-        snprintf(r->kind, sizeof(r->kind), "%s", cols[2].is_null ? "" : cols[2].s);
-        copy_col(r->anchor, sizeof(r->anchor), cols[3].is_null ? NULL : cols[3].s, &r->has_anchor);
-        copy_col(r->room, sizeof(r->room), cols[4].is_null ? NULL : cols[4].s, &r->has_room);
-        copy_col(r->stream, sizeof(r->stream), cols[5].is_null ? NULL : cols[5].s, &r->has_stream);
-        if (!(r->payload = strdup(cols[6].is_null ? "{}" : cols[6].s))) {
+        if (notify_row_read(cols, r) == -1) {
                 l->is_oom = true;
                 return;
         }
@@ -389,15 +384,8 @@ static void on_msg(const struct db_col *cols, void *arg)
 static int load_bundles(struct notify *n, const long long *ids, size_t cnt, struct bundle **out,
                         char *errstr, size_t errstr_size)
 {
-        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE];
-        char stream[NOTIFY_STREAM_SIZE], payload[NOTIFY_PAYLOAD_MAX];
-        struct db_col cols[] = {{.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_STR, .s = event_id, .s_size = sizeof(event_id)},
-                                {.type = DB_PARAM_STR, .s = kind, .s_size = sizeof(kind)},
-                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
-                                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
-                                {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
-                                {.type = DB_PARAM_STR, .s = payload, .s_size = sizeof(payload)}};
+        struct notify_row_cols row;
+        struct db_col *cols = notify_row_cols_init(&row);
         struct loaded l = {.tail = out};
         struct db_text sql = {0};
         enum db_result r;

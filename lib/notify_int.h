@@ -110,6 +110,23 @@ struct notify {
         uint64_t token;
 };
 
+/*
+ * What a read of outbox messages returns, in this order: an id (a row's or a bundle's), event_id,
+ * kind, anchor_id, room_id, stream_id, payload; notify_row_cols_init() points cols at the buffers
+ * and returns them.
+ */
+struct notify_row_cols {
+        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE];
+        char stream[NOTIFY_STREAM_SIZE], payload[NOTIFY_PAYLOAD_MAX];
+        struct db_col cols[7];
+};
+
+struct db_col *notify_row_cols_init(struct notify_row_cols *rc);
+
+/* cols[1..6] of such a read into r (not its id); its payload strdup()'d, "{}" for NULL.
+   @returns -1 when out of memory (r->payload is then NULL). */
+int notify_row_read(const struct db_col *cols, struct outbox_row *r);
+
 /* Remembers event_id (recorded in the open transaction) for the read-back after the commit. */
 void notify_stage(struct notify *n, const char event_id[65]);
 

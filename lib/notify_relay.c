@@ -12,11 +12,46 @@
 #include "notify_int.h"
 #include "notify_mark.h"
 #include "produce.h"
+#include "text.h"
 
 struct claimed {
         struct outbox_row rows[NOTIFY_FLUSH_ROWS];
         size_t n;
 };
+
+struct db_col *notify_row_cols_init(struct notify_row_cols *rc)
+{
+        const struct db_col cols[] = {
+                {.type = DB_PARAM_I64},
+                {.type = DB_PARAM_STR, .s = rc->event_id, .s_size = sizeof(rc->event_id)},
+                {.type = DB_PARAM_STR, .s = rc->kind, .s_size = sizeof(rc->kind)},
+                {.type = DB_PARAM_STR, .s = rc->anchor, .s_size = sizeof(rc->anchor)},
+                {.type = DB_PARAM_STR, .s = rc->room, .s_size = sizeof(rc->room)},
+                {.type = DB_PARAM_STR, .s = rc->stream, .s_size = sizeof(rc->stream)},
+                {.type = DB_PARAM_STR, .s = rc->payload, .s_size = sizeof(rc->payload)}};
+
+        memcpy(rc->cols, cols, sizeof(cols));
+        return rc->cols;
+}
+
+/* A column's text into buf, "" for NULL; *has (unless NULL) says whether it had one. */
+static void read_col(char *buf, size_t size, const struct db_col *col, bool *has)
+{
+        if (has)
+                *has = !col->is_null;
+        text_copy(buf, size, col->is_null ? "" : col->s);
+}
+
+int notify_row_read(const struct db_col *cols, struct outbox_row *r)
+{
+        read_col(r->event_id, sizeof(r->event_id), &cols[1], NULL);
+        read_col(r->kind, sizeof(r->kind), &cols[2], NULL);
+        read_col(r->anchor, sizeof(r->anchor), &cols[3], &r->has_anchor);
+        read_col(r->room, sizeof(r->room), &cols[4], &r->has_room);
+        read_col(r->stream, sizeof(r->stream), &cols[5], &r->has_stream);
+        r->payload = strdup(cols[6].is_null ? "{}" : cols[6].s);
+        return r->payload ? 0 : -1;
+}
 
 static void on_claimed(const struct db_col *cols, void *arg)
 {
@@ -27,15 +62,7 @@ static void on_claimed(const struct db_col *cols, void *arg)
                 return;
         r = &c->rows[c->n++];
         r->id = cols[0].i;
-        snprintf(r->event_id, sizeof(r->event_id), "%s", cols[1].s);
-        snprintf(r->kind, sizeof(r->kind), "%s", cols[2].s);
-        snprintf(r->anchor, sizeof(r->anchor), "%s", cols[3].is_null ? "" : cols[3].s);
-        snprintf(r->room, sizeof(r->room), "%s", cols[4].is_null ? "" : cols[4].s);
-        snprintf(r->stream, sizeof(r->stream), "%s", cols[5].is_null ? "" : cols[5].s);
-        r->has_anchor = !cols[3].is_null;
-        r->has_room = !cols[4].is_null;
-        r->has_stream = !cols[5].is_null;
-        r->payload = strdup(cols[6].is_null ? "{}" : cols[6].s);
+        notify_row_read(cols, r); /* a payload it could not copy is refused when sent */
 }
 
 int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,
@@ -194,15 +221,8 @@ out:
 static int sweep_round(struct notify *n, struct db_stmt *claim, size_t *claimed, char *errstr,
                        size_t errstr_size)
 {
-        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE];
-        char stream[NOTIFY_STREAM_SIZE], payload[NOTIFY_PAYLOAD_MAX];
-        struct db_col cols[] = {{.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_STR, .s = event_id, .s_size = sizeof(event_id)},
-                                {.type = DB_PARAM_STR, .s = kind, .s_size = sizeof(kind)},
-                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
-                                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
-                                {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
-                                {.type = DB_PARAM_STR, .s = payload, .s_size = sizeof(payload)}};
+        struct notify_row_cols row;
+        struct db_col *cols = notify_row_cols_init(&row);
         struct claimed *c = calloc(1, sizeof(*c));
         size_t sent = 0;
         int rc = -1;
@@ -377,15 +397,8 @@ unsent: /* this row and the rest: staged again, for the next flush (read back) *
  */
 static int relay_staged(struct notify *n, char *errstr, size_t errstr_size)
 {
-        char event_id[65], kind[33], anchor[NOTIFY_ANCHOR_SIZE], room[NOTIFY_ROOM_SIZE];
-        char stream[NOTIFY_STREAM_SIZE], payload[NOTIFY_PAYLOAD_MAX];
-        struct db_col cols[] = {{.type = DB_PARAM_I64},
-                                {.type = DB_PARAM_STR, .s = event_id, .s_size = sizeof(event_id)},
-                                {.type = DB_PARAM_STR, .s = kind, .s_size = sizeof(kind)},
-                                {.type = DB_PARAM_STR, .s = anchor, .s_size = sizeof(anchor)},
-                                {.type = DB_PARAM_STR, .s = room, .s_size = sizeof(room)},
-                                {.type = DB_PARAM_STR, .s = stream, .s_size = sizeof(stream)},
-                                {.type = DB_PARAM_STR, .s = payload, .s_size = sizeof(payload)}};
+        struct notify_row_cols row;
+        struct db_col *cols = notify_row_cols_init(&row);
         size_t staged_n = n->staged_n, done = 0;
         struct db_text sql = {0};
         struct claimed *c;
