@@ -157,19 +157,8 @@ static enum MHD_Result respond(struct request *req, unsigned int status, const c
 static int encode_event(struct request *req, struct webhook_event *ev, const void *raw,
                         size_t raw_len, char *errstr, size_t errstr_size)
 {
-        const struct envelope env = {
-                .event_id = ev->event_id,
-                .vendor = ev->vendor,
-                .event_type = ev->event_type,
-                .stream_id = ev->stream_id,
-                .anchor_id = ev->anchor_id,
-                .room_id = ev->room_id,
-                .event_time_ms = ev->event_time_ms,
-                .receive_time_ms = req->receive_ms,
-                .trace_id = req->trace_id,
-                .raw = raw,
-                .raw_len = raw_len,
-        };
+        const struct envelope env =
+                webhook_envelope(ev, req->receive_ms, req->trace_id, raw, raw_len);
 
         ev->trace_id = req->trace_id;
         return encoder_encode(req->rcv->encoder, &env, ev->payload_name, ev->fields, ev->payload,

@@ -11,6 +11,24 @@
 #include "field_limits.h"
 #include "fields.h"
 
+struct envelope webhook_envelope(const struct webhook_event *ev, long long receive_ms,
+                                 const char *trace_id, const void *raw, size_t raw_len)
+{
+        return (struct envelope){
+                .event_id = ev->event_id,
+                .vendor = ev->vendor,
+                .event_type = ev->event_type,
+                .stream_id = ev->stream_id,
+                .anchor_id = ev->anchor_id,
+                .room_id = ev->room_id,
+                .event_time_ms = ev->event_time_ms,
+                .receive_time_ms = receive_ms,
+                .trace_id = trace_id,
+                .raw = raw,
+                .raw_len = raw_len,
+        };
+}
+
 void webhook_event_fini(struct webhook_event *ev)
 {
         if (!ev)

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "payload.h"
 
 struct sockaddr;
@@ -125,6 +126,13 @@ const char *webhook_payload_text(const struct webhook_event *ev, const char *nam
 
 /** @brief Frees what ev owns and zeroes it; safe on a zeroed or already finished event. */
 void webhook_event_fini(struct webhook_event *ev);
+
+/**
+ * @brief The envelope the receiver writes to Kafka for ev: received at receive_ms under
+ * trace_id, raw its body as received. It borrows from ev, trace_id and raw.
+ */
+struct envelope webhook_envelope(const struct webhook_event *ev, long long receive_ms,
+                                 const char *trace_id, const void *raw, size_t raw_len);
 
 /**
  * @brief Fills v with status, auth_failure (may be NULL) and a printf-style message.

@@ -80,19 +80,7 @@ static inline int fuzz_webhook_sign(const char *id, const char *ts, const void *
 static inline struct envelope fuzz_envelope(const struct webhook_event *ev, const void *raw,
                                             size_t raw_len)
 {
-        return (struct envelope){
-                .event_id = ev->event_id,
-                .vendor = ev->vendor,
-                .event_type = ev->event_type,
-                .stream_id = ev->stream_id,
-                .anchor_id = ev->anchor_id,
-                .room_id = ev->room_id,
-                .event_time_ms = ev->event_time_ms,
-                .receive_time_ms = NOW_MS,
-                .trace_id = "0123456789abcdef0123456789abcdef",
-                .raw = raw,
-                .raw_len = raw_len,
-        };
+        return webhook_envelope(ev, NOW_MS, "0123456789abcdef0123456789abcdef", raw, raw_len);
 }
 
 #endif
