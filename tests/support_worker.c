@@ -40,21 +40,21 @@ void support_worker_fx_close(struct support_worker_fx *fx)
         memset(fx, 0, sizeof(*fx));
 }
 
-void support_worker_produce_stream_event(const struct support_worker_fx *fx, const char *stream_id,
-                                         bool begin, long long sequence, long long event_time_s,
-                                         const char *replay_time)
+void support_worker_encode_stream_event(const struct support_worker_fx *fx, const char *anchor,
+                                        const char *stream_id, bool begin, const char *sequence,
+                                        long long event_time_s, int close_method,
+                                        long long push_duration_ms, void **out, size_t *out_len)
 {
-        char key[256], seq[32], event_id[65], err[256], anchor[96];
+        char key[256], event_id[65], err[256];
         json_t *payload;
-        void *buf;
-        size_t len;
 
-        snprintf(anchor, sizeof(anchor), "a_%s", stream_id);
-        snprintf(seq, sizeof(seq), "%lld", sequence);
-        snprintf(key, sizeof(key), "tencent|%d|%s|%s", begin ? 1 : 0, stream_id, seq);
+        snprintf(key, sizeof(key), "tencent|%d|%s|%s", begin ? 1 : 0, stream_id, sequence);
         crypto_sha256_hex(key, strlen(key), event_id);
-        payload = begin ? json_pack("{s:s}", "sequence", seq)
-                        : json_pack("{s:s,s:i}", "sequence", seq, "close_method", 1);
+        payload =
+                begin ? json_pack("{s:s}", "sequence", sequence)
+                      : json_pack("{s:s,s:i}", "sequence", sequence, "close_method", close_method);
+        if (!begin && push_duration_ms >= 0)
+                json_object_set_new(payload, "push_duration_ms", json_integer(push_duration_ms));
         const struct envelope env = {
                 .event_id = event_id,
                 .vendor = "tencent",
@@ -68,14 +68,28 @@ void support_worker_produce_stream_event(const struct support_worker_fx *fx, con
                 .raw = "{}",
                 .raw_len = 2,
         };
-        cr_assert(codec_encode(fx->codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
-                               &len, err, sizeof(err)) == 0,
+        cr_assert(codec_encode(fx->codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, out,
+                               out_len, err, sizeof(err)) == 0,
                   "%s", err);
         json_decref(payload);
+}
+
+void support_worker_produce_stream_event(const struct support_worker_fx *fx, const char *stream_id,
+                                         bool begin, long long sequence, long long event_time_s,
+                                         const char *replay_time)
+{
+        char seq[32], anchor[96];
+        void *buf;
+        size_t len;
+
+        snprintf(anchor, sizeof(anchor), "a_%s", stream_id);
+        snprintf(seq, sizeof(seq), "%lld", sequence);
+        support_worker_encode_stream_event(fx, anchor, stream_id, begin, seq, event_time_s, 1, -1,
+                                           &buf, &len);
         rd_kafka_headers_t *h = rd_kafka_headers_new(3);
 
-        rd_kafka_header_add(h, "trace_id", -1, env.trace_id, -1);
-        rd_kafka_header_add(h, "event_type", -1, env.event_type, -1);
+        rd_kafka_header_add(h, "trace_id", -1, SUPPORT_WORKER_TRACE, -1);
+        rd_kafka_header_add(h, "event_type", -1, begin ? "stream.begin" : "stream.end", -1);
         if (replay_time)
                 rd_kafka_header_add(h, "replay.time", -1, replay_time, -1);
         cr_assert(rd_kafka_producev(fx->producer, RD_KAFKA_V_TOPIC("live.stream"),

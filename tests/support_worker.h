@@ -62,6 +62,16 @@ void support_worker_produce_event(const struct support_worker_fx *fx, const char
                                   const char *payload_name, json_t *payload);
 
 /**
+ * @brief A Tencent stream begin or end of anchor (its anchor and room) as the receiver encodes it,
+ * into a malloc'd *out of *out_len bytes: its event id follows vendor, type, stream and sequence;
+ * an end carries close_method and, when push_duration_ms >= 0, push_duration_ms.
+ */
+void support_worker_encode_stream_event(const struct support_worker_fx *fx, const char *anchor,
+                                        const char *stream_id, bool begin, const char *sequence,
+                                        long long event_time_s, int close_method,
+                                        long long push_duration_ms, void **out, size_t *out_len);
+
+/**
  * @brief Produces to live.stream, keyed by stream_id, a Tencent stream begin or end as the
  * receiver makes it (its event id follows vendor, type, stream and sequence; anchor and room
  * "a_<stream_id>"), with the trace_id and event_type headers and, when replay_time is not NULL,

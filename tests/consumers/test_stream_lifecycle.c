@@ -115,36 +115,11 @@ void stream_event_id(const char *stream_id, bool begin, const char *sequence, ch
 void produce_event_of(const char *anchor, const char *stream_id, bool begin, const char *sequence,
                       long long event_time_s, int close_method, long long push_duration_ms)
 {
-        char event_id[65], err[256];
-        json_t *payload;
         void *buf;
         size_t len;
 
-        stream_event_id(stream_id, begin, sequence, event_id);
-        if (begin)
-                payload = json_pack("{s:s}", "sequence", sequence);
-        else
-                payload =
-                        json_pack("{s:s,s:i}", "sequence", sequence, "close_method", close_method);
-        if (!begin && push_duration_ms >= 0)
-                json_object_set_new(payload, "push_duration_ms", json_integer(push_duration_ms));
-        struct envelope env = {
-                .event_id = event_id,
-                .vendor = "tencent",
-                .event_type = begin ? "stream.begin" : "stream.end",
-                .stream_id = stream_id,
-                .anchor_id = anchor,
-                .room_id = anchor,
-                .event_time_ms = event_time_s * 1000,
-                .receive_time_ms = event_time_s * 1000 + 5,
-                .trace_id = "0123456789abcdef0123456789abcdef",
-                .raw = "{}",
-                .raw_len = 2,
-        };
-        cr_assert(codec_encode(fx.w.codec, &env, begin ? "StreamBegin" : "StreamEnd", payload, &buf,
-                               &len, err, sizeof(err)) == 0,
-                  "%s", err);
-        json_decref(payload);
+        support_worker_encode_stream_event(&fx.w, anchor, stream_id, begin, sequence, event_time_s,
+                                           close_method, push_duration_ms, &buf, &len);
         produce_raw(stream_id, buf, len);
         free(buf);
 }
