@@ -112,6 +112,11 @@ static int record_open(const struct role_env *env, void **state, char *errstr, s
                 free(st);
                 return -1;
         }
+        role_gate_init(&st->gate, env->metrics, "liveflow_record_batches_total",
+                       "Batches of recording events written set-based, by way: unread (written "
+                       "without looking the ledger up first), read_first (looked up first, after "
+                       "events held before were met), conflict (written unread, met an event "
+                       "held before, looked up)");
         *state = st;
         return 0;
 }

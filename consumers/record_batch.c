@@ -15,8 +15,9 @@
 #include "role_kit.h"
 
 /*
- * record_apply() for a whole batch in four statements instead of three or four per record:
- * which events the ledger holds already; the sessions of the new files' streams and which of
+ * record_apply() for a whole batch in three or four statements instead of three or four per
+ * record: which events the ledger holds already (skipped while batches meet none, see
+ * write_records()); the sessions of the new files' streams and which of
  * the new files live_records holds already (one statement); one multi-row ledger insert with
  * each record's outcome, and one multi-row upsert of the files (and the notifications' insert). The
  * outcomes are worked out here in batch order, as one record at a time would, and the upsert's
@@ -404,9 +405,63 @@ static enum db_result write_new_records(struct record_batch *b, char *errstr, si
                                             errstr, errstr_size);
         if ((r = role_batch_write_ledger(&b->rb, b->st->ledger, outcome_of, b, errstr,
                                          errstr_size)) != DB_OK ||
-            (r = store_files(b, errstr, errstr_size)) != DB_OK)
+            (r = role_batch_after_ledger(&b->rb, store_files(b, errstr, errstr_size))) != DB_OK)
                 return r;
-        return notify_files(b, errstr, errstr_size);
+        return role_batch_after_ledger(&b->rb, notify_files(b, errstr, errstr_size));
+}
+
+/* The shared half's verdicts per record, once the batch knows which events are new. */
+static enum db_result write_marked(struct record_batch *b, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < b->n; i++)
+                b->recs[i].is_new = b->rb.is_new[i];
+        return b->rb.fresh ? write_new_records(b, errstr, errstr_size) : DB_OK;
+}
+
+/* The batch with the ledger looked up first (the way every batch went before the gate). */
+static enum db_result write_read_first(void *arg, char *errstr, size_t errstr_size)
+{
+        struct record_batch *b = arg;
+        enum db_result r;
+
+        if ((r = role_batch_look_up(&b->rb, b->st->ledger, errstr, errstr_size)) != DB_OK)
+                return r;
+        b->st->gate.is_reading_first = role_batch_met_held(&b->rb);
+        return write_marked(b, errstr, errstr_size);
+}
+
+/* The batch without the look-up: every first copy is new, until the ledger says otherwise. */
+static enum db_result write_unread(void *arg, char *errstr, size_t errstr_size)
+{
+        struct record_batch *b = arg;
+
+        role_batch_mark_unread(&b->rb);
+        return write_marked(b, errstr, errstr_size);
+}
+
+/* What write_unread() decided, once its ledger insert met an event held before (it wrote
+ * nothing: the insert was its first write and failed whole). */
+static void forget_unread(void *arg)
+{
+        struct record_batch *b = arg;
+
+        for (size_t i = 0; i < b->n; i++) {
+                b->recs[i].is_new = false;
+                b->recs[i].session = 0;
+                b->recs[i].outcome = NULL;
+        }
+        b->stream_cnt = b->file_cnt = 0;
+        b->want_affected = 0;
+        b->is_mismatch = false;
+}
+
+/* Unread, or the ledger looked up first (struct role_gate). */
+static enum db_result write_records(struct record_batch *b, char *errstr, size_t errstr_size)
+{
+        static const struct role_gate_ways ways = {NULL, write_unread, forget_unread,
+                                                   write_read_first};
+
+        return role_gate_write(&b->st->gate, &ways, b->st->db, &b->sql, b, errstr, errstr_size);
 }
 
 /* The per-record log lines of record_apply(), for the batch. */
@@ -441,15 +496,10 @@ enum apply_result record_apply_many(void *state, struct apply_slot *slots, size_
         b.scratch = calloc(n, sizeof(*b.scratch));
         if (!b.recs || !b.streams || !b.files || !b.scratch)
                 snprintf(errstr, errstr_size, "out of memory");
-        else if ((r = role_batch_open(&b.rb, b.st->ledger, slots, n, read_one, &b, errstr,
-                                      errstr_size)) == DB_OK) {
-                for (size_t i = 0; i < n; i++)
-                        b.recs[i].is_new = b.rb.is_new[i];
-                if (b.rb.fresh)
-                        r = write_new_records(&b, errstr, errstr_size);
-                if (r == DB_OK)
-                        log_batch(&b);
-        }
+        else if ((r = role_batch_read(&b.rb, slots, n, read_one, &b, errstr, errstr_size)) ==
+                         DB_OK &&
+                 (r = write_records(&b, errstr, errstr_size)) == DB_OK)
+                log_batch(&b);
         role_batch_close(&b.rb);
         db_text_free(&b.sql);
         free(b.recs);

@@ -11,6 +11,7 @@
 
 #include "consumer.h"
 #include "notify.h"
+#include "role_kit.h"
 
 #define TIME_MAX_MS 2147483647999LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
 
@@ -24,6 +25,7 @@ struct record_state {
         struct ledger *ledger;
         struct db_stmt *find_session, *upsert_file, *sweep_page_end, *link_sweep;
         struct notify *notify;         /* live.notify: record.ready */
+        struct role_gate gate;         /* unread, or the ledger looked up first (role_kit.h) */
         const char *srs_playback_base; /* from the settings; NULL: no SRS playback URL */
 };
 

@@ -73,12 +73,20 @@ enum db_result ledger_find_known(struct ledger *l, struct keyset *ks, struct db_
         return keyset_find_known(ks, l->db, t, select, errstr, errstr_size);
 }
 
+#define LEDGER_TEXT_COLS                                                                           \
+        "live_events (consumer, event_id, vendor, event_type, stream_id, trace_id, event_time, "   \
+        "received_at, kafka_topic, kafka_partition, kafka_offset, outcome) VALUES "
+
 void ledger_text_begin(struct db_text *t)
 {
         db_text_reset(t);
-        db_text_add(t, "INSERT IGNORE INTO live_events (consumer, event_id, vendor, event_type, "
-                       "stream_id, trace_id, event_time, received_at, kafka_topic, "
-                       "kafka_partition, kafka_offset, outcome) VALUES ");
+        db_text_add(t, "INSERT IGNORE INTO " LEDGER_TEXT_COLS);
+}
+
+void ledger_text_begin_unread(struct db_text *t)
+{
+        db_text_reset(t);
+        db_text_add(t, "INSERT INTO " LEDGER_TEXT_COLS);
 }
 
 void ledger_text_row(struct ledger *l, struct db_text *t, const struct consumer_record *rec,

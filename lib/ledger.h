@@ -51,6 +51,13 @@ enum db_result ledger_find_known(struct ledger *l, struct keyset *ks, struct db_
  */
 void ledger_text_begin(struct db_text *t);
 
+/**
+ * @brief As ledger_text_begin(), a plain INSERT, for rows taken for new without a look-up: a
+ * row the ledger holds fails the whole statement with DB_DUPLICATE (ER_DUP_ENTRY rolls back
+ * the statement, not the transaction), so nothing of it is written and no savepoint is needed.
+ */
+void ledger_text_begin_unread(struct db_text *t);
+
 /** @brief Appends rec's row as ledger_record() writes it, with its outcome; first row or not. */
 void ledger_text_row(struct ledger *l, struct db_text *t, const struct consumer_record *rec,
                      const char *outcome, bool is_first_row);

@@ -101,6 +101,7 @@ static void mark_new(struct role_batch *b)
         const struct keyset *ks = &b->ids;
         size_t first = 0;
 
+        b->fresh = 0;
         for (size_t i = 0; i < ks->n; i++) {
                 size_t at = ks->items[i].index;
 
@@ -112,12 +113,10 @@ static void mark_new(struct role_batch *b)
         }
 }
 
-enum db_result role_batch_open(struct role_batch *b, struct ledger *ledger,
-                               struct apply_slot *slots, size_t n, int (*read)(void *arg, size_t i),
-                               void *arg, char *errstr, size_t errstr_size)
+enum db_result role_batch_read(struct role_batch *b, struct apply_slot *slots, size_t n,
+                               int (*read)(void *arg, size_t i), void *arg, char *errstr,
+                               size_t errstr_size)
 {
-        enum db_result r;
-
         b->slots = slots;
         b->n = n;
         b->is_valid = calloc(n + 1, sizeof(*b->is_valid));
@@ -134,12 +133,21 @@ enum db_result role_batch_open(struct role_batch *b, struct ledger *ledger,
                 keyset_add(&b->ids, slots[i].rec->ev.event_id, i);
         }
         keyset_sort(&b->ids);
-        if (!b->ids.n)
-                return DB_OK;
         if (keyset_may_collide(&b->ids))
                 return role_batch_fall_back("event ids that MySQL may match other than byte for "
                                             "byte",
                                             errstr, errstr_size);
+        return DB_OK;
+}
+
+enum db_result role_batch_look_up(struct role_batch *b, struct ledger *ledger, char *errstr,
+                                  size_t errstr_size)
+{
+        enum db_result r;
+
+        b->is_unread = false;
+        if (!b->ids.n)
+                return DB_OK;
         if ((r = ledger_find_known(ledger, &b->ids, &b->sql, errstr, errstr_size)) != DB_OK)
                 return r;
         if (b->ids.is_mismatch)
@@ -147,6 +155,36 @@ enum db_result role_batch_open(struct role_batch *b, struct ledger *ledger,
                                             errstr, errstr_size);
         mark_new(b);
         return DB_OK;
+}
+
+void role_batch_mark_unread(struct role_batch *b)
+{
+        for (size_t i = 0; i < b->ids.n; i++)
+                b->ids.items[i].is_known = false;
+        b->is_unread = true;
+        mark_new(b);
+}
+
+bool role_batch_met_held(const struct role_batch *b)
+{
+        for (size_t i = 0; i < b->ids.n; i++)
+                if (b->ids.items[i].is_known)
+                        return true;
+        return false;
+}
+
+enum db_result role_batch_after_ledger(const struct role_batch *b, enum db_result r)
+{
+        return b->is_unread && r == DB_DUPLICATE ? DB_RETRY : r;
+}
+
+enum db_result role_batch_open(struct role_batch *b, struct ledger *ledger,
+                               struct apply_slot *slots, size_t n, int (*read)(void *arg, size_t i),
+                               void *arg, char *errstr, size_t errstr_size)
+{
+        enum db_result r = role_batch_read(b, slots, n, read, arg, errstr, errstr_size);
+
+        return r == DB_OK ? role_batch_look_up(b, ledger, errstr, errstr_size) : r;
 }
 
 void role_batch_close(struct role_batch *b)
@@ -165,7 +203,10 @@ enum db_result role_batch_write_ledger(struct role_batch *b, struct ledger *ledg
 {
         size_t rows = 0;
 
-        ledger_text_begin(&b->sql);
+        if (b->is_unread)
+                ledger_text_begin_unread(&b->sql);
+        else
+                ledger_text_begin(&b->sql);
         for (size_t i = 0; i < b->n; i++)
                 if (b->is_new[i])
                         ledger_text_row(ledger, &b->sql, b->slots[i].rec, outcome(arg, i),

@@ -70,6 +70,7 @@ struct role_batch {
         bool *is_new;       /* per slot: the first copy of an event id the ledger lacks */
         size_t *first;      /* per slot: the batch index of the first copy of its event id */
         size_t fresh;       /* how many are new */
+        bool is_unread;     /* taken for new without the look-up (role_batch_mark_unread()) */
         struct db_text sql; /* a statement buffer for the role */
 };
 
@@ -84,12 +85,48 @@ __attribute__((warn_unused_result)) enum db_result
 role_batch_open(struct role_batch *b, struct ledger *ledger, struct apply_slot *slots, size_t n,
                 int (*read)(void *arg, size_t i), void *arg, char *errstr, size_t errstr_size);
 
+/**
+ * @brief role_batch_open() without the look-up: reads the batch and sorts its event ids;
+ * nothing is marked new yet (role_batch_look_up() or role_batch_mark_unread() next).
+ * @returns DB_OK, or DB_RETRY with errstr (ids MySQL's collation might take for one; out of
+ * memory).
+ */
+__attribute__((warn_unused_result)) enum db_result
+role_batch_read(struct role_batch *b, struct apply_slot *slots, size_t n,
+                int (*read)(void *arg, size_t i), void *arg, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Which of the read batch's events the ledger holds (one query): the first copy of each
+ * other event id is new. Again after role_batch_mark_unread() is fine. @returns as
+ * role_batch_open().
+ */
+__attribute__((warn_unused_result)) enum db_result
+role_batch_look_up(struct role_batch *b, struct ledger *ledger, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The read batch taken for new without the look-up: the first copy of every event id.
+ * role_batch_write_ledger() then writes with a plain INSERT, which fails whole with
+ * DB_DUPLICATE on an event the ledger holds (see struct role_gate).
+ */
+void role_batch_mark_unread(struct role_batch *b);
+
+/** @brief Whether the last role_batch_look_up() found an event the ledger held before. */
+bool role_batch_met_held(const struct role_batch *b);
+
+/**
+ * @brief What a write after the ledger's returns, r, on the unread way: a duplicate key there
+ * is not an event held before (the ledger's rows are written, and no savepoint takes them
+ * back), so DB_RETRY: the batch goes one record at a time. Else r.
+ */
+enum db_result role_batch_after_ledger(const struct role_batch *b, enum db_result r);
+
 /** @brief Frees what role_batch_open() allocated; the slots are the runtime's. */
 void role_batch_close(struct role_batch *b);
 
 /**
  * @brief One multi-row ledger insert: every new record with outcome(arg, i). A row MySQL skips
- * (recorded meanwhile) is DB_DUPLICATE, which role_batch_result() turns into a retry.
+ * (recorded meanwhile) is DB_DUPLICATE, which role_batch_result() turns into a retry. On the
+ * unread way (role_batch_mark_unread()) a plain INSERT: DB_DUPLICATE with nothing written.
  */
 __attribute__((warn_unused_result)) enum db_result
 role_batch_write_ledger(struct role_batch *b, struct ledger *ledger,
@@ -120,7 +157,9 @@ enum db_result role_batch_mismatch(char *errstr, size_t errstr_size);
  * writes say otherwise with a duplicate key (DB_DUPLICATE). The batch then undoes what it wrote
  * (back to a savepoint, or nothing when it wrote nothing before that key) and goes read first;
  * after that, batches read first until one finds nothing held before (a replay after a restart
- * is many such batches, each read once rather than written twice).
+ * is many such batches, each read once rather than written twice). A role whose first write is
+ * its ledger insert needs no savepoint: unread, that insert is a plain INSERT
+ * (role_batch_mark_unread()), which fails whole.
  */
 struct role_gate {
         bool is_reading_first; /* read_first() sets it: whether it met rows held before */

@@ -104,4 +104,22 @@ bool run_oracle(const struct consumer_role *role, const struct input *in, size_t
                 const char *const *seed_sql, const char *const *queries, int redis_db);
 void free_inputs(struct input *in, size_t n);
 
+/* A batch of a run in turns: the inputs it holds, and the batch side's gate counters after it. */
+struct turn {
+        const size_t *idx;
+        size_t n;
+        long long ways[3]; /* batches that went unread, read_first, conflict so far */
+};
+
+/** @brief The batch side's liveflow_<role>_batches_total{way="way"}, 0 when absent. */
+long long gate_count(struct side *s, const char *role_name, const char *way);
+
+/*
+ * The turns' batches in order through both paths (each shuffled, with duplicates), each
+ * expected to take the set-based path; after each, the results, the gate's counters and the
+ * tables compared.
+ */
+void run_turns(const struct consumer_role *role, const struct input *in, const struct turn *turns,
+               size_t turn_cnt, const char *const *seed_sql, const char *const *queries);
+
 #endif
