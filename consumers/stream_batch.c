@@ -3,7 +3,7 @@
  * where). stream_apply() per record stays the fallback and the oracle.
  *
  * apply_many(): which events the ledger holds already (and, for replays that need it, their
- * outcomes), which of the batch's streams have a row (a plain read), those rows under FOR
+ * outcomes; skipped while batches meet no event held before, see write_batch()), which of the batch's streams have a row (a plain read), those rows under FOR
  * UPDATE in key order (a missing row's gap is not locked: see find_existing()), the anchors of
  * the begins; then every new event is decided in batch order against the rows as the batch
  * leaves them, exactly as stream_apply() decides it, per stream in event order; then one
@@ -616,7 +616,7 @@ static enum db_result read_outcomes(struct stream_batch *b, char *errstr, size_t
         return db_text_query(b->st->db, &b->sql, cols, 2, on_outcome, b, errstr, errstr_size);
 }
 
-/* Everything after role_batch_open(), when some event is new. */
+/* Everything after the batch knows which events are new, when some are. */
 static enum db_result write_new_events(struct stream_batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result r;
@@ -644,6 +644,62 @@ static enum db_result write_new_events(struct stream_batch *b, char *errstr, siz
         if (!decide_all(b))
                 return role_batch_fall_back("a start out of MySQL's range", errstr, errstr_size);
         return stream_batch_write(b, errstr, errstr_size);
+}
+
+/* The batch with the ledger looked up first (and the outcomes of the replays that need them). */
+static enum db_result write_read_first(void *arg, char *errstr, size_t errstr_size)
+{
+        struct stream_batch *b = arg;
+        enum db_result r;
+
+        if ((r = role_batch_look_up(&b->rb, b->st->ledger, errstr, errstr_size)) != DB_OK)
+                return r;
+        b->st->gate.is_reading_first = role_batch_met_held(&b->rb);
+        take_new_events(b);
+        if ((r = read_outcomes(b, errstr, errstr_size)) != DB_OK || !b->rb.fresh)
+                return r;
+        return write_new_events(b, errstr, errstr_size);
+}
+
+/*
+ * The batch without the look-up: the first copy of every event is new and decided so, its
+ * ledger row with the outcome decided; a replay among them fails the ledger's insert, the
+ * batch's first write, and the batch is decided again after the look-up.
+ */
+static enum db_result write_unread(void *arg, char *errstr, size_t errstr_size)
+{
+        struct stream_batch *b = arg;
+
+        role_batch_mark_unread(&b->rb);
+        take_new_events(b);
+        return b->rb.fresh ? write_new_events(b, errstr, errstr_size) : DB_OK;
+}
+
+/* What write_unread() decided: the rows as read, the outcomes, the notes (session ids taken
+ * for it stay unused: they are unique, not consecutive). */
+static void forget_unread(void *arg)
+{
+        struct stream_batch *b = arg;
+
+        for (size_t i = 0; i < b->n; i++) {
+                struct sb_rec *r = &b->recs[i];
+
+                *r = (struct sb_rec){.slot = r->slot, .se = r->se};
+                r->slot->rec->note = 0;
+        }
+        for (size_t i = 0; i < b->stream_cnt; i++)
+                free(b->streams[i].db_strs);
+        b->stream_cnt = b->anchor_cnt = b->exist_cnt = 0;
+        b->is_mismatch = b->is_oom = b->needs_outcomes = false;
+}
+
+/* Unread, or the ledger looked up first (struct role_gate). */
+static enum db_result write_batch(struct stream_batch *b, char *errstr, size_t errstr_size)
+{
+        static const struct role_gate_ways ways = {NULL, write_unread, forget_unread,
+                                                   write_read_first};
+
+        return role_gate_write(&b->st->gate, &ways, b->st->db, &b->sql, b, errstr, errstr_size);
 }
 
 static void log_batch(const struct stream_batch *b)
@@ -676,16 +732,11 @@ enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_
         b.scratch = calloc(n, sizeof(*b.scratch));
         if (!b.recs || !b.streams || !b.anchors || !b.scratch)
                 snprintf(errstr, errstr_size, "out of memory");
-        else if ((r = role_batch_open(&b.rb, b.st->ledger, slots, n, read_one, &b, errstr,
-                                      errstr_size)) == DB_OK) {
-                take_new_events(&b);
-                r = read_outcomes(&b, errstr, errstr_size);
-                if (r == DB_OK && b.rb.fresh)
-                        r = write_new_events(&b, errstr, errstr_size);
-                if (r == DB_OK) {
-                        note_replays(&b);
-                        log_batch(&b);
-                }
+        else if ((r = role_batch_read(&b.rb, slots, n, read_one, &b, errstr, errstr_size)) ==
+                         DB_OK &&
+                 (r = write_batch(&b, errstr, errstr_size)) == DB_OK) {
+                note_replays(&b);
+                log_batch(&b);
         }
         role_batch_close(&b.rb);
         db_text_free(&b.sql);

@@ -188,11 +188,14 @@ enum db_result stream_batch_write(struct stream_batch *b, char *errstr, size_t e
 {
         enum db_result r;
 
-        if ((r = write_events(b, errstr, errstr_size)) != DB_OK ||
-            (r = write_streams(b, true, errstr, errstr_size)) != DB_OK ||
+        /* The ledger's rows first: unread, a replay fails that insert and nothing is written. */
+        if ((r = write_events(b, errstr, errstr_size)) != DB_OK)
+                return r;
+        if ((r = write_streams(b, true, errstr, errstr_size)) != DB_OK ||
             (r = write_streams(b, false, errstr, errstr_size)) != DB_OK ||
             (r = adopt_tips(b, errstr, errstr_size)) != DB_OK ||
-            (r = write_handoffs(b, errstr, errstr_size)) != DB_OK)
-                return r;
-        return write_notifications(b, errstr, errstr_size);
+            (r = write_handoffs(b, errstr, errstr_size)) != DB_OK ||
+            (r = write_notifications(b, errstr, errstr_size)) != DB_OK)
+                return role_batch_after_ledger(&b->rb, r);
+        return DB_OK;
 }

@@ -173,6 +173,11 @@ static int stream_open(const struct role_env *env, void **state, char *errstr, s
         st->cutoffs = metrics_counter(
                 env->metrics, "liveflow_stream_anchor_cutoffs_total",
                 "Streams of banned or suspended anchors closed at their begin", NULL);
+        role_gate_init(&st->gate, env->metrics, "liveflow_stream_batches_total",
+                       "Batches of stream events written set-based, by way: unread (written "
+                       "without looking the ledger up first), read_first (looked up first, after "
+                       "events held before were met), conflict (written unread, met an event "
+                       "held before, looked up)");
         if (prepare(st) == -1) {
                 vendor_api_destroy(st->vendor);
                 ids_destroy(st->ids);

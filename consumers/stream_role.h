@@ -32,6 +32,7 @@
 
 #include "consumer.h"
 #include "rebuild.h"
+#include "role_kit.h"
 
 /* consumer_record.note: this forced close ended a live session; publish() drops it at the vendor.
  */
@@ -68,6 +69,7 @@ struct stream_state {
         long long sweep_interval_ms;
         long long last_sweep_ms;
         struct ledger *ledger;
+        struct role_gate gate; /* a batch unread, or the ledger looked up first (role_kit.h) */
         struct db_stmt *lock_row, *insert_live, *new_session, *late_begin, *insert_ended,
                 *end_session, *event_outcome, *anchor_state, *touch, *adopt_anchor, *ghosts,
                 *adopt_tips, *vendor_of;

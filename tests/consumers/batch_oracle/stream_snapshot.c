@@ -186,6 +186,27 @@ Test(batch_oracle, stream_replayed_batch_writes_no_second_bundle)
         free_inputs(in, n);
 }
 
+/*
+ * The gate: the first batch goes unread; the second holds replays of the first's begins (one a
+ * cut-off, whose replay cuts off again from its recorded outcome), so its ledger insert fails
+ * and it is decided again after the look-up; the third reads first and finds nothing held;
+ * the fourth goes unread again. Every turn ends as the per-record path ends.
+ */
+Test(batch_oracle, stream_replay_goes_read_first_then_unread_again)
+{
+        struct input in[MAX_RECS];
+        size_t n = stream_inputs(in, false);
+        static const size_t first[] = {0, 3, 9, 11}, replay[] = {1, 9, 8, 0},
+                            fresh[] = {2, 5, 6, 16}, more[] = {10, 13, 14, 15, 7};
+        const struct turn turns[] = {{first, 4, {1, 0, 0}},
+                                     {replay, 4, {1, 0, 1}},
+                                     {fresh, 4, {1, 1, 1}},
+                                     {more, 5, {2, 1, 1}}};
+
+        run_turns(&stream_lifecycle_role, in, turns, 4, stream_seed, stream_tables);
+        free_inputs(in, n);
+}
+
 Test(batch_oracle, stream_collation_equal_ids_end_as_per_record)
 {
         struct input in[MAX_RECS];
