@@ -3,7 +3,6 @@
  * lib/notify_relay.c sends after the commit. */
 #include "notify.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,9 @@
 #include "log.h"
 #include "notify_int.h"
 #include "notify_mark.h"
+#include "notify_payload.h"
 #include "produce.h"
+#include "text.h"
 
 struct notify_msg notify_msg_init(const char *kind, const char *key, long long at_ms)
 {
@@ -97,46 +98,18 @@ void notify_destroy(struct notify *n)
 
 /* ------------------------------------------------------------------ recording */
 
-static void set_str(json_t *p, const char *name, const char *v)
+char *notify_encode_msg(const struct notify_msg *m, char event_id[65], struct payload **fields)
 {
-        if (v && *v)
-                json_object_set_new(p, name, json_string(v));
-}
+        char key[512];
+        size_t key_len = 0;
 
-static void set_num(json_t *p, const char *name, long long v)
-{
-        if (v >= 0)
-                json_object_set_new(p, name, json_integer(v));
-}
-
-char *notify_encode_msg(const struct notify_msg *m, char event_id[65], json_t **json)
-{
-        char text[512], *payload_text;
-        json_t *p = json_pack("{s:s,s:I}", "kind", m->kind, "at_ms", (json_int_t)m->at_ms);
-        int len = snprintf(text, sizeof(text), "notify|%s|%s", m->kind, m->key ? m->key : "");
-
-        if (!p)
-                return NULL;
-        if (m->session_id > 0)
-                json_object_set_new(p, "session_id", json_integer(m->session_id));
-        set_str(p, "title", m->title);
-        set_str(p, "cover_url", m->cover_url);
-        set_str(p, "reason", m->reason);
-        set_str(p, "request_id", m->request_id);
-        set_str(p, "file_id", m->file_id);
-        set_str(p, "playback_url", m->playback_url);
-        set_num(p, "duration_s", m->duration_s);
-        set_num(p, "close_method", m->close_method);
-        set_num(p, "until_ms", m->until_ms);
-        set_num(p, "amount", m->amount);
-        payload_text = json_dumps(p, JSON_COMPACT);
-        if (json && payload_text)
-                *json = p; /* the caller's reference now */
-        else
-                json_decref(p);
-        crypto_sha256_hex(text, (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1,
-                          event_id);
-        return payload_text;
+        /* The event id: the hex SHA-256 of "notify|<kind>|<key>" (cut to 511 bytes). */
+        text_append(key, sizeof(key), &key_len, "notify|");
+        text_append(key, sizeof(key), &key_len, m->kind ? m->kind : "");
+        text_append(key, sizeof(key), &key_len, "|");
+        text_append(key, sizeof(key), &key_len, m->key ? m->key : "");
+        crypto_sha256_hex(key, key_len, event_id);
+        return notify_payload_json(m, NULL, fields);
 }
 
 enum db_result notify_record(struct notify *n, const struct notify_msg *m, char *errstr,

@@ -2,7 +2,6 @@
  * the batch's transaction, produced message by message after the commit and marked sent once
  * every message is acknowledged; the read-back of a bundle whose commit is not known, and the
  * sweep of bundles nobody sent. */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +30,7 @@ void notify_bundle_free(struct bundle *b)
                 return;
         for (size_t i = 0; i < b->n; i++) {
                 free(b->msgs[i].payload);
-                json_decref(b->msgs[i].json);
+                payload_destroy(b->msgs[i].fields);
         }
         free(b->msgs);
         free(b->state);
@@ -52,7 +51,7 @@ static void drop_building(struct notify *n)
 {
         for (size_t i = 0; i < n->building_n; i++) {
                 free(n->building[i].payload);
-                json_decref(n->building[i].json);
+                payload_destroy(n->building[i].fields);
         }
         n->building_n = 0;
 }
@@ -106,8 +105,8 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
                      bool is_first_row)
 {
         char event_id[65];
-        json_t *json = NULL;
-        char *payload = notify_encode_msg(m, event_id, &json);
+        struct payload *fields = NULL;
+        char *payload = notify_encode_msg(m, event_id, &fields);
         struct outbox_row *r;
 
         if (is_first_row)
@@ -124,7 +123,7 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
         }
         if (!payload || n->building_n == n->building_cap) {
                 free(payload);
-                json_decref(json);
+                payload_destroy(fields);
                 t->is_oom = true; /* notify_text_exec() reports it: the batch is tried again */
                 return;
         }
@@ -136,7 +135,7 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
         copy_col(r->room, sizeof(r->room), m->room_id, &r->has_room);
         copy_col(r->stream, sizeof(r->stream), m->stream_id, &r->has_stream);
         r->payload = payload;
-        r->json = json;
+        r->fields = fields;
 }
 
 /* By event id, then by place: the first of equal event ids sorts first. */
@@ -172,7 +171,7 @@ static int dedupe_building(struct notify *n)
         for (size_t i = 0; i < n->building_n; i++) {
                 if (is_dup[i]) {
                         free(n->building[i].payload);
-                        json_decref(n->building[i].json);
+                        payload_destroy(n->building[i].fields);
                 } else {
                         n->building[kept++] = n->building[i];
                 }
@@ -186,7 +185,7 @@ static int dedupe_building(struct notify *n)
 /*
  * A bundle's body as it is built: JSON text written here rather than through a json_t per
  * message (that cost a tenth of the record role's CPU), each payload as the object text
- * notify_encode_msg() had jansson write, so it is not escaped a second time.
+ * notify_encode_msg() wrote, so it is not escaped a second time.
  */
 struct body {
         char *s;
@@ -305,7 +304,7 @@ static enum db_result insert_bundle(struct notify *n, struct outbox_row *rows, s
         memcpy(b->msgs, rows, cnt * sizeof(*rows));
         for (size_t i = 0; i < cnt; i++) { /* the bundle's now */
                 rows[i].payload = NULL;
-                rows[i].json = NULL;
+                rows[i].fields = NULL;
         }
         *n->recorded_tail = b;
         n->recorded_tail = &b->next;

@@ -10,10 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "db.h"
 #include "notify.h"
+#include "payload.h"
 #include "produce.h"
 
 #define NOTIFY_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
@@ -49,7 +48,8 @@ struct outbox_row {
         bool has_anchor, has_room, has_stream;
         bool in_flight; /* find_in_flight() */
         char *payload;
-        struct json_t *json; /* payload as an object when the batch recorded it (owned), or NULL */
+        struct payload *fields; /* payload's fields when the batch recorded it (owned), or NULL:
+                                   read back, the relay parses payload */
 };
 
 /* How many messages one notify_batch row holds at most (a bigger batch writes several rows). */
@@ -152,9 +152,9 @@ int notify_sweep_bundles(struct notify *n, bool is_old, bool *more, char *errstr
 /* Whether the bundle id is this instance's (recorded, to be read back, or in flight). */
 bool notify_bundle_is_ours(const struct notify *n, long long id);
 
-/* m's event id and payload text (malloc'd), or NULL when out of memory; json (may be NULL)
-   receives the payload as an object (the caller's reference). */
-char *notify_encode_msg(const struct notify_msg *m, char event_id[65], struct json_t **json);
+/* m's event id and payload text (malloc'd, lib/notify_payload.h), or NULL when out of memory;
+   fields (may be NULL) receives the payload's fields (the caller's: payload_destroy()). */
+char *notify_encode_msg(const struct notify_msg *m, char event_id[65], struct payload **fields);
 
 /* The record of one row or message into pm (its strings point into r and trace_id). */
 int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,
