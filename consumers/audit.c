@@ -286,6 +286,11 @@ static int audit_open(const struct role_env *env, void **state, char *errstr, si
         st->suspend_s = s->audit_suspend_s;
         st->warn_escalate = s->audit_warn_escalate;
         st->warn_window_s = s->audit_warn_window_s;
+        role_gate_init(&st->gate, env->metrics, "liveflow_audit_batches_total",
+                       "Batches of verdicts written set-based, by way: unread (written without "
+                       "looking live_audit_logs up first), read_first (looked up first, after "
+                       "verdicts held before were met), conflict (written unread, met a verdict "
+                       "held before, looked up)");
         if (prepare(st) == -1) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;

@@ -352,28 +352,34 @@ static int cmp_ll(const void *a, const void *b)
 
 /*
  * Once the batch's anchors are known, in one statement that locks nothing: which verdicts
- * live_audit_logs holds (the first copy of each other event id is new), and which anchors
- * rows exist.
+ * live_audit_logs holds (the first copy of each other event id is new; not asked on the
+ * unread way, where every first copy is), and which anchors rows exist.
  */
 static enum db_result read_known(struct batch *b, char *errstr, size_t errstr_size)
 {
         char tag[2], id[KEYSET_ID_MAX + 1], status[16];
         struct db_col cols[] = TAGGED_COLS(tag, id, status);
         struct keyset *ks = &b->ids;
-        enum db_result r;
+        enum db_result r = DB_OK;
 
         db_text_reset(&b->sql);
-        db_text_add(&b->sql, "(SELECT 'k', event_id, NULL, NULL, NULL, NULL FROM live_audit_logs "
-                             "FORCE INDEX (live_audit_logs_once) WHERE event_id IN ");
-        keyset_add_list(ks, b->st->db, &b->sql);
-        db_text_add(&b->sql, ")");
+        if (!b->is_unread) {
+                db_text_add(&b->sql, "(SELECT 'k', event_id, NULL, NULL, NULL, NULL FROM "
+                                     "live_audit_logs FORCE INDEX (live_audit_logs_once) WHERE "
+                                     "event_id IN ");
+                keyset_add_list(ks, b->st->db, &b->sql);
+                db_text_add(&b->sql, ")");
+        }
         if (b->anchor_cnt) {
-                db_text_add(&b->sql, " UNION ALL (SELECT 'e', anchor_id, NULL, NULL, NULL, NULL "
+                db_text_add(&b->sql, b->sql.len ? " UNION ALL " : "");
+                db_text_add(&b->sql, "(SELECT 'e', anchor_id, NULL, NULL, NULL, NULL "
                                      "FROM anchors FORCE INDEX (PRIMARY) WHERE anchor_id IN ");
                 add_anchor_list(b, false);
                 db_text_add(&b->sql, ")");
         }
-        r = db_text_query(b->st->db, &b->sql, cols, 6, on_tagged_row, b, errstr, errstr_size);
+        if (b->sql.len)
+                r = db_text_query(b->st->db, &b->sql, cols, 6, on_tagged_row, b, errstr,
+                                  errstr_size);
         if (r != DB_OK)
                 return r;
         for (size_t i = 0; i < ks->n; i++)
@@ -494,12 +500,12 @@ static enum db_result load_live(struct batch *b, char *errstr, size_t errstr_siz
 
 /* ------------------------------------------------------------------ the batch */
 
-static enum db_result apply_batch(struct batch *b, struct apply_slot *slots, char *errstr,
-                                  size_t errstr_size)
+/* The batch, read and written the way b->is_unread says (see write_batch()). */
+static enum db_result apply_batch(struct batch *b, char *errstr, size_t errstr_size)
 {
         enum db_result r;
 
-        if (!read_batch(b, slots))
+        if (!read_batch(b, b->slots))
                 return audit_batch_fall_back("a verdict time MySQL cannot store", errstr,
                                              errstr_size);
         if (!b->ids.n)
@@ -542,10 +548,67 @@ static enum db_result apply_batch(struct batch *b, struct apply_slot *slots, cha
         return DB_OK;
 }
 
+/* The batch with live_audit_logs looked up first (the way every batch went before the gate). */
+static enum db_result write_read_first(void *arg, char *errstr, size_t errstr_size)
+{
+        struct batch *b = arg;
+        enum db_result r;
+        bool is_held = false;
+
+        b->is_unread = false;
+        r = apply_batch(b, errstr, errstr_size);
+        for (size_t i = 0; i < b->ids.n; i++)
+                is_held |= b->ids.items[i].is_known;
+        b->st->gate.is_reading_first = is_held;
+        return r;
+}
+
+/*
+ * The batch without the look-up: every first copy is new and decided so; a verdict logged
+ * before fails the log rows' INSERT, the batch's first write, and nothing is written.
+ */
+static enum db_result write_unread(void *arg, char *errstr, size_t errstr_size)
+{
+        struct batch *b = arg;
+
+        b->is_unread = true;
+        return apply_batch(b, errstr, errstr_size);
+}
+
+/* What write_unread() read and decided: the batch is read again from its slots. */
+static void forget_unread(void *arg)
+{
+        struct batch *b = arg;
+
+        for (size_t i = 0; i < b->anchor_cnt; i++)
+                free(b->anchors[i].warns);
+        memset(b->anchors, 0, (b->n ? b->n : 1) * sizeof(*b->anchors));
+        b->anchor_cnt = 0;
+        for (size_t i = 0; i < b->live_cnt; i++) {
+                free(b->live[i].stream_id);
+                free(b->live[i].vendor);
+                free(b->live[i].anchor_id);
+        }
+        b->live_cnt = 0;
+        memset(b->bv, 0, (b->n ? b->n : 1) * sizeof(*b->bv));
+        b->ids.n = b->anchor_ids.n = b->streams.n = 0;
+        b->ids.is_mismatch = b->anchor_ids.is_mismatch = b->streams.is_mismatch = false;
+        b->is_mismatch = false;
+}
+
+/* Unread, or live_audit_logs looked up first (struct role_gate). */
+static enum db_result write_batch(struct batch *b, char *errstr, size_t errstr_size)
+{
+        static const struct role_gate_ways ways = {NULL, write_unread, forget_unread,
+                                                   write_read_first};
+
+        return role_gate_write(&b->st->gate, &ways, b->st->db, &b->sql, b, errstr, errstr_size);
+}
+
 enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
                                    size_t errstr_size)
 {
-        struct batch b = {.st = state, .n = n};
+        struct batch b = {.st = state, .slots = slots, .n = n};
         enum apply_result res = APPLY_RETRY;
         enum db_result r;
 
@@ -555,7 +618,7 @@ enum apply_result audit_apply_many(void *state, struct apply_slot *slots, size_t
         if (b.bv && b.anchors && keyset_init(&b.ids, n) == 0 &&
             keyset_init(&b.anchor_ids, n) == 0 && keyset_init(&b.streams, n) == 0) {
                 audit_steps_start(&b.steps);
-                r = apply_batch(&b, slots, errstr, errstr_size);
+                r = write_batch(&b, errstr, errstr_size);
                 audit_steps_log(&b.steps, "audit apply_many");
                 res = r == DB_OK ? APPLY_DONE : r == DB_DUPLICATE ? APPLY_RETRY : apply_from_db(r);
                 if (res == APPLY_PERMANENT) /* a statement's error, not one record's */

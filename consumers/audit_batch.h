@@ -49,6 +49,8 @@ struct live_row {
 
 struct batch {
         struct audit_state *st;
+        struct apply_slot *slots; /* the runtime's, n of them */
+        bool is_unread; /* every first copy taken for new, live_audit_logs not looked up */
         struct live_row *live;
         size_t live_cnt, live_cap;
         struct batch_verdict *bv;

@@ -112,9 +112,10 @@ static enum db_result write_logs(struct batch *b, char *errstr, size_t errstr_si
         b->returned = 0;
         r = db_text_query(db, t, cols, 2, on_log_row, b, errstr, errstr_size);
         if (r == DB_OK && (b->returned != rows || b->is_mismatch)) {
+                /* Not the gate's duplicate: the rows are written; one verdict at a time. */
                 snprintf(errstr, errstr_size, "live_audit_logs took %zu of %zu verdicts",
                          b->returned, rows);
-                return DB_DUPLICATE;
+                return DB_RETRY;
         }
         return r;
 }
@@ -273,15 +274,18 @@ enum db_result audit_batch_write(struct batch *b, char *errstr, size_t errstr_si
 {
         enum db_result r;
 
+        /* The log rows first: unread, a verdict logged before fails that plain INSERT whole. */
         if ((r = write_logs(b, errstr, errstr_size)) != DB_OK)
                 return r;
         audit_steps_mark(&b->steps, "write_logs");
+        /* From here a duplicate key (an anchors row created meanwhile) is a retry, not the gate's
+         * conflict: the log rows are written. */
         if ((r = write_anchors(b, true, errstr, errstr_size)) != DB_OK ||
             (r = write_anchors(b, false, errstr, errstr_size)) != DB_OK)
-                return r;
+                return r == DB_DUPLICATE ? DB_RETRY : r;
         audit_steps_mark(&b->steps, "write_anchors");
         if ((r = write_notifications(b, errstr, errstr_size)) != DB_OK)
-                return r;
+                return r == DB_DUPLICATE ? DB_RETRY : r;
         audit_steps_mark(&b->steps, "write_notify");
         log_batch(b);
         hand_off(b);

@@ -14,6 +14,7 @@
 #include "consumer.h"
 #include "db.h"
 #include "notify.h"
+#include "role_kit.h"
 
 #define AUDIT_TIME_MAX_MS 2147483647999LL /* FROM_UNIXTIME on MariaDB 10.11 stops in 2038 */
 
@@ -40,6 +41,7 @@ struct audit_state {
         struct stream_close *closer; /* stream.close records, acknowledged before publish() ends */
         struct notify *notify;       /* live.notify: anchor warned, suspended, banned */
         struct audit_policy policy;
+        struct role_gate gate; /* a batch unread, or live_audit_logs looked up first (role_kit.h) */
         long long suspend_s, warn_escalate, warn_window_s;
         /*
          * apply_many()'s projections for the publish_many() after its commit, sorted by

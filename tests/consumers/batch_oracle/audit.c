@@ -169,6 +169,29 @@ Test(batch_oracle, audit_batch_matches_per_record)
 }
 
 /*
+ * The gate: the first batch goes unread; the second holds a replay of the first's warning, so
+ * its log rows' INSERT fails whole and it is decided again after the look-up (the replay
+ * counts no warning twice); the third reads first and finds nothing logged before; the fourth
+ * goes unread again. Every turn ends as the per-record path ends.
+ */
+Test(batch_oracle, audit_replay_goes_read_first_then_unread_again)
+{
+        struct input in[MAX_RECS];
+        long long base = audit_base_ms();
+        size_t n = audit_inputs(in, base, false);
+        static const size_t first[] = {0, 3, 5, 9}, replay[] = {1, 0, 6, 12},
+                            fresh[] = {2, 4, 7, 13, 14}, more[] = {8, 10, 11, 15, 16, 17, 18, 19};
+        const struct turn turns[] = {{first, 4, {1, 0, 0}},
+                                     {replay, 4, {1, 0, 1}},
+                                     {fresh, 5, {1, 1, 1}},
+                                     {more, 8, {2, 1, 1}}};
+
+        audit_seed_init(base);
+        run_turns(&audit_role, in, turns, 4, audit_seed, audit_tables);
+        free_inputs(in, n);
+}
+
+/*
  * A random mix of verdicts over a few anchors (seeded rows among them): warnings close
  * enough to escalate, on equal times too, suspensions, bans, operators' bans and unbans,
  * verdicts whose anchor comes from their stream, times days apart.
