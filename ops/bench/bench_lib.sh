@@ -104,6 +104,15 @@ metric_sum() {
         curl -fsS --max-time 5 "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { n += $NF } END { printf "%.6f\n", n }'
 }
 
+# records_done ADMIN_PORT: the records a consumer has finished (applied or dead-lettered), from
+# its /metrics; 0 while it does not answer yet. The bench polls this, not MariaDB, to know when
+# a drain is over: a poll costs the drain nothing (a COUNT(*) scanned the role's table and a
+# mysql client started each time) and needs no Kafka client of its own.
+records_done() {
+        metric_sum "http://127.0.0.1:$1/metrics" liveflow_consumer_records_total 2>/dev/null |
+                awk '{ printf "%d\n", $1 }'
+}
+
 # log_counts FILE: "N ERROR, M WARN lines" of a liveflow log.
 log_counts() {
         echo "$(grep -c ' ERROR trace=' "$1") ERROR, $(grep -c ' WARN trace=' "$1") WARN lines"

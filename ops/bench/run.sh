@@ -30,6 +30,9 @@
 # audit other": the consumer roles measured, any subset), BENCH_RECEIVER (1; 0 skips the
 # receiver runs), BENCH_LOG_LEVEL (info: the
 # processes log as in production), BENCH_KEEP=1 keeps the temp directory and its logs,
+# BENCH_CONSUMER_LANES (the CPUs: LIVEFLOW_CONSUMER_LANES of each consumer role, as the README
+# advises for a host with cores to spare; 1 measures one member), BENCH_PRELOAD_CONNECTIONS (64:
+# the receiver's connections while a role's backlog is written; see consumers.sh),
 # BENCH_RECEIVER_ENV / BENCH_CONSUMER_ENV: extra VAR=VALUE words for that process (to
 # compare settings, e.g. BENCH_RECEIVER_ENV=LIVEFLOW_KAFKA_PROP_LINGER_MS=0),
 # BENCH_CONSUMER_WRAP: words put before the consumer's binary (e.g. "valgrind --tool=callgrind
@@ -63,14 +66,15 @@ THREADS=${BENCH_THREADS:-2}
 RECORDS=${BENCH_RECORDS:-20000}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BATCH_ROWS=500            # rows per INSERT of the MariaDB baseline: the consumer's LIVEFLOW_BATCH_MAX
-PRELOAD_CONNECTIONS=8
+PRELOAD_CONNECTIONS=${BENCH_PRELOAD_CONNECTIONS:-64}
+CONSUMER_LANES=${BENCH_CONSUMER_LANES:-$(nproc)}
 HTTP_THREADS=${BENCH_HTTP_THREADS:-$(nproc)}  # the receiver's loops (its default: one per CPU), and the no-op's threads
 GROUP=bench.stream
 ROLES=${BENCH_ROLES-stream record snapshot audit other}
 RECEIVER_RUNS=${BENCH_RECEIVER:-1}  # 0: no receiver runs (only the consumer roles and the baseline)
 EVENT_TYPE=1              # BENCH_EVENT_TYPE of tencent.lua: 1 stream-begin, except in a role's preload
 SETTLE_TOPIC=live.stream  # the topic settle_receiver compares the receiver's 200s with
-ROLE_RESULTS=""           # "role rows span_us startup_ms stmts_per_record" lines, for the summary
+ROLE_RESULTS=""           # "role rows span_us startup_ms stmts_per_record lanes" lines, for the summary
 
 FAILED=0                  # set to 1 by a correctness failure: exit 3 after the summary
 TMP=""
@@ -235,13 +239,14 @@ printf '%s' "$SUMMARY"
 # live_events rows in one transaction, which is what a role writes at the least.
 echo
 echo "consumer roles against the ceiling: MariaDB's $BATCH_ROWS-row INSERT of live_streams rows," \
-        "$base_streams_rate rows/s (ratio); with their live_events rows, $base_both_rate records/s (ratio+ev)"
-printf '%-10s %8s %10s %8s %9s %9s %10s\n' role records "rec/s" ratio "ratio+ev" "stmts/rec" "start-up s"
-printf '%s' "$ROLE_RESULTS" | while read -r r_role r_rows r_span r_startup r_stmts; do
+        "$base_streams_rate rows/s (ratio); with their live_events rows, $base_both_rate records/s (ratio+ev);" \
+        "lanes: the role's LIVEFLOW_CONSUMER_LANES"
+printf '%-10s %8s %10s %8s %9s %9s %5s %10s\n' role records "rec/s" ratio "ratio+ev" "stmts/rec" lanes "start-up s"
+printf '%s' "$ROLE_RESULTS" | while read -r r_role r_rows r_span r_startup r_stmts r_lanes; do
         r_rate=$(fmt_rate $((r_rows - 1)) "$r_span")
-        printf '%-10s %8s %10s %8s %9s %9s %10s\n' "$r_role" "$r_rows" "$r_rate" \
+        printf '%-10s %8s %10s %8s %9s %9s %5s %10s\n' "$r_role" "$r_rows" "$r_rate" \
                 "$(fmt_ratio "$r_rate" "$base_streams_rate")" "$(fmt_ratio "$r_rate" "$base_both_rate")" \
-                "$r_stmts" "$(awk -v ms="$r_startup" 'BEGIN { printf "%.1f", ms / 1000 }')"
+                "$r_stmts" "$r_lanes" "$(awk -v ms="$r_startup" 'BEGIN { printf "%.1f", ms / 1000 }')"
 done
 
 # ------------------------------------------------------------------ money (ops/bench/money.sh)
