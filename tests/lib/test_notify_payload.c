@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "notify_payload.h"
 #include "payload.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------ the oracle: jansson */
 
@@ -172,15 +173,9 @@ static void random_text(char *buf, size_t size, unsigned *seed)
         size_t len = 0, n = (size_t)(rand_r(seed) % 12);
 
         buf[0] = '\0';
-        for (size_t i = 0; i < n; i++) {
-                const char *p = pieces[rand_r(seed) % (sizeof(pieces) / sizeof(*pieces))];
-                size_t plen = strlen(p);
-
-                if (len + plen + 1 > size)
-                        break;
-                memcpy(buf + len, p, plen + 1);
-                len += plen;
-        }
+        for (size_t i = 0; i < n; i++) /* a piece that does not fit is cut: more bad UTF-8 */
+                text_append(buf, size, &len,
+                            pieces[rand_r(seed) % (sizeof(pieces) / sizeof(*pieces))]);
 }
 
 static long long random_num(unsigned *seed)
