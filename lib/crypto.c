@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -65,6 +66,50 @@ void crypto_md5_hex(const void *data, size_t len, char *out)
 void crypto_sha256_hex(const void *data, size_t len, char *out)
 {
         digest_hex(sha256_md(), data, len, out);
+}
+
+struct crypto_sha256 {
+        EVP_MD_CTX *ctx;
+        const EVP_MD *md;
+};
+
+struct crypto_sha256 *crypto_sha256_new(void)
+{
+        struct crypto_sha256 *h = malloc(sizeof(*h));
+
+        if (h && !(h->ctx = EVP_MD_CTX_new())) {
+                free(h);
+                return NULL;
+        }
+        if (h)
+                h->md = sha256_md();
+        return h;
+}
+
+void crypto_sha256_destroy(struct crypto_sha256 *h)
+{
+        if (!h)
+                return;
+        EVP_MD_CTX_free(h->ctx);
+        free(h);
+}
+
+void crypto_sha256_hex_with(struct crypto_sha256 *h, const void *data, size_t len, char *out)
+{
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+
+        if (!h) {
+                crypto_sha256_hex(data, len, out);
+                return;
+        }
+        /* The same digest on the same context: OpenSSL re-initialises its state in place. */
+        if (EVP_DigestInit_ex(h->ctx, h->md, NULL) != 1 ||
+            EVP_DigestUpdate(h->ctx, data, len) != 1 || EVP_DigestFinal_ex(h->ctx, d, &n) != 1) {
+                out[0] = '\0';
+                return;
+        }
+        crypto_hex(d, n, out);
 }
 
 void crypto_sha256_hex_parts(const void *const parts[], const size_t part_lens[], size_t n,

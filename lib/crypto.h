@@ -14,6 +14,18 @@ void crypto_md5_hex(const void *data, size_t len, char *out);
 /** @brief Lowercase hex SHA-256 of data; out must hold 65 bytes. */
 void crypto_sha256_hex(const void *data, size_t len, char *out);
 
+/* A SHA-256 context kept for many hashes (one thread at a time): no allocation per hash. */
+struct crypto_sha256;
+
+/** @brief @returns a context (crypto_sha256_destroy() frees it), or NULL when out of memory. */
+struct crypto_sha256 *crypto_sha256_new(void);
+
+/** @brief Frees h; NULL is fine. */
+void crypto_sha256_destroy(struct crypto_sha256 *h);
+
+/** @brief crypto_sha256_hex() on h's context ("" when OpenSSL fails); h NULL: without one. */
+void crypto_sha256_hex_with(struct crypto_sha256 *h, const void *data, size_t len, char *out);
+
 /**
  * @brief Lowercase hex SHA-256 of the concatenation of n parts (no copy of them is made); out
  * must hold 65 bytes, and is "" when OpenSSL fails.

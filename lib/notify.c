@@ -37,6 +37,7 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
                 free(n);
                 return NULL;
         }
+        n->sha = crypto_sha256_new(); /* without it, each hash makes its own context */
         n->db = env->db;
         n->producer = env->producer;
         n->ack = env->ack;
@@ -91,6 +92,7 @@ void notify_destroy(struct notify *n)
         }
         notify_bundles_fini(n);
         codec_destroy(n->codec);
+        crypto_sha256_destroy(n->sha);
         free(n->staged);
         free(n->inflight);
         free(n); /* the statements belong to db */
@@ -98,7 +100,8 @@ void notify_destroy(struct notify *n)
 
 /* ------------------------------------------------------------------ recording */
 
-char *notify_encode_msg(const struct notify_msg *m, char event_id[65], struct payload **fields)
+char *notify_encode_msg(struct notify *n, const struct notify_msg *m, char event_id[65],
+                        struct payload **fields)
 {
         char key[512];
         size_t key_len = 0;
@@ -108,14 +111,14 @@ char *notify_encode_msg(const struct notify_msg *m, char event_id[65], struct pa
         text_append(key, sizeof(key), &key_len, m->kind ? m->kind : "");
         text_append(key, sizeof(key), &key_len, "|");
         text_append(key, sizeof(key), &key_len, m->key ? m->key : "");
-        crypto_sha256_hex(key, key_len, event_id);
+        crypto_sha256_hex_with(n->sha, key, key_len, event_id);
         return notify_payload_json(m, NULL, fields);
 }
 
 enum db_result notify_record(struct notify *n, const struct notify_msg *m, char *errstr,
                              size_t errstr_size)
 {
-        char event_id[65], *payload_text = notify_encode_msg(m, event_id, NULL);
+        char event_id[65], *payload_text = notify_encode_msg(n, m, event_id, NULL);
         enum db_result r;
 
         if (!payload_text) {

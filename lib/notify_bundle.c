@@ -67,17 +67,20 @@ void notify_bundles_fini(struct notify *n)
         n->recorded_tail = &n->recorded;
 }
 
-/* A bundle of cnt messages with room for them (states SEND_UNSENT), or NULL. */
-static struct bundle *bundle_new(long long id, size_t cnt)
+/* A bundle of cnt messages with room for them (states SEND_UNSENT), or NULL. msgs (cnt of
+   them) become its messages when not NULL (the caller's still when NULL is returned). */
+static struct bundle *bundle_new(long long id, size_t cnt, struct outbox_row *msgs)
 {
         struct bundle *b = calloc(1, sizeof(*b));
 
         if (!b)
                 return NULL;
         b->id = id;
-        b->msgs = calloc(cnt ? cnt : 1, sizeof(*b->msgs));
+        b->msgs = msgs ? msgs : calloc(cnt ? cnt : 1, sizeof(*b->msgs));
         b->state = calloc(cnt ? cnt : 1, sizeof(*b->state));
         if (!b->msgs || !b->state) {
+                if (msgs)
+                        b->msgs = NULL; /* not taken */
                 notify_bundle_free(b);
                 return NULL;
         }
@@ -106,7 +109,7 @@ void notify_text_row(struct notify *n, struct db_text *t, const struct notify_ms
 {
         char event_id[65];
         struct payload *fields = NULL;
-        char *payload = notify_encode_msg(m, event_id, &fields);
+        char *payload = notify_encode_msg(n, m, event_id, &fields);
         struct outbox_row *r;
 
         if (is_first_row)
@@ -193,10 +196,11 @@ struct body {
         bool is_oom;
 };
 
-static void body_put(struct body *b, const char *s, size_t len)
+/* Room for len more bytes and the NUL: where they go, or NULL (b->is_oom) when out of memory. */
+static char *body_reserve(struct body *b, size_t len)
 {
         if (b->is_oom)
-                return;
+                return NULL;
         if (b->len + len + 1 > b->cap) {
                 size_t cap = b->cap ? b->cap : 16384;
                 char *grown;
@@ -205,12 +209,21 @@ static void body_put(struct body *b, const char *s, size_t len)
                         cap *= 2;
                 if (!(grown = realloc(b->s, cap))) {
                         b->is_oom = true;
-                        return;
+                        return NULL;
                 }
                 b->s = grown;
                 b->cap = cap;
         }
-        memcpy(b->s + b->len, s, len);
+        return b->s + b->len;
+}
+
+static void body_put(struct body *b, const char *s, size_t len)
+{
+        char *at = body_reserve(b, len);
+
+        if (!at)
+                return;
+        memcpy(at, s, len);
         b->len += len;
         b->s[b->len] = '\0';
 }
@@ -218,26 +231,34 @@ static void body_put(struct body *b, const char *s, size_t len)
 /* ,"name":"v" with v a JSON string: the quote, the backslash and control bytes escaped. */
 static void body_field(struct body *b, const char *name, const char *v)
 {
-        const char *run = v;
-        char esc[8];
+        static const char hex[] = "0123456789abcdef";
+        size_t name_len = strlen(name), len = strlen(v);
+        char *start = body_reserve(b, name_len + 6 + 6 * len), *at = start;
 
-        body_put(b, ",\"", 2);
-        body_put(b, name, strlen(name));
-        body_put(b, "\":\"", 3);
+        if (!at)
+                return;
+        memcpy(at, ",\"", 2);
+        memcpy(at + 2, name, name_len);
+        memcpy(at + 2 + name_len, "\":\"", 3);
+        at += name_len + 5;
         for (const char *p = v; *p; p++) {
                 unsigned char c = (unsigned char)*p;
 
-                if (c >= 0x20 && c != '"' && c != '\\')
-                        continue;
-                body_put(b, run, (size_t)(p - run));
-                if (c == '"' || c == '\\')
-                        body_put(b, c == '"' ? "\\\"" : "\\\\", 2);
-                else
-                        body_put(b, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c));
-                run = p + 1;
+                if (c >= 0x20 && c != '"' && c != '\\') {
+                        *at++ = (char)c;
+                } else if (c == '"' || c == '\\') {
+                        *at++ = '\\';
+                        *at++ = (char)c;
+                } else {
+                        memcpy(at, "\\u00", 4);
+                        at[4] = hex[c >> 4];
+                        at[5] = hex[c & 15];
+                        at += 6;
+                }
         }
-        body_put(b, run, strlen(run));
-        body_put(b, "\"", 1);
+        *at++ = '"';
+        b->len += (size_t)(at - start);
+        b->s[b->len] = '\0';
 }
 
 /* The body of cnt messages into b: a JSON array, batch order. */
@@ -275,6 +296,7 @@ static enum db_result insert_bundle(struct notify *n, struct outbox_row *rows, s
         struct body body = {0};
         struct bundle *b;
         enum db_result r;
+        bool is_whole;
 
         bundle_body(&body, rows, cnt);
         if (body.is_oom) {
@@ -294,17 +316,32 @@ static enum db_result insert_bundle(struct notify *n, struct outbox_row *rows, s
                 n->has_pending = true; /* the flush's sweep sends it, and waits */
                 return DB_OK;
         }
-        /* One row: its id is exact. Without room for it, the next life's sweep sends it. */
-        if (!(b = bundle_new((long long)id, cnt))) {
+        /* One row: its id is exact. Without room for it, the next life's sweep sends it. A batch
+           of one bundle (the usual) hands its messages over whole rather than copying them. */
+        if ((is_whole = rows == n->building && cnt == n->building_n)) {
+                /* Shrunk to its messages (in place: nothing copied), for the bundle's life. */
+                struct outbox_row *fit = realloc(rows, cnt * sizeof(*rows));
+
+                if (fit) {
+                        rows = n->building = fit;
+                        n->building_cap = cnt;
+                }
+        }
+        if (!(b = bundle_new((long long)id, cnt, is_whole ? rows : NULL))) {
                 n->has_pending = true;
                 return DB_OK;
         }
         b->txn = db_txn(n->db);
         b->n = cnt;
-        memcpy(b->msgs, rows, cnt * sizeof(*rows));
-        for (size_t i = 0; i < cnt; i++) { /* the bundle's now */
-                rows[i].payload = NULL;
-                rows[i].fields = NULL;
+        if (is_whole) {
+                n->building = NULL; /* the bundle's now */
+                n->building_n = n->building_cap = 0;
+        } else {
+                memcpy(b->msgs, rows, cnt * sizeof(*rows));
+                for (size_t i = 0; i < cnt; i++) { /* the bundle's now */
+                        rows[i].payload = NULL;
+                        rows[i].fields = NULL;
+                }
         }
         *n->recorded_tail = b;
         n->recorded_tail = &b->next;
@@ -348,7 +385,7 @@ static void on_msg(const struct db_col *cols, void *arg)
         if (l->is_oom)
                 return;
         if (!l->cur || l->cur->id != cols[0].i) {
-                if (!(l->cur = bundle_new(cols[0].i, 64))) {
+                if (!(l->cur = bundle_new(cols[0].i, 64, NULL))) {
                         l->is_oom = true;
                         return;
                 }
@@ -407,19 +444,21 @@ static int load_bundles(struct notify *n, const long long *ids, size_t cnt, stru
 
 /* ------------------------------------------------------------------ the relay */
 
-static void log_msg(const struct outbox_row *r, long long bundle)
+static void log_msg(enum log_level level, const struct outbox_row *r, long long bundle)
 {
-        log_info(NULL, "live.notify %s anchor=%s stream=%s event_id=%s bundle=%lld", r->kind,
-                 r->has_anchor ? r->anchor : "-", r->has_stream ? r->stream : "-", r->event_id,
-                 bundle);
+        LOG_AT(level, NULL, "live.notify %s anchor=%s stream=%s event_id=%s bundle=%lld", r->kind,
+               r->has_anchor ? r->anchor : "-", r->has_stream ? r->stream : "-", r->event_id,
+               bundle);
 }
 
 /*
  * Produces b's messages not produced yet (or whose send failed), without waiting. One that
- * cannot be produced stays for the next flush; the others go.
+ * cannot be produced stays for the next flush; the others go. One line per bundle at info (a
+ * line per message cost as much as its Avro encoding); each message's at debug.
  */
 static int produce_bundle(struct notify *n, struct bundle *b, char *errstr, size_t errstr_size)
 {
+        size_t produced = 0;
         int rc = 0;
 
         for (size_t i = 0; i < b->n; i++) {
@@ -432,7 +471,8 @@ static int produce_bundle(struct notify *n, struct bundle *b, char *errstr, size
                 token = ++n->token;
                 if (notify_add_in_flight(n, &b->msgs[i], b, i, token) == -1) {
                         snprintf(errstr, errstr_size, "out of memory");
-                        return -1;
+                        rc = -1;
+                        break;
                 }
                 if (notify_encode_row(n, &b->msgs[i], &pm, trace_id, errstr, errstr_size) == -1 ||
                     produce_async(n->producer, n->ack, &pm, token, errstr, errstr_size) == -1) {
@@ -441,8 +481,12 @@ static int produce_bundle(struct notify *n, struct bundle *b, char *errstr, size
                         continue;
                 }
                 b->state[i] = SEND_PENDING;
-                log_msg(&b->msgs[i], b->id);
+                produced++;
+                log_msg(LOG_LEVEL_DEBUG, &b->msgs[i], b->id);
         }
+        if (produced)
+                log_info(NULL, "live.notify bundle=%lld produced=%zu of %zu messages", b->id,
+                         produced, b->n);
         return rc;
 }
 
@@ -650,7 +694,7 @@ send:
                 for (size_t i = 0; i < b->n; i++, at++)
                         if (at < total && is_acked[at]) {
                                 ok++;
-                                log_msg(&b->msgs[i], b->id);
+                                log_msg(LOG_LEVEL_INFO, &b->msgs[i], b->id);
                         }
                 if (ok == b->n)
                         ids[(*acked)++] = b->id;

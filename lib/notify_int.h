@@ -15,6 +15,8 @@
 #include "payload.h"
 #include "produce.h"
 
+struct crypto_sha256;
+
 #define NOTIFY_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
 #define NOTIFY_FLUSH_ROWS       500   /* rows claimed per flush transaction: a batch's worth */
 #define NOTIFY_FLUSH_ROWS_SQL   "500"
@@ -86,6 +88,7 @@ struct in_flight {
 struct notify {
         struct db *db;
         struct codec *codec;
+        struct crypto_sha256 *sha; /* the event ids' (NULL: a context per hash) */
         rd_kafka_t *producer;
         struct produce_ack *ack;
         struct db_stmt *insert, *insert_bundle, *stream_row, *claim, *claim_old;
@@ -154,7 +157,8 @@ bool notify_bundle_is_ours(const struct notify *n, long long id);
 
 /* m's event id and payload text (malloc'd, lib/notify_payload.h), or NULL when out of memory;
    fields (may be NULL) receives the payload's fields (the caller's: payload_destroy()). */
-char *notify_encode_msg(const struct notify_msg *m, char event_id[65], struct payload **fields);
+char *notify_encode_msg(struct notify *n, const struct notify_msg *m, char event_id[65],
+                        struct payload **fields);
 
 /* The record of one row or message into pm (its strings point into r and trace_id). */
 int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produce_msg *pm,

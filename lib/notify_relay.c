@@ -363,7 +363,7 @@ int notify_add_in_flight(struct notify *n, const struct outbox_row *r, struct bu
         f->token = token;
         f->state = SEND_PENDING;
         memcpy(f->event_id, r->event_id, sizeof(f->event_id));
-        snprintf(f->kind, sizeof(f->kind), "%s", r->kind);
+        text_copy(f->kind, sizeof(f->kind), r->kind);
         return 0;
 }
 

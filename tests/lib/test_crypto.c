@@ -71,6 +71,31 @@ Test(crypto, sha256_hex_of_parts_is_that_of_their_concatenation)
         cr_assert_str_eq(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
+/* One context for many hashes: each is that of its own input, whatever came before. */
+Test(crypto, a_kept_sha256_context_hashes_each_input_afresh)
+{
+        const char *msg = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        struct crypto_sha256 *h = crypto_sha256_new();
+        char out[65];
+
+        cr_assert(h != NULL);
+        for (int round = 0; round < 2; round++) {
+                crypto_sha256_hex_with(h, "abc", 3, out);
+                cr_assert_str_eq(out,
+                                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+                crypto_sha256_hex_with(h, msg, strlen(msg), out);
+                cr_assert_str_eq(out,
+                                 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+                crypto_sha256_hex_with(h, "", 0, out);
+                cr_assert_str_eq(out,
+                                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        }
+        crypto_sha256_hex_with(NULL, "abc", 3, out);
+        cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        crypto_sha256_destroy(h);
+        crypto_sha256_destroy(NULL);
+}
+
 Test(crypto, hex_writes_each_byte_as_two_lowercase_digits)
 {
         const unsigned char d[] = {0x00, 0x0f, 0xa5, 0xff};
