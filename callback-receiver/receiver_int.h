@@ -3,7 +3,7 @@
  * libmicrohttpd callbacks, with receiver_publish.c and receiver_reply.c: receiver_request.h);
  * receiver_run.c runs the event loops and the process around them.
  *
- * The thread model: LIVEFLOW_HTTP_THREADS event loops (default: one per online CPU), each a
+ * The thread model: LIVEFLOW_HTTP_THREADS event loops (default: two per three CPUs), each a
  * thread that owns a libmicrohttpd daemon in external-event mode on the one shared listening
  * socket, its own producer, and every connection it accepted. A request is read, verified,
  * encoded and produced on its loop; its connection is suspended until the delivery report,

@@ -71,7 +71,8 @@ static const struct setting settings_table[] = {
         SET_INT("LIVEFLOW_HTTP_PORT", "8080", 1, 65535, http_port, R,
                 "port the receiver listens on"),
         SET_INT("LIVEFLOW_HTTP_THREADS", "0", 0, 64, http_threads, R,
-                "event loops, each with its HTTP daemon and Kafka producer; 0: one per online CPU"),
+                "event loops, each with its HTTP daemon and Kafka producer; 0: two for every three "
+                "online CPUs, at least one"),
         SET_INT("LIVEFLOW_HTTP_MAX_CONNECTIONS", "1024", 1, 100000, http_max_connections, R,
                 "concurrent connection limit"),
         SET_INT("LIVEFLOW_HTTP_TIMEOUT_S", "30", 1, 3600, http_timeout_s, R,

@@ -94,7 +94,9 @@ bench_receiver() {
 
 if [ "$RECEIVER_RUNS" != 0 ]; then
         echo
-        echo "receiver: wrk -t$THREADS, ${DURATION} s per run, Tencent stream-begin callbacks of ~600 bytes"
+        loops=$(sed -n 's/.* ready .* loops=\([0-9]*\) .*/\1/p' "$LOGS/receiver.log" | head -n 1)
+        echo "receiver: wrk -t$THREADS, ${DURATION} s per run, Tencent stream-begin callbacks of ~600 bytes;" \
+                "the receiver runs ${loops:-?} event loop(s) (LIVEFLOW_HTTP_THREADS=${BENCH_HTTP_THREADS:-0}), the no-op $HTTP_THREADS thread(s)"
         for c in $CONNECTIONS; do
                 bench_noop "$c"
                 bench_receiver "$c"

@@ -30,7 +30,8 @@
 # audit other": the consumer roles measured, any subset), BENCH_RECEIVER (1; 0 skips the
 # receiver runs), BENCH_LOG_LEVEL (info: the
 # processes log as in production), BENCH_KEEP=1 keeps the temp directory and its logs,
-# BENCH_CONSUMER_LANES (the CPUs: LIVEFLOW_CONSUMER_LANES of each consumer role, as the README
+# BENCH_HTTP_THREADS (the receiver's LIVEFLOW_HTTP_THREADS, else its default; the no-op's threads,
+# else the CPUs), BENCH_CONSUMER_LANES (the CPUs: LIVEFLOW_CONSUMER_LANES of each consumer role, as the README
 # advises for a host with cores to spare; 1 measures one member), BENCH_PRELOAD_CONNECTIONS (64:
 # the receiver's connections while a role's backlog is written; see consumers.sh),
 # BENCH_RECEIVER_ENV / BENCH_CONSUMER_ENV: extra VAR=VALUE words for that process (to
@@ -68,7 +69,7 @@ LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BATCH_ROWS=500            # rows per INSERT of the MariaDB baseline: the consumer's LIVEFLOW_BATCH_MAX
 PRELOAD_CONNECTIONS=${BENCH_PRELOAD_CONNECTIONS:-64}
 CONSUMER_LANES=${BENCH_CONSUMER_LANES:-$(nproc)}
-HTTP_THREADS=${BENCH_HTTP_THREADS:-$(nproc)}  # the receiver's loops (its default: one per CPU), and the no-op's threads
+HTTP_THREADS=${BENCH_HTTP_THREADS:-$(nproc)}  # the no-op's threads, and the receiver's loops when set (else its default)
 GROUP=bench.stream
 ROLES=${BENCH_ROLES-stream record snapshot audit other}
 RECEIVER_RUNS=${BENCH_RECEIVER:-1}  # 0: no receiver runs (only the consumer roles and the baseline)
@@ -193,7 +194,7 @@ RECEIVER_PORT=$PORT_A
 RECEIVER_ADMIN=$PORT_B
 # shellcheck disable=SC2086 # BENCH_RECEIVER_ENV is split into words on purpose
 spawn "$PIDS/receiver.pid" "$LOGS/receiver.log" env LIVEFLOW_HTTP_ADDR=127.0.0.1 \
-        LIVEFLOW_HTTP_PORT="$RECEIVER_PORT" LIVEFLOW_HTTP_THREADS="$HTTP_THREADS" \
+        LIVEFLOW_HTTP_PORT="$RECEIVER_PORT" LIVEFLOW_HTTP_THREADS="${BENCH_HTTP_THREADS:-0}" \
         LIVEFLOW_ADMIN_PORT="$RECEIVER_ADMIN" \
         LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_TENCENT_KEY="$TENCENT_KEY" \
         LIVEFLOW_HMAC_SECRET="whsec_$(openssl rand -base64 32)" LIVEFLOW_SRS_TOKEN="$(openssl rand -hex 16)" \
