@@ -335,8 +335,15 @@ void support_receiver_start(struct support_receiver *r, const char *prefix, cons
                 snprintf(admin_env, sizeof(admin_env), "LIVEFLOW_ADMIN_PORT=%d", r->admin_port);
                 r->pid = support_spawn(argv, all, r->log_path);
                 cr_assert(r->pid > 0);
-                ready = support_wait_ready(r->admin_port, 30000);
-                if (ready != 0 && support_wait_exit(r->pid, 0) != -1 && receiver_cannot_listen(r))
+                /* Ready, or exited (then at once: a taken port is known without the timeout) */
+                bool exited = false;
+
+                for (long long deadline = support_now_ms() + 30000;
+                     (ready = support_wait_ready(r->admin_port, 250)) != 0 && !exited &&
+                     support_now_ms() < deadline;)
+                        exited = support_wait_exit(r->pid, 0) != -1;
+                if (ready != 0 && (exited || support_wait_exit(r->pid, 0) != -1) &&
+                    receiver_cannot_listen(r))
                         continue;
                 break;
         }
