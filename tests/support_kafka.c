@@ -48,8 +48,6 @@ int support_count_records(const char *topic, const char *key, const char *header
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_topic_partition_list_t *t;
         long long deadline = support_now_ms() + timeout_ms;
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt;
         rd_kafka_t *rk;
         int count = 0, cnt;
 
@@ -63,14 +61,8 @@ int support_count_records(const char *topic, const char *key, const char *header
                   err);
         /* Every partition assigned from its start: no group join (on the dev broker a new
          * group's first join alone takes 3 s). */
-        rkt = rd_kafka_topic_new(rk, topic, NULL);
-        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  "no metadata for %s", topic);
-        cnt = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        t = rd_kafka_topic_partition_list_new(cnt > 0 ? cnt : 1);
+        cnt = support_partition_count(rk, topic);
+        t = rd_kafka_topic_partition_list_new(cnt);
         for (int p = 0; p < cnt; p++)
                 rd_kafka_topic_partition_list_add(t, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
         cr_assert(rd_kafka_assign(rk, t) == RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -112,9 +104,7 @@ struct support_reader *support_reader_open(const char *topic)
         char errstr[512], group[64];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         struct support_reader *r = calloc(1, sizeof(*r));
-        const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_partition_list_t *parts;
-        rd_kafka_topic_t *rkt;
         int cnt;
 
         cr_assert_not_null(r);
@@ -127,14 +117,8 @@ struct support_reader *support_reader_open(const char *topic)
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
         r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
         cr_assert_not_null(r->rk, "%s", errstr);
-        rkt = rd_kafka_topic_new(r->rk, topic, NULL);
-        cr_assert(rd_kafka_metadata(r->rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                          md->topic_cnt == 1,
-                  "no metadata for %s", topic);
-        cnt = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        cr_assert(cnt > 0 && cnt <= READER_MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
+        cnt = support_partition_count(r->rk, topic);
+        cr_assert(cnt <= READER_MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
         parts = rd_kafka_topic_partition_list_new(cnt);
         for (int p = 0; p < cnt; p++) {
                 int64_t low, high;

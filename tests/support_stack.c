@@ -188,12 +188,10 @@ int support_count_records_now(const char *topic, const char *key, const char *he
 {
         char errstr[512], group[64];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_partition_list_t *parts;
         int64_t end[MAX_PARTITIONS];
         long long deadline = support_now_ms() + 30000;
         int cnt, left = 0, count = 0;
-        rd_kafka_topic_t *rkt;
         rd_kafka_t *rk;
 
         cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
@@ -207,14 +205,8 @@ int support_count_records_now(const char *topic, const char *key, const char *he
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
         cr_assert_not_null(rk, "%s", errstr);
-        rkt = rd_kafka_topic_new(rk, topic, NULL);
-        cr_assert(rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                          md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  "no metadata for %s", topic);
-        cnt = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        cr_assert(cnt > 0 && cnt <= MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
+        cnt = support_partition_count(rk, topic);
+        cr_assert(cnt <= MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
         parts = rd_kafka_topic_partition_list_new(cnt);
         for (int p = 0; p < cnt; p++) {
                 int64_t low;
