@@ -53,6 +53,8 @@ struct role_env {
         int lane; /* this group member's number in the process, 1..LIVEFLOW_CONSUMER_LANES; state
                      a role keeps per process (an id generator's worker bits) tells lanes apart
                      with it */
+        struct codec *codec; /* the lane's (its decode; encodes in the lane's thread may share it);
+                                NULL: none to share */
 };
 
 /*

@@ -31,9 +31,17 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
 {
         struct notify *n = calloc(1, sizeof(*n));
 
-        if (!n || !(n->codec = codec_new(errstr, errstr_size))) {
-                if (!n)
-                        snprintf(errstr, errstr_size, "out of memory");
+        if (!n) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        /* The relay encodes in the lane's thread, between its decodes: one codec serves both
+           (a codec_new() parses the schema and plans its writer, ~13 M instructions). */
+        if (env->codec) {
+                n->codec = env->codec;
+        } else if ((n->codec = codec_new(errstr, errstr_size))) {
+                n->owns_codec = true;
+        } else {
                 free(n);
                 return NULL;
         }
@@ -91,7 +99,8 @@ void notify_destroy(struct notify *n)
                         log_warn(NULL, "live.notify: the producer's listener stays");
         }
         notify_bundles_fini(n);
-        codec_destroy(n->codec);
+        if (n->owns_codec)
+                codec_destroy(n->codec);
         crypto_sha256_destroy(n->sha);
         free(n->staged);
         free(n->inflight);
