@@ -100,6 +100,7 @@ struct codec_plan {
         int payload_null_branch; /* -1 when the payload cannot be null */
         size_t n_records;
         struct plan_record *records;
+        size_t last_record; /* the payload record written last (tried first) */
         unsigned char *buf; /* the reused output buffer */
         size_t len, cap;
         bool is_out_of_memory;

@@ -425,9 +425,12 @@ static int put_value(struct codec_plan *w, const struct plan_field *pf, const st
 
 /* ------------------------------------------------------------ the payload */
 
-/* The index of the record's field called name, or -1. */
-static int record_field(const struct plan_record *pr, const char *name)
+/* The index of the record's field called name, or -1. Names mostly come in the record's order,
+   so the place after the last one found (hint) is tried first. */
+static int record_field(const struct plan_record *pr, const char *name, size_t hint)
 {
+        if (hint < pr->n_fields && strcmp(pr->fields[hint].name, name) == 0)
+                return (int)hint;
         for (size_t i = 0; i < pr->n_fields; i++)
                 if (strcmp(pr->fields[i].name, name) == 0)
                         return (int)i;
@@ -445,18 +448,19 @@ static int check_known_names(const struct plan_record *pr, const struct record_s
 {
         const char *key;
         json_t *value;
-        int index;
+        int index = -1;
 
         if (r->json) {
                 json_object_foreach((json_t *)r->json, key, value)
                 {
-                        if (record_field(pr, key) < 0)
+                        if ((index = record_field(pr, key, (size_t)(index + 1))) < 0)
                                 goto unknown;
                 }
                 return 0;
         }
         for (size_t i = 0; r->fields && i < r->fields->n; i++) {
-                if ((index = record_field(pr, key = r->fields->f[i].name)) < 0)
+                if ((index = record_field(pr, key = r->fields->f[i].name, (size_t)(index + 1))) <
+                    0)
                         goto unknown;
                 slot[index] = &r->fields->f[i];
         }
@@ -485,9 +489,25 @@ static int put_record(struct codec_plan *w, const struct plan_record *pr,
         return 0;
 }
 
+/* The payload record called name, or NULL. A codec mostly writes one kind of payload: the one
+   written last is looked at first. */
+static const struct plan_record *find_record(struct codec_plan *w, const char *name)
+{
+        if (w->last_record < w->n_records && strcmp(w->records[w->last_record].name, name) == 0)
+                return &w->records[w->last_record];
+        for (size_t i = 0; i < w->n_records; i++)
+                if (strcmp(w->records[i].name, name) == 0) {
+                        w->last_record = i;
+                        return &w->records[i];
+                }
+        return NULL;
+}
+
 static int put_payload(struct codec_plan *w, const char *payload_name, const struct record_src *r,
                        char *errstr, size_t errstr_size)
 {
+        const struct plan_record *pr;
+
         if (!payload_name) {
                 if (r->fields || (r->json && !json_is_null(r->json))) {
                         snprintf(errstr, errstr_size, "payload: given without a payload name");
@@ -498,17 +518,15 @@ static int put_payload(struct codec_plan *w, const char *payload_name, const str
                 put_long(w, w->payload_null_branch);
                 return 0;
         }
-        for (size_t i = 0; i < w->n_records; i++) {
-                if (strcmp(w->records[i].name, payload_name) != 0)
-                        continue;
-                if (r->json && !json_is_object(r->json))
-                        return fail(errstr, errstr_size, "payload.%s: expected object",
-                                    payload_name);
-                put_long(w, w->records[i].branch);
-                return put_record(w, &w->records[i], r, errstr, errstr_size);
+        if (!(pr = find_record(w, payload_name))) {
+                snprintf(errstr, errstr_size, "payload: unknown payload type \"%s\"",
+                         payload_name);
+                return -1;
         }
-        snprintf(errstr, errstr_size, "payload: unknown payload type \"%s\"", payload_name);
-        return -1;
+        if (r->json && !json_is_object(r->json))
+                return fail(errstr, errstr_size, "payload.%s: expected object", payload_name);
+        put_long(w, pr->branch);
+        return put_record(w, pr, r, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------ the envelope */

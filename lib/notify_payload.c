@@ -17,6 +17,7 @@ struct field {
         const char *text;
         size_t len;
         long long n;
+        size_t rank; /* its place in the Notify record (schemas/event.avsc) */
 };
 
 struct fields {
@@ -24,19 +25,20 @@ struct fields {
         size_t n;
 };
 
-static void add_num(struct fields *fs, const char *name, long long n, bool has)
+static void add_num(struct fields *fs, size_t rank, const char *name, long long n, bool has)
 {
         if (has)
-                fs->f[fs->n++] = (struct field){.name = name, .n = n};
+                fs->f[fs->n++] = (struct field){.name = name, .n = n, .rank = rank};
 }
 
 /* A text jansson would have taken: json_string() refuses one that is not UTF-8. */
-static void add_text(struct fields *fs, const char *name, const char *v)
+static void add_text(struct fields *fs, size_t rank, const char *name, const char *v)
 {
         size_t len = v ? strlen(v) : 0;
 
         if (len && codec_is_clean_utf8((const unsigned char *)v, len))
-                fs->f[fs->n++] = (struct field){.name = name, .text = v, .len = len};
+                fs->f[fs->n++] =
+                        (struct field){.name = name, .text = v, .len = len, .rank = rank};
 }
 
 /* m's fields in the order notify_encode_msg() once set them on a jansson object, which
@@ -45,18 +47,18 @@ static void collect(const struct notify_msg *m, struct fields *fs)
 {
         fs->n = 0;
         fs->f[fs->n++] = (struct field){.name = "kind", .text = m->kind, .len = strlen(m->kind)};
-        add_num(fs, "at_ms", m->at_ms, true);
-        add_num(fs, "session_id", m->session_id, m->session_id > 0);
-        add_text(fs, "title", m->title);
-        add_text(fs, "cover_url", m->cover_url);
-        add_text(fs, "reason", m->reason);
-        add_text(fs, "request_id", m->request_id);
-        add_text(fs, "file_id", m->file_id);
-        add_text(fs, "playback_url", m->playback_url);
-        add_num(fs, "duration_s", m->duration_s, m->duration_s >= 0);
-        add_num(fs, "close_method", m->close_method, m->close_method >= 0);
-        add_num(fs, "until_ms", m->until_ms, m->until_ms >= 0);
-        add_num(fs, "amount", m->amount, m->amount >= 0);
+        add_num(fs, 1, "at_ms", m->at_ms, true);
+        add_num(fs, 2, "session_id", m->session_id, m->session_id > 0);
+        add_text(fs, 3, "title", m->title);
+        add_text(fs, 4, "cover_url", m->cover_url);
+        add_text(fs, 7, "reason", m->reason);
+        add_text(fs, 9, "request_id", m->request_id);
+        add_text(fs, 11, "file_id", m->file_id);
+        add_text(fs, 12, "playback_url", m->playback_url);
+        add_num(fs, 5, "duration_s", m->duration_s, m->duration_s >= 0);
+        add_num(fs, 6, "close_method", m->close_method, m->close_method >= 0);
+        add_num(fs, 8, "until_ms", m->until_ms, m->until_ms >= 0);
+        add_num(fs, 10, "amount", m->amount, m->amount >= 0);
 }
 
 static char *put(char *at, const char *s, size_t len)
@@ -144,14 +146,20 @@ static char *write_json(const struct fields *fs, size_t *len)
         return s;
 }
 
-/* The same fields for the Avro writer, or NULL when out of memory. */
+/* The same fields for the Avro writer, in the record's order (which it looks them up in), or
+   NULL when out of memory. */
 static struct payload *to_fields(const struct fields *fs)
 {
+        const struct field *by_rank[NOTIFY_PAYLOAD_FIELDS] = {NULL};
         struct payload *p = payload_new();
 
-        for (size_t i = 0; p && i < fs->n; i++) {
-                const struct field *f = &fs->f[i];
+        for (size_t i = 0; i < fs->n; i++)
+                by_rank[fs->f[i].rank] = &fs->f[i];
+        for (size_t i = 0; p && i < NOTIFY_PAYLOAD_FIELDS; i++) {
+                const struct field *f = by_rank[i];
 
+                if (!f)
+                        continue;
                 if (f->text)
                         payload_set_text(p, f->name, f->text, f->len);
                 else

@@ -20,7 +20,8 @@ struct payload;
  * left out, as jansson refused such a string. Texts are escaped as jansson escapes them
  * (\" \\ \b \f \n \r \t, other control bytes \u00XX); other UTF-8 goes as it is.
  * @param len receives the text's length; may be NULL.
- * @param fields may be NULL; else receives the same fields (payload_destroy() frees them).
+ * @param fields may be NULL; else receives the same fields in the Notify record's order
+ * (payload_destroy() frees them).
  * @returns the text (malloc'd, the caller frees it), or NULL when out of memory or when kind
  * is NULL or not UTF-8 (then *fields is NULL).
  */
