@@ -10,6 +10,7 @@
 #include "notify_int.h"
 #include "text.h"
 #include "notify_mark.h"
+#include "notify_payload.h"
 #include "produce.h"
 
 /* A bundle's messages, one row each in batch order (what the notify_messages view lists). */
@@ -228,10 +229,9 @@ static void body_put(struct body *b, const char *s, size_t len)
         b->s[b->len] = '\0';
 }
 
-/* ,"name":"v" with v a JSON string: the quote, the backslash and control bytes escaped. */
+/* ,"name":"v" with v a JSON string, escaped as the payloads are (notify_json_string()). */
 static void body_field(struct body *b, const char *name, const char *v)
 {
-        static const char hex[] = "0123456789abcdef";
         size_t name_len = strlen(name), len = strlen(v);
         char *start = body_reserve(b, name_len + 6 + 6 * len), *at = start;
 
@@ -239,24 +239,8 @@ static void body_field(struct body *b, const char *name, const char *v)
                 return;
         memcpy(at, ",\"", 2);
         memcpy(at + 2, name, name_len);
-        memcpy(at + 2 + name_len, "\":\"", 3);
-        at += name_len + 5;
-        for (const char *p = v; *p; p++) {
-                unsigned char c = (unsigned char)*p;
-
-                if (c >= 0x20 && c != '"' && c != '\\') {
-                        *at++ = (char)c;
-                } else if (c == '"' || c == '\\') {
-                        *at++ = '\\';
-                        *at++ = (char)c;
-                } else {
-                        memcpy(at, "\\u00", 4);
-                        at[4] = hex[c >> 4];
-                        at[5] = hex[c & 15];
-                        at += 6;
-                }
-        }
-        *at++ = '"';
+        memcpy(at + 2 + name_len, "\":", 2);
+        at = notify_json_string(at + name_len + 4, v, len);
         b->len += (size_t)(at - start);
         b->s[b->len] = '\0';
 }

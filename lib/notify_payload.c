@@ -2,6 +2,7 @@
 #include "notify_payload.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,43 +68,66 @@ static char *put(char *at, const char *s, size_t len)
         return at + len;
 }
 
-/* s as a JSON string, escaped as jansson's dump_string() escapes it without flags. */
-static char *put_string(char *at, const char *s, size_t len)
+/* Whether none of the 8 bytes in x is one JSON escapes (a control byte, '"' or '\\'): each
+   test is "has a byte below 0x20" or "has a zero byte" on the whole word, which can err only
+   towards escaping, never past a byte that needs it. */
+static bool is_plain8(uint64_t x)
+{
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+
+        return !((((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
+                  ((backslash - ones) & ~backslash)) &
+                 highs);
+}
+
+/* The escape after the backslash for c, or 0 for \u00XX. */
+static char short_escape(unsigned char c)
+{
+        switch (c) {
+        case '"':
+        case '\\':
+                return (char)c;
+        case '\b':
+                return 'b';
+        case '\f':
+                return 'f';
+        case '\n':
+                return 'n';
+        case '\r':
+                return 'r';
+        case '\t':
+                return 't';
+        default:
+                return 0;
+        }
+}
+
+char *notify_json_string(char *at, const char *s, size_t len)
 {
         static const char hex[] = "0123456789ABCDEF";
-        size_t run = 0;
+        size_t run = 0, i = 0;
 
         *at++ = '"';
-        for (size_t i = 0; i < len; i++) {
+        while (i < len) {
                 unsigned char c = (unsigned char)s[i];
-                char esc = 0;
+                uint64_t x;
+                char esc;
 
-                if (c >= 0x20 && c != '"' && c != '\\')
-                        continue;
-                at = put(at, s + run, i - run);
-                run = i + 1;
-                switch (c) {
-                case '"':
-                case '\\':
-                        esc = (char)c;
-                        break;
-                case '\b':
-                        esc = 'b';
-                        break;
-                case '\f':
-                        esc = 'f';
-                        break;
-                case '\n':
-                        esc = 'n';
-                        break;
-                case '\r':
-                        esc = 'r';
-                        break;
-                case '\t':
-                        esc = 't';
-                        break;
+                if (len - i >= 8) {
+                        memcpy(&x, s + i, 8);
+                        if (is_plain8(x)) { /* most text: eight bytes that go as they are */
+                                i += 8;
+                                continue;
+                        }
                 }
-                if (esc)
+                if (c >= 0x20 && c != '"' && c != '\\') {
+                        i++;
+                        continue;
+                }
+                at = put(at, s + run, i - run);
+                run = ++i;
+                if ((esc = short_escape(c)))
                         at = put(at, (const char[]){'\\', esc}, 2);
                 else
                         at = put(at, (const char[]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]},
@@ -135,7 +159,7 @@ static char *write_json(const struct fields *fs, size_t *len)
                 at = put(at, f->name, strlen(f->name));
                 at = put(at, "\":", 2);
                 if (f->text)
-                        at = put_string(at, f->text, f->len);
+                        at = notify_json_string(at, f->text, f->len);
                 else
                         at += text_int(at, TEXT_LL_MAX, f->n);
         }

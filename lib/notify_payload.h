@@ -27,4 +27,11 @@ struct payload;
  */
 char *notify_payload_json(const struct notify_msg *m, size_t *len, struct payload **fields);
 
+/**
+ * @brief s[0..len) as a JSON string (quoted) at at, escaped as notify_payload_json() escapes
+ * (jansson's escapes); other bytes go as they are (the caller checks UTF-8 if it must).
+ * at must have room for 6 * len + 2 bytes. @returns where the string ends (not terminated).
+ */
+char *notify_json_string(char *at, const char *s, size_t len);
+
 #endif

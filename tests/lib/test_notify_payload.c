@@ -138,6 +138,25 @@ Test(notify_payload, quotes_backslashes_and_control_bytes_are_escaped_as_jansson
         assert_as_jansson(&m);
 }
 
+/* The writer looks at eight bytes at a time: an escape at every place of a longer text. */
+Test(notify_payload, an_escape_anywhere_in_a_long_text_is_written_as_jansson_writes_it)
+{
+        static const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', '\x7f', '/'};
+        struct notify_msg m = notify_msg_init("anchor.warned", "k", 3);
+        char text[30];
+
+        for (size_t k = 0; k < sizeof(specials); k++)
+                for (size_t at = 0; at < sizeof(text) - 1; at++) {
+                        memset(text, 'a', sizeof(text) - 1);
+                        text[sizeof(text) - 1] = '\0';
+                        text[at] = specials[k];
+                        if (at + 9 < sizeof(text) - 1)
+                                text[at + 9] = specials[(k + 1) % sizeof(specials)];
+                        m.reason = text;
+                        assert_as_jansson(&m);
+                }
+}
+
 Test(notify_payload, utf8_goes_as_it_is_and_a_text_that_is_not_utf8_is_left_out_as_before)
 {
         struct notify_msg m = notify_msg_init("stream.live", "s", 2);
