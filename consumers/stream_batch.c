@@ -3,14 +3,14 @@
  * where). stream_apply() per record stays the fallback and the oracle.
  *
  * apply_many(): which events the ledger holds already (and, for replays that need it, their
- * outcomes; skipped while batches meet no event held before, see write_batch()), which of the batch's streams have a row (a plain read), those rows under FOR
- * UPDATE in key order (a missing row's gap is not locked: see find_existing()), the anchors of
- * the begins; then every new event is decided in batch order against the rows as the batch
- * leaves them, exactly as stream_apply() decides it, per stream in event order; then one
- * multi-row insert each into live_events (with each outcome), live_streams (every row the
- * batch changed, as it leaves it: an upsert of those that existed, a plain INSERT of the new)
- * and session_handoff (each ended session as it was when it ended). Session ids are taken in the
- * same order as one record at a time would take them.
+ * outcomes; skipped while batches meet no event held before, see write_batch()), which of the
+ * batch's streams have a row (a plain read), those rows under FOR UPDATE in key order (a missing
+ * row's gap is not locked: see find_existing()), the anchors of the begins; then every new event is
+ * decided in batch order against the rows as the batch leaves them, exactly as stream_apply()
+ * decides it, per stream in event order; then one multi-row insert each into live_events (with each
+ * outcome), live_streams (every row the batch changed, as it leaves it: an upsert of those that
+ * existed, a plain INSERT of the new) and session_handoff (each ended session as it was when it
+ * ended). Session ids are taken in the same order as one record at a time would take them.
  *
  * publish_many(): the batch's streams projected to Redis in one transaction and one
  * pipeline; the session.end records of the batch's events read from the outbox in one query,

@@ -459,8 +459,7 @@ static int check_known_names(const struct plan_record *pr, const struct record_s
                 return 0;
         }
         for (size_t i = 0; r->fields && i < r->fields->n; i++) {
-                if ((index = record_field(pr, key = r->fields->f[i].name, (size_t)(index + 1))) <
-                    0)
+                if ((index = record_field(pr, key = r->fields->f[i].name, (size_t)(index + 1))) < 0)
                         goto unknown;
                 slot[index] = &r->fields->f[i];
         }
@@ -519,8 +518,7 @@ static int put_payload(struct codec_plan *w, const char *payload_name, const str
                 return 0;
         }
         if (!(pr = find_record(w, payload_name))) {
-                snprintf(errstr, errstr_size, "payload: unknown payload type \"%s\"",
-                         payload_name);
+                snprintf(errstr, errstr_size, "payload: unknown payload type \"%s\"", payload_name);
                 return -1;
         }
         if (r->json && !json_is_object(r->json))

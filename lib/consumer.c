@@ -208,8 +208,8 @@ struct consumer *consumer_new(const struct consumer_role *role, const struct set
         }
         if (open_stores(c, errstr, errstr_size) == -1)
                 goto fail;
-        c->env = (struct role_env){s,           c->db,   c->redis,   metrics,
-                                   c->producer, &c->ack, role->name, lane, c->codec};
+        c->env = (struct role_env){s,       c->db,      c->redis, metrics, c->producer,
+                                   &c->ack, role->name, lane,     c->codec};
         if (role->open && role->open(&c->env, &c->state, errstr, errstr_size) == -1)
                 goto fail;
         if (!(c->rk = kafka_consumer_new(s, c->group, role->topics, on_rebalance, consumer_on_stats,

@@ -38,8 +38,7 @@ static void add_text(struct fields *fs, size_t rank, const char *name, const cha
         size_t len = v ? strlen(v) : 0;
 
         if (len && codec_is_clean_utf8((const unsigned char *)v, len))
-                fs->f[fs->n++] =
-                        (struct field){.name = name, .text = v, .len = len, .rank = rank};
+                fs->f[fs->n++] = (struct field){.name = name, .text = v, .len = len, .rank = rank};
 }
 
 /* m's fields in the order notify_encode_msg() once set them on a jansson object, which
@@ -145,8 +144,8 @@ static char *write_json(const struct fields *fs, size_t *len)
         char *s, *at;
 
         for (size_t i = 0; i < fs->n; i++)
-                cap += strlen(fs->f[i].name) + 4 + (fs->f[i].text ? 6 * fs->f[i].len + 2
-                                                                  : TEXT_LL_MAX);
+                cap += strlen(fs->f[i].name) + 4 +
+                       (fs->f[i].text ? 6 * fs->f[i].len + 2 : TEXT_LL_MAX);
         if (!(s = at = malloc(cap)))
                 return NULL;
         *at++ = '{';

@@ -115,8 +115,8 @@ int notify_encode_row(struct notify *n, const struct outbox_row *r, struct produ
         }
         /* liveflow's own writer: avro-c's bytes (tests/lib/codec/write.c) at a fraction of
          * the cost, which was the largest part of a consumer's CPU per notified record. */
-        rc = codec_encode_direct(n->codec, &env, "Notify", r->fields, payload, &pm->value,
-                                 &pm->len, errstr, errstr_size);
+        rc = codec_encode_direct(n->codec, &env, "Notify", r->fields, payload, &pm->value, &pm->len,
+                                 errstr, errstr_size);
         json_decref(payload);
         return rc;
 }

@@ -81,14 +81,14 @@ Test(crypto, a_kept_sha256_context_hashes_each_input_afresh)
         cr_assert(h != NULL);
         for (int round = 0; round < 2; round++) {
                 crypto_sha256_hex_with(h, "abc", 3, out);
-                cr_assert_str_eq(out,
-                                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+                cr_assert_str_eq(
+                        out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
                 crypto_sha256_hex_with(h, msg, strlen(msg), out);
-                cr_assert_str_eq(out,
-                                 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+                cr_assert_str_eq(
+                        out, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
                 crypto_sha256_hex_with(h, "", 0, out);
-                cr_assert_str_eq(out,
-                                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+                cr_assert_str_eq(
+                        out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         }
         crypto_sha256_hex_with(NULL, "abc", 3, out);
         cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -161,11 +161,12 @@ Test(notify_payload, utf8_goes_as_it_is_and_a_text_that_is_not_utf8_is_left_out_
 {
         struct notify_msg m = notify_msg_init("stream.live", "s", 2);
 
-        m.title = "直播间 \xc3\xa9t\xc3\xa9 \xf0\x9f\x8e\x89 \xe2\x80\xa8 \xef\xbf\xbf"; /* U+2028 */
-        m.reason = "\xc0\xaf";            /* overlong '/' */
-        m.cover_url = "ok\x80";           /* a lone continuation byte */
-        m.request_id = "\xed\xa0\x80";    /* a surrogate */
-        m.file_id = "\xf4\x90\x80\x80";   /* past U+10FFFF */
+        m.title =
+                "直播间 \xc3\xa9t\xc3\xa9 \xf0\x9f\x8e\x89 \xe2\x80\xa8 \xef\xbf\xbf"; /* U+2028 */
+        m.reason = "\xc0\xaf";           /* overlong '/' */
+        m.cover_url = "ok\x80";          /* a lone continuation byte */
+        m.request_id = "\xed\xa0\x80";   /* a surrogate */
+        m.file_id = "\xf4\x90\x80\x80";  /* past U+10FFFF */
         m.playback_url = "cut \xe6\x97"; /* a cut sequence */
         assert_as_jansson(&m);
         m.reason = "\xf0\x9f\x98\x80 four bytes";
@@ -188,10 +189,27 @@ Test(notify_payload, a_kind_jansson_refused_is_refused)
 /* A byte string from pieces that test every branch of the writer and of the UTF-8 check. */
 static void random_text(char *buf, size_t size, unsigned *seed)
 {
-        static const char *const pieces[] = {
-                "a", "Z", " ", "\"", "\\", "/", "\n", "\x01", "\x1f", "\x7f", "\xc3\xa9",
-                "\xe4\xb8\xad", "\xf0\x9f\x8e\x89", "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xe6",
-                "https://x.example/p?q=1&r=2", "\t", "\xf4\x8f\xbf\xbf", ""};
+        static const char *const pieces[] = {"a",
+                                             "Z",
+                                             " ",
+                                             "\"",
+                                             "\\",
+                                             "/",
+                                             "\n",
+                                             "\x01",
+                                             "\x1f",
+                                             "\x7f",
+                                             "\xc3\xa9",
+                                             "\xe4\xb8\xad",
+                                             "\xf0\x9f\x8e\x89",
+                                             "\x80",
+                                             "\xc0\xaf",
+                                             "\xed\xa0\x80",
+                                             "\xe6",
+                                             "https://x.example/p?q=1&r=2",
+                                             "\t",
+                                             "\xf4\x8f\xbf\xbf",
+                                             ""};
         size_t len = 0, n = (size_t)(rand_r(seed) % 12);
 
         buf[0] = '\0';
@@ -216,15 +234,14 @@ static long long random_num(unsigned *seed)
 
 Test(notify_payload, many_random_messages_are_written_as_jansson_wrote_them)
 {
-        static const char *const kinds[] = {"stream.live", "stream.ended", "anchor.warned",
-                                            "anchor.suspended", "withdrawal.rejected",
-                                            "record.ready"};
+        static const char *const kinds[] = {"stream.live",         "stream.ended",
+                                            "anchor.warned",       "anchor.suspended",
+                                            "withdrawal.rejected", "record.ready"};
         unsigned seed = 15;
 
         for (int round = 0; round < 2000; round++) {
                 char t[6][128];
-                struct notify_msg m =
-                        notify_msg_init(kinds[round % 6], "k", random_num(&seed) - 1);
+                struct notify_msg m = notify_msg_init(kinds[round % 6], "k", random_num(&seed) - 1);
 
                 for (int i = 0; i < 6; i++)
                         random_text(t[i], sizeof(t[i]), &seed);
@@ -250,22 +267,34 @@ static void assert_one_encoding(struct codec *c, const struct notify_msg *m)
         struct payload *fields = NULL;
         char *text = notify_payload_json(m, NULL, &fields), errstr[256] = "";
         json_t *json = json_loads(text, 0, NULL);
-        struct envelope env = {.event_id = "e1", .vendor = "liveflow", .event_type = m->kind,
-                               .anchor_id = "a1", .event_time_ms = m->at_ms,
-                               .receive_time_ms = 1764966000999LL, .trace_id = "t1",
-                               .raw = text, .raw_len = strlen(text)};
+        struct envelope env = {.event_id = "e1",
+                               .vendor = "liveflow",
+                               .event_type = m->kind,
+                               .anchor_id = "a1",
+                               .event_time_ms = m->at_ms,
+                               .receive_time_ms = 1764966000999LL,
+                               .trace_id = "t1",
+                               .raw = text,
+                               .raw_len = strlen(text)};
         void *from_fields = NULL, *from_json = NULL, *from_avro = NULL;
         size_t fields_len = 0, json_len = 0, avro_len = 0;
 
         cr_assert(json != NULL && fields != NULL);
-        cr_assert(eq(int, codec_encode_direct(c, &env, "Notify", fields, NULL, &from_fields,
-                                              &fields_len, errstr, sizeof(errstr)), 0), "%s",
-                  errstr);
-        cr_assert(eq(int, codec_encode_direct(c, &env, "Notify", NULL, json, &from_json,
-                                              &json_len, errstr, sizeof(errstr)), 0), "%s",
-                  errstr);
-        cr_assert(eq(int, codec_encode(c, &env, "Notify", json, &from_avro, &avro_len, errstr,
-                                       sizeof(errstr)), 0), "%s", errstr);
+        cr_assert(eq(int,
+                     codec_encode_direct(c, &env, "Notify", fields, NULL, &from_fields, &fields_len,
+                                         errstr, sizeof(errstr)),
+                     0),
+                  "%s", errstr);
+        cr_assert(eq(int,
+                     codec_encode_direct(c, &env, "Notify", NULL, json, &from_json, &json_len,
+                                         errstr, sizeof(errstr)),
+                     0),
+                  "%s", errstr);
+        cr_assert(eq(int,
+                     codec_encode(c, &env, "Notify", json, &from_avro, &avro_len, errstr,
+                                  sizeof(errstr)),
+                     0),
+                  "%s", errstr);
         cr_assert(eq(sz, fields_len, json_len));
         cr_assert(eq(sz, fields_len, avro_len));
         cr_assert(eq(int, memcmp(from_fields, from_json, fields_len), 0));
