@@ -23,7 +23,7 @@
 
 struct session_handoff {
         struct db *db;
-        struct codec *codec;
+        struct codec *codec, *own_codec; /* the lane's, or own_codec (role_env_codec()) */
         rd_kafka_t *producer; /* the runtime's: send() waits for its record's ack on it */
         struct produce_ack *ack;
         struct db_stmt *record, *read;
@@ -69,7 +69,7 @@ struct session_handoff *session_handoff_new(const struct role_env *env, char *er
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (!(h->codec = codec_new(errstr, errstr_size)))
+        if (!(h->codec = role_env_codec(env, &h->own_codec, errstr, errstr_size)))
                 goto fail;
         return h;
 fail:
@@ -81,7 +81,7 @@ void session_handoff_destroy(struct session_handoff *h)
 {
         if (!h)
                 return;
-        codec_destroy(h->codec);
+        codec_destroy(h->own_codec);
         free(h);
 }
 

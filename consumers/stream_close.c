@@ -16,8 +16,8 @@
 #define CLOSE_DELIVERY_WAIT_MS 40000 /* beyond the producer's message.timeout.ms (30 s) */
 
 struct stream_close {
-        struct codec *codec;
-        rd_kafka_t *producer; /* the runtime's */
+        struct codec *codec, *own_codec; /* the lane's, or own_codec (role_env_codec()) */
+        rd_kafka_t *producer;            /* the runtime's */
         struct produce_ack *ack;
 };
 
@@ -31,7 +31,7 @@ struct stream_close *stream_close_new(const struct role_env *env, char *errstr, 
         }
         sc->producer = env->producer;
         sc->ack = env->ack;
-        if (!(sc->codec = codec_new(errstr, errstr_size))) {
+        if (!(sc->codec = role_env_codec(env, &sc->own_codec, errstr, errstr_size))) {
                 stream_close_destroy(sc);
                 return NULL;
         }
@@ -42,7 +42,7 @@ void stream_close_destroy(struct stream_close *sc)
 {
         if (!sc)
                 return;
-        codec_destroy(sc->codec);
+        codec_destroy(sc->own_codec);
         free(sc);
 }
 

@@ -95,6 +95,15 @@ struct consumer_role {
 };
 
 /**
+ * @brief The lane's codec (env->codec) for a role's encodes in the lane's thread, or, when the
+ * caller gave none (a test's role_env), a new one that *owned keeps for codec_destroy() (NULL when
+ * borrowed): a codec_new() parses the schema and plans its writer, ~13 M instructions.
+ * @returns NULL with errstr.
+ */
+struct codec *role_env_codec(const struct role_env *env, struct codec **owned, char *errstr,
+                             size_t errstr_size);
+
+/**
  * @brief The INFO line of a record a role applied: "<event_type> key=value ... topic=<topic>
  * partition=<partition> offset=<offset>", pairs a NULL-terminated list of keys and values (a
  * NULL value is written "-"). Built by appending, not printf: a batch writes one per record.

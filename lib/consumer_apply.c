@@ -354,6 +354,13 @@ void consumer_publish_batch(struct consumer *c)
                         publish_one(c, &c->items[i]);
 }
 
+struct codec *role_env_codec(const struct role_env *env, struct codec **owned, char *errstr,
+                             size_t errstr_size)
+{
+        *owned = env->codec ? NULL : codec_new(errstr, errstr_size);
+        return env->codec ? env->codec : *owned;
+}
+
 void consumer_log_applied(const struct consumer_record *rec, const char *const pairs[])
 {
         char line[1024], num[TEXT_LL_MAX];

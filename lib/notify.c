@@ -37,11 +37,7 @@ struct notify *notify_new(const struct role_env *env, char *errstr, size_t errst
         }
         /* The relay encodes in the lane's thread, between its decodes: one codec serves both
            (a codec_new() parses the schema and plans its writer, ~13 M instructions). */
-        if (env->codec) {
-                n->codec = env->codec;
-        } else if ((n->codec = codec_new(errstr, errstr_size))) {
-                n->owns_codec = true;
-        } else {
+        if (!(n->codec = role_env_codec(env, &n->own_codec, errstr, errstr_size))) {
                 free(n);
                 return NULL;
         }
@@ -99,8 +95,7 @@ void notify_destroy(struct notify *n)
                         log_warn(NULL, "live.notify: the producer's listener stays");
         }
         notify_bundles_fini(n);
-        if (n->owns_codec)
-                codec_destroy(n->codec);
+        codec_destroy(n->own_codec);
         crypto_sha256_destroy(n->sha);
         free(n->staged);
         free(n->inflight);

@@ -87,8 +87,8 @@ struct in_flight {
 
 struct notify {
         struct db *db;
-        struct codec *codec; /* the lane's (borrowed) or the relay's own (owns_codec) */
-        bool owns_codec;
+        struct codec *codec;       /* the lane's (borrowed), or own_codec */
+        struct codec *own_codec;   /* role_env_codec(): NULL when borrowed */
         struct crypto_sha256 *sha; /* the event ids' (NULL: a context per hash) */
         rd_kafka_t *producer;
         struct produce_ack *ack;
