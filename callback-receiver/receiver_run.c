@@ -171,6 +171,11 @@ static void run_tasks(struct loop *lp)
  * then let libmicrohttpd read, call the handler and write. Without an inter-thread channel a
  * resume is not signalled to the daemon, so a resume made after MHD_run() (a produce that
  * failed at once, inside the handler) makes the next turn not wait.
+ *
+ * libmicrohttpd 0.9.75 in epoll mode visits a resumed connection once per run: that visit
+ * calls the handler, which queues the answer, and the answer is written on the next visit.
+ * A turn that resumed connections therefore runs the daemon a second time, so that their
+ * answers leave in this turn and not after the next turn's Redis round trips.
  */
 static void loop_turn(struct loop *lp, int max_wait_ms)
 {
@@ -178,6 +183,7 @@ static void loop_turn(struct loop *lp, int max_wait_ms)
                                 {.fd = lp->wake_fd, .events = POLLIN}};
         MHD_UNSIGNED_LONG_LONG mhd_ms;
         int wait_ms = max_wait_ms;
+        bool has_resumed;
         uint64_t n;
 
         if (lp->is_resumed || delivery_resumed(lp->delivery) != lp->resumed_seen)
@@ -191,10 +197,13 @@ static void loop_turn(struct loop *lp, int max_wait_ms)
         /* "done" for every claim acked just now, in one round trip, before their 200s */
         claim_flush(lp->rcv->claim, &lp->confirms);
         run_tasks(lp);
+        has_resumed = lp->is_resumed || delivery_resumed(lp->delivery) != lp->resumed_seen;
         lp->is_resumed = false;
         lp->resumed_seen = delivery_resumed(lp->delivery);
         MHD_run(lp->daemon);
-        receiver_claim_turn(lp); /* produces, or resumes to answer */
+        if (has_resumed)
+                MHD_run(lp->daemon); /* writes the answers the first run queued */
+        receiver_claim_turn(lp);     /* produces, or resumes to answer */
 }
 
 /* Turns until no request of this loop is open or the deadline (monotonic µs) passes. */
