@@ -1,8 +1,8 @@
 /*
  * stream_role.h: what the stream role's files share: stream_lifecycle.c (open, apply() one
- * record at a time, publish()), stream_batch.c (apply_many() and publish_many(), a batch at
- * once) and stream_sweep.c (tick(): the ghost sweep, Redis that lost its data). Private to the
- * role.
+ * record at a time, publish()), stream_batch.c and stream_batch_publish.c (apply_many() and
+ * publish_many(), a batch at once) and stream_sweep.c (tick(): the ghost sweep, Redis that lost its
+ * data). Private to the role.
  *
  * Which step runs where, and why:
  *  - apply / apply_many run in the runtime's batch transaction: the ledger row, the stream
@@ -147,6 +147,7 @@ void stream_tick(void *state, long long now_ms);
 /* stream_batch.c */
 enum apply_result stream_apply_many(void *state, struct apply_slot *slots, size_t n, char *errstr,
                                     size_t errstr_size);
+/* stream_batch_publish.c */
 int stream_publish_many(void *state, struct consumer_record *const *recs, size_t n, char *errstr,
                         size_t errstr_size);
 
