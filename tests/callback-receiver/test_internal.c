@@ -28,7 +28,6 @@
 #include "support_stack.h"
 #include "../../callback-receiver/internal.h"
 #include "internal/fixture.h"
-#include "envelope.h"
 #include "refusal.h"
 
 /* CONTRACT §2 Reward body with every field. */
@@ -189,7 +188,7 @@ void roundtrip(struct event *out)
         char errstr[256];
         struct codec *codec = codec_new(errstr, sizeof(errstr));
         const struct envelope env =
-                envelope_of(&ev, call.req.now_ms, "test-trace", call.req.body, call.req.len);
+                webhook_envelope(&ev, call.req.now_ms, "test-trace", call.req.body, call.req.len);
         json_t *fields_json = ev.fields ? payload_to_json(ev.fields) : NULL;
         void *value = NULL, *ref = NULL;
         size_t len = 0, ref_len = 0;

@@ -12,7 +12,6 @@
 #include "crypto.h"
 #include "field_limits.h"
 #include "payload.h"
-#include "../envelope.h"
 #include "fixture.h"
 
 /* ------------------------------------------------------------ event ids */
@@ -625,7 +624,7 @@ static void assert_encodes(const char *body, long long now_s)
 
         cr_assert(c != NULL, "%s", errstr);
         cr_assert(eq(int, map_at(body, now_s), 0), "%s", verdict.message);
-        env = envelope_of(&ev, now_s * 1000, "0123456789abcdef", body, strlen(body));
+        env = webhook_envelope(&ev, now_s * 1000, "0123456789abcdef", body, strlen(body));
         cr_assert(eq(int,
                      codec_encode_direct(c, &env, ev.payload_name, ev.fields, NULL, &buf, &len,
                                          errstr, sizeof(errstr)),
