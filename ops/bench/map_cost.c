@@ -75,19 +75,8 @@ int main(int argc, char **argv)
                         fprintf(stderr, "request %ld refused: %u %s\n", i, v.status, v.message);
                         return 1;
                 }
-                const struct envelope env = {
-                        .event_id = ev.event_id,
-                        .vendor = ev.vendor,
-                        .event_type = ev.event_type,
-                        .stream_id = ev.stream_id,
-                        .anchor_id = ev.anchor_id,
-                        .room_id = ev.room_id,
-                        .event_time_ms = ev.event_time_ms,
-                        .receive_time_ms = now_ms,
-                        .trace_id = req.trace_id,
-                        .raw = body,
-                        .raw_len = (size_t)len,
-                };
+                const struct envelope env =
+                        webhook_envelope(&ev, now_ms, req.trace_id, body, (size_t)len);
                 if (encoder_encode(enc, &env, ev.payload_name, ev.fields, ev.payload, &out,
                                    &out_len, errstr, sizeof(errstr)) == -1) {
                         fprintf(stderr, "request %ld not encoded: %s\n", i, errstr);
