@@ -87,6 +87,18 @@ static enum db_result insert_rows(const char *const *ids, size_t n, bool is_unre
         return ledger_text_exec(fx.ledger, t, n, fx.err, sizeof(fx.err));
 }
 
+/* insert_rows() in a transaction of its own, committed whatever the insert said. */
+static enum db_result insert_committed(const char *const *ids, size_t n, bool is_unread,
+                                       struct db_text *t)
+{
+        enum db_result r;
+
+        cr_assert(db_begin(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
+        r = insert_rows(ids, n, is_unread, t);
+        cr_assert(db_commit(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
+        return r;
+}
+
 static long long rows_of_batch(void)
 {
         return support_query_int(fx.mysql, "SELECT COUNT(*) FROM live_events WHERE consumer = "
@@ -98,9 +110,7 @@ Test(ledger, an_unread_insert_that_meets_a_held_event_writes_none_of_its_rows)
         const char *ids[] = {"new-1", "E-held", "new-2"};
         struct db_text t = {0};
 
-        cr_assert(db_begin(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
-        cr_expect(insert_rows(ids, 3, true, &t) == DB_DUPLICATE, "%s", fx.err);
-        cr_assert(db_commit(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
+        cr_expect(insert_committed(ids, 3, true, &t) == DB_DUPLICATE, "%s", fx.err);
         cr_expect(rows_of_batch() == 0, "%lld rows of the batch", rows_of_batch());
         /* The transaction went on after the failure: the read-first way writes the new rows. */
         cr_assert(db_begin(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
@@ -117,9 +127,7 @@ Test(ledger, an_unread_insert_of_an_id_the_collation_takes_for_a_held_one_writes
         const char *ids[] = {"new-1", "e-HELD"};
         struct db_text t = {0};
 
-        cr_assert(db_begin(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
-        cr_expect(insert_rows(ids, 2, true, &t) == DB_DUPLICATE, "%s", fx.err);
-        cr_assert(db_commit(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
+        cr_expect(insert_committed(ids, 2, true, &t) == DB_DUPLICATE, "%s", fx.err);
         cr_expect(rows_of_batch() == 0, "%lld rows of the batch", rows_of_batch());
         db_text_free(&t);
 }
@@ -129,9 +137,7 @@ Test(ledger, a_read_first_insert_skips_a_held_event_and_says_so)
         const char *ids[] = {"new-1", "E-held"};
         struct db_text t = {0};
 
-        cr_assert(db_begin(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
-        cr_expect(insert_rows(ids, 2, false, &t) == DB_DUPLICATE, "%s", fx.err);
-        cr_assert(db_commit(fx.db, fx.err, sizeof(fx.err)) == DB_OK, "%s", fx.err);
+        cr_expect(insert_committed(ids, 2, false, &t) == DB_DUPLICATE, "%s", fx.err);
         cr_expect(rows_of_batch() == 1, "INSERT IGNORE writes the rows it does not skip");
         db_text_free(&t);
 }
