@@ -44,21 +44,14 @@ void support_produce(rd_kafka_t *producer, const char *topic, const char *key, c
 int support_count_records(const char *topic, const char *key, const char *header_name,
                           char *header_out, size_t header_size, int timeout_ms, int want)
 {
-        char err[256], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char group[64];
         rd_kafka_topic_partition_list_t *t;
         long long deadline = support_now_ms() + timeout_ms;
         rd_kafka_t *rk;
         int count = 0, cnt;
 
         support_unique_name("count", group, sizeof(group));
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), err, sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
-        cr_assert((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) != NULL, "%s",
-                  err);
+        rk = support_group_client(group);
         /* Every partition assigned from its start: no group join (on the dev broker a new
          * group's first join alone takes 3 s). */
         cnt = support_partition_count(rk, topic);
@@ -101,22 +94,14 @@ struct support_reader {
 
 struct support_reader *support_reader_open(const char *topic)
 {
-        char errstr[512], group[64];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char group[64];
         struct support_reader *r = calloc(1, sizeof(*r));
         rd_kafka_topic_partition_list_t *parts;
         int cnt;
 
         cr_assert_not_null(r);
         support_unique_name("reader", group, sizeof(group));
-        cr_assert(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                    support_fixture("LIVEFLOW_TEST_KAFKA_BOOTSTRAP"), errstr,
-                                    sizeof(errstr)) == RD_KAFKA_CONF_OK,
-                  "%s", errstr);
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-        r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        cr_assert_not_null(r->rk, "%s", errstr);
+        r->rk = support_group_client(group); /* assigned, never subscribed: it joins nothing */
         cnt = support_partition_count(r->rk, topic);
         cr_assert(cnt <= READER_MAX_PARTITIONS, "%s has %d partitions", topic, cnt);
         parts = rd_kafka_topic_partition_list_new(cnt);
