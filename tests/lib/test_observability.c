@@ -31,6 +31,17 @@ static double sample(const char *text, const char *series)
         return -1;
 }
 
+/* Runs until the process has used ms of CPU: /proc counts it in clock ticks (10 ms here), and
+ * a fixed loop count came to less than one tick on a fast or busy machine. */
+static void spin_cpu_ms(long ms)
+{
+        struct timespec t;
+
+        do
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        while ((long long)t.tv_sec * 1000 + t.tv_nsec / 1000000 < ms);
+}
+
 Test(observability, process_series_are_read_from_proc)
 {
         struct metrics *m = metrics_new();
@@ -38,8 +49,7 @@ Test(observability, process_series_are_read_from_proc)
         int fd = open("/dev/null", O_RDONLY);
 
         process_metrics_register(m);
-        for (volatile long i = 0; i < 30000000; i++) /* some CPU time to report */
-                ;
+        spin_cpu_ms(100); /* some CPU time to report, whatever the machine's speed */
         text = metrics_render(m, NULL);
         cr_assert(strstr(text, "# TYPE process_cpu_seconds_total counter\n"), "%s", text);
         cr_assert_gt(sample(text, "process_cpu_seconds_total"), 0, "%s", text);
