@@ -5,6 +5,7 @@
  * is skipped for retry_ms so that an outage costs the requests nothing but the guard.
  */
 #include "claim.h"
+#include "claim_int.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -21,8 +22,6 @@
 #include "text.h"
 #include "trace.h"
 
-#define KEY_PREFIX "lock:callback:"
-
 static const char take_script[] =
         "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end "
         "if redis.call('GET', KEYS[1]) == 'done' then return 2 end "
@@ -32,31 +31,6 @@ static const char confirm_script[] = "redis.call('SET', KEYS[1], 'done', 'PX', A
 static const char release_script[] =
         "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
         "return 0";
-
-struct slot {
-        pthread_mutex_t lock;
-        struct redis_conn *rc; /* NULL until first used, or after a failed connect */
-};
-
-/* A script and its SHA-1 (hex), worked out once rather than for every call. */
-struct script {
-        const char *text;
-        char sha[41];
-};
-
-enum { SCRIPT_TAKE, SCRIPT_CONFIRM, SCRIPT_RELEASE, SCRIPT_CNT };
-
-struct claim {
-        char *url; /* NULL: no Redis */
-        struct script scripts[SCRIPT_CNT];
-        int timeout_ms, retry_ms;
-        long long pending_ttl_ms;
-        atomic_llong skip_until_ms; /* Redis failed: not asked before this (monotonic ms) */
-        struct slot *slots;
-        int slot_cnt;
-        struct metric *m_result[4];
-        struct metric *m_errors;
-};
 
 static const char *const result_names[] = {"taken", "done", "busy", "unguarded"};
 
@@ -83,6 +57,7 @@ struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
         cl->timeout_ms = timeout_ms;
         cl->retry_ms = retry_ms;
         cl->pending_ttl_ms = pending_ttl_ms;
+        text_int(cl->pending_ttl, sizeof(cl->pending_ttl), pending_ttl_ms);
         cl->slot_cnt = pool_size > 0 ? pool_size : 1;
         if ((redis_url && *redis_url && !(cl->url = strdup(redis_url))) ||
             !(cl->slots = calloc((size_t)cl->slot_cnt, sizeof(*cl->slots)))) {
@@ -157,7 +132,7 @@ static long long run(struct claim *cl, const struct script *script, const char *
         char errstr[256] = "";
         long long answer = -1;
 
-        if (!cl->url || clock_mono_ms() < atomic_load(&cl->skip_until_ms))
+        if (!claim_is_asked(cl))
                 return -1;
         sl = slot_acquire(cl);
         if (!sl->rc)
@@ -171,13 +146,21 @@ static long long run(struct claim *cl, const struct script *script, const char *
         if (r)
                 freeReplyObject(r);
         pthread_mutex_unlock(&sl->lock);
-        if (answer == -1) {
-                metric_add(cl->m_errors, 1);
-                atomic_store(&cl->skip_until_ms, clock_mono_ms() + cl->retry_ms);
-                log_warn(trace_id, "callback lock: %s; failing open for %d ms", errstr,
-                         cl->retry_ms);
-        }
+        if (answer == -1)
+                claim_failed(cl, trace_id, errstr);
         return answer;
+}
+
+bool claim_is_asked(struct claim *cl)
+{
+        return cl->url && clock_mono_ms() >= atomic_load(&cl->skip_until_ms);
+}
+
+void claim_failed(struct claim *cl, const char *trace_id, const char *why)
+{
+        metric_add(cl->m_errors, 1);
+        atomic_store(&cl->skip_until_ms, clock_mono_ms() + cl->retry_ms);
+        log_warn(trace_id, "callback lock: %s; failing open for %d ms", why, cl->retry_ms);
 }
 
 /* A fresh ticket for event_key. */
@@ -186,13 +169,13 @@ static void ticket_init(struct claim_ticket *t, const char *event_key, long long
         memset(t, 0, sizeof(*t));
         size_t len = 0;
 
-        (void)text_append(t->key, sizeof(t->key), &len, KEY_PREFIX);
+        (void)text_append(t->key, sizeof(t->key), &len, CLAIM_KEY_PREFIX);
         (void)text_append(t->key, sizeof(t->key), &len, event_key);
         trace_id_new(t->token);
         t->done_ttl_ms = done_ttl_ms;
 }
 
-static enum claim_result result_of(long long answer)
+enum claim_result claim_result_of(long long answer)
 {
         return answer == 1   ? CLAIM_TAKEN
                : answer == 2 ? CLAIM_DONE
@@ -200,83 +183,10 @@ static enum claim_result result_of(long long answer)
                              : CLAIM_UNGUARDED;
 }
 
-void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
-                     const char *const *trace_ids, enum claim_result *results, size_t n)
+void claim_note_result(struct claim *cl, struct claim_ticket *t, enum claim_result res)
 {
-        enum { CHUNK = 64 };
-        const char *argv[CHUNK][6];
-        const char **cmds[CHUNK];
-        redisReply *replies[CHUNK];
-        int argcs[CHUNK];
-        char ttl[24], errstr[256] = "";
-        struct slot *sl = NULL;
-        size_t done = 0;
-
-        snprintf(ttl, sizeof(ttl), "%lld", cl->pending_ttl_ms);
-        for (size_t i = 0; i < n; i++)
-                results[i] = CLAIM_UNGUARDED;
-        if (cl->url && clock_mono_ms() >= atomic_load(&cl->skip_until_ms)) {
-                sl = slot_acquire(cl);
-                if (!sl->rc)
-                        sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
-        }
-        while (sl && sl->rc && done < n) {
-                size_t m = n - done < CHUNK ? n - done : CHUNK;
-                bool is_unloaded = false;
-
-                for (size_t i = 0; i < m; i++) {
-                        const struct claim_ticket *t = tickets[done + i];
-
-                        argv[i][0] = "EVALSHA";
-                        argv[i][1] = cl->scripts[SCRIPT_TAKE].sha;
-                        argv[i][2] = "1";
-                        argv[i][3] = t->key;
-                        argv[i][4] = t->token;
-                        argv[i][5] = ttl;
-                        argcs[i] = 6;
-                        cmds[i] = argv[i];
-                }
-                if (redis_conn_pipeline_replies(sl->rc, m, argcs, cmds, replies, errstr,
-                                                sizeof(errstr)) == -1)
-                        break;
-                for (size_t i = 0; i < m; i++) {
-                        redisReply *r = replies[i];
-
-                        if (r->type == REDIS_REPLY_INTEGER)
-                                results[done + i] = result_of(r->integer);
-                        else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOSCRIPT"))
-                                is_unloaded = true; /* taken below, one by one */
-                        else
-                                snprintf(errstr, sizeof(errstr), "unexpected reply type %d",
-                                         r->type);
-                        freeReplyObject(r);
-                }
-                if (is_unloaded) /* EVAL loads the script for the next turns */
-                        for (size_t i = 0; i < m; i++)
-                                if (!tickets[done + i]->is_taken &&
-                                    results[done + i] == CLAIM_UNGUARDED) {
-                                        pthread_mutex_unlock(&sl->lock);
-                                        results[done + i] = result_of(
-                                                run(cl, &cl->scripts[SCRIPT_TAKE],
-                                                    tickets[done + i]->key, 2,
-                                                    (const char *[]){tickets[done + i]->token, ttl},
-                                                    trace_ids[done + i]));
-                                        pthread_mutex_lock(&sl->lock);
-                                }
-                done += m;
-        }
-        if (sl)
-                pthread_mutex_unlock(&sl->lock);
-        if (cl->url && done < n && sl) {
-                metric_add(cl->m_errors, 1);
-                atomic_store(&cl->skip_until_ms, clock_mono_ms() + cl->retry_ms);
-                log_warn(n ? trace_ids[0] : NULL, "callback lock: %s; failing open for %d ms",
-                         errstr, cl->retry_ms);
-        }
-        for (size_t i = 0; i < n; i++) {
-                tickets[i]->is_taken = results[i] == CLAIM_TAKEN;
-                metric_add(cl->m_result[results[i]], 1);
-        }
+        t->is_taken = res == CLAIM_TAKEN;
+        metric_add(cl->m_result[res], 1);
 }
 
 void claim_ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms)
@@ -287,17 +197,12 @@ void claim_ticket_init(struct claim_ticket *t, const char *event_key, long long 
 enum claim_result claim_take(struct claim *cl, const char *event_key, long long done_ttl_ms,
                              const char *trace_id, struct claim_ticket *t)
 {
-        char ttl[24];
-        const char *args[2] = {t->token, ttl};
+        const char *args[2] = {t->token, cl->pending_ttl};
         enum claim_result res;
-        long long answer;
 
         ticket_init(t, event_key, done_ttl_ms);
-        snprintf(ttl, sizeof(ttl), "%lld", cl->pending_ttl_ms);
-        answer = run(cl, &cl->scripts[SCRIPT_TAKE], t->key, 2, args, trace_id);
-        res = result_of(answer);
-        t->is_taken = res == CLAIM_TAKEN;
-        metric_add(cl->m_result[res], 1);
+        res = claim_result_of(run(cl, &cl->scripts[SCRIPT_TAKE], t->key, 2, args, trace_id));
+        claim_note_result(cl, t, res);
         return res;
 }
 
@@ -312,83 +217,6 @@ void claim_confirm(struct claim *cl, struct claim_ticket *t)
         snprintf(ttl, sizeof(ttl), "%lld", t->done_ttl_ms);
         /* A failure here only shortens the guard to the pending TTL: the ledgers still hold. */
         (void)run(cl, &cl->scripts[SCRIPT_CONFIRM], t->key, 1, args, NULL);
-}
-
-void claim_confirm_later(struct claim *cl, struct claim_ticket *t, struct claim_batch *b)
-{
-        if (!t->is_taken)
-                return;
-        if (b->n == b->cap) {
-                size_t cap = b->cap ? 2 * b->cap : 16;
-                struct claim_pending *grown = realloc(b->items, cap * sizeof(*grown));
-
-                if (!grown) { /* out of memory: confirmed now, one round trip */
-                        claim_confirm(cl, t);
-                        return;
-                }
-                b->items = grown;
-                b->cap = cap;
-        }
-        t->is_taken = 0;
-        memcpy(b->items[b->n].key, t->key, sizeof(t->key));
-        text_int(b->items[b->n].ttl, sizeof(b->items[b->n].ttl), t->done_ttl_ms);
-        b->n++;
-}
-
-void claim_flush(struct claim *cl, struct claim_batch *b)
-{
-        enum { CHUNK = 64 };
-        const char *argv[CHUNK][5];
-        const char **cmds[CHUNK];
-        int argcs[CHUNK];
-        char errstr[256] = "";
-        struct slot *sl;
-        size_t done = 0;
-
-        if (!b->n)
-                return;
-        if (!cl->url || clock_mono_ms() < atomic_load(&cl->skip_until_ms)) {
-                b->n = 0; /* failing open: the pending TTL bounds these keys */
-                return;
-        }
-        sl = slot_acquire(cl);
-        if (!sl->rc)
-                sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
-        while (sl->rc && done < b->n) {
-                size_t n = b->n - done < CHUNK ? b->n - done : CHUNK;
-
-                for (size_t i = 0; i < n; i++) {
-                        argv[i][0] = "EVALSHA";
-                        argv[i][1] = cl->scripts[SCRIPT_CONFIRM].sha;
-                        argv[i][2] = "1";
-                        argv[i][3] = b->items[done + i].key;
-                        argv[i][4] = b->items[done + i].ttl;
-                        argcs[i] = 5;
-                        cmds[i] = argv[i];
-                }
-                if (redis_conn_pipeline(sl->rc, n, argcs, cmds, errstr, sizeof(errstr)) == -1)
-                        break;
-                done += n;
-        }
-        pthread_mutex_unlock(&sl->lock);
-        if (done < b->n && strstr(errstr, "NOSCRIPT")) /* a restarted Redis: one by one */
-                for (; done < b->n; done++)
-                        (void)run(cl, &cl->scripts[SCRIPT_CONFIRM], b->items[done].key, 1,
-                                  (const char *[]){b->items[done].ttl}, NULL);
-        if (done < b->n) {
-                metric_add(cl->m_errors, 1);
-                atomic_store(&cl->skip_until_ms, clock_mono_ms() + cl->retry_ms);
-                log_warn(NULL,
-                         "callback lock: %zu confirmations not written: %s; failing open for %d ms",
-                         b->n - done, errstr, cl->retry_ms);
-        }
-        b->n = 0;
-}
-
-void claim_batch_fini(struct claim_batch *b)
-{
-        free(b->items);
-        memset(b, 0, sizeof(*b));
 }
 
 void claim_release(struct claim *cl, struct claim_ticket *t)

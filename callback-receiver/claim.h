@@ -9,6 +9,7 @@
 #ifndef LIVEFLOW_RECEIVER_CLAIM_H
 #define LIVEFLOW_RECEIVER_CLAIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct metrics;
@@ -29,9 +30,18 @@ struct claim_ticket {
         char token[CLAIM_TOKEN_LEN + 1];
         long long done_ttl_ms; /* how long "done" is kept after the ack */
         int is_taken;
+        /* private to claim_loop.c: the call waiting for Redis's answer */
+        struct claim_ticket *next_call;
+        const char *trace_id;
+        void (*on_taken)(void *arg, enum claim_result res);
+        void (*on_confirmed)(void *arg);
+        void *arg;
+        long long sent_ms;
+        bool is_eval; /* sent as EVAL after a NOSCRIPT */
 };
 
-/* Thread-safe: a small pool of connections, one per concurrent caller. */
+/* Thread-safe: a small pool of blocking connections, one per concurrent caller. An event loop
+ * asks through claim_loop.h instead, without blocking. */
 struct claim;
 
 /**
@@ -54,43 +64,11 @@ void claim_destroy(struct claim *cl);
 enum claim_result claim_take(struct claim *cl, const char *event_key, long long done_ttl_ms,
                              const char *trace_id, struct claim_ticket *t);
 
-/** @brief Prepares t for claim_take_many(): its key and a fresh token (nothing is asked). */
+/** @brief Prepares t for claim_loop_take(): its key and a fresh token (nothing is asked). */
 void claim_ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms);
-
-/**
- * @brief claim_take() for n tickets prepared by claim_ticket_init(), in one pipelined round
- * trip (an event loop takes the claims of every request it verified in a turn together).
- * results[i] is what was found for tickets[i]; trace_ids[i] (may be NULL) is for the log.
- */
-void claim_take_many(struct claim *cl, struct claim_ticket *const *tickets,
-                     const char *const *trace_ids, enum claim_result *results, size_t n);
 
 /** @brief The event of t is durable: the key says "done" for t->done_ttl_ms. */
 void claim_confirm(struct claim *cl, struct claim_ticket *t);
-
-/* Confirmations written together: one pipelined round trip for every one of a loop's turn. */
-struct claim_pending {
-        char key[512];
-        char ttl[24];
-};
-
-struct claim_batch {
-        struct claim_pending *items;
-        size_t n, cap;
-};
-
-/**
- * @brief claim_confirm() deferred to the next claim_flush() of b (a copy of the key is kept;
- * t is done with). An event loop confirms the claims of every delivery report of a poll in
- * one round trip, instead of one round trip each, before it writes their 200s.
- */
-void claim_confirm_later(struct claim *cl, struct claim_ticket *t, struct claim_batch *b);
-
-/** @brief Writes every confirmation b holds (EVALSHA pipelined) and empties it. */
-void claim_flush(struct claim *cl, struct claim_batch *b);
-
-/** @brief Frees what b holds (flush it first). */
-void claim_batch_fini(struct claim_batch *b);
 
 /** @brief The event of t was not stored: the key is deleted if it is still t's. */
 void claim_release(struct claim *cl, struct claim_ticket *t);

@@ -4,7 +4,8 @@
  * its connections) on its own thread, woken through the report queue's file descriptor.
  * A request state is borrowed by its message only while its connection is suspended, and a
  * connection is suspended only while its ticket is on the list, so whoever unlinks a ticket
- * (the delivery report, a failed produce, or the drain) is the one that resumes it.
+ * (the delivery report, a failed produce, or the drain) is the one that resumes it, or hands
+ * the resume to the on_acked hook, which then owns it.
  */
 #include "delivery.h"
 
@@ -43,7 +44,7 @@ struct delivery {
         size_t waiting;
         rd_kafka_queue_t *reports; /* the main queue, when it wakes a loop */
         size_t resumed;            /* connections resumed so far (on the owning thread) */
-        void (*on_acked)(void *arg, void *owner);
+        bool (*on_acked)(void *arg, void *owner);
         void *on_acked_arg;
         bool is_closed;   /* draining: no new sends */
         bool is_detached; /* past the drain deadline: report opaques may be freed */
@@ -165,13 +166,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                 log_warn(t->trace_id, "delivery failed topic=%s partition=%d: %s",
                          rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
                          rd_kafka_err2str(rkm->err));
-        if (!t->err && d->on_acked)
-                d->on_acked(d->on_acked_arg, t->owner);
+        if (!t->err && d->on_acked && d->on_acked(d->on_acked_arg, t->owner))
+                return; /* the hook resumes the connection once its own work is done */
         MHD_resume_connection(t->conn); /* the connection is suspended until this call */
         d->resumed++;
 }
 
-void delivery_on_acked(struct delivery *d, void (*fn)(void *arg, void *owner), void *arg)
+void delivery_on_acked(struct delivery *d, bool (*fn)(void *arg, void *owner), void *arg)
 {
         d->on_acked = fn;
         d->on_acked_arg = arg;

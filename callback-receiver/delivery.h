@@ -107,9 +107,10 @@ int delivery_wake_on(struct delivery *d, int fd);
 /**
  * @brief fn(arg, t->owner) is called for each ticket the broker acknowledged (every message of
  * it), on the owning thread, just before its connection is resumed: what must be true before
- * the 200 is written can be done there, for all the reports of a poll at once.
+ * the 200 is written can be started there. When fn returns true it has taken the resume over:
+ * the connection stays suspended (and off the waiting list) until fn's side resumes t->conn.
  */
-void delivery_on_acked(struct delivery *d, void (*fn)(void *arg, void *owner), void *arg);
+void delivery_on_acked(struct delivery *d, bool (*fn)(void *arg, void *owner), void *arg);
 
 /** @brief How many connections this delivery resumed so far (on the owning thread). */
 size_t delivery_resumed(const struct delivery *d);

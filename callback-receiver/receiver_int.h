@@ -8,7 +8,10 @@
  * socket, its own producer, and every connection it accepted. A request is read, verified,
  * encoded and produced on its loop; its connection is suspended until the delivery report,
  * which the same loop serves (librdkafka wakes it through an eventfd) and which resumes the
- * connection there. Nothing hops to another thread on the way. The main thread sweeps slow
+ * connection there. The duplicate-callback guard's Redis is one more descriptor the loop polls
+ * (claim_loop.h): a claim's answer lets the event be produced, and the "done" mark's
+ * confirmation lets the 200 out, while the loop serves its other connections meanwhile.
+ * Nothing hops to another thread on the way. The main thread sweeps slow
  * connections, replays the SRS spool with a producer of its own, logs the stats line and runs
  * the drain.
  */
@@ -23,6 +26,7 @@
 #include <stddef.h>
 
 #include "claim.h"
+#include "claim_loop.h"
 
 struct settings;
 struct request;
@@ -65,14 +69,13 @@ struct loop {
         atomic_int open_requests;     /* request states alive: made, not yet completed */
         atomic_int lookups_waiting;   /* connections suspended for an anchor lookup */
         atomic_llong last_request_us; /* monotonic: when the last request state was made */
-        struct claim_batch confirms;  /* claims of this turn's acks, written before its 200s */
+        struct claim_loop *claims;    /* lock:callback:*, asked without blocking the loop */
         struct series_slot series[SERIES_SLOTS];
-        struct request *claiming; /* verified this turn, waiting for their claims (suspended) */
-        size_t claiming_cnt;
-        int undelivered;     /* after its drain: messages its producer still held */
-        atomic_bool is_done; /* its thread returned */
-        bool is_resumed;     /* a connection was resumed: run the daemon without waiting */
-        size_t resumed_seen; /* delivery_resumed() when the daemon last ran */
+        struct request *claiming; /* verified this turn: claims asked after the daemon's run */
+        int undelivered;          /* after its drain: messages its producer still held */
+        atomic_bool is_done;      /* its thread returned */
+        bool is_resumed;          /* a connection was resumed: run the daemon without waiting */
+        size_t resumed_seen;      /* delivery_resumed() when the daemon last ran */
 };
 
 struct receiver {
@@ -116,12 +119,12 @@ void receiver_on_mhd_log(void *cls, const char *fmt, va_list ap);
 void receiver_report_quiet(struct receiver *rcv);
 
 /*
- * receiver_publish.c: after the daemon's run, the claims of the requests verified in it, in
- * one round trip.
+ * receiver_publish.c: after the daemon's run, the claims of the requests verified in it, sent
+ * together.
  */
 void receiver_claim_turn(struct loop *lp);
 /* The delivery_on_acked() hook of each loop's producer; arg is the loop. */
-void receiver_acked(void *arg, void *owner);
+bool receiver_acked(void *arg, void *owner);
 
 /* receiver_reply.c: whether the admin listener is the traffic port. */
 bool receiver_shares_admin_port(const struct settings *s);

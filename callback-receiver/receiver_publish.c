@@ -317,9 +317,9 @@ static bool needs_lookup(struct request *req)
 }
 
 /*
- * The claim is taken with those of every request the loop verified in this turn, in one
- * pipelined round trip after the daemon's run (receiver_claim_turn()): the connection waits
- * suspended meanwhile, and stays so until its delivery report.
+ * The claim is asked with those of every request the loop verified in this turn, after the
+ * daemon's run (receiver_claim_turn()); its answer comes as one of the loop's events. The
+ * connection waits suspended meanwhile, and stays so until its delivery report.
  */
 static enum MHD_Result defer_claim(struct request *req)
 {
@@ -330,7 +330,6 @@ static enum MHD_Result defer_claim(struct request *req)
         claim_ticket_init(&req->claim, key, done_ttl_ms);
         req->claim_next = lp->claiming;
         lp->claiming = req;
-        lp->claiming_cnt++;
         MHD_suspend_connection(req->conn);
         return MHD_YES;
 }
@@ -359,8 +358,8 @@ enum MHD_Result request_publish(struct request *req)
 }
 
 /*
- * After the turn's claims (receiver_claim_turn()), outside the handler with the connection
- * still suspended: encode and produce, or keep the answer for the handler (respond()).
+ * Once the claim's answer is in (on_claimed()), outside the handler with the connection still
+ * suspended: encode and produce, or keep the answer for the handler (respond()).
  */
 static void publish_claimed(struct request *req, enum claim_result res)
 {
@@ -407,62 +406,51 @@ static void publish_claimed(struct request *req, enum claim_result res)
         /* else: resumed by the delivery report (or a produce that failed at once) */
 }
 
+/* A claim's answer, on the loop after Redis's reply (or at once when Redis is not asked). */
+static void on_claimed(void *arg, enum claim_result res)
+{
+        struct request *req = arg;
+
+        req->is_outside = true;
+        publish_claimed(req, res);
+        req->is_outside = false;
+}
+
 void receiver_claim_turn(struct loop *lp)
 {
-        struct request *list = lp->claiming, **reqs;
-        struct claim_ticket **tickets;
-        const char **trace_ids;
-        enum claim_result *results;
-        size_t n = lp->claiming_cnt, i = 0;
+        struct request *req = lp->claiming, *next;
 
-        if (!n)
-                return;
         lp->claiming = NULL;
-        lp->claiming_cnt = 0;
-        reqs = malloc(n * sizeof(*reqs));
-        tickets = malloc(n * sizeof(*tickets));
-        trace_ids = malloc(n * sizeof(*trace_ids));
-        results = malloc(n * sizeof(*results));
-        for (struct request *req = list; req; req = req->claim_next, i++) {
-                if (reqs && tickets && trace_ids && results) {
-                        reqs[i] = req;
-                        tickets[i] = &req->claim;
-                        trace_ids[i] = req->trace_id;
-                } else { /* out of memory: one round trip each */
-                        enum claim_result res = claim_take(
-                                lp->rcv->claim, req->claim.key + strlen("lock:callback:"),
-                                req->claim.done_ttl_ms, req->trace_id, &req->claim);
+        for (; req; req = next) {
+                next = req->claim_next;
+                claim_loop_take(lp->claims, &req->claim, req->trace_id, on_claimed, req);
+        }
+        claim_loop_flush(lp->claims); /* every claim of the turn in one write */
+}
 
-                        req->is_outside = true;
-                        publish_claimed(req, res);
-                        req->is_outside = false;
-                }
-        }
-        if (reqs && tickets && trace_ids && results) {
-                claim_take_many(lp->rcv->claim, tickets, trace_ids, results, n);
-                for (i = 0; i < n; i++) {
-                        reqs[i]->is_outside = true;
-                        publish_claimed(reqs[i], results[i]);
-                        reqs[i]->is_outside = false;
-                }
-        }
-        free(reqs);
-        free(tickets);
-        free(trace_ids);
-        free(results);
+/* The claim says "done" (or Redis failed: the guard fails open): the 200 may be written. */
+static void on_marked(void *arg)
+{
+        struct request *req = arg;
+
+        MHD_resume_connection(req->conn);
+        req->lp->is_resumed = true;
 }
 
 /*
- * The delivery hook of every loop: the broker acknowledged req's event, and its connection is
- * about to be resumed. Its claim is marked done with the others of this poll, in one round
- * trip that the loop makes before it lets the daemon write the 200s (receiver_run.c).
+ * The delivery hook of every loop: the broker acknowledged req's event. A taken claim is marked
+ * done first, and the connection stays suspended until Redis confirmed it: whoever sees the
+ * 200 finds the key saying "done". The mark goes out with the others of the loop's turn.
  */
-void receiver_acked(void *arg, void *owner)
+bool receiver_acked(void *arg, void *owner)
 {
         struct loop *lp = arg;
         struct request *req = owner;
 
-        claim_confirm_later(lp->rcv->claim, &req->claim, &lp->confirms);
+        if (!req->claim.is_taken)
+                return false;
+        claim_loop_confirm(lp->claims, &req->claim, on_marked, req);
+        return true;
 }
 
 /* Called again after the resume: the ticket holds the broker's answer. */

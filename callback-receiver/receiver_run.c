@@ -165,37 +165,42 @@ static void run_tasks(struct loop *lp)
 }
 
 /*
- * One turn: wait for the daemon's epoll descriptor or the wake eventfd (delivery reports,
- * posted tasks, the drain), at most max_wait_ms and never past libmicrohttpd's own timeout;
- * serve the delivery reports that came (each resumes its connection), run the posted tasks,
- * then let libmicrohttpd read, call the handler and write. Without an inter-thread channel a
- * resume is not signalled to the daemon, so a resume made after MHD_run() (a produce that
- * failed at once, inside the handler) makes the next turn not wait.
+ * One turn: wait for the daemon's epoll descriptor, the wake eventfd (delivery reports, posted
+ * tasks, the drain) or the guard's Redis connection, at most max_wait_ms and never past
+ * libmicrohttpd's own timeout or the oldest Redis call's; serve the delivery reports that came
+ * (each sends its claim's "done" mark, or resumes its connection when it has no claim), then
+ * Redis's answers (a claim's produces its event, a mark's resumes its connection) and the
+ * posted tasks; then let libmicrohttpd read, call the handler and write, and send the claims
+ * of the requests it verified. Without an inter-thread channel a resume is not signalled to
+ * the daemon, so a resume made after MHD_run() (a produce that failed at once, inside the
+ * handler) makes the next turn not wait.
  *
  * libmicrohttpd 0.9.75 in epoll mode visits a resumed connection once per run: that visit
  * calls the handler, which queues the answer, and the answer is written on the next visit.
  * A turn that resumed connections therefore runs the daemon a second time, so that their
- * answers leave in this turn and not after the next turn's Redis round trips.
+ * answers leave in this turn and not after the next turn's wait.
  */
 static void loop_turn(struct loop *lp, int max_wait_ms)
 {
-        struct pollfd pfd[2] = {{.fd = lp->epoll_fd, .events = POLLIN},
+        struct pollfd pfd[3] = {{.fd = lp->epoll_fd, .events = POLLIN},
                                 {.fd = lp->wake_fd, .events = POLLIN}};
         MHD_UNSIGNED_LONG_LONG mhd_ms;
-        int wait_ms = max_wait_ms;
+        int wait_ms = max_wait_ms, redis_ms = claim_loop_wait_ms(lp->claims);
         bool has_resumed;
         uint64_t n;
 
+        claim_loop_pollfd(lp->claims, &pfd[2]);
         if (lp->is_resumed || delivery_resumed(lp->delivery) != lp->resumed_seen)
                 wait_ms = 0;
         else if (MHD_get_timeout(lp->daemon, &mhd_ms) == MHD_YES &&
                  mhd_ms < (MHD_UNSIGNED_LONG_LONG)wait_ms)
                 wait_ms = (int)mhd_ms;
-        if (poll(pfd, 2, wait_ms) > 0 && (pfd[1].revents & POLLIN))
+        if (redis_ms >= 0 && redis_ms < wait_ms)
+                wait_ms = redis_ms;
+        if (poll(pfd, 3, wait_ms) > 0 && (pfd[1].revents & POLLIN))
                 (void)!read(lp->wake_fd, &n, sizeof(n)); /* reset before serving what woke us */
-        delivery_poll(lp->delivery, 0);
-        /* "done" for every claim acked just now, in one round trip, before their 200s */
-        claim_flush(lp->rcv->claim, &lp->confirms);
+        delivery_poll(lp->delivery, 0);                  /* acks: their "done" marks are queued */
+        claim_loop_serve(lp->claims, pfd[2].revents);    /* answers; the marks go out */
         run_tasks(lp);
         has_resumed = lp->is_resumed || delivery_resumed(lp->delivery) != lp->resumed_seen;
         lp->is_resumed = false;
@@ -245,11 +250,15 @@ static void loop_drain(struct loop *lp)
                 log_warn(NULL,
                          "drain deadline: answered 503 to %zu requests still waiting for acks",
                          abandoned);
+        /* a claim still unanswered is produced unguarded (and refused: closed), a mark lets
+         * its 200 out */
+        claim_loop_abandon(lp->claims);
         wait_for_requests(lp, clock_mono_us() + RESPONSE_GRACE_MS * 1000);
         linger(lp, deadline_us + RESPONSE_GRACE_MS * 1000);
         /* Not with a connection suspended: each lookup is answered by its deadline. */
         while (atomic_load(&lp->lookups_waiting) > 0)
                 loop_turn(lp, 10);
+        claim_loop_abandon(lp->claims); /* what a lookup's claim still waits for */
         wait_for_requests(lp,
                           clock_mono_us() + RESPONSE_GRACE_MS * 1000); /* what a lookup resumed */
         MHD_stop_daemon(lp->daemon);
@@ -315,6 +324,10 @@ static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *err
         }
         if (!(lp->delivery = delivery_new(s, receiver_topics, rcv->metrics, errstr, errstr_size)))
                 return -1;
+        if (!(lp->claims = claim_loop_new(rcv->claim))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
         delivery_on_acked(lp->delivery, receiver_acked, lp);
         if (delivery_wake_on(lp->delivery, lp->wake_fd) == -1) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -353,12 +366,12 @@ static int loop_open(struct receiver *rcv, struct loop *lp, int index, char *err
 /* After its thread stopped (or never started). */
 static void loop_close(struct loop *lp)
 {
-        if (lp->daemon) {                             /* a failed start: nothing is suspended */
+        claim_loop_destroy(lp->claims); /* no callback: the request states go with the daemon */
+        if (lp->daemon) {               /* a failed start: nothing is suspended */
                 (void)MHD_quiesce_daemon(lp->daemon); /* keeps the shared socket open */
                 MHD_stop_daemon(lp->daemon);
         }
         delivery_destroy(lp->delivery);
-        claim_batch_fini(&lp->confirms);
         if (lp->wake_fd != -1)
                 close(lp->wake_fd);
         pthread_mutex_destroy(&lp->tasks_lock);

@@ -1,5 +1,5 @@
 /* e2e_commands.c: test_internal's receiver over HTTP, continued: admin commands bound to their
- * target, two receivers sharing Redis, the claim guard, refusals, secrets and trace ids. */
+ * target, two receivers sharing Redis, refusals, secrets and trace ids. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <curl/curl.h>
@@ -116,8 +116,7 @@ Test(internal_e2e, one_signed_ban_sent_to_ban_and_close_at_once_only_bans)
         support_receiver_stop(&rcv, false);
 }
 
-/* Starts a receiver sharing the fixture Redis; its pid, port and log in *out. */
-static void start_sharing_redis(char *redis_env, size_t size)
+void start_sharing_redis(char *redis_env, size_t size)
 {
         snprintf(redis_env, size, "LIVEFLOW_REDIS_URL=%s",
                  support_fixture("LIVEFLOW_TEST_REDIS_URL"));
@@ -184,80 +183,6 @@ Test(internal_e2e, two_receivers_sharing_redis_write_one_command_once)
         rcv.admin_port = first_admin_port;
         snprintf(rcv.log_path, sizeof(rcv.log_path), "%s", first_log);
         other.pid = 0;
-        support_receiver_stop(&rcv, false);
-}
-
-/* GET key on the fixture Redis; the string in out ("" when absent). */
-static void redis_get(const char *key, char *out, size_t out_size)
-{
-        const char *url = support_fixture("LIVEFLOW_TEST_REDIS_URL");
-        char host[64] = "127.0.0.1";
-        int port = 0, db = 0;
-        redisContext *c;
-        redisReply *r;
-
-        cr_assert(eq(int, sscanf(url, "redis://%63[^:]:%d/%d", host, &port, &db) >= 2, 1), "%s",
-                  url);
-        c = redisConnect(host, port);
-        cr_assert(c != NULL && !c->err, "redis %s", url);
-        if (db)
-                freeReplyObject(redisCommand(c, "SELECT %d", db));
-        r = redisCommand(c, "GET %s", key);
-        cr_assert(r != NULL);
-        snprintf(out, out_size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
-        freeReplyObject(r);
-        redisFree(c);
-}
-
-/*
- * An event loop marks the claims of a poll's delivery reports done in one pipelined round trip,
- * before it lets the 200s out: whoever saw the 200 finds lock:callback:* saying "done".
- */
-Test(internal_e2e, the_claim_says_done_before_the_200_is_written)
-{
-        char anchor[64], body[256], path[256], msg[64], key[128], value[64], redis_env[256];
-        struct reply r;
-
-        start_sharing_redis(redis_env, sizeof(redis_env));
-        for (int i = 0; i < 10; i++) {
-                support_unique_name("anchor", anchor, sizeof(anchor));
-                support_unique_name("msg", msg, sizeof(msg));
-                snprintf(body, sizeof(body), "{\"action\":\"unban\",\"anchor_id\":\"%s\"}", anchor);
-                snprintf(path, sizeof(path), "/v1/admin/anchors/%s/unban", anchor);
-                r = post_signed(path, body, msg, NULL);
-                cr_assert(eq(long, r.status, 200), "%s", r.body);
-                snprintf(key, sizeof(key), "lock:callback:admin:%s", msg);
-                redis_get(key, value, sizeof(value));
-                cr_assert(strcmp(value, "done") == 0, "%s is \"%s\" after the 200 of request %d",
-                          key, value, i);
-        }
-        support_receiver_stop(&rcv, false);
-}
-
-Test(internal_e2e, with_redis_down_the_guard_fails_open_and_counts)
-{
-        char body[256], msg[64], anchor[64];
-        struct reply r;
-
-        support_unique_name("anchor", anchor, sizeof(anchor));
-        support_unique_name("msg", msg, sizeof(msg));
-        /* Nothing listens on port 1. */
-        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET,
-                            "LIVEFLOW_REDIS_URL=redis://127.0.0.1:1/0");
-        snprintf(body, sizeof(body), "{\"action\":\"unban\",\"anchor_id\":\"%s\"}", anchor);
-        {
-                char path[256];
-
-                snprintf(path, sizeof(path), "/v1/admin/anchors/%s/unban", anchor);
-                r = post_signed(path, body, msg, NULL);
-        }
-        cr_assert(eq(long, r.status, 200), "%s", r.body);
-        r = get_metrics();
-        cr_assert(strstr(r.body, "liveflow_receiver_callback_lock_total{result=\"unguarded\"} 1") !=
-                          NULL,
-                  "%s", r.body);
-        cr_assert(strstr(r.body, "liveflow_receiver_callback_lock_errors_total 1") != NULL, "%s",
-                  r.body);
         support_receiver_stop(&rcv, false);
 }
 

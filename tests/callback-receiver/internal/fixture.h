@@ -1,5 +1,5 @@
 /*
- * fixture.h: what test_internal.c shares with its parts (admin.c, e2e.c, e2e_commands.c): the
+ * fixture.h: what test_internal.c shares with its parts (admin.c, e2e*.c): the
  * secrets and samples, the unit fixture (one signed request mapped by internal_map_*()) and the
  * receiver fixture of suite internal_e2e (the built liveflow-receiver, signed POSTs, Kafka checks).
  */
@@ -93,6 +93,8 @@ extern struct other_proc other;
 extern const char *extra_header;
 
 void start_receiver_with(const char *secret_env, const char *extra_env);
+/* A receiver (rcv) sharing the fixture Redis; redis_env receives its LIVEFLOW_REDIS_URL=... */
+void start_sharing_redis(char *redis_env, size_t size);
 void start_receiver(const char *secret_env);
 struct signed_headers sign_now(const char *id, const char *body, long long offset_s,
                                const char *key_b64);
