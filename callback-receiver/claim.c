@@ -1,19 +1,22 @@
 /*
- * claim.c: lock:callback:{event_key} in Redis (see claim.h). Each verb is one Lua script, so
- * "take or tell what holds it", "done" and "release if still mine" are atomic. The pool holds a
- * connection per concurrent caller; a caller takes the first free one. While Redis fails, it
- * is skipped for retry_ms so that an outage costs the requests nothing but the guard.
+ * claim.c: lock:callback:{event_key} in Redis (see claim.h), from any thread over a pool of
+ * blocking connections; claim_loop.c asks the same from an event loop without blocking. A take
+ * is SET key token NX PX, with a GET of the key sent in the same write: when the SET did not
+ * set it, the GET tells whether the key says "done" or is another request's. (Between the two,
+ * the key may only move on: to "done", or away once released or expired; each is answered
+ * safely.) "done" is a plain SET; "release if still mine" is a Lua script, so that it is
+ * atomic. The pool holds a connection per concurrent caller; a caller takes the first free
+ * one. While Redis fails, it is skipped for retry_ms so that an outage costs the requests
+ * nothing but the guard.
  */
 #include "claim.h"
 #include "claim_int.h"
 
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "log.h"
@@ -22,12 +25,6 @@
 #include "text.h"
 #include "trace.h"
 
-static const char take_script[] =
-        "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end "
-        "if redis.call('GET', KEYS[1]) == 'done' then return 2 end "
-        "return 3";
-static const char confirm_script[] = "redis.call('SET', KEYS[1], 'done', 'PX', ARGV[1]) "
-                                     "return 1";
 static const char release_script[] =
         "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
         "return 0";
@@ -42,21 +39,8 @@ struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
 
         if (!cl)
                 return NULL;
-        cl->scripts[SCRIPT_TAKE].text = take_script;
-        cl->scripts[SCRIPT_CONFIRM].text = confirm_script;
-        cl->scripts[SCRIPT_RELEASE].text = release_script;
-        for (int i = 0; i < SCRIPT_CNT; i++) {
-                unsigned char sha[EVP_MAX_MD_SIZE];
-                unsigned int len = 0;
-
-                EVP_Digest(cl->scripts[i].text, strlen(cl->scripts[i].text), sha, &len, EVP_sha1(),
-                           NULL);
-                for (unsigned int j = 0; j < 20 && j < len; j++)
-                        snprintf(cl->scripts[i].sha + 2 * j, 3, "%02x", sha[j]);
-        }
         cl->timeout_ms = timeout_ms;
         cl->retry_ms = retry_ms;
-        cl->pending_ttl_ms = pending_ttl_ms;
         text_int(cl->pending_ttl, sizeof(cl->pending_ttl), pending_ttl_ms);
         cl->slot_cnt = pool_size > 0 ? pool_size : 1;
         if ((redis_url && *redis_url && !(cl->url = strdup(redis_url))) ||
@@ -92,65 +76,6 @@ void claim_destroy(struct claim *cl)
         free(cl);
 }
 
-/* A free slot, locked; waits on one when all are busy (more callers than the pool). */
-static struct slot *slot_acquire(struct claim *cl)
-{
-        static atomic_uint next;
-        struct slot *sl;
-
-        for (int i = 0; i < cl->slot_cnt; i++)
-                if (pthread_mutex_trylock(&cl->slots[i].lock) == 0)
-                        return &cl->slots[i];
-        sl = &cl->slots[atomic_fetch_add(&next, 1) % (unsigned)cl->slot_cnt];
-        pthread_mutex_lock(&sl->lock);
-        return sl;
-}
-
-/* EVALSHA of sc on key with args (at most 2), EVAL when the server does not hold it yet. */
-static redisReply *eval(struct redis_conn *rc, const struct script *sc, const char *key, int nargs,
-                        const char **args, char *errstr, size_t errstr_size)
-{
-        const char *argv[6] = {"EVALSHA", sc->sha, "1", key};
-        redisReply *r;
-
-        for (int i = 0; i < nargs && i < 2; i++)
-                argv[4 + i] = args[i];
-        if ((r = redis_conn_cmd(rc, 4 + nargs, argv, NULL, errstr, errstr_size)) ||
-            !strstr(errstr, "NOSCRIPT"))
-                return r;
-        argv[0] = "EVAL"; /* EVAL caches it on the server for the next EVALSHA */
-        argv[1] = sc->text;
-        return redis_conn_cmd(rc, 4 + nargs, argv, NULL, errstr, errstr_size);
-}
-
-/* Runs script on key; the integer reply, or -1 (logged, counted, Redis skipped a while). */
-static long long run(struct claim *cl, const struct script *script, const char *key, int nargs,
-                     const char **args, const char *trace_id)
-{
-        struct slot *sl;
-        redisReply *r = NULL;
-        char errstr[256] = "";
-        long long answer = -1;
-
-        if (!claim_is_asked(cl))
-                return -1;
-        sl = slot_acquire(cl);
-        if (!sl->rc)
-                sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr));
-        if (sl->rc)
-                r = eval(sl->rc, script, key, nargs, args, errstr, sizeof(errstr));
-        if (r && r->type == REDIS_REPLY_INTEGER)
-                answer = r->integer;
-        else if (r)
-                snprintf(errstr, sizeof(errstr), "unexpected reply type %d", r->type);
-        if (r)
-                freeReplyObject(r);
-        pthread_mutex_unlock(&sl->lock);
-        if (answer == -1)
-                claim_failed(cl, trace_id, errstr);
-        return answer;
-}
-
 bool claim_is_asked(struct claim *cl)
 {
         return cl->url && clock_mono_ms() >= atomic_load(&cl->skip_until_ms);
@@ -163,24 +88,50 @@ void claim_failed(struct claim *cl, const char *trace_id, const char *why)
         log_warn(trace_id, "callback lock: %s; failing open for %d ms", why, cl->retry_ms);
 }
 
-/* A fresh ticket for event_key. */
-static void ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms)
+void claim_take_argv(const struct claim *cl, const struct claim_ticket *t, const char *set[6],
+                     const char *get[2])
 {
-        memset(t, 0, sizeof(*t));
-        size_t len = 0;
-
-        (void)text_append(t->key, sizeof(t->key), &len, CLAIM_KEY_PREFIX);
-        (void)text_append(t->key, sizeof(t->key), &len, event_key);
-        trace_id_new(t->token);
-        t->done_ttl_ms = done_ttl_ms;
+        set[0] = "SET";
+        set[1] = t->key;
+        set[2] = t->token;
+        set[3] = "NX";
+        set[4] = "PX";
+        set[5] = cl->pending_ttl;
+        get[0] = "GET";
+        get[1] = t->key;
 }
 
-enum claim_result claim_result_of(long long answer)
+int claim_take_outcome(int set_type, const redisReply *get, enum claim_result *res)
 {
-        return answer == 1   ? CLAIM_TAKEN
-               : answer == 2 ? CLAIM_DONE
-               : answer == 3 ? CLAIM_BUSY
-                             : CLAIM_UNGUARDED;
+        if (set_type == REDIS_REPLY_STATUS) { /* OK: set, the key is ours */
+                *res = CLAIM_TAKEN;
+                return 0;
+        }
+        if (set_type != REDIS_REPLY_NIL)
+                return -1;
+        if (get->type == REDIS_REPLY_STRING) {
+                *res = !strcmp(get->str, "done") ? CLAIM_DONE : CLAIM_BUSY;
+                return 0;
+        }
+        if (get->type != REDIS_REPLY_NIL)
+                return -1;
+        *res = CLAIM_BUSY; /* released or expired just now: the sender's retry takes it */
+        return 0;
+}
+
+const char *claim_reply_why(const redisReply *r)
+{
+        return r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+}
+
+void claim_done_argv(const struct claim_ticket *t, char ttl[24], const char *argv[5])
+{
+        text_int(ttl, 24, t->done_ttl_ms);
+        argv[0] = "SET";
+        argv[1] = t->key;
+        argv[2] = "done";
+        argv[3] = "PX";
+        argv[4] = ttl;
 }
 
 void claim_note_result(struct claim *cl, struct claim_ticket *t, enum claim_result res)
@@ -189,19 +140,80 @@ void claim_note_result(struct claim *cl, struct claim_ticket *t, enum claim_resu
         metric_add(cl->m_result[res], 1);
 }
 
+/* A free slot, locked, with a connection (NULL: Redis not asked or not reached: counted). */
+static struct slot *slot_acquire(struct claim *cl, const char *trace_id)
+{
+        static atomic_uint next;
+        struct slot *sl = NULL;
+        char errstr[256];
+
+        if (!claim_is_asked(cl))
+                return NULL;
+        for (int i = 0; !sl && i < cl->slot_cnt; i++)
+                if (pthread_mutex_trylock(&cl->slots[i].lock) == 0)
+                        sl = &cl->slots[i];
+        if (!sl) { /* more callers than the pool: wait for one */
+                sl = &cl->slots[atomic_fetch_add(&next, 1) % (unsigned)cl->slot_cnt];
+                pthread_mutex_lock(&sl->lock);
+        }
+        if (!sl->rc &&
+            !(sl->rc = redis_conn_new(cl->url, cl->timeout_ms, errstr, sizeof(errstr)))) {
+                pthread_mutex_unlock(&sl->lock);
+                claim_failed(cl, trace_id, errstr);
+                return NULL;
+        }
+        return sl;
+}
+
+/* n commands in one round trip; their replies in replies[] (the caller frees them). */
+static int ask(struct claim *cl, size_t n, const int *argcs, const char **const *cmds,
+               redisReply **replies, const char *trace_id)
+{
+        struct slot *sl = slot_acquire(cl, trace_id);
+        char errstr[256];
+        int rc;
+
+        if (!sl)
+                return -1;
+        rc = redis_conn_pipeline_replies(sl->rc, n, argcs, cmds, replies, errstr, sizeof(errstr));
+        pthread_mutex_unlock(&sl->lock);
+        if (rc == -1)
+                claim_failed(cl, trace_id, errstr);
+        return rc;
+}
+
+/* A fresh ticket for event_key. */
 void claim_ticket_init(struct claim_ticket *t, const char *event_key, long long done_ttl_ms)
 {
-        ticket_init(t, event_key, done_ttl_ms);
+        size_t len = 0;
+
+        memset(t, 0, sizeof(*t));
+        (void)text_append(t->key, sizeof(t->key), &len, CLAIM_KEY_PREFIX);
+        (void)text_append(t->key, sizeof(t->key), &len, event_key);
+        trace_id_new(t->token);
+        t->done_ttl_ms = done_ttl_ms;
 }
 
 enum claim_result claim_take(struct claim *cl, const char *event_key, long long done_ttl_ms,
                              const char *trace_id, struct claim_ticket *t)
 {
-        const char *args[2] = {t->token, cl->pending_ttl};
-        enum claim_result res;
+        const char *set[6], *get[2];
+        const char **cmds[2] = {set, get};
+        const int argcs[2] = {6, 2};
+        redisReply *replies[2];
+        enum claim_result res = CLAIM_UNGUARDED;
 
-        ticket_init(t, event_key, done_ttl_ms);
-        res = claim_result_of(run(cl, &cl->scripts[SCRIPT_TAKE], t->key, 2, args, trace_id));
+        claim_ticket_init(t, event_key, done_ttl_ms);
+        claim_take_argv(cl, t, set, get);
+        if (ask(cl, 2, argcs, cmds, replies, trace_id) == 0) {
+                if (claim_take_outcome(replies[0]->type, replies[1], &res) == -1)
+                        claim_failed(cl, trace_id,
+                                     claim_reply_why(replies[0]->type == REDIS_REPLY_ERROR
+                                                             ? replies[0]
+                                                             : replies[1]));
+                freeReplyObject(replies[0]);
+                freeReplyObject(replies[1]);
+        }
         claim_note_result(cl, t, res);
         return res;
 }
@@ -209,22 +221,39 @@ enum claim_result claim_take(struct claim *cl, const char *event_key, long long 
 void claim_confirm(struct claim *cl, struct claim_ticket *t)
 {
         char ttl[24];
-        const char *args[1] = {ttl};
+        const char *argv[5];
+        const char **cmds[1] = {argv};
+        const int argcs[1] = {5};
+        redisReply *reply;
 
         if (!t->is_taken)
                 return;
         t->is_taken = 0;
-        snprintf(ttl, sizeof(ttl), "%lld", t->done_ttl_ms);
+        claim_done_argv(t, ttl, argv);
         /* A failure here only shortens the guard to the pending TTL: the ledgers still hold. */
-        (void)run(cl, &cl->scripts[SCRIPT_CONFIRM], t->key, 1, args, NULL);
+        if (ask(cl, 1, argcs, cmds, &reply, NULL) == 0) {
+                if (reply->type != REDIS_REPLY_STATUS)
+                        claim_failed(cl, NULL, claim_reply_why(reply));
+                freeReplyObject(reply);
+        }
 }
 
 void claim_release(struct claim *cl, struct claim_ticket *t)
 {
-        const char *args[1] = {t->token};
+        const char *keys[1] = {t->key}, *args[1] = {t->token};
+        struct slot *sl;
+        redisReply *r;
+        char errstr[256];
 
         if (!t->is_taken)
                 return;
         t->is_taken = 0;
-        (void)run(cl, &cl->scripts[SCRIPT_RELEASE], t->key, 1, args, NULL);
+        if (!(sl = slot_acquire(cl, NULL)))
+                return;
+        r = redis_conn_eval(sl->rc, release_script, 1, keys, 1, args, errstr, sizeof(errstr));
+        pthread_mutex_unlock(&sl->lock);
+        if (r)
+                freeReplyObject(r);
+        else
+                claim_failed(cl, NULL, errstr);
 }

@@ -151,33 +151,50 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
         redisAsyncFree(ac); /* after this callback: every waiting call ends unguarded */
 }
 
-static void send_call(struct claim_loop *cll, struct claim_ticket *t);
+/* Why the connection's calls end without an answer. */
+static const char *lost_why(const redisAsyncContext *ac)
+{
+        return ac->err && ac->errstr ? ac->errstr : "connection closed";
+}
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* A take's SET: its outcome is kept for its GET's reply, which ends the call. */
+static void on_take_set(redisAsyncContext *ac, void *reply, void *privdata)
+{
+        struct claim_ticket *t = privdata;
+        const redisReply *r = reply;
+
+        t->set_type = r ? r->type : -1;
+        if (r && r->type == REDIS_REPLY_ERROR)
+                note_failure(ac->data, t->trace_id, r->str);
+}
+
+static void on_take_get(redisAsyncContext *ac, void *reply, void *privdata)
+{
+        struct claim_loop *cll = ac->data;
+        struct claim_ticket *t = privdata;
+        const redisReply *r = reply;
+        enum claim_result res = CLAIM_UNGUARDED;
+
+        unlink_call(cll, t);
+        if (!r || t->set_type == -1)
+                note_failure(cll, t->trace_id, lost_why(ac)); /* every waiting call ends so */
+        else if (claim_take_outcome(t->set_type, r, &res) == -1)
+                note_failure(cll, t->trace_id, claim_reply_why(r));
+        finish(cll, t, res);
+}
+
+static void on_done_set(redisAsyncContext *ac, void *reply, void *privdata)
 {
         struct claim_loop *cll = ac->data;
         struct claim_ticket *t = privdata;
         const redisReply *r = reply;
 
         unlink_call(cll, t);
-        if (!r) { /* the connection failed or was freed: every waiting call ends so */
-                note_failure(cll, t->trace_id,
-                             ac->err && ac->errstr ? ac->errstr : "connection closed");
-                finish(cll, t, CLAIM_UNGUARDED);
-                return;
-        }
-        if (r->type == REDIS_REPLY_ERROR && !t->is_eval && strstr(r->str, "NOSCRIPT")) {
-                t->is_eval = true; /* a restarted Redis: EVAL loads it for the next EVALSHA */
-                send_call(cll, t);
-                return;
-        }
-        if (r->type != REDIS_REPLY_INTEGER) {
-                note_failure(cll, t->trace_id,
-                             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-                finish(cll, t, CLAIM_UNGUARDED);
-                return;
-        }
-        finish(cll, t, claim_result_of(r->integer));
+        if (!r)
+                note_failure(cll, t->trace_id, lost_why(ac));
+        else if (r->type != REDIS_REPLY_STATUS)
+                note_failure(cll, t->trace_id, claim_reply_why(r));
+        finish(cll, t, CLAIM_TAKEN); /* the result is a take's only */
 }
 
 /* A new connection, with AUTH and SELECT queued first as the URL says. */
@@ -210,30 +227,34 @@ static bool connect_redis(struct claim_loop *cll, const char *trace_id)
         return true;
 }
 
-/* Queues t's script (take or "done"), or ends the call at once when Redis is not asked. */
+/* Queues t's take or "done" mark, or ends the call at once when Redis is not asked. */
 static void send_call(struct claim_loop *cll, struct claim_ticket *t)
 {
-        struct claim *cl = cll->cl;
-        const struct script *sc = &cl->scripts[t->on_taken ? SCRIPT_TAKE : SCRIPT_CONFIRM];
-        const char *argv[6] = {t->is_eval ? "EVAL" : "EVALSHA", t->is_eval ? sc->text : sc->sha,
-                               "1", t->key};
+        const char *set[6], *get[2], *done[5];
         char ttl[24];
-        int argc = 5;
+        int rc;
 
-        if (!cll->has_url || !claim_is_asked(cl) ||
+        if (!cll->has_url || !claim_is_asked(cll->cl) ||
             (!cll->ac && !connect_redis(cll, t->trace_id))) {
                 finish(cll, t, CLAIM_UNGUARDED);
                 return;
         }
         if (t->on_taken) {
-                argv[4] = t->token;
-                argv[5] = cl->pending_ttl;
-                argc = 6;
+                claim_take_argv(cll->cl, t, set, get);
+                t->set_type = -1;
+                rc = redisAsyncCommandArgv(cll->ac, on_take_set, t, 6, set, NULL);
+                if (rc == REDIS_OK &&
+                    redisAsyncCommandArgv(cll->ac, on_take_get, t, 2, get, NULL) != REDIS_OK) {
+                        /* out of memory after the SET was queued: its reply would have no end */
+                        note_failure(cll, t->trace_id, "out of memory");
+                        redisAsyncFree(cll->ac); /* the SET's callback runs, and is ignored */
+                        rc = REDIS_ERR;
+                }
         } else {
-                text_int(ttl, sizeof(ttl), t->done_ttl_ms);
-                argv[4] = ttl;
+                claim_done_argv(t, ttl, done);
+                rc = redisAsyncCommandArgv(cll->ac, on_done_set, t, 5, done, NULL);
         }
-        if (redisAsyncCommandArgv(cll->ac, on_reply, t, argc, argv, NULL) != REDIS_OK) {
+        if (rc != REDIS_OK) {
                 note_failure(cll, t->trace_id, "the connection is closing");
                 finish(cll, t, CLAIM_UNGUARDED);
                 return;
@@ -249,7 +270,6 @@ void claim_loop_take(struct claim_loop *cll, struct claim_ticket *t, const char 
         t->on_taken = on_taken;
         t->on_confirmed = NULL;
         t->arg = arg;
-        t->is_eval = false;
         send_call(cll, t);
 }
 
@@ -264,7 +284,6 @@ void claim_loop_confirm(struct claim_loop *cll, struct claim_ticket *t,
         t->on_taken = NULL;
         t->on_confirmed = on_confirmed;
         t->arg = arg;
-        t->is_eval = false;
         send_call(cll, t);
 }
 

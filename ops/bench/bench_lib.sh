@@ -128,6 +128,12 @@ cpu_ticks() {
         sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
 }
 
+# machine_ticks: clock ticks every CPU of the machine spent busy so far (/proc/stat's cpu line:
+# user, nice, system, irq, softirq and steal; not idle or iowait).
+machine_ticks() {
+        awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
 # task_ticks PID: "name ticks" per thread of PID (user + system clock ticks so far), the
 # receiver's threads grouped: each loop (lf-loop-N), librdkafka's broker threads (rdk:broker*),
 # librdkafka's main threads (rdk:main), and the rest.

@@ -13,25 +13,46 @@ us_per_request() {
         awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }'
 }
 
-# bench_noop CONNECTIONS: sets NOOP_RATE and NOOP_US (CPU µs per 200).
+# bench_noop CONNECTIONS: sets NOOP_RATE, NOOP_US (CPU µs per 200) and NOOP_MACHINE_US (the
+# whole machine's busy CPU µs per 200: the no-op, wrk and the kernel).
 bench_noop() {
-        local out="$LOGS/wrk-noop-c$1.out" ok dur cpu0 cpu1
+        local out="$LOGS/wrk-noop-c$1.out" ok dur cpu0 cpu1 m0 m1
         [ "$WARMUP" -gt 0 ] && run_wrk "warm-noop-c$1" "$1" "$NOOP_URL" "$out.warmup" seconds "$WARMUP"
         cpu0=$(cpu_ticks "$NOOP_PID")
+        m0=$(machine_ticks)
         run_wrk "noop-c$1" "$1" "$NOOP_URL" "$out" seconds "$DURATION"
+        m1=$(machine_ticks)
         cpu1=$(cpu_ticks "$NOOP_PID")
         ok=$(wrk_value "$out" ok)
         dur=$(wrk_value "$out" window_us)
         NOOP_RATE=$(fmt_rate "$ok" "$dur")
         NOOP_US=$(us_per_request "$((cpu1 - cpu0))" "$ok")
+        NOOP_MACHINE_US=$(us_per_request "$((m1 - m0))" "$ok")
         echo "  no-op   c=$1: $NOOP_RATE req/s  p50 $(fmt_ms "$(wrk_value "$out" p50)") ms" \
-                " p99 $(fmt_ms "$(wrk_value "$out" p99)") ms  cpu $NOOP_US us/request  200s=$ok other=$(wrk_other_statuses "$out")"
+                " p99 $(fmt_ms "$(wrk_value "$out" p99)") ms  cpu $NOOP_US us/request" \
+                "(whole machine $NOOP_MACHINE_US)  200s=$ok other=$(wrk_other_statuses "$out")"
+}
+
+# stack_line RCV_TICKS BROKER_TICKS REDIS_TICKS MACHINE_TICKS REQUESTS: where the machine's CPU
+# went per acknowledged request, and the most requests/s this machine's cores could
+# answer at that cost, against the no-op's requests/s. Sets MACHINE_US.
+stack_line() {
+        local rest cores bound
+        MACHINE_US=$(us_per_request "$4" "$5")
+        rest=$(us_per_request "$(($4 - $1 - $2 - $3))" "$5")
+        cores=$(nproc)
+        bound=$(awk -v us="$MACHINE_US" -v n="$cores" 'BEGIN { if (us > 0) printf "%.0f", n * 1e6 / us; else print 0 }')
+        echo "    whole machine: $MACHINE_US us of CPU per 200 (receiver $(us_per_request "$1" "$5")," \
+                "broker $(us_per_request "$2" "$5"), Redis $(us_per_request "$3" "$5"), the rest $rest:" \
+                "wrk, the kernel, others); the no-op's run $NOOP_MACHINE_US. At $MACHINE_US us, $cores cores" \
+                "answer at most $bound req/s, $(fmt_ratio "$bound" "$NOOP_RATE") of the no-op's $NOOP_RATE"
 }
 
 # bench_receiver CONNECTIONS: one timed run against the receiver, its line in SUMMARY.
 bench_receiver() {
         local c="$1" out="$LOGS/wrk-receiver-c$1.out" rss_file="$TMP/bench/rss-c$1" base_ok base_kafka
         local ok sent answered dur rate p50 p99 rss hwm cpu0 cpu1 cores verdict us idle per_conn tasks0 tasks1
+        local stack0 stack1
         idle=$(rss_kib "$RECEIVER_PID" VmRSS)
         [ "$WARMUP" -gt 0 ] && run_wrk "warm-c$c" "$c" "$RECEIVER_URL" "$out.warmup" seconds "$WARMUP"
         settle_receiver 0 0 || true
@@ -43,7 +64,9 @@ bench_receiver() {
         BG_PIDS=$SAMPLER_PID
         cpu0=$(cpu_ticks "$RECEIVER_PID")
         tasks0=$(task_ticks "$RECEIVER_PID")
+        stack0="$(cpu_ticks "$LIVEFLOW_TEST_DEVBROKER_PID") $(cpu_ticks "$LIVEFLOW_TEST_REDIS_PID") $(machine_ticks)"
         run_wrk "c$c" "$c" "$RECEIVER_URL" "$out" seconds "$DURATION"
+        stack1="$(cpu_ticks "$LIVEFLOW_TEST_DEVBROKER_PID") $(cpu_ticks "$LIVEFLOW_TEST_REDIS_PID") $(machine_ticks)"
         cpu1=$(cpu_ticks "$RECEIVER_PID")
         tasks1=$(task_ticks "$RECEIVER_PID")
         touch "$rss_file.stop"
@@ -83,12 +106,15 @@ bench_receiver() {
                 "$(awk -v k="$idle" 'BEGIN { printf "%.0f", k / 1024 }') MiB before the run, +$per_conn KiB per connection)" \
                 " cpu $cores cores, $us us/request (no-op $NOOP_US)"
         echo "    receiver CPU by thread: $(task_split "$tasks0" "$tasks1")"
+        # shellcheck disable=SC2086 # three numbers each
+        set -- $stack0 $stack1
+        stack_line "$((cpu1 - cpu0))" "$(($4 - $1))" "$(($5 - $2))" "$(($6 - $3))" "$ok"
         echo "    callbacks sent=$sent answered=$answered 200s=$ok other=$(wrk_other_statuses "$out")" \
                 "in $(fmt_ms "$dur") ms; socket errors: $(sed -n 's/^BENCH errors //p' "$out");" \
                 "receiver 200s=$RCV_OK kafka=$KAFKA_NEW $verdict"
-        SUMMARY="${SUMMARY}$(printf 'receiver  c=%-2s: %s req/s  p50 %s ms  p99 %s ms  rss %s MiB  cpu %s us/request  200s=%s non-200=%s kafka=%s %s  ratio %s of no-op %s req/s (%s us/request)' \
+        SUMMARY="${SUMMARY}$(printf 'receiver  c=%-2s: %s req/s  p50 %s ms  p99 %s ms  rss %s MiB  cpu %s us/request  200s=%s non-200=%s kafka=%s %s  ratio %s of no-op %s req/s (%s us/request)  machine %s us/request (no-op %s)' \
                 "$c" "$rate" "$p50" "$p99" "$rss" "$us" "$ok" "$((answered - ok))" "$KAFKA_NEW" "$verdict" \
-                "$(fmt_ratio "$rate" "$NOOP_RATE")" "$NOOP_RATE" "$NOOP_US")
+                "$(fmt_ratio "$rate" "$NOOP_RATE")" "$NOOP_RATE" "$NOOP_US" "$MACHINE_US" "$NOOP_MACHINE_US")
 "
 }
 

@@ -254,9 +254,9 @@ static void stop_private_redis(pid_t pid)
 }
 
 /*
- * Redis restarts between two requests: the loop's connection is made again and the scripts,
- * which the new server does not hold, are loaded again; the guard holds all along: the second
- * claim is taken and marked done on the new server, and nothing failed open.
+ * Redis restarts between two requests: the loop sees its connection closed while no call
+ * waits, and makes a new one for the next claim without failing open: the second claim is
+ * taken and marked done on the new server, and no failure is counted.
  */
 Test(internal_e2e, after_redis_restarts_the_guard_connects_again_and_holds)
 {
