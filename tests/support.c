@@ -202,6 +202,20 @@ int support_free_port(void)
         return port;
 }
 
+int support_silent_listener(int *port)
+{
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sin);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        cr_assert(fd != -1);
+        cr_assert(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+        cr_assert(listen(fd, 64) == 0);
+        cr_assert(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+        *port = ntohs(sin.sin_port);
+        return fd;
+}
+
 size_t support_curl_body(char *p, size_t size, size_t n, void *arg)
 {
         struct support_body *b = arg;

@@ -151,6 +151,13 @@ void support_create_database(char *url, size_t url_size);
 int support_free_port(void);
 
 /**
+ * @brief A server that never answers (a frozen MariaDB or Redis): a socket listening on
+ * 127.0.0.1, its port in *port; the kernel completes the handshakes, nobody reads or writes.
+ * @returns the listening socket (close() it).
+ */
+int support_silent_listener(int *port);
+
+/**
  * @brief Polls GET http://127.0.0.1:port/readyz until 200 or timeout_ms. @returns 0 when ready.
  */
 int support_wait_ready(int port, int timeout_ms);

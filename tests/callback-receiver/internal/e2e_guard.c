@@ -6,14 +6,11 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "support.h"
@@ -123,21 +120,6 @@ Test(internal_e2e, with_redis_down_the_guard_fails_open_and_counts)
 
 /* ------------------------------------------------------------ a Redis that does not answer */
 
-/* A listener that never answers: the kernel completes the handshake, nobody reads or writes. */
-static int silent_listener(int *port)
-{
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-        cr_assert(fd >= 0);
-        cr_assert(eq(int, bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0));
-        cr_assert(eq(int, listen(fd, 64), 0));
-        cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&sa, &len), 0));
-        *port = ntohs(sa.sin_port);
-        return fd;
-}
-
 struct timed_unban {
         char msg[64], path[256];
         struct reply r;
@@ -162,7 +144,7 @@ static void *unban_in_background(void *arg)
 Test(internal_e2e, a_silent_redis_holds_up_only_the_request_whose_claim_waits)
 {
         char redis_env[128];
-        int port, fd = silent_listener(&port);
+        int port, fd = support_silent_listener(&port);
         const char *env[] = {"LIVEFLOW_HTTP_ADDR=127.0.0.1",
                              "LIVEFLOW_DRAIN_TIMEOUT_MS=5000",
                              "LIVEFLOW_HMAC_SECRET=" SECRET,
@@ -205,21 +187,6 @@ Test(internal_e2e, a_silent_redis_holds_up_only_the_request_whose_claim_waits)
 
 /* ------------------------------------------------------------ a Redis that restarts */
 
-/* A free TCP port on loopback (bound, read, released). */
-static int free_port(void)
-{
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-        cr_assert(fd >= 0);
-        cr_assert(eq(int, bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0));
-        cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&sa, &len), 0));
-        port = ntohs(sa.sin_port);
-        close(fd);
-        return port;
-}
-
 /* A redis-server of the test's own on port, without persistence; up when it answers PING. */
 static pid_t start_private_redis(int port, const char *log_path)
 {
@@ -261,7 +228,7 @@ static void stop_private_redis(pid_t pid)
 Test(internal_e2e, after_redis_restarts_the_guard_connects_again_and_holds)
 {
         char redis_env[128], log_path[256], path[256], msg[64], key[128], value[64];
-        int port = free_port();
+        int port = support_free_port();
         pid_t redis;
         struct reply r;
 

@@ -527,21 +527,6 @@ Test(receiver_e2e, an_unguarded_reachable_receiver_does_not_let_a_verdict_punish
 
 /* ------------------------------------------------------------ a frozen anchor store */
 
-/* A MariaDB that never answers: the kernel completes the handshake, nobody reads or writes. */
-static int frozen_listener(int *port)
-{
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-        cr_assert(fd >= 0);
-        cr_assert(eq(int, bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0));
-        cr_assert(eq(int, listen(fd, 64), 0));
-        cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&sa, &len), 0));
-        *port = ntohs(sa.sin_port);
-        return fd;
-}
-
 /* Closes every connection the frozen store holds, and the store. */
 static void thaw(int fd)
 {
@@ -580,7 +565,7 @@ Test(receiver_e2e, a_frozen_anchor_store_holds_up_only_the_publish_that_waits_fo
                              "LIVEFLOW_MYSQL_TIMEOUT_S=6", /* longer than the deadline */
                              mysql_env,
                              NULL};
-        int port, fd = frozen_listener(&port);
+        int port, fd = support_silent_listener(&port); /* a MariaDB that never answers */
         struct timed_hook th = {.body = publish};
         long long slowest_ms = 0;
         pthread_t thread;
