@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "redis_conn.h"
 #include "text.h"
 #include "url.h"
 
@@ -228,6 +229,17 @@ static bool connect_redis(struct claim_loop *cll, const char *trace_id)
 }
 
 /* Queues t's take or "done" mark, or ends the call at once when Redis is not asked. */
+/* redisAsyncCommandArgv() of a command written in RESP by redis_resp_format(). */
+static int queue_command(struct claim_loop *cll, redisCallbackFn *fn, struct claim_ticket *t,
+                         int argc, const char **argv)
+{
+        char buf[1024];
+        size_t n = redis_resp_format(buf, sizeof(buf), argc, argv);
+
+        return n ? redisAsyncFormattedCommand(cll->ac, fn, t, buf, n)
+                 : redisAsyncCommandArgv(cll->ac, fn, t, argc, argv, NULL);
+}
+
 static void send_call(struct claim_loop *cll, struct claim_ticket *t)
 {
         const char *set[6], *get[2], *done[5];
@@ -242,9 +254,8 @@ static void send_call(struct claim_loop *cll, struct claim_ticket *t)
         if (t->on_taken) {
                 claim_take_argv(cll->cl, t, set, get);
                 t->set_type = -1;
-                rc = redisAsyncCommandArgv(cll->ac, on_take_set, t, 6, set, NULL);
-                if (rc == REDIS_OK &&
-                    redisAsyncCommandArgv(cll->ac, on_take_get, t, 2, get, NULL) != REDIS_OK) {
+                rc = queue_command(cll, on_take_set, t, 6, set);
+                if (rc == REDIS_OK && queue_command(cll, on_take_get, t, 2, get) != REDIS_OK) {
                         /* out of memory after the SET was queued: its reply would have no end */
                         note_failure(cll, t->trace_id, "out of memory");
                         redisAsyncFree(cll->ac); /* the SET's callback runs, and is ignored */
@@ -252,7 +263,7 @@ static void send_call(struct claim_loop *cll, struct claim_ticket *t)
                 }
         } else {
                 claim_done_argv(t, ttl, done);
-                rc = redisAsyncCommandArgv(cll->ac, on_done_set, t, 5, done, NULL);
+                rc = queue_command(cll, on_done_set, t, 5, done);
         }
         if (rc != REDIS_OK) {
                 note_failure(cll, t->trace_id, "the connection is closing");

@@ -197,16 +197,12 @@ static void put_count(char *buf, size_t *n, size_t v)
                 buf[(*n)++] = digits[--k];
 }
 
-/*
- * redisAppendCommandArgv() of a command written here in RESP: hiredis formats through
- * sdscatfmt() and copies twice, ~4 k instructions for a six-word EVALSHA; this is a few hundred.
- * A command too long for the buffer goes to hiredis.
- */
-static int append_command(redisContext *c, int argc, const char **argv)
+size_t redis_resp_format(char *buf, size_t size, int argc, const char **argv)
 {
-        char buf[1024];
         size_t n = 0;
 
+        if (size < 32)
+                return 0;
         buf[n++] = '*';
         put_count(buf, &n, (size_t)argc);
         buf[n++] = '\r';
@@ -214,8 +210,8 @@ static int append_command(redisContext *c, int argc, const char **argv)
         for (int i = 0; i < argc; i++) {
                 size_t len = strlen(argv[i]);
 
-                if (n + len + 32 > sizeof(buf))
-                        return redisAppendCommandArgv(c, argc, argv, NULL);
+                if (n + len + 32 > size)
+                        return 0;
                 buf[n++] = '$';
                 put_count(buf, &n, len);
                 buf[n++] = '\r';
@@ -225,7 +221,17 @@ static int append_command(redisContext *c, int argc, const char **argv)
                 buf[n++] = '\r';
                 buf[n++] = '\n';
         }
-        return redisAppendFormattedCommand(c, buf, n);
+        return n;
+}
+
+/* redisAppendCommandArgv() of a command written in RESP by redis_resp_format(). */
+static int append_command(redisContext *c, int argc, const char **argv)
+{
+        char buf[1024];
+        size_t n = redis_resp_format(buf, sizeof(buf), argc, argv);
+
+        return n ? redisAppendFormattedCommand(c, buf, n)
+                 : redisAppendCommandArgv(c, argc, argv, NULL);
 }
 
 int redis_conn_scan_page(struct redis_conn *rc, int argc, const char **argv, char cursor[32],

@@ -16,6 +16,15 @@ struct redis_conn;
 struct redis_conn *redis_conn_new(const char *url, int timeout_ms, char *errstr,
                                   size_t errstr_size);
 
+/**
+ * @brief Writes the command argv (NUL-terminated words) in RESP, as hiredis's
+ * redisFormatCommandArgv() does, into buf: hiredis formats through sdscatfmt() and copies twice,
+ * ~4 k instructions for a six-word command; this is a few hundred. For
+ * redisAppendFormattedCommand() and redisAsyncFormattedCommand().
+ * @returns the length written, or 0 when the command does not fit in size bytes.
+ */
+size_t redis_resp_format(char *buf, size_t size, int argc, const char **argv);
+
 /** @brief Closes and frees; NULL is fine. */
 void redis_conn_destroy(struct redis_conn *rc);
 
