@@ -131,6 +131,11 @@ bool receiver_shares_admin_port(const struct settings *s);
 /* /readyz: not draining, and every loop's producer reaches a broker. Thread-safe. */
 bool receiver_is_ready(void *arg, char *why, size_t why_size);
 
+/* receiver_config.c: addr:port (IPv4 or IPv6) in *ss; -1 with errstr naming key otherwise. */
+struct sockaddr_storage;
+int receiver_listen_addr(const char *key, const char *addr, long long port,
+                         struct sockaddr_storage *ss, char *errstr, size_t errstr_size);
+
 /* receiver_run.c: runs task->fn(task->arg) on lp's thread soon. Thread-safe. */
 void loop_post(struct loop *lp, struct loop_task *task);
 
