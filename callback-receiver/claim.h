@@ -37,7 +37,6 @@ struct claim_ticket {
         void (*on_confirmed)(void *arg);
         void *arg;
         long long sent_ms;
-        int set_type; /* a take's SET reply type (REDIS_REPLY_*), until its GET's reply */
 };
 
 /* Thread-safe: a small pool of blocking connections, one per concurrent caller. An event loop

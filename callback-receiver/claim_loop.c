@@ -158,17 +158,18 @@ static const char *lost_why(const redisAsyncContext *ac)
         return ac->err && ac->errstr ? ac->errstr : "connection closed";
 }
 
-/* A take's SET: its outcome is kept for its GET's reply, which ends the call. */
-static void on_take_set(redisAsyncContext *ac, void *reply, void *privdata)
+/* redisAsyncCommandArgv() of a command written in RESP by redis_resp_format(). */
+static int queue_command(struct claim_loop *cll, redisCallbackFn *fn, struct claim_ticket *t,
+                         int argc, const char **argv)
 {
-        struct claim_ticket *t = privdata;
-        const redisReply *r = reply;
+        char buf[1024];
+        size_t n = redis_resp_format(buf, sizeof(buf), argc, argv);
 
-        t->set_type = r ? r->type : -1;
-        if (r && r->type == REDIS_REPLY_ERROR)
-                note_failure(ac->data, t->trace_id, r->str);
+        return n ? redisAsyncFormattedCommand(cll->ac, fn, t, buf, n)
+                 : redisAsyncCommandArgv(cll->ac, fn, t, argc, argv, NULL);
 }
 
+/* A take's GET, asked when its SET found the key: whose it is ("done", or another request's). */
 static void on_take_get(redisAsyncContext *ac, void *reply, void *privdata)
 {
         struct claim_loop *cll = ac->data;
@@ -177,11 +178,37 @@ static void on_take_get(redisAsyncContext *ac, void *reply, void *privdata)
         enum claim_result res = CLAIM_UNGUARDED;
 
         unlink_call(cll, t);
-        if (!r || t->set_type == -1)
+        if (!r)
                 note_failure(cll, t->trace_id, lost_why(ac)); /* every waiting call ends so */
-        else if (claim_take_outcome(t->set_type, r, &res) == -1)
+        else if (claim_take_outcome(REDIS_REPLY_NIL, r, &res) == -1)
                 note_failure(cll, t->trace_id, claim_reply_why(r));
         finish(cll, t, res);
+}
+
+/*
+ * A take's SET: OK ends the call, the key is ours. nil (the key is held) asks whose it is with
+ * a GET, which only a duplicate pays for; the call waits on in its place meanwhile.
+ */
+static void on_take_set(redisAsyncContext *ac, void *reply, void *privdata)
+{
+        struct claim_loop *cll = ac->data;
+        struct claim_ticket *t = privdata;
+        const redisReply *r = reply;
+        const char *get[2] = {"GET", t->key};
+
+        if (r && r->type == REDIS_REPLY_NIL &&
+            queue_command(cll, on_take_get, t, 2, get) == REDIS_OK)
+                return;
+        unlink_call(cll, t);
+        if (r && r->type == REDIS_REPLY_STATUS) {
+                finish(cll, t, CLAIM_TAKEN);
+                return;
+        }
+        note_failure(cll, t->trace_id,
+                     !r                           ? lost_why(ac)
+                     : r->type == REDIS_REPLY_NIL ? "the connection is closing"
+                                                  : claim_reply_why(r));
+        finish(cll, t, CLAIM_UNGUARDED);
 }
 
 static void on_done_set(redisAsyncContext *ac, void *reply, void *privdata)
@@ -229,17 +256,6 @@ static bool connect_redis(struct claim_loop *cll, const char *trace_id)
 }
 
 /* Queues t's take or "done" mark, or ends the call at once when Redis is not asked. */
-/* redisAsyncCommandArgv() of a command written in RESP by redis_resp_format(). */
-static int queue_command(struct claim_loop *cll, redisCallbackFn *fn, struct claim_ticket *t,
-                         int argc, const char **argv)
-{
-        char buf[1024];
-        size_t n = redis_resp_format(buf, sizeof(buf), argc, argv);
-
-        return n ? redisAsyncFormattedCommand(cll->ac, fn, t, buf, n)
-                 : redisAsyncCommandArgv(cll->ac, fn, t, argc, argv, NULL);
-}
-
 static void send_call(struct claim_loop *cll, struct claim_ticket *t)
 {
         const char *set[6], *get[2], *done[5];
@@ -252,15 +268,8 @@ static void send_call(struct claim_loop *cll, struct claim_ticket *t)
                 return;
         }
         if (t->on_taken) {
-                claim_take_argv(cll->cl, t, set, get);
-                t->set_type = -1;
+                claim_take_argv(cll->cl, t, set, get); /* the GET only if the SET finds the key */
                 rc = queue_command(cll, on_take_set, t, 6, set);
-                if (rc == REDIS_OK && queue_command(cll, on_take_get, t, 2, get) != REDIS_OK) {
-                        /* out of memory after the SET was queued: its reply would have no end */
-                        note_failure(cll, t->trace_id, "out of memory");
-                        redisAsyncFree(cll->ac); /* the SET's callback runs, and is ignored */
-                        rc = REDIS_ERR;
-                }
         } else {
                 claim_done_argv(t, ttl, done);
                 rc = queue_command(cll, on_done_set, t, 5, done);
