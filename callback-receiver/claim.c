@@ -1,13 +1,13 @@
 /*
  * claim.c: lock:callback:{event_key} in Redis (see claim.h), from any thread over a pool of
  * blocking connections; claim_loop.c asks the same from an event loop without blocking. A take
- * is SET key token NX PX, with a GET of the key sent in the same write: when the SET did not
- * set it, the GET tells whether the key says "done" or is another request's. (Between the two,
- * the key may only move on: to "done", or away once released or expired; each is answered
- * safely.) "done" is a plain SET; "release if still mine" is a Lua script, so that it is
- * atomic. The pool holds a connection per concurrent caller; a caller takes the first free
- * one. While Redis fails, it is skipped for retry_ms so that an outage costs the requests
- * nothing but the guard.
+ * is SET key token NX PX; when the SET did not set the key, a GET of it tells whether it says
+ * "done" or is another request's (here both go in one write; the loop sends the GET only when
+ * the SET's reply asks for it). Between the two the key may only move on: to "done", or away
+ * once released or expired; each is answered safely. "done" is a plain SET; "release if still
+ * mine" is a Lua script, so that it is atomic. The pool holds a connection per concurrent
+ * caller; a caller takes the first free one. While Redis fails, it is skipped for retry_ms so
+ * that an outage costs the requests nothing but the guard.
  */
 #include "claim.h"
 #include "claim_int.h"

@@ -39,7 +39,7 @@ bool claim_is_asked(struct claim *cl);
 /* A failure: counted, logged (why, with trace_id), Redis skipped for retry_ms. */
 void claim_failed(struct claim *cl, const char *trace_id, const char *why);
 
-/* A take's two commands, sent together: SET key token NX PX <pending TTL>, and GET key. */
+/* A take's two commands: SET key token NX PX <pending TTL>, and GET key when the SET found it. */
 void claim_take_argv(const struct claim *cl, const struct claim_ticket *t, const char *set[6],
                      const char *get[2]);
 
