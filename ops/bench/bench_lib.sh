@@ -113,6 +113,68 @@ records_done() {
                 awk '{ printf "%d\n", $1 }'
 }
 
+# consumer_progress ADMIN_PORT: "DONE HELD": the records a consumer has finished (as
+# records_done) and the partitions its lanes hold (liveflow_consumer_assigned_partitions), from
+# one read of its /metrics; "0 0" while it does not answer yet.
+consumer_progress() {
+        curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '
+                $1 == "liveflow_consumer_records_total" || index($1, "liveflow_consumer_records_total{") == 1 { d += $NF }
+                $1 == "liveflow_consumer_assigned_partitions" || index($1, "liveflow_consumer_assigned_partitions{") == 1 { a += $NF }
+                END { printf "%d %d\n", d, a }'
+}
+
+# held_reset, then held_watch NOW HELD at each poll: HELD_FIRST_MS is the poll at which the
+# starting consumer first held a partition, HELD_LAST_MS the last one at which that count moved.
+# A start whose lanes got their partitions in one rebalance round has them one poll apart at
+# most (held_spread_ms); see join_is_late.
+held_reset() {
+        HELD_FIRST_MS=0 HELD_LAST_MS=0 HELD_PREV=0
+}
+
+held_watch() {
+        [ "$2" -gt 0 ] && [ "$HELD_FIRST_MS" -eq 0 ] && HELD_FIRST_MS=$1 HELD_LAST_MS=$1
+        if [ "$2" -ne "$HELD_PREV" ]; then
+                HELD_PREV=$2
+                [ "$HELD_FIRST_MS" -eq 0 ] || HELD_LAST_MS=$1
+        fi
+        return 0
+}
+
+held_spread_ms() {
+        echo $((HELD_LAST_MS - HELD_FIRST_MS))
+}
+
+# join_is_late LANES: true when a consumer of LANES lanes got its partitions in more than one
+# rebalance round. The dev broker (librdkafka 2.0.2's mock) completes a round as soon as the
+# leader's SyncGroup has set every member's assignment and answers a member whose own SyncGroup
+# comes after that with INVALID_REQUEST: that member joins again and the mock waits
+# session.timeout.ms - 1 s (2 s here) for the next round, while the others drain their share of
+# the backlog alone. Kafka answers such a SyncGroup with the member's assignment.
+join_is_late() {
+        [ "$1" -gt 1 ] && [ "$(held_spread_ms)" -gt 1000 ]
+}
+
+# fresh_stores TAG: the bench database and the consumers' Redis database become new, empty ones
+# (DB=liveflow_bench_TAG, migrated; Redis database 10 + the count of fresh starts), for a role
+# measured again. The backlog stays in its topic: a new group reads it from the start.
+FRESH_CNT=0
+CONSUMER_REDIS_DB=0
+CONSUMER_REDIS_URL=""
+fresh_stores() {
+        FRESH_CNT=$((FRESH_CNT + 1))
+        DB=liveflow_bench_$1
+        MYSQL_URL=mysql://liveflow:$LIVEFLOW_TEST_MYSQL_PASSWORD@127.0.0.1:$LIVEFLOW_TEST_MYSQL_PORT/$DB
+        LIVEFLOW_MYSQL_URL=$MYSQL_URL "$BIN/liveflow-migrate" --create-database --dir "$ROOT/sql" \
+                >>"$LOGS/migrate.log" 2>&1 || {
+                log_tail "$LOGS/migrate.log"
+                die "migrations of $DB failed"
+        }
+        CONSUMER_REDIS_DB=$((10 + FRESH_CNT))
+        CONSUMER_REDIS_URL=${LIVEFLOW_TEST_REDIS_URL%/*}/$CONSUMER_REDIS_DB
+        redis-cli -h 127.0.0.1 -p "$LIVEFLOW_TEST_REDIS_PORT" -n "$CONSUMER_REDIS_DB" FLUSHDB >/dev/null ||
+                die "cannot empty Redis database $CONSUMER_REDIS_DB"
+}
+
 # log_counts FILE: "N ERROR, M WARN lines" of a liveflow log.
 log_counts() {
         echo "$(grep -c ' ERROR trace=' "$1") ERROR, $(grep -c ' WARN trace=' "$1") WARN lines"

@@ -44,6 +44,62 @@ stop_consumer() {
         stop_pidfiles 15 "$1" 2>>"$LOGS/stop.log"
 }
 
+# stream_drain: starts the stream consumer on the backlog of TARGET records (group GROUP,
+# database DB) and polls it until every record is done: CONSUMER_PID, t_start, t_rows, the
+# CPU and MariaDB/Redis counters before, the HELD_* of its partitions.
+stream_drain() {
+        two_free_ports
+        CONSUMER_ADMIN=$PORT_A
+        echo "consumer stream: consuming $TARGET records ($CONSUMER_LANES lane(s))"
+        # before the spawn: a session keeps the long_query_time it connected with
+        slow_log_start stream
+        t_start=$(now_ms)
+        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV and _WRAP are split into words on purpose
+        spawn "$PIDS/consumer-stream.pid" "$LOGS/consumer.log" env \
+                LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
+                LIVEFLOW_REDIS_URL="${CONSUMER_REDIS_URL:-$LIVEFLOW_TEST_REDIS_URL}" LIVEFLOW_ADMIN_PORT="$CONSUMER_ADMIN" \
+                LIVEFLOW_GROUP_ID="$GROUP" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
+                LIVEFLOW_CONSUMER_LANES="$CONSUMER_LANES" LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" \
+                ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" stream
+        CONSUMER_PID=$(cat "$PIDS/consumer-stream.pid")
+        cpu_before="" cpu_rows=0
+        mysql_status "$TMP/bench/mysql.before" || die "cannot read MariaDB's status"
+        redis_status "$TMP/bench/redis.before" || die "cannot read Redis's status"
+        polls=0
+        # Polled every 0.25 s only to know when it is over and when the lanes got their
+        # partitions; the rate comes from the rows' own timestamps (updated_at, set by MariaDB
+        # when each row is inserted).
+        deadline=$((t_start + (120 + TARGET / 20) * 1000))
+        rows=0
+        last_rows=0
+        last_move=$t_start
+        held_reset
+        while :; do
+                progress=$(consumer_progress "$CONSUMER_ADMIN")
+                rows=${progress% *}
+                held_watch "$(now_ms)" "${progress#* }"
+                # CPU from the first rows on: start-up and the group join are not the drain
+                [ -z "$cpu_before" ] && [ "$rows" -gt 0 ] && cpu_before=$(cpu_of "$CONSUMER_PID") cpu_rows=$rows
+                polls=$((polls + 1))
+                [ "$rows" -ge "$TARGET" ] && break
+                now=$(now_ms)
+                if [ "$rows" -ne "$last_rows" ]; then
+                        last_rows=$rows
+                        last_move=$now
+                fi
+                if ! pid_alive "$CONSUMER_PID"; then
+                        log_tail "$LOGS/consumer.log"
+                        die "the consumer exited with $rows of $TARGET rows applied"
+                fi
+                if [ "$now" -ge "$deadline" ] || { [ "$rows" -gt 0 ] && [ $((now - last_move)) -gt 60000 ]; }; then
+                        log_tail "$LOGS/consumer.log"
+                        die "the consumer applied only $rows of $TARGET rows in $(((now - t_start) / 1000)) s"
+                fi
+                sleep 0.25
+        done
+        t_rows=$(now_ms)
+}
+
 # The consumer runs first, on a live.stream holding exactly its records (the receiver
 # runs add far more than the dev broker's retention keeps).
 bench_stream() {
@@ -74,52 +130,20 @@ bench_stream() {
         *) die "the dev broker's retention dropped preloaded records ($(kafka_count live.stream)): lower BENCH_RECORDS" ;;
         esac
 
-        two_free_ports
-        CONSUMER_ADMIN=$PORT_A
-        echo "consumer stream: consuming $TARGET records ($CONSUMER_LANES lane(s))"
-        # before the spawn: a session keeps the long_query_time it connected with
-        slow_log_start stream
-        t_start=$(now_ms)
-        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV and _WRAP are split into words on purpose
-        spawn "$PIDS/consumer-stream.pid" "$LOGS/consumer.log" env \
-                LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
-                LIVEFLOW_REDIS_URL="$LIVEFLOW_TEST_REDIS_URL" LIVEFLOW_ADMIN_PORT="$CONSUMER_ADMIN" \
-                LIVEFLOW_GROUP_ID="$GROUP" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
-                LIVEFLOW_CONSUMER_LANES="$CONSUMER_LANES" LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" \
-                ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" stream
-        CONSUMER_PID=$(cat "$PIDS/consumer-stream.pid")
-        cpu_before="" cpu_rows=0
-        mysql_status "$TMP/bench/mysql.before" || die "cannot read MariaDB's status"
-        redis_status "$TMP/bench/redis.before" || die "cannot read Redis's status"
-        polls=0
-        # Polled every 0.25 s only to know when it is over; the rate comes from the rows' own
-        # timestamps (updated_at, set by MariaDB when each row is inserted).
-        deadline=$((t_start + (120 + TARGET / 20) * 1000))
-        rows=0
-        last_rows=0
-        last_move=$t_start
-        while :; do
-                rows=$(records_done "$CONSUMER_ADMIN")
-                # CPU from the first rows on: start-up and the group join are not the drain
-                [ -z "$cpu_before" ] && [ "$rows" -gt 0 ] && cpu_before=$(cpu_of "$CONSUMER_PID") cpu_rows=$rows
-                polls=$((polls + 1))
-                [ "$rows" -ge "$TARGET" ] && break
-                now=$(now_ms)
-                if [ "$rows" -ne "$last_rows" ]; then
-                        last_rows=$rows
-                        last_move=$now
-                fi
-                if ! pid_alive "$CONSUMER_PID"; then
-                        log_tail "$LOGS/consumer.log"
-                        die "the consumer exited with $rows of $TARGET rows applied"
-                fi
-                if [ "$now" -ge "$deadline" ] || { [ "$rows" -gt 0 ] && [ $((now - last_move)) -gt 60000 ]; }; then
-                        log_tail "$LOGS/consumer.log"
-                        die "the consumer applied only $rows of $TARGET rows in $(((now - t_start) / 1000)) s"
-                fi
-                sleep 0.25
+        starts=1
+        stream_drain
+        while join_is_late "$CONSUMER_LANES" && [ "$starts" -lt "$JOIN_TRIES" ] && [ "$FRESH_CNT" -lt 5 ]; do
+                echo "  its lanes got their partitions $(held_spread_ms) ms apart (the dev broker took another" \
+                        "rebalance round, see join_is_late): measured again with a new group, database and Redis database"
+                stop_consumer "$PIDS/consumer-stream.pid"
+                mv "$LOGS/consumer.log" "$LOGS/consumer-start$starts.log"
+                slow_log_stop stream >/dev/null
+                rm -f "$LOGS/slow-stream.log"
+                starts=$((starts + 1))
+                GROUP=bench.stream.$starts
+                fresh_stores "stream$starts"
+                stream_drain
         done
-        t_rows=$(now_ms)
         rows=$(sql "SELECT COUNT(*) FROM live_streams") || die "cannot count live_streams"
         # Offsets are committed every second after they are stored: wait for lag 0.
         committed_line=""
@@ -146,11 +170,13 @@ bench_stream() {
         span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), MAX(updated_at)) FROM live_streams")
         first_row_ms=$(sql "SELECT CAST(UNIX_TIMESTAMP(MIN(updated_at)) * 1000 AS SIGNED) FROM live_streams")
         events=$(sql "SELECT COUNT(*) FROM live_events WHERE consumer = 'stream'")
-        online=$(redis-cli -h 127.0.0.1 -p "$LIVEFLOW_TEST_REDIS_PORT" SCARD set:live:online)
+        online=$(redis-cli -h 127.0.0.1 -p "$LIVEFLOW_TEST_REDIS_PORT" -n "$CONSUMER_REDIS_DB" SCARD set:live:online)
         consumer_rate=$(fmt_rate $((rows - 1)) "$span_us")
         consumer_log=$(log_counts "$LOGS/consumer.log")
         echo "  $rows rows: first row $((first_row_ms - t_start)) ms after the start (group join)," \
                 "last $(fmt_ms "$span_us") ms later, offsets committed $((t_committed - t_rows)) ms after that"
+        echo "  partitions: held $((HELD_FIRST_MS - t_start)) ms after the start, all $(held_spread_ms) ms later;" \
+                "start $starts of at most $JOIN_TRIES"
         echo "  $(awk -v b="$batches" -v s="$batch_s" -v r="$rows" 'BEGIN {
                 printf "%d batches of %.0f records on average, %.0f ms each", b, (b > 0 ? r / b : 0), (b > 0 ? s * 1000 / b : 0) }')"
         # this script's own statements in the window: the count of rows and the status read
@@ -189,6 +215,59 @@ role_info() {
         esac
 }
 
+# role_drain: bench_role's start of the consumer of ROLE on its backlog and its polls until
+# every record is done (it sets bench_role's variables).
+role_drain() {
+        two_free_ports
+        admin=$PORT_A
+        echo "consumer $role: consuming $target records (group $group, $lanes lane(s))"
+        slow_log_start "$role" # before the spawn, as for the stream role
+        t_start=$(now_ms)
+        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV and _WRAP are split into words on purpose
+        spawn "$PIDS/consumer-$role.pid" "$log" env \
+                LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
+                LIVEFLOW_REDIS_URL="${CONSUMER_REDIS_URL:-$LIVEFLOW_TEST_REDIS_URL}" LIVEFLOW_ADMIN_PORT="$admin" \
+                LIVEFLOW_GROUP_ID="$group" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
+                LIVEFLOW_CONSUMER_LANES="$lanes" LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" \
+                ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" "$role"
+        pid=$(cat "$PIDS/consumer-$role.pid")
+        cpu_before="" cpu_rows=0
+        mysql_status "$TMP/bench/mysql-$role.before" || die "cannot read MariaDB's status"
+        # Done when every record's row is in the table and the group's offsets are all
+        # committed (a record dead-lettered leaves no row: the offsets end the wait then).
+        deadline=$((t_start + (120 + target / 20) * 1000))
+        rows=0 last_rows=0 last_move=$t_start polls=0 first_poll_ms=0 last_poll_ms=0
+        committed_line=""
+        held_reset
+        while :; do
+                progress=$(consumer_progress "$admin")
+                rows=${progress% *}
+                held_watch "$(now_ms)" "${progress#* }"
+                [ -z "$cpu_before" ] && [ "$rows" -gt 0 ] && cpu_before=$(cpu_of "$pid") cpu_rows=$rows
+                now=$(now_ms)
+                polls=$((polls + 1))
+                [ "$rows" -gt 0 ] && [ "$first_poll_ms" -eq 0 ] && first_poll_ms=$now
+                if [ "$rows" -ne "$last_rows" ]; then
+                        last_rows=$rows
+                        last_move=$now
+                        last_poll_ms=$now
+                fi
+                if [ "$rows" -ge "$target" ]; then
+                        break
+                fi
+                if ! pid_alive "$pid"; then
+                        log_tail "$log"
+                        die "the $role consumer exited with $rows of $target rows applied"
+                fi
+                if [ "$now" -ge "$deadline" ] || { [ "$rows" -gt 0 ] && [ $((now - last_move)) -gt 60000 ]; }; then
+                        log_tail "$log"
+                        die "the $role consumer applied only $rows of $target rows in $(((now - t_start) / 1000)) s"
+                fi
+                sleep 0.25
+        done
+        t_rows=$(now_ms)
+}
+
 # bench_role ROLE: the consumer figures of one role other than stream, on a topic holding
 # exactly RECORDS callbacks of its type sent through the receiver; its result line is added
 # to ROLE_RESULTS.
@@ -196,7 +275,7 @@ bench_role() {
         local role="$1" group="liveflow.$1" out="$LOGS/wrk-preload-$1.out" base_ok base_kafka t0 ms
         local ok sent target admin pid log="$LOGS/consumer-$1.log" t_start deadline rows last_rows last_move
         local now polls first_poll_ms last_poll_ms t_rows committed_line committed_after span_us first_ms
-        local rate dead dlq batches batch_s t_committed cpu_before cpu_after cpu_rows lanes
+        local rate dead dlq batches batch_s t_committed cpu_before cpu_after cpu_rows lanes starts progress
         role_info "$role"
         # A role timed by its batches' durations runs one member: with two, they overlap.
         lanes=$CONSUMER_LANES
@@ -230,51 +309,20 @@ bench_role() {
         *) die "the dev broker's retention dropped preloaded records ($(kafka_count "$ROLE_TOPIC")): lower BENCH_RECORDS" ;;
         esac
 
-        two_free_ports
-        admin=$PORT_A
-        echo "consumer $role: consuming $target records (group $group, $lanes lane(s))"
-        slow_log_start "$role" # before the spawn, as for the stream role
-        t_start=$(now_ms)
-        # shellcheck disable=SC2086 # BENCH_CONSUMER_ENV and _WRAP are split into words on purpose
-        spawn "$PIDS/consumer-$role.pid" "$log" env \
-                LIVEFLOW_KAFKA_BOOTSTRAP="$LIVEFLOW_TEST_KAFKA_BOOTSTRAP" LIVEFLOW_MYSQL_URL="$MYSQL_URL" \
-                LIVEFLOW_REDIS_URL="$LIVEFLOW_TEST_REDIS_URL" LIVEFLOW_ADMIN_PORT="$admin" \
-                LIVEFLOW_GROUP_ID="$group" LIVEFLOW_KAFKA_SESSION_TIMEOUT_MS=3000 \
-                LIVEFLOW_CONSUMER_LANES="$lanes" LIVEFLOW_LOG_LEVEL="$LOG_LEVEL" \
-                ${BENCH_CONSUMER_ENV:-} ${BENCH_CONSUMER_WRAP:-} "$BIN/liveflow-consumer" "$role"
-        pid=$(cat "$PIDS/consumer-$role.pid")
-        cpu_before="" cpu_rows=0
-        mysql_status "$TMP/bench/mysql-$role.before" || die "cannot read MariaDB's status"
-        # Done when every record's row is in the table and the group's offsets are all
-        # committed (a record dead-lettered leaves no row: the offsets end the wait then).
-        deadline=$((t_start + (120 + target / 20) * 1000))
-        rows=0 last_rows=0 last_move=$t_start polls=0 first_poll_ms=0 last_poll_ms=0
-        committed_line=""
-        while :; do
-                rows=$(records_done "$admin")
-                [ -z "$cpu_before" ] && [ "$rows" -gt 0 ] && cpu_before=$(cpu_of "$pid") cpu_rows=$rows
-                now=$(now_ms)
-                polls=$((polls + 1))
-                [ "$rows" -gt 0 ] && [ "$first_poll_ms" -eq 0 ] && first_poll_ms=$now
-                if [ "$rows" -ne "$last_rows" ]; then
-                        last_rows=$rows
-                        last_move=$now
-                        last_poll_ms=$now
-                fi
-                if [ "$rows" -ge "$target" ]; then
-                        break
-                fi
-                if ! pid_alive "$pid"; then
-                        log_tail "$log"
-                        die "the $role consumer exited with $rows of $target rows applied"
-                fi
-                if [ "$now" -ge "$deadline" ] || { [ "$rows" -gt 0 ] && [ $((now - last_move)) -gt 60000 ]; }; then
-                        log_tail "$log"
-                        die "the $role consumer applied only $rows of $target rows in $(((now - t_start) / 1000)) s"
-                fi
-                sleep 0.25
+        starts=1
+        role_drain
+        while join_is_late "$lanes" && [ "$starts" -lt "$JOIN_TRIES" ] && [ "$FRESH_CNT" -lt 5 ]; do
+                echo "  its lanes got their partitions $(held_spread_ms) ms apart (the dev broker took another" \
+                        "rebalance round, see join_is_late): measured again with a new group, database and Redis database"
+                stop_consumer "$PIDS/consumer-$role.pid"
+                mv "$log" "${log%.log}-start$starts.log"
+                slow_log_stop "$role" >/dev/null
+                rm -f "$LOGS/slow-$role.log"
+                starts=$((starts + 1))
+                group=liveflow.$role.$starts
+                fresh_stores "$role$starts"
+                role_drain
         done
-        t_rows=$(now_ms)
         deadline=$((t_rows + 30000))
         while :; do
                 committed_line=$(kafka_count "$ROLE_TOPIC" "$group") || die "cannot read the offsets of $group"
@@ -308,6 +356,8 @@ bench_role() {
         rate=$(fmt_rate $((rows - 1)) "$span_us")
         echo "  $rows rows: first row $((first_ms - t_start)) ms after the start (group join)," \
                 "last $(fmt_ms "$span_us") ms later (${ROLE_TS:-time in batches}), offsets committed $((t_committed - t_rows)) ms after that"
+        echo "  partitions: held $((HELD_FIRST_MS - t_start)) ms after the start, all $(held_spread_ms) ms later;" \
+                "start $starts of at most $JOIN_TRIES"
         echo "  $(awk -v b="$batches" -v s="$batch_s" -v r="$target" 'BEGIN {
                 printf "%d batches of %.0f records on average, %.0f ms each", b, (b > 0 ? r / b : 0), (b > 0 ? s * 1000 / b : 0) }')"
         # this script's own statement in the window: the status read

@@ -12,7 +12,11 @@
  *  - the Admin API's CreateTopics and friends time out and topic auto-creation is always
  *    on with 4 partitions, hence the topics created here with their real partition count;
  *  - a consumer group rebalance waits session.timeout.ms - 1 s per round, transactions
- *    lack their semantics and offsets_for_times answers -1.
+ *    lack their semantics and offsets_for_times answers -1;
+ *  - a round ends as soon as the leader's SyncGroup has set every member's assignment, and a
+ *    member whose own SyncGroup comes after that is refused (INVALID_REQUEST) and joins again:
+ *    members that start together (a process's lanes) get all their partitions one or two
+ *    rounds late in about one start in four. Kafka answers that SyncGroup with the assignment.
  */
 #include "devbroker.h"
 
