@@ -133,8 +133,10 @@ bench_stream() {
         starts=1
         stream_drain
         while join_is_late "$CONSUMER_LANES" && [ "$starts" -lt "$JOIN_TRIES" ] && [ "$FRESH_CNT" -lt 5 ]; do
-                echo "  its lanes got their partitions $(held_spread_ms) ms apart (the dev broker took another" \
-                        "rebalance round, see join_is_late): measured again with a new group, database and Redis database"
+                span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), MAX(updated_at)) FROM live_streams")
+                echo "  start $starts: $(fmt_rate $((TARGET - 1)) "${span_us:-0}") rec/s, its lanes' partitions" \
+                        "$(held_spread_ms) ms apart (the dev broker took another rebalance round, see join_is_late):" \
+                        "measured again with a new group, database and Redis database"
                 stop_consumer "$PIDS/consumer-stream.pid"
                 mv "$LOGS/consumer.log" "$LOGS/consumer-start$starts.log"
                 slow_log_stop stream >/dev/null
@@ -312,8 +314,10 @@ bench_role() {
         starts=1
         role_drain
         while join_is_late "$lanes" && [ "$starts" -lt "$JOIN_TRIES" ] && [ "$FRESH_CNT" -lt 5 ]; do
-                echo "  its lanes got their partitions $(held_spread_ms) ms apart (the dev broker took another" \
-                        "rebalance round, see join_is_late): measured again with a new group, database and Redis database"
+                span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN($ROLE_TS), MAX($ROLE_TS)) FROM $ROLE_TABLE")
+                echo "  start $starts: $(fmt_rate $((target - 1)) "${span_us:-0}") rec/s, its lanes' partitions" \
+                        "$(held_spread_ms) ms apart (the dev broker took another rebalance round, see join_is_late):" \
+                        "measured again with a new group, database and Redis database"
                 stop_consumer "$PIDS/consumer-$role.pid"
                 mv "$log" "${log%.log}-start$starts.log"
                 slow_log_stop "$role" >/dev/null
