@@ -115,12 +115,12 @@ records_done() {
 
 # consumer_progress ADMIN_PORT: "DONE HELD": the records a consumer has finished (as
 # records_done) and the partitions its lanes hold (liveflow_consumer_assigned_partitions), from
-# one read of its /metrics; "0 0" while it does not answer yet.
+# one read of its /metrics; "0 -1" while it does not answer (not yet, or a read timed out).
 consumer_progress() {
         curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '
                 $1 == "liveflow_consumer_records_total" || index($1, "liveflow_consumer_records_total{") == 1 { d += $NF }
                 $1 == "liveflow_consumer_assigned_partitions" || index($1, "liveflow_consumer_assigned_partitions{") == 1 { a += $NF }
-                END { printf "%d %d\n", d, a }'
+                END { printf "%d %d\n", d, (NR > 0 ? a : -1) }'
 }
 
 # held_reset, then held_watch NOW HELD at each poll: HELD_FIRST_MS is the poll at which the
@@ -132,6 +132,7 @@ held_reset() {
 }
 
 held_watch() {
+        [ "$2" -ge 0 ] || return 0 # no answer: nothing known
         [ "$2" -gt 0 ] && [ "$HELD_FIRST_MS" -eq 0 ] && HELD_FIRST_MS=$1 HELD_LAST_MS=$1
         if [ "$2" -ne "$HELD_PREV" ]; then
                 HELD_PREV=$2
