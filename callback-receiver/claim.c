@@ -31,6 +31,11 @@ static const char release_script[] =
 
 static const char *const result_names[] = {"taken", "done", "busy", "unguarded"};
 
+/* A Redis round trip's buckets (seconds): 100 µs to the longest LIVEFLOW_CALLBACK_LOCK_TIMEOUT_MS.
+ */
+static const double lock_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,     0.25,   0.5,   1,      2.5,   10};
+
 struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
                         long long pending_ttl_ms, int pool_size, struct metrics *metrics)
 {
@@ -60,6 +65,13 @@ struct claim *claim_new(const char *redis_url, int timeout_ms, int retry_ms,
         }
         cl->m_errors = metrics_counter(metrics, "liveflow_receiver_callback_lock_errors_total",
                                        "Redis failures of the duplicate-callback guard", NULL);
+        for (int i = 0; i < 2; i++)
+                cl->m_seconds[i] = metrics_histogram(
+                        metrics, "liveflow_receiver_callback_lock_seconds",
+                        "Redis round trip of the duplicate-callback guard, answered calls only: a "
+                        "claim (SET NX, and GET when the key is held) or a \"done\" mark",
+                        i == 0 ? "call=\"claim\"" : "call=\"done\"", lock_bounds,
+                        sizeof(lock_bounds) / sizeof(lock_bounds[0]));
         return cl;
 }
 
@@ -134,6 +146,11 @@ void claim_done_argv(const struct claim_ticket *t, char ttl[24], const char *arg
         argv[4] = ttl;
 }
 
+void claim_note_seconds(struct claim *cl, bool is_claim, long long since_us)
+{
+        metric_observe(cl->m_seconds[is_claim ? 0 : 1], (double)(clock_mono_us() - since_us) / 1e6);
+}
+
 void claim_note_result(struct claim *cl, struct claim_ticket *t, enum claim_result res)
 {
         t->is_taken = res == CLAIM_TAKEN;
@@ -202,11 +219,14 @@ enum claim_result claim_take(struct claim *cl, const char *event_key, long long 
         const int argcs[2] = {6, 2};
         redisReply *replies[2];
         enum claim_result res = CLAIM_UNGUARDED;
+        long long start_us = clock_mono_us();
 
         claim_ticket_init(t, event_key, done_ttl_ms);
         claim_take_argv(cl, t, set, get);
         if (ask(cl, 2, argcs, cmds, replies, trace_id) == 0) {
-                if (claim_take_outcome(replies[0]->type, replies[1], &res) == -1)
+                if (claim_take_outcome(replies[0]->type, replies[1], &res) == 0)
+                        claim_note_seconds(cl, true, start_us);
+                else
                         claim_failed(cl, trace_id,
                                      claim_reply_why(replies[0]->type == REDIS_REPLY_ERROR
                                                              ? replies[0]
@@ -225,6 +245,7 @@ void claim_confirm(struct claim *cl, struct claim_ticket *t)
         const char **cmds[1] = {argv};
         const int argcs[1] = {5};
         redisReply *reply;
+        long long start_us = clock_mono_us();
 
         if (!t->is_taken)
                 return;
@@ -232,7 +253,9 @@ void claim_confirm(struct claim *cl, struct claim_ticket *t)
         claim_done_argv(t, ttl, argv);
         /* A failure here only shortens the guard to the pending TTL: the ledgers still hold. */
         if (ask(cl, 1, argcs, cmds, &reply, NULL) == 0) {
-                if (reply->type != REDIS_REPLY_STATUS)
+                if (reply->type == REDIS_REPLY_STATUS)
+                        claim_note_seconds(cl, false, start_us);
+                else
                         claim_failed(cl, NULL, claim_reply_why(reply));
                 freeReplyObject(reply);
         }

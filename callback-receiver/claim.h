@@ -36,7 +36,7 @@ struct claim_ticket {
         void (*on_taken)(void *arg, enum claim_result res);
         void (*on_confirmed)(void *arg);
         void *arg;
-        long long sent_ms;
+        long long sent_us; /* monotonic: when the call was queued */
 };
 
 /* Thread-safe: a small pool of blocking connections, one per concurrent caller. An event loop

@@ -31,6 +31,7 @@ struct claim {
         int slot_cnt;
         struct metric *m_result[4];
         struct metric *m_errors;
+        struct metric *m_seconds[2]; /* answered calls' round trips: a claim's, a mark's */
 };
 
 /* Whether Redis may be asked now: configured, and not skipped after a failure. */
@@ -54,6 +55,9 @@ void claim_done_argv(const struct claim_ticket *t, char ttl[24], const char *arg
 
 /* An unexpected reply, in words for the log. */
 const char *claim_reply_why(const redisReply *r);
+
+/* An answered call's round trip, since since_us (monotonic): a claim's or a "done" mark's. */
+void claim_note_seconds(struct claim *cl, bool is_claim, long long since_us);
 
 /* A take's outcome: t->is_taken set, the result counted. */
 void claim_note_result(struct claim *cl, struct claim_ticket *t, enum claim_result res);

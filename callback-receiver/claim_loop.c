@@ -182,6 +182,8 @@ static void on_take_get(redisAsyncContext *ac, void *reply, void *privdata)
                 note_failure(cll, t->trace_id, lost_why(ac)); /* every waiting call ends so */
         else if (claim_take_outcome(REDIS_REPLY_NIL, r, &res) == -1)
                 note_failure(cll, t->trace_id, claim_reply_why(r));
+        else
+                claim_note_seconds(cll->cl, true, t->sent_us);
         finish(cll, t, res);
 }
 
@@ -201,6 +203,7 @@ static void on_take_set(redisAsyncContext *ac, void *reply, void *privdata)
                 return;
         unlink_call(cll, t);
         if (r && r->type == REDIS_REPLY_STATUS) {
+                claim_note_seconds(cll->cl, true, t->sent_us);
                 finish(cll, t, CLAIM_TAKEN);
                 return;
         }
@@ -222,6 +225,8 @@ static void on_done_set(redisAsyncContext *ac, void *reply, void *privdata)
                 note_failure(cll, t->trace_id, lost_why(ac));
         else if (r->type != REDIS_REPLY_STATUS)
                 note_failure(cll, t->trace_id, claim_reply_why(r));
+        else
+                claim_note_seconds(cll->cl, false, t->sent_us);
         finish(cll, t, CLAIM_TAKEN); /* the result is a take's only */
 }
 
@@ -279,7 +284,7 @@ static void send_call(struct claim_loop *cll, struct claim_ticket *t)
                 finish(cll, t, CLAIM_UNGUARDED);
                 return;
         }
-        t->sent_ms = clock_mono_ms();
+        t->sent_us = clock_mono_us();
         push(cll, t);
 }
 
@@ -326,7 +331,8 @@ void claim_loop_serve(struct claim_loop *cll, short revents)
 {
         if (cll->ac && (revents & (POLLIN | POLLERR | POLLHUP)))
                 redisAsyncHandleRead(cll->ac);
-        if (cll->ac && cll->head && clock_mono_ms() - cll->head->sent_ms >= cll->cl->timeout_ms) {
+        if (cll->ac && cll->head &&
+            clock_mono_us() - cll->head->sent_us >= cll->cl->timeout_ms * 1000LL) {
                 char why[64];
 
                 snprintf(why, sizeof(why), "no answer within %d ms", cll->cl->timeout_ms);
@@ -342,7 +348,7 @@ int claim_loop_wait_ms(const struct claim_loop *cll)
 
         if (!cll->head)
                 return -1;
-        left = cll->head->sent_ms + cll->cl->timeout_ms - clock_mono_ms();
+        left = (cll->head->sent_us + cll->cl->timeout_ms * 1000LL - clock_mono_us() + 999) / 1000;
         return left < 0 ? 0 : (int)left;
 }
 

@@ -178,6 +178,9 @@ d.add("timeseries", "connections the receiver closed/s by reason", [(f'sum by (r
       desc="header_timeout / request_timeout: slow or stalled clients; pressure: reclaimed near LIVEFLOW_HTTP_MAX_CONNECTIONS.")
 d.add("timeseries", "duplicate-callback guard (lock:callback:*) /s", [(f'sum by (result) (rate(liveflow_receiver_callback_lock_total[{R}]))', "{{result}}"),
                                                                      (f'sum(rate(liveflow_receiver_callback_lock_errors_total[{R}]))', "Redis errors")], "ops")
+d.add("timeseries", "duplicate-callback guard: Redis round trip", [(f'histogram_quantile(0.5, sum by (call, le) (rate(liveflow_receiver_callback_lock_seconds_bucket[{R}])))', "{{call}} p50"),
+                                                                  (f'histogram_quantile(0.99, sum by (call, le) (rate(liveflow_receiver_callback_lock_seconds_bucket[{R}])))', "{{call}} p99")], "s",
+      desc="Each claim (SET NX) and \"done\" mark is part of every stored request's time: the 200 waits for both.")
 d.row("Kafka")
 d.add("timeseries", "Kafka reachable (1) per receiver", [('min by (process) (liveflow_receiver_kafka_reachable)', "{{process}}")], "short",
       desc="0: no broker answered for 3 s; /readyz is 503 and requests are answered 503 at once.")

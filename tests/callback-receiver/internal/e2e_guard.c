@@ -64,9 +64,11 @@ static long long guard_series(const char *series)
         return series_value(r.body, series);
 }
 
-#define TAKEN     "liveflow_receiver_callback_lock_total{result=\"taken\"}"
-#define UNGUARDED "liveflow_receiver_callback_lock_total{result=\"unguarded\"}"
-#define ERRORS    "liveflow_receiver_callback_lock_errors_total"
+#define TAKEN       "liveflow_receiver_callback_lock_total{result=\"taken\"}"
+#define UNGUARDED   "liveflow_receiver_callback_lock_total{result=\"unguarded\"}"
+#define ERRORS      "liveflow_receiver_callback_lock_errors_total"
+#define CLAIM_TIMES "liveflow_receiver_callback_lock_seconds_count{call=\"claim\"}"
+#define MARK_TIMES  "liveflow_receiver_callback_lock_seconds_count{call=\"done\"}"
 
 /* A signed unban of a fresh anchor under webhook-id msg (fresh too); the path in path. */
 static struct reply post_unban(char *msg, size_t msg_size, char *path, size_t path_size)
@@ -100,6 +102,9 @@ Test(internal_e2e, the_claim_says_done_before_the_200_is_written)
         }
         cr_assert(eq(i64, guard_series(TAKEN), 10));
         cr_assert(eq(i64, guard_series(ERRORS), 0));
+        /* every claim and every mark was answered: each round trip is in the histogram */
+        cr_assert(eq(i64, guard_series(CLAIM_TIMES), 10));
+        cr_assert(eq(i64, guard_series(MARK_TIMES), 10));
         support_receiver_stop(&rcv, false);
 }
 
@@ -178,6 +183,7 @@ Test(internal_e2e, a_silent_redis_holds_up_only_the_request_whose_claim_waits)
         cr_assert(ge(i64, tu.ms, 2500), "answered in %lld ms: the claim did not wait", tu.ms);
         cr_assert(eq(i64, guard_series(UNGUARDED), 1));
         cr_assert(eq(i64, guard_series(ERRORS), 1));
+        cr_assert(eq(i64, guard_series(CLAIM_TIMES), 0)); /* no answer: no round trip */
         /* ...and nothing else on its loop waited. */
         cr_assert(lt(i64, slowest_ms, 1500), "a request waited %lld ms behind the claim",
                   slowest_ms);
