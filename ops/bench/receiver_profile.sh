@@ -11,7 +11,9 @@
 # MODE strace: the same receiver natively, `strace -f -c` attached for the run: system calls;
 # MODE cpu: natively, user and system CPU per request of each thread from /proc.
 # Every mode also prints the bytes the dev broker received per request (ss's bytes_received
-# on its sockets: what the producer sent, compressed or not).
+# on its sockets: what the producer sent, compressed or not), and the mean time of each stage of
+# a request from the receiver's own histograms: the whole request, the broker's ack, the
+# guard's claim and "done" mark.
 #
 # Environment: BUILD (build), PROFILE_RECEIVER_ENV (extra VAR=VALUE words for the receiver,
 # e.g. LIVEFLOW_KAFKA_PROP_COMPRESSION_TYPE=none), PROFILE_KEEP=1 keeps the temp directory
@@ -121,7 +123,24 @@ thread_ticks() {
         done | awk '{ u[$1] += $2; s[$1] += $3 } END { for (k in u) print k, u[k], s[k] }' | sort
 }
 
+# stage_sums: the receiver's own time sums and counts (its /metrics), one "name sum count" line
+# per stage: a request from its head to its answer, the broker's ack, the guard's claim and mark.
+stage_sums() {
+        curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | awk '
+                function stage(line) {
+                        if (line ~ /^liveflow_receiver_request_duration_seconds_/) return "request"
+                        if (line ~ /^liveflow_receiver_ack_seconds_/) return "ack"
+                        if (line ~ /^liveflow_receiver_callback_lock_seconds_.*call="claim"/) return "claim"
+                        if (line ~ /^liveflow_receiver_callback_lock_seconds_.*call="done"/) return "mark"
+                        return ""
+                }
+                /_sum[{ ]/ { st = stage($0); if (st != "") sum[st] += $NF }
+                /_count[{ ]/ { st = stage($0); if (st != "") cnt[st] += $NF }
+                END { for (st in cnt) print st, sum[st] + 0, cnt[st] }' | sort
+}
+
 wrk_run warmup "$WARMUP"
+stage_sums >"$DIR/stages0"
 case "$MODE" in
 callgrind) callgrind_control -z "$RCV_PID" >/dev/null ;;
 strace)
@@ -134,6 +153,7 @@ esac
 bytes0=$(broker_bytes)
 wrk_run run "$RUN"
 bytes1=$(broker_bytes)
+stage_sums >"$DIR/stages1"
 case "$MODE" in
 callgrind) callgrind_control -d "$RCV_PID" >/dev/null ;;
 strace)
@@ -152,6 +172,10 @@ OK=$(sed -n 's/^BENCH sent=.* ok=\([0-9]*\).*/\1/p' "$DIR/wrk-run.out")
 echo "$MODE, one loop, $CONNS connections, ${RUN} s: $OK callbacks acknowledged;" \
         "$(grep '^BENCH latency_us' "$DIR/wrk-run.out" | cut -d' ' -f3-5);" \
         "the dev broker received $(((bytes1 - bytes0) / OK)) bytes per callback"
+# The mean of each stage over the run, from the receiver's histograms: where the time between a
+# request's head and its answer goes (the stages overlap nothing but the request).
+echo "  mean time per stage (µs, the receiver's histograms over the run):" \
+        "$(join "$DIR/stages0" "$DIR/stages1" | awk '{ n = $5 - $3; if (n > 0) printf "%s %.0f (%d)  ", $1, ($4 - $2) * 1e6 / n, n }')"
 case "$MODE" in
 callgrind)
         kill -INT "$RCV_PID"
