@@ -193,7 +193,10 @@ Test(internal_e2e, a_silent_redis_holds_up_only_the_request_whose_claim_waits)
 
 /* ------------------------------------------------------------ a Redis that restarts */
 
-/* A redis-server of the test's own on port, without persistence; up when it answers PING. */
+/*
+ * A redis-server of the test's own on port, without persistence; up when it answers PING. It is
+ * the test's "other" process, so that the suite's teardown kills it when the test fails.
+ */
 static pid_t start_private_redis(int port, const char *log_path)
 {
         char sh[] = "/bin/sh", dash_c[] = "-c", command[160];
@@ -203,6 +206,7 @@ static pid_t start_private_redis(int port, const char *log_path)
         snprintf(command, sizeof(command),
                  "exec redis-server --bind 127.0.0.1 --port %d --save '' --appendonly no", port);
         pid = support_spawn(argv, NULL, log_path);
+        other.pid = pid;
         for (int i = 0; i < 200; i++) {
                 redisContext *c = redisConnect("127.0.0.1", port);
                 redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
@@ -224,6 +228,7 @@ static void stop_private_redis(pid_t pid)
 {
         kill(pid, SIGKILL);
         support_wait_exit(pid, 5000);
+        other.pid = 0;
 }
 
 /*
