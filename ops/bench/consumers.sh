@@ -47,6 +47,22 @@ stop_consumer() {
 # stream_drain: starts the stream consumer on the backlog of TARGET records (group GROUP,
 # database DB) and polls it until every record is done: CONSUMER_PID, t_start, t_rows, the
 # CPU and MariaDB/Redis counters before, the HELD_* of its partitions.
+# set_aside_start ROLE RECORDS TABLE TIME_COLUMN PIDFILE LOG: a start whose lanes got their
+# partitions in separate rounds (join_is_late) says what it gave, is stopped and its logs set
+# aside (LOG as LOG-startN.log); starts counts the next one.
+set_aside_start() {
+        local span_us
+        span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN($4), MAX($4)) FROM $3")
+        echo "  start $starts: $(fmt_rate $(($2 - 1)) "${span_us:-0}") rec/s, its lanes' partitions" \
+                "$(held_spread_ms) ms apart (the dev broker took another rebalance round, see join_is_late):" \
+                "measured again with a new group, database and Redis database"
+        stop_consumer "$5"
+        mv "$6" "${6%.log}-start$starts.log"
+        slow_log_stop "$1" >/dev/null
+        rm -f "$LOGS/slow-$1.log"
+        starts=$((starts + 1))
+}
+
 stream_drain() {
         two_free_ports
         CONSUMER_ADMIN=$PORT_A
@@ -133,15 +149,8 @@ bench_stream() {
         starts=1
         stream_drain
         while join_is_late "$CONSUMER_LANES" && [ "$starts" -lt "$JOIN_TRIES" ] && [ "$FRESH_CNT" -lt 5 ]; do
-                span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), MAX(updated_at)) FROM live_streams")
-                echo "  start $starts: $(fmt_rate $((TARGET - 1)) "${span_us:-0}") rec/s, its lanes' partitions" \
-                        "$(held_spread_ms) ms apart (the dev broker took another rebalance round, see join_is_late):" \
-                        "measured again with a new group, database and Redis database"
-                stop_consumer "$PIDS/consumer-stream.pid"
-                mv "$LOGS/consumer.log" "$LOGS/consumer-start$starts.log"
-                slow_log_stop stream >/dev/null
-                rm -f "$LOGS/slow-stream.log"
-                starts=$((starts + 1))
+                set_aside_start stream "$TARGET" live_streams updated_at "$PIDS/consumer-stream.pid" \
+                        "$LOGS/consumer.log"
                 GROUP=bench.stream.$starts
                 fresh_stores "stream$starts"
                 stream_drain
@@ -314,15 +323,7 @@ bench_role() {
         starts=1
         role_drain
         while join_is_late "$lanes" && [ "$starts" -lt "$JOIN_TRIES" ] && [ "$FRESH_CNT" -lt 5 ]; do
-                span_us=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, MIN($ROLE_TS), MAX($ROLE_TS)) FROM $ROLE_TABLE")
-                echo "  start $starts: $(fmt_rate $((target - 1)) "${span_us:-0}") rec/s, its lanes' partitions" \
-                        "$(held_spread_ms) ms apart (the dev broker took another rebalance round, see join_is_late):" \
-                        "measured again with a new group, database and Redis database"
-                stop_consumer "$PIDS/consumer-$role.pid"
-                mv "$log" "${log%.log}-start$starts.log"
-                slow_log_stop "$role" >/dev/null
-                rm -f "$LOGS/slow-$role.log"
-                starts=$((starts + 1))
+                set_aside_start "$role" "$target" "$ROLE_TABLE" "$ROLE_TS" "$PIDS/consumer-$role.pid" "$log"
                 group=liveflow.$role.$starts
                 fresh_stores "$role$starts"
                 role_drain
