@@ -16,14 +16,17 @@
 #include "support.h"
 #include "fixture.h"
 
-/* GET key on the Redis at host:port, db; the string in out ("" when absent). */
-static void redis_get_at(const char *host, int port, int db, const char *key, char *out,
-                         size_t out_size)
+/* GET key on the Redis at host:port (AUTH password first, unless NULL), db; the string in out
+ * ("" when absent). */
+static void redis_get_as(const char *host, int port, const char *password, int db, const char *key,
+                         char *out, size_t out_size)
 {
         redisContext *c = redisConnect(host, port);
         redisReply *r;
 
         cr_assert(c != NULL && !c->err, "redis %s:%d", host, port);
+        if (password)
+                freeReplyObject(redisCommand(c, "AUTH %s", password));
         if (db)
                 freeReplyObject(redisCommand(c, "SELECT %d", db));
         r = redisCommand(c, "GET %s", key);
@@ -31,6 +34,12 @@ static void redis_get_at(const char *host, int port, int db, const char *key, ch
         snprintf(out, out_size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
         freeReplyObject(r);
         redisFree(c);
+}
+
+static void redis_get_at(const char *host, int port, int db, const char *key, char *out,
+                         size_t out_size)
+{
+        redis_get_as(host, port, NULL, db, key, out, out_size);
 }
 
 /* GET key on the fixture Redis. */
@@ -197,20 +206,22 @@ Test(internal_e2e, a_silent_redis_holds_up_only_the_request_whose_claim_waits)
  * A redis-server of the test's own on port, without persistence; up when it answers PING. It is
  * the test's "other" process, so that the suite's teardown kills it when the test fails.
  */
-static pid_t start_private_redis(int port, const char *log_path)
+static pid_t start_private_redis_with(int port, const char *log_path, const char *password)
 {
-        char sh[] = "/bin/sh", dash_c[] = "-c", command[160];
+        char sh[] = "/bin/sh", dash_c[] = "-c", command[256];
         char *argv[] = {sh, dash_c, command, NULL};
         pid_t pid;
 
         snprintf(command, sizeof(command),
-                 "exec redis-server --bind 127.0.0.1 --port %d --save '' --appendonly no", port);
+                 "exec redis-server --bind 127.0.0.1 --port %d --save '' --appendonly no%s%s", port,
+                 password ? " --requirepass " : "", password ? password : "");
         pid = support_spawn(argv, NULL, log_path);
         other.pid = pid;
         for (int i = 0; i < 200; i++) {
                 redisContext *c = redisConnect("127.0.0.1", port);
                 redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
-                bool is_up = r && r->type == REDIS_REPLY_STATUS;
+                /* up: PONG, or NOAUTH when it wants a password */
+                bool is_up = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
 
                 if (r)
                         freeReplyObject(r);
@@ -222,6 +233,11 @@ static pid_t start_private_redis(int port, const char *log_path)
         }
         cr_assert(false, "redis-server on port %d did not answer in 10 s; log %s", port, log_path);
         return -1;
+}
+
+static pid_t start_private_redis(int port, const char *log_path)
+{
+        return start_private_redis_with(port, log_path, NULL);
 }
 
 static void stop_private_redis(pid_t pid)
@@ -262,6 +278,46 @@ Test(internal_e2e, after_redis_restarts_the_guard_connects_again_and_holds)
 
         cr_assert(eq(i64, guard_series(TAKEN), 2));
         cr_assert(eq(i64, guard_series(ERRORS), 0), "log %s", rcv.log_path);
+        support_receiver_stop(&rcv, false);
+        stop_private_redis(redis);
+        unlink(log_path);
+}
+
+/*
+ * The loop's connection says AUTH and SELECT as LIVEFLOW_REDIS_URL does: with the password the
+ * claim is taken and marked in the URL's database; with a wrong one the guard fails open,
+ * counted once, and the request is still stored.
+ */
+Test(internal_e2e, the_guard_asks_redis_with_the_urls_password_and_database)
+{
+        char redis_env[160], log_path[256], path[256], msg[64], key[128], value[64];
+        int port = support_free_port();
+        pid_t redis;
+        struct reply r;
+
+        support_unique_name("/tmp/liveflow_e2e_guard_redis", log_path, sizeof(log_path));
+        redis = start_private_redis_with(port, log_path, "guard-secret");
+        snprintf(redis_env, sizeof(redis_env),
+                 "LIVEFLOW_REDIS_URL=redis://:guard-secret@127.0.0.1:%d/3", port);
+        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, redis_env);
+        r = post_unban(msg, sizeof(msg), path, sizeof(path));
+        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, rcv.log_path);
+        snprintf(key, sizeof(key), "lock:callback:admin:%s", msg);
+        redis_get_as("127.0.0.1", port, "guard-secret", 3, key, value, sizeof(value));
+        cr_assert(strcmp(value, "done") == 0, "%s is \"%s\" in database 3", key, value);
+        redis_get_as("127.0.0.1", port, "guard-secret", 0, key, value, sizeof(value));
+        cr_assert(strcmp(value, "") == 0, "%s is in database 0 too", key);
+        cr_assert(eq(i64, guard_series(TAKEN), 1));
+        cr_assert(eq(i64, guard_series(ERRORS), 0), "log %s", rcv.log_path);
+        support_receiver_stop(&rcv, false);
+
+        snprintf(redis_env, sizeof(redis_env),
+                 "LIVEFLOW_REDIS_URL=redis://:not-the-secret@127.0.0.1:%d/3", port);
+        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, redis_env);
+        r = post_unban(msg, sizeof(msg), path, sizeof(path));
+        cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, rcv.log_path);
+        cr_assert(eq(i64, guard_series(UNGUARDED), 1));
+        cr_assert(eq(i64, guard_series(ERRORS), 1));
         support_receiver_stop(&rcv, false);
         stop_private_redis(redis);
         unlink(log_path);
