@@ -31,7 +31,6 @@ struct claim_loop {
         bool is_quiet;                    /* abandoning: what fails is not counted or logged */
         bool is_detached;                 /* destroying: no callback is called */
         struct claim_ticket *head, *tail; /* calls waiting for an answer, oldest first */
-        size_t waiting;
 };
 
 struct claim_loop *claim_loop_new(struct claim *cl)
@@ -91,10 +90,9 @@ static void push(struct claim_loop *cll, struct claim_ticket *t)
         else
                 cll->head = t;
         cll->tail = t;
-        cll->waiting++;
 }
 
-/* Unlinks t, the oldest call in the order Redis answers. */
+/* Unlinks t: the oldest call, as Redis answers in order, unless its take asked a GET since. */
 static void unlink_call(struct claim_loop *cll, struct claim_ticket *t)
 {
         struct claim_ticket **p = &cll->head, *prev = NULL;
@@ -109,7 +107,6 @@ static void unlink_call(struct claim_loop *cll, struct claim_ticket *t)
         if (cll->tail == t)
                 cll->tail = prev;
         t->next_call = NULL;
-        cll->waiting--;
 }
 
 /* Counted and logged once per outage: the first failure makes the guard skip Redis a while. */
@@ -350,11 +347,6 @@ int claim_loop_wait_ms(const struct claim_loop *cll)
                 return -1;
         left = (cll->head->sent_us + cll->cl->timeout_ms * 1000LL - clock_mono_us() + 999) / 1000;
         return left < 0 ? 0 : (int)left;
-}
-
-size_t claim_loop_waiting(const struct claim_loop *cll)
-{
-        return cll->waiting;
 }
 
 void claim_loop_abandon(struct claim_loop *cll)

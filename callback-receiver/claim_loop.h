@@ -58,9 +58,6 @@ void claim_loop_flush(struct claim_loop *cll);
 /** @brief The longest the loop may wait before the oldest call's timeout (-1: no call waits). */
 int claim_loop_wait_ms(const struct claim_loop *cll);
 
-/** @brief How many calls wait for Redis. */
-size_t claim_loop_waiting(const struct claim_loop *cll);
-
 /**
  * @brief Ends every waiting call now as if Redis had failed (callbacks called, nothing counted
  * or logged): at the drain deadline, before the daemon stops.
