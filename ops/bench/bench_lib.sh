@@ -197,6 +197,28 @@ machine_ticks() {
         awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
 
+# stage_sums ADMIN_PORT: the receiver's own time sums and counts (its /metrics), one
+# "stage sum count" line per stage: a request from its head to its answer, the broker's ack, the
+# guard's claim and "done" mark.
+stage_sums() {
+        curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" | awk '
+                function stage(line) {
+                        if (line ~ /^liveflow_receiver_request_duration_seconds_/) return "request"
+                        if (line ~ /^liveflow_receiver_ack_seconds_/) return "ack"
+                        if (line ~ /^liveflow_receiver_callback_lock_seconds_.*call="claim"/) return "claim"
+                        if (line ~ /^liveflow_receiver_callback_lock_seconds_.*call="done"/) return "mark"
+                        return ""
+                }
+                /_sum[{ ]/ { st = stage($0); if (st != "") sum[st] += $NF }
+                /_count[{ ]/ { st = stage($0); if (st != "") cnt[st] += $NF }
+                END { for (st in cnt) print st, sum[st] + 0, cnt[st] }' | sort
+}
+
+# stage_means BEFORE AFTER: each stage's mean in µs between two stage_sums files, with its count.
+stage_means() {
+        join "$1" "$2" | awk '{ n = $5 - $3; if (n > 0) printf "%s %.0f (%d)  ", $1, ($4 - $2) * 1e6 / n, n }'
+}
+
 # task_ticks PID: "name ticks" per thread of PID (user + system clock ticks so far), the
 # receiver's threads grouped: each loop (lf-loop-N), librdkafka's broker threads (rdk:broker*),
 # librdkafka's main threads (rdk:main), and the rest.

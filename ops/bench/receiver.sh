@@ -62,6 +62,7 @@ bench_receiver() {
         rss_sampler "$RECEIVER_PID" "$rss_file" &
         SAMPLER_PID=$!
         BG_PIDS=$SAMPLER_PID
+        stage_sums "$RECEIVER_ADMIN" >"$TMP/bench/stages0-c$c"
         cpu0=$(cpu_ticks "$RECEIVER_PID")
         tasks0=$(task_ticks "$RECEIVER_PID")
         stack0="$(cpu_ticks "$LIVEFLOW_TEST_DEVBROKER_PID") $(cpu_ticks "$LIVEFLOW_TEST_REDIS_PID") $(machine_ticks)"
@@ -69,6 +70,7 @@ bench_receiver() {
         stack1="$(cpu_ticks "$LIVEFLOW_TEST_DEVBROKER_PID") $(cpu_ticks "$LIVEFLOW_TEST_REDIS_PID") $(machine_ticks)"
         cpu1=$(cpu_ticks "$RECEIVER_PID")
         tasks1=$(task_ticks "$RECEIVER_PID")
+        stage_sums "$RECEIVER_ADMIN" >"$TMP/bench/stages1-c$c"
         touch "$rss_file.stop"
         wait "$SAMPLER_PID"
         BG_PIDS=""
@@ -106,6 +108,8 @@ bench_receiver() {
                 "$(awk -v k="$idle" 'BEGIN { printf "%.0f", k / 1024 }') MiB before the run, +$per_conn KiB per connection)" \
                 " cpu $cores cores, $us us/request (no-op $NOOP_US)"
         echo "    receiver CPU by thread: $(task_split "$tasks0" "$tasks1")"
+        echo "    mean time per stage, µs (the receiver's histograms; request = head to answer):" \
+                "$(stage_means "$TMP/bench/stages0-c$c" "$TMP/bench/stages1-c$c")"
         # shellcheck disable=SC2086 # three numbers each
         set -- $stack0 $stack1
         stack_line "$((cpu1 - cpu0))" "$(($4 - $1))" "$(($5 - $2))" "$(($6 - $3))" "$ok"

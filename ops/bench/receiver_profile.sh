@@ -24,6 +24,7 @@ set -u
 LF_PROG=profile
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/ops/lib.sh"
+. "$ROOT/ops/bench/bench_lib.sh"
 
 MODE=${1:-}
 CONNS=${2:-8}
@@ -123,24 +124,8 @@ thread_ticks() {
         done | awk '{ u[$1] += $2; s[$1] += $3 } END { for (k in u) print k, u[k], s[k] }' | sort
 }
 
-# stage_sums: the receiver's own time sums and counts (its /metrics), one "name sum count" line
-# per stage: a request from its head to its answer, the broker's ack, the guard's claim and mark.
-stage_sums() {
-        curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | awk '
-                function stage(line) {
-                        if (line ~ /^liveflow_receiver_request_duration_seconds_/) return "request"
-                        if (line ~ /^liveflow_receiver_ack_seconds_/) return "ack"
-                        if (line ~ /^liveflow_receiver_callback_lock_seconds_.*call="claim"/) return "claim"
-                        if (line ~ /^liveflow_receiver_callback_lock_seconds_.*call="done"/) return "mark"
-                        return ""
-                }
-                /_sum[{ ]/ { st = stage($0); if (st != "") sum[st] += $NF }
-                /_count[{ ]/ { st = stage($0); if (st != "") cnt[st] += $NF }
-                END { for (st in cnt) print st, sum[st] + 0, cnt[st] }' | sort
-}
-
 wrk_run warmup "$WARMUP"
-stage_sums >"$DIR/stages0"
+stage_sums "$ADMIN" >"$DIR/stages0"
 case "$MODE" in
 callgrind) callgrind_control -z "$RCV_PID" >/dev/null ;;
 strace)
@@ -153,7 +138,7 @@ esac
 bytes0=$(broker_bytes)
 wrk_run run "$RUN"
 bytes1=$(broker_bytes)
-stage_sums >"$DIR/stages1"
+stage_sums "$ADMIN" >"$DIR/stages1"
 case "$MODE" in
 callgrind) callgrind_control -d "$RCV_PID" >/dev/null ;;
 strace)
@@ -175,7 +160,7 @@ echo "$MODE, one loop, $CONNS connections, ${RUN} s: $OK callbacks acknowledged;
 # The mean of each stage over the run, from the receiver's histograms: where the time between a
 # request's head and its answer goes (the stages overlap nothing but the request).
 echo "  mean time per stage (µs, the receiver's histograms over the run):" \
-        "$(join "$DIR/stages0" "$DIR/stages1" | awk '{ n = $5 - $3; if (n > 0) printf "%s %.0f (%d)  ", $1, ($4 - $2) * 1e6 / n, n }')"
+        "$(stage_means "$DIR/stages0" "$DIR/stages1")"
 case "$MODE" in
 callgrind)
         kill -INT "$RCV_PID"
