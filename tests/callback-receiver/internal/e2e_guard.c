@@ -248,21 +248,44 @@ static void stop_private_redis(pid_t pid)
 }
 
 /*
+ * rcv asking a redis-server of the test's own (password NULL: none) on a free port, in database
+ * db; the server's pid, its port in *port and its log in log_path.
+ */
+static pid_t start_on_private_redis(int *port, const char *password, int db, char *log_path,
+                                    size_t log_size)
+{
+        char redis_env[192];
+        pid_t redis;
+
+        *port = support_free_port();
+        support_unique_name("/tmp/liveflow_e2e_guard_redis", log_path, log_size);
+        redis = start_private_redis_with(*port, log_path, password);
+        snprintf(redis_env, sizeof(redis_env), "LIVEFLOW_REDIS_URL=redis://%s%s%s127.0.0.1:%d/%d",
+                 password ? ":" : "", password ? password : "", password ? "@" : "", *port, db);
+        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, redis_env);
+        return redis;
+}
+
+/* Stops rcv, then the redis-server, and removes its log. */
+static void stop_on_private_redis(pid_t redis, const char *log_path)
+{
+        support_receiver_stop(&rcv, false);
+        stop_private_redis(redis);
+        unlink(log_path);
+}
+
+/*
  * Redis restarts between two requests: the loop sees its connection closed while no call
  * waits, and makes a new one for the next claim without failing open: the second claim is
  * taken and marked done on the new server, and no failure is counted.
  */
 Test(internal_e2e, after_redis_restarts_the_guard_connects_again_and_holds)
 {
-        char redis_env[128], log_path[256], path[256], msg[64], key[128], value[64];
-        int port = support_free_port();
-        pid_t redis;
+        char log_path[256], path[256], msg[64], key[128], value[64];
+        int port;
+        pid_t redis = start_on_private_redis(&port, NULL, 0, log_path, sizeof(log_path));
         struct reply r;
 
-        support_unique_name("/tmp/liveflow_e2e_guard_redis", log_path, sizeof(log_path));
-        redis = start_private_redis(port, log_path);
-        snprintf(redis_env, sizeof(redis_env), "LIVEFLOW_REDIS_URL=redis://127.0.0.1:%d/0", port);
-        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, redis_env);
         r = post_unban(msg, sizeof(msg), path, sizeof(path));
         cr_assert(eq(long, r.status, 200), "%s", r.body);
 
@@ -278,9 +301,7 @@ Test(internal_e2e, after_redis_restarts_the_guard_connects_again_and_holds)
 
         cr_assert(eq(i64, guard_series(TAKEN), 2));
         cr_assert(eq(i64, guard_series(ERRORS), 0), "log %s", rcv.log_path);
-        support_receiver_stop(&rcv, false);
-        stop_private_redis(redis);
-        unlink(log_path);
+        stop_on_private_redis(redis, log_path);
 }
 
 /*
@@ -291,15 +312,10 @@ Test(internal_e2e, after_redis_restarts_the_guard_connects_again_and_holds)
 Test(internal_e2e, the_guard_asks_redis_with_the_urls_password_and_database)
 {
         char redis_env[160], log_path[256], path[256], msg[64], key[128], value[64];
-        int port = support_free_port();
-        pid_t redis;
+        int port;
+        pid_t redis = start_on_private_redis(&port, "guard-secret", 3, log_path, sizeof(log_path));
         struct reply r;
 
-        support_unique_name("/tmp/liveflow_e2e_guard_redis", log_path, sizeof(log_path));
-        redis = start_private_redis_with(port, log_path, "guard-secret");
-        snprintf(redis_env, sizeof(redis_env),
-                 "LIVEFLOW_REDIS_URL=redis://:guard-secret@127.0.0.1:%d/3", port);
-        start_receiver_with("LIVEFLOW_HMAC_SECRET=" SECRET, redis_env);
         r = post_unban(msg, sizeof(msg), path, sizeof(path));
         cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, rcv.log_path);
         snprintf(key, sizeof(key), "lock:callback:admin:%s", msg);
@@ -318,7 +334,5 @@ Test(internal_e2e, the_guard_asks_redis_with_the_urls_password_and_database)
         cr_assert(eq(long, r.status, 200), "%s; log %s", r.body, rcv.log_path);
         cr_assert(eq(i64, guard_series(UNGUARDED), 1));
         cr_assert(eq(i64, guard_series(ERRORS), 1));
-        support_receiver_stop(&rcv, false);
-        stop_private_redis(redis);
-        unlink(log_path);
+        stop_on_private_redis(redis, log_path);
 }
