@@ -1,10 +1,11 @@
 /*
  * receiver_publish.c: a request's last call, once its body is read: the vendor module maps
  * and verifies it (after an anchor lookup off the loop when it needs one), its claim
- * (lock:callback:{event_key}) is taken with those of the loop's other requests of the turn,
- * and its event is encoded and produced with the connection suspended; the delivery report
- * resumes it, and the handler answers 200 or 503 (or spools, for a caller that never retries).
- * A batch of /v1/events takes one claim and waits for its last delivery report.
+ * (lock:callback:{event_key}) is asked with those of the loop's other requests of the turn,
+ * and once its answer is in, its event is encoded and produced with the connection suspended;
+ * the delivery report marks the claim "done", the mark's confirmation resumes the connection,
+ * and the handler answers 200 or 503 (or spools, for a caller that never retries). A batch of
+ * /v1/events takes one claim and waits for its last delivery report.
  */
 #include "receiver_int.h"
 #include "receiver_request.h"
