@@ -100,8 +100,7 @@ void claim_failed(struct claim *cl, const char *trace_id, const char *why)
         log_warn(trace_id, "callback lock: %s; failing open for %d ms", why, cl->retry_ms);
 }
 
-void claim_take_argv(const struct claim *cl, const struct claim_ticket *t, const char *set[6],
-                     const char *get[2])
+void claim_take_argv(const struct claim *cl, const struct claim_ticket *t, const char *set[6])
 {
         set[0] = "SET";
         set[1] = t->key;
@@ -109,8 +108,6 @@ void claim_take_argv(const struct claim *cl, const struct claim_ticket *t, const
         set[3] = "NX";
         set[4] = "PX";
         set[5] = cl->pending_ttl;
-        get[0] = "GET";
-        get[1] = t->key;
 }
 
 int claim_take_outcome(int set_type, const redisReply *get, enum claim_result *res)
@@ -214,7 +211,7 @@ void claim_ticket_init(struct claim_ticket *t, const char *event_key, long long 
 enum claim_result claim_take(struct claim *cl, const char *event_key, long long done_ttl_ms,
                              const char *trace_id, struct claim_ticket *t)
 {
-        const char *set[6], *get[2];
+        const char *set[6], *get[2] = {"GET", t->key}; /* in the same write: a blocking call */
         const char **cmds[2] = {set, get};
         const int argcs[2] = {6, 2};
         redisReply *replies[2];
@@ -222,7 +219,7 @@ enum claim_result claim_take(struct claim *cl, const char *event_key, long long 
         long long start_us = clock_mono_us();
 
         claim_ticket_init(t, event_key, done_ttl_ms);
-        claim_take_argv(cl, t, set, get);
+        claim_take_argv(cl, t, set);
         if (ask(cl, 2, argcs, cmds, replies, trace_id) == 0) {
                 if (claim_take_outcome(replies[0]->type, replies[1], &res) == 0)
                         claim_note_seconds(cl, true, start_us);

@@ -40,9 +40,8 @@ bool claim_is_asked(struct claim *cl);
 /* A failure: counted, logged (why, with trace_id), Redis skipped for retry_ms. */
 void claim_failed(struct claim *cl, const char *trace_id, const char *why);
 
-/* A take's two commands: SET key token NX PX <pending TTL>, and GET key when the SET found it. */
-void claim_take_argv(const struct claim *cl, const struct claim_ticket *t, const char *set[6],
-                     const char *get[2]);
+/* A take's SET key token NX PX <pending TTL>; a GET of the key tells whose it is when held. */
+void claim_take_argv(const struct claim *cl, const struct claim_ticket *t, const char *set[6]);
 
 /*
  * What a take found, from its SET's reply type and its GET's reply, in *res; -1 when they are

@@ -260,7 +260,7 @@ static bool connect_redis(struct claim_loop *cll, const char *trace_id)
 /* Queues t's take or "done" mark, or ends the call at once when Redis is not asked. */
 static void send_call(struct claim_loop *cll, struct claim_ticket *t)
 {
-        const char *set[6], *get[2], *done[5];
+        const char *set[6], *done[5];
         char ttl[24];
         int rc;
 
@@ -270,7 +270,7 @@ static void send_call(struct claim_loop *cll, struct claim_ticket *t)
                 return;
         }
         if (t->on_taken) {
-                claim_take_argv(cll->cl, t, set, get); /* the GET only if the SET finds the key */
+                claim_take_argv(cll->cl, t, set); /* the GET only if the SET finds the key held */
                 rc = queue_command(cll, on_take_set, t, 6, set);
         } else {
                 claim_done_argv(t, ttl, done);
