@@ -460,8 +460,7 @@ enum MHD_Result request_reply_delivery(struct request *req)
         char message[160];
 
         if (!req->ticket.err) {
-                note_delivered(req);
-                claim_confirm(req->rcv->claim, &req->claim); /* done already: receiver_acked() */
+                note_delivered(req); /* the claim says "done" already: receiver_acked() */
                 return request_reply(req, 200, NULL);
         }
         if (spool_event(req, rd_kafka_err2str(req->ticket.err))) {
